@@ -1,0 +1,185 @@
+"""Run-time options: one-api's keys, defaults and text encoding.
+
+Values are stored as text (`"true"`, `"500"`, JSON) exactly as one-api stores
+them. Reads go through an in-process snapshot refreshed on change, so the relay
+never queries the table per request.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from billing.pricing import DEFAULT_COMPLETION_RATIO, DEFAULT_GROUP_RATIO, DEFAULT_MODEL_RATIO
+
+DEFAULTS: dict[str, str] = {
+    # Accounts
+    "PasswordLoginEnabled": "true",
+    "PasswordRegisterEnabled": "true",
+    "RegisterEnabled": "true",
+    "EmailVerificationEnabled": "false",
+    "EmailDomainRestrictionEnabled": "false",
+    "EmailDomainWhitelist": "gmail.com,163.com,126.com,qq.com,outlook.com,hotmail.com,icloud.com,yahoo.com,foxmail.com",
+    "GitHubOAuthEnabled": "false",
+    "GitHubClientId": "",
+    "GitHubClientSecret": "",
+    "OidcEnabled": "false",
+    "OidcClientId": "",
+    "OidcClientSecret": "",
+    "OidcWellKnown": "",
+    "OidcAuthorizationEndpoint": "",
+    "OidcTokenEndpoint": "",
+    "OidcUserinfoEndpoint": "",
+    "TurnstileCheckEnabled": "false",
+    "TurnstileSiteKey": "",
+    "TurnstileSecretKey": "",
+    # Mail
+    "SMTPServer": "",
+    "SMTPPort": "587",
+    "SMTPAccount": "",
+    "SMTPFrom": "",
+    "SMTPToken": "",
+    # Branding
+    "SystemName": "One API",
+    "Logo": "",
+    "Footer": "",
+    "Notice": "",
+    "About": "",
+    "HomePageContent": "",
+    "ServerAddress": "http://localhost:3000",
+    "TopUpLink": "",
+    "ChatLink": "",
+    # Quota
+    "QuotaForNewUser": "0",
+    "QuotaForInviter": "0",
+    "QuotaForInvitee": "0",
+    "QuotaRemindThreshold": "1000",
+    "PreConsumedQuota": "500",
+    "QuotaPerUnit": "500000",
+    "DisplayInCurrencyEnabled": "true",
+    "DisplayTokenStatEnabled": "true",
+    "ApproximateTokenEnabled": "false",
+    "LogConsumeEnabled": "true",
+    "ModelRatio": json.dumps(DEFAULT_MODEL_RATIO, indent=2),
+    "CompletionRatio": json.dumps(DEFAULT_COMPLETION_RATIO, indent=2),
+    "GroupRatio": json.dumps(DEFAULT_GROUP_RATIO, indent=2),
+    # Channels
+    "RetryTimes": "0",
+    "AutomaticDisableChannelEnabled": "false",
+    "AutomaticEnableChannelEnabled": "false",
+    "ChannelDisableThreshold": "5",
+}
+
+INT_KEYS = {
+    "SMTPPort", "QuotaForNewUser", "QuotaForInviter", "QuotaForInvitee", "QuotaRemindThreshold",
+    "PreConsumedQuota", "RetryTimes",
+}
+FLOAT_KEYS = {"QuotaPerUnit", "ChannelDisableThreshold"}
+JSON_KEYS = {"ModelRatio", "CompletionRatio", "GroupRatio"}
+BOOL_KEYS = {k for k, v in DEFAULTS.items() if v in ("true", "false")}
+
+# Grouped as one-api's settings pages group them.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "operation": (
+        "QuotaPerUnit", "ModelRatio", "CompletionRatio", "GroupRatio", "PreConsumedQuota",
+        "QuotaForNewUser", "QuotaForInviter", "QuotaForInvitee", "QuotaRemindThreshold",
+        "RetryTimes", "AutomaticDisableChannelEnabled", "AutomaticEnableChannelEnabled",
+        "ChannelDisableThreshold", "DisplayInCurrencyEnabled", "DisplayTokenStatEnabled",
+        "ApproximateTokenEnabled", "LogConsumeEnabled", "TopUpLink", "ChatLink",
+    ),
+    "system": (
+        "PasswordLoginEnabled", "PasswordRegisterEnabled", "RegisterEnabled",
+        "EmailVerificationEnabled", "EmailDomainRestrictionEnabled", "EmailDomainWhitelist",
+        "SMTPServer", "SMTPPort", "SMTPAccount", "SMTPFrom", "SMTPToken",
+        "GitHubOAuthEnabled", "GitHubClientId", "GitHubClientSecret",
+        "OidcEnabled", "OidcClientId", "OidcClientSecret", "OidcWellKnown",
+        "OidcAuthorizationEndpoint", "OidcTokenEndpoint", "OidcUserinfoEndpoint",
+        "TurnstileCheckEnabled", "TurnstileSiteKey", "TurnstileSecretKey", "ServerAddress",
+    ),
+    "other": ("SystemName", "Logo", "Footer", "Notice", "About", "HomePageContent"),
+}
+
+
+def is_secret(key: str) -> bool:
+    """one-api hides keys ending in Token or Secret from GET /api/option/."""
+    return key.endswith(("Token", "Secret", "SecretKey"))
+
+
+class OptionError(ValueError):
+    pass
+
+
+def parse(key: str, raw: str) -> Any:
+    """Decode a stored text value to its Python type; OptionError names the key."""
+    if key in BOOL_KEYS:
+        lowered = str(raw).strip().lower()
+        if lowered not in ("true", "false"):
+            raise OptionError(f"{key} must be true or false")
+        return lowered == "true"
+    if key in INT_KEYS:
+        try:
+            return int(str(raw).strip())
+        except ValueError:
+            raise OptionError(f"{key} must be a whole number") from None
+    if key in FLOAT_KEYS:
+        try:
+            return float(str(raw).strip())
+        except ValueError:
+            raise OptionError(f"{key} must be a number") from None
+    if key in JSON_KEYS:
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise OptionError(f"{key} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+            for k, v in value.items()
+        ):
+            raise OptionError(f"{key} must be a JSON object of names to non-negative numbers")
+        return value
+    return str(raw)
+
+
+def encode(key: str, value: Any) -> str:
+    """The text form one-api stores: bools as "true"/"false", JSON for maps."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+class _Snapshot:
+    """The decoded options of this process; swapped whole, read without locks."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {k: parse(k, v) for k, v in DEFAULTS.items()}
+        self._lock = threading.Lock()
+
+    def load(self, stored: dict[str, str]) -> None:
+        values = {k: parse(k, v) for k, v in DEFAULTS.items()}
+        for key, raw in stored.items():
+            if key in DEFAULTS:
+                try:
+                    values[key] = parse(key, raw)
+                except OptionError:
+                    # A bad stored value must not take the gateway down; keep the default.
+                    pass
+            else:
+                values[key] = raw
+        with self._lock:
+            self.values = values
+
+
+snapshot = _Snapshot()
+
+
+def get(key: str) -> Any:
+    return snapshot.values.get(key, DEFAULTS.get(key))
+
+
+def reload_from_db() -> None:
+    from billing.models import Option
+
+    snapshot.load(dict(Option.objects.values_list("key", "value")))

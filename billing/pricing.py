@@ -1,0 +1,127 @@
+"""Prices as one-api expresses them: quota = ceil((prompt + completion x CR) x MR x GR).
+
+A model ratio of 1 is US$0.002 per 1K prompt tokens, and QuotaPerUnit (500000)
+quota is US$1, so at ratio 1 one token costs one quota. Arithmetic is decimal so
+a charge never drifts by one from float rounding (1000 x 0.001 must be 1, not 2).
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from functools import lru_cache
+
+USD_PER_1M_AT_RATIO_1 = 2  # ratio = US$ per 1M prompt tokens / 2
+
+# Prompt-side ratios for current models (vendor list prices / 2 per 1M tokens).
+DEFAULT_MODEL_RATIO: dict[str, float] = {
+    "gpt-3.5-turbo": 0.25, "gpt-3.5-turbo-0125": 0.25, "gpt-3.5-turbo-instruct": 0.75,
+    "gpt-4": 15, "gpt-4-turbo": 5, "gpt-4o": 1.25, "gpt-4o-2024-05-13": 2.5, "gpt-4o-mini": 0.075,
+    "gpt-4.1": 1, "gpt-4.1-mini": 0.2, "gpt-4.1-nano": 0.05,
+    "gpt-5": 0.625, "gpt-5-mini": 0.125, "gpt-5-nano": 0.025,
+    "o1": 7.5, "o1-mini": 0.55, "o3": 1, "o3-mini": 0.55, "o4-mini": 0.55,
+    "text-embedding-ada-002": 0.05, "text-embedding-3-small": 0.01, "text-embedding-3-large": 0.065,
+    "text-moderation-latest": 0.1, "text-moderation-stable": 0.1, "omni-moderation-latest": 0.1,
+    "whisper-1": 15, "tts-1": 7.5, "tts-1-hd": 15, "dall-e-2": 8, "dall-e-3": 20,
+    "claude-3-haiku-20240307": 0.125, "claude-3-5-haiku-20241022": 0.4,
+    "claude-3-5-sonnet-20241022": 1.5, "claude-3-7-sonnet-20250219": 1.5,
+    "claude-sonnet-4-20250514": 1.5, "claude-opus-4-20250514": 7.5,
+    "gemini-1.5-pro": 0.625, "gemini-1.5-flash": 0.0375, "gemini-2.0-flash": 0.05,
+    "gemini-2.5-pro": 0.625, "gemini-2.5-flash": 0.15, "text-embedding-004": 0.01,
+    "deepseek-chat": 0.135, "deepseek-reasoner": 0.275,
+    "mistral-large-latest": 1, "mistral-small-latest": 0.1, "open-mistral-nemo": 0.075,
+    "grok-3": 1.5, "grok-3-mini": 0.15,
+    "llama-3.1-8b-instant": 0.025, "llama-3.3-70b-versatile": 0.295,
+    "moonshot-v1-8k": 0.857, "moonshot-v1-32k": 1.714, "moonshot-v1-128k": 4.286,
+    "glm-4-plus": 3.571, "glm-4-air": 0.036, "glm-4-flash": 0, "embedding-3": 0.036,
+    "qwen-max": 1.714, "qwen-plus": 0.057, "qwen-turbo": 0.021,
+}
+
+DEFAULT_COMPLETION_RATIO: dict[str, float] = {
+    "gpt-4o": 4, "gpt-4o-2024-05-13": 3, "gpt-4o-mini": 4, "gpt-4.1": 4, "gpt-4.1-mini": 4,
+    "gpt-4.1-nano": 4, "gpt-5": 8, "gpt-5-mini": 8, "gpt-5-nano": 8, "o1": 4, "o1-mini": 4,
+    "o3": 4, "o3-mini": 4, "o4-mini": 4, "deepseek-chat": 4.07, "deepseek-reasoner": 3.98,
+    "gemini-2.5-pro": 8, "gemini-2.5-flash": 8.33, "gemini-2.0-flash": 4,
+    "claude-3-5-haiku-20241022": 5, "grok-3": 5, "grok-3-mini": 3.33, "whisper-1": 0,
+}
+
+DEFAULT_GROUP_RATIO: dict[str, float] = {"default": 1, "vip": 1, "svip": 1}
+
+UNKNOWN_MODEL_RATIO = 30  # one-api's fallback: expensive on purpose, so a typo is noticed
+
+
+def model_ratio(model: str, channel_type: int, ratios: dict[str, float]) -> float:
+    """one-api's lookup: "model(type)" first, then "model", then the fallback."""
+    keyed = f"{model}({channel_type})"
+    if keyed in ratios:
+        return ratios[keyed]
+    if model in ratios:
+        return ratios[model]
+    if model in DEFAULT_MODEL_RATIO:
+        return DEFAULT_MODEL_RATIO[model]
+    return UNKNOWN_MODEL_RATIO
+
+
+def completion_ratio(model: str, ratios: dict[str, float]) -> float:
+    if model in ratios:
+        return ratios[model]
+    return _completion_rule(model)
+
+
+@lru_cache(maxsize=4096)
+def _completion_rule(model: str) -> float:
+    """one-api's hard-coded fallbacks for models missing from the option."""
+    name = model.lower()
+    if name.startswith("gpt-3.5"):
+        if name == "gpt-3.5-turbo" or name.endswith("0125"):
+            return 3
+        if name.endswith("1106"):
+            return 2
+        return 4 / 3
+    if name.startswith("gpt-4o") or name.startswith("chatgpt-4o"):
+        return 4
+    if name.startswith("gpt-4-turbo") or name.endswith("preview"):
+        return 3
+    if name.startswith("gpt-4"):
+        return 2
+    if name.startswith(("o1", "o3", "o4")):
+        return 4
+    if name.startswith("claude-3") or "claude" in name and "4" in name:
+        return 5
+    if name.startswith("claude"):
+        return 3
+    if name.startswith(("gemini", "mistral")):
+        return 3
+    if name.startswith("deepseek"):
+        return 2
+    if name.startswith("whisper"):
+        return 0
+    return 1
+
+
+def group_ratio(group: str, ratios: dict[str, float]) -> float:
+    return ratios.get(group, 1)
+
+
+@lru_cache(maxsize=1024)
+def _dec(value: float) -> Decimal:
+    return Decimal(str(value))
+
+
+def text_quota(*, prompt_tokens: int, completion_tokens: int, model_ratio: float,
+               completion_ratio: float, group_ratio: float) -> int:
+    """The charge for a text request, as one-api's postConsumeQuota computes it."""
+    if prompt_tokens <= 0 and completion_tokens <= 0:
+        return 0
+    ratio = _dec(model_ratio) * _dec(group_ratio)
+    if ratio == 0:
+        return 0
+    exact = (Decimal(prompt_tokens) + Decimal(completion_tokens) * _dec(completion_ratio)) * ratio
+    return max(1, math.ceil(exact))
+
+
+def pre_consume_quota(*, base: int, prompt_tokens: int, max_tokens: int, model_ratio: float,
+                      group_ratio: float) -> int:
+    """What to reserve before the call: (PreConsumedQuota + prompt + max_tokens) x MR x GR."""
+    exact = Decimal(base + prompt_tokens + max(0, max_tokens)) * _dec(model_ratio) * _dec(group_ratio)
+    return math.ceil(exact)

@@ -1,0 +1,197 @@
+"""Every quota move and every log write.
+
+Each move is one guarded statement or one transaction, so concurrent requests,
+retries and redemptions can neither lose an update nor apply one twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F
+
+from accounts.models import Token, User
+from accounts.services import ValidationError
+from billing import options
+from billing.models import Log, Option, RedemptionCode
+from oneapi_site.lib import changes
+from oneapi_site.lib.keys import uuid_hex
+from oneapi_site.lib.timeutil import now_ts
+
+
+def log_record(*, user_id: int, type: int, content: str, username: str = "", quota: int = 0, **extra) -> Log:
+    if not username and user_id:
+        username = User.objects.filter(pk=user_id).values_list("username", flat=True).first() or ""
+    return Log.objects.create(user_id=user_id, type=type, content=content, username=username, quota=quota, **extra)
+
+
+def quota_display(quota: int) -> str:
+    per_unit = options.get("QuotaPerUnit") or 500000
+    if options.get("DisplayInCurrencyEnabled"):
+        return f"${quota / per_unit:.6f}".rstrip("0").rstrip(".")
+    return f"{quota} quota"
+
+
+# --- Redemption codes -------------------------------------------------------
+
+def redemption_create_batch(*, creator: User | None, name: str, quota: int, count: int = 1) -> list[str]:
+    name = (name or "").strip()
+    if not name or len(name) > 20:
+        raise ValidationError("name must be 1 to 20 characters", field="name")
+    if not 1 <= count <= 100:
+        raise ValidationError("count must be between 1 and 100", field="count")
+    if quota <= 0:
+        raise ValidationError("quota must be positive", field="quota")
+    codes = [RedemptionCode(user=creator, key=uuid_hex(), name=name, quota=quota) for _ in range(count)]
+    with transaction.atomic():
+        RedemptionCode.objects.bulk_create(codes)
+    return [c.key for c in codes]
+
+
+@transaction.atomic
+def redemption_redeem(*, user_id: int, key: str) -> int:
+    """Credit the code's quota to the user once; a second redeemer, even concurrent, is refused."""
+    key = (key or "").strip()
+    if not key:
+        raise ValidationError("enter a redemption code", field="key")
+    code = RedemptionCode.objects.filter(key=key).values("id", "quota", "status").first()
+    if code is None:
+        raise ValidationError("invalid redemption code", field="key")
+    # The status guard makes the claim one statement: two redeemers cannot both see status 1.
+    claimed = RedemptionCode.objects.filter(pk=code["id"], status=RedemptionCode.Status.ENABLED).update(
+        status=RedemptionCode.Status.USED, redeemed_time=now_ts(), redeemed_by_id=user_id)
+    if claimed != 1:
+        raise ValidationError("this redemption code has been used or disabled", field="key")
+    User.objects.filter(pk=user_id).update(quota=F("quota") + code["quota"])
+    log_record(user_id=user_id, type=Log.Type.TOPUP, quota=code["quota"],
+               content=f"Redeemed a code for {quota_display(code['quota'])}")
+    changes.publish("users")
+    return code["quota"]
+
+
+@transaction.atomic
+def user_topup(*, user_id: int, quota: int, remark: str = "", by: User | None = None) -> None:
+    """An admin credits a user (one-api's POST /api/topup)."""
+    if quota == 0:
+        raise ValidationError("quota must not be zero", field="quota")
+    if User.objects.filter(pk=user_id).update(quota=F("quota") + quota) != 1:
+        raise ValidationError("no such user", field="user_id")
+    note = f" ({remark})" if remark else ""
+    log_record(user_id=user_id, type=Log.Type.TOPUP, quota=quota,
+               content=f"Top-up by an administrator: {quota_display(quota)}{note}")
+    changes.publish("users")
+
+
+@transaction.atomic
+def user_quota_set(*, user_id: int, quota: int, by: User | None = None) -> None:
+    """An admin sets a user's balance; the change is written as a manage log (one-api)."""
+    old = User.objects.select_for_update().filter(pk=user_id).values_list("quota", flat=True).first()
+    if old is None:
+        raise ValidationError("no such user", field="id")
+    if old == quota:
+        return
+    User.objects.filter(pk=user_id).update(quota=quota)
+    who = f" by {by.username}" if by else ""
+    log_record(user_id=user_id, type=Log.Type.MANAGE, quota=quota - old,
+               content=f"Quota changed{who} from {quota_display(old)} to {quota_display(quota)}")
+    changes.publish("users")
+
+
+# --- Usage settlement --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Charge:
+    """One finished request, ready to be written: the quota moves and its consume log."""
+
+    user_id: int
+    username: str
+    token_id: int
+    token_name: str
+    unlimited: bool
+    channel_id: int
+    model_name: str
+    quota: int
+    prompt_tokens: int
+    completion_tokens: int
+    request_id: str
+    elapsed_ms: int
+    is_stream: bool
+    content: str
+    created_at: int
+    system_prompt_reset: bool = False
+
+
+def charges_apply(charges: Iterable[Charge]) -> int:
+    """Write a batch of charges in one transaction: summed relative UPDATEs plus the logs.
+
+    Summing per id keeps the statement count small under load; F() keeps concurrent
+    instances from overwriting each other; one transaction keeps logs and quotas in step.
+    """
+    charges = list(charges)
+    if not charges:
+        return 0
+    per_user: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    per_token: dict[int, int] = defaultdict(int)
+    per_channel: dict[int, int] = defaultdict(int)
+    for c in charges:
+        per_user[c.user_id][0] += c.quota
+        per_user[c.user_id][1] += 1
+        if c.token_id and not c.unlimited:
+            per_token[c.token_id] += c.quota
+        if c.channel_id:
+            per_channel[c.channel_id] += c.quota
+    touched = {c.token_id for c in charges if c.token_id}
+    now = now_ts()
+    from providers.models import Channel
+
+    with transaction.atomic():
+        for user_id in sorted(per_user):
+            quota, count = per_user[user_id]
+            User.objects.filter(pk=user_id).update(
+                quota=F("quota") - quota, used_quota=F("used_quota") + quota,
+                request_count=F("request_count") + count)
+        for token_id in sorted(touched):
+            quota = per_token.get(token_id, 0)
+            if quota:
+                Token.objects.filter(pk=token_id).update(
+                    remain_quota=F("remain_quota") - quota, used_quota=F("used_quota") + quota,
+                    accessed_time=now)
+            else:
+                Token.objects.filter(pk=token_id).update(accessed_time=now)
+        for channel_id in sorted(per_channel):
+            Channel.objects.filter(pk=channel_id).update(used_quota=F("used_quota") + per_channel[channel_id])
+        if options.get("LogConsumeEnabled"):
+            Log.objects.bulk_create([
+                Log(user_id=c.user_id, created_at=c.created_at, type=Log.Type.CONSUME, content=c.content,
+                    username=c.username, token_id=c.token_id, token_name=c.token_name,
+                    model_name=c.model_name, quota=c.quota, prompt_tokens=c.prompt_tokens,
+                    completion_tokens=c.completion_tokens, channel_id=c.channel_id,
+                    request_id=c.request_id, elapsed_time=c.elapsed_ms, is_stream=c.is_stream,
+                    system_prompt_reset=c.system_prompt_reset)
+                for c in charges
+            ], batch_size=500)
+    return len(charges)
+
+
+# --- Options -----------------------------------------------------------------
+
+def option_set(*, key: str, value) -> str:
+    """Validate and store one option; the relay sees it by its next request."""
+    key = (key or "").strip()
+    if not key:
+        raise ValidationError("key is required", field="key")
+    text = options.encode(key, value)
+    try:
+        options.parse(key, text)
+    except options.OptionError as exc:
+        raise ValidationError(str(exc), field=key) from None
+    if key == "GitHubOAuthEnabled" and options.parse(key, text):
+        if not options.get("GitHubClientId") or not options.get("GitHubClientSecret"):
+            raise ValidationError("set GitHubClientId and GitHubClientSecret before enabling GitHub login", field=key)
+    Option.objects.update_or_create(key=key, defaults={"value": text})
+    options.reload_from_db()
+    changes.publish("options")
+    return text

@@ -1,0 +1,48 @@
+"""One-api's management envelope: {"success", "message", "data"}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from accounts.services import ValidationError
+
+
+def ok(data: Any = None, message: str = "", **extra: Any) -> Response:
+    body = {"success": True, "message": message, "data": data}
+    body.update(extra)
+    return Response(body)
+
+
+def fail(message: str, *, http_status: int = status.HTTP_200_OK, field: str | None = None) -> Response:
+    """Business failures answer HTTP 200 with success false, as one-api's clients expect."""
+    body: dict[str, Any] = {"success": False, "message": message}
+    if field:
+        body["field"] = field
+    return Response(body, status=http_status)
+
+
+def envelope_exception_handler(exc, context):
+    if isinstance(exc, ValidationError):
+        return fail(str(exc), field=exc.field)
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        if isinstance(detail, dict) and detail:
+            field, errors = next(iter(detail.items()))
+            message = errors[0] if isinstance(errors, list) and errors else errors
+            return fail(f"{field}: {message}", field=str(field))
+        return fail(str(detail[0] if isinstance(detail, list) and detail else detail))
+    if isinstance(exc, exceptions.ParseError):
+        return fail(f"invalid JSON body: {exc.detail}", http_status=400)
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        return fail(str(exc.detail) or "not logged in and no access token given", http_status=401)
+    if isinstance(exc, exceptions.PermissionDenied):
+        return fail(str(exc.detail) or "permission denied", http_status=403)
+    response = exception_handler(exc, context)
+    if response is not None:
+        detail = getattr(exc, "detail", "") or response.data
+        response.data = {"success": False, "message": str(detail)}
+    return response

@@ -1,0 +1,83 @@
+"""Tell every relay cache, here and on other instances, that stored data changed.
+
+Services call `publish("channels")` after a write. Listeners on this instance
+run once the transaction commits (the relay marks its snapshot stale and
+reloads before the next request); with Redis configured the same word goes to
+the other instances at once, and without it they catch up within SYNC_FREQUENCY.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "oneapi:changes"
+KINDS = ("tokens", "users", "channels", "options")
+
+_listeners: list[Callable[[str], None]] = []
+
+
+def subscribe(listener: Callable[[str], None]) -> None:
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def _notify_local(kind: str) -> None:
+    for listener in list(_listeners):
+        try:
+            listener(kind)
+        except Exception:  # a listener's bug must not fail the write that triggered it
+            log.exception("change listener failed for %s", kind)
+
+
+def publish(kind: str) -> None:
+    assert kind in KINDS, kind
+
+    def deliver() -> None:
+        _notify_local(kind)
+        if settings.REDIS_CONN_STRING:
+            try:
+                _redis().publish(CHANNEL, kind)
+            except Exception:
+                log.warning("could not publish %s change to Redis; other instances catch up by timer", kind)
+
+    transaction.on_commit(deliver)
+
+
+_client = None
+_client_lock = threading.Lock()
+
+
+def _redis():
+    global _client
+    with _client_lock:
+        if _client is None:
+            import redis
+
+            _client = redis.Redis.from_url(settings.REDIS_CONN_STRING, socket_timeout=5)
+        return _client
+
+
+def listen_forever(stop: threading.Event) -> None:
+    """Relay other instances' changes to local listeners (run in a daemon thread)."""
+    import redis
+
+    while not stop.is_set():
+        try:
+            pubsub = redis.Redis.from_url(settings.REDIS_CONN_STRING).pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(CHANNEL)
+            while not stop.is_set():
+                message = pubsub.get_message(timeout=1.0)
+                if message and message.get("type") == "message":
+                    kind = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
+                    if kind in KINDS:
+                        _notify_local(kind)
+        except Exception:
+            log.warning("Redis change feed lost; retrying in 5 s")
+            stop.wait(5)

@@ -1,0 +1,30 @@
+"""Per-IP limits on the Django side, in one-api's units (requests per 3 minutes)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import JsonResponse
+from django_ratelimit.core import is_ratelimited
+
+
+def ratelimited_view(request, exception=None):
+    return JsonResponse({"success": False, "message": "too many requests, try again later"}, status=429)
+
+
+class GlobalRateLimitMiddleware:
+    """`/api` (and the dashboard routes) use GLOBAL_API_RATE_LIMIT, pages GLOBAL_WEB_RATE_LIMIT."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.path
+        if path.startswith("/static/"):
+            return self.get_response(request)
+        is_api = path.startswith(("/api/", "/dashboard/"))
+        group, rate = ("api", settings.GLOBAL_API_RATE_LIMIT) if is_api else ("web", settings.GLOBAL_WEB_RATE_LIMIT)
+        if is_ratelimited(request, group=f"global-{group}", key="ip", rate=f"{rate}/180s", increment=True):
+            if is_api:
+                return ratelimited_view(request)
+            return JsonResponse({"success": False, "message": "too many requests"}, status=429)
+        return self.get_response(request)

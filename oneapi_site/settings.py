@@ -1,0 +1,212 @@
+"""Django settings for oneapi, driven by one-api's environment variables."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from oneapi_site.config import ConfigError, env_bool, env_int, env_str, parse_sql_dsn
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+log = logging.getLogger("oneapi")
+
+try:
+    from dotenv import load_dotenv  # optional: one-api auto-loads .env too
+except ImportError:  # pragma: no cover - python-dotenv is optional
+    pass
+else:
+    load_dotenv(BASE_DIR / ".env")
+
+try:
+    DEBUG = env_bool("DEBUG", False)
+    PORT = env_int("PORT", 3000, minimum=1)
+    SQLITE_PATH = env_str("SQLITE_PATH", str(BASE_DIR / "data" / "oneapi.db"))
+    DATABASE = parse_sql_dsn(env_str("SQL_DSN"), sqlite_path=SQLITE_PATH)
+    REDIS_CONN_STRING = env_str("REDIS_CONN_STRING")
+    MEMORY_CACHE_ENABLED = env_bool("MEMORY_CACHE_ENABLED", False)
+    SYNC_FREQUENCY = env_int("SYNC_FREQUENCY", 600, minimum=1)
+    BATCH_UPDATE_ENABLED = env_bool("BATCH_UPDATE_ENABLED", False)
+    BATCH_UPDATE_INTERVAL = env_int("BATCH_UPDATE_INTERVAL", 5, minimum=1)
+    INITIAL_ROOT_TOKEN = env_str("INITIAL_ROOT_TOKEN")
+    INITIAL_ROOT_ACCESS_TOKEN = env_str("INITIAL_ROOT_ACCESS_TOKEN")
+    RELAY_TIMEOUT = env_int("RELAY_TIMEOUT", 0)
+    GLOBAL_API_RATE_LIMIT = env_int("GLOBAL_API_RATE_LIMIT", 480, minimum=1)
+    GLOBAL_WEB_RATE_LIMIT = env_int("GLOBAL_WEB_RATE_LIMIT", 240, minimum=1)
+    TEST_PROMPT = env_str(
+        "TEST_PROMPT", "Output only your specific model name with no additional text."
+    )
+    SESSION_SECRET = env_str("SESSION_SECRET")
+    DATA_DIR = Path(env_str("DATA_DIR", str(Path(SQLITE_PATH).resolve().parent)))
+    if SESSION_SECRET == "random_string":
+        raise ConfigError("SESSION_SECRET must not be the placeholder 'random_string'")
+except ConfigError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+
+
+def _session_secret() -> str:
+    """Use SESSION_SECRET, else a secret generated once and kept in the data folder."""
+    if SESSION_SECRET:
+        return SESSION_SECRET
+    path = DATA_DIR / "session_secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    path.write_text(value)
+    path.chmod(0o600)
+    log.warning("SESSION_SECRET is not set: generated one and kept it in %s", path)
+    return value
+
+
+SECRET_KEY = _session_secret()
+ALLOWED_HOSTS = ["*"]
+CSRF_TRUSTED_ORIGINS = [o for o in env_str("CSRF_TRUSTED_ORIGINS").split(",") if o]
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "accounts",
+    "billing",
+    "providers",
+    "relay",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "oneapi_site.middleware.GlobalRateLimitMiddleware",
+]
+
+ROOT_URLCONF = "oneapi_site.urls"
+ASGI_APPLICATION = "oneapi_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _databases() -> dict:
+    db = DATABASE
+    if db.engine == "sqlite":
+        Path(db.name).resolve().parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": db.name,
+            # Billing flushes write from a background thread while requests read.
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE",
+                        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
+            "TEST": {"NAME": env_str("SQLITE_TEST_PATH") or None},
+        }
+    if db.engine == "postgresql":
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": db.name,
+            "USER": db.user,
+            "PASSWORD": db.password,
+            "HOST": db.host,
+            "PORT": db.port,
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+        }
+    options = {"charset": "utf8mb4"}
+    if db.host.startswith("/"):
+        options["unix_socket"] = db.host
+    return {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": db.name,
+        "USER": db.user,
+        "PASSWORD": db.password,
+        "HOST": "" if db.host.startswith("/") else db.host,
+        "PORT": db.port,
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": options,
+        "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+    }
+
+
+DATABASES = {"default": _databases()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+if REDIS_CONN_STRING:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_CONN_STRING,
+            "KEY_PREFIX": "oneapi",
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_NAME = "session"
+SESSION_COOKIE_AGE = 30 * 24 * 3600
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = env_str("TZ", "UTC") or "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.api.authentication.AccessTokenAuthentication",
+        "accounts.api.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "oneapi_site.api.envelope_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_VIEW = "oneapi_site.middleware.ratelimited_view"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "DEBUG" if DEBUG else "INFO"},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

@@ -1,0 +1,127 @@
+"""The small interface every vendor adapter implements.
+
+Adapters translate and do no I/O: they turn an OpenAI-style request into the
+vendor's HTTP request, and the vendor's bytes back into OpenAI's, with usage.
+The relay owns the connection, retries and billing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    """What the relay knows of a channel: a frozen snapshot, never an ORM instance."""
+
+    id: int
+    type: int
+    name: str
+    key: str
+    base_url: str
+    models: tuple[str, ...]
+    model_mapping: dict[str, str]
+    config: dict[str, Any]
+    system_prompt: str
+    priority: int
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None = None
+
+
+@dataclass(slots=True)
+class StreamEvent:
+    """One decoded event: what to send the client (SSE data, or None to drop), usage if given."""
+
+    data: bytes | None
+    usage: Usage | None = None
+    text: str = ""
+    done: bool = False
+
+
+@dataclass
+class UpstreamError(Exception):
+    """An upstream failure in OpenAI's error shape; `retryable` drives the relay's failover."""
+
+    status: int
+    message: str
+    type: str = "upstream_error"
+    code: str | None = "bad_response_status_code"
+    param: str | None = None
+    retryable: bool = False
+    error_body: dict | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.message}"
+
+
+MODES = ("chat", "completions", "embeddings")
+
+
+def retryable_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+class Adapter:
+    channel_type: ClassVar[int]
+    label: ClassVar[str]
+    default_base_url: ClassVar[str] = ""
+    config_fields: ClassVar[tuple[str, ...]] = ()
+    modes: ClassVar[tuple[str, ...]] = MODES
+
+    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
+        raise NotImplementedError
+
+    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+        """Client-facing body and the vendor's usage (None when it gave none)."""
+        raise NotImplementedError
+
+    def parse_stream_event(self, data: bytes) -> StreamEvent | None:
+        raise NotImplementedError
+
+    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
+        """Keep the vendor's own message; one-api looks in these places for it."""
+        message = ""
+        error_body = None
+        try:
+            payload = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            payload = None
+        if isinstance(payload, dict):
+            err = payload.get("error")
+            if isinstance(err, dict) and err.get("message"):
+                error_body = err
+                message = str(err.get("message"))
+            else:
+                for key in ("message", "msg", "err", "error_msg", "error"):
+                    if isinstance(payload.get(key), str) and payload[key]:
+                        message = payload[key]
+                        break
+        if not message:
+            text = body.decode("utf-8", "replace").strip() if body else ""
+            message = text[:500] or f"upstream answered HTTP {status}"
+        return UpstreamError(
+            status=status, message=message, param=str(status), retryable=retryable_status(status),
+            type=(error_body or {}).get("type") or "upstream_error",
+            code=(error_body or {}).get("code") or "bad_response_status_code",
+            error_body=error_body,
+        )

@@ -1,0 +1,155 @@
+"""OpenAI and the vendors that speak its protocol.
+
+The request is forwarded nearly as sent (model mapped, system prompt applied,
+usage asked for in streams); the answer is passed through byte for byte and
+only read for its usage.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import orjson
+
+from providers.adapters.base import Adapter, ChannelInfo, StreamEvent, UpstreamRequest, Usage
+
+PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions", "embeddings": "/v1/embeddings"}
+
+
+def usage_from(payload: dict) -> Usage | None:
+    usage = payload.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage.get("prompt_tokens") or 0
+    completion = usage.get("completion_tokens") or 0
+    if not prompt and not completion and usage.get("total_tokens"):
+        prompt = usage["total_tokens"]  # embeddings report only totals
+    return Usage(prompt_tokens=int(prompt), completion_tokens=int(completion))
+
+
+class OpenAIAdapter(Adapter):
+    channel_type: ClassVar[int] = 1
+    label: ClassVar[str] = "OpenAI"
+    default_base_url: ClassVar[str] = "https://api.openai.com"
+
+    def base_url(self, channel: ChannelInfo) -> str:
+        return (channel.base_url or self.default_base_url).rstrip("/")
+
+    def path(self, mode: str, model: str, channel: ChannelInfo) -> str:
+        return PATHS[mode]
+
+    def auth_headers(self, channel: ChannelInfo) -> dict[str, str]:
+        return {"Authorization": f"Bearer {channel.key}"}
+
+    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
+        headers.update(self.auth_headers(channel))
+        url = self.base_url(channel) + self.path(mode, body.get("model", ""), channel)
+        return UpstreamRequest("POST", url, headers, orjson.dumps(body))
+
+    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body, None
+        return body, usage_from(payload) if isinstance(payload, dict) else None
+
+    def parse_stream_event(self, data: bytes) -> StreamEvent | None:
+        if data == b"[DONE]":
+            return StreamEvent(data=None, done=True)
+        # Most chunks carry `"usage":null` or none: skip the JSON parse unless usage is there.
+        text = ""
+        usage = None
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return StreamEvent(data=data)
+        if not isinstance(payload, dict):
+            return StreamEvent(data=data)
+        usage = usage_from(payload)
+        for choice in payload.get("choices") or ():
+            delta = choice.get("delta") or {}
+            piece = delta.get("content") if isinstance(delta, dict) else None
+            if piece is None:
+                piece = choice.get("text")
+            if isinstance(piece, str):
+                text += piece
+            if isinstance(delta, dict):
+                for call in delta.get("tool_calls") or ():
+                    fn = call.get("function") or {}
+                    text += (fn.get("name") or "") + (fn.get("arguments") or "")
+        return StreamEvent(data=data, usage=usage, text=text)
+
+
+class AzureAdapter(OpenAIAdapter):
+    """Azure OpenAI: deployment URLs, `api-key`, and `api_version` from the channel config."""
+
+    channel_type = 3
+    label = "Azure OpenAI"
+    default_base_url = ""
+    config_fields = ("api_version",)
+    DEFAULT_API_VERSION = "2024-03-01-preview"
+    TASKS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings"}
+
+    def path(self, mode: str, model: str, channel: ChannelInfo) -> str:
+        version = channel.config.get("api_version") or self.DEFAULT_API_VERSION
+        # Azure deployment names cannot contain dots (gpt-3.5-turbo is deployed as gpt-35-turbo).
+        deployment = model.replace(".", "")
+        return f"/openai/deployments/{deployment}/{self.TASKS[mode]}?api-version={version}"
+
+    def auth_headers(self, channel: ChannelInfo) -> dict[str, str]:
+        return {"api-key": channel.key}
+
+
+class CustomAdapter(OpenAIAdapter):
+    """Type 8: the base URL replaces the host; the path keeps its /v1."""
+
+    channel_type = 8
+    label = "Custom"
+    default_base_url = ""
+
+
+class OpenAICompatibleAdapter(OpenAIAdapter):
+    """Type 50: the base URL is SDK-style (https://host/v1), so the request path drops its /v1."""
+
+    channel_type = 50
+    label = "OpenAI-compatible"
+    default_base_url = ""
+
+    def path(self, mode, model, channel):
+        return PATHS[mode].removeprefix("/v1")
+
+
+def _vendor(type_id: int, name: str, base: str, *, strip_v1: bool = False, prefix: str = "") -> type[OpenAIAdapter]:
+    """An OpenAI-protocol vendor that differs only in its default URL."""
+
+    def path(self, mode, model, channel):
+        p = PATHS[mode].removeprefix("/v1") if strip_v1 else PATHS[mode]
+        return prefix + p
+
+    attrs = {"channel_type": type_id, "label": name, "default_base_url": base}
+    if strip_v1 or prefix:
+        attrs["path"] = path
+    return type(f"{name.replace('.', '').replace(' ', '')}Adapter", (OpenAIAdapter,), attrs)
+
+
+class OpenRouterAdapter(OpenAIAdapter):
+    channel_type = 20
+    label = "OpenRouter"
+    default_base_url = "https://openrouter.ai/api"
+
+    def auth_headers(self, channel):
+        # OpenRouter ranks apps by these; one-api sends them too.
+        return {"Authorization": f"Bearer {channel.key}", "HTTP-Referer": "https://github.com/oneapi", "X-Title": "oneapi"}
+
+
+MoonshotAdapter = _vendor(25, "Moonshot", "https://api.moonshot.cn")
+MistralAdapter = _vendor(28, "Mistral", "https://api.mistral.ai")
+GroqAdapter = _vendor(29, "Groq", "https://api.groq.com/openai")
+StepFunAdapter = _vendor(32, "StepFun", "https://api.stepfun.com")
+DeepSeekAdapter = _vendor(36, "DeepSeek", "https://api.deepseek.com")
+TogetherAdapter = _vendor(39, "together.ai", "https://api.together.xyz")
+DoubaoAdapter = _vendor(40, "Doubao", "https://ark.cn-beijing.volces.com", strip_v1=True, prefix="/api/v3")
+NovitaAdapter = _vendor(41, "Novita", "https://api.novita.ai/v3/openai", strip_v1=True)
+SiliconFlowAdapter = _vendor(44, "SiliconFlow", "https://api.siliconflow.cn")
+XAIAdapter = _vendor(45, "xAI", "https://api.x.ai")

@@ -1,0 +1,136 @@
+"""Writes to channels and the abilities derived from them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import transaction
+
+from accounts.services import ValidationError
+from oneapi_site.lib import changes
+from providers.models import Ability, Channel, split_list
+
+CHANNEL_FIELDS = (
+    "type", "name", "key", "status", "base_url", "models", "group", "model_mapping", "priority",
+    "weight", "config", "system_prompt",
+)
+
+
+def _as_json_object(value: Any, field: str) -> dict:
+    if value in (None, ""):
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"{field} is not valid JSON: {exc.msg}", field=field) from None
+    if not isinstance(value, dict):
+        raise ValidationError(f"{field} must be a JSON object", field=field)
+    return value
+
+
+def _clean(fields: dict[str, Any]) -> dict[str, Any]:
+    from providers.adapters import ADAPTERS
+
+    cleaned: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name not in CHANNEL_FIELDS or value is None:
+            continue
+        if name in ("models", "group") and isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        if name in ("models", "group"):
+            value = ",".join(split_list(value))
+        if name == "model_mapping":
+            value = _as_json_object(value, name)
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+                raise ValidationError("model_mapping must map model names to model names", field=name)
+        if name == "config":
+            value = _as_json_object(value, name)
+        if name == "type" and int(value) not in ADAPTERS:
+            raise ValidationError(f"channel type {value} is not supported", field="type")
+        if name in ("priority", "weight", "type", "status"):
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise ValidationError(f"{name} must be a whole number", field=name) from None
+        if name == "weight" and value < 0:
+            raise ValidationError("weight must not be negative", field=name)
+        if name == "status" and value not in Channel.Status.values:
+            raise ValidationError("status must be 1, 2 or 3", field=name)
+        if name == "base_url":
+            value = str(value).strip().rstrip("/")
+            if value and not value.startswith(("http://", "https://")):
+                raise ValidationError("base_url must start with http:// or https://", field=name)
+        cleaned[name] = value
+    return cleaned
+
+
+def abilities_rebuild(*, channel: Channel) -> None:
+    """Replace the channel's routes with one per (group, model), as one-api does on every save."""
+    Ability.objects.filter(channel=channel).delete()
+    enabled = channel.status == Channel.Status.ENABLED
+    Ability.objects.bulk_create([
+        Ability(group=group, model=model, channel=channel, enabled=enabled,
+                priority=channel.priority, weight=channel.weight)
+        for group in channel.group_list for model in channel.model_list
+    ])
+
+
+@transaction.atomic
+def channel_create(**fields: Any) -> list[Channel]:
+    """Create a channel; a key field of several lines creates one channel per line (one-api's batch)."""
+    cleaned = _clean(fields)
+    if not cleaned.get("name"):
+        raise ValidationError("name is required", field="name")
+    keys = [k.strip() for k in str(cleaned.get("key", "")).splitlines() if k.strip()]
+    if not keys:
+        raise ValidationError("key is required", field="key")
+    created = []
+    for key in keys:
+        channel = Channel(**{**cleaned, "key": key})
+        channel.save()
+        abilities_rebuild(channel=channel)
+        created.append(channel)
+    changes.publish("channels")
+    return created
+
+
+@transaction.atomic
+def channel_update(*, channel: Channel, **fields: Any) -> Channel:
+    """Apply the given fields; an omitted or empty key keeps the stored one (one-api)."""
+    cleaned = _clean(fields)
+    if not str(cleaned.get("key", "")).strip():
+        cleaned.pop("key", None)
+    for name, value in cleaned.items():
+        setattr(channel, name, value)
+    if not channel.name:
+        raise ValidationError("name is required", field="name")
+    channel.save()
+    abilities_rebuild(channel=channel)
+    changes.publish("channels")
+    return channel
+
+
+@transaction.atomic
+def channel_set_status(*, channel_id: int, status: int) -> bool:
+    updated = Channel.objects.filter(pk=channel_id).exclude(status=status).update(status=status)
+    Ability.objects.filter(channel_id=channel_id).update(enabled=status == Channel.Status.ENABLED)
+    if updated:
+        changes.publish("channels")
+    return bool(updated)
+
+
+@transaction.atomic
+def channel_delete(*, channel_id: int) -> int:
+    deleted, _ = Channel.objects.filter(pk=channel_id).delete()
+    changes.publish("channels")
+    return deleted
+
+
+@transaction.atomic
+def channels_delete_disabled() -> int:
+    ids = list(Channel.objects.exclude(status=Channel.Status.ENABLED).values_list("id", flat=True))
+    Channel.objects.filter(pk__in=ids).delete()
+    changes.publish("channels")
+    return len(ids)
