@@ -56,6 +56,7 @@ class StreamEvent:
     usage: Usage | None = None
     text: str = ""
     done: bool = False
+    usage_only: bool = False  # a chunk that carries only usage (no choices): dropped unless the client asked
 
 
 @dataclass
@@ -95,8 +96,13 @@ class Adapter:
         """Client-facing body and the vendor's usage (None when it gave none)."""
         raise NotImplementedError
 
-    def parse_stream_event(self, data: bytes) -> StreamEvent | None:
+    def parse_stream_event(self, data: bytes, event: bytes = b"") -> StreamEvent | None:
+        """Decode one SSE event (its `data` and `event` fields) into what the client gets."""
         raise NotImplementedError
+
+    def completion_text(self, *, mode: str, body: bytes) -> str:
+        """The generated text of a client-facing answer, to count when the vendor gave no usage."""
+        return ""
 
     def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
         """Keep the vendor's own message; one-api looks in these places for it."""

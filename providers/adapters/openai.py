@@ -54,12 +54,28 @@ class OpenAIAdapter(Adapter):
             return body, None
         return body, usage_from(payload) if isinstance(payload, dict) else None
 
-    def parse_stream_event(self, data: bytes) -> StreamEvent | None:
+    def completion_text(self, *, mode: str, body: bytes) -> str:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return ""
+        parts: list[str] = []
+        for choice in (payload.get("choices") or ()) if isinstance(payload, dict) else ():
+            message = choice.get("message") or {}
+            content = message.get("content") if isinstance(message, dict) else None
+            if content is None:
+                content = choice.get("text")
+            if isinstance(content, str):
+                parts.append(content)
+            for call in (message.get("tool_calls") or ()) if isinstance(message, dict) else ():
+                fn = call.get("function") or {}
+                parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
+        return "".join(parts)
+
+    def parse_stream_event(self, data: bytes, event: bytes = b"") -> StreamEvent | None:
         if data == b"[DONE]":
             return StreamEvent(data=None, done=True)
-        # Most chunks carry `"usage":null` or none: skip the JSON parse unless usage is there.
         text = ""
-        usage = None
         try:
             payload = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -78,7 +94,8 @@ class OpenAIAdapter(Adapter):
                 for call in delta.get("tool_calls") or ():
                     fn = call.get("function") or {}
                     text += (fn.get("name") or "") + (fn.get("arguments") or "")
-        return StreamEvent(data=data, usage=usage, text=text)
+        return StreamEvent(data=data, usage=usage, text=text,
+                           usage_only=usage is not None and not payload.get("choices"))
 
 
 class AzureAdapter(OpenAIAdapter):

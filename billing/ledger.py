@@ -1,0 +1,154 @@
+"""The in-process ledger: reservations for requests in flight, and charges on their way to the database.
+
+The relay never writes quota on the request path. Before a call it reserves the
+pre-consumed amount here (refused if the cached balance minus what is spent and
+reserved cannot cover it); after the call it settles the exact charge, which a
+background thread writes in batches with `billing.services.charges_apply`.
+A failed request only releases its reservation, so it costs nothing and
+nothing needs refunding; a write that fails stays queued and is retried.
+
+Balances the relay sees are "database value when cached, minus what this
+instance settled since". Cache loads take `flush_lock` so that a load and a
+flush cannot interleave and count a charge twice or not at all.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections import defaultdict
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from billing.services import Charge, charges_apply
+
+log = logging.getLogger(__name__)
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # guards the dicts below; held for microseconds
+        self.flush_lock = threading.Lock()  # held while writing a batch or reading balances
+        self.reserved_user: dict[int, int] = defaultdict(int)
+        self.reserved_token: dict[int, int] = defaultdict(int)
+        self.spent_user: dict[int, int] = defaultdict(int)  # settled since the cached value was read
+        self.spent_token: dict[int, int] = defaultdict(int)
+        self.unflushed_user: dict[int, int] = defaultdict(int)
+        self.unflushed_token: dict[int, int] = defaultdict(int)
+        self.pending: list[Charge] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failures = 0
+
+    # --- request path (event loop; no I/O) ---------------------------------
+
+    def reserve(self, *, user_id: int, user_quota: int, token_id: int, token_quota: int | None,
+                amount: int) -> str | None:
+        """Hold `amount` for a request; returns None, or "user"/"token" naming who cannot cover it."""
+        with self.lock:
+            if user_quota - self.spent_user[user_id] - self.reserved_user[user_id] < amount:
+                return "user"
+            if token_quota is not None and (
+                token_quota - self.spent_token[token_id] - self.reserved_token[token_id] < amount
+            ):
+                return "token"
+            self.reserved_user[user_id] += amount
+            if token_quota is not None:
+                self.reserved_token[token_id] += amount
+        return None
+
+    def release(self, *, user_id: int, token_id: int, amount: int, limited: bool) -> None:
+        with self.lock:
+            self.reserved_user[user_id] -= amount
+            if limited:
+                self.reserved_token[token_id] -= amount
+
+    def settle(self, charge: Charge, *, reserved: int) -> None:
+        """Swap the reservation for the real charge and queue its write. Never raises, never awaits."""
+        limited = not charge.unlimited
+        with self.lock:
+            self.reserved_user[charge.user_id] -= reserved
+            self.spent_user[charge.user_id] += charge.quota
+            self.unflushed_user[charge.user_id] += charge.quota
+            if limited:
+                self.reserved_token[charge.token_id] -= reserved
+                self.spent_token[charge.token_id] += charge.quota
+                self.unflushed_token[charge.token_id] += charge.quota
+            self.pending.append(charge)
+        self._wake.set()
+
+    def user_spent(self, user_id: int) -> int:
+        return self.spent_user.get(user_id, 0)
+
+    def token_spent(self, token_id: int) -> int:
+        return self.spent_token.get(token_id, 0)
+
+    # --- cache loads (worker threads) --------------------------------------
+
+    def rebase_user(self, user_id: int) -> None:
+        """Call while holding flush_lock, right after reading the user's quota from the database."""
+        with self.lock:
+            self.spent_user[user_id] = self.unflushed_user.get(user_id, 0)
+
+    def rebase_token(self, token_id: int) -> None:
+        with self.lock:
+            self.spent_token[token_id] = self.unflushed_token.get(token_id, 0)
+
+    # --- writer -------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Write every queued charge in one transaction; keep them queued if the write fails."""
+        with self.flush_lock:
+            with self.lock:
+                batch, self.pending = self.pending, []
+            if not batch:
+                return 0
+            try:
+                close_old_connections()
+                charges_apply(batch)
+            except Exception:
+                self.failures += 1
+                log.exception("writing %d charges failed; they stay queued and are retried", len(batch))
+                with self.lock:
+                    self.pending[:0] = batch
+                return 0
+            with self.lock:
+                for c in batch:
+                    self.unflushed_user[c.user_id] -= c.quota
+                    if not c.unlimited:
+                        self.unflushed_token[c.token_id] -= c.quota
+            return len(batch)
+
+    def _run(self) -> None:
+        interval = settings.BATCH_UPDATE_INTERVAL if settings.BATCH_UPDATE_ENABLED else None
+        while not self._stop.is_set():
+            if interval:
+                self._stop.wait(interval)
+            else:
+                self._wake.wait(5)
+                self._wake.clear()
+            if self.pending:
+                written = self.flush()
+                if not written and self.pending:
+                    self._stop.wait(1)  # the database is down: back off instead of spinning
+        self.flush()
+
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="oneapi-ledger", daemon=True)
+            self._thread.start()
+            atexit.register(self.stop)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.flush()
+
+
+ledger = Ledger()

@@ -1,0 +1,241 @@
+"""What the relay reads on every request, held in this process.
+
+Channels, routes and options are loaded whole; tokens and users one by one on
+first use. Everything is refreshed after SYNC_FREQUENCY seconds, and at once
+when `oneapi_site.lib.changes` reports a write (here, or on another instance
+through Redis). A warm request makes no database query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import random
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+from billing import options
+from billing.ledger import ledger
+from oneapi_site.lib import changes
+from providers.adapters import ADAPTERS
+from providers.adapters.base import ChannelInfo
+
+NEGATIVE_TTL = 30  # seconds an unknown key stays known-unknown, so a flood of bad keys cannot reach the DB
+MAX_NEGATIVE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    id: int
+    key: str
+    user_id: int
+    name: str
+    status: int
+    remain_quota: int
+    used_quota: int
+    unlimited: bool
+    expired_time: int
+    models: frozenset[str] | None
+    subnets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    id: int
+    username: str
+    group: str
+    role: int
+    status: int
+    quota: int
+    used_quota: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    priority: int
+    channels: tuple[ChannelInfo, ...]
+    weights: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Routes:
+    by_group_model: dict[tuple[str, str], tuple[Tier, ...]]
+    channels: dict[int, ChannelInfo]  # enabled channels
+    channel_status: dict[int, int]  # every channel, for pinned requests
+    group_models: dict[str, tuple[str, ...]]
+    model_owner: dict[str, str]
+
+
+def _token_info(row: dict) -> TokenInfo:
+    models = frozenset(m.strip() for m in row["models"].split(",") if m.strip()) or None
+    subnets = None
+    if row["subnet"].strip():
+        subnets = tuple(ipaddress.ip_network(s.strip(), strict=False) for s in row["subnet"].split(",") if s.strip())
+    return TokenInfo(id=row["id"], key=row["key"], user_id=row["user_id"], name=row["name"], status=row["status"],
+                     remain_quota=row["remain_quota"], used_quota=row["used_quota"],
+                     unlimited=row["unlimited_quota"],
+                     expired_time=row["expired_time"], models=models, subnets=subnets)
+
+
+def _load_token(key: str) -> TokenInfo | None:
+    from accounts.models import Token
+
+    close_old_connections()
+    with ledger.flush_lock:
+        row = Token.objects.filter(key=key).values(
+            "id", "key", "user_id", "name", "status", "remain_quota", "used_quota", "unlimited_quota", "expired_time",
+            "models", "subnet").first()
+        if row is not None:
+            ledger.rebase_token(row["id"])
+    return _token_info(row) if row else None
+
+
+def _load_user(user_id: int) -> UserInfo | None:
+    from accounts.models import User
+
+    close_old_connections()
+    with ledger.flush_lock:
+        row = User.objects.filter(pk=user_id).values(
+            "id", "username", "group", "role", "status", "quota", "used_quota").first()
+        if row is not None:
+            ledger.rebase_user(row["id"])
+    return UserInfo(**row) if row else None
+
+
+def _load_routes() -> Routes:
+    from providers.models import Ability, Channel
+
+    close_old_connections()
+    options.reload_from_db()
+    channels: dict[int, ChannelInfo] = {}
+    status: dict[int, int] = {}
+    for ch in Channel.objects.all().only(
+            "id", "type", "name", "key", "base_url", "models", "model_mapping", "config", "system_prompt",
+            "priority", "weight", "status"):
+        status[ch.id] = ch.status
+        if ch.status != Channel.Status.ENABLED or ch.type not in ADAPTERS:
+            continue
+        channels[ch.id] = ChannelInfo(
+            id=ch.id, type=ch.type, name=ch.name, key=ch.key, base_url=ch.base_url, models=tuple(ch.model_list),
+            model_mapping=dict(ch.model_mapping or {}), config=dict(ch.config or {}),
+            system_prompt=ch.system_prompt, priority=ch.priority, weight=ch.weight)
+    grouped: dict[tuple[str, str], dict[int, list[tuple[ChannelInfo, int]]]] = defaultdict(lambda: defaultdict(list))
+    group_models: dict[str, set[str]] = defaultdict(set)
+    model_owner: dict[str, str] = {}
+    for group, model, channel_id, priority, weight in Ability.objects.filter(enabled=True).values_list(
+            "group", "model", "channel_id", "priority", "weight"):
+        info = channels.get(channel_id)
+        if info is None:
+            continue
+        grouped[(group, model)][priority].append((info, weight))
+        group_models[group].add(model)
+        model_owner.setdefault(model, ADAPTERS[info.type].label.lower())
+    by_group_model = {
+        gm: tuple(
+            Tier(priority=p, channels=tuple(c for c, _ in members), weights=tuple(max(w, 1) for _, w in members))
+            for p, members in sorted(tiers.items(), key=lambda kv: -kv[0])
+        )
+        for gm, tiers in grouped.items()
+    }
+    return Routes(by_group_model=by_group_model, channels=channels, channel_status=status,
+                  group_models={g: tuple(sorted(m)) for g, m in group_models.items()}, model_owner=model_owner)
+
+
+class RelayCache:
+    def __init__(self) -> None:
+        self.routes: Routes | None = None
+        self.routes_loaded = 0.0
+        self.tokens: dict[str, tuple[TokenInfo | None, float]] = {}
+        self.users: dict[int, tuple[UserInfo | None, float]] = {}
+        self._stale = {"channels", "options"}
+        self._routes_lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        changes.subscribe(self.mark_stale)
+        self._listener: threading.Thread | None = None
+
+    def mark_stale(self, kind: str) -> None:
+        # Called from any thread; dict swaps and set.add are atomic enough for a flag.
+        if kind == "tokens":
+            self.tokens = {}
+        elif kind == "users":
+            self.users = {}
+        else:
+            self._stale.add(kind)
+
+    def clear(self) -> None:
+        self.tokens = {}
+        self.users = {}
+        self._stale.update(("channels", "options"))
+
+    def _lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._routes_lock is None or self._lock_loop is not loop:
+            self._routes_lock = asyncio.Lock()
+            self._lock_loop = loop
+        return self._routes_lock
+
+    async def get_routes(self) -> Routes:
+        if self.routes is not None and not self._stale and time.monotonic() - self.routes_loaded < settings.SYNC_FREQUENCY:
+            return self.routes
+        async with self._lock():
+            if self.routes is None or self._stale or time.monotonic() - self.routes_loaded >= settings.SYNC_FREQUENCY:
+                self._stale.clear()
+                self.routes = await sync_to_async(_load_routes, thread_sensitive=False)()
+                self.routes_loaded = time.monotonic()
+        return self.routes
+
+    async def get_token(self, key: str) -> TokenInfo | None:
+        hit = self.tokens.get(key)
+        now = time.monotonic()
+        if hit is not None:
+            info, loaded = hit
+            ttl = settings.SYNC_FREQUENCY if info is not None else NEGATIVE_TTL
+            if now - loaded < ttl:
+                return info
+        info = await sync_to_async(_load_token, thread_sensitive=False)(key)
+        if info is None and len(self.tokens) > MAX_NEGATIVE:
+            self.tokens = {k: v for k, v in self.tokens.items() if v[0] is not None}
+        self.tokens[key] = (info, now)
+        return info
+
+    async def get_user(self, user_id: int) -> UserInfo | None:
+        hit = self.users.get(user_id)
+        now = time.monotonic()
+        if hit is not None and now - hit[1] < settings.SYNC_FREQUENCY:
+            return hit[0]
+        info = await sync_to_async(_load_user, thread_sensitive=False)(user_id)
+        self.users[user_id] = (info, now)
+        return info
+
+    def start_listener(self) -> None:
+        """With Redis, hear other instances' writes at once instead of after SYNC_FREQUENCY."""
+        if settings.REDIS_CONN_STRING and self._listener is None:
+            stop = threading.Event()
+            self._listener = threading.Thread(target=changes.listen_forever, args=(stop,), daemon=True,
+                                              name="oneapi-changes")
+            self._listener.start()
+
+
+def pick(tiers: tuple[Tier, ...], exclude: set[int]) -> ChannelInfo | None:
+    """Highest priority first; within a priority, random in proportion to weight (0 counts as 1)."""
+    for tier in tiers:
+        if exclude:
+            members = [(c, w) for c, w in zip(tier.channels, tier.weights) if c.id not in exclude]
+            if not members:
+                continue
+            chans, weights = zip(*members)
+        else:
+            chans, weights = tier.channels, tier.weights
+        if len(chans) == 1:
+            return chans[0]
+        return random.choices(chans, weights=weights)[0]
+    return None
+
+
+cache = RelayCache()

@@ -1,0 +1,31 @@
+"""OpenAI's error JSON, which every `/v1` failure answers with."""
+
+from __future__ import annotations
+
+import orjson
+
+
+class RelayError(Exception):
+    """A refusal or failure to report to the client as OpenAI's error object."""
+
+    def __init__(self, status: int, message: str, *, type: str = "one_api_error", code: str | None = None,
+                 param: str | None = None, body: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.body = body  # an upstream's own error object, kept whole (one-api does)
+
+    def to_json(self, request_id: str) -> bytes:
+        error = dict(self.body) if self.body else {"type": self.type, "param": self.param, "code": self.code}
+        error.setdefault("type", self.type)
+        error.setdefault("param", self.param)
+        error.setdefault("code", self.code)
+        error["message"] = f"{self.message} (request id: {request_id})"
+        return orjson.dumps({"error": error})
+
+
+def bad_request(message: str, *, code: str = "invalid_request", param: str | None = None) -> RelayError:
+    return RelayError(400, message, type="invalid_request_error", code=code, param=param)

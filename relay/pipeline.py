@@ -1,0 +1,327 @@
+"""The text relay: authenticate, choose a channel, call it, stream back, settle the bill.
+
+Plain async functions over frozen snapshots: no ORM, no Django request. Every
+failure before the first byte reaches the client may fail over to another
+channel; after it, the client gets an error event and pays for what it got.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+
+from billing import options, pricing
+from billing.ledger import ledger
+from billing.services import Charge
+from providers.adapters import adapter_for
+from providers.adapters.base import ChannelInfo, UpstreamError, Usage
+from relay import http, tokenizer
+from relay.auth import Caller, check_model_allowed
+from relay.cache import Routes, cache, pick
+from relay.errors import RelayError, bad_request
+from relay.streaming import DONE, SSE_HEADERS, SSEParser
+
+
+class Responder(Protocol):
+    started: bool
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
+    async def write(self, data: bytes) -> None: ...
+    async def finish(self, data: bytes = b"") -> None: ...
+
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+@dataclass
+class Progress:
+    """What a stream has produced so far: billed even if the client leaves."""
+
+    usage: Usage | None = None
+    texts: list[str] = field(default_factory=list)
+    started: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    caller: Caller
+    mode: str
+    model: str
+    body: dict
+    stream: bool
+    client_wants_usage: bool
+    prompt_tokens: int
+    group_ratio: float
+    request_id: str
+    started_at: float
+
+
+def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
+    if not raw:
+        raise bad_request("The request body is empty: send a JSON object.", code="invalid_json")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.", code="invalid_json")
+    if path_model and not body.get("model"):
+        body["model"] = path_model
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise bad_request("`model` is required.", code="missing_model", param="model")
+    if mode == "chat":
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise bad_request("`messages` must be a non-empty array.", param="messages")
+    elif mode == "completions" and body.get("prompt") is None:
+        raise bad_request("`prompt` is required.", param="prompt")
+    elif mode == "embeddings" and body.get("input") in (None, "", []):
+        raise bad_request("`input` is required.", param="input")
+    max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 0):
+        raise bad_request("`max_tokens` must be a non-negative integer.", param="max_tokens")
+    return body
+
+
+def count_prompt(mode: str, body: dict, model: str) -> int:
+    if mode == "chat":
+        return tokenizer.count_messages(body.get("messages"), model)
+    if mode == "completions":
+        return tokenizer.count_input(body.get("prompt"), model)
+    return tokenizer.count_input(body.get("input"), model)
+
+
+def upstream_body(plan: Plan, channel: ChannelInfo) -> tuple[dict, bool]:
+    """The body for this channel: mapped model, the channel's system prompt, usage asked for in streams."""
+    body = dict(plan.body)
+    body["model"] = channel.model_mapping.get(plan.model, plan.model)
+    prompt_reset = False
+    if channel.system_prompt and plan.mode == "chat":
+        messages = list(body["messages"])
+        if messages and isinstance(messages[0], dict) and messages[0].get("role") == "system":
+            messages[0] = {**messages[0], "content": channel.system_prompt}
+        else:
+            messages.insert(0, {"role": "system", "content": channel.system_prompt})
+        body["messages"] = messages
+        prompt_reset = True
+    if plan.stream:
+        stream_options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
+        body["stream_options"] = {**stream_options, "include_usage": True}
+    return body, prompt_reset
+
+
+def _ratios(plan: Plan, channel: ChannelInfo) -> tuple[float, float]:
+    model_ratios = options.get("ModelRatio")
+    completion_ratios = options.get("CompletionRatio")
+    # Price by the name the client asked for; fall back to the mapped name's price.
+    name = plan.model
+    mapped = channel.model_mapping.get(name)
+    if mapped and name not in model_ratios and f"{name}({channel.type})" not in model_ratios \
+            and name not in pricing.DEFAULT_MODEL_RATIO:
+        name = mapped
+    return (pricing.model_ratio(name, channel.type, model_ratios),
+            pricing.completion_ratio(name, completion_ratios))
+
+
+def choose_channel(plan: Plan, routes: Routes, exclude: set[int]) -> ChannelInfo | None:
+    if plan.caller.pinned_channel is not None:
+        return routes.channels.get(plan.caller.pinned_channel) if not exclude else None
+    tiers = routes.by_group_model.get((plan.caller.user.group, plan.model), ())
+    return pick(tiers, exclude)
+
+
+async def relay_text(*, caller: Caller, mode: str, raw_body: bytes, request_id: str, out: Responder,
+                     path_model: str | None = None) -> None:
+    started_at = time.monotonic()
+    body = parse_body(raw_body, mode=mode, path_model=path_model)
+    model = body["model"]
+    check_model_allowed(caller, model)
+    stream = bool(body.get("stream")) and mode != "embeddings"
+    stream_options = body.get("stream_options")
+    wants_usage = isinstance(stream_options, dict) and bool(stream_options.get("include_usage"))
+    routes = await cache.get_routes()
+    group_ratio = pricing.group_ratio(caller.user.group, options.get("GroupRatio"))
+    plan = Plan(caller=caller, mode=mode, model=model, body=body, stream=stream, client_wants_usage=wants_usage,
+                prompt_tokens=count_prompt(mode, body, model), group_ratio=group_ratio, request_id=request_id,
+                started_at=started_at)
+
+    if caller.pinned_channel is not None:
+        status = routes.channel_status.get(caller.pinned_channel)
+        if status is None:
+            raise bad_request(f"Channel {caller.pinned_channel} does not exist.", code="channel_not_found")
+        if caller.pinned_channel not in routes.channels:
+            raise RelayError(403, f"Channel {caller.pinned_channel} is disabled.", code="channel_disabled")
+    channel = choose_channel(plan, routes, set())
+    if channel is None:
+        raise RelayError(503, f"No available channel for model {model} in group {caller.user.group}.",
+                         code="model_not_available")
+
+    model_ratio, _ = _ratios(plan, channel)
+    max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 0
+    reserved = pricing.pre_consume_quota(base=options.get("PreConsumedQuota"), prompt_tokens=plan.prompt_tokens,
+                                         max_tokens=max_tokens, model_ratio=model_ratio, group_ratio=group_ratio)
+    token = caller.token
+    refused = ledger.reserve(user_id=caller.user.id, user_quota=caller.user.quota, token_id=token.id,
+                             token_quota=None if token.unlimited else token.remain_quota, amount=reserved)
+    if refused == "user":
+        raise RelayError(403, "Your account's quota is not enough for this request.", code="insufficient_user_quota")
+    if refused == "token":
+        raise RelayError(403, "This API key's quota is not enough for this request.",
+                         code="pre_consume_token_quota_failed")
+
+    progress = Progress()
+    settled = False
+    try:
+        channel, prompt_reset = await _call_with_failover(plan, routes, channel, out, progress)
+        _settle(plan, channel, progress, reserved, prompt_reset)
+        settled = True
+    except asyncio.CancelledError:
+        # The client left. A stream that started is billed for what it produced.
+        if progress.started:
+            _settle(plan, channel, progress, reserved, False)
+            settled = True
+        raise
+    finally:
+        if not settled:
+            ledger.release(user_id=caller.user.id, token_id=token.id, amount=reserved, limited=not token.unlimited)
+
+
+async def _call_with_failover(plan: Plan, routes: Routes, channel: ChannelInfo, out: Responder,
+                              progress: Progress) -> tuple[ChannelInfo, bool]:
+    retries = 0 if plan.caller.pinned_channel is not None else max(0, options.get("RetryTimes"))
+    tried: set[int] = set()
+    while True:
+        body, prompt_reset = upstream_body(plan, channel)
+        try:
+            await _call_once(plan, channel, body, out, progress)
+            return channel, prompt_reset
+        except UpstreamError as err:
+            tried.add(channel.id)
+            # Retry only what another channel may answer; never the channel that just failed.
+            if not err.retryable or progress.started or len(tried) > retries:
+                raise _to_relay_error(err) from None
+            following = choose_channel(plan, routes, tried)
+            if following is None:
+                raise _to_relay_error(err) from None
+            channel = following
+
+
+def _to_relay_error(err: UpstreamError) -> RelayError:
+    message = err.message
+    if err.status == 429 and not err.error_body:
+        message = "The upstream channels are overloaded; try again shortly."
+    return RelayError(err.status, message, type=err.type, code=err.code, param=err.param, body=err.error_body)
+
+
+async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responder, progress: Progress) -> None:
+    adapter = adapter_for(channel.type)
+    request = adapter.build_request(channel=channel, mode=plan.mode, body=body, stream=plan.stream)
+    try:
+        response = await http.session().request(request.method, request.url, headers=request.headers,
+                                                data=request.body)
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        raise UpstreamError(status=502, message=f"Could not reach the upstream: {type(exc).__name__}",
+                            code="do_request_failed", retryable=True) from None
+    try:
+        if response.status != 200:
+            raise adapter.parse_error(status=response.status, body=await _read_error(response))
+        is_sse = response.headers.get("Content-Type", "").startswith("text/event-stream")
+        if plan.stream and is_sse:
+            await _stream(plan, adapter, response, out, progress)
+            return
+        try:
+            raw = await response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise UpstreamError(status=502, message=f"The upstream answer was cut off: {type(exc).__name__}",
+                                code="do_request_failed", retryable=True) from None
+        data, usage = adapter.parse_response(mode=plan.mode, body=raw)
+        progress.usage = usage
+        if usage is None and plan.mode != "embeddings":
+            progress.texts.append(adapter.completion_text(mode=plan.mode, body=raw))
+        progress.started = True
+        await out.start(200, JSON_HEADERS)
+        await out.finish(data)
+    finally:
+        response.release()
+
+
+async def _read_error(response: aiohttp.ClientResponse) -> bytes:
+    try:
+        return await response.content.read(64 * 1024)
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return b""
+
+
+async def _stream(plan: Plan, adapter, response: aiohttp.ClientResponse, out: Responder, progress: Progress) -> None:
+    parser = SSEParser()
+    saw_done = False
+
+    def convert(events) -> bytes:
+        nonlocal saw_done
+        chunks: list[bytes] = []
+        for event, data in events:
+            if event == b":":
+                continue  # keep-alive comments: our own stream keeps the connection busy enough
+            decoded = adapter.parse_stream_event(data, event)
+            if decoded is None:
+                continue
+            if decoded.done:
+                saw_done = True
+                continue
+            if decoded.usage is not None:
+                progress.usage = decoded.usage
+            if decoded.text:
+                progress.texts.append(decoded.text)
+            if decoded.data is None or (decoded.usage_only and not plan.client_wants_usage):
+                continue
+            chunks.append(b"data: " + decoded.data + b"\n\n")
+        return b"".join(chunks)
+
+    await out.start(200, SSE_HEADERS)
+    progress.started = True
+    try:
+        async for chunk in response.content.iter_any():
+            payload = convert(parser.feed(chunk))
+            if payload:
+                await out.write(payload)
+        tail = convert(parser.close())
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        error = {"error": {"message": f"The upstream stream broke off: {type(exc).__name__} "
+                                      f"(request id: {plan.request_id})",
+                           "type": "upstream_error", "code": "stream_interrupted", "param": None}}
+        await out.finish(b"data: " + orjson.dumps(error) + b"\n\n" + DONE)
+        return
+    await out.finish(tail + DONE)
+
+
+def _settle(plan: Plan, channel: ChannelInfo, progress: Progress, reserved: int, prompt_reset: bool) -> None:
+    usage = progress.usage
+    if usage is None or (usage.prompt_tokens == 0 and usage.completion_tokens == 0):
+        # No usage from the vendor (or a cut stream): count locally, as one-api does.
+        completion = tokenizer.count_text("".join(progress.texts), plan.model) if progress.texts else 0
+        usage = Usage(prompt_tokens=plan.prompt_tokens, completion_tokens=completion)
+    model_ratio, completion_ratio = _ratios(plan, channel)
+    quota = pricing.text_quota(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                               model_ratio=model_ratio, completion_ratio=completion_ratio,
+                               group_ratio=plan.group_ratio)
+    caller = plan.caller
+    ledger.settle(Charge(
+        user_id=caller.user.id, username=caller.user.username, token_id=caller.token.id,
+        token_name=caller.token.name, unlimited=caller.token.unlimited, channel_id=channel.id,
+        model_name=plan.model, quota=quota, prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens, request_id=plan.request_id,
+        elapsed_ms=int((time.monotonic() - plan.started_at) * 1000), is_stream=plan.stream,
+        content=f"model ratio {model_ratio:g} x group ratio {plan.group_ratio:g} x completion ratio {completion_ratio:g}",
+        created_at=int(time.time()), system_prompt_reset=prompt_reset,
+    ), reserved=reserved)
+
+
+def model_entry(model: str, owner: str) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": 1626777600, "owned_by": owner,
+            "permission": [], "root": model, "parent": None}

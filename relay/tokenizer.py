@@ -1,0 +1,87 @@
+"""Offline token counting, for pre-consumption and when an upstream gives no usage.
+
+bpe-openai ships the cl100k and o200k vocabularies inside the wheel, so nothing
+is downloaded at run time (tiktoken fetches its files on first use).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import bpe_openai
+
+_O200K_PREFIXES = ("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4")
+
+
+@lru_cache(maxsize=2)
+def _encoding(name: str):
+    return bpe_openai.get_encoding(name)
+
+
+def encoding_for(model: str):
+    return _encoding("o200k_base" if model.startswith(_O200K_PREFIXES) else "cl100k_base")
+
+
+def count_text(text: str, model: str) -> int:
+    if not text:
+        return 0
+    return len(encoding_for(model).encode(text))
+
+
+def _content_text(content: Any) -> tuple[str, int]:
+    """Text of a message's content, and the flat token cost of its images."""
+    if isinstance(content, str):
+        return content, 0
+    if not isinstance(content, list):
+        return "", 0
+    texts: list[str] = []
+    images = 0
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif part.get("type") == "image_url":
+            detail = (part.get("image_url") or {}).get("detail") if isinstance(part.get("image_url"), dict) else None
+            # Without fetching the image its tiles are unknown: OpenAI's low-detail cost, or one high tile.
+            images += 85 if detail == "low" else 255
+    return "\n".join(texts), images
+
+
+def count_messages(messages: Any, model: str) -> int:
+    """OpenAI's chat accounting as one-api applies it: 3 per message, 1 per name, 3 to prime the reply."""
+    if not isinstance(messages, list):
+        return 0
+    enc = encoding_for(model)
+    total = 3
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        total += 3
+        text, images = _content_text(message.get("content"))
+        total += images
+        if text:
+            total += len(enc.encode(text))
+        role = message.get("role")
+        if isinstance(role, str):
+            total += len(enc.encode(role))
+        name = message.get("name")
+        if isinstance(name, str):
+            total += 1 + len(enc.encode(name))
+        for call in message.get("tool_calls") or ():
+            fn = call.get("function") if isinstance(call, dict) else None
+            if isinstance(fn, dict):
+                total += len(enc.encode(str(fn.get("name", "")) + str(fn.get("arguments", ""))))
+    return total
+
+
+def count_input(value: Any, model: str) -> int:
+    """A completions prompt or an embeddings input: a string, a list of strings, or token ids."""
+    if isinstance(value, str):
+        return count_text(value, model)
+    if isinstance(value, list):
+        if value and all(isinstance(v, int) for v in value):
+            return len(value)
+        return sum(count_input(v, model) for v in value)
+    return 0

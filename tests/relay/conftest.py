@@ -1,0 +1,63 @@
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+
+from billing.ledger import ledger
+from relay.cache import cache
+from tests.factories import ChannelFactory, TokenFactory, UserFactory
+from tests.mock_upstream import MockUpstream
+
+
+@pytest.fixture(scope="session")
+def upstream_server():
+    server = MockUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def upstream(upstream_server):
+    upstream_server.reset()
+    return upstream_server
+
+
+@pytest.fixture(autouse=True)
+def fresh_relay_state():
+    """The relay's caches and ledger are per process: start every test from nothing."""
+    ledger.flush()
+    cache.clear()
+    ledger.__init__()
+    yield
+    ledger.flush()
+
+
+@pytest.fixture
+def asgi_app():
+    from oneapi_site.asgi import application
+
+    return application
+
+
+@pytest.fixture
+async def client(asgi_app):
+    transport = httpx.ASGITransport(app=asgi_app, client=("127.0.0.1", 12345))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as c:
+        yield c
+    from relay import http
+
+    await http.close()
+
+
+@pytest.fixture
+def world(transactional_db, upstream):
+    """A user with a token and an OpenAI channel pointing at the mock upstream."""
+    user = UserFactory(username="alice", quota=10_000_000)
+    token = TokenFactory(user=user, name="alice-key", remain_quota=5_000_000)
+    channel = ChannelFactory(name="mock-openai", base_url=upstream.url, key="sk-upstream-secret",
+                             models="gpt-4o-mini,gpt-3.5-turbo,text-embedding-3-small,gpt-3.5-turbo-instruct")
+    return type("World", (), {"user": user, "token": token, "channel": channel, "upstream": upstream,
+                              "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+
+
+async def flush():
+    await sync_to_async(ledger.flush, thread_sensitive=False)()

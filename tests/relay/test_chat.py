@@ -1,0 +1,104 @@
+import math
+
+import orjson
+import pytest
+from asgiref.sync import sync_to_async
+
+from accounts.models import Token, User
+from billing.models import Log
+from tests.relay.conftest import flush
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
+
+
+def expected_quota(prompt, completion, model_ratio=0.075, completion_ratio=4, group_ratio=1):
+    return math.ceil((prompt + completion * completion_ratio) * model_ratio * group_ratio)
+
+
+async def test_plain_chat_is_relayed_and_billed_from_upstream_usage(client, world):
+    response = await client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["choices"][0]["message"]["content"] == "Hello from the mock upstream."
+    assert response.headers["x-oneapi-request-id"]
+
+    sent = world.upstream.requests[-1]
+    assert sent.path == "/v1/chat/completions"
+    assert sent.headers["Authorization"] == "Bearer sk-upstream-secret"
+    assert sent.body["messages"] == CHAT["messages"]
+
+    await flush()
+    log = await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
+    quota = expected_quota(11, 7)
+    assert (log.prompt_tokens, log.completion_tokens, log.quota) == (11, 7, quota)
+    assert log.request_id == response.headers["x-oneapi-request-id"]
+    token = await sync_to_async(Token.objects.get)(pk=world.token.pk)
+    assert (token.remain_quota, token.used_quota) == (5_000_000 - quota, quota)
+    user = await sync_to_async(User.objects.get)(pk=world.user.pk)
+    assert (user.quota, user.used_quota, user.request_count) == (10_000_000 - quota, quota, 1)
+
+
+async def test_stream_is_forwarded_with_done_and_usage_hidden_unless_asked(client, world):
+    async with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True},
+                             headers=world.auth) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        raw = b"".join([chunk async for chunk in response.aiter_bytes()])
+    events = [line[6:] for line in raw.split(b"\n\n") if line.startswith(b"data: ")]
+    assert events[-1] == b"[DONE]"
+    chunks = [orjson.loads(e) for e in events[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "Hello from the mock upstream."
+    assert all(c["choices"] for c in chunks), "the usage-only chunk must not reach a client that did not ask"
+    assert world.upstream.requests[-1].body["stream_options"] == {"include_usage": True}
+
+    await flush()
+    log = await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
+    assert (log.prompt_tokens, log.completion_tokens, log.is_stream) == (11, 7, True)
+
+
+async def test_stream_passes_usage_chunk_when_client_asked(client, world):
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    response = await client.post("/v1/chat/completions", json=body, headers=world.auth)
+    events = [e[6:] for e in response.content.split(b"\n\n") if e.startswith(b"data: ")]
+    usage_chunks = [orjson.loads(e) for e in events[:-1] if orjson.loads(e).get("usage")]
+    assert usage_chunks and usage_chunks[-1]["usage"]["completion_tokens"] == 7
+
+
+async def test_stream_without_done_gets_one_added_and_is_counted_locally_without_usage(client, world):
+    world.upstream.then(done=False, usage=False)
+    response = await client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=world.auth)
+    assert response.content.endswith(b"data: [DONE]\n\n")
+    await flush()
+    log = await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
+    assert log.completion_tokens > 0 and log.prompt_tokens > 0
+
+
+@pytest.mark.parametrize("header, code", [
+    ("", "missing_api_key"),
+    ("Bearer sk-doesnotexist", "invalid_api_key"),
+])
+async def test_bad_keys_are_refused_with_openai_errors(client, world, header, code):
+    response = await client.post("/v1/chat/completions", json=CHAT, headers={"Authorization": header})
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert error["code"] == code and "request id" in error["message"]
+
+
+async def test_unknown_model_is_503_naming_group_and_model(client, world):
+    response = await client.post("/v1/chat/completions", json={**CHAT, "model": "no-such-model"},
+                                 headers=world.auth)
+    assert response.status_code == 503
+    message = response.json()["error"]["message"]
+    assert "no-such-model" in message and "default" in message
+
+
+async def test_upstream_error_is_passed_through_and_not_billed(client, world):
+    world.upstream.then(status=400, error={"error": {"message": "bad things", "type": "invalid_request_error",
+                                                     "param": None, "code": "bad"}})
+    response = await client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("bad things")
+    await flush()
+    assert not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
