@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -123,7 +125,10 @@ def _databases() -> dict:
             # Billing flushes write from a background thread while requests read.
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE",
                         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
-            "TEST": {"NAME": env_str("SQLITE_TEST_PATH") or None},
+            # A file, not shared-cache memory: the ledger writes from its own thread, and
+            # shared-cache SQLite answers "table is locked" instead of waiting.
+            "TEST": {"NAME": env_str("SQLITE_TEST_PATH")
+                     or os.path.join(tempfile.gettempdir(), f"oneapi_test_{os.getpid()}.db")},
         }
     if db.engine == "postgresql":
         return {

@@ -1,4 +1,9 @@
+import httpx
 import pytest
+
+from billing.ledger import ledger
+from relay.cache import cache
+from tests.mock_upstream import MockUpstream
 
 from accounts.models import User
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
@@ -27,3 +32,44 @@ def alice_token(alice):
 @pytest.fixture
 def openai_channel(db):
     return ChannelFactory(name="openai", base_url="http://127.0.0.1:9")
+
+
+@pytest.fixture(scope="session")
+def upstream_server():
+    server = MockUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def upstream(upstream_server):
+    upstream_server.reset()
+    return upstream_server
+
+
+@pytest.fixture(autouse=True)
+def fresh_relay_state():
+    """The relay's caches and ledger are per process: start every test from nothing."""
+    ledger.flush()
+    cache.clear()
+    ledger.__init__()
+    yield
+    ledger.flush()
+
+
+@pytest.fixture
+def asgi_app():
+    from oneapi_site.asgi import application
+
+    return application
+
+
+@pytest.fixture
+async def relay_client(asgi_app):
+    """HTTP against the whole ASGI application (relay and Django), in process."""
+    transport = httpx.ASGITransport(app=asgi_app, client=("127.0.0.1", 12345))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as c:
+        yield c
+    from relay import http
+
+    await http.close()

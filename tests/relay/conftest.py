@@ -1,51 +1,14 @@
-import httpx
 import pytest
 from asgiref.sync import sync_to_async
 
 from billing.ledger import ledger
-from relay.cache import cache
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
-from tests.mock_upstream import MockUpstream
-
-
-@pytest.fixture(scope="session")
-def upstream_server():
-    server = MockUpstream().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
-def upstream(upstream_server):
-    upstream_server.reset()
-    return upstream_server
-
-
-@pytest.fixture(autouse=True)
-def fresh_relay_state():
-    """The relay's caches and ledger are per process: start every test from nothing."""
-    ledger.flush()
-    cache.clear()
-    ledger.__init__()
-    yield
-    ledger.flush()
-
-
-@pytest.fixture
-def asgi_app():
-    from oneapi_site.asgi import application
-
-    return application
-
-
-@pytest.fixture
-async def client(asgi_app):
-    transport = httpx.ASGITransport(app=asgi_app, client=("127.0.0.1", 12345))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as c:
-        yield c
-    from relay import http
-
-    await http.close()
+def client(relay_client):
+    """Relay tests talk HTTP to the ASGI app; `client` here is that, not Django's test client."""
+    return relay_client
 
 
 @pytest.fixture

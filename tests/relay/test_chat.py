@@ -102,3 +102,39 @@ async def test_upstream_error_is_passed_through_and_not_billed(client, world):
     assert response.json()["error"]["message"].startswith("bad things")
     await flush()
     assert not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
+
+
+async def test_stream_cut_off_mid_way_ends_with_an_error_event_and_bills_what_arrived(client, world):
+    world.upstream.then(reply=" ".join(["word"] * 50), cut_after=5, usage=False)
+    response = await client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=world.auth)
+    assert response.status_code == 200
+    events = [e[6:] for e in response.content.split(b"\n\n") if e.startswith(b"data: ")]
+    assert events[-1] == b"[DONE]"
+    assert orjson.loads(events[-2])["error"]["code"] == "stream_interrupted"
+    await flush()
+    log = await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
+    assert 0 < log.completion_tokens < 50
+
+
+async def test_malformed_stream_event_is_forwarded_without_breaking_the_stream(client, world):
+    world.upstream.then(malformed=True)
+    response = await client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=world.auth)
+    assert response.status_code == 200
+    assert b"data: {not json\n\n" in response.content
+    assert response.content.endswith(b"data: [DONE]\n\n")
+    await flush()
+    assert (await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)).completion_tokens == 7
+
+
+async def test_unreachable_channel_is_a_502_and_costs_nothing(client, world):
+    from providers.models import Channel
+    from providers.services import channel_update
+
+    await sync_to_async(lambda: channel_update(channel=Channel.objects.get(pk=world.channel.pk),
+                                               base_url="http://127.0.0.1:9"))()
+    response = await client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "do_request_failed"
+    assert "sk-upstream-secret" not in response.text
+    await flush()
+    assert not await sync_to_async(Log.objects.exists)()
