@@ -9,6 +9,7 @@ the other instances at once, and without it they catch up within SYNC_FREQUENCY.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 
@@ -18,6 +19,8 @@ from django.db import transaction
 log = logging.getLogger(__name__)
 
 CHANNEL = "oneapi:changes"
+# Messages carry the sender, so an instance does not reload for its own writes twice.
+INSTANCE = os.urandom(8).hex()
 KINDS = ("tokens", "users", "channels", "options")
 
 _listeners: list[Callable[[str], None]] = []
@@ -43,7 +46,7 @@ def publish(kind: str) -> None:
         _notify_local(kind)
         if settings.REDIS_CONN_STRING:
             try:
-                _redis().publish(CHANNEL, kind)
+                _redis().publish(CHANNEL, f"{INSTANCE}:{kind}")
             except Exception:
                 log.warning("could not publish %s change to Redis; other instances catch up by timer", kind)
 
@@ -75,8 +78,9 @@ def listen_forever(stop: threading.Event) -> None:
             while not stop.is_set():
                 message = pubsub.get_message(timeout=1.0)
                 if message and message.get("type") == "message":
-                    kind = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
-                    if kind in KINDS:
+                    data = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
+                    sender, _, kind = data.rpartition(":")
+                    if kind in KINDS and sender != INSTANCE:
                         _notify_local(kind)
         except Exception:
             log.warning("Redis change feed lost; retrying in 5 s")
