@@ -6,6 +6,7 @@ import ipaddress
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from accounts.models import Token, User
 from oneapi_site.lib import changes
@@ -145,3 +146,223 @@ def token_update(*, token: Token, status_only: bool = False, **fields: Any) -> T
 def token_delete(*, token: Token) -> None:
     token.delete()
     changes.publish("tokens")
+
+
+# --- Management API: registration, profile and admin edits ---------------------
+
+# one-api's validate tags on model.User: username max=12, password min=8,max=20, display_name max=20.
+USERNAME_MAX_LENGTH = 12
+DISPLAY_NAME_MAX_LENGTH = 20
+PASSWORD_LENGTHS = (8, 20)
+EMAIL_MAX_LENGTH = 50
+GROUP_MAX_LENGTH = 32
+
+
+def _check_username(username: str) -> str:
+    username = (username or "").strip()
+    if not username:
+        raise ValidationError("username is required", field="username")
+    if len(username) > USERNAME_MAX_LENGTH:
+        raise ValidationError(f"username is longer than {USERNAME_MAX_LENGTH} characters", field="username")
+    return username
+
+
+def _check_password(password: str) -> str:
+    low, high = PASSWORD_LENGTHS
+    if not low <= len(password or "") <= high:
+        raise ValidationError(f"password must be {low} to {high} characters", field="password")
+    return password
+
+
+def _check_display_name(display_name: str) -> str:
+    display_name = (display_name or "").strip()
+    if len(display_name) > DISPLAY_NAME_MAX_LENGTH:
+        raise ValidationError(f"display_name is longer than {DISPLAY_NAME_MAX_LENGTH} characters",
+                              field="display_name")
+    return display_name
+
+
+def _check_email(email: str, *, user_id: int | None = None) -> str:
+    email = (email or "").strip()
+    if len(email) > EMAIL_MAX_LENGTH:
+        raise ValidationError(f"email is longer than {EMAIL_MAX_LENGTH} characters", field="email")
+    if email and "@" not in email:
+        raise ValidationError("email is not a valid address", field="email")
+    if email and User.objects.filter(email=email).exclude(pk=user_id).exists():
+        raise ValidationError("this email is already in use", field="email")
+    return email
+
+
+def _check_username_free(username: str, *, user_id: int | None = None) -> None:
+    if User.objects.filter(username=username).exclude(pk=user_id).exists():
+        raise ValidationError(f"username {username!r} is taken", field="username")
+
+
+@transaction.atomic
+def user_register(*, username: str, password: str, display_name: str = "", email: str = "",
+                  aff_code: str = "", role: int = User.Role.COMMON) -> User:
+    """A new account as one-api's User.Insert makes it: gifts, invite rewards, and a "default" token.
+
+    `aff_code` is the inviter's code; an unknown one is ignored, as in one-api.
+    """
+    from billing.services import user_signup_gifts
+
+    username = _check_username(username)
+    _check_password(password)
+    display_name = _check_display_name(display_name) or username
+    email = _check_email(email)
+    _check_username_free(username)
+    inviter_id = 0
+    if (aff_code or "").strip():
+        inviter_id = User.objects.filter(aff_code=aff_code.strip()).values_list("id", flat=True).first() or 0
+    user = user_create(username=username, password=password, display_name=display_name, role=role,
+                       email=email, inviter_id=inviter_id)
+    user_signup_gifts(user_id=user.pk, inviter_id=inviter_id)
+    token_create(user=user, name="default", unlimited_quota=True, expired_time=-1)
+    user.refresh_from_db(fields=["quota"])
+    return user
+
+
+def user_profile_update(*, user: User, username: str | None = None, display_name: str | None = None,
+                        password: str | None = None) -> User:
+    """A user edits their own profile; an empty password keeps the old one (one-api)."""
+    update_fields = []
+    if username is not None and username.strip() != user.username:
+        user.username = _check_username(username)
+        _check_username_free(user.username, user_id=user.pk)
+        update_fields.append("username")
+    if display_name is not None:
+        user.display_name = _check_display_name(display_name) or user.username
+        update_fields.append("display_name")
+    if password:
+        user.set_password(_check_password(password))
+        update_fields.append("password")
+    if update_fields:
+        # update_fields: a full save would write back a stale quota the relay has moved since.
+        user.save(update_fields=update_fields)
+        changes.publish("users")
+    return user
+
+
+def _check_can_manage(*, by: User, user: User) -> None:
+    if not by.is_root and by.role <= user.role:
+        raise ValidationError("you cannot manage a user whose role is equal to or above yours")
+
+
+@transaction.atomic
+def user_update(*, user: User, by: User, username: str | None = None, display_name: str | None = None,
+                password: str | None = None, email: str | None = None, group: str | None = None,
+                role: int | None = None, status: int | None = None, quota: int | None = None) -> User:
+    """An admin edits a user (one-api's PUT /api/user/); a quota change is logged by billing."""
+    from billing.services import user_quota_set
+
+    _check_can_manage(by=by, user=user)
+    update_fields = []
+    if username is not None and username.strip() != user.username:
+        user.username = _check_username(username)
+        _check_username_free(user.username, user_id=user.pk)
+        update_fields.append("username")
+    if display_name is not None:
+        user.display_name = _check_display_name(display_name) or user.username
+        update_fields.append("display_name")
+    if password:
+        user.set_password(_check_password(password))
+        update_fields.append("password")
+    if email is not None and email.strip() != user.email:
+        user.email = _check_email(email, user_id=user.pk)
+        update_fields.append("email")
+    if group is not None and group.strip() != user.group:
+        group = group.strip()
+        if not group or len(group) > GROUP_MAX_LENGTH:
+            raise ValidationError(f"group must be 1 to {GROUP_MAX_LENGTH} characters", field="group")
+        user.group = group
+        update_fields.append("group")
+    if role is not None and role != user.role:
+        if user.is_root:
+            raise ValidationError("the root user's role cannot be changed", field="role")
+        if role not in (User.Role.COMMON, User.Role.ADMIN):
+            raise ValidationError("role must be 1 (common) or 10 (admin)", field="role")
+        if not by.is_root and role >= by.role:
+            raise ValidationError("you cannot raise a role to yours or above", field="role")
+        user.role = role
+        update_fields.append("role")
+    if status is not None and status != user.status:
+        if status not in (User.Status.ENABLED, User.Status.DISABLED):
+            raise ValidationError("status must be 1 (enabled) or 2 (disabled)", field="status")
+        if user.is_root:
+            raise ValidationError("the root user cannot be disabled", field="status")
+        user.status = status
+        update_fields.append("status")
+    if update_fields:
+        user.save(update_fields=update_fields)
+        changes.publish("users")
+    if quota is not None:
+        user_quota_set(user_id=user.pk, quota=quota, by=by)
+        user.refresh_from_db(fields=["quota"])
+    return user
+
+
+def user_delete(*, user: User, by: User | None = None) -> None:
+    """Soft delete as one-api: status 3 and a `deleted_<uuid>` username free the name for reuse."""
+    if user.is_root:
+        raise ValidationError("the root user cannot be deleted")
+    if by is not None and by.pk != user.pk:
+        _check_can_manage(by=by, user=user)
+    user.username = f"deleted_{uuid_hex()}"
+    user.status = User.Status.DELETED
+    user.access_token = None
+    user.save(update_fields=["username", "status", "access_token"])
+    changes.publish("users")
+
+
+USER_ACTIONS = ("disable", "enable", "delete", "promote", "demote")
+
+
+def user_manage(*, user: User, by: User, action: str) -> User:
+    """one-api's POST /api/user/manage, with its rules: promote is root-only; root is untouchable."""
+    if action not in USER_ACTIONS:
+        raise ValidationError(f"action must be one of {', '.join(USER_ACTIONS)}", field="action")
+    _check_can_manage(by=by, user=user)
+    if action == "delete":
+        user_delete(user=user, by=by)
+        return user
+    if action == "disable":
+        if user.is_root:
+            raise ValidationError("the root user cannot be disabled", field="action")
+        user.status = User.Status.DISABLED
+    elif action == "enable":
+        user.status = User.Status.ENABLED
+    elif action == "promote":
+        if not by.is_root:
+            raise ValidationError("only the root user can promote users to admin", field="action")
+        if user.role >= User.Role.ADMIN:
+            raise ValidationError("this user is already an admin", field="action")
+        user.role = User.Role.ADMIN
+    elif action == "demote":
+        if user.is_root:
+            raise ValidationError("the root user cannot be demoted", field="action")
+        if user.role == User.Role.COMMON:
+            raise ValidationError("this user is already a common user", field="action")
+        user.role = User.Role.COMMON
+    user.save(update_fields=["status", "role"])
+    changes.publish("users")
+    return user
+
+
+def user_aff_code_ensure(*, user: User) -> str:
+    """The user's invitation code, made on first ask for accounts that have none (one-api)."""
+    if user.aff_code:
+        return user.aff_code
+    for _ in range(5):
+        code = _new_aff_code()
+        try:
+            with transaction.atomic():
+                User.objects.filter(pk=user.pk).filter(Q(aff_code__isnull=True) | Q(aff_code="")).update(
+                    aff_code=code)
+        except IntegrityError:  # another user holds this code: draw again
+            continue
+        user.refresh_from_db(fields=["aff_code"])
+        if user.aff_code:
+            changes.publish("users")
+            return user.aff_code
+    raise ValidationError("could not make an invitation code; try again")

@@ -163,6 +163,9 @@ def charges_apply(charges: Iterable[Charge]) -> int:
                 Token.objects.filter(pk=token_id).update(accessed_time=now)
         for channel_id in sorted(per_channel):
             Channel.objects.filter(pk=channel_id).update(used_quota=F("used_quota") + per_channel[channel_id])
+        # As one-api: a token that ran dry shows as exhausted until its owner adds quota.
+        exhausted = Token.objects.filter(pk__in=list(per_token), unlimited_quota=False, remain_quota__lte=0,
+                                         status=Token.Status.ENABLED).update(status=Token.Status.EXHAUSTED)
         if options.get("LogConsumeEnabled"):
             Log.objects.bulk_create([
                 Log(user_id=c.user_id, created_at=c.created_at, type=Log.Type.CONSUME, content=c.content,
@@ -173,6 +176,8 @@ def charges_apply(charges: Iterable[Charge]) -> int:
                     system_prompt_reset=c.system_prompt_reset)
                 for c in charges
             ], batch_size=500)
+        if exhausted:
+            changes.publish("tokens")
     return len(charges)
 
 
@@ -195,3 +200,69 @@ def option_set(*, key: str, value) -> str:
     options.reload_from_db()
     changes.publish("options")
     return text
+
+
+# --- Management API ------------------------------------------------------------
+
+@transaction.atomic
+def user_signup_gifts(*, user_id: int, inviter_id: int = 0) -> None:
+    """one-api's registration rewards, each with a system log: new user, invitee, inviter."""
+    gifts = [(user_id, options.get("QuotaForNewUser") or 0, "Welcome gift for a new user")]
+    if inviter_id:
+        gifts.append((user_id, options.get("QuotaForInvitee") or 0, "Gift for signing up with an invitation code"))
+        gifts.append((inviter_id, options.get("QuotaForInviter") or 0, "Reward for inviting a user"))
+    for target, quota, reason in gifts:
+        if quota <= 0:
+            continue
+        User.objects.filter(pk=target).update(quota=F("quota") + quota)
+        log_record(user_id=target, type=Log.Type.SYSTEM, quota=quota, content=f"{reason}: {quota_display(quota)}")
+    changes.publish("users")
+
+
+def redemption_update(*, code: RedemptionCode, status_only: bool = False, name: str | None = None,
+                      quota: int | None = None, status: int | None = None) -> RedemptionCode:
+    """Rename, reprice, enable or disable a code; a used code keeps its status and quota."""
+    used = code.status == RedemptionCode.Status.USED
+    update_fields = []
+    if status is not None and status != code.status:
+        if used:
+            raise ValidationError("this code has been redeemed; its status cannot change", field="status")
+        if status not in (RedemptionCode.Status.ENABLED, RedemptionCode.Status.DISABLED):
+            raise ValidationError("status must be 1 (enabled) or 2 (disabled)", field="status")
+        code.status = status
+        update_fields.append("status")
+    if not status_only:
+        if name is not None:
+            name = name.strip()
+            if not name or len(name) > 20:
+                raise ValidationError("name must be 1 to 20 characters", field="name")
+            code.name = name
+            update_fields.append("name")
+        if quota is not None and quota != code.quota:
+            if used:
+                raise ValidationError("this code has been redeemed; its quota cannot change", field="quota")
+            if quota <= 0:
+                raise ValidationError("quota must be positive", field="quota")
+            code.quota = quota
+            update_fields.append("quota")
+    if update_fields:
+        # The status guard keeps an edit from reviving a code redeemed since it was read.
+        rows = RedemptionCode.objects.filter(pk=code.pk)
+        if not used:
+            rows = rows.exclude(status=RedemptionCode.Status.USED)
+        if not rows.update(**{f: getattr(code, f) for f in update_fields}):
+            raise ValidationError("this code has just been redeemed; reload it", field="status")
+    return code
+
+
+def redemption_delete(*, code_id: int) -> int:
+    deleted, _ = RedemptionCode.objects.filter(pk=code_id).delete()
+    return deleted
+
+
+def logs_delete_before(*, timestamp: int) -> int:
+    """Drop logs older than `timestamp` (unix seconds); one DELETE, since logs have no dependants."""
+    if timestamp <= 0:
+        raise ValidationError("target_timestamp must be a unix time", field="target_timestamp")
+    deleted, _ = Log.objects.filter(created_at__lt=timestamp).delete()
+    return deleted

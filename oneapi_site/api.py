@@ -46,3 +46,43 @@ def envelope_exception_handler(exc, context):
         detail = getattr(exc, "detail", "") or response.data
         response.data = {"success": False, "message": str(detail)}
     return response
+
+
+ITEMS_PER_PAGE = 10  # one-api's config.ItemsPerPage
+MAX_PAGE_SIZE = 100
+SEARCH_LIMIT = 100  # search endpoints are unpaginated; cap them so a short prefix stays cheap
+
+
+def page_window(request) -> tuple[int, int]:
+    """`?p=` is one-api's 0-based page index; `size` or `page_size` may widen the page up to 100."""
+    page = max(int_param(request, "p", 0), 0)
+    size = int_param(request, "size", 0) or int_param(request, "page_size", 0) or ITEMS_PER_PAGE
+    size = min(max(size, 1), MAX_PAGE_SIZE)
+    return page * size, size
+
+
+def int_param(request, name: str, default: int = 0) -> int:
+    """A whole-number query parameter; a malformed one is a named validation error."""
+    raw = request.query_params.get(name, "")
+    if raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationError(f"{name} must be a whole number", field=name) from None
+
+
+def api_path(route: str, view) -> list:
+    """one-api's routes answer with and without a trailing slash (`/api/user/`, `/api/user/self`)."""
+    from django.urls import path
+
+    route = route.rstrip("/")
+    return [path(route, view), path(route + "/", view)] if route else [path("", view)]
+
+
+def unknown_route(request, *args, **kwargs):
+    """one-api answers an unknown /api path with 404 and an OpenAI-style error, not an HTML page."""
+    from django.http import JsonResponse
+
+    return JsonResponse({"error": {"message": f"Invalid URL ({request.method} {request.path})",
+                                   "type": "invalid_request_error"}}, status=404)

@@ -130,3 +130,12 @@ async def test_mixed_concurrent_requests_through_the_relay_charge_exactly(relay_
     await asyncio.sleep(0.2)
     await flush()
     await sync_to_async(assert_ledger_matches_logs)(before)
+
+
+def test_a_token_that_runs_dry_is_marked_exhausted():
+    token = TokenFactory(remain_quota=100)
+    charges_apply([Charge(user_id=token.user_id, username="u", token_id=token.pk, token_name="t", unlimited=False,
+                          channel_id=0, model_name="m", quota=150, prompt_tokens=1, completion_tokens=1,
+                          request_id="r", elapsed_ms=1, is_stream=False, content="", created_at=0)])
+    token.refresh_from_db()
+    assert (token.remain_quota, token.used_quota, token.status) == (-50, 150, Token.Status.EXHAUSTED)

@@ -1,0 +1,59 @@
+"""Reads of users and tokens for the management API."""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import Token, User
+
+USER_ORDERS = {"quota": "-quota", "used_quota": "-used_quota", "request_count": "-request_count"}
+TOKEN_ORDERS = {"remain_quota": "-remain_quota", "used_quota": "-used_quota"}
+
+
+def user_list(*, offset: int, limit: int, order: str = "") -> list[User]:
+    """Newest first, or by the one-api sort keys; deleted users (status 3) are left out."""
+    ordering = [USER_ORDERS[order], "-id"] if order in USER_ORDERS else ["-id"]
+    users = User.objects.exclude(status=User.Status.DELETED).order_by(*ordering)
+    return list(users[offset:offset + limit])
+
+
+def user_search(*, keyword: str, limit: int) -> list[User]:
+    """one-api matches the id exactly and username, email or display name by prefix."""
+    keyword = keyword.strip()
+    match = Q(username__startswith=keyword) | Q(email__startswith=keyword) | Q(display_name__startswith=keyword)
+    if keyword.isdigit():
+        match |= Q(pk=int(keyword))
+    users = User.objects.exclude(status=User.Status.DELETED).filter(match).order_by("-id")
+    return list(users[:limit])
+
+
+def user_by_login(*, login: str) -> User | None:
+    """The username field of the login form also takes an email address (one-api)."""
+    login = login.strip()
+    if not login:
+        return None
+    user = User.objects.filter(username=login).first()
+    if user is None and "@" in login:
+        user = User.objects.filter(email=login).order_by("id").first()
+    return user
+
+
+def tokens_of(user: User) -> QuerySet[Token]:
+    return Token.objects.filter(user=user)
+
+
+def token_list(*, user: User, offset: int, limit: int, order: str = "") -> list[Token]:
+    ordering = [TOKEN_ORDERS[order], "-id"] if order in TOKEN_ORDERS else ["-id"]
+    return list(tokens_of(user).order_by(*ordering)[offset:offset + limit])
+
+
+def token_search(*, user: User, keyword: str, limit: int) -> list[Token]:
+    """Name prefix; a whole key (with or without `sk-`) also finds its token."""
+    keyword = keyword.strip()
+    match = Q(name__startswith=keyword) | Q(key=keyword.removeprefix("sk-"))
+    return list(tokens_of(user).filter(match).order_by("-id")[:limit])
+
+
+def token_of(*, user: User, token_id: int) -> Token | None:
+    """The user's own token, or None: another user's id answers exactly like a missing one."""
+    return tokens_of(user).filter(pk=token_id).first()

@@ -1,0 +1,67 @@
+"""JSON shapes of redemption codes and logs, and the bodies admins send."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from billing.models import Log, RedemptionCode
+
+
+def redemption_json(code: RedemptionCode) -> dict:
+    return {
+        "id": code.pk,
+        "user_id": code.user_id,
+        "key": code.key,
+        "status": code.status,
+        "name": code.name,
+        "quota": code.quota,
+        "created_time": code.created_time,
+        "redeemed_time": code.redeemed_time,
+        "redeemed_by": code.redeemed_by_id,
+    }
+
+
+def log_json(log: Log) -> dict:
+    """one-api names the channel id column `channel` in JSON."""
+    return {
+        "id": log.pk,
+        "user_id": log.user_id,
+        "created_at": log.created_at,
+        "type": log.type,
+        "content": log.content,
+        "username": log.username,
+        "token_name": log.token_name,
+        "model_name": log.model_name,
+        "quota": log.quota,
+        "prompt_tokens": log.prompt_tokens,
+        "completion_tokens": log.completion_tokens,
+        "channel": log.channel_id,
+        "request_id": log.request_id,
+        "elapsed_time": log.elapsed_time,
+        "is_stream": log.is_stream,
+        "system_prompt_reset": log.system_prompt_reset,
+    }
+
+
+class RedemptionCreateInput(serializers.Serializer):
+    name = serializers.CharField(allow_blank=True)
+    quota = serializers.IntegerField()
+    count = serializers.IntegerField(required=False, default=1)
+
+
+class RedemptionUpdateInput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    quota = serializers.IntegerField(required=False, allow_null=True)
+    status = serializers.IntegerField(required=False, allow_null=True)
+
+
+class TopUpInput(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    quota = serializers.IntegerField()
+    remark = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class OptionInput(serializers.Serializer):
+    key = serializers.CharField()
+    value = serializers.JSONField()

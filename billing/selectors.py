@@ -1,0 +1,123 @@
+"""Reads of logs and redemption codes for the management API.
+
+Log tables grow to millions of rows: pages are LIMIT/OFFSET on the id index
+without a COUNT(*), and sums only run over the filtered rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import Case, CharField, Count, Q, QuerySet, Sum, Value, When
+from django.db.models.functions import Coalesce
+
+from billing.models import Log, RedemptionCode
+from oneapi_site.lib.timeutil import now_ts
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """one-api's log query parameters; zero or empty means "any"."""
+
+    user_id: int | None = None
+    type: int = 0
+    start_timestamp: int = 0
+    end_timestamp: int = 0
+    username: str = ""
+    token_name: str = ""
+    model_name: str = ""
+    channel_id: int = 0
+
+
+def logs_filtered(f: LogFilter) -> QuerySet[Log]:
+    logs = Log.objects.all()
+    if f.user_id is not None:
+        logs = logs.filter(user_id=f.user_id)
+    if f.type:
+        logs = logs.filter(type=f.type)
+    if f.start_timestamp:
+        logs = logs.filter(created_at__gte=f.start_timestamp)
+    if f.end_timestamp:
+        logs = logs.filter(created_at__lte=f.end_timestamp)
+    if f.username:
+        logs = logs.filter(username=f.username)
+    if f.token_name:
+        logs = logs.filter(token_name=f.token_name)
+    if f.model_name:
+        logs = logs.filter(model_name=f.model_name)
+    if f.channel_id:
+        logs = logs.filter(channel_id=f.channel_id)
+    return logs
+
+
+def log_page(*, f: LogFilter, offset: int, limit: int) -> list[Log]:
+    return list(logs_filtered(f).order_by("-id")[offset:offset + limit])
+
+
+def logs_quota_sum(*, f: LogFilter) -> int:
+    """Quota spent by the matching consume logs (one-api's /api/log/stat)."""
+    total = logs_filtered(f).filter(type=Log.Type.CONSUME).aggregate(quota=Coalesce(Sum("quota"), 0))
+    return int(total["quota"])
+
+
+def log_search(*, keyword: str, limit: int, user_id: int | None = None) -> list[Log]:
+    """A whole-number keyword matches the log type; the admin search also matches a content prefix."""
+    keyword = keyword.strip()
+    logs = Log.objects.all() if user_id is None else Log.objects.filter(user_id=user_id)
+    match = Q(pk__in=[])
+    if keyword.lstrip("-").isdigit():
+        match |= Q(type=int(keyword))
+    if user_id is None and keyword:
+        match |= Q(content__startswith=keyword)
+    return list(logs.filter(match).order_by("-id")[:limit])
+
+
+DASHBOARD_DAYS = 7
+
+
+def user_dashboard(*, user_id: int, now: int | None = None) -> list[dict]:
+    """Consume logs of the last 7 days by (day, model), as one-api's untagged Go struct names them.
+
+    Days are bucketed in the database with CASE over local midnights, so only the
+    grouped rows come back however many logs there are.
+    """
+    now = now or now_ts()
+    start = now - DASHBOARD_DAYS * 86400
+    tz = ZoneInfo(settings.TIME_ZONE)
+    first_day = dt.datetime.fromtimestamp(start, tz).date()
+    last_day = dt.datetime.fromtimestamp(now, tz).date()
+    days = [first_day + dt.timedelta(days=i) for i in range((last_day - first_day).days + 1)]
+    midnights = [(day, int(dt.datetime.combine(day, dt.time(), tz).timestamp())) for day in days]
+    day_bucket = Case(
+        *[When(created_at__gte=ts, then=Value(day.isoformat())) for day, ts in reversed(midnights)],
+        default=Value(first_day.isoformat()), output_field=CharField(),
+    )
+    rows = (
+        Log.objects.filter(user_id=user_id, type=Log.Type.CONSUME, created_at__gte=start)
+        .annotate(day=day_bucket)
+        .values("day", "model_name")
+        .annotate(requests=Count("id"), quota=Sum("quota"), prompt=Sum("prompt_tokens"),
+                  completion=Sum("completion_tokens"))
+        .order_by("day", "model_name")
+    )
+    return [
+        {"Day": r["day"], "ModelName": r["model_name"], "RequestCount": r["requests"], "Quota": int(r["quota"] or 0),
+         "PromptTokens": int(r["prompt"] or 0), "CompletionTokens": int(r["completion"] or 0)}
+        for r in rows
+    ]
+
+
+def redemption_list(*, offset: int, limit: int) -> list[RedemptionCode]:
+    return list(RedemptionCode.objects.order_by("-id")[offset:offset + limit])
+
+
+def redemption_search(*, keyword: str, limit: int) -> list[RedemptionCode]:
+    """Id exactly or name by prefix (one-api); a whole key also finds its code."""
+    keyword = keyword.strip()
+    match = Q(name__startswith=keyword) | Q(key=keyword)
+    if keyword.isdigit():
+        match |= Q(pk=int(keyword))
+    return list(RedemptionCode.objects.filter(match).order_by("-id")[:limit])

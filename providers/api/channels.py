@@ -1,0 +1,88 @@
+"""Admin routes over channels: /api/channel/. No response ever carries a channel's key."""
+
+from __future__ import annotations
+
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api.authentication import IsAdmin
+from oneapi_site.api import SEARCH_LIMIT, fail, ok, page_window
+from providers import selectors, services
+from providers.api.serializers import ChannelInput, channel_json
+from providers.models import Channel
+
+NOT_FOUND = "channel not found"
+
+
+class AdminView(APIView):
+    permission_classes = [IsAdmin]
+
+
+class ChannelsView(AdminView):
+    def get(self, request):
+        offset, limit = page_window(request)
+        return ok([channel_json(c) for c in selectors.channel_list(offset=offset, limit=limit)])
+
+    def post(self, request):
+        """A key of several lines makes one channel per line (one-api's batch add)."""
+        body = ChannelInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        fields = dict(body.validated_data)
+        fields.pop("id", None)
+        channels = services.channel_create(**fields)
+        return ok([channel_json(c) for c in channels])
+
+    def put(self, request):
+        """Fields left out are kept; an omitted or empty key keeps the stored one."""
+        body = ChannelInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        fields = dict(body.validated_data)
+        channel = Channel.objects.filter(pk=fields.pop("id", 0) or 0).first()
+        if channel is None:
+            return fail(NOT_FOUND, field="id")
+        channel = services.channel_update(channel=channel, **fields)
+        return ok(channel_json(channel))
+
+
+class ChannelSearchView(AdminView):
+    def get(self, request):
+        channels = selectors.channel_search(keyword=request.query_params.get("keyword", ""), limit=SEARCH_LIMIT)
+        return ok([channel_json(c) for c in channels])
+
+
+class ChannelDetailView(AdminView):
+    def get(self, request, channel_id: int):
+        channel = Channel.objects.filter(pk=channel_id).first()
+        if channel is None:
+            return fail(NOT_FOUND)
+        return ok(channel_json(channel))
+
+    def delete(self, request, channel_id: int):
+        if not services.channel_delete(channel_id=channel_id):
+            return fail(NOT_FOUND)
+        return ok()
+
+
+class DisabledChannelsView(AdminView):
+    def delete(self, request):
+        return ok(services.channels_delete_disabled())
+
+
+class ChannelModelsView(AdminView):
+    """The built-in model catalogue; one-api answers {object: "list", data: [...]} here."""
+
+    def get(self, request):
+        models = [{"id": m, "object": "model", "owned_by": selectors.model_owner(m)} for m in selectors.known_models()]
+        return ok(models, object="list")
+
+
+class ChannelTestView(AdminView):
+    """One test request; one-api's answer carries time (seconds) and modelName beside the envelope."""
+
+    def get(self, request, channel_id: int):
+        if not Channel.objects.filter(pk=channel_id).exists():
+            return fail(NOT_FOUND)
+        model = request.query_params.get("model", "").strip() or None
+        result = services.channel_test(channel_id=channel_id, model=model)
+        return Response({"success": result.success, "message": result.message, "time": result.time,
+                         "modelName": result.model})

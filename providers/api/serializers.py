@@ -1,0 +1,56 @@
+"""JSON shapes of channels as one-api's clients read them; the key never leaves the server."""
+
+from __future__ import annotations
+
+import json
+
+from rest_framework import serializers
+
+from accounts.api.serializers import CommaListField
+from providers.models import Channel
+
+
+def _json_text(value: dict) -> str:
+    """one-api keeps model_mapping and config as JSON text; an empty map is ""."""
+    return json.dumps(value, ensure_ascii=False) if value else ""
+
+
+def channel_json(channel: Channel) -> dict:
+    return {
+        "id": channel.pk,
+        "type": channel.type,
+        "name": channel.name,
+        "status": channel.status,
+        "base_url": channel.base_url,
+        "models": channel.models,
+        "group": channel.group,
+        "model_mapping": _json_text(channel.model_mapping),
+        "priority": channel.priority,
+        "weight": channel.weight,
+        "config": _json_text(channel.config),
+        "system_prompt": channel.system_prompt,
+        "response_time": channel.response_time,
+        "test_time": channel.test_time,
+        "balance": channel.balance,
+        "balance_updated_time": channel.balance_updated_time,
+        "used_quota": channel.used_quota,
+        "created_time": channel.created_time,
+    }
+
+
+class ChannelInput(serializers.Serializer):
+    """model_mapping and config may be JSON text (one-api) or an object; the service parses both."""
+
+    id = serializers.IntegerField(required=False)
+    type = serializers.IntegerField(required=False)
+    name = serializers.CharField(required=False, allow_blank=True)
+    key = serializers.CharField(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
+    status = serializers.IntegerField(required=False)
+    base_url = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    models = CommaListField(required=False, allow_null=True)
+    group = CommaListField(required=False, allow_null=True)
+    model_mapping = serializers.JSONField(required=False, allow_null=True)
+    priority = serializers.IntegerField(required=False, allow_null=True)
+    weight = serializers.IntegerField(required=False, allow_null=True)
+    config = serializers.JSONField(required=False, allow_null=True)
+    system_prompt = serializers.CharField(required=False, allow_blank=True, allow_null=True)

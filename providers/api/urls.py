@@ -1,0 +1,15 @@
+"""Routes of providers under /api/; a trailing slash is optional."""
+
+from providers.api import catalogue, channels
+from oneapi_site.api import api_path
+
+urlpatterns = [
+    *api_path("channel/search", channels.ChannelSearchView.as_view()),
+    *api_path("channel/models", channels.ChannelModelsView.as_view()),
+    *api_path("channel/disabled", channels.DisabledChannelsView.as_view()),
+    *api_path("channel/test/<int:channel_id>", channels.ChannelTestView.as_view()),
+    *api_path("channel/<int:channel_id>", channels.ChannelDetailView.as_view()),
+    *api_path("channel", channels.ChannelsView.as_view()),
+    *api_path("group", catalogue.GroupsView.as_view()),
+    *api_path("models", catalogue.ModelsByTypeView.as_view()),
+]

@@ -1,0 +1,71 @@
+"""Root-only settings through /api/option/."""
+
+import json
+
+import pytest
+
+from billing import options
+from billing.models import Option
+from tests.api_fixtures import *  # noqa: F401,F403
+from tests.api_fixtures import envelope
+
+pytestmark = pytest.mark.django_db
+
+
+def test_option_get_lists_defaults_and_stored_values(root_api):
+    Option.objects.create(key="SystemName", value="Stored Name")
+    values = {o["key"]: o["value"] for o in envelope(root_api.get("/api/option/"))}
+    assert values["SystemName"] == "Stored Name"
+    assert values["QuotaPerUnit"] == "500000"
+    assert values["RegisterEnabled"] == "true"
+    assert json.loads(values["GroupRatio"]) == {"default": 1, "vip": 1, "svip": 1}
+
+
+def test_option_get_hides_secrets(root_api):
+    Option.objects.create(key="GitHubClientSecret", value="gh-secret-value")
+    Option.objects.create(key="SMTPToken", value="smtp-secret-value")
+    response = root_api.get("/api/option/")
+    keys = {o["key"] for o in envelope(response)}
+    assert "GitHubClientSecret" not in keys and "SMTPToken" not in keys and "TurnstileSecretKey" not in keys
+    assert "GitHubClientId" in keys
+    assert b"gh-secret-value" not in response.content and b"smtp-secret-value" not in response.content
+
+
+def test_option_put_stores_and_applies(root_api):
+    envelope(root_api.put("/api/option/", {"key": "QuotaForNewUser", "value": "777"}, format="json"))
+    assert Option.objects.get(key="QuotaForNewUser").value == "777"
+    assert options.get("QuotaForNewUser") == 777
+
+
+def test_option_put_takes_booleans_as_text_or_json(root_api):
+    envelope(root_api.put("/api/option/", {"key": "RegisterEnabled", "value": "false"}, format="json"))
+    assert options.get("RegisterEnabled") is False
+    envelope(root_api.put("/api/option/", {"key": "RegisterEnabled", "value": True}, format="json"))
+    assert Option.objects.get(key="RegisterEnabled").value == "true"
+
+
+def test_option_put_rejects_invalid_json_in_model_ratio_naming_the_key(root_api):
+    body = envelope(root_api.put("/api/option/", {"key": "ModelRatio", "value": '{"gpt-4o": 1.25,'},
+                                 format="json"), success=False)
+    assert body["field"] == "ModelRatio" and "ModelRatio" in body["message"]
+    assert not Option.objects.filter(key="ModelRatio").exists()
+
+
+def test_option_put_rejects_a_bad_number(root_api):
+    body = envelope(root_api.put("/api/option/", {"key": "RetryTimes", "value": "three"}, format="json"),
+                    success=False)
+    assert body["field"] == "RetryTimes"
+
+
+def test_option_put_rejects_an_unknown_key(root_api):
+    body = envelope(root_api.put("/api/option/", {"key": "SystemNmae", "value": "x"}, format="json"), success=False)
+    assert body["field"] == "key"
+    assert not Option.objects.filter(key="SystemNmae").exists()
+
+
+def test_options_are_root_only(staff_api, alice_api, anon):
+    assert staff_api.get("/api/option/").status_code == 403
+    assert staff_api.put("/api/option/", {"key": "SystemName", "value": "x"}, format="json").status_code == 403
+    assert alice_api.get("/api/option/").status_code == 403
+    assert anon.get("/api/option/").status_code == 401
+    assert not Option.objects.filter(key="SystemName").exists()
