@@ -1,0 +1,229 @@
+"""The operator console for users and tokens: forms validate, services write."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib import admin, messages
+from django.contrib.auth.models import Group
+from django.utils import timezone
+from django.utils.html import format_html
+
+from accounts import services
+from accounts.forms import TokenForm, UserChangeForm, UserCreationForm
+from accounts.models import Token, User
+from billing import options
+
+
+# --- Shared by the admin modules of every app ---------------------------------
+
+def quota_text(quota: int) -> str:
+    """Quota with its US$ value, as one-api's console shows it (QuotaPerUnit quota = $1)."""
+    per_unit = options.get("QuotaPerUnit") or 500000
+    return f"{quota:,} (${quota / per_unit:,.2f})"
+
+
+def unix_text(ts: int, *, empty: str = "-") -> str:
+    if not ts or ts <= 0:
+        return empty
+    return datetime.fromtimestamp(ts, tz=timezone.get_current_timezone()).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def mask_secret(value: str) -> str:
+    """Enough of a credential to tell two apart, never enough to use it."""
+    value = (value or "").strip()
+    if len(value) < 16:
+        return "****"
+    return f"{value[:4]}...{value[-4:]}"
+
+
+class ServiceErrorsMixin:
+    """Show a service's ValidationError on the form, as if the form had found it.
+
+    Services validate when they write, which is after the form has passed. When
+    save_model raises, the admin's atomic block rolls back, and the same POST is
+    handled again with a form that reports the error on the field it names.
+    """
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except services.ValidationError as exc:
+            if getattr(request, "_service_error", None) is not None:
+                raise
+            request._service_error = exc
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        error = getattr(request, "_service_error", None)
+        if error is None:
+            return form_class
+
+        class Rejected(form_class):
+            def clean(self):
+                cleaned = super().clean()
+                self.add_error(error.field if error.field in self.fields else None, str(error))
+                return cleaned
+
+        return Rejected
+
+
+admin.site.unregister(Group)  # roles, not groups, grant access here
+
+
+# --- Users ----------------------------------------------------------------------
+
+@admin.register(User)
+class UserAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+    list_display = ("id", "username", "display_name", "role", "status", "group", "quota_display",
+                    "used_quota_display", "request_count")
+    list_display_links = ("id", "username")
+    list_filter = ("role", "status", "group")
+    search_fields = ("username", "display_name", "email", "=id")
+    ordering = ("-id",)
+    readonly_fields = ("username", "used_quota_display", "request_count", "created")
+    change_fieldsets = (
+        (None, {"fields": ("username", "display_name", "email")}),
+        ("Access", {"fields": ("role", "status", "group", "new_password")}),
+        ("Quota", {"fields": ("quota", "used_quota_display", "request_count", "created")}),
+    )
+    add_fieldsets = (
+        (None, {"fields": ("username", "display_name", "email", "password1", "password2")}),
+        ("Access", {"fields": ("role", "group", "quota")}),
+    )
+
+    @admin.display(description="quota", ordering="quota")
+    def quota_display(self, obj: User) -> str:
+        return quota_text(obj.quota)
+
+    @admin.display(description="used", ordering="used_quota")
+    def used_quota_display(self, obj: User) -> str:
+        return quota_text(obj.used_quota)
+
+    @admin.display(description="created")
+    def created(self, obj: User) -> str:
+        return unix_text(obj.created_time)
+
+    def get_fieldsets(self, request, obj=None):
+        return self.add_fieldsets if obj is None else self.change_fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = UserChangeForm if obj is not None else UserCreationForm
+        kwargs["fields"] = None
+        form_class = super().get_form(request, obj, change, **kwargs)
+        actor = request.user
+
+        class WithActor(form_class):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, actor=actor, **kw)
+
+        return WithActor
+
+    def has_change_permission(self, request, obj=None):
+        # Admins manage only users below them (one-api); root manages everyone.
+        if obj is not None and not request.user.is_root and obj.role >= request.user.role:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and (obj.role == User.Role.ROOT or obj.status == User.Status.DELETED):
+            return False
+        return self.has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if not change:
+            user = services.user_create(
+                username=data["username"], password=data["password1"], display_name=data.get("display_name", ""),
+                role=data["role"], group=data.get("group") or "default", quota=data.get("quota") or 0,
+                email=data.get("email", ""))
+            obj.pk = obj.id = user.pk
+            return
+        # Re-read, and send the quota only when it was edited: the relay moves it meanwhile, and
+        # user_update sets it through billing.services.user_quota_set, which writes the manage log.
+        services.user_update(
+            user=User.objects.get(pk=obj.pk), by=request.user,
+            display_name=data["display_name"], email=data["email"], group=data["group"], role=data["role"],
+            status=data["status"], password=data.get("new_password") or None,
+            quota=data["quota"] if "quota" in form.changed_data else None)
+
+    def delete_model(self, request, obj):
+        # one-api deletes softly: status 3 and a freed username; tokens and logs stay.
+        services.user_delete(user=obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for user in queryset:
+            services.user_delete(user=user, by=request.user)
+
+
+# --- Tokens ---------------------------------------------------------------------
+
+@admin.register(Token)
+class TokenAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+    form = TokenForm
+    list_display = ("id", "name", "user", "status", "remain_display", "unlimited_quota", "used_display",
+                    "expiry", "key_display")
+    list_display_links = ("id", "name")
+    list_filter = ("status", "unlimited_quota")
+    list_select_related = ("user",)
+    search_fields = ("name", "user__username", "=id")
+    autocomplete_fields = ("user",)
+    ordering = ("-id",)
+    readonly_fields = ("key_display", "used_display", "created", "accessed")
+
+    @admin.display(description="remain", ordering="remain_quota")
+    def remain_display(self, obj: Token) -> str:
+        return "unlimited" if obj.unlimited_quota else quota_text(obj.remain_quota)
+
+    @admin.display(description="used", ordering="used_quota")
+    def used_display(self, obj: Token) -> str:
+        return quota_text(obj.used_quota)
+
+    @admin.display(description="expires", ordering="expired_time")
+    def expiry(self, obj: Token) -> str:
+        return "never" if obj.expired_time == -1 else unix_text(obj.expired_time)[:10]
+
+    @admin.display(description="key")
+    def key_display(self, obj: Token) -> str:
+        return obj.masked_key if obj.pk else "-"
+
+    @admin.display(description="created")
+    def created(self, obj: Token) -> str:
+        return unix_text(obj.created_time)
+
+    @admin.display(description="last used")
+    def accessed(self, obj: Token) -> str:
+        return unix_text(obj.accessed_time)
+
+    def get_fieldsets(self, request, obj=None):
+        main = ["user", "name", "remain_quota", "unlimited_quota", "expired_time", "models", "subnet"]
+        if obj is None:
+            return ((None, {"fields": main}),)
+        return ((None, {"fields": [*main, "status"]}),
+                ("Usage", {"fields": ["key_display", "used_display", "created", "accessed"]}))
+
+    def get_readonly_fields(self, request, obj=None):
+        # A token's owner is fixed once it exists: the key was handed to that user.
+        return (*self.readonly_fields, "user") if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):
+        fields = form.service_fields()
+        if change:
+            services.token_update(token=Token.objects.get(pk=obj.pk), **fields)
+            return
+        fields.pop("status", None)
+        token = services.token_create(user=form.cleaned_data["user"], **fields)
+        obj.pk = obj.id = token.pk
+        self.message_user(request, format_html(
+            "Copy the new key now, it is not shown again: <code>sk-{}</code>", token.key), messages.WARNING)
+
+    def delete_model(self, request, obj):
+        services.token_delete(token=obj)
+
+    def delete_queryset(self, request, queryset):
+        for token in queryset:
+            services.token_delete(token=token)

@@ -1,0 +1,141 @@
+"""Admin forms for users and tokens. They validate input; the admin's save calls the services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django import forms
+from django.contrib.auth.password_validation import validate_password
+from django.utils import timezone
+
+from accounts.models import Token, User
+
+
+def role_choices(*, actor: User, target: User | None) -> list[tuple[int, str]]:
+    """Roles `actor` may give `target`: never root, and below the actor's own unless the actor is root."""
+    if target is not None and target.role == User.Role.ROOT:
+        return [(User.Role.ROOT, User.Role.ROOT.label)]
+    return [(value, label) for value, label in User.Role.choices
+            if value != User.Role.ROOT and (actor.is_root or value < actor.role)]
+
+
+class _RoleRulesMixin:
+    """one-api's rules: root stays an enabled root; nobody else becomes root or reaches the actor's role."""
+
+    actor: User
+
+    def _limit_role(self, target: User | None) -> None:
+        field = self.fields.get("role")
+        if field is not None:
+            field.choices = role_choices(actor=self.actor, target=target)
+            if target is not None and target.role == User.Role.ROOT:
+                field.help_text = "Root stays root."
+
+    def clean_role(self) -> int:
+        role = int(self.cleaned_data["role"])
+        allowed = {value for value, _ in role_choices(actor=self.actor, target=self._target())}
+        if role not in allowed:
+            raise forms.ValidationError("You cannot give this role.")
+        return role
+
+    def _target(self) -> User | None:
+        instance = getattr(self, "instance", None)
+        return instance if instance is not None and instance.pk else None
+
+
+class UserCreationForm(_RoleRulesMixin, forms.ModelForm):
+    password1 = forms.CharField(label="Password", strip=False, widget=forms.PasswordInput(render_value=False))
+    password2 = forms.CharField(label="Password again", strip=False, widget=forms.PasswordInput(render_value=False))
+
+    class Meta:
+        model = User
+        fields = ("username", "display_name", "email", "role", "group", "quota")
+
+    def __init__(self, *args, actor: User, **kwargs):
+        self.actor = actor
+        super().__init__(*args, **kwargs)
+        self._limit_role(None)
+
+    def clean(self):
+        cleaned = super().clean()
+        p1, p2 = cleaned.get("password1"), cleaned.get("password2")
+        if p1 and p2 and p1 != p2:
+            self.add_error("password2", "The two passwords differ.")
+        elif p1:
+            try:
+                validate_password(p1, User(username=cleaned.get("username") or ""))
+            except forms.ValidationError as exc:
+                self.add_error("password1", exc)
+        return cleaned
+
+
+class UserChangeForm(_RoleRulesMixin, forms.ModelForm):
+    new_password = forms.CharField(
+        label="New password", required=False, strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Leave empty to keep the current password.",
+    )
+
+    class Meta:
+        model = User
+        fields = ("display_name", "email", "role", "status", "group", "quota")
+
+    def __init__(self, *args, actor: User, **kwargs):
+        self.actor = actor
+        super().__init__(*args, **kwargs)
+        self._limit_role(self.instance)
+        if "status" in self.fields:
+            # Deleting is its own action (a soft delete that frees the username).
+            allowed = {User.Status.ENABLED, User.Status.DISABLED, self.instance.status}
+            if self.instance.role == User.Role.ROOT:
+                allowed = {User.Status.ENABLED}
+                self.fields["status"].help_text = "Root cannot be disabled."
+            self.fields["status"].choices = [(v, label) for v, label in User.Status.choices if v in allowed]
+
+    def clean_status(self) -> int:
+        status = int(self.cleaned_data["status"])
+        if self.instance.role == User.Role.ROOT and status != User.Status.ENABLED:
+            raise forms.ValidationError("Root cannot be disabled.")
+        return status
+
+    def clean_new_password(self) -> str:
+        password = self.cleaned_data.get("new_password") or ""
+        if password:
+            validate_password(password, self.instance)
+        return password
+
+
+def _to_datetime(ts: int) -> datetime | None:
+    if ts is None or ts == -1:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.get_current_timezone())
+
+
+class TokenForm(forms.ModelForm):
+    """Never carries the key: it is shown once on creation and masked afterwards."""
+
+    expired_time = forms.DateTimeField(
+        label="Expires", required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="Empty: never expires.",
+    )
+    models = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="Comma-separated model allow-list; empty allows all.")
+    subnet = forms.CharField(required=False, help_text="Comma-separated IPs or CIDRs; empty allows all.")
+
+    class Meta:
+        model = Token
+        fields = ("user", "name", "remain_quota", "unlimited_quota", "expired_time", "models", "subnet", "status")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["expired_time"] = _to_datetime(self.instance.expired_time)
+
+    def clean_expired_time(self) -> int:
+        value = self.cleaned_data.get("expired_time")
+        return -1 if value is None else int(value.timestamp())
+
+    def service_fields(self) -> dict:
+        names = ("name", "remain_quota", "unlimited_quota", "expired_time", "models", "subnet", "status")
+        return {name: self.cleaned_data[name] for name in names if name in self.cleaned_data}

@@ -1,0 +1,314 @@
+"""The operator console for redemption codes, logs and options; writes go through billing.services."""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime, timedelta
+
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.http import HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+
+from accounts.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
+from accounts.services import ValidationError
+from billing import options, services
+from billing.forms import OptionsForm, RedemptionBatchForm
+from billing.models import Log, Option, RedemptionCode
+
+# --- Redemption codes ---------------------------------------------------------
+
+
+def redemption_csv(codes) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="redemption-codes-{timezone.now():%Y%m%d-%H%M%S}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["name", "key", "quota", "status", "created"])
+    for code in codes:
+        writer.writerow([code.name, code.key, code.quota, code.get_status_display(), unix_text(code.created_time)])
+    return response
+
+
+@admin.register(RedemptionCode)
+class RedemptionCodeAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+    list_display = ("id", "name", "key_masked", "status", "quota_display", "created", "redeemed", "redeemed_by")
+    list_display_links = ("id", "name")
+    list_filter = ("status",)
+    list_select_related = ("redeemed_by",)
+    search_fields = ("name", "=id")
+    ordering = ("-id",)
+    actions = ("export_csv",)
+    fields = ("name", "quota", "status", "key_masked", "created", "redeemed", "redeemed_by", "user")
+    readonly_fields = ("key_masked", "created", "redeemed", "redeemed_by", "user")
+
+    @admin.display(description="key")
+    def key_masked(self, obj: RedemptionCode) -> str:
+        return mask_secret(obj.key)
+
+    @admin.display(description="quota", ordering="quota")
+    def quota_display(self, obj: RedemptionCode) -> str:
+        return quota_text(obj.quota)
+
+    @admin.display(description="created", ordering="created_time")
+    def created(self, obj: RedemptionCode) -> str:
+        return unix_text(obj.created_time)
+
+    @admin.display(description="redeemed", ordering="redeemed_time")
+    def redeemed(self, obj: RedemptionCode) -> str:
+        return unix_text(obj.redeemed_time)
+
+    @admin.action(description="Export selected as CSV (with keys)", permissions=["view"])
+    def export_csv(self, request, queryset):
+        return redemption_csv(queryset.order_by("id"))
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        services.redemption_update(code=RedemptionCode.objects.get(pk=obj.pk), name=data["name"],
+                                   quota=data["quota"], status=data["status"])
+
+    def delete_model(self, request, obj):
+        services.redemption_delete(code_id=obj.pk)
+
+    def delete_queryset(self, request, queryset):
+        for code_id in list(queryset.values_list("id", flat=True)):
+            services.redemption_delete(code_id=code_id)
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path("batch/", self.admin_site.admin_view(self.batch_view), name="%s_%s_batch" % info),
+            *super().get_urls(),
+        ]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        # Codes are made in batches, with random keys: one form for one or a hundred.
+        return HttpResponseRedirect(reverse("admin:billing_redemptioncode_batch"))
+
+    def batch_view(self, request):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = RedemptionBatchForm(request.POST or None)
+        created = []
+        if request.method == "POST" and form.is_valid():
+            try:
+                keys = services.redemption_create_batch(creator=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+            else:
+                created = list(RedemptionCode.objects.filter(key__in=keys).order_by("id"))
+                self.log_addition(request, created[0], f"Created {len(created)} codes named {created[0].name!r}.")
+                self.message_user(request, f"Created {len(created)} codes. Copy or download the keys now: "
+                                           "they are masked from here on.", messages.WARNING)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Create redemption codes",
+            "form": form,
+            "created": created,
+            "keys_text": "\n".join(c.key for c in created),
+            "changelist_url": reverse("admin:billing_redemptioncode_changelist"),
+        }
+        return TemplateResponse(request, "admin/billing/redemptioncode/batch.html", context)
+
+
+# --- Logs ---------------------------------------------------------------------
+
+
+class EstimatedCountPaginator(Paginator):
+    """COUNT(*) over a big InnoDB table reads all of it; stop counting at a cap.
+
+    Unfiltered, past the cap, the page count comes from the table statistics
+    (MySQL/MariaDB), which are cheap and close enough for a pager.
+    """
+
+    cap = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        capped = queryset.order_by()[: self.cap + 1].count()
+        if capped <= self.cap:
+            return capped
+        if not queryset.query.where and connection.vendor == "mysql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                    "AND TABLE_NAME = %s", [queryset.model._meta.db_table])
+                row = cursor.fetchone()
+            if row and row[0]:
+                return max(int(row[0]), self.cap)
+        return self.cap
+
+
+class InputFilter(admin.ListFilter):
+    """A filter typed into a box (values too many to list): one GET parameter per input."""
+
+    template = "admin/billing/log/input_filter.html"
+    inputs: tuple[tuple[str, str, str], ...] = ()  # (parameter, label, input type)
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        self.values = {}
+        for name, _, _ in self.inputs:
+            if name in params:
+                value = params.pop(name)
+                value = value[-1] if isinstance(value, list) else value
+                if value:
+                    self.values[name] = value
+                    self.used_parameters[name] = value
+        self.preserved = [(k, v) for k, vs in request.GET.lists() for v in vs
+                          if k not in {n for n, _, _ in self.inputs} and k != "p"]
+
+    def has_output(self) -> bool:
+        return True
+
+    def expected_parameters(self):
+        return [name for name, _, _ in self.inputs]
+
+    def choices(self, changelist):
+        return [{"name": name, "label": label, "type": kind, "value": self.values.get(name, "")}
+                for name, label, kind in self.inputs]
+
+    def queryset(self, request, queryset):
+        return queryset
+
+
+class CreatedFilter(InputFilter):
+    title = "created"
+    inputs = (("created_from", "from", "date"), ("created_to", "to (inclusive)", "date"))
+
+    def queryset(self, request, queryset):
+        tz = timezone.get_current_timezone()
+        for name, lookup, extra in (("created_from", "created_at__gte", 0), ("created_to", "created_at__lt", 1)):
+            if name in self.values:
+                try:
+                    day = datetime.strptime(self.values[name], "%Y-%m-%d")
+                except ValueError:
+                    continue
+                start = datetime(day.year, day.month, day.day, tzinfo=tz) + timedelta(days=extra)
+                queryset = queryset.filter(**{lookup: int(start.timestamp())})
+        return queryset
+
+
+class ExactFilter(InputFilter):
+    field = ""
+    numeric = False
+
+    def queryset(self, request, queryset):
+        value = self.values.get(self.inputs[0][0], "").strip()
+        if not value:
+            return queryset
+        if self.numeric:
+            if not value.isdigit():
+                return queryset.none()
+            value = int(value)
+        return queryset.filter(**{self.field: value})
+
+
+class ModelNameFilter(ExactFilter):
+    title = "model"
+    field = "model_name"
+    inputs = (("model_name", "model name", "text"),)
+
+
+class ChannelIdFilter(ExactFilter):
+    title = "channel"
+    field = "channel_id"
+    numeric = True
+    inputs = (("channel_id", "channel id", "number"),)
+
+
+class UsernameFilter(ExactFilter):
+    title = "user"
+    field = "username"
+    inputs = (("username", "username", "text"),)
+
+
+@admin.register(Log)
+class LogAdmin(admin.ModelAdmin):
+    list_display = ("id", "created", "type", "username", "token_name", "model_name", "channel_id", "quota_display",
+                    "prompt_tokens", "completion_tokens", "elapsed", "is_stream", "content_short")
+    list_filter = ("type", CreatedFilter, ModelNameFilter, ChannelIdFilter, UsernameFilter)
+    # Exact or prefix matches, so the indexes serve them.
+    search_fields = ("=username", "=token_name", "^model_name", "=request_id")
+    ordering = ("-id",)
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    list_per_page = 50
+
+    @admin.display(description="time", ordering="created_at")
+    def created(self, obj: Log) -> str:
+        return unix_text(obj.created_at)
+
+    @admin.display(description="quota", ordering="quota")
+    def quota_display(self, obj: Log) -> str:
+        return quota_text(obj.quota)
+
+    @admin.display(description="elapsed")
+    def elapsed(self, obj: Log) -> str:
+        return f"{obj.elapsed_time / 1000:.2f} s" if obj.elapsed_time else "-"
+
+    @admin.display(description="content")
+    def content_short(self, obj: Log) -> str:
+        return obj.content if len(obj.content) <= 80 else obj.content[:77] + "..."
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Logs are the ledger: only root prunes them.
+        return request.user.is_active and request.user.is_root
+
+
+# --- Options ------------------------------------------------------------------
+
+
+@admin.register(Option)
+class OptionAdmin(admin.ModelAdmin):
+    """No changelist: its URL is the grouped options page (root only, through User.has_perm)."""
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [path("", self.admin_site.admin_view(self.options_view), name="%s_%s_changelist" % info)]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def options_view(self, request):
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        options.reload_from_db()
+        form = OptionsForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            changed = form.changed_values()
+            try:
+                with transaction.atomic():
+                    for key, value in changed.items():
+                        services.option_set(key=key, value=value)
+            except ValidationError as exc:
+                options.reload_from_db()  # the snapshot saw writes that were rolled back
+                form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+            else:
+                if changed:
+                    self.message_user(request, f"Saved {', '.join(changed)}.", messages.SUCCESS)
+                else:
+                    self.message_user(request, "Nothing changed.", messages.INFO)
+                return HttpResponseRedirect(request.path)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Options",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/billing/option/options.html", context)

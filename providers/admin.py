@@ -1,0 +1,173 @@
+"""The operator console for channels; every write goes through providers.services."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import admin, messages
+from django.db.models import Q
+
+from accounts.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
+from providers import services
+from providers.adapters import ADAPTERS
+from providers.forms import ChannelForm, config_field_types
+from providers.models import Channel, split_list
+
+log = logging.getLogger(__name__)
+
+
+class TypeFilter(admin.SimpleListFilter):
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request, model_admin):
+        used = set(Channel.objects.values_list("type", flat=True).distinct())
+        return [(t, ADAPTERS[t].label if t in ADAPTERS else f"type {t}") for t in sorted(used)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(type=self.value()) if self.value() else queryset
+
+
+class GroupFilter(admin.SimpleListFilter):
+    """Groups are a comma-separated list: match one whole item."""
+
+    title = "group"
+    parameter_name = "group"
+
+    def lookups(self, request, model_admin):
+        groups: set[str] = set()
+        for value in Channel.objects.values_list("group", flat=True).distinct():
+            groups.update(split_list(value))
+        return [(g, g) for g in sorted(groups)]
+
+    def queryset(self, request, queryset):
+        g = self.value()
+        if not g:
+            return queryset
+        return queryset.filter(Q(group=g) | Q(group__startswith=f"{g},") | Q(group__endswith=f",{g}")
+                               | Q(group__contains=f",{g},"))
+
+
+@admin.register(Channel)
+class ChannelAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+    form = ChannelForm
+    list_display = ("id", "name", "type_label", "status", "priority", "weight", "response", "used_display",
+                    "balance_display", "group", "models_short", "key_masked")
+    list_display_links = ("id", "name")
+    list_filter = (TypeFilter, "status", GroupFilter)
+    search_fields = ("name", "=id")
+    ordering = ("-priority", "id")
+    actions = ("test_channels", "enable_channels", "disable_channels")
+    readonly_fields = ("key_masked", "response", "tested", "used_display", "balance_display", "created")
+
+    @admin.display(description="type", ordering="type")
+    def type_label(self, obj: Channel) -> str:
+        adapter = ADAPTERS.get(obj.type)
+        return adapter.label if adapter else f"unknown ({obj.type})"
+
+    @admin.display(description="response", ordering="response_time")
+    def response(self, obj: Channel) -> str:
+        return f"{obj.response_time / 1000:.2f} s" if obj.response_time else "-"
+
+    @admin.display(description="last test")
+    def tested(self, obj: Channel) -> str:
+        return unix_text(obj.test_time, empty="never")
+
+    @admin.display(description="used", ordering="used_quota")
+    def used_display(self, obj: Channel) -> str:
+        return quota_text(obj.used_quota)
+
+    @admin.display(description="balance", ordering="balance")
+    def balance_display(self, obj: Channel) -> str:
+        return f"${obj.balance:,.2f}" if obj.balance_updated_time else "-"
+
+    @admin.display(description="models")
+    def models_short(self, obj: Channel) -> str:
+        models = obj.model_list
+        text = ", ".join(models[:4])
+        return f"{text} (+{len(models) - 4})" if len(models) > 4 else text
+
+    @admin.display(description="key")
+    def key_masked(self, obj: Channel) -> str:
+        return mask_secret(obj.key) if obj.pk else "-"
+
+    @admin.display(description="created")
+    def created(self, obj: Channel) -> str:
+        return unix_text(obj.created_time)
+
+    def get_fieldsets(self, request, obj=None):
+        config_fields = [f"config_{name}" for name in config_field_types()]
+        fieldsets = [
+            (None, {"fields": ["name", "type", "status", "key", "base_url", "models", "group"]}),
+            ("Routing", {"fields": ["priority", "weight", "model_mapping", "system_prompt"]}),
+            ("Config", {"fields": [*config_fields, "config"]}),
+        ]
+        if obj is not None:
+            fieldsets.append(("Health", {"fields": ["key_masked", "response", "tested", "used_display",
+                                                    "balance_display", "created"]}))
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else ()
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        # The form adds one input per adapter config field itself; let its Meta pick the model fields.
+        kwargs["fields"] = None
+        return super().get_form(request, obj, change, **kwargs)
+
+    # --- Writes: the services rebuild abilities and tell the relay caches -------
+
+    def save_model(self, request, obj, form, change):
+        fields = form.channel_fields()
+        if change:
+            # Re-read: the form put an empty key on `obj`, and the service keeps the stored one.
+            services.channel_update(channel=Channel.objects.get(pk=obj.pk), **fields)
+            return
+        created = services.channel_create(**fields)
+        obj.pk = obj.id = created[0].pk
+        obj.key = ""
+        if len(created) > 1:
+            self.message_user(request, f"Created {len(created)} channels, one per key line.", messages.SUCCESS)
+
+    def delete_model(self, request, obj):
+        services.channel_delete(channel_id=obj.pk)
+
+    def delete_queryset(self, request, queryset):
+        for channel_id in list(queryset.values_list("id", flat=True)):
+            services.channel_delete(channel_id=channel_id)
+
+    # --- Actions -----------------------------------------------------------------
+
+    @admin.action(description="Test selected channels", permissions=["change"])
+    def test_channels(self, request, queryset):
+        channel_test = getattr(services, "channel_test", None)
+        if channel_test is None:
+            self.message_user(request, "Channel testing is not available in this build.", messages.ERROR)
+            return
+        for channel in queryset.only("id", "name"):
+            try:
+                result = channel_test(channel_id=channel.pk, model=None)
+            except Exception as exc:  # a broken vendor or adapter must not take the page down
+                log.exception("channel test failed to run for channel %s", channel.pk)
+                self.message_user(request, f"{channel.name}: the test could not run: {exc}", messages.ERROR)
+                continue
+            model = getattr(result, "model", "") or ""
+            if result.success:
+                self.message_user(request, f"{channel.name}: OK with {model} in {result.time:.2f} s.",
+                                  messages.SUCCESS)
+            else:
+                self.message_user(request, f"{channel.name}: failed with {model}: {result.message}",
+                                  messages.ERROR)
+
+    @admin.action(description="Enable selected channels", permissions=["change"])
+    def enable_channels(self, request, queryset):
+        self._set_status(request, queryset, Channel.Status.ENABLED, "enabled")
+
+    @admin.action(description="Disable selected channels", permissions=["change"])
+    def disable_channels(self, request, queryset):
+        self._set_status(request, queryset, Channel.Status.MANUALLY_DISABLED, "disabled")
+
+    def _set_status(self, request, queryset, status: int, verb: str) -> None:
+        changed = sum(services.channel_set_status(channel_id=pk, status=status)
+                      for pk in queryset.values_list("id", flat=True))
+        self.message_user(request, f"{changed} channel(s) {verb}.", messages.SUCCESS)

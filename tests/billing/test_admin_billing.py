@@ -1,0 +1,226 @@
+import csv
+import io
+import re
+from datetime import datetime, timezone
+
+import pytest
+from django.urls import reverse
+
+from billing import options
+from billing.admin import EstimatedCountPaginator
+from billing.models import Log, Option, RedemptionCode
+from tests.admin_fixtures import *  # noqa: F403 (fixtures)
+from tests.admin_fixtures import action
+from tests.factories import RedemptionFactory
+
+CODES = reverse("admin:billing_redemptioncode_changelist")
+BATCH = reverse("admin:billing_redemptioncode_batch")
+LOGS = reverse("admin:billing_log_changelist")
+OPTIONS = reverse("admin:billing_option_changelist")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_options(db):
+    options.reload_from_db()
+    yield
+    options.reload_from_db()
+
+
+# --- Redemption codes ------------------------------------------------------------
+
+def test_codes_changelist_masks_keys(root_client):
+    code = RedemptionFactory(name="card")
+    response = root_client.get(CODES)
+    assert response.status_code == 200
+    assert code.key not in response.content.decode()
+    assert root_client.get(CODES, {"status__exact": "1", "q": "card"}).status_code == 200
+    assert code.key not in root_client.get(reverse("admin:billing_redemptioncode_change",
+                                                   args=[code.pk])).content.decode()
+
+
+def test_add_leads_to_the_batch_page(root_client):
+    response = root_client.get(reverse("admin:billing_redemptioncode_add"))
+    assert response.status_code == 302 and response["Location"] == BATCH
+    assert root_client.get(BATCH).status_code == 200
+
+
+def test_batch_create_shows_the_keys_once_and_exports_them(root_client, root):
+    response = root_client.post(BATCH, {"name": "promo", "quota": "500000", "count": "3"})
+    assert response.status_code == 200
+    codes = list(RedemptionCode.objects.filter(name="promo"))
+    assert len(codes) == 3 and all(c.user_id == root.pk and c.quota == 500_000 for c in codes)
+    html = response.content.decode()
+    for code in codes:
+        assert code.key in html
+    ids = re.findall(r'name="_selected_action" value="(\d+)"', html)
+    assert sorted(map(int, ids)) == sorted(c.pk for c in codes)
+
+    download = action(root_client, CODES, "export_csv", ids)
+    assert download["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(download.content.decode())))
+    assert rows[0] == ["name", "key", "quota", "status", "created"]
+    assert {row[1] for row in rows[1:]} == {c.key for c in codes}
+    assert all(row[0] == "promo" and row[2] == "500000" and row[3] == "enabled" for row in rows[1:])
+
+
+def test_batch_create_rejects_bad_input(root_client):
+    response = root_client.post(BATCH, {"name": "x", "quota": "0", "count": "500"})
+    assert response.status_code == 200
+    assert not RedemptionCode.objects.exists()
+
+
+def test_export_selected_as_csv(root_client):
+    codes = [RedemptionFactory(name=f"c{i}") for i in range(2)]
+    response = action(root_client, CODES, "export_csv", [codes[0].pk])
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert [row[1] for row in rows[1:]] == [codes[0].key]
+
+
+# --- Logs ----------------------------------------------------------------------------
+
+def _log(**fields):
+    defaults = {"user_id": 1, "type": Log.Type.CONSUME, "content": "used", "username": "alice",
+                "model_name": "gpt-4o", "quota": 1234, "channel_id": 7}
+    return Log.objects.create(**{**defaults, **fields})
+
+
+def test_logs_are_read_only(root_client, staff_client):
+    entry = _log()
+    response = root_client.get(LOGS)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "gpt-4o" in html
+    assert reverse("admin:billing_log_add") not in html
+    assert root_client.get(reverse("admin:billing_log_add")).status_code == 403
+    change = root_client.post(reverse("admin:billing_log_change", args=[entry.pk]), {"content": "edited"})
+    assert change.status_code == 403
+    entry.refresh_from_db()
+    assert entry.content == "used"
+    # Only root prunes the ledger.
+    assert staff_client.post(reverse("admin:billing_log_delete", args=[entry.pk]), {"post": "yes"}).status_code == 403
+
+
+def test_logs_newest_first_and_filters(root_client):
+    old = _log(created_at=int(datetime(2024, 1, 1, 12, tzinfo=timezone.utc).timestamp()), model_name="old-model")
+    new = _log(created_at=int(datetime(2024, 3, 1, 12, tzinfo=timezone.utc).timestamp()), model_name="new-model",
+               channel_id=9, username="bob")
+    html = root_client.get(LOGS).content.decode()
+    assert html.index("new-model") < html.index("old-model")
+
+    def listed(params):
+        page = root_client.get(LOGS, params)
+        assert page.status_code == 200
+        return {name for name in ("old-model", "new-model") if f">{name}<" in page.content.decode()}
+
+    assert listed({"created_from": "2024-02-01"}) == {"new-model"}
+    assert listed({"created_to": "2024-01-01"}) == {"old-model"}
+    assert listed({"created_from": "2024-01-01", "created_to": "2024-03-01"}) == {"old-model", "new-model"}
+    assert listed({"model_name": "old-model"}) == {"old-model"}
+    assert listed({"channel_id": "9"}) == {"new-model"}
+    assert listed({"username": "bob"}) == {"new-model"}
+    assert listed({"type__exact": str(Log.Type.CONSUME)}) == {"old-model", "new-model"}
+    assert listed({"q": "bob"}) == {"new-model"}
+    assert old.pk and new.pk
+
+
+def test_log_paginator_stops_counting_at_its_cap(db):
+    for _ in range(5):
+        _log()
+
+    class Small(EstimatedCountPaginator):
+        cap = 3
+
+    # Filtered: counting stops at the cap. Unfiltered: the cap, or MariaDB's table estimate if larger.
+    assert Small(Log.objects.filter(username="alice").order_by("-id"), 2).count == 3
+    assert Small(Log.objects.order_by("-id"), 2).count >= 3
+    assert Small(Log.objects.filter(username="nobody").order_by("-id"), 2).count == 0
+    assert EstimatedCountPaginator(Log.objects.order_by("-id"), 2).count == 5
+
+
+# --- Options -----------------------------------------------------------------------------
+
+def _options_post(client, **changes):
+    form = client.get(OPTIONS).context["form"]
+    data = {}
+    for name, field in form.fields.items():
+        value = form.initial.get(name)
+        if name in options.BOOL_KEYS:
+            if value:
+                data[name] = "on"
+        elif value is not None:
+            data[name] = str(value)
+    for name, value in changes.items():
+        if value is None:
+            data.pop(name, None)
+        else:
+            data[name] = value
+    return client.post(OPTIONS, data)
+
+
+def test_options_page_renders_grouped(root_client):
+    response = root_client.get(OPTIONS)
+    assert response.status_code == 200
+    html = response.content.decode()
+    for group in options.GROUPS:
+        assert f'id="options-{group}"' in html
+    assert 'name="ModelRatio"' in html and 'type="checkbox" name="LogConsumeEnabled"' in html
+
+
+def test_options_reject_invalid_model_ratio_naming_the_key(root_client):
+    response = _options_post(root_client, ModelRatio='{"gpt-4o": 2.5,}', SystemName="Not saved")
+    assert response.status_code == 200
+    assert "ModelRatio is not valid JSON" in response.content.decode()
+    assert not Option.objects.filter(key="ModelRatio").exists()
+    assert options.get("SystemName") == "One API"
+
+
+def test_options_save_changed_values(root_client):
+    response = _options_post(root_client, ModelRatio='{"gpt-4o": 2.5, "my-model": 1}', QuotaPerUnit="1000",
+                             LogConsumeEnabled=None, SystemName="Acme")
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert options.get("ModelRatio") == {"gpt-4o": 2.5, "my-model": 1}
+    assert options.get("QuotaPerUnit") == 1000
+    assert options.get("LogConsumeEnabled") is False
+    assert options.get("SystemName") == "Acme"
+    # Unchanged keys are not written.
+    assert not Option.objects.filter(key="CompletionRatio").exists()
+
+
+def test_secrets_are_write_only(root_client):
+    from billing.services import option_set
+
+    option_set(key="SMTPToken", value="smtp-password-do-not-show")
+    html = root_client.get(OPTIONS).content.decode()
+    assert "smtp-password-do-not-show" not in html
+    _options_post(root_client, SMTPToken="")
+    assert options.get("SMTPToken") == "smtp-password-do-not-show"
+    _options_post(root_client, SMTPToken="a-new-one")
+    assert options.get("SMTPToken") == "a-new-one"
+
+
+def test_a_service_refusal_shows_on_the_key(root_client):
+    response = _options_post(root_client, GitHubOAuthEnabled="on")
+    assert response.status_code == 200
+    assert "set GitHubClientId and GitHubClientSecret" in response.content.decode()
+    assert options.get("GitHubOAuthEnabled") is False
+
+
+def test_options_are_root_only(staff_client, common_client):
+    assert staff_client.get(OPTIONS).status_code == 403
+    assert common_client.get(OPTIONS).status_code == 302
+
+
+def test_editing_a_code_goes_through_the_service(root_client):
+    code = RedemptionFactory(name="card")
+    url = reverse("admin:billing_redemptioncode_change", args=[code.pk])
+    response = root_client.post(url, {"name": "renamed", "quota": "777", "status": "2"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    code.refresh_from_db()
+    assert (code.name, code.quota, code.status) == ("renamed", 777, RedemptionCode.Status.DISABLED)
+
+    RedemptionCode.objects.filter(pk=code.pk).update(status=RedemptionCode.Status.USED)
+    response = root_client.post(url, {"name": "renamed", "quota": "999", "status": "3"})
+    assert response.status_code == 200
+    assert "its quota cannot change" in response.content.decode()
+    code.refresh_from_db()
+    assert code.quota == 777
