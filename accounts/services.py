@@ -223,9 +223,9 @@ def user_register(*, username: str, password: str, display_name: str = "", email
     return user
 
 
-def user_profile_update(*, user: User, username: str | None = None, display_name: str | None = None,
-                        password: str | None = None) -> User:
-    """A user edits their own profile; an empty password keeps the old one (one-api)."""
+def _apply_profile(*, user: User, username: str | None, display_name: str | None,
+                   password: str | None) -> list[str]:
+    """Set the profile fields given (an empty password keeps the old one); return what changed."""
     update_fields = []
     if username is not None and username.strip() != user.username:
         user.username = _check_username(username)
@@ -237,6 +237,13 @@ def user_profile_update(*, user: User, username: str | None = None, display_name
     if password:
         user.set_password(_check_password(password))
         update_fields.append("password")
+    return update_fields
+
+
+def user_profile_update(*, user: User, username: str | None = None, display_name: str | None = None,
+                        password: str | None = None) -> User:
+    """A user edits their own profile; an empty password keeps the old one (one-api)."""
+    update_fields = _apply_profile(user=user, username=username, display_name=display_name, password=password)
     if update_fields:
         # update_fields: a full save would write back a stale quota the relay has moved since.
         user.save(update_fields=update_fields)
@@ -257,17 +264,7 @@ def user_update(*, user: User, by: User, username: str | None = None, display_na
     from billing.services import user_quota_set
 
     _check_can_manage(by=by, user=user)
-    update_fields = []
-    if username is not None and username.strip() != user.username:
-        user.username = _check_username(username)
-        _check_username_free(user.username, user_id=user.pk)
-        update_fields.append("username")
-    if display_name is not None:
-        user.display_name = _check_display_name(display_name) or user.username
-        update_fields.append("display_name")
-    if password:
-        user.set_password(_check_password(password))
-        update_fields.append("password")
+    update_fields = _apply_profile(user=user, username=username, display_name=display_name, password=password)
     if email is not None and email.strip() != user.email:
         user.email = _check_email(email, user_id=user.pk)
         update_fields.append("email")
