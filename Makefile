@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 PORT ?= 3000
 export PORT
 
-.PHONY: run test install install-test install-mysql migrate seed serve bench lint clean
+.PHONY: run test install install-test install-mysql migrate seed serve bench bench-quick bench-litellm-install clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,9 @@ migrate: install
 seed: migrate
 	$(PY) manage.py seed
 
+# Daphne with uvloop on 0.0.0.0:$(PORT); ACCESS_LOG=true adds a line per request.
 serve:
-	$(VENV)/bin/daphne -b 0.0.0.0 -p $(PORT) --proxy-headers oneapi_site.asgi:application
+	$(PY) -m oneapi_site.serve
 
 run: seed serve
 
@@ -42,8 +43,16 @@ test: install-test
 	@if [ -n "$$SQL_DSN" ] && ! $(PY) -c "import MySQLdb" 2>/dev/null && echo "$$SQL_DSN" | grep -qv '^postgres'; then $(MAKE) install-mysql; fi
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-bench: install-test
-	$(PY) bench/relay_overhead.py
+# Gateway vs direct vs LiteLLM proxy against a local mock; about 3 minutes. BENCH_ARGS=--skip-litellm etc.
+bench: install
+	$(PY) bench/relay_overhead.py $(BENCH_ARGS)
+
+bench-quick: install
+	$(PY) bench/relay_overhead.py --quick $(BENCH_ARGS)
+
+# The bench installs LiteLLM on first use; this does it ahead of time (a few minutes, cached in bench/.venv-litellm).
+bench-litellm-install: install
+	$(PY) -c "import sys; sys.path.insert(0, 'bench'); import relay_overhead as r; sys.exit(r.litellm_ready(install=True) is None)"
 
 clean:
 	rm -rf $(VENV) staticfiles

@@ -7,6 +7,7 @@ on the hot path (measured at about 0.5 ms per request on this machine).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import re
@@ -41,8 +42,13 @@ CORS = [
 ]
 
 
+_ids = itertools.count()
+_PROCESS = os.urandom(3).hex()
+
+
 def new_request_id() -> str:
-    return time.strftime("%Y%m%d%H%M%S") + os.urandom(6).hex()
+    """Sortable by time and unique across instances, without a syscall per request."""
+    return f"{int(time.time() * 1000)}{_PROCESS}{next(_ids) & 0xFFFFFF:06x}"
 
 
 class Response:

@@ -55,7 +55,7 @@ class Plan:
     body: dict
     stream: bool
     client_wants_usage: bool
-    prompt_tokens: int
+    prompt_estimate: int  # for the reservation only; exact counts come from the vendor or at settlement
     group_ratio: float
     request_id: str
     started_at: float
@@ -148,7 +148,7 @@ async def relay_text(*, caller: Caller, mode: str, raw_body: bytes, request_id: 
     routes = await cache.get_routes()
     group_ratio = pricing.group_ratio(caller.user.group, options.get("GroupRatio"))
     plan = Plan(caller=caller, mode=mode, model=model, body=body, stream=stream, client_wants_usage=wants_usage,
-                prompt_tokens=count_prompt(mode, body, model), group_ratio=group_ratio, request_id=request_id,
+                prompt_estimate=len(raw_body) // 3, group_ratio=group_ratio, request_id=request_id,
                 started_at=started_at)
 
     if caller.pinned_channel is not None:
@@ -164,7 +164,7 @@ async def relay_text(*, caller: Caller, mode: str, raw_body: bytes, request_id: 
 
     model_ratio, _ = _ratios(plan, channel)
     max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 0
-    reserved = pricing.pre_consume_quota(base=options.get("PreConsumedQuota"), prompt_tokens=plan.prompt_tokens,
+    reserved = pricing.pre_consume_quota(base=options.get("PreConsumedQuota"), prompt_tokens=plan.prompt_estimate,
                                          max_tokens=max_tokens, model_ratio=model_ratio, group_ratio=group_ratio)
     token = caller.token
     refused = ledger.reserve(user_id=caller.user.id, user_quota=caller.user.quota, token_id=token.id,
@@ -305,7 +305,7 @@ def _settle(plan: Plan, channel: ChannelInfo, progress: Progress, reserved: int,
     if usage is None or (usage.prompt_tokens == 0 and usage.completion_tokens == 0):
         # No usage from the vendor (or a cut stream): count locally, as one-api does.
         completion = tokenizer.count_text("".join(progress.texts), plan.model) if progress.texts else 0
-        usage = Usage(prompt_tokens=plan.prompt_tokens, completion_tokens=completion)
+        usage = Usage(prompt_tokens=count_prompt(plan.mode, plan.body, plan.model), completion_tokens=completion)
     model_ratio, completion_ratio = _ratios(plan, channel)
     quota = pricing.text_quota(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                                model_ratio=model_ratio, completion_ratio=completion_ratio,

@@ -9,13 +9,15 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import bpe_openai
-
 _O200K_PREFIXES = ("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4")
 
 
 @lru_cache(maxsize=2)
 def _encoding(name: str):
+    # Imported on first use: the vocabularies take 60-110 MB, and a relay whose vendors
+    # report usage (nearly all of them) never needs them.
+    import bpe_openai
+
     return bpe_openai.get_encoding(name)
 
 

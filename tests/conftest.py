@@ -50,11 +50,11 @@ def upstream(upstream_server):
 @pytest.fixture(autouse=True)
 def fresh_relay_state():
     """The relay's caches and ledger are per process: start every test from nothing."""
-    ledger.flush()
+    ledger.flush_all()
     cache.clear()
     ledger.__init__()
     yield
-    ledger.flush()
+    ledger.flush_all()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def setup(gateway, upstream_server):
+    upstream_server.reset()  # other tests share this mock and may have left a script behind
     admin = httpx.Client(base_url=gateway.url, headers={"Authorization": gateway.access_token}, timeout=10)
     created = admin.post("/api/channel/", json={
         "type": 1, "name": "mock-openai", "key": "sk-upstream-e2e", "base_url": upstream_server.url,

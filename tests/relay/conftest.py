@@ -23,4 +23,4 @@ def world(transactional_db, upstream):
 
 
 async def flush():
-    await sync_to_async(ledger.flush, thread_sensitive=False)()
+    await sync_to_async(ledger.flush_all, thread_sensitive=False)()
