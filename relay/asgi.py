@@ -7,6 +7,7 @@ on the hot path (measured at about 0.5 ms per request on this machine).
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import os
@@ -121,6 +122,10 @@ class RelayApp:
         self._started = True
         ledger.start()
         cache.start_listener()
+        # Django's import-time objects never die: keep them out of the collector's scans, and
+        # collect young objects less often, so collections stop showing in the relay's p99.
+        gc.freeze()
+        gc.set_threshold(7000, 20, 20)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
