@@ -160,16 +160,16 @@ def _test_model(channel: Channel, requested: str | None) -> str:
 def channel_test(*, channel_id: int, model: str | None = None) -> ChannelTestResult:
     """Send one short chat to the channel, as one-api's test button does; record the response time.
 
-    Off the hot path, so it uses httpx rather than the relay's aiohttp session.
+    It goes through the relay's own call path (adapters' signing, token fetches and stream
+    gathering included), on a session of its own.
     """
-    import httpx
-    import orjson
+    from asgiref.sync import async_to_sync
     from django.conf import settings
 
     from billing.models import Log
     from billing.services import log_record
-    from providers.adapters import adapter_for
-    from providers.adapters.base import ChannelInfo, UpstreamError
+    from providers.adapters.base import ChannelInfo
+    from relay.probe import probe
 
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
@@ -178,33 +178,13 @@ def channel_test(*, channel_id: int, model: str | None = None) -> ChannelTestRes
     info = ChannelInfo(id=channel.id, type=channel.type, name=channel.name, key=channel.key,
                        base_url=channel.base_url, models=tuple(channel.model_list),
                        model_mapping=dict(channel.model_mapping or {}), config=dict(channel.config or {}),
-                       system_prompt=channel.system_prompt, priority=channel.priority, weight=channel.weight)
-    adapter = adapter_for(channel.type)
-    body = {"model": info.model_mapping.get(model, model),
-            "messages": [{"role": "user", "content": settings.TEST_PROMPT}]}
-    request = adapter.build_request(channel=info, mode="chat", body=body, stream=False)
-    started = time.monotonic()
-    try:
-        with httpx.Client(timeout=httpx.Timeout(settings.RELAY_TIMEOUT or 60, connect=10)) as client:
-            response = client.request(request.method, request.url, headers=request.headers, content=request.body)
-        elapsed = time.monotonic() - started
-        if response.status_code != 200:
-            raise adapter.parse_error(status=response.status_code, body=response.content)
-        data, _ = adapter.parse_response(mode="chat", body=response.content)
-        reply = adapter.completion_text(mode="chat", body=data)
-        result = ChannelTestResult(True, reply or "(empty reply)", round(elapsed, 3), model)
-    except UpstreamError as err:
-        result = ChannelTestResult(False, err.message, round(time.monotonic() - started, 3), model)
-    except httpx.HTTPError as exc:
-        result = ChannelTestResult(False, f"could not reach the channel: {type(exc).__name__}",
-                                   round(time.monotonic() - started, 3), model)
-    except orjson.JSONDecodeError:
-        result = ChannelTestResult(False, "the channel answered with malformed JSON",
-                                   round(time.monotonic() - started, 3), model)
+                       system_prompt="", priority=channel.priority, weight=channel.weight)
+    outcome = async_to_sync(probe)(channel=info, model=model, prompt=settings.TEST_PROMPT)
+    result = ChannelTestResult(outcome.success, outcome.message, round(outcome.seconds, 3), model)
     Channel.objects.filter(pk=channel.pk).update(
         response_time=int(result.time * 1000) if result.success else 0, test_time=now_ts())
-    outcome = "passed" if result.success else f"failed: {result.message[:200]}"
+    verdict = "passed" if result.success else f"failed: {result.message[:200]}"
     log_record(user_id=0, type=Log.Type.TEST, channel_id=channel.pk, model_name=model,
                elapsed_time=int(result.time * 1000),
-               content=f"Channel #{channel.pk} {channel.name} test with {model} {outcome}")
+               content=f"Channel #{channel.pk} {channel.name} test with {model} {verdict}")
     return result

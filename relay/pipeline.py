@@ -19,12 +19,12 @@ from billing import options, pricing
 from billing.ledger import ledger
 from billing.services import Charge
 from providers.adapters import adapter_for
-from providers.adapters.base import ChannelInfo, UpstreamError, Usage
+from providers.adapters.base import ChannelInfo, StreamDecoder, UpstreamError, Usage
 from relay import http, tokenizer
 from relay.auth import Caller, check_model_allowed
 from relay.cache import Routes, cache, pick
 from relay.errors import RelayError, bad_request
-from relay.streaming import DONE, SSE_HEADERS, SSEParser
+from relay.streaming import DONE, SSE_HEADERS, ChunkGatherer, LineParser, SSEParser
 
 
 class Responder(Protocol):
@@ -219,21 +219,27 @@ def _to_relay_error(err: UpstreamError) -> RelayError:
     return RelayError(err.status, message, type=err.type, code=err.code, param=err.param, body=err.error_body)
 
 
-async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responder, progress: Progress) -> None:
+async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responder, progress: Progress,
+                     session: aiohttp.ClientSession | None = None) -> None:
     adapter = adapter_for(channel.type)
-    request = adapter.build_request(channel=channel, mode=plan.mode, body=body, stream=plan.stream)
+    session = session or http.session()
+    upstream_stream = plan.stream or (adapter.stream_only and plan.mode != "embeddings")
     try:
-        response = await http.session().request(request.method, request.url, headers=request.headers,
-                                                data=request.body)
+        body = await adapter.prepare(channel=channel, mode=plan.mode, body=body, session=session)
+        request = adapter.build_request(channel=channel, mode=plan.mode, body=body, stream=upstream_stream)
+        response = await session.request(request.method, request.url, headers=request.headers, data=request.body)
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         raise UpstreamError(status=502, message=f"Could not reach the upstream: {type(exc).__name__}",
                             code="do_request_failed", retryable=True) from None
     try:
         if response.status != 200:
             raise adapter.parse_error(status=response.status, body=await _read_error(response))
-        is_sse = response.headers.get("Content-Type", "").startswith("text/event-stream")
-        if plan.stream and is_sse:
-            await _stream(plan, adapter, response, out, progress)
+        decoder = adapter.stream_decoder(mode=plan.mode, model=plan.model) if upstream_stream else None
+        if decoder is not None and decoder.accepts(response.headers.get("Content-Type", "")):
+            if plan.stream:
+                await _stream(plan, decoder, response, out, progress)
+            else:
+                await _gather(plan, decoder, response, out, progress)
             return
         try:
             raw = await response.read()
@@ -243,7 +249,7 @@ async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responde
         data, usage = adapter.parse_response(mode=plan.mode, body=raw)
         progress.usage = usage
         if usage is None and plan.mode != "embeddings":
-            progress.texts.append(adapter.completion_text(mode=plan.mode, body=raw))
+            progress.texts.append(adapter.completion_text(mode=plan.mode, body=data))
         progress.started = True
         await out.start(200, JSON_HEADERS)
         await out.finish(data)
@@ -258,19 +264,15 @@ async def _read_error(response: aiohttp.ClientResponse) -> bytes:
         return b""
 
 
-async def _stream(plan: Plan, adapter, response: aiohttp.ClientResponse, out: Responder, progress: Progress) -> None:
-    parser = SSEParser()
+async def _stream(plan: Plan, decoder: StreamDecoder, response: aiohttp.ClientResponse, out: Responder,
+                  progress: Progress) -> None:
+    parser = SSEParser() if decoder.framing == "sse" else LineParser()
     saw_done = False
 
-    def convert(events) -> bytes:
+    def emit(decoded_events) -> list[bytes]:
         nonlocal saw_done
         chunks: list[bytes] = []
-        for event, data in events:
-            if event == b":":
-                continue  # keep-alive comments: our own stream keeps the connection busy enough
-            decoded = adapter.parse_stream_event(data, event)
-            if decoded is None:
-                continue
+        for decoded in decoded_events:
             if decoded.done:
                 saw_done = True
                 continue
@@ -281,6 +283,14 @@ async def _stream(plan: Plan, adapter, response: aiohttp.ClientResponse, out: Re
             if decoded.data is None or (decoded.usage_only and not plan.client_wants_usage):
                 continue
             chunks.append(b"data: " + decoded.data + b"\n\n")
+        return chunks
+
+    def convert(events) -> bytes:
+        chunks: list[bytes] = []
+        for event, data in events:
+            if event == b":":
+                continue  # keep-alive comments: our own stream keeps the connection busy enough
+            chunks.extend(emit(decoder.feed(event, data)))
         return b"".join(chunks)
 
     await out.start(200, SSE_HEADERS)
@@ -290,7 +300,7 @@ async def _stream(plan: Plan, adapter, response: aiohttp.ClientResponse, out: Re
             payload = convert(parser.feed(chunk))
             if payload:
                 await out.write(payload)
-        tail = convert(parser.close())
+        tail = convert(parser.close()) + b"".join(emit(decoder.close()))
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         error = {"error": {"message": f"The upstream stream broke off: {type(exc).__name__} "
                                       f"(request id: {plan.request_id})",
@@ -298,6 +308,38 @@ async def _stream(plan: Plan, adapter, response: aiohttp.ClientResponse, out: Re
         await out.finish(b"data: " + orjson.dumps(error) + b"\n\n" + DONE)
         return
     await out.finish(tail + DONE)
+
+
+async def _gather(plan: Plan, decoder: StreamDecoder, response: aiohttp.ClientResponse, out: Responder,
+                  progress: Progress) -> None:
+    """A stream-only vendor answering a client that did not ask to stream: one JSON answer."""
+    parser = SSEParser() if decoder.framing == "sse" else LineParser()
+    gatherer = ChunkGatherer(mode=plan.mode, model=plan.model, request_id=plan.request_id)
+
+    def take(decoded_events) -> None:
+        for decoded in decoded_events:
+            if decoded.usage is not None:
+                progress.usage = decoded.usage
+            if decoded.text:
+                progress.texts.append(decoded.text)
+            if decoded.data is not None and not decoded.done:
+                gatherer.add(decoded.data)
+
+    try:
+        async for chunk in response.content.iter_any():
+            for event, data in parser.feed(chunk):
+                if event != b":":
+                    take(decoder.feed(event, data))
+        for event, data in parser.close():
+            if event != b":":
+                take(decoder.feed(event, data))
+        take(decoder.close())
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise UpstreamError(status=502, message=f"The upstream answer was cut off: {type(exc).__name__}",
+                            code="do_request_failed", retryable=True) from None
+    progress.started = True
+    await out.start(200, JSON_HEADERS)
+    await out.finish(gatherer.result(progress.usage))
 
 
 def _settle(plan: Plan, channel: ChannelInfo, progress: Progress, reserved: int, prompt_reset: bool) -> None:

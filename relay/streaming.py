@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+
+import orjson
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
@@ -53,3 +56,85 @@ class SSEParser:
             self._data.append(value)
         elif name == b"event":
             self._event = value
+
+
+class LineParser:
+    """Newline-delimited JSON streams (Ollama and others): each non-empty line is one event."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> Iterator[tuple[bytes, bytes]]:
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            line = line.strip()
+            if line:
+                yield b"", line
+
+    def close(self) -> Iterator[tuple[bytes, bytes]]:
+        line, self._buffer = self._buffer.strip(), b""
+        if line:
+            yield b"", line
+
+
+class ChunkGatherer:
+    """Folds OpenAI stream chunks back into one chat.completion (or text_completion) answer."""
+
+    def __init__(self, *, mode: str, model: str, request_id: str) -> None:
+        self.mode = mode
+        self.model = model
+        self.id = f"chatcmpl-{request_id}"
+        self.created = int(time.time())
+        self.content: dict[int, list[str]] = {}
+        self.finish: dict[int, str | None] = {}
+        self.tool_calls: dict[int, dict[int, dict]] = {}
+
+    def add(self, data: bytes) -> None:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(chunk, dict):
+            return
+        self.id = chunk.get("id") or self.id
+        self.model = chunk.get("model") or self.model
+        self.created = chunk.get("created") or self.created
+        for choice in chunk.get("choices") or ():
+            index = choice.get("index", 0)
+            delta = choice.get("delta") or {}
+            piece = delta.get("content") if self.mode == "chat" else choice.get("text")
+            if isinstance(piece, str):
+                self.content.setdefault(index, []).append(piece)
+            if choice.get("finish_reason"):
+                self.finish[index] = choice["finish_reason"]
+            for call in delta.get("tool_calls") or ():
+                slot = self.tool_calls.setdefault(index, {}).setdefault(call.get("index", 0), {
+                    "id": call.get("id"), "type": "function", "function": {"name": "", "arguments": ""}})
+                if call.get("id"):
+                    slot["id"] = call["id"]
+                fn = call.get("function") or {}
+                slot["function"]["name"] += fn.get("name") or ""
+                slot["function"]["arguments"] += fn.get("arguments") or ""
+
+    def result(self, usage) -> bytes:
+        indexes = sorted(set(self.content) | set(self.finish) | set(self.tool_calls)) or [0]
+        choices = []
+        for i in indexes:
+            text = "".join(self.content.get(i, []))
+            if self.mode == "chat":
+                message: dict = {"role": "assistant", "content": text}
+                calls = self.tool_calls.get(i)
+                if calls:
+                    message["tool_calls"] = [calls[k] for k in sorted(calls)]
+                choices.append({"index": i, "message": message, "logprobs": None,
+                                "finish_reason": self.finish.get(i, "stop")})
+            else:
+                choices.append({"index": i, "text": text, "logprobs": None,
+                                "finish_reason": self.finish.get(i, "stop")})
+        answer = {"id": self.id, "object": "chat.completion" if self.mode == "chat" else "text_completion",
+                  "created": self.created, "model": self.model, "choices": choices}
+        if usage is not None:
+            answer["usage"] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                               "total_tokens": usage.prompt_tokens + usage.completion_tokens}
+        return orjson.dumps(answer)

@@ -78,6 +78,31 @@ class UpstreamError(Exception):
 MODES = ("chat", "completions", "embeddings")
 
 
+class StreamDecoder:
+    """Turns one vendor stream into OpenAI chunks, event by event.
+
+    `framing` says how the relay splits the byte stream: "sse" gives (event, data)
+    pairs; "ndjson" gives each line as data with an empty event. `close()` runs when
+    the upstream ends, for a vendor that reports usage or the finish only at the end;
+    a chunk that carries only usage must be flagged `usage_only`, so the relay can
+    hide it from clients that did not ask for usage.
+    """
+
+    framing: ClassVar[str] = "sse"
+
+    def accepts(self, content_type: str) -> bool:
+        """Whether the upstream answered with a stream (vendors answer errors as plain JSON)."""
+        if self.framing == "sse":
+            return content_type.startswith("text/event-stream")
+        return "json" in content_type or content_type.startswith("text/plain")
+
+    def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
+        raise NotImplementedError
+
+    def close(self) -> list[StreamEvent]:
+        return []
+
+
 def retryable_status(status: int) -> bool:
     return status == 429 or status >= 500
 
@@ -88,6 +113,15 @@ class Adapter:
     default_base_url: ClassVar[str] = ""
     config_fields: ClassVar[tuple[str, ...]] = ()
     modes: ClassVar[tuple[str, ...]] = MODES
+    # The vendor answers only as a stream (or streams far better): the relay asks for a stream
+    # and gathers it into one JSON answer for clients that did not ask to stream.
+    stream_only: ClassVar[bool] = False
+
+    async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
+        """The one place an adapter may do I/O, before build_request: fetch and cache an access
+        token, or inline a remote image the vendor cannot fetch. `session` is the relay's shared
+        aiohttp session. Returns the body to build from (by default the one given)."""
+        return body
 
     def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
         raise NotImplementedError
@@ -96,8 +130,8 @@ class Adapter:
         """Client-facing body and the vendor's usage (None when it gave none)."""
         raise NotImplementedError
 
-    def parse_stream_event(self, data: bytes, event: bytes = b"") -> StreamEvent | None:
-        """Decode one SSE event (its `data` and `event` fields) into what the client gets."""
+    def stream_decoder(self, *, mode: str, model: str) -> "StreamDecoder":
+        """A fresh decoder for one streamed answer (vendors' streams carry state across events)."""
         raise NotImplementedError
 
     def completion_text(self, *, mode: str, body: bytes) -> str:

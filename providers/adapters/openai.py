@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import orjson
 
-from providers.adapters.base import Adapter, ChannelInfo, StreamEvent, UpstreamRequest, Usage
+from providers.adapters.base import Adapter, ChannelInfo, StreamDecoder, StreamEvent, UpstreamRequest, Usage
 
 PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions", "embeddings": "/v1/embeddings"}
 
@@ -44,6 +44,8 @@ class OpenAIAdapter(Adapter):
     def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
         headers.update(self.auth_headers(channel))
+        if stream and not body.get("stream"):  # a stream the relay asked for itself (stream_only)
+            body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         url = self.base_url(channel) + self.path(mode, body.get("model", ""), channel)
         return UpstreamRequest("POST", url, headers, orjson.dumps(body))
 
@@ -72,30 +74,42 @@ class OpenAIAdapter(Adapter):
                 parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
         return "".join(parts)
 
-    def parse_stream_event(self, data: bytes, event: bytes = b"") -> StreamEvent | None:
-        if data == b"[DONE]":
-            return StreamEvent(data=None, done=True)
-        text = ""
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return StreamEvent(data=data)
-        if not isinstance(payload, dict):
-            return StreamEvent(data=data)
-        usage = usage_from(payload)
-        for choice in payload.get("choices") or ():
-            delta = choice.get("delta") or {}
-            piece = delta.get("content") if isinstance(delta, dict) else None
-            if piece is None:
-                piece = choice.get("text")
-            if isinstance(piece, str):
-                text += piece
-            if isinstance(delta, dict):
-                for call in delta.get("tool_calls") or ():
-                    fn = call.get("function") or {}
-                    text += (fn.get("name") or "") + (fn.get("arguments") or "")
-        return StreamEvent(data=data, usage=usage, text=text,
-                           usage_only=usage is not None and not payload.get("choices"))
+    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
+        return OpenAIStreamDecoder()
+
+
+class OpenAIStreamDecoder(StreamDecoder):
+    """OpenAI's chunks pass through untouched; each is read only for its text and usage."""
+
+    def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
+        return [parse_chunk(data)]
+
+
+def parse_chunk(data: bytes) -> StreamEvent:
+    """One OpenAI chunk: forwarded as is, read for its text and usage."""
+    if data == b"[DONE]":
+        return StreamEvent(data=None, done=True)
+    text = ""
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return StreamEvent(data=data)
+    if not isinstance(payload, dict):
+        return StreamEvent(data=data)
+    usage = usage_from(payload)
+    for choice in payload.get("choices") or ():
+        delta = choice.get("delta") or {}
+        piece = delta.get("content") if isinstance(delta, dict) else None
+        if piece is None:
+            piece = choice.get("text")
+        if isinstance(piece, str):
+            text += piece
+        if isinstance(delta, dict):
+            for call in delta.get("tool_calls") or ():
+                fn = call.get("function") or {}
+                text += (fn.get("name") or "") + (fn.get("arguments") or "")
+    return StreamEvent(data=data, usage=usage, text=text,
+                       usage_only=usage is not None and not payload.get("choices"))
 
 
 class AzureAdapter(OpenAIAdapter):

@@ -62,9 +62,9 @@ def test_upstream_error_keeps_the_vendor_message_and_classifies_retry():
 
 
 def test_stream_event_usage_only_chunk_is_flagged():
-    adapter = adapter_for(1)
-    event = adapter.parse_stream_event(b'{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}')
+    decoder = adapter_for(1).stream_decoder(mode="chat", model="gpt-4o")
+    [event] = decoder.feed(b"", b'{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}')
     assert event.usage_only and event.usage.prompt_tokens == 3 and event.usage.completion_tokens == 4
-    event = adapter.parse_stream_event(b'{"choices":[{"delta":{"content":"hi"}}],"usage":null}')
+    [event] = decoder.feed(b"", b'{"choices":[{"delta":{"content":"hi"}}],"usage":null}')
     assert not event.usage_only and event.usage is None and event.text == "hi"
-    assert adapter.parse_stream_event(b"[DONE]").done
+    assert decoder.feed(b"", b"[DONE]")[0].done
