@@ -69,11 +69,13 @@ DEFAULTS: dict[str, str] = {
     "AutomaticDisableChannelEnabled": "false",
     "AutomaticEnableChannelEnabled": "false",
     "ChannelDisableThreshold": "5",
+    # Consecutive transient failures (5xx, timeouts, 429) before a channel is disabled; one is never enough.
+    "ChannelDisableFailureCount": "5",
 }
 
 INT_KEYS = {
     "SMTPPort", "QuotaForNewUser", "QuotaForInviter", "QuotaForInvitee", "QuotaRemindThreshold",
-    "PreConsumedQuota", "RetryTimes",
+    "PreConsumedQuota", "RetryTimes", "ChannelDisableFailureCount",
 }
 FLOAT_KEYS = {"QuotaPerUnit", "ChannelDisableThreshold"}
 JSON_KEYS = {"ModelRatio", "CompletionRatio", "GroupRatio"}
@@ -85,7 +87,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "QuotaPerUnit", "ModelRatio", "CompletionRatio", "GroupRatio", "PreConsumedQuota",
         "QuotaForNewUser", "QuotaForInviter", "QuotaForInvitee", "QuotaRemindThreshold",
         "RetryTimes", "AutomaticDisableChannelEnabled", "AutomaticEnableChannelEnabled",
-        "ChannelDisableThreshold", "DisplayInCurrencyEnabled", "DisplayTokenStatEnabled",
+        "ChannelDisableThreshold", "ChannelDisableFailureCount", "DisplayInCurrencyEnabled", "DisplayTokenStatEnabled",
         "ApproximateTokenEnabled", "LogConsumeEnabled", "TopUpLink", "ChatLink",
     ),
     "system": (

@@ -44,6 +44,10 @@ _trim_daphne_per_request_work()
 
 relay_app = RelayApp()
 
+from providers.health import start_scheduler  # noqa: E402
+
+start_scheduler()
+
 application = ProtocolTypeRouter({
     "http": URLRouter([
         re_path(r"^v1/", relay_app),

@@ -57,7 +57,8 @@ class ChannelAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     list_filter = (TypeFilter, "status", GroupFilter)
     search_fields = ("name", "=id")
     ordering = ("-priority", "id")
-    actions = ("test_channels", "enable_channels", "disable_channels")
+    actions = ("test_channels", "update_balances", "enable_channels", "disable_channels")
+    change_list_template = "admin/providers/channel/change_list.html"
     readonly_fields = ("key_masked", "response", "tested", "used_display", "balance_display", "created")
 
     @admin.display(description="type", ordering="type")
@@ -138,12 +139,41 @@ class ChannelAdmin(ServiceErrorsMixin, admin.ModelAdmin):
 
     # --- Actions -----------------------------------------------------------------
 
+    def get_urls(self):
+        from django.urls import path
+
+        urls = [path("test-all/", self.admin_site.admin_view(self.test_all_view), name="providers_channel_test_all")]
+        return urls + super().get_urls()
+
+    def test_all_view(self, request):
+        """Start testing every channel (or the disabled ones) in the background, then back to the list."""
+        from django.core.exceptions import PermissionDenied
+        from django.shortcuts import redirect
+
+        if request.method != "POST" or not self.has_change_permission(request):
+            raise PermissionDenied
+        progress = services.channels_test_all_start(scope=request.POST.get("scope", "all"))
+        self.message_user(request, f"Testing {progress.get('total', '?')} channel(s) in the background.",
+                          messages.SUCCESS)
+        return redirect("admin:providers_channel_changelist")
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "test_progress": services.channels_test_progress()}
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description="Update balance of selected channels", permissions=["change"])
+    def update_balances(self, request, queryset):
+        for channel in queryset.only("id", "name"):
+            try:
+                balance = services.channel_update_balance(channel_id=channel.pk)
+            except services.ValidationError as exc:
+                self.message_user(request, f"{channel.name}: {exc}", messages.WARNING)
+            else:
+                self.message_user(request, f"{channel.name}: balance {balance:.2f}", messages.SUCCESS)
+
     @admin.action(description="Test selected channels", permissions=["change"])
     def test_channels(self, request, queryset):
-        channel_test = getattr(services, "channel_test", None)
-        if channel_test is None:
-            self.message_user(request, "Channel testing is not available in this build.", messages.ERROR)
-            return
+        channel_test = services.channel_test
         for channel in queryset.only("id", "name"):
             try:
                 result = channel_test(channel_id=channel.pk, model=None)

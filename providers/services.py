@@ -181,6 +181,7 @@ def channel_test(*, channel_id: int, model: str | None = None) -> ChannelTestRes
                        system_prompt="", priority=channel.priority, weight=channel.weight)
     outcome = async_to_sync(probe)(channel=info, model=model, prompt=settings.TEST_PROMPT)
     result = ChannelTestResult(outcome.success, outcome.message, round(outcome.seconds, 3), model)
+    _apply_test_verdict(channel, outcome)
     Channel.objects.filter(pk=channel.pk).update(
         response_time=int(result.time * 1000) if result.success else 0, test_time=now_ts())
     verdict = "passed" if result.success else f"failed: {result.message[:200]}"
@@ -188,3 +189,191 @@ def channel_test(*, channel_id: int, model: str | None = None) -> ChannelTestRes
                elapsed_time=int(result.time * 1000),
                content=f"Channel #{channel.pk} {channel.name} test with {model} {verdict}")
     return result
+
+
+# --- Health -------------------------------------------------------------------
+
+def _apply_test_verdict(channel: Channel, outcome) -> None:
+    """A passing test brings an auto-disabled channel back; a refused key takes it out."""
+    from billing import options
+    from providers import health
+
+    if outcome.success:
+        health.report_success(channel.pk)
+        if channel.status == Channel.Status.AUTO_DISABLED and options.get("AutomaticEnableChannelEnabled"):
+            channel_auto_enable(channel_id=channel.pk)
+        return
+    if channel.status == Channel.Status.ENABLED and options.get("AutomaticDisableChannelEnabled") \
+            and outcome.error is not None:
+        reason = health.verdict(channel.pk, outcome.error)
+        if reason is not None:
+            health.failures.succeeded(channel.pk)
+            channel_auto_disable(channel_id=channel.pk, reason=f"channel test: {reason}")
+
+
+def _notify_root(subject: str, body: str) -> None:
+    from accounts.models import User
+    from oneapi_site.lib.mail import mail_send
+
+    emails = list(User.objects.filter(role=User.Role.ROOT, status=User.Status.ENABLED)
+                  .exclude(email="").values_list("email", flat=True))
+    mail_send(to=emails, subject=subject, body=body)
+
+
+def channel_auto_disable(*, channel_id: int, reason: str) -> bool:
+    """Take an enabled channel out of rotation (status 3), log it and tell root. False if it was not enabled."""
+    from billing.models import Log
+    from billing.services import log_record
+
+    with transaction.atomic():
+        updated = Channel.objects.filter(pk=channel_id, status=Channel.Status.ENABLED).update(
+            status=Channel.Status.AUTO_DISABLED)
+        if not updated:
+            return False
+        Ability.objects.filter(channel_id=channel_id).update(enabled=False)
+        name = Channel.objects.filter(pk=channel_id).values_list("name", flat=True).first() or ""
+        log_record(user_id=0, type=Log.Type.SYSTEM, channel_id=channel_id,
+                   content=f"Channel #{channel_id} {name} was disabled automatically: {reason}")
+        changes.publish("channels")
+    _notify_root(f"Channel #{channel_id} {name} was disabled",
+                 f"oneapi disabled channel #{channel_id} ({name}) automatically.\nReason: {reason}")
+    return True
+
+
+def channel_auto_enable(*, channel_id: int) -> bool:
+    """Bring back a channel the gateway disabled itself; one an operator disabled stays off."""
+    from billing.models import Log
+    from billing.services import log_record
+
+    with transaction.atomic():
+        updated = Channel.objects.filter(pk=channel_id, status=Channel.Status.AUTO_DISABLED).update(
+            status=Channel.Status.ENABLED)
+        if not updated:
+            return False
+        Ability.objects.filter(channel_id=channel_id).update(enabled=True)
+        name = Channel.objects.filter(pk=channel_id).values_list("name", flat=True).first() or ""
+        log_record(user_id=0, type=Log.Type.SYSTEM, channel_id=channel_id,
+                   content=f"Channel #{channel_id} {name} passed its test and was enabled again")
+        changes.publish("channels")
+    _notify_root(f"Channel #{channel_id} {name} is back", f"Channel #{channel_id} ({name}) passed a test and "
+                 "was enabled again automatically.")
+    return True
+
+
+# --- Test every channel, balances ----------------------------------------------
+
+TEST_ALL_LOCK = "oneapi:channel-test-all:lock"
+TEST_ALL_PROGRESS = "oneapi:channel-test-all:progress"
+
+
+def channels_test_all_start(*, scope: str = "all", background: bool = True) -> dict:
+    """Test every channel (or only the disabled ones), one run at a time across instances.
+
+    The lock lives in the shared cache, so with Redis a second instance (or a second
+    click) sees the run in progress instead of starting another.
+    """
+    import threading
+
+    from django.core.cache import cache
+
+    if scope not in ("all", "disabled"):
+        raise ValidationError("scope must be all or disabled", field="scope")
+    if not cache.add(TEST_ALL_LOCK, now_ts(), timeout=6 * 3600):
+        return channels_test_progress() or {"running": True}
+    channels = Channel.objects.order_by("id")
+    if scope == "disabled":
+        channels = channels.exclude(status=Channel.Status.ENABLED)
+    ids = list(channels.values_list("id", flat=True))
+    progress = {"running": True, "scope": scope, "total": len(ids), "done": 0, "passed": 0, "failed": 0,
+                "started": now_ts(), "finished": 0}
+    cache.set(TEST_ALL_PROGRESS, progress, None)
+    if background:
+        threading.Thread(target=_test_all, args=(ids, progress, True), daemon=True, name="oneapi-test-all").start()
+    else:
+        _test_all(ids, progress, False)
+    return progress
+
+
+def _test_all(ids: list[int], progress: dict, own_thread: bool) -> None:
+    import logging
+
+    from django.conf import settings
+    from django.core.cache import cache
+    from django.db import close_old_connections, connection
+
+    try:
+        for channel_id in ids:
+            if own_thread:
+                close_old_connections()
+            try:
+                passed = channel_test(channel_id=channel_id).success
+            except Exception:
+                logging.getLogger(__name__).exception("testing channel %s failed", channel_id)
+                passed = False
+            progress["done"] += 1
+            progress["passed" if passed else "failed"] += 1
+            cache.set(TEST_ALL_PROGRESS, progress, None)
+            if settings.POLLING_INTERVAL:
+                time.sleep(settings.POLLING_INTERVAL)
+    finally:
+        progress.update(running=False, finished=now_ts())
+        cache.set(TEST_ALL_PROGRESS, progress, None)
+        cache.delete(TEST_ALL_LOCK)
+        if own_thread:
+            connection.close()
+
+
+def channels_test_progress() -> dict | None:
+    from django.core.cache import cache
+
+    return cache.get(TEST_ALL_PROGRESS)
+
+
+def channel_update_balance(*, channel_id: int) -> float:
+    """Ask the vendor for the account's balance and store it (one-api's update_balance)."""
+    import httpx
+
+    from providers.adapters import adapter_for
+    from providers.adapters.base import ChannelInfo
+
+    channel = Channel.objects.filter(pk=channel_id).first()
+    if channel is None:
+        raise ValidationError("no such channel", field="id")
+    info = ChannelInfo(id=channel.id, type=channel.type, name=channel.name, key=channel.key,
+                       base_url=channel.base_url, models=tuple(channel.model_list), model_mapping={},
+                       config=dict(channel.config or {}), system_prompt="", priority=0, weight=0)
+    adapter = adapter_for(channel.type)
+    requests = adapter.balance_requests(info)
+    if not requests:
+        raise ValidationError(f"{adapter.label} channels expose no balance", field="type")
+    bodies = []
+    try:
+        with httpx.Client(timeout=httpx.Timeout(30, connect=10)) as client:
+            for request in requests:
+                response = client.request(request.method, request.url, headers=request.headers)
+                if response.status_code != 200:
+                    raise ValidationError(adapter.parse_error(status=response.status_code,
+                                                              body=response.content).message)
+                bodies.append(response.content)
+        balance = adapter.parse_balance(bodies)
+    except httpx.HTTPError as exc:
+        raise ValidationError(f"could not reach the vendor: {type(exc).__name__}") from None
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise ValidationError("the vendor's balance answer was not understood") from None
+    Channel.objects.filter(pk=channel_id).update(balance=balance, balance_updated_time=now_ts())
+    return balance
+
+
+def channels_update_balance_all() -> dict[int, float | str]:
+    """Every enabled channel whose vendor exposes a balance; errors are reported per channel."""
+    from providers.adapters import ADAPTERS
+
+    results: dict[int, float | str] = {}
+    for channel_id, type_id in Channel.objects.filter(status=Channel.Status.ENABLED).values_list("id", "type"):
+        if type_id not in ADAPTERS:
+            continue
+        try:
+            results[channel_id] = channel_update_balance(channel_id=channel_id)
+        except ValidationError as exc:
+            results[channel_id] = str(exc)
+    return results

@@ -18,6 +18,7 @@ import orjson
 from billing import options, pricing
 from billing.ledger import ledger
 from billing.services import Charge
+from providers import health
 from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, StreamDecoder, UpstreamError, Usage
 from relay import http, tokenizer
@@ -200,8 +201,10 @@ async def _call_with_failover(plan: Plan, routes: Routes, channel: ChannelInfo, 
         body, prompt_reset = upstream_body(plan, channel)
         try:
             await _call_once(plan, channel, body, out, progress)
+            health.report_success(channel.id)
             return channel, prompt_reset
         except UpstreamError as err:
+            health.report_failure(channel.id, err)
             tried.add(channel.id)
             # Retry only what another channel may answer; never the channel that just failed.
             if not err.retryable or progress.started or len(tried) > retries:

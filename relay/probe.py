@@ -37,6 +37,7 @@ class ProbeResult:
     success: bool
     message: str
     seconds: float
+    error: UpstreamError | None = None
 
 
 async def probe(*, channel: ChannelInfo, model: str, prompt: str) -> ProbeResult:
@@ -51,7 +52,7 @@ async def probe(*, channel: ChannelInfo, model: str, prompt: str) -> ProbeResult
         try:
             await _call_once(plan, channel, upstream, capture, Progress(), session=session)
         except UpstreamError as err:
-            return ProbeResult(False, err.message, time.monotonic() - started)
+            return ProbeResult(False, err.message, time.monotonic() - started, err)
     elapsed = time.monotonic() - started
     reply = adapter_for(channel.type).completion_text(mode="chat", body=capture.body)
     return ProbeResult(True, reply or "(empty reply)", elapsed)

@@ -115,6 +115,8 @@ class MockUpstream:
         if self._record:
             self.requests.append(Recorded(request.method, request.path, request.query_string,
                                           dict(request.headers), body))
+        if request.method == "GET":
+            return self._account(request)
         behaviour = self.script.popleft() if self.script else self.default
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)
@@ -131,6 +133,23 @@ class MockUpstream:
         if request.path.endswith("/completions") and "chat" not in request.path:
             return web.json_response(self._completion(model, behaviour))
         return web.json_response(self._chat(model, behaviour))
+
+    # Account endpoints, for balance queries: OpenAI's billing pair, DeepSeek's, SiliconFlow's, OpenRouter's.
+    ACCOUNT = {
+        "/v1/dashboard/billing/subscription": {"object": "billing_subscription", "hard_limit_usd": 100.0},
+        "/v1/dashboard/billing/usage": {"object": "list", "total_usage": 1234.0},
+        "/user/balance": {"is_available": True, "balance_infos": [
+            {"currency": "CNY", "total_balance": "110.50", "granted_balance": "10.00", "topped_up_balance": "100.50"}]},
+        "/v1/user/info": {"code": 20000, "status": True, "data": {"balance": "0.88", "totalBalance": "88.88"}},
+        "/api/v1/credits": {"data": {"total_credits": 50.0, "total_usage": 12.5}},
+    }
+
+    def _account(self, request: web.Request) -> web.Response:
+        payload = self.ACCOUNT.get(request.path)
+        if payload is None:
+            return web.json_response({"error": {"message": "not found", "type": "invalid_request_error"}},
+                                     status=404)
+        return web.json_response(payload)
 
     def _usage(self, b: Behaviour) -> dict:
         return {"prompt_tokens": b.prompt_tokens, "completion_tokens": b.completion_tokens,

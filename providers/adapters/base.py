@@ -130,6 +130,14 @@ class Adapter:
         """Client-facing body and the vendor's usage (None when it gave none)."""
         raise NotImplementedError
 
+    def balance_requests(self, channel: ChannelInfo) -> list[UpstreamRequest]:
+        """The GETs that read the account's balance; empty when the vendor exposes none."""
+        return []
+
+    def parse_balance(self, bodies: list[bytes]) -> float:
+        """The balance (in the vendor's currency) from the answers to balance_requests, in order."""
+        raise NotImplementedError
+
     def stream_decoder(self, *, mode: str, model: str) -> "StreamDecoder":
         """A fresh decoder for one streamed answer (vendors' streams carry state across events)."""
         raise NotImplementedError

@@ -7,6 +7,7 @@ only read for its usage.
 
 from __future__ import annotations
 
+import datetime
 from typing import ClassVar
 
 import orjson
@@ -48,6 +49,20 @@ class OpenAIAdapter(Adapter):
             body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         url = self.base_url(channel) + self.path(mode, body.get("model", ""), channel)
         return UpstreamRequest("POST", url, headers, orjson.dumps(body))
+
+    def _get(self, channel: ChannelInfo, path: str) -> UpstreamRequest:
+        return UpstreamRequest("GET", self.base_url(channel) + path, self.auth_headers(channel))
+
+    def balance_requests(self, channel: ChannelInfo) -> list[UpstreamRequest]:
+        # OpenAI's (and its clones') billing endpoints: the hard limit minus the last 100 days' usage.
+        today = datetime.date.today()
+        start, end = today - datetime.timedelta(days=99), today + datetime.timedelta(days=1)
+        return [self._get(channel, "/v1/dashboard/billing/subscription"),
+                self._get(channel, f"/v1/dashboard/billing/usage?start_date={start}&end_date={end}")]
+
+    def parse_balance(self, bodies: list[bytes]) -> float:
+        subscription, usage = (orjson.loads(b) for b in bodies)
+        return float(subscription["hard_limit_usd"]) - float(usage.get("total_usage", 0)) / 100
 
     def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
         try:
@@ -131,6 +146,9 @@ class AzureAdapter(OpenAIAdapter):
     def auth_headers(self, channel: ChannelInfo) -> dict[str, str]:
         return {"api-key": channel.key}
 
+    def balance_requests(self, channel: ChannelInfo) -> list:
+        return []  # Azure bills through the Azure portal; there is no balance endpoint
+
 
 class CustomAdapter(OpenAIAdapter):
     """Type 8: the base URL replaces the host; the path keeps its /v1."""
@@ -169,6 +187,13 @@ class OpenRouterAdapter(OpenAIAdapter):
     label = "OpenRouter"
     default_base_url = "https://openrouter.ai/api"
 
+    def balance_requests(self, channel):
+        return [self._get(channel, "/v1/credits")]  # the base already ends in /api
+
+    def parse_balance(self, bodies):
+        data = orjson.loads(bodies[0])["data"]
+        return float(data["total_credits"]) - float(data.get("total_usage", 0))
+
     def auth_headers(self, channel):
         # OpenRouter ranks apps by these; one-api sends them too.
         return {"Authorization": f"Bearer {channel.key}", "HTTP-Referer": "https://github.com/oneapi", "X-Title": "oneapi"}
@@ -178,9 +203,28 @@ MoonshotAdapter = _vendor(25, "Moonshot", "https://api.moonshot.cn")
 MistralAdapter = _vendor(28, "Mistral", "https://api.mistral.ai")
 GroqAdapter = _vendor(29, "Groq", "https://api.groq.com/openai")
 StepFunAdapter = _vendor(32, "StepFun", "https://api.stepfun.com")
-DeepSeekAdapter = _vendor(36, "DeepSeek", "https://api.deepseek.com")
+class DeepSeekAdapter(OpenAIAdapter):
+    channel_type = 36
+    label = "DeepSeek"
+    default_base_url = "https://api.deepseek.com"
+
+    def balance_requests(self, channel):
+        return [self._get(channel, "/user/balance")]
+
+    def parse_balance(self, bodies):
+        infos = orjson.loads(bodies[0]).get("balance_infos") or []
+        return float(infos[0]["total_balance"]) if infos else 0.0
 TogetherAdapter = _vendor(39, "together.ai", "https://api.together.xyz")
 DoubaoAdapter = _vendor(40, "Doubao", "https://ark.cn-beijing.volces.com", strip_v1=True, prefix="/api/v3")
 NovitaAdapter = _vendor(41, "Novita", "https://api.novita.ai/v3/openai", strip_v1=True)
-SiliconFlowAdapter = _vendor(44, "SiliconFlow", "https://api.siliconflow.cn")
+class SiliconFlowAdapter(OpenAIAdapter):
+    channel_type = 44
+    label = "SiliconFlow"
+    default_base_url = "https://api.siliconflow.cn"
+
+    def balance_requests(self, channel):
+        return [self._get(channel, "/v1/user/info")]
+
+    def parse_balance(self, bodies):
+        return float(orjson.loads(bodies[0])["data"]["totalBalance"])
 XAIAdapter = _vendor(45, "xAI", "https://api.x.ai")

@@ -86,3 +86,38 @@ class ChannelTestView(AdminView):
         result = services.channel_test(channel_id=channel_id, model=model)
         return Response({"success": result.success, "message": result.message, "time": result.time,
                          "modelName": result.model})
+
+
+class ChannelTestAllView(AdminView):
+    """Start testing every channel in the background (`?scope=all|disabled`); answers the run's progress."""
+
+    def get(self, request):
+        progress = services.channels_test_all_start(scope=request.query_params.get("scope", "all") or "all")
+        return ok(progress)
+
+
+class ChannelBalanceView(AdminView):
+    """One-api's answer: {success, message, balance} beside the envelope."""
+
+    def get(self, request, channel_id: int):
+        if not Channel.objects.filter(pk=channel_id).exists():
+            return fail(NOT_FOUND)
+        balance = services.channel_update_balance(channel_id=channel_id)
+        return Response({"success": True, "message": "", "balance": balance, "data": balance})
+
+
+class ChannelBalanceAllView(AdminView):
+    def get(self, request):
+        import threading
+
+        threading.Thread(target=_balances_quietly, daemon=True, name="oneapi-balances").start()
+        return ok(message="updating the balances of all enabled channels in the background")
+
+
+def _balances_quietly() -> None:
+    from django.db import connection
+
+    try:
+        services.channels_update_balance_all()
+    finally:
+        connection.close()

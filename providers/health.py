@@ -1,0 +1,137 @@
+"""When a channel should be taken out of rotation, and when it may come back.
+
+An invalid key, exhausted vendor credit or a suspended account disables a channel
+at once; transient failures (5xx, 429, timeouts) only after
+`ChannelDisableFailureCount` in a row, so one slow answer never does (one-api's
+users lost whole fleets to single timeouts: one-api issues #292, #1269). Only
+channels the gateway disabled itself (status 3) come back on a passing test;
+a channel an operator disabled stays off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import defaultdict
+
+from billing import options
+from providers.adapters.base import UpstreamError
+
+log = logging.getLogger(__name__)
+
+# one-api's list (monitor/manage.go), lower-cased message fragments that mean "this key is dead".
+FATAL_TYPES = {"insufficient_quota", "authentication_error", "permission_error", "forbidden"}
+FATAL_CODES = {"invalid_api_key", "account_deactivated", "insufficient_quota"}
+FATAL_PHRASES = (
+    "your access was terminated", "violation of our policies", "your credit balance is too low",
+    "organization has been disabled", "credit", "balance", "permission denied",
+    "organization has been restricted", "api key not valid", "api key expired", "已欠费",
+    "incorrect api key", "invalid api key", "account is suspended", "account has been suspended",
+)
+
+
+def is_fatal(err: UpstreamError) -> bool:
+    """The key itself is refused: retrying later will not help."""
+    if err.status == 401:
+        return True
+    if (err.type or "") in FATAL_TYPES or str(err.code or "") in FATAL_CODES:
+        return True
+    if err.status in (400, 402, 403):
+        message = err.message.lower()
+        return any(phrase in message for phrase in FATAL_PHRASES)
+    return False
+
+
+def is_transient(err: UpstreamError) -> bool:
+    return err.retryable
+
+
+class FailureCounter:
+    """Consecutive transient failures per channel, on this instance."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[int, int] = defaultdict(int)
+
+    def failed(self, channel_id: int) -> int:
+        with self._lock:
+            self._counts[channel_id] += 1
+            return self._counts[channel_id]
+
+    def succeeded(self, channel_id: int) -> None:
+        if channel_id in self._counts:
+            with self._lock:
+                self._counts.pop(channel_id, None)
+
+
+failures = FailureCounter()
+
+
+def verdict(channel_id: int, err: UpstreamError) -> str | None:
+    """The reason to disable the channel now, or None. Counts the failure either way."""
+    if is_fatal(err):
+        return f"the vendor refused the key: {err.message[:200]}"
+    if is_transient(err):
+        count = failures.failed(channel_id)
+        if count >= max(1, options.get("ChannelDisableFailureCount")):
+            return f"{count} failures in a row, the last: {err.message[:200]}"
+    return None
+
+
+def report_failure(channel_id: int, err: UpstreamError) -> None:
+    """Called by the relay on the event loop: decide now, write in a worker thread."""
+    if not options.get("AutomaticDisableChannelEnabled"):
+        return
+    reason = verdict(channel_id, err)
+    if reason is None:
+        return
+    failures.succeeded(channel_id)  # start counting afresh if it is ever re-enabled
+    from providers.services import channel_auto_disable
+
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(None, _disable_quietly, channel_auto_disable, channel_id, reason)
+    future.add_done_callback(lambda f: f.exception())  # never "exception was never retrieved"
+
+
+def _disable_quietly(disable, channel_id: int, reason: str) -> None:
+    from django.db import close_old_connections
+
+    close_old_connections()
+    try:
+        disable(channel_id=channel_id, reason=reason)
+    except Exception:
+        log.exception("could not auto-disable channel %s", channel_id)
+
+
+def report_success(channel_id: int) -> None:
+    failures.succeeded(channel_id)
+
+
+_scheduler: threading.Thread | None = None
+
+
+def start_scheduler() -> None:
+    """Test every channel each CHANNEL_TEST_FREQUENCY minutes (one-api's scheduled test).
+
+    Every instance runs the timer; the run lock in the shared cache lets only one test at a time.
+    """
+    global _scheduler
+    from django.conf import settings
+
+    minutes = settings.CHANNEL_TEST_FREQUENCY
+    if not minutes or (_scheduler is not None and _scheduler.is_alive()):
+        return
+
+    def loop() -> None:
+        from providers.services import channels_test_all_start
+
+        stop = threading.Event()
+        while not stop.wait(minutes * 60):
+            try:
+                channels_test_all_start(scope="all", background=False)
+            except Exception:
+                log.exception("the scheduled channel test failed")
+
+    _scheduler = threading.Thread(target=loop, daemon=True, name="oneapi-channel-tests")
+    _scheduler.start()
