@@ -25,7 +25,7 @@ from relay import http, tokenizer
 from relay.auth import Caller, check_model_allowed
 from relay.cache import Routes, cache, pick
 from relay.errors import RelayError, bad_request
-from relay.streaming import DONE, SSE_HEADERS, ChunkGatherer, LineParser, SSEParser
+from relay.streaming import DONE, SSE_HEADERS, ChunkGatherer, Frames
 
 
 class Responder(Protocol):
@@ -269,16 +269,13 @@ async def _read_error(response: aiohttp.ClientResponse) -> bytes:
 
 async def _stream(plan: Plan, decoder: StreamDecoder, response: aiohttp.ClientResponse, out: Responder,
                   progress: Progress) -> None:
-    parser = SSEParser() if decoder.framing == "sse" else LineParser()
-    saw_done = False
+    frames = Frames(decoder)
 
-    def emit(decoded_events) -> list[bytes]:
-        nonlocal saw_done
+    def emit(decoded_events) -> bytes:
         chunks: list[bytes] = []
         for decoded in decoded_events:
             if decoded.done:
-                saw_done = True
-                continue
+                continue  # the relay ends every stream with its own [DONE]
             if decoded.usage is not None:
                 progress.usage = decoded.usage
             if decoded.text:
@@ -286,24 +283,16 @@ async def _stream(plan: Plan, decoder: StreamDecoder, response: aiohttp.ClientRe
             if decoded.data is None or (decoded.usage_only and not plan.client_wants_usage):
                 continue
             chunks.append(b"data: " + decoded.data + b"\n\n")
-        return chunks
-
-    def convert(events) -> bytes:
-        chunks: list[bytes] = []
-        for event, data in events:
-            if event == b":":
-                continue  # keep-alive comments: our own stream keeps the connection busy enough
-            chunks.extend(emit(decoder.feed(event, data)))
         return b"".join(chunks)
 
     await out.start(200, SSE_HEADERS)
     progress.started = True
     try:
         async for chunk in response.content.iter_any():
-            payload = convert(parser.feed(chunk))
+            payload = emit(frames.feed(chunk))
             if payload:
                 await out.write(payload)
-        tail = convert(parser.close()) + b"".join(emit(decoder.close()))
+        tail = emit(frames.close())
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         error = {"error": {"message": f"The upstream stream broke off: {type(exc).__name__} "
                                       f"(request id: {plan.request_id})",
@@ -316,7 +305,7 @@ async def _stream(plan: Plan, decoder: StreamDecoder, response: aiohttp.ClientRe
 async def _gather(plan: Plan, decoder: StreamDecoder, response: aiohttp.ClientResponse, out: Responder,
                   progress: Progress) -> None:
     """A stream-only vendor answering a client that did not ask to stream: one JSON answer."""
-    parser = SSEParser() if decoder.framing == "sse" else LineParser()
+    frames = Frames(decoder)
     gatherer = ChunkGatherer(mode=plan.mode, model=plan.model, request_id=plan.request_id)
 
     def take(decoded_events) -> None:
@@ -330,13 +319,8 @@ async def _gather(plan: Plan, decoder: StreamDecoder, response: aiohttp.ClientRe
 
     try:
         async for chunk in response.content.iter_any():
-            for event, data in parser.feed(chunk):
-                if event != b":":
-                    take(decoder.feed(event, data))
-        for event, data in parser.close():
-            if event != b":":
-                take(decoder.feed(event, data))
-        take(decoder.close())
+            take(frames.feed(chunk))
+        take(frames.close())
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise UpstreamError(status=502, message=f"The upstream answer was cut off: {type(exc).__name__}",
                             code="do_request_failed", retryable=True) from None

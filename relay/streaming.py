@@ -138,3 +138,33 @@ class ChunkGatherer:
             answer["usage"] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
                                "total_tokens": usage.prompt_tokens + usage.completion_tokens}
         return orjson.dumps(answer)
+
+
+class Frames:
+    """Bytes from the upstream to the decoder's events, by the decoder's framing.
+
+    "sse" and "ndjson" are split here; "raw" hands the bytes to `decoder.feed_bytes`
+    for binary protocols (AWS's event stream).
+    """
+
+    def __init__(self, decoder) -> None:
+        self.decoder = decoder
+        self.parser = {"sse": SSEParser, "ndjson": LineParser}.get(decoder.framing, lambda: None)()
+
+    def feed(self, chunk: bytes) -> list:
+        if self.parser is None:
+            return self.decoder.feed_bytes(chunk)
+        events = []
+        for event, data in self.parser.feed(chunk):
+            if event != b":":  # keep-alive comments: our own stream keeps the connection busy enough
+                events.extend(self.decoder.feed(event, data))
+        return events
+
+    def close(self) -> list:
+        events = []
+        if self.parser is not None:
+            for event, data in self.parser.close():
+                if event != b":":
+                    events.extend(self.decoder.feed(event, data))
+        events.extend(self.decoder.close())
+        return events

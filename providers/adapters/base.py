@@ -88,7 +88,7 @@ class StreamDecoder:
     hide it from clients that did not ask for usage.
     """
 
-    framing: ClassVar[str] = "sse"
+    framing: ClassVar[str] = "sse"  # or "ndjson", or "raw": bytes go to feed_bytes (binary protocols)
 
     def accepts(self, content_type: str) -> bool:
         """Whether the upstream answered with a stream (vendors answer errors as plain JSON)."""
@@ -97,6 +97,10 @@ class StreamDecoder:
         return "json" in content_type or content_type.startswith("text/plain")
 
     def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
+        raise NotImplementedError
+
+    def feed_bytes(self, chunk: bytes) -> list[StreamEvent]:
+        """For framing "raw": the upstream's bytes as they arrive, split by the decoder itself."""
         raise NotImplementedError
 
     def close(self) -> list[StreamEvent]:

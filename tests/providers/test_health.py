@@ -40,6 +40,10 @@ async def test_a_revoked_key_disables_the_channel_at_once_and_tells_root(relay_c
     assert not await sync_to_async(Ability.objects.filter(channel_id=world.channel.pk, enabled=True).exists)()
     log = await sync_to_async(Log.objects.get)(type=Log.Type.SYSTEM)
     assert "Incorrect API key" in log.content
+    for _ in range(60):  # the mail goes out just after the status change commits
+        if mail.outbox:
+            break
+        await asyncio.sleep(0.05)
     assert [m.to for m in mail.outbox] == [["root@example.com"]]
     # The next request finds no channel instead of hitting the dead key again.
     again = await relay_client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
