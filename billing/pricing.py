@@ -23,6 +23,7 @@ DEFAULT_MODEL_RATIO: dict[str, float] = {
     "text-embedding-ada-002": 0.05, "text-embedding-3-small": 0.01, "text-embedding-3-large": 0.065,
     "text-moderation-latest": 0.1, "text-moderation-stable": 0.1, "omni-moderation-latest": 0.1,
     "whisper-1": 15, "tts-1": 7.5, "tts-1-hd": 15, "dall-e-2": 8, "dall-e-3": 20,
+    "gpt-4o-transcribe": 3, "gpt-4o-mini-transcribe": 1.5, "gpt-image-1": 2.5,
     "claude-3-haiku-20240307": 0.125, "claude-3-5-haiku-20241022": 0.4,
     "claude-3-5-sonnet-20241022": 1.5, "claude-3-7-sonnet-20250219": 1.5,
     "claude-sonnet-4-20250514": 1.5, "claude-opus-4-20250514": 7.5,
@@ -43,6 +44,7 @@ DEFAULT_COMPLETION_RATIO: dict[str, float] = {
     "o3": 4, "o3-mini": 4, "o4-mini": 4, "deepseek-chat": 4.07, "deepseek-reasoner": 3.98,
     "gemini-2.5-pro": 8, "gemini-2.5-flash": 8.33, "gemini-2.0-flash": 4,
     "claude-3-5-haiku-20241022": 5, "grok-3": 5, "grok-3-mini": 3.33, "whisper-1": 0,
+    "gpt-4o-transcribe": 1.67, "gpt-4o-mini-transcribe": 3.33, "gpt-image-1": 8,
 }
 
 DEFAULT_GROUP_RATIO: dict[str, float] = {"default": 1, "vip": 1, "svip": 1}

@@ -15,7 +15,7 @@ import re
 import time
 
 from billing.ledger import ledger
-from relay import info
+from relay import info, media
 from relay.auth import authenticate
 from relay.cache import cache
 from relay.errors import RelayError
@@ -33,9 +33,8 @@ TEXT_ROUTES = {
 ENGINE_EMBEDDINGS = re.compile(r"^/v1/engines/(?P<model>[^/]+)/embeddings$")
 # Known OpenAI routes that later work will relay; until then they say so plainly.
 NOT_IMPLEMENTED = re.compile(
-    r"^/v1/(images/(generations|edits|variations)|audio/(speech|transcriptions|translations)|moderations|edits"
-    r"|rerank|files.*|fine_tuning/.*|fine-tunes.*|assistants.*|threads.*|batches.*|responses.*|uploads.*"
-    r"|vector_stores.*|realtime.*)$"
+    r"^/v1/(images/(edits|variations)|edits|files.*|fine_tuning/.*|fine-tunes.*|assistants.*|threads.*"
+    r"|batches.*|responses.*|uploads.*|vector_stores.*|realtime.*)$"
 )
 CORS = [
     (b"access-control-allow-origin", b"*"),
@@ -154,7 +153,7 @@ class RelayApp:
             await response.finish()
             return
 
-        mode = TEXT_ROUTES.get(path)
+        mode = TEXT_ROUTES.get(path) or media.ROUTES.get(path)
         path_model = None
         if mode is None and (match := ENGINE_EMBEDDINGS.match(path)):
             mode, path_model = "embeddings", match["model"]
@@ -186,6 +185,12 @@ class RelayApp:
 
     async def _text(self, scope, receive, response: Response, mode: str, path_model: str | None) -> None:
         caller = await self._caller(scope)
+        if mode in media.UPLOAD_MODES:
+            # The upload streams through `receive`, so no disconnect watcher may read it too.
+            upload = await media.read_upload(receive, _header(scope, b"content-type"))
+            await relay_text(caller=caller, mode=mode, raw_body=b"", request_id=response.request_id,
+                             out=response, upload=upload)
+            return
         raw = await _read_body(receive)
         if raw is None:
             return

@@ -8,6 +8,7 @@ channel; after it, the client gets an error event and pays for what it got.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,10 +22,11 @@ from billing.services import Charge
 from providers import health
 from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, StreamDecoder, UpstreamError, Usage
-from relay import http, tokenizer
+from relay import http, media, tokenizer
 from relay.auth import Caller, check_model_allowed
 from relay.cache import Routes, cache, pick
 from relay.errors import RelayError, bad_request
+from relay.media import Upload
 from relay.streaming import DONE, SSE_HEADERS, ChunkGatherer, Frames
 
 
@@ -60,6 +62,8 @@ class Plan:
     group_ratio: float
     request_id: str
     started_at: float
+    upload: Upload | None = None  # a multipart audio upload, streamed through (never replayed)
+    fixed_quota: int | None = None  # the price when it is known up front (images, speech)
 
 
 def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
@@ -73,6 +77,8 @@ def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
         raise bad_request("The request body must be a JSON object.", code="invalid_json")
     if path_model and not body.get("model"):
         body["model"] = path_model
+    if not body.get("model") and mode in media.DEFAULT_MODELS:
+        body["model"] = media.DEFAULT_MODELS[mode]
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise bad_request("`model` is required.", code="missing_model", param="model")
@@ -84,6 +90,7 @@ def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
         raise bad_request("`prompt` is required.", param="prompt")
     elif mode == "embeddings" and body.get("input") in (None, "", []):
         raise bad_request("`input` is required.", param="input")
+    media.validate(mode, body)
     max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
     if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 0):
         raise bad_request("`max_tokens` must be a non-negative integer.", param="max_tokens")
@@ -95,7 +102,12 @@ def count_prompt(mode: str, body: dict, model: str) -> int:
         return tokenizer.count_messages(body.get("messages"), model)
     if mode == "completions":
         return tokenizer.count_input(body.get("prompt"), model)
-    return tokenizer.count_input(body.get("input"), model)
+    if mode == "rerank":
+        documents = [d if isinstance(d, str) else str((d or {}).get("text", "")) for d in body.get("documents", [])]
+        return tokenizer.count_input([body.get("query", ""), *documents], model)
+    if mode in ("embeddings", "moderations"):
+        return tokenizer.count_input(body.get("input"), model)
+    return 0
 
 
 def upstream_body(plan: Plan, channel: ChannelInfo) -> tuple[dict, bool]:
@@ -134,23 +146,34 @@ def choose_channel(plan: Plan, routes: Routes, exclude: set[int]) -> ChannelInfo
     if plan.caller.pinned_channel is not None:
         return routes.channels.get(plan.caller.pinned_channel) if not exclude else None
     tiers = routes.by_group_model.get((plan.caller.user.group, plan.model), ())
-    return pick(tiers, exclude)
+    exclude = set(exclude)
+    while (channel := pick(tiers, exclude)) is not None:
+        if plan.mode in adapter_for(channel.type).modes:
+            return channel
+        exclude.add(channel.id)  # this vendor has no such endpoint: another channel may
+    return None
 
 
 async def relay_text(*, caller: Caller, mode: str, raw_body: bytes, request_id: str, out: Responder,
-                     path_model: str | None = None) -> None:
+                     path_model: str | None = None, upload: Upload | None = None) -> None:
     started_at = time.monotonic()
-    body = parse_body(raw_body, mode=mode, path_model=path_model)
+    if upload is not None:
+        body = dict(upload.fields)
+        body["model"] = body.get("model") or media.DEFAULT_MODELS[mode]
+        if b'filename="' not in upload.head:
+            raise bad_request("`file` is required: send the audio as a multipart file field.", param="file")
+    else:
+        body = parse_body(raw_body, mode=mode, path_model=path_model)
     model = body["model"]
     check_model_allowed(caller, model)
-    stream = bool(body.get("stream")) and mode != "embeddings"
+    stream = bool(body.get("stream")) and mode in ("chat", "completions")
     stream_options = body.get("stream_options")
     wants_usage = isinstance(stream_options, dict) and bool(stream_options.get("include_usage"))
     routes = await cache.get_routes()
     group_ratio = pricing.group_ratio(caller.user.group, options.get("GroupRatio"))
     plan = Plan(caller=caller, mode=mode, model=model, body=body, stream=stream, client_wants_usage=wants_usage,
                 prompt_estimate=len(raw_body) // 3, group_ratio=group_ratio, request_id=request_id,
-                started_at=started_at)
+                started_at=started_at, upload=upload)
 
     if caller.pinned_channel is not None:
         status = routes.channel_status.get(caller.pinned_channel)
@@ -164,9 +187,15 @@ async def relay_text(*, caller: Caller, mode: str, raw_body: bytes, request_id: 
                          code="model_not_available")
 
     model_ratio, _ = _ratios(plan, channel)
-    max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 0
-    reserved = pricing.pre_consume_quota(base=options.get("PreConsumedQuota"), prompt_tokens=plan.prompt_estimate,
-                                         max_tokens=max_tokens, model_ratio=model_ratio, group_ratio=group_ratio)
+    fixed = media.fixed_quota(mode, body, model_ratio=model_ratio, group_ratio=group_ratio)
+    if fixed is not None:
+        plan = dataclasses.replace(plan, fixed_quota=fixed)
+        reserved = fixed
+    else:
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 0
+        reserved = pricing.pre_consume_quota(base=options.get("PreConsumedQuota"),
+                                             prompt_tokens=plan.prompt_estimate, max_tokens=max_tokens,
+                                             model_ratio=model_ratio, group_ratio=group_ratio)
     token = caller.token
     refused = ledger.reserve(user_id=caller.user.id, user_quota=caller.user.quota, token_id=token.id,
                              token_quota=None if token.unlimited else token.remain_quota, amount=reserved)
@@ -195,7 +224,9 @@ async def relay_text(*, caller: Caller, mode: str, raw_body: bytes, request_id: 
 
 async def _call_with_failover(plan: Plan, routes: Routes, channel: ChannelInfo, out: Responder,
                               progress: Progress) -> tuple[ChannelInfo, bool]:
-    retries = 0 if plan.caller.pinned_channel is not None else max(0, options.get("RetryTimes"))
+    # A pinned channel is never swapped; an upload has streamed away and cannot be sent again.
+    pinned = plan.caller is not None and plan.caller.pinned_channel is not None
+    retries = 0 if pinned or plan.upload is not None else max(0, options.get("RetryTimes"))
     tried: set[int] = set()
     while True:
         body, prompt_reset = upstream_body(plan, channel)
@@ -230,7 +261,11 @@ async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responde
     try:
         body = await adapter.prepare(channel=channel, mode=plan.mode, body=body, session=session)
         request = adapter.build_request(channel=channel, mode=plan.mode, body=body, stream=upstream_stream)
-        response = await session.request(request.method, request.url, headers=request.headers, data=request.body)
+        data = request.body
+        if plan.upload is not None:
+            data = plan.upload.with_model(body["model"]).chunks()
+            request.headers["Content-Type"] = plan.upload.content_type
+        response = await session.request(request.method, request.url, headers=request.headers, data=data)
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         raise UpstreamError(status=502, message=f"Could not reach the upstream: {type(exc).__name__}",
                             code="do_request_failed", retryable=True) from None
@@ -244,6 +279,9 @@ async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responde
             else:
                 await _gather(plan, decoder, response, out, progress)
             return
+        if plan.mode == "speech":
+            await _pass_through(response, out, progress)
+            return
         try:
             raw = await response.read()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -254,10 +292,23 @@ async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responde
         if usage is None and plan.mode != "embeddings":
             progress.texts.append(adapter.completion_text(mode=plan.mode, body=data))
         progress.started = True
-        await out.start(200, JSON_HEADERS)
+        headers = JSON_HEADERS
+        if plan.mode in media.RAW_MODES:  # subtitles and plain text keep their own type
+            headers = [(b"content-type", response.headers.get("Content-Type", "application/json").encode())]
+        await out.start(200, headers)
         await out.finish(data)
     finally:
         response.release()
+
+
+async def _pass_through(response: aiohttp.ClientResponse, out: Responder, progress: Progress) -> None:
+    """Audio goes to the client as it arrives, in the upstream's own format."""
+    content_type = response.headers.get("Content-Type", "application/octet-stream").encode()
+    await out.start(200, [(b"content-type", content_type)])
+    progress.started = True
+    async for chunk in response.content.iter_any():
+        await out.write(chunk)
+    await out.finish()
 
 
 async def _read_error(response: aiohttp.ClientResponse) -> bytes:
@@ -331,14 +382,22 @@ async def _gather(plan: Plan, decoder: StreamDecoder, response: aiohttp.ClientRe
 
 def _settle(plan: Plan, channel: ChannelInfo, progress: Progress, reserved: int, prompt_reset: bool) -> None:
     usage = progress.usage
+    model_ratio, completion_ratio = _ratios(plan, channel)
     if usage is None or (usage.prompt_tokens == 0 and usage.completion_tokens == 0):
         # No usage from the vendor (or a cut stream): count locally, as one-api does.
-        completion = tokenizer.count_text("".join(progress.texts), plan.model) if progress.texts else 0
-        usage = Usage(prompt_tokens=count_prompt(plan.mode, plan.body, plan.model), completion_tokens=completion)
-    model_ratio, completion_ratio = _ratios(plan, channel)
-    quota = pricing.text_quota(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                               model_ratio=model_ratio, completion_ratio=completion_ratio,
-                               group_ratio=plan.group_ratio)
+        text = "".join(progress.texts)
+        if plan.mode in media.UPLOAD_MODES:
+            # The transcript's tokens, priced at the model ratio (one-api forgets the ratio here).
+            usage = Usage(prompt_tokens=tokenizer.count_text(text, plan.model), completion_tokens=0)
+        else:
+            completion = tokenizer.count_text(text, plan.model) if text else 0
+            usage = Usage(prompt_tokens=count_prompt(plan.mode, plan.body, plan.model), completion_tokens=completion)
+    if plan.fixed_quota is not None:
+        quota = plan.fixed_quota
+    else:
+        quota = pricing.text_quota(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                                   model_ratio=model_ratio, completion_ratio=completion_ratio,
+                                   group_ratio=plan.group_ratio)
     caller = plan.caller
     ledger.settle(Charge(
         user_id=caller.user.id, username=caller.user.username, token_id=caller.token.id,

@@ -107,6 +107,8 @@ class MockUpstream:
     # --- answers ------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.content_type == "multipart/form-data":
+            return await self._transcribe(request)
         raw = await request.read()
         try:
             body = json.loads(raw) if raw else None
@@ -128,6 +130,22 @@ class MockUpstream:
         model = body.get("model", "unknown")
         if request.path.endswith("/embeddings"):
             return web.json_response(self._embeddings(body, behaviour))
+        if request.path.endswith("/images/generations"):
+            return web.json_response({"created": int(time.time()), "data": [
+                {"url": f"https://images.example/{i}.png", "revised_prompt": body.get("prompt")}
+                for i in range(body.get("n", 1))]})
+        if request.path.endswith("/audio/speech"):
+            return await self._speech(request, body)
+        if request.path.endswith("/moderations"):
+            return web.json_response({"id": "modr-mock", "model": model, "results": [
+                {"flagged": False, "categories": {"violence": False}, "category_scores": {"violence": 0.01}}]})
+        if request.path.endswith("/rerank"):
+            docs = body.get("documents", [])
+            answer = {"id": "rerank-mock", "results": [
+                {"index": i, "relevance_score": round(1 - i / (len(docs) + 1), 3)} for i in range(len(docs))]}
+            if behaviour.usage:
+                answer["usage"] = {"total_tokens": behaviour.prompt_tokens}
+            return web.json_response(answer)
         if body.get("stream"):
             return await self._stream(request, body, behaviour)
         if request.path.endswith("/completions") and "chat" not in request.path:
@@ -150,6 +168,44 @@ class MockUpstream:
             return web.json_response({"error": {"message": "not found", "type": "invalid_request_error"}},
                                      status=404)
         return web.json_response(payload)
+
+    AUDIO = b"ID3" + bytes(range(256)) * 64  # stands in for an MP3
+
+    async def _speech(self, request: web.Request, body: dict) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "audio/mpeg"})
+        await response.prepare(request)
+        for start in range(0, len(self.AUDIO), 4096):
+            await response.write(self.AUDIO[start:start + 4096])
+        await response.write_eof()
+        return response
+
+    async def _transcribe(self, request: web.Request) -> web.Response:
+        """Reads the multipart form as OpenAI would; records the fields and the file's size."""
+        fields: dict = {}
+        reader = await request.multipart()
+        async for part in reader:
+            if part.filename:
+                size = 0
+                while chunk := await part.read_chunk(65536):
+                    size += len(chunk)
+                fields[part.name] = {"filename": part.filename, "size": size}
+            else:
+                fields[part.name] = (await part.read()).decode()
+        if self._record:
+            self.requests.append(Recorded(request.method, request.path, request.query_string,
+                                          dict(request.headers), fields))
+        behaviour = self.script.popleft() if self.script else self.default
+        if behaviour.status != 200:
+            return web.json_response(behaviour.error or {"error": {"message": "mock failure"}},
+                                     status=behaviour.status)
+        if fields.get("response_format") == "text":
+            return web.Response(text=behaviour.reply + "\n", content_type="text/plain")
+        answer = {"text": behaviour.reply}
+        if fields.get("model", "").startswith("gpt-4o") and behaviour.usage:
+            answer["usage"] = {"type": "tokens", "input_tokens": behaviour.prompt_tokens,
+                               "output_tokens": behaviour.completion_tokens,
+                               "total_tokens": behaviour.prompt_tokens + behaviour.completion_tokens}
+        return web.json_response(answer)
 
     def _usage(self, b: Behaviour) -> dict:
         return {"prompt_tokens": b.prompt_tokens, "completion_tokens": b.completion_tokens,

@@ -14,15 +14,20 @@ import orjson
 
 from providers.adapters.base import Adapter, ChannelInfo, StreamDecoder, StreamEvent, UpstreamRequest, Usage
 
-PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions", "embeddings": "/v1/embeddings"}
+PATHS = {
+    "chat": "/v1/chat/completions", "completions": "/v1/completions", "embeddings": "/v1/embeddings",
+    "images": "/v1/images/generations", "speech": "/v1/audio/speech", "transcriptions": "/v1/audio/transcriptions",
+    "translations": "/v1/audio/translations", "moderations": "/v1/moderations", "rerank": "/v1/rerank",
+}
 
 
 def usage_from(payload: dict) -> Usage | None:
     usage = payload.get("usage")
     if not isinstance(usage, dict):
         return None
-    prompt = usage.get("prompt_tokens") or 0
-    completion = usage.get("completion_tokens") or 0
+    # Chat names them prompt/completion; audio and image models input/output.
+    prompt = usage.get("prompt_tokens") or usage.get("input_tokens") or 0
+    completion = usage.get("completion_tokens") or usage.get("output_tokens") or 0
     if not prompt and not completion and usage.get("total_tokens"):
         prompt = usage["total_tokens"]  # embeddings report only totals
     return Usage(prompt_tokens=int(prompt), completion_tokens=int(completion))
@@ -32,6 +37,7 @@ class OpenAIAdapter(Adapter):
     channel_type: ClassVar[int] = 1
     label: ClassVar[str] = "OpenAI"
     default_base_url: ClassVar[str] = "https://api.openai.com"
+    modes: ClassVar[tuple[str, ...]] = tuple(PATHS)
 
     def base_url(self, channel: ChannelInfo) -> str:
         return (channel.base_url or self.default_base_url).rstrip("/")
@@ -75,7 +81,10 @@ class OpenAIAdapter(Adapter):
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return ""
+            # Transcripts asked for as text, srt or vtt come back as plain text.
+            return body.decode("utf-8", "replace") if mode in ("transcriptions", "translations") else ""
+        if mode in ("transcriptions", "translations"):
+            return str(payload.get("text", "")) if isinstance(payload, dict) else ""
         parts: list[str] = []
         for choice in (payload.get("choices") or ()) if isinstance(payload, dict) else ():
             message = choice.get("message") or {}
@@ -135,7 +144,10 @@ class AzureAdapter(OpenAIAdapter):
     default_base_url = ""
     config_fields = ("api_version",)
     DEFAULT_API_VERSION = "2024-03-01-preview"
-    TASKS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings"}
+    TASKS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings",
+             "images": "images/generations", "speech": "audio/speech", "transcriptions": "audio/transcriptions",
+             "translations": "audio/translations"}
+    modes = tuple(TASKS)
 
     def path(self, mode: str, model: str, channel: ChannelInfo) -> str:
         version = channel.config.get("api_version") or self.DEFAULT_API_VERSION

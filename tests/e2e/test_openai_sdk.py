@@ -13,7 +13,7 @@ def setup(gateway, upstream_server):
     admin = httpx.Client(base_url=gateway.url, headers={"Authorization": gateway.access_token}, timeout=10)
     created = admin.post("/api/channel/", json={
         "type": 1, "name": "mock-openai", "key": "sk-upstream-e2e", "base_url": upstream_server.url,
-        "models": "gpt-4o-mini,text-embedding-3-small", "group": "default"}).json()
+        "models": "gpt-4o-mini,text-embedding-3-small,whisper-1,tts-1,dall-e-3", "group": "default"}).json()
     assert created["success"], created
     token = admin.post("/api/token/", json={"name": "sdk", "remain_quota": 1_000_000, "expired_time": -1}).json()
     assert token["success"], token
@@ -56,7 +56,8 @@ def test_streamed_chat_through_the_sdk(setup):
 def test_embeddings_and_models_through_the_sdk(setup):
     embedding = setup.sdk.embeddings.create(model="text-embedding-3-small", input="hello")
     assert embedding.data[0].embedding == [0.1, -0.2, 0.3]
-    assert {m.id for m in setup.sdk.models.list()} == {"gpt-4o-mini", "text-embedding-3-small"}
+    assert {m.id for m in setup.sdk.models.list()} == {"gpt-4o-mini", "text-embedding-3-small", "whisper-1",
+                                                       "tts-1", "dall-e-3"}
 
 
 def test_errors_arrive_as_sdk_exceptions(setup, gateway):
@@ -102,3 +103,16 @@ def test_redeemed_code_credits_the_user(setup):
     assert setup.admin.get("/api/user/self").json()["data"]["quota"] == before + 12345
     again = setup.admin.post("/api/user/topup", json={"key": keys[0]}).json()
     assert not again["success"]
+
+
+def test_audio_and_images_through_the_sdk(setup, upstream_server, tmp_path):
+    audio = tmp_path / "speech.mp3"
+    audio.write_bytes(b"ID3" + bytes(range(256)) * 4000)  # ~1 MB, so Daphne delivers it in pieces
+    with audio.open("rb") as handle:
+        transcript = setup.sdk.audio.transcriptions.create(model="whisper-1", file=handle)
+    assert transcript.text == "Hello from the mock upstream."
+    assert upstream_server.requests[-1].body["file"]["size"] == audio.stat().st_size
+    speech = setup.sdk.audio.speech.create(model="tts-1", voice="alloy", input="Hello")
+    assert speech.content.startswith(b"ID3")
+    image = setup.sdk.images.generate(model="dall-e-3", prompt="a lighthouse")
+    assert image.data[0].url.startswith("https://images.example/")

@@ -60,8 +60,8 @@ async def test_billing_endpoints_report_the_token(client, world):
 
 
 @pytest.mark.parametrize("method, path, status, code", [
-    ("POST", "/v1/images/generations", 501, "api_not_implemented"),
-    ("POST", "/v1/audio/speech", 501, "api_not_implemented"),
+    ("POST", "/v1/images/edits", 501, "api_not_implemented"),
+    ("POST", "/v1/images/variations", 501, "api_not_implemented"),
     ("GET", "/v1/files", 501, "api_not_implemented"),
     ("POST", "/v1/whatever", 404, "unknown_url"),
     ("GET", "/v1/chat/completions", 405, "method_not_allowed"),
