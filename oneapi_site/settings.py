@@ -37,6 +37,9 @@ try:
     RELAY_TIMEOUT = env_int("RELAY_TIMEOUT", 0)
     GLOBAL_API_RATE_LIMIT = env_int("GLOBAL_API_RATE_LIMIT", 480, minimum=1)
     GLOBAL_WEB_RATE_LIMIT = env_int("GLOBAL_WEB_RATE_LIMIT", 240, minimum=1)
+    # Fetching images that clients' messages point at (for vendors that need them inline).
+    USER_CONTENT_REQUEST_TIMEOUT = env_int("USER_CONTENT_REQUEST_TIMEOUT", 30, minimum=1)
+    USER_CONTENT_ALLOW_PRIVATE = env_bool("USER_CONTENT_ALLOW_PRIVATE", False)
     CHANNEL_TEST_FREQUENCY = env_int("CHANNEL_TEST_FREQUENCY", 0)  # minutes; 0 = off
     POLLING_INTERVAL = env_int("POLLING_INTERVAL", 0)  # seconds between channels in test-all
     TEST_PROMPT = env_str(

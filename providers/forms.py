@@ -137,11 +137,11 @@ class ChannelForm(forms.ModelForm):
             self.add_error("base_url", f"{adapter.label} has no default address: enter the base URL.")
         config = dict(cleaned.get("config") or {})
         for name in self._config_names:
+            # A named field wins when filled; an empty one leaves whatever the raw JSON says
+            # (stored values were moved out of the JSON into their fields, so clearing works).
             value = (cleaned.get(f"config_{name}") or "").strip()
             if value:
                 config[name] = value
-            else:
-                config.pop(name, None)
         cleaned["config"] = config
         return cleaned
 

@@ -84,3 +84,9 @@ def world(transactional_db, upstream):
                              models="gpt-4o-mini,gpt-3.5-turbo,text-embedding-3-small,gpt-3.5-turbo-instruct")
     return type("World", (), {"user": user, "token": token, "channel": channel, "upstream": upstream,
                               "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+
+
+@pytest.fixture(autouse=True)
+def images_from_local_mocks(settings):
+    """Test vendors serve images from 127.0.0.1, which production refuses to fetch."""
+    settings.USER_CONTENT_ALLOW_PRIVATE = True

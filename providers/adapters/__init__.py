@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from providers.adapters.ali import AliAdapter, BailianAdapter
+from providers.adapters.anthropic import AnthropicAdapter
+from providers.adapters.baidu import BaiduAdapter, QianfanAdapter
 from providers.adapters.base import Adapter
+from providers.adapters.bedrock import BedrockAdapter
+from providers.adapters.cloudflare import CloudflareAdapter
+from providers.adapters.cohere import CohereAdapter
+from providers.adapters.coze import CozeAdapter
+from providers.adapters.gemini import GeminiAdapter, GeminiOpenAIAdapter
+from providers.adapters.ollama import OllamaAdapter
 from providers.adapters.openai import (
     AzureAdapter,
     CustomAdapter,
@@ -20,23 +29,41 @@ from providers.adapters.openai import (
     TogetherAdapter,
     XAIAdapter,
 )
+from providers.adapters.tencent import TencentAdapter
+from providers.adapters.xunfei import XunfeiAdapter
+from providers.adapters.zhipu import ZhipuAdapter
 
 ADAPTERS: dict[int, type[Adapter]] = {
     1: OpenAIAdapter,
     3: AzureAdapter,
     8: CustomAdapter,
+    14: AnthropicAdapter,
+    15: BaiduAdapter,
+    16: ZhipuAdapter,
+    17: AliAdapter,
     20: OpenRouterAdapter,
+    23: TencentAdapter,
+    24: GeminiAdapter,
     25: MoonshotAdapter,
     28: MistralAdapter,
     29: GroqAdapter,
+    30: OllamaAdapter,
     32: StepFunAdapter,
+    33: BedrockAdapter,
+    34: CozeAdapter,
+    35: CohereAdapter,
     36: DeepSeekAdapter,
+    37: CloudflareAdapter,
     39: TogetherAdapter,
     40: DoubaoAdapter,
     41: NovitaAdapter,
     44: SiliconFlowAdapter,
     45: XAIAdapter,
+    47: QianfanAdapter,
+    48: XunfeiAdapter,
+    49: BailianAdapter,
     50: OpenAICompatibleAdapter,
+    51: GeminiOpenAIAdapter,
 }
 
 _instances: dict[int, Adapter] = {}

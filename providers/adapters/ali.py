@@ -1,0 +1,398 @@
+"""Alibaba DashScope native API (Qwen text generation and text embeddings), and Bailian's
+OpenAI-compatible mode.
+
+Docs: https://help.aliyun.com/zh/model-studio/developer-reference/use-qwen-by-calling-api
+(text generation, `result_format: "message"`, SSE with `X-DashScope-SSE: enable`),
+https://help.aliyun.com/zh/model-studio/developer-reference/text-embedding-synchronous-api
+(embeddings) and https://help.aliyun.com/zh/model-studio/developer-reference/error-code (errors).
+Multimodal (qwen-vl, a different endpoint) is not spoken here: image parts are refused.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from typing import ClassVar
+
+import orjson
+
+from providers.adapters.base import (
+    Adapter,
+    ChannelInfo,
+    StreamDecoder,
+    StreamEvent,
+    UpstreamError,
+    UpstreamRequest,
+    Usage,
+    retryable_status,
+)
+from providers.adapters.openai import PATHS, OpenAIAdapter
+
+CHAT_PATH = "/api/v1/services/aigc/text-generation/generation"
+EMBEDDINGS_PATH = "/api/v1/services/embeddings/text-embedding/text-embedding"
+SEARCH_SUFFIX = "-internet"  # one-api's convention: `qwen-max-internet` = qwen-max with enable_search
+
+# Qwen parameters that are not OpenAI's but clients send them to one-api for Qwen: forwarded as given.
+PASSTHROUGH = ("top_k", "repetition_penalty", "presence_penalty", "seed", "response_format", "enable_thinking",
+               "thinking_budget", "parallel_tool_calls", "n", "logprobs", "top_logprobs")
+
+FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
+
+_request_model: contextvars.ContextVar[str] = contextvars.ContextVar("ali_request_model", default="")
+
+
+def _invalid(message: str, code: str = "invalid_request") -> UpstreamError:
+    return UpstreamError(status=400, message=message, type="invalid_request_error", code=code)
+
+
+def ali_error(payload: dict, status: int = 200) -> UpstreamError:
+    """DashScope's `{"code", "message", "request_id"}` as an OpenAI-style error."""
+    code = str(payload.get("code") or "")
+    message = str(payload.get("message") or code or f"DashScope answered HTTP {status}")
+    status = status if status != 200 else 400
+    type_, mapped, retryable = "upstream_error", code, retryable_status(status)
+    if code.startswith("Throttling"):  # Throttling, .RateQuota, .BurstRate, .AllocationQuota
+        status, type_, mapped, retryable = 429, "rate_limit_error", "rate_limit_exceeded", True
+    elif code == "InvalidApiKey":
+        status, type_, mapped, retryable = 401, "authentication_error", "invalid_api_key", False
+    elif code in ("Arrearage", "Quota.Exhausted"):
+        type_, mapped, retryable = "insufficient_quota", "insufficient_quota", False
+    elif code in ("DataInspectionFailed", "data_inspection_failed"):
+        type_, mapped, retryable = "invalid_request_error", "content_filter", False
+    elif code.startswith("InvalidParameter") or code in ("InvalidInput", "BadRequest.TooLarge"):
+        type_, retryable = "invalid_request_error", False
+    elif code.startswith(("AccessDenied", "Model.AccessDenied")):
+        type_, retryable = "permission_error", False
+    elif code in ("ModelNotFound", "Model.NotFound"):
+        type_, mapped, retryable = "invalid_request_error", "model_not_found", False
+    elif code.startswith(("InternalError", "ServiceUnavailable", "RequestTimeOut", "SystemError")):
+        status, retryable = (status if status >= 500 else 503), True
+    error_body = {"message": message, "type": type_, "param": None, "code": mapped or "upstream_error"}
+    if payload.get("request_id"):
+        error_body["request_id"] = payload["request_id"]
+    return UpstreamError(status=status, message=message, type=type_, code=mapped or "upstream_error",
+                         retryable=retryable, error_body=error_body)
+
+
+def _text(content) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and part.get("type") == "text":
+                texts.append(str(part.get("text") or ""))
+            elif isinstance(part, dict):
+                raise _invalid(f"DashScope's text-generation API takes text only; a `{part.get('type')}` part "
+                               "cannot be sent. Use a Bailian (OpenAI-compatible) channel for qwen-vl models.",
+                               "unsupported_content")
+        return "\n".join(texts)
+    return str(content)
+
+
+def _messages(messages: list) -> list[dict]:
+    out = []
+    names: dict[str, str] = {}  # tool_call_id -> function name: DashScope's tool messages carry `name`
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        role = str(message.get("role") or "user").lower()
+        if role == "developer":
+            role = "system"
+        converted: dict = {"role": role, "content": _text(message.get("content"))}
+        if role == "assistant" and message.get("tool_calls"):
+            calls = []
+            for call in message["tool_calls"]:
+                fn = call.get("function") or {}
+                names[call.get("id") or ""] = fn.get("name") or ""
+                calls.append({"id": call.get("id") or "", "type": "function",
+                              "function": {"name": fn.get("name") or "", "arguments": fn.get("arguments") or "{}"}})
+            converted["tool_calls"] = calls
+        elif role in ("tool", "function"):
+            converted["role"] = "tool"
+            if message.get("tool_call_id"):
+                converted["tool_call_id"] = message["tool_call_id"]
+            name = message.get("name") or names.get(message.get("tool_call_id") or "")
+            if name:
+                converted["name"] = name
+        out.append(converted)
+    return out
+
+
+def chat_body(body: dict, stream: bool) -> dict:
+    model = str(body.get("model") or "")
+    parameters: dict = {"result_format": "message"}
+    if model.endswith(SEARCH_SUFFIX):
+        model = model.removesuffix(SEARCH_SUFFIX)
+        parameters["enable_search"] = True
+    elif body.get("enable_search") is not None:
+        parameters["enable_search"] = bool(body["enable_search"])
+    max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+    if max_tokens:
+        parameters["max_tokens"] = max_tokens
+    temperature = body.get("temperature")
+    if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
+        parameters["temperature"] = min(max(temperature, 0.0), 1.99)  # DashScope: [0, 2)
+    top_p = body.get("top_p")
+    if isinstance(top_p, (int, float)) and not isinstance(top_p, bool):
+        parameters["top_p"] = 0.9999 if top_p >= 1 else max(top_p, 0.0001)  # (0, 1), as one-api clamps
+    if body.get("stop"):
+        parameters["stop"] = body["stop"]
+    for key in PASSTHROUGH:
+        if body.get(key) is not None:
+            parameters[key] = body[key]
+    tools = body.get("tools")
+    if not tools and body.get("functions"):  # the legacy OpenAI form
+        tools = [{"type": "function", "function": f} for f in body["functions"]]
+    if tools:
+        parameters["tools"] = tools
+        choice = body.get("tool_choice", body.get("function_call"))
+        if isinstance(choice, dict) and "function" not in choice and choice.get("name"):
+            choice = {"type": "function", "function": {"name": choice["name"]}}
+        if choice == "required":
+            choice = "auto"  # DashScope knows auto, none and a named function
+        if choice is not None:
+            parameters["tool_choice"] = choice
+    if stream:
+        parameters["incremental_output"] = True  # deltas, not the whole text so far in every event
+    return {"model": model, "input": {"messages": _messages(body.get("messages") or [])}, "parameters": parameters}
+
+
+def _usage(raw) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt = int(raw.get("input_tokens") or 0)
+    completion = int(raw.get("output_tokens") or 0)
+    if not prompt and not completion and raw.get("total_tokens"):
+        prompt = int(raw["total_tokens"])  # embeddings report a total only
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)
+
+
+def _usage_json(usage: Usage) -> dict:
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}
+
+
+def _finish(reason, has_calls: bool) -> str | None:
+    if reason in (None, "", "null"):  # DashScope streams say "null", the string, until the end
+        return None
+    if has_calls and reason == "stop":
+        return "tool_calls"
+    return FINISH.get(reason, "stop")
+
+
+def _choices(output: dict) -> list[dict]:
+    choices = output.get("choices")
+    if isinstance(choices, list) and choices:
+        return [c for c in choices if isinstance(c, dict)]
+    if "text" in output:  # result_format "text", should a proxy in front have forced it
+        return [{"message": {"role": "assistant", "content": output.get("text") or ""},
+                 "finish_reason": output.get("finish_reason")}]
+    return []
+
+
+class AliAdapter(Adapter):
+    channel_type: ClassVar[int] = 17
+    label: ClassVar[str] = "Alibaba DashScope"
+    default_base_url: ClassVar[str] = "https://dashscope.aliyuncs.com"
+    config_fields: ClassVar[tuple[str, ...]] = ("plugin",)
+    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings")
+
+    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
+        base = (channel.base_url or self.default_base_url).rstrip("/")
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {channel.key.strip()}",
+                   "Accept": "text/event-stream" if stream else "application/json"}
+        plugin = (channel.config or {}).get("plugin")
+        if plugin:
+            headers["X-DashScope-Plugin"] = str(plugin)
+        _request_model.set(str(body.get("model") or ""))
+        if mode == "embeddings":
+            payload = embeddings_body(body)
+            return UpstreamRequest("POST", base + EMBEDDINGS_PATH, headers, orjson.dumps(payload))
+        if mode != "chat":
+            raise _invalid(f"DashScope channels do not serve {mode}; use /v1/chat/completions.", "unsupported_mode")
+        if stream:
+            headers["X-DashScope-SSE"] = "enable"
+        return UpstreamRequest("POST", base + CHAT_PATH, headers, orjson.dumps(chat_body(body, stream)))
+
+    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(status=502, message="DashScope answered with a body that is not JSON.",
+                                code="bad_response_body", retryable=True) from None
+        if not isinstance(payload, dict):
+            raise UpstreamError(status=502, message="DashScope answered with an unexpected body.",
+                                code="bad_response_body", retryable=True)
+        if payload.get("code"):
+            raise ali_error(payload, int(payload.get("status_code") or 200))
+        output = payload.get("output") if isinstance(payload.get("output"), dict) else {}
+        usage = _usage(payload.get("usage"))
+        model = _request_model.get()
+        if mode == "embeddings":
+            items = sorted((e for e in output.get("embeddings") or () if isinstance(e, dict)),
+                           key=lambda e: e.get("text_index", 0))
+            tokens = usage.prompt_tokens if usage else 0
+            answer = {"object": "list", "model": model,
+                      "data": [{"object": "embedding", "index": e.get("text_index", i), "embedding": e.get("embedding")}
+                               for i, e in enumerate(items)],
+                      "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+            return orjson.dumps(answer), usage
+        choices = []
+        for i, choice in enumerate(_choices(output)):
+            message = choice.get("message") or {}
+            converted: dict = {"role": "assistant", "content": _text(message.get("content"))}
+            if message.get("reasoning_content"):
+                converted["reasoning_content"] = message["reasoning_content"]
+            calls = [_tool_call(c, j) for j, c in enumerate(message.get("tool_calls") or ()) if isinstance(c, dict)]
+            if calls:
+                for call in calls:
+                    call.pop("index", None)
+                converted["tool_calls"] = calls
+                converted["content"] = converted["content"] or None
+            choices.append({"index": i, "message": converted, "logprobs": None,
+                            "finish_reason": _finish(choice.get("finish_reason"), bool(calls)) or "stop"})
+        request_id = payload.get("request_id") or str(int(time.time()))
+        answer = {"id": f"chatcmpl-{request_id}", "object": "chat.completion", "created": int(time.time()),
+                  "model": model, "choices": choices}
+        if usage is not None:
+            answer["usage"] = _usage_json(usage)
+        return orjson.dumps(answer), usage
+
+    def completion_text(self, *, mode: str, body: bytes) -> str:
+        return OpenAIAdapter.completion_text(self, mode=mode, body=body)  # type: ignore[arg-type]
+
+    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
+        return AliStreamDecoder(model)
+
+    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
+        try:
+            payload = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            payload = None
+        if isinstance(payload, dict) and isinstance(payload.get("code"), str) and payload.get("code"):
+            return ali_error(payload, status)
+        return super().parse_error(status=status, body=body)
+
+
+def embeddings_body(body: dict) -> dict:
+    value = body.get("input")
+    texts = value if isinstance(value, list) else [value]
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise _invalid("DashScope embeddings take a string or a list of strings (not token ids).", "invalid_input")
+    parameters: dict = {"text_type": "query"}
+    if body.get("dimensions"):
+        parameters["dimension"] = body["dimensions"]  # text-embedding-v3: 1024 (default), 768, 512...
+    return {"model": body.get("model"), "input": {"texts": texts}, "parameters": parameters}
+
+
+def _tool_call(call: dict, position: int) -> dict:
+    fn = call.get("function") or {}
+    arguments = fn.get("arguments")
+    if arguments is not None and not isinstance(arguments, str):
+        arguments = orjson.dumps(arguments).decode()
+    return {"index": call.get("index", position), "id": call.get("id") or "", "type": "function",
+            "function": {"name": fn.get("name") or "", "arguments": arguments or ""}}
+
+
+class AliStreamDecoder(StreamDecoder):
+    """DashScope's SSE (`id:`, `event:result`, `:HTTP_STATUS/200`, `data:{...}`) as OpenAI chunks.
+    With incremental_output each event holds the new text only, and usage counted so far: every
+    event reports it (so a cut stream bills what Qwen counted), the last one becomes OpenAI's usage chunk."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.id = ""
+        self.created = int(time.time())
+        self.started = False
+        self.called: dict[int, dict] = {}  # tool call index -> what was already sent (id, name)
+        self.usage: Usage | None = None
+        self.finished = False
+
+    def _chunk(self, choices: list, **extra) -> bytes:
+        return orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                             "model": self.model, "choices": choices, **extra})
+
+    def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return []  # a broken event is skipped; the stream goes on
+        if not isinstance(payload, dict):
+            return []
+        if event == b"error" or payload.get("code"):
+            return [StreamEvent(data=orjson.dumps({"error": ali_error(payload).error_body}))]
+        self.id = self.id or f"chatcmpl-{payload.get('request_id') or int(time.time())}"
+        usage = _usage(payload.get("usage"))
+        if usage is not None:
+            self.usage = usage
+        output = payload.get("output") if isinstance(payload.get("output"), dict) else {}
+        events: list[StreamEvent] = []
+        for i, choice in enumerate(_choices(output)):
+            message = choice.get("message") or {}
+            delta: dict = {}
+            if not self.started:
+                delta["role"] = "assistant"
+                self.started = True
+            piece = _text(message.get("content")) if not isinstance(message.get("content"), list) else ""
+            text = piece
+            if piece:
+                delta["content"] = piece
+            if message.get("reasoning_content"):
+                delta["reasoning_content"] = message["reasoning_content"]
+            calls = []
+            for j, raw in enumerate(message.get("tool_calls") or ()):
+                if not isinstance(raw, dict):
+                    continue
+                call = _tool_call(raw, j)
+                sent = self.called.setdefault(call["index"], {})
+                # OpenAI sends id and name once; DashScope may repeat them (or send "") in later pieces.
+                for key, holder in (("id", call), ("name", call["function"])):
+                    if not holder[key] or holder[key] == sent.get(key):
+                        holder.pop(key)
+                    else:
+                        sent[key] = holder[key]
+                if "id" not in call:
+                    call.pop("type")
+                text += call["function"].get("name", "") + call["function"].get("arguments", "")
+                calls.append(call)
+            if calls:
+                delta["tool_calls"] = calls
+            finish = _finish(choice.get("finish_reason"), bool(self.called))
+            if not delta and finish is None:
+                continue
+            events.append(StreamEvent(data=self._chunk([{"index": i, "delta": delta, "logprobs": None,
+                                                         "finish_reason": finish}]), text=text))
+            if finish is not None:
+                self.finished = True
+        if events:
+            events[-1].usage = usage
+        elif usage is not None:
+            events.append(StreamEvent(data=None, usage=usage))
+        if self.finished and self.usage is not None:
+            events.append(StreamEvent(data=self._chunk([], usage=_usage_json(self.usage)), usage=self.usage,
+                                      usage_only=True))
+            self.usage = None  # sent once
+        return events
+
+
+class BailianAdapter(OpenAIAdapter):
+    """Bailian (Model Studio) in OpenAI-compatible mode, on the same DashScope host and key."""
+
+    channel_type = 49
+    label = "Alibaba Bailian (OpenAI-compatible)"
+    default_base_url = "https://dashscope.aliyuncs.com"
+    modes: ClassVar[tuple[str, ...]] = ("chat", "completions", "embeddings")
+
+    def base_url(self, channel: ChannelInfo) -> str:
+        return super().base_url(channel).removesuffix("/compatible-mode/v1")  # accept the SDK-style base too
+
+    def path(self, mode: str, model: str, channel: ChannelInfo) -> str:
+        return "/compatible-mode" + PATHS[mode]
+
+    def balance_requests(self, channel: ChannelInfo) -> list:
+        return []  # billed through the Alibaba Cloud console; no balance endpoint

@@ -1,0 +1,391 @@
+"""Anthropic Claude through the Messages API (https://docs.anthropic.com/en/api/messages).
+
+OpenAI chat requests become Messages requests (system prompt on top, strictly
+alternating turns, tool calls as content blocks); answers and SSE streams come
+back as OpenAI's chat.completion objects and chunks, with Anthropic's own usage.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import urllib.parse
+from typing import Any, ClassVar
+
+import orjson
+
+from providers.adapters.base import (
+    Adapter,
+    ChannelInfo,
+    StreamDecoder,
+    StreamEvent,
+    UpstreamError,
+    UpstreamRequest,
+    Usage,
+    retryable_status,
+)
+from providers.adapters.openai import OpenAIAdapter
+
+DEFAULT_VERSION = "2023-06-01"
+# Anthropic requires max_tokens; one-api sends 4096 when the client gives none.
+DEFAULT_MAX_TOKENS = 4096
+
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+# https://docs.anthropic.com/en/api/errors: these clear up by themselves, so another channel may answer.
+RETRYABLE_ERRORS = {"overloaded_error", "rate_limit_error", "api_error", "timeout_error"}
+
+
+def bad_input(message: str, param: str = "messages") -> UpstreamError:
+    """A request we cannot express in Anthropic's format: the client's fault, never retried."""
+    return UpstreamError(status=400, message=message, type="invalid_request_error", code="invalid_request",
+                         param=param)
+
+
+# --- request -------------------------------------------------------------------------------------
+
+
+def image_block(url: str) -> dict:
+    """OpenAI's image_url → Anthropic's image source: base64 for data: URLs, a URL source otherwise."""
+    if url.startswith("data:"):
+        header, sep, data = url[5:].partition(",")
+        if not sep:
+            raise bad_input("An image data: URL has no data.")
+        media_type, _, encoding = header.partition(";")
+        if encoding != "base64":  # percent-encoded data URLs are rare but legal
+            data = base64.b64encode(urllib.parse.unquote_to_bytes(data)).decode()
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type or "image/png", "data": data}}
+    if url.startswith(("http://", "https://")):
+        # Anthropic fetches URL images itself (source type "url"), so nothing is downloaded here.
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise bad_input("Images must be http(s) or data: URLs.")
+
+
+def content_blocks(content: Any) -> list[dict]:
+    """OpenAI message content (a string or parts) → Anthropic blocks; empty text is dropped (Anthropic
+    rejects empty text blocks)."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    blocks: list[dict] = []
+    for part in content if isinstance(content, list) else ():
+        if isinstance(part, str):
+            part = {"type": "text", "text": part}
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "text" and part.get("text"):
+            blocks.append({"type": "text", "text": part["text"]})
+        elif part.get("type") == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if isinstance(url, str):
+                blocks.append(image_block(url))
+    return blocks
+
+
+def text_of(content: Any) -> str:
+    return "".join(b["text"] for b in content_blocks(content) if b["type"] == "text")
+
+
+def tool_use_blocks(tool_calls: Any) -> list[dict]:
+    blocks = []
+    for call in tool_calls or ():
+        fn = call.get("function") or {}
+        try:
+            arguments = orjson.loads(fn.get("arguments") or "{}")
+        except orjson.JSONDecodeError:
+            arguments = {}
+        blocks.append({"type": "tool_use", "id": call.get("id") or "", "name": fn.get("name") or "",
+                       "input": arguments if isinstance(arguments, dict) else {}})
+    return blocks
+
+
+def convert_messages(messages: list) -> tuple[str, list[dict]]:
+    """The system prompt and the turns. Anthropic has no system role and wants user and assistant
+    to alternate, so system messages go on top and neighbours of one role are merged."""
+    system: list[str] = []
+    turns: list[dict] = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        role = message.get("role")
+        if role in ("system", "developer"):
+            if text := text_of(message.get("content")):
+                system.append(text)
+            continue
+        if role == "tool":
+            # Tool results travel in a user turn: https://docs.anthropic.com/en/docs/build-with-claude/tool-use
+            result = content_blocks(message.get("content"))
+            role, blocks = "user", [{"type": "tool_result", "tool_use_id": message.get("tool_call_id") or "",
+                                     "content": result}]
+        elif role == "assistant":
+            blocks = content_blocks(message.get("content")) + tool_use_blocks(message.get("tool_calls"))
+        else:
+            role, blocks = "user", content_blocks(message.get("content"))
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return "\n".join(system), turns
+
+
+def convert_tool_choice(choice: Any, parallel: Any) -> dict | None:
+    if choice in (None, "auto"):
+        converted = {"type": "auto"}
+    elif choice == "none":
+        converted = {"type": "none"}
+    elif choice == "required":
+        converted = {"type": "any"}
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        converted = {"type": "tool", "name": choice["function"].get("name") or ""}
+    else:
+        return None
+    if parallel is False and converted["type"] != "none":
+        converted["disable_parallel_tool_use"] = True
+    return converted
+
+
+def to_messages_request(body: dict, stream: bool) -> dict:
+    system, turns = convert_messages(body.get("messages") or [])
+    request: dict[str, Any] = {
+        "model": body.get("model"),
+        "messages": turns,
+        "max_tokens": body.get("max_tokens") or body.get("max_completion_tokens") or DEFAULT_MAX_TOKENS,
+    }
+    if system:
+        request["system"] = system
+    temperature = body.get("temperature")
+    if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
+        # OpenAI allows 0..2, Anthropic 0..1 and answers 400 above it.
+        temperature = max(0.0, min(float(temperature), 1.0))
+    if temperature is not None:
+        request["temperature"] = temperature
+    # Claude Sonnet 4.5 and later answer 400 "temperature and top_p cannot both be specified", and many
+    # OpenAI clients send both by default: keep temperature, which Anthropic's docs suggest tuning instead.
+    if body.get("top_p") is not None and temperature is None:
+        request["top_p"] = body["top_p"]
+    if body.get("top_k") is not None:
+        request["top_k"] = body["top_k"]
+    stop = body.get("stop")
+    if stop:
+        request["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if isinstance(body.get("user"), str) and body["user"]:
+        request["metadata"] = {"user_id": body["user"]}
+    tools = [t["function"] for t in body.get("tools") or () if isinstance(t, dict) and t.get("type") == "function"
+             and isinstance(t.get("function"), dict)]
+    if tools:
+        request["tools"] = [{"name": fn.get("name") or "", "description": fn.get("description") or "",
+                             "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
+                            for fn in tools]
+        choice = convert_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+        if choice:
+            request["tool_choice"] = choice
+    if stream:
+        request["stream"] = True
+    return request
+
+
+# --- answers -------------------------------------------------------------------------------------
+
+
+def usage_of(usage: Any) -> Usage:
+    """Anthropic's input_tokens exclude cached input; prompt tokens are all three."""
+    usage = usage if isinstance(usage, dict) else {}
+    prompt = sum(int(usage.get(k) or 0)
+                 for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
+    return Usage(prompt_tokens=prompt, completion_tokens=int(usage.get("output_tokens") or 0))
+
+
+def usage_json(usage: Usage, cached: int = 0) -> dict:
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens, "prompt_tokens_details": {"cached_tokens": cached}}
+
+
+def error_from(status: int, error: Any) -> UpstreamError:
+    """Anthropic's `{"type": "error", "error": {"type", "message"}}`, its type and message kept."""
+    error = error if isinstance(error, dict) else {}
+    kind = str(error.get("type") or "upstream_error")
+    message = str(error.get("message") or f"Anthropic answered HTTP {status}")
+    return UpstreamError(status=status, message=message, type=kind, code=kind,
+                         retryable=retryable_status(status) or kind in RETRYABLE_ERRORS,
+                         error_body={"type": kind, "message": message, "param": None, "code": kind})
+
+
+def to_chat_completion(payload: dict) -> tuple[dict, Usage]:
+    texts, thinking, calls = [], [], []
+    for block in payload.get("content") or ():
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            texts.append(block.get("text") or "")
+        elif kind == "thinking":
+            thinking.append(block.get("thinking") or "")
+        elif kind == "tool_use":
+            calls.append({"id": block.get("id"), "type": "function",
+                          "function": {"name": block.get("name"),
+                                       "arguments": orjson.dumps(block.get("input") or {}).decode()}})
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+    if thinking:
+        message["reasoning_content"] = "".join(thinking)
+    if calls:
+        message["tool_calls"] = calls
+    usage = usage_of(payload.get("usage"))
+    cached = int((payload.get("usage") or {}).get("cache_read_input_tokens") or 0)
+    answer = {
+        "id": f"chatcmpl-{payload.get('id', '')}", "object": "chat.completion", "created": int(time.time()),
+        "model": payload.get("model"),
+        "choices": [{"index": 0, "message": message, "logprobs": None,
+                     "finish_reason": FINISH_REASONS.get(payload.get("stop_reason"), "stop")}],
+        "usage": usage_json(usage, cached),
+    }
+    return answer, usage
+
+
+class AnthropicAdapter(Adapter):
+    channel_type: ClassVar[int] = 14
+    label: ClassVar[str] = "Anthropic Claude"
+    default_base_url: ClassVar[str] = "https://api.anthropic.com"
+    config_fields: ClassVar[tuple[str, ...]] = ("api_version",)
+    modes: ClassVar[tuple[str, ...]] = ("chat",)  # Anthropic has no embeddings API
+    default_models: ClassVar[tuple[str, ...]] = (
+        "claude-opus-4-6", "claude-sonnet-4-6",
+        "claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001",
+        "claude-opus-4-1-20250805", "claude-opus-4-20250514", "claude-sonnet-4-20250514",
+        "claude-3-7-sonnet-20250219", "claude-3-5-haiku-20241022", "claude-3-haiku-20240307",
+    )
+
+    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
+        if mode != "chat":
+            raise bad_input(f"Anthropic channels serve chat only, not {mode}.", param="model")
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
+            "x-api-key": channel.key,
+            "anthropic-version": channel.config.get("api_version") or DEFAULT_VERSION,
+        }
+        url = (channel.base_url or self.default_base_url).rstrip("/") + "/v1/messages"
+        return UpstreamRequest("POST", url, headers, orjson.dumps(to_messages_request(body, stream)))
+
+    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            payload = None
+        if not isinstance(payload, dict):
+            raise UpstreamError(status=502, message="Anthropic answered with something that is not a message.",
+                                code="bad_response", retryable=True)
+        if payload.get("type") == "error":
+            raise error_from(502, payload.get("error"))
+        answer, usage = to_chat_completion(payload)
+        return orjson.dumps(answer), usage
+
+    def completion_text(self, *, mode: str, body: bytes) -> str:
+        return OpenAIAdapter.completion_text(self, mode=mode, body=body)  # type: ignore[arg-type]
+
+    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
+        return AnthropicStreamDecoder(model)
+
+    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
+        try:
+            payload = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            payload = None
+        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+            return error_from(status, payload["error"])
+        return super().parse_error(status=status, body=body)
+
+
+class AnthropicStreamDecoder(StreamDecoder):
+    """Anthropic's typed SSE events → OpenAI chunks (https://docs.anthropic.com/en/docs/build-with-claude/streaming).
+
+    Usage is reported once, at message_delta, with the input counted at message_start: a stream cut
+    before then has no exact usage, and the relay counts it locally.
+    """
+
+    def __init__(self, model: str) -> None:
+        self.id = "chatcmpl-anthropic"
+        self.model = model
+        self.created = int(time.time())
+        self.input_usage: dict = {}
+        self.tools: dict[int, int] = {}  # Anthropic content block index → OpenAI tool call index
+
+    def chunk(self, delta: dict, finish: str | None = None) -> bytes:
+        return orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                             "model": self.model,
+                             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+
+    def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return []  # a garbled event is dropped; the rest of the stream still counts
+        if not isinstance(payload, dict):
+            return []
+        kind = payload.get("type") or event.decode("utf-8", "replace")
+        handler = getattr(self, f"on_{kind}", None)
+        return handler(payload) if handler else []  # ping and future event types
+
+    def on_message_start(self, payload: dict) -> list[StreamEvent]:
+        message = payload.get("message") or {}
+        self.id = f"chatcmpl-{message.get('id', '')}"
+        self.model = message.get("model") or self.model
+        self.input_usage = message.get("usage") or {}
+        return [StreamEvent(data=self.chunk({"role": "assistant", "content": ""}))]
+
+    def on_content_block_start(self, payload: dict) -> list[StreamEvent]:
+        block = payload.get("content_block") or {}
+        if block.get("type") == "tool_use":
+            index = self.tools[payload.get("index", 0)] = len(self.tools)
+            call = {"index": index, "id": block.get("id"), "type": "function",
+                    "function": {"name": block.get("name"), "arguments": ""}}
+            return [StreamEvent(data=self.chunk({"tool_calls": [call]}), text=block.get("name") or "")]
+        if block.get("type") == "text" and block.get("text"):
+            return [StreamEvent(data=self.chunk({"content": block["text"]}), text=block["text"])]
+        return []
+
+    def on_content_block_delta(self, payload: dict) -> list[StreamEvent]:
+        delta = payload.get("delta") or {}
+        kind = delta.get("type")
+        if kind == "text_delta":
+            text = delta.get("text") or ""
+            return [StreamEvent(data=self.chunk({"content": text}), text=text)]
+        if kind == "input_json_delta":
+            index = self.tools.get(payload.get("index", 0))
+            piece = delta.get("partial_json") or ""
+            if index is None or not piece:
+                return []
+            call = {"index": index, "function": {"arguments": piece}}
+            return [StreamEvent(data=self.chunk({"tool_calls": [call]}), text=piece)]
+        if kind == "thinking_delta":
+            text = delta.get("thinking") or ""
+            return [StreamEvent(data=self.chunk({"reasoning_content": text}), text=text)]
+        return []  # signature_delta, citations_delta
+
+    def on_message_delta(self, payload: dict) -> list[StreamEvent]:
+        # message_delta's usage is cumulative; newer API versions repeat the input counts there too.
+        raw = {**self.input_usage, **{k: v for k, v in (payload.get("usage") or {}).items() if v is not None}}
+        usage = usage_of(raw)
+        finish = FINISH_REASONS.get((payload.get("delta") or {}).get("stop_reason"), "stop")
+        usage_chunk = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                       "model": self.model, "choices": [],
+                       "usage": usage_json(usage, int(raw.get("cache_read_input_tokens") or 0))}
+        return [StreamEvent(data=self.chunk({}, finish)),
+                StreamEvent(data=orjson.dumps(usage_chunk), usage=usage, usage_only=True)]
+
+    def on_message_stop(self, payload: dict) -> list[StreamEvent]:
+        return [StreamEvent(data=None, done=True)]
+
+    def on_error(self, payload: dict) -> list[StreamEvent]:
+        err = error_from(200, payload.get("error"))
+        body = {"error": {"message": err.message, "type": err.type, "code": err.code, "param": None}}
+        return [StreamEvent(data=orjson.dumps(body))]

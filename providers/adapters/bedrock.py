@@ -1,0 +1,350 @@
+"""Claude on AWS Bedrock: the Anthropic Messages body, signed with SigV4, over Bedrock Runtime.
+
+https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages.html
+`POST /model/{modelId}/invoke` answers the Messages JSON; `/invoke-with-response-stream` answers an AWS
+event stream (binary frames, see aws_eventstream.py) whose `chunk` events carry Anthropic's stream
+events base64-encoded. The conversions themselves are the Anthropic adapter's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import urllib.parse
+from typing import Any, ClassVar
+
+import aiohttp
+import orjson
+import yarl
+
+from providers.adapters import aws_sigv4
+from providers.adapters.anthropic import AnthropicStreamDecoder, to_chat_completion, to_messages_request, usage_json
+from providers.adapters.aws_eventstream import EventStreamError, EventStreamParser, Message
+from providers.adapters.fetch import fetch_image as shared_fetch_image
+from providers.adapters.base import (
+    Adapter,
+    ChannelInfo,
+    StreamDecoder,
+    StreamEvent,
+    UpstreamError,
+    UpstreamRequest,
+    Usage,
+    retryable_status,
+)
+from providers.adapters.openai import OpenAIAdapter
+
+ANTHROPIC_VERSION = "bedrock-2023-05-31"
+SERVICE = "bedrock"
+EVENT_STREAM = "application/vnd.amazon.eventstream"
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+# Bedrock's Claude takes these four image types only (same list as Anthropic's).
+IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"),
+                    (b"GIF87a", "image/gif"), (b"GIF89a", "image/gif"))
+
+# OpenAI-side names → Bedrock model ids; one-api's AwsModelIDMap (relay/adaptor/aws/claude/main.go)
+# plus the Claude 4 family. Newer models are served only through cross-region inference profiles
+# (`us.anthropic...`): map the client name to the profile id in the channel's model mapping.
+MODEL_IDS = {
+    "claude-instant-1.2": "anthropic.claude-instant-v1",
+    "claude-2.0": "anthropic.claude-v2",
+    "claude-2.1": "anthropic.claude-v2:1",
+    "claude-3-haiku-20240307": "anthropic.claude-3-haiku-20240307-v1:0",
+    "claude-3-sonnet-20240229": "anthropic.claude-3-sonnet-20240229-v1:0",
+    "claude-3-opus-20240229": "anthropic.claude-3-opus-20240229-v1:0",
+    "claude-3-5-sonnet-20240620": "anthropic.claude-3-5-sonnet-20240620-v1:0",
+    "claude-3-5-sonnet-20241022": "anthropic.claude-3-5-sonnet-20241022-v2:0",
+    "claude-3-5-sonnet-latest": "anthropic.claude-3-5-sonnet-20241022-v2:0",
+    "claude-3-5-haiku-20241022": "anthropic.claude-3-5-haiku-20241022-v1:0",
+    "claude-3-7-sonnet-20250219": "anthropic.claude-3-7-sonnet-20250219-v1:0",
+    "claude-sonnet-4-20250514": "anthropic.claude-sonnet-4-20250514-v1:0",
+    "claude-opus-4-20250514": "anthropic.claude-opus-4-20250514-v1:0",
+    "claude-opus-4-1-20250805": "anthropic.claude-opus-4-1-20250805-v1:0",
+    "claude-sonnet-4-5-20250929": "anthropic.claude-sonnet-4-5-20250929-v1:0",
+    "claude-haiku-4-5-20251001": "anthropic.claude-haiku-4-5-20251001-v1:0",
+    "claude-opus-4-5-20251101": "anthropic.claude-opus-4-5-20251101-v1:0",
+}
+
+# https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModel.html#API_runtime_InvokeModel_Errors
+ERROR_STATUS = {400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
+                408: "ModelTimeoutException", 424: "ModelErrorException", 429: "ThrottlingException",
+                500: "InternalServerException", 503: "ServiceUnavailableException"}
+RETRYABLE = {"ThrottlingException", "ServiceUnavailableException", "ModelNotReadyException",
+             "InternalServerException", "ModelTimeoutException"}
+ERROR_TYPES = {"ThrottlingException": "rate_limit_error", "ModelNotReadyException": "rate_limit_error",
+               "ServiceQuotaExceededException": "rate_limit_error",
+               "AccessDeniedException": "permission_error", "UnrecognizedClientException": "authentication_error",
+               "InvalidSignatureException": "authentication_error", "ExpiredTokenException": "authentication_error",
+               "ValidationException": "invalid_request_error", "ResourceNotFoundException": "invalid_request_error"}
+
+
+def bedrock_model_id(model: str) -> str:
+    """A Bedrock id (`anthropic.…`, a region profile `us.anthropic.…`, an ARN) passes; a name is looked up."""
+    if model.startswith("arn:") or model.startswith("anthropic.") or ".anthropic." in model:
+        return model
+    return MODEL_IDS.get(model, model)
+
+
+def credentials(channel: ChannelInfo) -> tuple[str, str, str]:
+    """(access key id, secret, region): the config's `ak`/`sk`/`region`, else the key as `AK|SK|REGION`."""
+    config = channel.config or {}
+    parts = [p.strip() for p in (channel.key or "").split("|")]
+    from_key = parts if len(parts) >= 2 else []
+    ak = str(config.get("ak") or "").strip() or (from_key[0] if from_key else "")
+    sk = str(config.get("sk") or "").strip() or (from_key[1] if from_key else "")
+    region = str(config.get("region") or "").strip() or (from_key[2] if len(from_key) > 2 else "")
+    if not (ak and sk and region):
+        # Never echo the key: it holds the secret.
+        raise UpstreamError(status=500, message="The AWS Bedrock channel lacks credentials: set the config "
+                                                "fields ak, sk and region, or the key as AK|SK|REGION.",
+                            type="one_api_error", code="invalid_channel_key", retryable=True)
+    return ak, sk, region
+
+
+def bad_input(message: str, code: str = "invalid_request") -> UpstreamError:
+    return UpstreamError(status=400, message=message, type="invalid_request_error", code=code, param="messages")
+
+
+# --- images: Bedrock never fetches URLs -----------------------------------------------------------
+
+
+def _remote_url(part: Any) -> str | None:
+    if not isinstance(part, dict) or part.get("type") != "image_url":
+        return None
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
+
+
+def _media_type(content_type: str, data: bytes) -> str:
+    for magic, media_type in IMAGE_SIGNATURES:
+        if data.startswith(magic):
+            return media_type
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if content_type in ("image/png", "image/jpeg", "image/gif", "image/webp"):
+        return content_type
+    raise bad_input("An image URL did not answer with a PNG, JPEG, GIF or WebP image.", "invalid_image")
+
+
+async def fetch_image(session: aiohttp.ClientSession, url: str, limit: int = MAX_IMAGE_BYTES) -> str:
+    """The image at `url` as a data: URL (bounded, public addresses only: see providers/adapters/fetch.py)."""
+    content_type, data = await shared_fetch_image(session, url, limit=limit)
+    return f"data:{_media_type(content_type, data)};base64,{base64.b64encode(data).decode()}"
+
+
+async def inline_remote_images(body: dict, session: aiohttp.ClientSession) -> dict:
+    """The body with each http(s) image_url replaced by a data: URL; copies, never edits in place (the
+    plan's body is reused for the next channel on failover)."""
+    messages = body.get("messages") or []
+    if not any(isinstance(m, dict) and isinstance(m.get("content"), list) and any(map(_remote_url, m["content"]))
+               for m in messages):
+        return body
+    converted = []
+    for message in messages:
+        if isinstance(message, dict) and isinstance(message.get("content"), list):
+            parts = []
+            for part in message["content"]:
+                url = _remote_url(part)
+                if url:
+                    part = {**part, "image_url": {"url": await fetch_image(session, url)}}
+                parts.append(part)
+            message = {**message, "content": parts}
+        converted.append(message)
+    return {**body, "messages": converted}
+
+
+# --- requests and answers -------------------------------------------------------------------------
+
+
+def invoke_body(body: dict) -> dict:
+    """The Messages request as Bedrock wants it: the model is in the path, streaming is the endpoint's
+    business, and Bedrock refuses keys it does not know (`metadata`: "extraneous key ... not permitted")."""
+    request = to_messages_request(body, False)
+    for key in ("model", "stream", "metadata"):
+        request.pop(key, None)
+    for turn in request.get("messages") or ():
+        for block in turn.get("content") or ():
+            if block.get("type") == "image" and (block.get("source") or {}).get("type") != "base64":
+                raise bad_input("Bedrock takes images inline only; the image URL was not fetched.", "invalid_image")
+    return {"anthropic_version": ANTHROPIC_VERSION, **request}
+
+
+def error_for(status: int, body: bytes, error_type: str | None = None) -> UpstreamError:
+    """Bedrock's `{"message": ...}` error. Its kind travels in the `x-amzn-ErrorType` header
+    (`ThrottlingException:http://internal.amazon.com/coral/...`); without it, it is read off the status."""
+    try:
+        payload = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        payload = None
+    payload = payload if isinstance(payload, dict) else {}
+    message = str(payload.get("message") or payload.get("Message") or "").strip()
+    if not message:
+        message = body.decode("utf-8", "replace").strip()[:500] if body else f"AWS Bedrock answered HTTP {status}"
+    kind = (error_type or str(payload.get("__type") or "")).split(":")[0].rsplit("#", 1)[-1]
+    if not kind:
+        kind = ERROR_STATUS.get(status, "")
+        lowered = message.lower()
+        if status == 403 and "security token" in lowered:
+            kind = "UnrecognizedClientException"
+        elif status == 403 and "signature" in lowered:
+            kind = "InvalidSignatureException"
+        elif status == 429 and "not ready" in lowered:
+            kind = "ModelNotReadyException"
+    kind = kind[:1].upper() + kind[1:]  # event-stream exceptions are spelled throttlingException
+    type_ = ERROR_TYPES.get(kind, "upstream_error")
+    code = kind or "bad_response_status_code"
+    return UpstreamError(status=status, message=message, type=type_, code=code,
+                         retryable=kind in RETRYABLE or (not kind and retryable_status(status)),
+                         error_body={"message": message, "type": type_, "code": code, "param": None})
+
+
+class BedrockAdapter(Adapter):
+    channel_type: ClassVar[int] = 33
+    label: ClassVar[str] = "AWS Bedrock"
+    default_base_url: ClassVar[str] = ""  # https://bedrock-runtime.{region}.amazonaws.com
+    config_fields: ClassVar[tuple[str, ...]] = ("region", "ak", "sk")
+    modes: ClassVar[tuple[str, ...]] = ("chat",)
+    default_models: ClassVar[tuple[str, ...]] = tuple(MODEL_IDS)
+
+    def __init__(self, now=aws_sigv4.utcnow) -> None:
+        self.now = now  # the signing clock, injectable for tests
+
+    async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
+        if mode != "chat":
+            return body
+        return await inline_remote_images(body, session)
+
+    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
+        if mode != "chat":
+            raise bad_input(f"AWS Bedrock channels serve chat only, not {mode}.", "unsupported_mode")
+        ak, sk, region = credentials(channel)
+        payload = orjson.dumps(invoke_body(body))
+        base = (channel.base_url or f"https://bedrock-runtime.{region}.amazonaws.com").rstrip("/")
+        # The id is one path segment: its colon (and an ARN's slashes) percent-encoded, as the AWS SDKs send it.
+        model_id = urllib.parse.quote(bedrock_model_id(str(body.get("model") or "")), safe="")
+        url = f"{base}/model/{model_id}/{'invoke-with-response-stream' if stream else 'invoke'}"
+        headers = aws_sigv4.sign(method="POST", url=url, headers={"Content-Type": "application/json"},
+                                 body=payload, access_key=ak, secret_key=sk, region=region, service=SERVICE,
+                                 now=self.now)
+        if stream:
+            headers.update({"Accept": EVENT_STREAM, "X-Amzn-Bedrock-Accept": "application/json"})
+        else:
+            headers["Accept"] = "application/json"
+        # aiohttp re-quotes a str URL and would send `%3A` as `:`, which no longer matches the signed
+        # path; an already-encoded yarl URL goes on the wire byte for byte.
+        return UpstreamRequest("POST", yarl.URL(url, encoded=True), headers, payload)  # type: ignore[arg-type]
+
+    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            payload = None
+        if not isinstance(payload, dict) or ("content" not in payload and "message" in payload):
+            raise UpstreamError(status=502, message="AWS Bedrock answered with something that is not a message.",
+                                code="bad_response", retryable=True)
+        answer, usage = to_chat_completion(payload)
+        return orjson.dumps(answer), usage
+
+    def completion_text(self, *, mode: str, body: bytes) -> str:
+        return OpenAIAdapter.completion_text(self, mode=mode, body=body)  # type: ignore[arg-type]
+
+    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
+        return error_for(status, body)
+
+    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
+        return BedrockStreamDecoder(model)
+
+
+def _error_event(err: UpstreamError) -> StreamEvent:
+    return StreamEvent(data=orjson.dumps({"error": {"message": err.message, "type": err.type,
+                                                    "code": err.code, "param": None}}))
+
+
+class BedrockStreamDecoder(StreamDecoder):
+    """AWS event-stream frames → Anthropic stream events → OpenAI chunks.
+
+    The frames are binary, so the relay must hand over raw bytes (`framing = "raw"`, `feed_bytes`).
+    A frame with a bad CRC loses the framing for good: one error chunk, then nothing more is read.
+    """
+
+    framing: ClassVar[str] = "raw"
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.parser = EventStreamParser()
+        self.claude = AnthropicStreamDecoder(model)
+        self.broken = False
+        self.held: list[StreamEvent] = []  # message_delta's usage chunk, until message_stop
+
+    def accepts(self, content_type: str) -> bool:
+        return content_type.startswith(EVENT_STREAM)
+
+    def feed_bytes(self, chunk: bytes) -> list[StreamEvent]:
+        if self.broken:
+            return []
+        try:
+            messages = self.parser.feed(chunk)
+        except EventStreamError as exc:
+            self.broken = True
+            return [_error_event(UpstreamError(status=502, message=f"AWS Bedrock's event stream is corrupt: {exc}.",
+                                               type="upstream_error", code="bad_event_stream"))]
+        events: list[StreamEvent] = []
+        for message in messages:
+            events.extend(self.on_message(message))
+        return events
+
+    def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
+        """What a relay without raw framing calls, with the binary stream cut at newlines: the bytes
+        cannot be put back together, so the client gets one clear error instead of garbage."""
+        if self.broken:
+            return []
+        self.broken = True
+        return [_error_event(UpstreamError(
+            status=502, message="This gateway cannot read AWS Bedrock streams yet: the relay must hand the "
+                                "decoder raw bytes (framing 'raw').", code="unsupported_stream_framing"))]
+
+    def on_message(self, message: Message) -> list[StreamEvent]:
+        kind = message.headers.get(":message-type")
+        if kind == "exception":
+            # https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModelWithResponseStream.html
+            name = str(message.headers.get(":exception-type") or "")
+            return [_error_event(error_for(200, message.payload, name or None))]
+        if kind == "error":
+            code = str(message.headers.get(":error-code") or "upstream_error")
+            text = str(message.headers.get(":error-message") or code)
+            return [_error_event(error_for(200, orjson.dumps({"message": text}), code))]
+        if message.headers.get(":event-type") != "chunk":
+            return []  # initial-response and future event types carry nothing for the client
+        try:
+            wrapper = orjson.loads(message.payload)
+            event = base64.b64decode(wrapper["bytes"], validate=True)
+            claude_event = orjson.loads(event)
+        except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error, ValueError):
+            return []  # a garbled event is dropped; the rest of the stream still counts
+        if not isinstance(claude_event, dict):
+            return []
+        events = self.claude.feed(str(claude_event.get("type") or "").encode(), event)
+        # The usage chunk waits for message_stop, where Bedrock adds the counts it bills by.
+        self.held = [e for e in events if e.usage_only] or self.held
+        events = [e for e in events if not e.usage_only]
+        if claude_event.get("type") == "message_stop":
+            events = self.release_usage(claude_event.get("amazon-bedrock-invocationMetrics")) + events
+        return events
+
+    def release_usage(self, metrics: Any = None) -> list[StreamEvent]:
+        """The one usage chunk: Bedrock's invocation metrics when given (what AWS bills; prompt tokens
+        include cache reads and writes, as Anthropic's do), else message_delta's counts."""
+        held, self.held = self.held, []
+        if not isinstance(metrics, dict) or "outputTokenCount" not in metrics:
+            return held
+        cached = int(metrics.get("cacheReadInputTokenCount") or 0)
+        usage = Usage(prompt_tokens=sum(int(metrics.get(k) or 0) for k in (
+                          "inputTokenCount", "cacheReadInputTokenCount", "cacheWriteInputTokenCount")),
+                      completion_tokens=int(metrics.get("outputTokenCount") or 0))
+        chunk = {"id": self.claude.id, "object": "chat.completion.chunk", "created": self.claude.created,
+                 "model": self.claude.model, "choices": [], "usage": usage_json(usage, cached)}
+        return [StreamEvent(data=orjson.dumps(chunk), usage=usage, usage_only=True)]
+
+    def close(self) -> list[StreamEvent]:
+        # A stream cut between message_delta and message_stop still bills message_delta's counts.
+        return self.release_usage() + self.claude.close()

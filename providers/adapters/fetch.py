@@ -1,0 +1,73 @@
+"""Fetching what a client's message points at (an image URL), for vendors that cannot.
+
+Bounded in size and time, and refused for addresses inside the operator's network:
+otherwise any API key could make the gateway read cloud metadata or internal
+services (`USER_CONTENT_ALLOW_PRIVATE=true` lifts that, for gateways that serve
+images from a private host).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+import aiohttp
+from django.conf import settings
+
+from providers.adapters.base import UpstreamError
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+
+
+def refused(message: str, code: str = "invalid_image_url") -> UpstreamError:
+    return UpstreamError(status=400, message=message, type="invalid_request_error", code=code)
+
+
+async def _check_public(host: str) -> None:
+    if settings.USER_CONTENT_ALLOW_PRIVATE:
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        raise refused(f"Could not resolve the image host {host}.") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise refused(f"The image host {host} is not a public address.", "image_url_not_public")
+
+
+async def fetch_image(session: aiohttp.ClientSession, url: str, *, limit: int = MAX_IMAGE_BYTES) -> tuple[str, bytes]:
+    """(mime type, bytes) of an http(s) image; an UpstreamError (400, never retried) otherwise."""
+    shown = url if len(url) <= 120 else url[:117] + "..."
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise refused(f"The image URL {shown} is not an http(s) URL.")
+    await _check_public(parts.hostname)
+    timeout = aiohttp.ClientTimeout(total=settings.USER_CONTENT_REQUEST_TIMEOUT)
+    try:
+        # No redirects: a public URL must not bounce the gateway to a private one.
+        async with session.get(url, timeout=timeout, allow_redirects=False) as response:
+            if response.status != 200:
+                raise refused(f"Could not fetch the image {shown}: it answered HTTP {response.status}.")
+            mime = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if not mime.startswith("image/"):
+                raise refused(f"The URL {shown} is not an image (Content-Type {mime or 'missing'}).")
+            if (response.content_length or 0) > limit:
+                raise refused(f"The image {shown} is larger than {limit // (1024 * 1024)} MB.", "image_too_large")
+            data = bytearray()
+            async for chunk in response.content.iter_chunked(256 * 1024):
+                data += chunk
+                if len(data) > limit:
+                    raise refused(f"The image {shown} is larger than {limit // (1024 * 1024)} MB.",
+                                  "image_too_large")
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise refused(f"Could not fetch the image {shown}: {type(exc).__name__}.") from None
+    return mime, bytes(data)
+
+
+async def fetch_image_data_url(session: aiohttp.ClientSession, url: str) -> str:
+    mime, data = await fetch_image(session, url)
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"

@@ -1,0 +1,369 @@
+"""Google Gemini: the native generateContent API (type 24) and its OpenAI-compatible endpoint (type 51).
+
+Native API reference: https://ai.google.dev/api/generate-content and https://ai.google.dev/api/embeddings.
+The request conversion lives in `gemini_convert.py`; this module holds the adapters, the answer
+conversion and the stream decoder.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import struct
+import time
+from contextvars import ContextVar
+from typing import Any, ClassVar
+
+import orjson
+
+from providers.adapters.base import (
+    Adapter,
+    ChannelInfo,
+    StreamDecoder,
+    StreamEvent,
+    UpstreamError,
+    UpstreamRequest,
+    Usage,
+    retryable_status,
+)
+from providers.adapters.gemini_convert import chat_request, embeddings_request, inline_remote_images, invalid
+from providers.adapters.openai import PATHS, OpenAIAdapter
+
+DEFAULT_MODELS = (
+    "gemini-3-pro-preview", "gemini-3-flash-preview",
+    "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite",
+    "gemini-2.0-flash", "gemini-2.0-flash-lite",
+    "gemini-embedding-001", "text-embedding-004",
+)
+
+FINISH_REASONS = {
+    "STOP": "stop", "MAX_TOKENS": "length",
+    "SAFETY": "content_filter", "RECITATION": "content_filter", "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter", "SPII": "content_filter", "IMAGE_SAFETY": "content_filter",
+}
+
+# google.rpc.Code names Gemini puts in error.status (https://ai.google.dev/gemini-api/docs/troubleshooting).
+RETRYABLE_STATUSES = {"RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED"}
+REQUEST_STATUSES = {"INVALID_ARGUMENT", "FAILED_PRECONDITION", "NOT_FOUND", "OUT_OF_RANGE"}
+
+# parse_response gets only the upstream bytes, but a batchEmbedContents answer names neither the model
+# nor the inputs, and the client's `encoding_format` decides the answer's shape. build_request and
+# parse_response run in the same relay task, so the request's facts travel in a context variable.
+_request_facts: ContextVar[dict | None] = ContextVar("gemini_request_facts", default=None)
+
+
+def usage_from(metadata: Any) -> Usage | None:
+    """usageMetadata: thinking tokens are billed as output, tool-use prompt tokens as input."""
+    if not isinstance(metadata, dict):
+        return None
+    prompt = int(metadata.get("promptTokenCount") or 0) + int(metadata.get("toolUsePromptTokenCount") or 0)
+    completion = int(metadata.get("candidatesTokenCount") or 0) + int(metadata.get("thoughtsTokenCount") or 0)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)
+
+
+def usage_json(usage: Usage, metadata: dict) -> dict:
+    answer: dict[str, Any] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                              "total_tokens": usage.total_tokens}
+    if metadata.get("thoughtsTokenCount"):
+        answer["completion_tokens_details"] = {"reasoning_tokens": int(metadata["thoughtsTokenCount"])}
+    if metadata.get("cachedContentTokenCount"):
+        answer["prompt_tokens_details"] = {"cached_tokens": int(metadata["cachedContentTokenCount"])}
+    return answer
+
+
+def new_call_id() -> str:
+    # Gemini's functionCall has no id on most models: make one unique across turns, so a client that
+    # keys tool results by id never sees two calls share one.
+    return f"call_{secrets.token_hex(12)}"
+
+
+def tool_call(part: dict, index: int) -> dict:
+    call = part["functionCall"]
+    answer: dict[str, Any] = {
+        "index": index, "id": call.get("id") or new_call_id(), "type": "function",
+        "function": {"name": call.get("name") or "", "arguments": orjson.dumps(call.get("args") or {}).decode()},
+    }
+    if part.get("thoughtSignature"):
+        # Gemini 3 wants the signature back with the call; Google's own OpenAI endpoint carries it here.
+        answer["extra_content"] = {"google": {"thought_signature": part["thoughtSignature"]}}
+    return answer
+
+
+def blocked_message(payload: dict) -> str | None:
+    feedback = payload.get("promptFeedback")
+    if payload.get("candidates") or not isinstance(feedback, dict) or not feedback.get("blockReason"):
+        return None
+    message = f"Gemini refused the prompt (blockReason {feedback['blockReason']})"
+    if feedback.get("blockReasonMessage"):
+        message += f": {feedback['blockReasonMessage']}"
+    return message
+
+
+def blocked_error(message: str) -> UpstreamError:
+    body = {"message": message, "type": "invalid_request_error", "code": "content_filter", "param": None}
+    return UpstreamError(status=400, message=message, type="invalid_request_error", code="content_filter",
+                         error_body=body)
+
+
+def candidate_choice(candidate: dict, position: int) -> dict:
+    texts: list[str] = []
+    thoughts: list[str] = []
+    calls: list[dict] = []
+    for part in (candidate.get("content") or {}).get("parts") or ():
+        if not isinstance(part, dict):
+            continue
+        if isinstance(part.get("functionCall"), dict):
+            calls.append(tool_call(part, len(calls)))
+        elif isinstance(part.get("text"), str):
+            (thoughts if part.get("thought") else texts).append(part["text"])
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+    if thoughts:
+        message["reasoning_content"] = "".join(thoughts)
+    if calls:
+        message["tool_calls"] = [{k: v for k, v in call.items() if k != "index"} for call in calls]
+    reason = candidate.get("finishReason")
+    finish = "tool_calls" if calls else FINISH_REASONS.get(reason, "stop" if reason else None)
+    return {"index": candidate.get("index", position), "message": message, "logprobs": None,
+            "finish_reason": finish or "stop"}
+
+
+def error_payload(payload: Any) -> dict | None:
+    """Gemini's error object; the OpenAI-compatible endpoint wraps it in a one-item list."""
+    if isinstance(payload, list) and payload and isinstance(payload[0], dict):
+        payload = payload[0]
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        return payload["error"]
+    return None
+
+
+def gemini_error(status: int, body: bytes) -> UpstreamError | None:
+    try:
+        error = error_payload(orjson.loads(body)) if body else None
+    except orjson.JSONDecodeError:
+        error = None
+    if error is None or not error.get("message"):
+        return None
+    message = str(error["message"])
+    grpc_status = str(error.get("status") or "")
+    reasons = {d.get("reason") for d in error.get("details") or () if isinstance(d, dict)}
+    bad_key = "API_KEY_INVALID" in reasons or "API key not valid" in message or "API key expired" in message
+    # These take the channel out of rotation (providers/health.py): a dead or leaked key will not recover.
+    if bad_key or grpc_status == "UNAUTHENTICATED":
+        kind, code, retryable = "authentication_error", "invalid_api_key" if bad_key else "unauthenticated", False
+    elif grpc_status == "PERMISSION_DENIED":
+        kind, code, retryable = "permission_error", "permission_denied", False
+    elif grpc_status in RETRYABLE_STATUSES:
+        kind, code, retryable = "upstream_error", grpc_status.lower(), True
+    elif grpc_status in REQUEST_STATUSES:
+        kind, code, retryable = "invalid_request_error", grpc_status.lower(), False
+    else:
+        kind, code = "upstream_error", grpc_status.lower() or "bad_response_status_code"
+        retryable = retryable_status(status)
+    body_out = {"message": message, "type": kind, "code": code, "param": None}
+    return UpstreamError(status=status, message=message, type=kind, code=code, retryable=retryable,
+                         error_body=body_out)
+
+
+class GeminiAdapter(Adapter):
+    channel_type: ClassVar[int] = 24
+    label: ClassVar[str] = "Google Gemini"
+    default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com"
+    config_fields: ClassVar[tuple[str, ...]] = ("api_version",)
+    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings")
+    default_models: ClassVar[tuple[str, ...]] = DEFAULT_MODELS
+    # one-api defaults to v1 except for 1.5/2.0; today's models need v1beta for functions and
+    # systemInstruction, so v1beta is the default and `api_version` the override.
+    DEFAULT_API_VERSION: ClassVar[str] = "v1beta"
+
+    async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
+        if mode != "chat":
+            return body
+        return await inline_remote_images(body, session)
+
+    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
+        model = str(body.get("model") or "").removeprefix("models/")
+        version = (channel.config or {}).get("api_version") or self.DEFAULT_API_VERSION
+        base = f"{(channel.base_url or self.default_base_url).rstrip('/')}/{version}/models/{model}"
+        # The key goes in a header, never in the URL (`?key=`), so it cannot leak into access logs.
+        headers = {"Content-Type": "application/json", "x-goog-api-key": channel.key}
+        if mode == "embeddings":
+            payload = embeddings_request(body, model)
+            _request_facts.set({"model": body.get("model"), "input": body.get("input"),
+                                "encoding_format": body.get("encoding_format")})
+            return UpstreamRequest("POST", f"{base}:batchEmbedContents", headers, orjson.dumps(payload))
+        if mode != "chat":
+            raise invalid("Gemini has no text-completions API; use /v1/chat/completions.", "unsupported_endpoint")
+        _request_facts.set({"model": body.get("model")})
+        payload = chat_request(body, model)
+        if stream:
+            headers["Accept"] = "text/event-stream"
+            return UpstreamRequest("POST", f"{base}:streamGenerateContent?alt=sse", headers, orjson.dumps(payload))
+        return UpstreamRequest("POST", f"{base}:generateContent", headers, orjson.dumps(payload))
+
+    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(status=502, message="Gemini answered with a body that is not JSON.",
+                                code="bad_response_body", retryable=True) from None
+        if not isinstance(payload, dict):
+            raise UpstreamError(status=502, message="Gemini answered with an unexpected body.",
+                                code="bad_response_body", retryable=True)
+        facts = _request_facts.get() or {}
+        if mode == "embeddings":
+            return embeddings_answer(payload, facts), None  # Gemini reports no usage for embeddings
+        message = blocked_message(payload)
+        if message:
+            raise blocked_error(message)
+        usage = usage_from(payload.get("usageMetadata"))
+        answer = {
+            "id": f"chatcmpl-{payload.get('responseId') or secrets.token_hex(12)}",
+            "object": "chat.completion", "created": int(time.time()),
+            "model": payload.get("modelVersion") or facts.get("model") or "gemini",
+            "choices": [candidate_choice(c, i) for i, c in enumerate(payload.get("candidates") or ())
+                        if isinstance(c, dict)],
+        }
+        if usage is not None:
+            answer["usage"] = usage_json(usage, payload["usageMetadata"])
+        return orjson.dumps(answer), usage
+
+    def completion_text(self, *, mode: str, body: bytes) -> str:
+        return OpenAIAdapter.completion_text(self, mode=mode, body=body)  # type: ignore[arg-type]
+
+    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
+        return GeminiStreamDecoder(model)
+
+    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
+        return gemini_error(status, body) or super().parse_error(status=status, body=body)
+
+
+def embeddings_answer(payload: dict, facts: dict) -> bytes:
+    data = []
+    for index, item in enumerate(payload.get("embeddings") or ()):
+        values = (item or {}).get("values") or []
+        if facts.get("encoding_format") == "base64":
+            # OpenAI's base64 form: little-endian float32, which the official SDKs ask for by default.
+            vector: Any = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+        else:
+            vector = values
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    answer: dict[str, Any] = {"object": "list", "data": data, "model": facts.get("model") or "gemini-embedding"}
+    if facts.get("input") is not None:
+        # What the relay bills (it counts the input locally); clients' SDKs expect the field.
+        from relay import tokenizer
+
+        tokens = tokenizer.count_input(facts["input"], str(facts.get("model") or ""))
+        answer["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return orjson.dumps(answer)
+
+
+class GeminiStreamDecoder(StreamDecoder):
+    """`streamGenerateContent?alt=sse`: each `data:` is a whole GenerateContentResponse holding the
+    next piece of text or a complete function call; the last carries finishReason, and usageMetadata
+    is cumulative, so the latest one is the bill."""
+
+    framing: ClassVar[str] = "sse"
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.id = f"chatcmpl-{secrets.token_hex(12)}"
+        self.created = int(time.time())
+        self.started: set[int] = set()
+        self.calls: dict[int, int] = {}  # candidate index -> tool calls sent
+        self.usage: Usage | None = None
+        self.metadata: dict = {}
+
+    def _chunk(self, choices: list[dict]) -> bytes:
+        return orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                             "model": self.model, "choices": choices})
+
+    def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return []  # a malformed event is dropped: the rest of the answer still arrives
+        error = error_payload(payload)
+        if error is not None:
+            body = {"error": {"message": str(error.get("message") or "Gemini reported an error mid-stream"),
+                              "type": "upstream_error", "code": str(error.get("status") or "").lower() or None,
+                              "param": None}}
+            return [StreamEvent(data=orjson.dumps(body))]
+        if not isinstance(payload, dict):
+            return []
+        if isinstance(payload.get("usageMetadata"), dict):
+            self.metadata = payload["usageMetadata"]
+            self.usage = usage_from(self.metadata)
+        message = blocked_message(payload)
+        if message:
+            body = {"error": {"message": message, "type": "invalid_request_error", "code": "content_filter",
+                              "param": None}}
+            return [StreamEvent(data=orjson.dumps(body))]
+        choices: list[dict] = []
+        text = ""
+        for position, candidate in enumerate(payload.get("candidates") or ()):
+            if not isinstance(candidate, dict):
+                continue
+            choice, piece = self._choice(candidate, position)
+            if choice is not None:
+                choices.append(choice)
+                text += piece
+        if not choices:
+            return []
+        return [StreamEvent(data=self._chunk(choices), text=text)]
+
+    def _choice(self, candidate: dict, position: int) -> tuple[dict | None, str]:
+        index = candidate.get("index", position)
+        delta: dict[str, Any] = {}
+        texts: list[str] = []
+        thoughts: list[str] = []
+        calls: list[dict] = []
+        for part in (candidate.get("content") or {}).get("parts") or ():
+            if not isinstance(part, dict):
+                continue
+            if isinstance(part.get("functionCall"), dict):
+                calls.append(tool_call(part, self.calls.get(index, 0) + len(calls)))
+            elif isinstance(part.get("text"), str):
+                (thoughts if part.get("thought") else texts).append(part["text"])
+        reason = candidate.get("finishReason")
+        if not texts and not thoughts and not calls and not reason:
+            return None, ""
+        if index not in self.started:
+            self.started.add(index)
+            delta["role"] = "assistant"
+        if texts or not calls:
+            delta["content"] = "".join(texts)
+        if thoughts:
+            delta["reasoning_content"] = "".join(thoughts)
+        if calls:
+            delta["tool_calls"] = calls
+            self.calls[index] = self.calls.get(index, 0) + len(calls)
+        finish = None
+        if reason:
+            finish = "tool_calls" if self.calls.get(index) else FINISH_REASONS.get(reason, "stop")
+        piece = "".join(texts) + "".join(c["function"]["name"] + c["function"]["arguments"] for c in calls)
+        return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}, piece
+
+    def close(self) -> list[StreamEvent]:
+        if self.usage is None:
+            return []
+        chunk = orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                              "model": self.model, "choices": [], "usage": usage_json(self.usage, self.metadata)})
+        return [StreamEvent(data=chunk, usage=self.usage, usage_only=True)]
+
+
+class GeminiOpenAIAdapter(OpenAIAdapter):
+    """Type 51: Gemini's OpenAI-compatible endpoint (https://ai.google.dev/gemini-api/docs/openai).
+    The base is SDK-style, so paths lose their /v1."""
+
+    channel_type = 51
+    label = "Google Gemini (OpenAI-compatible)"
+    default_base_url = "https://generativelanguage.googleapis.com/v1beta/openai"
+    modes = ("chat", "embeddings")
+    default_models = DEFAULT_MODELS
+
+    def path(self, mode: str, model: str, channel: ChannelInfo) -> str:
+        return PATHS[mode].removeprefix("/v1")
+
+    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
+        # This endpoint answers errors in Gemini's shape, wrapped in a list: [{"error": {...}}].
+        return gemini_error(status, body) or super().parse_error(status=status, body=body)

@@ -1,0 +1,361 @@
+"""Ollama's native API: `/api/chat` (NDJSON streams) and `/api/embed`.
+
+Docs: https://github.com/ollama/ollama/blob/main/docs/api.md. Messages carry images as bare
+base64 strings beside the text, sampling settings live under `options`, tool calls come back
+with their arguments as an object and without ids, and a stream is one JSON object per line,
+the last with `done: true` and the token counts.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from datetime import datetime
+from typing import ClassVar
+
+import orjson
+
+from providers.adapters.fetch import fetch_image as shared_fetch_image
+from providers.adapters.base import (
+    Adapter,
+    ChannelInfo,
+    StreamDecoder,
+    StreamEvent,
+    UpstreamError,
+    UpstreamRequest,
+    Usage,
+)
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024  # a remote image is fetched into memory: bounded
+FINISH = {"stop": "stop", "length": "length"}  # "load"/"unload" answers carry no text: "stop"
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:24]}"
+
+
+def _created(value) -> int:
+    """Ollama's `created_at` is RFC 3339 with up to nine fraction digits; Python takes six."""
+    if isinstance(value, str) and value:
+        head, dot, rest = value.partition(".")
+        if dot:
+            digits = rest.rstrip("Z")
+            tz = rest[len(digits):]
+            zone = ""
+            for sign in ("+", "-"):
+                if sign in digits:
+                    digits, _, offset = digits.partition(sign)
+                    zone = sign + offset
+            value = f"{head}.{digits[:6]}{zone or tz}"
+        try:
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+        except ValueError:
+            pass
+    return int(time.time())
+
+
+def _image_url(part: dict) -> str:
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    return url if isinstance(url, str) else ""
+
+
+def _remote(part) -> bool:
+    return isinstance(part, dict) and part.get("type") == "image_url" and \
+        _image_url(part).startswith(("http://", "https://"))
+
+
+def _arguments(raw) -> dict:
+    """OpenAI sends tool arguments as a JSON string; Ollama wants the object."""
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, str) and raw.strip():
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}
+
+
+def convert_messages(messages: list) -> list[dict]:
+    tool_names: dict[str, str] = {}  # OpenAI's tool_call_id -> function name, for Ollama's `tool_name`
+    out: list[dict] = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        role = message.get("role") or "user"
+        content = message.get("content")
+        converted: dict = {"role": role}
+        images: list[str] = []
+        if isinstance(content, list):
+            texts = []
+            for part in content:
+                if not isinstance(part, dict):
+                    continue
+                if part.get("type") == "text" and isinstance(part.get("text"), str):
+                    texts.append(part["text"])
+                elif part.get("type") == "image_url":
+                    url = _image_url(part)
+                    if not url.startswith("data:") or "," not in url:
+                        # prepare() inlines http(s) images; anything else is not an image we can send.
+                        raise UpstreamError(status=400, message="An image_url must be a data: URL or an "
+                                            "http(s) URL.", type="invalid_request_error", code="invalid_image_url")
+                    images.append(url.split(",", 1)[1])
+            converted["content"] = "\n".join(texts)
+        else:
+            converted["content"] = content if isinstance(content, str) else ("" if content is None else str(content))
+        if images:
+            converted["images"] = images
+        if role == "assistant" and message.get("tool_calls"):
+            calls = []
+            for call in message["tool_calls"]:
+                fn = call.get("function") or {}
+                if call.get("id"):
+                    tool_names[call["id"]] = fn.get("name") or ""
+                calls.append({"function": {"name": fn.get("name") or "", "arguments": _arguments(fn.get("arguments"))}})
+            converted["tool_calls"] = calls
+        if role == "tool":
+            name = message.get("name") or tool_names.get(message.get("tool_call_id") or "")
+            if name:
+                converted["tool_name"] = name
+        out.append(converted)
+    return out
+
+
+def chat_body(body: dict, stream: bool, channel: ChannelInfo) -> dict:
+    options: dict = {}
+    for ours, theirs in (("temperature", "temperature"), ("top_p", "top_p"), ("seed", "seed"),
+                         ("frequency_penalty", "frequency_penalty"), ("presence_penalty", "presence_penalty"),
+                         ("top_k", "top_k")):
+        if body.get(ours) is not None:
+            options[theirs] = body[ours]
+    max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+    if max_tokens is not None:
+        options["num_predict"] = max_tokens
+    stop = body.get("stop")
+    if stop:
+        options["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    # one-api's request carries `num_ctx` (Ollama's context window, default 2048 and easily too small);
+    # a channel may set a default for every request in its config.
+    num_ctx = body.get("num_ctx") or channel.config.get("num_ctx")
+    if num_ctx:
+        options["num_ctx"] = int(num_ctx)
+    if isinstance(body.get("options"), dict):  # a client speaking Ollama's own options wins
+        options.update(body["options"])
+    payload: dict = {"model": body["model"], "messages": convert_messages(body.get("messages") or []),
+                     "stream": stream}
+    if options:
+        payload["options"] = options
+    tools = body.get("tools")
+    if not tools and body.get("functions"):
+        tools = [{"type": "function", "function": f} for f in body["functions"]]
+    if tools and body.get("tool_choice") != "none":  # Ollama has no tool_choice: "none" means no tools
+        payload["tools"] = tools
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict):
+        if fmt.get("type") == "json_object":
+            payload["format"] = "json"
+        elif fmt.get("type") == "json_schema":
+            schema = (fmt.get("json_schema") or {}).get("schema")
+            payload["format"] = schema if isinstance(schema, dict) else "json"
+    for passthrough in ("keep_alive", "think"):
+        if passthrough in body:
+            payload[passthrough] = body[passthrough]
+    return payload
+
+
+def tool_calls_from(message: dict, start: int = 0) -> list[dict]:
+    calls = []
+    for offset, call in enumerate(message.get("tool_calls") or ()):
+        fn = call.get("function") or {}
+        arguments = fn.get("arguments")
+        calls.append({"index": start + offset, "id": call.get("id") or _new_id("call_"), "type": "function",
+                      "function": {"name": fn.get("name") or "",
+                                   "arguments": arguments if isinstance(arguments, str)
+                                   else orjson.dumps(arguments or {}).decode()}})
+    return calls
+
+
+def usage_of(payload: dict) -> Usage | None:
+    if "prompt_eval_count" not in payload and "eval_count" not in payload:
+        return None
+    # prompt_eval_count is left out when the whole prompt came from Ollama's cache.
+    return Usage(prompt_tokens=int(payload.get("prompt_eval_count") or 0),
+                 completion_tokens=int(payload.get("eval_count") or 0))
+
+
+def _usage_json(usage: Usage) -> dict:
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}
+
+
+class OllamaAdapter(Adapter):
+    channel_type: ClassVar[int] = 30
+    label: ClassVar[str] = "Ollama"
+    default_base_url: ClassVar[str] = "http://localhost:11434"
+    config_fields: ClassVar[tuple[str, ...]] = ("num_ctx",)
+    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings")
+
+    async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
+        """Ollama takes images only inline: fetch http(s) image URLs here, bounded in size."""
+        if mode != "chat":
+            return body
+        messages = body.get("messages") or []
+        if not any(isinstance(m, dict) and isinstance(m.get("content"), list) and any(map(_remote, m["content"]))
+                   for m in messages):
+            return body
+        converted = []
+        for message in messages:  # copies: the plan's body is shared with later channels on failover
+            if isinstance(message, dict) and isinstance(message.get("content"), list):
+                parts = []
+                for part in message["content"]:
+                    if _remote(part):
+                        part = {**part, "image_url": {"url": await fetch_image(session, _image_url(part))}}
+                    parts.append(part)
+                message = {**message, "content": parts}
+            converted.append(message)
+        return {**body, "messages": converted}
+
+    def base_url(self, channel: ChannelInfo) -> str:
+        return (channel.base_url or self.default_base_url).rstrip("/")
+
+    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
+        headers = {"Content-Type": "application/json"}
+        if channel.key.strip():  # a bare Ollama has no auth; a proxy in front of it may want a bearer key
+            headers["Authorization"] = f"Bearer {channel.key.strip()}"
+        if mode == "embeddings":
+            payload = {"model": body["model"], "input": body.get("input")}
+            if body.get("dimensions"):
+                payload["dimensions"] = body["dimensions"]
+            return UpstreamRequest("POST", self.base_url(channel) + "/api/embed", headers, orjson.dumps(payload))
+        if mode != "chat":
+            raise UpstreamError(status=400, message=f"Ollama channels do not serve {mode}.",
+                                type="invalid_request_error", code="unsupported_mode")
+        headers["Accept"] = "application/x-ndjson" if stream else "application/json"
+        return UpstreamRequest("POST", self.base_url(channel) + "/api/chat", headers,
+                               orjson.dumps(chat_body(body, stream, channel)))
+
+    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(status=502, message="Ollama answered with something that is not JSON.",
+                                code="bad_response", retryable=True) from None
+        if not isinstance(payload, dict):
+            raise UpstreamError(status=502, message="Ollama answered with an unexpected JSON value.",
+                                code="bad_response", retryable=True)
+        if mode == "embeddings":
+            vectors = payload.get("embeddings") or []
+            tokens = int(payload.get("prompt_eval_count") or 0)
+            answer = {"object": "list", "model": payload.get("model"),
+                      "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+                      "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+            return orjson.dumps(answer), Usage(prompt_tokens=tokens) if tokens else None
+        message = payload.get("message") or {}
+        out: dict = {"role": "assistant", "content": message.get("content") or ""}
+        if message.get("thinking"):
+            out["reasoning_content"] = message["thinking"]
+        calls = tool_calls_from(message)
+        if calls:
+            out["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in calls]
+        finish = "tool_calls" if calls else FINISH.get(payload.get("done_reason") or "stop", "stop")
+        usage = usage_of(payload)
+        answer = {"id": _new_id("chatcmpl-"), "object": "chat.completion",
+                  "created": _created(payload.get("created_at")), "model": payload.get("model"),
+                  "choices": [{"index": 0, "message": out, "logprobs": None, "finish_reason": finish}]}
+        if usage is not None:
+            answer["usage"] = _usage_json(usage)
+        return orjson.dumps(answer), usage
+
+    def completion_text(self, *, mode: str, body: bytes) -> str:
+        try:
+            payload = orjson.loads(body)
+            message = payload["choices"][0]["message"]
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+            return ""
+        calls = "".join((c["function"]["name"] + c["function"]["arguments"]) for c in message.get("tool_calls") or ())
+        return (message.get("content") or "") + calls
+
+    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
+        return OllamaStreamDecoder(model)
+
+    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
+        err = super().parse_error(status=status, body=body)  # finds Ollama's {"error": "..."} string
+        if status == 404:
+            err.type, err.code = "invalid_request_error", "model_not_found"
+        elif status == 400:
+            err.type, err.code = "invalid_request_error", "invalid_request"
+        return err
+
+
+async def fetch_image(session, url: str) -> str:
+    """An http(s) image as a data: URL (bounded, public addresses only: providers/adapters/fetch.py)."""
+    mime, data = await shared_fetch_image(session, url, limit=MAX_IMAGE_BYTES)
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+class OllamaStreamDecoder(StreamDecoder):
+    """One JSON object per line: text pieces, tool calls whole, then `done` with the counts."""
+
+    framing: ClassVar[str] = "ndjson"
+
+    def __init__(self, model: str) -> None:
+        self.id = _new_id("chatcmpl-")
+        self.model = model
+        self.created = int(time.time())
+        self.role_sent = False
+        self.tool_calls = 0
+        self.finished = False
+
+    def _chunk(self, delta: dict, finish: str | None = None) -> bytes:
+        return orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                             "model": self.model,
+                             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+
+    def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return []  # a garbled line is skipped: the rest of the answer still counts
+        if not isinstance(payload, dict) or self.finished:
+            return []
+        if payload.get("error"):
+            # Ollama reports a failure mid-stream as a line {"error": "..."}.
+            self.finished = True
+            error = {"error": {"message": str(payload["error"]), "type": "upstream_error",
+                               "code": "stream_error", "param": None}}
+            return [StreamEvent(data=orjson.dumps(error))]
+        if payload.get("model"):
+            self.model = payload["model"]
+        message = payload.get("message") or {}
+        delta: dict = {}
+        if not self.role_sent:
+            delta["role"] = "assistant"
+        text = message.get("content") or ""
+        if text or not self.role_sent:
+            delta["content"] = text
+        if message.get("thinking"):
+            delta["reasoning_content"] = message["thinking"]
+        calls = tool_calls_from(message, self.tool_calls)
+        if calls:
+            delta["tool_calls"] = calls
+            self.tool_calls += len(calls)
+            text += "".join(c["function"]["name"] + c["function"]["arguments"] for c in calls)
+        events = []
+        done = bool(payload.get("done"))
+        finish = None
+        if done:
+            self.finished = True
+            finish = "tool_calls" if self.tool_calls else FINISH.get(payload.get("done_reason") or "stop", "stop")
+        if delta or finish:
+            self.role_sent = True
+            events.append(StreamEvent(data=self._chunk(delta, finish), text=text))
+        if done:
+            usage = usage_of(payload)
+            if usage is not None:
+                events.append(StreamEvent(data=orjson.dumps({
+                    "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                    "choices": [], "usage": _usage_json(usage)}), usage=usage, usage_only=True))
+        return events

@@ -1,0 +1,186 @@
+"""Xunfei Spark over HTTP (spark-api-open.xf-yun.com): OpenAI's request, a Spark-flavoured answer.
+
+Docs: https://www.xfyun.cn/doc/spark/HTTP%E8%B0%83%E7%94%A8%E6%96%87%E6%A1%A3.html. The key is the
+console's APIPassword, sent as a Bearer token. Answers carry `code`/`message`/`sid` beside OpenAI's
+fields but lack `object`, `model` and often `finish_reason`; a failure can come as HTTP 200 with a
+non-zero `code` (https://www.xfyun.cn/doc/spark/%E6%8E%A5%E5%8F%A3%E8%AF%B4%E6%98%8E.html, error codes).
+The WebSocket API (channel type 18) is not spoken.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from typing import ClassVar
+
+import orjson
+
+from providers.adapters.base import (
+    ChannelInfo,
+    StreamDecoder,
+    StreamEvent,
+    UpstreamError,
+    UpstreamRequest,
+    Usage,
+)
+from providers.adapters.openai import OpenAIAdapter, usage_from
+
+RATE_LIMITED = {10012, 11202, 11203}  # busy, QPS over the limit, concurrency over the limit
+QUOTA = {11201}  # daily call limit
+AUTH = {11200}  # no licence for this function, or the licence is used up
+CONTENT = {10013, 10014, 10019}  # the input / output / reply was judged sensitive
+TOO_LONG = {10907}  # history plus question over the model's context
+SPARK_FIELDS = ("code", "message", "sid")
+
+_request_model: contextvars.ContextVar[str] = contextvars.ContextVar("xunfei_request_model", default="")
+
+
+def spark_error(payload: dict) -> UpstreamError:
+    try:
+        code = int(payload.get("code"))
+    except (TypeError, ValueError):
+        code = -1
+    message = str(payload.get("message") or f"Spark error {payload.get('code')}")
+    status, type_, mapped, retryable = 500, "upstream_error", str(code), False
+    if code in RATE_LIMITED:
+        status, type_, mapped, retryable = 429, "rate_limit_error", "rate_limit_exceeded", True
+    elif code in QUOTA:
+        status, type_, mapped = 429, "insufficient_quota", "insufficient_quota"
+    elif code in AUTH:
+        status, type_, mapped = 403, "permission_error", "permission_denied"
+    elif code in CONTENT:
+        status, type_, mapped = 400, "invalid_request_error", "content_filter"
+    elif code in TOO_LONG:
+        status, type_, mapped = 400, "invalid_request_error", "context_length_exceeded"
+    elif 10000 <= code < 10100:
+        retryable = True  # 100xx: Spark's own system errors (engine busy, internal failure)
+    body = {"message": message, "type": type_, "param": None, "code": mapped, "spark_code": code}
+    if payload.get("sid"):
+        body["sid"] = payload["sid"]
+    return UpstreamError(status=status, message=message, type=type_, code=mapped, retryable=retryable,
+                         error_body=body)
+
+
+def _failed(payload) -> bool:
+    return isinstance(payload, dict) and payload.get("code") not in (None, 0, "0") and not payload.get("choices")
+
+
+class XunfeiAdapter(OpenAIAdapter):
+    channel_type = 48
+    label = "Xunfei Spark (HTTP)"
+    default_base_url = "https://spark-api-open.xf-yun.com"
+    modes: ClassVar[tuple[str, ...]] = ("chat",)
+
+    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
+        if mode != "chat":
+            raise UpstreamError(status=400, message=f"Xunfei Spark does not serve {mode}.",
+                                type="invalid_request_error", code="unsupported_mode")
+        _request_model.set(str(body.get("model") or ""))
+        # Spark documents a closed parameter list; the usage comes in its last chunk unasked.
+        body = {k: v for k, v in body.items() if k != "stream_options"}
+        if body.get("max_tokens") is None and body.get("max_completion_tokens") is not None:
+            body["max_tokens"] = body.pop("max_completion_tokens")
+        request = super().build_request(channel=channel, mode=mode, body=body, stream=stream)
+        if stream and request.body:
+            payload = orjson.loads(request.body)
+            payload.pop("stream_options", None)
+            request.body = orjson.dumps(payload)
+        return request
+
+    def balance_requests(self, channel: ChannelInfo) -> list:
+        return []
+
+    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(status=502, message="Spark answered with a body that is not JSON.",
+                                code="bad_response_body", retryable=True) from None
+        if not isinstance(payload, dict):
+            raise UpstreamError(status=502, message="Spark answered with an unexpected body.",
+                                code="bad_response_body", retryable=True)
+        if _failed(payload):
+            raise spark_error(payload)  # HTTP 200, nothing sent to the client yet: failover still possible
+        answer = {k: v for k, v in payload.items() if k not in SPARK_FIELDS}
+        answer.setdefault("id", f"chatcmpl-{payload.get('sid') or int(time.time())}")
+        answer["object"] = "chat.completion"
+        answer.setdefault("created", int(time.time()))
+        answer.setdefault("model", _request_model.get())
+        for i, choice in enumerate(answer.get("choices") or ()):
+            if isinstance(choice, dict):
+                choice.setdefault("index", i)
+                message = choice.get("message") or {}
+                if not choice.get("finish_reason"):
+                    choice["finish_reason"] = "tool_calls" if message.get("tool_calls") else "stop"
+        return orjson.dumps(answer), usage_from(answer)
+
+    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
+        try:
+            payload = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            payload = None
+        if _failed(payload) and not isinstance(payload.get("error"), dict):
+            err = spark_error(payload)
+            if status == 401:
+                err.status, err.type, err.code, err.retryable = 401, "authentication_error", "invalid_api_key", False
+            return err
+        return super().parse_error(status=status, body=body)
+
+    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
+        return XunfeiStreamDecoder(model)
+
+
+class XunfeiStreamDecoder(StreamDecoder):
+    """Spark's chunks made OpenAI's: `object`, `model` and a finish reason added, Spark's own fields
+    dropped, and the usage in the last chunk split into a usage chunk of its own (hidden from clients
+    that did not ask for it)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.called = False
+        self.finished = False
+
+    def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
+        if data.strip() == b"[DONE]":
+            return [StreamEvent(data=None, done=True)]
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return []  # a broken event is skipped; the stream goes on
+        if not isinstance(payload, dict):
+            return []
+        if _failed(payload):
+            return [StreamEvent(data=orjson.dumps({"error": spark_error(payload).error_body}))]
+        chunk = {k: v for k, v in payload.items() if k not in SPARK_FIELDS and k != "usage"}
+        chunk.setdefault("id", f"chatcmpl-{payload.get('sid') or int(time.time())}")
+        chunk["object"] = "chat.completion.chunk"
+        chunk.setdefault("created", int(time.time()))
+        chunk["model"] = chunk.get("model") or self.model
+        usage = usage_from(payload)
+        text = ""
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str):
+                text += delta["content"]
+            for call in delta.get("tool_calls") or ():
+                self.called = True
+                fn = call.get("function") or {}
+                text += (fn.get("name") or "") + (fn.get("arguments") or "")
+            if choice.get("finish_reason"):
+                self.finished = True
+            elif usage is not None and not self.finished:
+                # Spark's last chunk carries the usage and often no finish reason.
+                choice["finish_reason"] = "tool_calls" if self.called else "stop"
+                self.finished = True
+        events = []
+        if chunk.get("choices") or usage is None:
+            events.append(StreamEvent(data=orjson.dumps(chunk), text=text))
+        if usage is not None:
+            usage_chunk = {k: chunk[k] for k in ("id", "object", "created", "model")}
+            usage_chunk["choices"] = []
+            usage_chunk["usage"] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                                    "total_tokens": usage.total_tokens}
+            events.append(StreamEvent(data=orjson.dumps(usage_chunk), usage=usage, usage_only=True))
+        return events

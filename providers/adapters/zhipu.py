@@ -1,0 +1,261 @@
+"""Zhipu GLM (open.bigmodel.cn), API v4: OpenAI-shaped JSON behind a signed token.
+
+Docs: https://open.bigmodel.cn/dev/api/normal-model/glm-4 (chat) and
+https://open.bigmodel.cn/dev/api/vector/embedding-3 (embeddings). The channel key
+is Zhipu's `id.secret`; every call carries a short-lived HS256 JWT built from it
+(https://open.bigmodel.cn/dev/api/http-call/http-auth). Only the `glm-*` family on
+v4 is spoken; one-api's v3 `model-api/{model}/invoke` path (chatglm_turbo & co.) is
+retired upstream and left out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from typing import ClassVar
+
+import orjson
+
+from providers.adapters.base import (
+    ChannelInfo,
+    StreamDecoder,
+    StreamEvent,
+    UpstreamError,
+    UpstreamRequest,
+    Usage,
+    retryable_status,
+)
+from providers.adapters.openai import OpenAIAdapter, usage_from
+
+API_PREFIX = "/api/paas/v4"
+TOKEN_TTL = 3600  # seconds a signed token is valid
+TOKEN_RENEW_BEFORE = 300  # re-sign this long before it expires, so no request carries a dying token
+_tokens: dict[str, tuple[str, float]] = {}  # channel key -> (jwt, expiry in epoch seconds)
+_TOKENS_MAX = 1024  # keys rotate rarely; a bound keeps a long-lived process from hoarding stale ones
+
+# OpenAI request fields Zhipu's v4 chat does not document: dropped rather than risk a 400 (code 1214).
+DROPPED = ("stream_options", "max_completion_tokens", "n", "logprobs", "top_logprobs", "logit_bias",
+           "parallel_tool_calls", "service_tier", "store", "metadata", "seed", "presence_penalty",
+           "frequency_penalty", "functions", "function_call", "user", "modalities", "audio", "prediction",
+           "reasoning_effort")
+
+# Zhipu's finish reasons beyond OpenAI's: "sensitive" (the safety filter cut the answer) and
+# "network_error" (inference failed mid-way). OpenAI clients only know the four.
+FINISH = {"sensitive": "content_filter", "network_error": "stop"}
+
+# https://open.bigmodel.cn/dev/api/error-code/service-error : the business codes come with HTTP 4xx/429.
+RATE_LIMITED = {"1302", "1303", "1305"}  # concurrency, frequency, rate limit: another channel may answer
+AUTH_FAILED = {"1000", "1001", "1002", "1003", "1004"}
+ACCOUNT = {"1100", "1110", "1111", "1112", "1113", "1120", "1121"}  # account locked, missing, in arrears...
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def zhipu_token(key: str, *, now: float | None = None) -> str:
+    """The JWT for a channel key, signed once and reused until shortly before it expires."""
+    now = time.time() if now is None else now
+    cached = _tokens.get(key)
+    if cached is not None and cached[1] - TOKEN_RENEW_BEFORE > now:
+        return cached[0]
+    key_id, dot, secret = key.strip().partition(".")
+    if not dot or not key_id or not secret:
+        # Never echo the key: the half after the dot is the signing secret.
+        raise UpstreamError(status=500, message="The Zhipu channel key is malformed: it must be `id.secret` "
+                                                "as shown in the Zhipu console.",
+                            type="one_api_error", code="invalid_channel_key", retryable=False)
+    now_ms = int(now * 1000)
+    # Header and claims as Zhipu's auth doc shows them; times are in milliseconds, not JWT's usual seconds.
+    header = {"alg": "HS256", "sign_type": "SIGN"}
+    claims = {"api_key": key_id, "exp": now_ms + TOKEN_TTL * 1000, "timestamp": now_ms}
+    signing_input = f"{_b64url(orjson.dumps(header))}.{_b64url(orjson.dumps(claims))}"
+    signature = hmac.new(secret.encode("utf-8"), signing_input.encode("ascii"), hashlib.sha256).digest()
+    token = f"{signing_input}.{_b64url(signature)}"
+    if len(_tokens) >= _TOKENS_MAX:
+        _tokens.clear()
+    _tokens[key] = (token, now + TOKEN_TTL)
+    return token
+
+
+def _clamp(value, low: float, high: float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    return min(max(value, low), high)
+
+
+def _message(message: dict) -> dict:
+    """GLM-4V takes `image_url.url` as an http(s) URL or bare base64: a `data:` URL is refused with
+    "图片输入格式/解析错误" (see QuantumNous/new-api#136), so the prefix goes."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return message
+    parts = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if isinstance(url, str) and url.startswith("data:") and "," in url:
+                image = {**image, "url": url.split(",", 1)[1]} if isinstance(image, dict) else {"url": url}
+                part = {**part, "image_url": image}
+        parts.append(part)
+    return {**message, "content": parts}
+
+
+def chat_body(body: dict, stream: bool) -> dict:
+    out = {k: v for k, v in body.items() if k not in DROPPED}
+    out["stream"] = stream
+    if out.get("max_tokens") is None and body.get("max_completion_tokens") is not None:
+        out["max_tokens"] = body["max_completion_tokens"]
+    out["messages"] = [_message(m) if isinstance(m, dict) else m for m in body.get("messages") or ()]
+    # temperature is (0, 1] and top_p (0, 1) in Zhipu's chat doc; values on the edges are refused (1214).
+    temperature = body.get("temperature")
+    if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
+        if temperature <= 0:
+            out["do_sample"] = False  # Zhipu's switch for greedy decoding, what temperature 0 asks for
+        out["temperature"] = _clamp(temperature, 0.01, 1.0)
+    if "top_p" in out:
+        out["top_p"] = _clamp(out["top_p"], 0.01, 0.99)
+    stop = out.pop("stop", None)
+    if isinstance(stop, str) and stop:
+        out["stop"] = [stop]
+    elif isinstance(stop, list) and stop:
+        out["stop"] = stop[:1]  # "目前仅支持单个stop词"
+    if body.get("user") and not out.get("user_id"):
+        out["user_id"] = str(body["user"])[:128]
+    if body.get("functions") and not out.get("tools"):  # the legacy OpenAI form
+        out["tools"] = [{"type": "function", "function": f} for f in body["functions"]]
+    # Zhipu's tool_choice is "auto" only: "none" means no tools at all; a forced choice falls back to auto.
+    choice = out.pop("tool_choice", None)
+    if choice == "none":
+        out.pop("tools", None)
+    elif out.get("tools"):
+        out["tool_choice"] = "auto"
+    return out
+
+
+def _finish(choice: dict) -> None:
+    reason = choice.get("finish_reason")
+    if reason in FINISH:
+        choice["finish_reason"] = FINISH[reason]
+
+
+class ZhipuAdapter(OpenAIAdapter):
+    channel_type: ClassVar[int] = 16
+    label: ClassVar[str] = "Zhipu GLM"
+    default_base_url: ClassVar[str] = "https://open.bigmodel.cn"
+    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings")
+
+    def base_url(self, channel: ChannelInfo) -> str:
+        # Accept an SDK-style base (".../api/paas/v4", also z.ai's) as well as the bare host.
+        return super().base_url(channel).removesuffix(API_PREFIX)
+
+    def path(self, mode: str, model: str, channel: ChannelInfo) -> str:
+        return API_PREFIX + ("/embeddings" if mode == "embeddings" else "/chat/completions")
+
+    def auth_headers(self, channel: ChannelInfo) -> dict[str, str]:
+        return {"Authorization": f"Bearer {zhipu_token(channel.key)}"}
+
+    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
+        if mode not in self.modes:
+            raise UpstreamError(status=400, message=f"Zhipu does not serve {mode}.", type="invalid_request_error",
+                                code="unsupported_mode")
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
+        headers.update(self.auth_headers(channel))
+        if mode == "embeddings":
+            # embedding-2 takes one string; embedding-3 also a list (up to 64): the input goes as sent.
+            # Zhipu answers floats only, so `encoding_format` is not forwarded.
+            payload = {k: v for k, v in body.items() if k in ("model", "input", "dimensions")}
+        else:
+            payload = chat_body(body, stream)
+        url = self.base_url(channel) + self.path(mode, body.get("model", ""), channel)
+        return UpstreamRequest("POST", url, headers, orjson.dumps(payload))
+
+    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body, None
+        if not isinstance(payload, dict):
+            return body, None
+        # Zhipu omits `object`; OpenAI clients read it.
+        if mode == "chat":
+            payload.setdefault("object", "chat.completion")
+            for choice in payload.get("choices") or ():
+                if isinstance(choice, dict):
+                    _finish(choice)
+        else:
+            payload.setdefault("object", "list")
+        return orjson.dumps(payload), usage_from(payload)
+
+    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
+        return ZhipuStreamDecoder()
+
+    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
+        err = super().parse_error(status=status, body=body)
+        vendor = err.error_body or {}
+        code = str(vendor.get("code") or "")
+        if not code:
+            return err
+        type_, mapped, retryable = "upstream_error", code, retryable_status(status)
+        if code in RATE_LIMITED:
+            type_, mapped, retryable = "rate_limit_error", "rate_limit_exceeded", True
+        elif code in AUTH_FAILED:
+            type_, mapped, retryable = "authentication_error", "invalid_api_key", False
+        elif code in ACCOUNT:
+            type_, mapped, retryable = "insufficient_quota", "insufficient_quota", False
+        elif code == "1301":
+            type_, mapped, retryable = "invalid_request_error", "content_filter", False
+        elif code == "1211":
+            type_, mapped, retryable = "invalid_request_error", "model_not_found", False
+        elif (code.startswith("12") and code != "1234") or code == "1304":
+            retryable = False  # bad parameters, prompt too long, daily quota: the same answer everywhere
+        # The vendor's own code stays visible beside the OpenAI-style one.
+        error_body = {"message": err.message, "type": type_, "param": None, "code": mapped, "zhipu_code": code}
+        return UpstreamError(status=status, message=err.message, type=type_, code=mapped, param=None,
+                             retryable=retryable, error_body=error_body)
+
+
+class ZhipuStreamDecoder(StreamDecoder):
+    """Zhipu's chunks are OpenAI's without `object`; its last chunk carries usage beside the finish
+    reason (one-api#1006 lost it). The usage moves into a chunk of its own, as OpenAI sends it, so a
+    client that did not ask for usage does not see it, and the bill uses it either way."""
+
+    def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
+        if data.strip() == b"[DONE]":
+            return [StreamEvent(data=None, done=True)]
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return [StreamEvent(data=data)]  # as the OpenAI adapter does: forwarded, not fatal
+        if not isinstance(payload, dict):
+            return [StreamEvent(data=data)]
+        if "error" in payload and not payload.get("choices"):
+            return [StreamEvent(data=data)]
+        payload.setdefault("object", "chat.completion.chunk")
+        usage = usage_from(payload)
+        raw_usage = payload.pop("usage", None)
+        text = ""
+        for choice in payload.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            _finish(choice)
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str):
+                text += delta["content"]
+            for call in delta.get("tool_calls") or ():
+                fn = call.get("function") or {}
+                text += (fn.get("name") or "") + (fn.get("arguments") or "")
+        events = []
+        if payload.get("choices") or usage is None:
+            events.append(StreamEvent(data=orjson.dumps(payload), text=text))
+        if usage is not None:
+            usage_chunk = {k: payload[k] for k in ("id", "object", "created", "model") if k in payload}
+            usage_chunk["choices"] = []
+            usage_chunk["usage"] = {**raw_usage, "prompt_tokens": usage.prompt_tokens,
+                                    "completion_tokens": usage.completion_tokens,
+                                    "total_tokens": usage.total_tokens}
+            events.append(StreamEvent(data=orjson.dumps(usage_chunk), usage=usage, usage_only=True))
+        return events

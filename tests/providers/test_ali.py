@@ -1,0 +1,231 @@
+"""Alibaba adapters, bytes in and bytes out: DashScope's native request and answers, and Bailian's URL."""
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from providers.adapters import ADAPTERS, adapter_for, ali
+from providers.adapters.base import ChannelInfo, UpstreamError
+from relay.streaming import ChunkGatherer, SSEParser
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "ali"
+KEY = "sk-dashscope-0123456789abcdef"
+CHAT = {"model": "qwen-plus", "messages": [{"role": "system", "content": "简短回答"},
+                                            {"role": "user", "content": "你是谁"}]}
+TOOLS = [{"type": "function", "function": {"name": "get_current_weather", "description": "天气",
+                                           "parameters": {"type": "object",
+                                                          "properties": {"location": {"type": "string"}}}}}]
+
+
+def channel(base_url="", config=None, type_=17, key=KEY):
+    return ChannelInfo(id=1, type=type_, name="a", key=key, base_url=base_url, models=("qwen-plus",),
+                       model_mapping={}, config=config or {}, system_prompt="", priority=0, weight=0)
+
+
+def build(body=CHAT, stream=False, **kwargs):
+    return adapter_for(17).build_request(channel=channel(**kwargs), mode="chat", body=body, stream=stream)
+
+
+def sent(request) -> dict:
+    return orjson.loads(request.body)
+
+
+def decode(name_or_bytes, model="qwen-plus"):
+    raw = name_or_bytes if isinstance(name_or_bytes, bytes) else (FIXTURES / name_or_bytes).read_bytes()
+    decoder = adapter_for(17).stream_decoder(mode="chat", model=model)
+    parser = SSEParser()
+    events = []
+    for event, data in [*parser.feed(raw), *parser.close()]:
+        if event != b":":  # the relay skips comments (`:HTTP_STATUS/200`)
+            events.extend(decoder.feed(event, data))
+    return events + decoder.close()
+
+
+def test_ali_types_are_registered():
+    assert ADAPTERS[17] is ali.AliAdapter and ADAPTERS[49] is ali.BailianAdapter
+    assert ali.AliAdapter.config_fields == ("plugin",)
+    assert ali.AliAdapter.label == "Alibaba DashScope"
+    assert ali.BailianAdapter.label == "Alibaba Bailian (OpenAI-compatible)"
+
+
+def test_plain_request_url_headers_and_body():
+    body = {**CHAT, "max_tokens": 300, "temperature": 2, "top_p": 1, "stop": ["。"], "seed": 7,
+            "presence_penalty": 0.5}
+    request = build(body)
+    assert request.url == "https://dashscope.aliyuncs.com/api/v1/services/aigc/text-generation/generation"
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+    assert "X-DashScope-SSE" not in request.headers and "X-DashScope-Plugin" not in request.headers
+    assert sent(request) == {
+        "model": "qwen-plus", "input": {"messages": CHAT["messages"]},
+        "parameters": {"result_format": "message", "max_tokens": 300, "temperature": 1.99, "top_p": 0.9999,
+                       "stop": ["。"], "seed": 7, "presence_penalty": 0.5}}
+
+
+def test_stream_asks_for_sse_and_incremental_output_and_plugin_goes_in_a_header():
+    request = build({**CHAT, "stream": True, "stream_options": {"include_usage": True}}, stream=True,
+                    base_url="http://dash.local/", config={"plugin": "{\"pdf_extracter\":{}}"})
+    assert request.url == "http://dash.local/api/v1/services/aigc/text-generation/generation"
+    assert request.headers["X-DashScope-SSE"] == "enable"
+    assert request.headers["Accept"] == "text/event-stream"
+    assert request.headers["X-DashScope-Plugin"] == "{\"pdf_extracter\":{}}"
+    payload = sent(request)
+    assert payload["parameters"]["incremental_output"] is True
+    assert "stream_options" not in payload and "stream" not in payload
+
+
+def test_internet_suffix_turns_on_search():
+    payload = sent(build({**CHAT, "model": "qwen-max-internet"}))
+    assert payload["model"] == "qwen-max" and payload["parameters"]["enable_search"] is True
+    assert "enable_search" not in sent(build(CHAT))["parameters"]
+
+
+def test_tools_and_tool_history_are_sent_in_dashscopes_form():
+    history = [{"role": "user", "content": "杭州天气?"},
+               {"role": "assistant", "content": None, "tool_calls": [
+                   {"id": "call_1", "type": "function",
+                    "function": {"name": "get_current_weather", "arguments": "{\"location\":\"杭州\"}"}}]},
+               {"role": "tool", "tool_call_id": "call_1", "content": "晴, 25°C"}]
+    payload = sent(build({"model": "qwen-plus", "messages": history, "tools": TOOLS, "tool_choice": "required"}))
+    assert payload["parameters"]["tools"] == TOOLS
+    assert payload["parameters"]["tool_choice"] == "auto"
+    messages = payload["input"]["messages"]
+    assert messages[1] == {"role": "assistant", "content": "", "tool_calls": history[1]["tool_calls"]}
+    assert messages[2] == {"role": "tool", "content": "晴, 25°C", "tool_call_id": "call_1",
+                           "name": "get_current_weather"}
+    named = sent(build({**CHAT, "tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "x"}}}))
+    assert named["parameters"]["tool_choice"] == {"type": "function", "function": {"name": "x"}}
+
+
+def test_an_image_part_is_refused_clearly():
+    body = {"model": "qwen-vl-plus", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}
+    with pytest.raises(UpstreamError) as caught:
+        build(body)
+    assert (caught.value.status, caught.value.code) == (400, "unsupported_content")
+    assert "Bailian" in caught.value.message
+
+
+def test_plain_answer_becomes_a_chat_completion_with_qwens_usage():
+    build()
+    data, usage = adapter_for(17).parse_response(mode="chat", body=(FIXTURES / "chat.json").read_bytes())
+    answer = orjson.loads(data)
+    assert answer["object"] == "chat.completion" and answer["model"] == "qwen-plus"
+    assert answer["id"] == "chatcmpl-09dceb20-ae2e-999b-85f9-c5ab266198c0"
+    assert answer["choices"] == [{"index": 0, "message": {"role": "assistant",
+                                                          "content": "我是通义千问，由阿里云开发的大规模语言模型。"},
+                                  "logprobs": None, "finish_reason": "stop"}]
+    assert answer["usage"] == {"prompt_tokens": 22, "completion_tokens": 16, "total_tokens": 38}
+    assert (usage.prompt_tokens, usage.completion_tokens) == (22, 16)
+
+
+def test_a_tool_call_answer_is_openais_tool_calls():
+    data, usage = adapter_for(17).parse_response(mode="chat", body=(FIXTURES / "tool_call.json").read_bytes())
+    choice = orjson.loads(data)["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+    assert choice["message"]["tool_calls"] == [{"id": "call_240d6341de4c484384849d", "type": "function", "function": {
+        "name": "get_current_weather", "arguments": "{\"location\": \"杭州市\"}"}}]
+    assert usage.completion_tokens == 18
+
+
+@pytest.mark.parametrize("fixture, http, status, type_, code, retryable", [
+    ("error_auth.json", 401, 401, "authentication_error", "invalid_api_key", False),
+    ("error_throttling.json", 429, 429, "rate_limit_error", "rate_limit_exceeded", True),
+    ("error_arrearage.json", 400, 400, "insufficient_quota", "insufficient_quota", False),
+])
+def test_errors_keep_dashscopes_message(fixture, http, status, type_, code, retryable):
+    raw = (FIXTURES / fixture).read_bytes()
+    err = adapter_for(17).parse_error(status=http, body=raw)
+    assert (err.status, err.type, err.code, err.retryable) == (status, type_, code, retryable)
+    assert err.message == orjson.loads(raw)["message"]
+    assert err.error_body["request_id"] == orjson.loads(raw)["request_id"]
+
+
+def test_an_error_body_with_http_200_is_raised_not_relayed():
+    with pytest.raises(UpstreamError) as caught:
+        adapter_for(17).parse_response(mode="chat", body=(FIXTURES / "error_throttling.json").read_bytes())
+    assert caught.value.retryable and caught.value.status == 429
+
+
+def test_stream_becomes_openai_chunks_billed_from_the_cumulative_usage():
+    events = decode("stream.sse")
+    content = [e for e in events if e.data and not e.usage_only]
+    chunks = [orjson.loads(e.data) for e in content]
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert "".join(c["choices"][0]["delta"]["content"] for c in chunks) == "我是通义千问，很高兴为你服务。"
+    assert [c["choices"][0]["finish_reason"] for c in chunks] == [None, None, "stop"]
+    assert all(c["object"] == "chat.completion.chunk" and c["model"] == "qwen-plus" for c in chunks)
+    assert [e.usage.completion_tokens for e in content] == [1, 4, 11], "usage so far, in every event"
+    last = events[-1]
+    assert last.usage_only and orjson.loads(last.data)["usage"] == {"prompt_tokens": 22, "completion_tokens": 11,
+                                                                    "total_tokens": 33}
+
+
+def test_streamed_tool_calls_send_id_and_name_once_and_gather_whole():
+    events = decode("stream_tool_call.sse")
+    gatherer = ChunkGatherer(mode="chat", model="qwen-plus", request_id="r")
+    calls = []
+    for e in events:
+        gatherer.add(e.data)
+        chunk = orjson.loads(e.data)
+        for choice in chunk["choices"]:
+            calls.extend(choice["delta"].get("tool_calls", []))
+    assert calls[0] == {"index": 0, "id": "call_ec7b2e6c1e1b4d4e8f5f0e", "type": "function",
+                        "function": {"name": "get_current_weather", "arguments": "{\"location\":"}}
+    assert calls[1] == {"index": 0, "function": {"arguments": " \"杭州市\"}"}}
+    answer = orjson.loads(gatherer.result(events[-1].usage))
+    message = answer["choices"][0]["message"]
+    assert message["tool_calls"][0]["function"] == {"name": "get_current_weather",
+                                                    "arguments": "{\"location\": \"杭州市\"}"}
+    assert answer["choices"][0]["finish_reason"] == "tool_calls"
+    assert answer["usage"]["completion_tokens"] == 18
+
+
+def test_a_malformed_event_is_skipped_and_the_stream_goes_on():
+    events = decode("malformed.sse")
+    chunks = [orjson.loads(e.data) for e in events if e.data and not e.usage_only]
+    assert "".join(c["choices"][0]["delta"]["content"] for c in chunks) == "第一句。第二句。"
+    assert events[-1].usage.completion_tokens == 6
+
+
+def test_a_stream_cut_mid_way_is_billed_from_what_qwen_counted():
+    events = decode("stream_cut.sse")
+    assert [e.text for e in events] == ["说到一半"]
+    assert events[0].usage.completion_tokens == 4 and not any(e.usage_only for e in events)
+
+
+def test_an_error_event_becomes_an_openai_error_chunk():
+    events = decode("stream_error.sse")
+    error = orjson.loads(events[0].data)["error"]
+    assert (error["code"], error["message"]) == ("content_filter", "Output data may contain inappropriate content.")
+
+
+def test_embeddings_request_and_answer():
+    request = adapter_for(17).build_request(channel=channel(), mode="embeddings", stream=False, body={
+        "model": "text-embedding-v3", "input": ["你好", "世界"], "dimensions": 512})
+    assert request.url == "https://dashscope.aliyuncs.com/api/v1/services/embeddings/text-embedding/text-embedding"
+    assert sent(request) == {"model": "text-embedding-v3", "input": {"texts": ["你好", "世界"]},
+                             "parameters": {"text_type": "query", "dimension": 512}}
+    data, usage = adapter_for(17).parse_response(mode="embeddings", body=(FIXTURES / "embeddings.json").read_bytes())
+    answer = orjson.loads(data)
+    assert answer["object"] == "list" and answer["model"] == "text-embedding-v3"
+    assert [d["index"] for d in answer["data"]] == [0, 1]
+    assert answer["data"][0]["embedding"] == [-0.0069, 0.0128, 0.0427]
+    assert answer["usage"] == {"prompt_tokens": 8, "total_tokens": 8} and usage.prompt_tokens == 8
+    single = adapter_for(17).build_request(channel=channel(), mode="embeddings", stream=False,
+                                           body={"model": "text-embedding-v1", "input": "一句"})
+    assert sent(single)["input"] == {"texts": ["一句"]}
+
+
+@pytest.mark.parametrize("base", ["", "https://dashscope.aliyuncs.com/compatible-mode/v1"])
+def test_bailian_speaks_openai_under_compatible_mode(base):
+    adapter = adapter_for(49)
+    ch = channel(base_url=base, type_=49)
+    request = adapter.build_request(channel=ch, mode="chat", body=CHAT, stream=False)
+    assert request.url == "https://dashscope.aliyuncs.com/compatible-mode/v1/chat/completions"
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+    assert sent(request) == CHAT
+    embed = adapter.build_request(channel=ch, mode="embeddings", body={"model": "text-embedding-v3", "input": "x"},
+                                  stream=False)
+    assert embed.url == "https://dashscope.aliyuncs.com/compatible-mode/v1/embeddings"
+    assert adapter.balance_requests(ch) == []

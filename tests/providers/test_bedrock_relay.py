@@ -1,0 +1,322 @@
+"""AWS Bedrock channels end to end: OpenAI requests through the ASGI app to a mock Bedrock Runtime.
+
+The mock recomputes every SigV4 signature with botocore and answers 403 InvalidSignatureException when
+it does not match, as Bedrock would. Streamed answers are binary AWS event streams, which reach the
+decoder through the relay's "raw" framing (`decoder.feed_bytes`).
+"""
+
+import openai
+import orjson
+import pytest
+from asgiref.sync import sync_to_async
+
+from billing.models import Log
+from billing.services import option_set
+from providers.selectors import models_by_channel_type
+from tests.factories import ChannelFactory, TokenFactory, UserFactory
+from tests.providers.mock_bedrock import MockBedrock
+from tests.relay.conftest import flush
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+AK, SK, REGION = "AKIAIOSFODNN7EXAMPLE", "bedrock-test-secret/key+with/slashes", "us-east-1"
+MODEL = "claude-3-5-sonnet-20241022"
+CHAT = {"model": MODEL, "messages": [{"role": "system", "content": "Be brief."},
+                                     {"role": "user", "content": "Say hello"}]}
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a place",
+                                           "parameters": {"type": "object",
+                                                          "properties": {"location": {"type": "string"}}}}}]
+
+
+@pytest.fixture(scope="module")
+def bedrock_server():
+    server = MockBedrock(access_key=AK, secret_key=SK, region=REGION).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bedrock(transactional_db, bedrock_server):
+    bedrock_server.reset()
+    user = UserFactory(username="alice", quota=10_000_000)
+    token = TokenFactory(user=user, name="alice-key", remain_quota=5_000_000)
+    # The channel form requires a key; with ak/sk/region in the config, the config wins.
+    channel = ChannelFactory(type=33, name="bedrock", base_url=bedrock_server.url, key=AK,
+                             models=f"{MODEL},claude-3-7-sonnet,claude-3-haiku-20240307",
+                             model_mapping={"claude-3-7-sonnet": "us.anthropic.claude-3-7-sonnet-20250219-v1:0"},
+                             config={"region": REGION, "ak": AK, "sk": SK})
+    return type("Bedrock", (), {"user": user, "token": token, "channel": channel, "upstream": bedrock_server,
+                                "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+
+
+async def consume_log() -> Log:
+    await flush()
+    return await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
+
+
+def sse_data(raw: bytes) -> list[bytes]:
+    return [e[6:] for e in raw.split(b"\n\n") if e.startswith(b"data: ")]
+
+
+def stream_chunks(raw: bytes) -> list[dict]:
+    events = sse_data(raw)
+    assert events[-1] == b"[DONE]"
+    return [orjson.loads(e) for e in events[:-1]]
+
+
+def text_of(chunks: list[dict]) -> str:
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
+
+
+async def test_plain_chat_is_signed_converted_and_billed_with_bedrock_usage(relay_client, bedrock):
+    response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=bedrock.auth)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["object"] == "chat.completion"
+    assert answer["choices"][0]["message"] == {"role": "assistant", "content": "Hello from Claude on Bedrock."}
+    assert answer["choices"][0]["finish_reason"] == "stop"
+    assert (answer["usage"]["prompt_tokens"], answer["usage"]["completion_tokens"]) == (14, 9)
+
+    sent = bedrock.upstream.requests[-1]
+    assert sent.raw_path == "/model/anthropic.claude-3-5-sonnet-20241022-v2%3A0/invoke"
+    assert sent.signature_ok is not False, "the mock recomputes the signature with botocore"
+    assert sent.headers["Authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={AK}/")
+    assert SK not in repr(sent.headers)
+    assert sent.body == {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 4096, "system": "Be brief.",
+                         "messages": [{"role": "user", "content": [{"type": "text", "text": "Say hello"}]}]}
+
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens, log.is_stream) == (14, 9, False)
+    assert log.channel_id == bedrock.channel.pk and log.model_name == MODEL
+
+
+async def test_signature_checked_by_botocore_is_valid(relay_client, bedrock):
+    pytest.importorskip("botocore")
+    response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=bedrock.auth)
+    assert response.status_code == 200, response.text
+    assert bedrock.upstream.requests[-1].signature_ok is True
+
+
+async def test_a_wrong_secret_is_refused_by_bedrock_with_its_own_message(relay_client, bedrock):
+    pytest.importorskip("botocore")
+    await sync_to_async(ChannelFactory)(type=33, name="bedrock-bad", base_url=bedrock.upstream.url,
+                                        key=f"{AK}|not-the-secret|{REGION}", models="claude-3-opus-20240229")
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "model": "claude-3-opus-20240229"},
+                                       headers=bedrock.auth)
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert error["message"].startswith("The request signature we calculated does not match")
+    assert error["type"] == "authentication_error" and error["code"] == "InvalidSignatureException"
+    assert "not-the-secret" not in response.text
+
+
+async def test_credentials_in_the_key_as_ak_sk_region_work(relay_client, bedrock):
+    await sync_to_async(ChannelFactory)(type=33, name="bedrock-key", base_url=bedrock.upstream.url,
+                                        key=f"{AK}|{SK}|{REGION}", models="claude-3-opus-20240229")
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "model": "claude-3-opus-20240229"},
+                                       headers=bedrock.auth)
+    assert response.status_code == 200, response.text
+    sent = bedrock.upstream.requests[-1]
+    assert sent.raw_path == "/model/anthropic.claude-3-opus-20240229-v1%3A0/invoke"
+    assert sent.signature_ok is not False
+
+
+async def test_a_mapped_inference_profile_id_is_sent_as_is(relay_client, bedrock):
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "model": "claude-3-7-sonnet"},
+                                       headers=bedrock.auth)
+    assert response.status_code == 200, response.text
+    assert bedrock.upstream.requests[-1].raw_path == "/model/us.anthropic.claude-3-7-sonnet-20250219-v1%3A0/invoke"
+    assert (await consume_log()).model_name == "claude-3-7-sonnet"
+
+
+async def test_tool_call_answer_reaches_the_client_as_tool_calls(relay_client, bedrock):
+    bedrock.upstream.then(answer="tool_call")
+    body = {**CHAT, "tools": TOOLS, "tool_choice": "required"}
+    response = await relay_client.post("/v1/chat/completions", json=body, headers=bedrock.auth)
+    assert response.status_code == 200, response.text
+    choice = response.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    [call] = choice["message"]["tool_calls"]
+    assert call["function"]["name"] == "get_weather"
+    assert orjson.loads(call["function"]["arguments"]) == {"location": "Seattle, WA", "unit": "celsius"}
+    sent = bedrock.upstream.requests[-1].body
+    assert sent["tools"][0]["input_schema"] == TOOLS[0]["function"]["parameters"]
+    assert sent["tool_choice"] == {"type": "any"}
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens) == (402, 71)
+
+
+async def test_a_remote_image_is_fetched_and_sent_inline(relay_client, bedrock):
+    body = {"model": MODEL, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": f"{bedrock.upstream.url}/images/pixel.png"}}]}]}
+    response = await relay_client.post("/v1/chat/completions", json=body, headers=bedrock.auth)
+    assert response.status_code == 200, response.text
+    block = bedrock.upstream.requests[-1].body["messages"][0]["content"][1]
+    assert block["type"] == "image" and block["source"]["type"] == "base64"
+    assert block["source"]["media_type"] == "image/png"
+
+
+async def test_a_too_large_remote_image_is_refused_without_calling_bedrock(relay_client, bedrock):
+    body = {"model": MODEL, "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": f"{bedrock.upstream.url}/images/huge.png"}}]}]}
+    response = await relay_client.post("/v1/chat/completions", json=body, headers=bedrock.auth)
+    assert response.status_code == 400
+    assert "larger than 20 MB" in response.json()["error"]["message"]
+    assert not bedrock.upstream.requests
+
+
+async def test_throttling_fails_over_to_the_next_channel(relay_client, bedrock):
+    await sync_to_async(option_set)(key="RetryTimes", value="1")
+    backup = await sync_to_async(ChannelFactory)(type=33, name="bedrock-backup", base_url=bedrock.upstream.url,
+                                                 key=f"{AK}|{SK}|{REGION}", models=MODEL, priority=-1)
+    bedrock.upstream.then(status=429, error="error_throttling")
+    response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=bedrock.auth)
+    assert response.status_code == 200, response.text
+    assert len(bedrock.upstream.requests) == 2
+    assert (await consume_log()).channel_id == backup.pk
+
+
+async def test_throttling_without_a_backup_keeps_bedrock_message(relay_client, bedrock):
+    bedrock.upstream.then(status=429, error="error_throttling")
+    response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=bedrock.auth)
+    assert response.status_code == 429
+    error = response.json()["error"]
+    assert error["message"].startswith("Too many requests, please wait before trying again.")
+    assert (error["type"], error["code"]) == ("rate_limit_error", "ThrottlingException")
+
+
+async def test_access_denied_is_not_retried_and_keeps_its_message(relay_client, bedrock):
+    await sync_to_async(option_set)(key="RetryTimes", value="1")
+    await sync_to_async(ChannelFactory)(type=33, name="bedrock-backup", base_url=bedrock.upstream.url,
+                                        key=f"{AK}|{SK}|{REGION}", models=MODEL, priority=-1)
+    bedrock.upstream.then(status=403, error="error_access_denied")
+    response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=bedrock.auth)
+    assert response.status_code == 403
+    assert response.json()["error"]["message"].startswith(
+        "You don't have access to the model with the specified model ID.")
+    assert response.json()["error"]["code"] == "AccessDeniedException"
+    assert len(bedrock.upstream.requests) == 1
+    assert SK not in response.text
+    await flush()
+    assert not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
+
+
+async def test_validation_error_reaches_the_client_as_invalid_request(relay_client, bedrock):
+    bedrock.upstream.then(status=400, error="error_validation")
+    response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=bedrock.auth)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["message"].startswith("Malformed input request") and error["type"] == "invalid_request_error"
+
+
+async def test_embeddings_on_a_bedrock_channel_are_refused_without_calling_bedrock(relay_client, bedrock):
+    await sync_to_async(ChannelFactory)(type=33, name="bedrock-embed", base_url=bedrock.upstream.url,
+                                        key=f"{AK}|{SK}|{REGION}", models="titan-embed")
+    response = await relay_client.post("/v1/embeddings", json={"model": "titan-embed", "input": "x"},
+                                       headers=bedrock.auth)
+    assert response.status_code in (400, 503)  # no channel serves embeddings for this model
+    assert not bedrock.upstream.requests
+
+
+async def test_the_openai_sdk_chats_with_bedrock(relay_client, bedrock):
+    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=f"sk-{bedrock.token.key}",
+                             http_client=relay_client, max_retries=0)
+    answer = await sdk.chat.completions.create(model=MODEL, messages=CHAT["messages"])
+    assert answer.choices[0].message.content == "Hello from Claude on Bedrock."
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (14, 9)
+
+
+def test_api_models_lists_claude_models_for_type_33():
+    listed = models_by_channel_type()[33]
+    assert MODEL in listed and all(m.startswith("claude-") for m in listed)
+
+
+# --- streams: binary event streams through the relay's "raw" framing ------------------------------
+
+
+async def test_the_stream_request_is_signed_for_invoke_with_response_stream(relay_client, bedrock):
+    await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=bedrock.auth)
+    sent = bedrock.upstream.requests[-1]
+    assert sent.raw_path == "/model/anthropic.claude-3-5-sonnet-20241022-v2%3A0/invoke-with-response-stream"
+    assert sent.headers["Accept"] == "application/vnd.amazon.eventstream"
+    assert sent.signature_ok is not False and "stream" not in sent.body
+
+
+async def test_stream_is_converted_to_openai_chunks_and_usage_hidden_unless_asked(relay_client, bedrock):
+    bedrock.upstream.then(piece=9)  # frames straddle reads
+    async with relay_client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True},
+                                   headers=bedrock.auth) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        raw = b"".join([chunk async for chunk in response.aiter_bytes()])
+    chunks = stream_chunks(raw)
+    assert all(c.get("choices") for c in chunks), "the usage-only chunk must not reach a client that did not ask"
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert text_of(chunks) == "Hello from Claude on Bedrock."
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens, log.is_stream) == (14, 9, True)
+
+
+async def test_stream_ends_with_a_usage_chunk_when_the_client_asks(relay_client, bedrock):
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    response = await relay_client.post("/v1/chat/completions", json=body, headers=bedrock.auth)
+    last = stream_chunks(response.content)[-1]
+    assert last["choices"] == [] and (last["usage"]["prompt_tokens"], last["usage"]["completion_tokens"]) == (14, 9)
+
+
+async def test_tool_call_stream_reaches_the_client_as_tool_call_chunks(relay_client, bedrock):
+    bedrock.upstream.then(answer="tool_call", piece=64)
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "tools": TOOLS, "stream": True},
+                                       headers=bedrock.auth)
+    chunks = stream_chunks(response.content)
+    calls = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks if "tool_calls" in c["choices"][0]["delta"]]
+    assert calls[0]["id"] == "toolu_bdrk_01A7w9ZcK3mQ5vXy2LpN8dRt" and calls[0]["function"]["name"] == "get_weather"
+    assert orjson.loads("".join(c["function"]["arguments"] for c in calls))["location"] == "Seattle, WA"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens) == (402, 71)
+
+
+async def test_stream_cut_off_mid_way_ends_with_an_error_event_and_bills_what_arrived(relay_client, bedrock):
+    bedrock.upstream.then(cut_after=4)
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=bedrock.auth)
+    chunks = stream_chunks(response.content)
+    assert text_of(chunks).startswith("Hello")
+    assert chunks[-1]["error"]["code"] == "stream_interrupted"
+    log = await consume_log()
+    assert log.completion_tokens > 0 and log.prompt_tokens > 0  # counted locally
+
+
+async def test_malformed_events_do_not_break_the_stream(relay_client, bedrock):
+    bedrock.upstream.then(answer="malformed", piece=5)
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=bedrock.auth)
+    chunks = stream_chunks(response.content)
+    assert text_of(chunks) == "Hello again."
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens) == (14, 4)
+
+
+async def test_an_exception_frame_mid_stream_reaches_the_client_as_an_openai_error(relay_client, bedrock):
+    bedrock.upstream.then(answer="error")
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=bedrock.auth)
+    chunks = stream_chunks(response.content)
+    assert text_of(chunks) == "Hello"
+    assert chunks[-1]["error"]["code"] == "ModelStreamErrorException"
+
+
+async def test_the_openai_sdk_streams_with_bedrock(relay_client, bedrock):
+    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=f"sk-{bedrock.token.key}",
+                             http_client=relay_client, max_retries=0)
+    stream = await sdk.chat.completions.create(model=MODEL, messages=CHAT["messages"], stream=True,
+                                               stream_options={"include_usage": True})
+    text, usage, finish = "", None, None
+    async for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+        if chunk.usage:
+            usage = chunk.usage
+    assert text == "Hello from Claude on Bedrock." and finish == "stop"
+    assert (usage.prompt_tokens, usage.completion_tokens) == (14, 9)

@@ -1,0 +1,164 @@
+"""Xunfei Spark (HTTP): bytes in and out, and end to end through the relay against a mock Spark."""
+
+from pathlib import Path
+
+import orjson
+import pytest
+from asgiref.sync import sync_to_async
+
+from billing.models import Log
+from billing.services import option_set
+from providers.adapters import ADAPTERS, adapter_for, xunfei
+from providers.adapters.base import ChannelInfo, UpstreamError
+from relay.streaming import SSEParser
+from tests.factories import ChannelFactory, TokenFactory, UserFactory
+from tests.providers.mock_xunfei import REPLY, MockXunfei
+from tests.relay.conftest import flush
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "xunfei"
+PASSWORD = "sparkApiPassword:abc123"
+CHAT = {"model": "generalv3.5", "messages": [{"role": "user", "content": "你好"}]}
+
+
+def channel(base_url=""):
+    return ChannelInfo(id=1, type=48, name="x", key=PASSWORD, base_url=base_url, models=("generalv3.5",),
+                       model_mapping={}, config={}, system_prompt="", priority=0, weight=0)
+
+
+def decode(name):
+    decoder = adapter_for(48).stream_decoder(mode="chat", model="generalv3.5")
+    parser = SSEParser()
+    events = []
+    for event, data in [*parser.feed((FIXTURES / name).read_bytes()), *parser.close()]:
+        events.extend(decoder.feed(event, data))
+    return events + decoder.close()
+
+
+# --- adapter ----------------------------------------------------------------------------------------
+
+def test_spark_http_url_header_and_body():
+    assert ADAPTERS[48] is xunfei.XunfeiAdapter and xunfei.XunfeiAdapter.label == "Xunfei Spark (HTTP)"
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}, "max_completion_tokens": 50}
+    request = adapter_for(48).build_request(channel=channel(), mode="chat", body=body, stream=True)
+    assert request.url == "https://spark-api-open.xf-yun.com/v1/chat/completions"
+    assert request.headers["Authorization"] == f"Bearer {PASSWORD}"
+    sent = orjson.loads(request.body)
+    assert "stream_options" not in sent and sent["max_tokens"] == 50 and sent["stream"] is True
+    with pytest.raises(UpstreamError):
+        adapter_for(48).build_request(channel=channel(), mode="embeddings", body={"model": "x", "input": "y"},
+                                      stream=False)
+
+
+def test_plain_answer_gets_openais_missing_fields():
+    adapter_for(48).build_request(channel=channel(), mode="chat", body=CHAT, stream=False)
+    data, usage = adapter_for(48).parse_response(mode="chat", body=(FIXTURES / "chat.json").read_bytes())
+    answer = orjson.loads(data)
+    assert answer["object"] == "chat.completion" and answer["model"] == "generalv3.5"
+    assert answer["id"] == "chatcmpl-cha000b000c@dx1905cd86d6bb86d552"
+    assert not {"code", "message", "sid"} & answer.keys()
+    assert answer["choices"][0]["finish_reason"] == "stop"
+    assert (usage.prompt_tokens, usage.completion_tokens) == (1, 20)
+
+
+def test_tool_call_answer_finishes_with_tool_calls():
+    data, _ = adapter_for(48).parse_response(mode="chat", body=(FIXTURES / "tool_call.json").read_bytes())
+    choice = orjson.loads(data)["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["message"]["tool_calls"][0]["function"]["name"] == "get_weather"
+
+
+@pytest.mark.parametrize("fixture, status, code, retryable", [
+    ("error_in_200.json", 400, "content_filter", False),
+    ("error_rate_limit.json", 429, "rate_limit_exceeded", True),
+])
+def test_an_error_in_a_200_is_raised_with_sparks_message(fixture, status, code, retryable):
+    raw = (FIXTURES / fixture).read_bytes()
+    with pytest.raises(UpstreamError) as caught:
+        adapter_for(48).parse_response(mode="chat", body=raw)
+    err = caught.value
+    assert (err.status, err.code, err.retryable) == (status, code, retryable)
+    assert err.message == orjson.loads(raw)["message"]
+    assert err.error_body["spark_code"] == orjson.loads(raw)["code"]
+
+
+def test_stream_gets_a_finish_reason_and_its_usage_split_off():
+    events = decode("stream.sse")
+    assert events[-1].done
+    content = [orjson.loads(e.data) for e in events if e.data and not e.usage_only]
+    assert all(c["object"] == "chat.completion.chunk" and c["model"] == "generalv3.5" for c in content)
+    assert all("usage" not in c and "sid" not in c for c in content)
+    assert "".join(c["choices"][0]["delta"]["content"] for c in content) == "你好！有什么可以帮你？"
+    assert content[-1]["choices"][0]["finish_reason"] == "stop"
+    usage_event = [e for e in events if e.usage_only][0]
+    assert (usage_event.usage.prompt_tokens, usage_event.usage.completion_tokens) == (6, 9)
+
+
+def test_a_malformed_event_is_skipped():
+    events = decode("malformed.sse")
+    content = [orjson.loads(e.data) for e in events if e.data and not e.usage_only]
+    assert "".join(c["choices"][0]["delta"]["content"] for c in content) == "一。二。"
+
+
+def test_a_stream_error_event_becomes_an_openai_error_chunk():
+    decoder = adapter_for(48).stream_decoder(mode="chat", model="generalv3.5")
+    events = decoder.feed(b"", (FIXTURES / "error_in_200.json").read_bytes())
+    assert orjson.loads(events[0].data)["error"]["code"] == "content_filter"
+
+
+# --- relay ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def spark_server():
+    server = MockXunfei(PASSWORD).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def xw(transactional_db, spark_server):
+    spark_server.reset()
+    user = UserFactory(username="xia", quota=10_000_000)
+    token = TokenFactory(user=user, name="xia-key", remain_quota=5_000_000)
+    channel = ChannelFactory(type=48, name="spark", base_url=spark_server.url, key=PASSWORD, models="generalv3.5")
+    return type("World", (), {"token": token, "channel": channel, "upstream": spark_server,
+                              "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+
+
+async def consume_log() -> Log:
+    await flush()
+    return await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_spark_plain_and_stream_are_relayed_and_billed(relay_client, xw):
+    response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=xw.auth)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == REPLY
+    sent = xw.upstream.requests[-1]
+    assert (sent.path, sent.headers["Authorization"]) == ("/v1/chat/completions", f"Bearer {PASSWORD}")
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens) == (6, 8)
+
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=xw.auth)
+    events = [e[6:] for e in response.content.split(b"\n\n") if e.startswith(b"data: ")]
+    chunks = [orjson.loads(e) for e in events[:-1]]
+    assert all(c["choices"] for c in chunks), "the usage chunk stays hidden"
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == REPLY
+    assert "stream_options" not in xw.upstream.requests[-1].body
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_spark_errors_in_a_200_fail_over_or_come_back_with_sparks_message(relay_client, xw, spark_server):
+    await sync_to_async(option_set)(key="RetryTimes", value="1")
+    backup = await sync_to_async(ChannelFactory)(type=48, name="spark-backup", base_url=spark_server.url,
+                                                 key=PASSWORD, models="generalv3.5", priority=-1)
+    xw.upstream.then(spark_error={"code": 11202, "message": "秒级流控超限", "sid": "s1"})
+    response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=xw.auth)
+    assert response.status_code == 200, response.text
+    assert (await consume_log()).channel_id == backup.pk
+
+    xw.upstream.then(spark_error={"code": 10013, "message": "输入内容审核不通过", "sid": "s2"})
+    response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=xw.auth)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "content_filter" and error["message"].startswith("输入内容审核不通过")
