@@ -11,7 +11,6 @@ from django.db.models import Q
 from accounts.models import Token, User
 from oneapi_site.lib import changes
 from oneapi_site.lib.keys import random_key, uuid_hex
-from oneapi_site.lib.timeutil import now_ts
 
 
 class ValidationError(ValueError):

@@ -14,7 +14,7 @@ from billing.models import Log
 from billing.services import Charge, charges_apply, option_set
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.mock_upstream import MockUpstream
-from tests.relay.conftest import flush
+from tests.helpers import flush
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,11 +6,10 @@ import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
-from billing.models import Log
 from billing.services import option_set
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.providers.mock_ali import REPLY, TOOL_CALL, MockAli
-from tests.relay.conftest import flush
+from tests.helpers import consume_log, events_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,15 +37,6 @@ def aw(transactional_db, ali_server):
                              models="qwen-plus,qwen-max-internet,text-embedding-v3", config={"plugin": "pdf"})
     return type("World", (), {"user": user, "token": token, "channel": channel, "upstream": ali_server,
                               "auth": {"Authorization": f"Bearer sk-{token.key}"}})
-
-
-async def consume_log() -> Log:
-    await flush()
-    return await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
-
-
-def events_of(raw: bytes) -> list[bytes]:
-    return [e[6:] for e in raw.split(b"\n\n") if e.startswith(b"data: ")]
 
 
 async def test_plain_chat_is_converted_and_billed_from_qwens_usage(relay_client, aw):

@@ -10,7 +10,7 @@ from billing.services import option_set
 from providers.selectors import models_by_channel_type
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.providers.mock_anthropic import MockAnthropic
-from tests.relay.conftest import flush
+from tests.helpers import flush, consume_log
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,11 +41,6 @@ def claude(transactional_db, anthropic_server):
                              config={"api_version": "2023-06-01"})
     return type("Claude", (), {"user": user, "token": token, "channel": channel, "upstream": anthropic_server,
                                "auth": {"Authorization": f"Bearer sk-{token.key}"}})
-
-
-async def consume_log() -> Log:
-    await flush()
-    return await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
 
 
 def sse_data(raw: bytes) -> list[bytes]:

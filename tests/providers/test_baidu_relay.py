@@ -11,7 +11,7 @@ from billing.services import option_set
 from providers.adapters import baidu
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.providers.mock_baidu import FUNCTION_CALL, REPLY, MockBaidu
-from tests.relay.conftest import flush
+from tests.helpers import flush, consume_log, events_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,15 +40,6 @@ def bw(transactional_db, baidu_server):
                              models="ERNIE-3.5-8K,ERNIE-4.0-8K,Embedding-V1")
     return type("World", (), {"user": user, "token": token, "channel": channel, "upstream": baidu_server,
                               "auth": {"Authorization": f"Bearer sk-{token.key}"}})
-
-
-async def consume_log() -> Log:
-    await flush()
-    return await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
-
-
-def events_of(raw: bytes) -> list[bytes]:
-    return [e[6:] for e in raw.split(b"\n\n") if e.startswith(b"data: ")]
 
 
 async def backup_channel(server, **kwargs):

@@ -15,7 +15,7 @@ from billing.services import option_set
 from providers.selectors import models_by_channel_type
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.providers.mock_bedrock import MockBedrock
-from tests.relay.conftest import flush
+from tests.helpers import flush, consume_log
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,11 +47,6 @@ def bedrock(transactional_db, bedrock_server):
                              config={"region": REGION, "ak": AK, "sk": SK})
     return type("Bedrock", (), {"user": user, "token": token, "channel": channel, "upstream": bedrock_server,
                                 "auth": {"Authorization": f"Bearer sk-{token.key}"}})
-
-
-async def consume_log() -> Log:
-    await flush()
-    return await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
 
 
 def sse_data(raw: bytes) -> list[bytes]:

@@ -12,7 +12,7 @@ from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.cloudflare import CloudflareAdapter
 from providers.adapters.openai import OpenAIAdapter
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
-from tests.relay.conftest import flush
+from tests.helpers import flush
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "cloudflare"
 ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"

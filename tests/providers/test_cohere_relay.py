@@ -12,7 +12,7 @@ from billing.models import Log
 from providers.adapters import cohere
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.providers.mock_cohere import PNG, REPLY, MockCohere
-from tests.relay.conftest import flush
+from tests.helpers import flush, consume_log, events_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,15 +39,6 @@ def cw(transactional_db, cohere_server):
                              models="command-a-03-2025,command-a-vision-07-2025,embed-v4.0")
     return type("World", (), {"user": user, "token": token, "channel": channel, "upstream": cohere_server,
                               "auth": {"Authorization": f"Bearer sk-{token.key}"}})
-
-
-async def consume_log() -> Log:
-    await flush()
-    return await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
-
-
-def events_of(raw: bytes) -> list[bytes]:
-    return [e[6:] for e in raw.split(b"\n\n") if e.startswith(b"data: ")]
 
 
 async def test_plain_chat_is_converted_and_billed_from_cohere_tokens(relay_client, cw):

@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from billing.models import Log
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.providers.mock_coze import MockCoze
-from tests.relay.conftest import flush
+from tests.helpers import flush, consume_log
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,11 +52,6 @@ def world_v2(transactional_db, coze):
 
 def sse_data(raw: bytes) -> list[bytes]:
     return [line[6:] for line in raw.split(b"\n\n") if line.startswith(b"data: ")]
-
-
-async def consume_log():
-    await flush()
-    return await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
 
 
 async def no_consume_log():

@@ -14,7 +14,7 @@ from providers.selectors import models_by_channel_type
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.providers.mock_gemini import PNG, MockGemini
 from tests.providers.mock_gemini import fixture as mock_fixture
-from tests.relay.conftest import flush
+from tests.helpers import flush, consume_log
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,11 +44,6 @@ def gemini(transactional_db, gemini_server):
                              model_mapping={"gemini-fast": "gemini-2.5-flash-lite"})
     return type("Gemini", (), {"user": user, "token": token, "channel": channel, "upstream": gemini_server,
                                "auth": {"Authorization": f"Bearer sk-{token.key}"}})
-
-
-async def consume_log() -> Log:
-    await flush()
-    return await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
 
 
 def sse_data(raw: bytes) -> list[bytes]:

@@ -12,7 +12,7 @@ from billing.models import Log
 from providers.adapters import ollama
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.providers.mock_ollama import PNG, REPLY, MockOllama
-from tests.relay.conftest import flush
+from tests.helpers import flush, consume_log, events_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,15 +38,6 @@ def ow(transactional_db, ollama_server):
                              models="llama3.2,llava,all-minilm")
     return type("World", (), {"user": user, "token": token, "channel": channel, "upstream": ollama_server,
                               "auth": {"Authorization": f"Bearer sk-{token.key}"}})
-
-
-async def consume_log() -> Log:
-    await flush()
-    return await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
-
-
-def events_of(raw: bytes) -> list[bytes]:
-    return [e[6:] for e in raw.split(b"\n\n") if e.startswith(b"data: ")]
 
 
 async def test_plain_chat_is_converted_and_billed_from_ollamas_counts(relay_client, ow):

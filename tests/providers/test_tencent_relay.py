@@ -12,7 +12,7 @@ from billing.models import Log
 from billing.services import option_set
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.providers.mock_tencent import REPLY, SECRET_ID, SECRET_KEY, MockTencent
-from tests.relay.conftest import flush
+from tests.helpers import flush, consume_log, events_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,15 +40,6 @@ def tw(transactional_db, tencent_server):
                              config={"region": "ap-guangzhou"})
     return type("World", (), {"user": user, "token": token, "channel": channel, "upstream": tencent_server,
                               "auth": {"Authorization": f"Bearer sk-{token.key}"}})
-
-
-async def consume_log() -> Log:
-    await flush()
-    return await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
-
-
-def events_of(raw: bytes) -> list[bytes]:
-    return [e[6:] for e in raw.split(b"\n\n") if e.startswith(b"data: ")]
 
 
 async def test_plain_chat_is_signed_converted_and_billed_from_hunyuans_counts(relay_client, tw):

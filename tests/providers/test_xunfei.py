@@ -6,14 +6,13 @@ import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
-from billing.models import Log
 from billing.services import option_set
 from providers.adapters import ADAPTERS, adapter_for, xunfei
 from providers.adapters.base import ChannelInfo, UpstreamError
 from relay.streaming import SSEParser
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.providers.mock_xunfei import REPLY, MockXunfei
-from tests.relay.conftest import flush
+from tests.helpers import consume_log
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "xunfei"
 PASSWORD = "sparkApiPassword:abc123"
@@ -122,11 +121,6 @@ def xw(transactional_db, spark_server):
     channel = ChannelFactory(type=48, name="spark", base_url=spark_server.url, key=PASSWORD, models="generalv3.5")
     return type("World", (), {"token": token, "channel": channel, "upstream": spark_server,
                               "auth": {"Authorization": f"Bearer sk-{token.key}"}})
-
-
-async def consume_log() -> Log:
-    await flush()
-    return await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
 
 
 @pytest.mark.django_db(transaction=True)

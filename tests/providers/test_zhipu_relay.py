@@ -10,7 +10,7 @@ from billing.services import option_set
 from providers.adapters import zhipu
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.providers.mock_zhipu import REPLY, TOOL_CALL, MockZhipu
-from tests.relay.conftest import flush
+from tests.helpers import flush, consume_log, events_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,15 +38,6 @@ def zw(transactional_db, zhipu_server):
                              models="glm-4-plus,glm-4v-flash,embedding-3")
     return type("World", (), {"user": user, "token": token, "channel": channel, "upstream": zhipu_server,
                               "auth": {"Authorization": f"Bearer sk-{token.key}"}})
-
-
-async def consume_log() -> Log:
-    await flush()
-    return await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
-
-
-def events_of(raw: bytes) -> list[bytes]:
-    return [e[6:] for e in raw.split(b"\n\n") if e.startswith(b"data: ")]
 
 
 async def test_plain_chat_is_signed_converted_and_billed_from_zhipus_usage(relay_client, zw):

@@ -40,7 +40,7 @@ async def test_option_change_reaches_the_relay_by_the_next_request(client, world
     await sync_to_async(option_set)(key="GroupRatio", value='{"default": 0}')
     # With a group ratio of 0 the request is free: nothing is reserved or charged.
     from billing.ledger import ledger
-    from tests.relay.conftest import flush
+    from tests.helpers import flush
 
     await flush()
     before = ledger.user_spent(world.user.pk)

@@ -6,7 +6,7 @@ from asgiref.sync import sync_to_async
 
 from accounts.models import Token, User
 from billing.models import Log
-from tests.relay.conftest import flush
+from tests.helpers import flush
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ from asgiref.testing import ApplicationCommunicator
 
 from accounts.models import Token
 from billing.models import Log
-from tests.relay.conftest import flush
+from tests.helpers import flush
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -3,7 +3,7 @@ from asgiref.sync import sync_to_async
 
 from billing.models import Log
 from tests.factories import TokenFactory
-from tests.relay.conftest import flush
+from tests.helpers import flush
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,14 +6,13 @@ import os
 import pytest
 from asgiref.sync import sync_to_async
 
-from billing.models import Log
 from billing.services import option_set
 from providers import adapters
 from providers.adapters.openai import OpenAIAdapter
 from relay import tokenizer
 from tests.factories import ChannelFactory
 from tests.mock_upstream import MockUpstream
-from tests.relay.conftest import flush
+from tests.helpers import consume_log
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,11 +24,6 @@ def media(world):
     ChannelFactory(name="media", base_url=world.upstream.url, models=MEDIA_MODELS,
                    model_mapping={"gpt-4o-transcribe": "gpt-4o-transcribe-2025"})
     return world
-
-
-async def consume_log():
-    await flush()
-    return await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
 
 
 async def test_images_are_priced_by_size_and_quality(client, media):

@@ -7,7 +7,7 @@ from billing.models import Log
 from providers import adapters
 from providers.adapters.openai import OpenAIAdapter
 from providers.models import Channel
-from tests.relay.conftest import flush
+from tests.helpers import flush
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
