@@ -6,7 +6,7 @@ import json
 
 from django import forms
 
-from providers.adapters import ADAPTERS, type_choices
+from providers.adapters import ADAPTERS, secret_config_fields, type_choices
 from providers.models import Channel
 
 # What each adapter config field means; adapters name the fields, the form explains them.
@@ -107,12 +107,17 @@ class ChannelForm(forms.ModelForm):
         channel_type = instance_type or _int(self.initial.get("type")) or 1
         self._config_names = config_field_types()
         stored = dict(self.instance.config or {}) if self.instance.pk else {}
+        secrets = secret_config_fields()
         for name, types in self._config_names.items():
             labels = ", ".join(ADAPTERS[t].label for t in types)
-            self.fields[f"config_{name}"] = forms.CharField(
-                required=False, label=name,
-                help_text=f"{CONFIG_HELP.get(name, '')} Used by {labels}.".strip(),
-            )
+            help_text = f"{CONFIG_HELP.get(name, '')} Used by {labels}.".strip()
+            if name in secrets:
+                self.fields[f"config_{name}"] = WriteOnlyField(
+                    required=False, label=name, widget=WriteOnlyTextarea(attrs={"rows": 2}),
+                    help_text=f"{help_text} Write-only: leave empty to keep the stored value.")
+                stored.pop(name, None)  # never rendered; channel_update keeps it when left empty
+                continue
+            self.fields[f"config_{name}"] = forms.CharField(required=False, label=name, help_text=help_text)
             if name in stored:
                 self.initial[f"config_{name}"] = stored.pop(name)
         self.initial["config"] = stored

@@ -105,6 +105,14 @@ def channel_update(*, channel: Channel, **fields: Any) -> Channel:
     cleaned = _clean(fields)
     if not str(cleaned.get("key", "")).strip():
         cleaned.pop("key", None)
+    if "config" in cleaned:
+        # Secret config values are never shown back, so an edit that leaves them empty keeps them.
+        from providers.adapters import secret_config_fields
+
+        stored = channel.config or {}
+        for name in secret_config_fields():
+            if stored.get(name) and not cleaned["config"].get(name):
+                cleaned["config"][name] = stored[name]
     for name, value in cleaned.items():
         setattr(channel, name, value)
     if not channel.name:

@@ -258,6 +258,11 @@ async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responde
     adapter = adapter_for(channel.type)
     session = session or http.session()
     upstream_stream = plan.stream or (adapter.stream_only and plan.mode != "embeddings")
+    if adapter.transport == "websocket":
+        body = await adapter.prepare(channel=channel, mode=plan.mode, body=body, session=session)
+        batches = _ws_batches(adapter.exchange(channel=channel, mode=plan.mode, body=body, session=session))
+        await (_stream if plan.stream else _gather)(plan, batches, out, progress)
+        return
     try:
         body = await adapter.prepare(channel=channel, mode=plan.mode, body=body, session=session)
         request = adapter.build_request(channel=channel, mode=plan.mode, body=body, stream=upstream_stream)
@@ -274,10 +279,7 @@ async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responde
             raise adapter.parse_error(status=response.status, body=await _read_error(response))
         decoder = adapter.stream_decoder(mode=plan.mode, model=plan.model) if upstream_stream else None
         if decoder is not None and decoder.accepts(response.headers.get("Content-Type", "")):
-            if plan.stream:
-                await _stream(plan, decoder, response, out, progress)
-            else:
-                await _gather(plan, decoder, response, out, progress)
+            await (_stream if plan.stream else _gather)(plan, _http_batches(decoder, response), out, progress)
             return
         if plan.mode == "speech":
             await _pass_through(response, out, progress)
@@ -318,9 +320,33 @@ async def _read_error(response: aiohttp.ClientResponse) -> bytes:
         return b""
 
 
-async def _stream(plan: Plan, decoder: StreamDecoder, response: aiohttp.ClientResponse, out: Responder,
-                  progress: Progress) -> None:
+async def _http_batches(decoder: StreamDecoder, response: aiohttp.ClientResponse):
+    """The decoder's events, a batch per network read."""
     frames = Frames(decoder)
+    async for chunk in response.content.iter_any():
+        yield frames.feed(chunk)
+    yield frames.close()
+
+
+async def _ws_batches(events):
+    """A WebSocket vendor's events (adapter.exchange), a batch each; connection failures may fail over."""
+    try:
+        async for event in events:
+            yield [event]
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise UpstreamError(status=502, message=f"Could not talk to the upstream: {type(exc).__name__}",
+                            code="do_request_failed", retryable=True) from None
+
+
+def _interrupted(plan: Plan, exc: Exception) -> bytes:
+    message = exc.message if isinstance(exc, UpstreamError) else f"The upstream stream broke off: {type(exc).__name__}"
+    error = {"error": {"message": f"{message} (request id: {plan.request_id})",
+                       "type": "upstream_error", "code": "stream_interrupted", "param": None}}
+    return b"data: " + orjson.dumps(error) + b"\n\n"
+
+
+async def _stream(plan: Plan, batches, out: Responder, progress: Progress) -> None:
+    """Events to the client as server-sent events, as they arrive."""
 
     def emit(decoded_events) -> bytes:
         chunks: list[bytes] = []
@@ -336,42 +362,38 @@ async def _stream(plan: Plan, decoder: StreamDecoder, response: aiohttp.ClientRe
             chunks.append(b"data: " + decoded.data + b"\n\n")
         return b"".join(chunks)
 
-    await out.start(200, SSE_HEADERS)
-    progress.started = True
     try:
-        async for chunk in response.content.iter_any():
-            payload = emit(frames.feed(chunk))
+        async for events in batches:
+            payload = emit(events)
             if payload:
+                if not progress.started:
+                    # Headers wait for the first words, so a vendor that fails before any can still fail over.
+                    await out.start(200, SSE_HEADERS)
+                    progress.started = True
                 await out.write(payload)
-        tail = emit(frames.close())
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        error = {"error": {"message": f"The upstream stream broke off: {type(exc).__name__} "
-                                      f"(request id: {plan.request_id})",
-                           "type": "upstream_error", "code": "stream_interrupted", "param": None}}
-        await out.finish(b"data: " + orjson.dumps(error) + b"\n\n" + DONE)
+    except (aiohttp.ClientError, asyncio.TimeoutError, UpstreamError) as exc:
+        if not progress.started:
+            raise
+        await out.finish(_interrupted(plan, exc) + DONE)
         return
-    await out.finish(tail + DONE)
+    if not progress.started:
+        await out.start(200, SSE_HEADERS)
+        progress.started = True
+    await out.finish(DONE)
 
 
-async def _gather(plan: Plan, decoder: StreamDecoder, response: aiohttp.ClientResponse, out: Responder,
-                  progress: Progress) -> None:
+async def _gather(plan: Plan, batches, out: Responder, progress: Progress) -> None:
     """A stream-only vendor answering a client that did not ask to stream: one JSON answer."""
-    frames = Frames(decoder)
     gatherer = ChunkGatherer(mode=plan.mode, model=plan.model, request_id=plan.request_id)
-
-    def take(decoded_events) -> None:
-        for decoded in decoded_events:
-            if decoded.usage is not None:
-                progress.usage = decoded.usage
-            if decoded.text:
-                progress.texts.append(decoded.text)
-            if decoded.data is not None and not decoded.done:
-                gatherer.add(decoded.data)
-
     try:
-        async for chunk in response.content.iter_any():
-            take(frames.feed(chunk))
-        take(frames.close())
+        async for events in batches:
+            for decoded in events:
+                if decoded.usage is not None:
+                    progress.usage = decoded.usage
+                if decoded.text:
+                    progress.texts.append(decoded.text)
+                if decoded.data is not None and not decoded.done:
+                    gatherer.add(decoded.data)
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise UpstreamError(status=502, message=f"The upstream answer was cut off: {type(exc).__name__}",
                             code="do_request_failed", retryable=True) from None

@@ -30,6 +30,7 @@ from providers.adapters.openai import (
     XAIAdapter,
 )
 from providers.adapters.tencent import TencentAdapter
+from providers.adapters.vertex import VertexAdapter
 from providers.adapters.xunfei import XunfeiAdapter
 from providers.adapters.zhipu import ZhipuAdapter
 
@@ -57,6 +58,7 @@ ADAPTERS: dict[int, type[Adapter]] = {
     39: TogetherAdapter,
     40: DoubaoAdapter,
     41: NovitaAdapter,
+    42: VertexAdapter,
     44: SiliconFlowAdapter,
     45: XAIAdapter,
     47: QianfanAdapter,
@@ -78,3 +80,8 @@ def adapter_for(channel_type: int) -> Adapter:
 
 def type_choices() -> list[tuple[int, str]]:
     return [(type_id, f"{cls.label} ({type_id})") for type_id, cls in sorted(ADAPTERS.items())]
+
+
+def secret_config_fields() -> frozenset[str]:
+    """Every config key some adapter marks as a credential."""
+    return frozenset(name for cls in ADAPTERS.values() for name in cls.secret_config_fields)

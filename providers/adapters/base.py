@@ -116,10 +116,21 @@ class Adapter:
     label: ClassVar[str]
     default_base_url: ClassVar[str] = ""
     config_fields: ClassVar[tuple[str, ...]] = ()
+    # Config fields that hold credentials: never shown back, like the channel key.
+    secret_config_fields: ClassVar[tuple[str, ...]] = ()
     modes: ClassVar[tuple[str, ...]] = MODES
     # The vendor answers only as a stream (or streams far better): the relay asks for a stream
     # and gathers it into one JSON answer for clients that did not ask to stream.
     stream_only: ClassVar[bool] = False
+    # "http": one request per call (build_request / parse_response / stream_decoder).
+    # "websocket": the adapter runs the whole exchange itself in `exchange` (Xunfei Spark).
+    transport: ClassVar[str] = "http"
+
+    async def exchange(self, *, channel: ChannelInfo, mode: str, body: dict, session):
+        """For transport "websocket": an async iterator of StreamEvents (OpenAI chunks), using
+        `session.ws_connect`. Raise UpstreamError before the first event to let the relay fail over."""
+        raise NotImplementedError
+        yield  # pragma: no cover - makes this an async generator
 
     async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
         """The one place an adapter may do I/O, before build_request: fetch and cache an access

@@ -203,6 +203,7 @@ class BedrockAdapter(Adapter):
     label: ClassVar[str] = "AWS Bedrock"
     default_base_url: ClassVar[str] = ""  # https://bedrock-runtime.{region}.amazonaws.com
     config_fields: ClassVar[tuple[str, ...]] = ("region", "ak", "sk")
+    secret_config_fields = ("sk",)
     modes: ClassVar[tuple[str, ...]] = ("chat",)
     default_models: ClassVar[tuple[str, ...]] = tuple(MODEL_IDS)
 

@@ -7,12 +7,19 @@ import json
 from rest_framework import serializers
 
 from accounts.api.serializers import CommaListField
+from providers.adapters import secret_config_fields
 from providers.models import Channel
 
 
 def _json_text(value: dict) -> str:
     """one-api keeps model_mapping and config as JSON text; an empty map is ""."""
     return json.dumps(value, ensure_ascii=False) if value else ""
+
+
+def _masked(config: dict) -> dict:
+    """Credentials kept in config (Bedrock's sk, Vertex's key file) are write-only, like the key."""
+    secrets = secret_config_fields()
+    return {k: ("" if k in secrets and v else v) for k, v in (config or {}).items()}
 
 
 def channel_json(channel: Channel) -> dict:
@@ -27,7 +34,7 @@ def channel_json(channel: Channel) -> dict:
         "model_mapping": _json_text(channel.model_mapping),
         "priority": channel.priority,
         "weight": channel.weight,
-        "config": _json_text(channel.config),
+        "config": _json_text(_masked(channel.config)),
         "system_prompt": channel.system_prompt,
         "response_time": channel.response_time,
         "test_time": channel.test_time,

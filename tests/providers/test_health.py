@@ -147,3 +147,20 @@ def test_admin_shows_test_progress_and_starts_a_run(upstream, client, root):
     channels_test_all_start(scope="all", background=False)
     page = client.get("/admin/providers/channel/")
     assert page.status_code == 200 and b"1 of 1 tested, 1 passed" in page.content
+
+
+@pytest.mark.django_db
+def test_credentials_in_config_are_write_only(client, root):
+    from providers.services import channel_update
+
+    channel = ChannelFactory(type=33, base_url="http://127.0.0.1:9", models="claude-3-haiku-20240307",
+                             config={"region": "us-east-1", "ak": "AKIDEXAMPLE", "sk": "wJalrXUtnFEMI-secret"})
+    auth = {"HTTP_AUTHORIZATION": root.access_token}
+    shown = client.get(f"/api/channel/{channel.pk}", **auth).json()["data"]["config"]
+    assert "wJalrXUtnFEMI-secret" not in shown and "us-east-1" in shown
+    client.force_login(root)
+    page = client.get(f"/admin/providers/channel/{channel.pk}/change/").content.decode()
+    assert "wJalrXUtnFEMI-secret" not in page
+    channel_update(channel=channel, config={"region": "eu-west-1", "ak": "AKIDEXAMPLE", "sk": ""})
+    channel.refresh_from_db()
+    assert channel.config["sk"] == "wJalrXUtnFEMI-secret" and channel.config["region"] == "eu-west-1"

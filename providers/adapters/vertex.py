@@ -1,0 +1,318 @@
+"""Google Vertex AI (type 42): Gemini and Claude models behind one Google Cloud project.
+
+Gemini speaks the same generateContent API as the Gemini adapter
+(https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/inference), Claude the
+Anthropic Messages API through rawPredict
+(https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/use-claude), so both
+conversions are reused; what is Vertex's own is the URL and the OAuth access token, minted from a
+service-account key (https://developers.google.com/identity/protocols/oauth2/service-account#httprest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import aiohttp
+import orjson
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from providers.adapters import anthropic
+from providers.adapters.anthropic import AnthropicAdapter, AnthropicStreamDecoder, to_messages_request
+from providers.adapters.base import (
+    Adapter,
+    ChannelInfo,
+    StreamDecoder,
+    UpstreamError,
+    UpstreamRequest,
+    Usage,
+)
+from providers.adapters.fetch import fetch_image_data_url
+from providers.adapters.gemini import GeminiAdapter, GeminiStreamDecoder, gemini_error
+from providers.adapters.gemini_convert import inline_remote_images, invalid
+
+SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
+DEFAULT_REGION = "us-central1"
+# https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/use-claude#anthropic-version
+ANTHROPIC_VERSION = "vertex-2023-10-16"
+TOKEN_LIFETIME = 3600
+REFRESH_MARGIN = 300  # a token is renewed five minutes before Google says it expires
+
+# Vertex names Claude `<name>@<date>`; most OpenAI-side names map by their trailing date, these not.
+# https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude (model ids per version)
+CLAUDE_MODELS = {
+    "claude-3-5-sonnet-20241022": "claude-3-5-sonnet-v2@20241022",
+    "claude-3-5-sonnet-latest": "claude-3-5-sonnet-v2@20241022",
+    "claude-3-5-haiku-latest": "claude-3-5-haiku@20241022",
+    "claude-3-7-sonnet-latest": "claude-3-7-sonnet@20250219",
+}
+DATED = re.compile(r"^(?P<name>claude-.+)-(?P<date>20\d{6})$")
+
+DEFAULT_MODELS = (
+    "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.0-flash", "gemini-2.0-flash-lite",
+    "claude-sonnet-4-5@20250929", "claude-haiku-4-5@20251001", "claude-opus-4-1@20250805",
+    "claude-sonnet-4@20250514", "claude-3-7-sonnet@20250219", "claude-3-5-haiku@20241022",
+)
+
+# parse_response, stream_decoder and parse_error are told neither the channel nor the upstream model;
+# build_request runs in the same relay task, so it leaves which publisher answers (and whose token
+# was used) here.
+_request_facts: ContextVar[dict | None] = ContextVar("vertex_request_facts", default=None)
+
+
+def claude_model(model: str) -> str:
+    """The Vertex id of a Claude model: `@`-versioned ids pass through."""
+    if "@" in model:
+        return model
+    if model in CLAUDE_MODELS:
+        return CLAUDE_MODELS[model]
+    match = DATED.match(model)
+    return f"{match['name']}@{match['date']}" if match else model
+
+
+def is_claude(model: str) -> bool:
+    return model.startswith("claude")
+
+
+# --- credentials ---------------------------------------------------------------------------------
+
+
+def credentials_error(message: str) -> UpstreamError:
+    body = {"message": message, "type": "authentication_error", "code": "invalid_vertex_credentials",
+            "param": None}
+    return UpstreamError(status=401, message=message, type="authentication_error",
+                         code="invalid_vertex_credentials", error_body=body)
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    client_email: str
+    private_key: str
+    token_uri: str
+    project_id: str
+    private_key_id: str = ""
+
+    def __repr__(self) -> str:  # the private key must never reach a log or a traceback
+        return f"ServiceAccount({self.client_email!r})"
+
+
+def service_account(channel: ChannelInfo) -> ServiceAccount:
+    """The channel's service-account key: config `vertex_ai_adc` (one-api's name), else the channel key."""
+    raw: Any = (channel.config or {}).get("vertex_ai_adc") or channel.key
+    if isinstance(raw, str):
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raw = None
+    if not isinstance(raw, dict) or not raw.get("client_email") or not raw.get("private_key"):
+        raise credentials_error("The Vertex AI channel needs a service-account JSON key (with client_email "
+                                "and private_key) in vertex_ai_adc or as its key.")
+    return ServiceAccount(client_email=str(raw["client_email"]), private_key=str(raw["private_key"]),
+                          token_uri=str(raw.get("token_uri") or DEFAULT_TOKEN_URI),
+                          project_id=str(raw.get("project_id") or ""),
+                          private_key_id=str(raw.get("private_key_id") or ""))
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def signed_assertion(account: ServiceAccount, now: int | None = None) -> str:
+    """The RS256 JWT Google exchanges for an access token (the OAuth 2.0 JWT bearer grant)."""
+    now = int(time.time()) if now is None else now
+    header: dict[str, str] = {"alg": "RS256", "typ": "JWT"}
+    if account.private_key_id:
+        header["kid"] = account.private_key_id
+    claims = {"iss": account.client_email, "scope": SCOPE, "aud": account.token_uri, "iat": now,
+              "exp": now + TOKEN_LIFETIME}
+    signing_input = f"{_b64url(orjson.dumps(header))}.{_b64url(orjson.dumps(claims))}"
+    try:
+        key = serialization.load_pem_private_key(account.private_key.encode(), password=None)
+    except (ValueError, TypeError):
+        key = None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        # The exception text of `cryptography` is not shown: it could quote the key.
+        raise credentials_error("The Vertex AI service-account private_key is not a PEM RSA key.") from None
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64url(signature)}"
+
+
+# client_email -> (access token, monotonic deadline for reuse)
+_tokens: dict[str, tuple[str, float]] = {}
+_locks: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = {}
+
+
+def _lock_for(email: str) -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    held = _locks.get(email)
+    if held is None or held[0] is not loop:  # an asyncio.Lock belongs to one event loop
+        held = _locks[email] = (loop, asyncio.Lock())
+    return held[1]
+
+
+def forget_token(email: str) -> None:
+    _tokens.pop(email, None)
+
+
+async def access_token(account: ServiceAccount, session: aiohttp.ClientSession) -> str:
+    cached = _tokens.get(account.client_email)
+    if cached and cached[1] > time.monotonic():
+        return cached[0]
+    async with _lock_for(account.client_email):  # concurrent requests wait for one exchange
+        cached = _tokens.get(account.client_email)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": signed_assertion(account)}
+        async with session.post(account.token_uri, data=form, timeout=aiohttp.ClientTimeout(total=30)) as response:
+            raw = await response.read()
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            payload = None
+        if response.status != 200 or not isinstance(payload, dict) or not payload.get("access_token"):
+            raise token_error(response.status, payload)
+        expires_in = int(payload.get("expires_in") or TOKEN_LIFETIME)
+        token = str(payload["access_token"])
+        _tokens[account.client_email] = (token, time.monotonic() + max(expires_in - REFRESH_MARGIN, 0))
+        return token
+
+
+def token_error(status: int, payload: Any) -> UpstreamError:
+    """Google's OAuth errors: `{"error": "invalid_grant", "error_description": "..."}`."""
+    detail = ""
+    if isinstance(payload, dict):
+        detail = str(payload.get("error_description") or payload.get("error") or "")
+    message = f"Google refused the Vertex AI service account (HTTP {status})" + (f": {detail}" if detail else ".")
+    if status == 429 or status >= 500:
+        return UpstreamError(status=502, message=message, code="vertex_token_unavailable", retryable=True)
+    return credentials_error(message)
+
+
+# --- the adapter ---------------------------------------------------------------------------------
+
+
+class VertexAdapter(Adapter):
+    channel_type: ClassVar[int] = 42
+    label: ClassVar[str] = "Google Vertex AI"
+    default_base_url: ClassVar[str] = ""  # https://{region}-aiplatform.googleapis.com, built per channel
+    config_fields: ClassVar[tuple[str, ...]] = ("region", "vertex_ai_project_id", "vertex_ai_adc")
+    secret_config_fields = ("vertex_ai_adc",)
+    modes: ClassVar[tuple[str, ...]] = ("chat",)
+    default_models: ClassVar[tuple[str, ...]] = DEFAULT_MODELS
+
+    def __init__(self) -> None:
+        self.gemini = GeminiAdapter()
+        self.claude = AnthropicAdapter()
+
+    async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
+        if mode != "chat":
+            raise invalid(f"Vertex AI channels serve chat only, not {mode}.", "unsupported_endpoint")
+        account = service_account(channel)
+        token = await access_token(account, session)
+        if is_claude(str(body.get("model") or "")):
+            body = await inline_claude_images(body, session)
+        else:
+            body = await inline_remote_images(body, session)
+        # The token rides in the body to build_request (which does no I/O); it never goes upstream.
+        return {**body, "_vertex_token": token}
+
+    def endpoint(self, channel: ChannelInfo, publisher: str, model: str, action: str) -> str:
+        config = channel.config or {}
+        region = str(config.get("region") or DEFAULT_REGION)
+        project = str(config.get("vertex_ai_project_id") or service_account(channel).project_id)
+        if not project:
+            raise credentials_error("The Vertex AI channel needs vertex_ai_project_id (or project_id in its key).")
+        host = "https://aiplatform.googleapis.com" if region == "global" \
+            else f"https://{region}-aiplatform.googleapis.com"
+        base = (channel.base_url or host).rstrip("/")
+        return f"{base}/v1/projects/{project}/locations/{region}/publishers/{publisher}/models/{model}:{action}"
+
+    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
+        body = dict(body)
+        token = body.pop("_vertex_token", None)
+        account = service_account(channel)
+        if token is None:
+            raise credentials_error("No Vertex AI access token: prepare() was not run.")
+        model = str(body.get("model") or "")
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        if is_claude(model):
+            _request_facts.set({"publisher": "anthropic", "email": account.client_email})
+            payload = to_messages_request(body, stream)
+            payload.pop("model", None)  # the model is in the URL
+            payload["anthropic_version"] = ANTHROPIC_VERSION
+            action = "streamRawPredict" if stream else "rawPredict"
+            url = self.endpoint(channel, "anthropic", claude_model(model), action)
+            headers["Accept"] = "text/event-stream" if stream else "application/json"
+            return UpstreamRequest("POST", url, headers, orjson.dumps(payload))
+        gemini = self.gemini.build_request(channel=channel, mode=mode, body=body, stream=stream)
+        _request_facts.set({"publisher": "google", "email": account.client_email})
+        action = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        url = self.endpoint(channel, "google", model.removeprefix("models/"), action)
+        headers.update({k: v for k, v in gemini.headers.items() if k not in ("x-goog-api-key", "Content-Type")})
+        return UpstreamRequest("POST", url, headers, gemini.body)
+
+    def _publisher(self) -> str:
+        return (_request_facts.get() or {}).get("publisher", "google")
+
+    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+        if self._publisher() == "anthropic":
+            return self.claude.parse_response(mode=mode, body=body)
+        return self.gemini.parse_response(mode=mode, body=body)
+
+    def completion_text(self, *, mode: str, body: bytes) -> str:
+        return self.gemini.completion_text(mode=mode, body=body)
+
+    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
+        if self._publisher() == "anthropic":
+            return AnthropicStreamDecoder(model)
+        return GeminiStreamDecoder(model)
+
+    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
+        facts = _request_facts.get() or {}
+        try:
+            payload = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            payload = None
+        if isinstance(payload, dict) and payload.get("type") == "error" and isinstance(payload.get("error"), dict):
+            # Claude's own errors (overloaded, invalid request) pass through rawPredict in Anthropic's shape.
+            err = anthropic.error_from(status, payload["error"])
+        else:
+            err = gemini_error(status, body) or super().parse_error(status=status, body=body)
+        if (status == 401 or err.code == "unauthenticated") and facts.get("email"):
+            forget_token(facts["email"])  # revoked or expired early: the next request mints a new one
+        return err
+
+
+async def inline_claude_images(body: dict, session: aiohttp.ClientSession) -> dict:
+    """Claude on Vertex takes images as base64 only (no URL source), so http(s) images are fetched
+    here with the shared, size-bounded fetcher. The body is copied: the relay reuses it on failover."""
+    changed = False
+    messages = []
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            parts = []
+            for part in content:
+                url = _http_image(part)
+                if url:
+                    part = {**part, "image_url": {"url": await fetch_image_data_url(session, url)}}
+                    changed = True
+                parts.append(part)
+            message = {**message, "content": parts}
+        messages.append(message)
+    return {**body, "messages": messages} if changed else body
+
+
+def _http_image(part: Any) -> str | None:
+    if not isinstance(part, dict) or part.get("type") != "image_url":
+        return None
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None

@@ -1,0 +1,178 @@
+"""Vertex AI channels end to end: OpenAI requests through the ASGI app to a mock Vertex AI
+(its OAuth token endpoint included), for Gemini and Claude models."""
+
+import json
+
+import openai
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from providers.adapters import vertex
+from tests.factories import ChannelFactory, TokenFactory, UserFactory
+from tests.helpers import consume_log, events_of, flush
+from tests.providers.mock_vertex import MockVertex
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PRIVATE_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+PEM = PRIVATE_KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+EMAIL = "relay@demo-project.iam.gserviceaccount.com"
+GEMINI = "gemini-2.5-flash"
+CLAUDE = "claude-sonnet-4-5-20250929"
+CHAT = {"model": GEMINI, "messages": [{"role": "system", "content": "Be brief."},
+                                      {"role": "user", "content": "Say hello"}]}
+PREFIX = "/v1/projects/demo-project/locations/us-central1/publishers"
+
+
+@pytest.fixture(scope="module")
+def vertex_server():
+    server = MockVertex().start().trust(PRIVATE_KEY.public_key())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gcp(transactional_db, vertex_server):
+    vertex_server.reset()
+    vertex._tokens.clear()
+    adc = {"type": "service_account", "project_id": "demo-project", "private_key_id": "kid-1",
+           "private_key": PEM, "client_email": EMAIL, "token_uri": vertex_server.token_uri}
+    user = UserFactory(username="alice", quota=10_000_000)
+    token = TokenFactory(user=user, name="alice-key", remain_quota=5_000_000)
+    channel = ChannelFactory(type=42, name="vertex", base_url=vertex_server.url, key="unused",
+                             models=f"{GEMINI},{CLAUDE}",
+                             config={"region": "us-central1", "vertex_ai_project_id": "demo-project",
+                                     "vertex_ai_adc": json.dumps(adc)})
+    yield type("GCP", (), {"user": user, "token": token, "channel": channel, "upstream": vertex_server,
+                           "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+    vertex._tokens.clear()
+
+
+async def test_gemini_plain_chat_through_vertex_is_billed_with_geminis_usage(relay_client, gcp):
+    response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=gcp.auth)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"] == {"role": "assistant", "content": "Hello from Gemini."}
+
+    sent = gcp.upstream.requests[-1]
+    assert sent.path == f"{PREFIX}/google/models/{GEMINI}:generateContent"
+    assert sent.headers["Authorization"] == "Bearer ya29.mock-1"
+    assert sent.body["contents"] == [{"role": "user", "parts": [{"text": "Say hello"}]}]
+    assert gcp.upstream.token_requests[0]["iss"] == EMAIL
+
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens, log.is_stream) == (9, 17, False)
+
+
+async def test_gemini_stream_through_vertex(relay_client, gcp):
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    response = await relay_client.post("/v1/chat/completions", json=body, headers=gcp.auth)
+    assert response.status_code == 200, response.text
+    events = events_of(response.content)
+    assert events[-1] == b"[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == \
+        "Hello from Gemini."
+    assert chunks[-1]["usage"]["prompt_tokens"] == 9
+    sent = gcp.upstream.requests[-1]
+    assert (sent.path, sent.query) == (f"{PREFIX}/google/models/{GEMINI}:streamGenerateContent", "alt=sse")
+
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens, log.is_stream) == (9, 17, True)
+
+
+async def test_claude_plain_chat_through_vertex_uses_raw_predict(relay_client, gcp):
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "model": CLAUDE}, headers=gcp.auth)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"] == {"role": "assistant", "content": "Hello from Claude."}
+
+    sent = gcp.upstream.requests[-1]
+    assert sent.path == f"{PREFIX}/anthropic/models/claude-sonnet-4-5@20250929:rawPredict"
+    assert sent.body == {"anthropic_version": "vertex-2023-10-16", "max_tokens": 4096, "system": "Be brief.",
+                         "messages": [{"role": "user", "content": [{"type": "text", "text": "Say hello"}]}]}
+
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens, log.is_stream) == (12, 6, False)
+
+
+async def test_claude_stream_through_vertex(relay_client, gcp):
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "model": CLAUDE, "stream": True},
+                                       headers=gcp.auth)
+    assert response.status_code == 200, response.text
+    events = events_of(response.content)
+    assert events[-1] == b"[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == \
+        "Hello from Claude."
+    assert all("usage" not in c or c["choices"] for c in chunks)  # usage hidden: the client did not ask
+    sent = gcp.upstream.requests[-1]
+    assert sent.path == f"{PREFIX}/anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict"
+    assert sent.body["stream"] is True
+
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens, log.is_stream) == (12, 6, True)
+
+
+async def test_access_token_is_fetched_once_and_reused(relay_client, gcp):
+    for model in (GEMINI, CLAUDE, GEMINI):
+        response = await relay_client.post("/v1/chat/completions", json={**CHAT, "model": model},
+                                           headers=gcp.auth)
+        assert response.status_code == 200, response.text
+    assert len(gcp.upstream.token_requests) == 1
+    assert {r.headers["Authorization"] for r in gcp.upstream.requests} == {"Bearer ya29.mock-1"}
+    await flush()
+
+
+async def test_revoked_token_is_an_auth_error_and_the_next_request_mints_a_new_one(relay_client, gcp):
+    assert (await relay_client.post("/v1/chat/completions", json=CHAT, headers=gcp.auth)).status_code == 200
+    gcp.upstream.revoke_all()
+    response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=gcp.auth)
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert error["message"].startswith("Request had invalid authentication credentials")
+    assert PEM[40:80] not in response.text
+
+    # The channel may have been taken out of rotation by the auth failure; re-enable it to check the cache.
+    from asgiref.sync import sync_to_async
+
+    from providers.models import Channel
+
+    await sync_to_async(Channel.objects.filter(pk=gcp.channel.pk).update)(status=Channel.Status.ENABLED)
+    from django.core.cache import cache
+
+    await sync_to_async(cache.clear)()
+    response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=gcp.auth)
+    assert response.status_code == 200, response.text
+    assert len(gcp.upstream.token_requests) == 2
+    assert gcp.upstream.requests[-1].headers["Authorization"] == "Bearer ya29.mock-2"
+    await flush()
+
+
+async def test_a_refused_service_account_is_reported_without_the_key(relay_client, gcp):
+    gcp.upstream.token_failure = (400, "vertex/token_invalid_grant.json")
+    response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=gcp.auth)
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert "Invalid JWT Signature." in error["message"] and error["type"] == "authentication_error"
+    assert "PRIVATE KEY" not in response.text and gcp.upstream.requests == []
+    await flush()
+
+
+async def test_openai_sdk_plain_and_stream_through_vertex(relay_client, gcp):
+    client = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=f"sk-{gcp.token.key}",
+                                http_client=relay_client)
+    answer = await client.chat.completions.create(model=CLAUDE, messages=CHAT["messages"])
+    assert answer.choices[0].message.content == "Hello from Claude."
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (12, 6)
+
+    stream = await client.chat.completions.create(model=GEMINI, messages=CHAT["messages"], stream=True,
+                                                  stream_options={"include_usage": True})
+    text, usage = "", None
+    async for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+        if chunk.usage:
+            usage = chunk.usage
+    assert text == "Hello from Gemini." and usage.completion_tokens == 17
+    await flush()
