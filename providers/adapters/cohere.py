@@ -292,11 +292,29 @@ async def fetch_image(session, url: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
+def to_rerank_request(body: dict) -> dict:
+    """Jina/Cohere-style rerank bodies; documents may be strings or {"text": ...} objects."""
+    documents = [d if isinstance(d, str) else str((d or {}).get("text", "")) for d in body.get("documents") or ()]
+    payload: dict[str, Any] = {"model": body["model"], "query": body["query"], "documents": documents}
+    if body.get("top_n") is not None:
+        payload["top_n"] = body["top_n"]
+    if body.get("max_tokens_per_doc") is not None:
+        payload["max_tokens_per_doc"] = body["max_tokens_per_doc"]
+    return payload
+
+
+def to_rerank(payload: dict) -> dict:
+    """Cohere v2's answer keeps its own shape (results[index, relevance_score]), as rerank clients expect."""
+    return {"id": payload.get("id"), "results": [{"index": r.get("index"), "relevance_score": r.get("relevance_score")}
+                                                 for r in payload.get("results") or ()],
+            "meta": payload.get("meta") or {}}
+
+
 class CohereAdapter(Adapter):
     channel_type: ClassVar[int] = 35
     label: ClassVar[str] = "Cohere"
     default_base_url: ClassVar[str] = "https://api.cohere.ai"
-    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings")
+    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings", "rerank")
     default_models: ClassVar[tuple[str, ...]] = (
         "command-a-03-2025", "command-a-reasoning-08-2025", "command-a-vision-07-2025", "command-r7b-12-2024",
         "command-r-plus-08-2024", "command-r-08-2024", "command-r-plus", "command-r", "command",
@@ -322,6 +340,8 @@ class CohereAdapter(Adapter):
             path, payload = "/v2/chat", to_chat_request(body, stream)
         elif mode == "embeddings":
             path, payload = "/v2/embed", to_embed_request(body)
+        elif mode == "rerank":
+            path, payload = "/v2/rerank", to_rerank_request(body)
         else:
             raise bad_input(f"Cohere channels do not serve {mode}.", param="model")
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json",
@@ -331,6 +351,8 @@ class CohereAdapter(Adapter):
 
     def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
         payload = _json(body)
+        if mode == "rerank":
+            return orjson.dumps(to_rerank(payload)), None  # billed in search units: the relay counts tokens
         answer, usage = to_embeddings(payload) if mode == "embeddings" else to_chat_completion(payload)
         return orjson.dumps(answer), usage
 

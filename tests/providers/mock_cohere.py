@@ -65,6 +65,12 @@ class MockCohere(MockUpstream):
                 "id": "mock-embed", "texts": body.get("texts"), "response_type": "embeddings_by_type",
                 "embeddings": {"float": [[0.01 * (i + 1), -0.02, 0.03] for i in range(len(body.get("texts") or []))]},
                 "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": b.prompt_tokens}}})
+        if request.path == "/v2/rerank":
+            docs = body.get("documents") or []
+            ranked = sorted(range(len(docs)), key=lambda i: -len(docs[i]))[: body.get("top_n") or len(docs)]
+            return web.json_response({"id": "mock-rerank", "results": [
+                {"index": i, "relevance_score": round(0.9 - 0.1 * n, 2)} for n, i in enumerate(ranked)],
+                "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}}})
         if request.path != "/v2/chat":
             return web.json_response({"message": "Not Found"}, status=404)
         if body.get("stream"):

@@ -41,7 +41,7 @@ def chunks_of(events):
 def test_cohere_is_registered():
     assert ADAPTERS[35] is CohereAdapter
     assert CohereAdapter.label == "Cohere" and CohereAdapter.default_base_url == "https://api.cohere.ai"
-    assert CohereAdapter.modes == ("chat", "embeddings")
+    assert CohereAdapter.modes == ("chat", "embeddings", "rerank")
 
 
 def test_request_goes_to_v2_chat_with_bearer_key_and_mapped_parameters():

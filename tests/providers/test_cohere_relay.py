@@ -36,7 +36,7 @@ def cw(transactional_db, cohere_server):
     user = UserFactory(username="cohere-user", quota=10_000_000)
     token = TokenFactory(user=user, name="cohere-key", remain_quota=5_000_000)
     channel = ChannelFactory(type=35, name="cohere", base_url=cohere_server.url, key=KEY,
-                             models="command-a-03-2025,command-a-vision-07-2025,embed-v4.0")
+                             models="command-a-03-2025,command-a-vision-07-2025,embed-v4.0,rerank-v3.5")
     return type("World", (), {"user": user, "token": token, "channel": channel, "upstream": cohere_server,
                               "auth": {"Authorization": f"Bearer sk-{token.key}"}})
 
@@ -204,3 +204,20 @@ async def test_openai_sdk_plain_and_streamed(relay_client, cw):
 
     vectors = await sdk.embeddings.create(model="embed-v4.0", input="hi")
     assert len(vectors.data) == 1 and len(vectors.data[0].embedding) == 3
+
+
+async def test_rerank_goes_to_cohere_and_is_billed_by_the_texts_tokens(relay_client, cw):
+    from relay import tokenizer
+
+    body = {"model": "rerank-v3.5", "query": "capital of France", "top_n": 2,
+            "documents": ["Berlin is in Germany", {"text": "Paris is the capital of France"}, "Rome"]}
+    response = await relay_client.post("/v1/rerank", json=body, headers=cw.auth)
+    assert response.status_code == 200, response.text
+    assert [r["index"] for r in response.json()["results"]] == [1, 0]
+    sent = cw.upstream.requests[-1]
+    assert sent.path == "/v2/rerank"
+    assert sent.body["documents"] == ["Berlin is in Germany", "Paris is the capital of France", "Rome"]
+    assert sent.body["top_n"] == 2
+    log = await consume_log()
+    texts = ["capital of France", "Berlin is in Germany", "Paris is the capital of France", "Rome"]
+    assert log.prompt_tokens == tokenizer.count_input(texts, "rerank-v3.5")
