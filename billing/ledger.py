@@ -143,7 +143,9 @@ class Ledger:
         self.flush_all()
 
     def flush_all(self) -> int:
-        written = 0
+        """Everything queued is written when this returns, including a batch the writer thread
+        had already taken (flush waits for flush_lock), or the database refused it."""
+        written = self.flush()
         while self.pending:
             done = self.flush()
             if not done:

@@ -153,7 +153,9 @@ class RelayCache:
         self.routes_loaded = 0.0
         self.tokens: dict[str, tuple[TokenInfo | None, float]] = {}
         self.users: dict[int, tuple[UserInfo | None, float]] = {}
-        self._stale = {"channels", "options"}
+        # Bumped by every change; a snapshot is fresh while it was loaded at the current generation.
+        self._generation = 1
+        self._loaded_generation = 0
         self._routes_lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         changes.subscribe(self.mark_stale)
@@ -166,12 +168,16 @@ class RelayCache:
         elif kind == "users":
             self.users = {}
         else:
-            self._stale.add(kind)
+            self._generation += 1
 
     def clear(self) -> None:
         self.tokens = {}
         self.users = {}
-        self._stale.update(("channels", "options"))
+        self._generation += 1
+
+    def _routes_fresh(self) -> bool:
+        return (self.routes is not None and self._loaded_generation == self._generation
+                and time.monotonic() - self.routes_loaded < settings.SYNC_FREQUENCY)
 
     def _lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -181,13 +187,14 @@ class RelayCache:
         return self._routes_lock
 
     async def get_routes(self) -> Routes:
-        if self.routes is not None and not self._stale and time.monotonic() - self.routes_loaded < settings.SYNC_FREQUENCY:
+        if self._routes_fresh():
             return self.routes
+        # Everyone waits for one reload: a request must not route by the snapshot a change made stale.
         async with self._lock():
-            if self.routes is None or self._stale or time.monotonic() - self.routes_loaded >= settings.SYNC_FREQUENCY:
-                self._stale.clear()
-                self.routes = await sync_to_async(_load_routes, thread_sensitive=False)()
-                self.routes_loaded = time.monotonic()
+            if not self._routes_fresh():
+                generation = self._generation  # a change during the load leaves the result stale
+                routes = await sync_to_async(_load_routes, thread_sensitive=False)()
+                self.routes, self.routes_loaded, self._loaded_generation = routes, time.monotonic(), generation
         return self.routes
 
     async def get_token(self, key: str) -> TokenInfo | None:

@@ -32,6 +32,7 @@ from providers.adapters.openai import (
 from providers.adapters.tencent import TencentAdapter
 from providers.adapters.vertex import VertexAdapter
 from providers.adapters.xunfei import XunfeiAdapter
+from providers.adapters.xunfei_ws import XunfeiSparkAdapter
 from providers.adapters.zhipu import ZhipuAdapter
 
 ADAPTERS: dict[int, type[Adapter]] = {
@@ -42,6 +43,7 @@ ADAPTERS: dict[int, type[Adapter]] = {
     15: BaiduAdapter,
     16: ZhipuAdapter,
     17: AliAdapter,
+    18: XunfeiSparkAdapter,
     20: OpenRouterAdapter,
     23: TencentAdapter,
     24: GeminiAdapter,

@@ -121,12 +121,13 @@ async def test_mixed_concurrent_requests_through_the_relay_charge_exactly(relay_
         try:
             if i % 10 == 5:  # a client that gives up early
                 return (await asyncio.wait_for(call, 0.05)).status_code
-            return (await call).status_code
+            response = await call
+            return response.status_code if response.status_code == 200 else (response.status_code, response.text[:160])
         except asyncio.TimeoutError:
             return "cancelled"
 
     results = await asyncio.gather(*(one(i) for i in range(120)))
-    assert results.count(200) > 40, results
+    assert results.count(200) > 40, [r for r in results if r != 200][:3]
     await asyncio.sleep(0.2)
     await flush()
     await sync_to_async(assert_ledger_matches_logs)(before)

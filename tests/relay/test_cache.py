@@ -70,3 +70,16 @@ def test_changes_reach_other_instances_through_redis():
         stop.set()
         changes._listeners.remove(heard.append)
         listener.join(5)
+
+
+async def test_requests_arriving_during_a_reload_wait_for_the_new_routes(client, world):
+    import asyncio
+
+    from tests.factories import ChannelFactory
+
+    assert (await client.post("/v1/chat/completions", json=CHAT, headers=world.auth)).status_code == 200
+    await sync_to_async(ChannelFactory)(name="new", base_url=world.upstream.url, models="brand-new-model")
+    body = {**CHAT, "model": "brand-new-model"}
+    responses = await asyncio.gather(*(client.post("/v1/chat/completions", json=body, headers=world.auth)
+                                       for _ in range(20)))
+    assert [r.status_code for r in responses] == [200] * 20
