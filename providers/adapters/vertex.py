@@ -198,13 +198,38 @@ def token_error(status: int, payload: Any) -> UpstreamError:
 # --- the adapter ---------------------------------------------------------------------------------
 
 
+def embedding_request(body: dict) -> dict:
+    """Vertex's text-embedding `:predict`: one instance per input text."""
+    inputs = body.get("input")
+    texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise invalid("Vertex AI embeddings take text input (a string or a list of strings).", "invalid_input")
+    payload: dict[str, Any] = {"instances": [{"content": t} for t in texts]}
+    if body.get("dimensions"):
+        payload["parameters"] = {"outputDimensionality": body["dimensions"]}
+    return payload
+
+
+def embedding_answer(payload: dict, model: str) -> tuple[bytes, Usage | None]:
+    """`predictions[].embeddings{values, statistics.token_count}` → OpenAI's list, with the counted tokens."""
+    predictions = payload.get("predictions") or []
+    data = [{"object": "embedding", "index": i, "embedding": (p.get("embeddings") or {}).get("values", [])}
+            for i, p in enumerate(predictions)]
+    tokens = sum(int(((p.get("embeddings") or {}).get("statistics") or {}).get("token_count") or 0)
+                 for p in predictions)
+    usage = Usage(prompt_tokens=tokens) if tokens else None
+    answer = {"object": "list", "data": data, "model": model,
+              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    return orjson.dumps(answer), usage
+
+
 class VertexAdapter(Adapter):
     channel_type: ClassVar[int] = 42
     label: ClassVar[str] = "Google Vertex AI"
     default_base_url: ClassVar[str] = ""  # https://{region}-aiplatform.googleapis.com, built per channel
     config_fields: ClassVar[tuple[str, ...]] = ("region", "vertex_ai_project_id", "vertex_ai_adc")
     secret_config_fields = ("vertex_ai_adc",)
-    modes: ClassVar[tuple[str, ...]] = ("chat",)
+    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings")
     default_models: ClassVar[tuple[str, ...]] = DEFAULT_MODELS
 
     def __init__(self) -> None:
@@ -212,10 +237,12 @@ class VertexAdapter(Adapter):
         self.claude = AnthropicAdapter()
 
     async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
-        if mode != "chat":
-            raise invalid(f"Vertex AI channels serve chat only, not {mode}.", "unsupported_endpoint")
+        if mode not in self.modes:
+            raise invalid(f"Vertex AI channels serve chat and embeddings, not {mode}.", "unsupported_endpoint")
         account = service_account(channel)
         token = await access_token(account, session)
+        if mode == "embeddings":
+            return {**body, "_vertex_token": token}
         if is_claude(str(body.get("model") or "")):
             body = await inline_claude_images(body, session)
         else:
@@ -242,6 +269,10 @@ class VertexAdapter(Adapter):
             raise credentials_error("No Vertex AI access token: prepare() was not run.")
         model = str(body.get("model") or "")
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        if mode == "embeddings":
+            _request_facts.set({"publisher": "google", "email": account.client_email, "model": model})
+            url = self.endpoint(channel, "google", model.removeprefix("models/"), "predict")
+            return UpstreamRequest("POST", url, headers, orjson.dumps(embedding_request(body)))
         if is_claude(model):
             _request_facts.set({"publisher": "anthropic", "email": account.client_email})
             payload = to_messages_request(body, stream)
@@ -262,6 +293,8 @@ class VertexAdapter(Adapter):
         return (_request_facts.get() or {}).get("publisher", "google")
 
     def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+        if mode == "embeddings":
+            return embedding_answer(orjson.loads(body), (_request_facts.get() or {}).get("model", ""))
         if self._publisher() == "anthropic":
             return self.claude.parse_response(mode=mode, body=body)
         return self.gemini.parse_response(mode=mode, body=body)

@@ -200,6 +200,11 @@ class MockVertex:
         if "/publishers/anthropic/" in path and path.endswith(":streamRawPredict"):
             name = b.fixture or ("anthropic/tool_call_stream.sse" if tools else "anthropic/chat_stream.sse")
             return await self._stream(request, name, b"\n\n", b.cut_after)
+        if "/publishers/google/" in path and path.endswith(":predict"):
+            instances = body.get("instances") or []
+            return web.json_response({"predictions": [
+                {"embeddings": {"values": [0.1 * (i + 1), 0.2], "statistics": {"token_count": 3 + i, "truncated": False}}}
+                for i in range(len(instances))], "metadata": {"billableCharacterCount": 10}})
         if "/publishers/anthropic/" in path and path.endswith(":rawPredict"):
             name = b.fixture or ("anthropic/tool_call.json" if tools else "anthropic/chat.json")
             return web.Response(body=fixture(name), content_type="application/json")

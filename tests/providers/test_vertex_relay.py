@@ -42,7 +42,7 @@ def gcp(transactional_db, vertex_server):
     user = UserFactory(username="alice", quota=10_000_000)
     token = TokenFactory(user=user, name="alice-key", remain_quota=5_000_000)
     channel = ChannelFactory(type=42, name="vertex", base_url=vertex_server.url, key="unused",
-                             models=f"{GEMINI},{CLAUDE}",
+                             models=f"{GEMINI},{CLAUDE},text-embedding-005",
                              config={"region": "us-central1", "vertex_ai_project_id": "demo-project",
                                      "vertex_ai_adc": json.dumps(adc)})
     yield type("GCP", (), {"user": user, "token": token, "channel": channel, "upstream": vertex_server,
@@ -176,3 +176,17 @@ async def test_openai_sdk_plain_and_stream_through_vertex(relay_client, gcp):
             usage = chunk.usage
     assert text == "Hello from Gemini." and usage.completion_tokens == 17
     await flush()
+
+
+async def test_embeddings_through_vertex_predict_with_its_token_counts(relay_client, gcp):
+    body = {"model": "text-embedding-005", "input": ["hello", "world"], "dimensions": 256}
+    response = await relay_client.post("/v1/embeddings", json=body, headers=gcp.auth)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert [d["index"] for d in answer["data"]] == [0, 1] and answer["data"][0]["embedding"] == [0.1, 0.2]
+    sent = gcp.upstream.requests[-1]
+    assert sent.path.endswith("/publishers/google/models/text-embedding-005:predict")
+    assert sent.body == {"instances": [{"content": "hello"}, {"content": "world"}],
+                         "parameters": {"outputDimensionality": 256}}
+    log = await consume_log()
+    assert log.prompt_tokens == 3 + 4
