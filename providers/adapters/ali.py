@@ -263,9 +263,6 @@ class AliAdapter(Adapter):
             answer["usage"] = _usage_json(usage)
         return orjson.dumps(answer), usage
 
-    def completion_text(self, *, mode: str, body: bytes) -> str:
-        return OpenAIAdapter.completion_text(self, mode=mode, body=body)  # type: ignore[arg-type]
-
     def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
         return AliStreamDecoder(model)
 

@@ -24,7 +24,6 @@ from providers.adapters.base import (
     Usage,
     retryable_status,
 )
-from providers.adapters.openai import OpenAIAdapter
 
 DEFAULT_VERSION = "2023-06-01"
 # Anthropic requires max_tokens; one-api sends 4096 when the client gives none.
@@ -288,9 +287,6 @@ class AnthropicAdapter(Adapter):
             raise error_from(502, payload.get("error"))
         answer, usage = to_chat_completion(payload)
         return orjson.dumps(answer), usage
-
-    def completion_text(self, *, mode: str, body: bytes) -> str:
-        return OpenAIAdapter.completion_text(self, mode=mode, body=body)  # type: ignore[arg-type]
 
     def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
         return AnthropicStreamDecoder(model)

@@ -158,8 +158,29 @@ class Adapter:
         raise NotImplementedError
 
     def completion_text(self, *, mode: str, body: bytes) -> str:
-        """The generated text of a client-facing answer, to count when the vendor gave no usage."""
-        return ""
+        """The generated text of a client-facing answer, to count when the vendor gave no usage.
+
+        Every adapter answers clients in OpenAI's shape, so one reader serves them all.
+        """
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            # Transcripts asked for as text, srt or vtt come back as plain text.
+            return body.decode("utf-8", "replace") if mode in ("transcriptions", "translations") else ""
+        if mode in ("transcriptions", "translations"):
+            return str(payload.get("text", "")) if isinstance(payload, dict) else ""
+        parts: list[str] = []
+        for choice in (payload.get("choices") or ()) if isinstance(payload, dict) else ():
+            message = choice.get("message") or {}
+            content = message.get("content") if isinstance(message, dict) else None
+            if content is None:
+                content = choice.get("text")
+            if isinstance(content, str):
+                parts.append(content)
+            for call in (message.get("tool_calls") or ()) if isinstance(message, dict) else ():
+                fn = call.get("function") or {}
+                parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
+        return "".join(parts)
 
     def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
         """Keep the vendor's own message; one-api looks in these places for it."""

@@ -31,7 +31,6 @@ from providers.adapters.base import (
     Usage,
     retryable_status,
 )
-from providers.adapters.openai import OpenAIAdapter
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 SERVICE = "bedrock"
@@ -245,9 +244,6 @@ class BedrockAdapter(Adapter):
                                 code="bad_response", retryable=True)
         answer, usage = to_chat_completion(payload)
         return orjson.dumps(answer), usage
-
-    def completion_text(self, *, mode: str, body: bytes) -> str:
-        return OpenAIAdapter.completion_text(self, mode=mode, body=body)  # type: ignore[arg-type]
 
     def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
         return error_for(status, body)

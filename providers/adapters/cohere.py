@@ -27,7 +27,6 @@ from providers.adapters.base import (
     UpstreamRequest,
     Usage,
 )
-from providers.adapters.openai import OpenAIAdapter
 
 FINISH_REASONS = {
     "COMPLETE": "stop",
@@ -355,9 +354,6 @@ class CohereAdapter(Adapter):
             return orjson.dumps(to_rerank(payload)), None  # billed in search units: the relay counts tokens
         answer, usage = to_embeddings(payload) if mode == "embeddings" else to_chat_completion(payload)
         return orjson.dumps(answer), usage
-
-    def completion_text(self, *, mode: str, body: bytes) -> str:
-        return OpenAIAdapter.completion_text(self, mode=mode, body=body)  # type: ignore[arg-type]
 
     def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
         return CohereStreamDecoder(model)

@@ -227,9 +227,6 @@ class GeminiAdapter(Adapter):
             answer["usage"] = usage_json(usage, payload["usageMetadata"])
         return orjson.dumps(answer), usage
 
-    def completion_text(self, *, mode: str, body: bytes) -> str:
-        return OpenAIAdapter.completion_text(self, mode=mode, body=body)  # type: ignore[arg-type]
-
     def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
         return GeminiStreamDecoder(model)
 

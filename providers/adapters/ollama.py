@@ -269,15 +269,6 @@ class OllamaAdapter(Adapter):
             answer["usage"] = _usage_json(usage)
         return orjson.dumps(answer), usage
 
-    def completion_text(self, *, mode: str, body: bytes) -> str:
-        try:
-            payload = orjson.loads(body)
-            message = payload["choices"][0]["message"]
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
-            return ""
-        calls = "".join((c["function"]["name"] + c["function"]["arguments"]) for c in message.get("tool_calls") or ())
-        return (message.get("content") or "") + calls
-
     def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
         return OllamaStreamDecoder(model)
 

@@ -77,27 +77,6 @@ class OpenAIAdapter(Adapter):
             return body, None
         return body, usage_from(payload) if isinstance(payload, dict) else None
 
-    def completion_text(self, *, mode: str, body: bytes) -> str:
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            # Transcripts asked for as text, srt or vtt come back as plain text.
-            return body.decode("utf-8", "replace") if mode in ("transcriptions", "translations") else ""
-        if mode in ("transcriptions", "translations"):
-            return str(payload.get("text", "")) if isinstance(payload, dict) else ""
-        parts: list[str] = []
-        for choice in (payload.get("choices") or ()) if isinstance(payload, dict) else ():
-            message = choice.get("message") or {}
-            content = message.get("content") if isinstance(message, dict) else None
-            if content is None:
-                content = choice.get("text")
-            if isinstance(content, str):
-                parts.append(content)
-            for call in (message.get("tool_calls") or ()) if isinstance(message, dict) else ():
-                fn = call.get("function") or {}
-                parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
-        return "".join(parts)
-
     def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
         return OpenAIStreamDecoder()
 

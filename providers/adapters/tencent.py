@@ -30,7 +30,6 @@ from providers.adapters.base import (
     Usage,
     retryable_status,
 )
-from providers.adapters.openai import OpenAIAdapter
 
 SERVICE = "hunyuan"
 API_VERSION = "2023-09-01"
@@ -382,9 +381,6 @@ class TencentAdapter(Adapter):
         response = _response(body)
         answer, usage = to_embeddings(response) if mode == "embeddings" else to_chat_completion(response)
         return orjson.dumps(answer), usage
-
-    def completion_text(self, *, mode: str, body: bytes) -> str:
-        return OpenAIAdapter.completion_text(self, mode=mode, body=body)  # type: ignore[arg-type]
 
     def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
         return HunyuanStreamDecoder(model)

@@ -299,9 +299,6 @@ class VertexAdapter(Adapter):
             return self.claude.parse_response(mode=mode, body=body)
         return self.gemini.parse_response(mode=mode, body=body)
 
-    def completion_text(self, *, mode: str, body: bytes) -> str:
-        return self.gemini.completion_text(mode=mode, body=body)
-
     def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
         if self._publisher() == "anthropic":
             return AnthropicStreamDecoder(model)
