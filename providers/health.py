@@ -87,19 +87,19 @@ def report_failure(channel_id: int, err: UpstreamError) -> None:
     if reason is None:
         return
     failures.succeeded(channel_id)  # start counting afresh if it is ever re-enabled
-    from providers.services import channel_auto_disable
-
     loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(None, _disable_quietly, channel_auto_disable, channel_id, reason)
+    future = loop.run_in_executor(None, _disable_quietly, channel_id, reason)
     future.add_done_callback(lambda f: f.exception())  # never "exception was never retrieved"
 
 
-def _disable_quietly(disable, channel_id: int, reason: str) -> None:
+def _disable_quietly(channel_id: int, reason: str) -> None:
     from django.db import close_old_connections
+
+    from providers.services import channel_auto_switch
 
     close_old_connections()
     try:
-        disable(channel_id=channel_id, reason=reason)
+        channel_auto_switch(channel_id=channel_id, enabled=False, reason=reason)
     except Exception:
         log.exception("could not auto-disable channel %s", channel_id)
 

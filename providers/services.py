@@ -209,14 +209,14 @@ def _apply_test_verdict(channel: Channel, outcome) -> None:
     if outcome.success:
         health.report_success(channel.pk)
         if channel.status == Channel.Status.AUTO_DISABLED and options.get("AutomaticEnableChannelEnabled"):
-            channel_auto_enable(channel_id=channel.pk)
+            channel_auto_switch(channel_id=channel.pk, enabled=True, reason="it passed a channel test")
         return
     if channel.status == Channel.Status.ENABLED and options.get("AutomaticDisableChannelEnabled") \
             and outcome.error is not None:
         reason = health.verdict(channel.pk, outcome.error)
         if reason is not None:
             health.failures.succeeded(channel.pk)
-            channel_auto_disable(channel_id=channel.pk, reason=f"channel test: {reason}")
+            channel_auto_switch(channel_id=channel.pk, enabled=False, reason=f"channel test: {reason}")
 
 
 def _notify_root(subject: str, body: str) -> None:
@@ -228,43 +228,28 @@ def _notify_root(subject: str, body: str) -> None:
     mail_send(to=emails, subject=subject, body=body)
 
 
-def channel_auto_disable(*, channel_id: int, reason: str) -> bool:
-    """Take an enabled channel out of rotation (status 3), log it and tell root. False if it was not enabled."""
+def channel_auto_switch(*, channel_id: int, enabled: bool, reason: str) -> bool:
+    """Take an enabled channel out of rotation (status 3), or bring back one the gateway disabled
+    itself; log it and tell root. False when the channel was not in the status it leaves, so a
+    channel an operator disabled stays off."""
     from billing.models import Log
     from billing.services import log_record
 
+    leaving, entering = Channel.Status.ENABLED, Channel.Status.AUTO_DISABLED
+    if enabled:
+        leaving, entering = entering, leaving
+    what = "enabled again" if enabled else "disabled"
     with transaction.atomic():
-        updated = Channel.objects.filter(pk=channel_id, status=Channel.Status.ENABLED).update(
-            status=Channel.Status.AUTO_DISABLED)
+        updated = Channel.objects.filter(pk=channel_id, status=leaving).update(status=entering)
         if not updated:
             return False
-        Ability.objects.filter(channel_id=channel_id).update(enabled=False)
+        Ability.objects.filter(channel_id=channel_id).update(enabled=enabled)
         name = Channel.objects.filter(pk=channel_id).values_list("name", flat=True).first() or ""
         log_record(user_id=0, type=Log.Type.SYSTEM, channel_id=channel_id,
-                   content=f"Channel #{channel_id} {name} was disabled automatically: {reason}")
+                   content=f"Channel #{channel_id} {name} was {what} automatically: {reason}")
         changes.publish("channels")
-    _notify_root(f"Channel #{channel_id} {name} was disabled",
-                 f"oneapi disabled channel #{channel_id} ({name}) automatically.\nReason: {reason}")
-    return True
-
-
-def channel_auto_enable(*, channel_id: int) -> bool:
-    """Bring back a channel the gateway disabled itself; one an operator disabled stays off."""
-    from billing.models import Log
-    from billing.services import log_record
-
-    with transaction.atomic():
-        updated = Channel.objects.filter(pk=channel_id, status=Channel.Status.AUTO_DISABLED).update(
-            status=Channel.Status.ENABLED)
-        if not updated:
-            return False
-        Ability.objects.filter(channel_id=channel_id).update(enabled=True)
-        name = Channel.objects.filter(pk=channel_id).values_list("name", flat=True).first() or ""
-        log_record(user_id=0, type=Log.Type.SYSTEM, channel_id=channel_id,
-                   content=f"Channel #{channel_id} {name} passed its test and was enabled again")
-        changes.publish("channels")
-    _notify_root(f"Channel #{channel_id} {name} is back", f"Channel #{channel_id} ({name}) passed a test and "
-                 "was enabled again automatically.")
+    _notify_root(f"Channel #{channel_id} {name} was {what}",
+                 f"oneapi {what} channel #{channel_id} ({name}) automatically.\nReason: {reason}")
     return True
 
 
@@ -342,7 +327,7 @@ def channel_update_balance(*, channel_id: int) -> float:
     import httpx
 
     from providers.adapters import adapter_for
-    from providers.adapters.base import ChannelInfo
+    from providers.adapters.base import ChannelInfo, RequestContext, UpstreamError
 
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
@@ -360,12 +345,15 @@ def channel_update_balance(*, channel_id: int) -> float:
             for request in requests:
                 response = client.request(request.method, request.url, headers=request.headers)
                 if response.status_code != 200:
-                    raise ValidationError(adapter.parse_error(status=response.status_code,
-                                                              body=response.content).message)
+                    ctx = RequestContext(channel=info, mode="balance", body={}, stream=False, client_model="")
+                    raise adapter.parse_error(ctx, status=response.status_code, body=response.content,
+                                              headers=response.headers)
                 bodies.append(response.content)
         balance = adapter.parse_balance(bodies)
     except httpx.HTTPError as exc:
         raise ValidationError(f"could not reach the vendor: {type(exc).__name__}") from None
+    except UpstreamError as err:  # the vendor answered, and said no: its own words
+        raise ValidationError(err.message) from None
     except (KeyError, IndexError, TypeError, ValueError):
         raise ValidationError("the vendor's balance answer was not understood") from None
     Channel.objects.filter(pk=channel_id).update(balance=balance, balance_updated_time=now_ts())

@@ -21,7 +21,7 @@ from billing.ledger import ledger
 from billing.services import Charge
 from providers import health
 from providers.adapters import adapter_for
-from providers.adapters.base import ChannelInfo, StreamDecoder, UpstreamError, Usage
+from providers.adapters.base import ChannelInfo, RequestContext, StreamDecoder, UpstreamError, Usage
 from relay import http, media, tokenizer
 from relay.auth import Caller, check_model_allowed
 from relay.cache import Routes, cache, pick
@@ -260,12 +260,16 @@ async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responde
     upstream_stream = plan.stream or (adapter.stream_only and plan.mode != "embeddings")
     if adapter.transport == "websocket":
         body = await adapter.prepare(channel=channel, mode=plan.mode, body=body, session=session)
-        batches = _ws_batches(adapter.exchange(channel=channel, mode=plan.mode, body=body, session=session))
+        ctx = RequestContext(channel=channel, mode=plan.mode, body=body, stream=True, client_model=plan.model)
+        batches = _ws_batches(adapter.exchange(ctx, session=session))
         await (_stream if plan.stream else _gather)(plan, batches, out, progress)
         return
     try:
         body = await adapter.prepare(channel=channel, mode=plan.mode, body=body, session=session)
-        request = adapter.build_request(channel=channel, mode=plan.mode, body=body, stream=upstream_stream)
+        # One context per upstream call: it carries the request's facts to the answer's conversion.
+        ctx = RequestContext(channel=channel, mode=plan.mode, body=body, stream=upstream_stream,
+                             client_model=plan.model)
+        request = adapter.build_request(ctx)
         data = request.body
         if plan.upload is not None:
             data = plan.upload.with_model(body["model"]).chunks()
@@ -276,8 +280,9 @@ async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responde
                             code="do_request_failed", retryable=True) from None
     try:
         if response.status != 200:
-            raise adapter.parse_error(status=response.status, body=await _read_error(response))
-        decoder = adapter.stream_decoder(mode=plan.mode, model=plan.model) if upstream_stream else None
+            raise adapter.parse_error(ctx, status=response.status, body=await _read_error(response),
+                                      headers=response.headers)
+        decoder = adapter.stream_decoder(ctx) if upstream_stream else None
         if decoder is not None and decoder.accepts(response.headers.get("Content-Type", "")):
             await (_stream if plan.stream else _gather)(plan, _http_batches(decoder, response), out, progress)
             return
@@ -289,7 +294,7 @@ async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responde
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise UpstreamError(status=502, message=f"The upstream answer was cut off: {type(exc).__name__}",
                                 code="do_request_failed", retryable=True) from None
-        data, usage = adapter.parse_response(mode=plan.mode, body=raw)
+        data, usage = adapter.parse_response(ctx, body=raw)
         progress.usage = usage
         if usage is None and plan.mode != "embeddings":
             progress.texts.append(adapter.completion_text(mode=plan.mode, body=data))

@@ -13,7 +13,11 @@ from providers.adapters.coze import CozeAdapter
 from providers.adapters.gemini import GeminiAdapter, GeminiOpenAIAdapter
 from providers.adapters.ollama import OllamaAdapter
 from providers.adapters.openai import (
+    AIGC2DAdapter,
+    AIProxyAdapter,
+    API2GPTAdapter,
     AzureAdapter,
+    CloseAIAdapter,
     CustomAdapter,
     DeepSeekAdapter,
     DoubaoAdapter,
@@ -23,6 +27,7 @@ from providers.adapters.openai import (
     NovitaAdapter,
     OpenAIAdapter,
     OpenAICompatibleAdapter,
+    OpenAISBAdapter,
     OpenRouterAdapter,
     SiliconFlowAdapter,
     StepFunAdapter,
@@ -38,7 +43,12 @@ from providers.adapters.zhipu import ZhipuAdapter
 ADAPTERS: dict[int, type[Adapter]] = {
     1: OpenAIAdapter,
     3: AzureAdapter,
+    4: CloseAIAdapter,
+    5: OpenAISBAdapter,
     8: CustomAdapter,
+    10: AIProxyAdapter,
+    12: API2GPTAdapter,
+    13: AIGC2DAdapter,
     14: AnthropicAdapter,
     15: BaiduAdapter,
     16: ZhipuAdapter,

@@ -10,8 +10,8 @@ Multimodal (qwen-vl, a different endpoint) is not spoken here: image parts are r
 
 from __future__ import annotations
 
-import contextvars
 import time
+from collections.abc import Mapping
 from typing import ClassVar
 
 import orjson
@@ -19,11 +19,13 @@ import orjson
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
+    RequestContext,
     StreamDecoder,
     StreamEvent,
     UpstreamError,
     UpstreamRequest,
     Usage,
+    json_or_none,
     retryable_status,
 )
 from providers.adapters.openai import PATHS, OpenAIAdapter
@@ -37,9 +39,6 @@ PASSTHROUGH = ("top_k", "repetition_penalty", "presence_penalty", "seed", "respo
                "thinking_budget", "parallel_tool_calls", "n", "logprobs", "top_logprobs")
 
 FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
-
-_request_model: contextvars.ContextVar[str] = contextvars.ContextVar("ali_request_model", default="")
-
 
 def _invalid(message: str, code: str = "invalid_request") -> UpstreamError:
     return UpstreamError(status=400, message=message, type="invalid_request_error", code=code)
@@ -202,14 +201,14 @@ class AliAdapter(Adapter):
     config_fields: ClassVar[tuple[str, ...]] = ("plugin",)
     modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings")
 
-    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
+    def build_request(self, ctx: RequestContext) -> UpstreamRequest:
+        channel, mode, body, stream = ctx.channel, ctx.mode, ctx.body, ctx.stream
         base = (channel.base_url or self.default_base_url).rstrip("/")
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {channel.key.strip()}",
                    "Accept": "text/event-stream" if stream else "application/json"}
         plugin = (channel.config or {}).get("plugin")
         if plugin:
             headers["X-DashScope-Plugin"] = str(plugin)
-        _request_model.set(str(body.get("model") or ""))
         if mode == "embeddings":
             payload = embeddings_body(body)
             return UpstreamRequest("POST", base + EMBEDDINGS_PATH, headers, orjson.dumps(payload))
@@ -219,7 +218,7 @@ class AliAdapter(Adapter):
             headers["X-DashScope-SSE"] = "enable"
         return UpstreamRequest("POST", base + CHAT_PATH, headers, orjson.dumps(chat_body(body, stream)))
 
-    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -232,8 +231,8 @@ class AliAdapter(Adapter):
             raise ali_error(payload, int(payload.get("status_code") or 200))
         output = payload.get("output") if isinstance(payload.get("output"), dict) else {}
         usage = _usage(payload.get("usage"))
-        model = _request_model.get()
-        if mode == "embeddings":
+        model = ctx.model
+        if ctx.mode == "embeddings":
             items = sorted((e for e in output.get("embeddings") or () if isinstance(e, dict)),
                            key=lambda e: e.get("text_index", 0))
             tokens = usage.prompt_tokens if usage else 0
@@ -263,17 +262,15 @@ class AliAdapter(Adapter):
             answer["usage"] = _usage_json(usage)
         return orjson.dumps(answer), usage
 
-    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
-        return AliStreamDecoder(model)
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
+        return AliStreamDecoder(ctx.client_model)
 
-    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
-        try:
-            payload = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            payload = None
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
+        payload = json_or_none(body)
         if isinstance(payload, dict) and isinstance(payload.get("code"), str) and payload.get("code"):
             return ali_error(payload, status)
-        return super().parse_error(status=status, body=body)
+        return super().parse_error(ctx, status=status, body=body, headers=headers)
 
 
 def embeddings_body(body: dict) -> dict:

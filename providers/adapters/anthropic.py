@@ -10,18 +10,20 @@ from __future__ import annotations
 import base64
 import time
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import orjson
 
 from providers.adapters.base import (
     Adapter,
-    ChannelInfo,
+    RequestContext,
     StreamDecoder,
     StreamEvent,
     UpstreamError,
     UpstreamRequest,
     Usage,
+    json_or_none,
     retryable_status,
 )
 
@@ -263,23 +265,21 @@ class AnthropicAdapter(Adapter):
         "claude-3-7-sonnet-20250219", "claude-3-5-haiku-20241022", "claude-3-haiku-20240307",
     )
 
-    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
-        if mode != "chat":
-            raise bad_input(f"Anthropic channels serve chat only, not {mode}.", param="model")
+    def build_request(self, ctx: RequestContext) -> UpstreamRequest:
+        if ctx.mode != "chat":
+            raise bad_input(f"Anthropic channels serve chat only, not {ctx.mode}.", param="model")
+        channel = ctx.channel
         headers = {
             "Content-Type": "application/json",
-            "Accept": "text/event-stream" if stream else "application/json",
+            "Accept": "text/event-stream" if ctx.stream else "application/json",
             "x-api-key": channel.key,
             "anthropic-version": channel.config.get("api_version") or DEFAULT_VERSION,
         }
         url = (channel.base_url or self.default_base_url).rstrip("/") + "/v1/messages"
-        return UpstreamRequest("POST", url, headers, orjson.dumps(to_messages_request(body, stream)))
+        return UpstreamRequest("POST", url, headers, orjson.dumps(to_messages_request(ctx.body, ctx.stream)))
 
-    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            payload = None
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
+        payload = json_or_none(body)
         if not isinstance(payload, dict):
             raise UpstreamError(status=502, message="Anthropic answered with something that is not a message.",
                                 code="bad_response", retryable=True)
@@ -288,17 +288,15 @@ class AnthropicAdapter(Adapter):
         answer, usage = to_chat_completion(payload)
         return orjson.dumps(answer), usage
 
-    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
-        return AnthropicStreamDecoder(model)
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
+        return AnthropicStreamDecoder(ctx.client_model)
 
-    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
-        try:
-            payload = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            payload = None
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
+        payload = json_or_none(body)
         if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
             return error_from(status, payload["error"])
-        return super().parse_error(status=status, body=body)
+        return super().parse_error(ctx, status=status, body=body, headers=headers)
 
 
 class AnthropicStreamDecoder(StreamDecoder):

@@ -58,12 +58,17 @@ def host_of(url: urllib.parse.SplitResult) -> str:
 
 
 def sign(*, method: str, url: str, headers: dict[str, str], body: bytes, access_key: str, secret_key: str,
-         region: str, service: str, now: Callable[[], datetime.datetime] = utcnow) -> dict[str, str]:
-    """The headers to send: the given ones plus `X-Amz-Date` and `Authorization`.
+         region: str, service: str, session_token: str = "",
+         now: Callable[[], datetime.datetime] = utcnow) -> dict[str, str]:
+    """The headers to send: the given ones plus `X-Amz-Date` and `Authorization` (and with temporary
+    credentials, `X-Amz-Security-Token`).
 
     `url` must be exactly what goes on the wire (path already percent-encoded); every given header
-    is signed, together with host and x-amz-date.
+    is signed, together with host and x-amz-date. A session token is signed too, as botocore does
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html#temporary-security-credentials).
     """
+    if session_token:
+        headers = {**headers, "X-Amz-Security-Token": session_token}
     parts = urllib.parse.urlsplit(url)
     stamp = now().astimezone(datetime.timezone.utc)
     amz_date = stamp.strftime("%Y%m%dT%H%M%SZ")

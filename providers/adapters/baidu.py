@@ -12,10 +12,10 @@ v2 docs: https://cloud.baidu.com/doc/WENXINWORKSHOP/s/Fm2vrveyu (OpenAI's shape,
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import hashlib
 import time
 import weakref
+from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import urlencode
 
@@ -25,11 +25,13 @@ import orjson
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
+    RequestContext,
     StreamDecoder,
     StreamEvent,
     UpstreamError,
     UpstreamRequest,
     Usage,
+    json_or_none,
     retryable_status,
 )
 from providers.adapters.openai import PATHS, OpenAIAdapter
@@ -70,9 +72,6 @@ _tokens: dict[str, tuple[str, float]] = {}  # sha256(base, key) -> (access token
 _TOKENS_MAX = 1024
 # One lock per key and event loop, so concurrent requests fetch a token once (asyncio locks are loop-bound).
 _locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
-# What this request used (set in prepare/build_request, in the relay's task): to drop a token Baidu
-# refuses, and to name the model in the answer.
-_request: contextvars.ContextVar[dict | None] = contextvars.ContextVar("baidu_request", default=None)
 
 
 def _invalid(message: str, code: str = "invalid_request") -> UpstreamError:
@@ -99,6 +98,10 @@ def _lock(cache_key: str) -> asyncio.Lock:
     if lock is None:
         lock = per_loop[cache_key] = asyncio.Lock()
     return lock
+
+
+def base_url(channel: ChannelInfo) -> str:
+    return (channel.base_url or BaiduAdapter.default_base_url).rstrip("/")
 
 
 def drop_token(cache_key: str, token: str | None = None) -> None:
@@ -155,8 +158,9 @@ async def _fetch_token(session, base: str, api_key: str, secret: str) -> tuple[s
                         type="authentication_error", code="invalid_api_key", retryable=False)
 
 
-def baidu_error(payload: dict) -> UpstreamError:
-    """Baidu's `{"error_code", "error_msg"}` (in an HTTP 200) as an OpenAI-style error."""
+def baidu_error(payload: dict, ctx: RequestContext) -> UpstreamError:
+    """Baidu's `{"error_code", "error_msg"}` (in an HTTP 200) as an OpenAI-style error. A token Baidu
+    refuses is forgotten, if it is the one this request (`ctx`) was sent with."""
     try:
         code = int(payload.get("error_code"))
     except (TypeError, ValueError):
@@ -164,9 +168,8 @@ def baidu_error(payload: dict) -> UpstreamError:
     message = str(payload.get("error_msg") or f"Baidu error {payload.get('error_code')}")
     status, type_, mapped, retryable = 500, "upstream_error", str(code), False
     if code in TOKEN_INVALID:
-        request = _request.get() or {}
-        if request.get("cache_key"):
-            drop_token(request["cache_key"], request.get("token"))
+        if ctx.body.get(ACCESS_TOKEN):
+            drop_token(_cache_key(base_url(ctx.channel), ctx.channel.key), ctx.body[ACCESS_TOKEN])
         # Not 401: that would disable the channel, and the next request fetches a fresh token.
         status, mapped, retryable = 503, "access_token_expired", True
     elif code in RATE_LIMITED:
@@ -366,25 +369,20 @@ class BaiduAdapter(Adapter):
     default_base_url: ClassVar[str] = "https://aip.baidubce.com"
     modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings")
 
-    def base_url(self, channel: ChannelInfo) -> str:
-        return (channel.base_url or self.default_base_url).rstrip("/")
-
     async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
         if mode not in self.modes:
             raise _invalid(f"Baidu ERNIE (Qianfan v1) does not serve {mode}.", "unsupported_mode")
-        token, cache_key = await access_token(channel, session, base=self.base_url(channel))
-        _request.set({"cache_key": cache_key, "token": token, "model": body.get("model")})
+        token, _ = await access_token(channel, session, base=base_url(channel))
         return {**body, ACCESS_TOKEN: token}
 
-    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
-        body = dict(body)
+    def build_request(self, ctx: RequestContext) -> UpstreamRequest:
+        mode, stream = ctx.mode, ctx.stream
+        body = dict(ctx.body)
         token = body.pop(ACCESS_TOKEN, None)
         if not token:
             raise UpstreamError(status=500, message="No Baidu access token: prepare() was not called.",
                                 type="one_api_error", code="access_token_missing")
-        model = str(body.get("model") or "")
-        facts = _request.get() or {}
-        _request.set({**facts, "model": model})
+        model = ctx.model
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
         if mode == "embeddings":
             payload = {"input": _embedding_input(body.get("input"))}
@@ -396,10 +394,10 @@ class BaiduAdapter(Adapter):
             path = CHAT_PATH + ENDPOINTS.get(model, model.lower())
         else:
             raise _invalid(f"Baidu ERNIE (Qianfan v1) does not serve {mode}.", "unsupported_mode")
-        url = f"{self.base_url(channel)}{path}?{urlencode({'access_token': token})}"
+        url = f"{base_url(ctx.channel)}{path}?{urlencode({'access_token': token})}"
         return UpstreamRequest("POST", url, headers, orjson.dumps(payload))
 
-    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -409,10 +407,10 @@ class BaiduAdapter(Adapter):
             raise UpstreamError(status=502, message="Baidu answered with an unexpected body.",
                                 code="bad_response_body", retryable=True)
         if payload.get("error_code"):
-            raise baidu_error(payload)
-        model = (_request.get() or {}).get("model") or ""
+            raise baidu_error(payload, ctx)
+        model = ctx.model
         usage = _usage(payload.get("usage"))
-        if mode == "embeddings":
+        if ctx.mode == "embeddings":
             data = sorted((d for d in payload.get("data") or () if isinstance(d, dict)),
                           key=lambda d: d.get("index", 0))
             answer = {"object": "list", "model": model,
@@ -432,19 +430,17 @@ class BaiduAdapter(Adapter):
             answer["usage"] = _usage_json(usage)
         return orjson.dumps(answer), usage
 
-    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
-        return BaiduStreamDecoder(model)
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
+        return BaiduStreamDecoder(ctx)
 
-    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
-        try:
-            payload = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            payload = None
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
+        payload = json_or_none(body)
         if isinstance(payload, dict) and payload.get("error_code"):
-            err = baidu_error(payload)
+            err = baidu_error(payload, ctx)
             err.retryable = err.retryable or retryable_status(status)
             return err
-        return super().parse_error(status=status, body=body)
+        return super().parse_error(ctx, status=status, body=body, headers=headers)
 
 
 def _embedding_input(value) -> list[str]:
@@ -459,8 +455,9 @@ class BaiduStreamDecoder(StreamDecoder):
     Usage is read at `is_end` only (completion = total - prompt, as one-api reads it), so a stream cut
     short is counted locally instead of billed as empty."""
 
-    def __init__(self, model: str) -> None:
-        self.model = model
+    def __init__(self, ctx: RequestContext) -> None:
+        self.ctx = ctx
+        self.model = ctx.client_model
         self.id = ""
         self.created = 0
         self.started = False
@@ -477,7 +474,7 @@ class BaiduStreamDecoder(StreamDecoder):
         if not isinstance(payload, dict):
             return []
         if payload.get("error_code"):
-            err = baidu_error(payload)
+            err = baidu_error(payload, self.ctx)
             return [StreamEvent(data=orjson.dumps({"error": err.error_body}))]
         self.id = self.id or str(payload.get("id") or f"chatcmpl-{int(time.time())}")
         self.created = self.created or int(payload.get("created") or time.time())

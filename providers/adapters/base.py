@@ -7,6 +7,7 @@ The relay owns the connection, retries and billing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -28,6 +29,26 @@ class ChannelInfo:
     system_prompt: str
     priority: int
     weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """One upstream call as the adapter sees it, made once per call by the relay (after `prepare`)
+    and handed to build_request, parse_response, stream_decoder and parse_error alike, so what the
+    answer's conversion needs to know about the request travels with it, never in module state."""
+
+    channel: ChannelInfo
+    mode: str
+    # What build_request builds from: the client's body with the model mapped, the channel's system
+    # prompt applied, and whatever prepare() added (an access token, inlined images).
+    body: dict = field(repr=False)
+    stream: bool  # whether the upstream is asked to stream
+    client_model: str  # the name the client asked for: streamed chunks carry it
+
+    @property
+    def model(self) -> str:
+        """The upstream model, after the channel's mapping."""
+        return str(self.body.get("model") or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +132,26 @@ def retryable_status(status: int) -> bool:
     return status == 429 or status >= 500
 
 
+def json_or_none(body: bytes | None) -> Any:
+    """A vendor body as JSON, or None when it is empty or not JSON (error bodies are often HTML)."""
+    try:
+        return orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return None
+
+
+def header(headers: Mapping[str, str] | None, name: str) -> str:
+    """A response header by name, whatever its case (aiohttp's headers are case-insensitive; a test's
+    dict may not be)."""
+    if not headers:
+        return ""
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), "")
+    return str(value)
+
+
 class Adapter:
     channel_type: ClassVar[int]
     label: ClassVar[str]
@@ -126,7 +167,7 @@ class Adapter:
     # "websocket": the adapter runs the whole exchange itself in `exchange` (Xunfei Spark).
     transport: ClassVar[str] = "http"
 
-    async def exchange(self, *, channel: ChannelInfo, mode: str, body: dict, session):
+    async def exchange(self, ctx: RequestContext, *, session):
         """For transport "websocket": an async iterator of StreamEvents (OpenAI chunks), using
         `session.ws_connect`. Raise UpstreamError before the first event to let the relay fail over."""
         raise NotImplementedError
@@ -138,10 +179,10 @@ class Adapter:
         aiohttp session. Returns the body to build from (by default the one given)."""
         return body
 
-    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
+    def build_request(self, ctx: RequestContext) -> UpstreamRequest:
         raise NotImplementedError
 
-    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         """Client-facing body and the vendor's usage (None when it gave none)."""
         raise NotImplementedError
 
@@ -153,7 +194,7 @@ class Adapter:
         """The balance (in the vendor's currency) from the answers to balance_requests, in order."""
         raise NotImplementedError
 
-    def stream_decoder(self, *, mode: str, model: str) -> "StreamDecoder":
+    def stream_decoder(self, ctx: RequestContext) -> "StreamDecoder":
         """A fresh decoder for one streamed answer (vendors' streams carry state across events)."""
         raise NotImplementedError
 
@@ -182,14 +223,13 @@ class Adapter:
                 parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
         return "".join(parts)
 
-    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
-        """Keep the vendor's own message; one-api looks in these places for it."""
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
+        """Keep the vendor's own message; one-api looks in these places for it. `headers` are the
+        upstream answer's (some vendors put the error's kind there)."""
         message = ""
         error_body = None
-        try:
-            payload = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            payload = None
+        payload = json_or_none(body)
         if isinstance(payload, dict):
             err = payload.get("error")
             if isinstance(err, dict) and err.get("message"):

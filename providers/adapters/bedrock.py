@@ -1,9 +1,11 @@
-"""Claude on AWS Bedrock: the Anthropic Messages body, signed with SigV4, over Bedrock Runtime.
+"""AWS Bedrock: Claude with the Anthropic Messages body, other models through Converse, signed with SigV4.
 
 https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages.html
 `POST /model/{modelId}/invoke` answers the Messages JSON; `/invoke-with-response-stream` answers an AWS
 event stream (binary frames, see aws_eventstream.py) whose `chunk` events carry Anthropic's stream
 events base64-encoded. The conversions themselves are the Anthropic adapter's.
+Llama, Nova, Mistral and the rest go to `/converse` and `/converse-stream` (bedrock_converse.py), whose
+stream is the same binary framing with one event type per frame.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import aiohttp
@@ -18,19 +21,29 @@ import orjson
 import yarl
 
 from providers.adapters import aws_sigv4
-from providers.adapters.anthropic import AnthropicStreamDecoder, to_chat_completion, to_messages_request, usage_json
+from providers.adapters.anthropic import (
+    FINISH_REASONS,
+    AnthropicStreamDecoder,
+    to_chat_completion,
+    to_messages_request,
+    usage_json,
+)
 from providers.adapters.aws_eventstream import EventStreamError, EventStreamParser, Message
-from providers.adapters.fetch import fetch_image as shared_fetch_image
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
+    RequestContext,
     StreamDecoder,
     StreamEvent,
     UpstreamError,
     UpstreamRequest,
     Usage,
+    header,
+    json_or_none,
     retryable_status,
 )
+from providers.adapters.bedrock_converse import ConverseEvents, anthropic_message, converse_request
+from providers.adapters.fetch import fetch_image as shared_fetch_image
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 SERVICE = "bedrock"
@@ -61,7 +74,14 @@ MODEL_IDS = {
     "claude-sonnet-4-5-20250929": "anthropic.claude-sonnet-4-5-20250929-v1:0",
     "claude-haiku-4-5-20251001": "anthropic.claude-haiku-4-5-20251001-v1:0",
     "claude-opus-4-5-20251101": "anthropic.claude-opus-4-5-20251101-v1:0",
+    # one-api's Llama 3 names (relay/adaptor/aws/llama3); served here through Converse.
+    "llama3-8b-8192": "meta.llama3-8b-instruct-v1:0",
+    "llama3-70b-8192": "meta.llama3-70b-instruct-v1:0",
 }
+# Models offered by default beside those names; any Bedrock model id works (through Converse).
+CONVERSE_MODELS = ("amazon.nova-pro-v1:0", "amazon.nova-lite-v1:0", "amazon.nova-micro-v1:0",
+                   "meta.llama3-1-70b-instruct-v1:0", "meta.llama3-1-8b-instruct-v1:0",
+                   "mistral.mistral-large-2407-v1:0")
 
 # https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModel.html#API_runtime_InvokeModel_Errors
 ERROR_STATUS = {400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
@@ -83,8 +103,19 @@ def bedrock_model_id(model: str) -> str:
     return MODEL_IDS.get(model, model)
 
 
-def credentials(channel: ChannelInfo) -> tuple[str, str, str]:
-    """(access key id, secret, region): the config's `ak`/`sk`/`region`, else the key as `AK|SK|REGION`."""
+def is_claude(model_id: str) -> bool:
+    """Claude speaks InvokeModel with Anthropic's own body, and so does a name that is no Bedrock id (as
+    before Converse was added). Bedrock ids name their provider (`meta.llama3…`, `amazon.nova…`): those
+    of other providers go through Converse, and so does an ARN that names no model (an application
+    inference profile), since Converse serves every model."""
+    if "anthropic." in model_id:
+        return True
+    return "." not in model_id and not model_id.startswith("arn:")
+
+
+def credentials(channel: ChannelInfo) -> tuple[str, str, str, str]:
+    """(access key id, secret, region, session token): the config's `ak`/`sk`/`region`, else the key as
+    `AK|SK|REGION`; and the config's `session_token` for temporary (STS) credentials, else ""."""
     config = channel.config or {}
     parts = [p.strip() for p in (channel.key or "").split("|")]
     from_key = parts if len(parts) >= 2 else []
@@ -96,7 +127,7 @@ def credentials(channel: ChannelInfo) -> tuple[str, str, str]:
         raise UpstreamError(status=500, message="The AWS Bedrock channel lacks credentials: set the config "
                                                 "fields ak, sk and region, or the key as AK|SK|REGION.",
                             type="one_api_error", code="invalid_channel_key", retryable=True)
-    return ak, sk, region
+    return ak, sk, region, str(config.get("session_token") or "").strip()
 
 
 def bad_input(message: str, code: str = "invalid_request") -> UpstreamError:
@@ -171,10 +202,7 @@ def invoke_body(body: dict) -> dict:
 def error_for(status: int, body: bytes, error_type: str | None = None) -> UpstreamError:
     """Bedrock's `{"message": ...}` error. Its kind travels in the `x-amzn-ErrorType` header
     (`ThrottlingException:http://internal.amazon.com/coral/...`); without it, it is read off the status."""
-    try:
-        payload = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        payload = None
+    payload = json_or_none(body)
     payload = payload if isinstance(payload, dict) else {}
     message = str(payload.get("message") or payload.get("Message") or "").strip()
     if not message:
@@ -201,10 +229,10 @@ class BedrockAdapter(Adapter):
     channel_type: ClassVar[int] = 33
     label: ClassVar[str] = "AWS Bedrock"
     default_base_url: ClassVar[str] = ""  # https://bedrock-runtime.{region}.amazonaws.com
-    config_fields: ClassVar[tuple[str, ...]] = ("region", "ak", "sk")
-    secret_config_fields = ("sk",)
+    config_fields: ClassVar[tuple[str, ...]] = ("region", "ak", "sk", "session_token")
+    secret_config_fields = ("sk", "session_token")
     modes: ClassVar[tuple[str, ...]] = ("chat",)
-    default_models: ClassVar[tuple[str, ...]] = tuple(MODEL_IDS)
+    default_models: ClassVar[tuple[str, ...]] = tuple(MODEL_IDS) + CONVERSE_MODELS
 
     def __init__(self, now=aws_sigv4.utcnow) -> None:
         self.now = now  # the signing clock, injectable for tests
@@ -214,18 +242,24 @@ class BedrockAdapter(Adapter):
             return body
         return await inline_remote_images(body, session)
 
-    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
-        if mode != "chat":
-            raise bad_input(f"AWS Bedrock channels serve chat only, not {mode}.", "unsupported_mode")
-        ak, sk, region = credentials(channel)
-        payload = orjson.dumps(invoke_body(body))
+    def build_request(self, ctx: RequestContext) -> UpstreamRequest:
+        if ctx.mode != "chat":
+            raise bad_input(f"AWS Bedrock channels serve chat only, not {ctx.mode}.", "unsupported_mode")
+        channel, stream = ctx.channel, ctx.stream
+        ak, sk, region, session_token = credentials(channel)
+        model_id = bedrock_model_id(ctx.model)
+        if is_claude(model_id):
+            payload = orjson.dumps(invoke_body(ctx.body))
+            action = "invoke-with-response-stream" if stream else "invoke"
+        else:
+            payload = orjson.dumps(converse_request(ctx.body))
+            action = "converse-stream" if stream else "converse"
         base = (channel.base_url or f"https://bedrock-runtime.{region}.amazonaws.com").rstrip("/")
         # The id is one path segment: its colon (and an ARN's slashes) percent-encoded, as the AWS SDKs send it.
-        model_id = urllib.parse.quote(bedrock_model_id(str(body.get("model") or "")), safe="")
-        url = f"{base}/model/{model_id}/{'invoke-with-response-stream' if stream else 'invoke'}"
+        url = f"{base}/model/{urllib.parse.quote(model_id, safe='')}/{action}"
         headers = aws_sigv4.sign(method="POST", url=url, headers={"Content-Type": "application/json"},
                                  body=payload, access_key=ak, secret_key=sk, region=region, service=SERVICE,
-                                 now=self.now)
+                                 session_token=session_token, now=self.now)
         if stream:
             headers.update({"Accept": EVENT_STREAM, "X-Amzn-Bedrock-Accept": "application/json"})
         else:
@@ -234,22 +268,24 @@ class BedrockAdapter(Adapter):
         # path; an already-encoded yarl URL goes on the wire byte for byte.
         return UpstreamRequest("POST", yarl.URL(url, encoded=True), headers, payload)  # type: ignore[arg-type]
 
-    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            payload = None
-        if not isinstance(payload, dict) or ("content" not in payload and "message" in payload):
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
+        payload = json_or_none(body)
+        claude = is_claude(bedrock_model_id(ctx.model))
+        shape = "content" if claude else "output"
+        if not isinstance(payload, dict) or (shape not in payload and "message" in payload):
             raise UpstreamError(status=502, message="AWS Bedrock answered with something that is not a message.",
                                 code="bad_response", retryable=True)
-        answer, usage = to_chat_completion(payload)
+        answer, usage = to_chat_completion(payload if claude else anthropic_message(payload, ctx.client_model))
         return orjson.dumps(answer), usage
 
-    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
-        return error_for(status, body)
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
+        return error_for(status, body, header(headers, "x-amzn-ErrorType") or None)
 
-    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
-        return BedrockStreamDecoder(model)
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
+        if is_claude(bedrock_model_id(ctx.model)):
+            return BedrockStreamDecoder(ctx.client_model)
+        return ConverseStreamDecoder(ctx.client_model)
 
 
 def _error_event(err: UpstreamError) -> StreamEvent:
@@ -257,8 +293,8 @@ def _error_event(err: UpstreamError) -> StreamEvent:
                                                     "code": err.code, "param": None}}))
 
 
-class BedrockStreamDecoder(StreamDecoder):
-    """AWS event-stream frames → Anthropic stream events → OpenAI chunks.
+class EventStreamDecoder(StreamDecoder):
+    """AWS event-stream frames → OpenAI chunks: the framing and the exceptions, for both Bedrock streams.
 
     The frames are binary, so the relay must hand over raw bytes (`framing = "raw"`, `feed_bytes`).
     A frame with a bad CRC loses the framing for good: one error chunk, then nothing more is read.
@@ -269,9 +305,7 @@ class BedrockStreamDecoder(StreamDecoder):
     def __init__(self, model: str) -> None:
         self.model = model
         self.parser = EventStreamParser()
-        self.claude = AnthropicStreamDecoder(model)
         self.broken = False
-        self.held: list[StreamEvent] = []  # message_delta's usage chunk, until message_stop
 
     def accepts(self, content_type: str) -> bool:
         return content_type.startswith(EVENT_STREAM)
@@ -310,10 +344,25 @@ class BedrockStreamDecoder(StreamDecoder):
             code = str(message.headers.get(":error-code") or "upstream_error")
             text = str(message.headers.get(":error-message") or code)
             return [_error_event(error_for(200, orjson.dumps({"message": text}), code))]
-        if message.headers.get(":event-type") != "chunk":
+        return self.on_event(str(message.headers.get(":event-type") or ""), message.payload)
+
+    def on_event(self, name: str, payload: bytes) -> list[StreamEvent]:
+        raise NotImplementedError
+
+
+class BedrockStreamDecoder(EventStreamDecoder):
+    """InvokeModelWithResponseStream (Claude): each `chunk` event carries an Anthropic stream event."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        self.claude = AnthropicStreamDecoder(model)
+        self.held: list[StreamEvent] = []  # message_delta's usage chunk, until message_stop
+
+    def on_event(self, name: str, payload: bytes) -> list[StreamEvent]:
+        if name != "chunk":
             return []  # initial-response and future event types carry nothing for the client
         try:
-            wrapper = orjson.loads(message.payload)
+            wrapper = orjson.loads(payload)
             event = base64.b64decode(wrapper["bytes"], validate=True)
             claude_event = orjson.loads(event)
         except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error, ValueError):
@@ -345,3 +394,30 @@ class BedrockStreamDecoder(StreamDecoder):
     def close(self) -> list[StreamEvent]:
         # A stream cut between message_delta and message_stop still bills message_delta's counts.
         return self.release_usage() + self.claude.close()
+
+
+class ConverseStreamDecoder(EventStreamDecoder):
+    """ConverseStream (every other model): its events, made Anthropic's (bedrock_converse.py), go through
+    Anthropic's decoder. A stream cut after messageStop but before metadata still ends with its finish."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        self.claude = AnthropicStreamDecoder(model)
+        self.converse = ConverseEvents(model)
+        self.finished = False
+
+    def on_event(self, name: str, payload: bytes) -> list[StreamEvent]:
+        data = json_or_none(payload)
+        if not isinstance(data, dict):
+            return []  # a garbled event is dropped; the rest of the stream still counts
+        events: list[StreamEvent] = []
+        for event in self.converse.translate(name, data):
+            self.finished = self.finished or event["type"] == "message_delta"
+            events.extend(getattr(self.claude, f"on_{event['type']}")(event))
+        return events
+
+    def close(self) -> list[StreamEvent]:
+        if self.converse.stopped and not self.finished:
+            finish = FINISH_REASONS.get(self.converse.stop, "stop")
+            return [StreamEvent(data=self.claude.chunk({}, finish))]
+        return []

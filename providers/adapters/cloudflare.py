@@ -8,11 +8,16 @@ which already names the account: one-api appends the OpenAI path to such a base 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
-import orjson
-
-from providers.adapters.base import ChannelInfo, UpstreamError, UpstreamRequest
+from providers.adapters.base import (
+    ChannelInfo,
+    RequestContext,
+    UpstreamError,
+    UpstreamRequest,
+    json_or_none,
+)
 from providers.adapters.openai import OpenAIAdapter
 
 TASKS = {"chat": "/v1/chat/completions", "embeddings": "/v1/embeddings"}
@@ -53,15 +58,13 @@ class CloudflareAdapter(OpenAIAdapter):
     def balance_requests(self, channel: ChannelInfo) -> list[UpstreamRequest]:
         return []  # Workers AI bills through the Cloudflare dashboard; there is no balance endpoint
 
-    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
         """Cloudflare's API envelope `{"success": false, "errors": [{"code", "message"}]}`, else OpenAI's."""
-        try:
-            payload = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            payload = None
+        payload = json_or_none(body)
         errors = payload.get("errors") if isinstance(payload, dict) else None
         if isinstance(errors, list) and errors and isinstance(errors[0], dict) and errors[0].get("message"):
-            err = super().parse_error(status=status, body=b"")
+            err = super().parse_error(ctx, status=status, body=b"")
             first = errors[0]
             err.message = "; ".join(str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message"))
             err.code = str(first.get("code") or err.code)
@@ -69,4 +72,4 @@ class CloudflareAdapter(OpenAIAdapter):
                         404: "not_found_error", 429: "rate_limit_error"}.get(status, "upstream_error")
             err.error_body = {"message": err.message, "type": err.type, "param": None, "code": err.code}
             return err
-        return super().parse_error(status=status, body=body)
+        return super().parse_error(ctx, status=status, body=body, headers=headers)

@@ -13,20 +13,23 @@ import base64
 import copy
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import orjson
 
-from providers.adapters.fetch import fetch_image as shared_fetch_image
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
+    RequestContext,
     StreamDecoder,
     StreamEvent,
     UpstreamError,
     UpstreamRequest,
     Usage,
+    json_or_none,
 )
+from providers.adapters.fetch import fetch_image as shared_fetch_image
 
 FINISH_REASONS = {
     "COMPLETE": "stop",
@@ -229,10 +232,7 @@ def usage_json(usage: Usage) -> dict:
 
 
 def _json(body: bytes) -> dict:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        payload = None
+    payload = json_or_none(body)
     if not isinstance(payload, dict):
         raise UpstreamError(status=502, message="Cohere answered with something that is not a JSON object.",
                             code="bad_response", retryable=True)
@@ -334,32 +334,35 @@ class CohereAdapter(Adapter):
                     part["image_url"] = {"url": await fetch_image(session, image)}
         return body
 
-    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
-        if mode == "chat":
-            path, payload = "/v2/chat", to_chat_request(body, stream)
-        elif mode == "embeddings":
-            path, payload = "/v2/embed", to_embed_request(body)
-        elif mode == "rerank":
-            path, payload = "/v2/rerank", to_rerank_request(body)
+    def build_request(self, ctx: RequestContext) -> UpstreamRequest:
+        if ctx.mode == "chat":
+            path, payload = "/v2/chat", to_chat_request(ctx.body, ctx.stream)
+        elif ctx.mode == "embeddings":
+            path, payload = "/v2/embed", to_embed_request(ctx.body)
+        elif ctx.mode == "rerank":
+            path, payload = "/v2/rerank", to_rerank_request(ctx.body)
         else:
-            raise bad_input(f"Cohere channels do not serve {mode}.", param="model")
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json",
-                   "Authorization": f"Bearer {channel.key.strip()}"}
-        url = (channel.base_url or self.default_base_url).rstrip("/") + path
+            raise bad_input(f"Cohere channels do not serve {ctx.mode}.", param="model")
+        headers = {"Content-Type": "application/json",
+                   "Accept": "text/event-stream" if ctx.stream else "application/json",
+                   "Authorization": f"Bearer {ctx.channel.key.strip()}"}
+        url = (ctx.channel.base_url or self.default_base_url).rstrip("/") + path
         return UpstreamRequest("POST", url, headers, orjson.dumps(payload))
 
-    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         payload = _json(body)
-        if mode == "rerank":
+        if ctx.mode == "rerank":
             return orjson.dumps(to_rerank(payload)), None  # billed in search units: the relay counts tokens
-        answer, usage = to_embeddings(payload) if mode == "embeddings" else to_chat_completion(payload)
+        answer, usage = to_embeddings(payload) if ctx.mode == "embeddings" else to_chat_completion(payload)
         return orjson.dumps(answer), usage
 
-    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
-        return CohereStreamDecoder(model)
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
+        return CohereStreamDecoder(ctx.client_model)
 
-    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
-        err = super().parse_error(status=status, body=body)  # finds Cohere's {"message": ...}
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
+        # The base finds Cohere's {"message": ...}.
+        err = super().parse_error(ctx, status=status, body=body, headers=headers)
         if err.error_body is None:
             err.type = ERROR_TYPES.get(status, "upstream_error")
             err.code = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}.get(

@@ -18,18 +18,20 @@ Coze's message.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import ClassVar
 
 import orjson
 
 from providers.adapters.base import (
     Adapter,
-    ChannelInfo,
+    RequestContext,
     StreamDecoder,
     StreamEvent,
     UpstreamError,
     UpstreamRequest,
     Usage,
+    json_or_none,
     retryable_status,
 )
 from providers.adapters.openai import OpenAIAdapter
@@ -77,13 +79,6 @@ def coze_error(code, message: str, *, status: int = 200) -> UpstreamError:
 
 def refuse(message: str, code: str = "unsupported_content") -> UpstreamError:
     return UpstreamError(status=400, message=message, type="invalid_request_error", code=code, retryable=False)
-
-
-def _json(data: bytes):
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
 
 
 # --- requests ------------------------------------------------------------------------------
@@ -262,7 +257,7 @@ class CozeStreamDecoder(StreamDecoder):
     def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
         if data.strip() in (b"[DONE]", b'"[DONE]"'):
             return [StreamEvent(data=None, done=True)]
-        payload = _json(data)
+        payload = json_or_none(data)
         if event:
             return self._v3(event.decode("utf-8", "replace"), payload)
         if not isinstance(payload, dict):
@@ -349,7 +344,8 @@ class CozeAdapter(Adapter):
     modes: ClassVar[tuple[str, ...]] = ("chat",)
     stream_only: ClassVar[bool] = True
 
-    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
+    def build_request(self, ctx: RequestContext) -> UpstreamRequest:
+        channel, mode, body = ctx.channel, ctx.mode, ctx.body
         if mode != "chat":
             raise refuse("Coze bots answer chat completions only.", code="unsupported_mode")
         user_id = str(channel.config.get("user_id") or DEFAULT_USER)
@@ -362,9 +358,9 @@ class CozeAdapter(Adapter):
                    "Accept": "text/event-stream"}
         return UpstreamRequest("POST", url, headers, orjson.dumps(payload))
 
-    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         """A JSON answer to our stream request: an error (HTTP 200 with a code), or a v2 answer."""
-        payload = _json(body)
+        payload = json_or_none(body)
         if not isinstance(payload, dict):
             raise UpstreamError(status=502, message="Coze answered with neither a stream nor JSON.",
                                 code="bad_response", retryable=True)
@@ -375,22 +371,22 @@ class CozeAdapter(Adapter):
             raise UpstreamError(status=502, message="Coze answered without a stream or any messages.",
                                 code="bad_response", retryable=True)
         text = "".join(m.get("content") or "" for m in messages if _is_answer(m))
-        # parse_response is not told the model the client asked for; the bot is the model.
         answer = {
             "id": f"chatcmpl-{payload.get('conversation_id') or 'coze'}", "object": "chat.completion",
-            "created": int(time.time()), "model": "coze",
+            "created": int(time.time()), "model": ctx.client_model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
                          "finish_reason": "stop"}],
         }
         return orjson.dumps(answer), None  # v2 reports no usage: the relay counts locally, as one-api
 
-    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
-        return CozeStreamDecoder(model)
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
+        return CozeStreamDecoder(ctx.client_model)
 
     completion_text = OpenAIAdapter.completion_text
 
-    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
-        payload = _json(body) if body else None
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
+        payload = json_or_none(body)
         if isinstance(payload, dict) and payload.get("code"):
             return coze_error(payload["code"], str(payload.get("msg") or ""), status=status)
-        return super().parse_error(status=status, body=body)
+        return super().parse_error(ctx, status=status, body=body, headers=headers)

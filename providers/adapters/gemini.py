@@ -11,7 +11,7 @@ import base64
 import secrets
 import struct
 import time
-from contextvars import ContextVar
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import orjson
@@ -19,11 +19,13 @@ import orjson
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
+    RequestContext,
     StreamDecoder,
     StreamEvent,
     UpstreamError,
     UpstreamRequest,
     Usage,
+    json_or_none,
     retryable_status,
 )
 from providers.adapters.gemini_convert import chat_request, embeddings_request, inline_remote_images, invalid
@@ -45,12 +47,6 @@ FINISH_REASONS = {
 # google.rpc.Code names Gemini puts in error.status (https://ai.google.dev/gemini-api/docs/troubleshooting).
 RETRYABLE_STATUSES = {"RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED"}
 REQUEST_STATUSES = {"INVALID_ARGUMENT", "FAILED_PRECONDITION", "NOT_FOUND", "OUT_OF_RANGE"}
-
-# parse_response gets only the upstream bytes, but a batchEmbedContents answer names neither the model
-# nor the inputs, and the client's `encoding_format` decides the answer's shape. build_request and
-# parse_response run in the same relay task, so the request's facts travel in a context variable.
-_request_facts: ContextVar[dict | None] = ContextVar("gemini_request_facts", default=None)
-
 
 def usage_from(metadata: Any) -> Usage | None:
     """usageMetadata: thinking tokens are billed as output, tool-use prompt tokens as input."""
@@ -137,10 +133,7 @@ def error_payload(payload: Any) -> dict | None:
 
 
 def gemini_error(status: int, body: bytes) -> UpstreamError | None:
-    try:
-        error = error_payload(orjson.loads(body)) if body else None
-    except orjson.JSONDecodeError:
-        error = None
+    error = error_payload(json_or_none(body))
     if error is None or not error.get("message"):
         return None
     message = str(error["message"])
@@ -180,27 +173,25 @@ class GeminiAdapter(Adapter):
             return body
         return await inline_remote_images(body, session)
 
-    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
-        model = str(body.get("model") or "").removeprefix("models/")
+    def build_request(self, ctx: RequestContext) -> UpstreamRequest:
+        channel = ctx.channel
+        model = ctx.model.removeprefix("models/")
         version = (channel.config or {}).get("api_version") or self.DEFAULT_API_VERSION
         base = f"{(channel.base_url or self.default_base_url).rstrip('/')}/{version}/models/{model}"
         # The key goes in a header, never in the URL (`?key=`), so it cannot leak into access logs.
         headers = {"Content-Type": "application/json", "x-goog-api-key": channel.key}
-        if mode == "embeddings":
-            payload = embeddings_request(body, model)
-            _request_facts.set({"model": body.get("model"), "input": body.get("input"),
-                                "encoding_format": body.get("encoding_format")})
+        if ctx.mode == "embeddings":
+            payload = embeddings_request(ctx.body, model)
             return UpstreamRequest("POST", f"{base}:batchEmbedContents", headers, orjson.dumps(payload))
-        if mode != "chat":
+        if ctx.mode != "chat":
             raise invalid("Gemini has no text-completions API; use /v1/chat/completions.", "unsupported_endpoint")
-        _request_facts.set({"model": body.get("model")})
-        payload = chat_request(body, model)
-        if stream:
+        payload = chat_request(ctx.body, model)
+        if ctx.stream:
             headers["Accept"] = "text/event-stream"
             return UpstreamRequest("POST", f"{base}:streamGenerateContent?alt=sse", headers, orjson.dumps(payload))
         return UpstreamRequest("POST", f"{base}:generateContent", headers, orjson.dumps(payload))
 
-    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -209,9 +200,10 @@ class GeminiAdapter(Adapter):
         if not isinstance(payload, dict):
             raise UpstreamError(status=502, message="Gemini answered with an unexpected body.",
                                 code="bad_response_body", retryable=True)
-        facts = _request_facts.get() or {}
-        if mode == "embeddings":
-            return embeddings_answer(payload, facts), None  # Gemini reports no usage for embeddings
+        if ctx.mode == "embeddings":
+            # A batchEmbedContents answer names neither the model nor the inputs, and the client's
+            # `encoding_format` decides its shape: the request tells them.
+            return embeddings_answer(payload, ctx.body), None  # Gemini reports no usage for embeddings
         message = blocked_message(payload)
         if message:
             raise blocked_error(message)
@@ -219,7 +211,7 @@ class GeminiAdapter(Adapter):
         answer = {
             "id": f"chatcmpl-{payload.get('responseId') or secrets.token_hex(12)}",
             "object": "chat.completion", "created": int(time.time()),
-            "model": payload.get("modelVersion") or facts.get("model") or "gemini",
+            "model": payload.get("modelVersion") or ctx.model or "gemini",
             "choices": [candidate_choice(c, i) for i, c in enumerate(payload.get("candidates") or ())
                         if isinstance(c, dict)],
         }
@@ -227,29 +219,31 @@ class GeminiAdapter(Adapter):
             answer["usage"] = usage_json(usage, payload["usageMetadata"])
         return orjson.dumps(answer), usage
 
-    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
-        return GeminiStreamDecoder(model)
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
+        return GeminiStreamDecoder(ctx.client_model)
 
-    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
-        return gemini_error(status, body) or super().parse_error(status=status, body=body)
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
+        return gemini_error(status, body) or super().parse_error(ctx, status=status, body=body, headers=headers)
 
 
-def embeddings_answer(payload: dict, facts: dict) -> bytes:
+def embeddings_answer(payload: dict, request: dict) -> bytes:
+    """OpenAI's embeddings list from Gemini's, shaped by the request: its model, input and encoding."""
     data = []
     for index, item in enumerate(payload.get("embeddings") or ()):
         values = (item or {}).get("values") or []
-        if facts.get("encoding_format") == "base64":
+        if request.get("encoding_format") == "base64":
             # OpenAI's base64 form: little-endian float32, which the official SDKs ask for by default.
             vector: Any = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
         else:
             vector = values
         data.append({"object": "embedding", "index": index, "embedding": vector})
-    answer: dict[str, Any] = {"object": "list", "data": data, "model": facts.get("model") or "gemini-embedding"}
-    if facts.get("input") is not None:
+    answer: dict[str, Any] = {"object": "list", "data": data, "model": request.get("model") or "gemini-embedding"}
+    if request.get("input") is not None:
         # What the relay bills (it counts the input locally); clients' SDKs expect the field.
         from relay import tokenizer
 
-        tokens = tokenizer.count_input(facts["input"], str(facts.get("model") or ""))
+        tokens = tokenizer.count_input(request["input"], str(request.get("model") or ""))
         answer["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
     return orjson.dumps(answer)
 
@@ -361,6 +355,7 @@ class GeminiOpenAIAdapter(OpenAIAdapter):
     def path(self, mode: str, model: str, channel: ChannelInfo) -> str:
         return PATHS[mode].removeprefix("/v1")
 
-    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
         # This endpoint answers errors in Gemini's shape, wrapped in a list: [{"error": {...}}].
-        return gemini_error(status, body) or super().parse_error(status=status, body=body)
+        return gemini_error(status, body) or super().parse_error(ctx, status=status, body=body, headers=headers)

@@ -11,21 +11,23 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import ClassVar
 
 import orjson
 
-from providers.adapters.fetch import fetch_image as shared_fetch_image
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
+    RequestContext,
     StreamDecoder,
     StreamEvent,
     UpstreamError,
     UpstreamRequest,
     Usage,
 )
+from providers.adapters.fetch import fetch_image as shared_fetch_image
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # a remote image is fetched into memory: bounded
 FINISH = {"stop": "stop", "length": "length"}  # "load"/"unload" answers carry no text: "stop"
@@ -221,7 +223,8 @@ class OllamaAdapter(Adapter):
     def base_url(self, channel: ChannelInfo) -> str:
         return (channel.base_url or self.default_base_url).rstrip("/")
 
-    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
+    def build_request(self, ctx: RequestContext) -> UpstreamRequest:
+        channel, mode, body, stream = ctx.channel, ctx.mode, ctx.body, ctx.stream
         headers = {"Content-Type": "application/json"}
         if channel.key.strip():  # a bare Ollama has no auth; a proxy in front of it may want a bearer key
             headers["Authorization"] = f"Bearer {channel.key.strip()}"
@@ -237,7 +240,7 @@ class OllamaAdapter(Adapter):
         return UpstreamRequest("POST", self.base_url(channel) + "/api/chat", headers,
                                orjson.dumps(chat_body(body, stream, channel)))
 
-    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -246,7 +249,7 @@ class OllamaAdapter(Adapter):
         if not isinstance(payload, dict):
             raise UpstreamError(status=502, message="Ollama answered with an unexpected JSON value.",
                                 code="bad_response", retryable=True)
-        if mode == "embeddings":
+        if ctx.mode == "embeddings":
             vectors = payload.get("embeddings") or []
             tokens = int(payload.get("prompt_eval_count") or 0)
             answer = {"object": "list", "model": payload.get("model"),
@@ -269,11 +272,13 @@ class OllamaAdapter(Adapter):
             answer["usage"] = _usage_json(usage)
         return orjson.dumps(answer), usage
 
-    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
-        return OllamaStreamDecoder(model)
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
+        return OllamaStreamDecoder(ctx.client_model)
 
-    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
-        err = super().parse_error(status=status, body=body)  # finds Ollama's {"error": "..."} string
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
+        # The base finds Ollama's {"error": "..."} string.
+        err = super().parse_error(ctx, status=status, body=body, headers=headers)
         if status == 404:
             err.type, err.code = "invalid_request_error", "model_not_found"
         elif status == 400:

@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import datetime
 from typing import ClassVar
+from urllib.parse import urlencode
 
 import orjson
 
-from providers.adapters.base import Adapter, ChannelInfo, StreamDecoder, StreamEvent, UpstreamRequest, Usage
+from providers.adapters.base import (
+    Adapter,
+    ChannelInfo,
+    RequestContext,
+    StreamDecoder,
+    StreamEvent,
+    UpstreamError,
+    UpstreamRequest,
+    Usage,
+    json_or_none,
+)
 
 PATHS = {
     "chat": "/v1/chat/completions", "completions": "/v1/completions", "embeddings": "/v1/embeddings",
@@ -48,7 +59,8 @@ class OpenAIAdapter(Adapter):
     def auth_headers(self, channel: ChannelInfo) -> dict[str, str]:
         return {"Authorization": f"Bearer {channel.key}"}
 
-    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
+    def build_request(self, ctx: RequestContext) -> UpstreamRequest:
+        channel, mode, body, stream = ctx.channel, ctx.mode, ctx.body, ctx.stream
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
         headers.update(self.auth_headers(channel))
         if stream and not body.get("stream"):  # a stream the relay asked for itself (stream_only)
@@ -70,14 +82,11 @@ class OpenAIAdapter(Adapter):
         subscription, usage = (orjson.loads(b) for b in bodies)
         return float(subscription["hard_limit_usd"]) - float(usage.get("total_usage", 0)) / 100
 
-    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return body, None
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
+        payload = json_or_none(body)
         return body, usage_from(payload) if isinstance(payload, dict) else None
 
-    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
         return OpenAIStreamDecoder()
 
 
@@ -190,7 +199,90 @@ class OpenRouterAdapter(OpenAIAdapter):
         return {"Authorization": f"Bearer {channel.key}", "HTTP-Referer": "https://github.com/oneapi", "X-Title": "oneapi"}
 
 
-MoonshotAdapter = _vendor(25, "Moonshot", "https://api.moonshot.cn")
+def balance_refused(vendor: str, message: str) -> UpstreamError:
+    """A balance answer in which the vendor says no (a bad key, a suspended account)."""
+    return UpstreamError(status=400, message=f"{vendor} refused the balance query: {message}",
+                         code="balance_refused")
+
+
+class CreditGrantsAdapter(OpenAIAdapter):
+    """Resellers that answer OpenAI's retired `/dashboard/billing/credit_grants` (without /v1), read as
+    one-api reads them (controller/channel-billing.go): the balance is one field of the answer."""
+
+    balance_field: ClassVar[str] = "total_available"
+
+    def balance_requests(self, channel):
+        return [self._get(channel, "/dashboard/billing/credit_grants")]
+
+    def parse_balance(self, bodies):
+        return float(orjson.loads(bodies[0])[self.balance_field])
+
+
+class CloseAIAdapter(CreditGrantsAdapter):
+    channel_type = 4
+    label = "CloseAI"
+    default_base_url = "https://api.closeai-proxy.xyz"
+
+
+class API2GPTAdapter(CreditGrantsAdapter):
+    channel_type = 12
+    label = "API2GPT"
+    default_base_url = "https://api.api2gpt.com"
+    balance_field = "total_remaining"
+
+
+class AIGC2DAdapter(CreditGrantsAdapter):
+    channel_type = 13
+    label = "AIGC2D"
+    default_base_url = "https://api.aigc2d.com"
+
+
+class OpenAISBAdapter(OpenAIAdapter):
+    channel_type = 5
+    label = "OpenAI-SB"
+    default_base_url = "https://api.openai-sb.com"
+
+    def balance_requests(self, channel):
+        # The account API takes the key in the query as well (one-api sends both).
+        return [self._get(channel, "/sb-api/user/status?" + urlencode({"api_key": channel.key}))]
+
+    def parse_balance(self, bodies):
+        payload = orjson.loads(bodies[0])
+        if not payload.get("data"):  # `{"msg": "...", "data": null}`
+            raise balance_refused(self.label, str(payload.get("msg") or "no account data"))
+        return float(payload["data"]["credit"])  # a decimal string
+
+
+class AIProxyAdapter(OpenAIAdapter):
+    channel_type = 10
+    label = "AIProxy"
+    default_base_url = "https://api.aiproxy.io"
+
+    def balance_requests(self, channel):
+        # The account report lives on the site's host (aiproxy.io), not the API's, with the key in Api-Key.
+        base = self.base_url(channel).replace("://api.aiproxy.io", "://aiproxy.io")
+        return [UpstreamRequest("GET", base + "/api/report/getUserOverview", {"Api-Key": channel.key})]
+
+    def parse_balance(self, bodies):
+        payload = orjson.loads(bodies[0])
+        if not payload.get("success"):
+            raise balance_refused(self.label, f"code {payload.get('error_code')}, {payload.get('message')}")
+        return float(payload["data"]["totalPoints"])
+
+
+class MoonshotAdapter(OpenAIAdapter):
+    channel_type = 25
+    label = "Moonshot"
+    default_base_url = "https://api.moonshot.cn"
+
+    def balance_requests(self, channel):
+        # https://platform.moonshot.cn/docs/api/balance: cash plus vouchers, in CNY.
+        return [self._get(channel, "/v1/users/me/balance")]
+
+    def parse_balance(self, bodies):
+        return float(orjson.loads(bodies[0])["data"]["available_balance"])
+
+
 MistralAdapter = _vendor(28, "Mistral", "https://api.mistral.ai")
 GroqAdapter = _vendor(29, "Groq", "https://api.groq.com/openai")
 StepFunAdapter = _vendor(32, "StepFun", "https://api.stepfun.com")

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -22,12 +22,13 @@ import orjson
 
 from providers.adapters.base import (
     Adapter,
-    ChannelInfo,
+    RequestContext,
     StreamDecoder,
     StreamEvent,
     UpstreamError,
     UpstreamRequest,
     Usage,
+    json_or_none,
     retryable_status,
 )
 
@@ -282,10 +283,7 @@ def error_from(error: dict, request_id: Any = None) -> UpstreamError:
 
 
 def _response(body: bytes) -> dict:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        payload = None
+    payload = json_or_none(body)
     response = payload.get("Response") if isinstance(payload, dict) else None
     if not isinstance(response, dict):
         raise UpstreamError(status=502, message="Tencent Hunyuan answered with something that is not an API "
@@ -354,13 +352,14 @@ class TencentAdapter(Adapter):
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock  # the signature covers the time: tests pin it
 
-    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
-        if mode == "chat":
-            action, payload = "ChatCompletions", to_chat_request(body, stream)
-        elif mode == "embeddings":
-            action, payload = "GetEmbedding", to_embedding_request(body)
+    def build_request(self, ctx: RequestContext) -> UpstreamRequest:
+        channel = ctx.channel
+        if ctx.mode == "chat":
+            action, payload = "ChatCompletions", to_chat_request(ctx.body, ctx.stream)
+        elif ctx.mode == "embeddings":
+            action, payload = "GetEmbedding", to_embedding_request(ctx.body)
         else:
-            raise bad_input(f"Tencent Hunyuan channels do not serve {mode}.", param="model")
+            raise bad_input(f"Tencent Hunyuan channels do not serve {ctx.mode}.", param="model")
         secret_id, secret_key = credentials(channel.key)
         url = (channel.base_url or self.default_base_url).rstrip("/") + "/"
         data = orjson.dumps(payload)
@@ -377,25 +376,23 @@ class TencentAdapter(Adapter):
             headers["X-TC-Region"] = region
         return UpstreamRequest("POST", url, headers, data)
 
-    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         response = _response(body)
-        answer, usage = to_embeddings(response) if mode == "embeddings" else to_chat_completion(response)
+        answer, usage = to_embeddings(response) if ctx.mode == "embeddings" else to_chat_completion(response)
         return orjson.dumps(answer), usage
 
-    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
-        return HunyuanStreamDecoder(model)
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
+        return HunyuanStreamDecoder(ctx.client_model)
 
-    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
-        try:
-            payload = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            payload = None
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
+        payload = json_or_none(body)
         response = payload.get("Response") if isinstance(payload, dict) else None
         if isinstance(response, dict) and isinstance(response.get("Error"), dict):
             err = error_from(response["Error"], response.get("RequestId"))
             err.retryable = err.retryable or retryable_status(status)
             return err
-        return super().parse_error(status=status, body=body)
+        return super().parse_error(ctx, status=status, body=body, headers=headers)
 
 
 class HunyuanStreamDecoder(StreamDecoder):

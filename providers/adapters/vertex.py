@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import re
 import time
-from contextvars import ContextVar
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,10 +29,12 @@ from providers.adapters.anthropic import AnthropicAdapter, AnthropicStreamDecode
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
+    RequestContext,
     StreamDecoder,
     UpstreamError,
     UpstreamRequest,
     Usage,
+    json_or_none,
 )
 from providers.adapters.fetch import fetch_image_data_url
 from providers.adapters.gemini import GeminiAdapter, GeminiStreamDecoder, gemini_error
@@ -44,6 +47,7 @@ DEFAULT_REGION = "us-central1"
 ANTHROPIC_VERSION = "vertex-2023-10-16"
 TOKEN_LIFETIME = 3600
 REFRESH_MARGIN = 300  # a token is renewed five minutes before Google says it expires
+TOKEN_FIELD = "_vertex_token"  # the body key carrying the token from prepare() to build_request()
 
 # Vertex names Claude `<name>@<date>`; most OpenAI-side names map by their trailing date, these not.
 # https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude (model ids per version)
@@ -60,12 +64,6 @@ DEFAULT_MODELS = (
     "claude-sonnet-4-5@20250929", "claude-haiku-4-5@20251001", "claude-opus-4-1@20250805",
     "claude-sonnet-4@20250514", "claude-3-7-sonnet@20250219", "claude-3-5-haiku@20241022",
 )
-
-# parse_response, stream_decoder and parse_error are told neither the channel nor the upstream model;
-# build_request runs in the same relay task, so it leaves which publisher answers (and whose token
-# was used) here.
-_request_facts: ContextVar[dict | None] = ContextVar("vertex_request_facts", default=None)
-
 
 def claude_model(model: str) -> str:
     """The Vertex id of a Claude model: `@`-versioned ids pass through."""
@@ -242,13 +240,13 @@ class VertexAdapter(Adapter):
         account = service_account(channel)
         token = await access_token(account, session)
         if mode == "embeddings":
-            return {**body, "_vertex_token": token}
+            return {**body, TOKEN_FIELD: token}
         if is_claude(str(body.get("model") or "")):
             body = await inline_claude_images(body, session)
         else:
             body = await inline_remote_images(body, session)
         # The token rides in the body to build_request (which does no I/O); it never goes upstream.
-        return {**body, "_vertex_token": token}
+        return {**body, TOKEN_FIELD: token}
 
     def endpoint(self, channel: ChannelInfo, publisher: str, model: str, action: str) -> str:
         config = channel.config or {}
@@ -261,20 +259,18 @@ class VertexAdapter(Adapter):
         base = (channel.base_url or host).rstrip("/")
         return f"{base}/v1/projects/{project}/locations/{region}/publishers/{publisher}/models/{model}:{action}"
 
-    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
-        body = dict(body)
-        token = body.pop("_vertex_token", None)
-        account = service_account(channel)
+    def build_request(self, ctx: RequestContext) -> UpstreamRequest:
+        channel, stream = ctx.channel, ctx.stream
+        body = dict(ctx.body)
+        token = body.pop(TOKEN_FIELD, None)
         if token is None:
             raise credentials_error("No Vertex AI access token: prepare() was not run.")
-        model = str(body.get("model") or "")
+        model = ctx.model
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-        if mode == "embeddings":
-            _request_facts.set({"publisher": "google", "email": account.client_email, "model": model})
+        if ctx.mode == "embeddings":
             url = self.endpoint(channel, "google", model.removeprefix("models/"), "predict")
             return UpstreamRequest("POST", url, headers, orjson.dumps(embedding_request(body)))
         if is_claude(model):
-            _request_facts.set({"publisher": "anthropic", "email": account.client_email})
             payload = to_messages_request(body, stream)
             payload.pop("model", None)  # the model is in the URL
             payload["anthropic_version"] = ANTHROPIC_VERSION
@@ -282,41 +278,42 @@ class VertexAdapter(Adapter):
             url = self.endpoint(channel, "anthropic", claude_model(model), action)
             headers["Accept"] = "text/event-stream" if stream else "application/json"
             return UpstreamRequest("POST", url, headers, orjson.dumps(payload))
-        gemini = self.gemini.build_request(channel=channel, mode=mode, body=body, stream=stream)
-        _request_facts.set({"publisher": "google", "email": account.client_email})
+        gemini = self.gemini.build_request(dataclasses.replace(ctx, body=body))
         action = "streamGenerateContent?alt=sse" if stream else "generateContent"
         url = self.endpoint(channel, "google", model.removeprefix("models/"), action)
         headers.update({k: v for k, v in gemini.headers.items() if k not in ("x-goog-api-key", "Content-Type")})
         return UpstreamRequest("POST", url, headers, gemini.body)
 
-    def _publisher(self) -> str:
-        return (_request_facts.get() or {}).get("publisher", "google")
+    @staticmethod
+    def _publisher(ctx: RequestContext) -> str:
+        """Who answers: Anthropic for Claude chats, Google for the rest."""
+        return "anthropic" if ctx.mode == "chat" and is_claude(ctx.model) else "google"
 
-    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
-        if mode == "embeddings":
-            return embedding_answer(orjson.loads(body), (_request_facts.get() or {}).get("model", ""))
-        if self._publisher() == "anthropic":
-            return self.claude.parse_response(mode=mode, body=body)
-        return self.gemini.parse_response(mode=mode, body=body)
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
+        if ctx.mode == "embeddings":
+            return embedding_answer(orjson.loads(body), ctx.model)
+        if self._publisher(ctx) == "anthropic":
+            return self.claude.parse_response(ctx, body=body)
+        return self.gemini.parse_response(ctx, body=body)
 
-    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
-        if self._publisher() == "anthropic":
-            return AnthropicStreamDecoder(model)
-        return GeminiStreamDecoder(model)
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
+        if self._publisher(ctx) == "anthropic":
+            return AnthropicStreamDecoder(ctx.client_model)
+        return GeminiStreamDecoder(ctx.client_model)
 
-    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
-        facts = _request_facts.get() or {}
-        try:
-            payload = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            payload = None
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
+        payload = json_or_none(body)
         if isinstance(payload, dict) and payload.get("type") == "error" and isinstance(payload.get("error"), dict):
             # Claude's own errors (overloaded, invalid request) pass through rawPredict in Anthropic's shape.
             err = anthropic.error_from(status, payload["error"])
         else:
-            err = gemini_error(status, body) or super().parse_error(status=status, body=body)
-        if (status == 401 or err.code == "unauthenticated") and facts.get("email"):
-            forget_token(facts["email"])  # revoked or expired early: the next request mints a new one
+            err = gemini_error(status, body) or super().parse_error(ctx, status=status, body=body, headers=headers)
+        if status == 401 or err.code == "unauthenticated":
+            try:  # revoked or expired early: the next request mints a new one
+                forget_token(service_account(ctx.channel).client_email)
+            except UpstreamError:
+                pass  # no usable service account: no token was minted with it
         return err
 
 

@@ -9,19 +9,22 @@ The WebSocket API (channel type 18) is not spoken.
 
 from __future__ import annotations
 
-import contextvars
+import dataclasses
 import time
+from collections.abc import Mapping
 from typing import ClassVar
 
 import orjson
 
 from providers.adapters.base import (
     ChannelInfo,
+    RequestContext,
     StreamDecoder,
     StreamEvent,
     UpstreamError,
     UpstreamRequest,
     Usage,
+    json_or_none,
 )
 from providers.adapters.openai import OpenAIAdapter, usage_from
 
@@ -31,9 +34,6 @@ AUTH = {11200}  # no licence for this function, or the licence is used up
 CONTENT = {10013, 10014, 10019}  # the input / output / reply was judged sensitive
 TOO_LONG = {10907}  # history plus question over the model's context
 SPARK_FIELDS = ("code", "message", "sid")
-
-_request_model: contextvars.ContextVar[str] = contextvars.ContextVar("xunfei_request_model", default="")
-
 
 def spark_error(payload: dict) -> UpstreamError:
     try:
@@ -71,17 +71,16 @@ class XunfeiAdapter(OpenAIAdapter):
     default_base_url = "https://spark-api-open.xf-yun.com"
     modes: ClassVar[tuple[str, ...]] = ("chat",)
 
-    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
-        if mode != "chat":
-            raise UpstreamError(status=400, message=f"Xunfei Spark does not serve {mode}.",
+    def build_request(self, ctx: RequestContext) -> UpstreamRequest:
+        if ctx.mode != "chat":
+            raise UpstreamError(status=400, message=f"Xunfei Spark does not serve {ctx.mode}.",
                                 type="invalid_request_error", code="unsupported_mode")
-        _request_model.set(str(body.get("model") or ""))
         # Spark documents a closed parameter list; the usage comes in its last chunk unasked.
-        body = {k: v for k, v in body.items() if k != "stream_options"}
+        body = {k: v for k, v in ctx.body.items() if k != "stream_options"}
         if body.get("max_tokens") is None and body.get("max_completion_tokens") is not None:
             body["max_tokens"] = body.pop("max_completion_tokens")
-        request = super().build_request(channel=channel, mode=mode, body=body, stream=stream)
-        if stream and request.body:
+        request = super().build_request(dataclasses.replace(ctx, body=body))
+        if ctx.stream and request.body:
             payload = orjson.loads(request.body)
             payload.pop("stream_options", None)
             request.body = orjson.dumps(payload)
@@ -90,7 +89,7 @@ class XunfeiAdapter(OpenAIAdapter):
     def balance_requests(self, channel: ChannelInfo) -> list:
         return []
 
-    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -105,7 +104,7 @@ class XunfeiAdapter(OpenAIAdapter):
         answer.setdefault("id", f"chatcmpl-{payload.get('sid') or int(time.time())}")
         answer["object"] = "chat.completion"
         answer.setdefault("created", int(time.time()))
-        answer.setdefault("model", _request_model.get())
+        answer.setdefault("model", ctx.model)
         for i, choice in enumerate(answer.get("choices") or ()):
             if isinstance(choice, dict):
                 choice.setdefault("index", i)
@@ -114,20 +113,18 @@ class XunfeiAdapter(OpenAIAdapter):
                     choice["finish_reason"] = "tool_calls" if message.get("tool_calls") else "stop"
         return orjson.dumps(answer), usage_from(answer)
 
-    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
-        try:
-            payload = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            payload = None
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
+        payload = json_or_none(body)
         if _failed(payload) and not isinstance(payload.get("error"), dict):
             err = spark_error(payload)
             if status == 401:
                 err.status, err.type, err.code, err.retryable = 401, "authentication_error", "invalid_api_key", False
             return err
-        return super().parse_error(status=status, body=body)
+        return super().parse_error(ctx, status=status, body=body, headers=headers)
 
-    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
-        return XunfeiStreamDecoder(model)
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
+        return XunfeiStreamDecoder(ctx.client_model)
 
 
 class XunfeiStreamDecoder(StreamDecoder):

@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 import orjson
 
-from providers.adapters.base import Adapter, ChannelInfo, StreamEvent, UpstreamError, Usage
+from providers.adapters.base import Adapter, ChannelInfo, RequestContext, StreamEvent, UpstreamError, Usage
 
 DEFAULT_HOST = "wss://spark-api.xf-yun.com"
 # one-api's model names → API version (relay/adaptor/xunfei/main.go); the version gives the path and domain.
@@ -263,14 +263,14 @@ class XunfeiSparkAdapter(Adapter):
         path = PATHS.get(version, f"/{version}/chat")
         return signed_url(channel.base_url, path, api_key, api_secret, self.clock()), domain_for(version)
 
-    async def exchange(self, *, channel: ChannelInfo, mode: str, body: dict, session):
-        if mode != "chat":
-            raise UpstreamError(status=400, message=f"Xunfei Spark does not serve {mode}.",
+    async def exchange(self, ctx: RequestContext, *, session):
+        if ctx.mode != "chat":
+            raise UpstreamError(status=400, message=f"Xunfei Spark does not serve {ctx.mode}.",
                                 type="invalid_request_error", code="unsupported_mode")
-        app_id = split_key(channel.key)[0]
-        url, domain = self.url_for(channel, str(body.get("model") or ""))
-        frame = request_frame(body, app_id, domain)
-        converter = FrameConverter(str(body.get("model") or ""))
+        app_id = split_key(ctx.channel.key)[0]
+        url, domain = self.url_for(ctx.channel, ctx.model)
+        frame = request_frame(ctx.body, app_id, domain)
+        converter = FrameConverter(ctx.model)
         try:
             ws = await session.ws_connect(url)
         except aiohttp.WSServerHandshakeError as exc:

@@ -14,12 +14,14 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping
 from typing import ClassVar
 
 import orjson
 
 from providers.adapters.base import (
     ChannelInfo,
+    RequestContext,
     StreamDecoder,
     StreamEvent,
     UpstreamError,
@@ -158,7 +160,8 @@ class ZhipuAdapter(OpenAIAdapter):
     def auth_headers(self, channel: ChannelInfo) -> dict[str, str]:
         return {"Authorization": f"Bearer {zhipu_token(channel.key)}"}
 
-    def build_request(self, *, channel: ChannelInfo, mode: str, body: dict, stream: bool) -> UpstreamRequest:
+    def build_request(self, ctx: RequestContext) -> UpstreamRequest:
+        channel, mode, body, stream = ctx.channel, ctx.mode, ctx.body, ctx.stream
         if mode not in self.modes:
             raise UpstreamError(status=400, message=f"Zhipu does not serve {mode}.", type="invalid_request_error",
                                 code="unsupported_mode")
@@ -173,7 +176,7 @@ class ZhipuAdapter(OpenAIAdapter):
         url = self.base_url(channel) + self.path(mode, body.get("model", ""), channel)
         return UpstreamRequest("POST", url, headers, orjson.dumps(payload))
 
-    def parse_response(self, *, mode: str, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -181,7 +184,7 @@ class ZhipuAdapter(OpenAIAdapter):
         if not isinstance(payload, dict):
             return body, None
         # Zhipu omits `object`; OpenAI clients read it.
-        if mode == "chat":
+        if ctx.mode == "chat":
             payload.setdefault("object", "chat.completion")
             for choice in payload.get("choices") or ():
                 if isinstance(choice, dict):
@@ -190,11 +193,12 @@ class ZhipuAdapter(OpenAIAdapter):
             payload.setdefault("object", "list")
         return orjson.dumps(payload), usage_from(payload)
 
-    def stream_decoder(self, *, mode: str, model: str) -> StreamDecoder:
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
         return ZhipuStreamDecoder()
 
-    def parse_error(self, *, status: int, body: bytes) -> UpstreamError:
-        err = super().parse_error(status=status, body=body)
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
+        err = super().parse_error(ctx, status=status, body=body, headers=headers)
         vendor = err.error_body or {}
         code = str(vendor.get("code") or "")
         if not code:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.mock_upstream import Behaviour, MockUpstream, Recorded
+from tests.mock_upstream import Behaviour, Recorded
+from tests.providers.vendor_harness import VendorMock
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "ali"
 REPLY = "我是通义千问，很高兴为你服务。"
@@ -33,19 +34,12 @@ class AliBehaviour(Behaviour):
     tool_call: bool = False  # answer with TOOL_CALL
 
 
-class MockAli(MockUpstream):
+class MockAli(VendorMock):
+    behaviour = AliBehaviour
+
     def __init__(self, keys: set[str] | None = None) -> None:
         super().__init__()
-        self.default = AliBehaviour()
         self.keys = keys or set()
-
-    def then(self, **kwargs) -> "MockAli":
-        self.script.append(AliBehaviour(**kwargs))
-        return self
-
-    def reset(self) -> None:
-        super().reset()
-        self.default = AliBehaviour()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -54,7 +48,7 @@ class MockAli(MockUpstream):
         if request.headers.get("Authorization", "").removeprefix("Bearer ") not in self.keys:
             return web.json_response({"code": "InvalidApiKey", "message": "Invalid API-key provided.",
                                       "request_id": "req-auth"}, status=401)
-        b = self.script.popleft() if self.script else self.default
+        b = self.next_behaviour()
         if b.delay:
             await asyncio.sleep(b.delay)
         if b.status != 200:

@@ -8,15 +8,13 @@ with one of the error fixtures, or a stream cut after some events.
 from __future__ import annotations
 
 import asyncio
-import json
-import socket
-import threading
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from tests.providers.vendor_harness import VendorMock
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "anthropic"
 
@@ -47,60 +45,13 @@ class Recorded:
     body: Any
 
 
-class MockAnthropic:
-    def __init__(self) -> None:
-        self.requests: list[Recorded] = []
-        self.script: deque[Behaviour] = deque()
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def then(self, **kwargs) -> "MockAnthropic":
-        """Script the next answer; unscripted requests get a plain answer."""
-        self.script.append(Behaviour(**kwargs))
-        return self
-
-    def reset(self) -> None:
-        self.requests.clear()
-        self.script.clear()
-
-    def start(self) -> "MockAnthropic":
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        ready = threading.Event()
-        threading.Thread(target=self._serve, args=(ready,), daemon=True, name="mock-anthropic").start()
-        ready.wait(10)
-        return self
-
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-        ready.set()
-        self._loop.run_forever()
-
-    def stop(self) -> None:
-        if self._loop and self._runner:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
+class MockAnthropic(VendorMock):
+    behaviour = Behaviour
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw
+        _, body = await self.read_body(request)
         self.requests.append(Recorded(request.method, request.path, dict(request.headers), body))
-        behaviour = self.script.popleft() if self.script else Behaviour()
+        behaviour = self.next_behaviour()
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)
         if request.method != "POST" or request.path != "/v1/messages":

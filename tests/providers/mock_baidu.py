@@ -16,7 +16,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.mock_upstream import Behaviour, MockUpstream, Recorded
+from tests.mock_upstream import Behaviour, Recorded
+from tests.providers.vendor_harness import VendorMock
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "baidu"
 REPLY = "你好，我是文心一言。"
@@ -36,10 +37,11 @@ class BaiduBehaviour(Behaviour):
     baidu_error: dict | None = None  # `{"error_code", "error_msg"}`, served with HTTP 200 as Baidu does
 
 
-class MockBaidu(MockUpstream):
+class MockBaidu(VendorMock):
+    behaviour = BaiduBehaviour
+
     def __init__(self, keys: dict[str, str] | None = None) -> None:
         super().__init__()
-        self.default = BaiduBehaviour()
         self.keys = keys or {}  # API key -> secret key
         self.tokens: set[str] = set()
         self.token_requests = 0
@@ -47,13 +49,8 @@ class MockBaidu(MockUpstream):
         self.expires_in = 2592000
         self._serial = itertools.count(1)
 
-    def then(self, **kwargs) -> "MockBaidu":
-        self.script.append(BaiduBehaviour(**kwargs))
-        return self
-
     def reset(self) -> None:
         super().reset()
-        self.default = BaiduBehaviour()
         self.tokens.clear()
         self.token_requests = 0
         self.token_delay = 0.0
@@ -75,7 +72,7 @@ class MockBaidu(MockUpstream):
             return await self._token(request)
         if request.query.get("access_token") not in self.tokens:
             return web.json_response({"error_code": 110, "error_msg": "Access token invalid or no longer valid"})
-        b = self.script.popleft() if self.script else self.default
+        b = self.next_behaviour()
         if b.delay:
             await asyncio.sleep(b.delay)
         if b.status != 200:

@@ -2,9 +2,11 @@
 
 `POST /model/{modelId}/invoke` answers `<answer>.json`; `/invoke-with-response-stream` answers
 `<answer>_stream.ndjson` as a binary AWS event stream, frame by frame (optionally in small byte pieces,
-so frames straddle reads). Every request's SigV4 `Authorization` header is checked for its shape and,
-when botocore is importable, recomputed with botocore's signer: a wrong signature gets Bedrock's 403
-InvalidSignatureException, as the real service would answer. Scriptable errors carry `x-amzn-ErrorType`.
+so frames straddle reads). `/converse` and `/converse-stream` answer `converse_<answer>...` likewise.
+Every request's SigV4 `Authorization` header is checked for its shape and, when botocore is
+importable, recomputed with botocore's signer: a wrong signature gets Bedrock's 403
+InvalidSignatureException, as the real service would answer. With a session token, requests must
+carry it in `X-Amz-Security-Token`, signed. Scriptable errors carry `x-amzn-ErrorType`.
 `GET /images/<name>` serves test images for the adapter to inline.
 """
 
@@ -14,11 +16,8 @@ import asyncio
 import base64
 import json
 import re
-import socket
 import struct
-import threading
 import zlib
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from providers.adapters.aws_eventstream import encode_message
+from tests.providers.vendor_harness import VendorMock
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "bedrock"
 AUTHORIZATION = re.compile(
@@ -67,7 +67,7 @@ def corrupt(frame: bytes) -> bytes:
 
 
 def botocore_signature(*, method: str, url: str, headers: dict[str, str], body: bytes, access_key: str,
-                       secret_key: str, region: str, amz_date: str) -> str | None:
+                       secret_key: str, region: str, amz_date: str, session_token: str = "") -> str | None:
     """The signature botocore computes for the request as received; None without botocore."""
     try:
         from botocore.auth import SigV4Auth
@@ -77,7 +77,7 @@ def botocore_signature(*, method: str, url: str, headers: dict[str, str], body: 
         return None
     request = AWSRequest(method=method, url=url, data=body, headers=headers)
     request.context["timestamp"] = amz_date
-    signer = SigV4Auth(Credentials(access_key, secret_key), "bedrock", region)
+    signer = SigV4Auth(Credentials(access_key, secret_key, session_token or None), "bedrock", region)
     return signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
 
 
@@ -102,55 +102,16 @@ class Recorded:
     signature_ok: bool | None  # None: botocore was not there to check
 
 
-class MockBedrock:
-    def __init__(self, *, access_key: str, secret_key: str, region: str) -> None:
+class MockBedrock(VendorMock):
+    behaviour = Behaviour
+
+    def __init__(self, *, access_key: str, secret_key: str, region: str, session_token: str = "") -> None:
+        super().__init__()
         self.access_key, self.secret_key, self.region = access_key, secret_key, region
-        self.requests: list[Recorded] = []
-        self.script: deque[Behaviour] = deque()
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def then(self, **kwargs) -> "MockBedrock":
-        self.script.append(Behaviour(**kwargs))
-        return self
-
-    def reset(self) -> None:
-        self.requests.clear()
-        self.script.clear()
-
-    def start(self) -> "MockBedrock":
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        ready = threading.Event()
-        threading.Thread(target=self._serve, args=(ready,), daemon=True, name="mock-bedrock").start()
-        ready.wait(10)
-        return self
-
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("GET", "/images/{name}", self._image)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-        ready.set()
-        self._loop.run_forever()
-
-    def stop(self) -> None:
-        if self._loop and self._runner:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        self.session_token = session_token
 
     async def _image(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
+        name = request.path.rsplit("/", 1)[-1]
         if name == "pixel.png":
             return web.Response(body=PNG, content_type="image/png")
         if name == "huge.png":  # says it is 25 MB: a client must refuse it before reading it
@@ -166,26 +127,29 @@ class MockBedrock:
     def _check_signature(self, request: web.Request, raw: bytes) -> bool | None:
         match = AUTHORIZATION.match(request.headers.get("Authorization", ""))
         amz_date = request.headers.get("X-Amz-Date", "")
+        signed = "content-type;host;x-amz-date" + (";x-amz-security-token" if self.session_token else "")
         if not match or match["ak"] != self.access_key or match["region"] != self.region \
-                or match["signed"] != "content-type;host;x-amz-date" or match["date"] != amz_date[:8]:
+                or match["signed"] != signed or match["date"] != amz_date[:8] \
+                or request.headers.get("X-Amz-Security-Token", "") != self.session_token:
             return False
         headers = {"Content-Type": request.headers.get("Content-Type", ""), "Host": request.headers.get("Host", ""),
                    "X-Amz-Date": amz_date}
+        if self.session_token:
+            headers["X-Amz-Security-Token"] = self.session_token
         expected = botocore_signature(method=request.method, url=f"http://{headers['Host']}{request.raw_path}",
                                       headers=headers, body=raw, access_key=self.access_key,
-                                      secret_key=self.secret_key, region=self.region, amz_date=amz_date)
+                                      secret_key=self.secret_key, region=self.region, amz_date=amz_date,
+                                      session_token=self.session_token)
         return None if expected is None else expected == match["signature"]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw
+        if request.method == "GET" and request.path.startswith("/images/"):
+            return await self._image(request)
+        raw, body = await self.read_body(request)
         signature_ok = self._check_signature(request, raw)
         self.requests.append(Recorded(request.method, request.path, request.raw_path, dict(request.headers), body,
                                       signature_ok))
-        behaviour = self.script.popleft() if self.script else Behaviour()
+        behaviour = self.next_behaviour()
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)
         if signature_ok is False:
@@ -194,14 +158,15 @@ class MockBedrock:
                                b'you provided. Check your AWS Secret Access Key and signing method."}')
         action = request.path.rsplit("/", 1)[-1]
         if request.method != "POST" or not request.path.startswith("/model/") \
-                or action not in ("invoke", "invoke-with-response-stream"):
+                or action not in ("invoke", "invoke-with-response-stream", "converse", "converse-stream"):
             return self._error(404, "UnknownOperationException", b'{"message": "Unknown operation"}')
         if behaviour.status != 200:
             return self._error(behaviour.status, ERROR_TYPES.get(behaviour.error, "ValidationException"),
                                fixture(f"{behaviour.error}.json"))
-        if action == "invoke-with-response-stream":
-            return await self._stream(request, behaviour)
-        return web.Response(body=fixture(f"{behaviour.answer}.json"), content_type="application/json")
+        answer = f"converse_{behaviour.answer}" if action.startswith("converse") else behaviour.answer
+        if action.endswith("stream"):
+            return await self._stream(request, behaviour, answer)
+        return web.Response(body=fixture(f"{answer}.json"), content_type="application/json")
 
     @staticmethod
     def _error(status: int, kind: str, body: bytes) -> web.Response:
@@ -209,11 +174,11 @@ class MockBedrock:
         return web.Response(body=body, status=status, content_type="application/json",
                             headers={"x-amzn-ErrorType": kind})
 
-    async def _stream(self, request: web.Request, b: Behaviour) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, b: Behaviour, answer: str) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/vnd.amazon.eventstream",
                                                "x-amzn-bedrock-content-type": "application/json"})
         await response.prepare(request)
-        for sent, frame in enumerate(frames(f"{b.answer}_stream.ndjson")):
+        for sent, frame in enumerate(frames(f"{answer}_stream.ndjson")):
             if b.cut_after is not None and sent >= b.cut_after:
                 request.transport.close()
                 return response

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.mock_upstream import Behaviour, MockUpstream, Recorded
+from tests.mock_upstream import Behaviour, Recorded
+from tests.providers.vendor_harness import VendorMock
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "cohere"
 REPLY = "Hello from the mock Cohere."
@@ -29,19 +30,15 @@ class CohereBehaviour(Behaviour):
     tool_call: bool = False
 
 
-class MockCohere(MockUpstream):
+class MockCohere(VendorMock):
+    behaviour = CohereBehaviour
+
     def __init__(self) -> None:
         super().__init__()
-        self.default = CohereBehaviour()
         self.image_bytes = PNG  # served at /images/cat.png
-
-    def then(self, **kwargs) -> "MockCohere":
-        self.script.append(CohereBehaviour(**kwargs))
-        return self
 
     def reset(self) -> None:
         super().reset()
-        self.default = CohereBehaviour()
         self.image_bytes = PNG
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -52,7 +49,7 @@ class MockCohere(MockUpstream):
         raw = await request.read()
         body = json.loads(raw) if raw else {}
         self.requests.append(Recorded(request.method, request.path, request.query_string, dict(request.headers), body))
-        b = self.script.popleft() if self.script else self.default
+        b = self.next_behaviour()
         if b.delay:
             await asyncio.sleep(b.delay)
         if b.status != 200:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
-from tests.mock_upstream import MockUpstream, Recorded
+from tests.mock_upstream import Recorded
+from tests.providers.vendor_harness import VendorMock
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "providers" / "coze"
 
@@ -32,19 +32,8 @@ class CozeBehaviour:
     cut_after: int | None = None  # close the connection after this many events
 
 
-class MockCoze(MockUpstream):
-    def __init__(self) -> None:
-        super().__init__()
-        self.script: deque[CozeBehaviour] = deque()  # type: ignore[assignment]
-        self.default = CozeBehaviour()  # type: ignore[assignment]
-
-    def then(self, **kwargs) -> "MockCoze":  # type: ignore[override]
-        self.script.append(CozeBehaviour(**kwargs))
-        return self
-
-    def reset(self) -> None:
-        super().reset()
-        self.default = CozeBehaviour()  # type: ignore[assignment]
+class MockCoze(VendorMock):
+    behaviour = CozeBehaviour
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -53,7 +42,7 @@ class MockCoze(MockUpstream):
         except ValueError:
             body = raw
         self.requests.append(Recorded(request.method, request.path, request.query_string, dict(request.headers), body))
-        behaviour = self.script.popleft() if self.script else self.default
+        behaviour = self.next_behaviour()
         v2 = request.path == "/open_api/v2/chat"
         if request.path not in ("/v3/chat", "/open_api/v2/chat") or request.method != "POST":
             return web.json_response({"code": 4000, "msg": f"no such API: {request.path}"}, status=404)

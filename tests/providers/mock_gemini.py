@@ -4,16 +4,14 @@ scripted to fail or to cut a stream, and also serves images for the inlining tes
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import threading
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
+
+from tests.mock_upstream import Recorded
+from tests.providers.vendor_harness import VendorMock
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "providers" / "gemini"
 # A 1x1 transparent PNG.
@@ -33,78 +31,29 @@ class Behaviour:
     cut_after: int | None = None  # close a stream after this many events
 
 
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: Any
+class MockGemini(VendorMock):
+    behaviour = Behaviour
 
-
-class MockGemini:
     def __init__(self) -> None:
-        self.requests: list[Recorded] = []
-        self.script: deque[Behaviour] = deque()
-        self.port = 0
+        super().__init__()
         self.image_size = 0  # extra bytes appended to the served image (for the size limit)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def then(self, **kwargs) -> "MockGemini":
-        self.script.append(Behaviour(**kwargs))
-        return self
 
     def reset(self) -> None:
-        self.requests.clear()
-        self.script.clear()
+        super().reset()
         self.image_size = 0
 
-    def start(self) -> "MockGemini":
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
-        ready = threading.Event()
-        threading.Thread(target=self._serve, args=(ready,), daemon=True, name="mock-gemini").start()
-        ready.wait(10)
-        return self
-
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_get("/images/{name}", self._image)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-        ready.set()
-        self._loop.run_forever()
-
-    def stop(self) -> None:
-        if self._loop and self._runner:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-
     async def _image(self, request: web.Request) -> web.Response:
-        if request.match_info["name"] == "page.html":
+        if request.path.rsplit("/", 1)[-1] == "page.html":
             return web.Response(body=b"<html></html>", content_type="text/html")
         return web.Response(body=PNG + b"\0" * self.image_size, content_type="image/png")
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw
+        if request.method == "GET" and request.path.startswith("/images/"):
+            return await self._image(request)
+        raw, body = await self.read_body(request)
         self.requests.append(Recorded(request.method, request.path, request.query_string, dict(request.headers),
                                       body))
-        b = self.script.popleft() if self.script else Behaviour()
+        b = self.next_behaviour()
         if b.status != 200:
             error = b.error or "error_400.json"
             data = fixture(error) if isinstance(error, str) else json.dumps(error).encode()

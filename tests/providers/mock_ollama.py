@@ -13,7 +13,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.mock_upstream import Behaviour, MockUpstream, Recorded
+from tests.mock_upstream import Behaviour, Recorded
+from tests.providers.vendor_harness import VendorMock
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "ollama"
 REPLY = "Hello from the mock Ollama."
@@ -31,20 +32,16 @@ class OllamaBehaviour(Behaviour):
     done_reason: str = "stop"
 
 
-class MockOllama(MockUpstream):
+class MockOllama(VendorMock):
+    behaviour = OllamaBehaviour
+
     def __init__(self) -> None:
         super().__init__()
-        self.default = OllamaBehaviour()
         self.image_bytes = PNG  # served at /images/cat.png; /images/big.bin streams `big_size` bytes unsized
         self.big_size = 0
 
-    def then(self, **kwargs) -> "MockOllama":
-        self.script.append(OllamaBehaviour(**kwargs))
-        return self
-
     def reset(self) -> None:
         super().reset()
-        self.default = OllamaBehaviour()
         self.image_bytes = PNG
         self.big_size = 0
 
@@ -54,7 +51,7 @@ class MockOllama(MockUpstream):
         raw = await request.read()
         body = json.loads(raw) if raw else {}
         self.requests.append(Recorded(request.method, request.path, request.query_string, dict(request.headers), body))
-        b = self.script.popleft() if self.script else self.default
+        b = self.next_behaviour()
         if b.delay:
             await asyncio.sleep(b.delay)
         if b.status != 200:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.mock_upstream import Behaviour, MockUpstream, Recorded
+from tests.mock_upstream import Behaviour, Recorded
+from tests.providers.vendor_harness import VendorMock
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "tencent"
 REPLY = "Hello from the mock Hunyuan."
@@ -59,20 +60,16 @@ class TencentBehaviour(Behaviour):
     tool_call: bool = False
 
 
-class MockTencent(MockUpstream):
+class MockTencent(VendorMock):
+    behaviour = TencentBehaviour
+
     def __init__(self) -> None:
         super().__init__()
-        self.default = TencentBehaviour()
         self.secret_id, self.secret_key = SECRET_ID, SECRET_KEY
         self.signature_failures = 0
 
-    def then(self, **kwargs) -> "MockTencent":
-        self.script.append(TencentBehaviour(**kwargs))
-        return self
-
     def reset(self) -> None:
         super().reset()
-        self.default = TencentBehaviour()
         self.signature_failures = 0
 
     @staticmethod
@@ -92,7 +89,7 @@ class MockTencent(MockUpstream):
             self.signature_failures += 1
             return self._error("AuthFailure.SignatureFailure", "The provided credentials could not be validated. "
                                                                "Please check your signature is correct.")
-        b = self.script.popleft() if self.script else self.default
+        b = self.next_behaviour()
         if b.delay:
             await asyncio.sleep(b.delay)
         if b.status != 200:

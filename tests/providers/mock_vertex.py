@@ -9,21 +9,19 @@ Every request is recorded; answers can be scripted to fail or to cut a stream.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import socket
-import threading
 import time
-from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tests.mock_upstream import Recorded
+from tests.providers.mock_gemini import Behaviour  # the same scriptable answers, fixture paths by publisher
+from tests.providers.vendor_harness import VendorMock
 
 PROVIDERS = Path(__file__).resolve().parents[1] / "fixtures" / "providers"
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -56,39 +54,23 @@ def verify_jwt(assertion: str, public_key: rsa.RSAPublicKey) -> tuple[dict, dict
     return header, claims
 
 
-@dataclass
-class Behaviour:
-    status: int = 200
-    error: str | dict | None = None  # a fixture path or the JSON body of an error answer
-    fixture: str | None = None  # answer with this fixture instead of the default one
-    cut_after: int | None = None  # close a stream after this many events
+class MockVertex(VendorMock):
+    behaviour = Behaviour
 
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: Any
-
-
-class MockVertex:
     def __init__(self) -> None:
-        self.requests: list[Recorded] = []  # model calls
+        super().__init__()
         self.token_requests: list[dict] = []  # the decoded claims of each accepted assertion
-        self.script: deque[Behaviour] = deque()
         self.public_key: rsa.RSAPublicKey | None = None
         self.issued: set[str] = set()
         self.expires_in = 3599
         self.token_failure: tuple[int, str] | None = None  # (status, fixture path) for the token endpoint
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def reset(self) -> None:
+        super().reset()
+        self.token_requests.clear()
+        self.issued.clear()
+        self.expires_in = 3599
+        self.token_failure = None
 
     @property
     def token_uri(self) -> str:
@@ -98,47 +80,8 @@ class MockVertex:
         self.public_key = public_key
         return self
 
-    def then(self, **kwargs) -> "MockVertex":
-        self.script.append(Behaviour(**kwargs))
-        return self
-
     def revoke_all(self) -> None:
         self.issued.clear()
-
-    def reset(self) -> None:
-        self.requests.clear()
-        self.token_requests.clear()
-        self.script.clear()
-        self.issued.clear()
-        self.expires_in = 3599
-        self.token_failure = None
-
-    def start(self) -> "MockVertex":
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
-        ready = threading.Event()
-        threading.Thread(target=self._serve, args=(ready,), daemon=True, name="mock-vertex").start()
-        ready.wait(10)
-        return self
-
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/token", self._token)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-        ready.set()
-        self._loop.run_forever()
-
-    def stop(self) -> None:
-        if self._loop and self._runner:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
 
     # --- https://oauth2.googleapis.com/token -----------------------------------------------------
 
@@ -173,18 +116,16 @@ class MockVertex:
     # --- the publisher endpoints -----------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw
+        if request.method == "POST" and request.path == "/token":
+            return await self._token(request)
+        _, body = await self.read_body(request)
         self.requests.append(Recorded(request.method, request.path, request.query_string, dict(request.headers),
                                       body))
         bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if bearer not in self.issued:
             return web.Response(body=fixture("vertex/error_unauthenticated.json"), status=401,
                                 content_type="application/json")
-        b = self.script.popleft() if self.script else Behaviour()
+        b = self.next_behaviour()
         if b.status != 200:
             error = b.error or "vertex/error_permission_denied.json"
             data = fixture(error) if isinstance(error, str) else json.dumps(error).encode()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.mock_upstream import Behaviour, MockUpstream, Recorded
+from tests.mock_upstream import Behaviour, Recorded
+from tests.providers.vendor_harness import VendorMock
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "xunfei"
 REPLY = "你好！我是讯飞星火。"
@@ -26,19 +27,12 @@ class SparkBehaviour(Behaviour):
     spark_error: dict | None = None  # `{"code", "message", "sid"}` served with HTTP 200
 
 
-class MockXunfei(MockUpstream):
+class MockXunfei(VendorMock):
+    behaviour = SparkBehaviour
+
     def __init__(self, password: str) -> None:
         super().__init__()
-        self.default = SparkBehaviour()
         self.password = password
-
-    def then(self, **kwargs) -> "MockXunfei":
-        self.script.append(SparkBehaviour(**kwargs))
-        return self
-
-    def reset(self) -> None:
-        super().reset()
-        self.default = SparkBehaviour()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -47,7 +41,7 @@ class MockXunfei(MockUpstream):
         if request.headers.get("Authorization") != f"Bearer {self.password}":
             return web.json_response({"error": {"message": "HMAC signature does not match, a invalid request.",
                                                 "type": "api_error", "code": "11200"}}, status=401)
-        b = self.script.popleft() if self.script else self.default
+        b = self.next_behaviour()
         if b.spark_error:
             return web.json_response(b.spark_error)
         if b.fixture:

@@ -3,19 +3,17 @@ frame, then answers with scripted frames (a fixture, a failure frame, or a conne
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import re
-import socket
-import threading
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+
+from tests.providers.vendor_harness import VendorMock
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "xunfei_ws"
 
@@ -40,45 +38,13 @@ def expected_signature(secret: str, host: str, date: str, path: str) -> str:
     return base64.b64encode(hmac.new(secret.encode(), origin.encode(), hashlib.sha256).digest()).decode()
 
 
-class MockXunfeiWS:
+class MockXunfeiWS(VendorMock):
+    behaviour = SparkWSBehaviour
+
     def __init__(self, api_key: str, api_secret: str) -> None:
+        super().__init__()
         self.api_key = api_key
         self.api_secret = api_secret
-        self.requests: list[Seen] = []
-        self.script: deque[SparkWSBehaviour] = deque()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def then(self, **kwargs) -> "MockXunfeiWS":
-        self.script.append(SparkWSBehaviour(**kwargs))
-        return self
-
-    def reset(self) -> None:
-        self.requests.clear()
-        self.script.clear()
-
-    def start(self) -> "MockXunfeiWS":
-        ready = threading.Event()
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self._serve, args=(ready,), daemon=True).start()
-        ready.wait(5)
-        return self
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-
-    def _serve(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self.loop)
-        app = web.Application()
-        app.router.add_get("/{tail:.*}", self._chat)
-        runner = web.AppRunner(app)
-        self.loop.run_until_complete(runner.setup())
-        self.loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
-        ready.set()
-        self.loop.run_forever()
 
     def _signature_ok(self, request: web.Request) -> bool:
         q = request.query
@@ -92,8 +58,8 @@ class MockXunfeiWS:
         return fields.get("signature") == expected_signature(self.api_secret, q["host"], q.get("date", ""),
                                                             request.path)
 
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
-        b = self.script.popleft() if self.script else SparkWSBehaviour()
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        b = self.next_behaviour()
         if b.refuse_handshake:
             return web.json_response({"message": "HMAC signature cannot be verified"}, status=b.refuse_handshake)
         if not self._signature_ok(request):

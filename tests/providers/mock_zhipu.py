@@ -18,7 +18,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.mock_upstream import Behaviour, MockUpstream, Recorded
+from tests.mock_upstream import Behaviour, Recorded
+from tests.providers.vendor_harness import VendorMock
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "zhipu"
 REPLY = "你好，我是智谱清言。"
@@ -39,19 +40,12 @@ def _unb64(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
-class MockZhipu(MockUpstream):
+class MockZhipu(VendorMock):
+    behaviour = ZhipuBehaviour
+
     def __init__(self, keys: dict[str, str] | None = None) -> None:
         super().__init__()
-        self.default = ZhipuBehaviour()
         self.keys = keys or {}  # key id -> secret, for checking signatures
-
-    def then(self, **kwargs) -> "MockZhipu":
-        self.script.append(ZhipuBehaviour(**kwargs))
-        return self
-
-    def reset(self) -> None:
-        super().reset()
-        self.default = ZhipuBehaviour()
 
     def _token_ok(self, header: str) -> bool:
         token = header.removeprefix("Bearer ").strip()
@@ -68,7 +62,7 @@ class MockZhipu(MockUpstream):
         raw = await request.read()
         body = json.loads(raw) if raw else {}
         self.requests.append(Recorded(request.method, request.path, request.query_string, dict(request.headers), body))
-        b = self.script.popleft() if self.script else self.default
+        b = self.next_behaviour()
         if b.delay:
             await asyncio.sleep(b.delay)
         if not self._token_ok(request.headers.get("Authorization", "")):

@@ -8,6 +8,7 @@ import pytest
 from providers.adapters import ADAPTERS, adapter_for, ali
 from providers.adapters.base import ChannelInfo, UpstreamError
 from relay.streaming import ChunkGatherer, SSEParser
+from tests.providers.vendor_harness import call_context
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "ali"
 KEY = "sk-dashscope-0123456789abcdef"
@@ -24,7 +25,7 @@ def channel(base_url="", config=None, type_=17, key=KEY):
 
 
 def build(body=CHAT, stream=False, **kwargs):
-    return adapter_for(17).build_request(channel=channel(**kwargs), mode="chat", body=body, stream=stream)
+    return adapter_for(17).build_request(call_context(channel(**kwargs), body=body, stream=stream))
 
 
 def sent(request) -> dict:
@@ -33,7 +34,7 @@ def sent(request) -> dict:
 
 def decode(name_or_bytes, model="qwen-plus"):
     raw = name_or_bytes if isinstance(name_or_bytes, bytes) else (FIXTURES / name_or_bytes).read_bytes()
-    decoder = adapter_for(17).stream_decoder(mode="chat", model=model)
+    decoder = adapter_for(17).stream_decoder(call_context(model=model))
     parser = SSEParser()
     events = []
     for event, data in [*parser.feed(raw), *parser.close()]:
@@ -107,8 +108,8 @@ def test_an_image_part_is_refused_clearly():
 
 
 def test_plain_answer_becomes_a_chat_completion_with_qwens_usage():
-    build()
-    data, usage = adapter_for(17).parse_response(mode="chat", body=(FIXTURES / "chat.json").read_bytes())
+    data, usage = adapter_for(17).parse_response(call_context(channel(), body=CHAT),
+                                                 body=(FIXTURES / "chat.json").read_bytes())
     answer = orjson.loads(data)
     assert answer["object"] == "chat.completion" and answer["model"] == "qwen-plus"
     assert answer["id"] == "chatcmpl-09dceb20-ae2e-999b-85f9-c5ab266198c0"
@@ -120,7 +121,7 @@ def test_plain_answer_becomes_a_chat_completion_with_qwens_usage():
 
 
 def test_a_tool_call_answer_is_openais_tool_calls():
-    data, usage = adapter_for(17).parse_response(mode="chat", body=(FIXTURES / "tool_call.json").read_bytes())
+    data, usage = adapter_for(17).parse_response(call_context(), body=(FIXTURES / "tool_call.json").read_bytes())
     choice = orjson.loads(data)["choices"][0]
     assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
     assert choice["message"]["tool_calls"] == [{"id": "call_240d6341de4c484384849d", "type": "function", "function": {
@@ -135,7 +136,7 @@ def test_a_tool_call_answer_is_openais_tool_calls():
 ])
 def test_errors_keep_dashscopes_message(fixture, http, status, type_, code, retryable):
     raw = (FIXTURES / fixture).read_bytes()
-    err = adapter_for(17).parse_error(status=http, body=raw)
+    err = adapter_for(17).parse_error(call_context(), status=http, body=raw)
     assert (err.status, err.type, err.code, err.retryable) == (status, type_, code, retryable)
     assert err.message == orjson.loads(raw)["message"]
     assert err.error_body["request_id"] == orjson.loads(raw)["request_id"]
@@ -143,7 +144,7 @@ def test_errors_keep_dashscopes_message(fixture, http, status, type_, code, retr
 
 def test_an_error_body_with_http_200_is_raised_not_relayed():
     with pytest.raises(UpstreamError) as caught:
-        adapter_for(17).parse_response(mode="chat", body=(FIXTURES / "error_throttling.json").read_bytes())
+        adapter_for(17).parse_response(call_context(), body=(FIXTURES / "error_throttling.json").read_bytes())
     assert caught.value.retryable and caught.value.status == 429
 
 
@@ -201,19 +202,20 @@ def test_an_error_event_becomes_an_openai_error_chunk():
 
 
 def test_embeddings_request_and_answer():
-    request = adapter_for(17).build_request(channel=channel(), mode="embeddings", stream=False, body={
-        "model": "text-embedding-v3", "input": ["你好", "世界"], "dimensions": 512})
+    ctx = call_context(channel(), "embeddings", {"model": "text-embedding-v3", "input": ["你好", "世界"],
+                                                 "dimensions": 512})
+    request = adapter_for(17).build_request(ctx)
     assert request.url == "https://dashscope.aliyuncs.com/api/v1/services/embeddings/text-embedding/text-embedding"
     assert sent(request) == {"model": "text-embedding-v3", "input": {"texts": ["你好", "世界"]},
                              "parameters": {"text_type": "query", "dimension": 512}}
-    data, usage = adapter_for(17).parse_response(mode="embeddings", body=(FIXTURES / "embeddings.json").read_bytes())
+    data, usage = adapter_for(17).parse_response(ctx, body=(FIXTURES / "embeddings.json").read_bytes())
     answer = orjson.loads(data)
     assert answer["object"] == "list" and answer["model"] == "text-embedding-v3"
     assert [d["index"] for d in answer["data"]] == [0, 1]
     assert answer["data"][0]["embedding"] == [-0.0069, 0.0128, 0.0427]
     assert answer["usage"] == {"prompt_tokens": 8, "total_tokens": 8} and usage.prompt_tokens == 8
-    single = adapter_for(17).build_request(channel=channel(), mode="embeddings", stream=False,
-                                           body={"model": "text-embedding-v1", "input": "一句"})
+    single = adapter_for(17).build_request(call_context(channel(), "embeddings",
+                                                        {"model": "text-embedding-v1", "input": "一句"}))
     assert sent(single)["input"] == {"texts": ["一句"]}
 
 
@@ -221,11 +223,10 @@ def test_embeddings_request_and_answer():
 def test_bailian_speaks_openai_under_compatible_mode(base):
     adapter = adapter_for(49)
     ch = channel(base_url=base, type_=49)
-    request = adapter.build_request(channel=ch, mode="chat", body=CHAT, stream=False)
+    request = adapter.build_request(call_context(ch, body=CHAT))
     assert request.url == "https://dashscope.aliyuncs.com/compatible-mode/v1/chat/completions"
     assert request.headers["Authorization"] == f"Bearer {KEY}"
     assert sent(request) == CHAT
-    embed = adapter.build_request(channel=ch, mode="embeddings", body={"model": "text-embedding-v3", "input": "x"},
-                                  stream=False)
+    embed = adapter.build_request(call_context(ch, "embeddings", {"model": "text-embedding-v3", "input": "x"}))
     assert embed.url == "https://dashscope.aliyuncs.com/compatible-mode/v1/embeddings"
     assert adapter.balance_requests(ch) == []

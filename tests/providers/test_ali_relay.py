@@ -1,15 +1,15 @@
 """Alibaba end to end: OpenAI requests through the ASGI app to a mock DashScope, billed from Qwen's own
 counts; and Bailian (OpenAI-compatible mode) against the OpenAI-protocol mock."""
 
-import openai
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
 from billing.services import option_set
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
-from tests.providers.mock_ali import REPLY, TOOL_CALL, MockAli
 from tests.helpers import consume_log, events_of
+from tests.providers.mock_ali import REPLY, TOOL_CALL, MockAli
+from tests.providers.vendor_harness import assert_interrupted, sdk_stream, serve, stream_chunks, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,22 +21,13 @@ TOOLS = [{"type": "function", "function": {"name": "get_current_weather", "descr
                                                           "properties": {"location": {"type": "string"}}}}}]
 
 
-@pytest.fixture(scope="module")
-def ali_server():
-    server = MockAli(keys={KEY}).start()
-    yield server
-    server.stop()
+ali_server = serve(lambda: MockAli(keys={KEY}))
 
 
 @pytest.fixture
 def aw(transactional_db, ali_server):
-    ali_server.reset()
-    user = UserFactory(username="ada", quota=10_000_000)
-    token = TokenFactory(user=user, name="ada-key", remain_quota=5_000_000)
-    channel = ChannelFactory(type=17, name="ali", base_url=ali_server.url, key=KEY,
-                             models="qwen-plus,qwen-max-internet,text-embedding-v3", config={"plugin": "pdf"})
-    return type("World", (), {"user": user, "token": token, "channel": channel, "upstream": ali_server,
-                              "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+    return world(ali_server, username="ada", type=17, name="ali", key=KEY,
+                 models="qwen-plus,qwen-max-internet,text-embedding-v3", config={"plugin": "pdf"})
 
 
 async def test_plain_chat_is_converted_and_billed_from_qwens_usage(relay_client, aw):
@@ -58,9 +49,7 @@ async def test_plain_chat_is_converted_and_billed_from_qwens_usage(relay_client,
 async def test_stream_is_incremental_hides_usage_unless_asked_and_is_billed(relay_client, aw):
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=aw.auth)
     assert response.status_code == 200
-    events = events_of(response.content)
-    assert events[-1] == b"[DONE]"
-    chunks = [orjson.loads(e) for e in events[:-1]]
+    chunks = stream_chunks(response.content)
     assert all(c["choices"] and "usage" not in c for c in chunks)
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == REPLY
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
@@ -115,11 +104,7 @@ async def test_embeddings_are_converted_and_billed(relay_client, aw):
 
 
 async def test_a_wrong_key_gets_dashscopes_auth_error(relay_client, aw):
-    from providers.models import Channel
-    from providers.services import channel_update
-
-    await sync_to_async(lambda: channel_update(channel=Channel.objects.get(pk=aw.channel.pk),
-                                               key="sk-wrong-key-777"))()
+    await aw.set_key("sk-wrong-key-777")
     response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=aw.auth)
     assert response.status_code == 401
     error = response.json()["error"]
@@ -156,9 +141,7 @@ async def test_arrears_keep_the_message_and_do_not_fail_over(relay_client, aw, a
 async def test_stream_cut_mid_way_is_billed_from_qwens_count_so_far(relay_client, aw):
     aw.upstream.then(reply="一二三四五六七八九十" * 3, completion_tokens=30, cut_after=4)
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=aw.auth)
-    events = events_of(response.content)
-    assert events[-1] == b"[DONE]"
-    assert orjson.loads(events[-2])["error"]["code"] == "stream_interrupted"
+    assert_interrupted(response.content)
     log = await consume_log()
     assert (log.prompt_tokens, log.completion_tokens) == (22, 12)  # output_tokens of the 4th event
 
@@ -173,20 +156,14 @@ async def test_malformed_event_does_not_break_the_stream(relay_client, aw):
 
 
 async def test_openai_sdk_plain_and_streamed(relay_client, aw):
-    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="sk-" + aw.token.key,
-                             http_client=relay_client, max_retries=0)
+    sdk = aw.sdk(relay_client)
     answer = await sdk.chat.completions.create(model="qwen-plus", messages=CHAT["messages"])
     assert answer.choices[0].message.content == REPLY
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (22, 12)
 
     stream = await sdk.chat.completions.create(model="qwen-plus", messages=CHAT["messages"], stream=True,
                                                stream_options={"include_usage": True})
-    text, usage = "", None
-    async for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-        if chunk.usage:
-            usage = chunk.usage
+    text, usage, _ = await sdk_stream(stream)
     assert text == REPLY and usage.completion_tokens == 12
 
 

@@ -8,6 +8,7 @@ from providers.adapters.anthropic import AnthropicAdapter
 from providers.adapters.base import ChannelInfo, UpstreamError
 from relay.streaming import ChunkGatherer, SSEParser
 from tests.providers.mock_anthropic import fixture, sse_events
+from tests.providers.vendor_harness import call_context
 
 adapter = AnthropicAdapter()
 
@@ -18,13 +19,13 @@ def channel(base_url="", key="sk-ant-secret", config=None):
 
 
 def sent(body, stream=False, **kwargs):
-    request = adapter.build_request(channel=channel(**kwargs), mode="chat", body=body, stream=stream)
+    request = adapter.build_request(call_context(channel(**kwargs), body=body, stream=stream))
     return request, orjson.loads(request.body)
 
 
 def decode(events: list[bytes]):
     """Run SSE bytes through the relay's parser and a fresh decoder, as the relay does."""
-    decoder = adapter.stream_decoder(mode="chat", model="claude-client-name")
+    decoder = adapter.stream_decoder(call_context(model="claude-client-name"))
     parser = SSEParser()
     out = []
     for raw in events:
@@ -174,7 +175,7 @@ def test_tool_call_history_becomes_tool_use_and_tool_result_blocks():
 
 def test_embeddings_are_refused_before_anything_is_sent():
     with pytest.raises(UpstreamError) as caught:
-        adapter.build_request(channel=channel(), mode="embeddings", body={"model": "m", "input": "x"}, stream=False)
+        adapter.build_request(call_context(channel(), mode="embeddings", body={"model": "m", "input": "x"}))
     assert caught.value.status == 400
 
 
@@ -182,7 +183,7 @@ def test_embeddings_are_refused_before_anything_is_sent():
 
 
 def test_plain_answer_becomes_a_chat_completion_with_anthropic_usage():
-    data, usage = adapter.parse_response(mode="chat", body=fixture("chat.json"))
+    data, usage = adapter.parse_response(call_context(), body=fixture("chat.json"))
     answer = orjson.loads(data)
     assert answer["id"] == "chatcmpl-msg_01XFDUDYJgAACzvnptvVoYEL" and answer["object"] == "chat.completion"
     assert answer["model"] == "claude-sonnet-4-5-20250929" and isinstance(answer["created"], int)
@@ -195,7 +196,7 @@ def test_plain_answer_becomes_a_chat_completion_with_anthropic_usage():
 
 
 def test_tool_use_answer_becomes_tool_calls_and_cached_input_counts_as_prompt():
-    data, usage = adapter.parse_response(mode="chat", body=fixture("tool_call.json"))
+    data, usage = adapter.parse_response(call_context(), body=fixture("tool_call.json"))
     choice = orjson.loads(data)["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["content"] == "I'll check the weather."
@@ -213,20 +214,21 @@ def test_tool_use_answer_becomes_tool_calls_and_cached_input_counts_as_prompt():
 ])
 def test_stop_reasons_map_to_openai_finish_reasons(stop_reason, finish):
     payload = {**orjson.loads(fixture("chat.json")), "stop_reason": stop_reason}
-    data, _ = adapter.parse_response(mode="chat", body=orjson.dumps(payload))
+    data, _ = adapter.parse_response(call_context(), body=orjson.dumps(payload))
     assert orjson.loads(data)["choices"][0]["finish_reason"] == finish
 
 
 def test_only_tool_calls_leave_content_null():
     payload = {**orjson.loads(fixture("tool_call.json"))}
     payload["content"] = payload["content"][1:]
-    message = orjson.loads(adapter.parse_response(mode="chat", body=orjson.dumps(payload))[0])["choices"][0]["message"]
+    message = orjson.loads(adapter.parse_response(call_context(),
+                                                  body=orjson.dumps(payload))[0])["choices"][0]["message"]
     assert message["content"] is None and message["tool_calls"]
 
 
 def test_an_answer_that_is_not_json_is_a_retryable_upstream_error():
     with pytest.raises(UpstreamError) as caught:
-        adapter.parse_response(mode="chat", body=b"<html>gateway</html>")
+        adapter.parse_response(call_context(), body=b"<html>gateway</html>")
     assert caught.value.status == 502 and caught.value.retryable
 
 
@@ -293,7 +295,7 @@ def test_an_error_event_becomes_an_openai_error_chunk_keeping_the_message():
 
 
 def test_events_are_recognised_by_their_type_when_the_event_line_is_missing_and_unknown_ones_ignored():
-    decoder = adapter.stream_decoder(mode="chat", model="m")
+    decoder = adapter.stream_decoder(call_context(model="m"))
     assert decoder.feed(b"", b'{"type": "ping"}') == []
     assert decoder.feed(b"", b'{"type": "brand_new_event", "x": 1}') == []
     assert decoder.feed(b"", b"[1, 2]") == []
@@ -303,7 +305,7 @@ def test_events_are_recognised_by_their_type_when_the_event_line_is_missing_and_
 
 
 def test_thinking_is_passed_as_reasoning_content():
-    decoder = adapter.stream_decoder(mode="chat", model="m")
+    decoder = adapter.stream_decoder(call_context(model="m"))
     [event] = decoder.feed(b"content_block_delta", b'{"type": "content_block_delta", "index": 0, '
                                                    b'"delta": {"type": "thinking_delta", "thinking": "hmm"}}')
     assert orjson.loads(event.data)["choices"][0]["delta"] == {"reasoning_content": "hmm"}
@@ -319,7 +321,7 @@ def test_thinking_is_passed_as_reasoning_content():
     (400, "error_invalid_request", "invalid_request_error", False),
 ])
 def test_vendor_errors_keep_their_message_and_type(status, name, kind, retryable):
-    err = adapter.parse_error(status=status, body=fixture(f"{name}.json"))
+    err = adapter.parse_error(call_context(), status=status, body=fixture(f"{name}.json"))
     vendor = orjson.loads(fixture(f"{name}.json"))["error"]
     assert (err.status, err.message, err.type, err.code, err.retryable) == (
         status, vendor["message"], kind, kind, retryable)
@@ -327,7 +329,8 @@ def test_vendor_errors_keep_their_message_and_type(status, name, kind, retryable
 
 
 def test_an_overloaded_error_is_retryable_whatever_the_status_and_html_errors_are_kept_short():
-    assert adapter.parse_error(status=400, body=fixture("error_overloaded.json")).retryable
-    err = adapter.parse_error(status=502, body=b"<html>Bad gateway</html>")
+    assert adapter.parse_error(call_context(), status=400, body=fixture("error_overloaded.json")).retryable
+    err = adapter.parse_error(call_context(), status=502, body=b"<html>Bad gateway</html>")
     assert err.retryable and "Bad gateway" in err.message
-    assert "sk-ant-secret" not in str(adapter.parse_error(status=401, body=fixture("error_authentication.json")))
+    assert "sk-ant-secret" not in str(adapter.parse_error(call_context(), status=401,
+                                                          body=fixture("error_authentication.json")))

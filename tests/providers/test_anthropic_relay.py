@@ -1,16 +1,15 @@
 """Anthropic channels end to end: OpenAI requests through the ASGI app to a mock Messages API."""
 
-import openai
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
-from billing.models import Log
 from billing.services import option_set
 from providers.selectors import models_by_channel_type
-from tests.factories import ChannelFactory, TokenFactory, UserFactory
+from tests.factories import ChannelFactory
+from tests.helpers import consume_log, events_of
 from tests.providers.mock_anthropic import MockAnthropic
-from tests.helpers import flush, consume_log
+from tests.providers.vendor_harness import no_consume_log, sdk_stream, serve, stream_chunks, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,28 +22,14 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
                                                           "properties": {"location": {"type": "string"}}}}}]
 
 
-@pytest.fixture(scope="module")
-def anthropic_server():
-    server = MockAnthropic().start()
-    yield server
-    server.stop()
+anthropic_server = serve(MockAnthropic)
 
 
 @pytest.fixture
 def claude(transactional_db, anthropic_server):
-    anthropic_server.reset()
-    user = UserFactory(username="alice", quota=10_000_000)
-    token = TokenFactory(user=user, name="alice-key", remain_quota=5_000_000)
-    channel = ChannelFactory(type=14, name="claude", base_url=anthropic_server.url, key=KEY,
-                             models=f"{MODEL},claude-haiku",
-                             model_mapping={"claude-haiku": "claude-haiku-4-5-20251001"},
-                             config={"api_version": "2023-06-01"})
-    return type("Claude", (), {"user": user, "token": token, "channel": channel, "upstream": anthropic_server,
-                               "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+    return world(anthropic_server, username="alice", type=14, name="claude", key=KEY, models=f"{MODEL},claude-haiku",
+                 model_mapping={"claude-haiku": "claude-haiku-4-5-20251001"}, config={"api_version": "2023-06-01"})
 
-
-def sse_data(raw: bytes) -> list[bytes]:
-    return [e[6:] for e in raw.split(b"\n\n") if e.startswith(b"data: ")]
 
 
 async def test_plain_chat_is_converted_both_ways_and_billed_with_anthropic_usage(relay_client, claude):
@@ -82,9 +67,7 @@ async def test_stream_is_converted_to_openai_chunks_and_usage_hidden_unless_aske
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         raw = b"".join([chunk async for chunk in response.aiter_bytes()])
-    events = sse_data(raw)
-    assert events[-1] == b"[DONE]"
-    chunks = [orjson.loads(e) for e in events[:-1]]
+    chunks = stream_chunks(raw)
     assert all(c["choices"] for c in chunks), "the usage-only chunk must not reach a client that did not ask"
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "Hello from Claude."
@@ -100,7 +83,7 @@ async def test_stream_is_converted_to_openai_chunks_and_usage_hidden_unless_aske
 async def test_stream_ends_with_a_usage_chunk_when_the_client_asks(relay_client, claude):
     body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
     response = await relay_client.post("/v1/chat/completions", json=body, headers=claude.auth)
-    last = orjson.loads(sse_data(response.content)[-2])
+    last = orjson.loads(events_of(response.content)[-2])
     assert last["choices"] == [] and last["usage"]["prompt_tokens"] == 12
     assert last["usage"]["completion_tokens"] == 6 and last["usage"]["total_tokens"] == 18
 
@@ -126,7 +109,7 @@ async def test_tool_call_stream_reaches_the_client_as_tool_call_chunks(relay_cli
     claude.upstream.then(answer="tool_call")
     body = {**CHAT, "tools": TOOLS, "stream": True}
     response = await relay_client.post("/v1/chat/completions", json=body, headers=claude.auth)
-    chunks = [orjson.loads(e) for e in sse_data(response.content)[:-1]]
+    chunks = [orjson.loads(e) for e in events_of(response.content)[:-1]]
     calls = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks if "tool_calls" in c["choices"][0]["delta"]]
     assert calls[0]["id"] == "toolu_01T1x1fJ34qAmk2tNTrN7Up6" and calls[0]["function"]["name"] == "get_weather"
     assert orjson.loads("".join(c["function"]["arguments"] for c in calls)) == {"location": "San Francisco, CA"}
@@ -157,8 +140,7 @@ async def test_vendor_error_keeps_its_message_and_type_and_never_shows_the_key(r
     error = response.json()["error"]
     assert error["message"].startswith("invalid x-api-key") and error["type"] == "authentication_error"
     assert KEY not in response.text
-    await flush()
-    assert not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
+    assert await no_consume_log()
 
 
 async def test_overloaded_claude_fails_over_to_the_next_channel(relay_client, claude):
@@ -184,7 +166,7 @@ async def test_stream_cut_off_mid_way_ends_with_an_error_event_and_bills_what_ar
     claude.upstream.then(cut_after=5)
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=claude.auth)
     assert response.status_code == 200
-    events = sse_data(response.content)
+    events = events_of(response.content)
     assert events[-1] == b"[DONE]"
     assert orjson.loads(events[-2])["error"]["code"] == "stream_interrupted"
     log = await consume_log()
@@ -195,7 +177,7 @@ async def test_malformed_event_does_not_break_the_stream(relay_client, claude):
     claude.upstream.then(answer="malformed")
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=claude.auth)
     assert response.status_code == 200
-    chunks = [orjson.loads(e) for e in sse_data(response.content)[:-1]]
+    chunks = [orjson.loads(e) for e in events_of(response.content)[:-1]]
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "Hello again."
     assert response.content.endswith(b"data: [DONE]\n\n")
     log = await consume_log()
@@ -205,7 +187,7 @@ async def test_malformed_event_does_not_break_the_stream(relay_client, claude):
 async def test_error_event_mid_stream_reaches_the_client_as_an_openai_error(relay_client, claude):
     claude.upstream.then(answer="error")
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=claude.auth)
-    events = sse_data(response.content)
+    events = events_of(response.content)
     assert events[-1] == b"[DONE]"
     assert orjson.loads(events[-2])["error"] == {"message": "Overloaded", "type": "overloaded_error",
                                                  "code": "overloaded_error", "param": None}
@@ -223,21 +205,14 @@ async def test_embeddings_on_a_claude_channel_are_refused_without_calling_anthro
 
 
 async def test_the_openai_sdk_chats_and_streams_with_claude(relay_client, claude):
-    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=f"sk-{claude.token.key}",
-                             http_client=relay_client, max_retries=0)
+    sdk = claude.sdk(relay_client)
     answer = await sdk.chat.completions.create(model=MODEL, messages=CHAT["messages"])
     assert answer.choices[0].message.content == "Hello from Claude."
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (12, 6)
 
     stream = await sdk.chat.completions.create(model=MODEL, messages=CHAT["messages"], stream=True,
                                                stream_options={"include_usage": True})
-    text, usage, finish = "", None, None
-    async for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-            finish = chunk.choices[0].finish_reason or finish
-        if chunk.usage:
-            usage = chunk.usage
+    text, usage, finish = await sdk_stream(stream)
     assert text == "Hello from Claude." and finish == "stop"
     assert (usage.prompt_tokens, usage.completion_tokens) == (12, 6)
 

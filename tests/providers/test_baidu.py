@@ -16,6 +16,7 @@ from providers.adapters import ADAPTERS, adapter_for, baidu
 from providers.adapters.base import ChannelInfo, UpstreamError
 from relay.streaming import SSEParser
 from tests.providers.mock_baidu import MockBaidu
+from tests.providers.vendor_harness import call_context
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "baidu"
 KEY = "bdApiKey123|bdSecretKey456"
@@ -34,7 +35,6 @@ def channel(key=KEY, base_url="", type_=15):
 @pytest.fixture(autouse=True)
 def no_cached_tokens():
     baidu._tokens.clear()
-    baidu._request.set(None)
     yield
     baidu._tokens.clear()
 
@@ -56,7 +56,7 @@ def build(body=CHAT, stream=False, model=None):
     body = {**body, baidu.ACCESS_TOKEN: "24.tok"}
     if model:
         body["model"] = model
-    return adapter_for(15).build_request(channel=channel(), mode="chat", body=body, stream=stream)
+    return adapter_for(15).build_request(call_context(channel(), body=body, stream=stream))
 
 
 def sent(request) -> dict:
@@ -65,7 +65,7 @@ def sent(request) -> dict:
 
 def decode(name_or_bytes, model="ERNIE-3.5-8K"):
     raw = name_or_bytes if isinstance(name_or_bytes, bytes) else (FIXTURES / name_or_bytes).read_bytes()
-    decoder = adapter_for(15).stream_decoder(mode="chat", model=model)
+    decoder = adapter_for(15).stream_decoder(call_context(model=model))
     parser = SSEParser()
     events = []
     for event, data in [*parser.feed(raw), *parser.close()]:
@@ -178,7 +178,7 @@ def test_the_model_picks_the_endpoint_and_the_token_goes_in_the_url(model, endpo
 
 def test_build_without_prepare_is_refused():
     with pytest.raises(UpstreamError):
-        adapter_for(15).build_request(channel=channel(), mode="chat", body=CHAT, stream=False)
+        adapter_for(15).build_request(call_context(channel(), body=CHAT))
 
 
 def test_system_goes_top_level_and_parameters_are_mapped():
@@ -238,8 +238,8 @@ def test_an_image_part_is_refused_clearly():
 # --- answers ----------------------------------------------------------------------------------------
 
 def test_plain_answer_becomes_a_chat_completion_with_baidus_usage():
-    build()  # names the model for the answer
-    data, usage = adapter_for(15).parse_response(mode="chat", body=(FIXTURES / "chat.json").read_bytes())
+    data, usage = adapter_for(15).parse_response(call_context(channel(), body=CHAT),
+                                                 body=(FIXTURES / "chat.json").read_bytes())
     answer = orjson.loads(data)
     assert answer["object"] == "chat.completion" and answer["id"] == "as-bcmt5ct4iy"
     assert answer["model"] == "ERNIE-3.5-8K" and answer["created"] == 1680167072
@@ -251,7 +251,7 @@ def test_plain_answer_becomes_a_chat_completion_with_baidus_usage():
 
 
 def test_a_function_call_answer_becomes_tool_calls():
-    data, usage = adapter_for(15).parse_response(mode="chat", body=(FIXTURES / "function_call.json").read_bytes())
+    data, usage = adapter_for(15).parse_response(call_context(), body=(FIXTURES / "function_call.json").read_bytes())
     choice = orjson.loads(data)["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["content"] is None
@@ -270,7 +270,7 @@ def test_a_function_call_answer_becomes_tool_calls():
 def test_errors_in_a_200_keep_baidus_message(fixture, status, code, type_, retryable):
     raw = (FIXTURES / fixture).read_bytes()
     with pytest.raises(UpstreamError) as caught:
-        adapter_for(15).parse_response(mode="chat", body=raw)
+        adapter_for(15).parse_response(call_context(), body=raw)
     err = caught.value
     assert (err.status, err.code, err.type, err.retryable) == (status, code, type_, retryable)
     assert err.message == orjson.loads(raw)["error_msg"]
@@ -278,16 +278,27 @@ def test_errors_in_a_200_keep_baidus_message(fixture, status, code, type_, retry
 
 
 def test_an_expired_token_is_dropped_from_the_cache():
-    baidu._tokens["k"] = ("24.old", time.time() + 9999)
+    key = baidu._cache_key(baidu.base_url(channel()), KEY)
+    baidu._tokens[key] = ("24.old", time.time() + 9999)
     baidu._tokens["other"] = ("24.other", time.time() + 9999)
-    baidu._request.set({"cache_key": "k", "token": "24.old", "model": "ERNIE-3.5-8K"})
+    ctx = call_context(channel(), body={**CHAT, baidu.ACCESS_TOKEN: "24.old"})
     with pytest.raises(UpstreamError):
-        adapter_for(15).parse_response(mode="chat", body=(FIXTURES / "error_token_expired.json").read_bytes())
-    assert "k" not in baidu._tokens and "other" in baidu._tokens
+        adapter_for(15).parse_response(ctx, body=(FIXTURES / "error_token_expired.json").read_bytes())
+    assert key not in baidu._tokens and "other" in baidu._tokens
+
+
+def test_a_newer_token_survives_the_refusal_of_an_older_one():
+    key = baidu._cache_key(baidu.base_url(channel()), KEY)
+    baidu._tokens[key] = ("24.new", time.time() + 9999)
+    ctx = call_context(channel(), body={**CHAT, baidu.ACCESS_TOKEN: "24.old"})
+    with pytest.raises(UpstreamError):
+        adapter_for(15).parse_response(ctx, body=(FIXTURES / "error_token_expired.json").read_bytes())
+    assert baidu._tokens[key][0] == "24.new"
 
 
 def test_an_http_error_with_a_baidu_body_is_mapped_too():
-    err = adapter_for(15).parse_error(status=500, body=b'{"error_code":336000,"error_msg":"Internal error"}')
+    err = adapter_for(15).parse_error(call_context(), status=500,
+                                      body=b'{"error_code":336000,"error_msg":"Internal error"}')
     assert (err.message, err.retryable) == ("Internal error", True)
 
 
@@ -339,25 +350,24 @@ def test_an_error_event_in_a_stream_becomes_an_openai_error_chunk():
 
 def test_embeddings_request_and_answer():
     body = {"model": "Embedding-V1", "input": ["你好", "世界"], baidu.ACCESS_TOKEN: "24.tok"}
-    request = adapter_for(15).build_request(channel=channel(), mode="embeddings", body=body, stream=False)
+    ctx = call_context(channel(), "embeddings", body)
+    request = adapter_for(15).build_request(ctx)
     assert urlsplit(request.url).path == "/rpc/2.0/ai_custom/v1/wenxinworkshop/embeddings/embedding-v1"
     assert sent(request) == {"input": ["你好", "世界"]}
-    data, usage = adapter_for(15).parse_response(mode="embeddings", body=(FIXTURES / "embeddings.json").read_bytes())
+    data, usage = adapter_for(15).parse_response(ctx, body=(FIXTURES / "embeddings.json").read_bytes())
     answer = orjson.loads(data)
     assert answer["object"] == "list" and answer["model"] == "Embedding-V1"
     assert [d["index"] for d in answer["data"]] == [0, 1] and answer["data"][0]["object"] == "embedding"
     assert answer["usage"] == {"prompt_tokens": 12, "total_tokens": 12}
     assert (usage.prompt_tokens, usage.completion_tokens) == (12, 0)
-    bge = adapter_for(15).build_request(channel=channel(), mode="embeddings",
-                                        body={**body, "model": "bge-large-zh"}, stream=False)
+    bge = adapter_for(15).build_request(call_context(channel(), "embeddings", {**body, "model": "bge-large-zh"}))
     assert urlsplit(bge.url).path.endswith("/embeddings/bge_large_zh")
 
 
 def test_token_ids_are_refused_for_embeddings():
     with pytest.raises(UpstreamError):
-        adapter_for(15).build_request(channel=channel(), mode="embeddings",
-                                      body={"model": "Embedding-V1", "input": [1, 2], baidu.ACCESS_TOKEN: "t"},
-                                      stream=False)
+        body = {"model": "Embedding-V1", "input": [1, 2], baidu.ACCESS_TOKEN: "t"}
+        adapter_for(15).build_request(call_context(channel(), "embeddings", body))
 
 
 # --- Qianfan v2 -------------------------------------------------------------------------------------
@@ -366,12 +376,11 @@ def test_token_ids_are_refused_for_embeddings():
 def test_qianfan_v2_speaks_openai_at_v2_with_a_bearer_key(base):
     adapter = adapter_for(47)
     ch = channel(key="bce-v3/ALTAK-abc/def", base_url=base, type_=47)
-    request = adapter.build_request(channel=ch, mode="chat", body={**CHAT, "model": "ernie-4.0-8k"}, stream=True)
+    request = adapter.build_request(call_context(ch, body={**CHAT, "model": "ernie-4.0-8k"}, stream=True))
     assert request.url == "https://qianfan.baidubce.com/v2/chat/completions"
     assert request.headers["Authorization"] == "Bearer bce-v3/ALTAK-abc/def"
     assert sent(request)["messages"] == CHAT["messages"]
-    embed = adapter.build_request(channel=ch, mode="embeddings", body={"model": "embedding-v1", "input": "x"},
-                                  stream=False)
+    embed = adapter.build_request(call_context(ch, mode="embeddings", body={"model": "embedding-v1", "input": "x"}))
     assert embed.url == "https://qianfan.baidubce.com/v2/embeddings"
     assert adapter.balance_requests(ch) == []
     assert baidu.QianfanAdapter.label == "Baidu Qianfan v2"

@@ -1,7 +1,6 @@
 """Baidu end to end: OpenAI requests through the ASGI app to a mock Baidu (token endpoint, ERNIE chat,
 embeddings), billed from Baidu's own counts; and Qianfan v2 against the OpenAI-protocol mock."""
 
-import openai
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
@@ -10,8 +9,9 @@ from billing.models import Log
 from billing.services import option_set
 from providers.adapters import baidu
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
+from tests.helpers import consume_log, events_of, flush
 from tests.providers.mock_baidu import FUNCTION_CALL, REPLY, MockBaidu
-from tests.helpers import flush, consume_log, events_of
+from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_stream, serve, stream_chunks, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,23 +23,14 @@ TOOLS = [{"type": "function", "function": {"name": "get_current_weather", "descr
                                                           "properties": {"location": {"type": "string"}}}}}]
 
 
-@pytest.fixture(scope="module")
-def baidu_server():
-    server = MockBaidu(keys={"bdApiKey123": "bdSecretKey456"}).start()
-    yield server
-    server.stop()
+baidu_server = serve(lambda: MockBaidu(keys={"bdApiKey123": "bdSecretKey456"}))
 
 
 @pytest.fixture
 def bw(transactional_db, baidu_server):
-    baidu_server.reset()
     baidu._tokens.clear()
-    user = UserFactory(username="bo", quota=10_000_000)
-    token = TokenFactory(user=user, name="bo-key", remain_quota=5_000_000)
-    channel = ChannelFactory(type=15, name="baidu", base_url=baidu_server.url, key=KEY,
-                             models="ERNIE-3.5-8K,ERNIE-4.0-8K,Embedding-V1")
-    return type("World", (), {"user": user, "token": token, "channel": channel, "upstream": baidu_server,
-                              "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+    return world(baidu_server, username="bo", type=15, name="baidu", key=KEY,
+                 models="ERNIE-3.5-8K,ERNIE-4.0-8K,Embedding-V1")
 
 
 async def backup_channel(server, **kwargs):
@@ -73,9 +64,7 @@ async def test_stream_hides_usage_unless_asked_and_bills_the_end_usage(relay_cli
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=bw.auth)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    events = events_of(response.content)
-    assert events[-1] == b"[DONE]"
-    chunks = [orjson.loads(e) for e in events[:-1]]
+    chunks = stream_chunks(response.content)
     assert all(c["choices"] and "usage" not in c for c in chunks)
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == REPLY
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
@@ -158,16 +147,11 @@ async def test_quota_error_keeps_baidus_message_does_not_fail_over_and_costs_not
     assert error["message"].startswith("Open api daily request limit reached")
     assert (error["code"], error["baidu_code"]) == ("insufficient_quota", 17)
     assert len(bw.upstream.chat_requests) == 1
-    await flush()
-    assert not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
+    assert await no_consume_log()
 
 
 async def test_a_wrong_secret_is_refused_without_leaking_it(relay_client, bw):
-    from providers.models import Channel
-    from providers.services import channel_update
-
-    await sync_to_async(lambda: channel_update(channel=Channel.objects.get(pk=bw.channel.pk),
-                                               key="bdApiKey123|wrongSecret999"))()
+    await bw.set_key("bdApiKey123|wrongSecret999")
     response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=bw.auth)
     assert response.status_code == 401
     assert "Client authentication failed" in response.json()["error"]["message"]
@@ -176,11 +160,7 @@ async def test_a_wrong_secret_is_refused_without_leaking_it(relay_client, bw):
 
 
 async def test_a_malformed_key_is_refused_without_leaking_it(relay_client, bw):
-    from providers.models import Channel
-    from providers.services import channel_update
-
-    await sync_to_async(lambda: channel_update(channel=Channel.objects.get(pk=bw.channel.pk),
-                                               key="nopipesecret123"))()
+    await bw.set_key("nopipesecret123")
     response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=bw.auth)
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "invalid_channel_key"
@@ -205,9 +185,7 @@ async def test_embeddings_are_converted_and_billed(relay_client, bw):
 async def test_stream_cut_mid_way_ends_with_an_error_event_and_bills_what_arrived(relay_client, bw):
     bw.upstream.then(reply="一二三四五六七八九十" * 5, cut_after=3)
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=bw.auth)
-    events = events_of(response.content)
-    assert events[-1] == b"[DONE]"
-    assert orjson.loads(events[-2])["error"]["code"] == "stream_interrupted"
+    assert_interrupted(response.content)
     log = await consume_log()
     assert 0 < log.completion_tokens < 50
 
@@ -222,20 +200,14 @@ async def test_malformed_event_does_not_break_the_stream(relay_client, bw):
 
 
 async def test_openai_sdk_plain_and_streamed(relay_client, bw):
-    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="sk-" + bw.token.key,
-                             http_client=relay_client, max_retries=0)
+    sdk = bw.sdk(relay_client)
     answer = await sdk.chat.completions.create(model="ERNIE-3.5-8K", messages=CHAT["messages"])
     assert answer.choices[0].message.content == REPLY
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (15, 9)
 
     stream = await sdk.chat.completions.create(model="ERNIE-3.5-8K", messages=CHAT["messages"], stream=True,
                                                stream_options={"include_usage": True})
-    text, usage = "", None
-    async for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-        if chunk.usage:
-            usage = chunk.usage
+    text, usage, _ = await sdk_stream(stream)
     assert text == REPLY and usage.completion_tokens == 9
 
 

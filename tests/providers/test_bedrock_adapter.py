@@ -7,7 +7,7 @@ import aiohttp
 import orjson
 import pytest
 
-from providers.adapters import ADAPTERS, adapter_for, aws_sigv4
+from providers.adapters import ADAPTERS, adapter_for, aws_sigv4, secret_config_fields
 from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.bedrock import (
     BedrockAdapter,
@@ -18,6 +18,7 @@ from providers.adapters.bedrock import (
 )
 from relay.streaming import ChunkGatherer
 from tests.providers.mock_bedrock import PNG, MockBedrock, corrupt, crc_ok, fixture, frame_of, frames
+from tests.providers.vendor_harness import call_context
 
 AK, SK, REGION = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "us-west-2"
 WHEN = datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
@@ -32,12 +33,12 @@ def channel(base_url="", key="", config=None):
 
 
 def sent(body, stream=False, **kwargs):
-    request = adapter.build_request(channel=channel(**kwargs), mode="chat", body=body, stream=stream)
+    request = adapter.build_request(call_context(channel(**kwargs), body=body, stream=stream))
     return request, orjson.loads(request.body)
 
 
 def decode(stream: bytes, piece: int | None = None, decoder=None):
-    decoder = decoder or adapter.stream_decoder(mode="chat", model="claude-client-name")
+    decoder = decoder or adapter.stream_decoder(call_context(model="claude-client-name"))
     out = []
     step = piece or len(stream) or 1
     for start in range(0, len(stream), step):
@@ -59,7 +60,8 @@ def content(events):
 def test_bedrock_is_registered_as_type_33_for_chat_only():
     assert ADAPTERS[33] is BedrockAdapter and isinstance(adapter_for(33), BedrockAdapter)
     assert BedrockAdapter.label == "AWS Bedrock" and BedrockAdapter.modes == ("chat",)
-    assert BedrockAdapter.config_fields == ("region", "ak", "sk")
+    assert BedrockAdapter.config_fields == ("region", "ak", "sk", "session_token")
+    assert BedrockAdapter.secret_config_fields == ("sk", "session_token")
     assert BedrockStreamDecoder.framing == "raw"
 
 
@@ -124,8 +126,8 @@ def test_signature_is_sigv4_for_bedrock_and_matches_an_independent_computation()
 def test_the_clock_is_read_per_request():
     times = iter([WHEN, WHEN + datetime.timedelta(days=1)])
     ticking = BedrockAdapter(now=lambda: next(times))
-    first = ticking.build_request(channel=channel(), mode="chat", body={"model": "m", "messages": USER}, stream=False)
-    second = ticking.build_request(channel=channel(), mode="chat", body={"model": "m", "messages": USER}, stream=False)
+    first = ticking.build_request(call_context(channel(), body={"model": "m", "messages": USER}))
+    second = ticking.build_request(call_context(channel(), body={"model": "m", "messages": USER}))
     assert (first.headers["X-Amz-Date"], second.headers["X-Amz-Date"]) == ("20250102T030405Z", "20250103T030405Z")
     assert BedrockAdapter().now is aws_sigv4.utcnow
 
@@ -153,7 +155,7 @@ def test_the_secret_never_appears_in_the_request():
 
 def test_other_modes_are_refused():
     with pytest.raises(UpstreamError) as caught:
-        adapter.build_request(channel=channel(), mode="embeddings", body={"model": "m", "input": "x"}, stream=False)
+        adapter.build_request(call_context(channel(), mode="embeddings", body={"model": "m", "input": "x"}))
     assert caught.value.status == 400 and not caught.value.retryable
 
 
@@ -274,7 +276,7 @@ async def test_an_unreachable_image_is_refused():
 
 
 def test_plain_answer_becomes_a_chat_completion_with_bedrock_usage():
-    data, usage = adapter.parse_response(mode="chat", body=fixture("chat.json"))
+    data, usage = adapter.parse_response(call_context(), body=fixture("chat.json"))
     answer = orjson.loads(data)
     assert answer["object"] == "chat.completion" and answer["id"] == "chatcmpl-msg_bdrk_01Fq7ZtN2u8LxWq3hKc9yV4R"
     assert answer["choices"][0]["message"] == {"role": "assistant", "content": "Hello from Claude on Bedrock."}
@@ -285,7 +287,7 @@ def test_plain_answer_becomes_a_chat_completion_with_bedrock_usage():
 
 
 def test_tool_use_answer_becomes_tool_calls():
-    data, usage = adapter.parse_response(mode="chat", body=fixture("tool_call.json"))
+    data, usage = adapter.parse_response(call_context(), body=fixture("tool_call.json"))
     choice = orjson.loads(data)["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["content"] == "Let me look up the weather."
@@ -297,14 +299,14 @@ def test_tool_use_answer_becomes_tool_calls():
 
 
 def test_max_tokens_stop_becomes_length():
-    data, _ = adapter.parse_response(mode="chat", body=fixture("max_tokens.json"))
+    data, _ = adapter.parse_response(call_context(), body=fixture("max_tokens.json"))
     assert orjson.loads(data)["choices"][0]["finish_reason"] == "length"
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"message": "odd"}'])
 def test_an_answer_that_is_not_a_message_is_a_retryable_upstream_error(body):
     with pytest.raises(UpstreamError) as caught:
-        adapter.parse_response(mode="chat", body=body)
+        adapter.parse_response(call_context(), body=body)
     assert caught.value.status == 502 and caught.value.retryable
 
 
@@ -321,7 +323,7 @@ def test_an_answer_that_is_not_a_message_is_a_retryable_upstream_error(body):
 ])
 def test_bedrock_errors_keep_their_message_and_map_their_kind(status, name, kind, type_, retryable):
     body = fixture(f"{name}.json")
-    err = adapter.parse_error(status=status, body=body)
+    err = adapter.parse_error(call_context(), status=status, body=body)
     assert err.message == orjson.loads(body)["message"]
     assert (err.status, err.code, err.type, err.retryable) == (status, kind, type_, retryable)
     assert err.error_body == {"message": err.message, "type": type_, "code": kind, "param": None}
@@ -330,9 +332,9 @@ def test_bedrock_errors_keep_their_message_and_map_their_kind(status, name, kind
 
 
 def test_an_unknown_error_body_falls_back_to_the_status():
-    err = adapter.parse_error(status=502, body=b"<html>Bad Gateway</html>")
+    err = adapter.parse_error(call_context(), status=502, body=b"<html>Bad Gateway</html>")
     assert err.message == "<html>Bad Gateway</html>" and err.retryable
-    err = adapter.parse_error(status=418, body=b"")
+    err = adapter.parse_error(call_context(), status=418, body=b"")
     assert "418" in err.message and not err.retryable
 
 
@@ -366,7 +368,7 @@ def test_every_chunk_boundary_gives_the_same_client_stream():
     stream = b"".join(frames("chat_stream.ndjson")[:4])
     expected = seen(decode(stream))
     for cut in range(len(stream) + 1):
-        decoder = adapter.stream_decoder(mode="chat", model="claude-client-name")
+        decoder = adapter.stream_decoder(call_context(model="claude-client-name"))
         events = decoder.feed_bytes(stream[:cut]) + decoder.feed_bytes(stream[cut:]) + decoder.close()
         assert seen(events) == expected, cut
     whole = b"".join(frames("chat_stream.ndjson"))
@@ -463,13 +465,193 @@ def test_a_stream_cut_before_message_stop_still_bills_message_delta_usage():
 
 
 def test_only_an_event_stream_is_accepted_as_a_stream():
-    decoder = adapter.stream_decoder(mode="chat", model="m")
+    decoder = adapter.stream_decoder(call_context(model="m"))
     assert decoder.accepts("application/vnd.amazon.eventstream")
     assert not decoder.accepts("application/json")
 
 
 def test_a_relay_without_raw_framing_gets_one_clear_error_not_garbage():
-    decoder = adapter.stream_decoder(mode="chat", model="m")
+    decoder = adapter.stream_decoder(call_context(model="m"))
     first = decoder.feed(b"", b"\x00\x00\x01binary")
     assert decoder.feed(b"", b"more") == []
     assert orjson.loads(first[0].data)["error"]["code"] == "unsupported_stream_framing"
+
+
+# --- every other model: the Converse API ----------------------------------------------------------
+
+LLAMA = "meta.llama3-1-70b-instruct-v1:0"
+
+
+def converse_decode(name: str, piece: int | None = None, model: str = LLAMA):
+    return decode(b"".join(frames(name)), piece=piece, decoder=adapter.stream_decoder(call_context(model=model)))
+
+
+@pytest.mark.parametrize(("model", "path"), [
+    (LLAMA, "/model/meta.llama3-1-70b-instruct-v1%3A0/converse"),
+    ("llama3-8b-8192", "/model/meta.llama3-8b-instruct-v1%3A0/converse"),  # one-api's name
+    ("amazon.nova-pro-v1:0", "/model/amazon.nova-pro-v1%3A0/converse"),
+    ("us.amazon.nova-lite-v1:0", "/model/us.amazon.nova-lite-v1%3A0/converse"),
+    ("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3",
+     "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fa1b2c3/converse"),
+])
+def test_models_other_than_claude_go_to_converse(model, path):
+    request, _ = sent({"model": model, "messages": USER})
+    assert str(request.url) == f"https://bedrock-runtime.{REGION}.amazonaws.com{path}"
+    request, _ = sent({"model": model, "messages": USER}, stream=True)
+    assert str(request.url).endswith(path + "-stream")
+    assert request.headers["Accept"] == "application/vnd.amazon.eventstream"
+
+
+def test_the_converse_body_has_system_turns_and_inference_config():
+    _, body = sent({"model": LLAMA, "messages": [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello."}, {"role": "user", "content": [{"type": "text", "text": "Again"}]},
+    ], "max_tokens": 300, "temperature": 1.5, "top_p": 0.9, "stop": "END", "n": 1, "user": "u1"})
+    assert body == {"system": [{"text": "Be brief."}],
+                    "messages": [{"role": "user", "content": [{"text": "Hi"}]},
+                                 {"role": "assistant", "content": [{"text": "Hello."}]},
+                                 {"role": "user", "content": [{"text": "Again"}]}],
+                    "inferenceConfig": {"maxTokens": 300, "temperature": 1.0, "topP": 0.9, "stopSequences": ["END"]}}
+
+
+def test_converse_sends_no_max_tokens_the_client_did_not_ask_for():
+    # Claude's InvokeModel needs max_tokens (4096 by default); Llama 3 8B refuses more than 2048.
+    _, body = sent({"model": "llama3-8b-8192", "messages": USER})
+    assert body == {"messages": [{"role": "user", "content": [{"text": "Hi"}]}]}
+
+
+def test_converse_tools_history_and_choice():
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
+                                               "parameters": {"type": "object", "properties": {"q": {}}}}},
+             {"type": "function", "function": {"name": "get_time"}}]
+    history = [{"role": "user", "content": "Weather in Paris?"},
+               {"role": "assistant", "content": None, "tool_calls": [
+                   {"id": "tooluse_1", "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"q": "Paris"}'}}]},
+               {"role": "tool", "tool_call_id": "tooluse_1", "content": "18C"}]
+    _, body = sent({"model": LLAMA, "messages": history, "tools": tools,
+                    "tool_choice": {"type": "function", "function": {"name": "get_weather"}}})
+    assert body["messages"] == [
+        {"role": "user", "content": [{"text": "Weather in Paris?"}]},
+        {"role": "assistant", "content": [{"toolUse": {"toolUseId": "tooluse_1", "name": "get_weather",
+                                                       "input": {"q": "Paris"}}}]},
+        {"role": "user", "content": [{"toolResult": {"toolUseId": "tooluse_1", "content": [{"text": "18C"}]}}]}]
+    assert body["toolConfig"] == {
+        "tools": [{"toolSpec": {"name": "get_weather", "description": "Weather",
+                                "inputSchema": {"json": {"type": "object", "properties": {"q": {}}}}}},
+                  {"toolSpec": {"name": "get_time", "inputSchema": {"json": {"type": "object", "properties": {}}}}}],
+        "toolChoice": {"tool": {"name": "get_weather"}}}
+    _, body = sent({"model": LLAMA, "messages": USER, "tools": tools, "tool_choice": "required"})
+    assert body["toolConfig"]["toolChoice"] == {"any": {}}
+    _, body = sent({"model": LLAMA, "messages": USER, "tools": tools})
+    assert "toolChoice" not in body["toolConfig"], "auto is the default, and only some models take toolChoice"
+    _, body = sent({"model": LLAMA, "messages": USER, "tools": tools, "tool_choice": "none"})
+    assert "toolConfig" not in body
+    _, body = sent({"model": LLAMA, "messages": history, "tools": tools, "tool_choice": "none"})
+    assert "toolChoice" not in body["toolConfig"], "Bedrock wants the tools declared when the history uses them"
+
+
+def test_converse_images_are_inline_bytes_with_their_format():
+    _, body = sent({"model": "amazon.nova-lite-v1:0", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is it?"},
+        {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/4AAQ"}}]}]})
+    assert body["messages"][0]["content"] == [{"text": "What is it?"},
+                                              {"image": {"format": "jpeg", "source": {"bytes": "/9j/4AAQ"}}}]
+    with pytest.raises(UpstreamError) as caught:
+        sent({"model": "amazon.nova-lite-v1:0", "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]})
+    assert caught.value.code == "invalid_image"
+
+
+def test_a_converse_answer_becomes_a_chat_completion_with_its_usage():
+    data, usage = adapter.parse_response(call_context(model="llama3-8b-8192"), body=fixture("converse_chat.json"))
+    answer = orjson.loads(data)
+    assert answer["object"] == "chat.completion" and answer["model"] == "llama3-8b-8192"
+    assert answer["choices"] == [{"index": 0, "message": {"role": "assistant",
+                                                          "content": "Hello from Llama on Bedrock."},
+                                  "logprobs": None, "finish_reason": "stop"}]
+    assert (usage.prompt_tokens, usage.completion_tokens) == (21, 8)
+    assert answer["usage"]["total_tokens"] == 29
+
+
+def test_a_converse_tool_use_becomes_tool_calls():
+    data, usage = adapter.parse_response(call_context(model=LLAMA), body=fixture("converse_tool_call.json"))
+    choice = orjson.loads(data)["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] == "Let me check the weather."
+    assert choice["message"]["tool_calls"] == [{"id": "tooluse_kZJMlvQmRJ6eAyJE5GIl7Q", "type": "function",
+                                                "function": {"name": "get_weather",
+                                                             "arguments": '{"location":"Paris"}'}}]
+    assert (usage.prompt_tokens, usage.completion_tokens) == (412, 31)
+
+
+@pytest.mark.parametrize(("reason", "finish"), [("max_tokens", "length"), ("guardrail_intervened", "content_filter"),
+                                                ("content_filtered", "content_filter"), ("stop_sequence", "stop")])
+def test_converse_stop_reasons_map_to_openai_finish_reasons(reason, finish):
+    body = orjson.dumps({**orjson.loads(fixture("converse_chat.json")), "stopReason": reason})
+    data, _ = adapter.parse_response(call_context(model=LLAMA), body=body)
+    assert orjson.loads(data)["choices"][0]["finish_reason"] == finish
+
+
+@pytest.mark.parametrize("piece", [None, 7])
+def test_a_converse_stream_becomes_openai_chunks_with_usage_last(piece):
+    events = converse_decode("converse_chat_stream.ndjson", piece)
+    assert content(events) == "Hello from Llama on Bedrock."
+    data = chunks(events)
+    assert data[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert all(c["model"] == LLAMA and c["object"] == "chat.completion.chunk" for c in data)
+    assert [c["choices"][0]["finish_reason"] for c in data if c["choices"]][-1] == "stop"
+    assert data[-1]["choices"] == [] and events[-1].usage_only
+    assert (events[-1].usage.prompt_tokens, events[-1].usage.completion_tokens) == (21, 8)
+
+
+def test_a_converse_tool_call_stream_becomes_tool_call_deltas():
+    events = converse_decode("converse_tool_call_stream.ndjson", 9)
+    data = chunks(events)
+    calls = [c["choices"][0]["delta"]["tool_calls"][0] for c in data
+             if c.get("choices") and "tool_calls" in c["choices"][0]["delta"]]
+    assert calls[0] == {"index": 0, "id": "tooluse_kZJMlvQmRJ6eAyJE5GIl7Q", "type": "function",
+                        "function": {"name": "get_weather", "arguments": ""}}
+    assert orjson.loads("".join(c["function"]["arguments"] for c in calls)) == {"location": "Paris"}
+    assert content(events) == "Let me check."
+    assert [c["choices"][0]["finish_reason"] for c in data if c.get("choices")][-1] == "tool_calls"
+    assert [e.usage for e in events if e.usage][-1].prompt_tokens == 412
+
+
+def test_a_converse_stream_cut_before_its_usage_still_finishes_without_usage():
+    events = decode(b"".join(frames("converse_chat_stream.ndjson")[:6]),
+                    decoder=adapter.stream_decoder(call_context(model=LLAMA)))
+    assert content(events) == "Hello from Llama on Bedrock."
+    assert chunks(events)[-1]["choices"][0]["finish_reason"] == "stop"
+    assert not any(e.usage for e in events), "the relay counts a cut stream itself"
+
+
+def test_a_converse_exception_and_a_garbled_event_mid_stream():
+    lines = frames("converse_chat_stream.ndjson")
+    garbled = frame_of({"headers": {":event-type": "contentBlockDelta", ":message-type": "event"},
+                        "payload_text": "{not json"})
+    throttled = frame_of({"headers": {":message-type": "exception", ":exception-type": "throttlingException"},
+                          "payload": {"message": "Too many tokens, please wait before trying again."}})
+    events = decode(b"".join([*lines[:2], garbled, lines[2], throttled]),
+                    decoder=adapter.stream_decoder(call_context(model=LLAMA)))
+    assert content(events) == "Hello from Llama"
+    assert chunks(events)[-1] == {"error": {"message": "Too many tokens, please wait before trying again.",
+                                            "type": "rate_limit_error", "code": "ThrottlingException",
+                                            "param": None}}
+
+
+def test_a_session_token_is_sent_and_signed():
+    request, _ = sent({"model": LLAMA, "messages": USER},
+                      config={"ak": AK, "sk": SK, "region": REGION, "session_token": "FwoGZXIvYXdzEBYaDH"})
+    assert request.headers["X-Amz-Security-Token"] == "FwoGZXIvYXdzEBYaDH"
+    assert "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token," in request.headers["Authorization"]
+    request, _ = sent({"model": LLAMA, "messages": USER})
+    assert "X-Amz-Security-Token" not in request.headers
+    assert "session_token" in secret_config_fields(), "kept write-only, like the secret key"
+
+
+def test_parse_error_reads_the_error_type_from_the_header():
+    err = adapter.parse_error(call_context(model=LLAMA), status=400, body=b'{"message": "Too many requests"}',
+                              headers={"X-Amzn-ErrorType": "ThrottlingException:http://internal.amazon.com/coral/"})
+    assert (err.code, err.type, err.retryable) == ("ThrottlingException", "rate_limit_error", True)
+    err = adapter.parse_error(call_context(model=LLAMA), status=400, body=b'{"message": "Bad input"}')
+    assert (err.code, err.type, err.retryable) == ("ValidationException", "invalid_request_error", False)

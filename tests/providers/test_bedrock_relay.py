@@ -5,17 +5,17 @@ it does not match, as Bedrock would. Streamed answers are binary AWS event strea
 decoder through the relay's "raw" framing (`decoder.feed_bytes`).
 """
 
-import openai
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
-from billing.models import Log
 from billing.services import option_set
+from providers.adapters.bedrock import CONVERSE_MODELS
 from providers.selectors import models_by_channel_type
-from tests.factories import ChannelFactory, TokenFactory, UserFactory
+from tests.factories import ChannelFactory
+from tests.helpers import consume_log
 from tests.providers.mock_bedrock import MockBedrock
-from tests.helpers import flush, consume_log
+from tests.providers.vendor_harness import no_consume_log, sdk_stream, serve, stream_chunks, text_of, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,39 +28,18 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
                                                           "properties": {"location": {"type": "string"}}}}}]
 
 
-@pytest.fixture(scope="module")
-def bedrock_server():
-    server = MockBedrock(access_key=AK, secret_key=SK, region=REGION).start()
-    yield server
-    server.stop()
+bedrock_server = serve(lambda: MockBedrock(access_key=AK, secret_key=SK, region=REGION))
 
 
 @pytest.fixture
 def bedrock(transactional_db, bedrock_server):
-    bedrock_server.reset()
-    user = UserFactory(username="alice", quota=10_000_000)
-    token = TokenFactory(user=user, name="alice-key", remain_quota=5_000_000)
     # The channel form requires a key; with ak/sk/region in the config, the config wins.
-    channel = ChannelFactory(type=33, name="bedrock", base_url=bedrock_server.url, key=AK,
-                             models=f"{MODEL},claude-3-7-sonnet,claude-3-haiku-20240307",
-                             model_mapping={"claude-3-7-sonnet": "us.anthropic.claude-3-7-sonnet-20250219-v1:0"},
-                             config={"region": REGION, "ak": AK, "sk": SK})
-    return type("Bedrock", (), {"user": user, "token": token, "channel": channel, "upstream": bedrock_server,
-                                "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+    return world(bedrock_server, username="alice", type=33, name="bedrock", key=AK,
+                 models=f"{MODEL},claude-3-7-sonnet,claude-3-haiku-20240307",
+                 model_mapping={"claude-3-7-sonnet": "us.anthropic.claude-3-7-sonnet-20250219-v1:0"},
+                 config={"region": REGION, "ak": AK, "sk": SK})
 
 
-def sse_data(raw: bytes) -> list[bytes]:
-    return [e[6:] for e in raw.split(b"\n\n") if e.startswith(b"data: ")]
-
-
-def stream_chunks(raw: bytes) -> list[dict]:
-    events = sse_data(raw)
-    assert events[-1] == b"[DONE]"
-    return [orjson.loads(e) for e in events[:-1]]
-
-
-def text_of(chunks: list[dict]) -> str:
-    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
 
 
 async def test_plain_chat_is_signed_converted_and_billed_with_bedrock_usage(relay_client, bedrock):
@@ -193,8 +172,7 @@ async def test_access_denied_is_not_retried_and_keeps_its_message(relay_client, 
     assert response.json()["error"]["code"] == "AccessDeniedException"
     assert len(bedrock.upstream.requests) == 1
     assert SK not in response.text
-    await flush()
-    assert not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
+    assert await no_consume_log()
 
 
 async def test_validation_error_reaches_the_client_as_invalid_request(relay_client, bedrock):
@@ -215,16 +193,17 @@ async def test_embeddings_on_a_bedrock_channel_are_refused_without_calling_bedro
 
 
 async def test_the_openai_sdk_chats_with_bedrock(relay_client, bedrock):
-    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=f"sk-{bedrock.token.key}",
-                             http_client=relay_client, max_retries=0)
+    sdk = bedrock.sdk(relay_client)
     answer = await sdk.chat.completions.create(model=MODEL, messages=CHAT["messages"])
     assert answer.choices[0].message.content == "Hello from Claude on Bedrock."
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (14, 9)
 
 
-def test_api_models_lists_claude_models_for_type_33():
+def test_api_models_lists_claude_and_converse_models_for_type_33():
     listed = models_by_channel_type()[33]
-    assert MODEL in listed and all(m.startswith("claude-") for m in listed)
+    assert MODEL in listed
+    assert {m for m in listed if not m.startswith("claude-")} == {"llama3-8b-8192", "llama3-70b-8192",
+                                                                  *CONVERSE_MODELS}
 
 
 # --- streams: binary event streams through the relay's "raw" framing ------------------------------
@@ -302,16 +281,92 @@ async def test_an_exception_frame_mid_stream_reaches_the_client_as_an_openai_err
 
 
 async def test_the_openai_sdk_streams_with_bedrock(relay_client, bedrock):
-    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=f"sk-{bedrock.token.key}",
-                             http_client=relay_client, max_retries=0)
+    sdk = bedrock.sdk(relay_client)
     stream = await sdk.chat.completions.create(model=MODEL, messages=CHAT["messages"], stream=True,
                                                stream_options={"include_usage": True})
-    text, usage, finish = "", None, None
-    async for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-            finish = chunk.choices[0].finish_reason or finish
-        if chunk.usage:
-            usage = chunk.usage
+    text, usage, finish = await sdk_stream(stream)
     assert text == "Hello from Claude on Bedrock." and finish == "stop"
     assert (usage.prompt_tokens, usage.completion_tokens) == (14, 9)
+
+
+# --- other models through Converse, and temporary credentials ------------------------------------
+
+LLAMA = "llama3-8b-8192"  # one-api's name, mapped to meta.llama3-8b-instruct-v1:0
+
+
+async def converse_channel(upstream, **config):
+    return await sync_to_async(ChannelFactory)(type=33, name="bedrock-converse", base_url=upstream.url, key=AK,
+                                               models=f"{LLAMA},nova", model_mapping={"nova": "amazon.nova-pro-v1:0"},
+                                               config={"region": REGION, "ak": AK, "sk": SK, **config})
+
+
+async def test_a_llama_chat_goes_through_converse_signed_and_billed(relay_client, bedrock):
+    await converse_channel(bedrock.upstream)
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "model": LLAMA, "max_tokens": 64},
+                                       headers=bedrock.auth)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["model"] == LLAMA
+    assert answer["choices"][0]["message"] == {"role": "assistant", "content": "Hello from Llama on Bedrock."}
+    assert (answer["usage"]["prompt_tokens"], answer["usage"]["completion_tokens"]) == (21, 8)
+    sent = bedrock.upstream.requests[-1]
+    assert sent.raw_path == "/model/meta.llama3-8b-instruct-v1%3A0/converse"
+    assert sent.signature_ok is not False
+    assert sent.body == {"system": [{"text": "Be brief."}],
+                         "messages": [{"role": "user", "content": [{"text": "Say hello"}]}],
+                         "inferenceConfig": {"maxTokens": 64}}
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens, log.model_name) == (21, 8, LLAMA)
+
+
+async def test_the_openai_sdk_streams_a_nova_answer_through_converse_stream(relay_client, bedrock):
+    await converse_channel(bedrock.upstream)
+    bedrock.upstream.then(piece=11)
+    sdk = bedrock.sdk(relay_client)
+    stream = await sdk.chat.completions.create(model="nova", messages=CHAT["messages"], stream=True,
+                                               stream_options={"include_usage": True})
+    text, usage, finish = await sdk_stream(stream)
+    assert text == "Hello from Llama on Bedrock." and finish == "stop"
+    assert (usage.prompt_tokens, usage.completion_tokens) == (21, 8)
+    sent = bedrock.upstream.requests[-1]
+    assert sent.raw_path == "/model/amazon.nova-pro-v1%3A0/converse-stream" and sent.signature_ok is not False
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens, log.is_stream) == (21, 8, True)
+
+
+async def test_a_converse_tool_call_reaches_the_client(relay_client, bedrock):
+    await converse_channel(bedrock.upstream)
+    bedrock.upstream.then(answer="tool_call")
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "model": LLAMA, "tools": TOOLS},
+                                       headers=bedrock.auth)
+    choice = response.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["message"]["tool_calls"][0]["function"] == {"name": "get_weather",
+                                                              "arguments": '{"location":"Paris"}'}
+    assert bedrock.upstream.requests[-1].body["toolConfig"]["tools"][0]["toolSpec"]["name"] == "get_weather"
+
+
+@pytest.fixture(scope="module")
+def sts_server():
+    server = MockBedrock(access_key=AK, secret_key=SK, region=REGION,
+                         session_token="FwoGZXIvYXdzEBYaDH+sts/token==").start()
+    yield server
+    server.stop()
+
+
+async def test_temporary_credentials_send_their_session_token_signed(relay_client, bedrock, sts_server):
+    sts_server.reset()
+    await converse_channel(sts_server, session_token="FwoGZXIvYXdzEBYaDH+sts/token==")
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "model": LLAMA}, headers=bedrock.auth)
+    assert response.status_code == 200, response.text
+    sent = sts_server.requests[-1]
+    assert sent.headers["X-Amz-Security-Token"] == "FwoGZXIvYXdzEBYaDH+sts/token=="
+    assert sent.signature_ok is not False
+
+
+async def test_a_missing_session_token_is_refused_by_bedrock(relay_client, bedrock, sts_server):
+    sts_server.reset()
+    await converse_channel(sts_server)
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "model": LLAMA}, headers=bedrock.auth)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "InvalidSignatureException"

@@ -88,6 +88,104 @@ def test_bedrock_signature_matches_botocore(model_path):
     assert "Credential=AKIA0000EXAMPLE/20250203/eu-west-3/bedrock/aws4_request" in ours["Authorization"]
 
 
+def test_a_session_token_is_sent_and_signed_as_botocore_signs_it():
+    auth = pytest.importorskip("botocore.auth")
+    from unittest import mock
+
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    url = "https://bedrock-runtime.us-east-1.amazonaws.com/model/meta.llama3-8b-instruct-v1%3A0/converse"
+    body = b'{"messages": []}'
+    when = datetime.datetime(2025, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc)
+    ours = aws_sigv4.sign(method="POST", url=url, headers={"Content-Type": "application/json"}, body=body,
+                          access_key="ASIA0000EXAMPLE", secret_key="s3cr3t", region="us-east-1",
+                          service="bedrock", session_token="IQoJb3JpZ2luX2VjE/session+token=", now=lambda: when)
+    theirs = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
+    credentials = Credentials("ASIA0000EXAMPLE", "s3cr3t", "IQoJb3JpZ2luX2VjE/session+token=")
+    with mock.patch.object(auth, "get_current_datetime", return_value=when.replace(tzinfo=None)):
+        auth.SigV4Auth(credentials, "bedrock", "us-east-1").add_auth(theirs)
+    assert ours["X-Amz-Security-Token"] == theirs.headers["X-Amz-Security-Token"] == "IQoJb3JpZ2luX2VjE/session+token="
+    assert ours["Authorization"] == theirs.headers["Authorization"]
+    assert "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token," in ours["Authorization"]
+
+
+# --- the bytes on the wire ------------------------------------------------------------------------
+
+INVOKE_ANSWER = (b'{"id": "msg_1", "type": "message", "role": "assistant", "model": "claude", "content": '
+                 b'[{"type": "text", "text": "hi"}], "stop_reason": "end_turn", "usage": '
+                 b'{"input_tokens": 3, "output_tokens": 1}}')
+CONVERSE_ANSWER = (b'{"output": {"message": {"role": "assistant", "content": [{"text": "hi"}]}}, '
+                   b'"stopReason": "end_turn", "usage": {"inputTokens": 3, "outputTokens": 1, "totalTokens": 4}}')
+
+
+async def wire_request(*, model: str, config: dict, answer: bytes) -> tuple[str, str, dict[str, str], bytes]:
+    """Send a channel test through the relay's own call path (relay.probe) to a bare TCP server, and
+    return the request as it arrived: method, request target, headers and body, bytes untouched."""
+    import asyncio
+
+    from providers.adapters.base import ChannelInfo
+    from relay.probe import probe
+
+    arrived: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        request_line, *header_lines = head.decode("latin-1").split("\r\n")[:-2]
+        headers = dict(line.split(": ", 1) for line in header_lines)
+        length = int(next(v for k, v in headers.items() if k.lower() == "content-length"))
+        method, target, _ = request_line.split(" ")
+        arrived.set_result((method, target, headers, await reader.readexactly(length)))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    channel = ChannelInfo(id=1, type=33, name="wire", key="", base_url=f"http://127.0.0.1:{port}", models=(model,),
+                          model_mapping={}, config=config, system_prompt="", priority=0, weight=0)
+    async with server:
+        result = await probe(channel=channel, model=model, prompt="hi")
+    assert result.success, result.message
+    return arrived.result()
+
+
+@pytest.mark.parametrize(("model", "target", "answer"), [
+    ("arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0",
+     "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2F"
+     "us.anthropic.claude-3-haiku-20240307-v1%3A0/invoke", INVOKE_ANSWER),
+    ("us.anthropic.claude-3-7-sonnet-20250219-v1:0",
+     "/model/us.anthropic.claude-3-7-sonnet-20250219-v1%3A0/invoke", INVOKE_ANSWER),
+    ("meta.llama3-8b-instruct-v1:0", "/model/meta.llama3-8b-instruct-v1%3A0/converse", CONVERSE_ANSWER),
+], ids=["arn-inference-profile", "cross-region-profile", "converse"])
+@pytest.mark.parametrize("session_token", ["", "IQoJb3JpZ2luX2VjE/session+token="], ids=["long-term", "session"])
+async def test_the_path_on_the_wire_is_the_path_that_was_signed(model, target, answer, session_token):
+    """The model id's `:` and `/` reach the server percent-encoded, byte for byte as signed: the relay's
+    HTTP client neither re-encodes nor decodes them (a mismatch is Bedrock's SignatureDoesNotMatch)."""
+    botocore_auth = pytest.importorskip("botocore.auth")
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    config = {"ak": "AKIA0000EXAMPLE", "sk": "s3cr3t/with+chars", "region": "us-east-1",
+              "session_token": session_token}
+    method, sent_target, headers, body = await wire_request(model=model, config=config, answer=answer)
+    assert (method, sent_target) == ("POST", target)
+    assert headers.get("X-Amz-Security-Token", "") == session_token
+    # Recompute the signature from what arrived, with botocore: it covers exactly these bytes.
+    signed = {"Content-Type": headers["Content-Type"], "Host": headers["Host"], "X-Amz-Date": headers["X-Amz-Date"]}
+    request = AWSRequest(method=method, url=f"http://{headers['Host']}{sent_target}", data=body, headers=signed)
+    request.context["timestamp"] = headers["X-Amz-Date"]
+    signer = botocore_auth.SigV4Auth(Credentials(config["ak"], config["sk"], session_token or None), "bedrock",
+                                     "us-east-1")
+    if session_token:
+        request.headers["X-Amz-Security-Token"] = session_token
+    canonical = signer.canonical_request(request)
+    assert canonical.splitlines()[1] == aws_sigv4.canonical_uri(sent_target)
+    signature = signer.signature(signer.string_to_sign(request, canonical), request)
+    assert headers["Authorization"].endswith(f"Signature={signature}")
+
+
 # --- event stream ---------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from providers.adapters.cloudflare import CloudflareAdapter
 from providers.adapters.openai import OpenAIAdapter
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import flush
+from tests.providers.vendor_harness import call_context
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "cloudflare"
 ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
@@ -27,7 +28,7 @@ def channel(base_url="", config=None, key="cf-api-token"):
 
 
 def build(mode="chat", body=CHAT, **kwargs):
-    return adapter_for(37).build_request(channel=channel(**kwargs), mode=mode, body=body, stream=False)
+    return adapter_for(37).build_request(call_context(channel(**kwargs), mode=mode, body=body))
 
 
 def test_cloudflare_is_registered_as_an_openai_protocol_vendor():
@@ -69,12 +70,14 @@ def test_completions_mode_is_refused_and_there_is_no_balance_endpoint():
 
 
 def test_cloudflare_error_envelope_keeps_its_message():
-    err = adapter_for(37).parse_error(status=401, body=(FIXTURES / "error_auth.json").read_bytes())
+    err = adapter_for(37).parse_error(call_context(), status=401, body=(FIXTURES / "error_auth.json").read_bytes())
     assert (err.status, err.message, err.code, err.type) == (401, "Authentication error", "10000",
                                                              "authentication_error")
     assert not err.retryable
-    assert adapter_for(37).parse_error(status=429, body=b'{"errors":[{"code":3040,"message":"Capacity"}]}').retryable
-    openai_style = adapter_for(37).parse_error(status=400, body=b'{"error":{"message":"bad","type":"x"}}')
+    assert adapter_for(37).parse_error(call_context(), status=429,
+                                       body=b'{"errors":[{"code":3040,"message":"Capacity"}]}').retryable
+    openai_style = adapter_for(37).parse_error(call_context(), status=400,
+                                               body=b'{"error":{"message":"bad","type":"x"}}')
     assert openai_style.message == "bad"
 
 

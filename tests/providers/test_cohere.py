@@ -10,6 +10,7 @@ from providers.adapters import ADAPTERS, adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.cohere import CohereAdapter
 from relay.streaming import ChunkGatherer, SSEParser
+from tests.providers.vendor_harness import call_context
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "cohere"
 BODY = {"model": "command-a-03-2025", "messages": [{"role": "system", "content": "Be brief."},
@@ -22,12 +23,12 @@ def channel(key="co-secret", base_url=""):
 
 
 def build(body, stream=False, mode="chat", **kwargs):
-    request = adapter_for(35).build_request(channel=channel(**kwargs), mode=mode, body=body, stream=stream)
+    request = adapter_for(35).build_request(call_context(channel(**kwargs), mode=mode, body=body, stream=stream))
     return request, orjson.loads(request.body)
 
 
 def decode(raw: bytes):
-    decoder = adapter_for(35).stream_decoder(mode="chat", model="command-a-03-2025")
+    decoder = adapter_for(35).stream_decoder(call_context(model="command-a-03-2025"))
     assert decoder.framing == "sse" and decoder.accepts("text/event-stream")
     parser = SSEParser()
     events = [ev for event, data in [*parser.feed(raw), *parser.close()] for ev in decoder.feed(event, data)]
@@ -150,7 +151,7 @@ def test_an_image_that_is_not_a_url_is_refused():
 
 
 def test_plain_answer_uses_actual_tokens_not_billed_units():
-    data, usage = adapter_for(35).parse_response(mode="chat", body=(FIXTURES / "chat.json").read_bytes())
+    data, usage = adapter_for(35).parse_response(call_context(), body=(FIXTURES / "chat.json").read_bytes())
     answer = orjson.loads(data)
     assert answer["object"] == "chat.completion" and answer["id"] == "chatcmpl-c14c80c3-18eb-4519-9460-6c92edd8cfb4"
     assert answer["choices"] == [{"index": 0, "logprobs": None, "finish_reason": "stop", "message": {
@@ -164,13 +165,13 @@ def test_billed_units_are_used_when_tokens_are_missing():
     body = orjson.dumps({"id": "x", "finish_reason": "MAX_TOKENS", "usage": {"billed_units": {
         "input_tokens": 3, "output_tokens": 4}}, "message": {"role": "assistant", "content": [
             {"type": "text", "text": "cut"}]}})
-    data, usage = adapter_for(35).parse_response(mode="chat", body=body)
+    data, usage = adapter_for(35).parse_response(call_context(), body=body)
     assert (usage.prompt_tokens, usage.completion_tokens) == (3, 4)
     assert orjson.loads(data)["choices"][0]["finish_reason"] == "length"
 
 
 def test_tool_call_answer_becomes_openai_tool_calls():
-    data, usage = adapter_for(35).parse_response(mode="chat", body=(FIXTURES / "tool_call.json").read_bytes())
+    data, usage = adapter_for(35).parse_response(call_context(), body=(FIXTURES / "tool_call.json").read_bytes())
     choice = orjson.loads(data)["choices"][0]
     assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
     assert choice["message"]["tool_calls"] == [{"id": "get_weather_1byjy32y4hvq", "type": "function", "function": {
@@ -184,16 +185,16 @@ def test_tool_call_answer_becomes_openai_tool_calls():
 ])
 def test_errors_keep_cohere_message(fixture, status, kind, code, retryable):
     body = (FIXTURES / fixture).read_bytes()
-    err = adapter_for(35).parse_error(status=status, body=body)
+    err = adapter_for(35).parse_error(call_context(), status=status, body=body)
     assert (err.status, err.type, err.code, err.retryable) == (status, kind, code, retryable)
     assert err.message == json.loads(body)["message"]
     assert err.error_body == {"message": err.message, "type": kind, "param": None, "code": code}
-    assert adapter_for(35).parse_error(status=503, body=b'{"message": "service unavailable"}').retryable
+    assert adapter_for(35).parse_error(call_context(), status=503, body=b'{"message": "service unavailable"}').retryable
 
 
 def test_a_body_that_is_not_json_is_a_retryable_bad_response():
     with pytest.raises(UpstreamError) as caught:
-        adapter_for(35).parse_response(mode="chat", body=b"<html>")
+        adapter_for(35).parse_response(call_context(), body=b"<html>")
     assert caught.value.status == 502 and caught.value.retryable
 
 
@@ -264,7 +265,8 @@ def test_embeddings_go_to_v2_embed_and_come_back_in_openais_shape():
     assert sent["texts"] == ["hi"] and sent["input_type"] == "search_query"
     with pytest.raises(UpstreamError):
         build({"model": "embed-v4.0", "input": [[1, 2]]}, mode="embeddings")
-    data, usage = adapter_for(35).parse_response(mode="embeddings", body=(FIXTURES / "embed.json").read_bytes())
+    data, usage = adapter_for(35).parse_response(call_context(mode="embeddings"),
+                                                 body=(FIXTURES / "embed.json").read_bytes())
     answer = orjson.loads(data)
     assert answer["object"] == "list" and [d["index"] for d in answer["data"]] == [0, 1]
     assert answer["data"][1]["embedding"] == [-0.0076904297, 0.018432617, 0.0234375, -0.032226562]

@@ -3,16 +3,13 @@
 import base64
 import json
 
-import openai
 import orjson
 import pytest
-from asgiref.sync import sync_to_async
 
-from billing.models import Log
 from providers.adapters import cohere
-from tests.factories import ChannelFactory, TokenFactory, UserFactory
+from tests.helpers import consume_log, events_of
 from tests.providers.mock_cohere import PNG, REPLY, MockCohere
-from tests.helpers import flush, consume_log, events_of
+from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_stream, serve, stream_chunks, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,22 +20,13 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": 
     "type": "object", "properties": {"location": {"type": "string"}}}}}]
 
 
-@pytest.fixture(scope="module")
-def cohere_server():
-    server = MockCohere().start()
-    yield server
-    server.stop()
+cohere_server = serve(MockCohere)
 
 
 @pytest.fixture
 def cw(transactional_db, cohere_server):
-    cohere_server.reset()
-    user = UserFactory(username="cohere-user", quota=10_000_000)
-    token = TokenFactory(user=user, name="cohere-key", remain_quota=5_000_000)
-    channel = ChannelFactory(type=35, name="cohere", base_url=cohere_server.url, key=KEY,
-                             models="command-a-03-2025,command-a-vision-07-2025,embed-v4.0,rerank-v3.5")
-    return type("World", (), {"user": user, "token": token, "channel": channel, "upstream": cohere_server,
-                              "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+    return world(cohere_server, username="cohere-user", token_name="cohere-key", type=35, name="cohere", key=KEY,
+                 models="command-a-03-2025,command-a-vision-07-2025,embed-v4.0,rerank-v3.5")
 
 
 async def test_plain_chat_is_converted_and_billed_from_cohere_tokens(relay_client, cw):
@@ -58,9 +46,7 @@ async def test_plain_chat_is_converted_and_billed_from_cohere_tokens(relay_clien
 async def test_stream_is_converted_with_usage_hidden_unless_asked(relay_client, cw):
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=cw.auth)
     assert response.status_code == 200
-    events = events_of(response.content)
-    assert events[-1] == b"[DONE]"
-    chunks = [orjson.loads(e) for e in events[:-1]]
+    chunks = stream_chunks(response.content)
     assert all(c["choices"] for c in chunks)
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == REPLY
@@ -152,8 +138,7 @@ async def test_invalid_key_keeps_cohere_message_and_costs_nothing(relay_client, 
     error = response.json()["error"]
     assert error["message"].startswith("invalid api token") and error["type"] == "authentication_error"
     assert KEY not in response.text
-    await flush()
-    assert not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
+    assert await no_consume_log()
 
 
 async def test_fixture_stream_with_a_garbled_event_goes_on(relay_client, cw):
@@ -178,28 +163,20 @@ async def test_malformed_event_from_the_mock_does_not_break_the_stream(relay_cli
 async def test_stream_cut_mid_way_ends_with_an_error_event_and_bills_what_arrived(relay_client, cw):
     cw.upstream.then(reply=" ".join(["word"] * 50), cut_after=5)
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=cw.auth)
-    events = events_of(response.content)
-    assert events[-1] == b"[DONE]"
-    assert orjson.loads(events[-2])["error"]["code"] == "stream_interrupted"
+    assert_interrupted(response.content)
     log = await consume_log()
     assert 0 < log.completion_tokens < 50  # no message-end: counted locally
 
 
 async def test_openai_sdk_plain_and_streamed(relay_client, cw):
-    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="sk-" + cw.token.key,
-                             http_client=relay_client, max_retries=0)
+    sdk = cw.sdk(relay_client)
     answer = await sdk.chat.completions.create(model="command-a-03-2025", messages=CHAT["messages"])
     assert answer.choices[0].message.content == REPLY
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (21, 6)
 
     stream = await sdk.chat.completions.create(model="command-a-03-2025", messages=CHAT["messages"], stream=True,
                                                stream_options={"include_usage": True})
-    text, usage = "", None
-    async for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-        if chunk.usage:
-            usage = chunk.usage
+    text, usage, _ = await sdk_stream(stream)
     assert text == REPLY and usage.prompt_tokens == 21
 
     vectors = await sdk.embeddings.create(model="embed-v4.0", input="hi")

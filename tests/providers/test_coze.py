@@ -4,10 +4,11 @@ import orjson
 import pytest
 
 from providers.adapters import ADAPTERS, adapter_for
-from providers.adapters.base import ChannelInfo, Usage, UpstreamError
+from providers.adapters.base import ChannelInfo, UpstreamError, Usage
 from providers.adapters.coze import CozeAdapter
 from relay.streaming import ChunkGatherer, SSEParser
 from tests.providers.mock_coze import fixture
+from tests.providers.vendor_harness import call_context
 
 KEY = "pat_secret_coze_token"
 adapter = CozeAdapter()
@@ -19,14 +20,14 @@ def channel(base_url="", config=None):
 
 
 def build(body, config=None, base_url=""):
-    request = adapter.build_request(channel=channel(base_url, config), mode="chat", body=body, stream=True)
+    request = adapter.build_request(call_context(channel(base_url, config), body=body, stream=True))
     return request, orjson.loads(request.body)
 
 
 def decode(name_or_bytes, model="bot-7379462189365198898"):
     """Run a fixture stream through the SSE parser and a fresh decoder: the events, and the chunks."""
     raw = fixture(name_or_bytes) if isinstance(name_or_bytes, str) else name_or_bytes
-    decoder = adapter.stream_decoder(mode="chat", model=model)
+    decoder = adapter.stream_decoder(call_context(model=model))
     parser = SSEParser()
     events = []
     for event, data in [*parser.feed(raw), *parser.close()]:
@@ -75,7 +76,7 @@ def test_a_bare_bot_id_works_and_the_china_base_url_and_user_id_come_from_the_ch
 
 
 def test_non_streaming_client_still_gets_a_streamed_upstream_request():
-    request = adapter.build_request(channel=channel(), mode="chat", body={**CHAT, "stream": False}, stream=True)
+    request = adapter.build_request(call_context(channel(), body={**CHAT, "stream": False}, stream=True))
     assert orjson.loads(request.body)["stream"] is True
 
 
@@ -126,8 +127,7 @@ def test_inline_images_are_refused_with_a_clear_400():
 
 def test_other_modes_are_refused():
     with pytest.raises(UpstreamError) as caught:
-        adapter.build_request(channel=channel(), mode="embeddings", body={"model": "bot-1", "input": "x"},
-                              stream=False)
+        adapter.build_request(call_context(channel(), mode="embeddings", body={"model": "bot-1", "input": "x"}))
     assert caught.value.status == 400
 
 
@@ -259,7 +259,7 @@ def test_v2_stream_error_is_an_upstream_error():
 
 
 def test_v2_answer_json_becomes_a_chat_completion_and_usage_is_left_to_local_counting():
-    data, usage = adapter.parse_response(mode="chat", body=fixture("v2_answer.json"))
+    data, usage = adapter.parse_response(call_context(), body=fixture("v2_answer.json"))
     answer = orjson.loads(data)
     assert usage is None
     assert answer["object"] == "chat.completion" and answer["id"] == "chatcmpl-1234567890123456789"
@@ -277,22 +277,22 @@ def test_v2_answer_json_becomes_a_chat_completion_and_usage_is_left_to_local_cou
 ])
 def test_http_200_error_bodies_become_upstream_errors(name, status, code, retryable):
     with pytest.raises(UpstreamError) as caught:
-        adapter.parse_response(mode="chat", body=fixture(name))
+        adapter.parse_response(call_context(), body=fixture(name))
     err = caught.value
     assert (err.status, err.code, err.retryable) == (status, code, retryable)
     assert orjson.loads(fixture(name))["msg"] in err.message and KEY not in err.message
 
 
 def test_http_errors_keep_coze_message_and_status_meaning():
-    err = adapter.parse_error(status=401, body=fixture("v3_error_auth.json"))
+    err = adapter.parse_error(call_context(), status=401, body=fixture("v3_error_auth.json"))
     assert (err.status, err.retryable) == (401, False) and err.message.startswith("authentication is invalid")
-    err = adapter.parse_error(status=503, body=b'{"code": 7000001, "msg": "service busy"}')
+    err = adapter.parse_error(call_context(), status=503, body=b'{"code": 7000001, "msg": "service busy"}')
     assert (err.status, err.retryable) == (503, True) and "service busy" in err.message
-    err = adapter.parse_error(status=502, body=b"<html>Bad gateway</html>")
+    err = adapter.parse_error(call_context(), status=502, body=b"<html>Bad gateway</html>")
     assert err.retryable and "Bad gateway" in err.message
 
 
 def test_an_unknown_failure_code_with_http_200_is_a_400():
     with pytest.raises(UpstreamError) as caught:
-        adapter.parse_response(mode="chat", body=b'{"code": 4015, "msg": "The bot is not published."}')
+        adapter.parse_response(call_context(), body=b'{"code": 4015, "msg": "The bot is not published."}')
     assert caught.value.status == 400 and not caught.value.retryable

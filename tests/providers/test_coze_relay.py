@@ -3,12 +3,10 @@
 import openai
 import orjson
 import pytest
-from asgiref.sync import sync_to_async
 
-from billing.models import Log
-from tests.factories import ChannelFactory, TokenFactory, UserFactory
+from tests.helpers import consume_log, events_of
 from tests.providers.mock_coze import MockCoze
-from tests.helpers import flush, consume_log
+from tests.providers.vendor_harness import no_consume_log, serve, stream_chunks, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -18,45 +16,24 @@ CHAT = {"model": BOT, "messages": [{"role": "system", "content": "Be brief."},
                                    {"role": "user", "content": "Say hello"}]}
 
 
-@pytest.fixture(scope="module")
-def coze_server():
-    server = MockCoze().start()
-    yield server
-    server.stop()
+coze_server = serve(MockCoze)
+
+
+def coze_world(coze, config):
+    return world(coze, username="alice", quota=100_000_000, name="coze", type=34, key=KEY,
+                 models=f"{BOT},bot-99", config=config)
+
+
+@pytest.fixture(name="world")
+def world_v3(transactional_db, coze_server):
+    return coze_world(coze_server, {"user_id": "u-1"})
 
 
 @pytest.fixture
-def coze(coze_server):
-    coze_server.reset()
-    return coze_server
+def world_v2(transactional_db, coze_server):
+    return coze_world(coze_server, {"api_version": "v2", "user_id": "u-2"})
 
 
-def make_world(coze, config=None):
-    user = UserFactory(username="alice", quota=100_000_000)
-    token = TokenFactory(user=user, name="alice-key", remain_quota=50_000_000)
-    channel = ChannelFactory(name="coze", type=34, base_url=coze.url, key=KEY, models=f"{BOT},bot-99",
-                             config=config or {"user_id": "u-1"})
-    return type("World", (), {"user": user, "token": token, "channel": channel, "coze": coze,
-                              "auth": {"Authorization": f"Bearer sk-{token.key}"}})
-
-
-@pytest.fixture
-def world(transactional_db, coze):
-    return make_world(coze)
-
-
-@pytest.fixture
-def world_v2(transactional_db, coze):
-    return make_world(coze, {"api_version": "v2", "user_id": "u-2"})
-
-
-def sse_data(raw: bytes) -> list[bytes]:
-    return [line[6:] for line in raw.split(b"\n\n") if line.startswith(b"data: ")]
-
-
-async def no_consume_log():
-    await flush()
-    return not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
 
 
 async def test_streamed_client_gets_openai_chunks_and_pays_coze_token_counts(relay_client, world):
@@ -65,15 +42,13 @@ async def test_streamed_client_gets_openai_chunks_and_pays_coze_token_counts(rel
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         raw = b"".join([chunk async for chunk in response.aiter_bytes()])
-    events = sse_data(raw)
-    assert events[-1] == b"[DONE]"
-    chunks = [orjson.loads(e) for e in events[:-1]]
+    chunks = stream_chunks(raw)
     assert all(c["choices"] for c in chunks), "usage-only chunks reach only clients that ask"
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "Hello from the Coze bot."
     assert chunks[0]["id"] == "chatcmpl-7382159487131697202" and chunks[0]["model"] == BOT
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
 
-    sent = world.coze.requests[-1]
+    sent = world.upstream.requests[-1]
     assert sent.path == "/v3/chat" and sent.headers["Authorization"] == f"Bearer {KEY}"
     assert sent.body == {"bot_id": "7379462189365198898", "user_id": "u-1", "stream": True,
                          "auto_save_history": False, "additional_messages": [
@@ -88,7 +63,7 @@ async def test_streamed_client_gets_openai_chunks_and_pays_coze_token_counts(rel
 async def test_streamed_client_that_asks_for_usage_gets_coze_usage_chunk(relay_client, world):
     body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
     response = await relay_client.post("/v1/chat/completions", json=body, headers=world.auth)
-    chunks = [orjson.loads(e) for e in sse_data(response.content)[:-1]]
+    chunks = [orjson.loads(e) for e in events_of(response.content)[:-1]]
     assert chunks[-1]["choices"] == []
     assert chunks[-1]["usage"] == {"prompt_tokens": 614, "completion_tokens": 19, "total_tokens": 633}
 
@@ -102,7 +77,7 @@ async def test_non_streamed_client_gets_one_completion_gathered_from_the_coze_st
     assert answer["choices"][0]["message"] == {"role": "assistant", "content": "Hello from the Coze bot."}
     assert answer["choices"][0]["finish_reason"] == "stop"
     assert answer["usage"] == {"prompt_tokens": 614, "completion_tokens": 19, "total_tokens": 633}
-    assert world.coze.requests[-1].body["stream"] is True
+    assert world.upstream.requests[-1].body["stream"] is True
 
     log = await consume_log()
     assert (log.prompt_tokens, log.completion_tokens, log.is_stream) == (614, 19, False)
@@ -112,10 +87,10 @@ async def test_v2_channel_streams_and_is_counted_locally(relay_client, world_v2)
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "model": "bot-99", "stream": True},
                                   headers=world_v2.auth)
     assert response.status_code == 200
-    events = sse_data(response.content)
+    events = events_of(response.content)
     chunks = [orjson.loads(e) for e in events[:-1]]
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "Hello from the Coze v2 bot."
-    sent = world_v2.coze.requests[-1]
+    sent = world_v2.upstream.requests[-1]
     assert sent.path == "/open_api/v2/chat" and sent.headers["Authorization"] == f"Bearer {KEY}"
     assert sent.body == {"bot_id": "99", "user": "u-2", "query": "Be brief.\n\nSay hello", "chat_history": [],
                          "stream": True}
@@ -135,7 +110,7 @@ async def test_v2_channel_answers_a_non_streamed_client(relay_client, world_v2):
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_coze_auth_failure_with_http_200_is_a_401_keeping_coze_message(relay_client, world, stream):
-    world.coze.then(error="v3_error_auth.json")
+    world.upstream.then(error="v3_error_auth.json")
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": stream}, headers=world.auth)
     assert response.status_code == 401
     error = response.json()["error"]
@@ -145,14 +120,14 @@ async def test_coze_auth_failure_with_http_200_is_a_401_keeping_coze_message(rel
 
 
 async def test_coze_http_error_keeps_coze_message(relay_client, world):
-    world.coze.then(status=404, error="v3_error_bot_not_found.json")
+    world.upstream.then(status=404, error="v3_error_bot_not_found.json")
     response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
     assert response.status_code == 404
     assert "does not exist" in response.json()["error"]["message"]
 
 
 async def test_a_failed_chat_is_an_error_for_a_non_streamed_client_and_is_not_billed(relay_client, world):
-    world.coze.then(fixture="v3_stream_failed.sse")
+    world.upstream.then(fixture="v3_stream_failed.sse")
     response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
     assert response.status_code == 429, response.text
     assert "The requests exceed the limit" in response.json()["error"]["message"]
@@ -161,16 +136,16 @@ async def test_a_failed_chat_is_an_error_for_a_non_streamed_client_and_is_not_bi
 
 async def test_a_chat_that_fails_before_answering_is_a_real_http_error_for_a_streamed_client(relay_client, world):
     # The relay sends headers only with the first answer, so an early failure keeps its status (and may fail over).
-    world.coze.then(fixture="v3_stream_failed.sse")
+    world.upstream.then(fixture="v3_stream_failed.sse")
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=world.auth)
     assert response.status_code == 429, response.text
     assert "The requests exceed the limit" in response.json()["error"]["message"]
 
 
 async def test_a_chat_failing_mid_answer_keeps_the_text_ends_with_an_error_and_bills_what_arrived(relay_client, world):
-    world.coze.then(fixture="v3_stream_failed_midway.sse")
+    world.upstream.then(fixture="v3_stream_failed_midway.sse")
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=world.auth)
-    events = sse_data(response.content)
+    events = events_of(response.content)
     assert events[-1] == b"[DONE]"
     assert orjson.loads(events[0])["choices"][0]["delta"]["content"] == "Partial answer"
     assert orjson.loads(events[-2])["error"]["message"].startswith("Internal error, please retry.")
@@ -179,9 +154,9 @@ async def test_a_chat_failing_mid_answer_keeps_the_text_ends_with_an_error_and_b
 
 
 async def test_a_stream_cut_off_mid_way_ends_with_an_error_event_and_bills_what_arrived(relay_client, world):
-    world.coze.then(cut_after=4)  # created, in_progress, two deltas
+    world.upstream.then(cut_after=4)  # created, in_progress, two deltas
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=world.auth)
-    events = sse_data(response.content)
+    events = events_of(response.content)
     assert events[-1] == b"[DONE]"
     assert orjson.loads(events[-2])["error"]["code"] == "stream_interrupted"
     text = "".join(orjson.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-2])
@@ -191,7 +166,7 @@ async def test_a_stream_cut_off_mid_way_ends_with_an_error_event_and_bills_what_
 
 
 async def test_a_malformed_event_does_not_break_the_stream(relay_client, world):
-    world.coze.then(fixture="v3_stream_malformed.sse")
+    world.upstream.then(fixture="v3_stream_malformed.sse")
     response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == "Still here."
@@ -206,12 +181,11 @@ async def test_an_inline_image_is_refused_before_calling_coze(relay_client, worl
                                  headers=world.auth)
     assert response.status_code == 400
     assert "data:" in response.json()["error"]["message"]
-    assert not world.coze.requests
+    assert not world.upstream.requests
 
 
 async def test_the_openai_sdk_talks_to_a_coze_bot(relay_client, world):
-    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=f"sk-{world.token.key}",
-                             http_client=relay_client, max_retries=0)
+    sdk = world.sdk(relay_client)
     completion = await sdk.chat.completions.create(model=BOT, messages=CHAT["messages"])
     assert completion.choices[0].message.content == "Hello from the Coze bot."
     assert completion.usage.prompt_tokens == 614 and completion.usage.completion_tokens == 19
@@ -227,7 +201,7 @@ async def test_the_openai_sdk_talks_to_a_coze_bot(relay_client, world):
     assert "".join(pieces) == "Hello from the Coze bot."
     assert usage.total_tokens == 633
 
-    world.coze.then(fixture="v3_stream_failed.sse")
+    world.upstream.then(fixture="v3_stream_failed.sse")
     with pytest.raises(openai.RateLimitError) as caught:
         await sdk.chat.completions.create(model=BOT, messages=CHAT["messages"])
     assert "The requests exceed the limit" in str(caught.value)

@@ -11,6 +11,7 @@ from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.gemini import GeminiAdapter, GeminiOpenAIAdapter
 from relay.streaming import SSEParser
+from tests.providers.vendor_harness import call_context
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "providers" / "gemini"
 KEY = "AIzaSy-gemini-secret"
@@ -26,13 +27,13 @@ def channel(type_id=24, base_url="", config=None):
 
 
 def build(body, stream=False, mode="chat", **kwargs):
-    request = adapter_for(24).build_request(channel=channel(**kwargs), mode=mode, body=body, stream=stream)
+    request = adapter_for(24).build_request(call_context(channel(**kwargs), mode=mode, body=body, stream=stream))
     return request, orjson.loads(request.body)
 
 
 def decode_stream(raw: bytes, model="gemini-2.5-flash"):
     """Feed an SSE body through the decoder as the relay does; returns (events, chunks sent)."""
-    decoder = adapter_for(24).stream_decoder(mode="chat", model=model)
+    decoder = adapter_for(24).stream_decoder(call_context(model=model))
     parser = SSEParser()
     events = [e for event, data in [*parser.feed(raw), *parser.close()] for e in decoder.feed(event, data)]
     events += decoder.close()
@@ -188,7 +189,7 @@ def test_text_completions_are_refused_clearly():
 
 
 def test_plain_answer_becomes_a_chat_completion_with_geminis_own_usage():
-    data, usage = adapter_for(24).parse_response(mode="chat", body=fixture("chat.json"))
+    data, usage = adapter_for(24).parse_response(call_context(), body=fixture("chat.json"))
     answer = orjson.loads(data)
     assert answer["object"] == "chat.completion" and answer["id"] == "chatcmpl-mJ0hZ8ujAuGvz7IPq4SQ2QU"
     assert answer["model"] == "gemini-2.5-flash"
@@ -201,7 +202,7 @@ def test_plain_answer_becomes_a_chat_completion_with_geminis_own_usage():
 
 
 def test_function_calls_become_openai_tool_calls():
-    data, usage = adapter_for(24).parse_response(mode="chat", body=fixture("tool_call.json"))
+    data, usage = adapter_for(24).parse_response(call_context(), body=fixture("tool_call.json"))
     choice = orjson.loads(data)["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     message = choice["message"]
@@ -216,7 +217,7 @@ def test_function_calls_become_openai_tool_calls():
 
 
 def test_tool_calls_returned_in_history_round_trip_their_signature():
-    data, _ = adapter_for(24).parse_response(mode="chat", body=fixture("tool_call.json"))
+    data, _ = adapter_for(24).parse_response(call_context(), body=fixture("tool_call.json"))
     message = orjson.loads(data)["choices"][0]["message"]
     results = [{"role": "tool", "tool_call_id": c["id"], "content": "ok"} for c in message["tool_calls"]]
     _, body = build({"model": "gemini-3-pro-preview",
@@ -227,13 +228,13 @@ def test_tool_calls_returned_in_history_round_trip_their_signature():
 
 
 def test_safety_stop_maps_to_content_filter():
-    data, _ = adapter_for(24).parse_response(mode="chat", body=fixture("safety.json"))
+    data, _ = adapter_for(24).parse_response(call_context(), body=fixture("safety.json"))
     assert orjson.loads(data)["choices"][0]["finish_reason"] == "content_filter"
 
 
 def test_a_blocked_prompt_is_a_clear_error():
     with pytest.raises(UpstreamError) as caught:
-        adapter_for(24).parse_response(mode="chat", body=fixture("blocked.json"))
+        adapter_for(24).parse_response(call_context(), body=fixture("blocked.json"))
     assert caught.value.status == 400 and caught.value.code == "content_filter"
     assert "PROHIBITED_CONTENT" in caught.value.message and not caught.value.retryable
 
@@ -280,7 +281,7 @@ def test_a_malformed_event_is_dropped_without_breaking_the_stream():
 
 def test_a_stream_cut_off_mid_way_yields_what_arrived_and_no_usage():
     raw = fixture("chat_stream.sse")
-    decoder = adapter_for(24).stream_decoder(mode="chat", model="gemini-2.5-flash")
+    decoder = adapter_for(24).stream_decoder(call_context(model="gemini-2.5-flash"))
     parser = SSEParser()
     events = [e for event, data in parser.feed(raw[: len(raw) // 2]) for e in decoder.feed(event, data)]
     assert events and all(e.usage is None for e in events)
@@ -288,7 +289,7 @@ def test_a_stream_cut_off_mid_way_yields_what_arrived_and_no_usage():
 
 
 def test_an_error_or_a_block_mid_stream_becomes_an_error_event():
-    decoder = adapter_for(24).stream_decoder(mode="chat", model="gemini-2.5-flash")
+    decoder = adapter_for(24).stream_decoder(call_context(model="gemini-2.5-flash"))
     [event] = decoder.feed(b"", fixture("error_503.json"))
     assert orjson.loads(event.data)["error"]["message"] == "The model is overloaded. Please try again later."
     [event] = decoder.feed(b"", orjson.dumps(orjson.loads(fixture("blocked.json"))))
@@ -307,7 +308,7 @@ def test_an_error_or_a_block_mid_stream_becomes_an_error_event():
     ("error_503.json", 503, "unavailable", "upstream_error", True),
 ])
 def test_gemini_errors_keep_their_message_and_classify_retry(name, status, code, kind, retryable):
-    err = adapter_for(24).parse_error(status=status, body=fixture(name))
+    err = adapter_for(24).parse_error(call_context(), status=status, body=fixture(name))
     expected = orjson.loads(fixture(name))["error"]["message"]
     assert (err.status, err.code, err.type, err.retryable) == (status, code, kind, retryable)
     assert err.message == expected and err.error_body["message"] == expected
@@ -315,12 +316,13 @@ def test_gemini_errors_keep_their_message_and_classify_retry(name, status, code,
 
 
 def test_an_api_key_error_answered_with_500_is_still_not_retried():
-    err = adapter_for(24).parse_error(status=500, body=b'{"error":{"message":"API key expired. Please renew."}}')
+    err = adapter_for(24).parse_error(call_context(), status=500,
+                                      body=b'{"error":{"message":"API key expired. Please renew."}}')
     assert not err.retryable and err.code == "invalid_api_key"
 
 
 def test_a_non_json_error_falls_back_to_the_body_text():
-    err = adapter_for(24).parse_error(status=502, body=b"<html>Bad gateway</html>")
+    err = adapter_for(24).parse_error(call_context(), status=502, body=b"<html>Bad gateway</html>")
     assert err.retryable and "Bad gateway" in err.message
 
 
@@ -336,7 +338,8 @@ def test_embeddings_go_to_batch_embed_contents_one_request_per_input():
         {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "a"}]}, "outputDimensionality": 4},
         {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "b"}]}, "outputDimensionality": 4},
     ]}
-    data, usage = adapter_for(24).parse_response(mode="embeddings", body=fixture("embeddings.json"))
+    data, usage = adapter_for(24).parse_response(call_context(channel(), "embeddings", body),
+                                                 body=fixture("embeddings.json"))
     assert usage is None  # Gemini reports none: the relay counts the input itself
     answer = orjson.loads(data)
     assert answer["object"] == "list" and answer["model"] == "gemini-embedding-001"
@@ -346,10 +349,28 @@ def test_embeddings_go_to_batch_embed_contents_one_request_per_input():
 
 
 def test_embeddings_honour_base64_encoding_as_openai_sdks_ask():
-    build({"model": "gemini-embedding-001", "input": "a", "encoding_format": "base64"}, mode="embeddings")
-    data, _ = adapter_for(24).parse_response(mode="embeddings", body=fixture("embeddings.json"))
+    body = {"model": "gemini-embedding-001", "input": "a", "encoding_format": "base64"}
+    build(body, mode="embeddings")
+    data, _ = adapter_for(24).parse_response(call_context(channel(), "embeddings", body),
+                                             body=fixture("embeddings.json"))
     packed = base64.b64decode(orjson.loads(data)["data"][1]["embedding"])
     assert list(struct.unpack("<4f", packed)) == pytest.approx([-0.0125, 0.25, 0.5, -1.0])
+
+
+def test_interleaved_requests_on_one_adapter_keep_their_own_facts():
+    """The request's facts travel in its context, not in the (shared) adapter: two calls whose
+    build and parse interleave each get their own model and encoding back."""
+    adapter = adapter_for(24)
+    floats = call_context(channel(), "embeddings", {"model": "gemini-embedding-001", "input": "a"})
+    packed = call_context(channel(), "embeddings",
+                          {"model": "text-embedding-004", "input": "b", "encoding_format": "base64"})
+    adapter.build_request(floats)
+    adapter.build_request(packed)
+    first, _ = adapter.parse_response(floats, body=fixture("embeddings.json"))
+    second, _ = adapter.parse_response(packed, body=fixture("embeddings.json"))
+    first, second = orjson.loads(first), orjson.loads(second)
+    assert first["model"] == "gemini-embedding-001" and first["data"][1]["embedding"] == [-0.0125, 0.25, 0.5, -1.0]
+    assert second["model"] == "text-embedding-004" and isinstance(second["data"][1]["embedding"], str)
 
 
 def test_token_array_input_is_refused():
@@ -364,17 +385,17 @@ def test_token_array_input_is_refused():
 def test_openai_compatible_endpoint_uses_bearer_and_paths_without_v1():
     adapter = adapter_for(51)
     assert isinstance(adapter, GeminiOpenAIAdapter) and isinstance(adapter_for(24), GeminiAdapter)
-    request = adapter.build_request(channel=channel(51), mode="chat", body=CHAT, stream=False)
+    request = adapter.build_request(call_context(channel(51), body=CHAT))
     assert request.url == "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"
     assert request.headers["Authorization"] == f"Bearer {KEY}"
     assert orjson.loads(request.body) == CHAT
-    request = adapter.build_request(channel=channel(51), mode="embeddings",
-                                    body={"model": "gemini-embedding-001", "input": "x"}, stream=False)
+    request = adapter.build_request(call_context(channel(51), mode="embeddings",
+                                                 body={"model": "gemini-embedding-001", "input": "x"}))
     assert request.url == "https://generativelanguage.googleapis.com/v1beta/openai/embeddings"
 
 
 def test_openai_compatible_endpoint_unwraps_geminis_listed_errors():
-    err = adapter_for(51).parse_error(status=400, body=fixture("openai_error.json"))
+    err = adapter_for(51).parse_error(call_context(), status=400, body=fixture("openai_error.json"))
     assert err.message == "API key not valid. Please pass a valid API key."
     assert err.code == "invalid_api_key" and not err.retryable
 
@@ -389,8 +410,8 @@ def test_a_refused_key_takes_the_channel_out_and_overload_only_counts_as_transie
     from providers import health
 
     adapter = adapter_for(24)
-    assert health.is_fatal(adapter.parse_error(status=400, body=fixture("error_api_key.json")))
-    overloaded = adapter.parse_error(status=429, body=fixture("error_429.json"))
+    assert health.is_fatal(adapter.parse_error(call_context(), status=400, body=fixture("error_api_key.json")))
+    overloaded = adapter.parse_error(call_context(), status=429, body=fixture("error_429.json"))
     assert not health.is_fatal(overloaded) and health.is_transient(overloaded)
 
 

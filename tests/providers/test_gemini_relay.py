@@ -3,18 +3,16 @@
 import base64
 
 import aiohttp
-import openai
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
-from billing.models import Log
 from providers.adapters import adapter_for, gemini_convert
 from providers.selectors import models_by_channel_type
-from tests.factories import ChannelFactory, TokenFactory, UserFactory
+from tests.helpers import consume_log, events_of
 from tests.providers.mock_gemini import PNG, MockGemini
 from tests.providers.mock_gemini import fixture as mock_fixture
-from tests.helpers import flush, consume_log
+from tests.providers.vendor_harness import no_consume_log, sdk_stream, serve, stream_chunks, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,27 +25,15 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
                                                           "properties": {"city": {"type": "string"}}}}}]
 
 
-@pytest.fixture(scope="module")
-def gemini_server():
-    server = MockGemini().start()
-    yield server
-    server.stop()
+gemini_server = serve(MockGemini)
 
 
 @pytest.fixture
 def gemini(transactional_db, gemini_server):
-    gemini_server.reset()
-    user = UserFactory(username="alice", quota=10_000_000)
-    token = TokenFactory(user=user, name="alice-key", remain_quota=5_000_000)
-    channel = ChannelFactory(type=24, name="gemini", base_url=gemini_server.url, key=KEY,
-                             models=f"{MODEL},gemini-embedding-001,gemini-fast",
-                             model_mapping={"gemini-fast": "gemini-2.5-flash-lite"})
-    return type("Gemini", (), {"user": user, "token": token, "channel": channel, "upstream": gemini_server,
-                               "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+    return world(gemini_server, username="alice", type=24, name="gemini", key=KEY,
+                 models=f"{MODEL},gemini-embedding-001,gemini-fast",
+                 model_mapping={"gemini-fast": "gemini-2.5-flash-lite"})
 
-
-def sse_data(raw: bytes) -> list[bytes]:
-    return [e[6:] for e in raw.split(b"\n\n") if e.startswith(b"data: ")]
 
 
 async def test_plain_chat_is_converted_both_ways_and_billed_with_geminis_usage(relay_client, gemini):
@@ -78,9 +64,7 @@ async def test_stream_is_converted_to_openai_chunks_and_usage_hidden_unless_aske
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=gemini.auth)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    events = sse_data(response.content)
-    assert events[-1] == b"[DONE]"
-    chunks = [orjson.loads(e) for e in events[:-1]]
+    chunks = stream_chunks(response.content)
     assert all(c["choices"] for c in chunks), "the usage chunk must not reach a client that did not ask"
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "Hello from Gemini."
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
@@ -93,7 +77,7 @@ async def test_stream_is_converted_to_openai_chunks_and_usage_hidden_unless_aske
 async def test_stream_carries_the_usage_chunk_when_asked(relay_client, gemini):
     body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
     response = await relay_client.post("/v1/chat/completions", json=body, headers=gemini.auth)
-    chunks = [orjson.loads(e) for e in sse_data(response.content)[:-1]]
+    chunks = [orjson.loads(e) for e in events_of(response.content)[:-1]]
     assert chunks[-1]["choices"] == []
     assert chunks[-1]["usage"] == {"prompt_tokens": 9, "completion_tokens": 17, "total_tokens": 26,
                                    "completion_tokens_details": {"reasoning_tokens": 12}}
@@ -129,7 +113,7 @@ async def test_tool_calls_round_trip(relay_client, gemini):
 async def test_streamed_tool_calls_reach_the_client_as_deltas(relay_client, gemini):
     body = {"model": MODEL, "tools": TOOLS, "stream": True, "messages": [{"role": "user", "content": "Paris?"}]}
     response = await relay_client.post("/v1/chat/completions", json=body, headers=gemini.auth)
-    chunks = [orjson.loads(e) for e in sse_data(response.content)[:-1]]
+    chunks = [orjson.loads(e) for e in events_of(response.content)[:-1]]
     calls = [c for chunk in chunks for c in chunk["choices"][0]["delta"].get("tool_calls", ())]
     assert [c["function"]["name"] for c in calls] == ["get_weather", "get_time"]
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
@@ -186,8 +170,7 @@ async def test_gemini_errors_reach_the_client_with_their_message_and_are_not_bil
     message = orjson.loads(mock_fixture(fixture))["error"]["message"]
     assert error["message"].startswith(message) and error["code"] == code
     assert KEY not in response.text
-    await flush()
-    assert not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
+    assert await no_consume_log()
 
 
 async def test_a_blocked_prompt_is_an_openai_error(relay_client, gemini):
@@ -200,7 +183,7 @@ async def test_a_blocked_prompt_is_an_openai_error(relay_client, gemini):
 async def test_stream_cut_off_mid_way_ends_with_an_error_event_and_bills_what_arrived(relay_client, gemini):
     gemini.upstream.then(cut_after=1)
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=gemini.auth)
-    events = sse_data(response.content)
+    events = events_of(response.content)
     assert events[-1] == b"[DONE]"
     assert orjson.loads(events[0])["choices"][0]["delta"]["content"] == "Hello"
     assert orjson.loads(events[-2])["error"]["code"] == "stream_interrupted"
@@ -211,7 +194,7 @@ async def test_stream_cut_off_mid_way_ends_with_an_error_event_and_bills_what_ar
 async def test_malformed_stream_event_does_not_break_the_stream(relay_client, gemini):
     gemini.upstream.then(fixture="malformed_stream.sse")
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=gemini.auth)
-    chunks = [orjson.loads(e) for e in sse_data(response.content)[:-1]]
+    chunks = [orjson.loads(e) for e in events_of(response.content)[:-1]]
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "Hello Gemini."
     log = await consume_log()
     assert (log.prompt_tokens, log.completion_tokens) == (9, 5)
@@ -231,20 +214,14 @@ async def test_embeddings_are_converted_and_counted_locally(relay_client, gemini
 
 
 async def test_the_openai_sdk_chats_streams_and_embeds_with_gemini(relay_client, gemini):
-    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=f"sk-{gemini.token.key}",
-                             http_client=relay_client, max_retries=0)
+    sdk = gemini.sdk(relay_client)
     answer = await sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
     assert answer.choices[0].message.content == "Hello from Gemini."
     assert answer.usage.completion_tokens == 17
 
     stream = await sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}],
                                                stream=True, stream_options={"include_usage": True})
-    text, usage = "", None
-    async for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-        if chunk.usage:
-            usage = chunk.usage
+    text, usage, _ = await sdk_stream(stream)
     assert text == "Hello from Gemini." and usage.prompt_tokens == 9
 
     # The SDK asks for base64 embeddings unless told otherwise, and decodes them itself.

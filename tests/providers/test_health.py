@@ -10,8 +10,7 @@ from accounts.models import User
 from billing.models import Log
 from billing.services import option_set
 from providers.models import Ability, Channel
-from providers.services import (
-    channel_test, channel_update_balance, channels_test_all_start, channels_test_progress)
+from providers.services import channel_test, channel_update_balance, channels_test_all_start, channels_test_progress
 from tests.factories import ChannelFactory, UserFactory
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -88,6 +87,10 @@ def test_fixed_key_and_a_passing_test_bring_an_auto_disabled_channel_back(upstre
     assert channel_test(channel_id=channel.pk).success  # the operator fixed the key
     assert Channel.objects.get(pk=channel.pk).status == Channel.Status.ENABLED
     assert Ability.objects.filter(channel=channel, enabled=True).exists()
+    disabled, enabled = Log.objects.filter(type=Log.Type.SYSTEM, channel_id=channel.pk).order_by("id") \
+        .values_list("content", flat=True)
+    assert "was disabled automatically: channel test: the vendor refused the key" in disabled
+    assert "was enabled again automatically: it passed a channel test" in enabled
 
 
 @pytest.mark.django_db

@@ -10,6 +10,7 @@ from providers.adapters import ADAPTERS, adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.ollama import OllamaAdapter
 from relay.streaming import LineParser
+from tests.providers.vendor_harness import call_context
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "ollama"
 BODY = {"model": "llama3.2", "messages": [{"role": "system", "content": "Be brief."},
@@ -22,12 +23,12 @@ def channel(key="", base_url="", config=None):
 
 
 def build(body, stream=False, **kwargs):
-    request = adapter_for(30).build_request(channel=channel(**kwargs), mode="chat", body=body, stream=stream)
+    request = adapter_for(30).build_request(call_context(channel(**kwargs), body=body, stream=stream))
     return request, orjson.loads(request.body)
 
 
 def stream(raw: bytes):
-    decoder = adapter_for(30).stream_decoder(mode="chat", model="llama3.2")
+    decoder = adapter_for(30).stream_decoder(call_context(model="llama3.2"))
     assert decoder.framing == "ndjson" and decoder.accepts("application/x-ndjson")
     parser = LineParser()
     events = [ev for event, data in [*parser.feed(raw), *parser.close()] for ev in decoder.feed(event, data)]
@@ -103,7 +104,7 @@ def test_response_format_maps_to_ollamas_format():
 
 
 def test_plain_answer_becomes_an_openai_completion_with_ollamas_counts():
-    data, usage = adapter_for(30).parse_response(mode="chat", body=(FIXTURES / "chat.json").read_bytes())
+    data, usage = adapter_for(30).parse_response(call_context(), body=(FIXTURES / "chat.json").read_bytes())
     answer = orjson.loads(data)
     assert answer["object"] == "chat.completion" and answer["id"].startswith("chatcmpl-")
     assert answer["model"] == "llama3.2" and answer["created"] == 1721681404
@@ -117,12 +118,12 @@ def test_plain_answer_becomes_an_openai_completion_with_ollamas_counts():
 
 def test_length_finish_is_mapped():
     payload = {**json.loads((FIXTURES / "chat.json").read_text()), "done_reason": "length"}
-    data, _ = adapter_for(30).parse_response(mode="chat", body=orjson.dumps(payload))
+    data, _ = adapter_for(30).parse_response(call_context(), body=orjson.dumps(payload))
     assert orjson.loads(data)["choices"][0]["finish_reason"] == "length"
 
 
 def test_tool_call_answer_gets_ids_and_string_arguments():
-    data, usage = adapter_for(30).parse_response(mode="chat", body=(FIXTURES / "tool_call.json").read_bytes())
+    data, usage = adapter_for(30).parse_response(call_context(), body=(FIXTURES / "tool_call.json").read_bytes())
     choice = orjson.loads(data)["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     [call] = choice["message"]["tool_calls"]
@@ -175,10 +176,11 @@ def test_stream_cut_mid_way_and_error_line_mid_stream():
 
 def test_embeddings_go_to_api_embed_and_come_back_as_an_openai_list():
     body = {"model": "all-minilm", "input": ["a", "b"], "encoding_format": "float"}
-    request = adapter_for(30).build_request(channel=channel(), mode="embeddings", stream=False, body=body)
+    request = adapter_for(30).build_request(call_context(channel(), mode="embeddings", body=body))
     assert request.url == "http://localhost:11434/api/embed"
     assert orjson.loads(request.body) == {"model": "all-minilm", "input": ["a", "b"]}
-    data, usage = adapter_for(30).parse_response(mode="embeddings", body=(FIXTURES / "embed.json").read_bytes())
+    data, usage = adapter_for(30).parse_response(call_context(mode="embeddings"),
+                                                 body=(FIXTURES / "embed.json").read_bytes())
     answer = orjson.loads(data)
     assert answer["object"] == "list" and answer["model"] == "all-minilm"
     assert [d["index"] for d in answer["data"]] == [0, 1] and answer["data"][0]["embedding"][0] == 0.010071029
@@ -187,16 +189,17 @@ def test_embeddings_go_to_api_embed_and_come_back_as_an_openai_list():
 
 
 def test_errors_keep_ollamas_message():
-    err = adapter_for(30).parse_error(status=404, body=(FIXTURES / "error_not_found.json").read_bytes())
+    err = adapter_for(30).parse_error(call_context(), status=404, body=(FIXTURES / "error_not_found.json").read_bytes())
     assert err.message == "model 'llama9' not found, try pulling it first"
     assert (err.code, err.type, err.retryable) == ("model_not_found", "invalid_request_error", False)
-    err = adapter_for(30).parse_error(status=500, body=b'{"error":"llama runner process has terminated"}')
+    err = adapter_for(30).parse_error(call_context(), status=500,
+                                      body=b'{"error":"llama runner process has terminated"}')
     assert err.retryable and err.message == "llama runner process has terminated"
-    err = adapter_for(30).parse_error(status=400, body=b'{"error":"invalid options"}')
+    err = adapter_for(30).parse_error(call_context(), status=400, body=b'{"error":"invalid options"}')
     assert not err.retryable and err.code == "invalid_request"
 
 
 def test_a_non_json_answer_is_a_retryable_upstream_error():
     with pytest.raises(UpstreamError) as caught:
-        adapter_for(30).parse_response(mode="chat", body=b"<html>proxy</html>")
+        adapter_for(30).parse_response(call_context(), body=b"<html>proxy</html>")
     assert caught.value.retryable and caught.value.status == 502

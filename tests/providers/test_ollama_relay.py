@@ -3,16 +3,13 @@
 import base64
 import json
 
-import openai
 import orjson
 import pytest
-from asgiref.sync import sync_to_async
 
-from billing.models import Log
 from providers.adapters import ollama
-from tests.factories import ChannelFactory, TokenFactory, UserFactory
+from tests.helpers import consume_log, events_of
 from tests.providers.mock_ollama import PNG, REPLY, MockOllama
-from tests.helpers import flush, consume_log, events_of
+from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_stream, serve, stream_chunks, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,22 +19,13 @@ TOOLS = [{"type": "function", "function": {"name": "get_current_weather", "param
     "type": "object", "properties": {"location": {"type": "string"}}}}}]
 
 
-@pytest.fixture(scope="module")
-def ollama_server():
-    server = MockOllama().start()
-    yield server
-    server.stop()
+ollama_server = serve(MockOllama)
 
 
 @pytest.fixture
 def ow(transactional_db, ollama_server):
-    ollama_server.reset()
-    user = UserFactory(username="olly", quota=10_000_000)
-    token = TokenFactory(user=user, name="olly-key", remain_quota=5_000_000)
-    channel = ChannelFactory(type=30, name="ollama", base_url=ollama_server.url, key="sk-ollama-proxy",
-                             models="llama3.2,llava,all-minilm")
-    return type("World", (), {"user": user, "token": token, "channel": channel, "upstream": ollama_server,
-                              "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+    return world(ollama_server, username="olly", type=30, name="ollama", key="sk-ollama-proxy",
+                 models="llama3.2,llava,all-minilm")
 
 
 async def test_plain_chat_is_converted_and_billed_from_ollamas_counts(relay_client, ow):
@@ -61,9 +49,7 @@ async def test_ndjson_stream_becomes_sse_with_usage_hidden_unless_asked(relay_cl
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=ow.auth)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    events = events_of(response.content)
-    assert events[-1] == b"[DONE]"
-    chunks = [orjson.loads(e) for e in events[:-1]]
+    chunks = stream_chunks(response.content)
     assert all(c["choices"] for c in chunks)
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == REPLY
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
@@ -156,8 +142,7 @@ async def test_model_not_found_keeps_ollamas_message_and_costs_nothing(relay_cli
     assert error["message"].startswith("model 'llama3.2' not found, try pulling it first")
     assert error["code"] == "model_not_found"
     assert "sk-ollama-proxy" not in response.text
-    await flush()
-    assert not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
+    assert await no_consume_log()
 
 
 async def test_fixture_stream_with_a_garbled_line_goes_on(relay_client, ow):
@@ -182,9 +167,7 @@ async def test_malformed_line_from_the_mock_does_not_break_the_stream(relay_clie
 async def test_stream_cut_mid_way_ends_with_an_error_event_and_bills_what_arrived(relay_client, ow):
     ow.upstream.then(reply=" ".join(["word"] * 50), cut_after=5)
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=ow.auth)
-    events = events_of(response.content)
-    assert events[-1] == b"[DONE]"
-    assert orjson.loads(events[-2])["error"]["code"] == "stream_interrupted"
+    assert_interrupted(response.content)
     log = await consume_log()
     assert 0 < log.completion_tokens < 50
 
@@ -198,20 +181,14 @@ async def test_error_line_mid_stream_reaches_the_client(relay_client, ow):
 
 
 async def test_openai_sdk_plain_and_streamed(relay_client, ow):
-    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="sk-" + ow.token.key,
-                             http_client=relay_client, max_retries=0)
+    sdk = ow.sdk(relay_client)
     answer = await sdk.chat.completions.create(model="llama3.2", messages=CHAT["messages"])
     assert answer.choices[0].message.content == REPLY
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (26, 10)
 
     stream = await sdk.chat.completions.create(model="llama3.2", messages=CHAT["messages"], stream=True,
                                                stream_options={"include_usage": True})
-    text, usage = "", None
-    async for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-        if chunk.usage:
-            usage = chunk.usage
+    text, usage, _ = await sdk_stream(stream)
     assert text == REPLY and usage.prompt_tokens == 26
 
     vectors = await sdk.embeddings.create(model="all-minilm", input="hi")

@@ -3,6 +3,7 @@ import pytest
 
 from providers.adapters import ADAPTERS, adapter_for
 from providers.adapters.base import ChannelInfo
+from tests.providers.vendor_harness import call_context
 
 
 def channel(type_id, base_url="", key="secret", config=None):
@@ -28,8 +29,7 @@ BODY = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}
     (45, "", "https://api.x.ai/v1/chat/completions"),
 ])
 def test_openai_protocol_vendors_build_their_urls(type_id, base_url, url):
-    request = adapter_for(type_id).build_request(channel=channel(type_id, base_url), mode="chat", body=BODY,
-                                                 stream=False)
+    request = adapter_for(type_id).build_request(call_context(channel(type_id, base_url), body=BODY))
     assert request.url == url
     assert request.headers["Authorization"] == "Bearer secret"
     assert orjson.loads(request.body) == BODY
@@ -37,12 +37,12 @@ def test_openai_protocol_vendors_build_their_urls(type_id, base_url, url):
 
 def test_azure_uses_deployment_urls_api_key_and_configured_version():
     azure = channel(3, "https://res.openai.azure.com", config={"api_version": "2024-10-21"})
-    request = adapter_for(3).build_request(channel=azure, mode="chat", body=BODY, stream=True)
+    request = adapter_for(3).build_request(call_context(azure, body=BODY, stream=True))
     assert request.url == ("https://res.openai.azure.com/openai/deployments/gpt-35-turbo/chat/completions"
                            "?api-version=2024-10-21")
     assert request.headers["api-key"] == "secret" and "Authorization" not in request.headers
-    embeddings = adapter_for(3).build_request(channel=channel(3, "https://r"), mode="embeddings",
-                                              body={"model": "text-embedding-3-small", "input": "x"}, stream=False)
+    body = {"model": "text-embedding-3-small", "input": "x"}
+    embeddings = adapter_for(3).build_request(call_context(channel(3, "https://r"), "embeddings", body))
     assert embeddings.url.endswith("/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-03-01-preview")
 
 
@@ -53,16 +53,17 @@ def test_every_registered_type_names_its_type():
 
 def test_upstream_error_keeps_the_vendor_message_and_classifies_retry():
     adapter = adapter_for(1)
-    err = adapter.parse_error(status=429, body=b'{"error": {"message": "Rate limit reached", "type": "requests"}}')
+    err = adapter.parse_error(call_context(), status=429,
+                              body=b'{"error": {"message": "Rate limit reached", "type": "requests"}}')
     assert err.retryable and err.message == "Rate limit reached"
-    err = adapter.parse_error(status=401, body=b'{"message": "bad key"}')
+    err = adapter.parse_error(call_context(), status=401, body=b'{"message": "bad key"}')
     assert not err.retryable and err.message == "bad key"
-    err = adapter.parse_error(status=502, body=b"<html>Bad gateway</html>")
+    err = adapter.parse_error(call_context(), status=502, body=b"<html>Bad gateway</html>")
     assert err.retryable and "Bad gateway" in err.message
 
 
 def test_stream_event_usage_only_chunk_is_flagged():
-    decoder = adapter_for(1).stream_decoder(mode="chat", model="gpt-4o")
+    decoder = adapter_for(1).stream_decoder(call_context(model="gpt-4o"))
     [event] = decoder.feed(b"", b'{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}')
     assert event.usage_only and event.usage.prompt_tokens == 3 and event.usage.completion_tokens == 4
     [event] = decoder.feed(b"", b'{"choices":[{"delta":{"content":"hi"}}],"usage":null}')

@@ -11,6 +11,7 @@ from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.tencent import TencentAdapter, tc3_authorization
 from relay.streaming import ChunkGatherer, SSEParser
 from tests.providers.mock_tencent import expected_authorization
+from tests.providers.vendor_harness import call_context
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "tencent"
 NOW = 1715580000  # 2024-05-13 06:00:00 UTC
@@ -25,13 +26,13 @@ def channel(key=KEY, base_url="", config=None):
 
 
 def build(body, stream=False, mode="chat", **kwargs):
-    request = TencentAdapter(clock=lambda: NOW).build_request(channel=channel(**kwargs), mode=mode, body=body,
-                                                             stream=stream)
+    request = TencentAdapter(clock=lambda: NOW).build_request(call_context(channel(**kwargs), mode=mode,
+                                                                           body=body, stream=stream))
     return request, orjson.loads(request.body)
 
 
 def decode(raw: bytes, close=True):
-    decoder = adapter_for(23).stream_decoder(mode="chat", model="hunyuan-turbo")
+    decoder = adapter_for(23).stream_decoder(call_context(model="hunyuan-turbo"))
     assert decoder.framing == "sse" and decoder.accepts("text/event-stream")
     parser = SSEParser()
     pairs = [*parser.feed(raw), *parser.close()]
@@ -158,7 +159,7 @@ def test_tool_choice_none_and_a_file_image_url_is_refused():
 
 
 def test_plain_answer_becomes_a_chat_completion_with_hunyuans_usage():
-    data, usage = adapter_for(23).parse_response(mode="chat", body=(FIXTURES / "chat.json").read_bytes())
+    data, usage = adapter_for(23).parse_response(call_context(), body=(FIXTURES / "chat.json").read_bytes())
     answer = orjson.loads(data)
     assert answer["object"] == "chat.completion"
     assert answer["id"] == "chatcmpl-e5c4d2b1-8a3f-4c2e-9b7d-1f0a2b3c4d5e" and answer["created"] == 1715580000
@@ -170,7 +171,7 @@ def test_plain_answer_becomes_a_chat_completion_with_hunyuans_usage():
 
 
 def test_tool_call_answer_becomes_openai_tool_calls():
-    data, usage = adapter_for(23).parse_response(mode="chat", body=(FIXTURES / "tool_call.json").read_bytes())
+    data, usage = adapter_for(23).parse_response(call_context(), body=(FIXTURES / "tool_call.json").read_bytes())
     choice = orjson.loads(data)["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["content"] is None
@@ -186,7 +187,7 @@ def test_tool_call_answer_becomes_openai_tool_calls():
 def test_errors_answered_as_http_200_are_raised_with_tencents_message(fixture, status, kind, retryable):
     body = (FIXTURES / fixture).read_bytes()
     with pytest.raises(UpstreamError) as caught:
-        adapter_for(23).parse_response(mode="chat", body=body)
+        adapter_for(23).parse_response(call_context(), body=body)
     err = caught.value
     vendor = json.loads(body)["Response"]
     assert (err.status, err.type, err.retryable) == (status, kind, retryable)
@@ -199,7 +200,7 @@ def test_internal_errors_retry_and_parameter_errors_do_not():
     def raised(code):
         body = orjson.dumps({"Response": {"Error": {"Code": code, "Message": "m"}, "RequestId": "r"}})
         with pytest.raises(UpstreamError) as caught:
-            adapter_for(23).parse_response(mode="chat", body=body)
+            adapter_for(23).parse_response(call_context(), body=body)
         return caught.value
 
     assert raised("InternalError").retryable and raised("InternalError").status == 500
@@ -207,14 +208,14 @@ def test_internal_errors_retry_and_parameter_errors_do_not():
     assert raised("InvalidParameterValue.Model").status == 400 and not raised("InvalidParameterValue.Model").retryable
     assert raised("ResourceInsufficient.ChargeResourceExhaust").status == 403
     with pytest.raises(UpstreamError) as caught:
-        adapter_for(23).parse_response(mode="chat", body=b"<html>bad gateway</html>")
+        adapter_for(23).parse_response(call_context(), body=b"<html>bad gateway</html>")
     assert caught.value.status == 502 and caught.value.retryable
 
 
 def test_parse_error_reads_response_error_from_a_non_200_answer():
-    err = adapter_for(23).parse_error(status=503, body=(FIXTURES / "error_auth.json").read_bytes())
+    err = adapter_for(23).parse_error(call_context(), status=503, body=(FIXTURES / "error_auth.json").read_bytes())
     assert err.code == "AuthFailure.SignatureFailure" and err.retryable  # the 503 itself may clear up
-    err = adapter_for(23).parse_error(status=502, body=b"upstream connect error")
+    err = adapter_for(23).parse_error(call_context(), status=502, body=b"upstream connect error")
     assert err.status == 502 and err.retryable and err.message == "upstream connect error"
 
 
@@ -278,7 +279,8 @@ def test_embeddings_use_get_embedding_and_come_back_in_openais_shape():
     assert sent == {"Input": "hello"}
     with pytest.raises(UpstreamError):
         build({"model": "hunyuan-embedding", "input": [1, 2, 3]}, mode="embeddings")
-    data, usage = adapter_for(23).parse_response(mode="embeddings", body=(FIXTURES / "embedding.json").read_bytes())
+    data, usage = adapter_for(23).parse_response(call_context(mode="embeddings"),
+                                                 body=(FIXTURES / "embedding.json").read_bytes())
     answer = orjson.loads(data)
     assert answer["object"] == "list" and [d["index"] for d in answer["data"]] == [0, 1]
     assert answer["data"][0] == {"object": "embedding", "index": 0, "embedding": [0.0132, -0.0071, 0.0254, -0.0193]}

@@ -3,16 +3,15 @@ TC3 signature, billed from Hunyuan's own counts."""
 
 import json
 
-import openai
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
-from billing.models import Log
 from billing.services import option_set
-from tests.factories import ChannelFactory, TokenFactory, UserFactory
+from tests.factories import ChannelFactory
+from tests.helpers import consume_log, events_of
 from tests.providers.mock_tencent import REPLY, SECRET_ID, SECRET_KEY, MockTencent
-from tests.helpers import flush, consume_log, events_of
+from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_stream, serve, stream_chunks, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,24 +21,14 @@ TOOLS = [{"type": "function", "function": {"name": "get_current_weather", "param
     "type": "object", "properties": {"location": {"type": "string"}}}}}]
 
 
-@pytest.fixture(scope="module")
-def tencent_server():
-    server = MockTencent().start()
-    yield server
-    server.stop()
+tencent_server = serve(MockTencent)
 
 
 @pytest.fixture
 def tw(transactional_db, tencent_server):
-    tencent_server.reset()
-    user = UserFactory(username="hunyuan-user", quota=10_000_000)
-    token = TokenFactory(user=user, name="hunyuan-key", remain_quota=5_000_000)
-    channel = ChannelFactory(type=23, name="hunyuan", base_url=tencent_server.url,
-                             key=f"1300000000|{SECRET_ID}|{SECRET_KEY}",
-                             models="hunyuan-turbo,hunyuan-functioncall,hunyuan-embedding",
-                             config={"region": "ap-guangzhou"})
-    return type("World", (), {"user": user, "token": token, "channel": channel, "upstream": tencent_server,
-                              "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+    return world(tencent_server, username="hunyuan-user", token_name="hunyuan-key", type=23, name="hunyuan",
+                 key=f"1300000000|{SECRET_ID}|{SECRET_KEY}",
+                 models="hunyuan-turbo,hunyuan-functioncall,hunyuan-embedding", config={"region": "ap-guangzhou"})
 
 
 async def test_plain_chat_is_signed_converted_and_billed_from_hunyuans_counts(relay_client, tw):
@@ -63,9 +52,7 @@ async def test_sse_stream_is_converted_with_usage_hidden_unless_asked(relay_clie
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=tw.auth)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    events = events_of(response.content)
-    assert events[-1] == b"[DONE]"
-    chunks = [orjson.loads(e) for e in events[:-1]]
+    chunks = stream_chunks(response.content)
     assert all(c["choices"] for c in chunks)
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == REPLY
@@ -145,8 +132,7 @@ async def test_a_wrong_secret_fails_the_signature_check_and_keeps_tencents_messa
     assert error["code"] == "AuthFailure.SignatureFailure"
     assert error["message"].startswith("The provided credentials could not be validated.")
     assert SECRET_KEY not in response.text
-    await flush()
-    assert not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
+    assert await no_consume_log()
 
 
 async def test_rate_limit_answered_as_http_200_fails_over_to_the_next_channel(relay_client, tw):
@@ -190,27 +176,19 @@ async def test_malformed_event_from_the_mock_does_not_break_the_stream(relay_cli
 async def test_stream_cut_mid_way_ends_with_an_error_event_and_bills_hunyuans_running_count(relay_client, tw):
     tw.upstream.then(reply=" ".join(["word"] * 50), completion_tokens=50, cut_after=5)
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=tw.auth)
-    events = events_of(response.content)
-    assert events[-1] == b"[DONE]"
-    assert orjson.loads(events[-2])["error"]["code"] == "stream_interrupted"
+    assert_interrupted(response.content)
     log = await consume_log()
     assert log.completion_tokens == 5 and log.prompt_tokens == 13  # the running total of the 5th event
 
 
 async def test_openai_sdk_plain_and_streamed(relay_client, tw):
-    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="sk-" + tw.token.key,
-                             http_client=relay_client, max_retries=0)
+    sdk = tw.sdk(relay_client)
     answer = await sdk.chat.completions.create(model="hunyuan-turbo", messages=CHAT["messages"])
     assert answer.choices[0].message.content == REPLY
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (13, 8)
 
     stream = await sdk.chat.completions.create(model="hunyuan-turbo", messages=CHAT["messages"], stream=True,
                                                stream_options={"include_usage": True})
-    text, usage = "", None
-    async for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-        if chunk.usage:
-            usage = chunk.usage
+    text, usage, _ = await sdk_stream(stream)
     assert text == REPLY and usage.completion_tokens == 8
     assert tw.upstream.signature_failures == 0

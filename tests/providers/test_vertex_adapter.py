@@ -15,6 +15,7 @@ from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.vertex import VertexAdapter, claude_model, service_account, signed_assertion
 from relay.streaming import SSEParser
 from tests.providers.mock_vertex import fixture
+from tests.providers.vendor_harness import call_context
 
 PRIVATE_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 PEM = PRIVATE_KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -25,6 +26,7 @@ ADC = {"type": "service_account", "project_id": "key-project", "private_key_id":
 TOKEN = "ya29.unit-test-token"
 CHAT = {"model": "gemini-2.5-flash", "messages": [{"role": "system", "content": "Be brief."},
                                                   {"role": "user", "content": "Say hello"}]}
+CLAUDE = {**CHAT, "model": "claude-sonnet-4-5@20250929"}
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {
     "location": {"type": "string"}}}}}]
 
@@ -36,9 +38,13 @@ def channel(config=None, key="", base_url=""):
                        config=config, system_prompt="", priority=0, weight=0)
 
 
+def context(body, stream=False, **kwargs):
+    """The context of a call whose prepare() minted TOKEN."""
+    return call_context(channel(**kwargs), body={**body, vertex.TOKEN_FIELD: TOKEN}, stream=stream)
+
+
 def build(body, stream=False, **kwargs):
-    request = VertexAdapter().build_request(channel=channel(**kwargs), mode="chat",
-                                            body={**body, "_vertex_token": TOKEN}, stream=stream)
+    request = VertexAdapter().build_request(context(body, stream, **kwargs))
     return request, orjson.loads(request.body)
 
 
@@ -143,9 +149,7 @@ def test_claude_model_ids_map_to_vertex_versions(given, vertex_id):
 
 
 def test_gemini_answer_and_usage():
-    adapter = VertexAdapter()
-    build(CHAT)
-    data, usage = adapter.parse_response(mode="chat", body=fixture("gemini/chat.json"))
+    data, usage = VertexAdapter().parse_response(context(CHAT), body=fixture("gemini/chat.json"))
     answer = orjson.loads(data)
     assert answer["choices"][0]["message"] == {"role": "assistant", "content": "Hello from Gemini."}
     assert (usage.prompt_tokens, usage.completion_tokens) == (9, 17)
@@ -153,8 +157,9 @@ def test_gemini_answer_and_usage():
 
 def test_claude_tool_call_answer_and_usage():
     adapter = VertexAdapter()
-    build({**CHAT, "model": "claude-sonnet-4-5@20250929", "tools": TOOLS})
-    data, usage = adapter.parse_response(mode="chat", body=fixture("anthropic/tool_call.json"))
+    ctx = context({**CHAT, "model": "claude-sonnet-4-5@20250929", "tools": TOOLS})
+    adapter.build_request(ctx)
+    data, usage = adapter.parse_response(ctx, body=fixture("anthropic/tool_call.json"))
     choice = orjson.loads(data)["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["tool_calls"][0]["function"] == {
@@ -163,15 +168,13 @@ def test_claude_tool_call_answer_and_usage():
 
 
 def test_gemini_tool_call_answer():
-    build({**CHAT, "tools": TOOLS})
-    data, _ = VertexAdapter().parse_response(mode="chat", body=fixture("gemini/tool_call.json"))
+    data, _ = VertexAdapter().parse_response(context({**CHAT, "tools": TOOLS}), body=fixture("gemini/tool_call.json"))
     calls = orjson.loads(data)["choices"][0]["message"]["tool_calls"]
     assert [c["function"]["name"] for c in calls] == ["get_weather", "get_time"]
 
 
 def test_gemini_stream_decodes_and_reports_usage_last():
-    build(CHAT, stream=True)
-    events = decode_stream(VertexAdapter().stream_decoder(mode="chat", model="gemini-2.5-flash"),
+    events = decode_stream(VertexAdapter().stream_decoder(context(CHAT, stream=True)),
                            fixture("gemini/chat_stream.sse"))
     text = "".join(e.text for e in events)
     assert text == "Hello from Gemini."
@@ -179,8 +182,7 @@ def test_gemini_stream_decodes_and_reports_usage_last():
 
 
 def test_claude_stream_decodes_with_anthropics_decoder():
-    build({**CHAT, "model": "claude-sonnet-4-5@20250929"}, stream=True)
-    events = decode_stream(VertexAdapter().stream_decoder(mode="chat", model="claude-sonnet-4-5"),
+    events = decode_stream(VertexAdapter().stream_decoder(context(CLAUDE, stream=True)),
                            fixture("anthropic/chat_stream.sse"))
     chunks = [orjson.loads(e.data) for e in events if e.data]
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == \
@@ -190,42 +192,37 @@ def test_claude_stream_decodes_with_anthropics_decoder():
 
 
 def test_claude_tool_call_stream_and_malformed_events_do_not_crash():
-    build({**CHAT, "model": "claude-sonnet-4-5@20250929", "tools": TOOLS}, stream=True)
-    events = decode_stream(VertexAdapter().stream_decoder(mode="chat", model="claude"),
+    events = decode_stream(VertexAdapter().stream_decoder(context({**CLAUDE, "tools": TOOLS}, stream=True)),
                            fixture("anthropic/tool_call_stream.sse"))
     calls = [c for e in events if e.data for ch in orjson.loads(e.data)["choices"]
              for c in ch["delta"].get("tool_calls") or ()]
     assert calls[0]["function"]["name"] == "get_weather"
-    build({**CHAT, "model": "claude-sonnet-4-5@20250929"}, stream=True)
-    assert decode_stream(VertexAdapter().stream_decoder(mode="chat", model="claude"),
+    assert decode_stream(VertexAdapter().stream_decoder(context(CLAUDE, stream=True)),
                          fixture("anthropic/malformed_stream.sse"))
-    build(CHAT, stream=True)
-    assert decode_stream(VertexAdapter().stream_decoder(mode="chat", model="gemini"),
+    assert decode_stream(VertexAdapter().stream_decoder(context(CHAT, stream=True)),
                          fixture("gemini/malformed_stream.sse"))
 
 
 def test_gemini_stream_cut_off_midway_keeps_what_arrived():
-    build(CHAT, stream=True)
     raw = fixture("gemini/chat_stream.sse")
-    events = decode_stream(VertexAdapter().stream_decoder(mode="chat", model="gemini"), raw[: len(raw) // 2])
+    events = decode_stream(VertexAdapter().stream_decoder(context(CHAT, stream=True)), raw[: len(raw) // 2])
     assert events and "Hello" in "".join(e.text for e in events)
 
 
 def test_google_errors_keep_their_message_and_unauthenticated_drops_the_token():
     adapter = VertexAdapter()
     vertex._tokens[EMAIL] = ("ya29.cached", time.monotonic() + 1000)
-    build(CHAT)
-    err = adapter.parse_error(status=401, body=fixture("vertex/error_unauthenticated.json"))
+    ctx = context(CHAT)
+    err = adapter.parse_error(ctx, status=401, body=fixture("vertex/error_unauthenticated.json"))
     assert err.type == "authentication_error" and err.code == "unauthenticated" and not err.retryable
     assert err.message.startswith("Request had invalid authentication credentials")
     assert EMAIL not in vertex._tokens
-    err = adapter.parse_error(status=429, body=fixture("vertex/error_quota.json"))
+    err = adapter.parse_error(ctx, status=429, body=fixture("vertex/error_quota.json"))
     assert err.retryable and err.code == "resource_exhausted" and "Quota exceeded" in err.message
-    err = adapter.parse_error(status=403, body=fixture("vertex/error_permission_denied.json"))
+    err = adapter.parse_error(ctx, status=403, body=fixture("vertex/error_permission_denied.json"))
     assert err.type == "permission_error" and not err.retryable
 
 
 def test_claude_errors_in_anthropics_shape_pass_through():
-    build({**CHAT, "model": "claude-sonnet-4-5@20250929"})
-    err = VertexAdapter().parse_error(status=529, body=fixture("anthropic/error_overloaded.json"))
+    err = VertexAdapter().parse_error(context(CLAUDE), status=529, body=fixture("anthropic/error_overloaded.json"))
     assert err.type == "overloaded_error" and err.retryable

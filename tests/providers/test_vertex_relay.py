@@ -9,9 +9,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from providers.adapters import vertex
-from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import consume_log, events_of, flush
 from tests.providers.mock_vertex import MockVertex
+from tests.providers.vendor_harness import sdk_stream, serve, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,27 +26,18 @@ CHAT = {"model": GEMINI, "messages": [{"role": "system", "content": "Be brief."}
 PREFIX = "/v1/projects/demo-project/locations/us-central1/publishers"
 
 
-@pytest.fixture(scope="module")
-def vertex_server():
-    server = MockVertex().start().trust(PRIVATE_KEY.public_key())
-    yield server
-    server.stop()
+vertex_server = serve(lambda: MockVertex().trust(PRIVATE_KEY.public_key()))
 
 
 @pytest.fixture
 def gcp(transactional_db, vertex_server):
-    vertex_server.reset()
     vertex._tokens.clear()
     adc = {"type": "service_account", "project_id": "demo-project", "private_key_id": "kid-1",
            "private_key": PEM, "client_email": EMAIL, "token_uri": vertex_server.token_uri}
-    user = UserFactory(username="alice", quota=10_000_000)
-    token = TokenFactory(user=user, name="alice-key", remain_quota=5_000_000)
-    channel = ChannelFactory(type=42, name="vertex", base_url=vertex_server.url, key="unused",
-                             models=f"{GEMINI},{CLAUDE},text-embedding-005",
-                             config={"region": "us-central1", "vertex_ai_project_id": "demo-project",
-                                     "vertex_ai_adc": json.dumps(adc)})
-    yield type("GCP", (), {"user": user, "token": token, "channel": channel, "upstream": vertex_server,
-                           "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+    yield world(vertex_server, username="alice", type=42, name="vertex", key="unused",
+                models=f"{GEMINI},{CLAUDE},text-embedding-005",
+                config={"region": "us-central1", "vertex_ai_project_id": "demo-project",
+                        "vertex_ai_adc": json.dumps(adc)})
     vertex._tokens.clear()
 
 
@@ -168,12 +159,7 @@ async def test_openai_sdk_plain_and_stream_through_vertex(relay_client, gcp):
 
     stream = await client.chat.completions.create(model=GEMINI, messages=CHAT["messages"], stream=True,
                                                   stream_options={"include_usage": True})
-    text, usage = "", None
-    async for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-        if chunk.usage:
-            usage = chunk.usage
+    text, usage, _ = await sdk_stream(stream)
     assert text == "Hello from Gemini." and usage.completion_tokens == 17
     await flush()
 

@@ -11,8 +11,9 @@ from providers.adapters import ADAPTERS, adapter_for, xunfei
 from providers.adapters.base import ChannelInfo, UpstreamError
 from relay.streaming import SSEParser
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
-from tests.providers.mock_xunfei import REPLY, MockXunfei
 from tests.helpers import consume_log
+from tests.providers.mock_xunfei import REPLY, MockXunfei
+from tests.providers.vendor_harness import call_context
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "xunfei"
 PASSWORD = "sparkApiPassword:abc123"
@@ -25,7 +26,7 @@ def channel(base_url=""):
 
 
 def decode(name):
-    decoder = adapter_for(48).stream_decoder(mode="chat", model="generalv3.5")
+    decoder = adapter_for(48).stream_decoder(call_context(model="generalv3.5"))
     parser = SSEParser()
     events = []
     for event, data in [*parser.feed((FIXTURES / name).read_bytes()), *parser.close()]:
@@ -38,19 +39,18 @@ def decode(name):
 def test_spark_http_url_header_and_body():
     assert ADAPTERS[48] is xunfei.XunfeiAdapter and xunfei.XunfeiAdapter.label == "Xunfei Spark (HTTP)"
     body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}, "max_completion_tokens": 50}
-    request = adapter_for(48).build_request(channel=channel(), mode="chat", body=body, stream=True)
+    request = adapter_for(48).build_request(call_context(channel(), body=body, stream=True))
     assert request.url == "https://spark-api-open.xf-yun.com/v1/chat/completions"
     assert request.headers["Authorization"] == f"Bearer {PASSWORD}"
     sent = orjson.loads(request.body)
     assert "stream_options" not in sent and sent["max_tokens"] == 50 and sent["stream"] is True
     with pytest.raises(UpstreamError):
-        adapter_for(48).build_request(channel=channel(), mode="embeddings", body={"model": "x", "input": "y"},
-                                      stream=False)
+        adapter_for(48).build_request(call_context(channel(), "embeddings", {"model": "x", "input": "y"}))
 
 
 def test_plain_answer_gets_openais_missing_fields():
-    adapter_for(48).build_request(channel=channel(), mode="chat", body=CHAT, stream=False)
-    data, usage = adapter_for(48).parse_response(mode="chat", body=(FIXTURES / "chat.json").read_bytes())
+    data, usage = adapter_for(48).parse_response(call_context(channel(), body=CHAT),
+                                                 body=(FIXTURES / "chat.json").read_bytes())
     answer = orjson.loads(data)
     assert answer["object"] == "chat.completion" and answer["model"] == "generalv3.5"
     assert answer["id"] == "chatcmpl-cha000b000c@dx1905cd86d6bb86d552"
@@ -60,7 +60,7 @@ def test_plain_answer_gets_openais_missing_fields():
 
 
 def test_tool_call_answer_finishes_with_tool_calls():
-    data, _ = adapter_for(48).parse_response(mode="chat", body=(FIXTURES / "tool_call.json").read_bytes())
+    data, _ = adapter_for(48).parse_response(call_context(), body=(FIXTURES / "tool_call.json").read_bytes())
     choice = orjson.loads(data)["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["tool_calls"][0]["function"]["name"] == "get_weather"
@@ -73,7 +73,7 @@ def test_tool_call_answer_finishes_with_tool_calls():
 def test_an_error_in_a_200_is_raised_with_sparks_message(fixture, status, code, retryable):
     raw = (FIXTURES / fixture).read_bytes()
     with pytest.raises(UpstreamError) as caught:
-        adapter_for(48).parse_response(mode="chat", body=raw)
+        adapter_for(48).parse_response(call_context(), body=raw)
     err = caught.value
     assert (err.status, err.code, err.retryable) == (status, code, retryable)
     assert err.message == orjson.loads(raw)["message"]
@@ -99,7 +99,7 @@ def test_a_malformed_event_is_skipped():
 
 
 def test_a_stream_error_event_becomes_an_openai_error_chunk():
-    decoder = adapter_for(48).stream_decoder(mode="chat", model="generalv3.5")
+    decoder = adapter_for(48).stream_decoder(call_context(model="generalv3.5"))
     events = decoder.feed(b"", (FIXTURES / "error_in_200.json").read_bytes())
     assert orjson.loads(events[0].data)["error"]["code"] == "content_filter"
 

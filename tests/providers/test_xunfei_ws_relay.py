@@ -8,11 +8,11 @@ import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
-from billing.models import Log
 from billing.services import option_set
-from tests.factories import ChannelFactory, TokenFactory, UserFactory
-from tests.helpers import consume_log, events_of, flush
+from tests.factories import ChannelFactory
+from tests.helpers import consume_log, events_of
 from tests.providers.mock_xunfei_ws import MockXunfeiWS
+from tests.providers.vendor_harness import assert_interrupted, no_consume_log, serve, stream_chunks, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,34 +23,19 @@ CHAT = {"model": "Spark-Max", "messages": [{"role": "system", "content": "Be kin
 REPLY = "你好！我是讯飞星火认知大模型。"
 
 
-@pytest.fixture(scope="module")
-def spark_ws():
-    server = MockXunfeiWS(API_KEY, SECRET).start()
-    yield server
-    server.stop()
+spark_ws = serve(lambda: MockXunfeiWS(API_KEY, SECRET))
 
 
 @pytest.fixture
 def sw(transactional_db, spark_ws):
-    spark_ws.reset()
-    user = UserFactory(username="xing", quota=10_000_000)
-    token = TokenFactory(user=user, name="xing-key", remain_quota=5_000_000)
-    channel = ChannelFactory(type=18, name="spark-ws", base_url=spark_ws.url, key=KEY, models="Spark-Max")
-    return type("World", (), {"token": token, "channel": channel, "upstream": spark_ws,
-                              "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+    return world(spark_ws, username="xing", type=18, name="spark-ws", key=KEY, models="Spark-Max")
 
-
-async def no_consume_log() -> bool:
-    await flush()
-    return not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
 
 
 async def test_a_streamed_client_gets_sparks_words_and_is_billed_sparks_counts(relay_client, sw):
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=sw.auth)
     assert response.status_code == 200, response.text
-    events = events_of(response.content)
-    assert events[-1] == b"[DONE]"
-    chunks = [orjson.loads(e) for e in events[:-1]]
+    chunks = stream_chunks(response.content)
     assert all(c["choices"] for c in chunks), "the usage chunk stays hidden"
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == REPLY
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
@@ -125,9 +110,7 @@ async def test_a_drop_mid_answer_ends_with_an_error_event_and_bills_what_arrived
     sw.upstream.then(drop_after=2)
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=sw.auth)
     assert response.status_code == 200
-    events = events_of(response.content)
-    assert events[-1] == b"[DONE]"
-    assert orjson.loads(events[-2])["error"]["code"] == "stream_interrupted"
+    events = assert_interrupted(response.content)
     text = "".join(orjson.loads(e)["choices"][0]["delta"].get("content", "") for e in events[:-2])
     assert text == REPLY
     log = await consume_log()

@@ -10,10 +10,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from providers.adapters import ADAPTERS, adapter_for
-from providers.adapters import zhipu
+from providers.adapters import ADAPTERS, adapter_for, zhipu
 from providers.adapters.base import ChannelInfo, UpstreamError
 from relay.streaming import SSEParser
+from tests.providers.vendor_harness import call_context
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "zhipu"
 KEY = "4f1b2c3d5e6f7a8b9c0d1e2f3a4b5c6d.Xy7secretPart9Q"
@@ -50,7 +50,7 @@ def verify_jwt(token: str, key: str = KEY) -> tuple[dict, dict]:
 
 
 def stream(name: str, adapter=None):
-    decoder = (adapter or adapter_for(16)).stream_decoder(mode="chat", model="glm-4-flash")
+    decoder = (adapter or adapter_for(16)).stream_decoder(call_context(model="glm-4-flash"))
     parser = SSEParser()
     events = []
     for event, data in [*parser.feed((FIXTURES / name).read_bytes()), *parser.close()]:
@@ -65,7 +65,7 @@ def test_zhipu_and_its_label_are_registered():
 
 def test_request_goes_to_v4_with_a_signed_token_in_milliseconds():
     before = int(time.time() * 1000)
-    request = adapter_for(16).build_request(channel=channel(), mode="chat", body=BODY, stream=False)
+    request = adapter_for(16).build_request(call_context(channel(), body=BODY))
     after = int(time.time() * 1000)
     assert request.method == "POST"
     assert request.url == "https://open.bigmodel.cn/api/paas/v4/chat/completions"
@@ -93,7 +93,7 @@ def test_token_is_cached_until_shortly_before_expiry():
 @pytest.mark.parametrize("bad_key", ["nodotatall", ".secretonly", "idonly."])
 def test_a_malformed_key_is_a_clear_error_without_the_secret(bad_key):
     with pytest.raises(UpstreamError) as caught:
-        adapter_for(16).build_request(channel=channel(key=bad_key), mode="chat", body=BODY, stream=False)
+        adapter_for(16).build_request(call_context(channel(key=bad_key), body=BODY))
     assert not caught.value.retryable and caught.value.code == "invalid_channel_key"
     assert "id.secret" in caught.value.message
     assert "secretonly" not in str(caught.value) and "nodotatall" not in str(caught.value)
@@ -101,16 +101,18 @@ def test_a_malformed_key_is_a_clear_error_without_the_secret(bad_key):
 
 @pytest.mark.parametrize("base_url", ["https://open.bigmodel.cn/", "https://open.bigmodel.cn/api/paas/v4"])
 def test_base_url_may_be_the_host_or_the_sdk_style_v4_prefix(base_url):
-    request = adapter_for(16).build_request(channel=channel(base_url=base_url), mode="chat", body=BODY, stream=True)
+    request = adapter_for(16).build_request(call_context(channel(base_url=base_url), body=BODY, stream=True))
     assert request.url == "https://open.bigmodel.cn/api/paas/v4/chat/completions"
     assert request.headers["Accept"] == "text/event-stream"
 
 
 def test_sampling_settings_are_clamped_into_zhipus_ranges():
-    build = adapter_for(16).build_request
-    sent = orjson.loads(build(channel=channel(), mode="chat", stream=True, body={
+    def build(body, stream=False):
+        return adapter_for(16).build_request(call_context(channel(), body=body, stream=stream))
+
+    sent = orjson.loads(build({
         **BODY, "temperature": 0, "top_p": 1, "stop": ["END", "STOP"], "max_completion_tokens": 64,
-        "stream_options": {"include_usage": True}, "n": 1, "user": "u-1234567", "seed": 3}).body)
+        "stream_options": {"include_usage": True}, "n": 1, "user": "u-1234567", "seed": 3}, stream=True).body)
     assert sent["temperature"] == 0.01 and sent["do_sample"] is False
     assert sent["top_p"] == 0.99
     assert sent["stop"] == ["END"]  # Zhipu takes a single stop word
@@ -119,11 +121,10 @@ def test_sampling_settings_are_clamped_into_zhipus_ranges():
     assert sent["stream"] is True
     for dropped in ("stream_options", "n", "user", "seed"):
         assert dropped not in sent
-    sent = orjson.loads(build(channel=channel(), mode="chat", stream=False,
-                              body={**BODY, "temperature": 1.7, "top_p": 0, "stop": "x"}).body)
+    sent = orjson.loads(build({**BODY, "temperature": 1.7, "top_p": 0, "stop": "x"}).body)
     assert sent["temperature"] == 1.0 and sent["top_p"] == 0.01 and sent["stop"] == ["x"]
     assert "do_sample" not in sent
-    sent = orjson.loads(build(channel=channel(), mode="chat", stream=False, body={**BODY, "temperature": 0.5}).body)
+    sent = orjson.loads(build({**BODY, "temperature": 0.5}).body)
     assert sent["temperature"] == 0.5 and "top_p" not in sent
 
 
@@ -136,14 +137,14 @@ def test_tools_and_tool_history_pass_through_with_auto_choice():
              "function": {"name": "get_weather", "arguments": "{\"location\":\"北京\"}"}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\": 3}"},
     ]
-    build = adapter_for(16).build_request
-    sent = orjson.loads(build(channel=channel(), mode="chat", stream=False,
-                              body={"model": "glm-4-plus", "messages": history, "tools": tools,
-                                    "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}).body)
+    def build(body):
+        return adapter_for(16).build_request(call_context(channel(), body=body))
+
+    sent = orjson.loads(build({"model": "glm-4-plus", "messages": history, "tools": tools,
+                               "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}).body)
     assert sent["tools"] == tools and sent["tool_choice"] == "auto"
     assert sent["messages"] == history
-    sent = orjson.loads(build(channel=channel(), mode="chat", stream=False,
-                              body={**BODY, "tools": tools, "tool_choice": "none"}).body)
+    sent = orjson.loads(build({**BODY, "tools": tools, "tool_choice": "none"}).body)
     assert "tools" not in sent and "tool_choice" not in sent
 
 
@@ -153,7 +154,7 @@ def test_data_url_images_lose_their_prefix_and_http_urls_stay():
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}},
         {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}]}
     body = {"model": "glm-4v-flash", "messages": [message]}
-    sent = orjson.loads(adapter_for(16).build_request(channel=channel(), mode="chat", body=body, stream=False).body)
+    sent = orjson.loads(adapter_for(16).build_request(call_context(channel(), body=body)).body)
     parts = sent["messages"][0]["content"]
     assert parts[0] == {"type": "text", "text": "What is this?"}
     assert parts[1]["image_url"] == {"url": "iVBORw0KGgo=", "detail": "low"}
@@ -162,7 +163,7 @@ def test_data_url_images_lose_their_prefix_and_http_urls_stay():
 
 
 def test_plain_answer_becomes_an_openai_completion_with_zhipus_usage():
-    data, usage = adapter_for(16).parse_response(mode="chat", body=(FIXTURES / "chat.json").read_bytes())
+    data, usage = adapter_for(16).parse_response(call_context(), body=(FIXTURES / "chat.json").read_bytes())
     answer = orjson.loads(data)
     assert answer["object"] == "chat.completion"
     assert answer["choices"][0]["message"] == {"role": "assistant", "content": "你好！有什么我可以帮你的吗？"}
@@ -172,7 +173,7 @@ def test_plain_answer_becomes_an_openai_completion_with_zhipus_usage():
 
 
 def test_tool_call_answer_passes_through():
-    data, usage = adapter_for(16).parse_response(mode="chat", body=(FIXTURES / "tool_call.json").read_bytes())
+    data, usage = adapter_for(16).parse_response(call_context(), body=(FIXTURES / "tool_call.json").read_bytes())
     choice = orjson.loads(data)["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     [call] = choice["message"]["tool_calls"]
@@ -223,7 +224,7 @@ def test_malformed_event_is_forwarded_and_the_stream_goes_on():
 def test_stream_cut_mid_way_yields_what_arrived_without_usage():
     raw = (FIXTURES / "stream.sse").read_bytes()
     cut = raw[: raw.index(b"data: ", raw.index(b"data: ") + 1) + 40]  # part-way into the second event
-    decoder = adapter_for(16).stream_decoder(mode="chat", model="glm-4-flash")
+    decoder = adapter_for(16).stream_decoder(call_context(model="glm-4-flash"))
     parser = SSEParser()
     events = [ev for event, data in parser.feed(cut) for ev in decoder.feed(event, data)]
     events += decoder.close()
@@ -233,11 +234,12 @@ def test_stream_cut_mid_way_yields_what_arrived_without_usage():
 
 def test_embeddings_send_the_list_and_report_usage():
     body = {"model": "embedding-3", "input": ["a", "b"], "dimensions": 256, "encoding_format": "float"}
-    request = adapter_for(16).build_request(channel=channel(), mode="embeddings", body=body, stream=False)
+    request = adapter_for(16).build_request(call_context(channel(), mode="embeddings", body=body))
     assert request.url == "https://open.bigmodel.cn/api/paas/v4/embeddings"
     assert orjson.loads(request.body) == {"model": "embedding-3", "input": ["a", "b"], "dimensions": 256}
     verify_jwt(request.headers["Authorization"].removeprefix("Bearer "))
-    data, usage = adapter_for(16).parse_response(mode="embeddings", body=(FIXTURES / "embeddings.json").read_bytes())
+    data, usage = adapter_for(16).parse_response(call_context(mode="embeddings"),
+                                                 body=(FIXTURES / "embeddings.json").read_bytes())
     answer = orjson.loads(data)
     assert answer["object"] == "list" and [d["index"] for d in answer["data"]] == [0, 1]
     assert usage.prompt_tokens == 12 and usage.completion_tokens == 0
@@ -250,7 +252,7 @@ def test_embeddings_send_the_list_and_report_usage():
 ])
 def test_errors_keep_zhipus_message_and_classify_retry(fixture, status, code, type_, retryable):
     body = (FIXTURES / fixture).read_bytes()
-    err = adapter_for(16).parse_error(status=status, body=body)
+    err = adapter_for(16).parse_error(call_context(), status=status, body=body)
     vendor = orjson.loads(body)["error"]
     assert err.message == vendor["message"]
     assert (err.status, err.code, err.type, err.retryable) == (status, code, type_, retryable)
@@ -258,7 +260,8 @@ def test_errors_keep_zhipus_message_and_classify_retry(fixture, status, code, ty
 
 
 def test_errors_without_a_zhipu_code_fall_back_to_the_status():
-    err = adapter_for(16).parse_error(status=503, body=b"<html>busy</html>")
+    err = adapter_for(16).parse_error(call_context(), status=503, body=b"<html>busy</html>")
     assert err.retryable and "busy" in err.message
-    err = adapter_for(16).parse_error(status=400, body='{"error":{"code":"1214","message":"messages 参数非法"}}'.encode())
+    err = adapter_for(16).parse_error(call_context(), status=400,
+                                      body='{"error":{"code":"1214","message":"messages 参数非法"}}'.encode())
     assert not err.retryable and err.message == "messages 参数非法"

@@ -1,16 +1,15 @@
 """Zhipu GLM end to end: OpenAI requests through the ASGI app to a mock Zhipu, billed from Zhipu's counts."""
 
-import openai
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
-from billing.models import Log
 from billing.services import option_set
 from providers.adapters import zhipu
-from tests.factories import ChannelFactory, TokenFactory, UserFactory
+from tests.factories import ChannelFactory
+from tests.helpers import consume_log, events_of
 from tests.providers.mock_zhipu import REPLY, TOOL_CALL, MockZhipu
-from tests.helpers import flush, consume_log, events_of
+from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_stream, serve, stream_chunks, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,23 +20,14 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": 
     "type": "object", "properties": {"location": {"type": "string"}}}}}]
 
 
-@pytest.fixture(scope="module")
-def zhipu_server():
-    server = MockZhipu(keys={"zkeyid": "zsecretvalue"}).start()
-    yield server
-    server.stop()
+zhipu_server = serve(lambda: MockZhipu(keys={"zkeyid": "zsecretvalue"}))
 
 
 @pytest.fixture
 def zw(transactional_db, zhipu_server):
-    zhipu_server.reset()
     zhipu._tokens.clear()
-    user = UserFactory(username="zoe", quota=10_000_000)
-    token = TokenFactory(user=user, name="zoe-key", remain_quota=5_000_000)
-    channel = ChannelFactory(type=16, name="zhipu", base_url=zhipu_server.url, key=KEY,
-                             models="glm-4-plus,glm-4v-flash,embedding-3")
-    return type("World", (), {"user": user, "token": token, "channel": channel, "upstream": zhipu_server,
-                              "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+    return world(zhipu_server, username="zoe", type=16, name="zhipu", key=KEY,
+                 models="glm-4-plus,glm-4v-flash,embedding-3")
 
 
 async def test_plain_chat_is_signed_converted_and_billed_from_zhipus_usage(relay_client, zw):
@@ -62,9 +52,7 @@ async def test_stream_hides_usage_unless_asked_but_bills_from_the_last_chunk(rel
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=zw.auth)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    events = events_of(response.content)
-    assert events[-1] == b"[DONE]"
-    chunks = [orjson.loads(e) for e in events[:-1]]
+    chunks = stream_chunks(response.content)
     assert all(c["choices"] and "usage" not in c for c in chunks)
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == REPLY
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
@@ -149,8 +137,7 @@ async def test_arrears_keep_zhipus_message_do_not_fail_over_and_cost_nothing(rel
     assert error["message"].startswith("余额不足或无可用资源包,请充值。")
     assert (error["code"], error["type"], error["zhipu_code"]) == ("insufficient_quota", "insufficient_quota", "1113")
     assert len(zw.upstream.requests) == 1
-    await flush()
-    assert not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
+    assert await no_consume_log()
 
 
 async def test_rate_limit_fails_over_to_another_channel(relay_client, zw, zhipu_server):
@@ -165,11 +152,7 @@ async def test_rate_limit_fails_over_to_another_channel(relay_client, zw, zhipu_
 
 
 async def test_a_malformed_channel_key_is_refused_without_leaking_it(relay_client, zw):
-    from providers.models import Channel
-    from providers.services import channel_update
-
-    await sync_to_async(lambda: channel_update(channel=Channel.objects.get(pk=zw.channel.pk),
-                                               key="nodotsecret123"))()
+    await zw.set_key("nodotsecret123")
     response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=zw.auth)
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "invalid_channel_key"
@@ -178,11 +161,7 @@ async def test_a_malformed_channel_key_is_refused_without_leaking_it(relay_clien
 
 
 async def test_a_wrong_secret_gets_zhipus_auth_error(relay_client, zw):
-    from providers.models import Channel
-    from providers.services import channel_update
-
-    await sync_to_async(lambda: channel_update(channel=Channel.objects.get(pk=zw.channel.pk),
-                                               key="zkeyid.wrongsecret"))()
+    await zw.set_key("zkeyid.wrongsecret")
     response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=zw.auth)
     assert response.status_code == 401
     error = response.json()["error"]
@@ -193,9 +172,7 @@ async def test_a_wrong_secret_gets_zhipus_auth_error(relay_client, zw):
 async def test_stream_cut_mid_way_ends_with_an_error_event_and_bills_what_arrived(relay_client, zw):
     zw.upstream.then(reply="一二三四五六七八九十" * 5, cut_after=3)
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=zw.auth)
-    events = events_of(response.content)
-    assert events[-1] == b"[DONE]"
-    assert orjson.loads(events[-2])["error"]["code"] == "stream_interrupted"
+    assert_interrupted(response.content)
     log = await consume_log()
     assert 0 < log.completion_tokens < 50
 
@@ -210,18 +187,12 @@ async def test_malformed_event_does_not_break_the_stream(relay_client, zw):
 
 
 async def test_openai_sdk_plain_and_streamed(relay_client, zw):
-    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="sk-" + zw.token.key,
-                             http_client=relay_client, max_retries=0)
+    sdk = zw.sdk(relay_client)
     answer = await sdk.chat.completions.create(model="glm-4-plus", messages=CHAT["messages"])
     assert answer.choices[0].message.content == REPLY
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (21, 13)
 
     stream = await sdk.chat.completions.create(model="glm-4-plus", messages=CHAT["messages"], stream=True,
                                                stream_options={"include_usage": True})
-    text, usage = "", None
-    async for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-        if chunk.usage:
-            usage = chunk.usage
+    text, usage, _ = await sdk_stream(stream)
     assert text == REPLY and usage.completion_tokens == 13

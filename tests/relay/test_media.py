@@ -11,8 +11,8 @@ from providers import adapters
 from providers.adapters.openai import OpenAIAdapter
 from relay import tokenizer
 from tests.factories import ChannelFactory
-from tests.mock_upstream import MockUpstream
 from tests.helpers import consume_log
+from tests.mock_upstream import MockUpstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,8 +6,8 @@ from asgiref.sync import sync_to_async
 from billing.models import Log
 from billing.services import option_set
 from tests.factories import ChannelFactory
-from tests.mock_upstream import MockUpstream
 from tests.helpers import flush
+from tests.mock_upstream import MockUpstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

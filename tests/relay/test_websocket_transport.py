@@ -60,8 +60,9 @@ class WordAdapter(Adapter):
     transport = "websocket"
     modes = ("chat",)
 
-    async def exchange(self, *, channel, mode, body, session):
-        async with session.ws_connect(channel.base_url.replace("http", "ws") + "/chat") as ws:
+    async def exchange(self, ctx, *, session):
+        body = ctx.body
+        async with session.ws_connect(ctx.channel.base_url.replace("http", "ws") + "/chat") as ws:
             await ws.send_json({"text": body["messages"][-1]["content"]})
             async for message in ws:
                 data = json.loads(message.data)

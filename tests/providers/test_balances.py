@@ -1,0 +1,74 @@
+"""Balances of the resellers one-api reads (CloseAI, OpenAI-SB, AIProxy, API2GPT, AIGC2D) and of Moonshot."""
+
+import pytest
+
+from accounts.services import ValidationError
+from providers.adapters import adapter_for
+from providers.services import channel_update_balance
+from tests.factories import ChannelFactory
+from tests.providers.mock_balances import KEY, MockBalances
+from tests.providers.vendor_harness import TEST_CHANNEL, serve
+
+pytestmark = pytest.mark.django_db
+
+balances_server = serve(MockBalances)
+
+
+@pytest.fixture
+def balances(balances_server):
+    balances_server.reset()
+    return balances_server
+
+
+@pytest.mark.parametrize(("type_id", "expected", "path"), [
+    (4, 12.5, "/dashboard/billing/credit_grants"),  # CloseAI: total_available
+    (12, 11.25, "/dashboard/billing/credit_grants"),  # API2GPT: total_remaining
+    (13, 12.5, "/dashboard/billing/credit_grants"),  # AIGC2D: total_available
+    (5, 8.52, "/sb-api/user/status"),  # OpenAI-SB: data.credit, a string
+    (10, 66.6, "/api/report/getUserOverview"),  # AIProxy: data.totalPoints
+    (25, 49.58894, "/v1/users/me/balance"),  # Moonshot: data.available_balance
+])
+def test_the_balance_is_read_from_the_vendors_account_api_and_stored(balances, type_id, expected, path):
+    channel = ChannelFactory(type=type_id, base_url=balances.url, key=KEY, models="gpt-4o")
+    assert channel_update_balance(channel_id=channel.pk) == pytest.approx(expected)
+    channel.refresh_from_db()
+    assert channel.balance == pytest.approx(expected) and channel.balance_updated_time > 0
+    [sent] = balances.requests
+    assert (sent.method, sent.path) == ("GET", path)
+
+
+@pytest.mark.parametrize(("type_id", "message"), [
+    (5, "OpenAI-SB refused the balance query: api_key 无效"),
+    (10, "AIProxy refused the balance query: code 401, Invalid API Key"),
+    (25, "Invalid Authentication"),
+])
+def test_a_refused_key_is_reported_with_the_vendors_message(balances, type_id, message):
+    channel = ChannelFactory(type=type_id, base_url=balances.url, key="sk-wrong", models="gpt-4o")
+    with pytest.raises(ValidationError, match=message):
+        channel_update_balance(channel_id=channel.pk)
+    channel.refresh_from_db()
+    assert channel.balance_updated_time == 0
+
+
+@pytest.mark.parametrize(("type_id", "url", "auth"), [
+    (4, "https://api.closeai-proxy.xyz/dashboard/billing/credit_grants", ("Authorization", f"Bearer {KEY}")),
+    (5, f"https://api.openai-sb.com/sb-api/user/status?api_key={KEY}", ("Authorization", f"Bearer {KEY}")),
+    (10, "https://aiproxy.io/api/report/getUserOverview", ("Api-Key", KEY)),
+    (12, "https://api.api2gpt.com/dashboard/billing/credit_grants", ("Authorization", f"Bearer {KEY}")),
+    (13, "https://api.aigc2d.com/dashboard/billing/credit_grants", ("Authorization", f"Bearer {KEY}")),
+    (25, "https://api.moonshot.cn/v1/users/me/balance", ("Authorization", f"Bearer {KEY}")),
+])
+def test_default_account_urls_are_one_apis(type_id, url, auth):
+    import dataclasses
+
+    [request] = adapter_for(type_id).balance_requests(dataclasses.replace(TEST_CHANNEL, type=type_id, key=KEY))
+    assert (request.method, request.url) == ("GET", url)
+    assert request.headers[auth[0]] == auth[1]
+
+
+def test_aiproxy_accounts_are_read_on_the_site_host_even_with_the_api_host_as_base():
+    import dataclasses
+
+    channel = dataclasses.replace(TEST_CHANNEL, type=10, key=KEY, base_url="https://api.aiproxy.io")
+    [request] = adapter_for(10).balance_requests(channel)
+    assert request.url == "https://aiproxy.io/api/report/getUserOverview"
