@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 PORT ?= 3000
 export PORT
 
-.PHONY: run test install install-test install-mysql migrate seed serve bench bench-quick bench-litellm-install clean
+.PHONY: run test install install-test install-browser messages install-mysql migrate seed serve bench bench-quick bench-litellm-install clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,15 @@ $(VENV)/.installed-test: requirements-test.txt requirements.txt $(VENV)/.install
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+
+# Browser tests drive Debian's Chromium; gettext checks the translation catalogues. Both come from apt.
+install-browser:
+	@if ! command -v chromium >/dev/null || ! command -v msgfmt >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium gettext >/dev/null; fi
+
+# After adding or changing a user-facing string: put its Chinese in locale/fragments/*.po, then rebuild the catalogue.
+messages: install-browser
+	./locale/build.sh
 
 # mysqlclient compiles against the MariaDB/MySQL client headers (CI and the image install them).
 install-mysql: $(VENV)/.installed
@@ -39,7 +48,7 @@ serve:
 
 run: seed serve
 
-test: install-test
+test: install-test install-browser
 	@if [ -n "$$SQL_DSN" ] && ! $(PY) -c "import MySQLdb" 2>/dev/null && echo "$$SQL_DSN" | grep -qv '^postgres'; then $(MAKE) install-mysql; fi
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 

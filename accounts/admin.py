@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.models import Group
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, gettext_lazy as _
 
 from accounts import services
 from accounts.forms import TokenForm, UserChangeForm, UserCreationForm
@@ -85,23 +86,23 @@ class UserAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     readonly_fields = ("username", "used_quota_display", "request_count", "created")
     change_fieldsets = (
         (None, {"fields": ("username", "display_name", "email")}),
-        ("Access", {"fields": ("role", "status", "group", "new_password")}),
-        ("Quota", {"fields": ("quota", "used_quota_display", "request_count", "created")}),
+        (_("Access"), {"fields": ("role", "status", "group", "new_password")}),
+        (_("Quota"), {"fields": ("quota", "used_quota_display", "request_count", "created")}),
     )
     add_fieldsets = (
         (None, {"fields": ("username", "display_name", "email", "password1", "password2")}),
-        ("Access", {"fields": ("role", "group", "quota")}),
+        (_("Access"), {"fields": ("role", "group", "quota")}),
     )
 
-    @admin.display(description="quota", ordering="quota")
+    @admin.display(description=_("quota"), ordering="quota")
     def quota_display(self, obj: User) -> str:
         return quota_text(obj.quota)
 
-    @admin.display(description="used", ordering="used_quota")
+    @admin.display(description=_("used quota"), ordering="used_quota")
     def used_quota_display(self, obj: User) -> str:
         return quota_text(obj.used_quota)
 
-    @admin.display(description="created")
+    @admin.display(description=_("created"))
     def created(self, obj: User) -> str:
         return unix_text(obj.created_time)
 
@@ -175,27 +176,27 @@ class TokenAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     ordering = ("-id",)
     readonly_fields = ("key_display", "used_display", "created", "accessed")
 
-    @admin.display(description="remain", ordering="remain_quota")
+    @admin.display(description=_("remain"), ordering="remain_quota")
     def remain_display(self, obj: Token) -> str:
-        return "unlimited" if obj.unlimited_quota else quota_text(obj.remain_quota)
+        return gettext("unlimited") if obj.unlimited_quota else quota_text(obj.remain_quota)
 
-    @admin.display(description="used", ordering="used_quota")
+    @admin.display(description=_("used quota"), ordering="used_quota")
     def used_display(self, obj: Token) -> str:
         return quota_text(obj.used_quota)
 
-    @admin.display(description="expires", ordering="expired_time")
+    @admin.display(description=_("expires"), ordering="expired_time")
     def expiry(self, obj: Token) -> str:
-        return "never" if obj.expired_time == -1 else unix_text(obj.expired_time)[:10]
+        return gettext("never") if obj.expired_time == -1 else unix_text(obj.expired_time)[:10]
 
-    @admin.display(description="key")
+    @admin.display(description=_("key"))
     def key_display(self, obj: Token) -> str:
         return obj.masked_key if obj.pk else "-"
 
-    @admin.display(description="created")
+    @admin.display(description=_("created"))
     def created(self, obj: Token) -> str:
         return unix_text(obj.created_time)
 
-    @admin.display(description="last used")
+    @admin.display(description=_("last used"))
     def accessed(self, obj: Token) -> str:
         return unix_text(obj.accessed_time)
 
@@ -204,7 +205,7 @@ class TokenAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         if obj is None:
             return ((None, {"fields": main}),)
         return ((None, {"fields": [*main, "status"]}),
-                ("Usage", {"fields": ["key_display", "used_display", "created", "accessed"]}))
+                (_("Usage"), {"fields": ["key_display", "used_display", "created", "accessed"]}))
 
     def get_readonly_fields(self, request, obj=None):
         # A token's owner is fixed once it exists: the key was handed to that user.
@@ -219,7 +220,8 @@ class TokenAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         token = services.token_create(user=form.cleaned_data["user"], **fields)
         obj.pk = obj.id = token.pk
         self.message_user(request, format_html(
-            "Copy the new key now, it is not shown again: <code>sk-{}</code>", token.key), messages.WARNING)
+            "{} <code>sk-{}</code>", gettext("Copy the new key now, it is not shown again:"), token.key),
+            messages.WARNING)
 
     def delete_model(self, request, obj):
         services.token_delete(token=obj)

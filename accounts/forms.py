@@ -7,6 +7,7 @@ from datetime import datetime
 from django import forms
 from django.contrib.auth.password_validation import validate_password
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy as _
 
 from accounts.models import Token, User
 
@@ -29,13 +30,13 @@ class _RoleRulesMixin:
         if field is not None:
             field.choices = role_choices(actor=self.actor, target=target)
             if target is not None and target.role == User.Role.ROOT:
-                field.help_text = "Root stays root."
+                field.help_text = gettext("Root stays root.")
 
     def clean_role(self) -> int:
         role = int(self.cleaned_data["role"])
-        allowed = {value for value, _ in role_choices(actor=self.actor, target=self._target())}
+        allowed = {value for value, _label in role_choices(actor=self.actor, target=self._target())}
         if role not in allowed:
-            raise forms.ValidationError("You cannot give this role.")
+            raise forms.ValidationError(gettext("You cannot give this role."))
         return role
 
     def _target(self) -> User | None:
@@ -44,8 +45,9 @@ class _RoleRulesMixin:
 
 
 class UserCreationForm(_RoleRulesMixin, forms.ModelForm):
-    password1 = forms.CharField(label="Password", strip=False, widget=forms.PasswordInput(render_value=False))
-    password2 = forms.CharField(label="Password again", strip=False, widget=forms.PasswordInput(render_value=False))
+    password1 = forms.CharField(label=_("Password"), strip=False, widget=forms.PasswordInput(render_value=False))
+    password2 = forms.CharField(label=_("Password again"), strip=False,
+                                widget=forms.PasswordInput(render_value=False))
 
     class Meta:
         model = User
@@ -60,7 +62,7 @@ class UserCreationForm(_RoleRulesMixin, forms.ModelForm):
         cleaned = super().clean()
         p1, p2 = cleaned.get("password1"), cleaned.get("password2")
         if p1 and p2 and p1 != p2:
-            self.add_error("password2", "The two passwords differ.")
+            self.add_error("password2", gettext("The two passwords differ."))
         elif p1:
             try:
                 validate_password(p1, User(username=cleaned.get("username") or ""))
@@ -71,9 +73,9 @@ class UserCreationForm(_RoleRulesMixin, forms.ModelForm):
 
 class UserChangeForm(_RoleRulesMixin, forms.ModelForm):
     new_password = forms.CharField(
-        label="New password", required=False, strip=False,
+        label=_("New password"), required=False, strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Leave empty to keep the current password.",
+        help_text=_("Leave empty to keep the current password."),
     )
 
     class Meta:
@@ -89,13 +91,13 @@ class UserChangeForm(_RoleRulesMixin, forms.ModelForm):
             allowed = {User.Status.ENABLED, User.Status.DISABLED, self.instance.status}
             if self.instance.role == User.Role.ROOT:
                 allowed = {User.Status.ENABLED}
-                self.fields["status"].help_text = "Root cannot be disabled."
+                self.fields["status"].help_text = gettext("Root cannot be disabled.")
             self.fields["status"].choices = [(v, label) for v, label in User.Status.choices if v in allowed]
 
     def clean_status(self) -> int:
         status = int(self.cleaned_data["status"])
         if self.instance.role == User.Role.ROOT and status != User.Status.ENABLED:
-            raise forms.ValidationError("Root cannot be disabled.")
+            raise forms.ValidationError(gettext("Root cannot be disabled."))
         return status
 
     def clean_new_password(self) -> str:
@@ -115,13 +117,14 @@ class TokenForm(forms.ModelForm):
     """Never carries the key: it is shown once on creation and masked afterwards."""
 
     expired_time = forms.DateTimeField(
-        label="Expires", required=False,
+        label=_("Expires"), required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text="Empty: never expires.",
+        help_text=_("Empty: never expires."),
     )
-    models = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
-                             help_text="Comma-separated model allow-list; empty allows all.")
-    subnet = forms.CharField(required=False, help_text="Comma-separated IPs or CIDRs; empty allows all.")
+    models = forms.CharField(label=_("Models"), required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text=_("Comma-separated model allow-list; empty allows all."))
+    subnet = forms.CharField(label=_("Subnet"), required=False,
+                             help_text=_("Comma-separated IPs or CIDRs; empty allows all."))
 
     class Meta:
         model = Token

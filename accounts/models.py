@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
+from django.utils.translation import gettext, gettext_lazy as _
 
 from oneapi_site.lib.timeutil import now_ts
 
@@ -25,28 +26,32 @@ class User(AbstractBaseUser):
     """An account, with one-api's fields and codes so its data imports as is."""
 
     class Role(models.IntegerChoices):
-        COMMON = 1, "common"
-        ADMIN = 10, "admin"
-        ROOT = 100, "root"
+        COMMON = 1, _("common")
+        ADMIN = 10, _("admin")
+        ROOT = 100, _("root")
 
     class Status(models.IntegerChoices):
-        ENABLED = 1, "enabled"
-        DISABLED = 2, "disabled"
-        DELETED = 3, "deleted"
+        ENABLED = 1, _("enabled")
+        DISABLED = 2, _("disabled")
+        DELETED = 3, _("deleted")
 
-    username = models.CharField(max_length=64, unique=True)
-    display_name = models.CharField(max_length=64, blank=True, default="")
-    email = models.CharField(max_length=128, blank=True, default="", db_index=True)
-    role = models.SmallIntegerField(choices=Role.choices, default=Role.COMMON)
-    status = models.SmallIntegerField(choices=Status.choices, default=Status.ENABLED)
-    group = models.CharField(max_length=32, default="default", db_index=True)
-    quota = models.BigIntegerField(default=0)
-    used_quota = models.BigIntegerField(default=0)
-    request_count = models.BigIntegerField(default=0)
+    username = models.CharField(_("username"), max_length=64, unique=True)
+    display_name = models.CharField(_("display name"), max_length=64, blank=True, default="")
+    email = models.CharField(_("email"), max_length=128, blank=True, default="", db_index=True)
+    role = models.SmallIntegerField(_("role"), choices=Role.choices, default=Role.COMMON)
+    status = models.SmallIntegerField(_("status"), choices=Status.choices, default=Status.ENABLED)
+    group = models.CharField(_("group"), max_length=32, default="default", db_index=True)
+    quota = models.BigIntegerField(_("quota"), default=0)
+    used_quota = models.BigIntegerField(_("used quota"), default=0)
+    request_count = models.BigIntegerField(_("request count"), default=0)
     access_token = models.CharField(max_length=64, unique=True, null=True, blank=True)
     aff_code = models.CharField(max_length=16, unique=True, null=True, blank=True)
     inviter_id = models.BigIntegerField(default=0)
     created_time = models.BigIntegerField(default=now_ts)
+    # Sign-in by GitHub OAuth and OIDC (accounts/oauth.py); "" when not linked. one-api's column names.
+    github_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    oidc_id = models.CharField(max_length=255, blank=True, default="", db_index=True,
+                               help_text="The OIDC subject (`sub`), at most 255 characters by the spec.")
 
     objects = UserManager()
 
@@ -56,6 +61,8 @@ class User(AbstractBaseUser):
 
     class Meta:
         db_table = "users"
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
 
     def __str__(self) -> str:
         return self.username
@@ -100,31 +107,35 @@ class Token(models.Model):
     """An `sk-` key a user hands to clients; the key is stored without the prefix."""
 
     class Status(models.IntegerChoices):
-        ENABLED = 1, "enabled"
-        DISABLED = 2, "disabled"
-        EXPIRED = 3, "expired"
-        EXHAUSTED = 4, "exhausted"
+        ENABLED = 1, _("enabled")
+        DISABLED = 2, _("disabled")
+        EXPIRED = 3, _("expired")
+        EXHAUSTED = 4, _("exhausted")
 
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="tokens")
-    key = models.CharField(max_length=64, unique=True)
-    name = models.CharField(max_length=64, blank=True, default="")
-    status = models.SmallIntegerField(choices=Status.choices, default=Status.ENABLED)
-    remain_quota = models.BigIntegerField(default=0)
-    unlimited_quota = models.BooleanField(default=False)
-    used_quota = models.BigIntegerField(default=0)
-    expired_time = models.BigIntegerField(default=-1, help_text="Unix seconds; -1 never expires.")
-    subnet = models.TextField(blank=True, default="", help_text="Comma-separated CIDR allow-list; empty allows all.")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="tokens", verbose_name=_("user"))
+    key = models.CharField(_("key"), max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=64, blank=True, default="")
+    status = models.SmallIntegerField(_("status"), choices=Status.choices, default=Status.ENABLED)
+    remain_quota = models.BigIntegerField(_("remain quota"), default=0)
+    unlimited_quota = models.BooleanField(_("unlimited quota"), default=False)
+    used_quota = models.BigIntegerField(_("used quota"), default=0)
+    expired_time = models.BigIntegerField(_("expires"), default=-1, help_text=_("Unix seconds; -1 never expires."))
+    subnet = models.TextField(_("subnet"), blank=True, default="",
+                              help_text=_("Comma-separated IPs or CIDRs; empty allows all."))
     created_time = models.BigIntegerField(default=now_ts)
     accessed_time = models.BigIntegerField(default=now_ts)
     # Last: the field name shadows django.db.models inside this class body.
-    models = models.TextField(blank=True, default="", help_text="Comma-separated model allow-list; empty allows all.")
+    models = models.TextField(_("models"), blank=True, default="",
+                              help_text=_("Comma-separated model allow-list; empty allows all."))
 
     class Meta:
         db_table = "tokens"
+        verbose_name = _("token")
+        verbose_name_plural = _("tokens")
         indexes = [models.Index(fields=["user", "name"])]
 
     def __str__(self) -> str:
-        return self.name or f"token {self.pk}"
+        return self.name or gettext("token %(id)s") % {"id": self.pk}
 
     @property
     def is_expired(self) -> bool:

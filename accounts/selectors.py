@@ -57,3 +57,36 @@ def token_search(*, user: User, keyword: str, limit: int) -> list[Token]:
 def token_of(*, user: User, token_id: int) -> Token | None:
     """The user's own token, or None: another user's id answers exactly like a missing one."""
     return tokens_of(user).filter(pk=token_id).first()
+
+
+def uses_default_password(user) -> bool:
+    """Whether root still has one-api's 123456; remembered per password hash, since hashing is slow on purpose.
+
+    Asked on every request of a signed-in root (DefaultPasswordMiddleware) and by the admin's banner.
+    """
+    import hashlib
+
+    from django.core.cache import cache
+
+    from accounts.services import DEFAULT_ROOT_PASSWORD
+
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_root", False):
+        return False
+    key = "oneapi:default-password:%s:%s" % (user.pk, hashlib.sha256(user.password.encode()).hexdigest()[:32])
+    cached = cache.get(key)
+    if cached is None:
+        cached = user.check_password(DEFAULT_ROOT_PASSWORD)
+        cache.set(key, cached, 24 * 3600)
+    return cached
+
+
+def user_by_credentials(*, login: str, password: str) -> User | None:
+    """Whose username (or e-mail) and password these are, enabled or not; None when they match nobody.
+
+    An unknown name still costs one hash, so the answer time does not tell which names exist.
+    """
+    user = user_by_login(login=login)
+    if user is None:
+        User().set_password(password)
+        return None
+    return user if user.check_password(password) else None

@@ -362,3 +362,137 @@ def user_aff_code_ensure(*, user: User) -> str:
             changes.publish("users")
             return user.aff_code
     raise ValidationError("could not make an invitation code; try again")
+
+
+# --- Self-service sign-up and passwords (the pages and /api share these) -------------
+
+def password_validate(*, password: str, user: User | None = None) -> str:
+    """one-api's 8 to 20 characters, then settings.AUTH_PASSWORD_VALIDATORS; messages in the user's language."""
+    from django.contrib.auth import password_validation
+    from django.core.exceptions import ValidationError as DjangoValidationError
+    from django.utils.translation import gettext as _
+
+    if password == DEFAULT_ROOT_PASSWORD:
+        raise ValidationError(_("123456 is the well-known default password; choose another one."), field="password")
+    low, high = PASSWORD_LENGTHS
+    if not low <= len(password or "") <= high:
+        raise ValidationError(_("The password must be %(low)d to %(high)d characters long.")
+                              % {"low": low, "high": high}, field="password")
+    try:
+        password_validation.validate_password(password, user=user)
+    except DjangoValidationError as exc:
+        raise ValidationError(" ".join(exc.messages), field="password") from None
+    return password
+
+
+def user_password_set(*, user: User, password: str, validate: bool = True) -> User:
+    """A new password (change or reset); `validate=False` only for one the server made up."""
+    if validate:
+        password_validate(password=password, user=user)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    changes.publish("users")
+    return user
+
+
+def user_signup(*, username: str, password: str, email: str = "", verification_code: str = "",
+                aff_code: str = "", display_name: str = "") -> User:
+    """Registration by a visitor under the operator's rules (one-api's POST /api/user/register).
+
+    RegisterEnabled and PasswordRegisterEnabled must be on. With EmailVerificationEnabled the address
+    needs the code mailed to it, which is used up by the registration; without it the address is not
+    kept, as in one-api, so nobody can claim an address they do not own.
+    """
+    from django.utils.translation import gettext as _
+
+    from accounts import verification
+    from billing import options
+
+    if not options.get("RegisterEnabled"):
+        raise ValidationError(_("New registrations have been turned off by the administrator."))
+    if not options.get("PasswordRegisterEnabled"):
+        raise ValidationError(_("Registration with a password has been turned off; use another sign-in method."))
+    username = (username or "").strip()
+    if not username:
+        raise ValidationError(_("Enter a username."), field="username")
+    if len(username) > USERNAME_MAX_LENGTH:
+        raise ValidationError(_("The username must be at most %(max)d characters long.")
+                              % {"max": USERNAME_MAX_LENGTH}, field="username")
+    if User.objects.filter(username=username).exists():
+        raise ValidationError(_("This username is taken."), field="username")
+    verify = options.get("EmailVerificationEnabled")
+    email = verification.email_check_format(email) if verify else ""
+    if verify and verification.email_in_use(email):
+        raise ValidationError(_("This e-mail address is already in use."), field="email")
+    password_validate(password=password, user=User(username=username, email=email))
+    if verify:
+        if not (verification_code or "").strip():
+            raise ValidationError(_("Enter the verification code sent to your e-mail."), field="verification_code")
+        verification.email_code_check(email=email, code=verification_code)
+    with transaction.atomic():
+        user = user_register(username=username, password=password, display_name=display_name, email=email,
+                             aff_code=aff_code)
+        if verify:
+            # Taken inside the transaction: if another request used the code first, this account goes.
+            verification.email_code_consume(email=email, code=verification_code)
+    return user
+
+
+# --- Sign-in by GitHub OAuth and OIDC (accounts/oauth.py decides; these write) -------------
+
+OAUTH_ID_FIELDS = ("github_id", "oidc_id")  # one-api's columns, one per provider
+
+
+def _oauth_email(email: str) -> str:
+    """The provider's address when it fits and nobody has it; otherwise none (never a reason to refuse)."""
+    try:
+        return _check_email(email)
+    except ValidationError:
+        return ""
+
+
+@transaction.atomic
+def user_oauth_register(*, id_field: str, external_id: str, username: str, display_name: str = "",
+                        email: str = "", aff_code: str = "") -> User:
+    """A new account for a GitHub or OIDC identity, with what password registration gives (one-api's
+    User.Insert): QuotaForNewUser and the invitation rewards, and a "default" token. No usable password:
+    such users sign in through their provider until they set one.
+    """
+    from billing.services import user_signup_gifts
+
+    if id_field not in OAUTH_ID_FIELDS or not external_id:
+        raise ValidationError("unknown sign-in provider")
+    # Made up by accounts.oauth (github_<n>), so only the column's limit: past id 99999 it exceeds 12.
+    username = (username or "").strip()
+    if not username or len(username) > User._meta.get_field("username").max_length:
+        raise ValidationError("no username for the new account")
+    _check_username_free(username)
+    display_name = (display_name or "").strip()[:DISPLAY_NAME_MAX_LENGTH] or username
+    inviter_id = 0
+    if (aff_code or "").strip():
+        inviter_id = User.objects.filter(aff_code=aff_code.strip()).values_list("id", flat=True).first() or 0
+    user = user_create(username=username, password=None, display_name=display_name,  # type: ignore[arg-type]
+                       email=_oauth_email(email), inviter_id=inviter_id)
+    setattr(user, id_field, external_id)
+    user.save(update_fields=[id_field])
+    user_signup_gifts(user_id=user.pk, inviter_id=inviter_id)
+    token_create(user=user, name="default", unlimited_quota=True, expired_time=-1)
+    user.refresh_from_db(fields=["quota"])
+    return user
+
+
+def user_oauth_link(*, user: User, id_field: str, external_id: str) -> User:
+    """Link a provider's account to `user` (one-api's bind), unless another live account has it."""
+    from django.utils.translation import gettext as _
+
+    if id_field not in OAUTH_ID_FIELDS or not external_id:
+        raise ValidationError("unknown sign-in provider")
+    taken = (User.objects.filter(**{id_field: external_id}).exclude(pk=user.pk)
+             .exclude(status=User.Status.DELETED).exists())
+    if taken:
+        raise ValidationError(_("This account is already linked to another user."), field=id_field)
+    if getattr(user, id_field) != external_id:
+        setattr(user, id_field, external_id)
+        user.save(update_fields=[id_field])
+        changes.publish("users")
+    return user

@@ -14,11 +14,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from accounts.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
 from accounts.services import ValidationError
 from billing import options, services
 from billing.forms import OptionsForm, RedemptionBatchForm
+from billing.log_text import describe
 from billing.models import Log, Option, RedemptionCode
 
 # --- Redemption codes ---------------------------------------------------------
@@ -28,7 +30,8 @@ def redemption_csv(codes) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="redemption-codes-{timezone.now():%Y%m%d-%H%M%S}.csv"'
     writer = csv.writer(response)
-    writer.writerow(["name", "key", "quota", "status", "created"])
+    # In the operator's language, as the console shows them (msgids are the models' verbose names).
+    writer.writerow([gettext("name"), gettext("key"), gettext("quota"), gettext("status"), gettext("created")])
     for code in codes:
         writer.writerow([code.name, code.key, code.quota, code.get_status_display(), unix_text(code.created_time)])
     return response
@@ -46,23 +49,23 @@ class RedemptionCodeAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     fields = ("name", "quota", "status", "key_masked", "created", "redeemed", "redeemed_by", "user")
     readonly_fields = ("key_masked", "created", "redeemed", "redeemed_by", "user")
 
-    @admin.display(description="key")
+    @admin.display(description=_("key"))
     def key_masked(self, obj: RedemptionCode) -> str:
         return mask_secret(obj.key)
 
-    @admin.display(description="quota", ordering="quota")
+    @admin.display(description=_("quota"), ordering="quota")
     def quota_display(self, obj: RedemptionCode) -> str:
         return quota_text(obj.quota)
 
-    @admin.display(description="created", ordering="created_time")
+    @admin.display(description=_("created"), ordering="created_time")
     def created(self, obj: RedemptionCode) -> str:
         return unix_text(obj.created_time)
 
-    @admin.display(description="redeemed", ordering="redeemed_time")
+    @admin.display(description=_("redeemed"), ordering="redeemed_time")
     def redeemed(self, obj: RedemptionCode) -> str:
         return unix_text(obj.redeemed_time)
 
-    @admin.action(description="Export selected as CSV (with keys)", permissions=["view"])
+    @admin.action(description=_("Export selected as CSV (with keys)"), permissions=["view"])
     def export_csv(self, request, queryset):
         return redemption_csv(queryset.order_by("id"))
 
@@ -101,13 +104,18 @@ class RedemptionCodeAdmin(ServiceErrorsMixin, admin.ModelAdmin):
                 form.add_error(exc.field if exc.field in form.fields else None, str(exc))
             else:
                 created = list(RedemptionCode.objects.filter(key__in=keys).order_by("id"))
-                self.log_addition(request, created[0], f"Created {len(created)} codes named {created[0].name!r}.")
-                self.message_user(request, f"Created {len(created)} codes. Copy or download the keys now: "
-                                           "they are masked from here on.", messages.WARNING)
+                count, name = len(created), created[0].name
+                self.log_addition(request, created[0], ngettext(
+                    "Created %(count)d code named “%(name)s”.", "Created %(count)d codes named “%(name)s”.",
+                    count) % {"count": count, "name": name})
+                self.message_user(request, ngettext(
+                    "Created %(count)d code. Copy or download the key now: it is masked from here on.",
+                    "Created %(count)d codes. Copy or download the keys now: they are masked from here on.",
+                    count) % {"count": count}, messages.WARNING)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": "Create redemption codes",
+            "title": gettext("Create redemption codes"),
             "form": form,
             "created": created,
             "keys_text": "\n".join(c.key for c in created),
@@ -154,7 +162,7 @@ class InputFilter(admin.ListFilter):
     def __init__(self, request, params, model, model_admin):
         super().__init__(request, params, model, model_admin)
         self.values = {}
-        for name, _, _ in self.inputs:
+        for name, _label, _kind in self.inputs:
             if name in params:
                 value = params.pop(name)
                 value = value[-1] if isinstance(value, list) else value
@@ -162,13 +170,13 @@ class InputFilter(admin.ListFilter):
                     self.values[name] = value
                     self.used_parameters[name] = value
         self.preserved = [(k, v) for k, vs in request.GET.lists() for v in vs
-                          if k not in {n for n, _, _ in self.inputs} and k != "p"]
+                          if k not in self.expected_parameters() and k != "p"]
 
     def has_output(self) -> bool:
         return True
 
     def expected_parameters(self):
-        return [name for name, _, _ in self.inputs]
+        return [name for name, _label, _kind in self.inputs]
 
     def choices(self, changelist):
         return [{"name": name, "label": label, "type": kind, "value": self.values.get(name, "")}
@@ -179,8 +187,8 @@ class InputFilter(admin.ListFilter):
 
 
 class CreatedFilter(InputFilter):
-    title = "created"
-    inputs = (("created_from", "from", "date"), ("created_to", "to (inclusive)", "date"))
+    title = _("created")
+    inputs = (("created_from", _("from"), "date"), ("created_to", _("to (inclusive)"), "date"))
 
     def queryset(self, request, queryset):
         tz = timezone.get_current_timezone()
@@ -211,22 +219,22 @@ class ExactFilter(InputFilter):
 
 
 class ModelNameFilter(ExactFilter):
-    title = "model"
+    title = _("model")
     field = "model_name"
-    inputs = (("model_name", "model name", "text"),)
+    inputs = (("model_name", _("model name"), "text"),)
 
 
 class ChannelIdFilter(ExactFilter):
-    title = "channel"
+    title = _("channel")
     field = "channel_id"
     numeric = True
-    inputs = (("channel_id", "channel id", "number"),)
+    inputs = (("channel_id", _("channel id"), "number"),)
 
 
 class UsernameFilter(ExactFilter):
-    title = "user"
+    title = _("user")
     field = "username"
-    inputs = (("username", "username", "text"),)
+    inputs = (("username", _("username"), "text"),)
 
 
 @admin.register(Log)
@@ -241,21 +249,22 @@ class LogAdmin(admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     list_per_page = 50
 
-    @admin.display(description="time", ordering="created_at")
+    @admin.display(description=_("time"), ordering="created_at")
     def created(self, obj: Log) -> str:
         return unix_text(obj.created_at)
 
-    @admin.display(description="quota", ordering="quota")
+    @admin.display(description=_("quota"), ordering="quota")
     def quota_display(self, obj: Log) -> str:
         return quota_text(obj.quota)
 
-    @admin.display(description="elapsed")
+    @admin.display(description=_("elapsed"))
     def elapsed(self, obj: Log) -> str:
         return f"{obj.elapsed_time / 1000:.2f} s" if obj.elapsed_time else "-"
 
-    @admin.display(description="content")
+    @admin.display(description=_("content"))
     def content_short(self, obj: Log) -> str:
-        return obj.content if len(obj.content) <= 80 else obj.content[:77] + "..."
+        text = describe(obj.content)  # billing's own sentences in the reader's language
+        return text if len(text) <= 80 else text[:77] + "..."
 
     def has_add_permission(self, request):
         return False
@@ -301,14 +310,15 @@ class OptionAdmin(admin.ModelAdmin):
                 form.add_error(exc.field if exc.field in form.fields else None, str(exc))
             else:
                 if changed:
-                    self.message_user(request, f"Saved {', '.join(changed)}.", messages.SUCCESS)
+                    self.message_user(request, gettext("Saved %(keys)s.") % {"keys": ", ".join(changed)},
+                                      messages.SUCCESS)
                 else:
-                    self.message_user(request, "Nothing changed.", messages.INFO)
+                    self.message_user(request, gettext("Nothing changed."), messages.INFO)
                 return HttpResponseRedirect(request.path)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": "Options",
+            "title": gettext("Options"),
             "form": form,
         }
         return TemplateResponse(request, "admin/billing/option/options.html", context)

@@ -5,36 +5,102 @@ from __future__ import annotations
 import json
 
 from django import forms
+from django.utils.translation import gettext, gettext_lazy as _
 
 from billing import options
 
 LONG_TEXT_KEYS = {"Notice", "About", "HomePageContent", "Footer", "EmailDomainWhitelist"}
 
+# The options page labels each key with these; the key itself stays visible under its field (operators know
+# one-api's names, and /api/option uses them).
+GROUP_TITLES = {
+    "operation": _("Operation settings"),
+    "system": _("System settings"),
+    "other": _("Other settings"),
+}
+OPTION_LABELS = {
+    "QuotaPerUnit": _("Quota per US$1"),
+    "ModelRatio": _("Model ratios"),
+    "CompletionRatio": _("Completion ratios"),
+    "GroupRatio": _("Group ratios"),
+    "PreConsumedQuota": _("Quota held back before a request"),
+    "QuotaForNewUser": _("Quota for a new user"),
+    "QuotaForInviter": _("Quota rewarded to the inviter"),
+    "QuotaForInvitee": _("Quota for a user who signs up with an invitation"),
+    "QuotaRemindThreshold": _("Quota reminder threshold"),
+    "RetryTimes": _("Retries on failure"),
+    "AutomaticDisableChannelEnabled": _("Disable a channel automatically when it fails"),
+    "AutomaticEnableChannelEnabled": _("Enable a channel again automatically when its test passes"),
+    "ChannelDisableThreshold": _("Longest response time in a channel test (seconds)"),
+    "ChannelDisableFailureCount": _("Consecutive failures before a channel is disabled"),
+    "DisplayInCurrencyEnabled": _("Show quota in US$"),
+    "DisplayTokenStatEnabled": _("Billing API reports the token's quota, not the user's"),
+    "ApproximateTokenEnabled": _("Estimate token counts approximately (less work)"),
+    "LogConsumeEnabled": _("Record consume logs"),
+    "TopUpLink": _("Top-up link"),
+    "ChatLink": _("Chat page link"),
+    "PasswordLoginEnabled": _("Allow sign-in with a password"),
+    "PasswordRegisterEnabled": _("Allow sign-up with a password"),
+    "RegisterEnabled": _("Allow new users to sign up"),
+    "EmailVerificationEnabled": _("Verify the e-mail address at sign-up"),
+    "EmailDomainRestrictionEnabled": _("Allow only the listed e-mail domains"),
+    "EmailDomainWhitelist": _("Allowed e-mail domains"),
+    "SMTPServer": _("SMTP server"),
+    "SMTPPort": _("SMTP port"),
+    "SMTPAccount": _("SMTP account"),
+    "SMTPFrom": _("Sender address"),
+    "SMTPToken": _("SMTP password or token"),
+    "GitHubOAuthEnabled": _("Allow sign-in with GitHub"),
+    "GitHubClientId": _("GitHub client ID"),
+    "GitHubClientSecret": _("GitHub client secret"),
+    "OidcEnabled": _("Allow sign-in with OIDC"),
+    "OidcClientId": _("OIDC client ID"),
+    "OidcClientSecret": _("OIDC client secret"),
+    "OidcWellKnown": _("OIDC discovery URL (.well-known)"),
+    "OidcAuthorizationEndpoint": _("OIDC authorization endpoint"),
+    "OidcTokenEndpoint": _("OIDC token endpoint"),
+    "OidcUserinfoEndpoint": _("OIDC user info endpoint"),
+    "TurnstileCheckEnabled": _("Check Turnstile on sign-in and sign-up"),
+    "TurnstileSiteKey": _("Turnstile site key"),
+    "TurnstileSecretKey": _("Turnstile secret key"),
+    "ServerAddress": _("Server address"),
+    "SystemName": _("System name"),
+    "Logo": _("Logo URL"),
+    "Footer": _("Footer"),
+    "Notice": _("Notice"),
+    "About": _("About"),
+    "HomePageContent": _("Home page content"),
+}
+
 
 class RedemptionBatchForm(forms.Form):
-    name = forms.CharField(max_length=20, help_text="Up to 20 characters; every code in the batch gets it.")
-    quota = forms.IntegerField(min_value=1, help_text="Quota each code credits (500000 = $1 by default).")
-    count = forms.IntegerField(min_value=1, max_value=100, initial=1, help_text="1 to 100 codes.")
+    name = forms.CharField(label=_("Name"), max_length=20,
+                           help_text=_("Up to 20 characters; every code in the batch gets it."))
+    quota = forms.IntegerField(label=_("Quota"), min_value=1,
+                               help_text=_("Quota each code credits (500000 = $1 by default)."))
+    count = forms.IntegerField(label=_("Count"), min_value=1, max_value=100, initial=1,
+                               help_text=_("1 to 100 codes."))
 
 
 def _field_for(key: str) -> forms.Field:
+    label = OPTION_LABELS.get(key, key)
     if key in options.BOOL_KEYS:
-        return forms.BooleanField(required=False, label=key)
+        return forms.BooleanField(required=False, label=label)
     if key in options.INT_KEYS:
-        return forms.IntegerField(required=False, label=key)
+        return forms.IntegerField(required=False, label=label)
     if key in options.FLOAT_KEYS:
-        return forms.FloatField(required=False, label=key, widget=forms.NumberInput(attrs={"step": "any"}))
+        return forms.FloatField(required=False, label=label, widget=forms.NumberInput(attrs={"step": "any"}))
     if key in options.JSON_KEYS:
-        return forms.CharField(required=False, label=key, strip=False, widget=forms.Textarea(
+        return forms.CharField(required=False, label=label, strip=False, widget=forms.Textarea(
             attrs={"rows": 10, "class": "vLargeTextField", "spellcheck": "false"}))
     if options.is_secret(key):
-        return forms.CharField(required=False, label=key, widget=forms.PasswordInput(
-            render_value=False, attrs={"autocomplete": "new-password", "placeholder": "unchanged"}),
-            help_text="Write-only: leave empty to keep the stored value.")
+        return forms.CharField(required=False, label=label, widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password", "placeholder": gettext("unchanged")}),
+            help_text=_("Write-only: leave empty to keep the stored value."))
     if key in LONG_TEXT_KEYS:
-        return forms.CharField(required=False, label=key, strip=False,
+        return forms.CharField(required=False, label=label, strip=False,
                                widget=forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}))
-    return forms.CharField(required=False, label=key, widget=forms.TextInput(attrs={"class": "vTextField"}))
+    return forms.CharField(required=False, label=label, widget=forms.TextInput(attrs={"class": "vTextField"}))
 
 
 def display_value(key: str, value):
@@ -57,7 +123,9 @@ class OptionsForm(forms.Form):
                 self.initial[key] = display_value(key, options.get(key))
 
     def groups(self):
-        return [(name, [self[key] for key in keys]) for name, keys in options.GROUPS.items()]
+        """(name, title, bound fields) per group of billing.options.GROUPS."""
+        return [(name, GROUP_TITLES.get(name, name), [self[key] for key in keys])
+                for name, keys in options.GROUPS.items()]
 
     def clean(self):
         cleaned = super().clean()
@@ -69,7 +137,7 @@ class OptionsForm(forms.Form):
                     self.add_error(key, str(exc))
         for key in options.INT_KEYS | options.FLOAT_KEYS:
             if key in self.fields and key not in self.errors and cleaned.get(key) is None:
-                self.add_error(key, f"{key} is required.")
+                self.add_error(key, gettext("%(key)s is required.") % {"key": key})
         return cleaned
 
     def changed_values(self) -> dict:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from oneapi_site.lib.timeutil import now_ts
 
@@ -10,28 +11,30 @@ class RedemptionCode(models.Model):
     """A prepaid card: a secret key worth `quota`, redeemable once."""
 
     class Status(models.IntegerChoices):
-        ENABLED = 1, "enabled"
-        DISABLED = 2, "disabled"
-        USED = 3, "used"
+        ENABLED = 1, _("enabled")
+        DISABLED = 2, _("disabled")
+        USED = 3, _("used")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="created_redemptions", help_text="Who created it.",
+        related_name="created_redemptions", verbose_name=_("created by"), help_text=_("Who created it."),
     )
-    key = models.CharField(max_length=32, unique=True)
-    status = models.SmallIntegerField(choices=Status.choices, default=Status.ENABLED)
-    name = models.CharField(max_length=64)
-    quota = models.BigIntegerField(default=100)
-    created_time = models.BigIntegerField(default=now_ts)
-    redeemed_time = models.BigIntegerField(default=0)
+    key = models.CharField(_("key"), max_length=32, unique=True)
+    status = models.SmallIntegerField(_("status"), choices=Status.choices, default=Status.ENABLED)
+    name = models.CharField(_("name"), max_length=64)
+    quota = models.BigIntegerField(_("quota"), default=100)
+    created_time = models.BigIntegerField(_("created"), default=now_ts)
+    redeemed_time = models.BigIntegerField(_("redeemed"), default=0)
     # one-api does not record the redeemer; an operator chasing a dispute needs it.
     redeemed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="redeemed_codes",
+        related_name="redeemed_codes", verbose_name=_("redeemed by"),
     )
 
     class Meta:
         db_table = "redemptions"
+        verbose_name = _("redemption code")
+        verbose_name_plural = _("redemption codes")
 
     def __str__(self) -> str:
         return self.name
@@ -41,44 +44,48 @@ class Log(models.Model):
     """A usage or account event; consume logs are the ledger that quotas must match."""
 
     class Type(models.IntegerChoices):
-        UNKNOWN = 0, "unknown"
-        TOPUP = 1, "top-up"
-        CONSUME = 2, "consume"
-        MANAGE = 3, "manage"
-        SYSTEM = 4, "system"
-        TEST = 5, "test"
+        UNKNOWN = 0, _("unknown")
+        TOPUP = 1, _("top-up")
+        CONSUME = 2, _("consume")
+        MANAGE = 3, _("manage")
+        SYSTEM = 4, _("system")
+        TEST = 5, _("test")
 
     # Plain ids, not foreign keys: logs outlive deleted users, tokens and channels.
-    user_id = models.BigIntegerField(default=0, db_index=True)
-    created_at = models.BigIntegerField(default=now_ts, db_index=True)
-    type = models.SmallIntegerField(choices=Type.choices, default=Type.UNKNOWN, db_index=True)
-    content = models.TextField(blank=True, default="")
-    username = models.CharField(max_length=64, blank=True, default="", db_index=True)
-    token_id = models.BigIntegerField(default=0, db_index=True)
-    token_name = models.CharField(max_length=64, blank=True, default="", db_index=True)
-    model_name = models.CharField(max_length=255, blank=True, default="", db_index=True)
-    quota = models.BigIntegerField(default=0)
-    prompt_tokens = models.IntegerField(default=0)
-    completion_tokens = models.IntegerField(default=0)
-    channel_id = models.BigIntegerField(default=0, db_index=True)
-    request_id = models.CharField(max_length=64, blank=True, default="")
-    elapsed_time = models.IntegerField(default=0, help_text="Milliseconds.")
-    is_stream = models.BooleanField(default=False)
-    system_prompt_reset = models.BooleanField(default=False)
+    user_id = models.BigIntegerField(_("user id"), default=0, db_index=True)
+    created_at = models.BigIntegerField(_("time"), default=now_ts, db_index=True)
+    type = models.SmallIntegerField(_("type"), choices=Type.choices, default=Type.UNKNOWN, db_index=True)
+    content = models.TextField(_("content"), blank=True, default="")
+    username = models.CharField(_("username"), max_length=64, blank=True, default="", db_index=True)
+    token_id = models.BigIntegerField(_("token id"), default=0, db_index=True)
+    token_name = models.CharField(_("token name"), max_length=64, blank=True, default="", db_index=True)
+    model_name = models.CharField(_("model name"), max_length=255, blank=True, default="", db_index=True)
+    quota = models.BigIntegerField(_("quota"), default=0)
+    prompt_tokens = models.IntegerField(_("prompt tokens"), default=0)
+    completion_tokens = models.IntegerField(_("completion tokens"), default=0)
+    channel_id = models.BigIntegerField(_("channel id"), default=0, db_index=True)
+    request_id = models.CharField(_("request id"), max_length=64, blank=True, default="")
+    elapsed_time = models.IntegerField(_("elapsed time"), default=0, help_text=_("Milliseconds."))
+    is_stream = models.BooleanField(_("stream"), default=False)
+    system_prompt_reset = models.BooleanField(_("system prompt reset"), default=False)
 
     class Meta:
         db_table = "logs"
+        verbose_name = _("log")
+        verbose_name_plural = _("logs")
         indexes = [models.Index(fields=["user_id", "type", "created_at"])]
 
 
 class Option(models.Model):
     """A run-time setting, stored as text as in one-api's `options` table."""
 
-    key = models.CharField(max_length=64, primary_key=True)
-    value = models.TextField(blank=True, default="")
+    key = models.CharField(_("key"), max_length=64, primary_key=True)
+    value = models.TextField(_("value"), blank=True, default="")
 
     class Meta:
         db_table = "options"
+        verbose_name = _("option")
+        verbose_name_plural = _("options")
 
     def __str__(self) -> str:
         return self.key

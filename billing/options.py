@@ -11,6 +11,8 @@ import json
 import threading
 from typing import Any
 
+from django.utils.translation import gettext
+
 from billing.pricing import DEFAULT_COMPLETION_RATIO, DEFAULT_GROUP_RATIO, DEFAULT_MODEL_RATIO
 
 DEFAULTS: dict[str, str] = {
@@ -117,28 +119,29 @@ def parse(key: str, raw: str) -> Any:
     if key in BOOL_KEYS:
         lowered = str(raw).strip().lower()
         if lowered not in ("true", "false"):
-            raise OptionError(f"{key} must be true or false")
+            raise OptionError(gettext("%(key)s must be true or false") % {"key": key})
         return lowered == "true"
     if key in INT_KEYS:
         try:
             return int(str(raw).strip())
         except ValueError:
-            raise OptionError(f"{key} must be a whole number") from None
+            raise OptionError(gettext("%(key)s must be a whole number") % {"key": key}) from None
     if key in FLOAT_KEYS:
         try:
             return float(str(raw).strip())
         except ValueError:
-            raise OptionError(f"{key} must be a number") from None
+            raise OptionError(gettext("%(key)s must be a number") % {"key": key}) from None
     if key in JSON_KEYS:
         try:
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise OptionError(f"{key} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+            raise OptionError(gettext("%(key)s is not valid JSON: %(error)s at line %(line)d column %(column)d")
+                              % {"key": key, "error": exc.msg, "line": exc.lineno, "column": exc.colno}) from None
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
             for k, v in value.items()
         ):
-            raise OptionError(f"{key} must be a JSON object of names to non-negative numbers")
+            raise OptionError(gettext("%(key)s must be a JSON object of names to non-negative numbers") % {"key": key})
         return value
     return str(raw)
 

@@ -121,3 +121,74 @@ def redemption_search(*, keyword: str, limit: int) -> list[RedemptionCode]:
     if keyword.isdigit():
         match |= Q(pk=int(keyword))
     return list(RedemptionCode.objects.filter(match).order_by("-id")[:limit])
+
+
+# --- Self-service pages ----------------------------------------------------------
+
+def dashboard_days(*, now: int | None = None) -> list[str]:
+    """The ISO days user_dashboard buckets into, oldest first: the chart's x axis, with empty days too."""
+    now = now or now_ts()
+    tz = ZoneInfo(settings.TIME_ZONE)
+    first_day = dt.datetime.fromtimestamp(now - DASHBOARD_DAYS * 86400, tz).date()
+    last_day = dt.datetime.fromtimestamp(now, tz).date()
+    return [(first_day + dt.timedelta(days=i)).isoformat() for i in range((last_day - first_day).days + 1)]
+
+
+def logs_totals(*, f: LogFilter) -> dict[str, int]:
+    """Sums over the filtered rows in one aggregate query.
+
+    `quota` is what consume logs spent (one-api's /api/log/self/stat); `topup_quota` what
+    top-up logs added; adding the two would mean nothing, so they stay apart.
+    """
+    # Aliases differ from the column names: Django refuses an aggregate that shadows a field.
+    totals = logs_filtered(f).aggregate(
+        n=Count("id"),
+        spent=Coalesce(Sum("quota", filter=Q(type=Log.Type.CONSUME)), 0),
+        added=Coalesce(Sum("quota", filter=Q(type=Log.Type.TOPUP)), 0),
+        prompt=Coalesce(Sum("prompt_tokens"), 0),
+        completion=Coalesce(Sum("completion_tokens"), 0),
+    )
+    return {"count": int(totals["n"]), "quota": int(totals["spent"]), "topup_quota": int(totals["added"]),
+            "prompt_tokens": int(totals["prompt"]), "completion_tokens": int(totals["completion"])}
+
+
+@dataclass(frozen=True)
+class LogKeysetPage:
+    logs: list[Log]         # newest first
+    newer: int | None       # pass as ?after= to see the page above, None at the top
+    older: int | None       # pass as ?before= to see the page below, None at the end
+
+
+def log_keyset_page(*, f: LogFilter, before: int | None = None, after: int | None = None,
+                    size: int = 20) -> LogKeysetPage:
+    """A page of logs, newest first, keyed on id: `WHERE id < before ORDER BY id DESC LIMIT size+1`.
+
+    The cost of a page does not grow with its depth (no OFFSET), and nothing counts the
+    table; the extra row tells whether the page has a neighbour in the direction read,
+    and one indexed EXISTS probes the other direction.
+    """
+    logs = logs_filtered(f)
+    if after is not None:
+        rows = list(logs.filter(id__gt=after).order_by("id")[:size + 1])
+        has_newer = len(rows) > size
+        rows = rows[:size][::-1]
+    else:
+        read = logs if before is None else logs.filter(id__lt=before)
+        rows = list(read.order_by("-id")[:size + 1])
+        has_older = len(rows) > size
+        rows = rows[:size]
+    if (not rows or after is not None and not has_newer) and (before is not None or after is not None):
+        # Reached the newest rows going up (show the full top page, not a stub of it),
+        # or a stale link past either end: the top page.
+        return log_keyset_page(f=f, size=size)
+    if not rows:
+        return LogKeysetPage(logs=[], newer=None, older=None)
+    if after is not None:
+        has_older = logs.filter(id__lt=rows[-1].pk).exists()
+    else:
+        has_newer = before is not None and logs.filter(id__gt=rows[0].pk).exists()
+    return LogKeysetPage(
+        logs=rows,
+        newer=rows[0].pk if has_newer else None,
+        older=rows[-1].pk if has_older else None,
+    )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import F
+from django.utils.translation import gettext
 
 from accounts.models import Token, User
 from accounts.services import ValidationError
@@ -56,15 +57,19 @@ def redemption_redeem(*, user_id: int, key: str) -> int:
     """Credit the code's quota to the user once; a second redeemer, even concurrent, is refused."""
     key = (key or "").strip()
     if not key:
-        raise ValidationError("enter a redemption code", field="key")
+        raise ValidationError(gettext("Enter a redemption code."), field="key")
     code = RedemptionCode.objects.filter(key=key).values("id", "quota", "status").first()
     if code is None:
-        raise ValidationError("invalid redemption code", field="key")
+        raise ValidationError(gettext("This redemption code does not exist."), field="key")
     # The status guard makes the claim one statement: two redeemers cannot both see status 1.
     claimed = RedemptionCode.objects.filter(pk=code["id"], status=RedemptionCode.Status.ENABLED).update(
         status=RedemptionCode.Status.USED, redeemed_time=now_ts(), redeemed_by_id=user_id)
     if claimed != 1:
-        raise ValidationError("this redemption code has been used or disabled", field="key")
+        # Re-read: the code may have been claimed by a concurrent redeemer since the first read.
+        status = RedemptionCode.objects.filter(pk=code["id"]).values_list("status", flat=True).first()
+        if status == RedemptionCode.Status.DISABLED:
+            raise ValidationError(gettext("This redemption code has been disabled."), field="key")
+        raise ValidationError(gettext("This redemption code has already been used."), field="key")
     User.objects.filter(pk=user_id).update(quota=F("quota") + code["quota"])
     log_record(user_id=user_id, type=Log.Type.TOPUP, quota=code["quota"],
                content=f"Redeemed a code for {quota_display(code['quota'])}")
@@ -201,6 +206,26 @@ def _consume_logs_insert(charges: list[Charge], cursor) -> None:
 
 # --- Options -----------------------------------------------------------------
 
+def _login_switch_check(key: str) -> None:
+    """Turning on GitHub or OIDC sign-in is refused until its credentials are set (one-api, for GitHub)."""
+
+    def missing(*keys: str) -> bool:
+        return any(not str(options.get(k) or "").strip() for k in keys)
+
+    if key == "GitHubOAuthEnabled" and missing("GitHubClientId", "GitHubClientSecret"):
+        raise ValidationError(gettext("set GitHubClientId and GitHubClientSecret before enabling GitHub login"),
+                              field=key)
+    if key == "OidcEnabled":
+        if missing("OidcClientId", "OidcClientSecret"):
+            raise ValidationError(gettext("set OidcClientId and OidcClientSecret before enabling OIDC login"),
+                                  field=key)
+        if missing("OidcWellKnown") and missing("OidcAuthorizationEndpoint", "OidcTokenEndpoint",
+                                                "OidcUserinfoEndpoint"):
+            raise ValidationError(gettext(
+                "set OidcWellKnown, or all of OidcAuthorizationEndpoint, OidcTokenEndpoint and "
+                "OidcUserinfoEndpoint, before enabling OIDC login"), field=key)
+
+
 def option_set(*, key: str, value) -> str:
     """Validate and store one option; the relay sees it by its next request."""
     key = (key or "").strip()
@@ -211,9 +236,8 @@ def option_set(*, key: str, value) -> str:
         options.parse(key, text)
     except options.OptionError as exc:
         raise ValidationError(str(exc), field=key) from None
-    if key == "GitHubOAuthEnabled" and options.parse(key, text):
-        if not options.get("GitHubClientId") or not options.get("GitHubClientSecret"):
-            raise ValidationError("set GitHubClientId and GitHubClientSecret before enabling GitHub login", field=key)
+    if key in ("GitHubOAuthEnabled", "OidcEnabled") and options.parse(key, text):
+        _login_switch_check(key)
     Option.objects.update_or_create(key=key, defaults={"value": text})
     options.reload_from_db()
     changes.publish("options")

@@ -92,10 +92,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "accounts.middleware.SecureCookieMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.DefaultPasswordMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "oneapi_site.middleware.GlobalRateLimitMiddleware",
@@ -114,6 +117,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "oneapi_site.context.site",
             ],
         },
     },
@@ -190,12 +194,16 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LOGIN_URL = "login"
 TIME_ZONE = env_str("TZ", "UTC") or "UTC"
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -211,6 +219,10 @@ REST_FRAMEWORK = {
 
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_VIEW = "oneapi_site.middleware.ratelimited_view"
+
+# GitHub sign-in (accounts/oauth.py): the OAuth host and the API host; tests point both at a local mock.
+GITHUB_OAUTH_BASE = "https://github.com"
+GITHUB_API_BASE = "https://api.github.com"
 
 LOGGING = {
     "version": 1,

@@ -1,9 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
+
+from accounts.limits import critical_page
+
+# The console's login shares the sign-in pages' per-IP budget, so it is no side door for guessing passwords.
+admin.site.login = critical_page(admin.site.login)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("oneapi_site.api_urls")),
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("accounts.pages.urls")),
+    path("", include("billing.pages.urls")),
 ]

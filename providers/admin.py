@@ -6,9 +6,10 @@ import logging
 
 from django.contrib import admin, messages
 from django.db.models import Q
+from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from accounts.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
-from providers import services
+from providers import labels, services
 from providers.adapters import ADAPTERS
 from providers.forms import ChannelForm, config_field_types
 from providers.models import Channel, split_list
@@ -17,12 +18,13 @@ log = logging.getLogger(__name__)
 
 
 class TypeFilter(admin.SimpleListFilter):
-    title = "type"
+    title = _("type")
     parameter_name = "type"
 
     def lookups(self, request, model_admin):
         used = set(Channel.objects.values_list("type", flat=True).distinct())
-        return [(t, ADAPTERS[t].label if t in ADAPTERS else f"type {t}") for t in sorted(used)]
+        return [(t, labels.type_label(t) if t in ADAPTERS else gettext("type %(type)s") % {"type": t})
+                for t in sorted(used)]
 
     def queryset(self, request, queryset):
         return queryset.filter(type=self.value()) if self.value() else queryset
@@ -31,7 +33,7 @@ class TypeFilter(admin.SimpleListFilter):
 class GroupFilter(admin.SimpleListFilter):
     """Groups are a comma-separated list: match one whole item."""
 
-    title = "group"
+    title = _("group")
     parameter_name = "group"
 
     def lookups(self, request, model_admin):
@@ -61,38 +63,37 @@ class ChannelAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     change_list_template = "admin/providers/channel/change_list.html"
     readonly_fields = ("key_masked", "response", "tested", "used_display", "balance_display", "created")
 
-    @admin.display(description="type", ordering="type")
+    @admin.display(description=_("type"), ordering="type")
     def type_label(self, obj: Channel) -> str:
-        adapter = ADAPTERS.get(obj.type)
-        return adapter.label if adapter else f"unknown ({obj.type})"
+        return labels.type_label(obj.type)
 
-    @admin.display(description="response", ordering="response_time")
+    @admin.display(description=_("response"), ordering="response_time")
     def response(self, obj: Channel) -> str:
         return f"{obj.response_time / 1000:.2f} s" if obj.response_time else "-"
 
-    @admin.display(description="last test")
+    @admin.display(description=_("last test"))
     def tested(self, obj: Channel) -> str:
-        return unix_text(obj.test_time, empty="never")
+        return unix_text(obj.test_time, empty=gettext("not tested yet"))
 
-    @admin.display(description="used", ordering="used_quota")
+    @admin.display(description=_("used quota"), ordering="used_quota")
     def used_display(self, obj: Channel) -> str:
         return quota_text(obj.used_quota)
 
-    @admin.display(description="balance", ordering="balance")
+    @admin.display(description=_("balance"), ordering="balance")
     def balance_display(self, obj: Channel) -> str:
         return f"${obj.balance:,.2f}" if obj.balance_updated_time else "-"
 
-    @admin.display(description="models")
+    @admin.display(description=_("models"))
     def models_short(self, obj: Channel) -> str:
         models = obj.model_list
         text = ", ".join(models[:4])
         return f"{text} (+{len(models) - 4})" if len(models) > 4 else text
 
-    @admin.display(description="key")
+    @admin.display(description=_("key"))
     def key_masked(self, obj: Channel) -> str:
         return mask_secret(obj.key) if obj.pk else "-"
 
-    @admin.display(description="created")
+    @admin.display(description=_("created"))
     def created(self, obj: Channel) -> str:
         return unix_text(obj.created_time)
 
@@ -100,12 +101,12 @@ class ChannelAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         config_fields = [f"config_{name}" for name in config_field_types()]
         fieldsets = [
             (None, {"fields": ["name", "type", "status", "key", "base_url", "models", "group"]}),
-            ("Routing", {"fields": ["priority", "weight", "model_mapping", "system_prompt"]}),
-            ("Config", {"fields": [*config_fields, "config"]}),
+            (_("Routing"), {"fields": ["priority", "weight", "model_mapping", "system_prompt"]}),
+            (_("Config"), {"fields": [*config_fields, "config"]}),
         ]
         if obj is not None:
-            fieldsets.append(("Health", {"fields": ["key_masked", "response", "tested", "used_display",
-                                                    "balance_display", "created"]}))
+            fieldsets.append((_("Health"), {"fields": ["key_masked", "response", "tested", "used_display",
+                                                       "balance_display", "created"]}))
         return fieldsets
 
     def get_readonly_fields(self, request, obj=None):
@@ -128,7 +129,9 @@ class ChannelAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         obj.pk = obj.id = created[0].pk
         obj.key = ""
         if len(created) > 1:
-            self.message_user(request, f"Created {len(created)} channels, one per key line.", messages.SUCCESS)
+            self.message_user(request, ngettext(
+                "Created %(count)d channel, one per key line.", "Created %(count)d channels, one per key line.",
+                len(created)) % {"count": len(created)}, messages.SUCCESS)
 
     def delete_model(self, request, obj):
         services.channel_delete(channel_id=obj.pk)
@@ -153,15 +156,17 @@ class ChannelAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         if request.method != "POST" or not self.has_change_permission(request):
             raise PermissionDenied
         progress = services.channels_test_all_start(scope=request.POST.get("scope", "all"))
-        self.message_user(request, f"Testing {progress.get('total', '?')} channel(s) in the background.",
-                          messages.SUCCESS)
+        total = progress.get("total", 0)
+        self.message_user(request, ngettext("Testing %(count)d channel in the background.",
+                                            "Testing %(count)d channels in the background.", total)
+                          % {"count": total}, messages.SUCCESS)
         return redirect("admin:providers_channel_changelist")
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "test_progress": services.channels_test_progress()}
         return super().changelist_view(request, extra_context)
 
-    @admin.action(description="Update balance of selected channels", permissions=["change"])
+    @admin.action(description=_("Update balance of selected channels"), permissions=["change"])
     def update_balances(self, request, queryset):
         for channel in queryset.only("id", "name"):
             try:
@@ -169,9 +174,10 @@ class ChannelAdmin(ServiceErrorsMixin, admin.ModelAdmin):
             except services.ValidationError as exc:
                 self.message_user(request, f"{channel.name}: {exc}", messages.WARNING)
             else:
-                self.message_user(request, f"{channel.name}: balance {balance:.2f}", messages.SUCCESS)
+                self.message_user(request, gettext("%(name)s: balance %(balance).2f")
+                                  % {"name": channel.name, "balance": balance}, messages.SUCCESS)
 
-    @admin.action(description="Test selected channels", permissions=["change"])
+    @admin.action(description=_("Test selected channels"), permissions=["change"])
     def test_channels(self, request, queryset):
         channel_test = services.channel_test
         for channel in queryset.only("id", "name"):
@@ -179,25 +185,29 @@ class ChannelAdmin(ServiceErrorsMixin, admin.ModelAdmin):
                 result = channel_test(channel_id=channel.pk, model=None)
             except Exception as exc:  # a broken vendor or adapter must not take the page down
                 log.exception("channel test failed to run for channel %s", channel.pk)
-                self.message_user(request, f"{channel.name}: the test could not run: {exc}", messages.ERROR)
+                self.message_user(request, gettext("%(name)s: the test could not run: %(error)s")
+                                  % {"name": channel.name, "error": exc}, messages.ERROR)
                 continue
             model = getattr(result, "model", "") or ""
             if result.success:
-                self.message_user(request, f"{channel.name}: OK with {model} in {result.time:.2f} s.",
-                                  messages.SUCCESS)
+                self.message_user(request, gettext("%(name)s: OK with %(model)s in %(seconds).2f s.")
+                                  % {"name": channel.name, "model": model, "seconds": result.time}, messages.SUCCESS)
             else:
-                self.message_user(request, f"{channel.name}: failed with {model}: {result.message}",
-                                  messages.ERROR)
+                self.message_user(request, gettext("%(name)s: failed with %(model)s: %(error)s")
+                                  % {"name": channel.name, "model": model, "error": result.message}, messages.ERROR)
 
-    @admin.action(description="Enable selected channels", permissions=["change"])
+    @admin.action(description=_("Enable selected channels"), permissions=["change"])
     def enable_channels(self, request, queryset):
-        self._set_status(request, queryset, Channel.Status.ENABLED, "enabled")
+        changed = self._set_status(queryset, Channel.Status.ENABLED)
+        self.message_user(request, ngettext("%(count)d channel enabled.", "%(count)d channels enabled.", changed)
+                          % {"count": changed}, messages.SUCCESS)
 
-    @admin.action(description="Disable selected channels", permissions=["change"])
+    @admin.action(description=_("Disable selected channels"), permissions=["change"])
     def disable_channels(self, request, queryset):
-        self._set_status(request, queryset, Channel.Status.MANUALLY_DISABLED, "disabled")
+        changed = self._set_status(queryset, Channel.Status.MANUALLY_DISABLED)
+        self.message_user(request, ngettext("%(count)d channel disabled.", "%(count)d channels disabled.", changed)
+                          % {"count": changed}, messages.SUCCESS)
 
-    def _set_status(self, request, queryset, status: int, verb: str) -> None:
-        changed = sum(services.channel_set_status(channel_id=pk, status=status)
-                      for pk in queryset.values_list("id", flat=True))
-        self.message_user(request, f"{changed} channel(s) {verb}.", messages.SUCCESS)
+    def _set_status(self, queryset, status: int) -> int:
+        return sum(services.channel_set_status(channel_id=pk, status=status)
+                   for pk in queryset.values_list("id", flat=True))

@@ -5,21 +5,40 @@ from __future__ import annotations
 import json
 
 from django import forms
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
-from providers.adapters import ADAPTERS, secret_config_fields, type_choices
+from providers.adapters import ADAPTERS, secret_config_fields
+from providers.labels import type_choices, type_label
 from providers.models import Channel
 
-# What each adapter config field means; adapters name the fields, the form explains them.
+# What each adapter config field means; adapters name the fields, the form names and explains them.
+# A field missing here shows its config key as its label.
+CONFIG_LABELS = {
+    "api_version": _("API version"),
+    "region": _("Region"),
+    "ak": _("Access key ID"),
+    "sk": _("Secret access key"),
+    "session_token": _("Session token"),
+    "user_id": _("Account or user ID"),
+    "library_id": _("Knowledge library ID"),
+    "plugin": _("Plugin"),
+    "vertex_ai_project_id": _("Project ID"),
+    "vertex_ai_adc": _("Application default credentials"),
+    "num_ctx": _("Context window"),
+}
 CONFIG_HELP = {
-    "api_version": "API version sent as ?api-version=, e.g. 2024-03-01-preview (Azure's default when empty).",
-    "region": "Vendor region, e.g. us-east-1.",
-    "ak": "Access key id.",
-    "sk": "Secret access key.",
-    "user_id": "Vendor account or user id.",
-    "library_id": "Knowledge library id.",
-    "plugin": "Plugin name.",
-    "vertex_ai_project_id": "Google Cloud project id.",
-    "vertex_ai_adc": "Application default credentials JSON.",
+    "api_version": _("API version sent as ?api-version=, e.g. 2024-03-01-preview (Azure's default when empty)."),
+    "region": _("Vendor region, e.g. us-east-1."),
+    "ak": _("Access key id."),
+    "sk": _("Secret access key."),
+    "session_token": _("Session token of temporary (STS) credentials; empty for long-term keys."),
+    "user_id": _("Vendor account or user id."),
+    "library_id": _("Knowledge library id."),
+    "plugin": _("Plugin name."),
+    "vertex_ai_project_id": _("Google Cloud project id."),
+    "vertex_ai_adc": _("Application default credentials JSON."),
+    "num_ctx": _("Ollama's context length in tokens (num_ctx) for requests that do not set one."),
 }
 
 
@@ -47,9 +66,16 @@ class WriteOnlyField(forms.CharField):
 
 
 class JSONObjectField(forms.JSONField):
-    """A JSON object in a textarea; a typo is reported with the field's name, line and column."""
+    """A JSON object in a textarea; a typo is reported with the field's name, line and column.
+
+    `name` is the config key the messages use (operators and /api know it), whatever the label's language.
+    """
 
     widget = forms.Textarea(attrs={"rows": 4, "class": "vLargeTextField", "spellcheck": "false"})
+
+    def __init__(self, *, name: str, **kwargs):
+        self.name = name
+        super().__init__(**kwargs)
 
     def to_python(self, value):
         if self.disabled:
@@ -62,10 +88,12 @@ class JSONObjectField(forms.JSONField):
             parsed = json.loads(value)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(
-                f"{self.label} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
+                gettext("%(name)s is not valid JSON: %(error)s at line %(line)d, column %(column)d.")
+                % {"name": self.name, "error": exc.msg, "line": exc.lineno, "column": exc.colno},
                 code="invalid") from None
         if not isinstance(parsed, dict):
-            raise forms.ValidationError(f'{self.label} must be a JSON object, like {{"a": "b"}}.', code="invalid")
+            raise forms.ValidationError(gettext('%(name)s must be a JSON object, like {"a": "b"}.')
+                                        % {"name": self.name}, code="invalid")
         return parsed
 
     def prepare_value(self, value):
@@ -77,24 +105,25 @@ class JSONObjectField(forms.JSONField):
 
 
 class ChannelForm(forms.ModelForm):
-    type = forms.TypedChoiceField(coerce=int, choices=type_choices, initial=1)
+    type = forms.TypedChoiceField(label=_("Type"), coerce=int, choices=type_choices, initial=1)
     key = WriteOnlyField(
-        required=False, strip=True, label="Key",
+        required=False, strip=True, label=_("Key"),
         widget=WriteOnlyTextarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false",
-                                        "placeholder": "Never shown back once saved."}),
-        help_text="Write-only. On edit, leave empty to keep the stored key. "
-                  "On create, one key per line creates one channel per key.",
+                                        "placeholder": _("Never shown back once saved.")}),
+        help_text=_("Write-only. On edit, leave empty to keep the stored key. "
+                    "On create, one key per line creates one channel per key."),
     )
-    models = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
-                             help_text="Comma-separated models this channel serves (the names clients ask for).")
-    group = forms.CharField(initial="default", help_text="Comma-separated user groups.")
+    models = forms.CharField(label=_("Models"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
+                             help_text=_("Comma-separated models this channel serves (the names clients ask for)."))
+    group = forms.CharField(label=_("Group"), initial="default", help_text=_("Comma-separated user groups."))
     model_mapping = JSONObjectField(
-        required=False, label="model_mapping",
-        help_text='{"client model": "upstream model"}; the client-facing name must also be in Models.')
+        name="model_mapping", required=False, label=_("Model mapping"),
+        help_text=_('{"client model": "upstream model"}; the client-facing name must also be in Models.'))
     config = JSONObjectField(
-        required=False, label="config",
-        help_text="Other config keys as a JSON object; the fields above take precedence for their keys.")
-    system_prompt = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+        name="config", required=False, label=_("Config"),
+        help_text=_("Other config keys as a JSON object; the fields above take precedence for their keys."))
+    system_prompt = forms.CharField(label=_("System prompt"), required=False,
+                                    widget=forms.Textarea(attrs={"rows": 2}))
 
     class Meta:
         model = Channel
@@ -109,15 +138,19 @@ class ChannelForm(forms.ModelForm):
         stored = dict(self.instance.config or {}) if self.instance.pk else {}
         secrets = secret_config_fields()
         for name, types in self._config_names.items():
-            labels = ", ".join(ADAPTERS[t].label for t in types)
-            help_text = f"{CONFIG_HELP.get(name, '')} Used by {labels}.".strip()
+            label = CONFIG_LABELS.get(name, name)
+            help_parts = [str(CONFIG_HELP.get(name, "")),
+                          gettext("Used by %(types)s; config key %(key)s.")
+                          % {"types": ", ".join(type_label(t) for t in types), "key": name}]
             if name in secrets:
+                help_parts.append(gettext("Write-only: leave empty to keep the stored value."))
                 self.fields[f"config_{name}"] = WriteOnlyField(
-                    required=False, label=name, widget=WriteOnlyTextarea(attrs={"rows": 2}),
-                    help_text=f"{help_text} Write-only: leave empty to keep the stored value.")
+                    required=False, label=label, widget=WriteOnlyTextarea(attrs={"rows": 2}),
+                    help_text=" ".join(p for p in help_parts if p))
                 stored.pop(name, None)  # never rendered; channel_update keeps it when left empty
                 continue
-            self.fields[f"config_{name}"] = forms.CharField(required=False, label=name, help_text=help_text)
+            self.fields[f"config_{name}"] = forms.CharField(required=False, label=label,
+                                                            help_text=" ".join(p for p in help_parts if p))
             if name in stored:
                 self.initial[f"config_{name}"] = stored.pop(name)
         self.initial["config"] = stored
@@ -126,20 +159,23 @@ class ChannelForm(forms.ModelForm):
         base_url = self.fields["base_url"]
         base_url.widget.attrs["placeholder"] = default or "https://..."
         if not self.instance.pk:
-            base_url.help_text = "Empty uses the type's default address, where it has one."
+            base_url.help_text = gettext("Empty uses the type's default address, where it has one.")
         elif default:
-            base_url.help_text = f"Empty uses {adapter.label}'s default, {default}."
+            base_url.help_text = gettext("Empty uses the default of %(type)s, %(url)s.") % {
+                "type": type_label(channel_type), "url": default}
         else:
-            base_url.help_text = f"{adapter.label if adapter else 'This type'} has no default: enter the address."
+            base_url.help_text = gettext("%(type)s has no default: enter the address.") % {
+                "type": type_label(channel_type)}
 
     def clean(self):
         cleaned = super().clean()
         if not self.instance.pk and not cleaned.get("key"):
-            self.add_error("key", "Enter the vendor key (one per line to create several channels).")
+            self.add_error("key", gettext("Enter the vendor key (one per line to create several channels)."))
         channel_type = cleaned.get("type")
         adapter = ADAPTERS.get(channel_type) if channel_type is not None else None
         if adapter is not None and not adapter.default_base_url and not (cleaned.get("base_url") or "").strip():
-            self.add_error("base_url", f"{adapter.label} has no default address: enter the base URL.")
+            self.add_error("base_url", gettext("%(type)s has no default address: enter the base URL.")
+                           % {"type": type_label(channel_type)})
         config = dict(cleaned.get("config") or {})
         for name in self._config_names:
             # A named field wins when filled; an empty one leaves whatever the raw JSON says

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from oneapi_site.lib.timeutil import now_ts
 
@@ -9,32 +10,38 @@ class Channel(models.Model):
     """An upstream account: one vendor key with its models, groups and routing weight."""
 
     class Status(models.IntegerChoices):
-        ENABLED = 1, "enabled"
-        MANUALLY_DISABLED = 2, "manually disabled"
-        AUTO_DISABLED = 3, "auto-disabled"
+        ENABLED = 1, _("enabled")
+        MANUALLY_DISABLED = 2, _("manually disabled")
+        AUTO_DISABLED = 3, _("auto-disabled")
 
-    type = models.IntegerField(default=1, help_text="one-api's numeric channel type.")
-    name = models.CharField(max_length=128, db_index=True)
-    key = models.TextField(help_text="The vendor credential. Never shown back in full.")
-    status = models.SmallIntegerField(choices=Status.choices, default=Status.ENABLED)
-    base_url = models.CharField(max_length=512, blank=True, default="")
-    group = models.CharField(max_length=256, default="default", help_text="Comma-separated user groups.")
-    model_mapping = models.JSONField(blank=True, default=dict, help_text='{"client model": "upstream model"}')
-    priority = models.BigIntegerField(default=0)
-    weight = models.PositiveIntegerField(default=0, help_text="Share within its priority; 0 counts as 1.")
-    config = models.JSONField(blank=True, default=dict)
-    system_prompt = models.TextField(blank=True, default="")
-    response_time = models.IntegerField(default=0, help_text="Last test, in milliseconds.")
-    test_time = models.BigIntegerField(default=0)
-    balance = models.FloatField(default=0)
-    balance_updated_time = models.BigIntegerField(default=0)
-    used_quota = models.BigIntegerField(default=0)
-    created_time = models.BigIntegerField(default=now_ts)
+    type = models.IntegerField(_("type"), default=1, help_text=_("one-api's numeric channel type."))
+    name = models.CharField(_("name"), max_length=128, db_index=True)
+    key = models.TextField(_("key"), help_text=_("The vendor credential. Never shown back in full."))
+    status = models.SmallIntegerField(_("status"), choices=Status.choices, default=Status.ENABLED)
+    base_url = models.CharField(_("base URL"), max_length=512, blank=True, default="")
+    group = models.CharField(_("group"), max_length=256, default="default",
+                             help_text=_("Comma-separated user groups."))
+    model_mapping = models.JSONField(_("model mapping"), blank=True, default=dict,
+                                     help_text=_('{"client model": "upstream model"}'))
+    priority = models.BigIntegerField(_("priority"), default=0)
+    weight = models.PositiveIntegerField(_("weight"), default=0,
+                                         help_text=_("Share within its priority; 0 counts as 1."))
+    config = models.JSONField(_("config"), blank=True, default=dict)
+    system_prompt = models.TextField(_("system prompt"), blank=True, default="")
+    response_time = models.IntegerField(_("response time"), default=0, help_text=_("Last test, in milliseconds."))
+    test_time = models.BigIntegerField(_("last test"), default=0)
+    balance = models.FloatField(_("balance"), default=0)
+    balance_updated_time = models.BigIntegerField(_("balance updated"), default=0)
+    used_quota = models.BigIntegerField(_("used quota"), default=0)
+    created_time = models.BigIntegerField(_("created"), default=now_ts)
     # Last: the field name shadows django.db.models inside this class body.
-    models = models.TextField(blank=True, default="", help_text="Comma-separated models this channel serves.")
+    models = models.TextField(_("models"), blank=True, default="",
+                              help_text=_("Comma-separated models this channel serves."))
 
     class Meta:
         db_table = "channels"
+        verbose_name = _("channel")
+        verbose_name_plural = _("channels")
 
     def __str__(self) -> str:
         return self.name

@@ -1,26 +1,18 @@
 """Fixtures for the admin tests: clients logged in as root, an admin and a common user."""
 
 import pytest
-from django.test import Client
 
 from accounts.models import User
 from tests.factories import UserFactory
+from tests.helpers import logged_in
 
 # Test modules take these with `from tests.admin_fixtures import *`.
-__all__ = ["_no_web_rate_limit", "root_client", "staff", "staff_client", "common_client", "action"]
-
-
-@pytest.fixture(autouse=True)
-def _no_web_rate_limit(settings):
-    # The page limit counts per IP in the shared cache; a suite of admin requests would trip it.
-    settings.GLOBAL_WEB_RATE_LIMIT = 1_000_000
+__all__ = ["root_client", "staff", "staff_client", "common_client", "action"]
 
 
 @pytest.fixture
 def root_client(root):
-    client = Client()
-    client.force_login(root)
-    return client
+    return logged_in(root)
 
 
 @pytest.fixture
@@ -30,16 +22,12 @@ def staff(db):
 
 @pytest.fixture
 def staff_client(staff):
-    client = Client()
-    client.force_login(staff)
-    return client
+    return logged_in(staff)
 
 
 @pytest.fixture
 def common_client(alice):
-    client = Client()
-    client.force_login(alice)
-    return client
+    return logged_in(alice)
 
 
 def action(client, url, name, ids, **extra):

@@ -8,23 +8,10 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.services import user_access_token_reset
-from billing import options
 from tests.factories import UserFactory
 
-__all__ = ["_api_isolation", "anon", "api_as", "root_api", "staff", "staff_api", "alice_api", "bob", "bob_api",
+__all__ = ["anon", "api_as", "root_api", "staff", "staff_api", "alice_api", "bob", "bob_api",
            "envelope"]
-
-
-@pytest.fixture(autouse=True)
-def _api_isolation(settings):
-    # The /api limit counts per IP in the shared cache (Redis on MariaDB runs); a suite would trip it.
-    settings.GLOBAL_API_RATE_LIMIT = 1_000_000
-    # A fast hasher first: the suite makes many users. PBKDF2 stays to check the seeded root.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher",
-                                 "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    yield
-    # Options live in a process snapshot that outlives the test's rolled-back transaction.
-    options.snapshot.load({})
 
 
 @pytest.fixture

@@ -1,12 +1,32 @@
+import functools
+
 import httpx
 import pytest
 
 from billing.ledger import ledger
 from relay.cache import cache
+from tests.helpers import logged_in
 from tests.mock_upstream import MockUpstream
 
 from accounts.models import User
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
+
+
+ROOT_TEST_PASSWORD = "root-pass-Secure1"
+
+
+def _root_test_password_hash() -> str:
+    """Hashed once per hasher setting: the real hasher takes a noticeable fraction of a second on purpose."""
+    from django.conf import settings
+
+    return _hash_with(tuple(settings.PASSWORD_HASHERS))
+
+
+@functools.cache
+def _hash_with(hashers: tuple[str, ...]) -> str:
+    from django.contrib.auth.hashers import make_password
+
+    return make_password(ROOT_TEST_PASSWORD)
 
 
 @pytest.fixture
@@ -15,6 +35,8 @@ def root(db):
     if user is None:
         user = UserFactory(username="root", role=User.Role.ROOT, quota=10**12)
     user.access_token = "root-access-token"
+    # Not the seeded 123456: DefaultPasswordMiddleware would send root to the change-password page.
+    user.password = _root_test_password_hash()
     user.save()
     return user
 
@@ -55,6 +77,41 @@ def fresh_relay_state():
     ledger.__init__()
     yield
     ledger.flush_all()
+
+
+@pytest.fixture(autouse=True)
+def isolation(settings):
+    """What every test wants: no global rate limit to trip, a fast hasher, options as the test left none."""
+    # The global limits count per IP in the shared cache; a suite of requests would trip them.
+    settings.GLOBAL_WEB_RATE_LIMIT = 1_000_000
+    settings.GLOBAL_API_RATE_LIMIT = 1_000_000
+    # A fast hasher first: the suite makes many users. PBKDF2 stays to check the seeded root.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher",
+                                 "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    yield
+    from django.utils import translation
+
+    from billing import options
+
+    # A request in another language leaves it active in this thread for whatever runs next.
+    translation.deactivate()
+
+    # Options live in a process snapshot that outlives the test's rolled-back transaction.
+    options.snapshot.load({})
+
+
+@pytest.fixture
+def alice_client(alice):
+    return logged_in(alice)
+
+
+@pytest.fixture(autouse=True)
+def fresh_shared_cache():
+    """Rate-limit counters, e-mail codes and reset links live in Django's cache: none carries over."""
+    from django.core.cache import cache as django_cache
+
+    django_cache.clear()
+    yield
 
 
 @pytest.fixture

@@ -23,3 +23,12 @@ def events_of(raw: bytes) -> list[bytes]:
     """The data of each server-sent event in a relayed stream, [DONE] included."""
     return [e[6:] for e in raw.split(b"\n\n") if e.startswith(b"data: ")]
 
+
+
+def logged_in(user):
+    """A test client with `user` signed in."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client

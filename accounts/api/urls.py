@@ -1,6 +1,7 @@
 """Routes of accounts under /api/ (one-api's router/api.go); a trailing slash is optional."""
 
-from accounts.api import me, session, status, tokens, users
+from accounts.api import me, session, status, tokens, users, verification
+from accounts.api import oauth as oauth_api
 from oneapi_site.api import api_path
 
 urlpatterns = [
@@ -8,9 +9,15 @@ urlpatterns = [
     *api_path("notice", status.NoticeView.as_view()),
     *api_path("about", status.AboutView.as_view()),
     *api_path("home_page_content", status.HomePageContentView.as_view()),
+    *api_path("oauth/state", oauth_api.StateView.as_view()),
+    *api_path("oauth/github", oauth_api.GitHubView.as_view()),
+    *api_path("oauth/oidc", oauth_api.OidcView.as_view()),
     *api_path("user/login", session.LoginView.as_view()),
     *api_path("user/logout", session.LogoutView.as_view()),
     *api_path("user/register", session.RegisterView.as_view()),
+    *api_path("verification", verification.VerificationView.as_view()),
+    *api_path("reset_password", verification.ResetPasswordView.as_view()),
+    *api_path("user/reset", verification.ResetView.as_view()),
     *api_path("user/self", me.SelfView.as_view()),
     *api_path("user/token", me.AccessTokenView.as_view()),
     *api_path("user/aff", me.AffCodeView.as_view()),

@@ -134,16 +134,36 @@ def test_index_shows_options_to_root_only(root_client, staff_client):
 # --- Default password warning and branding -----------------------------------
 
 @pytest.mark.parametrize("url", ["admin:index", "admin:accounts_user_changelist", "admin:billing_log_changelist"])
-def test_the_default_password_banner_shows_for_root(root_client, root, url):
-    assert root.check_password("123456")
-    assert BANNER in root_client.get(reverse(url)).content.decode()
+def test_root_with_the_default_password_is_sent_to_change_it(root_client, root, url):
+    root.set_password("123456")
+    root.save()
+    root_client.force_login(root)
+    response = root_client.get(reverse(url))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("password_change_required"))
+
+
+def test_the_default_password_banner_shows_for_root(rf, root):
+    from accounts.templatetags.oneapi_admin import default_password_warning
+
+    root.set_password("123456")
+    request = rf.get("/admin/")
+    request.user = root
+    assert default_password_warning({"request": request}) == {"show": True}
+    root.set_password("root-pass-Secure1")
+    assert default_password_warning({"request": request}) == {"show": False}
 
 
 def test_the_banner_goes_once_root_changes_the_password(root_client, root):
-    response = root_client.post(reverse("admin:password_change"), {
+    root.set_password("123456")
+    root.save()
+    root_client.force_login(root)
+    response = root_client.post(reverse("password_change_required"), {
         "old_password": "123456", "new_password1": "a-long-new-secret", "new_password2": "a-long-new-secret"})
     assert response.status_code == 302, response.content.decode()[:3000]
-    assert BANNER not in root_client.get(reverse("admin:index")).content.decode()
+    page = root_client.get(reverse("admin:index"))
+    assert page.status_code == 200
+    assert BANNER not in page.content.decode()
 
 
 def test_the_banner_is_not_shown_to_other_admins(staff_client, root):

@@ -1,0 +1,48 @@
+"""Codes and resets by e-mail: GET /api/verification, GET /api/reset_password, POST /api/user/reset (one-api)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from accounts import verification
+from accounts.api.session import PublicView, rate_limited
+from accounts.limits import critical_limited
+from oneapi_site.api import ok
+
+
+class VerificationView(PublicView):
+    """Mail a registration code to `?email=`; the address must be unused and, if restricted, whitelisted."""
+
+    def get(self, request):
+        if critical_limited(request._request):
+            return rate_limited()
+        verification.email_code_send(email=request.query_params.get("email", ""))
+        return ok()
+
+
+class ResetPasswordView(PublicView):
+    """Mail a reset link to `?email=`. Success whether or not an account has it: nothing to enumerate."""
+
+    def get(self, request):
+        if critical_limited(request._request):
+            return rate_limited()
+        verification.password_reset_send(email=request.query_params.get("email", ""))
+        return ok()
+
+
+class ResetInput(serializers.Serializer):
+    email = serializers.CharField(allow_blank=True)
+    token = serializers.CharField(allow_blank=True)
+
+
+class ResetView(PublicView):
+    """Use the link's email and token: data is a new random 12-character password, as one-api answers."""
+
+    def post(self, request):
+        if critical_limited(request._request):
+            return rate_limited()
+        body = ResetInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        password = verification.password_reset_complete(email=body.validated_data["email"],
+                                                        token=body.validated_data["token"])
+        return ok(password)

@@ -1,0 +1,211 @@
+"""The token form of the self-service pages: quota in the unit the user sees, expiry, allow-lists.
+
+It validates and converts input to the service's arguments; accounts.services.token_create/update save.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts import services
+from accounts.models import Token
+from billing import options
+from oneapi_site.lib.timeutil import now_ts
+
+NAME_MAX_LENGTH = 30  # one-api's limit on token names
+QUOTA_MAX = 10**18  # far below BIGINT's ceiling, far above any real balance
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends and shows
+
+
+def quota_per_unit() -> Decimal:
+    return Decimal(str(options.get("QuotaPerUnit") or 500000))
+
+
+def in_currency() -> bool:
+    return bool(options.get("DisplayInCurrencyEnabled"))
+
+
+def quota_to_display(quota: int) -> str:
+    """Stored quota units as the form shows them: US$ (up to 6 decimals) or whole units."""
+    if not in_currency():
+        return str(quota)
+    amount = (Decimal(quota) / quota_per_unit()).quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
+    return f"{amount.normalize():f}"  # "10", not normalize()'s "1E+1"
+
+
+def display_to_quota(amount: Decimal) -> int:
+    if in_currency():
+        amount = amount * quota_per_unit()
+    return int(amount.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def split_list(text: str) -> list[str]:
+    """Commas, spaces or new lines between items."""
+    return [item for item in re.split(r"[\s,]+", text or "") if item]
+
+
+def timestamp_to_local(ts: int) -> datetime | None:
+    if ts is None or ts == -1:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.get_current_timezone())
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(
+        label=_("Name"), max_length=NAME_MAX_LENGTH,
+        error_messages={"required": _("Give the token a name."),
+                        "max_length": _("The name may have at most %(limit_value)d characters.")},
+        widget=forms.TextInput(attrs={"autocomplete": "off", "data-testid": "token-name"}),
+    )
+    quota = forms.CharField(
+        required=False,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "data-testid": "token-quota"}),
+    )
+    unlimited_quota = forms.BooleanField(
+        label=_("Unlimited quota"), required=False,
+        help_text=_("The token may spend the whole balance of your account."),
+        widget=forms.CheckboxInput(attrs={"data-testid": "token-unlimited"}),
+    )
+    never_expires = forms.BooleanField(
+        label=_("Never expires"), required=False, initial=True,
+        widget=forms.CheckboxInput(attrs={"data-testid": "token-never-expires"}),
+    )
+    expires_at = forms.DateTimeField(
+        label=_("Expires at"), required=False, input_formats=[DATETIME_FORMAT, "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+        error_messages={"invalid": _("Enter a date and time, for example 2030-01-31 18:00.")},
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "data-testid": "token-expires-at"},
+                                   format=DATETIME_FORMAT),
+    )
+    models = forms.MultipleChoiceField(
+        label=_("Allowed models"), required=False,
+        help_text=_("Tick none to allow every model your group can use."),
+        error_messages={"invalid_choice": _("%(value)s is not a model your group can use.")},
+        widget=forms.CheckboxSelectMultiple,
+    )
+    subnet = forms.CharField(
+        label=_("Allowed IP addresses"), required=False,
+        help_text=_("IP addresses or CIDR ranges such as 10.0.0.0/8, separated by commas or new lines. "
+                    "Empty allows every address."),
+        widget=forms.Textarea(attrs={"rows": 2, "class": "mono", "data-testid": "token-subnet"}),
+    )
+
+    def __init__(self, *args, group_models: list[str], token: Token | None = None, **kwargs):
+        self.token = token
+        if token is not None and "initial" not in kwargs:
+            kwargs["initial"] = self.initial_for(token)
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        choices = list(group_models)
+        if token is not None:
+            # A model the group has lost since stays listed, so saving other changes keeps it.
+            choices += [m for m in token.model_list if m not in choices]
+        self.fields["models"].choices = [(m, m) for m in choices]
+        if in_currency():
+            self.fields["quota"].label = _("Quota (US$)")
+            self.fields["quota"].help_text = _("In US dollars; %(units)s quota units make US$1.") % {
+                "units": f"{quota_per_unit().normalize():f}"}
+        else:
+            self.fields["quota"].label = _("Quota")
+            self.fields["quota"].help_text = _("In quota units.")
+        self.fields["expires_at"].help_text = _("Time zone: %(tz)s.") % {"tz": timezone.get_current_timezone_name()}
+        if token is None and not self.is_bound:
+            self.initial.setdefault("quota", quota_to_display(int(quota_per_unit())))
+
+    @staticmethod
+    def initial_for(token: Token) -> dict:
+        expires = timestamp_to_local(token.expired_time)
+        return {
+            "name": token.name,
+            "quota": quota_to_display(token.remain_quota),
+            "unlimited_quota": token.unlimited_quota,
+            "never_expires": expires is None,
+            "expires_at": expires,
+            "models": token.model_list,
+            "subnet": "\n".join(split_list(token.subnet)),
+        }
+
+    def clean_name(self) -> str:
+        return self.cleaned_data["name"].strip()
+
+    def clean_quota(self) -> int | None:
+        text = (self.cleaned_data.get("quota") or "").strip().replace(",", "")
+        if not text:
+            return None
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            raise forms.ValidationError(_("Enter a number.")) from None
+        if not amount.is_finite():
+            raise forms.ValidationError(_("Enter a number."))
+        if amount < 0:
+            raise forms.ValidationError(_("The quota must not be negative."))
+        if not in_currency() and amount != amount.to_integral_value():
+            raise forms.ValidationError(_("Enter a whole number of quota units."))
+        quota = display_to_quota(amount)
+        if quota > QUOTA_MAX:
+            raise forms.ValidationError(_("The quota is too large."))
+        return quota
+
+    def clean_subnet(self) -> str:
+        items = split_list(self.cleaned_data.get("subnet") or "")
+        bad = []
+        for item in items:
+            try:
+                services.validate_subnets(item)
+            except services.ValidationError:
+                bad.append(item)
+        if bad:
+            raise forms.ValidationError(
+                _("Not an IP address or CIDR range: %(items)s.") % {"items": ", ".join(bad)})
+        return ",".join(items)
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("unlimited_quota") and "quota" in cleaned and cleaned["quota"] is None:
+            self.add_error("quota", _("Enter a quota, or tick “Unlimited quota”."))
+        if not cleaned.get("never_expires") and "expires_at" in cleaned:
+            expires = cleaned.get("expires_at")
+            if expires is None:
+                self.add_error("expires_at", _("Pick an expiry date, or tick “Never expires”."))
+            elif self.token is None and int(expires.timestamp()) <= now_ts():
+                self.add_error("expires_at", _("The expiry must be in the future."))
+        return cleaned
+
+    def service_fields(self) -> dict:
+        """The arguments of accounts.services.token_create / token_update."""
+        data = self.cleaned_data
+        expires = None if data["never_expires"] else data["expires_at"]
+        remain = data["quota"]
+        if remain is None:  # unlimited with no amount typed: keep what the token had
+            remain = self.token.remain_quota if self.token is not None else 0
+        return {
+            "name": data["name"],
+            "remain_quota": remain,
+            "unlimited_quota": data["unlimited_quota"],
+            "expired_time": -1 if expires is None else int(expires.timestamp()),
+            "models": list(data["models"]),
+            "subnet": data["subnet"],
+        }
+
+
+# Service messages (English, shared with /api) as the pages say them; unknown ones pass through.
+SERVICE_FIELDS = {"remain_quota": "quota", "expired_time": "expires_at", "name": "name", "subnet": "subnet",
+                  "models": "models"}
+SERVICE_MESSAGES = {
+    "the token has expired: change its expiry before enabling it":
+        _("This token has expired: set a later expiry before enabling it."),
+    "the token has no quota left: add quota before enabling it":
+        _("This token has no quota left: add quota or make it unlimited before enabling it."),
+    "remain_quota must not be negative": _("The quota must not be negative."),
+}
+
+
+def service_message(exc: services.ValidationError) -> str:
+    text = str(exc)
+    return str(SERVICE_MESSAGES.get(text, text))

@@ -1,0 +1,51 @@
+"""Log contents in the reader's language.
+
+Logs store their content as English text (one row serves every reader, and operators grep it); the few
+sentences billing writes are recognised here and shown through the translation catalogue. Anything
+else, such as a remark an administrator typed, is shown as stored.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
+# The reasons user_signup_gifts writes; marked here so the catalogue carries them.
+GIFT_REASONS = (
+    gettext_noop("Welcome gift for a new user"),
+    gettext_noop("Gift for signing up with an invitation code"),
+    gettext_noop("Reward for inviting a user"),
+)
+
+_AMOUNT = r"(?P<amount>\$[\d.,]+|[\d,]+ quota)"
+_PATTERNS = (
+    (re.compile(rf"^Redeemed a code for {_AMOUNT}$"), lambda m: _("Redeemed a code for %(amount)s")),
+    (re.compile(rf"^Top-up by an administrator: {_AMOUNT}(?P<note>.*)$", re.S),
+     lambda m: _("Top-up by an administrator: %(amount)s") + m["note"]),
+    (re.compile(r"^Quota changed(?: by (?P<who>\S+))? from (?P<old>\S+(?: quota)?) to (?P<new>\S+(?: quota)?)$"),
+     lambda m: _("Quota changed by %(who)s from %(old)s to %(new)s") if m["who"]
+     else _("Quota changed from %(old)s to %(new)s")),
+    (re.compile(rf"^(?P<reason>{'|'.join(map(re.escape, GIFT_REASONS))}): {_AMOUNT}$"),
+     lambda m: _("%(reason)s: %(amount)s")),
+    (re.compile(r"^model ratio (?P<model>\S+) x group ratio (?P<group>\S+) x completion ratio (?P<completion>\S+)$"),
+     lambda m: _("model ratio %(model)s × group ratio %(group)s × completion ratio %(completion)s")),
+)
+
+
+def _amount(text: str | None) -> str | None:
+    if text and text.endswith(" quota"):
+        return _("%(count)s quota") % {"count": text[:-len(" quota")]}
+    return text
+
+
+def describe(content: str) -> str:
+    for pattern, template in _PATTERNS:
+        match = pattern.match(content or "")
+        if match:
+            values = {key: _amount(value) for key, value in match.groupdict().items()}
+            if values.get("reason"):
+                values["reason"] = _(values["reason"])
+            return template(match) % values
+    return content

@@ -1,0 +1,35 @@
+"""Dashboard: balance, used quota, request count and the 7-day usage chart by model."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+
+from billing import selectors
+from billing.pages import chart, display
+from oneapi_site.lib.timeutil import now_ts
+
+
+@login_required
+def dashboard(request):
+    now = now_ts()
+    rows = selectors.user_dashboard(user_id=request.user.pk, now=now)
+    days = selectors.dashboard_days(now=now)
+    unit = display.quota_per_unit() if display.in_currency() else 1.0
+    usage = chart.usage_chart(rows, days=days, unit=unit, fmt=display.amount)
+    totals = {
+        "requests": sum(r["RequestCount"] for r in rows),
+        "quota": sum(r["Quota"] for r in rows),
+        "prompt": sum(r["PromptTokens"] for r in rows),
+        "completion": sum(r["CompletionTokens"] for r in rows),
+    }
+    return render(request, "billing/dashboard.html", {
+        "account": request.user,
+        "chart": usage,
+        # Newest day first, models by name within a day (sorted is stable).
+        "rows": sorted(sorted(rows, key=lambda r: r["ModelName"]), key=lambda r: r["Day"], reverse=True),
+        "totals": totals,
+        "first_day": days[0] if days else "",
+        "last_day": days[-1] if days else "",
+        "unit_name": display.unit_name(),
+    })

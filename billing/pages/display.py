@@ -1,0 +1,51 @@
+"""Numbers as the billing pages show them: US$ or quota units, per DisplayInCurrencyEnabled.
+
+Amounts of whole quota go through the `|quota` template filter; these helpers are for
+what it cannot show: fractional prices and axis ticks.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.utils.translation import gettext
+
+from billing import options
+
+
+def in_currency() -> bool:
+    return bool(options.get("DisplayInCurrencyEnabled"))
+
+
+def quota_per_unit() -> float:
+    """Quota per US$1 (one-api's QuotaPerUnit)."""
+    return float(options.get("QuotaPerUnit") or 500000)
+
+
+def unit_name() -> str:
+    return gettext("US$") if in_currency() else gettext("quota")
+
+
+def _plain(value: Decimal | float, places: int) -> str:
+    text = f"{Decimal(str(value)):,.{places}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def money(value: Decimal | float) -> str:
+    """US$ with as many decimals as a per-token price needs (up to 6), no trailing zeros."""
+    return "$" + _plain(value, 6)
+
+
+def units(value: Decimal | float) -> str:
+    """Quota units, up to 2 decimals (a price per 1K tokens can be 37.5 quota)."""
+    return _plain(value, 2)
+
+
+def number(value: Decimal | float) -> str:
+    """A ratio: up to 6 decimals, no trailing zeros (1.25, not 1.2500)."""
+    return _plain(value, 6)
+
+
+def amount(value_in_unit: Decimal | float) -> str:
+    """A value already converted to the display unit."""
+    return money(value_in_unit) if in_currency() else units(value_in_unit)

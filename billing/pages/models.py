@@ -1,0 +1,81 @@
+"""Models: what the user's group can reach, at the price per 1K tokens its ratios imply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+
+from billing import options, pricing
+from billing.pages import display
+from providers.selectors import group_models
+
+# One token at ratio 1 costs one quota (pricing.py): a ratio of r is r x 1000 quota per 1K tokens.
+TOKENS_PER_PRICE = 1000
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    model: str
+    priced: bool            # False: no ratio configured, the relay charges the fallback ratio
+    model_ratio: float
+    completion_ratio: float
+    input_quota: Decimal    # quota per 1K prompt tokens, group ratio included
+    output_quota: Decimal   # quota per 1K completion tokens
+
+    def shown(self, quota: Decimal) -> str:
+        if display.in_currency():
+            # Through QuotaPerUnit, as the balance is shown: at one-api's default 500000 this is
+            # ratio x US$0.002 per 1K tokens.
+            return display.money(quota / Decimal(str(display.quota_per_unit())))
+        return display.units(quota)
+
+    @property
+    def model_ratio_text(self) -> str:
+        return display.number(self.model_ratio)
+
+    @property
+    def completion_ratio_text(self) -> str:
+        return display.number(self.completion_ratio)
+
+    @property
+    def input_price(self) -> str:
+        return self.shown(self.input_quota)
+
+    @property
+    def output_price(self) -> str:
+        return self.shown(self.output_quota)
+
+
+def model_price(model: str, *, group_ratio: float, model_ratios: dict, completion_ratios: dict) -> ModelPrice:
+    """The relay's own lookups (pricing.model_ratio / completion_ratio), so the page shows what is charged.
+
+    A model without a ratio is charged the fallback UNKNOWN_MODEL_RATIO by the relay; it is
+    listed at that price and marked, rather than hidden or shown as free. Per-channel-type
+    ratios ("model(type)") are not shown: the page does not know which channel will serve.
+    """
+    ratio = pricing.model_ratio(model, 0, model_ratios)
+    completion = pricing.completion_ratio(model, completion_ratios)
+    priced = model in model_ratios or model in pricing.DEFAULT_MODEL_RATIO
+    per_1k = Decimal(str(ratio)) * Decimal(str(group_ratio)) * TOKENS_PER_PRICE
+    return ModelPrice(model=model, priced=priced, model_ratio=ratio, completion_ratio=completion,
+                      input_quota=per_1k, output_quota=per_1k * Decimal(str(completion)))
+
+
+@login_required
+def models_view(request):
+    group = request.user.group
+    ratio = pricing.group_ratio(group, options.get("GroupRatio"))
+    model_ratios, completion_ratios = options.get("ModelRatio"), options.get("CompletionRatio")
+    prices = [model_price(m, group_ratio=ratio, model_ratios=model_ratios, completion_ratios=completion_ratios)
+              for m in group_models(group=group)]
+    return render(request, "billing/models.html", {
+        "group": group,
+        "group_ratio": display.number(ratio),
+        "prices": prices,
+        "unit_name": display.unit_name(),
+        "fallback_ratio": pricing.UNKNOWN_MODEL_RATIO,
+        "any_unpriced": any(not p.priced for p in prices),
+    })

@@ -1,0 +1,22 @@
+"""What every page template needs: branding and display options, read from the in-memory option snapshot."""
+
+from __future__ import annotations
+
+from billing import options
+
+
+def site(request) -> dict:
+    get = options.get
+    return {
+        "site": {
+            "name": get("SystemName") or "One API",
+            "logo": get("Logo"),
+            "footer": get("Footer"),
+            "top_up_link": get("TopUpLink"),
+            "chat_link": get("ChatLink"),
+            "display_in_currency": bool(get("DisplayInCurrencyEnabled")),
+            "register_enabled": bool(get("RegisterEnabled")),
+            "github_oauth": bool(get("GitHubOAuthEnabled")),
+            "oidc": bool(get("OidcEnabled")),
+        }
+    }
