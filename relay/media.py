@@ -12,6 +12,8 @@ import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
+import orjson
+
 from relay.errors import RelayError, bad_request
 
 ROUTES = {
@@ -85,6 +87,16 @@ def fixed_quota(mode: str, body: dict, *, model_ratio: float, group_ratio: float
     if mode == "speech":
         return math.ceil(len(body["input"]) * _dec(model_ratio) * _dec(group_ratio))
     return None
+
+
+def images_delivered(answer: bytes) -> int | None:
+    """How many images an images answer holds (None when it is not the shape OpenAI documents)."""
+    try:
+        payload = orjson.loads(answer)
+    except orjson.JSONDecodeError:
+        return None
+    data = payload.get("data") if isinstance(payload, dict) else None
+    return len(data) if isinstance(data, list) else None
 
 
 # --- Multipart uploads ---------------------------------------------------------

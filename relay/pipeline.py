@@ -48,6 +48,7 @@ class Progress:
     usage: Usage | None = None
     texts: list[str] = field(default_factory=list)
     started: bool = False
+    images: int | None = None  # how many images the answer holds, when it is an images answer
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,16 @@ async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responde
         batches = _ws_batches(adapter.exchange(ctx, session=session))
         await (_stream if plan.stream else _gather)(plan, batches, out, progress)
         return
+    if plan.mode in adapter.complete_modes:  # more than one request makes the answer (a task to poll)
+        try:
+            body = await adapter.prepare(channel=channel, mode=plan.mode, body=body, session=session)
+            ctx = RequestContext(channel=channel, mode=plan.mode, body=body, stream=False, client_model=plan.model)
+            data, usage = await adapter.complete(ctx, session=session)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise UpstreamError(status=502, message=f"Could not talk to the upstream: {type(exc).__name__}",
+                                code="do_request_failed", retryable=True) from None
+        await _answer(plan, adapter, data, usage, out, progress, JSON_HEADERS)
+        return
     try:
         body = await adapter.prepare(channel=channel, mode=plan.mode, body=body, session=session)
         # One context per upstream call: it carries the request's facts to the answer's conversion.
@@ -295,17 +306,25 @@ async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responde
             raise UpstreamError(status=502, message=f"The upstream answer was cut off: {type(exc).__name__}",
                                 code="do_request_failed", retryable=True) from None
         data, usage = adapter.parse_response(ctx, body=raw)
-        progress.usage = usage
-        if usage is None and plan.mode != "embeddings":
-            progress.texts.append(adapter.completion_text(mode=plan.mode, body=data))
-        progress.started = True
         headers = JSON_HEADERS
         if plan.mode in media.RAW_MODES:  # subtitles and plain text keep their own type
             headers = [(b"content-type", response.headers.get("Content-Type", "application/json").encode())]
-        await out.start(200, headers)
-        await out.finish(data)
+        await _answer(plan, adapter, data, usage, out, progress, headers)
     finally:
         response.release()
+
+
+async def _answer(plan: Plan, adapter, data: bytes, usage: Usage | None, out: Responder, progress: Progress,
+                  headers: list[tuple[bytes, bytes]]) -> None:
+    """A whole (not streamed) answer to the client, with what its bill needs."""
+    progress.usage = usage
+    if plan.mode == "images":
+        progress.images = media.images_delivered(data)
+    elif usage is None and plan.mode != "embeddings":
+        progress.texts.append(adapter.completion_text(mode=plan.mode, body=data))
+    progress.started = True
+    await out.start(200, headers)
+    await out.finish(data)
 
 
 async def _pass_through(response: aiohttp.ClientResponse, out: Responder, progress: Progress) -> None:
@@ -421,6 +440,11 @@ def _settle(plan: Plan, channel: ChannelInfo, progress: Progress, reserved: int,
             usage = Usage(prompt_tokens=count_prompt(plan.mode, plan.body, plan.model), completion_tokens=completion)
     if plan.fixed_quota is not None:
         quota = plan.fixed_quota
+        if progress.images is not None:
+            # Images are paid per image delivered: a vendor that made fewer than `n` (DashScope's
+            # partly failed tasks) is paid for those it made, as it bills its own account.
+            n = plan.body.get("n", 1)
+            quota = quota // n * min(progress.images, n)
     else:
         quota = pricing.text_quota(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                                    model_ratio=model_ratio, completion_ratio=completion_ratio,

@@ -4,17 +4,23 @@ OpenAI-compatible mode.
 Docs: https://help.aliyun.com/zh/model-studio/developer-reference/use-qwen-by-calling-api
 (text generation, `result_format: "message"`, SSE with `X-DashScope-SSE: enable`),
 https://help.aliyun.com/zh/model-studio/developer-reference/text-embedding-synchronous-api
-(embeddings) and https://help.aliyun.com/zh/model-studio/developer-reference/error-code (errors).
+(embeddings), https://help.aliyun.com/zh/model-studio/developer-reference/text-to-image-v2-api-reference
+(Wanx images: a task submitted with `X-DashScope-Async: enable`, then polled at /api/v1/tasks/{id})
+and https://help.aliyun.com/zh/model-studio/developer-reference/error-code (errors).
 Multimodal (qwen-vl, a different endpoint) is not spoken here: image parts are refused.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import ClassVar
+from urllib.parse import quote
 
 import orjson
+from django.conf import settings
 
 from providers.adapters.base import (
     Adapter,
@@ -28,10 +34,22 @@ from providers.adapters.base import (
     json_or_none,
     retryable_status,
 )
+from providers.adapters.fetch import vendor_images_b64
 from providers.adapters.openai import PATHS, OpenAIAdapter
 
 CHAT_PATH = "/api/v1/services/aigc/text-generation/generation"
 EMBEDDINGS_PATH = "/api/v1/services/embeddings/text-embedding/text-embedding"
+IMAGES_PATH = "/api/v1/services/aigc/text2image/image-synthesis"
+TASKS_PATH = "/api/v1/tasks/"
+# How long an image task may take in all (RELAY_TIMEOUT instead, when the operator set one) and how
+# often it is asked after: Wanx takes some 5-60 s, and a task query is cheap.
+TASK_WAIT = 300.0
+POLL_INTERVAL = 1.0
+REQUEST_TIMEOUT = 30.0  # the submit, or one status query: each is quick
+TASK_DONE = "SUCCEEDED"
+TASK_ENDED = ("FAILED", "CANCELED", "UNKNOWN")  # UNKNOWN: no such task, or it expired (24 h)
+# Wanx parameters that are not OpenAI's but a client may send for them (as extra body fields).
+IMAGE_PASSTHROUGH = ("seed", "style", "prompt_extend", "watermark")
 SEARCH_SUFFIX = "-internet"  # one-api's convention: `qwen-max-internet` = qwen-max with enable_search
 
 # Qwen parameters that are not OpenAI's but clients send them to one-api for Qwen: forwarded as given.
@@ -194,16 +212,68 @@ def _choices(output: dict) -> list[dict]:
     return []
 
 
+def image_body(body: dict) -> dict:
+    """An OpenAI image request as a Wanx task: the size written "1024*1024", `n` always sent (Wanx makes
+    four when it is missing, OpenAI one)."""
+    prompt: dict = {"prompt": body.get("prompt")}
+    if body.get("negative_prompt"):
+        prompt["negative_prompt"] = body["negative_prompt"]
+    parameters: dict = {"n": body.get("n", 1)}
+    size = body.get("size")
+    if isinstance(size, str) and size and size != "auto":
+        parameters["size"] = size.lower().replace("x", "*")
+    for key in IMAGE_PASSTHROUGH:
+        if body.get(key) is not None:
+            parameters[key] = body[key]
+    return {"model": body.get("model"), "input": prompt, "parameters": parameters}
+
+
+def _task_output(raw: bytes) -> dict:
+    payload = json_or_none(raw)
+    if not isinstance(payload, dict):
+        raise UpstreamError(status=502, message="DashScope answered the image task with an unexpected body.",
+                            code="bad_response_body", retryable=False)
+    if payload.get("code"):
+        raise ali_error(payload)
+    output = payload.get("output")
+    return output if isinstance(output, dict) else {}
+
+
+def _task_failed(output: dict, task_id: str) -> UpstreamError:
+    """A task that ended without images, with DashScope's own code and message (`code`/`message` in the
+    output; for a partly failed task, in its results)."""
+    detail = output if output.get("message") or output.get("code") else next(
+        (r for r in output.get("results") or () if isinstance(r, dict) and (r.get("code") or r.get("message"))), {})
+    if detail.get("code"):
+        return ali_error({"code": detail["code"], "message": detail.get("message") or detail["code"],
+                          "request_id": task_id})
+    status = output.get("task_status") or "without images"
+    if detail.get("message"):
+        message = str(detail["message"])
+    elif status == "UNKNOWN":
+        message = f"DashScope does not know the image task {task_id} (it may have expired)."
+    else:
+        message = f"The DashScope image task {task_id} ended {status}."
+    return UpstreamError(status=502, message=message, code="task_failed", retryable=False,
+                         error_body={"message": message, "type": "upstream_error", "param": None, "code": "task_failed",
+                                     "request_id": task_id})
+
+
 class AliAdapter(Adapter):
     channel_type: ClassVar[int] = 17
     label: ClassVar[str] = "Alibaba DashScope"
     default_base_url: ClassVar[str] = "https://dashscope.aliyuncs.com"
     config_fields: ClassVar[tuple[str, ...]] = ("plugin",)
-    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings")
+    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings", "images")
+    # Wanx images are a task to submit and then poll: more than one request.
+    complete_modes: ClassVar[tuple[str, ...]] = ("images",)
+
+    def base_url(self, channel: ChannelInfo) -> str:
+        return (channel.base_url or self.default_base_url).rstrip("/")
 
     def build_request(self, ctx: RequestContext) -> UpstreamRequest:
         channel, mode, body, stream = ctx.channel, ctx.mode, ctx.body, ctx.stream
-        base = (channel.base_url or self.default_base_url).rstrip("/")
+        base = self.base_url(channel)
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {channel.key.strip()}",
                    "Accept": "text/event-stream" if stream else "application/json"}
         plugin = (channel.config or {}).get("plugin")
@@ -212,6 +282,9 @@ class AliAdapter(Adapter):
         if mode == "embeddings":
             payload = embeddings_body(body)
             return UpstreamRequest("POST", base + EMBEDDINGS_PATH, headers, orjson.dumps(payload))
+        if mode == "images":
+            headers["X-DashScope-Async"] = "enable"  # the HTTP API makes images only as tasks
+            return UpstreamRequest("POST", base + IMAGES_PATH, headers, orjson.dumps(image_body(body)))
         if mode != "chat":
             raise _invalid(f"DashScope channels do not serve {mode}; use /v1/chat/completions.", "unsupported_mode")
         if stream:
@@ -261,6 +334,64 @@ class AliAdapter(Adapter):
         if usage is not None:
             answer["usage"] = _usage_json(usage)
         return orjson.dumps(answer), usage
+
+    def task_request(self, ctx: RequestContext, task_id: str) -> UpstreamRequest:
+        return UpstreamRequest("GET", self.base_url(ctx.channel) + TASKS_PATH + quote(task_id, safe=""),
+                               {"Authorization": f"Bearer {ctx.channel.key.strip()}", "Accept": "application/json"})
+
+    async def complete(self, ctx: RequestContext, *, session) -> tuple[bytes, Usage | None]:
+        """Submit the Wanx task, then ask after it until it ends or the wait runs out."""
+        if ctx.mode != "images":
+            raise _invalid(f"DashScope channels do not serve {ctx.mode} this way.", "unsupported_mode")
+        loop = asyncio.get_running_loop()
+        wait = settings.RELAY_TIMEOUT or TASK_WAIT
+        deadline = loop.time() + wait
+        submit = self.build_request(ctx)
+        output = _task_output(await self.send(ctx, submit, session=session, timeout=min(REQUEST_TIMEOUT, wait)))
+        task_id = str(output.get("task_id") or "")
+        if not task_id:
+            raise UpstreamError(status=502, message="DashScope accepted the image task but gave no task id.",
+                                code="bad_response_body", retryable=False)
+        # From here on a task exists at DashScope: no failure to follow it may send the request to another
+        # channel, which would start (and pay for) a second task.
+        while (status := str(output.get("task_status") or "")) != TASK_DONE:
+            if status in TASK_ENDED:
+                # A task that ended without images cost nothing: ali_error judges whether another may try.
+                raise _task_failed(output, task_id)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise UpstreamError(status=504, message=f"The DashScope image task {task_id} did not finish "
+                                                        f"within {wait:g} s (last status {status or 'none'}).",
+                                    type="upstream_error", code="task_timeout", retryable=False)
+            await asyncio.sleep(min(POLL_INTERVAL, remaining))
+            try:
+                output = _task_output(await self.send(ctx, self.task_request(ctx, task_id), session=session,
+                                                      timeout=min(REQUEST_TIMEOUT, max(remaining, 1.0))))
+            except UpstreamError as err:
+                if err.retryable:
+                    continue  # a query failed (network, 5xx, throttled): the task goes on, ask again
+                raise dataclasses.replace(err, retryable=False) from None
+        return await self.image_answer(ctx, output, task_id, session=session), None
+
+    async def image_answer(self, ctx: RequestContext, output: dict, task_id: str, *, session) -> bytes:
+        """A finished task's results as OpenAI's images answer. Results that failed (a partly failed task)
+        are left out: DashScope bills only the images it made, and so does the relay."""
+        data = []
+        for result in output.get("results") or ():
+            if not isinstance(result, dict) or not (result.get("url") or result.get("b64_image")):
+                continue
+            item = {"url": result["url"]} if result.get("url") else {"b64_json": result["b64_image"]}
+            if result.get("actual_prompt"):  # the prompt as Wanx rewrote it (prompt_extend)
+                item["revised_prompt"] = result["actual_prompt"]
+            data.append(item)
+        if not data:
+            raise _task_failed(output, task_id)
+        if ctx.body.get("response_format") == "b64_json":
+            linked = [item for item in data if "url" in item]
+            for item, image in zip(linked, await vendor_images_b64(session, [i["url"] for i in linked])):
+                item["b64_json"] = image
+                del item["url"]
+        return orjson.dumps({"created": int(time.time()), "data": data})
 
     def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
         return AliStreamDecoder(ctx.client_model)

@@ -7,10 +7,12 @@ The relay owns the connection, retries and billing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import aiohttp
 import orjson
 
 
@@ -166,6 +168,9 @@ class Adapter:
     # "http": one request per call (build_request / parse_response / stream_decoder).
     # "websocket": the adapter runs the whole exchange itself in `exchange` (Xunfei Spark).
     transport: ClassVar[str] = "http"
+    # Modes whose answer takes more than one request (a task submitted, then polled; links in the
+    # answer fetched): the relay awaits `complete` for these instead of sending build_request's.
+    complete_modes: ClassVar[tuple[str, ...]] = ()
 
     async def exchange(self, ctx: RequestContext, *, session):
         """For transport "websocket": an async iterator of StreamEvents (OpenAI chunks), using
@@ -178,6 +183,30 @@ class Adapter:
         token, or inline a remote image the vendor cannot fetch. `session` is the relay's shared
         aiohttp session. Returns the body to build from (by default the one given)."""
         return body
+
+    async def complete(self, ctx: RequestContext, *, session) -> tuple[bytes, Usage | None]:
+        """For a mode in `complete_modes`: the whole exchange, returning what parse_response would
+        (the client-facing body, the vendor's usage). By default one request, sent with `send`.
+        Raise UpstreamError for a failure; retryable only while nothing was started at the vendor
+        that a retry elsewhere would pay for twice."""
+        raw = await self.send(ctx, self.build_request(ctx), session=session)
+        return self.parse_response(ctx, body=raw)
+
+    async def send(self, ctx: RequestContext, request: UpstreamRequest, *, session,
+                   timeout: float | None = None) -> bytes:
+        """One request within `complete`: the body of a 200 answer, else the vendor's error as
+        parse_error reads it; a network failure is a retryable 502."""
+        extra = {"timeout": aiohttp.ClientTimeout(total=timeout)} if timeout else {}
+        try:
+            async with session.request(request.method, request.url, headers=request.headers, data=request.body,
+                                       **extra) as response:
+                status, headers, raw = response.status, response.headers, await response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise UpstreamError(status=502, message=f"Could not reach the upstream: {type(exc).__name__}",
+                                code="do_request_failed", retryable=True) from None
+        if status != 200:
+            raise self.parse_error(ctx, status=status, body=raw, headers=headers)
+        return raw
 
     def build_request(self, ctx: RequestContext) -> UpstreamRequest:
         raise NotImplementedError

@@ -1,4 +1,5 @@
-"""Fetching what a client's message points at (an image URL), for vendors that cannot.
+"""Fetching what a client's message points at (an image URL), for vendors that cannot; and the
+images a vendor links to, for clients that asked for them inline (`b64_json`).
 
 Bounded in size and time, and refused for addresses inside the operator's network:
 otherwise any API key could make the gateway read cloud metadata or internal
@@ -71,3 +72,18 @@ async def fetch_image(session: aiohttp.ClientSession, url: str, *, limit: int = 
 async def fetch_image_data_url(session: aiohttp.ClientSession, url: str) -> str:
     mime, data = await fetch_image(session, url)
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+async def vendor_images_b64(session: aiohttp.ClientSession, urls: list[str]) -> list[str]:
+    """The images a vendor's answer links to, base64-encoded, for a client that asked for `b64_json`
+    from a vendor that answers with links only. Same bounds as a client's image; a failure is the
+    upstream's (502), and not retried elsewhere: the vendor has already made, and billed, the images."""
+    try:
+        # A task group: the first failure cancels the other fetches rather than leaving them running.
+        async with asyncio.TaskGroup() as group:
+            fetches = [group.create_task(fetch_image(session, url)) for url in urls]
+    except* UpstreamError as failed:
+        err = failed.exceptions[0]
+        raise UpstreamError(status=502, message=f"The generated image could not be fetched: {err.message}",
+                            code="image_fetch_failed", retryable=False) from None
+    return [base64.b64encode(task.result()[1]).decode("ascii") for task in fetches]

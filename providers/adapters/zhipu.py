@@ -1,7 +1,8 @@
 """Zhipu GLM (open.bigmodel.cn), API v4: OpenAI-shaped JSON behind a signed token.
 
-Docs: https://open.bigmodel.cn/dev/api/normal-model/glm-4 (chat) and
-https://open.bigmodel.cn/dev/api/vector/embedding-3 (embeddings). The channel key
+Docs: https://open.bigmodel.cn/dev/api/normal-model/glm-4 (chat),
+https://open.bigmodel.cn/dev/api/vector/embedding-3 (embeddings) and
+https://open.bigmodel.cn/dev/api/image-model/cogview (CogView images). The channel key
 is Zhipu's `id.secret`; every call carries a short-lived HS256 JWT built from it
 (https://open.bigmodel.cn/dev/api/http-call/http-auth). Only the `glm-*` family on
 v4 is spoken; one-api's v3 `model-api/{model}/invoke` path (chatglm_turbo & co.) is
@@ -27,11 +28,14 @@ from providers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+    json_or_none,
     retryable_status,
 )
+from providers.adapters.fetch import vendor_images_b64
 from providers.adapters.openai import OpenAIAdapter, usage_from
 
 API_PREFIX = "/api/paas/v4"
+PATHS = {"embeddings": "/embeddings", "images": "/images/generations"}  # under API_PREFIX; chat otherwise
 TOKEN_TTL = 3600  # seconds a signed token is valid
 TOKEN_RENEW_BEFORE = 300  # re-sign this long before it expires, so no request carries a dying token
 _tokens: dict[str, tuple[str, float]] = {}  # channel key -> (jwt, expiry in epoch seconds)
@@ -138,6 +142,34 @@ def chat_body(body: dict, stream: bool) -> dict:
     return out
 
 
+def image_body(body: dict) -> dict:
+    """CogView's request: `model`, `prompt`, and `size`, `quality`, `user_id` when given."""
+    n = body.get("n", 1)
+    if n != 1:
+        # CogView makes one image per request; one-api sends one and charges for `n`.
+        raise UpstreamError(status=400, message="CogView makes one image per request: `n` must be 1.",
+                            type="invalid_request_error", code="invalid_value", param="n")
+    out = {"model": body.get("model"), "prompt": body.get("prompt")}
+    size = body.get("size")
+    if isinstance(size, str) and size and size != "auto":
+        out["size"] = size.replace("*", "x")  # "1024x1024", as OpenAI writes it; custom sizes pass as given
+    if body.get("quality") in ("standard", "hd"):  # OpenAI's names are CogView's (cogview-4-250304)
+        out["quality"] = body["quality"]
+    if body.get("user"):
+        out["user_id"] = str(body["user"])[:128]
+    return out
+
+
+def image_answer(body: bytes) -> bytes:
+    """CogView's {created, data: [{url}], content_filter} as OpenAI's {created, data: [{url}]}."""
+    payload = json_or_none(body)
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        raise UpstreamError(status=502, message="Zhipu answered the image request with an unexpected body.",
+                            code="bad_response_body", retryable=False)
+    data = [{"url": item["url"]} for item in payload["data"] if isinstance(item, dict) and item.get("url")]
+    return orjson.dumps({"created": payload.get("created") or int(time.time()), "data": data})
+
+
 def _finish(choice: dict) -> None:
     reason = choice.get("finish_reason")
     if reason in FINISH:
@@ -148,14 +180,16 @@ class ZhipuAdapter(OpenAIAdapter):
     channel_type: ClassVar[int] = 16
     label: ClassVar[str] = "Zhipu GLM"
     default_base_url: ClassVar[str] = "https://open.bigmodel.cn"
-    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings")
+    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings", "images")
+    # CogView answers with links only: a client asking for `b64_json` needs them fetched (complete).
+    complete_modes: ClassVar[tuple[str, ...]] = ("images",)
 
     def base_url(self, channel: ChannelInfo) -> str:
         # Accept an SDK-style base (".../api/paas/v4", also z.ai's) as well as the bare host.
         return super().base_url(channel).removesuffix(API_PREFIX)
 
     def path(self, mode: str, model: str, channel: ChannelInfo) -> str:
-        return API_PREFIX + ("/embeddings" if mode == "embeddings" else "/chat/completions")
+        return API_PREFIX + PATHS.get(mode, "/chat/completions")
 
     def auth_headers(self, channel: ChannelInfo) -> dict[str, str]:
         return {"Authorization": f"Bearer {zhipu_token(channel.key)}"}
@@ -171,12 +205,16 @@ class ZhipuAdapter(OpenAIAdapter):
             # embedding-2 takes one string; embedding-3 also a list (up to 64): the input goes as sent.
             # Zhipu answers floats only, so `encoding_format` is not forwarded.
             payload = {k: v for k, v in body.items() if k in ("model", "input", "dimensions")}
+        elif mode == "images":
+            payload = image_body(body)
         else:
             payload = chat_body(body, stream)
         url = self.base_url(channel) + self.path(mode, body.get("model", ""), channel)
         return UpstreamRequest("POST", url, headers, orjson.dumps(payload))
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
+        if ctx.mode == "images":
+            return image_answer(body), None
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -192,6 +230,15 @@ class ZhipuAdapter(OpenAIAdapter):
         else:
             payload.setdefault("object", "list")
         return orjson.dumps(payload), usage_from(payload)
+
+    async def complete(self, ctx: RequestContext, *, session) -> tuple[bytes, Usage | None]:
+        data, usage = await super().complete(ctx, session=session)
+        if ctx.body.get("response_format") != "b64_json":
+            return data, usage
+        answer = orjson.loads(data)
+        images = await vendor_images_b64(session, [item["url"] for item in answer["data"]])
+        answer["data"] = [{"b64_json": image} for image in images]
+        return orjson.dumps(answer), usage
 
     def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
         return ZhipuStreamDecoder()

@@ -3,6 +3,8 @@
 Zhipu's answers are OpenAI's without `object`, with the stream's usage in its last chunk.
 It records every request, verifies each JWT against the keys it knows (401 with code 1002
 otherwise), serves fixture files on request, and can be scripted to fail or cut a stream.
+CogView (images/generations) answers one link, to a PNG this mock serves itself (unsigned,
+as Zhipu's file host does), and refuses fields its API reference does not list (code 1214).
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "zhi
 REPLY = "你好，我是智谱清言。"
 TOOL_CALL = {"id": "call_mock_1", "index": 0, "type": "function",
              "function": {"name": "get_weather", "arguments": "{\"location\":\"北京\"}"}}
+IMAGES_PATH = "/api/paas/v4/images/generations"
+# https://open.bigmodel.cn/dev/api/image-model/cogview : the request fields CogView documents.
+IMAGE_FIELDS = {"model", "prompt", "size", "quality", "user_id", "request_id", "watermark_enabled"}
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(64))  # stands in for a picture
 
 
 @dataclass
@@ -62,6 +68,8 @@ class MockZhipu(VendorMock):
         raw = await request.read()
         body = json.loads(raw) if raw else {}
         self.requests.append(Recorded(request.method, request.path, request.query_string, dict(request.headers), body))
+        if request.method == "GET" and request.path.startswith("/files/"):
+            return web.Response(body=PNG, content_type="image/png")
         b = self.next_behaviour()
         if b.delay:
             await asyncio.sleep(b.delay)
@@ -80,6 +88,8 @@ class MockZhipu(VendorMock):
                 {"embedding": [0.1 * (i + 1), -0.2, 0.3], "index": i, "object": "embedding"}
                 for i in range(len(items))], "usage": {"completion_tokens": 0, "prompt_tokens": b.prompt_tokens,
                                                        "total_tokens": b.prompt_tokens}})
+        if request.path == IMAGES_PATH:
+            return self._cogview(body)
         if request.path != "/api/paas/v4/chat/completions":
             return web.json_response({"error": {"code": "1222", "message": "API 不存在"}}, status=404)
         if body.get("stream"):
@@ -92,6 +102,15 @@ class MockZhipu(VendorMock):
             "request_id": "8239375684858666781",
             "choices": [{"finish_reason": "tool_calls" if b.tool_call else "stop", "index": 0, "message": message}],
             "usage": self._usage(b)})
+
+    def _cogview(self, body: dict) -> web.Response:
+        unknown = set(body) - IMAGE_FIELDS
+        if unknown or not body.get("prompt"):
+            return web.json_response({"error": {"code": "1214", "message": f"参数非法。请检查文档。{sorted(unknown)}"}},
+                                     status=400)
+        name = f"{body['model']}-{len(self.requests)}.png"
+        return web.json_response({"created": int(time.time()), "data": [{"url": f"{self.url}/files/{name}"}],
+                                  "content_filter": [{"role": "assistant", "level": 3}]})
 
     async def _zhipu_stream(self, request: web.Request, body: dict, b: ZhipuBehaviour) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream;charset=UTF-8"})

@@ -230,3 +230,90 @@ def test_bailian_speaks_openai_under_compatible_mode(base):
     embed = adapter.build_request(call_context(ch, "embeddings", {"model": "text-embedding-v3", "input": "x"}))
     assert embed.url == "https://dashscope.aliyuncs.com/compatible-mode/v1/embeddings"
     assert adapter.balance_requests(ch) == []
+
+
+# --- Wanx images ---------------------------------------------------------------------------------------
+
+IMAGE = {"model": "wanx2.1-t2i-turbo", "prompt": "一间有着精致窗户的花店", "size": "1280x720", "n": 2,
+         "negative_prompt": "低分辨率", "seed": 42, "quality": "hd", "response_format": "url", "user": "u1"}
+
+
+def image_context(body=IMAGE, **kwargs):
+    return call_context(channel(**kwargs), mode="images", body=body)
+
+
+def test_an_image_request_is_a_wanx_task_with_the_size_written_dashscopes_way():
+    adapter = adapter_for(17)
+    assert "images" in adapter.modes and "images" in adapter.complete_modes
+    request = adapter.build_request(image_context(config={"plugin": "pdf"}))
+    assert (request.method, request.url) == (
+        "POST", "https://dashscope.aliyuncs.com/api/v1/services/aigc/text2image/image-synthesis")
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+    assert request.headers["X-DashScope-Async"] == "enable"  # the HTTP API runs images only as tasks
+    assert "X-DashScope-SSE" not in request.headers
+    assert sent(request) == {"model": "wanx2.1-t2i-turbo",
+                             "input": {"prompt": "一间有着精致窗户的花店", "negative_prompt": "低分辨率"},
+                             "parameters": {"n": 2, "size": "1280*720", "seed": 42}}
+
+
+def test_n_is_always_sent_because_wanx_makes_four_without_it():
+    request = adapter_for(17).build_request(image_context({"model": "wanx-v1", "prompt": "猫", "size": "auto"}))
+    assert sent(request) == {"model": "wanx-v1", "input": {"prompt": "猫"}, "parameters": {"n": 1}}
+
+
+def test_the_task_is_polled_at_its_own_url():
+    request = adapter_for(17).task_request(image_context(base_url="https://dashscope-intl.aliyuncs.com/"), "ab/cd")
+    assert (request.method, request.url) == ("GET", "https://dashscope-intl.aliyuncs.com/api/v1/tasks/ab%2Fcd")
+    assert request.headers["Authorization"] == f"Bearer {KEY}" and request.body is None
+
+
+def _output(name):
+    return orjson.loads((FIXTURES / name).read_bytes())["output"]
+
+
+def test_the_submit_answer_and_a_status_query_give_the_task_and_its_state():
+    submitted = ali._task_output((FIXTURES / "image_task_submitted.json").read_bytes())
+    running = ali._task_output((FIXTURES / "image_task_running.json").read_bytes())
+    assert submitted["task_id"] == running["task_id"] == "0385dc79-5ff8-4d82-bcb6-2b7d4a1c9e01"
+    assert (submitted["task_status"], running["task_status"]) == ("PENDING", "RUNNING")
+    with pytest.raises(UpstreamError) as refused:  # DashScope's error body, whatever the HTTP status
+        ali._task_output((FIXTURES / "error_throttling.json").read_bytes())
+    assert refused.value.status == 429 and refused.value.retryable
+
+
+async def test_a_finished_task_becomes_openais_images_answer_with_the_rewritten_prompt():
+    data = await adapter_for(17).image_answer(image_context(), _output("image_task_succeeded.json"), "t",
+                                               session=None)
+    answer = orjson.loads(data)
+    assert [i["url"] for i in answer["data"]] == [
+        "https://dashscope-result-wlcb.oss-cn-wulanchabu.aliyuncs.com/1.png",
+        "https://dashscope-result-wlcb.oss-cn-wulanchabu.aliyuncs.com/2.png"]
+    assert answer["data"][0]["revised_prompt"].startswith("一间有着精致雕花窗户的花店")
+    assert isinstance(answer["created"], int)
+
+
+async def test_a_partly_failed_task_answers_with_the_images_it_made():
+    data = await adapter_for(17).image_answer(image_context(), _output("image_task_partial.json"), "t", session=None)
+    assert orjson.loads(data)["data"] == [{"url": "https://dashscope-result-bj.oss-cn-beijing.aliyuncs.com/1.png"}]
+
+
+async def test_a_finished_task_without_images_is_an_error_with_the_results_message():
+    output = {**_output("image_task_partial.json")}
+    output["results"] = output["results"][1:]
+    with pytest.raises(UpstreamError) as failed:
+        await adapter_for(17).image_answer(image_context(), output, "t", session=None)
+    assert failed.value.message.startswith("An internal timeout error")
+    assert failed.value.retryable  # nothing was made, so nothing billed: another channel may try
+
+
+def test_a_failed_task_keeps_dashscopes_code_and_message():
+    err = ali._task_failed(_output("image_task_failed.json"), "t")
+    assert (err.status, err.type, err.code, err.retryable) == (400, "invalid_request_error", "InvalidParameter",
+                                                               False)
+    assert err.message.startswith("The size is not match")
+
+
+def test_an_unknown_task_is_an_upstream_error_naming_it():
+    err = ali._task_failed(_output("image_task_unknown.json"), "0385dc79")
+    assert (err.status, err.code, err.retryable) == (502, "task_failed", False)
+    assert "0385dc79" in err.message and "expired" in err.message

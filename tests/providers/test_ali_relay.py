@@ -1,15 +1,29 @@
 """Alibaba end to end: OpenAI requests through the ASGI app to a mock DashScope, billed from Qwen's own
-counts; and Bailian (OpenAI-compatible mode) against the OpenAI-protocol mock."""
+counts (Wanx images per image made); and Bailian (OpenAI-compatible mode) against the OpenAI-protocol mock."""
 
+import base64
+import time
+from decimal import Decimal
+
+import openai
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
+from billing import pricing
 from billing.services import option_set
+from providers.adapters import ali
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import consume_log, events_of
-from tests.providers.mock_ali import REPLY, TOOL_CALL, MockAli
-from tests.providers.vendor_harness import assert_interrupted, sdk_stream, serve, stream_chunks, world
+from tests.providers.mock_ali import FIXTURES, PNG, REPLY, TOOL_CALL, MockAli
+from tests.providers.vendor_harness import (
+    assert_interrupted,
+    no_consume_log,
+    sdk_stream,
+    serve,
+    stream_chunks,
+    world,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +41,7 @@ ali_server = serve(lambda: MockAli(keys={KEY}))
 @pytest.fixture
 def aw(transactional_db, ali_server):
     return world(ali_server, username="ada", type=17, name="ali", key=KEY,
-                 models="qwen-plus,qwen-max-internet,text-embedding-v3", config={"plugin": "pdf"})
+                 models="qwen-plus,qwen-max-internet,text-embedding-v3,wanx2.1-t2i-turbo", config={"plugin": "pdf"})
 
 
 async def test_plain_chat_is_converted_and_billed_from_qwens_usage(relay_client, aw):
@@ -179,3 +193,127 @@ async def test_bailian_is_relayed_under_compatible_mode(relay_client, transactio
     assert (sent.path, sent.headers["Authorization"]) == ("/compatible-mode/v1/chat/completions", "Bearer sk-bailian")
     log = await consume_log()
     assert (log.prompt_tokens, log.completion_tokens) == (11, 7)
+
+
+# --- Wanx images ---------------------------------------------------------------------------------------
+
+WANX = "wanx2.1-t2i-turbo"
+WANX_PER_IMAGE = int(Decimal(str(pricing.DEFAULT_MODEL_RATIO[WANX])) * 1000)  # ratio x US$0.002
+
+
+@pytest.fixture
+def iw(aw, monkeypatch):
+    """The DashScope world, polling image tasks every 10 ms."""
+    monkeypatch.setattr(ali, "POLL_INTERVAL", 0.01)
+    return aw
+
+
+def submits(upstream) -> list:
+    return [r for r in upstream.requests if r.path == "/api/v1/services/aigc/text2image/image-synthesis"]
+
+
+async def test_images_through_the_sdk_are_a_task_submitted_then_polled_until_it_succeeds(relay_client, iw):
+    images = await iw.sdk(relay_client).images.generate(
+        model=WANX, prompt="一间有着精致窗户的花店", size="1280x720", n=2,
+        extra_body={"negative_prompt": "低分辨率", "prompt_extend": True})
+    assert [i.url.rsplit("/", 1)[1] for i in images.data] == [
+        f"{task}-{i}.png" for task in iw.upstream.tasks for i in (0, 1)]
+    assert images.data[0].revised_prompt == "一间有着精致窗户的花店，高清，细节丰富"
+    submit, *polls = iw.upstream.requests
+    assert (submit.method, submit.path) == ("POST", "/api/v1/services/aigc/text2image/image-synthesis")
+    assert submit.headers["Authorization"] == f"Bearer {KEY}" and submit.headers["X-DashScope-Async"] == "enable"
+    assert submit.body == {"model": WANX, "input": {"prompt": "一间有着精致窗户的花店", "negative_prompt": "低分辨率"},
+                           "parameters": {"n": 2, "size": "1280*720", "prompt_extend": True}}
+    (task_id,) = iw.upstream.tasks
+    assert [(p.method, p.path) for p in polls] == [("GET", f"/api/v1/tasks/{task_id}")] * 2  # RUNNING, SUCCEEDED
+    assert polls[0].headers["Authorization"] == f"Bearer {KEY}"
+    log = await consume_log()
+    assert (log.model_name, log.quota, log.channel_id) == (WANX, WANX_PER_IMAGE * 2, iw.channel.pk)
+
+
+async def test_b64_json_is_fetched_from_the_task_results_and_inlined(relay_client, iw):
+    response = await relay_client.post("/v1/images/generations", headers=iw.auth, json={
+        "model": WANX, "prompt": "猫", "response_format": "b64_json"})
+    assert response.status_code == 200, response.text
+    (item,) = response.json()["data"]
+    assert base64.b64decode(item["b64_json"]) == PNG and "url" not in item
+    assert submits(iw.upstream)[0].body["parameters"] == {"n": 1}  # not Wanx's default of 4
+    assert iw.upstream.requests[-1].path.startswith("/files/")
+    assert (await consume_log()).quota == WANX_PER_IMAGE
+
+
+async def test_a_partly_failed_task_answers_and_bills_only_the_images_made(relay_client, iw):
+    iw.upstream.then(failed_images=1)
+    images = await iw.sdk(relay_client).images.generate(model=WANX, prompt="猫", n=3)
+    assert len(images.data) == 2
+    assert (await consume_log()).quota == WANX_PER_IMAGE * 2
+
+
+async def test_status_queries_that_fail_on_the_way_are_asked_again(relay_client, iw):
+    iw.upstream.then(poll_errors=2)
+    images = await iw.sdk(relay_client).images.generate(model=WANX, prompt="猫")
+    assert len(images.data) == 1
+    assert len(iw.upstream.requests) == 1 + 2 + 2  # the submit, two 500s, RUNNING, SUCCEEDED
+
+
+async def test_a_failed_task_is_an_openai_error_with_dashscopes_message_and_costs_nothing(relay_client, iw):
+    failure = orjson.loads((FIXTURES / "image_task_failed.json").read_bytes())["output"]
+    iw.upstream.then(task_states=("PENDING", "FAILED"),
+                     task_error={"code": failure["code"], "message": failure["message"]})
+    with pytest.raises(openai.BadRequestError) as refused:
+        await iw.sdk(relay_client).images.generate(model=WANX, prompt="猫", size="1024x1024")
+    error = refused.value.body
+    assert error["message"].startswith(failure["message"]) and error["code"] == "InvalidParameter"
+    assert await no_consume_log()
+
+
+async def test_a_task_filtered_for_content_fails_without_failing_over(relay_client, iw, ali_server):
+    await sync_to_async(option_set)(key="RetryTimes", value="1")
+    await sync_to_async(ChannelFactory)(type=17, name="ali-backup", base_url=ali_server.url, key=KEY, models=WANX,
+                                        priority=-1)
+    iw.upstream.then(task_states=("PENDING", "RUNNING", "FAILED"), task_error={
+        "code": "DataInspectionFailed", "message": "Output data may contain inappropriate content."})
+    response = await relay_client.post("/v1/images/generations", json={"model": WANX, "prompt": "猫"}, headers=iw.auth)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "content_filter" and error["message"].startswith("Output data may contain")
+    assert len(submits(iw.upstream)) == 1
+    assert await no_consume_log()
+
+
+async def test_a_task_that_never_finishes_times_out_costs_nothing_and_is_not_started_twice(
+        relay_client, iw, ali_server, monkeypatch):
+    monkeypatch.setattr(ali, "TASK_WAIT", 0.2)
+    await sync_to_async(option_set)(key="RetryTimes", value="1")
+    await sync_to_async(ChannelFactory)(type=17, name="ali-backup", base_url=ali_server.url, key=KEY, models=WANX,
+                                        priority=-1)
+    iw.upstream.then(task_states=("PENDING", "RUNNING"))
+    started = time.monotonic()
+    response = await relay_client.post("/v1/images/generations", json={"model": WANX, "prompt": "猫"}, headers=iw.auth)
+    assert time.monotonic() - started < 2
+    assert response.status_code == 504
+    error = response.json()["error"]
+    (task_id,) = iw.upstream.tasks
+    assert error["code"] == "task_timeout" and task_id in error["message"] and "RUNNING" in error["message"]
+    assert len(submits(iw.upstream)) == 1 and len(iw.upstream.requests) > 3  # polled, then gave up
+    assert await no_consume_log()
+
+
+async def test_a_throttled_submit_fails_over_before_any_task_exists(relay_client, iw, ali_server):
+    await sync_to_async(option_set)(key="RetryTimes", value="1")
+    backup = await sync_to_async(ChannelFactory)(type=17, name="ali-backup", base_url=ali_server.url, key=KEY,
+                                                 models=WANX, priority=-1)
+    iw.upstream.then(status=429, error={"code": "Throttling.RateQuota", "message": "Requests rate limit exceeded",
+                                        "request_id": "r1"})
+    images = await iw.sdk(relay_client).images.generate(model=WANX, prompt="猫")
+    assert len(images.data) == 1 and len(submits(iw.upstream)) == 2
+    assert (await consume_log()).channel_id == backup.pk
+
+
+async def test_a_wrong_key_on_images_gets_dashscopes_auth_error(relay_client, iw):
+    await iw.set_key("sk-wrong-key-777")
+    with pytest.raises(openai.AuthenticationError) as refused:
+        await iw.sdk(relay_client).images.generate(model=WANX, prompt="猫")
+    assert refused.value.body["message"].startswith("Invalid API-key provided.")
+    assert not iw.upstream.tasks
+    assert await no_consume_log()

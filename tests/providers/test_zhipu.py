@@ -265,3 +265,55 @@ def test_errors_without_a_zhipu_code_fall_back_to_the_status():
     err = adapter_for(16).parse_error(call_context(), status=400,
                                       body='{"error":{"code":"1214","message":"messages 参数非法"}}'.encode())
     assert not err.retryable and err.message == "messages 参数非法"
+
+
+# --- CogView images ------------------------------------------------------------------------------------
+
+IMAGE = {"model": "cogview-4", "prompt": "一只可爱的小猫咪", "size": "1024x1024", "quality": "hd", "n": 1,
+         "user": "user-42", "response_format": "url", "style": "vivid"}
+
+
+def test_images_go_to_cogview_with_only_the_fields_it_documents():
+    adapter = adapter_for(16)
+    assert "images" in adapter.modes and "images" in adapter.complete_modes
+    request = adapter.build_request(call_context(channel(), mode="images", body=IMAGE))
+    assert (request.method, request.url) == ("POST", "https://open.bigmodel.cn/api/paas/v4/images/generations")
+    verify_jwt(request.headers["Authorization"].removeprefix("Bearer "))
+    assert orjson.loads(request.body) == {"model": "cogview-4", "prompt": "一只可爱的小猫咪", "size": "1024x1024",
+                                          "quality": "hd", "user_id": "user-42"}
+
+
+@pytest.mark.parametrize("extra, sent", [
+    ({}, {}),
+    ({"size": "auto", "quality": "medium"}, {}),  # gpt-image-1's values: CogView's defaults instead
+    ({"size": "1440*720"}, {"size": "1440x720"}),
+])
+def test_image_size_and_quality_are_sent_only_in_cogviews_terms(extra, sent):
+    body = {"model": "cogview-3-flash", "prompt": "猫", **extra}
+    request = adapter_for(16).build_request(call_context(channel(), mode="images", body=body))
+    assert orjson.loads(request.body) == {"model": "cogview-3-flash", "prompt": "猫", **sent}
+
+
+def test_more_than_one_image_is_refused_before_sending():
+    with pytest.raises(UpstreamError) as refused:
+        adapter_for(16).build_request(call_context(channel(), mode="images", body={**IMAGE, "n": 2}))
+    assert (refused.value.status, refused.value.param, refused.value.retryable) == (400, "n", False)
+    assert "one image per request" in refused.value.message
+
+
+def test_cogviews_answer_becomes_openais_images_answer():
+    data, usage = adapter_for(16).parse_response(call_context(mode="images", model="cogview-4"),
+                                                 body=(FIXTURES / "images.json").read_bytes())
+    assert usage is None  # priced per image, not per token
+    assert orjson.loads(data) == {"created": 1741161366, "data": [
+        {"url": "https://aigc-files.bigmodel.cn/api/cogview/20250305155606f2a8c3a4e2b14b8c_0.png"}]}
+    with pytest.raises(UpstreamError) as bad:
+        adapter_for(16).parse_response(call_context(mode="images"), body=b"<html>gateway</html>")
+    assert bad.value.status == 502 and not bad.value.retryable
+
+
+def test_a_refused_image_prompt_keeps_zhipus_message():
+    raw = (FIXTURES / "error_images_sensitive.json").read_bytes()
+    err = adapter_for(16).parse_error(call_context(mode="images"), status=400, body=raw)
+    assert (err.status, err.code, err.type, err.retryable) == (400, "content_filter", "invalid_request_error", False)
+    assert err.message == orjson.loads(raw)["error"]["message"]

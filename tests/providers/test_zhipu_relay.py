@@ -1,14 +1,20 @@
-"""Zhipu GLM end to end: OpenAI requests through the ASGI app to a mock Zhipu, billed from Zhipu's counts."""
+"""Zhipu GLM end to end: OpenAI requests through the ASGI app to a mock Zhipu, billed from Zhipu's counts
+(images per image)."""
 
+import base64
+from decimal import Decimal
+
+import openai
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
+from billing import pricing
 from billing.services import option_set
 from providers.adapters import zhipu
 from tests.factories import ChannelFactory
 from tests.helpers import consume_log, events_of
-from tests.providers.mock_zhipu import REPLY, TOOL_CALL, MockZhipu
+from tests.providers.mock_zhipu import FIXTURES, PNG, REPLY, TOOL_CALL, MockZhipu
 from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_stream, serve, stream_chunks, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,7 +33,7 @@ zhipu_server = serve(lambda: MockZhipu(keys={"zkeyid": "zsecretvalue"}))
 def zw(transactional_db, zhipu_server):
     zhipu._tokens.clear()
     return world(zhipu_server, username="zoe", type=16, name="zhipu", key=KEY,
-                 models="glm-4-plus,glm-4v-flash,embedding-3")
+                 models="glm-4-plus,glm-4v-flash,embedding-3,cogview-4")
 
 
 async def test_plain_chat_is_signed_converted_and_billed_from_zhipus_usage(relay_client, zw):
@@ -196,3 +202,52 @@ async def test_openai_sdk_plain_and_streamed(relay_client, zw):
                                                stream_options={"include_usage": True})
     text, usage, _ = await sdk_stream(stream)
     assert text == REPLY and usage.completion_tokens == 13
+
+
+# --- CogView images ------------------------------------------------------------------------------------
+
+COGVIEW_PER_IMAGE = int(Decimal(str(pricing.DEFAULT_MODEL_RATIO["cogview-4"])) * 1000)  # ratio x US$0.002
+
+
+async def test_an_image_through_the_sdk_is_signed_sent_as_cogview_documents_and_billed_per_image(relay_client, zw):
+    image = await zw.sdk(relay_client).images.generate(model="cogview-4", prompt="一只可爱的小猫咪", size="1024x1024",
+                                                       quality="hd", user="user-42")
+    assert image.data[0].url.startswith(zw.upstream.url + "/files/cogview-4-")
+    assert image.data[0].b64_json is None and image.created > 0
+    sent = zw.upstream.requests[-1]
+    assert (sent.method, sent.path) == ("POST", "/api/paas/v4/images/generations")
+    assert "zsecretvalue" not in sent.headers["Authorization"]  # a JWT, which the mock verified
+    assert sent.body == {"model": "cogview-4", "prompt": "一只可爱的小猫咪", "size": "1024x1024", "quality": "hd",
+                         "user_id": "user-42"}
+    log = await consume_log()
+    assert (log.model_name, log.quota, log.channel_id) == ("cogview-4", COGVIEW_PER_IMAGE, zw.channel.pk)
+
+
+async def test_b64_json_is_fetched_from_zhipus_link_and_inlined(relay_client, zw):
+    image = await zw.sdk(relay_client).images.generate(model="cogview-4", prompt="猫", response_format="b64_json")
+    assert base64.b64decode(image.data[0].b64_json) == PNG and image.data[0].url is None
+    generate, fetch = zw.upstream.requests[-2:]
+    assert generate.path == "/api/paas/v4/images/generations" and "response_format" not in generate.body
+    assert fetch.method == "GET" and fetch.path.startswith("/files/cogview-4-")
+    assert (await consume_log()).quota == COGVIEW_PER_IMAGE
+
+
+async def test_more_than_one_cogview_image_is_refused_before_anything_is_sent(relay_client, zw):
+    response = await relay_client.post("/v1/images/generations", json={"model": "cogview-4", "prompt": "猫", "n": 2},
+                                       headers=zw.auth)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "n" and "one image per request" in error["message"]
+    assert not zw.upstream.requests
+    assert await no_consume_log()
+
+
+async def test_a_refused_image_prompt_is_an_openai_error_with_zhipus_message_and_costs_nothing(relay_client, zw):
+    refusal = orjson.loads((FIXTURES / "error_images_sensitive.json").read_bytes())
+    zw.upstream.then(status=400, error=refusal)
+    with pytest.raises(openai.BadRequestError) as refused:
+        await zw.sdk(relay_client).images.generate(model="cogview-4", prompt="不安全的内容")
+    error = refused.value.body
+    assert error["message"].startswith(refusal["error"]["message"])
+    assert (error["code"], error["zhipu_code"]) == ("content_filter", "1301")
+    assert await no_consume_log()
