@@ -40,6 +40,13 @@ DEFAULT_MODEL_RATIO: dict[str, float] = {
     # Zhipu: CogView-4 ¥0.06, cogview-3-flash free; DashScope Wanx: ¥0.16, ¥0.14, ¥0.20, ¥0.04.
     "cogview-4": 4.286, "cogview-4-250304": 4.286, "cogview-3-flash": 0,
     "wanx-v1": 11.429, "wanx2.1-t2i-turbo": 10, "wanx2.1-t2i-plus": 14.286, "wanx2.0-t2i-turbo": 2.857,
+    # Google: Imagen 3 US$0.03, Imagen 4 Fast 0.02, Standard 0.04, Ultra 0.06; gemini-2.5-flash-image 0.039.
+    "imagen-3.0-generate-002": 15, "imagen-4.0-fast-generate-001": 10, "imagen-4.0-generate-001": 20,
+    "imagen-4.0-ultra-generate-001": 30, "gemini-2.5-flash-image": 19.5,
+    # Speech is priced per character (ratio = US$ per 1M characters / 2, as tts-1's 7.5 is US$15). Gemini
+    # bills speech as audio tokens, 25 a second (US$10 per 1M on Flash TTS, US$20 on Pro): at some 15
+    # characters a second, 1M characters is about 1.7M tokens, US$16.8 and US$33.5 with the text's input.
+    "gemini-2.5-flash-preview-tts": 8.4, "gemini-2.5-pro-preview-tts": 16.8,
 }
 
 DEFAULT_COMPLETION_RATIO: dict[str, float] = {

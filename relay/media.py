@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from decimal import Decimal
 
 import orjson
@@ -167,3 +168,55 @@ async def read_upload(receive, content_type: str) -> Upload:
             yield message.get("body", b"")
 
     return Upload(content_type, head, fields, rest())
+
+
+MAX_AUDIO_FILE = 25 * 1024 * 1024  # OpenAI's limit for one audio file
+_FILENAME = re.compile(rb'filename="([^"]*)"')
+_PART_TYPE = re.compile(rb"Content-Type:\s*([^\r\n;]+)", re.I)
+
+
+@dataclass(frozen=True)
+class Form:
+    """A multipart upload read whole: its plain fields (those after the file too) and its file."""
+
+    fields: dict[str, str]
+    file: bytes
+    filename: str
+    file_type: str  # the file part's Content-Type, "" when the client gave none
+
+
+async def read_form(upload: Upload, *, limit: int | None = None) -> Form:
+    """The whole upload, for a vendor that takes the audio's bytes instead of a form. It is held in
+    memory, so it is read only up to `limit` bytes of file (MAX_AUDIO_FILE) and room for the fields, else 413."""
+    limit = limit or MAX_AUDIO_FILE
+    too_large = RelayError(413, f"The audio file is larger than {limit // (1024 * 1024)} MB.",
+                           type="invalid_request_error", code="file_too_large", param="file")
+    buffer = bytearray()
+    async for chunk in upload.chunks():
+        buffer += chunk
+        if len(buffer) > limit + HEAD_LIMIT:
+            raise too_large
+    body = bytes(buffer)
+    del buffer
+    delimiter = b"--" + _BOUNDARY.search(upload.content_type).group(1).encode()
+    fields: dict[str, str] = {}
+    file: tuple[bytes, str, str] | None = None
+    for part in body.split(delimiter)[1:]:
+        if part.startswith(b"--"):  # the closing delimiter
+            break
+        header, _, value = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        value = value.removesuffix(b"\r\n")
+        field, filename = _FIELD.search(header), _FILENAME.search(header)
+        if field is None:
+            continue
+        if filename is None:
+            fields[field.group(1).decode()] = value.decode("utf-8", "replace")
+        elif file is None:
+            kind = _PART_TYPE.search(header)
+            file = (value, filename.group(1).decode("utf-8", "replace"),
+                    kind.group(1).decode("latin-1").strip() if kind else "")
+    if file is None:
+        raise bad_request("`file` is required: send the audio as a multipart file field.", param="file")
+    if len(file[0]) > limit:
+        raise too_large
+    return Form(fields, *file)

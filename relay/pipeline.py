@@ -268,12 +268,14 @@ async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responde
     if plan.mode in adapter.complete_modes:  # more than one request makes the answer (a task to poll)
         try:
             body = await adapter.prepare(channel=channel, mode=plan.mode, body=body, session=session)
-            ctx = RequestContext(channel=channel, mode=plan.mode, body=body, stream=False, client_model=plan.model)
+            ctx = RequestContext(channel=channel, mode=plan.mode, body=body, stream=False, client_model=plan.model,
+                                 upload=plan.upload)
             data, usage = await adapter.complete(ctx, session=session)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise UpstreamError(status=502, message=f"Could not talk to the upstream: {type(exc).__name__}",
                                 code="do_request_failed", retryable=True) from None
-        await _answer(plan, adapter, data, usage, out, progress, JSON_HEADERS)
+        await _answer(plan, adapter, data, usage, out, progress,
+                      [(b"content-type", adapter.answer_content_type(ctx).encode())])
         return
     try:
         body = await adapter.prepare(channel=channel, mode=plan.mode, body=body, session=session)

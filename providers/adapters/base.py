@@ -46,6 +46,9 @@ class RequestContext:
     body: dict = field(repr=False)
     stream: bool  # whether the upstream is asked to stream
     client_model: str  # the name the client asked for: streamed chunks carry it
+    # The client's multipart audio upload (relay.media.Upload), for an adapter whose `complete` must
+    # read the file itself (a vendor that takes the audio as raw bytes or base64, not as a form).
+    upload: Any = field(default=None, repr=False, compare=False)
 
     @property
     def model(self) -> str:
@@ -214,6 +217,11 @@ class Adapter:
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         """Client-facing body and the vendor's usage (None when it gave none)."""
         raise NotImplementedError
+
+    def answer_content_type(self, ctx: RequestContext) -> str:
+        """The content type of what `complete` returns: OpenAI's JSON, unless the mode answers with
+        audio (speech) or plain text (transcripts asked for as text, srt or vtt)."""
+        return "application/json"
 
     def balance_requests(self, channel: ChannelInfo) -> list[UpstreamRequest]:
         """The GETs that read the account's balance; empty when the vendor exposes none."""

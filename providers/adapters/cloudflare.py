@@ -1,27 +1,202 @@
-"""Cloudflare Workers AI through its OpenAI-compatible endpoints.
+"""Cloudflare Workers AI: chat and embeddings through its OpenAI-compatible endpoints; images, speech and
+transcription through the native REST API.
 
-https://developers.cloudflare.com/workers-ai/configuration/open-ai-compatibility/: the account's
-`/ai/v1/chat/completions` and `/ai/v1/embeddings`, with an API token as the Bearer key. A channel may
-instead point at an AI Gateway (`https://gateway.ai.cloudflare.com/v1/{account}/{gateway}/workers-ai`),
-which already names the account: one-api appends the OpenAI path to such a base as is.
+Chat and embeddings: https://developers.cloudflare.com/workers-ai/configuration/open-ai-compatibility/: the
+account's `/ai/v1/chat/completions` and `/ai/v1/embeddings`, with an API token as the Bearer key. A channel may
+instead point at an AI Gateway (`https://gateway.ai.cloudflare.com/v1/{account}/{gateway}/workers-ai`), which
+already names the account: one-api appends the OpenAI path to such a base as is.
+
+Media: `POST /client/v4/accounts/{account}/ai/run/{model}` (on an AI Gateway base, `{base}/{model}`), each model
+with the input and output its page documents (https://developers.cloudflare.com/workers-ai/models/), JSON
+answers in the API's envelope `{"result": ..., "success": true, "errors": [], "messages": []}`:
+- images: flux-1-schnell takes `{prompt, steps?, seed?}` and answers `{"image": base64 JPEG}`; the Stable
+  Diffusion family (stable-diffusion-xl-base-1.0, stable-diffusion-xl-lightning, ...) takes `{prompt, width?,
+  height?, num_steps?, negative_prompt?, guidance?, seed?}` and answers with the PNG itself. flux-1-schnell has no
+  size: a `size` asked of it is not sent. One image a request, so `n` images are `n` requests, sent at once;
+  those that fail are left out, and the relay bills per image delivered. Workers AI gives the image, never a
+  link: `b64_json` unless the client asks for `url`, which gets a data: URL (imagen.image_item, the same choice
+  as for Google's images).
+- transcriptions and translations: whisper (and whisper-tiny-en) take the audio's bytes as the body, with no
+  task or language, and answer `{text, word_count, words, vtt}`; whisper-large-v3-turbo takes `{audio: base64,
+  task, language?, initial_prompt?}` (OpenAI's `prompt` is its initial prompt) and answers `{transcription_info,
+  text, word_count, segments, vtt}`. The upload is read whole (relay.media.read_form, 25 MB at most) and the
+  answer converted to the `response_format` asked for. Workers AI counts no tokens, so the relay bills the
+  transcript's tokens at the model ratio, as it does for whisper-1.
+- speech: melotts takes `{prompt, lang?}` and answers `{"audio": base64 MP3}`: mp3 only; the voice is not
+  sent (MeloTTS has one voice a language; a client may name the language with a `lang` field).
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import math
+import re
+import time
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import orjson
 
 from providers.adapters.base import (
     ChannelInfo,
     RequestContext,
     UpstreamError,
     UpstreamRequest,
+    Usage,
     json_or_none,
 )
+from providers.adapters.imagen import image_item
 from providers.adapters.openai import OpenAIAdapter
+from relay import media
 
 TASKS = {"chat": "/v1/chat/completions", "embeddings": "/v1/embeddings"}
 GATEWAY_PREFIX = "https://gateway.ai.cloudflare.com"
+MEDIA_MODES = ("images", "speech", "transcriptions", "translations")
+# Text-to-image models that take flux's input; any other takes Stable Diffusion's (width, height, num_steps).
+FLUX_MODELS = ("@cf/black-forest-labs/flux-1-schnell",)
+# The optional inputs each family documents, sent when the client gives them (extra fields of its body).
+FLUX_FIELDS = ("steps", "seed")
+DIFFUSION_FIELDS = ("negative_prompt", "num_steps", "guidance", "seed")
+# Speech-to-text models whose input is the audio's bytes as the request body.
+RAW_AUDIO_MODELS = ("@cf/openai/whisper", "@cf/openai/whisper-tiny-en")
+TRANSCRIPT_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+TEXT_FORMATS = ("text", "srt", "vtt")
+SEGMENT_FIELDS = ("temperature", "avg_logprob", "compression_ratio", "no_speech_prob")
+_SIZE = re.compile(r"(\d+)x(\d+)")
+_CUE_TIMES = re.compile(r"((?:\d+:)?\d{1,2}:\d{2}[.,]\d{3})\s*-->\s*((?:\d+:)?\d{1,2}:\d{2}[.,]\d{3})")
+
+
+def invalid(message: str, code: str, param: str | None = None) -> UpstreamError:
+    return UpstreamError(status=400, message=message, type="invalid_request_error", code=code, param=param)
+
+
+def malformed(what: str) -> UpstreamError:
+    # Not retried: Workers AI did (and billed) the work; the client is charged nothing.
+    return UpstreamError(status=502, message=f"Cloudflare Workers AI answered {what}.", code="bad_response_body",
+                         retryable=False)
+
+
+def _b64decode(value: Any) -> bytes | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def image_type(data: bytes | None) -> str | None:
+    """The MIME type of an image's bytes, None when they are no image Workers AI makes."""
+    if not data:
+        return None
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def is_mp3(data: bytes | None) -> bool:
+    """An ID3 tag or an MPEG audio frame's sync bits."""
+    return bool(data) and (data.startswith(b"ID3") or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0))
+
+
+# --- transcripts -------------------------------------------------------------------------------------
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _seconds(stamp: str) -> float:
+    parts = stamp.replace(",", ".").split(":")
+    return sum(float(part) * 60 ** i for i, part in enumerate(reversed(parts)))
+
+
+def _timestamp(seconds: float, mark: str) -> str:
+    millis = round(max(seconds, 0.0) * 1000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{millis // 1000:02d}{mark}{millis % 1000:03d}"
+
+
+def vtt_cues(vtt: str) -> list[tuple[float, float, str]]:
+    """The (start, end, text) cues of a WebVTT document."""
+    cues = []
+    for block in re.split(r"\r?\n[ \t]*\r?\n", vtt):
+        lines = block.strip().splitlines()
+        for i, line in enumerate(lines):
+            times = _CUE_TIMES.search(line)
+            if times:
+                text = " ".join(rest.strip() for rest in lines[i + 1:]).strip()
+                cues.append((_seconds(times[1]), _seconds(times[2]), text))
+                break
+    return cues
+
+
+def subtitles(cues: list[tuple[float, float, str]], fmt: str) -> str:
+    if fmt == "srt":
+        return "\n".join(f"{i}\n{_timestamp(start, ',')} --> {_timestamp(end, ',')}\n{text}\n"
+                         for i, (start, end, text) in enumerate(cues, 1))
+    return "WEBVTT\n\n" + "\n".join(f"{_timestamp(start, '.')} --> {_timestamp(end, '.')}\n{text}\n"
+                                    for start, end, text in cues)
+
+
+class Transcript:
+    """A Workers AI transcription `result`, read as OpenAI's transcription answers need it."""
+
+    def __init__(self, result: dict):
+        self.text = result["text"].strip()
+        self.info = result.get("transcription_info") if isinstance(result.get("transcription_info"), dict) else {}
+        self.segments = [s for s in result.get("segments") or () if isinstance(s, dict)]
+        words = result.get("words") or [w for s in self.segments for w in s.get("words") or ()]
+        self.words = [{"word": str(w.get("word") or "").strip(), "start": _number(w.get("start")) or 0.0,
+                       "end": _number(w.get("end")) or 0.0} for w in words if isinstance(w, dict)]
+        self.vtt = result.get("vtt") if isinstance(result.get("vtt"), str) else ""
+
+    @property
+    def duration(self) -> float | None:
+        """The audio's length as the vendor gives it, else the end of the last word or segment it timed."""
+        given = _number(self.info.get("duration"))
+        if given is not None:
+            return given
+        ends = [_number(item.get("end")) or 0.0 for item in [*self.segments, *self.words]]
+        return max(ends) if ends else None
+
+    def cues(self) -> list[tuple[float, float, str]]:
+        if self.segments:
+            return [(_number(s.get("start")) or 0.0, _number(s.get("end")) or 0.0, str(s.get("text") or "").strip())
+                    for s in self.segments]
+        return vtt_cues(self.vtt) or ([(0.0, self.duration or 0.0, self.text)] if self.text else [])
+
+    def answer(self, fmt: str, *, task: str, language: str) -> bytes:
+        if fmt == "text":
+            return (self.text + "\n").encode()
+        if fmt == "vtt" and self.vtt.lstrip().startswith("WEBVTT"):
+            return self.vtt.encode()
+        if fmt in ("srt", "vtt"):
+            return subtitles(self.cues(), fmt).encode()
+        duration = self.duration
+        if fmt == "json":
+            answer: dict[str, Any] = {"text": self.text}
+            if duration is not None:
+                answer["usage"] = {"type": "duration", "seconds": math.ceil(duration)}
+            return orjson.dumps(answer)
+        verbose: dict[str, Any] = {"task": task, "language": str(self.info.get("language") or language),
+                                   "duration": duration or 0.0, "text": self.text}
+        if self.segments:
+            verbose["segments"] = [
+                {"id": i, "start": _number(s.get("start")) or 0.0, "end": _number(s.get("end")) or 0.0,
+                 "text": str(s.get("text") or ""), **{k: s[k] for k in SEGMENT_FIELDS if k in s}}
+                for i, s in enumerate(self.segments)]
+        if self.words:
+            verbose["words"] = self.words
+        return orjson.dumps(verbose)
 
 
 class CloudflareAdapter(OpenAIAdapter):
@@ -29,34 +204,191 @@ class CloudflareAdapter(OpenAIAdapter):
     label: ClassVar[str] = "Cloudflare Workers AI"
     default_base_url: ClassVar[str] = "https://api.cloudflare.com"
     config_fields: ClassVar[tuple[str, ...]] = ("user_id",)  # the Account ID, under one-api's name
-    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings")
+    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings", *MEDIA_MODES)
+    # Media goes through /ai/run: n images are n requests, and an upload is read whole before it is sent.
+    complete_modes: ClassVar[tuple[str, ...]] = MEDIA_MODES
     default_models: ClassVar[tuple[str, ...]] = (
         "@cf/meta/llama-3.3-70b-instruct-fp8-fast", "@cf/meta/llama-3.1-8b-instruct", "@cf/meta/llama-3.2-3b-instruct",
         "@cf/qwen/qwen2.5-coder-32b-instruct", "@cf/deepseek-ai/deepseek-r1-distill-qwen-32b",
         "@cf/mistralai/mistral-small-3.1-24b-instruct", "@cf/google/gemma-3-12b-it",
         "@cf/baai/bge-base-en-v1.5", "@cf/baai/bge-m3",
+        "@cf/black-forest-labs/flux-1-schnell", "@cf/stabilityai/stable-diffusion-xl-base-1.0",
+        "@cf/bytedance/stable-diffusion-xl-lightning", "@cf/openai/whisper", "@cf/openai/whisper-large-v3-turbo",
+        "@cf/myshell-ai/melotts",
     )
 
     @staticmethod
     def is_gateway(base: str) -> bool:
         return base.startswith(GATEWAY_PREFIX)
 
-    def path(self, mode: str, model: str, channel: ChannelInfo) -> str:
-        task = TASKS.get(mode)
-        if task is None:
-            raise UpstreamError(status=400, message=f"Cloudflare Workers AI channels do not serve {mode}.",
-                                type="invalid_request_error", code="invalid_request", param="model")
-        if self.is_gateway(self.base_url(channel)):
-            return task
+    @staticmethod
+    def account(channel: ChannelInfo) -> str:
         account = str(channel.config.get("user_id") or "").strip()
         if not account:
             raise UpstreamError(status=500, message="The Cloudflare channel has no Account ID: set `user_id` in "
                                                     "the channel's config (Workers AI URLs name the account).",
                                 type="one_api_error", code="channel_misconfigured", retryable=False)
-        return f"/client/v4/accounts/{account}/ai{task}"
+        return account
+
+    def path(self, mode: str, model: str, channel: ChannelInfo) -> str:
+        task = TASKS.get(mode)
+        if task is None:
+            raise invalid(f"Cloudflare Workers AI channels do not serve {mode}.", "invalid_request", "model")
+        if self.is_gateway(self.base_url(channel)):
+            return task
+        return f"/client/v4/accounts/{self.account(channel)}/ai{task}"
+
+    def run_url(self, channel: ChannelInfo, model: str) -> str:
+        base, model = self.base_url(channel), quote(model, safe="@/")
+        if self.is_gateway(base):
+            return f"{base}/{model}"
+        return f"{base}/client/v4/accounts/{self.account(channel)}/ai/run/{model}"
+
+    def run(self, ctx: RequestContext, body: bytes, content_type: str = "application/json") -> UpstreamRequest:
+        headers = {"Authorization": f"Bearer {ctx.channel.key}", "Content-Type": content_type}
+        return UpstreamRequest("POST", self.run_url(ctx.channel, ctx.model), headers, body)
 
     def balance_requests(self, channel: ChannelInfo) -> list[UpstreamRequest]:
         return []  # Workers AI bills through the Cloudflare dashboard; there is no balance endpoint
+
+    # --- requests ------------------------------------------------------------------------------------
+
+    def build_request(self, ctx: RequestContext) -> UpstreamRequest:
+        if ctx.mode == "images":
+            return self.image_request(ctx)
+        if ctx.mode == "speech":
+            return self.speech_request(ctx)
+        return super().build_request(ctx)
+
+    def image_request(self, ctx: RequestContext) -> UpstreamRequest:
+        body = ctx.body
+        payload: dict[str, Any] = {"prompt": body["prompt"]}
+        extra = FLUX_FIELDS
+        if ctx.model not in FLUX_MODELS:
+            extra = DIFFUSION_FIELDS
+            size = body.get("size")
+            if size not in (None, "", "auto"):
+                match = _SIZE.fullmatch(size) if isinstance(size, str) else None
+                if match is None:
+                    raise invalid("`size` must be WIDTHxHEIGHT in pixels, as 1024x1024.", "invalid_size", "size")
+                payload["width"], payload["height"] = int(match[1]), int(match[2])
+        payload.update({name: body[name] for name in extra if name in body})
+        return self.run(ctx, orjson.dumps(payload))
+
+    def speech_request(self, ctx: RequestContext) -> UpstreamRequest:
+        fmt = ctx.body.get("response_format") or "mp3"
+        if fmt != "mp3":
+            raise invalid(f"Cloudflare Workers AI speech makes mp3 only: `response_format` must be mp3, not {fmt}.",
+                          "unsupported_response_format", "response_format")
+        payload = {"prompt": ctx.body["input"]}
+        if isinstance(ctx.body.get("lang"), str) and ctx.body["lang"]:
+            payload["lang"] = ctx.body["lang"]
+        return self.run(ctx, orjson.dumps(payload))
+
+    def transcript_format(self, ctx: RequestContext) -> str:
+        """The response_format asked for, refused (before the upload is read) when it cannot be made."""
+        fmt = ctx.body.get("response_format") or "json"
+        if fmt not in TRANSCRIPT_FORMATS:
+            raise invalid(f"`response_format` must be one of {', '.join(TRANSCRIPT_FORMATS)}.",
+                          "unsupported_response_format", "response_format")
+        if ctx.mode == "translations" and ctx.model in RAW_AUDIO_MODELS:
+            raise invalid(f"{ctx.model} only transcribes: translate with @cf/openai/whisper-large-v3-turbo.",
+                          "unsupported_model", "model")
+        return fmt
+
+    def transcription_request(self, ctx: RequestContext, form: media.Form) -> UpstreamRequest:
+        if ctx.model in RAW_AUDIO_MODELS:
+            return self.run(ctx, form.file, form.file_type or "application/octet-stream")
+        fields = {**form.fields, **ctx.body}  # fields sent after the file are in the form only
+        payload = {"audio": base64.b64encode(form.file).decode(),
+                   "task": "translate" if ctx.mode == "translations" else "transcribe"}
+        if fields.get("language"):
+            payload["language"] = fields["language"]
+        if fields.get("prompt"):
+            payload["initial_prompt"] = fields["prompt"]
+        return self.run(ctx, orjson.dumps(payload))
+
+    # --- answers -------------------------------------------------------------------------------------
+
+    async def complete(self, ctx: RequestContext, *, session) -> tuple[bytes, Usage | None]:
+        if ctx.mode == "images":
+            return await self.images(ctx, session=session), None
+        if ctx.mode == "speech":
+            return await super().complete(ctx, session=session)
+        self.transcript_format(ctx)
+        form = await media.read_form(ctx.upload)
+        raw = await self.send(ctx, self.transcription_request(ctx, form), session=session)
+        return self.parse_response(ctx, body=raw)
+
+    async def images(self, ctx: RequestContext, *, session) -> bytes:
+        request = self.build_request(ctx)
+
+        async def one() -> dict:
+            return self.image(ctx, await self.send(ctx, request, session=session))
+
+        results = await asyncio.gather(*(one() for _ in range(ctx.body.get("n", 1))), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, UpstreamError):
+                raise result
+        data = [result for result in results if isinstance(result, dict)]
+        if not data:
+            raise results[0]  # every request failed, so nothing was made: the first failure says why
+        return orjson.dumps({"created": int(time.time()), "data": data})
+
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
+        if ctx.mode == "images":
+            return orjson.dumps({"created": int(time.time()), "data": [self.image(ctx, body)]}), None
+        if ctx.mode == "speech":
+            return self.speech(ctx, body), None
+        if ctx.mode in media.UPLOAD_MODES:
+            return self.transcript(ctx, body), None
+        return super().parse_response(ctx, body=body)
+
+    def result(self, ctx: RequestContext, body: bytes) -> dict | None:
+        """The `result` of a JSON answer ({} when it has none), None for an answer that is not JSON (the
+        models that answer with the image or audio itself)."""
+        payload = json_or_none(body)
+        if payload is None:
+            return None
+        if not isinstance(payload, dict):
+            raise malformed("with JSON that is not its envelope")
+        if payload.get("success") is False:
+            err = self.parse_error(ctx, status=502, body=body)
+            err.retryable = False
+            raise err
+        result = payload.get("result")
+        return result if isinstance(result, dict) else {}
+
+    def image(self, ctx: RequestContext, body: bytes) -> dict:
+        result = self.result(ctx, body)
+        data = body if result is None else _b64decode(result.get("image"))
+        mime = image_type(data)
+        if mime is None:
+            raise malformed("an image request without an image")
+        encoded = result["image"] if result is not None else base64.b64encode(data).decode()
+        return image_item(mime, encoded, ctx.body)
+
+    def speech(self, ctx: RequestContext, body: bytes) -> bytes:
+        result = self.result(ctx, body)
+        audio = body if result is None else _b64decode(result.get("audio"))
+        if not is_mp3(audio):
+            raise malformed("a speech request without MP3 audio")
+        return audio
+
+    def transcript(self, ctx: RequestContext, body: bytes) -> bytes:
+        result = self.result(ctx, body)
+        if not result or not isinstance(result.get("text"), str):
+            raise malformed("a transcription request without a transcript")
+        task = "translate" if ctx.mode == "translations" else "transcribe"
+        return Transcript(result).answer(self.transcript_format(ctx), task=task,
+                                         language=str(ctx.body.get("language") or ""))
+
+    def answer_content_type(self, ctx: RequestContext) -> str:
+        if ctx.mode == "speech":
+            return "audio/mpeg"
+        if ctx.mode in media.UPLOAD_MODES and ctx.body.get("response_format") in TEXT_FORMATS:
+            return "text/plain; charset=utf-8"
+        return "application/json"
 
     def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
                     headers: Mapping[str, str] | None = None) -> UpstreamError:

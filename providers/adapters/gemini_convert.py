@@ -46,9 +46,10 @@ FILES_API = re.compile(r"^https://generativelanguage\.googleapis\.com/v1[a-z0-9]
 DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^;,]*)*),(?P<data>.*)$", re.S)
 
 
-def invalid(message: str, code: str = "invalid_request") -> UpstreamError:
-    body = {"message": message, "type": "invalid_request_error", "code": code, "param": None}
-    return UpstreamError(status=400, message=message, type="invalid_request_error", code=code, error_body=body)
+def invalid(message: str, code: str = "invalid_request", *, param: str | None = None) -> UpstreamError:
+    body = {"message": message, "type": "invalid_request_error", "code": code, "param": param}
+    return UpstreamError(status=400, message=message, type="invalid_request_error", code=code, param=param,
+                         error_body=body)
 
 
 # --- images ------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 Gemini speaks the same generateContent API as the Gemini adapter
 (https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/inference), Claude the
 Anthropic Messages API through rawPredict
-(https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/use-claude), so both
-conversions are reused; what is Vertex's own is the URL and the OAuth access token, minted from a
+(https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/use-claude), and Imagen
+the same `:predict` bodies as on the Gemini API (imagen.py), so every conversion is reused (Gemini's
+image and speech models too); what is Vertex's own is the URL and the OAuth access token, minted from a
 service-account key (https://developers.google.com/identity/protocols/oauth2/service-account#httprest).
 """
 
@@ -39,6 +40,7 @@ from providers.adapters.base import (
 from providers.adapters.fetch import fetch_image_data_url
 from providers.adapters.gemini import GeminiAdapter, GeminiStreamDecoder, gemini_error
 from providers.adapters.gemini_convert import inline_remote_images, invalid
+from providers.adapters.imagen import imagen_request, is_imagen
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -227,7 +229,8 @@ class VertexAdapter(Adapter):
     default_base_url: ClassVar[str] = ""  # https://{region}-aiplatform.googleapis.com, built per channel
     config_fields: ClassVar[tuple[str, ...]] = ("region", "vertex_ai_project_id", "vertex_ai_adc")
     secret_config_fields = ("vertex_ai_adc",)
-    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings")
+    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings", "images", "speech")
+    complete_modes: ClassVar[tuple[str, ...]] = GeminiAdapter.complete_modes  # Gemini's speech, made into audio
     default_models: ClassVar[tuple[str, ...]] = DEFAULT_MODELS
 
     def __init__(self) -> None:
@@ -236,10 +239,10 @@ class VertexAdapter(Adapter):
 
     async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
         if mode not in self.modes:
-            raise invalid(f"Vertex AI channels serve chat and embeddings, not {mode}.", "unsupported_endpoint")
+            raise invalid(f"Vertex AI channels serve {', '.join(self.modes)}, not {mode}.", "unsupported_endpoint")
         account = service_account(channel)
         token = await access_token(account, session)
-        if mode == "embeddings":
+        if mode != "chat":
             return {**body, TOKEN_FIELD: token}
         if is_claude(str(body.get("model") or "")):
             body = await inline_claude_images(body, session)
@@ -270,7 +273,10 @@ class VertexAdapter(Adapter):
         if ctx.mode == "embeddings":
             url = self.endpoint(channel, "google", model.removeprefix("models/"), "predict")
             return UpstreamRequest("POST", url, headers, orjson.dumps(embedding_request(body)))
-        if is_claude(model):
+        if ctx.mode == "images" and is_imagen(model):
+            url = self.endpoint(channel, "google", model.removeprefix("models/"), "predict")
+            return UpstreamRequest("POST", url, headers, orjson.dumps(imagen_request(body)))
+        if ctx.mode == "chat" and is_claude(model):
             payload = to_messages_request(body, stream)
             payload.pop("model", None)  # the model is in the URL
             payload["anthropic_version"] = ANTHROPIC_VERSION
@@ -294,7 +300,10 @@ class VertexAdapter(Adapter):
             return embedding_answer(orjson.loads(body), ctx.model)
         if self._publisher(ctx) == "anthropic":
             return self.claude.parse_response(ctx, body=body)
-        return self.gemini.parse_response(ctx, body=body)
+        return self.gemini.parse_response(ctx, body=body)  # Imagen's and Gemini's images, Gemini's speech
+
+    def answer_content_type(self, ctx: RequestContext) -> str:
+        return self.gemini.answer_content_type(ctx)
 
     def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
         if self._publisher(ctx) == "anthropic":

@@ -1,9 +1,11 @@
-"""A local Gemini API for tests: generateContent, streamGenerateContent?alt=sse and batchEmbedContents,
-answered from the fixtures in tests/fixtures/providers/gemini/. It records every request, can be
-scripted to fail or to cut a stream, and also serves images for the inlining tests."""
+"""A local Gemini API for tests: generateContent (text, images and speech, by the response modalities
+asked for), streamGenerateContent?alt=sse, batchEmbedContents and Imagen's predict, answered from the
+fixtures in tests/fixtures/providers/gemini/. It records every request, can be scripted to fail or to
+cut a stream, and also serves images for the inlining tests."""
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,41 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001
 
 def fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
+
+
+def content_fixture(body, name: str | None) -> str:
+    """The generateContent answer for a request: the scripted fixture, else one by what it asks for."""
+    if name:
+        return name
+    config = (body.get("generationConfig") or {}) if isinstance(body, dict) else {}
+    modalities = config.get("responseModalities") or ()
+    if "AUDIO" in modalities:
+        return "speech.json"
+    if "IMAGE" in modalities:
+        return "image.json"
+    return "tool_call.json" if isinstance(body, dict) and body.get("tools") else "chat.json"
+
+
+def invalid_argument(message: str) -> web.Response:
+    return web.json_response({"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}, status=400)
+
+
+def imagen_predict(body) -> web.Response:
+    """Imagen's predict as Google documents it (https://ai.google.dev/gemini-api/docs/imagen): it checks
+    the parameters it knows and makes `sampleCount` PNGs."""
+    instances = body.get("instances") if isinstance(body, dict) else None
+    if not instances or not isinstance(instances[0].get("prompt"), str) or not instances[0]["prompt"]:
+        return invalid_argument("instances[0].prompt is required.")
+    parameters = body.get("parameters") or {}
+    count = parameters.get("sampleCount", 4)
+    if not isinstance(count, int) or not 1 <= count <= 4:
+        return invalid_argument("sampleCount must be between 1 and 4.")
+    if parameters.get("aspectRatio", "1:1") not in ("1:1", "3:4", "4:3", "9:16", "16:9"):
+        return invalid_argument(f"Unsupported aspect ratio: {parameters['aspectRatio']}")
+    if parameters.get("personGeneration", "allow_adult") not in ("dont_allow", "allow_adult", "allow_all"):
+        return invalid_argument("Invalid personGeneration.")
+    image = base64.b64encode(PNG).decode()
+    return web.json_response({"predictions": [{"mimeType": "image/png", "bytesBase64Encoded": image}] * count})
 
 
 @dataclass
@@ -67,8 +104,11 @@ class MockGemini(VendorMock):
             return await self._stream(request, b.fixture or ("tool_call_stream.sse" if tools else "chat_stream.sse"),
                                       b.cut_after)
         if request.path.endswith(":generateContent"):
-            return web.Response(body=fixture(b.fixture or ("tool_call.json" if tools else "chat.json")),
-                                content_type="application/json")
+            return web.Response(body=fixture(content_fixture(body, b.fixture)), content_type="application/json")
+        if request.path.endswith(":predict"):
+            if b.fixture:
+                return web.Response(body=fixture(b.fixture), content_type="application/json")
+            return imagen_predict(body)
         return web.json_response({"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}},
                                  status=404)
 

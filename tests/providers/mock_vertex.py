@@ -1,4 +1,5 @@
-"""A local Vertex AI for tests: Google's OAuth token endpoint and the Gemini and Claude publisher endpoints.
+"""A local Vertex AI for tests: Google's OAuth token endpoint and the Gemini, Imagen and Claude publisher
+endpoints.
 
 The token endpoint checks the JWT bearer grant as Google does (form, RS256 signature against the
 trusted public key, claims) and issues access tokens; the model endpoints accept only tokens it
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.mock_upstream import Recorded
 from tests.providers.mock_gemini import Behaviour  # the same scriptable answers, fixture paths by publisher
+from tests.providers.mock_gemini import content_fixture, imagen_predict
 from tests.providers.vendor_harness import VendorMock
 
 PROVIDERS = Path(__file__).resolve().parents[1] / "fixtures" / "providers"
@@ -136,11 +138,14 @@ class MockVertex(VendorMock):
             name = b.fixture or ("gemini/tool_call_stream.sse" if tools else "gemini/chat_stream.sse")
             return await self._stream(request, name, b"\r\n\r\n", b.cut_after)
         if "/publishers/google/" in path and path.endswith(":generateContent"):
-            name = b.fixture or ("gemini/tool_call.json" if tools else "gemini/chat.json")
+            name = b.fixture or "gemini/" + content_fixture(body, None)
             return web.Response(body=fixture(name), content_type="application/json")
         if "/publishers/anthropic/" in path and path.endswith(":streamRawPredict"):
             name = b.fixture or ("anthropic/tool_call_stream.sse" if tools else "anthropic/chat_stream.sse")
             return await self._stream(request, name, b"\n\n", b.cut_after)
+        if "/publishers/google/" in path and path.endswith(":predict") and "/models/imagen" in path:
+            return web.Response(body=fixture(b.fixture), content_type="application/json") if b.fixture \
+                else imagen_predict(body)
         if "/publishers/google/" in path and path.endswith(":predict"):
             instances = body.get("instances") or []
             return web.json_response({"predictions": [

@@ -31,7 +31,8 @@ gemini_server = serve(MockGemini)
 @pytest.fixture
 def gemini(transactional_db, gemini_server):
     return world(gemini_server, username="alice", type=24, name="gemini", key=KEY,
-                 models=f"{MODEL},gemini-embedding-001,gemini-fast",
+                 models=f"{MODEL},gemini-embedding-001,gemini-fast,imagen-4.0-generate-001,"
+                        "gemini-2.5-flash-preview-tts",
                  model_mapping={"gemini-fast": "gemini-2.5-flash-lite"})
 
 
@@ -158,13 +159,19 @@ async def test_unusable_remote_images_are_refused_clearly(relay_client, gemini, 
 
 @pytest.mark.parametrize("status, fixture, code", [
     (400, "error_400.json", "invalid_argument"),
+    (400, "error_imagen_billing.json", "invalid_argument"),
     (400, "error_api_key.json", "invalid_api_key"),
     (429, "error_429.json", "resource_exhausted"),
 ])
-async def test_gemini_errors_reach_the_client_with_their_message_and_are_not_billed(relay_client, gemini, status,
-                                                                                    fixture, code):
+@pytest.mark.parametrize("path, body", [
+    ("/v1/chat/completions", CHAT),
+    ("/v1/images/generations", {"model": "imagen-4.0-generate-001", "prompt": "a cat"}),  # Imagen's predict
+    ("/v1/audio/speech", {"model": "gemini-2.5-flash-preview-tts", "input": "Hi", "voice": "alloy"}),
+])
+async def test_gemini_errors_reach_the_client_with_their_message_and_are_not_billed(relay_client, gemini, path, body,
+                                                                                    status, fixture, code):
     gemini.upstream.then(status=status, error=fixture)
-    response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=gemini.auth)
+    response = await relay_client.post(path, json=body, headers=gemini.auth)
     assert response.status_code == status
     error = response.json()["error"]
     message = orjson.loads(mock_fixture(fixture))["error"]["message"]

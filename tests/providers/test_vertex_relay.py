@@ -1,6 +1,7 @@
 """Vertex AI channels end to end: OpenAI requests through the ASGI app to a mock Vertex AI
 (its OAuth token endpoint included), for Gemini and Claude models."""
 
+import base64
 import json
 
 import openai
@@ -11,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from providers.adapters import vertex
 from tests.helpers import consume_log, events_of, flush
 from tests.providers.mock_vertex import MockVertex
-from tests.providers.vendor_harness import sdk_stream, serve, world
+from tests.providers.vendor_harness import no_consume_log, sdk_stream, serve, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,6 +22,7 @@ PEM = PRIVATE_KEY.private_bytes(serialization.Encoding.PEM, serialization.Privat
 EMAIL = "relay@demo-project.iam.gserviceaccount.com"
 GEMINI = "gemini-2.5-flash"
 CLAUDE = "claude-sonnet-4-5-20250929"
+IMAGEN = "imagen-3.0-generate-002"
 CHAT = {"model": GEMINI, "messages": [{"role": "system", "content": "Be brief."},
                                       {"role": "user", "content": "Say hello"}]}
 PREFIX = "/v1/projects/demo-project/locations/us-central1/publishers"
@@ -35,7 +37,8 @@ def gcp(transactional_db, vertex_server):
     adc = {"type": "service_account", "project_id": "demo-project", "private_key_id": "kid-1",
            "private_key": PEM, "client_email": EMAIL, "token_uri": vertex_server.token_uri}
     yield world(vertex_server, username="alice", type=42, name="vertex", key="unused",
-                models=f"{GEMINI},{CLAUDE},text-embedding-005",
+                models=f"{GEMINI},{CLAUDE},text-embedding-005,{IMAGEN},gemini-2.5-flash-image,"
+                       "gemini-2.5-flash-preview-tts",
                 config={"region": "us-central1", "vertex_ai_project_id": "demo-project",
                         "vertex_ai_adc": json.dumps(adc)})
     vertex._tokens.clear()
@@ -176,3 +179,43 @@ async def test_embeddings_through_vertex_predict_with_its_token_counts(relay_cli
                          "parameters": {"outputDimensionality": 256}}
     log = await consume_log()
     assert log.prompt_tokens == 3 + 4
+
+
+# --- images and speech: Imagen's predict and Gemini's image and speech models, as on the Gemini API ------
+
+
+async def test_imagen_through_vertex_is_predict_with_the_service_accounts_token(relay_client, gcp):
+    from tests.providers.mock_gemini import PNG
+
+    answer = await gcp.sdk(relay_client).images.generate(model=IMAGEN, prompt="a lighthouse", n=3,
+                                                               size="1024x768")
+    assert [base64.b64decode(image.b64_json) for image in answer.data] == [PNG] * 3
+    sent = gcp.upstream.requests[-1]
+    assert sent.path == f"{PREFIX}/google/models/{IMAGEN}:predict"
+    assert sent.headers["Authorization"] == "Bearer ya29.mock-1"
+    assert sent.body == {"instances": [{"prompt": "a lighthouse"}],
+                         "parameters": {"sampleCount": 3, "includeRaiReason": True, "aspectRatio": "4:3"}}
+    assert (await consume_log()).quota == 3 * 15 * 1000  # imagen-3.0-generate-002: US$0.03 an image
+
+
+async def test_imagen_filtered_on_vertex_is_a_content_filter_error_and_costs_nothing(relay_client, gcp):
+    gcp.upstream.then(fixture="gemini/imagen_filtered.json")
+    response = await relay_client.post("/v1/images/generations", json={"model": IMAGEN, "prompt": "x"},
+                                       headers=gcp.auth)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "content_filter"
+    assert await no_consume_log()
+
+
+async def test_gemini_images_and_speech_through_vertex_use_generate_content(relay_client, gcp):
+    sdk = gcp.sdk(relay_client)
+    image = await sdk.images.generate(model="gemini-2.5-flash-image", prompt="a lighthouse")
+    assert image.data[0].b64_json
+    assert gcp.upstream.requests[-1].path == f"{PREFIX}/google/models/gemini-2.5-flash-image:generateContent"
+
+    audio = await sdk.audio.speech.create(model="gemini-2.5-flash-preview-tts", voice="onyx", input="Hello")
+    assert audio.content[:4] == b"RIFF" and audio.response.headers["content-type"] == "audio/wav"
+    sent = gcp.upstream.requests[-1]
+    assert sent.path == f"{PREFIX}/google/models/gemini-2.5-flash-preview-tts:generateContent"
+    assert sent.body["generationConfig"]["speechConfig"]["voiceConfig"]["prebuiltVoiceConfig"] == {
+        "voiceName": "Algenib"}
+    await flush()
