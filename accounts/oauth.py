@@ -355,8 +355,9 @@ def _next_username(provider: Provider, identity: Identity, attempt: int) -> str:
 def sign_in(*, identity: Identity, current_user: Any = None, aff: str = "") -> Outcome:
     """Find the account linked to `identity`, link it to the signed-in user, or create one (RegisterEnabled)."""
     provider = PROVIDERS[identity.provider]
-    owner = (User.objects.filter(**{provider.id_field: identity.id}).exclude(status=User.Status.DELETED)
-             .order_by("id").first())
+    # Deleted accounts included: as in one-api, an identity stays with the account an administrator
+    # deleted (as its e-mail address does), so deletion is no way to a fresh account and its gifts.
+    owner = User.objects.filter(**{provider.id_field: identity.id}).order_by("status", "id").first()
     if current_user is not None and getattr(current_user, "is_authenticated", False):
         if not current_user.is_active:
             raise _disabled()

@@ -27,17 +27,6 @@ def user_search(*, keyword: str, limit: int) -> list[User]:
     return list(users[:limit])
 
 
-def user_by_login(*, login: str) -> User | None:
-    """The username field of the login form also takes an email address (one-api)."""
-    login = login.strip()
-    if not login:
-        return None
-    user = User.objects.filter(username=login).first()
-    if user is None and "@" in login:
-        user = User.objects.filter(email=login).order_by("id").first()
-    return user
-
-
 def tokens_of(user: User) -> QuerySet[Token]:
     return Token.objects.filter(user=user)
 
@@ -83,10 +72,18 @@ def uses_default_password(user) -> bool:
 def user_by_credentials(*, login: str, password: str) -> User | None:
     """Whose username (or e-mail) and password these are, enabled or not; None when they match nobody.
 
-    An unknown name still costs one hash, so the answer time does not tell which names exist.
+    The login field takes a username or, as in one-api, an e-mail address. A username may itself look
+    like an address, so when the text is one user's name and another's address both accounts are tried:
+    a look-alike username must not lock the address's owner out. An unknown name still costs one hash,
+    so the answer time does not tell which names exist.
     """
-    user = user_by_login(login=login)
-    if user is None:
+    login = (login or "").strip()
+    candidates: list[User] = []
+    if login:
+        candidates += User.objects.filter(username=login)[:1]
+        if "@" in login:
+            candidates += [u for u in User.objects.filter(email=login).order_by("id")[:1] if u not in candidates]
+    if not candidates:
         User().set_password(password)
         return None
-    return user if user.check_password(password) else None
+    return next((user for user in candidates if user.check_password(password)), None)

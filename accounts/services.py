@@ -444,11 +444,17 @@ OAUTH_ID_FIELDS = ("github_id", "oidc_id")  # one-api's columns, one per provide
 
 
 def _oauth_email(email: str) -> str:
-    """The provider's address when it fits and nobody has it; otherwise none (never a reason to refuse)."""
+    """The provider's address when it fits and nobody has it; otherwise none (never a reason to refuse).
+
+    "Nobody" ignores case, as sign-up codes and password resets compare addresses.
+    """
     try:
-        return _check_email(email)
+        email = _check_email(email)
     except ValidationError:
         return ""
+    if email and User.objects.filter(email__iexact=email).exists():
+        return ""
+    return email
 
 
 @transaction.atomic
@@ -482,13 +488,12 @@ def user_oauth_register(*, id_field: str, external_id: str, username: str, displ
 
 
 def user_oauth_link(*, user: User, id_field: str, external_id: str) -> User:
-    """Link a provider's account to `user` (one-api's bind), unless another live account has it."""
+    """Link a provider's account to `user` (one-api's bind), unless another account, even a deleted one, has it."""
     from django.utils.translation import gettext as _
 
     if id_field not in OAUTH_ID_FIELDS or not external_id:
         raise ValidationError("unknown sign-in provider")
-    taken = (User.objects.filter(**{id_field: external_id}).exclude(pk=user.pk)
-             .exclude(status=User.Status.DELETED).exists())
+    taken = User.objects.filter(**{id_field: external_id}).exclude(pk=user.pk).exists()
     if taken:
         raise ValidationError(_("This account is already linked to another user."), field=id_field)
     if getattr(user, id_field) != external_id:

@@ -37,6 +37,12 @@ def _code_key(email: str) -> str:
     return f"oneapi:email-code:{email}"
 
 
+def _attempts_key(email: str) -> str:
+    """Wrong guesses at the live code, counted apart from it with the cache's atomic incr: a get-then-set
+    inside the code's record would let parallel guesses each count from the same stale number."""
+    return f"oneapi:email-code-attempts:{email}"
+
+
 def _reset_key(email: str) -> str:
     return f"oneapi:reset-token:{email}"
 
@@ -97,7 +103,8 @@ def email_code_send(*, email: str) -> None:
         raise ValidationError(_("This server cannot send e-mail; ask the administrator to set up SMTP."),
                               field="email")
     code = "".join(secrets.choice("0123456789") for _i in range(CODE_LENGTH))
-    cache.set(_code_key(email), {"code": code, "expires": now_ts() + CODE_TTL, "attempts": 0}, CODE_TTL + 60)
+    cache.set(_attempts_key(email), 0, CODE_TTL + 60)
+    cache.set(_code_key(email), {"code": code, "expires": now_ts() + CODE_TTL}, CODE_TTL + 60)
     site = _site_name()
     sent = mail_send(
         to=[email],
@@ -116,18 +123,33 @@ def _code_error() -> ValidationError:
 
 
 def email_code_check(*, email: str, code: str) -> None:
-    """Raise unless `code` is the live code of `email`. A wrong guess counts; the fifth drops the code."""
-    key = _code_key(email_normalize(email))
+    """Raise unless `code` is the live code of `email`. A wrong guess counts; the fifth drops the code.
+
+    Each guess takes its number from the atomic counter before it is compared, so parallel guesses
+    cannot all be compared against the code before any of them has been counted.
+    """
+    email = email_normalize(email)
+    key, attempts_key = _code_key(email), _attempts_key(email)
     record = cache.get(key)
     if not record or record["expires"] < now_ts():
         raise _code_error()
-    if not secrets.compare_digest(record["code"], (code or "").strip()):
-        record["attempts"] += 1
-        if record["attempts"] >= CODE_MAX_ATTEMPTS:
-            cache.delete(key)
-        else:
-            cache.set(key, record, max(record["expires"] - now_ts(), 1) + 60)
+    cache.add(attempts_key, 0, CODE_TTL + 60)  # there since the code was sent, unless evicted
+    try:
+        attempt = cache.incr(attempts_key)
+    except ValueError:  # evicted between the two calls
+        attempt = CODE_MAX_ATTEMPTS + 1
+    if attempt > CODE_MAX_ATTEMPTS:
+        cache.delete(key)
         raise _code_error()
+    if secrets.compare_digest(record["code"], (code or "").strip()):
+        try:
+            cache.decr(attempts_key)  # the right code is no guess: checking it again (signup does) costs nothing
+        except ValueError:
+            pass
+        return
+    if attempt >= CODE_MAX_ATTEMPTS:
+        cache.delete(key)
+    raise _code_error()
 
 
 def email_code_consume(*, email: str, code: str) -> None:

@@ -51,11 +51,12 @@ def envelope_exception_handler(exc, context):
 ITEMS_PER_PAGE = 10  # one-api's config.ItemsPerPage
 MAX_PAGE_SIZE = 100
 SEARCH_LIMIT = 100  # search endpoints are unpaginated; cap them so a short prefix stays cheap
+MAX_PAGE = 10**9  # past any table; a larger offset overflows the database's integer (a 500, not an empty page)
 
 
 def page_window(request) -> tuple[int, int]:
     """`?p=` is one-api's 0-based page index; `size` or `page_size` may widen the page up to 100."""
-    page = max(int_param(request, "p", 0), 0)
+    page = min(max(int_param(request, "p", 0), 0), MAX_PAGE)
     size = int_param(request, "size", 0) or int_param(request, "page_size", 0) or ITEMS_PER_PAGE
     size = min(max(size, 1), MAX_PAGE_SIZE)
     return page * size, size

@@ -48,11 +48,14 @@ from providers.health import start_scheduler  # noqa: E402
 
 start_scheduler()
 
-application = ProtocolTypeRouter({
+from oneapi_site.proxy import ForwardedClientMiddleware  # noqa: E402
+
+# Outermost: the relay (token IP allow-lists) and Django (per-IP limits) both see the real client.
+application = ForwardedClientMiddleware(ProtocolTypeRouter({
     "http": URLRouter([
         re_path(r"^v1/", relay_app),
         # Chat UIs call these without the /v1 prefix, as one-api allows.
         re_path(r"^dashboard/billing/", relay_app),
         re_path(r"", ASGIStaticFilesHandler(django_app)),
     ]),
-})
+}))

@@ -6,6 +6,7 @@ operator who mistypes `SYNC_FREQUENCY=10s` learns it before the first request.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
@@ -112,3 +113,21 @@ def parse_sql_dsn(dsn: str, *, sqlite_path: str) -> Database:
         port=port or "3306",
         options=query,
     )
+
+
+# Loopback and private ranges: a reverse proxy on the same host, in the same compose network or the same
+# LAN. A client on the internet connects from a public address, so its X-Forwarded-For is not believed.
+DEFAULT_TRUSTED_PROXIES = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+
+
+def parse_trusted_proxies(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """`TRUSTED_PROXIES`: comma-separated IPs or CIDRs whose X-Forwarded-For is believed; empty trusts none."""
+    networks = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"TRUSTED_PROXIES: {item!r} is not an IP address or CIDR range") from None
+    return tuple(networks)

@@ -28,7 +28,9 @@ def daphne_args(extra: list[str]) -> list[str]:
     except ConfigError as exc:
         raise SystemExit(f"oneapi: {exc}") from None
     host = os.environ.get("HOST", "0.0.0.0")
-    return ["-b", host, "-p", str(port), "-v", "1" if access_log else "0", "--proxy-headers", *extra, application]
+    # No --proxy-headers: Daphne would believe any client's X-Forwarded-For. oneapi_site.proxy reads it,
+    # from TRUSTED_PROXIES only.
+    return ["-b", host, "-p", str(port), "-v", "1" if access_log else "0", *extra, application]
 
 
 def main() -> None:

@@ -10,7 +10,15 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from oneapi_site.config import ConfigError, env_bool, env_int, env_str, parse_sql_dsn
+from oneapi_site.config import (
+    DEFAULT_TRUSTED_PROXIES,
+    ConfigError,
+    env_bool,
+    env_int,
+    env_str,
+    parse_sql_dsn,
+    parse_trusted_proxies,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 log = logging.getLogger("oneapi")
@@ -46,6 +54,9 @@ try:
         "TEST_PROMPT", "Output only your specific model name with no additional text."
     )
     SESSION_SECRET = env_str("SESSION_SECRET")
+    # Peers whose X-Forwarded-For names the client (oneapi_site/proxy.py); per-IP limits and token IP
+    # allow-lists key on that address. Set empty when the gateway faces clients directly.
+    TRUSTED_PROXIES = parse_trusted_proxies(env_str("TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES))
     DATA_DIR = Path(env_str("DATA_DIR", str(Path(SQLITE_PATH).resolve().parent)))
     if SESSION_SECRET == "random_string":
         raise ConfigError("SESSION_SECRET must not be the placeholder 'random_string'")
@@ -218,6 +229,7 @@ REST_FRAMEWORK = {
 }
 
 RATELIMIT_USE_CACHE = "default"
+# key="ip" reads REMOTE_ADDR, which oneapi_site.proxy has set to the client behind any trusted proxy.
 RATELIMIT_VIEW = "oneapi_site.middleware.ratelimited_view"
 
 # GitHub sign-in (accounts/oauth.py): the OAuth host and the API host; tests point both at a local mock.

@@ -14,6 +14,8 @@ from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from accounts import services
@@ -139,6 +141,8 @@ ACTIONS = {"profile": _save_profile, "password": _change_password, "access_token
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@sensitive_post_parameters("old_password", "new_password1", "new_password2")
+@never_cache  # a new access token is shown in this answer
 def settings_view(request):
     if request.method == "GET":
         return _render(request)

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
@@ -30,9 +31,12 @@ def _own_token(request, token_id: int) -> Token:
     return token
 
 
+PAGE_MAX = 100_000  # far past any user's tokens; a bigger offset overflows the database's integer
+
+
 def _page_number(raw: str | None) -> int:
     try:
-        return max(1, int(raw or 1))
+        return min(max(1, int(raw or 1)), PAGE_MAX)
     except ValueError:
         return 1
 
@@ -72,6 +76,7 @@ def _row(token: Token) -> dict:
 
 
 @login_required
+@never_cache  # the page holds every key in full: no shared cache or back button may keep it
 def token_list(request):
     keyword = request.GET.get("keyword", "").strip()
     page = _page_number(request.GET.get("p"))

@@ -14,9 +14,13 @@ from billing.selectors import LogFilter
 PAGE_SIZE = 20
 
 
+ID_MAX = 2**63 - 1  # BIGINT: a larger number is no id, and the database would refuse to compare with it
+
+
 def _id_param(request, name: str) -> int | None:
     value = request.GET.get(name, "").strip()
-    return int(value) if value.isdigit() else None
+    # isdecimal, not isdigit: "²" is a digit that int() refuses.
+    return int(value) if value.isdecimal() and value.isascii() and int(value) <= ID_MAX else None
 
 
 @login_required

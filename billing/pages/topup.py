@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.models import User
 from accounts.services import ValidationError
@@ -33,6 +34,7 @@ def top_up_url(link: str, *, user: User) -> str:
 
 
 @login_required
+@sensitive_post_parameters("key")  # an unused code is money: no error report may print it
 def topup(request):
     if request.method == "POST":
         form = TopUpForm(request.POST)

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
+
 from django import template
 
 from billing import options
 
 register = template.Library()
 
+MICRODOLLAR = Decimal("0.000001")
+
 
 @register.filter
 def quota(value) -> str:
+    """US$ to 6 decimals, rounded half up in decimal as the token form shows an amount, so the list and
+    the form agree (binary floats printed 1 quota at 2,000,000 per US$ as $0); the sign before the $."""
     try:
         amount = int(value or 0)
     except (TypeError, ValueError):
         return ""
     if options.get("DisplayInCurrencyEnabled"):
-        per_unit = options.get("QuotaPerUnit") or 500000
-        return f"${amount / per_unit:,.6f}".rstrip("0").rstrip(".")
+        per_unit = Decimal(str(options.get("QuotaPerUnit") or 500000))
+        dollars = (Decimal(amount) / per_unit).quantize(MICRODOLLAR, rounding=ROUND_HALF_UP)
+        text = f"{abs(dollars):,.6f}".rstrip("0").rstrip(".")
+        return f"-${text}" if dollars < 0 else f"${text}"
     return f"{amount:,}"
 
 

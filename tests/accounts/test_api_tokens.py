@@ -123,3 +123,8 @@ def test_token_routes_need_credentials(anon, alice_token):
     assert anon.get("/api/token/").status_code == 401
     assert anon.delete(f"/api/token/{alice_token.pk}").status_code == 401
     assert Token.objects.filter(pk=alice_token.pk).exists()
+
+
+def test_a_page_past_the_databases_integers_is_empty_not_an_error(alice_api, alice):
+    TokenFactory(user=alice)
+    assert envelope(alice_api.get("/api/token/", {"p": "9" * 30})) == []

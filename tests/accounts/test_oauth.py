@@ -269,6 +269,13 @@ def test_an_email_already_in_use_is_not_copied(github_on):
     assert User.objects.get(github_id="4242").email == ""
 
 
+def test_an_email_in_use_in_other_letter_case_is_not_copied(github_on):
+    # Resets and sign-up codes ignore case: two accounts must not share an address that way.
+    UserFactory(email="Octocat@GitHub.example")
+    sign_in(Client(), "github")
+    assert User.objects.get(github_id="4242").email == ""
+
+
 def test_with_registration_off_new_accounts_are_refused_but_linked_ones_sign_in(github_on):
     option_set(key="RegisterEnabled", value="false")
     client = Client()
@@ -299,12 +306,32 @@ def test_the_refusal_shows_on_the_login_page(github_on):
     assert "This user has been disabled." in response.content.decode()
 
 
-def test_a_deleted_users_github_account_can_sign_up_again(github_on):
+def test_a_deleted_users_github_account_is_refused_and_makes_no_new_account(github_on):
+    # one-api: the identity stays with the deleted account, as its e-mail address does; no fresh gifts.
+    UserFactory(github_id="4242", status=User.Status.DELETED, username="deleted_x")
+    users = User.objects.count()
+    client = Client()
+    response = sign_in(client, "github")
+    assert messages_of(response) == ["This user has been disabled."]
+    assert signed_in_id(client) is None and User.objects.count() == users
+
+
+def test_a_deleted_users_github_account_cannot_be_linked_to_another_user(github_on, alice):
     UserFactory(github_id="4242", status=User.Status.DELETED, username="deleted_x")
     client = Client()
-    sign_in(client, "github")
-    new = User.objects.get(github_id="4242", status=User.Status.ENABLED)
-    assert signed_in_id(client) == str(new.pk)
+    client.force_login(alice)
+    response = sign_in(client, "github")
+    assert messages_of(response) == ["This GitHub account is already linked to another user."]
+    alice.refresh_from_db()
+    assert alice.github_id == ""
+
+
+def test_the_link_service_refuses_an_identity_a_deleted_user_holds(alice):
+    from accounts.services import user_oauth_link
+
+    UserFactory(oidc_id="sub-1", status=User.Status.DELETED, username="deleted_y")
+    with pytest.raises(ValidationError):
+        user_oauth_link(user=alice, id_field="oidc_id", external_id="sub-1")
 
 
 def test_a_signed_in_user_links_their_github_account(github_on, alice):

@@ -108,6 +108,17 @@ def test_login_accepts_an_email(client):
     assert int(client.session["_auth_user_id"]) == carol.pk
 
 
+def test_a_username_that_looks_like_an_address_does_not_lock_its_owner_out(client):
+    # Anyone may sign up as "c@qq.com" (12 characters fit); the address's owner still signs in with it.
+    carol = UserFactory(username="carol", email="c@qq.com")
+    squatter = UserFactory(username="c@qq.com", password="other-pass-1")
+    client.post(reverse("login"), {"username": "c@qq.com", "password": PASSWORD})
+    assert int(client.session["_auth_user_id"]) == carol.pk
+    other = Client()
+    other.post(reverse("login"), {"username": "c@qq.com", "password": "other-pass-1"})
+    assert int(other.session["_auth_user_id"]) == squatter.pk
+
+
 def test_a_wrong_password_and_an_unknown_user_get_the_same_message(client, alice):
     wrong = client.post(reverse("login"), {"username": "alice", "password": "not-it"})
     unknown = client.post(reverse("login"), {"username": "nobody", "password": "not-it"})

@@ -79,6 +79,59 @@ def test_five_wrong_guesses_drop_the_code():
         verification.email_code_check(email="new@example.com", code=code)
 
 
+def test_parallel_wrong_guesses_each_count(monkeypatch):
+    """Guesses racing each other must not all read the same count: five at once still drop the code."""
+    import threading
+
+    code = sent_code()
+    wrong = "000000" if code != "000000" else "111111"
+    n = verification.CODE_MAX_ATTEMPTS
+    barrier = threading.Barrier(n, timeout=5)
+    real_get = cache.get
+
+    class RacingCache:
+        """Every guess reads the code's record before any of them goes on: the worst interleaving."""
+
+        def get(self, key, *args, **kwargs):
+            value = real_get(key, *args, **kwargs)
+            if key == verification._code_key("new@example.com"):
+                barrier.wait()
+            return value
+
+        def __getattr__(self, name):
+            return getattr(cache, name)
+
+    monkeypatch.setattr(verification, "cache", RacingCache())
+    refused = []
+
+    def guess():
+        try:
+            verification.email_code_check(email="new@example.com", code=wrong)
+        except ValidationError:
+            refused.append(1)
+
+    threads = [threading.Thread(target=guess) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    monkeypatch.undo()
+    assert len(refused) == n
+    with pytest.raises(ValidationError):
+        verification.email_code_check(email="new@example.com", code=code)
+
+
+def test_the_right_code_checked_twice_after_four_typos_still_signs_up():
+    """user_signup checks the code, then takes it: a right code is not counted as a guess."""
+    code = sent_code()
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(verification.CODE_MAX_ATTEMPTS - 1):
+        with pytest.raises(ValidationError):
+            verification.email_code_check(email="new@example.com", code=wrong)
+    verification.email_code_check(email="new@example.com", code=code)
+    verification.email_code_consume(email="new@example.com", code=code)
+
+
 def test_a_new_code_replaces_the_old_one():
     first = sent_code()
     second = sent_code()

@@ -145,3 +145,25 @@ def test_the_x_axis_covers_the_days_the_selector_buckets_into(alice):
     days = dashboard_days(now=now)
     assert {r["Day"] for r in user_dashboard(user_id=alice.pk, now=now)} <= set(days)
     assert days == sorted(days) and len(days) in (7, 8)
+
+
+# --- the |quota filter --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("per_unit, amount, shown", [
+    ("500000", 1_000_000, "$2"),
+    ("500000", 1, "$0.000002"),
+    ("500000", 1_234_567_890, "$2,469.13578"),
+    ("2000000", 1, "$0.000001"),          # 0.0000005 rounds half up, as the token form rounds it
+    ("500000", -250_000, "-$0.5"),        # an overdrawn balance: the sign before the $
+    ("10000000", -1, "$0"),               # no "-0"
+    ("500000", 999_999_999_999_999_999, "$1,999,999,999,999.999998"),  # exact, not a float's nearest
+])
+def test_quota_in_us_dollars_is_exact_and_rounds_half_up(db, set_option, per_unit, amount, shown):
+    from accounts.pages.token_forms import quota_to_display
+    from billing.templatetags.quota import quota
+
+    set_option("DisplayInCurrencyEnabled", "true")
+    set_option("QuotaPerUnit", per_unit)
+    assert quota(amount) == shown
+    if amount >= 0:  # the token list and the token form agree
+        assert quota(amount).lstrip("$").replace(",", "") == quota_to_display(amount)
