@@ -194,7 +194,9 @@ if REDIS_CONN_STRING:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+# Sessions on the server (shared cache in front of the database): logging out, a password change or an
+# admin's disable ends a session everywhere, which a signed cookie cannot promise until it expires.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_NAME = "session"
 SESSION_COOKIE_AGE = 30 * 24 * 3600

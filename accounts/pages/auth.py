@@ -174,6 +174,7 @@ def password_reset_confirm(request):
 @require_http_methods(["GET", "POST"])
 @sensitive_post_parameters()
 @login_required
+@critical_page  # it asks for the current password, which a stolen session could guess at
 def password_change_required(request):
     """Root's 123456 must go before anything else (DefaultPasswordMiddleware sends root here)."""
     next_param = _next_param(request)

@@ -19,6 +19,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from accounts import services
+from accounts.limits import critical_limited
 from accounts.models import User
 from billing import options
 
@@ -115,6 +116,9 @@ def _save_profile(request):
 
 
 def _change_password(request):
+    # The current password is a secret someone holding a stolen session could guess at.
+    if critical_limited(request):
+        return render(request, "accounts/rate_limited.html", status=429)
     form = PasswordForm(user=request.user, data=request.POST)
     if form.is_valid():
         # The service, not form.save(): a whole-row save would write back a quota the relay has moved since.

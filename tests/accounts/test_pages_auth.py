@@ -469,6 +469,17 @@ def test_the_other_sign_in_pages_share_the_budget(client, fixed_window, path, da
     assert client.post(reverse(path), data).status_code == 429
 
 
+def test_current_password_checks_share_the_budget(alice_client, default_root_client, fixed_window):
+    for _ in range(20):
+        alice_client.post(reverse("login"), {"username": "x", "password": "y"})
+    wrong = {"action": "password", "old_password": "guess", "new_password1": "n3w-Secret-pass",
+             "new_password2": "n3w-Secret-pass"}
+    assert alice_client.post(reverse("settings"), wrong).status_code == 429
+    assert default_root_client.post(reverse("password_change_required"), {
+        "old_password": "guess", "new_password1": "n3w-Secret-pass", "new_password2": "n3w-Secret-pass",
+    }).status_code == 429
+
+
 def test_the_console_login_shares_the_budget(client, fixed_window):
     for _ in range(20):
         client.post(reverse("login"), {"username": "x", "password": "y"})

@@ -59,3 +59,15 @@ def test_a_deleted_user_cannot_sign_in_by_email_and_is_out_of_an_open_session(al
     other = Client()
     response = other.post(reverse("login"), {"username": "alice@example.com", "password": "password123"})
     assert response.status_code == 200 and "_auth_user_id" not in other.session
+
+
+def test_a_session_cookie_kept_from_before_logout_no_longer_signs_in(alice_client):
+    from django.test import Client
+
+    stolen = alice_client.cookies["session"].value
+    assert alice_client.get(reverse("dashboard")).status_code == 200
+    alice_client.post(reverse("logout"))
+    replay = Client()
+    replay.cookies["session"] = stolen
+    response = replay.get(reverse("dashboard"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
