@@ -12,6 +12,9 @@ from decimal import Decimal
 from functools import lru_cache
 
 USD_PER_1M_AT_RATIO_1 = 2  # ratio = US$ per 1M prompt tokens / 2
+# The rate behind the ratios of vendors that price in yuan (Moonshot, Zhipu, Qwen, CogView, Wanx), and behind
+# balances a vendor gives in yuan only (DeepSeek): the gateway counts in US$.
+CNY_PER_USD = 7
 
 # Prompt-side ratios for current models (vendor list prices / 2 per 1M tokens).
 DEFAULT_MODEL_RATIO: dict[str, float] = {
@@ -36,7 +39,7 @@ DEFAULT_MODEL_RATIO: dict[str, float] = {
     "moonshot-v1-8k": 0.857, "moonshot-v1-32k": 1.714, "moonshot-v1-128k": 4.286,
     "glm-4-plus": 3.571, "glm-4-air": 0.036, "glm-4-flash": 0, "embedding-3": 0.036,
     "qwen-max": 1.714, "qwen-plus": 0.057, "qwen-turbo": 0.021,
-    # Image models are priced per image (relay/media.py): ratio = US$ an image / 0.002, ¥7 to the US$.
+    # Image models are priced per image (relay/media.py): ratio = US$ an image / 0.002, at CNY_PER_USD.
     # Zhipu: CogView-4 ¥0.06, cogview-3-flash free; DashScope Wanx: ¥0.16, ¥0.14, ¥0.20, ¥0.04.
     "cogview-4": 4.286, "cogview-4-250304": 4.286, "cogview-3-flash": 0,
     "wanx-v1": 11.429, "wanx2.1-t2i-turbo": 10, "wanx2.1-t2i-plus": 14.286, "wanx2.0-t2i-turbo": 2.857,

@@ -5,7 +5,9 @@ Docs: https://help.aliyun.com/zh/model-studio/developer-reference/use-qwen-by-ca
 (text generation, `result_format: "message"`, SSE with `X-DashScope-SSE: enable`),
 https://help.aliyun.com/zh/model-studio/developer-reference/text-embedding-synchronous-api
 (embeddings), https://help.aliyun.com/zh/model-studio/developer-reference/text-to-image-v2-api-reference
-(Wanx images: a task submitted with `X-DashScope-Async: enable`, then polled at /api/v1/tasks/{id})
+(Wanx images: a task submitted with `X-DashScope-Async: enable`, then polled at /api/v1/tasks/{id}),
+https://help.aliyun.com/zh/model-studio/developer-reference/manage-asynchronous-tasks (a task still queued,
+PENDING, is cancelled with POST /api/v1/tasks/{id}/cancel)
 and https://help.aliyun.com/zh/model-studio/developer-reference/error-code (errors).
 Multimodal (qwen-vl, a different endpoint) is not spoken here: image parts are refused.
 """
@@ -13,6 +15,7 @@ Multimodal (qwen-vl, a different endpoint) is not spoken here: image parts are r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import Mapping
@@ -46,8 +49,10 @@ TASKS_PATH = "/api/v1/tasks/"
 TASK_WAIT = 300.0
 POLL_INTERVAL = 1.0
 REQUEST_TIMEOUT = 30.0  # the submit, or one status query: each is quick
+CANCEL_TIMEOUT = 3.0  # a task given up on is cancelled on the way out: best effort, never a long wait
 TASK_DONE = "SUCCEEDED"
 TASK_ENDED = ("FAILED", "CANCELED", "UNKNOWN")  # UNKNOWN: no such task, or it expired (24 h)
+TASK_RUNNING = "RUNNING"  # started: too late to cancel (only a PENDING task can be)
 # Wanx parameters that are not OpenAI's but a client may send for them (as extra body fields).
 IMAGE_PASSTHROUGH = ("seed", "style", "prompt_extend", "watermark")
 SEARCH_SUFFIX = "-internet"  # one-api's convention: `qwen-max-internet` = qwen-max with enable_search
@@ -57,6 +62,10 @@ PASSTHROUGH = ("top_k", "repetition_penalty", "presence_penalty", "seed", "respo
                "thinking_budget", "parallel_tool_calls", "n", "logprobs", "top_logprobs")
 
 FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
+
+# Cancels sent after the client left, running on their own: the loop keeps only a weak reference to a task.
+_cancels: set[asyncio.Task] = set()
+
 
 def _invalid(message: str, code: str = "invalid_request") -> UpstreamError:
     return UpstreamError(status=400, message=message, type="invalid_request_error", code=code)
@@ -335,9 +344,21 @@ class AliAdapter(Adapter):
             answer["usage"] = _usage_json(usage)
         return orjson.dumps(answer), usage
 
-    def task_request(self, ctx: RequestContext, task_id: str) -> UpstreamRequest:
-        return UpstreamRequest("GET", self.base_url(ctx.channel) + TASKS_PATH + quote(task_id, safe=""),
+    def task_request(self, ctx: RequestContext, task_id: str, action: str = "") -> UpstreamRequest:
+        """The task's status query, or (action "cancel") its cancellation."""
+        url = self.base_url(ctx.channel) + TASKS_PATH + quote(task_id, safe="") + (f"/{action}" if action else "")
+        return UpstreamRequest("POST" if action else "GET", url,
                                {"Authorization": f"Bearer {ctx.channel.key.strip()}", "Accept": "application/json"})
+
+    async def cancel_task(self, ctx: RequestContext, task_id: str, status: str, *, session) -> None:
+        """Ask DashScope to drop a task given up on, so it is not made (and billed) for nobody. Best effort:
+        only a task still queued can be cancelled, and any failure here is ignored, never raised over the
+        reason the task was given up."""
+        if status == TASK_RUNNING:
+            return  # DashScope would refuse: the images are being made
+        # Refused (no longer PENDING), unreachable, or the session closed: whatever it is, it changes nothing.
+        with contextlib.suppress(Exception):
+            await self.send(ctx, self.task_request(ctx, task_id, "cancel"), session=session, timeout=CANCEL_TIMEOUT)
 
     async def complete(self, ctx: RequestContext, *, session) -> tuple[bytes, Usage | None]:
         """Submit the Wanx task, then ask after it until it ends or the wait runs out."""
@@ -354,23 +375,36 @@ class AliAdapter(Adapter):
                                 code="bad_response_body", retryable=False)
         # From here on a task exists at DashScope: no failure to follow it may send the request to another
         # channel, which would start (and pay for) a second task.
-        while (status := str(output.get("task_status") or "")) != TASK_DONE:
-            if status in TASK_ENDED:
-                # A task that ended without images cost nothing: ali_error judges whether another may try.
-                raise _task_failed(output, task_id)
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise UpstreamError(status=504, message=f"The DashScope image task {task_id} did not finish "
-                                                        f"within {wait:g} s (last status {status or 'none'}).",
-                                    type="upstream_error", code="task_timeout", retryable=False)
-            await asyncio.sleep(min(POLL_INTERVAL, remaining))
-            try:
-                output = _task_output(await self.send(ctx, self.task_request(ctx, task_id), session=session,
-                                                      timeout=min(REQUEST_TIMEOUT, max(remaining, 1.0))))
-            except UpstreamError as err:
-                if err.retryable:
-                    continue  # a query failed (network, 5xx, throttled): the task goes on, ask again
-                raise dataclasses.replace(err, retryable=False) from None
+        status = str(output.get("task_status") or "")
+        try:
+            while status != TASK_DONE:
+                if status in TASK_ENDED:
+                    # A task that ended without images cost nothing: ali_error judges whether another may try.
+                    raise _task_failed(output, task_id)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    await self.cancel_task(ctx, task_id, status, session=session)
+                    raise UpstreamError(status=504, message=f"The DashScope image task {task_id} did not finish "
+                                                            f"within {wait:g} s (last status {status or 'none'}).",
+                                        type="upstream_error", code="task_timeout", retryable=False)
+                await asyncio.sleep(min(POLL_INTERVAL, remaining))
+                try:
+                    output = _task_output(await self.send(ctx, self.task_request(ctx, task_id), session=session,
+                                                          timeout=min(REQUEST_TIMEOUT, max(remaining, 1.0))))
+                except UpstreamError as err:
+                    if err.retryable:
+                        continue  # a query failed (network, 5xx, throttled): the task goes on, ask again
+                    raise dataclasses.replace(err, retryable=False) from None
+                status = str(output.get("task_status") or "")
+        except asyncio.CancelledError:
+            # The client went away and the relay cancelled this call. The cancel goes out from a task of its
+            # own: awaiting it here, even behind asyncio.shield, would hold the relay's cancellation (and its
+            # release of the quota held for the images) for up to CANCEL_TIMEOUT. The task needs nothing of
+            # this call but the relay's shared session, and CANCEL_TIMEOUT bounds it.
+            cancel = asyncio.create_task(self.cancel_task(ctx, task_id, status, session=session))
+            _cancels.add(cancel)
+            cancel.add_done_callback(_cancels.discard)
+            raise
         return await self.image_answer(ctx, output, task_id, session=session), None
 
     async def image_answer(self, ctx: RequestContext, output: dict, task_id: str, *, session) -> bytes:

@@ -8,9 +8,9 @@ The relay owns the connection, retries and billing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import aiohttp
 import orjson
@@ -135,6 +135,25 @@ class StreamDecoder:
 
 def retryable_status(status: int) -> bool:
     return status == 429 or status >= 500
+
+
+T = TypeVar("T")
+
+
+async def fan_out(count: int, call: Callable[[], Awaitable[T]]) -> list[T]:
+    """`count` calls at once, for a vendor that makes one image a request (CogView, Workers AI): the results
+    of those that succeeded, in order. One that failed upstream is left out, and the relay bills per image
+    delivered; when every one failed nothing was made, and the first failure says why (and whether another
+    channel may try). Anything else (a bug, a cancellation) is raised as it is."""
+    results = await asyncio.gather(*(call() for _ in range(count)), return_exceptions=True)
+    failed = [result for result in results if isinstance(result, BaseException)]
+    for failure in failed:
+        if not isinstance(failure, UpstreamError):
+            raise failure
+    made = [result for result in results if not isinstance(result, BaseException)]
+    if not made:
+        raise failed[0]
+    return made
 
 
 def json_or_none(body: bytes | None) -> Any:

@@ -28,7 +28,6 @@ answers in the API's envelope `{"result": ..., "success": true, "errors": [], "m
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import math
@@ -46,6 +45,7 @@ from providers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+    fan_out,
     json_or_none,
 )
 from providers.adapters.imagen import image_item
@@ -326,13 +326,7 @@ class CloudflareAdapter(OpenAIAdapter):
         async def one() -> dict:
             return self.image(ctx, await self.send(ctx, request, session=session))
 
-        results = await asyncio.gather(*(one() for _ in range(ctx.body.get("n", 1))), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, UpstreamError):
-                raise result
-        data = [result for result in results if isinstance(result, dict)]
-        if not data:
-            raise results[0]  # every request failed, so nothing was made: the first failure says why
+        data = await fan_out(ctx.body.get("n", 1), one)
         return orjson.dumps({"created": int(time.time()), "data": data})
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:

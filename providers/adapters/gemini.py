@@ -517,12 +517,14 @@ class GeminiStreamDecoder(StreamDecoder):
 
 class GeminiOpenAIAdapter(OpenAIAdapter):
     """Type 51: Gemini's OpenAI-compatible endpoint (https://ai.google.dev/gemini-api/docs/openai).
-    The base is SDK-style, so paths lose their /v1."""
+    The base is SDK-style, so paths lose their /v1. Besides chat and embeddings, Google documents
+    images/generations there for Imagen (paid tier): OpenAI's request and answer, images as `b64_json`,
+    passed through and billed per image delivered like any OpenAI images answer."""
 
     channel_type = 51
     label = "Google Gemini (OpenAI-compatible)"
     default_base_url = "https://generativelanguage.googleapis.com/v1beta/openai"
-    modes = ("chat", "embeddings")
+    modes = ("chat", "embeddings", "images")
     default_models = DEFAULT_MODELS
 
     def path(self, mode: str, model: str, channel: ChannelInfo) -> str:

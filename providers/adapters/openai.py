@@ -8,11 +8,13 @@ only read for its usage.
 from __future__ import annotations
 
 import datetime
+from decimal import Decimal
 from typing import ClassVar
 from urllib.parse import urlencode
 
 import orjson
 
+from billing import pricing
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
@@ -295,8 +297,20 @@ class DeepSeekAdapter(OpenAIAdapter):
         return [self._get(channel, "/user/balance")]
 
     def parse_balance(self, bodies):
-        infos = orjson.loads(bodies[0]).get("balance_infos") or []
-        return float(infos[0]["total_balance"]) if infos else 0.0
+        # https://api-docs.deepseek.com/api/get-user-balance: {is_available, balance_infos: [{currency ("CNY" or
+        # "USD"), total_balance, granted_balance, topped_up_balance}]}, amounts as decimal strings, one entry a
+        # currency. The gateway's balances are US$: the USD entry when there is one, else the CNY one at the
+        # rate the yuan prices are converted at. one-api reads the CNY entry only and stores it as it is (yuan
+        # shown as dollars), and fails for an account that holds US$ only.
+        infos = {info.get("currency"): info for info in orjson.loads(bodies[0]).get("balance_infos") or ()
+                 if isinstance(info, dict)}
+        if "USD" in infos:
+            return float(infos["USD"]["total_balance"])
+        if "CNY" in infos:
+            return float(Decimal(infos["CNY"]["total_balance"]) / pricing.CNY_PER_USD)
+        if infos:
+            raise ValueError(f"DeepSeek gave a balance in {', '.join(map(str, infos))} only")
+        return 0.0
 TogetherAdapter = _vendor(39, "together.ai", "https://api.together.xyz")
 DoubaoAdapter = _vendor(40, "Doubao", "https://ark.cn-beijing.volces.com", strip_v1=True, prefix="/api/v3")
 NovitaAdapter = _vendor(41, "Novita", "https://api.novita.ai/v3/openai", strip_v1=True)

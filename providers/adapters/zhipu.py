@@ -28,6 +28,7 @@ from providers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+    fan_out,
     json_or_none,
     retryable_status,
 )
@@ -143,12 +144,8 @@ def chat_body(body: dict, stream: bool) -> dict:
 
 
 def image_body(body: dict) -> dict:
-    """CogView's request: `model`, `prompt`, and `size`, `quality`, `user_id` when given."""
-    n = body.get("n", 1)
-    if n != 1:
-        # CogView makes one image per request; one-api sends one and charges for `n`.
-        raise UpstreamError(status=400, message="CogView makes one image per request: `n` must be 1.",
-                            type="invalid_request_error", code="invalid_value", param="n")
+    """CogView's request: `model`, `prompt`, and `size`, `quality`, `user_id` when given. CogView makes one
+    image a request and takes no `n`: `complete` sends `n` of these (one-api sends one and charges for `n`)."""
     out = {"model": body.get("model"), "prompt": body.get("prompt")}
     size = body.get("size")
     if isinstance(size, str) and size and size != "auto":
@@ -160,14 +157,14 @@ def image_body(body: dict) -> dict:
     return out
 
 
-def image_answer(body: bytes) -> bytes:
+def image_answer(body: bytes) -> dict:
     """CogView's {created, data: [{url}], content_filter} as OpenAI's {created, data: [{url}]}."""
     payload = json_or_none(body)
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
         raise UpstreamError(status=502, message="Zhipu answered the image request with an unexpected body.",
                             code="bad_response_body", retryable=False)
     data = [{"url": item["url"]} for item in payload["data"] if isinstance(item, dict) and item.get("url")]
-    return orjson.dumps({"created": payload.get("created") or int(time.time()), "data": data})
+    return {"created": payload.get("created") or int(time.time()), "data": data}
 
 
 def _finish(choice: dict) -> None:
@@ -181,7 +178,8 @@ class ZhipuAdapter(OpenAIAdapter):
     label: ClassVar[str] = "Zhipu GLM"
     default_base_url: ClassVar[str] = "https://open.bigmodel.cn"
     modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings", "images")
-    # CogView answers with links only: a client asking for `b64_json` needs them fetched (complete).
+    # CogView makes one image a request, and answers with links only: `n` images are `n` requests, and a
+    # client asking for `b64_json` needs the links fetched (complete).
     complete_modes: ClassVar[tuple[str, ...]] = ("images",)
 
     def base_url(self, channel: ChannelInfo) -> str:
@@ -214,7 +212,7 @@ class ZhipuAdapter(OpenAIAdapter):
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         if ctx.mode == "images":
-            return image_answer(body), None
+            return orjson.dumps(image_answer(body)), None
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -232,13 +230,18 @@ class ZhipuAdapter(OpenAIAdapter):
         return orjson.dumps(payload), usage_from(payload)
 
     async def complete(self, ctx: RequestContext, *, session) -> tuple[bytes, Usage | None]:
-        data, usage = await super().complete(ctx, session=session)
-        if ctx.body.get("response_format") != "b64_json":
-            return data, usage
-        answer = orjson.loads(data)
-        images = await vendor_images_b64(session, [item["url"] for item in answer["data"]])
-        answer["data"] = [{"b64_json": image} for image in images]
-        return orjson.dumps(answer), usage
+        """`n` CogView requests at once (one image each); the links fetched for a client asking `b64_json`."""
+        request = self.build_request(ctx)
+
+        async def one() -> dict:
+            return image_answer(await self.send(ctx, request, session=session))
+
+        answers = await fan_out(ctx.body.get("n", 1), one)
+        answer = {"created": answers[0]["created"], "data": [item for a in answers for item in a["data"]]}
+        if ctx.body.get("response_format") == "b64_json":
+            images = await vendor_images_b64(session, [item["url"] for item in answer["data"]])
+            answer["data"] = [{"b64_json": image} for image in images]
+        return orjson.dumps(answer), None
 
     def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
         return ZhipuStreamDecoder()

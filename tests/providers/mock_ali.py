@@ -10,6 +10,8 @@ a POST to image-synthesis without `X-DashScope-Async: enable` is refused; with i
 behaviour's first `task_states` and each GET of /api/v1/tasks/{id} moves it one state on (staying at
 the last), so ("PENDING", "RUNNING") never ends. Like Wanx, `n` defaults to 4 and a size must be
 written "W*H". A SUCCEEDED task links to PNGs this mock serves; `failed_images` of them fail instead.
+POST /api/v1/tasks/{id}/cancel cancels a task still PENDING (it is CANCELED from then on) and refuses any
+other (https://help.aliyun.com/zh/model-studio/developer-reference/manage-asynchronous-tasks).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class AliBehaviour(Behaviour):
     task_error: dict | None = None
     failed_images: int = 0
     poll_errors: int = 0
+    cancel_delay: float = 0.0  # before answering a cancel
 
 
 @dataclass
@@ -62,6 +65,13 @@ class Task:
     body: dict
     behaviour: AliBehaviour
     polls: int = 0
+    canceled: bool = False
+
+    @property
+    def state(self) -> str:
+        """The state the task was last seen in (at its submit, or its last status query)."""
+        b = self.behaviour
+        return b.task_states[min(max(self.polls - b.poll_errors, 0), len(b.task_states) - 1)]
 
 
 class MockAli(VendorMock):
@@ -88,6 +98,8 @@ class MockAli(VendorMock):
                                       "request_id": "req-auth"}, status=401)
         if request.method == "GET" and request.path.startswith(TASKS_PREFIX):
             return self._task_status(request.path.removeprefix(TASKS_PREFIX))
+        if request.method == "POST" and request.path.startswith(TASKS_PREFIX) and request.path.endswith("/cancel"):
+            return await self._cancel(request.path.removeprefix(TASKS_PREFIX).removesuffix("/cancel"))
         b = self.next_behaviour()
         if b.delay:
             await asyncio.sleep(b.delay)
@@ -128,6 +140,21 @@ class MockAli(VendorMock):
         return web.json_response({"output": {"task_status": b.task_states[0], "task_id": task.id},
                                   "request_id": f"req-submit-{task.id[-4:]}"})
 
+    def cancels(self) -> list[Recorded]:
+        return [r for r in self.requests if r.method == "POST" and r.path.endswith("/cancel")]
+
+    async def _cancel(self, task_id: str) -> web.Response:
+        task = self.tasks.get(task_id)
+        request_id = f"req-cancel-{task_id[-4:]}"
+        if task is not None and task.behaviour.cancel_delay:
+            await asyncio.sleep(task.behaviour.cancel_delay)
+        if task is None or task.canceled or task.state != "PENDING":
+            return web.json_response({"request_id": request_id, "code": "UnsupportedOperation",
+                                      "message": "Failed to cancel the task, please confirm if the task is in "
+                                                 "PENDING status."}, status=400)
+        task.canceled = True
+        return web.json_response({"request_id": request_id})
+
     def _task_status(self, task_id: str) -> web.Response:
         task = self.tasks.get(task_id)
         request_id = f"req-task-{task_id[-4:]}"
@@ -135,11 +162,14 @@ class MockAli(VendorMock):
             return web.json_response({"request_id": request_id, "output": {"task_id": task_id,
                                                                             "task_status": "UNKNOWN"}})
         b = task.behaviour
+        if task.canceled:
+            return web.json_response({"request_id": request_id, "output": {"task_id": task.id,
+                                                                            "task_status": "CANCELED"}})
         task.polls += 1
         if task.polls <= b.poll_errors:
             return web.json_response({"code": "InternalError", "message": "Internal server error!",
                                       "request_id": request_id}, status=500)
-        state = b.task_states[min(task.polls - b.poll_errors, len(b.task_states) - 1)]
+        state = task.state
         output: dict = {"task_id": task.id, "task_status": state, "submit_time": "2025-01-08 16:03:59.840"}
         n = (task.body.get("parameters") or {}).get("n", 4)  # Wanx's default
         if state == "FAILED":

@@ -1,7 +1,7 @@
 """Vendors' account endpoints, for balance queries, each in the vendor's own shape.
 
-The answers follow what one-api reads (controller/channel-billing.go) and, for Moonshot, its
-documented balance API. Each endpoint checks the key where its vendor expects it (a Bearer header,
+The answers follow what one-api reads (controller/channel-billing.go) and, for Moonshot and DeepSeek,
+their documented balance APIs. Each endpoint checks the key where its vendor expects it (a Bearer header,
 AIProxy's `Api-Key`, OpenAI-SB's `api_key` query) and answers a wrong one as the vendor does.
 """
 
@@ -21,6 +21,10 @@ OPENAI_SB = {"msg": "ok", "data": {"credit": "8.5200", "username": "sb-user"}}
 AIPROXY = {"success": True, "message": "", "error_code": 0, "data": {"totalPoints": 66.6, "usedPoints": 3.4}}
 MOONSHOT = {"code": 0, "data": {"available_balance": 49.58894, "voucher_balance": 46.58893, "cash_balance": 3.00001},
             "scode": "0x0", "status": True}
+# https://api-docs.deepseek.com/api/get-user-balance: one entry a currency the account holds.
+DEEPSEEK_CNY = {"currency": "CNY", "total_balance": "110.00", "granted_balance": "10.00", "topped_up_balance": "100.00"}
+DEEPSEEK_USD = {"currency": "USD", "total_balance": "12.50", "granted_balance": "0.00", "topped_up_balance": "12.50"}
+DEEPSEEK = {"is_available": True, "balance_infos": [DEEPSEEK_CNY, DEEPSEEK_USD]}
 
 
 class MockBalances(VendorMock):
@@ -44,4 +48,6 @@ class MockBalances(VendorMock):
             return web.json_response(CREDIT_GRANTS)
         if request.path == "/v1/users/me/balance":
             return web.json_response(MOONSHOT)
+        if request.path == "/user/balance":
+            return web.json_response(DEEPSEEK)
         return web.json_response({"error": {"message": "not found"}}, status=404)

@@ -1,12 +1,14 @@
 """A local Gemini API for tests: generateContent (text, images and speech, by the response modalities
 asked for), streamGenerateContent?alt=sse, batchEmbedContents and Imagen's predict, answered from the
-fixtures in tests/fixtures/providers/gemini/. It records every request, can be scripted to fail or to
-cut a stream, and also serves images for the inlining tests."""
+fixtures in tests/fixtures/providers/gemini/; and, on the OpenAI-compatible endpoint, images/generations.
+It records every request, can be scripted to fail or to cut a stream, and also serves images for the
+inlining tests."""
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +62,16 @@ def imagen_predict(body) -> web.Response:
     return web.json_response({"predictions": [{"mimeType": "image/png", "bytesBase64Encoded": image}] * count})
 
 
+def openai_images(body) -> web.Response:
+    """images/generations on the OpenAI-compatible endpoint (https://ai.google.dev/gemini-api/docs/openai):
+    OpenAI's answer with `n` (1 to 4, Imagen's bound) PNGs as `b64_json`; errors in Gemini's shape, listed."""
+    n = body.get("n", 1) if isinstance(body, dict) else None
+    if not isinstance(n, int) or not 1 <= n <= 4 or not body.get("prompt"):
+        return web.json_response([{"error": {"code": 400, "message": "Number of images must be between 1 and 4.",
+                                             "status": "INVALID_ARGUMENT"}}], status=400)
+    return web.json_response({"created": int(time.time()), "data": [{"b64_json": base64.b64encode(PNG).decode()}] * n})
+
+
 @dataclass
 class Behaviour:
     status: int = 200
@@ -105,6 +117,8 @@ class MockGemini(VendorMock):
                                       b.cut_after)
         if request.path.endswith(":generateContent"):
             return web.Response(body=fixture(content_fixture(body, b.fixture)), content_type="application/json")
+        if request.path == "/v1beta/openai/images/generations":
+            return openai_images(body)
         if request.path.endswith(":predict"):
             if b.fixture:
                 return web.Response(body=fixture(b.fixture), content_type="application/json")

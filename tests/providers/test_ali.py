@@ -261,10 +261,14 @@ def test_n_is_always_sent_because_wanx_makes_four_without_it():
     assert sent(request) == {"model": "wanx-v1", "input": {"prompt": "猫"}, "parameters": {"n": 1}}
 
 
-def test_the_task_is_polled_at_its_own_url():
-    request = adapter_for(17).task_request(image_context(base_url="https://dashscope-intl.aliyuncs.com/"), "ab/cd")
+def test_the_task_is_polled_and_cancelled_at_its_own_url():
+    ctx = image_context(base_url="https://dashscope-intl.aliyuncs.com/")
+    request = adapter_for(17).task_request(ctx, "ab/cd")
     assert (request.method, request.url) == ("GET", "https://dashscope-intl.aliyuncs.com/api/v1/tasks/ab%2Fcd")
     assert request.headers["Authorization"] == f"Bearer {KEY}" and request.body is None
+    cancel = adapter_for(17).task_request(ctx, "ab/cd", "cancel")
+    assert (cancel.method, cancel.url) == ("POST", "https://dashscope-intl.aliyuncs.com/api/v1/tasks/ab%2Fcd/cancel")
+    assert cancel.headers["Authorization"] == f"Bearer {KEY}" and cancel.body is None
 
 
 def _output(name):

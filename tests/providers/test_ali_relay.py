@@ -1,6 +1,7 @@
 """Alibaba end to end: OpenAI requests through the ASGI app to a mock DashScope, billed from Qwen's own
 counts (Wanx images per image made); and Bailian (OpenAI-compatible mode) against the OpenAI-protocol mock."""
 
+import asyncio
 import base64
 import time
 from decimal import Decimal
@@ -9,6 +10,7 @@ import openai
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
+from asgiref.testing import ApplicationCommunicator
 
 from billing import pricing
 from billing.services import option_set
@@ -227,6 +229,7 @@ async def test_images_through_the_sdk_are_a_task_submitted_then_polled_until_it_
     (task_id,) = iw.upstream.tasks
     assert [(p.method, p.path) for p in polls] == [("GET", f"/api/v1/tasks/{task_id}")] * 2  # RUNNING, SUCCEEDED
     assert polls[0].headers["Authorization"] == f"Bearer {KEY}"
+    assert not iw.upstream.cancels()
     log = await consume_log()
     assert (log.model_name, log.quota, log.channel_id) == (WANX, WANX_PER_IMAGE * 2, iw.channel.pk)
 
@@ -296,6 +299,52 @@ async def test_a_task_that_never_finishes_times_out_costs_nothing_and_is_not_sta
     (task_id,) = iw.upstream.tasks
     assert error["code"] == "task_timeout" and task_id in error["message"] and "RUNNING" in error["message"]
     assert len(submits(iw.upstream)) == 1 and len(iw.upstream.requests) > 3  # polled, then gave up
+    assert not iw.upstream.cancels()  # a RUNNING task cannot be cancelled: not asked
+    assert await no_consume_log()
+
+
+async def test_a_task_still_queued_when_the_wait_runs_out_is_cancelled_at_dashscope(relay_client, iw, monkeypatch):
+    monkeypatch.setattr(ali, "TASK_WAIT", 0.2)
+    iw.upstream.then(task_states=("PENDING",))
+    response = await relay_client.post("/v1/images/generations", json={"model": WANX, "prompt": "猫"}, headers=iw.auth)
+    assert response.status_code == 504 and response.json()["error"]["code"] == "task_timeout"
+    (task_id,) = iw.upstream.tasks
+    [cancel] = iw.upstream.cancels()
+    assert cancel.path == f"/api/v1/tasks/{task_id}/cancel" and cancel.headers["Authorization"] == f"Bearer {KEY}"
+    assert iw.upstream.tasks[task_id].canceled
+    assert await no_consume_log()
+
+
+async def test_a_cancel_that_fails_changes_nothing_in_the_timeout_answer(relay_client, iw, monkeypatch):
+    monkeypatch.setattr(ali, "TASK_WAIT", 0.2)
+    monkeypatch.setattr(ali, "CANCEL_TIMEOUT", 0.05)
+    iw.upstream.then(task_states=("PENDING",), cancel_delay=0.5)  # the cancel outlasts CANCEL_TIMEOUT
+    started = time.monotonic()
+    response = await relay_client.post("/v1/images/generations", json={"model": WANX, "prompt": "猫"}, headers=iw.auth)
+    assert time.monotonic() - started < 1
+    assert response.status_code == 504 and response.json()["error"]["code"] == "task_timeout"
+    assert len(iw.upstream.cancels()) == 1
+
+
+async def test_a_client_that_leaves_gets_its_queued_task_cancelled_without_waiting_for_it(asgi_app, iw):
+    iw.upstream.then(task_states=("PENDING",), cancel_delay=0.5)
+    app = ApplicationCommunicator(asgi_app, {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/v1/images/generations", "raw_path": b"/v1/images/generations", "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+        "headers": [(b"authorization", iw.auth["Authorization"].encode()), (b"content-type", b"application/json")]})
+    await app.send_input({"type": "http.request", "body": orjson.dumps({"model": WANX, "prompt": "猫"})})
+    while not any(r.method == "GET" for r in iw.upstream.requests):  # submitted, and polled once
+        await asyncio.sleep(0.01)
+    left = time.monotonic()
+    await app.send_input({"type": "http.disconnect"})
+    await app.wait(5)
+    assert time.monotonic() - left < 0.4  # the slow cancel (0.5 s) did not hold the relay up
+    while ali._cancels:  # the cancel goes on after the call has ended
+        await asyncio.sleep(0.01)
+    (task_id,) = iw.upstream.tasks
+    assert [c.path for c in iw.upstream.cancels()] == [f"/api/v1/tasks/{task_id}/cancel"]
+    assert iw.upstream.tasks[task_id].canceled
     assert await no_consume_log()
 
 

@@ -1,12 +1,15 @@
-"""Balances of the resellers one-api reads (CloseAI, OpenAI-SB, AIProxy, API2GPT, AIGC2D) and of Moonshot."""
+"""Balances of the resellers one-api reads (CloseAI, OpenAI-SB, AIProxy, API2GPT, AIGC2D), of Moonshot and of
+DeepSeek (in US$, its yuan converted)."""
 
+import orjson
 import pytest
 
 from accounts.services import ValidationError
+from billing import pricing
 from providers.adapters import adapter_for
 from providers.services import channel_update_balance
 from tests.factories import ChannelFactory
-from tests.providers.mock_balances import KEY, MockBalances
+from tests.providers.mock_balances import DEEPSEEK_CNY, DEEPSEEK_USD, KEY, MockBalances
 from tests.providers.vendor_harness import TEST_CHANNEL, serve
 
 pytestmark = pytest.mark.django_db
@@ -27,6 +30,7 @@ def balances(balances_server):
     (5, 8.52, "/sb-api/user/status"),  # OpenAI-SB: data.credit, a string
     (10, 66.6, "/api/report/getUserOverview"),  # AIProxy: data.totalPoints
     (25, 49.58894, "/v1/users/me/balance"),  # Moonshot: data.available_balance
+    (36, 12.5, "/user/balance"),  # DeepSeek: the USD entry's total_balance
 ])
 def test_the_balance_is_read_from_the_vendors_account_api_and_stored(balances, type_id, expected, path):
     channel = ChannelFactory(type=type_id, base_url=balances.url, key=KEY, models="gpt-4o")
@@ -57,6 +61,7 @@ def test_a_refused_key_is_reported_with_the_vendors_message(balances, type_id, m
     (12, "https://api.api2gpt.com/dashboard/billing/credit_grants", ("Authorization", f"Bearer {KEY}")),
     (13, "https://api.aigc2d.com/dashboard/billing/credit_grants", ("Authorization", f"Bearer {KEY}")),
     (25, "https://api.moonshot.cn/v1/users/me/balance", ("Authorization", f"Bearer {KEY}")),
+    (36, "https://api.deepseek.com/user/balance", ("Authorization", f"Bearer {KEY}")),
 ])
 def test_default_account_urls_are_one_apis(type_id, url, auth):
     import dataclasses
@@ -72,3 +77,20 @@ def test_aiproxy_accounts_are_read_on_the_site_host_even_with_the_api_host_as_ba
     channel = dataclasses.replace(TEST_CHANNEL, type=10, key=KEY, base_url="https://api.aiproxy.io")
     [request] = adapter_for(10).balance_requests(channel)
     assert request.url == "https://aiproxy.io/api/report/getUserOverview"
+
+
+@pytest.mark.parametrize(("infos", "expected"), [
+    ([DEEPSEEK_USD], 12.5),
+    ([DEEPSEEK_CNY], 110 / pricing.CNY_PER_USD),  # yuan, at the rate yuan prices are converted at
+    ([DEEPSEEK_CNY, DEEPSEEK_USD], 12.5),  # the US$ entry when the account holds both
+    ([], 0.0),
+])
+def test_deepseeks_balance_is_in_us_dollars(infos, expected):
+    body = orjson.dumps({"is_available": True, "balance_infos": infos})
+    assert adapter_for(36).parse_balance([body]) == pytest.approx(expected)
+
+
+def test_a_deepseek_balance_in_another_currency_is_not_understood():
+    body = orjson.dumps({"is_available": True, "balance_infos": [{**DEEPSEEK_USD, "currency": "EUR"}]})
+    with pytest.raises(ValueError, match="EUR"):
+        adapter_for(36).parse_balance([body])

@@ -394,6 +394,13 @@ def test_openai_compatible_endpoint_uses_bearer_and_paths_without_v1():
     assert request.url == "https://generativelanguage.googleapis.com/v1beta/openai/embeddings"
 
 
+def test_openai_compatible_endpoint_takes_image_requests_as_openai_sends_them():
+    body = {"model": "imagen-4.0-generate-001", "prompt": "a cat", "n": 2, "response_format": "b64_json"}
+    request = adapter_for(51).build_request(call_context(channel(51), mode="images", body=body))
+    assert request.url == "https://generativelanguage.googleapis.com/v1beta/openai/images/generations"
+    assert request.headers["Authorization"] == f"Bearer {KEY}" and orjson.loads(request.body) == body
+
+
 def test_openai_compatible_endpoint_unwraps_geminis_listed_errors():
     err = adapter_for(51).parse_error(call_context(), status=400, body=fixture("openai_error.json"))
     assert err.message == "API key not valid. Please pass a valid API key."

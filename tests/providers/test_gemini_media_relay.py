@@ -1,6 +1,7 @@
 """Images and speech through Gemini channels end to end: the official SDK through the ASGI app to a mock
-Gemini API (Imagen's predict, generateContent for Gemini's image and speech models), billed per image
-delivered and per character spoken. Google's error answers are in test_gemini_relay.py, for every endpoint."""
+Gemini API (Imagen's predict, generateContent for Gemini's image and speech models, images/generations on the
+OpenAI-compatible endpoint), billed per image delivered and per character spoken. Google's error answers are
+in test_gemini_relay.py, for every endpoint."""
 
 import base64
 import io
@@ -131,6 +132,39 @@ async def test_a_withheld_gemini_image_is_a_content_filter_error_and_costs_nothi
     with pytest.raises(openai.BadRequestError) as refused:
         await gw.sdk(relay_client).images.generate(model=FLASH_IMAGE, prompt="something unsafe")
     assert refused.value.body["code"] == "content_filter" and "IMAGE_SAFETY" in refused.value.body["message"]
+    assert await no_consume_log()
+
+
+# --- Imagen on the OpenAI-compatible endpoint (type 51) ------------------------------------------------------
+
+
+@pytest.fixture
+def gw51(transactional_db, gemini_server):
+    return world(gemini_server, username="gail", type=51, name="gemini-openai", key=KEY, models=IMAGEN,
+                 base_path="/v1beta/openai")
+
+
+async def test_imagen_through_the_openai_compatible_endpoint_is_passed_through_and_billed_per_image(relay_client,
+                                                                                                    gw51):
+    answer = await gw51.sdk(relay_client).images.generate(model=IMAGEN, prompt="a sheepadoodle in a cape", n=2,
+                                                          response_format="b64_json")
+    assert [base64.b64decode(image.b64_json) for image in answer.data] == [PNG, PNG]
+    [sent] = gw51.upstream.requests
+    assert (sent.method, sent.path) == ("POST", "/v1beta/openai/images/generations")
+    assert sent.headers["Authorization"] == f"Bearer {KEY}"
+    assert sent.body == {"model": IMAGEN, "prompt": "a sheepadoodle in a cape", "n": 2, "response_format": "b64_json"}
+    log = await consume_log()
+    assert (log.model_name, log.quota, log.channel_id) == (IMAGEN, 2 * per_image(IMAGEN), gw51.channel.pk)
+
+
+async def test_what_the_openai_compatible_endpoint_refuses_keeps_googles_message_and_costs_nothing(relay_client,
+                                                                                                    gw51):
+    with pytest.raises(openai.BadRequestError) as refused:
+        await gw51.sdk(relay_client).images.generate(model=IMAGEN, prompt="a cat", n=5)
+    error = refused.value.body
+    assert error["message"].startswith("Number of images must be between 1 and 4.")
+    assert error["code"] == "invalid_argument"
+    assert len(gw51.upstream.requests) == 1
     assert await no_consume_log()
 
 

@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 from django.core import mail
 
 from accounts.models import User
+from billing import pricing
 from billing.models import Log
 from billing.services import option_set
 from providers.models import Ability, Channel
@@ -114,7 +115,8 @@ def test_test_all_runs_once_and_reports_progress(upstream):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("type_id, expected", [(1, 100 - 12.34), (36, 110.5), (44, 88.88), (20, 37.5)])
+@pytest.mark.parametrize("type_id, expected", [
+    (1, 100 - 12.34), (36, 110.5 / pricing.CNY_PER_USD), (44, 88.88), (20, 37.5)])  # DeepSeek's is in yuan
 def test_balances_are_read_from_the_vendor(upstream, type_id, expected):
     base = upstream.url + ("/api" if type_id == 20 else "")
     channel = ChannelFactory(type=type_id, base_url=base, models="gpt-4o")
@@ -140,7 +142,7 @@ def test_api_starts_test_all_and_reads_balances(upstream, client, root):
     assert started["success"] and started["data"]["total"] == 1
     channel = ChannelFactory(type=36, base_url=upstream.url, models="deepseek-chat")
     balance = client.get(f"/api/channel/update_balance/{channel.pk}", **auth).json()
-    assert balance["success"] and balance["balance"] == pytest.approx(110.5)
+    assert balance["success"] and balance["balance"] == pytest.approx(110.5 / pricing.CNY_PER_USD)
 
 
 @pytest.mark.django_db

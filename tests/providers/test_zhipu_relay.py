@@ -232,13 +232,28 @@ async def test_b64_json_is_fetched_from_zhipus_link_and_inlined(relay_client, zw
     assert (await consume_log()).quota == COGVIEW_PER_IMAGE
 
 
-async def test_more_than_one_cogview_image_is_refused_before_anything_is_sent(relay_client, zw):
-    response = await relay_client.post("/v1/images/generations", json={"model": "cogview-4", "prompt": "猫", "n": 2},
-                                       headers=zw.auth)
-    assert response.status_code == 400
-    error = response.json()["error"]
-    assert error["param"] == "n" and "one image per request" in error["message"]
-    assert not zw.upstream.requests
+async def test_n_images_are_n_cogview_requests_at_once_billed_per_image(relay_client, zw):
+    image = await zw.sdk(relay_client).images.generate(model="cogview-4", prompt="猫", n=2, size="1024x1024")
+    assert len(image.data) == 2 and len({item.url for item in image.data}) == 2
+    assert [(r.path, r.body) for r in zw.upstream.requests] == [
+        ("/api/paas/v4/images/generations", {"model": "cogview-4", "prompt": "猫", "size": "1024x1024"})] * 2
+    assert (await consume_log()).quota == 2 * COGVIEW_PER_IMAGE
+
+
+async def test_cogview_requests_that_fail_are_left_out_and_not_billed(relay_client, zw):
+    zw.upstream.then().then(status=500).then()
+    image = await zw.sdk(relay_client).images.generate(model="cogview-4", prompt="猫", n=3, response_format="b64_json")
+    assert [base64.b64decode(item.b64_json) for item in image.data] == [PNG, PNG]
+    assert len([r for r in zw.upstream.requests if r.method == "POST"]) == 3
+    assert (await consume_log()).quota == 2 * COGVIEW_PER_IMAGE
+
+
+async def test_when_every_cogview_request_fails_the_first_error_is_the_answer_and_costs_nothing(relay_client, zw):
+    refusal = orjson.loads((FIXTURES / "error_images_sensitive.json").read_bytes())
+    zw.upstream.then(status=400, error=refusal).then(status=400, error=refusal)
+    with pytest.raises(openai.BadRequestError) as refused:
+        await zw.sdk(relay_client).images.generate(model="cogview-4", prompt="不安全的内容", n=2)
+    assert refused.value.body["zhipu_code"] == "1301" and len(zw.upstream.requests) == 2
     assert await no_consume_log()
 
 

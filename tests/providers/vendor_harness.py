@@ -119,13 +119,14 @@ class World:
 
 
 def world(upstream: MockUpstream, *, username: str, token_name: str = "", quota: int = 10_000_000,
-          **channel) -> World:
+          base_path: str = "", **channel) -> World:
     """A user with `quota`, their API key (with half of it), and a channel (`channel` are its factory
-    fields) at `upstream`, whose record and script start empty."""
+    fields) at `upstream` (under `base_path`, for an SDK-style base), whose record and script start empty."""
     upstream.reset()
     user = UserFactory(username=username, quota=quota)
     token = TokenFactory(user=user, name=token_name or f"{username}-key", remain_quota=quota // 2)
-    return World(user=user, token=token, channel=ChannelFactory(base_url=upstream.url, **channel), upstream=upstream)
+    return World(user=user, token=token, channel=ChannelFactory(base_url=upstream.url + base_path, **channel),
+                 upstream=upstream)
 
 
 def stream_chunks(raw: bytes) -> list[dict]:
