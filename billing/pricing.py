@@ -50,6 +50,9 @@ DEFAULT_MODEL_RATIO: dict[str, float] = {
     # bills speech as audio tokens, 25 a second (US$10 per 1M on Flash TTS, US$20 on Pro): at some 15
     # characters a second, 1M characters is about 1.7M tokens, US$16.8 and US$33.5 with the text's input.
     "gemini-2.5-flash-preview-tts": 8.4, "gemini-2.5-pro-preview-tts": 16.8,
+    # Qwen-TTS: qwen3-tts-flash is ¥0.8 per 10K characters; qwen-tts bills tokens (¥1.6 per 1M in, ¥10 per 1M
+    # audio out, 50 audio tokens a second): at some 4 characters a second, about ¥125 per 1M characters.
+    "qwen3-tts-flash": 5.714, "qwen-tts": 8.929, "qwen-tts-latest": 8.929,
 }
 
 DEFAULT_COMPLETION_RATIO: dict[str, float] = {

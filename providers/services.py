@@ -349,7 +349,7 @@ def channel_update_balance(*, channel_id: int) -> float:
                     raise adapter.parse_error(ctx, status=response.status_code, body=response.content,
                                               headers=response.headers)
                 bodies.append(response.content)
-        balance = adapter.parse_balance(bodies)
+        balance = adapter.balance_usd(info, adapter.parse_balance(bodies))
     except httpx.HTTPError as exc:
         raise ValidationError(f"could not reach the vendor: {type(exc).__name__}") from None
     except UpstreamError as err:  # the vendor answered, and said no: its own words

@@ -9,7 +9,8 @@ https://help.aliyun.com/zh/model-studio/developer-reference/text-embedding-synch
 https://help.aliyun.com/zh/model-studio/developer-reference/manage-asynchronous-tasks (a task still queued,
 PENDING, is cancelled with POST /api/v1/tasks/{id}/cancel)
 and https://help.aliyun.com/zh/model-studio/developer-reference/error-code (errors).
-Multimodal (qwen-vl, a different endpoint) is not spoken here: image parts are refused.
+Multimodal (qwen-vl, a different endpoint) is not spoken here: image parts are refused. Speech (Qwen-TTS) is
+in ali_audio.py.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from providers.adapters.base import (
     json_or_none,
     retryable_status,
 )
-from providers.adapters.fetch import vendor_images_b64
+from providers.adapters import ali_audio
+from providers.adapters.fetch import vendor_audio, vendor_images_b64
 from providers.adapters.openai import PATHS, OpenAIAdapter
 
 CHAT_PATH = "/api/v1/services/aigc/text-generation/generation"
@@ -273,9 +275,9 @@ class AliAdapter(Adapter):
     label: ClassVar[str] = "Alibaba DashScope"
     default_base_url: ClassVar[str] = "https://dashscope.aliyuncs.com"
     config_fields: ClassVar[tuple[str, ...]] = ("plugin",)
-    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings", "images")
-    # Wanx images are a task to submit and then poll: more than one request.
-    complete_modes: ClassVar[tuple[str, ...]] = ("images",)
+    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings", "images", "speech")
+    # Wanx images are a task to submit and then poll, and Qwen-TTS links to its audio: more than one request.
+    complete_modes: ClassVar[tuple[str, ...]] = ("images", "speech")
 
     def base_url(self, channel: ChannelInfo) -> str:
         return (channel.base_url or self.default_base_url).rstrip("/")
@@ -291,6 +293,9 @@ class AliAdapter(Adapter):
         if mode == "embeddings":
             payload = embeddings_body(body)
             return UpstreamRequest("POST", base + EMBEDDINGS_PATH, headers, orjson.dumps(payload))
+        if mode == "speech":
+            return UpstreamRequest("POST", base + ali_audio.SPEECH_PATH, headers,
+                                   orjson.dumps(ali_audio.speech_body(body)))
         if mode == "images":
             headers["X-DashScope-Async"] = "enable"  # the HTTP API makes images only as tasks
             return UpstreamRequest("POST", base + IMAGES_PATH, headers, orjson.dumps(image_body(body)))
@@ -361,7 +366,9 @@ class AliAdapter(Adapter):
             await self.send(ctx, self.task_request(ctx, task_id, "cancel"), session=session, timeout=CANCEL_TIMEOUT)
 
     async def complete(self, ctx: RequestContext, *, session) -> tuple[bytes, Usage | None]:
-        """Submit the Wanx task, then ask after it until it ends or the wait runs out."""
+        """Submit the Wanx task, then ask after it until it ends or the wait runs out (speech: see `speech`)."""
+        if ctx.mode == "speech":
+            return await self.speech(ctx, session=session)
         if ctx.mode != "images":
             raise _invalid(f"DashScope channels do not serve {ctx.mode} this way.", "unsupported_mode")
         loop = asyncio.get_running_loop()
@@ -406,6 +413,26 @@ class AliAdapter(Adapter):
             cancel.add_done_callback(_cancels.discard)
             raise
         return await self.image_answer(ctx, output, task_id, session=session), None
+
+    async def speech(self, ctx: RequestContext, *, session) -> tuple[bytes, Usage | None]:
+        """Qwen-TTS: the synthesis, then the WAV it links to, as the format asked for. The relay bills speech
+        by characters; DashScope's own counts (tokens, or characters for qwen3-tts-flash) are only logged."""
+        payload = json_or_none(await self.send(ctx, self.build_request(ctx), session=session))
+        if not isinstance(payload, dict):
+            raise ali_audio.malformed("with a body that is not JSON")
+        if payload.get("code"):
+            raise ali_error(payload)
+        output = payload.get("output") if isinstance(payload.get("output"), dict) else {}
+        url = ali_audio.audio_url(output)
+        if not url:
+            reason = output.get("finish_reason")
+            raise ali_audio.malformed("without audio" + (f" (finish_reason {reason})" if reason else ""))
+        return ali_audio.speech_answer(await vendor_audio(session, url), ctx.body), _usage(payload.get("usage"))
+
+    def answer_content_type(self, ctx: RequestContext) -> str:
+        if ctx.mode == "speech":
+            return ali_audio.SPEECH_FORMATS[ali_audio.speech_format(ctx.body)]
+        return "application/json"
 
     async def image_answer(self, ctx: RequestContext, output: dict, task_id: str, *, session) -> bytes:
         """A finished task's results as OpenAI's images answer. Results that failed (a partly failed task)

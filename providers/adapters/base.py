@@ -250,6 +250,11 @@ class Adapter:
         """The balance (in the vendor's currency) from the answers to balance_requests, in order."""
         raise NotImplementedError
 
+    def balance_usd(self, channel: ChannelInfo, balance: float) -> float:
+        """parse_balance's figure in US$, the gateway's unit: as it is, unless the vendor's currency depends
+        on the channel (a host that bills in yuan)."""
+        return balance
+
     def stream_decoder(self, ctx: RequestContext) -> "StreamDecoder":
         """A fresh decoder for one streamed answer (vendors' streams carry state across events)."""
         raise NotImplementedError

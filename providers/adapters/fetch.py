@@ -1,5 +1,5 @@
 """Fetching what a client's message points at (an image URL), for vendors that cannot; and the
-images a vendor links to, for clients that asked for them inline (`b64_json`).
+images (or audio) a vendor links to, for clients that asked for them inline (`b64_json`, speech).
 
 Bounded in size and time, and refused for addresses inside the operator's network:
 otherwise any API key could make the gateway read cloud metadata or internal
@@ -40,32 +40,34 @@ async def _check_public(host: str) -> None:
             raise refused(f"The image host {host} is not a public address.", "image_url_not_public")
 
 
-async def fetch_image(session: aiohttp.ClientSession, url: str, *, limit: int = MAX_IMAGE_BYTES) -> tuple[str, bytes]:
-    """(mime type, bytes) of an http(s) image; an UpstreamError (400, never retried) otherwise."""
+async def fetch_image(session: aiohttp.ClientSession, url: str, *, limit: int = MAX_IMAGE_BYTES,
+                      kind: str = "image") -> tuple[str, bytes]:
+    """(mime type, bytes) of an http(s) image (or, `kind` "audio", a sound); an UpstreamError (400, never
+    retried) otherwise."""
     shown = url if len(url) <= 120 else url[:117] + "..."
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise refused(f"The image URL {shown} is not an http(s) URL.")
+        raise refused(f"The {kind} URL {shown} is not an http(s) URL.")
     await _check_public(parts.hostname)
     timeout = aiohttp.ClientTimeout(total=settings.USER_CONTENT_REQUEST_TIMEOUT)
     try:
         # No redirects: a public URL must not bounce the gateway to a private one.
         async with session.get(url, timeout=timeout, allow_redirects=False) as response:
             if response.status != 200:
-                raise refused(f"Could not fetch the image {shown}: it answered HTTP {response.status}.")
+                raise refused(f"Could not fetch the {kind} {shown}: it answered HTTP {response.status}.")
             mime = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if not mime.startswith("image/"):
-                raise refused(f"The URL {shown} is not an image (Content-Type {mime or 'missing'}).")
+            if not mime.startswith(f"{kind}/"):
+                raise refused(f"The URL {shown} is not an {kind} (Content-Type {mime or 'missing'}).")
             if (response.content_length or 0) > limit:
-                raise refused(f"The image {shown} is larger than {limit // (1024 * 1024)} MB.", "image_too_large")
+                raise refused(f"The {kind} {shown} is larger than {limit // (1024 * 1024)} MB.", "image_too_large")
             data = bytearray()
             async for chunk in response.content.iter_chunked(256 * 1024):
                 data += chunk
                 if len(data) > limit:
-                    raise refused(f"The image {shown} is larger than {limit // (1024 * 1024)} MB.",
+                    raise refused(f"The {kind} {shown} is larger than {limit // (1024 * 1024)} MB.",
                                   "image_too_large")
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        raise refused(f"Could not fetch the image {shown}: {type(exc).__name__}.") from None
+        raise refused(f"Could not fetch the {kind} {shown}: {type(exc).__name__}.") from None
     return mime, bytes(data)
 
 
@@ -87,3 +89,14 @@ async def vendor_images_b64(session: aiohttp.ClientSession, urls: list[str]) -> 
         raise UpstreamError(status=502, message=f"The generated image could not be fetched: {err.message}",
                             code="image_fetch_failed", retryable=False) from None
     return [base64.b64encode(task.result()[1]).decode("ascii") for task in fetches]
+
+
+async def vendor_audio(session: aiohttp.ClientSession, url: str) -> bytes:
+    """The audio a vendor's answer links to (DashScope's Qwen-TTS), for the client that asked for the sound
+    itself. Same bounds as an image; a failure is the upstream's (502), not retried elsewhere: the vendor has
+    already made, and billed, the audio."""
+    try:
+        return (await fetch_image(session, url, kind="audio"))[1]
+    except UpstreamError as err:
+        raise UpstreamError(status=502, message=f"The generated audio could not be fetched: {err.message}",
+                            code="audio_fetch_failed", retryable=False) from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 from typing import ClassVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import orjson
 
@@ -272,13 +272,27 @@ class AIProxyAdapter(OpenAIAdapter):
         return float(payload["data"]["totalPoints"])
 
 
-class MoonshotAdapter(OpenAIAdapter):
+class YuanOnCnHostAdapter(OpenAIAdapter):
+    """A vendor with a mainland platform that bills in yuan and an international one that bills in US$, the
+    same account API on both (Moonshot: api.moonshot.cn / api.moonshot.ai; SiliconFlow: api.siliconflow.cn /
+    api.siliconflow.com). The rule: a channel whose base URL (the default when it has none) is on a .cn host
+    holds yuan, converted at the rate yuan prices are; any other host gives US$ as it is. A proxy in front of
+    the .cn platform under another name is read as US$: its operator knows which, and can set the balance."""
+
+    def balance_usd(self, channel: ChannelInfo, balance: float) -> float:
+        host = urlsplit(self.base_url(channel)).hostname or ""
+        if host.endswith(".cn"):
+            return float(Decimal(str(balance)) / pricing.CNY_PER_USD)
+        return balance
+
+
+class MoonshotAdapter(YuanOnCnHostAdapter):
     channel_type = 25
     label = "Moonshot"
     default_base_url = "https://api.moonshot.cn"
 
     def balance_requests(self, channel):
-        # https://platform.moonshot.cn/docs/api/balance: cash plus vouchers, in CNY.
+        # https://platform.moonshot.cn/docs/api/balance: cash plus vouchers (CNY on .cn, USD on .ai).
         return [self._get(channel, "/v1/users/me/balance")]
 
     def parse_balance(self, bodies):
@@ -314,12 +328,14 @@ class DeepSeekAdapter(OpenAIAdapter):
 TogetherAdapter = _vendor(39, "together.ai", "https://api.together.xyz")
 DoubaoAdapter = _vendor(40, "Doubao", "https://ark.cn-beijing.volces.com", strip_v1=True, prefix="/api/v3")
 NovitaAdapter = _vendor(41, "Novita", "https://api.novita.ai/v3/openai", strip_v1=True)
-class SiliconFlowAdapter(OpenAIAdapter):
+class SiliconFlowAdapter(YuanOnCnHostAdapter):
     channel_type = 44
     label = "SiliconFlow"
     default_base_url = "https://api.siliconflow.cn"
 
     def balance_requests(self, channel):
+        # https://docs.siliconflow.cn/cn/api-reference/userinfo/get-user-info: data.totalBalance, a decimal string
+        # (CNY on .cn, USD on api.siliconflow.com).
         return [self._get(channel, "/v1/user/info")]
 
     def parse_balance(self, bodies):

@@ -12,15 +12,20 @@ the last), so ("PENDING", "RUNNING") never ends. Like Wanx, `n` defaults to 4 an
 written "W*H". A SUCCEEDED task links to PNGs this mock serves; `failed_images` of them fail instead.
 POST /api/v1/tasks/{id}/cancel cancels a task still PENDING (it is CANCELED from then on) and refuses any
 other (https://help.aliyun.com/zh/model-studio/developer-reference/manage-asynchronous-tasks).
+
+Speech (https://help.aliyun.com/zh/model-studio/qwen-tts): multimodal-generation with `{model, input: {text,
+voice}}` answers as speech.json does, its link pointing at a WAV of PCM this mock serves (as OSS, unkeyed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 import re
 import time
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +42,15 @@ CHAT_PATH = "/api/v1/services/aigc/text-generation/generation"
 EMBEDDINGS_PATH = "/api/v1/services/embeddings/text-embedding/text-embedding"
 IMAGES_PATH = "/api/v1/services/aigc/text2image/image-synthesis"
 TASKS_PREFIX = "/api/v1/tasks/"
+SPEECH_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
+PCM = bytes(range(256)) * 48  # 24 kHz 16-bit mono samples, as Qwen-TTS makes them
+_wav = io.BytesIO()
+with wave.open(_wav, "wb") as _out:
+    _out.setnchannels(1)
+    _out.setsampwidth(2)
+    _out.setframerate(24000)
+    _out.writeframes(PCM)
+WAV = _wav.getvalue()
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(32))  # stands in for a picture
 PARTIAL_FAILURE = {"code": "InternalError.Timeout",
                    "message": "An internal timeout error has occured during execution, please try again later "
@@ -91,6 +105,8 @@ class MockAli(VendorMock):
         raw = await request.read()
         body = json.loads(raw) if raw else {}
         self.requests.append(Recorded(request.method, request.path, request.query_string, dict(request.headers), body))
+        if request.method == "GET" and request.path.startswith("/files/") and request.path.endswith(".wav"):
+            return web.Response(body=WAV, content_type="audio/wav")
         if request.method == "GET" and request.path.startswith("/files/"):
             return web.Response(body=PNG, content_type="image/png")  # OSS links are signed, not keyed
         if request.headers.get("Authorization", "").removeprefix("Bearer ") not in self.keys:
@@ -116,6 +132,8 @@ class MockAli(VendorMock):
                 "usage": {"total_tokens": b.prompt_tokens}, "request_id": "req-emb"})
         if request.path == IMAGES_PATH:
             return self._submit(request, body, b)
+        if request.path == SPEECH_PATH:
+            return self._speech(body)
         if request.path != CHAT_PATH:
             return web.json_response({"code": "InvalidURL", "message": "url error", "request_id": "r"}, status=404)
         if request.headers.get("X-DashScope-SSE") == "enable":
@@ -139,6 +157,15 @@ class MockAli(VendorMock):
         self.tasks[task.id] = task
         return web.json_response({"output": {"task_status": b.task_states[0], "task_id": task.id},
                                   "request_id": f"req-submit-{task.id[-4:]}"})
+
+    def _speech(self, body: dict) -> web.Response:
+        given = body.get("input") or {}
+        if not given.get("text") or not given.get("voice"):
+            return web.json_response({"code": "InvalidParameter", "message": "Input text or voice is missing",
+                                      "request_id": "req-tts-bad"}, status=400)
+        answer = json.loads((FIXTURES / "speech.json").read_bytes())
+        answer["output"]["audio"]["url"] = f"{self.url}/files/{answer['output']['audio']['id']}.wav?Expires=1"
+        return web.json_response(answer)
 
     def cancels(self) -> list[Recorded]:
         return [r for r in self.requests if r.method == "POST" and r.path.endswith("/cancel")]

@@ -1,7 +1,7 @@
 """Vendors' account endpoints, for balance queries, each in the vendor's own shape.
 
-The answers follow what one-api reads (controller/channel-billing.go) and, for Moonshot and DeepSeek,
-their documented balance APIs. Each endpoint checks the key where its vendor expects it (a Bearer header,
+The answers follow what one-api reads (controller/channel-billing.go) and, for Moonshot, SiliconFlow and
+DeepSeek, their documented balance APIs. Each endpoint checks the key where its vendor expects it (a Bearer header,
 AIProxy's `Api-Key`, OpenAI-SB's `api_key` query) and answers a wrong one as the vendor does.
 """
 
@@ -21,6 +21,10 @@ OPENAI_SB = {"msg": "ok", "data": {"credit": "8.5200", "username": "sb-user"}}
 AIPROXY = {"success": True, "message": "", "error_code": 0, "data": {"totalPoints": 66.6, "usedPoints": 3.4}}
 MOONSHOT = {"code": 0, "data": {"available_balance": 49.58894, "voucher_balance": 46.58893, "cash_balance": 3.00001},
             "scode": "0x0", "status": True}
+# https://docs.siliconflow.cn/cn/api-reference/userinfo/get-user-info: amounts as decimal strings.
+SILICONFLOW = {"code": 20000, "message": "OK", "status": True,
+               "data": {"id": "userid", "name": "username", "isAdmin": False, "balance": "0.88", "status": "normal",
+                        "chargeBalance": "88.00", "totalBalance": "88.88"}}
 # https://api-docs.deepseek.com/api/get-user-balance: one entry a currency the account holds.
 DEEPSEEK_CNY = {"currency": "CNY", "total_balance": "110.00", "granted_balance": "10.00", "topped_up_balance": "100.00"}
 DEEPSEEK_USD = {"currency": "USD", "total_balance": "12.50", "granted_balance": "0.00", "topped_up_balance": "12.50"}
@@ -48,6 +52,8 @@ class MockBalances(VendorMock):
             return web.json_response(CREDIT_GRANTS)
         if request.path == "/v1/users/me/balance":
             return web.json_response(MOONSHOT)
+        if request.path == "/v1/user/info":
+            return web.json_response(SILICONFLOW)
         if request.path == "/user/balance":
             return web.json_response(DEEPSEEK)
         return web.json_response({"error": {"message": "not found"}}, status=404)

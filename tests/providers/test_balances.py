@@ -1,5 +1,6 @@
-"""Balances of the resellers one-api reads (CloseAI, OpenAI-SB, AIProxy, API2GPT, AIGC2D), of Moonshot and of
-DeepSeek (in US$, its yuan converted)."""
+"""Balances of the resellers one-api reads (CloseAI, OpenAI-SB, AIProxy, API2GPT, AIGC2D), of Moonshot and
+SiliconFlow (yuan on their .cn hosts, converted; US$ on the international ones) and of DeepSeek (in US$, its yuan
+converted)."""
 
 import orjson
 import pytest
@@ -9,7 +10,7 @@ from billing import pricing
 from providers.adapters import adapter_for
 from providers.services import channel_update_balance
 from tests.factories import ChannelFactory
-from tests.providers.mock_balances import DEEPSEEK_CNY, DEEPSEEK_USD, KEY, MockBalances
+from tests.providers.mock_balances import DEEPSEEK_CNY, DEEPSEEK_USD, KEY, MOONSHOT, SILICONFLOW, MockBalances
 from tests.providers.vendor_harness import TEST_CHANNEL, serve
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +30,8 @@ def balances(balances_server):
     (13, 12.5, "/dashboard/billing/credit_grants"),  # AIGC2D: total_available
     (5, 8.52, "/sb-api/user/status"),  # OpenAI-SB: data.credit, a string
     (10, 66.6, "/api/report/getUserOverview"),  # AIProxy: data.totalPoints
-    (25, 49.58894, "/v1/users/me/balance"),  # Moonshot: data.available_balance
+    (25, 49.58894, "/v1/users/me/balance"),  # Moonshot: data.available_balance (US$ off a .cn host)
+    (44, 88.88, "/v1/user/info"),  # SiliconFlow: data.totalBalance, a string (US$ off a .cn host)
     (36, 12.5, "/user/balance"),  # DeepSeek: the USD entry's total_balance
 ])
 def test_the_balance_is_read_from_the_vendors_account_api_and_stored(balances, type_id, expected, path):
@@ -62,6 +64,7 @@ def test_a_refused_key_is_reported_with_the_vendors_message(balances, type_id, m
     (13, "https://api.aigc2d.com/dashboard/billing/credit_grants", ("Authorization", f"Bearer {KEY}")),
     (25, "https://api.moonshot.cn/v1/users/me/balance", ("Authorization", f"Bearer {KEY}")),
     (36, "https://api.deepseek.com/user/balance", ("Authorization", f"Bearer {KEY}")),
+    (44, "https://api.siliconflow.cn/v1/user/info", ("Authorization", f"Bearer {KEY}")),
 ])
 def test_default_account_urls_are_one_apis(type_id, url, auth):
     import dataclasses
@@ -94,3 +97,27 @@ def test_a_deepseek_balance_in_another_currency_is_not_understood():
     body = orjson.dumps({"is_available": True, "balance_infos": [{**DEEPSEEK_USD, "currency": "EUR"}]})
     with pytest.raises(ValueError, match="EUR"):
         adapter_for(36).parse_balance([body])
+
+
+@pytest.mark.parametrize(("type_id", "answer", "base_url", "expected"), [
+    (25, MOONSHOT, "", 49.58894 / pricing.CNY_PER_USD),  # the default host, api.moonshot.cn: yuan
+    (25, MOONSHOT, "https://api.moonshot.cn", 49.58894 / pricing.CNY_PER_USD),
+    (25, MOONSHOT, "https://api.moonshot.ai/", 49.58894),  # the international platform: US$
+    (44, SILICONFLOW, "", 88.88 / pricing.CNY_PER_USD),
+    (44, SILICONFLOW, "https://api.siliconflow.cn/v1", 88.88 / pricing.CNY_PER_USD),
+    (44, SILICONFLOW, "https://api.siliconflow.com", 88.88),
+])
+def test_moonshot_and_siliconflow_balances_are_yuan_on_cn_hosts_and_us_dollars_elsewhere(type_id, answer, base_url,
+                                                                                        expected):
+    import dataclasses
+
+    adapter = adapter_for(type_id)
+    channel = dataclasses.replace(TEST_CHANNEL, type=type_id, key=KEY, base_url=base_url)
+    assert adapter.balance_usd(channel, adapter.parse_balance([orjson.dumps(answer)])) == pytest.approx(expected)
+
+
+def test_other_vendors_balances_are_taken_as_given_whatever_the_host():
+    import dataclasses
+
+    channel = dataclasses.replace(TEST_CHANNEL, type=4, base_url="https://proxy.example.cn")
+    assert adapter_for(4).balance_usd(channel, 12.5) == 12.5
