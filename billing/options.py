@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 from django.utils.translation import gettext
@@ -161,6 +162,8 @@ class _Snapshot:
     def __init__(self) -> None:
         self.values: dict[str, Any] = {k: parse(k, v) for k, v in DEFAULTS.items()}
         self._lock = threading.Lock()
+        self.loaded_at = 0.0  # monotonic time of the last load; 0: the stored options were never read
+        self.stale = False
 
     def load(self, stored: dict[str, str]) -> None:
         values = {k: parse(k, v) for k, v in DEFAULTS.items()}
@@ -175,6 +178,12 @@ class _Snapshot:
                 values[key] = raw
         with self._lock:
             self.values = values
+            self.loaded_at = time.monotonic()
+            self.stale = False
+
+    def mark_stale(self, kind: str) -> None:
+        if kind == "options":
+            self.stale = True
 
 
 snapshot = _Snapshot()
@@ -188,3 +197,24 @@ def reload_from_db() -> None:
     from billing.models import Option
 
     snapshot.load(dict(Option.objects.values_list("key", "value")))
+
+
+def ensure_fresh() -> None:
+    """For sync callers (pages, /api): reload if never read, changed elsewhere, or older than SYNC_FREQUENCY.
+
+    The relay reloads with its routes; a process serving only pages would otherwise keep the
+    defaults it started with, or another instance's old values, until a relay request came.
+    """
+    from django.conf import settings
+
+    if snapshot.stale or time.monotonic() - snapshot.loaded_at > settings.SYNC_FREQUENCY:
+        reload_from_db()
+
+
+def _listen() -> None:
+    from oneapi_site.lib import changes
+
+    changes.subscribe(snapshot.mark_stale)
+
+
+_listen()

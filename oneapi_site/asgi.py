@@ -45,8 +45,11 @@ _trim_daphne_per_request_work()
 relay_app = RelayApp()
 
 from providers.health import start_scheduler  # noqa: E402
+from relay.cache import cache as relay_cache  # noqa: E402
 
 start_scheduler()
+# At start, not at the first /v1 request: an instance serving only pages must hear option changes too.
+relay_cache.start_listener()
 
 from oneapi_site.proxy import ForwardedClientMiddleware  # noqa: E402
 

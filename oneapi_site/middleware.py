@@ -6,6 +6,8 @@ from django.conf import settings
 from django.http import JsonResponse
 from django_ratelimit.core import is_ratelimited
 
+from billing import options
+
 
 def ratelimited_view(request, exception=None):
     return JsonResponse({"success": False, "message": "too many requests, try again later"}, status=429)
@@ -27,4 +29,16 @@ class GlobalRateLimitMiddleware:
             if is_api:
                 return ratelimited_view(request)
             return JsonResponse({"success": False, "message": "too many requests"}, status=429)
+        return self.get_response(request)
+
+
+
+class FreshOptionsMiddleware:
+    """Pages and /api read run-time options; make sure the snapshot they read is the stored one."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        options.ensure_fresh()
         return self.get_response(request)

@@ -113,6 +113,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "oneapi_site.middleware.GlobalRateLimitMiddleware",
+    "oneapi_site.middleware.FreshOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "oneapi_site.urls"
