@@ -53,6 +53,9 @@ DEFAULT_MODEL_RATIO: dict[str, float] = {
     # Qwen-TTS: qwen3-tts-flash is ¥0.8 per 10K characters; qwen-tts bills tokens (¥1.6 per 1M in, ¥10 per 1M
     # audio out, 50 audio tokens a second): at some 4 characters a second, about ¥125 per 1M characters.
     "qwen3-tts-flash": 5.714, "qwen-tts": 8.929, "qwen-tts-latest": 8.929,
+    # Transcription bills the transcript's tokens (relay/media.py). whisper-1's 15 stands for US$0.006 a minute;
+    # Paraformer real-time is ¥0.00024 a second (¥0.0144 a minute, US$0.00206): 15 × 0.00206 / 0.006.
+    "paraformer-realtime-v2": 5.143, "paraformer-realtime-8k-v2": 5.143,
 }
 
 DEFAULT_COMPLETION_RATIO: dict[str, float] = {

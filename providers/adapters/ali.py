@@ -10,7 +10,7 @@ https://help.aliyun.com/zh/model-studio/developer-reference/manage-asynchronous-
 PENDING, is cancelled with POST /api/v1/tasks/{id}/cancel)
 and https://help.aliyun.com/zh/model-studio/developer-reference/error-code (errors).
 Multimodal (qwen-vl, a different endpoint) is not spoken here: image parts are refused. Speech (Qwen-TTS) is
-in ali_audio.py.
+in ali_audio.py, transcription (Paraformer over WebSocket) in ali_asr.py.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from providers.adapters.base import (
     json_or_none,
     retryable_status,
 )
-from providers.adapters import ali_audio
+from providers.adapters import ali_asr, ali_audio
 from providers.adapters.fetch import vendor_audio, vendor_images_b64
 from providers.adapters.openai import PATHS, OpenAIAdapter
 
@@ -275,9 +275,10 @@ class AliAdapter(Adapter):
     label: ClassVar[str] = "Alibaba DashScope"
     default_base_url: ClassVar[str] = "https://dashscope.aliyuncs.com"
     config_fields: ClassVar[tuple[str, ...]] = ("plugin",)
-    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings", "images", "speech")
-    # Wanx images are a task to submit and then poll, and Qwen-TTS links to its audio: more than one request.
-    complete_modes: ClassVar[tuple[str, ...]] = ("images", "speech")
+    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings", "images", "speech", "transcriptions", "translations")
+    # Wanx images are a task to submit and then poll, Qwen-TTS links to its audio, and Paraformer listens on a
+    # WebSocket (translations only to be refused: Paraformer does not translate).
+    complete_modes: ClassVar[tuple[str, ...]] = ("images", "speech", "transcriptions", "translations")
 
     def base_url(self, channel: ChannelInfo) -> str:
         return (channel.base_url or self.default_base_url).rstrip("/")
@@ -369,6 +370,8 @@ class AliAdapter(Adapter):
         """Submit the Wanx task, then ask after it until it ends or the wait runs out (speech: see `speech`)."""
         if ctx.mode == "speech":
             return await self.speech(ctx, session=session)
+        if ctx.mode in ("transcriptions", "translations"):
+            return await ali_asr.recognize(ctx, session=session, base_url=self.base_url(ctx.channel)), None
         if ctx.mode != "images":
             raise _invalid(f"DashScope channels do not serve {ctx.mode} this way.", "unsupported_mode")
         loop = asyncio.get_running_loop()
@@ -432,6 +435,8 @@ class AliAdapter(Adapter):
     def answer_content_type(self, ctx: RequestContext) -> str:
         if ctx.mode == "speech":
             return ali_audio.SPEECH_FORMATS[ali_audio.speech_format(ctx.body)]
+        if ctx.mode in ("transcriptions", "translations"):
+            return ali_asr.content_type(ctx.body)
         return "application/json"
 
     async def image_answer(self, ctx: RequestContext, output: dict, task_id: str, *, session) -> bytes:

@@ -164,6 +164,18 @@ def json_or_none(body: bytes | None) -> Any:
         return None
 
 
+async def ws_open(session, url: str, *, vendor: str, refused: str, headers: Mapping[str, str] | None = None):
+    """A vendor WebSocket; a 401/403 handshake is a refused credential (`refused` names it), any other a 502."""
+    try:
+        return await session.ws_connect(url, headers=headers)
+    except aiohttp.WSServerHandshakeError as exc:
+        if exc.status in (401, 403):
+            raise UpstreamError(status=401, message=f"{vendor} refused the {refused}: {exc.message}",
+                                type="authentication_error", code="invalid_api_key") from None
+        raise UpstreamError(status=502, message=f"{vendor} refused the connection: HTTP {exc.status}",
+                            code="do_request_failed", retryable=True) from None
+
+
 def header(headers: Mapping[str, str] | None, name: str) -> str:
     """A response header by name, whatever its case (aiohttp's headers are case-insensitive; a test's
     dict may not be)."""

@@ -23,7 +23,15 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 import orjson
 
-from providers.adapters.base import Adapter, ChannelInfo, RequestContext, StreamEvent, UpstreamError, Usage
+from providers.adapters.base import (
+    Adapter,
+    ChannelInfo,
+    RequestContext,
+    StreamEvent,
+    UpstreamError,
+    Usage,
+    ws_open,
+)
 
 DEFAULT_HOST = "wss://spark-api.xf-yun.com"
 # one-api's model names → API version (relay/adaptor/xunfei/main.go); the version gives the path and domain.
@@ -271,15 +279,8 @@ class XunfeiSparkAdapter(Adapter):
         url, domain = self.url_for(ctx.channel, ctx.model)
         frame = request_frame(ctx.body, app_id, domain)
         converter = FrameConverter(ctx.model)
-        try:
-            ws = await session.ws_connect(url)
-        except aiohttp.WSServerHandshakeError as exc:
-            # A refused signature is a 401/403 handshake ("HMAC signature cannot be verified").
-            if exc.status in (401, 403):
-                raise UpstreamError(status=401, message=f"Xunfei Spark refused the signature: {exc.message}",
-                                    type="authentication_error", code="invalid_api_key") from None
-            raise UpstreamError(status=502, message=f"Xunfei Spark refused the connection: HTTP {exc.status}",
-                                code="do_request_failed", retryable=True) from None
+        # A refused signature is a 401/403 handshake ("HMAC signature cannot be verified").
+        ws = await ws_open(session, url, vendor="Xunfei Spark", refused="signature")
         async with ws:
             await ws.send_str(orjson.dumps(frame).decode())
             while not converter.finished:
