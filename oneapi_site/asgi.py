@@ -44,10 +44,12 @@ _trim_daphne_per_request_work()
 
 relay_app = RelayApp()
 
+from accounts.sessions import start_session_cleaner  # noqa: E402
 from providers.health import start_scheduler  # noqa: E402
 from relay.cache import cache as relay_cache  # noqa: E402
 
 start_scheduler()
+start_session_cleaner()
 # At start, not at the first /v1 request: an instance serving only pages must hear option changes too.
 relay_cache.start_listener()
 

@@ -71,3 +71,18 @@ def test_a_session_cookie_kept_from_before_logout_no_longer_signs_in(alice_clien
     replay.cookies["session"] = stolen
     response = replay.get(reverse("dashboard"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_the_daily_cleaner_drops_expired_sessions_and_keeps_live_ones(alice_client):
+    from datetime import timedelta
+
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    from accounts.sessions import sessions_clear_expired
+
+    live = alice_client.cookies["session"].value
+    Session.objects.create(session_key="x" * 32, session_data="", expire_date=timezone.now() - timedelta(days=1))
+    sessions_clear_expired()
+    assert set(Session.objects.values_list("session_key", flat=True)) == {live}
+    assert alice_client.get(reverse("dashboard")).status_code == 200
