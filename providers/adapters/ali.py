@@ -26,6 +26,7 @@ from urllib.parse import quote
 import orjson
 from django.conf import settings
 
+from providers.adapters import ali_asr, ali_audio
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
@@ -35,10 +36,10 @@ from providers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+    answer_object,
     json_or_none,
     retryable_status,
 )
-from providers.adapters import ali_asr, ali_audio
 from providers.adapters.fetch import vendor_audio, vendor_images_b64
 from providers.adapters.openai import PATHS, OpenAIAdapter
 
@@ -307,14 +308,7 @@ class AliAdapter(Adapter):
         return UpstreamRequest("POST", base + CHAT_PATH, headers, orjson.dumps(chat_body(body, stream)))
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(status=502, message="DashScope answered with a body that is not JSON.",
-                                code="bad_response_body", retryable=True) from None
-        if not isinstance(payload, dict):
-            raise UpstreamError(status=502, message="DashScope answered with an unexpected body.",
-                                code="bad_response_body", retryable=True)
+        payload = answer_object(body, "DashScope")
         if payload.get("code"):
             raise ali_error(payload, int(payload.get("status_code") or 200))
         output = payload.get("output") if isinstance(payload.get("output"), dict) else {}

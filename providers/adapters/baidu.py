@@ -31,6 +31,7 @@ from providers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+    answer_object,
     json_or_none,
     retryable_status,
 )
@@ -398,14 +399,7 @@ class BaiduAdapter(Adapter):
         return UpstreamRequest("POST", url, headers, orjson.dumps(payload))
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(status=502, message="Baidu answered with a body that is not JSON.",
-                                code="bad_response_body", retryable=True) from None
-        if not isinstance(payload, dict):
-            raise UpstreamError(status=502, message="Baidu answered with an unexpected body.",
-                                code="bad_response_body", retryable=True)
+        payload = answer_object(body, "Baidu")
         if payload.get("error_code"):
             raise baidu_error(payload, ctx)
         model = ctx.model

@@ -156,6 +156,19 @@ async def fan_out(count: int, call: Callable[[], Awaitable[T]]) -> list[T]:
     return made
 
 
+def answer_object(body: bytes, vendor: str, *, code: str = "bad_response_body") -> dict:
+    """A vendor's answer as a JSON object; anything else is a retryable 502 (nothing reached the client yet)."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(status=502, message=f"{vendor} answered with a body that is not JSON.",
+                            code=code, retryable=True) from None
+    if not isinstance(payload, dict):
+        raise UpstreamError(status=502, message=f"{vendor} answered with an unexpected body.",
+                            code=code, retryable=True)
+    return payload
+
+
 def json_or_none(body: bytes | None) -> Any:
     """A vendor body as JSON, or None when it is empty or not JSON (error bodies are often HTML)."""
     try:

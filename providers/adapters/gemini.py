@@ -29,6 +29,7 @@ from providers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+    answer_object,
     json_or_none,
     retryable_status,
 )
@@ -208,14 +209,7 @@ class GeminiAdapter(Adapter):
         return UpstreamRequest("POST", f"{base}:generateContent", headers, orjson.dumps(payload))
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(status=502, message="Gemini answered with a body that is not JSON.",
-                                code="bad_response_body", retryable=True) from None
-        if not isinstance(payload, dict):
-            raise UpstreamError(status=502, message="Gemini answered with an unexpected body.",
-                                code="bad_response_body", retryable=True)
+        payload = answer_object(body, "Gemini")
         if ctx.mode == "embeddings":
             # A batchEmbedContents answer names neither the model nor the inputs, and the client's
             # `encoding_format` decides its shape: the request tells them.

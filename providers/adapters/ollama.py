@@ -26,6 +26,7 @@ from providers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+    answer_object,
 )
 from providers.adapters.fetch import fetch_image as shared_fetch_image
 
@@ -241,14 +242,7 @@ class OllamaAdapter(Adapter):
                                orjson.dumps(chat_body(body, stream, channel)))
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(status=502, message="Ollama answered with something that is not JSON.",
-                                code="bad_response", retryable=True) from None
-        if not isinstance(payload, dict):
-            raise UpstreamError(status=502, message="Ollama answered with an unexpected JSON value.",
-                                code="bad_response", retryable=True)
+        payload = answer_object(body, "Ollama", code="bad_response")
         if ctx.mode == "embeddings":
             vectors = payload.get("embeddings") or []
             tokens = int(payload.get("prompt_eval_count") or 0)

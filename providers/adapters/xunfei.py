@@ -24,6 +24,7 @@ from providers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+    answer_object,
     json_or_none,
 )
 from providers.adapters.openai import OpenAIAdapter, usage_from
@@ -90,14 +91,7 @@ class XunfeiAdapter(OpenAIAdapter):
         return []
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(status=502, message="Spark answered with a body that is not JSON.",
-                                code="bad_response_body", retryable=True) from None
-        if not isinstance(payload, dict):
-            raise UpstreamError(status=502, message="Spark answered with an unexpected body.",
-                                code="bad_response_body", retryable=True)
+        payload = answer_object(body, "Spark")
         if _failed(payload):
             raise spark_error(payload)  # HTTP 200, nothing sent to the client yet: failover still possible
         answer = {k: v for k, v in payload.items() if k not in SPARK_FIELDS}
