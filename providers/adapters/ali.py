@@ -39,6 +39,7 @@ from providers.adapters.base import (
     answer_object,
     json_or_none,
     retryable_status,
+    text_only,
 )
 from providers.adapters.fetch import vendor_audio, vendor_images_b64
 from providers.adapters.openai import PATHS, OpenAIAdapter
@@ -104,23 +105,8 @@ def ali_error(payload: dict, status: int = 200) -> UpstreamError:
 
 
 def _text(content) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            if isinstance(part, str):
-                texts.append(part)
-            elif isinstance(part, dict) and part.get("type") == "text":
-                texts.append(str(part.get("text") or ""))
-            elif isinstance(part, dict):
-                raise _invalid(f"DashScope's text-generation API takes text only; a `{part.get('type')}` part "
-                               "cannot be sent. Use a Bailian (OpenAI-compatible) channel for qwen-vl models.",
-                               "unsupported_content")
-        return "\n".join(texts)
-    return str(content)
+    return text_only(content, "DashScope's text-generation API takes text only; a `{kind}` part cannot be sent. "
+                              "Use a Bailian (OpenAI-compatible) channel for qwen-vl models.")
 
 
 def _messages(messages: list) -> list[dict]:

@@ -34,6 +34,7 @@ from providers.adapters.base import (
     answer_object,
     json_or_none,
     retryable_status,
+    text_only,
 )
 from providers.adapters.openai import PATHS, OpenAIAdapter
 
@@ -190,22 +191,8 @@ def baidu_error(payload: dict, ctx: RequestContext) -> UpstreamError:
 
 def _text(content) -> str:
     """ERNIE v1 takes text only: an image part is refused rather than silently dropped."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            if isinstance(part, str):
-                texts.append(part)
-            elif isinstance(part, dict) and part.get("type") == "text":
-                texts.append(str(part.get("text") or ""))
-            elif isinstance(part, dict):
-                raise _invalid(f"Baidu ERNIE (Qianfan v1) takes text only; a `{part.get('type')}` part cannot be "
-                               "sent. Use a Qianfan v2 channel for vision models.", "unsupported_content")
-        return "\n".join(texts)
-    return str(content)
+    return text_only(content, "Baidu ERNIE (Qianfan v1) takes text only; a `{kind}` part cannot be sent. "
+                              "Use a Qianfan v2 channel for vision models.")
 
 
 def _call(call: dict) -> dict:

@@ -169,6 +169,25 @@ def answer_object(body: bytes, vendor: str, *, code: str = "bad_response_body") 
     return payload
 
 
+def text_only(content: Any, refusal: str) -> str:
+    """An OpenAI message content for a text-only API: its text parts joined by lines; any other part
+    is refused with `refusal` (which may name it as {kind}) rather than silently dropped."""
+    if content is None:
+        return ""
+    if not isinstance(content, list):
+        return content if isinstance(content, str) else str(content)
+    texts = []
+    for part in content:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, dict) and part.get("type") == "text":
+            texts.append(str(part.get("text") or ""))
+        elif isinstance(part, dict):
+            raise UpstreamError(status=400, message=refusal.format(kind=part.get("type")),
+                                type="invalid_request_error", code="unsupported_content")
+    return "\n".join(texts)
+
+
 def json_or_none(body: bytes | None) -> Any:
     """A vendor body as JSON, or None when it is empty or not JSON (error bodies are often HTML)."""
     try:
