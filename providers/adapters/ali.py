@@ -489,12 +489,9 @@ class AliStreamDecoder(StreamDecoder):
                              "model": self.model, "choices": choices, **extra})
 
     def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []  # a broken event is skipped; the stream goes on
+        payload = json_or_none(data)
         if not isinstance(payload, dict):
-            return []
+            return []  # a broken event is skipped; the stream goes on
         if event == b"error" or payload.get("code"):
             return [StreamEvent(data=orjson.dumps({"error": ali_error(payload).error_body}))]
         self.id = self.id or f"chatcmpl-{payload.get('request_id') or int(time.time())}"

@@ -319,12 +319,9 @@ class AnthropicStreamDecoder(StreamDecoder):
                              "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
 
     def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []  # a garbled event is dropped; the rest of the stream still counts
+        payload = json_or_none(data)
         if not isinstance(payload, dict):
-            return []
+            return []  # a garbled event is dropped; the rest of the stream still counts
         kind = payload.get("type") or event.decode("utf-8", "replace")
         handler = getattr(self, f"on_{kind}", None)
         return handler(payload) if handler else []  # ping and future event types

@@ -448,12 +448,9 @@ class BaiduStreamDecoder(StreamDecoder):
                              "model": self.model, "choices": choices, **extra})
 
     def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []  # a broken event is skipped; the stream goes on
+        payload = json_or_none(data)
         if not isinstance(payload, dict):
-            return []
+            return []  # a broken event is skipped; the stream goes on
         if payload.get("error_code"):
             err = baidu_error(payload, self.ctx)
             return [StreamEvent(data=orjson.dumps({"error": err.error_body}))]

@@ -404,12 +404,9 @@ class CohereStreamDecoder(StreamDecoder):
     def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
         if data.strip() == b"[DONE]":
             return [StreamEvent(data=None, done=True)]
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []  # a garbled event is dropped; the rest of the stream still counts
+        payload = json_or_none(data)
         if not isinstance(payload, dict):
-            return []
+            return []  # a garbled event is dropped; the rest of the stream still counts
         kind = str(payload.get("type") or event.decode("utf-8", "replace"))
         handler = getattr(self, "on_" + kind.replace("-", "_"), None)
         return handler(payload) if handler else []  # citations, tool plans, debug events

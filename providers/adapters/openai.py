@@ -104,10 +104,7 @@ def parse_chunk(data: bytes) -> StreamEvent:
     if data == b"[DONE]":
         return StreamEvent(data=None, done=True)
     text = ""
-    try:
-        payload = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return StreamEvent(data=data)
+    payload = json_or_none(data)
     if not isinstance(payload, dict):
         return StreamEvent(data=data)
     usage = usage_from(payload)

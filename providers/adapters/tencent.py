@@ -438,12 +438,9 @@ class HunyuanStreamDecoder(StreamDecoder):
     def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
         if data.strip() == b"[DONE]":
             return [StreamEvent(data=None, done=True)]
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []  # a garbled event is dropped; the rest of the stream still counts
+        payload = json_or_none(data)
         if not isinstance(payload, dict):
-            return []
+            return []  # a garbled event is dropped; the rest of the stream still counts
         if isinstance(payload.get("Response"), dict):
             payload = payload["Response"]
         error = payload.get("ErrorMsg") or payload.get("Error")

@@ -134,12 +134,9 @@ class XunfeiStreamDecoder(StreamDecoder):
     def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
         if data.strip() == b"[DONE]":
             return [StreamEvent(data=None, done=True)]
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []  # a broken event is skipped; the stream goes on
+        payload = json_or_none(data)
         if not isinstance(payload, dict):
-            return []
+            return []  # a broken event is skipped; the stream goes on
         if _failed(payload):
             return [StreamEvent(data=orjson.dumps({"error": spark_error(payload).error_body}))]
         chunk = {k: v for k, v in payload.items() if k not in SPARK_FIELDS and k != "usage"}

@@ -280,12 +280,9 @@ class ZhipuStreamDecoder(StreamDecoder):
     def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
         if data.strip() == b"[DONE]":
             return [StreamEvent(data=None, done=True)]
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return [StreamEvent(data=data)]  # as the OpenAI adapter does: forwarded, not fatal
+        payload = json_or_none(data)
         if not isinstance(payload, dict):
-            return [StreamEvent(data=data)]
+            return [StreamEvent(data=data)]  # as the OpenAI adapter does: forwarded, not fatal
         if "error" in payload and not payload.get("choices"):
             return [StreamEvent(data=data)]
         payload.setdefault("object", "chat.completion.chunk")
