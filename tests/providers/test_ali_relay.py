@@ -21,7 +21,7 @@ from tests.providers.mock_ali import FIXTURES, PNG, REPLY, TOOL_CALL, MockAli
 from tests.providers.vendor_harness import (
     assert_interrupted,
     no_consume_log,
-    sdk_stream,
+    sdk_chat_both_ways,
     serve,
     stream_chunks,
     world,
@@ -173,13 +173,9 @@ async def test_malformed_event_does_not_break_the_stream(relay_client, aw):
 
 async def test_openai_sdk_plain_and_streamed(relay_client, aw):
     sdk = aw.sdk(relay_client)
-    answer = await sdk.chat.completions.create(model="qwen-plus", messages=CHAT["messages"])
+    answer, (text, usage, _) = await sdk_chat_both_ways(sdk, "qwen-plus", CHAT["messages"])
     assert answer.choices[0].message.content == REPLY
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (22, 12)
-
-    stream = await sdk.chat.completions.create(model="qwen-plus", messages=CHAT["messages"], stream=True,
-                                               stream_options={"include_usage": True})
-    text, usage, _ = await sdk_stream(stream)
     assert text == REPLY and usage.completion_tokens == 12
 
 

@@ -9,7 +9,7 @@ from providers.selectors import models_by_channel_type
 from tests.factories import ChannelFactory
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_anthropic import MockAnthropic
-from tests.providers.vendor_harness import no_consume_log, sdk_stream, serve, stream_chunks, world
+from tests.providers.vendor_harness import no_consume_log, sdk_chat_both_ways, serve, stream_chunks, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -206,13 +206,9 @@ async def test_embeddings_on_a_claude_channel_are_refused_without_calling_anthro
 
 async def test_the_openai_sdk_chats_and_streams_with_claude(relay_client, claude):
     sdk = claude.sdk(relay_client)
-    answer = await sdk.chat.completions.create(model=MODEL, messages=CHAT["messages"])
+    answer, (text, usage, finish) = await sdk_chat_both_ways(sdk, MODEL, CHAT["messages"])
     assert answer.choices[0].message.content == "Hello from Claude."
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (12, 6)
-
-    stream = await sdk.chat.completions.create(model=MODEL, messages=CHAT["messages"], stream=True,
-                                               stream_options={"include_usage": True})
-    text, usage, finish = await sdk_stream(stream)
     assert text == "Hello from Claude." and finish == "stop"
     assert (usage.prompt_tokens, usage.completion_tokens) == (12, 6)
 

@@ -11,7 +11,14 @@ from providers.adapters import baidu
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import consume_log, events_of, flush
 from tests.providers.mock_baidu import FUNCTION_CALL, REPLY, MockBaidu
-from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_stream, serve, stream_chunks, world
+from tests.providers.vendor_harness import (
+    assert_interrupted,
+    no_consume_log,
+    sdk_chat_both_ways,
+    serve,
+    stream_chunks,
+    world,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -201,13 +208,9 @@ async def test_malformed_event_does_not_break_the_stream(relay_client, bw):
 
 async def test_openai_sdk_plain_and_streamed(relay_client, bw):
     sdk = bw.sdk(relay_client)
-    answer = await sdk.chat.completions.create(model="ERNIE-3.5-8K", messages=CHAT["messages"])
+    answer, (text, usage, _) = await sdk_chat_both_ways(sdk, "ERNIE-3.5-8K", CHAT["messages"])
     assert answer.choices[0].message.content == REPLY
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (15, 9)
-
-    stream = await sdk.chat.completions.create(model="ERNIE-3.5-8K", messages=CHAT["messages"], stream=True,
-                                               stream_options={"include_usage": True})
-    text, usage, _ = await sdk_stream(stream)
     assert text == REPLY and usage.completion_tokens == 9
 
 

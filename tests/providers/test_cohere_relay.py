@@ -9,7 +9,14 @@ import pytest
 from providers.adapters import cohere
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_cohere import PNG, REPLY, MockCohere
-from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_stream, serve, stream_chunks, world
+from tests.providers.vendor_harness import (
+    assert_interrupted,
+    no_consume_log,
+    sdk_chat_both_ways,
+    serve,
+    stream_chunks,
+    world,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -170,13 +177,9 @@ async def test_stream_cut_mid_way_ends_with_an_error_event_and_bills_what_arrive
 
 async def test_openai_sdk_plain_and_streamed(relay_client, cw):
     sdk = cw.sdk(relay_client)
-    answer = await sdk.chat.completions.create(model="command-a-03-2025", messages=CHAT["messages"])
+    answer, (text, usage, _) = await sdk_chat_both_ways(sdk, "command-a-03-2025", CHAT["messages"])
     assert answer.choices[0].message.content == REPLY
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (21, 6)
-
-    stream = await sdk.chat.completions.create(model="command-a-03-2025", messages=CHAT["messages"], stream=True,
-                                               stream_options={"include_usage": True})
-    text, usage, _ = await sdk_stream(stream)
     assert text == REPLY and usage.prompt_tokens == 21
 
     vectors = await sdk.embeddings.create(model="embed-v4.0", input="hi")

@@ -12,7 +12,7 @@ from providers.selectors import models_by_channel_type
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_gemini import PNG, MockGemini
 from tests.providers.mock_gemini import fixture as mock_fixture
-from tests.providers.vendor_harness import no_consume_log, sdk_stream, serve, stream_chunks, world
+from tests.providers.vendor_harness import no_consume_log, sdk_chat_both_ways, serve, stream_chunks, world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -222,13 +222,9 @@ async def test_embeddings_are_converted_and_counted_locally(relay_client, gemini
 
 async def test_the_openai_sdk_chats_streams_and_embeds_with_gemini(relay_client, gemini):
     sdk = gemini.sdk(relay_client)
-    answer = await sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
+    answer, (text, usage, _) = await sdk_chat_both_ways(sdk, MODEL, [{"role": "user", "content": "Hi"}])
     assert answer.choices[0].message.content == "Hello from Gemini."
     assert answer.usage.completion_tokens == 17
-
-    stream = await sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}],
-                                               stream=True, stream_options={"include_usage": True})
-    text, usage, _ = await sdk_stream(stream)
     assert text == "Hello from Gemini." and usage.prompt_tokens == 9
 
     # The SDK asks for base64 embeddings unless told otherwise, and decodes them itself.

@@ -9,7 +9,14 @@ import pytest
 from providers.adapters import ollama
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_ollama import PNG, REPLY, MockOllama
-from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_stream, serve, stream_chunks, world
+from tests.providers.vendor_harness import (
+    assert_interrupted,
+    no_consume_log,
+    sdk_chat_both_ways,
+    serve,
+    stream_chunks,
+    world,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -182,13 +189,9 @@ async def test_error_line_mid_stream_reaches_the_client(relay_client, ow):
 
 async def test_openai_sdk_plain_and_streamed(relay_client, ow):
     sdk = ow.sdk(relay_client)
-    answer = await sdk.chat.completions.create(model="llama3.2", messages=CHAT["messages"])
+    answer, (text, usage, _) = await sdk_chat_both_ways(sdk, "llama3.2", CHAT["messages"])
     assert answer.choices[0].message.content == REPLY
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (26, 10)
-
-    stream = await sdk.chat.completions.create(model="llama3.2", messages=CHAT["messages"], stream=True,
-                                               stream_options={"include_usage": True})
-    text, usage, _ = await sdk_stream(stream)
     assert text == REPLY and usage.prompt_tokens == 26
 
     vectors = await sdk.embeddings.create(model="all-minilm", input="hi")

@@ -11,7 +11,14 @@ from billing.services import option_set
 from tests.factories import ChannelFactory
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_tencent import REPLY, SECRET_ID, SECRET_KEY, MockTencent
-from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_stream, serve, stream_chunks, world
+from tests.providers.vendor_harness import (
+    assert_interrupted,
+    no_consume_log,
+    sdk_chat_both_ways,
+    serve,
+    stream_chunks,
+    world,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -183,12 +190,8 @@ async def test_stream_cut_mid_way_ends_with_an_error_event_and_bills_hunyuans_ru
 
 async def test_openai_sdk_plain_and_streamed(relay_client, tw):
     sdk = tw.sdk(relay_client)
-    answer = await sdk.chat.completions.create(model="hunyuan-turbo", messages=CHAT["messages"])
+    answer, (text, usage, _) = await sdk_chat_both_ways(sdk, "hunyuan-turbo", CHAT["messages"])
     assert answer.choices[0].message.content == REPLY
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (13, 8)
-
-    stream = await sdk.chat.completions.create(model="hunyuan-turbo", messages=CHAT["messages"], stream=True,
-                                               stream_options={"include_usage": True})
-    text, usage, _ = await sdk_stream(stream)
     assert text == REPLY and usage.completion_tokens == 8
     assert tw.upstream.signature_failures == 0

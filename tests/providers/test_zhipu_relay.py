@@ -15,7 +15,14 @@ from providers.adapters import zhipu
 from tests.factories import ChannelFactory
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_zhipu import FIXTURES, PNG, REPLY, TOOL_CALL, MockZhipu
-from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_stream, serve, stream_chunks, world
+from tests.providers.vendor_harness import (
+    assert_interrupted,
+    no_consume_log,
+    sdk_chat_both_ways,
+    serve,
+    stream_chunks,
+    world,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -194,13 +201,9 @@ async def test_malformed_event_does_not_break_the_stream(relay_client, zw):
 
 async def test_openai_sdk_plain_and_streamed(relay_client, zw):
     sdk = zw.sdk(relay_client)
-    answer = await sdk.chat.completions.create(model="glm-4-plus", messages=CHAT["messages"])
+    answer, (text, usage, _) = await sdk_chat_both_ways(sdk, "glm-4-plus", CHAT["messages"])
     assert answer.choices[0].message.content == REPLY
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (21, 13)
-
-    stream = await sdk.chat.completions.create(model="glm-4-plus", messages=CHAT["messages"], stream=True,
-                                               stream_options={"include_usage": True})
-    text, usage, _ = await sdk_stream(stream)
     assert text == REPLY and usage.completion_tokens == 13
 
 

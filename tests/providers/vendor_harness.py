@@ -154,6 +154,14 @@ async def no_consume_log() -> bool:
     return not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
 
 
+async def sdk_chat_both_ways(sdk, model: str, messages: list) -> tuple[Any, tuple[str, Any, str | None]]:
+    """The same chat through the SDK plain and streamed (usage asked for): the answer, and what the stream brought."""
+    answer = await sdk.chat.completions.create(model=model, messages=messages)
+    stream = await sdk.chat.completions.create(model=model, messages=messages, stream=True,
+                                               stream_options={"include_usage": True})
+    return answer, await sdk_stream(stream)
+
+
 async def sdk_stream(stream) -> tuple[str, Any, str | None]:
     """What an SDK stream brought: its text, its usage (None when not sent) and its last finish reason."""
     text, usage, finish = "", None, None
