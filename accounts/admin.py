@@ -20,8 +20,7 @@ from billing import options
 
 def quota_text(quota: int) -> str:
     """Quota with its US$ value, as one-api's console shows it (QuotaPerUnit quota = $1)."""
-    per_unit = options.get("QuotaPerUnit") or 500000
-    return f"{quota:,} (${quota / per_unit:,.2f})"
+    return f"{quota:,} (${quota / float(options.quota_per_unit()):,.2f})"
 
 
 def unix_text(ts: int, *, empty: str = "-") -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.utils.translation import gettext
@@ -191,6 +192,21 @@ snapshot = _Snapshot()
 
 def get(key: str) -> Any:
     return snapshot.values.get(key, DEFAULTS.get(key))
+
+
+def quota_per_unit() -> Decimal:
+    """Quota per US$1 (QuotaPerUnit), exact."""
+    return Decimal(str(get("QuotaPerUnit") or 500000))
+
+
+def in_currency() -> bool:
+    """Whether people read amounts in US$ rather than quota units (DisplayInCurrencyEnabled)."""
+    return bool(get("DisplayInCurrencyEnabled"))
+
+
+def quota_in_usd(quota: int) -> Decimal:
+    """Quota in US$, rounded half up to the micro-dollar: every page and form shows amounts this way."""
+    return (Decimal(quota) / quota_per_unit()).quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
 
 
 def reload_from_db() -> None:

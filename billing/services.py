@@ -30,9 +30,8 @@ def log_record(*, user_id: int, type: int, content: str, username: str = "", quo
 
 
 def quota_display(quota: int) -> str:
-    per_unit = options.get("QuotaPerUnit") or 500000
-    if options.get("DisplayInCurrencyEnabled"):
-        return f"${quota / per_unit:.6f}".rstrip("0").rstrip(".")
+    if options.in_currency():
+        return f"${quota / float(options.quota_per_unit()):.6f}".rstrip("0").rstrip(".")
     return f"{quota} quota"
 
 

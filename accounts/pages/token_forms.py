@@ -23,25 +23,16 @@ QUOTA_MAX = 10**18  # far below BIGINT's ceiling, far above any real balance
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends and shows
 
 
-def quota_per_unit() -> Decimal:
-    return Decimal(str(options.get("QuotaPerUnit") or 500000))
-
-
-def in_currency() -> bool:
-    return bool(options.get("DisplayInCurrencyEnabled"))
-
-
 def quota_to_display(quota: int) -> str:
     """Stored quota units as the form shows them: US$ (up to 6 decimals) or whole units."""
-    if not in_currency():
+    if not options.in_currency():
         return str(quota)
-    amount = (Decimal(quota) / quota_per_unit()).quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
-    return f"{amount.normalize():f}"  # "10", not normalize()'s "1E+1"
+    return f"{options.quota_in_usd(quota).normalize():f}"  # "10", not normalize()'s "1E+1"
 
 
 def display_to_quota(amount: Decimal) -> int:
-    if in_currency():
-        amount = amount * quota_per_unit()
+    if options.in_currency():
+        amount = amount * options.quota_per_unit()
     return int(amount.to_integral_value(rounding=ROUND_HALF_UP))
 
 
@@ -106,16 +97,16 @@ class TokenForm(forms.Form):
             # A model the group has lost since stays listed, so saving other changes keeps it.
             choices += [m for m in token.model_list if m not in choices]
         self.fields["models"].choices = [(m, m) for m in choices]
-        if in_currency():
+        if options.in_currency():
             self.fields["quota"].label = _("Quota (US$)")
             self.fields["quota"].help_text = _("In US dollars; %(units)s quota units make US$1.") % {
-                "units": f"{quota_per_unit().normalize():f}"}
+                "units": f"{options.quota_per_unit().normalize():f}"}
         else:
             self.fields["quota"].label = _("Quota")
             self.fields["quota"].help_text = _("In quota units.")
         self.fields["expires_at"].help_text = _("Time zone: %(tz)s.") % {"tz": timezone.get_current_timezone_name()}
         if token is None and not self.is_bound:
-            self.initial.setdefault("quota", quota_to_display(int(quota_per_unit())))
+            self.initial.setdefault("quota", quota_to_display(int(options.quota_per_unit())))
 
     @staticmethod
     def initial_for(token: Token) -> dict:
@@ -145,7 +136,7 @@ class TokenForm(forms.Form):
             raise forms.ValidationError(_("Enter a number."))
         if amount < 0:
             raise forms.ValidationError(_("The quota must not be negative."))
-        if not in_currency() and amount != amount.to_integral_value():
+        if not options.in_currency() and amount != amount.to_integral_value():
             raise forms.ValidationError(_("Enter a whole number of quota units."))
         quota = display_to_quota(amount)
         if quota > QUOTA_MAX:

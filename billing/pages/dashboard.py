@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from billing import selectors
+from billing import options, selectors
 from billing.pages import chart, display
 from oneapi_site.lib.timeutil import now_ts
 
@@ -15,7 +15,7 @@ def dashboard(request):
     now = now_ts()
     rows = selectors.user_dashboard(user_id=request.user.pk, now=now)
     days = selectors.dashboard_days(now=now)
-    unit = display.quota_per_unit() if display.in_currency() else 1.0
+    unit = float(options.quota_per_unit()) if options.in_currency() else 1.0
     usage = chart.usage_chart(rows, days=days, unit=unit, fmt=display.amount)
     totals = {
         "requests": sum(r["RequestCount"] for r in rows),

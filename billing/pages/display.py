@@ -13,17 +13,8 @@ from django.utils.translation import gettext
 from billing import options
 
 
-def in_currency() -> bool:
-    return bool(options.get("DisplayInCurrencyEnabled"))
-
-
-def quota_per_unit() -> float:
-    """Quota per US$1 (one-api's QuotaPerUnit)."""
-    return float(options.get("QuotaPerUnit") or 500000)
-
-
 def unit_name() -> str:
-    return gettext("US$") if in_currency() else gettext("quota")
+    return gettext("US$") if options.in_currency() else gettext("quota")
 
 
 def _plain(value: Decimal | float, places: int) -> str:
@@ -48,4 +39,4 @@ def number(value: Decimal | float) -> str:
 
 def amount(value_in_unit: Decimal | float) -> str:
     """A value already converted to the display unit."""
-    return money(value_in_unit) if in_currency() else units(value_in_unit)
+    return money(value_in_unit) if options.in_currency() else units(value_in_unit)

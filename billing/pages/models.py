@@ -26,10 +26,10 @@ class ModelPrice:
     output_quota: Decimal   # quota per 1K completion tokens
 
     def shown(self, quota: Decimal) -> str:
-        if display.in_currency():
+        if options.in_currency():
             # Through QuotaPerUnit, as the balance is shown: at one-api's default 500000 this is
             # ratio x US$0.002 per 1K tokens.
-            return display.money(quota / Decimal(str(display.quota_per_unit())))
+            return display.money(quota / options.quota_per_unit())
         return display.units(quota)
 
     @property

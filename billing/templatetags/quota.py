@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
-
 from django import template
 
 from billing import options
 
 register = template.Library()
-
-MICRODOLLAR = Decimal("0.000001")
-
 
 @register.filter
 def quota(value) -> str:
@@ -21,9 +16,8 @@ def quota(value) -> str:
         amount = int(value or 0)
     except (TypeError, ValueError):
         return ""
-    if options.get("DisplayInCurrencyEnabled"):
-        per_unit = Decimal(str(options.get("QuotaPerUnit") or 500000))
-        dollars = (Decimal(amount) / per_unit).quantize(MICRODOLLAR, rounding=ROUND_HALF_UP)
+    if options.in_currency():
+        dollars = options.quota_in_usd(amount)
         text = f"{abs(dollars):,.6f}".rstrip("0").rstrip(".")
         return f"-${text}" if dollars < 0 else f"${text}"
     return f"{amount:,}"
