@@ -8,15 +8,22 @@ from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from accounts import selectors, services, verification
 from accounts.limits import critical_page
-from accounts.pages.auth_forms import (ChangePasswordForm, LoginForm, RegisterForm, ResetRequestForm,
-                                       SendCodeForm, SetPasswordForm, add_service_error)
+from accounts.pages.auth_forms import (
+    ChangePasswordForm,
+    LoginForm,
+    RegisterForm,
+    ResetRequestForm,
+    SendCodeForm,
+    SetPasswordForm,
+    add_service_error,
+)
+from accounts.pages.redirects import local_url
 from billing import options
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -25,11 +32,7 @@ URL_CONTENT = re.compile(r"^https?://\S+$", re.IGNORECASE)  # one-api shows such
 
 def _next_param(request) -> str:
     """The `next` the visitor came with, when it points back into this site; else ""."""
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                                  require_https=request.is_secure()):
-        return target
-    return ""
+    return local_url(request, request.POST.get("next") or request.GET.get("next"))
 
 
 def home(request):

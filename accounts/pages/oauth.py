@@ -7,10 +7,10 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.http import Http404
 from django.shortcuts import redirect
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
 from accounts import limits, oauth
+from accounts.pages.redirects import local_url
 
 
 def _provider(name: str) -> oauth.Provider:
@@ -18,12 +18,6 @@ def _provider(name: str) -> oauth.Provider:
     if provider is None:
         raise Http404
     return provider
-
-
-def _safe_next(request, url: str) -> str:
-    ok = url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()},
-                                                 require_https=request.is_secure())
-    return url if ok else ""
 
 
 def _back(request):
@@ -35,7 +29,7 @@ def oauth_start(request, provider: str):
     provider_obj = _provider(provider)
     try:
         url = oauth.flow_start(request, provider=provider_obj, aff=request.GET.get("aff", "").strip(),
-                               next_url=_safe_next(request, request.GET.get("next", "")))
+                               next_url=local_url(request, request.GET.get("next", "")))
     except oauth.OAuthError as exc:
         messages.error(request, str(exc))
         return _back(request)
@@ -57,9 +51,9 @@ def oauth_callback(request, provider: str):
     if outcome.action == "bind":
         messages.success(request, _("Your %(provider)s account is now linked. You can sign in with it.")
                          % {"provider": provider_obj.label})
-        return redirect(_safe_next(request, outcome.next_url) or "settings")
+        return redirect(local_url(request, outcome.next_url) or "settings")
     login(request, outcome.user, backend="django.contrib.auth.backends.ModelBackend")
     if outcome.action == "register":
         messages.success(request, _("Welcome! Your account %(username)s has been created.")
                          % {"username": outcome.user.username})
-    return redirect(_safe_next(request, outcome.next_url) or "dashboard")
+    return redirect(local_url(request, outcome.next_url) or "dashboard")

@@ -10,13 +10,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
 from accounts.models import Token
+from accounts.pages.redirects import local_url
 from accounts.pages.token_forms import SERVICE_FIELDS, TokenForm, service_message, timestamp_to_local
 from providers.selectors import group_models
 
@@ -141,11 +141,7 @@ def token_edit(request, token_id: int):
 
 def _back(request):
     """Back to the list page the action came from (a local URL only)."""
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                                  require_https=request.is_secure()):
-        return redirect(target)
-    return redirect("tokens")
+    return redirect(local_url(request, request.POST.get("next")) or "tokens")
 
 
 @login_required
