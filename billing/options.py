@@ -163,7 +163,9 @@ class _Snapshot:
     def __init__(self) -> None:
         self.values: dict[str, Any] = {k: parse(k, v) for k, v in DEFAULTS.items()}
         self._lock = threading.Lock()
-        self.loaded_at = 0.0  # monotonic time of the last load; 0: the stored options were never read
+        # Monotonic time of the last load; -inf: the stored options were never read (monotonic() can be
+        # smaller than SYNC_FREQUENCY on a machine that booted minutes ago, so 0 would look fresh).
+        self.loaded_at = float("-inf")
         self.stale = False
 
     def load(self, stored: dict[str, str]) -> None:
