@@ -65,3 +65,35 @@ class IsAdmin(_RoleAtLeast):
 class IsRoot(_RoleAtLeast):
     role = User.Role.ROOT
     message = "this needs the root user"
+
+
+def cross_site(request) -> bool:
+    """Whether the browser says another site sent this request: Fetch Metadata, else the Origin header.
+
+    `same-site` counts as another site too: a sibling subdomain is someone else's origin, and SameSite=Lax
+    cookies go along even with its scripts' requests. No such header: not a browser, or an old one.
+    """
+    from django.conf import settings
+
+    site = request.META.get("HTTP_SEC_FETCH_SITE", "").strip().lower()
+    if site:
+        return site not in ("same-origin", "none")
+    origin = request.META.get("HTTP_ORIGIN", "").strip()
+    if not origin:
+        return False
+    return origin != f"{request.scheme}://{request.get_host()}" and origin not in settings.CSRF_TRUSTED_ORIGINS
+
+
+class SameSiteSession(permissions.BasePermission):
+    """A GET that changes something must not work from another site's link, which carries the session
+    cookie (SameSite=Lax). Access-token callers are no browser riding on a cookie, and pass."""
+
+    message = "refused: this request came from another site"
+
+    def has_permission(self, request, view):
+        from django.utils.translation import gettext
+
+        if request.auth is None and cross_site(request._request):
+            self.message = gettext("This request came from another site. Open this site itself to do this.")
+            return False
+        return True
