@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from accounts.limits import critical_page
+from accounts.limits import console_login
 
-# The console's login shares the sign-in pages' per-IP budget, so it is no side door for guessing passwords.
-admin.site.login = critical_page(admin.site.login)
+# The console's login shares the sign-in pages' budgets (per address and per account), so it is no side door
+# for guessing passwords.
+admin.site.login = console_login(admin.site.login)
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from accounts import selectors, services, verification
+from accounts import limits, selectors, services, verification
 from accounts.limits import critical_page
 from accounts.pages.auth_forms import (
     ChangePasswordForm,
@@ -57,13 +57,17 @@ def login_view(request):
         if not enabled:
             form.add_error(None, _("Password login has been turned off by the administrator."))
         elif form.is_valid():
-            user = selectors.user_by_credentials(login=form.cleaned_data["username"],
-                                                 password=form.cleaned_data["password"])
+            account = form.cleaned_data["username"]
+            if limits.account_locked(request, account):
+                return limits.limited_page(request, account=True)
+            user = selectors.user_by_credentials(login=account, password=form.cleaned_data["password"])
             if user is None:
+                limits.account_failed(request, account)
                 form.add_error(None, _("Wrong username or password."))
             elif not user.is_active:
                 form.add_error(None, _("This account has been disabled."))
             else:
+                limits.account_signed_in(request, account)
                 login(request, user, backend=BACKEND)
                 return redirect(next_param or "dashboard")
     return render(request, "accounts/login.html", {"form": form, "enabled": enabled, "next": next_param})
