@@ -221,11 +221,19 @@ def _consume_logs_insert(charges: list[Charge], cursor) -> None:
 
 # --- Options -----------------------------------------------------------------
 
+TURNSTILE_KEYS = ("TurnstileSiteKey", "TurnstileSecretKey")
+
+
 def _login_switch_check(key: str) -> None:
-    """Turning on GitHub or OIDC sign-in is refused until its credentials are set (one-api, for GitHub)."""
+    """Turning on GitHub, OIDC or Turnstile is refused until its credentials are set (one-api, for GitHub and
+    Turnstile)."""
 
     def missing(*keys: str) -> bool:
         return any(not str(options.get(k) or "").strip() for k in keys)
+
+    if key == "TurnstileCheckEnabled" and missing(*TURNSTILE_KEYS):
+        raise ValidationError(gettext("set TurnstileSiteKey and TurnstileSecretKey before enabling Turnstile"),
+                              field=key)
 
     if key == "GitHubOAuthEnabled" and missing("GitHubClientId", "GitHubClientSecret"):
         raise ValidationError(gettext("set GitHubClientId and GitHubClientSecret before enabling GitHub login"),
@@ -251,8 +259,12 @@ def option_set(*, key: str, value) -> str:
         options.parse(key, text)
     except options.OptionError as exc:
         raise ValidationError(str(exc), field=key) from None
-    if key in ("GitHubOAuthEnabled", "OidcEnabled") and options.parse(key, text):
+    if key in ("GitHubOAuthEnabled", "OidcEnabled", "TurnstileCheckEnabled") and options.parse(key, text):
         _login_switch_check(key)
+    if key in TURNSTILE_KEYS and not text.strip() and options.get("TurnstileCheckEnabled"):
+        # Without them every sign-in would be refused, root's included.
+        raise ValidationError(gettext("turn TurnstileCheckEnabled off before clearing %(key)s") % {"key": key},
+                              field=key)
     Option.objects.update_or_create(key=key, defaults={"value": text})
     options.reload_from_db()
     changes.publish("options")
