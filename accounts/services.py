@@ -8,8 +8,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from accounts import permissions
-from accounts.models import Token, User
+from accounts import permissions, selectors
+from accounts.models import DEFAULT_ROOT_PASSWORD, Token, User
 from oneapi_site.lib import changes
 from oneapi_site.lib.keys import random_key, uuid_hex
 
@@ -22,7 +22,6 @@ class ValidationError(ValueError):
         self.field = field
 
 
-DEFAULT_ROOT_PASSWORD = "123456"
 ROOT_INITIAL_QUOTA = 500_000_000_000_000  # one-api's root start balance
 
 
@@ -35,7 +34,7 @@ def user_create(*, username: str, password: str, display_name: str = "", role: i
     username = (username or "").strip()
     if not username:
         raise ValidationError("username is required", field="username")
-    if User.objects.filter(username=username).exists():
+    if selectors.username_taken(username):
         raise ValidationError(f"username {username!r} is taken", field="username")
     user = User(username=username, display_name=display_name or username, role=role, group=group,
                 quota=quota, email=email, inviter_id=inviter_id)
@@ -47,7 +46,7 @@ def user_create(*, username: str, password: str, display_name: str = "", role: i
                 user.save()
             break
         except IntegrityError:
-            if User.objects.filter(username=username).exists():
+            if selectors.username_taken(username):
                 raise ValidationError(f"username {username!r} is taken", field="username") from None
     changes.publish("users")
     return user
@@ -211,7 +210,7 @@ def _check_email(email: str, *, user_id: int | None = None) -> str:
 
 
 def _check_username_free(username: str, *, user_id: int | None = None) -> None:
-    if User.objects.filter(username=username).exclude(pk=user_id).exists():
+    if selectors.username_taken(username, user_id=user_id):
         raise ValidationError(f"username {username!r} is taken", field="username")
 
 
@@ -438,7 +437,7 @@ def user_signup(*, username: str, password: str, email: str = "", verification_c
     if len(username) > USERNAME_MAX_LENGTH:
         raise ValidationError(_("The username must be at most %(max)d characters long.")
                               % {"max": USERNAME_MAX_LENGTH}, field="username")
-    if User.objects.filter(username=username).exists():
+    if selectors.username_taken(username):
         raise ValidationError(_("This username is taken."), field="username")
     verify = options.get("EmailVerificationEnabled")
     email = verification.email_check_format(email) if verify else ""
