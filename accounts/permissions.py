@@ -17,13 +17,18 @@ from accounts.models import Token, User
 GIVABLE_ROLES = (User.Role.COMMON, User.Role.ADMIN)
 
 
+def role_at_least(user: User, role: int) -> bool:
+    """The gate of a route: an enabled user of `role` or above (IsAdmin, IsRoot, root-only console pages)."""
+    return user.is_active and user.role >= role
+
+
 def _is_root(actor: User) -> bool:
-    return actor.is_active and actor.role >= User.Role.ROOT
+    return role_at_least(actor, User.Role.ROOT)
 
 
 def user_can_manage(actor: User, target: User) -> bool:
     """Whether `actor` may edit, disable, delete or credit `target`."""
-    if not actor.is_active or actor.role < User.Role.ADMIN:
+    if not role_at_least(actor, User.Role.ADMIN):
         return False
     return _is_root(actor) or target.role < actor.role
 
@@ -42,7 +47,7 @@ def token_can_give(actor: User, owner: User) -> bool:
 
 def role_can_give(actor: User, role: int) -> bool:
     """Whether `actor` may make someone `role`: never root, and below the actor's own unless root."""
-    if role not in GIVABLE_ROLES or not actor.is_active or actor.role < User.Role.ADMIN:
+    if role not in GIVABLE_ROLES or not role_at_least(actor, User.Role.ADMIN):
         return False
     return _is_root(actor) or role < actor.role
 
@@ -55,7 +60,7 @@ def users_managed_by(actor: User) -> QuerySet[User]:
     """The users `actor` may act on (see `user_can_manage`)."""
     if _is_root(actor):
         return User.objects.all()
-    if not actor.is_active or actor.role < User.Role.ADMIN:
+    if not role_at_least(actor, User.Role.ADMIN):
         return User.objects.none()
     return User.objects.filter(role__lt=actor.role)
 

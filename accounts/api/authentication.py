@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from rest_framework import authentication, exceptions, permissions
+from rest_framework import authentication, exceptions
+from rest_framework import permissions as drf_permissions
 
+from accounts import permissions
 from accounts.models import User
 
 
@@ -42,7 +44,7 @@ class SessionAuthentication(authentication.SessionAuthentication):
         return user, None
 
 
-class _RoleAtLeast(permissions.BasePermission):
+class _RoleAtLeast(drf_permissions.BasePermission):
     role = User.Role.COMMON
     message = "permission denied"
 
@@ -50,7 +52,7 @@ class _RoleAtLeast(permissions.BasePermission):
         user = request.user
         if not user or not getattr(user, "is_authenticated", False):
             raise exceptions.NotAuthenticated("not logged in and no access token given")
-        return user.is_active and user.role >= self.role
+        return permissions.role_at_least(user, self.role)
 
 
 class IsUser(_RoleAtLeast):
@@ -84,7 +86,7 @@ def cross_site(request) -> bool:
     return origin != f"{request.scheme}://{request.get_host()}" and origin not in settings.CSRF_TRUSTED_ORIGINS
 
 
-class SameSiteSession(permissions.BasePermission):
+class SameSiteSession(drf_permissions.BasePermission):
     """A GET that changes something must not work from another site's link, which carries the session
     cookie (SameSite=Lax). Access-token callers are no browser riding on a cookie, and pass."""
 
