@@ -42,6 +42,8 @@ class Migration(migrations.Migration):
         migrations.RunPython(rename_case_twins, migrations.RunPython.noop),
         migrations.AddConstraint(
             model_name='user',
-            constraint=models.UniqueConstraint(django.db.models.functions.text.Lower('username'), name='users_username_ci_unique', violation_error_message='This username is taken.'),
+            constraint=models.UniqueConstraint(django.db.models.functions.text.Lower('username'),
+                                               name='users_username_ci_unique',
+                                               violation_error_message='This username is taken.'),
         ),
     ]

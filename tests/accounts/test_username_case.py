@@ -13,7 +13,6 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from tests.api_fixtures import *  # noqa: F401,F403
 from tests.api_fixtures import envelope
-from tests.factories import UserFactory
 from tests.helpers import logged_in
 
 pytestmark = pytest.mark.django_db
