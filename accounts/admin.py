@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext, gettext_lazy as _
 
-from accounts import services
+from accounts import permissions, services
 from accounts.forms import TokenForm, UserChangeForm, UserCreationForm
 from accounts.models import Token, User
 from billing import options
@@ -105,15 +105,24 @@ class UserAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     def created(self, obj: User) -> str:
         return unix_text(obj.created_time)
 
+    def get_queryset(self, request):
+        # Admins see the users below them and themselves (accounts.permissions); root sees everyone.
+        # The token form's owner autocomplete reads this too.
+        return super().get_queryset(request) & permissions.users_within_reach(request.user)
+
     def get_fieldsets(self, request, obj=None):
-        return self.add_fieldsets if obj is None else self.change_fieldsets
+        if obj is None:
+            return self.add_fieldsets
+        if not self.has_change_permission(request, obj):  # an admin's own page: to read, nothing to set
+            return [(name, {"fields": [f for f in opts["fields"] if f != "new_password"]})
+                    for name, opts in self.change_fieldsets]
+        return self.change_fieldsets
 
     def get_readonly_fields(self, request, obj=None):
         return () if obj is None else self.readonly_fields
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         kwargs["form"] = UserChangeForm if obj is not None else UserCreationForm
-        kwargs["fields"] = None
         form_class = super().get_form(request, obj, change, **kwargs)
         actor = request.user
 
@@ -124,13 +133,12 @@ class UserAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         return WithActor
 
     def has_change_permission(self, request, obj=None):
-        # Admins manage only users below them (one-api); root manages everyone.
-        if obj is not None and not request.user.is_root and obj.role >= request.user.role:
+        if obj is not None and not permissions.user_can_manage(request.user, obj):
             return False
         return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and (obj.role == User.Role.ROOT or obj.status == User.Status.DELETED):
+        if obj is not None and (obj.is_root or obj.status == User.Status.DELETED):
             return False
         return self.has_change_permission(request, obj)
 
@@ -199,6 +207,25 @@ class TokenAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     def accessed(self, obj: Token) -> str:
         return unix_text(obj.accessed_time)
 
+    def get_queryset(self, request):
+        # Admins see their own tokens and those of the users below them (accounts.permissions).
+        return super().get_queryset(request) & permissions.tokens_managed_by(request.user)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":  # whose quota a new token spends: the form accepts no one else
+            kwargs["queryset"] = permissions.users_within_reach(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and not permissions.token_can_manage(request.user, obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and not permissions.token_can_manage(request.user, obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
     def get_fieldsets(self, request, obj=None):
         main = ["user", "name", "remain_quota", "unlimited_quota", "expired_time", "models", "subnet"]
         if obj is None:
@@ -213,18 +240,18 @@ class TokenAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         fields = form.service_fields()
         if change:
-            services.token_update(token=Token.objects.get(pk=obj.pk), **fields)
+            services.token_update(token=Token.objects.get(pk=obj.pk), by=request.user, **fields)
             return
         fields.pop("status", None)
-        token = services.token_create(user=form.cleaned_data["user"], **fields)
+        token = services.token_create(user=form.cleaned_data["user"], by=request.user, **fields)
         obj.pk = obj.id = token.pk
         self.message_user(request, format_html(
             "{} <code>sk-{}</code>", gettext("Copy the new key now, it is not shown again:"), token.key),
             messages.WARNING)
 
     def delete_model(self, request, obj):
-        services.token_delete(token=obj)
+        services.token_delete(token=obj, by=request.user)
 
     def delete_queryset(self, request, queryset):
         for token in queryset:
-            services.token_delete(token=token)
+            services.token_delete(token=token, by=request.user)

@@ -9,15 +9,16 @@ from django.contrib.auth.password_validation import validate_password
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
+from accounts import permissions
 from accounts.models import Token, User
 
 
 def role_choices(*, actor: User, target: User | None) -> list[tuple[int, str]]:
-    """Roles `actor` may give `target`: never root, and below the actor's own unless the actor is root."""
+    """Roles `actor` may give `target` (accounts.permissions); root keeps its own."""
     if target is not None and target.role == User.Role.ROOT:
         return [(User.Role.ROOT, User.Role.ROOT.label)]
-    return [(value, label) for value, label in User.Role.choices
-            if value != User.Role.ROOT and (actor.is_root or value < actor.role)]
+    givable = permissions.roles_givable(actor)
+    return [(value, label) for value, label in User.Role.choices if value in givable]
 
 
 class _RoleRulesMixin:

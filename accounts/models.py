@@ -2,9 +2,13 @@ from __future__ import annotations
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils.translation import gettext, gettext_lazy as _
 
 from oneapi_site.lib.timeutil import now_ts
+
+
+DEFAULT_ROOT_PASSWORD = "123456"  # one-api's seeded root password, refused as a new password
 
 
 class UserManager(BaseUserManager):
@@ -63,6 +67,12 @@ class User(AbstractBaseUser):
         db_table = "users"
         verbose_name = _("user")
         verbose_name_plural = _("users")
+        constraints = [
+            # A name is taken in every case, so nobody becomes "ROOT" beside root. MariaDB's collation already
+            # compares so (it makes no index on an expression, and needs none); SQLite and PostgreSQL do not.
+            models.UniqueConstraint(Lower("username"), name="users_username_ci_unique",
+                                    violation_error_message=_("This username is taken.")),
+        ]
 
     def __str__(self) -> str:
         return self.username

@@ -30,7 +30,7 @@ from django.db.models import Max
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from accounts import services
+from accounts import selectors, services
 from accounts.models import User
 from billing import options
 
@@ -345,7 +345,7 @@ def _disabled() -> OAuthError:
 def _next_username(provider: Provider, identity: Identity, attempt: int) -> str:
     handle = identity.username
     if (attempt == 0 and provider.name == "oidc" and handle and handle.isprintable() and " " not in handle
-            and len(handle) <= services.USERNAME_MAX_LENGTH and not User.objects.filter(username=handle).exists()):
+            and len(handle) <= services.USERNAME_MAX_LENGTH and not selectors.username_taken(handle)):
         return handle
     # one-api names the account after the next user id: github_12, oidc_12.
     n = (User.objects.aggregate(m=Max("id"))["m"] or 0) + 1 + attempt

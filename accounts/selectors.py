@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from accounts.models import Token, User
+from accounts.models import DEFAULT_ROOT_PASSWORD, Token, User
 
 USER_ORDERS = {"quota": "-quota", "used_quota": "-used_quota", "request_count": "-request_count"}
 TOKEN_ORDERS = {"remain_quota": "-remain_quota", "used_quota": "-used_quota"}
@@ -25,6 +25,15 @@ def user_search(*, keyword: str, limit: int) -> list[User]:
         match |= Q(pk=int(keyword))
     users = User.objects.exclude(status=User.Status.DELETED).filter(match).order_by("-id")
     return list(users[:limit])
+
+
+def username_taken(username: str, *, user_id: int | None = None) -> bool:
+    """Whether an account other than `user_id` has this name in any case: "ROOT" is root's name too.
+
+    MariaDB's collation compares names so by itself; SQLite and PostgreSQL do not, so the lookup says it
+    (and the users_username_ci_unique constraint holds it in the database).
+    """
+    return User.objects.filter(username__iexact=(username or "").strip()).exclude(pk=user_id).exists()
 
 
 def tokens_of(user: User) -> QuerySet[Token]:
@@ -56,8 +65,6 @@ def uses_default_password(user) -> bool:
     import hashlib
 
     from django.core.cache import cache
-
-    from accounts.services import DEFAULT_ROOT_PASSWORD
 
     if not getattr(user, "is_authenticated", False) or not getattr(user, "is_root", False):
         return False

@@ -8,7 +8,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from accounts.models import Token, User
+from accounts import permissions, selectors
+from accounts.models import DEFAULT_ROOT_PASSWORD, Token, User
 from oneapi_site.lib import changes
 from oneapi_site.lib.keys import random_key, uuid_hex
 
@@ -21,7 +22,6 @@ class ValidationError(ValueError):
         self.field = field
 
 
-DEFAULT_ROOT_PASSWORD = "123456"
 ROOT_INITIAL_QUOTA = 500_000_000_000_000  # one-api's root start balance
 
 
@@ -34,7 +34,7 @@ def user_create(*, username: str, password: str, display_name: str = "", role: i
     username = (username or "").strip()
     if not username:
         raise ValidationError("username is required", field="username")
-    if User.objects.filter(username=username).exists():
+    if selectors.username_taken(username):
         raise ValidationError(f"username {username!r} is taken", field="username")
     user = User(username=username, display_name=display_name or username, role=role, group=group,
                 quota=quota, email=email, inviter_id=inviter_id)
@@ -46,7 +46,7 @@ def user_create(*, username: str, password: str, display_name: str = "", role: i
                 user.save()
             break
         except IntegrityError:
-            if User.objects.filter(username=username).exists():
+            if selectors.username_taken(username):
                 raise ValidationError(f"username {username!r} is taken", field="username") from None
     changes.publish("users")
     return user
@@ -105,8 +105,23 @@ def _check_token_fields(*, name: str, expired_time: int, remain_quota: int) -> N
         raise ValidationError("remain_quota must not be negative", field="remain_quota")
 
 
+def _check_token_actor(*, by: User | None, token: Token | None = None, owner: User | None = None) -> None:
+    """`by` is who asks (None: the system, e.g. the seed or a sign-up); see accounts.permissions."""
+    from django.utils.translation import gettext as _
+
+    if by is None:
+        return
+    if owner is not None and not permissions.token_can_give(by, owner):
+        raise ValidationError(_("You cannot make a token for a user whose role is equal to or above yours."),
+                              field="user")
+    if token is not None and not permissions.token_can_manage(by, token):
+        raise ValidationError(_("You cannot change a token of a user whose role is equal to or above yours."))
+
+
 def token_create(*, user: User, name: str = "", remain_quota: int = 0, unlimited_quota: bool = False,
-                 expired_time: int = -1, models: Any = "", subnet: str = "", key: str | None = None) -> Token:
+                 expired_time: int = -1, models: Any = "", subnet: str = "", key: str | None = None,
+                 by: User | None = None) -> Token:
+    _check_token_actor(by=by, owner=user)
     _check_token_fields(name=name, expired_time=expired_time, remain_quota=remain_quota)
     token = Token.objects.create(
         user=user, key=key or random_key(48), name=name, remain_quota=remain_quota,
@@ -120,8 +135,9 @@ def token_create(*, user: User, name: str = "", remain_quota: int = 0, unlimited
 TOKEN_EDITABLE = ("name", "remain_quota", "unlimited_quota", "expired_time", "models", "subnet", "status")
 
 
-def token_update(*, token: Token, status_only: bool = False, **fields: Any) -> Token:
+def token_update(*, token: Token, status_only: bool = False, by: User | None = None, **fields: Any) -> Token:
     """Change a token; re-enabling an expired or exhausted one is refused until it is fixed (one-api)."""
+    _check_token_actor(by=by, token=token)
     allowed = ("status",) if status_only else TOKEN_EDITABLE
     for field, value in fields.items():
         if field not in allowed or value is None:
@@ -142,7 +158,8 @@ def token_update(*, token: Token, status_only: bool = False, **fields: Any) -> T
     return token
 
 
-def token_delete(*, token: Token) -> None:
+def token_delete(*, token: Token, by: User | None = None) -> None:
+    _check_token_actor(by=by, token=token)
     token.delete()
     changes.publish("tokens")
 
@@ -193,7 +210,7 @@ def _check_email(email: str, *, user_id: int | None = None) -> str:
 
 
 def _check_username_free(username: str, *, user_id: int | None = None) -> None:
-    if User.objects.filter(username=username).exclude(pk=user_id).exists():
+    if selectors.username_taken(username, user_id=user_id):
         raise ValidationError(f"username {username!r} is taken", field="username")
 
 
@@ -251,8 +268,10 @@ def user_profile_update(*, user: User, username: str | None = None, display_name
 
 
 def _check_can_manage(*, by: User, user: User) -> None:
-    if not by.is_root and by.role <= user.role:
-        raise ValidationError("you cannot manage a user whose role is equal to or above yours")
+    from django.utils.translation import gettext as _
+
+    if not permissions.user_can_manage(by, user):
+        raise ValidationError(_("You cannot manage a user whose role is equal to or above yours."))
 
 
 @transaction.atomic
@@ -278,7 +297,7 @@ def user_update(*, user: User, by: User, username: str | None = None, display_na
             raise ValidationError("the root user's role cannot be changed", field="role")
         if role not in (User.Role.COMMON, User.Role.ADMIN):
             raise ValidationError("role must be 1 (common) or 10 (admin)", field="role")
-        if not by.is_root and role >= by.role:
+        if not permissions.role_can_give(by, role):
             raise ValidationError("you cannot raise a role to yours or above", field="role")
         user.role = role
         update_fields.append("role")
@@ -302,7 +321,7 @@ def user_delete(*, user: User, by: User | None = None) -> None:
     """Soft delete as one-api: status 3 and a `deleted_<uuid>` username free the name for reuse."""
     if user.is_root:
         raise ValidationError("the root user cannot be deleted")
-    if by is not None and by.pk != user.pk:
+    if by is not None:  # an admin route; a user deleting their own account passes no `by`
         _check_can_manage(by=by, user=user)
     user.username = f"deleted_{uuid_hex()}"
     user.status = User.Status.DELETED
@@ -329,7 +348,7 @@ def user_manage(*, user: User, by: User, action: str) -> User:
     elif action == "enable":
         user.status = User.Status.ENABLED
     elif action == "promote":
-        if not by.is_root:
+        if not permissions.role_can_give(by, User.Role.ADMIN):
             raise ValidationError("only the root user can promote users to admin", field="action")
         if user.role >= User.Role.ADMIN:
             raise ValidationError("this user is already an admin", field="action")
@@ -418,7 +437,7 @@ def user_signup(*, username: str, password: str, email: str = "", verification_c
     if len(username) > USERNAME_MAX_LENGTH:
         raise ValidationError(_("The username must be at most %(max)d characters long.")
                               % {"max": USERNAME_MAX_LENGTH}, field="username")
-    if User.objects.filter(username=username).exists():
+    if selectors.username_taken(username):
         raise ValidationError(_("This username is taken."), field="username")
     verify = options.get("EmailVerificationEnabled")
     email = verification.email_check_format(email) if verify else ""

@@ -16,7 +16,9 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
+from accounts import permissions
 from accounts.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
+from accounts.models import User
 from accounts.services import ValidationError
 from billing import options, services
 from billing.forms import OptionsForm, RedemptionBatchForm
@@ -274,7 +276,7 @@ class LogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         # Logs are the ledger: only root prunes them.
-        return request.user.is_active and request.user.is_root
+        return permissions.role_at_least(request.user, User.Role.ROOT)
 
 
 # --- Options ------------------------------------------------------------------

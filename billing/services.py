@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils.translation import gettext
 
+from accounts import permissions
 from accounts.models import Token, User
 from accounts.services import ValidationError
 from billing import options
@@ -77,10 +78,24 @@ def redemption_redeem(*, user_id: int, key: str) -> int:
 
 
 @transaction.atomic
+def _check_balance_actor(*, by: User | None, user_id: int, field: str) -> None:
+    """An admin moves only the balance of users below them; root's, their own and other admins' are not
+    theirs to set (accounts.permissions). `by` None is the system itself."""
+    if by is None:
+        return
+    target = User.objects.filter(pk=user_id).first()
+    if target is None:
+        raise ValidationError("no such user", field=field)
+    if not permissions.user_can_manage(by, target):
+        raise ValidationError(gettext("You cannot change the balance of a user whose role is equal to or above "
+                                      "yours."), field=field)
+
+
 def user_topup(*, user_id: int, quota: int, remark: str = "", by: User | None = None) -> None:
     """An admin credits a user (one-api's POST /api/topup)."""
     if quota == 0:
         raise ValidationError("quota must not be zero", field="quota")
+    _check_balance_actor(by=by, user_id=user_id, field="user_id")
     if User.objects.filter(pk=user_id).update(quota=F("quota") + quota) != 1:
         raise ValidationError("no such user", field="user_id")
     note = f" ({remark})" if remark else ""
@@ -92,6 +107,7 @@ def user_topup(*, user_id: int, quota: int, remark: str = "", by: User | None = 
 @transaction.atomic
 def user_quota_set(*, user_id: int, quota: int, by: User | None = None) -> None:
     """An admin sets a user's balance; the change is written as a manage log (one-api)."""
+    _check_balance_actor(by=by, user_id=user_id, field="id")
     old = User.objects.select_for_update().filter(pk=user_id).values_list("quota", flat=True).first()
     if old is None:
         raise ValidationError("no such user", field="id")
@@ -205,11 +221,19 @@ def _consume_logs_insert(charges: list[Charge], cursor) -> None:
 
 # --- Options -----------------------------------------------------------------
 
+TURNSTILE_KEYS = ("TurnstileSiteKey", "TurnstileSecretKey")
+
+
 def _login_switch_check(key: str) -> None:
-    """Turning on GitHub or OIDC sign-in is refused until its credentials are set (one-api, for GitHub)."""
+    """Turning on GitHub, OIDC or Turnstile is refused until its credentials are set (one-api, for GitHub and
+    Turnstile)."""
 
     def missing(*keys: str) -> bool:
         return any(not str(options.get(k) or "").strip() for k in keys)
+
+    if key == "TurnstileCheckEnabled" and missing(*TURNSTILE_KEYS):
+        raise ValidationError(gettext("set TurnstileSiteKey and TurnstileSecretKey before enabling Turnstile"),
+                              field=key)
 
     if key == "GitHubOAuthEnabled" and missing("GitHubClientId", "GitHubClientSecret"):
         raise ValidationError(gettext("set GitHubClientId and GitHubClientSecret before enabling GitHub login"),
@@ -235,8 +259,12 @@ def option_set(*, key: str, value) -> str:
         options.parse(key, text)
     except options.OptionError as exc:
         raise ValidationError(str(exc), field=key) from None
-    if key in ("GitHubOAuthEnabled", "OidcEnabled") and options.parse(key, text):
+    if key in ("GitHubOAuthEnabled", "OidcEnabled", "TurnstileCheckEnabled") and options.parse(key, text):
         _login_switch_check(key)
+    if key in TURNSTILE_KEYS and not text.strip() and options.get("TurnstileCheckEnabled"):
+        # Without them every sign-in would be refused, root's included.
+        raise ValidationError(gettext("turn TurnstileCheckEnabled off before clearing %(key)s") % {"key": key},
+                              field=key)
     Option.objects.update_or_create(key=key, defaults={"value": text})
     options.reload_from_db()
     changes.publish("options")

@@ -115,9 +115,10 @@ def parse_sql_dsn(dsn: str, *, sqlite_path: str) -> Database:
     )
 
 
-# Loopback and private ranges: a reverse proxy on the same host, in the same compose network or the same
-# LAN. A client on the internet connects from a public address, so its X-Forwarded-For is not believed.
-DEFAULT_TRUSTED_PROXIES = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+# No proxy is believed unless the operator names it. Trusting loopback and private ranges by default let any
+# client on the LAN, in the compose network or relayed by Docker's userland proxy (which connects from the
+# bridge gateway) write its own X-Forwarded-For past the per-address limits and the tokens' IP allow-lists.
+DEFAULT_TRUSTED_PROXIES = ""
 
 
 def parse_trusted_proxies(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -4,7 +4,8 @@ Per-IP limits (sign-in, sign-up, resets, the global limits) and a token's IP all
 address in the ASGI scope; Django copies it to REMOTE_ADDR. Daphne's --proxy-headers would take the
 first X-Forwarded-For entry from any peer, which any client can write, so every limit and allow-list
 could be dodged with one header. Here the list is read from the right, stepping back only while the
-address at hand is a proxy the operator trusts (TRUSTED_PROXIES); the first one that is not is the client.
+address at hand is a proxy the operator trusts (TRUSTED_PROXIES, none by default); the first one that is
+not is the client.
 """
 
 from __future__ import annotations

@@ -55,8 +55,11 @@ try:
     )
     SESSION_SECRET = env_str("SESSION_SECRET")
     # Peers whose X-Forwarded-For names the client (oneapi_site/proxy.py); per-IP limits and token IP
-    # allow-lists key on that address. Set empty when the gateway faces clients directly.
+    # allow-lists key on that address. Empty by default (no proxy believed): set it to the proxy's address.
     TRUSTED_PROXIES = parse_trusted_proxies(env_str("TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES))
+    # Cloudflare Turnstile's siteverify (accounts/turnstile.py); tests point it at a local mock.
+    TURNSTILE_VERIFY_URL = env_str("TURNSTILE_VERIFY_URL",
+                                   "https://challenges.cloudflare.com/turnstile/v0/siteverify")
     DATA_DIR = Path(env_str("DATA_DIR", str(Path(SQLITE_PATH).resolve().parent)))
     if SESSION_SECRET == "random_string":
         raise ConfigError("SESSION_SECRET must not be the placeholder 'random_string'")

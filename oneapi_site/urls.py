@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from accounts.limits import critical_page
+from accounts import limits, turnstile
 
-# The console's login shares the sign-in pages' per-IP budget, so it is no side door for guessing passwords.
-admin.site.login = critical_page(admin.site.login)
+# The console's login is no side door: it shares the sign-in pages' budgets (per address and per account),
+# and while Turnstile is asked it sends people to the sign-in page, which shows the widget.
+admin.site.login = turnstile.console_login(limits.console_login(admin.site.login))
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from rest_framework import authentication, exceptions, permissions
+from rest_framework import authentication, exceptions
+from rest_framework import permissions as drf_permissions
 
+from accounts import permissions
 from accounts.models import User
 
 
@@ -42,7 +44,7 @@ class SessionAuthentication(authentication.SessionAuthentication):
         return user, None
 
 
-class _RoleAtLeast(permissions.BasePermission):
+class _RoleAtLeast(drf_permissions.BasePermission):
     role = User.Role.COMMON
     message = "permission denied"
 
@@ -50,7 +52,7 @@ class _RoleAtLeast(permissions.BasePermission):
         user = request.user
         if not user or not getattr(user, "is_authenticated", False):
             raise exceptions.NotAuthenticated("not logged in and no access token given")
-        return user.is_active and user.role >= self.role
+        return permissions.role_at_least(user, self.role)
 
 
 class IsUser(_RoleAtLeast):
@@ -65,3 +67,35 @@ class IsAdmin(_RoleAtLeast):
 class IsRoot(_RoleAtLeast):
     role = User.Role.ROOT
     message = "this needs the root user"
+
+
+def cross_site(request) -> bool:
+    """Whether the browser says another site sent this request: Fetch Metadata, else the Origin header.
+
+    `same-site` counts as another site too: a sibling subdomain is someone else's origin, and SameSite=Lax
+    cookies go along even with its scripts' requests. No such header: not a browser, or an old one.
+    """
+    from django.conf import settings
+
+    site = request.META.get("HTTP_SEC_FETCH_SITE", "").strip().lower()
+    if site:
+        return site not in ("same-origin", "none")
+    origin = request.META.get("HTTP_ORIGIN", "").strip()
+    if not origin:
+        return False
+    return origin != f"{request.scheme}://{request.get_host()}" and origin not in settings.CSRF_TRUSTED_ORIGINS
+
+
+class SameSiteSession(drf_permissions.BasePermission):
+    """A GET that changes something must not work from another site's link, which carries the session
+    cookie (SameSite=Lax). Access-token callers are no browser riding on a cookie, and pass."""
+
+    message = "refused: this request came from another site"
+
+    def has_permission(self, request, view):
+        from django.utils.translation import gettext
+
+        if request.auth is None and cross_site(request._request):
+            self.message = gettext("This request came from another site. Open this site itself to do this.")
+            return False
+        return True

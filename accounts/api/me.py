@@ -6,7 +6,7 @@ from django.contrib.auth import logout, update_session_auth_hash
 from rest_framework.views import APIView
 
 from accounts import services
-from accounts.api.authentication import IsUser
+from accounts.api.authentication import IsUser, SameSiteSession
 from accounts.api.serializers import RedeemInput, SelfUpdateInput, user_json
 from billing import selectors as billing_selectors
 from billing import services as billing_services
@@ -39,7 +39,12 @@ class SelfView(UserView):
 
 
 class AccessTokenView(UserView):
-    """A new management access token; the old one stops working (one-api's GET /api/user/token)."""
+    """A new management access token; the old one stops working (one-api's GET /api/user/token).
+
+    A GET for one-api's front end, so a link on another site could rotate it: that is refused.
+    """
+
+    permission_classes = [IsUser, SameSiteSession]
 
     def get(self, request):
         return ok(services.user_access_token_reset(user=request.user))

@@ -7,7 +7,7 @@ from django.utils.translation import gettext as _
 from rest_framework import status
 from rest_framework.views import APIView
 
-from accounts import selectors, services
+from accounts import limits, selectors, services, turnstile
 from accounts.api.serializers import LoginInput, RegisterInput, login_json
 from accounts.limits import critical_limited
 from billing import options
@@ -30,10 +30,21 @@ def rate_limited():
                 http_status=status.HTTP_429_TOO_MANY_REQUESTS)
 
 
+def turnstile_refused(request):
+    """None when the request passes Turnstile (or it is off), else the refusal: one-api's `?turnstile=<token>`."""
+    try:
+        turnstile.check(request._request, request.query_params.get(turnstile.API_PARAM, ""))
+    except turnstile.TurnstileError as exc:
+        return fail(str(exc), http_status=status.HTTP_403_FORBIDDEN)
+    return None
+
+
 class LoginView(PublicView):
     def post(self, request):
         if critical_limited(request._request):
             return rate_limited()
+        if refused := turnstile_refused(request):
+            return refused
         if not options.get("PasswordLoginEnabled"):
             return fail("password login has been turned off by the administrator")
         body = LoginInput(data=request.data)
@@ -43,9 +54,15 @@ class LoginView(PublicView):
             return fail("username is required", field="username")
         if not password:
             return fail("password is required", field="password")
+        if limits.account_locked(request._request, username):
+            return fail(_("Too many wrong passwords were tried for this account; wait up to 20 minutes and try "
+                          "again."), http_status=status.HTTP_429_TOO_MANY_REQUESTS)
         user = selectors.user_by_credentials(login=username, password=password)
+        if user is None:
+            limits.account_failed(request._request, username)
         if user is None or not user.is_active:
             return fail(WRONG_CREDENTIALS)
+        limits.account_signed_in(request._request, username)
         login(request._request, user, backend="django.contrib.auth.backends.ModelBackend")
         return ok(login_json(user))
 
@@ -62,6 +79,8 @@ class RegisterView(PublicView):
     def post(self, request):
         if critical_limited(request._request):
             return rate_limited()
+        if refused := turnstile_refused(request):
+            return refused
         body = RegisterInput(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data

@@ -32,9 +32,9 @@ class TokensView(TokenView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         token = services.token_create(
-            user=request.user, name=(data.get("name") or "").strip(), remain_quota=data.get("remain_quota", 0),
-            unlimited_quota=data.get("unlimited_quota", False), expired_time=data.get("expired_time", -1),
-            models=data.get("models") or "", subnet=data.get("subnet") or "",
+            user=request.user, by=request.user, name=(data.get("name") or "").strip(),
+            remain_quota=data.get("remain_quota", 0), unlimited_quota=data.get("unlimited_quota", False),
+            expired_time=data.get("expired_time", -1), models=data.get("models") or "", subnet=data.get("subnet") or "",
         )
         return ok(token_json(token))
 
@@ -50,8 +50,8 @@ class TokensView(TokenView):
             return fail(NOT_FOUND, field="id")
         if "name" in fields:
             fields["name"] = (fields["name"] or "").strip()
-        token = services.token_update(token=token, status_only=_flag(request.query_params.get("status_only")),
-                                      **fields)
+        token = services.token_update(token=token, by=request.user,
+                                      status_only=_flag(request.query_params.get("status_only")), **fields)
         return ok(token_json(token))
 
 
@@ -73,5 +73,5 @@ class TokenDetailView(TokenView):
         token = selectors.token_of(user=request.user, token_id=token_id)
         if token is None:
             return fail(NOT_FOUND)
-        services.token_delete(token=token)
+        services.token_delete(token=token, by=request.user)
         return ok()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework.views import APIView
 
-from accounts import selectors, services
+from accounts import permissions, selectors, services
 from accounts.api.authentication import IsAdmin
 from accounts.api.serializers import UserCreateInput, UserManageInput, UserUpdateInput, user_json
 from accounts.models import User
@@ -33,7 +33,7 @@ class UsersView(AdminView):
         data = body.validated_data
         if data["role"] not in User.Role.values:
             return fail("role must be 1 (common), 10 (admin) or 100 (root)", field="role")
-        if data["role"] >= request.user.role:
+        if not permissions.role_can_give(request.user, data["role"]):
             return fail("you cannot create a user with a role equal to or above yours", field="role")
         user = services.user_register(username=data["username"], password=data["password"],
                                       display_name=data["display_name"], role=data["role"])
@@ -61,7 +61,7 @@ class UserDetailView(AdminView):
         user = _live_user(pk=user_id)
         if user is None:
             return fail(NOT_FOUND)
-        if not request.user.is_root and request.user.role <= user.role:
+        if not permissions.user_can_manage(request.user, user):
             return fail("you cannot view a user whose role is equal to or above yours")
         return ok(user_json(user))
 

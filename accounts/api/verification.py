@@ -5,17 +5,22 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts import verification
-from accounts.api.session import PublicView, rate_limited
+from accounts.api.session import PublicView, rate_limited, turnstile_refused
 from accounts.limits import critical_limited
 from oneapi_site.api import ok
 
 
 class VerificationView(PublicView):
-    """Mail a registration code to `?email=`; the address must be unused and, if restricted, whitelisted."""
+    """Mail a registration code to `?email=`; the address must be unused and, if restricted, whitelisted.
+
+    With Turnstile on, one-api's front end sends `&turnstile=<token>` too (so do register and reset_password).
+    """
 
     def get(self, request):
         if critical_limited(request._request):
             return rate_limited()
+        if refused := turnstile_refused(request):
+            return refused
         verification.email_code_send(email=request.query_params.get("email", ""))
         return ok()
 
@@ -26,6 +31,8 @@ class ResetPasswordView(PublicView):
     def get(self, request):
         if critical_limited(request._request):
             return rate_limited()
+        if refused := turnstile_refused(request):
+            return refused
         verification.password_reset_send(email=request.query_params.get("email", ""))
         return ok()
 

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from accounts import selectors, services, verification
+from accounts import limits, selectors, services, turnstile, verification
 from accounts.limits import critical_page
 from accounts.pages.auth_forms import (
     ChangePasswordForm,
@@ -28,6 +28,16 @@ from billing import options
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
 URL_CONTENT = re.compile(r"^https?://\S+$", re.IGNORECASE)  # one-api shows such HomePageContent in an iframe
+
+
+def _turnstile_passed(request, form) -> bool:
+    """Check the widget's token (when Turnstile asks for one); a refusal goes on top of the form."""
+    try:
+        turnstile.check(request, request.POST.get(turnstile.PAGE_FIELD, ""))
+    except turnstile.TurnstileError as exc:
+        form.add_error(None, str(exc))
+        return False
+    return True
 
 
 def _next_param(request) -> str:
@@ -56,17 +66,22 @@ def login_view(request):
     if request.method == "POST":
         if not enabled:
             form.add_error(None, _("Password login has been turned off by the administrator."))
-        elif form.is_valid():
-            user = selectors.user_by_credentials(login=form.cleaned_data["username"],
-                                                 password=form.cleaned_data["password"])
+        elif form.is_valid() and _turnstile_passed(request, form):
+            account = form.cleaned_data["username"]
+            if limits.account_locked(request, account):
+                return limits.limited_page(request, account=True)
+            user = selectors.user_by_credentials(login=account, password=form.cleaned_data["password"])
             if user is None:
+                limits.account_failed(request, account)
                 form.add_error(None, _("Wrong username or password."))
             elif not user.is_active:
                 form.add_error(None, _("This account has been disabled."))
             else:
+                limits.account_signed_in(request, account)
                 login(request, user, backend=BACKEND)
                 return redirect(next_param or "dashboard")
-    return render(request, "accounts/login.html", {"form": form, "enabled": enabled, "next": next_param})
+    return render(request, "accounts/login.html", {"form": form, "enabled": enabled, "next": next_param,
+                                                   **turnstile.page_context(request)})
 
 
 @require_http_methods(["GET", "POST"])
@@ -99,8 +114,9 @@ def register(request):
         code_form = SendCodeForm(request.POST)
         if code_form.is_valid():
             try:
+                turnstile.check(request, request.POST.get(turnstile.PAGE_FIELD, ""))
                 verification.email_code_send(email=code_form.cleaned_data["email"])
-            except services.ValidationError as exc:
+            except (services.ValidationError, turnstile.TurnstileError) as exc:
                 context["send_error"] = str(exc)
             else:
                 messages.success(request, _("A verification code has been sent to %(email)s. It is valid for "
@@ -113,7 +129,7 @@ def register(request):
         form = RegisterForm(initial=typed, email_verification=True)
     elif request.method == "POST":
         form = RegisterForm(request.POST, email_verification=email_verification)
-        if form.is_valid():
+        if form.is_valid() and _turnstile_passed(request, form):
             data = form.cleaned_data
             try:
                 user = services.user_signup(
@@ -129,7 +145,7 @@ def register(request):
         form = RegisterForm(initial={"aff_code": request.GET.get("aff", "")[:16]},
                             email_verification=email_verification)
     context["form"] = form
-    return render(request, "accounts/register.html", context)
+    return render(request, "accounts/register.html", {**context, **turnstile.page_context(request)})
 
 
 @require_http_methods(["GET", "POST"])
@@ -137,7 +153,7 @@ def register(request):
 def password_reset(request):
     """Ask for a reset link. The answer is the same whether or not the address has an account."""
     form = ResetRequestForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and _turnstile_passed(request, form):
         try:
             verification.password_reset_send(email=form.cleaned_data["email"])
         except services.ValidationError as exc:
@@ -147,7 +163,7 @@ def password_reset(request):
                                         "its way. It is valid for %(minutes)d minutes.")
                              % {"minutes": verification.RESET_TTL // 60})
             return redirect("login")
-    return render(request, "accounts/password_reset.html", {"form": form})
+    return render(request, "accounts/password_reset.html", {"form": form, **turnstile.page_context(request)})
 
 
 @require_http_methods(["GET", "POST"])

@@ -18,7 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from accounts import services
+from accounts import selectors, services
 from accounts.limits import critical_limited
 from accounts.models import User
 from billing import options
@@ -47,7 +47,7 @@ class ProfileForm(forms.Form):
         username = self.cleaned_data["username"].strip()
         if not username:
             raise forms.ValidationError(_("Enter a username."))
-        if User.objects.filter(username=username).exclude(pk=self.user.pk).exists():
+        if selectors.username_taken(username, user_id=self.user.pk):
             raise forms.ValidationError(_("This username is taken."))
         return username
 

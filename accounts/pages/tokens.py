@@ -104,8 +104,8 @@ def _save(request, form: TokenForm, token: Token | None) -> Token | None:
     """Run the service; its refusals land on the form's field."""
     try:
         if token is None:
-            return services.token_create(user=request.user, **form.service_fields())
-        return services.token_update(token=token, **form.service_fields())
+            return services.token_create(user=request.user, by=request.user, **form.service_fields())
+        return services.token_update(token=token, by=request.user, **form.service_fields())
     except services.ValidationError as exc:
         field = SERVICE_FIELDS.get(exc.field or "")
         form.add_error(field if field in form.fields else None, service_message(exc))
@@ -156,7 +156,7 @@ def token_status(request, token_id: int):
         messages.error(request, _("Choose to enable or disable the token."))
         return _back(request)
     try:
-        services.token_update(token=token, status_only=True, status=status)
+        services.token_update(token=token, by=request.user, status_only=True, status=status)
     except services.ValidationError as exc:
         messages.error(request, service_message(exc))
         return _back(request)
@@ -174,7 +174,7 @@ def token_delete(request, token_id: int):
     token = _own_token(request, token_id)
     if request.method == "POST":
         name = token.name
-        services.token_delete(token=token)
+        services.token_delete(token=token, by=request.user)
         messages.success(request, _("Token “%(name)s” deleted.") % {"name": name})
         return _back(request)
     return render(request, "accounts/token_confirm_delete.html", {"token": token})

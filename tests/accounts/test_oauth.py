@@ -715,3 +715,10 @@ def test_admin_options_accept_github_with_its_credentials_in_the_same_save(root_
                              GitHubClientSecret="gh-secret")
     assert response.status_code == 302
     assert options.get("GitHubOAuthEnabled") is True
+
+
+def test_a_preferred_username_taken_in_another_case_becomes_oidc_n(oidc_on, root):
+    oidc_on.oidc_claims["preferred_username"] = "ROOT"
+    n = next_user_number()
+    sign_in(Client(), "oidc")
+    assert User.objects.get(oidc_id="oidc-subject-1").username == f"oidc_{n}"
