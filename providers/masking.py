@@ -22,6 +22,7 @@ MIN_RUN = 8
 # A partial echo, as vendors print keys: a head, a run of stars or dots, perhaps a tail ("sk-abc***wxyz",
 # "sk-proj-....WXYZ", "AKIA…"). It is masked when the head starts a secret and the tail ends it.
 _ECHO = re.compile(r"([\w\-]{3,})(\*+|\.{3,}|…)([\w\-]*)")
+ECHO_MIN = 5  # characters of the key an echo shows, at least: "sk-..." alone tells nothing
 
 
 def _grams(secrets: Iterable[str]) -> set[str]:
@@ -53,7 +54,8 @@ def mask_text(text: str, secrets: tuple[str, ...]) -> str:
 
 def _echo(match: re.Match, secrets: tuple[str, ...]) -> str:
     """A partial echo masked: the end of its head (3 characters or more) starts a secret, and the start of
-    its tail (perhaps nothing) ends the same secret. What is before and after stays."""
+    its tail (perhaps nothing) ends the same secret, ECHO_MIN characters of it in all. What is before and
+    after stays."""
     head, tail = match[1], match[3]
     for secret in secrets:
         for cut in range(len(head) - 2):
@@ -62,7 +64,7 @@ def _echo(match: re.Match, secrets: tuple[str, ...]) -> str:
                 continue
             for keep in range(len(tail), -1, -1):
                 end = tail[:keep]
-                if len(shown) + len(end) < len(secret) and (not end or secret.endswith(end)):
+                if ECHO_MIN <= len(shown) + len(end) < len(secret) and (not end or secret.endswith(end)):
                     return head[:cut] + MASK + tail[keep:]
     return match[0]
 
