@@ -436,11 +436,13 @@ async def _http_batches(adapter, channel: ChannelInfo, decoder: StreamDecoder, r
 
 async def _ws_batches(adapter, channel: ChannelInfo, events, timeout: float | None):
     """A WebSocket vendor's events (adapter.exchange), a batch each; connection failures may fail over."""
+    started = False
     try:
         async for event in events:
+            started = True
             yield [event]
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        raise network_failure(exc, read_timeout=timeout) from None
+        raise network_failure(exc, read_timeout=timeout, started=started) from None
     except SHAPE_ERRORS as exc:
         raise _unreadable(adapter, exc, channel) from None
 
