@@ -17,7 +17,7 @@ from providers.adapters.base import UpstreamError
 
 MASK = "***"
 # The shortest run of a secret that counts as leaked: shorter runs ("sk-", "-1") are in every key and in
-# ordinary words. A secret shorter than this is masked only as a partial echo.
+# ordinary words. (Adapter.secrets leaves out credentials shorter than this: they cannot be told apart.)
 MIN_RUN = 8
 # A partial echo, as vendors print keys: a head, a run of stars or dots, perhaps a tail ("sk-abc***wxyz",
 # "sk-proj-....WXYZ", "AKIA…"). It is masked when the head starts a secret and the tail ends it.
