@@ -93,6 +93,7 @@ def report_failure(channel_id: int, err: UpstreamError) -> None:
 
 
 def _disable_quietly(channel_id: int, reason: str) -> None:
+    from django.db import Error as DatabaseError
     from django.db import close_old_connections
 
     from providers.services import channel_auto_switch
@@ -100,6 +101,9 @@ def _disable_quietly(channel_id: int, reason: str) -> None:
     close_old_connections()
     try:
         channel_auto_switch(channel_id=channel_id, enabled=False, reason=reason)
+    except DatabaseError as exc:  # the database is down: one line, not a traceback per failed request
+        log.warning("could not auto-disable channel %s: the database is unavailable (%s)", channel_id,
+                    type(exc).__name__)
     except Exception:
         log.exception("could not auto-disable channel %s", channel_id)
 

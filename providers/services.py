@@ -326,6 +326,7 @@ def channel_update_balance(*, channel_id: int) -> float:
     """Ask the vendor for the account's balance and store it (one-api's update_balance)."""
     import httpx
 
+    from providers import masking
     from providers.adapters import adapter_for
     from providers.adapters.base import ChannelInfo, RequestContext, UpstreamError
 
@@ -352,8 +353,8 @@ def channel_update_balance(*, channel_id: int) -> float:
         balance = adapter.balance_usd(info, adapter.parse_balance(bodies))
     except httpx.HTTPError as exc:
         raise ValidationError(f"could not reach the vendor: {type(exc).__name__}") from None
-    except UpstreamError as err:  # the vendor answered, and said no: its own words
-        raise ValidationError(err.message) from None
+    except UpstreamError as err:  # the vendor answered, and said no: its own words, the key masked out
+        raise ValidationError(masking.mask_error(err, adapter.secrets(info)).message) from None
     except (KeyError, IndexError, TypeError, ValueError):
         raise ValidationError("the vendor's balance answer was not understood") from None
     Channel.objects.filter(pk=channel_id).update(balance=balance, balance_updated_time=now_ts())

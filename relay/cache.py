@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import random
 import threading
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import Error as DatabaseError
 from django.db import close_old_connections
 
 from billing import options
@@ -25,9 +27,15 @@ from billing.ledger import ledger
 from oneapi_site.lib import changes
 from providers.adapters import ADAPTERS
 from providers.adapters.base import ChannelInfo
+from relay.errors import RelayError
+
+log = logging.getLogger("oneapi.relay")
 
 NEGATIVE_TTL = 30  # seconds an unknown key stays known-unknown, so a flood of bad keys cannot reach the DB
 MAX_NEGATIVE = 10_000
+# While the database cannot be read, a snapshot it could not refresh is used as it is and tried again
+# after this many seconds, so a warm gateway keeps serving through a database restart.
+DB_RETRY = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +155,23 @@ def _load_routes() -> Routes:
                   group_models={g: tuple(sorted(m)) for g, m in group_models.items()}, model_owner=model_owner)
 
 
+def _database_failed(what: str, exc: DatabaseError, *, stale: bool) -> None:
+    """One log line, no traceback: a database that is down is an operator's matter, not a bug."""
+    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    log.warning("database unavailable while loading %s (%s%s)%s", what, type(exc).__name__,
+                f": {detail}" if detail else "", "; using the last snapshot" if stale else "")
+
+
+def _unavailable(what: str) -> RelayError:
+    return RelayError(503, f"The gateway cannot {what} right now: its database is unavailable. Try again shortly.",
+                      code="database_unavailable")
+
+
+def _retry_soon(ttl: float) -> float:
+    """The load time that makes a snapshot look fresh for DB_RETRY more seconds (or its ttl, if shorter)."""
+    return time.monotonic() - ttl + min(DB_RETRY, ttl)
+
+
 class RelayCache:
     def __init__(self) -> None:
         self.routes: Routes | None = None
@@ -193,7 +218,14 @@ class RelayCache:
         async with self._lock():
             if not self._routes_fresh():
                 generation = self._generation  # a change during the load leaves the result stale
-                routes = await sync_to_async(_load_routes, thread_sensitive=False)()
+                try:
+                    routes = await sync_to_async(_load_routes, thread_sensitive=False)()
+                except DatabaseError as exc:
+                    _database_failed("the channels", exc, stale=self.routes is not None)
+                    if self.routes is None:
+                        raise _unavailable("load its channels") from None
+                    self.routes_loaded, self._loaded_generation = _retry_soon(settings.SYNC_FREQUENCY), generation
+                    return self.routes
                 self.routes, self.routes_loaded, self._loaded_generation = routes, time.monotonic(), generation
         return self.routes
 
@@ -205,7 +237,14 @@ class RelayCache:
             ttl = settings.SYNC_FREQUENCY if info is not None else NEGATIVE_TTL
             if now - loaded < ttl:
                 return info
-        info = await sync_to_async(_load_token, thread_sensitive=False)(key)
+        try:
+            info = await sync_to_async(_load_token, thread_sensitive=False)(key)
+        except DatabaseError as exc:
+            _database_failed("an API key", exc, stale=hit is not None)
+            if hit is None:
+                raise _unavailable("check this API key") from None
+            self.tokens[key] = (hit[0], _retry_soon(settings.SYNC_FREQUENCY if hit[0] is not None else NEGATIVE_TTL))
+            return hit[0]
         if info is None and len(self.tokens) > MAX_NEGATIVE:
             self.tokens = {k: v for k, v in self.tokens.items() if v[0] is not None}
         self.tokens[key] = (info, now)
@@ -216,7 +255,14 @@ class RelayCache:
         now = time.monotonic()
         if hit is not None and now - hit[1] < settings.SYNC_FREQUENCY:
             return hit[0]
-        info = await sync_to_async(_load_user, thread_sensitive=False)(user_id)
+        try:
+            info = await sync_to_async(_load_user, thread_sensitive=False)(user_id)
+        except DatabaseError as exc:
+            _database_failed("a user", exc, stale=hit is not None)
+            if hit is None:
+                raise _unavailable("check the account of this API key") from None
+            self.users[user_id] = (hit[0], _retry_soon(settings.SYNC_FREQUENCY))
+            return hit[0]
         self.users[user_id] = (info, now)
         return info
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,9 +21,17 @@ import orjson
 from billing import options, pricing
 from billing.ledger import ledger
 from billing.services import Charge
-from providers import health
+from providers import health, masking
 from providers.adapters import adapter_for
-from providers.adapters.base import ChannelInfo, RequestContext, StreamDecoder, UpstreamError, Usage
+from providers.adapters.base import (
+    ChannelInfo,
+    RequestContext,
+    StreamDecoder,
+    UpstreamError,
+    Usage,
+    network_failure,
+    read_timeout,
+)
 from relay import http, media, tokenizer
 from relay.auth import Caller, check_model_allowed
 from relay.cache import Routes, cache, pick
@@ -39,6 +49,9 @@ class Responder(Protocol):
 
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
+log = logging.getLogger("oneapi.relay")
+# What reading a vendor's bytes raises when they are not in the shape its adapter expects.
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError)
 
 
 @dataclass
@@ -49,6 +62,9 @@ class Progress:
     texts: list[str] = field(default_factory=list)
     started: bool = False
     images: int | None = None  # how many images the answer holds, when it is an images answer
+    # The upstream failed after the answer started (a break, an error event): the client keeps what it
+    # got and is billed for it, and the channel's health counts the failure.
+    interrupted: UpstreamError | None = None
 
 
 @dataclass(frozen=True)
@@ -233,7 +249,10 @@ async def _call_with_failover(plan: Plan, routes: Routes, channel: ChannelInfo, 
         body, prompt_reset = upstream_body(plan, channel)
         try:
             await _call_once(plan, channel, body, out, progress)
-            health.report_success(channel.id)
+            if progress.interrupted is not None:
+                health.report_failure(channel.id, progress.interrupted)
+            else:
+                health.report_success(channel.id)
             return channel, prompt_reset
         except UpstreamError as err:
             health.report_failure(channel.id, err)
@@ -256,14 +275,54 @@ def _to_relay_error(err: UpstreamError) -> RelayError:
 
 async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responder, progress: Progress,
                      session: aiohttp.ClientSession | None = None) -> None:
+    """One call to one channel, its answer sent to `out`.
+
+    The boundary where upstream text enters the gateway: every failure leaves as an UpstreamError with the
+    channel's credentials masked (providers/masking.py), so clients, logs, health and channel tests all
+    get masked text. A failure once the answer has started ends the client's answer instead (an error
+    event on a stream) and is kept in `progress.interrupted` for the channel's health.
+    """
+    try:
+        await _exchange(plan, channel, body, out, progress, session or http.session())
+    except UpstreamError as err:
+        err = masking.mask_error(err, adapter_for(channel.type).secrets(channel))
+        if not progress.started:
+            raise err from None
+        progress.interrupted = err
+        await out.finish(_interrupted(plan, err) + DONE if plan.stream else b"")
+    except RelayError:
+        raise
+    except Exception as exc:
+        # A fault in this gateway's own code on the call path. Logged here, masked, because the traceback
+        # may hold what the upstream sent; the client gets OpenAI's error as for any other fault.
+        secrets = adapter_for(channel.type).secrets(channel)
+        trace = masking.mask_text("".join(traceback.format_exception(exc)), secrets)
+        log.error("relay failure on channel #%s (request id %s)\n%s", channel.id, plan.request_id, trace.rstrip())
+        raise RelayError(500, "The gateway failed to handle this request.", type="one_api_panic",
+                         code="internal_error") from None
+
+
+def _unreadable(adapter, exc: Exception, channel: ChannelInfo) -> UpstreamError:
+    """An answer the adapter could not read (a shape it did not expect): a retryable 502, and one log line
+    (where it failed, for whoever maintains the adapter), never a traceback."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" if frame else ""
+    log.warning("channel #%s (%s): could not read the upstream's answer: %s%s", channel.id, adapter.label,
+                type(exc).__name__, where)
+    return UpstreamError(status=502, message=f"{adapter.label} answered with something this gateway could not read.",
+                         code="bad_response_body", retryable=True)
+
+
+async def _exchange(plan: Plan, channel: ChannelInfo, body: dict, out: Responder, progress: Progress,
+                    session: aiohttp.ClientSession) -> None:
     adapter = adapter_for(channel.type)
-    session = session or http.session()
     upstream_stream = plan.stream or (adapter.stream_only and plan.mode != "embeddings")
+    timeout = read_timeout(session)
     if adapter.transport == "websocket":
         body = await adapter.prepare(channel=channel, mode=plan.mode, body=body, session=session)
         ctx = RequestContext(channel=channel, mode=plan.mode, body=body, stream=True, client_model=plan.model)
-        batches = _ws_batches(adapter.exchange(ctx, session=session))
-        await (_stream if plan.stream else _gather)(plan, batches, out, progress)
+        batches = _ws_batches(adapter, channel, adapter.exchange(ctx, session=session), timeout)
+        await (_stream if plan.stream else _gather)(plan, batches, out, progress, channel)
         return
     if plan.mode in adapter.complete_modes:  # more than one request makes the answer (a task to poll)
         try:
@@ -272,8 +331,9 @@ async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responde
                                  upload=plan.upload)
             data, usage = await adapter.complete(ctx, session=session)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise UpstreamError(status=502, message=f"Could not talk to the upstream: {type(exc).__name__}",
-                                code="do_request_failed", retryable=True) from None
+            raise network_failure(exc, read_timeout=timeout) from None
+        except SHAPE_ERRORS as exc:
+            raise _unreadable(adapter, exc, channel) from None
         await _answer(plan, adapter, data, usage, out, progress,
                       [(b"content-type", adapter.answer_content_type(ctx).encode())])
         return
@@ -289,25 +349,27 @@ async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responde
             request.headers["Content-Type"] = plan.upload.content_type
         response = await session.request(request.method, request.url, headers=request.headers, data=data)
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-        raise UpstreamError(status=502, message=f"Could not reach the upstream: {type(exc).__name__}",
-                            code="do_request_failed", retryable=True) from None
+        raise network_failure(exc, read_timeout=timeout) from None
     try:
         if response.status != 200:
             raise adapter.parse_error(ctx, status=response.status, body=await _read_error(response),
                                       headers=response.headers)
         decoder = adapter.stream_decoder(ctx) if upstream_stream else None
         if decoder is not None and decoder.accepts(response.headers.get("Content-Type", "")):
-            await (_stream if plan.stream else _gather)(plan, _http_batches(decoder, response), out, progress)
+            batches = _http_batches(adapter, channel, decoder, response, timeout)
+            await (_stream if plan.stream else _gather)(plan, batches, out, progress, channel)
             return
         if plan.mode == "speech":
-            await _pass_through(response, out, progress)
+            await _pass_through(response, out, progress, timeout)
             return
         try:
             raw = await response.read()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise UpstreamError(status=502, message=f"The upstream answer was cut off: {type(exc).__name__}",
-                                code="do_request_failed", retryable=True) from None
-        data, usage = adapter.parse_response(ctx, body=raw)
+            raise network_failure(exc, read_timeout=timeout, started=True) from None
+        try:
+            data, usage = adapter.parse_response(ctx, body=raw)
+        except SHAPE_ERRORS as exc:
+            raise _unreadable(adapter, exc, channel) from None
         headers = JSON_HEADERS
         if plan.mode in media.RAW_MODES:  # subtitles and plain text keep their own type
             headers = [(b"content-type", response.headers.get("Content-Type", "application/json").encode())]
@@ -329,13 +391,17 @@ async def _answer(plan: Plan, adapter, data: bytes, usage: Usage | None, out: Re
     await out.finish(data)
 
 
-async def _pass_through(response: aiohttp.ClientResponse, out: Responder, progress: Progress) -> None:
+async def _pass_through(response: aiohttp.ClientResponse, out: Responder, progress: Progress,
+                        timeout: float | None) -> None:
     """Audio goes to the client as it arrives, in the upstream's own format."""
     content_type = response.headers.get("Content-Type", "application/octet-stream").encode()
     await out.start(200, [(b"content-type", content_type)])
     progress.started = True
-    async for chunk in response.content.iter_any():
-        await out.write(chunk)
+    try:
+        async for chunk in response.content.iter_any():
+            await out.write(chunk)
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise network_failure(exc, read_timeout=timeout, started=True) from None
     await out.finish()
 
 
@@ -346,86 +412,143 @@ async def _read_error(response: aiohttp.ClientResponse) -> bytes:
         return b""
 
 
-async def _http_batches(decoder: StreamDecoder, response: aiohttp.ClientResponse):
-    """The decoder's events, a batch per network read."""
+async def _http_batches(adapter, channel: ChannelInfo, decoder: StreamDecoder, response: aiohttp.ClientResponse,
+                        timeout: float | None):
+    """The decoder's events, a batch per network read. A break, or an event the decoder cannot read, is
+    an UpstreamError."""
     frames = Frames(decoder)
-    async for chunk in response.content.iter_any():
-        yield frames.feed(chunk)
-    yield frames.close()
+    chunks = response.content.iter_any().__aiter__()
+    while True:
+        try:
+            chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            chunk = None
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise network_failure(exc, read_timeout=timeout, started=True) from None
+        try:
+            batch = frames.feed(chunk) if chunk is not None else frames.close()
+        except SHAPE_ERRORS as exc:
+            raise _unreadable(adapter, exc, channel) from None
+        yield batch
+        if chunk is None:
+            return
 
 
-async def _ws_batches(events):
+async def _ws_batches(adapter, channel: ChannelInfo, events, timeout: float | None):
     """A WebSocket vendor's events (adapter.exchange), a batch each; connection failures may fail over."""
+    started = False
     try:
         async for event in events:
+            started = True
             yield [event]
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        raise UpstreamError(status=502, message=f"Could not talk to the upstream: {type(exc).__name__}",
-                            code="do_request_failed", retryable=True) from None
+        raise network_failure(exc, read_timeout=timeout, started=started) from None
+    except SHAPE_ERRORS as exc:
+        raise _unreadable(adapter, exc, channel) from None
 
 
-def _interrupted(plan: Plan, exc: Exception) -> bytes:
-    message = exc.message if isinstance(exc, UpstreamError) else f"The upstream stream broke off: {type(exc).__name__}"
-    error = {"error": {"message": f"{message} (request id: {plan.request_id})",
+def _interrupted(plan: Plan, err: UpstreamError) -> bytes:
+    error = {"error": {"message": f"{err.message} (request id: {plan.request_id})",
                        "type": "upstream_error", "code": "stream_interrupted", "param": None}}
     return b"data: " + orjson.dumps(error) + b"\n\n"
 
 
-async def _stream(plan: Plan, batches, out: Responder, progress: Progress) -> None:
-    """Events to the client as server-sent events, as they arrive."""
+def _no_answer() -> UpstreamError:
+    return UpstreamError(status=502, message="The upstream answered 200, but its stream held no answer.",
+                         code="bad_response_body", retryable=True)
 
-    def emit(decoded_events) -> bytes:
+
+async def _stream(plan: Plan, batches, out: Responder, progress: Progress, channel: ChannelInfo) -> None:
+    """Events to the client as server-sent events, as they arrive.
+
+    Nothing goes out before the first event with words or usage, so until then the call may still fail
+    over: a vendor's error event is raised, and a stream that ends without one event in the vendor's
+    shape is a retryable 502. Events held till then (a role chunk, a malformed one) go out with it.
+    A failure after that is raised too; _call_once ends the client's stream with an error event.
+    """
+    held: list[bytes] = []
+    answered = False  # an event in the vendor's shape came: an empty answer is still an answer
+    secrets: tuple[str, ...] | None = None
+    async for events in batches:
         chunks: list[bytes] = []
-        for decoded in decoded_events:
+        content = False
+        for decoded in events:
             if decoded.done:
                 continue  # the relay ends every stream with its own [DONE]
+            if decoded.error is not None:
+                if not progress.started and not content:
+                    raise decoded.error  # masked by _call_once, like any failure
+                # The client keeps the vendor's error chunk and the channel's health hears of the error:
+                # both are the vendor's text, so both are masked here, where they go out.
+                if secrets is None:
+                    secrets = adapter_for(channel.type).secrets(channel)
+                progress.interrupted = masking.mask_error(decoded.error, secrets)
+                decoded = dataclasses.replace(decoded, data=masking.mask_bytes(decoded.data, secrets))
+            elif not decoded.malformed:
+                answered = True
             if decoded.usage is not None:
                 progress.usage = decoded.usage
+                content = True
             if decoded.text:
                 progress.texts.append(decoded.text)
+                content = True
             if decoded.data is None or (decoded.usage_only and not plan.client_wants_usage):
                 continue
             chunks.append(b"data: " + decoded.data + b"\n\n")
-        return b"".join(chunks)
-
-    try:
-        async for events in batches:
-            payload = emit(events)
-            if payload:
-                if not progress.started:
-                    # Headers wait for the first words, so a vendor that fails before any can still fail over.
-                    await out.start(200, SSE_HEADERS)
-                    progress.started = True
-                await out.write(payload)
-    except (aiohttp.ClientError, asyncio.TimeoutError, UpstreamError) as exc:
         if not progress.started:
-            raise
-        await out.finish(_interrupted(plan, exc) + DONE)
-        return
+            held.extend(chunks)
+            if not content:
+                continue
+            chunks, held = held, []
+            # Headers wait for the first words, so a vendor that fails before any can still fail over.
+            await out.start(200, SSE_HEADERS)
+            progress.started = True
+        if chunks:
+            await out.write(b"".join(chunks))
     if not progress.started:
+        if not answered:
+            raise _no_answer()
         await out.start(200, SSE_HEADERS)
         progress.started = True
-    await out.finish(DONE)
+    await out.finish(b"".join(held) + DONE)
 
 
-async def _gather(plan: Plan, batches, out: Responder, progress: Progress) -> None:
-    """A stream-only vendor answering a client that did not ask to stream: one JSON answer."""
+async def _gather(plan: Plan, batches, out: Responder, progress: Progress, channel: ChannelInfo) -> None:
+    """A stream-only vendor answering a client that did not ask to stream: one JSON answer.
+
+    What the stream says is kept here until it ends: a failure before then leaves `progress` as it was,
+    for the next channel. An error event before any words fails the call; after some, the answer so far
+    is kept (the vendor has made it) and the channel's health hears of the error."""
     gatherer = ChunkGatherer(mode=plan.mode, model=plan.model, request_id=plan.request_id)
-    try:
-        async for events in batches:
-            for decoded in events:
-                if decoded.usage is not None:
-                    progress.usage = decoded.usage
-                if decoded.text:
-                    progress.texts.append(decoded.text)
-                if decoded.data is not None and not decoded.done:
-                    gatherer.add(decoded.data)
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        raise UpstreamError(status=502, message=f"The upstream answer was cut off: {type(exc).__name__}",
-                            code="do_request_failed", retryable=True) from None
+    usage: Usage | None = None
+    texts: list[str] = []
+    answered = False
+    interrupted: UpstreamError | None = None
+    async for events in batches:
+        for decoded in events:
+            if decoded.done or decoded.malformed:
+                continue
+            if decoded.error is not None:
+                if not texts and usage is None:
+                    raise decoded.error
+                interrupted = interrupted or decoded.error
+                continue
+            answered = True
+            if decoded.usage is not None:
+                usage = decoded.usage
+            if decoded.text:
+                texts.append(decoded.text)
+            if decoded.data is not None:
+                gatherer.add(decoded.data)
+    if not answered:
+        raise _no_answer()
+    if interrupted is not None:
+        progress.interrupted = masking.mask_error(interrupted, adapter_for(channel.type).secrets(channel))
+    progress.usage = usage
+    progress.texts.extend(texts)
     progress.started = True
     await out.start(200, JSON_HEADERS)
-    await out.finish(gatherer.result(progress.usage))
+    await out.finish(gatherer.result(usage))
 
 
 def _settle(plan: Plan, channel: ChannelInfo, progress: Progress, reserved: int, prompt_reset: bool) -> None:

@@ -11,6 +11,7 @@ from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
 from relay import http
 from relay.asgi import new_request_id
+from relay.errors import RelayError
 from relay.pipeline import Plan, Progress, _call_once, upstream_body
 
 
@@ -48,11 +49,16 @@ async def probe(*, channel: ChannelInfo, model: str, prompt: str) -> ProbeResult
     capture = _Capture()
     started = time.monotonic()
     # A session of its own: the test may run on a short-lived event loop, not the server's.
+    progress = Progress()
     async with aiohttp.ClientSession(timeout=http.timeout()) as session:
         try:
-            await _call_once(plan, channel, upstream, capture, Progress(), session=session)
-        except UpstreamError as err:
+            await _call_once(plan, channel, upstream, capture, progress, session=session)
+        except UpstreamError as err:  # its text masked by _call_once
             return ProbeResult(False, err.message, time.monotonic() - started, err)
+        except RelayError as err:  # a fault of the gateway's own, logged by _call_once
+            return ProbeResult(False, err.message, time.monotonic() - started)
     elapsed = time.monotonic() - started
+    if progress.interrupted is not None:
+        return ProbeResult(False, progress.interrupted.message, elapsed, progress.interrupted)
     reply = adapter_for(channel.type).completion_text(mode="chat", body=capture.body)
     return ProbeResult(True, reply or "(empty reply)", elapsed)

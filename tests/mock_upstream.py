@@ -2,7 +2,8 @@
 
 It answers as OpenAI does (bodies and SSE streams in the documented shape),
 records every request it gets, and can be scripted to fail: an HTTP error,
-a slow answer, a stream cut mid-way, a malformed event, no usage at all.
+a slow answer, a stream cut mid-way, a malformed event, no usage at all,
+or any bytes at all (`raw`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Behaviour:
     cut_after: int | None = None  # close the connection after this many chunks
     malformed: bool = False  # send one event that is not JSON
     chunks: int | None = None  # split the reply into this many chunks (default: per word)
+    raw: bytes | None = None  # answer these bytes as they are, with `status` and `content_type`, whatever was asked
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -122,6 +125,9 @@ class MockUpstream:
         behaviour = self.script.popleft() if self.script else self.default
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)
+        if behaviour.raw is not None:
+            return web.Response(body=behaviour.raw, status=behaviour.status,
+                                headers={"Content-Type": behaviour.content_type})
         if behaviour.status != 200:
             error = behaviour.error or {"error": {"message": f"mock failure {behaviour.status}",
                                                   "type": "server_error", "param": None, "code": None}}

@@ -37,6 +37,7 @@ from providers.adapters.base import (
     UpstreamRequest,
     Usage,
     answer_object,
+    check_answer,
     json_or_none,
     retryable_status,
     text_only,
@@ -297,7 +298,11 @@ class AliAdapter(Adapter):
         payload = answer_object(body, "DashScope")
         if payload.get("code"):
             raise ali_error(payload, int(payload.get("status_code") or 200))
-        output = payload.get("output") if isinstance(payload.get("output"), dict) else {}
+        output = payload.get("output")
+        if ctx.mode == "embeddings":
+            check_answer(output, "DashScope", "embeddings", what="embeddings")
+        else:
+            check_answer(output, "DashScope", "choices", "text", what="a chat answer")
         usage = _usage(payload.get("usage"))
         model = ctx.model
         if ctx.mode == "embeddings":
@@ -493,7 +498,8 @@ class AliStreamDecoder(StreamDecoder):
         if not isinstance(payload, dict):
             return []  # a broken event is skipped; the stream goes on
         if event == b"error" or payload.get("code"):
-            return [StreamEvent(data=orjson.dumps({"error": ali_error(payload).error_body}))]
+            err = ali_error(payload)
+            return [StreamEvent(data=orjson.dumps({"error": err.error_body}), error=err)]
         self.id = self.id or f"chatcmpl-{payload.get('request_id') or int(time.time())}"
         usage = _usage(payload.get("usage"))
         if usage is not None:

@@ -23,6 +23,7 @@ from providers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+    check_answer,
     json_or_none,
     retryable_status,
 )
@@ -285,6 +286,7 @@ class AnthropicAdapter(Adapter):
                                 code="bad_response", retryable=True)
         if payload.get("type") == "error":
             raise error_from(502, payload.get("error"))
+        check_answer(payload, "Anthropic", "content", what="a message")
         answer, usage = to_chat_completion(payload)
         return orjson.dumps(answer), usage
 
@@ -379,4 +381,4 @@ class AnthropicStreamDecoder(StreamDecoder):
     def on_error(self, payload: dict) -> list[StreamEvent]:
         err = error_from(200, payload.get("error"))
         body = {"error": {"message": err.message, "type": err.type, "code": err.code, "param": None}}
-        return [StreamEvent(data=orjson.dumps(body))]
+        return [StreamEvent(data=orjson.dumps(body), error=err)]

@@ -32,6 +32,7 @@ from providers.adapters.base import (
     UpstreamRequest,
     Usage,
     answer_object,
+    check_answer,
     json_or_none,
     retryable_status,
     text_only,
@@ -389,6 +390,10 @@ class BaiduAdapter(Adapter):
         payload = answer_object(body, "Baidu")
         if payload.get("error_code"):
             raise baidu_error(payload, ctx)
+        if ctx.mode == "embeddings":
+            check_answer(payload, "Baidu", "data", what="embeddings")
+        else:  # a function call answers with an empty `result` beside it
+            check_answer(payload, "Baidu", "result", "function_call", what="a chat answer")
         model = ctx.model
         usage = _usage(payload.get("usage"))
         if ctx.mode == "embeddings":
@@ -453,7 +458,9 @@ class BaiduStreamDecoder(StreamDecoder):
             return []  # a broken event is skipped; the stream goes on
         if payload.get("error_code"):
             err = baidu_error(payload, self.ctx)
-            return [StreamEvent(data=orjson.dumps({"error": err.error_body}))]
+            return [StreamEvent(data=orjson.dumps({"error": err.error_body}), error=err)]
+        if "result" not in payload and "function_call" not in payload:
+            return []  # not an ERNIE event: skipped, as a broken one is
         self.id = self.id or str(payload.get("id") or f"chatcmpl-{int(time.time())}")
         self.created = self.created or int(payload.get("created") or time.time())
         delta: dict = {}

@@ -8,6 +8,8 @@ The relay owns the connection, retries and billing.
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -83,6 +85,12 @@ class StreamEvent:
     text: str = ""
     done: bool = False
     usage_only: bool = False  # a chunk that carries only usage (no choices): dropped unless the client asked
+    # An error the vendor reported inside the stream (`data` is its OpenAI error chunk): before the answer
+    # starts, the relay raises it instead (another channel may answer); after, the client gets the chunk.
+    error: UpstreamError | None = None
+    # An event passed through although it is not in the vendor's shape (not JSON): forwarded inside an
+    # answer, but never taken for the start of one.
+    malformed: bool = False
 
 
 @dataclass
@@ -102,6 +110,7 @@ class UpstreamError(Exception):
 
 
 MODES = ("chat", "completions", "embeddings")
+SECRET_MIN_CHARS = 8  # a credential (or part) shorter than this is not told apart from ordinary text
 
 
 class StreamDecoder:
@@ -156,6 +165,20 @@ async def fan_out(count: int, call: Callable[[], Awaitable[T]]) -> list[T]:
     return made
 
 
+def unexpected_answer(vendor: str, what: str = "an answer") -> UpstreamError:
+    """A 200 whose body is not the vendor's answer (empty, a proxy's HTML page, some other JSON): a
+    retryable 502, so another channel may answer, the channel's health counts it, and nobody pays."""
+    return UpstreamError(status=502, message=f"{vendor} answered with a body that is not {what}.",
+                         code="bad_response_body", retryable=True)
+
+
+def check_answer(payload: Any, vendor: str, *fields: str, what: str = "an answer") -> None:
+    """Raise unexpected_answer unless `payload` is an object with one of `fields` (the part of the vendor's
+    answer that is always there, however empty the answer: choices, output, embeddings...)."""
+    if not isinstance(payload, dict) or all(payload.get(name) is None for name in fields):
+        raise unexpected_answer(vendor, what)
+
+
 def answer_object(body: bytes, vendor: str, *, code: str = "bad_response_body") -> dict:
     """A vendor's answer as a JSON object; anything else is a retryable 502 (nothing reached the client yet)."""
     try:
@@ -186,6 +209,48 @@ def text_only(content: Any, refusal: str) -> str:
             raise UpstreamError(status=400, message=refusal.format(kind=part.get("type")),
                                 type="invalid_request_error", code="unsupported_content")
     return "\n".join(texts)
+
+
+_SCRIPTS = re.compile(rb"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAGS = re.compile(r"<[^>]*>")
+_SPACES = re.compile(r"\s+")
+EXCERPT_CHARS = 200
+
+
+def error_excerpt(body: bytes | None, status: int, vendor: str = "The upstream") -> str:
+    """A non-JSON error body (a proxy's HTML page, plain text) as a short plain message: the status, and
+    the body's text without tags, scripts or runs of whitespace, cut to EXCERPT_CHARS."""
+    text = body[:64 * 1024] if body else b""
+    text = _SPACES.sub(" ", html.unescape(_TAGS.sub(" ", _SCRIPTS.sub(b" ", text).decode("utf-8", "replace"))))
+    text = text.strip()
+    if len(text) > EXCERPT_CHARS:
+        text = text[:EXCERPT_CHARS].rstrip() + "…"
+    return f"{vendor} answered HTTP {status}: {text}" if text else f"{vendor} answered HTTP {status}."
+
+
+def network_failure(exc: BaseException, *, read_timeout: float | None, started: bool = False,
+                    setting: str | None = "RELAY_TIMEOUT") -> UpstreamError:
+    """A request that went wrong on the network, said plainly (a retryable 502): an upstream that could not
+    be reached, one that took the request and then sent nothing for `read_timeout` seconds (the `setting`
+    that limits it), or an answer cut off once `started`. Only the exception's name is told: its text may
+    hold the URL, and some URLs hold credentials."""
+    timed_out = isinstance(exc, asyncio.TimeoutError) and not isinstance(exc, aiohttp.ConnectionTimeoutError)
+    limit = f"{read_timeout:g} s" + (f" ({setting})" if setting else "") if read_timeout else ""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        message = "Could not reach the upstream: the connection timed out."
+    elif timed_out and limit:
+        message = (f"The upstream stopped sending for {limit} and was cut off." if started
+                   else f"The upstream did not answer within {limit}.")
+    elif started:
+        message = f"The upstream answer was cut off: {type(exc).__name__}"
+    else:
+        message = f"Could not reach the upstream: {type(exc).__name__}"
+    return UpstreamError(status=502, message=message, code="do_request_failed", retryable=True)
+
+
+def read_timeout(session) -> float | None:
+    """The read timeout a session was made with (the relay's sessions: RELAY_TIMEOUT; None for none)."""
+    return getattr(getattr(session, "timeout", None), "sock_read", None)
 
 
 def json_or_none(body: bytes | None) -> Any:
@@ -266,16 +331,26 @@ class Adapter:
         try:
             async with session.request(request.method, request.url, headers=request.headers, data=request.body,
                                        **extra) as response:
-                status, headers, raw = response.status, response.headers, await response.read()
+                status, headers = response.status, response.headers
+                raw = await response.read()
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise UpstreamError(status=502, message=f"Could not reach the upstream: {type(exc).__name__}",
-                                code="do_request_failed", retryable=True) from None
+            raise network_failure(exc, read_timeout=timeout or read_timeout(session),
+                                  setting=None if timeout else "RELAY_TIMEOUT") from None
         if status != 200:
             raise self.parse_error(ctx, status=status, body=raw, headers=headers)
         return raw
 
     def build_request(self, ctx: RequestContext) -> UpstreamRequest:
         raise NotImplementedError
+
+    def secrets(self, channel: ChannelInfo) -> tuple[str, ...]:
+        """What of the channel's credentials must never reach a client or a log (providers/masking.py):
+        the key, each part of a multi-part key (Baidu's `ak|sk`, Xunfei's `appid|secret|key`), and the
+        values of the secret config fields. Parts too short to tell from ordinary text are left out."""
+        key = (channel.key or "").strip()
+        found = [key, *(part.strip() for part in key.split("|"))]
+        found += [str((channel.config or {}).get(name) or "").strip() for name in self.secret_config_fields]
+        return tuple(dict.fromkeys(s for s in found if len(s) >= SECRET_MIN_CHARS))
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         """Client-facing body and the vendor's usage (None when it gave none)."""
@@ -346,8 +421,7 @@ class Adapter:
                         message = payload[key]
                         break
         if not message:
-            text = body.decode("utf-8", "replace").strip() if body else ""
-            message = text[:500] or f"upstream answered HTTP {status}"
+            message = error_excerpt(body, status)
         return UpstreamError(
             status=status, message=message, param=str(status), retryable=retryable_status(status),
             type=(error_body or {}).get("type") or "upstream_error",

@@ -30,6 +30,7 @@ from providers.adapters.anthropic import (
 )
 from providers.adapters.aws_eventstream import EventStreamError, EventStreamParser, Message
 from providers.adapters.base import (
+    SECRET_MIN_CHARS,
     Adapter,
     ChannelInfo,
     RequestContext,
@@ -38,6 +39,7 @@ from providers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+    error_excerpt,
     header,
     json_or_none,
     retryable_status,
@@ -206,7 +208,7 @@ def error_for(status: int, body: bytes, error_type: str | None = None) -> Upstre
     payload = payload if isinstance(payload, dict) else {}
     message = str(payload.get("message") or payload.get("Message") or "").strip()
     if not message:
-        message = body.decode("utf-8", "replace").strip()[:500] if body else f"AWS Bedrock answered HTTP {status}"
+        message = error_excerpt(body, status, "AWS Bedrock")
     kind = (error_type or str(payload.get("__type") or "")).split(":")[0].rsplit("#", 1)[-1]
     if not kind:
         kind = ERROR_STATUS.get(status, "")
@@ -236,6 +238,14 @@ class BedrockAdapter(Adapter):
 
     def __init__(self, now=aws_sigv4.utcnow) -> None:
         self.now = now  # the signing clock, injectable for tests
+
+    def secrets(self, channel: ChannelInfo) -> tuple[str, ...]:
+        # The key is AK|SK|REGION: the region names a place, not a credential, and masked it would be
+        # missing from every error text that names an endpoint. So the parts, never the whole key.
+        parts = [p.strip() for p in (channel.key or "").split("|")][:2]
+        config = channel.config or {}
+        found = [*parts, *(str(config.get(name) or "").strip() for name in ("ak", "sk", "session_token"))]
+        return tuple(dict.fromkeys(s for s in found if len(s) >= SECRET_MIN_CHARS))
 
     async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
         if mode != "chat":
@@ -272,7 +282,7 @@ class BedrockAdapter(Adapter):
         payload = json_or_none(body)
         claude = is_claude(bedrock_model_id(ctx.model))
         shape = "content" if claude else "output"
-        if not isinstance(payload, dict) or (shape not in payload and "message" in payload):
+        if not isinstance(payload, dict) or shape not in payload:
             raise UpstreamError(status=502, message="AWS Bedrock answered with something that is not a message.",
                                 code="bad_response", retryable=True)
         answer, usage = to_chat_completion(payload if claude else anthropic_message(payload, ctx.client_model))
@@ -290,7 +300,7 @@ class BedrockAdapter(Adapter):
 
 def _error_event(err: UpstreamError) -> StreamEvent:
     return StreamEvent(data=orjson.dumps({"error": {"message": err.message, "type": err.type,
-                                                    "code": err.code, "param": None}}))
+                                                    "code": err.code, "param": None}}), error=err)
 
 
 class EventStreamDecoder(StreamDecoder):
@@ -317,8 +327,9 @@ class EventStreamDecoder(StreamDecoder):
             messages = self.parser.feed(chunk)
         except EventStreamError as exc:
             self.broken = True
+            # Retryable: before any words the relay may still ask another channel.
             return [_error_event(UpstreamError(status=502, message=f"AWS Bedrock's event stream is corrupt: {exc}.",
-                                               type="upstream_error", code="bad_event_stream"))]
+                                               type="upstream_error", code="bad_event_stream", retryable=True))]
         events: list[StreamEvent] = []
         for message in messages:
             events.extend(self.on_message(message))

@@ -27,6 +27,7 @@ from providers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+    check_answer,
     json_or_none,
 )
 from providers.adapters.fetch import fetch_image as shared_fetch_image
@@ -351,6 +352,8 @@ class CohereAdapter(Adapter):
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         payload = _json(body)
+        check_answer(payload, "Cohere", *{"rerank": ("results",), "embeddings": ("embeddings",)}.get(
+            ctx.mode, ("message",)), what=f"a {ctx.mode} answer")
         if ctx.mode == "rerank":
             return orjson.dumps(to_rerank(payload)), None  # billed in search units: the relay counts tokens
         answer, usage = to_embeddings(payload) if ctx.mode == "embeddings" else to_chat_completion(payload)
@@ -461,8 +464,9 @@ class CohereStreamDecoder(StreamDecoder):
         events = []
         if reason == "ERROR" or delta.get("error"):
             message = str(delta.get("error") or "Cohere ended the stream with an error.")
-            events.append(StreamEvent(data=orjson.dumps({"error": {"message": message, "type": "upstream_error",
-                                                                   "code": "ERROR", "param": None}})))
+            error = {"message": message, "type": "upstream_error", "code": "ERROR", "param": None}
+            events.append(StreamEvent(data=orjson.dumps({"error": error}), error=UpstreamError(
+                status=502, message=message, code="ERROR", retryable=True, error_body=error)))
         else:
             finish = FINISH_REASONS.get(reason or "", "tool_calls" if self.tools else "stop")
             events.append(StreamEvent(data=self.chunk({}, finish)))

@@ -250,7 +250,7 @@ class CozeStreamDecoder(StreamDecoder):
         if not self.role_sent:
             raise err
         return [StreamEvent(data=orjson.dumps({"error": {
-            "message": err.message, "type": err.type, "code": err.code, "param": None}}))]
+            "message": err.message, "type": err.type, "code": err.code, "param": None}}), error=err)]
 
     # events
 

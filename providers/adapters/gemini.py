@@ -30,6 +30,7 @@ from providers.adapters.base import (
     UpstreamRequest,
     Usage,
     answer_object,
+    check_answer,
     json_or_none,
     retryable_status,
 )
@@ -210,6 +211,12 @@ class GeminiAdapter(Adapter):
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         payload = answer_object(body, "Gemini")
+        if ctx.mode == "embeddings":
+            check_answer(payload, "Gemini", "embeddings", what="embeddings")
+        elif ctx.mode == "images" and is_imagen(ctx.model):
+            check_answer(payload, "Imagen", "predictions", what="predictions")
+        else:  # an answer has candidates, or says why it has none
+            check_answer(payload, "Gemini", "candidates", "promptFeedback", what="a GenerateContentResponse")
         if ctx.mode == "embeddings":
             # A batchEmbedContents answer names neither the model nor the inputs, and the client's
             # `encoding_format` decides its shape: the request tells them.
@@ -445,7 +452,9 @@ class GeminiStreamDecoder(StreamDecoder):
             body = {"error": {"message": str(error.get("message") or "Gemini reported an error mid-stream"),
                               "type": "upstream_error", "code": str(error.get("status") or "").lower() or None,
                               "param": None}}
-            return [StreamEvent(data=orjson.dumps(body))]
+            # Its kind as an HTTP answer would tell it (a refused key is no reason to try another channel's).
+            err = gemini_error(502, orjson.dumps({"error": {**error, "message": body["error"]["message"]}}))
+            return [StreamEvent(data=orjson.dumps(body), error=err)]
         if not isinstance(payload, dict):
             return []
         if isinstance(payload.get("usageMetadata"), dict):
@@ -455,7 +464,7 @@ class GeminiStreamDecoder(StreamDecoder):
         if message:
             body = {"error": {"message": message, "type": "invalid_request_error", "code": "content_filter",
                               "param": None}}
-            return [StreamEvent(data=orjson.dumps(body))]
+            return [StreamEvent(data=orjson.dumps(body), error=blocked_error(message))]
         choices: list[dict] = []
         text = ""
         for position, candidate in enumerate(payload.get("candidates") or ()):

@@ -27,6 +27,7 @@ from providers.adapters.base import (
     UpstreamRequest,
     Usage,
     answer_object,
+    check_answer,
 )
 from providers.adapters.fetch import fetch_image as shared_fetch_image
 
@@ -244,6 +245,10 @@ class OllamaAdapter(Adapter):
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         payload = answer_object(body, "Ollama", code="bad_response")
         if ctx.mode == "embeddings":
+            check_answer(payload, "Ollama", "embeddings", what="embeddings")
+        else:
+            check_answer(payload, "Ollama", "message", what="a chat answer")
+        if ctx.mode == "embeddings":
             vectors = payload.get("embeddings") or []
             tokens = int(payload.get("prompt_eval_count") or 0)
             answer = {"object": "list", "model": payload.get("model"),
@@ -314,9 +319,11 @@ class OllamaStreamDecoder(StreamDecoder):
         if payload.get("error"):
             # Ollama reports a failure mid-stream as a line {"error": "..."}.
             self.finished = True
-            error = {"error": {"message": str(payload["error"]), "type": "upstream_error",
-                               "code": "stream_error", "param": None}}
-            return [StreamEvent(data=orjson.dumps(error))]
+            error = {"message": str(payload["error"]), "type": "upstream_error", "code": "stream_error", "param": None}
+            return [StreamEvent(data=orjson.dumps({"error": error}), error=UpstreamError(
+                status=502, message=error["message"], code="stream_error", retryable=True, error_body=error))]
+        if "message" not in payload and "done" not in payload:
+            return []  # not an Ollama line: skipped, as a garbled one is
         if payload.get("model"):
             self.model = payload["model"]
         message = payload.get("message") or {}

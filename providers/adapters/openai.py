@@ -25,6 +25,7 @@ from providers.adapters.base import (
     UpstreamRequest,
     Usage,
     json_or_none,
+    unexpected_answer,
 )
 
 PATHS = {
@@ -32,6 +33,16 @@ PATHS = {
     "images": "/v1/images/generations", "speech": "/v1/audio/speech", "transcriptions": "/v1/audio/transcriptions",
     "translations": "/v1/audio/translations", "moderations": "/v1/moderations", "rerank": "/v1/rerank",
 }
+
+
+# What every answer of a mode holds (one of): a 200 without it is no answer (an empty body, a proxy's page).
+ANSWER_FIELDS = {
+    "chat": ("choices",), "completions": ("choices",), "embeddings": ("data",), "images": ("data",),
+    "moderations": ("results",), "rerank": ("results", "data"), "transcriptions": ("text",),
+    "translations": ("text",),
+}
+# Transcripts asked for in these formats come back as plain text, not JSON.
+TEXT_FORMATS = ("text", "srt", "vtt")
 
 
 def usage_from(payload: dict) -> Usage | None:
@@ -85,8 +96,20 @@ class OpenAIAdapter(Adapter):
         return float(subscription["hard_limit_usd"]) - float(usage.get("total_usage", 0)) / 100
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
+        fields = ANSWER_FIELDS.get(ctx.mode, ())
+        if ctx.body.get("response_format") in TEXT_FORMATS and ctx.mode in ("transcriptions", "translations"):
+            fields = ()
         payload = json_or_none(body)
+        if fields and not (isinstance(payload, dict) and any(payload.get(f) is not None for f in fields)):
+            raise self.answer_error(ctx, payload, body)
         return body, usage_from(payload) if isinstance(payload, dict) else None
+
+    def answer_error(self, ctx: RequestContext, payload, body: bytes) -> UpstreamError:
+        """A 200 that is not an answer: the error object some proxies send with a 200 (kept, as a 502),
+        else a retryable 502 for a body that is no answer at all."""
+        if isinstance(payload, dict) and ("error" in payload or "errors" in payload):
+            return self.parse_error(ctx, status=502, body=body)
+        return unexpected_answer(self.label, f"an OpenAI {ctx.mode} answer")
 
     def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
         return OpenAIStreamDecoder()
@@ -106,8 +129,16 @@ def parse_chunk(data: bytes) -> StreamEvent:
     text = ""
     payload = json_or_none(data)
     if not isinstance(payload, dict):
-        return StreamEvent(data=data)
+        return StreamEvent(data=data, malformed=True)
+    if isinstance(payload.get("error"), dict):
+        error = payload["error"]
+        message = str(error.get("message") or "The upstream reported an error in the stream.")
+        return StreamEvent(data=data, error=UpstreamError(
+            status=502, message=message, type=str(error.get("type") or "upstream_error"),
+            code=str(error.get("code") or "bad_response_status_code"), retryable=True, error_body=error))
     usage = usage_from(payload)
+    if usage is None and "choices" not in payload:
+        return StreamEvent(data=data, malformed=True)
     for choice in payload.get("choices") or ():
         delta = choice.get("delta") or {}
         piece = delta.get("content") if isinstance(delta, dict) else None

@@ -447,7 +447,7 @@ class HunyuanStreamDecoder(StreamDecoder):
         if isinstance(error, dict) and (error.get("Msg") or error.get("Message") or error.get("Code")):
             err = error_from(error, payload.get("RequestId") or payload.get("Id"))
             body = {"error": {"message": err.message, "type": err.type, "code": err.code, "param": None}}
-            return [StreamEvent(data=orjson.dumps(body))]
+            return [StreamEvent(data=orjson.dumps(body), error=err)]
         if payload.get("Id"):
             self.id = f"chatcmpl-{payload['Id']}"
         self.created = int(payload.get("Created") or self.created)

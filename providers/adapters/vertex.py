@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from providers.adapters import anthropic
 from providers.adapters.anthropic import AnthropicAdapter, AnthropicStreamDecoder, to_messages_request
 from providers.adapters.base import (
+    SECRET_MIN_CHARS,
     Adapter,
     ChannelInfo,
     RequestContext,
@@ -36,6 +37,7 @@ from providers.adapters.base import (
     UpstreamRequest,
     Usage,
     json_or_none,
+    unexpected_answer,
 )
 from providers.adapters.fetch import fetch_image_data_url
 from providers.adapters.gemini import GeminiAdapter, GeminiStreamDecoder, gemini_error
@@ -237,6 +239,17 @@ class VertexAdapter(Adapter):
         self.gemini = GeminiAdapter()
         self.claude = AnthropicAdapter()
 
+    def secrets(self, channel: ChannelInfo) -> tuple[str, ...]:
+        # The service-account JSON is mostly public (type, client_email, URLs): its private key and key id
+        # are what must not leak. The PEM's lines are joined, its BEGIN/END lines left out.
+        try:
+            account = service_account(channel)
+        except UpstreamError:
+            return super().secrets(channel)
+        pem = "".join(line.strip() for line in account.private_key.splitlines()
+                      if line.strip() and not line.startswith("-----"))
+        return tuple(s for s in (pem, account.private_key_id) if len(s) >= SECRET_MIN_CHARS)
+
     async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
         if mode not in self.modes:
             raise invalid(f"Vertex AI channels serve {', '.join(self.modes)}, not {mode}.", "unsupported_endpoint")
@@ -297,7 +310,10 @@ class VertexAdapter(Adapter):
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         if ctx.mode == "embeddings":
-            return embedding_answer(orjson.loads(body), ctx.model)
+            payload = json_or_none(body)
+            if not isinstance(payload, dict) or not isinstance(payload.get("predictions"), list):
+                raise unexpected_answer("Vertex AI", "embeddings")
+            return embedding_answer(payload, ctx.model)
         if self._publisher(ctx) == "anthropic":
             return self.claude.parse_response(ctx, body=body)
         return self.gemini.parse_response(ctx, body=body)  # Imagen's and Gemini's images, Gemini's speech

@@ -25,6 +25,7 @@ from providers.adapters.base import (
     UpstreamRequest,
     Usage,
     answer_object,
+    check_answer,
     json_or_none,
 )
 from providers.adapters.openai import OpenAIAdapter, usage_from
@@ -94,6 +95,7 @@ class XunfeiAdapter(OpenAIAdapter):
         payload = answer_object(body, "Spark")
         if _failed(payload):
             raise spark_error(payload)  # HTTP 200, nothing sent to the client yet: failover still possible
+        check_answer(payload, "Spark", "choices", what="a chat answer")
         answer = {k: v for k, v in payload.items() if k not in SPARK_FIELDS}
         answer.setdefault("id", f"chatcmpl-{payload.get('sid') or int(time.time())}")
         answer["object"] = "chat.completion"
@@ -138,13 +140,16 @@ class XunfeiStreamDecoder(StreamDecoder):
         if not isinstance(payload, dict):
             return []  # a broken event is skipped; the stream goes on
         if _failed(payload):
-            return [StreamEvent(data=orjson.dumps({"error": spark_error(payload).error_body}))]
+            err = spark_error(payload)
+            return [StreamEvent(data=orjson.dumps({"error": err.error_body}), error=err)]
+        usage = usage_from(payload)
+        if usage is None and "choices" not in payload:
+            return []  # not a Spark chunk: skipped, as a broken one is
         chunk = {k: v for k, v in payload.items() if k not in SPARK_FIELDS and k != "usage"}
         chunk.setdefault("id", f"chatcmpl-{payload.get('sid') or int(time.time())}")
         chunk["object"] = "chat.completion.chunk"
         chunk.setdefault("created", int(time.time()))
         chunk["model"] = chunk.get("model") or self.model
-        usage = usage_from(payload)
         text = ""
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict):

@@ -33,7 +33,7 @@ from providers.adapters.base import (
     retryable_status,
 )
 from providers.adapters.fetch import vendor_images_b64
-from providers.adapters.openai import OpenAIAdapter, usage_from
+from providers.adapters.openai import OpenAIAdapter, parse_chunk, usage_from
 
 API_PREFIX = "/api/paas/v4"
 PATHS = {"embeddings": "/embeddings", "images": "/images/generations"}  # under API_PREFIX; chat otherwise
@@ -213,12 +213,9 @@ class ZhipuAdapter(OpenAIAdapter):
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         if ctx.mode == "images":
             return orjson.dumps(image_answer(body)), None
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return body, None
-        if not isinstance(payload, dict):
-            return body, None
+        payload = json_or_none(body)
+        if not isinstance(payload, dict) or payload.get("choices" if ctx.mode == "chat" else "data") is None:
+            raise self.answer_error(ctx, payload, body)
         # Zhipu omits `object`; OpenAI clients read it.
         if ctx.mode == "chat":
             payload.setdefault("object", "chat.completion")
@@ -282,11 +279,13 @@ class ZhipuStreamDecoder(StreamDecoder):
             return [StreamEvent(data=None, done=True)]
         payload = json_or_none(data)
         if not isinstance(payload, dict):
-            return [StreamEvent(data=data)]  # as the OpenAI adapter does: forwarded, not fatal
+            return [StreamEvent(data=data, malformed=True)]  # as the OpenAI adapter does: forwarded, not fatal
         if "error" in payload and not payload.get("choices"):
-            return [StreamEvent(data=data)]
-        payload.setdefault("object", "chat.completion.chunk")
+            return [parse_chunk(data)]  # OpenAI's error object, read as the OpenAI adapter reads it
         usage = usage_from(payload)
+        if usage is None and "choices" not in payload:
+            return [StreamEvent(data=data, malformed=True)]
+        payload.setdefault("object", "chat.completion.chunk")
         raw_usage = payload.pop("usage", None)
         text = ""
         for choice in payload.get("choices") or ():

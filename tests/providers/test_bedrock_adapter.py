@@ -333,7 +333,8 @@ def test_bedrock_errors_keep_their_message_and_map_their_kind(status, name, kind
 
 def test_an_unknown_error_body_falls_back_to_the_status():
     err = adapter.parse_error(call_context(), status=502, body=b"<html>Bad Gateway</html>")
-    assert err.message == "<html>Bad Gateway</html>" and err.retryable
+    # An HTML page is told as a short plain message, never passed on whole.
+    assert err.message == "AWS Bedrock answered HTTP 502: Bad Gateway" and err.retryable
     err = adapter.parse_error(call_context(), status=418, body=b"")
     assert "418" in err.message and not err.retryable
 

@@ -97,11 +97,17 @@ def test_filtered_images_are_left_out_and_all_filtered_is_a_content_filter_error
     assert refused.value.message.count(reason) == 1  # one reason per image filtered, said once
 
 
-@pytest.mark.parametrize("answer", [b"{}", b'{"predictions": []}', b'{"predictions": [{"mimeType": "image/png"}]}'])
+@pytest.mark.parametrize("answer", [b'{"predictions": []}', b'{"predictions": [{"mimeType": "image/png"}]}'])
 def test_an_imagen_answer_without_images_or_reasons_is_a_bad_answer(answer):
     with pytest.raises(UpstreamError) as failed:
         parse("images", {"model": "imagen-3.0-generate-002", "prompt": "x"}, answer)
     assert (failed.value.status, failed.value.code, failed.value.retryable) == (502, "bad_response_body", False)
+
+
+def test_a_body_without_predictions_is_no_imagen_answer_and_another_channel_may_try():
+    with pytest.raises(UpstreamError) as failed:
+        parse("images", {"model": "imagen-3.0-generate-002", "prompt": "x"}, b"{}")
+    assert (failed.value.status, failed.value.code, failed.value.retryable) == (502, "bad_response_body", True)
 
 
 def test_gemini_image_models_go_through_generate_content_with_the_image_modality():

@@ -216,7 +216,8 @@ def test_parse_error_reads_response_error_from_a_non_200_answer():
     err = adapter_for(23).parse_error(call_context(), status=503, body=(FIXTURES / "error_auth.json").read_bytes())
     assert err.code == "AuthFailure.SignatureFailure" and err.retryable  # the 503 itself may clear up
     err = adapter_for(23).parse_error(call_context(), status=502, body=b"upstream connect error")
-    assert err.status == 502 and err.retryable and err.message == "upstream connect error"
+    assert err.status == 502 and err.retryable
+    assert err.message == "The upstream answered HTTP 502: upstream connect error"
 
 
 def test_stream_becomes_openai_chunks_with_a_final_usage_chunk():
