@@ -20,7 +20,7 @@ from billing import options, pricing
 from billing.ledger import ledger
 from billing.services import Charge
 from providers import health
-from providers.adapters import adapter_for
+from providers.adapters import adapter_for, image_budget
 from providers.adapters.base import ChannelInfo, RequestContext, StreamDecoder, UpstreamError, Usage
 from relay import http, media, tokenizer
 from relay.auth import Caller, check_model_allowed
@@ -232,7 +232,8 @@ async def _call_with_failover(plan: Plan, routes: Routes, channel: ChannelInfo, 
     while True:
         body, prompt_reset = upstream_body(plan, channel)
         try:
-            await _call_once(plan, channel, body, out, progress)
+            async with image_budget.held_for_call():  # what the call inlines is held until it ends
+                await _call_once(plan, channel, body, out, progress)
             health.report_success(channel.id)
             return channel, prompt_reset
         except UpstreamError as err:
