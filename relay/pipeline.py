@@ -290,6 +290,8 @@ async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responde
             request.headers["Content-Type"] = plan.upload.content_type
         response = await session.request(request.method, request.url, headers=request.headers, data=data)
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        if plan.upload is not None and plan.upload.refusal is not None:
+            raise plan.upload.refusal from None  # the form was cut off on its way: the client's doing
         raise UpstreamError(status=502, message=f"Could not reach the upstream: {type(exc).__name__}",
                             code="do_request_failed", retryable=True) from None
     try:
