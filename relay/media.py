@@ -314,7 +314,7 @@ async def read_upload(receive, content_type: str) -> Upload:
                       parts_at=form.parts_at or 0, shared=shared)
     del head
     try:
-        while more:
+        while more and not form.scanner.done:  # what follows the closing delimiter means nothing
             chunk, more = await _next_chunk(receive)
             form.feed(chunk)
         if not form.scanner.done:
