@@ -236,7 +236,7 @@ class _FormReader:
 
     def _end(self, offset: int) -> None:
         part, self._part = self._part, None
-        if part.is_file or (self.streaming and self.file is not None):
+        if part.is_file or self.streaming:  # the file itself, or a field after a streamed file: not read
             return
         value = bytes(self._value)
         self.parts.append((part, value))

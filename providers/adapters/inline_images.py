@@ -63,13 +63,10 @@ class _RequestBytes:
         self.limit = settings.USER_CONTENT_MAX_BYTES
         self.used = 0
 
-    def check(self, more: int) -> None:
-        if self.used + more > self.limit:
+    def take(self, nbytes: int) -> None:
+        if self.used + nbytes > self.limit:
             raise refused(f"The images in this request add up to more than {size_text(self.limit)}, the most "
                           "this gateway takes in one request.", "images_too_large")
-
-    def take(self, nbytes: int) -> None:
-        self.check(nbytes)
         self.used += nbytes
 
 

@@ -174,8 +174,9 @@ async def test_a_form_without_a_model_sends_the_model_it_is_priced_as(asgi_app, 
     [FILE, ("model", "whisper-1"), ("response_format", "json"), ("response_format", "srt")],
 ], ids=["model before the file", "model on both sides", "model after the file", "response_format before",
         "response_format after"])
-async def test_a_field_sent_twice_is_refused_and_nothing_is_sent(asgi_app, client, caller, recorder, parts):
-    status, answer = await post(asgi_app, form(*parts), caller.whisper_only)
+@pytest.mark.parametrize("piece", [256, 1 << 20], ids=["in pieces", "whole"])
+async def test_a_field_sent_twice_is_refused_and_nothing_is_sent(asgi_app, client, caller, recorder, parts, piece):
+    status, answer = await post(asgi_app, form(*parts), caller.whisper_only, piece)
     assert status == 400, answer
     error = answer["error"]
     assert (error["type"], error["code"]) == ("invalid_request_error", "duplicate_field")
