@@ -48,6 +48,19 @@ try:
     # Fetching images that clients' messages point at (for vendors that need them inline).
     USER_CONTENT_REQUEST_TIMEOUT = env_int("USER_CONTENT_REQUEST_TIMEOUT", 30, minimum=1)
     USER_CONTENT_ALLOW_PRIVATE = env_bool("USER_CONTENT_ALLOW_PRIVATE", False)
+    # Their bounds (providers/adapters/inline_images.py): per request, images (data: URLs included),
+    # their bytes together and fetches at once; per process, the bytes all requests' images hold and the
+    # fetches at once, and how long a fetch waits for room before the request is answered 503.
+    USER_CONTENT_MAX_IMAGES = env_int("USER_CONTENT_MAX_IMAGES", 20, minimum=1)
+    USER_CONTENT_MAX_BYTES = env_int("USER_CONTENT_MAX_BYTES", 20 * 1024 * 1024, minimum=1)
+    USER_CONTENT_CONCURRENCY = env_int("USER_CONTENT_CONCURRENCY", 4, minimum=1)
+    USER_CONTENT_PROCESS_MAX_BYTES = env_int("USER_CONTENT_PROCESS_MAX_BYTES", 128 * 1024 * 1024, minimum=1)
+    USER_CONTENT_PROCESS_MAX_FETCHES = env_int("USER_CONTENT_PROCESS_MAX_FETCHES", 32, minimum=1)
+    USER_CONTENT_QUEUE_TIMEOUT = env_int("USER_CONTENT_QUEUE_TIMEOUT", 10, minimum=0)
+    if USER_CONTENT_PROCESS_MAX_BYTES < USER_CONTENT_MAX_BYTES:
+        # Else one request's images could never fit, and would always be answered 503.
+        raise ConfigError(f"USER_CONTENT_PROCESS_MAX_BYTES ({USER_CONTENT_PROCESS_MAX_BYTES}) must be at least "
+                          f"USER_CONTENT_MAX_BYTES ({USER_CONTENT_MAX_BYTES})")
     CHANNEL_TEST_FREQUENCY = env_int("CHANNEL_TEST_FREQUENCY", 0)  # minutes; 0 = off
     POLLING_INTERVAL = env_int("POLLING_INTERVAL", 0)  # seconds between channels in test-all
     TEST_PROMPT = env_str(

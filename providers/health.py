@@ -70,6 +70,8 @@ failures = FailureCounter()
 
 def verdict(channel_id: int, err: UpstreamError) -> str | None:
     """The reason to disable the channel now, or None. Counts the failure either way."""
+    if err.local:
+        return None
     if is_fatal(err):
         return f"the vendor refused the key: {err.message[:200]}"
     if is_transient(err):

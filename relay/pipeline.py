@@ -22,7 +22,7 @@ from billing import options, pricing
 from billing.ledger import ledger
 from billing.services import Charge
 from providers import health, masking
-from providers.adapters import adapter_for
+from providers.adapters import adapter_for, image_budget
 from providers.adapters.base import (
     ChannelInfo,
     RequestContext,
@@ -248,7 +248,8 @@ async def _call_with_failover(plan: Plan, routes: Routes, channel: ChannelInfo, 
     while True:
         body, prompt_reset = upstream_body(plan, channel)
         try:
-            await _call_once(plan, channel, body, out, progress)
+            async with image_budget.held_for_call():  # what the call inlines is held until it ends
+                await _call_once(plan, channel, body, out, progress)
             if progress.interrupted is not None:
                 health.report_failure(channel.id, progress.interrupted)
             else:
@@ -349,6 +350,8 @@ async def _exchange(plan: Plan, channel: ChannelInfo, body: dict, out: Responder
             request.headers["Content-Type"] = plan.upload.content_type
         response = await session.request(request.method, request.url, headers=request.headers, data=data)
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        if plan.upload is not None and plan.upload.refusal is not None:
+            raise plan.upload.refusal from None  # the form was cut off on its way: the client's doing
         raise network_failure(exc, read_timeout=timeout) from None
     try:
         if response.status != 200:

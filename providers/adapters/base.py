@@ -104,6 +104,9 @@ class UpstreamError(Exception):
     param: str | None = None
     retryable: bool = False
     error_body: dict | None = field(default=None, repr=False)
+    # Raised by the gateway itself over what the client sent (an image it links to), never the vendor's
+    # answer: not held against the channel, whatever the message says (it may quote the client's URL).
+    local: bool = False
 
     def __str__(self) -> str:
         return f"{self.status}: {self.message}"

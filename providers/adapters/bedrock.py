@@ -45,7 +45,8 @@ from providers.adapters.base import (
     retryable_status,
 )
 from providers.adapters.bedrock_converse import ConverseEvents, anthropic_message, converse_request
-from providers.adapters.fetch import fetch_image as shared_fetch_image
+from providers.adapters.fetch import fetch_data_url
+from providers.adapters.inline_images import inline_images
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 SERVICE = "bedrock"
@@ -139,14 +140,6 @@ def bad_input(message: str, code: str = "invalid_request") -> UpstreamError:
 # --- images: Bedrock never fetches URLs -----------------------------------------------------------
 
 
-def _remote_url(part: Any) -> str | None:
-    if not isinstance(part, dict) or part.get("type") != "image_url":
-        return None
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
-
-
 def _media_type(content_type: str, data: bytes) -> str:
     for magic, media_type in IMAGE_SIGNATURES:
         if data.startswith(magic):
@@ -160,29 +153,13 @@ def _media_type(content_type: str, data: bytes) -> str:
 
 async def fetch_image(session: aiohttp.ClientSession, url: str, limit: int = MAX_IMAGE_BYTES) -> str:
     """The image at `url` as a data: URL (bounded, public addresses only: see providers/adapters/fetch.py)."""
-    content_type, data = await shared_fetch_image(session, url, limit=limit)
-    return f"data:{_media_type(content_type, data)};base64,{base64.b64encode(data).decode()}"
+    return await fetch_data_url(session, url, limit=limit, media_type=_media_type)
 
 
 async def inline_remote_images(body: dict, session: aiohttp.ClientSession) -> dict:
-    """The body with each http(s) image_url replaced by a data: URL; copies, never edits in place (the
-    plan's body is reused for the next channel on failover)."""
-    messages = body.get("messages") or []
-    if not any(isinstance(m, dict) and isinstance(m.get("content"), list) and any(map(_remote_url, m["content"]))
-               for m in messages):
-        return body
-    converted = []
-    for message in messages:
-        if isinstance(message, dict) and isinstance(message.get("content"), list):
-            parts = []
-            for part in message["content"]:
-                url = _remote_url(part)
-                if url:
-                    part = {**part, "image_url": {"url": await fetch_image(session, url)}}
-                parts.append(part)
-            message = {**message, "content": parts}
-        converted.append(message)
-    return {**body, "messages": converted}
+    """The body with each http(s) image_url replaced by a data: URL whose type is read from the image's
+    first bytes (providers/adapters/inline_images.py: bounded, and copied, never edited in place)."""
+    return await inline_images(body, session, limit=MAX_IMAGE_BYTES, media_type=_media_type)
 
 
 # --- requests and answers -------------------------------------------------------------------------

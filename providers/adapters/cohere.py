@@ -9,8 +9,6 @@ usage counts both billed and actual tokens. Streams are SSE events named by `typ
 
 from __future__ import annotations
 
-import base64
-import copy
 import time
 import uuid
 from collections.abc import Mapping
@@ -30,7 +28,7 @@ from providers.adapters.base import (
     check_answer,
     json_or_none,
 )
-from providers.adapters.fetch import fetch_image as shared_fetch_image
+from providers.adapters.inline_images import inline_images
 
 FINISH_REASONS = {
     "COMPLETE": "stop",
@@ -286,12 +284,6 @@ def to_embeddings(payload: dict) -> tuple[dict, Usage | None]:
     return answer, usage
 
 
-async def fetch_image(session, url: str) -> str:
-    """An http(s) image as a data: URL (Cohere's docs only show data: URLs); bounded, public addresses only."""
-    mime, data = await shared_fetch_image(session, url, limit=MAX_IMAGE_BYTES)
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
 def to_rerank_request(body: dict) -> dict:
     """Jina/Cohere-style rerank bodies; documents may be strings or {"text": ...} objects."""
     documents = [d if isinstance(d, str) else str((d or {}).get("text", "")) for d in body.get("documents") or ()]
@@ -322,18 +314,10 @@ class CohereAdapter(Adapter):
     )
 
     async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
-        """Inline http(s) images as data: URLs, on a copy: the relay reuses its body on failover."""
-        if mode != "chat" or not any(_remote_images(m) for m in body.get("messages") or ()):
+        """Inline http(s) images as data: URLs (Cohere's docs only show those): inline_images, on a copy."""
+        if mode != "chat":
             return body
-        body = {**body, "messages": copy.deepcopy(body["messages"])}
-        for message in body["messages"]:
-            for part in _remote_images(message):
-                image = part["image_url"]
-                if isinstance(image, dict):
-                    image["url"] = await fetch_image(session, image["url"])
-                else:
-                    part["image_url"] = {"url": await fetch_image(session, image)}
-        return body
+        return await inline_images(body, session, limit=MAX_IMAGE_BYTES)
 
     def build_request(self, ctx: RequestContext) -> UpstreamRequest:
         if ctx.mode == "chat":
@@ -372,18 +356,6 @@ class CohereAdapter(Adapter):
                 status, err.code)
             err.error_body = {"message": err.message, "type": err.type, "param": None, "code": err.code}
         return err
-
-
-def _remote_images(message: Any) -> list[dict]:
-    content = message.get("content") if isinstance(message, dict) else None
-    found = []
-    for part in content if isinstance(content, list) else ():
-        if isinstance(part, dict) and part.get("type") == "image_url":
-            image = part.get("image_url")
-            url = image.get("url") if isinstance(image, dict) else image
-            if isinstance(url, str) and url.startswith(("http://", "https://")):
-                found.append(part)
-    return found
 
 
 class CohereStreamDecoder(StreamDecoder):

@@ -6,7 +6,6 @@ tools, toolConfig, safetySettings, generationConfig) and https://ai.google.dev/a
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 from typing import Any
@@ -15,7 +14,7 @@ import aiohttp
 import orjson
 
 from providers.adapters.base import UpstreamError
-from providers.adapters.fetch import fetch_image as shared_fetch_image
+from providers.adapters.inline_images import inline_images
 
 IMAGE_LIMIT = 20 * 1024 * 1024  # Gemini's inline-data ceiling for one request
 
@@ -55,39 +54,10 @@ def invalid(message: str, code: str = "invalid_request", *, param: str | None = 
 # --- images ------------------------------------------------------------------------------------
 
 
-def _remote_url(part: Any) -> str | None:
-    if not isinstance(part, dict) or part.get("type") != "image_url":
-        return None
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    if isinstance(url, str) and url.startswith(("http://", "https://")) and not FILES_API.match(url):
-        return url
-    return None
-
-
 async def inline_remote_images(body: dict, session: aiohttp.ClientSession) -> dict:
-    """Gemini's fileData takes only uploaded-file URIs, so http(s) images are fetched here and sent
-    inline. The body is copied where it changes: the relay reuses it when it fails over."""
-    urls = {url for message in body.get("messages") or () if isinstance(message, dict)
-            and isinstance(message.get("content"), list) for url in map(_remote_url, message["content"]) if url}
-    if not urls:
-        return body
-    ordered = sorted(urls)
-    fetched = dict(zip(ordered, await asyncio.gather(*(fetch_image(session, url) for url in ordered))))
-    messages = []
-    for message in body["messages"]:
-        if isinstance(message, dict) and isinstance(message.get("content"), list) \
-                and any(_remote_url(p) for p in message["content"]):
-            content = [{"type": "image_url", "image_url": {"url": fetched[url]}} if (url := _remote_url(p)) else p
-                       for p in message["content"]]
-            message = {**message, "content": content}
-        messages.append(message)
-    return {**body, "messages": messages}
-
-
-async def fetch_image(session: aiohttp.ClientSession, url: str) -> str:
-    mime, data = await shared_fetch_image(session, url, limit=IMAGE_LIMIT)
-    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+    """Gemini's fileData takes only uploaded-file URIs, so other http(s) images are fetched here and sent
+    inline (bounded per request and per process: providers/adapters/inline_images.py)."""
+    return await inline_images(body, session, fetchable=lambda url: not FILES_API.match(url), limit=IMAGE_LIMIT)
 
 
 def data_part(url: str) -> dict:

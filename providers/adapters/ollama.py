@@ -8,7 +8,6 @@ the last with `done: true` and the token counts.
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 from collections.abc import Mapping
@@ -29,7 +28,7 @@ from providers.adapters.base import (
     answer_object,
     check_answer,
 )
-from providers.adapters.fetch import fetch_image as shared_fetch_image
+from providers.adapters.inline_images import inline_images
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # a remote image is fetched into memory: bounded
 FINISH = {"stop": "stop", "length": "length"}  # "load"/"unload" answers carry no text: "stop"
@@ -63,11 +62,6 @@ def _image_url(part: dict) -> str:
     image = part.get("image_url")
     url = image.get("url") if isinstance(image, dict) else image
     return url if isinstance(url, str) else ""
-
-
-def _remote(part) -> bool:
-    return isinstance(part, dict) and part.get("type") == "image_url" and \
-        _image_url(part).startswith(("http://", "https://"))
 
 
 def _arguments(raw) -> dict:
@@ -203,24 +197,10 @@ class OllamaAdapter(Adapter):
     modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings")
 
     async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
-        """Ollama takes images only inline: fetch http(s) image URLs here, bounded in size."""
+        """Ollama takes images only inline: http(s) images are fetched here (providers/adapters/inline_images.py)."""
         if mode != "chat":
             return body
-        messages = body.get("messages") or []
-        if not any(isinstance(m, dict) and isinstance(m.get("content"), list) and any(map(_remote, m["content"]))
-                   for m in messages):
-            return body
-        converted = []
-        for message in messages:  # copies: the plan's body is shared with later channels on failover
-            if isinstance(message, dict) and isinstance(message.get("content"), list):
-                parts = []
-                for part in message["content"]:
-                    if _remote(part):
-                        part = {**part, "image_url": {"url": await fetch_image(session, _image_url(part))}}
-                    parts.append(part)
-                message = {**message, "content": parts}
-            converted.append(message)
-        return {**body, "messages": converted}
+        return await inline_images(body, session, limit=MAX_IMAGE_BYTES)
 
     def base_url(self, channel: ChannelInfo) -> str:
         return (channel.base_url or self.default_base_url).rstrip("/")
@@ -283,12 +263,6 @@ class OllamaAdapter(Adapter):
         elif status == 400:
             err.type, err.code = "invalid_request_error", "invalid_request"
         return err
-
-
-async def fetch_image(session, url: str) -> str:
-    """An http(s) image as a data: URL (bounded, public addresses only: providers/adapters/fetch.py)."""
-    mime, data = await shared_fetch_image(session, url, limit=MAX_IMAGE_BYTES)
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 class OllamaStreamDecoder(StreamDecoder):

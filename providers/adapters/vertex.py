@@ -39,10 +39,10 @@ from providers.adapters.base import (
     json_or_none,
     unexpected_answer,
 )
-from providers.adapters.fetch import fetch_image_data_url
 from providers.adapters.gemini import GeminiAdapter, GeminiStreamDecoder, gemini_error
 from providers.adapters.gemini_convert import inline_remote_images, invalid
 from providers.adapters.imagen import imagen_request, is_imagen
+from providers.adapters.inline_images import inline_images
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -343,28 +343,6 @@ class VertexAdapter(Adapter):
 
 
 async def inline_claude_images(body: dict, session: aiohttp.ClientSession) -> dict:
-    """Claude on Vertex takes images as base64 only (no URL source), so http(s) images are fetched
-    here with the shared, size-bounded fetcher. The body is copied: the relay reuses it on failover."""
-    changed = False
-    messages = []
-    for message in body.get("messages") or ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list):
-            parts = []
-            for part in content:
-                url = _http_image(part)
-                if url:
-                    part = {**part, "image_url": {"url": await fetch_image_data_url(session, url)}}
-                    changed = True
-                parts.append(part)
-            message = {**message, "content": parts}
-        messages.append(message)
-    return {**body, "messages": messages} if changed else body
-
-
-def _http_image(part: Any) -> str | None:
-    if not isinstance(part, dict) or part.get("type") != "image_url":
-        return None
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
+    """Claude on Vertex takes images as base64 only (no URL source), so http(s) images are fetched here
+    (providers/adapters/inline_images.py: bounded, and copied: the relay reuses the body on failover)."""
+    return await inline_images(body, session)
