@@ -10,15 +10,8 @@ from django.db.models import Q
 
 from accounts.models import Token, User
 from oneapi_site.lib import changes
+from oneapi_site.lib.errors import ValidationError  # also imported from here by views, forms and services
 from oneapi_site.lib.keys import random_key, uuid_hex
-
-
-class ValidationError(ValueError):
-    """Bad input for a service; `field` names what to fix."""
-
-    def __init__(self, message: str, *, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 DEFAULT_ROOT_PASSWORD = "123456"
