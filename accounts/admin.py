@@ -14,6 +14,7 @@ from accounts import services
 from accounts.forms import TokenForm, UserChangeForm, UserCreationForm
 from accounts.models import Token, User
 from billing import options
+from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 
 
 # --- Shared by the admin modules of every app ---------------------------------
@@ -75,7 +76,7 @@ admin.site.unregister(Group)  # roles, not groups, grant access here
 # --- Users ----------------------------------------------------------------------
 
 @admin.register(User)
-class UserAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+class UserAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
     list_display = ("id", "username", "display_name", "role", "status", "group", "quota_display",
                     "used_quota_display", "request_count")
     list_display_links = ("id", "username")
@@ -163,7 +164,7 @@ class UserAdmin(ServiceErrorsMixin, admin.ModelAdmin):
 # --- Tokens ---------------------------------------------------------------------
 
 @admin.register(Token)
-class TokenAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+class TokenAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
     form = TokenForm
     list_display = ("id", "name", "user", "status", "remain_display", "unlimited_quota", "used_display",
                     "expiry", "key_display")
