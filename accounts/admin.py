@@ -20,8 +20,9 @@ from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 # --- Shared by the admin modules of every app ---------------------------------
 
 def quota_text(quota: int) -> str:
-    """Quota with its US$ value, as one-api's console shows it (QuotaPerUnit quota = $1)."""
-    return f"{quota:,} (${quota / float(options.quota_per_unit()):,.2f})"
+    """Quota with its US$ value, as one-api's console shows it (QuotaPerUnit quota = $1), written by the
+    pages' Decimal formatter: 3 quota is "$0.000006" here as there, not a float's "$0.00"."""
+    return f"{quota:,} ({options.usd_text(quota)})"
 
 
 def unix_text(ts: int, *, empty: str = "-") -> str:
