@@ -14,7 +14,6 @@ from oneapi_site.lib.errors import ValidationError  # also imported from here by
 from oneapi_site.lib.keys import random_key, uuid_hex
 from oneapi_site.lib.lengths import items_bounded, text_bounded
 
-
 DEFAULT_ROOT_PASSWORD = "123456"
 ROOT_INITIAL_QUOTA = 500_000_000_000_000  # one-api's root start balance
 

@@ -93,10 +93,12 @@ def _field_for(key: str) -> forms.Field:
         return forms.BooleanField(required=False, label=label)
     if key in options.INT_KEYS or key in options.FLOAT_KEYS:
         # Text, read by options.parse in clean(): the bounded parser, with the key's declared range.
-        low, high = (options.INT_RANGES.get(key) or options.DECIMAL_RANGES[key][:2])
+        low, high = options.INT_RANGES.get(key) or options.DECIMAL_RANGES[key][:2]
         return forms.CharField(
-            required=False, label=label, widget=forms.TextInput(attrs={"class": "vIntegerField", "inputmode": "decimal"}),
-            help_text=_("From %(minimum)s to %(maximum)s.") % {"minimum": numbers.plain(low), "maximum": numbers.plain(high)})
+            required=False, label=label,
+            widget=forms.TextInput(attrs={"class": "vIntegerField", "inputmode": "decimal"}),
+            help_text=_("From %(minimum)s to %(maximum)s.") % {"minimum": numbers.plain(low),
+                                                                "maximum": numbers.plain(high)})
     if key in options.JSON_KEYS:
         return forms.CharField(required=False, label=label, strip=False, widget=forms.Textarea(
             attrs={"rows": 10, "class": "vLargeTextField", "spellcheck": "false"}))

@@ -50,7 +50,8 @@ def _quota(value: int, *, field: str, minimum: int = numbers.BIGINT[0], maximum:
 def _user_credit(*, user_id: int, quota: int) -> bool:
     """Add `quota` to the balance in one guarded statement, unless the sum would pass BALANCE_MAX
     (SQLite would store a float, MySQL and PostgreSQL would fail). False when nothing was added."""
-    return User.objects.filter(pk=user_id, quota__lte=BALANCE_MAX - quota).update(quota=F("quota") + quota) == 1
+    ceiling = BALANCE_MAX - max(quota, 0)
+    return User.objects.filter(pk=user_id, quota__lte=ceiling).update(quota=F("quota") + quota) == 1
 
 
 def _balance_full_error(field: str) -> ValidationError:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.db.models import Q
 
 from billing.pricing import DEFAULT_MODEL_RATIO
-from providers.models import Ability, Channel
 from oneapi_site.lib import numbers
+from providers.models import Ability, Channel
 
 
 def channel_list(*, offset: int, limit: int) -> list[Channel]:

@@ -17,8 +17,13 @@ from oneapi_site.lib.errors import ValidationError
 
 
 def _bounds(column: models.Field | None, minimum: int | None, maximum: int | None) -> tuple[int, int]:
+    """The column's range (BIGINT when there is none), narrowed by the declared minimum and maximum."""
     low, high = numbers.column_range(column) if column is not None else numbers.BIGINT
-    return max(low, minimum) if minimum is not None else low, min(high, maximum) if maximum is not None else high
+    if minimum is not None:
+        low = max(low, minimum)
+    if maximum is not None:
+        high = min(high, maximum)
+    return low, high
 
 
 def form_error(exc: ValidationError, messages: dict | None = None) -> forms.ValidationError:

@@ -7,8 +7,8 @@ import json
 from rest_framework import serializers
 
 from accounts.api.serializers import CommaListField
-from providers.adapters import secret_config_fields
 from oneapi_site.lib.number_fields import WholeNumberInput
+from providers.adapters import secret_config_fields
 from providers.models import Channel
 
 
