@@ -132,6 +132,10 @@ def user_quota_set(*, user_id: int, quota: int, by: User | None = None) -> None:
         raise ValidationError("no such user", field="id")
     if old == quota:
         return
+    if not numbers.BIGINT[0] <= quota - old <= numbers.BIGINT[1]:
+        # The manage log records the difference in a BIGINT too: from +8e18 to -8e18 it would not fit.
+        raise ValidationError(gettext("This change is too large to record in one step: change the balance "
+                                      "in two smaller steps."), field="quota")
     User.objects.filter(pk=user_id).update(quota=quota)
     who = f" by {by.username}" if by else ""
     log_record(user_id=user_id, type=Log.Type.MANAGE, quota=quota - old,

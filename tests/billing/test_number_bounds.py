@@ -288,3 +288,14 @@ def test_money_in_the_console_matches_the_pages(root_client, alice):
     User.objects.filter(pk=alice.pk).update(quota=999_999_999_999_999_999)
     html = root_client.get(reverse("admin:accounts_user_changelist")).content.decode()
     assert "999,999,999,999,999,999 ($1,999,999,999,999.999998)" in html  # exact, not a float's nearest
+
+
+def test_a_balance_change_too_large_for_the_manage_log_is_refused(root_api, alice):
+    User.objects.filter(pk=alice.pk).update(quota=BIGINT_MAX)
+    result = envelope(root_api.put("/api/user/", {"id": alice.pk, "quota": -(2**63)}, format="json"), success=False)
+    assert result["field"] == "quota" and "two smaller steps" in result["message"]
+    alice.refresh_from_db()
+    assert alice.quota == BIGINT_MAX
+    envelope(root_api.put("/api/user/", {"id": alice.pk, "quota": 0}, format="json"))
+    envelope(root_api.put("/api/user/", {"id": alice.pk, "quota": -(2**63)}, format="json"))
+    assert Log.objects.filter(user_id=alice.pk, type=Log.Type.MANAGE).count() == 2
