@@ -44,11 +44,12 @@ def _column_max(name: str) -> int:
 
 
 def _bounded_list(name: str, value: str) -> str:
-    """models or group: the list as stored, each item fitting the abilities column it becomes a route in."""
+    """models or group as stored: the text bounded before it is split, each item fitting the abilities
+    column it becomes a route in, and the group list fitting its own column."""
+    value = text_bounded(value, field=name, maximum=CHANNEL_TEXT_MAX_LENGTH)
     item_max = Ability._meta.get_field("model" if name == "models" else "group").max_length
-    items = items_bounded(split_list(value), field=name, item_maximum=item_max)
-    return text_bounded(",".join(items), field=name, maximum=_column_max("group") if name == "group"
-                        else CHANNEL_TEXT_MAX_LENGTH)
+    joined = ",".join(items_bounded(split_list(value), field=name, item_maximum=item_max))
+    return text_bounded(joined, field=name, maximum=_column_max("group")) if name == "group" else joined
 
 
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +62,7 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
         if name in ("models", "group") and isinstance(value, (list, tuple)):
             value = ",".join(str(v) for v in value)
         if name in ("models", "group"):
-            value = _bounded_list(name, text_bounded(value, field=name, maximum=CHANNEL_TEXT_MAX_LENGTH))
+            value = _bounded_list(name, value)
         if name in ("name", "base_url"):
             value = text_bounded(value, field=name, maximum=_column_max(name))
         if name in ("key", "system_prompt"):
@@ -79,8 +80,6 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
             value = numbers.parse_int(value, field=name, minimum=low, maximum=high)
         if name == "type" and value not in ADAPTERS:
             raise ValidationError(f"channel type {value} is not supported", field="type")
-        if name == "weight" and value < 0:
-            raise ValidationError("weight must not be negative", field=name)
         if name == "status" and value not in Channel.Status.values:
             raise ValidationError("status must be 1, 2 or 3", field=name)
         if name == "base_url":
