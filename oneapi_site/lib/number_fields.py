@@ -72,7 +72,7 @@ class WholeNumberField(forms.Field):
     def widget_attrs(self, widget):
         attrs = super().widget_attrs(widget)
         if isinstance(widget, forms.NumberInput):
-            attrs.update(min=str(self.minimum), max=str(self.maximum), step="1")
+            attrs.update(min=str(self.minimum), max=str(self.maximum))
         return attrs
 
 
