@@ -120,3 +120,22 @@ def test_int_or_none_reads_search_terms_without_failing():
 ])
 def test_each_column_knows_what_it_holds(field, expected):
     assert numbers.column_range(field) == expected
+
+
+@pytest.mark.parametrize("text", ["1e500000", "1e999999", "9" * 5000, "-" + "1" * 200])
+def test_extreme_text_is_refused_before_any_decimal_is_made(monkeypatch, text):
+    # Decimal("1e500000") is cheap; making it an integer took seconds of CPU, and multiplying 1e999999 by
+    # QuotaPerUnit overflowed. No Decimal is built from such text at all.
+    made = []
+
+    class Spy(Decimal):
+        def __new__(cls, *args):
+            made.append(args)
+            return Decimal.__new__(cls, *args)
+
+    monkeypatch.setattr(numbers, "Decimal", Spy)
+    with pytest.raises(ValidationError):
+        numbers.parse_quota_in_usd(text, field="Quota", per_unit=Decimal(500000), minimum=0, maximum=BIG[1])
+    with pytest.raises(ValidationError):
+        numbers.parse_int(text, field="quota", minimum=BIG[0], maximum=BIG[1])
+    assert made == []
