@@ -14,13 +14,15 @@ from accounts import permissions, services
 from accounts.forms import TokenForm, UserChangeForm, UserCreationForm
 from accounts.models import Token, User
 from billing import options
+from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 
 
 # --- Shared by the admin modules of every app ---------------------------------
 
 def quota_text(quota: int) -> str:
-    """Quota with its US$ value, as one-api's console shows it (QuotaPerUnit quota = $1)."""
-    return f"{quota:,} (${quota / float(options.quota_per_unit()):,.2f})"
+    """Quota with its US$ value, as one-api's console shows it (QuotaPerUnit quota = $1), written by the
+    pages' Decimal formatter: 3 quota is "$0.000006" here as there, not a float's "$0.00"."""
+    return f"{quota:,} ({options.usd_text(quota)})"
 
 
 def unix_text(ts: int, *, empty: str = "-") -> str:
@@ -75,7 +77,7 @@ admin.site.unregister(Group)  # roles, not groups, grant access here
 # --- Users ----------------------------------------------------------------------
 
 @admin.register(User)
-class UserAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+class UserAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
     list_display = ("id", "username", "display_name", "role", "status", "group", "quota_display",
                     "used_quota_display", "request_count")
     list_display_links = ("id", "username")
@@ -171,7 +173,7 @@ class UserAdmin(ServiceErrorsMixin, admin.ModelAdmin):
 # --- Tokens ---------------------------------------------------------------------
 
 @admin.register(Token)
-class TokenAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+class TokenAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
     form = TokenForm
     list_display = ("id", "name", "user", "status", "remain_display", "unlimited_quota", "used_display",
                     "expiry", "key_display")

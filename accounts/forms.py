@@ -11,6 +11,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 
 from accounts import permissions
 from accounts.models import Token, User
+from accounts.services import TOKEN_MODELS_MAX_LENGTH, TOKEN_SUBNET_MAX_LENGTH
 
 
 def role_choices(*, actor: User, target: User | None) -> list[tuple[int, str]]:
@@ -123,8 +124,9 @@ class TokenForm(forms.ModelForm):
         help_text=_("Empty: never expires."),
     )
     models = forms.CharField(label=_("Models"), required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                             max_length=TOKEN_MODELS_MAX_LENGTH,
                              help_text=_("Comma-separated model allow-list; empty allows all."))
-    subnet = forms.CharField(label=_("Subnet"), required=False,
+    subnet = forms.CharField(label=_("Subnet"), required=False, max_length=TOKEN_SUBNET_MAX_LENGTH,
                              help_text=_("Comma-separated IPs or CIDRs; empty allows all."))
 
     class Meta:

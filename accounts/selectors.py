@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from accounts.models import DEFAULT_ROOT_PASSWORD, Token, User
+from oneapi_site.lib import numbers
 
 USER_ORDERS = {"quota": "-quota", "used_quota": "-used_quota", "request_count": "-request_count"}
 TOKEN_ORDERS = {"remain_quota": "-remain_quota", "used_quota": "-used_quota"}
@@ -21,8 +22,9 @@ def user_search(*, keyword: str, limit: int) -> list[User]:
     """one-api matches the id exactly and username, email or display name by prefix."""
     keyword = keyword.strip()
     match = Q(username__startswith=keyword) | Q(email__startswith=keyword) | Q(display_name__startswith=keyword)
-    if keyword.isdigit():
-        match |= Q(pk=int(keyword))
+    user_id = numbers.int_or_none(keyword, minimum=0)  # not isdigit(): "²" is a digit int() refuses
+    if user_id is not None:
+        match |= Q(pk=user_id)
     users = User.objects.exclude(status=User.Status.DELETED).filter(match).order_by("-id")
     return list(users[:limit])
 

@@ -10,17 +10,10 @@ from django.db.models import Q
 
 from accounts import permissions, selectors
 from accounts.models import DEFAULT_ROOT_PASSWORD, Token, User
-from oneapi_site.lib import changes
+from oneapi_site.lib import changes, numbers
+from oneapi_site.lib.errors import ValidationError  # also imported from here by views, forms and services
 from oneapi_site.lib.keys import random_key, uuid_hex
-
-
-class ValidationError(ValueError):
-    """Bad input for a service; `field` names what to fix."""
-
-    def __init__(self, message: str, *, field: str | None = None):
-        super().__init__(message)
-        self.field = field
-
+from oneapi_site.lib.lengths import items_bounded, text_bounded
 
 ROOT_INITIAL_QUOTA = 500_000_000_000_000  # one-api's root start balance
 
@@ -80,8 +73,18 @@ def root_seed(*, root_token: str = "", root_access_token: str = "") -> User:
     return root
 
 
+TOKEN_NAME_MAX_LENGTH = 30  # one-api's limit
+# Text columns, so the limits are what the fields mean: some 400 model names, some 100 address ranges.
+TOKEN_MODELS_MAX_LENGTH = 10_000
+TOKEN_SUBNET_MAX_LENGTH = 4_096
+MODEL_NAME_MAX_LENGTH = 255  # the abilities' and logs' model column: a longer name never matches a route
+# 9999-01-01 UTC: a later expiry cannot be shown as a date in every time zone (Python's datetime ends in 9999).
+EXPIRY_MAX = 253_370_764_800
+
+
 def validate_subnets(value: str) -> str:
-    items = [s.strip() for s in (value or "").split(",") if s.strip()]
+    value = text_bounded(value, field="subnet", maximum=TOKEN_SUBNET_MAX_LENGTH)
+    items = [s.strip() for s in value.split(",") if s.strip()]
     for item in items:
         try:
             ipaddress.ip_network(item, strict=False)
@@ -93,16 +96,25 @@ def validate_subnets(value: str) -> str:
 def _clean_models(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         value = ",".join(str(v) for v in value)
-    return ",".join(m.strip() for m in (value or "").split(",") if m.strip())
+    value = text_bounded(value, field="models", maximum=TOKEN_MODELS_MAX_LENGTH)
+    items = items_bounded([m.strip() for m in value.split(",") if m.strip()], field="models",
+                          item_maximum=MODEL_NAME_MAX_LENGTH)
+    return ",".join(items)
 
 
-def _check_token_fields(*, name: str, expired_time: int, remain_quota: int) -> None:
-    if len(name) > 30:
+def _check_token_fields(*, name: str, expired_time: int, remain_quota: int) -> tuple[int, int]:
+    """(expired_time, remain_quota) once checked: names bounded, numbers within their BIGINT columns."""
+    if len(name) > TOKEN_NAME_MAX_LENGTH:
         raise ValidationError("name is longer than 30 characters", field="name")
+    expired_time = numbers.parse_int(expired_time, field="expired_time", minimum=numbers.BIGINT[0],
+                                     maximum=EXPIRY_MAX)
     if expired_time != -1 and expired_time < 0:
         raise ValidationError("expired_time must be -1 (never) or a unix time", field="expired_time")
+    remain_quota = numbers.parse_int(remain_quota, field="remain_quota", minimum=numbers.BIGINT[0],
+                                     maximum=numbers.BIGINT[1])
     if remain_quota < 0:
         raise ValidationError("remain_quota must not be negative", field="remain_quota")
+    return expired_time, remain_quota
 
 
 def _check_token_actor(*, by: User | None, token: Token | None = None, owner: User | None = None) -> None:
@@ -122,7 +134,8 @@ def token_create(*, user: User, name: str = "", remain_quota: int = 0, unlimited
                  expired_time: int = -1, models: Any = "", subnet: str = "", key: str | None = None,
                  by: User | None = None) -> Token:
     _check_token_actor(by=by, owner=user)
-    _check_token_fields(name=name, expired_time=expired_time, remain_quota=remain_quota)
+    expired_time, remain_quota = _check_token_fields(name=name, expired_time=expired_time,
+                                                     remain_quota=remain_quota)
     token = Token.objects.create(
         user=user, key=key or random_key(48), name=name, remain_quota=remain_quota,
         unlimited_quota=unlimited_quota, expired_time=expired_time, models=_clean_models(models),
@@ -147,7 +160,8 @@ def token_update(*, token: Token, status_only: bool = False, by: User | None = N
         elif field == "subnet":
             value = validate_subnets(value)
         setattr(token, field, value)
-    _check_token_fields(name=token.name, expired_time=token.expired_time, remain_quota=token.remain_quota)
+    token.expired_time, token.remain_quota = _check_token_fields(
+        name=token.name, expired_time=token.expired_time, remain_quota=token.remain_quota)
     if token.status == Token.Status.ENABLED:
         if token.is_expired:
             raise ValidationError("the token has expired: change its expiry before enabling it", field="expired_time")

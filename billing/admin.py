@@ -24,6 +24,8 @@ from billing import options, services
 from billing.forms import OptionsForm, RedemptionBatchForm
 from billing.log_text import describe
 from billing.models import Log, Option, RedemptionCode
+from oneapi_site.lib import numbers
+from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 
 # --- Redemption codes ---------------------------------------------------------
 
@@ -40,7 +42,7 @@ def redemption_csv(codes) -> HttpResponse:
 
 
 @admin.register(RedemptionCode)
-class RedemptionCodeAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+class RedemptionCodeAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
     list_display = ("id", "name", "key_masked", "status", "quota_display", "created", "redeemed", "redeemed_by")
     list_display_links = ("id", "name")
     list_filter = ("status",)
@@ -214,9 +216,9 @@ class ExactFilter(InputFilter):
         if not value:
             return queryset
         if self.numeric:
-            if not value.isdigit():
+            value = numbers.int_or_none(value, minimum=0)  # "²" or 30 digits: no such id, not a 500
+            if value is None:
                 return queryset.none()
-            value = int(value)
         return queryset.filter(**{self.field: value})
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 from django import forms
 from django.utils.translation import gettext, gettext_lazy as _
 
 from billing import options
+from billing.models import RedemptionCode
+from billing.services import REDEMPTION_BATCH_MAX
+from oneapi_site.lib import numbers
+from oneapi_site.lib.number_fields import WholeNumberField
 
 LONG_TEXT_KEYS = {"Notice", "About", "HomePageContent", "Footer", "EmailDomainWhitelist"}
 
@@ -76,20 +81,24 @@ OPTION_LABELS = {
 class RedemptionBatchForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=20,
                            help_text=_("Up to 20 characters; every code in the batch gets it."))
-    quota = forms.IntegerField(label=_("Quota"), min_value=1,
-                               help_text=_("Quota each code credits (500000 = $1 by default)."))
-    count = forms.IntegerField(label=_("Count"), min_value=1, max_value=100, initial=1,
-                               help_text=_("1 to 100 codes."))
+    quota = WholeNumberField(label=_("Quota"), column=RedemptionCode._meta.get_field("quota"), minimum=1,
+                             help_text=_("Quota each code credits (500000 = $1 by default)."))
+    count = WholeNumberField(label=_("Count"), minimum=1, maximum=REDEMPTION_BATCH_MAX, initial=1,
+                             help_text=_("1 to 100 codes."))
 
 
 def _field_for(key: str) -> forms.Field:
     label = OPTION_LABELS.get(key, key)
     if key in options.BOOL_KEYS:
         return forms.BooleanField(required=False, label=label)
-    if key in options.INT_KEYS:
-        return forms.IntegerField(required=False, label=label)
-    if key in options.FLOAT_KEYS:
-        return forms.FloatField(required=False, label=label, widget=forms.NumberInput(attrs={"step": "any"}))
+    if key in options.INT_KEYS or key in options.FLOAT_KEYS:
+        # Text, read by options.parse in clean(): the bounded parser, with the key's declared range.
+        low, high = options.INT_RANGES.get(key) or options.DECIMAL_RANGES[key][:2]
+        return forms.CharField(
+            required=False, label=label,
+            widget=forms.TextInput(attrs={"class": "vIntegerField", "inputmode": "decimal"}),
+            help_text=_("From %(minimum)s to %(maximum)s.") % {"minimum": numbers.plain(low),
+                                                                "maximum": numbers.plain(high)})
     if key in options.JSON_KEYS:
         return forms.CharField(required=False, label=label, strip=False, widget=forms.Textarea(
             attrs={"rows": 10, "class": "vLargeTextField", "spellcheck": "false"}))
@@ -109,6 +118,8 @@ def display_value(key: str, value):
         return ""
     if key in options.JSON_KEYS:
         return json.dumps(value, ensure_ascii=False, indent=2)
+    if key in options.FLOAT_KEYS:
+        return numbers.plain(Decimal(str(value)))  # 500000, not 500000.0
     return value
 
 
@@ -129,15 +140,18 @@ class OptionsForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        for key in options.JSON_KEYS:
-            if key in self.fields and key not in self.errors:
-                try:
-                    cleaned[key] = options.parse(key, cleaned.get(key) or "")
-                except options.OptionError as exc:
-                    self.add_error(key, str(exc))
-        for key in options.INT_KEYS | options.FLOAT_KEYS:
-            if key in self.fields and key not in self.errors and cleaned.get(key) is None:
+        numeric = options.INT_KEYS | options.FLOAT_KEYS
+        for key in options.JSON_KEYS | numeric:
+            if key not in self.fields or key in self.errors:
+                continue
+            text = cleaned.get(key) or ""
+            if key in numeric and not text.strip():
                 self.add_error(key, gettext("%(key)s is required.") % {"key": key})
+                continue
+            try:
+                cleaned[key] = options.parse(key, text)
+            except options.OptionError as exc:
+                self.add_error(key, str(exc))
         return cleaned
 
     def changed_values(self) -> dict:

@@ -8,14 +8,19 @@ never queries the table per request.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 from django.utils.translation import gettext
 
 from billing.pricing import DEFAULT_COMPLETION_RATIO, DEFAULT_GROUP_RATIO, DEFAULT_MODEL_RATIO
+from oneapi_site.lib import numbers
+from oneapi_site.lib.errors import ValidationError
+
+log = logging.getLogger("oneapi")
 
 DEFAULTS: dict[str, str] = {
     # Accounts
@@ -77,11 +82,32 @@ DEFAULTS: dict[str, str] = {
     "ChannelDisableFailureCount": "5",
 }
 
-INT_KEYS = {
-    "SMTPPort", "QuotaForNewUser", "QuotaForInviter", "QuotaForInvitee", "QuotaRemindThreshold",
-    "PreConsumedQuota", "RetryTimes", "ChannelDisableFailureCount",
+# The range each number option must hold, both ends included: a value outside is refused when saved, and a
+# stored one (an older version's, or typed into the table) falls back to the default. Quota amounts go into
+# the BIGINT balance column; the rest are what the setting can sensibly mean.
+QUOTA_RANGE = (0, numbers.BIGINT[1])
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "SMTPPort": (1, 65535),
+    "QuotaForNewUser": QUOTA_RANGE,
+    "QuotaForInviter": QUOTA_RANGE,
+    "QuotaForInvitee": QUOTA_RANGE,
+    "QuotaRemindThreshold": QUOTA_RANGE,
+    "PreConsumedQuota": QUOTA_RANGE,
+    "RetryTimes": (0, 100),  # each retry is one more upstream call the client waits for
+    "ChannelDisableFailureCount": (1, 10_000),
 }
-FLOAT_KEYS = {"QuotaPerUnit", "ChannelDisableThreshold"}
+# (minimum, maximum, decimal places). QuotaPerUnit divides every amount shown, so it must be above 0.
+DECIMAL_RANGES: dict[str, tuple[Decimal, Decimal, int]] = {
+    "QuotaPerUnit": (Decimal("0.000001"), Decimal(10**12), 6),
+    "ChannelDisableThreshold": (Decimal(0), Decimal(86_400), 3),  # seconds
+}
+# Ratios multiply into every charge: at these bounds a million tokens still cost less than the BIGINT
+# columns hold (10^4 x 10^4 x 10^4 x 10^6 < 2^63), and a typo such as 1e400 (infinity) never reaches pricing.
+RATIO_MAX = 10_000
+NAME_MAX_LENGTH = 255  # a model or group name longer than Log.model_name holds never matches a request
+TEXT_MAX_LENGTH = 65_535  # one-api's options.value is TEXT; a page or a URL needs far less
+INT_KEYS = set(INT_RANGES)
+FLOAT_KEYS = set(DECIMAL_RANGES)
 JSON_KEYS = {"ModelRatio", "CompletionRatio", "GroupRatio"}
 BOOL_KEYS = {k for k, v in DEFAULTS.items() if v in ("true", "false")}
 
@@ -117,35 +143,54 @@ class OptionError(ValueError):
 
 
 def parse(key: str, raw: str) -> Any:
-    """Decode a stored text value to its Python type; OptionError names the key."""
+    """Decode a stored text value to its Python type; OptionError names the key. Numbers are read by
+    the bounded parser (no exponent, no NaN or infinity, within the key's range) before any arithmetic."""
+    text = str(raw)
+    if len(text) > TEXT_MAX_LENGTH:
+        raise OptionError(gettext("%(key)s may have at most %(max)d characters") % {"key": key, "max": TEXT_MAX_LENGTH})
     if key in BOOL_KEYS:
-        lowered = str(raw).strip().lower()
+        lowered = text.strip().lower()
         if lowered not in ("true", "false"):
             raise OptionError(gettext("%(key)s must be true or false") % {"key": key})
         return lowered == "true"
-    if key in INT_KEYS:
-        try:
-            return int(str(raw).strip())
-        except ValueError:
-            raise OptionError(gettext("%(key)s must be a whole number") % {"key": key}) from None
-    if key in FLOAT_KEYS:
-        try:
-            return float(str(raw).strip())
-        except ValueError:
-            raise OptionError(gettext("%(key)s must be a number") % {"key": key}) from None
+    try:
+        if key in INT_RANGES:
+            low, high = INT_RANGES[key]
+            return numbers.parse_int(text, field=key, minimum=low, maximum=high)
+        if key in DECIMAL_RANGES:
+            low, high, places = DECIMAL_RANGES[key]
+            return float(numbers.parse_decimal(text, field=key, minimum=low, maximum=high, places=places))
+    except ValidationError as exc:
+        raise OptionError(str(exc)) from None
     if key in JSON_KEYS:
+        return _ratios(key, text)
+    return text
+
+
+def _ratios(key: str, text: str) -> dict[str, float]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise OptionError(gettext("%(key)s is not valid JSON: %(error)s at line %(line)d column %(column)d")
+                          % {"key": key, "error": exc.msg, "line": exc.lineno, "column": exc.colno}) from None
+    except (ValueError, RecursionError):
+        # A number of more than 4,300 digits (Python refuses to read it) or nesting past the recursion limit.
+        raise OptionError(gettext("%(key)s must be a JSON object of names to non-negative numbers")
+                          % {"key": key}) from None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in value.items()
+    ):
+        raise OptionError(gettext("%(key)s must be a JSON object of names to non-negative numbers") % {"key": key})
+    for name, ratio in value.items():
+        field = f'{key} "{name[:NAME_MAX_LENGTH]}"'
+        if len(name) > NAME_MAX_LENGTH:
+            raise OptionError(gettext("%(field)s: a name may have at most %(max)d characters")
+                              % {"field": field, "max": NAME_MAX_LENGTH})
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise OptionError(gettext("%(key)s is not valid JSON: %(error)s at line %(line)d column %(column)d")
-                              % {"key": key, "error": exc.msg, "line": exc.lineno, "column": exc.colno}) from None
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
-            for k, v in value.items()
-        ):
-            raise OptionError(gettext("%(key)s must be a JSON object of names to non-negative numbers") % {"key": key})
-        return value
-    return str(raw)
+            numbers.parse_decimal(ratio, field=field, minimum=0, maximum=RATIO_MAX)
+        except ValidationError as exc:
+            raise OptionError(str(exc)) from None
+    return value
 
 
 def encode(key: str, value: Any) -> str:
@@ -174,9 +219,10 @@ class _Snapshot:
             if key in DEFAULTS:
                 try:
                     values[key] = parse(key, raw)
-                except OptionError:
-                    # A bad stored value must not take the gateway down; keep the default.
-                    pass
+                except OptionError as exc:
+                    # A bad stored value must not take the gateway down; keep the default. The message names
+                    # the key and what is wrong, never the value (some options are secrets).
+                    log.warning("option %s: the stored value is refused (%s); using the default", key, exc)
             else:
                 values[key] = raw
         with self._lock:
@@ -208,7 +254,20 @@ def in_currency() -> bool:
 
 def quota_in_usd(quota: int) -> Decimal:
     """Quota in US$, rounded half up to the micro-dollar: every page and form shows amounts this way."""
-    return (Decimal(quota) / quota_per_unit()).quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
+    with localcontext() as context:
+        # Any BIGINT quota over any allowed QuotaPerUnit, to six places, fits in 60 digits: exact, never
+        # the InvalidOperation that quantize raises past the default 28.
+        context.prec = 60
+        return (Decimal(quota) / quota_per_unit()).quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
+
+
+def usd_text(quota: int) -> str:
+    """Quota as US$ for people: "$1,234.5", "$0.000002", "-$0.5" (the sign before the $); exact, from
+    quota_in_usd. Pages, the console and log texts all write money through this."""
+    dollars = quota_in_usd(quota)
+    text = f"{abs(dollars):,f}"
+    text = text.rstrip("0").rstrip(".") if "." in text else text
+    return f"-${text}" if dollars < 0 else f"${text}"
 
 
 def reload_from_db() -> None:

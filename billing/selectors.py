@@ -15,6 +15,7 @@ from django.db.models import Case, CharField, Count, Q, QuerySet, Sum, Value, Wh
 from django.db.models.functions import Coalesce
 
 from billing.models import Log, RedemptionCode
+from oneapi_site.lib import numbers
 from oneapi_site.lib.timeutil import now_ts
 
 
@@ -68,8 +69,9 @@ def log_search(*, keyword: str, limit: int, user_id: int | None = None) -> list[
     keyword = keyword.strip()
     logs = Log.objects.all() if user_id is None else Log.objects.filter(user_id=user_id)
     match = Q(pk__in=[])
-    if keyword.lstrip("-").isdigit():
-        match |= Q(type=int(keyword))
+    log_type = numbers.int_or_none(keyword, minimum=numbers.SMALLINT[0], maximum=numbers.SMALLINT[1])
+    if log_type is not None:
+        match |= Q(type=log_type)
     if user_id is None and keyword:
         match |= Q(content__startswith=keyword)
     return list(logs.filter(match).order_by("-id")[:limit])
@@ -118,8 +120,9 @@ def redemption_search(*, keyword: str, limit: int) -> list[RedemptionCode]:
     """Id exactly or name by prefix (one-api); a whole key also finds its code."""
     keyword = keyword.strip()
     match = Q(name__startswith=keyword) | Q(key=keyword)
-    if keyword.isdigit():
-        match |= Q(pk=int(keyword))
+    code_id = numbers.int_or_none(keyword, minimum=0)
+    if code_id is not None:
+        match |= Q(pk=code_id)
     return list(RedemptionCode.objects.filter(match).order_by("-id")[:limit])
 
 

@@ -19,9 +19,15 @@ from accounts.models import Token, User
 from accounts.services import ValidationError
 from billing import options
 from billing.models import Log, Option, RedemptionCode
-from oneapi_site.lib import changes
+from oneapi_site.lib import changes, numbers
 from oneapi_site.lib.keys import uuid_hex
+from oneapi_site.lib.lengths import text_bounded
 from oneapi_site.lib.timeutil import now_ts
+
+BALANCE_MAX = numbers.BIGINT[1]  # what users.quota holds; a credit past it is refused, never wrapped or floated
+REDEMPTION_NAME_MAX_LENGTH = 20  # one-api's 1 to 20 characters
+REDEMPTION_BATCH_MAX = 100
+REMARK_MAX_LENGTH = 255
 
 
 def log_record(*, user_id: int, type: int, content: str, username: str = "", quota: int = 0, **extra) -> Log:
@@ -31,21 +37,42 @@ def log_record(*, user_id: int, type: int, content: str, username: str = "", quo
 
 
 def quota_display(quota: int) -> str:
+    """An amount in a log text: US$ through the pages' Decimal formatter, or quota units."""
     if options.in_currency():
-        return f"${quota / float(options.quota_per_unit()):.6f}".rstrip("0").rstrip(".")
+        return options.usd_text(quota)
     return f"{quota} quota"
+
+
+def _quota(value: int, *, field: str, minimum: int = numbers.BIGINT[0], maximum: int = BALANCE_MAX) -> int:
+    """A quota argument, checked again here: the management command and future callers have no form."""
+    return numbers.parse_int(value, field=field, minimum=minimum, maximum=maximum)
+
+
+def _user_credit(*, user_id: int, quota: int) -> bool:
+    """Add `quota` to the balance in one guarded statement, unless the sum would pass BALANCE_MAX
+    (SQLite would store a float, MySQL and PostgreSQL would fail). False when nothing was added."""
+    ceiling = BALANCE_MAX - max(quota, 0)
+    return User.objects.filter(pk=user_id, quota__lte=ceiling).update(quota=F("quota") + quota) == 1
+
+
+def _balance_full_error(field: str) -> ValidationError:
+    return ValidationError(gettext("The balance cannot hold this much quota: it would pass %(max)s.")
+                           % {"max": BALANCE_MAX}, field=field)
 
 
 # --- Redemption codes -------------------------------------------------------
 
-def redemption_create_batch(*, creator: User | None, name: str, quota: int, count: int = 1) -> list[str]:
+def _redemption_name(name: str) -> str:
     name = (name or "").strip()
-    if not name or len(name) > 20:
+    if not name or len(name) > REDEMPTION_NAME_MAX_LENGTH:
         raise ValidationError("name must be 1 to 20 characters", field="name")
-    if not 1 <= count <= 100:
-        raise ValidationError("count must be between 1 and 100", field="count")
-    if quota <= 0:
-        raise ValidationError("quota must be positive", field="quota")
+    return name
+
+
+def redemption_create_batch(*, creator: User | None, name: str, quota: int, count: int = 1) -> list[str]:
+    name = _redemption_name(name)
+    count = numbers.parse_int(count, field="count", minimum=1, maximum=REDEMPTION_BATCH_MAX)
+    quota = _quota(quota, field="quota", minimum=1)
     codes = [RedemptionCode(user=creator, key=uuid_hex(), name=name, quota=quota) for _ in range(count)]
     with transaction.atomic():
         RedemptionCode.objects.bulk_create(codes)
@@ -70,14 +97,14 @@ def redemption_redeem(*, user_id: int, key: str) -> int:
         if status == RedemptionCode.Status.DISABLED:
             raise ValidationError(gettext("This redemption code has been disabled."), field="key")
         raise ValidationError(gettext("This redemption code has already been used."), field="key")
-    User.objects.filter(pk=user_id).update(quota=F("quota") + code["quota"])
+    if not _user_credit(user_id=user_id, quota=code["quota"]):
+        raise _balance_full_error("key")  # the claim above rolls back with this transaction
     log_record(user_id=user_id, type=Log.Type.TOPUP, quota=code["quota"],
                content=f"Redeemed a code for {quota_display(code['quota'])}")
     changes.publish("users")
     return code["quota"]
 
 
-@transaction.atomic
 def _check_balance_actor(*, by: User | None, user_id: int, field: str) -> None:
     """An admin moves only the balance of users below them; root's, their own and other admins' are not
     theirs to set (accounts.permissions). `by` None is the system itself."""
@@ -91,13 +118,20 @@ def _check_balance_actor(*, by: User | None, user_id: int, field: str) -> None:
                                       "yours."), field=field)
 
 
+@transaction.atomic
 def user_topup(*, user_id: int, quota: int, remark: str = "", by: User | None = None) -> None:
-    """An admin credits a user (one-api's POST /api/topup)."""
-    if quota == 0:
-        raise ValidationError("quota must not be zero", field="quota")
-    _check_balance_actor(by=by, user_id=user_id, field="user_id")
-    if User.objects.filter(pk=user_id).update(quota=F("quota") + quota) != 1:
-        raise ValidationError("no such user", field="user_id")
+    """An admin credits a user (one-api's POST /api/topup).
+
+    Only a positive amount, as one-api's IncreaseUserQuota refuses a negative one: a deduction is a
+    balance edit (PUT /api/user/, the console), which user_quota_set writes as a manage log.
+    """
+    _check_balance_actor(by=by, user_id=user_id, field="user_id")  # who asks first: a refusal says why
+    quota = _quota(quota, field="quota", minimum=1)
+    remark = text_bounded(remark, field="remark", maximum=REMARK_MAX_LENGTH)
+    if not _user_credit(user_id=user_id, quota=quota):
+        if not User.objects.filter(pk=user_id).exists():
+            raise ValidationError("no such user", field="user_id")
+        raise _balance_full_error("quota")
     note = f" ({remark})" if remark else ""
     log_record(user_id=user_id, type=Log.Type.TOPUP, quota=quota,
                content=f"Top-up by an administrator: {quota_display(quota)}{note}")
@@ -108,11 +142,16 @@ def user_topup(*, user_id: int, quota: int, remark: str = "", by: User | None = 
 def user_quota_set(*, user_id: int, quota: int, by: User | None = None) -> None:
     """An admin sets a user's balance; the change is written as a manage log (one-api)."""
     _check_balance_actor(by=by, user_id=user_id, field="id")
+    quota = _quota(quota, field="quota")
     old = User.objects.select_for_update().filter(pk=user_id).values_list("quota", flat=True).first()
     if old is None:
         raise ValidationError("no such user", field="id")
     if old == quota:
         return
+    if not numbers.BIGINT[0] <= quota - old <= numbers.BIGINT[1]:
+        # The manage log records the difference in a BIGINT too: from +8e18 to -8e18 it would not fit.
+        raise ValidationError(gettext("This change is too large to record in one step: change the balance "
+                                      "in two smaller steps."), field="quota")
     User.objects.filter(pk=user_id).update(quota=quota)
     who = f" by {by.username}" if by else ""
     log_record(user_id=user_id, type=Log.Type.MANAGE, quota=quota - old,
@@ -283,7 +322,8 @@ def user_signup_gifts(*, user_id: int, inviter_id: int = 0) -> None:
     for target, quota, reason in gifts:
         if quota <= 0:
             continue
-        User.objects.filter(pk=target).update(quota=F("quota") + quota)
+        if not _user_credit(user_id=target, quota=quota):
+            continue  # a balance that cannot hold the gift (or a user deleted meanwhile) goes without it
         log_record(user_id=target, type=Log.Type.SYSTEM, quota=quota, content=f"{reason}: {quota_display(quota)}")
     changes.publish("users")
 
@@ -302,17 +342,12 @@ def redemption_update(*, code: RedemptionCode, status_only: bool = False, name: 
         update_fields.append("status")
     if not status_only:
         if name is not None:
-            name = name.strip()
-            if not name or len(name) > 20:
-                raise ValidationError("name must be 1 to 20 characters", field="name")
-            code.name = name
+            code.name = _redemption_name(name)
             update_fields.append("name")
         if quota is not None and quota != code.quota:
             if used:
                 raise ValidationError("this code has been redeemed; its quota cannot change", field="quota")
-            if quota <= 0:
-                raise ValidationError("quota must be positive", field="quota")
-            code.quota = quota
+            code.quota = _quota(quota, field="quota", minimum=1)
             update_fields.append("quota")
     if update_fields:
         # The status guard keeps an edit from reviving a code redeemed since it was read.

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from accounts.services import ValidationError
+from oneapi_site.lib import numbers
 
 
 def ok(data: Any = None, message: str = "", **extra: Any) -> Response:
@@ -56,21 +57,30 @@ MAX_PAGE = 10**9  # past any table; a larger offset overflows the database's int
 
 def page_window(request) -> tuple[int, int]:
     """`?p=` is one-api's 0-based page index; `size` or `page_size` may widen the page up to 100."""
-    page = min(max(int_param(request, "p", 0), 0), MAX_PAGE)
-    size = int_param(request, "size", 0) or int_param(request, "page_size", 0) or ITEMS_PER_PAGE
-    size = min(max(size, 1), MAX_PAGE_SIZE)
-    return page * size, size
+    page = _clamped_param(request, "p", 0, low=0, high=MAX_PAGE)
+    # 0 or absent: the next parameter, then the default; a negative size is one row, as before.
+    size = (_clamped_param(request, "size", 0, low=-1, high=MAX_PAGE_SIZE)
+            or _clamped_param(request, "page_size", 0, low=-1, high=MAX_PAGE_SIZE) or ITEMS_PER_PAGE)
+    return page * max(size, 1), max(size, 1)
+
+
+def _clamped_param(request, name: str, default: int, *, low: int, high: int) -> int:
+    """A paging parameter pulled into [low, high]: a page past the end is empty, not an error (one-api)."""
+    try:
+        return min(max(int_param(request, name, default), low), high)
+    except ValidationError as exc:
+        if exc.code in ("min_value", "max_value"):
+            return low if exc.code == "min_value" else high
+        raise
 
 
 def int_param(request, name: str, default: int = 0) -> int:
-    """A whole-number query parameter; a malformed one is a named validation error."""
+    """A whole-number query parameter within BIGINT (every column it is compared with); a malformed or
+    out-of-range one is a named validation error from the bounded parser."""
     raw = request.query_params.get(name, "")
     if raw.strip() == "":
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationError(f"{name} must be a whole number", field=name) from None
+    return numbers.parse_int(raw, field=name, minimum=numbers.BIGINT[0], maximum=numbers.BIGINT[1])
 
 
 def api_path(route: str, view) -> list:

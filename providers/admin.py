@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from accounts.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
+from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 from providers import labels, services
 from providers.adapters import ADAPTERS
 from providers.forms import ChannelForm, config_field_types
@@ -51,7 +52,7 @@ class GroupFilter(admin.SimpleListFilter):
 
 
 @admin.register(Channel)
-class ChannelAdmin(ServiceErrorsMixin, admin.ModelAdmin):
+class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
     form = ChannelForm
     list_display = ("id", "name", "type_label", "status", "priority", "weight", "response", "used_display",
                     "balance_display", "group", "models_short", "key_masked")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Q
 
 from billing.pricing import DEFAULT_MODEL_RATIO
+from oneapi_site.lib import numbers
 from providers.models import Ability, Channel
 
 
@@ -16,8 +17,9 @@ def channel_search(*, keyword: str, limit: int) -> list[Channel]:
     """one-api matches the id, the name by prefix, or the whole key (the key is never shown)."""
     keyword = keyword.strip()
     match = Q(name__startswith=keyword)
-    if keyword.isdigit():
-        match |= Q(pk=int(keyword))
+    channel_id = numbers.int_or_none(keyword, minimum=0)
+    if channel_id is not None:
+        match |= Q(pk=channel_id)
     if keyword:
         match |= Q(key=keyword)
     return list(Channel.objects.filter(match).order_by("-id")[:limit])

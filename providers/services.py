@@ -10,7 +10,8 @@ from typing import Any
 from django.db import transaction
 
 from accounts.services import ValidationError
-from oneapi_site.lib import changes
+from oneapi_site.lib import changes, numbers
+from oneapi_site.lib.lengths import items_bounded, text_bounded
 from oneapi_site.lib.timeutil import now_ts
 from providers.models import Ability, Channel, split_list
 
@@ -33,6 +34,24 @@ def _as_json_object(value: Any, field: str) -> dict:
     return value
 
 
+# Text that goes to TEXT columns, bounded by what it can mean: many keys or a long system prompt, not megabytes.
+CHANNEL_TEXT_MAX_LENGTH = 65_535
+_INTEGER_FIELDS = ("priority", "weight", "type", "status")
+
+
+def _column_max(name: str) -> int:
+    return Channel._meta.get_field(name).max_length
+
+
+def _bounded_list(name: str, value: str) -> str:
+    """models or group as stored: the text bounded before it is split, each item fitting the abilities
+    column it becomes a route in, and the group list fitting its own column."""
+    value = text_bounded(value, field=name, maximum=CHANNEL_TEXT_MAX_LENGTH)
+    item_max = Ability._meta.get_field("model" if name == "models" else "group").max_length
+    joined = ",".join(items_bounded(split_list(value), field=name, item_maximum=item_max))
+    return text_bounded(joined, field=name, maximum=_column_max("group")) if name == "group" else joined
+
+
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:
     from providers.adapters import ADAPTERS
 
@@ -43,22 +62,24 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
         if name in ("models", "group") and isinstance(value, (list, tuple)):
             value = ",".join(str(v) for v in value)
         if name in ("models", "group"):
-            value = ",".join(split_list(value))
+            value = _bounded_list(name, value)
+        if name in ("name", "base_url"):
+            value = text_bounded(value, field=name, maximum=_column_max(name))
+        if name in ("key", "system_prompt"):
+            value = text_bounded(value, field=name, maximum=CHANNEL_TEXT_MAX_LENGTH)
         if name == "model_mapping":
             value = _as_json_object(value, name)
             if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
                 raise ValidationError("model_mapping must map model names to model names", field=name)
+            items_bounded([*value, *value.values()], field=name,
+                          item_maximum=Ability._meta.get_field("model").max_length)
         if name == "config":
             value = _as_json_object(value, name)
-        if name == "type" and int(value) not in ADAPTERS:
+        if name in _INTEGER_FIELDS:
+            low, high = numbers.column_range(Channel._meta.get_field(name))
+            value = numbers.parse_int(value, field=name, minimum=low, maximum=high)
+        if name == "type" and value not in ADAPTERS:
             raise ValidationError(f"channel type {value} is not supported", field="type")
-        if name in ("priority", "weight", "type", "status"):
-            try:
-                value = int(value)
-            except (TypeError, ValueError):
-                raise ValidationError(f"{name} must be a whole number", field=name) from None
-        if name == "weight" and value < 0:
-            raise ValidationError("weight must not be negative", field=name)
         if name == "status" and value not in Channel.Status.values:
             raise ValidationError("status must be 1, 2 or 3", field=name)
         if name == "base_url":

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import forms
 from django.utils import timezone
@@ -16,11 +15,21 @@ from django.utils.translation import gettext_lazy as _
 from accounts import services
 from accounts.models import Token
 from billing import options
+from oneapi_site.lib import numbers
+from oneapi_site.lib.number_fields import form_error
 from oneapi_site.lib.timeutil import now_ts
 
-NAME_MAX_LENGTH = 30  # one-api's limit on token names
-QUOTA_MAX = 10**18  # far below BIGINT's ceiling, far above any real balance
+NAME_MAX_LENGTH = services.TOKEN_NAME_MAX_LENGTH
+QUOTA_MAX = numbers.BIGINT[1]  # what tokens.remain_quota holds
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends and shows
+# The page's own words for the parser's commonest refusals; the rarer ones (an exponent, too many digits,
+# too large) are the parser's, naming the field.
+QUOTA_MESSAGES = {
+    "invalid": _("Enter a number."),
+    "not_finite": _("Enter a number."),
+    "min_value": _("The quota must not be negative."),
+    "not_whole": _("Enter a whole number of quota units."),
+}
 
 
 def quota_to_display(quota: int) -> str:
@@ -28,12 +37,6 @@ def quota_to_display(quota: int) -> str:
     if not options.in_currency():
         return str(quota)
     return f"{options.quota_in_usd(quota).normalize():f}"  # "10", not normalize()'s "1E+1"
-
-
-def display_to_quota(amount: Decimal) -> int:
-    if options.in_currency():
-        amount = amount * options.quota_per_unit()
-    return int(amount.to_integral_value(rounding=ROUND_HALF_UP))
 
 
 def split_list(text: str) -> list[str]:
@@ -80,7 +83,8 @@ class TokenForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
     )
     subnet = forms.CharField(
-        label=_("Allowed IP addresses"), required=False,
+        label=_("Allowed IP addresses"), required=False, max_length=services.TOKEN_SUBNET_MAX_LENGTH,
+        error_messages={"max_length": _("The list may have at most %(limit_value)d characters.")},
         help_text=_("IP addresses or CIDR ranges such as 10.0.0.0/8, separated by commas or new lines. "
                     "Empty allows every address."),
         widget=forms.Textarea(attrs={"rows": 2, "class": "mono", "data-testid": "token-subnet"}),
@@ -100,7 +104,7 @@ class TokenForm(forms.Form):
         if options.in_currency():
             self.fields["quota"].label = _("Quota (US$)")
             self.fields["quota"].help_text = _("In US dollars; %(units)s quota units make US$1.") % {
-                "units": f"{options.quota_per_unit().normalize():f}"}
+                "units": numbers.plain(options.quota_per_unit())}
         else:
             self.fields["quota"].label = _("Quota")
             self.fields["quota"].help_text = _("In quota units.")
@@ -125,23 +129,19 @@ class TokenForm(forms.Form):
         return self.cleaned_data["name"].strip()
 
     def clean_quota(self) -> int | None:
-        text = (self.cleaned_data.get("quota") or "").strip().replace(",", "")
+        """US$ (rounded half up to whole quota) or quota units, through the bounded parser: the text's
+        shape is checked before any arithmetic, so 1e500000 costs nothing and 1e999999 is no 500."""
+        text = (self.cleaned_data.get("quota") or "").strip().replace(",", "")  # 1,000 as people write it
         if not text:
             return None
+        label = str(self.fields["quota"].label)
         try:
-            amount = Decimal(text)
-        except InvalidOperation:
-            raise forms.ValidationError(_("Enter a number.")) from None
-        if not amount.is_finite():
-            raise forms.ValidationError(_("Enter a number."))
-        if amount < 0:
-            raise forms.ValidationError(_("The quota must not be negative."))
-        if not options.in_currency() and amount != amount.to_integral_value():
-            raise forms.ValidationError(_("Enter a whole number of quota units."))
-        quota = display_to_quota(amount)
-        if quota > QUOTA_MAX:
-            raise forms.ValidationError(_("The quota is too large."))
-        return quota
+            if options.in_currency():
+                return numbers.parse_quota_in_usd(text, field=label, per_unit=options.quota_per_unit(), minimum=0,
+                                                  maximum=QUOTA_MAX)
+            return numbers.parse_int(text, field=label, minimum=0, maximum=QUOTA_MAX)
+        except services.ValidationError as exc:
+            raise form_error(exc, QUOTA_MESSAGES) from None
 
     def clean_subnet(self) -> str:
         items = split_list(self.cleaned_data.get("subnet") or "")
@@ -166,6 +166,8 @@ class TokenForm(forms.Form):
                 self.add_error("expires_at", _("Pick an expiry date, or tick “Never expires”."))
             elif self.token is None and int(expires.timestamp()) <= now_ts():
                 self.add_error("expires_at", _("The expiry must be in the future."))
+            elif int(expires.timestamp()) > services.EXPIRY_MAX:
+                self.add_error("expires_at", _("Pick a date before the year 9999."))
         return cleaned
 
     def service_fields(self) -> dict:

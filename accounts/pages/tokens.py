@@ -18,6 +18,7 @@ from accounts import selectors, services
 from accounts.models import Token
 from accounts.pages.redirects import local_url
 from accounts.pages.token_forms import SERVICE_FIELDS, TokenForm, service_message, timestamp_to_local
+from oneapi_site.lib import numbers
 from providers.selectors import group_models
 
 PER_PAGE = 10
@@ -35,10 +36,8 @@ PAGE_MAX = 100_000  # far past any user's tokens; a bigger offset overflows the 
 
 
 def _page_number(raw: str | None) -> int:
-    try:
-        return min(max(1, int(raw or 1)), PAGE_MAX)
-    except ValueError:
-        return 1
+    page = numbers.int_or_none(raw or "1")
+    return 1 if page is None else min(max(1, page), PAGE_MAX)
 
 
 def _state(token: Token) -> tuple[str, str, str]:
@@ -86,10 +85,7 @@ def token_list(request):
         found = selectors.token_search(user=request.user, keyword=keyword, limit=offset + PER_PAGE + 1)[offset:]
     else:
         found = selectors.token_list(user=request.user, offset=offset, limit=PER_PAGE + 1)
-    try:
-        created = int(request.GET.get("created", ""))
-    except ValueError:
-        created = None
+    created = numbers.int_or_none(request.GET.get("created", ""), minimum=0)
     return render(request, "accounts/tokens.html", {
         "rows": [_row(t) for t in found[:PER_PAGE]],
         "keyword": keyword,
@@ -148,10 +144,7 @@ def _back(request):
 @require_POST
 def token_status(request, token_id: int):
     token = _own_token(request, token_id)
-    try:
-        status = int(request.POST.get("status", ""))
-    except ValueError:
-        status = 0
+    status = numbers.int_or_none(request.POST.get("status", "")) or 0
     if status not in (Token.Status.ENABLED, Token.Status.DISABLED):
         messages.error(request, _("Choose to enable or disable the token."))
         return _back(request)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 # Tableau 10: distinguishable, and still readable for the common colour-vision deficiencies.
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
@@ -85,14 +86,15 @@ def model_colors(models: Iterable[str]) -> dict[str, str]:
     return {model: PALETTE[i % len(PALETTE)] for i, model in enumerate(sorted(set(models)))}
 
 
-def usage_chart(rows: Iterable[Mapping], *, days: list[str], unit: float = 1.0,
-                fmt: Callable[[float], str] = lambda v: f"{v:g}") -> Chart:
+def usage_chart(rows: Iterable[Mapping], *, days: list[str], unit: Decimal | int = 1,
+                fmt: Callable[[Decimal], str] = lambda v: f"{v:g}") -> Chart:
     """Stacked bars of each day's quota by model.
 
     `rows` are user_dashboard rows (Day, ModelName, Quota); `days` the ISO dates of the x axis,
     oldest first; `unit` how many quota make one display unit (QuotaPerUnit for US$, 1 for quota),
     so the axis ticks are round in the unit the user reads; `fmt` writes a value in that unit.
-    Rows outside `days` and zero-quota rows draw nothing.
+    Rows outside `days` and zero-quota rows draw nothing. Geometry is float; labels are exact decimals
+    (a float carries 16 digits: 999,999,999,999,999,999 quota would print a wrong last cent).
     """
     per_day: dict[str, dict[str, int]] = {day: {} for day in days}
     for row in rows:
@@ -108,7 +110,9 @@ def usage_chart(rows: Iterable[Mapping], *, days: list[str], unit: float = 1.0,
     bar_width = round(column * 0.6, 2)
 
     peak = max((sum(models.values()) for models in per_day.values()), default=0)
-    axis_max = nice_ceiling(peak / unit) * unit if peak else unit
+    scale = float(unit)
+    top = nice_ceiling(peak / scale) if peak else 1.0  # in the display unit
+    axis_max = top * scale
 
     bars: list[Bar] = []
     labels: list[DayLabel] = []
@@ -120,12 +124,13 @@ def usage_chart(rows: Iterable[Mapping], *, days: list[str], unit: float = 1.0,
             value = per_day[day][model]
             height = value / axis_max * plot_height
             base -= height
-            bars.append(Bar(model=model, day=day, value=value, label=fmt(value / unit), color=colors[model],
+            bars.append(Bar(model=model, day=day, value=value, label=fmt(Decimal(value) / Decimal(unit)),
+                            color=colors[model],
                             x=round(centre - bar_width / 2, 2), y=round(base, 2), width=bar_width,
                             height=round(height, 2)))
 
     ticks = tuple(
-        Tick(y=round(plot_bottom - plot_height * k / TICKS, 2), label=fmt(axis_max / unit * k / TICKS))
+        Tick(y=round(plot_bottom - plot_height * k / TICKS, 2), label=fmt(Decimal(repr(top)) * k / TICKS))
         for k in range(TICKS + 1)
     ) if bars else ()
     return Chart(width=WIDTH, height=HEIGHT, plot_left=plot_left, plot_right=plot_right, plot_top=plot_top,

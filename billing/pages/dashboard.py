@@ -15,7 +15,7 @@ def dashboard(request):
     now = now_ts()
     rows = selectors.user_dashboard(user_id=request.user.pk, now=now)
     days = selectors.dashboard_days(now=now)
-    unit = float(options.quota_per_unit()) if options.in_currency() else 1.0
+    unit = options.quota_per_unit() if options.in_currency() else 1
     usage = chart.usage_chart(rows, days=days, unit=unit, fmt=display.amount)
     totals = {
         "requests": sum(r["RequestCount"] for r in rows),

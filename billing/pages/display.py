@@ -6,7 +6,7 @@ what it cannot show: fractional prices and axis ticks.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from django.utils.translation import gettext
 
@@ -18,7 +18,11 @@ def unit_name() -> str:
 
 
 def _plain(value: Decimal | float, places: int) -> str:
-    text = f"{Decimal(str(value)):,.{places}f}"
+    """Rounded half up, as options.quota_in_usd rounds the balance, so a chart bar and the balance agree."""
+    with localcontext() as context:
+        context.prec = 60  # exact for any BIGINT quota in any unit: quantize fails past the default 28 digits
+        exact = Decimal(str(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    text = f"{exact:,f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 

@@ -10,17 +10,14 @@ from django.shortcuts import render
 from billing import selectors
 from billing.pages.forms import LOG_TYPE_LABELS, LogFilterForm
 from billing.selectors import LogFilter
+from oneapi_site.lib import numbers
 
 PAGE_SIZE = 20
 
 
-ID_MAX = 2**63 - 1  # BIGINT: a larger number is no id, and the database would refuse to compare with it
-
-
 def _id_param(request, name: str) -> int | None:
-    value = request.GET.get(name, "").strip()
-    # isdecimal, not isdigit: "²" is a digit that int() refuses.
-    return int(value) if value.isdecimal() and value.isascii() and int(value) <= ID_MAX else None
+    # A larger number is no id (the database would refuse to compare with it); neither is "²" nor 5,000 digits.
+    return numbers.int_or_none(request.GET.get(name, ""), minimum=0)
 
 
 @login_required

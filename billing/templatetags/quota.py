@@ -17,9 +17,7 @@ def quota(value) -> str:
     except (TypeError, ValueError):
         return ""
     if options.in_currency():
-        dollars = options.quota_in_usd(amount)
-        text = f"{abs(dollars):,.6f}".rstrip("0").rstrip(".")
-        return f"-${text}" if dollars < 0 else f"${text}"
+        return options.usd_text(amount)
     return f"{amount:,}"
 
 

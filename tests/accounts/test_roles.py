@@ -113,11 +113,12 @@ def test_api_user_edit_and_read_follow_the_rule(cast, actor, target):
 def test_api_topup_follows_the_rule(cast, actor, target):
     who, whom = _pick(cast, actor, target)
     before = whom.quota
-    response = _api(who).post("/api/topup", {"user_id": whom.pk, "quota": -1000}, format="json")
+    # A positive amount: top-ups never deduct (tests/billing/test_number_bounds.py), so only the role decides.
+    response = _api(who).post("/api/topup", {"user_id": whom.pk, "quota": 1000}, format="json")
     whom.refresh_from_db()
     allowed = may_manage_user(actor, target)
     assert _succeeded(response) is allowed
-    assert whom.quota == (before - 1000 if allowed else before)
+    assert whom.quota == (before + 1000 if allowed else before)
     assert Log.objects.filter(user_id=whom.pk, type=Log.Type.TOPUP).exists() is allowed
     if not allowed and actor != "common":
         assert response.json()["field"] == "user_id"
@@ -128,9 +129,11 @@ def test_an_admin_cannot_take_from_roots_balance(cast):
     actors, targets = cast
     root = targets["root"]
     before = root.quota
-    body = _api(actors["admin"]).post("/api/topup", {"user_id": root.pk, "quota": -1000}, format="json").json()
+    taken = _api(actors["admin"]).post("/api/topup", {"user_id": root.pk, "quota": -1000}, format="json").json()
+    given = _api(actors["admin"]).post("/api/topup", {"user_id": root.pk, "quota": 1000}, format="json").json()
     root.refresh_from_db()
-    assert body["success"] is False and "role" in body["message"]
+    assert taken["success"] is False  # top-ups never deduct, whoever asks
+    assert given["success"] is False and "role" in given["message"]
     assert root.quota == before
 
 
