@@ -1,8 +1,11 @@
 """The dashboard page and the geometry of its usage chart."""
 
+import datetime as dt
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings as django_settings
 from django.test import Client
 from django.urls import reverse
 
@@ -144,7 +147,36 @@ def test_the_x_axis_covers_the_days_the_selector_buckets_into(alice):
         consume(alice, model="m", quota=1, ago=days_ago * 86400 - 60 if days_ago else 0)
     days = dashboard_days(now=now)
     assert {r["Day"] for r in user_dashboard(user_id=alice.pk, now=now)} <= set(days)
-    assert days == sorted(days) and len(days) in (7, 8)
+    assert days == sorted(days) and len(days) == 7
+
+
+def _local_day(ts: int) -> dt.date:
+    return dt.datetime.fromtimestamp(ts, ZoneInfo(django_settings.TIME_ZONE)).date()
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai", "America/Los_Angeles"])
+@pytest.mark.parametrize("seconds_into_day", [1, 12 * 3600, 86399])
+def test_the_chart_covers_exactly_seven_days_ending_today(alice, settings, zone, seconds_into_day):
+    settings.TIME_ZONE = zone
+    today = dt.date(2025, 3, 12)
+    now = int(dt.datetime.combine(today, dt.time(), ZoneInfo(zone)).timestamp()) + seconds_into_day
+    days = dashboard_days(now=now)
+    assert days == [(today - dt.timedelta(days=back)).isoformat() for back in range(6, -1, -1)]
+    # Usage from before the first day's midnight is outside the window, not folded into its first day.
+    first_midnight = int(dt.datetime.combine(today - dt.timedelta(days=6), dt.time(), ZoneInfo(zone)).timestamp())
+    Log.objects.create(user_id=alice.pk, type=Log.Type.CONSUME, model_name="old", quota=5, created_at=first_midnight - 1)
+    Log.objects.create(user_id=alice.pk, type=Log.Type.CONSUME, model_name="first", quota=5, created_at=first_midnight)
+    Log.objects.create(user_id=alice.pk, type=Log.Type.CONSUME, model_name="now", quota=5, created_at=now)
+    rows = {r["ModelName"]: r["Day"] for r in user_dashboard(user_id=alice.pk, now=now)}
+    assert rows == {"first": days[0], "now": days[-1]}
+
+
+def test_the_dashboard_page_labels_seven_days_the_last_being_today(alice, alice_client):
+    consume(alice, model="gpt-4o", quota=3000)
+    html = alice_client.get(reverse("dashboard")).content.decode()
+    labels = re.findall(r'<text class="day"[^>]*>([^<]+)</text>', html)
+    today = _local_day(now_ts())
+    assert labels == [(today - dt.timedelta(days=back)).strftime("%m-%d") for back in range(6, -1, -1)]
 
 
 # --- the |quota filter --------------------------------------------------------------------------------
