@@ -248,6 +248,11 @@ class LogAdmin(admin.ModelAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     list_per_page = 50
+    # A log's own page: every field read-only, times as dates and content in the reader's language.
+    fields = ("created", "type", "username", "user_id", "token_name", "token_id", "model_name", "channel_id",
+              "quota_display", "prompt_tokens", "completion_tokens", "elapsed", "is_stream", "system_prompt_reset",
+              "request_id", "content_text")
+    readonly_fields = fields
 
     @admin.display(description=_("time"), ordering="created_at")
     def created(self, obj: Log) -> str:
@@ -260,6 +265,10 @@ class LogAdmin(admin.ModelAdmin):
     @admin.display(description=_("elapsed"))
     def elapsed(self, obj: Log) -> str:
         return f"{obj.elapsed_time / 1000:.2f} s" if obj.elapsed_time else "-"
+
+    @admin.display(description=_("content"))
+    def content_text(self, obj: Log) -> str:
+        return describe(obj.content)
 
     @admin.display(description=_("content"))
     def content_short(self, obj: Log) -> str:
