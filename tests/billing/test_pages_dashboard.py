@@ -164,9 +164,8 @@ def test_the_chart_covers_exactly_seven_days_ending_today(alice, settings, zone,
     assert days == [(today - dt.timedelta(days=back)).isoformat() for back in range(6, -1, -1)]
     # Usage from before the first day's midnight is outside the window, not folded into its first day.
     first_midnight = int(dt.datetime.combine(today - dt.timedelta(days=6), dt.time(), ZoneInfo(zone)).timestamp())
-    Log.objects.create(user_id=alice.pk, type=Log.Type.CONSUME, model_name="old", quota=5, created_at=first_midnight - 1)
-    Log.objects.create(user_id=alice.pk, type=Log.Type.CONSUME, model_name="first", quota=5, created_at=first_midnight)
-    Log.objects.create(user_id=alice.pk, type=Log.Type.CONSUME, model_name="now", quota=5, created_at=now)
+    for model, created in (("old", first_midnight - 1), ("first", first_midnight), ("now", now)):
+        Log.objects.create(user_id=alice.pk, type=Log.Type.CONSUME, model_name=model, quota=5, created_at=created)
     rows = {r["ModelName"]: r["Day"] for r in user_dashboard(user_id=alice.pk, now=now)}
     assert rows == {"first": days[0], "now": days[-1]}
 
