@@ -2,11 +2,16 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts.limits import critical_page
+from oneapi_site import pages
 
 # The console's login shares the sign-in pages' per-IP budget, so it is no side door for guessing passwords.
 admin.site.login = critical_page(admin.site.login)
 
+handler404 = "oneapi_site.pages.not_found"
+handler500 = "oneapi_site.pages.server_error"
+
 urlpatterns = [
+    path("favicon.ico", pages.favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("api/", include("oneapi_site.api_urls")),
     path("i18n/", include("django.conf.urls.i18n")),

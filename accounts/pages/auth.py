@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
@@ -25,9 +23,9 @@ from accounts.pages.auth_forms import (
 )
 from accounts.pages.redirects import local_url
 from billing import options
+from oneapi_site.lib.markup import is_url
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
-URL_CONTENT = re.compile(r"^https?://\S+$", re.IGNORECASE)  # one-api shows such HomePageContent in an iframe
 
 
 def _next_param(request) -> str:
@@ -39,7 +37,7 @@ def home(request):
     content = (options.get("HomePageContent") or "").strip()
     return render(request, "accounts/home.html", {
         "content": content,
-        "content_is_url": bool(URL_CONTENT.match(content)),
+        "content_is_url": is_url(content),
         "notice": (options.get("Notice") or "").strip(),
     })
 
