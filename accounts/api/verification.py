@@ -8,6 +8,7 @@ from accounts import verification
 from accounts.api.session import PublicView, rate_limited
 from accounts.limits import critical_limited
 from oneapi_site.api import ok
+from oneapi_site.lib.address import mail_address
 
 
 class VerificationView(PublicView):
@@ -26,7 +27,8 @@ class ResetPasswordView(PublicView):
     def get(self, request):
         if critical_limited(request._request):
             return rate_limited()
-        verification.password_reset_send(email=request.query_params.get("email", ""))
+        verification.password_reset_send(email=request.query_params.get("email", ""),
+                                          link_base=mail_address(request._request))
         return ok()
 
 

@@ -23,6 +23,7 @@ from accounts.pages.auth_forms import (
 )
 from accounts.pages.redirects import local_url
 from billing import options
+from oneapi_site.lib.address import mail_address
 from oneapi_site.lib.markup import is_url
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -137,7 +138,7 @@ def password_reset(request):
     form = ResetRequestForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            verification.password_reset_send(email=form.cleaned_data["email"])
+            verification.password_reset_send(email=form.cleaned_data["email"], link_base=mail_address(request))
         except services.ValidationError as exc:
             add_service_error(form, exc)
         else:
