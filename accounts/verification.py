@@ -20,7 +20,8 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from accounts.services import ValidationError
 from billing import options
-from oneapi_site.lib.address import UNSET as UNSET_ADDRESS, configured_address
+from oneapi_site.lib.address import UNSET as UNSET_ADDRESS
+from oneapi_site.lib.address import configured_address
 from oneapi_site.lib.keys import random_key, uuid_hex
 from oneapi_site.lib.mail import SMTP_BACKEND, mail_send
 from oneapi_site.lib.timeutil import now_ts

@@ -87,7 +87,7 @@ def user_dashboard(*, user_id: int, now: int | None = None) -> list[dict]:
     """
     days, midnights = _dashboard_window(now or now_ts())
     day_bucket = Case(
-        *[When(created_at__gte=ts, then=Value(day.isoformat())) for day, ts in reversed(list(zip(days, midnights)))],
+        *[When(created_at__gte=ts, then=Value(day.isoformat())) for day, ts in reversed(list(zip(days, midnights, strict=True)))],
         default=Value(days[0].isoformat()), output_field=CharField(),
     )
     rows = (

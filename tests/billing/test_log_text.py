@@ -23,7 +23,8 @@ from tests.factories import ChannelFactory
     # Channel tests and automatic switches (providers.services, providers.health); vendor texts stay as sent.
     ("Channel #3 my openai test with gpt-4o passed", "渠道 #3 my openai 使用 gpt-4o 测试通过"),
     ("Channel #3  test with gpt-4o failed: upstream said no", "渠道 #3  使用 gpt-4o 测试失败：upstream said no"),
-    ("Channel #7 a test with b test with m failed: x", "渠道 #7 a test with b 使用 m 测试失败：x"),  # a name may say "test with"
+    # A name may say "test with" too.
+    ("Channel #7 a test with b test with m failed: x", "渠道 #7 a test with b 使用 m 测试失败：x"),
     ("Channel #4 azure was disabled automatically: the vendor refused the key: Incorrect API key",
      "渠道 #4 azure 已被自动禁用：服务商拒绝了密钥：Incorrect API key"),
     ("Channel #4 azure was disabled automatically: 3 failures in a row, the last: timeout",

@@ -362,3 +362,19 @@ def test_the_console_lists_fit_the_window(new_page, console_admin, busy_user):
                 overflowing[f"{path} at {width}px"] = size
             screenshot(page, f"console_{width}_{path.strip('/').replace('/', '_')}")
     assert overflowing == {}
+
+
+def test_no_page_asks_for_something_missing(new_page, console_admin):
+    """The favicon included: browsers ask for /favicon.ico, and a 404 shows in every console."""
+    page = new_page()
+    missing = []
+    page.on("response", lambda r: missing.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto("/login/")
+    page.wait_for_load_state("networkidle")
+    icon = page.evaluate("document.querySelector('link[rel=icon]').href")
+    assert page.request.get(icon).status == 200 and page.request.get("/favicon.ico").status == 200
+    log_in(page, console_admin)
+    for path in ("/dashboard/", "/admin/"):
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+    assert missing == []

@@ -3,7 +3,8 @@
 from django.http import Http404
 from django.urls import path
 
-from oneapi_site.urls import handler404, handler500, urlpatterns as site_urlpatterns  # noqa: F401
+from oneapi_site.urls import handler404, handler500  # noqa: F401
+from oneapi_site.urls import urlpatterns as site_urlpatterns
 
 
 def crash(request):
