@@ -86,8 +86,9 @@ def user_dashboard(*, user_id: int, now: int | None = None) -> list[dict]:
     grouped rows come back however many logs there are.
     """
     days, midnights = _dashboard_window(now or now_ts())
+    newest_first = reversed(list(zip(days, midnights, strict=True)))
     day_bucket = Case(
-        *[When(created_at__gte=ts, then=Value(day.isoformat())) for day, ts in reversed(list(zip(days, midnights, strict=True)))],
+        *[When(created_at__gte=ts, then=Value(day.isoformat())) for day, ts in newest_first],
         default=Value(days[0].isoformat()), output_field=CharField(),
     )
     rows = (
