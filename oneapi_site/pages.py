@@ -54,7 +54,7 @@ def _bare_page(request, template: str, status: int) -> HttpResponse:
 
 
 def server_error(request):
-    """handler500: the frame if it can be drawn, else a line of text; never a second traceback."""
+    """handler500: the frame if it can be drawn, else a line of text (and the reason in the log)."""
     if _is_api(request):
         return JsonResponse({"success": False, "message": _("Internal server error.")}, status=500)
     try:
