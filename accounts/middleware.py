@@ -11,7 +11,7 @@ from accounts.selectors import uses_default_password
 
 # Reachable with the default password: what it takes to change it or leave, and what is no page.
 # /api/ keeps its envelope for API clients (one-api has no such rule there).
-EXEMPT_PREFIXES = ("/static/", "/i18n/", "/api/", "/v1/")
+EXEMPT_PREFIXES = ("/static/", "/i18n/", "/api/", "/v1/", "/favicon.ico")
 
 
 class DefaultPasswordMiddleware:

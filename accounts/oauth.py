@@ -33,6 +33,7 @@ from django.utils.translation import gettext as _
 from accounts import selectors, services
 from accounts.models import User
 from billing import options
+from oneapi_site.lib.address import page_address
 
 log = logging.getLogger("oneapi.oauth")
 
@@ -280,10 +281,8 @@ def provider_get(name: str) -> Provider | None:
 # --- State and PKCE in the session ---------------------------------------------------------
 
 def redirect_uri_for(request, provider: Provider) -> str:
-    """{ServerAddress}/oauth/<provider>/callback/; the request's own host when ServerAddress is empty."""
-    path = reverse("oauth_callback", args=[provider.name])
-    base = _text(options.get("ServerAddress")).rstrip("/")
-    return f"{base}{path}" if base else request.build_absolute_uri(path)
+    """{ServerAddress}/oauth/<provider>/callback/; the request's own address while ServerAddress is unset."""
+    return f"{page_address(request)}{reverse('oauth_callback', args=[provider.name])}"
 
 
 def _pkce_pair() -> tuple[str, str]:

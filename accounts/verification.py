@@ -20,6 +20,8 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from accounts.services import ValidationError
 from billing import options
+from oneapi_site.lib.address import UNSET as UNSET_ADDRESS
+from oneapi_site.lib.address import configured_address
 from oneapi_site.lib.keys import random_key, uuid_hex
 from oneapi_site.lib.mail import SMTP_BACKEND, mail_send
 from oneapi_site.lib.timeutil import now_ts
@@ -161,11 +163,12 @@ def email_code_consume(*, email: str, code: str) -> None:
 
 # --- Password reset ----------------------------------------------------------------
 
-def password_reset_send(*, email: str) -> None:
+def password_reset_send(*, email: str, link_base: str = "") -> None:
     """Mail a single-use reset link when an enabled account has this address; say nothing either way.
 
     The caller answers the same whether or not the address is known, so the form cannot be used
-    to find out who has an account.
+    to find out who has an account. `link_base` is the site's address as the request gave it
+    (oneapi_site.lib.address.mail_address); without one, ServerAddress.
     """
     email = email_check_format(email)
     if not mail_ready():
@@ -177,7 +180,7 @@ def password_reset_send(*, email: str) -> None:
     token = uuid_hex()
     cache.set(_reset_key(email), {"token": token, "user_id": user.pk, "expires": now_ts() + RESET_TTL},
               RESET_TTL + 60)
-    address = (options.get("ServerAddress") or "").rstrip("/")
+    address = link_base.rstrip("/") or configured_address() or UNSET_ADDRESS
     link = f"{address}{RESET_PATH}?{urlencode({'email': email, 'token': token})}"
     site = _site_name()
     mail_send(

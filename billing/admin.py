@@ -243,8 +243,9 @@ class UsernameFilter(ExactFilter):
 
 @admin.register(Log)
 class LogAdmin(admin.ModelAdmin):
+    # Token counts share a column, and so do time and streaming: the list fits a 1280 px console.
     list_display = ("id", "created", "type", "username", "token_name", "model_name", "channel_id", "quota_display",
-                    "prompt_tokens", "completion_tokens", "elapsed", "is_stream", "content_short")
+                    "token_counts", "elapsed", "content_short")
     list_filter = ("type", CreatedFilter, ModelNameFilter, ChannelIdFilter, UsernameFilter)
     # Exact or prefix matches, so the indexes serve them.
     search_fields = ("=username", "=token_name", "^model_name", "=request_id")
@@ -252,6 +253,11 @@ class LogAdmin(admin.ModelAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     list_per_page = 50
+    # A log's own page: every field read-only, times as dates and content in the reader's language.
+    fields = ("created", "type", "username", "user_id", "token_name", "token_id", "model_name", "channel_id",
+              "quota_display", "prompt_tokens", "completion_tokens", "elapsed", "is_stream", "system_prompt_reset",
+              "request_id", "content_text")
+    readonly_fields = fields
 
     @admin.display(description=_("time"), ordering="created_at")
     def created(self, obj: Log) -> str:
@@ -261,9 +267,18 @@ class LogAdmin(admin.ModelAdmin):
     def quota_display(self, obj: Log) -> str:
         return quota_text(obj.quota)
 
+    @admin.display(description=_("prompt + completion tokens"))
+    def token_counts(self, obj: Log) -> str:
+        return f"{obj.prompt_tokens} + {obj.completion_tokens}" if obj.prompt_tokens or obj.completion_tokens else "-"
+
     @admin.display(description=_("elapsed"))
     def elapsed(self, obj: Log) -> str:
-        return f"{obj.elapsed_time / 1000:.2f} s" if obj.elapsed_time else "-"
+        text = f"{obj.elapsed_time / 1000:.2f} s" if obj.elapsed_time else "-"
+        return f"{text}, {gettext('stream')}" if obj.is_stream else text
+
+    @admin.display(description=_("content"))
+    def content_text(self, obj: Log) -> str:
+        return describe(obj.content)
 
     @admin.display(description=_("content"))
     def content_short(self, obj: Log) -> str:

@@ -34,6 +34,46 @@ _PATTERNS = (
 )
 
 
+# What providers.services and providers.health write when a channel is tested or switched automatically.
+_CHANNEL_TEST = re.compile(r"^Channel #(?P<id>\d+) (?P<name>.*?) test with (?P<model>\S*) "
+                           r"(?:(?P<passed>passed)|failed: (?P<error>.*))$", re.S)
+_CHANNEL_SWITCH = re.compile(r"^Channel #(?P<id>\d+) (?P<name>.*?) was (?P<what>disabled|enabled again) "
+                             r"automatically: (?P<reason>.*)$", re.S)
+_SWITCH_REASONS = (
+    (re.compile(r"^it passed a channel test$"), lambda m: _("it passed a channel test")),
+    (re.compile(r"^the vendor refused the key: (?P<error>.*)$", re.S),
+     lambda m: _("the vendor refused the key: %(error)s") % {"error": m["error"]}),
+    (re.compile(r"^(?P<count>\d+) failures in a row, the last: (?P<error>.*)$", re.S),
+     lambda m: _("%(count)s failures in a row, the last: %(error)s") % {"count": m["count"], "error": m["error"]}),
+    (re.compile(r"^channel test: (?P<reason>.*)$", re.S),
+     lambda m: _("channel test: %(reason)s") % {"reason": _switch_reason(m["reason"])}),
+)
+
+
+def _switch_reason(text: str) -> str:
+    for pattern, template in _SWITCH_REASONS:
+        match = pattern.match(text)
+        if match:
+            return template(match)
+    return text
+
+
+def _channel_event(content: str) -> str | None:
+    match = _CHANNEL_TEST.match(content)
+    if match:
+        values = {"id": match["id"], "name": match["name"], "model": match["model"], "error": match["error"]}
+        if match["passed"]:
+            return _("Channel #%(id)s %(name)s test with %(model)s passed") % values
+        return _("Channel #%(id)s %(name)s test with %(model)s failed: %(error)s") % values
+    match = _CHANNEL_SWITCH.match(content)
+    if match:
+        values = {"id": match["id"], "name": match["name"], "reason": _switch_reason(match["reason"])}
+        if match["what"] == "disabled":
+            return _("Channel #%(id)s %(name)s was disabled automatically: %(reason)s") % values
+        return _("Channel #%(id)s %(name)s was enabled again automatically: %(reason)s") % values
+    return None
+
+
 def _amount(text: str | None) -> str | None:
     if text and text.endswith(" quota"):
         return _("%(count)s quota") % {"count": text[:-len(" quota")]}
@@ -48,4 +88,6 @@ def describe(content: str) -> str:
             if values.get("reason"):
                 values["reason"] = _(values["reason"])
             return template(match) % values
+    if (content or "").startswith("Channel #"):
+        return _channel_event(content) or content
     return content

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from oneapi_site.lib.timeutil import now_ts
+from oneapi_site.lib.timeutil import now_ts, ts_text
 
 
 class RedemptionCode(models.Model):
@@ -74,6 +75,11 @@ class Log(models.Model):
         verbose_name = _("log")
         verbose_name_plural = _("logs")
         indexes = [models.Index(fields=["user_id", "type", "created_at"])]
+
+    def __str__(self) -> str:
+        # The console titles a log's page with this: which entry, what kind, when.
+        return gettext("Log #%(id)s: %(type)s at %(time)s") % {
+            "id": self.pk, "type": self.get_type_display(), "time": ts_text(self.created_at)}
 
 
 class Option(models.Model):

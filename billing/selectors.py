@@ -81,24 +81,20 @@ DASHBOARD_DAYS = 7
 
 
 def user_dashboard(*, user_id: int, now: int | None = None) -> list[dict]:
-    """Consume logs of the last 7 days by (day, model), as one-api's untagged Go struct names them.
+    """Consume logs of the last 7 days, today included, by (day, model), as one-api's untagged Go struct
+    names them (one-api also starts at the local midnight six days before today).
 
     Days are bucketed in the database with CASE over local midnights, so only the
     grouped rows come back however many logs there are.
     """
-    now = now or now_ts()
-    start = now - DASHBOARD_DAYS * 86400
-    tz = ZoneInfo(settings.TIME_ZONE)
-    first_day = dt.datetime.fromtimestamp(start, tz).date()
-    last_day = dt.datetime.fromtimestamp(now, tz).date()
-    days = [first_day + dt.timedelta(days=i) for i in range((last_day - first_day).days + 1)]
-    midnights = [(day, int(dt.datetime.combine(day, dt.time(), tz).timestamp())) for day in days]
+    days, midnights = _dashboard_window(now or now_ts())
+    newest_first = reversed(list(zip(days, midnights, strict=True)))
     day_bucket = Case(
-        *[When(created_at__gte=ts, then=Value(day.isoformat())) for day, ts in reversed(midnights)],
-        default=Value(first_day.isoformat()), output_field=CharField(),
+        *[When(created_at__gte=ts, then=Value(day.isoformat())) for day, ts in newest_first],
+        default=Value(days[0].isoformat()), output_field=CharField(),
     )
     rows = (
-        Log.objects.filter(user_id=user_id, type=Log.Type.CONSUME, created_at__gte=start)
+        Log.objects.filter(user_id=user_id, type=Log.Type.CONSUME, created_at__gte=midnights[0])
         .annotate(day=day_bucket)
         .values("day", "model_name")
         .annotate(requests=Count("id"), quota=Sum("quota"), prompt=Sum("prompt_tokens"),
@@ -128,13 +124,18 @@ def redemption_search(*, keyword: str, limit: int) -> list[RedemptionCode]:
 
 # --- Self-service pages ----------------------------------------------------------
 
+def _dashboard_window(now: int) -> tuple[list[dt.date], list[int]]:
+    """The DASHBOARD_DAYS local days ending today, oldest first, and the unix time of each one's midnight."""
+    tz = ZoneInfo(settings.TIME_ZONE)
+    today = dt.datetime.fromtimestamp(now, tz).date()
+    days = [today - dt.timedelta(days=back) for back in range(DASHBOARD_DAYS - 1, -1, -1)]
+    return days, [int(dt.datetime.combine(day, dt.time(), tz).timestamp()) for day in days]
+
+
 def dashboard_days(*, now: int | None = None) -> list[str]:
     """The ISO days user_dashboard buckets into, oldest first: the chart's x axis, with empty days too."""
-    now = now or now_ts()
-    tz = ZoneInfo(settings.TIME_ZONE)
-    first_day = dt.datetime.fromtimestamp(now - DASHBOARD_DAYS * 86400, tz).date()
-    last_day = dt.datetime.fromtimestamp(now, tz).date()
-    return [(first_day + dt.timedelta(days=i)).isoformat() for i in range((last_day - first_day).days + 1)]
+    days, _midnights = _dashboard_window(now or now_ts())
+    return [day.isoformat() for day in days]
 
 
 def logs_totals(*, f: LogFilter) -> dict[str, int]:

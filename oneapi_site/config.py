@@ -132,3 +132,21 @@ def parse_trusted_proxies(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.
         except ValueError:
             raise ConfigError(f"TRUSTED_PROXIES: {item!r} is not an IP address or CIDR range") from None
     return tuple(networks)
+
+
+# The container's health check and someone on the machine itself reach the gateway by these names.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def parse_allowed_hosts(text: str) -> list[str]:
+    """`ALLOWED_HOSTS`: comma-separated host names this site answers to (Django's patterns: `.example.com`
+    covers its subdomains). Empty or `*`: any host, as one-api answers. Naming them also lets mailed
+    password-reset links use the request's host when ServerAddress is unset (oneapi_site/lib/address.py)."""
+    hosts = [item.strip().lower() for item in text.split(",") if item.strip()]
+    if not hosts or "*" in hosts:
+        return ["*"]
+    for host in hosts:
+        bracketed_ipv6 = host.startswith("[") and host.endswith("]")
+        if "/" in host or " " in host or (":" in host and not bracketed_ipv6):
+            raise ConfigError(f"ALLOWED_HOSTS: {host!r} is not a host name (no scheme, port or path)")
+    return [*hosts, *(h for h in LOOPBACK_HOSTS if h not in hosts)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from billing import options
+from oneapi_site.lib.markup import is_url
 
 
 def site(request) -> dict:
@@ -14,6 +15,8 @@ def site(request) -> dict:
             "footer": get("Footer"),
             "top_up_link": get("TopUpLink"),
             "chat_link": get("ChatLink"),
+            "chat": is_url(get("ChatLink") or ""),          # the header's Chat item, to /chat/
+            "about": bool((get("About") or "").strip()),    # the header's About item, to /about/
             "display_in_currency": bool(get("DisplayInCurrencyEnabled")),
             "register_enabled": bool(get("RegisterEnabled")),
             "github_oauth": bool(get("GitHubOAuthEnabled")),

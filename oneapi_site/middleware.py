@@ -7,6 +7,7 @@ from django.http import JsonResponse
 from django_ratelimit.core import is_ratelimited
 
 from billing import options
+from oneapi_site.pages import rate_limited as rate_limited_page
 
 
 def ratelimited_view(request, exception=None):
@@ -26,9 +27,9 @@ class GlobalRateLimitMiddleware:
         is_api = path.startswith(("/api/", "/dashboard/"))
         group, rate = ("api", settings.GLOBAL_API_RATE_LIMIT) if is_api else ("web", settings.GLOBAL_WEB_RATE_LIMIT)
         if is_ratelimited(request, group=f"global-{group}", key="ip", rate=f"{rate}/180s", increment=True):
-            if is_api:
+            if is_api and path != "/dashboard/":  # the dashboard page is counted with /api but is a page
                 return ratelimited_view(request)
-            return JsonResponse({"success": False, "message": "too many requests"}, status=429)
+            return rate_limited_page(request)
         return self.get_response(request)
 
 

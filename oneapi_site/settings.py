@@ -16,6 +16,7 @@ from oneapi_site.config import (
     env_bool,
     env_int,
     env_str,
+    parse_allowed_hosts,
     parse_sql_dsn,
     parse_trusted_proxies,
 )
@@ -74,6 +75,7 @@ try:
     TURNSTILE_VERIFY_URL = env_str("TURNSTILE_VERIFY_URL",
                                    "https://challenges.cloudflare.com/turnstile/v0/siteverify")
     DATA_DIR = Path(env_str("DATA_DIR", str(Path(SQLITE_PATH).resolve().parent)))
+    ALLOWED_HOSTS = parse_allowed_hosts(env_str("ALLOWED_HOSTS"))
     if SESSION_SECRET == "random_string":
         raise ConfigError("SESSION_SECRET must not be the placeholder 'random_string'")
 except ConfigError as exc:
@@ -98,7 +100,6 @@ def _session_secret() -> str:
 
 
 SECRET_KEY = _session_secret()
-ALLOWED_HOSTS = ["*"]
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("CSRF_TRUSTED_ORIGINS").split(",") if o]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -258,8 +259,12 @@ GITHUB_API_BASE = "https://api.github.com"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+                   "one_line": {"()": "oneapi_site.lib.logformat.WithoutTraceback",
+                                "format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"},
+                 "console_one_line": {"class": "logging.StreamHandler", "formatter": "one_line"}},
     "root": {"handlers": ["console"], "level": "DEBUG" if DEBUG else "INFO"},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {"django.db.backends": {"level": "INFO"},
+                "django.security.DisallowedHost": {"handlers": ["console_one_line"], "propagate": False}},
 }

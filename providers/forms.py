@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django import forms
+from django.forms.boundfield import BoundField
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -51,15 +52,20 @@ def config_field_types() -> dict[str, list[int]]:
     return fields
 
 
-class WriteOnlyTextarea(forms.Textarea):
-    """Renders empty whatever the value, so a stored credential never goes back to the browser."""
+class WriteOnlyBoundField(BoundField):
+    """Shows what was typed in this submission, never the stored value (the form's initial)."""
 
-    def format_value(self, value):
-        return None
+    def value(self):
+        return self.field.prepare_value(self.data if self.form.is_bound else None)
 
 
 class WriteOnlyField(forms.CharField):
-    """Changed only when something was typed: an empty write-only field keeps the stored value."""
+    """A credential: its box starts empty, so a stored one never goes back to the browser, yet one typed in
+    a submission that failed on another field is still there to correct, not typed again.
+    Changed only when something was typed: an empty write-only field keeps the stored value."""
+
+    def get_bound_field(self, form, field_name):
+        return WriteOnlyBoundField(form, self, field_name)
 
     def has_changed(self, initial, data):
         return bool((data or "").strip())
@@ -108,7 +114,7 @@ class ChannelForm(forms.ModelForm):
     type = forms.TypedChoiceField(label=_("Type"), coerce=int, choices=type_choices, initial=1)
     key = WriteOnlyField(
         required=False, strip=True, label=_("Key"),
-        widget=WriteOnlyTextarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false",
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false",
                                         "placeholder": _("Never shown back once saved.")}),
         help_text=_("Write-only. On edit, leave empty to keep the stored key. "
                     "On create, one key per line creates one channel per key."),
@@ -145,7 +151,7 @@ class ChannelForm(forms.ModelForm):
             if name in secrets:
                 help_parts.append(gettext("Write-only: leave empty to keep the stored value."))
                 self.fields[f"config_{name}"] = WriteOnlyField(
-                    required=False, label=label, widget=WriteOnlyTextarea(attrs={"rows": 2}),
+                    required=False, label=label, widget=forms.Textarea(attrs={"rows": 2}),
                     help_text=" ".join(p for p in help_parts if p))
                 stored.pop(name, None)  # never rendered; channel_update keeps it when left empty
                 continue

@@ -8,6 +8,7 @@ from accounts import verification
 from accounts.api.session import PublicView, rate_limited, turnstile_refused
 from accounts.limits import critical_limited
 from oneapi_site.api import ok
+from oneapi_site.lib.address import mail_address
 
 
 class VerificationView(PublicView):
@@ -33,7 +34,8 @@ class ResetPasswordView(PublicView):
             return rate_limited()
         if refused := turnstile_refused(request):
             return refused
-        verification.password_reset_send(email=request.query_params.get("email", ""))
+        verification.password_reset_send(email=request.query_params.get("email", ""),
+                                          link_base=mail_address(request._request))
         return ok()
 
 

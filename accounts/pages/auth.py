@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
@@ -25,9 +23,10 @@ from accounts.pages.auth_forms import (
 )
 from accounts.pages.redirects import local_url
 from billing import options
+from oneapi_site.lib.address import mail_address
+from oneapi_site.lib.markup import is_url
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
-URL_CONTENT = re.compile(r"^https?://\S+$", re.IGNORECASE)  # one-api shows such HomePageContent in an iframe
 
 
 def _turnstile_passed(request, form) -> bool:
@@ -49,7 +48,7 @@ def home(request):
     content = (options.get("HomePageContent") or "").strip()
     return render(request, "accounts/home.html", {
         "content": content,
-        "content_is_url": bool(URL_CONTENT.match(content)),
+        "content_is_url": is_url(content),
         "notice": (options.get("Notice") or "").strip(),
     })
 
@@ -155,7 +154,7 @@ def password_reset(request):
     form = ResetRequestForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid() and _turnstile_passed(request, form):
         try:
-            verification.password_reset_send(email=form.cleaned_data["email"])
+            verification.password_reset_send(email=form.cleaned_data["email"], link_base=mail_address(request))
         except services.ValidationError as exc:
             add_service_error(form, exc)
         else:

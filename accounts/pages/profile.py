@@ -21,7 +21,7 @@ from django.views.decorators.http import require_http_methods
 from accounts import selectors, services
 from accounts.limits import critical_limited
 from accounts.models import User
-from billing import options
+from oneapi_site.lib.address import page_address
 
 
 class ProfileForm(forms.Form):
@@ -80,9 +80,8 @@ ROLE_LABELS = {
 }
 
 
-def invite_link(aff_code: str) -> str:
-    address = (options.get("ServerAddress") or "").rstrip("/")
-    return f"{address}/register/?aff={aff_code}"
+def invite_link(request, aff_code: str) -> str:
+    return f"{page_address(request)}/register/?aff={aff_code}"
 
 
 def _render(request, *, profile_form=None, password_form=None, new_access_token: str = "", status: int = 200):
@@ -94,7 +93,7 @@ def _render(request, *, profile_form=None, password_form=None, new_access_token:
         "password_form": password_form or PasswordForm(user=user),
         "new_access_token": new_access_token,
         "has_access_token": bool(user.access_token),
-        "invite_link": invite_link(aff_code),
+        "invite_link": invite_link(request, aff_code),
         "invited_count": User.objects.filter(inviter_id=user.pk).count(),
         "role_label": ROLE_LABELS.get(user.role, str(user.role)),
     }, status=status)

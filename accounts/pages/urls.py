@@ -1,11 +1,13 @@
-"""Self-service pages of accounts: sign-in and sign-up, tokens, personal settings."""
+"""Self-service pages of accounts: sign-in and sign-up, tokens, personal settings, the operator's About and Chat."""
 
 from django.urls import path
 
-from accounts.pages import auth, oauth, profile, tokens
+from accounts.pages import auth, content, oauth, profile, tokens
 
 urlpatterns = [
     path("", auth.home, name="home"),
+    path("about/", content.about, name="about"),
+    path("chat/", content.chat, name="chat"),
     path("login/", auth.login_view, name="login"),
     path("logout/", auth.logout_view, name="logout"),
     path("register/", auth.register, name="register"),

@@ -17,6 +17,8 @@ def dashboard(request):
     days = selectors.dashboard_days(now=now)
     unit = options.quota_per_unit() if options.in_currency() else 1
     usage = chart.usage_chart(rows, days=days, unit=unit, fmt=display.amount)
+    usage_narrow = chart.usage_chart(rows, days=days, unit=unit, fmt=display.amount,
+                                     width=chart.NARROW_WIDTH, height=chart.NARROW_HEIGHT)
     totals = {
         "requests": sum(r["RequestCount"] for r in rows),
         "quota": sum(r["Quota"] for r in rows),
@@ -26,6 +28,7 @@ def dashboard(request):
     return render(request, "billing/dashboard.html", {
         "account": request.user,
         "chart": usage,
+        "chart_narrow": usage_narrow,   # drawn for phones instead of the wide one (site.css)
         # Newest day first, models by name within a day (sorted is stable).
         "rows": sorted(sorted(rows, key=lambda r: r["ModelName"]), key=lambda r: r["Day"], reverse=True),
         "totals": totals,

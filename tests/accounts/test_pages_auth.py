@@ -61,11 +61,11 @@ def test_home_offers_the_dashboard_to_a_signed_in_user(alice_client):
     assert 'id="home-dashboard"' in html and 'id="home-login"' not in html
 
 
-def test_home_content_is_text_with_line_breaks_and_escaped(client):
-    option_set(key="HomePageContent", value="Hello <b>world</b>\nsecond line<script>alert(1)</script>")
+def test_home_content_is_markdown_with_line_breaks_and_sanitised(client):
+    option_set(key="HomePageContent", value="Hello <b>world</b>\nsecond **line**<script>alert(1)</script>")
     html = text(client.get("/"))
-    assert "Hello &lt;b&gt;world&lt;/b&gt;<br>second line&lt;script&gt;" in html
-    assert "<script>alert(1)" not in html and 'id="home-welcome"' not in html
+    assert "Hello <b>world</b><br>\nsecond <strong>line</strong>" in html
+    assert "alert(1)" not in html and 'id="home-welcome"' not in html
 
 
 def test_home_content_that_is_a_url_is_framed(client):
@@ -81,10 +81,10 @@ def test_a_javascript_url_is_not_framed(client):
     assert "<iframe" not in html and "javascript:alert(1)" in html
 
 
-def test_the_notice_is_shown_escaped(client):
+def test_the_notice_is_rendered_as_html_like_the_footer(client):
     option_set(key="Notice", value="Maintenance <i>tonight</i>")
     html = text(client.get("/"))
-    assert 'id="notice"' in html and "Maintenance &lt;i&gt;tonight&lt;/i&gt;" in html
+    assert 'id="notice"' in html and "Maintenance <i>tonight</i>" in html
 
 
 # --- Login ------------------------------------------------------------------------------

@@ -100,6 +100,28 @@ def test_logs_are_read_only(root_client, staff_client):
     assert staff_client.post(reverse("admin:billing_log_delete", args=[entry.pk]), {"post": "yes"}).status_code == 403
 
 
+@pytest.mark.parametrize("language, title", [("en", "Log #{id}: consume at 2024-03-01 12:30:05"),
+                                             ("zh-hans", "日志 #{id}：消费，2024-03-01 12:30:05")])
+def test_a_logs_page_has_a_readable_title_and_shows_times_as_dates(root_client, settings, language, title):
+    settings.TIME_ZONE = "UTC"
+    created = int(datetime(2024, 3, 1, 12, 30, 5, tzinfo=timezone.utc).timestamp())
+    entry = _log(created_at=created, content="Redeemed a code for $0.002", elapsed_time=1500)
+    response = root_client.get(reverse("admin:billing_log_change", args=[entry.pk]), HTTP_ACCEPT_LANGUAGE=language)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Log object" not in html and str(created) not in html
+    assert title.format(id=entry.pk) in html
+    assert "2024-03-01 12:30:05" in html and "1.50 s" in html
+    if language == "zh-hans":
+        assert "使用兑换码充值 $0.002" in html   # the content in the reader's language, as in the list
+
+
+def test_a_log_reads_as_its_kind_and_time(settings):
+    settings.TIME_ZONE = "Asia/Shanghai"
+    entry = Log(pk=8, type=Log.Type.TOPUP, created_at=int(datetime(2024, 3, 1, 12, tzinfo=timezone.utc).timestamp()))
+    assert str(entry) == "Log #8: top-up at 2024-03-01 20:00:00"
+
+
 def test_logs_newest_first_and_filters(root_client):
     old = _log(created_at=int(datetime(2024, 1, 1, 12, tzinfo=timezone.utc).timestamp()), model_name="old-model")
     new = _log(created_at=int(datetime(2024, 3, 1, 12, tzinfo=timezone.utc).timestamp()), model_name="new-model",

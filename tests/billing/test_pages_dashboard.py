@@ -1,8 +1,11 @@
 """The dashboard page and the geometry of its usage chart."""
 
+import datetime as dt
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings as django_settings
 from django.test import Client
 from django.urls import reverse
 
@@ -80,6 +83,20 @@ def test_nice_ceiling(value, ceiling):
     assert chart.nice_ceiling(value) == pytest.approx(ceiling)
 
 
+@pytest.mark.parametrize("width, height", [(chart.WIDTH, chart.HEIGHT), (chart.NARROW_WIDTH, chart.NARROW_HEIGHT)])
+def test_a_chart_has_the_size_asked_and_its_labels_fit(width, height):
+    week = [f"2025-05-0{d}" for d in range(1, 8)]
+    rows = [row(day, model, quota) for day in week for model, quota in (("a", 123_456), ("b", 654_321))]
+    c = chart.usage_chart(rows, days=week, unit=500_000, fmt=lambda v: f"${v:,.4f}", width=width, height=height)
+    assert (c.width, c.height) == (width, height) and c.plot_bottom == height - chart.BOTTOM
+    assert all(0 <= bar.y and bar.y + bar.height <= c.plot_bottom + 0.01 for bar in c.bars)
+    # The y axis leaves room for its longest label, and each day's label fits its column.
+    assert c.plot_left >= 6 + chart.CHAR_WIDTH * max(len(t.label) for t in c.ticks)
+    column = (c.plot_right - c.plot_left) / len(week)
+    assert all(chart.CHAR_WIDTH * len(d.label) < column for d in c.days)
+    assert c.days[-1].x + column / 2 <= c.plot_right + 0.01
+
+
 # --- the page ------------------------------------------------------------------
 
 def consume(user, *, model, quota, ago=0, prompt=10, completion=5):
@@ -144,7 +161,38 @@ def test_the_x_axis_covers_the_days_the_selector_buckets_into(alice):
         consume(alice, model="m", quota=1, ago=days_ago * 86400 - 60 if days_ago else 0)
     days = dashboard_days(now=now)
     assert {r["Day"] for r in user_dashboard(user_id=alice.pk, now=now)} <= set(days)
-    assert days == sorted(days) and len(days) in (7, 8)
+    assert days == sorted(days) and len(days) == 7
+
+
+def _local_day(ts: int) -> dt.date:
+    return dt.datetime.fromtimestamp(ts, ZoneInfo(django_settings.TIME_ZONE)).date()
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai", "America/Los_Angeles"])
+@pytest.mark.parametrize("seconds_into_day", [1, 12 * 3600, 86399])
+def test_the_chart_covers_exactly_seven_days_ending_today(alice, settings, zone, seconds_into_day):
+    settings.TIME_ZONE = zone
+    today = dt.date(2025, 3, 12)
+    now = int(dt.datetime.combine(today, dt.time(), ZoneInfo(zone)).timestamp()) + seconds_into_day
+    days = dashboard_days(now=now)
+    assert days == [(today - dt.timedelta(days=back)).isoformat() for back in range(6, -1, -1)]
+    # Usage from before the first day's midnight is outside the window, not folded into its first day.
+    first_midnight = int(dt.datetime.combine(today - dt.timedelta(days=6), dt.time(), ZoneInfo(zone)).timestamp())
+    for model, created in (("old", first_midnight - 1), ("first", first_midnight), ("now", now)):
+        Log.objects.create(user_id=alice.pk, type=Log.Type.CONSUME, model_name=model, quota=5, created_at=created)
+    rows = {r["ModelName"]: r["Day"] for r in user_dashboard(user_id=alice.pk, now=now)}
+    assert rows == {"first": days[0], "now": days[-1]}
+
+
+def test_the_dashboard_page_labels_seven_days_the_last_being_today(alice, alice_client):
+    consume(alice, model="gpt-4o", quota=3000)
+    html = alice_client.get(reverse("dashboard")).content.decode()
+    today = _local_day(now_ts())
+    week = [today - dt.timedelta(days=back) for back in range(6, -1, -1)]
+    for testid in ("usage-chart", "usage-chart-narrow"):   # the wide picture, and the one for phones
+        svg = re.search(rf'<svg data-testid="{testid}".*?</svg>', html, re.DOTALL).group(0)
+        labels = re.findall(r'<text class="day"[^>]*>([^<]+)</text>', svg)
+        assert labels in ([d.strftime("%m-%d") for d in week], [d.strftime("%d") for d in week])
 
 
 # --- the |quota filter --------------------------------------------------------------------------------

@@ -221,3 +221,160 @@ def test_the_language_switcher_changes_the_language_and_keeps_the_page(new_page)
     assert "登录" in page.locator("header").inner_text()
     page.goto("/register/")  # the choice sticks across pages, whatever the browser asks for
     assert page.locator("html").get_attribute("lang") == "zh-hans"
+
+
+# --- Layout: nothing scrolls sideways on a phone or in the console ---------------------------------------
+
+LONG_MODELS = ["meta-llama/Llama-3.3-70B-Instruct-Turbo-Free-with-a-long-name", "gemini-2.0-flash-thinking-exp-01-21",
+               "claude-3-5-sonnet-20241022-extended-context"]
+PHONE, TABLET, LAPTOP, DESKTOP = 390, 800, 1280, 1440
+
+# The page's width against the window's, and how far any table sticks out of its own scrolling box.
+OVERFLOW = """() => ({page: document.documentElement.scrollWidth, window: window.innerWidth,
+  hidden: Math.max(0, ...[...document.querySelectorAll('.table-scroll')].map(b => b.scrollWidth - b.clientWidth))})"""
+# The console's list scrolls inside its own box: columns hidden to the right of it are off screen all the same.
+CONSOLE_OVERFLOW = """() => {
+  const box = document.querySelector('#changelist .results');
+  return {page: document.documentElement.scrollWidth, window: window.innerWidth,
+          table: box.scrollWidth, box: box.clientWidth};
+}"""
+# Whether the element is on screen and not hidden under something else or clipped by a scrolling box.
+REACHABLE = """(el) => {
+  window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - window.innerHeight / 2);  // no sideways scroll
+  const r = el.getBoundingClientRect();
+  if (r.width === 0 || r.left < 0 || r.right > window.innerWidth) return false;
+  const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  return hit === el || el.contains(hit);
+}"""
+
+
+@pytest.fixture(scope="module")
+def busy_user(admin, browser, gateway, upstream_server):
+    """A user with tokens (one allowed long-named models), top-ups and usage of long-named models."""
+    created = admin.post("/api/channel/", json={
+        "type": 1, "name": "long-names", "key": "sk-upstream-long", "base_url": upstream_server.url,
+        "models": ",".join(LONG_MODELS), "group": "default"}).json()
+    assert created["success"], created
+    username = "l" + uuid.uuid4().hex[:8]
+    assert admin.post("/api/user/", json={"username": username, "password": PASSWORD}).json()["success"]
+    context = browser.new_context(base_url=gateway.url, viewport={"width": LAPTOP, "height": 900})
+    page = context.new_page()
+    log_in(page, username)
+    page.goto("/topup/")
+    page.fill("#id_key", redemption_code(admin, 5_000_000))
+    page.click("#redeem-submit")
+    for name, models, expires in (("a token with a rather long name for a phone screen", LONG_MODELS, ""),
+                                  ("second", [], "2030-01-31T23:59")):
+        page.goto("/token/new/")
+        page.fill("#id_name", name)
+        page.check("#id_unlimited_quota")
+        for model in models:
+            page.check(f"input[name=models][value='{model}']")
+        if expires:
+            page.uncheck("#id_never_expires")
+            page.fill("#id_expires_at", expires)
+        page.get_by_test_id("token-submit").click()
+        page.wait_for_load_state()
+    key = page.locator("input.key-full").first.input_value()
+    sdk = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    for model in LONG_MODELS:
+        sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}])
+    context.close()
+    yield username
+    # The gateway serves the whole session: later tests list its models.
+    assert admin.delete(f"/api/channel/{created['data'][0]['id']}").json()["success"]
+
+
+def test_the_pages_fit_a_phone_and_a_laptop(new_page, busy_user):
+    page = new_page()
+    log_in(page, busy_user)
+    overflowing = {}
+    for width in (PHONE, TABLET, LAPTOP):
+        page.set_viewport_size({"width": width, "height": 800})
+        for path in ("/dashboard/", "/token/", "/log/", "/models/", "/topup/", "/setting/", "/token/new/", "/"):
+            page.goto(path)
+            size = page.evaluate(OVERFLOW)
+            if size["page"] > size["window"] or size["hidden"]:
+                overflowing[f"{path} at {width}px"] = size
+            screenshot(page, f"layout_{width}{path.strip('/').replace('/', '_') or '_home'}")
+    assert overflowing == {}
+
+
+@pytest.mark.parametrize("width", [PHONE, TABLET, 1024, LAPTOP])
+def test_the_token_actions_are_within_reach(new_page, busy_user, width):
+    page = new_page()
+    log_in(page, busy_user)
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto("/token/")
+    rows = page.locator("[data-testid^=token-row-]")
+    assert rows.count() >= 2
+    for row in rows.all():
+        token_id = row.get_attribute("data-testid").rsplit("-", 1)[1]
+        for action in ("edit-token", "toggle-token", "delete-token", "copy-key"):
+            button = page.get_by_test_id(f"{action}-{token_id}")
+            assert button.is_visible() and button.evaluate(REACHABLE), f"{action} of token {token_id} at {width}px"
+
+
+def test_the_usage_chart_is_legible_on_a_phone(new_page, busy_user):
+    page = new_page()
+    log_in(page, busy_user)
+    page.set_viewport_size({"width": PHONE, "height": 800})
+    page.goto("/dashboard/")
+    svg = page.locator("svg[role=img]:visible")
+    assert svg.count() == 1
+    frame = svg.bounding_box()
+    assert frame["x"] >= 0 and frame["x"] + frame["width"] <= PHONE
+
+    def inside(box):
+        return (frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"]
+                and frame["y"] <= box["y"] and box["y"] + box["height"] <= frame["y"] + frame["height"])
+
+    labels = svg.locator(".day")
+    assert labels.count() == 7
+    boxes = [label.bounding_box() for label in labels.all()]
+    assert all(box["height"] >= 10 and inside(box) for box in boxes), (frame, boxes)  # ~12 px text, not 6 px
+    assert all(a["x"] + a["width"] <= b["x"] for a, b in zip(boxes, boxes[1:])), boxes   # side by side
+    ticks = [tick.bounding_box() for tick in svg.locator(".tick").all()]
+    assert ticks and all(box["height"] >= 10 and inside(box) for box in ticks), (frame, ticks)
+    bars = [bar.bounding_box() for bar in svg.locator(".bar").all()]
+    assert bars and all(inside(box) for box in bars), (frame, bars)
+
+
+@pytest.fixture(scope="module")
+def console_admin(admin):
+    username = "op" + uuid.uuid4().hex[:6]
+    created = admin.post("/api/user/", json={"username": username, "password": PASSWORD, "role": 10}).json()
+    assert created["success"], created
+    return username
+
+
+def test_the_console_lists_fit_the_window(new_page, console_admin, busy_user):
+    page = new_page()
+    log_in(page, console_admin)
+    overflowing = {}
+    for width in (LAPTOP, DESKTOP):
+        page.set_viewport_size({"width": width, "height": 900})
+        for path in ("/admin/billing/log/", "/admin/providers/channel/", "/admin/accounts/user/",
+                     "/admin/accounts/token/", "/admin/billing/redemptioncode/"):
+            page.goto(path)
+            size = page.evaluate(CONSOLE_OVERFLOW)
+            if size["page"] > size["window"] or size["table"] > size["box"]:
+                overflowing[f"{path} at {width}px"] = size
+            screenshot(page, f"console_{width}_{path.strip('/').replace('/', '_')}")
+    assert overflowing == {}
+
+
+def test_no_page_asks_for_something_missing(new_page, console_admin):
+    """The favicon included: browsers ask for /favicon.ico, and a 404 shows in every console."""
+    page = new_page()
+    missing = []
+    page.on("response", lambda r: missing.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto("/login/")
+    page.wait_for_load_state("networkidle")
+    icon = page.evaluate("document.querySelector('link[rel=icon]').href")
+    assert page.request.get(icon).status == 200 and page.request.get("/favicon.ico").status == 200
+    log_in(page, console_admin)
+    for path in ("/dashboard/", "/admin/"):
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+    assert missing == []

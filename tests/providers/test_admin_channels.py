@@ -1,3 +1,4 @@
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -97,13 +98,43 @@ def test_history_does_not_show_the_key(root_client, secret_channel):
 
 
 def test_bad_model_mapping_json_is_reported_by_name(root_client, secret_channel):
-    response = root_client.post(change_url(secret_channel), form_data(model_mapping='{"gpt-4o": "x",}'))
+    response = root_client.post(change_url(secret_channel), form_data(key="", model_mapping='{"gpt-4o": "x",}'))
     assert response.status_code == 200
     html = response.content.decode()
     assert "model_mapping is not valid JSON" in html
     assert SECRET not in html
     secret_channel.refresh_from_db()
     assert secret_channel.model_mapping == {}
+
+
+def _textarea(html: str, name: str) -> str:
+    return re.search(rf'<textarea name="{name}"[^>]*>(.*?)</textarea>', html, re.S).group(1).strip()
+
+
+TYPED = "sk-typed-in-this-submission-0123456789"
+
+
+@pytest.mark.parametrize("broken", [{"model_mapping": '{"gpt-4o": "x",}'}, {"group": ""}, {"priority": "x"}])
+def test_a_key_typed_on_create_survives_an_error_in_another_field(root_client, broken):
+    response = root_client.post(ADD, form_data(key=TYPED, **broken))
+    assert response.status_code == 200 and not Channel.objects.exists()
+    assert _textarea(response.content.decode(), "key") == TYPED
+
+
+def test_a_new_key_typed_on_edit_survives_an_error_but_the_stored_one_is_never_shown(root_client, secret_channel):
+    html = root_client.post(change_url(secret_channel), form_data(key=TYPED, group="")).content.decode()
+    assert _textarea(html, "key") == TYPED and SECRET not in html
+    html = root_client.post(change_url(secret_channel), form_data(key="", group="")).content.decode()
+    assert _textarea(html, "key") == "" and SECRET not in html
+    secret_channel.refresh_from_db()
+    assert secret_channel.key == SECRET
+
+
+def test_a_secret_config_value_typed_survives_an_error_in_another_field(root_client):
+    response = root_client.post(ADD, form_data(type="33", base_url="", key="AKID|secret|us-east-1",
+                                               config_sk="typed-secret-access-key", group=""))
+    assert response.status_code == 200
+    assert _textarea(response.content.decode(), "config_sk") == "typed-secret-access-key"
 
 
 def test_service_errors_show_on_the_form(root_client, secret_channel):

@@ -50,3 +50,23 @@ def test_no_string_in_the_code_is_missing_from_the_catalogue(tmp_path):
     refreshed = tmp_path / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
     stats = _statistics(refreshed)
     assert "untranslated" not in stats and "fuzzy" not in stats, stats
+
+
+def test_the_chinese_pages_address_people_as_ni_never_nin():
+    """你 everywhere: our own strings, and Django's and DRF's strings the pages and the console show."""
+    from django.utils.translation import trans_real
+
+    ours = CATALOGUE.read_text(encoding="utf-8")
+    assert "您" not in ours
+    catalogue = trans_real.translation("zh-hans")._catalog   # ours first, then the apps' and Django's own
+    formal = sorted(str(key) for key, _value in catalogue.items() if "您" in str(catalogue[key]))
+    assert formal == [], "mark them in oneapi_site/borrowed_strings.py and translate them with 你"
+
+
+@pytest.mark.django_db
+def test_the_console_says_ni_to_a_user_it_turns_away(client):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(username="plain"))
+    html = client.get("/admin/login/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "你当前以 plain 登录" in html and "您" not in html

@@ -1,0 +1,164 @@
+"""Links that leave the page (invitation, password reset, OAuth callback) carry the site's real address.
+
+ServerAddress wins when the operator set it; until then (its default is one-api's http://localhost:3000)
+a link shown on a page uses the address the page was opened at, and a mailed reset link uses it only when
+ALLOWED_HOSTS names that host: the requester writes the Host header, the account holder gets the mail.
+"""
+
+import io
+import logging
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.core import mail
+from django.test import Client, RequestFactory
+
+from accounts import limits, oauth
+from billing.services import option_set
+from oneapi_site.config import ConfigError, parse_allowed_hosts
+from oneapi_site.lib import address
+from tests.factories import UserFactory
+from tests.helpers import logged_in
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_sign_in_limit(monkeypatch):
+    monkeypatch.setattr(limits, "CRITICAL_RATE", "100000/20m")
+
+
+@pytest.fixture
+def alice_mail(db):
+    return UserFactory(username="alice", email="alice@example.com")
+
+
+def mailed_link():
+    assert len(mail.outbox) == 1, [m.body for m in mail.outbox]
+    return urlsplit(re.search(r"(\S+/user/reset/\?\S+)", mail.outbox[-1].body).group(1))
+
+
+def invite_link(client, **headers) -> str:
+    html = client.get("/setting/", **headers).content.decode()
+    return re.search(r'id="invite-link" data-testid="invite-link" value="([^"]+)"', html).group(1)
+
+
+# --- invitation (shown on the visitor's own settings page) ---------------------------------------------
+
+def test_the_invite_link_uses_the_address_the_page_was_opened_at(alice_mail):
+    client = logged_in(alice_mail)
+    assert invite_link(client) == f"http://testserver/register/?aff={alice_mail.aff_code}"
+    behind_https = invite_link(client, HTTP_HOST="gw.example.com:8443", HTTP_X_FORWARDED_PROTO="https")
+    assert behind_https == f"https://gw.example.com:8443/register/?aff={alice_mail.aff_code}"
+
+
+@pytest.mark.parametrize("value", ["http://localhost:3000", "http://localhost:3000/", ""])
+def test_the_default_or_empty_server_address_counts_as_unset(alice_mail, value):
+    option_set(key="ServerAddress", value=value)
+    assert invite_link(logged_in(alice_mail), HTTP_HOST="gw.example.com").startswith("http://gw.example.com/register/")
+
+
+def test_a_server_address_the_operator_set_wins(alice_mail):
+    option_set(key="ServerAddress", value="https://api.example.com/")
+    assert invite_link(logged_in(alice_mail), HTTP_HOST="gw.example.com").startswith(
+        "https://api.example.com/register/?aff=")
+
+
+def test_a_host_outside_allowed_hosts_gets_a_400_not_a_link_and_no_traceback(alice_mail, settings):
+    settings.ALLOWED_HOSTS = ["gw.example.com"]
+    handler, = logging.getLogger("django.security.DisallowedHost").handlers   # as settings.LOGGING set it up
+    logged = io.StringIO()
+    previous = handler.setStream(logged)
+    try:
+        response = logged_in(alice_mail).get("/setting/", HTTP_HOST="evil.example")
+    finally:
+        handler.setStream(previous)
+    assert response.status_code == 400
+    assert "Invalid HTTP_HOST header: 'evil.example'" in logged.getvalue()
+    assert "Traceback" not in logged.getvalue()
+
+
+# --- password reset (mailed, in the background) -------------------------------------------------------
+
+def ask_reset_on_the_page(host: str, **extra):
+    return Client().post("/reset/", {"email": "alice@example.com"}, HTTP_HOST=host, **extra)
+
+
+def ask_reset_on_the_api(host: str):
+    return Client().get("/api/reset_password", {"email": "alice@example.com"}, HTTP_HOST=host)
+
+
+@pytest.mark.parametrize("ask", [ask_reset_on_the_page, ask_reset_on_the_api])
+def test_a_reset_link_uses_the_request_host_when_allowed_hosts_names_it(alice_mail, settings, ask):
+    settings.ALLOWED_HOSTS = parse_allowed_hosts("gw.example.com")
+    assert ask("gw.example.com").status_code in (200, 302)
+    link = mailed_link()
+    assert (link.scheme, link.netloc, link.path) == ("http", "gw.example.com", "/user/reset/")
+    assert parse_qs(link.query)["email"] == ["alice@example.com"]
+
+
+def test_a_reset_asked_over_https_links_over_https(alice_mail, settings):
+    settings.ALLOWED_HOSTS = parse_allowed_hosts(".example.com")
+    ask_reset_on_the_page("gw.example.com", HTTP_X_FORWARDED_PROTO="https")
+    link = mailed_link()
+    assert (link.scheme, link.netloc) == ("https", "gw.example.com")
+
+
+@pytest.mark.parametrize("ask", [ask_reset_on_the_page, ask_reset_on_the_api])
+def test_a_forged_host_never_reaches_the_reset_mail(alice_mail, settings, ask):
+    # ALLOWED_HOSTS named: Django refuses the forged host outright.
+    settings.ALLOWED_HOSTS = parse_allowed_hosts("gw.example.com")
+    assert ask("evil.example").status_code == 400
+    assert mail.outbox == []
+
+
+@pytest.mark.parametrize("ask", [ask_reset_on_the_page, ask_reset_on_the_api])
+def test_with_any_host_allowed_the_reset_mail_ignores_the_host_header(alice_mail, settings, ask, caplog):
+    settings.ALLOWED_HOSTS = ["*"]
+    address._warned.clear()
+    with caplog.at_level(logging.WARNING, logger="oneapi"):
+        ask("evil.example")
+    link = mailed_link()
+    assert link.netloc == "localhost:3000" and "evil" not in mail.outbox[0].body
+    assert "ALLOWED_HOSTS" in caplog.text and "ServerAddress" in caplog.text
+    option_set(key="ServerAddress", value="https://api.example.com")
+    mail.outbox.clear()
+    ask("evil.example")
+    assert mailed_link().netloc == "api.example.com"
+
+
+def test_the_warning_is_logged_once(alice_mail, settings, caplog):
+    settings.ALLOWED_HOSTS = ["*"]
+    address._warned.clear()
+    with caplog.at_level(logging.WARNING, logger="oneapi"):
+        ask_reset_on_the_page("a.example")
+        ask_reset_on_the_page("b.example")
+    assert caplog.text.count("Password reset links point at") == 1
+
+
+# --- OAuth callback -----------------------------------------------------------------------------------
+
+def test_the_oauth_callback_uses_the_request_address_until_server_address_is_set(settings):
+    settings.ALLOWED_HOSTS = parse_allowed_hosts("gw.example.com")
+    option_set(key="GitHubClientId", value="client-id")
+    option_set(key="GitHubClientSecret", value="client-secret")
+    option_set(key="GitHubOAuthEnabled", value="true")
+    location = Client().get("/oauth/github/", HTTP_HOST="gw.example.com")["Location"]
+    assert parse_qs(urlsplit(location).query)["redirect_uri"] == ["http://gw.example.com/oauth/github/callback/"]
+    option_set(key="ServerAddress", value="https://api.example.com")
+    request = RequestFactory().get("/oauth/github/", HTTP_HOST="gw.example.com")
+    assert oauth.redirect_uri_for(request, oauth.provider_get("github")) == (
+        "https://api.example.com/oauth/github/callback/")
+
+
+# --- ALLOWED_HOSTS --------------------------------------------------------------------------------------
+
+def test_allowed_hosts_parsing():
+    assert parse_allowed_hosts("") == ["*"] and parse_allowed_hosts("*, gw.example.com") == ["*"]
+    hosts = parse_allowed_hosts("GW.example.com, .example.org")
+    assert hosts[:2] == ["gw.example.com", ".example.org"]
+    assert {"localhost", "127.0.0.1"} <= set(hosts)   # the container's health check calls 127.0.0.1
+    for bad in ("https://gw.example.com", "gw.example.com:443", "gw.example.com/path"):
+        with pytest.raises(ConfigError, match="ALLOWED_HOSTS"):
+            parse_allowed_hosts(bad)
