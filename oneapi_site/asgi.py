@@ -42,6 +42,20 @@ def _trim_daphne_per_request_work() -> None:
 
 _trim_daphne_per_request_work()
 
+
+def _import_cache_backends() -> None:
+    """Build every cache backend here, before any background thread or request can be the first to.
+
+    The first request used to import django-redis (and so redis) while the change listener's thread
+    imported redis too; two threads in redis's circular imports fail one of them, a 500 on /api/status
+    or a listener dead from start-up (issue 8).
+    """
+    from django.core.cache import caches
+
+    caches.all(initialized_only=False)
+
+
+_import_cache_backends()
 relay_app = RelayApp()
 
 from accounts.sessions import start_session_cleaner  # noqa: E402
