@@ -42,6 +42,10 @@ def _trim_daphne_per_request_work() -> None:
 
 _trim_daphne_per_request_work()
 
+from oneapi_site import body_limit  # noqa: E402
+
+body_limit.install()
+
 
 def _import_cache_backends() -> None:
     """Build every cache backend here, before any background thread or request can be the first to.

@@ -45,6 +45,11 @@ try:
     RELAY_TIMEOUT = env_int("RELAY_TIMEOUT", 0)
     GLOBAL_API_RATE_LIMIT = env_int("GLOBAL_API_RATE_LIMIT", 480, minimum=1)
     GLOBAL_WEB_RATE_LIMIT = env_int("GLOBAL_WEB_RATE_LIMIT", 240, minimum=1)
+    # Request bodies, in MB, refused by the server before they are buffered (oneapi_site/body_limit.py).
+    # The relay takes audio files (OpenAI allows 25 MB) and images inside messages; /api and pages take forms.
+    RELAY_MAX_BODY_MB = env_int("RELAY_MAX_BODY_MB", 32, minimum=1)
+    API_MAX_BODY_MB = env_int("API_MAX_BODY_MB", 2, minimum=1)
+    WEB_MAX_BODY_MB = env_int("WEB_MAX_BODY_MB", 2, minimum=1)
     # Fetching images that clients' messages point at (for vendors that need them inline).
     USER_CONTENT_REQUEST_TIMEOUT = env_int("USER_CONTENT_REQUEST_TIMEOUT", 30, minimum=1)
     USER_CONTENT_ALLOW_PRIVATE = env_bool("USER_CONTENT_ALLOW_PRIVATE", False)
@@ -85,6 +90,8 @@ SECRET_KEY = _session_secret()
 ALLOWED_HOSTS = ["*"]
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("CSRF_TRUSTED_ORIGINS").split(",") if o]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Django's own cap on a form or JSON body it reads, no lower than the server's limits above.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_MB, WEB_MAX_BODY_MB) * 1024 * 1024
 
 INSTALLED_APPS = [
     "daphne",
