@@ -16,6 +16,7 @@ from typing import Any
 from django.utils.translation import gettext
 
 from billing.pricing import DEFAULT_COMPLETION_RATIO, DEFAULT_GROUP_RATIO, DEFAULT_MODEL_RATIO
+from oneapi_site.lib import json_depth
 
 DEFAULTS: dict[str, str] = {
     # Accounts
@@ -135,7 +136,7 @@ def parse(key: str, raw: str) -> Any:
             raise OptionError(gettext("%(key)s must be a number") % {"key": key}) from None
     if key in JSON_KEYS:
         try:
-            value = json.loads(raw)
+            value = json_depth.loads(raw)
         except json.JSONDecodeError as exc:
             raise OptionError(gettext("%(key)s is not valid JSON: %(error)s at line %(line)d column %(column)d")
                               % {"key": key, "error": exc.msg, "line": exc.lineno, "column": exc.colno}) from None
