@@ -191,14 +191,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 if REDIS_CONN_STRING:
-    CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+    def _redis_cache(fallback: str) -> dict:
+        """Pages and /api keep working while Redis is down (oneapi_site/redis_cache.py says how)."""
+        return {
+            "BACKEND": "oneapi_site.redis_cache.ResilientRedisCache",
             "LOCATION": REDIS_CONN_STRING,
             "KEY_PREFIX": "oneapi",
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+            # Short timeouts: an unreachable Redis must not hold a request for the OS's minutes.
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "FALLBACK": fallback,
+                        "SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
         }
-    }
+
+    CACHES = {"default": _redis_cache("memory"), "sessions": _redis_cache("none")}
+    SESSION_CACHE_ALIAS = "sessions"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

@@ -66,7 +66,7 @@ def _redis():
     global _client
     with _client_lock:
         if _client is None:
-            _client = redis.Redis.from_url(settings.REDIS_CONN_STRING, socket_timeout=5)
+            _client = redis.Redis.from_url(settings.REDIS_CONN_STRING, socket_timeout=5, socket_connect_timeout=2)
         return _client
 
 

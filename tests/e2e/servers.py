@@ -87,6 +87,10 @@ class RedisServer:
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("redis-server") is not None
+
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
