@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 PORT ?= 3000
 export PORT
 
-.PHONY: run test install install-test install-browser messages install-mysql migrate seed serve bench bench-quick bench-litellm-install clean
+.PHONY: run test install install-test install-browser messages install-mysql db-driver migrate seed serve bench bench-quick bench-litellm-install clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +32,18 @@ install-browser:
 messages: install-browser
 	./locale/build.sh
 
-# mysqlclient compiles against the MariaDB/MySQL client headers (CI and the image install them).
+# mysqlclient compiles against the MariaDB/MySQL client headers, found through pkg-config; both come from apt
+# when missing (as root, like install-browser), as in .ci/run.
 install-mysql: $(VENV)/.installed
+	@if ! pkg-config --exists mysqlclient 2>/dev/null && ! pkg-config --exists libmariadb 2>/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-libmysqlclient-dev pkg-config >/dev/null; fi
 	$(PIP) install --quiet -r requirements-mysql.txt
 
-migrate: install
+# The MySQL driver, installed when SQL_DSN names MySQL/MariaDB (not empty, not postgres://) and it is missing.
+db-driver: install
+	@if [ -n "$$SQL_DSN" ] && ! $(PY) -c "import MySQLdb" 2>/dev/null && echo "$$SQL_DSN" | grep -qv '^postgres'; then $(MAKE) install-mysql; fi
+
+migrate: install db-driver
 	$(PY) manage.py migrate --noinput
 
 seed: migrate
@@ -48,8 +55,7 @@ serve:
 
 run: seed serve
 
-test: install-test install-browser
-	@if [ -n "$$SQL_DSN" ] && ! $(PY) -c "import MySQLdb" 2>/dev/null && echo "$$SQL_DSN" | grep -qv '^postgres'; then $(MAKE) install-mysql; fi
+test: install-test install-browser db-driver
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 # Gateway vs direct vs LiteLLM proxy against a local mock; about 3 minutes. BENCH_ARGS=--skip-litellm etc.

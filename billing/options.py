@@ -17,7 +17,7 @@ from typing import Any
 from django.utils.translation import gettext
 
 from billing.pricing import DEFAULT_COMPLETION_RATIO, DEFAULT_GROUP_RATIO, DEFAULT_MODEL_RATIO
-from oneapi_site.lib import numbers
+from oneapi_site.lib import json_depth, numbers
 from oneapi_site.lib.errors import ValidationError
 
 log = logging.getLogger("oneapi")
@@ -169,12 +169,11 @@ def parse(key: str, raw: str) -> Any:
 
 def _ratios(key: str, text: str) -> dict[str, float]:
     try:
-        value = json.loads(text)
+        value = json_depth.loads(text)
     except json.JSONDecodeError as exc:
         raise OptionError(gettext("%(key)s is not valid JSON: %(error)s at line %(line)d column %(column)d")
                           % {"key": key, "error": exc.msg, "line": exc.lineno, "column": exc.colno}) from None
-    except (ValueError, RecursionError):
-        # A number of more than 4,300 digits (Python refuses to read it) or nesting past the recursion limit.
+    except ValueError:  # a number of more than 4,300 digits: Python refuses to read it
         raise OptionError(gettext("%(key)s must be a JSON object of names to non-negative numbers")
                           % {"key": key}) from None
     if not isinstance(value, dict) or not all(

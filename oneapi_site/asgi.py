@@ -9,9 +9,9 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 django_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from oneapi_site.static_files import StaticFiles  # noqa: E402
 from relay.asgi import RelayApp  # noqa: E402
 
 
@@ -42,6 +42,24 @@ def _trim_daphne_per_request_work() -> None:
 
 _trim_daphne_per_request_work()
 
+from oneapi_site import body_limit  # noqa: E402
+
+body_limit.install()
+
+
+def _import_cache_backends() -> None:
+    """Build every cache backend here, before any background thread or request can be the first to.
+
+    The first request used to import django-redis (and so redis) while the change listener's thread
+    imported redis too; two threads in redis's circular imports fail one of them, a 500 on /api/status
+    or a listener dead from start-up (issue 8).
+    """
+    from django.core.cache import caches
+
+    caches.all(initialized_only=False)
+
+
+_import_cache_backends()
 relay_app = RelayApp()
 
 from accounts.sessions import start_session_cleaner  # noqa: E402
@@ -61,6 +79,6 @@ application = ForwardedClientMiddleware(ProtocolTypeRouter({
         re_path(r"^v1/", relay_app),
         # Chat UIs call these without the /v1 prefix, as one-api allows.
         re_path(r"^dashboard/billing/", relay_app),
-        re_path(r"", ASGIStaticFilesHandler(django_app)),
+        re_path(r"", StaticFiles(django_app)),
     ]),
 }))

@@ -46,6 +46,11 @@ try:
     RELAY_TIMEOUT = env_int("RELAY_TIMEOUT", 0)
     GLOBAL_API_RATE_LIMIT = env_int("GLOBAL_API_RATE_LIMIT", 480, minimum=1)
     GLOBAL_WEB_RATE_LIMIT = env_int("GLOBAL_WEB_RATE_LIMIT", 240, minimum=1)
+    # Request bodies, in MB, refused by the server before they are buffered (oneapi_site/body_limit.py).
+    # The relay takes audio files (OpenAI allows 25 MB) and images inside messages; /api and pages take forms.
+    RELAY_MAX_BODY_MB = env_int("RELAY_MAX_BODY_MB", 32, minimum=1)
+    API_MAX_BODY_MB = env_int("API_MAX_BODY_MB", 2, minimum=1)
+    WEB_MAX_BODY_MB = env_int("WEB_MAX_BODY_MB", 2, minimum=1)
     # Fetching images that clients' messages point at (for vendors that need them inline).
     USER_CONTENT_REQUEST_TIMEOUT = env_int("USER_CONTENT_REQUEST_TIMEOUT", 30, minimum=1)
     USER_CONTENT_ALLOW_PRIVATE = env_bool("USER_CONTENT_ALLOW_PRIVATE", False)
@@ -102,6 +107,8 @@ def _session_secret() -> str:
 SECRET_KEY = _session_secret()
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("CSRF_TRUSTED_ORIGINS").split(",") if o]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Django's own cap on a form or JSON body it reads, no lower than the server's limits above.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_MB, WEB_MAX_BODY_MB) * 1024 * 1024
 
 INSTALLED_APPS = [
     "daphne",
@@ -201,14 +208,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 if REDIS_CONN_STRING:
-    CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+    def _redis_cache(fallback: str) -> dict:
+        """Pages and /api keep working while Redis is down (oneapi_site/redis_cache.py says how)."""
+        return {
+            "BACKEND": "oneapi_site.redis_cache.ResilientRedisCache",
             "LOCATION": REDIS_CONN_STRING,
             "KEY_PREFIX": "oneapi",
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+            # Short timeouts: an unreachable Redis must not hold a request for the OS's minutes.
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "FALLBACK": fallback,
+                        "SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
         }
-    }
+
+    CACHES = {"default": _redis_cache("memory"), "sessions": _redis_cache("none")}
+    SESSION_CACHE_ALIAS = "sessions"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -243,7 +255,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["oneapi_site.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "oneapi_site.api.envelope_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }

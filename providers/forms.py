@@ -9,6 +9,7 @@ from django.forms.boundfield import BoundField
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from oneapi_site.lib import json_depth
 from providers.adapters import ADAPTERS, secret_config_fields
 from providers.labels import type_choices, type_label
 from providers.models import Channel
@@ -91,7 +92,7 @@ class JSONObjectField(forms.JSONField):
         if isinstance(value, dict):
             return value
         try:
-            parsed = json.loads(value)
+            parsed = json_depth.loads(value)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(
                 gettext("%(name)s is not valid JSON: %(error)s at line %(line)d, column %(column)d.")
@@ -101,6 +102,15 @@ class JSONObjectField(forms.JSONField):
             raise forms.ValidationError(gettext('%(name)s must be a JSON object, like {"a": "b"}.')
                                         % {"name": self.name}, code="invalid")
         return parsed
+
+    def bound_data(self, data, initial):
+        """What a form shown again with its errors holds; Django's own parse would recurse on deep input."""
+        if self.disabled or data is None:
+            return super().bound_data(data, initial)
+        try:
+            return json_depth.loads(data)
+        except json.JSONDecodeError:
+            return forms.fields.InvalidJSONInput(data)
 
     def prepare_value(self, value):
         if isinstance(value, forms.fields.InvalidJSONInput):

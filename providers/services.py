@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 
 from accounts.services import ValidationError
-from oneapi_site.lib import changes, numbers
+from oneapi_site.lib import changes, json_depth, numbers
 from oneapi_site.lib.lengths import items_bounded, text_bounded
 from oneapi_site.lib.timeutil import now_ts
 from providers.models import Ability, Channel, split_list
@@ -26,7 +26,7 @@ def _as_json_object(value: Any, field: str) -> dict:
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json_depth.loads(value)
         except json.JSONDecodeError as exc:
             raise ValidationError(f"{field} is not valid JSON: {exc.msg}", field=field) from None
     if not isinstance(value, dict):

@@ -14,16 +14,20 @@ import os
 import re
 import time
 
+from django.conf import settings
+
 from billing.ledger import ledger
 from relay import info, media
 from relay.auth import authenticate
 from relay.cache import cache
-from relay.errors import RelayError
+from relay.errors import RelayError, body_too_large
 from relay.pipeline import relay_text
 
 log = logging.getLogger("oneapi.relay")
 
-MAX_BODY = 32 * 1024 * 1024
+# Daphne refuses a larger body before buffering it (oneapi_site/body_limit.py); this is the same
+# limit for servers without that hook (tests' ASGI transport).
+MAX_BODY = settings.RELAY_MAX_BODY_MB * 1024 * 1024
 
 TEXT_ROUTES = {
     "/v1/chat/completions": "chat",
@@ -104,8 +108,7 @@ async def _read_body(receive) -> bytes | None:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:
-            raise RelayError(413, f"The request body is larger than {MAX_BODY // (1024 * 1024)} MB.",
-                             type="invalid_request_error", code="request_too_large")
+            raise body_too_large(MAX_BODY // (1024 * 1024))
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)

@@ -23,8 +23,14 @@ class RelayError(Exception):
         error.setdefault("type", self.type)
         error.setdefault("param", self.param)
         error.setdefault("code", self.code)
-        error["message"] = f"{self.message} (request id: {request_id})"
+        # The server's own refusals (oneapi_site/body_limit.py) come before any request id exists.
+        error["message"] = f"{self.message} (request id: {request_id})" if request_id else self.message
         return orjson.dumps({"error": error})
+
+
+def body_too_large(limit_mb: int) -> RelayError:
+    return RelayError(413, f"The request body is larger than {limit_mb} MB.", type="invalid_request_error",
+                      code="request_too_large")
 
 
 def bad_request(message: str, *, code: str = "invalid_request", param: str | None = None) -> RelayError:

@@ -13,12 +13,17 @@ import os
 import threading
 from collections.abc import Callable
 
+# Imported here, in the thread that imports this module, never first in the listener's thread: two
+# threads importing redis at once deadlock on its circular imports (_DeadlockError, or "cannot import
+# name ... from partially initialized module"), which killed the listener or failed the first request.
+import redis
 from django.conf import settings
 from django.db import transaction
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "oneapi:changes"
+RETRY_SECONDS = 5.0
 # Messages carry the sender, so an instance does not reload for its own writes twice.
 INSTANCE = os.urandom(8).hex()
 KINDS = ("tokens", "users", "channels", "options")
@@ -61,27 +66,46 @@ def _redis():
     global _client
     with _client_lock:
         if _client is None:
-            import redis
-
-            _client = redis.Redis.from_url(settings.REDIS_CONN_STRING, socket_timeout=5)
+            _client = redis.Redis.from_url(settings.REDIS_CONN_STRING, socket_timeout=5, socket_connect_timeout=2)
         return _client
 
 
 def listen_forever(stop: threading.Event) -> None:
-    """Relay other instances' changes to local listeners (run in a daemon thread)."""
-    import redis
+    """Relay other instances' changes to local listeners (run in a daemon thread).
 
+    Nothing but `stop` ends this loop: an instance that stops listening serves other instances'
+    disabled tokens and channels until SYNC_FREQUENCY, so any failure is logged and retried.
+    """
+    lost = False  # a change published while we were not subscribed may have been missed
     while not stop.is_set():
         try:
-            pubsub = redis.Redis.from_url(settings.REDIS_CONN_STRING).pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(CHANNEL)
-            while not stop.is_set():
-                message = pubsub.get_message(timeout=1.0)
-                if message and message.get("type") == "message":
-                    data = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
-                    sender, _, kind = data.rpartition(":")
-                    if kind in KINDS and sender != INSTANCE:
-                        _notify_local(kind)
+            _listen(stop, after_loss=lost)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if not lost:
+                log.warning("Redis change feed lost (%s); retrying every %g s", type(exc).__name__, RETRY_SECONDS)
         except Exception:
-            log.warning("Redis change feed lost; retrying in 5 s")
-            stop.wait(5)
+            log.exception("Redis change feed failed; retrying in %g s", RETRY_SECONDS)
+        else:
+            return  # stopped
+        lost = True
+        stop.wait(RETRY_SECONDS)
+
+
+def _listen(stop: threading.Event, *, after_loss: bool) -> None:
+    pubsub = redis.Redis.from_url(settings.REDIS_CONN_STRING, socket_connect_timeout=5).pubsub(
+        ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(CHANNEL)
+        if after_loss:
+            log.info("Redis change feed restored; reloading cached data")
+            for kind in KINDS:
+                _notify_local(kind)
+        while not stop.is_set():
+            message = pubsub.get_message(timeout=1.0)
+            if message and message.get("type") == "message":
+                data = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
+                sender, _, kind = data.rpartition(":")
+                if kind in KINDS and sender != INSTANCE:
+                    _notify_local(kind)
+    finally:
+        pubsub.close()

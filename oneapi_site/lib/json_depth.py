@@ -1,0 +1,52 @@
+"""JSON from outside is checked for nesting depth before Python's json module parses it.
+
+The json module recurses once per level, so a body of 100,000 `[` (200 kB) raised RecursionError, a 500
+with a traceback, on /api/user/login and every other JSON route, signed in or not (issue 8). No request
+or option of oneapi nests past a handful of levels; MAX_DEPTH leaves room to spare. The relay parses with
+orjson, which refuses past 1024 levels itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django.utils.translation import gettext
+
+MAX_DEPTH = 64
+
+# A string (whose brackets do not count) or one bracket.
+_TOKENS = {bytes: re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]'),
+           str: re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')}
+_OPENS = {bytes: (b"[", b"{"), str: ("[", "{")}
+
+
+class JSONTooDeep(json.JSONDecodeError):
+    """A JSONDecodeError, so every caller's handler for bad JSON reports it with its line and column."""
+
+
+def check_depth(doc: str | bytes, *, limit: int = MAX_DEPTH) -> None:
+    """Raise JSONTooDeep at the first array or object nested more than `limit` deep."""
+    kind = bytes if isinstance(doc, (bytes, bytearray)) else str
+    square, curly = _OPENS[kind]
+    if doc.count(square) + doc.count(curly) <= limit:
+        return  # too few brackets to be too deep, whatever they are
+    depth = 0
+    for token in _TOKENS[kind].finditer(doc):
+        text = token.group()
+        if text in _OPENS[kind]:
+            depth += 1
+            if depth > limit:
+                text_doc = doc.decode("utf-8", "replace") if kind is bytes else doc
+                position = len(doc[:token.start()].decode("utf-8", "replace")) if kind is bytes else token.start()
+                raise JSONTooDeep(gettext("nested deeper than %(limit)d levels") % {"limit": limit},
+                                  text_doc, position)
+        elif len(text) == 1:
+            depth -= 1
+
+
+def loads(doc: str | bytes, **kwargs: Any) -> Any:
+    """json.loads for text from outside: too deep a document is a JSONDecodeError, not a RecursionError."""
+    check_depth(doc)
+    return json.loads(doc, **kwargs)
