@@ -67,6 +67,25 @@ class Plan:
     fixed_quota: int | None = None  # the price when it is known up front (images, speech)
 
 
+# orjson reads 1024 levels of nesting but writes only 254: a body nested between the two would parse,
+# then fail as the adapter writes it out for the upstream. Refuse it here, with room for the levels
+# an adapter wraps around the client's values. No real request nests anywhere near this deep.
+MAX_NESTING = 128
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Iterative: a recursive walk is what a deep body would overflow."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, (dict, list)):
+                pending.append((child, depth + 1))
+    return False
+
+
 def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
     if not raw:
         raise bad_request("The request body is empty: send a JSON object.", code="invalid_json")
@@ -76,6 +95,9 @@ def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
         raise bad_request(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_json")
+    # Counting brackets runs at memory speed; only a body with that many of them is walked.
+    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING and _nested_deeper_than(body, MAX_NESTING):
+        raise bad_request(f"The request body nests more than {MAX_NESTING} levels deep.", code="invalid_json")
     if path_model and not body.get("model"):
         body["model"] = path_model
     if not body.get("model") and mode in media.DEFAULT_MODELS:
