@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from accounts.models import Token, User
+from oneapi_site.lib.search import keyword_int, prefix
 
 USER_ORDERS = {"quota": "-quota", "used_quota": "-used_quota", "request_count": "-request_count"}
 TOKEN_ORDERS = {"remain_quota": "-remain_quota", "used_quota": "-used_quota"}
@@ -20,9 +21,9 @@ def user_list(*, offset: int, limit: int, order: str = "") -> list[User]:
 def user_search(*, keyword: str, limit: int) -> list[User]:
     """one-api matches the id exactly and username, email or display name by prefix."""
     keyword = keyword.strip()
-    match = Q(username__startswith=keyword) | Q(email__startswith=keyword) | Q(display_name__startswith=keyword)
-    if keyword.isdigit():
-        match |= Q(pk=int(keyword))
+    match = prefix("username", keyword) | prefix("email", keyword) | prefix("display_name", keyword)
+    if (user_id := keyword_int(keyword)) is not None:
+        match |= Q(pk=user_id)
     users = User.objects.exclude(status=User.Status.DELETED).filter(match).order_by("-id")
     return list(users[:limit])
 
@@ -39,7 +40,7 @@ def token_list(*, user: User, offset: int, limit: int, order: str = "") -> list[
 def token_search(*, user: User, keyword: str, limit: int) -> list[Token]:
     """Name prefix; a whole key (with or without `sk-`) also finds its token."""
     keyword = keyword.strip()
-    match = Q(name__startswith=keyword) | Q(key=keyword.removeprefix("sk-"))
+    match = prefix("name", keyword) | Q(key=keyword.removeprefix("sk-"))
     return list(tokens_of(user).filter(match).order_by("-id")[:limit])
 
 

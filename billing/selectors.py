@@ -15,6 +15,7 @@ from django.db.models import Case, CharField, Count, Q, QuerySet, Sum, Value, Wh
 from django.db.models.functions import Coalesce
 
 from billing.models import Log, RedemptionCode
+from oneapi_site.lib.search import keyword_int, prefix
 from oneapi_site.lib.timeutil import now_ts
 
 
@@ -68,10 +69,10 @@ def log_search(*, keyword: str, limit: int, user_id: int | None = None) -> list[
     keyword = keyword.strip()
     logs = Log.objects.all() if user_id is None else Log.objects.filter(user_id=user_id)
     match = Q(pk__in=[])
-    if keyword.lstrip("-").isdigit():
-        match |= Q(type=int(keyword))
+    if (log_type := keyword_int(keyword)) is not None:
+        match |= Q(type=log_type)
     if user_id is None and keyword:
-        match |= Q(content__startswith=keyword)
+        match |= prefix("content", keyword)
     return list(logs.filter(match).order_by("-id")[:limit])
 
 
@@ -117,9 +118,9 @@ def redemption_list(*, offset: int, limit: int) -> list[RedemptionCode]:
 def redemption_search(*, keyword: str, limit: int) -> list[RedemptionCode]:
     """Id exactly or name by prefix (one-api); a whole key also finds its code."""
     keyword = keyword.strip()
-    match = Q(name__startswith=keyword) | Q(key=keyword)
-    if keyword.isdigit():
-        match |= Q(pk=int(keyword))
+    match = prefix("name", keyword) | Q(key=keyword)
+    if (code_id := keyword_int(keyword)) is not None:
+        match |= Q(pk=code_id)
     return list(RedemptionCode.objects.filter(match).order_by("-id")[:limit])
 
 

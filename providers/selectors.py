@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Q
 
 from billing.pricing import DEFAULT_MODEL_RATIO
+from oneapi_site.lib.search import keyword_int, prefix
 from providers.models import Ability, Channel
 
 
@@ -15,9 +16,9 @@ def channel_list(*, offset: int, limit: int) -> list[Channel]:
 def channel_search(*, keyword: str, limit: int) -> list[Channel]:
     """one-api matches the id, the name by prefix, or the whole key (the key is never shown)."""
     keyword = keyword.strip()
-    match = Q(name__startswith=keyword)
-    if keyword.isdigit():
-        match |= Q(pk=int(keyword))
+    match = prefix("name", keyword)
+    if (channel_id := keyword_int(keyword)) is not None:
+        match |= Q(pk=channel_id)
     if keyword:
         match |= Q(key=keyword)
     return list(Channel.objects.filter(match).order_by("-id")[:limit])
