@@ -226,7 +226,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["oneapi_site.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "oneapi_site.api.envelope_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
