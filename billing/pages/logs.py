@@ -19,8 +19,11 @@ ID_MAX = 2**63 - 1  # BIGINT: a larger number is no id, and the database would r
 
 def _id_param(request, name: str) -> int | None:
     value = request.GET.get(name, "").strip()
-    # isdecimal, not isdigit: "²" is a digit that int() refuses.
-    return int(value) if value.isdecimal() and value.isascii() and int(value) <= ID_MAX else None
+    # isdecimal, not isdigit: "²" is a digit that int() refuses; and int() refuses past 4,300 digits,
+    # so the length is checked first (an id has at most 19).
+    if not (value.isdecimal() and value.isascii() and len(value) <= len(str(ID_MAX))):
+        return None
+    return int(value) if int(value) <= ID_MAX else None
 
 
 @login_required
