@@ -243,7 +243,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"refused_request": {"()": "oneapi_site.lib.log_filters.RefusedRequest"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "DEBUG" if DEBUG else "INFO"},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Oversized forms: Django answers 400 but logs a traceback at ERROR; a warning line says enough.
+        **{f"django.security.{name}": {"filters": ["refused_request"]}
+           for name in ("RequestDataTooBig", "TooManyFieldsSent", "TooManyFilesSent")},
+    },
 }
