@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+
 class RefusedRequest(logging.Filter):
     """A client's oversized form is the client's mistake: one warning line, no traceback. (Django refuses
     it with a 400 but logs it at ERROR with a traceback, as if the server had failed.)"""

@@ -14,7 +14,8 @@ MODELS = ("gpt-4o-mini", "gpt-3.5-turbo", "text-embedding-3-small", "gpt-3.5-tur
           "dall-e-3", "tts-1", "whisper-1", "gpt-4o-transcribe", "text-moderation-stable", "rerank-1")
 
 models = st.one_of(st.sampled_from(MODELS), strings, json_values)
-IMAGE = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+IMAGE = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAA"
+         "AABJRU5ErkJggg==")  # one pixel
 # Image addresses that stay on this machine: nothing a test does may reach the internet.
 image_urls = st.one_of(st.sampled_from((IMAGE, "data:image/png;base64,", "data:image/png;base64,%%%", "data:,",
                                         "data:image/jpeg;base64," + "A" * 5000, "http://127.0.0.1:9/cat.png",

@@ -98,13 +98,13 @@ def _huge(char_and_length: tuple[str, int]) -> str:
     return char * length
 
 
-def _long_number(spec: tuple[str, str, int]) -> str:
+def long_number(spec: tuple[str, str, int]) -> str:
     head, digit, count = spec
     return head + digit * count
 
 
 edge_numbers = st.one_of(st.sampled_from(PLAIN_NUMBERS), st.sampled_from(HOSTILE_NUMBERS),
-                         st.sampled_from(LONG_NUMBERS).map(_long_number))
+                         st.sampled_from(LONG_NUMBERS).map(long_number))
 
 _finite = st.one_of(st.integers(), st.integers(min_value=-(2**70), max_value=2**70),
                     st.floats(allow_nan=False, allow_infinity=False))
@@ -113,7 +113,7 @@ _bounds = st.sampled_from((0, 1, -1, 2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 2
                            2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64 - 1, 2**64, 10**18, 10**20, 10**30))
 plain_numbers = st.one_of(st.sampled_from(PLAIN_NUMBERS).map(Raw), _bounds, _finite)
 numbers = st.one_of(st.sampled_from(PLAIN_NUMBERS).map(Raw), _bounds, _finite,
-                    st.one_of(st.sampled_from(HOSTILE_NUMBERS), st.sampled_from(LONG_NUMBERS).map(_long_number))
+                    st.one_of(st.sampled_from(HOSTILE_NUMBERS), st.sampled_from(LONG_NUMBERS).map(long_number))
                     .map(Raw))
 
 plain_strings = st.one_of(

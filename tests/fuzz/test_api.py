@@ -7,13 +7,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from django.test import Client
 from hypothesis import given
 from hypothesis import strategies as st
 
 from billing import options
 from tests.fuzz.api_world import isolated_example, make_world, path_ids, queries, query_string
 from tests.fuzz.checks import assert_envelope
-from tests.fuzz.strategies import JSON_TYPES, OTHER_TYPES, bodies, edge_numbers, json_values, numbers, strings
+from tests.fuzz.strategies import (
+    EDGE_NUMBERS,
+    JSON_TYPES,
+    LONG_NUMBERS,
+    OTHER_TYPES,
+    Raw,
+    bodies,
+    edge_numbers,
+    encode,
+    json_values,
+    long_number,
+    numbers,
+    strings,
+    to_json,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -89,7 +104,6 @@ ROUTES = [
 ]
 
 # Values a field of that kind is likely to be sent wrong with (the type swaps come from `bodies`).
-_numbers_as_text = edge_numbers
 _OPTION_KEYS = st.sampled_from(sorted(options.DEFAULTS))
 
 
@@ -99,12 +113,12 @@ def likely_for(base: dict) -> dict:
         if isinstance(value, bool):
             likely[name] = st.one_of(st.booleans(), st.sampled_from(("true", "false", "1", "0", "yes", "")), numbers)
         elif isinstance(value, int):
-            likely[name] = st.one_of(numbers, _numbers_as_text, strings)
+            likely[name] = st.one_of(numbers, edge_numbers, strings)
         else:
-            likely[name] = st.one_of(strings, _numbers_as_text, json_values)
+            likely[name] = st.one_of(strings, edge_numbers, json_values)
     if "key" in base and "value" in base:  # an option: a real key, any value
         likely["key"] = st.one_of(_OPTION_KEYS, strings)
-        likely["value"] = st.one_of(_numbers_as_text, strings, json_values, st.sampled_from(
+        likely["value"] = st.one_of(edge_numbers, strings, json_values, st.sampled_from(
             ("true", "false", "{}", "[]", '{"default": NaN}', '{"gpt-4o": -1}', '{"a": 1e400}', "http://127.0.0.1:9/")))
     return likely
 
@@ -174,11 +188,9 @@ NUMERIC = [(route, name) for route in ROUTES if route.body is not None
 @pytest.mark.parametrize("route, name", NUMERIC, ids=[f"{r} {n}" for r, n in NUMERIC])
 def test_every_edge_number_in_every_numeric_field_gets_the_envelope(api_world, log_watch, route, name):
     """Not drawn but swept: each edge number, as a JSON number and as a string, in each numeric field."""
-    from tests.fuzz.strategies import EDGE_NUMBERS, LONG_NUMBERS, Raw, _long_number, encode, to_json
-
     base = route.body(api_world) if callable(route.body) else route.body
     failures = []
-    for text in (*EDGE_NUMBERS, *map(_long_number, LONG_NUMBERS)):
+    for text in (*EDGE_NUMBERS, *map(long_number, LONG_NUMBERS)):
         for value in (Raw(text), text):
             with isolated_example():
                 log_watch.clear()
@@ -198,11 +210,9 @@ PARAMETERS = [(route, name) for route in ROUTES for name, value in route.query.i
 @pytest.mark.parametrize("route, name", PARAMETERS, ids=[f"{r} {n}" for r, n in PARAMETERS])
 def test_every_edge_number_in_every_numeric_parameter_gets_the_envelope(api_world, log_watch, route, name):
     """Not drawn but swept: each edge number in each numeric query parameter, the others as given."""
-    from tests.fuzz.strategies import EDGE_NUMBERS, LONG_NUMBERS, _long_number
-
     path = route.path.replace("{channel}", str(api_world.channel_id))
     failures = []
-    for text in (*EDGE_NUMBERS, *map(_long_number, LONG_NUMBERS)):
+    for text in (*EDGE_NUMBERS, *map(long_number, LONG_NUMBERS)):
         query = query_string([(key, text if key == name else value) for key, value in route.query.items()])
         with isolated_example():
             log_watch.clear()
@@ -224,10 +234,6 @@ OPTION_VALUES = ("NaN", "Infinity", "-Infinity", "1e400", "1e500000", "-1", "0",
 def test_every_option_takes_any_value_and_the_site_still_answers(api_world, log_watch, key):
     """Not drawn but swept: root sets the option to each odd value; then the option is read back, the public
     status asked for and pages shown (money on them too), each of which must still answer."""
-    from django.test import Client
-
-    from tests.fuzz.strategies import Raw, to_json
-
     signed_in = Client()
     signed_in.force_login(api_world.alice)
     # Pages that show money and prices, after options that are numbers, switches or price maps.

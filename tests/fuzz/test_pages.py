@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.fuzz.api_world import isolated_example, make_world, path_ids, queries, query_string
 from tests.fuzz.checks import assert_page
-from tests.fuzz.strategies import encode
+from tests.fuzz.strategies import EDGE_NUMBERS, LONG_NUMBERS, encode, long_number
 
 pytestmark = pytest.mark.django_db
 
@@ -127,11 +127,9 @@ NUMERIC = [(page, name) for page in PAGES for name, value in page.form.items() i
 @pytest.mark.parametrize("page, name", NUMERIC, ids=[f"{p} {n}" for p, n in NUMERIC])
 def test_every_edge_number_in_every_numeric_field_gets_a_page_or_a_refusal(page_world, log_watch, page, name):
     """Not drawn but swept: each edge number in each numeric field, the other fields as the form sends them."""
-    from tests.fuzz.strategies import EDGE_NUMBERS, LONG_NUMBERS, _long_number
-
     path = page.path.replace("{token}", str(page_world.token_id))
     failures = []
-    for text in (*EDGE_NUMBERS, *map(_long_number, LONG_NUMBERS)):
+    for text in (*EDGE_NUMBERS, *map(long_number, LONG_NUMBERS)):
         params = [(key, text if key == name else value) for key, value in page.form.items()]
         with isolated_example():
             log_watch.clear()

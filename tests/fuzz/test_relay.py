@@ -5,14 +5,28 @@ from __future__ import annotations
 
 import pytest
 from aiohttp import web
+from asgiref.sync import sync_to_async
 from hypothesis import given
 from hypothesis import strategies as st
 
+from accounts.models import User
+from relay.cache import cache
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.fuzz.checks import assert_openai_answer
 from tests.fuzz.multipart import uploads
 from tests.fuzz.relay_bodies import MODELS, ROUTES
-from tests.fuzz.strategies import SPECIAL_STRINGS, bodies, edge_numbers, encode, json_only
+from tests.fuzz.strategies import (
+    EDGE_NUMBERS,
+    LONG_NUMBERS,
+    SPECIAL_STRINGS,
+    Raw,
+    bodies,
+    edge_numbers,
+    encode,
+    json_only,
+    long_number,
+    to_json,
+)
 from tests.helpers import flush
 from tests.mock_upstream import Behaviour, MockUpstream
 
@@ -118,15 +132,9 @@ suffixes = st.one_of(edge_numbers, st.sampled_from(SPECIAL_STRINGS), st.text(max
 async def test_any_authorization_header_is_refused_or_served(relay_client, fuzz_world, log_watch, data):
     """A key with a channel pinned (sk-KEY-CHANNEL, admins only), malformed, or not a key at all."""
     key = fuzz_world.token.key
-    admin = data.draw(st.booleans(), label="admin")
-    if admin:
-        from accounts.models import User
-        from asgiref.sync import sync_to_async
-
-        await sync_to_async(User.objects.filter(pk=fuzz_world.user.pk).update)(role=User.Role.ADMIN)
-    from relay.cache import cache
-
-    cache.clear()
+    role = User.Role.ADMIN if data.draw(st.booleans(), label="admin") else User.Role.COMMON
+    await sync_to_async(User.objects.filter(pk=fuzz_world.user.pk).update)(role=role)
+    cache.clear()  # the relay caches users: let it see the role
     header = data.draw(st.one_of(
         suffixes.map(lambda s: f"Bearer sk-{key}-{s}"),
         suffixes.map(lambda s: f"sk-{key}-{fuzz_world.channel.pk}-{s}"),
@@ -145,12 +153,10 @@ NUMBER_FIELDS = ("max_tokens", "max_completion_tokens", "n", "temperature", "top
 async def test_every_edge_number_in_every_numeric_field_is_answered_or_refused(relay_client, fuzz_world, log_watch,
                                                                               path):
     """Not drawn but swept: each edge number, as a JSON number and as a string, in each numeric field."""
-    from tests.fuzz.strategies import EDGE_NUMBERS, LONG_NUMBERS, Raw, _long_number, to_json
-
     base, _ = ROUTES[path]
     failures = []
     for name in NUMBER_FIELDS:
-        for text in (*EDGE_NUMBERS, *map(_long_number, LONG_NUMBERS)):
+        for text in (*EDGE_NUMBERS, *map(long_number, LONG_NUMBERS)):
             for value in (Raw(text), text):
                 try:
                     await _check(relay_client, fuzz_world, log_watch, "POST", path,

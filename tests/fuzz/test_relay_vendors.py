@@ -24,9 +24,8 @@ from tests.providers.mock_ali import MockAli
 from tests.providers.mock_anthropic import MockAnthropic
 from tests.providers.mock_baidu import MockBaidu
 from tests.providers.mock_bedrock import MockBedrock
-from tests.providers.mock_cloudflare import ACCOUNT
+from tests.providers.mock_cloudflare import ACCOUNT, MockCloudflare
 from tests.providers.mock_cloudflare import KEY as CLOUDFLARE_KEY
-from tests.providers.mock_cloudflare import MockCloudflare
 from tests.providers.mock_cohere import MockCohere
 from tests.providers.mock_coze import MockCoze
 from tests.providers.mock_gemini import MockGemini

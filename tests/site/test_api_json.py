@@ -16,7 +16,8 @@ pytestmark = pytest.mark.django_db
     ("POST", "/api/token/", rb'{"name": "k", "models": ["gpt-4o", "\udfff"]}'),
     ("POST", "/api/channel/", rb'{"type": 1, "name": "c", "key": "sk-x", "models": "gpt\ud800"}'),
     ("POST", "/api/channel/", rb'{"type": 1, "name": "c", "key": "sk-x", "models": "a", "group": "d\ud800"}'),
-    ("POST", "/api/channel/", rb'{"type": 1, "name": "c", "key": "sk-x", "models": "a", "model_mapping": {"a": "\ud800"}}'),
+    ("POST", "/api/channel/", rb'{"type": 1, "name": "c", "key": "sk-x", "models": "a", '
+                              rb'"model_mapping": {"a": "\ud800"}}'),
     ("POST", "/api/channel/", rb'{"type": 1, "name": "c", "key": "sk-x", "models": "a", "config": {"\ud800": "x"}}'),
     ("PUT", "/api/option/", rb'{"key": "SystemName", "value": "\ud800"}'),
     ("POST", "/api/user/login", rb'{"username": "\udc00", "password": "x"}'),
@@ -28,5 +29,6 @@ def test_a_lone_surrogate_is_refused_as_bad_json_and_nothing_is_stored(root_api,
 
 
 def test_a_surrogate_pair_is_text(root_api):
-    response = root_api.generic("POST", "/api/token/", rb'{"name": "\ud83d\ude00 key"}', content_type="application/json")
+    body = rb'{"name": "\ud83d\ude00 key"}'
+    response = root_api.generic("POST", "/api/token/", body, content_type="application/json")
     assert envelope(response)["name"] == "😀 key"
