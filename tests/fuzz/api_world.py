@@ -50,11 +50,8 @@ def isolated_example():
     from django.core.cache import cache
 
     from billing import options
-    from providers.services import TEST_ALL_LOCK
 
     cache.clear()  # the per-IP limits on sign-in would refuse every later example
-    # A test of all channels would start a thread; with this lock held it only reports progress.
-    cache.set(TEST_ALL_LOCK, 1, None)
     try:
         with transaction.atomic():
             yield
