@@ -6,6 +6,7 @@ from django.db.models import Q, QuerySet
 
 from accounts.models import DEFAULT_ROOT_PASSWORD, Token, User
 from oneapi_site.lib import numbers
+from oneapi_site.lib.search import prefix
 
 USER_ORDERS = {"quota": "-quota", "used_quota": "-used_quota", "request_count": "-request_count"}
 TOKEN_ORDERS = {"remain_quota": "-remain_quota", "used_quota": "-used_quota"}
@@ -21,7 +22,7 @@ def user_list(*, offset: int, limit: int, order: str = "") -> list[User]:
 def user_search(*, keyword: str, limit: int) -> list[User]:
     """one-api matches the id exactly and username, email or display name by prefix."""
     keyword = keyword.strip()
-    match = Q(username__startswith=keyword) | Q(email__startswith=keyword) | Q(display_name__startswith=keyword)
+    match = prefix("username", keyword) | prefix("email", keyword) | prefix("display_name", keyword)
     user_id = numbers.int_or_none(keyword, minimum=0)  # not isdigit(): "²" is a digit int() refuses
     if user_id is not None:
         match |= Q(pk=user_id)
@@ -50,7 +51,7 @@ def token_list(*, user: User, offset: int, limit: int, order: str = "") -> list[
 def token_search(*, user: User, keyword: str, limit: int) -> list[Token]:
     """Name prefix; a whole key (with or without `sk-`) also finds its token."""
     keyword = keyword.strip()
-    match = Q(name__startswith=keyword) | Q(key=keyword.removeprefix("sk-"))
+    match = prefix("name", keyword) | Q(key=keyword.removeprefix("sk-"))
     return list(tokens_of(user).filter(match).order_by("-id")[:limit])
 
 

@@ -7,6 +7,7 @@ checks a code need not be the one that sent it. Each record carries its own expi
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from urllib.parse import urlencode
@@ -35,18 +36,24 @@ RESET_TTL = 10 * 60
 RESET_PATH = "/user/reset/"  # one-api's link; the page of the same path lets the user choose a password
 
 
+def _address_key(kind: str, email: str) -> str:
+    """A cache key for an address as typed: hashed, so any length or character makes a valid key
+    (a reset form can send a megabyte of control characters as its "e-mail")."""
+    return f"oneapi:{kind}:{hashlib.sha256(email.encode('utf-8', 'surrogatepass')).hexdigest()}"
+
+
 def _code_key(email: str) -> str:
-    return f"oneapi:email-code:{email}"
+    return _address_key("email-code", email)
 
 
 def _attempts_key(email: str) -> str:
     """Wrong guesses at the live code, counted apart from it with the cache's atomic incr: a get-then-set
     inside the code's record would let parallel guesses each count from the same stale number."""
-    return f"oneapi:email-code-attempts:{email}"
+    return _address_key("email-code-attempts", email)
 
 
 def _reset_key(email: str) -> str:
-    return f"oneapi:reset-token:{email}"
+    return _address_key("reset-token", email)
 
 
 def email_normalize(email: str) -> str:

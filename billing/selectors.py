@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce
 
 from billing.models import Log, RedemptionCode
 from oneapi_site.lib import numbers
+from oneapi_site.lib.search import prefix
 from oneapi_site.lib.timeutil import now_ts
 
 
@@ -73,7 +74,7 @@ def log_search(*, keyword: str, limit: int, user_id: int | None = None) -> list[
     if log_type is not None:
         match |= Q(type=log_type)
     if user_id is None and keyword:
-        match |= Q(content__startswith=keyword)
+        match |= prefix("content", keyword)
     return list(logs.filter(match).order_by("-id")[:limit])
 
 
@@ -115,7 +116,7 @@ def redemption_list(*, offset: int, limit: int) -> list[RedemptionCode]:
 def redemption_search(*, keyword: str, limit: int) -> list[RedemptionCode]:
     """Id exactly or name by prefix (one-api); a whole key also finds its code."""
     keyword = keyword.strip()
-    match = Q(name__startswith=keyword) | Q(key=keyword)
+    match = prefix("name", keyword) | Q(key=keyword)
     code_id = numbers.int_or_none(keyword, minimum=0)
     if code_id is not None:
         match |= Q(pk=code_id)

@@ -1,6 +1,12 @@
-"""The JSON parser of /api (REST_FRAMEWORK's DEFAULT_PARSER_CLASSES)."""
+"""The JSON parser of `/api` (REST_FRAMEWORK's DEFAULT_PARSER_CLASSES): DRF's, stricter.
+
+Its own module: DRF reads DEFAULT_PARSER_CLASSES while `rest_framework.views` is being imported, so
+the parser may not live beside the views' helpers in oneapi_site/api.py (a circular import).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.conf import settings
 from rest_framework import parsers
@@ -11,12 +17,35 @@ from oneapi_site.lib import json_depth
 
 
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, with the nesting depth checked first (a deep body was a RecursionError, a 500)."""
+    """DRF's JSON parser with the nesting depth checked first (a deep body was a RecursionError, a 500),
+    refusing a string holding a lone UTF-16 surrogate ("\\ud800" unpaired): Python's json module reads
+    one, but it is no Unicode text, no UTF-8 column can store it, so saving it was a 500. (The relay's
+    orjson refuses them too.)"""
 
     def parse(self, stream, media_type=None, parser_context=None):
         encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
         try:
             text = stream.read().decode(encoding)
-            return json_depth.loads(text, parse_constant=drf_json.strict_constant if self.strict else None)
+            data = json_depth.loads(text, parse_constant=drf_json.strict_constant if self.strict else None)
         except ValueError as exc:  # bytes that are not text, bad JSON, or JSON too deep
             raise ParseError(f"JSON parse error - {exc}") from None
+        if holds_lone_surrogate(data):
+            raise ParseError("a string holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text")
+        return data
+
+
+def holds_lone_surrogate(data: Any) -> bool:
+    pending = [data]  # iterative, though json_depth already bounds the nesting
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False

@@ -271,12 +271,15 @@ GITHUB_API_BASE = "https://api.github.com"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-                   "one_line": {"()": "oneapi_site.lib.logformat.WithoutTraceback",
-                                "format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"},
-                 "console_one_line": {"class": "logging.StreamHandler", "formatter": "one_line"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"refused_request": {"()": "oneapi_site.lib.log_filters.RefusedRequest"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "DEBUG" if DEBUG else "INFO"},
-    "loggers": {"django.db.backends": {"level": "INFO"},
-                "django.security.DisallowedHost": {"handlers": ["console_one_line"], "propagate": False}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Requests Django refuses with a 400 (oversized forms, a Host outside ALLOWED_HOSTS) are the client's
+        # doing, yet Django logs them at ERROR with a traceback; a warning line says enough.
+        **{f"django.security.{name}": {"filters": ["refused_request"]}
+           for name in ("RequestDataTooBig", "TooManyFieldsSent", "TooManyFilesSent", "DisallowedHost")},
+    },
 }

@@ -6,6 +6,7 @@ from django.db.models import Q
 
 from billing.pricing import DEFAULT_MODEL_RATIO
 from oneapi_site.lib import numbers
+from oneapi_site.lib.search import prefix
 from providers.models import Ability, Channel
 
 
@@ -16,7 +17,7 @@ def channel_list(*, offset: int, limit: int) -> list[Channel]:
 def channel_search(*, keyword: str, limit: int) -> list[Channel]:
     """one-api matches the id, the name by prefix, or the whole key (the key is never shown)."""
     keyword = keyword.strip()
-    match = Q(name__startswith=keyword)
+    match = prefix("name", keyword)
     channel_id = numbers.int_or_none(keyword, minimum=0)
     if channel_id is not None:
         match |= Q(pk=channel_id)

@@ -181,6 +181,10 @@ class ChannelTestResult:
 def _test_model(channel: Channel, requested: str | None) -> str:
     models = channel.model_list
     if requested:
+        # The test's log keeps the model's name in a column of this size, as routes do.
+        limit = Ability._meta.get_field("model").max_length
+        if len(requested) > limit:
+            raise ValidationError(f"model must be at most {limit} characters", field="model")
         return requested
     # one-api's default, unless the channel does not serve it.
     return "gpt-3.5-turbo" if not models or "gpt-3.5-turbo" in models else models[0]

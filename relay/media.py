@@ -54,6 +54,8 @@ def validate(mode: str, body: dict) -> None:
             raise bad_request("dall-e-3 makes one image per request: `n` must be 1.", param="n")
         sizes = DALLE_SIZES.get(model)
         size = body.get("size", "1024x1024")
+        if not isinstance(size, str):  # the price is looked up by it, for every image model
+            raise bad_request("`size` must be a string such as 1024x1024.", param="size")
         if sizes is not None and size not in sizes:
             raise bad_request(f"`size` must be one of {', '.join(sizes)} for {model}.", param="size")
     elif mode == "speech":

@@ -32,7 +32,7 @@ from providers.adapters.base import (
     network_failure,
     read_timeout,
 )
-from relay import http, media, tokenizer
+from relay import http, media, shapes, tokenizer
 from relay.auth import Caller, check_model_allowed
 from relay.cache import Routes, cache, pick
 from relay.errors import RelayError, bad_request
@@ -119,6 +119,7 @@ def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
     elif mode == "embeddings" and body.get("input") in (None, "", []):
         raise bad_request("`input` is required.", param="input")
     media.validate(mode, body)
+    shapes.check(mode, body)
     max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
     if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 0):
         raise bad_request("`max_tokens` must be a non-negative integer.", param="max_tokens")

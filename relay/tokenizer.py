@@ -25,10 +25,22 @@ def encoding_for(model: str):
     return _encoding("o200k_base" if model.startswith(_O200K_PREFIXES) else "cl100k_base")
 
 
+# bpe-openai refuses a text of a million characters or more, and one that makes more than 200,000
+# tokens; a character makes at most 4 tokens (one per UTF-8 byte), so 40,000 characters stay under both.
+# Cutting a text there miscounts a token or two at each cut, which an estimate can afford.
+SLICE = 40_000
+
+
+def _count(enc, text: str) -> int:
+    # disallowed_special=(): "<|endoftext|>" in a client's text is text to count, not an error.
+    return sum(len(enc.encode(text[start:start + SLICE], disallowed_special=()))
+               for start in range(0, len(text), SLICE))
+
+
 def count_text(text: str, model: str) -> int:
     if not text:
         return 0
-    return len(encoding_for(model).encode(text))
+    return _count(encoding_for(model), text)
 
 
 def _content_text(content: Any) -> tuple[str, int]:
@@ -64,17 +76,18 @@ def count_messages(messages: Any, model: str) -> int:
         text, images = _content_text(message.get("content"))
         total += images
         if text:
-            total += len(enc.encode(text))
+            total += _count(enc, text)
         role = message.get("role")
         if isinstance(role, str):
-            total += len(enc.encode(role))
+            total += _count(enc, role)
         name = message.get("name")
         if isinstance(name, str):
-            total += 1 + len(enc.encode(name))
-        for call in message.get("tool_calls") or ():
+            total += 1 + _count(enc, name)
+        calls = message.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict):
-                total += len(enc.encode(str(fn.get("name", "")) + str(fn.get("arguments", ""))))
+                total += _count(enc, str(fn.get("name", "")) + str(fn.get("arguments", "")))
     return total
 
 

@@ -154,6 +154,13 @@ def test_login_ignores_a_next_that_leaves_the_site(client, alice, target):
     assert response["Location"] == reverse("dashboard")
 
 
+@pytest.mark.parametrize("target", ["0", "logout", "token"])
+def test_login_ignores_a_next_that_is_no_path(client, alice, target):
+    # redirect() reads such a word as a view name: "logout" sent the user there, "0" was a 500.
+    response = client.post(reverse("login"), {"username": "alice", "password": PASSWORD, "next": target})
+    assert response["Location"] == reverse("dashboard")
+
+
 def login_form_html(response):
     html = text(response)
     return html[html.index('id="login-form"'):html.index("</form>", html.index('id="login-form"'))]

@@ -274,8 +274,11 @@ def test_disable_then_enable(alice_client, alice_token):
     assert alice_token.status == Token.Status.ENABLED
 
 
-def test_status_ignores_a_foreign_next(alice_client, alice_token):
-    response = alice_client.post(f"/token/{alice_token.pk}/status/", {"status": "2", "next": "https://evil.example/"})
+@pytest.mark.parametrize("target", ["https://evil.example/", "0", "logout"])
+def test_status_and_delete_ignore_a_next_that_is_no_path_here(alice_client, alice_token, target):
+    response = alice_client.post(f"/token/{alice_token.pk}/status/", {"status": "2", "next": target})
+    assert response["Location"] == "/token/"
+    response = alice_client.post(f"/token/{alice_token.pk}/delete/", {"next": target})
     assert response["Location"] == "/token/"
 
 

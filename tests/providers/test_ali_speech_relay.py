@@ -110,3 +110,10 @@ def test_audio_that_is_not_wav_is_a_502_not_retried():
     with pytest.raises(UpstreamError) as err:
         ali_audio.speech_answer(b"ID3" + bytes(64), {"response_format": "pcm"})
     assert (err.value.status, err.value.retryable) == (502, False) and "not WAV" in err.value.message
+
+
+async def test_a_response_format_that_is_not_a_string_is_refused_before_the_vendor(relay_client, sw):
+    response = await relay_client.post("/v1/audio/speech", json=speech(response_format=["wav"]), headers=sw.auth)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "response_format"
+    assert sw.upstream.requests == []

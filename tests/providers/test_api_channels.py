@@ -5,6 +5,7 @@ from unittest import mock
 
 import pytest
 
+from billing.models import Log
 from providers.models import Ability, Channel
 from providers.services import ChannelTestResult
 from tests.api_fixtures import *  # noqa: F401,F403
@@ -189,3 +190,13 @@ def test_models_by_channel_type(alice_api):
     data = envelope(alice_api.get("/api/models"))
     assert "gpt-4o" in data["1"] and "claude-3-7-sonnet-20250219" not in data["1"]
     assert set(data) >= {"1", "3", "50"}
+
+
+def test_channel_test_of_a_model_name_past_the_column_is_refused_before_any_call(staff_api):
+    # The test's log row could not hold it: MariaDB refused the insert (a 500) after the upstream was called.
+    channel = ChannelFactory(base_url="http://127.0.0.1:9")
+    with mock.patch("relay.probe.probe") as probe:
+        body = envelope(staff_api.get(f"/api/channel/test/{channel.pk}", {"model": "m" * 256}), success=False)
+    assert body["field"] == "model" and "255" in body["message"]
+    probe.assert_not_called()
+    assert not Log.objects.filter(type=Log.Type.TEST).exists()

@@ -226,3 +226,10 @@ async def test_qianfan_v2_is_relayed_to_v2_with_a_bearer_key(relay_client, trans
     assert (sent.path, sent.headers["Authorization"]) == ("/v2/chat/completions", "Bearer bce-v3/ALTAK-x/y")
     log = await consume_log()
     assert (log.prompt_tokens, log.completion_tokens) == (11, 7)
+
+
+async def test_functions_that_are_not_an_array_are_refused_before_the_vendor(relay_client, bw):
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "functions": True}, headers=bw.auth)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "functions"
+    assert bw.upstream.requests == []

@@ -201,3 +201,11 @@ async def test_rerank_goes_to_cohere_and_is_billed_by_the_texts_tokens(relay_cli
     log = await consume_log()
     texts = ["capital of France", "Berlin is in Germany", "Paris is the capital of France", "Rome"]
     assert log.prompt_tokens == tokenizer.count_input(texts, "rerank-v3.5")
+
+
+async def test_rerank_documents_of_another_type_are_refused_before_the_vendor(relay_client, cw):
+    body = {"model": "rerank-v3.5", "query": "which is a fruit", "documents": [["apple"], "car"]}
+    response = await relay_client.post("/v1/rerank", json=body, headers=cw.auth)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "documents"
+    assert cw.upstream.requests == []

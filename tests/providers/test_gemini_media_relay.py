@@ -221,3 +221,11 @@ async def test_an_answer_without_audio_is_a_502_that_says_what_gemini_said(relay
     assert response.status_code == 502
     assert "I can only read the text aloud." in response.json()["error"]["message"]
     assert await no_consume_log()
+
+
+async def test_a_speech_format_that_is_not_a_string_is_refused_before_the_vendor(relay_client, gw):
+    body = {"model": TTS, "input": TEXT, "voice": "alloy", "response_format": {"type": "wav"}}
+    response = await relay_client.post("/v1/audio/speech", json=body, headers=gw.auth)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "response_format"
+    assert gw.upstream.requests == []

@@ -134,3 +134,9 @@ async def test_output_filtered_mid_answer_finishes_with_content_filter(relay_cli
     choice = response.json()["choices"][0]
     assert (choice["message"]["content"], choice["finish_reason"]) == ("关于这个问题，", "content_filter")
     assert (await consume_log()).completion_tokens > 0
+
+
+async def test_a_tool_that_is_not_an_object_is_refused_before_the_vendor(relay_client, sw):
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "tools": [None]}, headers=sw.auth)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "tools"

@@ -138,3 +138,15 @@ async def test_unreachable_channel_is_a_502_and_costs_nothing(client, world):
     assert "sk-upstream-secret" not in response.text
     await flush()
     assert not await sync_to_async(Log.objects.exists)()
+
+
+async def test_any_text_is_billed_by_a_local_count_when_the_upstream_reports_no_usage(client, world):
+    # "<|endoftext|>" and a million characters: each once made the tokenizer raise as the bill was made.
+    world.upstream.then(usage=False)
+    text = "<|endoftext|> " + "a" * 1_000_000
+    response = await client.post("/v1/chat/completions", headers=world.auth,
+                                 json={**CHAT, "messages": [{"role": "user", "content": text}]})
+    assert response.status_code == 200
+    await flush()
+    log = await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
+    assert log.prompt_tokens > 1000 and log.completion_tokens > 0

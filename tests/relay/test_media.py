@@ -46,6 +46,8 @@ async def test_dall_e_2_charges_per_image(client, media):
     ({"model": "dall-e-3", "prompt": "x", "n": 2}, "n"),
     ({"model": "dall-e-3", "prompt": "x", "size": "512x512"}, "size"),
     ({"model": "dall-e-2"}, "prompt"),
+    ({"model": "dall-e-2", "prompt": "x", "size": []}, "size"),
+    ({"model": "tts-1", "prompt": "x", "size": {"w": 1}}, "size"),  # no DALL-E size table: priced by size too
 ])
 async def test_image_requests_the_vendor_would_refuse_are_refused_first(client, media, body, param):
     response = await client.post("/v1/images/generations", json=body, headers=media.auth)

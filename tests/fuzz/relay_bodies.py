@@ -1,0 +1,114 @@
+"""Valid `/v1` bodies, and values each field is likely to be given wrong: the seeds of the relay's fuzzing."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+# Likely values are plain JSON, to get past the parser; the hostile kinds come through `bodies` swaps.
+from tests.fuzz.strategies import plain_numbers as numbers
+from tests.fuzz.strategies import plain_strings as strings
+from tests.fuzz.strategies import plain_values as json_values
+
+# The OpenAI world's channel serves all of these (tests/fuzz/test_relay.py).
+MODELS = ("gpt-4o-mini", "gpt-3.5-turbo", "text-embedding-3-small", "gpt-3.5-turbo-instruct", "dall-e-2",
+          "dall-e-3", "tts-1", "whisper-1", "gpt-4o-transcribe", "text-moderation-stable", "rerank-1")
+
+models = st.one_of(st.sampled_from(MODELS), strings, json_values)
+IMAGE = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAA"
+         "AABJRU5ErkJggg==")  # one pixel
+# Image addresses that stay on this machine: nothing a test does may reach the internet.
+image_urls = st.one_of(st.sampled_from((IMAGE, "data:image/png;base64,", "data:image/png;base64,%%%", "data:,",
+                                        "data:image/jpeg;base64," + "A" * 5000, "http://127.0.0.1:9/cat.png",
+                                        "ftp://127.0.0.1/x", "", "not a url", "data:text/plain,hi")), json_values)
+
+content_parts = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": st.one_of(strings, json_values)}),
+    st.fixed_dictionaries({"type": st.just("image_url"),
+                           "image_url": st.one_of(st.fixed_dictionaries({"url": image_urls},
+                                                                        optional={"detail": json_values}),
+                                                  image_urls)}),
+    st.fixed_dictionaries({"type": st.just("input_audio"),
+                           "input_audio": st.fixed_dictionaries({"data": strings, "format": strings})}),
+    st.fixed_dictionaries({"type": st.one_of(strings, json_values)}),
+    json_values,
+)
+contents = st.one_of(strings, st.lists(content_parts, max_size=4), json_values)
+tool_calls = st.lists(st.one_of(
+    st.fixed_dictionaries({"id": strings, "type": st.just("function"),
+                           "function": st.fixed_dictionaries({"name": strings, "arguments": st.one_of(strings,
+                                                                                                      json_values)})}),
+    json_values), max_size=3)
+messages = st.lists(st.one_of(
+    st.fixed_dictionaries({"role": st.sampled_from(("user", "system", "assistant", "tool", "developer", "function")),
+                           "content": contents},
+                          optional={"name": st.one_of(strings, json_values), "tool_calls": tool_calls,
+                                    "tool_call_id": st.one_of(strings, json_values)}),
+    json_values,
+), max_size=5)
+tools = st.one_of(st.lists(st.one_of(
+    st.fixed_dictionaries({"type": st.just("function"),
+                           "function": st.fixed_dictionaries({"name": strings},
+                                                             optional={"description": strings,
+                                                                       "parameters": json_values})}),
+    json_values), max_size=3), json_values)
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "system", "content": "Be brief."},
+                                             {"role": "user", "content": "Say hello"}],
+        "max_tokens": 16, "temperature": 0.5, "stream": False}
+CHAT_LIKELY = {
+    "model": models, "messages": messages, "stream": st.one_of(st.booleans(), json_values),
+    "stream_options": st.one_of(st.fixed_dictionaries({"include_usage": json_values}), json_values),
+    "max_tokens": numbers, "max_completion_tokens": numbers, "n": numbers, "temperature": numbers,
+    "top_p": numbers, "tools": tools, "tool_choice": st.one_of(st.sampled_from(("auto", "none", "required")),
+                                                               json_values),
+    "response_format": st.one_of(st.fixed_dictionaries({"type": st.sampled_from(("json_object", "json_schema",
+                                                                                 "text"))},
+                                                       optional={"json_schema": json_values}), json_values),
+    "stop": st.one_of(strings, st.lists(strings, max_size=5), json_values),
+    "logit_bias": st.one_of(st.dictionaries(strings, numbers, max_size=3), json_values),
+    "seed": numbers, "user": strings, "functions": json_values, "reasoning_effort": strings,
+}
+
+COMPLETIONS = {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hello", "max_tokens": 16}
+prompts = st.one_of(strings, st.lists(strings, max_size=4), st.lists(numbers, max_size=4),
+                    st.lists(st.lists(numbers, max_size=3), max_size=3), json_values)
+COMPLETIONS_LIKELY = {"model": models, "prompt": prompts, "max_tokens": numbers, "stream": json_values,
+                      "suffix": strings, "echo": json_values, "best_of": numbers, "logprobs": numbers}
+
+EMBEDDINGS = {"model": "text-embedding-3-small", "input": "hello"}
+EMBEDDINGS_LIKELY = {"model": models, "input": prompts, "encoding_format": st.one_of(
+    st.sampled_from(("float", "base64")), json_values), "dimensions": numbers}
+
+IMAGES = {"model": "dall-e-3", "prompt": "a lighthouse", "n": 1, "size": "1024x1024", "quality": "hd",
+          "response_format": "url"}
+IMAGES_LIKELY = {"model": models, "prompt": strings, "n": numbers,
+                 "size": st.one_of(st.sampled_from(("256x256", "512x512", "1024x1024", "1024x1792", "1792x1024",
+                                                    "0x0", "-1x-1", "99999999999x1")), json_values),
+                 "quality": st.one_of(st.sampled_from(("hd", "standard", "high", "low")), json_values),
+                 "style": json_values, "response_format": st.one_of(st.sampled_from(("url", "b64_json")),
+                                                                   json_values)}
+
+SPEECH = {"model": "tts-1", "input": "Hello there", "voice": "alloy", "response_format": "mp3", "speed": 1.0}
+SPEECH_LIKELY = {"model": models, "input": strings, "voice": st.one_of(strings, json_values),
+                 "response_format": st.one_of(st.sampled_from(("mp3", "opus", "aac", "flac", "wav", "pcm")),
+                                              json_values),
+                 "speed": numbers}
+
+MODERATIONS = {"model": "text-moderation-stable", "input": "hello"}
+MODERATIONS_LIKELY = {"model": models, "input": prompts}
+
+RERANK = {"model": "rerank-1", "query": "which is a fruit", "documents": ["apple", "car"], "top_n": 1}
+RERANK_LIKELY = {"model": models, "query": strings,
+                 "documents": st.one_of(st.lists(st.one_of(strings, st.fixed_dictionaries({"text": json_values}),
+                                                           json_values), max_size=4), json_values),
+                 "top_n": numbers, "return_documents": json_values}
+
+ROUTES = {
+    "/v1/chat/completions": (CHAT, CHAT_LIKELY),
+    "/v1/completions": (COMPLETIONS, COMPLETIONS_LIKELY),
+    "/v1/embeddings": (EMBEDDINGS, EMBEDDINGS_LIKELY),
+    "/v1/images/generations": (IMAGES, IMAGES_LIKELY),
+    "/v1/audio/speech": (SPEECH, SPEECH_LIKELY),
+    "/v1/moderations": (MODERATIONS, MODERATIONS_LIKELY),
+    "/v1/rerank": (RERANK, RERANK_LIKELY),
+}
