@@ -6,7 +6,6 @@ from django.urls import reverse
 
 from providers import services
 from providers.models import Ability, Channel
-from tests.admin_fixtures import *  # noqa: F403 (fixtures)
 from tests.admin_fixtures import action
 from tests.factories import ChannelFactory
 

@@ -6,8 +6,6 @@ import pytest
 from django.urls import reverse
 
 from providers.models import Ability, Channel
-from tests.admin_fixtures import *  # noqa: F403 (fixtures)
-from tests.api_fixtures import *  # noqa: F401,F403
 from tests.api_fixtures import envelope
 from tests.factories import ChannelFactory
 
