@@ -102,7 +102,8 @@ class MockServer:
             return self.handle(request)
         if failure.delay:
             time.sleep(failure.delay)
-        return failure.status, failure.headers, failure.body if failure.body is not None else {"message": "mock failure"}
+        body = failure.body if failure.body is not None else {"message": "mock failure"}
+        return failure.status, failure.headers, body
 
     def handle(self, request: Recorded) -> Answer:
         return 404, {}, {"message": "Not Found"}
