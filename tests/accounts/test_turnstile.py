@@ -15,7 +15,7 @@ from billing.services import option_set
 from tests.e2e.servers import closed_port_url
 from tests.factories import UserFactory
 from tests.helpers import logged_in
-from tests.mock_turnstile import PATH, MockTurnstile
+from tests.mock_turnstile import PATH
 
 pytestmark = pytest.mark.django_db
 
@@ -24,23 +24,11 @@ LOGIN = {"username": "alice", "password": PASSWORD}
 REGISTER = {"username": "erin", "password": "s3cret-pass"}
 
 
-@pytest.fixture(scope="session")
-def turnstile_server():
-    server = MockTurnstile().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def cf(turnstile_server, settings, alice):
+def cf(turnstile_on, alice):
     """Turnstile switched on with the mock's keys; alice exists with a known password and address."""
-    turnstile_server.reset()
-    settings.TURNSTILE_VERIFY_URL = turnstile_server.url
-    option_set(key="TurnstileSiteKey", value=turnstile_server.site_key)
-    option_set(key="TurnstileSecretKey", value=turnstile_server.secret)
-    option_set(key="TurnstileCheckEnabled", value="true")
     User.objects.filter(pk=alice.pk).update(email="alice@example.com")
-    return turnstile_server
+    return turnstile_on
 
 
 def envelope(response, *, status=200):
