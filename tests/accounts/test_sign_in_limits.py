@@ -212,6 +212,9 @@ def test_a_browser_that_signed_in_to_another_account_gets_no_pass_for_root(clock
     assert page_login("root", ROOT_PASSWORD, "198.18.0.9", browser).status_code == 429
 
 
+NEW_ROOT_PASSWORD = "a-brand-new-Secret7"
+
+
 def reset_by_email_on_the_page(browser: Client, ip: str) -> None:
     """Ask for a reset link and follow it, from `browser` at `ip`, choosing NEW_ROOT_PASSWORD."""
     assert browser.post(reverse("password_reset"), {"email": ROOT_EMAIL}, REMOTE_ADDR=ip).status_code == 302
@@ -227,9 +230,6 @@ def reset_by_email_on_the_api(browser: APIClient, ip: str) -> str:
     body = browser.post("/api/user/reset", mailed_reset_link(), format="json", REMOTE_ADDR=ip).json()
     assert body["success"] is True
     return body["data"]
-
-
-NEW_ROOT_PASSWORD = "a-brand-new-Secret7"
 
 
 def mailed_reset_link() -> dict:
@@ -266,7 +266,7 @@ def test_the_locked_page_offers_the_reset(clock, victim):
 
 # --- With Turnstile: a person per guess -------------------------------------------------------------------
 
-def locked_then_turnstile_on(turnstile_on) -> None:
+def locked_then_turnstile_on() -> None:
     """Locked by an attacker while Turnstile was off (with it on, each of their new clients needs a check)."""
     wrong_passwords("root", 20)
     option_set(key="TurnstileCheckEnabled", value="true")
@@ -274,6 +274,7 @@ def locked_then_turnstile_on(turnstile_on) -> None:
 
 @pytest.fixture
 def turnstile_later(turnstile_on):
+    """Turnstile set up with the local mock, still off: the test turns it on once the account is locked."""
     option_set(key="TurnstileCheckEnabled", value="false")
     return turnstile_on
 
@@ -282,7 +283,7 @@ def test_with_turnstile_a_locked_account_takes_the_password_after_a_fresh_check_
                                                                                             turnstile_later):
     cf = turnstile_later
     browser, ip = Client(), "198.18.0.50"
-    locked_then_turnstile_on(cf)
+    locked_then_turnstile_on()
     # The session passed Turnstile on an earlier page (one-api asks once per session) ...
     first = browser.post(reverse("login"), {"username": "nobody-here", "password": "x",
                                             "cf-turnstile-response": cf.issue()}, REMOTE_ADDR=ip)
@@ -301,7 +302,7 @@ def test_with_turnstile_a_locked_account_takes_the_password_after_a_fresh_check_
                                                                                            turnstile_later):
     cf = turnstile_later
     browser, ip = APIClient(), "198.18.0.60"
-    locked_then_turnstile_on(cf)
+    locked_then_turnstile_on()
     assert browser.get("/api/verification", {"email": "new@example.com", "turnstile": cf.issue()},
                        REMOTE_ADDR=ip).json()["success"] is True  # the session has passed
     asked = api_login("root", ROOT_PASSWORD, ip, browser)
@@ -313,7 +314,7 @@ def test_with_turnstile_a_locked_account_takes_the_password_after_a_fresh_check_
 
 def test_with_turnstile_each_guess_at_a_locked_account_needs_its_own_check(clock, victim, turnstile_later):
     cf = turnstile_later
-    locked_then_turnstile_on(cf)
+    locked_then_turnstile_on()
     token = cf.issue()
     guess = APIClient()
     first = guess.post(f"/api/user/login?turnstile={token}", {"username": "root", "password": "guess-1"},
