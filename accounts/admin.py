@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.contrib import admin, messages
 from django.contrib.auth.models import Group
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext, gettext_lazy as _
 
@@ -15,6 +12,7 @@ from accounts.forms import TokenForm, UserChangeForm, UserCreationForm
 from accounts.models import Token, User
 from billing import options
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
+from oneapi_site.lib.timeutil import ts_text
 
 
 # --- Shared by the admin modules of every app ---------------------------------
@@ -26,9 +24,10 @@ def quota_text(quota: int) -> str:
 
 
 def unix_text(ts: int, *, empty: str = "-") -> str:
+    """A stored time as the pages write it; `empty` for one-api's 0 (or -1) meaning "none"."""
     if not ts or ts <= 0:
         return empty
-    return datetime.fromtimestamp(ts, tz=timezone.get_current_timezone()).strftime("%Y-%m-%d %H:%M:%S")
+    return ts_text(ts)
 
 
 def mask_secret(value: str) -> str:

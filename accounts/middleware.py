@@ -37,7 +37,8 @@ class DefaultPasswordMiddleware:
 
 
 class SecureCookieMiddleware:
-    """Over HTTPS (directly, or behind a proxy that sends X-Forwarded-Proto) every cookie is Secure.
+    """Over HTTPS (directly, or behind a trusted proxy that sends X-Forwarded-Proto: oneapi_site/proxy.py) every
+    cookie is Secure; a client that writes the header itself changes nothing.
 
     SESSION_COOKIE_SECURE would also break plain-HTTP installs, which one-api supports; deciding per
     request keeps both working. Sits above the session, CSRF and message middleware so that it sees

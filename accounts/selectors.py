@@ -79,6 +79,18 @@ def uses_default_password(user) -> bool:
     return cached
 
 
+def user_ids_by_login(*, login: str) -> list[int]:
+    """The accounts a sign-in as `login` is aimed at: whose username it is, or (with an "@") whose e-mail, in
+    any letter case. Usually one; none for an unknown name; a few when addresses are shared."""
+    login = (login or "").strip()
+    if not login:
+        return []
+    match = Q(username__iexact=login)
+    if "@" in login:
+        match |= Q(email__iexact=login)
+    return list(User.objects.filter(match).order_by("id").values_list("id", flat=True)[:5])
+
+
 def user_by_credentials(*, login: str, password: str) -> User | None:
     """Whose username (or e-mail) and password these are, enabled or not; None when they match nobody.
 

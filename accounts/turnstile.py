@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 SESSION_KEY = "oneapi_turnstile_passed"
 PAGE_FIELD = "cf-turnstile-response"  # the widget's hidden input
 API_PARAM = "turnstile"  # one-api's query parameter
+CHECKED_ATTR = "_oneapi_turnstile_checked"  # on the request that passed a check
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
@@ -47,11 +48,26 @@ def page_context(request) -> dict:
     return {"turnstile_site_key": options.get("TurnstileSiteKey")} if required(request) else {}
 
 
+def widget_context() -> dict:
+    """What a page template needs to show the widget whether or not the session passed before."""
+    return {"turnstile_site_key": options.get("TurnstileSiteKey")}
+
+
 def check(request, token: str) -> None:
     """Pass, or raise TurnstileError; a pass is remembered in the session (one-api checks once per session)."""
     if not required(request):
         return
+    check_now(request, token)
+
+
+def check_now(request, token: str) -> None:
+    """Pass a check on this very request, whatever the session passed before (a locked account asks for one:
+    accounts/limits.py), or raise TurnstileError. A token works once, so a request that was checked already
+    passes without asking Cloudflare again."""
+    if getattr(request, CHECKED_ATTR, False):
+        return
     verify(token=token, remote_ip=request.META.get("REMOTE_ADDR", ""))
+    setattr(request, CHECKED_ATTR, True)
     request.session[SESSION_KEY] = True
 
 

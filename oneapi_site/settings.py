@@ -106,7 +106,8 @@ def _session_secret() -> str:
 
 SECRET_KEY = _session_secret()
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("CSRF_TRUSTED_ORIGINS").split(",") if o]
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# No SECURE_PROXY_SSL_HEADER: Django would take X-Forwarded-Proto from any client. The scheme a trusted proxy
+# (TRUSTED_PROXIES) reports is put in the ASGI scope by oneapi_site/proxy.py, and request.scheme reads it there.
 # Django's own cap on a form or JSON body it reads, no lower than the server's limits above.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_MB, WEB_MAX_BODY_MB) * 1024 * 1024
 

@@ -9,7 +9,7 @@ from django.forms.boundfield import BoundField
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from oneapi_site.lib import json_depth
+from oneapi_site.lib import json_depth, numbers
 from providers.adapters import ADAPTERS, secret_config_fields
 from providers.labels import type_choices, type_label
 from providers.models import Channel
@@ -149,7 +149,7 @@ class ChannelForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         instance_type = self.instance.type if self.instance.pk else None
-        channel_type = instance_type or _int(self.initial.get("type")) or 1
+        channel_type = instance_type or numbers.int_or_none(self.initial.get("type")) or 1
         self._config_names = config_field_types()
         stored = dict(self.instance.config or {}) if self.instance.pk else {}
         secrets = secret_config_fields()
@@ -205,10 +205,3 @@ class ChannelForm(forms.ModelForm):
     def channel_fields(self) -> dict:
         """The fields channel_create / channel_update take."""
         return {name: self.cleaned_data.get(name) for name in self.Meta.fields}
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

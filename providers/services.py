@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from accounts.services import ValidationError
 from oneapi_site.lib import changes, json_depth, numbers
@@ -34,8 +35,11 @@ def _as_json_object(value: Any, field: str) -> dict:
     return value
 
 
-# Text that goes to TEXT columns, bounded by what it can mean: many keys or a long system prompt, not megabytes.
+# Text that goes to TEXT columns, bounded by what it can mean: one key, a long system prompt, not megabytes.
 CHANNEL_TEXT_MAX_LENGTH = 65_535
+# Keys one create may carry, one per line (one-api sets no limit; the request body's limit, API_MAX_BODY_MB,
+# is the other bound). Each becomes a channel with its routes, all in one transaction.
+CHANNEL_BATCH_MAX_KEYS = 10_000
 _INTEGER_FIELDS = ("priority", "weight", "type", "status")
 
 
@@ -65,8 +69,10 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
             value = _bounded_list(name, value)
         if name in ("name", "base_url"):
             value = text_bounded(value, field=name, maximum=_column_max(name))
-        if name in ("key", "system_prompt"):
+        if name == "system_prompt":
             value = text_bounded(value, field=name, maximum=CHANNEL_TEXT_MAX_LENGTH)
+        if name == "key":
+            value = str(value)  # bounded key by key: channel_keys on create, as one key on update
         if name == "model_mapping":
             value = _as_json_object(value, name)
             if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
@@ -90,15 +96,31 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def abilities_rebuild(*, channel: Channel) -> None:
-    """Replace the channel's routes with one per (group, model), as one-api does on every save."""
-    Ability.objects.filter(channel=channel).delete()
+def _abilities(channel: Channel) -> list[Ability]:
+    """The channel's routes: one per (group, model), as one-api builds them on every save."""
     enabled = channel.status == Channel.Status.ENABLED
-    Ability.objects.bulk_create([
-        Ability(group=group, model=model, channel=channel, enabled=enabled,
-                priority=channel.priority, weight=channel.weight)
-        for group in channel.group_list for model in channel.model_list
-    ])
+    return [Ability(group=group, model=model, channel=channel, enabled=enabled,
+                    priority=channel.priority, weight=channel.weight)
+            for group in channel.group_list for model in channel.model_list]
+
+
+def abilities_rebuild(*, channel: Channel) -> None:
+    """Replace the channel's routes with the ones its fields give now."""
+    Ability.objects.filter(channel=channel).delete()
+    Ability.objects.bulk_create(_abilities(channel))
+
+
+def channel_keys(text: str) -> list[str]:
+    """The keys of a create's key field, one per line (blank lines skipped), each bounded as a key."""
+    keys = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if len(keys) > CHANNEL_BATCH_MAX_KEYS:
+        raise ValidationError(gettext("key holds %(count)d keys; one batch may create at most %(max)d channels")
+                              % {"count": len(keys), "max": CHANNEL_BATCH_MAX_KEYS}, field="key")
+    for number, key in enumerate(keys, start=1):
+        if len(key) > CHANNEL_TEXT_MAX_LENGTH:  # the message names the line, never the key's text
+            raise ValidationError(gettext("key number %(number)d may have at most %(max)d characters")
+                                  % {"number": number, "max": CHANNEL_TEXT_MAX_LENGTH}, field="key")
+    return keys
 
 
 @transaction.atomic
@@ -107,15 +129,17 @@ def channel_create(**fields: Any) -> list[Channel]:
     cleaned = _clean(fields)
     if not cleaned.get("name"):
         raise ValidationError("name is required", field="name")
-    keys = [k.strip() for k in str(cleaned.get("key", "")).splitlines() if k.strip()]
+    keys = channel_keys(cleaned.get("key", ""))
     if not keys:
         raise ValidationError("key is required", field="key")
     created = []
     for key in keys:
         channel = Channel(**{**cleaned, "key": key})
         channel.save()
-        abilities_rebuild(channel=channel)
         created.append(channel)
+    # New channels have no routes to replace: all of them in a few inserts, not a delete and an insert each.
+    Ability.objects.bulk_create([ability for channel in created for ability in _abilities(channel)],
+                                batch_size=1000)
     changes.publish("channels")
     return created
 
@@ -124,8 +148,10 @@ def channel_create(**fields: Any) -> list[Channel]:
 def channel_update(*, channel: Channel, **fields: Any) -> Channel:
     """Apply the given fields; an omitted or empty key keeps the stored one (one-api)."""
     cleaned = _clean(fields)
-    if not str(cleaned.get("key", "")).strip():
+    if not cleaned.get("key", "").strip():
         cleaned.pop("key", None)
+    else:
+        text_bounded(cleaned["key"], field="key", maximum=CHANNEL_TEXT_MAX_LENGTH)
     if "config" in cleaned:
         # Secret config values are never shown back, so an edit that leaves them empty keeps them.
         from providers.adapters import secret_config_fields

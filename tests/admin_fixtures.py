@@ -1,23 +1,16 @@
-"""Fixtures for the admin tests: clients logged in as root, an admin and a common user."""
+"""Fixtures for the admin tests: clients logged in as root, an admin and a common user.
+
+A pytest plugin (tests/conftest.py's pytest_plugins): every test module has these fixtures.
+"""
 
 import pytest
 
-from accounts.models import User
-from tests.factories import UserFactory
 from tests.helpers import logged_in
-
-# Test modules take these with `from tests.admin_fixtures import *`.
-__all__ = ["root_client", "staff", "staff_client", "common_client", "action"]
 
 
 @pytest.fixture
 def root_client(root):
     return logged_in(root)
-
-
-@pytest.fixture
-def staff(db):
-    return UserFactory(username="staff", role=User.Role.ADMIN)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Fixtures for the management API tests: clients carrying an access token for each role.
 
-Import into a test module with `from tests.api_fixtures import *`.
+A pytest plugin (tests/conftest.py's pytest_plugins): every test module has these fixtures.
 """
 
 import pytest
@@ -9,10 +9,6 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from accounts.services import user_access_token_reset
 from tests.factories import UserFactory
-
-__all__ = ["anon", "api_as", "root_api", "staff", "staff_api", "alice_api", "bob", "bob_api",
-           "envelope"]
-
 
 @pytest.fixture
 def anon():
@@ -35,11 +31,6 @@ def api_as(db):
 @pytest.fixture
 def root_api(root, api_as):
     return api_as(root)
-
-
-@pytest.fixture
-def staff(db):
-    return UserFactory(username="staff", role=User.Role.ADMIN)
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ from tests.mock_upstream import MockUpstream
 from accounts.models import User
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 
+# Shared fixtures live in these modules; test modules use them by name, without importing them.
+pytest_plugins = ["tests.api_fixtures", "tests.admin_fixtures", "tests.billing.pages_fixtures"]
 
 ROOT_TEST_PASSWORD = "root-pass-Secure1"
 
@@ -44,6 +46,12 @@ def root(db):
 @pytest.fixture
 def alice(db):
     return UserFactory(username="alice", quota=1_000_000)
+
+
+@pytest.fixture
+def staff(db):
+    """An admin (role 10): manages users below them, never root or another admin."""
+    return UserFactory(username="staff", role=User.Role.ADMIN)
 
 
 @pytest.fixture

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+from http.cookies import SimpleCookie
+
+import httpx
 from asgiref.sync import sync_to_async
 
 from billing.ledger import ledger
@@ -32,3 +36,35 @@ def logged_in(user):
     client = Client()
     client.force_login(user)
     return client
+
+
+@asynccontextmanager
+async def asgi_client(*, peer: str, base_url: str = "http://testserver"):
+    """An HTTP client of the whole ASGI application (oneapi_site.asgi, the trusted-proxy middleware included),
+    connecting from `peer` as a real client or proxy would. Async tests with django_db(transaction=True)."""
+    from oneapi_site.asgi import application
+
+    transport = httpx.ASGITransport(app=application, client=(peer, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=30) as client:
+        yield client
+
+
+def set_cookies(response: httpx.Response) -> SimpleCookie:
+    """The cookies a response sets, with their attributes (secure, httponly), as Django's test client shows them."""
+    cookies = SimpleCookie()
+    for header in response.headers.get_list("set-cookie"):
+        cookies.load(header)
+    return cookies
+
+
+async def browser_post(client: httpx.AsyncClient, path: str, data: dict, *, origin: str,
+                       headers: dict | None = None) -> tuple[httpx.Response, httpx.Response]:
+    """A page's form as a browser at `origin` sends it: GET for the CSRF cookie, then POST; both responses.
+
+    The cookie goes back by hand: the client would keep a Secure one from a plain-http test URL."""
+    headers = dict(headers or {})
+    page = await client.get(path, headers=headers)
+    csrf = set_cookies(page)["csrftoken"].value
+    response = await client.post(path, data={**data, "csrfmiddlewaretoken": csrf},
+                                 headers={**headers, "Origin": origin, "Cookie": f"csrftoken={csrf}"})
+    return page, response

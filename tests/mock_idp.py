@@ -1,6 +1,6 @@
 """A local identity provider for the sign-in tests: GitHub's OAuth and API hosts, and an OIDC provider.
 
-A real HTTP server in a thread (as tests/mock_upstream.py), so the gateway's httpx calls go over a
+A real HTTP server in a thread (tests/mock_http.py), so the gateway's httpx calls go over a
 socket exactly as they would to GitHub or Keycloak. It checks what a strict provider checks (client
 credentials, one-use codes, redirect_uri, PKCE S256) and records every request so tests can assert
 what the gateway sent.
@@ -17,24 +17,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode
 
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    form: dict[str, str]
+from tests.mock_http import Answer, MockServer, Recorded
 
 
 @dataclass
@@ -48,14 +35,7 @@ class Grant:
 
 
 @dataclass
-class Failure:
-    status: int
-    body: Any = None
-    delay: float = 0.0
-
-
-@dataclass
-class MockIdP:
+class MockIdP(MockServer):
     github_client_id: str = "gh-client-id"
     github_client_secret: str = "gh-client-secret-value"
     oidc_client_id: str = "oidc-client-id"
@@ -63,22 +43,20 @@ class MockIdP:
     github_user: dict = field(default_factory=dict)
     github_emails: list = field(default_factory=list)
     oidc_claims: dict = field(default_factory=dict)
-    requests: list[Recorded] = field(default_factory=list)
-    port: int = 0
+
+    name = "mock-idp"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self._codes: dict[str, Grant] = {}
         self._tokens: dict[str, Grant] = {}
-        self._failures: dict[str, deque[Failure]] = {}
-        self._server: ThreadingHTTPServer | None = None
-        self._lock = threading.Lock()
         self.reset()
 
     # --- set-up --------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.base_url
 
     @property
     def issuer(self) -> str:
@@ -93,16 +71,9 @@ class MockIdP:
         self.github_emails = [{"email": "octo-primary@github.example", "primary": True, "verified": True}]
         self.oidc_claims = {"sub": "oidc-subject-1", "preferred_username": "dora", "name": "Dora Explorer",
                             "email": "dora@idp.example", "email_verified": True}
-        self.requests.clear()
+        self.clear()
         self._codes.clear()
         self._tokens.clear()
-        self._failures.clear()
-
-    def fail(self, path: str, *, status: int = 500, body: Any = None, delay: float = 0.0, times: int = 1) -> None:
-        """The next `times` requests to `path` get this answer instead of the real one."""
-        queue = self._failures.setdefault(path, deque())
-        for _ in range(times):
-            queue.append(Failure(status, body, delay))
 
     def issue_code(self, *, provider: str, redirect_uri: str = "", code_challenge: str = "") -> str:
         """A code as /authorize would give it, for tests that skip the browser leg (the /api variants)."""
@@ -113,40 +84,9 @@ class MockIdP:
                                   "S256" if code_challenge else "")
         return code
 
-    def recorded(self, path: str) -> list[Recorded]:
-        return [r for r in self.requests if r.path == path]
+    # --- answers ---------------------------------------------------------------
 
-    # --- server --------------------------------------------------------------
-
-    def start(self) -> "MockIdP":
-        idp = self
-
-        class Handler(_Handler):
-            pass
-
-        Handler.idp = idp
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="mock-idp").start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-
-    # --- answers (path -> (status, headers, body)) --------------------------------
-
-    def handle(self, method: str, path: str, query: dict, headers: dict, form: dict):
-        with self._lock:
-            self.requests.append(Recorded(method, path, query, headers, form))
-            queue = self._failures.get(path)
-            failure = queue.popleft() if queue else None
-        if failure is not None:
-            if failure.delay:
-                time.sleep(failure.delay)
-            return failure.status, {}, failure.body if failure.body is not None else {"message": "mock failure"}
+    def handle(self, request: Recorded) -> Answer:
         route = {
             ("GET", "/login/oauth/authorize"): self._github_authorize,
             ("POST", "/login/oauth/access_token"): self._github_token,
@@ -156,10 +96,10 @@ class MockIdP:
             ("GET", "/oidc/authorize"): self._oidc_authorize,
             ("POST", "/oidc/token"): self._oidc_token,
             ("GET", "/oidc/userinfo"): self._oidc_userinfo,
-        }.get((method, path))
+        }.get((request.method, request.path))
         if route is None:
-            return 404, {}, {"message": "Not Found"}
-        return route(query=query, headers=headers, form=form)
+            return super().handle(request)
+        return route(query=request.query, headers=request.headers, form=request.form)
 
     @staticmethod
     def _redirect(redirect_uri: str, **params: str):
@@ -271,49 +211,3 @@ class MockIdP:
         if grant is None or not headers.get("authorization", "").startswith("Bearer "):
             return 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}, {"error": "invalid_token"}
         return 200, {}, grant.claims
-
-
-class _Handler(BaseHTTPRequestHandler):
-    idp: MockIdP
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format, *args):  # quiet
-        pass
-
-    def _serve(self, method: str) -> None:
-        parts = urlsplit(self.path)
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        form: dict[str, str] = {}
-        if raw:
-            if "json" in headers.get("content-type", ""):
-                try:
-                    loaded = json.loads(raw)
-                    form = {k: str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
-                except ValueError:
-                    form = {}
-            else:
-                form = dict(parse_qsl(raw.decode(), keep_blank_values=True))
-        status, extra_headers, body = self.idp.handle(method, parts.path, query, headers, form)
-        if isinstance(body, (dict, list)):
-            payload = json.dumps(body).encode()
-            content_type = "application/json; charset=utf-8"
-        else:
-            payload = body if isinstance(body, bytes) else str(body).encode()
-            content_type = "text/plain; charset=utf-8"
-        self.send_response(status)
-        extra_headers = dict(extra_headers)
-        self.send_header("Content-Type", extra_headers.pop("Content-Type", content_type))
-        for name, value in extra_headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def do_GET(self):
-        self._serve("GET")
-
-    def do_POST(self):
-        self._serve("POST")

@@ -5,11 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.models import Token, User
-from oneapi_site.lib.number_fields import WholeNumberInput
-
-
-def _column(model, name: str):
-    return model._meta.get_field(name)
+from oneapi_site.lib.number_fields import WholeNumberInput, column
 
 
 def user_json(user: User) -> dict:
@@ -98,23 +94,23 @@ class UserCreateInput(serializers.Serializer):
     username = serializers.CharField(allow_blank=True)
     password = serializers.CharField(allow_blank=True, trim_whitespace=False)
     display_name = serializers.CharField(required=False, allow_blank=True, default="")
-    role = WholeNumberInput(column=_column(User, "role"), required=False, default=User.Role.COMMON)
+    role = WholeNumberInput(column=column(User, "role"), required=False, default=User.Role.COMMON)
 
 
 class UserUpdateInput(serializers.Serializer):
-    id = WholeNumberInput(column=_column(User, "id"))
+    id = WholeNumberInput(column=column(User, "id"))
     username = serializers.CharField(required=False, allow_blank=True)
     display_name = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     password = serializers.CharField(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
     email = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     group = serializers.CharField(required=False, allow_blank=True, allow_null=True)
-    role = WholeNumberInput(column=_column(User, "role"), required=False, allow_null=True)
-    status = WholeNumberInput(column=_column(User, "status"), required=False, allow_null=True)
-    quota = WholeNumberInput(column=_column(User, "quota"), required=False, allow_null=True)
+    role = WholeNumberInput(column=column(User, "role"), required=False, allow_null=True)
+    status = WholeNumberInput(column=column(User, "status"), required=False, allow_null=True)
+    quota = WholeNumberInput(column=column(User, "quota"), required=False, allow_null=True)
 
 
 class UserManageInput(serializers.Serializer):
-    id = WholeNumberInput(column=_column(User, "id"), required=False)
+    id = WholeNumberInput(column=column(User, "id"), required=False)
     username = serializers.CharField(required=False, allow_blank=True)
     action = serializers.CharField()
 
@@ -124,10 +120,10 @@ class RedeemInput(serializers.Serializer):
 
 
 class TokenInput(serializers.Serializer):
-    id = WholeNumberInput(column=_column(Token, "id"), required=False)
+    id = WholeNumberInput(column=column(Token, "id"), required=False)
     name = serializers.CharField(required=False, allow_blank=True)
-    expired_time = WholeNumberInput(column=_column(Token, "expired_time"), required=False)
-    remain_quota = WholeNumberInput(column=_column(Token, "remain_quota"), required=False)
+    expired_time = WholeNumberInput(column=column(Token, "expired_time"), required=False)
+    remain_quota = WholeNumberInput(column=column(Token, "remain_quota"), required=False)
     unlimited_quota = serializers.BooleanField(required=False)
     models = CommaListField(required=False, allow_null=True)
     subnet = serializers.CharField(required=False, allow_blank=True, allow_null=True)

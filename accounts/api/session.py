@@ -54,17 +54,19 @@ class LoginView(PublicView):
             return fail("username is required", field="username")
         if not password:
             return fail("password is required", field="password")
-        if limits.account_locked(request._request, username):
-            return fail(_("Too many wrong passwords were tried for this account; wait up to 20 minutes and try "
-                          "again."), http_status=status.HTTP_429_TOO_MANY_REQUESTS)
+        if limits.account_locked(request._request, username) and not limits.human_check_lifts_lock(
+                request._request, request.query_params.get(turnstile.API_PARAM, "")):
+            message = limits.LOCKED_CHECK_MESSAGE if turnstile.enabled() else limits.LOCKED_MESSAGE
+            return fail(str(message), http_status=status.HTTP_429_TOO_MANY_REQUESTS)
         user = selectors.user_by_credentials(login=username, password=password)
         if user is None:
             limits.account_failed(request._request, username)
         if user is None or not user.is_active:
             return fail(WRONG_CREDENTIALS)
-        limits.account_signed_in(request._request, username)
         login(request._request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return ok(login_json(user))
+        response = ok(login_json(user))
+        limits.account_owner_proven(request._request, response, user)
+        return response
 
 
 class LogoutView(PublicView):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts import verification
+from accounts import limits, verification
 from accounts.api.session import PublicView, rate_limited, turnstile_refused
 from accounts.limits import critical_limited
 from oneapi_site.api import ok
@@ -52,6 +52,10 @@ class ResetView(PublicView):
             return rate_limited()
         body = ResetInput(data=request.data)
         body.is_valid(raise_exception=True)
-        password = verification.password_reset_complete(email=body.validated_data["email"],
-                                                        token=body.validated_data["token"])
-        return ok(password)
+        email, token = body.validated_data["email"], body.validated_data["token"]
+        user = verification.password_reset_user(email=email, token=token)
+        password = verification.password_reset_complete(email=email, token=token)
+        response = ok(password)
+        if user is not None:  # the mailbox's owner: past a lock strangers keep (accounts/limits.py)
+            limits.account_owner_proven(request._request, response, user)
+        return response

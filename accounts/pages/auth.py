@@ -67,8 +67,14 @@ def login_view(request):
             form.add_error(None, _("Password login has been turned off by the administrator."))
         elif form.is_valid() and _turnstile_passed(request, form):
             account = form.cleaned_data["username"]
-            if limits.account_locked(request, account):
-                return limits.limited_page(request, account=True)
+            if limits.account_locked(request, account) and not limits.human_check_lifts_lock(
+                    request, request.POST.get(turnstile.PAGE_FIELD, "")):
+                if not turnstile.enabled():
+                    return limits.limited_page(request, account=True)
+                # The widget again, whether or not this session passed it before: a check for this sign-in.
+                form.add_error(None, limits.LOCKED_CHECK_MESSAGE)
+                return render(request, "accounts/login.html", {
+                    "form": form, "enabled": enabled, "next": next_param, **turnstile.widget_context()}, status=429)
             user = selectors.user_by_credentials(login=account, password=form.cleaned_data["password"])
             if user is None:
                 limits.account_failed(request, account)
@@ -76,9 +82,10 @@ def login_view(request):
             elif not user.is_active:
                 form.add_error(None, _("This account has been disabled."))
             else:
-                limits.account_signed_in(request, account)
                 login(request, user, backend=BACKEND)
-                return redirect(next_param or "dashboard")
+                response = redirect(next_param or "dashboard")
+                limits.account_owner_proven(request, response, user)
+                return response
     return render(request, "accounts/login.html", {"form": form, "enabled": enabled, "next": next_param,
                                                    **turnstile.page_context(request)})
 
@@ -172,7 +179,8 @@ def password_reset_confirm(request):
     """The link of the reset e-mail: choose a new password (one-api mails back a random one instead)."""
     source = request.POST if request.method == "POST" else request.GET
     email, token = source.get("email", ""), source.get("token", "")
-    if verification.password_reset_user(email=email, token=token) is None:
+    user = verification.password_reset_user(email=email, token=token)
+    if user is None:
         return render(request, "accounts/password_reset_confirm.html", {"invalid": True})
     form = SetPasswordForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
@@ -185,7 +193,9 @@ def password_reset_confirm(request):
             form.add_error("new_password1" if exc.field == "password" else None, str(exc))
         else:
             messages.success(request, _("Your password has been changed. Log in with the new one."))
-            return redirect("login")
+            response = redirect("login")
+            limits.account_owner_proven(request, response, user)  # the mailbox's owner: past a lock strangers keep
+            return response
     return render(request, "accounts/password_reset_confirm.html", {"form": form, "email": email, "token": token})
 
 

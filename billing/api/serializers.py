@@ -7,11 +7,7 @@ from rest_framework import serializers
 from accounts.models import User
 from billing.models import Log, RedemptionCode
 from billing.services import REDEMPTION_BATCH_MAX
-from oneapi_site.lib.number_fields import WholeNumberInput
-
-
-def _column(model, name: str):
-    return model._meta.get_field(name)
+from oneapi_site.lib.number_fields import WholeNumberInput, column
 
 
 def redemption_json(code: RedemptionCode) -> dict:
@@ -52,21 +48,21 @@ def log_json(log: Log) -> dict:
 
 class RedemptionCreateInput(serializers.Serializer):
     name = serializers.CharField(allow_blank=True)
-    quota = WholeNumberInput(column=_column(RedemptionCode, "quota"), minimum=1)
+    quota = WholeNumberInput(column=column(RedemptionCode, "quota"), minimum=1)
     count = WholeNumberInput(minimum=1, maximum=REDEMPTION_BATCH_MAX, required=False, default=1)
 
 
 class RedemptionUpdateInput(serializers.Serializer):
-    id = WholeNumberInput(column=_column(RedemptionCode, "id"))
+    id = WholeNumberInput(column=column(RedemptionCode, "id"))
     name = serializers.CharField(required=False, allow_blank=True, allow_null=True)
-    quota = WholeNumberInput(column=_column(RedemptionCode, "quota"), minimum=1, required=False, allow_null=True)
-    status = WholeNumberInput(column=_column(RedemptionCode, "status"), required=False, allow_null=True)
+    quota = WholeNumberInput(column=column(RedemptionCode, "quota"), minimum=1, required=False, allow_null=True)
+    status = WholeNumberInput(column=column(RedemptionCode, "status"), required=False, allow_null=True)
 
 
 class TopUpInput(serializers.Serializer):
-    user_id = WholeNumberInput(column=_column(User, "id"))
+    user_id = WholeNumberInput(column=column(User, "id"))
     # Positive only, as one-api's IncreaseUserQuota: a deduction is a balance edit, logged as such.
-    quota = WholeNumberInput(column=_column(User, "quota"), minimum=1)
+    quota = WholeNumberInput(column=column(User, "quota"), minimum=1)
     remark = serializers.CharField(required=False, allow_blank=True, default="")
 
 

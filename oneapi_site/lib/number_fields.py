@@ -16,6 +16,11 @@ from oneapi_site.lib import numbers
 from oneapi_site.lib.errors import ValidationError
 
 
+def column(model: type[models.Model], name: str) -> models.Field:
+    """The model field a number goes to, for the `column=` of the fields below."""
+    return model._meta.get_field(name)
+
+
 def _bounds(column: models.Field | None, minimum: int | None, maximum: int | None) -> tuple[int, int]:
     """The column's range (BIGINT when there is none), narrowed by the declared minimum and maximum."""
     low, high = numbers.column_range(column) if column is not None else numbers.BIGINT

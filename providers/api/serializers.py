@@ -7,13 +7,9 @@ import json
 from rest_framework import serializers
 
 from accounts.api.serializers import CommaListField
-from oneapi_site.lib.number_fields import WholeNumberInput
+from oneapi_site.lib.number_fields import WholeNumberInput, column
 from providers.adapters import secret_config_fields
 from providers.models import Channel
-
-
-def _column(name: str):
-    return Channel._meta.get_field(name)
 
 
 def _json_text(value: dict) -> str:
@@ -53,16 +49,16 @@ def channel_json(channel: Channel) -> dict:
 class ChannelInput(serializers.Serializer):
     """model_mapping and config may be JSON text (one-api) or an object; the service parses both."""
 
-    id = WholeNumberInput(column=_column("id"), required=False)
-    type = WholeNumberInput(column=_column("type"), required=False)
+    id = WholeNumberInput(column=column(Channel, "id"), required=False)
+    type = WholeNumberInput(column=column(Channel, "type"), required=False)
     name = serializers.CharField(required=False, allow_blank=True)
     key = serializers.CharField(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
-    status = WholeNumberInput(column=_column("status"), required=False)
+    status = WholeNumberInput(column=column(Channel, "status"), required=False)
     base_url = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     models = CommaListField(required=False, allow_null=True)
     group = CommaListField(required=False, allow_null=True)
     model_mapping = serializers.JSONField(required=False, allow_null=True)
-    priority = WholeNumberInput(column=_column("priority"), required=False, allow_null=True)
-    weight = WholeNumberInput(column=_column("weight"), required=False, allow_null=True)
+    priority = WholeNumberInput(column=column(Channel, "priority"), required=False, allow_null=True)
+    weight = WholeNumberInput(column=column(Channel, "weight"), required=False, allow_null=True)
     config = serializers.JSONField(required=False, allow_null=True)
     system_prompt = serializers.CharField(required=False, allow_blank=True, allow_null=True)

@@ -3,7 +3,6 @@
 import pytest
 
 from accounts.models import User
-from tests.api_fixtures import *  # noqa: F401,F403
 from tests.api_fixtures import envelope
 from tests.helpers import logged_in
 

@@ -4,7 +4,6 @@ import time
 from django.urls import reverse
 
 from accounts.models import Token
-from tests.admin_fixtures import *  # noqa: F403 (fixtures)
 from tests.factories import TokenFactory
 
 CHANGELIST = reverse("admin:accounts_token_changelist")

@@ -4,7 +4,6 @@ from django.urls import reverse
 
 from accounts.models import User
 from billing.models import Log
-from tests.admin_fixtures import *  # noqa: F403 (fixtures)
 from tests.factories import UserFactory
 
 CHANGELIST = reverse("admin:accounts_user_changelist")

@@ -8,7 +8,6 @@ from accounts.services import user_access_token_reset
 from billing import options
 from billing.models import Log
 from billing.services import option_set
-from tests.api_fixtures import *  # noqa: F401,F403
 from tests.api_fixtures import envelope
 from tests.factories import UserFactory
 

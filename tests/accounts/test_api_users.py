@@ -7,7 +7,6 @@ import pytest
 from accounts.models import User
 from billing.models import Log, RedemptionCode
 from billing.services import Charge, charges_apply
-from tests.api_fixtures import *  # noqa: F401,F403
 from tests.api_fixtures import envelope
 from tests.factories import ChannelFactory, RedemptionFactory, UserFactory
 

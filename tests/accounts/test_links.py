@@ -15,10 +15,10 @@ from django.test import Client, RequestFactory
 
 from accounts import limits, oauth
 from billing.services import option_set
-from oneapi_site.config import ConfigError, parse_allowed_hosts
+from oneapi_site.config import ConfigError, parse_allowed_hosts, parse_trusted_proxies
 from oneapi_site.lib import address
 from tests.factories import UserFactory
-from tests.helpers import logged_in
+from tests.helpers import asgi_client, browser_post, logged_in, set_cookies
 
 pytestmark = pytest.mark.django_db
 
@@ -48,8 +48,37 @@ def invite_link(client, **headers) -> str:
 def test_the_invite_link_uses_the_address_the_page_was_opened_at(alice_mail):
     client = logged_in(alice_mail)
     assert invite_link(client) == f"http://testserver/register/?aff={alice_mail.aff_code}"
-    behind_https = invite_link(client, HTTP_HOST="gw.example.com:8443", HTTP_X_FORWARDED_PROTO="https")
+
+
+PROXY = "10.0.0.2"  # in TRUSTED_PROXIES below
+HTTPS = {"X-Forwarded-Proto": "https"}
+
+
+@pytest.fixture
+def trusted_proxy(settings):
+    settings.TRUSTED_PROXIES = parse_trusted_proxies("10.0.0.0/8")
+
+
+async def invite_link_via(peer: str, base_url: str, headers: dict) -> str:
+    """The invite link of alice's settings page, opened through the whole ASGI application from `peer`."""
+    async with asgi_client(peer=peer, base_url=base_url) as client:
+        login = await client.post("/api/user/login", json={"username": "alice", "password": "password123"},
+                                  headers=headers)
+        session = set_cookies(login)["session"].value  # by hand: the client keeps a Secure one from http URLs
+        html = (await client.get("/setting/", headers={**headers, "Cookie": f"session={session}"})).text
+    return re.search(r'id="invite-link" data-testid="invite-link" value="([^"]+)"', html).group(1)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_invite_link_behind_a_trusted_https_proxy_is_https(alice_mail, trusted_proxy):
+    behind_https = await invite_link_via(PROXY, "http://gw.example.com:8443", HTTPS)
     assert behind_https == f"https://gw.example.com:8443/register/?aff={alice_mail.aff_code}"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_client_that_is_no_trusted_proxy_cannot_make_links_https(alice_mail, trusted_proxy):
+    link = await invite_link_via("203.0.113.9", "http://gw.example.com:8443", HTTPS)
+    assert link == f"http://gw.example.com:8443/register/?aff={alice_mail.aff_code}"
 
 
 @pytest.mark.parametrize("value", ["http://localhost:3000", "http://localhost:3000/", ""])
@@ -93,11 +122,35 @@ def test_a_reset_link_uses_the_request_host_when_allowed_hosts_names_it(alice_ma
     assert parse_qs(link.query)["email"] == ["alice@example.com"]
 
 
-def test_a_reset_asked_over_https_links_over_https(alice_mail, settings):
+async def ask_reset_via(peer: str, origin: str, headers: dict):
+    async with asgi_client(peer=peer, base_url="http://gw.example.com") as client:
+        _page, response = await browser_post(client, "/reset/", {"email": "alice@example.com"}, origin=origin,
+                                             headers=headers)
+    assert response.status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_reset_asked_over_https_links_over_https(alice_mail, settings, trusted_proxy):
     settings.ALLOWED_HOSTS = parse_allowed_hosts(".example.com")
-    ask_reset_on_the_page("gw.example.com", HTTP_X_FORWARDED_PROTO="https")
+    await ask_reset_via(PROXY, "https://gw.example.com", HTTPS)
     link = mailed_link()
     assert (link.scheme, link.netloc) == ("https", "gw.example.com")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_client_that_is_no_trusted_proxy_cannot_make_the_reset_link_https(alice_mail, settings,
+                                                                                 trusted_proxy):
+    """The scheme of a mailed link is the site's, never what the requester wrote in X-Forwarded-Proto."""
+    settings.ALLOWED_HOSTS = parse_allowed_hosts(".example.com")
+    await ask_reset_via("203.0.113.9", "http://gw.example.com", HTTPS)
+    link = mailed_link()
+    assert (link.scheme, link.netloc) == ("http", "gw.example.com")
+
+
+def test_the_forwarded_proto_header_alone_does_not_change_the_scheme(alice_mail, settings):
+    settings.ALLOWED_HOSTS = parse_allowed_hosts(".example.com")
+    ask_reset_on_the_page("gw.example.com", HTTP_X_FORWARDED_PROTO="https")
+    assert mailed_link().scheme == "http"
 
 
 @pytest.mark.parametrize("ask", [ask_reset_on_the_page, ask_reset_on_the_api])

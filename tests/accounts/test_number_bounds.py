@@ -7,8 +7,6 @@ from django.urls import reverse
 from accounts.models import Token, User
 from billing.models import Log
 from billing.services import option_set
-from tests.admin_fixtures import *  # noqa: F403 (fixtures)
-from tests.api_fixtures import *  # noqa: F401,F403
 from tests.api_fixtures import envelope
 from tests.factories import ChannelFactory
 

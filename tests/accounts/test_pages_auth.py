@@ -14,9 +14,10 @@ from rest_framework.test import APIClient
 from accounts.models import Token, User
 from billing.models import Log
 from billing.services import option_set
+from oneapi_site.config import parse_trusted_proxies
 from oneapi_site.lib.timeutil import now_ts
 from tests.factories import UserFactory
-from tests.helpers import logged_in
+from tests.helpers import asgi_client, browser_post, logged_in, set_cookies
 
 pytestmark = pytest.mark.django_db
 
@@ -514,13 +515,47 @@ def test_the_api_routes_are_limited_in_the_same_budget(client, fixed_window, met
 
 # --- Cookies ---------------------------------------------------------------------------
 
-def test_cookies_are_secure_behind_https_and_http_only(client, alice):
+PROXY = "10.0.0.2"  # in TRUSTED_PROXIES below
+HTTPS = {"X-Forwarded-Proto": "https"}
+
+
+@pytest.fixture
+def trusted_proxy(settings):
+    settings.TRUSTED_PROXIES = parse_trusted_proxies("10.0.0.0/8")
+
+
+async def page_login(peer: str, *, origin: str, headers: dict):
+    """The login form through the whole ASGI application, from `peer`: (the login page, the answer)."""
+    async with asgi_client(peer=peer) as client:
+        return await browser_post(client, reverse("login"), {"username": "alice", "password": PASSWORD},
+                                  origin=origin, headers=headers)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_cookies_are_secure_behind_https_and_http_only(alice, trusted_proxy):
+    login_page, response = await page_login(PROXY, origin="https://testserver", headers=HTTPS)
+    assert response.status_code == 302
+    session = set_cookies(response)["session"]
+    assert session["secure"] is True and session["httponly"] is True
+    csrf = set_cookies(login_page)["csrftoken"]
+    assert csrf["secure"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("peer", ["203.0.113.9", "127.0.0.1"])
+async def test_a_client_that_is_no_trusted_proxy_cannot_claim_https(alice, trusted_proxy, peer):
+    """X-Forwarded-Proto from anyone but a trusted proxy is ignored: the cookies stay as plain HTTP has them."""
+    login_page, response = await page_login(peer, origin="http://testserver", headers=HTTPS)
+    assert response.status_code == 302
+    assert not set_cookies(response)["session"]["secure"]
+    assert not set_cookies(login_page)["csrftoken"]["secure"]
+
+
+def test_the_forwarded_proto_header_alone_does_not_make_a_request_secure(client, alice):
     response = client.post(reverse("login"), {"username": "alice", "password": PASSWORD},
                            HTTP_X_FORWARDED_PROTO="https")
-    session = response.cookies["session"]
-    assert session["secure"] is True and session["httponly"] is True
-    csrf = Client().get(reverse("login"), HTTP_X_FORWARDED_PROTO="https").cookies["csrftoken"]
-    assert csrf["secure"] is True
+    assert response.status_code == 302
+    assert not response.cookies["session"]["secure"]
 
 
 def test_cookies_are_not_secure_over_plain_http(client, alice):

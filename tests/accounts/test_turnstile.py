@@ -2,7 +2,6 @@
 sign-up, verification codes and password resets, for /api (`?turnstile=`) and the pages (the widget)."""
 
 import logging
-import socket
 
 import pytest
 from django.core import mail
@@ -13,9 +12,10 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from billing import options
 from billing.services import option_set
+from tests.e2e.servers import closed_port_url
 from tests.factories import UserFactory
 from tests.helpers import logged_in
-from tests.mock_turnstile import MockTurnstile
+from tests.mock_turnstile import PATH
 
 pytestmark = pytest.mark.django_db
 
@@ -24,34 +24,16 @@ LOGIN = {"username": "alice", "password": PASSWORD}
 REGISTER = {"username": "erin", "password": "s3cret-pass"}
 
 
-@pytest.fixture(scope="session")
-def turnstile_server():
-    server = MockTurnstile().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def cf(turnstile_server, settings, alice):
+def cf(turnstile_on, alice):
     """Turnstile switched on with the mock's keys; alice exists with a known password and address."""
-    turnstile_server.reset()
-    settings.TURNSTILE_VERIFY_URL = turnstile_server.url
-    option_set(key="TurnstileSiteKey", value=turnstile_server.site_key)
-    option_set(key="TurnstileSecretKey", value=turnstile_server.secret)
-    option_set(key="TurnstileCheckEnabled", value="true")
     User.objects.filter(pk=alice.pk).update(email="alice@example.com")
-    return turnstile_server
+    return turnstile_on
 
 
 def envelope(response, *, status=200):
     assert response.status_code == status, (response.status_code, response.content)
     return response.json()
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- /api ----------------------------------------------------------------------------------
@@ -129,13 +111,13 @@ def test_turnstile_off_asks_nothing(cf):
 @pytest.mark.parametrize("failure", ["unreachable", "http 500", "not json", "json but no verdict"])
 def test_when_siteverify_fails_the_request_is_refused_clearly(cf, settings, caplog, failure):
     if failure == "unreachable":
-        settings.TURNSTILE_VERIFY_URL = f"http://127.0.0.1:{closed_port()}/turnstile/v0/siteverify"
+        settings.TURNSTILE_VERIFY_URL = closed_port_url("http", "/turnstile/v0/siteverify")
     elif failure == "http 500":
-        cf.fail(500, b'{"error": "internal"}')
+        cf.fail(PATH, status=500, body=b'{"error": "internal"}')
     elif failure == "not json":
-        cf.fail(200, b"<html>gateway timeout</html>")
+        cf.fail(PATH, status=200, body=b"<html>gateway timeout</html>")
     else:
-        cf.fail(200, b'["what"]')
+        cf.fail(PATH, status=200, body=b'["what"]')
     token = cf.issue()
     with caplog.at_level(logging.DEBUG):
         response = envelope(call(APIClient(), "post", "/api/user/login", LOGIN, token), status=403)
@@ -247,7 +229,7 @@ def test_page_reset_needs_the_token(cf, client):
 
 
 def test_page_refuses_clearly_when_siteverify_is_unreachable(cf, client, settings):
-    settings.TURNSTILE_VERIFY_URL = f"http://127.0.0.1:{closed_port()}/turnstile/v0/siteverify"
+    settings.TURNSTILE_VERIFY_URL = closed_port_url("http", "/turnstile/v0/siteverify")
     response = client.post(reverse("login"), {**LOGIN, "cf-turnstile-response": cf.issue()})
     assert response.status_code == 200 and "could not be verified" in response.content.decode()
     assert "_auth_user_id" not in client.session

@@ -1,14 +1,11 @@
 """Shared setup for the billing page tests: setting options (isolation and logged-in clients are in conftest).
 
-Import into a test module with `from tests.billing.pages_fixtures import *`.
+A pytest plugin (tests/conftest.py's pytest_plugins): every test module has these fixtures.
 """
 
 import pytest
 
 from billing.services import option_set
-
-__all__ = ["set_option"]
-
 
 @pytest.fixture
 def set_option(db):

@@ -9,7 +9,6 @@ from django.urls import reverse
 from billing import options
 from billing.admin import EstimatedCountPaginator
 from billing.models import Log, Option, RedemptionCode
-from tests.admin_fixtures import *  # noqa: F403 (fixtures)
 from tests.admin_fixtures import action
 from tests.factories import RedemptionFactory
 

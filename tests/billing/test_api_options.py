@@ -6,7 +6,6 @@ import pytest
 
 from billing import options
 from billing.models import Option
-from tests.api_fixtures import *  # noqa: F401,F403
 from tests.api_fixtures import envelope
 
 pytestmark = pytest.mark.django_db

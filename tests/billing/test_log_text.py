@@ -8,7 +8,6 @@ from billing.log_text import describe
 from billing.models import Log
 from billing.services import option_set
 from providers.services import channel_test
-from tests.admin_fixtures import *  # noqa: F403 (fixtures)
 from tests.factories import ChannelFactory
 
 

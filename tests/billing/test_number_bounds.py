@@ -11,8 +11,6 @@ from accounts.models import User
 from billing import options
 from billing.models import Log, Option, RedemptionCode
 from billing.services import option_set, quota_display
-from tests.admin_fixtures import *  # noqa: F403 (fixtures)
-from tests.api_fixtures import *  # noqa: F401,F403
 from tests.api_fixtures import envelope
 from tests.factories import RedemptionFactory, TokenFactory
 

@@ -14,7 +14,6 @@ from billing.models import Log
 from billing.pages import chart
 from billing.selectors import dashboard_days, user_dashboard
 from oneapi_site.lib.timeutil import now_ts
-from tests.billing.pages_fixtures import *  # noqa: F401,F403
 from tests.factories import UserFactory
 
 DAYS = ["2025-05-01", "2025-05-02", "2025-05-03"]

@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from billing.models import Log
 from billing.selectors import LogFilter, log_keyset_page, logs_totals
-from tests.billing.pages_fixtures import *  # noqa: F401,F403
 from tests.factories import UserFactory
 
 URL = "/log/"

@@ -10,7 +10,6 @@ from django.urls import reverse
 from accounts.models import User
 from billing import options, pricing
 from billing.pages.models import model_price
-from tests.billing.pages_fixtures import *  # noqa: F401,F403
 from tests.factories import ChannelFactory
 
 URL = "/models/"

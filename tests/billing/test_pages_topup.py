@@ -15,7 +15,6 @@ from accounts.services import ValidationError
 from billing.models import Log, RedemptionCode
 from billing.pages.topup import top_up_url
 from billing.services import redemption_redeem
-from tests.billing.pages_fixtures import *  # noqa: F401,F403
 from tests.factories import RedemptionFactory, UserFactory
 
 URL = "/topup/"

@@ -24,7 +24,7 @@ SOCKET_TIMEOUT = 30  # a bound on a failing test's wait, not a timing check
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("body-limit")
-    with running_gateway(tmp, prepare_database(tmp, **LIMITS)) as gateway:
+    with prepare_database(tmp, **LIMITS) as env, running_gateway(tmp, env) as gateway:
         yield gateway
 
 

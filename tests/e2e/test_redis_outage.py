@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from tests.e2e.servers import RedisServer, free_port, prepare_database, running_gateway
+from tests.e2e.servers import RedisServer, closed_port_url, prepare_database, running_gateway
 
 pytestmark = pytest.mark.skipif(not RedisServer.available(), reason="redis-server is not installed")
 
@@ -27,8 +27,8 @@ def sign_in(http: httpx.Client) -> None:
 def test_pages_api_and_sessions_keep_working_while_redis_is_stopped_and_after_it_returns(tmp_path):
     redis = RedisServer(tmp_path).start()
     try:
-        env = prepare_database(tmp_path, REDIS_CONN_STRING=redis.url, GLOBAL_WEB_RATE_LIMIT="30")
-        with running_gateway(tmp_path, env) as gateway, httpx.Client(base_url=gateway.url, timeout=30) as http:
+        with prepare_database(tmp_path, REDIS_CONN_STRING=redis.url, GLOBAL_WEB_RATE_LIMIT="30") as env, \
+                running_gateway(tmp_path, env) as gateway, httpx.Client(base_url=gateway.url, timeout=30) as http:
             sign_in(http)
             assert http.get("/api/user/self").json()["data"]["username"] == "root"
 
@@ -57,8 +57,8 @@ def test_pages_api_and_sessions_keep_working_while_redis_is_stopped_and_after_it
 
 
 def test_an_instance_starting_while_redis_is_unreachable_passes_its_health_check(tmp_path):
-    env = prepare_database(tmp_path, REDIS_CONN_STRING=f"redis://127.0.0.1:{free_port()}/0")
-    with running_gateway(tmp_path, env) as gateway, httpx.Client(base_url=gateway.url, timeout=30) as http:
+    with prepare_database(tmp_path, REDIS_CONN_STRING=closed_port_url("redis", "/0")) as env, \
+            running_gateway(tmp_path, env) as gateway, httpx.Client(base_url=gateway.url, timeout=30) as http:
         assert http.get("/api/status").status_code == 200
         sign_in(http)
         assert http.get("/api/user/self").status_code == 200

@@ -7,7 +7,6 @@ it starts, nothing in the log, and a change announced by "another instance" on R
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 import uuid
@@ -17,7 +16,7 @@ import pytest
 import redis
 
 from oneapi_site.lib import changes
-from tests.e2e.servers import START_TIMEOUT, RedisServer, prepare_database, running_gateway
+from tests.e2e.servers import START_TIMEOUT, RedisServer, manage, prepare_database, running_gateway
 
 pytestmark = pytest.mark.skipif(not RedisServer.available(), reason="redis-server is not installed")
 
@@ -27,10 +26,10 @@ WAIT = 30  # seconds a failing test waits for the change to arrive; a bound, not
 def test_health_checks_during_start_up_all_pass_and_the_instance_hears_other_instances(tmp_path):
     redis_server = RedisServer(tmp_path).start()
     root_key = "startup" + uuid.uuid4().hex
-    env = prepare_database(tmp_path, REDIS_CONN_STRING=redis_server.url, INITIAL_ROOT_TOKEN=root_key,
-                           GLOBAL_API_RATE_LIMIT="100000")
     try:
-        with running_gateway(tmp_path, env, wait=False) as gateway:
+        with prepare_database(tmp_path, REDIS_CONN_STRING=redis_server.url, INITIAL_ROOT_TOKEN=root_key,
+                              GLOBAL_API_RATE_LIMIT="100000") as env, \
+                running_gateway(tmp_path, env, wait=False) as gateway:
             codes: list[int] = []
             up = threading.Event()
 
@@ -59,8 +58,8 @@ def test_health_checks_during_start_up_all_pass_and_the_instance_hears_other_ins
             auth = {"Authorization": f"Bearer sk-{root_key}"}
             assert httpx.get(f"{gateway.url}/v1/models", headers=auth).status_code == 200  # the token is cached now
             # Another instance disables the token and announces it.
-            with sqlite3.connect(env["SQLITE_PATH"]) as db:
-                db.execute('UPDATE tokens SET status = 2 WHERE "key" = ?', (root_key,))
+            manage(env, "shell", "-c", "from accounts.models import Token; "
+                   f"Token.objects.filter(key={root_key!r}).update(status=Token.Status.DISABLED)")
             announcer = redis.Redis.from_url(redis_server.url)
             deadline = time.monotonic() + WAIT
             while time.monotonic() < deadline:

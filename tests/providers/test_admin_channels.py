@@ -6,7 +6,6 @@ from django.urls import reverse
 
 from providers import services
 from providers.models import Ability, Channel
-from tests.admin_fixtures import *  # noqa: F403 (fixtures)
 from tests.admin_fixtures import action
 from tests.factories import ChannelFactory
 
@@ -221,3 +220,15 @@ def test_a_common_user_cannot_reach_the_channels(common_client, secret_channel):
     response = common_client.get(CHANGELIST)
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("typed, placeholder", [
+    ("24", "https://generativelanguage.googleapis.com"),
+    ("٢٤", "https://api.openai.com"),   # int() reads Arabic-Indic digits; the bounded parser takes ASCII only
+    ("2.4e1", "https://api.openai.com"),
+    ("9" * 5000, "https://api.openai.com"),
+])
+def test_the_add_forms_type_from_the_address_is_read_by_the_number_parser(root_client, typed, placeholder):
+    response = root_client.get(reverse("admin:providers_channel_add"), {"type": typed})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.fields["base_url"].widget.attrs["placeholder"] == placeholder

@@ -8,7 +8,6 @@ import pytest
 from billing.models import Log
 from providers.models import Ability, Channel
 from providers.services import ChannelTestResult
-from tests.api_fixtures import *  # noqa: F401,F403
 from tests.api_fixtures import envelope
 from tests.factories import ChannelFactory
 

@@ -6,8 +6,6 @@ import pytest
 from django.urls import reverse
 
 from providers.models import Ability, Channel
-from tests.admin_fixtures import *  # noqa: F403 (fixtures)
-from tests.api_fixtures import *  # noqa: F401,F403
 from tests.api_fixtures import envelope
 from tests.factories import ChannelFactory
 
@@ -65,4 +63,69 @@ def test_console_channel_form_refuses_what_the_columns_cannot_hold(root_client, 
     response = root_client.post(reverse("admin:providers_channel_add"), data)
     assert response.status_code == 200
     assert message in response.content.decode()
+    assert not Channel.objects.exists()
+
+
+# --- Batch creation: each key is bounded, not the whole text -----------------------------------------
+
+def keys(count: int, length: int = 51) -> list[str]:
+    """`count` distinct vendor keys of `length` characters, as an operator pastes them."""
+    return [f"sk-{i:08d}".ljust(length, "x") for i in range(count)]
+
+
+def test_a_batch_far_beyond_64_kb_creates_one_channel_per_key(staff_api):
+    batch = keys(2_000)  # about 104 KB of key text
+    data = envelope(staff_api.post("/api/channel/", {**BASE, "key": "\n".join(batch)}, format="json"))
+    assert len(data) == 2_000
+    assert sorted(Channel.objects.values_list("key", flat=True)) == batch
+    assert Ability.objects.count() == 2_000  # one route each: gpt-4o in default
+
+
+def test_one_key_too_long_is_refused_by_its_line_without_echoing_it(staff_api):
+    long_key = "sk-" + "s" * 65_532  # 65,535 characters: the most a key may have
+    text = "\n".join(["sk-first", "", long_key + "x", "sk-last"])
+    result = envelope(staff_api.post("/api/channel/", {**BASE, "key": text}, format="json"), success=False)
+    assert result["field"] == "key"
+    assert result["message"] == "key number 2 may have at most 65535 characters"
+    assert not Channel.objects.exists()
+    assert len(envelope(staff_api.post("/api/channel/", {**BASE, "key": long_key}, format="json"))) == 1
+
+
+def test_a_batch_of_too_many_keys_is_refused_clearly(staff_api):
+    from providers.services import CHANNEL_BATCH_MAX_KEYS
+
+    text = "\n".join(f"k{i}" for i in range(CHANNEL_BATCH_MAX_KEYS + 1))
+    result = envelope(staff_api.post("/api/channel/", {**BASE, "key": text}, format="json"), success=False)
+    assert result["field"] == "key"
+    assert result["message"] == (f"key holds {CHANNEL_BATCH_MAX_KEYS + 1} keys; one batch may create at most "
+                                 f"{CHANNEL_BATCH_MAX_KEYS} channels")
+    assert not Channel.objects.exists()
+
+
+def test_an_edit_bounds_its_one_key(staff_api):
+    channel = ChannelFactory(key="sk-old")
+    result = envelope(staff_api.put("/api/channel/", {"id": channel.pk, "key": "k" * 65_536}, format="json"),
+                      success=False)
+    assert result["field"] == "key" and "at most 65535 characters" in result["message"]
+    channel.refresh_from_db()
+    assert channel.key == "sk-old"
+
+
+CONSOLE_FORM = {"name": "primary", "type": "1", "status": "1", "base_url": "", "models": "gpt-4o",
+                "group": "default", "model_mapping": "", "priority": "0", "weight": "0", "config": "",
+                "system_prompt": ""}
+
+
+def test_the_consoles_batch_form_takes_more_than_64_kb_of_keys(root_client):
+    batch = keys(2_000)
+    response = root_client.post(reverse("admin:providers_channel_add"), {**CONSOLE_FORM, "key": "\r\n".join(batch)})
+    assert response.status_code == 302
+    assert sorted(Channel.objects.values_list("key", flat=True)) == batch
+
+
+def test_the_consoles_batch_form_shows_a_too_long_key_on_the_field(root_client):
+    text = "sk-first\r\n" + "k" * 65_536
+    response = root_client.post(reverse("admin:providers_channel_add"), {**CONSOLE_FORM, "key": text})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["key"] == ["key number 2 may have at most 65535 characters"]
     assert not Channel.objects.exists()

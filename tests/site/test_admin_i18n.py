@@ -8,7 +8,6 @@ from django.utils import translation
 from billing import options
 from billing.models import Log
 from providers.models import Channel
-from tests.admin_fixtures import *  # noqa: F403 (fixtures)
 from tests.factories import ChannelFactory, RedemptionFactory
 
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-hans"}

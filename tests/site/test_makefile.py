@@ -1,4 +1,5 @@
-"""`make run` and `make install-mysql` on a fresh machine, dry-run (`make -n`): what they would do."""
+"""`make run` and `make install-mysql` on a fresh machine: the real targets, run with stand-ins for the commands
+they call (the virtualenv's python and pip, apt-get, pkg-config), which record what they were asked to do."""
 
 import os
 import shutil
@@ -13,35 +14,69 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
 MYSQL = "oneapi:123456@tcp(db:3306)/one-api"
 
 
-def dry_run(target: str, tmp_path: Path, **env: str) -> str:
-    """`make -n target` with a virtualenv that is installed but has no MySQL driver."""
+def stand_in(path: Path, body: str) -> None:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+
+
+def run_make(target: str, tmp_path: Path, *, pkg_config_knows: tuple[str, ...] = (), **env: str) -> list[str]:
+    """Run `make target` for real; the commands it ran, in order, as the stand-ins recorded them.
+
+    The virtualenv is installed but has no MySQL driver (`python -c "import MySQLdb"` fails, as on a fresh
+    machine); pkg-config finds only the packages in `pkg_config_knows`."""
+    calls = tmp_path / "calls.log"
+    calls.touch()
+    record = f'echo "$(basename "$0") $*" >> "{calls}"'
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
-    python = venv / "bin" / "python"
-    python.write_text("#!/bin/sh\nexit 1\n")  # every `python -c "import MySQLdb"` fails, as on a fresh machine
-    python.chmod(0o755)
+    stand_in(venv / "bin" / "python", f'if [ "$1" = "-c" ]; then exit 1; fi\n{record}')
+    stand_in(venv / "bin" / "pip", record)
     for marker in ("bin/activate", ".installed", ".installed-test"):
         (venv / marker).touch()
-    done = subprocess.run(["make", "-n", target, f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True,
-                          env={**{k: v for k, v in os.environ.items() if k != "MAKEFLAGS"}, **env})
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    stand_in(tools / "apt-get", record)
+    known = " ".join(pkg_config_knows)
+    stand_in(tools / "pkg-config", f'{record}\nfor p in {known}; do [ "$2" = "$p" ] && exit 0; done\nexit 1')
+    environ = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "SQL_DSN")}
+    environ["PATH"] = f"{tools}{os.pathsep}{environ.get('PATH', '')}"
+    done = subprocess.run(["make", target, f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True,
+                          env={**environ, **env})
+    assert done.returncode == 0, done.stdout + done.stderr
+    return calls.read_text().splitlines()
+
+
+def index_of(calls: list[str], text: str) -> int:
+    return next(i for i, call in enumerate(calls) if text in call)
 
 
 def test_make_run_installs_the_mysql_driver_when_sql_dsn_names_mysql(tmp_path):
-    out = dry_run("run", tmp_path, SQL_DSN=MYSQL)
-    assert "requirements-mysql.txt" in out
-    # ... before it migrates.
-    assert out.index("requirements-mysql.txt") < out.index("manage.py migrate")
+    calls = run_make("run", tmp_path, SQL_DSN=MYSQL)
+    assert "pip install --quiet -r requirements-mysql.txt" in calls
+    # ... before it migrates, seeds and serves.
+    assert index_of(calls, "requirements-mysql.txt") < index_of(calls, "manage.py migrate")
+    assert calls[-3:] == ["python manage.py migrate --noinput", "python manage.py seed", "python -m oneapi_site.serve"]
 
 
 @pytest.mark.parametrize("dsn", ["", "postgres://pg:secret@127.0.0.1:5432/oneapi"])
 def test_make_run_needs_no_mysql_driver_for_sqlite_or_postgres(tmp_path, dsn):
-    assert "requirements-mysql.txt" not in dry_run("run", tmp_path, SQL_DSN=dsn)
+    calls = run_make("run", tmp_path, SQL_DSN=dsn)
+    assert not any("requirements-mysql.txt" in call or call.startswith("apt-get") for call in calls)
+    assert calls == ["python manage.py migrate --noinput", "python manage.py seed", "python -m oneapi_site.serve"]
 
 
 def test_make_install_mysql_installs_the_client_headers_and_pkg_config_when_missing(tmp_path):
-    out = dry_run("install-mysql", tmp_path)
-    check = next(line for line in out.splitlines() if "pkg-config --exists" in line)
-    assert "apt-get install" in out and "pkg-config" in check
-    assert "default-libmysqlclient-dev" in out or "libmariadb-dev" in out
+    calls = run_make("install-mysql", tmp_path)
+    assert calls[-3:] == [
+        "apt-get update -qq",
+        "apt-get install -y -qq default-libmysqlclient-dev pkg-config",
+        "pip install --quiet -r requirements-mysql.txt",
+    ]
+
+
+@pytest.mark.parametrize("found", ["mysqlclient", "libmariadb"])
+def test_make_install_mysql_leaves_apt_alone_when_pkg_config_finds_the_client(tmp_path, found):
+    calls = run_make("install-mysql", tmp_path, pkg_config_knows=(found,))
+    assert not any(call.startswith("apt-get") for call in calls), calls
+    assert calls[-1] == "pip install --quiet -r requirements-mysql.txt"
+    assert calls[0] == "pkg-config --exists mysqlclient"

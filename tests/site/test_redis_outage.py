@@ -16,7 +16,7 @@ import pytest
 from django.core.cache import caches
 
 from oneapi_site import redis_cache
-from tests.e2e.servers import RedisServer, free_port
+from tests.e2e.servers import RedisServer, closed_port_url
 
 pytestmark = pytest.mark.django_db
 
@@ -33,14 +33,10 @@ def caches_on(url: str) -> dict:
     return {"default": one("memory"), "sessions": one("none")}
 
 
-def closed_port_url() -> str:
-    return f"redis://127.0.0.1:{free_port()}/0"
-
-
 @pytest.fixture
 def redis_down(settings):
     """The settings of an instance whose REDIS_CONN_STRING points at nothing."""
-    settings.CACHES = caches_on(closed_port_url())
+    settings.CACHES = caches_on(closed_port_url("redis", "/0"))
     settings.SESSION_CACHE_ALIAS = "sessions"
     yield settings
     caches.close_all()
