@@ -5,7 +5,6 @@ import pytest
 from accounts.models import Token
 from billing.models import Option
 from providers.models import Channel
-from tests.api_fixtures import *  # noqa: F401,F403
 from tests.api_fixtures import envelope
 
 pytestmark = pytest.mark.django_db

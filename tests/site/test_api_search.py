@@ -3,7 +3,6 @@
 import pytest
 
 from billing.models import Log
-from tests.api_fixtures import *  # noqa: F401,F403
 from tests.api_fixtures import envelope
 from tests.factories import ChannelFactory, RedemptionFactory, TokenFactory
 
