@@ -475,7 +475,7 @@ def _no_answer() -> UpstreamError:
 async def _stream(plan: Plan, batches, out: Responder, progress: Progress, channel: ChannelInfo) -> None:
     """Events to the client as server-sent events, as they arrive.
 
-    Nothing goes out before the first event with words or usage, so until then the call may still fail
+    Nothing goes out before the first event with words, reasoning or usage, so until then the call may still fail
     over: a vendor's error event is raised, and a stream that ends without one event in the vendor's
     shape is a retryable 502. Events held till then (a role chunk, a malformed one) go out with it.
     A failure after that is raised too; _call_once ends the client's stream with an error event.
@@ -506,6 +506,8 @@ async def _stream(plan: Plan, batches, out: Responder, progress: Progress, chann
             if decoded.text:
                 progress.texts.append(decoded.text)
                 content = True
+            if decoded.reasoning:
+                content = True  # the model thinks aloud: the answer has begun, though not its words
             if decoded.data is None or (decoded.usage_only and not plan.client_wants_usage):
                 continue
             chunks.append(b"data: " + decoded.data + b"\n\n")

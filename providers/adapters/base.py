@@ -91,6 +91,10 @@ class StreamEvent:
     # An event passed through although it is not in the vendor's shape (not JSON): forwarded inside an
     # answer, but never taken for the start of one.
     malformed: bool = False
+    # The event carries the model's thinking (`reasoning_content` and the like), which is not counted in
+    # `text`, yet starts the client's stream as words do: a reasoning model may think for minutes before
+    # its first word, and a client or proxy waiting that long for the headers gives up.
+    reasoning: bool = False
 
 
 @dataclass

@@ -322,7 +322,8 @@ class OllamaStreamDecoder(StreamDecoder):
             finish = "tool_calls" if self.tool_calls else FINISH.get(payload.get("done_reason") or "stop", "stop")
         if delta or finish:
             self.role_sent = True
-            events.append(StreamEvent(data=self._chunk(delta, finish), text=text))
+            events.append(StreamEvent(data=self._chunk(delta, finish), text=text,
+                                      reasoning="reasoning_content" in delta))
         if done:
             usage = usage_of(payload)
             if usage is not None:

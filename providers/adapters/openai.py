@@ -45,6 +45,16 @@ ANSWER_FIELDS = {
 TEXT_FORMATS = ("text", "srt", "vtt")
 
 
+# Where OpenAI-shaped streams carry a reasoning model's thinking: `reasoning_content` (DeepSeek, Qwen, GLM,
+# Spark X1), `reasoning` (OpenRouter, vLLM, Groq) and `reasoning_details` (OpenRouter).
+REASONING_FIELDS = ("reasoning_content", "reasoning", "reasoning_details")
+
+
+def has_reasoning(delta) -> bool:
+    """Whether an OpenAI chunk's delta carries some of the model's thinking."""
+    return isinstance(delta, dict) and any(delta.get(name) for name in REASONING_FIELDS)
+
+
 def usage_from(payload: dict) -> Usage | None:
     usage = payload.get("usage")
     if not isinstance(usage, dict):
@@ -139,6 +149,7 @@ def parse_chunk(data: bytes) -> StreamEvent:
     usage = usage_from(payload)
     if usage is None and "choices" not in payload:
         return StreamEvent(data=data, malformed=True)
+    reasoning = False
     for choice in payload.get("choices") or ():
         delta = choice.get("delta") or {}
         piece = delta.get("content") if isinstance(delta, dict) else None
@@ -147,10 +158,11 @@ def parse_chunk(data: bytes) -> StreamEvent:
         if isinstance(piece, str):
             text += piece
         if isinstance(delta, dict):
+            reasoning = reasoning or has_reasoning(delta)
             for call in delta.get("tool_calls") or ():
                 fn = call.get("function") or {}
                 text += (fn.get("name") or "") + (fn.get("arguments") or "")
-    return StreamEvent(data=data, usage=usage, text=text,
+    return StreamEvent(data=data, usage=usage, text=text, reasoning=reasoning,
                        usage_only=usage is not None and not payload.get("choices"))
 
 

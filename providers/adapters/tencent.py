@@ -474,7 +474,7 @@ class HunyuanStreamDecoder(StreamDecoder):
             finish = FINISH_REASONS.get(reason, "stop") if reason else None
             if converted or finish:
                 out.append(StreamEvent(data=self.chunk(converted, finish, choice.get("Index", position)),
-                                       text=text + call_text))
+                                       text=text + call_text, reasoning="reasoning_content" in converted))
         usage = usage_of(payload.get("Usage"))
         if usage is not None:
             self.usage = usage
