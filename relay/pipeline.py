@@ -210,7 +210,7 @@ async def relay_text(*, caller: Caller, mode: str, raw_body: bytes, request_id: 
     if upload is not None:
         body = dict(upload.fields)
         body["model"] = body.get("model") or media.DEFAULT_MODELS[mode]
-        if b'filename="' not in upload.head:
+        if not upload.has_file:
             raise bad_request("`file` is required: send the audio as a multipart file field.", param="file")
     else:
         body = parse_body(raw_body, mode=mode, path_model=path_model)
