@@ -24,8 +24,8 @@ from providers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+    check_answer,
     json_or_none,
-    unexpected_answer,
 )
 
 PATHS = {
@@ -110,16 +110,17 @@ class OpenAIAdapter(Adapter):
         if ctx.body.get("response_format") in TEXT_FORMATS and ctx.mode in ("transcriptions", "translations"):
             fields = ()
         payload = json_or_none(body)
-        if fields and not (isinstance(payload, dict) and any(payload.get(f) is not None for f in fields)):
-            raise self.answer_error(ctx, payload, body)
+        if fields:
+            check_answer(payload, self.label, *fields, what=f"an OpenAI {ctx.mode} answer",
+                         error=lambda found: self.error_in_answer(ctx, found, body))
         return body, usage_from(payload) if isinstance(payload, dict) else None
 
-    def answer_error(self, ctx: RequestContext, payload, body: bytes) -> UpstreamError:
-        """A 200 that is not an answer: the error object some proxies send with a 200 (kept, as a 502),
-        else a retryable 502 for a body that is no answer at all."""
+    def error_in_answer(self, ctx: RequestContext, payload, body: bytes) -> UpstreamError | None:
+        """The error object some proxies send with a 200 that is no answer (kept, as a 502); None when the
+        body holds none."""
         if isinstance(payload, dict) and ("error" in payload or "errors" in payload):
             return self.parse_error(ctx, status=502, body=body)
-        return unexpected_answer(self.label, f"an OpenAI {ctx.mode} answer")
+        return None
 
     def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
         return OpenAIStreamDecoder()

@@ -28,6 +28,7 @@ from providers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+    check_answer,
     fan_out,
     json_or_none,
     retryable_status,
@@ -214,8 +215,8 @@ class ZhipuAdapter(OpenAIAdapter):
         if ctx.mode == "images":
             return orjson.dumps(image_answer(body)), None
         payload = json_or_none(body)
-        if not isinstance(payload, dict) or payload.get("choices" if ctx.mode == "chat" else "data") is None:
-            raise self.answer_error(ctx, payload, body)
+        check_answer(payload, self.label, "choices" if ctx.mode == "chat" else "data",
+                     what=f"an OpenAI {ctx.mode} answer", error=lambda found: self.error_in_answer(ctx, found, body))
         # Zhipu omits `object`; OpenAI clients read it.
         if ctx.mode == "chat":
             payload.setdefault("object", "chat.completion")
