@@ -9,6 +9,10 @@ and the connection is closed, so the rest of the body is never read.
 
 The limits, in MB: RELAY_MAX_BODY_MB for the relay (`/v1`, where audio files and images inside
 messages are legitimate), API_MAX_BODY_MB for `/api`, WEB_MAX_BODY_MB for pages and everything else.
+
+A body for the relay that comes with no credential at all is refused here too, with the relay's own 401:
+the relay would refuse it unread, but only after Daphne had taken in up to RELAY_MAX_BODY_MB of it.
+Whether a credential is valid is still the relay's to decide; only its absence is judged here.
 """
 
 from __future__ import annotations
@@ -17,19 +21,21 @@ import io
 import json
 import logging
 from types import SimpleNamespace
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext
 
-from relay.errors import body_too_large
+from relay.errors import body_too_large, missing_api_key
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 # The paths oneapi_site.asgi sends to the relay app.
 RELAY_PREFIXES = ("/v1/", "/dashboard/billing/")
+# Where clients of the OpenAI, Anthropic, Gemini and Azure protocols put their key (Gemini's also `?key=`).
+CREDENTIAL_HEADERS = (b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key")
 
 
 def area_of(path: str) -> str:
@@ -61,6 +67,30 @@ def _target_path(raw: bytes) -> str:
     return unquote(raw.split(b"?", 1)[0].decode("latin-1"))
 
 
+def has_credential(headers, target: bytes) -> bool:
+    """Whether a request names a key anywhere a relay client may put one (`headers`: Twisted's Headers)."""
+    for name in CREDENTIAL_HEADERS:
+        for value in headers.getRawHeaders(name) or ():
+            value = value.strip()
+            if value[:7].lower() == b"bearer ":  # as the relay reads it (relay/auth.py)
+                value = value[7:].strip()
+            if value:
+                return True
+    query = target.partition(b"?")[2]
+    return bool(query) and any(parse_qs(query.decode("latin-1")).get("key", ()))
+
+
+def keyless_relay_body(request, length: int | None) -> bool:
+    """A body on its way to the relay (a Content-Length above 0, or chunked) that names no key. A preflight
+    and a bodiless request go on: the relay answers them at no cost."""
+    if request._oneapi_area != "relay" or length == 0:
+        return False
+    channel = request.channel
+    if (getattr(channel, "_command", b"") or b"").upper() == b"OPTIONS":
+        return False
+    return not has_credential(request.requestHeaders, getattr(channel, "_path", b"") or b"")
+
+
 def install() -> None:
     """Hook the limit into Daphne's request class (Twisted calls these before the ASGI app runs)."""
     try:
@@ -83,6 +113,10 @@ def install() -> None:
         if length is not None and length > self._oneapi_limit:
             self.content = io.BytesIO()
             _refuse(self)
+            return
+        if keyless_relay_body(self, length):
+            self.content = io.BytesIO()
+            _refuse_keyless(self)
             return
         got_length(self, length)
 
@@ -108,18 +142,28 @@ def install() -> None:
 
 def _refuse(request) -> None:
     """Answer 413 on the raw connection and close it: nothing of the body is read after this."""
+    cookies = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.received_cookies.items()}
+    accept_language = b",".join(request.requestHeaders.getRawHeaders(b"accept-language") or []).decode("latin-1")
+    content_type, body = refusal(request._oneapi_area, cookies=cookies, accept_language=accept_language)
+    log.debug("refused a request body over %d bytes (%s)", request._oneapi_limit, request._oneapi_area)
+    _answer_and_close(request, b"413 Content Too Large", content_type, body)
+
+
+def _refuse_keyless(request) -> None:
+    """Answer the relay's 401 for a missing key on the raw connection and close it, the body unread."""
+    log.debug("refused a request body without an API key")
+    _answer_and_close(request, b"401 Unauthorized", b"application/json", missing_api_key().to_json(""))
+
+
+def _answer_and_close(request, status: bytes, content_type: bytes, body: bytes) -> None:
     request._oneapi_refused = True
     channel = request.channel
     # Twisted answers "Expect: 100-continue" right after gotLength; the client must not be invited on.
     request.requestHeaders.removeHeader(b"expect")
-    cookies = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.received_cookies.items()}
-    accept_language = b",".join(request.requestHeaders.getRawHeaders(b"accept-language") or []).decode("latin-1")
-    content_type, body = refusal(request._oneapi_area, cookies=cookies, accept_language=accept_language)
-    head = (b"HTTP/1.1 413 Content Too Large\r\ncontent-type: " + content_type
+    head = (b"HTTP/1.1 " + status + b"\r\ncontent-type: " + content_type
             + b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n")
     if request._oneapi_area == "relay":
         head += b"access-control-allow-origin: *\r\n"
-    log.debug("refused a request body over %d bytes (%s)", request._oneapi_limit, request._oneapi_area)
     channel.persistent = False
     channel.transport.write(head + b"\r\n" + body)
     channel.loseConnection()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from accounts.models import Token, User
 from oneapi_site.lib.timeutil import now_ts
 from relay.cache import TokenInfo, UserInfo, cache
-from relay.errors import RelayError
+from relay.errors import RelayError, missing_api_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +39,10 @@ def _unauthorized(message: str, code: str) -> RelayError:
 
 async def authenticate(*, authorization: str, client_ip: str) -> Caller:
     if not authorization.strip():
-        raise _unauthorized("No API key provided: send Authorization: Bearer sk-...", "missing_api_key")
+        raise missing_api_key()
     key, channel_id = parse_authorization(authorization)
     if not key:
-        raise _unauthorized("No API key provided: send Authorization: Bearer sk-...", "missing_api_key")
+        raise missing_api_key()
     token = await cache.get_token(key)
     if token is None:
         raise _unauthorized("Invalid API key.", "invalid_api_key")

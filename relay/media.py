@@ -108,7 +108,6 @@ def images_delivered(answer: bytes) -> int | None:
 # --- Multipart uploads ---------------------------------------------------------
 
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
-_FIELD = re.compile(rb'Content-Disposition:\s*form-data;\s*name="([^"]+)"(?:;\s*filename="[^"]*")?', re.I)
 HEAD_LIMIT = 256 * 1024  # the form's fields, all together
 # The fields the relay or an adapter routes, prices or answers by. They reach the upstream exactly as the
 # relay read them: a field sent twice is refused, and while the file streams through (the model came
@@ -116,6 +115,12 @@ HEAD_LIMIT = 256 * 1024  # the form's fields, all together
 DECIDING_FIELDS = ("model", "response_format", "stream")
 SPOOL_IN_MEMORY = 1024 * 1024  # a form read whole goes to a temporary file past this
 SPOOL_CHUNK = 64 * 1024
+MAX_AUDIO_FILE = 25 * 1024 * 1024  # OpenAI's limit for one audio file
+
+
+def file_too_large(limit: int) -> RelayError:
+    return RelayError(413, f"The audio file is larger than {limit // (1024 * 1024)} MB.",
+                      type="invalid_request_error", code="file_too_large", param="file")
 
 
 class _Shared:
@@ -133,10 +138,12 @@ class Upload:
     its fields before the file."""
 
     def __init__(self, content_type: str, head: bytes, fields: dict[str, str], rest: AsyncIterator[bytes], *,
-                 model_at: tuple[int, int] | None = None, parts_at: int = 0, shared: _Shared | None = None):
+                 model_at: tuple[int, int] | None = None, parts_at: int = 0, shared: _Shared | None = None,
+                 has_file: bool = True):
         self.content_type = content_type
         self.head = head
         self.fields = fields
+        self.has_file = has_file  # whether the form has a file part (read_upload stops at it)
         self._rest = rest
         self.model_at = model_at  # where the model field's value is in `head`, when the form has one
         self.parts_at = parts_at  # where the first part begins in `head`
@@ -157,12 +164,16 @@ class Upload:
                 return self
             head = self.head[:start] + value + self.head[end:]
         else:
-            boundary = _BOUNDARY.search(self.content_type).group(1).encode()
-            field = b"--" + boundary + b'\r\nContent-Disposition: form-data; name="model"\r\n\r\n'
+            field = b"--" + self.boundary + b'\r\nContent-Disposition: form-data; name="model"\r\n\r\n'
             start = self.parts_at + len(field)
             head = self.head[:self.parts_at] + field + value + b"\r\n" + self.head[self.parts_at:]
         return Upload(self.content_type, head, {**self.fields, "model": model}, self._rest,
-                      model_at=(start, start + len(value)), parts_at=self.parts_at, shared=self._shared)
+                      model_at=(start, start + len(value)), parts_at=self.parts_at, shared=self._shared,
+                      has_file=self.has_file)
+
+    @property
+    def boundary(self) -> bytes:
+        return _BOUNDARY.search(self.content_type).group(1).encode()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         yield self.head
@@ -172,10 +183,13 @@ class Upload:
 
 class _FormReader:
     """The parts of an upload as they arrive: the fields read, and refused when sent twice; the file
-    spooled when the form is read whole, else only watched."""
+    spooled when the form is read whole, else only watched. With `stream_file` false the form is always
+    read whole (for read_form), its file bounded by `file_limit` (MAX_AUDIO_FILE when None)."""
 
-    def __init__(self, boundary: bytes) -> None:
+    def __init__(self, boundary: bytes, *, stream_file: bool = True, file_limit: int | None = None) -> None:
         self.boundary = boundary
+        self.stream_file = stream_file
+        self.file_limit = file_limit
         self.scanner = FormScanner(boundary)
         self.fields: dict[str, str] = {}
         self.parts: list[tuple[Part, bytes]] = []  # every field, in order, with its value
@@ -215,7 +229,7 @@ class _FormReader:
         self._value.clear()
         if part.is_file:
             self.file = part
-            self.streaming = "model" in self.fields
+            self.streaming = self.stream_file and "model" in self.fields
             if self.streaming:
                 self.scanner.file_data = False  # the file streams on as it came; only its end is looked for
             else:
@@ -226,8 +240,9 @@ class _FormReader:
         if self._part.is_file:
             if self.spool is not None:
                 self._file_bytes += len(data)
-                if self._file_bytes > MAX_AUDIO_FILE:
-                    raise file_too_large(MAX_AUDIO_FILE)
+                limit = self.file_limit or MAX_AUDIO_FILE
+                if self._file_bytes > limit:
+                    raise file_too_large(limit)
                 self.spool.write(data)
         elif not self.streaming:  # fields after a streamed file pass through unread
             self._field_bytes += len(data)
@@ -297,7 +312,7 @@ async def read_upload(receive, content_type: str) -> Upload:
                              type="invalid_request_error", code="fields_too_large")
     form.fields.setdefault("model", "")
     if form.file is None:  # no file: the relay refuses it as it stands
-        return Upload(content_type, bytes(head), form.fields, _nothing())
+        return Upload(content_type, bytes(head), form.fields, _nothing(), has_file=False)
     if form.streaming:
         shared = _Shared()
 
@@ -333,16 +348,6 @@ async def _nothing() -> AsyncIterator[bytes]:
     yield  # pragma: no cover - makes this an async generator
 
 
-def file_too_large(limit: int) -> RelayError:
-    return RelayError(413, f"The audio file is larger than {limit // (1024 * 1024)} MB.",
-                      type="invalid_request_error", code="file_too_large", param="file")
-
-
-MAX_AUDIO_FILE = 25 * 1024 * 1024  # OpenAI's limit for one audio file
-_FILENAME = re.compile(rb'filename="([^"]*)"')
-_PART_TYPE = re.compile(rb"Content-Type:\s*([^\r\n;]+)", re.I)
-
-
 @dataclass(frozen=True)
 class Form:
     """A multipart upload read whole: its plain fields (those after the file too) and its file."""
@@ -354,36 +359,20 @@ class Form:
 
 
 async def read_form(upload: Upload, *, limit: int | None = None) -> Form:
-    """The whole upload, for a vendor that takes the audio's bytes instead of a form. It is held in
-    memory, so it is read only up to `limit` bytes of file (MAX_AUDIO_FILE) and room for the fields, else 413."""
-    limit = limit or MAX_AUDIO_FILE
-    too_large = file_too_large(limit)
-    buffer = bytearray()
-    async for chunk in upload.chunks():
-        buffer += chunk
-        if len(buffer) > limit + HEAD_LIMIT:
-            raise too_large
-    body = bytes(buffer)
-    del buffer
-    delimiter = b"--" + _BOUNDARY.search(upload.content_type).group(1).encode()
-    fields: dict[str, str] = {}
-    file: tuple[bytes, str, str] | None = None
-    for part in body.split(delimiter)[1:]:
-        if part.startswith(b"--"):  # the closing delimiter
-            break
-        header, _, value = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        value = value.removesuffix(b"\r\n")
-        field, filename = _FIELD.search(header), _FILENAME.search(header)
-        if field is None:
-            continue
-        if filename is None:
-            fields[field.group(1).decode()] = value.decode("utf-8", "replace")
-        elif file is None:
-            kind = _PART_TYPE.search(header)
-            file = (value, filename.group(1).decode("utf-8", "replace"),
-                    kind.group(1).decode("latin-1").strip() if kind else "")
-    if file is None:
-        raise bad_request("`file` is required: send the audio as a multipart file field.", param="file")
-    if len(file[0]) > limit:
-        raise too_large
-    return Form(fields, *file)
+    """The whole upload, for a vendor that takes the audio's bytes instead of a form, read part by part
+    as read_upload reads it. The file is held in memory, so it is read only up to `limit` bytes
+    (MAX_AUDIO_FILE), else 413."""
+    form = _FormReader(upload.boundary, stream_file=False, file_limit=limit)
+    try:
+        async for chunk in upload.chunks():
+            form.feed(chunk)
+        if form.file is None:
+            raise bad_request("`file` is required: send the audio as a multipart file field.", param="file")
+        if not form.scanner.done:
+            raise malformed("it ends before its closing delimiter")
+        form.spool.seek(0)
+        data = form.spool.read()
+    finally:
+        if form.spool is not None:
+            form.spool.close()
+    return Form(form.fields, data, form.file.filename or "", form.file.content_type)

@@ -16,6 +16,7 @@ from relay.errors import bad_request
 MAX_PART_HEADERS = 16 * 1024
 _NAME = re.compile(rb';\s*name="([^"]*)"', re.I)
 _FILENAME = re.compile(rb';\s*filename="([^"]*)"', re.I)
+_CONTENT_TYPE = re.compile(rb"^content-type:\s*([^\r\n;]+)", re.I | re.M)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,12 @@ class Part:
     @property
     def is_file(self) -> bool:
         return self.filename is not None
+
+    @property
+    def content_type(self) -> str:
+        """The part's own Content-Type, "" when it has none."""
+        found = _CONTENT_TYPE.search(self.headers)
+        return found.group(1).decode("latin-1").strip() if found else ""
 
 
 def malformed(why: str):

@@ -83,9 +83,14 @@ class Plan:
     fixed_quota: int | None = None  # the price when it is known up front (images, speech)
 
 
-# orjson reads 1024 levels deep but writes only 255, and the adapters write the body again for the vendor:
-# a body between the two was a 500 (issue 8). Refused here as bad JSON instead.
-MAX_NESTING = 255
+# orjson reads 1024 levels deep but writes only 255, and the adapters write the client's body again for the
+# vendor (an adapter's converter may also recurse past Python's limit). Not checked up front, which cost
+# every request two scans and often a whole dump: the vendor's request that cannot be written is refused
+# as the client's bad JSON when the client's body nests deeper than DEEP_BODY (adapters add a few levels
+# of their own, never dozens; below that it is this gateway's fault, a 500).
+WRITE_NESTING = 255
+DEEP_BODY = 200
+TOO_DEEP = (orjson.JSONEncodeError, RecursionError)
 
 
 def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
@@ -97,12 +102,6 @@ def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
         raise bad_request(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_json")
-    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING:  # fewer brackets cannot nest that deep
-        try:
-            orjson.dumps(body)  # C-fast, and exactly the limit the adapters will meet
-        except orjson.JSONEncodeError:
-            raise bad_request(f"The request body is nested deeper than {MAX_NESTING} levels.",
-                              code="invalid_json") from None
     if path_model and not body.get("model"):
         body["model"] = path_model
     if not body.get("model") and mode in media.DEFAULT_MODELS:
@@ -124,6 +123,29 @@ def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
     if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 0):
         raise bad_request("`max_tokens` must be a non-negative integer.", param="max_tokens")
     return body
+
+
+def nests_deeper(value: Any, limit: int) -> bool:
+    """Whether arrays and objects in `value` nest more than `limit` levels (without recursion: the value may
+    be too deep for it)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _refuse_if_too_deep(plan: Plan, exc: BaseException) -> None:
+    """Raise the client's 400 when `exc` is the vendor's request failing to be written over the client's
+    deep body; return otherwise (the caller handles `exc` as it would any other)."""
+    if isinstance(exc, TOO_DEEP) and nests_deeper(plan.body, DEEP_BODY):
+        raise bad_request(f"The request body is nested too deep: the request to the upstream would be nested "
+                          f"deeper than {WRITE_NESTING} levels.", code="invalid_json") from None
 
 
 def count_prompt(mode: str, body: dict, model: str) -> int:
@@ -189,7 +211,7 @@ async def relay_text(*, caller: Caller, mode: str, raw_body: bytes, request_id: 
     if upload is not None:
         body = dict(upload.fields)
         body["model"] = body.get("model") or media.DEFAULT_MODELS[mode]
-        if b'filename="' not in upload.head:
+        if not upload.has_file:
             raise bad_request("`file` is required: send the audio as a multipart file field.", param="file")
     else:
         body = parse_body(raw_body, mode=mode, path_model=path_model)
@@ -306,6 +328,7 @@ async def _call_once(plan: Plan, channel: ChannelInfo, body: dict, out: Responde
     except RelayError:
         raise
     except Exception as exc:
+        _refuse_if_too_deep(plan, exc)  # writing the vendor's request (build_request, prepare) over a deep body
         # A fault in this gateway's own code on the call path. Logged here, masked, because the traceback
         # may hold what the upstream sent; the client gets OpenAI's error as for any other fault.
         secrets = adapter_for(channel.type).secrets(channel)
@@ -334,7 +357,7 @@ async def _exchange(plan: Plan, channel: ChannelInfo, body: dict, out: Responder
     if adapter.transport == "websocket":
         body = await adapter.prepare(channel=channel, mode=plan.mode, body=body, session=session)
         ctx = RequestContext(channel=channel, mode=plan.mode, body=body, stream=True, client_model=plan.model)
-        batches = _ws_batches(adapter, channel, adapter.exchange(ctx, session=session), timeout)
+        batches = _ws_batches(plan, adapter, channel, adapter.exchange(ctx, session=session), timeout)
         await (_stream if plan.stream else _gather)(plan, batches, out, progress, channel)
         return
     if plan.mode in adapter.complete_modes:  # more than one request makes the answer (a task to poll)
@@ -346,6 +369,7 @@ async def _exchange(plan: Plan, channel: ChannelInfo, body: dict, out: Responder
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise network_failure(exc, read_timeout=timeout) from None
         except SHAPE_ERRORS as exc:
+            _refuse_if_too_deep(plan, exc)  # `complete` writes the vendor's requests too
             raise _unreadable(adapter, exc, channel) from None
         await _answer(plan, adapter, data, usage, out, progress,
                       [(b"content-type", adapter.answer_content_type(ctx).encode())])
@@ -449,7 +473,7 @@ async def _http_batches(adapter, channel: ChannelInfo, decoder: StreamDecoder, r
             return
 
 
-async def _ws_batches(adapter, channel: ChannelInfo, events, timeout: float | None):
+async def _ws_batches(plan: Plan, adapter, channel: ChannelInfo, events, timeout: float | None):
     """A WebSocket vendor's events (adapter.exchange), a batch each; connection failures may fail over."""
     started = False
     try:
@@ -459,6 +483,7 @@ async def _ws_batches(adapter, channel: ChannelInfo, events, timeout: float | No
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise network_failure(exc, read_timeout=timeout, started=started) from None
     except SHAPE_ERRORS as exc:
+        _refuse_if_too_deep(plan, exc)  # the exchange writes its request frames as it goes
         raise _unreadable(adapter, exc, channel) from None
 
 
@@ -476,7 +501,7 @@ def _no_answer() -> UpstreamError:
 async def _stream(plan: Plan, batches, out: Responder, progress: Progress, channel: ChannelInfo) -> None:
     """Events to the client as server-sent events, as they arrive.
 
-    Nothing goes out before the first event with words or usage, so until then the call may still fail
+    Nothing goes out before the first event with words, reasoning or usage, so until then the call may still fail
     over: a vendor's error event is raised, and a stream that ends without one event in the vendor's
     shape is a retryable 502. Events held till then (a role chunk, a malformed one) go out with it.
     A failure after that is raised too; _call_once ends the client's stream with an error event.
@@ -507,6 +532,8 @@ async def _stream(plan: Plan, batches, out: Responder, progress: Progress, chann
             if decoded.text:
                 progress.texts.append(decoded.text)
                 content = True
+            if decoded.reasoning:
+                content = True  # the model thinks aloud: the answer has begun, though not its words
             if decoded.data is None or (decoded.usage_only and not plan.client_wants_usage):
                 continue
             chunks.append(b"data: " + decoded.data + b"\n\n")

@@ -92,11 +92,19 @@ def count_messages(messages: Any, model: str) -> int:
 
 
 def count_input(value: Any, model: str) -> int:
-    """A completions prompt or an embeddings input: a string, a list of strings, or token ids."""
-    if isinstance(value, str):
-        return count_text(value, model)
-    if isinstance(value, list):
-        if value and all(isinstance(v, int) for v in value):
-            return len(value)
-        return sum(count_input(v, model) for v in value)
-    return 0
+    """A completions prompt or an embeddings input: a string, a list of strings, or token ids.
+
+    Walked without recursion: the client's lists may nest as deep as the JSON parser allows (1024 levels),
+    past Python's recursion limit."""
+    total = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            total += count_text(item, model)
+        elif isinstance(item, list):
+            if item and all(isinstance(v, int) for v in item):
+                total += len(item)
+            else:
+                pending.extend(item)
+    return total

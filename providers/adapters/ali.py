@@ -540,7 +540,8 @@ class AliStreamDecoder(StreamDecoder):
             if not delta and finish is None:
                 continue
             events.append(StreamEvent(data=self._chunk([{"index": i, "delta": delta, "logprobs": None,
-                                                         "finish_reason": finish}]), text=text))
+                                                         "finish_reason": finish}]), text=text,
+                                      reasoning="reasoning_content" in delta))
             if finish is not None:
                 self.finished = True
         if events:

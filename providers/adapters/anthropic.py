@@ -361,7 +361,7 @@ class AnthropicStreamDecoder(StreamDecoder):
             return [StreamEvent(data=self.chunk({"tool_calls": [call]}), text=piece)]
         if kind == "thinking_delta":
             text = delta.get("thinking") or ""
-            return [StreamEvent(data=self.chunk({"reasoning_content": text}), text=text)]
+            return [StreamEvent(data=self.chunk({"reasoning_content": text}), text=text, reasoning=True)]
         return []  # signature_delta, citations_delta
 
     def on_message_delta(self, payload: dict) -> list[StreamEvent]:

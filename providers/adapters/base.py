@@ -91,6 +91,10 @@ class StreamEvent:
     # An event passed through although it is not in the vendor's shape (not JSON): forwarded inside an
     # answer, but never taken for the start of one.
     malformed: bool = False
+    # The event carries the model's thinking (`reasoning_content` and the like), which is not counted in
+    # `text`, yet starts the client's stream as words do: a reasoning model may think for minutes before
+    # its first word, and a client or proxy waiting that long for the headers gives up.
+    reasoning: bool = False
 
 
 @dataclass
@@ -175,11 +179,15 @@ def unexpected_answer(vendor: str, what: str = "an answer") -> UpstreamError:
                          code="bad_response_body", retryable=True)
 
 
-def check_answer(payload: Any, vendor: str, *fields: str, what: str = "an answer") -> None:
+def check_answer(payload: Any, vendor: str, *fields: str, what: str = "an answer",
+                 error: Callable[[Any], UpstreamError | None] | None = None) -> None:
     """Raise unexpected_answer unless `payload` is an object with one of `fields` (the part of the vendor's
-    answer that is always there, however empty the answer: choices, output, embeddings...)."""
+    answer that is always there, however empty the answer: choices, output, embeddings...). `error` reads
+    the vendor's own error out of a payload that is no answer (the error object some proxies send with a
+    200): what it finds is raised instead."""
     if not isinstance(payload, dict) or all(payload.get(name) is None for name in fields):
-        raise unexpected_answer(vendor, what)
+        found = error(payload) if error is not None else None
+        raise found or unexpected_answer(vendor, what)
 
 
 def answer_object(body: bytes, vendor: str, *, code: str = "bad_response_body") -> dict:

@@ -403,7 +403,7 @@ class CohereStreamDecoder(StreamDecoder):
             return []
         if content.get("thinking"):
             return [StreamEvent(data=self.chunk({"reasoning_content": content["thinking"]}),
-                                text=content["thinking"])]
+                                text=content["thinking"], reasoning=True)]
         text = content.get("text")
         return [StreamEvent(data=self.chunk({"content": text}), text=text)] if text else []
 

@@ -476,7 +476,8 @@ class GeminiStreamDecoder(StreamDecoder):
                 text += piece
         if not choices:
             return []
-        return [StreamEvent(data=self._chunk(choices), text=text)]
+        reasoning = any("reasoning_content" in choice["delta"] for choice in choices)  # `thought` parts
+        return [StreamEvent(data=self._chunk(choices), text=text, reasoning=reasoning)]
 
     def _choice(self, candidate: dict, position: int) -> tuple[dict | None, str]:
         index = candidate.get("index", position)

@@ -28,7 +28,7 @@ from providers.adapters.base import (
     answer_object,
     check_answer,
 )
-from providers.adapters.inline_images import inline_images
+from providers.adapters.inline_images import image_url, inline_images
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # a remote image is fetched into memory: bounded
 FINISH = {"stop": "stop", "length": "length"}  # "load"/"unload" answers carry no text: "stop"
@@ -56,12 +56,6 @@ def _created(value) -> int:
         except ValueError:
             pass
     return int(time.time())
-
-
-def _image_url(part: dict) -> str:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    return url if isinstance(url, str) else ""
 
 
 def _arguments(raw) -> dict:
@@ -95,7 +89,7 @@ def convert_messages(messages: list) -> list[dict]:
                 if part.get("type") == "text" and isinstance(part.get("text"), str):
                     texts.append(part["text"])
                 elif part.get("type") == "image_url":
-                    url = _image_url(part)
+                    url = image_url(part) or ""
                     if not url.startswith("data:") or "," not in url:
                         # prepare() inlines http(s) images; anything else is not an image we can send.
                         raise UpstreamError(status=400, message="An image_url must be a data: URL or an "
@@ -322,7 +316,8 @@ class OllamaStreamDecoder(StreamDecoder):
             finish = "tool_calls" if self.tool_calls else FINISH.get(payload.get("done_reason") or "stop", "stop")
         if delta or finish:
             self.role_sent = True
-            events.append(StreamEvent(data=self._chunk(delta, finish), text=text))
+            events.append(StreamEvent(data=self._chunk(delta, finish), text=text,
+                                      reasoning="reasoning_content" in delta))
         if done:
             usage = usage_of(payload)
             if usage is not None:

@@ -24,8 +24,8 @@ from providers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+    check_answer,
     json_or_none,
-    unexpected_answer,
 )
 
 PATHS = {
@@ -43,6 +43,16 @@ ANSWER_FIELDS = {
 }
 # Transcripts asked for in these formats come back as plain text, not JSON.
 TEXT_FORMATS = ("text", "srt", "vtt")
+
+
+# Where OpenAI-shaped streams carry a reasoning model's thinking: `reasoning_content` (DeepSeek, Qwen, GLM,
+# Spark X1), `reasoning` (OpenRouter, vLLM, Groq) and `reasoning_details` (OpenRouter).
+REASONING_FIELDS = ("reasoning_content", "reasoning", "reasoning_details")
+
+
+def has_reasoning(delta) -> bool:
+    """Whether an OpenAI chunk's delta carries some of the model's thinking."""
+    return isinstance(delta, dict) and any(delta.get(name) for name in REASONING_FIELDS)
 
 
 def usage_from(payload: dict) -> Usage | None:
@@ -100,16 +110,17 @@ class OpenAIAdapter(Adapter):
         if ctx.body.get("response_format") in TEXT_FORMATS and ctx.mode in ("transcriptions", "translations"):
             fields = ()
         payload = json_or_none(body)
-        if fields and not (isinstance(payload, dict) and any(payload.get(f) is not None for f in fields)):
-            raise self.answer_error(ctx, payload, body)
+        if fields:
+            check_answer(payload, self.label, *fields, what=f"an OpenAI {ctx.mode} answer",
+                         error=lambda found: self.error_in_answer(ctx, found, body))
         return body, usage_from(payload) if isinstance(payload, dict) else None
 
-    def answer_error(self, ctx: RequestContext, payload, body: bytes) -> UpstreamError:
-        """A 200 that is not an answer: the error object some proxies send with a 200 (kept, as a 502),
-        else a retryable 502 for a body that is no answer at all."""
+    def error_in_answer(self, ctx: RequestContext, payload, body: bytes) -> UpstreamError | None:
+        """The error object some proxies send with a 200 that is no answer (kept, as a 502); None when the
+        body holds none."""
         if isinstance(payload, dict) and ("error" in payload or "errors" in payload):
             return self.parse_error(ctx, status=502, body=body)
-        return unexpected_answer(self.label, f"an OpenAI {ctx.mode} answer")
+        return None
 
     def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
         return OpenAIStreamDecoder()
@@ -139,6 +150,7 @@ def parse_chunk(data: bytes) -> StreamEvent:
     usage = usage_from(payload)
     if usage is None and "choices" not in payload:
         return StreamEvent(data=data, malformed=True)
+    reasoning = False
     for choice in payload.get("choices") or ():
         delta = choice.get("delta") or {}
         piece = delta.get("content") if isinstance(delta, dict) else None
@@ -147,10 +159,11 @@ def parse_chunk(data: bytes) -> StreamEvent:
         if isinstance(piece, str):
             text += piece
         if isinstance(delta, dict):
+            reasoning = reasoning or has_reasoning(delta)
             for call in delta.get("tool_calls") or ():
                 fn = call.get("function") or {}
                 text += (fn.get("name") or "") + (fn.get("arguments") or "")
-    return StreamEvent(data=data, usage=usage, text=text,
+    return StreamEvent(data=data, usage=usage, text=text, reasoning=reasoning,
                        usage_only=usage is not None and not payload.get("choices"))
 
 

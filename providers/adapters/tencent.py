@@ -31,6 +31,7 @@ from providers.adapters.base import (
     json_or_none,
     retryable_status,
 )
+from providers.adapters.inline_images import image_url
 
 SERVICE = "hunyuan"
 API_VERSION = "2023-09-01"
@@ -117,15 +118,6 @@ def tc3_authorization(*, secret_id: str, secret_key: str, url: str, payload: byt
 # --- request -------------------------------------------------------------------------------------
 
 
-def _image_url(part: dict) -> str:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    # Hunyuan takes http(s) URLs and data: URLs alike (ChatCompletions, `Content.ImageUrl`).
-    if not isinstance(url, str) or not url.startswith(("http://", "https://", "data:")):
-        raise bad_input("An image_url must be an http(s) or data: URL.", code="invalid_image_url")
-    return url
-
-
 def convert_content(content: Any) -> tuple[str, list[dict] | None]:
     """OpenAI content → Hunyuan's `Content` text, or `Contents` parts when images are present."""
     if content is None:
@@ -144,8 +136,12 @@ def convert_content(content: Any) -> tuple[str, list[dict] | None]:
             texts.append(part["text"])
             parts.append({"Type": "text", "Text": part["text"]})
         elif part.get("type") == "image_url":
+            url = image_url(part) or ""
+            # Hunyuan takes http(s) URLs and data: URLs alike (ChatCompletions, `Content.ImageUrl`).
+            if not url.startswith(("http://", "https://", "data:")):
+                raise bad_input("An image_url must be an http(s) or data: URL.", code="invalid_image_url")
             has_image = True
-            parts.append({"Type": "image_url", "ImageUrl": {"Url": _image_url(part)}})
+            parts.append({"Type": "image_url", "ImageUrl": {"Url": url}})
     return "\n".join(texts), parts if has_image else None
 
 
@@ -474,7 +470,7 @@ class HunyuanStreamDecoder(StreamDecoder):
             finish = FINISH_REASONS.get(reason, "stop") if reason else None
             if converted or finish:
                 out.append(StreamEvent(data=self.chunk(converted, finish, choice.get("Index", position)),
-                                       text=text + call_text))
+                                       text=text + call_text, reasoning="reasoning_content" in converted))
         usage = usage_of(payload.get("Usage"))
         if usage is not None:
             self.usage = usage

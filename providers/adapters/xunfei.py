@@ -28,7 +28,7 @@ from providers.adapters.base import (
     check_answer,
     json_or_none,
 )
-from providers.adapters.openai import OpenAIAdapter, usage_from
+from providers.adapters.openai import OpenAIAdapter, has_reasoning, usage_from
 
 RATE_LIMITED = {10012, 11202, 11203}  # busy, QPS over the limit, concurrency over the limit
 QUOTA = {11201}  # daily call limit
@@ -151,10 +151,12 @@ class XunfeiStreamDecoder(StreamDecoder):
         chunk.setdefault("created", int(time.time()))
         chunk["model"] = chunk.get("model") or self.model
         text = ""
+        reasoning = False
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
             delta = choice.get("delta") or {}
+            reasoning = reasoning or has_reasoning(delta)  # Spark X1 thinks in `reasoning_content`
             if isinstance(delta.get("content"), str):
                 text += delta["content"]
             for call in delta.get("tool_calls") or ():
@@ -169,7 +171,7 @@ class XunfeiStreamDecoder(StreamDecoder):
                 self.finished = True
         events = []
         if chunk.get("choices") or usage is None:
-            events.append(StreamEvent(data=orjson.dumps(chunk), text=text))
+            events.append(StreamEvent(data=orjson.dumps(chunk), text=text, reasoning=reasoning))
         if usage is not None:
             usage_chunk = {k: chunk[k] for k in ("id", "object", "created", "model")}
             usage_chunk["choices"] = []

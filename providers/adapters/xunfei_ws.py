@@ -277,12 +277,12 @@ class XunfeiSparkAdapter(Adapter):
                                 type="invalid_request_error", code="unsupported_mode")
         app_id = split_key(ctx.channel.key)[0]
         url, domain = self.url_for(ctx.channel, ctx.model)
-        frame = request_frame(ctx.body, app_id, domain)
+        frame = orjson.dumps(request_frame(ctx.body, app_id, domain)).decode()  # written before connecting
         converter = FrameConverter(ctx.model)
         # A refused signature is a 401/403 handshake ("HMAC signature cannot be verified").
         ws = await ws_open(session, url, vendor="Xunfei Spark", refused="signature")
         async with ws:
-            await ws.send_str(orjson.dumps(frame).decode())
+            await ws.send_str(frame)
             while not converter.finished:
                 message = await ws.receive(timeout=RECEIVE_TIMEOUT)
                 if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):

@@ -28,12 +28,13 @@ from providers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+    check_answer,
     fan_out,
     json_or_none,
     retryable_status,
 )
 from providers.adapters.fetch import vendor_images_b64
-from providers.adapters.openai import OpenAIAdapter, parse_chunk, usage_from
+from providers.adapters.openai import OpenAIAdapter, has_reasoning, parse_chunk, usage_from
 
 API_PREFIX = "/api/paas/v4"
 PATHS = {"embeddings": "/embeddings", "images": "/images/generations"}  # under API_PREFIX; chat otherwise
@@ -214,8 +215,8 @@ class ZhipuAdapter(OpenAIAdapter):
         if ctx.mode == "images":
             return orjson.dumps(image_answer(body)), None
         payload = json_or_none(body)
-        if not isinstance(payload, dict) or payload.get("choices" if ctx.mode == "chat" else "data") is None:
-            raise self.answer_error(ctx, payload, body)
+        check_answer(payload, self.label, "choices" if ctx.mode == "chat" else "data",
+                     what=f"an OpenAI {ctx.mode} answer", error=lambda found: self.error_in_answer(ctx, found, body))
         # Zhipu omits `object`; OpenAI clients read it.
         if ctx.mode == "chat":
             payload.setdefault("object", "chat.completion")
@@ -288,11 +289,13 @@ class ZhipuStreamDecoder(StreamDecoder):
         payload.setdefault("object", "chat.completion.chunk")
         raw_usage = payload.pop("usage", None)
         text = ""
+        reasoning = False
         for choice in payload.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
             _finish(choice)
             delta = choice.get("delta") or {}
+            reasoning = reasoning or has_reasoning(delta)
             if isinstance(delta.get("content"), str):
                 text += delta["content"]
             for call in delta.get("tool_calls") or ():
@@ -300,7 +303,7 @@ class ZhipuStreamDecoder(StreamDecoder):
                 text += (fn.get("name") or "") + (fn.get("arguments") or "")
         events = []
         if payload.get("choices") or usage is None:
-            events.append(StreamEvent(data=orjson.dumps(payload), text=text))
+            events.append(StreamEvent(data=orjson.dumps(payload), text=text, reasoning=reasoning))
         if usage is not None:
             usage_chunk = {k: payload[k] for k in ("id", "object", "created", "model") if k in payload}
             usage_chunk["choices"] = []

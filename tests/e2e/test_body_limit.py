@@ -17,6 +17,8 @@ from tests.e2e.servers import prepare_database, running_gateway
 
 LIMITS = {"RELAY_MAX_BODY_MB": "3", "API_MAX_BODY_MB": "1", "WEB_MAX_BODY_MB": "1"}
 MB = 1024 * 1024
+# Any key: a body that names none is refused at its headers for that (the tests at the end); these name one.
+KEY = "Authorization: Bearer sk-not-a-real-key"
 PLAN = 64 * MB  # what each client means to send: far past every limit and every socket buffer
 SOCKET_TIMEOUT = 30  # a bound on a failing test's wait, not a timing check
 
@@ -86,7 +88,7 @@ def test_a_huge_content_length_on_v1_is_refused_before_any_of_the_body_is_sent(g
 
 def test_a_long_chunked_body_is_refused_once_past_the_limit_and_the_connection_closed(gateway):
     with connect(gateway) as sock:
-        sock.sendall(post_head("/v1/chat/completions", "Content-Type: application/json",
+        sock.sendall(post_head("/v1/chat/completions", "Content-Type: application/json", KEY,
                                "Transfer-Encoding: chunked"))
         sent = send_until_closed(sock, chunked=True)
         assert sent < PLAN, "the server read the whole chunked body"
@@ -125,9 +127,10 @@ def test_a_client_that_asks_first_is_told_no_without_a_100_continue(gateway):
 def test_bodies_within_the_limits_still_reach_the_application(gateway):
     just_under = b'{"model": "gpt-4o-mini", "pad": "' + b"x" * (3 * MB - 64) + b'"}'
     response = httpx.post(f"{gateway.url}/v1/chat/completions", content=just_under,
-                          headers={"Content-Type": "application/json"}, timeout=SOCKET_TIMEOUT)
-    assert response.status_code == 401  # read whole and handed to the relay, which wants a key
-    assert "error" in response.json()
+                          headers={"Content-Type": "application/json", "Authorization": "Bearer sk-not-a-real-key"},
+                          timeout=SOCKET_TIMEOUT)
+    assert response.status_code == 401  # read whole and handed to the relay, which knows no such key
+    assert response.json()["error"]["code"] == "invalid_api_key"
 
     login = json.dumps({"username": "nobody", "password": "p" * (MB - 100)}).encode()
 
@@ -140,3 +143,60 @@ def test_bodies_within_the_limits_still_reach_the_application(gateway):
     assert response.request.headers.get("transfer-encoding") == "chunked"
     assert response.status_code != 413
     assert response.json()["success"] is False
+
+
+def relays_own_answer_without_a_key(gateway) -> dict:
+    """What the relay itself answers a request that names no key (a bodiless one reaches it)."""
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", timeout=SOCKET_TIMEOUT)
+    assert response.status_code == 401 and response.headers["x-oneapi-request-id"]
+    error = response.json()["error"]
+    error["message"] = error["message"].rsplit(" (request id: ", 1)[0]
+    return error
+
+
+@pytest.mark.parametrize("framing", [f"Content-Length: {2 * MB}", "Transfer-Encoding: chunked"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/audio/transcriptions", "/v1/no/such/route",
+                                  "/dashboard/billing/usage"])
+def test_a_body_for_the_relay_without_a_key_gets_the_relays_401_before_it_is_sent(gateway, path, framing):
+    with connect(gateway) as sock:
+        sock.sendall(post_head(path, "Content-Type: application/json", framing))
+        # Not one byte of body sent, and the answer is already there.
+        status, headers, body = read_response(sock)
+        assert status == 401
+        assert headers["connection"] == "close" and headers["access-control-allow-origin"] == "*"
+        assert json.loads(body)["error"] == relays_own_answer_without_a_key(gateway)
+        assert send_until_closed(sock, chunked=framing.endswith("chunked")) < PLAN
+
+
+def test_a_keyless_client_that_asks_first_is_told_no_without_a_100_continue(gateway):
+    with connect(gateway) as sock:
+        sock.sendall(post_head("/v1/chat/completions", "Content-Type: application/json", "Expect: 100-continue",
+                               f"Content-Length: {MB}"))
+        status, _, body = read_response(sock)
+    assert status == 401
+    assert json.loads(body)["error"]["code"] == "missing_api_key"
+
+
+@pytest.mark.parametrize("headers, query", [
+    ({"Authorization": "Bearer sk-not-a-real-key"}, ""),
+    ({"Authorization": "sk-not-a-real-key"}, ""),
+    ({"x-api-key": "sk-ant-not-a-real-key"}, ""),
+    ({"x-goog-api-key": "AIza-not-a-real-key"}, ""),
+    ({"api-key": "azure-not-a-real-key"}, ""),
+    ({}, "?key=AIza-not-a-real-key"),
+])
+def test_a_body_that_names_a_key_anywhere_reaches_the_relay_which_judges_it(gateway, headers, query):
+    body = b'{"model": "gpt-4o-mini", "pad": "' + b"x" * MB + b'"}'
+    response = httpx.post(f"{gateway.url}/v1/chat/completions{query}", content=body, timeout=SOCKET_TIMEOUT,
+                          headers={"Content-Type": "application/json", **headers})
+    assert response.status_code == 401
+    assert response.headers["x-oneapi-request-id"]  # the relay's answer, given once the body was read
+
+
+def test_a_preflight_and_a_bodiless_request_without_a_key_reach_the_relay(gateway):
+    preflight = httpx.options(f"{gateway.url}/v1/chat/completions", timeout=SOCKET_TIMEOUT,
+                              headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 204
+    models = httpx.get(f"{gateway.url}/v1/models", timeout=SOCKET_TIMEOUT)
+    assert models.status_code == 401 and models.headers["x-oneapi-request-id"]
+    assert models.json()["error"]["code"] == "missing_api_key"

@@ -226,6 +226,13 @@ async def test_the_form_is_read_whole_with_fields_after_the_file():
     assert read == Form({"model": "whisper-1", "language": "fr"}, audio, "a.mp3", "audio/mpeg")
 
 
+async def test_the_file_is_found_however_its_filename_parameter_is_spelled():
+    audio = bytes(range(256))
+    file_part = b'--b0undary\r\nContent-Disposition: form-data; name="file"; FILENAME="a.wav"\r\n\r\n' + audio
+    read = await media.read_form(upload([part("model", b"whisper-1"), file_part + b"\r\n", b"--b0undary--\r\n"]))
+    assert read == Form({"model": "whisper-1"}, audio, "a.wav", "")
+
+
 async def test_a_form_too_large_or_without_a_file_is_refused():
     parts = [part("file", bytes(5000), "a.wav"), b"--b0undary--\r\n"]
     with pytest.raises(RelayError) as caught:

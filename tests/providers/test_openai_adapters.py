@@ -2,7 +2,7 @@ import orjson
 import pytest
 
 from providers.adapters import ADAPTERS, adapter_for
-from providers.adapters.base import ChannelInfo
+from providers.adapters.base import ChannelInfo, UpstreamError, check_answer
 from tests.providers.vendor_harness import call_context
 
 
@@ -60,6 +60,29 @@ def test_upstream_error_keeps_the_vendor_message_and_classifies_retry():
     assert not err.retryable and err.message == "bad key"
     err = adapter.parse_error(call_context(), status=502, body=b"<html>Bad gateway</html>")
     assert err.retryable and "Bad gateway" in err.message
+
+
+@pytest.mark.parametrize("type_id", [1, 16])  # OpenAI, and Zhipu's own reading of its answers
+def test_a_200_that_carries_an_error_object_keeps_the_vendors_message(type_id):
+    ctx = call_context(channel(type_id, key="zkeyid.zsecretvalue"), "chat", BODY)
+    with pytest.raises(UpstreamError) as caught:
+        adapter_for(type_id).parse_response(ctx, body=b'{"error": {"message": "The proxy is out of credit"}}')
+    assert (caught.value.status, caught.value.message) == (502, "The proxy is out of credit")
+    with pytest.raises(UpstreamError) as caught:
+        adapter_for(type_id).parse_response(ctx, body=b'{"object": "something.else"}')
+    assert (caught.value.status, caught.value.code, caught.value.retryable) == (502, "bad_response_body", True)
+    assert caught.value.message.endswith("is not an OpenAI chat answer.")
+
+
+def test_check_answer_raises_the_error_its_hook_finds_else_its_own():
+    found = UpstreamError(status=502, message="found")
+    assert check_answer({"choices": []}, "V", "choices", error=lambda payload: found) is None
+    with pytest.raises(UpstreamError) as caught:
+        check_answer({"error": {}}, "V", "choices", error=lambda payload: found)
+    assert caught.value is found
+    with pytest.raises(UpstreamError) as caught:
+        check_answer({"error": {}}, "V", "choices", what="a chat answer", error=lambda payload: None)
+    assert caught.value.message == "V answered with a body that is not a chat answer."
 
 
 def test_stream_event_usage_only_chunk_is_flagged():

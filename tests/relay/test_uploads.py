@@ -220,6 +220,39 @@ async def test_fields_that_decide_nothing_may_follow_a_streamed_file(asgi_app, c
                                ("language", "en")]]
 
 
+# --- what makes a part a file ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("model_first", [True, False], ids=["streamed", "read whole"])
+@pytest.mark.parametrize("spelling", [b"FILENAME", b"FileName"])
+async def test_a_file_part_is_a_file_however_its_parameter_is_spelled(asgi_app, client, caller, recorder,
+                                                                    spelling, model_first):
+    # RFC 7578 parameter names are case-insensitive: the part the form is read by is the part the relay
+    # asks for, so it is sent on, never refused as a form without a file.
+    file_part = (b"--" + BOUNDARY.encode() + b'\r\nContent-Disposition: form-data; name="file"; ' + spelling
+                 + b'="a.mp3"\r\nContent-Type: audio/mpeg\r\n\r\n' + AUDIO + b"\r\n")
+    model = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'.encode()
+    body = (model + file_part if model_first else file_part + model) + f"--{BOUNDARY}--\r\n".encode()
+    status, answer = await post(asgi_app, body, caller.any)
+    assert status == 200, answer
+    assert recorder.forms == [[("model", "whisper-1"), SENT_FILE]]
+
+
+async def test_an_upload_says_whether_it_has_a_file():
+    async def read(body: bytes) -> media.Upload:
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive():
+            return messages.pop(0)
+
+        return await media.read_upload(receive, CONTENT_TYPE)
+
+    assert (await read(form(("model", "whisper-1"), FILE))).has_file
+    assert (await read(form(FILE, ("model", "whisper-1")))).has_file
+    assert not (await read(form(("model", "whisper-1"), ("language", "en")))).has_file
+
+
 # --- the form, part by part ----------------------------------------------------------------------------
 
 

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from twisted.web.http_headers import Headers
 
-from oneapi_site.body_limit import _target_path, area_of, refusal
+from oneapi_site.body_limit import _target_path, area_of, has_credential, refusal
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,3 +54,18 @@ def test_a_bad_limit_stops_start_up_naming_it(name, tmp_path):
                             text=True)
     assert result.returncode != 0
     assert name in result.stderr
+
+
+@pytest.mark.parametrize("headers, target, named", [
+    ({b"Authorization": [b"Bearer sk-abc"]}, b"/v1/chat/completions", True),
+    ({b"authorization": [b"sk-abc"]}, b"/v1/chat/completions", True),
+    ({b"X-Api-Key": [b"sk-ant-abc"]}, b"/v1/messages", True),
+    ({b"x-goog-api-key": [b"AIza-abc"]}, b"/v1beta/models/x", True),
+    ({b"api-key": [b"azure"]}, b"/v1/chat/completions", True),
+    ({}, b"/v1beta/models/x:generateContent?alt=sse&key=AIza-abc", True),
+    ({}, b"/v1/chat/completions", False),
+    ({b"Authorization": [b""]}, b"/v1/chat/completions", False),
+    ({b"Cookie": [b"key=abc"]}, b"/v1/chat/completions?key=&monkey=1", False),
+])
+def test_a_key_is_named_by_any_header_or_query_a_relay_client_may_use(headers, target, named):
+    assert has_credential(Headers(headers), target) is named

@@ -6,9 +6,13 @@ import json
 import logging
 
 import pytest
+from asgiref.sync import sync_to_async
 
+from billing.models import Log
 from oneapi_site.lib import json_depth
-from tests.factories import ChannelFactory
+from providers.models import Channel
+from tests.factories import ChannelFactory, TokenFactory, UserFactory
+from tests.helpers import flush
 
 pytestmark = pytest.mark.django_db
 
@@ -109,3 +113,78 @@ def test_check_depth_points_at_the_bracket_too_deep():
     # The object is the first level, so the 64th "[" (column 6 + 64) is one too deep.
     assert caught.value.lineno == 2 and caught.value.colno == 6 + json_depth.MAX_DEPTH
     assert json_depth.loads(b'{"a": "\\"[[[["}') == {"a": '"[[[['}
+
+
+def deep_schema(levels: int) -> str:
+    """A tool's JSON Schema nested `levels` levels deep (two per property), as agents send them."""
+    return '{"type": "object", "properties": {"a": ' * (levels // 2) + '{"type": "string"}' + "}}" * (levels // 2)
+
+
+def tool_call_body(model: str, levels: int) -> str:
+    return ('{"model": "%s", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", '
+            '"function": {"name": "f", "parameters": %s}}]}' % (model, deep_schema(levels)))
+
+
+# Each adapter writes the client's body again its own way, in build_request (most), in `complete` (DashScope
+# images), or in the request frame of a WebSocket exchange (Spark). Past orjson's 255 levels, or past
+# Python's recursion limit in a converter (Gemini's schema at 1000), the client gets a 400 and no channel
+# is called: the channels point at a closed port, where any call would fail as a retryable 502.
+DEEP_CASES = [
+    pytest.param(1, "gpt-4o-mini", "chat", "sk-upstream-secret", {}, id="openai"),
+    pytest.param(36, "deepseek-chat", "chat", "sk-upstream-secret", {}, id="deepseek"),
+    pytest.param(14, "claude-sonnet-4-5", "chat", "sk-ant-upstream-secret", {}, id="anthropic"),
+    pytest.param(24, "gemini-2.5-flash", "chat", "AIzaSy-upstream-secret", {}, id="gemini"),
+    pytest.param(30, "llama3.2", "chat", "sk-ollama-upstream", {}, id="ollama"),
+    pytest.param(33, "claude-3-haiku-20240307", "chat", "AKIAEXAMPLEKEY000000|secretsecretsecret|us-east-1", {},
+                 id="bedrock-claude"),
+    pytest.param(33, "amazon.nova-lite-v1:0", "chat", "AKIAEXAMPLEKEY000000|secretsecretsecret|us-east-1", {},
+                 id="bedrock-converse"),
+    pytest.param(35, "command-a-03-2025", "chat", "co-upstream-secret", {}, id="cohere"),
+    pytest.param(16, "glm-4-plus", "chat", "zkeyid.zsecretvalue", {}, id="zhipu"),
+    pytest.param(23, "hunyuan-turbo", "chat", "1300000000|AKIDupstreamsecret|upstreamsecretkey",
+                 {"region": "ap-guangzhou"}, id="hunyuan"),
+    pytest.param(17, "qwen-plus", "chat", "sk-dashscope-upstream", {}, id="dashscope-chat"),
+    pytest.param(17, "wanx2.1-t2i-turbo", "images", "sk-dashscope-upstream", {}, id="dashscope-images"),
+    pytest.param(18, "Spark-Max", "chat", "appid123|apisecret0123456789|apikey0123456789", {}, id="spark-websocket"),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("levels", [300, 1010])
+@pytest.mark.parametrize("type_id, model, mode, key, config", DEEP_CASES)
+async def test_every_adapter_answers_a_body_too_deep_to_write_with_a_400(relay_client, no_error_logged, type_id,
+                                                                        model, mode, key, config, levels):
+    def make():
+        user = UserFactory(username="deep", quota=10_000_000)
+        token = TokenFactory(user=user, name="deep-key", remain_quota=5_000_000)
+        for name in ("first", "second"):  # a failover would reach the second one
+            ChannelFactory(type=type_id, name=name, key=key, models=model, config=config,
+                           base_url="http://127.0.0.1:9")
+        return {"Authorization": f"Bearer sk-{token.key}"}
+
+    auth = await sync_to_async(make)()
+    if mode == "images":
+        path = "/v1/images/generations"
+        # prompt_extend: a Wanx parameter forwarded as given, and no OpenAI field whose type the relay checks.
+        body = '{"model": "%s", "prompt": "a cat", "prompt_extend": %s}' % (model, nested(levels))
+    else:
+        path, body = "/v1/chat/completions", tool_call_body(model, levels)
+    response = await relay_client.post(path, content=body, headers=auth)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_json"
+    assert "nested" in error["message"] and "255 levels" in error["message"]
+    await flush()
+    assert not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
+    statuses = await sync_to_async(lambda: sorted(Channel.objects.values_list("status", flat=True)))()
+    assert statuses == [Channel.Status.ENABLED] * 2  # no channel is held to blame
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_deep_body_that_can_be_written_again_is_relayed(relay_client, world, no_error_logged):
+    """Nesting alone is no fault: only a body that cannot be written again for the vendor is refused."""
+    body = ('{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "metadata": {"deep": %s}}'
+            % nested(249))
+    response = await relay_client.post("/v1/chat/completions", content=body, headers=world.auth)
+    assert response.status_code == 200, response.text
+    assert json.dumps(world.upstream.requests[-1].body["metadata"]["deep"]) == nested(249)
