@@ -18,14 +18,8 @@ from providers.adapters import ali
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_ali import FIXTURES, PNG, REPLY, TOOL_CALL, MockAli
-from tests.providers.vendor_harness import (
-    assert_interrupted,
-    no_consume_log,
-    sdk_chat_both_ways,
-    serve,
-    stream_chunks,
-    world,
-)
+from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_chat_both_ways, serve, stream_chunks
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,8 +36,8 @@ ali_server = serve(lambda: MockAli(keys={KEY}))
 
 @pytest.fixture
 def aw(transactional_db, ali_server):
-    return world(ali_server, username="ada", type=17, name="ali", key=KEY,
-                 models="qwen-plus,qwen-max-internet,text-embedding-v3,wanx2.1-t2i-turbo", config={"plugin": "pdf"})
+    return new_world(ali_server, username="ada", type=17, name="ali", key=KEY,
+                     models="qwen-plus,qwen-max-internet,text-embedding-v3,wanx2.1-t2i-turbo", config={"plugin": "pdf"})
 
 
 async def test_plain_chat_is_converted_and_billed_from_qwens_usage(relay_client, aw):

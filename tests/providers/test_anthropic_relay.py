@@ -9,7 +9,8 @@ from providers.selectors import models_by_channel_type
 from tests.factories import ChannelFactory
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_anthropic import MockAnthropic
-from tests.providers.vendor_harness import no_consume_log, sdk_chat_both_ways, serve, stream_chunks, world
+from tests.providers.vendor_harness import no_consume_log, sdk_chat_both_ways, serve, stream_chunks
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,8 +28,9 @@ anthropic_server = serve(MockAnthropic)
 
 @pytest.fixture
 def claude(transactional_db, anthropic_server):
-    return world(anthropic_server, username="alice", type=14, name="claude", key=KEY, models=f"{MODEL},claude-haiku",
-                 model_mapping={"claude-haiku": "claude-haiku-4-5-20251001"}, config={"api_version": "2023-06-01"})
+    return new_world(anthropic_server, username="alice", type=14, name="claude", key=KEY,
+                     models=f"{MODEL},claude-haiku",
+                     model_mapping={"claude-haiku": "claude-haiku-4-5-20251001"}, config={"api_version": "2023-06-01"})
 
 
 

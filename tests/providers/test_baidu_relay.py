@@ -11,14 +11,8 @@ from providers.adapters import baidu
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import consume_log, events_of, flush
 from tests.providers.mock_baidu import FUNCTION_CALL, REPLY, MockBaidu
-from tests.providers.vendor_harness import (
-    assert_interrupted,
-    no_consume_log,
-    sdk_chat_both_ways,
-    serve,
-    stream_chunks,
-    world,
-)
+from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_chat_both_ways, serve, stream_chunks
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,8 +30,8 @@ baidu_server = serve(lambda: MockBaidu(keys={"bdApiKey123": "bdSecretKey456"}))
 @pytest.fixture
 def bw(transactional_db, baidu_server):
     baidu._tokens.clear()
-    return world(baidu_server, username="bo", type=15, name="baidu", key=KEY,
-                 models="ERNIE-3.5-8K,ERNIE-4.0-8K,Embedding-V1")
+    return new_world(baidu_server, username="bo", type=15, name="baidu", key=KEY,
+                     models="ERNIE-3.5-8K,ERNIE-4.0-8K,Embedding-V1")
 
 
 async def backup_channel(server, **kwargs):

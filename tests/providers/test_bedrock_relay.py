@@ -15,7 +15,8 @@ from providers.selectors import models_by_channel_type
 from tests.factories import ChannelFactory
 from tests.helpers import consume_log
 from tests.providers.mock_bedrock import MockBedrock
-from tests.providers.vendor_harness import no_consume_log, sdk_stream, serve, stream_chunks, text_of, world
+from tests.providers.vendor_harness import no_consume_log, sdk_stream, serve, stream_chunks, text_of
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,10 +35,10 @@ bedrock_server = serve(lambda: MockBedrock(access_key=AK, secret_key=SK, region=
 @pytest.fixture
 def bedrock(transactional_db, bedrock_server):
     # The channel form requires a key; with ak/sk/region in the config, the config wins.
-    return world(bedrock_server, username="alice", type=33, name="bedrock", key=AK,
-                 models=f"{MODEL},claude-3-7-sonnet,claude-3-haiku-20240307",
-                 model_mapping={"claude-3-7-sonnet": "us.anthropic.claude-3-7-sonnet-20250219-v1:0"},
-                 config={"region": REGION, "ak": AK, "sk": SK})
+    return new_world(bedrock_server, username="alice", type=33, name="bedrock", key=AK,
+                     models=f"{MODEL},claude-3-7-sonnet,claude-3-haiku-20240307",
+                     model_mapping={"claude-3-7-sonnet": "us.anthropic.claude-3-7-sonnet-20250219-v1:0"},
+                     config={"region": REGION, "ak": AK, "sk": SK})
 
 
 

@@ -9,14 +9,8 @@ import pytest
 from providers.adapters import cohere
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_cohere import PNG, REPLY, MockCohere
-from tests.providers.vendor_harness import (
-    assert_interrupted,
-    no_consume_log,
-    sdk_chat_both_ways,
-    serve,
-    stream_chunks,
-    world,
-)
+from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_chat_both_ways, serve, stream_chunks
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,8 +26,8 @@ cohere_server = serve(MockCohere)
 
 @pytest.fixture
 def cw(transactional_db, cohere_server):
-    return world(cohere_server, username="cohere-user", token_name="cohere-key", type=35, name="cohere", key=KEY,
-                 models="command-a-03-2025,command-a-vision-07-2025,embed-v4.0,rerank-v3.5")
+    return new_world(cohere_server, username="cohere-user", token_name="cohere-key", type=35, name="cohere", key=KEY,
+                     models="command-a-03-2025,command-a-vision-07-2025,embed-v4.0,rerank-v3.5")
 
 
 async def test_plain_chat_is_converted_and_billed_from_cohere_tokens(relay_client, cw):

@@ -6,7 +6,8 @@ import pytest
 
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_coze import MockCoze
-from tests.providers.vendor_harness import no_consume_log, serve, stream_chunks, world
+from tests.providers.vendor_harness import no_consume_log, serve, stream_chunks
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,8 +21,8 @@ coze_server = serve(MockCoze)
 
 
 def coze_world(coze, config):
-    return world(coze, username="alice", quota=100_000_000, name="coze", type=34, key=KEY,
-                 models=f"{BOT},bot-99", config=config)
+    return new_world(coze, username="alice", quota=100_000_000, name="coze", type=34, key=KEY,
+                     models=f"{BOT},bot-99", config=config)
 
 
 @pytest.fixture(name="world")

@@ -12,7 +12,8 @@ from providers.selectors import models_by_channel_type
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_gemini import PNG, MockGemini
 from tests.providers.mock_gemini import fixture as mock_fixture
-from tests.providers.vendor_harness import no_consume_log, sdk_chat_both_ways, serve, stream_chunks, world
+from tests.providers.vendor_harness import no_consume_log, sdk_chat_both_ways, serve, stream_chunks
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,10 +31,10 @@ gemini_server = serve(MockGemini)
 
 @pytest.fixture
 def gemini(transactional_db, gemini_server):
-    return world(gemini_server, username="alice", type=24, name="gemini", key=KEY,
-                 models=f"{MODEL},gemini-embedding-001,gemini-fast,imagen-4.0-generate-001,"
-                        "gemini-2.5-flash-preview-tts",
-                 model_mapping={"gemini-fast": "gemini-2.5-flash-lite"})
+    return new_world(gemini_server, username="alice", type=24, name="gemini", key=KEY,
+                     models=f"{MODEL},gemini-embedding-001,gemini-fast,imagen-4.0-generate-001,"
+                            "gemini-2.5-flash-preview-tts",
+                     model_mapping={"gemini-fast": "gemini-2.5-flash-lite"})
 
 
 

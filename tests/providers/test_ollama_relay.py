@@ -9,14 +9,8 @@ import pytest
 from providers.adapters import ollama
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_ollama import PNG, REPLY, MockOllama
-from tests.providers.vendor_harness import (
-    assert_interrupted,
-    no_consume_log,
-    sdk_chat_both_ways,
-    serve,
-    stream_chunks,
-    world,
-)
+from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_chat_both_ways, serve, stream_chunks
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,8 +25,8 @@ ollama_server = serve(MockOllama)
 
 @pytest.fixture
 def ow(transactional_db, ollama_server):
-    return world(ollama_server, username="olly", type=30, name="ollama", key="sk-ollama-proxy",
-                 models="llama3.2,llava,all-minilm")
+    return new_world(ollama_server, username="olly", type=30, name="ollama", key="sk-ollama-proxy",
+                     models="llama3.2,llava,all-minilm")
 
 
 async def test_plain_chat_is_converted_and_billed_from_ollamas_counts(relay_client, ow):

@@ -11,14 +11,8 @@ from billing.services import option_set
 from tests.factories import ChannelFactory
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_tencent import REPLY, SECRET_ID, SECRET_KEY, MockTencent
-from tests.providers.vendor_harness import (
-    assert_interrupted,
-    no_consume_log,
-    sdk_chat_both_ways,
-    serve,
-    stream_chunks,
-    world,
-)
+from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_chat_both_ways, serve, stream_chunks
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,9 +27,9 @@ tencent_server = serve(MockTencent)
 
 @pytest.fixture
 def tw(transactional_db, tencent_server):
-    return world(tencent_server, username="hunyuan-user", token_name="hunyuan-key", type=23, name="hunyuan",
-                 key=f"1300000000|{SECRET_ID}|{SECRET_KEY}",
-                 models="hunyuan-turbo,hunyuan-functioncall,hunyuan-embedding", config={"region": "ap-guangzhou"})
+    return new_world(tencent_server, username="hunyuan-user", token_name="hunyuan-key", type=23, name="hunyuan",
+                     key=f"1300000000|{SECRET_ID}|{SECRET_KEY}",
+                     models="hunyuan-turbo,hunyuan-functioncall,hunyuan-embedding", config={"region": "ap-guangzhou"})
 
 
 async def test_plain_chat_is_signed_converted_and_billed_from_hunyuans_counts(relay_client, tw):

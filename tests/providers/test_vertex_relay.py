@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from providers.adapters import vertex
 from tests.helpers import consume_log, events_of, flush
 from tests.providers.mock_vertex import MockVertex
-from tests.providers.vendor_harness import no_consume_log, sdk_stream, serve, world
+from tests.providers.vendor_harness import no_consume_log, sdk_stream, serve
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,10 +37,10 @@ def gcp(transactional_db, vertex_server):
     vertex._tokens.clear()
     adc = {"type": "service_account", "project_id": "demo-project", "private_key_id": "kid-1",
            "private_key": PEM, "client_email": EMAIL, "token_uri": vertex_server.token_uri}
-    yield world(vertex_server, username="alice", type=42, name="vertex", key="unused",
-                models=f"{GEMINI},{CLAUDE},text-embedding-005,{IMAGEN},gemini-2.5-flash-image,"
+    yield new_world(vertex_server, username="alice", type=42, name="vertex", key="unused",
+                    models=f"{GEMINI},{CLAUDE},text-embedding-005,{IMAGEN},gemini-2.5-flash-image,"
                        "gemini-2.5-flash-preview-tts",
-                config={"region": "us-central1", "vertex_ai_project_id": "demo-project",
+                    config={"region": "us-central1", "vertex_ai_project_id": "demo-project",
                         "vertex_ai_adc": json.dumps(adc)})
     vertex._tokens.clear()
 

@@ -10,10 +10,11 @@ from billing.services import option_set
 from providers.adapters import ADAPTERS, adapter_for, xunfei
 from providers.adapters.base import ChannelInfo, UpstreamError
 from relay.streaming import SSEParser
-from tests.factories import ChannelFactory, TokenFactory, UserFactory
+from tests.factories import ChannelFactory
 from tests.helpers import consume_log
 from tests.providers.mock_xunfei import REPLY, MockXunfei
 from tests.providers.vendor_harness import call_context
+from tests.world import new_world
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "xunfei"
 PASSWORD = "sparkApiPassword:abc123"
@@ -115,12 +116,7 @@ def spark_server():
 
 @pytest.fixture
 def xw(transactional_db, spark_server):
-    spark_server.reset()
-    user = UserFactory(username="xia", quota=10_000_000)
-    token = TokenFactory(user=user, name="xia-key", remain_quota=5_000_000)
-    channel = ChannelFactory(type=48, name="spark", base_url=spark_server.url, key=PASSWORD, models="generalv3.5")
-    return type("World", (), {"token": token, "channel": channel, "upstream": spark_server,
-                              "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+    return new_world(spark_server, username="xia", type=48, name="spark", key=PASSWORD, models="generalv3.5")
 
 
 @pytest.mark.django_db(transaction=True)

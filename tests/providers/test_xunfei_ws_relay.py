@@ -12,7 +12,8 @@ from billing.services import option_set
 from tests.factories import ChannelFactory
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_xunfei_ws import MockXunfeiWS
-from tests.providers.vendor_harness import assert_interrupted, no_consume_log, serve, stream_chunks, world
+from tests.providers.vendor_harness import assert_interrupted, no_consume_log, serve, stream_chunks
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,7 +29,7 @@ spark_ws = serve(lambda: MockXunfeiWS(API_KEY, SECRET))
 
 @pytest.fixture
 def sw(transactional_db, spark_ws):
-    return world(spark_ws, username="xing", type=18, name="spark-ws", key=KEY, models="Spark-Max")
+    return new_world(spark_ws, username="xing", type=18, name="spark-ws", key=KEY, models="Spark-Max")
 
 
 

@@ -15,14 +15,8 @@ from providers.adapters import zhipu
 from tests.factories import ChannelFactory
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_zhipu import FIXTURES, PNG, REPLY, TOOL_CALL, MockZhipu
-from tests.providers.vendor_harness import (
-    assert_interrupted,
-    no_consume_log,
-    sdk_chat_both_ways,
-    serve,
-    stream_chunks,
-    world,
-)
+from tests.providers.vendor_harness import assert_interrupted, no_consume_log, sdk_chat_both_ways, serve, stream_chunks
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,8 +33,8 @@ zhipu_server = serve(lambda: MockZhipu(keys={"zkeyid": "zsecretvalue"}))
 @pytest.fixture
 def zw(transactional_db, zhipu_server):
     zhipu._tokens.clear()
-    return world(zhipu_server, username="zoe", type=16, name="zhipu", key=KEY,
-                 models="glm-4-plus,glm-4v-flash,embedding-3,cogview-4")
+    return new_world(zhipu_server, username="zoe", type=16, name="zhipu", key=KEY,
+                     models="glm-4-plus,glm-4v-flash,embedding-3,cogview-4")
 
 
 async def test_plain_chat_is_signed_converted_and_billed_from_zhipus_usage(relay_client, zw):
