@@ -282,7 +282,8 @@ VENDORS = [
                                                                                       "invalid api token"}},
                     fields={"type": "authentication_error"}),
         ),
-        embeddings=Embeddings("embed-v4.0", {"prompt_tokens": 8}, 8, dimensions=3),
+        embeddings=Embeddings("embed-v4.0", {"prompt_tokens": 8}, 8, usage={"prompt_tokens": 8, "total_tokens": 8},
+                              dimensions=3),
     ),
     Vendor(
         "coze", 34, MockCoze, "pat_upstream_coze_secret", "bot-7379462189365198898", "Hello from the Coze bot.",
