@@ -538,10 +538,11 @@ async def test_a_stream_ends_with_the_usage_chunk_when_the_client_asks(relay_cli
 async def test_the_openai_sdk_chats_plain_and_streamed(relay_client, vendor, vendor_world):
     sdk = vendor_world.sdk(relay_client)
     answer, (text, usage, finish) = await sdk_chat_both_ways(sdk, vendor.model, vendor.chat["messages"])
+    counts = (*vendor.usage, sum(vendor.usage))
     assert answer.choices[0].message.content == vendor.reply
-    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == vendor.usage
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens, answer.usage.total_tokens) == counts
     assert (text, finish) == (vendor.reply, "stop")
-    assert (usage.prompt_tokens, usage.completion_tokens) == vendor.usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == counts
 
 
 # --- streams that go wrong ------------------------------------------------------------------------------
