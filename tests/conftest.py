@@ -7,6 +7,7 @@ from billing.ledger import ledger
 from relay.cache import cache
 from tests.helpers import logged_in
 from tests.mock_upstream import MockUpstream
+from tests.world import new_world
 
 from accounts.models import User
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
@@ -142,13 +143,9 @@ async def relay_client(asgi_app):
 
 @pytest.fixture
 def world(transactional_db, upstream):
-    """A user with a token and an OpenAI channel pointing at the mock upstream."""
-    user = UserFactory(username="alice", quota=10_000_000)
-    token = TokenFactory(user=user, name="alice-key", remain_quota=5_000_000)
-    channel = ChannelFactory(name="mock-openai", base_url=upstream.url, key="sk-upstream-secret",
-                             models="gpt-4o-mini,gpt-3.5-turbo,text-embedding-3-small,gpt-3.5-turbo-instruct")
-    return type("World", (), {"user": user, "token": token, "channel": channel, "upstream": upstream,
-                              "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+    """alice with a key (half her quota) and an OpenAI channel pointing at the mock upstream."""
+    return new_world(upstream, username="alice", quota=10_000_000, name="mock-openai", key="sk-upstream-secret",
+                     models="gpt-4o-mini,gpt-3.5-turbo,text-embedding-3-small,gpt-3.5-turbo-instruct")
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,8 @@ from asgiref.sync import sync_to_async
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accounts.models import User
+from accounts.models import Token, User
 from relay.cache import cache
-from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.fuzz.checks import assert_openai_answer
 from tests.fuzz.multipart import uploads
 from tests.fuzz.relay_bodies import MODELS, ROUTES
@@ -29,6 +28,7 @@ from tests.fuzz.strategies import (
 )
 from tests.helpers import flush
 from tests.mock_upstream import Behaviour, MockUpstream
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,12 +55,11 @@ def forgiving_server():
 @pytest.fixture
 def fuzz_world(transactional_db, forgiving_server):
     """A common user with an unlimited key, and one OpenAI channel serving every route's models."""
-    forgiving_server.reset()
-    user = UserFactory(username="fuzzer", quota=10**15)
-    token = TokenFactory(user=user, name="fuzz-key", remain_quota=0, unlimited_quota=True)
-    channel = ChannelFactory(name="everything", base_url=forgiving_server.url, models=",".join(MODELS))
-    return type("FuzzWorld", (), {"user": user, "token": token, "channel": channel, "upstream": forgiving_server,
-                                  "auth": {"Authorization": f"Bearer sk-{token.key}"}})
+    found = new_world(forgiving_server, username="fuzzer", token_name="fuzz-key", quota=10**15, name="everything",
+                      models=",".join(MODELS))
+    Token.objects.filter(pk=found.token.pk).update(remain_quota=0, unlimited_quota=True)
+    found.token.refresh_from_db()
+    return found
 
 
 # How the upstream answers: well, without usage (the relay counts itself), refusing, or breaking a stream.

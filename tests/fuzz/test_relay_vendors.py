@@ -35,7 +35,7 @@ from tests.providers.mock_vertex import MockVertex
 from tests.providers.mock_xunfei import MockXunfei
 from tests.providers.mock_xunfei_ws import MockXunfeiWS
 from tests.providers.mock_zhipu import MockZhipu
-from tests.providers.vendor_harness import world
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -159,8 +159,8 @@ def vendor_world(request, transactional_db, vendor_servers):
     zhipu._tokens.clear()
     vertex._tokens.clear()
     config = vendor.config(server) if callable(vendor.config) else vendor.config
-    found = world(server, username="fuzzer", quota=10**15, type=vendor.type, name=name, key=vendor.key,
-                  models=",".join(sorted(set(vendor.routes.values()))), config=config, base_path=vendor.base_path)
+    found = new_world(server, username="fuzzer", quota=10**15, type=vendor.type, name=name, key=vendor.key,
+                      models=",".join(sorted(set(vendor.routes.values()))), config=config, base_path=vendor.base_path)
     from accounts.models import Token
 
     Token.objects.filter(pk=found.token.pk).update(unlimited_quota=True)

@@ -14,7 +14,8 @@ from providers.adapters import ali_asr
 from relay import tokenizer
 from tests.helpers import consume_log
 from tests.providers.mock_ali_asr import MockAliASR
-from tests.providers.vendor_harness import no_consume_log, serve, world
+from tests.providers.vendor_harness import no_consume_log, serve
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,8 +40,8 @@ asr_server = serve(lambda: MockAliASR(KEY))
 
 @pytest.fixture
 def asr(transactional_db, asr_server):
-    return world(asr_server, username="paro", type=17, name="ali-asr", key=KEY, models=f"{MODEL},whisper-1",
-                 model_mapping={"whisper-1": MODEL})
+    return new_world(asr_server, username="paro", type=17, name="ali-asr", key=KEY, models=f"{MODEL},whisper-1",
+                     model_mapping={"whisper-1": MODEL})
 
 
 async def test_a_wav_through_the_sdk_is_streamed_in_the_documented_order_and_billed_by_its_transcript(

@@ -12,7 +12,8 @@ import pytest
 from billing import pricing
 from tests.helpers import consume_log
 from tests.providers.mock_ali import PCM, SPEECH_PATH, WAV, MockAli
-from tests.providers.vendor_harness import no_consume_log, serve, world
+from tests.providers.vendor_harness import no_consume_log, serve
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,7 +26,8 @@ ali_tts_server = serve(lambda: MockAli(keys={KEY}))
 
 @pytest.fixture
 def sw(transactional_db, ali_tts_server):
-    return world(ali_tts_server, username="sue", type=17, name="ali-tts", key=KEY, models="qwen-tts,qwen3-tts-flash")
+    return new_world(ali_tts_server, username="sue", type=17, name="ali-tts", key=KEY,
+                     models="qwen-tts,qwen3-tts-flash")
 
 
 def speech(**extra) -> dict:

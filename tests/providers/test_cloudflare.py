@@ -11,9 +11,9 @@ from providers.adapters import ADAPTERS, adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.cloudflare import CloudflareAdapter
 from providers.adapters.openai import OpenAIAdapter
-from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import flush
 from tests.providers.vendor_harness import call_context
+from tests.world import new_world
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "cloudflare"
 ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
@@ -83,11 +83,9 @@ def test_cloudflare_error_envelope_keeps_its_message():
 
 @pytest.mark.django_db(transaction=True)
 async def test_chat_through_the_relay_reaches_the_account_url_and_is_billed(relay_client, upstream):
-    user = await sync_to_async(UserFactory)(username="cf-user", quota=10_000_000)
-    token = await sync_to_async(TokenFactory)(user=user, name="cf-key", remain_quota=5_000_000)
-    await sync_to_async(ChannelFactory)(type=37, name="cloudflare", base_url=upstream.url, key="cf-api-token",
-                                        models=MODEL, config={"user_id": ACCOUNT})
-    auth = {"Authorization": f"Bearer sk-{token.key}"}
+    cf = await sync_to_async(new_world)(upstream, username="cf-user", token_name="cf-key", type=37, name="cloudflare",
+                                        key="cf-api-token", models=MODEL, config={"user_id": ACCOUNT})
+    auth = cf.auth
     response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=auth)
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["message"]["role"] == "assistant"

@@ -15,7 +15,8 @@ from billing import options, pricing
 from relay import media, tokenizer
 from tests.helpers import consume_log
 from tests.providers.mock_cloudflare import ACCOUNT, FIXTURES, JPEG, KEY, MP3, PNG, MockCloudflare
-from tests.providers.vendor_harness import no_consume_log, serve, world
+from tests.providers.vendor_harness import no_consume_log, serve
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,9 +34,9 @@ cloudflare_server = serve(MockCloudflare)
 
 @pytest.fixture
 def cf(transactional_db, cloudflare_server):
-    return world(cloudflare_server, username="cleo", type=37, name="cloudflare", key=KEY,
-                 models=",".join((FLUX, SDXL, WHISPER, TURBO, MELOTTS, "whisper-1")),
-                 model_mapping={"whisper-1": TURBO}, config={"user_id": ACCOUNT})
+    return new_world(cloudflare_server, username="cleo", type=37, name="cloudflare", key=KEY,
+                     models=",".join((FLUX, SDXL, WHISPER, TURBO, MELOTTS, "whisper-1")),
+                     model_mapping={"whisper-1": TURBO}, config={"user_id": ACCOUNT})
 
 
 def ratio(model: str) -> Decimal:

@@ -16,7 +16,8 @@ from billing import pricing
 from tests.helpers import consume_log
 from tests.providers.mock_gemini import PNG, MockGemini
 from tests.providers.mock_gemini import fixture as mock_fixture
-from tests.providers.vendor_harness import no_consume_log, serve, world
+from tests.providers.vendor_harness import no_consume_log, serve
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,9 +38,9 @@ gemini_server = serve(MockGemini)
 
 @pytest.fixture
 def gw(transactional_db, gemini_server):
-    return world(gemini_server, username="gina", type=24, name="gemini", key=KEY,
-                 models=f"{IMAGEN},{FLASH_IMAGE},{TTS},imagen-fast",
-                 model_mapping={"imagen-fast": "imagen-4.0-fast-generate-001"})
+    return new_world(gemini_server, username="gina", type=24, name="gemini", key=KEY,
+                     models=f"{IMAGEN},{FLASH_IMAGE},{TTS},imagen-fast",
+                     model_mapping={"imagen-fast": "imagen-4.0-fast-generate-001"})
 
 
 # --- Imagen --------------------------------------------------------------------------------------------
@@ -140,8 +141,8 @@ async def test_a_withheld_gemini_image_is_a_content_filter_error_and_costs_nothi
 
 @pytest.fixture
 def gw51(transactional_db, gemini_server):
-    return world(gemini_server, username="gail", type=51, name="gemini-openai", key=KEY, models=IMAGEN,
-                 base_path="/v1beta/openai")
+    return new_world(gemini_server, username="gail", type=51, name="gemini-openai", key=KEY, models=IMAGEN,
+                     base_path="/v1beta/openai")
 
 
 async def test_imagen_through_the_openai_compatible_endpoint_is_passed_through_and_billed_per_image(relay_client,

@@ -19,7 +19,8 @@ from providers.adapters.base import UpstreamError
 from providers.adapters.fetch import fetch_data_url
 from tests.helpers import consume_log
 from tests.providers.mock_gemini import PNG, MockGemini
-from tests.providers.vendor_harness import no_consume_log, serve, world
+from tests.providers.vendor_harness import no_consume_log, serve
+from tests.world import new_world
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCK = 64 * 1024
@@ -301,8 +302,8 @@ gemini_server = serve(MockGemini)
 
 @pytest.fixture
 def gemini(transactional_db, gemini_server):
-    return world(gemini_server, username="alice", type=24, name="gemini", key="AIzaSy-secret",
-                 models="gemini-2.5-flash")
+    return new_world(gemini_server, username="alice", type=24, name="gemini", key="AIzaSy-secret",
+                     models="gemini-2.5-flash")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -18,7 +18,8 @@ from providers.services import channel_test
 from tests.factories import ChannelFactory, UserFactory
 from tests.helpers import events_of
 from tests.mock_upstream import MockUpstream
-from tests.providers.vendor_harness import serve, world
+from tests.providers.vendor_harness import serve
+from tests.world import new_world
 
 KEY = "sk-proj-9fQ2xL7vR4mK8tW1zB6nYc3D"
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -81,7 +82,7 @@ async def test_a_key_the_upstream_echoes_is_masked_for_the_client_the_log_and_th
         relay_client, echoing, echo, caplog):
     await sync_to_async(option_set)(key="AutomaticDisableChannelEnabled", value="true")
     await sync_to_async(UserFactory)(username="boss", role=User.Role.ROOT, email="root@example.com")
-    w = await sync_to_async(world)(echoing, username="alice", key=KEY, models="gpt-4o-mini")
+    w = await sync_to_async(new_world)(echoing, username="alice", key=KEY, models="gpt-4o-mini")
     echoing.echo = echo
     response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=w.auth)
     assert response.status_code == 401
@@ -100,7 +101,7 @@ async def test_a_key_the_upstream_echoes_is_masked_for_the_client_the_log_and_th
 
 @pytest.mark.django_db(transaction=True)
 async def test_an_error_event_echoing_the_key_mid_stream_reaches_the_client_masked(relay_client, upstream):
-    w = await sync_to_async(world)(upstream, username="alice", key=KEY, models="gpt-4o-mini")
+    w = await sync_to_async(new_world)(upstream, username="alice", key=KEY, models="gpt-4o-mini")
     chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "Hi"}}]}
     error = {"error": {"message": f"Key {KEY} ran out of credit mid-answer", "type": "insufficient_quota"}}
     upstream.then(raw=b"data: " + orjson.dumps(chunk) + b"\n\ndata: " + orjson.dumps(error) + b"\n\n",
@@ -114,7 +115,7 @@ async def test_an_error_event_echoing_the_key_mid_stream_reaches_the_client_mask
 
 @pytest.mark.django_db(transaction=True)
 async def test_an_html_error_page_becomes_a_short_plain_message(relay_client, echoing):
-    w = await sync_to_async(world)(echoing, username="alice", key=KEY, models="gpt-4o-mini")
+    w = await sync_to_async(new_world)(echoing, username="alice", key=KEY, models="gpt-4o-mini")
     echoing.html = True
     response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=w.auth)
     assert response.status_code == 502
@@ -132,7 +133,7 @@ async def test_a_fault_reading_the_answer_is_logged_once_with_the_key_masked(rel
         raise RuntimeError(f"this adapter cannot read answers for {ctx.channel.key}")
 
     monkeypatch.setattr(OpenAIAdapter, "parse_response", broken)
-    w = await sync_to_async(world)(upstream, username="alice", key=KEY, models="gpt-4o-mini")
+    w = await sync_to_async(new_world)(upstream, username="alice", key=KEY, models="gpt-4o-mini")
     response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=w.auth)
     assert response.status_code == 500 and response.json()["error"]["type"] == "one_api_panic"
     faults = [r for r in caplog.records if r.name == "oneapi.relay" and r.levelno >= logging.ERROR]

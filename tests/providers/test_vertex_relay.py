@@ -1,18 +1,22 @@
 """Vertex AI channels end to end: OpenAI requests through the ASGI app to a mock Vertex AI
-(its OAuth token endpoint included), for Gemini and Claude models."""
+(its OAuth token endpoint included), for Gemini and Claude models.
+
+What every vendor owes (answers, streams, usage, cut streams, embeddings) is in
+test_vendor_contract.py, for Gemini and Claude on Vertex; here is what is Vertex's own: the publisher
+endpoints, the service account's access token, images and speech."""
 
 import base64
 import json
 
-import openai
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from providers.adapters import vertex
-from tests.helpers import consume_log, events_of, flush
+from tests.helpers import consume_log, flush
 from tests.providers.mock_vertex import MockVertex
-from tests.providers.vendor_harness import no_consume_log, sdk_stream, serve, world
+from tests.providers.vendor_harness import no_consume_log, serve
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,76 +40,47 @@ def gcp(transactional_db, vertex_server):
     vertex._tokens.clear()
     adc = {"type": "service_account", "project_id": "demo-project", "private_key_id": "kid-1",
            "private_key": PEM, "client_email": EMAIL, "token_uri": vertex_server.token_uri}
-    yield world(vertex_server, username="alice", type=42, name="vertex", key="unused",
-                models=f"{GEMINI},{CLAUDE},text-embedding-005,{IMAGEN},gemini-2.5-flash-image,"
+    yield new_world(vertex_server, username="alice", type=42, name="vertex", key="unused",
+                    models=f"{GEMINI},{CLAUDE},text-embedding-005,{IMAGEN},gemini-2.5-flash-image,"
                        "gemini-2.5-flash-preview-tts",
-                config={"region": "us-central1", "vertex_ai_project_id": "demo-project",
+                    config={"region": "us-central1", "vertex_ai_project_id": "demo-project",
                         "vertex_ai_adc": json.dumps(adc)})
     vertex._tokens.clear()
 
 
-async def test_gemini_plain_chat_through_vertex_is_billed_with_geminis_usage(relay_client, gcp):
+async def test_a_gemini_chat_goes_to_vertex_with_the_service_accounts_token(relay_client, gcp):
     response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=gcp.auth)
     assert response.status_code == 200, response.text
-    assert response.json()["choices"][0]["message"] == {"role": "assistant", "content": "Hello from Gemini."}
-
     sent = gcp.upstream.requests[-1]
     assert sent.path == f"{PREFIX}/google/models/{GEMINI}:generateContent"
     assert sent.headers["Authorization"] == "Bearer ya29.mock-1"
     assert sent.body["contents"] == [{"role": "user", "parts": [{"text": "Say hello"}]}]
     assert gcp.upstream.token_requests[0]["iss"] == EMAIL
 
-    log = await consume_log()
-    assert (log.prompt_tokens, log.completion_tokens, log.is_stream) == (9, 17, False)
 
-
-async def test_gemini_stream_through_vertex(relay_client, gcp):
-    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
-    response = await relay_client.post("/v1/chat/completions", json=body, headers=gcp.auth)
+async def test_a_gemini_stream_goes_to_stream_generate_content_as_sse(relay_client, gcp):
+    response = await relay_client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=gcp.auth)
     assert response.status_code == 200, response.text
-    events = events_of(response.content)
-    assert events[-1] == b"[DONE]"
-    chunks = [json.loads(e) for e in events[:-1]]
-    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == \
-        "Hello from Gemini."
-    assert chunks[-1]["usage"]["prompt_tokens"] == 9
     sent = gcp.upstream.requests[-1]
     assert (sent.path, sent.query) == (f"{PREFIX}/google/models/{GEMINI}:streamGenerateContent", "alt=sse")
 
-    log = await consume_log()
-    assert (log.prompt_tokens, log.completion_tokens, log.is_stream) == (9, 17, True)
 
-
-async def test_claude_plain_chat_through_vertex_uses_raw_predict(relay_client, gcp):
+async def test_a_claude_chat_through_vertex_uses_raw_predict(relay_client, gcp):
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "model": CLAUDE}, headers=gcp.auth)
     assert response.status_code == 200, response.text
-    assert response.json()["choices"][0]["message"] == {"role": "assistant", "content": "Hello from Claude."}
-
     sent = gcp.upstream.requests[-1]
     assert sent.path == f"{PREFIX}/anthropic/models/claude-sonnet-4-5@20250929:rawPredict"
     assert sent.body == {"anthropic_version": "vertex-2023-10-16", "max_tokens": 4096, "system": "Be brief.",
                          "messages": [{"role": "user", "content": [{"type": "text", "text": "Say hello"}]}]}
 
-    log = await consume_log()
-    assert (log.prompt_tokens, log.completion_tokens, log.is_stream) == (12, 6, False)
 
-
-async def test_claude_stream_through_vertex(relay_client, gcp):
+async def test_a_claude_stream_through_vertex_uses_stream_raw_predict(relay_client, gcp):
     response = await relay_client.post("/v1/chat/completions", json={**CHAT, "model": CLAUDE, "stream": True},
                                        headers=gcp.auth)
     assert response.status_code == 200, response.text
-    events = events_of(response.content)
-    assert events[-1] == b"[DONE]"
-    chunks = [json.loads(e) for e in events[:-1]]
-    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == \
-        "Hello from Claude."
-    assert all("usage" not in c or c["choices"] for c in chunks)  # usage hidden: the client did not ask
     sent = gcp.upstream.requests[-1]
     assert sent.path == f"{PREFIX}/anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict"
     assert sent.body["stream"] is True
-
-    log = await consume_log()
-    assert (log.prompt_tokens, log.completion_tokens, log.is_stream) == (12, 6, True)
 
 
 async def test_access_token_is_fetched_once_and_reused(relay_client, gcp):
@@ -153,32 +128,15 @@ async def test_a_refused_service_account_is_reported_without_the_key(relay_clien
     await flush()
 
 
-async def test_openai_sdk_plain_and_stream_through_vertex(relay_client, gcp):
-    client = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=f"sk-{gcp.token.key}",
-                                http_client=relay_client)
-    answer = await client.chat.completions.create(model=CLAUDE, messages=CHAT["messages"])
-    assert answer.choices[0].message.content == "Hello from Claude."
-    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (12, 6)
-
-    stream = await client.chat.completions.create(model=GEMINI, messages=CHAT["messages"], stream=True,
-                                                  stream_options={"include_usage": True})
-    text, usage, _ = await sdk_stream(stream)
-    assert text == "Hello from Gemini." and usage.completion_tokens == 17
-    await flush()
-
-
-async def test_embeddings_through_vertex_predict_with_its_token_counts(relay_client, gcp):
+async def test_embeddings_through_vertex_are_predict_with_the_dimensions_asked(relay_client, gcp):
     body = {"model": "text-embedding-005", "input": ["hello", "world"], "dimensions": 256}
     response = await relay_client.post("/v1/embeddings", json=body, headers=gcp.auth)
     assert response.status_code == 200, response.text
-    answer = response.json()
-    assert [d["index"] for d in answer["data"]] == [0, 1] and answer["data"][0]["embedding"] == [0.1, 0.2]
+    assert response.json()["data"][0]["embedding"] == [0.1, 0.2]
     sent = gcp.upstream.requests[-1]
     assert sent.path.endswith("/publishers/google/models/text-embedding-005:predict")
     assert sent.body == {"instances": [{"content": "hello"}, {"content": "world"}],
                          "parameters": {"outputDimensionality": 256}}
-    log = await consume_log()
-    assert log.prompt_tokens == 3 + 4
 
 
 # --- images and speech: Imagen's predict and Gemini's image and speech models, as on the Gemini API ------

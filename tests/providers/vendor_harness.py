@@ -4,8 +4,8 @@
 - `VendorMock`: the base of the mock vendors (tests/providers/mock_*.py). The server itself is the OpenAI
   mock's (tests/mock_upstream.py: a thread with its own event loop on a free port, every request on
   `_handle`); a vendor names its dataclass of scriptable answers in `behaviour` and writes `_handle`.
-- `serve` and `world`: a vendor's relay tests (test_*_relay.py) start their mock once per module and
-  get, per test, a user with quota, their API key and a channel pointed at the mock.
+- `serve`: a vendor's relay tests start their mock once per module; each test gets its `World` (a user
+  with quota, their API key and a channel pointed at the mock) from `tests.world.new_world`.
 - Stream and SDK helpers for what the relay sends back.
 """
 
@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import openai
 import orjson
 import pytest
 from aiohttp import web
@@ -24,7 +22,6 @@ from asgiref.sync import sync_to_async
 
 from billing.models import Log
 from providers.adapters.base import ChannelInfo, RequestContext
-from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import events_of, flush
 from tests.mock_upstream import Behaviour, MockUpstream
 
@@ -90,43 +87,6 @@ def serve(factory: Callable[[], MockUpstream]):
         mock.stop()
 
     return server
-
-
-@dataclass
-class World:
-    """One caller and one channel: the user, their API key, the channel and the mock it points at."""
-
-    user: Any
-    token: Any
-    channel: Any
-    upstream: Any
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer sk-{self.token.key}"}
-
-    async def set_key(self, key: str) -> None:
-        """Give the channel another key, as an operator would (the relay's routes follow)."""
-        from providers.models import Channel
-        from providers.services import channel_update
-
-        await sync_to_async(lambda: channel_update(channel=Channel.objects.get(pk=self.channel.pk), key=key))()
-
-    def sdk(self, relay_client) -> openai.AsyncOpenAI:
-        """The official SDK, talking to the gateway through the test client."""
-        return openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=f"sk-{self.token.key}",
-                                  http_client=relay_client, max_retries=0)
-
-
-def world(upstream: MockUpstream, *, username: str, token_name: str = "", quota: int = 10_000_000,
-          base_path: str = "", **channel) -> World:
-    """A user with `quota`, their API key (with half of it), and a channel (`channel` are its factory
-    fields) at `upstream` (under `base_path`, for an SDK-style base), whose record and script start empty."""
-    upstream.reset()
-    user = UserFactory(username=username, quota=quota)
-    token = TokenFactory(user=user, name=token_name or f"{username}-key", remain_quota=quota // 2)
-    return World(user=user, token=token, channel=ChannelFactory(base_url=upstream.url + base_path, **channel),
-                 upstream=upstream)
 
 
 def stream_chunks(raw: bytes) -> list[dict]:

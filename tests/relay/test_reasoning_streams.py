@@ -24,7 +24,8 @@ from relay import http
 from relay.streaming import Frames
 from tests.mock_upstream import MockUpstream, Recorded
 from tests.providers.mock_bedrock import frame_of
-from tests.providers.vendor_harness import call_context, serve, world
+from tests.providers.vendor_harness import call_context, serve
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -186,8 +187,8 @@ held_server = serve(HeldUpstream)
 
 @pytest.fixture
 def thinker(transactional_db, held_server, case):
-    w = world(held_server, username="thinker", type=case.type_id, name="reasoner", key=case.key, models=case.model,
-              config=case.config)
+    w = new_world(held_server, username="thinker", type=case.type_id, name="reasoner", key=case.key, models=case.model,
+                  config=case.config)
     held_server.arm(content_type=case.content_type, thinking=case.thinking, words=case.words)
     yield w
     held_server.release()
