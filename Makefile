@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 PORT ?= 3000
 export PORT
 
-.PHONY: run test install install-test install-browser messages install-mysql db-driver migrate seed serve bench bench-quick bench-litellm-install clean
+.PHONY: run test lint install install-test install-browser messages install-mysql db-driver migrate seed serve bench bench-quick bench-litellm-install clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,11 @@ serve:
 
 run: seed serve
 
-test: install-test install-browser db-driver
+# The rules pyproject.toml selects, over the whole tree; `make test` (and so CI) runs it first.
+lint: install-test
+	$(VENV)/bin/ruff check .
+
+test: install-test lint install-browser db-driver
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 # Gateway vs direct vs LiteLLM proxy against a local mock; about 3 minutes. BENCH_ARGS=--skip-litellm etc.
@@ -70,4 +74,4 @@ bench-litellm-install: install
 	$(PY) -c "import sys; sys.path.insert(0, 'bench'); import relay_overhead as r; sys.exit(r.litellm_ready(install=True) is None)"
 
 clean:
-	rm -rf $(VENV) staticfiles
+	rm -rf $(VENV) staticfiles .ruff_cache
