@@ -3,8 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-PORT ?= 3000
-export PORT
 
 .PHONY: run test lint install install-test install-browser messages install-mysql db-driver migrate seed serve bench bench-quick bench-litellm-install clean
 
