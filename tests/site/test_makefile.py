@@ -34,6 +34,7 @@ def run_make(target: str, tmp_path: Path, *, pkg_config_knows: tuple[str, ...] =
     stand_in(venv / "bin" / "python", f'if [ "$1" = "-c" ]; then exit 1; fi\n{record}')
     stand_in(venv / "bin" / "pip", record)
     stand_in(venv / "bin" / "pytest", record)
+    stand_in(venv / "bin" / "pip-compile", record)
     stand_in(venv / "bin" / "ruff", f"{record}\nexit {0 if lint_passes else 1}")
     for marker in ("bin/activate", ".installed", ".installed-test"):
         (venv / marker).touch()
@@ -95,3 +96,14 @@ def test_make_test_stops_when_the_linter_finds_something(tmp_path):
     calls = run_make("test", tmp_path, lint_passes=False)
     assert "ruff check ." in calls
     assert not any(call.startswith("pytest") for call in calls), calls
+
+
+@pytest.mark.parametrize("target, args", [("requirements", "--quiet"), ("requirements-upgrade", "--quiet --upgrade")])
+def test_make_requirements_compiles_the_runtime_pins_first_as_the_others_are_constrained_by_them(tmp_path, target,
+                                                                                                   args):
+    calls = run_make(target, tmp_path, pkg_config_knows=("mysqlclient",))
+    assert [call for call in calls if call.startswith("pip-compile")] == [
+        f"pip-compile {args} -o requirements.txt requirements.in",
+        f"pip-compile {args} -o requirements-test.txt requirements-test.in",
+        f"pip-compile {args} -o requirements-mysql.txt requirements-mysql.in",
+    ]
