@@ -80,9 +80,16 @@ def _line_left_out(record: logging.LogRecord) -> bool:
     return True
 
 
+_dotenvs_read: set[Path] = set()
+
+
 def read_dotenv(path: Path) -> None:
     """Add the variables of the `.env` file at `path` (if there is one) to the environment, as one-api does
-    at start; a variable set in the environment already keeps its value."""
+    at start; a variable set in the environment already keeps its value. Once per process: the server reads
+    it before its settings do, and would warn twice about a line it skips."""
+    if path in _dotenvs_read:
+        return
+    _dotenvs_read.add(path)
     logging.getLogger("environ.environ").addFilter(_line_left_out)
     Environment.read_env(path)
 

@@ -127,9 +127,11 @@ def test_dotenv_is_optional(tmp_path):
 
 def test_a_dotenv_line_it_cannot_read_is_skipped_without_showing_it(monkeypatch, tmp_path, caplog):
     monkeypatch.delenv("ONEAPI_TEST_SECRET", raising=False)
-    read_dotenv(write_dotenv(tmp_path, "ONEAPI_TEST_SECRET = s3cr3t-value\n"))
+    path = write_dotenv(tmp_path, "ONEAPI_TEST_SECRET = s3cr3t-value\n")
+    read_dotenv(path)
+    read_dotenv(path)  # the server reads it, then its settings: one warning
     assert "ONEAPI_TEST_SECRET" not in os.environ
-    assert "skipped a line" in caplog.text
+    assert caplog.text.count("skipped a line") == 1
     assert "s3cr3t" not in caplog.text
 
 
