@@ -3,10 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-PORT ?= 3000
-export PORT
 
-.PHONY: run test install install-test install-browser messages install-mysql db-driver migrate seed serve bench bench-quick bench-litellm-install clean
+.PHONY: run test lint requirements requirements-upgrade install install-test install-browser messages mysql-headers install-mysql db-driver migrate seed serve bench bench-quick bench-litellm-install clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +32,11 @@ messages: install-browser
 
 # mysqlclient compiles against the MariaDB/MySQL client headers, found through pkg-config; both come from apt
 # when missing (as root, like install-browser), as in .ci/run.
-install-mysql: $(VENV)/.installed
+mysql-headers:
 	@if ! pkg-config --exists mysqlclient 2>/dev/null && ! pkg-config --exists libmariadb 2>/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-libmysqlclient-dev pkg-config >/dev/null; fi
+
+install-mysql: $(VENV)/.installed mysql-headers
 	$(PIP) install --quiet -r requirements-mysql.txt
 
 # The MySQL driver, installed when SQL_DSN names MySQL/MariaDB (not empty, not postgres://) and it is missing.
@@ -55,7 +55,24 @@ serve:
 
 run: seed serve
 
-test: install-test install-browser db-driver
+# The pinned requirements*.txt, compiled from the short requirements*.in by pip-tools (its options are in
+# pyproject.toml): `make requirements` after editing a .in keeps every other pin; `make requirements-upgrade`
+# takes the newest releases the .in files allow. mysqlclient's metadata needs its headers to be read.
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make requirements" $(VENV)/bin/pip-compile --quiet $(COMPILE_ARGS)
+
+requirements: install-test mysql-headers
+	$(PIP_COMPILE) -o requirements.txt requirements.in
+	$(PIP_COMPILE) -o requirements-test.txt requirements-test.in
+	$(PIP_COMPILE) -o requirements-mysql.txt requirements-mysql.in
+
+requirements-upgrade:
+	$(MAKE) requirements COMPILE_ARGS=--upgrade
+
+# The rules pyproject.toml selects, over the whole tree; `make test` (and so CI) runs it first.
+lint: install-test
+	$(VENV)/bin/ruff check .
+
+test: install-test lint install-browser db-driver
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 # Gateway vs direct vs LiteLLM proxy against a local mock; about 3 minutes. BENCH_ARGS=--skip-litellm etc.
@@ -70,4 +87,4 @@ bench-litellm-install: install
 	$(PY) -c "import sys; sys.path.insert(0, 'bench'); import relay_overhead as r; sys.exit(r.litellm_ready(install=True) is None)"
 
 clean:
-	rm -rf $(VENV) staticfiles
+	rm -rf $(VENV) staticfiles .ruff_cache

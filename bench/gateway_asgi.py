@@ -33,7 +33,8 @@ def _on_connection(sender, connection, **kwargs):
 
 connection_created.connect(_on_connection)
 
-from oneapi_site.asgi import application as gateway
+# After connecting the counter: importing the gateway starts threads (scheduler, cache listener) that connect.
+from oneapi_site.asgi import application as gateway  # noqa: E402
 
 
 async def application(scope, receive, send):

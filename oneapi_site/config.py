@@ -1,53 +1,97 @@
 """Environment variables, read once, with one-api's names and meanings.
 
-A bad value stops start-up with a message that names the variable, so an
-operator who mistypes `SYNC_FREQUENCY=10s` learns it before the first request.
+django-environ reads and casts them (`env.int("PORT", 3000, minimum=1)`), and `.env`
+adds to them. A bad value stops start-up with a message that names the variable, so
+an operator who mistypes `SYNC_FREQUENCY=10s` learns it before the first request.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
+import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+import environ
 
 
 class ConfigError(Exception):
     pass
 
 
-def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
-
-
-def env_int(name: str, default: int, *, minimum: int | None = 0) -> int:
-    raw = os.environ.get(name, "").strip()
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
-def env_bool(name: str, default: bool = False) -> bool:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    lowered = raw.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+class Environment(environ.Env):
+    """django-environ's reader, reading each variable the way one-api does and refusing what it cannot read.
+
+    - A value is taken as written, less the blanks around it. django-environ would take one that starts with
+      `$` for the name of another variable, so `SESSION_SECRET=$ecret` would quietly become another value.
+    - A number, switch or list set blank keeps its default; a string set blank is blank (`SQLITE_PATH=` is
+      not the default path, as in one-api).
+    - A value that cannot be read stops start-up with a ConfigError naming the variable. Switches are true
+      or false (also 1/0, yes/no, on/off): django-environ reads any other word, a typo too, as false.
+    """
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        value = self.ENVIRON.get(var, "").strip()
+        if var not in self.ENVIRON or (not value and cast is not str):
+            if default is self.NOTSET:
+                raise ConfigError(f"{var} must be set")
+            return default
+        try:
+            return self.parse_value(value, cast)
+        except ValueError as exc:
+            raise ConfigError(f"{var} {exc}, got {value!r}") from None
+
+    @classmethod
+    def parse_value(cls, value, cast):
+        if cast is bool:
+            if value.lower() in _TRUE:
+                return True
+            if value.lower() in _FALSE:
+                return False
+            raise ValueError("must be true or false")
+        if cast is int:
+            try:
+                return int(value)
+            except ValueError:
+                raise ValueError("must be a whole number") from None
+        return super().parse_value(value, cast)
+
+    def int(self, var, default=environ.Env.NOTSET, *, minimum: int | None = 0):
+        """A whole number, at least `minimum` (0 unless said; None for no bound)."""
+        value = self.get_value(var, cast=int, default=default)
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{var} must be at least {minimum}, got {value}")
+        return value
+
+
+env = Environment()
+
+
+def _line_left_out(record: logging.LogRecord) -> bool:
+    """django-environ logs a `.env` line it cannot read in full, and that line may hold a secret."""
+    if isinstance(record.msg, str) and record.msg.startswith("Invalid line"):
+        record.msg, record.args = ".env: skipped a line that is not NAME=value", ()
+    return True
+
+
+_dotenvs_read: set[Path] = set()
+
+
+def read_dotenv(path: Path) -> None:
+    """Add the variables of the `.env` file at `path` (if there is one) to the environment, as one-api does
+    at start; a variable set in the environment already keeps its value. Once per process: the server reads
+    it before its settings do, and would warn twice about a line it skips."""
+    if path in _dotenvs_read:
+        return
+    _dotenvs_read.add(path)
+    logging.getLogger("environ.environ").addFilter(_line_left_out)
+    Environment.read_env(path)
 
 
 @dataclass(frozen=True)

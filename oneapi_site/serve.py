@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from pathlib import Path
 
-from oneapi_site.config import ConfigError, env_bool, env_int
+from oneapi_site.config import ConfigError, env, read_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def daphne_args(extra: list[str]) -> list[str]:
@@ -23,11 +26,11 @@ def daphne_args(extra: list[str]) -> list[str]:
         application = extra[at + 1]
         extra = extra[:at] + extra[at + 2:]
     try:
-        port = env_int("PORT", 3000, minimum=1)
-        access_log = env_bool("ACCESS_LOG", False)
+        port = env.int("PORT", 3000, minimum=1)
+        access_log = env.bool("ACCESS_LOG", False)
     except ConfigError as exc:
         raise SystemExit(f"oneapi: {exc}") from None
-    host = os.environ.get("HOST", "0.0.0.0")
+    host = env.str("HOST", "0.0.0.0")
     # No --proxy-headers: Daphne would believe any client's X-Forwarded-For. oneapi_site.proxy reads it,
     # from TRUSTED_PROXIES only.
     return ["-b", host, "-p", str(port), "-v", "1" if access_log else "0", *extra, application]
@@ -41,6 +44,8 @@ def main() -> None:
     else:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oneapi_site.settings")
+    # Before PORT, ACCESS_LOG and HOST are read: `.env` may set them (the settings read it again, to no effect).
+    read_dotenv(BASE_DIR / ".env")
     from daphne.cli import CommandLineInterface
 
     sys.argv = ["daphne", *daphne_args(sys.argv[1:])]

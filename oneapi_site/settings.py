@@ -13,74 +13,68 @@ from django.core.exceptions import ImproperlyConfigured
 from oneapi_site.config import (
     DEFAULT_TRUSTED_PROXIES,
     ConfigError,
-    env_bool,
-    env_int,
-    env_str,
+    env,
     parse_allowed_hosts,
     parse_sql_dsn,
     parse_trusted_proxies,
+    read_dotenv,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 log = logging.getLogger("oneapi")
 
-try:
-    from dotenv import load_dotenv  # optional: one-api auto-loads .env too
-except ImportError:  # pragma: no cover - python-dotenv is optional
-    pass
-else:
-    load_dotenv(BASE_DIR / ".env")
+read_dotenv(BASE_DIR / ".env")
 
 try:
-    DEBUG = env_bool("DEBUG", False)
-    PORT = env_int("PORT", 3000, minimum=1)
-    SQLITE_PATH = env_str("SQLITE_PATH", str(BASE_DIR / "data" / "oneapi.db"))
-    DATABASE = parse_sql_dsn(env_str("SQL_DSN"), sqlite_path=SQLITE_PATH)
-    REDIS_CONN_STRING = env_str("REDIS_CONN_STRING")
-    MEMORY_CACHE_ENABLED = env_bool("MEMORY_CACHE_ENABLED", False)
-    SYNC_FREQUENCY = env_int("SYNC_FREQUENCY", 600, minimum=1)
-    BATCH_UPDATE_ENABLED = env_bool("BATCH_UPDATE_ENABLED", False)
-    BATCH_UPDATE_INTERVAL = env_int("BATCH_UPDATE_INTERVAL", 5, minimum=1)
-    INITIAL_ROOT_TOKEN = env_str("INITIAL_ROOT_TOKEN")
-    INITIAL_ROOT_ACCESS_TOKEN = env_str("INITIAL_ROOT_ACCESS_TOKEN")
-    RELAY_TIMEOUT = env_int("RELAY_TIMEOUT", 0)
-    GLOBAL_API_RATE_LIMIT = env_int("GLOBAL_API_RATE_LIMIT", 480, minimum=1)
-    GLOBAL_WEB_RATE_LIMIT = env_int("GLOBAL_WEB_RATE_LIMIT", 240, minimum=1)
+    DEBUG = env.bool("DEBUG", False)
+    PORT = env.int("PORT", 3000, minimum=1)
+    SQLITE_PATH = env.str("SQLITE_PATH", str(BASE_DIR / "data" / "oneapi.db"))
+    DATABASE = parse_sql_dsn(env.str("SQL_DSN", ""), sqlite_path=SQLITE_PATH)
+    REDIS_CONN_STRING = env.str("REDIS_CONN_STRING", "")
+    MEMORY_CACHE_ENABLED = env.bool("MEMORY_CACHE_ENABLED", False)
+    SYNC_FREQUENCY = env.int("SYNC_FREQUENCY", 600, minimum=1)
+    BATCH_UPDATE_ENABLED = env.bool("BATCH_UPDATE_ENABLED", False)
+    BATCH_UPDATE_INTERVAL = env.int("BATCH_UPDATE_INTERVAL", 5, minimum=1)
+    INITIAL_ROOT_TOKEN = env.str("INITIAL_ROOT_TOKEN", "")
+    INITIAL_ROOT_ACCESS_TOKEN = env.str("INITIAL_ROOT_ACCESS_TOKEN", "")
+    RELAY_TIMEOUT = env.int("RELAY_TIMEOUT", 0)
+    GLOBAL_API_RATE_LIMIT = env.int("GLOBAL_API_RATE_LIMIT", 480, minimum=1)
+    GLOBAL_WEB_RATE_LIMIT = env.int("GLOBAL_WEB_RATE_LIMIT", 240, minimum=1)
     # Request bodies, in MB, refused by the server before they are buffered (oneapi_site/body_limit.py).
     # The relay takes audio files (OpenAI allows 25 MB) and images inside messages; /api and pages take forms.
-    RELAY_MAX_BODY_MB = env_int("RELAY_MAX_BODY_MB", 32, minimum=1)
-    API_MAX_BODY_MB = env_int("API_MAX_BODY_MB", 2, minimum=1)
-    WEB_MAX_BODY_MB = env_int("WEB_MAX_BODY_MB", 2, minimum=1)
+    RELAY_MAX_BODY_MB = env.int("RELAY_MAX_BODY_MB", 32, minimum=1)
+    API_MAX_BODY_MB = env.int("API_MAX_BODY_MB", 2, minimum=1)
+    WEB_MAX_BODY_MB = env.int("WEB_MAX_BODY_MB", 2, minimum=1)
     # Fetching images that clients' messages point at (for vendors that need them inline).
-    USER_CONTENT_REQUEST_TIMEOUT = env_int("USER_CONTENT_REQUEST_TIMEOUT", 30, minimum=1)
-    USER_CONTENT_ALLOW_PRIVATE = env_bool("USER_CONTENT_ALLOW_PRIVATE", False)
+    USER_CONTENT_REQUEST_TIMEOUT = env.int("USER_CONTENT_REQUEST_TIMEOUT", 30, minimum=1)
+    USER_CONTENT_ALLOW_PRIVATE = env.bool("USER_CONTENT_ALLOW_PRIVATE", False)
     # Their bounds (providers/adapters/inline_images.py): per request, images (data: URLs included),
     # their bytes together and fetches at once; per process, the bytes all requests' images hold and the
     # fetches at once, and how long a fetch waits for room before the request is answered 503.
-    USER_CONTENT_MAX_IMAGES = env_int("USER_CONTENT_MAX_IMAGES", 20, minimum=1)
-    USER_CONTENT_MAX_BYTES = env_int("USER_CONTENT_MAX_BYTES", 20 * 1024 * 1024, minimum=1)
-    USER_CONTENT_CONCURRENCY = env_int("USER_CONTENT_CONCURRENCY", 4, minimum=1)
-    USER_CONTENT_PROCESS_MAX_BYTES = env_int("USER_CONTENT_PROCESS_MAX_BYTES", 128 * 1024 * 1024, minimum=1)
-    USER_CONTENT_PROCESS_MAX_FETCHES = env_int("USER_CONTENT_PROCESS_MAX_FETCHES", 32, minimum=1)
-    USER_CONTENT_QUEUE_TIMEOUT = env_int("USER_CONTENT_QUEUE_TIMEOUT", 10, minimum=0)
+    USER_CONTENT_MAX_IMAGES = env.int("USER_CONTENT_MAX_IMAGES", 20, minimum=1)
+    USER_CONTENT_MAX_BYTES = env.int("USER_CONTENT_MAX_BYTES", 20 * 1024 * 1024, minimum=1)
+    USER_CONTENT_CONCURRENCY = env.int("USER_CONTENT_CONCURRENCY", 4, minimum=1)
+    USER_CONTENT_PROCESS_MAX_BYTES = env.int("USER_CONTENT_PROCESS_MAX_BYTES", 128 * 1024 * 1024, minimum=1)
+    USER_CONTENT_PROCESS_MAX_FETCHES = env.int("USER_CONTENT_PROCESS_MAX_FETCHES", 32, minimum=1)
+    USER_CONTENT_QUEUE_TIMEOUT = env.int("USER_CONTENT_QUEUE_TIMEOUT", 10, minimum=0)
     if USER_CONTENT_PROCESS_MAX_BYTES < USER_CONTENT_MAX_BYTES:
         # Else one request's images could never fit, and would always be answered 503.
         raise ConfigError(f"USER_CONTENT_PROCESS_MAX_BYTES ({USER_CONTENT_PROCESS_MAX_BYTES}) must be at least "
                           f"USER_CONTENT_MAX_BYTES ({USER_CONTENT_MAX_BYTES})")
-    CHANNEL_TEST_FREQUENCY = env_int("CHANNEL_TEST_FREQUENCY", 0)  # minutes; 0 = off
-    POLLING_INTERVAL = env_int("POLLING_INTERVAL", 0)  # seconds between channels in test-all
-    TEST_PROMPT = env_str(
+    CHANNEL_TEST_FREQUENCY = env.int("CHANNEL_TEST_FREQUENCY", 0)  # minutes; 0 = off
+    POLLING_INTERVAL = env.int("POLLING_INTERVAL", 0)  # seconds between channels in test-all
+    TEST_PROMPT = env.str(
         "TEST_PROMPT", "Output only your specific model name with no additional text."
     )
-    SESSION_SECRET = env_str("SESSION_SECRET")
+    SESSION_SECRET = env.str("SESSION_SECRET", "")
     # Peers whose X-Forwarded-For names the client (oneapi_site/proxy.py); per-IP limits and token IP
     # allow-lists key on that address. Empty by default (no proxy believed): set it to the proxy's address.
-    TRUSTED_PROXIES = parse_trusted_proxies(env_str("TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES))
+    TRUSTED_PROXIES = parse_trusted_proxies(env.str("TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES))
     # Cloudflare Turnstile's siteverify (accounts/turnstile.py); tests point it at a local mock.
-    TURNSTILE_VERIFY_URL = env_str("TURNSTILE_VERIFY_URL",
+    TURNSTILE_VERIFY_URL = env.str("TURNSTILE_VERIFY_URL",
                                    "https://challenges.cloudflare.com/turnstile/v0/siteverify")
-    DATA_DIR = Path(env_str("DATA_DIR", str(Path(SQLITE_PATH).resolve().parent)))
-    ALLOWED_HOSTS = parse_allowed_hosts(env_str("ALLOWED_HOSTS"))
+    DATA_DIR = Path(env.str("DATA_DIR", str(Path(SQLITE_PATH).resolve().parent)))
+    ALLOWED_HOSTS = parse_allowed_hosts(env.str("ALLOWED_HOSTS", ""))
     if SESSION_SECRET == "random_string":
         raise ConfigError("SESSION_SECRET must not be the placeholder 'random_string'")
 except ConfigError as exc:
@@ -105,7 +99,7 @@ def _session_secret() -> str:
 
 
 SECRET_KEY = _session_secret()
-CSRF_TRUSTED_ORIGINS = [o for o in env_str("CSRF_TRUSTED_ORIGINS").split(",") if o]
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # No SECURE_PROXY_SSL_HEADER: Django would take X-Forwarded-Proto from any client. The scheme a trusted proxy
 # (TRUSTED_PROXIES) reports is put in the ASGI scope by oneapi_site/proxy.py, and request.scheme reads it there.
 # Django's own cap on a form or JSON body it reads, no lower than the server's limits above.
@@ -173,7 +167,7 @@ def _databases() -> dict:
                         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
             # A file, not shared-cache memory: the ledger writes from its own thread, and
             # shared-cache SQLite answers "table is locked" instead of waiting.
-            "TEST": {"NAME": env_str("SQLITE_TEST_PATH")
+            "TEST": {"NAME": env.str("SQLITE_TEST_PATH", "")
                      or os.path.join(tempfile.gettempdir(), f"oneapi_test_{os.getpid()}.db")},
         }
     if db.engine == "postgresql":
@@ -244,7 +238,7 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 LOGIN_URL = "login"
-TIME_ZONE = env_str("TZ", "UTC") or "UTC"
+TIME_ZONE = env.str("TZ", "UTC") or "UTC"
 USE_I18N = True
 USE_TZ = True
 

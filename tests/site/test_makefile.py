@@ -19,11 +19,13 @@ def stand_in(path: Path, body: str) -> None:
     path.chmod(0o755)
 
 
-def run_make(target: str, tmp_path: Path, *, pkg_config_knows: tuple[str, ...] = (), **env: str) -> list[str]:
+def run_make(target: str, tmp_path: Path, *, pkg_config_knows: tuple[str, ...] = (), lint_passes: bool = True,
+             **env: str) -> list[str]:
     """Run `make target` for real; the commands it ran, in order, as the stand-ins recorded them.
 
     The virtualenv is installed but has no MySQL driver (`python -c "import MySQLdb"` fails, as on a fresh
-    machine); pkg-config finds only the packages in `pkg_config_knows`."""
+    machine); pkg-config finds only the packages in `pkg_config_knows`; its ruff finds nothing to report
+    unless `lint_passes` is False, when make must fail."""
     calls = tmp_path / "calls.log"
     calls.touch()
     record = f'echo "$(basename "$0") $*" >> "{calls}"'
@@ -31,6 +33,9 @@ def run_make(target: str, tmp_path: Path, *, pkg_config_knows: tuple[str, ...] =
     (venv / "bin").mkdir(parents=True)
     stand_in(venv / "bin" / "python", f'if [ "$1" = "-c" ]; then exit 1; fi\n{record}')
     stand_in(venv / "bin" / "pip", record)
+    stand_in(venv / "bin" / "pytest", record)
+    stand_in(venv / "bin" / "pip-compile", record)
+    stand_in(venv / "bin" / "ruff", f"{record}\nexit {0 if lint_passes else 1}")
     for marker in ("bin/activate", ".installed", ".installed-test"):
         (venv / marker).touch()
     tools = tmp_path / "tools"
@@ -42,7 +47,7 @@ def run_make(target: str, tmp_path: Path, *, pkg_config_knows: tuple[str, ...] =
     environ["PATH"] = f"{tools}{os.pathsep}{environ.get('PATH', '')}"
     done = subprocess.run(["make", target, f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True,
                           env={**environ, **env})
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert (done.returncode == 0) == lint_passes, done.stdout + done.stderr
     return calls.read_text().splitlines()
 
 
@@ -80,3 +85,25 @@ def test_make_install_mysql_leaves_apt_alone_when_pkg_config_finds_the_client(tm
     assert not any(call.startswith("apt-get") for call in calls), calls
     assert calls[-1] == "pip install --quiet -r requirements-mysql.txt"
     assert calls[0] == "pkg-config --exists mysqlclient"
+
+
+def test_make_test_runs_the_linter_before_the_suite(tmp_path):
+    calls = run_make("test", tmp_path, PYTEST_ARGS="-x tests/site")
+    assert index_of(calls, "ruff check .") < index_of(calls, "pytest -q -x tests/site")
+
+
+def test_make_test_stops_when_the_linter_finds_something(tmp_path):
+    calls = run_make("test", tmp_path, lint_passes=False)
+    assert "ruff check ." in calls
+    assert not any(call.startswith("pytest") for call in calls), calls
+
+
+@pytest.mark.parametrize("target, args", [("requirements", "--quiet"), ("requirements-upgrade", "--quiet --upgrade")])
+def test_make_requirements_compiles_the_runtime_pins_first_as_the_others_are_constrained_by_them(tmp_path, target,
+                                                                                                   args):
+    calls = run_make(target, tmp_path, pkg_config_knows=("mysqlclient",))
+    assert [call for call in calls if call.startswith("pip-compile")] == [
+        f"pip-compile {args} -o requirements.txt requirements.in",
+        f"pip-compile {args} -o requirements-test.txt requirements-test.in",
+        f"pip-compile {args} -o requirements-mysql.txt requirements-mysql.in",
+    ]
