@@ -6,7 +6,7 @@ from providers.adapters.ali import AliAdapter, BailianAdapter
 from providers.adapters.anthropic import AnthropicAdapter
 from providers.adapters.baidu import BaiduAdapter, QianfanAdapter
 from providers.adapters.base import Adapter
-from providers.adapters.bedrock import BedrockAdapter
+from providers.adapters.bedrock.adapter import BedrockAdapter
 from providers.adapters.cloudflare import CloudflareAdapter
 from providers.adapters.cohere import CohereAdapter
 from providers.adapters.coze import CozeAdapter

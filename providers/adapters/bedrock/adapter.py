@@ -1,10 +1,11 @@
-"""AWS Bedrock: Claude with the Anthropic Messages body, other models through Converse, signed with SigV4.
+"""The AWS Bedrock adapter: Claude with the Anthropic Messages body, other models through Converse, signed
+with SigV4 (providers/adapters/aws/sigv4.py).
 
 https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages.html
 `POST /model/{modelId}/invoke` answers the Messages JSON; `/invoke-with-response-stream` answers an AWS
-event stream (binary frames, see aws_eventstream.py) whose `chunk` events carry Anthropic's stream
-events base64-encoded. The conversions themselves are the Anthropic adapter's.
-Llama, Nova, Mistral and the rest go to `/converse` and `/converse-stream` (bedrock_converse.py), whose
+event stream (binary frames, see providers/adapters/aws/eventstream.py) whose `chunk` events carry
+Anthropic's stream events base64-encoded. The conversions themselves are the Anthropic adapter's.
+Llama, Nova, Mistral and the rest go to `/converse` and `/converse-stream` (converse.py), whose
 stream is the same binary framing with one event type per frame.
 """
 
@@ -20,7 +21,6 @@ import aiohttp
 import orjson
 import yarl
 
-from providers.adapters import aws_sigv4
 from providers.adapters.anthropic import (
     FINISH_REASONS,
     AnthropicStreamDecoder,
@@ -28,7 +28,8 @@ from providers.adapters.anthropic import (
     to_messages_request,
     usage_json,
 )
-from providers.adapters.aws_eventstream import EventStreamError, EventStreamParser, Message
+from providers.adapters.aws import sigv4
+from providers.adapters.aws.eventstream import EventStreamError, EventStreamParser, Message
 from providers.adapters.base import (
     SECRET_MIN_CHARS,
     Adapter,
@@ -44,7 +45,7 @@ from providers.adapters.base import (
     json_or_none,
     retryable_status,
 )
-from providers.adapters.bedrock_converse import ConverseEvents, anthropic_message, converse_request
+from providers.adapters.bedrock.converse import ConverseEvents, anthropic_message, converse_request
 from providers.adapters.fetch import fetch_data_url
 from providers.adapters.inline_images import inline_images
 
@@ -213,7 +214,7 @@ class BedrockAdapter(Adapter):
     modes: ClassVar[tuple[str, ...]] = ("chat",)
     default_models: ClassVar[tuple[str, ...]] = tuple(MODEL_IDS) + CONVERSE_MODELS
 
-    def __init__(self, now=aws_sigv4.utcnow) -> None:
+    def __init__(self, now=sigv4.utcnow) -> None:
         self.now = now  # the signing clock, injectable for tests
 
     def secrets(self, channel: ChannelInfo) -> tuple[str, ...]:
@@ -244,7 +245,7 @@ class BedrockAdapter(Adapter):
         base = (channel.base_url or f"https://bedrock-runtime.{region}.amazonaws.com").rstrip("/")
         # The id is one path segment: its colon (and an ARN's slashes) percent-encoded, as the AWS SDKs send it.
         url = f"{base}/model/{urllib.parse.quote(model_id, safe='')}/{action}"
-        headers = aws_sigv4.sign(method="POST", url=url, headers={"Content-Type": "application/json"},
+        headers = sigv4.sign(method="POST", url=url, headers={"Content-Type": "application/json"},
                                  body=payload, access_key=ak, secret_key=sk, region=region, service=SERVICE,
                                  session_token=session_token, now=self.now)
         if stream:
@@ -385,7 +386,7 @@ class BedrockStreamDecoder(EventStreamDecoder):
 
 
 class ConverseStreamDecoder(EventStreamDecoder):
-    """ConverseStream (every other model): its events, made Anthropic's (bedrock_converse.py), go through
+    """ConverseStream (every other model): its events, made Anthropic's (converse.py), go through
     Anthropic's decoder. A stream cut after messageStop but before metadata still ends with its finish."""
 
     def __init__(self, model: str) -> None:
