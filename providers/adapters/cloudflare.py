@@ -48,7 +48,7 @@ from providers.adapters.base import (
     fan_out,
     json_or_none,
 )
-from providers.adapters.imagen import image_item
+from providers.adapters.gemini.imagen import image_item
 from providers.adapters.openai import OpenAIAdapter
 from relay import media
 

@@ -39,9 +39,9 @@ from providers.adapters.base import (
     json_or_none,
     unexpected_answer,
 )
-from providers.adapters.gemini import GeminiAdapter, GeminiStreamDecoder, gemini_error
-from providers.adapters.gemini_convert import inline_remote_images, invalid
-from providers.adapters.imagen import imagen_request, is_imagen
+from providers.adapters.gemini.answers import GeminiAdapter, GeminiStreamDecoder, gemini_error
+from providers.adapters.gemini.convert import inline_remote_images, invalid
+from providers.adapters.gemini.imagen import imagen_request, is_imagen
 from providers.adapters.inline_images import inline_images
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"

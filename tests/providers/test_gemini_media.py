@@ -8,7 +8,8 @@ import wave
 import orjson
 import pytest
 
-from providers.adapters import adapter_for, gemini, imagen
+from providers.adapters import adapter_for
+from providers.adapters.gemini import answers as gemini, imagen
 from providers.adapters.base import ChannelInfo, UpstreamError
 from tests.providers.mock_gemini import PNG, fixture
 from tests.providers.vendor_harness import call_context

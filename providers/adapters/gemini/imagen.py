@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from providers.adapters.base import UpstreamError
-from providers.adapters.gemini_convert import invalid
+from providers.adapters.gemini.convert import invalid
 
 MAX_IMAGES = 4  # sampleCount is 1 to 4 on both APIs
 # The aspect ratios Imagen documents; Gemini's image models take more (gemini.py).

@@ -34,8 +34,8 @@ from providers.adapters.base import (
     json_or_none,
     retryable_status,
 )
-from providers.adapters.gemini_convert import chat_request, embeddings_request, inline_remote_images, invalid
-from providers.adapters.imagen import aspect_ratio, filtered_error, image_item, imagen_answer, imagen_request, is_imagen
+from providers.adapters.gemini.convert import chat_request, embeddings_request, inline_remote_images, invalid
+from providers.adapters.gemini.imagen import aspect_ratio, filtered_error, image_item, imagen_answer, imagen_request, is_imagen
 from providers.adapters.openai import PATHS, OpenAIAdapter
 
 DEFAULT_MODELS = (
