@@ -10,7 +10,7 @@ from providers.adapters.bedrock.adapter import BedrockAdapter
 from providers.adapters.cloudflare import CloudflareAdapter
 from providers.adapters.cohere import CohereAdapter
 from providers.adapters.coze import CozeAdapter
-from providers.adapters.gemini.answers import GeminiAdapter, GeminiOpenAIAdapter
+from providers.adapters.gemini.adapter import GeminiAdapter, GeminiOpenAIAdapter
 from providers.adapters.ollama import OllamaAdapter
 from providers.adapters.openai import (
     AIGC2DAdapter,

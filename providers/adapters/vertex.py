@@ -4,7 +4,7 @@ Gemini speaks the same generateContent API as the Gemini adapter
 (https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/inference), Claude the
 Anthropic Messages API through rawPredict
 (https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/use-claude), and Imagen
-the same `:predict` bodies as on the Gemini API (imagen.py), so every conversion is reused (Gemini's
+the same `:predict` bodies as on the Gemini API (gemini/imagen.py), so every conversion is reused (Gemini's
 image and speech models too); what is Vertex's own is the URL and the OAuth access token, minted from a
 service-account key (https://developers.google.com/identity/protocols/oauth2/service-account#httprest).
 """
@@ -39,7 +39,8 @@ from providers.adapters.base import (
     json_or_none,
     unexpected_answer,
 )
-from providers.adapters.gemini.answers import GeminiAdapter, GeminiStreamDecoder, gemini_error
+from providers.adapters.gemini.adapter import GeminiAdapter
+from providers.adapters.gemini.answers import GeminiStreamDecoder, gemini_error
 from providers.adapters.gemini.convert import inline_remote_images, invalid
 from providers.adapters.gemini.imagen import imagen_request, is_imagen
 from providers.adapters.inline_images import inline_images

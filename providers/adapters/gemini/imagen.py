@@ -6,7 +6,7 @@ Request and answer: https://ai.google.dev/gemini-api/docs/imagen and
 https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/imagen-api
 (`{instances: [{prompt}], parameters: {sampleCount, aspectRatio, personGeneration, includeRaiReason}}` in,
 `{predictions: [{bytesBase64Encoded, mimeType, prompt} | {raiFilteredReason}]}` out). The size helpers
-also serve Gemini's own image models (gemini.py), which take an aspect ratio too.
+also serve Gemini's own image models (media.py), which take an aspect ratio too.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from providers.adapters.base import UpstreamError
 from providers.adapters.gemini.convert import invalid
 
 MAX_IMAGES = 4  # sampleCount is 1 to 4 on both APIs
-# The aspect ratios Imagen documents; Gemini's image models take more (gemini.py).
+# The aspect ratios Imagen documents; Gemini's image models take more (media.py).
 IMAGEN_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 PERSON_GENERATION = ("dont_allow", "allow_adult", "allow_all")
 # dall-e-3's wide and tall sizes are not exactly 16:9 (1792x1024 is 7:4), but that is what they ask for.
