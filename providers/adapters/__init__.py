@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from providers.adapters.ali import AliAdapter, BailianAdapter
+from providers.adapters.ali.adapter import AliAdapter, BailianAdapter
 from providers.adapters.anthropic import AnthropicAdapter
 from providers.adapters.baidu import BaiduAdapter, QianfanAdapter
 from providers.adapters.base import Adapter

@@ -5,7 +5,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from providers.adapters import ADAPTERS, adapter_for, ali
+from providers.adapters import ADAPTERS, adapter_for
+from providers.adapters.ali import adapter as ali
 from providers.adapters.base import ChannelInfo, UpstreamError
 from relay.streaming import ChunkGatherer, SSEParser
 from tests.providers.vendor_harness import call_context

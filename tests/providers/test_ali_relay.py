@@ -14,7 +14,7 @@ from asgiref.testing import ApplicationCommunicator
 
 from billing import pricing
 from billing.services import option_set
-from providers.adapters import ali
+from providers.adapters.ali import adapter as ali
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_ali import FIXTURES, PNG, REPLY, TOOL_CALL, MockAli

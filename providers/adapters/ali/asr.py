@@ -110,7 +110,7 @@ def finish_task(task_id: str) -> dict:
 
 def task_failed(header: dict) -> UpstreamError:
     """A task-failed event as an OpenAI error, with DashScope's code and message (ali.ali_error's mapping)."""
-    from providers.adapters.ali import ali_error  # ali imports this module
+    from providers.adapters.ali.adapter import ali_error  # ali imports this module
 
     err = ali_error({"code": header.get("error_code") or "", "message": header.get("error_message") or "",
                      "request_id": header.get("task_id") or ""})

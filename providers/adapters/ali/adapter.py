@@ -26,7 +26,7 @@ from urllib.parse import quote
 import orjson
 from django.conf import settings
 
-from providers.adapters import ali_asr, ali_audio
+from providers.adapters.ali import asr as ali_asr, speech as ali_audio
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
