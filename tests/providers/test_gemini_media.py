@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from providers.adapters import adapter_for
-from providers.adapters.gemini import imagen, media
 from providers.adapters.base import ChannelInfo, UpstreamError
+from providers.adapters.gemini import imagen, media
 from tests.providers.mock_gemini import PNG, fixture
 from tests.providers.vendor_harness import call_context
 
