@@ -36,8 +36,8 @@ from providers.adapters.openai import (
 )
 from providers.adapters.tencent import TencentAdapter
 from providers.adapters.vertex import VertexAdapter
-from providers.adapters.xunfei import XunfeiAdapter
-from providers.adapters.xunfei_ws import XunfeiSparkAdapter
+from providers.adapters.xunfei.spark_http import XunfeiAdapter
+from providers.adapters.xunfei.spark_ws import XunfeiSparkAdapter
 from providers.adapters.zhipu import ZhipuAdapter
 
 ADAPTERS: dict[int, type[Adapter]] = {

@@ -4,7 +4,7 @@ Docs: https://www.xfyun.cn/doc/spark/HTTP%E8%B0%83%E7%94%A8%E6%96%87%E6%A1%A3.ht
 console's APIPassword, sent as a Bearer token. Answers carry `code`/`message`/`sid` beside OpenAI's
 fields but lack `object`, `model` and often `finish_reason`; a failure can come as HTTP 200 with a
 non-zero `code` (https://www.xfyun.cn/doc/spark/%E6%8E%A5%E5%8F%A3%E8%AF%B4%E6%98%8E.html, error codes).
-The WebSocket API (channel type 18) is not spoken.
+The WebSocket API (channel type 18) is spark_ws.py's.
 """
 
 from __future__ import annotations
