@@ -44,6 +44,7 @@ from providers.adapters.gemini.answers import GeminiStreamDecoder, gemini_error
 from providers.adapters.gemini.convert import inline_remote_images, invalid
 from providers.adapters.gemini.imagen import imagen_request, is_imagen
 from providers.adapters.inline_images import inline_images
+from providers.adapters.openai_shapes import embedding, embeddings_list
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -216,14 +217,11 @@ def embedding_request(body: dict) -> dict:
 def embedding_answer(payload: dict, model: str) -> tuple[bytes, Usage | None]:
     """`predictions[].embeddings{values, statistics.token_count}` → OpenAI's list, with the counted tokens."""
     predictions = payload.get("predictions") or []
-    data = [{"object": "embedding", "index": i, "embedding": (p.get("embeddings") or {}).get("values", [])}
-            for i, p in enumerate(predictions)]
+    data = [embedding(i, (p.get("embeddings") or {}).get("values", [])) for i, p in enumerate(predictions)]
     tokens = sum(int(((p.get("embeddings") or {}).get("statistics") or {}).get("token_count") or 0)
                  for p in predictions)
     usage = Usage(prompt_tokens=tokens) if tokens else None
-    answer = {"object": "list", "data": data, "model": model,
-              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
-    return orjson.dumps(answer), usage
+    return orjson.dumps(embeddings_list(data, model, tokens)), usage
 
 
 class VertexAdapter(Adapter):

@@ -14,6 +14,20 @@ from typing import Any, ClassVar
 import orjson
 
 from providers.adapters.base import StreamDecoder, StreamEvent, UpstreamError, Usage, json_or_none, retryable_status
+from providers.adapters.openai_shapes import (
+    call_id,
+    chat_completion,
+    chunk,
+    delta_choice,
+    embedding,
+    embeddings_list,
+    error_event,
+    finish_reason,
+    message_choice,
+    tool_call,
+    usage_event,
+    usage_json,
+)
 from relay import tokenizer
 
 FINISH_REASONS = {
@@ -26,6 +40,7 @@ FINISH_REASONS = {
 RETRYABLE_STATUSES = {"RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED"}
 REQUEST_STATUSES = {"INVALID_ARGUMENT", "FAILED_PRECONDITION", "NOT_FOUND", "OUT_OF_RANGE"}
 
+
 def usage_from(metadata: Any) -> Usage | None:
     """usageMetadata: thinking tokens are billed as output, tool-use prompt tokens as input."""
     if not isinstance(metadata, dict):
@@ -35,28 +50,17 @@ def usage_from(metadata: Any) -> Usage | None:
     return Usage(prompt_tokens=prompt, completion_tokens=completion)
 
 
-def usage_json(usage: Usage, metadata: dict) -> dict:
-    answer: dict[str, Any] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-                              "total_tokens": usage.total_tokens}
-    if metadata.get("thoughtsTokenCount"):
-        answer["completion_tokens_details"] = {"reasoning_tokens": int(metadata["thoughtsTokenCount"])}
-    if metadata.get("cachedContentTokenCount"):
-        answer["prompt_tokens_details"] = {"cached_tokens": int(metadata["cachedContentTokenCount"])}
-    return answer
+def openai_usage(usage: Usage, metadata: dict) -> dict:
+    """OpenAI's usage, with the thinking and cached tokens usageMetadata counts."""
+    thoughts, cached = metadata.get("thoughtsTokenCount"), metadata.get("cachedContentTokenCount")
+    return usage_json(usage, reasoning=int(thoughts) if thoughts else None, cached=int(cached) if cached else None)
 
 
-def new_call_id() -> str:
-    # Gemini's functionCall has no id on most models: make one unique across turns, so a client that
-    # keys tool results by id never sees two calls share one.
-    return f"call_{secrets.token_hex(12)}"
-
-
-def tool_call(part: dict, index: int) -> dict:
+def function_call(part: dict, index: int) -> dict:
+    """A functionCall part as OpenAI's tool call. Most models give the call no id: one is made."""
     call = part["functionCall"]
-    answer: dict[str, Any] = {
-        "index": index, "id": call.get("id") or new_call_id(), "type": "function",
-        "function": {"name": call.get("name") or "", "arguments": orjson.dumps(call.get("args") or {}).decode()},
-    }
+    answer = tool_call(call.get("id") or call_id(), call.get("name") or "",
+                       orjson.dumps(call.get("args") or {}).decode(), index=index)
     if part.get("thoughtSignature"):
         # Gemini 3 wants the signature back with the call; Google's own OpenAI endpoint carries it here.
         answer["extra_content"] = {"google": {"thought_signature": part["thoughtSignature"]}}
@@ -87,7 +91,7 @@ def candidate_choice(candidate: dict, position: int) -> dict:
         if not isinstance(part, dict):
             continue
         if isinstance(part.get("functionCall"), dict):
-            calls.append(tool_call(part, len(calls)))
+            calls.append(function_call(part, len(calls)))
         elif isinstance(part.get("text"), str):
             (thoughts if part.get("thought") else texts).append(part["text"])
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
@@ -95,10 +99,9 @@ def candidate_choice(candidate: dict, position: int) -> dict:
         message["reasoning_content"] = "".join(thoughts)
     if calls:
         message["tool_calls"] = [{k: v for k, v in call.items() if k != "index"} for call in calls]
-    reason = candidate.get("finishReason")
-    finish = "tool_calls" if calls else FINISH_REASONS.get(reason, "stop" if reason else None)
-    return {"index": candidate.get("index", position), "message": message, "logprobs": None,
-            "finish_reason": finish or "stop"}
+    # Gemini finishes a call with STOP: the calls tell.
+    finish = "tool_calls" if calls else finish_reason(candidate.get("finishReason"), FINISH_REASONS)
+    return message_choice(candidate.get("index", position), message, finish)
 
 
 def error_payload(payload: Any) -> dict | None:
@@ -141,15 +144,11 @@ def chat_answer(payload: dict, model: str) -> tuple[bytes, Usage | None]:
     if message:
         raise blocked_error(message)
     usage = usage_from(payload.get("usageMetadata"))
-    answer = {
-        "id": f"chatcmpl-{payload.get('responseId') or secrets.token_hex(12)}",
-        "object": "chat.completion", "created": int(time.time()),
-        "model": payload.get("modelVersion") or model or "gemini",
-        "choices": [candidate_choice(c, i) for i, c in enumerate(payload.get("candidates") or ())
-                    if isinstance(c, dict)],
-    }
-    if usage is not None:
-        answer["usage"] = usage_json(usage, payload["usageMetadata"])
+    answer = chat_completion(
+        id=f"chatcmpl-{payload.get('responseId') or secrets.token_hex(12)}",
+        model=payload.get("modelVersion") or model or "gemini",
+        choices=[candidate_choice(c, i) for i, c in enumerate(payload.get("candidates") or ()) if isinstance(c, dict)],
+        usage=openai_usage(usage, payload["usageMetadata"]) if usage is not None else None)
     return orjson.dumps(answer), usage
 
 
@@ -163,14 +162,12 @@ def embeddings_answer(payload: dict, request: dict) -> bytes:
             vector: Any = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
         else:
             vector = values
-        data.append({"object": "embedding", "index": index, "embedding": vector})
-    answer: dict[str, Any] = {"object": "list", "data": data, "model": request.get("model") or "gemini-embedding"}
+        data.append(embedding(index, vector))
+    tokens = None
     if request.get("input") is not None:
         # What the relay bills (it counts the input locally); clients' SDKs expect the field.
         tokens = tokenizer.count_input(request["input"], str(request.get("model") or ""))
-        answer["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
-    return orjson.dumps(answer)
-
+    return orjson.dumps(embeddings_list(data, request.get("model") or "gemini-embedding", tokens))
 
 
 class GeminiStreamDecoder(StreamDecoder):
@@ -190,8 +187,7 @@ class GeminiStreamDecoder(StreamDecoder):
         self.metadata: dict = {}
 
     def _chunk(self, choices: list[dict]) -> bytes:
-        return orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                             "model": self.model, "choices": choices})
+        return chunk(id=self.id, created=self.created, model=self.model, choices=choices)
 
     def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
         try:
@@ -200,12 +196,11 @@ class GeminiStreamDecoder(StreamDecoder):
             return []  # a malformed event is dropped: the rest of the answer still arrives
         error = error_payload(payload)
         if error is not None:
-            body = {"error": {"message": str(error.get("message") or "Gemini reported an error mid-stream"),
-                              "type": "upstream_error", "code": str(error.get("status") or "").lower() or None,
-                              "param": None}}
+            body = {"message": str(error.get("message") or "Gemini reported an error mid-stream"),
+                    "type": "upstream_error", "code": str(error.get("status") or "").lower() or None, "param": None}
             # Its kind as an HTTP answer would tell it (a refused key is no reason to try another channel's).
-            err = gemini_error(502, orjson.dumps({"error": {**error, "message": body["error"]["message"]}}))
-            return [StreamEvent(data=orjson.dumps(body), error=err)]
+            err = gemini_error(502, orjson.dumps({"error": {**error, "message": body["message"]}}))
+            return [error_event(err, body)]
         if not isinstance(payload, dict):
             return []
         if isinstance(payload.get("usageMetadata"), dict):
@@ -213,9 +208,7 @@ class GeminiStreamDecoder(StreamDecoder):
             self.usage = usage_from(self.metadata)
         message = blocked_message(payload)
         if message:
-            body = {"error": {"message": message, "type": "invalid_request_error", "code": "content_filter",
-                              "param": None}}
-            return [StreamEvent(data=orjson.dumps(body), error=blocked_error(message))]
+            return [error_event(blocked_error(message))]
         choices: list[dict] = []
         text = ""
         for position, candidate in enumerate(payload.get("candidates") or ()):
@@ -240,7 +233,7 @@ class GeminiStreamDecoder(StreamDecoder):
             if not isinstance(part, dict):
                 continue
             if isinstance(part.get("functionCall"), dict):
-                calls.append(tool_call(part, self.calls.get(index, 0) + len(calls)))
+                calls.append(function_call(part, self.calls.get(index, 0) + len(calls)))
             elif isinstance(part.get("text"), str):
                 (thoughts if part.get("thought") else texts).append(part["text"])
         reason = candidate.get("finishReason")
@@ -258,13 +251,12 @@ class GeminiStreamDecoder(StreamDecoder):
             self.calls[index] = self.calls.get(index, 0) + len(calls)
         finish = None
         if reason:
-            finish = "tool_calls" if self.calls.get(index) else FINISH_REASONS.get(reason, "stop")
+            finish = "tool_calls" if self.calls.get(index) else finish_reason(reason, FINISH_REASONS)
         piece = "".join(texts) + "".join(c["function"]["name"] + c["function"]["arguments"] for c in calls)
-        return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}, piece
+        return delta_choice(delta, finish, index=index), piece
 
     def close(self) -> list[StreamEvent]:
         if self.usage is None:
             return []
-        chunk = orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                              "model": self.model, "choices": [], "usage": usage_json(self.usage, self.metadata)})
-        return [StreamEvent(data=chunk, usage=self.usage, usage_only=True)]
+        return [usage_event(id=self.id, created=self.created, model=self.model, usage=self.usage,
+                            as_json=openai_usage(self.usage, self.metadata))]

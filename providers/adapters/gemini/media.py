@@ -10,16 +10,14 @@ import base64
 import binascii
 import io
 import re
-import time
 import wave
 from typing import Any
-
-import orjson
 
 from providers.adapters.base import UpstreamError, Usage
 from providers.adapters.gemini.answers import blocked_error, blocked_message, usage_from
 from providers.adapters.gemini.convert import invalid
-from providers.adapters.gemini.imagen import aspect_ratio, filtered_error, image_item
+from providers.adapters.gemini.imagen import aspect_ratio, filtered_error
+from providers.adapters.openai_shapes import image_item, images_answer
 
 # The aspect ratios Gemini's image models document (generationConfig.imageConfig.aspectRatio).
 IMAGE_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
@@ -76,7 +74,7 @@ def image_answer(payload: dict, body: dict) -> tuple[bytes, Usage | None]:
     if not images:
         raise withheld_error(payload, "an image", texts)
     data = [image_item(str(blob["mimeType"]), str(blob["data"]), body) for blob in images]
-    return orjson.dumps({"created": int(time.time()), "data": data}), usage_from(payload.get("usageMetadata"))
+    return images_answer(data), usage_from(payload.get("usageMetadata"))
 
 
 # OpenAI's voices as Gemini's prebuilt ones, each chosen by the character Google's voice list gives it
