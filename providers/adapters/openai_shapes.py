@@ -91,7 +91,7 @@ def delta_choice(delta: dict, finish: str | None = None, *, index: int = 0) -> d
     return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
 
 
-def chunk(*, id: str, created: int, model: Any, choices: list[dict], usage: dict | None = None) -> bytes:
+def chat_chunk(*, id: str, created: int, model: Any, choices: list[dict], usage: dict | None = None) -> bytes:
     """A chat.completion.chunk, as the `data:` of its SSE event. Every chunk of one answer repeats its id,
     created and model."""
     payload: dict[str, Any] = {"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -105,7 +105,7 @@ def usage_event(*, id: str, created: int, model: Any, usage: Usage, as_json: dic
     """The chunk OpenAI ends a stream with when asked to (`stream_options.include_usage`): no choices, the
     usage. Flagged `usage_only`, so the relay bills it and hides it from a client that did not ask. `as_json`
     is the client's usage object when the vendor tells more than the counts (cached or reasoning tokens)."""
-    data = chunk(id=id, created=created, model=model, choices=[], usage=as_json or usage_json(usage))
+    data = chat_chunk(id=id, created=created, model=model, choices=[], usage=as_json or usage_json(usage))
     return StreamEvent(data=data, usage=usage, usage_only=True)
 
 

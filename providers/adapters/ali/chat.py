@@ -14,8 +14,8 @@ import orjson
 from providers.adapters.ali.envelope import ali_error, usage_from
 from providers.adapters.base import StreamDecoder, StreamEvent, Usage, json_or_none, text_only
 from providers.adapters.openai_shapes import (
+    chat_chunk,
     chat_completion,
-    chunk,
     delta_choice,
     error_event,
     finish_reason,
@@ -169,7 +169,7 @@ class AliStreamDecoder(StreamDecoder):
         self.finished = False
 
     def _chunk(self, choices: list) -> bytes:
-        return chunk(id=self.id, created=self.created, model=self.model, choices=choices)
+        return chat_chunk(id=self.id, created=self.created, model=self.model, choices=choices)
 
     def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
         payload = json_or_none(data)

@@ -16,8 +16,8 @@ import orjson
 from providers.adapters.base import StreamDecoder, StreamEvent, UpstreamError, Usage, json_or_none, retryable_status
 from providers.adapters.openai_shapes import (
     call_id,
+    chat_chunk,
     chat_completion,
-    chunk,
     delta_choice,
     embedding,
     embeddings_list,
@@ -187,7 +187,7 @@ class GeminiStreamDecoder(StreamDecoder):
         self.metadata: dict = {}
 
     def _chunk(self, choices: list[dict]) -> bytes:
-        return chunk(id=self.id, created=self.created, model=self.model, choices=choices)
+        return chat_chunk(id=self.id, created=self.created, model=self.model, choices=choices)
 
     def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
         try:
