@@ -25,6 +25,19 @@ from providers.adapters.base import StreamEvent, UpstreamError, Usage
 # --- usage -------------------------------------------------------------------------------------------
 
 
+def usage_from(payload: dict) -> Usage | None:
+    """The usage of an answer (or a chunk) in OpenAI's shape, None when it tells none. Chat names the counts
+    prompt/completion, audio and image models input/output; embeddings give only a total."""
+    usage = payload.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage.get("prompt_tokens") or usage.get("input_tokens") or 0
+    completion = usage.get("completion_tokens") or usage.get("output_tokens") or 0
+    if not prompt and not completion and usage.get("total_tokens"):
+        prompt = usage["total_tokens"]  # embeddings report only totals
+    return Usage(prompt_tokens=int(prompt), completion_tokens=int(completion))
+
+
 def usage_json(usage: Usage, *, cached: int | None = None, reasoning: int | None = None) -> dict:
     """OpenAI's `usage` object. `reasoning` (the completion tokens spent thinking) and `cached` (the prompt
     tokens read from the vendor's cache) add their details when the vendor tells them."""
