@@ -152,7 +152,7 @@ async def _fetch_token(session, base: str, api_key: str, secret: str) -> tuple[s
         async with session.post(f"{base}{TOKEN_PATH}?{query}", headers={"Accept": "application/json"},
                                 timeout=aiohttp.ClientTimeout(total=TOKEN_TIMEOUT)) as response:
             status, raw = response.status, await response.read()
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         # Only the exception's name: its text would carry the URL, and the URL the secret.
         raise UpstreamError(status=502, message=f"Could not reach Baidu's token endpoint: {type(exc).__name__}",
                             code="do_request_failed", retryable=True) from None

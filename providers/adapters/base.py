@@ -348,7 +348,7 @@ class Adapter:
         """Client-facing body and the vendor's usage (None when it gave none)."""
         raise NotImplementedError
 
-    def stream_decoder(self, ctx: RequestContext) -> "StreamDecoder":
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
         """A fresh decoder for one streamed answer (vendors' streams carry state across events)."""
         raise NotImplementedError
 
@@ -463,7 +463,7 @@ class Adapter:
                                        **extra) as response:
                 status, headers = response.status, response.headers
                 raw = await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise network_failure(exc, read_timeout=timeout or read_timeout(session),
                                   setting=None if timeout else "RELAY_TIMEOUT") from None
         if status != 200:

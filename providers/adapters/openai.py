@@ -226,7 +226,8 @@ class OpenRouterAdapter(OpenAIAdapter):
 
     def auth_headers(self, channel):
         # OpenRouter ranks apps by these; one-api sends them too.
-        return {"Authorization": f"Bearer {channel.key}", "HTTP-Referer": "https://github.com/oneapi", "X-Title": "oneapi"}
+        return {"Authorization": f"Bearer {channel.key}", "HTTP-Referer": "https://github.com/oneapi",
+                "X-Title": "oneapi"}
 
 
 def balance_refused(vendor: str, message: str) -> UpstreamError:

@@ -14,7 +14,7 @@ import hmac
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -113,7 +113,7 @@ def tc3_authorization(*, secret_id: str, secret_key: str, url: str, payload: byt
                       service: str = SERVICE, content_type: str = CONTENT_TYPE) -> str:
     """The `Authorization` header of API 3.0's signature v3, step by step as the doc gives it."""
     parts = urlsplit(url)
-    date = datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d")
+    date = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d")
     canonical_headers = f"content-type:{content_type}\nhost:{signing_host(url)}\n"
     canonical_request = "\n".join(["POST", parts.path or "/", parts.query, canonical_headers, SIGNED_HEADERS,
                                    hashlib.sha256(payload).hexdigest()])

@@ -15,9 +15,10 @@ import hashlib
 import hmac
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
@@ -90,7 +91,7 @@ def domain_for(version: str) -> str:
 
 
 def rfc1123(now: float) -> str:
-    return format_datetime(datetime.fromtimestamp(now, tz=timezone.utc), usegmt=True)
+    return format_datetime(datetime.fromtimestamp(now, tz=UTC), usegmt=True)
 
 
 def signed_url(base_url: str, path: str, api_key: str, api_secret: str, now: float) -> str:
