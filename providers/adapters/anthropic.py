@@ -212,7 +212,7 @@ def to_messages_request(body: dict, stream: bool) -> dict:
 # --- answers -------------------------------------------------------------------------------------
 
 
-def usage_of(usage: Any) -> Usage:
+def usage_from(usage: Any) -> Usage:
     """Anthropic's input_tokens exclude cached input; prompt tokens are all three."""
     usage = usage if isinstance(usage, dict) else {}
     prompt = sum(int(usage.get(k) or 0)
@@ -245,7 +245,7 @@ def to_chat_completion(payload: dict) -> tuple[dict, Usage]:
         message["reasoning_content"] = "".join(thinking)
     if calls:
         message["tool_calls"] = calls
-    usage = usage_of(payload.get("usage"))
+    usage = usage_from(payload.get("usage"))
     cached = int((payload.get("usage") or {}).get("cache_read_input_tokens") or 0)
     answer = chat_completion(
         id=f"chatcmpl-{payload.get('id', '')}", model=payload.get("model"),
@@ -365,7 +365,7 @@ class AnthropicStreamDecoder(StreamDecoder):
     def on_message_delta(self, payload: dict) -> list[StreamEvent]:
         # message_delta's usage is cumulative; newer API versions repeat the input counts there too.
         raw = {**self.input_usage, **{k: v for k, v in (payload.get("usage") or {}).items() if v is not None}}
-        usage = usage_of(raw)
+        usage = usage_from(raw)
         finish = finish_reason((payload.get("delta") or {}).get("stop_reason"), FINISH_REASONS)
         cached = int(raw.get("cache_read_input_tokens") or 0)
         return [StreamEvent(data=self.chunk({}, finish)),

@@ -351,7 +351,7 @@ def _finish(payload: dict) -> str:
     return finish_reason(payload.get("finish_reason"), FINISH)
 
 
-def _usage(raw) -> Usage | None:
+def usage_from(raw) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     prompt = int(raw.get("prompt_tokens") or 0)
@@ -404,7 +404,7 @@ class BaiduAdapter(Adapter):
         else:  # a function call answers with an empty `result` beside it
             check_answer(payload, "Baidu", "result", "function_call", what="a chat answer")
         model = ctx.model
-        usage = _usage(payload.get("usage"))
+        usage = usage_from(payload.get("usage"))
         if ctx.mode == "embeddings":
             data = sorted((d for d in payload.get("data") or () if isinstance(d, dict)),
                           key=lambda d: d.get("index", 0))
@@ -483,7 +483,7 @@ class BaiduStreamDecoder(StreamDecoder):
             delta["content"] = piece
         end = bool(payload.get("is_end"))
         events = [StreamEvent(data=self._chunk([delta_choice(delta, _finish(payload) if end else None)]), text=text)]
-        usage = _usage(payload.get("usage")) if end else None
+        usage = usage_from(payload.get("usage")) if end else None
         if usage is not None:
             events.append(usage_event(id=self.id, created=self.created, model=self.model, usage=usage))
         return events

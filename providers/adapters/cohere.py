@@ -228,7 +228,7 @@ def to_embed_request(body: dict) -> dict:
 # --- answers -------------------------------------------------------------------------------------
 
 
-def usage_of(usage: Any) -> Usage | None:
+def usage_from(usage: Any) -> Usage | None:
     """Actual tokens (`tokens`), else the billed ones."""
     if not isinstance(usage, dict):
         return None
@@ -267,7 +267,7 @@ def to_chat_completion(payload: dict) -> tuple[dict, Usage | None]:
         out["reasoning_content"] = "".join(thinking)
     if calls:
         out["tool_calls"] = calls
-    usage = usage_of(payload.get("usage"))
+    usage = usage_from(payload.get("usage"))
     answer = chat_completion(
         # v2 answers do not name the model, and parse_response is not told it.
         id=f"chatcmpl-{payload.get('id') or uuid.uuid4().hex}", model="cohere",
@@ -440,7 +440,7 @@ class CohereStreamDecoder(StreamDecoder):
         else:
             finish = finish_reason(reason, FINISH_REASONS, tool_calls=bool(self.tools))
             events.append(StreamEvent(data=self.chunk({}, finish)))
-        usage = usage_of(delta.get("usage"))
+        usage = usage_from(delta.get("usage"))
         if usage is not None:
             events.append(usage_event(id=self.id, created=self.created, model=self.model, usage=usage))
         return events

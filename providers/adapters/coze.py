@@ -290,7 +290,7 @@ class CozeStreamDecoder(StreamDecoder):
                 return self._content(payload.get("content") or "")
             return []
         if name == "conversation.chat.completed":
-            return self._finish(_usage(payload.get("usage")))
+            return self._finish(usage_from(payload.get("usage")))
         if name == "conversation.chat.failed":
             error = payload.get("last_error") if isinstance(payload.get("last_error"), dict) else payload
             return self._fail(error.get("code"), str(error.get("msg") or "The Coze chat failed."))
@@ -330,7 +330,7 @@ def _is_answer(message) -> bool:
             and message.get("content_type", "text") == "text")
 
 
-def _usage(usage) -> Usage | None:
+def usage_from(usage) -> Usage | None:
     if not isinstance(usage, dict):
         return None
     prompt, completion = int(usage.get("input_count") or 0), int(usage.get("output_count") or 0)

@@ -183,7 +183,7 @@ def tool_calls_from(message: dict, start: int = 0) -> list[dict]:
     return calls
 
 
-def usage_of(payload: dict) -> Usage | None:
+def usage_from(payload: dict) -> Usage | None:
     if "prompt_eval_count" not in payload and "eval_count" not in payload:
         return None
     # prompt_eval_count is left out when the whole prompt came from Ollama's cache.
@@ -243,7 +243,7 @@ class OllamaAdapter(Adapter):
         if calls:
             out["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in calls]
         finish = "tool_calls" if calls else finish_reason(payload.get("done_reason"), FINISH)
-        usage = usage_of(payload)
+        usage = usage_from(payload)
         answer = chat_completion(id=_new_id("chatcmpl-"), model=payload.get("model"),
                                  choices=[message_choice(0, out, finish)],
                                  usage=usage_json(usage) if usage is not None else None,
@@ -322,7 +322,7 @@ class OllamaStreamDecoder(StreamDecoder):
             events.append(StreamEvent(data=self._chunk(delta, finish), text=text,
                                       reasoning="reasoning_content" in delta))
         if done:
-            usage = usage_of(payload)
+            usage = usage_from(payload)
             if usage is not None:
                 events.append(usage_event(id=self.id, created=self.created, model=self.model, usage=usage))
         return events

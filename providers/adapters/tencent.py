@@ -262,7 +262,7 @@ def to_embedding_request(body: dict) -> dict:
 # --- answers -------------------------------------------------------------------------------------
 
 
-def usage_of(usage: Any) -> Usage | None:
+def usage_from(usage: Any) -> Usage | None:
     if not isinstance(usage, dict):
         return None
     prompt, completion = int(usage.get("PromptTokens") or 0), int(usage.get("CompletionTokens") or 0)
@@ -318,7 +318,7 @@ def to_chat_completion(response: dict) -> tuple[dict, Usage | None]:
             out["tool_calls"] = calls
         finish = finish_reason(choice.get("FinishReason"), FINISH_REASONS, tool_calls=bool(calls))
         choices.append(message_choice(choice.get("Index", position), out, finish))
-    usage = usage_of(response.get("Usage"))
+    usage = usage_from(response.get("Usage"))
     answer = chat_completion(
         id=f"chatcmpl-{response.get('Id') or response.get('RequestId') or uuid.uuid4().hex}",
         # Hunyuan does not echo the model, and parse_response is not told it.
@@ -330,7 +330,7 @@ def to_chat_completion(response: dict) -> tuple[dict, Usage | None]:
 def to_embeddings(response: dict) -> tuple[dict, Usage | None]:
     data = [embedding(item.get("Index", i), item.get("Embedding") or [])
             for i, item in enumerate(response.get("Data") or ())]
-    usage = usage_of(response.get("Usage"))
+    usage = usage_from(response.get("Usage"))
     return embeddings_list(data, "hunyuan-embedding", usage.prompt_tokens if usage else None), usage
 
 
@@ -468,7 +468,7 @@ class HunyuanStreamDecoder(StreamDecoder):
             if converted or finish:
                 out.append(StreamEvent(data=self.chunk(converted, finish, choice.get("Index", position)),
                                        text=text + call_text, reasoning="reasoning_content" in converted))
-        usage = usage_of(payload.get("Usage"))
+        usage = usage_from(payload.get("Usage"))
         if usage is not None:
             self.usage = usage
             if out:
