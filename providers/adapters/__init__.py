@@ -1,4 +1,9 @@
-"""The adapter registry, keyed by one-api's channel type ids."""
+"""The adapter registry, keyed by one-api's channel type ids: written out, so a type is found by grep.
+
+A vendor is one module (openai.py, anthropic.py...) or, when it speaks several APIs, a package whose
+adapter.py holds its adapters (ali/, gemini/, bedrock/; xunfei/ has one module per API). base.py is the
+contract, openai_shapes.py the OpenAI answers they all write.
+"""
 
 from __future__ import annotations
 
