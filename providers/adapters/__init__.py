@@ -1,16 +1,21 @@
-"""The adapter registry, keyed by one-api's channel type ids."""
+"""The adapter registry, keyed by one-api's channel type ids: written out, so a type is found by grep.
+
+A vendor is one module (openai.py, anthropic.py...) or, when it speaks several APIs, a package whose
+adapter.py holds its adapters (ali/, gemini/, bedrock/; xunfei/ has one module per API). base.py is the
+contract, openai_shapes.py the OpenAI answers they all write.
+"""
 
 from __future__ import annotations
 
-from providers.adapters.ali import AliAdapter, BailianAdapter
+from providers.adapters.ali.adapter import AliAdapter, BailianAdapter
 from providers.adapters.anthropic import AnthropicAdapter
 from providers.adapters.baidu import BaiduAdapter, QianfanAdapter
 from providers.adapters.base import Adapter
-from providers.adapters.bedrock import BedrockAdapter
+from providers.adapters.bedrock.adapter import BedrockAdapter
 from providers.adapters.cloudflare import CloudflareAdapter
 from providers.adapters.cohere import CohereAdapter
 from providers.adapters.coze import CozeAdapter
-from providers.adapters.gemini import GeminiAdapter, GeminiOpenAIAdapter
+from providers.adapters.gemini.adapter import GeminiAdapter, GeminiOpenAIAdapter
 from providers.adapters.ollama import OllamaAdapter
 from providers.adapters.openai import (
     AIGC2DAdapter,
@@ -36,8 +41,8 @@ from providers.adapters.openai import (
 )
 from providers.adapters.tencent import TencentAdapter
 from providers.adapters.vertex import VertexAdapter
-from providers.adapters.xunfei import XunfeiAdapter
-from providers.adapters.xunfei_ws import XunfeiSparkAdapter
+from providers.adapters.xunfei.spark_http import XunfeiAdapter
+from providers.adapters.xunfei.spark_ws import XunfeiSparkAdapter
 from providers.adapters.zhipu import ZhipuAdapter
 
 ADAPTERS: dict[int, type[Adapter]] = {

@@ -27,6 +27,17 @@ from providers.adapters.base import (
     json_or_none,
     retryable_status,
 )
+from providers.adapters.openai_shapes import (
+    chat_chunk,
+    chat_completion,
+    delta_choice,
+    error_event,
+    finish_reason,
+    message_choice,
+    tool_call,
+    usage_event,
+    usage_json,
+)
 
 DEFAULT_VERSION = "2023-06-01"
 # Anthropic requires max_tokens; one-api sends 4096 when the client gives none.
@@ -201,17 +212,12 @@ def to_messages_request(body: dict, stream: bool) -> dict:
 # --- answers -------------------------------------------------------------------------------------
 
 
-def usage_of(usage: Any) -> Usage:
+def usage_from(usage: Any) -> Usage:
     """Anthropic's input_tokens exclude cached input; prompt tokens are all three."""
     usage = usage if isinstance(usage, dict) else {}
     prompt = sum(int(usage.get(k) or 0)
                  for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
     return Usage(prompt_tokens=prompt, completion_tokens=int(usage.get("output_tokens") or 0))
-
-
-def usage_json(usage: Usage, cached: int = 0) -> dict:
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens, "prompt_tokens_details": {"cached_tokens": cached}}
 
 
 def error_from(status: int, error: Any) -> UpstreamError:
@@ -233,23 +239,18 @@ def to_chat_completion(payload: dict) -> tuple[dict, Usage]:
         elif kind == "thinking":
             thinking.append(block.get("thinking") or "")
         elif kind == "tool_use":
-            calls.append({"id": block.get("id"), "type": "function",
-                          "function": {"name": block.get("name"),
-                                       "arguments": orjson.dumps(block.get("input") or {}).decode()}})
+            calls.append(tool_call(block.get("id"), block.get("name"), orjson.dumps(block.get("input") or {}).decode()))
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if thinking:
         message["reasoning_content"] = "".join(thinking)
     if calls:
         message["tool_calls"] = calls
-    usage = usage_of(payload.get("usage"))
+    usage = usage_from(payload.get("usage"))
     cached = int((payload.get("usage") or {}).get("cache_read_input_tokens") or 0)
-    answer = {
-        "id": f"chatcmpl-{payload.get('id', '')}", "object": "chat.completion", "created": int(time.time()),
-        "model": payload.get("model"),
-        "choices": [{"index": 0, "message": message, "logprobs": None,
-                     "finish_reason": FINISH_REASONS.get(payload.get("stop_reason"), "stop")}],
-        "usage": usage_json(usage, cached),
-    }
+    answer = chat_completion(
+        id=f"chatcmpl-{payload.get('id', '')}", model=payload.get("model"),
+        choices=[message_choice(0, message, finish_reason(payload.get("stop_reason"), FINISH_REASONS))],
+        usage=usage_json(usage, cached=cached))
     return answer, usage
 
 
@@ -316,9 +317,7 @@ class AnthropicStreamDecoder(StreamDecoder):
         self.tools: dict[int, int] = {}  # Anthropic content block index → OpenAI tool call index
 
     def chunk(self, delta: dict, finish: str | None = None) -> bytes:
-        return orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                             "model": self.model,
-                             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+        return chat_chunk(id=self.id, created=self.created, model=self.model, choices=[delta_choice(delta, finish)])
 
     def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
         payload = json_or_none(data)
@@ -339,8 +338,7 @@ class AnthropicStreamDecoder(StreamDecoder):
         block = payload.get("content_block") or {}
         if block.get("type") == "tool_use":
             index = self.tools[payload.get("index", 0)] = len(self.tools)
-            call = {"index": index, "id": block.get("id"), "type": "function",
-                    "function": {"name": block.get("name"), "arguments": ""}}
+            call = tool_call(block.get("id"), block.get("name"), "", index=index)
             return [StreamEvent(data=self.chunk({"tool_calls": [call]}), text=block.get("name") or "")]
         if block.get("type") == "text" and block.get("text"):
             return [StreamEvent(data=self.chunk({"content": block["text"]}), text=block["text"])]
@@ -367,18 +365,15 @@ class AnthropicStreamDecoder(StreamDecoder):
     def on_message_delta(self, payload: dict) -> list[StreamEvent]:
         # message_delta's usage is cumulative; newer API versions repeat the input counts there too.
         raw = {**self.input_usage, **{k: v for k, v in (payload.get("usage") or {}).items() if v is not None}}
-        usage = usage_of(raw)
-        finish = FINISH_REASONS.get((payload.get("delta") or {}).get("stop_reason"), "stop")
-        usage_chunk = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                       "model": self.model, "choices": [],
-                       "usage": usage_json(usage, int(raw.get("cache_read_input_tokens") or 0))}
+        usage = usage_from(raw)
+        finish = finish_reason((payload.get("delta") or {}).get("stop_reason"), FINISH_REASONS)
+        cached = int(raw.get("cache_read_input_tokens") or 0)
         return [StreamEvent(data=self.chunk({}, finish)),
-                StreamEvent(data=orjson.dumps(usage_chunk), usage=usage, usage_only=True)]
+                usage_event(id=self.id, created=self.created, model=self.model, usage=usage,
+                            as_json=usage_json(usage, cached=cached))]
 
     def on_message_stop(self, payload: dict) -> list[StreamEvent]:
         return [StreamEvent(data=None, done=True)]
 
     def on_error(self, payload: dict) -> list[StreamEvent]:
-        err = error_from(200, payload.get("error"))
-        body = {"error": {"message": err.message, "type": err.type, "code": err.code, "param": None}}
-        return [StreamEvent(data=orjson.dumps(body), error=err)]
+        return [error_event(error_from(200, payload.get("error")))]

@@ -38,6 +38,19 @@ from providers.adapters.base import (
     text_only,
 )
 from providers.adapters.openai import PATHS, OpenAIAdapter
+from providers.adapters.openai_shapes import (
+    chat_chunk,
+    chat_completion,
+    delta_choice,
+    embedding,
+    embeddings_list,
+    error_event,
+    finish_reason,
+    message_choice,
+    tool_call,
+    usage_event,
+    usage_json,
+)
 
 CHAT_PATH = "/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/"
 EMBEDDINGS_PATH = "/rpc/2.0/ai_custom/v1/wenxinworkshop/embeddings/"
@@ -139,7 +152,7 @@ async def _fetch_token(session, base: str, api_key: str, secret: str) -> tuple[s
         async with session.post(f"{base}{TOKEN_PATH}?{query}", headers={"Accept": "application/json"},
                                 timeout=aiohttp.ClientTimeout(total=TOKEN_TIMEOUT)) as response:
             status, raw = response.status, await response.read()
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         # Only the exception's name: its text would carry the URL, and the URL the secret.
         raise UpstreamError(status=502, message=f"Could not reach Baidu's token endpoint: {type(exc).__name__}",
                             code="do_request_failed", retryable=True) from None
@@ -324,9 +337,10 @@ def chat_body(body: dict, stream: bool) -> dict:
     return out
 
 
-def _tool_calls(call: dict, answer_id: str) -> list[dict]:
-    return [{"id": f"call_{answer_id or int(time.time())}", "type": "function",
-             "function": {"name": call.get("name") or "", "arguments": call.get("arguments") or "{}"}}]
+def _tool_calls(call: dict, answer_id: str, index: int | None = None) -> list[dict]:
+    """ERNIE's one function_call as OpenAI's tool calls; it has no id of its own, the answer's is used."""
+    return [tool_call(f"call_{answer_id or int(time.time())}", call.get("name") or "", call.get("arguments") or "{}",
+                      index=index)]
 
 
 def _finish(payload: dict) -> str:
@@ -334,10 +348,10 @@ def _finish(payload: dict) -> str:
         return "tool_calls"
     if payload.get("need_clear_history"):  # the safety filter answered instead of the model
         return "content_filter"
-    return FINISH.get(payload.get("finish_reason") or "normal", "stop")
+    return finish_reason(payload.get("finish_reason"), FINISH)
 
 
-def _usage(raw) -> Usage | None:
+def usage_from(raw) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     prompt = int(raw.get("prompt_tokens") or 0)
@@ -345,11 +359,6 @@ def _usage(raw) -> Usage | None:
     if completion is None and raw.get("total_tokens"):
         completion = int(raw["total_tokens"]) - prompt
     return Usage(prompt_tokens=prompt, completion_tokens=int(completion or 0))
-
-
-def _usage_json(usage: Usage) -> dict:
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens}
 
 
 class BaiduAdapter(Adapter):
@@ -395,25 +404,20 @@ class BaiduAdapter(Adapter):
         else:  # a function call answers with an empty `result` beside it
             check_answer(payload, "Baidu", "result", "function_call", what="a chat answer")
         model = ctx.model
-        usage = _usage(payload.get("usage"))
+        usage = usage_from(payload.get("usage"))
         if ctx.mode == "embeddings":
             data = sorted((d for d in payload.get("data") or () if isinstance(d, dict)),
                           key=lambda d: d.get("index", 0))
-            answer = {"object": "list", "model": model,
-                      "data": [{"object": "embedding", "index": d.get("index", i), "embedding": d.get("embedding")}
-                               for i, d in enumerate(data)],
-                      "usage": {"prompt_tokens": usage.prompt_tokens if usage else 0,
-                                "total_tokens": usage.prompt_tokens if usage else 0}}
-            return orjson.dumps(answer), usage
+            items = [embedding(d.get("index", i), d.get("embedding")) for i, d in enumerate(data)]
+            return orjson.dumps(embeddings_list(items, model, usage.prompt_tokens if usage else 0)), usage
         message: dict = {"role": "assistant", "content": payload.get("result") or ""}
         if payload.get("function_call"):
             message["tool_calls"] = _tool_calls(payload["function_call"], payload.get("id") or "")
             message["content"] = message["content"] or None
-        answer = {"id": payload.get("id") or f"chatcmpl-{int(time.time())}", "object": "chat.completion",
-                  "created": payload.get("created") or int(time.time()), "model": model,
-                  "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": _finish(payload)}]}
-        if usage is not None:
-            answer["usage"] = _usage_json(usage)
+        answer = chat_completion(id=payload.get("id") or f"chatcmpl-{int(time.time())}", model=model,
+                                 choices=[message_choice(0, message, _finish(payload))],
+                                 usage=usage_json(usage) if usage is not None else None,
+                                 created=payload.get("created") or int(time.time()))
         return orjson.dumps(answer), usage
 
     def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
@@ -448,9 +452,8 @@ class BaiduStreamDecoder(StreamDecoder):
         self.created = 0
         self.started = False
 
-    def _chunk(self, choices: list, **extra) -> bytes:
-        return orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                             "model": self.model, "choices": choices, **extra})
+    def _chunk(self, choices: list) -> bytes:
+        return chat_chunk(id=self.id, created=self.created, model=self.model, choices=choices)
 
     def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
         payload = json_or_none(data)
@@ -458,7 +461,7 @@ class BaiduStreamDecoder(StreamDecoder):
             return []  # a broken event is skipped; the stream goes on
         if payload.get("error_code"):
             err = baidu_error(payload, self.ctx)
-            return [StreamEvent(data=orjson.dumps({"error": err.error_body}), error=err)]
+            return [error_event(err, err.error_body)]
         if "result" not in payload and "function_call" not in payload:
             return []  # not an ERNIE event: skipped, as a broken one is
         self.id = self.id or str(payload.get("id") or f"chatcmpl-{int(time.time())}")
@@ -471,8 +474,7 @@ class BaiduStreamDecoder(StreamDecoder):
         text = piece
         call = payload.get("function_call")
         if isinstance(call, dict):
-            calls = _tool_calls(call, self.id)
-            calls[0]["index"] = 0
+            calls = _tool_calls(call, self.id, index=0)
             delta["tool_calls"] = calls
             text += calls[0]["function"]["name"] + calls[0]["function"]["arguments"]
             if piece:
@@ -480,11 +482,10 @@ class BaiduStreamDecoder(StreamDecoder):
         else:
             delta["content"] = piece
         end = bool(payload.get("is_end"))
-        events = [StreamEvent(data=self._chunk([{"index": 0, "delta": delta, "logprobs": None,
-                                                 "finish_reason": _finish(payload) if end else None}]), text=text)]
-        usage = _usage(payload.get("usage")) if end else None
+        events = [StreamEvent(data=self._chunk([delta_choice(delta, _finish(payload) if end else None)]), text=text)]
+        usage = usage_from(payload.get("usage")) if end else None
         if usage is not None:
-            events.append(StreamEvent(data=self._chunk([], usage=_usage_json(usage)), usage=usage, usage_only=True))
+            events.append(usage_event(id=self.id, created=self.created, model=self.model, usage=usage))
         return events
 
 

@@ -1,8 +1,23 @@
-"""The small interface every vendor adapter implements.
+"""The contract between the relay and a vendor adapter, and the types both sides share.
 
-Adapters translate and do no I/O: they turn an OpenAI-style request into the
-vendor's HTTP request, and the vendor's bytes back into OpenAI's, with usage.
-The relay owns the connection, retries and billing.
+An adapter speaks one vendor: it turns the client's request (OpenAI's shape, the relay's internal form) into
+the vendor's, and the vendor's answer back into OpenAI's (providers/adapters/openai_shapes.py), with the usage
+the vendor counted. The relay owns everything else: the shared HTTP session, timeouts, retries and failover,
+channel health, billing.
+
+Its hooks are of two kinds (the Adapter class below lists them):
+- pure hooks translate, bytes in and bytes out, and do no I/O, so they are tested against the vendor's own
+  bodies: build_request, parse_response, stream_decoder (its StreamDecoder), parse_error, answer_content_type,
+  completion_text, the balance hooks and secrets;
+- I/O hooks, for a vendor that needs more than the one HTTP call the relay makes from build_request: prepare
+  (before every call: an access token, images fetched), complete (the whole exchange for the modes in
+  `complete_modes`: tasks to poll, one request per image, links to fetch, uploads to re-send) and exchange
+  (the whole exchange over a WebSocket, `transport = "websocket"`). They get the relay's aiohttp session.
+
+For one upstream call the relay runs: prepare, then exchange (websocket transport), or complete (a mode in
+complete_modes), or build_request and its own HTTP call, read by parse_error (not 200), stream_decoder (a
+stream) or parse_response. Ten vendors of fifteen override an I/O hook: prepare (Baidu, Bedrock, Cohere,
+Gemini, Ollama, Vertex), complete (DashScope, Workers AI, Zhipu), exchange (Xunfei Spark's WebSocket).
 """
 
 from __future__ import annotations
@@ -297,13 +312,21 @@ def header(headers: Mapping[str, str] | None, name: str) -> str:
 
 
 class Adapter:
-    channel_type: ClassVar[int]
+    """One vendor's adapter. The relay makes one instance per channel type (providers/adapters/__init__.py)
+    and shares it between requests: an adapter keeps no per-request state (RequestContext carries it), and
+    what it caches (access tokens) it keys by the credential."""
+
+    # --- what the adapter is (class attributes) ----------------------------------------------------------
+
+    channel_type: ClassVar[int]  # one-api's numeric type, for parity
     label: ClassVar[str]
     default_base_url: ClassVar[str] = ""
-    config_fields: ClassVar[tuple[str, ...]] = ()
+    config_fields: ClassVar[tuple[str, ...]] = ()  # the channel config keys it reads; they drive the admin form
     # Config fields that hold credentials: never shown back, like the channel key.
     secret_config_fields: ClassVar[tuple[str, ...]] = ()
-    modes: ClassVar[tuple[str, ...]] = MODES
+    modes: ClassVar[tuple[str, ...]] = MODES  # the endpoints it serves (chat, embeddings, images...)
+    # The models a new channel of this type offers (providers/selectors.py); none: OpenAI's list.
+    default_models: ClassVar[tuple[str, ...]] = ()
     # The vendor answers only as a stream (or streams far better): the relay asks for a stream
     # and gathers it into one JSON answer for clients that did not ask to stream.
     stream_only: ClassVar[bool] = False
@@ -314,105 +337,20 @@ class Adapter:
     # answer fetched): the relay awaits `complete` for these instead of sending build_request's.
     complete_modes: ClassVar[tuple[str, ...]] = ()
 
-    async def exchange(self, ctx: RequestContext, *, session):
-        """For transport "websocket": an async iterator of StreamEvents (OpenAI chunks), using
-        `session.ws_connect`. Raise UpstreamError before the first event to let the relay fail over."""
-        raise NotImplementedError
-        yield  # pragma: no cover - makes this an async generator
-
-    async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
-        """The one place an adapter may do I/O, before build_request: fetch and cache an access
-        token, or inline a remote image the vendor cannot fetch. `session` is the relay's shared
-        aiohttp session. Returns the body to build from (by default the one given)."""
-        return body
-
-    async def complete(self, ctx: RequestContext, *, session) -> tuple[bytes, Usage | None]:
-        """For a mode in `complete_modes`: the whole exchange, returning what parse_response would
-        (the client-facing body, the vendor's usage). By default one request, sent with `send`.
-        Raise UpstreamError for a failure; retryable only while nothing was started at the vendor
-        that a retry elsewhere would pay for twice."""
-        raw = await self.send(ctx, self.build_request(ctx), session=session)
-        return self.parse_response(ctx, body=raw)
-
-    async def send(self, ctx: RequestContext, request: UpstreamRequest, *, session,
-                   timeout: float | None = None) -> bytes:
-        """One request within `complete`: the body of a 200 answer, else the vendor's error as
-        parse_error reads it; a network failure is a retryable 502."""
-        extra = {"timeout": aiohttp.ClientTimeout(total=timeout)} if timeout else {}
-        try:
-            async with session.request(request.method, request.url, headers=request.headers, data=request.body,
-                                       **extra) as response:
-                status, headers = response.status, response.headers
-                raw = await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise network_failure(exc, read_timeout=timeout or read_timeout(session),
-                                  setting=None if timeout else "RELAY_TIMEOUT") from None
-        if status != 200:
-            raise self.parse_error(ctx, status=status, body=raw, headers=headers)
-        return raw
+    # --- pure hooks: bytes in, bytes out, no I/O ---------------------------------------------------------
 
     def build_request(self, ctx: RequestContext) -> UpstreamRequest:
+        """The vendor's request (method, URL, headers, body) for one call; raise UpstreamError (a 400) for a
+        request the vendor cannot be asked."""
         raise NotImplementedError
-
-    def secrets(self, channel: ChannelInfo) -> tuple[str, ...]:
-        """What of the channel's credentials must never reach a client or a log (providers/masking.py):
-        the key, each part of a multi-part key (Baidu's `ak|sk`, Xunfei's `appid|secret|key`), and the
-        values of the secret config fields. Parts too short to tell from ordinary text are left out."""
-        key = (channel.key or "").strip()
-        found = [key, *(part.strip() for part in key.split("|"))]
-        found += [str((channel.config or {}).get(name) or "").strip() for name in self.secret_config_fields]
-        return tuple(dict.fromkeys(s for s in found if len(s) >= SECRET_MIN_CHARS))
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         """Client-facing body and the vendor's usage (None when it gave none)."""
         raise NotImplementedError
 
-    def answer_content_type(self, ctx: RequestContext) -> str:
-        """The content type of what `complete` returns: OpenAI's JSON, unless the mode answers with
-        audio (speech) or plain text (transcripts asked for as text, srt or vtt)."""
-        return "application/json"
-
-    def balance_requests(self, channel: ChannelInfo) -> list[UpstreamRequest]:
-        """The GETs that read the account's balance; empty when the vendor exposes none."""
-        return []
-
-    def parse_balance(self, bodies: list[bytes]) -> float:
-        """The balance (in the vendor's currency) from the answers to balance_requests, in order."""
-        raise NotImplementedError
-
-    def balance_usd(self, channel: ChannelInfo, balance: float) -> float:
-        """parse_balance's figure in US$, the gateway's unit: as it is, unless the vendor's currency depends
-        on the channel (a host that bills in yuan)."""
-        return balance
-
-    def stream_decoder(self, ctx: RequestContext) -> "StreamDecoder":
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
         """A fresh decoder for one streamed answer (vendors' streams carry state across events)."""
         raise NotImplementedError
-
-    def completion_text(self, *, mode: str, body: bytes) -> str:
-        """The generated text of a client-facing answer, to count when the vendor gave no usage.
-
-        Every adapter answers clients in OpenAI's shape, so one reader serves them all.
-        """
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            # Transcripts asked for as text, srt or vtt come back as plain text.
-            return body.decode("utf-8", "replace") if mode in ("transcriptions", "translations") else ""
-        if mode in ("transcriptions", "translations"):
-            return str(payload.get("text", "")) if isinstance(payload, dict) else ""
-        parts: list[str] = []
-        for choice in (payload.get("choices") or ()) if isinstance(payload, dict) else ():
-            message = choice.get("message") or {}
-            content = message.get("content") if isinstance(message, dict) else None
-            if content is None:
-                content = choice.get("text")
-            if isinstance(content, str):
-                parts.append(content)
-            for call in (message.get("tool_calls") or ()) if isinstance(message, dict) else ():
-                fn = call.get("function") or {}
-                parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
-        return "".join(parts)
 
     def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
                     headers: Mapping[str, str] | None = None) -> UpstreamError:
@@ -439,3 +377,95 @@ class Adapter:
             code=(error_body or {}).get("code") or "bad_response_status_code",
             error_body=error_body,
         )
+
+    def answer_content_type(self, ctx: RequestContext) -> str:
+        """The content type of what `complete` returns: OpenAI's JSON, unless the mode answers with
+        audio (speech) or plain text (transcripts asked for as text, srt or vtt)."""
+        return "application/json"
+
+    def completion_text(self, *, mode: str, body: bytes) -> str:
+        """The generated text of a client-facing answer, to count when the vendor gave no usage.
+
+        Every adapter answers clients in OpenAI's shape, so one reader serves them all.
+        """
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            # Transcripts asked for as text, srt or vtt come back as plain text.
+            return body.decode("utf-8", "replace") if mode in ("transcriptions", "translations") else ""
+        if mode in ("transcriptions", "translations"):
+            return str(payload.get("text", "")) if isinstance(payload, dict) else ""
+        parts: list[str] = []
+        for choice in (payload.get("choices") or ()) if isinstance(payload, dict) else ():
+            message = choice.get("message") or {}
+            content = message.get("content") if isinstance(message, dict) else None
+            if content is None:
+                content = choice.get("text")
+            if isinstance(content, str):
+                parts.append(content)
+            for call in (message.get("tool_calls") or ()) if isinstance(message, dict) else ():
+                fn = call.get("function") or {}
+                parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
+        return "".join(parts)
+
+    def balance_requests(self, channel: ChannelInfo) -> list[UpstreamRequest]:
+        """The GETs that read the account's balance; empty when the vendor exposes none. (They are sent by
+        providers/services.py, off the relay's path.)"""
+        return []
+
+    def parse_balance(self, bodies: list[bytes]) -> float:
+        """The balance (in the vendor's currency) from the answers to balance_requests, in order."""
+        raise NotImplementedError
+
+    def balance_usd(self, channel: ChannelInfo, balance: float) -> float:
+        """parse_balance's figure in US$, the gateway's unit: as it is, unless the vendor's currency depends
+        on the channel (a host that bills in yuan)."""
+        return balance
+
+    def secrets(self, channel: ChannelInfo) -> tuple[str, ...]:
+        """What of the channel's credentials must never reach a client or a log (providers/masking.py):
+        the key, each part of a multi-part key (Baidu's `ak|sk`, Xunfei's `appid|secret|key`), and the
+        values of the secret config fields. Parts too short to tell from ordinary text are left out."""
+        key = (channel.key or "").strip()
+        found = [key, *(part.strip() for part in key.split("|"))]
+        found += [str((channel.config or {}).get(name) or "").strip() for name in self.secret_config_fields]
+        return tuple(dict.fromkeys(s for s in found if len(s) >= SECRET_MIN_CHARS))
+
+    # --- I/O hooks: for a vendor that needs more than the relay's one HTTP call ---------------------------
+    # Each gets the relay's shared aiohttp session. A failure is an UpstreamError; `retryable` only while
+    # nothing was started at the vendor that a retry elsewhere would pay for twice.
+
+    async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
+        """Before build_request (or complete, or exchange), on every call: fetch and cache an access
+        token, or inline a remote image the vendor cannot fetch. Returns the body to build from (by
+        default the one given; never the given one edited: the relay reuses it on failover)."""
+        return body
+
+    async def complete(self, ctx: RequestContext, *, session) -> tuple[bytes, Usage | None]:
+        """For a mode in `complete_modes`: the whole exchange, returning what parse_response would
+        (the client-facing body, the vendor's usage). By default one request, sent with `send`."""
+        raw = await self.send(ctx, self.build_request(ctx), session=session)
+        return self.parse_response(ctx, body=raw)
+
+    async def exchange(self, ctx: RequestContext, *, session):
+        """For transport "websocket": an async iterator of StreamEvents (OpenAI chunks), using
+        `session.ws_connect`. Raise UpstreamError before the first event to let the relay fail over."""
+        raise NotImplementedError
+        yield  # pragma: no cover - makes this an async generator
+
+    async def send(self, ctx: RequestContext, request: UpstreamRequest, *, session,
+                   timeout: float | None = None) -> bytes:
+        """One request within `complete` (a helper, not a hook): the body of a 200 answer, else the vendor's
+        error as parse_error reads it; a network failure is a retryable 502."""
+        extra = {"timeout": aiohttp.ClientTimeout(total=timeout)} if timeout else {}
+        try:
+            async with session.request(request.method, request.url, headers=request.headers, data=request.body,
+                                       **extra) as response:
+                status, headers = response.status, response.headers
+                raw = await response.read()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise network_failure(exc, read_timeout=timeout or read_timeout(session),
+                                  setting=None if timeout else "RELAY_TIMEOUT") from None
+        if status != 200:
+            raise self.parse_error(ctx, status=status, body=raw, headers=headers)
+        return raw

@@ -14,7 +14,7 @@ answers in the API's envelope `{"result": ..., "success": true, "errors": [], "m
   height?, num_steps?, negative_prompt?, guidance?, seed?}` and answers with the PNG itself. flux-1-schnell has no
   size: a `size` asked of it is not sent. One image a request, so `n` images are `n` requests, sent at once;
   those that fail are left out, and the relay bills per image delivered. Workers AI gives the image, never a
-  link: `b64_json` unless the client asks for `url`, which gets a data: URL (imagen.image_item, the same choice
+  link: `b64_json` unless the client asks for `url`, which gets a data: URL (openai_shapes.image_item, the same choice
   as for Google's images).
 - transcriptions and translations: whisper (and whisper-tiny-en) take the audio's bytes as the body, with no
   task or language, and answer `{text, word_count, words, vtt}`; whisper-large-v3-turbo takes `{audio: base64,
@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import re
-import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -48,8 +46,14 @@ from providers.adapters.base import (
     fan_out,
     json_or_none,
 )
-from providers.adapters.imagen import image_item
 from providers.adapters.openai import OpenAIAdapter
+from providers.adapters.openai_shapes import (
+    Transcript,
+    image_item,
+    images_answer,
+    transcript_content_type,
+    transcript_format,
+)
 from relay import media
 
 TASKS = {"chat": "/v1/chat/completions", "embeddings": "/v1/embeddings"}
@@ -62,11 +66,7 @@ FLUX_FIELDS = ("steps", "seed")
 DIFFUSION_FIELDS = ("negative_prompt", "num_steps", "guidance", "seed")
 # Speech-to-text models whose input is the audio's bytes as the request body.
 RAW_AUDIO_MODELS = ("@cf/openai/whisper", "@cf/openai/whisper-tiny-en")
-TRANSCRIPT_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
-TEXT_FORMATS = ("text", "srt", "vtt")
-SEGMENT_FIELDS = ("temperature", "avg_logprob", "compression_ratio", "no_speech_prob")
 _SIZE = re.compile(r"(\d+)x(\d+)")
-_CUE_TIMES = re.compile(r"((?:\d+:)?\d{1,2}:\d{2}[.,]\d{3})\s*-->\s*((?:\d+:)?\d{1,2}:\d{2}[.,]\d{3})")
 
 
 def invalid(message: str, code: str, param: str | None = None) -> UpstreamError:
@@ -104,99 +104,6 @@ def image_type(data: bytes | None) -> str | None:
 def is_mp3(data: bytes | None) -> bool:
     """An ID3 tag or an MPEG audio frame's sync bits."""
     return bool(data) and (data.startswith(b"ID3") or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0))
-
-
-# --- transcripts -------------------------------------------------------------------------------------
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _seconds(stamp: str) -> float:
-    parts = stamp.replace(",", ".").split(":")
-    return sum(float(part) * 60 ** i for i, part in enumerate(reversed(parts)))
-
-
-def _timestamp(seconds: float, mark: str) -> str:
-    millis = round(max(seconds, 0.0) * 1000)
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    return f"{hours:02d}:{minutes:02d}:{millis // 1000:02d}{mark}{millis % 1000:03d}"
-
-
-def vtt_cues(vtt: str) -> list[tuple[float, float, str]]:
-    """The (start, end, text) cues of a WebVTT document."""
-    cues = []
-    for block in re.split(r"\r?\n[ \t]*\r?\n", vtt):
-        lines = block.strip().splitlines()
-        for i, line in enumerate(lines):
-            times = _CUE_TIMES.search(line)
-            if times:
-                text = " ".join(rest.strip() for rest in lines[i + 1:]).strip()
-                cues.append((_seconds(times[1]), _seconds(times[2]), text))
-                break
-    return cues
-
-
-def subtitles(cues: list[tuple[float, float, str]], fmt: str) -> str:
-    if fmt == "srt":
-        return "\n".join(f"{i}\n{_timestamp(start, ',')} --> {_timestamp(end, ',')}\n{text}\n"
-                         for i, (start, end, text) in enumerate(cues, 1))
-    return "WEBVTT\n\n" + "\n".join(f"{_timestamp(start, '.')} --> {_timestamp(end, '.')}\n{text}\n"
-                                    for start, end, text in cues)
-
-
-class Transcript:
-    """A Workers AI transcription `result`, read as OpenAI's transcription answers need it."""
-
-    def __init__(self, result: dict):
-        self.text = result["text"].strip()
-        self.info = result.get("transcription_info") if isinstance(result.get("transcription_info"), dict) else {}
-        self.segments = [s for s in result.get("segments") or () if isinstance(s, dict)]
-        words = result.get("words") or [w for s in self.segments for w in s.get("words") or ()]
-        self.words = [{"word": str(w.get("word") or "").strip(), "start": _number(w.get("start")) or 0.0,
-                       "end": _number(w.get("end")) or 0.0} for w in words if isinstance(w, dict)]
-        self.vtt = result.get("vtt") if isinstance(result.get("vtt"), str) else ""
-
-    @property
-    def duration(self) -> float | None:
-        """The audio's length as the vendor gives it, else the end of the last word or segment it timed."""
-        given = _number(self.info.get("duration"))
-        if given is not None:
-            return given
-        ends = [_number(item.get("end")) or 0.0 for item in [*self.segments, *self.words]]
-        return max(ends) if ends else None
-
-    def cues(self) -> list[tuple[float, float, str]]:
-        if self.segments:
-            return [(_number(s.get("start")) or 0.0, _number(s.get("end")) or 0.0, str(s.get("text") or "").strip())
-                    for s in self.segments]
-        return vtt_cues(self.vtt) or ([(0.0, self.duration or 0.0, self.text)] if self.text else [])
-
-    def answer(self, fmt: str, *, task: str, language: str) -> bytes:
-        if fmt == "text":
-            return (self.text + "\n").encode()
-        if fmt == "vtt" and self.vtt.lstrip().startswith("WEBVTT"):
-            return self.vtt.encode()
-        if fmt in ("srt", "vtt"):
-            return subtitles(self.cues(), fmt).encode()
-        duration = self.duration
-        if fmt == "json":
-            answer: dict[str, Any] = {"text": self.text}
-            if duration is not None:
-                answer["usage"] = {"type": "duration", "seconds": math.ceil(duration)}
-            return orjson.dumps(answer)
-        verbose: dict[str, Any] = {"task": task, "language": str(self.info.get("language") or language),
-                                   "duration": duration or 0.0, "text": self.text}
-        if self.segments:
-            verbose["segments"] = [
-                {"id": i, "start": _number(s.get("start")) or 0.0, "end": _number(s.get("end")) or 0.0,
-                 "text": str(s.get("text") or ""), **{k: s[k] for k in SEGMENT_FIELDS if k in s}}
-                for i, s in enumerate(self.segments)]
-        if self.words:
-            verbose["words"] = self.words
-        return orjson.dumps(verbose)
 
 
 class CloudflareAdapter(OpenAIAdapter):
@@ -287,10 +194,7 @@ class CloudflareAdapter(OpenAIAdapter):
 
     def transcript_format(self, ctx: RequestContext) -> str:
         """The response_format asked for, refused (before the upload is read) when it cannot be made."""
-        fmt = ctx.body.get("response_format") or "json"
-        if fmt not in TRANSCRIPT_FORMATS:
-            raise invalid(f"`response_format` must be one of {', '.join(TRANSCRIPT_FORMATS)}.",
-                          "unsupported_response_format", "response_format")
+        fmt = transcript_format(ctx.body)
         if ctx.mode == "translations" and ctx.model in RAW_AUDIO_MODELS:
             raise invalid(f"{ctx.model} only transcribes: translate with @cf/openai/whisper-large-v3-turbo.",
                           "unsupported_model", "model")
@@ -326,12 +230,11 @@ class CloudflareAdapter(OpenAIAdapter):
         async def one() -> dict:
             return self.image(ctx, await self.send(ctx, request, session=session))
 
-        data = await fan_out(ctx.body.get("n", 1), one)
-        return orjson.dumps({"created": int(time.time()), "data": data})
+        return images_answer(await fan_out(ctx.body.get("n", 1), one))
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         if ctx.mode == "images":
-            return orjson.dumps({"created": int(time.time()), "data": [self.image(ctx, body)]}), None
+            return images_answer([self.image(ctx, body)]), None
         if ctx.mode == "speech":
             return self.speech(ctx, body), None
         if ctx.mode in media.UPLOAD_MODES:
@@ -380,8 +283,8 @@ class CloudflareAdapter(OpenAIAdapter):
     def answer_content_type(self, ctx: RequestContext) -> str:
         if ctx.mode == "speech":
             return "audio/mpeg"
-        if ctx.mode in media.UPLOAD_MODES and ctx.body.get("response_format") in TEXT_FORMATS:
-            return "text/plain; charset=utf-8"
+        if ctx.mode in media.UPLOAD_MODES:
+            return transcript_content_type(ctx.body)
         return "application/json"
 
     def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,

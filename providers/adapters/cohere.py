@@ -29,6 +29,20 @@ from providers.adapters.base import (
     json_or_none,
 )
 from providers.adapters.inline_images import inline_images
+from providers.adapters.openai_shapes import (
+    call_id,
+    chat_chunk,
+    chat_completion,
+    delta_choice,
+    embedding,
+    embeddings_list,
+    error_event,
+    finish_reason,
+    message_choice,
+    tool_call,
+    usage_event,
+    usage_json,
+)
 
 FINISH_REASONS = {
     "COMPLETE": "stop",
@@ -214,7 +228,7 @@ def to_embed_request(body: dict) -> dict:
 # --- answers -------------------------------------------------------------------------------------
 
 
-def usage_of(usage: Any) -> Usage | None:
+def usage_from(usage: Any) -> Usage | None:
     """Actual tokens (`tokens`), else the billed ones."""
     if not isinstance(usage, dict):
         return None
@@ -223,11 +237,6 @@ def usage_of(usage: Any) -> Usage | None:
         return None
     return Usage(prompt_tokens=int(counts.get("input_tokens") or 0),
                  completion_tokens=int(counts.get("output_tokens") or 0))
-
-
-def usage_json(usage: Usage) -> dict:
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens}
 
 
 def _json(body: bytes) -> dict:
@@ -246,9 +255,8 @@ def to_chat_completion(payload: dict) -> tuple[dict, Usage | None]:
             texts.append(block.get("text") or "")
         elif isinstance(block, dict) and block.get("type") == "thinking":
             thinking.append(block.get("thinking") or "")
-    calls = [{"id": c.get("id") or f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-              "function": {"name": (c.get("function") or {}).get("name") or "",
-                           "arguments": (c.get("function") or {}).get("arguments") or "{}"}}
+    calls = [tool_call(c.get("id") or call_id(), (c.get("function") or {}).get("name") or "",
+                       (c.get("function") or {}).get("arguments") or "{}")
              for c in message.get("tool_calls") or () if isinstance(c, dict)]
     reason = payload.get("finish_reason")
     if reason == "ERROR" and not texts and not calls:
@@ -259,29 +267,22 @@ def to_chat_completion(payload: dict) -> tuple[dict, Usage | None]:
         out["reasoning_content"] = "".join(thinking)
     if calls:
         out["tool_calls"] = calls
-    usage = usage_of(payload.get("usage"))
-    answer: dict[str, Any] = {
-        "id": f"chatcmpl-{payload.get('id') or uuid.uuid4().hex}", "object": "chat.completion",
+    usage = usage_from(payload.get("usage"))
+    answer = chat_completion(
         # v2 answers do not name the model, and parse_response is not told it.
-        "created": int(time.time()), "model": "cohere",
-        "choices": [{"index": 0, "message": out, "logprobs": None,
-                     "finish_reason": FINISH_REASONS.get(reason or "", "tool_calls" if calls else "stop")}],
-    }
-    if usage is not None:
-        answer["usage"] = usage_json(usage)
+        id=f"chatcmpl-{payload.get('id') or uuid.uuid4().hex}", model="cohere",
+        choices=[message_choice(0, out, finish_reason(reason, FINISH_REASONS, tool_calls=bool(calls)))],
+        usage=usage_json(usage) if usage is not None else None)
     return answer, usage
 
 
 def to_embeddings(payload: dict) -> tuple[dict, Usage | None]:
     embeddings = payload.get("embeddings")
     vectors = embeddings.get("float") if isinstance(embeddings, dict) else embeddings  # v1's plain list
-    data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors or ())]
+    data = [embedding(i, v) for i, v in enumerate(vectors or ())]
     billed = ((payload.get("meta") or {}).get("billed_units") or {}).get("input_tokens")
     usage = Usage(prompt_tokens=int(billed)) if billed else None
-    answer: dict[str, Any] = {"object": "list", "data": data, "model": "cohere"}
-    if usage is not None:
-        answer["usage"] = {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens}
-    return answer, usage
+    return embeddings_list(data, "cohere", usage.prompt_tokens if usage else None), usage
 
 
 def to_rerank_request(body: dict) -> dict:
@@ -372,9 +373,7 @@ class CohereStreamDecoder(StreamDecoder):
         if not self.role_sent:
             delta = {"role": "assistant", **delta}
             self.role_sent = True
-        return orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                             "model": self.model,
-                             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+        return chat_chunk(id=self.id, created=self.created, model=self.model, choices=[delta_choice(delta, finish)])
 
     def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
         if data.strip() == b"[DONE]":
@@ -417,8 +416,7 @@ class CohereStreamDecoder(StreamDecoder):
         index = self.tools[payload.get("index", len(self.tools))] = len(self.tools)
         fn = call.get("function") or {}
         name, arguments = fn.get("name") or "", fn.get("arguments") or ""
-        converted = {"index": index, "id": call.get("id") or f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-                     "function": {"name": name, "arguments": arguments}}
+        converted = tool_call(call.get("id") or call_id(), name, arguments, index=index)
         return [StreamEvent(data=self.chunk({"tool_calls": [converted]}), text=name + arguments)]
 
     def on_tool_call_delta(self, payload: dict) -> list[StreamEvent]:
@@ -437,14 +435,12 @@ class CohereStreamDecoder(StreamDecoder):
         if reason == "ERROR" or delta.get("error"):
             message = str(delta.get("error") or "Cohere ended the stream with an error.")
             error = {"message": message, "type": "upstream_error", "code": "ERROR", "param": None}
-            events.append(StreamEvent(data=orjson.dumps({"error": error}), error=UpstreamError(
-                status=502, message=message, code="ERROR", retryable=True, error_body=error)))
+            events.append(error_event(UpstreamError(status=502, message=message, code="ERROR", retryable=True,
+                                                    error_body=error), error))
         else:
-            finish = FINISH_REASONS.get(reason or "", "tool_calls" if self.tools else "stop")
+            finish = finish_reason(reason, FINISH_REASONS, tool_calls=bool(self.tools))
             events.append(StreamEvent(data=self.chunk({}, finish)))
-        usage = usage_of(delta.get("usage"))
+        usage = usage_from(delta.get("usage"))
         if usage is not None:
-            chunk = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                     "model": self.model, "choices": [], "usage": usage_json(usage)}
-            events.append(StreamEvent(data=orjson.dumps(chunk), usage=usage, usage_only=True))
+            events.append(usage_event(id=self.id, created=self.created, model=self.model, usage=usage))
         return events

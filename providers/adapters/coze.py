@@ -35,6 +35,14 @@ from providers.adapters.base import (
     retryable_status,
 )
 from providers.adapters.openai import OpenAIAdapter
+from providers.adapters.openai_shapes import (
+    chat_chunk,
+    chat_completion,
+    delta_choice,
+    error_event,
+    message_choice,
+    usage_event,
+)
 
 V3_PATH = "/v3/chat"
 V2_PATH = "/open_api/v2/chat"
@@ -210,12 +218,13 @@ class CozeStreamDecoder(StreamDecoder):
 
     # chunks
 
+    @property
+    def chunk_id(self) -> str:
+        return f"chatcmpl-{self.id or 'coze'}"
+
     def _chunk(self, delta: dict, finish: str | None = None) -> bytes:
-        return orjson.dumps({
-            "id": f"chatcmpl-{self.id or 'coze'}", "object": "chat.completion.chunk", "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        })
+        return chat_chunk(id=self.chunk_id, created=self.created, model=self.model,
+                          choices=[delta_choice(delta, finish)])
 
     def _content(self, piece: str) -> list[StreamEvent]:
         if not piece:
@@ -234,12 +243,7 @@ class CozeStreamDecoder(StreamDecoder):
         self.role_sent = True
         events = [StreamEvent(data=self._chunk(delta, "stop"))]
         if usage is not None:
-            events.append(StreamEvent(data=orjson.dumps({
-                "id": f"chatcmpl-{self.id or 'coze'}", "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model, "choices": [],
-                "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-                          "total_tokens": usage.total_tokens},
-            }), usage=usage, usage_only=True))
+            events.append(usage_event(id=self.chunk_id, created=self.created, model=self.model, usage=usage))
         return events
 
     def _fail(self, code, message: str) -> list[StreamEvent]:
@@ -249,8 +253,7 @@ class CozeStreamDecoder(StreamDecoder):
         err = coze_error(code, message)
         if not self.role_sent:
             raise err
-        return [StreamEvent(data=orjson.dumps({"error": {
-            "message": err.message, "type": err.type, "code": err.code, "param": None}}), error=err)]
+        return [error_event(err)]
 
     # events
 
@@ -287,7 +290,7 @@ class CozeStreamDecoder(StreamDecoder):
                 return self._content(payload.get("content") or "")
             return []
         if name == "conversation.chat.completed":
-            return self._finish(_usage(payload.get("usage")))
+            return self._finish(usage_from(payload.get("usage")))
         if name == "conversation.chat.failed":
             error = payload.get("last_error") if isinstance(payload.get("last_error"), dict) else payload
             return self._fail(error.get("code"), str(error.get("msg") or "The Coze chat failed."))
@@ -327,7 +330,7 @@ def _is_answer(message) -> bool:
             and message.get("content_type", "text") == "text")
 
 
-def _usage(usage) -> Usage | None:
+def usage_from(usage) -> Usage | None:
     if not isinstance(usage, dict):
         return None
     prompt, completion = int(usage.get("input_count") or 0), int(usage.get("output_count") or 0)
@@ -371,12 +374,8 @@ class CozeAdapter(Adapter):
             raise UpstreamError(status=502, message="Coze answered without a stream or any messages.",
                                 code="bad_response", retryable=True)
         text = "".join(m.get("content") or "" for m in messages if _is_answer(m))
-        answer = {
-            "id": f"chatcmpl-{payload.get('conversation_id') or 'coze'}", "object": "chat.completion",
-            "created": int(time.time()), "model": ctx.client_model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                         "finish_reason": "stop"}],
-        }
+        answer = chat_completion(id=f"chatcmpl-{payload.get('conversation_id') or 'coze'}", model=ctx.client_model,
+                                 choices=[message_choice(0, {"role": "assistant", "content": text}, "stop")])
         return orjson.dumps(answer), None  # v2 reports no usage: the relay counts locally, as one-api
 
     def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:

@@ -77,7 +77,7 @@ async def _opened(session: aiohttp.ClientSession, url: str, *, kind: str, limit:
             if (response.content_length or 0) > limit:
                 raise _too_large(kind, shown, limit)
             yield response, mime, shown
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         raise refused(f"Could not fetch the {kind} {shown}: {type(exc).__name__}.") from None
 
 

@@ -29,6 +29,20 @@ from providers.adapters.base import (
     check_answer,
 )
 from providers.adapters.inline_images import image_url, inline_images
+from providers.adapters.openai_shapes import (
+    call_id,
+    chat_chunk,
+    chat_completion,
+    delta_choice,
+    embedding,
+    embeddings_list,
+    error_event,
+    finish_reason,
+    message_choice,
+    tool_call,
+    usage_event,
+    usage_json,
+)
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # a remote image is fetched into memory: bounded
 FINISH = {"stop": "stop", "length": "length"}  # "load"/"unload" answers carry no text: "stop"
@@ -163,24 +177,18 @@ def tool_calls_from(message: dict, start: int = 0) -> list[dict]:
     for offset, call in enumerate(message.get("tool_calls") or ()):
         fn = call.get("function") or {}
         arguments = fn.get("arguments")
-        calls.append({"index": start + offset, "id": call.get("id") or _new_id("call_"), "type": "function",
-                      "function": {"name": fn.get("name") or "",
-                                   "arguments": arguments if isinstance(arguments, str)
-                                   else orjson.dumps(arguments or {}).decode()}})
+        calls.append(tool_call(call.get("id") or call_id(), fn.get("name") or "",
+                               arguments if isinstance(arguments, str) else orjson.dumps(arguments or {}).decode(),
+                               index=start + offset))
     return calls
 
 
-def usage_of(payload: dict) -> Usage | None:
+def usage_from(payload: dict) -> Usage | None:
     if "prompt_eval_count" not in payload and "eval_count" not in payload:
         return None
     # prompt_eval_count is left out when the whole prompt came from Ollama's cache.
     return Usage(prompt_tokens=int(payload.get("prompt_eval_count") or 0),
                  completion_tokens=int(payload.get("eval_count") or 0))
-
-
-def _usage_json(usage: Usage) -> dict:
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens}
 
 
 class OllamaAdapter(Adapter):
@@ -225,9 +233,7 @@ class OllamaAdapter(Adapter):
         if ctx.mode == "embeddings":
             vectors = payload.get("embeddings") or []
             tokens = int(payload.get("prompt_eval_count") or 0)
-            answer = {"object": "list", "model": payload.get("model"),
-                      "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
-                      "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+            answer = embeddings_list([embedding(i, v) for i, v in enumerate(vectors)], payload.get("model"), tokens)
             return orjson.dumps(answer), Usage(prompt_tokens=tokens) if tokens else None
         message = payload.get("message") or {}
         out: dict = {"role": "assistant", "content": message.get("content") or ""}
@@ -236,13 +242,12 @@ class OllamaAdapter(Adapter):
         calls = tool_calls_from(message)
         if calls:
             out["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in calls]
-        finish = "tool_calls" if calls else FINISH.get(payload.get("done_reason") or "stop", "stop")
-        usage = usage_of(payload)
-        answer = {"id": _new_id("chatcmpl-"), "object": "chat.completion",
-                  "created": _created(payload.get("created_at")), "model": payload.get("model"),
-                  "choices": [{"index": 0, "message": out, "logprobs": None, "finish_reason": finish}]}
-        if usage is not None:
-            answer["usage"] = _usage_json(usage)
+        finish = "tool_calls" if calls else finish_reason(payload.get("done_reason"), FINISH)
+        usage = usage_from(payload)
+        answer = chat_completion(id=_new_id("chatcmpl-"), model=payload.get("model"),
+                                 choices=[message_choice(0, out, finish)],
+                                 usage=usage_json(usage) if usage is not None else None,
+                                 created=_created(payload.get("created_at")))
         return orjson.dumps(answer), usage
 
     def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
@@ -273,9 +278,7 @@ class OllamaStreamDecoder(StreamDecoder):
         self.finished = False
 
     def _chunk(self, delta: dict, finish: str | None = None) -> bytes:
-        return orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                             "model": self.model,
-                             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+        return chat_chunk(id=self.id, created=self.created, model=self.model, choices=[delta_choice(delta, finish)])
 
     def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
         try:
@@ -288,8 +291,8 @@ class OllamaStreamDecoder(StreamDecoder):
             # Ollama reports a failure mid-stream as a line {"error": "..."}.
             self.finished = True
             error = {"message": str(payload["error"]), "type": "upstream_error", "code": "stream_error", "param": None}
-            return [StreamEvent(data=orjson.dumps({"error": error}), error=UpstreamError(
-                status=502, message=error["message"], code="stream_error", retryable=True, error_body=error))]
+            return [error_event(UpstreamError(status=502, message=error["message"], code="stream_error",
+                                              retryable=True, error_body=error), error)]
         if "message" not in payload and "done" not in payload:
             return []  # not an Ollama line: skipped, as a garbled one is
         if payload.get("model"):
@@ -313,15 +316,13 @@ class OllamaStreamDecoder(StreamDecoder):
         finish = None
         if done:
             self.finished = True
-            finish = "tool_calls" if self.tool_calls else FINISH.get(payload.get("done_reason") or "stop", "stop")
+            finish = "tool_calls" if self.tool_calls else finish_reason(payload.get("done_reason"), FINISH)
         if delta or finish:
             self.role_sent = True
             events.append(StreamEvent(data=self._chunk(delta, finish), text=text,
                                       reasoning="reasoning_content" in delta))
         if done:
-            usage = usage_of(payload)
+            usage = usage_from(payload)
             if usage is not None:
-                events.append(StreamEvent(data=orjson.dumps({
-                    "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                    "choices": [], "usage": _usage_json(usage)}), usage=usage, usage_only=True))
+                events.append(usage_event(id=self.id, created=self.created, model=self.model, usage=usage))
         return events

@@ -27,6 +27,7 @@ from providers.adapters.base import (
     check_answer,
     json_or_none,
 )
+from providers.adapters.openai_shapes import TEXT_FORMATS, usage_from
 
 PATHS = {
     "chat": "/v1/chat/completions", "completions": "/v1/completions", "embeddings": "/v1/embeddings",
@@ -41,8 +42,6 @@ ANSWER_FIELDS = {
     "moderations": ("results",), "rerank": ("results", "data"), "transcriptions": ("text",),
     "translations": ("text",),
 }
-# Transcripts asked for in these formats come back as plain text, not JSON.
-TEXT_FORMATS = ("text", "srt", "vtt")
 
 
 # Where OpenAI-shaped streams carry a reasoning model's thinking: `reasoning_content` (DeepSeek, Qwen, GLM,
@@ -53,18 +52,6 @@ REASONING_FIELDS = ("reasoning_content", "reasoning", "reasoning_details")
 def has_reasoning(delta) -> bool:
     """Whether an OpenAI chunk's delta carries some of the model's thinking."""
     return isinstance(delta, dict) and any(delta.get(name) for name in REASONING_FIELDS)
-
-
-def usage_from(payload: dict) -> Usage | None:
-    usage = payload.get("usage")
-    if not isinstance(usage, dict):
-        return None
-    # Chat names them prompt/completion; audio and image models input/output.
-    prompt = usage.get("prompt_tokens") or usage.get("input_tokens") or 0
-    completion = usage.get("completion_tokens") or usage.get("output_tokens") or 0
-    if not prompt and not completion and usage.get("total_tokens"):
-        prompt = usage["total_tokens"]  # embeddings report only totals
-    return Usage(prompt_tokens=int(prompt), completion_tokens=int(completion))
 
 
 class OpenAIAdapter(Adapter):
@@ -239,7 +226,8 @@ class OpenRouterAdapter(OpenAIAdapter):
 
     def auth_headers(self, channel):
         # OpenRouter ranks apps by these; one-api sends them too.
-        return {"Authorization": f"Bearer {channel.key}", "HTTP-Referer": "https://github.com/oneapi", "X-Title": "oneapi"}
+        return {"Authorization": f"Bearer {channel.key}", "HTTP-Referer": "https://github.com/oneapi",
+                "X-Title": "oneapi"}
 
 
 def balance_refused(vendor: str, message: str) -> UpstreamError:

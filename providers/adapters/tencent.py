@@ -14,7 +14,7 @@ import hmac
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -32,6 +32,20 @@ from providers.adapters.base import (
     retryable_status,
 )
 from providers.adapters.inline_images import image_url
+from providers.adapters.openai_shapes import (
+    call_id,
+    chat_chunk,
+    chat_completion,
+    delta_choice,
+    embedding,
+    embeddings_list,
+    error_event,
+    finish_reason,
+    message_choice,
+    tool_call,
+    usage_event,
+    usage_json,
+)
 
 SERVICE = "hunyuan"
 API_VERSION = "2023-09-01"
@@ -99,7 +113,7 @@ def tc3_authorization(*, secret_id: str, secret_key: str, url: str, payload: byt
                       service: str = SERVICE, content_type: str = CONTENT_TYPE) -> str:
     """The `Authorization` header of API 3.0's signature v3, step by step as the doc gives it."""
     parts = urlsplit(url)
-    date = datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d")
+    date = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d")
     canonical_headers = f"content-type:{content_type}\nhost:{signing_host(url)}\n"
     canonical_request = "\n".join(["POST", parts.path or "/", parts.query, canonical_headers, SIGNED_HEADERS,
                                    hashlib.sha256(payload).hexdigest()])
@@ -248,18 +262,13 @@ def to_embedding_request(body: dict) -> dict:
 # --- answers -------------------------------------------------------------------------------------
 
 
-def usage_of(usage: Any) -> Usage | None:
+def usage_from(usage: Any) -> Usage | None:
     if not isinstance(usage, dict):
         return None
     prompt, completion = int(usage.get("PromptTokens") or 0), int(usage.get("CompletionTokens") or 0)
     if not prompt and not completion and usage.get("TotalTokens"):
         prompt = int(usage["TotalTokens"])  # embeddings report the input only
     return Usage(prompt_tokens=prompt, completion_tokens=completion)
-
-
-def usage_json(usage: Usage) -> dict:
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens}
 
 
 def error_from(error: dict, request_id: Any = None) -> UpstreamError:
@@ -293,8 +302,7 @@ def tool_calls_of(calls: Any) -> list[dict]:
     out = []
     for call in calls or ():
         fn = call.get("Function") or {}
-        out.append({"id": call.get("Id") or f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-                    "function": {"name": fn.get("Name") or "", "arguments": fn.get("Arguments") or ""}})
+        out.append(tool_call(call.get("Id") or call_id(), fn.get("Name") or "", fn.get("Arguments") or ""))
     return out
 
 
@@ -308,29 +316,22 @@ def to_chat_completion(response: dict) -> tuple[dict, Usage | None]:
             out["reasoning_content"] = message["ReasoningContent"]
         if calls:
             out["tool_calls"] = calls
-        finish = FINISH_REASONS.get(choice.get("FinishReason") or "", "tool_calls" if calls else "stop")
-        choices.append({"index": choice.get("Index", position), "message": out, "logprobs": None,
-                        "finish_reason": finish})
-    usage = usage_of(response.get("Usage"))
-    answer: dict[str, Any] = {
-        "id": f"chatcmpl-{response.get('Id') or response.get('RequestId') or uuid.uuid4().hex}",
-        "object": "chat.completion", "created": int(response.get("Created") or time.time()),
+        finish = finish_reason(choice.get("FinishReason"), FINISH_REASONS, tool_calls=bool(calls))
+        choices.append(message_choice(choice.get("Index", position), out, finish))
+    usage = usage_from(response.get("Usage"))
+    answer = chat_completion(
+        id=f"chatcmpl-{response.get('Id') or response.get('RequestId') or uuid.uuid4().hex}",
         # Hunyuan does not echo the model, and parse_response is not told it.
-        "model": "hunyuan", "choices": choices,
-    }
-    if usage is not None:
-        answer["usage"] = usage_json(usage)
+        model="hunyuan", choices=choices, usage=usage_json(usage) if usage is not None else None,
+        created=int(response.get("Created") or time.time()))
     return answer, usage
 
 
 def to_embeddings(response: dict) -> tuple[dict, Usage | None]:
-    data = [{"object": "embedding", "index": item.get("Index", i), "embedding": item.get("Embedding") or []}
+    data = [embedding(item.get("Index", i), item.get("Embedding") or [])
             for i, item in enumerate(response.get("Data") or ())]
-    usage = usage_of(response.get("Usage"))
-    answer: dict[str, Any] = {"object": "list", "data": data, "model": "hunyuan-embedding"}
-    if usage is not None:
-        answer["usage"] = {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens}
-    return answer, usage
+    usage = usage_from(response.get("Usage"))
+    return embeddings_list(data, "hunyuan-embedding", usage.prompt_tokens if usage else None), usage
 
 
 class TencentAdapter(Adapter):
@@ -407,9 +408,8 @@ class HunyuanStreamDecoder(StreamDecoder):
         self.tools: dict[Any, int] = {}  # Hunyuan's call Index (or Id) → OpenAI tool call index
 
     def chunk(self, delta: dict, finish: str | None = None, index: int = 0) -> bytes:
-        return orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                             "model": self.model,
-                             "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+        return chat_chunk(id=self.id, created=self.created, model=self.model,
+                          choices=[delta_choice(delta, finish, index=index)])
 
     def tool_deltas(self, calls: Any) -> tuple[list[dict], str]:
         """Hunyuan streams a call in pieces to merge by its Id (newer answers also number them)."""
@@ -423,8 +423,7 @@ class HunyuanStreamDecoder(StreamDecoder):
             if key not in self.tools:
                 index = self.tools[key] = len(self.tools)
                 name = fn.get("Name") or ""
-                out.append({"index": index, "id": call.get("Id") or f"call_{uuid.uuid4().hex[:24]}",
-                            "type": "function", "function": {"name": name, "arguments": arguments}})
+                out.append(tool_call(call.get("Id") or call_id(), name, arguments, index=index))
                 text += name + arguments
             elif arguments:
                 out.append({"index": self.tools[key], "function": {"arguments": arguments}})
@@ -441,9 +440,7 @@ class HunyuanStreamDecoder(StreamDecoder):
             payload = payload["Response"]
         error = payload.get("ErrorMsg") or payload.get("Error")
         if isinstance(error, dict) and (error.get("Msg") or error.get("Message") or error.get("Code")):
-            err = error_from(error, payload.get("RequestId") or payload.get("Id"))
-            body = {"error": {"message": err.message, "type": err.type, "code": err.code, "param": None}}
-            return [StreamEvent(data=orjson.dumps(body), error=err)]
+            return [error_event(error_from(error, payload.get("RequestId") or payload.get("Id")))]
         if payload.get("Id"):
             self.id = f"chatcmpl-{payload['Id']}"
         self.created = int(payload.get("Created") or self.created)
@@ -467,11 +464,11 @@ class HunyuanStreamDecoder(StreamDecoder):
             if calls:
                 converted["tool_calls"] = calls
             reason = choice.get("FinishReason")
-            finish = FINISH_REASONS.get(reason, "stop") if reason else None
+            finish = finish_reason(reason, FINISH_REASONS) if reason else None
             if converted or finish:
                 out.append(StreamEvent(data=self.chunk(converted, finish, choice.get("Index", position)),
                                        text=text + call_text, reasoning="reasoning_content" in converted))
-        usage = usage_of(payload.get("Usage"))
+        usage = usage_from(payload.get("Usage"))
         if usage is not None:
             self.usage = usage
             if out:
@@ -483,6 +480,4 @@ class HunyuanStreamDecoder(StreamDecoder):
     def close(self) -> list[StreamEvent]:
         if self.usage is None:
             return []
-        chunk = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                 "choices": [], "usage": usage_json(self.usage)}
-        return [StreamEvent(data=orjson.dumps(chunk), usage=self.usage, usage_only=True)]
+        return [usage_event(id=self.id, created=self.created, model=self.model, usage=self.usage)]

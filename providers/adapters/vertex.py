@@ -4,7 +4,7 @@ Gemini speaks the same generateContent API as the Gemini adapter
 (https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/inference), Claude the
 Anthropic Messages API through rawPredict
 (https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/use-claude), and Imagen
-the same `:predict` bodies as on the Gemini API (imagen.py), so every conversion is reused (Gemini's
+the same `:predict` bodies as on the Gemini API (gemini/imagen.py), so every conversion is reused (Gemini's
 image and speech models too); what is Vertex's own is the URL and the OAuth access token, minted from a
 service-account key (https://developers.google.com/identity/protocols/oauth2/service-account#httprest).
 """
@@ -39,10 +39,12 @@ from providers.adapters.base import (
     json_or_none,
     unexpected_answer,
 )
-from providers.adapters.gemini import GeminiAdapter, GeminiStreamDecoder, gemini_error
-from providers.adapters.gemini_convert import inline_remote_images, invalid
-from providers.adapters.imagen import imagen_request, is_imagen
+from providers.adapters.gemini.adapter import GeminiAdapter
+from providers.adapters.gemini.answers import GeminiStreamDecoder, gemini_error
+from providers.adapters.gemini.convert import inline_remote_images, invalid
+from providers.adapters.gemini.imagen import imagen_request, is_imagen
 from providers.adapters.inline_images import inline_images
+from providers.adapters.openai_shapes import embedding, embeddings_list
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -215,14 +217,11 @@ def embedding_request(body: dict) -> dict:
 def embedding_answer(payload: dict, model: str) -> tuple[bytes, Usage | None]:
     """`predictions[].embeddings{values, statistics.token_count}` → OpenAI's list, with the counted tokens."""
     predictions = payload.get("predictions") or []
-    data = [{"object": "embedding", "index": i, "embedding": (p.get("embeddings") or {}).get("values", [])}
-            for i, p in enumerate(predictions)]
+    data = [embedding(i, (p.get("embeddings") or {}).get("values", [])) for i, p in enumerate(predictions)]
     tokens = sum(int(((p.get("embeddings") or {}).get("statistics") or {}).get("token_count") or 0)
                  for p in predictions)
     usage = Usage(prompt_tokens=tokens) if tokens else None
-    answer = {"object": "list", "data": data, "model": model,
-              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
-    return orjson.dumps(answer), usage
+    return orjson.dumps(embeddings_list(data, model, tokens)), usage
 
 
 class VertexAdapter(Adapter):

@@ -34,7 +34,8 @@ from providers.adapters.base import (
     retryable_status,
 )
 from providers.adapters.fetch import vendor_images_b64
-from providers.adapters.openai import OpenAIAdapter, has_reasoning, parse_chunk, usage_from
+from providers.adapters.openai import OpenAIAdapter, has_reasoning, parse_chunk
+from providers.adapters.openai_shapes import usage_from, usage_json
 
 API_PREFIX = "/api/paas/v4"
 PATHS = {"embeddings": "/embeddings", "images": "/images/generations"}  # under API_PREFIX; chat otherwise
@@ -307,8 +308,6 @@ class ZhipuStreamDecoder(StreamDecoder):
         if usage is not None:
             usage_chunk = {k: payload[k] for k in ("id", "object", "created", "model") if k in payload}
             usage_chunk["choices"] = []
-            usage_chunk["usage"] = {**raw_usage, "prompt_tokens": usage.prompt_tokens,
-                                    "completion_tokens": usage.completion_tokens,
-                                    "total_tokens": usage.total_tokens}
+            usage_chunk["usage"] = {**raw_usage, **usage_json(usage)}  # Zhipu's own details kept
             events.append(StreamEvent(data=orjson.dumps(usage_chunk), usage=usage, usage_only=True))
         return events

@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from providers.adapters.aws_eventstream import encode_message
+from providers.adapters.aws.eventstream import encode_message
 from tests.providers.vendor_harness import VendorMock
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "bedrock"

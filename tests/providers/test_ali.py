@@ -5,7 +5,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from providers.adapters import ADAPTERS, adapter_for, ali
+from providers.adapters import ADAPTERS, adapter_for
+from providers.adapters.ali import adapter as ali
+from providers.adapters.ali import wanx
 from providers.adapters.base import ChannelInfo, UpstreamError
 from relay.streaming import ChunkGatherer, SSEParser
 from tests.providers.vendor_harness import call_context
@@ -276,18 +278,17 @@ def _output(name):
 
 
 def test_the_submit_answer_and_a_status_query_give_the_task_and_its_state():
-    submitted = ali._task_output((FIXTURES / "image_task_submitted.json").read_bytes())
-    running = ali._task_output((FIXTURES / "image_task_running.json").read_bytes())
+    submitted = wanx._task_output((FIXTURES / "image_task_submitted.json").read_bytes())
+    running = wanx._task_output((FIXTURES / "image_task_running.json").read_bytes())
     assert submitted["task_id"] == running["task_id"] == "0385dc79-5ff8-4d82-bcb6-2b7d4a1c9e01"
     assert (submitted["task_status"], running["task_status"]) == ("PENDING", "RUNNING")
     with pytest.raises(UpstreamError) as refused:  # DashScope's error body, whatever the HTTP status
-        ali._task_output((FIXTURES / "error_throttling.json").read_bytes())
+        wanx._task_output((FIXTURES / "error_throttling.json").read_bytes())
     assert refused.value.status == 429 and refused.value.retryable
 
 
 async def test_a_finished_task_becomes_openais_images_answer_with_the_rewritten_prompt():
-    data = await adapter_for(17).image_answer(image_context(), _output("image_task_succeeded.json"), "t",
-                                               session=None)
+    data = await wanx.image_answer(image_context(), _output("image_task_succeeded.json"), "t", session=None)
     answer = orjson.loads(data)
     assert [i["url"] for i in answer["data"]] == [
         "https://dashscope-result-wlcb.oss-cn-wulanchabu.aliyuncs.com/1.png",
@@ -297,7 +298,7 @@ async def test_a_finished_task_becomes_openais_images_answer_with_the_rewritten_
 
 
 async def test_a_partly_failed_task_answers_with_the_images_it_made():
-    data = await adapter_for(17).image_answer(image_context(), _output("image_task_partial.json"), "t", session=None)
+    data = await wanx.image_answer(image_context(), _output("image_task_partial.json"), "t", session=None)
     assert orjson.loads(data)["data"] == [{"url": "https://dashscope-result-bj.oss-cn-beijing.aliyuncs.com/1.png"}]
 
 
@@ -305,19 +306,19 @@ async def test_a_finished_task_without_images_is_an_error_with_the_results_messa
     output = {**_output("image_task_partial.json")}
     output["results"] = output["results"][1:]
     with pytest.raises(UpstreamError) as failed:
-        await adapter_for(17).image_answer(image_context(), output, "t", session=None)
+        await wanx.image_answer(image_context(), output, "t", session=None)
     assert failed.value.message.startswith("An internal timeout error")
     assert failed.value.retryable  # nothing was made, so nothing billed: another channel may try
 
 
 def test_a_failed_task_keeps_dashscopes_code_and_message():
-    err = ali._task_failed(_output("image_task_failed.json"), "t")
+    err = wanx._task_failed(_output("image_task_failed.json"), "t")
     assert (err.status, err.type, err.code, err.retryable) == (400, "invalid_request_error", "InvalidParameter",
                                                                False)
     assert err.message.startswith("The size is not match")
 
 
 def test_an_unknown_task_is_an_upstream_error_naming_it():
-    err = ali._task_failed(_output("image_task_unknown.json"), "0385dc79")
+    err = wanx._task_failed(_output("image_task_unknown.json"), "0385dc79")
     assert (err.status, err.code, err.retryable) == (502, "task_failed", False)
     assert "0385dc79" in err.message and "expired" in err.message

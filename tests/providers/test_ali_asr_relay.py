@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from billing import options, pricing
-from providers.adapters import ali_asr
+from providers.adapters.ali import asr as ali_asr
 from relay import tokenizer
 from tests.helpers import consume_log
 from tests.providers.mock_ali_asr import MockAliASR

@@ -17,7 +17,7 @@ from asgiref.testing import ApplicationCommunicator
 
 from billing import pricing
 from billing.services import option_set
-from providers.adapters import ali
+from providers.adapters.ali import wanx
 from tests.factories import ChannelFactory
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_ali import FIXTURES, PNG, TOOL_CALL, MockAli
@@ -111,7 +111,7 @@ WANX_PER_IMAGE = int(Decimal(str(pricing.DEFAULT_MODEL_RATIO[WANX])) * 1000)  # 
 @pytest.fixture
 def iw(aw, monkeypatch):
     """The DashScope world, polling image tasks every 10 ms."""
-    monkeypatch.setattr(ali, "POLL_INTERVAL", 0.01)
+    monkeypatch.setattr(wanx, "POLL_INTERVAL", 0.01)
     return aw
 
 
@@ -191,7 +191,7 @@ async def test_a_task_filtered_for_content_fails_without_failing_over(relay_clie
 
 async def test_a_task_that_never_finishes_times_out_costs_nothing_and_is_not_started_twice(
         relay_client, iw, ali_server, monkeypatch):
-    monkeypatch.setattr(ali, "TASK_WAIT", 0.2)
+    monkeypatch.setattr(wanx, "TASK_WAIT", 0.2)
     await sync_to_async(option_set)(key="RetryTimes", value="1")
     await sync_to_async(ChannelFactory)(type=17, name="ali-backup", base_url=ali_server.url, key=KEY, models=WANX,
                                         priority=-1)
@@ -209,7 +209,7 @@ async def test_a_task_that_never_finishes_times_out_costs_nothing_and_is_not_sta
 
 
 async def test_a_task_still_queued_when_the_wait_runs_out_is_cancelled_at_dashscope(relay_client, iw, monkeypatch):
-    monkeypatch.setattr(ali, "TASK_WAIT", 0.2)
+    monkeypatch.setattr(wanx, "TASK_WAIT", 0.2)
     iw.upstream.then(task_states=("PENDING",))
     response = await relay_client.post("/v1/images/generations", json={"model": WANX, "prompt": "猫"}, headers=iw.auth)
     assert response.status_code == 504 and response.json()["error"]["code"] == "task_timeout"
@@ -221,8 +221,8 @@ async def test_a_task_still_queued_when_the_wait_runs_out_is_cancelled_at_dashsc
 
 
 async def test_a_cancel_that_fails_changes_nothing_in_the_timeout_answer(relay_client, iw, monkeypatch):
-    monkeypatch.setattr(ali, "TASK_WAIT", 0.2)
-    monkeypatch.setattr(ali, "CANCEL_TIMEOUT", 0.05)
+    monkeypatch.setattr(wanx, "TASK_WAIT", 0.2)
+    monkeypatch.setattr(wanx, "CANCEL_TIMEOUT", 0.05)
     iw.upstream.then(task_states=("PENDING",), cancel_delay=0.5)  # the cancel outlasts CANCEL_TIMEOUT
     started = time.monotonic()
     response = await relay_client.post("/v1/images/generations", json={"model": WANX, "prompt": "猫"}, headers=iw.auth)
@@ -245,7 +245,7 @@ async def test_a_client_that_leaves_gets_its_queued_task_cancelled_without_waiti
     await app.send_input({"type": "http.disconnect"})
     await app.wait(5)
     assert time.monotonic() - left < 0.4  # the slow cancel (0.5 s) did not hold the relay up
-    while ali._cancels:  # the cancel goes on after the call has ended
+    while wanx._cancels:  # the cancel goes on after the call has ended
         await asyncio.sleep(0.01)
     (task_id,) = iw.upstream.tasks
     assert [c.path for c in iw.upstream.cancels()] == [f"/api/v1/tasks/{task_id}/cancel"]

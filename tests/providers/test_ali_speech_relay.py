@@ -95,7 +95,7 @@ async def test_an_answer_without_audio_is_a_clear_502_and_costs_nothing(relay_cl
 
 
 async def test_a_link_that_is_not_audio_is_a_502_and_costs_nothing(relay_client, sw, monkeypatch):
-    from providers.adapters import ali_audio
+    from providers.adapters.ali import speech as ali_audio
 
     monkeypatch.setattr(ali_audio, "audio_url", lambda output: f"{sw.upstream.url}/files/not-audio.png")
     response = await relay_client.post("/v1/audio/speech", json=speech(), headers=sw.auth)
@@ -106,7 +106,7 @@ async def test_a_link_that_is_not_audio_is_a_502_and_costs_nothing(relay_client,
 
 
 def test_audio_that_is_not_wav_is_a_502_not_retried():
-    from providers.adapters import ali_audio
+    from providers.adapters.ali import speech as ali_audio
     from providers.adapters.base import UpstreamError
 
     with pytest.raises(UpstreamError) as err:

@@ -7,9 +7,10 @@ import aiohttp
 import orjson
 import pytest
 
-from providers.adapters import ADAPTERS, adapter_for, aws_sigv4, secret_config_fields
+from providers.adapters import ADAPTERS, adapter_for, secret_config_fields
+from providers.adapters.aws import sigv4
 from providers.adapters.base import ChannelInfo, UpstreamError
-from providers.adapters.bedrock import (
+from providers.adapters.bedrock.adapter import (
     BedrockAdapter,
     BedrockStreamDecoder,
     bedrock_model_id,
@@ -129,7 +130,7 @@ def test_the_clock_is_read_per_request():
     first = ticking.build_request(call_context(channel(), body={"model": "m", "messages": USER}))
     second = ticking.build_request(call_context(channel(), body={"model": "m", "messages": USER}))
     assert (first.headers["X-Amz-Date"], second.headers["X-Amz-Date"]) == ("20250102T030405Z", "20250103T030405Z")
-    assert BedrockAdapter().now is aws_sigv4.utcnow
+    assert BedrockAdapter().now is sigv4.utcnow
 
 
 def test_credentials_may_come_from_the_key_as_ak_sk_region():

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
-from providers.adapters.bedrock import CONVERSE_MODELS
+from providers.adapters.bedrock.adapter import CONVERSE_MODELS
 from providers.selectors import models_by_channel_type
 from tests.factories import ChannelFactory
 from tests.helpers import consume_log

@@ -13,16 +13,16 @@ import zlib
 
 import pytest
 
-from providers.adapters import aws_sigv4
-from providers.adapters.aws_eventstream import EventStreamError, EventStreamParser, decode_headers, encode_message
+from providers.adapters.aws import sigv4
+from providers.adapters.aws.eventstream import EventStreamError, EventStreamParser, decode_headers, encode_message
 
 AK, SK = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 SUITE_TIME = datetime.datetime(2015, 8, 30, 12, 36, tzinfo=datetime.timezone.utc)
 
 
 def suite_sign(method: str, url: str, body: bytes = b"") -> str:
-    headers = aws_sigv4.sign(method=method, url=url, headers={}, body=body, access_key=AK, secret_key=SK,
-                             region="us-east-1", service="service", now=lambda: SUITE_TIME)
+    headers = sigv4.sign(method=method, url=url, headers={}, body=body, access_key=AK, secret_key=SK,
+                         region="us-east-1", service="service", now=lambda: SUITE_TIME)
     assert headers["X-Amz-Date"] == "20150830T123600Z"
     return headers["Authorization"]
 
@@ -43,22 +43,22 @@ def test_signatures_match_the_aws_sigv4_test_suite(case, method, url, signature)
 
 def test_the_signing_date_is_utc_whatever_the_clock_zone():
     tokyo = SUITE_TIME.astimezone(datetime.timezone(datetime.timedelta(hours=9)))
-    headers = aws_sigv4.sign(method="GET", url="https://example.amazonaws.com/", headers={}, body=b"",
-                             access_key=AK, secret_key=SK, region="us-east-1", service="service", now=lambda: tokyo)
+    headers = sigv4.sign(method="GET", url="https://example.amazonaws.com/", headers={}, body=b"",
+                         access_key=AK, secret_key=SK, region="us-east-1", service="service", now=lambda: tokyo)
     assert headers["Authorization"].endswith("5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31")
 
 
 def test_each_path_segment_is_encoded_once_more_for_the_canonical_uri():
-    assert aws_sigv4.canonical_uri("/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke") == \
+    assert sigv4.canonical_uri("/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke") == \
         "/model/anthropic.claude-3-haiku-20240307-v1%253A0/invoke"
-    assert aws_sigv4.canonical_uri("") == "/"
+    assert sigv4.canonical_uri("") == "/"
 
 
 def test_host_keeps_only_a_non_default_port():
     from urllib.parse import urlsplit
-    assert aws_sigv4.host_of(urlsplit("https://Bedrock-Runtime.us-east-1.amazonaws.com:443/x")) == \
+    assert sigv4.host_of(urlsplit("https://Bedrock-Runtime.us-east-1.amazonaws.com:443/x")) == \
         "bedrock-runtime.us-east-1.amazonaws.com"
-    assert aws_sigv4.host_of(urlsplit("http://127.0.0.1:8123/x")) == "127.0.0.1:8123"
+    assert sigv4.host_of(urlsplit("http://127.0.0.1:8123/x")) == "127.0.0.1:8123"
 
 
 @pytest.mark.parametrize("model_path", [
@@ -76,9 +76,9 @@ def test_bedrock_signature_matches_botocore(model_path):
     url = f"https://bedrock-runtime.eu-west-3.amazonaws.com/model/{model_path}/invoke"
     body = b'{"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10, "messages": []}'
     when = datetime.datetime(2025, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc)
-    ours = aws_sigv4.sign(method="POST", url=url, headers={"Content-Type": "application/json"}, body=body,
-                          access_key="AKIA0000EXAMPLE", secret_key="s3cr3t/with+chars", region="eu-west-3",
-                          service="bedrock", now=lambda: when)
+    ours = sigv4.sign(method="POST", url=url, headers={"Content-Type": "application/json"}, body=body,
+                      access_key="AKIA0000EXAMPLE", secret_key="s3cr3t/with+chars", region="eu-west-3",
+                      service="bedrock", now=lambda: when)
     theirs = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
     with mock.patch.object(auth, "get_current_datetime", return_value=when.replace(tzinfo=None)):
         auth.SigV4Auth(Credentials("AKIA0000EXAMPLE", "s3cr3t/with+chars"), "bedrock", "eu-west-3").add_auth(theirs)
@@ -98,9 +98,9 @@ def test_a_session_token_is_sent_and_signed_as_botocore_signs_it():
     url = "https://bedrock-runtime.us-east-1.amazonaws.com/model/meta.llama3-8b-instruct-v1%3A0/converse"
     body = b'{"messages": []}'
     when = datetime.datetime(2025, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc)
-    ours = aws_sigv4.sign(method="POST", url=url, headers={"Content-Type": "application/json"}, body=body,
-                          access_key="ASIA0000EXAMPLE", secret_key="s3cr3t", region="us-east-1",
-                          service="bedrock", session_token="IQoJb3JpZ2luX2VjE/session+token=", now=lambda: when)
+    ours = sigv4.sign(method="POST", url=url, headers={"Content-Type": "application/json"}, body=body,
+                      access_key="ASIA0000EXAMPLE", secret_key="s3cr3t", region="us-east-1",
+                      service="bedrock", session_token="IQoJb3JpZ2luX2VjE/session+token=", now=lambda: when)
     theirs = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
     credentials = Credentials("ASIA0000EXAMPLE", "s3cr3t", "IQoJb3JpZ2luX2VjE/session+token=")
     with mock.patch.object(auth, "get_current_datetime", return_value=when.replace(tzinfo=None)):
@@ -181,7 +181,7 @@ async def test_the_path_on_the_wire_is_the_path_that_was_signed(model, target, a
     if session_token:
         request.headers["X-Amz-Security-Token"] = session_token
     canonical = signer.canonical_request(request)
-    assert canonical.splitlines()[1] == aws_sigv4.canonical_uri(sent_target)
+    assert canonical.splitlines()[1] == sigv4.canonical_uri(sent_target)
     signature = signer.signature(signer.string_to_sign(request, canonical), request)
     assert headers["Authorization"].endswith(f"Signature={signature}")
 

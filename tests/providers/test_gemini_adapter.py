@@ -9,7 +9,7 @@ import pytest
 
 from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
-from providers.adapters.gemini import GeminiAdapter, GeminiOpenAIAdapter
+from providers.adapters.gemini.adapter import GeminiAdapter, GeminiOpenAIAdapter
 from relay.streaming import SSEParser
 from tests.providers.vendor_harness import call_context
 

@@ -8,8 +8,9 @@ import wave
 import orjson
 import pytest
 
-from providers.adapters import adapter_for, gemini, imagen
+from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
+from providers.adapters.gemini import imagen, media
 from tests.providers.mock_gemini import PNG, fixture
 from tests.providers.vendor_harness import call_context
 
@@ -44,8 +45,8 @@ def test_shapes_imagen_does_not_make_are_refused_not_bent(size):
 
 
 def test_gemini_image_models_take_more_shapes_than_imagen():
-    assert imagen.aspect_ratio("1536x1024", gemini.IMAGE_RATIOS, "Gemini") == "3:2"
-    assert imagen.aspect_ratio("1024x1536", gemini.IMAGE_RATIOS, "Gemini") == "2:3"
+    assert imagen.aspect_ratio("1536x1024", media.IMAGE_RATIOS, "Gemini") == "3:2"
+    assert imagen.aspect_ratio("1024x1536", media.IMAGE_RATIOS, "Gemini") == "2:3"
 
 
 def test_imagen_request_is_predict_with_the_key_in_a_header():
@@ -152,9 +153,9 @@ def test_speech_request_maps_the_openai_voice_to_a_gemini_voice():
 
 
 def test_every_openai_voice_has_a_gemini_voice_and_gemini_names_pass_in_any_case():
-    assert set(gemini.OPENAI_VOICES.values()) <= set(gemini.GEMINI_VOICES)
-    assert len(gemini.GEMINI_VOICES) == len(set(gemini.GEMINI_VOICES)) == 30
-    assert gemini.speech_voice("kore") == "Kore" and gemini.speech_voice(" Sulafat ") == "Sulafat"
+    assert set(media.OPENAI_VOICES.values()) <= set(media.GEMINI_VOICES)
+    assert len(media.GEMINI_VOICES) == len(set(media.GEMINI_VOICES)) == 30
+    assert media.speech_voice("kore") == "Kore" and media.speech_voice(" Sulafat ") == "Sulafat"
 
 
 @pytest.mark.parametrize("body, param", [

@@ -10,7 +10,8 @@ import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
-from providers.adapters import adapter_for, gemini_convert
+from providers.adapters import adapter_for
+from providers.adapters.gemini import convert as gemini_convert
 from providers.selectors import models_by_channel_type
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_gemini import PNG, MockGemini

@@ -5,8 +5,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from providers.adapters import ADAPTERS, adapter_for, xunfei
+from providers.adapters import ADAPTERS, adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
+from providers.adapters.xunfei import spark_http
 from relay.streaming import SSEParser
 from tests.providers.mock_xunfei import MockXunfei
 from tests.providers.vendor_harness import call_context
@@ -34,7 +35,7 @@ def decode(name):
 # --- adapter ----------------------------------------------------------------------------------------
 
 def test_spark_http_url_header_and_body():
-    assert ADAPTERS[48] is xunfei.XunfeiAdapter and xunfei.XunfeiAdapter.label == "Xunfei Spark (HTTP)"
+    assert ADAPTERS[48] is spark_http.XunfeiAdapter and spark_http.XunfeiAdapter.label == "Xunfei Spark (HTTP)"
     body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}, "max_completion_tokens": 50}
     request = adapter_for(48).build_request(call_context(channel(), body=body, stream=True))
     assert request.url == "https://spark-api-open.xf-yun.com/v1/chat/completions"

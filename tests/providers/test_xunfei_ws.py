@@ -13,7 +13,7 @@ import pytest
 
 from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
-from providers.adapters.xunfei_ws import FrameConverter, XunfeiSparkAdapter, request_frame
+from providers.adapters.xunfei.spark_ws import FrameConverter, XunfeiSparkAdapter, request_frame
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "xunfei_ws"
 KEY = "app123|secret456|key789"

@@ -6,23 +6,21 @@ Request and answer: https://ai.google.dev/gemini-api/docs/imagen and
 https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/imagen-api
 (`{instances: [{prompt}], parameters: {sampleCount, aspectRatio, personGeneration, includeRaiReason}}` in,
 `{predictions: [{bytesBase64Encoded, mimeType, prompt} | {raiFilteredReason}]}` out). The size helpers
-also serve Gemini's own image models (gemini.py), which take an aspect ratio too.
+also serve Gemini's own image models (media.py), which take an aspect ratio too.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import time
 from typing import Any
 
-import orjson
-
 from providers.adapters.base import UpstreamError
-from providers.adapters.gemini_convert import invalid
+from providers.adapters.gemini.convert import invalid
+from providers.adapters.openai_shapes import image_item, images_answer
 
 MAX_IMAGES = 4  # sampleCount is 1 to 4 on both APIs
-# The aspect ratios Imagen documents; Gemini's image models take more (gemini.py).
+# The aspect ratios Imagen documents; Gemini's image models take more (media.py).
 IMAGEN_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 PERSON_GENERATION = ("dont_allow", "allow_adult", "allow_all")
 # dall-e-3's wide and tall sizes are not exactly 16:9 (1792x1024 is 7:4), but that is what they ask for.
@@ -51,18 +49,6 @@ def aspect_ratio(size: Any, ratios: tuple[str, ...], vendor: str) -> str | None:
         return ratio
     raise invalid(f"{vendor} makes images in the aspect ratios {', '.join(ratios)}: `size` {size!s} is none of "
                   f"them (1024x1024 is 1:1, 1792x1024 16:9 and 1024x1792 9:16).", "invalid_size", param="size")
-
-
-def image_item(mime: str, data: str, body: dict, revised_prompt: Any = None) -> dict:
-    """One image of OpenAI's answer. Google gives the image's bytes, never a link, so `b64_json` is the
-    default, as OpenAI's gpt-image-1 (which also makes only bytes) answers. A client that asks for
-    `url` gets a data: URL: its SDK reads `.url` as any string, and an <img> tag or urllib opens it,
-    where a refusal would break code written for dall-e's default."""
-    item: dict[str, Any] = ({"url": f"data:{mime};base64,{data}"} if body.get("response_format") == "url"
-                            else {"b64_json": data})
-    if isinstance(revised_prompt, str) and revised_prompt:
-        item["revised_prompt"] = revised_prompt
-    return item
 
 
 def filtered_error(reasons: list[str], vendor: str) -> UpstreamError:
@@ -106,7 +92,7 @@ def imagen_answer(payload: dict, body: dict) -> bytes:
         elif prediction.get("raiFilteredReason"):
             reasons.append(str(prediction["raiFilteredReason"]))
     if data:
-        return orjson.dumps({"created": int(time.time()), "data": data})
+        return images_answer(data)
     if reasons:
         raise filtered_error(reasons, "Imagen")
     raise UpstreamError(status=502, message="Imagen answered without images or a reason for their absence.",

@@ -15,9 +15,10 @@ import hashlib
 import hmac
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
@@ -32,6 +33,7 @@ from providers.adapters.base import (
     Usage,
     ws_open,
 )
+from providers.adapters.openai_shapes import call_id, chat_chunk, delta_choice, tool_call, usage_event
 
 DEFAULT_HOST = "wss://spark-api.xf-yun.com"
 # one-api's model names → API version (relay/adaptor/xunfei/main.go); the version gives the path and domain.
@@ -89,7 +91,7 @@ def domain_for(version: str) -> str:
 
 
 def rfc1123(now: float) -> str:
-    return format_datetime(datetime.fromtimestamp(now, tz=timezone.utc), usegmt=True)
+    return format_datetime(datetime.fromtimestamp(now, tz=UTC), usegmt=True)
 
 
 def signed_url(base_url: str, path: str, api_key: str, api_secret: str, now: float) -> str:
@@ -193,15 +195,11 @@ class FrameConverter:
         self.finished = False
         self.usage: Usage | None = None
 
-    def _chunk(self, choices: list, **extra) -> dict:
-        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "choices": choices, **extra}
-
-    def _delta(self, delta: dict, finish: str | None = None) -> dict:
+    def _delta(self, delta: dict, finish: str | None = None) -> bytes:
         if not self.started:
             delta = {"role": "assistant", **delta}
             self.started = True
-        return self._chunk([{"index": 0, "delta": delta, "finish_reason": finish}])
+        return chat_chunk(id=self.id, created=self.created, model=self.model, choices=[delta_choice(delta, finish)])
 
     def feed(self, frame: bytes | str) -> list[StreamEvent]:
         """One frame's events; raises UpstreamError for a failure frame. A broken frame is skipped."""
@@ -224,16 +222,15 @@ class FrameConverter:
                 continue
             content = item.get("content")
             if isinstance(content, str) and content:
-                events.append(StreamEvent(data=orjson.dumps(self._delta({"content": content})), text=content))
+                events.append(StreamEvent(data=self._delta({"content": content}), text=content))
             call = item.get("function_call")
             if isinstance(call, dict) and call.get("name"):
                 self.called = True
                 arguments = call.get("arguments")
                 if not isinstance(arguments, str):
                     arguments = orjson.dumps(arguments or {}).decode()
-                delta = {"tool_calls": [{"index": 0, "id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-                                         "function": {"name": call["name"], "arguments": arguments}}]}
-                events.append(StreamEvent(data=orjson.dumps(self._delta(delta)), text=call["name"] + arguments))
+                delta = {"tool_calls": [tool_call(call_id(), call["name"], arguments, index=0)]}
+                events.append(StreamEvent(data=self._delta(delta), text=call["name"] + arguments))
         text_usage = (body.get("usage") or {}).get("text") if isinstance(body.get("usage"), dict) else None
         if isinstance(text_usage, dict):
             # prompt_tokens counts the whole history; question_tokens only the last question.
@@ -246,12 +243,9 @@ class FrameConverter:
         if self.finished:
             return []
         self.finished = True
-        events = [StreamEvent(data=orjson.dumps(self._delta({}, reason)))]
+        events = [StreamEvent(data=self._delta({}, reason))]
         if self.usage is not None:
-            usage = {"prompt_tokens": self.usage.prompt_tokens, "completion_tokens": self.usage.completion_tokens,
-                     "total_tokens": self.usage.total_tokens}
-            events.append(StreamEvent(data=orjson.dumps(self._chunk([], usage=usage)), usage=self.usage,
-                                      usage_only=True))
+            events.append(usage_event(id=self.id, created=self.created, model=self.model, usage=self.usage))
         return events
 
 

@@ -1,10 +1,11 @@
-"""AWS Bedrock: Claude with the Anthropic Messages body, other models through Converse, signed with SigV4.
+"""The AWS Bedrock adapter: Claude with the Anthropic Messages body, other models through Converse, signed
+with SigV4 (providers/adapters/aws/sigv4.py).
 
 https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages.html
 `POST /model/{modelId}/invoke` answers the Messages JSON; `/invoke-with-response-stream` answers an AWS
-event stream (binary frames, see aws_eventstream.py) whose `chunk` events carry Anthropic's stream
-events base64-encoded. The conversions themselves are the Anthropic adapter's.
-Llama, Nova, Mistral and the rest go to `/converse` and `/converse-stream` (bedrock_converse.py), whose
+event stream (binary frames, see providers/adapters/aws/eventstream.py) whose `chunk` events carry
+Anthropic's stream events base64-encoded. The conversions themselves are the Anthropic adapter's.
+Llama, Nova, Mistral and the rest go to `/converse` and `/converse-stream` (converse.py), whose
 stream is the same binary framing with one event type per frame.
 """
 
@@ -20,15 +21,14 @@ import aiohttp
 import orjson
 import yarl
 
-from providers.adapters import aws_sigv4
 from providers.adapters.anthropic import (
     FINISH_REASONS,
     AnthropicStreamDecoder,
     to_chat_completion,
     to_messages_request,
-    usage_json,
 )
-from providers.adapters.aws_eventstream import EventStreamError, EventStreamParser, Message
+from providers.adapters.aws import sigv4
+from providers.adapters.aws.eventstream import EventStreamError, EventStreamParser, Message
 from providers.adapters.base import (
     SECRET_MIN_CHARS,
     Adapter,
@@ -44,9 +44,10 @@ from providers.adapters.base import (
     json_or_none,
     retryable_status,
 )
-from providers.adapters.bedrock_converse import ConverseEvents, anthropic_message, converse_request
+from providers.adapters.bedrock.converse import ConverseEvents, anthropic_message, converse_request
 from providers.adapters.fetch import fetch_data_url
 from providers.adapters.inline_images import inline_images
+from providers.adapters.openai_shapes import error_event, finish_reason, usage_event, usage_json
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 SERVICE = "bedrock"
@@ -213,7 +214,7 @@ class BedrockAdapter(Adapter):
     modes: ClassVar[tuple[str, ...]] = ("chat",)
     default_models: ClassVar[tuple[str, ...]] = tuple(MODEL_IDS) + CONVERSE_MODELS
 
-    def __init__(self, now=aws_sigv4.utcnow) -> None:
+    def __init__(self, now=sigv4.utcnow) -> None:
         self.now = now  # the signing clock, injectable for tests
 
     def secrets(self, channel: ChannelInfo) -> tuple[str, ...]:
@@ -244,7 +245,7 @@ class BedrockAdapter(Adapter):
         base = (channel.base_url or f"https://bedrock-runtime.{region}.amazonaws.com").rstrip("/")
         # The id is one path segment: its colon (and an ARN's slashes) percent-encoded, as the AWS SDKs send it.
         url = f"{base}/model/{urllib.parse.quote(model_id, safe='')}/{action}"
-        headers = aws_sigv4.sign(method="POST", url=url, headers={"Content-Type": "application/json"},
+        headers = sigv4.sign(method="POST", url=url, headers={"Content-Type": "application/json"},
                                  body=payload, access_key=ak, secret_key=sk, region=region, service=SERVICE,
                                  session_token=session_token, now=self.now)
         if stream:
@@ -275,11 +276,6 @@ class BedrockAdapter(Adapter):
         return ConverseStreamDecoder(ctx.client_model)
 
 
-def _error_event(err: UpstreamError) -> StreamEvent:
-    return StreamEvent(data=orjson.dumps({"error": {"message": err.message, "type": err.type,
-                                                    "code": err.code, "param": None}}), error=err)
-
-
 class EventStreamDecoder(StreamDecoder):
     """AWS event-stream frames → OpenAI chunks: the framing and the exceptions, for both Bedrock streams.
 
@@ -305,7 +301,7 @@ class EventStreamDecoder(StreamDecoder):
         except EventStreamError as exc:
             self.broken = True
             # Retryable: before any words the relay may still ask another channel.
-            return [_error_event(UpstreamError(status=502, message=f"AWS Bedrock's event stream is corrupt: {exc}.",
+            return [error_event(UpstreamError(status=502, message=f"AWS Bedrock's event stream is corrupt: {exc}.",
                                                type="upstream_error", code="bad_event_stream", retryable=True))]
         events: list[StreamEvent] = []
         for message in messages:
@@ -318,7 +314,7 @@ class EventStreamDecoder(StreamDecoder):
         if self.broken:
             return []
         self.broken = True
-        return [_error_event(UpstreamError(
+        return [error_event(UpstreamError(
             status=502, message="This gateway cannot read AWS Bedrock streams yet: the relay must hand the "
                                 "decoder raw bytes (framing 'raw').", code="unsupported_stream_framing"))]
 
@@ -327,11 +323,11 @@ class EventStreamDecoder(StreamDecoder):
         if kind == "exception":
             # https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModelWithResponseStream.html
             name = str(message.headers.get(":exception-type") or "")
-            return [_error_event(error_for(200, message.payload, name or None))]
+            return [error_event(error_for(200, message.payload, name or None))]
         if kind == "error":
             code = str(message.headers.get(":error-code") or "upstream_error")
             text = str(message.headers.get(":error-message") or code)
-            return [_error_event(error_for(200, orjson.dumps({"message": text}), code))]
+            return [error_event(error_for(200, orjson.dumps({"message": text}), code))]
         return self.on_event(str(message.headers.get(":event-type") or ""), message.payload)
 
     def on_event(self, name: str, payload: bytes) -> list[StreamEvent]:
@@ -375,9 +371,8 @@ class BedrockStreamDecoder(EventStreamDecoder):
         usage = Usage(prompt_tokens=sum(int(metrics.get(k) or 0) for k in (
                           "inputTokenCount", "cacheReadInputTokenCount", "cacheWriteInputTokenCount")),
                       completion_tokens=int(metrics.get("outputTokenCount") or 0))
-        chunk = {"id": self.claude.id, "object": "chat.completion.chunk", "created": self.claude.created,
-                 "model": self.claude.model, "choices": [], "usage": usage_json(usage, cached)}
-        return [StreamEvent(data=orjson.dumps(chunk), usage=usage, usage_only=True)]
+        return [usage_event(id=self.claude.id, created=self.claude.created, model=self.claude.model, usage=usage,
+                            as_json=usage_json(usage, cached=cached))]
 
     def close(self) -> list[StreamEvent]:
         # A stream cut between message_delta and message_stop still bills message_delta's counts.
@@ -385,7 +380,7 @@ class BedrockStreamDecoder(EventStreamDecoder):
 
 
 class ConverseStreamDecoder(EventStreamDecoder):
-    """ConverseStream (every other model): its events, made Anthropic's (bedrock_converse.py), go through
+    """ConverseStream (every other model): its events, made Anthropic's (converse.py), go through
     Anthropic's decoder. A stream cut after messageStop but before metadata still ends with its finish."""
 
     def __init__(self, model: str) -> None:
@@ -406,6 +401,6 @@ class ConverseStreamDecoder(EventStreamDecoder):
 
     def close(self) -> list[StreamEvent]:
         if self.converse.stopped and not self.finished:
-            finish = FINISH_REASONS.get(self.converse.stop, "stop")
+            finish = finish_reason(self.converse.stop, FINISH_REASONS)
             return [StreamEvent(data=self.claude.chunk({}, finish))]
         return []

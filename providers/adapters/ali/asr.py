@@ -1,4 +1,4 @@
-"""DashScope speech recognition (Paraformer real-time) for /v1/audio/transcriptions, kept apart from ali.py.
+"""DashScope speech recognition (Paraformer real-time) for /v1/audio/transcriptions.
 
 Docs: https://help.aliyun.com/zh/model-studio/websocket-for-paraformer-real-time-service (the socket at
 wss://dashscope.aliyuncs.com/api-ws/v1/inference, `Authorization: Bearer <key>` checked at the handshake: a bad
@@ -10,7 +10,7 @@ task-finished; task-failed with `header.error_code` / `error_message`).
 
 Paraformer only transcribes: translations are refused. The upload is read whole (relay.media.read_form, 25 MB at
 most) and streamed to the socket in chunks of about 100 ms; only final sentences (sentence_end) are kept, as
-intermediate ones are revised. The answer is made by cloudflare.Transcript, which already speaks every OpenAI
+intermediate ones are revised. The answer is made by openai_shapes.Transcript, which speaks every OpenAI
 `response_format`. DashScope counts seconds, not tokens, so the relay bills the transcript's tokens at the model
 ratio, as for whisper-1.
 """
@@ -27,8 +27,9 @@ import aiohttp
 import orjson
 from django.conf import settings
 
+from providers.adapters.ali.envelope import ali_error, invalid
 from providers.adapters.base import RequestContext, UpstreamError, ws_open
-from providers.adapters.cloudflare import TEXT_FORMATS, TRANSCRIPT_FORMATS, Transcript
+from providers.adapters.openai_shapes import Transcript, transcript_format
 from relay import media
 
 WS_PATH = "/api-ws/v1/inference"
@@ -40,23 +41,11 @@ CHUNK = 3200  # 100 ms of 16 kHz 16-bit mono, for formats whose rate of bytes is
 ASR_WAIT = 300.0  # the whole exchange, unless the operator set RELAY_TIMEOUT
 
 
-def invalid(message: str, code: str, param: str | None = None) -> UpstreamError:
-    return UpstreamError(status=400, message=message, type="invalid_request_error", code=code, param=param)
-
-
 def refuse_translation(mode: str) -> None:
     if mode == "translations":
         raise invalid("Paraformer transcribes in the language spoken and does not translate: use "
                       "/v1/audio/transcriptions, or a chat model to translate the transcript.",
                       "unsupported_mode", "model")
-
-
-def transcript_format(body: dict) -> str:
-    fmt = body.get("response_format") or "json"
-    if fmt not in TRANSCRIPT_FORMATS:
-        raise invalid(f"`response_format` must be one of {', '.join(TRANSCRIPT_FORMATS)}.",
-                      "unsupported_response_format", "response_format")
-    return fmt
 
 
 def ws_url(base_url: str) -> str:
@@ -109,9 +98,7 @@ def finish_task(task_id: str) -> dict:
 
 
 def task_failed(header: dict) -> UpstreamError:
-    """A task-failed event as an OpenAI error, with DashScope's code and message (ali.ali_error's mapping)."""
-    from providers.adapters.ali import ali_error  # ali imports this module
-
+    """A task-failed event as an OpenAI error, with DashScope's code and message (envelope.ali_error's mapping)."""
     err = ali_error({"code": header.get("error_code") or "", "message": header.get("error_message") or "",
                      "request_id": header.get("task_id") or ""})
     err.retryable = False  # the audio went out: another channel cannot be sent it again
@@ -160,7 +147,7 @@ class Recognition:
         return name
 
     def result(self, duration: float | None, language: str) -> dict:
-        """Workers AI's transcription shape, which cloudflare.Transcript turns into each response_format."""
+        """Workers AI's transcription shape, which openai_shapes.Transcript turns into each response_format."""
         def seconds(ms: Any) -> float:
             return ms / 1000 if isinstance(ms, int | float) and not isinstance(ms, bool) else 0.0
 
@@ -234,7 +221,3 @@ async def recognize(ctx: RequestContext, *, session, base_url: str) -> bytes:
                             code="task_timeout", retryable=False) from None
     language = str(fields.get("language") or "")
     return Transcript(recognition.result(audio.duration, language)).answer(fmt, task="transcribe", language=language)
-
-
-def content_type(body: dict) -> str:
-    return "text/plain; charset=utf-8" if body.get("response_format") in TEXT_FORMATS else "application/json"

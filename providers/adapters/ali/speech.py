@@ -1,5 +1,5 @@
-"""DashScope speech (Qwen-TTS), kept apart from ali.py's text and images: the request's voice and format,
-and the WAV DashScope links to, as the format the client asked for.
+"""DashScope speech (Qwen-TTS): the request's voice and format, and the WAV DashScope links to, as the format
+the client asked for.
 
 Docs: https://help.aliyun.com/zh/model-studio/qwen-tts (HTTP API): POST
 /api/v1/services/aigc/multimodal-generation/generation with `{model, input: {text, voice}}`; the non-streamed
@@ -12,7 +12,9 @@ from __future__ import annotations
 import io
 import wave
 
-from providers.adapters.base import UpstreamError
+from providers.adapters.ali.envelope import ali_error, invalid, usage_from
+from providers.adapters.base import Adapter, RequestContext, UpstreamError, Usage, json_or_none
+from providers.adapters.fetch import vendor_audio
 
 SPEECH_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
 # OpenAI's voices as qwen-tts's four (Cherry, Serena, Ethan, Chelsie), each chosen by the character the voice
@@ -29,10 +31,6 @@ OPENAI_VOICES = {
 # send none unless told, and a refusal would break the simplest call.
 SPEECH_FORMATS = {"wav": "audio/wav", "pcm": "audio/pcm"}
 DEFAULT_SPEECH_FORMAT = "wav"
-
-
-def invalid(message: str, code: str, param: str) -> UpstreamError:
-    return UpstreamError(status=400, message=message, type="invalid_request_error", code=code, param=param)
 
 
 def malformed(what: str) -> UpstreamError:
@@ -77,3 +75,20 @@ def speech_answer(audio: bytes, body: dict) -> bytes:
     except (wave.Error, EOFError):
         raise malformed("with audio that is not WAV") from None
     return samples if speech_format(body) == "pcm" else audio
+
+
+async def synthesize(adapter: Adapter, ctx: RequestContext, *, session) -> tuple[bytes, Usage | None]:
+    """The synthesis (the adapter's build_request, sent by the adapter), then the WAV it links to, as the
+    format asked for. The relay bills speech by characters; DashScope's own counts (tokens, or characters for
+    qwen3-tts-flash) are only logged."""
+    payload = json_or_none(await adapter.send(ctx, adapter.build_request(ctx), session=session))
+    if not isinstance(payload, dict):
+        raise malformed("with a body that is not JSON")
+    if payload.get("code"):
+        raise ali_error(payload)
+    output = payload.get("output") if isinstance(payload.get("output"), dict) else {}
+    url = audio_url(output)
+    if not url:
+        reason = output.get("finish_reason")
+        raise malformed("without audio" + (f" (finish_reason {reason})" if reason else ""))
+    return speech_answer(await vendor_audio(session, url), ctx.body), usage_from(payload.get("usage"))

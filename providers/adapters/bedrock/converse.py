@@ -3,12 +3,12 @@
 https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html and
 https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html: one request
 and answer shape for every model Bedrock serves. Claude keeps InvokeModel with Anthropic's own body
-(bedrock.py), as before.
+(adapter.py), as before.
 
 The OpenAI messages go through the Anthropic adapter's conversion first (system on top, alternating
 turns, tool calls and results as blocks): its blocks map one to one onto Converse's. The answers and
 stream events map back onto Anthropic's, so Anthropic's answer conversion and stream decoder serve
-here too. Pure dict work: the adapter and the decoder live in bedrock.py.
+here too. Pure dict work: the adapter and the decoder live in adapter.py.
 """
 
 from __future__ import annotations

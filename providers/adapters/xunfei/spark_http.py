@@ -4,7 +4,7 @@ Docs: https://www.xfyun.cn/doc/spark/HTTP%E8%B0%83%E7%94%A8%E6%96%87%E6%A1%A3.ht
 console's APIPassword, sent as a Bearer token. Answers carry `code`/`message`/`sid` beside OpenAI's
 fields but lack `object`, `model` and often `finish_reason`; a failure can come as HTTP 200 with a
 non-zero `code` (https://www.xfyun.cn/doc/spark/%E6%8E%A5%E5%8F%A3%E8%AF%B4%E6%98%8E.html, error codes).
-The WebSocket API (channel type 18) is not spoken.
+The WebSocket API (channel type 18) is spark_ws.py's.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from providers.adapters.base import (
     check_answer,
     json_or_none,
 )
-from providers.adapters.openai import OpenAIAdapter, has_reasoning, usage_from
+from providers.adapters.openai import OpenAIAdapter, has_reasoning
+from providers.adapters.openai_shapes import error_event, usage_event, usage_from
 
 RATE_LIMITED = {10012, 11202, 11203}  # busy, QPS over the limit, concurrency over the limit
 QUOTA = {11201}  # daily call limit
@@ -141,7 +142,7 @@ class XunfeiStreamDecoder(StreamDecoder):
             return []  # a broken event is skipped; the stream goes on
         if _failed(payload):
             err = spark_error(payload)
-            return [StreamEvent(data=orjson.dumps({"error": err.error_body}), error=err)]
+            return [error_event(err, err.error_body)]
         usage = usage_from(payload)
         if usage is None and "choices" not in payload:
             return []  # not a Spark chunk: skipped, as a broken one is
@@ -173,9 +174,5 @@ class XunfeiStreamDecoder(StreamDecoder):
         if chunk.get("choices") or usage is None:
             events.append(StreamEvent(data=orjson.dumps(chunk), text=text, reasoning=reasoning))
         if usage is not None:
-            usage_chunk = {k: chunk[k] for k in ("id", "object", "created", "model")}
-            usage_chunk["choices"] = []
-            usage_chunk["usage"] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-                                    "total_tokens": usage.total_tokens}
-            events.append(StreamEvent(data=orjson.dumps(usage_chunk), usage=usage, usage_only=True))
+            events.append(usage_event(id=chunk["id"], created=chunk["created"], model=chunk["model"], usage=usage))
         return events

@@ -19,7 +19,7 @@ UNRESERVED = "-_.~"
 
 
 def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _hmac(key: bytes, text: str) -> bytes:
@@ -70,7 +70,7 @@ def sign(*, method: str, url: str, headers: dict[str, str], body: bytes, access_
     if session_token:
         headers = {**headers, "X-Amz-Security-Token": session_token}
     parts = urllib.parse.urlsplit(url)
-    stamp = now().astimezone(datetime.timezone.utc)
+    stamp = now().astimezone(datetime.UTC)
     amz_date = stamp.strftime("%Y%m%dT%H%M%SZ")
     date = amz_date[:8]
     signed: dict[str, str] = {name.lower(): " ".join(str(value).split()) for name, value in headers.items()}

@@ -7,8 +7,10 @@ tools, toolConfig, safetySettings, generationConfig) and https://ai.google.dev/a
 from __future__ import annotations
 
 import base64
+import mimetypes
 import re
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import aiohttp
 import orjson
@@ -67,8 +69,6 @@ def data_part(url: str) -> dict:
     mime = match["mime"] or "application/octet-stream"
     data = match["data"]
     if ";base64" not in (match["params"] or ""):
-        from urllib.parse import unquote_to_bytes
-
         data = base64.b64encode(unquote_to_bytes(data)).decode()
     return {"inlineData": {"mimeType": mime, "data": data}}
 
@@ -105,8 +105,6 @@ def content_parts(content: Any) -> list[dict]:
 
 
 def guess_mime(url: str) -> str:
-    import mimetypes
-
     return mimetypes.guess_type(url.split("?")[0])[0] or "image/jpeg"
 
 

@@ -1,0 +1,143 @@
+"""The Google Gemini adapters: the native generateContent API (type 24) and its OpenAI-compatible endpoint
+(type 51).
+
+Native API reference: https://ai.google.dev/api/generate-content and https://ai.google.dev/api/embeddings.
+This module holds the adapters (URLs, headers, which conversion a mode takes); the requests are made in
+convert.py, the answers and streams read in answers.py, images and speech in media.py and Imagen in imagen.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import orjson
+
+from providers.adapters.base import (
+    Adapter,
+    ChannelInfo,
+    RequestContext,
+    StreamDecoder,
+    UpstreamError,
+    UpstreamRequest,
+    Usage,
+    answer_object,
+    check_answer,
+)
+from providers.adapters.gemini.answers import GeminiStreamDecoder, chat_answer, embeddings_answer, gemini_error
+from providers.adapters.gemini.convert import chat_request, embeddings_request, inline_remote_images, invalid
+from providers.adapters.gemini.imagen import imagen_answer, imagen_request, is_imagen
+from providers.adapters.gemini.media import (
+    SPEECH_FORMATS,
+    image_answer,
+    image_request,
+    speech_answer,
+    speech_format,
+    speech_request,
+)
+from providers.adapters.openai import PATHS, OpenAIAdapter
+
+DEFAULT_MODELS = (
+    "gemini-3-pro-preview", "gemini-3-flash-preview",
+    "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite",
+    "gemini-2.0-flash", "gemini-2.0-flash-lite",
+    "gemini-embedding-001", "text-embedding-004",
+    "imagen-4.0-generate-001", "imagen-4.0-ultra-generate-001", "imagen-4.0-fast-generate-001",
+    "gemini-2.5-flash-image", "gemini-2.5-flash-preview-tts", "gemini-2.5-pro-preview-tts",
+)
+
+
+
+class GeminiAdapter(Adapter):
+    channel_type: ClassVar[int] = 24
+    label: ClassVar[str] = "Google Gemini"
+    default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com"
+    config_fields: ClassVar[tuple[str, ...]] = ("api_version",)
+    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings", "images", "speech")
+    # Speech comes back as JSON holding base64 PCM, which this adapter turns into the audio the client
+    # gets; the relay passes other vendors' speech through as it arrives.
+    complete_modes: ClassVar[tuple[str, ...]] = ("speech",)
+    default_models: ClassVar[tuple[str, ...]] = DEFAULT_MODELS
+    # one-api defaults to v1 except for 1.5/2.0; today's models need v1beta for functions and
+    # systemInstruction, so v1beta is the default and `api_version` the override.
+    DEFAULT_API_VERSION: ClassVar[str] = "v1beta"
+
+    async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
+        if mode != "chat":
+            return body
+        return await inline_remote_images(body, session)
+
+    def build_request(self, ctx: RequestContext) -> UpstreamRequest:
+        channel = ctx.channel
+        model = ctx.model.removeprefix("models/")
+        version = (channel.config or {}).get("api_version") or self.DEFAULT_API_VERSION
+        base = f"{(channel.base_url or self.default_base_url).rstrip('/')}/{version}/models/{model}"
+        # The key goes in a header, never in the URL (`?key=`), so it cannot leak into access logs.
+        headers = {"Content-Type": "application/json", "x-goog-api-key": channel.key}
+        if ctx.mode == "embeddings":
+            payload = embeddings_request(ctx.body, model)
+            return UpstreamRequest("POST", f"{base}:batchEmbedContents", headers, orjson.dumps(payload))
+        if ctx.mode == "images" and is_imagen(model):
+            return UpstreamRequest("POST", f"{base}:predict", headers, orjson.dumps(imagen_request(ctx.body)))
+        if ctx.mode == "images":
+            return UpstreamRequest("POST", f"{base}:generateContent", headers, orjson.dumps(image_request(ctx.body)))
+        if ctx.mode == "speech":
+            return UpstreamRequest("POST", f"{base}:generateContent", headers, orjson.dumps(speech_request(ctx.body)))
+        if ctx.mode != "chat":
+            raise invalid("Gemini has no text-completions API; use /v1/chat/completions.", "unsupported_endpoint")
+        payload = chat_request(ctx.body, model)
+        if ctx.stream:
+            headers["Accept"] = "text/event-stream"
+            return UpstreamRequest("POST", f"{base}:streamGenerateContent?alt=sse", headers, orjson.dumps(payload))
+        return UpstreamRequest("POST", f"{base}:generateContent", headers, orjson.dumps(payload))
+
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
+        payload = answer_object(body, "Gemini")
+        if ctx.mode == "embeddings":
+            check_answer(payload, "Gemini", "embeddings", what="embeddings")
+        elif ctx.mode == "images" and is_imagen(ctx.model):
+            check_answer(payload, "Imagen", "predictions", what="predictions")
+        else:  # an answer has candidates, or says why it has none
+            check_answer(payload, "Gemini", "candidates", "promptFeedback", what="a GenerateContentResponse")
+        if ctx.mode == "embeddings":
+            # A batchEmbedContents answer names neither the model nor the inputs, and the client's
+            # `encoding_format` decides its shape: the request tells them.
+            return embeddings_answer(payload, ctx.body), None  # Gemini reports no usage for embeddings
+        if ctx.mode == "images" and is_imagen(ctx.model):
+            return imagen_answer(payload, ctx.body), None  # priced per image: Imagen reports no usage
+        if ctx.mode == "images":
+            return image_answer(payload, ctx.body)
+        if ctx.mode == "speech":
+            return speech_answer(payload, ctx.body)
+        return chat_answer(payload, ctx.model)
+
+    def answer_content_type(self, ctx: RequestContext) -> str:
+        return SPEECH_FORMATS[speech_format(ctx.body)] if ctx.mode == "speech" else "application/json"
+
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
+        return GeminiStreamDecoder(ctx.client_model)
+
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
+        return gemini_error(status, body) or super().parse_error(ctx, status=status, body=body, headers=headers)
+
+
+class GeminiOpenAIAdapter(OpenAIAdapter):
+    """Type 51: Gemini's OpenAI-compatible endpoint (https://ai.google.dev/gemini-api/docs/openai).
+    The base is SDK-style, so paths lose their /v1. Besides chat and embeddings, Google documents
+    images/generations there for Imagen (paid tier): OpenAI's request and answer, images as `b64_json`,
+    passed through and billed per image delivered like any OpenAI images answer."""
+
+    channel_type = 51
+    label = "Google Gemini (OpenAI-compatible)"
+    default_base_url = "https://generativelanguage.googleapis.com/v1beta/openai"
+    modes = ("chat", "embeddings", "images")
+    default_models = DEFAULT_MODELS
+
+    def path(self, mode: str, model: str, channel: ChannelInfo) -> str:
+        return PATHS[mode].removeprefix("/v1")
+
+    def parse_error(self, ctx: RequestContext, *, status: int, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> UpstreamError:
+        # This endpoint answers errors in Gemini's shape, wrapped in a list: [{"error": {...}}].
+        return gemini_error(status, body) or super().parse_error(ctx, status=status, body=body, headers=headers)

@@ -1,0 +1,131 @@
+"""OpenAI's answer shapes, as every adapter writes them (providers/adapters/openai_shapes.py)."""
+
+import orjson
+import pytest
+
+from providers.adapters.base import UpstreamError, Usage
+from providers.adapters.openai_shapes import (
+    Transcript,
+    chat_chunk,
+    chat_completion,
+    delta_choice,
+    embedding,
+    embeddings_list,
+    error_event,
+    finish_reason,
+    image_item,
+    message_choice,
+    tool_call,
+    transcript_content_type,
+    transcript_format,
+    usage_event,
+    usage_from,
+    usage_json,
+)
+
+TABLE = {"MAX_TOKENS": "length", "STOP": "stop", "SAFETY": "content_filter"}
+
+
+def test_usage_json_is_openais_and_tells_cached_and_reasoning_tokens_only_when_given():
+    usage = Usage(prompt_tokens=12, completion_tokens=30)
+    assert usage_json(usage) == {"prompt_tokens": 12, "completion_tokens": 30, "total_tokens": 42}
+    detailed = usage_json(usage, cached=5, reasoning=20)
+    assert list(detailed) == ["prompt_tokens", "completion_tokens", "total_tokens", "completion_tokens_details",
+                              "prompt_tokens_details"]
+    assert detailed["prompt_tokens_details"] == {"cached_tokens": 5}
+    assert detailed["completion_tokens_details"] == {"reasoning_tokens": 20}
+    assert usage_json(usage, cached=0)["prompt_tokens_details"] == {"cached_tokens": 0}  # told, though none
+
+
+def test_usage_is_read_from_every_name_openai_gives_it():
+    assert usage_from({"usage": {"prompt_tokens": 3, "completion_tokens": 4}}) == Usage(3, 4)
+    assert usage_from({"usage": {"input_tokens": 7, "output_tokens": 2}}) == Usage(7, 2)
+    assert usage_from({"usage": {"total_tokens": 9}}) == Usage(9, 0)  # embeddings
+    assert usage_from({"choices": []}) is None and usage_from({"usage": None}) is None
+
+
+@pytest.mark.parametrize(("reason", "tool_calls", "expected"), [
+    ("MAX_TOKENS", False, "length"),
+    ("SAFETY", True, "content_filter"),  # the vendor's reason, when the table knows it
+    ("STOP", False, "stop"),
+    ("SOMETHING_NEW", False, "stop"),
+    ("SOMETHING_NEW", True, "tool_calls"),
+    (None, True, "tool_calls"),
+    (None, False, "stop"),
+])
+def test_finish_reason_maps_the_vendors_reason_else_tells_tool_calls_from_stop(reason, tool_calls, expected):
+    assert finish_reason(reason, TABLE, tool_calls=tool_calls) == expected
+
+
+def test_a_tool_call_carries_its_index_only_in_a_stream():
+    assert tool_call("call_1", "get_weather", "{}") == {
+        "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    assert list(tool_call("call_1", "f", "", index=2)) == ["index", "id", "type", "function"]
+
+
+def test_a_chat_completion_and_its_choice():
+    answer = chat_completion(id="chatcmpl-1", model="m", choices=[message_choice(0, {"role": "assistant"}, "stop")],
+                             created=7)
+    assert answer == {"id": "chatcmpl-1", "object": "chat.completion", "created": 7, "model": "m",
+                      "choices": [{"index": 0, "message": {"role": "assistant"}, "logprobs": None,
+                                   "finish_reason": "stop"}]}
+    assert "usage" not in answer
+    assert isinstance(chat_completion(id="x", model="m", choices=[])["created"], int)
+
+
+def test_a_chunk_and_the_usage_chunk_that_ends_a_stream():
+    data = orjson.loads(chat_chunk(id="c", created=1, model="m", choices=[delta_choice({"content": "hi"})]))
+    assert data == {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                    "choices": [{"index": 0, "delta": {"content": "hi"}, "logprobs": None, "finish_reason": None}]}
+    event = usage_event(id="c", created=1, model="m", usage=Usage(2, 3))
+    assert event.usage_only and event.usage == Usage(2, 3)
+    assert orjson.loads(event.data)["choices"] == []
+    assert orjson.loads(event.data)["usage"] == {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
+    shown = usage_event(id="c", created=1, model="m", usage=Usage(2, 3), as_json={"prompt_tokens": 2, "x": 1})
+    assert orjson.loads(shown.data)["usage"] == {"prompt_tokens": 2, "x": 1}
+
+
+def test_an_error_in_a_stream_is_openais_error_object_or_the_vendors():
+    err = UpstreamError(status=429, message="slow down", type="rate_limit_error", code="rate_limit_exceeded")
+    event = error_event(err)
+    assert event.error is err
+    assert orjson.loads(event.data) == {"error": {"message": "slow down", "type": "rate_limit_error",
+                                                  "code": "rate_limit_exceeded", "param": None}}
+    assert orjson.loads(error_event(err, {"message": "m", "sid": "s"}).data) == {"error": {"message": "m", "sid": "s"}}
+
+
+def test_an_embeddings_list_has_usage_only_when_the_tokens_are_known():
+    data = [embedding(0, [0.5])]
+    assert embeddings_list(data, "e") == {"object": "list", "data": [{"object": "embedding", "index": 0,
+                                                                       "embedding": [0.5]}], "model": "e"}
+    assert embeddings_list(data, "e", 4)["usage"] == {"prompt_tokens": 4, "total_tokens": 4}
+    assert embeddings_list(data, "e", 0)["usage"] == {"prompt_tokens": 0, "total_tokens": 0}
+
+
+def test_an_image_made_of_bytes_is_b64_json_unless_a_url_is_asked_for():
+    assert image_item("image/png", "QUJD", {}) == {"b64_json": "QUJD"}
+    assert image_item("image/png", "QUJD", {"response_format": "url"}, "a cat") == {
+        "url": "data:image/png;base64,QUJD", "revised_prompt": "a cat"}
+
+
+def test_transcripts_are_refused_in_a_format_openai_has_not():
+    assert transcript_format({}) == "json" and transcript_format({"response_format": "srt"}) == "srt"
+    with pytest.raises(UpstreamError) as refused:
+        transcript_format({"response_format": "docx"})
+    assert (refused.value.status, refused.value.code, refused.value.param) == (
+        400, "unsupported_response_format", "response_format")
+    assert transcript_content_type({"response_format": "vtt"}) == "text/plain; charset=utf-8"
+    assert transcript_content_type({"response_format": "verbose_json"}) == "application/json"
+
+
+def test_a_transcript_in_each_format():
+    transcript = Transcript({"text": " Hello there. ", "segments": [
+        {"start": 0.0, "end": 1.5, "text": "Hello"}, {"start": 1.5, "end": 3.25, "text": "there."}]})
+    assert transcript.answer("text", task="transcribe", language="en") == b"Hello there.\n"
+    assert orjson.loads(transcript.answer("json", task="transcribe", language="en")) == {
+        "text": "Hello there.", "usage": {"type": "duration", "seconds": 4}}
+    assert transcript.answer("srt", task="transcribe", language="en").decode() == (
+        "1\n00:00:00,000 --> 00:00:01,500\nHello\n\n2\n00:00:01,500 --> 00:00:03,250\nthere.\n")
+    verbose = orjson.loads(transcript.answer("verbose_json", task="translate", language="de"))
+    assert (verbose["task"], verbose["language"], verbose["duration"]) == ("translate", "de", 3.25)
+    assert [s["id"] for s in verbose["segments"]] == [0, 1]
