@@ -16,7 +16,7 @@ from typing import Any
 
 from django.utils.translation import gettext
 
-from billing.pricing import DEFAULT_COMPLETION_RATIO, DEFAULT_GROUP_RATIO, DEFAULT_MODEL_RATIO
+from billing.ratios import DEFAULT_COMPLETION_RATIO, DEFAULT_GROUP_RATIO, DEFAULT_MODEL_RATIO
 from oneapi_site.lib import json_depth, numbers
 from oneapi_site.lib.errors import ValidationError
 

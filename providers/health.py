@@ -112,32 +112,3 @@ def _disable_quietly(channel_id: int, reason: str) -> None:
 
 def report_success(channel_id: int) -> None:
     failures.succeeded(channel_id)
-
-
-_scheduler: threading.Thread | None = None
-
-
-def start_scheduler() -> None:
-    """Test every channel each CHANNEL_TEST_FREQUENCY minutes (one-api's scheduled test).
-
-    Every instance runs the timer; the run lock in the shared cache lets only one test at a time.
-    """
-    global _scheduler
-    from django.conf import settings
-
-    minutes = settings.CHANNEL_TEST_FREQUENCY
-    if not minutes or (_scheduler is not None and _scheduler.is_alive()):
-        return
-
-    def loop() -> None:
-        from providers.services import channels_test_all_start
-
-        stop = threading.Event()
-        while not stop.wait(minutes * 60):
-            try:
-                channels_test_all_start(scope="all", background=False)
-            except Exception:
-                log.exception("the scheduled channel test failed")
-
-    _scheduler = threading.Thread(target=loop, daemon=True, name="oneapi-channel-tests")
-    _scheduler.start()
