@@ -15,7 +15,7 @@ from accounts.services import ValidationError
 from oneapi_site.lib import changes, json_depth, numbers
 from oneapi_site.lib.lengths import items_bounded, text_bounded
 from oneapi_site.lib.timeutil import now_ts
-from providers.adapters.base import ChannelInfo, UpstreamError
+from providers.adapters.base import ChannelInfo
 from providers.models import Ability, Channel, split_list
 
 CHANNEL_FIELDS = (
@@ -231,10 +231,10 @@ def channel_test_subject(*, channel_id: int, model: str | None = None) -> tuple[
     return info, model
 
 
-def channel_test_record(*, channel_id: int, model: str, success: bool, message: str, seconds: float,
-                        error: UpstreamError | None = None) -> ChannelTestResult:
-    """Record a channel test's verdict (relay/probe.py): the response time, the log line, and the channel
-    switched off (a refused key) or back on (a pass), as the automatic switches allow."""
+def channel_test_record(*, channel_id: int, model: str, success: bool, message: str,
+                        seconds: float) -> ChannelTestResult:
+    """Record a channel test (relay/probe.py): its response time and its log line. Switching the channel
+    off or back on by the verdict is providers/health.py's."""
     from billing.models import Log
     from billing.services import log_record
 
@@ -242,7 +242,6 @@ def channel_test_record(*, channel_id: int, model: str, success: bool, message: 
     if channel is None:  # deleted while it was being tested
         raise ValidationError("no such channel", field="id")
     result = ChannelTestResult(success, message, round(seconds, 3), model)
-    _apply_test_verdict(channel, success=success, error=error)
     Channel.objects.filter(pk=channel.pk).update(
         response_time=int(result.time * 1000) if result.success else 0, test_time=now_ts())
     verdict = "passed" if result.success else f"failed: {result.message[:200]}"
@@ -253,24 +252,6 @@ def channel_test_record(*, channel_id: int, model: str, success: bool, message: 
 
 
 # --- Health -------------------------------------------------------------------
-
-def _apply_test_verdict(channel: Channel, *, success: bool, error: UpstreamError | None) -> None:
-    """A passing test brings an auto-disabled channel back; a refused key takes it out."""
-    from billing import options
-    from providers import health
-
-    if success:
-        health.report_success(channel.pk)
-        if channel.status == Channel.Status.AUTO_DISABLED and options.get("AutomaticEnableChannelEnabled"):
-            channel_auto_switch(channel_id=channel.pk, enabled=True, reason="it passed a channel test")
-        return
-    if channel.status == Channel.Status.ENABLED and options.get("AutomaticDisableChannelEnabled") \
-            and error is not None:
-        reason = health.verdict(channel.pk, error)
-        if reason is not None:
-            health.failures.succeeded(channel.pk)
-            channel_auto_switch(channel_id=channel.pk, enabled=False, reason=f"channel test: {reason}")
-
 
 def _notify_root(subject: str, body: str) -> None:
     from accounts.models import User

@@ -1,9 +1,9 @@
 """The channel test: one short chat sent to one channel through the relay's own call (relay/upstream.py),
-its verdict recorded by the providers' services.
+its verdict recorded by the providers app.
 
-The admin, the API and the scheduled test call this module; providers/services.py only records what it
-finds (response time, log, switching the channel off or back on), so the providers app never calls the
-relay.
+The admin, the API and the scheduled test call this module; providers/health.py switches the channel
+off or back on by what it finds and providers/services.py records it (response time, log), so the
+providers app never calls the relay.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from oneapi_site.lib.ids import new_request_id
-from providers import services
+from providers import health, services
 from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
 from relay import http
@@ -82,8 +82,9 @@ def channel_test(*, channel_id: int, model: str | None = None) -> services.Chann
     included), on a session of its own."""
     channel, model = services.channel_test_subject(channel_id=channel_id, model=model)
     result = async_to_sync(probe)(channel=channel, model=model, prompt=settings.TEST_PROMPT)
+    health.channel_tested(channel_id=channel_id, success=result.success, error=result.error)
     return services.channel_test_record(channel_id=channel_id, model=model, success=result.success,
-                                        message=result.message, seconds=result.seconds, error=result.error)
+                                        message=result.message, seconds=result.seconds)
 
 
 def channels_test_all(*, scope: str = "all", background: bool = True) -> dict:
