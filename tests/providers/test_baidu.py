@@ -162,7 +162,7 @@ async def test_an_unreachable_token_endpoint_is_retryable_and_hides_the_url():
 
 def test_a_token_endpoint_that_never_answers_is_the_one_upstream_unreachable_error():
     # The same words as the relay's own calls (base.network_failure), naming the endpoint and its wait.
-    err = network_failure(asyncio.TimeoutError(), read_timeout=baidu.TOKEN_TIMEOUT, setting=None,
+    err = network_failure(TimeoutError(), read_timeout=baidu.TOKEN_TIMEOUT, setting=None,
                           upstream="Baidu's token endpoint")
     assert (err.status, err.retryable, err.code) == (502, True, "do_request_failed")
     assert err.message == f"Baidu's token endpoint did not answer within {baidu.TOKEN_TIMEOUT} s."
