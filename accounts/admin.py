@@ -10,7 +10,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 from accounts import permissions, services
 from accounts.forms import TokenForm, UserChangeForm, UserCreationForm
 from accounts.models import Token, User
-from billing import options
+from billing import money
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 from oneapi_site.lib.timeutil import ts_text
 
@@ -20,7 +20,7 @@ from oneapi_site.lib.timeutil import ts_text
 def quota_text(quota: int) -> str:
     """Quota with its US$ value, as one-api's console shows it (QuotaPerUnit quota = $1), written by the
     pages' Decimal formatter: 3 quota is "$0.000006" here as there, not a float's "$0.00"."""
-    return f"{quota:,} ({options.usd_text(quota)})"
+    return f"{quota:,} ({money.usd_text(quota)})"
 
 
 def unix_text(ts: int, *, empty: str = "-") -> str:

@@ -11,12 +11,12 @@ import json
 import logging
 import threading
 import time
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import Decimal
 from typing import Any
 
 from django.utils.translation import gettext
 
-from billing.pricing import DEFAULT_COMPLETION_RATIO, DEFAULT_GROUP_RATIO, DEFAULT_MODEL_RATIO
+from billing.ratios import DEFAULT_COMPLETION_RATIO, DEFAULT_GROUP_RATIO, DEFAULT_MODEL_RATIO
 from oneapi_site.lib import json_depth, numbers
 from oneapi_site.lib.errors import ValidationError
 
@@ -249,24 +249,6 @@ def quota_per_unit() -> Decimal:
 def in_currency() -> bool:
     """Whether people read amounts in US$ rather than quota units (DisplayInCurrencyEnabled)."""
     return bool(get("DisplayInCurrencyEnabled"))
-
-
-def quota_in_usd(quota: int) -> Decimal:
-    """Quota in US$, rounded half up to the micro-dollar: every page and form shows amounts this way."""
-    with localcontext() as context:
-        # Any BIGINT quota over any allowed QuotaPerUnit, to six places, fits in 60 digits: exact, never
-        # the InvalidOperation that quantize raises past the default 28.
-        context.prec = 60
-        return (Decimal(quota) / quota_per_unit()).quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
-
-
-def usd_text(quota: int) -> str:
-    """Quota as US$ for people: "$1,234.5", "$0.000002", "-$0.5" (the sign before the $); exact, from
-    quota_in_usd. Pages, the console and log texts all write money through this."""
-    dollars = quota_in_usd(quota)
-    text = f"{abs(dollars):,f}"
-    text = text.rstrip("0").rstrip(".") if "." in text else text
-    return f"-${text}" if dollars < 0 else f"${text}"
 
 
 def reload_from_db() -> None:

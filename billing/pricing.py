@@ -1,73 +1,40 @@
-"""Prices as one-api expresses them: quota = ceil((prompt + completion x CR) x MR x GR).
+"""What a request costs: the one place that decides prices, from facts the relay passes.
 
-A model ratio of 1 is US$0.002 per 1K prompt tokens, and QuotaPerUnit (500000)
-quota is US$1, so at ratio 1 one token costs one quota. Arithmetic is decimal so
-a charge never drifts by one from float rounding (1000 x 0.001 must be 1, not 2).
+Prices as one-api expresses them: quota = ceil((prompt + completion x CR) x MR x GR). A model ratio of 1
+is US$0.002 per 1K prompt tokens, and QuotaPerUnit (500000) quota is US$1, so at ratio 1 one token costs
+one quota. Images are priced per image and speech per character, both known before the call. Arithmetic
+is decimal so a charge never drifts by one from float rounding (1000 x 0.001 must be 1, not 2).
+
+The relay tells what was asked (an Order: mode, model, counts) and what came back (the vendor's usage,
+or counters for the words when it gave none, the images made); `quote` and `charge` decide the rest:
+which name is priced, the operator's ratios (billing/options.py), the reservation, the bill.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
+
+from billing import options
+from billing.ratios import DEFAULT_MODEL_RATIO
 
 USD_PER_1M_AT_RATIO_1 = 2  # ratio = US$ per 1M prompt tokens / 2
 # The rate behind the ratios of vendors that price in yuan (Moonshot, Zhipu, Qwen, CogView, Wanx), and behind
 # balances a vendor gives in yuan only (DeepSeek): the gateway counts in US$.
 CNY_PER_USD = 7
 
-# Prompt-side ratios for current models (vendor list prices / 2 per 1M tokens).
-DEFAULT_MODEL_RATIO: dict[str, float] = {
-    "gpt-3.5-turbo": 0.25, "gpt-3.5-turbo-0125": 0.25, "gpt-3.5-turbo-instruct": 0.75,
-    "gpt-4": 15, "gpt-4-turbo": 5, "gpt-4o": 1.25, "gpt-4o-2024-05-13": 2.5, "gpt-4o-mini": 0.075,
-    "gpt-4.1": 1, "gpt-4.1-mini": 0.2, "gpt-4.1-nano": 0.05,
-    "gpt-5": 0.625, "gpt-5-mini": 0.125, "gpt-5-nano": 0.025,
-    "o1": 7.5, "o1-mini": 0.55, "o3": 1, "o3-mini": 0.55, "o4-mini": 0.55,
-    "text-embedding-ada-002": 0.05, "text-embedding-3-small": 0.01, "text-embedding-3-large": 0.065,
-    "text-moderation-latest": 0.1, "text-moderation-stable": 0.1, "omni-moderation-latest": 0.1,
-    "whisper-1": 15, "tts-1": 7.5, "tts-1-hd": 15, "dall-e-2": 8, "dall-e-3": 20,
-    "gpt-4o-transcribe": 3, "gpt-4o-mini-transcribe": 1.5, "gpt-image-1": 2.5,
-    "claude-3-haiku-20240307": 0.125, "claude-3-5-haiku-20241022": 0.4,
-    "claude-3-5-sonnet-20241022": 1.5, "claude-3-7-sonnet-20250219": 1.5,
-    "claude-sonnet-4-20250514": 1.5, "claude-opus-4-20250514": 7.5,
-    "gemini-1.5-pro": 0.625, "gemini-1.5-flash": 0.0375, "gemini-2.0-flash": 0.05,
-    "gemini-2.5-pro": 0.625, "gemini-2.5-flash": 0.15, "text-embedding-004": 0.01,
-    "deepseek-chat": 0.135, "deepseek-reasoner": 0.275,
-    "mistral-large-latest": 1, "mistral-small-latest": 0.1, "open-mistral-nemo": 0.075,
-    "grok-3": 1.5, "grok-3-mini": 0.15,
-    "llama-3.1-8b-instant": 0.025, "llama-3.3-70b-versatile": 0.295,
-    "moonshot-v1-8k": 0.857, "moonshot-v1-32k": 1.714, "moonshot-v1-128k": 4.286,
-    "glm-4-plus": 3.571, "glm-4-air": 0.036, "glm-4-flash": 0, "embedding-3": 0.036,
-    "qwen-max": 1.714, "qwen-plus": 0.057, "qwen-turbo": 0.021,
-    # Image models are priced per image (relay/media.py): ratio = US$ an image / 0.002, at CNY_PER_USD.
-    # Zhipu: CogView-4 ¥0.06, cogview-3-flash free; DashScope Wanx: ¥0.16, ¥0.14, ¥0.20, ¥0.04.
-    "cogview-4": 4.286, "cogview-4-250304": 4.286, "cogview-3-flash": 0,
-    "wanx-v1": 11.429, "wanx2.1-t2i-turbo": 10, "wanx2.1-t2i-plus": 14.286, "wanx2.0-t2i-turbo": 2.857,
-    # Google: Imagen 3 US$0.03, Imagen 4 Fast 0.02, Standard 0.04, Ultra 0.06; gemini-2.5-flash-image 0.039.
-    "imagen-3.0-generate-002": 15, "imagen-4.0-fast-generate-001": 10, "imagen-4.0-generate-001": 20,
-    "imagen-4.0-ultra-generate-001": 30, "gemini-2.5-flash-image": 19.5,
-    # Speech is priced per character (ratio = US$ per 1M characters / 2, as tts-1's 7.5 is US$15). Gemini
-    # bills speech as audio tokens, 25 a second (US$10 per 1M on Flash TTS, US$20 on Pro): at some 15
-    # characters a second, 1M characters is about 1.7M tokens, US$16.8 and US$33.5 with the text's input.
-    "gemini-2.5-flash-preview-tts": 8.4, "gemini-2.5-pro-preview-tts": 16.8,
-    # Qwen-TTS: qwen3-tts-flash is ¥0.8 per 10K characters; qwen-tts bills tokens (¥1.6 per 1M in, ¥10 per 1M
-    # audio out, 50 audio tokens a second): at some 4 characters a second, about ¥125 per 1M characters.
-    "qwen3-tts-flash": 5.714, "qwen-tts": 8.929, "qwen-tts-latest": 8.929,
-    # Transcription bills the transcript's tokens (relay/media.py). whisper-1's 15 stands for US$0.006 a minute;
-    # Paraformer real-time is ¥0.00024 a second (¥0.0144 a minute, US$0.00206): 15 × 0.00206 / 0.006.
-    "paraformer-realtime-v2": 5.143, "paraformer-realtime-8k-v2": 5.143,
+# DALL-E's price by size, as a multiple of its base size's (one-api's table); other image models are priced
+# the same at every size.
+DALLE_SIZES = {
+    "dall-e-2": {"256x256": 1, "512x512": 1.125, "1024x1024": 1.25},
+    "dall-e-3": {"1024x1024": 1, "1024x1792": 2, "1792x1024": 2},
 }
-
-DEFAULT_COMPLETION_RATIO: dict[str, float] = {
-    "gpt-4o": 4, "gpt-4o-2024-05-13": 3, "gpt-4o-mini": 4, "gpt-4.1": 4, "gpt-4.1-mini": 4,
-    "gpt-4.1-nano": 4, "gpt-5": 8, "gpt-5-mini": 8, "gpt-5-nano": 8, "o1": 4, "o1-mini": 4,
-    "o3": 4, "o3-mini": 4, "o4-mini": 4, "deepseek-chat": 4.07, "deepseek-reasoner": 3.98,
-    "gemini-2.5-pro": 8, "gemini-2.5-flash": 8.33, "gemini-2.0-flash": 4,
-    "claude-3-5-haiku-20241022": 5, "grok-3": 5, "grok-3-mini": 3.33, "whisper-1": 0,
-    "gpt-4o-transcribe": 1.67, "gpt-4o-mini-transcribe": 3.33, "gpt-image-1": 8,
-}
-
-DEFAULT_GROUP_RATIO: dict[str, float] = {"default": 1, "vip": 1, "svip": 1}
+DEFAULT_IMAGE_SIZE = "1024x1024"
+# Modes whose answer is a transcript: its tokens are what the audio is billed by.
+TRANSCRIPT_MODES = ("transcriptions", "translations")
 
 UNKNOWN_MODEL_RATIO = 30  # one-api's fallback: expensive on purpose, so a typo is noticed
 
@@ -147,3 +114,104 @@ def pre_consume_quota(*, base: int, prompt_tokens: int, max_tokens: int, model_r
     """What to reserve before the call: (PreConsumedQuota + prompt + max_tokens) x MR x GR."""
     exact = Decimal(base + prompt_tokens + max(0, max_tokens)) * _dec(model_ratio) * _dec(group_ratio)
     return math.ceil(exact)
+
+
+# --- Quoting a request and charging its usage ----------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """What the client asked for, as far as its price depends on it."""
+
+    mode: str
+    model: str  # the name the client asked for
+    group: str  # the user's group
+    prompt_tokens: int = 0  # an estimate, for the reservation only
+    max_tokens: int = 0
+    images: int = 1  # images asked for (`n`)
+    image_size: str = DEFAULT_IMAGE_SIZE
+    image_quality: str | None = None
+    characters: int = 0  # the text to speak
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """An order's prices on one channel: the ratios, the price when it is known before the call, and
+    what to hold of the user's quota until the bill is settled."""
+
+    model_ratio: float
+    completion_ratio: float
+    group_ratio: float
+    reserve: int
+    fixed: int | None = None  # images and speech: the whole price, known up front
+    images: int = 1
+
+    @property
+    def explanation(self) -> str:
+        """How the bill was reached, for its log line."""
+        return (f"model ratio {self.model_ratio:g} x group ratio {self.group_ratio:g} "
+                f"x completion ratio {self.completion_ratio:g}")
+
+
+def priced_model(model: str, mapped: str | None, channel_type: int, ratios: dict[str, float]) -> str:
+    """The name a request is priced by: the one the client asked for, unless only the channel's mapped
+    name has a price."""
+    if mapped and model not in ratios and f"{model}({channel_type})" not in ratios \
+            and model not in DEFAULT_MODEL_RATIO:
+        return mapped
+    return model
+
+
+def quote(order: Order, *, channel_type: int, mapped_model: str | None = None) -> Quote:
+    """The order's prices on a channel of `channel_type` that maps the model to `mapped_model`."""
+    model_ratios = options.get("ModelRatio")
+    name = priced_model(order.model, mapped_model, channel_type, model_ratios)
+    ratio = model_ratio(name, channel_type, model_ratios)
+    group = group_ratio(order.group, options.get("GroupRatio"))
+    fixed = _fixed_price(order, model_ratio=ratio, group_ratio=group)
+    if fixed is not None:
+        reserve = fixed
+    else:
+        reserve = pre_consume_quota(base=options.get("PreConsumedQuota"), prompt_tokens=order.prompt_tokens,
+                                    max_tokens=order.max_tokens, model_ratio=ratio, group_ratio=group)
+    return Quote(model_ratio=ratio, completion_ratio=completion_ratio(name, options.get("CompletionRatio")),
+                 group_ratio=group, reserve=reserve, fixed=fixed, images=order.images)
+
+
+def _fixed_price(order: Order, *, model_ratio: float, group_ratio: float) -> int | None:
+    """The cost known before the call (images by size and quality, speech by characters), else None."""
+    if order.mode == "images":
+        size_ratio = DALLE_SIZES.get(order.model, {}).get(order.image_size, 1)
+        if order.model == "dall-e-3" and order.image_quality == "hd":
+            size_ratio *= 2 if order.image_size == DEFAULT_IMAGE_SIZE else 1.5
+        # one-api's formula: ratio 1 is US$0.002 an image at the base size.
+        per_image = int(_dec(model_ratio) * _dec(group_ratio) * _dec(size_ratio) * 1000)
+        return per_image * order.images
+    if order.mode == "speech":
+        return math.ceil(order.characters * _dec(model_ratio) * _dec(group_ratio))
+    return None
+
+
+def billed_tokens(*, mode: str, reported: tuple[int, int] | None, count_prompt: Callable[[], int],
+                  count_answer: Callable[[], int]) -> tuple[int, int]:
+    """The (prompt, completion) tokens a request is billed for: the vendor's count; without one (or with
+    nothing in it, as from a cut stream), the request and the answer counted locally, as one-api does.
+    The counters are called only then: counting is the costly part."""
+    if reported is not None and (reported[0] or reported[1]):
+        return reported
+    if mode in TRANSCRIPT_MODES:
+        # The transcript's tokens, priced at the model ratio (one-api forgets the ratio here).
+        return count_answer(), 0
+    return count_prompt(), count_answer()
+
+
+def charge(quote: Quote, *, prompt_tokens: int, completion_tokens: int, images_made: int | None = None) -> int:
+    """The bill for what was delivered."""
+    if quote.fixed is None:
+        return text_quota(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                          model_ratio=quote.model_ratio, completion_ratio=quote.completion_ratio,
+                          group_ratio=quote.group_ratio)
+    if images_made is not None:
+        # Images are paid per image delivered: a vendor that made fewer than asked for (DashScope's partly
+        # failed tasks) is paid for those it made, as it bills its own account.
+        return quote.fixed // quote.images * min(images_made, quote.images)
+    return quote.fixed

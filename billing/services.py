@@ -17,7 +17,7 @@ from django.utils.translation import gettext
 from accounts import permissions
 from accounts.models import Token, User
 from accounts.services import ValidationError
-from billing import options
+from billing import money, options
 from billing.models import Log, Option, RedemptionCode
 from oneapi_site.lib import changes, numbers
 from oneapi_site.lib.keys import uuid_hex
@@ -34,13 +34,6 @@ def log_record(*, user_id: int, type: int, content: str, username: str = "", quo
     if not username and user_id:
         username = User.objects.filter(pk=user_id).values_list("username", flat=True).first() or ""
     return Log.objects.create(user_id=user_id, type=type, content=content, username=username, quota=quota, **extra)
-
-
-def quota_display(quota: int) -> str:
-    """An amount in a log text: US$ through the pages' Decimal formatter, or quota units."""
-    if options.in_currency():
-        return options.usd_text(quota)
-    return f"{quota} quota"
 
 
 def _quota(value: int, *, field: str, minimum: int = numbers.BIGINT[0], maximum: int = BALANCE_MAX) -> int:
@@ -100,7 +93,7 @@ def redemption_redeem(*, user_id: int, key: str) -> int:
     if not _user_credit(user_id=user_id, quota=code["quota"]):
         raise _balance_full_error("key")  # the claim above rolls back with this transaction
     log_record(user_id=user_id, type=Log.Type.TOPUP, quota=code["quota"],
-               content=f"Redeemed a code for {quota_display(code['quota'])}")
+               content=f"Redeemed a code for {money.log_amount(code['quota'])}")
     changes.publish("users")
     return code["quota"]
 
@@ -134,7 +127,7 @@ def user_topup(*, user_id: int, quota: int, remark: str = "", by: User | None = 
         raise _balance_full_error("quota")
     note = f" ({remark})" if remark else ""
     log_record(user_id=user_id, type=Log.Type.TOPUP, quota=quota,
-               content=f"Top-up by an administrator: {quota_display(quota)}{note}")
+               content=f"Top-up by an administrator: {money.log_amount(quota)}{note}")
     changes.publish("users")
 
 
@@ -155,7 +148,7 @@ def user_quota_set(*, user_id: int, quota: int, by: User | None = None) -> None:
     User.objects.filter(pk=user_id).update(quota=quota)
     who = f" by {by.username}" if by else ""
     log_record(user_id=user_id, type=Log.Type.MANAGE, quota=quota - old,
-               content=f"Quota changed{who} from {quota_display(old)} to {quota_display(quota)}")
+               content=f"Quota changed{who} from {money.log_amount(old)} to {money.log_amount(quota)}")
     changes.publish("users")
 
 
@@ -324,7 +317,7 @@ def user_signup_gifts(*, user_id: int, inviter_id: int = 0) -> None:
             continue
         if not _user_credit(user_id=target, quota=quota):
             continue  # a balance that cannot hold the gift (or a user deleted meanwhile) goes without it
-        log_record(user_id=target, type=Log.Type.SYSTEM, quota=quota, content=f"{reason}: {quota_display(quota)}")
+        log_record(user_id=target, type=Log.Type.SYSTEM, quota=quota, content=f"{reason}: {money.log_amount(quota)}")
     changes.publish("users")
 
 

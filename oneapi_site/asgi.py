@@ -63,8 +63,8 @@ _import_cache_backends()
 relay_app = RelayApp()
 
 from accounts.sessions import start_session_cleaner  # noqa: E402
-from providers.health import start_scheduler  # noqa: E402
 from relay.cache import cache as relay_cache  # noqa: E402
+from relay.probe import start_scheduler  # noqa: E402
 
 start_scheduler()
 start_session_cleaner()

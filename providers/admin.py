@@ -14,6 +14,7 @@ from providers import labels, services
 from providers.adapters import ADAPTERS
 from providers.forms import ChannelForm, config_field_types
 from providers.models import Channel, split_list
+from relay import probe
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin)
 
         if request.method != "POST" or not self.has_change_permission(request):
             raise PermissionDenied
-        progress = services.channels_test_all_start(scope=request.POST.get("scope", "all"))
+        progress = probe.channels_test_all(scope=request.POST.get("scope", "all"))
         total = progress.get("total", 0)
         self.message_user(request, ngettext("Testing %(count)d channel in the background.",
                                             "Testing %(count)d channels in the background.", total)
@@ -180,7 +181,7 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin)
 
     @admin.action(description=_("Test selected channels"), permissions=["change"])
     def test_channels(self, request, queryset):
-        channel_test = services.channel_test
+        channel_test = probe.channel_test
         for channel in queryset.only("id", "name"):
             try:
                 result = channel_test(channel_id=channel.pk, model=None)

@@ -15,8 +15,13 @@ import logging
 import threading
 from collections import defaultdict
 
+from django.db import Error as DatabaseError
+from django.db import close_old_connections
+
 from billing import options
 from providers.adapters.base import UpstreamError
+from providers.models import Channel
+from providers.services import channel_auto_switch
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +100,6 @@ def report_failure(channel_id: int, err: UpstreamError) -> None:
 
 
 def _disable_quietly(channel_id: int, reason: str) -> None:
-    from django.db import Error as DatabaseError
-    from django.db import close_old_connections
-
-    from providers.services import channel_auto_switch
-
     close_old_connections()
     try:
         channel_auto_switch(channel_id=channel_id, enabled=False, reason=reason)
@@ -114,30 +114,17 @@ def report_success(channel_id: int) -> None:
     failures.succeeded(channel_id)
 
 
-_scheduler: threading.Thread | None = None
-
-
-def start_scheduler() -> None:
-    """Test every channel each CHANNEL_TEST_FREQUENCY minutes (one-api's scheduled test).
-
-    Every instance runs the timer; the run lock in the shared cache lets only one test at a time.
-    """
-    global _scheduler
-    from django.conf import settings
-
-    minutes = settings.CHANNEL_TEST_FREQUENCY
-    if not minutes or (_scheduler is not None and _scheduler.is_alive()):
+def channel_tested(*, channel_id: int, success: bool, error: UpstreamError | None) -> None:
+    """A channel test's verdict (relay/probe.py): a pass brings a channel the gateway disabled back; a
+    refused key, or the last of too many failures, takes an enabled one out."""
+    status = Channel.objects.filter(pk=channel_id).values_list("status", flat=True).first()
+    if success:
+        report_success(channel_id)
+        if status == Channel.Status.AUTO_DISABLED and options.get("AutomaticEnableChannelEnabled"):
+            channel_auto_switch(channel_id=channel_id, enabled=True, reason="it passed a channel test")
         return
-
-    def loop() -> None:
-        from providers.services import channels_test_all_start
-
-        stop = threading.Event()
-        while not stop.wait(minutes * 60):
-            try:
-                channels_test_all_start(scope="all", background=False)
-            except Exception:
-                log.exception("the scheduled channel test failed")
-
-    _scheduler = threading.Thread(target=loop, daemon=True, name="oneapi-channel-tests")
-    _scheduler.start()
+    if status == Channel.Status.ENABLED and options.get("AutomaticDisableChannelEnabled") and error is not None:
+        reason = verdict(channel_id, error)
+        if reason is not None:
+            failures.succeeded(channel_id)
+            channel_auto_switch(channel_id=channel_id, enabled=False, reason=f"channel test: {reason}")

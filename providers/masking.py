@@ -2,7 +2,7 @@
 
 Vendors echo keys in their error texts (OpenAI: "Incorrect API key provided: sk-abc***wxyz"; proxies echo
 the whole key), and an echo reaches clients, logs, channel-test results and auto-disable mails alike. The
-relay applies `mask_error` where an upstream failure enters the gateway (relay.pipeline's call boundary,
+relay applies `mask_error` where an upstream failure enters the gateway (relay.upstream.call_channel,
 the balance query), so every reader after it gets masked text; none of them masks again.
 """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from accounts.services import ValidationError
 from oneapi_site.lib import changes, json_depth, numbers
 from oneapi_site.lib.lengths import items_bounded, text_bounded
 from oneapi_site.lib.timeutil import now_ts
+from providers.adapters.base import ChannelInfo
 from providers.models import Ability, Channel, split_list
 
 CHANNEL_FIELDS = (
@@ -216,20 +218,8 @@ def _test_model(channel: Channel, requested: str | None) -> str:
     return "gpt-3.5-turbo" if not models or "gpt-3.5-turbo" in models else models[0]
 
 
-def channel_test(*, channel_id: int, model: str | None = None) -> ChannelTestResult:
-    """Send one short chat to the channel, as one-api's test button does; record the response time.
-
-    It goes through the relay's own call path (adapters' signing, token fetches and stream
-    gathering included), on a session of its own.
-    """
-    from asgiref.sync import async_to_sync
-    from django.conf import settings
-
-    from billing.models import Log
-    from billing.services import log_record
-    from providers.adapters.base import ChannelInfo
-    from relay.probe import probe
-
+def channel_test_subject(*, channel_id: int, model: str | None = None) -> tuple[ChannelInfo, str]:
+    """What a channel test sends to (relay/probe.py): the channel as the relay sees it, and the model to ask."""
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
         raise ValidationError("no such channel", field="id")
@@ -238,9 +228,20 @@ def channel_test(*, channel_id: int, model: str | None = None) -> ChannelTestRes
                        base_url=channel.base_url, models=tuple(channel.model_list),
                        model_mapping=dict(channel.model_mapping or {}), config=dict(channel.config or {}),
                        system_prompt="", priority=channel.priority, weight=channel.weight)
-    outcome = async_to_sync(probe)(channel=info, model=model, prompt=settings.TEST_PROMPT)
-    result = ChannelTestResult(outcome.success, outcome.message, round(outcome.seconds, 3), model)
-    _apply_test_verdict(channel, outcome)
+    return info, model
+
+
+def channel_test_record(*, channel_id: int, model: str, success: bool, message: str,
+                        seconds: float) -> ChannelTestResult:
+    """Record a channel test (relay/probe.py): its response time and its log line. Switching the channel
+    off or back on by the verdict is providers/health.py's."""
+    from billing.models import Log
+    from billing.services import log_record
+
+    channel = Channel.objects.filter(pk=channel_id).first()
+    if channel is None:  # deleted while it was being tested
+        raise ValidationError("no such channel", field="id")
+    result = ChannelTestResult(success, message, round(seconds, 3), model)
     Channel.objects.filter(pk=channel.pk).update(
         response_time=int(result.time * 1000) if result.success else 0, test_time=now_ts())
     verdict = "passed" if result.success else f"failed: {result.message[:200]}"
@@ -251,24 +252,6 @@ def channel_test(*, channel_id: int, model: str | None = None) -> ChannelTestRes
 
 
 # --- Health -------------------------------------------------------------------
-
-def _apply_test_verdict(channel: Channel, outcome) -> None:
-    """A passing test brings an auto-disabled channel back; a refused key takes it out."""
-    from billing import options
-    from providers import health
-
-    if outcome.success:
-        health.report_success(channel.pk)
-        if channel.status == Channel.Status.AUTO_DISABLED and options.get("AutomaticEnableChannelEnabled"):
-            channel_auto_switch(channel_id=channel.pk, enabled=True, reason="it passed a channel test")
-        return
-    if channel.status == Channel.Status.ENABLED and options.get("AutomaticDisableChannelEnabled") \
-            and outcome.error is not None:
-        reason = health.verdict(channel.pk, outcome.error)
-        if reason is not None:
-            health.failures.succeeded(channel.pk)
-            channel_auto_switch(channel_id=channel.pk, enabled=False, reason=f"channel test: {reason}")
-
 
 def _notify_root(subject: str, body: str) -> None:
     from accounts.models import User
@@ -310,8 +293,10 @@ TEST_ALL_LOCK = "oneapi:channel-test-all:lock"
 TEST_ALL_PROGRESS = "oneapi:channel-test-all:progress"
 
 
-def channels_test_all_start(*, scope: str = "all", background: bool = True) -> dict:
-    """Test every channel (or only the disabled ones), one run at a time across instances.
+def channels_test_all_start(*, scope: str = "all", test: Callable[..., ChannelTestResult],
+                            background: bool = True) -> dict:
+    """Test every channel (or only the disabled ones) with `test` (relay/probe.channel_test), one run at
+    a time across instances.
 
     The lock lives in the shared cache, so with Redis a second instance (or a second
     click) sees the run in progress instead of starting another.
@@ -332,13 +317,13 @@ def channels_test_all_start(*, scope: str = "all", background: bool = True) -> d
                 "started": now_ts(), "finished": 0}
     cache.set(TEST_ALL_PROGRESS, progress, None)
     if background:
-        threading.Thread(target=_test_all, args=(ids, progress, True), daemon=True, name="oneapi-test-all").start()
+        threading.Thread(target=_test_all, args=(ids, progress, test, True), daemon=True, name="oneapi-test-all").start()
     else:
-        _test_all(ids, progress, False)
+        _test_all(ids, progress, test, False)
     return progress
 
 
-def _test_all(ids: list[int], progress: dict, own_thread: bool) -> None:
+def _test_all(ids: list[int], progress: dict, test: Callable[..., ChannelTestResult], own_thread: bool) -> None:
     import logging
 
     from django.conf import settings
@@ -350,7 +335,7 @@ def _test_all(ids: list[int], progress: dict, own_thread: bool) -> None:
             if own_thread:
                 close_old_connections()
             try:
-                passed = channel_test(channel_id=channel_id).success
+                passed = test(channel_id=channel_id).success
             except Exception:
                 logging.getLogger(__name__).exception("testing channel %s failed", channel_id)
                 passed = False

@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import itertools
 import logging
-import os
 import re
-import time
 
 from django.conf import settings
 
 from billing.ledger import ledger
+from oneapi_site.lib.ids import new_request_id
 from relay import info, media
 from relay.auth import authenticate
 from relay.cache import cache
 from relay.errors import RelayError, body_too_large
-from relay.pipeline import relay_text
+from relay.pipeline import relay_request
 
 log = logging.getLogger("oneapi.relay")
 
@@ -44,15 +42,6 @@ CORS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-expose-headers", b"x-oneapi-request-id"),
 ]
-
-
-_ids = itertools.count()
-_PROCESS = os.urandom(3).hex()
-
-
-def new_request_id() -> str:
-    """Sortable by time and unique across instances, without a syscall per request."""
-    return f"{int(time.time() * 1000)}{_PROCESS}{next(_ids) & 0xFFFFFF:06x}"
 
 
 class Response:
@@ -164,7 +153,7 @@ class RelayApp:
             if method != "POST":
                 raise RelayError(405, f"{method} is not allowed on {path}; use POST.", type="invalid_request_error",
                                  code="method_not_allowed")
-            await self._text(scope, receive, response, mode, path_model)
+            await self._relay(scope, receive, response, mode, path_model)
             return
         if method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
             caller = await self._caller(scope)
@@ -186,12 +175,12 @@ class RelayApp:
         client = scope.get("client") or ("", 0)
         return await authenticate(authorization=_header(scope, b"authorization"), client_ip=client[0] or "")
 
-    async def _text(self, scope, receive, response: Response, mode: str, path_model: str | None) -> None:
+    async def _relay(self, scope, receive, response: Response, mode: str, path_model: str | None) -> None:
         caller = await self._caller(scope)
         if mode in media.UPLOAD_MODES:
             # The upload streams through `receive`, so no disconnect watcher may read it too.
             upload = await media.read_upload(receive, _header(scope, b"content-type"))
-            await relay_text(caller=caller, mode=mode, raw_body=b"", request_id=response.request_id,
+            await relay_request(caller=caller, mode=mode, raw_body=b"", request_id=response.request_id,
                              out=response, upload=upload)
             return
         raw = await _read_body(receive)
@@ -200,7 +189,7 @@ class RelayApp:
         task = asyncio.current_task()
         watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
         try:
-            await relay_text(caller=caller, mode=mode, raw_body=raw, request_id=response.request_id,
+            await relay_request(caller=caller, mode=mode, raw_body=raw, request_id=response.request_id,
                              out=response, path_model=path_model)
         except asyncio.CancelledError:
             if watcher.done() and not watcher.cancelled():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import random
 import threading
 import time
 from collections import defaultdict
@@ -28,6 +27,7 @@ from oneapi_site.lib import changes
 from providers.adapters import ADAPTERS
 from providers.adapters.base import ChannelInfo
 from relay.errors import RelayError
+from relay.routing import Routes, Tier
 
 log = logging.getLogger("oneapi.relay")
 
@@ -62,22 +62,6 @@ class UserInfo:
     status: int
     quota: int
     used_quota: int
-
-
-@dataclass(frozen=True, slots=True)
-class Tier:
-    priority: int
-    channels: tuple[ChannelInfo, ...]
-    weights: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Routes:
-    by_group_model: dict[tuple[str, str], tuple[Tier, ...]]
-    channels: dict[int, ChannelInfo]  # enabled channels
-    channel_status: dict[int, int]  # every channel, for pinned requests
-    group_models: dict[str, tuple[str, ...]]
-    model_owner: dict[str, str]
 
 
 def _token_info(row: dict) -> TokenInfo:
@@ -273,22 +257,6 @@ class RelayCache:
             self._listener = threading.Thread(target=changes.listen_forever, args=(stop,), daemon=True,
                                               name="oneapi-changes")
             self._listener.start()
-
-
-def pick(tiers: tuple[Tier, ...], exclude: set[int]) -> ChannelInfo | None:
-    """Highest priority first; within a priority, random in proportion to weight (0 counts as 1)."""
-    for tier in tiers:
-        if exclude:
-            members = [(c, w) for c, w in zip(tier.channels, tier.weights) if c.id not in exclude]
-            if not members:
-                continue
-            chans, weights = zip(*members)
-        else:
-            chans, weights = tier.channels, tier.weights
-        if len(chans) == 1:
-            return chans[0]
-        return random.choices(chans, weights=weights)[0]
-    return None
 
 
 cache = RelayCache()

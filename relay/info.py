@@ -32,7 +32,7 @@ async def models(caller: Caller, model_id: str) -> tuple[int, bytes]:
 
 def _amounts(caller: Caller) -> tuple[float, float, bool]:
     """(remaining + used, used) in US$, from the token (DisplayTokenStatEnabled) or the user."""
-    per_unit = options.get("QuotaPerUnit") or 500000
+    per_unit = float(options.quota_per_unit())
     token = caller.token
     if options.get("DisplayTokenStatEnabled"):
         if token.unlimited:

@@ -1,22 +1,21 @@
 """The rest of OpenAI's surface: images, speech, transcription, moderation, rerank.
 
-What differs from chat lives here: how each body is checked, what a request
-costs, and how an audio upload is read just far enough to route it (the file
-streams on to the upstream; when the model comes after it, the form is read
-whole first, spooled to disk, never held whole in memory).
+What differs from chat lives here: how each body is checked (what it costs is
+billing/pricing.py's to say), and how an audio upload is read just far enough to
+route it (the file streams on to the upstream; when the model comes after it,
+the form is read whole first, spooled to disk, never held whole in memory).
 """
 
 from __future__ import annotations
 
-import math
 import re
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from decimal import Decimal
 
 import orjson
 
+from billing.pricing import DALLE_SIZES, DEFAULT_IMAGE_SIZE
 from relay.errors import RelayError, bad_request
 from relay.multipart import FormScanner, Part, malformed
 
@@ -35,11 +34,6 @@ DEFAULT_MODELS = {"images": "dall-e-2", "speech": "tts-1", "transcriptions": "wh
                   "translations": "whisper-1", "moderations": "text-moderation-stable"}
 MAX_SPEECH_INPUT = 4096  # OpenAI's own limit, in characters
 
-DALLE_SIZES = {
-    "dall-e-2": {"256x256": 1, "512x512": 1.125, "1024x1024": 1.25},
-    "dall-e-3": {"1024x1024": 1, "1024x1792": 2, "1792x1024": 2},
-}
-
 
 def validate(mode: str, body: dict) -> None:
     """Refuse what the upstream would refuse, before any quota is held."""
@@ -53,7 +47,7 @@ def validate(mode: str, body: dict) -> None:
         if model == "dall-e-3" and n != 1:
             raise bad_request("dall-e-3 makes one image per request: `n` must be 1.", param="n")
         sizes = DALLE_SIZES.get(model)
-        size = body.get("size", "1024x1024")
+        size = body.get("size", DEFAULT_IMAGE_SIZE)
         if not isinstance(size, str):  # the price is looked up by it, for every image model
             raise bad_request("`size` must be a string such as 1024x1024.", param="size")
         if sizes is not None and size not in sizes:
@@ -74,25 +68,6 @@ def validate(mode: str, body: dict) -> None:
             raise bad_request("`query` is required.", param="query")
         if not isinstance(body.get("documents"), list) or not body["documents"]:
             raise bad_request("`documents` must be a non-empty array.", param="documents")
-
-
-def _dec(value: float) -> Decimal:
-    return Decimal(str(value))
-
-
-def fixed_quota(mode: str, body: dict, *, model_ratio: float, group_ratio: float) -> int | None:
-    """The cost known before the call (images by size and quality, speech by characters), else None."""
-    if mode == "images":
-        model = body.get("model")
-        size_ratio = DALLE_SIZES.get(model, {}).get(body.get("size", "1024x1024"), 1)
-        if model == "dall-e-3" and body.get("quality") == "hd":
-            size_ratio *= 2 if body.get("size", "1024x1024") == "1024x1024" else 1.5
-        # one-api's formula: ratio 1 is US$0.002 an image at the base size.
-        per_image = int(_dec(model_ratio) * _dec(group_ratio) * _dec(size_ratio) * 1000)
-        return per_image * body.get("n", 1)
-    if mode == "speech":
-        return math.ceil(len(body["input"]) * _dec(model_ratio) * _dec(group_ratio))
-    return None
 
 
 def images_delivered(answer: bytes) -> int | None:

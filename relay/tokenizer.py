@@ -108,3 +108,17 @@ def count_input(value: Any, model: str) -> int:
             else:
                 pending.extend(item)
     return total
+
+
+def count_request(mode: str, body: dict, model: str) -> int:
+    """The prompt tokens of a client's request, counted here when the vendor reports none."""
+    if mode == "chat":
+        return count_messages(body.get("messages"), model)
+    if mode == "completions":
+        return count_input(body.get("prompt"), model)
+    if mode == "rerank":
+        documents = [d if isinstance(d, str) else str((d or {}).get("text", "")) for d in body.get("documents", [])]
+        return count_input([body.get("query", ""), *documents], model)
+    if mode in ("embeddings", "moderations"):
+        return count_input(body.get("input"), model)
+    return 0

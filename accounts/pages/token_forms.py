@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import services
 from accounts.models import Token
-from billing import options
+from billing import money, options
 from oneapi_site.lib import numbers
 from oneapi_site.lib.number_fields import form_error
 from oneapi_site.lib.timeutil import now_ts
@@ -34,9 +34,7 @@ QUOTA_MESSAGES = {
 
 def quota_to_display(quota: int) -> str:
     """Stored quota units as the form shows them: US$ (up to 6 decimals) or whole units."""
-    if not options.in_currency():
-        return str(quota)
-    return f"{options.quota_in_usd(quota).normalize():f}"  # "10", not normalize()'s "1E+1"
+    return money.form_amount(quota)
 
 
 def split_list(text: str) -> list[str]:

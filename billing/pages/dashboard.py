@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from billing import options, selectors
-from billing.pages import chart, display
+from billing import money, selectors
+from billing.pages import chart
 from oneapi_site.lib.timeutil import now_ts
 
 
@@ -15,9 +15,9 @@ def dashboard(request):
     now = now_ts()
     rows = selectors.user_dashboard(user_id=request.user.pk, now=now)
     days = selectors.dashboard_days(now=now)
-    unit = options.quota_per_unit() if options.in_currency() else 1
-    usage = chart.usage_chart(rows, days=days, unit=unit, fmt=display.amount)
-    usage_narrow = chart.usage_chart(rows, days=days, unit=unit, fmt=display.amount,
+    unit = money.display_unit()
+    usage = chart.usage_chart(rows, days=days, unit=unit, fmt=money.amount)
+    usage_narrow = chart.usage_chart(rows, days=days, unit=unit, fmt=money.amount,
                                      width=chart.NARROW_WIDTH, height=chart.NARROW_HEIGHT)
     totals = {
         "requests": sum(r["RequestCount"] for r in rows),
@@ -34,5 +34,5 @@ def dashboard(request):
         "totals": totals,
         "first_day": days[0] if days else "",
         "last_day": days[-1] if days else "",
-        "unit_name": display.unit_name(),
+        "unit_name": money.unit_name(),
     })

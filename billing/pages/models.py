@@ -8,8 +8,7 @@ from decimal import Decimal
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from billing import options, pricing
-from billing.pages import display
+from billing import money, options, pricing
 from providers.selectors import group_models
 
 # One token at ratio 1 costs one quota (pricing.py): a ratio of r is r x 1000 quota per 1K tokens.
@@ -25,28 +24,23 @@ class ModelPrice:
     input_quota: Decimal    # quota per 1K prompt tokens, group ratio included
     output_quota: Decimal   # quota per 1K completion tokens
 
-    def shown(self, quota: Decimal) -> str:
-        if options.in_currency():
-            # Through QuotaPerUnit, as the balance is shown: at one-api's default 500000 this is
-            # ratio x US$0.002 per 1K tokens.
-            return display.money(quota / options.quota_per_unit())
-        return display.units(quota)
-
     @property
     def model_ratio_text(self) -> str:
-        return display.number(self.model_ratio)
+        return money.number(self.model_ratio)
 
     @property
     def completion_ratio_text(self) -> str:
-        return display.number(self.completion_ratio)
+        return money.number(self.completion_ratio)
 
     @property
     def input_price(self) -> str:
-        return self.shown(self.input_quota)
+        # Through QuotaPerUnit, as the balance is shown: at one-api's default 500000 this is
+        # ratio x US$0.002 per 1K tokens.
+        return money.price(self.input_quota)
 
     @property
     def output_price(self) -> str:
-        return self.shown(self.output_quota)
+        return money.price(self.output_quota)
 
 
 def model_price(model: str, *, group_ratio: float, model_ratios: dict, completion_ratios: dict) -> ModelPrice:
@@ -73,9 +67,9 @@ def models_view(request):
               for m in group_models(group=group)]
     return render(request, "billing/models.html", {
         "group": group,
-        "group_ratio": display.number(ratio),
+        "group_ratio": money.number(ratio),
         "prices": prices,
-        "unit_name": display.unit_name(),
+        "unit_name": money.unit_name(),
         "fallback_ratio": pricing.UNKNOWN_MODEL_RATIO,
         "any_unpriced": any(not p.priced for p in prices),
     })

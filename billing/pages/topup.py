@@ -14,8 +14,8 @@ from django.views.decorators.debug import sensitive_post_parameters
 from accounts.models import User
 from accounts.services import ValidationError
 from billing import options, services
+from billing.money import quota_text
 from billing.pages.forms import TopUpForm
-from billing.templatetags.quota import quota as quota_text
 
 
 def top_up_url(link: str, *, user: User) -> str:

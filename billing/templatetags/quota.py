@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from django import template
 
-from billing import options
+from billing import money
 
 register = template.Library()
 
 @register.filter
 def quota(value) -> str:
-    """US$ to 6 decimals, rounded half up in decimal as the token form shows an amount, so the list and
-    the form agree (binary floats printed 1 quota at 2,000,000 per US$ as $0); the sign before the $."""
+    """Quota in the unit people read it in (billing/money.py)."""
     try:
         amount = int(value or 0)
     except (TypeError, ValueError):
         return ""
-    if options.in_currency():
-        return options.usd_text(amount)
-    return f"{amount:,}"
+    return money.quota_text(amount)
 
 
 @register.filter

@@ -34,6 +34,7 @@ from providers.adapters.base import (
     answer_object,
     check_answer,
     json_or_none,
+    network_failure,
     retryable_status,
     text_only,
 )
@@ -153,9 +154,8 @@ async def _fetch_token(session, base: str, api_key: str, secret: str) -> tuple[s
                                 timeout=aiohttp.ClientTimeout(total=TOKEN_TIMEOUT)) as response:
             status, raw = response.status, await response.read()
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        # Only the exception's name: its text would carry the URL, and the URL the secret.
-        raise UpstreamError(status=502, message=f"Could not reach Baidu's token endpoint: {type(exc).__name__}",
-                            code="do_request_failed", retryable=True) from None
+        raise network_failure(exc, read_timeout=TOKEN_TIMEOUT, setting=None,
+                              upstream="Baidu's token endpoint") from None
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError:

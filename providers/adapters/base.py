@@ -255,22 +255,24 @@ def error_excerpt(body: bytes | None, status: int, vendor: str = "The upstream")
 
 
 def network_failure(exc: BaseException, *, read_timeout: float | None, started: bool = False,
-                    setting: str | None = "RELAY_TIMEOUT") -> UpstreamError:
+                    setting: str | None = "RELAY_TIMEOUT", upstream: str = "the upstream") -> UpstreamError:
     """A request that went wrong on the network, said plainly (a retryable 502): an upstream that could not
     be reached, one that took the request and then sent nothing for `read_timeout` seconds (the `setting`
-    that limits it), or an answer cut off once `started`. Only the exception's name is told: its text may
-    hold the URL, and some URLs hold credentials."""
+    that limits it), or an answer cut off once `started`. The one place a network failure becomes the
+    "upstream unreachable" error, for the relay's call (relay/upstream.py) and an adapter's own requests
+    (`upstream` names the one it called: a token endpoint). Only the exception's name is told: its text
+    may hold the URL, and some URLs hold credentials."""
     timed_out = isinstance(exc, asyncio.TimeoutError) and not isinstance(exc, aiohttp.ConnectionTimeoutError)
     limit = f"{read_timeout:g} s" + (f" ({setting})" if setting else "") if read_timeout else ""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        message = "Could not reach the upstream: the connection timed out."
+        message = f"Could not reach {upstream}: the connection timed out."
     elif timed_out and limit:
         message = (f"The upstream stopped sending for {limit} and was cut off." if started
-                   else f"The upstream did not answer within {limit}.")
+                   else f"{upstream[:1].upper()}{upstream[1:]} did not answer within {limit}.")
     elif started:
         message = f"The upstream answer was cut off: {type(exc).__name__}"
     else:
-        message = f"Could not reach the upstream: {type(exc).__name__}"
+        message = f"Could not reach {upstream}: {type(exc).__name__}"
     return UpstreamError(status=502, message=message, code="do_request_failed", retryable=True)
 
 

@@ -10,6 +10,7 @@ from oneapi_site.api import SEARCH_LIMIT, fail, ok, page_window
 from providers import selectors, services
 from providers.api.serializers import ChannelInput, channel_json
 from providers.models import Channel
+from relay import probe
 
 NOT_FOUND = "channel not found"
 
@@ -83,7 +84,7 @@ class ChannelTestView(AdminView):
         if not Channel.objects.filter(pk=channel_id).exists():
             return fail(NOT_FOUND)
         model = request.query_params.get("model", "").strip() or None
-        result = services.channel_test(channel_id=channel_id, model=model)
+        result = probe.channel_test(channel_id=channel_id, model=model)
         return Response({"success": result.success, "message": result.message, "time": result.time,
                          "modelName": result.model})
 
@@ -92,7 +93,7 @@ class ChannelTestAllView(AdminView):
     """Start testing every channel in the background (`?scope=all|disabled`); answers the run's progress."""
 
     def get(self, request):
-        progress = services.channels_test_all_start(scope=request.query_params.get("scope", "all") or "all")
+        progress = probe.channels_test_all(scope=request.query_params.get("scope", "all") or "all")
         return ok(progress)
 
 

@@ -7,7 +7,7 @@ from django.utils import translation
 from billing.log_text import describe
 from billing.models import Log
 from billing.services import option_set
-from providers.services import channel_test
+from relay.probe import channel_test
 from tests.factories import ChannelFactory
 
 

@@ -10,7 +10,8 @@ from django.urls import reverse
 from accounts.models import User
 from billing import options
 from billing.models import Log, Option, RedemptionCode
-from billing.services import option_set, quota_display
+from billing.money import log_amount
+from billing.services import option_set
 from tests.api_fixtures import envelope
 from tests.factories import RedemptionFactory, TokenFactory
 
@@ -268,7 +269,7 @@ def test_a_bad_stored_quota_per_unit_leaves_balances_readable(alice_client, alic
     (-250_000, "-$0.5"),
 ])
 def test_log_texts_write_money_as_the_pages_do(quota, text):
-    assert quota_display(quota) == text
+    assert log_amount(quota) == text
 
 
 def test_money_is_exact_at_the_smallest_quota_per_unit(alice_client, alice):

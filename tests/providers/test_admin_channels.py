@@ -4,8 +4,8 @@ from types import SimpleNamespace
 import pytest
 from django.urls import reverse
 
-from providers import services
 from providers.models import Ability, Channel
+from relay import probe
 from tests.admin_fixtures import action
 from tests.factories import ChannelFactory
 
@@ -178,7 +178,7 @@ def test_test_action_reports_each_result(root_client, secret_channel, monkeypatc
         calls.append((channel_id, model))
         return SimpleNamespace(success=False, message="invalid api key", time=0.42, model="gpt-4o-mini")
 
-    monkeypatch.setattr(services, "channel_test", fake_test, raising=False)
+    monkeypatch.setattr(probe, "channel_test", fake_test, raising=False)
     response = action(root_client, CHANGELIST, "test_channels", [secret_channel.pk])
     assert calls == [(secret_channel.pk, None)]
     # The admin capitalises messages.
@@ -189,7 +189,7 @@ def test_test_action_survives_a_crashing_test(root_client, secret_channel, monke
     def broken(**kwargs):
         raise RuntimeError("adapter exploded")
 
-    monkeypatch.setattr(services, "channel_test", broken, raising=False)
+    monkeypatch.setattr(probe, "channel_test", broken, raising=False)
     response = action(root_client, CHANGELIST, "test_channels", [secret_channel.pk])
     assert response.status_code == 200
     assert "Secret-one: the test could not run: adapter exploded" in response.content.decode()

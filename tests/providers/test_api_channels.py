@@ -149,7 +149,7 @@ def test_channel_models_lists_the_catalogue(staff_api):
 def test_channel_test_answers_one_api_shape(staff_api):
     channel = ChannelFactory()
     result = ChannelTestResult(success=True, message="gpt-4o-mini", time=0.42, model="gpt-4o-mini")
-    with mock.patch("providers.services.channel_test", return_value=result) as test:
+    with mock.patch("relay.probe.channel_test", return_value=result) as test:
         response = staff_api.get(f"/api/channel/test/{channel.pk}?model=gpt-4o-mini")
     assert response.status_code == 200
     assert response.json() == {"success": True, "message": "gpt-4o-mini", "time": 0.42, "modelName": "gpt-4o-mini"}
@@ -159,7 +159,7 @@ def test_channel_test_answers_one_api_shape(staff_api):
 def test_channel_test_failure_is_reported(staff_api):
     channel = ChannelFactory()
     result = ChannelTestResult(success=False, message="invalid api key", time=0.1, model="gpt-3.5-turbo")
-    with mock.patch("providers.services.channel_test", return_value=result) as test:
+    with mock.patch("relay.probe.channel_test", return_value=result) as test:
         body = staff_api.get(f"/api/channel/test/{channel.pk}").json()
     assert body["success"] is False and body["message"] == "invalid api key" and body["modelName"] == "gpt-3.5-turbo"
     test.assert_called_once_with(channel_id=channel.pk, model=None)

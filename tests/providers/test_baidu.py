@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from providers.adapters import ADAPTERS, adapter_for, baidu
-from providers.adapters.base import ChannelInfo, UpstreamError
+from providers.adapters.base import ChannelInfo, UpstreamError, network_failure
 from relay.streaming import SSEParser
 from tests.providers.mock_baidu import MockBaidu
 from tests.providers.vendor_harness import call_context
@@ -157,6 +157,15 @@ async def test_an_unreachable_token_endpoint_is_retryable_and_hides_the_url():
                                           session=session)
     assert caught.value.retryable and caught.value.status == 502
     assert "bdSecretKey456" not in str(caught.value)
+    assert caught.value.message == "Could not reach Baidu's token endpoint: ClientConnectorError"
+
+
+def test_a_token_endpoint_that_never_answers_is_the_one_upstream_unreachable_error():
+    # The same words as the relay's own calls (base.network_failure), naming the endpoint and its wait.
+    err = network_failure(TimeoutError(), read_timeout=baidu.TOKEN_TIMEOUT, setting=None,
+                          upstream="Baidu's token endpoint")
+    assert (err.status, err.retryable, err.code) == (502, True, "do_request_failed")
+    assert err.message == f"Baidu's token endpoint did not answer within {baidu.TOKEN_TIMEOUT} s."
 
 
 # --- request ----------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ import pytest
 
 from billing.models import Log
 from providers.models import Channel
-from providers.services import channel_test
+from relay.probe import channel_test
 from tests.factories import ChannelFactory
 
 pytestmark = pytest.mark.django_db

@@ -30,7 +30,7 @@ PCM = base64.b64decode(orjson.loads(mock_fixture("speech.json"))["candidates"][0
 
 
 def per_image(model: str) -> int:
-    return int(pricing.DEFAULT_MODEL_RATIO[model] * 1000)  # ratio x US$0.002, as relay/media.py prices images
+    return int(pricing.DEFAULT_MODEL_RATIO[model] * 1000)  # ratio x US$0.002, as billing/pricing.py prices images
 
 
 gemini_server = serve(MockGemini)

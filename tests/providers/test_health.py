@@ -11,7 +11,8 @@ from billing import pricing
 from billing.models import Log
 from billing.services import option_set
 from providers.models import Ability, Channel
-from providers.services import channel_test, channel_update_balance, channels_test_all_start, channels_test_progress
+from providers.services import channel_update_balance, channels_test_progress
+from relay.probe import channel_test, channels_test_all
 from tests.factories import ChannelFactory, UserFactory
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -107,7 +108,7 @@ def test_test_all_runs_once_and_reports_progress(upstream):
     for i in range(3):
         ChannelFactory(base_url=upstream.url, models="gpt-4o")
     ChannelFactory(base_url="http://127.0.0.1:9", models="gpt-4o")
-    progress = channels_test_all_start(scope="all", background=False)
+    progress = channels_test_all(scope="all", background=False)
     assert progress["total"] == 4 and progress["done"] == 4
     assert (progress["passed"], progress["failed"]) == (3, 1)
     assert channels_test_progress()["running"] is False
@@ -149,7 +150,7 @@ def test_api_starts_test_all_and_reads_balances(upstream, client, root):
 def test_admin_shows_test_progress_and_starts_a_run(upstream, client, root):
     ChannelFactory(base_url=upstream.url, models="gpt-4o")
     client.force_login(root)
-    channels_test_all_start(scope="all", background=False)
+    channels_test_all(scope="all", background=False)
     page = client.get("/admin/providers/channel/")
     assert page.status_code == 200 and b"1 of 1 tested, 1 passed" in page.content
 

@@ -14,7 +14,7 @@ from accounts.models import User
 from billing.models import Log
 from billing.services import option_set
 from providers.models import Channel
-from providers.services import channel_test
+from relay.probe import channel_test
 from tests.factories import ChannelFactory, UserFactory
 from tests.helpers import events_of
 from tests.mock_upstream import MockUpstream

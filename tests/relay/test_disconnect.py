@@ -58,3 +58,38 @@ async def test_disconnect_before_the_answer_costs_nothing(asgi_app, world):
     assert not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
     token = await sync_to_async(Token.objects.get)(pk=world.token.pk)
     assert token.used_quota == 0
+
+
+@pytest.fixture
+def backup_upstream():
+    from tests.mock_upstream import MockUpstream
+
+    server = MockUpstream().start()
+    yield server
+    server.stop()
+
+
+async def test_a_client_that_leaves_after_a_failover_is_billed_on_the_channel_that_answered(asgi_app, world,
+                                                                                       backup_upstream):
+    from billing.services import option_set
+    from tests.factories import ChannelFactory
+
+    await sync_to_async(option_set)(key="RetryTimes", value="1")
+    backup = await sync_to_async(ChannelFactory)(name="backup", base_url=backup_upstream.url, models="gpt-4o-mini",
+                                                 priority=-1, system_prompt="Answer at length.")
+    world.upstream.default.status = 502
+    backup_upstream.then(reply=" ".join(f"word{i}" for i in range(200)), chunk_delay=0.02)
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "long please"}]}
+    app = ApplicationCommunicator(asgi_app, scope(world.token.key))
+    await app.send_input({"type": "http.request", "body": orjson.dumps(body), "more_body": False})
+    assert (await app.receive_output(5))["status"] == 200
+    received = b""
+    while received.count(b"data: ") < 6:
+        received += (await app.receive_output(5))["body"]
+    await app.send_input({"type": "http.disconnect"})
+    await app.wait(5)
+
+    await flush()
+    log = await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
+    assert len(world.upstream.requests) == 1 and len(backup_upstream.requests) == 1
+    assert log.channel_id == backup.pk and log.system_prompt_reset  # not the channel that failed first

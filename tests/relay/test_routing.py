@@ -117,3 +117,21 @@ async def test_model_mapping_and_system_prompt_are_applied(client, world):
     await flush()
     log = await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
     assert log.model_name == "gpt-4o-mini" and log.system_prompt_reset
+
+
+async def test_an_image_that_fails_over_is_priced_on_the_channel_that_made_it(client, world, second_upstream):
+    # Per-channel-type prices ("model(type)"): the first channel (type 1) fails, a Custom channel (type 8) answers.
+    await sync_to_async(option_set)(key="RetryTimes", value="1")
+    await sync_to_async(option_set)(key="ModelRatio", value='{"dall-e-2(1)": 8, "dall-e-2(8)": 16}')
+    await sync_to_async(ChannelFactory)(name="first", base_url=world.upstream.url, models="dall-e-2", priority=5)
+    backup = await sync_to_async(ChannelFactory)(name="custom", type=8, base_url=second_upstream.url,
+                                                 models="dall-e-2", priority=-1)
+    world.upstream.default.status = 502
+    response = await client.post("/v1/images/generations", headers=world.auth,
+                                 json={"model": "dall-e-2", "prompt": "a cat", "size": "256x256", "n": 2})
+    assert response.status_code == 200, response.text
+    assert len(second_upstream.requests) == 1
+    await flush()
+    log = await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
+    assert log.channel_id == backup.pk
+    assert log.quota == 16 * 1000 * 2  # ratio 16 x US$0.002 an image at the base size, two images

@@ -1,0 +1,447 @@
+"""One call to one channel: the adapter and the transport, and nothing of billing or health.
+
+`call_channel` sends the client's request to a channel and the answer to a responder as it comes, and
+returns what the answer held (usage, words, images) for whoever pays for it. The pipeline calls it in
+its failover loop, then settles the bill and tells the channel's health; the channel test calls it with
+a responder that keeps the answer (relay/probe.py).
+
+This is the boundary where upstream text enters the gateway: every failure leaves as an UpstreamError
+with the channel's credentials masked (providers/masking.py), so clients, logs, health and channel
+tests all get masked text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+
+from providers import masking
+from providers.adapters import adapter_for, image_budget
+from providers.adapters.base import (
+    Adapter,
+    ChannelInfo,
+    RequestContext,
+    StreamDecoder,
+    UpstreamError,
+    Usage,
+    network_failure,
+    read_timeout,
+)
+from relay import media
+from relay.errors import RelayError, bad_request
+from relay.media import Upload
+from relay.streaming import DONE, SSE_HEADERS, ChunkGatherer, Frames
+
+log = logging.getLogger("oneapi.relay")
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+# What a request that went wrong on the network raises, before or during the answer: base.network_failure
+# turns each into the "upstream unreachable" 502, which another channel may answer.
+NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
+# What reading a vendor's bytes raises when they are not in the shape its adapter expects.
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+
+# orjson reads 1024 levels deep but writes only 255, and the adapters write the client's body again for the
+# vendor (an adapter's converter may also recurse past Python's limit). Not checked up front, which cost
+# every request two scans and often a whole dump: the vendor's request that cannot be written is refused
+# as the client's bad JSON when the client's body nests deeper than DEEP_BODY (adapters add a few levels
+# of their own, never dozens; below that it is this gateway's fault, a 500).
+WRITE_NESTING = 255
+DEEP_BODY = 200
+TOO_DEEP = (orjson.JSONEncodeError, RecursionError)
+
+
+class Responder(Protocol):
+    """Where an answer goes: the client's connection (relay/asgi.py), or the channel test's capture."""
+
+    started: bool
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
+    async def write(self, data: bytes) -> None: ...
+    async def finish(self, data: bytes = b"") -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What to ask of a channel, as the client asked it; each channel's model mapping and system prompt
+    are applied when it is called."""
+
+    mode: str
+    model: str  # the name the client asked for
+    body: dict = field(repr=False)
+    stream: bool = False
+    client_wants_usage: bool = False
+    request_id: str = ""
+    upload: Upload | None = field(default=None, repr=False)  # a multipart audio upload, streamed (never replayed)
+
+
+@dataclass
+class Outcome:
+    """What a call has produced so far: what a bill needs, even when the client leaves mid-answer.
+
+    A call that fails before its answer starts leaves it as it was (usage, words and images come
+    with the answer's start), so one outcome may follow a request through failover."""
+
+    channel: ChannelInfo | None = None  # the channel called last
+    usage: Usage | None = None
+    texts: list[str] = field(default_factory=list)
+    started: bool = False
+    images: int | None = None  # how many images the answer holds, when it is an images answer
+    # The upstream failed after the answer started (a break, an error event): the client keeps what it
+    # got and is billed for it, and the channel's health counts the failure.
+    interrupted: UpstreamError | None = None
+    prompt_reset: bool = False  # the channel's system prompt replaced the client's
+
+
+async def call_channel(*, session: aiohttp.ClientSession, channel: ChannelInfo, call: Call, out: Responder,
+                       outcome: Outcome | None = None) -> Outcome:
+    """Send `call` to `channel` and its answer to `out`; return what the answer held.
+
+    A failure before the answer starts is raised as an UpstreamError (masked; `retryable` says whether
+    another channel may answer) or a RelayError (the client's doing, or a fault of the gateway's own,
+    logged here). Once the answer has started a failure ends it instead (an error event on a stream) and
+    is kept in `outcome.interrupted`. Pass `outcome` to read it while the call runs: the pipeline settles
+    a stream from it when the client leaves."""
+    if outcome is None:
+        outcome = Outcome()
+    outcome.channel = channel
+    body, outcome.prompt_reset = channel_body(call, channel)
+    adapter = adapter_for(channel.type)
+    try:
+        async with image_budget.held_for_call():  # what the call inlines is held until it ends
+            await _exchange(call, adapter, channel, body, out, outcome, session)
+    except UpstreamError as err:
+        err = masking.mask_error(err, adapter.secrets(channel))
+        if not outcome.started:
+            raise err from None
+        outcome.interrupted = err
+        await out.finish(_interrupted(call, err) + DONE if call.stream else b"")
+    except RelayError:
+        raise
+    except Exception as exc:
+        _refuse_if_too_deep(call, exc)  # writing the vendor's request (build_request, prepare) over a deep body
+        # A fault in this gateway's own code on the call path. Logged here, masked, because the traceback
+        # may hold what the upstream sent; the client gets OpenAI's error as for any other fault.
+        trace = masking.mask_text("".join(traceback.format_exception(exc)), adapter.secrets(channel))
+        log.error("relay failure on channel #%s (request id %s)\n%s", channel.id, call.request_id, trace.rstrip())
+        raise RelayError(500, "The gateway failed to handle this request.", type="one_api_panic",
+                         code="internal_error") from None
+    return outcome
+
+
+def channel_body(call: Call, channel: ChannelInfo) -> tuple[dict, bool]:
+    """The body for this channel: mapped model, the channel's system prompt, usage asked for in streams;
+    and whether the system prompt replaced the client's."""
+    body = dict(call.body)
+    body["model"] = channel.model_mapping.get(call.model, call.model)
+    prompt_reset = False
+    if channel.system_prompt and call.mode == "chat":
+        messages = list(body["messages"])
+        if messages and isinstance(messages[0], dict) and messages[0].get("role") == "system":
+            messages[0] = {**messages[0], "content": channel.system_prompt}
+        else:
+            messages.insert(0, {"role": "system", "content": channel.system_prompt})
+        body["messages"] = messages
+        prompt_reset = True
+    if call.stream:
+        stream_options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
+        body["stream_options"] = {**stream_options, "include_usage": True}
+    return body, prompt_reset
+
+
+def nests_deeper(value: Any, limit: int) -> bool:
+    """Whether arrays and objects in `value` nest more than `limit` levels (without recursion: the value may
+    be too deep for it)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _refuse_if_too_deep(call: Call, exc: BaseException) -> None:
+    """Raise the client's 400 when `exc` is the vendor's request failing to be written over the client's
+    deep body; return otherwise (the caller handles `exc` as it would any other)."""
+    if isinstance(exc, TOO_DEEP) and nests_deeper(call.body, DEEP_BODY):
+        raise bad_request(f"The request body is nested too deep: the request to the upstream would be nested "
+                          f"deeper than {WRITE_NESTING} levels.", code="invalid_json") from None
+
+
+def _unreadable(adapter: Adapter, exc: Exception, channel: ChannelInfo) -> UpstreamError:
+    """An answer the adapter could not read (a shape it did not expect): a retryable 502, and one log line
+    (where it failed, for whoever maintains the adapter), never a traceback."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" if frame else ""
+    log.warning("channel #%s (%s): could not read the upstream's answer: %s%s", channel.id, adapter.label,
+                type(exc).__name__, where)
+    return UpstreamError(status=502, message=f"{adapter.label} answered with something this gateway could not read.",
+                         code="bad_response_body", retryable=True)
+
+
+async def _exchange(call: Call, adapter: Adapter, channel: ChannelInfo, body: dict, out: Responder,
+                    outcome: Outcome, session: aiohttp.ClientSession) -> None:
+    """The adapter's transport: one HTTP request (streamed or not), a WebSocket exchange
+    (`transport = "websocket"`), or the adapter's own requests (`complete_modes`: a task to poll)."""
+    websocket = adapter.transport == "websocket"
+    completes = not websocket and call.mode in adapter.complete_modes
+    # Whether the upstream is asked to stream: a stream-only vendor is, and gathered for the client.
+    streams = websocket or (not completes and (call.stream or (adapter.stream_only and call.mode != "embeddings")))
+    timeout = read_timeout(session)
+    try:
+        body = await adapter.prepare(channel=channel, mode=call.mode, body=body, session=session)
+        # One context per call: it carries the request's facts to the answer's conversion.
+        ctx = RequestContext(channel=channel, mode=call.mode, body=body, stream=streams, client_model=call.model,
+                             upload=call.upload)
+        if websocket:
+            batches = _ws_batches(call, adapter, channel, adapter.exchange(ctx, session=session), timeout)
+        elif completes:
+            data, usage = await adapter.complete(ctx, session=session)
+        else:
+            response = await _send(call, adapter, ctx, session)
+    except NETWORK_ERRORS as exc:
+        if call.upload is not None and call.upload.refusal is not None:
+            raise call.upload.refusal from None  # the form was cut off on its way: the client's doing
+        raise network_failure(exc, read_timeout=timeout) from None
+    except SHAPE_ERRORS as exc:
+        if not completes:
+            raise  # building the request failed: the gateway's fault (call_channel)
+        _refuse_if_too_deep(call, exc)  # `complete` writes the vendor's requests too
+        raise _unreadable(adapter, exc, channel) from None
+    if websocket:
+        await (_stream if call.stream else _gather)(call, batches, out, outcome, channel)
+    elif completes:
+        await _answer(call, adapter, data, usage, out, outcome,
+                      [(b"content-type", adapter.answer_content_type(ctx).encode())])
+    else:
+        try:
+            await _receive(call, adapter, ctx, response, out, outcome, timeout)
+        finally:
+            response.release()
+
+
+async def _send(call: Call, adapter: Adapter, ctx: RequestContext,
+                session: aiohttp.ClientSession) -> aiohttp.ClientResponse:
+    request = adapter.build_request(ctx)
+    data = request.body
+    if call.upload is not None:
+        data = call.upload.with_model(ctx.body["model"]).chunks()
+        request.headers["Content-Type"] = call.upload.content_type
+    return await session.request(request.method, request.url, headers=request.headers, data=data)
+
+
+async def _receive(call: Call, adapter: Adapter, ctx: RequestContext, response: aiohttp.ClientResponse,
+                   out: Responder, outcome: Outcome, timeout: float | None) -> None:
+    """The answer to one HTTP request, to `out`."""
+    if response.status != 200:
+        raise adapter.parse_error(ctx, status=response.status, body=await _read_error(response),
+                                  headers=response.headers)
+    decoder = adapter.stream_decoder(ctx) if ctx.stream else None
+    if decoder is not None and decoder.accepts(response.headers.get("Content-Type", "")):
+        batches = _http_batches(adapter, ctx.channel, decoder, _received(response, timeout))
+        await (_stream if call.stream else _gather)(call, batches, out, outcome, ctx.channel)
+        return
+    if call.mode == "speech":
+        await _pass_through(response, out, outcome, timeout)
+        return
+    raw = b"".join([chunk async for chunk in _received(response, timeout)])
+    try:
+        data, usage = adapter.parse_response(ctx, body=raw)
+    except SHAPE_ERRORS as exc:
+        raise _unreadable(adapter, exc, ctx.channel) from None
+    headers = JSON_HEADERS
+    if call.mode in media.RAW_MODES:  # subtitles and plain text keep their own type
+        headers = [(b"content-type", response.headers.get("Content-Type", "application/json").encode())]
+    await _answer(call, adapter, data, usage, out, outcome, headers)
+
+
+async def _received(response: aiohttp.ClientResponse, timeout: float | None):
+    """The answer's bytes as they arrive; a break, or a silence past the read timeout, is the answer cut
+    off (a retryable 502 while nothing has reached the client)."""
+    chunks = response.content.iter_any().__aiter__()
+    while True:
+        try:
+            chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            return
+        except NETWORK_ERRORS as exc:
+            raise network_failure(exc, read_timeout=timeout, started=True) from None
+        yield chunk
+
+
+async def _answer(call: Call, adapter: Adapter, data: bytes, usage: Usage | None, out: Responder,
+                  outcome: Outcome, headers: list[tuple[bytes, bytes]]) -> None:
+    """A whole (not streamed) answer to the client, with what its bill needs."""
+    outcome.usage = usage
+    if call.mode == "images":
+        outcome.images = media.images_delivered(data)
+    elif usage is None and call.mode != "embeddings":
+        outcome.texts.append(adapter.completion_text(mode=call.mode, body=data))
+    outcome.started = True
+    await out.start(200, headers)
+    await out.finish(data)
+
+
+async def _pass_through(response: aiohttp.ClientResponse, out: Responder, outcome: Outcome,
+                        timeout: float | None) -> None:
+    """Audio goes to the client as it arrives, in the upstream's own format."""
+    content_type = response.headers.get("Content-Type", "application/octet-stream").encode()
+    await out.start(200, [(b"content-type", content_type)])
+    outcome.started = True
+    async for chunk in _received(response, timeout):
+        await out.write(chunk)
+    await out.finish()
+
+
+async def _read_error(response: aiohttp.ClientResponse) -> bytes:
+    try:
+        return await response.content.read(64 * 1024)
+    except (aiohttp.ClientError, TimeoutError):
+        return b""
+
+
+async def _http_batches(adapter: Adapter, channel: ChannelInfo, decoder: StreamDecoder, chunks):
+    """The decoder's events, a batch per network read. A break, or an event the decoder cannot read, is
+    an UpstreamError."""
+    frames = Frames(decoder)
+    async for chunk in chunks:
+        try:
+            batch = frames.feed(chunk)
+        except SHAPE_ERRORS as exc:
+            raise _unreadable(adapter, exc, channel) from None
+        yield batch
+    try:
+        batch = frames.close()
+    except SHAPE_ERRORS as exc:
+        raise _unreadable(adapter, exc, channel) from None
+    yield batch
+
+
+async def _ws_batches(call: Call, adapter: Adapter, channel: ChannelInfo, events, timeout: float | None):
+    """A WebSocket vendor's events (adapter.exchange), a batch each; connection failures may fail over."""
+    started = False
+    try:
+        async for event in events:
+            started = True
+            yield [event]
+    except NETWORK_ERRORS as exc:
+        raise network_failure(exc, read_timeout=timeout, started=started) from None
+    except SHAPE_ERRORS as exc:
+        _refuse_if_too_deep(call, exc)  # the exchange writes its request frames as it goes
+        raise _unreadable(adapter, exc, channel) from None
+
+
+def _interrupted(call: Call, err: UpstreamError) -> bytes:
+    error = {"error": {"message": f"{err.message} (request id: {call.request_id})",
+                       "type": "upstream_error", "code": "stream_interrupted", "param": None}}
+    return b"data: " + orjson.dumps(error) + b"\n\n"
+
+
+def _no_answer() -> UpstreamError:
+    return UpstreamError(status=502, message="The upstream answered 200, but its stream held no answer.",
+                         code="bad_response_body", retryable=True)
+
+
+async def _stream(call: Call, batches, out: Responder, outcome: Outcome, channel: ChannelInfo) -> None:
+    """Events to the client as server-sent events, as they arrive.
+
+    Nothing goes out before the first event with words, reasoning or usage, so until then the call may still fail
+    over: a vendor's error event is raised, and a stream that ends without one event in the vendor's
+    shape is a retryable 502. Events held till then (a role chunk, a malformed one) go out with it.
+    A failure after that is raised too; call_channel ends the client's stream with an error event.
+    """
+    held: list[bytes] = []
+    answered = False  # an event in the vendor's shape came: an empty answer is still an answer
+    secrets: tuple[str, ...] | None = None
+    async for events in batches:
+        chunks: list[bytes] = []
+        content = False
+        for decoded in events:
+            if decoded.done:
+                continue  # the relay ends every stream with its own [DONE]
+            if decoded.error is not None:
+                if not outcome.started and not content:
+                    raise decoded.error  # masked by call_channel, like any failure
+                # The client keeps the vendor's error chunk and the channel's health hears of the error:
+                # both are the vendor's text, so both are masked here, where they go out.
+                if secrets is None:
+                    secrets = adapter_for(channel.type).secrets(channel)
+                outcome.interrupted = masking.mask_error(decoded.error, secrets)
+                decoded = dataclasses.replace(decoded, data=masking.mask_bytes(decoded.data, secrets))
+            elif not decoded.malformed:
+                answered = True
+            if decoded.usage is not None:
+                outcome.usage = decoded.usage
+                content = True
+            if decoded.text:
+                outcome.texts.append(decoded.text)
+                content = True
+            if decoded.reasoning:
+                content = True  # the model thinks aloud: the answer has begun, though not its words
+            if decoded.data is None or (decoded.usage_only and not call.client_wants_usage):
+                continue
+            chunks.append(b"data: " + decoded.data + b"\n\n")
+        if not outcome.started:
+            held.extend(chunks)
+            if not content:
+                continue
+            chunks, held = held, []
+            # Headers wait for the first words, so a vendor that fails before any can still fail over.
+            await out.start(200, SSE_HEADERS)
+            outcome.started = True
+        if chunks:
+            await out.write(b"".join(chunks))
+    if not outcome.started:
+        if not answered:
+            raise _no_answer()
+        await out.start(200, SSE_HEADERS)
+        outcome.started = True
+    await out.finish(b"".join(held) + DONE)
+
+
+async def _gather(call: Call, batches, out: Responder, outcome: Outcome, channel: ChannelInfo) -> None:
+    """A stream-only vendor answering a client that did not ask to stream: one JSON answer.
+
+    What the stream says is kept here until it ends: a failure before then leaves `outcome` as it was,
+    for the next channel. An error event before any words fails the call; after some, the answer so far
+    is kept (the vendor has made it) and the channel's health hears of the error."""
+    gatherer = ChunkGatherer(mode=call.mode, model=call.model, request_id=call.request_id)
+    usage: Usage | None = None
+    texts: list[str] = []
+    answered = False
+    interrupted: UpstreamError | None = None
+    async for events in batches:
+        for decoded in events:
+            if decoded.done or decoded.malformed:
+                continue
+            if decoded.error is not None:
+                if not texts and usage is None:
+                    raise decoded.error
+                interrupted = interrupted or decoded.error
+                continue
+            answered = True
+            if decoded.usage is not None:
+                usage = decoded.usage
+            if decoded.text:
+                texts.append(decoded.text)
+            if decoded.data is not None:
+                gatherer.add(decoded.data)
+    if not answered:
+        raise _no_answer()
+    if interrupted is not None:
+        outcome.interrupted = masking.mask_error(interrupted, adapter_for(channel.type).secrets(channel))
+    outcome.usage = usage
+    outcome.texts.extend(texts)
+    outcome.started = True
+    await out.start(200, JSON_HEADERS)
+    await out.finish(gatherer.result(usage))
