@@ -11,6 +11,7 @@ from accounts import permissions, services
 from accounts.forms import TokenForm, UserChangeForm, UserCreationForm
 from accounts.models import Token, User
 from billing import options
+from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 from oneapi_site.lib.timeutil import ts_text
 
@@ -39,7 +40,7 @@ def mask_secret(value: str) -> str:
 
 
 class ServiceErrorsMixin:
-    """Show a service's ValidationError on the form, as if the form had found it.
+    """Show a service's ServiceError on the form, as if the form had found it.
 
     Services validate when they write, which is after the form has passed. When
     save_model raises, the admin's atomic block rolls back, and the same POST is
@@ -49,7 +50,7 @@ class ServiceErrorsMixin:
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
-        except services.ValidationError as exc:
+        except ServiceError as exc:
             if getattr(request, "_service_error", None) is not None:
                 raise
             request._service_error = exc

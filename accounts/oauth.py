@@ -34,6 +34,7 @@ from accounts import selectors, services
 from accounts.models import User
 from billing import options
 from oneapi_site.lib.address import page_address
+from oneapi_site.lib.errors import ServiceError
 
 log = logging.getLogger("oneapi.oauth")
 
@@ -365,7 +366,7 @@ def sign_in(*, identity: Identity, current_user: Any = None, aff: str = "") -> O
                              % {"provider": provider.label})
         try:
             services.user_oauth_link(user=current_user, id_field=provider.id_field, external_id=identity.id)
-        except services.ValidationError:
+        except ServiceError:
             raise OAuthError(_("This %(provider)s account is already linked to another user.")
                              % {"provider": provider.label}) from None
         return Outcome(user=current_user, action="bind")
@@ -381,7 +382,7 @@ def sign_in(*, identity: Identity, current_user: Any = None, aff: str = "") -> O
             user = services.user_oauth_register(
                 id_field=provider.id_field, external_id=identity.id, username=username,
                 display_name=identity.display_name, email=identity.email, aff_code=aff)
-        except services.ValidationError as exc:
+        except ServiceError as exc:
             if exc.field == "username":  # another sign-up took the name meanwhile: take the next number
                 continue
             raise OAuthError(str(exc)) from None

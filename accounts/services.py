@@ -11,7 +11,7 @@ from django.db.models import Q
 from accounts import permissions, selectors
 from accounts.models import DEFAULT_ROOT_PASSWORD, Token, User
 from oneapi_site.lib import changes, numbers
-from oneapi_site.lib.errors import ValidationError  # also imported from here by views, forms and services
+from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.keys import random_key, uuid_hex
 from oneapi_site.lib.lengths import items_bounded, text_bounded
 
@@ -26,9 +26,9 @@ def user_create(*, username: str, password: str, display_name: str = "", role: i
                 group: str = "default", quota: int = 0, email: str = "", inviter_id: int = 0) -> User:
     username = (username or "").strip()
     if not username:
-        raise ValidationError("username is required", field="username")
+        raise ServiceError("username is required", field="username")
     if selectors.username_taken(username):
-        raise ValidationError(f"username {username!r} is taken", field="username")
+        raise ServiceError(f"username {username!r} is taken", field="username")
     user = User(username=username, display_name=display_name or username, role=role, group=group,
                 quota=quota, email=email, inviter_id=inviter_id)
     user.set_password(password)
@@ -40,7 +40,7 @@ def user_create(*, username: str, password: str, display_name: str = "", role: i
             break
         except IntegrityError:
             if selectors.username_taken(username):
-                raise ValidationError(f"username {username!r} is taken", field="username") from None
+                raise ServiceError(f"username {username!r} is taken", field="username") from None
     changes.publish("users")
     return user
 
@@ -63,7 +63,7 @@ def root_seed(*, root_token: str = "", root_access_token: str = "") -> User:
             root.save()
             changes.publish("users")
         if root is None:
-            raise ValidationError("there are users but no root; refusing to create one")
+            raise ServiceError("there are users but no root; refusing to create one")
         if root_access_token and root.access_token != root_access_token:
             user_access_token_reset(user=root, value=root_access_token)
         if root_token:
@@ -89,7 +89,7 @@ def validate_subnets(value: str) -> str:
         try:
             ipaddress.ip_network(item, strict=False)
         except ValueError:
-            raise ValidationError(f"subnet {item!r} is not a valid IP or CIDR", field="subnet") from None
+            raise ServiceError(f"subnet {item!r} is not a valid IP or CIDR", field="subnet") from None
     return ",".join(items)
 
 
@@ -105,15 +105,15 @@ def _clean_models(value: Any) -> str:
 def _check_token_fields(*, name: str, expired_time: int, remain_quota: int) -> tuple[int, int]:
     """(expired_time, remain_quota) once checked: names bounded, numbers within their BIGINT columns."""
     if len(name) > TOKEN_NAME_MAX_LENGTH:
-        raise ValidationError("name is longer than 30 characters", field="name")
+        raise ServiceError("name is longer than 30 characters", field="name")
     expired_time = numbers.parse_int(expired_time, field="expired_time", minimum=numbers.BIGINT[0],
                                      maximum=EXPIRY_MAX)
     if expired_time != -1 and expired_time < 0:
-        raise ValidationError("expired_time must be -1 (never) or a unix time", field="expired_time")
+        raise ServiceError("expired_time must be -1 (never) or a unix time", field="expired_time")
     remain_quota = numbers.parse_int(remain_quota, field="remain_quota", minimum=numbers.BIGINT[0],
                                      maximum=numbers.BIGINT[1])
     if remain_quota < 0:
-        raise ValidationError("remain_quota must not be negative", field="remain_quota")
+        raise ServiceError("remain_quota must not be negative", field="remain_quota")
     return expired_time, remain_quota
 
 
@@ -124,10 +124,10 @@ def _check_token_actor(*, by: User | None, token: Token | None = None, owner: Us
     if by is None:
         return
     if owner is not None and not permissions.token_can_give(by, owner):
-        raise ValidationError(_("You cannot make a token for a user whose role is equal to or above yours."),
+        raise ServiceError(_("You cannot make a token for a user whose role is equal to or above yours."),
                               field="user")
     if token is not None and not permissions.token_can_manage(by, token):
-        raise ValidationError(_("You cannot change a token of a user whose role is equal to or above yours."))
+        raise ServiceError(_("You cannot change a token of a user whose role is equal to or above yours."))
 
 
 def token_create(*, user: User, name: str = "", remain_quota: int = 0, unlimited_quota: bool = False,
@@ -164,9 +164,9 @@ def token_update(*, token: Token, status_only: bool = False, by: User | None = N
         name=token.name, expired_time=token.expired_time, remain_quota=token.remain_quota)
     if token.status == Token.Status.ENABLED:
         if token.is_expired:
-            raise ValidationError("the token has expired: change its expiry before enabling it", field="expired_time")
+            raise ServiceError("the token has expired: change its expiry before enabling it", field="expired_time")
         if not token.unlimited_quota and token.remain_quota <= 0:
-            raise ValidationError("the token has no quota left: add quota before enabling it", field="remain_quota")
+            raise ServiceError("the token has no quota left: add quota before enabling it", field="remain_quota")
     token.save()
     changes.publish("tokens")
     return token
@@ -191,23 +191,23 @@ GROUP_MAX_LENGTH = 32
 def _check_username(username: str) -> str:
     username = (username or "").strip()
     if not username:
-        raise ValidationError("username is required", field="username")
+        raise ServiceError("username is required", field="username")
     if len(username) > USERNAME_MAX_LENGTH:
-        raise ValidationError(f"username is longer than {USERNAME_MAX_LENGTH} characters", field="username")
+        raise ServiceError(f"username is longer than {USERNAME_MAX_LENGTH} characters", field="username")
     return username
 
 
 def _check_password(password: str) -> str:
     low, high = PASSWORD_LENGTHS
     if not low <= len(password or "") <= high:
-        raise ValidationError(f"password must be {low} to {high} characters", field="password")
+        raise ServiceError(f"password must be {low} to {high} characters", field="password")
     return password
 
 
 def _check_display_name(display_name: str) -> str:
     display_name = (display_name or "").strip()
     if len(display_name) > DISPLAY_NAME_MAX_LENGTH:
-        raise ValidationError(f"display_name is longer than {DISPLAY_NAME_MAX_LENGTH} characters",
+        raise ServiceError(f"display_name is longer than {DISPLAY_NAME_MAX_LENGTH} characters",
                               field="display_name")
     return display_name
 
@@ -215,17 +215,17 @@ def _check_display_name(display_name: str) -> str:
 def _check_email(email: str, *, user_id: int | None = None) -> str:
     email = (email or "").strip()
     if len(email) > EMAIL_MAX_LENGTH:
-        raise ValidationError(f"email is longer than {EMAIL_MAX_LENGTH} characters", field="email")
+        raise ServiceError(f"email is longer than {EMAIL_MAX_LENGTH} characters", field="email")
     if email and "@" not in email:
-        raise ValidationError("email is not a valid address", field="email")
+        raise ServiceError("email is not a valid address", field="email")
     if email and User.objects.filter(email=email).exclude(pk=user_id).exists():
-        raise ValidationError("this email is already in use", field="email")
+        raise ServiceError("this email is already in use", field="email")
     return email
 
 
 def _check_username_free(username: str, *, user_id: int | None = None) -> None:
     if selectors.username_taken(username, user_id=user_id):
-        raise ValidationError(f"username {username!r} is taken", field="username")
+        raise ServiceError(f"username {username!r} is taken", field="username")
 
 
 @transaction.atomic
@@ -285,7 +285,7 @@ def _check_can_manage(*, by: User, user: User) -> None:
     from django.utils.translation import gettext as _
 
     if not permissions.user_can_manage(by, user):
-        raise ValidationError(_("You cannot manage a user whose role is equal to or above yours."))
+        raise ServiceError(_("You cannot manage a user whose role is equal to or above yours."))
 
 
 @transaction.atomic
@@ -303,23 +303,23 @@ def user_update(*, user: User, by: User, username: str | None = None, display_na
     if group is not None and group.strip() != user.group:
         group = group.strip()
         if not group or len(group) > GROUP_MAX_LENGTH:
-            raise ValidationError(f"group must be 1 to {GROUP_MAX_LENGTH} characters", field="group")
+            raise ServiceError(f"group must be 1 to {GROUP_MAX_LENGTH} characters", field="group")
         user.group = group
         update_fields.append("group")
     if role is not None and role != user.role:
         if user.is_root:
-            raise ValidationError("the root user's role cannot be changed", field="role")
+            raise ServiceError("the root user's role cannot be changed", field="role")
         if role not in (User.Role.COMMON, User.Role.ADMIN):
-            raise ValidationError("role must be 1 (common) or 10 (admin)", field="role")
+            raise ServiceError("role must be 1 (common) or 10 (admin)", field="role")
         if not permissions.role_can_give(by, role):
-            raise ValidationError("you cannot raise a role to yours or above", field="role")
+            raise ServiceError("you cannot raise a role to yours or above", field="role")
         user.role = role
         update_fields.append("role")
     if status is not None and status != user.status:
         if status not in (User.Status.ENABLED, User.Status.DISABLED):
-            raise ValidationError("status must be 1 (enabled) or 2 (disabled)", field="status")
+            raise ServiceError("status must be 1 (enabled) or 2 (disabled)", field="status")
         if user.is_root:
-            raise ValidationError("the root user cannot be disabled", field="status")
+            raise ServiceError("the root user cannot be disabled", field="status")
         user.status = status
         update_fields.append("status")
     if update_fields:
@@ -334,7 +334,7 @@ def user_update(*, user: User, by: User, username: str | None = None, display_na
 def user_delete(*, user: User, by: User | None = None) -> None:
     """Soft delete as one-api: status 3 and a `deleted_<uuid>` username free the name for reuse."""
     if user.is_root:
-        raise ValidationError("the root user cannot be deleted")
+        raise ServiceError("the root user cannot be deleted")
     if by is not None:  # an admin route; a user deleting their own account passes no `by`
         _check_can_manage(by=by, user=user)
     user.username = f"deleted_{uuid_hex()}"
@@ -350,28 +350,28 @@ USER_ACTIONS = ("disable", "enable", "delete", "promote", "demote")
 def user_manage(*, user: User, by: User, action: str) -> User:
     """one-api's POST /api/user/manage, with its rules: promote is root-only; root is untouchable."""
     if action not in USER_ACTIONS:
-        raise ValidationError(f"action must be one of {', '.join(USER_ACTIONS)}", field="action")
+        raise ServiceError(f"action must be one of {', '.join(USER_ACTIONS)}", field="action")
     _check_can_manage(by=by, user=user)
     if action == "delete":
         user_delete(user=user, by=by)
         return user
     if action == "disable":
         if user.is_root:
-            raise ValidationError("the root user cannot be disabled", field="action")
+            raise ServiceError("the root user cannot be disabled", field="action")
         user.status = User.Status.DISABLED
     elif action == "enable":
         user.status = User.Status.ENABLED
     elif action == "promote":
         if not permissions.role_can_give(by, User.Role.ADMIN):
-            raise ValidationError("only the root user can promote users to admin", field="action")
+            raise ServiceError("only the root user can promote users to admin", field="action")
         if user.role >= User.Role.ADMIN:
-            raise ValidationError("this user is already an admin", field="action")
+            raise ServiceError("this user is already an admin", field="action")
         user.role = User.Role.ADMIN
     elif action == "demote":
         if user.is_root:
-            raise ValidationError("the root user cannot be demoted", field="action")
+            raise ServiceError("the root user cannot be demoted", field="action")
         if user.role == User.Role.COMMON:
-            raise ValidationError("this user is already a common user", field="action")
+            raise ServiceError("this user is already a common user", field="action")
         user.role = User.Role.COMMON
     user.save(update_fields=["status", "role"])
     changes.publish("users")
@@ -394,7 +394,7 @@ def user_aff_code_ensure(*, user: User) -> str:
         if user.aff_code:
             changes.publish("users")
             return user.aff_code
-    raise ValidationError("could not make an invitation code; try again")
+    raise ServiceError("could not make an invitation code; try again")
 
 
 # --- Self-service sign-up and passwords (the pages and /api share these) -------------
@@ -406,15 +406,15 @@ def password_validate(*, password: str, user: User | None = None) -> str:
     from django.utils.translation import gettext as _
 
     if password == DEFAULT_ROOT_PASSWORD:
-        raise ValidationError(_("123456 is the well-known default password; choose another one."), field="password")
+        raise ServiceError(_("123456 is the well-known default password; choose another one."), field="password")
     low, high = PASSWORD_LENGTHS
     if not low <= len(password or "") <= high:
-        raise ValidationError(_("The password must be %(low)d to %(high)d characters long.")
+        raise ServiceError(_("The password must be %(low)d to %(high)d characters long.")
                               % {"low": low, "high": high}, field="password")
     try:
         password_validation.validate_password(password, user=user)
     except DjangoValidationError as exc:
-        raise ValidationError(" ".join(exc.messages), field="password") from None
+        raise ServiceError(" ".join(exc.messages), field="password") from None
     return password
 
 
@@ -442,25 +442,25 @@ def user_signup(*, username: str, password: str, email: str = "", verification_c
     from billing import options
 
     if not options.get("RegisterEnabled"):
-        raise ValidationError(_("New registrations have been turned off by the administrator."))
+        raise ServiceError(_("New registrations have been turned off by the administrator."))
     if not options.get("PasswordRegisterEnabled"):
-        raise ValidationError(_("Registration with a password has been turned off; use another sign-in method."))
+        raise ServiceError(_("Registration with a password has been turned off; use another sign-in method."))
     username = (username or "").strip()
     if not username:
-        raise ValidationError(_("Enter a username."), field="username")
+        raise ServiceError(_("Enter a username."), field="username")
     if len(username) > USERNAME_MAX_LENGTH:
-        raise ValidationError(_("The username must be at most %(max)d characters long.")
+        raise ServiceError(_("The username must be at most %(max)d characters long.")
                               % {"max": USERNAME_MAX_LENGTH}, field="username")
     if selectors.username_taken(username):
-        raise ValidationError(_("This username is taken."), field="username")
+        raise ServiceError(_("This username is taken."), field="username")
     verify = options.get("EmailVerificationEnabled")
     email = verification.email_check_format(email) if verify else ""
     if verify and verification.email_in_use(email):
-        raise ValidationError(_("This e-mail address is already in use."), field="email")
+        raise ServiceError(_("This e-mail address is already in use."), field="email")
     password_validate(password=password, user=User(username=username, email=email))
     if verify:
         if not (verification_code or "").strip():
-            raise ValidationError(_("Enter the verification code sent to your e-mail."), field="verification_code")
+            raise ServiceError(_("Enter the verification code sent to your e-mail."), field="verification_code")
         verification.email_code_check(email=email, code=verification_code)
     with transaction.atomic():
         user = user_register(username=username, password=password, display_name=display_name, email=email,
@@ -483,7 +483,7 @@ def _oauth_email(email: str) -> str:
     """
     try:
         email = _check_email(email)
-    except ValidationError:
+    except ServiceError:
         return ""
     if email and User.objects.filter(email__iexact=email).exists():
         return ""
@@ -500,11 +500,11 @@ def user_oauth_register(*, id_field: str, external_id: str, username: str, displ
     from billing.services import user_signup_gifts
 
     if id_field not in OAUTH_ID_FIELDS or not external_id:
-        raise ValidationError("unknown sign-in provider")
+        raise ServiceError("unknown sign-in provider")
     # Made up by accounts.oauth (github_<n>), so only the column's limit: past id 99999 it exceeds 12.
     username = (username or "").strip()
     if not username or len(username) > User._meta.get_field("username").max_length:
-        raise ValidationError("no username for the new account")
+        raise ServiceError("no username for the new account")
     _check_username_free(username)
     display_name = (display_name or "").strip()[:DISPLAY_NAME_MAX_LENGTH] or username
     inviter_id = 0
@@ -525,10 +525,10 @@ def user_oauth_link(*, user: User, id_field: str, external_id: str) -> User:
     from django.utils.translation import gettext as _
 
     if id_field not in OAUTH_ID_FIELDS or not external_id:
-        raise ValidationError("unknown sign-in provider")
+        raise ServiceError("unknown sign-in provider")
     taken = User.objects.filter(**{id_field: external_id}).exclude(pk=user.pk).exists()
     if taken:
-        raise ValidationError(_("This account is already linked to another user."), field=id_field)
+        raise ServiceError(_("This account is already linked to another user."), field=id_field)
     if getattr(user, id_field) != external_id:
         setattr(user, id_field, external_id)
         user.save(update_fields=[id_field])

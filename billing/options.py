@@ -18,7 +18,7 @@ from django.utils.translation import gettext
 
 from billing.pricing import DEFAULT_COMPLETION_RATIO, DEFAULT_GROUP_RATIO, DEFAULT_MODEL_RATIO
 from oneapi_site.lib import json_depth, numbers
-from oneapi_site.lib.errors import ValidationError
+from oneapi_site.lib.errors import ServiceError
 
 log = logging.getLogger("oneapi")
 
@@ -160,7 +160,7 @@ def parse(key: str, raw: str) -> Any:
         if key in DECIMAL_RANGES:
             low, high, places = DECIMAL_RANGES[key]
             return float(numbers.parse_decimal(text, field=key, minimum=low, maximum=high, places=places))
-    except ValidationError as exc:
+    except ServiceError as exc:
         raise OptionError(str(exc)) from None
     if key in JSON_KEYS:
         return _ratios(key, text)
@@ -187,7 +187,7 @@ def _ratios(key: str, text: str) -> dict[str, float]:
                               % {"field": field, "max": NAME_MAX_LENGTH})
         try:
             numbers.parse_decimal(ratio, field=field, minimum=0, maximum=RATIO_MAX)
-        except ValidationError as exc:
+        except ServiceError as exc:
             raise OptionError(str(exc)) from None
     return value
 

@@ -8,8 +8,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from accounts.services import ValidationError
 from oneapi_site.lib import numbers
+from oneapi_site.lib.errors import ServiceError
 
 
 def ok(data: Any = None, message: str = "", **extra: Any) -> Response:
@@ -27,7 +27,7 @@ def fail(message: str, *, http_status: int = status.HTTP_200_OK, field: str | No
 
 
 def envelope_exception_handler(exc, context):
-    if isinstance(exc, ValidationError):
+    if isinstance(exc, ServiceError):
         return fail(str(exc), field=exc.field)
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail
@@ -68,7 +68,7 @@ def _clamped_param(request, name: str, default: int, *, low: int, high: int) -> 
     """A paging parameter pulled into [low, high]: a page past the end is empty, not an error (one-api)."""
     try:
         return min(max(int_param(request, name, default), low), high)
-    except ValidationError as exc:
+    except ServiceError as exc:
         if exc.code in ("min_value", "max_value"):
             return low if exc.code == "min_value" else high
         raise

@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from accounts.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
+from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 from providers import labels, services
 from providers.adapters import ADAPTERS
@@ -172,7 +173,7 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin)
         for channel in queryset.only("id", "name"):
             try:
                 balance = services.channel_update_balance(channel_id=channel.pk)
-            except services.ValidationError as exc:
+            except ServiceError as exc:
                 self.message_user(request, f"{channel.name}: {exc}", messages.WARNING)
             else:
                 self.message_user(request, gettext("%(name)s: balance %(balance).2f")

@@ -24,6 +24,7 @@ from accounts.pages.auth_forms import (
 from accounts.pages.redirects import local_url
 from billing import options
 from oneapi_site.lib.address import mail_address
+from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.markup import is_url
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -122,7 +123,7 @@ def register(request):
             try:
                 turnstile.check(request, request.POST.get(turnstile.PAGE_FIELD, ""))
                 verification.email_code_send(email=code_form.cleaned_data["email"])
-            except (services.ValidationError, turnstile.TurnstileError) as exc:
+            except (ServiceError, turnstile.TurnstileError) as exc:
                 context["send_error"] = str(exc)
             else:
                 messages.success(request, _("A verification code has been sent to %(email)s. It is valid for "
@@ -141,7 +142,7 @@ def register(request):
                 user = services.user_signup(
                     username=data["username"], password=data["password"], email=data.get("email", ""),
                     verification_code=data.get("verification_code", ""), aff_code=data["aff_code"])
-            except services.ValidationError as exc:
+            except ServiceError as exc:
                 add_service_error(form, exc)
             else:
                 login(request, user, backend=BACKEND)
@@ -162,7 +163,7 @@ def password_reset(request):
     if request.method == "POST" and form.is_valid() and _turnstile_passed(request, form):
         try:
             verification.password_reset_send(email=form.cleaned_data["email"], link_base=mail_address(request))
-        except services.ValidationError as exc:
+        except ServiceError as exc:
             add_service_error(form, exc)
         else:
             messages.success(request, _("If an account uses this address, a link to choose a new password is on "
@@ -187,7 +188,7 @@ def password_reset_confirm(request):
         try:
             verification.password_reset_complete(email=email, token=token,
                                                  password=form.cleaned_data["new_password1"])
-        except services.ValidationError as exc:
+        except ServiceError as exc:
             if exc.field == "token":
                 return render(request, "accounts/password_reset_confirm.html", {"invalid": True})
             form.add_error("new_password1" if exc.field == "password" else None, str(exc))
@@ -210,7 +211,7 @@ def password_change_required(request):
     if request.method == "POST" and form.is_valid():
         try:
             user = services.user_password_set(user=request.user, password=form.cleaned_data["new_password1"])
-        except services.ValidationError as exc:
+        except ServiceError as exc:
             form.add_error("new_password1" if exc.field == "password" else None, str(exc))
         else:
             update_session_auth_hash(request, user)  # changing the password must not log this browser out

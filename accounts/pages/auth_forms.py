@@ -6,10 +6,11 @@ from django import forms
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from accounts.services import PASSWORD_LENGTHS, USERNAME_MAX_LENGTH, ValidationError
+from accounts.services import PASSWORD_LENGTHS, USERNAME_MAX_LENGTH
+from oneapi_site.lib.errors import ServiceError
 
 
-def add_service_error(form: forms.Form, error: ValidationError) -> None:
+def add_service_error(form: forms.Form, error: ServiceError) -> None:
     """Show a service's refusal next to the field it names, or above the form."""
     field = error.field if error.field in form.fields else None
     form.add_error(field, str(error))

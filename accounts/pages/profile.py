@@ -22,6 +22,7 @@ from accounts import selectors, services
 from accounts.limits import critical_limited
 from accounts.models import User
 from oneapi_site.lib.address import page_address
+from oneapi_site.lib.errors import ServiceError
 
 
 class ProfileForm(forms.Form):
@@ -105,7 +106,7 @@ def _save_profile(request):
         try:
             services.user_profile_update(user=request.user, username=form.cleaned_data["username"],
                                          display_name=form.cleaned_data["display_name"])
-        except services.ValidationError as exc:
+        except ServiceError as exc:
             request.user.refresh_from_db()
             form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         else:
@@ -123,7 +124,7 @@ def _change_password(request):
         # The service, not form.save(): a whole-row save would write back a quota the relay has moved since.
         try:
             user = services.user_profile_update(user=request.user, password=form.cleaned_data["new_password1"])
-        except services.ValidationError as exc:
+        except ServiceError as exc:
             form.add_error("new_password1", str(exc))
         else:
             update_session_auth_hash(request, user)  # stay signed in here; other sessions end

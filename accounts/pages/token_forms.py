@@ -16,6 +16,7 @@ from accounts import services
 from accounts.models import Token
 from billing import options
 from oneapi_site.lib import numbers
+from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import form_error
 from oneapi_site.lib.timeutil import now_ts
 
@@ -140,7 +141,7 @@ class TokenForm(forms.Form):
                 return numbers.parse_quota_in_usd(text, field=label, per_unit=options.quota_per_unit(), minimum=0,
                                                   maximum=QUOTA_MAX)
             return numbers.parse_int(text, field=label, minimum=0, maximum=QUOTA_MAX)
-        except services.ValidationError as exc:
+        except ServiceError as exc:
             raise form_error(exc, QUOTA_MESSAGES) from None
 
     def clean_subnet(self) -> str:
@@ -149,7 +150,7 @@ class TokenForm(forms.Form):
         for item in items:
             try:
                 services.validate_subnets(item)
-            except services.ValidationError:
+            except ServiceError:
                 bad.append(item)
         if bad:
             raise forms.ValidationError(
@@ -199,6 +200,6 @@ SERVICE_MESSAGES = {
 }
 
 
-def service_message(exc: services.ValidationError) -> str:
+def service_message(exc: ServiceError) -> str:
     text = str(exc)
     return str(SERVICE_MESSAGES.get(text, text))

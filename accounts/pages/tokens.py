@@ -19,6 +19,7 @@ from accounts.models import Token
 from accounts.pages.redirects import local_url
 from accounts.pages.token_forms import SERVICE_FIELDS, TokenForm, service_message, timestamp_to_local
 from oneapi_site.lib import numbers
+from oneapi_site.lib.errors import ServiceError
 from providers.selectors import group_models
 
 PER_PAGE = 10
@@ -102,7 +103,7 @@ def _save(request, form: TokenForm, token: Token | None) -> Token | None:
         if token is None:
             return services.token_create(user=request.user, by=request.user, **form.service_fields())
         return services.token_update(token=token, by=request.user, **form.service_fields())
-    except services.ValidationError as exc:
+    except ServiceError as exc:
         field = SERVICE_FIELDS.get(exc.field or "")
         form.add_error(field if field in form.fields else None, service_message(exc))
         return None
@@ -150,7 +151,7 @@ def token_status(request, token_id: int):
         return _back(request)
     try:
         services.token_update(token=token, by=request.user, status_only=True, status=status)
-    except services.ValidationError as exc:
+    except ServiceError as exc:
         messages.error(request, service_message(exc))
         return _back(request)
     if status == Token.Status.ENABLED:
