@@ -10,7 +10,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 from accounts import permissions, services
 from accounts.forms import TokenForm, UserChangeForm, UserCreationForm
 from accounts.models import Token, User
-from billing import options
+from oneapi_site import options
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 from oneapi_site.lib.timeutil import ts_text

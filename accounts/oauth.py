@@ -32,7 +32,7 @@ from django.utils.translation import gettext as _
 
 from accounts import selectors, services
 from accounts.models import User
-from billing import options
+from oneapi_site import options
 from oneapi_site.lib.address import page_address
 from oneapi_site.lib.errors import ServiceError
 

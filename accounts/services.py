@@ -439,7 +439,7 @@ def user_signup(*, username: str, password: str, email: str = "", verification_c
     from django.utils.translation import gettext as _
 
     from accounts import verification
-    from billing import options
+    from oneapi_site import options
 
     if not options.get("RegisterEnabled"):
         raise ServiceError(_("New registrations have been turned off by the administrator."))

@@ -19,7 +19,7 @@ from django.core.validators import validate_email
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from billing import options
+from oneapi_site import options
 from oneapi_site.lib.address import UNSET as UNSET_ADDRESS
 from oneapi_site.lib.address import configured_address
 from oneapi_site.lib.errors import ServiceError

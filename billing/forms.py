@@ -8,9 +8,9 @@ from decimal import Decimal
 from django import forms
 from django.utils.translation import gettext, gettext_lazy as _
 
-from billing import options
 from billing.models import RedemptionCode
 from billing.services import REDEMPTION_BATCH_MAX
+from oneapi_site import options
 from oneapi_site.lib import numbers
 from oneapi_site.lib.number_fields import WholeNumberField
 
@@ -124,7 +124,7 @@ def display_value(key: str, value):
 
 
 class OptionsForm(forms.Form):
-    """One field per option key of billing.options.GROUPS; `changed_values()` feeds option_set."""
+    """One field per option key of oneapi_site.options.GROUPS; `changed_values()` feeds option_set."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -134,7 +134,7 @@ class OptionsForm(forms.Form):
                 self.initial[key] = display_value(key, options.get(key))
 
     def groups(self):
-        """(name, title, bound fields) per group of billing.options.GROUPS."""
+        """(name, title, bound fields) per group of oneapi_site.options.GROUPS."""
         return [(name, GROUP_TITLES.get(name, name), [self[key] for key in keys])
                 for name, keys in options.GROUPS.items()]
 

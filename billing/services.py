@@ -16,8 +16,8 @@ from django.utils.translation import gettext
 
 from accounts import permissions
 from accounts.models import Token, User
-from billing import options
 from billing.models import Log, Option, RedemptionCode
+from oneapi_site import options
 from oneapi_site.lib import changes, numbers
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.keys import uuid_hex

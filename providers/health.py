@@ -15,7 +15,7 @@ import logging
 import threading
 from collections import defaultdict
 
-from billing import options
+from oneapi_site import options
 from providers.adapters.base import UpstreamError
 
 log = logging.getLogger(__name__)

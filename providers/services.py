@@ -254,7 +254,7 @@ def channel_test(*, channel_id: int, model: str | None = None) -> ChannelTestRes
 
 def _apply_test_verdict(channel: Channel, outcome) -> None:
     """A passing test brings an auto-disabled channel back; a refused key takes it out."""
-    from billing import options
+    from oneapi_site import options
     from providers import health
 
     if outcome.success:

@@ -18,9 +18,10 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 
-from billing import options, pricing
+from billing import pricing
 from billing.ledger import ledger
 from billing.services import Charge
+from oneapi_site import options
 from providers import health, masking
 from providers.adapters import adapter_for, image_budget
 from providers.adapters.base import (

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from accounts import limits, selectors, services, turnstile
 from accounts.api.serializers import LoginInput, RegisterInput, login_json
 from accounts.limits import critical_limited
-from billing import options
+from oneapi_site import options
 from oneapi_site.api import fail, ok
 
 

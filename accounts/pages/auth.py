@@ -22,7 +22,7 @@ from accounts.pages.auth_forms import (
     add_service_error,
 )
 from accounts.pages.redirects import local_url
-from billing import options
+from oneapi_site import options
 from oneapi_site.lib.address import mail_address
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.markup import is_url

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import services
 from accounts.models import Token
-from billing import options
+from oneapi_site import options
 from oneapi_site.lib import numbers
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import form_error

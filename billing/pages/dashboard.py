@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from billing import options, selectors
+from billing import selectors
 from billing.pages import chart, display
+from oneapi_site import options
 from oneapi_site.lib.timeutil import now_ts
 
 

@@ -10,7 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from django.utils.translation import gettext
 
-from billing import options
+from oneapi_site import options
 
 
 def unit_name() -> str:

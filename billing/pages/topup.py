@@ -12,9 +12,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.models import User
-from billing import options, services
+from billing import services
 from billing.pages.forms import TopUpForm
 from billing.templatetags.quota import quota as quota_text
+from oneapi_site import options
 from oneapi_site.lib.errors import ServiceError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from billing import options
+from oneapi_site import options
 
 register = template.Library()
 

@@ -5,9 +5,9 @@ from rest_framework.test import APIClient
 
 from accounts.models import Token, User
 from accounts.services import user_access_token_reset
-from billing import options
 from billing.models import Log
 from billing.services import option_set
+from oneapi_site import options
 from tests.api_fixtures import envelope
 from tests.factories import UserFactory
 

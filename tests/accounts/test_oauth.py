@@ -18,9 +18,9 @@ from django.urls import reverse
 
 from accounts import limits, oauth
 from accounts.models import Token, User
-from billing import options
 from billing.models import Log, Option
 from billing.services import option_set
+from oneapi_site import options
 from oneapi_site.lib.errors import ServiceError
 from tests.api_fixtures import envelope
 from tests.factories import UserFactory

@@ -49,7 +49,7 @@ def isolated_example():
     """Each example starts from the same rows, limits and options: what one wrote is rolled back."""
     from django.core.cache import cache
 
-    from billing import options
+    from oneapi_site import options
 
     cache.clear()  # the per-IP limits on sign-in would refuse every later example
     try:
