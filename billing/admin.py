@@ -17,7 +17,6 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from accounts import permissions
-from accounts.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
 from accounts.models import User
 from billing import services
 from billing.forms import OptionsForm, RedemptionBatchForm
@@ -25,6 +24,7 @@ from billing.log_text import describe
 from billing.models import Log, Option, RedemptionCode
 from oneapi_site import options
 from oneapi_site.lib import numbers
+from oneapi_site.lib.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 

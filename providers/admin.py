@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import Q
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
-from accounts.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
+from oneapi_site.lib.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 from providers import labels, services
