@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from django import forms
-from django.contrib.auth.password_validation import validate_password
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
 from accounts import permissions
 from accounts.models import Token, User
-from accounts.services import TOKEN_MODELS_MAX_LENGTH, TOKEN_SUBNET_MAX_LENGTH
+from accounts.services.tokens import TOKEN_MODELS_MAX_LENGTH, TOKEN_SUBNET_MAX_LENGTH
+from accounts.services.users import password_validate
+from oneapi_site.lib.errors import ServiceError
 
 
 def role_choices(*, actor: User, target: User | None) -> list[tuple[int, str]]:
@@ -67,9 +68,9 @@ class UserCreationForm(_RoleRulesMixin, forms.ModelForm):
             self.add_error("password2", gettext("The two passwords differ."))
         elif p1:
             try:
-                validate_password(p1, User(username=cleaned.get("username") or ""))
-            except forms.ValidationError as exc:
-                self.add_error("password1", exc)
+                password_validate(password=p1, user=User(username=cleaned.get("username") or ""))
+            except ServiceError as exc:
+                self.add_error("password1", str(exc))
         return cleaned
 
 
@@ -105,7 +106,10 @@ class UserChangeForm(_RoleRulesMixin, forms.ModelForm):
     def clean_new_password(self) -> str:
         password = self.cleaned_data.get("new_password") or ""
         if password:
-            validate_password(password, self.instance)
+            try:
+                password_validate(password=password, user=self.instance)
+            except ServiceError as exc:
+                raise forms.ValidationError(str(exc)) from None
         return password
 
 

@@ -19,6 +19,7 @@ from django.core.validators import validate_email
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from accounts.services.users import password_validate, user_password_set
 from oneapi_site import options
 from oneapi_site.lib.address import UNSET as UNSET_ADDRESS
 from oneapi_site.lib.address import configured_address
@@ -224,8 +225,6 @@ NEW_PASSWORD_LENGTH = 12  # one-api's POST /api/user/reset answers with a random
 
 def password_reset_complete(*, email: str, token: str, password: str | None = None) -> str:
     """Use a reset link: set `password` (validated), or a random one for API clients; return it."""
-    from accounts.services import password_validate, user_password_set
-
     user = password_reset_user(email=email, token=token)
     if user is not None and password is not None:
         password_validate(password=password, user=user)  # before the link is used up: a weak choice can retry

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from accounts import limits, selectors, services, turnstile, verification
+from accounts import limits, selectors, turnstile, verification
 from accounts.limits import critical_page
 from accounts.pages.auth_forms import (
     ChangePasswordForm,
@@ -22,6 +22,8 @@ from accounts.pages.auth_forms import (
     add_service_error,
 )
 from accounts.pages.redirects import local_url
+from accounts.services.signup import user_signup
+from accounts.services.users import user_password_set
 from oneapi_site import options
 from oneapi_site.lib.address import mail_address
 from oneapi_site.lib.errors import ServiceError
@@ -139,7 +141,7 @@ def register(request):
         if form.is_valid() and _turnstile_passed(request, form):
             data = form.cleaned_data
             try:
-                user = services.user_signup(
+                user = user_signup(
                     username=data["username"], password=data["password"], email=data.get("email", ""),
                     verification_code=data.get("verification_code", ""), aff_code=data["aff_code"])
             except ServiceError as exc:
@@ -210,7 +212,7 @@ def password_change_required(request):
     form = ChangePasswordForm(request.POST if request.method == "POST" else None, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
-            user = services.user_password_set(user=request.user, password=form.cleaned_data["new_password1"])
+            user = user_password_set(user=request.user, password=form.cleaned_data["new_password1"])
         except ServiceError as exc:
             form.add_error("new_password1" if exc.field == "password" else None, str(exc))
         else:

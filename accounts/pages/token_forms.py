@@ -1,6 +1,6 @@
 """The token form of the self-service pages: quota in the unit the user sees, expiry, allow-lists.
 
-It validates and converts input to the service's arguments; accounts.services.token_create/update save.
+It validates and converts input to the service's arguments; accounts.services.tokens.token_create/update save.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts import services
+
 from accounts.models import Token
+from accounts.services.tokens import EXPIRY_MAX, TOKEN_NAME_MAX_LENGTH, TOKEN_SUBNET_MAX_LENGTH, validate_subnets
 from oneapi_site import options
 from oneapi_site.lib import numbers
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import form_error
 from oneapi_site.lib.timeutil import now_ts
 
-NAME_MAX_LENGTH = services.TOKEN_NAME_MAX_LENGTH
+NAME_MAX_LENGTH = TOKEN_NAME_MAX_LENGTH
 QUOTA_MAX = numbers.BIGINT[1]  # what tokens.remain_quota holds
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends and shows
 # The page's own words for the parser's commonest refusals; the rarer ones (an exponent, too many digits,
@@ -84,7 +85,7 @@ class TokenForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
     )
     subnet = forms.CharField(
-        label=_("Allowed IP addresses"), required=False, max_length=services.TOKEN_SUBNET_MAX_LENGTH,
+        label=_("Allowed IP addresses"), required=False, max_length=TOKEN_SUBNET_MAX_LENGTH,
         error_messages={"max_length": _("The list may have at most %(limit_value)d characters.")},
         help_text=_("IP addresses or CIDR ranges such as 10.0.0.0/8, separated by commas or new lines. "
                     "Empty allows every address."),
@@ -149,7 +150,7 @@ class TokenForm(forms.Form):
         bad = []
         for item in items:
             try:
-                services.validate_subnets(item)
+                validate_subnets(item)
             except ServiceError:
                 bad.append(item)
         if bad:
@@ -167,12 +168,12 @@ class TokenForm(forms.Form):
                 self.add_error("expires_at", _("Pick an expiry date, or tick “Never expires”."))
             elif self.token is None and int(expires.timestamp()) <= now_ts():
                 self.add_error("expires_at", _("The expiry must be in the future."))
-            elif int(expires.timestamp()) > services.EXPIRY_MAX:
+            elif int(expires.timestamp()) > EXPIRY_MAX:
                 self.add_error("expires_at", _("Pick a date before the year 9999."))
         return cleaned
 
     def service_fields(self) -> dict:
-        """The arguments of accounts.services.token_create / token_update."""
+        """The arguments of accounts.services.tokens.token_create / token_update."""
         data = self.cleaned_data
         expires = None if data["never_expires"] else data["expires_at"]
         remain = data["quota"]

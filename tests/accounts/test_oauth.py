@@ -327,7 +327,7 @@ def test_a_deleted_users_github_account_cannot_be_linked_to_another_user(github_
 
 
 def test_the_link_service_refuses_an_identity_a_deleted_user_holds(alice):
-    from accounts.services import user_oauth_link
+    from accounts.services.oauth import user_oauth_link
 
     UserFactory(oidc_id="sub-1", status=User.Status.DELETED, username="deleted_y")
     with pytest.raises(ServiceError):
@@ -655,7 +655,7 @@ def test_enabling_oidc_with_a_discovery_url_is_enough(db):
 def root_api(root):
     from rest_framework.test import APIClient
 
-    from accounts.services import user_access_token_reset
+    from accounts.services.users import user_access_token_reset
 
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=root.access_token or user_access_token_reset(user=root))

@@ -1,4 +1,4 @@
-"""E-mail codes, reset links and the sign-up rules, as services (accounts.verification, services.user_signup)."""
+"""E-mail codes, reset links and the sign-up rules, as services (accounts.verification, accounts.services.signup)."""
 
 import re
 from unittest import mock
@@ -10,7 +10,7 @@ from django.core.cache import cache
 
 from accounts import verification
 from accounts.models import Token, User
-from accounts.services import user_signup
+from accounts.services.signup import user_signup
 from billing.models import Log
 from billing.services import option_set
 from oneapi_site.lib.errors import ServiceError

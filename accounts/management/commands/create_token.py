@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import User
-from accounts.services import token_create
+from accounts.services.tokens import token_create
 from oneapi_site.lib.errors import ServiceError
 
 
