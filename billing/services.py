@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils.translation import gettext
 
@@ -23,6 +23,7 @@ from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.keys import uuid_hex
 from oneapi_site.lib.lengths import text_bounded
 from oneapi_site.lib.timeutil import now_ts
+from providers.models import Channel
 
 BALANCE_MAX = numbers.BIGINT[1]  # what users.quota holds; a credit past it is refused, never wrapped or floated
 REDEMPTION_NAME_MAX_LENGTH = 20  # one-api's 1 to 20 characters
@@ -205,10 +206,6 @@ def charges_apply(charges: Iterable[Charge]) -> int:
             per_channel[c.channel_id] += c.quota
     touched = {c.token_id for c in charges if c.token_id}
     now = now_ts()
-    from django.db import connection
-
-    from providers.models import Channel
-
     q = connection.ops.quote_name
     # Relative single-statement UPDATEs (as F() would write them), sent with executemany:
     # the ORM's per-statement overhead held the GIL long enough to show in the relay's p99.
@@ -247,8 +244,6 @@ _LOG_COLUMNS = ("user_id", "created_at", "type", "content", "username", "token_i
 
 def _consume_logs_insert(charges: list[Charge], cursor) -> None:
     """One executemany: building a model instance per log cost more CPU than the relay's request."""
-    from django.db import connection
-
     quote = connection.ops.quote_name
     sql = (f"INSERT INTO {quote(Log._meta.db_table)} ({', '.join(quote(c) for c in _LOG_COLUMNS)}) "
            f"VALUES ({', '.join(['%s'] * len(_LOG_COLUMNS))})")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import JsonResponse
+from django.urls import path
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -85,15 +87,11 @@ def int_param(request, name: str, default: int = 0) -> int:
 
 def api_path(route: str, view) -> list:
     """one-api's routes answer with and without a trailing slash (`/api/user/`, `/api/user/self`)."""
-    from django.urls import path
-
     route = route.rstrip("/")
     return [path(route, view), path(route + "/", view)] if route else [path("", view)]
 
 
 def unknown_route(request, *args, **kwargs):
     """one-api answers an unknown /api path with 404 and an OpenAI-style error, not an HTML page."""
-    from django.http import JsonResponse
-
     return JsonResponse({"error": {"message": f"Invalid URL ({request.method} {request.path})",
                                    "type": "invalid_request_error"}}, status=404)

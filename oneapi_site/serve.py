@@ -35,12 +35,13 @@ def daphne_args(extra: list[str]) -> list[str]:
 
 def main() -> None:
     try:
-        import uvloop
+        import uvloop  # optional, and here so that a machine without it still serves
     except ImportError:
         pass
     else:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oneapi_site.settings")
+    # Only now: importing Daphne installs Twisted's asyncio reactor on a loop of the policy just chosen.
     from daphne.cli import CommandLineInterface
 
     sys.argv = ["daphne", *daphne_args(sys.argv[1:])]

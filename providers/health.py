@@ -15,6 +15,10 @@ import logging
 import threading
 from collections import defaultdict
 
+from django.conf import settings
+from django.db import Error as DatabaseError
+from django.db import close_old_connections
+
 from oneapi_site import options
 from providers.adapters.base import UpstreamError
 
@@ -95,9 +99,7 @@ def report_failure(channel_id: int, err: UpstreamError) -> None:
 
 
 def _disable_quietly(channel_id: int, reason: str) -> None:
-    from django.db import Error as DatabaseError
-    from django.db import close_old_connections
-
+    # In the function until the channel test leaves providers.services, which imports this module.
     from providers.services import channel_auto_switch
 
     close_old_connections()
@@ -123,14 +125,12 @@ def start_scheduler() -> None:
     Every instance runs the timer; the run lock in the shared cache lets only one test at a time.
     """
     global _scheduler
-    from django.conf import settings
-
     minutes = settings.CHANNEL_TEST_FREQUENCY
     if not minutes or (_scheduler is not None and _scheduler.is_alive()):
         return
 
     def loop() -> None:
-        from providers.services import channels_test_all_start
+        from providers.services import channels_test_all_start  # as in _disable_quietly
 
         stop = threading.Event()
         while not stop.wait(minutes * 60):

@@ -7,13 +7,21 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from django.db import transaction
 from django.utils.translation import gettext
 
+from accounts.models import User
+from billing.models import Log
+from billing.services import log_record
 from oneapi_site.lib import changes, json_depth, numbers
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.lengths import items_bounded, text_bounded
+from oneapi_site.lib.mail import mail_send
 from oneapi_site.lib.timeutil import now_ts
+from providers import masking
+from providers.adapters import ADAPTERS, adapter_for, secret_config_fields
+from providers.adapters.base import ChannelInfo, RequestContext, UpstreamError
 from providers.models import Ability, Channel, split_list
 
 CHANNEL_FIELDS = (
@@ -57,8 +65,6 @@ def _bounded_list(name: str, value: str) -> str:
 
 
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:
-    from providers.adapters import ADAPTERS
-
     cleaned: dict[str, Any] = {}
     for name, value in fields.items():
         if name not in CHANNEL_FIELDS or value is None:
@@ -154,8 +160,6 @@ def channel_update(*, channel: Channel, **fields: Any) -> Channel:
         text_bounded(cleaned["key"], field="key", maximum=CHANNEL_TEXT_MAX_LENGTH)
     if "config" in cleaned:
         # Secret config values are never shown back, so an edit that leaves them empty keeps them.
-        from providers.adapters import secret_config_fields
-
         stored = channel.config or {}
         for name in secret_config_fields():
             if stored.get(name) and not cleaned["config"].get(name):
@@ -271,9 +275,6 @@ def _apply_test_verdict(channel: Channel, outcome) -> None:
 
 
 def _notify_root(subject: str, body: str) -> None:
-    from accounts.models import User
-    from oneapi_site.lib.mail import mail_send
-
     emails = list(User.objects.filter(role=User.Role.ROOT, status=User.Status.ENABLED)
                   .exclude(email="").values_list("email", flat=True))
     mail_send(to=emails, subject=subject, body=body)
@@ -283,9 +284,6 @@ def channel_auto_switch(*, channel_id: int, enabled: bool, reason: str) -> bool:
     """Take an enabled channel out of rotation (status 3), or bring back one the gateway disabled
     itself; log it and tell root. False when the channel was not in the status it leaves, so a
     channel an operator disabled stays off."""
-    from billing.models import Log
-    from billing.services import log_record
-
     leaving, entering = Channel.Status.ENABLED, Channel.Status.AUTO_DISABLED
     if enabled:
         leaving, entering = entering, leaving
@@ -375,12 +373,6 @@ def channels_test_progress() -> dict | None:
 
 def channel_update_balance(*, channel_id: int) -> float:
     """Ask the vendor for the account's balance and store it (one-api's update_balance)."""
-    import httpx
-
-    from providers import masking
-    from providers.adapters import adapter_for
-    from providers.adapters.base import ChannelInfo, RequestContext, UpstreamError
-
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
         raise ServiceError("no such channel", field="id")
@@ -414,8 +406,6 @@ def channel_update_balance(*, channel_id: int) -> float:
 
 def channels_update_balance_all() -> dict[int, float | str]:
     """Every enabled channel whose vendor exposes a balance; errors are reported per channel."""
-    from providers.adapters import ADAPTERS
-
     results: dict[int, float | str] = {}
     for channel_id, type_id in Channel.objects.filter(status=Channel.Status.ENABLED).values_list("id", "type"):
         if type_id not in ADAPTERS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import template
 
+from billing.log_text import describe
 from oneapi_site import options
 
 register = template.Library()
@@ -23,6 +24,4 @@ def quota(value) -> str:
 
 @register.filter
 def log_content(value) -> str:
-    from billing.log_text import describe
-
     return describe(value or "")
