@@ -153,6 +153,7 @@ def channel_create(**fields: Any) -> list[Channel]:
 @transaction.atomic
 def channel_update(*, channel: Channel, **fields: Any) -> Channel:
     """Apply the given fields; an omitted or empty key keeps the stored one (one-api)."""
+    channel.refresh_from_db()  # the routes rebuilt below follow the status health has left, not a stale one
     cleaned = _clean(fields)
     if not cleaned.get("key", "").strip():
         cleaned.pop("key", None)
@@ -168,7 +169,9 @@ def channel_update(*, channel: Channel, **fields: Any) -> Channel:
         setattr(channel, name, value)
     if not channel.name:
         raise ServiceError("name is required", field="name")
-    channel.save()
+    # The given fields only: the ledger adds to used_quota meanwhile, and tests and balance checks write
+    # their own columns; a whole-row save would put back the values this instance was read with.
+    channel.save(update_fields=list(cleaned))
     abilities_rebuild(channel=channel)
     changes.publish("channels")
     return channel

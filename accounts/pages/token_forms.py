@@ -102,6 +102,9 @@ class TokenForm(forms.Form):
         if token is not None:
             # A model the group has lost since stays listed, so saving other changes keeps it.
             choices += [m for m in token.model_list if m not in choices]
+            # Whether the quota was changed is judged against the amount the page showed (a hidden input),
+            # not against the balance at save time, which the relay has spent from since.
+            self.fields["quota"].show_hidden_initial = True
         self.fields["models"].choices = [(m, m) for m in choices]
         if options.in_currency():
             self.fields["quota"].label = _("Quota (US$)")
@@ -176,17 +179,19 @@ class TokenForm(forms.Form):
         """The arguments of accounts.services.tokens.token_create / token_update."""
         data = self.cleaned_data
         expires = None if data["never_expires"] else data["expires_at"]
-        remain = data["quota"]
-        if remain is None:  # unlimited with no amount typed: keep what the token had
-            remain = self.token.remain_quota if self.token is not None else 0
-        return {
+        fields = {
             "name": data["name"],
-            "remain_quota": remain,
             "unlimited_quota": data["unlimited_quota"],
             "expired_time": -1 if expires is None else int(expires.timestamp()),
             "models": list(data["models"]),
             "subnet": data["subnet"],
         }
+        if self.token is None:
+            fields["remain_quota"] = data["quota"] or 0
+        elif data["quota"] is not None and "quota" in self.changed_data:
+            # Untouched, or emptied for an unlimited token: the balance stays what the ledger has made it.
+            fields["remain_quota"] = data["quota"]
+        return fields
 
 
 # Service messages (English, shared with /api) as the pages say them; unknown ones pass through.

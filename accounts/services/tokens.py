@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from django.db import transaction
 from django.utils.translation import gettext
 
 from accounts import permissions
@@ -88,8 +89,14 @@ TOKEN_EDITABLE = ("name", "remain_quota", "unlimited_quota", "expired_time", "mo
 
 
 def token_update(*, token: Token, status_only: bool = False, by: User | None = None, **fields: Any) -> Token:
-    """Change a token; re-enabling an expired or exhausted one is refused until it is fixed (one-api)."""
+    """Change a token; re-enabling an expired or exhausted one is refused until it is fixed (one-api).
+
+    Only the columns that change are written: the ledger moves remain_quota, used_quota and the status
+    (exhausted) of this row meanwhile, and a whole-row save would put back the values read here.
+    """
     _check_token_actor(by=by, token=token)
+    token.refresh_from_db()  # the checks below judge the balance and status the ledger has left
+    before = {name: getattr(token, name) for name in TOKEN_EDITABLE}
     allowed = ("status",) if status_only else TOKEN_EDITABLE
     for field, value in fields.items():
         if field not in allowed or value is None:
@@ -106,7 +113,14 @@ def token_update(*, token: Token, status_only: bool = False, by: User | None = N
             raise ServiceError("the token has expired: change its expiry before enabling it", field="expired_time")
         if not token.unlimited_quota and token.remain_quota <= 0:
             raise ServiceError("the token has no quota left: add quota before enabling it", field="remain_quota")
-    token.save()
+    changed = [name for name in TOKEN_EDITABLE if getattr(token, name) != before[name]]
+    if changed:
+        with transaction.atomic():
+            # The owner's row first, as charges_apply locks users before tokens. A rename rewrites the
+            # (user, name) index, for which InnoDB checks the owner row of the foreign key: taken in the
+            # other order, a rename and a batch of charges deadlock on MariaDB.
+            list(User.objects.select_for_update().filter(pk=token.user_id).values_list("pk", flat=True))
+            token.save(update_fields=changed)
     changes.publish("tokens")
     return token
 
