@@ -37,8 +37,8 @@ def _inviter_id(aff_code: str) -> int:
 
 @transaction.atomic
 def account_open(*, username: str, password: str | None, display_name: str = "", email: str = "",
-                 aff_code: str = "", role: int = User.Role.COMMON, max_length: int | None = None,
-                 **identity: str) -> User:
+                 aff_code: str = "", role: int = User.Role.COMMON,
+                 username_max_length: int = USERNAME_COLUMN_LENGTH, **identity: str) -> User:
     """The account, its gifts (each with a system log) and its default token, in one transaction.
 
     `password` None leaves no usable password (a provider's account signs in there until it sets one);
@@ -46,7 +46,7 @@ def account_open(*, username: str, password: str | None, display_name: str = "",
     """
     inviter_id = _inviter_id(aff_code)
     user = user_create(username=username, password=password, display_name=display_name, role=role, email=email,
-                       inviter_id=inviter_id, max_length=max_length or USERNAME_COLUMN_LENGTH, **identity)
+                       inviter_id=inviter_id, username_max_length=username_max_length, **identity)
     user_signup_gifts(user_id=user.pk, inviter_id=inviter_id)
     token_create(user=user, name="default", unlimited_quota=True, expired_time=-1)
     user.refresh_from_db(fields=["quota"])
@@ -61,7 +61,7 @@ def user_register(*, username: str, password: str, display_name: str = "", email
     display_name = display_name_clean(display_name)
     email = email_clean(email)
     return account_open(username=username, password=password, display_name=display_name, email=email,
-                        aff_code=aff_code, role=role, max_length=USERNAME_MAX_LENGTH)
+                        aff_code=aff_code, role=role, username_max_length=USERNAME_MAX_LENGTH)
 
 
 def user_signup(*, username: str, password: str, email: str = "", verification_code: str = "",

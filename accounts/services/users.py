@@ -101,10 +101,10 @@ def _new_aff_code() -> str:
 
 def user_create(*, username: str, password: str | None, display_name: str = "", role: int = User.Role.COMMON,
                 group: str = "default", quota: int = 0, email: str = "", inviter_id: int = 0,
-                max_length: int = USERNAME_COLUMN_LENGTH, **identity: str) -> User:
+                username_max_length: int = USERNAME_COLUMN_LENGTH, **identity: str) -> User:
     """A user row with a fresh invitation code; `identity` sets a sign-in provider's id column (github_id,
     oidc_id). No gifts and no token: accounts.services.signup opens accounts with those."""
-    username = username_clean(username, max_length=max_length)
+    username = username_clean(username, max_length=username_max_length)
     user = User(username=username, display_name=display_name or username, role=role, group=group,
                 quota=quota, email=email, inviter_id=inviter_id, **identity)
     user.set_password(password)

@@ -247,16 +247,23 @@ def test_channel_update_with_a_stale_channel_writes_back_no_used_quota(token):
 # --- The console: a form shown before a charge settled, posted after --------------------------------
 
 
+def as_the_browser_posts(form, **changes) -> dict:
+    """What a browser sends back for a rendered console form: each field as shown (a hidden `initial-`
+    input too where the form keeps one), with the operator's `changes`."""
+    shown = {name: form[name].value() for name in form.fields}
+    data = {**shown, **changes}
+    data.update({f"initial-{name}": shown[name] for name in form.fields if form.fields[name].show_hidden_initial})
+    return {name: value for name, value in data.items() if value is not None}
+
+
 def test_a_token_form_posted_after_a_charge_settled_keeps_the_charge(token, root):
     console = Client()
     console.force_login(root)
     url = reverse("admin:accounts_token_change", args=[token.pk])
     form = console.get(url).context["adminform"].form
     settle(token, 800)  # while the form is open in the operator's browser
-    data = {name: form[name].value() for name in form.fields}
-    data.update(name="renamed", user=token.user_id, expired_time="", models="", subnet="")
-    data.update({f"initial-{name}": form[name].value() for name in form.fields if form.fields[name].show_hidden_initial})
-    response = console.post(url, {k: v for k, v in data.items() if v is not None})
+    response = console.post(url, as_the_browser_posts(form, name="renamed", user=token.user_id, expired_time="",
+                                                      models="", subnet=""))
     assert response.status_code == 302, response.content.decode()[:2000]
     assert_counters_match_the_logs(token)
     assert Token.objects.get(pk=token.pk).name == "renamed"
@@ -268,10 +275,7 @@ def test_a_user_form_posted_after_a_charge_settled_keeps_the_charge(token, owner
     url = reverse("admin:accounts_user_change", args=[owner.pk])
     form = console.get(url).context["adminform"].form
     settle(token, 600)
-    data = {name: form[name].value() for name in form.fields}
-    data.update(display_name="Owner", new_password="")
-    data.update({f"initial-{name}": form[name].value() for name in form.fields if form.fields[name].show_hidden_initial})
-    response = console.post(url, {k: v for k, v in data.items() if v is not None})
+    response = console.post(url, as_the_browser_posts(form, display_name="Owner", new_password=""))
     assert response.status_code == 302, response.content.decode()[:2000]
     assert_counters_match_the_logs(token)
     assert not Log.objects.filter(type=Log.Type.MANAGE).exists()  # no balance edit was made
