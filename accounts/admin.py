@@ -7,68 +7,13 @@ from django.contrib.auth.models import Group
 from django.utils.html import format_html
 from django.utils.translation import gettext, gettext_lazy as _
 
-from accounts import permissions, services
+from accounts import permissions
 from accounts.forms import TokenForm, UserChangeForm, UserCreationForm
 from accounts.models import Token, User
-from billing import money
+from accounts.services.tokens import token_create, token_delete, token_update
+from accounts.services.users import user_create, user_delete, user_update
+from oneapi_site.lib.admin import ServiceErrorsMixin, quota_text, unix_text
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
-from oneapi_site.lib.timeutil import ts_text
-
-
-# --- Shared by the admin modules of every app ---------------------------------
-
-def quota_text(quota: int) -> str:
-    """Quota with its US$ value, as one-api's console shows it (QuotaPerUnit quota = $1), written by the
-    pages' Decimal formatter: 3 quota is "$0.000006" here as there, not a float's "$0.00"."""
-    return f"{quota:,} ({money.usd_text(quota)})"
-
-
-def unix_text(ts: int, *, empty: str = "-") -> str:
-    """A stored time as the pages write it; `empty` for one-api's 0 (or -1) meaning "none"."""
-    if not ts or ts <= 0:
-        return empty
-    return ts_text(ts)
-
-
-def mask_secret(value: str) -> str:
-    """Enough of a credential to tell two apart, never enough to use it."""
-    value = (value or "").strip()
-    if len(value) < 16:
-        return "****"
-    return f"{value[:4]}...{value[-4:]}"
-
-
-class ServiceErrorsMixin:
-    """Show a service's ValidationError on the form, as if the form had found it.
-
-    Services validate when they write, which is after the form has passed. When
-    save_model raises, the admin's atomic block rolls back, and the same POST is
-    handled again with a form that reports the error on the field it names.
-    """
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except services.ValidationError as exc:
-            if getattr(request, "_service_error", None) is not None:
-                raise
-            request._service_error = exc
-            return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form_class = super().get_form(request, obj, change, **kwargs)
-        error = getattr(request, "_service_error", None)
-        if error is None:
-            return form_class
-
-        class Rejected(form_class):
-            def clean(self):
-                cleaned = super().clean()
-                self.add_error(error.field if error.field in self.fields else None, str(error))
-                return cleaned
-
-        return Rejected
-
 
 admin.site.unregister(Group)  # roles, not groups, grant access here
 
@@ -146,7 +91,7 @@ class UserAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if not change:
-            user = services.user_create(
+            user = user_create(
                 username=data["username"], password=data["password1"], display_name=data.get("display_name", ""),
                 role=data["role"], group=data.get("group") or "default", quota=data.get("quota") or 0,
                 email=data.get("email", ""))
@@ -154,7 +99,7 @@ class UserAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
             return
         # Re-read, and send the quota only when it was edited: the relay moves it meanwhile, and
         # user_update sets it through billing.services.user_quota_set, which writes the manage log.
-        services.user_update(
+        user_update(
             user=User.objects.get(pk=obj.pk), by=request.user,
             display_name=data["display_name"], email=data["email"], group=data["group"], role=data["role"],
             status=data["status"], password=data.get("new_password") or None,
@@ -162,11 +107,11 @@ class UserAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         # one-api deletes softly: status 3 and a freed username; tokens and logs stay.
-        services.user_delete(user=obj, by=request.user)
+        user_delete(user=obj, by=request.user)
 
     def delete_queryset(self, request, queryset):
         for user in queryset:
-            services.user_delete(user=user, by=request.user)
+            user_delete(user=user, by=request.user)
 
 
 # --- Tokens ---------------------------------------------------------------------
@@ -241,18 +186,18 @@ class TokenAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         fields = form.service_fields()
         if change:
-            services.token_update(token=Token.objects.get(pk=obj.pk), by=request.user, **fields)
+            token_update(token=Token.objects.get(pk=obj.pk), by=request.user, **fields)
             return
         fields.pop("status", None)
-        token = services.token_create(user=form.cleaned_data["user"], by=request.user, **fields)
+        token = token_create(user=form.cleaned_data["user"], by=request.user, **fields)
         obj.pk = obj.id = token.pk
         self.message_user(request, format_html(
             "{} <code>sk-{}</code>", gettext("Copy the new key now, it is not shown again:"), token.key),
             messages.WARNING)
 
     def delete_model(self, request, obj):
-        services.token_delete(token=obj, by=request.user)
+        token_delete(token=obj, by=request.user)
 
     def delete_queryset(self, request, queryset):
         for token in queryset:
-            services.token_delete(token=token, by=request.user)
+            token_delete(token=token, by=request.user)

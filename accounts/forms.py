@@ -5,13 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 
 from django import forms
-from django.contrib.auth.password_validation import validate_password
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
 from accounts import permissions
 from accounts.models import Token, User
-from accounts.services import TOKEN_MODELS_MAX_LENGTH, TOKEN_SUBNET_MAX_LENGTH
+from accounts.services.tokens import TOKEN_MODELS_MAX_LENGTH, TOKEN_SUBNET_MAX_LENGTH
+from accounts.services.users import password_validate
+from oneapi_site.lib.errors import ServiceError
+
+
+# Columns the ledger moves while a change form is open. Whether the operator changed them is judged against
+# the value the form showed (a hidden initial input), not against the row at save time, which has moved since:
+# an untouched field is then not sent to the service, and never writes back a stale balance.
+LEDGER_MOVED_USER_FIELDS = ("quota",)
+LEDGER_MOVED_TOKEN_FIELDS = ("remain_quota", "status")
+
+
+def _compare_with_shown(form: forms.BaseForm, names: tuple[str, ...]) -> None:
+    for name in names:
+        if name in form.fields:
+            form.fields[name].show_hidden_initial = True
 
 
 def role_choices(*, actor: User, target: User | None) -> list[tuple[int, str]]:
@@ -67,9 +81,9 @@ class UserCreationForm(_RoleRulesMixin, forms.ModelForm):
             self.add_error("password2", gettext("The two passwords differ."))
         elif p1:
             try:
-                validate_password(p1, User(username=cleaned.get("username") or ""))
-            except forms.ValidationError as exc:
-                self.add_error("password1", exc)
+                password_validate(password=p1, user=User(username=cleaned.get("username") or ""))
+            except ServiceError as exc:
+                self.add_error("password1", str(exc))
         return cleaned
 
 
@@ -87,6 +101,7 @@ class UserChangeForm(_RoleRulesMixin, forms.ModelForm):
     def __init__(self, *args, actor: User, **kwargs):
         self.actor = actor
         super().__init__(*args, **kwargs)
+        _compare_with_shown(self, LEDGER_MOVED_USER_FIELDS)
         self._limit_role(self.instance)
         if "status" in self.fields:
             # Deleting is its own action (a soft delete that frees the username).
@@ -105,7 +120,10 @@ class UserChangeForm(_RoleRulesMixin, forms.ModelForm):
     def clean_new_password(self) -> str:
         password = self.cleaned_data.get("new_password") or ""
         if password:
-            validate_password(password, self.instance)
+            try:
+                password_validate(password=password, user=self.instance)
+            except ServiceError as exc:
+                raise forms.ValidationError(str(exc)) from None
         return password
 
 
@@ -137,11 +155,15 @@ class TokenForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["expired_time"] = _to_datetime(self.instance.expired_time)
+            _compare_with_shown(self, LEDGER_MOVED_TOKEN_FIELDS)
 
     def clean_expired_time(self) -> int:
         value = self.cleaned_data.get("expired_time")
         return -1 if value is None else int(value.timestamp())
 
     def service_fields(self) -> dict:
+        """The arguments of token_create, or of token_update: for an edit, only what the operator changed."""
         names = ("name", "remain_quota", "unlimited_quota", "expired_time", "models", "subnet", "status")
+        if self.instance.pk:
+            names = tuple(name for name in names if name in self.changed_data)
         return {name: self.cleaned_data[name] for name in names if name in self.cleaned_data}

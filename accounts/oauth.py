@@ -30,10 +30,13 @@ from django.db.models import Max
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from accounts import selectors, services
+from accounts import selectors
 from accounts.models import User
-from billing import options
+from accounts.services.oauth import user_oauth_link, user_oauth_register
+from accounts.services.users import USERNAME_MAX_LENGTH
+from oneapi_site import options
 from oneapi_site.lib.address import page_address
+from oneapi_site.lib.errors import ServiceError
 
 log = logging.getLogger("oneapi.oauth")
 
@@ -344,7 +347,7 @@ def _disabled() -> OAuthError:
 def _next_username(provider: Provider, identity: Identity, attempt: int) -> str:
     handle = identity.username
     if (attempt == 0 and provider.name == "oidc" and handle and handle.isprintable() and " " not in handle
-            and len(handle) <= services.USERNAME_MAX_LENGTH and not selectors.username_taken(handle)):
+            and len(handle) <= USERNAME_MAX_LENGTH and not selectors.username_taken(handle)):
         return handle
     # one-api names the account after the next user id: github_12, oidc_12.
     n = (User.objects.aggregate(m=Max("id"))["m"] or 0) + 1 + attempt
@@ -364,8 +367,8 @@ def sign_in(*, identity: Identity, current_user: Any = None, aff: str = "") -> O
             raise OAuthError(_("This %(provider)s account is already linked to another user.")
                              % {"provider": provider.label})
         try:
-            services.user_oauth_link(user=current_user, id_field=provider.id_field, external_id=identity.id)
-        except services.ValidationError:
+            user_oauth_link(user=current_user, id_field=provider.id_field, external_id=identity.id)
+        except ServiceError:
             raise OAuthError(_("This %(provider)s account is already linked to another user.")
                              % {"provider": provider.label}) from None
         return Outcome(user=current_user, action="bind")
@@ -378,10 +381,10 @@ def sign_in(*, identity: Identity, current_user: Any = None, aff: str = "") -> O
     for attempt in range(5):
         username = _next_username(provider, identity, attempt)
         try:
-            user = services.user_oauth_register(
+            user = user_oauth_register(
                 id_field=provider.id_field, external_id=identity.id, username=username,
                 display_name=identity.display_name, email=identity.email, aff_code=aff)
-        except services.ValidationError as exc:
+        except ServiceError as exc:
             if exc.field == "username":  # another sign-up took the name meanwhile: take the next number
                 continue
             raise OAuthError(str(exc)) from None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+
+from django.core.cache import cache
 from django.db.models import Q, QuerySet
 
 from accounts.models import DEFAULT_ROOT_PASSWORD, Token, User
@@ -65,10 +68,6 @@ def uses_default_password(user) -> bool:
 
     Asked on every request of a signed-in root (DefaultPasswordMiddleware) and by the admin's banner.
     """
-    import hashlib
-
-    from django.core.cache import cache
-
     if not getattr(user, "is_authenticated", False) or not getattr(user, "is_root", False):
         return False
     key = "oneapi:default-password:%s:%s" % (user.pk, hashlib.sha256(user.password.encode()).hexdigest()[:32])

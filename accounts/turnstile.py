@@ -19,7 +19,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from billing import options
+from oneapi_site import options
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,11 @@ from django.core.validators import validate_email
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from accounts.services import ValidationError
-from billing import options
+from accounts.services.users import password_validate, user_password_set
+from oneapi_site import options
 from oneapi_site.lib.address import UNSET as UNSET_ADDRESS
 from oneapi_site.lib.address import configured_address
+from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.keys import random_key, uuid_hex
 from oneapi_site.lib.mail import SMTP_BACKEND, mail_send
 from oneapi_site.lib.timeutil import now_ts
@@ -64,11 +65,11 @@ def email_normalize(email: str) -> str:
 def email_check_format(email: str) -> str:
     email = email_normalize(email)
     if not email:
-        raise ValidationError(_("Enter your e-mail address."), field="email")
+        raise ServiceError(_("Enter your e-mail address."), field="email")
     try:
         validate_email(email)
     except DjangoValidationError:
-        raise ValidationError(_("Enter a valid e-mail address."), field="email") from None
+        raise ServiceError(_("Enter a valid e-mail address."), field="email") from None
     return email
 
 
@@ -103,13 +104,13 @@ def email_code_send(*, email: str) -> None:
     """Mail a 6-digit code for `email` (one-api's GET /api/verification); a new code replaces the old one."""
     email = email_check_format(email)
     if not email_domain_allowed(email):
-        raise ValidationError(
+        raise ServiceError(
             _("The administrator accepts only e-mail addresses at these domains: %(domains)s")
             % {"domains": ", ".join(_whitelist())}, field="email")
     if email_in_use(email):
-        raise ValidationError(_("This e-mail address is already in use."), field="email")
+        raise ServiceError(_("This e-mail address is already in use."), field="email")
     if not mail_ready():
-        raise ValidationError(_("This server cannot send e-mail; ask the administrator to set up SMTP."),
+        raise ServiceError(_("This server cannot send e-mail; ask the administrator to set up SMTP."),
                               field="email")
     code = "".join(secrets.choice("0123456789") for _i in range(CODE_LENGTH))
     cache.set(_attempts_key(email), 0, CODE_TTL + 60)
@@ -123,11 +124,11 @@ def email_code_send(*, email: str) -> None:
         % {"site": site, "code": code, "minutes": CODE_TTL // 60})
     if not sent:
         cache.delete(_code_key(email))
-        raise ValidationError(_("The e-mail could not be sent; try again later."), field="email")
+        raise ServiceError(_("The e-mail could not be sent; try again later."), field="email")
 
 
-def _code_error() -> ValidationError:
-    return ValidationError(_("The verification code is wrong or has expired; ask for a new one."),
+def _code_error() -> ServiceError:
+    return ServiceError(_("The verification code is wrong or has expired; ask for a new one."),
                            field="verification_code")
 
 
@@ -179,7 +180,7 @@ def password_reset_send(*, email: str, link_base: str = "") -> None:
     """
     email = email_check_format(email)
     if not mail_ready():
-        raise ValidationError(_("This server cannot send e-mail; ask the administrator to set up SMTP."),
+        raise ServiceError(_("This server cannot send e-mail; ask the administrator to set up SMTP."),
                               field="email")
     user = User.objects.filter(email__iexact=email, status=User.Status.ENABLED).order_by("id").first()
     if user is None:
@@ -214,7 +215,7 @@ def password_reset_consume(*, email: str, token: str) -> User:
     """Take the link: the user it is for; refused when wrong, expired or already used."""
     user = password_reset_user(email=email, token=token)
     if user is None or not cache.delete(_reset_key(email_normalize(email))):
-        raise ValidationError(_("This password reset link is invalid or has expired; ask for a new one."),
+        raise ServiceError(_("This password reset link is invalid or has expired; ask for a new one."),
                               field="token")
     return user
 
@@ -224,8 +225,6 @@ NEW_PASSWORD_LENGTH = 12  # one-api's POST /api/user/reset answers with a random
 
 def password_reset_complete(*, email: str, token: str, password: str | None = None) -> str:
     """Use a reset link: set `password` (validated), or a random one for API clients; return it."""
-    from accounts.services import password_validate, user_password_set
-
     user = password_reset_user(email=email, token=token)
     if user is not None and password is not None:
         password_validate(password=password, user=user)  # before the link is used up: a weak choice can retry

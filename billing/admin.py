@@ -17,14 +17,15 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from accounts import permissions
-from accounts.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
 from accounts.models import User
-from accounts.services import ValidationError
-from billing import options, services
+from billing import services
 from billing.forms import OptionsForm, RedemptionBatchForm
 from billing.log_text import describe
 from billing.models import Log, Option, RedemptionCode
+from oneapi_site import options
 from oneapi_site.lib import numbers
+from oneapi_site.lib.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
+from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 
 # --- Redemption codes ---------------------------------------------------------
@@ -104,7 +105,7 @@ class RedemptionCodeAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.Mode
         if request.method == "POST" and form.is_valid():
             try:
                 keys = services.redemption_create_batch(creator=request.user, **form.cleaned_data)
-            except ValidationError as exc:
+            except ServiceError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, str(exc))
             else:
                 created = list(RedemptionCode.objects.filter(key__in=keys).order_by("id"))
@@ -324,7 +325,7 @@ class OptionAdmin(admin.ModelAdmin):
                 with transaction.atomic():
                     for key, value in changed.items():
                         services.option_set(key=key, value=value)
-            except ValidationError as exc:
+            except ServiceError as exc:
                 options.reload_from_db()  # the snapshot saw writes that were rolled back
                 form.add_error(exc.field if exc.field in form.fields else None, str(exc))
             else:

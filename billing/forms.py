@@ -8,10 +8,11 @@ from decimal import Decimal
 from django import forms
 from django.utils.translation import gettext, gettext_lazy as _
 
-from billing import options
 from billing.models import RedemptionCode
 from billing.services import REDEMPTION_BATCH_MAX
+from oneapi_site import options
 from oneapi_site.lib import numbers
+from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import WholeNumberField
 
 LONG_TEXT_KEYS = {"Notice", "About", "HomePageContent", "Footer", "EmailDomainWhitelist"}
@@ -124,7 +125,7 @@ def display_value(key: str, value):
 
 
 class OptionsForm(forms.Form):
-    """One field per option key of billing.options.GROUPS; `changed_values()` feeds option_set."""
+    """One field per option key of oneapi_site.options.GROUPS; `changed_values()` feeds option_set."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -134,7 +135,7 @@ class OptionsForm(forms.Form):
                 self.initial[key] = display_value(key, options.get(key))
 
     def groups(self):
-        """(name, title, bound fields) per group of billing.options.GROUPS."""
+        """(name, title, bound fields) per group of oneapi_site.options.GROUPS."""
         return [(name, GROUP_TITLES.get(name, name), [self[key] for key in keys])
                 for name, keys in options.GROUPS.items()]
 
@@ -150,7 +151,7 @@ class OptionsForm(forms.Form):
                 continue
             try:
                 cleaned[key] = options.parse(key, text)
-            except options.OptionError as exc:
+            except ServiceError as exc:
                 self.add_error(key, str(exc))
         return cleaned
 

@@ -12,7 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from django.utils.translation import gettext
 
-from billing import options
+from oneapi_site import options
 
 USD_PLACES = 6  # a micro-dollar: one quota at QuotaPerUnit up to 1,000,000
 

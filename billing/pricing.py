@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-from billing import options
+from oneapi_site import options
 from billing.ratios import DEFAULT_MODEL_RATIO
 
 USD_PER_1M_AT_RATIO_1 = 2  # ratio = US$ per 1M prompt tokens / 2

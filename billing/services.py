@@ -10,19 +10,21 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils.translation import gettext
 
 from accounts import permissions
 from accounts.models import Token, User
-from accounts.services import ValidationError
-from billing import money, options
+from billing import money
 from billing.models import Log, Option, RedemptionCode
+from oneapi_site import options
 from oneapi_site.lib import changes, numbers
+from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.keys import uuid_hex
 from oneapi_site.lib.lengths import text_bounded
 from oneapi_site.lib.timeutil import now_ts
+from providers.models import Channel
 
 BALANCE_MAX = numbers.BIGINT[1]  # what users.quota holds; a credit past it is refused, never wrapped or floated
 REDEMPTION_NAME_MAX_LENGTH = 20  # one-api's 1 to 20 characters
@@ -48,8 +50,8 @@ def _user_credit(*, user_id: int, quota: int) -> bool:
     return User.objects.filter(pk=user_id, quota__lte=ceiling).update(quota=F("quota") + quota) == 1
 
 
-def _balance_full_error(field: str) -> ValidationError:
-    return ValidationError(gettext("The balance cannot hold this much quota: it would pass %(max)s.")
+def _balance_full_error(field: str) -> ServiceError:
+    return ServiceError(gettext("The balance cannot hold this much quota: it would pass %(max)s.")
                            % {"max": BALANCE_MAX}, field=field)
 
 
@@ -58,7 +60,7 @@ def _balance_full_error(field: str) -> ValidationError:
 def _redemption_name(name: str) -> str:
     name = (name or "").strip()
     if not name or len(name) > REDEMPTION_NAME_MAX_LENGTH:
-        raise ValidationError("name must be 1 to 20 characters", field="name")
+        raise ServiceError("name must be 1 to 20 characters", field="name")
     return name
 
 
@@ -77,10 +79,10 @@ def redemption_redeem(*, user_id: int, key: str) -> int:
     """Credit the code's quota to the user once; a second redeemer, even concurrent, is refused."""
     key = (key or "").strip()
     if not key:
-        raise ValidationError(gettext("Enter a redemption code."), field="key")
+        raise ServiceError(gettext("Enter a redemption code."), field="key")
     code = RedemptionCode.objects.filter(key=key).values("id", "quota", "status").first()
     if code is None:
-        raise ValidationError(gettext("This redemption code does not exist."), field="key")
+        raise ServiceError(gettext("This redemption code does not exist."), field="key")
     # The status guard makes the claim one statement: two redeemers cannot both see status 1.
     claimed = RedemptionCode.objects.filter(pk=code["id"], status=RedemptionCode.Status.ENABLED).update(
         status=RedemptionCode.Status.USED, redeemed_time=now_ts(), redeemed_by_id=user_id)
@@ -88,8 +90,8 @@ def redemption_redeem(*, user_id: int, key: str) -> int:
         # Re-read: the code may have been claimed by a concurrent redeemer since the first read.
         status = RedemptionCode.objects.filter(pk=code["id"]).values_list("status", flat=True).first()
         if status == RedemptionCode.Status.DISABLED:
-            raise ValidationError(gettext("This redemption code has been disabled."), field="key")
-        raise ValidationError(gettext("This redemption code has already been used."), field="key")
+            raise ServiceError(gettext("This redemption code has been disabled."), field="key")
+        raise ServiceError(gettext("This redemption code has already been used."), field="key")
     if not _user_credit(user_id=user_id, quota=code["quota"]):
         raise _balance_full_error("key")  # the claim above rolls back with this transaction
     log_record(user_id=user_id, type=Log.Type.TOPUP, quota=code["quota"],
@@ -105,9 +107,9 @@ def _check_balance_actor(*, by: User | None, user_id: int, field: str) -> None:
         return
     target = User.objects.filter(pk=user_id).first()
     if target is None:
-        raise ValidationError("no such user", field=field)
+        raise ServiceError("no such user", field=field)
     if not permissions.user_can_manage(by, target):
-        raise ValidationError(gettext("You cannot change the balance of a user whose role is equal to or above "
+        raise ServiceError(gettext("You cannot change the balance of a user whose role is equal to or above "
                                       "yours."), field=field)
 
 
@@ -123,7 +125,7 @@ def user_topup(*, user_id: int, quota: int, remark: str = "", by: User | None = 
     remark = text_bounded(remark, field="remark", maximum=REMARK_MAX_LENGTH)
     if not _user_credit(user_id=user_id, quota=quota):
         if not User.objects.filter(pk=user_id).exists():
-            raise ValidationError("no such user", field="user_id")
+            raise ServiceError("no such user", field="user_id")
         raise _balance_full_error("quota")
     note = f" ({remark})" if remark else ""
     log_record(user_id=user_id, type=Log.Type.TOPUP, quota=quota,
@@ -138,12 +140,12 @@ def user_quota_set(*, user_id: int, quota: int, by: User | None = None) -> None:
     quota = _quota(quota, field="quota")
     old = User.objects.select_for_update().filter(pk=user_id).values_list("quota", flat=True).first()
     if old is None:
-        raise ValidationError("no such user", field="id")
+        raise ServiceError("no such user", field="id")
     if old == quota:
         return
     if not numbers.BIGINT[0] <= quota - old <= numbers.BIGINT[1]:
         # The manage log records the difference in a BIGINT too: from +8e18 to -8e18 it would not fit.
-        raise ValidationError(gettext("This change is too large to record in one step: change the balance "
+        raise ServiceError(gettext("This change is too large to record in one step: change the balance "
                                       "in two smaller steps."), field="quota")
     User.objects.filter(pk=user_id).update(quota=quota)
     who = f" by {by.username}" if by else ""
@@ -198,10 +200,6 @@ def charges_apply(charges: Iterable[Charge]) -> int:
             per_channel[c.channel_id] += c.quota
     touched = {c.token_id for c in charges if c.token_id}
     now = now_ts()
-    from django.db import connection
-
-    from providers.models import Channel
-
     q = connection.ops.quote_name
     # Relative single-statement UPDATEs (as F() would write them), sent with executemany:
     # the ORM's per-statement overhead held the GIL long enough to show in the relay's p99.
@@ -240,8 +238,6 @@ _LOG_COLUMNS = ("user_id", "created_at", "type", "content", "username", "token_i
 
 def _consume_logs_insert(charges: list[Charge], cursor) -> None:
     """One executemany: building a model instance per log cost more CPU than the relay's request."""
-    from django.db import connection
-
     quote = connection.ops.quote_name
     sql = (f"INSERT INTO {quote(Log._meta.db_table)} ({', '.join(quote(c) for c in _LOG_COLUMNS)}) "
            f"VALUES ({', '.join(['%s'] * len(_LOG_COLUMNS))})")
@@ -264,19 +260,19 @@ def _login_switch_check(key: str) -> None:
         return any(not str(options.get(k) or "").strip() for k in keys)
 
     if key == "TurnstileCheckEnabled" and missing(*TURNSTILE_KEYS):
-        raise ValidationError(gettext("set TurnstileSiteKey and TurnstileSecretKey before enabling Turnstile"),
+        raise ServiceError(gettext("set TurnstileSiteKey and TurnstileSecretKey before enabling Turnstile"),
                               field=key)
 
     if key == "GitHubOAuthEnabled" and missing("GitHubClientId", "GitHubClientSecret"):
-        raise ValidationError(gettext("set GitHubClientId and GitHubClientSecret before enabling GitHub login"),
+        raise ServiceError(gettext("set GitHubClientId and GitHubClientSecret before enabling GitHub login"),
                               field=key)
     if key == "OidcEnabled":
         if missing("OidcClientId", "OidcClientSecret"):
-            raise ValidationError(gettext("set OidcClientId and OidcClientSecret before enabling OIDC login"),
+            raise ServiceError(gettext("set OidcClientId and OidcClientSecret before enabling OIDC login"),
                                   field=key)
         if missing("OidcWellKnown") and missing("OidcAuthorizationEndpoint", "OidcTokenEndpoint",
                                                 "OidcUserinfoEndpoint"):
-            raise ValidationError(gettext(
+            raise ServiceError(gettext(
                 "set OidcWellKnown, or all of OidcAuthorizationEndpoint, OidcTokenEndpoint and "
                 "OidcUserinfoEndpoint, before enabling OIDC login"), field=key)
 
@@ -285,17 +281,14 @@ def option_set(*, key: str, value) -> str:
     """Validate and store one option; the relay sees it by its next request."""
     key = (key or "").strip()
     if not key:
-        raise ValidationError("key is required", field="key")
+        raise ServiceError("key is required", field="key")
     text = options.encode(key, value)
-    try:
-        options.parse(key, text)
-    except options.OptionError as exc:
-        raise ValidationError(str(exc), field=key) from None
+    options.parse(key, text)  # refuses a bad value with a ServiceError on the key
     if key in ("GitHubOAuthEnabled", "OidcEnabled", "TurnstileCheckEnabled") and options.parse(key, text):
         _login_switch_check(key)
     if key in TURNSTILE_KEYS and not text.strip() and options.get("TurnstileCheckEnabled"):
         # Without them every sign-in would be refused, root's included.
-        raise ValidationError(gettext("turn TurnstileCheckEnabled off before clearing %(key)s") % {"key": key},
+        raise ServiceError(gettext("turn TurnstileCheckEnabled off before clearing %(key)s") % {"key": key},
                               field=key)
     Option.objects.update_or_create(key=key, defaults={"value": text})
     options.reload_from_db()
@@ -328,9 +321,9 @@ def redemption_update(*, code: RedemptionCode, status_only: bool = False, name: 
     update_fields = []
     if status is not None and status != code.status:
         if used:
-            raise ValidationError("this code has been redeemed; its status cannot change", field="status")
+            raise ServiceError("this code has been redeemed; its status cannot change", field="status")
         if status not in (RedemptionCode.Status.ENABLED, RedemptionCode.Status.DISABLED):
-            raise ValidationError("status must be 1 (enabled) or 2 (disabled)", field="status")
+            raise ServiceError("status must be 1 (enabled) or 2 (disabled)", field="status")
         code.status = status
         update_fields.append("status")
     if not status_only:
@@ -339,7 +332,7 @@ def redemption_update(*, code: RedemptionCode, status_only: bool = False, name: 
             update_fields.append("name")
         if quota is not None and quota != code.quota:
             if used:
-                raise ValidationError("this code has been redeemed; its quota cannot change", field="quota")
+                raise ServiceError("this code has been redeemed; its quota cannot change", field="quota")
             code.quota = _quota(quota, field="quota", minimum=1)
             update_fields.append("quota")
     if update_fields:
@@ -348,7 +341,7 @@ def redemption_update(*, code: RedemptionCode, status_only: bool = False, name: 
         if not used:
             rows = rows.exclude(status=RedemptionCode.Status.USED)
         if not rows.update(**{f: getattr(code, f) for f in update_fields}):
-            raise ValidationError("this code has just been redeemed; reload it", field="status")
+            raise ServiceError("this code has just been redeemed; reload it", field="status")
     return code
 
 
@@ -360,6 +353,6 @@ def redemption_delete(*, code_id: int) -> int:
 def logs_delete_before(*, timestamp: int) -> int:
     """Drop logs older than `timestamp` (unix seconds); one DELETE, since logs have no dependants."""
     if timestamp <= 0:
-        raise ValidationError("target_timestamp must be a unix time", field="target_timestamp")
+        raise ServiceError("target_timestamp must be a unix time", field="target_timestamp")
     deleted, _ = Log.objects.filter(created_at__lt=timestamp).delete()
     return deleted

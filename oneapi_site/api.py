@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import JsonResponse
+from django.urls import path
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from accounts.services import ValidationError
 from oneapi_site.lib import numbers
+from oneapi_site.lib.errors import ServiceError
 
 
 def ok(data: Any = None, message: str = "", **extra: Any) -> Response:
@@ -27,7 +29,7 @@ def fail(message: str, *, http_status: int = status.HTTP_200_OK, field: str | No
 
 
 def envelope_exception_handler(exc, context):
-    if isinstance(exc, ValidationError):
+    if isinstance(exc, ServiceError):
         return fail(str(exc), field=exc.field)
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail
@@ -68,7 +70,7 @@ def _clamped_param(request, name: str, default: int, *, low: int, high: int) -> 
     """A paging parameter pulled into [low, high]: a page past the end is empty, not an error (one-api)."""
     try:
         return min(max(int_param(request, name, default), low), high)
-    except ValidationError as exc:
+    except ServiceError as exc:
         if exc.code in ("min_value", "max_value"):
             return low if exc.code == "min_value" else high
         raise
@@ -85,15 +87,11 @@ def int_param(request, name: str, default: int = 0) -> int:
 
 def api_path(route: str, view) -> list:
     """one-api's routes answer with and without a trailing slash (`/api/user/`, `/api/user/self`)."""
-    from django.urls import path
-
     route = route.rstrip("/")
     return [path(route, view), path(route + "/", view)] if route else [path("", view)]
 
 
 def unknown_route(request, *args, **kwargs):
     """one-api answers an unknown /api path with 404 and an OpenAI-style error, not an HTML page."""
-    from django.http import JsonResponse
-
     return JsonResponse({"error": {"message": f"Invalid URL ({request.method} {request.path})",
                                    "type": "invalid_request_error"}}, status=404)

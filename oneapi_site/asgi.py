@@ -9,6 +9,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 django_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.core.cache import caches  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from oneapi_site.static_files import StaticFiles  # noqa: E402
@@ -54,8 +55,6 @@ def _import_cache_backends() -> None:
     imported redis too; two threads in redis's circular imports fail one of them, a 500 on /api/status
     or a listener dead from start-up (issue 8).
     """
-    from django.core.cache import caches
-
     caches.all(initialized_only=False)
 
 

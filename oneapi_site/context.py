@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from billing import options
+from oneapi_site import options
 from oneapi_site.lib.markup import is_url
 
 

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.http import JsonResponse
 from django_ratelimit.core import is_ratelimited
 
-from billing import options
+from oneapi_site import options
 from oneapi_site.pages import rate_limited as rate_limited_page
 
 

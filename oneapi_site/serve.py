@@ -38,7 +38,7 @@ def daphne_args(extra: list[str]) -> list[str]:
 
 def main() -> None:
     try:
-        import uvloop
+        import uvloop  # optional, and here so that a machine without it still serves
     except ImportError:
         pass
     else:
@@ -46,6 +46,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oneapi_site.settings")
     # Before PORT, ACCESS_LOG and HOST are read: `.env` may set them (the settings read it again, to no effect).
     read_dotenv(BASE_DIR / ".env")
+    # Only now: importing Daphne installs Twisted's asyncio reactor on a loop of the policy just chosen.
     from daphne.cli import CommandLineInterface
 
     sys.argv = ["daphne", *daphne_args(sys.argv[1:])]

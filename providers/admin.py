@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
+from django.shortcuts import redirect
+from django.urls import path
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
-from accounts.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
+from oneapi_site.lib.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
+from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 from providers import labels, services
 from providers.adapters import ADAPTERS
@@ -145,16 +149,11 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin)
     # --- Actions -----------------------------------------------------------------
 
     def get_urls(self):
-        from django.urls import path
-
         urls = [path("test-all/", self.admin_site.admin_view(self.test_all_view), name="providers_channel_test_all")]
         return urls + super().get_urls()
 
     def test_all_view(self, request):
         """Start testing every channel (or the disabled ones) in the background, then back to the list."""
-        from django.core.exceptions import PermissionDenied
-        from django.shortcuts import redirect
-
         if request.method != "POST" or not self.has_change_permission(request):
             raise PermissionDenied
         progress = probe.channels_test_all(scope=request.POST.get("scope", "all"))
@@ -173,7 +172,7 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin)
         for channel in queryset.only("id", "name"):
             try:
                 balance = services.channel_update_balance(channel_id=channel.pk)
-            except services.ValidationError as exc:
+            except ServiceError as exc:
                 self.message_user(request, f"{channel.name}: {exc}", messages.WARNING)
             else:
                 self.message_user(request, gettext("%(name)s: balance %(balance).2f")

@@ -18,7 +18,7 @@ from collections import defaultdict
 from django.db import Error as DatabaseError
 from django.db import close_old_connections
 
-from billing import options
+from oneapi_site import options
 from providers.adapters.base import UpstreamError
 from providers.models import Channel
 from providers.services import channel_auto_switch

@@ -7,6 +7,7 @@ from django.db.models import Q
 from billing.pricing import DEFAULT_MODEL_RATIO
 from oneapi_site.lib import numbers
 from oneapi_site.lib.search import prefix
+from providers.adapters import ADAPTERS
 from providers.models import Ability, Channel
 
 
@@ -63,8 +64,6 @@ def known_models() -> list[str]:
 def models_by_channel_type() -> dict[int, list[str]]:
     """one-api's GET /api/models: {channel type: models}. All adapters speak OpenAI's protocol for now,
     so each type lists the OpenAI models; an adapter may name its own with a `default_models` tuple."""
-    from providers.adapters import ADAPTERS
-
     openai_models = [m for m in known_models() if model_owner(m) == "openai"]
     return {
         type_id: list(getattr(cls, "default_models", ()) or openai_models)

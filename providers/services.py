@@ -8,14 +8,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from django.db import transaction
 from django.utils.translation import gettext
 
-from accounts.services import ValidationError
+from accounts.models import User
+from billing.models import Log
+from billing.services import log_record
 from oneapi_site.lib import changes, json_depth, numbers
+from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.lengths import items_bounded, text_bounded
+from oneapi_site.lib.mail import mail_send
 from oneapi_site.lib.timeutil import now_ts
-from providers.adapters.base import ChannelInfo
+from providers import masking
+from providers.adapters import ADAPTERS, adapter_for, secret_config_fields
+from providers.adapters.base import ChannelInfo, RequestContext, UpstreamError
 from providers.models import Ability, Channel, split_list
 
 CHANNEL_FIELDS = (
@@ -31,9 +38,9 @@ def _as_json_object(value: Any, field: str) -> dict:
         try:
             value = json_depth.loads(value)
         except json.JSONDecodeError as exc:
-            raise ValidationError(f"{field} is not valid JSON: {exc.msg}", field=field) from None
+            raise ServiceError(f"{field} is not valid JSON: {exc.msg}", field=field) from None
     if not isinstance(value, dict):
-        raise ValidationError(f"{field} must be a JSON object", field=field)
+        raise ServiceError(f"{field} must be a JSON object", field=field)
     return value
 
 
@@ -59,8 +66,6 @@ def _bounded_list(name: str, value: str) -> str:
 
 
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:
-    from providers.adapters import ADAPTERS
-
     cleaned: dict[str, Any] = {}
     for name, value in fields.items():
         if name not in CHANNEL_FIELDS or value is None:
@@ -78,7 +83,7 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
         if name == "model_mapping":
             value = _as_json_object(value, name)
             if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-                raise ValidationError("model_mapping must map model names to model names", field=name)
+                raise ServiceError("model_mapping must map model names to model names", field=name)
             items_bounded([*value, *value.values()], field=name,
                           item_maximum=Ability._meta.get_field("model").max_length)
         if name == "config":
@@ -87,13 +92,13 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
             low, high = numbers.column_range(Channel._meta.get_field(name))
             value = numbers.parse_int(value, field=name, minimum=low, maximum=high)
         if name == "type" and value not in ADAPTERS:
-            raise ValidationError(f"channel type {value} is not supported", field="type")
+            raise ServiceError(f"channel type {value} is not supported", field="type")
         if name == "status" and value not in Channel.Status.values:
-            raise ValidationError("status must be 1, 2 or 3", field=name)
+            raise ServiceError("status must be 1, 2 or 3", field=name)
         if name == "base_url":
             value = str(value).strip().rstrip("/")
             if value and not value.startswith(("http://", "https://")):
-                raise ValidationError("base_url must start with http:// or https://", field=name)
+                raise ServiceError("base_url must start with http:// or https://", field=name)
         cleaned[name] = value
     return cleaned
 
@@ -116,11 +121,11 @@ def channel_keys(text: str) -> list[str]:
     """The keys of a create's key field, one per line (blank lines skipped), each bounded as a key."""
     keys = [line.strip() for line in (text or "").splitlines() if line.strip()]
     if len(keys) > CHANNEL_BATCH_MAX_KEYS:
-        raise ValidationError(gettext("key holds %(count)d keys; one batch may create at most %(max)d channels")
+        raise ServiceError(gettext("key holds %(count)d keys; one batch may create at most %(max)d channels")
                               % {"count": len(keys), "max": CHANNEL_BATCH_MAX_KEYS}, field="key")
     for number, key in enumerate(keys, start=1):
         if len(key) > CHANNEL_TEXT_MAX_LENGTH:  # the message names the line, never the key's text
-            raise ValidationError(gettext("key number %(number)d may have at most %(max)d characters")
+            raise ServiceError(gettext("key number %(number)d may have at most %(max)d characters")
                                   % {"number": number, "max": CHANNEL_TEXT_MAX_LENGTH}, field="key")
     return keys
 
@@ -130,10 +135,10 @@ def channel_create(**fields: Any) -> list[Channel]:
     """Create a channel; a key field of several lines creates one channel per line (one-api's batch)."""
     cleaned = _clean(fields)
     if not cleaned.get("name"):
-        raise ValidationError("name is required", field="name")
+        raise ServiceError("name is required", field="name")
     keys = channel_keys(cleaned.get("key", ""))
     if not keys:
-        raise ValidationError("key is required", field="key")
+        raise ServiceError("key is required", field="key")
     created = []
     for key in keys:
         channel = Channel(**{**cleaned, "key": key})
@@ -149,6 +154,7 @@ def channel_create(**fields: Any) -> list[Channel]:
 @transaction.atomic
 def channel_update(*, channel: Channel, **fields: Any) -> Channel:
     """Apply the given fields; an omitted or empty key keeps the stored one (one-api)."""
+    channel.refresh_from_db()  # the routes rebuilt below follow the status health has left, not a stale one
     cleaned = _clean(fields)
     if not cleaned.get("key", "").strip():
         cleaned.pop("key", None)
@@ -156,8 +162,6 @@ def channel_update(*, channel: Channel, **fields: Any) -> Channel:
         text_bounded(cleaned["key"], field="key", maximum=CHANNEL_TEXT_MAX_LENGTH)
     if "config" in cleaned:
         # Secret config values are never shown back, so an edit that leaves them empty keeps them.
-        from providers.adapters import secret_config_fields
-
         stored = channel.config or {}
         for name in secret_config_fields():
             if stored.get(name) and not cleaned["config"].get(name):
@@ -165,8 +169,10 @@ def channel_update(*, channel: Channel, **fields: Any) -> Channel:
     for name, value in cleaned.items():
         setattr(channel, name, value)
     if not channel.name:
-        raise ValidationError("name is required", field="name")
-    channel.save()
+        raise ServiceError("name is required", field="name")
+    # The given fields only: the ledger adds to used_quota meanwhile, and tests and balance checks write
+    # their own columns; a whole-row save would put back the values this instance was read with.
+    channel.save(update_fields=list(cleaned))
     abilities_rebuild(channel=channel)
     changes.publish("channels")
     return channel
@@ -212,7 +218,7 @@ def _test_model(channel: Channel, requested: str | None) -> str:
         # The test's log keeps the model's name in a column of this size, as routes do.
         limit = Ability._meta.get_field("model").max_length
         if len(requested) > limit:
-            raise ValidationError(f"model must be at most {limit} characters", field="model")
+            raise ServiceError(f"model must be at most {limit} characters", field="model")
         return requested
     # one-api's default, unless the channel does not serve it.
     return "gpt-3.5-turbo" if not models or "gpt-3.5-turbo" in models else models[0]
@@ -222,7 +228,7 @@ def channel_test_subject(*, channel_id: int, model: str | None = None) -> tuple[
     """What a channel test sends to (relay/probe.py): the channel as the relay sees it, and the model to ask."""
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
-        raise ValidationError("no such channel", field="id")
+        raise ServiceError("no such channel", field="id")
     model = _test_model(channel, model)
     info = ChannelInfo(id=channel.id, type=channel.type, name=channel.name, key=channel.key,
                        base_url=channel.base_url, models=tuple(channel.model_list),
@@ -240,7 +246,7 @@ def channel_test_record(*, channel_id: int, model: str, success: bool, message: 
 
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:  # deleted while it was being tested
-        raise ValidationError("no such channel", field="id")
+        raise ServiceError("no such channel", field="id")
     result = ChannelTestResult(success, message, round(seconds, 3), model)
     Channel.objects.filter(pk=channel.pk).update(
         response_time=int(result.time * 1000) if result.success else 0, test_time=now_ts())
@@ -254,9 +260,6 @@ def channel_test_record(*, channel_id: int, model: str, success: bool, message: 
 # --- Health -------------------------------------------------------------------
 
 def _notify_root(subject: str, body: str) -> None:
-    from accounts.models import User
-    from oneapi_site.lib.mail import mail_send
-
     emails = list(User.objects.filter(role=User.Role.ROOT, status=User.Status.ENABLED)
                   .exclude(email="").values_list("email", flat=True))
     mail_send(to=emails, subject=subject, body=body)
@@ -266,9 +269,6 @@ def channel_auto_switch(*, channel_id: int, enabled: bool, reason: str) -> bool:
     """Take an enabled channel out of rotation (status 3), or bring back one the gateway disabled
     itself; log it and tell root. False when the channel was not in the status it leaves, so a
     channel an operator disabled stays off."""
-    from billing.models import Log
-    from billing.services import log_record
-
     leaving, entering = Channel.Status.ENABLED, Channel.Status.AUTO_DISABLED
     if enabled:
         leaving, entering = entering, leaving
@@ -306,7 +306,7 @@ def channels_test_all_start(*, scope: str = "all", test: Callable[..., ChannelTe
     from django.core.cache import cache
 
     if scope not in ("all", "disabled"):
-        raise ValidationError("scope must be all or disabled", field="scope")
+        raise ServiceError("scope must be all or disabled", field="scope")
     if not cache.add(TEST_ALL_LOCK, now_ts(), timeout=6 * 3600):
         return channels_test_progress() or {"running": True}
     channels = Channel.objects.order_by("id")
@@ -360,22 +360,16 @@ def channels_test_progress() -> dict | None:
 
 def channel_update_balance(*, channel_id: int) -> float:
     """Ask the vendor for the account's balance and store it (one-api's update_balance)."""
-    import httpx
-
-    from providers import masking
-    from providers.adapters import adapter_for
-    from providers.adapters.base import ChannelInfo, RequestContext, UpstreamError
-
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
-        raise ValidationError("no such channel", field="id")
+        raise ServiceError("no such channel", field="id")
     info = ChannelInfo(id=channel.id, type=channel.type, name=channel.name, key=channel.key,
                        base_url=channel.base_url, models=tuple(channel.model_list), model_mapping={},
                        config=dict(channel.config or {}), system_prompt="", priority=0, weight=0)
     adapter = adapter_for(channel.type)
     requests = adapter.balance_requests(info)
     if not requests:
-        raise ValidationError(f"{adapter.label} channels expose no balance", field="type")
+        raise ServiceError(f"{adapter.label} channels expose no balance", field="type")
     bodies = []
     try:
         with httpx.Client(timeout=httpx.Timeout(30, connect=10)) as client:
@@ -388,25 +382,23 @@ def channel_update_balance(*, channel_id: int) -> float:
                 bodies.append(response.content)
         balance = adapter.balance_usd(info, adapter.parse_balance(bodies))
     except httpx.HTTPError as exc:
-        raise ValidationError(f"could not reach the vendor: {type(exc).__name__}") from None
+        raise ServiceError(f"could not reach the vendor: {type(exc).__name__}") from None
     except UpstreamError as err:  # the vendor answered, and said no: its own words, the key masked out
-        raise ValidationError(masking.mask_error(err, adapter.secrets(info)).message) from None
+        raise ServiceError(masking.mask_error(err, adapter.secrets(info)).message) from None
     except (KeyError, IndexError, TypeError, ValueError):
-        raise ValidationError("the vendor's balance answer was not understood") from None
+        raise ServiceError("the vendor's balance answer was not understood") from None
     Channel.objects.filter(pk=channel_id).update(balance=balance, balance_updated_time=now_ts())
     return balance
 
 
 def channels_update_balance_all() -> dict[int, float | str]:
     """Every enabled channel whose vendor exposes a balance; errors are reported per channel."""
-    from providers.adapters import ADAPTERS
-
     results: dict[int, float | str] = {}
     for channel_id, type_id in Channel.objects.filter(status=Channel.Status.ENABLED).values_list("id", "type"):
         if type_id not in ADAPTERS:
             continue
         try:
             results[channel_id] = channel_update_balance(channel_id=channel_id)
-        except ValidationError as exc:
+        except ServiceError as exc:
             results[channel_id] = str(exc)
     return results

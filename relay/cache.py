@@ -21,8 +21,8 @@ from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import close_old_connections
 
-from billing import options
 from billing.ledger import ledger
+from oneapi_site import options
 from oneapi_site.lib import changes
 from providers.adapters import ADAPTERS
 from providers.adapters.base import ChannelInfo

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from billing import options
 from billing.ledger import ledger
+from oneapi_site import options
 from relay.auth import Caller
 from relay.cache import cache
 

@@ -13,9 +13,10 @@ import time
 
 import orjson
 
-from billing import options, pricing
+from billing import pricing
 from billing.ledger import ledger
 from billing.services import Charge
+from oneapi_site import options
 from providers import health
 from providers.adapters.base import ChannelInfo, UpstreamError
 from relay import http, media, routing, shapes, tokenizer

@@ -7,7 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from accounts.services import user_access_token_reset
+from accounts.services.users import user_access_token_reset
 from tests.factories import UserFactory
 
 @pytest.fixture

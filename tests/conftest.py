@@ -100,7 +100,7 @@ def isolation(settings):
     yield
     from django.utils import translation
 
-    from billing import options
+    from oneapi_site import options
 
     # A request in another language leaves it active in this thread for whatever runs next.
     translation.deactivate()

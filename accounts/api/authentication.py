@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib.auth import logout
+from django.utils.translation import gettext
 from rest_framework import authentication, exceptions
 from rest_framework import permissions as drf_permissions
 
@@ -36,8 +39,6 @@ class SessionAuthentication(authentication.SessionAuthentication):
         if not user or not user.is_authenticated:
             return None
         if not user.is_active:
-            from django.contrib.auth import logout
-
             logout(request._request)
             raise exceptions.AuthenticationFailed("this user has been disabled")
         self.enforce_csrf(request)
@@ -75,8 +76,6 @@ def cross_site(request) -> bool:
     `same-site` counts as another site too: a sibling subdomain is someone else's origin, and SameSite=Lax
     cookies go along even with its scripts' requests. No such header: not a browser, or an old one.
     """
-    from django.conf import settings
-
     site = request.META.get("HTTP_SEC_FETCH_SITE", "").strip().lower()
     if site:
         return site not in ("same-origin", "none")
@@ -93,8 +92,6 @@ class SameSiteSession(drf_permissions.BasePermission):
     message = "refused: this request came from another site"
 
     def has_permission(self, request, view):
-        from django.utils.translation import gettext
-
         if request.auth is None and cross_site(request._request):
             self.message = gettext("This request came from another site. Open this site itself to do this.")
             return False

@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.contrib.auth import logout, update_session_auth_hash
 from rest_framework.views import APIView
 
-from accounts import services
+
 from accounts.api.authentication import IsUser, SameSiteSession
 from accounts.api.serializers import RedeemInput, SelfUpdateInput, user_json
+from accounts.services.users import user_access_token_reset, user_aff_code_ensure, user_delete, user_profile_update
 from billing import selectors as billing_selectors
 from billing import services as billing_services
 from oneapi_site.api import ok
@@ -25,14 +26,14 @@ class SelfView(UserView):
     def put(self, request):
         body = SelfUpdateInput(data=request.data)
         body.is_valid(raise_exception=True)
-        user = services.user_profile_update(user=request.user, **body.validated_data)
+        user = user_profile_update(user=request.user, **body.validated_data)
         if body.validated_data.get("password") and request.auth is None:
             # A session user keeps their session after changing their password.
             update_session_auth_hash(request._request, user)
         return ok(user_json(user))
 
     def delete(self, request):
-        services.user_delete(user=request.user)
+        user_delete(user=request.user)
         if request.auth is None:
             logout(request._request)
         return ok()
@@ -47,12 +48,12 @@ class AccessTokenView(UserView):
     permission_classes = [IsUser, SameSiteSession]
 
     def get(self, request):
-        return ok(services.user_access_token_reset(user=request.user))
+        return ok(user_access_token_reset(user=request.user))
 
 
 class AffCodeView(UserView):
     def get(self, request):
-        return ok(services.user_aff_code_ensure(user=request.user))
+        return ok(user_aff_code_ensure(user=request.user))
 
 
 class AvailableModelsView(UserView):

@@ -7,10 +7,11 @@ from django.utils.translation import gettext as _
 from rest_framework import status
 from rest_framework.views import APIView
 
-from accounts import limits, selectors, services, turnstile
+from accounts import limits, selectors, turnstile
 from accounts.api.serializers import LoginInput, RegisterInput, login_json
 from accounts.limits import critical_limited
-from billing import options
+from accounts.services.signup import user_signup
+from oneapi_site import options
 from oneapi_site.api import fail, ok
 
 
@@ -76,7 +77,7 @@ class LogoutView(PublicView):
 
 
 class RegisterView(PublicView):
-    """The page's rules too (services.user_signup): switches, e-mail code, password validators, gifts."""
+    """The page's rules too (user_signup): switches, e-mail code, password validators, gifts."""
 
     def post(self, request):
         if critical_limited(request._request):
@@ -86,7 +87,7 @@ class RegisterView(PublicView):
         body = RegisterInput(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        services.user_signup(username=data["username"], password=data["password"],
-                             display_name=data["display_name"], email=data["email"],
-                             verification_code=data["verification_code"], aff_code=data["aff_code"])
+        user_signup(username=data["username"], password=data["password"],
+                    display_name=data["display_name"], email=data["email"],
+                    verification_code=data["verification_code"], aff_code=data["aff_code"])
         return ok()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from accounts.api.session import PublicView
-from billing import options
+from oneapi_site import options
 from oneapi_site.api import ok
 from oneapi_site.lib.timeutil import now_ts
 

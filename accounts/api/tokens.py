@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from rest_framework.views import APIView
 
-from accounts import selectors, services
+from accounts import selectors
 from accounts.api.authentication import IsUser
 from accounts.api.serializers import TokenInput, token_json
+from accounts.services.tokens import token_create, token_delete, token_update
 from oneapi_site.api import SEARCH_LIMIT, fail, ok, page_window
 
 NOT_FOUND = "token not found"
@@ -31,7 +32,7 @@ class TokensView(TokenView):
         body = TokenInput(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        token = services.token_create(
+        token = token_create(
             user=request.user, by=request.user, name=(data.get("name") or "").strip(),
             remain_quota=data.get("remain_quota", 0), unlimited_quota=data.get("unlimited_quota", False),
             expired_time=data.get("expired_time", -1), models=data.get("models") or "", subnet=data.get("subnet") or "",
@@ -50,8 +51,8 @@ class TokensView(TokenView):
             return fail(NOT_FOUND, field="id")
         if "name" in fields:
             fields["name"] = (fields["name"] or "").strip()
-        token = services.token_update(token=token, by=request.user,
-                                      status_only=_flag(request.query_params.get("status_only")), **fields)
+        token = token_update(token=token, by=request.user,
+                             status_only=_flag(request.query_params.get("status_only")), **fields)
         return ok(token_json(token))
 
 
@@ -73,5 +74,5 @@ class TokenDetailView(TokenView):
         token = selectors.token_of(user=request.user, token_id=token_id)
         if token is None:
             return fail(NOT_FOUND)
-        services.token_delete(token=token, by=request.user)
+        token_delete(token=token, by=request.user)
         return ok()

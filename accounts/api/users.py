@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from rest_framework.views import APIView
 
-from accounts import permissions, selectors, services
+from accounts import permissions, selectors
 from accounts.api.authentication import IsAdmin
 from accounts.api.serializers import UserCreateInput, UserManageInput, UserUpdateInput, user_json
 from accounts.models import User
+from accounts.services.signup import user_register
+from accounts.services.users import user_delete, user_manage, user_update
 from oneapi_site.api import SEARCH_LIMIT, fail, ok, page_window
 
 NOT_FOUND = "user not found"
@@ -35,8 +37,8 @@ class UsersView(AdminView):
             return fail("role must be 1 (common), 10 (admin) or 100 (root)", field="role")
         if not permissions.role_can_give(request.user, data["role"]):
             return fail("you cannot create a user with a role equal to or above yours", field="role")
-        user = services.user_register(username=data["username"], password=data["password"],
-                                      display_name=data["display_name"], role=data["role"])
+        user = user_register(username=data["username"], password=data["password"],
+                             display_name=data["display_name"], role=data["role"])
         return ok(user_json(user))
 
     def put(self, request):
@@ -46,7 +48,7 @@ class UsersView(AdminView):
         user = _live_user(pk=fields.pop("id"))
         if user is None:
             return fail(NOT_FOUND, field="id")
-        user = services.user_update(user=user, by=request.user, **fields)
+        user = user_update(user=user, by=request.user, **fields)
         return ok(user_json(user))
 
 
@@ -69,7 +71,7 @@ class UserDetailView(AdminView):
         user = _live_user(pk=user_id)
         if user is None:
             return fail(NOT_FOUND)
-        services.user_delete(user=user, by=request.user)
+        user_delete(user=user, by=request.user)
         return ok()
 
 
@@ -88,5 +90,5 @@ class UserManageView(AdminView):
             return fail("give the user's username or id", field="username")
         if user is None:
             return fail(NOT_FOUND)
-        user = services.user_manage(user=user, by=request.user, action=data["action"])
+        user = user_manage(user=user, by=request.user, action=data["action"])
         return ok({"role": user.role, "status": user.status})

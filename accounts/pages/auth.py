@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from accounts import limits, selectors, services, turnstile, verification
+from accounts import limits, selectors, turnstile, verification
 from accounts.limits import critical_page
 from accounts.pages.auth_forms import (
     ChangePasswordForm,
@@ -22,8 +22,11 @@ from accounts.pages.auth_forms import (
     add_service_error,
 )
 from accounts.pages.redirects import local_url
-from billing import options
+from accounts.services.signup import user_signup
+from accounts.services.users import user_password_set
+from oneapi_site import options
 from oneapi_site.lib.address import mail_address
+from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.markup import is_url
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -122,7 +125,7 @@ def register(request):
             try:
                 turnstile.check(request, request.POST.get(turnstile.PAGE_FIELD, ""))
                 verification.email_code_send(email=code_form.cleaned_data["email"])
-            except (services.ValidationError, turnstile.TurnstileError) as exc:
+            except (ServiceError, turnstile.TurnstileError) as exc:
                 context["send_error"] = str(exc)
             else:
                 messages.success(request, _("A verification code has been sent to %(email)s. It is valid for "
@@ -138,10 +141,10 @@ def register(request):
         if form.is_valid() and _turnstile_passed(request, form):
             data = form.cleaned_data
             try:
-                user = services.user_signup(
+                user = user_signup(
                     username=data["username"], password=data["password"], email=data.get("email", ""),
                     verification_code=data.get("verification_code", ""), aff_code=data["aff_code"])
-            except services.ValidationError as exc:
+            except ServiceError as exc:
                 add_service_error(form, exc)
             else:
                 login(request, user, backend=BACKEND)
@@ -162,7 +165,7 @@ def password_reset(request):
     if request.method == "POST" and form.is_valid() and _turnstile_passed(request, form):
         try:
             verification.password_reset_send(email=form.cleaned_data["email"], link_base=mail_address(request))
-        except services.ValidationError as exc:
+        except ServiceError as exc:
             add_service_error(form, exc)
         else:
             messages.success(request, _("If an account uses this address, a link to choose a new password is on "
@@ -187,7 +190,7 @@ def password_reset_confirm(request):
         try:
             verification.password_reset_complete(email=email, token=token,
                                                  password=form.cleaned_data["new_password1"])
-        except services.ValidationError as exc:
+        except ServiceError as exc:
             if exc.field == "token":
                 return render(request, "accounts/password_reset_confirm.html", {"invalid": True})
             form.add_error("new_password1" if exc.field == "password" else None, str(exc))
@@ -209,8 +212,8 @@ def password_change_required(request):
     form = ChangePasswordForm(request.POST if request.method == "POST" else None, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
-            user = services.user_password_set(user=request.user, password=form.cleaned_data["new_password1"])
-        except services.ValidationError as exc:
+            user = user_password_set(user=request.user, password=form.cleaned_data["new_password1"])
+        except ServiceError as exc:
             form.add_error("new_password1" if exc.field == "password" else None, str(exc))
         else:
             update_session_auth_hash(request, user)  # changing the password must not log this browser out

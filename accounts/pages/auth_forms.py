@@ -1,4 +1,4 @@
-"""Forms of the sign-in pages. They check shapes; the rules live in accounts.services and accounts.verification."""
+"""Forms of the sign-in pages. They check shapes; the rules live in accounts.services.users and accounts.verification."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from django import forms
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from accounts.services import PASSWORD_LENGTHS, USERNAME_MAX_LENGTH, ValidationError
+from accounts.services.users import PASSWORD_LENGTHS, USERNAME_MAX_LENGTH
+from oneapi_site.lib.errors import ServiceError
 
 
-def add_service_error(form: forms.Form, error: ValidationError) -> None:
+def add_service_error(form: forms.Form, error: ServiceError) -> None:
     """Show a service's refusal next to the field it names, or above the form."""
     field = error.field if error.field in form.fields else None
     form.add_error(field, str(error))
@@ -23,10 +24,11 @@ class LoginForm(forms.Form):
 
 
 class RegisterForm(forms.Form):
-    username = forms.CharField(label=_("Username"), max_length=USERNAME_MAX_LENGTH,
-                               widget=forms.TextInput(attrs={"autocomplete": "username"}))
-    password = forms.CharField(label=_("Password"), strip=False, max_length=PASSWORD_LENGTHS[1],
-                               widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    # No length validators: the lengths are accounts.services.users' rules, which say so in their own words.
+    username = forms.CharField(label=_("Username"), widget=forms.TextInput(
+        attrs={"autocomplete": "username", "maxlength": USERNAME_MAX_LENGTH}))
+    password = forms.CharField(label=_("Password"), strip=False, widget=forms.PasswordInput(
+        attrs={"autocomplete": "new-password", "maxlength": PASSWORD_LENGTHS[1]}))
     password2 = forms.CharField(label=_("Password again"), strip=False,
                                 widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
     email = forms.CharField(label=_("E-mail"), max_length=50, required=False,
@@ -68,8 +70,8 @@ class ResetRequestForm(forms.Form):
 class SetPasswordForm(forms.Form):
     """A new password, twice; the services apply one-api's length and the password validators."""
 
-    new_password1 = forms.CharField(label=_("New password"), strip=False, max_length=PASSWORD_LENGTHS[1],
-                                    widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    new_password1 = forms.CharField(label=_("New password"), strip=False, widget=forms.PasswordInput(
+        attrs={"autocomplete": "new-password", "maxlength": PASSWORD_LENGTHS[1]}))
     new_password2 = forms.CharField(label=_("New password again"), strip=False,
                                     widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import Http404
 from django.shortcuts import render
 
-from billing import options
+from oneapi_site import options
 from oneapi_site.lib.markup import is_url
 
 

@@ -18,24 +18,35 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from accounts import selectors, services
 from accounts.limits import critical_limited
 from accounts.models import User
+from accounts.services.users import (
+    DISPLAY_NAME_MAX_LENGTH,
+    USERNAME_MAX_LENGTH,
+    display_name_clean,
+    password_length_check,
+    user_access_token_reset,
+    user_aff_code_ensure,
+    user_profile_update,
+    username_clean,
+)
 from oneapi_site.lib.address import page_address
+from oneapi_site.lib.errors import ServiceError
+from oneapi_site.lib.number_fields import form_error
 
 
 class ProfileForm(forms.Form):
+    """The fields only: the rules and their messages are accounts.services.users', as for /api."""
+
     username = forms.CharField(
-        label=gettext_lazy("Username"), max_length=services.USERNAME_MAX_LENGTH,
-        error_messages={"required": gettext_lazy("Enter a username."),
-                        "max_length": gettext_lazy("The username may have at most %(limit_value)d characters.")},
-        widget=forms.TextInput(attrs={"autocomplete": "username", "data-testid": "settings-username"}),
+        label=gettext_lazy("Username"), required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "username", "data-testid": "settings-username",
+                                      "maxlength": USERNAME_MAX_LENGTH, "required": True}),
     )
     display_name = forms.CharField(
-        label=gettext_lazy("Display name"), max_length=services.DISPLAY_NAME_MAX_LENGTH, required=False,
+        label=gettext_lazy("Display name"), required=False,
         help_text=gettext_lazy("Shown in the top bar. Empty uses your username."),
-        error_messages={"max_length": gettext_lazy("The display name may have at most %(limit_value)d characters.")},
-        widget=forms.TextInput(attrs={"data-testid": "settings-display-name"}),
+        widget=forms.TextInput(attrs={"data-testid": "settings-display-name", "maxlength": DISPLAY_NAME_MAX_LENGTH}),
     )
 
     def __init__(self, *args, user: User, **kwargs):
@@ -44,15 +55,16 @@ class ProfileForm(forms.Form):
         super().__init__(*args, **kwargs)
 
     def clean_username(self) -> str:
-        username = self.cleaned_data["username"].strip()
-        if not username:
-            raise forms.ValidationError(_("Enter a username."))
-        if selectors.username_taken(username, user_id=self.user.pk):
-            raise forms.ValidationError(_("This username is taken."))
-        return username
+        try:
+            return username_clean(self.cleaned_data["username"], user_id=self.user.pk)
+        except ServiceError as exc:
+            raise form_error(exc) from None
 
     def clean_display_name(self) -> str:
-        return self.cleaned_data["display_name"].strip()
+        try:
+            return display_name_clean(self.cleaned_data["display_name"])
+        except ServiceError as exc:
+            raise form_error(exc) from None
 
 
 class PasswordForm(PasswordChangeForm):
@@ -66,10 +78,11 @@ class PasswordForm(PasswordChangeForm):
     def clean(self):
         cleaned = super().clean()
         password = cleaned.get("new_password2")
-        low, high = services.PASSWORD_LENGTHS
-        if password and "new_password2" not in self.errors and not low <= len(password) <= high:
-            self.add_error("new_password2", _("The password must be %(low)d to %(high)d characters long.") % {
-                "low": low, "high": high})
+        if password and "new_password2" not in self.errors:
+            try:
+                password_length_check(password)
+            except ServiceError as exc:
+                self.add_error("new_password2", str(exc))
         return cleaned
 
 
@@ -86,7 +99,7 @@ def invite_link(request, aff_code: str) -> str:
 
 def _render(request, *, profile_form=None, password_form=None, new_access_token: str = "", status: int = 200):
     user = request.user
-    aff_code = services.user_aff_code_ensure(user=user)
+    aff_code = user_aff_code_ensure(user=user)
     return render(request, "accounts/settings.html", {
         "profile_form": profile_form or ProfileForm(user=user, initial={
             "username": user.username, "display_name": user.display_name}),
@@ -103,9 +116,9 @@ def _save_profile(request):
     form = ProfileForm(request.POST, user=request.user)
     if form.is_valid():
         try:
-            services.user_profile_update(user=request.user, username=form.cleaned_data["username"],
-                                         display_name=form.cleaned_data["display_name"])
-        except services.ValidationError as exc:
+            user_profile_update(user=request.user, username=form.cleaned_data["username"],
+                                display_name=form.cleaned_data["display_name"])
+        except ServiceError as exc:
             request.user.refresh_from_db()
             form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         else:
@@ -122,8 +135,8 @@ def _change_password(request):
     if form.is_valid():
         # The service, not form.save(): a whole-row save would write back a quota the relay has moved since.
         try:
-            user = services.user_profile_update(user=request.user, password=form.cleaned_data["new_password1"])
-        except services.ValidationError as exc:
+            user = user_profile_update(user=request.user, password=form.cleaned_data["new_password1"])
+        except ServiceError as exc:
             form.add_error("new_password1", str(exc))
         else:
             update_session_auth_hash(request, user)  # stay signed in here; other sessions end
@@ -133,7 +146,7 @@ def _change_password(request):
 
 
 def _reset_access_token(request):
-    value = services.user_access_token_reset(user=request.user)
+    value = user_access_token_reset(user=request.user)
     # Shown in this answer only, not stored in the (cookie) session: reloading the page hides it.
     messages.success(request, _("A new access token is made; the old one no longer works."))
     return _render(request, new_access_token=value)

@@ -1,6 +1,6 @@
 """The token form of the self-service pages: quota in the unit the user sees, expiry, allow-lists.
 
-It validates and converts input to the service's arguments; accounts.services.token_create/update save.
+It validates and converts input to the service's arguments; accounts.services.tokens.token_create/update save.
 """
 
 from __future__ import annotations
@@ -12,14 +12,17 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts import services
+
 from accounts.models import Token
-from billing import money, options
+from accounts.services.tokens import EXPIRY_MAX, TOKEN_NAME_MAX_LENGTH, TOKEN_SUBNET_MAX_LENGTH, validate_subnets
+from billing import money
+from oneapi_site import options
 from oneapi_site.lib import numbers
+from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import form_error
 from oneapi_site.lib.timeutil import now_ts
 
-NAME_MAX_LENGTH = services.TOKEN_NAME_MAX_LENGTH
+NAME_MAX_LENGTH = TOKEN_NAME_MAX_LENGTH
 QUOTA_MAX = numbers.BIGINT[1]  # what tokens.remain_quota holds
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends and shows
 # The page's own words for the parser's commonest refusals; the rarer ones (an exponent, too many digits,
@@ -81,7 +84,7 @@ class TokenForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
     )
     subnet = forms.CharField(
-        label=_("Allowed IP addresses"), required=False, max_length=services.TOKEN_SUBNET_MAX_LENGTH,
+        label=_("Allowed IP addresses"), required=False, max_length=TOKEN_SUBNET_MAX_LENGTH,
         error_messages={"max_length": _("The list may have at most %(limit_value)d characters.")},
         help_text=_("IP addresses or CIDR ranges such as 10.0.0.0/8, separated by commas or new lines. "
                     "Empty allows every address."),
@@ -98,6 +101,9 @@ class TokenForm(forms.Form):
         if token is not None:
             # A model the group has lost since stays listed, so saving other changes keeps it.
             choices += [m for m in token.model_list if m not in choices]
+            # Whether the quota was changed is judged against the amount the page showed (a hidden input),
+            # not against the balance at save time, which the relay has spent from since.
+            self.fields["quota"].show_hidden_initial = True
         self.fields["models"].choices = [(m, m) for m in choices]
         if options.in_currency():
             self.fields["quota"].label = _("Quota (US$)")
@@ -138,7 +144,7 @@ class TokenForm(forms.Form):
                 return numbers.parse_quota_in_usd(text, field=label, per_unit=options.quota_per_unit(), minimum=0,
                                                   maximum=QUOTA_MAX)
             return numbers.parse_int(text, field=label, minimum=0, maximum=QUOTA_MAX)
-        except services.ValidationError as exc:
+        except ServiceError as exc:
             raise form_error(exc, QUOTA_MESSAGES) from None
 
     def clean_subnet(self) -> str:
@@ -146,8 +152,8 @@ class TokenForm(forms.Form):
         bad = []
         for item in items:
             try:
-                services.validate_subnets(item)
-            except services.ValidationError:
+                validate_subnets(item)
+            except ServiceError:
                 bad.append(item)
         if bad:
             raise forms.ValidationError(
@@ -164,25 +170,27 @@ class TokenForm(forms.Form):
                 self.add_error("expires_at", _("Pick an expiry date, or tick “Never expires”."))
             elif self.token is None and int(expires.timestamp()) <= now_ts():
                 self.add_error("expires_at", _("The expiry must be in the future."))
-            elif int(expires.timestamp()) > services.EXPIRY_MAX:
+            elif int(expires.timestamp()) > EXPIRY_MAX:
                 self.add_error("expires_at", _("Pick a date before the year 9999."))
         return cleaned
 
     def service_fields(self) -> dict:
-        """The arguments of accounts.services.token_create / token_update."""
+        """The arguments of accounts.services.tokens.token_create / token_update."""
         data = self.cleaned_data
         expires = None if data["never_expires"] else data["expires_at"]
-        remain = data["quota"]
-        if remain is None:  # unlimited with no amount typed: keep what the token had
-            remain = self.token.remain_quota if self.token is not None else 0
-        return {
+        fields = {
             "name": data["name"],
-            "remain_quota": remain,
             "unlimited_quota": data["unlimited_quota"],
             "expired_time": -1 if expires is None else int(expires.timestamp()),
             "models": list(data["models"]),
             "subnet": data["subnet"],
         }
+        if self.token is None:
+            fields["remain_quota"] = data["quota"] or 0
+        elif data["quota"] is not None and "quota" in self.changed_data:
+            # Untouched, or emptied for an unlimited token: the balance stays what the ledger has made it.
+            fields["remain_quota"] = data["quota"]
+        return fields
 
 
 # Service messages (English, shared with /api) as the pages say them; unknown ones pass through.
@@ -197,6 +205,6 @@ SERVICE_MESSAGES = {
 }
 
 
-def service_message(exc: services.ValidationError) -> str:
+def service_message(exc: ServiceError) -> str:
     text = str(exc)
     return str(SERVICE_MESSAGES.get(text, text))

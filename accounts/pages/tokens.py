@@ -14,11 +14,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import selectors, services
+from accounts import selectors
 from accounts.models import Token
 from accounts.pages.redirects import local_url
 from accounts.pages.token_forms import SERVICE_FIELDS, TokenForm, service_message, timestamp_to_local
+from accounts.services import tokens as token_services
 from oneapi_site.lib import numbers
+from oneapi_site.lib.errors import ServiceError
 from providers.selectors import group_models
 
 PER_PAGE = 10
@@ -100,9 +102,9 @@ def _save(request, form: TokenForm, token: Token | None) -> Token | None:
     """Run the service; its refusals land on the form's field."""
     try:
         if token is None:
-            return services.token_create(user=request.user, by=request.user, **form.service_fields())
-        return services.token_update(token=token, by=request.user, **form.service_fields())
-    except services.ValidationError as exc:
+            return token_services.token_create(user=request.user, by=request.user, **form.service_fields())
+        return token_services.token_update(token=token, by=request.user, **form.service_fields())
+    except ServiceError as exc:
         field = SERVICE_FIELDS.get(exc.field or "")
         form.add_error(field if field in form.fields else None, service_message(exc))
         return None
@@ -149,8 +151,8 @@ def token_status(request, token_id: int):
         messages.error(request, _("Choose to enable or disable the token."))
         return _back(request)
     try:
-        services.token_update(token=token, by=request.user, status_only=True, status=status)
-    except services.ValidationError as exc:
+        token_services.token_update(token=token, by=request.user, status_only=True, status=status)
+    except ServiceError as exc:
         messages.error(request, service_message(exc))
         return _back(request)
     if status == Token.Status.ENABLED:
@@ -167,7 +169,7 @@ def token_delete(request, token_id: int):
     token = _own_token(request, token_id)
     if request.method == "POST":
         name = token.name
-        services.token_delete(token=token, by=request.user)
+        token_services.token_delete(token=token, by=request.user)
         messages.success(request, _("Token “%(name)s” deleted.") % {"name": name})
         return _back(request)
     return render(request, "accounts/token_confirm_delete.html", {"token": token})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import template
 
 from accounts.selectors import uses_default_password
-from billing import options
+from oneapi_site import options
 
 register = template.Library()
 

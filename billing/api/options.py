@@ -5,9 +5,10 @@ from __future__ import annotations
 from rest_framework.views import APIView
 
 from accounts.api.authentication import IsRoot
-from billing import options, services
+from billing import services
 from billing.api.serializers import OptionInput
 from billing.models import Option
+from oneapi_site import options
 from oneapi_site.api import fail, ok
 
 

@@ -8,7 +8,8 @@ from decimal import Decimal
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from billing import money, options, pricing
+from billing import money, pricing
+from oneapi_site import options
 from providers.selectors import group_models
 
 # One token at ratio 1 costs one quota (pricing.py): a ratio of r is r x 1000 quota per 1K tokens.

@@ -12,10 +12,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.models import User
-from accounts.services import ValidationError
-from billing import options, services
+from billing import services
 from billing.money import quota_text
 from billing.pages.forms import TopUpForm
+from oneapi_site import options
+from oneapi_site.lib.errors import ServiceError
 
 
 def top_up_url(link: str, *, user: User) -> str:
@@ -41,7 +42,7 @@ def topup(request):
         if form.is_valid():
             try:
                 credited = services.redemption_redeem(user_id=request.user.pk, key=form.cleaned_data["key"])
-            except ValidationError as exc:
+            except ServiceError as exc:
                 form.add_error("key", str(exc))
             else:
                 balance = User.objects.filter(pk=request.user.pk).values_list("quota", flat=True).first() or 0

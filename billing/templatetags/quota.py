@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import template
 
 from billing import money
+from billing.log_text import describe
 
 register = template.Library()
 
@@ -20,6 +21,4 @@ def quota(value) -> str:
 
 @register.filter
 def log_content(value) -> str:
-    from billing.log_text import describe
-
     return describe(value or "")

@@ -16,7 +16,7 @@ import threading
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
-from billing import options
+from oneapi_site import options
 
 log = logging.getLogger("oneapi")
 

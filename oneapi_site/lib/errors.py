@@ -7,7 +7,7 @@ it names. It lives here, below the apps, so shared helpers such as the number pa
 from __future__ import annotations
 
 
-class ValidationError(ValueError):
+class ServiceError(ValueError):
     """Bad input for a service; `field` names what to fix, `code` what kind of mistake it is (Django's
     form codes where one fits: "invalid", "min_value", "max_value"), so a page may say it its own way."""
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from django.utils.translation import gettext
 
-from oneapi_site.lib.errors import ValidationError
+from oneapi_site.lib.errors import ServiceError
 
 
 def text_bounded(value: str | None, *, field: str, maximum: int) -> str:
     """`value` ("" for None) if it has at most `maximum` characters; otherwise an error naming the field."""
     text = value or ""
     if len(text) > maximum:
-        raise ValidationError(gettext("%(field)s may have at most %(max)d characters")
+        raise ServiceError(gettext("%(field)s may have at most %(max)d characters")
                               % {"field": field, "max": maximum}, field=field)
     return text
 
@@ -25,6 +25,6 @@ def items_bounded(items: list[str], *, field: str, item_maximum: int) -> list[st
     """A list's items, each at most `item_maximum` characters (the column one item goes to)."""
     for item in items:
         if len(item) > item_maximum:
-            raise ValidationError(gettext("%(field)s: “%(item)s…” is longer than %(max)d characters")
+            raise ServiceError(gettext("%(field)s: “%(item)s…” is longer than %(max)d characters")
                                   % {"field": field, "item": item[:20], "max": item_maximum}, field=field)
     return items

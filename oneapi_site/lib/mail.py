@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
-from billing import options
+from oneapi_site import options
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from oneapi_site.lib import numbers
-from oneapi_site.lib.errors import ValidationError
+from oneapi_site.lib.errors import ServiceError
 
 
 def column(model: type[models.Model], name: str) -> models.Field:
@@ -31,7 +31,7 @@ def _bounds(column: models.Field | None, minimum: int | None, maximum: int | Non
     return low, high
 
 
-def form_error(exc: ValidationError, messages: dict | None = None) -> forms.ValidationError:
+def form_error(exc: ServiceError, messages: dict | None = None) -> forms.ValidationError:
     """The parser's error for a form: the form's own wording for its code when it has one."""
     message = (messages or {}).get(exc.code) or str(exc)
     return forms.ValidationError(message, code=exc.code or "invalid")
@@ -71,7 +71,7 @@ class WholeNumberField(forms.Field):
         try:
             return numbers.parse_int(value, field=str(self.label or _("This value")), minimum=self.minimum,
                                      maximum=self.maximum)
-        except ValidationError as exc:
+        except ServiceError as exc:
             raise form_error(exc, self.error_messages) from None
 
     def widget_attrs(self, widget):

@@ -16,7 +16,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 
 from django.utils.translation import gettext
 
-from oneapi_site.lib.errors import ValidationError
+from oneapi_site.lib.errors import ServiceError
 
 # What Django's integer columns hold on every database we run on. SQLite stores 64 bits and silently turns
 # a sum beyond them into a float; MySQL and PostgreSQL refuse it.
@@ -49,27 +49,27 @@ def column_range(field) -> tuple[int, int]:
     return COLUMN_RANGES[field.get_internal_type()]
 
 
-def _error(message: str, field: str, code: str, **values) -> ValidationError:
-    return ValidationError(message % {"field": field, **values}, field=field, code=code)
+def _error(message: str, field: str, code: str, **values) -> ServiceError:
+    return ServiceError(message % {"field": field, **values}, field=field, code=code)
 
 
-def _too_long(field: str) -> ValidationError:
+def _too_long(field: str) -> ServiceError:
     return _error(gettext("%(field)s has too many digits"), field, "max_digits")
 
 
-def _not_a_number(field: str) -> ValidationError:
+def _not_a_number(field: str) -> ServiceError:
     return _error(gettext("%(field)s must be a number"), field, "invalid")
 
 
-def _not_finite(field: str) -> ValidationError:
+def _not_finite(field: str) -> ServiceError:
     return _error(gettext("%(field)s must be a finite number"), field, "not_finite")
 
 
-def _below(field: str, minimum: Decimal | int | str) -> ValidationError:
+def _below(field: str, minimum: Decimal | int | str) -> ServiceError:
     return _error(gettext("%(field)s must be at least %(minimum)s"), field, "min_value", minimum=plain(minimum))
 
 
-def _above(field: str, maximum: Decimal | int | str) -> ValidationError:
+def _above(field: str, maximum: Decimal | int | str) -> ServiceError:
     return _error(gettext("%(field)s must be at most %(maximum)s"), field, "max_value", maximum=plain(maximum))
 
 
@@ -174,5 +174,5 @@ def int_or_none(value: object, *, minimum: int = BIGINT[0], maximum: int = BIGIN
     """For searches and filters, where a bad number matches nothing rather than being an error."""
     try:
         return parse_int(value, field="", minimum=minimum, maximum=maximum)
-    except ValidationError:
+    except ServiceError:
         return None

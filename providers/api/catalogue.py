@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework.views import APIView
 
 from accounts.api.authentication import IsAdmin, IsUser
-from billing import options
+from oneapi_site import options
 from oneapi_site.api import ok
 from providers import selectors
 

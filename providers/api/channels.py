@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+
+from django.db import connection
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -109,15 +112,11 @@ class ChannelBalanceView(AdminView):
 
 class ChannelBalanceAllView(AdminView):
     def get(self, request):
-        import threading
-
         threading.Thread(target=_balances_quietly, daemon=True, name="oneapi-balances").start()
         return ok(message="updating the balances of all enabled channels in the background")
 
 
 def _balances_quietly() -> None:
-    from django.db import connection
-
     try:
         services.channels_update_balance_all()
     finally:

@@ -4,10 +4,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import Token, User
-from accounts.services import user_access_token_reset
-from billing import options
+from accounts.services.users import user_access_token_reset
 from billing.models import Log
 from billing.services import option_set
+from oneapi_site import options
 from tests.api_fixtures import envelope
 from tests.factories import UserFactory
 

@@ -18,10 +18,10 @@ from django.urls import reverse
 
 from accounts import limits, oauth
 from accounts.models import Token, User
-from accounts.services import ValidationError
-from billing import options
 from billing.models import Log, Option
 from billing.services import option_set
+from oneapi_site import options
+from oneapi_site.lib.errors import ServiceError
 from tests.api_fixtures import envelope
 from tests.factories import UserFactory
 from tests.mock_idp import MockIdP
@@ -327,10 +327,10 @@ def test_a_deleted_users_github_account_cannot_be_linked_to_another_user(github_
 
 
 def test_the_link_service_refuses_an_identity_a_deleted_user_holds(alice):
-    from accounts.services import user_oauth_link
+    from accounts.services.oauth import user_oauth_link
 
     UserFactory(oidc_id="sub-1", status=User.Status.DELETED, username="deleted_y")
-    with pytest.raises(ValidationError):
+    with pytest.raises(ServiceError):
         user_oauth_link(user=alice, id_field="oidc_id", external_id="sub-1")
 
 
@@ -615,10 +615,10 @@ def test_api_status_reports_the_switches(github_on, oidc_on):
 # --- Options: the switches need their credentials -------------------------------------------
 
 def test_enabling_github_needs_its_credentials(db):
-    with pytest.raises(ValidationError, match="GitHubClientId and GitHubClientSecret"):
+    with pytest.raises(ServiceError, match="GitHubClientId and GitHubClientSecret"):
         option_set(key="GitHubOAuthEnabled", value="true")
     option_set(key="GitHubClientId", value="id")
-    with pytest.raises(ValidationError):
+    with pytest.raises(ServiceError):
         option_set(key="GitHubOAuthEnabled", value="true")
     option_set(key="GitHubClientSecret", value="secret")
     option_set(key="GitHubOAuthEnabled", value="true")
@@ -627,16 +627,16 @@ def test_enabling_github_needs_its_credentials(db):
 
 
 def test_enabling_oidc_needs_client_and_endpoints(db):
-    with pytest.raises(ValidationError, match="OidcClientId and OidcClientSecret") as exc:
+    with pytest.raises(ServiceError, match="OidcClientId and OidcClientSecret") as exc:
         option_set(key="OidcEnabled", value="true")
     assert exc.value.field == "OidcEnabled"
     option_set(key="OidcClientId", value="id")
     option_set(key="OidcClientSecret", value="secret")
-    with pytest.raises(ValidationError, match="OidcWellKnown"):
+    with pytest.raises(ServiceError, match="OidcWellKnown"):
         option_set(key="OidcEnabled", value="true")
     option_set(key="OidcAuthorizationEndpoint", value="https://idp.example/auth")
     option_set(key="OidcTokenEndpoint", value="https://idp.example/token")
-    with pytest.raises(ValidationError, match="OidcUserinfoEndpoint"):
+    with pytest.raises(ServiceError, match="OidcUserinfoEndpoint"):
         option_set(key="OidcEnabled", value="true")
     option_set(key="OidcUserinfoEndpoint", value="https://idp.example/userinfo")
     option_set(key="OidcEnabled", value="true")
@@ -655,7 +655,7 @@ def test_enabling_oidc_with_a_discovery_url_is_enough(db):
 def root_api(root):
     from rest_framework.test import APIClient
 
-    from accounts.services import user_access_token_reset
+    from accounts.services.users import user_access_token_reset
 
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=root.access_token or user_access_token_reset(user=root))

@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import User
-from accounts.services import user_access_token_reset
+from accounts.services.users import user_access_token_reset
 from billing.services import option_set
 from tests.factories import UserFactory
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from accounts import permissions
 from accounts.models import Token, User
-from accounts.services import user_access_token_reset
+from accounts.services.users import user_access_token_reset
 from billing.models import Log
 from tests.factories import TokenFactory, UserFactory
 from tests.helpers import logged_in

@@ -49,7 +49,7 @@ def test_pages_refuse_to_be_framed(client):
 def test_a_deleted_user_cannot_sign_in_by_email_and_is_out_of_an_open_session(alice_client, alice):
     from django.test import Client
 
-    from accounts.services import user_delete
+    from accounts.services.users import user_delete
 
     alice.email = "alice@example.com"
     alice.save(update_fields=["email"])

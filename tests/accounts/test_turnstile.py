@@ -10,8 +10,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from billing import options
 from billing.services import option_set
+from oneapi_site import options
 from tests.e2e.servers import closed_port_url
 from tests.factories import UserFactory
 from tests.helpers import logged_in

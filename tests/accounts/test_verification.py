@@ -1,4 +1,4 @@
-"""E-mail codes, reset links and the sign-up rules, as services (accounts.verification, services.user_signup)."""
+"""E-mail codes, reset links and the sign-up rules, as services (accounts.verification, accounts.services.signup)."""
 
 import re
 from unittest import mock
@@ -10,9 +10,10 @@ from django.core.cache import cache
 
 from accounts import verification
 from accounts.models import Token, User
-from accounts.services import ValidationError, user_signup
+from accounts.services.signup import user_signup
 from billing.models import Log
 from billing.services import option_set
+from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.timeutil import now_ts
 from tests.factories import UserFactory
 
@@ -51,7 +52,7 @@ def test_a_code_expires_after_ten_minutes():
     code = sent_code()
     with later(9 * 60):
         verification.email_code_check(email="new@example.com", code=code)
-    with later(10 * 60 + 1), pytest.raises(ValidationError) as exc:
+    with later(10 * 60 + 1), pytest.raises(ServiceError) as exc:
         verification.email_code_check(email="new@example.com", code=code)
     assert exc.value.field == "verification_code"
 
@@ -59,13 +60,13 @@ def test_a_code_expires_after_ten_minutes():
 def test_a_code_is_used_once():
     code = sent_code()
     verification.email_code_consume(email="new@example.com", code=code)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ServiceError):
         verification.email_code_consume(email="new@example.com", code=code)
 
 
 def test_a_code_belongs_to_its_address():
     code = sent_code("new@example.com")
-    with pytest.raises(ValidationError):
+    with pytest.raises(ServiceError):
         verification.email_code_check(email="other@example.com", code=code)
 
 
@@ -73,9 +74,9 @@ def test_five_wrong_guesses_drop_the_code():
     code = sent_code()
     wrong = "000000" if code != "000000" else "111111"
     for _ in range(verification.CODE_MAX_ATTEMPTS):
-        with pytest.raises(ValidationError):
+        with pytest.raises(ServiceError):
             verification.email_code_check(email="new@example.com", code=wrong)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ServiceError):
         verification.email_code_check(email="new@example.com", code=code)
 
 
@@ -107,7 +108,7 @@ def test_parallel_wrong_guesses_each_count(monkeypatch):
     def guess():
         try:
             verification.email_code_check(email="new@example.com", code=wrong)
-        except ValidationError:
+        except ServiceError:
             refused.append(1)
 
     threads = [threading.Thread(target=guess) for _ in range(n)]
@@ -117,7 +118,7 @@ def test_parallel_wrong_guesses_each_count(monkeypatch):
         t.join()
     monkeypatch.undo()
     assert len(refused) == n
-    with pytest.raises(ValidationError):
+    with pytest.raises(ServiceError):
         verification.email_code_check(email="new@example.com", code=code)
 
 
@@ -126,7 +127,7 @@ def test_the_right_code_checked_twice_after_four_typos_still_signs_up():
     code = sent_code()
     wrong = "000000" if code != "000000" else "111111"
     for _ in range(verification.CODE_MAX_ATTEMPTS - 1):
-        with pytest.raises(ValidationError):
+        with pytest.raises(ServiceError):
             verification.email_code_check(email="new@example.com", code=wrong)
     verification.email_code_check(email="new@example.com", code=code)
     verification.email_code_consume(email="new@example.com", code=code)
@@ -137,13 +138,13 @@ def test_a_new_code_replaces_the_old_one():
     second = sent_code()
     verification.email_code_check(email="new@example.com", code=second)
     if first != second:
-        with pytest.raises(ValidationError):
+        with pytest.raises(ServiceError):
             verification.email_code_check(email="new@example.com", code=first)
 
 
 def test_no_code_for_an_address_in_use():
     UserFactory(email="taken@example.com")
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(ServiceError) as exc:
         verification.email_code_send(email="TAKEN@example.com")
     assert exc.value.field == "email" and "in use" in str(exc.value)
     assert mail.outbox == []
@@ -151,7 +152,7 @@ def test_no_code_for_an_address_in_use():
 
 @pytest.mark.parametrize("email", ["", "not-an-address", "a@b@c"])
 def test_no_code_for_a_malformed_address(email):
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(ServiceError) as exc:
         verification.email_code_send(email=email)
     assert exc.value.field == "email"
 
@@ -160,10 +161,10 @@ def test_the_domain_whitelist_applies_only_when_restriction_is_on():
     option_set(key="EmailDomainWhitelist", value="good.example, Other.example")
     sent_code("a@bad.example")  # restriction off: any domain
     option_set(key="EmailDomainRestrictionEnabled", value="true")
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(ServiceError) as exc:
         verification.email_code_send(email="b@bad.example")
     assert "good.example" in str(exc.value)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ServiceError):
         verification.email_code_send(email="c@sub.good.example")
     sent_code("d@GOOD.example")
     sent_code("e@other.example")
@@ -172,17 +173,17 @@ def test_the_domain_whitelist_applies_only_when_restriction_is_on():
 
 def test_without_smtp_nothing_is_promised(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(ServiceError) as exc:
         verification.email_code_send(email="new@example.com")
     assert "SMTP" in str(exc.value)
 
 
 def test_a_failed_mail_keeps_no_code():
     with mock.patch("accounts.verification.mail_send", return_value=False) as send:
-        with pytest.raises(ValidationError):
+        with pytest.raises(ServiceError):
             verification.email_code_send(email="new@example.com")
     code = re.search(r"\b(\d{6})\b", send.call_args.kwargs["body"]).group(1)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ServiceError):
         verification.email_code_check(email="new@example.com", code=code)
 
 
@@ -214,13 +215,13 @@ def test_a_reset_link_works_once_and_for_ten_minutes(alice):
     email, token = link_params(sent_reset_link())
     with later(10 * 60 + 1):
         assert verification.password_reset_user(email=email, token=token) is None
-        with pytest.raises(ValidationError):
+        with pytest.raises(ServiceError):
             verification.password_reset_complete(email=email, token=token)
     password = verification.password_reset_complete(email=email, token=token)
     assert len(password) == 12
     alice.refresh_from_db()
     assert alice.check_password(password)
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(ServiceError) as exc:
         verification.password_reset_complete(email=email, token=token)
     assert exc.value.field == "token"
 
@@ -230,9 +231,9 @@ def test_a_wrong_token_does_nothing(alice):
     alice.save()
     verification.password_reset_send(email="alice@example.com")
     email, token = link_params(sent_reset_link())
-    with pytest.raises(ValidationError):
+    with pytest.raises(ServiceError):
         verification.password_reset_complete(email=email, token="0" * 32)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ServiceError):
         verification.password_reset_complete(email="bob@example.com", token=token)
     assert verification.password_reset_user(email=email, token=token) == alice
 
@@ -242,7 +243,7 @@ def test_a_weak_chosen_password_keeps_the_link(alice):
     alice.save()
     verification.password_reset_send(email="alice@example.com")
     email, token = link_params(sent_reset_link())
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(ServiceError) as exc:
         verification.password_reset_complete(email=email, token=token, password="password")
     assert exc.value.field == "password"
     verification.password_reset_complete(email=email, token=token, password="a-fresh-Secret9")
@@ -254,18 +255,18 @@ def test_a_weak_chosen_password_keeps_the_link(alice):
 
 def test_signup_needs_both_registration_switches():
     option_set(key="RegisterEnabled", value="false")
-    with pytest.raises(ValidationError, match="turned off"):
+    with pytest.raises(ServiceError, match="turned off"):
         user_signup(username="erin", password="s3cret-pass")
     option_set(key="RegisterEnabled", value="true")
     option_set(key="PasswordRegisterEnabled", value="false")
-    with pytest.raises(ValidationError, match="turned off"):
+    with pytest.raises(ServiceError, match="turned off"):
         user_signup(username="erin", password="s3cret-pass")
     assert not User.objects.filter(username="erin").exists()
 
 
 @pytest.mark.parametrize("password", ["123456", "short", "password", "12345678", "a" * 21])
 def test_signup_applies_the_password_rules(password):
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(ServiceError) as exc:
         user_signup(username="erin", password=password)
     assert exc.value.field == "password"
     assert not User.objects.filter(username="erin").exists()
@@ -307,27 +308,27 @@ def test_signup_without_verification_keeps_no_email():
 
 def test_signup_with_verification_needs_the_code_and_uses_it_up():
     option_set(key="EmailVerificationEnabled", value="true")
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(ServiceError) as exc:
         user_signup(username="ivan", password="s3cret-pass")
     assert exc.value.field == "email"
     code = sent_code("ivan@example.com")
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(ServiceError) as exc:
         user_signup(username="ivan", password="s3cret-pass", email="ivan@example.com")
     assert exc.value.field == "verification_code"
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(ServiceError) as exc:
         user_signup(username="ivan", password="s3cret-pass", email="ivan@example.com",
                     verification_code="x" + code[1:])
     assert exc.value.field == "verification_code"
     user = user_signup(username="ivan", password="s3cret-pass", email="Ivan@example.com", verification_code=code)
     assert user.email == "ivan@example.com"
-    with pytest.raises(ValidationError):
+    with pytest.raises(ServiceError):
         verification.email_code_check(email="ivan@example.com", code=code)
 
 
 def test_a_refused_signup_keeps_the_code():
     option_set(key="EmailVerificationEnabled", value="true")
     code = sent_code("ivan@example.com")
-    with pytest.raises(ValidationError):
+    with pytest.raises(ServiceError):
         user_signup(username="ivan", password="password", email="ivan@example.com", verification_code=code)
     user_signup(username="ivan", password="s3cret-pass", email="ivan@example.com", verification_code=code)
 
@@ -342,6 +343,6 @@ def test_a_code_taken_by_a_racing_request_undoes_the_account():
         cache.delete(verification._code_key(email))  # the other request takes the code here
 
     with mock.patch("accounts.verification.email_code_check", side_effect=check_then_lose_the_race):
-        with pytest.raises(ValidationError):
+        with pytest.raises(ServiceError):
             user_signup(username="ivan", password="s3cret-pass", email="ivan@example.com", verification_code=code)
     assert not User.objects.filter(username="ivan").exists()

@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 import pytest
 from django.urls import reverse
 
-from billing import options
 from billing.admin import EstimatedCountPaginator
 from billing.models import Log, Option, RedemptionCode
+from oneapi_site import options
 from tests.admin_fixtures import action
 from tests.factories import RedemptionFactory
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from billing import options
 from billing.models import Option
+from oneapi_site import options
 from tests.api_fixtures import envelope
 
 pytestmark = pytest.mark.django_db

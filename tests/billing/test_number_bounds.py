@@ -8,10 +8,10 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import User
-from billing import options
 from billing.models import Log, Option, RedemptionCode
 from billing.money import log_amount
 from billing.services import option_set
+from oneapi_site import options
 from tests.api_fixtures import envelope
 from tests.factories import RedemptionFactory, TokenFactory
 

@@ -5,8 +5,8 @@ import math
 import pytest
 from asgiref.sync import sync_to_async
 
-from billing import options
 from billing.models import Option
+from oneapi_site import options
 from tests.helpers import consume_log
 
 pytestmark = pytest.mark.django_db(transaction=True)

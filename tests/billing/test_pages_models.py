@@ -8,8 +8,9 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
-from billing import options, pricing
+from billing import pricing
 from billing.pages.models import model_price
+from oneapi_site import options
 from tests.factories import ChannelFactory
 
 URL = "/models/"

@@ -46,7 +46,7 @@ def test_pre_consume_reserves_base_prompt_and_max_tokens():
 def load_options(**values):
     import json
 
-    from billing import options
+    from oneapi_site import options
 
     options.snapshot.load({k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in values.items()})
 

@@ -11,7 +11,7 @@ from django.test import Client
 from hypothesis import strategies as st
 
 from accounts.models import User
-from accounts.services import user_access_token_reset
+from accounts.services.users import user_access_token_reset
 from billing.models import Log
 from tests.factories import ChannelFactory, RedemptionFactory, TokenFactory, UserFactory
 from tests.fuzz.strategies import EDGE_NUMBERS, encode, param_values
@@ -49,7 +49,7 @@ def isolated_example():
     """Each example starts from the same rows, limits and options: what one wrote is rolled back."""
     from django.core.cache import cache
 
-    from billing import options
+    from oneapi_site import options
 
     cache.clear()  # the per-IP limits on sign-in would refuse every later example
     try:

@@ -11,7 +11,7 @@ from django.test import Client
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing import options
+from oneapi_site import options
 from tests.fuzz.api_world import isolated_example, make_world, path_ids, queries, query_string
 from tests.fuzz.checks import assert_envelope
 from tests.fuzz.strategies import (

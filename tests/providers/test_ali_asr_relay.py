@@ -9,7 +9,8 @@ import wave
 import openai
 import pytest
 
-from billing import options, pricing
+from billing import pricing
+from oneapi_site import options
 from providers.adapters.ali import asr as ali_asr
 from relay import tokenizer
 from tests.helpers import consume_log

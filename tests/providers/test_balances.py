@@ -5,8 +5,8 @@ converted)."""
 import orjson
 import pytest
 
-from accounts.services import ValidationError
 from billing import pricing
+from oneapi_site.lib.errors import ServiceError
 from providers.adapters import adapter_for
 from providers.services import channel_update_balance
 from tests.factories import ChannelFactory
@@ -50,7 +50,7 @@ def test_the_balance_is_read_from_the_vendors_account_api_and_stored(balances, t
 ])
 def test_a_refused_key_is_reported_with_the_vendors_message(balances, type_id, message):
     channel = ChannelFactory(type=type_id, base_url=balances.url, key="sk-wrong", models="gpt-4o")
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(ServiceError, match=message):
         channel_update_balance(channel_id=channel.pk)
     channel.refresh_from_db()
     assert channel.balance_updated_time == 0

@@ -11,7 +11,8 @@ import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
-from billing import options, pricing
+from billing import pricing
+from oneapi_site import options
 from relay import media, tokenizer
 from tests.helpers import consume_log
 from tests.providers.mock_cloudflare import ACCOUNT, FIXTURES, JPEG, KEY, MP3, PNG, MockCloudflare

@@ -128,10 +128,10 @@ def test_balances_are_read_from_the_vendor(upstream, type_id, expected):
 
 @pytest.mark.django_db
 def test_balance_of_a_vendor_without_one_is_a_clear_error(upstream):
-    from accounts.services import ValidationError
+    from oneapi_site.lib.errors import ServiceError
 
     channel = ChannelFactory(type=3, base_url=upstream.url, models="gpt-4o")
-    with pytest.raises(ValidationError, match="no balance"):
+    with pytest.raises(ServiceError, match="no balance"):
         channel_update_balance(channel_id=channel.pk)
 
 

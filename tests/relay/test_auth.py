@@ -2,7 +2,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from accounts.models import Token, User
-from accounts.services import token_update
+from accounts.services.tokens import token_update
 from oneapi_site.lib import changes
 from oneapi_site.lib.timeutil import now_ts
 from tests.factories import TokenFactory

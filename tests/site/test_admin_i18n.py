@@ -5,8 +5,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 
-from billing import options
 from billing.models import Log
+from oneapi_site import options
 from providers.models import Channel
 from tests.factories import ChannelFactory, RedemptionFactory
 

@@ -8,7 +8,7 @@ from django.utils import translation
 from accounts.models import Token, User
 from billing.models import RedemptionCode
 from oneapi_site.lib import numbers
-from oneapi_site.lib.errors import ValidationError
+from oneapi_site.lib.errors import ServiceError
 from providers.models import Channel
 
 BIG = numbers.BIGINT
@@ -53,7 +53,7 @@ def test_plain_whole_numbers_are_read(value, expected):
     (str(BIG[0] - 1), f"quota must be at least {BIG[0]}"),
 ])
 def test_anything_else_is_refused_with_the_field_named(value, message):
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(ServiceError) as caught:
         numbers.parse_int(value, field="quota", minimum=BIG[0], maximum=BIG[1])
     assert str(caught.value) == message
     assert caught.value.field == "quota"
@@ -62,7 +62,7 @@ def test_anything_else_is_refused_with_the_field_named(value, message):
 def test_a_declared_range_narrows_the_column():
     assert numbers.parse_int("100", field="count", minimum=1, maximum=100) == 100
     for value, message in (("0", "count must be at least 1"), ("101", "count must be at most 100")):
-        with pytest.raises(ValidationError, match=message):
+        with pytest.raises(ServiceError, match=message):
             numbers.parse_int(value, field="count", minimum=1, maximum=100)
 
 
@@ -70,9 +70,9 @@ def test_decimals_keep_their_exact_value_and_places_are_bounded():
     assert numbers.parse_decimal("0.1", field="r", minimum=0, maximum=10) == Decimal("0.1")
     assert numbers.parse_decimal(0.1, field="r", minimum=0, maximum=10) == Decimal("0.1")  # not 0.1000000000000000055
     assert numbers.parse_decimal("1.500", field="r", minimum=0, maximum=10, places=1) == Decimal("1.5")
-    with pytest.raises(ValidationError, match="r may have at most 2 decimal places"):
+    with pytest.raises(ServiceError, match="r may have at most 2 decimal places"):
         numbers.parse_decimal("1.005", field="r", minimum=0, maximum=10, places=2)
-    with pytest.raises(ValidationError, match="r must be at least 0.000001"):
+    with pytest.raises(ServiceError, match="r must be at least 0.000001"):
         numbers.parse_decimal("0", field="r", minimum=Decimal("0.000001"), maximum=10)
 
 
@@ -87,20 +87,20 @@ def test_us_dollars_become_whole_quota_exactly(amount, per_unit, quota):
 
 
 def test_us_dollar_bounds_are_told_in_us_dollars():
-    with pytest.raises(ValidationError, match=r"^Quota must be at most 18446744073709.551614$"):
+    with pytest.raises(ServiceError, match=r"^Quota must be at most 18446744073709.551614$"):
         numbers.parse_quota_in_usd("18446744073709.56", field="Quota", per_unit=Decimal(500000), minimum=0,
                                    maximum=BIG[1])
-    with pytest.raises(ValidationError, match="^Quota must be at least 0$"):
+    with pytest.raises(ServiceError, match="^Quota must be at least 0$"):
         numbers.parse_quota_in_usd("-0.0000001", field="Quota", per_unit=Decimal(500000), minimum=0,
                                    maximum=BIG[1])
-    with pytest.raises(ValidationError, match="without an exponent"):
+    with pytest.raises(ServiceError, match="without an exponent"):
         numbers.parse_quota_in_usd("1e999999", field="Quota", per_unit=Decimal(500000), minimum=0,
                                    maximum=BIG[1])
 
 
 def test_errors_speak_the_readers_language():
     with translation.override("zh-hans"):
-        with pytest.raises(ValidationError) as caught:
+        with pytest.raises(ServiceError) as caught:
             numbers.parse_int("101", field="count", minimum=1, maximum=100)
     assert str(caught.value) == "count 不能大于 100"
 
@@ -134,8 +134,8 @@ def test_extreme_text_is_refused_before_any_decimal_is_made(monkeypatch, text):
             return Decimal.__new__(cls, *args)
 
     monkeypatch.setattr(numbers, "Decimal", Spy)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ServiceError):
         numbers.parse_quota_in_usd(text, field="Quota", per_unit=Decimal(500000), minimum=0, maximum=BIG[1])
-    with pytest.raises(ValidationError):
+    with pytest.raises(ServiceError):
         numbers.parse_int(text, field="quota", minimum=BIG[0], maximum=BIG[1])
     assert made == []

@@ -3,8 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from billing import options
 from billing.models import Option
+from oneapi_site import options
 from oneapi_site.lib import changes
 
 pytestmark = pytest.mark.django_db

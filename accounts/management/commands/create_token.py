@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import User
-from accounts.services import ValidationError, token_create
+from accounts.services.tokens import token_create
+from oneapi_site.lib.errors import ServiceError
 
 
 class Command(BaseCommand):
@@ -22,6 +23,6 @@ class Command(BaseCommand):
         try:
             token = token_create(user=user, name=opts["name"], key=key, remain_quota=quota or 0,
                                  unlimited_quota=quota is None)
-        except ValidationError as exc:
+        except ServiceError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"sk-{token.key}")

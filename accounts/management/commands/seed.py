@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from accounts.services import root_seed
+from accounts.services.users import root_seed
 
 
 class Command(BaseCommand):

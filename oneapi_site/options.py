@@ -14,11 +14,13 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.utils.translation import gettext
 
+from billing.models import Option
 from billing.ratios import DEFAULT_COMPLETION_RATIO, DEFAULT_GROUP_RATIO, DEFAULT_MODEL_RATIO
-from oneapi_site.lib import json_depth, numbers
-from oneapi_site.lib.errors import ValidationError
+from oneapi_site.lib import changes, json_depth, numbers
+from oneapi_site.lib.errors import ServiceError
 
 log = logging.getLogger("oneapi")
 
@@ -138,30 +140,25 @@ def is_secret(key: str) -> bool:
     return key.endswith(("Token", "Secret", "SecretKey"))
 
 
-class OptionError(ValueError):
-    pass
-
-
 def parse(key: str, raw: str) -> Any:
-    """Decode a stored text value to its Python type; OptionError names the key. Numbers are read by
-    the bounded parser (no exponent, no NaN or infinity, within the key's range) before any arithmetic."""
+    """Decode a stored text value to its Python type; a ServiceError names the key (as its field too).
+    Numbers are read by the bounded parser (no exponent, no NaN or infinity, within the key's range)
+    before any arithmetic."""
     text = str(raw)
     if len(text) > TEXT_MAX_LENGTH:
-        raise OptionError(gettext("%(key)s may have at most %(max)d characters") % {"key": key, "max": TEXT_MAX_LENGTH})
+        raise ServiceError(gettext("%(key)s may have at most %(max)d characters")
+                           % {"key": key, "max": TEXT_MAX_LENGTH}, field=key)
     if key in BOOL_KEYS:
         lowered = text.strip().lower()
         if lowered not in ("true", "false"):
-            raise OptionError(gettext("%(key)s must be true or false") % {"key": key})
+            raise ServiceError(gettext("%(key)s must be true or false") % {"key": key}, field=key)
         return lowered == "true"
-    try:
-        if key in INT_RANGES:
-            low, high = INT_RANGES[key]
-            return numbers.parse_int(text, field=key, minimum=low, maximum=high)
-        if key in DECIMAL_RANGES:
-            low, high, places = DECIMAL_RANGES[key]
-            return float(numbers.parse_decimal(text, field=key, minimum=low, maximum=high, places=places))
-    except ValidationError as exc:
-        raise OptionError(str(exc)) from None
+    if key in INT_RANGES:
+        low, high = INT_RANGES[key]
+        return numbers.parse_int(text, field=key, minimum=low, maximum=high)
+    if key in DECIMAL_RANGES:
+        low, high, places = DECIMAL_RANGES[key]
+        return float(numbers.parse_decimal(text, field=key, minimum=low, maximum=high, places=places))
     if key in JSON_KEYS:
         return _ratios(key, text)
     return text
@@ -171,24 +168,26 @@ def _ratios(key: str, text: str) -> dict[str, float]:
     try:
         value = json_depth.loads(text)
     except json.JSONDecodeError as exc:
-        raise OptionError(gettext("%(key)s is not valid JSON: %(error)s at line %(line)d column %(column)d")
-                          % {"key": key, "error": exc.msg, "line": exc.lineno, "column": exc.colno}) from None
+        raise ServiceError(gettext("%(key)s is not valid JSON: %(error)s at line %(line)d column %(column)d")
+                           % {"key": key, "error": exc.msg, "line": exc.lineno, "column": exc.colno},
+                           field=key) from None
     except ValueError:  # a number of more than 4,300 digits: Python refuses to read it
-        raise OptionError(gettext("%(key)s must be a JSON object of names to non-negative numbers")
-                          % {"key": key}) from None
+        raise ServiceError(gettext("%(key)s must be a JSON object of names to non-negative numbers")
+                           % {"key": key}, field=key) from None
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in value.items()
     ):
-        raise OptionError(gettext("%(key)s must be a JSON object of names to non-negative numbers") % {"key": key})
+        raise ServiceError(gettext("%(key)s must be a JSON object of names to non-negative numbers")
+                           % {"key": key}, field=key)
     for name, ratio in value.items():
         field = f'{key} "{name[:NAME_MAX_LENGTH]}"'
         if len(name) > NAME_MAX_LENGTH:
-            raise OptionError(gettext("%(field)s: a name may have at most %(max)d characters")
-                              % {"field": field, "max": NAME_MAX_LENGTH})
+            raise ServiceError(gettext("%(field)s: a name may have at most %(max)d characters")
+                               % {"field": field, "max": NAME_MAX_LENGTH}, field=key)
         try:
             numbers.parse_decimal(ratio, field=field, minimum=0, maximum=RATIO_MAX)
-        except ValidationError as exc:
-            raise OptionError(str(exc)) from None
+        except ServiceError as exc:  # the message names the entry; the field stays the option
+            raise ServiceError(str(exc), field=key, code=exc.code) from None
     return value
 
 
@@ -218,7 +217,7 @@ class _Snapshot:
             if key in DEFAULTS:
                 try:
                     values[key] = parse(key, raw)
-                except OptionError as exc:
+                except ServiceError as exc:
                     # A bad stored value must not take the gateway down; keep the default. The message names
                     # the key and what is wrong, never the value (some options are secrets).
                     log.warning("option %s: the stored value is refused (%s); using the default", key, exc)
@@ -252,8 +251,6 @@ def in_currency() -> bool:
 
 
 def reload_from_db() -> None:
-    from billing.models import Option
-
     snapshot.load(dict(Option.objects.values_list("key", "value")))
 
 
@@ -263,16 +260,8 @@ def ensure_fresh() -> None:
     The relay reloads with its routes; a process serving only pages would otherwise keep the
     defaults it started with, or another instance's old values, until a relay request came.
     """
-    from django.conf import settings
-
     if snapshot.stale or time.monotonic() - snapshot.loaded_at > settings.SYNC_FREQUENCY:
         reload_from_db()
 
 
-def _listen() -> None:
-    from oneapi_site.lib import changes
-
-    changes.subscribe(snapshot.mark_stale)
-
-
-_listen()
+changes.subscribe(snapshot.mark_stale)

@@ -1,0 +1,131 @@
+"""Writes to API tokens (sk- keys), and the rules their fields follow. Quota moves live in billing.services."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from django.db import transaction
+from django.utils.translation import gettext
+
+from accounts import permissions
+from accounts.models import Token, User
+from oneapi_site.lib import changes, numbers
+from oneapi_site.lib.errors import ServiceError
+from oneapi_site.lib.keys import random_key
+from oneapi_site.lib.lengths import items_bounded, text_bounded
+
+TOKEN_NAME_MAX_LENGTH = 30  # one-api's limit
+# Text columns, so the limits are what the fields mean: some 400 model names, some 100 address ranges.
+TOKEN_MODELS_MAX_LENGTH = 10_000
+TOKEN_SUBNET_MAX_LENGTH = 4_096
+MODEL_NAME_MAX_LENGTH = 255  # the abilities' and logs' model column: a longer name never matches a route
+# 9999-01-01 UTC: a later expiry cannot be shown as a date in every time zone (Python's datetime ends in 9999).
+EXPIRY_MAX = 253_370_764_800
+
+
+def validate_subnets(value: str) -> str:
+    value = text_bounded(value, field="subnet", maximum=TOKEN_SUBNET_MAX_LENGTH)
+    items = [s.strip() for s in value.split(",") if s.strip()]
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ServiceError(f"subnet {item!r} is not a valid IP or CIDR", field="subnet") from None
+    return ",".join(items)
+
+
+def _clean_models(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    value = text_bounded(value, field="models", maximum=TOKEN_MODELS_MAX_LENGTH)
+    items = items_bounded([m.strip() for m in value.split(",") if m.strip()], field="models",
+                          item_maximum=MODEL_NAME_MAX_LENGTH)
+    return ",".join(items)
+
+
+def _check_token_fields(*, name: str, expired_time: int, remain_quota: int) -> tuple[int, int]:
+    """(expired_time, remain_quota) once checked: names bounded, numbers within their BIGINT columns."""
+    if len(name) > TOKEN_NAME_MAX_LENGTH:
+        raise ServiceError("name is longer than 30 characters", field="name")
+    expired_time = numbers.parse_int(expired_time, field="expired_time", minimum=numbers.BIGINT[0],
+                                     maximum=EXPIRY_MAX)
+    if expired_time != -1 and expired_time < 0:
+        raise ServiceError("expired_time must be -1 (never) or a unix time", field="expired_time")
+    remain_quota = numbers.parse_int(remain_quota, field="remain_quota", minimum=numbers.BIGINT[0],
+                                     maximum=numbers.BIGINT[1])
+    if remain_quota < 0:
+        raise ServiceError("remain_quota must not be negative", field="remain_quota")
+    return expired_time, remain_quota
+
+
+def _check_token_actor(*, by: User | None, token: Token | None = None, owner: User | None = None) -> None:
+    """`by` is who asks (None: the system, e.g. the seed or a sign-up); see accounts.permissions."""
+    if by is None:
+        return
+    if owner is not None and not permissions.token_can_give(by, owner):
+        raise ServiceError(gettext("You cannot make a token for a user whose role is equal to or above yours."),
+                           field="user")
+    if token is not None and not permissions.token_can_manage(by, token):
+        raise ServiceError(gettext("You cannot change a token of a user whose role is equal to or above yours."))
+
+
+def token_create(*, user: User, name: str = "", remain_quota: int = 0, unlimited_quota: bool = False,
+                 expired_time: int = -1, models: Any = "", subnet: str = "", key: str | None = None,
+                 by: User | None = None) -> Token:
+    _check_token_actor(by=by, owner=user)
+    expired_time, remain_quota = _check_token_fields(name=name, expired_time=expired_time,
+                                                     remain_quota=remain_quota)
+    token = Token.objects.create(
+        user=user, key=key or random_key(48), name=name, remain_quota=remain_quota,
+        unlimited_quota=unlimited_quota, expired_time=expired_time, models=_clean_models(models),
+        subnet=validate_subnets(subnet),
+    )
+    changes.publish("tokens")
+    return token
+
+
+TOKEN_EDITABLE = ("name", "remain_quota", "unlimited_quota", "expired_time", "models", "subnet", "status")
+
+
+def token_update(*, token: Token, status_only: bool = False, by: User | None = None, **fields: Any) -> Token:
+    """Change a token; re-enabling an expired or exhausted one is refused until it is fixed (one-api).
+
+    Only the columns that change are written: the ledger moves remain_quota, used_quota and the status
+    (exhausted) of this row meanwhile, and a whole-row save would put back the values read here.
+    """
+    _check_token_actor(by=by, token=token)
+    token.refresh_from_db()  # the checks below judge the balance and status the ledger has left
+    before = {name: getattr(token, name) for name in TOKEN_EDITABLE}
+    allowed = ("status",) if status_only else TOKEN_EDITABLE
+    for field, value in fields.items():
+        if field not in allowed or value is None:
+            continue
+        if field == "models":
+            value = _clean_models(value)
+        elif field == "subnet":
+            value = validate_subnets(value)
+        setattr(token, field, value)
+    token.expired_time, token.remain_quota = _check_token_fields(
+        name=token.name, expired_time=token.expired_time, remain_quota=token.remain_quota)
+    if token.status == Token.Status.ENABLED:
+        if token.is_expired:
+            raise ServiceError("the token has expired: change its expiry before enabling it", field="expired_time")
+        if not token.unlimited_quota and token.remain_quota <= 0:
+            raise ServiceError("the token has no quota left: add quota before enabling it", field="remain_quota")
+    changed = [name for name in TOKEN_EDITABLE if getattr(token, name) != before[name]]
+    if changed:
+        with transaction.atomic():
+            # The owner's row first, as charges_apply locks users before tokens. A rename rewrites the
+            # (user, name) index, for which InnoDB checks the owner row of the foreign key: taken in the
+            # other order, a rename and a batch of charges deadlock on MariaDB.
+            list(User.objects.select_for_update().filter(pk=token.user_id).values_list("pk", flat=True))
+            token.save(update_fields=changed)
+    changes.publish("tokens")
+    return token
+
+
+def token_delete(*, token: Token, by: User | None = None) -> None:
+    _check_token_actor(by=by, token=token)
+    token.delete()
+    changes.publish("tokens")

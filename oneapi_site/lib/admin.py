@@ -1,0 +1,61 @@
+"""Helpers the admin modules of every app share: amounts, times and secrets as the console writes them,
+and a service's refusal shown on the form."""
+
+from __future__ import annotations
+
+from billing import money
+from oneapi_site.lib.errors import ServiceError
+from oneapi_site.lib.timeutil import ts_text
+
+
+def quota_text(quota: int) -> str:
+    """Quota with its US$ value, as one-api's console shows it (QuotaPerUnit quota = $1), written by the
+    pages' Decimal formatter: 3 quota is "$0.000006" here as there, not a float's "$0.00"."""
+    return f"{quota:,} ({money.usd_text(quota)})"
+
+
+def unix_text(ts: int, *, empty: str = "-") -> str:
+    """A stored time as the pages write it; `empty` for one-api's 0 (or -1) meaning "none"."""
+    if not ts or ts <= 0:
+        return empty
+    return ts_text(ts)
+
+
+def mask_secret(value: str) -> str:
+    """Enough of a credential to tell two apart, never enough to use it."""
+    value = (value or "").strip()
+    if len(value) < 16:
+        return "****"
+    return f"{value[:4]}...{value[-4:]}"
+
+
+class ServiceErrorsMixin:
+    """Show a service's ServiceError on the form, as if the form had found it.
+
+    Services validate when they write, which is after the form has passed. When
+    save_model raises, the admin's atomic block rolls back, and the same POST is
+    handled again with a form that reports the error on the field it names.
+    """
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceError as exc:
+            if getattr(request, "_service_error", None) is not None:
+                raise
+            request._service_error = exc
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        error = getattr(request, "_service_error", None)
+        if error is None:
+            return form_class
+
+        class Rejected(form_class):
+            def clean(self):
+                cleaned = super().clean()
+                self.add_error(error.field if error.field in self.fields else None, str(error))
+                return cleaned
+
+        return Rejected
