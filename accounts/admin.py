@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.auth.models import Group
 from django.utils.html import format_html
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts import permissions
 from accounts.forms import TokenForm, UserChangeForm, UserCreationForm

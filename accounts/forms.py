@@ -6,14 +6,14 @@ from datetime import datetime
 
 from django import forms
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts import permissions
 from accounts.models import Token, User
 from accounts.services.tokens import TOKEN_MODELS_MAX_LENGTH, TOKEN_SUBNET_MAX_LENGTH
 from accounts.services.users import password_validate
 from oneapi_site.lib.errors import ServiceError
-
 
 # Columns the ledger moves while a change form is open. Whether the operator changed them is judged against
 # the value the form showed (a hidden initial input), not against the row at save time, which has moved since:

@@ -3,10 +3,10 @@ from __future__ import annotations
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
 from django.db.models.functions import Lower
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from oneapi_site.lib.timeutil import now_ts
-
 
 DEFAULT_ROOT_PASSWORD = "123456"  # one-api's seeded root password, refused as a new password
 
@@ -15,13 +15,13 @@ class UserManager(BaseUserManager):
     def get_by_natural_key(self, username):
         return self.get(username=username)
 
-    def create_user(self, username: str, password: str | None = None, **fields) -> "User":
+    def create_user(self, username: str, password: str | None = None, **fields) -> User:
         user = self.model(username=username, **fields)
         user.set_password(password)
         user.save(using=self._db)
         return user
 
-    def create_superuser(self, username: str, password: str | None = None, **fields) -> "User":
+    def create_superuser(self, username: str, password: str | None = None, **fields) -> User:
         fields.setdefault("role", User.Role.ROOT)
         return self.create_user(username, password, **fields)
 

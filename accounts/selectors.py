@@ -70,7 +70,7 @@ def uses_default_password(user) -> bool:
     """
     if not getattr(user, "is_authenticated", False) or not getattr(user, "is_root", False):
         return False
-    key = "oneapi:default-password:%s:%s" % (user.pk, hashlib.sha256(user.password.encode()).hexdigest()[:32])
+    key = f"oneapi:default-password:{user.pk}:{hashlib.sha256(user.password.encode()).hexdigest()[:32]}"
     cached = cache.get(key)
     if cached is None:
         cached = user.check_password(DEFAULT_ROOT_PASSWORD)

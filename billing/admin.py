@@ -6,15 +6,16 @@ import csv
 from datetime import datetime, timedelta
 
 from django.contrib import admin, messages
-from django.core.paginator import Paginator
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db import connection, transaction
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
-from django.utils.translation import gettext, gettext_lazy as _, ngettext
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts import permissions
 from accounts.models import User
@@ -89,7 +90,7 @@ class RedemptionCodeAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.Mode
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
         return [
-            path("batch/", self.admin_site.admin_view(self.batch_view), name="%s_%s_batch" % info),
+            path("batch/", self.admin_site.admin_view(self.batch_view), name="{}_{}_batch".format(*info)),
             *super().get_urls(),
         ]
 
@@ -306,7 +307,7 @@ class OptionAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
-        return [path("", self.admin_site.admin_view(self.options_view), name="%s_%s_changelist" % info)]
+        return [path("", self.admin_site.admin_view(self.options_view), name="{}_{}_changelist".format(*info))]
 
     def has_add_permission(self, request):
         return False

@@ -6,7 +6,8 @@ import json
 from decimal import Decimal
 
 from django import forms
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import RedemptionCode
 from billing.services import REDEMPTION_BATCH_MAX
@@ -158,7 +159,7 @@ class OptionsForm(forms.Form):
     def changed_values(self) -> dict:
         """Keys whose value differs from the stored one, switches last (credentials first)."""
         changed = {}
-        for key, field in self.fields.items():
+        for key in self.fields:
             value = self.cleaned_data.get(key)
             if options.is_secret(key) and not value:
                 continue

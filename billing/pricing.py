@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-from oneapi_site import options
 from billing.ratios import DEFAULT_MODEL_RATIO
+from oneapi_site import options
 
 USD_PER_1M_AT_RATIO_1 = 2  # ratio = US$ per 1M prompt tokens / 2
 # The rate behind the ratios of vendors that price in yuan (Moonshot, Zhipu, Qwen, CogView, Wanx), and behind

@@ -9,7 +9,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.shortcuts import redirect
 from django.urls import path
-from django.utils.translation import gettext, gettext_lazy as _, ngettext
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from oneapi_site.lib.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
 from oneapi_site.lib.errors import ServiceError

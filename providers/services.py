@@ -317,7 +317,8 @@ def channels_test_all_start(*, scope: str = "all", test: Callable[..., ChannelTe
                 "started": now_ts(), "finished": 0}
     cache.set(TEST_ALL_PROGRESS, progress, None)
     if background:
-        threading.Thread(target=_test_all, args=(ids, progress, test, True), daemon=True, name="oneapi-test-all").start()
+        threading.Thread(target=_test_all, args=(ids, progress, test, True), daemon=True,
+                         name="oneapi-test-all").start()
     else:
         _test_all(ids, progress, test, False)
     return progress

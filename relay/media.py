@@ -129,7 +129,7 @@ class Upload:
         """Why the stream was cut off on its way upstream (a field it must not hold, the client gone)."""
         return self._shared.refusal
 
-    def with_model(self, model: str) -> "Upload":
+    def with_model(self, model: str) -> Upload:
         """The same upload asking for `model` (the channel's mapping; the default model when the form
         named none): the one model field the upstream receives."""
         value = model.encode()

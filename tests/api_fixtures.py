@@ -10,6 +10,7 @@ from accounts.models import User
 from accounts.services.users import user_access_token_reset
 from tests.factories import UserFactory
 
+
 @pytest.fixture
 def anon():
     return APIClient()

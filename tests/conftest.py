@@ -3,14 +3,13 @@ import functools
 import httpx
 import pytest
 
+from accounts.models import User
 from billing.ledger import ledger
 from relay.cache import cache
+from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import logged_in
 from tests.mock_upstream import MockUpstream
 from tests.world import new_world
-
-from accounts.models import User
-from tests.factories import ChannelFactory, TokenFactory, UserFactory
 
 # Shared fixtures live in these modules; test modules use them by name, without importing them.
 pytest_plugins = ["tests.api_fixtures", "tests.admin_fixtures", "tests.billing.pages_fixtures"]

@@ -65,7 +65,7 @@ class MockUpstream:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def then(self, **kwargs) -> "MockUpstream":
+    def then(self, **kwargs) -> MockUpstream:
         """Script the next answer; unscripted requests get the default behaviour."""
         self.script.append(Behaviour(**kwargs))
         return self
@@ -78,7 +78,7 @@ class MockUpstream:
 
     # --- server -------------------------------------------------------------
 
-    def start(self, *, record: bool = True) -> "MockUpstream":
+    def start(self, *, record: bool = True) -> MockUpstream:
         self._record = record
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.contrib.auth import logout, update_session_auth_hash
 from rest_framework.views import APIView
 
-
 from accounts.api.authentication import IsUser, SameSiteSession
 from accounts.api.serializers import RedeemInput, SelfUpdateInput, user_json
 from accounts.services.users import user_access_token_reset, user_aff_code_ensure, user_delete, user_profile_update

@@ -1,4 +1,5 @@
-"""Forms of the sign-in pages. They check shapes; the rules live in accounts.services.users and accounts.verification."""
+"""Forms of the sign-in pages. They check shapes; the rules live in accounts.services.users and
+accounts.verification."""
 
 from __future__ import annotations
 

@@ -12,7 +12,6 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-
 from accounts.models import Token
 from accounts.services.tokens import EXPIRY_MAX, TOKEN_NAME_MAX_LENGTH, TOKEN_SUBNET_MAX_LENGTH, validate_subnets
 from billing import money

@@ -1,7 +1,7 @@
 """Routes of providers under /api/; a trailing slash is optional."""
 
-from providers.api import catalogue, channels
 from oneapi_site.api import api_path
+from providers.api import catalogue, channels
 
 urlpatterns = [
     *api_path("channel/search", channels.ChannelSearchView.as_view()),

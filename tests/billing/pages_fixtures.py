@@ -7,6 +7,7 @@ import pytest
 
 from billing.services import option_set
 
+
 @pytest.fixture
 def set_option(db):
     def set_(key, value):

@@ -1,7 +1,7 @@
 import csv
 import io
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.urls import reverse
@@ -103,7 +103,7 @@ def test_logs_are_read_only(root_client, staff_client):
                                              ("zh-hans", "日志 #{id}：消费，2024-03-01 12:30:05")])
 def test_a_logs_page_has_a_readable_title_and_shows_times_as_dates(root_client, settings, language, title):
     settings.TIME_ZONE = "UTC"
-    created = int(datetime(2024, 3, 1, 12, 30, 5, tzinfo=timezone.utc).timestamp())
+    created = int(datetime(2024, 3, 1, 12, 30, 5, tzinfo=UTC).timestamp())
     entry = _log(created_at=created, content="Redeemed a code for $0.002", elapsed_time=1500)
     response = root_client.get(reverse("admin:billing_log_change", args=[entry.pk]), HTTP_ACCEPT_LANGUAGE=language)
     assert response.status_code == 200
@@ -117,13 +117,13 @@ def test_a_logs_page_has_a_readable_title_and_shows_times_as_dates(root_client, 
 
 def test_a_log_reads_as_its_kind_and_time(settings):
     settings.TIME_ZONE = "Asia/Shanghai"
-    entry = Log(pk=8, type=Log.Type.TOPUP, created_at=int(datetime(2024, 3, 1, 12, tzinfo=timezone.utc).timestamp()))
+    entry = Log(pk=8, type=Log.Type.TOPUP, created_at=int(datetime(2024, 3, 1, 12, tzinfo=UTC).timestamp()))
     assert str(entry) == "Log #8: top-up at 2024-03-01 20:00:00"
 
 
 def test_logs_newest_first_and_filters(root_client):
-    old = _log(created_at=int(datetime(2024, 1, 1, 12, tzinfo=timezone.utc).timestamp()), model_name="old-model")
-    new = _log(created_at=int(datetime(2024, 3, 1, 12, tzinfo=timezone.utc).timestamp()), model_name="new-model",
+    old = _log(created_at=int(datetime(2024, 1, 1, 12, tzinfo=UTC).timestamp()), model_name="old-model")
+    new = _log(created_at=int(datetime(2024, 3, 1, 12, tzinfo=UTC).timestamp()), model_name="new-model",
                channel_id=9, username="bob")
     html = root_client.get(LOGS).content.decode()
     assert html.index("new-model") < html.index("old-model")
@@ -163,7 +163,7 @@ def test_log_paginator_stops_counting_at_its_cap(db):
 def _options_post(client, **changes):
     form = client.get(OPTIONS).context["form"]
     data = {}
-    for name, field in form.fields.items():
+    for name in form.fields:
         value = form.initial.get(name)
         if name in options.BOOL_KEYS:
             if value:

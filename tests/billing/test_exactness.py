@@ -13,8 +13,8 @@ from accounts.models import Token, User
 from billing.models import Log
 from billing.services import Charge, charges_apply, option_set
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
-from tests.mock_upstream import MockUpstream
 from tests.helpers import flush
+from tests.mock_upstream import MockUpstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -123,7 +123,7 @@ async def test_mixed_concurrent_requests_through_the_relay_charge_exactly(relay_
                 return (await asyncio.wait_for(call, 0.05)).status_code
             response = await call
             return response.status_code if response.status_code == 200 else (response.status_code, response.text[:160])
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return "cancelled"
 
     results = await asyncio.gather(*(one(i) for i in range(120)))

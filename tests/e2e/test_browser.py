@@ -3,6 +3,7 @@ call the API with it through the openai SDK, and watch the logs and the dashboar
 change; the Chinese pages with no English left in them. Screenshots land in tests/e2e/screenshots/."""
 
 import gettext
+import itertools
 import re
 import time
 import uuid
@@ -333,7 +334,7 @@ def test_the_usage_chart_is_legible_on_a_phone(new_page, busy_user):
     assert labels.count() == 7
     boxes = [label.bounding_box() for label in labels.all()]
     assert all(box["height"] >= 10 and inside(box) for box in boxes), (frame, boxes)  # ~12 px text, not 6 px
-    assert all(a["x"] + a["width"] <= b["x"] for a, b in zip(boxes, boxes[1:])), boxes   # side by side
+    assert all(a["x"] + a["width"] <= b["x"] for a, b in itertools.pairwise(boxes)), boxes   # side by side
     ticks = [tick.bounding_box() for tick in svg.locator(".tick").all()]
     assert ticks and all(box["height"] >= 10 and inside(box) for box in ticks), (frame, ticks)
     bars = [bar.bounding_box() for bar in svg.locator(".bar").all()]

@@ -8,7 +8,6 @@ records what it saw. Any breach of the order is a task-failed naming it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from dataclasses import dataclass, field
@@ -104,7 +103,7 @@ class MockAliASR(VendorMock):
             return
         try:
             early = await ws.receive(timeout=START_PAUSE)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             early = None
         if early is not None:
             await ws.send_str(_failed(task_id, "InvalidParameter", "a message came before task-started"))

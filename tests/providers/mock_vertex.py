@@ -21,8 +21,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.mock_upstream import Recorded
-from tests.providers.mock_gemini import Behaviour  # the same scriptable answers, fixture paths by publisher
-from tests.providers.mock_gemini import content_fixture, imagen_predict
+from tests.providers.mock_gemini import (
+    Behaviour,  # the same scriptable answers, fixture paths by publisher
+    content_fixture,
+    imagen_predict,
+)
 from tests.providers.vendor_harness import VendorMock
 
 PROVIDERS = Path(__file__).resolve().parents[1] / "fixtures" / "providers"
@@ -78,7 +81,7 @@ class MockVertex(VendorMock):
     def token_uri(self) -> str:
         return f"{self.url}/token"
 
-    def trust(self, public_key: rsa.RSAPublicKey) -> "MockVertex":
+    def trust(self, public_key: rsa.RSAPublicKey) -> MockVertex:
         self.public_key = public_key
         return self
 
@@ -149,7 +152,8 @@ class MockVertex(VendorMock):
         if "/publishers/google/" in path and path.endswith(":predict"):
             instances = body.get("instances") or []
             return web.json_response({"predictions": [
-                {"embeddings": {"values": [0.1 * (i + 1), 0.2], "statistics": {"token_count": 3 + i, "truncated": False}}}
+                {"embeddings": {"values": [0.1 * (i + 1), 0.2],
+                                "statistics": {"token_count": 3 + i, "truncated": False}}}
                 for i in range(len(instances))], "metadata": {"billableCharacterCount": 10}})
         if "/publishers/anthropic/" in path and path.endswith(":rawPredict"):
             name = b.fixture or ("anthropic/tool_call.json" if tools else "anthropic/chat.json")

@@ -74,8 +74,8 @@ class MockZhipu(VendorMock):
         if b.delay:
             await asyncio.sleep(b.delay)
         if not self._token_ok(request.headers.get("Authorization", "")):
-            return web.json_response({"error": {"code": "1002", "message": "Authorization Token非法，请确认Authorization "
-                                                                          "Token正确传递。"}}, status=401)
+            message = "Authorization Token非法，请确认Authorization Token正确传递。"
+            return web.json_response({"error": {"code": "1002", "message": message}}, status=401)
         if b.status != 200:
             return web.json_response(b.error or {"error": {"code": "500", "message": "内部错误"}}, status=b.status)
         if b.fixture:

@@ -22,7 +22,7 @@ from tests.providers.mock_bedrock import PNG, MockBedrock, corrupt, crc_ok, fixt
 from tests.providers.vendor_harness import call_context
 
 AK, SK, REGION = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "us-west-2"
-WHEN = datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+WHEN = datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 adapter = BedrockAdapter(now=lambda: WHEN)
 USER = [{"role": "user", "content": "Hi"}]
 

@@ -17,7 +17,7 @@ from providers.adapters.aws import sigv4
 from providers.adapters.aws.eventstream import EventStreamError, EventStreamParser, decode_headers, encode_message
 
 AK, SK = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-SUITE_TIME = datetime.datetime(2015, 8, 30, 12, 36, tzinfo=datetime.timezone.utc)
+SUITE_TIME = datetime.datetime(2015, 8, 30, 12, 36, tzinfo=datetime.UTC)
 
 
 def suite_sign(method: str, url: str, body: bytes = b"") -> str:
@@ -75,7 +75,7 @@ def test_bedrock_signature_matches_botocore(model_path):
 
     url = f"https://bedrock-runtime.eu-west-3.amazonaws.com/model/{model_path}/invoke"
     body = b'{"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10, "messages": []}'
-    when = datetime.datetime(2025, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc)
+    when = datetime.datetime(2025, 2, 3, 4, 5, 6, tzinfo=datetime.UTC)
     ours = sigv4.sign(method="POST", url=url, headers={"Content-Type": "application/json"}, body=body,
                       access_key="AKIA0000EXAMPLE", secret_key="s3cr3t/with+chars", region="eu-west-3",
                       service="bedrock", now=lambda: when)
@@ -97,7 +97,7 @@ def test_a_session_token_is_sent_and_signed_as_botocore_signs_it():
 
     url = "https://bedrock-runtime.us-east-1.amazonaws.com/model/meta.llama3-8b-instruct-v1%3A0/converse"
     body = b'{"messages": []}'
-    when = datetime.datetime(2025, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc)
+    when = datetime.datetime(2025, 2, 3, 4, 5, 6, tzinfo=datetime.UTC)
     ours = sigv4.sign(method="POST", url=url, headers={"Content-Type": "application/json"}, body=body,
                       access_key="ASIA0000EXAMPLE", secret_key="s3cr3t", region="us-east-1",
                       service="bedrock", session_token="IQoJb3JpZ2luX2VjE/session+token=", now=lambda: when)

@@ -105,7 +105,7 @@ def test_a_manually_disabled_channel_stays_off_after_a_passing_test(upstream):
 
 @pytest.mark.django_db
 def test_test_all_runs_once_and_reports_progress(upstream):
-    for i in range(3):
+    for _ in range(3):
         ChannelFactory(base_url=upstream.url, models="gpt-4o")
     ChannelFactory(base_url="http://127.0.0.1:9", models="gpt-4o")
     progress = channels_test_all(scope="all", background=False)

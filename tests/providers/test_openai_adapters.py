@@ -43,7 +43,8 @@ def test_azure_uses_deployment_urls_api_key_and_configured_version():
     assert request.headers["api-key"] == "secret" and "Authorization" not in request.headers
     body = {"model": "text-embedding-3-small", "input": "x"}
     embeddings = adapter_for(3).build_request(call_context(channel(3, "https://r"), "embeddings", body))
-    assert embeddings.url.endswith("/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-03-01-preview")
+    assert embeddings.url.endswith(
+        "/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-03-01-preview")
 
 
 def test_every_registered_type_names_its_type():

@@ -5,7 +5,8 @@ from accounts.services.users import root_seed
 
 
 class Command(BaseCommand):
-    help = "Create root (root/123456) if there are no users and apply INITIAL_ROOT_TOKEN / INITIAL_ROOT_ACCESS_TOKEN. Idempotent."
+    help = ("Create root (root/123456) if there are no users and apply INITIAL_ROOT_TOKEN / "
+            "INITIAL_ROOT_ACCESS_TOKEN. Idempotent.")
 
     def add_arguments(self, parser):
         parser.add_argument("--root-token", default=settings.INITIAL_ROOT_TOKEN,
