@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from django.db import transaction
+from django.conf import settings
+from django.core.cache import cache
+from django.db import close_old_connections, connection, transaction
 from django.utils.translation import gettext
 
 from accounts.models import User
@@ -24,6 +28,8 @@ from providers import masking
 from providers.adapters import ADAPTERS, adapter_for, secret_config_fields
 from providers.adapters.base import ChannelInfo, RequestContext, UpstreamError
 from providers.models import Ability, Channel, split_list
+
+log = logging.getLogger(__name__)
 
 CHANNEL_FIELDS = (
     "type", "name", "key", "status", "base_url", "models", "group", "model_mapping", "priority",
@@ -241,9 +247,6 @@ def channel_test_record(*, channel_id: int, model: str, success: bool, message: 
                         seconds: float) -> ChannelTestResult:
     """Record a channel test (relay/probe.py): its response time and its log line. Switching the channel
     off or back on by the verdict is providers/health.py's."""
-    from billing.models import Log
-    from billing.services import log_record
-
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:  # deleted while it was being tested
         raise ServiceError("no such channel", field="id")
@@ -301,10 +304,6 @@ def channels_test_all_start(*, scope: str = "all", test: Callable[..., ChannelTe
     The lock lives in the shared cache, so with Redis a second instance (or a second
     click) sees the run in progress instead of starting another.
     """
-    import threading
-
-    from django.core.cache import cache
-
     if scope not in ("all", "disabled"):
         raise ServiceError("scope must be all or disabled", field="scope")
     if not cache.add(TEST_ALL_LOCK, now_ts(), timeout=6 * 3600):
@@ -325,12 +324,6 @@ def channels_test_all_start(*, scope: str = "all", test: Callable[..., ChannelTe
 
 
 def _test_all(ids: list[int], progress: dict, test: Callable[..., ChannelTestResult], own_thread: bool) -> None:
-    import logging
-
-    from django.conf import settings
-    from django.core.cache import cache
-    from django.db import close_old_connections, connection
-
     try:
         for channel_id in ids:
             if own_thread:
@@ -338,7 +331,7 @@ def _test_all(ids: list[int], progress: dict, test: Callable[..., ChannelTestRes
             try:
                 passed = test(channel_id=channel_id).success
             except Exception:
-                logging.getLogger(__name__).exception("testing channel %s failed", channel_id)
+                log.exception("testing channel %s failed", channel_id)
                 passed = False
             progress["done"] += 1
             progress["passed" if passed else "failed"] += 1
@@ -354,8 +347,6 @@ def _test_all(ids: list[int], progress: dict, test: Callable[..., ChannelTestRes
 
 
 def channels_test_progress() -> dict | None:
-    from django.core.cache import cache
-
     return cache.get(TEST_ALL_PROGRESS)
 
 

@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from accounts.models import Token, User
+from billing.ledger import ledger
 from oneapi_site.lib.timeutil import now_ts
 from relay.cache import TokenInfo, UserInfo, cache
 from relay.errors import RelayError, missing_api_key
@@ -53,8 +54,6 @@ async def authenticate(*, authorization: str, client_ip: str) -> Caller:
     if token.status != Token.Status.ENABLED:
         raise _unauthorized("This API key is disabled.", "token_disabled")
     if not token.unlimited:
-        from billing.ledger import ledger
-
         if token.remain_quota - ledger.token_spent(token.id) <= 0:
             raise _unauthorized("This API key has used up its quota.", "token_quota_exhausted")
     if token.subnets is not None:

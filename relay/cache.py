@@ -21,11 +21,13 @@ from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import close_old_connections
 
+from accounts.models import Token, User
 from billing.ledger import ledger
 from oneapi_site import options
 from oneapi_site.lib import changes
 from providers.adapters import ADAPTERS
 from providers.adapters.base import ChannelInfo
+from providers.models import Ability, Channel
 from relay.errors import RelayError
 from relay.routing import Routes, Tier
 
@@ -76,8 +78,6 @@ def _token_info(row: dict) -> TokenInfo:
 
 
 def _load_token(key: str) -> TokenInfo | None:
-    from accounts.models import Token
-
     close_old_connections()
     with ledger.flush_lock:
         row = Token.objects.filter(key=key).values(
@@ -89,8 +89,6 @@ def _load_token(key: str) -> TokenInfo | None:
 
 
 def _load_user(user_id: int) -> UserInfo | None:
-    from accounts.models import User
-
     close_old_connections()
     with ledger.flush_lock:
         row = User.objects.filter(pk=user_id).values(
@@ -101,8 +99,6 @@ def _load_user(user_id: int) -> UserInfo | None:
 
 
 def _load_routes() -> Routes:
-    from providers.models import Ability, Channel
-
     close_old_connections()
     options.reload_from_db()
     channels: dict[int, ChannelInfo] = {}
