@@ -83,7 +83,9 @@ def blocked_error(message: str) -> UpstreamError:
                          error_body=body)
 
 
-def candidate_choice(candidate: dict, position: int) -> dict:
+def candidate_parts(candidate: dict, first_call: int = 0) -> tuple[list[str], list[str], list[dict]]:
+    """A candidate's texts, thoughts (`thought` parts) and function calls (OpenAI tool calls numbered from
+    `first_call`); parts of any other kind, or of no known shape, are skipped."""
     texts: list[str] = []
     thoughts: list[str] = []
     calls: list[dict] = []
@@ -91,9 +93,14 @@ def candidate_choice(candidate: dict, position: int) -> dict:
         if not isinstance(part, dict):
             continue
         if isinstance(part.get("functionCall"), dict):
-            calls.append(function_call(part, len(calls)))
+            calls.append(function_call(part, first_call + len(calls)))
         elif isinstance(part.get("text"), str):
             (thoughts if part.get("thought") else texts).append(part["text"])
+    return texts, thoughts, calls
+
+
+def candidate_choice(candidate: dict, position: int) -> dict:
+    texts, thoughts, calls = candidate_parts(candidate)
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if thoughts:
         message["reasoning_content"] = "".join(thoughts)
@@ -226,16 +233,7 @@ class GeminiStreamDecoder(StreamDecoder):
     def _choice(self, candidate: dict, position: int) -> tuple[dict | None, str]:
         index = candidate.get("index", position)
         delta: dict[str, Any] = {}
-        texts: list[str] = []
-        thoughts: list[str] = []
-        calls: list[dict] = []
-        for part in (candidate.get("content") or {}).get("parts") or ():
-            if not isinstance(part, dict):
-                continue
-            if isinstance(part.get("functionCall"), dict):
-                calls.append(function_call(part, self.calls.get(index, 0) + len(calls)))
-            elif isinstance(part.get("text"), str):
-                (thoughts if part.get("thought") else texts).append(part["text"])
+        texts, thoughts, calls = candidate_parts(candidate, self.calls.get(index, 0))
         reason = candidate.get("finishReason")
         if not texts and not thoughts and not calls and not reason:
             return None, ""
