@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from http.cookies import SimpleCookie
 
@@ -10,6 +11,7 @@ from asgiref.sync import sync_to_async
 
 from billing.ledger import ledger
 from billing.models import Log
+from providers.models import Channel
 
 
 async def flush() -> None:
@@ -68,3 +70,14 @@ async def browser_post(client: httpx.AsyncClient, path: str, data: dict, *, orig
     response = await client.post(path, data={**data, "csrfmiddlewaretoken": csrf},
                                  headers={**headers, "Origin": origin, "Cookie": f"csrftoken={csrf}"})
     return page, response
+
+
+async def channel_status(channel_id: int, expect: int, timeout: float = 3.0) -> int:
+    """The channel's status once it is `expect`, or whatever it is after `timeout` (auto-disables and
+    auto-enables are written off the request path)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        status = await sync_to_async(Channel.objects.values_list("status", flat=True).get)(pk=channel_id)
+        if status == expect or asyncio.get_running_loop().time() > deadline:
+            return status
+        await asyncio.sleep(0.05)

@@ -14,19 +14,11 @@ from providers.models import Ability, Channel
 from providers.services import channel_update_balance, channels_test_progress
 from relay.probe import channel_test, channels_test_all
 from tests.factories import ChannelFactory, UserFactory
+from tests.helpers import channel_status
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 REVOKED = {"error": {"message": "Incorrect API key provided: sk-abc***", "type": "invalid_request_error",
                      "param": None, "code": "invalid_api_key"}}
-
-
-async def _status(channel_id, expect, timeout=3.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        status = await sync_to_async(Channel.objects.values_list("status", flat=True).get)(pk=channel_id)
-        if status == expect or asyncio.get_running_loop().time() > deadline:
-            return status
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -37,7 +29,7 @@ async def test_a_revoked_key_disables_the_channel_at_once_and_tells_root(relay_c
     world.upstream.default.error = REVOKED
     response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
     assert response.status_code == 401
-    assert await _status(world.channel.pk, Channel.Status.AUTO_DISABLED) == Channel.Status.AUTO_DISABLED
+    assert await channel_status(world.channel.pk, Channel.Status.AUTO_DISABLED) == Channel.Status.AUTO_DISABLED
     assert not await sync_to_async(Ability.objects.filter(channel_id=world.channel.pk, enabled=True).exists)()
     log = await sync_to_async(Log.objects.get)(type=Log.Type.SYSTEM)
     assert "Incorrect API key" in log.content
@@ -58,16 +50,16 @@ async def test_transient_failures_disable_only_after_the_configured_count(relay_
     world.upstream.default.status = 503
     for _ in range(2):
         assert (await relay_client.post("/v1/chat/completions", json=CHAT, headers=world.auth)).status_code == 503
-    assert await _status(world.channel.pk, Channel.Status.ENABLED, timeout=0.3) == Channel.Status.ENABLED
+    assert await channel_status(world.channel.pk, Channel.Status.ENABLED, timeout=0.3) == Channel.Status.ENABLED
     # A success in between starts the count again.
     world.upstream.default.status = 200
     assert (await relay_client.post("/v1/chat/completions", json=CHAT, headers=world.auth)).status_code == 200
     world.upstream.default.status = 503
     for _ in range(2):
         await relay_client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
-    assert await _status(world.channel.pk, Channel.Status.ENABLED, timeout=0.3) == Channel.Status.ENABLED
+    assert await channel_status(world.channel.pk, Channel.Status.ENABLED, timeout=0.3) == Channel.Status.ENABLED
     await relay_client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
-    assert await _status(world.channel.pk, Channel.Status.AUTO_DISABLED) == Channel.Status.AUTO_DISABLED
+    assert await channel_status(world.channel.pk, Channel.Status.AUTO_DISABLED) == Channel.Status.AUTO_DISABLED
 
 
 @pytest.mark.django_db(transaction=True)
@@ -75,7 +67,7 @@ async def test_nothing_is_disabled_while_the_option_is_off(relay_client, world):
     world.upstream.default.status = 401
     world.upstream.default.error = REVOKED
     await relay_client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
-    assert await _status(world.channel.pk, Channel.Status.AUTO_DISABLED, timeout=0.3) == Channel.Status.ENABLED
+    assert await channel_status(world.channel.pk, Channel.Status.AUTO_DISABLED, timeout=0.3) == Channel.Status.ENABLED
 
 
 @pytest.mark.django_db

@@ -2,7 +2,6 @@
 answer, another channel gets the request when one can, the channel's health counts the failure, and
 nobody pays for what was not delivered."""
 
-import asyncio
 
 import orjson
 import pytest
@@ -13,7 +12,7 @@ from billing.models import Log
 from billing.services import option_set
 from providers.models import Channel
 from tests.factories import ChannelFactory
-from tests.helpers import consume_log, events_of, flush
+from tests.helpers import channel_status, consume_log, events_of, flush
 from tests.mock_upstream import REPLY, MockUpstream
 from tests.providers.vendor_harness import serve
 
@@ -35,17 +34,6 @@ def backup(backup_server):
 async def _options(**values) -> None:
     for key, value in values.items():
         await sync_to_async(option_set)(key=key, value=value)
-
-
-async def _status(channel_id: int, expect: int, timeout: float = 3.0) -> int:
-    """The channel's status once it is `expect`, or whatever it is after `timeout` (the auto-disable is
-    written off the request path)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        status = await sync_to_async(Channel.objects.values_list("status", flat=True).get)(pk=channel_id)
-        if status == expect or asyncio.get_running_loop().time() > deadline:
-            return status
-        await asyncio.sleep(0.05)
 
 
 async def _health_counts_one_failure() -> None:
@@ -78,7 +66,7 @@ async def test_a_200_that_is_not_an_answer_fails_over_and_only_the_answer_is_bil
     log = await consume_log()
     assert log.channel_id == healthy.pk and (log.prompt_tokens, log.completion_tokens) == (11, 7)
     assert await _token_used(world) == log.quota
-    assert await _status(world.channel.pk, Channel.Status.AUTO_DISABLED) == Channel.Status.AUTO_DISABLED
+    assert await channel_status(world.channel.pk, Channel.Status.AUTO_DISABLED) == Channel.Status.AUTO_DISABLED
 
 
 @pytest.mark.parametrize("raw, content_type", NOT_ANSWERS)
@@ -92,7 +80,7 @@ async def test_a_200_that_is_not_an_answer_is_a_502_that_costs_nothing(client, w
     await flush()
     assert not await sync_to_async(Log.objects.filter(type=Log.Type.CONSUME).exists)()
     assert await _token_used(world) == 0
-    assert await _status(world.channel.pk, Channel.Status.AUTO_DISABLED) == Channel.Status.AUTO_DISABLED
+    assert await channel_status(world.channel.pk, Channel.Status.AUTO_DISABLED) == Channel.Status.AUTO_DISABLED
 
 
 async def test_embeddings_that_are_not_an_answer_fail_over_too(client, world, backup):
@@ -127,7 +115,7 @@ async def test_a_stream_without_one_valid_event_fails_over_and_costs_nothing_for
     assert "".join(orjson.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-1]) == REPLY
     log = await consume_log()
     assert log.channel_id == healthy.pk
-    assert await _status(world.channel.pk, Channel.Status.AUTO_DISABLED) == Channel.Status.AUTO_DISABLED
+    assert await channel_status(world.channel.pk, Channel.Status.AUTO_DISABLED) == Channel.Status.AUTO_DISABLED
 
 
 @pytest.mark.parametrize("raw", NOT_STREAMS)
@@ -161,7 +149,7 @@ async def test_a_stream_broken_after_the_first_words_counts_against_the_channel_
     assert events[-1] == b"[DONE]" and orjson.loads(events[-2])["error"]["code"] == "stream_interrupted"
     log = await consume_log()
     assert 0 < log.completion_tokens < 40
-    assert await _status(world.channel.pk, Channel.Status.AUTO_DISABLED) == Channel.Status.AUTO_DISABLED
+    assert await channel_status(world.channel.pk, Channel.Status.AUTO_DISABLED) == Channel.Status.AUTO_DISABLED
 
 
 async def test_a_stream_that_ends_well_does_not_count_against_the_channel(client, world):
@@ -170,7 +158,7 @@ async def test_a_stream_that_ends_well_does_not_count_against_the_channel(client
     response = await client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=world.auth)
     assert response.content.endswith(b"data: [DONE]\n\n") and b"stream_interrupted" not in response.content
     await consume_log()
-    assert await _status(world.channel.pk, Channel.Status.AUTO_DISABLED, timeout=0.3) == Channel.Status.ENABLED
+    assert await channel_status(world.channel.pk, Channel.Status.AUTO_DISABLED, timeout=0.3) == Channel.Status.ENABLED
 
 
 async def _random_key(world, **fields) -> None:
