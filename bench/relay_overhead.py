@@ -193,8 +193,9 @@ def start_mock(procs: Processes, workdir: Path) -> tuple[subprocess.Popen, str]:
 
 
 def gateway_env(workdir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SQL_DSN", "REDIS_CONN_STRING", "DEBUG", "MEMORY_CACHE_ENABLED", "BATCH_UPDATE_ENABLED")}
+    # Empty rather than left out: the gateway reads .env, which fills a variable that is not set at all.
+    env = {**os.environ, "SQL_DSN": "", "REDIS_CONN_STRING": "", "DEBUG": "", "MEMORY_CACHE_ENABLED": "",
+           "BATCH_UPDATE_ENABLED": ""}
     env.update(SQLITE_PATH=str(workdir / "oneapi.db"), DATA_DIR=str(workdir),
                SESSION_SECRET="bench-" + os.urandom(8).hex(), INITIAL_ROOT_TOKEN=ROOT_KEY, PYTHONPATH=str(ROOT),
                DJANGO_SETTINGS_MODULE="oneapi_site.settings")
