@@ -13,7 +13,8 @@ from accounts.forms import TokenForm, UserChangeForm, UserCreationForm
 from accounts.models import Token, User
 from accounts.services.tokens import token_create, token_delete, token_update
 from accounts.services.users import user_create, user_delete, user_update
-from oneapi_site.lib.admin import ServiceErrorsMixin, quota_text, unix_text
+from billing import money
+from oneapi_site.lib.admin import ServiceErrorsMixin, unix_text
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 
 admin.site.unregister(Group)  # roles, not groups, grant access here
@@ -42,11 +43,11 @@ class UserAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
 
     @admin.display(description=_("quota"), ordering="quota")
     def quota_display(self, obj: User) -> str:
-        return quota_text(obj.quota)
+        return money.quota_with_usd(obj.quota)
 
     @admin.display(description=_("used quota"), ordering="used_quota")
     def used_quota_display(self, obj: User) -> str:
-        return quota_text(obj.used_quota)
+        return money.quota_with_usd(obj.used_quota)
 
     @admin.display(description=_("created"))
     def created(self, obj: User) -> str:
@@ -132,11 +133,11 @@ class TokenAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
 
     @admin.display(description=_("remain"), ordering="remain_quota")
     def remain_display(self, obj: Token) -> str:
-        return gettext("unlimited") if obj.unlimited_quota else quota_text(obj.remain_quota)
+        return gettext("unlimited") if obj.unlimited_quota else money.quota_with_usd(obj.remain_quota)
 
     @admin.display(description=_("used quota"), ordering="used_quota")
     def used_display(self, obj: Token) -> str:
-        return quota_text(obj.used_quota)
+        return money.quota_with_usd(obj.used_quota)
 
     @admin.display(description=_("expires"), ordering="expired_time")
     def expiry(self, obj: Token) -> str:

@@ -19,13 +19,13 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import permissions
 from accounts.models import User
-from billing import services
+from billing import money, services
 from billing.forms import OptionsForm, RedemptionBatchForm
 from billing.log_text import describe
 from billing.models import Log, Option, RedemptionCode
 from oneapi_site import options
 from oneapi_site.lib import numbers
-from oneapi_site.lib.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
+from oneapi_site.lib.admin import ServiceErrorsMixin, mask_secret, unix_text
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 
@@ -61,7 +61,7 @@ class RedemptionCodeAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.Mode
 
     @admin.display(description=_("quota"), ordering="quota")
     def quota_display(self, obj: RedemptionCode) -> str:
-        return quota_text(obj.quota)
+        return money.quota_with_usd(obj.quota)
 
     @admin.display(description=_("created"), ordering="created_time")
     def created(self, obj: RedemptionCode) -> str:
@@ -267,7 +267,7 @@ class LogAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("quota"), ordering="quota")
     def quota_display(self, obj: Log) -> str:
-        return quota_text(obj.quota)
+        return money.quota_with_usd(obj.quota)
 
     @admin.display(description=_("prompt + completion tokens"))
     def token_counts(self, obj: Log) -> str:

@@ -1,6 +1,6 @@
 """Money as people read it: the one Decimal formatter for admin, logs, pages, templates and forms.
 
-Amounts are stored as whole quota; QuotaPerUnit quota make US$1 (billing/options.py), and people read
+Amounts are stored as whole quota; QuotaPerUnit quota make US$1 (oneapi_site/options.py), and people read
 amounts in US$ or in quota units, per DisplayInCurrencyEnabled. Every amount becomes text here, in
 decimal and rounded half up, so a balance, a chart bar, a log line and a form agree to the micro-dollar
 (binary floats printed 1 quota at 2,000,000 per US$ as $0).
@@ -51,6 +51,12 @@ def usd_text(quota: int) -> str:
 def quota_text(quota: int) -> str:
     """Quota in the unit people read it in: US$, or grouped quota units ("1,234")."""
     return usd_text(quota) if options.in_currency() else f"{quota:,}"
+
+
+def quota_with_usd(quota: int) -> str:
+    """Quota with its US$ value, as one-api's console shows it (QuotaPerUnit quota = $1): 3 quota is
+    "3 ($0.000006)", not a float's "$0.00"."""
+    return f"{quota:,} ({usd_text(quota)})"
 
 
 def log_amount(quota: int) -> str:

@@ -7,7 +7,7 @@ is decimal so a charge never drifts by one from float rounding (1000 x 0.001 mus
 
 The relay tells what was asked (an Order: mode, model, counts) and what came back (the vendor's usage,
 or counters for the words when it gave none, the images made); `quote` and `charge` decide the rest:
-which name is priced, the operator's ratios (billing/options.py), the reservation, the bill.
+which name is priced, the operator's ratios (oneapi_site/options.py), the reservation, the bill.
 """
 
 from __future__ import annotations
@@ -107,6 +107,18 @@ def text_quota(*, prompt_tokens: int, completion_tokens: int, model_ratio: float
         return 0
     exact = (Decimal(prompt_tokens) + Decimal(completion_tokens) * _dec(completion_ratio)) * ratio
     return max(1, math.ceil(exact))
+
+
+def is_priced(model: str, ratios: dict[str, float]) -> bool:
+    """Whether the operator's ratios or the defaults name `model`; any other is charged UNKNOWN_MODEL_RATIO."""
+    return model in ratios or model in DEFAULT_MODEL_RATIO
+
+
+def list_price(*, model_ratio: float, group_ratio: float, completion_ratio: float = 1.0,
+               tokens: int = 1000) -> Decimal:
+    """Quota for `tokens` tokens at these ratios, exact (text_quota's formula before its rounding up):
+    what the models page lists per 1K prompt (completion_ratio 1) or completion tokens."""
+    return _dec(model_ratio) * _dec(group_ratio) * _dec(completion_ratio) * tokens
 
 
 def pre_consume_quota(*, base: int, prompt_tokens: int, max_tokens: int, model_ratio: float,

@@ -12,7 +12,8 @@ from django.urls import path
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from oneapi_site.lib.admin import ServiceErrorsMixin, mask_secret, quota_text, unix_text
+from billing import money
+from oneapi_site.lib.admin import ServiceErrorsMixin, mask_secret, unix_text
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 from providers import labels, services
@@ -84,7 +85,7 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin)
 
     @admin.display(description=_("used quota"), ordering="used_quota")
     def used_display(self, obj: Channel) -> str:
-        return quota_text(obj.used_quota)
+        return money.quota_with_usd(obj.used_quota)
 
     @admin.display(description=_("balance"), ordering="balance")
     def balance_display(self, obj: Channel) -> str:

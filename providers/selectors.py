@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Q
 
-from billing.pricing import DEFAULT_MODEL_RATIO
+from billing.ratios import DEFAULT_MODEL_RATIO
 from oneapi_site.lib import numbers
 from oneapi_site.lib.search import prefix
 from providers.adapters import ADAPTERS

@@ -34,11 +34,6 @@ QUOTA_MESSAGES = {
 }
 
 
-def quota_to_display(quota: int) -> str:
-    """Stored quota units as the form shows them: US$ (up to 6 decimals) or whole units."""
-    return money.form_amount(quota)
-
-
 def split_list(text: str) -> list[str]:
     """Commas, spaces or new lines between items."""
     return [item for item in re.split(r"[\s,]+", text or "") if item]
@@ -113,14 +108,14 @@ class TokenForm(forms.Form):
             self.fields["quota"].help_text = _("In quota units.")
         self.fields["expires_at"].help_text = _("Time zone: %(tz)s.") % {"tz": timezone.get_current_timezone_name()}
         if token is None and not self.is_bound:
-            self.initial.setdefault("quota", quota_to_display(int(options.quota_per_unit())))
+            self.initial.setdefault("quota", money.form_amount(int(options.quota_per_unit())))
 
     @staticmethod
     def initial_for(token: Token) -> dict:
         expires = timestamp_to_local(token.expired_time)
         return {
             "name": token.name,
-            "quota": quota_to_display(token.remain_quota),
+            "quota": money.form_amount(token.remain_quota),
             "unlimited_quota": token.unlimited_quota,
             "never_expires": expires is None,
             "expires_at": expires,

@@ -13,7 +13,6 @@ from oneapi_site import options
 from providers.selectors import group_models
 
 # One token at ratio 1 costs one quota (pricing.py): a ratio of r is r x 1000 quota per 1K tokens.
-TOKENS_PER_PRICE = 1000
 
 
 @dataclass(frozen=True)
@@ -53,10 +52,11 @@ def model_price(model: str, *, group_ratio: float, model_ratios: dict, completio
     """
     ratio = pricing.model_ratio(model, 0, model_ratios)
     completion = pricing.completion_ratio(model, completion_ratios)
-    priced = model in model_ratios or model in pricing.DEFAULT_MODEL_RATIO
-    per_1k = Decimal(str(ratio)) * Decimal(str(group_ratio)) * TOKENS_PER_PRICE
-    return ModelPrice(model=model, priced=priced, model_ratio=ratio, completion_ratio=completion,
-                      input_quota=per_1k, output_quota=per_1k * Decimal(str(completion)))
+    return ModelPrice(model=model, priced=pricing.is_priced(model, model_ratios), model_ratio=ratio,
+                      completion_ratio=completion,
+                      input_quota=pricing.list_price(model_ratio=ratio, group_ratio=group_ratio),
+                      output_quota=pricing.list_price(model_ratio=ratio, group_ratio=group_ratio,
+                                                      completion_ratio=completion))
 
 
 @login_required

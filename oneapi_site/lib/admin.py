@@ -1,17 +1,10 @@
-"""Helpers the admin modules of every app share: amounts, times and secrets as the console writes them,
+"""Helpers the admin modules of every app share: times and secrets as the console writes them,
 and a service's refusal shown on the form."""
 
 from __future__ import annotations
 
-from billing import money
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.timeutil import ts_text
-
-
-def quota_text(quota: int) -> str:
-    """Quota with its US$ value, as one-api's console shows it (QuotaPerUnit quota = $1), written by the
-    pages' Decimal formatter: 3 quota is "$0.000006" here as there, not a float's "$0.00"."""
-    return f"{quota:,} ({money.usd_text(quota)})"
 
 
 def unix_text(ts: int, *, empty: str = "-") -> str:

@@ -206,11 +206,11 @@ def test_the_dashboard_page_labels_seven_days_the_last_being_today(alice, alice_
     ("500000", 999_999_999_999_999_999, "$1,999,999,999,999.999998"),  # exact, not a float's nearest
 ])
 def test_quota_in_us_dollars_is_exact_and_rounds_half_up(db, set_option, per_unit, amount, shown):
-    from accounts.pages.token_forms import quota_to_display
+    from billing.money import form_amount
     from billing.templatetags.quota import quota
 
     set_option("DisplayInCurrencyEnabled", "true")
     set_option("QuotaPerUnit", per_unit)
     assert quota(amount) == shown
     if amount >= 0:  # the token list and the token form agree
-        assert quota(amount).lstrip("$").replace(",", "") == quota_to_display(amount)
+        assert quota(amount).lstrip("$").replace(",", "") == form_amount(amount)
