@@ -43,6 +43,16 @@ def test_option_put_takes_booleans_as_text_or_json(root_api):
     assert Option.objects.get(key="RegisterEnabled").value == "true"
 
 
+@pytest.mark.parametrize("value", ["maybe", "2", "", "yes please", 3])
+def test_option_put_refuses_a_switch_that_is_not_true_or_false(root_api, value):
+    envelope(root_api.put("/api/option/", {"key": "RegisterEnabled", "value": "false"}, format="json"))
+    body = envelope(root_api.put("/api/option/", {"key": "RegisterEnabled", "value": value}, format="json"),
+                    success=False)
+    assert body["field"] == "RegisterEnabled" and "true or false" in body["message"]
+    assert Option.objects.get(key="RegisterEnabled").value == "false"
+    assert options.get("RegisterEnabled") is False
+
+
 def test_option_put_rejects_invalid_json_in_model_ratio_naming_the_key(root_api):
     body = envelope(root_api.put("/api/option/", {"key": "ModelRatio", "value": '{"gpt-4o": 1.25,'},
                                  format="json"), success=False)
