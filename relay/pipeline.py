@@ -17,13 +17,14 @@ from billing import pricing
 from billing.ledger import ledger
 from billing.services import Charge
 from oneapi_site import options
+from oneapi_site.lib import tokenizer
 from providers import health
 from providers.adapters.base import ChannelInfo, UpstreamError
-from relay import http, media, routing, shapes, tokenizer
+from providers.adapters.uploads import Upload
+from relay import http, media, routing, shapes
 from relay.auth import Caller, check_model_allowed
 from relay.cache import cache
 from relay.errors import RelayError, bad_request
-from relay.media import Upload
 from relay.routing import Routes
 from relay.upstream import Call, Outcome, Responder, call_channel
 

@@ -33,9 +33,10 @@ from providers.adapters.base import (
     network_failure,
     read_timeout,
 )
+from providers.adapters.multipart import FormError
+from providers.adapters.uploads import Upload
 from relay import media
 from relay.errors import RelayError, bad_request
-from relay.media import Upload
 from relay.streaming import DONE, SSE_HEADERS, ChunkGatherer, Frames
 
 log = logging.getLogger("oneapi.relay")
@@ -124,6 +125,8 @@ async def call_channel(*, session: aiohttp.ClientSession, channel: ChannelInfo, 
         await out.finish(_interrupted(call, err) + DONE if call.stream else b"")
     except RelayError:
         raise
+    except FormError as err:  # the client's form, read by an adapter or cut off on its way upstream
+        raise media.form_refused(err) from None
     except Exception as exc:
         _refuse_if_too_deep(call, exc)  # writing the vendor's request (build_request, prepare) over a deep body
         # A fault in this gateway's own code on the call path. Logged here, masked, because the traceback

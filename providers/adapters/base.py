@@ -63,7 +63,7 @@ class RequestContext:
     body: dict = field(repr=False)
     stream: bool  # whether the upstream is asked to stream
     client_model: str  # the name the client asked for: streamed chunks carry it
-    # The client's multipart audio upload (relay.media.Upload), for an adapter whose `complete` must
+    # The client's multipart audio upload (uploads.Upload), for an adapter whose `complete` must
     # read the file itself (a vendor that takes the audio as raw bytes or base64, not as a form).
     upload: Any = field(default=None, repr=False, compare=False)
 

@@ -19,7 +19,7 @@ answers in the API's envelope `{"result": ..., "success": true, "errors": [], "m
 - transcriptions and translations: whisper (and whisper-tiny-en) take the audio's bytes as the body, with no
   task or language, and answer `{text, word_count, words, vtt}`; whisper-large-v3-turbo takes `{audio: base64,
   task, language?, initial_prompt?}` (OpenAI's `prompt` is its initial prompt) and answers `{transcription_info,
-  text, word_count, segments, vtt}`. The upload is read whole (relay.media.read_form, 25 MB at most) and the
+  text, word_count, segments, vtt}`. The upload is read whole (uploads.read_form, 25 MB at most) and the
   answer converted to the `response_format` asked for. Workers AI counts no tokens, so the relay bills the
   transcript's tokens at the model ratio, as it does for whisper-1.
 - speech: melotts takes `{prompt, lang?}` and answers `{"audio": base64 MP3}`: mp3 only; the voice is not
@@ -37,6 +37,7 @@ from urllib.parse import quote
 
 import orjson
 
+from providers.adapters import uploads
 from providers.adapters.base import (
     ChannelInfo,
     RequestContext,
@@ -54,7 +55,6 @@ from providers.adapters.openai_shapes import (
     transcript_content_type,
     transcript_format,
 )
-from relay import media
 
 TASKS = {"chat": "/v1/chat/completions", "embeddings": "/v1/embeddings"}
 GATEWAY_PREFIX = "https://gateway.ai.cloudflare.com"
@@ -200,7 +200,7 @@ class CloudflareAdapter(OpenAIAdapter):
                           "unsupported_model", "model")
         return fmt
 
-    def transcription_request(self, ctx: RequestContext, form: media.Form) -> UpstreamRequest:
+    def transcription_request(self, ctx: RequestContext, form: uploads.Form) -> UpstreamRequest:
         if ctx.model in RAW_AUDIO_MODELS:
             return self.run(ctx, form.file, form.file_type or "application/octet-stream")
         fields = {**form.fields, **ctx.body}  # fields sent after the file are in the form only
@@ -220,7 +220,7 @@ class CloudflareAdapter(OpenAIAdapter):
         if ctx.mode == "speech":
             return await super().complete(ctx, session=session)
         self.transcript_format(ctx)
-        form = await media.read_form(ctx.upload)
+        form = await uploads.read_form(ctx.upload)
         raw = await self.send(ctx, self.transcription_request(ctx, form), session=session)
         return self.parse_response(ctx, body=raw)
 
@@ -237,7 +237,7 @@ class CloudflareAdapter(OpenAIAdapter):
             return images_answer([self.image(ctx, body)]), None
         if ctx.mode == "speech":
             return self.speech(ctx, body), None
-        if ctx.mode in media.UPLOAD_MODES:
+        if ctx.mode in uploads.UPLOAD_MODES:
             return self.transcript(ctx, body), None
         return super().parse_response(ctx, body=body)
 
@@ -283,7 +283,7 @@ class CloudflareAdapter(OpenAIAdapter):
     def answer_content_type(self, ctx: RequestContext) -> str:
         if ctx.mode == "speech":
             return "audio/mpeg"
-        if ctx.mode in media.UPLOAD_MODES:
+        if ctx.mode in uploads.UPLOAD_MODES:
             return transcript_content_type(ctx.body)
         return "application/json"
 

@@ -11,8 +11,8 @@ import pytest
 
 from billing import pricing
 from oneapi_site import options
+from oneapi_site.lib import tokenizer
 from providers.adapters.ali import asr as ali_asr
-from relay import tokenizer
 from tests.helpers import consume_log
 from tests.providers.mock_ali_asr import MockAliASR
 from tests.providers.vendor_harness import no_consume_log, serve

@@ -6,11 +6,10 @@ import base64
 import orjson
 import pytest
 
-from providers.adapters import adapter_for
+from providers.adapters import adapter_for, uploads
 from providers.adapters.base import ChannelInfo, UpstreamError
-from relay import media
-from relay.errors import RelayError
-from relay.media import Form, Upload
+from providers.adapters.multipart import FormError
+from providers.adapters.uploads import Form, Upload
 from tests.providers.mock_cloudflare import ACCOUNT, FIXTURES, JPEG, KEY, MP3, PNG
 from tests.providers.vendor_harness import call_context
 
@@ -222,23 +221,23 @@ async def test_the_form_is_read_whole_with_fields_after_the_file():
     audio = b"ID3" + b"\r\n--b0und" + bytes(range(256))  # bytes that look almost like a delimiter
     parts = [part("model", b"whisper-1"), part("file", audio, "a.mp3", "audio/mpeg"), part("language", b"fr"),
              b"--b0undary--\r\n"]
-    read = await media.read_form(upload(parts))
+    read = await uploads.read_form(upload(parts))
     assert read == Form({"model": "whisper-1", "language": "fr"}, audio, "a.mp3", "audio/mpeg")
 
 
 async def test_the_file_is_found_however_its_filename_parameter_is_spelled():
     audio = bytes(range(256))
     file_part = b'--b0undary\r\nContent-Disposition: form-data; name="file"; FILENAME="a.wav"\r\n\r\n' + audio
-    read = await media.read_form(upload([part("model", b"whisper-1"), file_part + b"\r\n", b"--b0undary--\r\n"]))
+    read = await uploads.read_form(upload([part("model", b"whisper-1"), file_part + b"\r\n", b"--b0undary--\r\n"]))
     assert read == Form({"model": "whisper-1"}, audio, "a.wav", "")
 
 
 async def test_a_form_too_large_or_without_a_file_is_refused():
     parts = [part("file", bytes(5000), "a.wav"), b"--b0undary--\r\n"]
-    with pytest.raises(RelayError) as caught:
-        await media.read_form(upload(parts), limit=4000)
+    with pytest.raises(FormError) as caught:
+        await uploads.read_form(upload(parts), limit=4000)
     assert (caught.value.status, caught.value.code) == (413, "file_too_large")
-    assert (await media.read_form(upload(parts), limit=6000)).file_type == ""
-    with pytest.raises(RelayError) as caught:
-        await media.read_form(upload([part("model", b"whisper-1"), b"--b0undary--\r\n"]))
+    assert (await uploads.read_form(upload(parts), limit=6000)).file_type == ""
+    with pytest.raises(FormError) as caught:
+        await uploads.read_form(upload([part("model", b"whisper-1"), b"--b0undary--\r\n"]))
     assert (caught.value.status, caught.value.param) == (400, "file")

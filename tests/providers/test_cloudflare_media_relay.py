@@ -13,7 +13,8 @@ from asgiref.sync import sync_to_async
 
 from billing import pricing
 from oneapi_site import options
-from relay import media, tokenizer
+from oneapi_site.lib import tokenizer
+from providers.adapters import uploads
 from tests.helpers import consume_log
 from tests.providers.mock_cloudflare import ACCOUNT, FIXTURES, JPEG, KEY, MP3, PNG, MockCloudflare
 from tests.providers.vendor_harness import no_consume_log, serve
@@ -192,7 +193,7 @@ async def test_a_translation_asks_turbo_to_translate(relay_client, cf):
 
 
 async def test_an_upload_over_the_limit_is_refused_and_costs_nothing(relay_client, cf, monkeypatch):
-    monkeypatch.setattr(media, "MAX_AUDIO_FILE", 1000)
+    monkeypatch.setattr(uploads, "MAX_AUDIO_FILE", 1000)
     response = await relay_client.post("/v1/audio/transcriptions", headers=cf.auth, data={"model": TURBO},
                                        files={"file": ("a.mp3", bytes(400_000), "audio/mpeg")})
     assert response.status_code == 413 and response.json()["error"]["code"] == "file_too_large"

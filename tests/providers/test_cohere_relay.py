@@ -113,7 +113,7 @@ async def test_embeddings_go_to_v2_embed_as_search_documents(relay_client, cw):
 
 
 async def test_rerank_goes_to_cohere_and_is_billed_by_the_texts_tokens(relay_client, cw):
-    from relay import tokenizer
+    from oneapi_site.lib import tokenizer
 
     body = {"model": "rerank-v3.5", "query": "capital of France", "top_n": 2,
             "documents": ["Berlin is in Germany", {"text": "Paris is the capital of France"}, "Rome"]}

@@ -7,9 +7,9 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from billing.services import option_set
+from oneapi_site.lib import tokenizer
 from providers import adapters
 from providers.adapters.openai import OpenAIAdapter
-from relay import tokenizer
 from tests.factories import ChannelFactory
 from tests.helpers import consume_log
 from tests.mock_upstream import MockUpstream

@@ -12,9 +12,9 @@ from aiohttp import web
 from asgiref.testing import ApplicationCommunicator
 
 from providers import health
+from providers.adapters import uploads
+from providers.adapters.multipart import FormError, FormScanner
 from relay import media
-from relay.errors import RelayError
-from relay.multipart import FormScanner
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import consume_log
 from tests.providers.vendor_harness import no_consume_log
@@ -148,7 +148,7 @@ async def test_a_large_file_before_its_fields_is_sent_on_byte_for_byte(asgi_app,
 @pytest.mark.django_db(transaction=True)
 async def test_a_file_before_its_fields_is_bounded_while_it_is_read(asgi_app, client, caller, recorder,
                                                                    monkeypatch):
-    monkeypatch.setattr(media, "MAX_AUDIO_FILE", 4000)
+    monkeypatch.setattr(uploads, "MAX_AUDIO_FILE", 4000)
     status, answer = await post(asgi_app, form(FILE, ("model", "whisper-1")), caller.any)
     assert status == 413 and answer["error"]["code"] == "file_too_large"
     assert recorder.forms == []
@@ -240,7 +240,7 @@ async def test_a_file_part_is_a_file_however_its_parameter_is_spelled(asgi_app, 
 
 
 async def test_an_upload_says_whether_it_has_a_file():
-    async def read(body: bytes) -> media.Upload:
+    async def read(body: bytes) -> uploads.Upload:
         messages = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def receive():
@@ -283,7 +283,7 @@ def test_the_scanner_finds_every_part_however_the_body_is_split(piece):
     b"--b0undary junk\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n--b0undary--\r\n",
 ])
 def test_a_malformed_form_is_a_400(body):
-    with pytest.raises(RelayError) as caught:
+    with pytest.raises(FormError) as caught:
         FormScanner(BOUNDARY.encode()).feed(body)
     assert (caught.value.status, caught.value.code) == (400, "invalid_multipart")
 

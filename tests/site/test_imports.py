@@ -1,5 +1,8 @@
 """The apps depend on each other one way, and no module of the project imports itself back.
 
+The core of the apps never reaches the relay, not even through a module it imports: a core service that
+loads the adapters would load the relay with them if one adapter imported it.
+
 The graph is read from the source (ast), not from `sys.modules`: an import written inside a function counts
 as much as one at the top, since it runs as soon as that function does and a cycle hidden that way breaks
 the day someone moves it up. `from x import y` counts as importing `x.y` when `y` is a module of the
@@ -20,8 +23,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("accounts", "billing", "providers", "relay", "oneapi_site")
-# The layer rule: the core of these apps serves the relay, never the other way round; views, admin, API
-# and the relay itself may import anything.
+# The layer rule: the core of these apps serves the relay, never the other way round, so neither they nor
+# any module they import (the adapters included) imports the relay; views, admin, API and the relay itself
+# may import anything.
 CORE_APPS = ("accounts", "billing", "providers")
 CORE_LAYERS = ("models", "services", "selectors", "health")
 
@@ -155,9 +159,40 @@ def is_core(module: str) -> bool:
     return len(parts) >= 2 and parts[0] in CORE_APPS and parts[1] in CORE_LAYERS
 
 
+def is_relay(module: str) -> bool:
+    return module.split(".")[0] == "relay"
+
+
+def reached_from(graph: Graph, start: str) -> dict[str, str]:
+    """Every module `start` imports, directly or not, with the module it is first imported from on a shortest
+    path (breadth first). The walk does not go on past the relay: it may import anything."""
+    came_from: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for child in sorted(graph.get(node, ())):
+                if child != start and child not in came_from:
+                    came_from[child] = node
+                    if not is_relay(child):
+                        following.append(child)
+        frontier = following
+    return came_from
+
+
 def layer_breaches(graph: Graph) -> list[str]:
-    return sorted(f"{module} imports {target}" for module, targets in graph.items() if is_core(module)
-                  for target in targets if target.split(".")[0] == "relay")
+    """Each core module that reaches the relay, directly or through other modules, with a shortest path to
+    each relay module it enters."""
+    breaches = []
+    for module in sorted(m for m in graph if is_core(m)):
+        came_from = reached_from(graph, module)
+        for target in sorted(m for m in came_from if is_relay(m) and not is_relay(came_from[m])):
+            via = [came_from[target]]
+            while via[-1] != module:
+                via.append(came_from[via[-1]])
+            through = " -> ".join(reversed(via[:-1]))
+            breaches.append(f"{module} imports {target}" + (f" through {through}" if through else ""))
+    return sorted(breaches)
 
 
 def describe(graph: Graph) -> list[str]:
@@ -184,7 +219,7 @@ def test_no_module_of_the_project_imports_itself_back():
     assert not found, "import cycles:\n" + "\n".join(found)
 
 
-def test_models_services_and_selectors_of_the_apps_never_import_the_relay():
+def test_models_services_and_selectors_of_the_apps_never_reach_the_relay():
     breaches = layer_breaches(project_graph())
     assert not breaches, "\n".join(breaches)
 
@@ -195,6 +230,10 @@ def test_the_walk_sees_the_project_and_its_imports():
     assert {"accounts.models", "billing.services", "relay.pipeline", "oneapi_site.lib.errors"} <= graph.keys()
     assert "accounts.models" in graph["billing.services"]
     assert "billing.ledger" in graph["relay.pipeline"]
+    # The layer test walks on from a core module: the channel services load the adapters, and they the
+    # modules the adapters share with the relay.
+    reached = reached_from(graph, "providers.services")
+    assert {"providers.adapters.cloudflare", "providers.adapters.uploads", "oneapi_site.lib.tokenizer"} <= set(reached)
 
 
 # --- The walk itself, on made-up trees and graphs ------------------------------
@@ -263,6 +302,41 @@ def test_a_service_importing_the_relay_breaks_the_layer_rule(tmp_path):
     })
     assert layer_breaches(import_graph(root)) == ["billing.models imports relay.pipeline",
                                                   "providers.services imports relay.probe"]
+
+
+def test_an_adapter_importing_the_relay_breaks_the_layer_rule_for_the_services_that_load_it(tmp_path):
+    root = _tree(tmp_path, {
+        "relay/media.py": "from providers.adapters import uploads\n",
+        "relay/tokenizer.py": "",
+        "providers/adapters/__init__.py": "from providers.adapters import cloudflare, gemini\n",
+        "providers/adapters/uploads.py": "",
+        "providers/adapters/cloudflare.py": "from providers.adapters import uploads\nfrom relay import media\n",
+        "providers/adapters/gemini.py": "def count():\n    from relay.tokenizer import count_input\n",
+        "providers/services.py": "from providers.adapters import ADAPTERS\n",
+        "providers/selectors.py": "from providers import services\n",
+        "billing/services.py": "from providers.adapters import uploads\n",
+    })
+    assert layer_breaches(import_graph(root)) == [
+        "providers.selectors imports relay.media through providers.services -> providers.adapters "
+        "-> providers.adapters.cloudflare",
+        "providers.selectors imports relay.tokenizer through providers.services -> providers.adapters "
+        "-> providers.adapters.gemini",
+        "providers.services imports relay.media through providers.adapters -> providers.adapters.cloudflare",
+        "providers.services imports relay.tokenizer through providers.adapters -> providers.adapters.gemini",
+    ]
+
+
+def test_a_module_shared_by_the_relay_and_the_adapters_keeps_the_layer_rule(tmp_path):
+    root = _tree(tmp_path, {
+        "relay/upstream.py": "from providers.adapters.uploads import Upload\n",
+        "providers/adapters/__init__.py": "from providers.adapters import cloudflare\n",
+        "providers/adapters/uploads.py": "from oneapi_site.lib import tokenizer\n",
+        "providers/adapters/cloudflare.py": "from providers.adapters import uploads\n",
+        "providers/services.py": "from providers.adapters import ADAPTERS\n",
+        "oneapi_site/lib/__init__.py": "",
+        "oneapi_site/lib/tokenizer.py": "",
+    })
+    assert layer_breaches(import_graph(root)) == []
 
 
 @pytest.mark.parametrize("module", ["accounts.services.signup", "providers.health", "billing.selectors"])

@@ -8,7 +8,7 @@ https://help.aliyun.com/zh/model-studio/paraformer-server-events (result-generat
 `payload.output.sentence` {begin_time, end_time, text, sentence_end, words} and `payload.usage.duration`;
 task-finished; task-failed with `header.error_code` / `error_message`).
 
-Paraformer only transcribes: translations are refused. The upload is read whole (relay.media.read_form, 25 MB at
+Paraformer only transcribes: translations are refused. The upload is read whole (uploads.read_form, 25 MB at
 most) and streamed to the socket in chunks of about 100 ms; only final sentences (sentence_end) are kept, as
 intermediate ones are revised. The answer is made by openai_shapes.Transcript, which speaks every OpenAI
 `response_format`. DashScope counts seconds, not tokens, so the relay bills the transcript's tokens at the model
@@ -27,10 +27,10 @@ import aiohttp
 import orjson
 from django.conf import settings
 
+from providers.adapters import uploads
 from providers.adapters.ali.envelope import ali_error, invalid
 from providers.adapters.base import RequestContext, UpstreamError, ws_open
 from providers.adapters.openai_shapes import Transcript, transcript_format
-from relay import media
 
 WS_PATH = "/api-ws/v1/inference"
 # The formats run-task documents (opus and speex in Ogg, wav as PCM, amr as AMR-NB), by file extension.
@@ -59,7 +59,7 @@ class Audio:
     """The upload as run-task describes it: its format, sample rate and the size of a ~100 ms chunk, and its
     length when the header gives it (WAV)."""
 
-    def __init__(self, form: media.Form, fields: dict):
+    def __init__(self, form: uploads.Form, fields: dict):
         data = form.file
         extension = form.filename.rsplit(".", 1)[-1].lower() if "." in form.filename else ""
         self.duration: float | None = None
@@ -190,7 +190,7 @@ async def recognize(ctx: RequestContext, *, session, base_url: str) -> bytes:
     """The whole exchange over one socket, closed on every path; the transcript in the format asked for."""
     refuse_translation(ctx.mode)
     fmt = transcript_format(ctx.body)
-    form = await media.read_form(ctx.upload)
+    form = await uploads.read_form(ctx.upload)
     fields = {**form.fields, **ctx.body}  # fields sent after the file are in the form only
     audio = Audio(form, fields)
     task_id = uuid.uuid4().hex

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from oneapi_site.lib import tokenizer
 from providers.adapters.base import StreamDecoder, StreamEvent, UpstreamError, Usage, json_or_none, retryable_status
 from providers.adapters.openai_shapes import (
     call_id,
@@ -28,7 +29,6 @@ from providers.adapters.openai_shapes import (
     usage_event,
     usage_json,
 )
-from relay import tokenizer
 
 FINISH_REASONS = {
     "STOP": "stop", "MAX_TOKENS": "length",

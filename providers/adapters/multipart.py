@@ -4,14 +4,15 @@ The relay must know every field of an audio upload that it routes, prices or ans
 upstream must receive exactly those: so the form is read part by part, by its delimiters, never by
 searching the whole body for names (a file may hold any bytes, a field may come after the file).
 Nothing is held beyond the part headers and a delimiter's length of lookahead.
+
+It lives below the relay, with the adapters, because an adapter that re-sends the audio in its own shape
+reads the form too (uploads.read_form); so its refusals are FormErrors, which the relay answers as its own.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-from relay.errors import bad_request
 
 MAX_PART_HEADERS = 16 * 1024
 _NAME = re.compile(rb';\s*name="([^"]*)"', re.I)
@@ -41,8 +42,22 @@ class Part:
         return found.group(1).decode("latin-1").strip() if found else ""
 
 
-def malformed(why: str):
-    return bad_request(f"The multipart form is malformed: {why}.", code="invalid_multipart")
+class FormError(Exception):
+    """What is wrong with the client's form, in the terms of OpenAI's error object. Raised below the relay
+    (which may not be imported here); the relay answers it as its own error (relay.media.form_refused)."""
+
+    def __init__(self, status: int, message: str, *, code: str, param: str | None = None,
+                 type: str = "invalid_request_error"):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+        self.type = type
+
+
+def malformed(why: str) -> FormError:
+    return FormError(400, f"The multipart form is malformed: {why}.", code="invalid_multipart")
 
 
 def _part(headers: bytes, *, start: int, value_start: int) -> Part:

@@ -2,6 +2,9 @@
 
 bpe-openai ships the cl100k and o200k vocabularies inside the wheel, so nothing
 is downloaded at run time (tiktoken fetches its files on first use).
+
+It lives here, below the apps, because the relay is not its only user: the adapters count with it too (a
+vendor that reports no usage for embeddings), and they may not import the relay.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ counted, never refused."""
 
 import orjson
 
-from relay import tokenizer
+from oneapi_site.lib import tokenizer
 
 MODEL = "gpt-3.5-turbo"
 
