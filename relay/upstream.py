@@ -24,12 +24,15 @@ import orjson
 from providers import masking
 from providers.adapters import adapter_for, image_budget
 from providers.adapters.base import (
+    NETWORK_ERRORS,
     Adapter,
     ChannelInfo,
+    EventAnswer,
     RequestContext,
     StreamDecoder,
     UpstreamError,
     Usage,
+    WholeAnswer,
     network_failure,
     read_timeout,
 )
@@ -42,9 +45,6 @@ from relay.streaming import DONE, SSE_HEADERS, ChunkGatherer, Frames
 log = logging.getLogger("oneapi.relay")
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
-# What a request that went wrong on the network raises, before or during the answer: base.network_failure
-# turns each into the "upstream unreachable" 502, which another channel may answer.
-NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 # What reading a vendor's bytes raises when they are not in the shape its adapter expects.
 SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError)
 
@@ -128,7 +128,7 @@ async def call_channel(*, session: aiohttp.ClientSession, channel: ChannelInfo, 
     except FormError as err:  # the client's form, read by an adapter or cut off on its way upstream
         raise media.form_refused(err) from None
     except Exception as exc:
-        _refuse_if_too_deep(call, exc)  # writing the vendor's request (build_request, prepare) over a deep body
+        _refuse_if_too_deep(call, exc)  # writing the vendor's request (in the adapter's open) over a deep body
         # A fault in this gateway's own code on the call path. Logged here, masked, because the traceback
         # may hold what the upstream sent; the client gets OpenAI's error as for any other fault.
         trace = masking.mask_text("".join(traceback.format_exception(exc)), adapter.secrets(channel))
@@ -194,24 +194,17 @@ def _unreadable(adapter: Adapter, exc: Exception, channel: ChannelInfo) -> Upstr
 
 async def _exchange(call: Call, adapter: Adapter, channel: ChannelInfo, body: dict, out: Responder,
                     outcome: Outcome, session: aiohttp.ClientSession) -> None:
-    """The adapter's transport: one HTTP request (streamed or not), a WebSocket exchange
-    (`transport = "websocket"`), or the adapter's own requests (`complete_modes`: a task to poll)."""
-    websocket = adapter.transport == "websocket"
-    completes = not websocket and call.mode in adapter.complete_modes
+    """The adapter opens the call (adapter.open: by default one HTTP request); its answer goes to `out` as
+    what came back: an HTTP response read with the adapter's pure hooks, a whole answer, or events."""
+    completes = call.mode in adapter.complete_modes
     # Whether the upstream is asked to stream: a stream-only vendor is, and gathered for the client.
-    streams = websocket or (not completes and (call.stream or (adapter.stream_only and call.mode != "embeddings")))
+    streams = not completes and (call.stream or (adapter.stream_only and call.mode != "embeddings"))
     timeout = read_timeout(session)
+    # One context per call: it carries the request's facts to the answer's conversion.
+    ctx = RequestContext(channel=channel, mode=call.mode, body=body, stream=streams, client_model=call.model,
+                         upload=call.upload)
     try:
-        body = await adapter.prepare(channel=channel, mode=call.mode, body=body, session=session)
-        # One context per call: it carries the request's facts to the answer's conversion.
-        ctx = RequestContext(channel=channel, mode=call.mode, body=body, stream=streams, client_model=call.model,
-                             upload=call.upload)
-        if websocket:
-            batches = _ws_batches(call, adapter, channel, adapter.exchange(ctx, session=session), timeout)
-        elif completes:
-            data, usage = await adapter.complete(ctx, session=session)
-        else:
-            response = await _send(call, adapter, ctx, session)
+        opened = await adapter.open(ctx, session=session)
     except NETWORK_ERRORS as exc:
         if call.upload is not None and call.upload.refusal is not None:
             raise call.upload.refusal from None  # the form was cut off on its way: the client's doing
@@ -219,28 +212,19 @@ async def _exchange(call: Call, adapter: Adapter, channel: ChannelInfo, body: di
     except SHAPE_ERRORS as exc:
         if not completes:
             raise  # building the request failed: the gateway's fault (call_channel)
-        _refuse_if_too_deep(call, exc)  # `complete` writes the vendor's requests too
+        _refuse_if_too_deep(call, exc)  # an `open` that answers whole writes the vendor's requests too
         raise _unreadable(adapter, exc, channel) from None
-    if websocket:
+    if isinstance(opened, EventAnswer):
+        batches = _event_batches(call, adapter, channel, opened.events, timeout)
         await (_stream if call.stream else _gather)(call, batches, out, outcome, channel)
-    elif completes:
-        await _answer(call, adapter, data, usage, out, outcome,
-                      [(b"content-type", adapter.answer_content_type(ctx).encode())])
+    elif isinstance(opened, WholeAnswer):
+        await _answer(call, adapter, opened.body, opened.usage, out, outcome,
+                      [(b"content-type", opened.content_type.encode())])
     else:
         try:
-            await _receive(call, adapter, ctx, response, out, outcome, timeout)
+            await _receive(call, adapter, opened.ctx, opened.response, out, outcome, timeout)
         finally:
-            response.release()
-
-
-async def _send(call: Call, adapter: Adapter, ctx: RequestContext,
-                session: aiohttp.ClientSession) -> aiohttp.ClientResponse:
-    request = adapter.build_request(ctx)
-    data = request.body
-    if call.upload is not None:
-        data = call.upload.with_model(ctx.body["model"]).chunks()
-        request.headers["Content-Type"] = call.upload.content_type
-    return await session.request(request.method, request.url, headers=request.headers, data=data)
+            opened.response.release()
 
 
 async def _receive(call: Call, adapter: Adapter, ctx: RequestContext, response: aiohttp.ClientResponse,
@@ -309,7 +293,7 @@ async def _pass_through(response: aiohttp.ClientResponse, out: Responder, outcom
 async def _read_error(response: aiohttp.ClientResponse) -> bytes:
     try:
         return await response.content.read(64 * 1024)
-    except (aiohttp.ClientError, TimeoutError):
+    except NETWORK_ERRORS:
         return b""
 
 
@@ -330,8 +314,8 @@ async def _http_batches(adapter: Adapter, channel: ChannelInfo, decoder: StreamD
     yield batch
 
 
-async def _ws_batches(call: Call, adapter: Adapter, channel: ChannelInfo, events, timeout: float | None):
-    """A WebSocket vendor's events (adapter.exchange), a batch each; connection failures may fail over."""
+async def _event_batches(call: Call, adapter: Adapter, channel: ChannelInfo, events, timeout: float | None):
+    """An EventAnswer's events (a WebSocket vendor's), a batch each; connection failures may fail over."""
     started = False
     try:
         async for event in events:
@@ -340,7 +324,7 @@ async def _ws_batches(call: Call, adapter: Adapter, channel: ChannelInfo, events
     except NETWORK_ERRORS as exc:
         raise network_failure(exc, read_timeout=timeout, started=started) from None
     except SHAPE_ERRORS as exc:
-        _refuse_if_too_deep(call, exc)  # the exchange writes its request frames as it goes
+        _refuse_if_too_deep(call, exc)  # the events' iterator writes its request frames as it goes
         raise _unreadable(adapter, exc, channel) from None
 
 

@@ -12,6 +12,7 @@ v2 docs: https://cloud.baidu.com/doc/WENXINWORKSHOP/s/Fm2vrveyu (OpenAI's shape,
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import time
 import weakref
@@ -23,8 +24,10 @@ import aiohttp
 import orjson
 
 from providers.adapters.base import (
+    NETWORK_ERRORS,
     Adapter,
     ChannelInfo,
+    Opened,
     RequestContext,
     StreamDecoder,
     StreamEvent,
@@ -83,7 +86,7 @@ TRANSIENT = {1, 2, 336000, 336100, 336200}  # unknown error, service unavailable
 
 TOKEN_RENEW_BEFORE = 3600  # one-api refreshes an hour before the token expires
 TOKEN_TIMEOUT = 15
-ACCESS_TOKEN = "_baidu_access_token"  # body key carrying the token from prepare() to build_request()
+ACCESS_TOKEN = "_baidu_access_token"  # body key carrying the token from open() to build_request()
 
 _tokens: dict[str, tuple[str, float]] = {}  # sha256(base, key) -> (access token, renew at, epoch seconds)
 _TOKENS_MAX = 1024
@@ -147,13 +150,20 @@ async def access_token(channel: ChannelInfo, session: aiohttp.ClientSession, *, 
         return token, cache_key
 
 
+async def with_access_token(body: dict, *, channel: ChannelInfo, session: aiohttp.ClientSession) -> dict:
+    """A copy of `body` carrying the channel's access token, for build_request (which does no I/O): the token
+    goes in the URL, never in the vendor's body."""
+    token, _ = await access_token(channel, session, base=base_url(channel))
+    return {**body, ACCESS_TOKEN: token}
+
+
 async def _fetch_token(session, base: str, api_key: str, secret: str) -> tuple[str, int]:
     query = urlencode({"grant_type": "client_credentials", "client_id": api_key, "client_secret": secret})
     try:
         async with session.post(f"{base}{TOKEN_PATH}?{query}", headers={"Accept": "application/json"},
                                 timeout=aiohttp.ClientTimeout(total=TOKEN_TIMEOUT)) as response:
             status, raw = response.status, await response.read()
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+    except NETWORK_ERRORS as exc:
         raise network_failure(exc, read_timeout=TOKEN_TIMEOUT, setting=None,
                               upstream="Baidu's token endpoint") from None
     try:
@@ -367,18 +377,18 @@ class BaiduAdapter(Adapter):
     default_base_url: ClassVar[str] = "https://aip.baidubce.com"
     modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings")
 
-    async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
-        if mode not in self.modes:
-            raise _invalid(f"Baidu ERNIE (Qianfan v1) does not serve {mode}.", "unsupported_mode")
-        token, _ = await access_token(channel, session, base=base_url(channel))
-        return {**body, ACCESS_TOKEN: token}
+    async def open(self, ctx: RequestContext, *, session) -> Opened:
+        if ctx.mode not in self.modes:
+            raise _invalid(f"Baidu ERNIE (Qianfan v1) does not serve {ctx.mode}.", "unsupported_mode")
+        body = await with_access_token(ctx.body, channel=ctx.channel, session=session)
+        return await super().open(dataclasses.replace(ctx, body=body), session=session)
 
     def build_request(self, ctx: RequestContext) -> UpstreamRequest:
         mode, stream = ctx.mode, ctx.stream
         body = dict(ctx.body)
         token = body.pop(ACCESS_TOKEN, None)
         if not token:
-            raise UpstreamError(status=500, message="No Baidu access token: prepare() was not called.",
+            raise UpstreamError(status=500, message="No Baidu access token: open() was not called.",
                                 type="one_api_error", code="access_token_missing")
         model = ctx.model
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}

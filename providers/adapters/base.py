@@ -9,15 +9,17 @@ Its hooks are of two kinds (the Adapter class below lists them):
 - pure hooks translate, bytes in and bytes out, and do no I/O, so they are tested against the vendor's own
   bodies: build_request, parse_response, stream_decoder (its StreamDecoder), parse_error, answer_content_type,
   completion_text, the balance hooks and secrets;
-- I/O hooks, for a vendor that needs more than the one HTTP call the relay makes from build_request: prepare
-  (before every call: an access token, images fetched), complete (the whole exchange for the modes in
-  `complete_modes`: tasks to poll, one request per image, links to fetch, uploads to re-send) and exchange
-  (the whole exchange over a WebSocket, `transport = "websocket"`). They get the relay's aiohttp session.
+- one I/O hook, `open`, which sends the call and says what came back (an `Opened`): by default the HTTP
+  response to build_request's request, unread, for the relay to read with the pure hooks. A vendor that needs
+  more overrides it: Baidu and Vertex fetch an access token first; Bedrock, Cohere, Gemini, Ollama and Vertex
+  fetch the client's remote images to send them inline; DashScope, Workers AI and Zhipu answer some modes
+  whole (`complete_modes`: a task to poll, one request per image, links to fetch, an upload to re-send);
+  Xunfei Spark answers with the events of a WebSocket exchange.
 
-For one upstream call the relay runs: prepare, then exchange (websocket transport), or complete (a mode in
-complete_modes), or build_request and its own HTTP call, read by parse_error (not 200), stream_decoder (a
-stream) or parse_response. Ten vendors of fifteen override an I/O hook: prepare (Baidu, Bedrock, Cohere,
-Gemini, Ollama, Vertex), complete (DashScope, Workers AI, Zhipu), exchange (Xunfei Spark's WebSocket).
+For one upstream call the relay makes the RequestContext, awaits `open`, and reads what it returned: an HTTP
+response with parse_error (not 200), stream_decoder (a stream) or parse_response, with the context `open`
+used; a whole answer as it is; events as a stream. A network failure while `open` runs (one of
+NETWORK_ERRORS, raised as it is) is the relay's "upstream unreachable" 502, which another channel may answer.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -52,19 +54,21 @@ class ChannelInfo:
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    """One upstream call as the adapter sees it, made once per call by the relay (after `prepare`)
-    and handed to build_request, parse_response, stream_decoder and parse_error alike, so what the
-    answer's conversion needs to know about the request travels with it, never in module state."""
+    """One upstream call as the adapter sees it, made once per call by the relay and handed to `open`;
+    the one `open` sends with (it may add to the body) goes to parse_response, stream_decoder and
+    parse_error alike, so what the answer's conversion needs to know about the request travels with it,
+    never in module state."""
 
     channel: ChannelInfo
     mode: str
     # What build_request builds from: the client's body with the model mapped, the channel's system
-    # prompt applied, and whatever prepare() added (an access token, inlined images).
+    # prompt applied, and whatever `open` added (an access token, inlined images).
     body: dict = field(repr=False)
     stream: bool  # whether the upstream is asked to stream
     client_model: str  # the name the client asked for: streamed chunks carry it
-    # The client's multipart audio upload (uploads.Upload), for an adapter whose `complete` must
-    # read the file itself (a vendor that takes the audio as raw bytes or base64, not as a form).
+    # The client's multipart audio upload (uploads.Upload): the default `open` streams it on as a form;
+    # an `open` that answers the mode whole reads the file itself (a vendor that takes the audio as raw bytes
+    # or base64, not as a form).
     upload: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -164,6 +168,39 @@ class StreamDecoder:
         return []
 
 
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """The vendor's HTTP response, unread: the relay reads it with the pure hooks and `ctx` (the context the
+    request was built from), then releases it."""
+
+    ctx: RequestContext
+    response: aiohttp.ClientResponse = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WholeAnswer:
+    """An answer the adapter has read and made whole: the client-facing body, the vendor's usage (None when it
+    gave none) and the body's content type (answer_content_type)."""
+
+    ctx: RequestContext
+    body: bytes = field(repr=False)
+    usage: Usage | None = None
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class EventAnswer:
+    """An answer as OpenAI chunks, as they come (a WebSocket vendor): an async iterator of StreamEvents that
+    does its I/O as it is read. An UpstreamError before the first event lets the relay fail over."""
+
+    ctx: RequestContext
+    events: AsyncIterator[StreamEvent] = field(repr=False)
+
+
+# What Adapter.open got back from the vendor.
+Opened = HttpAnswer | WholeAnswer | EventAnswer
+
+
 def retryable_status(status: int) -> bool:
     return status == 429 or status >= 500
 
@@ -254,6 +291,11 @@ def error_excerpt(body: bytes | None, status: int, vendor: str = "The upstream")
     return f"{vendor} answered HTTP {status}: {text}" if text else f"{vendor} answered HTTP {status}."
 
 
+# What a request that went wrong on the network raises, before or during its answer: network_failure turns
+# each into the "upstream unreachable" 502, which another channel may answer.
+NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
+
+
 def network_failure(exc: BaseException, *, read_timeout: float | None, started: bool = False,
                     setting: str | None = "RELAY_TIMEOUT", upstream: str = "the upstream") -> UpstreamError:
     """A request that went wrong on the network, said plainly (a retryable 502): an upstream that could not
@@ -332,11 +374,9 @@ class Adapter:
     # The vendor answers only as a stream (or streams far better): the relay asks for a stream
     # and gathers it into one JSON answer for clients that did not ask to stream.
     stream_only: ClassVar[bool] = False
-    # "http": one request per call (build_request / parse_response / stream_decoder).
-    # "websocket": the adapter runs the whole exchange itself in `exchange` (Xunfei Spark).
-    transport: ClassVar[str] = "http"
-    # Modes whose answer takes more than one request (a task submitted, then polled; links in the
-    # answer fetched): the relay awaits `complete` for these instead of sending build_request's.
+    # Modes whose answer `open` reads and makes whole itself (a task submitted, then polled; links in the
+    # answer fetched; audio converted): the upstream is not asked to stream, and an answer `open` cannot
+    # read is the vendor's (a retryable 502), where elsewhere a fault while `open` runs is the gateway's.
     complete_modes: ClassVar[tuple[str, ...]] = ()
 
     # --- pure hooks: bytes in, bytes out, no I/O ---------------------------------------------------------
@@ -381,7 +421,7 @@ class Adapter:
         )
 
     def answer_content_type(self, ctx: RequestContext) -> str:
-        """The content type of what `complete` returns: OpenAI's JSON, unless the mode answers with
+        """The content type of a whole answer (WholeAnswer): OpenAI's JSON, unless the mode answers with
         audio (speech) or plain text (transcripts asked for as text, srt or vtt)."""
         return "application/json"
 
@@ -433,31 +473,34 @@ class Adapter:
         found += [str((channel.config or {}).get(name) or "").strip() for name in self.secret_config_fields]
         return tuple(dict.fromkeys(s for s in found if len(s) >= SECRET_MIN_CHARS))
 
-    # --- I/O hooks: for a vendor that needs more than the relay's one HTTP call ---------------------------
-    # Each gets the relay's shared aiohttp session. A failure is an UpstreamError; `retryable` only while
-    # nothing was started at the vendor that a retry elsewhere would pay for twice.
+    # --- the I/O hook, and its helpers ---------------------------------------------------------------------
+    # `open` gets the relay's shared aiohttp session. A failure is an UpstreamError (`retryable` only while
+    # nothing was started at the vendor that a retry elsewhere would pay for twice), or a network error
+    # (NETWORK_ERRORS) raised as it is. It never edits ctx.body: the relay reuses it on failover.
 
-    async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
-        """Before build_request (or complete, or exchange), on every call: fetch and cache an access
-        token, or inline a remote image the vendor cannot fetch. Returns the body to build from (by
-        default the one given; never the given one edited: the relay reuses it on failover)."""
-        return body
+    async def open(self, ctx: RequestContext, *, session) -> Opened:
+        """Send the call and say what came back. By default build_request's request, sent with the client's
+        upload (if any) streamed as its form, and the response left unread for the relay. An override does
+        its I/O first (an access token, images inlined: into a copy of the body, in the context it returns),
+        or answers whole (WholeAnswer), or with events (EventAnswer)."""
+        request = self.build_request(ctx)
+        data = request.body
+        if ctx.upload is not None:  # streamed as it arrives, so never replayed to another channel
+            data = ctx.upload.with_model(ctx.model).chunks()
+            request.headers["Content-Type"] = ctx.upload.content_type
+        return HttpAnswer(ctx, await session.request(request.method, request.url, headers=request.headers,
+                                                     data=data))
 
-    async def complete(self, ctx: RequestContext, *, session) -> tuple[bytes, Usage | None]:
-        """For a mode in `complete_modes`: the whole exchange, returning what parse_response would
-        (the client-facing body, the vendor's usage). By default one request, sent with `send`."""
+    async def answer_whole(self, ctx: RequestContext, *, session) -> WholeAnswer:
+        """build_request's request answered whole: its 200 body read with parse_response, for a mode whose
+        answer must be converted before the client gets any of it (speech the vendor sends as JSON)."""
         raw = await self.send(ctx, self.build_request(ctx), session=session)
-        return self.parse_response(ctx, body=raw)
-
-    async def exchange(self, ctx: RequestContext, *, session):
-        """For transport "websocket": an async iterator of StreamEvents (OpenAI chunks), using
-        `session.ws_connect`. Raise UpstreamError before the first event to let the relay fail over."""
-        raise NotImplementedError
-        yield  # pragma: no cover - makes this an async generator
+        body, usage = self.parse_response(ctx, body=raw)
+        return WholeAnswer(ctx, body, usage, self.answer_content_type(ctx))
 
     async def send(self, ctx: RequestContext, request: UpstreamRequest, *, session,
                    timeout: float | None = None) -> bytes:
-        """One request within `complete` (a helper, not a hook): the body of a 200 answer, else the vendor's
+        """One request of an `open` that reads the answer itself: the body of a 200 answer, else the vendor's
         error as parse_error reads it; a network failure is a retryable 502."""
         extra = {"timeout": aiohttp.ClientTimeout(total=timeout)} if timeout else {}
         try:
@@ -465,7 +508,7 @@ class Adapter:
                                        **extra) as response:
                 status, headers = response.status, response.headers
                 raw = await response.read()
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except NETWORK_ERRORS as exc:
             raise network_failure(exc, read_timeout=timeout or read_timeout(session),
                                   setting=None if timeout else "RELAY_TIMEOUT") from None
         if status != 200:

@@ -40,10 +40,12 @@ import orjson
 from providers.adapters import uploads
 from providers.adapters.base import (
     ChannelInfo,
+    Opened,
     RequestContext,
     UpstreamError,
     UpstreamRequest,
     Usage,
+    WholeAnswer,
     fan_out,
     json_or_none,
 )
@@ -214,15 +216,19 @@ class CloudflareAdapter(OpenAIAdapter):
 
     # --- answers -------------------------------------------------------------------------------------
 
-    async def complete(self, ctx: RequestContext, *, session) -> tuple[bytes, Usage | None]:
+    async def open(self, ctx: RequestContext, *, session) -> Opened:
+        """Chat and embeddings are one request; media goes through /ai/run and is answered whole."""
+        if ctx.mode not in self.complete_modes:
+            return await super().open(ctx, session=session)
         if ctx.mode == "images":
-            return await self.images(ctx, session=session), None
+            return WholeAnswer(ctx, await self.images(ctx, session=session))
         if ctx.mode == "speech":
-            return await super().complete(ctx, session=session)
+            return await self.answer_whole(ctx, session=session)
         self.transcript_format(ctx)
         form = await uploads.read_form(ctx.upload)
         raw = await self.send(ctx, self.transcription_request(ctx, form), session=session)
-        return self.parse_response(ctx, body=raw)
+        body, usage = self.parse_response(ctx, body=raw)
+        return WholeAnswer(ctx, body, usage, self.answer_content_type(ctx))
 
     async def images(self, ctx: RequestContext, *, session) -> bytes:
         request = self.build_request(ctx)

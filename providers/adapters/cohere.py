@@ -9,6 +9,7 @@ usage counts both billed and actual tokens. Streams are SSE events named by `typ
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ import orjson
 
 from providers.adapters.base import (
     Adapter,
-    ChannelInfo,
+    Opened,
     RequestContext,
     StreamDecoder,
     StreamEvent,
@@ -101,7 +102,7 @@ def user_content(content: Any) -> str | list[dict]:
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
             if not isinstance(url, str) or not url.startswith("data:"):
-                # prepare() inlines http(s) images; anything else is not an image we can send.
+                # open() inlines http(s) images; anything else is not an image we can send.
                 raise bad_input("An image_url must be an http(s) or data: URL.", code="invalid_image_url")
             block: dict[str, Any] = {"url": url}
             if isinstance(image, dict) and image.get("detail") in ("auto", "low", "high"):
@@ -314,11 +315,11 @@ class CohereAdapter(Adapter):
         "command-light", "embed-v4.0", "embed-english-v3.0", "embed-multilingual-v3.0",
     )
 
-    async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
-        """Inline http(s) images as data: URLs (Cohere's docs only show those): inline_images, on a copy."""
-        if mode != "chat":
-            return body
-        return await inline_images(body, session, limit=MAX_IMAGE_BYTES)
+    async def open(self, ctx: RequestContext, *, session) -> Opened:
+        """A chat's http(s) images inlined as data: URLs first (Cohere's docs only show those)."""
+        if ctx.mode == "chat":
+            ctx = dataclasses.replace(ctx, body=await inline_images(ctx.body, session, limit=MAX_IMAGE_BYTES))
+        return await super().open(ctx, session=session)
 
     def build_request(self, ctx: RequestContext) -> UpstreamRequest:
         if ctx.mode == "chat":

@@ -123,7 +123,7 @@ class Lease:
         budget.release(nbytes=held)
 
 
-# The lease of the upstream call under way: prepare() (where adapters inline images) has no other way
+# The lease of the upstream call under way: an adapter's open() (where images are inlined) has no other way
 # to learn how long the call will keep what it fetched.
 _call_lease: ContextVar[Lease | None] = ContextVar("image_lease", default=None)
 

@@ -8,6 +8,7 @@ the last with `done: true` and the token counts.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ import orjson
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
+    Opened,
     RequestContext,
     StreamDecoder,
     StreamEvent,
@@ -105,7 +107,7 @@ def convert_messages(messages: list) -> list[dict]:
                 elif part.get("type") == "image_url":
                     url = image_url(part) or ""
                     if not url.startswith("data:") or "," not in url:
-                        # prepare() inlines http(s) images; anything else is not an image we can send.
+                        # open() inlines http(s) images; anything else is not an image we can send.
                         raise UpstreamError(status=400, message="An image_url must be a data: URL or an "
                                             "http(s) URL.", type="invalid_request_error", code="invalid_image_url")
                     images.append(url.split(",", 1)[1])
@@ -198,11 +200,12 @@ class OllamaAdapter(Adapter):
     config_fields: ClassVar[tuple[str, ...]] = ("num_ctx",)
     modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings")
 
-    async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
-        """Ollama takes images only inline: http(s) images are fetched here (providers/adapters/inline_images.py)."""
-        if mode != "chat":
-            return body
-        return await inline_images(body, session, limit=MAX_IMAGE_BYTES)
+    async def open(self, ctx: RequestContext, *, session) -> Opened:
+        """Ollama takes images only inline: a chat's http(s) images are fetched first
+        (providers/adapters/inline_images.py)."""
+        if ctx.mode == "chat":
+            ctx = dataclasses.replace(ctx, body=await inline_images(ctx.body, session, limit=MAX_IMAGE_BYTES))
+        return await super().open(ctx, session=session)
 
     def base_url(self, channel: ChannelInfo) -> str:
         return (channel.base_url or self.default_base_url).rstrip("/")

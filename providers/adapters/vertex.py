@@ -31,6 +31,7 @@ from providers.adapters.base import (
     SECRET_MIN_CHARS,
     Adapter,
     ChannelInfo,
+    Opened,
     RequestContext,
     StreamDecoder,
     UpstreamError,
@@ -53,7 +54,7 @@ DEFAULT_REGION = "us-central1"
 ANTHROPIC_VERSION = "vertex-2023-10-16"
 TOKEN_LIFETIME = 3600
 REFRESH_MARGIN = 300  # a token is renewed five minutes before Google says it expires
-TOKEN_FIELD = "_vertex_token"  # the body key carrying the token from prepare() to build_request()
+TOKEN_FIELD = "_vertex_token"  # the body key carrying the token from open() to build_request()
 
 # Vertex names Claude `<name>@<date>`; most OpenAI-side names map by their trailing date, these not.
 # https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude (model ids per version)
@@ -249,19 +250,22 @@ class VertexAdapter(Adapter):
                       if line.strip() and not line.startswith("-----"))
         return tuple(s for s in (pem, account.private_key_id) if len(s) >= SECRET_MIN_CHARS)
 
-    async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
-        if mode not in self.modes:
-            raise invalid(f"Vertex AI channels serve {', '.join(self.modes)}, not {mode}.", "unsupported_endpoint")
-        account = service_account(channel)
-        token = await access_token(account, session)
-        if mode != "chat":
-            return {**body, TOKEN_FIELD: token}
-        if is_claude(str(body.get("model") or "")):
-            body = await inline_claude_images(body, session)
-        else:
-            body = await inline_remote_images(body, session)
+    async def open(self, ctx: RequestContext, *, session) -> Opened:
+        """An access token minted first (and the chat's remote images inlined), then Gemini's speech is
+        answered whole (converted into audio), the rest as one HTTP call."""
+        if ctx.mode not in self.modes:
+            raise invalid(f"Vertex AI channels serve {', '.join(self.modes)}, not {ctx.mode}.",
+                          "unsupported_endpoint")
+        token = await access_token(service_account(ctx.channel), session)
+        body = ctx.body
+        if ctx.mode == "chat":
+            inline = inline_claude_images if is_claude(ctx.model) else inline_remote_images
+            body = await inline(body, session)
         # The token rides in the body to build_request (which does no I/O); it never goes upstream.
-        return {**body, TOKEN_FIELD: token}
+        ctx = dataclasses.replace(ctx, body={**body, TOKEN_FIELD: token})
+        if ctx.mode in self.complete_modes:
+            return await self.answer_whole(ctx, session=session)
+        return await super().open(ctx, session=session)
 
     def endpoint(self, channel: ChannelInfo, publisher: str, model: str, action: str) -> str:
         config = channel.config or {}
@@ -279,7 +283,7 @@ class VertexAdapter(Adapter):
         body = dict(ctx.body)
         token = body.pop(TOKEN_FIELD, None)
         if token is None:
-            raise credentials_error("No Vertex AI access token: prepare() was not run.")
+            raise credentials_error("No Vertex AI access token: open() was not run.")
         model = ctx.model
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
         if ctx.mode == "embeddings":

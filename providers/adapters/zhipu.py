@@ -22,12 +22,14 @@ import orjson
 
 from providers.adapters.base import (
     ChannelInfo,
+    Opened,
     RequestContext,
     StreamDecoder,
     StreamEvent,
     UpstreamError,
     UpstreamRequest,
     Usage,
+    WholeAnswer,
     check_answer,
     fan_out,
     json_or_none,
@@ -147,7 +149,7 @@ def chat_body(body: dict, stream: bool) -> dict:
 
 def image_body(body: dict) -> dict:
     """CogView's request: `model`, `prompt`, and `size`, `quality`, `user_id` when given. CogView makes one
-    image a request and takes no `n`: `complete` sends `n` of these (one-api sends one and charges for `n`)."""
+    image a request and takes no `n`: `open` sends `n` of these (one-api sends one and charges for `n`)."""
     out = {"model": body.get("model"), "prompt": body.get("prompt")}
     size = body.get("size")
     if isinstance(size, str) and size and size != "auto":
@@ -181,7 +183,7 @@ class ZhipuAdapter(OpenAIAdapter):
     default_base_url: ClassVar[str] = "https://open.bigmodel.cn"
     modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings", "images")
     # CogView makes one image a request, and answers with links only: `n` images are `n` requests, and a
-    # client asking for `b64_json` needs the links fetched (complete).
+    # client asking for `b64_json` needs the links fetched (open).
     complete_modes: ClassVar[tuple[str, ...]] = ("images",)
 
     def base_url(self, channel: ChannelInfo) -> str:
@@ -228,8 +230,11 @@ class ZhipuAdapter(OpenAIAdapter):
             payload.setdefault("object", "list")
         return orjson.dumps(payload), usage_from(payload)
 
-    async def complete(self, ctx: RequestContext, *, session) -> tuple[bytes, Usage | None]:
-        """`n` CogView requests at once (one image each); the links fetched for a client asking `b64_json`."""
+    async def open(self, ctx: RequestContext, *, session) -> Opened:
+        """Chat and embeddings are one request; images are answered whole: `n` CogView requests at once (one
+        image each), the links fetched for a client asking `b64_json`."""
+        if ctx.mode not in self.complete_modes:
+            return await super().open(ctx, session=session)
         request = self.build_request(ctx)
 
         async def one() -> dict:
@@ -240,7 +245,7 @@ class ZhipuAdapter(OpenAIAdapter):
         if ctx.body.get("response_format") == "b64_json":
             images = await vendor_images_b64(session, [item["url"] for item in answer["data"]])
             answer["data"] = [{"b64_json": image} for image in images]
-        return orjson.dumps(answer), None
+        return WholeAnswer(ctx, orjson.dumps(answer))
 
     def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
         return ZhipuStreamDecoder()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from providers.adapters import ADAPTERS, adapter_for
-from providers.adapters.base import ChannelInfo, UpstreamError
+from providers.adapters.base import Adapter, ChannelInfo, UpstreamError
 from relay.streaming import Frames
 from tests.providers.vendor_harness import call_context
 
@@ -43,7 +43,7 @@ def _channel(type_id: int) -> ChannelInfo:
 def _parsed_cases():
     for type_id in sorted(ADAPTERS):
         adapter = adapter_for(type_id)
-        if adapter.transport != "http":
+        if type(adapter).parse_response is Adapter.parse_response:
             continue  # Xunfei Spark talks WebSocket: no parse_response
         for mode in adapter.modes:
             if mode in adapter.complete_modes or mode == "speech":
@@ -69,7 +69,7 @@ def test_a_200_that_is_not_an_answer_is_a_retryable_502(type_id, mode, model, bo
 def _streamed_cases():
     for type_id in sorted(ADAPTERS):
         adapter = adapter_for(type_id)
-        if adapter.transport != "http" or "chat" not in adapter.modes:
+        if type(adapter).stream_decoder is Adapter.stream_decoder or "chat" not in adapter.modes:
             continue
         for model in MODELS.get(type_id, {}).get("chat", ["test-model"]):
             yield pytest.param(type_id, model, id=f"{type_id}-{adapter.label}-{model}")

@@ -1,6 +1,7 @@
 """Baidu adapters, bytes in and bytes out: the access token, the request we send, the answer we give.
 
-The token tests talk to the mock Baidu over a real aiohttp session (prepare() is the adapter's only I/O).
+The token tests talk to the mock Baidu over a real aiohttp session (the token is the adapter's own I/O, fetched
+in its open() before the relay's one request).
 """
 
 import asyncio
@@ -95,11 +96,10 @@ def test_a_malformed_key_is_refused_without_echoing_it(key):
 
 # --- access token -----------------------------------------------------------------------------------
 
-async def test_prepare_fetches_the_token_once_and_caches_it(mock):
-    adapter = adapter_for(15)
+async def test_the_token_is_fetched_once_and_cached(mock):
     async with aiohttp.ClientSession() as session:
-        first = await adapter.prepare(channel=channel(base_url=mock.url), mode="chat", body=CHAT, session=session)
-        second = await adapter.prepare(channel=channel(base_url=mock.url), mode="chat", body=CHAT, session=session)
+        first = await baidu.with_access_token(CHAT, channel=channel(base_url=mock.url), session=session)
+        second = await baidu.with_access_token(CHAT, channel=channel(base_url=mock.url), session=session)
     assert first[baidu.ACCESS_TOKEN] == second[baidu.ACCESS_TOKEN]
     assert first[baidu.ACCESS_TOKEN] in mock.tokens
     assert mock.token_requests == 1
@@ -112,10 +112,9 @@ async def test_prepare_fetches_the_token_once_and_caches_it(mock):
 
 async def test_concurrent_requests_fetch_one_token(mock):
     mock.token_delay = 0.2
-    adapter = adapter_for(15)
     async with aiohttp.ClientSession() as session:
         bodies = await asyncio.gather(*[
-            adapter.prepare(channel=channel(base_url=mock.url), mode="chat", body=CHAT, session=session)
+            baidu.with_access_token(CHAT, channel=channel(base_url=mock.url), session=session)
             for _ in range(8)])
     assert mock.token_requests == 1
     assert len({b[baidu.ACCESS_TOKEN] for b in bodies}) == 1
@@ -123,13 +122,12 @@ async def test_concurrent_requests_fetch_one_token(mock):
 
 async def test_a_token_is_renewed_an_hour_before_it_expires(mock):
     mock.expires_in = 7200
-    adapter = adapter_for(15)
     async with aiohttp.ClientSession() as session:
-        await adapter.prepare(channel=channel(base_url=mock.url), mode="chat", body=CHAT, session=session)
+        await baidu.with_access_token(CHAT, channel=channel(base_url=mock.url), session=session)
         (cache_key, (token, renew_at)), = baidu._tokens.items()
         assert 3500 < renew_at - time.time() <= 3600
         baidu._tokens[cache_key] = (token, time.time() - 1)  # an hour before expiry has come
-        again = await adapter.prepare(channel=channel(base_url=mock.url), mode="chat", body=CHAT, session=session)
+        again = await baidu.with_access_token(CHAT, channel=channel(base_url=mock.url), session=session)
     assert mock.token_requests == 2 and again[baidu.ACCESS_TOKEN] != token
 
 
@@ -140,8 +138,7 @@ async def test_a_token_is_renewed_an_hour_before_it_expires(mock):
 async def test_a_refused_key_is_an_auth_error_without_the_secret(mock, key, status, phrase):
     async with aiohttp.ClientSession() as session:
         with pytest.raises(UpstreamError) as caught:
-            await adapter_for(15).prepare(channel=channel(key=key, base_url=mock.url), mode="chat", body=CHAT,
-                                          session=session)
+            await baidu.with_access_token(CHAT, channel=channel(key=key, base_url=mock.url), session=session)
     err = caught.value
     assert (err.status, err.type, err.code, err.retryable) == (status, "authentication_error", "invalid_api_key",
                                                                False)
@@ -153,8 +150,7 @@ async def test_a_refused_key_is_an_auth_error_without_the_secret(mock, key, stat
 async def test_an_unreachable_token_endpoint_is_retryable_and_hides_the_url():
     async with aiohttp.ClientSession() as session:
         with pytest.raises(UpstreamError) as caught:
-            await adapter_for(15).prepare(channel=channel(base_url="http://127.0.0.1:9"), mode="chat", body=CHAT,
-                                          session=session)
+            await baidu.with_access_token(CHAT, channel=channel(base_url="http://127.0.0.1:9"), session=session)
     assert caught.value.retryable and caught.value.status == 502
     assert "bdSecretKey456" not in str(caught.value)
     assert caught.value.message == "Could not reach Baidu's token endpoint: ClientConnectorError"
@@ -185,7 +181,7 @@ def test_the_model_picks_the_endpoint_and_the_token_goes_in_the_url(model, endpo
     assert baidu.ACCESS_TOKEN not in sent(request)
 
 
-def test_build_without_prepare_is_refused():
+def test_build_without_the_token_is_refused():
     with pytest.raises(UpstreamError):
         adapter_for(15).build_request(call_context(channel(), body=CHAT))
 

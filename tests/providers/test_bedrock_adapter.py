@@ -16,6 +16,7 @@ from providers.adapters.bedrock.adapter import (
     bedrock_model_id,
     error_for,
     fetch_image,
+    inline_remote_images,
 )
 from relay.streaming import ChunkGatherer
 from tests.providers.mock_bedrock import PNG, MockBedrock, corrupt, crc_ok, fixture, frame_of, frames
@@ -217,7 +218,7 @@ def test_an_image_url_left_unfetched_is_refused_rather_than_sent():
     assert caught.value.status == 400 and caught.value.code == "invalid_image"
 
 
-# --- prepare: remote images are fetched and inlined -----------------------------------------------
+# --- open: remote images are fetched and inlined first -----------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -227,16 +228,16 @@ def images():
     server.stop()
 
 
-async def test_prepare_does_no_io_without_remote_images():
+async def test_inlining_does_no_io_without_remote_images():
     body = {"model": "m", "messages": USER}
-    assert await adapter.prepare(channel=channel(), mode="chat", body=body, session=None) is body
+    assert await inline_remote_images(body, None) is body
 
 
-async def test_prepare_inlines_remote_images_without_touching_the_original(images):
+async def test_remote_images_are_inlined_without_touching_the_original(images):
     part = {"type": "image_url", "image_url": {"url": f"{images.url}/images/pixel.png"}}
     body = {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "?"}, part]}]}
     async with aiohttp.ClientSession() as session:
-        prepared = await adapter.prepare(channel=channel(), mode="chat", body=body, session=session)
+        prepared = await inline_remote_images(body, session)
     assert body["messages"][0]["content"][1] is part, "the plan's body is reused on failover"
     url = prepared["messages"][0]["content"][1]["image_url"]["url"]
     assert url == "data:image/png;base64," + base64.b64encode(PNG).decode()
@@ -254,7 +255,7 @@ async def test_unusable_remote_images_are_refused_clearly(images, name, code, wo
         {"type": "image_url", "image_url": {"url": f"{images.url}/images/{name}"}}]}]}
     async with aiohttp.ClientSession() as session:
         with pytest.raises(UpstreamError) as caught:
-            await adapter.prepare(channel=channel(), mode="chat", body=body, session=session)
+            await inline_remote_images(body, session)
     assert caught.value.status == 400 and caught.value.code == code and words in caught.value.message
     assert not caught.value.retryable
 

@@ -124,23 +124,30 @@ class FakeImageResponse:
 class FakeSession:
     def __init__(self):
         self.fetched = []
+        self.sent = []
 
     def get(self, url, **kwargs):
         self.fetched.append(url)
         return FakeImageResponse()
 
+    async def request(self, method, url, *, headers, data):
+        self.sent.append(data)
+        return "the response"
 
-async def test_prepare_inlines_http_images_on_a_copy_and_leaves_others_alone():
+
+async def test_open_inlines_http_images_on_a_copy_and_leaves_others_alone():
     content = [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "https://x.test/a.jpg"}},
                {"type": "image_url", "image_url": "http://x.test/b.jpg"}]
     body = {**BODY, "messages": [{"role": "user", "content": content}]}
     session = FakeSession()
-    prepared = await adapter_for(35).prepare(channel=channel(), mode="chat", body=body, session=session)
+    opened = await adapter_for(35).open(call_context(channel(), body=body), session=session)
+    prepared = opened.ctx.body  # the answer is read with the context the request was built from
     assert session.fetched == ["https://x.test/a.jpg", "http://x.test/b.jpg"]
     urls = [p["image_url"]["url"] for p in prepared["messages"][0]["content"][1:]]
     assert urls == ["data:image/jpeg;base64,/9j/4A=="] * 2
+    assert session.sent[0].count(b"data:image/jpeg;base64,/9j/4A==") == 2 and opened.response == "the response"
     assert content[1]["image_url"]["url"] == "https://x.test/a.jpg", "the relay's body is left as it was"
-    assert await adapter_for(35).prepare(channel=channel(), mode="chat", body=BODY, session=session) is BODY
+    assert (await adapter_for(35).open(call_context(channel(), body=BODY), session=session)).ctx.body is BODY
 
 
 def test_an_image_that_is_not_a_url_is_refused():

@@ -10,6 +10,7 @@ import pytest
 from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.gemini.adapter import GeminiAdapter, GeminiOpenAIAdapter
+from providers.adapters.gemini.convert import inline_remote_images
 from relay.streaming import SSEParser
 from tests.providers.vendor_harness import call_context
 
@@ -422,10 +423,10 @@ def test_a_refused_key_takes_the_channel_out_and_overload_only_counts_as_transie
     assert not health.is_fatal(overloaded) and health.is_transient(overloaded)
 
 
-async def test_prepare_does_no_io_without_remote_images():
+async def test_inlining_does_no_io_without_remote_images():
     body = {**CHAT, "messages": [*CHAT["messages"], {"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "https://generativelanguage.googleapis.com/v1beta/files/abc"}}]}]}
-    prepared = await adapter_for(24).prepare(channel=channel(), mode="chat", body=body, session=None)
+    prepared = await inline_remote_images(body, None)
     assert prepared is body
     _, sent = build(prepared)
     assert sent["contents"][-1]["parts"][-1:] == [{"fileData": {

@@ -10,7 +10,6 @@ import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
-from providers.adapters import adapter_for
 from providers.adapters.gemini import convert as gemini_convert
 from providers.selectors import models_by_channel_type
 from tests.helpers import consume_log, events_of
@@ -113,12 +112,12 @@ async def test_remote_images_are_fetched_and_sent_inline(relay_client, gemini):
     assert parts[1] == {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(PNG).decode()}}
 
 
-async def test_prepare_copies_the_body_it_changes(gemini):
+async def test_inlining_copies_the_body_it_changes(gemini):
     url = f"{gemini.upstream.url}/images/cat.png"
     original = {"model": MODEL, "messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": url}}]}]}
     async with aiohttp.ClientSession() as session:
-        prepared = await adapter_for(24).prepare(channel=None, mode="chat", body=original, session=session)
+        prepared = await gemini_convert.inline_remote_images(original, session)
     assert original["messages"][0]["content"][0]["image_url"]["url"] == url  # failover reuses the original
     assert prepared["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/png;base64,")
 

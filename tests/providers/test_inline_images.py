@@ -3,6 +3,7 @@ and per process (bytes held, fetches at once), for every such vendor, and encode
 
 import asyncio
 import base64
+import functools
 import os
 import subprocess
 import sys
@@ -14,9 +15,12 @@ import pytest
 from aiohttp import web
 
 from providers import health
-from providers.adapters import adapter_for, image_budget, vertex
+from providers.adapters import cohere, image_budget, ollama, vertex
 from providers.adapters.base import UpstreamError
+from providers.adapters.bedrock import adapter as bedrock
 from providers.adapters.fetch import fetch_data_url
+from providers.adapters.gemini import convert as gemini_convert
+from providers.adapters.inline_images import inline_images
 from tests.helpers import consume_log
 from tests.providers.mock_gemini import PNG, MockGemini
 from tests.providers.vendor_harness import no_consume_log, serve
@@ -111,18 +115,12 @@ def chat(urls: list[str], model: str = "m") -> dict:
     return {"model": model, "messages": [{"role": "user", "content": content}]}
 
 
-def prepare_with(channel_type: int):
-    async def prepare(body, session):
-        return await adapter_for(channel_type).prepare(channel=None, mode="chat", body=body, session=session)
-    return prepare
-
-
-# Every vendor that needs images inline (Vertex's Gemini models use Gemini's own inlining).
+# Every vendor that needs images inline, as its open() inlines them (Vertex's Gemini models use Gemini's own).
 INLINERS = {
-    "gemini": prepare_with(24),
-    "ollama": prepare_with(30),
-    "bedrock": prepare_with(33),
-    "cohere": prepare_with(35),
+    "gemini": gemini_convert.inline_remote_images,
+    "ollama": functools.partial(inline_images, limit=ollama.MAX_IMAGE_BYTES),
+    "bedrock": bedrock.inline_remote_images,
+    "cohere": functools.partial(inline_images, limit=cohere.MAX_IMAGE_BYTES),
     "vertex claude": vertex.inline_claude_images,
 }
 vendors = pytest.mark.parametrize("inline", INLINERS.values(), ids=INLINERS.keys())

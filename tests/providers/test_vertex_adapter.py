@@ -39,7 +39,7 @@ def channel(config=None, key="", base_url=""):
 
 
 def context(body, stream=False, **kwargs):
-    """The context of a call whose prepare() minted TOKEN."""
+    """The context of a call whose open() minted TOKEN."""
     return call_context(channel(**kwargs), body={**body, vertex.TOKEN_FIELD: TOKEN}, stream=stream)
 
 

@@ -12,8 +12,9 @@ import orjson
 import pytest
 
 from providers.adapters import adapter_for
-from providers.adapters.base import ChannelInfo, UpstreamError
+from providers.adapters.base import ChannelInfo, EventAnswer, UpstreamError
 from providers.adapters.xunfei.spark_ws import FrameConverter, XunfeiSparkAdapter, request_frame
+from tests.providers.vendor_harness import call_context
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "xunfei_ws"
 KEY = "app123|secret456|key789"
@@ -36,8 +37,10 @@ def frames(name: str) -> list[bytes]:
     return [line for line in (FIXTURES / name).read_bytes().splitlines() if line.strip()]
 
 
-def test_type_18_is_the_websocket_adapter():
-    assert isinstance(adapter_for(18), XunfeiSparkAdapter) and adapter_for(18).transport == "websocket"
+async def test_type_18_is_the_websocket_adapter():
+    # Its answer is the socket's events, and opening it does no I/O: the socket opens when they are read.
+    opened = await adapter_for(18).open(call_context(channel(), body={"model": "Spark-Lite"}), session=None)
+    assert isinstance(adapter_for(18), XunfeiSparkAdapter) and isinstance(opened, EventAnswer)
 
 
 @pytest.mark.parametrize("model, config, path, domain", [

@@ -95,3 +95,36 @@ async def test_the_vendors_error_leaves_with_the_key_masked(upstream):
             await call_channel(session=session, channel=channel(upstream.url), call=chat(), out=Kept())
     assert failed.value.status == 401 and not failed.value.retryable
     assert SECRET not in failed.value.message and "Incorrect API key provided" in failed.value.message
+
+
+class ErrorBodyCutOff:
+    """A 503 whose body the network loses while it is read (an OSError that aiohttp did not wrap)."""
+
+    status, headers = 503, {}
+    released = False
+
+    class content:
+        @staticmethod
+        async def read(limit):
+            raise ConnectionResetError
+
+    def release(self) -> None:
+        self.released = True
+
+
+class SessionOf:
+    def __init__(self, response) -> None:
+        self.response = response
+
+    async def request(self, method, url, **kwargs):
+        return self.response
+
+
+async def test_an_error_whose_body_is_lost_on_the_network_is_still_the_vendors_status():
+    # Reading the error body catches what any network failure raises, so the client gets the upstream's 503
+    # (another channel may answer), not the gateway's own 500.
+    response = ErrorBodyCutOff()
+    with pytest.raises(UpstreamError) as failed:
+        await call_channel(session=SessionOf(response), channel=channel("http://upstream.test"), call=chat(),
+                           out=Kept())
+    assert (failed.value.status, failed.value.retryable) == (503, True) and response.released

@@ -11,7 +11,7 @@ from aiohttp import web
 from asgiref.sync import sync_to_async
 
 from providers import adapters
-from providers.adapters.base import Adapter, StreamEvent, UpstreamError, Usage
+from providers.adapters.base import Adapter, EventAnswer, StreamEvent, UpstreamError, Usage
 from tests.factories import ChannelFactory
 from tests.helpers import consume_log, events_of
 
@@ -57,10 +57,13 @@ class WordServer:
 class WordAdapter(Adapter):
     channel_type = 993
     label = "WebSocket test vendor"
-    transport = "websocket"
+    stream_only = True
     modes = ("chat",)
 
-    async def exchange(self, ctx, *, session):
+    async def open(self, ctx, *, session):
+        return EventAnswer(ctx, self.words(ctx, session))
+
+    async def words(self, ctx, session):
         body = ctx.body
         async with session.ws_connect(ctx.channel.base_url.replace("http", "ws") + "/chat") as ws:
             await ws.send_json({"text": body["messages"][-1]["content"]})

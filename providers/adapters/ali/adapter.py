@@ -19,11 +19,13 @@ from providers.adapters.ali.envelope import ali_error, invalid, usage_from
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
+    Opened,
     RequestContext,
     StreamDecoder,
     UpstreamError,
     UpstreamRequest,
     Usage,
+    WholeAnswer,
     answer_object,
     check_answer,
     json_or_none,
@@ -103,16 +105,18 @@ class AliAdapter(Adapter):
         check_answer(output, "DashScope", "choices", "text", what="a chat answer")
         return chat.chat_answer(payload, output, ctx.model)
 
-    async def complete(self, ctx: RequestContext, *, session) -> tuple[bytes, Usage | None]:
-        """The modes that take more than one request: a Wanx task submitted then polled, Qwen-TTS's synthesis
-        then the audio it links to, Paraformer's socket."""
+    async def open(self, ctx: RequestContext, *, session) -> Opened:
+        """Chat and embeddings are one request; the other modes take more and are answered whole: a Wanx task
+        submitted then polled, Qwen-TTS's synthesis then the audio it links to, Paraformer's socket."""
+        if ctx.mode not in self.complete_modes:
+            return await super().open(ctx, session=session)
         if ctx.mode == "speech":
-            return await speech.synthesize(self, ctx, session=session)
-        if ctx.mode in ("transcriptions", "translations"):
-            return await asr.recognize(ctx, session=session, base_url=self.base_url(ctx.channel)), None
-        if ctx.mode != "images":
-            raise invalid(f"DashScope channels do not serve {ctx.mode} this way.", "unsupported_mode")
-        return await wanx.generate(self, ctx, session=session), None
+            body, usage = await speech.synthesize(self, ctx, session=session)
+        elif ctx.mode in ("transcriptions", "translations"):
+            body, usage = await asr.recognize(ctx, session=session, base_url=self.base_url(ctx.channel)), None
+        else:
+            body, usage = await wanx.generate(self, ctx, session=session), None
+        return WholeAnswer(ctx, body, usage, self.answer_content_type(ctx))
 
     def answer_content_type(self, ctx: RequestContext) -> str:
         if ctx.mode == "speech":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -33,6 +34,7 @@ from providers.adapters.base import (
     SECRET_MIN_CHARS,
     Adapter,
     ChannelInfo,
+    Opened,
     RequestContext,
     StreamDecoder,
     StreamEvent,
@@ -225,10 +227,11 @@ class BedrockAdapter(Adapter):
         found = [*parts, *(str(config.get(name) or "").strip() for name in ("ak", "sk", "session_token"))]
         return tuple(dict.fromkeys(s for s in found if len(s) >= SECRET_MIN_CHARS))
 
-    async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
-        if mode != "chat":
-            return body
-        return await inline_remote_images(body, session)
+    async def open(self, ctx: RequestContext, *, session) -> Opened:
+        """A chat's remote images fetched and sent inline first (Bedrock takes no image URLs)."""
+        if ctx.mode == "chat":
+            ctx = dataclasses.replace(ctx, body=await inline_remote_images(ctx.body, session))
+        return await super().open(ctx, session=session)
 
     def build_request(self, ctx: RequestContext) -> UpstreamRequest:
         if ctx.mode != "chat":

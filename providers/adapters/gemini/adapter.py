@@ -8,6 +8,7 @@ convert.py, the answers and streams read in answers.py, images and speech in med
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -16,6 +17,7 @@ import orjson
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
+    Opened,
     RequestContext,
     StreamDecoder,
     UpstreamError,
@@ -62,10 +64,13 @@ class GeminiAdapter(Adapter):
     # systemInstruction, so v1beta is the default and `api_version` the override.
     DEFAULT_API_VERSION: ClassVar[str] = "v1beta"
 
-    async def prepare(self, *, channel: ChannelInfo, mode: str, body: dict, session) -> dict:
-        if mode != "chat":
-            return body
-        return await inline_remote_images(body, session)
+    async def open(self, ctx: RequestContext, *, session) -> Opened:
+        """A chat's remote images inlined first; speech answered whole (converted into audio)."""
+        if ctx.mode == "chat":
+            ctx = dataclasses.replace(ctx, body=await inline_remote_images(ctx.body, session))
+        if ctx.mode in self.complete_modes:
+            return await self.answer_whole(ctx, session=session)
+        return await super().open(ctx, session=session)
 
     def build_request(self, ctx: RequestContext) -> UpstreamRequest:
         channel = ctx.channel

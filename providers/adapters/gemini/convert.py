@@ -92,7 +92,7 @@ def content_parts(content: Any) -> list[dict]:
                 continue
             if url.startswith("data:"):
                 parts.append(data_part(url))
-            else:  # a Files API URI (prepare() inlines every other URL)
+            else:  # a Files API URI (open() inlines every other URL)
                 parts.append({"fileData": {"fileUri": url, "mimeType": guess_mime(url)}})
         elif kind == "input_audio" and isinstance(item.get("input_audio"), dict):
             audio = item["input_audio"]

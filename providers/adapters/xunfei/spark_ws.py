@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any, ClassVar
@@ -27,6 +27,8 @@ import orjson
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
+    EventAnswer,
+    Opened,
     RequestContext,
     StreamEvent,
     UpstreamError,
@@ -255,7 +257,7 @@ class XunfeiSparkAdapter(Adapter):
     default_base_url = DEFAULT_HOST
     config_fields: ClassVar[tuple[str, ...]] = ("api_version",)
     modes: ClassVar[tuple[str, ...]] = ("chat",)
-    transport = "websocket"
+    stream_only = True  # the socket answers in frames, gathered for a client that did not ask to stream
     clock: Callable[[], float] = staticmethod(time.time)  # tests pin it to recompute the signature
 
     def url_for(self, channel: ChannelInfo, model: str) -> tuple[str, str]:
@@ -265,7 +267,11 @@ class XunfeiSparkAdapter(Adapter):
         path = PATHS.get(version, f"/{version}/chat")
         return signed_url(channel.base_url, path, api_key, api_secret, self.clock()), domain_for(version)
 
-    async def exchange(self, ctx: RequestContext, *, session):
+    async def open(self, ctx: RequestContext, *, session) -> Opened:
+        """The answer is the socket's frames as OpenAI chunks: the socket opens when they are first read."""
+        return EventAnswer(ctx, self.answer_events(ctx, session=session))
+
+    async def answer_events(self, ctx: RequestContext, *, session) -> AsyncIterator[StreamEvent]:
         if ctx.mode != "chat":
             raise UpstreamError(status=400, message=f"Xunfei Spark does not serve {ctx.mode}.",
                                 type="invalid_request_error", code="unsupported_mode")
