@@ -3,9 +3,12 @@
 The graph is read from the source (ast), not from `sys.modules`: an import written inside a function counts
 as much as one at the top, since it runs as soon as that function does and a cycle hidden that way breaks
 the day someone moves it up. `from x import y` counts as importing `x.y` when `y` is a module of the
-project, else as importing `x`. The packages Python runs on the way to a submodule (`x` for `x.y`) are not
-counted: a package that imports its own submodules is the usual shape, and would otherwise be a cycle with
-each of them.
+project, else as importing `x`. Importing `a.b.c` runs the packages `a` and `a.b` first, so it counts as
+importing them too: a package whose `__init__` imports its submodules (the adapters' registry) closes a
+cycle with any module outside it that imports one of its submodules and is imported by them. The one exception
+is the packages that enclose the importing module itself: they are already running when it runs, and a
+package's submodules importing each other while the package imports them is the usual shape, not a cycle.
+Naming an enclosing package outright (`from a.b import REGISTRY` in `a.b.c`) still counts.
 """
 
 from __future__ import annotations
@@ -67,9 +70,18 @@ def imports_of(module: str, source: str, modules: dict[str, Path]) -> set[str]:
             continue
         for target in targets:
             resolved = _resolve(target, modules)
-            if resolved is not None and resolved != module:
+            if resolved is not None:
                 found.add(resolved)
+                found.update(package for package in _packages_around(resolved, modules)
+                             if not module.startswith(package + "."))
+    found.discard(module)
     return found
+
+
+def _packages_around(module: str, modules: dict[str, Path]) -> list[str]:
+    """The project packages enclosing `module`, which Python runs before it when it loads it."""
+    parts = module.split(".")
+    return [name for name in (".".join(parts[:i]) for i in range(1, len(parts))) if name in modules]
 
 
 def import_graph(root: Path = ROOT) -> Graph:
@@ -156,8 +168,15 @@ def is_core(module: str) -> bool:
 
 
 def layer_breaches(graph: Graph) -> list[str]:
-    return sorted(f"{module} imports {target}" for module, targets in graph.items() if is_core(module)
-                  for target in targets if target.split(".")[0] == "relay")
+    """Each relay module a core module imports; the relay packages run on the way are not named again."""
+    breaches = []
+    for module, targets in graph.items():
+        if not is_core(module):
+            continue
+        relay = {target for target in targets if target.split(".")[0] == "relay"}
+        breaches += [f"{module} imports {target}" for target in relay
+                     if not any(other.startswith(target + ".") for other in relay)]
+    return sorted(breaches)
 
 
 def describe(graph: Graph) -> list[str]:
@@ -195,6 +214,7 @@ def test_the_walk_sees_the_project_and_its_imports():
     assert {"accounts.models", "billing.services", "relay.pipeline", "oneapi_site.lib.errors"} <= graph.keys()
     assert "accounts.models" in graph["billing.services"]
     assert "billing.ledger" in graph["relay.pipeline"]
+    assert "providers" in graph["billing.services"]  # it imports providers.models, which runs providers first
 
 
 # --- The walk itself, on made-up trees and graphs ------------------------------
@@ -232,6 +252,35 @@ def test_relative_imports_and_submodules_named_by_from_are_followed(tmp_path):
     assert graph["providers.adapters.ali.chat"] == {"providers.adapters.base", "providers.adapters"}
     assert cycles(graph) == [["providers.adapters", "providers.adapters.ali", "providers.adapters.ali.chat",
                               "providers.adapters"]]
+
+
+def test_importing_a_submodule_runs_its_package_so_a_cycle_through_the_package_is_found(tmp_path):
+    root = _tree(tmp_path, {
+        "providers/adapters/__init__.py": "from providers.adapters.openai import OpenAIAdapter\n",
+        "providers/adapters/base.py": "Base = object\n",
+        "providers/adapters/openai.py": "from providers.adapters.base import Base\nfrom relay import routing\n",
+        "relay/routing.py": "from providers.adapters.base import Base\n",
+    })
+    graph = import_graph(root)
+    assert graph["relay.routing"] == {"providers", "providers.adapters", "providers.adapters.base"}
+    # The sibling import of the package's own submodule is no edge back to the package.
+    assert graph["providers.adapters.openai"] == {"providers.adapters.base", "relay", "relay.routing"}
+    assert cycles(graph) == [["providers.adapters", "providers.adapters.openai", "relay.routing",
+                              "providers.adapters"]]
+
+
+def test_a_package_importing_its_submodules_that_import_each_other_is_no_cycle(tmp_path):
+    root = _tree(tmp_path, {
+        "providers/adapters/__init__.py": "from . import ali, base\n",
+        "providers/adapters/base.py": "Base = object\n",
+        "providers/adapters/ali/__init__.py": "from providers.adapters.ali.chat import Adapter\n",
+        "providers/adapters/ali/chat.py": "from providers.adapters.base import Base\n",
+        "providers/adapters/ali/speech.py": "from providers.adapters.ali.chat import Adapter\n",
+    })
+    graph = import_graph(root)
+    assert "providers.adapters" not in graph["providers.adapters.ali.chat"]
+    assert "providers.adapters.ali" not in graph["providers.adapters.ali.speech"]
+    assert cycles(graph) == []
 
 
 def test_a_longer_cycle_is_named_in_the_order_it_runs():
