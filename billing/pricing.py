@@ -33,7 +33,8 @@ DALLE_SIZES = {
     "dall-e-3": {"1024x1024": 1, "1024x1792": 2, "1792x1024": 2},
 }
 DEFAULT_IMAGE_SIZE = "1024x1024"
-# Modes whose answer is a transcript: its tokens are what the audio is billed by.
+# Modes that upload audio and answer its transcript: its tokens are what the audio is billed by. The relay
+# reads these modes' bodies as uploads by the same list (pricing may not import the relay, so it lives here).
 TRANSCRIPT_MODES = ("transcriptions", "translations")
 
 UNKNOWN_MODEL_RATIO = 30  # one-api's fallback: expensive on purpose, so a typo is noticed

@@ -14,6 +14,7 @@ import re
 from django.conf import settings
 
 from billing.ledger import ledger
+from billing.pricing import TRANSCRIPT_MODES
 from oneapi_site.lib.ids import new_request_id
 from relay import info, media
 from relay.auth import authenticate
@@ -177,7 +178,7 @@ class RelayApp:
 
     async def _relay(self, scope, receive, response: Response, mode: str, path_model: str | None) -> None:
         caller = await self._caller(scope)
-        if mode in media.UPLOAD_MODES:
+        if mode in TRANSCRIPT_MODES:
             # The upload streams through `receive`, so no disconnect watcher may read it too.
             upload = await media.read_upload(receive, _header(scope, b"content-type"))
             await relay_request(caller=caller, mode=mode, raw_body=b"", request_id=response.request_id,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from billing.pricing import DALLE_SIZES, DEFAULT_IMAGE_SIZE
+from billing.pricing import DALLE_SIZES, DEFAULT_IMAGE_SIZE, TRANSCRIPT_MODES
 from relay.errors import RelayError, bad_request
 from relay.multipart import FormScanner, Part, malformed
 
@@ -27,9 +27,8 @@ ROUTES = {
     "/v1/moderations": "moderations",
     "/v1/rerank": "rerank",
 }
-UPLOAD_MODES = ("transcriptions", "translations")
 # Answers passed through with the upstream's own content type (audio, subtitles, plain text).
-RAW_MODES = ("speech", "transcriptions", "translations")
+RAW_MODES = ("speech", *TRANSCRIPT_MODES)
 DEFAULT_MODELS = {"images": "dall-e-2", "speech": "tts-1", "transcriptions": "whisper-1",
                   "translations": "whisper-1", "moderations": "text-moderation-stable"}
 MAX_SPEECH_INPUT = 4096  # OpenAI's own limit, in characters

@@ -11,8 +11,10 @@ import pytest
 from aiohttp import web
 from asgiref.testing import ApplicationCommunicator
 
+from billing import pricing
 from providers import health
-from relay import media
+from providers.adapters import cloudflare
+from relay import asgi, media
 from relay.errors import RelayError
 from relay.multipart import FormScanner
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
@@ -310,3 +312,11 @@ async def test_a_client_leaving_mid_upload_is_not_held_against_the_channel(asgi_
     assert opened["status"] == 499
     assert failures == [] and recorder.forms == []
     assert await no_consume_log()
+
+
+def test_the_modes_read_as_uploads_are_pricings_transcript_modes_not_a_copy():
+    """One list, owned by pricing (which may not import the relay): the relay and the adapters read an upload
+    for exactly the modes billed by their transcript."""
+    assert not hasattr(media, "UPLOAD_MODES")
+    assert asgi.TRANSCRIPT_MODES is cloudflare.TRANSCRIPT_MODES is pricing.TRANSCRIPT_MODES
+    assert media.RAW_MODES == ("speech", *pricing.TRANSCRIPT_MODES)
