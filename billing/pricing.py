@@ -20,6 +20,7 @@ from functools import lru_cache
 
 from billing.ratios import DEFAULT_MODEL_RATIO
 from oneapi_site import options
+from oneapi_site.lib.modes import TRANSCRIPT_MODES  # their transcript's tokens are what the audio is billed by
 
 USD_PER_1M_AT_RATIO_1 = 2  # ratio = US$ per 1M prompt tokens / 2
 # The rate behind the ratios of vendors that price in yuan (Moonshot, Zhipu, Qwen, CogView, Wanx), and behind
@@ -33,10 +34,14 @@ DALLE_SIZES = {
     "dall-e-3": {"1024x1024": 1, "1024x1792": 2, "1792x1024": 2},
 }
 DEFAULT_IMAGE_SIZE = "1024x1024"
-# Modes whose answer is a transcript: its tokens are what the audio is billed by.
-TRANSCRIPT_MODES = ("transcriptions", "translations")
 
 UNKNOWN_MODEL_RATIO = 30  # one-api's fallback: expensive on purpose, so a typo is noticed
+# The reservation guesses the prompt from the request body's size, so the tokenizer runs only when a vendor
+# reports no usage (one-api counts the prompt before every call). A token is about 4 bytes of English; a
+# CJK character is 3 bytes of UTF-8 and about one token; the JSON around the text adds bytes but no tokens.
+# So a third of the size errs high for most prompts, and what is held beyond the bill is released at
+# settlement.
+BODY_BYTES_PER_PROMPT_TOKEN = 3
 
 
 def model_ratio(model: str, channel_type: int, ratios: dict[str, float]) -> float:
@@ -121,6 +126,11 @@ def list_price(*, model_ratio: float, group_ratio: float, completion_ratio: floa
     return _dec(model_ratio) * _dec(group_ratio) * _dec(completion_ratio) * tokens
 
 
+def estimate_prompt_tokens(body_size: int) -> int:
+    """The prompt tokens a request body of `body_size` bytes is reserved for (see BODY_BYTES_PER_PROMPT_TOKEN)."""
+    return body_size // BODY_BYTES_PER_PROMPT_TOKEN
+
+
 def pre_consume_quota(*, base: int, prompt_tokens: int, max_tokens: int, model_ratio: float,
                       group_ratio: float) -> int:
     """What to reserve before the call: (PreConsumedQuota + prompt + max_tokens) x MR x GR."""
@@ -137,7 +147,7 @@ class Order:
     mode: str
     model: str  # the name the client asked for
     group: str  # the user's group
-    prompt_tokens: int = 0  # an estimate, for the reservation only
+    body_size: int = 0  # the request body's bytes: the reservation's prompt is estimated from them
     max_tokens: int = 0
     images: int = 1  # images asked for (`n`)
     image_size: str = DEFAULT_IMAGE_SIZE
@@ -183,7 +193,8 @@ def quote(order: Order, *, channel_type: int, mapped_model: str | None = None) -
     if fixed is not None:
         reserve = fixed
     else:
-        reserve = pre_consume_quota(base=options.get("PreConsumedQuota"), prompt_tokens=order.prompt_tokens,
+        reserve = pre_consume_quota(base=options.get("PreConsumedQuota"),
+                                    prompt_tokens=estimate_prompt_tokens(order.body_size),
                                     max_tokens=order.max_tokens, model_ratio=ratio, group_ratio=group)
     return Quote(model_ratio=ratio, completion_ratio=completion_ratio(name, options.get("CompletionRatio")),
                  group_ratio=group, reserve=reserve, fixed=fixed, images=order.images)

@@ -148,6 +148,10 @@ class ChannelForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # Health may auto-disable the channel while its page is open; the status the page showed travels
+            # with the post, so saving other edits leaves a status the operator did not touch alone.
+            self.fields["status"].show_hidden_initial = True
         instance_type = self.instance.type if self.instance.pk else None
         channel_type = instance_type or numbers.int_or_none(self.initial.get("type")) or 1
         self._config_names = config_field_types()
@@ -203,5 +207,8 @@ class ChannelForm(forms.ModelForm):
         return cleaned
 
     def channel_fields(self) -> dict:
-        """The fields channel_create / channel_update take."""
-        return {name: self.cleaned_data.get(name) for name in self.Meta.fields}
+        """The fields channel_create / channel_update take; on edit, status only when the operator changed it."""
+        fields = {name: self.cleaned_data.get(name) for name in self.Meta.fields}
+        if self.instance.pk and "status" not in self.changed_data:
+            fields.pop("status")
+        return fields

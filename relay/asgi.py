@@ -15,7 +15,7 @@ from django.conf import settings
 
 from billing.ledger import ledger
 from oneapi_site.lib.ids import new_request_id
-from providers.adapters.uploads import UPLOAD_MODES
+from oneapi_site.lib.modes import TRANSCRIPT_MODES
 from relay import info, media
 from relay.auth import authenticate
 from relay.cache import cache
@@ -178,7 +178,7 @@ class RelayApp:
 
     async def _relay(self, scope, receive, response: Response, mode: str, path_model: str | None) -> None:
         caller = await self._caller(scope)
-        if mode in UPLOAD_MODES:
+        if mode in TRANSCRIPT_MODES:
             # The upload streams through `receive`, so no disconnect watcher may read it too.
             upload = await media.read_upload(receive, _header(scope, b"content-type"))
             await relay_request(caller=caller, mode=mode, raw_body=b"", request_id=response.request_id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import orjson
 
 from billing.pricing import DALLE_SIZES, DEFAULT_IMAGE_SIZE
+from oneapi_site.lib.modes import TRANSCRIPT_MODES
 from providers.adapters import uploads
 from providers.adapters.multipart import FormError
 from relay.errors import RelayError, bad_request
@@ -24,7 +25,7 @@ ROUTES = {
     "/v1/rerank": "rerank",
 }
 # Answers passed through with the upstream's own content type (audio, subtitles, plain text).
-RAW_MODES = ("speech", "transcriptions", "translations")
+RAW_MODES = ("speech", *TRANSCRIPT_MODES)
 DEFAULT_MODELS = {"images": "dall-e-2", "speech": "tts-1", "transcriptions": "whisper-1",
                   "translations": "whisper-1", "moderations": "text-moderation-stable"}
 MAX_SPEECH_INPUT = 4096  # OpenAI's own limit, in characters

@@ -84,7 +84,7 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
     channel = routing.first_channel(routes, group=caller.user.group, model=model, mode=mode,
                                     pinned=caller.pinned_channel)
 
-    order = _order(call, caller, prompt_estimate=len(raw_body) // 3)
+    order = _order(call, caller, body_size=len(raw_body))
     quote = _quote(order, channel)
     reserved = quote.reserve
     token = caller.token
@@ -113,7 +113,7 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
             ledger.release(user_id=caller.user.id, token_id=token.id, amount=reserved, limited=not token.unlimited)
 
 
-def _order(call: Call, caller: Caller, *, prompt_estimate: int) -> pricing.Order:
+def _order(call: Call, caller: Caller, *, body_size: int) -> pricing.Order:
     """The request's facts its price depends on."""
     body = call.body
     if call.mode == "images":
@@ -123,7 +123,7 @@ def _order(call: Call, caller: Caller, *, prompt_estimate: int) -> pricing.Order
     if call.mode == "speech":
         return pricing.Order(mode=call.mode, model=call.model, group=caller.user.group,
                              characters=len(body["input"]))
-    return pricing.Order(mode=call.mode, model=call.model, group=caller.user.group, prompt_tokens=prompt_estimate,
+    return pricing.Order(mode=call.mode, model=call.model, group=caller.user.group, body_size=body_size,
                          max_tokens=body.get("max_tokens") or body.get("max_completion_tokens") or 0)
 
 

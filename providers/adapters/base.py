@@ -34,6 +34,8 @@ from typing import Any, ClassVar, TypeVar
 import aiohttp
 import orjson
 
+from oneapi_site.lib.modes import TRANSCRIPT_MODES
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelInfo:
@@ -434,8 +436,8 @@ class Adapter:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
             # Transcripts asked for as text, srt or vtt come back as plain text.
-            return body.decode("utf-8", "replace") if mode in ("transcriptions", "translations") else ""
-        if mode in ("transcriptions", "translations"):
+            return body.decode("utf-8", "replace") if mode in TRANSCRIPT_MODES else ""
+        if mode in TRANSCRIPT_MODES:
             return str(payload.get("text", "")) if isinstance(payload, dict) else ""
         parts: list[str] = []
         for choice in (payload.get("choices") or ()) if isinstance(payload, dict) else ():

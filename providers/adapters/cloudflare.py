@@ -37,6 +37,7 @@ from urllib.parse import quote
 
 import orjson
 
+from oneapi_site.lib.modes import TRANSCRIPT_MODES
 from providers.adapters import uploads
 from providers.adapters.base import (
     ChannelInfo,
@@ -60,7 +61,7 @@ from providers.adapters.openai_shapes import (
 
 TASKS = {"chat": "/v1/chat/completions", "embeddings": "/v1/embeddings"}
 GATEWAY_PREFIX = "https://gateway.ai.cloudflare.com"
-MEDIA_MODES = ("images", "speech", "transcriptions", "translations")
+MEDIA_MODES = ("images", "speech", *TRANSCRIPT_MODES)
 # Text-to-image models that take flux's input; any other takes Stable Diffusion's (width, height, num_steps).
 FLUX_MODELS = ("@cf/black-forest-labs/flux-1-schnell",)
 # The optional inputs each family documents, sent when the client gives them (extra fields of its body).
@@ -243,7 +244,7 @@ class CloudflareAdapter(OpenAIAdapter):
             return images_answer([self.image(ctx, body)]), None
         if ctx.mode == "speech":
             return self.speech(ctx, body), None
-        if ctx.mode in uploads.UPLOAD_MODES:
+        if ctx.mode in TRANSCRIPT_MODES:
             return self.transcript(ctx, body), None
         return super().parse_response(ctx, body=body)
 
@@ -289,7 +290,7 @@ class CloudflareAdapter(OpenAIAdapter):
     def answer_content_type(self, ctx: RequestContext) -> str:
         if ctx.mode == "speech":
             return "audio/mpeg"
-        if ctx.mode in uploads.UPLOAD_MODES:
+        if ctx.mode in TRANSCRIPT_MODES:
             return transcript_content_type(ctx.body)
         return "application/json"
 

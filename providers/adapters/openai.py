@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 import orjson
 
 from billing import pricing
+from oneapi_site.lib.modes import TRANSCRIPT_MODES
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
@@ -94,7 +95,7 @@ class OpenAIAdapter(Adapter):
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         fields = ANSWER_FIELDS.get(ctx.mode, ())
-        if ctx.body.get("response_format") in TEXT_FORMATS and ctx.mode in ("transcriptions", "translations"):
+        if ctx.body.get("response_format") in TEXT_FORMATS and ctx.mode in TRANSCRIPT_MODES:
             fields = ()
         payload = json_or_none(body)
         if fields:

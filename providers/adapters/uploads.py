@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from providers.adapters.multipart import FormError, FormScanner, Part, malformed
 
-UPLOAD_MODES = ("transcriptions", "translations")
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
 HEAD_LIMIT = 256 * 1024  # the form's fields, all together
 # The fields the relay or an adapter routes, prices or answers by. They reach the upstream exactly as the

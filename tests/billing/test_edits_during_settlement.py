@@ -207,21 +207,42 @@ def test_a_rename_that_meets_a_settling_batch_waits_for_it_instead_of_deadlockin
     assert (token.name, token.used_quota, token.remain_quota) == ("renamed", 321, TOKEN_QUOTA - 321)
 
 
-# --- Services handed a row read before a charge settled --------------------------------------------
+# --- Services holding a row read before a charge settled --------------------------------------------
 
 
-def test_token_update_with_a_stale_token_writes_only_what_it_changes(token):
-    stale = Token.objects.get(pk=token.pk)
-    settle(token, 500)
-    token_update(token=stale, name="renamed", status=Token.Status.DISABLED)
+def settles_after_the_services_read(row, token: Token, quota: int, channel_id: int = 0) -> list[int]:
+    """Make `row` settle a charge right after the service re-reads it, before the service writes: the race
+    at its narrowest, where a whole-row save would put back the counters just read. Returns a list that
+    gets one entry when the charge settled, so a test can tell the service did read through the hook.
+
+    The charge is applied as the ledger's flush applies it, minus the flush's connection check: that drops
+    a connection found inside a transaction, and channel_update reads inside its own."""
+    read, settled = row.refresh_from_db, []
+
+    def read_then_settle(*args, **kwargs):
+        read(*args, **kwargs)
+        if not settled:
+            charges_apply([charge(token, quota, 0, channel_id)])
+            settled.append(1)
+
+    row.refresh_from_db = read_then_settle
+    return settled
+
+
+def test_token_update_writes_only_what_it_changes_over_a_charge_settled_after_its_read(token):
+    row = Token.objects.get(pk=token.pk)
+    settled = settles_after_the_services_read(row, token, 500)
+    token_update(token=row, name="renamed", status=Token.Status.DISABLED)
+    assert settled
     assert_counters_match_the_logs(token)
     assert Token.objects.filter(pk=token.pk, name="renamed", status=Token.Status.DISABLED).exists()
 
 
 def test_setting_remain_quota_explicitly_still_sets_it(token):
-    stale = Token.objects.get(pk=token.pk)
-    settle(token, 500)
-    token_update(token=stale, remain_quota=42)
+    row = Token.objects.get(pk=token.pk)
+    settled = settles_after_the_services_read(row, token, 500)
+    token_update(token=row, remain_quota=42)
+    assert settled
     token.refresh_from_db()
     assert (token.remain_quota, token.used_quota) == (42, 500)
 
@@ -235,11 +256,12 @@ def test_user_edits_with_a_stale_user_write_back_no_quota(token, owner, root):
     assert User.objects.filter(pk=owner.pk, display_name="Me", group="vip").exists()
 
 
-def test_channel_update_with_a_stale_channel_writes_back_no_used_quota(token):
+def test_channel_update_writes_back_no_used_quota_over_a_charge_settled_after_its_read(token):
     channel = ChannelFactory(name="busy-channel")
-    stale = Channel.objects.get(pk=channel.pk)
-    settle(token, 900, channel_id=channel.pk)
-    channel_update(channel=stale, name="renamed", priority=3)
+    row = Channel.objects.get(pk=channel.pk)
+    settled = settles_after_the_services_read(row, token, 900, channel.pk)
+    channel_update(channel=row, name="renamed", priority=3)
+    assert settled
     channel.refresh_from_db()
     assert (channel.name, channel.priority, channel.used_quota) == ("renamed", 3, 900)
 

@@ -36,6 +36,10 @@ def test_completion_ratio_rules_for_models_missing_from_the_option():
     assert pricing.completion_ratio("some-model", {"some-model": 2.5}) == 2.5
 
 
+def test_the_reservations_prompt_is_a_third_of_the_body_size():
+    assert [pricing.estimate_prompt_tokens(size) for size in (0, 2, 3, 302, 30_000)] == [0, 0, 1, 100, 10_000]
+
+
 def test_pre_consume_reserves_base_prompt_and_max_tokens():
     assert pricing.pre_consume_quota(base=500, prompt_tokens=100, max_tokens=400, model_ratio=0.5,
                                      group_ratio=2) == 1000
@@ -68,7 +72,7 @@ def test_the_client_model_is_priced_unless_only_the_mapped_name_has_a_price():
 
 def test_a_text_order_reserves_the_base_its_prompt_and_max_tokens_at_its_ratios():
     load_options(ModelRatio={"m": 0.5}, GroupRatio={"vip": 2}, PreConsumedQuota=500)
-    order = pricing.Order(mode="chat", model="m", group="vip", prompt_tokens=100, max_tokens=400)
+    order = pricing.Order(mode="chat", model="m", group="vip", body_size=300, max_tokens=400)  # prompt ~100
     quote = pricing.quote(order, channel_type=1)
     assert (quote.reserve, quote.fixed, quote.group_ratio) == (1000, None, 2)
     assert quote.explanation == "model ratio 0.5 x group ratio 2 x completion ratio 1"

@@ -106,6 +106,49 @@ def test_bad_model_mapping_json_is_reported_by_name(root_client, secret_channel)
     assert secret_channel.model_mapping == {}
 
 
+def _shown_status(client, channel) -> dict:
+    """The status inputs of the change page as a browser posts them back untouched."""
+    html = client.get(change_url(channel)).content.decode()
+    select = re.search(r'<select name="status".*?</select>', html, re.S).group(0)
+    posted = {"status": re.search(r'<option value="(\d+)" selected>', select).group(1)}
+    hidden = re.search(r'<input type="hidden" name="initial-status" value="(\d+)"', html)
+    if hidden:
+        posted["initial-status"] = hidden.group(1)
+    return posted
+
+
+def test_saving_other_edits_keeps_a_status_health_set_while_the_page_was_open(root_client, secret_channel):
+    posted = _shown_status(root_client, secret_channel)
+    Channel.objects.filter(pk=secret_channel.pk).update(status=Channel.Status.AUTO_DISABLED)
+    response = root_client.post(change_url(secret_channel), form_data(name="renamed", key="", **posted))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    secret_channel.refresh_from_db()
+    assert secret_channel.name == "renamed"
+    assert secret_channel.status == Channel.Status.AUTO_DISABLED
+    assert not Ability.objects.filter(channel=secret_channel, enabled=True).exists()
+
+
+def test_a_status_the_operator_changed_is_written_even_over_one_health_set(root_client, secret_channel):
+    posted = _shown_status(root_client, secret_channel)
+    Channel.objects.filter(pk=secret_channel.pk).update(status=Channel.Status.AUTO_DISABLED)
+    posted["status"] = str(Channel.Status.MANUALLY_DISABLED)
+    response = root_client.post(change_url(secret_channel), form_data(name="renamed", key="", **posted))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    secret_channel.refresh_from_db()
+    assert (secret_channel.name, secret_channel.status) == ("renamed", Channel.Status.MANUALLY_DISABLED)
+
+
+def test_re_enabling_an_auto_disabled_channel_from_its_page_is_written(root_client, secret_channel):
+    Channel.objects.filter(pk=secret_channel.pk).update(status=Channel.Status.AUTO_DISABLED)
+    posted = _shown_status(root_client, secret_channel)
+    assert posted["status"] == str(Channel.Status.AUTO_DISABLED)
+    posted["status"] = str(Channel.Status.ENABLED)
+    root_client.post(change_url(secret_channel), form_data(key="", **posted))
+    secret_channel.refresh_from_db()
+    assert secret_channel.status == Channel.Status.ENABLED
+    assert not Ability.objects.filter(channel=secret_channel, enabled=False).exists()
+
+
 def _textarea(html: str, name: str) -> str:
     return re.search(rf'<textarea name="{name}"[^>]*>(.*?)</textarea>', html, re.S).group(1).strip()
 

@@ -105,8 +105,9 @@ class Embeddings:
     script: dict = field(default_factory=dict)
     prompt_tokens: int | None = None  # the vendor's count; None: counted locally
     usage: dict | None = None  # the whole usage object, where the vendor's test pinned it
-    dimensions: int | None = None  # of the mock's vectors
     input: tuple[str, ...] = ("a", "b")
+    # The vectors the mock sends for `input`, in order; the first is also its answer to a single input.
+    vectors: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,8 @@ VENDORS = [
         failover={"status": 429, "error": {"code": "Throttling.RateQuota", "message": "Requests rate limit exceeded",
                                            "request_id": "r1"}},
         embeddings=Embeddings("text-embedding-v3", {"prompt_tokens": 6}, 6, usage={"prompt_tokens": 6,
-                                                                                 "total_tokens": 6}),
+                                                                                 "total_tokens": 6},
+                              vectors=((0.1, -0.2, 0.3), (0.2, -0.2, 0.3))),
     ),
     Vendor(
         "anthropic", 14, MockAnthropic, "sk-ant-api03-upstream-secret", "claude-sonnet-4-5-20250929",
@@ -241,7 +243,7 @@ VENDORS = [
         ),
         failover={"baidu_error": {"error_code": 18, "error_msg": "Open api qps request limit reached"}},
         bad_key="nopipesecret123",
-        embeddings=Embeddings("Embedding-V1", {"prompt_tokens": 7}, 7),
+        embeddings=Embeddings("Embedding-V1", {"prompt_tokens": 7}, 7, vectors=((0.1, -0.2, 0.3), (0.2, -0.2, 0.3))),
     ),
     Vendor(
         "bedrock", 33, _bedrock, AWS_KEY, "claude-3-5-sonnet-20241022", "Hello from Claude on Bedrock.", (14, 9),
@@ -283,7 +285,7 @@ VENDORS = [
                     fields={"type": "authentication_error"}),
         ),
         embeddings=Embeddings("embed-v4.0", {"prompt_tokens": 8}, 8, usage={"prompt_tokens": 8, "total_tokens": 8},
-                              dimensions=3),
+                              vectors=((0.01, -0.02, 0.03), (0.02, -0.02, 0.03))),
     ),
     Vendor(
         "coze", 34, MockCoze, "pat_upstream_coze_secret", "bot-7379462189365198898", "Hello from the Coze bot.",
@@ -312,7 +314,9 @@ VENDORS = [
             Refusal("api-key", 400, "API key not valid. Please pass a valid API key.",
                     script={"status": 400, "error": "error_api_key.json"}, fields={"code": "invalid_api_key"}),
         ),
-        embeddings=Embeddings("gemini-embedding-001", input=("hello world", "second"), dimensions=4),
+        embeddings=Embeddings("gemini-embedding-001", input=("hello world", "second"),  # fixture embeddings.json
+                              vectors=((0.013168523, -0.008711934, -0.046782676, 0.00069968984),
+                                       (-0.0125, 0.25, 0.5, -1.0))),
     ),
     Vendor(
         "ollama", 30, mock_ollama.MockOllama, "sk-ollama-proxy", "llama3.2", mock_ollama.REPLY, (26, 10),
@@ -326,7 +330,7 @@ VENDORS = [
                     fields={"code": "model_not_found"}),
         ),
         embeddings=Embeddings("all-minilm", {"prompt_tokens": 8}, 8, usage={"prompt_tokens": 8, "total_tokens": 8},
-                              dimensions=3),
+                              vectors=((0.01, -0.02, 0.03), (0.02, -0.02, 0.03))),
     ),
     Vendor(
         "spark-http", 48, _spark_http, "sparkApiPassword:abc123", "generalv3.5", mock_xunfei.REPLY, (6, 8),
@@ -368,14 +372,16 @@ VENDORS = [
                     fields={"code": "RequestLimitExceeded", "type": "rate_limit_error"}),
         ),
         failover={"tencent_error": ("RequestLimitExceeded", "Your current request times exceeds the limit.")},
-        embeddings=Embeddings("hunyuan-embedding", {"prompt_tokens": 4}, 4),
+        embeddings=Embeddings("hunyuan-embedding", {"prompt_tokens": 4}, 4,
+                              vectors=((0.01, -0.02, 0.03), (0.02, -0.02, 0.03))),
     ),
     Vendor(
         "vertex-gemini", 42, _vertex, "unused", "gemini-2.5-flash", "Hello from Gemini.", (9, 17),
         secret=VERTEX_PEM[40:80], config=_vertex_config,
         usage_details={"completion_tokens_details": {"reasoning_tokens": 12}},
         cut=Cut({"cut_after": 1}, text="Hello", completion=1),
-        embeddings=Embeddings("text-embedding-005", prompt_tokens=3 + 4, input=("hello", "world"), dimensions=2),
+        embeddings=Embeddings("text-embedding-005", prompt_tokens=3 + 4, input=("hello", "world"),
+                              vectors=((0.1, 0.2), (0.2, 0.2))),
     ),
     Vendor(
         "vertex-claude", 42, _vertex, "unused", "claude-sonnet-4-5-20250929", "Hello from Claude.", (12, 6),
@@ -399,7 +405,7 @@ VENDORS = [
         ),
         failover={"status": 429, "error": {"error": {"code": "1302", "message": "并发数过高"}}},
         bad_key="nodotsecret123",
-        embeddings=Embeddings("embedding-3", {"prompt_tokens": 9}, 9),
+        embeddings=Embeddings("embedding-3", {"prompt_tokens": 9}, 9, vectors=((0.1, -0.2, 0.3), (0.2, -0.2, 0.3))),
     ),
 ]
 
@@ -674,8 +680,7 @@ async def test_embeddings_are_openais_list_billed_with_the_vendors_count(relay_c
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["object"] == "list" and [d["index"] for d in answer["data"]] == list(range(len(asked.input)))
-    if asked.dimensions:
-        assert {len(d["embedding"]) for d in answer["data"]} == {asked.dimensions}
+    assert [d["embedding"] for d in answer["data"]] == [list(v) for v in asked.vectors]
     prompt = answer["usage"]["prompt_tokens"]
     if asked.prompt_tokens is None:
         assert prompt > 0
@@ -692,9 +697,9 @@ async def test_the_openai_sdk_embeds(relay_client, vendor, vendor_world):
     asked = vendor.embeddings
     vendor_world.upstream.then(**asked.script)
     vectors = await vendor_world.sdk(relay_client).embeddings.create(model=asked.model, input="hi")
-    assert len(vectors.data) == 1 and vectors.data[0].embedding
-    if asked.dimensions:
-        assert len(vectors.data[0].embedding) == asked.dimensions
+    assert len(vectors.data) == 1
+    # The SDK asks for base64 unless told otherwise, and reads what comes back as float32.
+    assert vectors.data[0].embedding == pytest.approx(asked.vectors[0], rel=1e-6)
 
 
 @pytest.mark.parametrize("vendor", [c for c in cases() if "embeddings" not in adapter_for(c.values[0].type).modes])

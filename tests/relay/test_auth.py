@@ -84,3 +84,15 @@ async def test_insufficient_user_quota_is_refused_before_the_call(client, world)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "insufficient_user_quota"
     assert world.upstream.requests == []
+
+
+async def test_the_reservation_grows_with_the_body_the_relay_was_sent(client, world):
+    """The relay passes the body's size; pricing guesses the prompt from it: (500 + 30,070 / 3) x 0.075 is
+    about 790 quota, more than this token has, while the short request's 40 or so fits."""
+    token = await sync_to_async(TokenFactory)(user=world.user, remain_quota=100)
+    assert (await post(client, token)).status_code == 200
+    long = {**CHAT, "messages": [{"role": "user", "content": "x" * 30_000}]}
+    response = await post(client, token, body=long)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "pre_consume_token_quota_failed"
+    assert len(world.upstream.requests) == 1

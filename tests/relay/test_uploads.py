@@ -11,10 +11,12 @@ import pytest
 from aiohttp import web
 from asgiref.testing import ApplicationCommunicator
 
+from billing import pricing
+from oneapi_site.lib import modes
 from providers import health
-from providers.adapters import uploads
+from providers.adapters import cloudflare, uploads
 from providers.adapters.multipart import FormError, FormScanner
-from relay import media
+from relay import asgi, media
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import consume_log
 from tests.providers.vendor_harness import no_consume_log
@@ -310,3 +312,11 @@ async def test_a_client_leaving_mid_upload_is_not_held_against_the_channel(asgi_
     assert opened["status"] == 499
     assert failures == [] and recorder.forms == []
     assert await no_consume_log()
+
+
+def test_the_modes_read_as_uploads_are_the_modes_priced_by_transcript_one_list():
+    """One list (oneapi_site/lib/modes.py, which pricing, the adapters and the relay may all import): the relay
+    and the adapters read an upload for exactly the modes billed by their transcript."""
+    assert not hasattr(media, "UPLOAD_MODES") and not hasattr(uploads, "UPLOAD_MODES")
+    assert asgi.TRANSCRIPT_MODES is cloudflare.TRANSCRIPT_MODES is pricing.TRANSCRIPT_MODES is modes.TRANSCRIPT_MODES
+    assert media.RAW_MODES == ("speech", *modes.TRANSCRIPT_MODES)

@@ -6,9 +6,12 @@ loads the adapters would load the relay with them if one adapter imported it.
 The graph is read from the source (ast), not from `sys.modules`: an import written inside a function counts
 as much as one at the top, since it runs as soon as that function does and a cycle hidden that way breaks
 the day someone moves it up. `from x import y` counts as importing `x.y` when `y` is a module of the
-project, else as importing `x`. The packages Python runs on the way to a submodule (`x` for `x.y`) are not
-counted: a package that imports its own submodules is the usual shape, and would otherwise be a cycle with
-each of them.
+project, else as importing `x`. Importing `a.b.c` runs the packages `a` and `a.b` first, so it counts as
+importing them too: a package whose `__init__` imports its submodules (the adapters' registry) closes a
+cycle with any module outside it that imports one of its submodules and is imported by them. The one exception
+is the packages that enclose the importing module itself: they are already running when it runs, and a
+package's submodules importing each other while the package imports them is the usual shape, not a cycle.
+Naming an enclosing package outright (`from a.b import REGISTRY` in `a.b.c`) still counts.
 """
 
 from __future__ import annotations
@@ -71,9 +74,18 @@ def imports_of(module: str, source: str, modules: dict[str, Path]) -> set[str]:
             continue
         for target in targets:
             resolved = _resolve(target, modules)
-            if resolved is not None and resolved != module:
+            if resolved is not None:
                 found.add(resolved)
+                found.update(package for package in _packages_around(resolved, modules)
+                             if not module.startswith(package + "."))
+    found.discard(module)
     return found
+
+
+def _packages_around(module: str, modules: dict[str, Path]) -> list[str]:
+    """The project packages enclosing `module`, which Python runs before it when it loads it."""
+    parts = module.split(".")
+    return [name for name in (".".join(parts[:i]) for i in range(1, len(parts))) if name in modules]
 
 
 def import_graph(root: Path = ROOT) -> Graph:
@@ -182,11 +194,14 @@ def reached_from(graph: Graph, start: str) -> dict[str, str]:
 
 def layer_breaches(graph: Graph) -> list[str]:
     """Each core module that reaches the relay, directly or through other modules, with a shortest path to
-    each relay module it enters."""
+    each relay module it enters (the relay packages run on the way there are not named again)."""
     breaches = []
     for module in sorted(m for m in graph if is_core(m)):
         came_from = reached_from(graph, module)
-        for target in sorted(m for m in came_from if is_relay(m) and not is_relay(came_from[m])):
+        entered = {m for m in came_from if is_relay(m) and not is_relay(came_from[m])}
+        for target in sorted(entered):
+            if any(other.startswith(target + ".") for other in entered):
+                continue
             via = [came_from[target]]
             while via[-1] != module:
                 via.append(came_from[via[-1]])
@@ -234,6 +249,7 @@ def test_the_walk_sees_the_project_and_its_imports():
     # modules the adapters share with the relay.
     reached = reached_from(graph, "providers.services")
     assert {"providers.adapters.cloudflare", "providers.adapters.uploads", "oneapi_site.lib.tokenizer"} <= set(reached)
+    assert "providers" in graph["billing.services"]  # it imports providers.models, which runs providers first
 
 
 # --- The walk itself, on made-up trees and graphs ------------------------------
@@ -271,6 +287,35 @@ def test_relative_imports_and_submodules_named_by_from_are_followed(tmp_path):
     assert graph["providers.adapters.ali.chat"] == {"providers.adapters.base", "providers.adapters"}
     assert cycles(graph) == [["providers.adapters", "providers.adapters.ali", "providers.adapters.ali.chat",
                               "providers.adapters"]]
+
+
+def test_importing_a_submodule_runs_its_package_so_a_cycle_through_the_package_is_found(tmp_path):
+    root = _tree(tmp_path, {
+        "providers/adapters/__init__.py": "from providers.adapters.openai import OpenAIAdapter\n",
+        "providers/adapters/base.py": "Base = object\n",
+        "providers/adapters/openai.py": "from providers.adapters.base import Base\nfrom relay import routing\n",
+        "relay/routing.py": "from providers.adapters.base import Base\n",
+    })
+    graph = import_graph(root)
+    assert graph["relay.routing"] == {"providers", "providers.adapters", "providers.adapters.base"}
+    # The sibling import of the package's own submodule is no edge back to the package.
+    assert graph["providers.adapters.openai"] == {"providers.adapters.base", "relay", "relay.routing"}
+    assert cycles(graph) == [["providers.adapters", "providers.adapters.openai", "relay.routing",
+                              "providers.adapters"]]
+
+
+def test_a_package_importing_its_submodules_that_import_each_other_is_no_cycle(tmp_path):
+    root = _tree(tmp_path, {
+        "providers/adapters/__init__.py": "from . import ali, base\n",
+        "providers/adapters/base.py": "Base = object\n",
+        "providers/adapters/ali/__init__.py": "from providers.adapters.ali.chat import Adapter\n",
+        "providers/adapters/ali/chat.py": "from providers.adapters.base import Base\n",
+        "providers/adapters/ali/speech.py": "from providers.adapters.ali.chat import Adapter\n",
+    })
+    graph = import_graph(root)
+    assert "providers.adapters" not in graph["providers.adapters.ali.chat"]
+    assert "providers.adapters.ali" not in graph["providers.adapters.ali.speech"]
+    assert cycles(graph) == []
 
 
 def test_a_longer_cycle_is_named_in_the_order_it_runs():
@@ -316,7 +361,11 @@ def test_an_adapter_importing_the_relay_breaks_the_layer_rule_for_the_services_t
         "providers/selectors.py": "from providers import services\n",
         "billing/services.py": "from providers.adapters import uploads\n",
     })
+    # billing.services names only a module the relay shares, but importing it runs its package first, and the
+    # package loads every adapter.
     assert layer_breaches(import_graph(root)) == [
+        "billing.services imports relay.media through providers.adapters -> providers.adapters.cloudflare",
+        "billing.services imports relay.tokenizer through providers.adapters -> providers.adapters.gemini",
         "providers.selectors imports relay.media through providers.services -> providers.adapters "
         "-> providers.adapters.cloudflare",
         "providers.selectors imports relay.tokenizer through providers.services -> providers.adapters "

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import orjson
 
+from oneapi_site.lib.modes import TRANSCRIPT_MODES
 from providers.adapters.ali import asr, chat, speech, wanx
 from providers.adapters.ali.envelope import ali_error, invalid, usage_from
 from providers.adapters.base import (
@@ -60,10 +61,10 @@ class AliAdapter(Adapter):
     label: ClassVar[str] = "Alibaba DashScope"
     default_base_url: ClassVar[str] = "https://dashscope.aliyuncs.com"
     config_fields: ClassVar[tuple[str, ...]] = ("plugin",)
-    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings", "images", "speech", "transcriptions", "translations")
+    modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings", "images", "speech", *TRANSCRIPT_MODES)
     # Wanx images are a task to submit and then poll, Qwen-TTS links to its audio, and Paraformer listens on a
     # WebSocket (translations only to be refused: Paraformer does not translate).
-    complete_modes: ClassVar[tuple[str, ...]] = ("images", "speech", "transcriptions", "translations")
+    complete_modes: ClassVar[tuple[str, ...]] = ("images", "speech", *TRANSCRIPT_MODES)
 
     def base_url(self, channel: ChannelInfo) -> str:
         return (channel.base_url or self.default_base_url).rstrip("/")
@@ -112,7 +113,7 @@ class AliAdapter(Adapter):
             return await super().open(ctx, session=session)
         if ctx.mode == "speech":
             body, usage = await speech.synthesize(self, ctx, session=session)
-        elif ctx.mode in ("transcriptions", "translations"):
+        elif ctx.mode in TRANSCRIPT_MODES:
             body, usage = await asr.recognize(ctx, session=session, base_url=self.base_url(ctx.channel)), None
         else:
             body, usage = await wanx.generate(self, ctx, session=session), None
@@ -121,7 +122,7 @@ class AliAdapter(Adapter):
     def answer_content_type(self, ctx: RequestContext) -> str:
         if ctx.mode == "speech":
             return speech.SPEECH_FORMATS[speech.speech_format(ctx.body)]
-        if ctx.mode in ("transcriptions", "translations"):
+        if ctx.mode in TRANSCRIPT_MODES:
             return transcript_content_type(ctx.body)
         return "application/json"
 
