@@ -31,6 +31,11 @@ from relay.upstream import Call, Outcome, Responder, call_channel
 
 def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
     """The client's JSON body, checked as far as it must be before any quota is held."""
+    return check_body(load_json(raw), mode=mode, path_model=path_model)
+
+
+def load_json(raw: bytes) -> dict:
+    """The client's body as a JSON object, or the client's 400."""
     if not raw:
         raise bad_request("The request body is empty: send a JSON object.", code="invalid_json")
     try:
@@ -39,6 +44,11 @@ def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
         raise bad_request(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def check_body(body: dict, *, mode: str, path_model: str | None = None) -> dict:
+    """A request body as the relay takes it (an OpenAI body, or a codec's decoding of another protocol's)."""
     if path_model and not body.get("model"):
         body["model"] = path_model
     if not body.get("model") and mode in media.DEFAULT_MODELS:
@@ -63,14 +73,19 @@ def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
 
 
 async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_id: str, out: Responder,
-                        path_model: str | None = None, upload: Upload | None = None) -> None:
-    """Answer one `/v1` request of any kind (chat, completions, embeddings, images, speech, uploads...)."""
+                        path_model: str | None = None, upload: Upload | None = None,
+                        body: dict | None = None) -> None:
+    """Answer one `/v1` request of any kind (chat, completions, embeddings, images, speech, uploads...).
+
+    `body` is the request already decoded from the client's protocol (relay/codecs), `raw_body` as it came."""
     started_at = time.monotonic()
     if upload is not None:
         body = dict(upload.fields)
         body["model"] = body.get("model") or media.DEFAULT_MODELS[mode]
         if not upload.has_file:
             raise bad_request("`file` is required: send the audio as a multipart file field.", param="file")
+    elif body is not None:
+        body = check_body(body, mode=mode)
     else:
         body = parse_body(raw_body, mode=mode, path_model=path_model)
     model = body["model"]
