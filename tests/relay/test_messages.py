@@ -15,6 +15,9 @@ from accounts.models import Token
 from billing.models import Log
 from relay import http
 from tests.helpers import flush
+from tests.providers.mock_anthropic import MockAnthropic
+from tests.providers.vendor_harness import serve
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,6 +25,9 @@ MODEL = "gpt-4o-mini"
 HELLO = [{"role": "user", "content": "Say hello"}]
 WEATHER = {"name": "get_weather", "description": "Weather for a place",
            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+
+anthropic_server = serve(MockAnthropic)
 
 
 @pytest.fixture
@@ -252,3 +258,29 @@ async def test_a_claude_code_request_is_answered_streamed_and_then_whole(client,
     assert whole.status_code == 200, whole.text
     assert whole.json()["content"] == [{"type": "text", "text": "Hello from the mock upstream."}]
     assert "stream" not in world.upstream.requests[-1].body
+
+
+@pytest.fixture
+def claude_world(transactional_db, anthropic_server):
+    return new_world(anthropic_server, username="bob", type=14, name="claude", key="sk-ant-upstream",
+                     models="claude-house", model_mapping={"claude-house": "claude-sonnet-4-5-20250929"},
+                     config={"api_version": "2023-06-01"})
+
+
+async def test_a_claude_channel_answers_through_the_conversion_with_its_tool_calls(claude_world, sdk_http):
+    # Until Messages pass through to Anthropic-protocol channels, they are converted there and back as well.
+    world = claude_world
+    claude = anthropic.AsyncAnthropic(base_url="http://testserver", api_key=f"sk-{world.token.key}",
+                                      http_client=sdk_http, max_retries=0)
+    world.upstream.then(answer="tool_call")
+    whole = await claude.messages.create(model="claude-house", max_tokens=256, tools=[WEATHER], messages=HELLO)
+    assert [block.type for block in whole.content] == ["text", "tool_use"]
+    assert whole.content[1].input == {"location": "San Francisco, CA", "unit": "celsius"}
+    assert whole.stop_reason == "tool_use" and whole.model == "claude-house"
+    world.upstream.then(answer="tool_call")
+    async with claude.messages.stream(model="claude-house", max_tokens=256, tools=[WEATHER],
+                                      messages=HELLO) as stream:
+        final = await stream.get_final_message()
+    assert final.content[1].input == {"location": "San Francisco, CA"} and final.stop_reason == "tool_use"
+    sent = world.upstream.requests[-1]
+    assert sent.path == "/v1/messages" and sent.body["tools"][0]["input_schema"] == WEATHER["input_schema"]
