@@ -11,6 +11,7 @@ import gc
 import logging
 import re
 
+import orjson
 from django.conf import settings
 
 from billing.ledger import ledger
@@ -21,7 +22,7 @@ from relay import codecs, info, media
 from relay.auth import authenticate, check_model_allowed
 from relay.cache import cache
 from relay.codecs.base import Codec, Translator
-from relay.errors import RelayError, body_too_large
+from relay.errors import RelayError, bad_request, body_too_large
 from relay.pipeline import load_json, relay_request
 
 log = logging.getLogger("oneapi.relay")
@@ -205,7 +206,10 @@ class RelayApp:
         body = codec.decode_count(load_json(raw))
         check_model_allowed(caller, body["model"])
         # A coding agent's prompt runs to tens of thousands of tokens: counted off the event loop.
-        tokens = await asyncio.to_thread(tokenizer.count_prompt, body, body["model"])
+        try:
+            tokens = await asyncio.to_thread(tokenizer.count_prompt, body, body["model"])
+        except orjson.JSONEncodeError:  # the tools' schemas are written out to be counted
+            raise bad_request("The tools' schemas are nested too deep to be written out.", param="tools") from None
         await response.json(200, codec.encode_count(tokens))
 
     async def _caller(self, scope):

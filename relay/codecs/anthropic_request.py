@@ -15,6 +15,7 @@ import orjson
 from relay.errors import bad_request
 
 ROLES = ("user", "assistant", "system")
+WRITE_NESTING = 255  # how deep orjson writes (the client's JSON may be read 1024 levels deep)
 # `thinking.budget_tokens` to chat's `reasoning_effort`: the budget a vendor's effort level roughly spends.
 EFFORT_BUDGETS = ((4096, "low"), (16384, "medium"))
 TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
@@ -22,6 +23,17 @@ TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 
 def _refuse(where: str, message: str):
     return bad_request(f"{where}: {message}", param=where)
+
+
+def too_deep(where: str):
+    return _refuse(where, f"nested deeper than {WRITE_NESTING} levels, which no upstream request can carry")
+
+
+def _arguments(value: Any, where: str) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        raise too_deep(where) from None
 
 
 def _text_of(blocks: Any, where: str) -> str:
@@ -121,8 +133,8 @@ def _assistant(content: list, where: str) -> dict:
             if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
                 raise _refuse(at, "a tool_use block needs an id and a name")
             calls.append({"id": block["id"], "type": "function",
-                          "function": {"name": block["name"], "arguments": orjson.dumps(block.get("input") or {})
-                                       .decode()}})
+                          "function": {"name": block["name"],
+                                       "arguments": _arguments(block.get("input") or {}, f"{at}.input")}})
         # Thinking, and the blocks of Anthropic's server tools, mean nothing to another vendor: dropped.
     message: dict = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if calls:

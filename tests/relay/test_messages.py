@@ -5,6 +5,8 @@ thinking) are served as raw bodies in OpenAI's shape."""
 
 from __future__ import annotations
 
+import json
+
 import anthropic
 import httpx2
 import orjson
@@ -164,6 +166,24 @@ async def test_a_request_without_max_tokens_is_a_bad_request_in_anthropics_shape
     assert refused.value.body["error"]["type"] == "invalid_request_error"
     assert refused.value.body["error"]["message"].startswith("max_tokens: Field required")
     assert world.upstream.requests == []
+
+
+def nested(depth: int) -> list:
+    return orjson.loads(b"[" * depth + b"]" * depth)
+
+
+async def test_what_nests_too_deep_to_be_written_out_is_a_bad_request_not_a_failure(client, world):
+    auth = {"x-api-key": f"sk-{world.token.key}"}
+    call = {"role": "assistant",
+            "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {"x": nested(400)}}]}
+    sent = await client.post("/v1/messages", headers=auth, content=json.dumps(
+        {"model": MODEL, "max_tokens": 16, "messages": [*HELLO, call]}))
+    counted = await client.post("/v1/messages/count_tokens", headers=auth, content=json.dumps(
+        {"model": MODEL, "messages": HELLO, "tools": [{"name": "f", "input_schema": {"x": nested(400)}}]}))
+    for response in (sent, counted):
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["type"] == "invalid_request_error"
+    assert "nested" in sent.json()["error"]["message"] and world.upstream.requests == []
 
 
 async def test_upstream_and_routing_failures_arrive_as_the_sdks_errors(claude, world):
