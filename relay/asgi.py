@@ -230,16 +230,16 @@ class RelayApp:
         raw = await _read_body(receive)
         if raw is None:
             return
-        out, body = response, None
+        out, body, protocol = response, None, "openai"
         if translator is not None:
             body = translator.codec.decode(load_json(raw))
             translator.model = body["model"]
-            out = translator
+            out, protocol = translator, translator.codec.protocol
         task = asyncio.current_task()
         watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
         try:
             await relay_request(caller=caller, mode=mode, raw_body=raw, request_id=response.request_id,
-                                out=out, path_model=path_model, body=body)
+                                out=out, path_model=path_model, body=body, client_protocol=protocol)
         except asyncio.CancelledError:
             if watcher.done() and not watcher.cancelled():
                 task.uncancel()

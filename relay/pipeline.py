@@ -74,10 +74,11 @@ def check_body(body: dict, *, mode: str, path_model: str | None = None) -> dict:
 
 async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_id: str, out: Responder,
                         path_model: str | None = None, upload: Upload | None = None,
-                        body: dict | None = None) -> None:
+                        body: dict | None = None, client_protocol: str = "openai") -> None:
     """Answer one `/v1` request of any kind (chat, completions, embeddings, images, speech, uploads...).
 
-    `body` is the request already decoded from the client's protocol (relay/codecs), `raw_body` as it came."""
+    `body` is the request already decoded from the client's protocol (relay/codecs), `raw_body` as it came;
+    `client_protocol` names that protocol for the consume log."""
     started_at = time.monotonic()
     if upload is not None:
         body = dict(upload.fields)
@@ -115,12 +116,12 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
     settled = False
     try:
         await _call_with_failover(call, caller, routes, channel, out, outcome)
-        _settle(call, caller, order, channel, quote, outcome, reserved, started_at)
+        _settle(call, caller, order, channel, quote, outcome, reserved, started_at, client_protocol)
         settled = True
     except asyncio.CancelledError:
         # The client left. A stream that started is billed for what it produced.
         if outcome.started:
-            _settle(call, caller, order, channel, quote, outcome, reserved, started_at)
+            _settle(call, caller, order, channel, quote, outcome, reserved, started_at, client_protocol)
             settled = True
         raise
     finally:
@@ -183,7 +184,7 @@ def _to_relay_error(err: UpstreamError) -> RelayError:
 
 
 def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInfo, quote: pricing.Quote,
-            outcome: Outcome, reserved: int, started_at: float) -> None:
+            outcome: Outcome, reserved: int, started_at: float, client_protocol: str) -> None:
     """Charge what the answer held, on the channel that gave it."""
     channel = outcome.channel
     if channel.id != quoted.id:  # another channel answered: its prices apply
@@ -201,7 +202,7 @@ def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInf
         unlimited=token.unlimited, channel_id=channel.id, model_name=call.model, quota=quota,
         prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, request_id=call.request_id,
         elapsed_ms=int((time.monotonic() - started_at) * 1000), is_stream=call.stream, content=quote.explanation,
-        created_at=int(time.time()), system_prompt_reset=outcome.prompt_reset,
+        created_at=int(time.time()), system_prompt_reset=outcome.prompt_reset, client_protocol=client_protocol,
     ), reserved=reserved)
 
 

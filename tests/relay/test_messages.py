@@ -233,6 +233,7 @@ async def test_a_message_is_billed_and_logged_as_the_same_chat_request(client, w
     by_messages, by_chat = await consume_logs()
     fields = ("model_name", "quota", "prompt_tokens", "completion_tokens", "is_stream", "token_id", "channel_id")
     assert [getattr(by_messages, f) for f in fields] == [getattr(by_chat, f) for f in fields]
+    assert (by_messages.client_protocol, by_chat.client_protocol) == ("anthropic", "openai")
     assert by_messages.quota > 0 and by_messages.request_id == message.headers["x-oneapi-request-id"]
     token = await sync_to_async(Token.objects.get)(pk=world.token.pk)
     assert token.used_quota == 2 * by_chat.quota
