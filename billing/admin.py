@@ -258,7 +258,7 @@ class LogAdmin(admin.ModelAdmin):
     # A log's own page: every field read-only, times as dates and content in the reader's language.
     fields = ("created", "type", "username", "user_id", "token_name", "token_id", "model_name", "channel_id",
               "quota_display", "prompt_tokens", "completion_tokens", "elapsed", "is_stream", "system_prompt_reset",
-              "request_id", "content_text")
+              "client_protocol", "request_id", "content_text")
     readonly_fields = fields
 
     @admin.display(description=_("time"), ordering="created_at")

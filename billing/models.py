@@ -69,6 +69,8 @@ class Log(models.Model):
     elapsed_time = models.IntegerField(_("elapsed time"), default=0, help_text=_("Milliseconds."))
     is_stream = models.BooleanField(_("stream"), default=False)
     system_prompt_reset = models.BooleanField(_("system prompt reset"), default=False)
+    # Which API the client spoke ("openai", "anthropic"); blank on logs written before it was recorded.
+    client_protocol = models.CharField(_("client protocol"), max_length=16, blank=True, default="")
 
     class Meta:
         db_table = "logs"

@@ -27,7 +27,8 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext
 
-from relay.errors import body_too_large, missing_api_key
+from relay import codecs
+from relay.errors import RelayError, body_too_large, missing_api_key
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,18 @@ def limit_mb(area: str) -> int:
     return {"relay": settings.RELAY_MAX_BODY_MB, "api": settings.API_MAX_BODY_MB}.get(area, settings.WEB_MAX_BODY_MB)
 
 
-def refusal(area: str, *, cookies: dict[str, str], accept_language: str) -> tuple[bytes, bytes]:
-    """The 413's content type and body: OpenAI's error JSON on the relay, one-api's envelope elsewhere."""
+def relay_error(err: RelayError, path: str) -> bytes:
+    """The relay's refusal in the shape of the client protocol `path` belongs to (OpenAI's, Anthropic's...)."""
+    codec = codecs.for_path(path.rstrip("/"))
+    return err.to_json("") if codec is None else codec.render_error(err, "")[1]
+
+
+def refusal(area: str, *, cookies: dict[str, str], accept_language: str, path: str = "") -> tuple[bytes, bytes]:
+    """The 413's content type and body: the relay's error JSON for the path's protocol, one-api's envelope
+    elsewhere."""
     size = limit_mb(area)
     if area == "relay":
-        return b"application/json", body_too_large(size).to_json("")
+        return b"application/json", relay_error(body_too_large(size), path)
     visitor = SimpleNamespace(COOKIES=cookies, META={"HTTP_ACCEPT_LANGUAGE": accept_language})
     with translation.override(translation.get_language_from_request(visitor)):
         message = gettext("The request body is larger than %(size)d MB.") % {"size": size}
@@ -106,7 +114,8 @@ def install() -> None:
 
     def gotLength(self, length):
         # Twisted has read the request line and the headers; the body has not been read yet.
-        self._oneapi_area = area_of(_target_path(getattr(self.channel, "_path", b"") or b""))
+        self._oneapi_path = _target_path(getattr(self.channel, "_path", b"") or b"")
+        self._oneapi_area = area_of(self._oneapi_path)
         self._oneapi_limit = limit_mb(self._oneapi_area) * MB
         self._oneapi_received = 0
         self._oneapi_refused = False
@@ -144,7 +153,8 @@ def _refuse(request) -> None:
     """Answer 413 on the raw connection and close it: nothing of the body is read after this."""
     cookies = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.received_cookies.items()}
     accept_language = b",".join(request.requestHeaders.getRawHeaders(b"accept-language") or []).decode("latin-1")
-    content_type, body = refusal(request._oneapi_area, cookies=cookies, accept_language=accept_language)
+    content_type, body = refusal(request._oneapi_area, cookies=cookies, accept_language=accept_language,
+                                 path=request._oneapi_path)
     log.debug("refused a request body over %d bytes (%s)", request._oneapi_limit, request._oneapi_area)
     _answer_and_close(request, b"413 Content Too Large", content_type, body)
 
@@ -152,7 +162,8 @@ def _refuse(request) -> None:
 def _refuse_keyless(request) -> None:
     """Answer the relay's 401 for a missing key on the raw connection and close it, the body unread."""
     log.debug("refused a request body without an API key")
-    _answer_and_close(request, b"401 Unauthorized", b"application/json", missing_api_key().to_json(""))
+    _answer_and_close(request, b"401 Unauthorized", b"application/json",
+                      relay_error(missing_api_key(), request._oneapi_path))
 
 
 def _answer_and_close(request, status: bytes, content_type: bytes, body: bytes) -> None:

@@ -11,16 +11,19 @@ import gc
 import logging
 import re
 
+import orjson
 from django.conf import settings
 
 from billing.ledger import ledger
+from oneapi_site.lib import tokenizer
 from oneapi_site.lib.ids import new_request_id
 from oneapi_site.lib.modes import TRANSCRIPT_MODES
-from relay import info, media
-from relay.auth import authenticate
+from relay import codecs, info, media
+from relay.auth import authenticate, check_model_allowed
 from relay.cache import cache
-from relay.errors import RelayError, body_too_large
-from relay.pipeline import relay_request
+from relay.codecs.base import Codec, Translator
+from relay.errors import RelayError, bad_request, body_too_large
+from relay.pipeline import load_json, relay_request
 
 log = logging.getLogger("oneapi.relay")
 
@@ -33,6 +36,8 @@ TEXT_ROUTES = {
     "/v1/completions": "completions",
     "/v1/embeddings": "embeddings",
 }
+# Anthropic's Messages routes; what each does is in RelayApp._codec_route.
+CODEC_ROUTES = ("/v1/messages", "/v1/messages/count_tokens")
 ENGINE_EMBEDDINGS = re.compile(r"^/v1/engines/(?P<model>[^/]+)/embeddings$")
 # Known OpenAI routes that later work will relay; until then they say so plainly.
 NOT_IMPLEMENTED = re.compile(
@@ -126,20 +131,26 @@ class RelayApp:
             self._start()
         request_id = new_request_id()
         response = Response(send, request_id)
+        path = scope["path"].rstrip("/") or "/"
+        codec = codecs.for_path(path)
+        # A route of another protocol answers in its shape, errors included; OpenAI's routes go out as they are.
+        out = response if codec is None else Translator(response, codec, model="", request_id=request_id)
         try:
-            await self.dispatch(scope, receive, response)
+            if codec is None:
+                await self.dispatch(scope, receive, response, path)
+            else:
+                await self._codec_route(scope, receive, out, path)
         except RelayError as err:
-            await response.error(err)
+            await out.error(err)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("relay failure (request id %s)", request_id)
-            await response.error(RelayError(500, "The gateway failed to handle this request.",
-                                            type="one_api_panic", code="internal_error"))
+            await out.error(RelayError(500, "The gateway failed to handle this request.",
+                                       type="one_api_panic", code="internal_error"))
 
-    async def dispatch(self, scope, receive, response: Response) -> None:
+    async def dispatch(self, scope, receive, response: Response, path: str) -> None:
         method = scope["method"]
-        path = scope["path"].rstrip("/") or "/"
         if method == "OPTIONS":
             await response.start(204, [(b"access-control-allow-methods", b"GET, POST, OPTIONS"),
                                        (b"access-control-allow-headers", b"*"), (b"content-length", b"0")])
@@ -172,11 +183,43 @@ class RelayApp:
         raise RelayError(404, f"Invalid URL ({method} {scope['path']})", type="invalid_request_error",
                          code="unknown_url")
 
+    async def _codec_route(self, scope, receive, out: Translator, path: str) -> None:
+        """A route of another client protocol (relay/codecs): the request decoded, the answer translated."""
+        method = scope["method"]
+        if method == "OPTIONS" or path not in CODEC_ROUTES:
+            await self.dispatch(scope, receive, out.out, path)  # a preflight, or the protocol's 404/501
+            return
+        if method != "POST":
+            raise RelayError(405, f"{method} is not allowed on {path}; use POST.", type="invalid_request_error",
+                             code="method_not_allowed")
+        if path.endswith("/count_tokens"):
+            await self._count_tokens(scope, receive, out.out, out.codec)
+        else:
+            await self._relay(scope, receive, out.out, "chat", None, translator=out)
+
+    async def _count_tokens(self, scope, receive, response: Response, codec: Codec) -> None:
+        """The prompt's tokens by the project's tokenizer, as the vendor would bill it at the most."""
+        caller = await self._caller(scope)
+        raw = await _read_body(receive)
+        if raw is None:
+            return
+        body = codec.decode_count(load_json(raw))
+        check_model_allowed(caller, body["model"])
+        # A coding agent's prompt runs to tens of thousands of tokens: counted off the event loop.
+        try:
+            tokens = await asyncio.to_thread(tokenizer.count_prompt, body, body["model"])
+        except orjson.JSONEncodeError:  # the tools' schemas are written out to be counted
+            raise bad_request("The tools' schemas are nested too deep to be written out.", param="tools") from None
+        await response.json(200, codec.encode_count(tokens))
+
     async def _caller(self, scope):
         client = scope.get("client") or ("", 0)
-        return await authenticate(authorization=_header(scope, b"authorization"), client_ip=client[0] or "")
+        # Anthropic's clients send their key as x-api-key (Claude Code with an auth token sends a Bearer).
+        key = _header(scope, b"authorization") or _header(scope, b"x-api-key")
+        return await authenticate(authorization=key, client_ip=client[0] or "")
 
-    async def _relay(self, scope, receive, response: Response, mode: str, path_model: str | None) -> None:
+    async def _relay(self, scope, receive, response: Response, mode: str, path_model: str | None,
+                     translator: Translator | None = None) -> None:
         caller = await self._caller(scope)
         if mode in TRANSCRIPT_MODES:
             # The upload streams through `receive`, so no disconnect watcher may read it too.
@@ -187,11 +230,16 @@ class RelayApp:
         raw = await _read_body(receive)
         if raw is None:
             return
+        out, body, protocol = response, None, "openai"
+        if translator is not None:
+            body = translator.codec.decode(load_json(raw))
+            translator.model = body["model"]
+            out, protocol = translator, translator.codec.protocol
         task = asyncio.current_task()
         watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
         try:
             await relay_request(caller=caller, mode=mode, raw_body=raw, request_id=response.request_id,
-                             out=response, path_model=path_model)
+                                out=out, path_model=path_model, body=body, client_protocol=protocol)
         except asyncio.CancelledError:
             if watcher.done() and not watcher.cancelled():
                 task.uncancel()

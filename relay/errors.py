@@ -35,8 +35,8 @@ def body_too_large(limit_mb: int) -> RelayError:
 
 def missing_api_key() -> RelayError:
     """The relay's answer to a request without a key (oneapi_site/body_limit.py gives it before the body)."""
-    return RelayError(401, "No API key provided: send Authorization: Bearer sk-...", type="invalid_request_error",
-                      code="missing_api_key")
+    return RelayError(401, "No API key provided: send Authorization: Bearer sk-... or x-api-key: sk-...",
+                      type="invalid_request_error", code="missing_api_key")
 
 
 def bad_request(message: str, *, code: str = "invalid_request", param: str | None = None) -> RelayError:

@@ -31,6 +31,11 @@ from relay.upstream import Call, Outcome, Responder, call_channel
 
 def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
     """The client's JSON body, checked as far as it must be before any quota is held."""
+    return check_body(load_json(raw), mode=mode, path_model=path_model)
+
+
+def load_json(raw: bytes) -> dict:
+    """The client's body as a JSON object, or the client's 400."""
     if not raw:
         raise bad_request("The request body is empty: send a JSON object.", code="invalid_json")
     try:
@@ -39,6 +44,11 @@ def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
         raise bad_request(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def check_body(body: dict, *, mode: str, path_model: str | None = None) -> dict:
+    """A request body as the relay takes it (an OpenAI body, or a codec's decoding of another protocol's)."""
     if path_model and not body.get("model"):
         body["model"] = path_model
     if not body.get("model") and mode in media.DEFAULT_MODELS:
@@ -63,14 +73,20 @@ def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
 
 
 async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_id: str, out: Responder,
-                        path_model: str | None = None, upload: Upload | None = None) -> None:
-    """Answer one `/v1` request of any kind (chat, completions, embeddings, images, speech, uploads...)."""
+                        path_model: str | None = None, upload: Upload | None = None,
+                        body: dict | None = None, client_protocol: str = "openai") -> None:
+    """Answer one `/v1` request of any kind (chat, completions, embeddings, images, speech, uploads...).
+
+    `body` is the request already decoded from the client's protocol (relay/codecs), `raw_body` as it came;
+    `client_protocol` names that protocol for the consume log."""
     started_at = time.monotonic()
     if upload is not None:
         body = dict(upload.fields)
         body["model"] = body.get("model") or media.DEFAULT_MODELS[mode]
         if not upload.has_file:
             raise bad_request("`file` is required: send the audio as a multipart file field.", param="file")
+    elif body is not None:
+        body = check_body(body, mode=mode)
     else:
         body = parse_body(raw_body, mode=mode, path_model=path_model)
     model = body["model"]
@@ -100,12 +116,12 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
     settled = False
     try:
         await _call_with_failover(call, caller, routes, channel, out, outcome)
-        _settle(call, caller, order, channel, quote, outcome, reserved, started_at)
+        _settle(call, caller, order, channel, quote, outcome, reserved, started_at, client_protocol)
         settled = True
     except asyncio.CancelledError:
         # The client left. A stream that started is billed for what it produced.
         if outcome.started:
-            _settle(call, caller, order, channel, quote, outcome, reserved, started_at)
+            _settle(call, caller, order, channel, quote, outcome, reserved, started_at, client_protocol)
             settled = True
         raise
     finally:
@@ -168,7 +184,7 @@ def _to_relay_error(err: UpstreamError) -> RelayError:
 
 
 def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInfo, quote: pricing.Quote,
-            outcome: Outcome, reserved: int, started_at: float) -> None:
+            outcome: Outcome, reserved: int, started_at: float, client_protocol: str) -> None:
     """Charge what the answer held, on the channel that gave it."""
     channel = outcome.channel
     if channel.id != quoted.id:  # another channel answered: its prices apply
@@ -186,7 +202,7 @@ def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInf
         unlimited=token.unlimited, channel_id=channel.id, model_name=call.model, quota=quota,
         prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, request_id=call.request_id,
         elapsed_ms=int((time.monotonic() - started_at) * 1000), is_stream=call.stream, content=quote.explanation,
-        created_at=int(time.time()), system_prompt_reset=outcome.prompt_reset,
+        created_at=int(time.time()), system_prompt_reset=outcome.prompt_reset, client_protocol=client_protocol,
     ), reserved=reserved)
 
 

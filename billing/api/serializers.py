@@ -43,6 +43,7 @@ def log_json(log: Log) -> dict:
         "elapsed_time": log.elapsed_time,
         "is_stream": log.is_stream,
         "system_prompt_reset": log.system_prompt_reset,
+        "client_protocol": log.client_protocol,
     }
 
 

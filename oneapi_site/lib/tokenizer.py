@@ -12,6 +12,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 _O200K_PREFIXES = ("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4")
 
 
@@ -125,3 +127,13 @@ def count_request(mode: str, body: dict, model: str) -> int:
     if mode in ("embeddings", "moderations"):
         return count_input(body.get("input"), model)
     return 0
+
+
+def count_prompt(body: dict, model: str) -> int:
+    """A chat request's prompt with its tools' definitions, which the vendor counts as prompt too (a token
+    count answered here; billing counts the messages only, as one-api does)."""
+    total = count_messages(body.get("messages"), model)
+    tools = body.get("tools")
+    if tools:
+        total += count_text(orjson.dumps(tools).decode(), model)
+    return total

@@ -106,3 +106,10 @@ def test_admin_log_routes_are_admin_only(alice_api, anon, logs):
     assert alice_api.get("/api/log/stat").status_code == 403
     assert anon.get("/api/log/self").status_code == 401
     assert Log.objects.count() == 5
+
+
+def test_a_log_says_which_protocol_its_client_spoke(alice_api, alice):
+    Log.objects.create(user_id=alice.pk, username=alice.username, type=CONSUME, model_name="claude-x",
+                       client_protocol="anthropic")
+    [row] = envelope(alice_api.get("/api/log/self"))
+    assert row["client_protocol"] == "anthropic"

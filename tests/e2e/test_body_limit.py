@@ -177,6 +177,16 @@ def test_a_keyless_client_that_asks_first_is_told_no_without_a_100_continue(gate
     assert json.loads(body)["error"]["code"] == "missing_api_key"
 
 
+def test_a_keyless_body_for_the_messages_api_is_refused_in_anthropics_shape(gateway):
+    with connect(gateway) as sock:
+        sock.sendall(post_head("/v1/messages?beta=true", "Content-Type: application/json", f"Content-Length: {MB}"))
+        status, _, body = read_response(sock)
+    assert status == 401
+    assert json.loads(body)["error"] == {"type": "authentication_error",
+                                         "message": "No API key provided: send Authorization: Bearer sk-... or "
+                                                    "x-api-key: sk-..."}
+
+
 @pytest.mark.parametrize("headers, query", [
     ({"Authorization": "Bearer sk-not-a-real-key"}, ""),
     ({"Authorization": "sk-not-a-real-key"}, ""),

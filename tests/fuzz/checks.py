@@ -30,6 +30,20 @@ def assert_openai_answer(status: int, content_type: str, content: bytes) -> None
     assert "type" in error and "code" in error, body
 
 
+def assert_anthropic_answer(status: int, content_type: str, content: bytes) -> None:
+    """No 500; a refusal is Anthropic's error object, {"type": "error", "error": {"type", "message"}}."""
+    assert status != 500, (status, content[:1000])
+    assert status < 500 or status in UPSTREAM_STATUSES, (status, content[:1000])
+    if status < 400:
+        return
+    assert content_type.startswith("application/json"), (status, content_type, content[:300])
+    body = _json(content, f"the {status} answer")
+    assert isinstance(body, dict) and body.get("type") == "error", body
+    error = body.get("error")
+    assert isinstance(error, dict) and isinstance(error.get("type"), str), body
+    assert isinstance(error.get("message"), str) and error["message"], body
+
+
 def assert_envelope(status: int, content_type: str, content: bytes) -> dict:
     """No 5xx; the answer is one-api's envelope, and any 4xx says success false with a message."""
     assert status < 500, (status, content[:1000])

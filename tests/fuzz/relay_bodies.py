@@ -112,3 +112,55 @@ ROUTES = {
     "/v1/moderations": (MODERATIONS, MODERATIONS_LIKELY),
     "/v1/rerank": (RERANK, RERANK_LIKELY),
 }
+
+# Anthropic's Messages API (relay/codecs/anthropic.py), converted to chat for the same OpenAI channel.
+sources = st.one_of(
+    st.fixed_dictionaries({"type": st.just("base64"), "media_type": st.one_of(strings, json_values),
+                           "data": st.one_of(strings, json_values)}),
+    st.fixed_dictionaries({"type": st.just("url"), "url": image_urls}),
+    json_values)
+blocks = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": st.one_of(strings, json_values)},
+                          optional={"cache_control": json_values}),
+    st.fixed_dictionaries({"type": st.just("image"), "source": sources}),
+    st.fixed_dictionaries({"type": st.just("tool_use"), "id": st.one_of(strings, json_values),
+                           "name": st.one_of(strings, json_values), "input": json_values}),
+    st.fixed_dictionaries({"type": st.just("tool_result"), "tool_use_id": st.one_of(strings, json_values)},
+                          optional={"content": st.one_of(strings, st.lists(json_values, max_size=3), json_values),
+                                    "is_error": json_values}),
+    st.fixed_dictionaries({"type": st.sampled_from(("thinking", "document", "redacted_thinking"))},
+                          optional={"thinking": strings, "source": json_values}),
+    st.fixed_dictionaries({"type": st.one_of(strings, json_values)}),
+    json_values)
+anthropic_messages = st.lists(st.one_of(
+    st.fixed_dictionaries({"role": st.sampled_from(("user", "assistant", "system", "tool")),
+                           "content": st.one_of(strings, st.lists(blocks, max_size=4), json_values)}),
+    json_values), max_size=5)
+anthropic_tools = st.one_of(st.lists(st.one_of(
+    st.fixed_dictionaries({"name": st.one_of(strings, json_values), "input_schema": json_values},
+                          optional={"description": json_values, "defer_loading": json_values,
+                                    "cache_control": json_values}),
+    st.fixed_dictionaries({"type": strings, "name": strings}),
+    json_values), max_size=3), json_values)
+
+MESSAGES = {"model": "gpt-4o-mini", "max_tokens": 16, "system": "Be brief.",
+            "messages": [{"role": "user", "content": "Say hello"}], "stream": False}
+MESSAGES_LIKELY = {
+    "model": models, "max_tokens": numbers, "messages": anthropic_messages,
+    "system": st.one_of(strings, st.lists(blocks, max_size=3), json_values),
+    "stream": st.one_of(st.booleans(), json_values), "tools": anthropic_tools,
+    "tool_choice": st.one_of(st.fixed_dictionaries({"type": st.sampled_from(("auto", "any", "none", "tool"))},
+                                                   optional={"name": json_values,
+                                                             "disable_parallel_tool_use": json_values}),
+                             json_values),
+    "thinking": st.one_of(st.fixed_dictionaries({"type": st.sampled_from(("enabled", "adaptive", "disabled"))},
+                                                optional={"budget_tokens": numbers}), json_values),
+    "stop_sequences": st.one_of(st.lists(strings, max_size=3), json_values), "temperature": numbers,
+    "top_p": numbers, "top_k": numbers, "metadata": st.one_of(st.fixed_dictionaries({"user_id": json_values}),
+                                                              json_values),
+}
+
+MESSAGES_ROUTES = {
+    "/v1/messages": (MESSAGES, MESSAGES_LIKELY),
+    "/v1/messages/count_tokens": ({k: v for k, v in MESSAGES.items() if k != "max_tokens"}, MESSAGES_LIKELY),
+}

@@ -11,19 +11,22 @@ from hypothesis import strategies as st
 
 from accounts.models import Token, User
 from relay.cache import cache
-from tests.fuzz.checks import assert_openai_answer
+from tests.fuzz.checks import assert_anthropic_answer, assert_openai_answer
 from tests.fuzz.multipart import uploads
-from tests.fuzz.relay_bodies import MODELS, ROUTES
+from tests.fuzz.relay_bodies import MESSAGES_ROUTES, MODELS, ROUTES
 from tests.fuzz.strategies import (
     EDGE_NUMBERS,
     LONG_NUMBERS,
     SPECIAL_STRINGS,
+    Body,
     Raw,
     bodies,
     edge_numbers,
     encode,
     json_only,
     long_number,
+    mutated,
+    plain_values,
     to_json,
 )
 from tests.helpers import flush
@@ -71,13 +74,14 @@ upstream_behaviours = st.sampled_from((
 ))
 
 
-async def _check(client, world, watch, method: str, path: str, *, content: bytes, headers: dict) -> None:
+async def _check(client, world, watch, method: str, path: str, *, content: bytes, headers: dict,
+                 answer_check=assert_openai_answer) -> None:
     watch.clear()
     # As bytes: httpx would refuse to send a header value that is not ASCII, and clients do send them.
     headers = {name: encode(value) if isinstance(value, str) else value for name, value in headers.items()}
     response = await client.request(method, path, content=content, headers=headers)
     await flush()  # a charge the body made unwritable would fail here, in the ledger's log
-    assert_openai_answer(response.status_code, response.headers.get("content-type", ""), response.content)
+    answer_check(response.status_code, response.headers.get("content-type", ""), response.content)
     watch.assert_quiet()
 
 
@@ -100,6 +104,21 @@ async def test_json_bodies_reach_the_parser_of_every_route(relay_client, fuzz_wo
     fuzz_world.upstream.default = data.draw(upstream_behaviours, label="upstream")
     await _check(relay_client, fuzz_world, log_watch, "POST", path, content=body.data,
                  headers={**fuzz_world.auth, "Content-Type": body.content_type})
+
+
+@pytest.mark.parametrize("path", sorted(MESSAGES_ROUTES))
+@given(data=st.data())
+async def test_any_messages_body_is_answered_or_refused_with_anthropic_error_json(relay_client, fuzz_world,
+                                                                                   log_watch, path, data):
+    base, likely = MESSAGES_ROUTES[path]
+    # Half of them near a valid request, to reach the conversion of answers and streams too.
+    near = mutated(base, likely, values=plain_values).map(lambda value: Body(encode(to_json(value)),
+                                                                             "application/json"))
+    body = data.draw(st.one_of(near, json_only(bodies(base, likely))), label="body")
+    fuzz_world.upstream.default = data.draw(upstream_behaviours, label="upstream")
+    await _check(relay_client, fuzz_world, log_watch, "POST", path + "?beta=true", content=body.data,
+                 headers={"x-api-key": f"sk-{fuzz_world.token.key}", "Content-Type": body.content_type},
+                 answer_check=assert_anthropic_answer)
 
 
 path_models = st.one_of(st.sampled_from(MODELS), st.sampled_from(SPECIAL_STRINGS), st.text(max_size=20))

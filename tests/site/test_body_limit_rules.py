@@ -39,6 +39,13 @@ def test_the_relay_refusal_is_openais_error_json(settings):
                                           "code": "request_too_large"}}
 
 
+def test_the_refusal_on_the_messages_api_is_anthropics_error_json(settings):
+    settings.RELAY_MAX_BODY_MB = 7
+    _, body = refusal("relay", cookies={}, accept_language="", path="/v1/messages/")
+    assert json.loads(body) == {"type": "error", "error": {"type": "request_too_large",
+                                                           "message": "The request body is larger than 7 MB."}}
+
+
 def test_pages_follow_the_language_cookie_before_the_browser(settings):
     settings.WEB_MAX_BODY_MB = 5
     _, body = refusal("web", cookies={settings.LANGUAGE_COOKIE_NAME: "zh-hans"}, accept_language="en")

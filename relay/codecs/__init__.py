@@ -1,0 +1,17 @@
+"""Client protocols other than OpenAI's, one module each; relay/codecs/base.py says what a codec does.
+
+A route belongs to a protocol by its path: every answer on it, errors included, is in that protocol's
+shape. Paths without a codec are OpenAI's, whose shape is the relay's own.
+"""
+
+from __future__ import annotations
+
+from relay.codecs.anthropic import CODEC as ANTHROPIC
+from relay.codecs.base import Codec
+
+
+def for_path(path: str) -> Codec | None:
+    """The codec of the protocol a `/v1` path belongs to (its trailing slash stripped), if not OpenAI's."""
+    if path == "/v1/messages" or path.startswith("/v1/messages/"):
+        return ANTHROPIC
+    return None

@@ -1,0 +1,120 @@
+"""What a client protocol's codec does, and the responder that puts it between the relay and the client.
+
+The relay speaks OpenAI chat inside: adapters turn every vendor into it, and the pipeline (quote, reserve,
+failover, settle) knows nothing else. A codec is the edge for a client of another protocol: it decodes the
+client's request into the internal chat body, and its Translator turns what the relay would send an OpenAI
+client (a chat.completion, or `data: {chunk}` frames ending with `data: [DONE]`) into the client's own
+answer as it goes out. The OpenAI routes have no codec and no translator: their bytes go out untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import orjson
+
+from relay.errors import RelayError
+from relay.streaming import SSEParser
+
+
+class StreamEncoder(Protocol):
+    """One streamed answer in the client's events; each method returns the bytes to send (maybe none)."""
+
+    def feed(self, chunk: dict) -> bytes: ...  # one internal chat.completion.chunk
+    def fail(self, err: RelayError) -> bytes: ...  # the stream breaks off with an error
+    def close(self) -> bytes: ...  # the stream ended as it should
+
+
+class Codec(Protocol):
+    protocol: str  # the client protocol's name ("anthropic")
+
+    def decode(self, body: dict) -> dict:
+        """The client's request as the internal chat body; a RelayError (400) for a shape it cannot take."""
+
+    def encode_answer(self, answer: dict, *, model: str, request_id: str) -> bytes:
+        """A whole chat.completion as the client's answer; `model` is the name the client asked for."""
+
+    def stream_encoder(self, *, model: str, request_id: str) -> StreamEncoder: ...
+
+    def decode_count(self, body: dict) -> dict:
+        """A token-count request as the chat body whose prompt is counted."""
+
+    def encode_count(self, tokens: int) -> bytes:
+        """The answer to a token-count request."""
+
+    def render_error(self, err: RelayError, request_id: str) -> tuple[int, bytes]:
+        """The status and body of an error answer in the client's shape."""
+
+
+class Translator:
+    """A Responder (relay/upstream.py) that translates the relay's OpenAI answer for `out` as it goes."""
+
+    __slots__ = ("out", "codec", "model", "request_id", "encoder", "parser")
+
+    def __init__(self, out, codec: Codec, *, model: str, request_id: str):
+        self.out = out
+        self.codec = codec
+        self.model = model
+        self.request_id = request_id
+        self.encoder: StreamEncoder | None = None
+        self.parser: SSEParser | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.out.started
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        if any(name == b"content-type" and value.startswith(b"text/event-stream") for name, value in headers):
+            self.encoder = self.codec.stream_encoder(model=self.model, request_id=self.request_id)
+            self.parser = SSEParser()
+        await self.out.start(status, headers)
+
+    async def write(self, data: bytes) -> None:
+        if self.encoder is None:
+            await self.out.write(data)
+            return
+        events = self._events(self.parser.feed(data))
+        if events:
+            await self.out.write(events)
+
+    async def finish(self, data: bytes = b"") -> None:
+        if self.encoder is None:
+            await self.out.finish(self.codec.encode_answer(orjson.loads(data), model=self.model,
+                                                           request_id=self.request_id) if data else b"")
+            return
+        events = self._events(self.parser.feed(data)) + self._events(self.parser.close())
+        await self.out.finish(events + self.encoder.close())
+
+    async def error(self, err: RelayError) -> None:
+        """Answer a failure: the client's error, or on a started stream, its error event."""
+        if self.out.finished:
+            return
+        if self.encoder is not None:
+            await self.out.finish(self.encoder.fail(err))
+            return
+        status, payload = self.codec.render_error(err, self.request_id)
+        if self.out.started:
+            await self.out.finish(payload)
+        else:
+            await self.out.json(status, payload)
+
+    def _events(self, frames) -> bytes:
+        encoder = self.encoder
+        parts: list[bytes] = []
+        for _, data in frames:
+            if data == b"[DONE]":
+                continue
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue  # a vendor's malformed event: an OpenAI client skips it too
+            if not isinstance(chunk, dict):
+                continue
+            error = chunk.get("error")
+            if error is not None and not chunk.get("choices"):
+                # The relay's or the vendor's error chunk ends the stream for the client.
+                message = error.get("message") if isinstance(error, dict) else str(error)
+                parts.append(encoder.fail(RelayError(502, message or "The upstream stream failed.")))
+                continue
+            parts.append(encoder.feed(chunk))
+        return b"".join(parts)

@@ -1,0 +1,366 @@
+"""The Messages codec on its own: requests to the internal chat body, chat answers and chunks to Anthropic's."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from relay.codecs import ANTHROPIC, for_path
+from relay.codecs.base import Translator
+from relay.errors import RelayError
+
+WEATHER = {"name": "get_weather", "description": "Weather for a place",
+           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+
+
+def decode(**fields) -> dict:
+    return ANTHROPIC.decode({"model": "claude-x", "max_tokens": 100,
+                             "messages": [{"role": "user", "content": "Hi"}], **fields})
+
+
+def refusal(body: dict) -> RelayError:
+    with pytest.raises(RelayError) as refused:
+        ANTHROPIC.decode(body)
+    assert refused.value.status == 400
+    return refused.value
+
+
+def test_a_plain_request_becomes_a_chat_request():
+    assert decode() == {"model": "claude-x", "max_tokens": 100, "messages": [{"role": "user", "content": "Hi"}]}
+
+
+def test_system_blocks_lose_their_cache_marks_and_go_first():
+    chat = decode(system=[{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}},
+                          {"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}])
+    assert chat["messages"][0] == {"role": "system", "content": "You are Claude Code.\n\nBe brief."}
+    assert decode(system="Be brief.")["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_system_entries_among_the_messages_stay_where_they_are():
+    chat = decode(messages=[{"role": "user", "content": "Hi"},
+                            {"role": "system", "content": [{"type": "text", "text": "Mind the tools."}]},
+                            {"role": "assistant", "content": "Hello"}])
+    assert [m["role"] for m in chat["messages"]] == ["user", "system", "assistant"]
+    assert chat["messages"][1]["content"] == "Mind the tools."
+
+
+def test_images_become_image_parts_by_data_url_or_url():
+    chat = decode(messages=[{"role": "user", "content": [
+        {"type": "text", "text": "Compare", "cache_control": {"type": "ephemeral"}},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/a.jpg"}}]}])
+    assert chat["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "Compare"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}}]}]
+
+
+def test_tool_use_and_tool_results_become_tool_calls_and_tool_messages():
+    chat = decode(messages=[
+        {"role": "user", "content": "Weather in Paris and Rome?"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "Two calls.", "signature": "sig"},
+            {"type": "text", "text": "Checking."},
+            {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
+            {"type": "tool_use", "id": "toolu_2", "name": "get_weather", "input": {"city": "Rome"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "Sunny"},
+            {"type": "tool_result", "tool_use_id": "toolu_2", "is_error": True,
+             "content": [{"type": "text", "text": "timeout"}]},
+            {"type": "text", "text": "Summarise."}]}])
+    assistant, first, second, user = chat["messages"][1:]
+    assert assistant == {"role": "assistant", "content": "Checking.", "tool_calls": [
+        {"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
+        {"id": "toolu_2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}}]}
+    assert first == {"role": "tool", "tool_call_id": "toolu_1", "content": "Sunny"}
+    assert second == {"role": "tool", "tool_call_id": "toolu_2", "content": "Error: timeout"}
+    assert user == {"role": "user", "content": [{"type": "text", "text": "Summarise."}]}
+
+
+def test_an_assistant_turn_of_calls_alone_has_no_content_and_a_tool_result_may_hold_images():
+    chat = decode(messages=[
+        {"role": "user", "content": "Screenshot?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "shot", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
+            {"type": "text", "text": "taken"},
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/s.png"}}]}]}])
+    assert chat["messages"][1]["content"] is None
+    assert chat["messages"][2] == {"role": "tool", "tool_call_id": "t1", "content": "taken"}
+    assert chat["messages"][3] == {"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://example.com/s.png"}}]}
+
+
+def test_tools_keep_their_schema_and_lose_fields_chat_cannot_carry():
+    chat = decode(tools=[{**WEATHER, "cache_control": {"type": "ephemeral"}, "defer_loading": True},
+                         {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}],
+                  tool_choice={"type": "any", "disable_parallel_tool_use": True})
+    assert chat["tools"] == [{"type": "function", "function": {
+        "name": "get_weather", "parameters": WEATHER["input_schema"], "description": "Weather for a place"}}]
+    assert chat["tool_choice"] == "required" and chat["parallel_tool_calls"] is False
+
+
+@pytest.mark.parametrize("choice, expected", [
+    ({"type": "auto"}, "auto"), ({"type": "any"}, "required"), ({"type": "none"}, "none"),
+    ({"type": "tool", "name": "get_weather"}, {"type": "function", "function": {"name": "get_weather"}}),
+])
+def test_tool_choice_maps_to_chat(choice, expected):
+    assert decode(tools=[WEATHER], tool_choice=choice)["tool_choice"] == expected
+
+
+def test_only_server_tools_leave_no_tools_and_no_tool_choice():
+    chat = decode(tools=[{"type": "web_search_20250305", "name": "web_search"}], tool_choice={"type": "auto"})
+    assert "tools" not in chat and "tool_choice" not in chat
+
+
+def test_sampling_stop_stream_and_user_carry_over():
+    chat = decode(stop_sequences=["END"], temperature=0.2, top_p=0.9, top_k=40, stream=True,
+                  metadata={"user_id": "user-7"})
+    assert chat["stop"] == ["END"] and (chat["temperature"], chat["top_p"], chat["top_k"]) == (0.2, 0.9, 40)
+    assert chat["stream"] is True and chat["stream_options"] == {"include_usage": True}
+    assert chat["user"] == "user-7"
+
+
+@pytest.mark.parametrize("thinking, effort", [
+    ({"type": "enabled", "budget_tokens": 1024}, "low"),
+    ({"type": "enabled", "budget_tokens": 10000}, "medium"),
+    ({"type": "enabled", "budget_tokens": 32000}, "high"),
+    ({"type": "adaptive"}, None),
+    ({"type": "disabled"}, None),
+])
+def test_thinking_with_a_budget_becomes_a_reasoning_effort(thinking, effort):
+    assert decode(thinking=thinking).get("reasoning_effort") == effort
+
+
+def test_unknown_top_level_fields_are_dropped():
+    chat = decode(context_management={"edits": [{"type": "clear_tool_uses_20250919"}]},
+                  output_config={"effort": "high"}, service_tier="auto", container=None)
+    assert set(chat) == {"model", "max_tokens", "messages"}
+
+
+@pytest.mark.parametrize("body, where", [
+    ({"model": "m", "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
+    ({"model": "m", "max_tokens": 0, "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
+    ({"model": "m", "max_tokens": 5, "messages": "hello"}, "messages"),
+    ({"model": "m", "max_tokens": 5, "messages": []}, "messages"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "robot", "content": "x"}]}, "messages.0.role"),
+    ({"max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}, "model"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "video"}]}]},
+     "messages.0.content.0"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": "x"},
+      "tools": [WEATHER]}, "tool_choice"),
+])
+def test_shapes_anthropic_refuses_are_refused(body, where):
+    err = refusal(body)
+    assert err.param == where and err.message.startswith(where)
+
+
+def test_a_count_request_needs_no_max_tokens_and_keeps_the_tools():
+    chat = ANTHROPIC.decode_count({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [WEATHER]})
+    assert "max_tokens" not in chat and chat["tools"][0]["function"]["name"] == "get_weather"
+
+
+# --- answers -------------------------------------------------------------------------------------------------
+
+def answer(message: dict, finish: str = "stop", usage: dict | None = None) -> dict:
+    return orjson.loads(ANTHROPIC.encode_answer(
+        {"id": "chatcmpl-1", "model": "gpt-4o-mini-2024", "choices": [
+            {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}],
+         "usage": usage or {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}},
+        model="claude-x", request_id="R1"))
+
+
+def test_a_chat_answer_becomes_a_message_with_the_clients_model():
+    assert answer({"content": "Hello"}) == {
+        "id": "msg_R1", "type": "message", "role": "assistant", "model": "claude-x",
+        "content": [{"type": "text", "text": "Hello"}], "stop_reason": "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": 11, "output_tokens": 7}}
+
+
+def test_reasoning_and_tool_calls_become_thinking_and_tool_use_blocks():
+    message = answer({"content": None, "reasoning_content": "Let me see.", "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
+        {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": "not json"}}]},
+        finish="tool_calls")
+    assert message["content"] == [
+        {"type": "thinking", "thinking": "Let me see.", "signature": ""},
+        {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
+        {"type": "tool_use", "id": "call_2", "name": "get_weather", "input": {}}]
+    assert message["stop_reason"] == "tool_use"
+
+
+@pytest.mark.parametrize("finish, reason", [("stop", "end_turn"), ("length", "max_tokens"),
+                                            ("content_filter", "refusal"), (None, "end_turn")])
+def test_finish_reasons_map_to_stop_reasons(finish, reason):
+    assert answer({"content": "x"}, finish=finish)["stop_reason"] == reason
+
+
+def test_cached_prompt_tokens_are_reported_apart_from_input_tokens():
+    usage = {"prompt_tokens": 100, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 80}}
+    assert answer({"content": "x"}, usage=usage)["usage"] == {"input_tokens": 20, "output_tokens": 5,
+                                                              "cache_read_input_tokens": 80}
+
+
+# --- streams ---------------------------------------------------------------------------------------------------
+
+def chunk(delta: dict | None = None, finish: str | None = None, usage: dict | None = None) -> dict:
+    choices = [] if delta is None and finish is None else [{"index": 0, "delta": delta or {},
+                                                             "finish_reason": finish}]
+    out = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": choices}
+    if usage is not None:
+        out["usage"] = usage
+    return out
+
+
+def events(raw: bytes) -> list[tuple[str, dict]]:
+    out = []
+    for frame in raw.split(b"\n\n"):
+        if frame:
+            kind, data = frame.split(b"\n")
+            assert kind.startswith(b"event: ") and data.startswith(b"data: ")
+            payload = orjson.loads(data[6:])
+            assert payload["type"] == kind[7:].decode()
+            out.append((payload["type"], payload))
+    return out
+
+
+def streamed(*chunks: dict) -> list[tuple[str, dict]]:
+    encoder = ANTHROPIC.stream_encoder(model="claude-x", request_id="R1")
+    return events(b"".join(encoder.feed(c) for c in chunks) + encoder.close())
+
+
+def test_a_text_stream_is_anthropics_event_sequence():
+    got = streamed(chunk({"role": "assistant", "content": ""}), chunk({"content": "Hel"}), chunk({"content": "lo"}),
+                   chunk(finish="stop"), chunk(usage={"prompt_tokens": 11, "completion_tokens": 7}))
+    assert [kind for kind, _ in got] == ["message_start", "ping", "content_block_start", "content_block_delta",
+                                         "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
+    start = got[0][1]["message"]
+    assert (start["id"], start["model"], start["content"], start["usage"]["input_tokens"]) == ("msg_R1", "claude-x",
+                                                                                             [], 0)
+    assert got[2][1] == {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    assert got[3][1]["delta"] == {"type": "text_delta", "text": "Hel"}
+    assert got[6][1] == {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                         "usage": {"input_tokens": 11, "output_tokens": 7}}
+
+
+def test_thinking_then_text_are_two_blocks():
+    got = streamed(chunk({"reasoning_content": "Hmm"}), chunk({"reasoning": ", yes"}), chunk({"content": "42"}),
+                   chunk(finish="stop"))
+    blocks = [(kind, p.get("index"), p.get("content_block", p.get("delta"))) for kind, p in got[2:-2]]
+    assert blocks == [
+        ("content_block_start", 0, {"type": "thinking", "thinking": "", "signature": ""}),
+        ("content_block_delta", 0, {"type": "thinking_delta", "thinking": "Hmm"}),
+        ("content_block_delta", 0, {"type": "thinking_delta", "thinking": ", yes"}),
+        ("content_block_stop", 0, None),
+        ("content_block_start", 1, {"type": "text", "text": ""}),
+        ("content_block_delta", 1, {"type": "text_delta", "text": "42"}),
+        ("content_block_stop", 1, None)]
+
+
+def test_tool_calls_stream_as_tool_use_blocks_with_json_deltas_by_index():
+    def call(index, **fields):
+        return chunk({"tool_calls": [{"index": index, **fields}]})
+
+    got = streamed(chunk({"content": "Checking."}),
+                   call(0, id="call_a", type="function", function={"name": "get_weather", "arguments": ""}),
+                   call(0, function={"arguments": '{"city":'}), call(0, function={"arguments": '"Paris"}'}),
+                   call(1, id="call_b", type="function", function={"name": "get_time", "arguments": "{}"}),
+                   chunk(finish="tool_calls"))
+    blocks = [(kind, p.get("index"), p.get("content_block", p.get("delta"))) for kind, p in got[2:-2]]
+    assert blocks == [
+        ("content_block_start", 0, {"type": "text", "text": ""}),
+        ("content_block_delta", 0, {"type": "text_delta", "text": "Checking."}),
+        ("content_block_stop", 0, None),
+        ("content_block_start", 1, {"type": "tool_use", "id": "call_a", "name": "get_weather", "input": {}}),
+        ("content_block_delta", 1, {"type": "input_json_delta", "partial_json": '{"city":'}),
+        ("content_block_delta", 1, {"type": "input_json_delta", "partial_json": '"Paris"}'}),
+        ("content_block_stop", 1, None),
+        ("content_block_start", 2, {"type": "tool_use", "id": "call_b", "name": "get_time", "input": {}}),
+        ("content_block_delta", 2, {"type": "input_json_delta", "partial_json": "{}"}),
+        ("content_block_stop", 2, None)]
+    assert got[-2][1]["delta"]["stop_reason"] == "tool_use"
+
+
+def test_a_stream_that_fails_ends_with_an_error_event_and_no_message_stop():
+    encoder = ANTHROPIC.stream_encoder(model="claude-x", request_id="R1")
+    raw = encoder.feed(chunk({"content": "Hel"})) + encoder.fail(RelayError(502, "upstream broke"))
+    assert encoder.close() == b"" and encoder.feed(chunk({"content": "late"})) == b""
+    kind, error = events(raw)[-1]
+    assert error == {"type": "error", "error": {"type": "api_error", "message": "upstream broke (request id: R1)"},
+                     "request_id": "R1"}
+
+
+def test_an_empty_stream_is_still_a_whole_message():
+    assert [kind for kind, _ in streamed()] == ["message_start", "ping", "message_delta", "message_stop"]
+
+
+# --- errors and the responder ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status, kind", [
+    (400, "invalid_request_error"), (401, "authentication_error"), (403, "permission_error"),
+    (404, "not_found_error"), (405, "invalid_request_error"), (413, "request_too_large"), (429, "rate_limit_error"),
+    (500, "api_error"), (502, "api_error"), (503, "overloaded_error"), (529, "overloaded_error"),
+])
+def test_errors_take_anthropics_type_for_their_status(status, kind):
+    got_status, body = ANTHROPIC.render_error(RelayError(status, "nope", code="x"), "R9")
+    assert got_status == status
+    assert orjson.loads(body) == {"type": "error", "error": {"type": kind, "message": "nope (request id: R9)"},
+                                  "request_id": "R9"}
+
+
+def test_the_messages_routes_belong_to_the_anthropic_codec():
+    assert for_path("/v1/messages") is ANTHROPIC and for_path("/v1/messages/count_tokens") is ANTHROPIC
+    assert for_path("/v1/chat/completions") is None and for_path("/v1/messagesx") is None
+
+
+class Capture:
+    def __init__(self):
+        self.started = self.finished = False
+        self.status, self.body = None, b""
+
+    async def start(self, status, headers):
+        self.started, self.status = True, status
+
+    async def write(self, data):
+        self.body += data
+
+    async def finish(self, data=b""):
+        self.finished = True
+        self.body += data
+
+    async def json(self, status, payload):
+        await self.start(status, [])
+        await self.finish(payload)
+
+
+def frame(payload: dict) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def test_the_translator_reads_frames_split_anywhere_and_drops_done():
+    out = Capture()
+    translator = Translator(out, ANTHROPIC, model="claude-x", request_id="R1")
+    await translator.start(200, [(b"content-type", b"text/event-stream")])
+    raw = frame(chunk({"content": "Hi"})) + frame(chunk(finish="stop")) + b"data: [DONE]\n\n"
+    await translator.write(raw[:7])
+    await translator.write(raw[7:30])
+    await translator.finish(raw[30:])
+    assert [kind for kind, _ in events(out.body)][-2:] == ["message_delta", "message_stop"]
+    assert b"[DONE]" not in out.body and out.finished
+
+
+async def test_the_translator_turns_an_error_chunk_into_the_error_event():
+    out = Capture()
+    translator = Translator(out, ANTHROPIC, model="claude-x", request_id="R1")
+    await translator.start(200, [(b"content-type", b"text/event-stream")])
+    await translator.write(frame(chunk({"content": "Hi"})))
+    await translator.finish(frame({"error": {"message": "cut off (request id: R1)", "code": "stream_interrupted"}})
+                            + b"data: [DONE]\n\n")
+    kinds = [kind for kind, _ in events(out.body)]
+    assert kinds[-1] == "error" and "message_stop" not in kinds
+    assert events(out.body)[-1][1]["error"]["message"] == "cut off (request id: R1)"
+
+
+async def test_the_translator_answers_errors_before_the_answer_in_anthropics_shape():
+    out = Capture()
+    await Translator(out, ANTHROPIC, model="", request_id="R1").error(RelayError(401, "Invalid API key."))
+    assert out.status == 401 and orjson.loads(out.body)["error"]["type"] == "authentication_error"
