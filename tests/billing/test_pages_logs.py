@@ -106,7 +106,7 @@ def test_totals_cover_the_filtered_set_in_one_query(alice, many):
         totals = logs_totals(f=f)
     assert len(queries.captured_queries) == 1
     assert totals == {"count": len(mine) + 1, "quota": sum(log.quota for log in mine), "topup_quota": 5000,
-                      "prompt_tokens": 10 * len(mine), "completion_tokens": 2 * len(mine)}
+                      "prompt_tokens": 10 * len(mine), "completion_tokens": 2 * len(mine), "cached_tokens": 0}
 
 
 def test_page_totals_follow_the_filters(alice_client, many, set_option):
