@@ -106,3 +106,13 @@ def test_admin_log_routes_are_admin_only(alice_api, anon, logs):
     assert alice_api.get("/api/log/stat").status_code == 403
     assert anon.get("/api/log/self").status_code == 401
     assert Log.objects.count() == 5
+
+
+def test_items_carry_the_cache_and_reasoning_breakdown(alice_api, alice):
+    Log.objects.create(user_id=alice.pk, username=alice.username, type=CONSUME, model_name="claude-opus-4-6",
+                       prompt_tokens=23050, completion_tokens=300, cached_tokens=20000, cache_write_tokens=3000,
+                       cache_write_1h_tokens=2000, reasoning_tokens=120, quota=13200)
+    [row] = envelope(alice_api.get("/api/log/self"))
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (23050, 300)  # one-api's fields as they were
+    assert (row["cached_tokens"], row["cache_write_tokens"], row["cache_write_1h_tokens"],
+            row["reasoning_tokens"]) == (20000, 3000, 2000, 120)
