@@ -121,10 +121,10 @@ def _cache_rule(model: str) -> float:
     name = model.lower()
     if "claude" in name or name.startswith(("gpt-5", "gemini-2.5", "gemini-3", "deepseek")):
         return 0.1
+    if name.startswith(("gpt-4o", "chatgpt-4o", "o1", "o3-mini")):
+        return 0.5
     if name.startswith(("gpt-4.1", "o3", "o4", "grok", "gemini")):
         return 0.25
-    if name.startswith(("gpt-4o", "chatgpt-4o", "o1")):
-        return 0.5
     if name.startswith("qwen"):
         return 0.2
     return 1

@@ -60,7 +60,8 @@ def test_cache_parts_larger_than_the_prompt_are_held_to_it():
     ("claude-sonnet-4-5-20250929", 0.1, 1.25), ("claude-opus-4-6", 0.1, 1.25),
     ("claude-3-opus-20240229", 0.1, 1.25),  # not in the tables: Claude's rule
     ("gpt-4o", 0.5, 1.25), ("gpt-4o-2024-08-06", 0.5, 1.25), ("gpt-4.1-mini", 0.25, 1.25), ("o3", 0.25, 1.25),
-    ("o3-mini", 0.5, 1.25), ("gpt-5", 0.1, 1.25), ("gpt-5-2025-08-07", 0.1, 1.25),
+    ("o3-mini", 0.5, 1.25), ("o3-mini-2025-01-31", 0.5, 1.25), ("o3-2025-04-16", 0.25, 1.25),
+    ("gpt-5", 0.1, 1.25), ("gpt-5-2025-08-07", 0.1, 1.25),
     ("gemini-2.5-flash", 0.1, 1.25), ("gemini-2.0-flash", 0.25, 1.25), ("deepseek-chat", 0.1, 1.25),
     ("qwen-plus", 0.2, 1.25), ("some-model", 1, 1.25),
 ])
