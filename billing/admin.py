@@ -257,7 +257,8 @@ class LogAdmin(admin.ModelAdmin):
     list_per_page = 50
     # A log's own page: every field read-only, times as dates and content in the reader's language.
     fields = ("created", "type", "username", "user_id", "token_name", "token_id", "model_name", "channel_id",
-              "quota_display", "prompt_tokens", "completion_tokens", "elapsed", "is_stream", "system_prompt_reset",
+              "quota_display", "prompt_tokens", "cached_tokens", "cache_write_tokens", "cache_write_1h_tokens",
+              "completion_tokens", "reasoning_tokens", "elapsed", "is_stream", "system_prompt_reset",
               "client_protocol", "request_id", "content_text")
     readonly_fields = fields
 
@@ -271,7 +272,12 @@ class LogAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("prompt + completion tokens"))
     def token_counts(self, obj: Log) -> str:
-        return f"{obj.prompt_tokens} + {obj.completion_tokens}" if obj.prompt_tokens or obj.completion_tokens else "-"
+        if not obj.prompt_tokens and not obj.completion_tokens:
+            return "-"
+        parts = [(obj.cached_tokens, gettext("cached")), (obj.cache_write_tokens, gettext("cache write")),
+                 (obj.reasoning_tokens, gettext("reasoning"))]
+        told = ", ".join(f"{name} {count}" for count, name in parts if count)
+        return f"{obj.prompt_tokens} + {obj.completion_tokens}" + (f" ({told})" if told else "")
 
     @admin.display(description=_("elapsed"))
     def elapsed(self, obj: Log) -> str:

@@ -29,6 +29,8 @@ OPTION_LABELS = {
     "QuotaPerUnit": _("Quota per US$1"),
     "ModelRatio": _("Model ratios"),
     "CompletionRatio": _("Completion ratios"),
+    "CacheRatio": _("Cache read ratios (of the input price)"),
+    "CreateCacheRatio": _("Cache write ratios (of the input price; 1-hour writes cost 1.6 times this)"),
     "GroupRatio": _("Group ratios"),
     "PreConsumedQuota": _("Quota held back before a request"),
     "QuotaForNewUser": _("Quota for a new user"),

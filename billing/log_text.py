@@ -29,9 +29,32 @@ _PATTERNS = (
      else _("Quota changed from %(old)s to %(new)s")),
     (re.compile(rf"^(?P<reason>{'|'.join(map(re.escape, GIFT_REASONS))}): {_AMOUNT}$"),
      lambda m: _("%(reason)s: %(amount)s")),
-    (re.compile(r"^model ratio (?P<model>\S+) x group ratio (?P<group>\S+) x completion ratio (?P<completion>\S+)$"),
-     lambda m: _("model ratio %(model)s × group ratio %(group)s × completion ratio %(completion)s")),
+    (re.compile(r"^model ratio (?P<model>\S+) x group ratio (?P<group>\S+) x completion ratio (?P<completion>[^\s,]+)"
+                r"(?P<cache>(?:, .+)?)$", re.S),
+     lambda m: _("model ratio %(model)s × group ratio %(group)s × completion ratio %(completion)s")
+     + _cache_prices(m["cache"])),
 )
+
+# The prompt cache's prices, which pricing.Quote.explain adds when a prompt read or wrote the vendor's cache.
+_CACHE_PRICES = (
+    (re.compile(r"^cache read ratio (?P<ratio>\S+)$"), lambda ratio: _("cache read ratio %(ratio)s")),
+    (re.compile(r"^cache write ratio (?P<ratio>\S+)$"), lambda ratio: _("cache write ratio %(ratio)s")),
+    (re.compile(r"^1-hour cache write ratio (?P<ratio>\S+)$"), lambda ratio: _("1-hour cache write ratio %(ratio)s")),
+)
+
+
+def _cache_prices(text: str) -> str:
+    parts = []
+    for part in (text or "").split(", ")[1:]:
+        for pattern, template in _CACHE_PRICES:
+            match = pattern.match(part)
+            if match:
+                parts.append(template(match["ratio"]) % {"ratio": match["ratio"]})
+                break
+        else:
+            parts.append(part)
+    # describe() formats the whole line again: a % in these parts must stay one.
+    return "".join(_(", %(part)s") % {"part": part} for part in parts).replace("%", "%%")
 
 
 # What providers.services and providers.health write when a channel is tested or switched automatically.

@@ -64,6 +64,16 @@ class Log(models.Model):
     quota = models.BigIntegerField(_("quota"), default=0)
     prompt_tokens = models.IntegerField(_("prompt tokens"), default=0)
     completion_tokens = models.IntegerField(_("completion tokens"), default=0)
+    # The parts of the counts above priced apart (billing/pricing.py). one-api has no such columns: a database
+    # default lets its writers (a one-api sharing the database) insert without them.
+    cached_tokens = models.IntegerField(_("cached tokens"), default=0, db_default=0,
+                                        help_text=_("Prompt tokens read from the vendor's cache."))
+    cache_write_tokens = models.IntegerField(_("cache write tokens"), default=0, db_default=0,
+                                             help_text=_("Prompt tokens written to the vendor's cache."))
+    cache_write_1h_tokens = models.IntegerField(_("1-hour cache write tokens"), default=0, db_default=0,
+                                                help_text=_("Of the cache writes, those kept for an hour."))
+    reasoning_tokens = models.IntegerField(_("reasoning tokens"), default=0, db_default=0,
+                                           help_text=_("Completion tokens spent thinking."))
     channel_id = models.BigIntegerField(_("channel id"), default=0, db_index=True)
     request_id = models.CharField(_("request id"), max_length=64, blank=True, default="")
     elapsed_time = models.IntegerField(_("elapsed time"), default=0, help_text=_("Milliseconds."))

@@ -1,9 +1,12 @@
 """What a request costs: the one place that decides prices, from facts the relay passes.
 
-Prices as one-api expresses them: quota = ceil((prompt + completion x CR) x MR x GR). A model ratio of 1
-is US$0.002 per 1K prompt tokens, and QuotaPerUnit (500000) quota is US$1, so at ratio 1 one token costs
-one quota. Images are priced per image and speech per character, both known before the call. Arithmetic
-is decimal so a charge never drifts by one from float rounding (1000 x 0.001 must be 1, not 2).
+Prices as one-api expresses them: quota = ceil((prompt + completion x CR) x MR x GR), where the prompt's
+tokens read from the vendor's cache cost CacheRatio and those written to it CreateCacheRatio of an input
+token (new-api's options): ceil((uncached + read x CacheRatio + written x CreateCacheRatio + completion x CR)
+x MR x GR). Reasoning tokens are completion tokens. A model ratio of 1 is US$0.002 per 1K prompt tokens,
+and QuotaPerUnit (500000) quota is US$1, so at ratio 1 one token costs one quota. Images are priced per
+image and speech per character, both known before the call. Arithmetic is decimal so a charge never drifts
+by one from float rounding (1000 x 0.001 must be 1, not 2).
 
 The relay tells what was asked (an Order: mode, model, counts) and what came back (the vendor's usage,
 or counters for the words when it gave none, the images made); `quote` and `charge` decide the rest:
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-from billing.ratios import DEFAULT_MODEL_RATIO
+from billing.ratios import DEFAULT_CACHE_RATIO, DEFAULT_CREATE_CACHE_RATIO, DEFAULT_MODEL_RATIO
 from oneapi_site import options
 from oneapi_site.lib.modes import TRANSCRIPT_MODES  # their transcript's tokens are what the audio is billed by
 
@@ -93,6 +96,48 @@ def _completion_rule(model: str) -> float:
     return 1
 
 
+# Anthropic prices a 1-hour cache write at twice the input price and a 5-minute one at 1.25 times, for every
+# model: a 1-hour write is priced at CreateCacheRatio x 1.6, so one option (new-api's, whose tables carry over)
+# prices both and an operator's discount on writes applies to both lifetimes alike.
+ONE_HOUR_WRITE_FACTOR = Decimal("1.6")
+# new-api's price for a write the option does not name: Anthropic's 5-minute write.
+DEFAULT_CREATE_CACHE = 1.25
+
+
+def cache_ratio(model: str, ratios: dict[str, float]) -> float:
+    """The price of a prompt token read from the vendor's cache, as a fraction of an input token's: the
+    CacheRatio option, else the default table, else the rule for the model's family."""
+    if model in ratios:
+        return ratios[model]
+    if model in DEFAULT_CACHE_RATIO:
+        return DEFAULT_CACHE_RATIO[model]
+    return _cache_rule(model)
+
+
+@lru_cache(maxsize=4096)
+def _cache_rule(model: str) -> float:
+    """Cache reads by family for models the tables miss (dated snapshots, new releases): the vendor's
+    discount where it is the same across the family, else full price, as new-api charges."""
+    name = model.lower()
+    if "claude" in name or name.startswith(("gpt-5", "gemini-2.5", "gemini-3", "deepseek")):
+        return 0.1
+    if name.startswith(("gpt-4o", "chatgpt-4o", "o1", "o3-mini")):
+        return 0.5
+    if name.startswith(("gpt-4.1", "o3", "o4", "grok", "gemini")):
+        return 0.25
+    if name.startswith("qwen"):
+        return 0.2
+    return 1
+
+
+def create_cache_ratio(model: str, ratios: dict[str, float]) -> float:
+    """The price of a prompt token written to the vendor's cache (5-minute writes), as a fraction of an
+    input token's: the CreateCacheRatio option, else the default table, else new-api's 1.25."""
+    if model in ratios:
+        return ratios[model]
+    return DEFAULT_CREATE_CACHE_RATIO.get(model, DEFAULT_CREATE_CACHE)
+
+
 def group_ratio(group: str, ratios: dict[str, float]) -> float:
     return ratios.get(group, 1)
 
@@ -103,14 +148,26 @@ def _dec(value: float) -> Decimal:
 
 
 def text_quota(*, prompt_tokens: int, completion_tokens: int, model_ratio: float,
-               completion_ratio: float, group_ratio: float) -> int:
-    """The charge for a text request, as one-api's postConsumeQuota computes it."""
+               completion_ratio: float, group_ratio: float, cached_tokens: int = 0, cache_write_tokens: int = 0,
+               cache_write_1h_tokens: int = 0, cache_ratio: float = 1, create_cache_ratio: float = 1) -> int:
+    """The charge for a text request: one-api's postConsumeQuota, with the prompt's cache reads and writes
+    (parts of prompt_tokens, the 1-hour writes a part of the writes) at their own prices."""
     if prompt_tokens <= 0 and completion_tokens <= 0:
         return 0
     ratio = _dec(model_ratio) * _dec(group_ratio)
     if ratio == 0:
         return 0
-    exact = (Decimal(prompt_tokens) + Decimal(completion_tokens) * _dec(completion_ratio)) * ratio
+    # A vendor's parts never add up to more than its prompt: what is not read or written is plain input.
+    read = min(max(cached_tokens, 0), max(prompt_tokens, 0))
+    written = min(max(cache_write_tokens, 0), max(prompt_tokens, 0) - read)
+    hour = min(max(cache_write_1h_tokens, 0), written)
+    prompt = Decimal(max(prompt_tokens, 0) - read - written)
+    if read:
+        prompt += read * _dec(cache_ratio)
+    if written:
+        write = _dec(create_cache_ratio)
+        prompt += (written - hour) * write + hour * write * ONE_HOUR_WRITE_FACTOR
+    exact = (prompt + Decimal(completion_tokens) * _dec(completion_ratio)) * ratio
     return max(1, math.ceil(exact))
 
 
@@ -166,12 +223,43 @@ class Quote:
     reserve: int
     fixed: int | None = None  # images and speech: the whole price, known up front
     images: int = 1
+    cache_ratio: float = 1
+    create_cache_ratio: float = DEFAULT_CREATE_CACHE
 
     @property
     def explanation(self) -> str:
         """How the bill was reached, for its log line."""
         return (f"model ratio {self.model_ratio:g} x group ratio {self.group_ratio:g} "
                 f"x completion ratio {self.completion_ratio:g}")
+
+    def explain(self, tokens: Tokens) -> str:
+        """The log line of a bill for `tokens`: the ratios, and the cache's prices when the prompt used it."""
+        text = self.explanation
+        if tokens.cached:
+            text += f", cache read ratio {self.cache_ratio:g}"
+        if tokens.cache_write > tokens.cache_write_1h:
+            text += f", cache write ratio {self.create_cache_ratio:g}"
+        if tokens.cache_write_1h:
+            hour = _dec(self.create_cache_ratio) * ONE_HOUR_WRITE_FACTOR
+            text += f", 1-hour cache write ratio {hour.normalize():f}"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """What a text request is billed for: the prompt (every input token, cached or not) and completion
+    (reasoning included), and the parts of the prompt read from and written to the vendor's cache."""
+
+    prompt: int = 0
+    completion: int = 0
+    cached: int = 0  # read from the cache
+    cache_write: int = 0  # written to it, for 5 minutes or an hour
+    cache_write_1h: int = 0  # of cache_write: for an hour
+    reasoning: int = 0  # of the completion: not priced apart, but logged
+
+    @property
+    def counted(self) -> bool:
+        return bool(self.prompt or self.completion)
 
 
 def priced_model(model: str, mapped: str | None, channel_type: int, ratios: dict[str, float]) -> str:
@@ -197,7 +285,9 @@ def quote(order: Order, *, channel_type: int, mapped_model: str | None = None) -
                                     prompt_tokens=estimate_prompt_tokens(order.body_size),
                                     max_tokens=order.max_tokens, model_ratio=ratio, group_ratio=group)
     return Quote(model_ratio=ratio, completion_ratio=completion_ratio(name, options.get("CompletionRatio")),
-                 group_ratio=group, reserve=reserve, fixed=fixed, images=order.images)
+                 group_ratio=group, reserve=reserve, fixed=fixed, images=order.images,
+                 cache_ratio=cache_ratio(name, options.get("CacheRatio")),
+                 create_cache_ratio=create_cache_ratio(name, options.get("CreateCacheRatio")))
 
 
 def _fixed_price(order: Order, *, model_ratio: float, group_ratio: float) -> int | None:
@@ -214,25 +304,27 @@ def _fixed_price(order: Order, *, model_ratio: float, group_ratio: float) -> int
     return None
 
 
-def billed_tokens(*, mode: str, reported: tuple[int, int] | None, count_prompt: Callable[[], int],
-                  count_answer: Callable[[], int]) -> tuple[int, int]:
-    """The (prompt, completion) tokens a request is billed for: the vendor's count; without one (or with
-    nothing in it, as from a cut stream), the request and the answer counted locally, as one-api does.
-    The counters are called only then: counting is the costly part."""
-    if reported is not None and (reported[0] or reported[1]):
+def billed_tokens(*, mode: str, reported: Tokens | None, count_prompt: Callable[[], int],
+                  count_answer: Callable[[], int]) -> Tokens:
+    """The tokens a request is billed for: the vendor's count; without one (or with nothing in it, as from a
+    cut stream), the request and the answer counted locally, as one-api does, with no cache parts (nothing
+    says the vendor's cache was used). The counters are called only then: counting is the costly part."""
+    if reported is not None and reported.counted:
         return reported
     if mode in TRANSCRIPT_MODES:
         # The transcript's tokens, priced at the model ratio (one-api forgets the ratio here).
-        return count_answer(), 0
-    return count_prompt(), count_answer()
+        return Tokens(prompt=count_answer())
+    return Tokens(prompt=count_prompt(), completion=count_answer())
 
 
-def charge(quote: Quote, *, prompt_tokens: int, completion_tokens: int, images_made: int | None = None) -> int:
+def charge(quote: Quote, tokens: Tokens, *, images_made: int | None = None) -> int:
     """The bill for what was delivered."""
     if quote.fixed is None:
-        return text_quota(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+        return text_quota(prompt_tokens=tokens.prompt, completion_tokens=tokens.completion,
                           model_ratio=quote.model_ratio, completion_ratio=quote.completion_ratio,
-                          group_ratio=quote.group_ratio)
+                          group_ratio=quote.group_ratio, cached_tokens=tokens.cached,
+                          cache_write_tokens=tokens.cache_write, cache_write_1h_tokens=tokens.cache_write_1h,
+                          cache_ratio=quote.cache_ratio, create_cache_ratio=quote.create_cache_ratio)
     if images_made is not None:
         # Images are paid per image delivered: a vendor that made fewer than asked for (DashScope's partly
         # failed tasks) is paid for those it made, as it bills its own account.

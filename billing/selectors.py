@@ -152,9 +152,11 @@ def logs_totals(*, f: LogFilter) -> dict[str, int]:
         added=Coalesce(Sum("quota", filter=Q(type=Log.Type.TOPUP)), 0),
         prompt=Coalesce(Sum("prompt_tokens"), 0),
         completion=Coalesce(Sum("completion_tokens"), 0),
+        cached=Coalesce(Sum("cached_tokens"), 0),
     )
     return {"count": int(totals["n"]), "quota": int(totals["spent"]), "topup_quota": int(totals["added"]),
-            "prompt_tokens": int(totals["prompt"]), "completion_tokens": int(totals["completion"])}
+            "prompt_tokens": int(totals["prompt"]), "completion_tokens": int(totals["completion"]),
+            "cached_tokens": int(totals["cached"])}
 
 
 @dataclass(frozen=True)

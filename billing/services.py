@@ -177,6 +177,11 @@ class Charge:
     created_at: int
     system_prompt_reset: bool = False
     client_protocol: str = "openai"
+    # Parts of prompt_tokens and completion_tokens, for the log (billing.models.Log).
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 def charges_apply(charges: Iterable[Charge]) -> int:
@@ -234,7 +239,8 @@ def charges_apply(charges: Iterable[Charge]) -> int:
 
 _LOG_COLUMNS = ("user_id", "created_at", "type", "content", "username", "token_id", "token_name", "model_name",
                 "quota", "prompt_tokens", "completion_tokens", "channel_id", "request_id", "elapsed_time",
-                "is_stream", "system_prompt_reset", "client_protocol")
+                "is_stream", "system_prompt_reset", "client_protocol", "cached_tokens", "cache_write_tokens",
+                "cache_write_1h_tokens", "reasoning_tokens")
 
 
 def _consume_logs_insert(charges: list[Charge], cursor) -> None:
@@ -244,7 +250,8 @@ def _consume_logs_insert(charges: list[Charge], cursor) -> None:
            f"VALUES ({', '.join(['%s'] * len(_LOG_COLUMNS))})")
     rows = [(c.user_id, c.created_at, Log.Type.CONSUME, c.content, c.username, c.token_id, c.token_name,
              c.model_name, c.quota, c.prompt_tokens, c.completion_tokens, c.channel_id, c.request_id,
-             c.elapsed_ms, c.is_stream, c.system_prompt_reset, c.client_protocol) for c in charges]
+             c.elapsed_ms, c.is_stream, c.system_prompt_reset, c.client_protocol, c.cached_tokens,
+             c.cache_write_tokens, c.cache_write_1h_tokens, c.reasoning_tokens) for c in charges]
     cursor.executemany(sql, rows)
 
 

@@ -18,7 +18,13 @@ from django.conf import settings
 from django.utils.translation import gettext
 
 from billing.models import Option
-from billing.ratios import DEFAULT_COMPLETION_RATIO, DEFAULT_GROUP_RATIO, DEFAULT_MODEL_RATIO
+from billing.ratios import (
+    DEFAULT_CACHE_RATIO,
+    DEFAULT_COMPLETION_RATIO,
+    DEFAULT_CREATE_CACHE_RATIO,
+    DEFAULT_GROUP_RATIO,
+    DEFAULT_MODEL_RATIO,
+)
 from oneapi_site.lib import changes, json_depth, numbers
 from oneapi_site.lib.errors import ServiceError
 
@@ -75,6 +81,9 @@ DEFAULTS: dict[str, str] = {
     "ModelRatio": json.dumps(DEFAULT_MODEL_RATIO, indent=2),
     "CompletionRatio": json.dumps(DEFAULT_COMPLETION_RATIO, indent=2),
     "GroupRatio": json.dumps(DEFAULT_GROUP_RATIO, indent=2),
+    # new-api's prompt-cache prices, per model, as fractions of the input price (billing/pricing.py).
+    "CacheRatio": json.dumps(DEFAULT_CACHE_RATIO, indent=2),
+    "CreateCacheRatio": json.dumps(DEFAULT_CREATE_CACHE_RATIO, indent=2),
     # Channels
     "RetryTimes": "0",
     "AutomaticDisableChannelEnabled": "false",
@@ -110,13 +119,14 @@ NAME_MAX_LENGTH = 255  # a model or group name longer than Log.model_name holds 
 TEXT_MAX_LENGTH = 65_535  # one-api's options.value is TEXT; a page or a URL needs far less
 INT_KEYS = set(INT_RANGES)
 FLOAT_KEYS = set(DECIMAL_RANGES)
-JSON_KEYS = {"ModelRatio", "CompletionRatio", "GroupRatio"}
+JSON_KEYS = {"ModelRatio", "CompletionRatio", "GroupRatio", "CacheRatio", "CreateCacheRatio"}
 BOOL_KEYS = {k for k, v in DEFAULTS.items() if v in ("true", "false")}
 
 # Grouped as one-api's settings pages group them.
 GROUPS: dict[str, tuple[str, ...]] = {
     "operation": (
-        "QuotaPerUnit", "ModelRatio", "CompletionRatio", "GroupRatio", "PreConsumedQuota",
+        "QuotaPerUnit", "ModelRatio", "CompletionRatio", "CacheRatio", "CreateCacheRatio", "GroupRatio",
+        "PreConsumedQuota",
         "QuotaForNewUser", "QuotaForInviter", "QuotaForInvitee", "QuotaRemindThreshold",
         "RetryTimes", "AutomaticDisableChannelEnabled", "AutomaticEnableChannelEnabled",
         "ChannelDisableThreshold", "ChannelDisableFailureCount", "DisplayInCurrencyEnabled", "DisplayTokenStatEnabled",

@@ -190,19 +190,24 @@ def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInf
     if channel.id != quoted.id:  # another channel answered: its prices apply
         quote = _quote(order, channel)
     usage = outcome.usage
-    prompt_tokens, completion_tokens = pricing.billed_tokens(
-        mode=call.mode, reported=(usage.prompt_tokens, usage.completion_tokens) if usage is not None else None,
+    reported = None if usage is None else pricing.Tokens(
+        prompt=usage.prompt_tokens, completion=usage.completion_tokens, cached=usage.cached_tokens,
+        cache_write=usage.cache_write_tokens, cache_write_1h=usage.cache_write_1h_tokens,
+        reasoning=usage.reasoning_tokens)
+    tokens = pricing.billed_tokens(
+        mode=call.mode, reported=reported,
         count_prompt=lambda: tokenizer.count_request(call.mode, call.body, call.model),
         count_answer=lambda: _count_answer(outcome, call.model))
-    quota = pricing.charge(quote, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                           images_made=outcome.images)
+    quota = pricing.charge(quote, tokens, images_made=outcome.images)
     token = caller.token
     ledger.settle(Charge(
         user_id=caller.user.id, username=caller.user.username, token_id=token.id, token_name=token.name,
         unlimited=token.unlimited, channel_id=channel.id, model_name=call.model, quota=quota,
-        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, request_id=call.request_id,
-        elapsed_ms=int((time.monotonic() - started_at) * 1000), is_stream=call.stream, content=quote.explanation,
-        created_at=int(time.time()), system_prompt_reset=outcome.prompt_reset, client_protocol=client_protocol,
+        prompt_tokens=tokens.prompt, completion_tokens=tokens.completion, request_id=call.request_id,
+        elapsed_ms=int((time.monotonic() - started_at) * 1000), is_stream=call.stream,
+        content=quote.explain(tokens), created_at=int(time.time()), system_prompt_reset=outcome.prompt_reset,
+        client_protocol=client_protocol, cached_tokens=tokens.cached, cache_write_tokens=tokens.cache_write,
+        cache_write_1h_tokens=tokens.cache_write_1h, reasoning_tokens=tokens.reasoning,
     ), reserved=reserved)
 
 

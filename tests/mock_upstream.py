@@ -30,6 +30,7 @@ class Behaviour:
     prompt_tokens: int = 11
     completion_tokens: int = 7
     usage: bool = True  # include usage (non-stream) / the usage chunk (stream, when asked)
+    usage_extra: dict | None = None  # more usage fields (prompt_tokens_details, a clone's cache counts...)
     done: bool = True  # end a stream with [DONE]
     delay: float = 0.0  # before answering
     chunk_delay: float = 0.0  # between stream chunks
@@ -215,7 +216,7 @@ class MockUpstream:
 
     def _usage(self, b: Behaviour) -> dict:
         return {"prompt_tokens": b.prompt_tokens, "completion_tokens": b.completion_tokens,
-                "total_tokens": b.prompt_tokens + b.completion_tokens}
+                "total_tokens": b.prompt_tokens + b.completion_tokens, **(b.usage_extra or {})}
 
     def _chat(self, model: str, b: Behaviour) -> dict:
         answer = {

@@ -38,6 +38,11 @@ def log_json(log: Log) -> dict:
         "quota": log.quota,
         "prompt_tokens": log.prompt_tokens,
         "completion_tokens": log.completion_tokens,
+        # Beyond one-api's fields (its clients ignore them): the parts priced apart.
+        "cached_tokens": log.cached_tokens,
+        "cache_write_tokens": log.cache_write_tokens,
+        "cache_write_1h_tokens": log.cache_write_1h_tokens,
+        "reasoning_tokens": log.reasoning_tokens,
         "channel": log.channel_id,
         "request_id": log.request_id,
         "elapsed_time": log.elapsed_time,

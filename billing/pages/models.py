@@ -23,6 +23,7 @@ class ModelPrice:
     completion_ratio: float
     input_quota: Decimal    # quota per 1K prompt tokens, group ratio included
     output_quota: Decimal   # quota per 1K completion tokens
+    cached_quota: Decimal   # quota per 1K prompt tokens read from the vendor's cache (CacheRatio)
 
     @property
     def model_ratio_text(self) -> str:
@@ -42,8 +43,13 @@ class ModelPrice:
     def output_price(self) -> str:
         return money.price(self.output_quota)
 
+    @property
+    def cached_price(self) -> str:
+        return money.price(self.cached_quota)
 
-def model_price(model: str, *, group_ratio: float, model_ratios: dict, completion_ratios: dict) -> ModelPrice:
+
+def model_price(model: str, *, group_ratio: float, model_ratios: dict, completion_ratios: dict,
+                cache_ratios: dict | None = None) -> ModelPrice:
     """The relay's own lookups (pricing.model_ratio / completion_ratio), so the page shows what is charged.
 
     A model without a ratio is charged the fallback UNKNOWN_MODEL_RATIO by the relay; it is
@@ -56,7 +62,9 @@ def model_price(model: str, *, group_ratio: float, model_ratios: dict, completio
                       completion_ratio=completion,
                       input_quota=pricing.list_price(model_ratio=ratio, group_ratio=group_ratio),
                       output_quota=pricing.list_price(model_ratio=ratio, group_ratio=group_ratio,
-                                                      completion_ratio=completion))
+                                                      completion_ratio=completion),
+                      cached_quota=pricing.list_price(model_ratio=ratio, group_ratio=group_ratio,
+                                                      completion_ratio=pricing.cache_ratio(model, cache_ratios or {})))
 
 
 @login_required
@@ -64,8 +72,9 @@ def models_view(request):
     group = request.user.group
     ratio = pricing.group_ratio(group, options.get("GroupRatio"))
     model_ratios, completion_ratios = options.get("ModelRatio"), options.get("CompletionRatio")
-    prices = [model_price(m, group_ratio=ratio, model_ratios=model_ratios, completion_ratios=completion_ratios)
-              for m in group_models(group=group)]
+    cache_ratios = options.get("CacheRatio")
+    prices = [model_price(m, group_ratio=ratio, model_ratios=model_ratios, completion_ratios=completion_ratios,
+                          cache_ratios=cache_ratios) for m in group_models(group=group)]
     return render(request, "billing/models.html", {
         "group": group,
         "group_ratio": money.number(ratio),

@@ -30,6 +30,7 @@ from providers.adapters.base import (
 from providers.adapters.openai_shapes import (
     chat_chunk,
     chat_completion,
+    count,
     delta_choice,
     error_event,
     finish_reason,
@@ -213,11 +214,20 @@ def to_messages_request(body: dict, stream: bool) -> dict:
 
 
 def usage_from(usage: Any) -> Usage:
-    """Anthropic's input_tokens exclude cached input; prompt tokens are all three."""
+    """Anthropic's usage (https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching): input_tokens
+    leave out the cache, which it counts as cache_read_input_tokens and cache_creation_input_tokens (the
+    writes, split into ephemeral_5m_input_tokens and ephemeral_1h_input_tokens under `cache_creation`), so
+    the prompt is all three, as OpenAI counts its own cached tokens in the prompt."""
     usage = usage if isinstance(usage, dict) else {}
-    prompt = sum(int(usage.get(k) or 0)
-                 for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
-    return Usage(prompt_tokens=prompt, completion_tokens=int(usage.get("output_tokens") or 0))
+    read = count(usage.get("cache_read_input_tokens"))
+    split = usage.get("cache_creation") if isinstance(usage.get("cache_creation"), dict) else {}
+    hour = count(split.get("ephemeral_1h_input_tokens"))
+    # The total, or the split where only the split is given.
+    written = max(count(usage.get("cache_creation_input_tokens")),
+                  count(split.get("ephemeral_5m_input_tokens")) + hour)
+    return Usage(prompt_tokens=count(usage.get("input_tokens")) + read + written,
+                 completion_tokens=count(usage.get("output_tokens")),
+                 cached_tokens=read, cache_write_tokens=written, cache_write_1h_tokens=min(hour, written))
 
 
 def error_from(status: int, error: Any) -> UpstreamError:
@@ -246,11 +256,10 @@ def to_chat_completion(payload: dict) -> tuple[dict, Usage]:
     if calls:
         message["tool_calls"] = calls
     usage = usage_from(payload.get("usage"))
-    cached = int((payload.get("usage") or {}).get("cache_read_input_tokens") or 0)
     answer = chat_completion(
         id=f"chatcmpl-{payload.get('id', '')}", model=payload.get("model"),
         choices=[message_choice(0, message, finish_reason(payload.get("stop_reason"), FINISH_REASONS))],
-        usage=usage_json(usage, cached=cached))
+        usage=usage_json(usage, cached=True))
     return answer, usage
 
 
@@ -367,10 +376,9 @@ class AnthropicStreamDecoder(StreamDecoder):
         raw = {**self.input_usage, **{k: v for k, v in (payload.get("usage") or {}).items() if v is not None}}
         usage = usage_from(raw)
         finish = finish_reason((payload.get("delta") or {}).get("stop_reason"), FINISH_REASONS)
-        cached = int(raw.get("cache_read_input_tokens") or 0)
         return [StreamEvent(data=self.chunk({}, finish)),
                 usage_event(id=self.id, created=self.created, model=self.model, usage=usage,
-                            as_json=usage_json(usage, cached=cached))]
+                            as_json=usage_json(usage, cached=True))]
 
     def on_message_stop(self, payload: dict) -> list[StreamEvent]:
         return [StreamEvent(data=None, done=True)]

@@ -81,8 +81,19 @@ class RequestContext:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """The tokens of one answer as the vendor counted them, in OpenAI's sense whatever the vendor's: the prompt
+    is every input token, cached ones included (Anthropic's input_tokens leave its cache out; its adapter adds
+    it back), and the completion every output token, thinking included. The other counts break those two
+    down, for prices that differ by kind (billing/pricing.py) and the details a client is shown."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt: read from the vendor's prompt cache
+    cache_write_tokens: int = 0  # of the prompt: written to the cache (Anthropic's 5-minute and 1-hour writes)
+    cache_write_1h_tokens: int = 0  # of the writes: those kept an hour, which Anthropic prices higher
+    reasoning_tokens: int = 0  # of the completion: spent thinking
+    input_audio_tokens: int = 0  # of the prompt
+    output_audio_tokens: int = 0  # of the completion
 
     @property
     def total_tokens(self) -> int:

@@ -302,6 +302,43 @@ class AIProxyAdapter(OpenAIAdapter):
         return float(payload["data"]["totalPoints"])
 
 
+def with_cached_details(data: bytes, usage: Usage | None) -> bytes:
+    """An answer or chunk whose usage tells its cache hits only in the vendor's own field, given OpenAI's
+    `prompt_tokens_details.cached_tokens` too, which OpenAI's clients read; anything else as it is."""
+    if usage is None or not usage.cached_tokens:
+        return data
+    payload = json_or_none(data)
+    if not isinstance(payload, dict) or not isinstance(payload.get("usage"), dict) \
+            or isinstance(payload["usage"].get("prompt_tokens_details"), dict):
+        return data
+    payload["usage"]["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
+    return orjson.dumps(payload)
+
+
+class CachedDetailsStreamDecoder(OpenAIStreamDecoder):
+    """OpenAI's chunks, the usage chunk given OpenAI's cached-tokens detail (with_cached_details)."""
+
+    def feed(self, event: bytes, data: bytes) -> list[StreamEvent]:
+        events = super().feed(event, data)
+        for decoded in events:
+            if decoded.usage is not None and decoded.data is not None:
+                decoded.data = with_cached_details(decoded.data, decoded.usage)
+        return events
+
+
+class CacheHitsOwnFieldMixin:
+    """For a clone that tells its cache hits in a field of its own, which OpenAI's clients do not read:
+    DeepSeek's prompt_cache_hit_tokens (https://api-docs.deepseek.com/guides/kv_cache), Moonshot's
+    cached_tokens. Its answers get OpenAI's detail too."""
+
+    def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
+        body, usage = super().parse_response(ctx, body=body)  # type: ignore[misc]
+        return with_cached_details(body, usage), usage
+
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder:
+        return CachedDetailsStreamDecoder()
+
+
 class YuanOnCnHostAdapter(OpenAIAdapter):
     """A vendor with a mainland platform that bills in yuan and an international one that bills in US$, the
     same account API on both (Moonshot: api.moonshot.cn / api.moonshot.ai; SiliconFlow: api.siliconflow.cn /
@@ -316,7 +353,7 @@ class YuanOnCnHostAdapter(OpenAIAdapter):
         return balance
 
 
-class MoonshotAdapter(YuanOnCnHostAdapter):
+class MoonshotAdapter(CacheHitsOwnFieldMixin, YuanOnCnHostAdapter):
     channel_type = 25
     label = "Moonshot"
     default_base_url = "https://api.moonshot.cn"
@@ -332,7 +369,7 @@ class MoonshotAdapter(YuanOnCnHostAdapter):
 MistralAdapter = _vendor(28, "Mistral", "https://api.mistral.ai")
 GroqAdapter = _vendor(29, "Groq", "https://api.groq.com/openai")
 StepFunAdapter = _vendor(32, "StepFun", "https://api.stepfun.com")
-class DeepSeekAdapter(OpenAIAdapter):
+class DeepSeekAdapter(CacheHitsOwnFieldMixin, OpenAIAdapter):
     channel_type = 36
     label = "DeepSeek"
     default_base_url = "https://api.deepseek.com"

@@ -25,28 +25,60 @@ from providers.adapters.base import StreamEvent, UpstreamError, Usage
 # --- usage -------------------------------------------------------------------------------------------
 
 
+def count(value: Any) -> int:
+    """A token count from a vendor's JSON: a non-negative whole number, or 0 for anything else (a missing
+    field, null, a string), so one odd field never fails an answer that was delivered."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value < 0:
+        return 0
+    return int(value) if value < 2**62 else 0
+
+
+def _details(usage: dict, *names: str) -> dict:
+    for name in names:
+        if isinstance(usage.get(name), dict):
+            return usage[name]
+    return {}
+
+
 def usage_from(payload: dict) -> Usage | None:
     """The usage of an answer (or a chunk) in OpenAI's shape, None when it tells none. Chat names the counts
-    prompt/completion, audio and image models input/output; embeddings give only a total."""
+    prompt/completion, audio and image models input/output; embeddings give only a total.
+
+    The breakdown as OpenAI's clones report it: `prompt_tokens_details.cached_tokens` (OpenAI, xAI, Zhipu,
+    Qwen; `input_tokens_details` on the image and audio models), DeepSeek's `prompt_cache_hit_tokens`
+    (https://api-docs.deepseek.com/guides/kv_cache), Moonshot's `cached_tokens` beside the counts;
+    `completion_tokens_details.reasoning_tokens` and the audio tokens of both sides."""
     usage = payload.get("usage")
     if not isinstance(usage, dict):
         return None
-    prompt = usage.get("prompt_tokens") or usage.get("input_tokens") or 0
-    completion = usage.get("completion_tokens") or usage.get("output_tokens") or 0
+    prompt = count(usage.get("prompt_tokens")) or count(usage.get("input_tokens"))
+    completion = count(usage.get("completion_tokens")) or count(usage.get("output_tokens"))
     if not prompt and not completion and usage.get("total_tokens"):
-        prompt = usage["total_tokens"]  # embeddings report only totals
-    return Usage(prompt_tokens=int(prompt), completion_tokens=int(completion))
+        prompt = count(usage["total_tokens"])  # embeddings report only totals
+    asked = _details(usage, "prompt_tokens_details", "input_tokens_details")
+    answered = _details(usage, "completion_tokens_details", "output_tokens_details")
+    cached = (count(asked.get("cached_tokens")) or count(usage.get("prompt_cache_hit_tokens"))
+              or count(usage.get("cached_tokens")))
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=min(cached, prompt),
+                 reasoning_tokens=min(count(answered.get("reasoning_tokens")), completion),
+                 input_audio_tokens=count(asked.get("audio_tokens")),
+                 output_audio_tokens=count(answered.get("audio_tokens")))
 
 
-def usage_json(usage: Usage, *, cached: int | None = None, reasoning: int | None = None) -> dict:
-    """OpenAI's `usage` object. `reasoning` (the completion tokens spent thinking) and `cached` (the prompt
-    tokens read from the vendor's cache) add their details when the vendor tells them."""
+def usage_json(usage: Usage, *, cached: bool = False, reasoning: bool = False) -> dict:
+    """OpenAI's `usage` object. Its details tell the prompt tokens read from the vendor's cache and the
+    completion tokens spent thinking when the vendor counted any (or always, when `cached` or `reasoning`
+    say so: a vendor whose answers always carry the field)."""
     out: dict[str, Any] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
                            "total_tokens": usage.total_tokens}
-    if reasoning is not None:
-        out["completion_tokens_details"] = {"reasoning_tokens": reasoning}
-    if cached is not None:
-        out["prompt_tokens_details"] = {"cached_tokens": cached}
+    if reasoning or usage.reasoning_tokens or usage.output_audio_tokens:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+        if usage.output_audio_tokens:
+            out["completion_tokens_details"]["audio_tokens"] = usage.output_audio_tokens
+    if cached or usage.cached_tokens or usage.input_audio_tokens:
+        out["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
+        if usage.input_audio_tokens:
+            out["prompt_tokens_details"]["audio_tokens"] = usage.input_audio_tokens
     return out
 
 

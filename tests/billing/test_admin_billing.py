@@ -245,3 +245,26 @@ def test_editing_a_code_goes_through_the_service(root_client):
     assert "its quota cannot change" in response.content.decode()
     code.refresh_from_db()
     assert code.quota == 777
+
+
+def test_a_logs_token_counts_name_the_cache_and_reasoning_parts(root_client):
+    entry = _log(prompt_tokens=23050, completion_tokens=300, cached_tokens=20000, cache_write_tokens=3000,
+                 cache_write_1h_tokens=2000, reasoning_tokens=120)
+    _log(prompt_tokens=10, completion_tokens=2, model_name="plain-model")
+    html = root_client.get(LOGS).content.decode()
+    assert "23050 + 300 (cached 20000, cache write 3000, reasoning 120)" in html
+    assert "10 + 2<" in html
+    page = root_client.get(reverse("admin:billing_log_change", args=[entry.pk])).content.decode()
+    for label in ("Cached tokens", "Cache write tokens", "1-hour cache write tokens", "Reasoning tokens"):
+        assert label in page, label
+
+
+def test_cache_ratios_are_edited_beside_the_model_ratios(root_client):
+    html = root_client.get(OPTIONS).content.decode()
+    assert 'name="CacheRatio"' in html and 'name="CreateCacheRatio"' in html
+    response = _options_post(root_client, CacheRatio='{"claude-opus-4-6": 0.2}', CreateCacheRatio='{"m": -1}')
+    assert response.status_code == 200 and "CreateCacheRatio" in response.content.decode()
+    assert not Option.objects.filter(key="CacheRatio").exists()  # one bad value saves nothing
+    response = _options_post(root_client, CacheRatio='{"claude-opus-4-6": 0.2}')
+    assert response.status_code == 302
+    assert options.get("CacheRatio") == {"claude-opus-4-6": 0.2}

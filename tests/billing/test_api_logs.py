@@ -113,3 +113,13 @@ def test_a_log_says_which_protocol_its_client_spoke(alice_api, alice):
                        client_protocol="anthropic")
     [row] = envelope(alice_api.get("/api/log/self"))
     assert row["client_protocol"] == "anthropic"
+
+
+def test_items_carry_the_cache_and_reasoning_breakdown(alice_api, alice):
+    Log.objects.create(user_id=alice.pk, username=alice.username, type=CONSUME, model_name="claude-opus-4-6",
+                       prompt_tokens=23050, completion_tokens=300, cached_tokens=20000, cache_write_tokens=3000,
+                       cache_write_1h_tokens=2000, reasoning_tokens=120, quota=13200)
+    [row] = envelope(alice_api.get("/api/log/self"))
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (23050, 300)  # one-api's fields as they were
+    assert (row["cached_tokens"], row["cache_write_tokens"], row["cache_write_1h_tokens"],
+            row["reasoning_tokens"]) == (20000, 3000, 2000, 120)

@@ -78,3 +78,16 @@ def test_options_are_root_only(staff_api, alice_api, anon):
     assert alice_api.get("/api/option/").status_code == 403
     assert anon.get("/api/option/").status_code == 401
     assert not Option.objects.filter(key="SystemName").exists()
+
+
+def test_cache_ratios_are_listed_and_set_under_new_apis_names(root_api):
+    values = {o["key"]: o["value"] for o in envelope(root_api.get("/api/option/"))}
+    assert json.loads(values["CacheRatio"])["claude-opus-4-6"] == 0.1
+    assert json.loads(values["CreateCacheRatio"])["claude-opus-4-6"] == 1.25
+    envelope(root_api.put("/api/option/", {"key": "CacheRatio", "value": '{"gpt-5": 0.1, "my-model": 0.3}'},
+                          format="json"))
+    assert options.get("CacheRatio") == {"gpt-5": 0.1, "my-model": 0.3}
+    body = envelope(root_api.put("/api/option/", {"key": "CreateCacheRatio", "value": '{"m": 1e400}'},
+                                 format="json"), success=False)
+    assert body["field"] == "CreateCacheRatio"
+    assert not Option.objects.filter(key="CreateCacheRatio").exists()

@@ -10,6 +10,7 @@ from django.db import close_old_connections, connection
 from django.db.models import Count, Sum
 
 from accounts.models import Token, User
+from billing import pricing
 from billing.models import Log
 from billing.services import Charge, charges_apply, option_set
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
@@ -48,6 +49,7 @@ def test_concurrent_batches_from_many_writers_lose_nothing():
     tokens = [TokenFactory(user=u, remain_quota=10**8) for u in users for _ in range(2)]
     before = snapshot()
     errors = []
+    cached_each: list[int] = []  # every charge's cached tokens (list.append is atomic)
 
     def writer(seed):
         rng = random.Random(seed)
@@ -56,11 +58,14 @@ def test_concurrent_batches_from_many_writers_lose_nothing():
                 charges = []
                 for i in range(20):
                     token = rng.choice(tokens)
+                    cached = rng.randint(0, 50)
                     charges.append(Charge(
                         user_id=token.user_id, username="u", token_id=token.pk, token_name=token.name,
                         unlimited=False, channel_id=0, model_name="m", quota=rng.randint(1, 1000),
-                        prompt_tokens=1, completion_tokens=1, request_id=f"{seed}-{batch}-{i}", elapsed_ms=1,
-                        is_stream=False, content="", created_at=0))
+                        prompt_tokens=100, completion_tokens=1, request_id=f"{seed}-{batch}-{i}", elapsed_ms=1,
+                        is_stream=False, content="", created_at=0, cached_tokens=cached,
+                        cache_write_tokens=50 - cached, cache_write_1h_tokens=(50 - cached) // 2, reasoning_tokens=1))
+                    cached_each.append(cached)
                 charges_apply(charges)
         except Exception as exc:  # surfaced below; a thread cannot fail the test itself
             errors.append(exc)
@@ -76,6 +81,10 @@ def test_concurrent_batches_from_many_writers_lose_nothing():
     assert not errors, errors
     assert Log.objects.filter(type=Log.Type.CONSUME).count() == 8 * 10 * 20
     assert_ledger_matches_logs(before)
+    sums = Log.objects.aggregate(cached=Sum("cached_tokens"), written=Sum("cache_write_tokens"),
+                                 reasoning=Sum("reasoning_tokens"))
+    assert sums == {"cached": sum(cached_each), "written": 8 * 10 * 20 * 50 - sum(cached_each),
+                    "reasoning": 8 * 10 * 20}
 
 
 @pytest.fixture
@@ -111,6 +120,11 @@ async def test_mixed_concurrent_requests_through_the_relay_charge_exactly(relay_
                 server.then(usage=False, reply="no usage given " * 5)
             elif kind < 0.45:
                 server.then(chunk_delay=0.01, reply="slow " * 30)
+            elif kind < 0.7:
+                prompt = rng.randint(1, 500)
+                details = {"prompt_tokens_details": {"cached_tokens": rng.randint(0, prompt)},
+                           "completion_tokens_details": {"reasoning_tokens": rng.randint(0, 100)}}
+                server.then(prompt_tokens=prompt, completion_tokens=rng.randint(100, 500), usage_extra=details)
             else:
                 server.then(prompt_tokens=rng.randint(1, 500), completion_tokens=rng.randint(1, 500))
 
@@ -131,6 +145,19 @@ async def test_mixed_concurrent_requests_through_the_relay_charge_exactly(relay_
     await asyncio.sleep(0.2)
     await flush()
     await sync_to_async(assert_ledger_matches_logs)(before)
+    await sync_to_async(assert_cached_bills_follow_the_formula)()
+
+
+def assert_cached_bills_follow_the_formula():
+    """Each bill with cache hits is the formula's, to the unit: nothing rounded twice, nothing lost between
+    the relay's bill, the ledger and the log."""
+    quote = pricing.quote(pricing.Order(mode="chat", model="gpt-4o-mini", group="default"), channel_type=1)
+    cached = Log.objects.filter(type=Log.Type.CONSUME, cached_tokens__gt=0)
+    assert cached.exists()
+    for log in cached:
+        assert log.quota == pricing.charge(quote, pricing.Tokens(
+            prompt=log.prompt_tokens, completion=log.completion_tokens, cached=log.cached_tokens)), log.pk
+        assert "cache read ratio 0.5" in log.content
 
 
 def test_a_token_that_runs_dry_is_marked_exhausted():

@@ -106,7 +106,7 @@ def test_totals_cover_the_filtered_set_in_one_query(alice, many):
         totals = logs_totals(f=f)
     assert len(queries.captured_queries) == 1
     assert totals == {"count": len(mine) + 1, "quota": sum(log.quota for log in mine), "topup_quota": 5000,
-                      "prompt_tokens": 10 * len(mine), "completion_tokens": 2 * len(mine)}
+                      "prompt_tokens": 10 * len(mine), "completion_tokens": 2 * len(mine), "cached_tokens": 0}
 
 
 def test_page_totals_follow_the_filters(alice_client, many, set_option):
@@ -203,3 +203,18 @@ def test_a_cursor_that_is_no_id_shows_the_top_page(alice_client, many, query):
     response = alice_client.get(f"/log/?{query}")
     assert response.status_code == 200
     assert response.context["page"].logs == alice_client.get("/log/").context["page"].logs
+
+
+def test_the_cache_and_reasoning_parts_are_shown_under_the_counts(alice, alice_client):
+    log(alice, prompt_tokens=23050, completion_tokens=300, cached_tokens=20000, cache_write_tokens=3000,
+        cache_write_1h_tokens=2000, reasoning_tokens=120,
+        content="model ratio 1.5 x group ratio 1 x completion ratio 5, cache read ratio 0.1, "
+                "cache write ratio 1.25, 1-hour cache write ratio 2")
+    log(alice, prompt_tokens=10, completion_tokens=2)
+    html = alice_client.get(URL).content.decode()
+    assert ">23050<" in html and ">300<" in html
+    assert html.count('data-part="cached"') == 1 and "20000 from cache" in html
+    assert "3000 written to cache (2000 for 1 hour)" in html and "120 reasoning" in html
+    assert 'data-testid="total-cached"' in html
+    zh = alice_client.get(URL, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "20000 来自缓存" in zh and "缓存读取倍率 0.1" in zh and "1 小时缓存写入倍率 2" in zh

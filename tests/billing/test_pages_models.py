@@ -102,3 +102,11 @@ def test_model_price_reuses_the_relay_lookups():
 
     p = model_price("gpt-4o-mini", group_ratio=1, model_ratios={"gpt-4o-mini": 0.075}, completion_ratios={})
     assert p.priced and p.input_quota == Decimal(75) and p.output_quota == Decimal(300)
+
+
+def test_the_cached_input_price_follows_the_cache_ratio():
+    p = model_price("gpt-4o-mini", group_ratio=2, model_ratios={"gpt-4o-mini": 0.075}, completion_ratios={})
+    assert p.cached_quota == Decimal(75)  # 0.075 x 2 x 0.5 (OpenAI's default) x 1000
+    p = model_price("gpt-4o-mini", group_ratio=2, model_ratios={"gpt-4o-mini": 0.075}, completion_ratios={},
+                    cache_ratios={"gpt-4o-mini": 0.1})
+    assert p.cached_quota == Decimal(15)

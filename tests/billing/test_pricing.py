@@ -90,15 +90,15 @@ def test_images_are_priced_per_image_by_size_and_quality_before_the_call(model, 
                           image_quality=quality)
     quote = pricing.quote(order, channel_type=1)
     assert quote.fixed == quote.reserve == per_image * n
-    assert pricing.charge(quote, prompt_tokens=0, completion_tokens=0) == per_image * n
+    assert pricing.charge(quote, pricing.Tokens()) == per_image * n
 
 
 def test_fewer_images_than_asked_for_are_paid_per_image_made():
     order = pricing.Order(mode="images", model="dall-e-2", group="default", images=4, image_size="256x256")
     quote = pricing.quote(order, channel_type=1)
-    assert pricing.charge(quote, prompt_tokens=0, completion_tokens=0, images_made=3) == 8000 * 3
-    assert pricing.charge(quote, prompt_tokens=0, completion_tokens=0, images_made=9) == 8000 * 4
-    assert pricing.charge(quote, prompt_tokens=0, completion_tokens=0, images_made=0) == 0
+    assert pricing.charge(quote, pricing.Tokens(), images_made=3) == 8000 * 3
+    assert pricing.charge(quote, pricing.Tokens(), images_made=9) == 8000 * 4
+    assert pricing.charge(quote, pricing.Tokens(), images_made=0) == 0
 
 
 def test_speech_is_priced_per_character():
@@ -109,17 +109,20 @@ def test_speech_is_priced_per_character():
 def test_text_is_charged_by_the_quoted_ratios():
     load_options(ModelRatio={"m": 0.075}, GroupRatio={"vip": 1.5}, CompletionRatio={"m": 4})
     quote = pricing.quote(pricing.Order(mode="chat", model="m", group="vip"), channel_type=1)
-    assert pricing.charge(quote, prompt_tokens=100, completion_tokens=50) == 34
+    assert pricing.charge(quote, pricing.Tokens(prompt=100, completion=50)) == 34
 
 
 def test_the_vendors_token_counts_are_billed_and_local_counts_only_without_them():
     def never() -> int:
         raise AssertionError("counted although the vendor gave its counts")
 
-    assert pricing.billed_tokens(mode="chat", reported=(10, 5), count_prompt=never, count_answer=never) == (10, 5)
-    assert pricing.billed_tokens(mode="chat", reported=None, count_prompt=lambda: 7, count_answer=lambda: 3) == (7, 3)
-    # A cut stream reports nothing in its usage: counted too.
-    assert pricing.billed_tokens(mode="chat", reported=(0, 0), count_prompt=lambda: 7, count_answer=lambda: 3) == (7, 3)
+    told = pricing.Tokens(prompt=10, completion=5, cached=4)
+    assert pricing.billed_tokens(mode="chat", reported=told, count_prompt=never, count_answer=never) == told
+    counted = pricing.Tokens(prompt=7, completion=3)
+    assert pricing.billed_tokens(mode="chat", reported=None, count_prompt=lambda: 7, count_answer=lambda: 3) == counted
+    # A cut stream reports nothing in its usage: counted too, with no cache parts.
+    assert pricing.billed_tokens(mode="chat", reported=pricing.Tokens(cached=3), count_prompt=lambda: 7,
+                                 count_answer=lambda: 3) == counted
     # A transcript's tokens are what the audio is billed by, as prompt tokens.
     assert pricing.billed_tokens(mode="transcriptions", reported=None, count_prompt=never,
-                                 count_answer=lambda: 12) == (12, 0)
+                                 count_answer=lambda: 12) == pricing.Tokens(prompt=12)

@@ -334,3 +334,20 @@ def test_an_overloaded_error_is_retryable_whatever_the_status_and_html_errors_ar
     assert err.retryable and "Bad gateway" in err.message
     assert "sk-ant-secret" not in str(adapter.parse_error(call_context(), status=401,
                                                           body=fixture("error_authentication.json")))
+
+
+def test_usage_adds_the_cache_to_the_prompt_and_keeps_the_writes_lifetimes():
+    from providers.adapters.anthropic import usage_from
+    from providers.adapters.base import Usage
+
+    full = {"input_tokens": 50, "cache_creation_input_tokens": 3000, "cache_read_input_tokens": 20000,
+            "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 2000},
+            "output_tokens": 300}
+    assert usage_from(full) == Usage(23050, 300, cached_tokens=20000, cache_write_tokens=3000,
+                                     cache_write_1h_tokens=2000)
+    # Only the split (a proxy that drops the total), or only the total (an older API version).
+    split_only = {"input_tokens": 5, "cache_creation": {"ephemeral_5m_input_tokens": 10,
+                                                        "ephemeral_1h_input_tokens": 20}, "output_tokens": 1}
+    assert usage_from(split_only) == Usage(35, 1, cache_write_tokens=30, cache_write_1h_tokens=20)
+    assert usage_from({"input_tokens": 5, "cache_creation_input_tokens": 7}) == Usage(12, 0, cache_write_tokens=7)
+    assert usage_from({"input_tokens": None, "cache_creation": "odd"}) == Usage()

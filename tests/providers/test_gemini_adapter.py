@@ -431,3 +431,16 @@ async def test_inlining_does_no_io_without_remote_images():
     _, sent = build(prepared)
     assert sent["contents"][-1]["parts"][-1:] == [{"fileData": {
         "fileUri": "https://generativelanguage.googleapis.com/v1beta/files/abc", "mimeType": "image/jpeg"}}]
+
+
+def test_usage_tells_the_cached_content_thoughts_and_audio():
+    from providers.adapters.base import Usage
+    from providers.adapters.gemini.answers import usage_from
+
+    metadata = {"promptTokenCount": 1200, "cachedContentTokenCount": 1000, "candidatesTokenCount": 40,
+                "thoughtsTokenCount": 160, "toolUsePromptTokenCount": 10,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 1100},
+                                        {"modality": "AUDIO", "tokenCount": 100}],
+                "candidatesTokensDetails": [{"modality": "AUDIO", "tokenCount": 40}]}
+    assert usage_from(metadata) == Usage(1210, 200, cached_tokens=1000, reasoning_tokens=160,
+                                         input_audio_tokens=100, output_audio_tokens=40)

@@ -29,12 +29,42 @@ TABLE = {"MAX_TOKENS": "length", "STOP": "stop", "SAFETY": "content_filter"}
 def test_usage_json_is_openais_and_tells_cached_and_reasoning_tokens_only_when_given():
     usage = Usage(prompt_tokens=12, completion_tokens=30)
     assert usage_json(usage) == {"prompt_tokens": 12, "completion_tokens": 30, "total_tokens": 42}
-    detailed = usage_json(usage, cached=5, reasoning=20)
+    detailed = usage_json(Usage(prompt_tokens=12, completion_tokens=30, cached_tokens=5, reasoning_tokens=20))
     assert list(detailed) == ["prompt_tokens", "completion_tokens", "total_tokens", "completion_tokens_details",
                               "prompt_tokens_details"]
     assert detailed["prompt_tokens_details"] == {"cached_tokens": 5}
     assert detailed["completion_tokens_details"] == {"reasoning_tokens": 20}
-    assert usage_json(usage, cached=0)["prompt_tokens_details"] == {"cached_tokens": 0}  # told, though none
+    assert usage_json(usage, cached=True)["prompt_tokens_details"] == {"cached_tokens": 0}  # told, though none
+    audio = usage_json(Usage(prompt_tokens=12, completion_tokens=30, input_audio_tokens=4, output_audio_tokens=9))
+    assert audio["prompt_tokens_details"] == {"cached_tokens": 0, "audio_tokens": 4}
+    assert audio["completion_tokens_details"] == {"reasoning_tokens": 0, "audio_tokens": 9}
+
+
+def test_the_breakdown_is_read_from_each_clones_fields():
+    openai = {"prompt_tokens": 2006, "completion_tokens": 300, "total_tokens": 2306,
+              "prompt_tokens_details": {"cached_tokens": 1920, "audio_tokens": 6},
+              "completion_tokens_details": {"reasoning_tokens": 192, "audio_tokens": 0,
+                                            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
+    assert usage_from({"usage": openai}) == Usage(2006, 300, cached_tokens=1920, reasoning_tokens=192,
+                                                  input_audio_tokens=6)
+    # DeepSeek: https://api-docs.deepseek.com/guides/kv_cache (hit + miss = prompt).
+    deepseek = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120, "prompt_cache_hit_tokens": 64,
+                "prompt_cache_miss_tokens": 36, "completion_tokens_details": {"reasoning_tokens": 12}}
+    assert usage_from({"usage": deepseek}) == Usage(100, 20, cached_tokens=64, reasoning_tokens=12)
+    # Moonshot tells its cache beside the counts.
+    assert usage_from({"usage": {"prompt_tokens": 50, "completion_tokens": 5, "cached_tokens": 40}}).cached_tokens == 40
+    # The image and audio models' input_tokens_details.
+    image = {"input_tokens": 50, "output_tokens": 4160,
+             "input_tokens_details": {"cached_tokens": 10, "text_tokens": 50}}
+    assert usage_from({"usage": image}).cached_tokens == 10
+
+
+def test_odd_breakdowns_never_fail_the_answer_nor_pass_the_counts():
+    odd = {"prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 99},
+           "completion_tokens_details": {"reasoning_tokens": "lots"}}
+    assert usage_from({"usage": odd}) == Usage(10, 5, cached_tokens=10)
+    assert usage_from({"usage": {"prompt_tokens": "12", "completion_tokens": None,
+                                 "prompt_tokens_details": None}}) == Usage(0, 0)
 
 
 def test_usage_is_read_from_every_name_openai_gives_it():

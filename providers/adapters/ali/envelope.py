@@ -7,6 +7,7 @@ other for ali_error).
 from __future__ import annotations
 
 from providers.adapters.base import UpstreamError, Usage, retryable_status
+from providers.adapters.openai_shapes import count
 
 
 def invalid(message: str, code: str = "invalid_request", param: str | None = None) -> UpstreamError:
@@ -44,10 +45,17 @@ def ali_error(payload: dict, status: int = 200) -> UpstreamError:
 
 
 def usage_from(raw) -> Usage | None:
+    """DashScope's usage: input/output tokens, the cached part of the input under prompt_tokens_details
+    (its context cache, https://help.aliyun.com/zh/model-studio/context-cache), the thinking under
+    output_tokens_details."""
     if not isinstance(raw, dict):
         return None
-    prompt = int(raw.get("input_tokens") or 0)
-    completion = int(raw.get("output_tokens") or 0)
+    prompt = count(raw.get("input_tokens"))
+    completion = count(raw.get("output_tokens"))
     if not prompt and not completion and raw.get("total_tokens"):
-        prompt = int(raw["total_tokens"])  # embeddings report a total only
-    return Usage(prompt_tokens=prompt, completion_tokens=completion)
+        prompt = count(raw["total_tokens"])  # embeddings report a total only
+    asked = raw.get("prompt_tokens_details") if isinstance(raw.get("prompt_tokens_details"), dict) else {}
+    answered = raw.get("output_tokens_details") if isinstance(raw.get("output_tokens_details"), dict) else {}
+    return Usage(prompt_tokens=prompt, completion_tokens=completion,
+                 cached_tokens=min(count(asked.get("cached_tokens")), prompt),
+                 reasoning_tokens=min(count(answered.get("reasoning_tokens")), completion))

@@ -49,7 +49,7 @@ from providers.adapters.base import (
 from providers.adapters.bedrock.converse import ConverseEvents, anthropic_message, converse_request
 from providers.adapters.fetch import fetch_data_url
 from providers.adapters.inline_images import inline_images
-from providers.adapters.openai_shapes import error_event, finish_reason, usage_event, usage_json
+from providers.adapters.openai_shapes import count, error_event, finish_reason, usage_event, usage_json
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 SERVICE = "bedrock"
@@ -370,12 +370,14 @@ class BedrockStreamDecoder(EventStreamDecoder):
         held, self.held = self.held, []
         if not isinstance(metrics, dict) or "outputTokenCount" not in metrics:
             return held
-        cached = int(metrics.get("cacheReadInputTokenCount") or 0)
-        usage = Usage(prompt_tokens=sum(int(metrics.get(k) or 0) for k in (
-                          "inputTokenCount", "cacheReadInputTokenCount", "cacheWriteInputTokenCount")),
-                      completion_tokens=int(metrics.get("outputTokenCount") or 0))
+        read, written = count(metrics.get("cacheReadInputTokenCount")), count(metrics.get("cacheWriteInputTokenCount"))
+        # The metrics do not split the writes by lifetime; Claude's own usage does.
+        hour = held[0].usage.cache_write_1h_tokens if held and held[0].usage is not None else 0
+        usage = Usage(prompt_tokens=count(metrics.get("inputTokenCount")) + read + written,
+                      completion_tokens=count(metrics.get("outputTokenCount")),
+                      cached_tokens=read, cache_write_tokens=written, cache_write_1h_tokens=min(hour, written))
         return [usage_event(id=self.claude.id, created=self.claude.created, model=self.claude.model, usage=usage,
-                            as_json=usage_json(usage, cached=cached))]
+                            as_json=usage_json(usage, cached=True))]
 
     def close(self) -> list[StreamEvent]:
         # A stream cut between message_delta and message_stop still bills message_delta's counts.

@@ -18,6 +18,7 @@ from typing import Any
 
 from providers.adapters.anthropic import convert_messages
 from providers.adapters.base import UpstreamError
+from providers.adapters.openai_shapes import count
 
 # Converse's stopReason → the Anthropic stop_reason that Anthropic's conversion maps to OpenAI's.
 STOP_REASONS = {"guardrail_intervened": "refusal", "content_filtered": "refusal"}
@@ -107,10 +108,16 @@ def converse_request(body: dict) -> dict:
 
 
 def anthropic_usage(usage: Any) -> dict:
+    """Converse's TokenUsage as Anthropic's usage: inputTokens leave out the cache reads and writes, as
+    Anthropic's input_tokens do, and `cacheDetails` splits the writes by lifetime ({inputTokens, ttl})."""
     usage = usage if isinstance(usage, dict) else {}
-    return {"input_tokens": int(usage.get("inputTokens") or 0), "output_tokens": int(usage.get("outputTokens") or 0),
-            "cache_read_input_tokens": int(usage.get("cacheReadInputTokens") or 0),
-            "cache_creation_input_tokens": int(usage.get("cacheWriteInputTokens") or 0)}
+    split = {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}
+    for detail in usage.get("cacheDetails") or ():
+        if isinstance(detail, dict) and detail.get("ttl") in ("5m", "1h"):
+            split[f"ephemeral_{detail['ttl']}_input_tokens"] += count(detail.get("inputTokens"))
+    return {"input_tokens": count(usage.get("inputTokens")), "output_tokens": count(usage.get("outputTokens")),
+            "cache_read_input_tokens": count(usage.get("cacheReadInputTokens")),
+            "cache_creation_input_tokens": count(usage.get("cacheWriteInputTokens")), "cache_creation": split}
 
 
 def stop_reason(reason: Any) -> str | None:

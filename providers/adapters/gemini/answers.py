@@ -19,6 +19,7 @@ from providers.adapters.openai_shapes import (
     call_id,
     chat_chunk,
     chat_completion,
+    count,
     delta_choice,
     embedding,
     embeddings_list,
@@ -41,19 +42,26 @@ RETRYABLE_STATUSES = {"RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE
 REQUEST_STATUSES = {"INVALID_ARGUMENT", "FAILED_PRECONDITION", "NOT_FOUND", "OUT_OF_RANGE"}
 
 
+def _modality(details: Any, modality: str) -> int:
+    """The tokens of one modality in a usageMetadata list of {modality, tokenCount}."""
+    return sum(count(d.get("tokenCount")) for d in details if isinstance(d, dict) and d.get("modality") == modality) \
+        if isinstance(details, list) else 0
+
+
 def usage_from(metadata: Any) -> Usage | None:
-    """usageMetadata: thinking tokens are billed as output, tool-use prompt tokens as input."""
+    """usageMetadata (https://ai.google.dev/api/generate-content#UsageMetadata): thinking tokens are billed as
+    output, tool-use prompt tokens as input; promptTokenCount includes the cached content, as OpenAI's prompt
+    includes its cached tokens."""
     if not isinstance(metadata, dict):
         return None
-    prompt = int(metadata.get("promptTokenCount") or 0) + int(metadata.get("toolUsePromptTokenCount") or 0)
-    completion = int(metadata.get("candidatesTokenCount") or 0) + int(metadata.get("thoughtsTokenCount") or 0)
-    return Usage(prompt_tokens=prompt, completion_tokens=completion)
-
-
-def openai_usage(usage: Usage, metadata: dict) -> dict:
-    """OpenAI's usage, with the thinking and cached tokens usageMetadata counts."""
-    thoughts, cached = metadata.get("thoughtsTokenCount"), metadata.get("cachedContentTokenCount")
-    return usage_json(usage, reasoning=int(thoughts) if thoughts else None, cached=int(cached) if cached else None)
+    prompt = count(metadata.get("promptTokenCount")) + count(metadata.get("toolUsePromptTokenCount"))
+    thoughts = count(metadata.get("thoughtsTokenCount"))
+    completion = count(metadata.get("candidatesTokenCount")) + thoughts
+    return Usage(prompt_tokens=prompt, completion_tokens=completion,
+                 cached_tokens=min(count(metadata.get("cachedContentTokenCount")), prompt),
+                 reasoning_tokens=thoughts,
+                 input_audio_tokens=_modality(metadata.get("promptTokensDetails"), "AUDIO"),
+                 output_audio_tokens=_modality(metadata.get("candidatesTokensDetails"), "AUDIO"))
 
 
 def function_call(part: dict, index: int) -> dict:
@@ -155,7 +163,7 @@ def chat_answer(payload: dict, model: str) -> tuple[bytes, Usage | None]:
         id=f"chatcmpl-{payload.get('responseId') or secrets.token_hex(12)}",
         model=payload.get("modelVersion") or model or "gemini",
         choices=[candidate_choice(c, i) for i, c in enumerate(payload.get("candidates") or ()) if isinstance(c, dict)],
-        usage=openai_usage(usage, payload["usageMetadata"]) if usage is not None else None)
+        usage=usage_json(usage) if usage is not None else None)
     return orjson.dumps(answer), usage
 
 
@@ -191,7 +199,6 @@ class GeminiStreamDecoder(StreamDecoder):
         self.started: set[int] = set()
         self.calls: dict[int, int] = {}  # candidate index -> tool calls sent
         self.usage: Usage | None = None
-        self.metadata: dict = {}
 
     def _chunk(self, choices: list[dict]) -> bytes:
         return chat_chunk(id=self.id, created=self.created, model=self.model, choices=choices)
@@ -211,8 +218,7 @@ class GeminiStreamDecoder(StreamDecoder):
         if not isinstance(payload, dict):
             return []
         if isinstance(payload.get("usageMetadata"), dict):
-            self.metadata = payload["usageMetadata"]
-            self.usage = usage_from(self.metadata)
+            self.usage = usage_from(payload["usageMetadata"])
         message = blocked_message(payload)
         if message:
             return [error_event(blocked_error(message))]
@@ -256,5 +262,4 @@ class GeminiStreamDecoder(StreamDecoder):
     def close(self) -> list[StreamEvent]:
         if self.usage is None:
             return []
-        return [usage_event(id=self.id, created=self.created, model=self.model, usage=self.usage,
-                            as_json=openai_usage(self.usage, self.metadata))]
+        return [usage_event(id=self.id, created=self.created, model=self.model, usage=self.usage)]

@@ -1,0 +1,198 @@
+"""Prompt-cache and reasoning tokens end to end, vendor by vendor: what the vendor reports (its own fields,
+served from its fixtures), what is billed (reads at CacheRatio, writes at CreateCacheRatio, 1-hour writes at 1.6
+times that, reasoning as output), what the consume log records, and what the client's usage says, plain and
+streamed."""
+
+import orjson
+import pytest
+from asgiref.sync import sync_to_async
+
+from billing.services import option_set
+from tests.helpers import consume_log
+from tests.providers.mock_anthropic import MockAnthropic
+from tests.providers.mock_bedrock import MockBedrock
+from tests.providers.mock_gemini import MockGemini
+from tests.providers.vendor_harness import serve, stream_chunks
+from tests.world import new_world
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUESTION = [{"role": "user", "content": "What does the file define?"}]
+AK, SK, REGION = "AKIAIOSFODNN7EXAMPLE", "bedrock-test-secret/key+with/slashes", "us-east-1"
+
+anthropic_server = serve(MockAnthropic)
+gemini_server = serve(MockGemini)
+bedrock_server = serve(lambda: MockBedrock(access_key=AK, secret_key=SK, region=REGION))
+
+
+async def prices(model: str, *, ratio: float, completion: float) -> None:
+    """Known ratios for `model`, so each bill below is worked out by hand; the cache ratios are the defaults."""
+    await sync_to_async(option_set)(key="ModelRatio", value={model: ratio})
+    await sync_to_async(option_set)(key="CompletionRatio", value={model: completion})
+
+
+async def ask(client, world, model: str, *, stream: bool) -> dict:
+    """The client's usage object, from the answer or the stream's usage chunk."""
+    body = {"model": model, "messages": QUESTION}
+    if stream:
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
+    response = await client.post("/v1/chat/completions", json=body, headers=world.auth)
+    assert response.status_code == 200, response.text
+    if not stream:
+        return response.json()["usage"]
+    [usage] = [chunk["usage"] for chunk in stream_chunks(response.content) if chunk.get("usage")]
+    return usage
+
+
+async def logged(*, prompt, completion, cached, written, written_1h, reasoning, quota, content_has=()):
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens, log.cached_tokens, log.cache_write_tokens,
+            log.cache_write_1h_tokens, log.reasoning_tokens) == (prompt, completion, cached, written, written_1h,
+                                                                 reasoning)
+    assert log.quota == quota
+    for text in content_has:
+        assert text in log.content, log.content
+    return log
+
+
+# --- Anthropic: input_tokens leave the cache out; writes split 5-minute and 1-hour -------------------------
+
+CLAUDE = "claude-sonnet-4-5-20250929"
+
+
+@pytest.fixture
+def claude(transactional_db, anthropic_server):
+    return new_world(anthropic_server, username="alice", type=14, name="claude", key="sk-ant-test-key-123456",
+                     models=CLAUDE)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_anthropic_cache_reads_and_5m_and_1h_writes_are_billed_at_their_ratios(relay_client, claude, stream):
+    await prices(CLAUDE, ratio=1.5, completion=5)
+    claude.upstream.then(answer="cached")
+    usage = await ask(relay_client, claude, CLAUDE, stream=stream)
+    # The client sees OpenAI's counts: the prompt is every input token, the cached ones among them.
+    assert usage["prompt_tokens"] == 50 + 20000 + 3000 and usage["completion_tokens"] == 300
+    assert usage["total_tokens"] == 23350 and usage["prompt_tokens_details"] == {"cached_tokens": 20000}
+    # (50 + 20000 x 0.1 + 1000 x 1.25 + 2000 x 2 + 300 x 5) x 1.5 = 8800 x 1.5; at the full input price
+    # it would have been (23050 + 1500) x 1.5 = 36825.
+    await logged(prompt=23050, completion=300, cached=20000, written=3000, written_1h=2000, reasoning=0,
+                 quota=13200, content_has=("cache read ratio 0.1", "cache write ratio 1.25",
+                                           "1-hour cache write ratio 2"))
+
+
+async def test_an_operators_cache_ratios_apply(relay_client, claude):
+    await prices(CLAUDE, ratio=1, completion=1)
+    await sync_to_async(option_set)(key="CacheRatio", value={CLAUDE: 0.5})
+    await sync_to_async(option_set)(key="CreateCacheRatio", value={CLAUDE: 2})
+    claude.upstream.then(answer="cached")
+    await ask(relay_client, claude, CLAUDE, stream=False)
+    # 50 + 20000 x 0.5 + 1000 x 2 + 2000 x 3.2 + 300 = 18750
+    await logged(prompt=23050, completion=300, cached=20000, written=3000, written_1h=2000, reasoning=0,
+                 quota=18750, content_has=("1-hour cache write ratio 3.2",))
+
+
+# --- OpenAI: cached_tokens and reasoning_tokens in the details, passed through as sent ---------------------
+
+OPENAI_DETAILS = {"prompt_tokens_details": {"cached_tokens": 1536, "audio_tokens": 0},
+                  "completion_tokens_details": {"reasoning_tokens": 512, "audio_tokens": 0,
+                                                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
+
+
+@pytest.fixture
+def openai(transactional_db, upstream):
+    return new_world(upstream, username="alice", type=1, name="openai", models="o3")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_openai_cached_and_reasoning_tokens(relay_client, openai, stream):
+    await prices("o3", ratio=1, completion=4)
+    openai.upstream.then(prompt_tokens=2000, completion_tokens=800, usage_extra=OPENAI_DETAILS)
+    usage = await ask(relay_client, openai, "o3", stream=stream)
+    assert usage["prompt_tokens_details"]["cached_tokens"] == 1536
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == 512
+    # 464 + 1536 x 0.25 + 800 x 4 (reasoning is output, already in the 800) = 4048
+    await logged(prompt=2000, completion=800, cached=1536, written=0, written_1h=0, reasoning=512, quota=4048,
+                 content_has=("cache read ratio 0.25",))
+
+
+async def test_a_prompt_without_cache_hits_is_logged_as_before(relay_client, openai):
+    await prices("o3", ratio=1, completion=4)
+    openai.upstream.then(prompt_tokens=2000, completion_tokens=800)
+    await ask(relay_client, openai, "o3", stream=False)
+    log = await logged(prompt=2000, completion=800, cached=0, written=0, written_1h=0, reasoning=0, quota=5200)
+    assert log.content == "model ratio 1 x group ratio 1 x completion ratio 4"
+
+
+# --- DeepSeek: prompt_cache_hit_tokens, given to clients as OpenAI's detail ---------------------------------
+
+@pytest.fixture
+def deepseek(transactional_db, upstream):
+    return new_world(upstream, username="alice", type=36, name="deepseek", models="deepseek-chat")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_deepseek_cache_hits_are_billed_and_shown_as_cached_tokens(relay_client, deepseek, stream):
+    await prices("deepseek-chat", ratio=0.5, completion=2)
+    deepseek.upstream.then(prompt_tokens=1000, completion_tokens=100,
+                           usage_extra={"prompt_cache_hit_tokens": 800, "prompt_cache_miss_tokens": 200})
+    usage = await ask(relay_client, deepseek, "deepseek-chat", stream=stream)
+    assert usage["prompt_cache_hit_tokens"] == 800  # the vendor's own field kept
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 800}
+    # (200 + 800 x 0.1 + 100 x 2) x 0.5 = 240
+    await logged(prompt=1000, completion=100, cached=800, written=0, written_1h=0, reasoning=0, quota=240)
+
+
+# --- Gemini: cachedContentTokenCount inside the prompt; thoughts billed as output ---------------------------
+
+@pytest.fixture
+def gemini(transactional_db, gemini_server):
+    return new_world(gemini_server, username="alice", type=24, name="gemini", key="AIzaSy-test-key-1234567890",
+                     models="gemini-2.5-flash")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_gemini_cached_content_and_thoughts(relay_client, gemini, stream):
+    await prices("gemini-2.5-flash", ratio=0.15, completion=8)
+    gemini.upstream.then(fixture="chat_cached_stream.sse" if stream else "chat_cached.json")
+    usage = await ask(relay_client, gemini, "gemini-2.5-flash", stream=stream)
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (1200, 200)  # 40 answered + 160 thought
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 1000}
+    assert usage["completion_tokens_details"] == {"reasoning_tokens": 160}
+    # (200 + 1000 x 0.1 + 200 x 8) x 0.15 = 285
+    await logged(prompt=1200, completion=200, cached=1000, written=0, written_1h=0, reasoning=160, quota=285)
+
+
+# --- Bedrock (Claude through InvokeModel): Anthropic's usage, and the invocation metrics of a stream --------
+
+BEDROCK_CLAUDE = "claude-3-5-sonnet-20241022"
+
+
+@pytest.fixture
+def bedrock(transactional_db, bedrock_server):
+    return new_world(bedrock_server, username="alice", type=33, name="bedrock", key=AK, models=BEDROCK_CLAUDE,
+                     config={"region": REGION, "ak": AK, "sk": SK})
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_bedrock_claude_cache_reads_and_writes(relay_client, bedrock, stream):
+    await prices(BEDROCK_CLAUDE, ratio=1.5, completion=5)
+    bedrock.upstream.then(answer="cached")
+    usage = await ask(relay_client, bedrock, BEDROCK_CLAUDE, stream=stream)
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (23050, 300)
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 20000}
+    # The stream's metrics do not split the writes by lifetime; Claude's message_start does, and is kept.
+    await logged(prompt=23050, completion=300, cached=20000, written=3000, written_1h=2000, reasoning=0,
+                 quota=13200)
+
+
+async def test_bedrock_converse_cache_details_split_the_writes(relay_client):
+    from providers.adapters.anthropic import usage_from
+    from providers.adapters.bedrock.converse import anthropic_usage
+
+    converse = {"inputTokens": 40, "outputTokens": 9, "totalTokens": 1649, "cacheReadInputTokens": 1200,
+                "cacheWriteInputTokens": 400,
+                "cacheDetails": [{"inputTokens": 300, "ttl": "1h"}, {"inputTokens": 100, "ttl": "5m"}]}
+    usage = usage_from(orjson.loads(orjson.dumps(anthropic_usage(converse))))
+    assert (usage.prompt_tokens, usage.cached_tokens, usage.cache_write_tokens, usage.cache_write_1h_tokens) == \
+        (1640, 1200, 400, 300)
