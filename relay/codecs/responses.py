@@ -26,8 +26,8 @@ def response_id(request_id: str) -> str:
 
 
 def not_stored(method: str, path: str) -> RelayError:
-    """The answer to a request for a stored response (retrieve, delete, input_items, cancel...)."""
-    return RelayError(404, f"{method} {path}: no stored response here: {STORED_HINT}.",
+    """The answer to the routes of stored responses (retrieve, delete, input_items, cancel) and compaction."""
+    return RelayError(404, f"{method} {path} is not available: {STORED_HINT}.",
                       type="invalid_request_error", code="response_not_found")
 
 
@@ -47,7 +47,10 @@ def _arguments(value) -> str:
     """A tool call's arguments as the string of JSON a function_call item holds."""
     if isinstance(value, str):
         return value
-    return orjson.dumps(value if value is not None else {}).decode()
+    try:
+        return orjson.dumps(value if value is not None else {}).decode()
+    except orjson.JSONEncodeError:  # a vendor's object nested past what can be written: no arguments
+        return "{}"
 
 
 def usage(chat_usage: dict | None) -> dict | None:
@@ -70,21 +73,32 @@ def usage(chat_usage: dict | None) -> dict | None:
     }
 
 
-def envelope(request: dict, *, request_id: str, model: str, created_at: int, status: str) -> dict:
-    """A Response without its output: what the client asked for, echoed as OpenAI echoes it."""
+def echoed(request: dict) -> dict:
+    """What a Response repeats of the client's request, as OpenAI repeats it."""
     reasoning = request.get("reasoning") if isinstance(request.get("reasoning"), dict) else {}
+    fields = {
+        "instructions": request.get("instructions"), "max_output_tokens": request.get("max_output_tokens"),
+        "parallel_tool_calls": request.get("parallel_tool_calls", True),
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "temperature": request.get("temperature"), "text": request.get("text") or {"format": {"type": "text"}},
+        "tool_choice": request.get("tool_choice") or "auto", "tools": request.get("tools") or [],
+        "top_p": request.get("top_p"), "user": request.get("user"), "metadata": request.get("metadata") or {},
+    }
+    try:
+        orjson.dumps(fields)
+    except orjson.JSONEncodeError:
+        # Nested deeper than orjson writes (it reads deeper), in a field chat never carried: not repeated.
+        return {"parallel_tool_calls": True, "text": {"format": {"type": "text"}}, "tool_choice": "auto",
+                "tools": [], "metadata": {}}
+    return fields
+
+
+def envelope(echo: dict, *, request_id: str, model: str, created_at: int, status: str) -> dict:
+    """A Response without its output."""
     return {
         "id": response_id(request_id), "object": "response", "created_at": created_at, "status": status,
-        "background": False, "error": None, "incomplete_details": None,
-        "instructions": request.get("instructions"), "max_output_tokens": request.get("max_output_tokens"),
-        "model": model, "output": [], "parallel_tool_calls": request.get("parallel_tool_calls", True),
-        "previous_response_id": None,
-        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
-        "store": False, "temperature": request.get("temperature"),
-        "text": request.get("text") or {"format": {"type": "text"}},
-        "tool_choice": request.get("tool_choice") or "auto", "tools": request.get("tools") or [],
-        "top_p": request.get("top_p"), "truncation": "disabled", "usage": None, "user": request.get("user"),
-        "metadata": request.get("metadata") or {},
+        "background": False, "error": None, "incomplete_details": None, "model": model, "output": [],
+        "previous_response_id": None, "store": False, "truncation": "disabled", "usage": None, **echo,
     }
 
 
@@ -167,8 +181,8 @@ class ResponsesCodec:
             output.append(_call_item(_item_id("fc", request_id, len(output)),
                                      call.get("id") or f"call_{request_id}_{position}", function.get("name") or "",
                                      _arguments(function.get("arguments")), "completed", namespaced))
-        response = envelope(request, request_id=request_id, model=model, created_at=answer.get("created")
-                            or int(time.time()), status=status)
+        response = envelope(echoed(request), request_id=request_id, model=model,
+                            created_at=int(time.time()), status=status)
         _finish(response, finish)
         response["output"] = output
         response["output_text"] = output_text(output)  # the SDKs' convenience, for clients without one
@@ -186,11 +200,12 @@ class ResponseStream:
     """Chat chunks to Responses events: response.created and in_progress, an output item per reasoning, text
     or tool call (added, its deltas, done), then response.completed (or incomplete) with the whole Response."""
 
-    __slots__ = ("request", "model", "request_id", "created_at", "sequence", "begun", "ended", "output", "kind",
+    __slots__ = ("request", "echo", "model", "request_id", "created_at", "sequence", "begun", "ended", "output", "kind",
                  "open", "pieces", "tools", "namespaced", "finish", "usage")
 
     def __init__(self, *, model: str, request_id: str, request: dict):
         self.request = request
+        self.echo = echoed(request)
         self.model = model
         self.request_id = request_id
         self.created_at = int(time.time())
@@ -212,7 +227,7 @@ class ResponseStream:
         out.append(b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n")
 
     def _response(self, status: str) -> dict:
-        return envelope(self.request, request_id=self.request_id, model=self.model, created_at=self.created_at,
+        return envelope(self.echo, request_id=self.request_id, model=self.model, created_at=self.created_at,
                         status=status)
 
     def _begin(self, out: list[bytes]) -> None:
