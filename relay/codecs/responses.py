@@ -17,7 +17,8 @@ from relay.errors import RelayError
 
 # Chat's finish reasons that leave a Response incomplete, with the reason OpenAI gives.
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
-# The status of a failure, as response.failed's `error.code` names it (Codex retries on these codes).
+# A failure's status as response.failed's `error.code` names it (Codex waits as the message of a
+# rate_limit_exceeded says before it retries).
 FAILURE_CODES = {429: "rate_limit_exceeded"}
 
 
@@ -53,23 +54,25 @@ def _arguments(value) -> str:
         return "{}"
 
 
+def _count(where: dict, name: str) -> int:
+    value = where.get(name) if isinstance(where, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0  # a vendor's junk counts 0
+
+
 def usage(chat_usage: dict | None) -> dict | None:
     """Responses' usage from chat's: input tokens include those read from the cache, as in chat."""
     if not isinstance(chat_usage, dict):
         return None
-    prompt = chat_usage.get("prompt_tokens") or 0
-    completion = chat_usage.get("completion_tokens") or 0
-    prompt_details = chat_usage.get("prompt_tokens_details")
-    prompt_details = prompt_details if isinstance(prompt_details, dict) else {}
-    completion_details = chat_usage.get("completion_tokens_details")
-    completion_details = completion_details if isinstance(completion_details, dict) else {}
+    prompt, completion = _count(chat_usage, "prompt_tokens"), _count(chat_usage, "completion_tokens")
+    cached = chat_usage.get("prompt_tokens_details")
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": prompt_details.get("cached_tokens") or 0,
-                                 "cache_write_tokens": prompt_details.get("cache_write_tokens") or 0},
+        "input_tokens_details": {"cached_tokens": _count(cached, "cached_tokens"),
+                                 "cache_write_tokens": _count(cached, "cache_write_tokens")},
         "output_tokens": completion,
-        "output_tokens_details": {"reasoning_tokens": completion_details.get("reasoning_tokens") or 0},
-        "total_tokens": chat_usage.get("total_tokens") or prompt + completion,
+        "output_tokens_details": {"reasoning_tokens": _count(chat_usage.get("completion_tokens_details"),
+                                                             "reasoning_tokens")},
+        "total_tokens": _count(chat_usage, "total_tokens") or prompt + completion,
     }
 
 

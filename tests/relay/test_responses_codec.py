@@ -290,3 +290,10 @@ def test_a_failed_stream_ends_with_response_failed_and_what_arrived():
 
 def test_an_empty_stream_still_opens_and_completes_the_response():
     assert [e["type"] for e in stream([])] == ["response.created", "response.in_progress", "response.completed"]
+
+
+def test_usage_a_vendor_reports_in_the_wrong_types_counts_nothing_rather_than_failing():
+    response = encode(chat_answer({"content": "Hi"}, usage={"prompt_tokens": "20", "completion_tokens": 9,
+                                                            "prompt_tokens_details": [1]}))
+    assert response["usage"]["input_tokens"] == 0 and response["usage"]["total_tokens"] == 9
+    assert response["usage"]["input_tokens_details"]["cached_tokens"] == 0
