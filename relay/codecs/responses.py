@@ -36,6 +36,15 @@ def _item_id(prefix: str, request_id: str, index: int) -> str:
     return f"{prefix}_{request_id}_{index}"
 
 
+def _text_of(value) -> str:
+    """A string a vendor's answer should hold, or nothing when it holds something else."""
+    return value if isinstance(value, str) else ""
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _reasoning(message: dict) -> str:
     for name in REASONING_FIELDS:
         value = message.get(name)
@@ -162,10 +171,11 @@ class ResponsesCodec:
 
     def encode_answer(self, answer: dict, *, model: str, request_id: str, request: dict | None = None) -> bytes:
         request = request or {}
-        choices = answer.get("choices") or [{}]
+        choices = _list(answer.get("choices")) or [{}]
         choice = choices[0] if isinstance(choices[0], dict) else {}
-        message = choice.get("message") or {}
-        finish = choice.get("finish_reason")
+        message = choice.get("message")
+        message = message if isinstance(message, dict) else {}
+        finish = _text_of(choice.get("finish_reason"))
         status = "incomplete" if finish in INCOMPLETE else "completed"
         output: list[dict] = []
         thinking = _reasoning(message)
@@ -173,17 +183,18 @@ class ResponsesCodec:
             output.append(_reasoning_item(_item_id("rs", request_id, len(output)), thinking))
         text = message.get("content")
         if isinstance(text, list):  # a vendor answering in content parts
-            text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
-        calls = message.get("tool_calls") or []
+            text = "".join(_text_of(p.get("text")) for p in text if isinstance(p, dict))
+        calls = [call for call in _list(message.get("tool_calls")) if isinstance(call, dict)]
         if (isinstance(text, str) and text) or not calls:
             output.append(_message_item(_item_id("msg", request_id, len(output)),
                                         text if isinstance(text, str) else "", status))
         namespaced = namespaced_names(request.get("tools")) if calls else {}
         for position, call in enumerate(calls):
-            function = call.get("function") or {}
+            function = call.get("function") if isinstance(call.get("function"), dict) else {}
             output.append(_call_item(_item_id("fc", request_id, len(output)),
-                                     call.get("id") or f"call_{request_id}_{position}", function.get("name") or "",
-                                     _arguments(function.get("arguments")), "completed", namespaced))
+                                     _text_of(call.get("id")) or f"call_{request_id}_{position}",
+                                     _text_of(function.get("name")), _arguments(function.get("arguments")),
+                                     "completed", namespaced))
         response = envelope(echoed(request), request_id=request_id, model=model,
                             created_at=int(time.time()), status=status)
         _finish(response, finish)
@@ -303,7 +314,8 @@ class ResponseStream:
 
     def _tool_call(self, out: list[bytes], call: dict) -> None:
         position = call.get("index", 0)
-        function = call.get("function") or {}
+        position = position if isinstance(position, int) else 0
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
         index = self.tools.get(position)
         if index is None:
             if self.kind != "tools":
@@ -313,8 +325,8 @@ class ResponseStream:
                 self.namespaced = namespaced_names(self.request.get("tools"))
             index = len(self.output)
             self._add(out, _call_item(_item_id("fc", self.request_id, index),
-                                      call.get("id") or f"call_{self.request_id}_{position}",
-                                      function.get("name") or "", "", "in_progress", self.namespaced))
+                                      _text_of(call.get("id")) or f"call_{self.request_id}_{position}",
+                                      _text_of(function.get("name")), "", "in_progress", self.namespaced))
             self.tools[position] = index
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
@@ -331,21 +343,22 @@ class ResponseStream:
             self._begin(out)
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
-        for choice in chunk.get("choices") or ():
+        for choice in _list(chunk.get("choices")):
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue  # a Response has one answer
-            delta = choice.get("delta") or {}
+            delta = choice.get("delta")
+            delta = delta if isinstance(delta, dict) else {}
             thinking = _reasoning(delta)
             if thinking:
                 self._text(out, "reasoning", thinking)
             text = delta.get("content")
             if isinstance(text, str) and text:
                 self._text(out, "message", text)
-            for call in delta.get("tool_calls") or ():
+            for call in _list(delta.get("tool_calls")):
                 if isinstance(call, dict):
                     self._tool_call(out, call)
             if choice.get("finish_reason"):
-                self.finish = choice["finish_reason"]
+                self.finish = _text_of(choice["finish_reason"])
         return b"".join(out)
 
     def close(self) -> bytes:

@@ -96,7 +96,8 @@ def _joined(parts: list[dict], where: str, separator: str) -> str:
 
 
 def _message(item: dict, where: str) -> dict:
-    role = ROLES.get(item.get("role"))
+    role = item.get("role")
+    role = ROLES.get(role) if isinstance(role, str) else None
     if role is None:
         raise _refuse(f"{where}.role", "Input should be 'user', 'assistant', 'system' or 'developer'")
     content = item.get("content")
@@ -151,6 +152,7 @@ def _input(value: Any) -> list[dict]:
         raise _refuse("input", "Input should be a string or a list of items")
     messages: list[dict] = []
     held: list[dict] = []  # images returned by tools, sent once the tool messages of that turn are done
+    dropped: set[str] = set()  # the call ids of dropped calls, whose outputs go with them
 
     def release() -> None:
         if held:
@@ -162,12 +164,18 @@ def _input(value: Any) -> list[dict]:
         if not isinstance(item, dict):
             raise _refuse(where, "Input should be an object")
         kind = item.get("type")
+        if kind is not None and not isinstance(kind, str):
+            raise _refuse(f"{where}.type", "Input should be a valid string")
+        if kind in DROPPED_ITEMS:
+            if isinstance(item.get("call_id"), str):
+                dropped.add(item["call_id"])
+            continue
         if kind == "function_call_output":
+            if isinstance(item.get("call_id"), str) and item["call_id"] in dropped:
+                continue  # Codex answers a local shell call with a function_call_output
             message, images = _call_output(item, where)
             messages.append(message)
             held.extend(images)
-            continue
-        if kind in DROPPED_ITEMS:
             continue
         release()
         if kind is None or kind == "message":

@@ -297,3 +297,41 @@ def test_usage_a_vendor_reports_in_the_wrong_types_counts_nothing_rather_than_fa
                                                             "prompt_tokens_details": [1]}))
     assert response["usage"]["input_tokens"] == 0 and response["usage"]["total_tokens"] == 9
     assert response["usage"]["input_tokens_details"]["cached_tokens"] == 0
+
+
+JUNK = (None, 5, "x", [1], {"a": [1]}, True)
+
+
+@pytest.mark.parametrize("junk", JUNK)
+def test_a_vendors_answer_in_the_wrong_shapes_is_answered_not_failed(junk):
+    for answer in ({"choices": junk}, {"choices": [junk]}, {"choices": [{"message": junk, "finish_reason": junk}]},
+                   {"choices": [{"message": {"content": junk, "tool_calls": junk}}]},
+                   {"choices": [{"message": {"content": [{"text": junk}], "tool_calls": [junk, {"id": junk,
+                                                                                           "function": junk}]}}]},
+                   {"choices": [{"message": {"tool_calls": [{"function": {"name": junk, "arguments": junk}}]}}]}):
+        assert encode(answer)["object"] == "response"
+
+
+@pytest.mark.parametrize("junk", JUNK)
+def test_chunks_in_the_wrong_shapes_are_streamed_past_not_failed(junk):
+    found = stream([{"choices": junk}, {"choices": [junk]}, {"choices": [{"delta": junk, "finish_reason": junk}]},
+                    {"choices": [{"delta": {"content": junk, "tool_calls": junk}}]},
+                    {"choices": [{"delta": {"tool_calls": [junk, {"index": junk, "id": junk, "function": junk}]}}]},
+                    {"choices": [{"delta": {"tool_calls": [{"function": {"name": junk, "arguments": junk}}]}}]},
+                    {"usage": junk}])
+    assert found[-1]["type"] in ("response.completed", "response.incomplete")
+
+
+@pytest.mark.parametrize("item", [{"type": [1], "role": "user"}, {"role": [1], "content": "x"},
+                                  {"type": "function_call_output", "call_id": [1], "output": "x"}])
+def test_items_with_unhashable_fields_are_refused_not_failed(item):
+    assert refusal(input=[item]).param == "input"
+
+
+def test_the_output_of_a_dropped_call_is_dropped_with_it():
+    chat = decode(input=[{"role": "user", "content": "ls"},
+                         {"type": "local_shell_call", "call_id": "ls1", "status": "completed",
+                          "action": {"type": "exec", "command": ["ls"]}},
+                         {"type": "function_call_output", "call_id": "ls1", "output": "a.txt"},
+                         {"role": "user", "content": "and then?"}])
+    assert chat["messages"] == [{"role": "user", "content": "ls"}, {"role": "user", "content": "and then?"}]
