@@ -171,6 +171,7 @@ class ResponsesCodec:
 
     def encode_answer(self, answer: dict, *, model: str, request_id: str, request: dict | None = None) -> bytes:
         request = request or {}
+        answer = answer if isinstance(answer, dict) else {}
         choices = _list(answer.get("choices")) or [{}]
         choice = choices[0] if isinstance(choices[0], dict) else {}
         message = choice.get("message")

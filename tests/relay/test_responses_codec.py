@@ -304,7 +304,8 @@ JUNK = (None, 5, "x", [1], {"a": [1]}, True)
 
 @pytest.mark.parametrize("junk", JUNK)
 def test_a_vendors_answer_in_the_wrong_shapes_is_answered_not_failed(junk):
-    for answer in ({"choices": junk}, {"choices": [junk]}, {"choices": [{"message": junk, "finish_reason": junk}]},
+    for answer in (junk, {"choices": junk}, {"choices": [junk]},
+                   {"choices": [{"message": junk, "finish_reason": junk}]},
                    {"choices": [{"message": {"content": junk, "tool_calls": junk}}]},
                    {"choices": [{"message": {"content": [{"text": junk}], "tool_calls": [junk, {"id": junk,
                                                                                            "function": junk}]}}]},
