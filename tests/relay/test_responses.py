@@ -15,6 +15,9 @@ from accounts.models import Token
 from billing.models import Log
 from relay import http
 from tests.helpers import flush
+from tests.providers.mock_anthropic import MockAnthropic
+from tests.providers.vendor_harness import serve
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,6 +25,8 @@ MODEL = "gpt-4o-mini"
 REPLY = "Hello from the mock upstream."
 WEATHER = {"type": "function", "name": "get_weather", "description": "Weather for a place",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+anthropic_server = serve(MockAnthropic)
 
 
 @pytest.fixture
@@ -291,3 +296,40 @@ async def test_a_field_nested_too_deep_to_be_echoed_is_left_out_of_the_response(
         b"[[", b"[" * 12, 1).replace(b"]]", b"]" * 12, 1))
     assert response.status_code == 200, response.text
     assert response.json()["output_text"] == REPLY and response.json()["metadata"] == {}
+
+
+@pytest.fixture
+def claude_world(transactional_db, anthropic_server):
+    return new_world(anthropic_server, username="bob", type=14, name="claude", key="sk-ant-upstream",
+                     models="claude-house", model_mapping={"claude-house": "claude-sonnet-4-5-20250929"},
+                     config={"api_version": "2023-06-01"})
+
+
+async def test_a_claude_channel_answers_through_the_bridge_with_its_tool_calls(claude_world, sdk_http):
+    world = claude_world
+    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=f"sk-{world.token.key}", http_client=sdk_http,
+                             max_retries=0)
+    world.upstream.then(answer="tool_call")
+    whole = await sdk.responses.create(model="claude-house", instructions="Be brief.", input="Weather in SF?",
+                                       tools=[WEATHER])
+    message, call = whole.output
+    assert message.content[0].text == "I'll check the weather." and whole.model == "claude-house"
+    assert (call.type, call.call_id, call.name) == ("function_call", "toolu_01A09q90qw90lq917835lq9", "get_weather")
+    assert orjson.loads(call.arguments) == {"location": "San Francisco, CA", "unit": "celsius"}
+    sent = world.upstream.requests[-1]
+    assert sent.path == "/v1/messages" and sent.body["system"] == "Be brief."
+    assert sent.body["tools"][0]["input_schema"] == WEATHER["parameters"]
+
+    world.upstream.then(answer="tool_call")
+    async with sdk.responses.stream(model="claude-house", input="Weather in SF?", tools=[WEATHER]) as stream:
+        final = await stream.get_final_response()
+    assert [item.type for item in final.output] == ["message", "function_call"]
+    assert orjson.loads(final.output[1].arguments) == {"location": "San Francisco, CA"}
+
+    await sdk.responses.create(model="claude-house", tools=[WEATHER], input=[
+        {"role": "user", "content": "Weather in SF?"}, *[item.model_dump(exclude_none=True) for item in whole.output],
+        {"type": "function_call_output", "call_id": call.call_id, "output": "Foggy, 14 C"}])
+    sent = world.upstream.requests[-1].body["messages"]
+    assert sent[1]["content"][-1]["type"] == "tool_use" and sent[1]["content"][-1]["id"] == call.call_id
+    assert sent[2]["content"][0] == {"type": "tool_result", "tool_use_id": call.call_id,
+                                     "content": [{"type": "text", "text": "Foggy, 14 C"}]}
