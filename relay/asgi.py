@@ -21,6 +21,7 @@ from oneapi_site.lib.modes import TRANSCRIPT_MODES
 from relay import codecs, info, media
 from relay.auth import authenticate, check_model_allowed
 from relay.cache import cache
+from relay.codecs import responses
 from relay.codecs.base import Codec, Translator
 from relay.errors import RelayError, bad_request, body_too_large
 from relay.pipeline import load_json, relay_request
@@ -36,13 +37,15 @@ TEXT_ROUTES = {
     "/v1/completions": "completions",
     "/v1/embeddings": "embeddings",
 }
-# Anthropic's Messages routes; what each does is in RelayApp._codec_route.
-CODEC_ROUTES = ("/v1/messages", "/v1/messages/count_tokens")
+# The routes of other client protocols (Anthropic's Messages, OpenAI's Responses); what each does is in
+# RelayApp._codec_route.
+CODEC_ROUTES = ("/v1/messages", "/v1/messages/count_tokens", "/v1/responses", "/v1/responses/input_tokens")
+COUNT_ROUTES = ("/v1/messages/count_tokens", "/v1/responses/input_tokens")
 ENGINE_EMBEDDINGS = re.compile(r"^/v1/engines/(?P<model>[^/]+)/embeddings$")
 # Known OpenAI routes that later work will relay; until then they say so plainly.
 NOT_IMPLEMENTED = re.compile(
     r"^/v1/(images/(edits|variations)|edits|files.*|fine_tuning/.*|fine-tunes.*|assistants.*|threads.*"
-    r"|batches.*|responses.*|uploads.*|vector_stores.*|realtime.*)$"
+    r"|batches.*|uploads.*|vector_stores.*|realtime.*)$"
 )
 CORS = [
     (b"access-control-allow-origin", b"*"),
@@ -186,13 +189,16 @@ class RelayApp:
     async def _codec_route(self, scope, receive, out: Translator, path: str) -> None:
         """A route of another client protocol (relay/codecs): the request decoded, the answer translated."""
         method = scope["method"]
+        if method != "OPTIONS" and path.startswith("/v1/responses/") and path not in CODEC_ROUTES:
+            await self._caller(scope)  # a stranger learns nothing of the route but that it needs a key
+            raise responses.not_stored(method, scope["path"])
         if method == "OPTIONS" or path not in CODEC_ROUTES:
             await self.dispatch(scope, receive, out.out, path)  # a preflight, or the protocol's 404/501
             return
         if method != "POST":
             raise RelayError(405, f"{method} is not allowed on {path}; use POST.", type="invalid_request_error",
                              code="method_not_allowed")
-        if path.endswith("/count_tokens"):
+        if path in COUNT_ROUTES:
             await self._count_tokens(scope, receive, out.out, out.codec)
         else:
             await self._relay(scope, receive, out.out, "chat", None, translator=out)
@@ -232,8 +238,9 @@ class RelayApp:
             return
         out, body, protocol = response, None, "openai"
         if translator is not None:
-            body = translator.codec.decode(load_json(raw))
-            translator.model = body["model"]
+            request = load_json(raw)
+            body = translator.codec.decode(request)
+            translator.model, translator.request = body["model"], request
             out, protocol = translator, translator.codec.protocol
         task = asyncio.current_task()
         watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))

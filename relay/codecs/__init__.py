@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from relay.codecs.anthropic import CODEC as ANTHROPIC
 from relay.codecs.base import Codec
+from relay.codecs.responses import CODEC as RESPONSES
 
 
 def for_path(path: str) -> Codec | None:
     """The codec of the protocol a `/v1` path belongs to (its trailing slash stripped), if not OpenAI's."""
     if path == "/v1/messages" or path.startswith("/v1/messages/"):
         return ANTHROPIC
+    if path == "/v1/responses" or path.startswith("/v1/responses/"):
+        return RESPONSES
     return None

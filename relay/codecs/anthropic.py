@@ -89,7 +89,7 @@ class AnthropicCodec:
     def encode_count(self, tokens: int) -> bytes:
         return orjson.dumps({"input_tokens": tokens})
 
-    def encode_answer(self, answer: dict, *, model: str, request_id: str) -> bytes:
+    def encode_answer(self, answer: dict, *, model: str, request_id: str, request: dict | None = None) -> bytes:
         choices = answer.get("choices") or [{}]
         choice = choices[0] if isinstance(choices[0], dict) else {}
         message = choice.get("message") or {}
@@ -113,7 +113,7 @@ class AnthropicCodec:
             "stop_sequence": None, "usage": _usage(answer.get("usage")),
         })
 
-    def stream_encoder(self, *, model: str, request_id: str) -> MessageStream:
+    def stream_encoder(self, *, model: str, request_id: str, request: dict | None = None) -> MessageStream:
         return MessageStream(model=model, request_id=request_id)
 
     def render_error(self, err: RelayError, request_id: str) -> tuple[int, bytes]:

@@ -31,10 +31,11 @@ class Codec(Protocol):
     def decode(self, body: dict) -> dict:
         """The client's request as the internal chat body; a RelayError (400) for a shape it cannot take."""
 
-    def encode_answer(self, answer: dict, *, model: str, request_id: str) -> bytes:
-        """A whole chat.completion as the client's answer; `model` is the name the client asked for."""
+    def encode_answer(self, answer: dict, *, model: str, request_id: str, request: dict | None = None) -> bytes:
+        """A whole chat.completion as the client's answer; `model` is the name the client asked for, `request`
+        the client's own request (a protocol whose answer echoes it, or names its tools apart, reads it)."""
 
-    def stream_encoder(self, *, model: str, request_id: str) -> StreamEncoder: ...
+    def stream_encoder(self, *, model: str, request_id: str, request: dict | None = None) -> StreamEncoder: ...
 
     def decode_count(self, body: dict) -> dict:
         """A token-count request as the chat body whose prompt is counted."""
@@ -49,13 +50,14 @@ class Codec(Protocol):
 class Translator:
     """A Responder (relay/upstream.py) that translates the relay's OpenAI answer for `out` as it goes."""
 
-    __slots__ = ("out", "codec", "model", "request_id", "encoder", "parser")
+    __slots__ = ("out", "codec", "model", "request_id", "request", "encoder", "parser")
 
     def __init__(self, out, codec: Codec, *, model: str, request_id: str):
         self.out = out
         self.codec = codec
         self.model = model
         self.request_id = request_id
+        self.request: dict | None = None  # the client's request, as it came (set once it is read)
         self.encoder: StreamEncoder | None = None
         self.parser: SSEParser | None = None
 
@@ -65,7 +67,8 @@ class Translator:
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         if any(name == b"content-type" and value.startswith(b"text/event-stream") for name, value in headers):
-            self.encoder = self.codec.stream_encoder(model=self.model, request_id=self.request_id)
+            self.encoder = self.codec.stream_encoder(model=self.model, request_id=self.request_id,
+                                                     request=self.request)
             self.parser = SSEParser()
         await self.out.start(status, headers)
 
@@ -80,7 +83,8 @@ class Translator:
     async def finish(self, data: bytes = b"") -> None:
         if self.encoder is None:
             await self.out.finish(self.codec.encode_answer(orjson.loads(data), model=self.model,
-                                                           request_id=self.request_id) if data else b"")
+                                                           request_id=self.request_id, request=self.request)
+                                  if data else b"")
             return
         events = self._events(self.parser.feed(data)) + self._events(self.parser.close())
         await self.out.finish(events + self.encoder.close())

@@ -164,3 +164,60 @@ MESSAGES_ROUTES = {
     "/v1/messages": (MESSAGES, MESSAGES_LIKELY),
     "/v1/messages/count_tokens": ({k: v for k, v in MESSAGES.items() if k != "max_tokens"}, MESSAGES_LIKELY),
 }
+
+# OpenAI's Responses API (relay/codecs/responses.py), bridged to chat on the same OpenAI channel.
+response_parts = st.one_of(
+    st.fixed_dictionaries({"type": st.sampled_from(("input_text", "output_text", "refusal")),
+                           "text": st.one_of(strings, json_values)}, optional={"refusal": json_values}),
+    st.fixed_dictionaries({"type": st.just("input_image")},
+                          optional={"image_url": image_urls, "detail": json_values, "file_id": json_values}),
+    st.fixed_dictionaries({"type": st.just("input_file")},
+                          optional={"file_data": json_values, "file_id": json_values, "filename": json_values}),
+    st.fixed_dictionaries({"type": st.one_of(strings, json_values)}),
+    json_values)
+response_items = st.lists(st.one_of(
+    st.fixed_dictionaries({"role": st.sampled_from(("user", "assistant", "system", "developer", "tool")),
+                           "content": st.one_of(strings, st.lists(response_parts, max_size=3), json_values)},
+                          optional={"type": st.just("message"), "status": json_values, "id": json_values}),
+    st.fixed_dictionaries({"type": st.just("function_call"), "call_id": st.one_of(strings, json_values),
+                           "name": st.one_of(strings, json_values)},
+                          optional={"arguments": st.one_of(strings, json_values), "namespace": json_values}),
+    st.fixed_dictionaries({"type": st.just("function_call_output"), "call_id": st.one_of(strings, json_values),
+                           "output": st.one_of(strings, st.lists(response_parts, max_size=2), json_values)}),
+    st.fixed_dictionaries({"type": st.sampled_from(("reasoning", "item_reference", "web_search_call"))},
+                          optional={"id": json_values, "summary": json_values, "encrypted_content": json_values}),
+    json_values), max_size=5)
+response_functions = st.fixed_dictionaries({"type": st.just("function"), "name": st.one_of(strings, json_values)},
+                                           optional={"parameters": json_values, "strict": json_values,
+                                                     "description": json_values})
+response_tools = st.one_of(st.lists(st.one_of(
+    response_functions,
+    st.fixed_dictionaries({"type": st.just("namespace"), "name": st.one_of(strings, json_values),
+                           "tools": st.one_of(st.lists(response_functions, max_size=2), json_values)}),
+    st.fixed_dictionaries({"type": st.sampled_from(("web_search", "file_search", "custom"))}),
+    json_values), max_size=3), json_values)
+
+RESPONSES = {"model": "gpt-4o-mini", "instructions": "Be brief.", "input": "Say hello", "max_output_tokens": 16,
+             "stream": False, "store": False}
+RESPONSES_LIKELY = {
+    "model": models, "input": st.one_of(strings, response_items, json_values), "instructions": json_values,
+    "stream": st.one_of(st.booleans(), json_values), "tools": response_tools,
+    "tool_choice": st.one_of(st.sampled_from(("auto", "none", "required")),
+                             st.fixed_dictionaries({"type": st.sampled_from(("function", "allowed_tools"))},
+                                                   optional={"name": json_values, "mode": json_values}),
+                             json_values),
+    "reasoning": st.one_of(st.fixed_dictionaries({}, optional={"effort": json_values, "summary": json_values}),
+                           json_values),
+    "text": st.one_of(st.fixed_dictionaries({"format": st.one_of(st.fixed_dictionaries(
+        {"type": st.sampled_from(("json_schema", "json_object", "text"))},
+        optional={"name": json_values, "schema": json_values, "strict": json_values}), json_values)}), json_values),
+    "max_output_tokens": numbers, "temperature": numbers, "top_p": numbers, "parallel_tool_calls": json_values,
+    "previous_response_id": json_values, "metadata": json_values, "user": json_values,
+    "safety_identifier": json_values, "include": json_values, "prompt_cache_key": json_values,
+}
+
+RESPONSES_ROUTES = {
+    "/v1/responses": (RESPONSES, RESPONSES_LIKELY),
+    "/v1/responses/input_tokens": ({k: v for k, v in RESPONSES.items() if k != "max_output_tokens"},
+                                   RESPONSES_LIKELY),
+}

@@ -1,0 +1,403 @@
+"""OpenAI's Responses API for its clients (the SDKs, Codex CLI), bridged through chat to any channel.
+
+The request is converted by relay/codecs/responses_request.py; here the relay's chat answer goes back as a
+Response object, its stream as Responses events, and errors in OpenAI's own error shape (this is OpenAI's
+API). Nothing is stored: a Response's id names the request, and cannot be fetched again.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from relay.codecs.anthropic import REASONING_FIELDS
+from relay.codecs.responses_request import STORED_HINT, decode, namespaced_names
+from relay.errors import RelayError
+
+# Chat's finish reasons that leave a Response incomplete, with the reason OpenAI gives.
+INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+# A failure's status as response.failed's `error.code` names it (Codex waits as the message of a
+# rate_limit_exceeded says before it retries).
+FAILURE_CODES = {429: "rate_limit_exceeded"}
+
+
+def response_id(request_id: str) -> str:
+    return f"resp_{request_id}"
+
+
+def not_stored(method: str, path: str) -> RelayError:
+    """The answer to the routes of stored responses (retrieve, delete, input_items, cancel) and compaction."""
+    return RelayError(404, f"{method} {path} is not available: {STORED_HINT}.",
+                      type="invalid_request_error", code="response_not_found")
+
+
+def _item_id(prefix: str, request_id: str, index: int) -> str:
+    return f"{prefix}_{request_id}_{index}"
+
+
+def _text_of(value) -> str:
+    """A string a vendor's answer should hold, or nothing when it holds something else."""
+    return value if isinstance(value, str) else ""
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _reasoning(message: dict) -> str:
+    for name in REASONING_FIELDS:
+        value = message.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _arguments(value) -> str:
+    """A tool call's arguments as the string of JSON a function_call item holds."""
+    if isinstance(value, str):
+        return value
+    try:
+        return orjson.dumps(value if value is not None else {}).decode()
+    except orjson.JSONEncodeError:  # a vendor's object nested past what can be written: no arguments
+        return "{}"
+
+
+def _count(where: dict, name: str) -> int:
+    value = where.get(name) if isinstance(where, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0  # a vendor's junk counts 0
+
+
+def usage(chat_usage: dict | None) -> dict | None:
+    """Responses' usage from chat's: input tokens include those read from the cache, as in chat."""
+    if not isinstance(chat_usage, dict):
+        return None
+    prompt, completion = _count(chat_usage, "prompt_tokens"), _count(chat_usage, "completion_tokens")
+    cached = chat_usage.get("prompt_tokens_details")
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": _count(cached, "cached_tokens"),
+                                 "cache_write_tokens": _count(cached, "cache_write_tokens")},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": _count(chat_usage.get("completion_tokens_details"),
+                                                             "reasoning_tokens")},
+        "total_tokens": _count(chat_usage, "total_tokens") or prompt + completion,
+    }
+
+
+def echoed(request: dict) -> dict:
+    """What a Response repeats of the client's request, as OpenAI repeats it."""
+    reasoning = request.get("reasoning") if isinstance(request.get("reasoning"), dict) else {}
+    fields = {
+        "instructions": request.get("instructions"), "max_output_tokens": request.get("max_output_tokens"),
+        "parallel_tool_calls": request.get("parallel_tool_calls", True),
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "temperature": request.get("temperature"), "text": request.get("text") or {"format": {"type": "text"}},
+        "tool_choice": request.get("tool_choice") or "auto", "tools": request.get("tools") or [],
+        "top_p": request.get("top_p"), "user": request.get("user"), "metadata": request.get("metadata") or {},
+    }
+    try:
+        orjson.dumps(fields)
+    except orjson.JSONEncodeError:
+        # Nested deeper than orjson writes (it reads deeper), in a field chat never carried: not repeated.
+        return {"parallel_tool_calls": True, "text": {"format": {"type": "text"}}, "tool_choice": "auto",
+                "tools": [], "metadata": {}}
+    return fields
+
+
+def envelope(echo: dict, *, request_id: str, model: str, created_at: int, status: str) -> dict:
+    """A Response without its output."""
+    return {
+        "id": response_id(request_id), "object": "response", "created_at": created_at, "status": status,
+        "background": False, "error": None, "incomplete_details": None, "model": model, "output": [],
+        "previous_response_id": None, "store": False, "truncation": "disabled", "usage": None, **echo,
+    }
+
+
+def _finish(response: dict, finish: str | None) -> None:
+    reason = INCOMPLETE.get(finish or "")
+    response["status"] = "incomplete" if reason else "completed"
+    if reason:
+        response["incomplete_details"] = {"reason": reason}
+    response["completed_at"] = int(time.time())
+
+
+def _reasoning_item(item_id: str, text: str) -> dict:
+    return {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
+
+
+def _text_part(text: str) -> dict:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _message_item(item_id: str, text: str | None, status: str) -> dict:
+    return {"id": item_id, "type": "message", "role": "assistant", "status": status,
+            "content": [] if text is None else [_text_part(text)]}
+
+
+def _call_item(item_id: str, call_id: str, name: str, arguments: str, status: str,
+               namespaced: dict[str, tuple[str, str]]) -> dict:
+    item = {"id": item_id, "type": "function_call", "status": status, "arguments": arguments,
+            "call_id": call_id, "name": name}
+    if name in namespaced:  # a namespace's function: Codex finds it by the two names apart
+        item["namespace"], item["name"] = namespaced[name]
+    return item
+
+
+def output_text(output: list[dict]) -> str:
+    return "".join(part["text"] for item in output if item["type"] == "message"
+                   for part in item["content"] if part["type"] == "output_text")
+
+
+def _error(err: RelayError, request_id: str) -> dict:
+    message = err.message
+    if request_id and "(request id:" not in message:
+        message = f"{message} (request id: {request_id})"
+    return {"code": FAILURE_CODES.get(err.status, "server_error"), "message": message}
+
+
+class ResponsesCodec:
+    protocol = "responses"
+
+    def decode(self, body: dict) -> dict:
+        return decode(body)
+
+    def decode_count(self, body: dict) -> dict:
+        """An input_tokens request: the same conversion, without what only the answer needs."""
+        return decode(body, counting=True)
+
+    def encode_count(self, tokens: int) -> bytes:
+        return orjson.dumps({"object": "response.input_tokens", "input_tokens": tokens})
+
+    def encode_answer(self, answer: dict, *, model: str, request_id: str, request: dict | None = None) -> bytes:
+        request = request or {}
+        answer = answer if isinstance(answer, dict) else {}
+        choices = _list(answer.get("choices")) or [{}]
+        choice = choices[0] if isinstance(choices[0], dict) else {}
+        message = choice.get("message")
+        message = message if isinstance(message, dict) else {}
+        finish = _text_of(choice.get("finish_reason"))
+        status = "incomplete" if finish in INCOMPLETE else "completed"
+        output: list[dict] = []
+        thinking = _reasoning(message)
+        if thinking:
+            output.append(_reasoning_item(_item_id("rs", request_id, len(output)), thinking))
+        text = message.get("content")
+        if isinstance(text, list):  # a vendor answering in content parts
+            text = "".join(_text_of(p.get("text")) for p in text if isinstance(p, dict))
+        calls = [call for call in _list(message.get("tool_calls")) if isinstance(call, dict)]
+        if (isinstance(text, str) and text) or not calls:
+            output.append(_message_item(_item_id("msg", request_id, len(output)),
+                                        text if isinstance(text, str) else "", status))
+        namespaced = namespaced_names(request.get("tools")) if calls else {}
+        for position, call in enumerate(calls):
+            function = call.get("function") if isinstance(call.get("function"), dict) else {}
+            output.append(_call_item(_item_id("fc", request_id, len(output)),
+                                     _text_of(call.get("id")) or f"call_{request_id}_{position}",
+                                     _text_of(function.get("name")), _arguments(function.get("arguments")),
+                                     "completed", namespaced))
+        response = envelope(echoed(request), request_id=request_id, model=model,
+                            created_at=int(time.time()), status=status)
+        _finish(response, finish)
+        response["output"] = output
+        response["output_text"] = output_text(output)  # the SDKs' convenience, for clients without one
+        response["usage"] = usage(answer.get("usage"))
+        return orjson.dumps(response)
+
+    def stream_encoder(self, *, model: str, request_id: str, request: dict | None = None) -> ResponseStream:
+        return ResponseStream(model=model, request_id=request_id, request=request or {})
+
+    def render_error(self, err: RelayError, request_id: str) -> tuple[int, bytes]:
+        return err.status, err.to_json(request_id)
+
+
+class ResponseStream:
+    """Chat chunks to Responses events: response.created and in_progress, an output item per reasoning, text
+    or tool call (added, its deltas, done), then response.completed (or incomplete) with the whole Response."""
+
+    __slots__ = ("request", "echo", "model", "request_id", "created_at", "sequence", "begun", "ended", "output", "kind",
+                 "open", "pieces", "tools", "namespaced", "finish", "usage")
+
+    def __init__(self, *, model: str, request_id: str, request: dict):
+        self.request = request
+        self.echo = echoed(request)
+        self.model = model
+        self.request_id = request_id
+        self.created_at = int(time.time())
+        self.sequence = 0
+        self.begun = False
+        self.ended = False
+        self.output: list[dict] = []  # every item so far, by output index
+        self.kind = ""  # what the open reasoning or message item is ("reasoning", "message"), or "tools"
+        self.open = -1  # the output index of the open reasoning or message item
+        self.pieces: list[str] = []  # its text so far
+        self.tools: dict[int, int] = {}  # an open tool call's chat index -> its output index
+        self.namespaced: dict[str, tuple[str, str]] | None = None
+        self.finish: str | None = None
+        self.usage: dict | None = None
+
+    def _emit(self, out: list[bytes], kind: str, fields: dict) -> None:
+        payload = {"type": kind, **fields, "sequence_number": self.sequence}
+        self.sequence += 1
+        out.append(b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n")
+
+    def _response(self, status: str) -> dict:
+        return envelope(self.echo, request_id=self.request_id, model=self.model, created_at=self.created_at,
+                        status=status)
+
+    def _begin(self, out: list[bytes]) -> None:
+        self.begun = True
+        self._emit(out, "response.created", {"response": self._response("in_progress")})
+        self._emit(out, "response.in_progress", {"response": self._response("in_progress")})
+
+    def _add(self, out: list[bytes], item: dict) -> int:
+        index = len(self.output)
+        self.output.append(item)
+        self._emit(out, "response.output_item.added", {"output_index": index, "item": item})
+        return index
+
+    def _open(self, out: list[bytes], kind: str) -> None:
+        self._close(out, "completed")
+        self.kind = kind
+        self.pieces = []
+        index = len(self.output)
+        if kind == "reasoning":
+            item_id = _item_id("rs", self.request_id, index)
+            self.open = self._add(out, {"id": item_id, "type": "reasoning", "summary": []})
+            self._emit(out, "response.reasoning_summary_part.added", {
+                "item_id": item_id, "output_index": index, "summary_index": 0,
+                "part": {"type": "summary_text", "text": ""}})
+        else:
+            item_id = _item_id("msg", self.request_id, index)
+            self.open = self._add(out, _message_item(item_id, None, "in_progress"))
+            self._emit(out, "response.content_part.added", {
+                "item_id": item_id, "output_index": index, "content_index": 0, "part": _text_part("")})
+
+    def _close(self, out: list[bytes], status: str) -> None:
+        """End the open items: the reasoning or message item, or the tool calls."""
+        if self.kind in ("reasoning", "message"):
+            index = self.open
+            item_id = self.output[index]["id"]
+            text = "".join(self.pieces)
+            if self.kind == "reasoning":
+                where = {"item_id": item_id, "output_index": index, "summary_index": 0}
+                self._emit(out, "response.reasoning_summary_text.done", {**where, "text": text})
+                self._emit(out, "response.reasoning_summary_part.done", {
+                    **where, "part": {"type": "summary_text", "text": text}})
+                item = _reasoning_item(item_id, text)
+            else:
+                where = {"item_id": item_id, "output_index": index, "content_index": 0}
+                self._emit(out, "response.output_text.done", {**where, "text": text, "logprobs": []})
+                self._emit(out, "response.content_part.done", {**where, "part": _text_part(text)})
+                item = _message_item(item_id, text, status)
+            self.output[index] = item
+            self._emit(out, "response.output_item.done", {"output_index": index, "item": item})
+        for index in self.tools.values():
+            item = self.output[index]
+            item["status"] = status
+            self._emit(out, "response.function_call_arguments.done", {
+                "item_id": item["id"], "output_index": index, "arguments": item["arguments"]})
+            self._emit(out, "response.output_item.done", {"output_index": index, "item": item})
+        self.tools = {}
+        self.kind = ""
+
+    def _text(self, out: list[bytes], kind: str, delta: str) -> None:
+        if self.kind != kind:
+            self._open(out, kind)
+        self.pieces.append(delta)
+        item_id = self.output[self.open]["id"]
+        if kind == "reasoning":
+            self._emit(out, "response.reasoning_summary_text.delta", {
+                "item_id": item_id, "output_index": self.open, "summary_index": 0, "delta": delta})
+        else:
+            self._emit(out, "response.output_text.delta", {
+                "item_id": item_id, "output_index": self.open, "content_index": 0, "delta": delta, "logprobs": []})
+
+    def _tool_call(self, out: list[bytes], call: dict) -> None:
+        position = call.get("index", 0)
+        position = position if isinstance(position, int) else 0
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        index = self.tools.get(position)
+        if index is None:
+            if self.kind != "tools":
+                self._close(out, "completed")
+                self.kind = "tools"
+            if self.namespaced is None:
+                self.namespaced = namespaced_names(self.request.get("tools"))
+            index = len(self.output)
+            self._add(out, _call_item(_item_id("fc", self.request_id, index),
+                                      _text_of(call.get("id")) or f"call_{self.request_id}_{position}",
+                                      _text_of(function.get("name")), "", "in_progress", self.namespaced))
+            self.tools[position] = index
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            item = self.output[index]
+            item["arguments"] += arguments
+            self._emit(out, "response.function_call_arguments.delta", {
+                "item_id": item["id"], "output_index": index, "delta": arguments})
+
+    def feed(self, chunk: dict) -> bytes:
+        if self.ended:
+            return b""
+        out: list[bytes] = []
+        if not self.begun:
+            self._begin(out)
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        for choice in _list(chunk.get("choices")):
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue  # a Response has one answer
+            delta = choice.get("delta")
+            delta = delta if isinstance(delta, dict) else {}
+            thinking = _reasoning(delta)
+            if thinking:
+                self._text(out, "reasoning", thinking)
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                self._text(out, "message", text)
+            for call in _list(delta.get("tool_calls")):
+                if isinstance(call, dict):
+                    self._tool_call(out, call)
+            if choice.get("finish_reason"):
+                self.finish = _text_of(choice["finish_reason"])
+        return b"".join(out)
+
+    def close(self) -> bytes:
+        if self.ended:
+            return b""
+        self.ended = True
+        out: list[bytes] = []
+        if not self.begun:
+            self._begin(out)
+        incomplete = self.finish in INCOMPLETE
+        self._close(out, "incomplete" if incomplete else "completed")
+        response = self._response("completed")
+        _finish(response, self.finish)
+        response["output"] = self.output
+        response["usage"] = usage(self.usage)
+        self._emit(out, "response.incomplete" if incomplete else "response.completed", {"response": response})
+        return b"".join(out)
+
+    def fail(self, err: RelayError) -> bytes:
+        """The stream broke off: response.failed with what had arrived (and is billed, as for chat)."""
+        if self.ended:
+            return b""
+        self.ended = True
+        out: list[bytes] = []
+        if not self.begun:
+            self._begin(out)
+        if self.kind in ("reasoning", "message"):  # what the open item holds, as the failed Response shows it
+            item_id, text = self.output[self.open]["id"], "".join(self.pieces)
+            self.output[self.open] = (_reasoning_item(item_id, text) if self.kind == "reasoning"
+                                      else _message_item(item_id, text, "incomplete"))
+        for index in self.tools.values():
+            self.output[index]["status"] = "incomplete"
+        response = self._response("failed")
+        response["error"] = _error(err, self.request_id)
+        response["output"] = self.output
+        response["usage"] = usage(self.usage)
+        self._emit(out, "response.failed", {"response": response})
+        return b"".join(out)
+
+
+CODEC = ResponsesCodec()
