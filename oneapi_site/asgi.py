@@ -76,6 +76,7 @@ from oneapi_site.proxy import ForwardedClientMiddleware  # noqa: E402
 application = ForwardedClientMiddleware(ProtocolTypeRouter({
     "http": URLRouter([
         re_path(r"^v1/", relay_app),
+        re_path(r"^v1beta/", relay_app),  # Gemini's API (relay/codecs/gemini.py)
         # Chat UIs call these without the /v1 prefix, as one-api allows.
         re_path(r"^dashboard/billing/", relay_app),
         re_path(r"", StaticFiles(django_app)),
