@@ -104,8 +104,14 @@ def _args(arguments) -> dict:
 
 def _function_call(call: dict, fallback_id: str) -> dict:
     function = call.get("function") or {}
-    return {"functionCall": {"name": function.get("name") or "", "args": _args(function.get("arguments")),
+    part = {"functionCall": {"name": function.get("name") or "", "args": _args(function.get("arguments")),
                              "id": call.get("id") or fallback_id}}
+    # A Gemini channel's signature (providers/adapters/gemini/answers.py keeps it where Google's OpenAI
+    # endpoint does), which Gemini 3 wants back with the call in the next turn.
+    signature = ((call.get("extra_content") or {}).get("google") or {}).get("thought_signature")
+    if signature:
+        part["thoughtSignature"] = signature
+    return part
 
 
 def _finish_reason(finish: str | None) -> str:
@@ -261,6 +267,8 @@ class GenerateStream:
         held = self.calls.setdefault(position, {"id": "", "name": "", "arguments": ""})
         if call.get("id"):
             held["id"] = call["id"]
+        if call.get("extra_content"):
+            held["extra_content"] = call["extra_content"]
         if function.get("name"):
             held["name"] = function["name"]
         if isinstance(function.get("arguments"), str):
@@ -270,7 +278,7 @@ class GenerateStream:
         if self.ended:
             return b""
         self.ended = True
-        parts = [_function_call({"id": held["id"], "function": held}, f"call_{self.request_id}_{position}")
+        parts = [_function_call({**held, "function": held}, f"call_{self.request_id}_{position}")
                  for position, held in sorted(self.calls.items())]
         last = self._chunk(parts, _finish_reason(self.finish), usage_metadata(self.usage))
         return last + (b"" if self.sse else b"]")

@@ -143,6 +143,10 @@ def _turn(content: Any, where: str, ids: _CallIds) -> list[dict]:
             args = call.get("args")
             calls.append({"id": ids.call(name, call.get("id")), "type": "function", "function": {
                 "name": name, "arguments": _dumps(args if args is not None else {}, f"{at}.functionCall.args")}})
+            signature = field(part, "thoughtSignature")
+            if isinstance(signature, str) and signature:
+                # Where a Gemini channel's adapter looks for it (providers/adapters/gemini/convert.py).
+                calls[-1]["extra_content"] = {"google": {"thought_signature": signature}}
         elif isinstance(response, dict):
             name = response.get("name")
             if not isinstance(name, str) or not name:

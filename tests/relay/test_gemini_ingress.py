@@ -5,6 +5,7 @@ thinking) are served as raw bodies in OpenAI's shape."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import httpx2
@@ -16,7 +17,10 @@ from google.genai import errors, types
 
 from accounts.models import Token
 from relay import http
+from tests.providers.mock_gemini import MockGemini
+from tests.providers.vendor_harness import serve
 from tests.relay.test_messages import chat_answer, chat_stream, consume_logs
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -325,3 +329,42 @@ async def test_a_gemini_cli_request_is_answered(client, world):
     assert not {"reasoning_effort", "safetySettings", "session_id"} & set(sent)
     [log] = await consume_logs()
     assert log.client_protocol == "gemini" and log.is_stream
+
+
+gemini_server = serve(MockGemini)
+
+
+@pytest.fixture
+def gemini_world(transactional_db, gemini_server):
+    return new_world(gemini_server, username="bob", type=24, name="gemini", key="AIza-upstream-secret",
+                     models="gemini-2.5-flash")
+
+
+async def test_a_gemini_channel_answers_through_the_conversion_with_thoughts_usage_and_signatures(gemini_world,
+                                                                                               sdk_http):
+    # Until Gemini requests pass through to Gemini-protocol channels, they are converted there and back as well.
+    world = gemini_world
+    client = gemini_client(f"sk-{world.token.key}", sdk_http)
+    answer = await client.aio.models.generate_content(model="gemini-2.5-flash", contents="Say hello")
+    assert answer.text == "Hello from Gemini."
+    usage = answer.usage_metadata
+    assert (usage.prompt_token_count, usage.candidates_token_count, usage.thoughts_token_count,
+            usage.total_token_count) == (9, 5, 12, 26)
+
+    config = types.GenerateContentConfig(tools=[types.Tool(function_declarations=[WEATHER])],
+                                         automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+    asked = types.Content(role="user", parts=[types.Part(text="Weather and time in Paris?")])
+    world.upstream.then(fixture="tool_call_signed.json")  # a signature as Gemini 3 gives one, in base64
+    first = await client.aio.models.generate_content(model="gemini-2.5-flash", contents=[asked], config=config)
+    weather, time = first.candidates[0].content.parts
+    assert weather.function_call.args == {"city": "Paris", "unit": "celsius"}
+    assert weather.thought_signature == base64.b64decode("CiQB0e2Kb3Vzc2lnLW9uZQ==")
+    assert time.function_call.name == "get_time" and not time.thought_signature
+    results = [types.Part.from_function_response(name=call.name, response={"output": "ok"})
+               for call in first.function_calls]
+    world.upstream.then(fixture="chat.json")
+    await client.aio.models.generate_content(model="gemini-2.5-flash", config=config, contents=[
+        asked, first.candidates[0].content, types.Content(role="user", parts=results)])
+    sent = world.upstream.requests[-1].body["contents"]
+    assert [part.get("thoughtSignature") for part in sent[1]["parts"]] == ["CiQB0e2Kb3Vzc2lnLW9uZQ==", None]
+    assert [part["functionResponse"]["name"] for part in sent[2]["parts"]] == ["get_weather", "get_time"]
