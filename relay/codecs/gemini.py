@@ -115,7 +115,7 @@ def _function_call(call: dict, fallback_id: str) -> dict:
 
 
 def _finish_reason(finish: str | None) -> str:
-    return FINISH_REASONS.get(finish or "stop", "OTHER")
+    return FINISH_REASONS.get(finish or "stop", "OTHER") if isinstance(finish, str) or finish is None else "OTHER"
 
 
 class GeminiCodec:

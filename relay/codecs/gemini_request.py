@@ -107,7 +107,8 @@ def _turn(content: Any, where: str, ids: _CallIds) -> list[dict]:
     (chat wants them right after the assistant's calls) and then a user message with the rest."""
     if not isinstance(content, dict):
         raise refuse(where, "a content is an object with role and parts")
-    role = ROLES.get(content.get("role") or "")
+    role = content.get("role") or ""
+    role = ROLES.get(role) if isinstance(role, str) else None
     if role is None:
         raise refuse(f"{where}.role", "Please use a valid role: user, model.")
     parts = content.get("parts")
