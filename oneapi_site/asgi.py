@@ -43,9 +43,10 @@ def _trim_daphne_per_request_work() -> None:
 
 _trim_daphne_per_request_work()
 
-from oneapi_site import body_limit  # noqa: E402
+from oneapi_site import access_log, body_limit  # noqa: E402
 
 body_limit.install()
+access_log.install()
 
 
 def _import_cache_backends() -> None:
