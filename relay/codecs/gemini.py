@@ -66,6 +66,8 @@ def status_name(status: int) -> str:
 
 def _error(err: RelayError, request_id: str) -> bytes:
     message = err.message
+    if err.code == "missing_api_key":  # the relay's message names the OpenAI and Anthropic headers
+        message = "No API key provided: send x-goog-api-key: sk-... (or Authorization: Bearer sk-..., or ?key=sk-...)"
     if request_id and "(request id:" not in message:
         message = f"{message} (request id: {request_id})"
     return orjson.dumps({"error": {"code": err.status, "message": message, "status": status_name(err.status)}})
