@@ -11,6 +11,7 @@ dropped, because clients send such fields on every request and Google itself nev
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -31,11 +32,16 @@ def refuse(where: str, message: str):
     return bad_request(f"{where}: {message}", param=where.split(".")[0].split("[")[0])
 
 
+@functools.cache
+def _snake(name: str) -> str:
+    return SNAKE.sub("_", name).lower()
+
+
 def field(obj: dict, name: str) -> Any:
     """`obj`'s field by its camelCase name, or by the snake_case name protobuf JSON takes as well."""
     value = obj.get(name)
     if value is None:
-        value = obj.get(SNAKE.sub("_", name).lower())
+        value = obj.get(_snake(name))
     return value
 
 
