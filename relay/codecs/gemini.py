@@ -164,7 +164,7 @@ class GeminiCall(GeminiCodec):
     def encode_count(self, tokens: int) -> bytes:
         return orjson.dumps({"totalTokens": tokens})
 
-    def encode_answer(self, answer: dict, *, model: str, request_id: str) -> bytes:
+    def encode_answer(self, answer: dict, *, model: str, request_id: str, request: dict | None = None) -> bytes:
         if self.route.method == "embedContent":
             data = answer.get("data") or [{}]
             return orjson.dumps({"embedding": {"values": data[0].get("embedding") or []}})
@@ -195,7 +195,7 @@ class GeminiCall(GeminiCodec):
         payload["responseId"] = request_id
         return orjson.dumps(payload)
 
-    def stream_encoder(self, *, model: str, request_id: str) -> GenerateStream:
+    def stream_encoder(self, *, model: str, request_id: str, request: dict | None = None) -> GenerateStream:
         return GenerateStream(model=model, request_id=request_id, sse=self.route.sse)
 
 
