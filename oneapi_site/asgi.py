@@ -43,9 +43,10 @@ def _trim_daphne_per_request_work() -> None:
 
 _trim_daphne_per_request_work()
 
-from oneapi_site import body_limit  # noqa: E402
+from oneapi_site import access_log, body_limit  # noqa: E402
 
 body_limit.install()
+access_log.install()
 
 
 def _import_cache_backends() -> None:
@@ -76,6 +77,7 @@ from oneapi_site.proxy import ForwardedClientMiddleware  # noqa: E402
 application = ForwardedClientMiddleware(ProtocolTypeRouter({
     "http": URLRouter([
         re_path(r"^v1/", relay_app),
+        re_path(r"^v1beta/", relay_app),  # Gemini's API (relay/codecs/gemini.py)
         # Chat UIs call these without the /v1 prefix, as one-api allows.
         re_path(r"^dashboard/billing/", relay_app),
         re_path(r"", StaticFiles(django_app)),

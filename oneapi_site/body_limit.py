@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 # The paths oneapi_site.asgi sends to the relay app.
-RELAY_PREFIXES = ("/v1/", "/dashboard/billing/")
+RELAY_PREFIXES = ("/v1/", "/v1beta/", "/dashboard/billing/")
 # Where clients of the OpenAI, Anthropic, Gemini and Azure protocols put their key (Gemini's also `?key=`).
 CREDENTIAL_HEADERS = (b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key")
 

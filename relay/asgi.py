@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import re
+from urllib.parse import parse_qs
 
 import orjson
 from django.conf import settings
@@ -21,7 +22,7 @@ from oneapi_site.lib.modes import TRANSCRIPT_MODES
 from relay import codecs, info, media
 from relay.auth import authenticate, check_model_allowed
 from relay.cache import cache
-from relay.codecs import responses
+from relay.codecs import gemini, responses
 from relay.codecs.base import Codec, Translator
 from relay.errors import RelayError, bad_request, body_too_large
 from relay.pipeline import load_json, relay_request
@@ -136,6 +137,8 @@ class RelayApp:
         response = Response(send, request_id)
         path = scope["path"].rstrip("/") or "/"
         codec = codecs.for_path(path)
+        if codec is None and path.startswith("/v1/models") and _gemini_key(scope):
+            codec = codecs.GEMINI  # a Gemini client listing models under /v1 (an OpenAI client sends no such key)
         # A route of another protocol answers in its shape, errors included; OpenAI's routes go out as they are.
         out = response if codec is None else Translator(response, codec, model="", request_id=request_id)
         try:
@@ -192,6 +195,9 @@ class RelayApp:
         if method != "OPTIONS" and path.startswith("/v1/responses/") and path not in CODEC_ROUTES:
             await self._caller(scope)  # a stranger learns nothing of the route but that it needs a key
             raise responses.not_stored(method, scope["path"])
+        if out.codec is codecs.GEMINI and method != "OPTIONS":
+            await self._gemini_route(scope, receive, out, path)
+            return
         if method == "OPTIONS" or path not in CODEC_ROUTES:
             await self.dispatch(scope, receive, out.out, path)  # a preflight, or the protocol's 404/501
             return
@@ -203,9 +209,28 @@ class RelayApp:
         else:
             await self._relay(scope, receive, out.out, "chat", None, translator=out)
 
-    async def _count_tokens(self, scope, receive, response: Response, codec: Codec) -> None:
+    async def _gemini_route(self, scope, receive, out: Translator, path: str) -> None:
+        """A Gemini route (relay/codecs/gemini.py): the model and the method are in the path."""
+        method = scope["method"]
+        route = gemini.route(path, scope.get("query_string", b""))
+        if route is None:
+            raise RelayError(404, f"Invalid URL ({method} {scope['path']})", code="unknown_url")
+        wanted = "GET" if route.method == "models" else "POST"
+        if method != wanted:
+            raise RelayError(405, f"{method} is not allowed on {path}; use {wanted}.", code="method_not_allowed")
+        caller = await self._caller(scope, query_key=True)
+        if route.method == "models":
+            await out.out.json(*gemini.CODEC.encode_models(await info.model_names(caller), route.model))
+            return
+        out.codec = gemini.CODEC.bind(route)
+        if route.method == "countTokens":
+            await self._count_tokens(scope, receive, out.out, out.codec, caller)
+        else:
+            await self._relay(scope, receive, out.out, out.codec.mode, None, translator=out, caller=caller)
+
+    async def _count_tokens(self, scope, receive, response: Response, codec: Codec, caller=None) -> None:
         """The prompt's tokens by the project's tokenizer, as the vendor would bill it at the most."""
-        caller = await self._caller(scope)
+        caller = caller or await self._caller(scope)
         raw = await _read_body(receive)
         if raw is None:
             return
@@ -218,15 +243,18 @@ class RelayApp:
             raise bad_request("The tools' schemas are nested too deep to be written out.", param="tools") from None
         await response.json(200, codec.encode_count(tokens))
 
-    async def _caller(self, scope):
+    async def _caller(self, scope, *, query_key: bool = False):
         client = scope.get("client") or ("", 0)
-        # Anthropic's clients send their key as x-api-key (Claude Code with an auth token sends a Bearer).
-        key = _header(scope, b"authorization") or _header(scope, b"x-api-key")
+        # Anthropic's clients send their key as x-api-key (Claude Code with an auth token sends a Bearer),
+        # Gemini's as x-goog-api-key or, on Gemini's routes only, in the query as `?key=`.
+        key = _header(scope, b"authorization") or _header(scope, b"x-api-key") or _header(scope, b"x-goog-api-key")
+        if not key and query_key:
+            key = _query_key(scope)
         return await authenticate(authorization=key, client_ip=client[0] or "")
 
     async def _relay(self, scope, receive, response: Response, mode: str, path_model: str | None,
-                     translator: Translator | None = None) -> None:
-        caller = await self._caller(scope)
+                     translator: Translator | None = None, caller=None) -> None:
+        caller = caller or await self._caller(scope)
         if mode in TRANSCRIPT_MODES:
             # The upload streams through `receive`, so no disconnect watcher may read it too.
             upload = await media.read_upload(receive, _header(scope, b"content-type"))
@@ -254,6 +282,18 @@ class RelayApp:
             raise
         finally:
             watcher.cancel()
+
+
+def _query_key(scope) -> str:
+    query = scope.get("query_string", b"")
+    if b"key=" not in query:
+        return ""
+    return (parse_qs(query.decode("latin-1")).get("key") or [""])[0]
+
+
+def _gemini_key(scope) -> bool:
+    """Whether a request names its key as Gemini's clients do (x-goog-api-key, or `?key=`)."""
+    return bool(_header(scope, b"x-goog-api-key")) or bool(_query_key(scope))
 
 
 async def _cancel_on_disconnect(receive, task: asyncio.Task) -> None:

@@ -15,11 +15,18 @@ def _model(model: str, owner: str) -> dict:
             "permission": [], "root": model, "parent": None}
 
 
-async def models(caller: Caller, model_id: str) -> tuple[int, bytes]:
+async def model_names(caller: Caller) -> tuple[str, ...]:
+    """The models the caller's group has a channel for and their key may use."""
     routes = await cache.get_routes()
     available = routes.group_models.get(caller.user.group, ())
     if caller.token.models is not None:
         available = tuple(m for m in available if m in caller.token.models)
+    return available
+
+
+async def models(caller: Caller, model_id: str) -> tuple[int, bytes]:
+    available = await model_names(caller)
+    routes = await cache.get_routes()
     if not model_id:
         data = [_model(m, routes.model_owner.get(m, "custom")) for m in available]
         return 200, orjson.dumps({"object": "list", "data": data})

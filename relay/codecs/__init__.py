@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from relay.codecs.anthropic import CODEC as ANTHROPIC
 from relay.codecs.base import Codec
+from relay.codecs.gemini import CODEC as GEMINI
 from relay.codecs.responses import CODEC as RESPONSES
 
 
 def for_path(path: str) -> Codec | None:
-    """The codec of the protocol a `/v1` path belongs to (its trailing slash stripped), if not OpenAI's."""
+    """The codec of the protocol a relay path belongs to (its trailing slash stripped), if not OpenAI's."""
     if path == "/v1/messages" or path.startswith("/v1/messages/"):
         return ANTHROPIC
     if path == "/v1/responses" or path.startswith("/v1/responses/"):
         return RESPONSES
+    # Gemini's paths: all of /v1beta, and on /v1 its `models/{model}:method` (GET /v1/models stays OpenAI's).
+    if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path):
+        return GEMINI
     return None

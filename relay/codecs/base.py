@@ -18,7 +18,8 @@ from relay.streaming import SSEParser
 
 
 class StreamEncoder(Protocol):
-    """One streamed answer in the client's events; each method returns the bytes to send (maybe none)."""
+    """One streamed answer in the client's events; each method returns the bytes to send (maybe none).
+    An encoder whose stream is not server-sent events says its `content_type` (bytes) as an attribute."""
 
     def feed(self, chunk: dict) -> bytes: ...  # one internal chat.completion.chunk
     def fail(self, err: RelayError) -> bytes: ...  # the stream breaks off with an error
@@ -70,6 +71,9 @@ class Translator:
             self.encoder = self.codec.stream_encoder(model=self.model, request_id=self.request_id,
                                                      request=self.request)
             self.parser = SSEParser()
+            content_type = getattr(self.encoder, "content_type", None)
+            if content_type is not None:
+                headers = [(name, content_type if name == b"content-type" else value) for name, value in headers]
         await self.out.start(status, headers)
 
     async def write(self, data: bytes) -> None:

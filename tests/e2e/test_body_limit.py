@@ -187,6 +187,25 @@ def test_a_keyless_body_for_the_messages_api_is_refused_in_anthropics_shape(gate
                                                     "x-api-key: sk-..."}
 
 
+def test_a_keyless_body_for_geminis_api_is_refused_in_googles_shape(gateway):
+    with connect(gateway) as sock:
+        sock.sendall(post_head("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+                               "Content-Type: application/json", f"Content-Length: {MB}"))
+        status, _, body = read_response(sock)
+    assert status == 401
+    assert json.loads(body)["error"] == {"code": 401, "status": "UNAUTHENTICATED",
+                                         "message": "No API key provided: send x-goog-api-key: sk-... (or "
+                                                    "Authorization: Bearer sk-..., or ?key=sk-...)"}
+
+
+def test_geminis_api_is_served_by_the_relay_with_a_key_in_the_query(gateway):
+    response = httpx.post(f"{gateway.url}/v1beta/models/gemini-2.5-flash:generateContent?key=sk-notarealkey",
+                          json={"contents": [{"parts": [{"text": "hi"}]}]}, timeout=SOCKET_TIMEOUT)
+    assert response.status_code == 401 and response.headers["x-oneapi-request-id"]
+    assert response.json()["error"]["status"] == "UNAUTHENTICATED"
+    assert "Invalid API key" in response.json()["error"]["message"]
+
+
 @pytest.mark.parametrize("headers, query", [
     ({"Authorization": "Bearer sk-not-a-real-key"}, ""),
     ({"Authorization": "sk-not-a-real-key"}, ""),

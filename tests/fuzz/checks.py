@@ -44,6 +44,21 @@ def assert_anthropic_answer(status: int, content_type: str, content: bytes) -> N
     assert isinstance(error.get("message"), str) and error["message"], body
 
 
+def assert_gemini_answer(status: int, content_type: str, content: bytes) -> None:
+    """No 500; a refusal is Google's error object, {"error": {"code", "message", "status"}}."""
+    assert status != 500, (status, content[:1000])
+    assert status < 500 or status in UPSTREAM_STATUSES, (status, content[:1000])
+    if status < 400:
+        return
+    assert content_type.startswith("application/json"), (status, content_type, content[:300])
+    body = _json(content, f"the {status} answer")
+    assert isinstance(body, dict) and set(body) == {"error"}, body
+    error = body["error"]
+    assert isinstance(error, dict) and error.get("code") == status, body
+    assert isinstance(error.get("message"), str) and error["message"], body
+    assert isinstance(error.get("status"), str) and error["status"].isupper(), body
+
+
 def assert_envelope(status: int, content_type: str, content: bytes) -> dict:
     """No 5xx; the answer is one-api's envelope, and any 4xx says success false with a message."""
     assert status < 500, (status, content[:1000])

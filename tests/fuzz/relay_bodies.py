@@ -221,3 +221,68 @@ RESPONSES_ROUTES = {
     "/v1/responses/input_tokens": ({k: v for k, v in RESPONSES.items() if k != "max_output_tokens"},
                                    RESPONSES_LIKELY),
 }
+
+# Gemini's API (relay/codecs/gemini.py), converted to chat and embeddings for the same OpenAI channel.
+gemini_parts = st.lists(st.one_of(
+    st.fixed_dictionaries({"text": st.one_of(strings, json_values)}, optional={"thought": json_values}),
+    st.fixed_dictionaries({"inlineData": st.one_of(st.fixed_dictionaries(
+        {"mimeType": st.one_of(st.sampled_from(("image/png", "audio/wav", "application/pdf")), json_values),
+         "data": st.one_of(strings, json_values)}), json_values)}),
+    st.fixed_dictionaries({"fileData": st.one_of(st.fixed_dictionaries({"fileUri": image_urls},
+                                                                       optional={"mimeType": json_values}),
+                                                 json_values)}),
+    st.fixed_dictionaries({"functionCall": st.one_of(st.fixed_dictionaries(
+        {"name": st.one_of(strings, json_values)}, optional={"args": json_values, "id": json_values}), json_values)},
+        optional={"thoughtSignature": json_values}),
+    st.fixed_dictionaries({"functionResponse": st.one_of(st.fixed_dictionaries(
+        {"name": st.one_of(strings, json_values)}, optional={"response": json_values, "id": json_values}),
+        json_values)}),
+    json_values), max_size=4)
+gemini_contents = st.one_of(st.lists(st.one_of(
+    st.fixed_dictionaries({"parts": st.one_of(gemini_parts, json_values)},
+                          optional={"role": st.one_of(st.sampled_from(("user", "model", "function", "system")),
+                                                      json_values)}),
+    json_values), max_size=4), json_values)
+gemini_schema = st.one_of(st.fixed_dictionaries({"type": st.one_of(st.sampled_from(("OBJECT", "STRING", "object")),
+                                                                   json_values)},
+                                                optional={"properties": json_values, "items": json_values}),
+                          json_values)
+gemini_tools = st.one_of(st.lists(st.one_of(
+    st.fixed_dictionaries({"functionDeclarations": st.one_of(st.lists(st.one_of(st.fixed_dictionaries(
+        {"name": st.one_of(strings, json_values)},
+        optional={"parameters": gemini_schema, "parametersJsonSchema": gemini_schema,
+                  "description": json_values}), json_values), max_size=3), json_values)}),
+    st.fixed_dictionaries({"googleSearch": json_values}), json_values), max_size=3), json_values)
+gemini_config = st.one_of(st.fixed_dictionaries({}, optional={
+    "temperature": numbers, "topP": numbers, "topK": numbers, "maxOutputTokens": numbers, "candidateCount": numbers,
+    "stopSequences": st.one_of(st.lists(strings, max_size=3), json_values), "seed": numbers,
+    "responseMimeType": st.one_of(st.just("application/json"), json_values), "responseSchema": gemini_schema,
+    "thinkingConfig": st.one_of(st.fixed_dictionaries({}, optional={
+        "includeThoughts": json_values, "thinkingBudget": numbers, "thinkingLevel": json_values}), json_values)}),
+    json_values)
+
+GENERATE = {"contents": [{"role": "user", "parts": [{"text": "Say hello"}]}],
+            "systemInstruction": {"role": "user", "parts": [{"text": "Be brief."}]},
+            "generationConfig": {"maxOutputTokens": 16}}
+GENERATE_LIKELY = {
+    "contents": gemini_contents, "systemInstruction": st.one_of(st.fixed_dictionaries({"parts": gemini_parts}),
+                                                                strings, json_values),
+    "tools": gemini_tools, "generationConfig": gemini_config, "safetySettings": json_values,
+    "toolConfig": st.one_of(st.fixed_dictionaries({"functionCallingConfig": st.one_of(st.fixed_dictionaries(
+        {"mode": st.one_of(st.sampled_from(("AUTO", "ANY", "NONE")), json_values)},
+        optional={"allowedFunctionNames": json_values}), json_values)}), json_values),
+}
+EMBED = {"content": {"parts": [{"text": "hello"}]}, "outputDimensionality": 3}
+EMBED_LIKELY = {"content": st.one_of(st.fixed_dictionaries({"parts": gemini_parts}), json_values),
+                "outputDimensionality": numbers, "taskType": json_values}
+
+GEMINI_ROUTES = {
+    "/v1beta/models/gpt-4o-mini:generateContent": (GENERATE, GENERATE_LIKELY),
+    "/v1beta/models/gpt-4o-mini:streamGenerateContent?alt=sse": (GENERATE, GENERATE_LIKELY),
+    "/v1/models/gpt-4o-mini:streamGenerateContent": (GENERATE, GENERATE_LIKELY),
+    "/v1beta/models/gpt-4o-mini:countTokens": ({"contents": GENERATE["contents"]}, GENERATE_LIKELY),
+    "/v1beta/models/text-embedding-3-small:embedContent": (EMBED, EMBED_LIKELY),
+    "/v1beta/models/text-embedding-3-small:batchEmbedContents": (
+        {"requests": [EMBED, EMBED]}, {"requests": st.one_of(st.lists(st.one_of(
+            st.fixed_dictionaries({"content": EMBED_LIKELY["content"]}), json_values), max_size=3), json_values)}),
+}

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from accounts.models import Token, User
 from relay.cache import cache
-from tests.fuzz.checks import assert_anthropic_answer, assert_openai_answer
+from tests.fuzz.checks import assert_anthropic_answer, assert_gemini_answer, assert_openai_answer
 from tests.fuzz.multipart import uploads
-from tests.fuzz.relay_bodies import MESSAGES_ROUTES, MODELS, RESPONSES_ROUTES, ROUTES
+from tests.fuzz.relay_bodies import GEMINI_ROUTES, MESSAGES_ROUTES, MODELS, RESPONSES_ROUTES, ROUTES
 from tests.fuzz.strategies import (
     EDGE_NUMBERS,
     LONG_NUMBERS,
@@ -133,6 +133,20 @@ async def test_any_responses_body_is_answered_or_refused_with_openai_error_json(
     fuzz_world.upstream.default = data.draw(upstream_behaviours, label="upstream")
     await _check(relay_client, fuzz_world, log_watch, "POST", path, content=body.data,
                  headers={**fuzz_world.auth, "Content-Type": body.content_type})
+
+
+@pytest.mark.parametrize("path", sorted(GEMINI_ROUTES))
+@given(data=st.data())
+async def test_any_gemini_body_is_answered_or_refused_with_googles_error_json(relay_client, fuzz_world, log_watch,
+                                                                              path, data):
+    base, likely = GEMINI_ROUTES[path]
+    near = mutated(base, likely, values=plain_values).map(lambda value: Body(encode(to_json(value)),
+                                                                             "application/json"))
+    body = data.draw(st.one_of(near, json_only(bodies(base, likely))), label="body")
+    fuzz_world.upstream.default = data.draw(upstream_behaviours, label="upstream")
+    await _check(relay_client, fuzz_world, log_watch, "POST", path, content=body.data,
+                 headers={"x-goog-api-key": f"sk-{fuzz_world.token.key}", "Content-Type": body.content_type},
+                 answer_check=assert_gemini_answer)
 
 
 path_models = st.one_of(st.sampled_from(MODELS), st.sampled_from(SPECIAL_STRINGS), st.text(max_size=20))

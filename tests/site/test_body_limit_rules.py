@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
     (b"/v1/audio/transcriptions?x=1", "relay"),
     (b"/%761/chat/completions", "relay"),  # Daphne decodes the path before routing; so do we
     (b"/dashboard/billing/usage", "relay"),
+    (b"/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", "relay"),
     (b"/api/user/login", "api"),
     (b"/api", "api"),
     (b"/login/", "web"),
@@ -44,6 +45,13 @@ def test_the_refusal_on_the_messages_api_is_anthropics_error_json(settings):
     _, body = refusal("relay", cookies={}, accept_language="", path="/v1/messages/")
     assert json.loads(body) == {"type": "error", "error": {"type": "request_too_large",
                                                            "message": "The request body is larger than 7 MB."}}
+
+
+def test_the_refusal_on_geminis_api_is_googles_error_json(settings):
+    settings.RELAY_MAX_BODY_MB = 7
+    _, body = refusal("relay", cookies={}, accept_language="", path="/v1beta/models/x:generateContent")
+    assert json.loads(body) == {"error": {"code": 413, "message": "The request body is larger than 7 MB.",
+                                          "status": "INVALID_ARGUMENT"}}
 
 
 def test_pages_follow_the_language_cookie_before_the_browser(settings):

@@ -1,0 +1,297 @@
+"""Gemini's API for Gemini clients (the google-genai SDKs, Gemini CLI), over any channel.
+
+Gemini names the model and the method in the path (`/v1beta/models/{model}:generateContent`), so a request's
+codec is bound to its route (`GEMINI.bind(route)`): the path says whether it streams and what the answer is.
+Requests are converted by relay/codecs/gemini_request.py; here the relay's chat answer goes back as a
+GenerateContentResponse, its stream as GenerateContentResponse chunks (SSE with `?alt=sse`, else one JSON
+array, as Google streams them), embeddings as Gemini's, and errors in Google's shape.
+Reference: https://ai.google.dev/api/generate-content#response-body.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+import orjson
+
+from relay.codecs.anthropic import REASONING_FIELDS
+from relay.codecs.gemini_request import decode_count, decode_embed, decode_generate
+from relay.errors import RelayError
+
+# `/v1beta/models/{model}:{method}`, also under /v1 and /v1alpha as Google serves it; a model may hold a slash.
+METHOD_PATH = re.compile(r"^/v1(?:beta|alpha)?/models/(?P<model>[^:]+):(?P<method>[A-Za-z]+)$")
+MODELS_PATH = re.compile(r"^/v1(?:beta|alpha)?/models(?:/(?P<model>[^:]+))?$")
+GENERATE = ("generateContent", "streamGenerateContent")
+EMBED = ("embedContent", "batchEmbedContents")
+METHODS = (*GENERATE, *EMBED, "countTokens")
+
+FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY", "tool_calls": "STOP",
+                  "function_call": "STOP"}
+# google.rpc.Code names by HTTP status (https://ai.google.dev/gemini-api/docs/troubleshooting).
+STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+            409: "ABORTED", 413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED",
+            500: "INTERNAL", 501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+MODEL_METHODS = ["generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What a Gemini path asks: `method` (generateContent, countTokens...; "models" for the model list or one
+    model), on `model` (without "models/"), and whether a stream goes as SSE (`?alt=sse`)."""
+
+    method: str
+    model: str
+    sse: bool = False
+
+
+def route(path: str, query_string: bytes = b"") -> Route | None:
+    """The Gemini route of a path (its trailing slash stripped), or None for a path Gemini does not have."""
+    match = METHOD_PATH.match(path)
+    if match:
+        if match["method"] not in METHODS:
+            return None
+        sse = b"alt=sse" in query_string and parse_qs(query_string.decode("latin-1")).get("alt") == ["sse"]
+        return Route(match["method"], match["model"].removeprefix("models/"), sse)
+    match = MODELS_PATH.match(path)
+    if match:
+        return Route("models", match["model"] or "")
+    return None
+
+
+def status_name(status: int) -> str:
+    return STATUSES.get(status) or ("INVALID_ARGUMENT" if status < 500 else "INTERNAL")
+
+
+def _error(err: RelayError, request_id: str) -> bytes:
+    message = err.message
+    if err.code == "missing_api_key":  # the relay's message names the OpenAI and Anthropic headers
+        message = "No API key provided: send x-goog-api-key: sk-... (or Authorization: Bearer sk-..., or ?key=sk-...)"
+    if request_id and "(request id:" not in message:
+        message = f"{message} (request id: {request_id})"
+    return orjson.dumps({"error": {"code": err.status, "message": message, "status": status_name(err.status)}})
+
+
+def usage_metadata(usage: dict | None) -> dict | None:
+    """Gemini's usageMetadata: its prompt count includes what was read from the cache, and its candidates
+    count leaves out the thinking, which is counted apart."""
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage.get("prompt_tokens") or 0
+    completion = usage.get("completion_tokens") or 0
+    details = usage.get("completion_tokens_details")
+    thoughts = (details.get("reasoning_tokens") or 0) if isinstance(details, dict) else 0
+    details = usage.get("prompt_tokens_details")
+    cached = (details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+    out = {"promptTokenCount": prompt, "candidatesTokenCount": max(completion - thoughts, 0),
+           "totalTokenCount": usage.get("total_tokens") or prompt + completion}
+    if thoughts:
+        out["thoughtsTokenCount"] = thoughts
+    if cached:
+        out["cachedContentTokenCount"] = cached
+    return out
+
+
+def _args(arguments) -> dict:
+    """A tool call's arguments as the object Gemini's `args` is; a vendor's broken JSON becomes {}."""
+    if isinstance(arguments, dict):
+        return arguments
+    try:
+        value = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _function_call(call: dict, fallback_id: str) -> dict:
+    function = call.get("function") or {}
+    part = {"functionCall": {"name": function.get("name") or "", "args": _args(function.get("arguments")),
+                             "id": call.get("id") or fallback_id}}
+    # A Gemini channel's signature (providers/adapters/gemini/answers.py keeps it where Google's OpenAI
+    # endpoint does), which Gemini 3 wants back with the call in the next turn.
+    signature = ((call.get("extra_content") or {}).get("google") or {}).get("thought_signature")
+    if signature:
+        part["thoughtSignature"] = signature
+    return part
+
+
+def _finish_reason(finish: str | None) -> str:
+    return FINISH_REASONS.get(finish or "stop", "OTHER") if isinstance(finish, str) or finish is None else "OTHER"
+
+
+class GeminiCodec:
+    """The protocol's codec before a route is known: it renders errors; `bind` gives the one for a route."""
+
+    protocol = "gemini"
+
+    def bind(self, route: Route) -> GeminiCall:
+        return GeminiCall(route)
+
+    def render_error(self, err: RelayError, request_id: str) -> tuple[int, bytes]:
+        return err.status, _error(err, request_id)
+
+    def encode_models(self, models: list[str], model: str) -> tuple[int, bytes]:
+        """`GET models` (the caller's models in Gemini's shape) or `GET models/{model}`."""
+        if not model:
+            return 200, orjson.dumps({"models": [_model(name) for name in models]})
+        if model.removeprefix("models/") in models:
+            return 200, orjson.dumps(_model(model.removeprefix("models/")))
+        return 404, _error(RelayError(404, f"models/{model} is not found for this API key."), "")
+
+
+def _model(name: str) -> dict:
+    return {"name": f"models/{name}", "version": "001", "displayName": name, "description": "",
+            "supportedGenerationMethods": MODEL_METHODS}
+
+
+class GeminiCall(GeminiCodec):
+    """The codec of one Gemini request, bound to its route (relay/codecs/base.py says what a codec does)."""
+
+    def __init__(self, route: Route) -> None:
+        self.route = route
+        self.mode = "embeddings" if route.method in EMBED else "chat"
+
+    def decode(self, body: dict) -> dict:
+        method, model = self.route.method, self.route.model
+        if method in EMBED:
+            return decode_embed(body, model=model, batch=method == "batchEmbedContents")
+        return decode_generate(body, model=model, stream=method == "streamGenerateContent")
+
+    def decode_count(self, body: dict) -> dict:
+        return decode_count(body, model=self.route.model)
+
+    def encode_count(self, tokens: int) -> bytes:
+        return orjson.dumps({"totalTokens": tokens})
+
+    def encode_answer(self, answer: dict, *, model: str, request_id: str, request: dict | None = None) -> bytes:
+        if self.route.method == "embedContent":
+            data = answer.get("data") or [{}]
+            return orjson.dumps({"embedding": {"values": data[0].get("embedding") or []}})
+        if self.route.method == "batchEmbedContents":
+            items = sorted(answer.get("data") or (), key=lambda item: item.get("index", 0))
+            return orjson.dumps({"embeddings": [{"values": item.get("embedding") or []} for item in items]})
+        choices = answer.get("choices") or [{}]
+        choice = choices[0] if isinstance(choices[0], dict) else {}
+        message = choice.get("message") or {}
+        parts: list[dict] = []
+        thought = next((message[name] for name in REASONING_FIELDS
+                        if isinstance(message.get(name), str) and message[name]), "")
+        if thought:
+            parts.append({"text": thought, "thought": True})
+        text = message.get("content")
+        if isinstance(text, list):  # a vendor answering in content parts
+            text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
+        if isinstance(text, str) and text:
+            parts.append({"text": text})
+        for index, call in enumerate(message.get("tool_calls") or ()):
+            parts.append(_function_call(call, f"call_{request_id}_{index}"))
+        payload: dict = {"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0,
+                                         "finishReason": _finish_reason(choice.get("finish_reason"))}]}
+        usage = usage_metadata(answer.get("usage"))
+        if usage is not None:
+            payload["usageMetadata"] = usage
+        payload["modelVersion"] = model
+        payload["responseId"] = request_id
+        return orjson.dumps(payload)
+
+    def stream_encoder(self, *, model: str, request_id: str, request: dict | None = None) -> GenerateStream:
+        return GenerateStream(model=model, request_id=request_id, sse=self.route.sse)
+
+
+class GenerateStream:
+    """Chat chunks to streamGenerateContent's chunks: each text or thought piece as a chunk of its own as it
+    comes; tool calls, whose arguments chat streams in pieces, whole in the last chunk (Gemini sends a
+    functionCall complete), with the finishReason and the usageMetadata."""
+
+    __slots__ = ("model", "request_id", "sse", "content_type", "begun", "ended", "calls", "finish", "usage")
+
+    def __init__(self, *, model: str, request_id: str, sse: bool):
+        self.model = model
+        self.request_id = request_id
+        self.sse = sse
+        # Without alt=sse Google streams one JSON array, its elements written as they come.
+        self.content_type = b"text/event-stream" if sse else b"application/json"
+        self.begun = False
+        self.ended = False
+        self.calls: dict[int, dict] = {}  # a tool call's chat index -> {id, name, arguments so far}
+        self.finish: str | None = None
+        self.usage: dict | None = None
+
+    def _frame(self, payload: dict) -> bytes:
+        data = orjson.dumps(payload)
+        if self.sse:
+            return b"data: " + data + b"\r\n\r\n"
+        if self.begun:
+            return b",\r\n" + data
+        self.begun = True
+        return b"[" + data
+
+    def _chunk(self, parts: list[dict], finish: str | None = None, usage: dict | None = None) -> bytes:
+        candidate: dict = {"content": {"role": "model", "parts": parts}, "index": 0}
+        if finish is not None:
+            candidate["finishReason"] = finish
+        payload: dict = {"candidates": [candidate]}
+        if usage is not None:
+            payload["usageMetadata"] = usage
+        payload["modelVersion"] = self.model
+        payload["responseId"] = self.request_id
+        return self._frame(payload)
+
+    def feed(self, chunk: dict) -> bytes:
+        if self.ended:
+            return b""
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        out: list[bytes] = []
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue  # one candidate is all this gateway asks for
+            delta = choice.get("delta") or {}
+            parts: list[dict] = []
+            for name in REASONING_FIELDS:
+                if isinstance(delta.get(name), str) and delta[name]:
+                    parts.append({"text": delta[name], "thought": True})
+                    break
+            if isinstance(delta.get("content"), str) and delta["content"]:
+                parts.append({"text": delta["content"]})
+            if parts:
+                out.append(self._chunk(parts))
+            for call in delta.get("tool_calls") or ():
+                self._tool_call(call)
+            if choice.get("finish_reason"):
+                self.finish = choice["finish_reason"]
+        return b"".join(out)
+
+    def _tool_call(self, call: dict) -> None:
+        position = call.get("index", 0)
+        function = call.get("function") or {}
+        held = self.calls.setdefault(position, {"id": "", "name": "", "arguments": ""})
+        if call.get("id"):
+            held["id"] = call["id"]
+        if call.get("extra_content"):
+            held["extra_content"] = call["extra_content"]
+        if function.get("name"):
+            held["name"] = function["name"]
+        if isinstance(function.get("arguments"), str):
+            held["arguments"] += function["arguments"]
+
+    def close(self) -> bytes:
+        if self.ended:
+            return b""
+        self.ended = True
+        parts = [_function_call({**held, "function": held}, f"call_{self.request_id}_{position}")
+                 for position, held in sorted(self.calls.items())]
+        last = self._chunk(parts, _finish_reason(self.finish), usage_metadata(self.usage))
+        return last + (b"" if self.sse else b"]")
+
+    def fail(self, err: RelayError) -> bytes:
+        if self.ended:
+            return b""
+        self.ended = True
+        # The SDKs raise a chunk that is an error object as the API error it says.
+        error = self._frame(orjson.loads(_error(err, self.request_id)))
+        return error if self.sse else error + b"]"
+
+
+CODEC = GeminiCodec()

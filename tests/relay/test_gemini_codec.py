@@ -1,0 +1,363 @@
+"""The Gemini codec on its own: routes, requests to the internal bodies, chat answers and chunks to Gemini's."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from relay.codecs import ANTHROPIC, GEMINI, for_path
+from relay.codecs.gemini import Route, route
+from relay.errors import RelayError
+
+MODEL = "gemini-2.5-flash"
+GENERATE = GEMINI.bind(Route("generateContent", MODEL))
+HI = [{"role": "user", "parts": [{"text": "Hi"}]}]
+
+
+def decode(**fields) -> dict:
+    return GENERATE.decode({"contents": HI, **fields})
+
+
+def refusal(body: dict, codec=GENERATE) -> RelayError:
+    with pytest.raises(RelayError) as refused:
+        codec.decode(body)
+    assert refused.value.status == 400
+    return refused.value
+
+
+@pytest.mark.parametrize("path, query, expected", [
+    ("/v1beta/models/gemini-2.5-flash:generateContent", b"", Route("generateContent", MODEL)),
+    ("/v1beta/models/gemini-2.5-flash:streamGenerateContent", b"alt=sse",
+     Route("streamGenerateContent", MODEL, sse=True)),
+    ("/v1beta/models/gemini-2.5-flash:streamGenerateContent", b"key=abc", Route("streamGenerateContent", MODEL)),
+    ("/v1/models/meta-llama/Llama-3-8b:countTokens", b"", Route("countTokens", "meta-llama/Llama-3-8b")),
+    ("/v1beta/models/text-embedding-004:batchEmbedContents", b"", Route("batchEmbedContents", "text-embedding-004")),
+    ("/v1beta/models", b"pageSize=50", Route("models", "")),
+    ("/v1beta/models/gemini-2.5-flash", b"", Route("models", MODEL)),
+    ("/v1beta/models/gemini-2.5-flash:predict", b"", None),
+    ("/v1beta/cachedContents", b"", None),
+])
+def test_a_path_names_the_method_and_the_model(path, query, expected):
+    assert route(path, query) == expected
+
+
+def test_paths_of_gemini_belong_to_its_codec_and_openais_stay_openais():
+    assert for_path("/v1beta/models") is GEMINI
+    assert for_path("/v1/models/gemini-2.5-flash:generateContent") is GEMINI
+    assert for_path("/v1/models") is None and for_path("/v1/models/gpt-4o") is None
+    assert for_path("/v1/chat/completions") is None and for_path("/v1/messages") is ANTHROPIC
+
+
+def test_a_plain_request_becomes_a_chat_request_on_the_paths_model():
+    assert decode() == {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]}
+    streamed = GEMINI.bind(Route("streamGenerateContent", MODEL, sse=True)).decode({"contents": HI})
+    assert streamed["stream"] is True and streamed["stream_options"] == {"include_usage": True}
+
+
+def test_the_system_instruction_of_any_role_goes_first():
+    for instruction in ({"role": "user", "parts": [{"text": "Be brief."}, {"text": "Be kind."}]},
+                        {"parts": [{"text": "Be brief."}, {"text": "Be kind."}]}, "Be brief.\n\nBe kind."):
+        assert decode(systemInstruction=instruction)["messages"][0] == {"role": "system",
+                                                                        "content": "Be brief.\n\nBe kind."}
+    assert decode(system_instruction={"parts": [{"text": "snake"}]})["messages"][0]["content"] == "snake"
+
+
+def test_images_and_files_become_content_parts():
+    chat = decode(contents=[{"role": "user", "parts": [
+        {"text": "Compare"},
+        {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}},
+        {"inline_data": {"mime_type": "image/jpeg", "data": "/9j/"}},
+        {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://example.com/a.jpg"}},
+        {"inlineData": {"mimeType": "audio/wav", "data": "UklGRg=="}},
+        {"inlineData": {"mimeType": "application/pdf", "data": "JVBERi0="}}]}])
+    assert chat["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "Compare"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}},
+        {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0="}}]}]
+
+
+def test_function_calls_and_responses_without_ids_are_paired_by_name_and_order():
+    chat = decode(contents=[
+        {"role": "user", "parts": [{"text": "Weather in Paris and Rome?"}]},
+        {"role": "model", "parts": [
+            {"text": "Thinking it over", "thought": True}, {"text": "Checking."},
+            {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
+            {"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}},
+            {"functionCall": {"name": "get_time"}}]},
+        {"role": "user", "parts": [
+            {"functionResponse": {"name": "get_time", "response": {"time": "12:00"}}},
+            {"functionResponse": {"name": "get_weather", "response": {"output": "Sunny"}}},
+            {"functionResponse": {"name": "get_weather", "response": {"error": "timeout"}}},
+            {"text": "Summarise."}]}])
+    assistant, time, paris, rome, user = chat["messages"][1:]
+    assert assistant == {"role": "assistant", "content": "Checking.", "tool_calls": [
+        {"id": "call_0_get_weather", "type": "function",
+         "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
+        {"id": "call_1_get_weather", "type": "function",
+         "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}},
+        {"id": "call_2_get_time", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]}
+    assert time == {"role": "tool", "tool_call_id": "call_2_get_time", "content": '{"time":"12:00"}'}
+    assert paris == {"role": "tool", "tool_call_id": "call_0_get_weather", "content": "Sunny"}
+    assert rome == {"role": "tool", "tool_call_id": "call_1_get_weather", "content": "Error: timeout"}
+    assert user == {"role": "user", "content": "Summarise."}
+    # The same history decodes to the same ids: a provider's prompt cache sees the same prompt.
+    assert decode(contents=[{"role": "model", "parts": [{"functionCall": {"name": "f"}}]}]) == decode(
+        contents=[{"role": "model", "parts": [{"functionCall": {"name": "f"}}]}])
+
+
+def test_the_clients_own_call_ids_are_kept():
+    chat = decode(contents=[
+        {"role": "model", "parts": [{"functionCall": {"id": "cli-1", "name": "ls", "args": {}},
+                                     "thoughtSignature": "c2ln"}]},
+        {"role": "user", "parts": [{"functionResponse": {"id": "cli-1", "name": "ls", "response": {"output": "a"}}}]}])
+    call = chat["messages"][0]["tool_calls"][0]
+    assert call["id"] == "cli-1" and call["extra_content"] == {"google": {"thought_signature": "c2ln"}}
+    assert chat["messages"][1] == {"role": "tool", "tool_call_id": "cli-1", "content": "a"}
+
+
+def test_function_declarations_in_each_spelling_become_tools_and_googles_tools_are_dropped():
+    schema = {"type": "OBJECT", "properties": {"city": {"type": "STRING", "description": "where"},
+                                               "days": {"type": "ARRAY", "items": {"type": "INTEGER"}}},
+              "required": ["city"], "propertyOrdering": ["city", "days"]}
+    json_schema = {"type": "object", "properties": {"path": {"type": "string"}}, "additionalProperties": False}
+    chat = decode(tools=[
+        {"functionDeclarations": [{"name": "weather", "description": "Weather", "parameters": schema}]},
+        {"function_declarations": [{"name": "ls", "parameters_json_schema": json_schema},
+                                   {"name": "pwd", "parametersJsonSchema": json_schema, "behavior": "BLOCKING"},
+                                   {"name": "now"}]},
+        {"googleSearch": {}}, {"codeExecution": {}}])
+    assert chat["tools"] == [
+        {"type": "function", "function": {"name": "weather", "description": "Weather", "parameters": {
+            "type": "object", "required": ["city"],
+            "properties": {"city": {"type": "string", "description": "where"},
+                           "days": {"type": "array", "items": {"type": "integer"}}}}}},
+        {"type": "function", "function": {"name": "ls", "parameters": json_schema}},
+        {"type": "function", "function": {"name": "pwd", "parameters": json_schema}},
+        {"type": "function", "function": {"name": "now"}}]
+    assert "tools" not in decode(tools=[{"googleSearch": {}}])
+
+
+FUNCTIONS = [{"functionDeclarations": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}]
+
+
+@pytest.mark.parametrize("config, choice, names", [
+    ({"mode": "AUTO"}, "auto", ["a", "b", "c"]),
+    ({"mode": "NONE"}, "none", ["a", "b", "c"]),
+    ({"mode": "ANY"}, "required", ["a", "b", "c"]),
+    ({"mode": "ANY", "allowedFunctionNames": ["b"]}, {"type": "function", "function": {"name": "b"}}, ["b"]),
+    ({"mode": "ANY", "allowed_function_names": ["a", "c"]}, "required", ["a", "c"]),
+    ({"mode": "MODE_UNSPECIFIED"}, None, ["a", "b", "c"]),
+])
+def test_the_function_calling_mode_becomes_tool_choice(config, choice, names):
+    chat = decode(tools=FUNCTIONS, toolConfig={"functionCallingConfig": config})
+    assert chat.get("tool_choice") == choice
+    assert [tool["function"]["name"] for tool in chat["tools"]] == names
+
+
+def test_the_generation_config_maps_to_chats_sampling_and_format():
+    chat = decode(generationConfig={"temperature": 0.3, "topP": 0.8, "topK": 20, "maxOutputTokens": 100,
+                                    "stopSequences": ["END"], "candidateCount": 1, "seed": 7,
+                                    "presencePenalty": 0.5, "frequencyPenalty": 0.25,
+                                    "responseMimeType": "application/json", "responseModalities": ["TEXT"]},
+                  safetySettings=[{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}],
+                  cachedContent="cachedContents/x", labels={"team": "a"})
+    assert chat == {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "temperature": 0.3,
+                    "top_p": 0.8, "presence_penalty": 0.5, "frequency_penalty": 0.25, "top_k": 20, "seed": 7,
+                    "max_tokens": 100, "stop": ["END"], "response_format": {"type": "json_object"}}
+
+
+def test_a_response_schema_becomes_a_json_schema_format():
+    schema = {"type": "OBJECT", "properties": {"name": {"type": "STRING"}}}
+    for key in ("responseSchema", "responseJsonSchema", "response_json_schema"):
+        chat = decode(generationConfig={"responseMimeType": "application/json", key: schema})
+        assert chat["response_format"] == {"type": "json_schema", "json_schema": {
+            "name": "response", "schema": {"type": "object", "properties": {"name": {"type": "string"}}}}}
+
+
+@pytest.mark.parametrize("thinking, effort", [
+    ({"includeThoughts": True}, None),
+    ({"includeThoughts": True, "thinkingBudget": -1}, None),
+    ({"thinkingBudget": 0}, None),
+    ({"thinkingBudget": 1024}, "low"),
+    ({"thinking_budget": 10000}, "medium"),
+    ({"thinkingBudget": 24576}, "high"),
+    ({"thinkingLevel": "LOW"}, "low"),
+    ({"thinkingLevel": "high"}, "high"),
+])
+def test_a_thinking_budget_or_level_becomes_a_reasoning_effort(thinking, effort):
+    assert decode(generationConfig={"thinkingConfig": thinking}).get("reasoning_effort") == effort
+
+
+@pytest.mark.parametrize("body, where", [
+    ({"contents": []}, "contents"),
+    ({"contents": [{"role": "system", "parts": [{"text": "x"}]}]}, "contents[0].role"),
+    ({"contents": [{"parts": "text"}]}, "contents[0].parts"),
+    ({"contents": [{"parts": [{"inlineData": {"data": "x"}}]}]}, "contents[0].parts[0].inlineData"),
+    ({"contents": [{"parts": [{"functionResponse": {"response": {}}}]}]},
+     "contents[0].parts[0].functionResponse.name"),
+    ({"contents": HI, "tools": [{"functionDeclarations": [{"description": "nameless"}]}]},
+     "tools[0].functionDeclarations[0]"),
+    ({"contents": HI, "generationConfig": {"maxOutputTokens": 0}}, "generationConfig.maxOutputTokens"),
+    ({"contents": HI, "generationConfig": {"topK": 1.5}}, "generationConfig.topK"),
+    ({"contents": HI, "generationConfig": {"stopSequences": "END"}}, "generationConfig.stopSequences"),
+    ({"contents": HI, "generationConfig": {"candidateCount": 3}}, "generationConfig.candidateCount"),
+])
+def test_shapes_gemini_refuses_are_refused_naming_the_field(body, where):
+    assert refusal(body).message.startswith(f"{where}: ")
+
+
+def test_what_nests_too_deep_to_be_written_out_is_refused():
+    deep = orjson.loads(b"[" * 400 + b"]" * 400)
+    error = refusal({"contents": [{"role": "model", "parts": [{"functionCall": {"name": "f", "args": {"x": deep}}}]}]})
+    assert "nested deeper" in error.message
+
+
+def test_count_tokens_takes_contents_or_a_whole_request():
+    count = GEMINI.bind(Route("countTokens", MODEL))
+    assert count.decode_count({"contents": HI}) == {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]}
+    whole = count.decode_count({"generateContentRequest": {
+        "model": f"models/{MODEL}", "contents": HI, "systemInstruction": {"parts": [{"text": "Be brief."}]},
+        "tools": FUNCTIONS, "generationConfig": {"maxOutputTokens": 10}}})
+    assert [m["role"] for m in whole["messages"]] == ["system", "user"] and len(whole["tools"]) == 3
+    assert "max_tokens" not in whole and count.encode_count(42) == b'{"totalTokens":42}'
+
+
+def test_embedding_requests_become_embeddings_bodies():
+    one = GEMINI.bind(Route("embedContent", "text-embedding-004"))
+    batch = GEMINI.bind(Route("batchEmbedContents", "text-embedding-004"))
+    assert one.mode == batch.mode == "embeddings" and GENERATE.mode == "chat"
+    assert one.decode({"content": {"parts": [{"text": "a"}, {"text": "b"}]}, "taskType": "RETRIEVAL_DOCUMENT",
+                       "outputDimensionality": 256}) == {"model": "text-embedding-004", "input": "a\nb",
+                                                         "dimensions": 256}
+    assert batch.decode({"requests": [{"model": "models/text-embedding-004", "content": {"parts": [{"text": "a"}]}},
+                                      {"content": {"parts": [{"text": "b"}]}}]}) == {
+        "model": "text-embedding-004", "input": ["a", "b"]}
+    assert refusal({"content": {"parts": [{"inlineData": {}}]}}, one).message.startswith("request.content.parts")
+    assert refusal({"requests": []}, batch).message.startswith("requests")
+
+
+def test_embeddings_answers_are_geminis():
+    answer = {"object": "list", "data": [{"index": 1, "embedding": [0.3]}, {"index": 0, "embedding": [0.1, 0.2]}]}
+    one = GEMINI.bind(Route("embedContent", "e"))
+    batch = GEMINI.bind(Route("batchEmbedContents", "e"))
+    assert orjson.loads(batch.encode_answer(answer, model="e", request_id="r")) == {
+        "embeddings": [{"values": [0.1, 0.2]}, {"values": [0.3]}]}
+    assert orjson.loads(one.encode_answer({"data": [{"index": 0, "embedding": [0.5]}]}, model="e", request_id="r")) \
+        == {"embedding": {"values": [0.5]}}
+
+
+def chat_completion(message: dict, finish: str, usage: dict | None = None) -> dict:
+    answer = {"id": "chatcmpl-1", "object": "chat.completion", "model": "upstream-name",
+              "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}]}
+    if usage is not None:
+        answer["usage"] = usage
+    return answer
+
+
+def test_an_answer_becomes_a_generate_content_response_with_thoughts_calls_and_usage():
+    answer = chat_completion({"content": "Checking.", "reasoning_content": "Two cities.", "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+         "extra_content": {"google": {"thought_signature": "c2ln"}}},
+        {"type": "function", "function": {"name": "get_time", "arguments": "not json"}}]}, "tool_calls", {
+        "prompt_tokens": 100, "completion_tokens": 30, "total_tokens": 130,
+        "prompt_tokens_details": {"cached_tokens": 80}, "completion_tokens_details": {"reasoning_tokens": 12}})
+    body = orjson.loads(GENERATE.encode_answer(answer, model=MODEL, request_id="req1"))
+    assert body == {
+        "candidates": [{"content": {"role": "model", "parts": [
+            {"text": "Two cities.", "thought": True}, {"text": "Checking."},
+            {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}, "id": "call_1"},
+             "thoughtSignature": "c2ln"},
+            {"functionCall": {"name": "get_time", "args": {}, "id": "call_req1_1"}}]},
+            "index": 0, "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 100, "candidatesTokenCount": 18, "totalTokenCount": 130,
+                          "thoughtsTokenCount": 12, "cachedContentTokenCount": 80},
+        "modelVersion": MODEL, "responseId": "req1"}
+
+
+@pytest.mark.parametrize("finish, reason", [("stop", "STOP"), ("length", "MAX_TOKENS"),
+                                            ("content_filter", "SAFETY"), ("something_new", "OTHER")])
+def test_finish_reasons_map_to_geminis(finish, reason):
+    body = orjson.loads(GENERATE.encode_answer(chat_completion({"content": "x"}, finish), model=MODEL,
+                                               request_id="r"))
+    assert body["candidates"][0]["finishReason"] == reason and "usageMetadata" not in body
+
+
+def chunk(delta: dict | None = None, finish: str | None = None, usage: dict | None = None) -> dict:
+    out = {"id": "c", "object": "chat.completion.chunk", "choices": []}
+    if delta is not None or finish is not None:
+        out["choices"] = [{"index": 0, "delta": delta or {}, "finish_reason": finish}]
+    if usage is not None:
+        out["usage"] = usage
+    return out
+
+
+def run_stream(sse: bool, chunks: list[dict]) -> bytes:
+    encoder = GEMINI.bind(Route("streamGenerateContent", MODEL, sse=sse)).stream_encoder(model=MODEL,
+                                                                                        request_id="req1")
+    return b"".join(encoder.feed(c) for c in chunks) + encoder.close()
+
+
+STREAM = [chunk({"role": "assistant", "reasoning_content": "Hmm."}), chunk({"content": "Hel"}),
+          chunk({"content": "lo"}),
+          chunk({"tool_calls": [{"index": 0, "id": "call_a", "function": {"name": "f", "arguments": '{"x"'}}]}),
+          chunk({"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}),
+          chunk(finish="tool_calls"),
+          chunk(usage={"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9})]
+
+
+def test_a_stream_sends_text_as_it_comes_and_calls_whole_with_the_finish_and_usage_last():
+    frames = run_stream(True, STREAM).split(b"\r\n\r\n")
+    assert frames[-1] == b"" and all(f.startswith(b"data: ") for f in frames[:-1])
+    chunks = [orjson.loads(f.removeprefix(b"data: ")) for f in frames[:-1]]
+    assert [c["candidates"][0]["content"]["parts"] for c in chunks] == [
+        [{"text": "Hmm.", "thought": True}], [{"text": "Hel"}], [{"text": "lo"}],
+        [{"functionCall": {"name": "f", "args": {"x": 1}, "id": "call_a"}}]]
+    assert [c["candidates"][0].get("finishReason") for c in chunks] == [None, None, None, "STOP"]
+    assert chunks[-1]["usageMetadata"] == {"promptTokenCount": 5, "candidatesTokenCount": 4, "totalTokenCount": 9}
+    assert {(c["modelVersion"], c["responseId"]) for c in chunks} == {(MODEL, "req1")}
+
+
+def test_a_stream_without_alt_sse_is_a_json_array_written_as_it_comes():
+    body = run_stream(False, STREAM)
+    assert body.startswith(b"[{") and body.endswith(b"}]")
+    chunks = orjson.loads(body)
+    assert len(chunks) == 4 and chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert orjson.loads(run_stream(False, [])) == [{"candidates": [{"content": {"role": "model", "parts": []},
+                                                                     "index": 0, "finishReason": "STOP"}],
+                                                     "modelVersion": MODEL, "responseId": "req1"}]
+
+
+@pytest.mark.parametrize("sse", [True, False])
+def test_a_broken_stream_ends_with_googles_error(sse):
+    encoder = GEMINI.bind(Route("streamGenerateContent", MODEL, sse=sse)).stream_encoder(model=MODEL,
+                                                                                        request_id="req1")
+    body = encoder.feed(chunk({"content": "Hel"})) + encoder.fail(RelayError(502, "upstream went away"))
+    assert encoder.close() == b"" and encoder.feed(chunk({"content": "late"})) == b""
+    if sse:
+        last = orjson.loads(body.split(b"\r\n\r\n")[-2].removeprefix(b"data: "))
+    else:
+        last = orjson.loads(body)[-1]
+    assert last == {"error": {"code": 502, "message": "upstream went away (request id: req1)", "status": "INTERNAL"}}
+
+
+@pytest.mark.parametrize("status, name", [(400, "INVALID_ARGUMENT"), (401, "UNAUTHENTICATED"),
+                                          (403, "PERMISSION_DENIED"), (404, "NOT_FOUND"),
+                                          (429, "RESOURCE_EXHAUSTED"), (500, "INTERNAL"), (503, "UNAVAILABLE"),
+                                          (422, "INVALID_ARGUMENT"), (502, "INTERNAL")])
+def test_errors_are_in_googles_shape(status, name):
+    code, body = GEMINI.render_error(RelayError(status, "No."), "req1")
+    assert code == status
+    assert orjson.loads(body) == {"error": {"code": status, "message": "No. (request id: req1)", "status": name}}
+
+
+def test_the_model_list_and_one_model_are_in_geminis_shape():
+    status, body = GEMINI.encode_models(["gemini-2.5-flash", "gpt-4o"], "")
+    models = orjson.loads(body)["models"]
+    assert status == 200 and [m["name"] for m in models] == ["models/gemini-2.5-flash", "models/gpt-4o"]
+    assert "generateContent" in models[0]["supportedGenerationMethods"]
+    assert GEMINI.encode_models(["gpt-4o"], "gpt-4o")[0] == 200
+    status, body = GEMINI.encode_models(["gpt-4o"], "gemini-2.5-pro")
+    assert status == 404 and orjson.loads(body)["error"]["status"] == "NOT_FOUND"
