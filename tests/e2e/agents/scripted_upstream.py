@@ -62,12 +62,18 @@ def _texts(content: Any) -> list[str]:
     return []
 
 
-def _events(events: list[bytes]) -> Callable[[web.Request], Any]:
+def _events(events: list[bytes], *, cut: bool = False) -> Callable[[web.Request], Any]:
+    """A stream of `events`; `cut` drops the connection after the first two (the answer has begun: the gateway
+    has sent its headers and first event on), as a vendor's broken stream does."""
+
     async def write(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
-        for event in events:
+        for event in events[:2] if cut else events:
             await response.write(event)
+        if cut:
+            request.transport.close()
+            return response
         await response.write_eof()
         return response
 
@@ -86,10 +92,12 @@ class Scripted(VendorMock):
         super().__init__()
         self.policy: Policy = lambda seen: Turn(text="(no policy)")
         self.turns: list[Turn] = []  # what was answered, in order, for checking the logs against
+        self.cut_streams = 0  # how many of the next streamed answers break off once begun
 
     def reset(self) -> None:
         super().reset()
         self.turns.clear()
+        self.cut_streams = 0
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         _, body = await self.read_body(request)
@@ -101,7 +109,8 @@ class Scripted(VendorMock):
         turn = self.policy(self.seen(body))
         self.turns.append(turn)
         if body.get("stream"):
-            return await _events(self.stream(body, turn))(request)
+            cut, self.cut_streams = self.cut_streams > 0, max(0, self.cut_streams - 1)
+            return await _events(self.stream(body, turn), cut=cut)(request)
         return web.json_response(self.answer(body, turn))
 
     def seen(self, body: dict) -> Seen:

@@ -105,3 +105,22 @@ def test_a_tool_turn_through_an_anthropic_channel_with_an_auth_token(claude_code
                if b.get("type") == "tool_result"]
     assert len(results) == 1 and results[0]["tool_use_id"] == "toolu_scripted" and SECRET in str(results[0])
     assert_logs_match(key, anthropic_vendor, VIA_ANTHROPIC)
+
+
+def test_after_a_broken_stream_claude_code_asks_again_without_streaming(claude_code, gateway, tmp_path, vendors, key):
+    """Claude Code answers a stream that breaks off by sending the same request with `stream: false`: the
+    gateway must end the broken stream in a way it recognises, and serve the plain request."""
+    openai_vendor, _ = vendors
+    openai_vendor.policy = lambda seen: Turn(text="Hello after the retry.", usage=(31, 6))
+    openai_vendor.cut_streams = 1
+    run = claude(claude_code, gateway, tmp_path, VIA_OPENAI, "Say hello", ANTHROPIC_API_KEY=key.secret)
+    assert "Hello after the retry." in run.stdout
+    broken, plain = openai_vendor.requests
+    assert (broken.body["stream"], plain.body.get("stream", False)) == (True, False)
+    assert broken.body["messages"] == plain.body["messages"]
+    # The broken stream is billed for what it used, counted by the gateway (the vendor sent no usage), the
+    # plain answer by the vendor's usage.
+    cut, whole = key.consume_logs(2)
+    assert cut["is_stream"] and cut["prompt_tokens"] > 0 and cut["completion_tokens"] > 0
+    assert (whole["is_stream"], whole["prompt_tokens"], whole["completion_tokens"]) == (False, 31, 6)
+    assert key.used_quota() == cut["quota"] + whole["quota"]
