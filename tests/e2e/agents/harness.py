@@ -40,10 +40,11 @@ class Agent:
     version: str
     binary: str
     quiet: dict[str, str] = field(default_factory=dict)  # environment that keeps it off the internet
+    cache: Path = CACHE
 
     @property
     def prefix(self) -> Path:
-        return CACHE / f"{self.name}@{self.version}"
+        return self.cache / f"{self.name}@{self.version}"
 
     @property
     def executable(self) -> Path:
@@ -55,16 +56,20 @@ class Agent:
             return self.executable
         npm = shutil.which("npm")
         assert npm, "npm is not installed: the agent tests need Node.js and npm"
-        CACHE.mkdir(parents=True, exist_ok=True)
+        self.cache.mkdir(parents=True, exist_ok=True)
         # Installed beside its final place and renamed in, so an interrupted install is never taken for a good one.
-        staging = Path(tempfile.mkdtemp(prefix=f".{self.name}-", dir=CACHE))
+        staging = Path(tempfile.mkdtemp(prefix=f".{self.name}-", dir=self.cache))
         try:
             done = subprocess.run([npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund",
                                    "--no-update-notifier", f"{self.package}@{self.version}"],
                                   capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
             assert done.returncode == 0, f"npm install {self.package}@{self.version} failed:\n{done.stdout}\n" \
                                          f"{done.stderr}"
-            staging.rename(self.prefix)
+            try:
+                staging.rename(self.prefix)
+            except OSError:  # another test run installed it meanwhile
+                if not self.executable.exists():
+                    raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         assert self.executable.exists(), f"{self.package} installed no {self.binary} in {self.prefix}"
