@@ -4,6 +4,7 @@ test's alone."""
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -42,6 +43,11 @@ def add_channel(admin: httpx.Client, **fields) -> dict:
     created = admin.post("/api/channel/", json={"group": "default", "key": "sk-upstream-agents", **fields}).json()
     assert created["success"], created
     return created
+
+
+def gpt_4o_mini_quota(prompt: int, completion: int) -> int:
+    """What a gpt-4o-mini request costs on a fresh gateway: its ratios are 0.075 and completion x4."""
+    return math.ceil((prompt + completion * 4) * 0.075)
 
 
 @dataclass

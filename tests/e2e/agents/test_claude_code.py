@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from tests.e2e.agents.conftest import add_channel
+from tests.e2e.agents.conftest import add_channel, gpt_4o_mini_quota
 from tests.e2e.agents.scripted_upstream import ScriptedAnthropic, ScriptedOpenAI, Turn, tool_then_answer
 from tests.providers.vendor_harness import serve
 
@@ -43,8 +43,8 @@ def claude(agent, gateway, tmp_path, model: str, prompt: str, **auth: str):
     return run
 
 
-def gpt_4o_mini_quota(prompt: int, completion: int) -> int:
-    return math.ceil((prompt + completion * 4) * 0.075)  # gpt-4o-mini's ratios: 0.075, completion x4
+def claude_sonnet_4_quota(prompt: int, completion: int) -> int:
+    return math.ceil((prompt + completion * 5) * 1.5)  # claude-sonnet-4-20250514's ratios: 1.5, completion x5
 
 
 def assert_logs_match(key, vendor, model: str) -> list[dict]:
@@ -104,7 +104,8 @@ def test_a_tool_turn_through_an_anthropic_channel_with_an_auth_token(claude_code
     results = [b for m in second.body["messages"] if isinstance(m["content"], list) for b in m["content"]
                if b.get("type") == "tool_result"]
     assert len(results) == 1 and results[0]["tool_use_id"] == "toolu_scripted" and SECRET in str(results[0])
-    assert_logs_match(key, anthropic_vendor, VIA_ANTHROPIC)
+    logs = assert_logs_match(key, anthropic_vendor, VIA_ANTHROPIC)
+    assert [log["quota"] for log in logs] == [claude_sonnet_4_quota(50, 20), claude_sonnet_4_quota(60, 12)]
 
 
 def test_after_a_broken_stream_claude_code_asks_again_without_streaming(claude_code, gateway, tmp_path, vendors, key):

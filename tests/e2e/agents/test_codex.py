@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.agents.conftest import add_channel
+from tests.e2e.agents.conftest import add_channel, gpt_4o_mini_quota
 from tests.e2e.agents.harness import codex_config
 from tests.e2e.agents.routes import not_served
 from tests.e2e.agents.scripted_upstream import ScriptedOpenAI, Turn, tool_then_answer
@@ -46,7 +46,8 @@ def assert_logs_match(key, vendor) -> None:
     assert len(logs) == len(vendor.turns) == len(vendor.requests)
     assert [(log["prompt_tokens"], log["completion_tokens"]) for log in logs] == [t.usage for t in vendor.turns]
     assert {(log["model_name"], log["client_protocol"]) for log in logs} == {(MODEL, "responses")}
-    assert key.used_quota() == sum(log["quota"] for log in logs) > 0
+    assert [log["quota"] for log in logs] == [gpt_4o_mini_quota(*turn.usage) for turn in vendor.turns]
+    assert key.used_quota() == sum(log["quota"] for log in logs)
 
 
 def test_a_one_turn_prompt(codex, gateway, tmp_path, vendor, key):
