@@ -1,0 +1,74 @@
+"""Codex CLI (`codex exec`) through the gateway's Responses route (a model provider whose base_url is the
+gateway, wire_api = "responses") to an OpenAI-protocol channel, against a mock vendor that answers as the
+conversation goes: a one-turn prompt, and a turn where the model has Codex run a shell command.
+
+Skipped while this tree has no /v1/responses (the relay answers 501 there); it runs once the route lands."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.agents.conftest import add_channel, gpt_4o_mini_quota
+from tests.e2e.agents.harness import codex_config
+from tests.e2e.agents.routes import not_served
+from tests.e2e.agents.scripted_upstream import ScriptedOpenAI, Turn, tool_then_answer
+from tests.providers.vendor_harness import serve
+
+pytestmark = pytest.mark.skipif(not_served("/v1/responses"), reason="no /v1/responses on this tree yet")
+
+MODEL = "gpt-agents-codex"  # mapped to gpt-4o-mini; a name of its own so the session's gateway routes it here
+SECRET = "HERON-17"
+
+vendor_server = serve(ScriptedOpenAI)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def channel(admin, vendor_server):
+    add_channel(admin, type=1, name="agents-codex", base_url=vendor_server.url, models=MODEL,
+                model_mapping={MODEL: "gpt-4o-mini"})
+
+
+@pytest.fixture
+def vendor(vendor_server):
+    vendor_server.reset()
+    return vendor_server
+
+
+def codex_exec(agent, gateway, home, key, prompt: str):
+    codex_config(home, base_url=f"{gateway.url}/v1", model=MODEL, key_variable="ONEAPI_KEY")
+    run = agent.run("exec", "--skip-git-repo-check", prompt, home=home, env={"ONEAPI_KEY": key.secret})
+    assert run.returncode == 0, str(run)
+    return run
+
+
+def assert_logs_match(key, vendor) -> None:
+    logs = key.consume_logs(len(vendor.turns))
+    assert len(logs) == len(vendor.turns) == len(vendor.requests)
+    assert [(log["prompt_tokens"], log["completion_tokens"]) for log in logs] == [t.usage for t in vendor.turns]
+    assert {(log["model_name"], log["client_protocol"]) for log in logs} == {(MODEL, "responses")}
+    assert [log["quota"] for log in logs] == [gpt_4o_mini_quota(*turn.usage) for turn in vendor.turns]
+    assert key.used_quota() == sum(log["quota"] for log in logs)
+
+
+def test_a_one_turn_prompt(codex, gateway, tmp_path, vendor, key):
+    vendor.policy = lambda seen: Turn(text="Hello through the gateway.", usage=(31, 6))
+    run = codex_exec(codex, gateway, tmp_path, key, "Say hello")
+    assert "Hello through the gateway." in run.stdout
+    [sent] = vendor.requests
+    assert (sent.path, sent.body["model"]) == ("/v1/chat/completions", "gpt-4o-mini")
+    assert "Say hello" in str(sent.body["messages"])
+    assert_logs_match(key, vendor)
+
+
+def test_a_turn_that_runs_a_shell_command(codex, gateway, tmp_path, vendor, key):
+    (tmp_path / "notes.txt").write_text(f"The secret word is {SECRET}.\n")
+    vendor.policy = tool_then_answer("READ-THE-NOTES", "exec_command", {"cmd": "cat notes.txt"},
+                                     final=f"The notes say the secret word is {SECRET}.", reply="Hi.")
+    run = codex_exec(codex, gateway, tmp_path, key, "READ-THE-NOTES in notes.txt and tell me the secret")
+    assert f"the secret word is {SECRET}" in run.stdout
+    first, second = vendor.requests
+    assert "exec_command" in [tool["function"]["name"] for tool in first.body["tools"]]
+    # The command really ran: the file's content came back to the model as the tool's result.
+    results = [m for m in second.body["messages"] if m["role"] == "tool"]
+    assert len(results) == 1 and results[0]["tool_call_id"] == "call_scripted" and SECRET in str(results[0])
+    assert_logs_match(key, vendor)
