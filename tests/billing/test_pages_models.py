@@ -28,8 +28,8 @@ def vip(alice, set_option):
 
 def prices(response) -> dict[str, tuple[str, str]]:
     html = response.content.decode()
-    rows = re.findall(r'<tr data-model="([^"]+)".*?class="num input-price">([^<]*)</td>\s*'
-                      r'<td class="num output-price">([^<]*)</td>', html, re.DOTALL)
+    rows = re.findall(r'<tr data-model="([^"]+)".*?class="num input-price"[^>]*>([^<]*)</td>\s*'
+                      r'<td class="num output-price"[^>]*>([^<]*)</td>', html, re.DOTALL)
     return {model: (i, o) for model, i, o in rows}
 
 
