@@ -27,6 +27,8 @@ class StreamEncoder(Protocol):
 
 class Codec(Protocol):
     protocol: str  # the client protocol's name ("anthropic")
+    # The client's headers forwarded with its request to a channel that speaks the protocol natively.
+    native_headers: tuple[str, ...]
 
     def decode(self, body: dict) -> dict:
         """The client's request as the internal chat body; a RelayError (400) for a shape it cannot take."""
@@ -45,11 +47,14 @@ class Codec(Protocol):
     def render_error(self, err: RelayError, request_id: str) -> tuple[int, bytes]:
         """The status and body of an error answer in the client's shape."""
 
+    def stream_error(self, err: RelayError, request_id: str) -> bytes:
+        """The event that ends a started stream with an error, in the client's protocol."""
+
 
 class Translator:
     """A Responder (relay/upstream.py) that translates the relay's OpenAI answer for `out` as it goes."""
 
-    __slots__ = ("out", "codec", "model", "request_id", "encoder", "parser")
+    __slots__ = ("out", "codec", "model", "request_id", "encoder", "parser", "native")
 
     def __init__(self, out, codec: Codec, *, model: str, request_id: str):
         self.out = out
@@ -58,19 +63,28 @@ class Translator:
         self.request_id = request_id
         self.encoder: StreamEncoder | None = None
         self.parser: SSEParser | None = None
+        # The channel called speaks the client's protocol: its answer is already the client's (relay/upstream.py
+        # says so before each call, so a failover between both kinds of channel is translated as it should be).
+        self.native = False
 
     @property
     def started(self) -> bool:
         return self.out.started
 
+    def pass_through(self, native: bool) -> None:
+        self.native = native
+
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        if self.native:
+            await self.out.start(status, headers)
+            return
         if any(name == b"content-type" and value.startswith(b"text/event-stream") for name, value in headers):
             self.encoder = self.codec.stream_encoder(model=self.model, request_id=self.request_id)
             self.parser = SSEParser()
         await self.out.start(status, headers)
 
     async def write(self, data: bytes) -> None:
-        if self.encoder is None:
+        if self.encoder is None:  # a whole answer, or a native one
             await self.out.write(data)
             return
         events = self._events(self.parser.feed(data))
@@ -78,6 +92,9 @@ class Translator:
             await self.out.write(events)
 
     async def finish(self, data: bytes = b"") -> None:
+        if self.native:
+            await self.out.finish(data)
+            return
         if self.encoder is None:
             await self.out.finish(self.codec.encode_answer(orjson.loads(data), model=self.model,
                                                            request_id=self.request_id) if data else b"")
@@ -88,6 +105,9 @@ class Translator:
     async def error(self, err: RelayError) -> None:
         """Answer a failure: the client's error, or on a started stream, its error event."""
         if self.out.finished:
+            return
+        if self.native and self.out.started:  # a native stream broken off by the gateway itself
+            await self.out.finish(self.codec.stream_error(err, self.request_id))
             return
         if self.encoder is not None:
             await self.out.finish(self.encoder.fail(err))
