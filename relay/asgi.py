@@ -214,11 +214,13 @@ class RelayApp:
             return
         codec, response = out.codec, out.out
         sent = load_json(raw)
-        body = codec.decode_count(sent)
+        body, unconvertible = codec.decode_native(sent, counting=True)
         check_model_allowed(caller, body["model"])
-        native = NativeRequest(codec.protocol, sent, _headers(scope, codec.native_headers))
+        native = NativeRequest(codec.protocol, sent, _headers(scope, codec.native_headers), unconvertible)
         if await count_natively(caller=caller, body=body, native=native, request_id=response.request_id, out=out):
             return
+        if unconvertible is not None:
+            raise unconvertible
         # A coding agent's prompt runs to tens of thousands of tokens: counted off the event loop.
         try:
             tokens = await asyncio.to_thread(tokenizer.count_prompt, body, body["model"])
@@ -248,10 +250,10 @@ class RelayApp:
         if translator is not None:
             codec = translator.codec
             sent = load_json(raw)
-            body = codec.decode(sent)
+            body, unconvertible = codec.decode_native(sent)
             translator.model = body["model"]
             out, protocol = translator, codec.protocol
-            native = NativeRequest(protocol, sent, _headers(scope, codec.native_headers))
+            native = NativeRequest(protocol, sent, _headers(scope, codec.native_headers), unconvertible)
         task = asyncio.current_task()
         watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
         try:

@@ -76,6 +76,9 @@ class NativeRequest:
     protocol: str  # the codec's name for it ("anthropic")
     body: dict = field(repr=False)  # the client's JSON, untouched (the model is mapped per channel)
     headers: tuple[tuple[str, str], ...] = ()  # the client's headers of that protocol, to forward
+    # Why the request cannot be converted to chat (a block only the protocol carries), when it cannot: it goes
+    # only to channels that speak the protocol.
+    unconvertible: RelayError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,11 @@ async def call_channel(*, session: aiohttp.ClientSession, channel: ChannelInfo, 
         # does not, and back: the codec's translator steps aside only for the first.
         model = channel.model_mapping.get(call.model, call.model)
         if not adapter.speaks_natively(native.protocol, mode=call.mode, model=model):
+            if native.unconvertible is not None:
+                # Not this channel's failure, nor quite the client's: another channel may take the request as it is.
+                refusal = native.unconvertible
+                raise UpstreamError(status=refusal.status, message=refusal.message, type=refusal.type,
+                                    code=refusal.code, param=refusal.param, retryable=True, local=True)
             native = None
         out.pass_through(native is not None)
     if native is not None:
@@ -201,7 +209,8 @@ def nests_deeper(value: Any, limit: int) -> bool:
 def _refuse_if_too_deep(call: Call, exc: BaseException) -> None:
     """Raise the client's 400 when `exc` is the vendor's request failing to be written over the client's
     deep body; return otherwise (the caller handles `exc` as it would any other)."""
-    if isinstance(exc, TOO_DEEP) and nests_deeper(call.body, DEEP_BODY):
+    if isinstance(exc, TOO_DEEP) and (nests_deeper(call.body, DEEP_BODY) or (
+            call.native is not None and nests_deeper(call.native.body, DEEP_BODY))):
         raise bad_request(f"The request body is nested too deep: the request to the upstream would be nested "
                           f"deeper than {WRITE_NESTING} levels.", code="invalid_json") from None
 

@@ -91,6 +91,11 @@ class AnthropicCodec:
         """A count_tokens request: the same conversion, without `max_tokens`."""
         return decode_request(body, counting=True)
 
+    def decode_native(self, body: dict, *, counting: bool = False) -> tuple[dict, RelayError | None]:
+        skipped: list[RelayError] = []
+        chat = decode_request(body, counting=counting, skipped=skipped)
+        return chat, skipped[0] if skipped else None
+
     def encode_count(self, tokens: int) -> bytes:
         return orjson.dumps({"input_tokens": tokens})
 

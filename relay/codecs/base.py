@@ -41,6 +41,11 @@ class Codec(Protocol):
     def decode_count(self, body: dict) -> dict:
         """A token-count request as the chat body whose prompt is counted."""
 
+    def decode_native(self, body: dict, *, counting: bool = False) -> tuple[dict, RelayError | None]:
+        """As decode (decode_count when `counting`), for a request that may go as it is to a channel that speaks
+        the protocol: what chat cannot carry is left out of the chat body, and the refusal a conversion would
+        give comes with it (a channel that does not speak the protocol refuses the request with it)."""
+
     def encode_count(self, tokens: int) -> bytes:
         """The answer to a token-count request."""
 

@@ -250,3 +250,53 @@ async def test_count_tokens_is_counted_locally_when_anthropic_is_out_of_service(
     claude_world.upstream.then(status=529, error="error_overloaded")
     counted = await claude.messages.count_tokens(model=MODEL, messages=HELLO)
     assert 0 < counted.input_tokens < 100 and len(claude_world.upstream.requests) == 1
+
+
+# --- what only Messages carries ---------------------------------------------------------------------------
+
+PDF = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"},
+       "cache_control": {"type": "ephemeral"}}
+WITH_PDF = {"model": MODEL, "max_tokens": 256,
+            "messages": [{"role": "user", "content": [PDF, {"type": "text", "text": "Summarise this."}]}]}
+
+
+async def test_a_block_chat_cannot_carry_goes_to_anthropic_as_it_is(client, claude_world, auth):
+    response = await client.post("/v1/messages", headers=auth, json=WITH_PDF)
+    assert response.status_code == 200, response.text
+    sent_as_the_client_sent_it(claude_world.upstream.requests[-1], WITH_PDF)
+    counted = await client.post("/v1/messages/count_tokens", headers=auth,
+                                json={k: v for k, v in WITH_PDF.items() if k != "max_tokens"})
+    assert counted.json() == {"input_tokens": 2095}
+    assert claude_world.upstream.requests[-1].body["messages"] == WITH_PDF["messages"]
+
+
+async def test_a_block_chat_cannot_carry_is_refused_by_a_converted_channel_and_taken_by_the_next(
+        client, claude_world, auth, upstream, retries):
+    await sync_to_async(ChannelFactory)(name="openai", base_url=upstream.url, models=MODEL, priority=1)
+    response = await client.post("/v1/messages", headers=auth, json=WITH_PDF)
+    assert response.status_code == 200, response.text
+    assert upstream.requests == [] and len(claude_world.upstream.requests) == 1
+    [log] = await consume_logs()
+    assert log.channel_id == claude_world.channel.pk
+
+
+async def test_a_block_chat_cannot_carry_is_the_clients_400_when_no_channel_speaks_messages(client, world):
+    auth = {"x-api-key": f"sk-{world.token.key}"}
+    body = {**WITH_PDF, "model": "gpt-4o-mini"}
+    for path, sent in (("/v1/messages", body), ("/v1/messages/count_tokens", {**body, "max_tokens": None})):
+        response = await client.post(path, headers=auth, json={k: v for k, v in sent.items() if v is not None})
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["type"] == "invalid_request_error" and "'document' cannot be sent" in error["message"]
+    assert world.upstream.requests == [] and await consume_logs() == []
+
+
+async def test_what_nests_too_deep_for_the_vendors_request_is_a_bad_request_not_a_failure(client, claude_world,
+                                                                                          auth):
+    # The conversion drops `metadata` but for its user id: only the body sent as it is nests too deep.
+    body = orjson.dumps({**CLAUDE_BODY, "metadata": {"user_id": "u", "trace": "DEEP"}})
+    response = await client.post("/v1/messages", headers=auth,
+                                 content=body.replace(b'"DEEP"', b"[" * 300 + b"]" * 300))
+    assert response.status_code == 400, response.text
+    assert "nested too deep" in response.json()["error"]["message"]
+    assert claude_world.upstream.requests == []
