@@ -363,6 +363,8 @@ async def _native_stream(call: Call, adapter: Adapter, ctx: RequestContext, chun
             rest = stream.close()
         except SHAPE_ERRORS as exc:
             raise _unreadable(adapter, exc, ctx.channel) from None
+        if stream.error is not None and reported is None and not outcome.started and not stream.begun:
+            raise stream.error
     except UpstreamError as err:
         if not outcome.started:
             raise
@@ -377,8 +379,8 @@ async def _native_stream(call: Call, adapter: Adapter, ctx: RequestContext, chun
             raise _no_answer()
         await out.start(200, SSE_HEADERS)
         outcome.started = True
-        outcome.usage = stream.usage
-        outcome.texts.extend(stream.texts)
+    outcome.usage = stream.usage
+    outcome.texts.extend(stream.texts)
     await out.finish(b"".join(held) + rest)
 
 

@@ -36,6 +36,7 @@ class Behaviour:
     error: str = "error_overloaded"  # the error fixture for a non-200 status
     cut_after: int | None = None  # close the connection after this many stream events
     delay: float = 0.0
+    raw_stream: bytes | None = None  # a stream's bytes, sent as they are
 
 
 @dataclass
@@ -73,6 +74,10 @@ class MockAnthropic(VendorMock):
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                                "Cache-Control": "no-cache"})
         await response.prepare(request)
+        if b.raw_stream is not None:
+            await response.write(b.raw_stream)
+            await response.write_eof()
+            return response
         for sent, event in enumerate(sse_events(f"{b.answer}_stream.sse")):
             if b.cut_after is not None and sent >= b.cut_after:
                 request.transport.close()

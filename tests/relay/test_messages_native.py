@@ -131,6 +131,17 @@ async def test_the_sdk_streams_thinking_signatures_and_tool_calls(claude, claude
     assert final.content[1].input == {"location": "San Francisco, CA"} and final.stop_reason == "tool_use"
 
 
+async def test_a_stream_whose_last_event_has_no_blank_line_is_billed_by_that_event(client, claude_world, auth):
+    events = fixture("thinking_stream.sse").split(b"\n\n")
+    cut = b"\n\n".join(events[:-3]) + b"\n\n" + events[-3]  # ends with message_delta's data line
+    assert cut.endswith(b'"usage":{"output_tokens":30}}')
+    claude_world.upstream.then(raw_stream=cut)
+    response = await client.post("/v1/messages", headers=auth, json={**CLAUDE_BODY, "stream": True})
+    assert response.content == cut
+    [log] = await consume_logs()
+    assert (log.prompt_tokens, log.completion_tokens) == (PROMPT_TOKENS, COMPLETION_TOKENS)
+
+
 @pytest.mark.parametrize("stream", [False, True])
 async def test_the_bill_is_read_from_anthropics_usage_with_the_cache_in_the_prompt(client, claude_world, auth,
                                                                                  stream):
