@@ -37,6 +37,7 @@ class Behaviour:
     cut_after: int | None = None  # close the connection after this many stream events
     delay: float = 0.0
     raw_stream: bytes | None = None  # a stream's bytes, sent as they are
+    event_delay: float = 0.0  # between stream events
 
 
 @dataclass
@@ -83,5 +84,7 @@ class MockAnthropic(VendorMock):
                 request.transport.close()
                 return response
             await response.write(event)
+            if b.event_delay:
+                await asyncio.sleep(b.event_delay)
         await response.write_eof()
         return response

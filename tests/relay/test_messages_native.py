@@ -10,6 +10,7 @@ import httpx2
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
+from asgiref.testing import ApplicationCommunicator
 
 from accounts.models import Token
 from billing.models import Log
@@ -192,6 +193,27 @@ async def test_a_stream_broken_off_ends_with_anthropics_error_event_and_bills_wh
     assert orjson.loads(events[-2].split(b"data: ", 1)[1])["error"]["type"] == "api_error"
     [log] = await consume_logs()
     assert log.completion_tokens > 0 and log.channel_id == claude_world.channel.pk
+
+
+async def test_a_client_that_leaves_mid_stream_pays_for_what_it_got(asgi_app, claude_world):
+    claude_world.upstream.then(answer="thinking", event_delay=0.2)
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/messages", "raw_path": b"/v1/messages", "query_string": b"", "root_path": "",
+             "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+             "headers": [(b"x-api-key", f"sk-{claude_world.token.key}".encode()),
+                         (b"content-type", b"application/json")]}
+    app = ApplicationCommunicator(asgi_app, scope)
+    await app.send_input({"type": "http.request", "body": orjson.dumps({**CLAUDE_BODY, "stream": True}),
+                          "more_body": False})
+    assert (await app.receive_output(5))["status"] == 200
+    received = b""
+    while b"thinking_delta" not in received:
+        received += (await app.receive_output(5))["body"]
+    await app.send_input({"type": "http.disconnect"})
+    await app.wait(5)
+    [log] = await consume_logs()  # Anthropic never said its output: counted locally
+    assert log.prompt_tokens > 0 and 0 < log.completion_tokens < COMPLETION_TOKENS
+    assert await token_used(claude_world) == log.quota > 0
 
 
 # --- failover between a channel that speaks Messages and one that does not ---------------------------
