@@ -197,6 +197,16 @@ def native_invoke_body(body: dict, system_prompt: str, headers: tuple[tuple[str,
     return {"anthropic_version": ANTHROPIC_VERSION, **request}
 
 
+def metrics_usage(metrics: Any) -> Usage | None:
+    """The usage in a stream's invocation metrics (what AWS bills; prompt tokens include cache reads and writes,
+    as Anthropic's do), when they are there."""
+    if not isinstance(metrics, dict) or "outputTokenCount" not in metrics:
+        return None
+    return Usage(prompt_tokens=sum(int(metrics.get(k) or 0) for k in (
+                     "inputTokenCount", "cacheReadInputTokenCount", "cacheWriteInputTokenCount")),
+                 completion_tokens=int(metrics.get("outputTokenCount") or 0))
+
+
 def error_for(status: int, body: bytes, error_type: str | None = None) -> UpstreamError:
     """Bedrock's `{"message": ...}` error. Its kind travels in the `x-amzn-ErrorType` header
     (`ThrottlingException:http://internal.amazon.com/coral/...`); without it, it is read off the status."""
@@ -363,10 +373,7 @@ class BedrockMessageEvents(MessageEvents):
         return b"event: " + kind.encode() + b"\ndata: " + event + b"\n\n"
 
     def _metrics(self, metrics: Any) -> None:
-        if isinstance(metrics, dict) and "outputTokenCount" in metrics:
-            self.usage = Usage(prompt_tokens=sum(int(metrics.get(k) or 0) for k in (
-                "inputTokenCount", "cacheReadInputTokenCount", "cacheWriteInputTokenCount")),
-                completion_tokens=int(metrics.get("outputTokenCount") or 0))
+        self.usage = metrics_usage(metrics) or self.usage
 
     def _failed(self, err: UpstreamError) -> bytes:
         self.error = self.error or err
@@ -464,12 +471,10 @@ class BedrockStreamDecoder(EventStreamDecoder):
         """The one usage chunk: Bedrock's invocation metrics when given (what AWS bills; prompt tokens
         include cache reads and writes, as Anthropic's do), else message_delta's counts."""
         held, self.held = self.held, []
-        if not isinstance(metrics, dict) or "outputTokenCount" not in metrics:
+        usage = metrics_usage(metrics)
+        if usage is None:
             return held
         cached = int(metrics.get("cacheReadInputTokenCount") or 0)
-        usage = Usage(prompt_tokens=sum(int(metrics.get(k) or 0) for k in (
-                          "inputTokenCount", "cacheReadInputTokenCount", "cacheWriteInputTokenCount")),
-                      completion_tokens=int(metrics.get("outputTokenCount") or 0))
         return [usage_event(id=self.claude.id, created=self.claude.created, model=self.claude.model, usage=usage,
                             as_json=usage_json(usage, cached=cached))]
 
