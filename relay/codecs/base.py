@@ -5,6 +5,11 @@ failover, settle) knows nothing else. A codec is the edge for a client of anothe
 client's request into the internal chat body, and its Translator turns what the relay would send an OpenAI
 client (a chat.completion, or `data: {chunk}` frames ending with `data: [DONE]`) into the client's own
 answer as it goes out. The OpenAI routes have no codec and no translator: their bytes go out untouched.
+
+A channel whose vendor speaks the client's protocol itself gets the client's own request instead
+(relay/upstream.py, Adapter.native_protocols), and its answer is already the client's: for that call the
+translator steps aside (`pass_through`), and the decoded chat body serves only the price estimate and the
+channels that do not speak the protocol.
 """
 
 from __future__ import annotations
