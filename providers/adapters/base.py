@@ -493,8 +493,9 @@ class Adapter:
                 parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
         return "".join(parts)
 
-    # Native calls: ctx.protocol names the client's protocol, ctx.body is the client's body with the model
-    # mapped, ctx.headers the client's headers of that protocol; ctx.mode is "chat" or "count_tokens".
+    # Native calls: ctx.protocol names the client's protocol, ctx.body is the client's body with the mapped
+    # model in `model` (a vendor that takes the model in the URL removes it), ctx.headers the client's headers
+    # of that protocol (the codec's native_headers); ctx.mode is "chat" or "count_tokens".
 
     def speaks_natively(self, protocol: str, *, mode: str, model: str) -> bool:
         """Whether a request in `protocol` for the upstream `model` goes to the vendor as it is."""
