@@ -274,7 +274,9 @@ def native_body(body: dict, system_prompt: str) -> dict:
 def native_headers(ctx: RequestContext, default_version: str | None = DEFAULT_VERSION) -> dict[str, str]:
     """The client's Anthropic headers, the channel's API version when the client gave none."""
     headers = {"Content-Type": "application/json"}
-    headers.update((name, value) for name, value in ctx.headers if name in NATIVE_HEADERS)
+    for name, value in ctx.headers:
+        if name in NATIVE_HEADERS:  # a header sent twice is one list (HTTP's rule for repeated headers)
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
     if default_version and "anthropic-version" not in headers:
         headers["anthropic-version"] = ctx.channel.config.get("api_version") or default_version
     return headers

@@ -361,6 +361,12 @@ def test_a_native_request_is_the_clients_body_with_its_anthropic_headers():
     assert request.headers["x-api-key"] == "sk-ant-secret" and request.headers["Accept"] == "application/json"
 
 
+def test_an_anthropic_beta_header_sent_twice_goes_as_one_list():
+    request = adapter.build_native_request(native_context(
+        MESSAGE, headers=(("anthropic-beta", "a-2025"), ("anthropic-beta", "b-2025"))))
+    assert request.headers["anthropic-beta"] == "a-2025,b-2025"
+
+
 def test_a_native_request_without_a_version_takes_the_channels_and_its_system_prompt():
     request = adapter.build_native_request(native_context(MESSAGE, stream=True, system_prompt="Be French.",
                                                           config={"api_version": "2023-01-01"}))
