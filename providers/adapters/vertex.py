@@ -53,7 +53,7 @@ from providers.adapters.gemini.adapter import GeminiAdapter
 from providers.adapters.gemini.answers import GeminiStreamDecoder, gemini_error
 from providers.adapters.gemini.convert import inline_remote_images, invalid
 from providers.adapters.gemini.imagen import imagen_request, is_imagen
-from providers.adapters.inline_images import inline_images
+from providers.adapters.inline_images import inline_images, inline_message_images
 from providers.adapters.openai_shapes import embedding, embeddings_list
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -271,6 +271,8 @@ class VertexAdapter(Adapter):
         if ctx.mode == "chat" and ctx.protocol == "openai":
             inline = inline_claude_images if is_claude(ctx.model) else inline_remote_images
             body = await inline(body, session)
+        elif ctx.mode == "chat":  # a Claude client's own body: its URL images, which Vertex does not fetch
+            body = await inline_message_images(body, session)
         # The token rides in the body to build_request (which does no I/O); it never goes upstream.
         ctx = dataclasses.replace(ctx, body={**body, TOKEN_FIELD: token})
         if ctx.mode in self.complete_modes:

@@ -9,6 +9,7 @@ Claude through invoke and Llama through Converse; here is what is Bedrock's own:
 model ids, images, tools and the stream request.
 """
 
+import base64
 import json
 
 import orjson
@@ -19,7 +20,7 @@ from providers.adapters.bedrock.adapter import CONVERSE_MODELS
 from providers.selectors import models_by_channel_type
 from tests.factories import ChannelFactory
 from tests.helpers import consume_log
-from tests.providers.mock_bedrock import MockBedrock, fixture
+from tests.providers.mock_bedrock import PNG, MockBedrock, fixture
 from tests.providers.vendor_harness import serve, stream_chunks, text_of
 from tests.world import new_world
 
@@ -198,6 +199,19 @@ async def test_a_claude_stream_comes_back_as_anthropics_events(relay_client, bed
     assert sent.raw_path.endswith("/invoke-with-response-stream") and "stream" not in sent.body
     log = await consume_log()
     assert (log.prompt_tokens, log.completion_tokens, log.is_stream) == (14, 9, True)
+
+
+async def test_a_claude_clients_url_images_are_fetched_and_sent_inline(relay_client, bedrock):
+    url = f"{bedrock.upstream.url}/images/pixel.png"
+    image = {"type": "image", "source": {"type": "url", "url": url}, "cache_control": {"type": "ephemeral"}}
+    content = [{"type": "tool_result", "tool_use_id": "t1", "content": [image]}, image,
+               {"type": "text", "text": "And this?"}]
+    body = {**MESSAGE, "messages": [{"role": "user", "content": content}]}
+    response = await relay_client.post("/v1/messages", json=body, headers=anthropic_headers(bedrock))
+    assert response.status_code == 200, response.text
+    sent = bedrock.upstream.requests[-1].body["messages"][0]["content"]
+    inline = {**image, "source": {"type": "base64", "media_type": "image/png", "data": base64.b64encode(PNG).decode()}}
+    assert sent == [{**content[0], "content": [inline]}, inline, content[2]]
 
 
 async def test_a_bedrock_exception_mid_stream_is_anthropics_error_event(relay_client, bedrock):

@@ -52,7 +52,7 @@ from providers.adapters.base import (
 )
 from providers.adapters.bedrock.converse import ConverseEvents, anthropic_message, converse_request
 from providers.adapters.fetch import fetch_data_url
-from providers.adapters.inline_images import inline_images
+from providers.adapters.inline_images import inline_images, inline_message_images
 from providers.adapters.openai_shapes import error_event, finish_reason, usage_event, usage_json
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
@@ -259,6 +259,9 @@ class BedrockAdapter(Adapter):
         """A chat's remote images fetched and sent inline first (Bedrock takes no image URLs)."""
         if ctx.mode == "chat" and ctx.protocol == "openai":
             ctx = dataclasses.replace(ctx, body=await inline_remote_images(ctx.body, session))
+        elif ctx.mode == "chat":
+            ctx = dataclasses.replace(ctx, body=await inline_message_images(ctx.body, session, limit=MAX_IMAGE_BYTES,
+                                                                            media_type=_media_type))
         return await super().open(ctx, session=session)
 
     def build_request(self, ctx: RequestContext) -> UpstreamRequest:
