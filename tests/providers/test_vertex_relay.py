@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from providers.adapters import vertex
 from tests.helpers import consume_log, flush
+from tests.providers.mock_gemini import MockGemini
 from tests.providers.mock_vertex import MockVertex, fixture
 from tests.providers.vendor_harness import no_consume_log, serve
 from tests.world import new_world
@@ -106,6 +107,21 @@ async def test_a_claude_message_passes_through_vertex_raw_predict(relay_client, 
     assert sent.headers["Authorization"] == "Bearer ya29.mock-1" and "anthropic-version" not in sent.headers
     log = await consume_log()
     assert (log.prompt_tokens, log.completion_tokens, log.client_protocol) == (20 + 1500 + 8000, 30, "anthropic")
+
+
+image_server = serve(MockGemini)  # it serves test images too
+
+
+async def test_a_claude_clients_url_image_is_fetched_and_sent_inline(relay_client, gcp, image_server):
+    from tests.providers.mock_gemini import PNG
+
+    image = {"type": "image", "source": {"type": "url", "url": f"{image_server.url}/images/cat.png"}}
+    body = {**MESSAGE, "messages": [{"role": "user", "content": [image, {"type": "text", "text": "What is it?"}]}]}
+    response = await relay_client.post("/v1/messages", json=body, headers={"x-api-key": f"sk-{gcp.token.key}"})
+    assert response.status_code == 200, response.text
+    [sent, text] = gcp.upstream.requests[-1].body["messages"][0]["content"]
+    assert sent["source"] == {"type": "base64", "media_type": "image/png",
+                              "data": base64.b64encode(PNG).decode()} and text == body["messages"][0]["content"][1]
 
 
 async def test_a_gemini_model_on_vertex_takes_messages_through_the_conversion(relay_client, gcp):
