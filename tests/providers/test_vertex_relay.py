@@ -9,9 +9,11 @@ import base64
 import json
 
 import pytest
+from asgiref.sync import sync_to_async
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from billing.services import option_set
 from providers.adapters import vertex
 from tests.helpers import consume_log, flush
 from tests.providers.mock_gemini import MockGemini
@@ -107,6 +109,21 @@ async def test_a_claude_message_passes_through_vertex_raw_predict(relay_client, 
     assert sent.headers["Authorization"] == "Bearer ya29.mock-1" and "anthropic-version" not in sent.headers
     log = await consume_log()
     assert (log.prompt_tokens, log.completion_tokens, log.client_protocol) == (20 + 1500 + 8000, 30, "anthropic")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_claude_message_through_vertex_bills_its_cache_at_the_cache_ratios(relay_client, gcp, stream):
+    await sync_to_async(option_set)(key="ModelRatio", value={CLAUDE: 1.5})
+    await sync_to_async(option_set)(key="CompletionRatio", value={CLAUDE: 5})
+    gcp.upstream.then(fixture="anthropic/cached_stream.sse" if stream else "anthropic/cached.json")
+    response = await relay_client.post("/v1/messages", json={**MESSAGE, "stream": stream},
+                                       headers={"x-api-key": f"sk-{gcp.token.key}"})
+    assert response.status_code == 200, response.text
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens, log.cached_tokens, log.cache_write_tokens,
+            log.cache_write_1h_tokens) == (23050, 300, 20000, 3000, 2000)
+    # (50 + 20000 x 0.1 + 1000 x 1.25 + 2000 x 2 + 300 x 5) x 1.5, as Anthropic's own channel bills it.
+    assert log.quota == 13200
 
 
 image_server = serve(MockGemini)  # it serves test images too
