@@ -23,9 +23,10 @@ from relay import codecs, info, media
 from relay.auth import authenticate, check_model_allowed
 from relay.cache import cache
 from relay.codecs import gemini, responses
-from relay.codecs.base import Codec, Translator
+from relay.codecs.base import Translator
 from relay.errors import RelayError, bad_request, body_too_large
-from relay.pipeline import load_json, relay_request
+from relay.pipeline import count_natively, load_json, relay_request
+from relay.upstream import NativeRequest
 
 log = logging.getLogger("oneapi.relay")
 
@@ -94,6 +95,13 @@ def _header(scope, name: bytes) -> str:
         if key == name:
             return value.decode("latin-1")
     return ""
+
+
+def _headers(scope, names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The request's headers of these (lower-case) names, in the order sent."""
+    wanted = {name.encode() for name in names}
+    return tuple((key.decode("latin-1"), value.decode("latin-1")) for key, value in scope.get("headers", ())
+                 if key in wanted)
 
 
 async def _read_body(receive) -> bytes | None:
@@ -205,7 +213,7 @@ class RelayApp:
             raise RelayError(405, f"{method} is not allowed on {path}; use POST.", type="invalid_request_error",
                              code="method_not_allowed")
         if path in COUNT_ROUTES:
-            await self._count_tokens(scope, receive, out.out, out.codec)
+            await self._count_tokens(scope, receive, out)
         else:
             await self._relay(scope, receive, out.out, "chat", None, translator=out)
 
@@ -224,18 +232,26 @@ class RelayApp:
             return
         out.codec = gemini.CODEC.bind(route)
         if route.method == "countTokens":
-            await self._count_tokens(scope, receive, out.out, out.codec, caller)
+            await self._count_tokens(scope, receive, out, caller)
         else:
             await self._relay(scope, receive, out.out, out.codec.mode, None, translator=out, caller=caller)
 
-    async def _count_tokens(self, scope, receive, response: Response, codec: Codec, caller=None) -> None:
-        """The prompt's tokens by the project's tokenizer, as the vendor would bill it at the most."""
+    async def _count_tokens(self, scope, receive, out: Translator, caller=None) -> None:
+        """The prompt's tokens as the model's channel counts them, when it speaks the client's protocol;
+        else by the project's tokenizer, as the vendor would bill it at the most."""
         caller = caller or await self._caller(scope)
         raw = await _read_body(receive)
         if raw is None:
             return
-        body = codec.decode_count(load_json(raw))
+        codec, response = out.codec, out.out
+        sent = load_json(raw)
+        body, unconvertible = codec.decode_native(sent, counting=True)
         check_model_allowed(caller, body["model"])
+        native = NativeRequest(codec.protocol, sent, _headers(scope, codec.native_headers), unconvertible)
+        if await count_natively(caller=caller, body=body, native=native, request_id=response.request_id, out=out):
+            return
+        if unconvertible is not None:
+            raise unconvertible
         # A coding agent's prompt runs to tens of thousands of tokens: counted off the event loop.
         try:
             tokens = await asyncio.to_thread(tokenizer.count_prompt, body, body["model"])
@@ -264,17 +280,20 @@ class RelayApp:
         raw = await _read_body(receive)
         if raw is None:
             return
-        out, body, protocol = response, None, "openai"
+        out, body, protocol, native = response, None, "openai", None
         if translator is not None:
-            request = load_json(raw)
-            body = translator.codec.decode(request)
-            translator.model, translator.request = body["model"], request
-            out, protocol = translator, translator.codec.protocol
+            codec = translator.codec
+            sent = load_json(raw)
+            body, unconvertible = codec.decode_native(sent)
+            translator.model, translator.request = body["model"], sent
+            out, protocol = translator, codec.protocol
+            native = NativeRequest(protocol, sent, _headers(scope, codec.native_headers), unconvertible)
         task = asyncio.current_task()
         watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
         try:
             await relay_request(caller=caller, mode=mode, raw_body=raw, request_id=response.request_id,
-                                out=out, path_model=path_model, body=body, client_protocol=protocol)
+                                out=out, path_model=path_model, body=body, client_protocol=protocol,
+                                native=native)
         except asyncio.CancelledError:
             if watcher.done() and not watcher.cancelled():
                 task.uncancel()

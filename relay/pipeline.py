@@ -19,6 +19,7 @@ from billing.services import Charge
 from oneapi_site import options
 from oneapi_site.lib import tokenizer
 from providers import health
+from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.uploads import Upload
 from relay import http, media, routing, shapes
@@ -26,7 +27,7 @@ from relay.auth import Caller, check_model_allowed
 from relay.cache import cache
 from relay.errors import RelayError, bad_request
 from relay.routing import Routes
-from relay.upstream import Call, Outcome, Responder, call_channel
+from relay.upstream import Call, NativeRequest, Outcome, Responder, call_channel
 
 
 def parse_body(raw: bytes, *, mode: str, path_model: str | None = None) -> dict:
@@ -74,11 +75,13 @@ def check_body(body: dict, *, mode: str, path_model: str | None = None) -> dict:
 
 async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_id: str, out: Responder,
                         path_model: str | None = None, upload: Upload | None = None,
-                        body: dict | None = None, client_protocol: str = "openai") -> None:
+                        body: dict | None = None, client_protocol: str = "openai",
+                        native: NativeRequest | None = None) -> None:
     """Answer one `/v1` request of any kind (chat, completions, embeddings, images, speech, uploads...).
 
     `body` is the request already decoded from the client's protocol (relay/codecs), `raw_body` as it came;
-    `client_protocol` names that protocol for the consume log."""
+    `client_protocol` names that protocol for the consume log; `native` is the client's request as it came,
+    for channels that speak its protocol."""
     started_at = time.monotonic()
     if upload is not None:
         body = dict(upload.fields)
@@ -95,7 +98,7 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
     stream_options = body.get("stream_options")
     wants_usage = isinstance(stream_options, dict) and bool(stream_options.get("include_usage"))
     call = Call(mode=mode, model=model, body=body, stream=stream, client_wants_usage=wants_usage,
-                request_id=request_id, upload=upload)
+                request_id=request_id, upload=upload, native=native)
     routes = await cache.get_routes()
     channel = routing.first_channel(routes, group=caller.user.group, model=model, mode=mode,
                                     pinned=caller.pinned_channel)
@@ -127,6 +130,30 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
     finally:
         if not settled:
             ledger.release(user_id=caller.user.id, token_id=token.id, amount=reserved, limited=not token.unlimited)
+
+
+async def count_natively(*, caller: Caller, body: dict, native: NativeRequest, request_id: str,
+                         out: Responder) -> bool:
+    """A token-count request forwarded to the model's channel when it speaks the client's protocol (Anthropic's
+    count_tokens), free as it is at the vendor; whether it was answered. When the channel does not speak it,
+    or is out of service, the caller counts locally; the channel's refusal of the request is the client's."""
+    model = body["model"]
+    routes = await cache.get_routes()
+    channel = routing.choose_channel(routes, group=caller.user.group, model=model, mode="chat",
+                                     pinned=caller.pinned_channel, exclude=set())
+    if channel is None:
+        return False
+    mapped = channel.model_mapping.get(model, model)
+    if not adapter_for(channel.type).speaks_natively(native.protocol, mode="count_tokens", model=mapped):
+        return False
+    call = Call(mode="count_tokens", model=model, body=body, request_id=request_id, native=native)
+    try:
+        await call_channel(session=http.session(), channel=channel, call=call, out=out)
+    except UpstreamError as err:
+        if err.retryable:
+            return False
+        raise _to_relay_error(err) from None
+    return True
 
 
 def _order(call: Call, caller: Caller, *, body_size: int) -> pricing.Order:

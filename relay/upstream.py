@@ -40,7 +40,7 @@ from providers.adapters.multipart import FormError
 from providers.adapters.uploads import Upload
 from relay import media
 from relay.errors import RelayError, bad_request
-from relay.streaming import DONE, SSE_HEADERS, ChunkGatherer, Frames
+from relay.streaming import DONE, SSE_HEADERS, ChunkGatherer, Frames, SSEParser
 
 log = logging.getLogger("oneapi.relay")
 
@@ -69,6 +69,19 @@ class Responder(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class NativeRequest:
+    """A request as the client sent it in a protocol other than OpenAI's, for a channel that speaks it: the
+    responder of such a call (relay/codecs/base.Translator) has `pass_through(bool)`, to step aside for it."""
+
+    protocol: str  # the codec's name for it ("anthropic")
+    body: dict = field(repr=False)  # the client's JSON, untouched (the model is mapped per channel)
+    headers: tuple[tuple[str, str], ...] = ()  # the client's headers of that protocol, to forward
+    # Why the request cannot be converted to chat (a block only the protocol carries), when it cannot: it goes
+    # only to channels that speak the protocol.
+    unconvertible: RelayError | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Call:
     """What to ask of a channel, as the client asked it; each channel's model mapping and system prompt
     are applied when it is called."""
@@ -80,6 +93,9 @@ class Call:
     client_wants_usage: bool = False
     request_id: str = ""
     upload: Upload | None = field(default=None, repr=False)  # a multipart audio upload, streamed (never replayed)
+    # The client's own request, when it came in another protocol: it goes as it is to a channel that speaks
+    # that protocol (`body`, its decoding into chat, goes to the others).
+    native: NativeRequest | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -112,11 +128,28 @@ async def call_channel(*, session: aiohttp.ClientSession, channel: ChannelInfo, 
     if outcome is None:
         outcome = Outcome()
     outcome.channel = channel
-    body, outcome.prompt_reset = channel_body(call, channel)
     adapter = adapter_for(channel.type)
+    native = call.native
+    if native is not None:
+        # Decided per call, so failover may go from a channel that speaks the client's protocol to one that
+        # does not, and back: the codec's translator steps aside only for the first.
+        model = channel.model_mapping.get(call.model, call.model)
+        if not adapter.speaks_natively(native.protocol, mode=call.mode, model=model):
+            if native.unconvertible is not None:
+                # Not this channel's failure, nor quite the client's: another channel may take the request as it is.
+                refusal = native.unconvertible
+                raise UpstreamError(status=refusal.status, message=refusal.message, type=refusal.type,
+                                    code=refusal.code, param=refusal.param, retryable=True, local=True)
+            native = None
+        out.pass_through(native is not None)
+    if native is not None:
+        body = {**native.body, "model": channel.model_mapping.get(call.model, call.model)}
+        outcome.prompt_reset = bool(channel.system_prompt) and call.mode == "chat"
+    else:
+        body, outcome.prompt_reset = channel_body(call, channel)
     try:
         async with image_budget.held_for_call():  # what the call inlines is held until it ends
-            await _exchange(call, adapter, channel, body, out, outcome, session)
+            await _exchange(call, adapter, channel, body, out, outcome, session, native)
     except UpstreamError as err:
         err = masking.mask_error(err, adapter.secrets(channel))
         if not outcome.started:
@@ -176,7 +209,8 @@ def nests_deeper(value: Any, limit: int) -> bool:
 def _refuse_if_too_deep(call: Call, exc: BaseException) -> None:
     """Raise the client's 400 when `exc` is the vendor's request failing to be written over the client's
     deep body; return otherwise (the caller handles `exc` as it would any other)."""
-    if isinstance(exc, TOO_DEEP) and nests_deeper(call.body, DEEP_BODY):
+    if isinstance(exc, TOO_DEEP) and (nests_deeper(call.body, DEEP_BODY) or (
+            call.native is not None and nests_deeper(call.native.body, DEEP_BODY))):
         raise bad_request(f"The request body is nested too deep: the request to the upstream would be nested "
                           f"deeper than {WRITE_NESTING} levels.", code="invalid_json") from None
 
@@ -193,16 +227,18 @@ def _unreadable(adapter: Adapter, exc: Exception, channel: ChannelInfo) -> Upstr
 
 
 async def _exchange(call: Call, adapter: Adapter, channel: ChannelInfo, body: dict, out: Responder,
-                    outcome: Outcome, session: aiohttp.ClientSession) -> None:
+                    outcome: Outcome, session: aiohttp.ClientSession, native: NativeRequest | None = None) -> None:
     """The adapter opens the call (adapter.open: by default one HTTP request); its answer goes to `out` as
     what came back: an HTTP response read with the adapter's pure hooks, a whole answer, or events."""
-    completes = call.mode in adapter.complete_modes
+    completes = call.mode in adapter.complete_modes and native is None
     # Whether the upstream is asked to stream: a stream-only vendor is, and gathered for the client.
-    streams = not completes and (call.stream or (adapter.stream_only and call.mode != "embeddings"))
+    streams = not completes and (call.stream or (adapter.stream_only and call.mode != "embeddings" and not native))
     timeout = read_timeout(session)
     # One context per call: it carries the request's facts to the answer's conversion.
     ctx = RequestContext(channel=channel, mode=call.mode, body=body, stream=streams, client_model=call.model,
                          upload=call.upload)
+    if native is not None:
+        ctx = dataclasses.replace(ctx, protocol=native.protocol, headers=native.headers)
     try:
         opened = await adapter.open(ctx, session=session)
     except NETWORK_ERRORS as exc:
@@ -221,8 +257,9 @@ async def _exchange(call: Call, adapter: Adapter, channel: ChannelInfo, body: di
         await _answer(call, adapter, opened.body, opened.usage, out, outcome,
                       [(b"content-type", opened.content_type.encode())])
     else:
+        receive = _receive if native is None else _receive_native
         try:
-            await _receive(call, adapter, opened.ctx, opened.response, out, outcome, timeout)
+            await receive(call, adapter, opened.ctx, opened.response, out, outcome, timeout)
         finally:
             opened.response.release()
 
@@ -250,6 +287,101 @@ async def _receive(call: Call, adapter: Adapter, ctx: RequestContext, response: 
     if call.mode in media.RAW_MODES:  # subtitles and plain text keep their own type
         headers = [(b"content-type", response.headers.get("Content-Type", "application/json").encode())]
     await _answer(call, adapter, data, usage, out, outcome, headers)
+
+
+async def _receive_native(call: Call, adapter: Adapter, ctx: RequestContext, response: aiohttp.ClientResponse,
+                          out: Responder, outcome: Outcome, timeout: float | None) -> None:
+    """A native call's answer to `out` as the vendor sent it, read only for its bill."""
+    if response.status != 200:
+        raise adapter.parse_error(ctx, status=response.status, body=await _read_error(response),
+                                  headers=response.headers)
+    content_type = response.headers.get("Content-Type", "application/json")
+    if ctx.stream and not content_type.startswith("application/json"):
+        await _native_stream(call, adapter, ctx, _received(response, timeout), out, outcome)
+        return
+    raw = b"".join([chunk async for chunk in _received(response, timeout)])
+    try:
+        usage, words = adapter.read_native_answer(ctx, body=raw)
+    except SHAPE_ERRORS as exc:
+        raise _unreadable(adapter, exc, ctx.channel) from None
+    outcome.usage = usage
+    if usage is None and words:
+        outcome.texts.append(words)
+    outcome.started = True
+    await out.start(200, [(b"content-type", content_type.encode())])
+    await out.finish(raw)
+
+
+async def _native_stream(call: Call, adapter: Adapter, ctx: RequestContext, chunks, out: Responder,
+                         outcome: Outcome) -> None:
+    """A native stream to the client as it arrives, held (as _stream holds) until the answer has begun."""
+    stream = adapter.native_stream(ctx)
+    parser = SSEParser() if stream.framing == "sse" else None
+    held: list[bytes] = []
+    reported: UpstreamError | None = None
+    secrets: tuple[str, ...] | None = None
+
+    def read(chunk: bytes) -> bytes:
+        if parser is None:
+            return stream.feed_bytes(chunk)
+        for event, data in parser.feed(chunk):
+            if event != b":":
+                stream.read(event, data)
+        return chunk
+
+    try:
+        async for chunk in chunks:
+            try:
+                data = read(chunk)
+            except SHAPE_ERRORS as exc:
+                raise _unreadable(adapter, exc, ctx.channel) from None
+            if stream.error is not None and reported is None:
+                if not outcome.started and not stream.begun:
+                    raise stream.error  # masked by call_channel; another channel may answer
+                # The client gets the vendor's error event, and the channel's health hears of it: both masked.
+                secrets = adapter.secrets(ctx.channel)
+                reported = outcome.interrupted = masking.mask_error(stream.error, secrets)
+            if secrets is not None:
+                data = masking.mask_bytes(data, secrets)
+            if not outcome.started:
+                held.append(data)
+                if not stream.begun:
+                    continue
+                data, held = b"".join(held), []
+                # Headers wait for the answer to begin, so a vendor that fails before can still fail over.
+                await out.start(200, SSE_HEADERS)
+                outcome.started = True
+            outcome.usage = stream.usage
+            outcome.texts.extend(stream.texts)
+            stream.texts.clear()
+            if data:
+                await out.write(data)
+        try:
+            for event, data in parser.close() if parser is not None else ():
+                if event != b":":
+                    stream.read(event, data)
+            rest = stream.close()
+        except SHAPE_ERRORS as exc:
+            raise _unreadable(adapter, exc, ctx.channel) from None
+        if stream.error is not None and reported is None and not outcome.started and not stream.begun:
+            raise stream.error
+    except UpstreamError as err:
+        if not outcome.started:
+            raise
+        # Broken off after the answer began: the client keeps what came, ended by the protocol's error event.
+        outcome.interrupted = masking.mask_error(err, adapter.secrets(ctx.channel))
+        outcome.usage = stream.usage
+        outcome.texts.extend(stream.texts)
+        await out.finish(stream.interruption(f"{outcome.interrupted.message} (request id: {call.request_id})"))
+        return
+    if not outcome.started:
+        if not stream.answered:
+            raise _no_answer()
+        await out.start(200, SSE_HEADERS)
+        outcome.started = True
+    outcome.usage = stream.usage
+    outcome.texts.extend(stream.texts)
+    await out.finish(b"".join(held) + rest)
 
 
 async def _received(response: aiohttp.ClientResponse, timeout: float | None):

@@ -17,6 +17,7 @@ import orjson
 
 from providers.adapters.base import (
     Adapter,
+    NativeStream,
     RequestContext,
     StreamDecoder,
     StreamEvent,
@@ -263,12 +264,98 @@ def to_chat_completion(payload: dict) -> tuple[dict, Usage]:
     return answer, usage
 
 
+# --- the Messages API spoken natively (a Claude client's request, as it sent it) ------------------------
+
+# The Anthropic headers a Claude client sends that shape its answer: forwarded on native calls.
+NATIVE_HEADERS = ("anthropic-version", "anthropic-beta")
+# The status an error event stands for, when it comes inside a stream (https://docs.anthropic.com/en/api/errors).
+ERROR_STATUSES = {"invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
+                  "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
+                  "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529}
+
+
+def native_body(body: dict, system_prompt: str) -> dict:
+    """The client's Messages body for the vendor: the channel's system prompt, if it has one, in `system`
+    (replacing the client's, as the channel's prompt replaces an OpenAI client's system message)."""
+    return {**body, "system": system_prompt} if system_prompt else body
+
+
+def native_headers(ctx: RequestContext, default_version: str | None = DEFAULT_VERSION) -> dict[str, str]:
+    """The client's Anthropic headers, the channel's API version when the client gave none."""
+    headers = {"Content-Type": "application/json"}
+    for name, value in ctx.headers:
+        if name in NATIVE_HEADERS:  # a header sent twice is one list (HTTP's rule for repeated headers)
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+    if default_version and "anthropic-version" not in headers:
+        headers["anthropic-version"] = ctx.channel.config.get("api_version") or default_version
+    return headers
+
+
+def read_message(body: bytes) -> tuple[Usage | None, str]:
+    """A Message as Anthropic answers it: its usage, and its words (text, thinking, tool input) to count
+    when it has none. A 200 that is not a Message (an error object some proxies answer with) is raised."""
+    payload = json_or_none(body)
+    if isinstance(payload, dict) and payload.get("type") == "error":
+        raise error_from(502, payload.get("error"))
+    check_answer(payload, "Anthropic", "content", what="a message")
+    words = []
+    for block in payload["content"] if isinstance(payload["content"], list) else ():
+        if isinstance(block, dict):
+            words.append(str(block.get("text") or block.get("thinking") or ""))
+            if block.get("type") == "tool_use":
+                words.append(str(block.get("name") or "") + orjson.dumps(block.get("input") or {}).decode())
+    usage = payload.get("usage")
+    return (usage_from(usage) if isinstance(usage, dict) else None), "".join(words)
+
+
+class MessageEvents(NativeStream):
+    """Anthropic's stream events, read for the bill as they go by: the input (and cache) counts from
+    message_start, the output from message_delta (cumulative; newer API versions repeat the input counts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: dict = {}
+
+    def read(self, event: bytes, data: bytes) -> None:
+        payload = json_or_none(data)
+        if not isinstance(payload, dict):
+            return  # a garbled event is passed on; the rest of the stream still counts
+        kind = payload.get("type")
+        if kind == "error":
+            error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+            err = error_from(ERROR_STATUSES.get(str(error.get("type")), 502), error)
+            self.error = self.error or err
+            return
+        self.answered = True
+        if kind == "message_start":
+            usage = (payload.get("message") or {}).get("usage")
+            self.counts = dict(usage) if isinstance(usage, dict) else {}
+        elif kind == "content_block_start":
+            self.begun = True
+            block = payload.get("content_block") or {}
+            self.texts.append(str(block.get("text") or block.get("name") or ""))
+        elif kind == "content_block_delta":
+            self.begun = True
+            delta = payload.get("delta") or {}
+            self.texts.append(str(delta.get("text") or delta.get("thinking") or delta.get("partial_json") or ""))
+        elif kind == "message_delta":
+            self.begun = True
+            usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+            self.counts.update((k, v) for k, v in usage.items() if v is not None)
+            self.usage = usage_from(self.counts)
+
+    def interruption(self, message: str) -> bytes:
+        return b"event: error\ndata: " + orjson.dumps(
+            {"type": "error", "error": {"type": "api_error", "message": message}}) + b"\n\n"
+
+
 class AnthropicAdapter(Adapter):
     channel_type: ClassVar[int] = 14
     label: ClassVar[str] = "Anthropic Claude"
     default_base_url: ClassVar[str] = "https://api.anthropic.com"
     config_fields: ClassVar[tuple[str, ...]] = ("api_version",)
     modes: ClassVar[tuple[str, ...]] = ("chat",)  # Anthropic has no embeddings API
+    native_protocols: ClassVar[tuple[str, ...]] = ("anthropic",)
     default_models: ClassVar[tuple[str, ...]] = (
         "claude-opus-4-6", "claude-sonnet-4-6",
         "claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001",
@@ -288,6 +375,28 @@ class AnthropicAdapter(Adapter):
         }
         url = (channel.base_url or self.default_base_url).rstrip("/") + "/v1/messages"
         return UpstreamRequest("POST", url, headers, orjson.dumps(to_messages_request(ctx.body, ctx.stream)))
+
+    def speaks_natively(self, protocol: str, *, mode: str, model: str) -> bool:
+        return protocol == "anthropic" and mode in ("chat", "count_tokens")
+
+    def build_native_request(self, ctx: RequestContext) -> UpstreamRequest:
+        headers = native_headers(ctx)
+        headers["x-api-key"] = ctx.channel.key
+        base = (ctx.channel.base_url or self.default_base_url).rstrip("/")
+        if ctx.mode == "count_tokens":  # https://docs.anthropic.com/en/api/messages-count-tokens
+            return UpstreamRequest("POST", base + "/v1/messages/count_tokens", headers, orjson.dumps(ctx.body))
+        headers["Accept"] = "text/event-stream" if ctx.stream else "application/json"
+        body = native_body(ctx.body, ctx.channel.system_prompt)
+        return UpstreamRequest("POST", base + "/v1/messages", headers, orjson.dumps(body))
+
+    def read_native_answer(self, ctx: RequestContext, *, body: bytes) -> tuple[Usage | None, str]:
+        if ctx.mode == "count_tokens":
+            check_answer(json_or_none(body), "Anthropic", "input_tokens", what="a token count")
+            return None, ""
+        return read_message(body)
+
+    def native_stream(self, ctx: RequestContext) -> NativeStream:
+        return MessageEvents()
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         payload = json_or_none(body)

@@ -72,6 +72,10 @@ class RequestContext:
     # an `open` that answers the mode whole reads the file itself (a vendor that takes the audio as raw bytes
     # or base64, not as a form).
     upload: Any = field(default=None, repr=False, compare=False)
+    # A native call (the adapter speaks the client's protocol, see Adapter.native_protocols): that protocol's
+    # name, and the client's headers of it to forward ("openai": the body is the relay's chat body).
+    protocol: str = "openai"
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
 
     @property
     def model(self) -> str:
@@ -179,6 +183,40 @@ class StreamDecoder:
 
     def close(self) -> list[StreamEvent]:
         return []
+
+
+class NativeStream:
+    """One answer streamed in the client's own protocol, read for what its bill needs (Adapter.native_stream).
+
+    `framing` says what the relay does with the upstream's bytes: "sse" sends them to the client untouched
+    and gives `read` each (event, data) pair to look at; "raw" (a vendor that wraps the protocol's events in
+    a framing of its own) gives them to `feed_bytes`, which returns the protocol's events to send. Until
+    `begun` (an event with words, reasoning or usage) the relay holds what came, so a vendor that fails
+    first (`error`: its error event) may still fail over.
+    """
+
+    framing: ClassVar[str] = "sse"
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None  # as the vendor counted it, once it has said
+        self.texts: list[str] = []  # the words so far, counted when the vendor gives no usage
+        self.begun = False
+        self.answered = False  # an event in the protocol's shape came: an empty answer is still an answer
+        self.error: UpstreamError | None = None  # the vendor's error event, the first one
+
+    def read(self, event: bytes, data: bytes) -> None:
+        raise NotImplementedError
+
+    def feed_bytes(self, chunk: bytes) -> bytes:
+        raise NotImplementedError
+
+    def close(self) -> bytes:
+        """The upstream ended: what is left to send (framing "raw")."""
+        return b""
+
+    def interruption(self, message: str) -> bytes:
+        """The protocol's error event, ending a stream the upstream broke off."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +429,9 @@ class Adapter:
     # answer fetched; audio converted): the upstream is not asked to stream, and an answer `open` cannot
     # read is the vendor's (a retryable 502), where elsewhere a fault while `open` runs is the gateway's.
     complete_modes: ClassVar[tuple[str, ...]] = ()
+    # Client protocols other than OpenAI's that the vendor speaks itself ("anthropic"): a request in one goes
+    # as the client sent it (the native hooks below), its answer back as the vendor sent it.
+    native_protocols: ClassVar[tuple[str, ...]] = ()
 
     # --- pure hooks: bytes in, bytes out, no I/O ---------------------------------------------------------
 
@@ -463,6 +504,28 @@ class Adapter:
                 parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
         return "".join(parts)
 
+    # Native calls: ctx.protocol names the client's protocol, ctx.body is the client's body with the mapped
+    # model in `model` (a vendor that takes the model in the URL removes it), ctx.headers the client's headers
+    # of that protocol (the codec's native_headers); ctx.mode is "chat" or "count_tokens".
+
+    def speaks_natively(self, protocol: str, *, mode: str, model: str) -> bool:
+        """Whether a request in `protocol` for the upstream `model` goes to the vendor as it is."""
+        return protocol in self.native_protocols and mode == "chat"
+
+    def build_native_request(self, ctx: RequestContext) -> UpstreamRequest:
+        """The vendor's request for a native call: the client's body, with the channel's system prompt applied
+        the protocol's way."""
+        raise NotImplementedError
+
+    def read_native_answer(self, ctx: RequestContext, *, body: bytes) -> tuple[Usage | None, str]:
+        """A native call's whole answer (which the client gets as it is): the vendor's usage, and the words
+        to count when it gave none. An answer that is not one raises an UpstreamError."""
+        raise NotImplementedError
+
+    def native_stream(self, ctx: RequestContext) -> NativeStream:
+        """A fresh reader for one natively streamed answer."""
+        raise NotImplementedError
+
     def balance_requests(self, channel: ChannelInfo) -> list[UpstreamRequest]:
         """The GETs that read the account's balance; empty when the vendor exposes none. (They are sent by
         providers/services.py, off the relay's path.)"""
@@ -496,7 +559,7 @@ class Adapter:
         upload (if any) streamed as its form, and the response left unread for the relay. An override does
         its I/O first (an access token, images inlined: into a copy of the body, in the context it returns),
         or answers whole (WholeAnswer), or with events (EventAnswer)."""
-        request = self.build_request(ctx)
+        request = self.build_request(ctx) if ctx.protocol == "openai" else self.build_native_request(ctx)
         data = request.body
         if ctx.upload is not None:  # streamed as it arrives, so never replayed to another channel
             data = ctx.upload.with_model(ctx.model).chunks()

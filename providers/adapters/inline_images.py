@@ -1,5 +1,6 @@
 """The images of a chat request inlined, for a vendor that takes no image URLs (Gemini, Vertex AI, Cohere,
-Ollama, Bedrock): every http(s) image a message links to is fetched and replaced by a data: URL.
+Ollama, Bedrock): every http(s) image a message links to is fetched and replaced by a data: URL (and those of
+a Claude client's Messages body, for Bedrock's and Vertex's Claude, which it goes to as it is).
 
 One chat request once made the gateway download any number of images at once (60 links to 5 MB images
 took it from 104 MB to 1.41 GB of memory), so a request is bounded:
@@ -148,3 +149,61 @@ def _inlined(part: Any, fetched: dict[str, str]) -> Any:
         return part
     image = part["image_url"]
     return {**part, "image_url": {**image, "url": data_url} if isinstance(image, dict) else {"url": data_url}}
+
+
+# --- the same for a Claude client's Messages body (passed as it is to Bedrock's and Vertex's Claude) -------
+
+
+def _message_images(body: dict):
+    """The image blocks of a Messages body: in its turns, and in the tool results they hold."""
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else ():
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "image":
+                yield block
+            elif block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+                yield from (part for part in block["content"] if isinstance(part, dict) and part.get("type") == "image")
+
+
+def _url_of(block: dict) -> str | None:
+    source = block.get("source")
+    if isinstance(source, dict) and source.get("type") == "url" and isinstance(source.get("url"), str):
+        return source["url"]
+    return None
+
+
+async def inline_message_images(body: dict, session: aiohttp.ClientSession, *, limit: int = MAX_IMAGE_BYTES,
+                                media_type: MediaType | None = None) -> dict:
+    """A Messages body with each image given by URL (`source.type: url`) fetched and given inline (base64),
+    under the same bounds as a chat request's images (inline_images), and copied where it changes."""
+    urls = [url for block in _message_images(body) if (url := _url_of(block)) is not None and is_http(url)]
+    if not urls:
+        return body
+    as_chat = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}
+                                                         for url in urls]}]}
+    fetched = await inline_images(as_chat, session, limit=limit, media_type=media_type)
+    data_urls = {url: part["image_url"]["url"] for url, part in zip(urls, fetched["messages"][0]["content"],
+                                                                    strict=True)}
+
+    def inlined(block: Any) -> Any:
+        url = _url_of(block) if isinstance(block, dict) and block.get("type") == "image" else None
+        if url not in data_urls:
+            return block
+        header, _, data = data_urls[url].removeprefix("data:").partition(",")
+        return {**block, "source": {"type": "base64", "media_type": header.split(";")[0], "data": data}}
+
+    messages = []
+    for message in body["messages"]:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            blocks = []
+            for block in content:
+                if isinstance(block, dict) and block.get("type") == "tool_result" and isinstance(
+                        block.get("content"), list):
+                    block = {**block, "content": [inlined(part) for part in block["content"]]}
+                blocks.append(inlined(block))
+            message = {**message, "content": blocks}
+        messages.append(message)
+    return {**body, "messages": messages}

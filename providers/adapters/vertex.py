@@ -26,11 +26,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from providers.adapters import anthropic
-from providers.adapters.anthropic import AnthropicAdapter, AnthropicStreamDecoder, to_messages_request
+from providers.adapters.anthropic import (
+    AnthropicAdapter,
+    AnthropicStreamDecoder,
+    MessageEvents,
+    native_body,
+    native_headers,
+    read_message,
+    to_messages_request,
+)
 from providers.adapters.base import (
     SECRET_MIN_CHARS,
     Adapter,
     ChannelInfo,
+    NativeStream,
     Opened,
     RequestContext,
     StreamDecoder,
@@ -44,7 +53,7 @@ from providers.adapters.gemini.adapter import GeminiAdapter
 from providers.adapters.gemini.answers import GeminiStreamDecoder, gemini_error
 from providers.adapters.gemini.convert import inline_remote_images, invalid
 from providers.adapters.gemini.imagen import imagen_request, is_imagen
-from providers.adapters.inline_images import inline_images
+from providers.adapters.inline_images import inline_images, inline_message_images
 from providers.adapters.openai_shapes import embedding, embeddings_list
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -234,6 +243,7 @@ class VertexAdapter(Adapter):
     modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings", "images", "speech")
     complete_modes: ClassVar[tuple[str, ...]] = GeminiAdapter.complete_modes  # Gemini's speech, made into audio
     default_models: ClassVar[tuple[str, ...]] = DEFAULT_MODELS
+    native_protocols: ClassVar[tuple[str, ...]] = ("anthropic",)  # for Claude models
 
     def __init__(self) -> None:
         self.gemini = GeminiAdapter()
@@ -258,9 +268,11 @@ class VertexAdapter(Adapter):
                           "unsupported_endpoint")
         token = await access_token(service_account(ctx.channel), session)
         body = ctx.body
-        if ctx.mode == "chat":
+        if ctx.mode == "chat" and ctx.protocol == "openai":
             inline = inline_claude_images if is_claude(ctx.model) else inline_remote_images
             body = await inline(body, session)
+        elif ctx.mode == "chat":  # a Claude client's own body: its URL images, which Vertex does not fetch
+            body = await inline_message_images(body, session)
         # The token rides in the body to build_request (which does no I/O); it never goes upstream.
         ctx = dataclasses.replace(ctx, body={**body, TOKEN_FIELD: token})
         if ctx.mode in self.complete_modes:
@@ -305,6 +317,33 @@ class VertexAdapter(Adapter):
         url = self.endpoint(channel, "google", model.removeprefix("models/"), action)
         headers.update({k: v for k, v in gemini.headers.items() if k not in ("x-goog-api-key", "Content-Type")})
         return UpstreamRequest("POST", url, headers, gemini.body)
+
+    def speaks_natively(self, protocol: str, *, mode: str, model: str) -> bool:
+        # Vertex has a count-tokens endpoint for Claude too, but not on every model and region: counted locally.
+        return protocol == "anthropic" and mode == "chat" and is_claude(model)
+
+    def build_native_request(self, ctx: RequestContext) -> UpstreamRequest:
+        """Claude's Messages body as the client sent it, with Vertex's two differences: the model in the URL,
+        and `anthropic_version` in the body instead of the header."""
+        body = dict(native_body(ctx.body, ctx.channel.system_prompt))
+        token = body.pop(TOKEN_FIELD, None)
+        if token is None:
+            raise credentials_error("No Vertex AI access token: open() was not run.")
+        model = str(body.pop("model", "") or "")
+        body["anthropic_version"] = ANTHROPIC_VERSION
+        headers = native_headers(ctx, default_version=None)
+        headers.pop("anthropic-version", None)
+        headers["Authorization"] = f"Bearer {token}"
+        headers["Accept"] = "text/event-stream" if ctx.stream else "application/json"
+        action = "streamRawPredict" if ctx.stream else "rawPredict"
+        url = self.endpoint(ctx.channel, "anthropic", claude_model(model), action)
+        return UpstreamRequest("POST", url, headers, orjson.dumps(body))
+
+    def read_native_answer(self, ctx: RequestContext, *, body: bytes) -> tuple[Usage | None, str]:
+        return read_message(body)
+
+    def native_stream(self, ctx: RequestContext) -> NativeStream:
+        return MessageEvents()
 
     @staticmethod
     def _publisher(ctx: RequestContext) -> str:

@@ -16,6 +16,8 @@ STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
                403: "permission_error", 404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
                503: "overloaded_error", 504: "timeout_error", 529: "overloaded_error"}
+# The types that say more than the status does (invalid_request_error is also OpenAI's, for any 4xx).
+ANTHROPIC_TYPES = (frozenset(ERROR_TYPES.values()) | {"api_error"}) - {"invalid_request_error"}
 # Where OpenAI-shaped answers carry the model's thinking (as providers/adapters/openai.py reads them).
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 
@@ -28,7 +30,9 @@ def _error(err: RelayError, request_id: str) -> dict:
     message = err.message
     if request_id and "(request id:" not in message:
         message = f"{message} (request id: {request_id})"
-    payload = {"type": "error", "error": {"type": error_type(err.status), "message": message}}
+    # An Anthropic channel's own error keeps its type (a 400 may be Anthropic's billing or not-found error).
+    kind = err.type if err.type in ANTHROPIC_TYPES else error_type(err.status)
+    payload = {"type": "error", "error": {"type": kind, "message": message}}
     if request_id:
         payload["request_id"] = request_id
     return payload
@@ -78,6 +82,7 @@ def message_id(request_id: str) -> str:
 
 class AnthropicCodec:
     protocol = "anthropic"
+    native_headers = ("anthropic-version", "anthropic-beta")
 
     def decode(self, body: dict) -> dict:
         return decode_request(body)
@@ -85,6 +90,11 @@ class AnthropicCodec:
     def decode_count(self, body: dict) -> dict:
         """A count_tokens request: the same conversion, without `max_tokens`."""
         return decode_request(body, counting=True)
+
+    def decode_native(self, body: dict, *, counting: bool = False) -> tuple[dict, RelayError | None]:
+        skipped: list[RelayError] = []
+        chat = decode_request(body, counting=counting, skipped=skipped)
+        return chat, skipped[0] if skipped else None
 
     def encode_count(self, tokens: int) -> bytes:
         return orjson.dumps({"input_tokens": tokens})
@@ -118,6 +128,9 @@ class AnthropicCodec:
 
     def render_error(self, err: RelayError, request_id: str) -> tuple[int, bytes]:
         return err.status, orjson.dumps(_error(err, request_id))
+
+    def stream_error(self, err: RelayError, request_id: str) -> bytes:
+        return _event("error", _error(err, request_id))
 
 
 def _event(kind: str, payload: dict) -> bytes:

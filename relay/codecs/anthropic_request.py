@@ -25,6 +25,14 @@ def _refuse(where: str, message: str):
     return bad_request(f"{where}: {message}", param=where)
 
 
+def _cannot_convert(err, skipped: list | None) -> None:
+    """A block chat cannot carry: refused, or, when decoding for a channel that may take the Messages body as
+    it is (`skipped` collects them), left out of the chat body and kept as the refusal a conversion gives."""
+    if skipped is None:
+        raise err
+    skipped.append(err)
+
+
 def too_deep(where: str):
     return _refuse(where, f"nested deeper than {WRITE_NESTING} levels, which no upstream request can carry")
 
@@ -50,7 +58,7 @@ def _text_of(blocks: Any, where: str) -> str:
     return "\n\n".join(texts)
 
 
-def _image(block: dict, where: str) -> dict:
+def _image(block: dict, where: str, skipped: list | None = None) -> dict | None:
     source = block.get("source")
     kind = source.get("type") if isinstance(source, dict) else None
     if kind == "base64" and isinstance(source.get("data"), str) and isinstance(source.get("media_type"), str):
@@ -58,11 +66,13 @@ def _image(block: dict, where: str) -> dict:
     elif kind == "url" and isinstance(source.get("url"), str):
         url = source["url"]
     else:
-        raise _refuse(f"{where}.source", "an image source is {type: base64, media_type, data} or {type: url, url}")
+        _cannot_convert(_refuse(f"{where}.source", "an image source is {type: base64, media_type, data} or "
+                                                   "{type: url, url}"), skipped)
+        return None
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def _tool_result(block: dict, where: str) -> tuple[dict, list[dict]]:
+def _tool_result(block: dict, where: str, skipped: list | None) -> tuple[dict, list[dict]]:
     """The chat `tool` message for a tool_result, and the images it held (a tool message carries only text)."""
     call_id = block.get("tool_use_id")
     if not isinstance(call_id, str):
@@ -80,9 +90,11 @@ def _tool_result(block: dict, where: str) -> tuple[dict, list[dict]]:
             if kind == "text" and isinstance(part.get("text"), str):
                 texts.append(part["text"])
             elif kind == "image":
-                images.append(_image(part, f"{where}.content.{index}"))
+                image = _image(part, f"{where}.content.{index}", skipped)
+                images.extend([image] if image else [])
             else:
-                raise _refuse(f"{where}.content.{index}", "a tool result holds text and image blocks")
+                _cannot_convert(_refuse(f"{where}.content.{index}", "a tool result holds text and image blocks"),
+                                skipped)
         text = "\n\n".join(texts)
     else:
         raise _refuse(f"{where}.content", "Input should be a string or a list of blocks")
@@ -91,7 +103,7 @@ def _tool_result(block: dict, where: str) -> tuple[dict, list[dict]]:
     return {"role": "tool", "tool_call_id": call_id, "content": text}, images
 
 
-def _user(content: list, where: str) -> list[dict]:
+def _user(content: list, where: str, skipped: list | None) -> list[dict]:
     """A user turn: its tool results first (chat wants them right after the assistant's calls), then the rest."""
     results: list[dict] = []
     parts: list[dict] = []
@@ -103,9 +115,10 @@ def _user(content: list, where: str) -> list[dict]:
                 raise _refuse(f"{at}.text", "Input should be a valid string")
             parts.append({"type": "text", "text": block["text"]})
         elif kind == "image":
-            parts.append(_image(block, at))
+            image = _image(block, at, skipped)
+            parts.extend([image] if image else [])
         elif kind == "tool_result":
-            message, images = _tool_result(block, at)
+            message, images = _tool_result(block, at, skipped)
             results.append(message)
             parts.extend(images)
         elif kind == "document" and isinstance(block.get("source"), dict) and block["source"].get("type") == "text":
@@ -113,9 +126,12 @@ def _user(content: list, where: str) -> list[dict]:
         elif kind in ("thinking", "redacted_thinking"):
             continue
         else:
-            raise _refuse(at, f"content blocks of type {kind!r} cannot be sent to this model through this gateway")
+            _cannot_convert(_refuse(at, f"content blocks of type {kind!r} cannot be sent to this model through this "
+                                        f"gateway"), skipped)
     if parts:
         results.append({"role": "user", "content": parts})
+    elif not results and skipped:
+        results.append({"role": "user", "content": ""})  # a turn of blocks only Messages carries: kept as a turn
     return results
 
 
@@ -142,7 +158,7 @@ def _assistant(content: list, where: str) -> dict:
     return message
 
 
-def _messages(messages: Any) -> list[dict]:
+def _messages(messages: Any, skipped: list | None = None) -> list[dict]:
     if not isinstance(messages, list) or not messages:
         raise _refuse("messages", "Input should be a non-empty list")
     out: list[dict] = []
@@ -161,7 +177,7 @@ def _messages(messages: Any) -> list[dict]:
         elif not isinstance(content, list):
             raise _refuse(f"{where}.content", "Input should be a string or a list of content blocks")
         elif role == "user":
-            out.extend(_user(content, f"{where}.content"))
+            out.extend(_user(content, f"{where}.content", skipped))
         else:
             out.append(_assistant(content, f"{where}.content"))
     return out
@@ -218,13 +234,15 @@ def _max_tokens(body: dict) -> int:
     return value
 
 
-def decode_request(body: dict, *, counting: bool = False) -> dict:
-    """The chat body for a Messages request (`counting`: a count_tokens request, which has no max_tokens)."""
+def decode_request(body: dict, *, counting: bool = False, skipped: list | None = None) -> dict:
+    """The chat body for a Messages request (`counting`: a count_tokens request, which has no max_tokens).
+    With `skipped`, blocks chat cannot carry are left out and their refusals added to it (for a request
+    that may still go as it is to a channel that speaks Messages)."""
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise _refuse("model", "Field required")
     chat: dict = {"model": model}
-    messages = _messages(body.get("messages"))
+    messages = _messages(body.get("messages"), skipped)
     system = body.get("system")
     if system is not None and system != "" and system != []:
         messages.insert(0, {"role": "system", "content": _text_of(system, "system")})

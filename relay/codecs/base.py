@@ -5,6 +5,11 @@ failover, settle) knows nothing else. A codec is the edge for a client of anothe
 client's request into the internal chat body, and its Translator turns what the relay would send an OpenAI
 client (a chat.completion, or `data: {chunk}` frames ending with `data: [DONE]`) into the client's own
 answer as it goes out. The OpenAI routes have no codec and no translator: their bytes go out untouched.
+
+A channel whose vendor speaks the client's protocol itself gets the client's own request instead
+(relay/upstream.py, Adapter.native_protocols), and its answer is already the client's: for that call the
+translator steps aside (`pass_through`), and the decoded chat body serves only the price estimate and the
+channels that do not speak the protocol.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ class StreamEncoder(Protocol):
 
 class Codec(Protocol):
     protocol: str  # the client protocol's name ("anthropic")
+    # The client's headers forwarded with its request to a channel that speaks the protocol natively.
+    native_headers: tuple[str, ...]
 
     def decode(self, body: dict) -> dict:
         """The client's request as the internal chat body; a RelayError (400) for a shape it cannot take."""
@@ -41,17 +48,25 @@ class Codec(Protocol):
     def decode_count(self, body: dict) -> dict:
         """A token-count request as the chat body whose prompt is counted."""
 
+    def decode_native(self, body: dict, *, counting: bool = False) -> tuple[dict, RelayError | None]:
+        """As decode (decode_count when `counting`), for a request that may go as it is to a channel that speaks
+        the protocol: what chat cannot carry is left out of the chat body, and the refusal a conversion would
+        give comes with it (a channel that does not speak the protocol refuses the request with it)."""
+
     def encode_count(self, tokens: int) -> bytes:
         """The answer to a token-count request."""
 
     def render_error(self, err: RelayError, request_id: str) -> tuple[int, bytes]:
         """The status and body of an error answer in the client's shape."""
 
+    def stream_error(self, err: RelayError, request_id: str) -> bytes:
+        """The event that ends a started stream with an error, in the client's protocol."""
+
 
 class Translator:
     """A Responder (relay/upstream.py) that translates the relay's OpenAI answer for `out` as it goes."""
 
-    __slots__ = ("out", "codec", "model", "request_id", "request", "encoder", "parser")
+    __slots__ = ("out", "codec", "model", "request_id", "request", "encoder", "parser", "native")
 
     def __init__(self, out, codec: Codec, *, model: str, request_id: str):
         self.out = out
@@ -61,12 +76,21 @@ class Translator:
         self.request: dict | None = None  # the client's request, as it came (set once it is read)
         self.encoder: StreamEncoder | None = None
         self.parser: SSEParser | None = None
+        # The channel called speaks the client's protocol: its answer is already the client's (relay/upstream.py
+        # says so before each call, so a failover between both kinds of channel is translated as it should be).
+        self.native = False
 
     @property
     def started(self) -> bool:
         return self.out.started
 
+    def pass_through(self, native: bool) -> None:
+        self.native = native
+
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        if self.native:
+            await self.out.start(status, headers)
+            return
         if any(name == b"content-type" and value.startswith(b"text/event-stream") for name, value in headers):
             self.encoder = self.codec.stream_encoder(model=self.model, request_id=self.request_id,
                                                      request=self.request)
@@ -77,7 +101,7 @@ class Translator:
         await self.out.start(status, headers)
 
     async def write(self, data: bytes) -> None:
-        if self.encoder is None:
+        if self.encoder is None:  # a whole answer, or a native one
             await self.out.write(data)
             return
         events = self._events(self.parser.feed(data))
@@ -85,6 +109,9 @@ class Translator:
             await self.out.write(events)
 
     async def finish(self, data: bytes = b"") -> None:
+        if self.native:
+            await self.out.finish(data)
+            return
         if self.encoder is None:
             await self.out.finish(self.codec.encode_answer(orjson.loads(data), model=self.model,
                                                            request_id=self.request_id, request=self.request)
@@ -96,6 +123,9 @@ class Translator:
     async def error(self, err: RelayError) -> None:
         """Answer a failure: the client's error, or on a started stream, its error event."""
         if self.out.finished:
+            return
+        if self.native and self.out.started:  # a native stream broken off by the gateway itself
+            await self.out.finish(self.codec.stream_error(err, self.request_id))
             return
         if self.encoder is not None:
             await self.out.finish(self.encoder.fail(err))

@@ -124,6 +124,7 @@ class GeminiCodec:
     """The protocol's codec before a route is known: it renders errors; `bind` gives the one for a route."""
 
     protocol = "gemini"
+    native_headers: tuple[str, ...] = ()  # no channel takes a Gemini request as it is yet
 
     def bind(self, route: Route) -> GeminiCall:
         return GeminiCall(route)
@@ -160,6 +161,16 @@ class GeminiCall(GeminiCodec):
 
     def decode_count(self, body: dict) -> dict:
         return decode_count(body, model=self.route.model)
+
+    def decode_native(self, body: dict, *, counting: bool = False) -> tuple[dict, RelayError | None]:
+        # Every channel gets the converted body, so what it cannot carry is refused now.
+        return (self.decode_count(body) if counting else self.decode(body)), None
+
+    def stream_error(self, err: RelayError, request_id: str) -> bytes:
+        """The error that ends a started stream, as GenerateStream.fail writes it: an SSE event, or the
+        JSON array's last element."""
+        error = _error(err, request_id)
+        return b"data: " + error + b"\r\n\r\n" if self.route.sse else b",\r\n" + error + b"]"
 
     def encode_count(self, tokens: int) -> bytes:
         return orjson.dumps({"totalTokens": tokens})

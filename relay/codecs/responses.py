@@ -158,9 +158,14 @@ def _error(err: RelayError, request_id: str) -> dict:
 
 class ResponsesCodec:
     protocol = "responses"
+    native_headers: tuple[str, ...] = ()  # no channel takes a Responses request as it is yet
 
     def decode(self, body: dict) -> dict:
         return decode(body)
+
+    def decode_native(self, body: dict, *, counting: bool = False) -> tuple[dict, RelayError | None]:
+        # Every channel gets the bridge's chat body, so what it cannot carry is refused now.
+        return decode(body, counting=counting), None
 
     def decode_count(self, body: dict) -> dict:
         """An input_tokens request: the same conversion, without what only the answer needs."""
@@ -209,6 +214,11 @@ class ResponsesCodec:
 
     def render_error(self, err: RelayError, request_id: str) -> tuple[int, bytes]:
         return err.status, err.to_json(request_id)
+
+    def stream_error(self, err: RelayError, request_id: str) -> bytes:
+        """Responses' `error` event: a stream the gateway breaks off knows nothing of the Response it carried."""
+        payload = {"type": "error", **_error(err, request_id), "param": None}
+        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
 class ResponseStream:

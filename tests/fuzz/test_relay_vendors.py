@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from providers.adapters import vertex, zhipu
-from tests.fuzz.checks import assert_openai_answer
-from tests.fuzz.relay_bodies import ROUTES
+from tests.fuzz.checks import assert_anthropic_answer, assert_openai_answer
+from tests.fuzz.relay_bodies import MESSAGES_ROUTES, ROUTES
 from tests.fuzz.strategies import bodies, encode, json_values, strings
 from tests.helpers import flush
 from tests.mock_upstream import MockUpstream
@@ -153,7 +153,19 @@ def vendor_servers():
 
 @pytest.fixture(params=sorted(VENDORS))
 def vendor_world(request, transactional_db, vendor_servers):
-    name = request.param
+    yield from _world(request.param, vendor_servers)
+
+
+# The vendors that speak Anthropic's Messages API: a Claude client's body goes to them as it is.
+MESSAGES_VENDORS = ("anthropic", "bedrock", "vertex-claude")
+
+
+@pytest.fixture(params=MESSAGES_VENDORS)
+def messages_world(request, transactional_db, vendor_servers):
+    yield from _world(request.param, vendor_servers)
+
+
+def _world(name: str, vendor_servers):
     vendor = VENDORS[name]
     server = vendor_servers(name)
     zhipu._tokens.clear()
@@ -183,4 +195,22 @@ async def test_every_vendor_answers_any_body_or_refuses_with_openai_error_json(r
                                        headers={**found.auth, "Content-Type": encode(body.content_type)})
     await flush()
     assert_openai_answer(response.status_code, response.headers.get("content-type", ""), response.content)
+    log_watch.assert_quiet()
+
+
+@given(data=st.data())
+async def test_a_vendor_that_speaks_messages_takes_any_body_or_it_is_refused_in_anthropics_shape(
+        relay_client, messages_world, log_watch, data):
+    vendor, found = messages_world
+    path = data.draw(st.sampled_from(sorted(MESSAGES_ROUTES)), label="path")
+    base, likely = MESSAGES_ROUTES[path]
+    model = vendor.routes["/v1/chat/completions"]
+    likely = {**likely, "model": st.one_of(st.just(model), strings, json_values)}
+    body = data.draw(bodies({**base, "model": model}, likely), label="body")
+    log_watch.clear()
+    response = await relay_client.post(path, content=body.data, headers={
+        "x-api-key": f"sk-{found.token.key}", "anthropic-version": "2023-06-01",
+        "Content-Type": encode(body.content_type)})
+    await flush()
+    assert_anthropic_answer(response.status_code, response.headers.get("content-type", ""), response.content)
     log_watch.assert_quiet()

@@ -1,5 +1,7 @@
 """The Anthropic adapter, bytes in and bytes out, against fixtures in Anthropic's documented wire format."""
 
+import dataclasses
+
 import orjson
 import pytest
 
@@ -351,3 +353,76 @@ def test_usage_adds_the_cache_to_the_prompt_and_keeps_the_writes_lifetimes():
     assert usage_from(split_only) == Usage(35, 1, cache_write_tokens=30, cache_write_1h_tokens=20)
     assert usage_from({"input_tokens": 5, "cache_creation_input_tokens": 7}) == Usage(12, 0, cache_write_tokens=7)
     assert usage_from({"input_tokens": None, "cache_creation": "odd"}) == Usage()
+
+
+# --- the Messages API spoken natively (a Claude client's own request) ---------------------------------
+
+
+def native_context(body, *, stream=False, headers=(), system_prompt="", config=None, mode="chat"):
+    info = ChannelInfo(id=1, type=14, name="claude", key="sk-ant-secret", base_url="", models=("claude",),
+                       model_mapping={}, config=config or {}, system_prompt=system_prompt, priority=0, weight=0)
+    return dataclasses.replace(call_context(info, mode=mode, body=body, stream=stream), protocol="anthropic",
+                               headers=headers)
+
+
+MESSAGE = {"model": "claude-sonnet-4-5-20250929", "max_tokens": 64,
+           "system": [{"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}}],
+           "messages": [{"role": "user", "content": "Say hello"}]}
+
+
+def test_a_native_request_is_the_clients_body_with_its_anthropic_headers():
+    request = adapter.build_native_request(native_context(
+        MESSAGE, headers=(("anthropic-version", "2023-06-01"), ("anthropic-beta", "context-1m-2025-08-07"))))
+    assert request.url == "https://api.anthropic.com/v1/messages" and request.body == orjson.dumps(MESSAGE)
+    assert request.headers["anthropic-beta"] == "context-1m-2025-08-07"
+    assert request.headers["x-api-key"] == "sk-ant-secret" and request.headers["Accept"] == "application/json"
+
+
+def test_an_anthropic_beta_header_sent_twice_goes_as_one_list():
+    request = adapter.build_native_request(native_context(
+        MESSAGE, headers=(("anthropic-beta", "a-2025"), ("anthropic-beta", "b-2025"))))
+    assert request.headers["anthropic-beta"] == "a-2025,b-2025"
+
+
+def test_a_native_request_without_a_version_takes_the_channels_and_its_system_prompt():
+    request = adapter.build_native_request(native_context(MESSAGE, stream=True, system_prompt="Be French.",
+                                                          config={"api_version": "2023-01-01"}))
+    assert request.headers["anthropic-version"] == "2023-01-01" and "anthropic-beta" not in request.headers
+    assert orjson.loads(request.body) == {**MESSAGE, "system": "Be French."}
+    assert request.headers["Accept"] == "text/event-stream"
+
+
+def test_count_tokens_is_asked_of_its_own_endpoint():
+    request = adapter.build_native_request(native_context(MESSAGE, mode="count_tokens"))
+    assert request.url == "https://api.anthropic.com/v1/messages/count_tokens"
+    assert adapter.speaks_natively("anthropic", mode="count_tokens", model="claude")
+    assert not adapter.speaks_natively("gemini", mode="chat", model="claude")
+
+
+def test_a_native_answer_is_read_for_its_usage_with_the_cache_in_the_prompt():
+    usage, _ = adapter.read_native_answer(native_context(MESSAGE), body=fixture("thinking.json"))
+    assert (usage.prompt_tokens, usage.completion_tokens) == (20 + 1500 + 8000, 30)
+    with pytest.raises(UpstreamError) as refused:
+        adapter.read_native_answer(native_context(MESSAGE), body=fixture("error_overloaded.json"))
+    assert refused.value.retryable
+
+
+def test_a_native_stream_is_read_for_its_usage_its_words_and_its_start():
+    stream = adapter.native_stream(native_context(MESSAGE, stream=True))
+    parser = SSEParser()
+    events = sse_events("thinking_stream.sse")
+    for event, data in parser.feed(b"".join(events[:2])):  # message_start, then the thinking block's start
+        stream.read(event, data)
+    assert stream.answered and stream.begun and stream.usage is None
+    for event, data in parser.feed(b"".join(events[2:])):
+        stream.read(event, data)
+    assert (stream.usage.prompt_tokens, stream.usage.completion_tokens) == (20 + 1500 + 8000, 30)
+    assert "".join(stream.texts) == "The user wants a greeting.Hello from Claude, after some thought."
+
+
+def test_an_error_event_in_a_native_stream_is_kept_with_its_status():
+    stream = adapter.native_stream(native_context(MESSAGE, stream=True))
+    for event, data in SSEParser().feed(b"".join(sse_events("early_error_stream.sse"))):
+        stream.read(event, data)
+    assert not stream.begun and (stream.error.status, stream.error.type) == (529, "overloaded_error")
+    assert stream.error.retryable

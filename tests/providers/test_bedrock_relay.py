@@ -9,6 +9,9 @@ Claude through invoke and Llama through Converse; here is what is Bedrock's own:
 model ids, images, tools and the stream request.
 """
 
+import base64
+import json
+
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
@@ -17,7 +20,7 @@ from providers.adapters.bedrock.adapter import CONVERSE_MODELS
 from providers.selectors import models_by_channel_type
 from tests.factories import ChannelFactory
 from tests.helpers import consume_log
-from tests.providers.mock_bedrock import MockBedrock
+from tests.providers.mock_bedrock import PNG, MockBedrock, fixture
 from tests.providers.vendor_harness import serve, stream_chunks, text_of
 from tests.world import new_world
 
@@ -148,6 +151,97 @@ async def test_the_stream_request_is_signed_for_invoke_with_response_stream(rela
     assert sent.raw_path == "/model/anthropic.claude-3-5-sonnet-20241022-v2%3A0/invoke-with-response-stream"
     assert sent.headers["Accept"] == "application/vnd.amazon.eventstream"
     assert sent.signature_ok is not False and "stream" not in sent.body
+
+
+# --- Claude clients (the Messages API) pass through InvokeModel ----------------------------------------
+
+MESSAGE = {"model": MODEL, "max_tokens": 512, "metadata": {"user_id": "u-1"},
+           "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+           "messages": [{"role": "user", "content": "Say hello"}]}
+
+
+def anthropic_headers(world) -> dict[str, str]:
+    return {"x-api-key": f"sk-{world.token.key}", "anthropic-version": "2023-06-01",
+            "anthropic-beta": "interleaved-thinking-2025-05-14, context-1m-2025-08-07"}
+
+
+def as_server_sent_events(name: str) -> bytes:
+    """A stream fixture's Anthropic events as Anthropic itself sends them."""
+    lines = [json.loads(line) for line in fixture(name).splitlines() if line.strip()]
+    return b"".join(b"event: " + line["chunk"]["type"].encode() + b"\ndata: " + json.dumps(line["chunk"]).encode()
+                    + b"\n\n" for line in lines if "chunk" in line)
+
+
+async def test_a_claude_message_goes_to_invoke_as_sent_and_comes_back_untouched(relay_client, bedrock):
+    response = await relay_client.post("/v1/messages", json=MESSAGE, headers=anthropic_headers(bedrock))
+    assert response.status_code == 200, response.text
+    assert response.content == fixture("chat.json")
+    sent = bedrock.upstream.requests[-1]
+    assert sent.raw_path == "/model/anthropic.claude-3-5-sonnet-20241022-v2%3A0/invoke"
+    assert sent.signature_ok is not False
+    # The client's body as the Anthropic SDK's Bedrock client sends it: no model, stream or metadata, the betas
+    # in the body, Bedrock's API version.
+    assert sent.body == {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 512, "system": MESSAGE["system"],
+                         "messages": MESSAGE["messages"],
+                         "anthropic_beta": ["interleaved-thinking-2025-05-14", "context-1m-2025-08-07"]}
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens, log.client_protocol) == (14, 9, "anthropic")
+
+
+@pytest.mark.parametrize("piece", [None, 7])
+async def test_a_claude_stream_comes_back_as_anthropics_events(relay_client, bedrock, piece):
+    bedrock.upstream.then(piece=piece)
+    response = await relay_client.post("/v1/messages", json={**MESSAGE, "stream": True},
+                                       headers=anthropic_headers(bedrock))
+    assert response.status_code == 200 and response.headers["content-type"] == "text/event-stream"
+    assert response.content == as_server_sent_events("chat_stream.ndjson")
+    sent = bedrock.upstream.requests[-1]
+    assert sent.raw_path.endswith("/invoke-with-response-stream") and "stream" not in sent.body
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens, log.is_stream) == (14, 9, True)
+
+
+async def test_a_claude_clients_url_images_are_fetched_and_sent_inline(relay_client, bedrock):
+    url = f"{bedrock.upstream.url}/images/pixel.png"
+    image = {"type": "image", "source": {"type": "url", "url": url}, "cache_control": {"type": "ephemeral"}}
+    content = [{"type": "tool_result", "tool_use_id": "t1", "content": [image]}, image,
+               {"type": "text", "text": "And this?"}]
+    body = {**MESSAGE, "messages": [{"role": "user", "content": content}]}
+    response = await relay_client.post("/v1/messages", json=body, headers=anthropic_headers(bedrock))
+    assert response.status_code == 200, response.text
+    sent = bedrock.upstream.requests[-1].body["messages"][0]["content"]
+    inline = {**image, "source": {"type": "base64", "media_type": "image/png", "data": base64.b64encode(PNG).decode()}}
+    assert sent == [{**content[0], "content": [inline]}, inline, content[2]]
+
+
+async def test_a_bedrock_exception_mid_stream_is_anthropics_error_event(relay_client, bedrock):
+    bedrock.upstream.then(answer="error")
+    response = await relay_client.post("/v1/messages", json={**MESSAGE, "stream": True},
+                                       headers=anthropic_headers(bedrock))
+    assert response.status_code == 200
+    events = response.content.split(b"\n\n")
+    assert events[-2].startswith(b"event: error\ndata: ")
+    error = json.loads(events[-2].split(b"data: ", 1)[1])["error"]
+    assert error["message"] == "The model stream was interrupted: an internal error occurred."
+    assert b"text_delta" in response.content
+
+
+async def test_a_refusal_from_bedrock_reaches_the_claude_client_in_anthropics_shape(relay_client, bedrock):
+    bedrock.upstream.then(status=400, error="error_validation")
+    response = await relay_client.post("/v1/messages", json=MESSAGE, headers=anthropic_headers(bedrock))
+    assert response.status_code == 400
+    assert response.json()["type"] == "error" and response.json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_a_llama_model_on_bedrock_takes_messages_through_the_conversion(relay_client, bedrock):
+    await sync_to_async(ChannelFactory)(type=33, name="llama", key=AK, base_url=bedrock.upstream.url,
+                                        models="meta.llama3-1-8b-instruct-v1:0",
+                                        config={"region": REGION, "ak": AK, "sk": SK})
+    response = await relay_client.post("/v1/messages", json={**MESSAGE, "model": "meta.llama3-1-8b-instruct-v1:0"},
+                                       headers=anthropic_headers(bedrock))
+    assert response.status_code == 200, response.text
+    assert response.json()["type"] == "message"
+    assert bedrock.upstream.requests[-1].path.endswith("/converse")
 
 
 async def test_tool_call_stream_reaches_the_client_as_tool_call_chunks(relay_client, bedrock):

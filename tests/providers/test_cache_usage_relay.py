@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 from billing.services import option_set
 from tests.helpers import consume_log
 from tests.providers.mock_anthropic import MockAnthropic
+from tests.providers.mock_anthropic import fixture as anthropic_fixture
 from tests.providers.mock_bedrock import MockBedrock
 from tests.providers.mock_gemini import MockGemini
 from tests.providers.vendor_harness import serve, stream_chunks
@@ -90,6 +91,26 @@ async def test_an_operators_cache_ratios_apply(relay_client, claude):
     # 50 + 20000 x 0.5 + 1000 x 2 + 2000 x 3.2 + 300 = 18750
     await logged(prompt=23050, completion=300, cached=20000, written=3000, written_1h=2000, reasoning=0,
                  quota=18750, content_has=("1-hour cache write ratio 3.2",))
+
+
+async def ask_natively(client, world, model: str, *, stream: bool) -> bytes:
+    """A Claude client's Messages request, which a channel that speaks Messages takes as it is."""
+    body = {"model": model, "max_tokens": 1024, "messages": QUESTION, "stream": stream}
+    response = await client.post("/v1/messages", json=body, headers={**world.auth, "anthropic-version": "2023-06-01"})
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_a_claude_client_passed_through_to_anthropic_pays_what_the_conversion_bills(relay_client, claude,
+                                                                                          stream):
+    await prices(CLAUDE, ratio=1.5, completion=5)
+    claude.upstream.then(answer="cached")
+    answer = await ask_natively(relay_client, claude, CLAUDE, stream=stream)
+    assert answer == anthropic_fixture("cached_stream.sse" if stream else "cached.json")  # untouched
+    # The same bill as the converted request's above: message_start's split, message_delta's output.
+    await logged(prompt=23050, completion=300, cached=20000, written=3000, written_1h=2000, reasoning=0,
+                 quota=13200, content_has=("cache read ratio 0.1", "1-hour cache write ratio 2"))
 
 
 # --- OpenAI: cached_tokens and reasoning_tokens in the details, passed through as sent ---------------------
@@ -182,6 +203,18 @@ async def test_bedrock_claude_cache_reads_and_writes(relay_client, bedrock, stre
     assert (usage["prompt_tokens"], usage["completion_tokens"]) == (23050, 300)
     assert usage["prompt_tokens_details"] == {"cached_tokens": 20000}
     # The stream's metrics do not split the writes by lifetime; Claude's message_start does, and is kept.
+    await logged(prompt=23050, completion=300, cached=20000, written=3000, written_1h=2000, reasoning=0,
+                 quota=13200)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_a_claude_client_passed_through_to_bedrock_pays_what_the_conversion_bills(relay_client, bedrock,
+                                                                                        stream):
+    await prices(BEDROCK_CLAUDE, ratio=1.5, completion=5)
+    bedrock.upstream.then(answer="cached")
+    answer = await ask_natively(relay_client, bedrock, BEDROCK_CLAUDE, stream=stream)
+    assert b'"cache_read_input_tokens":20000' in answer.replace(b" ", b"")
+    # The stream is billed by the invocation metrics, their writes split by message_start's 1-hour count.
     await logged(prompt=23050, completion=300, cached=20000, written=3000, written_1h=2000, reasoning=0,
                  quota=13200)
 

@@ -9,12 +9,15 @@ import base64
 import json
 
 import pytest
+from asgiref.sync import sync_to_async
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from billing.services import option_set
 from providers.adapters import vertex
 from tests.helpers import consume_log, flush
-from tests.providers.mock_vertex import MockVertex
+from tests.providers.mock_gemini import MockGemini
+from tests.providers.mock_vertex import MockVertex, fixture
 from tests.providers.vendor_harness import no_consume_log, serve
 from tests.world import new_world
 
@@ -81,6 +84,69 @@ async def test_a_claude_stream_through_vertex_uses_stream_raw_predict(relay_clie
     sent = gcp.upstream.requests[-1]
     assert sent.path == f"{PREFIX}/anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict"
     assert sent.body["stream"] is True
+
+
+MESSAGE = {"model": CLAUDE, "max_tokens": 512, "thinking": {"type": "enabled", "budget_tokens": 256},
+           "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+           "messages": [{"role": "user", "content": "Say hello"}]}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_claude_message_passes_through_vertex_raw_predict(relay_client, gcp, stream):
+    gcp.upstream.then(fixture="anthropic/thinking_stream.sse" if stream else "anthropic/thinking.json")
+    headers = {"x-api-key": f"sk-{gcp.token.key}", "anthropic-version": "2023-06-01",
+               "anthropic-beta": "interleaved-thinking-2025-05-14"}
+    response = await relay_client.post("/v1/messages", json={**MESSAGE, "stream": stream}, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.content == fixture("anthropic/thinking_stream.sse" if stream else "anthropic/thinking.json")
+    sent = gcp.upstream.requests[-1]
+    action = "streamRawPredict" if stream else "rawPredict"
+    assert sent.path == f"{PREFIX}/anthropic/models/claude-sonnet-4-5@20250929:{action}"
+    # Vertex's Messages body: the client's, without the model (it is in the URL), with Vertex's API version.
+    expected = {k: v for k, v in MESSAGE.items() if k != "model"}
+    assert sent.body == {**expected, "stream": stream, "anthropic_version": "vertex-2023-10-16"}
+    assert sent.headers["anthropic-beta"] == "interleaved-thinking-2025-05-14"
+    assert sent.headers["Authorization"] == "Bearer ya29.mock-1" and "anthropic-version" not in sent.headers
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens, log.client_protocol) == (20 + 1500 + 8000, 30, "anthropic")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_claude_message_through_vertex_bills_its_cache_at_the_cache_ratios(relay_client, gcp, stream):
+    await sync_to_async(option_set)(key="ModelRatio", value={CLAUDE: 1.5})
+    await sync_to_async(option_set)(key="CompletionRatio", value={CLAUDE: 5})
+    gcp.upstream.then(fixture="anthropic/cached_stream.sse" if stream else "anthropic/cached.json")
+    response = await relay_client.post("/v1/messages", json={**MESSAGE, "stream": stream},
+                                       headers={"x-api-key": f"sk-{gcp.token.key}"})
+    assert response.status_code == 200, response.text
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens, log.cached_tokens, log.cache_write_tokens,
+            log.cache_write_1h_tokens) == (23050, 300, 20000, 3000, 2000)
+    # (50 + 20000 x 0.1 + 1000 x 1.25 + 2000 x 2 + 300 x 5) x 1.5, as Anthropic's own channel bills it.
+    assert log.quota == 13200
+
+
+image_server = serve(MockGemini)  # it serves test images too
+
+
+async def test_a_claude_clients_url_image_is_fetched_and_sent_inline(relay_client, gcp, image_server):
+    from tests.providers.mock_gemini import PNG
+
+    image = {"type": "image", "source": {"type": "url", "url": f"{image_server.url}/images/cat.png"}}
+    body = {**MESSAGE, "messages": [{"role": "user", "content": [image, {"type": "text", "text": "What is it?"}]}]}
+    response = await relay_client.post("/v1/messages", json=body, headers={"x-api-key": f"sk-{gcp.token.key}"})
+    assert response.status_code == 200, response.text
+    [sent, text] = gcp.upstream.requests[-1].body["messages"][0]["content"]
+    assert sent["source"] == {"type": "base64", "media_type": "image/png",
+                              "data": base64.b64encode(PNG).decode()} and text == body["messages"][0]["content"][1]
+
+
+async def test_a_gemini_model_on_vertex_takes_messages_through_the_conversion(relay_client, gcp):
+    response = await relay_client.post("/v1/messages", json={**MESSAGE, "model": GEMINI},
+                                       headers={"x-api-key": f"sk-{gcp.token.key}"})
+    assert response.status_code == 200, response.text
+    assert response.json()["type"] == "message" and response.json()["model"] == GEMINI
+    assert gcp.upstream.requests[-1].path == f"{PREFIX}/google/models/{GEMINI}:generateContent"
 
 
 async def test_access_token_is_fetched_once_and_reused(relay_client, gcp):

@@ -343,6 +343,24 @@ def test_a_broken_stream_ends_with_googles_error(sse):
     assert last == {"error": {"code": 502, "message": "upstream went away (request id: req1)", "status": "INTERNAL"}}
 
 
+@pytest.mark.parametrize("sse", [True, False])
+def test_a_stream_the_gateway_breaks_off_ends_as_the_encoders_failure_does(sse):
+    codec = GEMINI.bind(Route("streamGenerateContent", MODEL, sse=sse))
+    encoder = codec.stream_encoder(model=MODEL, request_id="req1")
+    begun = encoder.feed(chunk({"content": "Hel"}))
+    err = RelayError(502, "upstream went away")
+    assert begun + codec.stream_error(err, "req1") == begun + encoder.fail(err)
+
+
+def test_a_request_for_a_native_channel_is_decoded_whole_with_nothing_left_out():
+    assert GEMINI.native_headers == ()
+    assert GENERATE.decode_native({"contents": HI}) == (decode(), None)
+    assert GENERATE.decode_native({"contents": HI}, counting=True) == (GENERATE.decode_count({"contents": HI}), None)
+    embed = GEMINI.bind(Route("embedContent", "text-embedding-004"))
+    body = {"content": {"parts": [{"text": "Hi"}]}}
+    assert embed.decode_native(body) == (embed.decode(body), None)
+
+
 @pytest.mark.parametrize("status, name", [(400, "INVALID_ARGUMENT"), (401, "UNAUTHENTICATED"),
                                           (403, "PERMISSION_DENIED"), (404, "NOT_FOUND"),
                                           (429, "RESOURCE_EXHAUSTED"), (500, "INTERNAL"), (503, "UNAVAILABLE"),

@@ -288,8 +288,9 @@ def claude_world(transactional_db, anthropic_server):
                      config={"api_version": "2023-06-01"})
 
 
-async def test_a_claude_channel_answers_through_the_conversion_with_its_tool_calls(claude_world, sdk_http):
-    # Until Messages pass through to Anthropic-protocol channels, they are converted there and back as well.
+async def test_a_claude_channel_gets_the_message_as_sent_and_answers_with_its_tool_calls(claude_world, sdk_http):
+    # An Anthropic channel speaks Messages itself: the request passes through (tests/relay/test_messages_native.py
+    # has the rest), and the answer is Anthropic's, naming the model that answered.
     world = claude_world
     claude = anthropic.AsyncAnthropic(base_url="http://testserver", api_key=f"sk-{world.token.key}",
                                       http_client=sdk_http, max_retries=0)
@@ -297,11 +298,13 @@ async def test_a_claude_channel_answers_through_the_conversion_with_its_tool_cal
     whole = await claude.messages.create(model="claude-house", max_tokens=256, tools=[WEATHER], messages=HELLO)
     assert [block.type for block in whole.content] == ["text", "tool_use"]
     assert whole.content[1].input == {"location": "San Francisco, CA", "unit": "celsius"}
-    assert whole.stop_reason == "tool_use" and whole.model == "claude-house"
+    assert whole.stop_reason == "tool_use" and whole.model == "claude-sonnet-4-5-20250929"
     world.upstream.then(answer="tool_call")
     async with claude.messages.stream(model="claude-house", max_tokens=256, tools=[WEATHER],
                                       messages=HELLO) as stream:
         final = await stream.get_final_message()
     assert final.content[1].input == {"location": "San Francisco, CA"} and final.stop_reason == "tool_use"
     sent = world.upstream.requests[-1]
-    assert sent.path == "/v1/messages" and sent.body["tools"][0]["input_schema"] == WEATHER["input_schema"]
+    assert sent.path == "/v1/messages" and sent.body == {
+        "model": "claude-sonnet-4-5-20250929", "max_tokens": 256, "tools": [WEATHER], "messages": HELLO,
+        "stream": True}

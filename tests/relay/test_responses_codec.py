@@ -288,6 +288,22 @@ def test_a_failed_stream_ends_with_response_failed_and_what_arrived():
     assert failed["response"]["output"][0]["content"][0]["text"] == "Half"
 
 
+def test_a_stream_the_gateway_breaks_off_ends_with_responses_error_event():
+    [error] = events(RESPONSES.stream_error(RelayError(504, "upstream timed out"), "r1"))
+    assert error == {"type": "error", "code": "server_error", "message": "upstream timed out (request id: r1)",
+                     "param": None}
+
+
+def test_a_request_for_a_native_channel_is_decoded_whole_with_nothing_left_out():
+    # No channel takes a Responses request as it is: every one gets the bridge's body, refused as the bridge is.
+    assert RESPONSES.native_headers == ()
+    body = {"model": "gpt-x", "input": "Hi", "instructions": "Be brief."}
+    assert RESPONSES.decode_native(body) == (RESPONSES.decode(body), None)
+    assert RESPONSES.decode_native(body, counting=True) == (RESPONSES.decode_count(body), None)
+    with pytest.raises(RelayError):
+        RESPONSES.decode_native({"model": "gpt-x"})
+
+
 def test_an_empty_stream_still_opens_and_completes_the_response():
     assert [e["type"] for e in stream([])] == ["response.created", "response.in_progress", "response.completed"]
 

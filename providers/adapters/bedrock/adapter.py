@@ -25,8 +25,12 @@ import yarl
 from providers.adapters.anthropic import (
     FINISH_REASONS,
     AnthropicStreamDecoder,
+    MessageEvents,
+    native_body,
+    read_message,
     to_chat_completion,
     to_messages_request,
+    usage_from,
 )
 from providers.adapters.aws import sigv4
 from providers.adapters.aws.eventstream import EventStreamError, EventStreamParser, Message
@@ -34,6 +38,7 @@ from providers.adapters.base import (
     SECRET_MIN_CHARS,
     Adapter,
     ChannelInfo,
+    NativeStream,
     Opened,
     RequestContext,
     StreamDecoder,
@@ -48,7 +53,7 @@ from providers.adapters.base import (
 )
 from providers.adapters.bedrock.converse import ConverseEvents, anthropic_message, converse_request
 from providers.adapters.fetch import fetch_data_url
-from providers.adapters.inline_images import inline_images
+from providers.adapters.inline_images import inline_images, inline_message_images
 from providers.adapters.openai_shapes import count, error_event, finish_reason, usage_event, usage_json
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
@@ -181,6 +186,30 @@ def invoke_body(body: dict) -> dict:
     return {"anthropic_version": ANTHROPIC_VERSION, **request}
 
 
+def native_invoke_body(body: dict, system_prompt: str, headers: tuple[tuple[str, str], ...]) -> dict:
+    """A Claude client's Messages body as InvokeModel takes it, as the Anthropic SDK's Bedrock client sends it:
+    the model in the path, streaming the endpoint's business, the beta features in the body
+    (`anthropic_beta`, a list, where Anthropic takes the anthropic-beta header), and Bedrock's API version.
+    `metadata` is dropped, which Bedrock refuses ("extraneous key")."""
+    request = {k: v for k, v in native_body(body, system_prompt).items() if k not in ("model", "stream", "metadata")}
+    betas = [beta.strip() for name, value in headers if name == "anthropic-beta" for beta in value.split(",")]
+    if any(betas):
+        request["anthropic_beta"] = [beta for beta in betas if beta]
+    return {"anthropic_version": ANTHROPIC_VERSION, **request}
+
+
+def metrics_usage(metrics: Any, *, hour: int = 0) -> Usage | None:
+    """The usage in a stream's invocation metrics (what AWS bills), when they are there: prompt tokens include
+    cache reads and writes, as Anthropic's do. The metrics do not split the writes by lifetime, so `hour`, the
+    1-hour writes Claude's own usage gave, is taken from the caller (at most the writes the metrics count)."""
+    if not isinstance(metrics, dict) or "outputTokenCount" not in metrics:
+        return None
+    read, written = count(metrics.get("cacheReadInputTokenCount")), count(metrics.get("cacheWriteInputTokenCount"))
+    return Usage(prompt_tokens=count(metrics.get("inputTokenCount")) + read + written,
+                 completion_tokens=count(metrics.get("outputTokenCount")),
+                 cached_tokens=read, cache_write_tokens=written, cache_write_1h_tokens=min(hour, written))
+
+
 def error_for(status: int, body: bytes, error_type: str | None = None) -> UpstreamError:
     """Bedrock's `{"message": ...}` error. Its kind travels in the `x-amzn-ErrorType` header
     (`ThrottlingException:http://internal.amazon.com/coral/...`); without it, it is read off the status."""
@@ -227,24 +256,47 @@ class BedrockAdapter(Adapter):
         found = [*parts, *(str(config.get(name) or "").strip() for name in ("ak", "sk", "session_token"))]
         return tuple(dict.fromkeys(s for s in found if len(s) >= SECRET_MIN_CHARS))
 
+    native_protocols: ClassVar[tuple[str, ...]] = ("anthropic",)  # for Claude models
+
     async def open(self, ctx: RequestContext, *, session) -> Opened:
         """A chat's remote images fetched and sent inline first (Bedrock takes no image URLs)."""
-        if ctx.mode == "chat":
+        if ctx.mode == "chat" and ctx.protocol == "openai":
             ctx = dataclasses.replace(ctx, body=await inline_remote_images(ctx.body, session))
+        elif ctx.mode == "chat":
+            ctx = dataclasses.replace(ctx, body=await inline_message_images(ctx.body, session, limit=MAX_IMAGE_BYTES,
+                                                                            media_type=_media_type))
         return await super().open(ctx, session=session)
 
     def build_request(self, ctx: RequestContext) -> UpstreamRequest:
         if ctx.mode != "chat":
             raise bad_input(f"AWS Bedrock channels serve chat only, not {ctx.mode}.", "unsupported_mode")
-        channel, stream = ctx.channel, ctx.stream
-        ak, sk, region, session_token = credentials(channel)
         model_id = bedrock_model_id(ctx.model)
         if is_claude(model_id):
             payload = orjson.dumps(invoke_body(ctx.body))
-            action = "invoke-with-response-stream" if stream else "invoke"
+            action = "invoke-with-response-stream" if ctx.stream else "invoke"
         else:
             payload = orjson.dumps(converse_request(ctx.body))
-            action = "converse-stream" if stream else "converse"
+            action = "converse-stream" if ctx.stream else "converse"
+        return self._signed(ctx, model_id, action, payload)
+
+    def speaks_natively(self, protocol: str, *, mode: str, model: str) -> bool:
+        return protocol == "anthropic" and mode == "chat" and is_claude(bedrock_model_id(model))
+
+    def build_native_request(self, ctx: RequestContext) -> UpstreamRequest:
+        payload = orjson.dumps(native_invoke_body(ctx.body, ctx.channel.system_prompt, ctx.headers))
+        action = "invoke-with-response-stream" if ctx.stream else "invoke"
+        return self._signed(ctx, bedrock_model_id(ctx.model), action, payload)
+
+    def read_native_answer(self, ctx: RequestContext, *, body: bytes) -> tuple[Usage | None, str]:
+        return read_message(body)
+
+    def native_stream(self, ctx: RequestContext) -> NativeStream:
+        return BedrockMessageEvents()
+
+    def _signed(self, ctx: RequestContext, model_id: str, action: str, payload: bytes) -> UpstreamRequest:
+        """The request to one of the model's actions, signed."""
+        channel, stream = ctx.channel, ctx.stream
+        ak, sk, region, session_token = credentials(channel)
         base = (channel.base_url or f"https://bedrock-runtime.{region}.amazonaws.com").rstrip("/")
         # The id is one path segment: its colon (and an ARN's slashes) percent-encoded, as the AWS SDKs send it.
         url = f"{base}/model/{urllib.parse.quote(model_id, safe='')}/{action}"
@@ -277,6 +329,65 @@ class BedrockAdapter(Adapter):
         if is_claude(bedrock_model_id(ctx.model)):
             return BedrockStreamDecoder(ctx.client_model)
         return ConverseStreamDecoder(ctx.client_model)
+
+
+class BedrockMessageEvents(MessageEvents):
+    """InvokeModelWithResponseStream for a Claude client: the Anthropic events its `chunk` frames carry, sent as
+    the server-sent events Anthropic would have sent, and read for the bill as Anthropic's are; Bedrock's
+    exceptions become Anthropic's error event. The invocation metrics Bedrock adds to message_stop are what
+    AWS bills, so they win over message_delta's counts."""
+
+    framing: ClassVar[str] = "raw"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parser = EventStreamParser()
+        self.broken = False
+
+    def feed_bytes(self, chunk: bytes) -> bytes:
+        if self.broken:
+            return b""
+        try:
+            messages = self.parser.feed(chunk)
+        except EventStreamError as exc:
+            self.broken = True
+            return self._failed(UpstreamError(status=502, message=f"AWS Bedrock's event stream is corrupt: {exc}.",
+                                              code="bad_event_stream", retryable=True))
+        return b"".join(self._frame(message) for message in messages)
+
+    def _frame(self, message: Message) -> bytes:
+        kind = message.headers.get(":message-type")
+        if kind == "exception":
+            return self._failed(error_for(200, message.payload, str(message.headers.get(":exception-type") or "")
+                                          or None))
+        if kind == "error":
+            code = str(message.headers.get(":error-code") or "upstream_error")
+            text = str(message.headers.get(":error-message") or code)
+            return self._failed(error_for(200, orjson.dumps({"message": text}), code))
+        if message.headers.get(":event-type") != "chunk":
+            return b""  # initial-response and future event types carry nothing for the client
+        try:
+            event = base64.b64decode(orjson.loads(message.payload)["bytes"], validate=True)
+            kind = orjson.loads(event)["type"]
+        except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error, ValueError):
+            return b""  # a garbled event is dropped; the rest of the stream still counts
+        if not isinstance(kind, str):
+            return b""
+        self.read(kind.encode(), event)
+        if kind == "message_stop":
+            self._metrics(orjson.loads(event).get("amazon-bedrock-invocationMetrics"))
+        return b"event: " + kind.encode() + b"\ndata: " + event + b"\n\n"
+
+    def _metrics(self, metrics: Any) -> None:
+        # message_start's usage split the writes by lifetime; the metrics only count them.
+        hour = usage_from(self.counts).cache_write_1h_tokens
+        self.usage = metrics_usage(metrics, hour=hour) or self.usage
+
+    def _failed(self, err: UpstreamError) -> bytes:
+        self.error = self.error or err
+        kind = err.type if err.type.endswith("_error") and err.type != "upstream_error" else "api_error"
+        return b"event: error\ndata: " + orjson.dumps(
+            {"type": "error", "error": {"type": kind, "message": err.message}}) + b"\n\n"
 
 
 class EventStreamDecoder(StreamDecoder):
@@ -368,14 +479,11 @@ class BedrockStreamDecoder(EventStreamDecoder):
         """The one usage chunk: Bedrock's invocation metrics when given (what AWS bills; prompt tokens
         include cache reads and writes, as Anthropic's do), else message_delta's counts."""
         held, self.held = self.held, []
-        if not isinstance(metrics, dict) or "outputTokenCount" not in metrics:
-            return held
-        read, written = count(metrics.get("cacheReadInputTokenCount")), count(metrics.get("cacheWriteInputTokenCount"))
         # The metrics do not split the writes by lifetime; Claude's own usage does.
-        hour = held[0].usage.cache_write_1h_tokens if held and held[0].usage is not None else 0
-        usage = Usage(prompt_tokens=count(metrics.get("inputTokenCount")) + read + written,
-                      completion_tokens=count(metrics.get("outputTokenCount")),
-                      cached_tokens=read, cache_write_tokens=written, cache_write_1h_tokens=min(hour, written))
+        usage = metrics_usage(metrics, hour=held[0].usage.cache_write_1h_tokens
+                              if held and held[0].usage is not None else 0)
+        if usage is None:
+            return held
         return [usage_event(id=self.claude.id, created=self.claude.created, model=self.claude.model, usage=usage,
                             as_json=usage_json(usage, cached=True))]
 

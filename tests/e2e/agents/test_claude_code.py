@@ -101,6 +101,9 @@ def test_a_tool_turn_through_an_anthropic_channel_with_an_auth_token(claude_code
     assert (first.path, first.headers["x-api-key"]) == ("/v1/messages", "sk-upstream-agents")
     assert key.secret not in str(first.headers)
     assert "Read" in [tool["name"] for tool in first.body["tools"]]
+    # Passed through, not converted: Claude Code's cache marks and beta features reach the vendor.
+    assert isinstance(first.body["system"], list) and any("cache_control" in b for b in first.body["system"])
+    assert first.headers.get("anthropic-beta")
     results = [b for m in second.body["messages"] if isinstance(m["content"], list) for b in m["content"]
                if b.get("type") == "tool_result"]
     assert len(results) == 1 and results[0]["tool_use_id"] == "toolu_scripted" and SECRET in str(results[0])
