@@ -84,6 +84,31 @@ def test_sampling_options_are_mapped_and_openai_only_keys_are_dropped():
     assert body["top_p"] == 0.5 and body["top_k"] == 40 and "temperature" not in body
 
 
+@pytest.mark.parametrize("limits, effort, max_tokens, budget", [
+    ({}, "high", 4096 + 24576, 24576),  # no limit asked: the default answer on top of the thinking
+    ({}, "low", 4096 + 2048, 2048),
+    ({"max_tokens": 5000}, "medium", 5000, 4999),  # the thinking counts within the client's limit
+    ({"max_completion_tokens": 30000}, "minimal", 30000, 1024),
+])
+def test_reasoning_effort_becomes_a_thinking_budget_and_drops_what_thinking_refuses(limits, effort, max_tokens,
+                                                                                     budget):
+    _, body = sent({"model": "claude-3-7-sonnet-20250219", "messages": USER, "reasoning_effort": effort,
+                    "temperature": 0.3, "top_p": 0.9, "top_k": 5, **limits})
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": budget}
+    assert body["max_tokens"] == max_tokens
+    assert not {"temperature", "top_p", "top_k"} & set(body)
+
+
+@pytest.mark.parametrize("extra", [
+    {"reasoning_effort": "none"}, {"reasoning_effort": "high", "max_tokens": 1000}, {"reasoning_effort": 7},
+    {"reasoning_effort": "high", "model": "claude-3-5-sonnet-20241022"},
+    {"reasoning_effort": "low", "model": "anthropic.claude-3-haiku-20240307-v1:0"},
+])
+def test_no_thinking_when_none_is_asked_the_limit_leaves_no_room_or_the_model_cannot(extra):
+    _, body = sent({"model": "claude-sonnet-4-5", "messages": USER, "temperature": 0.3, **extra})
+    assert "thinking" not in body and body["temperature"] == 0.3
+
+
 def test_system_messages_go_on_top_and_neighbours_of_one_role_are_merged():
     _, body = sent({"model": "m", "messages": [
         {"role": "system", "content": "Be brief."},
