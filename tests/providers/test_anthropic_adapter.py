@@ -230,7 +230,7 @@ def test_tool_use_answer_becomes_tool_calls_and_cached_input_counts_as_prompt():
     assert call["function"]["name"] == "get_weather"
     assert orjson.loads(call["function"]["arguments"]) == {"location": "San Francisco, CA", "unit": "celsius"}
     assert (usage.prompt_tokens, usage.completion_tokens) == (384 + 20 + 100, 58)
-    assert orjson.loads(data)["usage"]["prompt_tokens_details"] == {"cached_tokens": 100}
+    assert orjson.loads(data)["usage"]["prompt_tokens_details"] == {"cached_tokens": 100, "cache_write_tokens": 20}
 
 
 @pytest.mark.parametrize("stop_reason, finish", [
