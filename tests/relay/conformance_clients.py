@@ -33,8 +33,9 @@ class Client:
     def __init__(self, key: str, http) -> None:
         self.key, self.http = key, http
 
-    async def ask(self, model: str, *, image: bool = False, tools: bool = False, reasoning: bool = False,
+    async def ask(self, model: str, *, image_url: str | None = None, tools: bool = False, reasoning: bool = False,
                   stream: bool = False) -> Seen:
+        """Ask PROMPT of `model`; with `image_url`, with two images: PNG inline, then the one at that link."""
         raise NotImplementedError
 
     async def send_tool_results(self) -> Seen:
@@ -57,9 +58,9 @@ class OpenAIChatClient(Client):
         super().__init__(key, http)
         self.sdk = openai.AsyncOpenAI(base_url=f"{BASE_URL}/v1", api_key=key, http_client=http, max_retries=0)
 
-    async def ask(self, model, *, image=False, tools=False, reasoning=False, stream=False):
-        content: Any = [{"type": "text", "text": PROMPT}, {"type": "image_url", "image_url": {"url": DATA_URL}}] \
-            if image else PROMPT
+    async def ask(self, model, *, image_url=None, tools=False, reasoning=False, stream=False):
+        content: Any = [{"type": "text", "text": PROMPT}, {"type": "image_url", "image_url": {"url": DATA_URL}},
+                        {"type": "image_url", "image_url": {"url": image_url}}] if image_url else PROMPT
         self.model, self.messages = model, [{"role": "user", "content": content}]
         self.extra: dict[str, Any] = {"tools": [self.TOOL]} if tools else {}
         if reasoning:
@@ -113,9 +114,10 @@ class AnthropicClient(Client):
         super().__init__(key, http)
         self.sdk = anthropic.AsyncAnthropic(base_url=BASE_URL, api_key=key, http_client=http, max_retries=0)
 
-    async def ask(self, model, *, image=False, tools=False, reasoning=False, stream=False):
+    async def ask(self, model, *, image_url=None, tools=False, reasoning=False, stream=False):
         content: Any = [{"type": "text", "text": PROMPT}, {"type": "image", "source": {
-            "type": "base64", "media_type": "image/png", "data": DATA_URL.split(",", 1)[1]}}] if image else PROMPT
+            "type": "base64", "media_type": "image/png", "data": DATA_URL.split(",", 1)[1]}},
+            {"type": "image", "source": {"type": "url", "url": image_url}}] if image_url else PROMPT
         self.model, self.messages = model, [{"role": "user", "content": content}]
         self.extra: dict[str, Any] = {"tools": [self.TOOL]} if tools else {}
         if reasoning:
@@ -157,9 +159,9 @@ class ResponsesClient(Client):
         super().__init__(key, http)
         self.sdk = openai.AsyncOpenAI(base_url=f"{BASE_URL}/v1", api_key=key, http_client=http, max_retries=0)
 
-    async def ask(self, model, *, image=False, tools=False, reasoning=False, stream=False):
-        content: Any = [{"type": "input_text", "text": PROMPT}, {"type": "input_image", "image_url": DATA_URL}] \
-            if image else PROMPT
+    async def ask(self, model, *, image_url=None, tools=False, reasoning=False, stream=False):
+        content: Any = [{"type": "input_text", "text": PROMPT}, {"type": "input_image", "image_url": DATA_URL},
+                        {"type": "input_image", "image_url": image_url}] if image_url else PROMPT
         self.model, self.input = model, [{"role": "user", "content": content}]
         self.extra: dict[str, Any] = {"tools": [self.TOOL]} if tools else {}
         if reasoning:
@@ -204,10 +206,11 @@ class GeminiClient(Client):
             base_url=BASE_URL, api_version="v1beta", httpx_async_client=http,
             retry_options=types.HttpRetryOptions(attempts=1)))
 
-    async def ask(self, model, *, image=False, tools=False, reasoning=False, stream=False):
+    async def ask(self, model, *, image_url=None, tools=False, reasoning=False, stream=False):
         parts = [types.Part(text=PROMPT)]
-        if image:
-            parts.append(types.Part.from_bytes(data=PNG, mime_type="image/png"))
+        if image_url:
+            parts += [types.Part.from_bytes(data=PNG, mime_type="image/png"),
+                      types.Part.from_uri(file_uri=image_url, mime_type="image/png")]
         self.model, self.contents = model, [types.Content(role="user", parts=parts)]
         config = types.GenerateContentConfig()
         if tools:

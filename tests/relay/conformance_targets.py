@@ -4,8 +4,8 @@ vendor received, read back at content level so the cells hold whether a request 
 through as it came.
 
 Every target answers the same scenes: a plain text, a stream of text, a tool call (then text once the result
-comes back), a streamed tool call, an answer that thinks first, and one whose prompt was mostly read from the
-cache."""
+comes back), a streamed tool call, an answer that thinks first (whole and streamed), and one whose prompt was
+mostly read from the cache."""
 
 from __future__ import annotations
 
@@ -91,12 +91,14 @@ class Target:
     stream_calls: ClassVar[list[tuple[str, dict]]]
     thinking_usage: ClassVar[Usage]
     cached_usage: ClassVar[Usage]
+    fetches_images: ClassVar[bool] = False  # whether the gateway sends linked images inline (the vendor fetches none)
 
     def __init__(self, mock) -> None:
         self.mock = mock
 
     def script(self, scene: str) -> None:
-        """Make the next answers those of `scene` ("text", "tools", "stream_tools", "thinking", "cached")."""
+        """Make the next answers those of `scene` ("text", "tools", "stream_tools", "thinking", "stream_thinking",
+        "cached")."""
 
     def requests(self) -> list[Sent]:
         return [self.sent(r.body) for r in self.mock.requests if isinstance(r.body, dict)]
@@ -128,6 +130,10 @@ class OpenAITarget(Target):
                 {"tool_calls": [{"index": 0, "function": {"arguments": 'ty":"Paris"}'}}]}))
         elif scene == "thinking":
             self.mock.then(raw=_chat_answer({"content": ANSWER, "reasoning_content": THOUGHT}, "stop", (30, 41)))
+        elif scene == "stream_thinking":
+            self.mock.then(content_type="text/event-stream", raw=_chat_stream(
+                {"role": "assistant", "reasoning_content": "The capital of France"},
+                {"reasoning_content": " is Paris."}, {"content": ANSWER}, finish="stop", usage=(30, 41)))
         elif scene == "cached":
             self.mock.then(prompt_tokens=1200, completion_tokens=40,
                            usage_extra={"prompt_tokens_details": {"cached_tokens": 1000}})
@@ -159,11 +165,12 @@ def _chat_answer(message: dict, finish: str, usage: tuple[int, int]) -> bytes:
                                    "total_tokens": sum(usage)}})
 
 
-def _chat_stream(*deltas: dict) -> bytes:
+def _chat_stream(*deltas: dict, finish: str = "tool_calls", usage: tuple[int, int] = (20, 9)) -> bytes:
     base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
     frames = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
-    frames += [{**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
-               {**base, "choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 9, "total_tokens": 29}}]
+    frames += [{**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]},
+               {**base, "choices": [], "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
+                                                 "total_tokens": sum(usage)}}]
     return b"".join(b"data: " + orjson.dumps(f) + b"\n\n" for f in frames) + b"data: [DONE]\n\n"
 
 
@@ -180,7 +187,7 @@ class AnthropicTarget(Target):
 
     def script(self, scene: str) -> None:
         answers = {"tools": ["tool_call", "chat"], "stream_tools": ["tool_call"], "thinking": ["thinking"],
-                   "cached": ["cached"]}
+                   "stream_thinking": ["thinking"], "cached": ["cached"]}
         for answer in answers.get(scene, ()):
             self.mock.then(answer=answer)
 
@@ -208,6 +215,8 @@ class AnthropicTarget(Target):
 class GeminiTarget(Target):
     """A Gemini channel (type 24) at the Gemini mock."""
 
+    fetches_images = True
+
     name, model = "gemini", "gemini-2.5-flash"
     text, text_usage = "Hello from Gemini.", Usage(9, 17)
     stream_text, stream_usage = "Hello from Gemini.", Usage(9, 17)
@@ -219,7 +228,7 @@ class GeminiTarget(Target):
     def script(self, scene: str) -> None:
         # Unscripted, the mock answers chat.json, or chat_stream.sse to a stream.
         fixtures = {"tools": ["tool_call_signed.json", "chat.json"], "stream_tools": ["tool_call_signed_stream.sse"],
-                    "thinking": ["thinking.json"],
+                    "thinking": ["thinking.json"], "stream_thinking": ["thinking_stream.sse"],
                     "cached": ["chat_cached.json"]}
         for name in fixtures.get(scene, ()):
             self.mock.then(fixture=name)
@@ -255,10 +264,11 @@ class BedrockTarget(Target):
     calls = stream_calls = [("get_weather", {"location": "Paris"})]
     thinking_usage = Usage(30, 41)
     cached_usage = Usage(23050, 300, cached=20000, cache_write=3000)
+    fetches_images = True
 
     def script(self, scene: str) -> None:
         answers = {"tools": ["tool_call", "chat"], "stream_tools": ["tool_call"], "thinking": ["thinking"],
-                   "cached": ["cached"]}
+                   "stream_thinking": ["thinking"], "cached": ["cached"]}
         for answer in answers.get(scene, ()):
             self.mock.then(answer=answer)
 

@@ -64,7 +64,7 @@ def channel(request, transactional_db, upstream):
     return world, TARGETS[name](world.upstream)
 
 
-async def run_cell(feature: str, client: Client, target: Target, outcome: table.Outcome) -> None:
+async def run_cell(feature: str, client: Client, target: Target, outcome: table.Outcome, image_url: str) -> None:
     model = target.model
 
     def expected_usage(usage: Usage) -> Usage:
@@ -73,14 +73,15 @@ async def run_cell(feature: str, client: Client, target: Target, outcome: table.
 
     if feature in ("text", "stream", "images"):
         target.script("text")
-        seen = await client.ask(model, stream=feature == "stream", image=feature == "images")
+        seen = await client.ask(model, stream=feature == "stream", image_url=image_url if feature == "images" else None)
         text, usage = (target.stream_text, target.stream_usage) if feature == "stream" else \
             (target.text, target.text_usage)
         assert (seen.text, seen.usage) == (text, expected_usage(usage))
         [sent] = target.requests()
         assert sent.texts == [PROMPT]
-        if feature == "images":
-            assert (sent.images, sent.image_urls) == ([PNG], [])
+        if feature == "images":  # the inline one as its bytes; the linked one as its link, or fetched and inlined
+            expected = ([PNG, PNG], []) if target.fetches_images else ([PNG], [image_url])
+            assert (sent.images, sent.image_urls) == expected
         if feature == "stream":  # and a tool call, whose arguments come in pieces
             target.script("stream_tools")
             seen = await client.ask(model, tools=True, stream=True)
@@ -101,8 +102,11 @@ async def run_cell(feature: str, client: Client, target: Target, outcome: table.
         seen = await client.ask(model, reasoning=True)
         assert (seen.reasoning, seen.text) == (THOUGHT, ANSWER)
         assert seen.usage == expected_usage(target.thinking_usage)
-        [sent] = target.requests()
-        assert sent.reasoning is (outcome is not table.NO_REASONING_SWITCH)
+        target.script("stream_thinking")
+        streamed = await client.ask(model, reasoning=True, stream=True)
+        assert (streamed.reasoning, streamed.text, streamed.usage) == (THOUGHT, ANSWER, seen.usage)
+        for sent in target.requests():
+            assert sent.reasoning is (outcome is not table.NO_REASONING_SWITCH)
     elif feature == "usage":
         target.script("cached")
         seen = await client.ask(model)
@@ -113,10 +117,11 @@ async def run_cell(feature: str, client: Client, target: Target, outcome: table.
 
 @pytest.mark.parametrize("client_name, channel, feature", [pytest.param(c, t, f, id=f"{c}-{t}-{f}")
                                                            for c, t, f in table.CELLS], indirect=["channel"])
-async def test_a_cell_of_the_matrix(client_name, channel, feature, sdk_http):
+async def test_a_cell_of_the_matrix(client_name, channel, feature, sdk_http, gemini_server):
     world, target = channel
     client = CLIENTS[client_name](f"sk-{world.token.key}", sdk_http)
-    await run_cell(feature, client, target, table.outcome(client_name, target.name, feature))
+    image_url = f"{gemini_server.url}/images/pixel.png"  # the Gemini mock serves PNG there, unrecorded
+    await run_cell(feature, client, target, table.outcome(client_name, target.name, feature), image_url)
 
 
 def test_the_matrix_covers_every_client_target_and_feature_it_names():
