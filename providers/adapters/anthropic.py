@@ -191,10 +191,18 @@ def thinking(effort: Any, max_tokens: Any, model: Any) -> dict | None:
     return {"type": "enabled", "budget_tokens": budget} if budget >= MIN_THINKING_BUDGET else None
 
 
+def in_tool_loop(turns: list[dict]) -> bool:
+    """Whether the request sends tool results back. With thinking on, Anthropic wants the signed thinking block
+    that came before the calls, which chat's history does not keep: such a request goes without thinking,
+    which Anthropic accepts (https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking)."""
+    return bool(turns) and turns[-1]["role"] == "user" and any(
+        block.get("type") == "tool_result" for block in turns[-1]["content"])
+
+
 def to_messages_request(body: dict, stream: bool) -> dict:
     system, turns = convert_messages(body.get("messages") or [])
     asked_max = body.get("max_tokens") or body.get("max_completion_tokens")
-    think = thinking(body.get("reasoning_effort"), asked_max, body.get("model"))
+    think = None if in_tool_loop(turns) else thinking(body.get("reasoning_effort"), asked_max, body.get("model"))
     request: dict[str, Any] = {
         "model": body.get("model"),
         "messages": turns,

@@ -109,6 +109,18 @@ def test_no_thinking_when_none_is_asked_the_limit_leaves_no_room_or_the_model_ca
     assert "thinking" not in body and body["temperature"] == 0.3
 
 
+def test_tool_results_go_back_without_thinking_whose_signed_block_chat_did_not_keep():
+    call = {"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    history = [*USER, {"role": "assistant", "content": None, "tool_calls": [call]}]
+    _, body = sent({"model": "claude-sonnet-4-5", "reasoning_effort": "high",
+                    "messages": [*history, {"role": "tool", "tool_call_id": "toolu_1", "content": "Sunny"}]})
+    assert "thinking" not in body and body["max_tokens"] == 4096
+    _, body = sent({"model": "claude-sonnet-4-5", "reasoning_effort": "high",
+                    "messages": [*history, {"role": "tool", "tool_call_id": "toolu_1", "content": "Sunny"},
+                                 {"role": "assistant", "content": "It is sunny."}, *USER]})
+    assert body["thinking"]["type"] == "enabled", "a new turn after the loop thinks again"
+
+
 def test_system_messages_go_on_top_and_neighbours_of_one_role_are_merged():
     _, body = sent({"model": "m", "messages": [
         {"role": "system", "content": "Be brief."},
