@@ -5,7 +5,7 @@ through as it came.
 
 Every target answers the same scenes: a plain text, a stream of text, a tool call (then text once the result
 comes back), a streamed tool call, an answer that thinks first (whole and streamed), and one whose prompt was
-mostly read from the cache."""
+mostly read from the cache (whole and streamed)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ class Target:
 
     def script(self, scene: str) -> None:
         """Make the next answers those of `scene` ("text", "tools", "stream_tools", "thinking", "stream_thinking",
-        "cached")."""
+        "cached", "stream_cached")."""
 
     def requests(self) -> list[Sent]:
         return [self.sent(r.body) for r in self.mock.requests if isinstance(r.body, dict)]
@@ -134,7 +134,7 @@ class OpenAITarget(Target):
             self.mock.then(content_type="text/event-stream", raw=_chat_stream(
                 {"role": "assistant", "reasoning_content": "The capital of France"},
                 {"reasoning_content": " is Paris."}, {"content": ANSWER}, finish="stop", usage=(30, 41)))
-        elif scene == "cached":
+        elif scene in ("cached", "stream_cached"):
             self.mock.then(prompt_tokens=1200, completion_tokens=40,
                            usage_extra={"prompt_tokens_details": {"cached_tokens": 1000}})
 
@@ -187,7 +187,7 @@ class AnthropicTarget(Target):
 
     def script(self, scene: str) -> None:
         answers = {"tools": ["tool_call", "chat"], "stream_tools": ["tool_call"], "thinking": ["thinking"],
-                   "stream_thinking": ["thinking"], "cached": ["cached"]}
+                   "stream_thinking": ["thinking"], "cached": ["cached"], "stream_cached": ["cached"]}
         for answer in answers.get(scene, ()):
             self.mock.then(answer=answer)
 
@@ -229,7 +229,7 @@ class GeminiTarget(Target):
         # Unscripted, the mock answers chat.json, or chat_stream.sse to a stream.
         fixtures = {"tools": ["tool_call_signed.json", "chat.json"], "stream_tools": ["tool_call_signed_stream.sse"],
                     "thinking": ["thinking.json"], "stream_thinking": ["thinking_stream.sse"],
-                    "cached": ["chat_cached.json"]}
+                    "cached": ["chat_cached.json"], "stream_cached": ["chat_cached_stream.sse"]}
         for name in fixtures.get(scene, ()):
             self.mock.then(fixture=name)
 
@@ -268,7 +268,7 @@ class BedrockTarget(Target):
 
     def script(self, scene: str) -> None:
         answers = {"tools": ["tool_call", "chat"], "stream_tools": ["tool_call"], "thinking": ["thinking"],
-                   "stream_thinking": ["thinking"], "cached": ["cached"]}
+                   "stream_thinking": ["thinking"], "cached": ["cached"], "stream_cached": ["cached"]}
         for answer in answers.get(scene, ()):
             self.mock.then(answer=answer)
 

@@ -111,6 +111,9 @@ async def run_cell(feature: str, client: Client, target: Target, outcome: table.
         target.script("cached")
         seen = await client.ask(model)
         assert seen.usage == expected_usage(target.cached_usage)
+        target.script("stream_cached")
+        streamed = await client.ask(model, stream=True)
+        assert (streamed.text, streamed.usage) == (seen.text, seen.usage)
     else:
         raise AssertionError(f"no check for {feature}")
 
