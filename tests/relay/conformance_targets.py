@@ -91,7 +91,6 @@ class Target:
     stream_calls: ClassVar[list[tuple[str, dict]]]
     thinking_usage: ClassVar[Usage]
     cached_usage: ClassVar[Usage]
-    fetches_images: ClassVar[bool] = False  # whether the gateway sends linked images inline (the vendor fetches none)
 
     def __init__(self, mock) -> None:
         self.mock = mock
@@ -215,8 +214,6 @@ class AnthropicTarget(Target):
 class GeminiTarget(Target):
     """A Gemini channel (type 24) at the Gemini mock."""
 
-    fetches_images = True
-
     name, model = "gemini", "gemini-2.5-flash"
     text, text_usage = "Hello from Gemini.", Usage(9, 17)
     stream_text, stream_usage = "Hello from Gemini.", Usage(9, 17)
@@ -264,7 +261,6 @@ class BedrockTarget(Target):
     calls = stream_calls = [("get_weather", {"location": "Paris"})]
     thinking_usage = Usage(30, 41)
     cached_usage = Usage(23050, 300, cached=20000, cache_write=3000)
-    fetches_images = True
 
     def script(self, scene: str) -> None:
         answers = {"tools": ["tool_call", "chat"], "stream_tools": ["tool_call"], "thinking": ["thinking"],
