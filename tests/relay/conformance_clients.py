@@ -1,8 +1,9 @@
 """The clients of the conformance matrix: each official SDK asking the same things in its own protocol, and
 what it got back read out of the SDK's own types into one `Seen`.
 
-`ask` sends one request (the prompt, optionally with an image, the weather tool, a request to think, or
-streamed); `send_tool_results` continues the conversation `ask` began with a result for every call it got."""
+`ask` sends one request (the system prompt and the prompt, optionally with images, the weather tool (its use
+forced or not), a request to think, or streamed); `send_tool_results` continues the conversation `ask` began
+with a result for every call it got."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from google.genai import types
 
 from tests.relay.conformance_targets import Seen, Usage
 
+SYSTEM = "Answer in one word."
 PROMPT = "What is the capital of France?"
 TOOL_RESULT = "Sunny, 21 C"
 # A 1x1 transparent PNG.
@@ -33,8 +35,8 @@ class Client:
     def __init__(self, key: str, http) -> None:
         self.key, self.http = key, http
 
-    async def ask(self, model: str, *, image_url: str | None = None, tools: bool = False, reasoning: bool = False,
-                  stream: bool = False) -> Seen:
+    async def ask(self, model: str, *, image_url: str | None = None, tools: bool = False, force_tool: bool = False,
+                  reasoning: bool = False, stream: bool = False) -> Seen:
         """Ask PROMPT of `model`; with `image_url`, with two images: PNG inline, then the one at that link."""
         raise NotImplementedError
 
@@ -58,11 +60,14 @@ class OpenAIChatClient(Client):
         super().__init__(key, http)
         self.sdk = openai.AsyncOpenAI(base_url=f"{BASE_URL}/v1", api_key=key, http_client=http, max_retries=0)
 
-    async def ask(self, model, *, image_url=None, tools=False, reasoning=False, stream=False):
+    async def ask(self, model, *, image_url=None, tools=False, force_tool=False, reasoning=False, stream=False):
         content: Any = [{"type": "text", "text": PROMPT}, {"type": "image_url", "image_url": {"url": DATA_URL}},
                         {"type": "image_url", "image_url": {"url": image_url}}] if image_url else PROMPT
-        self.model, self.messages = model, [{"role": "user", "content": content}]
+        self.model = model
+        self.messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}]
         self.extra: dict[str, Any] = {"tools": [self.TOOL]} if tools else {}
+        if force_tool:
+            self.extra["tool_choice"] = "required"
         if reasoning:
             self.extra["reasoning_effort"] = "high"
         if stream:
@@ -75,7 +80,7 @@ class OpenAIChatClient(Client):
         self.last = message
         return Seen(text=message.content or "", reasoning=(message.model_extra or {}).get("reasoning_content") or "",
                     calls=[(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls or ()],
-                    usage=self._usage(answer.usage))
+                    usage=self._usage(answer.usage), tool_stop=answer.choices[0].finish_reason == "tool_calls")
 
     async def _stream(self) -> Seen:
         seen, calls = Seen(), {}
@@ -83,6 +88,8 @@ class OpenAIChatClient(Client):
                 model=self.model, messages=self.messages, stream=True, stream_options={"include_usage": True},
                 **self.extra):
             if chunk.choices:
+                if chunk.choices[0].finish_reason:
+                    seen.tool_stop = chunk.choices[0].finish_reason == "tool_calls"
                 delta = chunk.choices[0].delta
                 seen.text += delta.content or ""
                 seen.reasoning += (delta.model_extra or {}).get("reasoning_content") or ""
@@ -114,12 +121,14 @@ class AnthropicClient(Client):
         super().__init__(key, http)
         self.sdk = anthropic.AsyncAnthropic(base_url=BASE_URL, api_key=key, http_client=http, max_retries=0)
 
-    async def ask(self, model, *, image_url=None, tools=False, reasoning=False, stream=False):
+    async def ask(self, model, *, image_url=None, tools=False, force_tool=False, reasoning=False, stream=False):
         content: Any = [{"type": "text", "text": PROMPT}, {"type": "image", "source": {
             "type": "base64", "media_type": "image/png", "data": DATA_URL.split(",", 1)[1]}},
             {"type": "image", "source": {"type": "url", "url": image_url}}] if image_url else PROMPT
         self.model, self.messages = model, [{"role": "user", "content": content}]
-        self.extra: dict[str, Any] = {"tools": [self.TOOL]} if tools else {}
+        self.extra: dict[str, Any] = {"system": SYSTEM, "tools": [self.TOOL]} if tools else {"system": SYSTEM}
+        if force_tool:
+            self.extra["tool_choice"] = {"type": "any"}
         if reasoning:
             self.extra["thinking"] = {"type": "enabled", "budget_tokens": 2048}
         if stream:
@@ -141,7 +150,8 @@ class AnthropicClient(Client):
                     reasoning="".join(b.thinking for b in message.content if b.type == "thinking"),
                     calls=[(b.name, b.input) for b in message.content if b.type == "tool_use"],
                     usage=Usage(usage.input_tokens + read + written, usage.output_tokens, cached=read,
-                                cache_write=written))
+                                cache_write=written),
+                    tool_stop=message.stop_reason == "tool_use")
 
     async def send_tool_results(self):
         self.messages += [{"role": "assistant", "content": self.last.content}, {"role": "user", "content": [
@@ -159,11 +169,15 @@ class ResponsesClient(Client):
         super().__init__(key, http)
         self.sdk = openai.AsyncOpenAI(base_url=f"{BASE_URL}/v1", api_key=key, http_client=http, max_retries=0)
 
-    async def ask(self, model, *, image_url=None, tools=False, reasoning=False, stream=False):
+    async def ask(self, model, *, image_url=None, tools=False, force_tool=False, reasoning=False, stream=False):
         content: Any = [{"type": "input_text", "text": PROMPT}, {"type": "input_image", "image_url": DATA_URL},
                         {"type": "input_image", "image_url": image_url}] if image_url else PROMPT
         self.model, self.input = model, [{"role": "user", "content": content}]
-        self.extra: dict[str, Any] = {"tools": [self.TOOL]} if tools else {}
+        self.extra: dict[str, Any] = {"instructions": SYSTEM}
+        if tools:
+            self.extra["tools"] = [self.TOOL]
+        if force_tool:
+            self.extra["tool_choice"] = "required"
         if reasoning:
             self.extra["reasoning"] = {"effort": "high"}
         if stream:
@@ -206,16 +220,18 @@ class GeminiClient(Client):
             base_url=BASE_URL, api_version="v1beta", httpx_async_client=http,
             retry_options=types.HttpRetryOptions(attempts=1)))
 
-    async def ask(self, model, *, image_url=None, tools=False, reasoning=False, stream=False):
+    async def ask(self, model, *, image_url=None, tools=False, force_tool=False, reasoning=False, stream=False):
         parts = [types.Part(text=PROMPT)]
         if image_url:
             parts += [types.Part.from_bytes(data=PNG, mime_type="image/png"),
                       types.Part.from_uri(file_uri=image_url, mime_type="image/png")]
         self.model, self.contents = model, [types.Content(role="user", parts=parts)]
-        config = types.GenerateContentConfig()
+        config = types.GenerateContentConfig(system_instruction=SYSTEM)
         if tools:
             config.tools = [self.TOOL]
             config.automatic_function_calling = types.AutomaticFunctionCallingConfig(disable=True)
+        if force_tool:
+            config.tool_config = types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode="ANY"))
         if reasoning:
             config.thinking_config = types.ThinkingConfig(include_thoughts=True, thinking_budget=2048)
         self.config = config

@@ -18,6 +18,7 @@ import orjson
 from tests.mock_upstream import REPLY
 
 THOUGHT = "The capital of France is Paris."
+GEMINI_TOOL_CHOICES = {"ANY": "required", "AUTO": "auto"}
 ANSWER = "Paris."
 
 
@@ -40,16 +41,19 @@ class Seen:
     reasoning: str = ""
     calls: list[tuple[str, dict]] = field(default_factory=list)
     usage: Usage | None = None
+    tool_stop: bool | None = None  # whether it says it stopped to have tools called (None: the protocol does not)
 
 
 @dataclass
 class Sent:
     """What the vendor mock received in one request."""
 
+    system: str = ""  # the system prompt
     texts: list[str] = field(default_factory=list)  # the user's words, in order
     images: list[bytes] = field(default_factory=list)  # images as their bytes (a data: URL decoded)
     image_urls: list[str] = field(default_factory=list)  # images sent as links
     tools: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # the tools declared: names, arguments
+    tool_choice: str | None = None  # "required" when a tool call is forced, "auto", None when not said
     tool_results: list[str] = field(default_factory=list)  # tool results sent back, as text
     reasoning: bool = False  # whether the request asked the model to think
 
@@ -140,10 +144,12 @@ class OpenAITarget(Target):
     def sent(self, body: dict) -> Sent:
         out = Sent(tools=[_tool(t["function"]["name"], t["function"].get("parameters"))
                           for t in body.get("tools") or ()],
-                   reasoning=body.get("reasoning_effort") is not None)
+                   reasoning=body.get("reasoning_effort") is not None, tool_choice=body.get("tool_choice"))
         for message in body.get("messages") or ():
             content = message.get("content")
-            if message["role"] == "tool":
+            if message["role"] in ("system", "developer"):
+                out.system += _text(content)
+            elif message["role"] == "tool":
                 out.tool_results.append(_text(content))
             elif message["role"] == "user":
                 for part in [{"type": "text", "text": content}] if isinstance(content, str) else content or ():
@@ -191,8 +197,10 @@ class AnthropicTarget(Target):
             self.mock.then(answer=answer)
 
     def sent(self, body: dict) -> Sent:
+        choice = (body.get("tool_choice") or {}).get("type")
         out = Sent(tools=[_tool(t["name"], t.get("input_schema")) for t in body.get("tools") or ()],
-                   reasoning=(body.get("thinking") or {}).get("type") in ("enabled", "adaptive"))
+                   reasoning=(body.get("thinking") or {}).get("type") in ("enabled", "adaptive"),
+                   system=_text(body.get("system")), tool_choice="required" if choice == "any" else choice)
         for message in body.get("messages") or ():
             if message["role"] != "user":
                 continue
@@ -234,7 +242,10 @@ class GeminiTarget(Target):
         config = body.get("generationConfig") or {}
         out = Sent(tools=[_tool(d["name"], d.get("parameters") or d.get("parametersJsonSchema"))
                           for tool in body.get("tools") or () for d in tool.get("functionDeclarations", ())],
-                   reasoning="thinkingConfig" in config)
+                   reasoning="thinkingConfig" in config,
+                   system=_text((body.get("systemInstruction") or {}).get("parts")),
+                   tool_choice=GEMINI_TOOL_CHOICES.get(
+                       ((body.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("mode")))
         for content in body.get("contents") or ():
             if content.get("role") != "user":
                 continue
@@ -270,8 +281,10 @@ class BedrockTarget(Target):
 
     def sent(self, body: dict) -> Sent:
         tools = (body.get("toolConfig") or {}).get("tools") or ()
+        choice = next(iter((body.get("toolConfig") or {}).get("toolChoice") or {}), None)
         out = Sent(tools=[_tool(t["toolSpec"]["name"], t["toolSpec"]["inputSchema"]["json"]) for t in tools],
-                   reasoning=bool(body.get("additionalModelRequestFields")))
+                   reasoning=bool(body.get("additionalModelRequestFields")), system=_text(body.get("system")),
+                   tool_choice="required" if choice == "any" else choice)
         for message in body.get("messages") or ():
             if message["role"] != "user":
                 continue

@@ -21,7 +21,7 @@ from tests.providers.mock_bedrock import MockBedrock
 from tests.providers.mock_gemini import MockGemini
 from tests.providers.vendor_harness import serve
 from tests.relay import conformance_table as table
-from tests.relay.conformance_clients import CLIENTS, PNG, PROMPT, TOOL_RESULT, Client
+from tests.relay.conformance_clients import CLIENTS, PNG, PROMPT, SYSTEM, TOOL_RESULT, Client
 from tests.relay.conformance_targets import ANSWER, TARGETS, THOUGHT, Target, Usage
 from tests.world import new_world
 
@@ -78,7 +78,7 @@ async def run_cell(feature: str, client: Client, target: Target, outcome: table.
             (target.text, target.text_usage)
         assert (seen.text, seen.usage) == (text, expected_usage(usage))
         [sent] = target.requests()
-        assert sent.texts == [PROMPT]
+        assert (sent.system, sent.texts) == (SYSTEM, [PROMPT])
         if feature == "images":
             # The inline one as its bytes; the linked one as its link where the vendor fetches links (a target
             # reads only what its vendor takes), else fetched by the gateway and inlined.
@@ -87,16 +87,16 @@ async def run_cell(feature: str, client: Client, target: Target, outcome: table.
         if feature == "stream":  # and a tool call, whose arguments come in pieces
             target.script("stream_tools")
             seen = await client.ask(model, tools=True, stream=True)
-            assert seen.calls == target.stream_calls
+            assert seen.calls == target.stream_calls and seen.tool_stop in (True, None)
             assert target.requests()[-1].tools == [WEATHER]
     elif feature == "tools":
         target.script("tools")
-        first = await client.ask(model, tools=True)
-        assert first.calls == target.calls
+        first = await client.ask(model, tools=True, force_tool=True)
+        assert first.calls == target.calls and first.tool_stop in (True, None)
         second = await client.send_tool_results()
         assert second.text == target.text
         asked, answered = target.requests()
-        assert asked.tools == answered.tools == [WEATHER]
+        assert asked.tools == answered.tools == [WEATHER] and asked.tool_choice == "required"
         assert (asked.texts, asked.tool_results) == ([PROMPT], [])
         assert answered.tool_results == [TOOL_RESULT] * len(target.calls)
     elif feature == "reasoning":
