@@ -191,10 +191,14 @@ def thinking(effort: Any, max_tokens: Any, model: Any) -> dict | None:
     return {"type": "enabled", "budget_tokens": budget} if budget >= MIN_THINKING_BUDGET else None
 
 
-def in_tool_loop(turns: list[dict]) -> bool:
-    """Whether the request sends tool results back. With thinking on, Anthropic wants the signed thinking block
-    that came before the calls, which chat's history does not keep: such a request goes without thinking,
-    which Anthropic accepts (https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking)."""
+def thinking_refused(body: dict, turns: list[dict]) -> bool:
+    """Whether Anthropic would refuse thinking on this request
+    (https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking): when a tool call is forced, and
+    when tool results go back, for which it wants the signed thinking block that came before the calls, which
+    chat's history does not keep. Such requests go without thinking, which Anthropic accepts."""
+    choice = body.get("tool_choice")
+    if body.get("tools") and (choice == "required" or isinstance(choice, dict)):
+        return True
     return bool(turns) and turns[-1]["role"] == "user" and any(
         block.get("type") == "tool_result" for block in turns[-1]["content"])
 
@@ -202,7 +206,8 @@ def in_tool_loop(turns: list[dict]) -> bool:
 def to_messages_request(body: dict, stream: bool) -> dict:
     system, turns = convert_messages(body.get("messages") or [])
     asked_max = body.get("max_tokens") or body.get("max_completion_tokens")
-    think = None if in_tool_loop(turns) else thinking(body.get("reasoning_effort"), asked_max, body.get("model"))
+    think = None if thinking_refused(body, turns) else thinking(body.get("reasoning_effort"), asked_max,
+                                                                body.get("model"))
     request: dict[str, Any] = {
         "model": body.get("model"),
         "messages": turns,

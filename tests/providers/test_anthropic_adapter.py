@@ -121,6 +121,17 @@ def test_tool_results_go_back_without_thinking_whose_signed_block_chat_did_not_k
     assert body["thinking"]["type"] == "enabled", "a new turn after the loop thinks again"
 
 
+@pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_weather"}}])
+def test_a_forced_tool_call_goes_without_thinking_which_anthropic_refuses_with_it(choice):
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    _, body = sent({"model": "claude-sonnet-4-5", "messages": USER, "reasoning_effort": "high", "tools": tools,
+                    "tool_choice": choice})
+    assert "thinking" not in body and body["tool_choice"]["type"] in ("any", "tool")
+    _, body = sent({"model": "claude-sonnet-4-5", "messages": USER, "reasoning_effort": "high", "tools": tools,
+                    "tool_choice": "auto"})
+    assert body["thinking"]["type"] == "enabled"
+
+
 def test_system_messages_go_on_top_and_neighbours_of_one_role_are_merged():
     _, body = sent({"model": "m", "messages": [
         {"role": "system", "content": "Be brief."},
