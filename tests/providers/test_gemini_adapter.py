@@ -108,9 +108,10 @@ def test_reasoning_effort_becomes_a_thinking_config_that_asks_for_the_thoughts(m
     assert body["generationConfig"] == {"maxOutputTokens": 100, "thinkingConfig": thinking}
 
 
-@pytest.mark.parametrize("effort", ["none", "extreme", 3])
-def test_an_effort_gemini_3_cannot_take_leaves_it_to_the_model(effort):
-    _, body = build({**CHAT, "model": "gemini-3-pro-preview", "reasoning_effort": effort})
+@pytest.mark.parametrize("model, effort", [("gemini-3-pro-preview", "none"), ("gemini-3-pro-preview", "extreme"),
+                                           ("gemini-3-pro-preview", 3), ("gemini-2.5-pro", "none")])
+def test_an_effort_the_model_cannot_take_leaves_it_to_the_model(model, effort):
+    _, body = build({**CHAT, "model": model, "reasoning_effort": effort})
     assert "generationConfig" not in body
 
 

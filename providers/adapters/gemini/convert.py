@@ -318,7 +318,9 @@ def thinking_config(effort: Any, model: str) -> dict | None:
     budget = THINKING_BUDGETS.get(effort)
     if budget is None:
         return None
-    return {"thinkingBudget": 0} if budget == 0 else {"thinkingBudget": budget, "includeThoughts": True}
+    if budget == 0:  # Gemini 2.5 Pro only works thinking, and refuses a budget of 0
+        return None if "-pro" in model else {"thinkingBudget": 0}
+    return {"thinkingBudget": budget, "includeThoughts": True}
 
 
 def embeddings_request(body: dict, model: str) -> dict:
