@@ -78,7 +78,7 @@ def usage_json(usage: Usage, *, cached: bool = False, reasoning: bool = False) -
     if cached or usage.cached_tokens or usage.cache_write_tokens or usage.input_audio_tokens:
         out["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
         if usage.cache_write_tokens:
-            # OpenAI has no such count; the client protocols that do (Anthropic's) read it from here.
+            # The name OpenAI's newer usage objects give it; the Messages and Responses codecs read it here.
             out["prompt_tokens_details"]["cache_write_tokens"] = usage.cache_write_tokens
         if usage.input_audio_tokens:
             out["prompt_tokens_details"]["audio_tokens"] = usage.input_audio_tokens

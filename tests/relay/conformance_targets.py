@@ -70,7 +70,8 @@ def _tool(name: str, schema: Any) -> tuple[str, tuple[str, ...]]:
 
 
 def _text(content: Any) -> str:
-    """A tool result's content as text: a string, text blocks, or a JSON object written out."""
+    """Content as its text: a string, text blocks or parts, or a tool result's object (its `output`, where
+    Gemini's functionResponse puts a plain result)."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
