@@ -48,6 +48,8 @@ def test_paths_of_gemini_belong_to_its_codec_and_openais_stay_openais():
     assert for_path("/v1beta/models") is GEMINI
     assert for_path("/v1/models/gemini-2.5-flash:generateContent") is GEMINI
     assert for_path("/v1/models") is None and for_path("/v1/models/gpt-4o") is None
+    assert for_path("/v1/models/amazon.nova-pro-v1:0") is None, "an OpenAI client retrieving a Bedrock model"
+    assert for_path("/v1/models/amazon.nova-pro-v1:0:countTokens") is GEMINI
     assert for_path("/v1/chat/completions") is None and for_path("/v1/messages") is ANTHROPIC
 
 
