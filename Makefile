@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint requirements requirements-upgrade install install-test install-browser messages mysql-headers install-mysql db-driver migrate seed serve bench bench-quick bench-litellm-install clean
+.PHONY: run test lint requirements requirements-upgrade install install-test install-browser messages mysql-headers install-mysql db-driver migrate seed serve conformance bench bench-quick bench-litellm-install clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,11 @@ lint: install-test
 
 test: install-test lint install-browser db-driver
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+# The conformance matrix (client protocol x channel x feature) as the README shows it, from the test's own
+# table (plain Python: no install needed).
+conformance:
+	@$(PYTHON) -m tests.relay.conformance_table
 
 # Gateway vs direct vs LiteLLM proxy against a local mock; about 3 minutes. BENCH_ARGS=--skip-litellm etc.
 bench: install

@@ -8,6 +8,7 @@ back as OpenAI's chat.completion objects and chunks, with Anthropic's own usage.
 from __future__ import annotations
 
 import base64
+import re
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -54,6 +55,14 @@ FINISH_REASONS = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
+
+# OpenAI's reasoning_effort as a thinking budget, chosen so that the Messages ingress (which buckets a budget
+# into an effort: up to 4096 low, up to 16384 medium) reads each back as the effort it came from.
+THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
+MIN_THINKING_BUDGET = 1024  # https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking
+# Claude thinks from 3.7 on; the older models answer 400 to `thinking`, and clients such as Codex send an
+# effort with every request, so for those it is dropped.
+NO_THINKING = re.compile(r"claude-(?:instant|2|3-(?!7))")
 
 # https://docs.anthropic.com/en/api/errors: these clear up by themselves, so another channel may answer.
 RETRYABLE_ERRORS = {"overloaded_error", "rate_limit_error", "api_error", "timeout_error"}
@@ -171,15 +180,47 @@ def convert_tool_choice(choice: Any, parallel: Any) -> dict | None:
     return converted
 
 
+def thinking(effort: Any, max_tokens: Any, model: Any) -> dict | None:
+    """Anthropic's `thinking` for a reasoning effort. The budget counts within max_tokens and must stay
+    below it, as OpenAI's reasoning tokens count within max_completion_tokens: a client's limit too small
+    to think in (under Anthropic's 1024) leaves thinking off."""
+    budget = THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
+    if budget is None or (isinstance(model, str) and NO_THINKING.search(model)):
+        return None
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+        budget = min(budget, max_tokens - 1)
+    return {"type": "enabled", "budget_tokens": budget} if budget >= MIN_THINKING_BUDGET else None
+
+
+def thinking_refused(body: dict, turns: list[dict]) -> bool:
+    """Whether Anthropic would refuse thinking on this request
+    (https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking): when a tool call is forced, and
+    when tool results go back, for which it wants the signed thinking block that came before the calls, which
+    chat's history does not keep. Such requests go without thinking, which Anthropic accepts."""
+    choice = body.get("tool_choice")
+    if body.get("tools") and (choice == "required" or isinstance(choice, dict)):
+        return True
+    return bool(turns) and turns[-1]["role"] == "user" and any(
+        block.get("type") == "tool_result" for block in turns[-1]["content"])
+
+
 def to_messages_request(body: dict, stream: bool) -> dict:
     system, turns = convert_messages(body.get("messages") or [])
+    asked_max = body.get("max_tokens") or body.get("max_completion_tokens")
+    think = None if thinking_refused(body, turns) else thinking(body.get("reasoning_effort"), asked_max,
+                                                                body.get("model"))
     request: dict[str, Any] = {
         "model": body.get("model"),
         "messages": turns,
-        "max_tokens": body.get("max_tokens") or body.get("max_completion_tokens") or DEFAULT_MAX_TOKENS,
+        # Without the client's limit, the answer gets one-api's default on top of the thinking.
+        "max_tokens": asked_max or DEFAULT_MAX_TOKENS + (think["budget_tokens"] if think else 0),
     }
     if system:
         request["system"] = system
+    if think:
+        request["thinking"] = think
+        # Anthropic refuses a temperature other than 1, top_k, and most top_p values while thinking.
+        body = {k: v for k, v in body.items() if k not in ("temperature", "top_p", "top_k")}
     temperature = body.get("temperature")
     if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
         # OpenAI allows 0..2, Anthropic 0..1 and answers 400 above it.

@@ -75,8 +75,11 @@ def usage_json(usage: Usage, *, cached: bool = False, reasoning: bool = False) -
         out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
         if usage.output_audio_tokens:
             out["completion_tokens_details"]["audio_tokens"] = usage.output_audio_tokens
-    if cached or usage.cached_tokens or usage.input_audio_tokens:
+    if cached or usage.cached_tokens or usage.cache_write_tokens or usage.input_audio_tokens:
         out["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
+        if usage.cache_write_tokens:
+            # The name OpenAI's newer usage objects give it; the Messages and Responses codecs read it here.
+            out["prompt_tokens_details"]["cache_write_tokens"] = usage.cache_write_tokens
         if usage.input_audio_tokens:
             out["prompt_tokens_details"]["audio_tokens"] = usage.input_audio_tokens
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 from relay.codecs.anthropic import CODEC as ANTHROPIC
 from relay.codecs.base import Codec
 from relay.codecs.gemini import CODEC as GEMINI
+from relay.codecs.gemini import METHODS as GEMINI_METHODS
 from relay.codecs.responses import CODEC as RESPONSES
 
 
@@ -18,7 +19,8 @@ def for_path(path: str) -> Codec | None:
         return ANTHROPIC
     if path == "/v1/responses" or path.startswith("/v1/responses/"):
         return RESPONSES
-    # Gemini's paths: all of /v1beta, and on /v1 its `models/{model}:method` (GET /v1/models stays OpenAI's).
-    if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path):
+    # Gemini's paths: all of /v1beta, and on /v1 its `models/{model}:method` (GET /v1/models stays OpenAI's,
+    # and so does GET /v1/models/{model} for a model id holding a colon, as Bedrock's do).
+    if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and path.rpartition(":")[2] in GEMINI_METHODS):
         return GEMINI
     return None

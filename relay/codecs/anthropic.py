@@ -39,15 +39,19 @@ def _error(err: RelayError, request_id: str) -> dict:
 
 
 def _usage(usage: dict | None) -> dict:
-    """Anthropic's usage: its input_tokens leave out what was read from the prompt cache."""
+    """Anthropic's usage: its input_tokens leave out what was read from the prompt cache and what was
+    written to it, which it counts apart."""
     if not isinstance(usage, dict):
         return {"input_tokens": 0, "output_tokens": 0}
     prompt = usage.get("prompt_tokens") or 0
     details = usage.get("prompt_tokens_details")
-    cached = (details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
-    out = {"input_tokens": prompt - cached, "output_tokens": usage.get("completion_tokens") or 0}
+    details = details if isinstance(details, dict) else {}
+    cached, written = details.get("cached_tokens") or 0, details.get("cache_write_tokens") or 0
+    out = {"input_tokens": max(prompt - cached - written, 0), "output_tokens": usage.get("completion_tokens") or 0}
     if cached:
         out["cache_read_input_tokens"] = cached
+    if written:
+        out["cache_creation_input_tokens"] = written
     return out
 
 

@@ -20,9 +20,10 @@ from relay.codecs.anthropic import REASONING_FIELDS
 from relay.codecs.gemini_request import decode_count, decode_embed, decode_generate
 from relay.errors import RelayError
 
-# `/v1beta/models/{model}:{method}`, also under /v1 and /v1alpha as Google serves it; a model may hold a slash.
-METHOD_PATH = re.compile(r"^/v1(?:beta|alpha)?/models/(?P<model>[^:]+):(?P<method>[A-Za-z]+)$")
-MODELS_PATH = re.compile(r"^/v1(?:beta|alpha)?/models(?:/(?P<model>[^:]+))?$")
+# `/v1beta/models/{model}:{method}`, also under /v1 and /v1alpha as Google serves it. A model may hold a slash,
+# and a colon (Bedrock's ids end in ":0"), so the method is what follows the last colon.
+METHOD_PATH = re.compile(r"^/v1(?:beta|alpha)?/models/(?P<model>.+):(?P<method>[A-Za-z]+)$")
+MODELS_PATH = re.compile(r"^/v1(?:beta|alpha)?/models(?:/(?P<model>.+))?$")
 GENERATE = ("generateContent", "streamGenerateContent")
 EMBED = ("embedContent", "batchEmbedContents")
 METHODS = (*GENERATE, *EMBED, "countTokens")

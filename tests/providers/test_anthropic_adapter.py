@@ -86,6 +86,54 @@ def test_sampling_options_are_mapped_and_openai_only_keys_are_dropped():
     assert body["top_p"] == 0.5 and body["top_k"] == 40 and "temperature" not in body
 
 
+@pytest.mark.parametrize("limits, effort, max_tokens, budget", [
+    ({}, "high", 4096 + 24576, 24576),  # no limit asked: the default answer on top of the thinking
+    ({}, "low", 4096 + 2048, 2048),
+    ({"max_tokens": 5000}, "medium", 5000, 4999),  # the thinking counts within the client's limit
+    ({"max_completion_tokens": 30000}, "minimal", 30000, 1024),
+])
+def test_reasoning_effort_becomes_a_thinking_budget_and_drops_what_thinking_refuses(limits, effort, max_tokens,
+                                                                                     budget):
+    _, body = sent({"model": "claude-3-7-sonnet-20250219", "messages": USER, "reasoning_effort": effort,
+                    "temperature": 0.3, "top_p": 0.9, "top_k": 5, **limits})
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": budget}
+    assert body["max_tokens"] == max_tokens
+    assert not {"temperature", "top_p", "top_k"} & set(body)
+
+
+@pytest.mark.parametrize("extra", [
+    {"reasoning_effort": "none"}, {"reasoning_effort": "high", "max_tokens": 1000}, {"reasoning_effort": 7},
+    {"reasoning_effort": "high", "model": "claude-3-5-sonnet-20241022"},
+    {"reasoning_effort": "low", "model": "anthropic.claude-3-haiku-20240307-v1:0"},
+])
+def test_no_thinking_when_none_is_asked_the_limit_leaves_no_room_or_the_model_cannot(extra):
+    _, body = sent({"model": "claude-sonnet-4-5", "messages": USER, "temperature": 0.3, **extra})
+    assert "thinking" not in body and body["temperature"] == 0.3
+
+
+def test_tool_results_go_back_without_thinking_whose_signed_block_chat_did_not_keep():
+    call = {"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    history = [*USER, {"role": "assistant", "content": None, "tool_calls": [call]}]
+    _, body = sent({"model": "claude-sonnet-4-5", "reasoning_effort": "high",
+                    "messages": [*history, {"role": "tool", "tool_call_id": "toolu_1", "content": "Sunny"}]})
+    assert "thinking" not in body and body["max_tokens"] == 4096
+    _, body = sent({"model": "claude-sonnet-4-5", "reasoning_effort": "high",
+                    "messages": [*history, {"role": "tool", "tool_call_id": "toolu_1", "content": "Sunny"},
+                                 {"role": "assistant", "content": "It is sunny."}, *USER]})
+    assert body["thinking"]["type"] == "enabled", "a new turn after the loop thinks again"
+
+
+@pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_weather"}}])
+def test_a_forced_tool_call_goes_without_thinking_which_anthropic_refuses_with_it(choice):
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    _, body = sent({"model": "claude-sonnet-4-5", "messages": USER, "reasoning_effort": "high", "tools": tools,
+                    "tool_choice": choice})
+    assert "thinking" not in body and body["tool_choice"]["type"] in ("any", "tool")
+    _, body = sent({"model": "claude-sonnet-4-5", "messages": USER, "reasoning_effort": "high", "tools": tools,
+                    "tool_choice": "auto"})
+    assert body["thinking"]["type"] == "enabled"
+
+
 def test_system_messages_go_on_top_and_neighbours_of_one_role_are_merged():
     _, body = sent({"model": "m", "messages": [
         {"role": "system", "content": "Be brief."},
@@ -207,7 +255,7 @@ def test_tool_use_answer_becomes_tool_calls_and_cached_input_counts_as_prompt():
     assert call["function"]["name"] == "get_weather"
     assert orjson.loads(call["function"]["arguments"]) == {"location": "San Francisco, CA", "unit": "celsius"}
     assert (usage.prompt_tokens, usage.completion_tokens) == (384 + 20 + 100, 58)
-    assert orjson.loads(data)["usage"]["prompt_tokens_details"] == {"cached_tokens": 100}
+    assert orjson.loads(data)["usage"]["prompt_tokens_details"] == {"cached_tokens": 100, "cache_write_tokens": 20}
 
 
 @pytest.mark.parametrize("stop_reason, finish", [

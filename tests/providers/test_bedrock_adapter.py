@@ -457,7 +457,7 @@ def test_cached_prompt_tokens_from_the_metrics_count_as_prompt():
     events = decode(b"".join([*lines[:7], frame_of(stop)]))
     [usage_chunk] = [c for c in chunks(events) if c.get("usage")]
     assert usage_chunk["usage"]["prompt_tokens"] == 114 and usage_chunk["usage"]["completion_tokens"] == 9
-    assert usage_chunk["usage"]["prompt_tokens_details"] == {"cached_tokens": 100}
+    assert usage_chunk["usage"]["prompt_tokens_details"] == {"cached_tokens": 100, "cache_write_tokens": 10}
 
 
 def test_a_stream_cut_before_message_stop_still_bills_message_delta_usage():

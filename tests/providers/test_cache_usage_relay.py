@@ -72,9 +72,11 @@ async def test_anthropic_cache_reads_and_5m_and_1h_writes_are_billed_at_their_ra
     await prices(CLAUDE, ratio=1.5, completion=5)
     claude.upstream.then(answer="cached")
     usage = await ask(relay_client, claude, CLAUDE, stream=stream)
-    # The client sees OpenAI's counts: the prompt is every input token, the cached ones among them.
+    # The client sees OpenAI's counts: the prompt is every input token, the cached ones among them, and the
+    # writes (which OpenAI does not count) beside them.
     assert usage["prompt_tokens"] == 50 + 20000 + 3000 and usage["completion_tokens"] == 300
-    assert usage["total_tokens"] == 23350 and usage["prompt_tokens_details"] == {"cached_tokens": 20000}
+    assert usage["total_tokens"] == 23350
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 20000, "cache_write_tokens": 3000}
     # (50 + 20000 x 0.1 + 1000 x 1.25 + 2000 x 2 + 300 x 5) x 1.5 = 8800 x 1.5; at the full input price
     # it would have been (23050 + 1500) x 1.5 = 36825.
     await logged(prompt=23050, completion=300, cached=20000, written=3000, written_1h=2000, reasoning=0,
@@ -201,7 +203,7 @@ async def test_bedrock_claude_cache_reads_and_writes(relay_client, bedrock, stre
     bedrock.upstream.then(answer="cached")
     usage = await ask(relay_client, bedrock, BEDROCK_CLAUDE, stream=stream)
     assert (usage["prompt_tokens"], usage["completion_tokens"]) == (23050, 300)
-    assert usage["prompt_tokens_details"] == {"cached_tokens": 20000}
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 20000, "cache_write_tokens": 3000}
     # The stream's metrics do not split the writes by lifetime; Claude's message_start does, and is kept.
     await logged(prompt=23050, completion=300, cached=20000, written=3000, written_1h=2000, reasoning=0,
                  quota=13200)

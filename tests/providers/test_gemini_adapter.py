@@ -96,6 +96,25 @@ def test_sampling_options_map_to_generation_config():
     assert body["generationConfig"] == {"maxOutputTokens": 50, "stopSequences": ["a", "b"], "temperature": 0}
 
 
+@pytest.mark.parametrize("model, effort, thinking", [
+    ("gemini-2.5-flash", "low", {"thinkingBudget": 1024, "includeThoughts": True}),
+    ("gemini-2.5-pro", "high", {"thinkingBudget": 24576, "includeThoughts": True}),
+    ("gemini-2.5-flash", "none", {"thinkingBudget": 0}),
+    ("gemini-3-pro-preview", "medium", {"thinkingLevel": "high", "includeThoughts": True}),
+    ("gemini-3-pro-preview", "minimal", {"thinkingLevel": "low", "includeThoughts": True}),
+])
+def test_reasoning_effort_becomes_a_thinking_config_that_asks_for_the_thoughts(model, effort, thinking):
+    _, body = build({**CHAT, "model": model, "reasoning_effort": effort, "max_tokens": 100})
+    assert body["generationConfig"] == {"maxOutputTokens": 100, "thinkingConfig": thinking}
+
+
+@pytest.mark.parametrize("model, effort", [("gemini-3-pro-preview", "none"), ("gemini-3-pro-preview", "extreme"),
+                                           ("gemini-3-pro-preview", 3), ("gemini-2.5-pro", "none")])
+def test_an_effort_the_model_cannot_take_leaves_it_to_the_model(model, effort):
+    _, body = build({**CHAT, "model": model, "reasoning_effort": effort})
+    assert "generationConfig" not in body
+
+
 def test_json_response_format_sets_the_mime_type_and_a_cleaned_schema():
     _, body = build({**CHAT, "response_format": {"type": "json_object"}})
     assert body["generationConfig"] == {"responseMimeType": "application/json"}

@@ -35,6 +35,8 @@ def test_usage_json_is_openais_and_tells_cached_and_reasoning_tokens_only_when_g
     assert detailed["prompt_tokens_details"] == {"cached_tokens": 5}
     assert detailed["completion_tokens_details"] == {"reasoning_tokens": 20}
     assert usage_json(usage, cached=True)["prompt_tokens_details"] == {"cached_tokens": 0}  # told, though none
+    written = usage_json(Usage(prompt_tokens=120, completion_tokens=3, cached_tokens=5, cache_write_tokens=100))
+    assert written["prompt_tokens_details"] == {"cached_tokens": 5, "cache_write_tokens": 100}
     audio = usage_json(Usage(prompt_tokens=12, completion_tokens=30, input_audio_tokens=4, output_audio_tokens=9))
     assert audio["prompt_tokens_details"] == {"cached_tokens": 0, "audio_tokens": 4}
     assert audio["completion_tokens_details"] == {"reasoning_tokens": 0, "audio_tokens": 9}

@@ -200,6 +200,14 @@ def test_cached_prompt_tokens_are_reported_apart_from_input_tokens():
                                                               "cache_read_input_tokens": 80}
 
 
+def test_prompt_tokens_written_to_the_cache_are_reported_apart_too():
+    usage = {"prompt_tokens": 100, "completion_tokens": 5,
+             "prompt_tokens_details": {"cached_tokens": 60, "cache_write_tokens": 30}}
+    assert answer({"content": "x"}, usage=usage)["usage"] == {"input_tokens": 10, "output_tokens": 5,
+                                                              "cache_read_input_tokens": 60,
+                                                              "cache_creation_input_tokens": 30}
+
+
 # --- streams ---------------------------------------------------------------------------------------------------
 
 def chunk(delta: dict | None = None, finish: str | None = None, usage: dict | None = None) -> dict:

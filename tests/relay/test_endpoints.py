@@ -42,6 +42,9 @@ async def test_models_lists_what_the_group_reaches(client, world):
     assert one.status_code == 200 and one.json()["id"] == "gpt-4o-mini"
     missing = await client.get("/v1/models/nope", headers=world.auth)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+    # A model id with a colon (Bedrock's) is OpenAI's to answer too, not taken for Gemini's models/{m}:method.
+    colon = await client.get("/v1/models/amazon.nova-pro-v1:0", headers=world.auth)
+    assert colon.status_code == 404 and colon.json()["error"]["code"] == "model_not_found"
 
 
 async def test_models_respects_the_token_allow_list(client, world):

@@ -32,6 +32,9 @@ def refusal(body: dict, codec=GENERATE) -> RelayError:
     ("/v1beta/models/gemini-2.5-flash:streamGenerateContent", b"key=abc", Route("streamGenerateContent", MODEL)),
     ("/v1/models/meta-llama/Llama-3-8b:countTokens", b"", Route("countTokens", "meta-llama/Llama-3-8b")),
     ("/v1beta/models/text-embedding-004:batchEmbedContents", b"", Route("batchEmbedContents", "text-embedding-004")),
+    # Bedrock's model ids end in a version after a colon: the method is what follows the last one.
+    ("/v1beta/models/amazon.nova-pro-v1:0:generateContent", b"", Route("generateContent", "amazon.nova-pro-v1:0")),
+    ("/v1beta/models/amazon.nova-pro-v1:0", b"", Route("models", "amazon.nova-pro-v1:0")),
     ("/v1beta/models", b"pageSize=50", Route("models", "")),
     ("/v1beta/models/gemini-2.5-flash", b"", Route("models", MODEL)),
     ("/v1beta/models/gemini-2.5-flash:predict", b"", None),
@@ -45,6 +48,8 @@ def test_paths_of_gemini_belong_to_its_codec_and_openais_stay_openais():
     assert for_path("/v1beta/models") is GEMINI
     assert for_path("/v1/models/gemini-2.5-flash:generateContent") is GEMINI
     assert for_path("/v1/models") is None and for_path("/v1/models/gpt-4o") is None
+    assert for_path("/v1/models/amazon.nova-pro-v1:0") is None, "an OpenAI client retrieving a Bedrock model"
+    assert for_path("/v1/models/amazon.nova-pro-v1:0:countTokens") is GEMINI
     assert for_path("/v1/chat/completions") is None and for_path("/v1/messages") is ANTHROPIC
 
 

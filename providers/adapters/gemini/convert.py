@@ -30,6 +30,12 @@ SAFETY_SETTINGS = [
 
 TOOL_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 
+# OpenAI's reasoning_effort as Gemini's thinkingConfig, as Google's own OpenAI endpoint maps it
+# (https://ai.google.dev/gemini-api/docs/openai#thinking): a token budget for Gemini 2.5, and for Gemini 3,
+# which takes a level instead, the levels every Gemini 3 model knows ("medium" is Flash's only).
+THINKING_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576}
+THINKING_LEVELS = {"minimal": "low", "low": "low", "medium": "high", "high": "high"}
+
 # Gemini's Schema is an OpenAPI 3.0 subset and rejects unknown keys ("Invalid JSON payload received.
 # Unknown name additionalProperties"), so tool parameters and response schemas keep only these.
 SCHEMA_KEYS = {"type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties",
@@ -262,6 +268,9 @@ def chat_request(body: dict, model: str) -> dict:
     elif system:  # Gemini refuses a request without contents: a lone system prompt becomes the user turn
         payload["contents"] = [{"role": "user", "parts": system}]
     config = generation_config(body)
+    thinking = thinking_config(body.get("reasoning_effort"), model)
+    if thinking:
+        config["thinkingConfig"] = thinking
     if config:
         payload["generationConfig"] = config
     declarations = function_declarations(body)
@@ -296,6 +305,22 @@ def generation_config(body: dict) -> dict:
         if isinstance(schema, dict):
             config["responseSchema"] = gemini_schema(schema)
     return config
+
+
+def thinking_config(effort: Any, model: str) -> dict | None:
+    """Gemini's thinkingConfig for a reasoning effort. The thoughts are asked for too: a client that sets an
+    effort reads them back as reasoning_content, and Gemini leaves them out unless includeThoughts is set."""
+    if not isinstance(effort, str):
+        return None
+    if needs_signatures(model):  # Gemini 3 and later: a level; it always thinks, so "none" is dropped
+        level = THINKING_LEVELS.get(effort)
+        return {"thinkingLevel": level, "includeThoughts": True} if level else None
+    budget = THINKING_BUDGETS.get(effort)
+    if budget is None:
+        return None
+    if budget == 0:  # Gemini 2.5 Pro only works thinking, and refuses a budget of 0
+        return None if "-pro" in model else {"thinkingBudget": 0}
+    return {"thinkingBudget": budget, "includeThoughts": True}
 
 
 def embeddings_request(body: dict, model: str) -> dict:
