@@ -192,8 +192,8 @@ class AnthropicTarget(Target):
     cached_usage = Usage(23050, 300, cached=20000, cache_write=3000)
 
     def script(self, scene: str) -> None:
-        answers = {"tools": ["tool_call", "chat"], "stream_tools": ["tool_call"], "thinking": ["thinking"],
-                   "stream_thinking": ["thinking"], "cached": ["cached"], "stream_cached": ["cached"]}
+        answers = {"tools": ["tool_call", "chat"], "stream_tools": ["tool_call"], "thinking": ["matrix_thinking"],
+                   "stream_thinking": ["matrix_thinking"], "cached": ["cached"], "stream_cached": ["cached"]}
         for answer in answers.get(scene, ()):
             self.mock.then(answer=answer)
 
@@ -234,7 +234,7 @@ class GeminiTarget(Target):
     def script(self, scene: str) -> None:
         # Unscripted, the mock answers chat.json, or chat_stream.sse to a stream.
         fixtures = {"tools": ["tool_call_signed.json", "chat.json"], "stream_tools": ["tool_call_signed_stream.sse"],
-                    "thinking": ["matrix_thinking.json"], "stream_thinking": ["matrix_thinking_stream.sse"],
+                    "thinking": ["thinking.json"], "stream_thinking": ["thinking_stream.sse"],
                     "cached": ["chat_cached.json"], "stream_cached": ["chat_cached_stream.sse"]}
         for name in fixtures.get(scene, ()):
             self.mock.then(fixture=name)
