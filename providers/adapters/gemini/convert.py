@@ -262,6 +262,9 @@ def chat_request(body: dict, model: str) -> dict:
     elif system:  # Gemini refuses a request without contents: a lone system prompt becomes the user turn
         payload["contents"] = [{"role": "user", "parts": system}]
     config = generation_config(body)
+    thinking = thinking_config(body.get("reasoning_effort"), model)
+    if thinking is not None:
+        config["thinkingConfig"] = thinking
     if config:
         payload["generationConfig"] = config
     declarations = function_declarations(body)
@@ -296,6 +299,34 @@ def generation_config(body: dict) -> dict:
         if isinstance(schema, dict):
             config["responseSchema"] = gemini_schema(schema)
     return config
+
+
+# Chat's reasoning_effort as Gemini's thinkingConfig (https://ai.google.dev/gemini-api/docs/thinking): Gemini 3
+# takes a level (its Pro models only low and high), 2.5 a token budget (Flash may turn thinking off with 0,
+# Pro may not: its least is 128). Earlier models do not think and get none.
+THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 2048, "medium": 8192, "high": 24576}
+PRO_LEVELS = {"none": "low", "minimal": "low", "low": "low", "medium": "high", "high": "high"}
+FLASH_LEVELS = {"none": "minimal", "minimal": "minimal", "low": "low", "medium": "medium", "high": "high"}
+PRO_LEAST_BUDGET = 128
+VERSION = re.compile(r"gemini-(\d+)(?:\.(\d+))?")
+
+
+def thinking_config(effort: Any, model: str) -> dict | None:
+    """reasoning_effort for `model`, with the thoughts asked back (else a chat client would get none)."""
+    match = VERSION.match(model)
+    if not isinstance(effort, str) or effort not in THINKING_BUDGETS or not match:
+        return None
+    version = (int(match[1]), int(match[2] or 0))
+    pro = "-pro" in model
+    if version >= (3, 0):
+        level = (PRO_LEVELS if pro else FLASH_LEVELS)[effort]
+        return {"thinkingLevel": level, "includeThoughts": effort != "none"}
+    if version < (2, 5):
+        return None
+    budget = THINKING_BUDGETS[effort]
+    if pro:
+        budget = max(budget, PRO_LEAST_BUDGET)
+    return {"thinkingBudget": budget, "includeThoughts": budget > 0}
 
 
 def embeddings_request(body: dict, model: str) -> dict:
