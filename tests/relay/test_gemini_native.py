@@ -144,6 +144,26 @@ async def test_generate_content_goes_to_gemini_as_sent_and_comes_back_as_gemini_
     await billed(gemini_world, stream=False)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_passed_through_request_pays_what_the_converted_one_pays(client, gemini_world, stream):
+    for key, ratio in (("ModelRatio", 0.15), ("CompletionRatio", 8), ("CacheRatio", 0.1)):
+        # Known ratios, under both names, whichever the price is looked up by.
+        await sync_to_async(option_set)(key=key, value={MODEL: ratio, UPSTREAM_MODEL: ratio})
+    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    gemini_world.upstream.then(fixture="thinking_tools_stream.sse" if stream else "thinking_tools.json")
+    response = await client.post(f"/v1beta/models/{MODEL}:{method}", headers=auth(gemini_world), json=GEMINI_BODY)
+    assert response.status_code == 200
+    # The same usage through the conversion (chat_cached's counts are thinking_tools' own).
+    gemini_world.upstream.then(fixture="chat_cached_stream.sse" if stream else "chat_cached.json")
+    response = await client.post("/v1/chat/completions", headers=gemini_world.auth, json={
+        "model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": stream})
+    assert response.status_code == 200
+    native, converted = await consume_logs()
+    assert (native.client_protocol, converted.client_protocol) == ("gemini", "openai")
+    # (200 new + 1000 cached x 0.1 + 200 output x 8) x 0.15
+    assert native.quota == converted.quota == 285
+
+
 async def test_the_key_may_come_in_the_query_and_the_path_under_v1(client, gemini_world):
     response = await client.post(f"/v1/models/{MODEL}:generateContent?key=sk-{gemini_world.token.key}",
                                  json={"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]})
