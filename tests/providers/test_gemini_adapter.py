@@ -107,7 +107,9 @@ def test_sampling_options_map_to_generation_config():
     ("gemini-3-pro-preview", "minimal", {"thinkingLevel": "low", "includeThoughts": True}),
     ("gemini-3-flash-preview", "medium", {"thinkingLevel": "medium", "includeThoughts": True}),
     ("gemini-3-flash-preview", "minimal", {"thinkingLevel": "minimal", "includeThoughts": True}),
-    ("gemini-2.0-flash", "high", None),  # a model that does not think
+    ("gemini-2.0-flash", "high", None),  # models that do not think
+    ("gemini-2.5-flash-image", "high", None),
+    ("gemini-2.5-flash-preview-tts", "low", None),
     ("gemini-2.5-flash", "extreme", None),
 ])
 def test_reasoning_effort_asks_for_thinking_by_the_models_family_with_thoughts_back(model, effort, thinking):

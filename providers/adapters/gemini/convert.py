@@ -303,7 +303,7 @@ def generation_config(body: dict) -> dict:
 
 # Chat's reasoning_effort as Gemini's thinkingConfig (https://ai.google.dev/gemini-api/docs/thinking): Gemini 3
 # takes a level (its Pro models only low and high), 2.5 a token budget (Flash may turn thinking off with 0,
-# Pro may not: its least is 128). Earlier models do not think and get none.
+# Pro may not: its least is 128). Earlier models, and the image and speech models, do not think and get none.
 THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 2048, "medium": 8192, "high": 24576}
 PRO_LEVELS = {"none": "low", "minimal": "low", "low": "low", "medium": "high", "high": "high"}
 FLASH_LEVELS = {"none": "minimal", "minimal": "minimal", "low": "low", "medium": "medium", "high": "high"}
@@ -314,7 +314,8 @@ VERSION = re.compile(r"gemini-(\d+)(?:\.(\d+))?")
 def thinking_config(effort: Any, model: str) -> dict | None:
     """reasoning_effort for `model`, with the thoughts asked back (else a chat client would get none)."""
     match = VERSION.match(model)
-    if not isinstance(effort, str) or effort not in THINKING_BUDGETS or not match:
+    if not isinstance(effort, str) or effort not in THINKING_BUDGETS or not match or "-image" in model \
+            or "-tts" in model:
         return None
     version = (int(match[1]), int(match[2] or 0))
     pro = "-pro" in model
