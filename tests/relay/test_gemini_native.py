@@ -323,6 +323,16 @@ async def test_a_stream_broken_off_ends_with_googles_error_and_bills_what_came(c
     assert log.prompt_tokens == PROMPT_TOKENS and log.channel_id == gemini_world.channel.pk
 
 
+async def test_a_json_array_stream_broken_off_ends_with_googles_error_as_its_last_element(client, gemini_world):
+    gemini_world.upstream.then(fixture="thinking_tools_stream.sse", cut_after=2)
+    response = await client.post(f"/v1beta/models/{MODEL}:streamGenerateContent", headers=auth(gemini_world),
+                                 json=GEMINI_BODY)
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    *chunks, error = json.loads(response.content)  # still one well-formed array
+    assert chunks == [json.loads(c) for c in sse_data(fixture("thinking_tools_stream.sse"))[:2]]
+    assert error["error"]["code"] == 502 and "(request id:" in error["error"]["message"]
+
+
 # --- failover between a channel that speaks Gemini and one that does not ----------------------------------
 
 
