@@ -49,6 +49,7 @@ from providers.adapters.base import (
     json_or_none,
     unexpected_answer,
 )
+from providers.adapters.gemini import native as gemini_native
 from providers.adapters.gemini.adapter import GeminiAdapter
 from providers.adapters.gemini.answers import GeminiStreamDecoder, gemini_error
 from providers.adapters.gemini.convert import inline_remote_images, invalid
@@ -243,7 +244,8 @@ class VertexAdapter(Adapter):
     modes: ClassVar[tuple[str, ...]] = ("chat", "embeddings", "images", "speech")
     complete_modes: ClassVar[tuple[str, ...]] = GeminiAdapter.complete_modes  # Gemini's speech, made into audio
     default_models: ClassVar[tuple[str, ...]] = DEFAULT_MODELS
-    native_protocols: ClassVar[tuple[str, ...]] = ("anthropic",)  # for Claude models
+    # Claude clients for Claude models, Gemini clients for Gemini models.
+    native_protocols: ClassVar[tuple[str, ...]] = ("anthropic", "gemini")
 
     def __init__(self) -> None:
         self.gemini = GeminiAdapter()
@@ -263,7 +265,7 @@ class VertexAdapter(Adapter):
     async def open(self, ctx: RequestContext, *, session) -> Opened:
         """An access token minted first (and the chat's remote images inlined), then Gemini's speech is
         answered whole (converted into audio), the rest as one HTTP call."""
-        if ctx.mode not in self.modes:
+        if ctx.mode not in self.modes and ctx.protocol == "openai":  # a native call may count tokens
             raise invalid(f"Vertex AI channels serve {', '.join(self.modes)}, not {ctx.mode}.",
                           "unsupported_endpoint")
         token = await access_token(service_account(ctx.channel), session)
@@ -271,7 +273,8 @@ class VertexAdapter(Adapter):
         if ctx.mode == "chat" and ctx.protocol == "openai":
             inline = inline_claude_images if is_claude(ctx.model) else inline_remote_images
             body = await inline(body, session)
-        elif ctx.mode == "chat":  # a Claude client's own body: its URL images, which Vertex does not fetch
+        elif ctx.mode == "chat" and ctx.protocol == "anthropic":
+            # A Claude client's own body: its URL images, which Vertex does not fetch.
             body = await inline_message_images(body, session)
         # The token rides in the body to build_request (which does no I/O); it never goes upstream.
         ctx = dataclasses.replace(ctx, body={**body, TOKEN_FIELD: token})
@@ -319,10 +322,33 @@ class VertexAdapter(Adapter):
         return UpstreamRequest("POST", url, headers, gemini.body)
 
     def speaks_natively(self, protocol: str, *, mode: str, model: str) -> bool:
+        if protocol == "gemini":
+            # Vertex embeds with `predict`, not Gemini's embedContent: a Gemini client's embeddings are converted.
+            return mode in ("chat", "count_tokens") and not is_claude(model) and not is_imagen(model)
         # Vertex has a count-tokens endpoint for Claude too, but not on every model and region: counted locally.
         return protocol == "anthropic" and mode == "chat" and is_claude(model)
 
     def build_native_request(self, ctx: RequestContext) -> UpstreamRequest:
+        if ctx.protocol == "gemini":
+            return self._gemini_native_request(ctx)
+        return self._claude_native_request(ctx)
+
+    def _gemini_native_request(self, ctx: RequestContext) -> UpstreamRequest:
+        """A Gemini client's body as it sent it: Vertex's Gemini takes Gemini's own request, with the model in
+        the URL under Google's publisher."""
+        token = ctx.body.get(TOKEN_FIELD)
+        if token is None:
+            raise credentials_error("No Vertex AI access token: open() was not run.")
+        model = ctx.model.removeprefix("models/")
+        body = gemini_native.native_body(ctx, model)
+        body.pop(TOKEN_FIELD, None)
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        if ctx.stream:
+            headers["Accept"] = "text/event-stream"
+        url = self.endpoint(ctx.channel, "google", model, gemini_native.method(ctx))
+        return UpstreamRequest("POST", url, headers, orjson.dumps(body))
+
+    def _claude_native_request(self, ctx: RequestContext) -> UpstreamRequest:
         """Claude's Messages body as the client sent it, with Vertex's two differences: the model in the URL,
         and `anthropic_version` in the body instead of the header."""
         body = dict(native_body(ctx.body, ctx.channel.system_prompt))
@@ -340,10 +366,12 @@ class VertexAdapter(Adapter):
         return UpstreamRequest("POST", url, headers, orjson.dumps(body))
 
     def read_native_answer(self, ctx: RequestContext, *, body: bytes) -> tuple[Usage | None, str]:
+        if ctx.protocol == "gemini":
+            return gemini_native.read_answer(ctx, body, "Vertex AI")
         return read_message(body)
 
     def native_stream(self, ctx: RequestContext) -> NativeStream:
-        return MessageEvents()
+        return gemini_native.GenerateEvents() if ctx.protocol == "gemini" else MessageEvents()
 
     @staticmethod
     def _publisher(ctx: RequestContext) -> str:

@@ -62,11 +62,22 @@ class Codec(Protocol):
     def stream_error(self, err: RelayError, request_id: str) -> bytes:
         """The event that ends a started stream with an error, in the client's protocol."""
 
+    # Optional: `native_framer()`, for a protocol with more than one framing of a stream (Gemini's SSE or JSON
+    # array): what writes a native channel's SSE in the framing the client asked for (a NativeFramer), or None
+    # when the client gets the SSE as it is. A codec without it always does.
+
+
+class NativeFramer(Protocol):
+    """A native stream's SSE rewritten in another framing as it goes; `content_type` (bytes) is the framing's."""
+
+    def feed(self, data: bytes) -> bytes: ...
+    def close(self) -> bytes: ...
+
 
 class Translator:
     """A Responder (relay/upstream.py) that translates the relay's OpenAI answer for `out` as it goes."""
 
-    __slots__ = ("out", "codec", "model", "request_id", "request", "encoder", "parser", "native")
+    __slots__ = ("out", "codec", "model", "request_id", "request", "encoder", "parser", "native", "framer")
 
     def __init__(self, out, codec: Codec, *, model: str, request_id: str):
         self.out = out
@@ -79,6 +90,7 @@ class Translator:
         # The channel called speaks the client's protocol: its answer is already the client's (relay/upstream.py
         # says so before each call, so a failover between both kinds of channel is translated as it should be).
         self.native = False
+        self.framer: NativeFramer | None = None
 
     @property
     def started(self) -> bool:
@@ -86,12 +98,19 @@ class Translator:
 
     def pass_through(self, native: bool) -> None:
         self.native = native
+        self.framer = None
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        streamed = any(name == b"content-type" and value.startswith(b"text/event-stream") for name, value in headers)
         if self.native:
+            framing = getattr(self.codec, "native_framer", None) if streamed else None
+            self.framer = framing() if framing is not None else None
+            if self.framer is not None:
+                content_type = self.framer.content_type
+                headers = [(name, content_type if name == b"content-type" else value) for name, value in headers]
             await self.out.start(status, headers)
             return
-        if any(name == b"content-type" and value.startswith(b"text/event-stream") for name, value in headers):
+        if streamed:
             self.encoder = self.codec.stream_encoder(model=self.model, request_id=self.request_id,
                                                      request=self.request)
             self.parser = SSEParser()
@@ -101,6 +120,11 @@ class Translator:
         await self.out.start(status, headers)
 
     async def write(self, data: bytes) -> None:
+        if self.framer is not None:
+            data = self.framer.feed(data)
+            if data:
+                await self.out.write(data)
+            return
         if self.encoder is None:  # a whole answer, or a native one
             await self.out.write(data)
             return
@@ -110,7 +134,7 @@ class Translator:
 
     async def finish(self, data: bytes = b"") -> None:
         if self.native:
-            await self.out.finish(data)
+            await self.out.finish(data if self.framer is None else self.framer.feed(data) + self.framer.close())
             return
         if self.encoder is None:
             await self.out.finish(self.codec.encode_answer(orjson.loads(data), model=self.model,

@@ -19,6 +19,7 @@ import orjson
 from relay.codecs.anthropic import REASONING_FIELDS
 from relay.codecs.gemini_request import decode_count, decode_embed, decode_generate
 from relay.errors import RelayError
+from relay.streaming import SSEParser
 
 # `/v1beta/models/{model}:{method}`, also under /v1 and /v1alpha as Google serves it. A model may hold a slash,
 # and a colon (Bedrock's ids end in ":0"), so the method is what follows the last colon.
@@ -61,17 +62,25 @@ def route(path: str, query_string: bytes = b"") -> Route | None:
     return None
 
 
+# Every google.rpc.Code name: a vendor's error keeps its own (its code, lower-cased, is the name).
+GOOGLE_STATUSES = {*STATUSES.values(), "UNKNOWN", "ALREADY_EXISTS", "FAILED_PRECONDITION", "OUT_OF_RANGE",
+                   "DATA_LOSS"}
+
+
 def status_name(status: int) -> str:
     return STATUSES.get(status) or ("INVALID_ARGUMENT" if status < 500 else "INTERNAL")
 
 
 def _error(err: RelayError, request_id: str) -> bytes:
     message = err.message
+    name = err.code.upper() if isinstance(err.code, str) else ""
+    if name not in GOOGLE_STATUSES:
+        name = status_name(err.status)
     if err.code == "missing_api_key":  # the relay's message names the OpenAI and Anthropic headers
         message = "No API key provided: send x-goog-api-key: sk-... (or Authorization: Bearer sk-..., or ?key=sk-...)"
     if request_id and "(request id:" not in message:
         message = f"{message} (request id: {request_id})"
-    return orjson.dumps({"error": {"code": err.status, "message": message, "status": status_name(err.status)}})
+    return orjson.dumps({"error": {"code": err.status, "message": message, "status": name}})
 
 
 def usage_metadata(usage: dict | None) -> dict | None:
@@ -125,7 +134,10 @@ class GeminiCodec:
     """The protocol's codec before a route is known: it renders errors; `bind` gives the one for a route."""
 
     protocol = "gemini"
-    native_headers: tuple[str, ...] = ()  # no channel takes a Gemini request as it is yet
+    # Nothing in a Gemini client's headers shapes the answer (no version or beta headers, unlike Anthropic's);
+    # its credentials are the gateway's, and a Vertex billing project (x-goog-user-project) would be the
+    # client's, not the channel's: none is forwarded.
+    native_headers: tuple[str, ...] = ()
 
     def bind(self, route: Route) -> GeminiCall:
         return GeminiCall(route)
@@ -164,8 +176,25 @@ class GeminiCall(GeminiCodec):
         return decode_count(body, model=self.route.model)
 
     def decode_native(self, body: dict, *, counting: bool = False) -> tuple[dict, RelayError | None]:
-        # Every channel gets the converted body, so what it cannot carry is refused now.
-        return (self.decode_count(body) if counting else self.decode(body)), None
+        try:
+            return (self.decode_count(body) if counting else self.decode(body)), None
+        except RelayError as err:
+            if err.status != 400:
+                raise
+            refusal = err
+        # What the conversion refuses (an image to embed, several candidates) a Gemini or Vertex channel may
+        # take as it is: the price is estimated from the request's words, and other channels refuse it.
+        texts = _texts(body)
+        if self.mode == "embeddings":
+            return {"model": self.route.model, "input": texts or [" "]}, refusal
+        chat: dict = {"model": self.route.model, "messages": [{"role": "user", "content": "\n".join(texts) or " "}]}
+        if self.route.method == "streamGenerateContent" and not counting:
+            chat["stream"] = True
+        return chat, refusal
+
+    def native_framer(self) -> JsonArrayFramer | None:
+        """A native stream for a client that did not ask for SSE: as Google streams it then, one JSON array."""
+        return None if self.route.sse else JsonArrayFramer()
 
     def stream_error(self, err: RelayError, request_id: str) -> bytes:
         """The error that ends a started stream, as GenerateStream.fail writes it: an SSE event, or the
@@ -209,6 +238,48 @@ class GeminiCall(GeminiCodec):
 
     def stream_encoder(self, *, model: str, request_id: str, request: dict | None = None) -> GenerateStream:
         return GenerateStream(model=model, request_id=request_id, sse=self.route.sse)
+
+
+def _texts(body: dict) -> list[str]:
+    """Every `text` string in a request, however deep (walked without recursion: a body may nest deep)."""
+    texts: list[str] = []
+    stack: list = [body]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            if isinstance(value.get("text"), str):
+                texts.append(value["text"])
+            stack.extend(reversed(list(value.values())))
+        elif isinstance(value, list):
+            stack.extend(reversed(value))
+    return texts
+
+
+class JsonArrayFramer:
+    """A native channel's SSE (each event one GenerateContentResponse, as Google sent it) written as the
+    elements of one JSON array, the framing of streamGenerateContent without `alt=sse`."""
+
+    content_type = b"application/json"
+
+    def __init__(self) -> None:
+        self.parser = SSEParser()
+        self.begun = False
+
+    def _elements(self, frames) -> bytes:
+        out: list[bytes] = []
+        for event, data in frames:
+            if event == b":" or not data.strip():
+                continue
+            out.append((b",\r\n" if self.begun else b"[") + data)
+            self.begun = True
+        return b"".join(out)
+
+    def feed(self, data: bytes) -> bytes:
+        return self._elements(self.parser.feed(data))
+
+    def close(self) -> bytes:
+        rest = self._elements(self.parser.close())
+        return rest + (b"]" if self.begun else b"[]")
 
 
 class GenerateStream:

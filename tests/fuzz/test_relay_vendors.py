@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from providers.adapters import vertex, zhipu
-from tests.fuzz.checks import assert_anthropic_answer, assert_openai_answer
-from tests.fuzz.relay_bodies import MESSAGES_ROUTES, ROUTES
+from tests.fuzz.checks import assert_anthropic_answer, assert_gemini_answer, assert_openai_answer
+from tests.fuzz.relay_bodies import GEMINI_ROUTES, MESSAGES_ROUTES, ROUTES
 from tests.fuzz.strategies import bodies, encode, json_values, strings
 from tests.helpers import flush
 from tests.mock_upstream import MockUpstream
@@ -165,6 +165,15 @@ def messages_world(request, transactional_db, vendor_servers):
     yield from _world(request.param, vendor_servers)
 
 
+# The vendors that speak Gemini's API: a Gemini client's body goes to them as it is.
+GEMINI_VENDORS = ("gemini", "vertex")
+
+
+@pytest.fixture(params=GEMINI_VENDORS)
+def gemini_world(request, transactional_db, vendor_servers):
+    yield from _world(request.param, vendor_servers)
+
+
 def _world(name: str, vendor_servers):
     vendor = VENDORS[name]
     server = vendor_servers(name)
@@ -213,4 +222,22 @@ async def test_a_vendor_that_speaks_messages_takes_any_body_or_it_is_refused_in_
         "Content-Type": encode(body.content_type)})
     await flush()
     assert_anthropic_answer(response.status_code, response.headers.get("content-type", ""), response.content)
+    log_watch.assert_quiet()
+
+
+@given(data=st.data())
+async def test_a_vendor_that_speaks_gemini_takes_any_body_or_it_is_refused_in_googles_shape(
+        relay_client, gemini_world, log_watch, data):
+    vendor, found = gemini_world
+    path = data.draw(st.sampled_from(sorted(GEMINI_ROUTES)), label="path")
+    base, likely = GEMINI_ROUTES[path]
+    # The routes name an OpenAI channel's models: this vendor's are asked for instead.
+    sent = path.replace("gpt-4o-mini", vendor.routes["/v1/chat/completions"]).replace(
+        "text-embedding-3-small", vendor.routes["/v1/embeddings"])
+    body = data.draw(bodies(base, likely), label="body")
+    log_watch.clear()
+    response = await relay_client.post(sent, content=body.data, headers={
+        "x-goog-api-key": f"sk-{found.token.key}", "Content-Type": encode(body.content_type)})
+    await flush()
+    assert_gemini_answer(response.status_code, response.headers.get("content-type", ""), response.content)
     log_watch.assert_quiet()

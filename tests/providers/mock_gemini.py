@@ -1,8 +1,9 @@
 """A local Gemini API for tests: generateContent (text, images and speech, by the response modalities
 asked for), streamGenerateContent?alt=sse, batchEmbedContents and Imagen's predict, answered from the
 fixtures in tests/fixtures/providers/gemini/; and, on the OpenAI-compatible endpoint, images/generations.
-It records every request, can be scripted to fail or to cut a stream, and also serves images for the
-inlining tests."""
+It also answers countTokens and embedContent (for Gemini clients passed through). It records every request
+(its bytes too, to compare with what a client sent the gateway), can be scripted to fail or to cut a stream,
+and also serves images for the inlining tests."""
 
 from __future__ import annotations
 
@@ -72,6 +73,24 @@ def openai_images(body) -> web.Response:
     return web.json_response({"created": int(time.time()), "data": [{"b64_json": base64.b64encode(PNG).decode()}] * n})
 
 
+# What countTokens answers (https://ai.google.dev/api/tokens#method:-models.counttokens).
+COUNT = {"totalTokens": 31, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 31}]}
+
+
+@dataclass
+class Received(Recorded):
+    raw: bytes = b""  # the request's bytes as they came
+
+
+def method_answer(path: str, body) -> web.Response | None:
+    """countTokens and embedContent, the same at Gemini and on Vertex; None for other methods."""
+    if path.endswith(":countTokens"):
+        return web.json_response(COUNT)
+    if path.endswith(":embedContent"):
+        return web.json_response({"embedding": json.loads(fixture("embeddings.json"))["embeddings"][0]})
+    return None
+
+
 @dataclass
 class Behaviour:
     status: int = 200
@@ -100,14 +119,17 @@ class MockGemini(VendorMock):
         if request.method == "GET" and request.path.startswith("/images/"):
             return await self._image(request)
         raw, body = await self.read_body(request)
-        self.requests.append(Recorded(request.method, request.path, request.query_string, dict(request.headers),
-                                      body))
+        self.requests.append(Received(request.method, request.path, request.query_string, dict(request.headers),
+                                      body, raw))
         b = self.next_behaviour()
         if b.status != 200:
             error = b.error or "error_400.json"
             data = fixture(error) if isinstance(error, str) else json.dumps(error).encode()
             return web.Response(body=data, status=b.status, content_type="application/json")
         tools = isinstance(body, dict) and bool(body.get("tools"))
+        answered = method_answer(request.path, body)
+        if answered is not None:
+            return answered
         if request.path.endswith(":batchEmbedContents"):
             vectors = json.loads(fixture("embeddings.json"))["embeddings"]
             count = len(body["requests"])

@@ -20,11 +20,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.mock_upstream import Recorded
 from tests.providers.mock_gemini import (
     Behaviour,  # the same scriptable answers, fixture paths by publisher
+    Received,
     content_fixture,
     imagen_predict,
+    method_answer,
 )
 from tests.providers.vendor_harness import VendorMock
 
@@ -123,9 +124,9 @@ class MockVertex(VendorMock):
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.method == "POST" and request.path == "/token":
             return await self._token(request)
-        _, body = await self.read_body(request)
-        self.requests.append(Recorded(request.method, request.path, request.query_string, dict(request.headers),
-                                      body))
+        raw, body = await self.read_body(request)
+        self.requests.append(Received(request.method, request.path, request.query_string, dict(request.headers),
+                                      body, raw))
         bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if bearer not in self.issued:
             return web.Response(body=fixture("vertex/error_unauthenticated.json"), status=401,
@@ -137,6 +138,8 @@ class MockVertex(VendorMock):
             return web.Response(body=data, status=b.status, content_type="application/json")
         tools = isinstance(body, dict) and bool(body.get("tools"))
         path = request.path
+        if "/publishers/google/" in path and path.endswith(":countTokens"):
+            return method_answer(path, body)
         if "/publishers/google/" in path and path.endswith(":streamGenerateContent"):
             name = b.fixture or ("gemini/tool_call_stream.sse" if tools else "gemini/chat_stream.sse")
             return await self._stream(request, name, b"\r\n\r\n", b.cut_after)

@@ -1,6 +1,7 @@
 """Gemini adapters, bytes in and bytes out, against fixtures in Gemini's documented wire format."""
 
 import base64
+import dataclasses
 import struct
 from pathlib import Path
 
@@ -98,20 +99,24 @@ def test_sampling_options_map_to_generation_config():
 
 @pytest.mark.parametrize("model, effort, thinking", [
     ("gemini-2.5-flash", "low", {"thinkingBudget": 1024, "includeThoughts": True}),
-    ("gemini-2.5-pro", "high", {"thinkingBudget": 24576, "includeThoughts": True}),
-    ("gemini-2.5-flash", "none", {"thinkingBudget": 0}),
-    ("gemini-3-pro-preview", "medium", {"thinkingLevel": "high", "includeThoughts": True}),
+    ("gemini-2.5-flash", "high", {"thinkingBudget": 24576, "includeThoughts": True}),
+    ("gemini-2.5-flash-lite", "minimal", {"thinkingBudget": 1024, "includeThoughts": True}),
+    ("gemini-2.5-flash", "none", {"thinkingBudget": 0, "includeThoughts": False}),
+    ("gemini-2.5-pro", "none", {"thinkingBudget": 128, "includeThoughts": True}),  # Pro cannot stop thinking
+    ("gemini-3-pro-preview", "medium", {"thinkingLevel": "high", "includeThoughts": True}),  # Pro: low or high
     ("gemini-3-pro-preview", "minimal", {"thinkingLevel": "low", "includeThoughts": True}),
+    ("gemini-3-flash-preview", "medium", {"thinkingLevel": "medium", "includeThoughts": True}),
+    ("gemini-3-flash-preview", "minimal", {"thinkingLevel": "minimal", "includeThoughts": True}),
+    ("gemini-2.0-flash", "high", None),  # models that do not think
+    ("gemini-2.5-flash-image", "high", None),
+    ("gemini-2.5-flash-preview-tts", "low", None),
+    ("gemini-2.5-flash", "extreme", None),
 ])
-def test_reasoning_effort_becomes_a_thinking_config_that_asks_for_the_thoughts(model, effort, thinking):
-    _, body = build({**CHAT, "model": model, "reasoning_effort": effort, "max_tokens": 100})
-    assert body["generationConfig"] == {"maxOutputTokens": 100, "thinkingConfig": thinking}
-
-
-@pytest.mark.parametrize("model, effort", [("gemini-3-pro-preview", "none"), ("gemini-3-pro-preview", "extreme"),
-                                           ("gemini-3-pro-preview", 3), ("gemini-2.5-pro", "none")])
-def test_an_effort_the_model_cannot_take_leaves_it_to_the_model(model, effort):
-    _, body = build({**CHAT, "model": model, "reasoning_effort": effort})
+def test_reasoning_effort_asks_for_thinking_by_the_models_family_with_thoughts_back(model, effort, thinking):
+    _, body = build({**CHAT, "model": model, "reasoning_effort": effort, "temperature": 0.5})
+    assert body["generationConfig"].get("thinkingConfig") == thinking
+    assert body["generationConfig"]["temperature"] == 0.5
+    _, body = build({**CHAT, "model": model})
     assert "generationConfig" not in body
 
 
@@ -463,3 +468,62 @@ def test_usage_tells_the_cached_content_thoughts_and_audio():
                 "candidatesTokensDetails": [{"modality": "AUDIO", "tokenCount": 40}]}
     assert usage_from(metadata) == Usage(1210, 200, cached_tokens=1000, reasoning_tokens=160,
                                          input_audio_tokens=100, output_audio_tokens=40)
+
+
+# --- Gemini's own requests, passed through (gemini/native.py) ------------------------------------
+
+
+def native(mode="chat", body=None, stream=False, system_prompt=""):
+    info = ChannelInfo(id=1, type=24, name="g", key=KEY, base_url="", models=(), model_mapping={}, config={},
+                       system_prompt=system_prompt, priority=0, weight=0)
+    ctx = call_context(info, mode=mode, body={**(body or {}), "model": "gemini-2.5-flash"}, stream=stream)
+    return dataclasses.replace(ctx, protocol="gemini")
+
+
+@pytest.mark.parametrize("mode, body, stream, method", [
+    ("chat", {"contents": []}, False, "generateContent"),
+    ("chat", {"contents": []}, True, "streamGenerateContent?alt=sse"),
+    ("count_tokens", {"contents": []}, False, "countTokens"),
+    ("embeddings", {"content": {"parts": [{"text": "a"}]}}, False, "embedContent"),
+    ("embeddings", {"requests": [{"model": "models/mine", "content": {}}]}, False, "batchEmbedContents"),
+])
+def test_a_native_request_goes_to_its_method_with_the_key_in_a_header(mode, body, stream, method):
+    request = GeminiAdapter().build_native_request(native(mode, body, stream))
+    assert request.url == f"https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:{method}"
+    assert request.headers["x-goog-api-key"] == KEY and KEY not in request.url
+    sent = orjson.loads(request.body)
+    assert "model" not in sent
+    if "requests" in body:  # each request names the model the channel maps to
+        assert sent["requests"][0]["model"] == "models/gemini-2.5-flash"
+
+
+def test_a_native_count_of_a_whole_request_names_the_mapped_model_and_the_system_prompt_replaces_the_clients():
+    request = GeminiAdapter().build_native_request(native("count_tokens", {"generateContentRequest": {
+        "model": "models/house", "contents": []}}))
+    assert orjson.loads(request.body)["generateContentRequest"]["model"] == "models/gemini-2.5-flash"
+    body = {"systemInstruction": {"parts": [{"text": "mine"}]}, "contents": []}
+    request = GeminiAdapter().build_native_request(native(body=body, system_prompt="the channel's"))
+    assert orjson.loads(request.body) == {"systemInstruction": {"parts": [{"text": "the channel's"}]}, "contents": []}
+
+
+def test_a_native_answer_is_read_for_its_usage_and_a_200_that_is_no_answer_fails_over():
+    usage, words = GeminiAdapter().read_native_answer(native(), body=fixture("chat_cached.json"))
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, usage.reasoning_tokens) == (
+        1200, 200, 1000, 160)
+    assert words == "The file defines three classes."
+    assert GeminiAdapter().read_native_answer(native("count_tokens"), body=b'{"totalTokens": 3}') == (None, "")
+    for body in (b"<html>busy</html>", b'{"error": {"code": 503, "message": "Overloaded", "status": "UNAVAILABLE"}}'):
+        with pytest.raises(UpstreamError) as failed:
+            GeminiAdapter().read_native_answer(native(), body=body)
+        assert failed.value.retryable
+
+
+def test_a_native_stream_is_billed_by_its_last_usage_and_an_error_before_it_begins_is_the_vendors():
+    stream = GeminiAdapter().native_stream(native(stream=True))
+    parser = SSEParser()
+    for event, data in [*parser.feed(fixture("chat_stream.sse")), *parser.close()]:
+        stream.read(event, data)
+    assert stream.begun and (stream.usage.prompt_tokens, stream.usage.completion_tokens) == (9, 17)
+    failing = GeminiAdapter().native_stream(native(stream=True))
+    failing.read(b"", b'{"error": {"code": 429, "message": "Slow down", "status": "RESOURCE_EXHAUSTED"}}')
+    assert not failing.begun and failing.error.retryable and failing.error.message == "Slow down"

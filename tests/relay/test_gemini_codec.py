@@ -357,13 +357,43 @@ def test_a_stream_the_gateway_breaks_off_ends_as_the_encoders_failure_does(sse):
     assert begun + codec.stream_error(err, "req1") == begun + encoder.fail(err)
 
 
-def test_a_request_for_a_native_channel_is_decoded_whole_with_nothing_left_out():
+def test_a_request_for_a_native_channel_is_decoded_whole_when_chat_can_carry_it():
     assert GEMINI.native_headers == ()
     assert GENERATE.decode_native({"contents": HI}) == (decode(), None)
     assert GENERATE.decode_native({"contents": HI}, counting=True) == (GENERATE.decode_count({"contents": HI}), None)
     embed = GEMINI.bind(Route("embedContent", "text-embedding-004"))
     body = {"content": {"parts": [{"text": "Hi"}]}}
     assert embed.decode_native(body) == (embed.decode(body), None)
+
+
+def test_what_chat_cannot_carry_is_priced_by_its_words_and_comes_with_the_conversions_refusal():
+    body = {"contents": [{"role": "user", "parts": [{"text": "Two"}, {"text": "ideas"}]}],
+            "generationConfig": {"candidateCount": 2}}
+    streamed = GEMINI.bind(Route("streamGenerateContent", MODEL, sse=True))
+    chat, refused = streamed.decode_native(body)
+    assert chat == {"model": MODEL, "messages": [{"role": "user", "content": "Two\nideas"}], "stream": True}
+    assert refused.status == 400 and "candidateCount" in refused.message
+    embed = GEMINI.bind(Route("embedContent", "text-embedding-004"))
+    image = {"content": {"parts": [{"inlineData": {"mimeType": "image/png", "data": "iVBO"}}]}}
+    chat, refused = embed.decode_native(image)
+    assert chat == {"model": "text-embedding-004", "input": [" "]} and refused.status == 400
+
+
+def test_a_native_stream_without_alt_sse_is_written_as_one_json_array():
+    assert GENERATE.bind(Route("streamGenerateContent", MODEL, sse=True)).native_framer() is None
+    framer = GEMINI.bind(Route("streamGenerateContent", MODEL)).native_framer()
+    assert framer.content_type == b"application/json"
+    written = framer.feed(b'data: {"a": 1}\r\n\r\ndata: {"b"') + framer.feed(b': 2}\r\n\r\n: keep-alive\r\n\r\n')
+    assert written + framer.close() == b'[{"a": 1},\r\n{"b": 2}]'
+    empty = GEMINI.bind(Route("streamGenerateContent", MODEL)).native_framer()
+    assert empty.close() == b"[]"
+
+
+def test_a_vendors_error_keeps_googles_status_name():
+    code, body = GEMINI.render_error(RelayError(400, "Not now.", code="failed_precondition"), "")
+    assert orjson.loads(body) == {"error": {"code": 400, "message": "Not now.", "status": "FAILED_PRECONDITION"}}
+    code, body = GEMINI.render_error(RelayError(400, "Bad.", code="invalid_json"), "")
+    assert orjson.loads(body)["error"]["status"] == "INVALID_ARGUMENT"
 
 
 @pytest.mark.parametrize("status, name", [(400, "INVALID_ARGUMENT"), (401, "UNAUTHENTICATED"),

@@ -17,6 +17,7 @@ import orjson
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
+    NativeStream,
     Opened,
     RequestContext,
     StreamDecoder,
@@ -37,6 +38,7 @@ from providers.adapters.gemini.media import (
     speech_format,
     speech_request,
 )
+from providers.adapters.gemini.native import GenerateEvents, method, native_body, read_answer
 from providers.adapters.openai import PATHS, OpenAIAdapter
 
 DEFAULT_MODELS = (
@@ -63,20 +65,25 @@ class GeminiAdapter(Adapter):
     # one-api defaults to v1 except for 1.5/2.0; today's models need v1beta for functions and
     # systemInstruction, so v1beta is the default and `api_version` the override.
     DEFAULT_API_VERSION: ClassVar[str] = "v1beta"
+    # A Gemini client's own request goes as it is (gemini/native.py).
+    native_protocols: ClassVar[tuple[str, ...]] = ("gemini",)
 
     async def open(self, ctx: RequestContext, *, session) -> Opened:
         """A chat's remote images inlined first; speech answered whole (converted into audio)."""
-        if ctx.mode == "chat":
+        if ctx.mode == "chat" and ctx.protocol == "openai":
             ctx = dataclasses.replace(ctx, body=await inline_remote_images(ctx.body, session))
         if ctx.mode in self.complete_modes:
             return await self.answer_whole(ctx, session=session)
         return await super().open(ctx, session=session)
 
+    def model_url(self, channel: ChannelInfo, model: str) -> str:
+        version = (channel.config or {}).get("api_version") or self.DEFAULT_API_VERSION
+        return f"{(channel.base_url or self.default_base_url).rstrip('/')}/{version}/models/{model}"
+
     def build_request(self, ctx: RequestContext) -> UpstreamRequest:
         channel = ctx.channel
         model = ctx.model.removeprefix("models/")
-        version = (channel.config or {}).get("api_version") or self.DEFAULT_API_VERSION
-        base = f"{(channel.base_url or self.default_base_url).rstrip('/')}/{version}/models/{model}"
+        base = self.model_url(channel, model)
         # The key goes in a header, never in the URL (`?key=`), so it cannot leak into access logs.
         headers = {"Content-Type": "application/json", "x-goog-api-key": channel.key}
         if ctx.mode == "embeddings":
@@ -95,6 +102,23 @@ class GeminiAdapter(Adapter):
             headers["Accept"] = "text/event-stream"
             return UpstreamRequest("POST", f"{base}:streamGenerateContent?alt=sse", headers, orjson.dumps(payload))
         return UpstreamRequest("POST", f"{base}:generateContent", headers, orjson.dumps(payload))
+
+    def speaks_natively(self, protocol: str, *, mode: str, model: str) -> bool:
+        return protocol == "gemini" and mode in ("chat", "count_tokens", "embeddings") and not is_imagen(model)
+
+    def build_native_request(self, ctx: RequestContext) -> UpstreamRequest:
+        model = ctx.model.removeprefix("models/")
+        headers = {"Content-Type": "application/json", "x-goog-api-key": ctx.channel.key}
+        if ctx.stream:
+            headers["Accept"] = "text/event-stream"
+        url = f"{self.model_url(ctx.channel, model)}:{method(ctx)}"
+        return UpstreamRequest("POST", url, headers, orjson.dumps(native_body(ctx, model)))
+
+    def read_native_answer(self, ctx: RequestContext, *, body: bytes) -> tuple[Usage | None, str]:
+        return read_answer(ctx, body, "Gemini")
+
+    def native_stream(self, ctx: RequestContext) -> NativeStream:
+        return GenerateEvents()
 
     def parse_response(self, ctx: RequestContext, *, body: bytes) -> tuple[bytes, Usage | None]:
         payload = answer_object(body, "Gemini")

@@ -30,12 +30,6 @@ SAFETY_SETTINGS = [
 
 TOOL_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 
-# OpenAI's reasoning_effort as Gemini's thinkingConfig, as Google's own OpenAI endpoint maps it
-# (https://ai.google.dev/gemini-api/docs/openai#thinking): a token budget for Gemini 2.5, and for Gemini 3,
-# which takes a level instead, the levels every Gemini 3 model knows ("medium" is Flash's only).
-THINKING_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576}
-THINKING_LEVELS = {"minimal": "low", "low": "low", "medium": "high", "high": "high"}
-
 # Gemini's Schema is an OpenAPI 3.0 subset and rejects unknown keys ("Invalid JSON payload received.
 # Unknown name additionalProperties"), so tool parameters and response schemas keep only these.
 SCHEMA_KEYS = {"type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties",
@@ -269,7 +263,7 @@ def chat_request(body: dict, model: str) -> dict:
         payload["contents"] = [{"role": "user", "parts": system}]
     config = generation_config(body)
     thinking = thinking_config(body.get("reasoning_effort"), model)
-    if thinking:
+    if thinking is not None:
         config["thinkingConfig"] = thinking
     if config:
         payload["generationConfig"] = config
@@ -307,20 +301,34 @@ def generation_config(body: dict) -> dict:
     return config
 
 
+# Chat's reasoning_effort as Gemini's thinkingConfig (https://ai.google.dev/gemini-api/docs/thinking): Gemini 3
+# takes a level (its Pro models only low and high), 2.5 a token budget (Flash may turn thinking off with 0,
+# Pro may not: its least is 128). Earlier models, and the image and speech models, do not think and get none.
+# The budgets are those Google's own OpenAI endpoint uses (https://ai.google.dev/gemini-api/docs/openai#thinking).
+THINKING_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576}
+PRO_LEVELS = {"none": "low", "minimal": "low", "low": "low", "medium": "high", "high": "high"}
+FLASH_LEVELS = {"none": "minimal", "minimal": "minimal", "low": "low", "medium": "medium", "high": "high"}
+PRO_LEAST_BUDGET = 128
+VERSION = re.compile(r"gemini-(\d+)(?:\.(\d+))?")
+
+
 def thinking_config(effort: Any, model: str) -> dict | None:
-    """Gemini's thinkingConfig for a reasoning effort. The thoughts are asked for too: a client that sets an
-    effort reads them back as reasoning_content, and Gemini leaves them out unless includeThoughts is set."""
-    if not isinstance(effort, str):
+    """reasoning_effort for `model`, with the thoughts asked back (else a chat client would get none)."""
+    match = VERSION.match(model)
+    if not isinstance(effort, str) or effort not in THINKING_BUDGETS or not match or "-image" in model \
+            or "-tts" in model:
         return None
-    if needs_signatures(model):  # Gemini 3 and later: a level; it always thinks, so "none" is dropped
-        level = THINKING_LEVELS.get(effort)
-        return {"thinkingLevel": level, "includeThoughts": True} if level else None
-    budget = THINKING_BUDGETS.get(effort)
-    if budget is None:
+    version = (int(match[1]), int(match[2] or 0))
+    pro = "-pro" in model
+    if version >= (3, 0):
+        level = (PRO_LEVELS if pro else FLASH_LEVELS)[effort]
+        return {"thinkingLevel": level, "includeThoughts": effort != "none"}
+    if version < (2, 5):
         return None
-    if budget == 0:  # Gemini 2.5 Pro only works thinking, and refuses a budget of 0
-        return None if "-pro" in model else {"thinkingBudget": 0}
-    return {"thinkingBudget": budget, "includeThoughts": True}
+    budget = THINKING_BUDGETS[effort]
+    if pro:
+        budget = max(budget, PRO_LEAST_BUDGET)
+    return {"thinkingBudget": budget, "includeThoughts": budget > 0}
 
 
 def embeddings_request(body: dict, model: str) -> dict:

@@ -1,8 +1,9 @@
 """Mock vendors whose answers follow the conversation, for agents that call a tool and come back with its result.
 
 A test gives the mock a `policy`: what the model does next given what the request holds (the user's text and
-the tool results so far). `ScriptedOpenAI` speaks chat completions and `ScriptedAnthropic` Messages, each plain
-or streamed as asked, with the turn's usage, so the gateway's consume logs can be checked against them.
+the tool results so far). `ScriptedOpenAI` speaks chat completions, `ScriptedAnthropic` Messages and
+`ScriptedGemini` Gemini's generateContent, each plain or streamed as asked, with the turn's usage, so the gateway's
+consume logs can be checked against them.
 """
 
 from __future__ import annotations
@@ -210,3 +211,42 @@ class ScriptedAnthropic(Scripted):
                                                "stop_sequence": None}, "usage": {"output_tokens": completion}}),
                   ("message_stop", {})]
         return [_data({"type": kind, **fields}, kind) for kind, fields in events]
+
+
+class ScriptedGemini(Scripted):
+    """Gemini's API: the model and the method are in the path, so a stream is asked for by the path
+    (streamGenerateContent?alt=sse), not the body."""
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        _, body = await self.read_body(request)
+        self.requests.append(Recorded(request.method, request.path, request.query_string, dict(request.headers),
+                                      body))
+        method = request.path.rpartition(":")[2]
+        if request.method != "POST" or method not in ("generateContent", "streamGenerateContent") \
+                or not isinstance(body, dict):
+            return web.json_response({"error": {"code": 404, "message": f"not served: {request.path}",
+                                                "status": "NOT_FOUND"}}, status=404)
+        turn = self.policy(self.seen(body))
+        self.turns.append(turn)
+        if method == "streamGenerateContent":
+            return await _events(self.stream(body, turn))(request)
+        return web.json_response(self.answer(body, turn))
+
+    def seen(self, body: dict) -> Seen:
+        parts = [part for content in body.get("contents") or [] if isinstance(content, dict)
+                 and content.get("role") == "user" for part in content.get("parts") or [] if isinstance(part, dict)]
+        return Seen(user_text="\n".join(str(part["text"]) for part in parts if "text" in part),
+                    tool_results=[json.dumps(part["functionResponse"].get("response"))
+                                  for part in parts if isinstance(part.get("functionResponse"), dict)])
+
+    def answer(self, body: dict, turn: Turn) -> dict:
+        prompt, completion = turn.usage
+        part = {"functionCall": {"id": "fc-scripted", "name": turn.tool, "args": turn.arguments}} if turn.tool \
+            else {"text": turn.text}
+        return {"candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {"promptTokenCount": prompt, "candidatesTokenCount": completion,
+                                  "totalTokenCount": prompt + completion},
+                "modelVersion": "gemini-2.5-flash", "responseId": "scripted"}
+
+    def stream(self, body: dict, turn: Turn) -> list[bytes]:
+        return [_data(self.answer(body, turn))]

@@ -1,6 +1,7 @@
 """Gemini CLI (`gemini -p`, GOOGLE_GEMINI_BASE_URL at the gateway, GEMINI_API_KEY its key) through the gateway's
 Gemini route to an OpenAI-protocol channel, against a mock vendor that answers as the conversation goes: a
-one-turn prompt, and a turn where the model has the CLI read a file with its read_file tool.
+one-turn prompt, and a turn where the model has the CLI read a file with its read_file tool; and the tool turn
+again through a Gemini channel, where the CLI's requests are passed through as it sent them.
 
 Skipped while this tree has no Gemini routes (the relay answers 404 on /v1beta/models/...); it runs once they
 land."""
@@ -12,17 +13,19 @@ import pytest
 from tests.e2e.agents.conftest import add_channel, gpt_4o_mini_quota
 from tests.e2e.agents.harness import gemini_settings
 from tests.e2e.agents.routes import not_served
-from tests.e2e.agents.scripted_upstream import ScriptedOpenAI, Turn, tool_then_answer
+from tests.e2e.agents.scripted_upstream import ScriptedGemini, ScriptedOpenAI, Turn, tool_then_answer
 from tests.providers.vendor_harness import serve
 
 # A model named on the command line: on its default `auto` model the CLI first asks a router model.
 MODEL = "gemini-agents-cli"  # mapped to gpt-4o-mini; a name of its own so the session's gateway routes it here
+NATIVE_MODEL = "gemini-agents-native"  # on a Gemini channel, mapped to gemini-2.5-flash
 SECRET = "PUFFIN-8"
 
 pytestmark = pytest.mark.skipif(not_served(f"/v1beta/models/{MODEL}:streamGenerateContent"),
                                 reason="no Gemini routes on this tree yet")
 
 vendor_server = serve(ScriptedOpenAI)
+gemini_server = serve(ScriptedGemini)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -31,15 +34,21 @@ def channel(admin, vendor_server):
                 model_mapping={MODEL: "gpt-4o-mini"})
 
 
+@pytest.fixture(scope="module", autouse=True)
+def gemini_channel(admin, gemini_server):
+    add_channel(admin, type=24, name="agents-gemini-native", base_url=gemini_server.url, models=NATIVE_MODEL,
+                model_mapping={NATIVE_MODEL: "gemini-2.5-flash"})
+
+
 @pytest.fixture
 def vendor(vendor_server):
     vendor_server.reset()
     return vendor_server
 
 
-def gemini(agent, gateway, home, key, prompt: str):
+def gemini(agent, gateway, home, key, prompt: str, model: str = MODEL):
     gemini_settings(home)
-    run = agent.run("-p", prompt, "--model", MODEL, home=home,
+    run = agent.run("-p", prompt, "--model", model, home=home,
                     env={"GOOGLE_GEMINI_BASE_URL": gateway.url, "GEMINI_API_KEY": key.secret})
     assert run.returncode == 0, str(run)
     return run
@@ -77,3 +86,28 @@ def test_a_turn_that_reads_a_file(gemini_cli, gateway, tmp_path, vendor, key):
     results = [m for m in second.body["messages"] if m["role"] == "tool"]
     assert len(results) == 1 and SECRET in str(results[0])
     assert_logs_match(key, vendor)
+
+
+def test_a_tool_turn_through_a_gemini_channel_is_passed_through(gemini_cli, gateway, tmp_path, gemini_server, key):
+    gemini_server.reset()
+    notes = tmp_path / "notes.txt"
+    notes.write_text(f"The secret word is {SECRET}.\n")
+    gemini_server.policy = tool_then_answer("READ-THE-NOTES", "read_file", {"file_path": str(notes)},
+                                            final=f"The notes say the secret word is {SECRET}.", reply="Hi.")
+    run = gemini(gemini_cli, gateway, tmp_path, key, "READ-THE-NOTES in notes.txt and tell me the secret",
+                 model=NATIVE_MODEL)
+    assert f"the secret word is {SECRET}" in run.stdout
+    streamed = [r for r in gemini_server.requests if r.path.endswith(":streamGenerateContent")]
+    first, second = streamed[0], streamed[-1]
+    assert first.path == "/v1beta/models/gemini-2.5-flash:streamGenerateContent" and first.query == "alt=sse"
+    assert first.headers["x-goog-api-key"] == "sk-upstream-agents" and key.secret not in str(first.headers)
+    # Passed through, not converted: the CLI's own fields reach the vendor as it wrote them.
+    assert "thinkingConfig" in first.body["generationConfig"]
+    assert "parametersJsonSchema" in str(first.body["tools"])
+    responses = [part["functionResponse"] for content in second.body["contents"] for part in content["parts"]
+                 if "functionResponse" in part]
+    assert len(responses) == 1 and responses[0]["id"] == "fc-scripted" and SECRET in str(responses[0])
+    logs = key.consume_logs(len(gemini_server.turns))
+    assert [(log["prompt_tokens"], log["completion_tokens"]) for log in logs] == [t.usage for t in gemini_server.turns]
+    assert {(log["model_name"], log["client_protocol"]) for log in logs} == {(NATIVE_MODEL, "gemini")}
+    assert key.used_quota() == sum(log["quota"] for log in logs)
