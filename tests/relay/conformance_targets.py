@@ -256,7 +256,8 @@ class GeminiTarget(Target):
                 elif "inlineData" in part:
                     out.images.append(base64.b64decode(part["inlineData"]["data"]))
                 elif "fileData" in part:
-                    out.image_urls.append(part["fileData"]["fileUri"])
+                    # Google reads proto JSON, so either spelling; the google-genai SDK writes file_uri.
+                    out.image_urls.append(part["fileData"].get("fileUri") or part["fileData"]["file_uri"])
                 elif "functionResponse" in part:
                     out.tool_results.append(_text(part["functionResponse"].get("response")))
         return out
