@@ -19,10 +19,10 @@ from billing.ledger import ledger
 from oneapi_site.lib import tokenizer
 from oneapi_site.lib.ids import new_request_id
 from oneapi_site.lib.modes import TRANSCRIPT_MODES
-from relay import codecs, info, media
+from relay import codecs, info, media, stored_responses
 from relay.auth import authenticate, check_model_allowed
 from relay.cache import cache
-from relay.codecs import gemini, responses
+from relay.codecs import gemini
 from relay.codecs.base import Translator
 from relay.errors import RelayError, bad_request, body_too_large
 from relay.pipeline import count_natively, load_json, relay_request
@@ -201,8 +201,10 @@ class RelayApp:
         """A route of another client protocol (relay/codecs): the request decoded, the answer translated."""
         method = scope["method"]
         if method != "OPTIONS" and path.startswith("/v1/responses/") and path not in CODEC_ROUTES:
-            await self._caller(scope)  # a stranger learns nothing of the route but that it needs a key
-            raise responses.not_stored(method, scope["path"])
+            caller = await self._caller(scope)  # a stranger learns nothing of the route but that it needs a key
+            await stored_responses.answer(caller=caller, method=method, path=path, raw_path=scope["path"],
+                                          query=scope.get("query_string", b""), out=out.out)
+            return
         if out.codec is codecs.GEMINI and method != "OPTIONS":
             await self._gemini_route(scope, receive, out, path)
             return
@@ -280,7 +282,7 @@ class RelayApp:
         raw = await _read_body(receive)
         if raw is None:
             return
-        out, body, protocol, native = response, None, "openai", None
+        out, body, protocol, native, stored_at = response, None, "openai", None, None
         if translator is not None:
             codec = translator.codec
             sent = load_json(raw)
@@ -288,12 +290,14 @@ class RelayApp:
             translator.model, translator.request = body["model"], sent
             out, protocol = translator, codec.protocol
             native = NativeRequest(protocol, sent, _headers(scope, codec.native_headers), unconvertible)
+            if codec is codecs.RESPONSES:
+                stored_at = await stored_responses.pinned_channel(sent, caller)
         task = asyncio.current_task()
         watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
         try:
             await relay_request(caller=caller, mode=mode, raw_body=raw, request_id=response.request_id,
                                 out=out, path_model=path_model, body=body, client_protocol=protocol,
-                                native=native)
+                                native=native, stored_at=stored_at)
         except asyncio.CancelledError:
             if watcher.done() and not watcher.cancelled():
                 task.uncancel()

@@ -318,7 +318,7 @@ class VertexAdapter(Adapter):
         headers.update({k: v for k, v in gemini.headers.items() if k not in ("x-goog-api-key", "Content-Type")})
         return UpstreamRequest("POST", url, headers, gemini.body)
 
-    def speaks_natively(self, protocol: str, *, mode: str, model: str) -> bool:
+    def speaks_natively(self, protocol: str, *, mode: str, model: str, channel=None) -> bool:
         # Vertex has a count-tokens endpoint for Claude too, but not on every model and region: counted locally.
         return protocol == "anthropic" and mode == "chat" and is_claude(model)
 
