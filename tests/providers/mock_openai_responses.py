@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +130,9 @@ class MockOpenAIResponses(VendorMock):
             output.append({"id": f"msg_{number}", "type": "message", "status": "completed", "role": "assistant",
                            "content": [{"type": "output_text", "text": REPLY, "annotations": [], "logprobs": []}]})
         return {
-            "id": f"resp_{number:048x}", "object": "response", "created_at": int(time.time()), "status": "completed",
+            # Unique across runs too: a gateway with Redis keeps what it recorded for 30 days.
+            "id": f"resp_{uuid.uuid4().hex}{number:016x}", "object": "response", "created_at": int(time.time()),
+            "status": "completed",
             "background": False, "error": None, "incomplete_details": None,
             "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
             "model": body.get("model"), "output": output, "parallel_tool_calls": True,

@@ -11,6 +11,8 @@ import openai
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import caches
 
 from billing.models import Log
 from billing.services import option_set
@@ -18,7 +20,7 @@ from providers.models import Channel
 from providers.services import channel_update
 from relay import http
 from relay.models import StoredResponse
-from relay.stored import stored
+from relay.stored import KEY, stored
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import flush
 from tests.mock_upstream import REPLY as CHAT_REPLY
@@ -175,9 +177,13 @@ async def test_input_tokens_are_asked_of_a_channel_that_serves_responses(sdk, na
 async def test_a_stored_response_is_retrieved_listed_and_deleted_at_its_channel(sdk, native):
     made = await sdk.responses.create(model=MODEL, input="Say hello")
     await stored.drain()
-    row = await sync_to_async(StoredResponse.objects.get)(response_id=made.id)
-    assert (row.channel_id, row.user_id) == (native.channel.pk, native.user.pk)
-    stored.recent.clear()  # found again from the table, as another instance would
+    if settings.REDIS_CONN_STRING:
+        recorded = await sync_to_async(caches["default"].get)(KEY + made.id)
+        assert recorded == f"{native.channel.pk}:{native.user.pk}"
+    else:
+        row = await sync_to_async(StoredResponse.objects.get)(response_id=made.id)
+        assert (row.channel_id, row.user_id) == (native.channel.pk, native.user.pk)
+    stored.recent.clear()  # found again from Redis or the table, as another instance would
     again = await sdk.responses.retrieve(made.id)
     assert again.id == made.id and again.output_text == REPLY
     items = await sdk.responses.input_items.list(made.id)
@@ -208,6 +214,7 @@ async def test_a_response_made_with_store_false_is_not_recorded(sdk, native):
         await sdk.responses.retrieve(made.id)
     assert "natively" in missing.value.body["message"] and len(native.upstream.requests) == 1
     assert not await sync_to_async(StoredResponse.objects.exists)()
+    assert await sync_to_async(caches["default"].get)(KEY + made.id) is None
 
 
 async def test_another_users_response_is_not_found(sdk, native, sdk_http):

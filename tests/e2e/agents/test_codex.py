@@ -24,8 +24,9 @@ vendor_server = serve(ScriptedOpenAI)
 
 @pytest.fixture(scope="module", autouse=True)
 def channel(admin, vendor_server):
+    # The mock vendor speaks chat only, so the channel says it serves no Responses API: Codex is bridged.
     add_channel(admin, type=1, name="agents-codex", base_url=vendor_server.url, models=MODEL,
-                model_mapping={MODEL: "gpt-4o-mini"})
+                model_mapping={MODEL: "gpt-4o-mini"}, config={"responses_api": "false"})
 
 
 @pytest.fixture
