@@ -166,7 +166,7 @@ class RelayApp:
     async def dispatch(self, scope, receive, response: Response, path: str) -> None:
         method = scope["method"]
         if method == "OPTIONS":
-            await response.start(204, [(b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+            await response.start(204, [(b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
                                        (b"access-control-allow-headers", b"*"), (b"content-length", b"0")])
             await response.finish()
             return
