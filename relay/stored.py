@@ -30,6 +30,7 @@ TTL = 30 * 24 * 3600  # OpenAI keeps a stored Response 30 days
 RECENT = 10_000  # records kept in memory, the newest
 PRUNE_EVERY = 3600  # seconds between deletions of the table's expired rows
 KEY = "stored_response:"
+MAX_ID = 191  # the table's key length (relay/models.py)
 
 
 class StoredAnswers:
@@ -40,6 +41,8 @@ class StoredAnswers:
 
     def remember(self, answer_id: str, *, channel_id: int, user_id: int) -> None:
         """Record that `channel_id` holds `answer_id`, made by `user_id`; the write happens in the background."""
+        if not answer_id or len(answer_id) > MAX_ID:
+            return  # no vendor's id is that long: not one to find again
         self._keep(answer_id, channel_id, user_id)
         task = asyncio.get_running_loop().create_task(self._write(answer_id, channel_id, user_id))
         self.pending.add(task)  # held, or the loop may drop the task before it runs
