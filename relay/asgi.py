@@ -7,6 +7,7 @@ on the hot path (measured at about 0.5 ms per request on this machine).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import re
@@ -249,6 +250,8 @@ class RelayApp:
         sent = load_json(raw)
         body, unconvertible = codec.decode_native(sent, counting=True)
         check_model_allowed(caller, body["model"])
+        if codec is codecs.RESPONSES and (stored_at := await stored_responses.pinned_channel(sent, caller)):
+            caller = dataclasses.replace(caller, pinned_channel=stored_at)  # the channel holding what it builds on
         native = NativeRequest(codec.protocol, sent, _headers(scope, codec.native_headers), unconvertible)
         if await count_natively(caller=caller, body=body, native=native, request_id=response.request_id, out=out):
             return

@@ -252,6 +252,15 @@ async def test_previous_response_id_goes_to_the_channel_that_stored_it_and_no_ot
     assert [log.channel_id for log in logs] == [native.channel.pk, native.channel.pk] != [second.pk] * 2
 
 
+async def test_input_tokens_of_a_continuation_are_asked_of_the_channel_that_stored_it(sdk, native, retries):
+    made = await sdk.responses.create(model=MODEL, input="Say hello")
+    await sync_to_async(ChannelFactory)(name="openai-second", type=50, base_url=native.upstream.url + "/b",
+                                        models=MODEL, priority=1, config={"responses_api": "true"})
+    counted = await sdk.responses.input_tokens.count(model=MODEL, input="And then?", previous_response_id=made.id)
+    assert counted.input_tokens == 42
+    assert native.upstream.requests[-1].path == "/v1/responses/input_tokens"
+
+
 async def test_a_continuation_is_refused_when_its_channel_no_longer_serves_responses(sdk, native):
     made = await sdk.responses.create(model=MODEL, input="Say hello")
     await sync_to_async(lambda: channel_update(channel=Channel.objects.get(pk=native.channel.pk),
