@@ -28,6 +28,7 @@ CONFIG_LABELS = {
     "vertex_ai_project_id": _("Project ID"),
     "vertex_ai_adc": _("Application default credentials"),
     "num_ctx": _("Context window"),
+    "responses_api": _("Serves the Responses API"),
 }
 CONFIG_HELP = {
     "api_version": _("API version sent as ?api-version=, e.g. 2024-03-01-preview (Azure's default when empty)."),
@@ -41,6 +42,8 @@ CONFIG_HELP = {
     "vertex_ai_project_id": _("Google Cloud project id."),
     "vertex_ai_adc": _("Application default credentials JSON."),
     "num_ctx": _("Ollama's context length in tokens (num_ctx) for requests that do not set one."),
+    "responses_api": _("true or false: whether the host serves /v1/responses, which then gets Responses clients' "
+                       "requests as they are (empty: OpenAI and Azure do, other types do not)."),
 }
 
 

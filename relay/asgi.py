@@ -7,6 +7,7 @@ on the hot path (measured at about 0.5 ms per request on this machine).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import re
@@ -19,10 +20,10 @@ from billing.ledger import ledger
 from oneapi_site.lib import tokenizer
 from oneapi_site.lib.ids import new_request_id
 from oneapi_site.lib.modes import TRANSCRIPT_MODES
-from relay import codecs, info, media
+from relay import codecs, info, media, stored_responses
 from relay.auth import authenticate, check_model_allowed
 from relay.cache import cache
-from relay.codecs import gemini, responses
+from relay.codecs import gemini
 from relay.codecs.base import Translator
 from relay.errors import RelayError, bad_request, body_too_large
 from relay.pipeline import count_natively, load_json, relay_request
@@ -166,7 +167,7 @@ class RelayApp:
     async def dispatch(self, scope, receive, response: Response, path: str) -> None:
         method = scope["method"]
         if method == "OPTIONS":
-            await response.start(204, [(b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+            await response.start(204, [(b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
                                        (b"access-control-allow-headers", b"*"), (b"content-length", b"0")])
             await response.finish()
             return
@@ -201,8 +202,10 @@ class RelayApp:
         """A route of another client protocol (relay/codecs): the request decoded, the answer translated."""
         method = scope["method"]
         if method != "OPTIONS" and path.startswith("/v1/responses/") and path not in CODEC_ROUTES:
-            await self._caller(scope)  # a stranger learns nothing of the route but that it needs a key
-            raise responses.not_stored(method, scope["path"])
+            caller = await self._caller(scope)  # a stranger learns nothing of the route but that it needs a key
+            await stored_responses.answer(caller=caller, method=method, path=path, raw_path=scope["path"],
+                                          query=scope.get("query_string", b""), out=out.out)
+            return
         if out.codec is codecs.GEMINI and method != "OPTIONS":
             await self._gemini_route(scope, receive, out, path)
             return
@@ -247,6 +250,8 @@ class RelayApp:
         sent = load_json(raw)
         body, unconvertible = codec.decode_native(sent, counting=True)
         check_model_allowed(caller, body["model"])
+        if codec is codecs.RESPONSES and (stored_at := await stored_responses.pinned_channel(sent, caller)):
+            caller = dataclasses.replace(caller, pinned_channel=stored_at)  # the channel holding what it builds on
         native = NativeRequest(codec.protocol, sent, _headers(scope, codec.native_headers), unconvertible)
         if await count_natively(caller=caller, body=body, native=native, request_id=response.request_id, out=out):
             return
@@ -280,7 +285,7 @@ class RelayApp:
         raw = await _read_body(receive)
         if raw is None:
             return
-        out, body, protocol, native = response, None, "openai", None
+        out, body, protocol, native, stored_at = response, None, "openai", None, None
         if translator is not None:
             codec = translator.codec
             sent = load_json(raw)
@@ -288,12 +293,14 @@ class RelayApp:
             translator.model, translator.request = body["model"], sent
             out, protocol = translator, codec.protocol
             native = NativeRequest(protocol, sent, _headers(scope, codec.native_headers), unconvertible)
+            if codec is codecs.RESPONSES:
+                stored_at = await stored_responses.pinned_channel(sent, caller)
         task = asyncio.current_task()
         watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
         try:
             await relay_request(caller=caller, mode=mode, raw_body=raw, request_id=response.request_id,
                                 out=out, path_model=path_model, body=body, client_protocol=protocol,
-                                native=native)
+                                native=native, stored_at=stored_at)
         except asyncio.CancelledError:
             if watcher.done() and not watcher.cancelled():
                 task.uncancel()

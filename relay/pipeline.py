@@ -9,6 +9,7 @@ another channel; after it, the client gets an error event and pays for what it g
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import orjson
@@ -27,6 +28,7 @@ from relay.auth import Caller, check_model_allowed
 from relay.cache import cache
 from relay.errors import RelayError, bad_request
 from relay.routing import Routes
+from relay.stored import stored
 from relay.upstream import Call, NativeRequest, Outcome, Responder, call_channel
 
 
@@ -76,13 +78,16 @@ def check_body(body: dict, *, mode: str, path_model: str | None = None) -> dict:
 async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_id: str, out: Responder,
                         path_model: str | None = None, upload: Upload | None = None,
                         body: dict | None = None, client_protocol: str = "openai",
-                        native: NativeRequest | None = None) -> None:
+                        native: NativeRequest | None = None, stored_at: int | None = None) -> None:
     """Answer one `/v1` request of any kind (chat, completions, embeddings, images, speech, uploads...).
 
     `body` is the request already decoded from the client's protocol (relay/codecs), `raw_body` as it came;
     `client_protocol` names that protocol for the consume log; `native` is the client's request as it came,
-    for channels that speak its protocol."""
+    for channels that speak its protocol; `stored_at` the channel that holds an answer the request builds on
+    (relay/stored.py), which alone may answer it."""
     started_at = time.monotonic()
+    if stored_at is not None:
+        caller = dataclasses.replace(caller, pinned_channel=stored_at)
     if upload is not None:
         body = dict(upload.fields)
         body["model"] = body.get("model") or media.DEFAULT_MODELS[mode]
@@ -121,6 +126,8 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
         await _call_with_failover(call, caller, routes, channel, out, outcome)
         _settle(call, caller, order, channel, quote, outcome, reserved, started_at, client_protocol)
         settled = True
+        if outcome.answer_id and native is not None and native.body.get("store") is not False:
+            stored.remember(outcome.answer_id, channel_id=outcome.channel.id, user_id=caller.user.id)
     except asyncio.CancelledError:
         # The client left. A stream that started is billed for what it produced.
         if outcome.started:
@@ -144,7 +151,8 @@ async def count_natively(*, caller: Caller, body: dict, native: NativeRequest, r
     if channel is None:
         return False
     mapped = channel.model_mapping.get(model, model)
-    if not adapter_for(channel.type).speaks_natively(native.protocol, mode="count_tokens", model=mapped):
+    if not adapter_for(channel.type).speaks_natively(native.protocol, mode="count_tokens", model=mapped,
+                                                     channel=channel):
         return False
     call = Call(mode="count_tokens", model=model, body=body, request_id=request_id, native=native)
     try:

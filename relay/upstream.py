@@ -114,6 +114,8 @@ class Outcome:
     # got and is billed for it, and the channel's health counts the failure.
     interrupted: UpstreamError | None = None
     prompt_reset: bool = False  # the channel's system prompt replaced the client's
+    # The id under which the vendor stored a native answer (a Response made with `store`), "" for none.
+    answer_id: str = ""
 
 
 async def call_channel(*, session: aiohttp.ClientSession, channel: ChannelInfo, call: Call, out: Responder,
@@ -134,7 +136,7 @@ async def call_channel(*, session: aiohttp.ClientSession, channel: ChannelInfo, 
         # Decided per call, so failover may go from a channel that speaks the client's protocol to one that
         # does not, and back: the codec's translator steps aside only for the first.
         model = channel.model_mapping.get(call.model, call.model)
-        if not adapter.speaks_natively(native.protocol, mode=call.mode, model=model):
+        if not adapter.speaks_natively(native.protocol, mode=call.mode, model=model, channel=channel):
             if native.unconvertible is not None:
                 # Not this channel's failure, nor quite the client's: another channel may take the request as it is.
                 refusal = native.unconvertible
@@ -307,6 +309,7 @@ async def _receive_native(call: Call, adapter: Adapter, ctx: RequestContext, res
     outcome.usage = usage
     if usage is None and words:
         outcome.texts.append(words)
+    outcome.answer_id = adapter.native_answer_id(ctx, body=raw)
     outcome.started = True
     await out.start(200, [(b"content-type", content_type.encode())])
     await out.finish(raw)
@@ -372,6 +375,7 @@ async def _native_stream(call: Call, adapter: Adapter, ctx: RequestContext, chun
         outcome.interrupted = masking.mask_error(err, adapter.secrets(ctx.channel))
         outcome.usage = stream.usage
         outcome.texts.extend(stream.texts)
+        outcome.answer_id = stream.answer_id
         await out.finish(stream.interruption(f"{outcome.interrupted.message} (request id: {call.request_id})"))
         return
     if not outcome.started:
@@ -381,7 +385,34 @@ async def _native_stream(call: Call, adapter: Adapter, ctx: RequestContext, chun
         outcome.started = True
     outcome.usage = stream.usage
     outcome.texts.extend(stream.texts)
+    outcome.answer_id = stream.answer_id
     await out.finish(b"".join(held) + rest)
+
+
+async def call_stored(*, session: aiohttp.ClientSession, channel: ChannelInfo, method: str, path: str, query: str,
+                      out: Responder) -> int:
+    """A request about an answer `channel`'s vendor stored (retrieve, delete, list input items, cancel a stored
+    Response: `path` is "{id}" and what is asked of it), its answer to `out` as the vendor sent it; returns the
+    status. Nothing is billed. A vendor's refusal is raised as an UpstreamError, masked (the pipeline makes it
+    the client's error); a network failure is the "upstream unreachable" 502."""
+    adapter = adapter_for(channel.type)
+    request = adapter.build_stored_request(channel, method=method, path=path, query=query)
+    timeout = read_timeout(session)
+    try:
+        async with session.request(request.method, request.url, headers=request.headers) as response:
+            if response.status >= 300:
+                ctx = RequestContext(channel=channel, mode="stored", body={}, stream=False, client_model="")
+                raise masking.mask_error(adapter.parse_error(ctx, status=response.status,
+                                                             body=await _read_error(response),
+                                                             headers=response.headers), adapter.secrets(channel))
+            content_type = response.headers.get("Content-Type", "application/json").encode()
+            await out.start(response.status, [(b"content-type", content_type)])
+            async for chunk in _received(response, timeout):  # a background Response may be streamed again
+                await out.write(chunk)
+            await out.finish()
+            return response.status
+    except NETWORK_ERRORS as exc:
+        raise network_failure(exc, read_timeout=timeout) from None
 
 
 async def _received(response: aiohttp.ClientResponse, timeout: float | None):

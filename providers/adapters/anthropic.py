@@ -417,7 +417,7 @@ class AnthropicAdapter(Adapter):
         url = (channel.base_url or self.default_base_url).rstrip("/") + "/v1/messages"
         return UpstreamRequest("POST", url, headers, orjson.dumps(to_messages_request(ctx.body, ctx.stream)))
 
-    def speaks_natively(self, protocol: str, *, mode: str, model: str) -> bool:
+    def speaks_natively(self, protocol: str, *, mode: str, model: str, channel=None) -> bool:
         return protocol == "anthropic" and mode in ("chat", "count_tokens")
 
     def build_native_request(self, ctx: RequestContext) -> UpstreamRequest:

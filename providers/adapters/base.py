@@ -203,6 +203,8 @@ class NativeStream:
         self.begun = False
         self.answered = False  # an event in the protocol's shape came: an empty answer is still an answer
         self.error: UpstreamError | None = None  # the vendor's error event, the first one
+        # The id under which the vendor stored the answer, for later requests about it ("" when it stored none).
+        self.answer_id = ""
 
     def read(self, event: bytes, data: bytes) -> None:
         raise NotImplementedError
@@ -508,8 +510,9 @@ class Adapter:
     # model in `model` (a vendor that takes the model in the URL removes it), ctx.headers the client's headers
     # of that protocol (the codec's native_headers); ctx.mode is "chat" or "count_tokens".
 
-    def speaks_natively(self, protocol: str, *, mode: str, model: str) -> bool:
-        """Whether a request in `protocol` for the upstream `model` goes to the vendor as it is."""
+    def speaks_natively(self, protocol: str, *, mode: str, model: str, channel: ChannelInfo | None = None) -> bool:
+        """Whether a request in `protocol` for the upstream `model` goes to the vendor as it is (on `channel`,
+        for a vendor whose channels say whether they serve the protocol)."""
         return protocol in self.native_protocols and mode == "chat"
 
     def build_native_request(self, ctx: RequestContext) -> UpstreamRequest:
@@ -524,6 +527,17 @@ class Adapter:
 
     def native_stream(self, ctx: RequestContext) -> NativeStream:
         """A fresh reader for one natively streamed answer."""
+        raise NotImplementedError
+
+    def native_answer_id(self, ctx: RequestContext, *, body: bytes) -> str:
+        """The id under which the vendor stored a native call's whole answer, for later requests about it
+        (a stored Response); "" when it stored none."""
+        return ""
+
+    def build_stored_request(self, channel: ChannelInfo, *, method: str, path: str,
+                             query: str) -> UpstreamRequest:
+        """A request about an answer the vendor stored (`path`: the answer's id and what is asked of it, e.g.
+        "resp_1/input_items"; `query`: the client's query string), for a vendor that stores answers."""
         raise NotImplementedError
 
     def balance_requests(self, channel: ChannelInfo) -> list[UpstreamRequest]:

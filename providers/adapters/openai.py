@@ -16,9 +16,11 @@ import orjson
 
 from billing import pricing
 from oneapi_site.lib.modes import TRANSCRIPT_MODES
+from providers.adapters import openai_responses
 from providers.adapters.base import (
     Adapter,
     ChannelInfo,
+    NativeStream,
     RequestContext,
     StreamDecoder,
     StreamEvent,
@@ -50,6 +52,30 @@ ANSWER_FIELDS = {
 REASONING_FIELDS = ("reasoning_content", "reasoning", "reasoning_details")
 
 
+# The channel config key that says whether an OpenAI-protocol channel serves the Responses API (/v1/responses);
+# OpenAI's and Azure's do unless it says otherwise, the others only when it says so.
+RESPONSES_SETTING = "responses_api"
+RESPONSES_BY_DEFAULT = (1, 3)
+TRUE_WORDS = ("1", "true", "yes", "on")
+
+
+def serves_responses(channel: ChannelInfo) -> bool:
+    """Whether the channel serves OpenAI's Responses API natively (its `responses_api` config, a JSON boolean
+    or the form's text; unset: OpenAI and Azure do)."""
+    value = (channel.config or {}).get(RESPONSES_SETTING)
+    if value is None or value == "":
+        return channel.type in RESPONSES_BY_DEFAULT
+    if isinstance(value, str):
+        return value.strip().lower() in TRUE_WORDS
+    return value is True
+
+
+def _with_query(url: str, query: str) -> str:
+    if not query:
+        return url
+    return url + ("&" if "?" in url else "?") + query
+
+
 def has_reasoning(delta) -> bool:
     """Whether an OpenAI chunk's delta carries some of the model's thinking."""
     return isinstance(delta, dict) and any(delta.get(name) for name in REASONING_FIELDS)
@@ -60,9 +86,59 @@ class OpenAIAdapter(Adapter):
     label: ClassVar[str] = "OpenAI"
     default_base_url: ClassVar[str] = "https://api.openai.com"
     modes: ClassVar[tuple[str, ...]] = tuple(PATHS)
+    config_fields: ClassVar[tuple[str, ...]] = (RESPONSES_SETTING,)
+    # A Responses client's request goes as it is to a channel that serves the API (serves_responses).
+    native_protocols: ClassVar[tuple[str, ...]] = ("responses",)
 
     def base_url(self, channel: ChannelInfo) -> str:
         return (channel.base_url or self.default_base_url).rstrip("/")
+
+    # --- the Responses API, natively (providers/adapters/openai_responses.py reads its answers) ---------------
+
+    def responses_url(self, channel: ChannelInfo, model: str, rest: str = "") -> str:
+        """Where the channel serves Responses: beside its chat completions (`rest`: "/{id}..." of a stored one)."""
+        path = self.path("chat", model, channel).replace("/chat/completions", "/responses" + rest, 1)
+        return self.base_url(channel) + path
+
+    def responses_model(self, model: str) -> str:
+        """The upstream model as the Responses request names it."""
+        return model
+
+    def speaks_natively(self, protocol: str, *, mode: str, model: str, channel: ChannelInfo | None = None) -> bool:
+        return (protocol == "responses" and mode in ("chat", "count_tokens") and channel is not None
+                and serves_responses(channel))
+
+    def build_native_request(self, ctx: RequestContext) -> UpstreamRequest:
+        channel = ctx.channel
+        headers = {"Content-Type": "application/json"}
+        headers.update(self.auth_headers(channel))
+        body = {**ctx.body, "model": self.responses_model(ctx.model)}
+        if ctx.mode == "count_tokens":  # https://platform.openai.com/docs/api-reference/responses/input-tokens
+            return UpstreamRequest("POST", self.responses_url(channel, ctx.model, "/input_tokens"), headers,
+                                   orjson.dumps(body))
+        headers["Accept"] = "text/event-stream" if ctx.stream else "application/json"
+        if channel.system_prompt:  # the channel's prompt replaces the client's instructions
+            body["instructions"] = channel.system_prompt
+        return UpstreamRequest("POST", self.responses_url(channel, ctx.model), headers, orjson.dumps(body))
+
+    def read_native_answer(self, ctx: RequestContext, *, body: bytes) -> tuple[Usage | None, str]:
+        if ctx.mode == "count_tokens":
+            openai_responses.read_count(body, self.label)
+            return None, ""
+        usage, words, _ = openai_responses.read_response(body, self.label)
+        return usage, words
+
+    def native_answer_id(self, ctx: RequestContext, *, body: bytes) -> str:
+        payload = json_or_none(body)
+        return openai_responses.stored_id(payload) if ctx.mode == "chat" else ""
+
+    def native_stream(self, ctx: RequestContext) -> NativeStream:
+        return openai_responses.ResponseEvents(self.label)
+
+    def build_stored_request(self, channel: ChannelInfo, *, method: str, path: str,
+                             query: str) -> UpstreamRequest:
+        url = _with_query(self.responses_url(channel, "", "/" + path), query)
+        return UpstreamRequest(method, url, {"Accept": "application/json", **self.auth_headers(channel)})
 
     def path(self, mode: str, model: str, channel: ChannelInfo) -> str:
         return PATHS[mode]
@@ -161,8 +237,10 @@ class AzureAdapter(OpenAIAdapter):
     channel_type = 3
     label = "Azure OpenAI"
     default_base_url = ""
-    config_fields = ("api_version",)
+    config_fields = ("api_version", RESPONSES_SETTING)
     DEFAULT_API_VERSION = "2024-03-01-preview"
+    # The first dated API version that serves Responses (older ones, and the default above, do not).
+    RESPONSES_SINCE = "2025-03-01-preview"
     TASKS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings",
              "images": "images/generations", "speech": "audio/speech", "transcriptions": "audio/transcriptions",
              "translations": "audio/translations"}
@@ -176,6 +254,19 @@ class AzureAdapter(OpenAIAdapter):
 
     def auth_headers(self, channel: ChannelInfo) -> dict[str, str]:
         return {"api-key": channel.key}
+
+    def responses_url(self, channel: ChannelInfo, model: str, rest: str = "") -> str:
+        # https://learn.microsoft.com/azure/ai-foundry/openai/how-to/responses: the v1 API (/openai/v1/responses,
+        # no dated version) and the preview versions since 2025-03-01 (/openai/responses?api-version=...); the
+        # deployment is named by `model` in the body, not in the URL, on both.
+        version = channel.config.get("api_version") or ""
+        if version[:4].isdigit() and version >= self.RESPONSES_SINCE:
+            return f"{self.base_url(channel)}/openai/responses{rest}?api-version={version}"
+        query = f"?api-version={version}" if version in ("preview", "latest") else ""
+        return f"{self.base_url(channel)}/openai/v1/responses{rest}{query}"
+
+    def responses_model(self, model: str) -> str:
+        return model.replace(".", "")  # a deployment's name, as in the chat URL
 
     def balance_requests(self, channel: ChannelInfo) -> list:
         return []  # Azure bills through the Azure portal; there is no balance endpoint

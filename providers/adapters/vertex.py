@@ -321,7 +321,7 @@ class VertexAdapter(Adapter):
         headers.update({k: v for k, v in gemini.headers.items() if k not in ("x-goog-api-key", "Content-Type")})
         return UpstreamRequest("POST", url, headers, gemini.body)
 
-    def speaks_natively(self, protocol: str, *, mode: str, model: str) -> bool:
+    def speaks_natively(self, protocol: str, *, mode: str, model: str, channel=None) -> bool:
         if protocol == "gemini":
             # Vertex embeds with `predict`, not Gemini's embedContent: a Gemini client's embeddings are converted.
             return mode in ("chat", "count_tokens") and not is_claude(model) and not is_imagen(model)

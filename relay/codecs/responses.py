@@ -2,7 +2,9 @@
 
 The request is converted by relay/codecs/responses_request.py; here the relay's chat answer goes back as a
 Response object, its stream as Responses events, and errors in OpenAI's own error shape (this is OpenAI's
-API). Nothing is stored: a Response's id names the request, and cannot be fetched again.
+API). The bridge stores nothing: a Response's id names the request, and cannot be fetched again. A channel
+that serves Responses natively gets the client's request as it is (providers/adapters/openai_responses.py), and
+what it stores is found again through relay/stored.py.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 import orjson
 
 from relay.codecs.anthropic import REASONING_FIELDS
-from relay.codecs.responses_request import STORED_HINT, decode, namespaced_names
+from relay.codecs.responses_request import NATIVE_ONLY, STORED_HINT, decode, namespaced_names
 from relay.errors import RelayError
 
 # Chat's finish reasons that leave a Response incomplete, with the reason OpenAI gives.
@@ -156,16 +158,55 @@ def _error(err: RelayError, request_id: str) -> dict:
     return {"code": FAILURE_CODES.get(err.status, "server_error"), "message": message}
 
 
+def previous_not_found(previous: str) -> RelayError:
+    """A `previous_response_id` this gateway has no record of for the caller (OpenAI's status and code)."""
+    return RelayError(400, f"previous_response_id: no response {previous!r} is stored through this gateway for "
+                           f"you; responses are stored by channels that serve the Responses API natively.",
+                      type="invalid_request_error", code="previous_response_not_found",
+                      param="previous_response_id")
+
+
+def response_not_found(answer_id: str) -> RelayError:
+    """A stored-response route for an id this gateway has no record of for the caller."""
+    return RelayError(404, f"No response with id {answer_id!r} is stored through this gateway for you; responses "
+                           f"are stored by channels that serve the Responses API natively.",
+                      type="invalid_request_error", code="response_not_found")
+
+
+def _native_only(body: dict, *, counting: bool) -> dict:
+    """The chat body of a request only a channel that serves Responses can take: what chat can carry of it, for
+    the price estimate and the count of a prompt the vendor gives no usage for."""
+    stripped = {name: value for name, value in body.items() if name not in NATIVE_ONLY}
+    try:
+        return decode(stripped, counting=counting)
+    except RelayError:
+        pass  # the input builds on what the vendor stored: only its words are counted
+    try:
+        words = body["input"] if isinstance(body.get("input"), str) else orjson.dumps(body.get("input")).decode()
+    except orjson.JSONEncodeError:
+        words = ""
+    chat: dict = {"model": body["model"], "messages": [{"role": "user", "content": words}]}
+    if body.get("stream") is True and not counting:
+        chat.update(stream=True, stream_options={"include_usage": True})
+    return chat
+
+
 class ResponsesCodec:
     protocol = "responses"
-    native_headers: tuple[str, ...] = ()  # no channel takes a Responses request as it is yet
+    native_headers: tuple[str, ...] = ()  # OpenAI's clients send no header that shapes the answer
 
     def decode(self, body: dict) -> dict:
         return decode(body)
 
     def decode_native(self, body: dict, *, counting: bool = False) -> tuple[dict, RelayError | None]:
-        # Every channel gets the bridge's chat body, so what it cannot carry is refused now.
-        return decode(body, counting=counting), None
+        try:
+            return decode(body, counting=counting), None
+        except RelayError as refusal:
+            # What builds on a response the vendor stored (previous_response_id, a conversation, a stored prompt,
+            # a background run) goes as it is to a channel that serves Responses; any other refuses it with this.
+            if not any(body.get(name) not in (None, False) for name in NATIVE_ONLY):
+                raise
+            return _native_only(body, counting=counting), refusal
 
     def decode_count(self, body: dict) -> dict:
         """An input_tokens request: the same conversion, without what only the answer needs."""

@@ -29,6 +29,8 @@ DROPPED_ITEMS = frozenset({
 })
 # Fields that name something OpenAI stored; a gateway bridging through chat keeps nothing.
 STORED = ("previous_response_id", "conversation", "prompt")
+# What only a channel that serves Responses natively can take (relay/codecs/responses.py, decode_native).
+NATIVE_ONLY = (*STORED, "background")
 STORED_HINT = ("this gateway answers /v1/responses through chat completions and stores no responses; "
                "it needs a channel that serves the Responses API natively")
 

@@ -30,6 +30,14 @@ anthropic_server = serve(MockAnthropic)
 
 
 @pytest.fixture
+def world(transactional_db, upstream):
+    """alice's OpenAI channel at the chat mock, which serves no Responses API (its config says so): the bridge
+    answers (tests/relay/test_responses_native.py has the channels that serve it)."""
+    return new_world(upstream, username="alice", name="mock-openai", key="sk-upstream-secret",
+                     models="gpt-4o-mini,gpt-3.5-turbo", config={"responses_api": "false"})
+
+
+@pytest.fixture
 async def sdk_http(asgi_app):
     """The SDK's own HTTP client (httpx2) against the ASGI application, in process."""
     transport = httpx2.ASGITransport(app=asgi_app, client=("127.0.0.1", 12345))

@@ -295,7 +295,7 @@ def test_a_stream_the_gateway_breaks_off_ends_with_responses_error_event():
 
 
 def test_a_request_for_a_native_channel_is_decoded_whole_with_nothing_left_out():
-    # No channel takes a Responses request as it is: every one gets the bridge's body, refused as the bridge is.
+    # What the bridge can carry is decoded whole; only what builds on a stored response goes natively alone.
     assert RESPONSES.native_headers == ()
     body = {"model": "gpt-x", "input": "Hi", "instructions": "Be brief."}
     assert RESPONSES.decode_native(body) == (RESPONSES.decode(body), None)

@@ -279,7 +279,7 @@ class BedrockAdapter(Adapter):
             action = "converse-stream" if ctx.stream else "converse"
         return self._signed(ctx, model_id, action, payload)
 
-    def speaks_natively(self, protocol: str, *, mode: str, model: str) -> bool:
+    def speaks_natively(self, protocol: str, *, mode: str, model: str, channel=None) -> bool:
         return protocol == "anthropic" and mode == "chat" and is_claude(bedrock_model_id(model))
 
     def build_native_request(self, ctx: RequestContext) -> UpstreamRequest:

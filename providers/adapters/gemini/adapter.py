@@ -103,7 +103,7 @@ class GeminiAdapter(Adapter):
             return UpstreamRequest("POST", f"{base}:streamGenerateContent?alt=sse", headers, orjson.dumps(payload))
         return UpstreamRequest("POST", f"{base}:generateContent", headers, orjson.dumps(payload))
 
-    def speaks_natively(self, protocol: str, *, mode: str, model: str) -> bool:
+    def speaks_natively(self, protocol: str, *, mode: str, model: str, channel=None) -> bool:
         return protocol == "gemini" and mode in ("chat", "count_tokens", "embeddings") and not is_imagen(model)
 
     def build_native_request(self, ctx: RequestContext) -> UpstreamRequest:

@@ -1,6 +1,8 @@
 """Codex CLI (`codex exec`) through the gateway's Responses route (a model provider whose base_url is the
 gateway, wire_api = "responses") to an OpenAI-protocol channel, against a mock vendor that answers as the
-conversation goes: a one-turn prompt, and a turn where the model has Codex run a shell command.
+conversation goes: a one-turn prompt, and a turn where the model has Codex run a shell command. And a turn
+through a channel that serves the Responses API itself, which gets Codex's request as Codex sent it (its
+`store: false` included, so nothing is recorded as stored).
 
 Skipped while this tree has no /v1/responses (the relay answers 501 there); it runs once the route lands."""
 
@@ -10,6 +12,8 @@ import pytest
 
 from tests.e2e.agents.conftest import add_channel, gpt_4o_mini_quota
 from tests.e2e.agents.harness import codex_config
+from tests.e2e.agents.native_stub import REPLY as NATIVE_REPLY
+from tests.e2e.agents.native_stub import USAGE_IN, USAGE_OUT, NativeStub
 from tests.e2e.agents.routes import not_served
 from tests.e2e.agents.scripted_upstream import ScriptedOpenAI, Turn, tool_then_answer
 from tests.providers.vendor_harness import serve
@@ -18,14 +22,22 @@ pytestmark = pytest.mark.skipif(not_served("/v1/responses"), reason="no /v1/resp
 
 MODEL = "gpt-agents-codex"  # mapped to gpt-4o-mini; a name of its own so the session's gateway routes it here
 SECRET = "HERON-17"
+NATIVE_MODEL = "gpt-agents-codex-native"  # on an OpenAI channel whose host serves /v1/responses
 
 vendor_server = serve(ScriptedOpenAI)
+native_server = serve(NativeStub)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def channel(admin, vendor_server):
+    # The mock vendor speaks chat only, so the channel says it serves no Responses API: Codex is bridged.
     add_channel(admin, type=1, name="agents-codex", base_url=vendor_server.url, models=MODEL,
-                model_mapping={MODEL: "gpt-4o-mini"})
+                model_mapping={MODEL: "gpt-4o-mini"}, config={"responses_api": "false"})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def native_channel(admin, native_server):
+    add_channel(admin, type=1, name="agents-codex-native", base_url=native_server.url, models=NATIVE_MODEL)
 
 
 @pytest.fixture
@@ -34,8 +46,8 @@ def vendor(vendor_server):
     return vendor_server
 
 
-def codex_exec(agent, gateway, home, key, prompt: str):
-    codex_config(home, base_url=f"{gateway.url}/v1", model=MODEL, key_variable="ONEAPI_KEY")
+def codex_exec(agent, gateway, home, key, prompt: str, model: str = MODEL):
+    codex_config(home, base_url=f"{gateway.url}/v1", model=model, key_variable="ONEAPI_KEY")
     run = agent.run("exec", "--skip-git-repo-check", prompt, home=home, env={"ONEAPI_KEY": key.secret})
     assert run.returncode == 0, str(run)
     return run
@@ -72,3 +84,16 @@ def test_a_turn_that_runs_a_shell_command(codex, gateway, tmp_path, vendor, key)
     results = [m for m in second.body["messages"] if m["role"] == "tool"]
     assert len(results) == 1 and results[0]["tool_call_id"] == "call_scripted" and SECRET in str(results[0])
     assert_logs_match(key, vendor)
+
+
+def test_a_turn_through_a_channel_that_serves_responses(codex, gateway, tmp_path, native_server, key):
+    native_server.reset()
+    run = codex_exec(codex, gateway, tmp_path, key, "Say hello", model=NATIVE_MODEL)
+    assert NATIVE_REPLY in run.stdout
+    sent = [r for r in native_server.requests if r.path == "/v1/responses"]
+    assert sent and len(sent) == len(native_server.requests)
+    assert all(r.body["store"] is False and r.body["stream"] is True and r.body["model"] == NATIVE_MODEL
+               for r in sent)
+    logs = key.consume_logs(len(sent))
+    assert [(log["prompt_tokens"], log["completion_tokens"], log["client_protocol"]) for log in logs] == [
+        (USAGE_IN, USAGE_OUT, "responses")] * len(sent)
