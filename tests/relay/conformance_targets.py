@@ -112,7 +112,7 @@ class Target:
 
 
 class OpenAITarget(Target):
-    """An OpenAI-protocol channel (type 1) at the shared OpenAI mock."""
+    """An OpenAI-protocol channel (type 1, chat only: `responses_api` off) at the shared OpenAI mock."""
 
     name, model = "openai", "gpt-4o-mini"
     text, text_usage = REPLY, Usage(11, 7)

@@ -50,7 +50,10 @@ def channel(request, transactional_db, upstream):
     """The world of the cell's target: a caller, and a channel of that kind at its mock."""
     name = request.param
     if name == "openai":
-        world = new_world(upstream, username="alice", name="openai", key="sk-upstream", models="gpt-4o-mini")
+        # A chat-only OpenAI-protocol channel (most proxies and OpenAI-compatible vendors): Responses clients reach
+        # it through the bridge; OpenAI's own Responses pass-through is tests/relay/test_responses_native.py's.
+        world = new_world(upstream, username="alice", name="openai", key="sk-upstream", models="gpt-4o-mini",
+                          config={"responses_api": False})
     elif name == "anthropic":
         world = new_world(request.getfixturevalue("anthropic_server"), username="alice", type=14, name="claude",
                           key="sk-ant-upstream", models=TARGETS[name].model,
