@@ -229,8 +229,12 @@ def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInf
         prompt=usage.prompt_tokens, completion=usage.completion_tokens, cached=usage.cached_tokens,
         cache_write=usage.cache_write_tokens, cache_write_1h=usage.cache_write_1h_tokens,
         reasoning=usage.reasoning_tokens)
+    prompt = outcome.prompt_usage
     tokens = pricing.billed_tokens(
         mode=call.mode, reported=reported,
+        reported_prompt=None if prompt is None else pricing.Tokens(
+            prompt=prompt.prompt_tokens, cached=prompt.cached_tokens, cache_write=prompt.cache_write_tokens,
+            cache_write_1h=prompt.cache_write_1h_tokens),
         count_prompt=lambda: tokenizer.count_request(call.mode, call.body, call.model),
         count_answer=lambda: _count_answer(outcome, call.model))
     quota = pricing.charge(quote, tokens, images_made=outcome.images)

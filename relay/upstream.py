@@ -116,6 +116,9 @@ class Outcome:
     prompt_reset: bool = False  # the channel's system prompt replaced the client's
     # The id under which the vendor stored a native answer (a Response made with `store`), "" for none.
     answer_id: str = ""
+    # The vendor's count of the prompt, said before its full usage (Anthropic's message_start): a stream cut
+    # before that usage pays it for the prompt and counts only the answer locally.
+    prompt_usage: Usage | None = None
 
 
 async def call_channel(*, session: aiohttp.ClientSession, channel: ChannelInfo, call: Call, out: Responder,
@@ -130,6 +133,7 @@ async def call_channel(*, session: aiohttp.ClientSession, channel: ChannelInfo, 
     if outcome is None:
         outcome = Outcome()
     outcome.channel = channel
+    outcome.prompt_usage = None  # a channel that failed before its answer said it of its own prompt
     adapter = adapter_for(channel.type)
     native = call.native
     if native is not None:
@@ -354,7 +358,7 @@ async def _native_stream(call: Call, adapter: Adapter, ctx: RequestContext, chun
                 # Headers wait for the answer to begin, so a vendor that fails before can still fail over.
                 await out.start(200, SSE_HEADERS)
                 outcome.started = True
-            outcome.usage = stream.usage
+            outcome.usage, outcome.prompt_usage = stream.usage, stream.prompt_usage
             outcome.texts.extend(stream.texts)
             stream.texts.clear()
             if data:
@@ -373,7 +377,7 @@ async def _native_stream(call: Call, adapter: Adapter, ctx: RequestContext, chun
             raise
         # Broken off after the answer began: the client keeps what came, ended by the protocol's error event.
         outcome.interrupted = masking.mask_error(err, adapter.secrets(ctx.channel))
-        outcome.usage = stream.usage
+        outcome.usage, outcome.prompt_usage = stream.usage, stream.prompt_usage
         outcome.texts.extend(stream.texts)
         outcome.answer_id = stream.answer_id
         await out.finish(stream.interruption(f"{outcome.interrupted.message} (request id: {call.request_id})"))
@@ -383,7 +387,7 @@ async def _native_stream(call: Call, adapter: Adapter, ctx: RequestContext, chun
             raise _no_answer()
         await out.start(200, SSE_HEADERS)
         outcome.started = True
-    outcome.usage = stream.usage
+    outcome.usage, outcome.prompt_usage = stream.usage, stream.prompt_usage
     outcome.texts.extend(stream.texts)
     outcome.answer_id = stream.answer_id
     await out.finish(b"".join(held) + rest)
@@ -533,6 +537,8 @@ async def _stream(call: Call, batches, out: Responder, outcome: Outcome, channel
             if decoded.usage is not None:
                 outcome.usage = decoded.usage
                 content = True
+            if decoded.prompt_usage is not None:
+                outcome.prompt_usage = decoded.prompt_usage  # not the answer's start: failover is still open
             if decoded.text:
                 outcome.texts.append(decoded.text)
                 content = True
