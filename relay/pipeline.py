@@ -23,7 +23,7 @@ from providers import health
 from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.uploads import Upload
-from relay import http, media, routing, shapes
+from relay import http, media, native_fallback, routing, shapes
 from relay.auth import Caller, check_model_allowed
 from relay.cache import cache
 from relay.errors import RelayError, bad_request
@@ -152,14 +152,16 @@ async def count_natively(*, caller: Caller, body: dict, native: NativeRequest, r
         return False
     mapped = channel.model_mapping.get(model, model)
     if not adapter_for(channel.type).speaks_natively(native.protocol, mode="count_tokens", model=mapped,
-                                                     channel=channel):
+                                                     channel=channel) or (
+            native.unconvertible is None and native_fallback.bridged(channel.id, native.protocol)):
         return False
     call = Call(mode="count_tokens", model=model, body=body, request_id=request_id, native=native)
     try:
         await call_channel(session=http.session(), channel=channel, call=call, out=out)
     except UpstreamError as err:
-        if err.retryable:
-            return False
+        if err.retryable or native_fallback.falls_back(err, channel=channel, protocol=native.protocol,
+                                                       convertible=native.unconvertible is None):
+            return False  # counted locally (a channel without the endpoint: its requests may cross the bridge)
         raise _to_relay_error(err) from None
     return True
 

@@ -38,7 +38,7 @@ from providers.adapters.base import (
 )
 from providers.adapters.multipart import FormError
 from providers.adapters.uploads import Upload
-from relay import media
+from relay import media, native_fallback
 from relay.errors import RelayError, bad_request
 from relay.streaming import DONE, SSE_HEADERS, ChunkGatherer, Frames, SSEParser
 
@@ -140,7 +140,10 @@ async def call_channel(*, session: aiohttp.ClientSession, channel: ChannelInfo, 
         # Decided per call, so failover may go from a channel that speaks the client's protocol to one that
         # does not, and back: the codec's translator steps aside only for the first.
         model = channel.model_mapping.get(call.model, call.model)
-        if not adapter.speaks_natively(native.protocol, mode=call.mode, model=model, channel=channel):
+        # A request only the protocol carries goes natively even to a channel on the bridge: nothing else answers it.
+        lately_bridged = native.unconvertible is None and native_fallback.bridged(channel.id, native.protocol)
+        if lately_bridged or not adapter.speaks_natively(native.protocol, mode=call.mode, model=model,
+                                                         channel=channel):
             if native.unconvertible is not None:
                 # Not this channel's failure, nor quite the client's: another channel may take the request as it is.
                 refusal = native.unconvertible
@@ -155,7 +158,19 @@ async def call_channel(*, session: aiohttp.ClientSession, channel: ChannelInfo, 
         body, outcome.prompt_reset = channel_body(call, channel)
     try:
         async with image_budget.held_for_call():  # what the call inlines is held until it ends
-            await _exchange(call, adapter, channel, body, out, outcome, session, native)
+            try:
+                await _exchange(call, adapter, channel, body, out, outcome, session, native)
+            except UpstreamError as err:
+                if native is None or call.mode != "chat" or outcome.started or not native_fallback.falls_back(
+                        err, channel=channel, protocol=native.protocol,
+                        convertible=native.unconvertible is None):
+                    raise
+                # The channel has no such endpoint: the same request, converted, on the same channel.
+                native_fallback.remember(channel, err.status)
+                native = None
+                out.pass_through(False)
+                body, outcome.prompt_reset = channel_body(call, channel)
+                await _exchange(call, adapter, channel, body, out, outcome, session)
     except UpstreamError as err:
         err = masking.mask_error(err, adapter.secrets(channel))
         if not outcome.started:
