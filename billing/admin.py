@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -246,8 +247,8 @@ class UsernameFilter(ExactFilter):
 @admin.register(Log)
 class LogAdmin(admin.ModelAdmin):
     # Token counts share a column, and so do time and streaming: the list fits a 1280 px console.
-    list_display = ("id", "created", "type", "username", "token_name", "model_name", "channel_id", "quota_display",
-                    "token_counts", "elapsed", "content_short")
+    list_display = ("id", "created", "type", "username", "token_name", "model_with_protocol", "channel_id",
+                    "quota_display", "token_counts", "elapsed", "content_short")
     list_filter = ("type", CreatedFilter, ModelNameFilter, ChannelIdFilter, UsernameFilter)
     # Exact or prefix matches, so the indexes serve them.
     search_fields = ("=username", "=token_name", "^model_name", "=request_id")
@@ -265,6 +266,14 @@ class LogAdmin(admin.ModelAdmin):
     @admin.display(description=_("time"), ordering="created_at")
     def created(self, obj: Log) -> str:
         return unix_text(obj.created_at)
+
+    @admin.display(description=_("model"), ordering="model_name")
+    def model_with_protocol(self, obj: Log) -> str:
+        # The client's protocol under the model, not a column of its own: the list fits a 1280 px console.
+        if not obj.client_protocol:
+            return obj.model_name
+        return format_html('{}<div class="quiet client-protocol" title="{}">{}</div>', obj.model_name,
+                           gettext("client protocol"), obj.client_protocol_label())
 
     @admin.display(description=_("quota"), ordering="quota")
     def quota_display(self, obj: Log) -> str:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from oneapi_site.lib.timeutil import now_ts, ts_text
@@ -39,6 +39,14 @@ class RedemptionCode(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# The APIs a client may speak to /v1 (relay/codecs), as people read them in the logs.
+# A context of their own: the bare names may mean a vendor elsewhere, and are translated otherwise there.
+CLIENT_PROTOCOL_LABELS = {"openai": pgettext_lazy("client protocol", "OpenAI"),
+                          "anthropic": pgettext_lazy("client protocol", "Anthropic"),
+                          "responses": pgettext_lazy("client protocol", "Responses"),
+                          "gemini": pgettext_lazy("client protocol", "Gemini")}
 
 
 class Log(models.Model):
@@ -92,6 +100,10 @@ class Log(models.Model):
         # The console titles a log's page with this: which entry, what kind, when.
         return gettext("Log #%(id)s: %(type)s at %(time)s") % {
             "id": self.pk, "type": self.get_type_display(), "time": ts_text(self.created_at)}
+
+    def client_protocol_label(self) -> str:
+        """The client's API by name, in the reader's language ("" on logs written before it was recorded)."""
+        return str(CLIENT_PROTOCOL_LABELS.get(self.client_protocol, self.client_protocol))
 
 
 class Option(models.Model):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import lru_cache
 
@@ -305,12 +305,17 @@ def _fixed_price(order: Order, *, model_ratio: float, group_ratio: float) -> int
 
 
 def billed_tokens(*, mode: str, reported: Tokens | None, count_prompt: Callable[[], int],
-                  count_answer: Callable[[], int]) -> Tokens:
+                  count_answer: Callable[[], int], reported_prompt: Tokens | None = None) -> Tokens:
     """The tokens a request is billed for: the vendor's count; without one (or with nothing in it, as from a
     cut stream), the request and the answer counted locally, as one-api does, with no cache parts (nothing
-    says the vendor's cache was used). The counters are called only then: counting is the costly part."""
+    says the vendor's cache was used). The counters are called only then: counting is the costly part.
+
+    `reported_prompt` is the vendor's count of the prompt alone, when it said one before its answer broke
+    off (Anthropic's message_start): the prompt and its cache parts are billed from it, the answer counted."""
     if reported is not None and reported.counted:
         return reported
+    if reported_prompt is not None and reported_prompt.prompt and mode not in TRANSCRIPT_MODES:
+        return replace(reported_prompt, completion=count_answer())
     if mode in TRANSCRIPT_MODES:
         # The transcript's tokens, priced at the model ratio (one-api forgets the ratio here).
         return Tokens(prompt=count_answer())

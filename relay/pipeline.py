@@ -23,7 +23,7 @@ from providers import health
 from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.uploads import Upload
-from relay import http, media, routing, shapes
+from relay import http, media, native_fallback, routing, shapes
 from relay.auth import Caller, check_model_allowed
 from relay.cache import cache
 from relay.errors import RelayError, bad_request
@@ -152,14 +152,16 @@ async def count_natively(*, caller: Caller, body: dict, native: NativeRequest, r
         return False
     mapped = channel.model_mapping.get(model, model)
     if not adapter_for(channel.type).speaks_natively(native.protocol, mode="count_tokens", model=mapped,
-                                                     channel=channel):
+                                                     channel=channel) or (
+            native.unconvertible is None and native_fallback.bridged(channel.id, native.protocol)):
         return False
     call = Call(mode="count_tokens", model=model, body=body, request_id=request_id, native=native)
     try:
         await call_channel(session=http.session(), channel=channel, call=call, out=out)
     except UpstreamError as err:
-        if err.retryable:
-            return False
+        if err.retryable or native_fallback.falls_back(err, channel=channel, protocol=native.protocol,
+                                                       convertible=native.unconvertible is None):
+            return False  # counted locally (a channel without the endpoint: its requests may cross the bridge)
         raise _to_relay_error(err) from None
     return True
 
@@ -229,8 +231,12 @@ def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInf
         prompt=usage.prompt_tokens, completion=usage.completion_tokens, cached=usage.cached_tokens,
         cache_write=usage.cache_write_tokens, cache_write_1h=usage.cache_write_1h_tokens,
         reasoning=usage.reasoning_tokens)
+    prompt = outcome.prompt_usage
     tokens = pricing.billed_tokens(
         mode=call.mode, reported=reported,
+        reported_prompt=None if prompt is None else pricing.Tokens(
+            prompt=prompt.prompt_tokens, cached=prompt.cached_tokens, cache_write=prompt.cache_write_tokens,
+            cache_write_1h=prompt.cache_write_1h_tokens),
         count_prompt=lambda: tokenizer.count_request(call.mode, call.body, call.model),
         count_answer=lambda: _count_answer(outcome, call.model))
     quota = pricing.charge(quote, tokens, images_made=outcome.images)

@@ -38,7 +38,7 @@ from providers.adapters.base import (
 )
 from providers.adapters.multipart import FormError
 from providers.adapters.uploads import Upload
-from relay import media
+from relay import media, native_fallback
 from relay.errors import RelayError, bad_request
 from relay.streaming import DONE, SSE_HEADERS, ChunkGatherer, Frames, SSEParser
 
@@ -116,6 +116,9 @@ class Outcome:
     prompt_reset: bool = False  # the channel's system prompt replaced the client's
     # The id under which the vendor stored a native answer (a Response made with `store`), "" for none.
     answer_id: str = ""
+    # The vendor's count of the prompt, said before its full usage (Anthropic's message_start): a stream cut
+    # before that usage pays it for the prompt and counts only the answer locally.
+    prompt_usage: Usage | None = None
 
 
 async def call_channel(*, session: aiohttp.ClientSession, channel: ChannelInfo, call: Call, out: Responder,
@@ -130,13 +133,17 @@ async def call_channel(*, session: aiohttp.ClientSession, channel: ChannelInfo, 
     if outcome is None:
         outcome = Outcome()
     outcome.channel = channel
+    outcome.prompt_usage = None  # a channel that failed before its answer said it of its own prompt
     adapter = adapter_for(channel.type)
     native = call.native
     if native is not None:
         # Decided per call, so failover may go from a channel that speaks the client's protocol to one that
         # does not, and back: the codec's translator steps aside only for the first.
         model = channel.model_mapping.get(call.model, call.model)
-        if not adapter.speaks_natively(native.protocol, mode=call.mode, model=model, channel=channel):
+        # A request only the protocol carries goes natively even to a channel on the bridge: nothing else answers it.
+        lately_bridged = native.unconvertible is None and native_fallback.bridged(channel.id, native.protocol)
+        if lately_bridged or not adapter.speaks_natively(native.protocol, mode=call.mode, model=model,
+                                                         channel=channel):
             if native.unconvertible is not None:
                 # Not this channel's failure, nor quite the client's: another channel may take the request as it is.
                 refusal = native.unconvertible
@@ -151,7 +158,19 @@ async def call_channel(*, session: aiohttp.ClientSession, channel: ChannelInfo, 
         body, outcome.prompt_reset = channel_body(call, channel)
     try:
         async with image_budget.held_for_call():  # what the call inlines is held until it ends
-            await _exchange(call, adapter, channel, body, out, outcome, session, native)
+            try:
+                await _exchange(call, adapter, channel, body, out, outcome, session, native)
+            except UpstreamError as err:
+                if native is None or call.mode != "chat" or outcome.started or not native_fallback.falls_back(
+                        err, channel=channel, protocol=native.protocol,
+                        convertible=native.unconvertible is None):
+                    raise
+                # The channel has no such endpoint: the same request, converted, on the same channel.
+                native_fallback.remember(channel, err.status)
+                native = None
+                out.pass_through(False)
+                body, outcome.prompt_reset = channel_body(call, channel)
+                await _exchange(call, adapter, channel, body, out, outcome, session)
     except UpstreamError as err:
         err = masking.mask_error(err, adapter.secrets(channel))
         if not outcome.started:
@@ -354,7 +373,7 @@ async def _native_stream(call: Call, adapter: Adapter, ctx: RequestContext, chun
                 # Headers wait for the answer to begin, so a vendor that fails before can still fail over.
                 await out.start(200, SSE_HEADERS)
                 outcome.started = True
-            outcome.usage = stream.usage
+            outcome.usage, outcome.prompt_usage = stream.usage, stream.prompt_usage
             outcome.texts.extend(stream.texts)
             stream.texts.clear()
             if data:
@@ -373,7 +392,7 @@ async def _native_stream(call: Call, adapter: Adapter, ctx: RequestContext, chun
             raise
         # Broken off after the answer began: the client keeps what came, ended by the protocol's error event.
         outcome.interrupted = masking.mask_error(err, adapter.secrets(ctx.channel))
-        outcome.usage = stream.usage
+        outcome.usage, outcome.prompt_usage = stream.usage, stream.prompt_usage
         outcome.texts.extend(stream.texts)
         outcome.answer_id = stream.answer_id
         await out.finish(stream.interruption(f"{outcome.interrupted.message} (request id: {call.request_id})"))
@@ -383,7 +402,7 @@ async def _native_stream(call: Call, adapter: Adapter, ctx: RequestContext, chun
             raise _no_answer()
         await out.start(200, SSE_HEADERS)
         outcome.started = True
-    outcome.usage = stream.usage
+    outcome.usage, outcome.prompt_usage = stream.usage, stream.prompt_usage
     outcome.texts.extend(stream.texts)
     outcome.answer_id = stream.answer_id
     await out.finish(b"".join(held) + rest)
@@ -533,6 +552,8 @@ async def _stream(call: Call, batches, out: Responder, outcome: Outcome, channel
             if decoded.usage is not None:
                 outcome.usage = decoded.usage
                 content = True
+            if decoded.prompt_usage is not None:
+                outcome.prompt_usage = decoded.prompt_usage  # not the answer's start: failover is still open
             if decoded.text:
                 outcome.texts.append(decoded.text)
                 content = True

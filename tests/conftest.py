@@ -5,6 +5,7 @@ import pytest
 
 from accounts.models import User
 from billing.ledger import ledger
+from relay import native_fallback
 from relay.cache import cache
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import logged_in
@@ -82,6 +83,7 @@ def fresh_relay_state():
     """The relay's caches and ledger are per process: start every test from nothing."""
     ledger.flush_all()
     cache.clear()
+    native_fallback.forget_all()
     ledger.__init__()
     yield
     ledger.flush_all()

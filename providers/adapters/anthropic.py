@@ -12,6 +12,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import orjson
@@ -272,6 +273,14 @@ def usage_from(usage: Any) -> Usage:
                  cached_tokens=read, cache_write_tokens=written, cache_write_1h_tokens=min(hour, written))
 
 
+def prompt_usage_from(usage: Any) -> Usage | None:
+    """message_start's usage, the prompt side only: its output_tokens is a placeholder, not the answer's."""
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage_from(usage)
+    return replace(prompt, completion_tokens=0) if prompt.prompt_tokens else None
+
+
 def error_from(status: int, error: Any) -> UpstreamError:
     """Anthropic's `{"type": "error", "error": {"type", "message"}}`, its type and message kept."""
     error = error if isinstance(error, dict) else {}
@@ -371,6 +380,7 @@ class MessageEvents(NativeStream):
         if kind == "message_start":
             usage = (payload.get("message") or {}).get("usage")
             self.counts = dict(usage) if isinstance(usage, dict) else {}
+            self.prompt_usage = prompt_usage_from(usage)
         elif kind == "content_block_start":
             self.begun = True
             block = payload.get("content_block") or {}
@@ -465,7 +475,7 @@ class AnthropicStreamDecoder(StreamDecoder):
     """Anthropic's typed SSE events → OpenAI chunks (https://docs.anthropic.com/en/docs/build-with-claude/streaming).
 
     Usage is reported once, at message_delta, with the input counted at message_start: a stream cut
-    before then has no exact usage, and the relay counts it locally.
+    before then is billed for message_start's prompt count and its answer counted locally.
     """
 
     def __init__(self, model: str) -> None:
@@ -491,7 +501,8 @@ class AnthropicStreamDecoder(StreamDecoder):
         self.id = f"chatcmpl-{message.get('id', '')}"
         self.model = message.get("model") or self.model
         self.input_usage = message.get("usage") or {}
-        return [StreamEvent(data=self.chunk({"role": "assistant", "content": ""}))]
+        return [StreamEvent(data=self.chunk({"role": "assistant", "content": ""}),
+                            prompt_usage=prompt_usage_from(self.input_usage))]
 
     def on_content_block_start(self, payload: dict) -> list[StreamEvent]:
         block = payload.get("content_block") or {}

@@ -120,6 +120,9 @@ class StreamEvent:
     usage: Usage | None = None
     text: str = ""
     done: bool = False
+    # The vendor's count of the prompt alone, said before the answer (Anthropic's message_start): what a stream
+    # cut before its full usage is billed for on the prompt side. It does not start the client's stream.
+    prompt_usage: Usage | None = None
     usage_only: bool = False  # a chunk that carries only usage (no choices): dropped unless the client asked
     # An error the vendor reported inside the stream (`data` is its OpenAI error chunk): before the answer
     # starts, the relay raises it instead (another channel may answer); after, the client gets the chunk.
@@ -199,6 +202,7 @@ class NativeStream:
 
     def __init__(self) -> None:
         self.usage: Usage | None = None  # as the vendor counted it, once it has said
+        self.prompt_usage: Usage | None = None  # the prompt's count, said before the answer (StreamEvent's)
         self.texts: list[str] = []  # the words so far, counted when the vendor gives no usage
         self.begun = False
         self.answered = False  # an event in the protocol's shape came: an empty answer is still an answer

@@ -268,3 +268,14 @@ def test_cache_ratios_are_edited_beside_the_model_ratios(root_client):
     response = _options_post(root_client, CacheRatio='{"claude-opus-4-6": 0.2}')
     assert response.status_code == 302
     assert options.get("CacheRatio") == {"claude-opus-4-6": 0.2}
+
+
+def test_the_log_list_names_the_protocol_its_client_spoke(root_client):
+    _log(model_name="claude-sonnet-4-5", client_protocol="anthropic")
+    _log(model_name="gpt-4o", client_protocol="responses")
+    _log(model_name="older-model")
+    html = root_client.get(LOGS).content.decode()
+    assert 'claude-sonnet-4-5<div class="quiet client-protocol" title="client protocol">Anthropic</div>' in html
+    assert ">Responses</div>" in html and html.count("client-protocol") == 2
+    zh = root_client.get(LOGS, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert 'title="客户端协议">Responses 格式</div>' in zh

@@ -218,3 +218,16 @@ def test_the_cache_and_reasoning_parts_are_shown_under_the_counts(alice, alice_c
     assert 'data-testid="total-cached"' in html
     zh = alice_client.get(URL, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "20000 来自缓存" in zh and "缓存读取倍率 0.1" in zh and "1 小时缓存写入倍率 2" in zh
+
+
+def test_each_log_names_the_protocol_its_client_spoke(alice, alice_client):
+    for protocol in ("openai", "anthropic", "responses", "gemini"):
+        log(alice, client_protocol=protocol, model_name=f"model-{protocol}")
+    log(alice, model_name="from-before-protocols")  # logs written before it was recorded have none
+    html = alice_client.get(URL).content.decode()
+    for protocol, label in (("openai", "OpenAI"), ("anthropic", "Anthropic"), ("responses", "Responses"),
+                            ("gemini", "Gemini")):
+        assert re.search(rf'data-protocol="{protocol}"[^>]*>{label}</span>', html), protocol
+    assert html.count("data-protocol=") == 4
+    zh = alice_client.get(URL, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert re.search(r'data-protocol="anthropic" title="客户端协议">Anthropic 格式</span>', zh)

@@ -193,6 +193,15 @@ async def test_a_stream_broken_off_ends_with_anthropics_error_event_and_bills_wh
     assert orjson.loads(events[-2].split(b"data: ", 1)[1])["error"]["type"] == "api_error"
     [log] = await consume_logs()
     assert log.completion_tokens > 0 and log.channel_id == claude_world.channel.pk
+    prompt_billed_from_message_start(log)
+
+
+def prompt_billed_from_message_start(log: Log) -> None:
+    """A stream cut before message_delta pays message_start's prompt with its cache parts (thinking_stream.sse:
+    20 new, 1500 written for 5 minutes, 8000 read), at their own prices, and only its answer counted locally."""
+    assert (log.prompt_tokens, log.cached_tokens, log.cache_write_tokens, log.cache_write_1h_tokens) == (
+        PROMPT_TOKENS, 8000, 1500, 0)
+    assert 0 < log.completion_tokens < COMPLETION_TOKENS
 
 
 async def test_a_client_that_leaves_mid_stream_pays_for_what_it_got(asgi_app, claude_world):
@@ -212,8 +221,31 @@ async def test_a_client_that_leaves_mid_stream_pays_for_what_it_got(asgi_app, cl
     await app.send_input({"type": "http.disconnect"})
     await app.wait(5)
     [log] = await consume_logs()  # Anthropic never said its output: counted locally
-    assert log.prompt_tokens > 0 and 0 < log.completion_tokens < COMPLETION_TOKENS
+    prompt_billed_from_message_start(log)
     assert await token_used(claude_world) == log.quota > 0
+
+
+async def test_a_chat_stream_from_anthropic_cut_before_its_usage_pays_message_starts_prompt(client, claude_world):
+    # The converted path: an OpenAI client, the Anthropic channel's events made chat chunks.
+    claude_world.upstream.then(answer="thinking", cut_after=9)  # the answer's first words, no message_delta
+    bearer = {"Authorization": f"Bearer sk-{claude_world.token.key}"}
+    response = await client.post("/v1/chat/completions", headers=bearer,
+                                 json={"model": MODEL, "messages": HELLO, "stream": True})
+    assert response.status_code == 200 and b"Hello from Claude," in response.content
+    [log] = await consume_logs()
+    assert log.client_protocol == "openai"
+    prompt_billed_from_message_start(log)
+
+
+async def test_message_starts_usage_alone_does_not_begin_the_answer(claude, claude_world, openai_channel_too,
+                                                                      upstream):
+    # Cut after message_start: the prompt was counted, but nothing reached the client, so another channel answers.
+    claude_world.upstream.then(answer="thinking", cut_after=1)
+    async with claude.messages.stream(model=MODEL, max_tokens=256, messages=HELLO) as stream:
+        final = await stream.get_final_message()
+    assert final.content[0].text == REPLY and len(upstream.requests) == 1
+    [log] = await consume_logs()
+    assert log.channel_id == openai_channel_too.pk and log.cached_tokens == 0
 
 
 # --- failover between a channel that speaks Messages and one that does not ---------------------------
