@@ -75,3 +75,16 @@ def call_index(call: dict) -> int:
 def tokens(where: Any, name: str) -> int:
     """A token count as billing reads it (providers/adapters/openai_shapes.count): junk counts nothing."""
     return count(where.get(name)) if isinstance(where, dict) else 0
+
+
+def as_chunk(answer: Any) -> dict:
+    """A whole answer as the one chunk that streams it, for a client that asked for a stream."""
+    choice = first_choice(answer)
+    message = obj(choice.get("message"))
+    delta = {name: message[name] for name in REASONING_FIELDS if name in message}
+    delta["content"] = content_text(message.get("content"))
+    delta["tool_calls"] = [{**call, "index": position} for position, call in enumerate(tool_calls(message))]
+    chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason(choice)}]}
+    if isinstance(obj(answer).get("usage"), dict):
+        chunk["usage"] = answer["usage"]
+    return chunk

@@ -505,3 +505,62 @@ async def test_the_translator_answers_errors_before_the_answer_in_anthropics_sha
     out = Capture()
     await Translator(out, ANTHROPIC, model="", request_id="R1").error(RelayError(401, "Invalid API key."))
     assert out.status == 401 and orjson.loads(out.body)["error"]["type"] == "authentication_error"
+
+
+class Broken:
+    """The Messages codec with an encoder that fails, as a codec's bug would."""
+
+    protocol = "anthropic"
+
+    def __getattr__(self, name):
+        return getattr(ANTHROPIC, name)
+
+    def encode_answer(self, *args, **kwargs):
+        raise KeyError("a field the codec expected")
+
+
+JSON = [(b"content-type", b"application/json")]
+
+
+async def test_an_answer_the_codec_cannot_encode_is_an_error_with_its_status_not_under_a_200(caplog):
+    out = Capture()
+    translator = Translator(out, Broken(), model="claude-x", request_id="R1")
+    await translator.start(200, JSON)
+    assert not out.started  # nothing goes out before the answer is encoded
+    with pytest.raises(RelayError) as failed:
+        await translator.finish(orjson.dumps({"choices": [{"message": {"content": "Hi"}}]}))
+    await translator.error(failed.value)  # as relay/asgi.py answers it
+    assert out.status == 500 and orjson.loads(out.body)["error"]["type"] == "api_error"
+    assert "could not be translated" in caplog.text and "KeyError" in caplog.text
+
+
+async def test_a_whole_answer_that_is_not_json_is_an_error_too():
+    out = Capture()
+    translator = Translator(out, ANTHROPIC, model="claude-x", request_id="R1")
+    await translator.start(200, JSON)
+    with pytest.raises(RelayError):
+        await translator.finish(b"<html>not json</html>")
+    assert not out.started
+
+
+async def test_a_whole_answer_starts_with_its_status_once_encoded():
+    out = Capture()
+    translator = Translator(out, ANTHROPIC, model="claude-x", request_id="R1")
+    await translator.start(200, JSON)
+    await translator.write(b'{"choices": [{"message": {"con')
+    assert not out.started and translator.started
+    await translator.finish(b'tent": "Hi"}}]}')
+    assert out.status == 200 and message_of(out.body).content[0].text == "Hi"
+
+
+async def test_a_stream_asked_for_and_answered_whole_reaches_the_client_as_events():
+    out = Capture()
+    translator = Translator(out, ANTHROPIC, model="claude-x", request_id="R1")
+    translator.stream = True
+    await translator.start(200, JSON)
+    await translator.finish(orjson.dumps({"choices": [{"message": {"content": "Hi", "tool_calls": [
+        {"id": "c1", "function": {"name": "f", "arguments": '{"a": 1}'}}]}, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2}}))
+    message = assert_well_formed(events(out.body))
+    assert [b.type for b in message.content] == ["text", "tool_use"] and message.content[1].input == {"a": 1}
+    assert (message.stop_reason, message.usage.output_tokens) == ("tool_use", 2)

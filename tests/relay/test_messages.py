@@ -91,6 +91,16 @@ async def test_a_streamed_message_arrives_as_text_and_as_a_final_message(claude,
     assert world.upstream.requests[-1].body["stream_options"] == {"include_usage": True}
 
 
+async def test_a_stream_the_channel_answers_whole_still_arrives_as_events(claude, world):
+    world.upstream.then(raw=chat_answer({"content": "Whole."}, "stop"))  # a vendor ignoring `stream: true`
+    async with claude.messages.stream(model=MODEL, max_tokens=256, messages=HELLO) as stream:
+        text = "".join([piece async for piece in stream.text_stream])
+        final = await stream.get_final_message()
+    assert text == "Whole." and final.stop_reason == "end_turn" and final.usage.output_tokens == 9
+    [log] = await consume_logs()
+    assert (log.prompt_tokens, log.completion_tokens) == (20, 9)
+
+
 async def test_a_tool_use_round_trip(claude, world):
     world.upstream.then(raw=chat_answer({"content": None, "tool_calls": [
         {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
