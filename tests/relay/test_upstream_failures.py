@@ -96,6 +96,20 @@ async def test_an_odd_answer_without_usage_is_delivered_and_its_text_counted(cli
     assert log.completion_tokens == 1  # "Hi", counted locally; what is not text in OpenAI's shape counts nothing
 
 
+async def test_a_stream_of_odd_chunks_is_delivered_and_its_text_counted(client, world):
+    chunks = [{"choices": [None, "x", {"delta": "x"}]},
+              {"choices": [{"delta": {"content": "Hi", "tool_calls": [5, {"function": "x"}, {"function": {
+                  "name": 5, "arguments": {"a": 1}}}]}}]},
+              {"choices": [{"delta": {}, "finish_reason": "stop"}]}]
+    world.upstream.then(content_type="text/event-stream",
+                        raw=b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n")
+    response = await client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=world.auth)
+    assert response.status_code == 200
+    assert [orjson.loads(e) for e in events_of(response.content)[:-1]] == chunks
+    log = await consume_log()
+    assert log.completion_tokens == 1  # "Hi", counted locally
+
+
 async def test_embeddings_that_are_not_an_answer_fail_over_too(client, world, backup):
     await _options(RetryTimes="1")
     await sync_to_async(ChannelFactory)(name="healthy", base_url=backup.url, models="text-embedding-3-small",
