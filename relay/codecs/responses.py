@@ -363,6 +363,8 @@ class ResponseStream:
                                       _text_of(function.get("name")), "", "in_progress", self.namespaced))
             self.tools[position] = index
         arguments = function.get("arguments")
+        if isinstance(arguments, dict):  # a vendor that sends the whole object at once
+            arguments = _arguments(arguments)
         if isinstance(arguments, str) and arguments:
             item = self.output[index]
             item["arguments"] += arguments

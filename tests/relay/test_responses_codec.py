@@ -358,6 +358,14 @@ def test_of_several_choices_the_first_is_the_response():
     assert found[-1]["response"]["output"][0]["content"][0]["text"] == "one more"
 
 
+def test_streamed_arguments_sent_as_an_object_are_written_as_json():
+    found = stream([chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f",
+                                                                              "arguments": {"city": "Paris"}}}]}),
+                    chunk(finish="tool_calls")])
+    [call] = found[-1]["response"]["output"]
+    assert orjson.loads(call["arguments"]) == {"city": "Paris"}
+
+
 @pytest.mark.parametrize("item", [{"type": [1], "role": "user"}, {"role": [1], "content": "x"},
                                   {"type": "function_call_output", "call_id": [1], "output": "x"}])
 def test_items_with_unhashable_fields_are_refused_not_failed(item):
