@@ -141,6 +141,18 @@ async def test_streamed_thinking_and_tool_calls_reach_the_sdk_as_blocks(claude, 
     assert final.stop_reason == "tool_use" and final.usage.output_tokens == 9
 
 
+async def test_streamed_tool_arguments_that_are_no_json_reach_the_sdk_as_an_empty_input(claude, world):
+    world.upstream.then(content_type="text/event-stream", raw=chat_stream(
+        {"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
+                         "function": {"name": "get_weather", "arguments": '{"city": Par'}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": "is}"}}]}, finish="tool_calls"))
+    async with claude.messages.stream(model=MODEL, max_tokens=256, tools=[WEATHER], messages=HELLO) as stream:
+        final = await stream.get_final_message()  # the SDK fails on an input_json_delta that is no JSON
+    [call] = final.content
+    assert (call.id, call.name, call.input) == ("call_a", "get_weather", {})
+    assert final.stop_reason == "tool_use"
+
+
 async def test_count_tokens_is_answered_locally_and_costs_nothing(claude, world):
     bare = await claude.messages.count_tokens(model=MODEL, messages=HELLO)
     with_tools = await claude.messages.count_tokens(model=MODEL, messages=HELLO, system="Be brief.", tools=[WEATHER])
