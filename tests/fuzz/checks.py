@@ -92,14 +92,18 @@ def sse_events(content: bytes) -> list[dict]:
 
 
 def assert_anthropic_events(content: bytes) -> None:
+    """A codec's Anthropic stream, checked as anthropic_message_of does."""
+    anthropic_message_of(sse_events(content))
+
+
+def anthropic_message_of(events: list[dict]):
     """Anthropic's event grammar (message_start, content blocks one at a time, message_delta, message_stop,
-    or an error event last), every event as the anthropic SDK types it, and a Message the SDK builds."""
+    or an error event last), every event as the anthropic SDK types it; the Message the SDK builds of them."""
     from anthropic._models import construct_type_unchecked
     from anthropic.lib.streaming._messages import accumulate_event
     from anthropic.types import RawMessageStreamEvent
     from pydantic import TypeAdapter
 
-    events = sse_events(content)
     kinds = [event["type"] for event in events]
     # A stream that fails before its message starts is the error event alone.
     assert kinds and kinds[0] in ("message_start", "error") and kinds[-1] in ("message_stop", "error"), kinds
@@ -128,6 +132,7 @@ def assert_anthropic_events(content: bytes) -> None:
         typed.validate_python(event)
         snapshot = accumulate_event(event=construct_type_unchecked(type_=RawMessageStreamEvent, value=event),
                                     current_snapshot=snapshot, json_bufs=buffers)
+    return snapshot
 
 
 RESPONSE_ENDS = ("response.completed", "response.failed", "response.incomplete")
