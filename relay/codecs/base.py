@@ -222,7 +222,8 @@ class Translator:
             error = chunk.get("error")
             if error is not None and not chunk.get("choices"):
                 # The relay's or the vendor's error chunk ends the stream for the client.
-                message = error.get("message") if isinstance(error, dict) else str(error)
+                # Its message as a vendor wrote it may be of any type, or none.
+                message = chat_answer.text(error.get("message")) if isinstance(error, dict) else str(error)
                 parts.append(encoder.fail(RelayError(502, message or "The upstream stream failed.")))
                 continue
             parts.append(encoder.feed(chunk))

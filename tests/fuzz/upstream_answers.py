@@ -75,7 +75,9 @@ chunks = st.fixed_dictionaries(
 # What else a stream may carry: events that are no JSON, errors, comments, other event names.
 odd_frames = st.sampled_from((b"data: {not json\n\n", b"data: \n\n", b": keep-alive\n\n", b"event: ping\ndata: {}\n\n",
                               b'data: {"error": {"message": "upstream overloaded", "type": "server_error"}}\n\n',
-                              b'data: {"error": "plain"}\n\n', b"data: [1, 2]\n\n", b"data: null\n\n", b"\n\n"))
+                              b'data: {"error": "plain"}\n\n', b'data: {"error": {"message": 5}}\n\n',
+                              b'data: {"error": {"message": null, "code": [1]}, "choices": []}\n\n',
+                              b'data: {"error": []}\n\n', b"data: [1, 2]\n\n", b"data: null\n\n", b"\n\n"))
 
 
 def _frame(chunk) -> bytes:

@@ -483,6 +483,17 @@ async def test_the_translator_turns_an_error_chunk_into_the_error_event():
     assert events(out.body)[-1][1]["error"]["message"] == "cut off (request id: R1)"
 
 
+@pytest.mark.parametrize("error", [{"message": 5}, {"message": None}, {}, [1], "plain"])
+async def test_an_error_chunk_with_a_message_of_any_type_ends_the_stream_with_an_error_event(error):
+    out = Capture()
+    translator = Translator(out, ANTHROPIC, model="claude-x", request_id="R1")
+    await translator.start(200, [(b"content-type", b"text/event-stream")])
+    await translator.write(frame(chunk({"content": "Hi"})))
+    await translator.finish(frame({"error": error}) + b"data: [DONE]\n\n")
+    kind, payload = events(out.body)[-1]
+    assert kind == "error" and payload["error"]["message"].endswith("(request id: R1)")
+
+
 async def test_the_translator_answers_errors_before_the_answer_in_anthropics_shape():
     out = Capture()
     await Translator(out, ANTHROPIC, model="", request_id="R1").error(RelayError(401, "Invalid API key."))
