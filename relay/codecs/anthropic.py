@@ -12,7 +12,6 @@ import orjson
 
 from relay.codecs import chat_answer as vendor
 from relay.codecs.anthropic_request import decode_request
-from relay.codecs.chat_answer import REASONING_FIELDS  # noqa: F401 - where other codecs have found it
 from relay.errors import RelayError
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
@@ -58,23 +57,6 @@ def _usage(usage) -> dict:
     return out
 
 
-def _input(arguments) -> dict:
-    """A tool call's arguments as the object Anthropic's `input` is; a vendor's broken JSON, or JSON that is
-    no object or too deep to write back out, becomes {}."""
-    if isinstance(arguments, str):
-        try:
-            arguments = orjson.loads(arguments or "{}")
-        except orjson.JSONDecodeError:
-            return {}
-    if not isinstance(arguments, dict):
-        return {}
-    try:
-        orjson.dumps(arguments)
-    except orjson.JSONEncodeError:
-        return {}
-    return arguments
-
-
 def _stop_reason(finish: str | None, has_calls: bool) -> str:
     if has_calls and finish in (None, "stop", "tool_calls", "function_call"):
         return "tool_use"  # some vendors end a turn of tool calls with "stop"
@@ -84,7 +66,7 @@ def _stop_reason(finish: str | None, has_calls: bool) -> str:
 def _tool_use(call: dict, request_id: str, position: int, arguments) -> dict:
     function = vendor.obj(call.get("function"))
     return {"type": "tool_use", "id": vendor.text(call.get("id")) or f"toolu_{request_id}_{position}",
-            "name": vendor.text(function.get("name")), "input": _input(arguments)}
+            "name": vendor.text(function.get("name")), "input": vendor.arguments_object(arguments)}
 
 
 def message_id(request_id: str) -> str:

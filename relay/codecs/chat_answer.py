@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from providers.adapters.openai_shapes import count
 
 # Where OpenAI-shaped answers carry the model's thinking (as providers/adapters/openai.py reads them).
@@ -70,6 +72,23 @@ def call_index(call: dict) -> int:
     """A streamed tool call's position among the answer's calls (0 when the vendor gives none usable)."""
     index = call.get("index", 0)
     return index if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < 2**31 else 0
+
+
+def arguments_object(arguments: Any) -> dict:
+    """A tool call's arguments as the object Anthropic's `input` and Gemini's `args` are: a vendor's broken JSON,
+    or JSON that is no object or too deep to write back out, is {}."""
+    if isinstance(arguments, str):
+        try:
+            arguments = orjson.loads(arguments or "{}")
+        except orjson.JSONDecodeError:
+            return {}
+    if not isinstance(arguments, dict):
+        return {}
+    try:
+        orjson.dumps(arguments)
+    except orjson.JSONEncodeError:
+        return {}
+    return arguments
 
 
 def tokens(where: Any, name: str) -> int:
