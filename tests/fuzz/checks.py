@@ -180,3 +180,40 @@ def assert_response_object(content: bytes) -> None:
     from openai.types.responses import Response
 
     assert Response.model_validate(_json(content, "the Response")).object == "response"
+
+
+def _assert_google_error(body: object) -> None:
+    assert isinstance(body, dict) and set(body) == {"error"}, body
+    error = body["error"]
+    assert isinstance(error, dict) and isinstance(error.get("code"), int), body
+    assert isinstance(error.get("message"), str) and error["message"] and isinstance(error.get("status"), str), body
+
+
+def assert_generate_response(content: bytes | dict) -> None:
+    """A GenerateContentResponse as the google-genai SDK types it."""
+    from google.genai import types
+
+    types.GenerateContentResponse.model_validate(_json(content, "the answer") if isinstance(content, bytes)
+                                                 else content)
+
+
+def assert_gemini_chunks(chunks: list) -> None:
+    """A Gemini stream's chunks: GenerateContentResponses, of which the last may be Google's error instead."""
+    assert chunks, chunks
+    for position, chunk in enumerate(chunks):
+        if isinstance(chunk, dict) and "error" in chunk and position == len(chunks) - 1:
+            _assert_google_error(chunk)
+        else:
+            assert_generate_response(chunk)
+
+
+def assert_gemini_sse(content: bytes) -> None:
+    frames = [frame for frame in content.split(b"\r\n\r\n") if frame]
+    assert all(frame.startswith(b"data: ") for frame in frames), content[:300]
+    assert_gemini_chunks([_json(frame[6:], "a chunk") for frame in frames])
+
+
+def assert_gemini_array(content: bytes) -> None:
+    chunks = _json(content, "the streamed array")
+    assert isinstance(chunks, list), content[:300]
+    assert_gemini_chunks(chunks)

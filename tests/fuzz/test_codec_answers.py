@@ -1,6 +1,6 @@
-"""`/v1/messages` and `/v1/responses` under hostile upstream answers: whatever an OpenAI-protocol channel answers
-(odd JSON, odd SSE chunks), the client gets its protocol's answer, a well-formed event stream, or its
-protocol's error; never a 500, never a traceback in the log."""
+"""`/v1/messages`, `/v1/responses` and Gemini's generateContent under hostile upstream answers: whatever an
+OpenAI-protocol channel answers (odd JSON, odd SSE chunks), the client gets its protocol's answer, a well-formed
+stream, or its protocol's error; never a 500, never a traceback in the log."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ from tests.fuzz.checks import (
     assert_anthropic_answer,
     assert_anthropic_events,
     assert_anthropic_message,
+    assert_gemini_answer,
+    assert_gemini_array,
+    assert_gemini_sse,
+    assert_generate_response,
     assert_openai_answer,
     assert_response_object,
     assert_responses_events,
@@ -26,36 +30,51 @@ from tests.mock_upstream import Behaviour
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MODEL = "gpt-4o-mini"
-# Per route: the client's request, how its errors look, how its whole answer and its events are checked.
+GEMINI = "/v1beta/models/" + MODEL
+GEMINI_BODY = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+# Per protocol: its plain request's path, its streamed one's (None: the same, with `stream: true` in the body),
+# the request, how its errors look, how its whole answer and its stream are checked.
 ROUTES = {
-    "/v1/messages": ({"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]},
-                     assert_anthropic_answer, assert_anthropic_message, assert_anthropic_events),
-    "/v1/responses": ({"model": MODEL, "input": "hi"},
-                      assert_openai_answer, assert_response_object, assert_responses_events),
+    "messages": ("/v1/messages", None, {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user",
+                                                                                        "content": "hi"}]},
+                 assert_anthropic_answer, assert_anthropic_message, assert_anthropic_events),
+    "responses": ("/v1/responses", None, {"model": MODEL, "input": "hi"},
+                  assert_openai_answer, assert_response_object, assert_responses_events),
+    "gemini-sse": (GEMINI + ":generateContent", GEMINI + ":streamGenerateContent?alt=sse", GEMINI_BODY,
+                   assert_gemini_answer, assert_generate_response, assert_gemini_sse),
+    # Without alt=sse Google streams one JSON array.
+    "gemini-array": (GEMINI + ":generateContent", GEMINI + ":streamGenerateContent", GEMINI_BODY,
+                     assert_gemini_answer, assert_generate_response, assert_gemini_array),
 }
 
 
 @pytest.fixture
 def key(world) -> dict:
     Token.objects.filter(pk=world.token.pk).update(remain_quota=0, unlimited_quota=True)
-    return {"x-api-key": f"sk-{world.token.key}"}  # Messages' header; the Responses route takes it as well
+    return {"x-api-key": f"sk-{world.token.key}"}  # Messages' header; the other routes take it as well
 
 
-async def _check(client, world, key, log_watch, path: str, *, stream: bool, upstream: Behaviour) -> None:
-    request, error_check, answer_check, events_check = ROUTES[path]
+async def _check(client, world, key, log_watch, protocol: str, *, stream: bool, upstream: Behaviour) -> None:
+    path, stream_path, request, error_check, answer_check, events_check = ROUTES[protocol]
+    if stream_path is None:
+        request = {**request, "stream": stream}
+    elif stream:
+        path = stream_path
     world.upstream.default = upstream
     # An answer may claim 2**62 tokens, which is billed: every example starts with quota to spare.
     await sync_to_async(User.objects.filter(pk=world.user.pk).update)(quota=10**15)
     cache.clear()
     log_watch.clear()
-    response = await client.post(path, json={**request, "stream": stream}, headers=key)
+    response = await client.post(path, json=request, headers=key)
     await flush()
     content_type = response.headers.get("content-type", "")
     event(f"{response.status_code} {content_type.split(';')[0]}")  # shown by --hypothesis-show-statistics
     error_check(response.status_code, content_type, response.content)
     if response.status_code == 200:
         if stream:
-            assert content_type.startswith("text/event-stream"), (content_type, response.content[:300])
+            streams_json = events_check is assert_gemini_array
+            assert content_type.startswith("application/json" if streams_json else "text/event-stream"), (
+                content_type, response.content[:300])
             events_check(response.content)
         else:
             assert content_type.startswith("application/json"), (content_type, response.content[:300])
@@ -63,24 +82,24 @@ async def _check(client, world, key, log_watch, path: str, *, stream: bool, upst
     log_watch.assert_quiet()
 
 
-@pytest.mark.parametrize("path", sorted(ROUTES))
+@pytest.mark.parametrize("protocol", sorted(ROUTES))
 @given(data=st.data())
-async def test_any_whole_answer_becomes_the_clients_answer(relay_client, world, key, log_watch, path, data):
+async def test_any_whole_answer_becomes_the_clients_answer(relay_client, world, key, log_watch, protocol, data):
     answer = data.draw(answers, label="upstream answer")
-    await _check(relay_client, world, key, log_watch, path, stream=False, upstream=Behaviour(raw=whole(answer)))
+    await _check(relay_client, world, key, log_watch, protocol, stream=False, upstream=Behaviour(raw=whole(answer)))
 
 
-@pytest.mark.parametrize("path", sorted(ROUTES))
+@pytest.mark.parametrize("protocol", sorted(ROUTES))
 @given(data=st.data())
-async def test_any_stream_becomes_a_well_formed_event_stream(relay_client, world, key, log_watch, path, data):
+async def test_any_stream_becomes_a_well_formed_event_stream(relay_client, world, key, log_watch, protocol, data):
     body = data.draw(streams(), label="upstream stream")
-    await _check(relay_client, world, key, log_watch, path, stream=True,
+    await _check(relay_client, world, key, log_watch, protocol, stream=True,
                  upstream=Behaviour(raw=body, content_type="text/event-stream"))
 
 
-@pytest.mark.parametrize("path", sorted(ROUTES))
+@pytest.mark.parametrize("protocol", sorted(ROUTES))
 @given(data=st.data())
-async def test_a_whole_answer_to_a_stream_still_becomes_events(relay_client, world, key, log_watch, path, data):
+async def test_a_whole_answer_to_a_stream_still_becomes_events(relay_client, world, key, log_watch, protocol, data):
     """A vendor that ignores `stream: true` and answers whole."""
     answer = data.draw(answers, label="upstream answer")
-    await _check(relay_client, world, key, log_watch, path, stream=True, upstream=Behaviour(raw=whole(answer)))
+    await _check(relay_client, world, key, log_watch, protocol, stream=True, upstream=Behaviour(raw=whole(answer)))
