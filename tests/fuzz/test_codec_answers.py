@@ -26,6 +26,7 @@ from tests.fuzz.checks import (
 from tests.fuzz.upstream_answers import answers, streams, whole
 from tests.helpers import flush
 from tests.mock_upstream import Behaviour
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,6 +47,14 @@ ROUTES = {
     "gemini-array": (GEMINI + ":generateContent", GEMINI + ":streamGenerateContent", GEMINI_BODY,
                      assert_gemini_answer, assert_generate_response, assert_gemini_array),
 }
+
+
+@pytest.fixture
+def world(transactional_db, upstream):
+    """alice and an OpenAI channel at the mock, configured as not serving Responses itself: every protocol's
+    request is converted to chat for it, and its answer back (what this fuzzing is about)."""
+    return new_world(upstream, username="alice", name="mock-openai", key="sk-upstream-secret", models=MODEL,
+                     config={"responses_api": "false"})
 
 
 @pytest.fixture
