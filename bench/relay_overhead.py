@@ -218,8 +218,11 @@ def gateway_env(workdir: Path) -> dict[str, str]:
 def start_gateway(procs: Processes, workdir: Path, mock_url: str) -> tuple[subprocess.Popen, str]:
     env = gateway_env(workdir)
     manage = [sys.executable, str(ROOT / "manage.py")]
+    # The mock serves chat only: a Responses request is converted to chat for it, as the codec rows measure
+    # (an OpenAI channel would otherwise be sent Responses requests as they are).
     setup = (f"from providers.services import channel_create; "
-             f"channel_create(type=1, name='mock', key='k', base_url={mock_url!r}, models={MODEL!r})")
+             f"channel_create(type=1, name='mock', key='k', base_url={mock_url!r}, models={MODEL!r}, "
+             f"config={{'responses_api': 'false'}})")
     for args in (["migrate", "--noinput", "-v", "0"], ["seed"], ["shell", "-c", setup]):
         done = subprocess.run(manage + args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
                               check=False)
