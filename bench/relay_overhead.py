@@ -8,12 +8,16 @@ measures the same calls three ways, one after the other on loopback:
   oneapi   one daphne process, fresh SQLite, root token, one channel to the mock
   litellm  LiteLLM proxy (`--num_workers 1`) routed to the mock, when it can be installed
 
+and then, on the same oneapi process and channel, the same call in the other client protocols the gateway
+converts to chat (relay/codecs): an Anthropic Messages request and an OpenAI Responses request, plain and
+streamed, reported beside the plain chat call (skip them with --skip-codecs).
+
 For each: sequential latency over one keep-alive connection, requests/s at 50
 connections for plain and streamed chats, streaming time to first byte, CPU
 per request and resident memory after the load. Prints a table with the
 ratios and the project's targets, and writes bench/results/last.json.
 
-    .venv/bin/python bench/relay_overhead.py [--quick] [--skip-litellm] [--loadgen auto|wrk|python]
+    .venv/bin/python bench/relay_overhead.py [--quick] [--skip-litellm] [--skip-codecs] [--loadgen auto|wrk|python]
 
 The load generator is wrk when present (installed with apt-get when missing and
 we are root), else aiohttp in this process. On a 2-core machine the
@@ -56,6 +60,14 @@ ROOT_KEY = "benchroottoken0123456789abcdef"  # sk-KEY-N would pin channel N: no 
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 PLAIN_BODY = json.dumps({"model": MODEL, "messages": MESSAGES}, separators=(",", ":"))
 STREAM_BODY = json.dumps({"model": MODEL, "messages": MESSAGES, "stream": True}, separators=(",", ":"))
+# The same question in the client protocols the gateway converts to chat: (path, plain body, streamed body, headers,
+# what ends a good stream).
+CODECS = {
+    "messages": ("/v1/messages", {"model": MODEL, "max_tokens": 256, "messages": MESSAGES},
+                 {"x-api-key": f"sk-{ROOT_KEY}", "anthropic-version": "2023-06-01"}, "event: message_stop"),
+    "responses": ("/v1/responses", {"model": MODEL, "input": MESSAGES[0]["content"]},
+                  {"Authorization": f"Bearer sk-{ROOT_KEY}"}, "event: response.completed"),
+}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # Targets the project set for one daphne process.
@@ -63,6 +75,7 @@ TARGET_VS_LITELLM = 10.0
 TARGET_ADDED_P50_MS = 1.0
 TARGET_ADDED_P99_MS = 3.0
 TARGET_RSS_MB = 150.0
+TARGET_CODEC_VS_CHAT = 0.85  # a converted request keeps within 15% of chat's throughput
 
 
 def log(msg: str) -> None:
@@ -205,8 +218,11 @@ def gateway_env(workdir: Path) -> dict[str, str]:
 def start_gateway(procs: Processes, workdir: Path, mock_url: str) -> tuple[subprocess.Popen, str]:
     env = gateway_env(workdir)
     manage = [sys.executable, str(ROOT / "manage.py")]
+    # The mock serves chat only: a Responses request is converted to chat for it, as the codec rows measure
+    # (an OpenAI channel would otherwise be sent Responses requests as they are).
     setup = (f"from providers.services import channel_create; "
-             f"channel_create(type=1, name='mock', key='k', base_url={mock_url!r}, models={MODEL!r})")
+             f"channel_create(type=1, name='mock', key='k', base_url={mock_url!r}, models={MODEL!r}, "
+             f"config={{'responses_api': 'false'}})")
     for args in (["migrate", "--noinput", "-v", "0"], ["seed"], ["shell", "-c", setup]):
         done = subprocess.run(manage + args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
                               check=False)
@@ -281,10 +297,23 @@ def start_litellm(procs: Processes, workdir: Path, mock_url: str, exe: Path) -> 
 @dataclass
 class Target:
     name: str
-    chat_url: str
+    chat_url: str  # where the call goes (a Messages or Responses route for a codec's target)
     headers: dict[str, str]
     pid: int | None = None  # the server under test, for CPU and memory (None: the mock itself)
     figures: dict = field(default_factory=dict)
+    plain_body: str = PLAIN_BODY
+    stream_body: str = STREAM_BODY
+    stream_end: str = "data: [DONE]"  # what a whole stream holds at its end
+    counts_queries: bool = False  # the gateway: its database queries are counted
+
+
+def codec_target(name: str, gateway: Target) -> Target:
+    """The gateway called in another client protocol, converted to the same chat on the same channel."""
+    path, body, headers, end = CODECS[name]
+    return Target(name, gateway.chat_url.split("/v1/", 1)[0] + path, {"Content-Type": "application/json", **headers},
+                  pid=gateway.pid, plain_body=json.dumps(body, separators=(",", ":")),
+                  stream_body=json.dumps({**body, "stream": True}, separators=(",", ":")), stream_end=end,
+                  counts_queries=True)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -302,13 +331,13 @@ def session(limit: int) -> aiohttp.ClientSession:
 async def check(target: Target) -> None:
     """One plain and one streamed call must return the mock's answer, or the figures mean nothing."""
     async with session(1) as http:
-        async with http.post(target.chat_url, data=PLAIN_BODY, headers=target.headers) as resp:
+        async with http.post(target.chat_url, data=target.plain_body, headers=target.headers) as resp:
             text = await resp.text()
             if resp.status != 200 or "Hello from the mock upstream." not in text:
                 raise RuntimeError(f"{target.name}: plain chat answered {resp.status}: {text[:300]}")
-        async with http.post(target.chat_url, data=STREAM_BODY, headers=target.headers) as resp:
+        async with http.post(target.chat_url, data=target.stream_body, headers=target.headers) as resp:
             text = await resp.text()
-            if resp.status != 200 or "data: [DONE]" not in text or "upstream" not in text:
+            if resp.status != 200 or target.stream_end not in text or "upstream" not in text:
                 raise RuntimeError(f"{target.name}: streamed chat answered {resp.status}: {text[:300]}")
 
 
@@ -318,7 +347,7 @@ async def sequential(target: Target, n: int) -> list[float]:
     async with session(1) as http:
         for _ in range(n):
             start = time.perf_counter()
-            async with http.post(target.chat_url, data=PLAIN_BODY, headers=target.headers) as resp:
+            async with http.post(target.chat_url, data=target.plain_body, headers=target.headers) as resp:
                 await resp.read()
                 if resp.status != 200:
                     raise RuntimeError(f"{target.name}: status {resp.status}")
@@ -332,7 +361,7 @@ async def first_byte(target: Target, n: int) -> list[float]:
     async with session(1) as http:
         for _ in range(n):
             start = time.perf_counter()
-            async with http.post(target.chat_url, data=STREAM_BODY, headers=target.headers) as resp:
+            async with http.post(target.chat_url, data=target.stream_body, headers=target.headers) as resp:
                 chunk = await resp.content.readany()
                 out.append((time.perf_counter() - start) * 1000)
                 if resp.status != 200 or not chunk:
@@ -342,7 +371,7 @@ async def first_byte(target: Target, n: int) -> list[float]:
 
 
 async def load_python(target: Target, *, stream: bool, concurrency: int, duration: float) -> dict:
-    body = STREAM_BODY if stream else PLAIN_BODY
+    body = target.stream_body if stream else target.plain_body
     latencies: list[float] = []
     errors = 0
     async with session(concurrency) as http:
@@ -388,9 +417,9 @@ end
 
 def load_wrk(target: Target, *, stream: bool, concurrency: int, duration: float, workdir: Path) -> dict:
     headers = {"Content-Type": "application/json", **target.headers}
-    script = workdir / ("stream.lua" if stream else "plain.lua")
+    script = workdir / f"{target.name}-{'stream' if stream else 'plain'}.lua"
     script.write_text(WRK_LUA.format(
-        body=STREAM_BODY if stream else PLAIN_BODY,
+        body=target.stream_body if stream else target.plain_body,
         headers="\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())))
     threads = min(2, concurrency)
     done = subprocess.run(["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(duration))}s",
@@ -426,7 +455,7 @@ def ensure_wrk() -> bool:
 
 
 async def queries(target: Target) -> dict[str, int] | None:
-    if target.name != "oneapi":
+    if not target.counts_queries:
         return None
     base = target.chat_url.split("/v1/", 1)[0]
     async with session(1) as http, http.get(base + "/__bench/queries") as resp:
@@ -534,10 +563,50 @@ def report(results: dict) -> str:
     if db:
         lines.append(f"{'db queries / req on request path':{width}}{fmt(db['request_path_per_request'], 3):>14}")
         lines.append(f"{'db queries / req by ledger thread':{width}}{fmt(db['ledger_per_request'], 3):>14}")
+    lines.extend(codec_report(results))
     lines.append("")
     for name, ok, detail in results["targets_check"]:
         lines.append(f"{'PASS' if ok else 'MISS' if ok is False else 'n/a '}  {name}: {detail}")
     return "\n".join(lines)
+
+
+def codec_report(results: dict) -> list[str]:
+    """The chat call beside the same call made in the other client protocols and converted to chat."""
+    codecs = results.get("codecs")
+    chat = results["targets"].get("oneapi")
+    if not codecs or chat is None:
+        return []
+    columns = {"chat": chat, **codecs}
+    direct = results["targets"].get("direct")
+    rows = [
+        ("plain req/s @conc", lambda f: f["plain"]["rps"], 0),
+        ("stream req/s @conc", lambda f: f["stream"]["rps"], 0),
+        ("throughput / chat, plain", lambda f: f["plain"]["rps"] / chat["plain"]["rps"], 2),
+        ("throughput / chat, stream", lambda f: f["stream"]["rps"] / chat["stream"]["rps"], 2),
+        ("added latency p50 (ms)", lambda f: f["seq_p50_ms"] - direct["seq_p50_ms"], 2),
+        ("added latency p99 (ms)", lambda f: f["seq_p99_ms"] - direct["seq_p99_ms"], 2),
+        ("stream first byte p50 (ms)", lambda f: f.get("ttfb_p50_ms"), 2),
+        ("server CPU ms / plain req", lambda f: f["plain"].get("server_cpu_ms_per_req"), 2),
+        ("server CPU ms / stream req", lambda f: f["stream"].get("server_cpu_ms_per_req"), 2),
+        # Less moved by other work on the machine than req/s: the runs are seconds apart, not simultaneous.
+        ("server CPU / chat's, plain", lambda f: f["plain"]["server_cpu_ms_per_req"]
+         / chat["plain"]["server_cpu_ms_per_req"], 2),
+        ("server CPU / chat's, stream", lambda f: f["stream"]["server_cpu_ms_per_req"]
+         / chat["stream"]["server_cpu_ms_per_req"], 2),
+        ("db queries / req on request path", lambda f: f["db_queries"]["request_path_per_request"], 3),
+    ]
+    width = 34
+    lines = ["", "client protocols, converted to chat on the same channel (oneapi)",
+             f"{'':{width}}" + "".join(f"{n:>16}" for n in columns)]
+    for label, get, digits in rows:
+        cells = []
+        for figures in columns.values():
+            try:
+                cells.append(fmt(get(figures), digits))
+            except (KeyError, TypeError, ZeroDivisionError):
+                cells.append("-")
+        lines.append(f"{label:{width}}" + "".join(f"{c:>16}" for c in cells))
+    return lines
 
 
 def ratios_and_checks(results: dict) -> None:
@@ -566,6 +635,16 @@ def ratios_and_checks(results: dict) -> None:
             checks.append((f"throughput >= 10x LiteLLM, {kind}", ratio >= TARGET_VS_LITELLM, f"{ratio:.1f}x"))
     else:
         checks.append(("throughput >= 10x LiteLLM", None, "LiteLLM not measured"))
+    for name, figures in (results.get("codecs") or {}).items():
+        if "oneapi" not in t:
+            break
+        for kind in ("plain", "stream"):
+            ratio = figures[kind]["rps"] / t["oneapi"][kind]["rps"] if t["oneapi"][kind]["rps"] else 0.0
+            r[f"{name}_vs_chat_{kind}"] = ratio
+            checks.append((f"{name} throughput within 15% of chat, {kind}", ratio >= TARGET_CODEC_VS_CHAT,
+                           f"{ratio:.2f}x"))
+        queries = figures["db_queries"]["request_path_per_request"]
+        checks.append((f"{name}: no database query per request", queries == 0, f"{queries:.3f} / req"))
     results["ratios"] = r
     results["targets_check"] = checks
 
@@ -577,6 +656,8 @@ def options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short run (about a minute)")
     parser.add_argument("--skip-litellm", action="store_true", help="do not install or measure LiteLLM")
+    parser.add_argument("--skip-codecs", action="store_true",
+                        help="do not measure Messages and Responses requests converted to chat")
     parser.add_argument("--no-install", action="store_true", help="do not install wrk or LiteLLM when missing")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
                         help="throughput load generator (default: wrk when available)")
@@ -608,6 +689,7 @@ async def run(opts: argparse.Namespace, procs: Processes, workdir: Path) -> dict
         "loadavg_before": load,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "options": {"quick": opts.quick, "concurrency": opts.concurrency, "seconds": opts.seconds,
+                    "codecs": not opts.skip_codecs,
                     "sequential_requests": opts.requests, "ttfb_requests": opts.ttfb_requests,
                     "loadgen": "wrk" if use_wrk else "python"},
         "targets": {},
@@ -620,9 +702,15 @@ async def run(opts: argparse.Namespace, procs: Processes, workdir: Path) -> dict
     log("starting oneapi (migrate, seed, channel, daphne)")
     gw, gw_url = start_gateway(procs, workdir, mock_url)
     gateway = Target("oneapi", f"{gw_url}/v1/chat/completions",
-                     {"Content-Type": "application/json", "Authorization": f"Bearer sk-{ROOT_KEY}"}, pid=gw.pid)
+                     {"Content-Type": "application/json", "Authorization": f"Bearer sk-{ROOT_KEY}"}, pid=gw.pid,
+                     counts_queries=True)
     results["targets"]["oneapi"] = await measure(gateway, opts, workdir, use_wrk)
     results["targets"]["oneapi"]["rss_idle_note"] = "VmRSS of the daphne process after the load"
+    if opts.skip_codecs:
+        log("client protocols other than chat skipped (--skip-codecs)")
+    else:
+        results["codecs"] = {name: await measure(codec_target(name, gateway), opts, workdir, use_wrk)
+                             for name in CODECS}
     procs.stop(gw)
 
     if opts.skip_litellm:

@@ -290,7 +290,7 @@ class RelayApp:
             codec = translator.codec
             sent = load_json(raw)
             body, unconvertible = codec.decode_native(sent)
-            translator.model, translator.request = body["model"], sent
+            translator.model, translator.request, translator.stream = body["model"], sent, bool(body.get("stream"))
             out, protocol = translator, codec.protocol
             native = NativeRequest(protocol, sent, _headers(scope, codec.native_headers), unconvertible)
             if codec is codecs.RESPONSES:

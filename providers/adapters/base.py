@@ -497,17 +497,28 @@ class Adapter:
             return body.decode("utf-8", "replace") if mode in TRANSCRIPT_MODES else ""
         if mode in TRANSCRIPT_MODES:
             return str(payload.get("text", "")) if isinstance(payload, dict) else ""
+        # What a vendor put in the answer is counted where it is in OpenAI's shape; anything else, which an
+        # OpenAI-protocol vendor's answer may hold, counts nothing rather than failing a delivered answer.
+        choices = payload.get("choices") if isinstance(payload, dict) else None
         parts: list[str] = []
-        for choice in (payload.get("choices") or ()) if isinstance(payload, dict) else ():
-            message = choice.get("message") or {}
-            content = message.get("content") if isinstance(message, dict) else None
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, dict):
+                continue
+            message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+            content = message.get("content")
             if content is None:
                 content = choice.get("text")
+            if isinstance(content, list):
+                content = "".join(part["text"] for part in content
+                                  if isinstance(part, dict) and isinstance(part.get("text"), str))
             if isinstance(content, str):
                 parts.append(content)
-            for call in (message.get("tool_calls") or ()) if isinstance(message, dict) else ():
-                fn = call.get("function") or {}
-                parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
+            calls = message.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict):
+                    parts.extend(value for value in (function.get("name"), function.get("arguments"))
+                                 if isinstance(value, str))
         return "".join(parts)
 
     # Native calls: ctx.protocol names the client's protocol, ctx.body is the client's body with the mapped

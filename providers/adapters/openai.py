@@ -215,8 +215,13 @@ def parse_chunk(data: bytes) -> StreamEvent:
     if usage is None and "choices" not in payload:
         return StreamEvent(data=data, malformed=True)
     reasoning = False
-    for choice in payload.get("choices") or ():
-        delta = choice.get("delta") or {}
+    choices = payload.get("choices")
+    # Read where OpenAI's shape puts the text; a vendor's choice, delta or call in another shape holds none
+    # (the chunk still goes out as it came), rather than cutting off the stream.
+    for choice in choices if isinstance(choices, list) else ():
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta")
         piece = delta.get("content") if isinstance(delta, dict) else None
         if piece is None:
             piece = choice.get("text")
@@ -224,9 +229,12 @@ def parse_chunk(data: bytes) -> StreamEvent:
             text += piece
         if isinstance(delta, dict):
             reasoning = reasoning or has_reasoning(delta)
-            for call in delta.get("tool_calls") or ():
-                fn = call.get("function") or {}
-                text += (fn.get("name") or "") + (fn.get("arguments") or "")
+            calls = delta.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict):
+                    text += "".join(value for value in (function.get("name"), function.get("arguments"))
+                                    if isinstance(value, str))
     return StreamEvent(data=data, usage=usage, text=text, reasoning=reasoning,
                        usage_only=usage is not None and not payload.get("choices"))
 

@@ -6,8 +6,11 @@ Message, its stream as Anthropic's events, and errors in Anthropic's shape with 
 
 from __future__ import annotations
 
+import time
+
 import orjson
 
+from relay.codecs import chat_answer as vendor
 from relay.codecs.anthropic_request import decode_request
 from relay.errors import RelayError
 
@@ -18,8 +21,8 @@ ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "
                503: "overloaded_error", 504: "timeout_error", 529: "overloaded_error"}
 # The types that say more than the status does (invalid_request_error is also OpenAI's, for any 4xx).
 ANTHROPIC_TYPES = (frozenset(ERROR_TYPES.values()) | {"api_error"}) - {"invalid_request_error"}
-# Where OpenAI-shaped answers carry the model's thinking (as providers/adapters/openai.py reads them).
-REASONING_FIELDS = ("reasoning_content", "reasoning")
+# While tool calls are held back, a ping at most this often (seconds) shows the client the answer goes on.
+PING_EVERY = 5.0
 
 
 def error_type(status: int) -> str:
@@ -38,16 +41,15 @@ def _error(err: RelayError, request_id: str) -> dict:
     return payload
 
 
-def _usage(usage: dict | None) -> dict:
+def _usage(usage) -> dict:
     """Anthropic's usage: its input_tokens leave out what was read from the prompt cache and what was
-    written to it, which it counts apart."""
-    if not isinstance(usage, dict):
-        return {"input_tokens": 0, "output_tokens": 0}
-    prompt = usage.get("prompt_tokens") or 0
-    details = usage.get("prompt_tokens_details")
-    details = details if isinstance(details, dict) else {}
-    cached, written = details.get("cached_tokens") or 0, details.get("cache_write_tokens") or 0
-    out = {"input_tokens": max(prompt - cached - written, 0), "output_tokens": usage.get("completion_tokens") or 0}
+    written to it, which it counts apart. Counts are read as billing reads them, so what the client is told
+    is what it paid for."""
+    prompt = vendor.tokens(usage, "prompt_tokens")
+    details = vendor.obj(vendor.obj(usage).get("prompt_tokens_details"))
+    cached = min(vendor.tokens(details, "cached_tokens"), prompt)
+    written = min(vendor.tokens(details, "cache_write_tokens"), prompt - cached)
+    out = {"input_tokens": prompt - cached - written, "output_tokens": vendor.tokens(usage, "completion_tokens")}
     if cached:
         out["cache_read_input_tokens"] = cached
     if written:
@@ -55,29 +57,16 @@ def _usage(usage: dict | None) -> dict:
     return out
 
 
-def _reasoning(message: dict) -> str:
-    for name in REASONING_FIELDS:
-        value = message.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return ""
-
-
-def _input(arguments) -> dict:
-    """A tool call's arguments as the object Anthropic's `input` is; a vendor's broken JSON becomes {}."""
-    if isinstance(arguments, dict):
-        return arguments
-    try:
-        value = orjson.loads(arguments or "{}")
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _stop_reason(finish: str | None, has_calls: bool) -> str:
     if has_calls and finish in (None, "stop", "tool_calls", "function_call"):
         return "tool_use"  # some vendors end a turn of tool calls with "stop"
     return STOP_REASONS.get(finish or "stop", "end_turn")
+
+
+def _tool_use(call: dict, request_id: str, position: int, arguments) -> dict:
+    function = vendor.obj(call.get("function"))
+    return {"type": "tool_use", "id": vendor.text(call.get("id")) or f"toolu_{request_id}_{position}",
+            "name": vendor.text(function.get("name")), "input": vendor.arguments_object(arguments)}
 
 
 def message_id(request_id: str) -> str:
@@ -104,27 +93,22 @@ class AnthropicCodec:
         return orjson.dumps({"input_tokens": tokens})
 
     def encode_answer(self, answer: dict, *, model: str, request_id: str, request: dict | None = None) -> bytes:
-        choices = answer.get("choices") or [{}]
-        choice = choices[0] if isinstance(choices[0], dict) else {}
-        message = choice.get("message") or {}
+        choice = vendor.first_choice(answer)
+        message = vendor.obj(choice.get("message"))
         content: list[dict] = []
-        thinking = _reasoning(message)
+        thinking = vendor.reasoning(message)
         if thinking:
             content.append({"type": "thinking", "thinking": thinking, "signature": ""})
-        text = message.get("content")
-        if isinstance(text, list):  # a vendor answering in content parts
-            text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
-        if isinstance(text, str) and text:
+        text = vendor.content_text(message.get("content"))
+        if text:
             content.append({"type": "text", "text": text})
-        calls = message.get("tool_calls") or []
-        for index, call in enumerate(calls):
-            function = call.get("function") or {}
-            content.append({"type": "tool_use", "id": call.get("id") or f"toolu_{request_id}_{index}",
-                            "name": function.get("name") or "", "input": _input(function.get("arguments"))})
+        calls = vendor.tool_calls(message)
+        for position, call in enumerate(calls):
+            content.append(_tool_use(call, request_id, position, vendor.obj(call.get("function")).get("arguments")))
         return orjson.dumps({
             "id": message_id(request_id), "type": "message", "role": "assistant", "model": model,
-            "content": content, "stop_reason": _stop_reason(choice.get("finish_reason"), bool(calls)),
-            "stop_sequence": None, "usage": _usage(answer.get("usage")),
+            "content": content, "stop_reason": _stop_reason(vendor.finish_reason(choice), bool(calls)),
+            "stop_sequence": None, "usage": _usage(vendor.obj(answer).get("usage")),
         })
 
     def stream_encoder(self, *, model: str, request_id: str, request: dict | None = None) -> MessageStream:
@@ -143,20 +127,30 @@ def _event(kind: str, payload: dict) -> bytes:
 
 class MessageStream:
     """Chat chunks to Anthropic's events: message_start and ping, a content block per thinking, text or tool
-    call (started, deltas, stopped), then message_delta with the stop reason and usage, and message_stop."""
+    call (started, deltas, stopped), then message_delta with the stop reason and usage, and message_stop.
 
-    __slots__ = ("model", "request_id", "begun", "ended", "block", "kind", "tools", "finish", "usage")
+    A tool call's block goes out whole once the run of calls it belongs to has ended (at the next thinking or
+    text, or at the end): the client's SDK parses every input_json_delta as it comes and fails on a piece
+    that is not JSON, which a vendor may send, and vendors may interleave the pieces of parallel calls. So the
+    pieces are joined first and sent as one delta of the call's input as an object; pings keep the
+    connection busy meanwhile."""
+
+    __slots__ = ("model", "request_id", "begun", "ended", "block", "kind", "calls", "sent", "called", "finish",
+                 "usage", "quiet_since")
 
     def __init__(self, *, model: str, request_id: str):
         self.model = model
         self.request_id = request_id
         self.begun = False
         self.ended = False
-        self.block = -1  # the index of the open content block; -1 while none is
-        self.kind = ""  # "thinking", "text", or the chat index of the tool call the open block is
-        self.tools: dict[int, int] = {}  # a tool call's chat index -> its content block's index
+        self.block = -1  # the index of the last content block started; -1 while none was
+        self.kind = ""  # "thinking" or "text" while such a block is open
+        self.calls: dict[int, dict] = {}  # the run of tool calls under way: chat index -> id, name, pieces
+        self.sent: set[int] = set()  # the chat indices of the calls already sent
+        self.called = False
         self.finish: str | None = None
         self.usage: dict | None = None
+        self.quiet_since = 0.0  # when an event last went out while tool calls were held
 
     def _begin(self, out: list[bytes]) -> None:
         self.begun = True
@@ -166,17 +160,35 @@ class MessageStream:
             "usage": {"input_tokens": 0, "output_tokens": 0}}}))
         out.append(_event("ping", {"type": "ping"}))
 
-    def _open(self, out: list[bytes], kind: str, block: dict) -> None:
-        self._close_block(out)
+    def _start(self, out: list[bytes], block: dict) -> None:
         self.block += 1
-        self.kind = kind
         out.append(_event("content_block_start", {"type": "content_block_start", "index": self.block,
                                                   "content_block": block}))
 
+    def _stop(self, out: list[bytes]) -> None:
+        out.append(_event("content_block_stop", {"type": "content_block_stop", "index": self.block}))
+
+    def _open(self, out: list[bytes], kind: str, block: dict) -> None:
+        self._close_block(out)
+        self._send_calls(out)
+        self.kind = kind
+        self._start(out, block)
+
     def _close_block(self, out: list[bytes]) -> None:
         if self.kind:
-            out.append(_event("content_block_stop", {"type": "content_block_stop", "index": self.block}))
+            self._stop(out)
             self.kind = ""
+
+    def _send_calls(self, out: list[bytes]) -> None:
+        for position, call in self.calls.items():
+            arguments = call["object"] if call["object"] is not None else "".join(call["pieces"])
+            block = _tool_use(call, self.request_id, position, arguments)
+            whole = orjson.dumps(block["input"]).decode()
+            self._start(out, {**block, "input": {}})
+            self._delta(out, self.block, {"type": "input_json_delta", "partial_json": whole})
+            self._stop(out)
+            self.sent.add(position)
+        self.calls.clear()
 
     def _delta(self, out: list[bytes], index: int, delta: dict) -> None:
         out.append(_event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
@@ -189,39 +201,47 @@ class MessageStream:
             self._begin(out)
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+        for choice in vendor.items(chunk.get("choices")):
+            if not vendor.is_first(choice):
                 continue  # a Message has one answer
-            delta = choice.get("delta") or {}
-            thinking = _reasoning(delta)
+            delta = vendor.obj(choice.get("delta"))
+            thinking = vendor.reasoning(delta)
             if thinking:
                 if self.kind != "thinking":
                     self._open(out, "thinking", {"type": "thinking", "thinking": "", "signature": ""})
                 self._delta(out, self.block, {"type": "thinking_delta", "thinking": thinking})
-            text = delta.get("content")
-            if isinstance(text, str) and text:
+            text = vendor.text(delta.get("content"))
+            if text:
                 if self.kind != "text":
                     self._open(out, "text", {"type": "text", "text": ""})
                 self._delta(out, self.block, {"type": "text_delta", "text": text})
-            for call in delta.get("tool_calls") or ():
-                self._tool_call(out, call)
-            if choice.get("finish_reason"):
-                self.finish = choice["finish_reason"]
+            for call in vendor.tool_calls(delta):
+                self._hold_call(out, call)
+            self.finish = vendor.finish_reason(choice) or self.finish
+        if self.calls and not out:
+            now = time.monotonic()
+            if now - self.quiet_since >= PING_EVERY:
+                out.append(_event("ping", {"type": "ping"}))
+                self.quiet_since = now
         return b"".join(out)
 
-    def _tool_call(self, out: list[bytes], call: dict) -> None:
-        position = call.get("index", 0)
-        function = call.get("function") or {}
-        block = self.tools.get(position)
-        if block is None:
-            self._open(out, f"tool{position}", {"type": "tool_use",
-                                                "id": call.get("id") or f"toolu_{self.request_id}_{position}",
-                                                "name": function.get("name") or "", "input": {}})
-            block = self.tools[position] = self.block
+    def _hold_call(self, out: list[bytes], call: dict) -> None:
+        position = vendor.call_index(call)
+        if position in self.sent:
+            return  # a piece of a call already sent, after other content: it can no longer join it
+        self._close_block(out)
+        held = self.calls.get(position)
+        if held is None:
+            held = self.calls[position] = {"id": None, "function": {"name": None}, "pieces": [], "object": None}
+            self.called = True
+        function = vendor.obj(call.get("function"))
+        held["id"] = held["id"] or vendor.text(call.get("id")) or None
+        held["function"]["name"] = held["function"]["name"] or vendor.text(function.get("name")) or None
         arguments = function.get("arguments")
-        if isinstance(arguments, str) and arguments:
-            # A late piece of an earlier call still names its own block, which the client's SDK joins by index.
-            self._delta(out, block, {"type": "input_json_delta", "partial_json": arguments})
+        if isinstance(arguments, str):
+            held["pieces"].append(arguments)
+        elif isinstance(arguments, dict):  # a vendor that sends the whole object at once
+            held["object"] = arguments
 
     def close(self) -> bytes:
         if self.ended:
@@ -231,9 +251,10 @@ class MessageStream:
         if not self.begun:
             self._begin(out)
         self._close_block(out)
+        self._send_calls(out)
         usage = _usage(self.usage)
         out.append(_event("message_delta", {"type": "message_delta", "delta": {
-            "stop_reason": _stop_reason(self.finish, bool(self.tools)), "stop_sequence": None}, "usage": usage}))
+            "stop_reason": _stop_reason(self.finish, self.called), "stop_sequence": None}, "usage": usage}))
         out.append(_event("message_stop", {"type": "message_stop"}))
         return b"".join(out)
 

@@ -14,12 +14,16 @@ channels that do not speak the protocol.
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 import orjson
 
+from relay.codecs import chat_answer
 from relay.errors import RelayError
-from relay.streaming import SSEParser
+from relay.streaming import SSE_HEADERS, SSEParser
+
+log = logging.getLogger("oneapi.relay")
 
 
 class StreamEncoder(Protocol):
@@ -74,10 +78,22 @@ class NativeFramer(Protocol):
     def close(self) -> bytes: ...
 
 
-class Translator:
-    """A Responder (relay/upstream.py) that translates the relay's OpenAI answer for `out` as it goes."""
+def _stream_headers(headers: list[tuple[bytes, bytes]], encoder: StreamEncoder) -> list[tuple[bytes, bytes]]:
+    """A stream's headers, with the type of the encoder's stream when it is not server-sent events."""
+    content_type = getattr(encoder, "content_type", None)
+    if content_type is None:
+        return headers
+    return [(name, content_type if name == b"content-type" else value) for name, value in headers]
 
-    __slots__ = ("out", "codec", "model", "request_id", "request", "encoder", "parser", "native", "framer")
+
+class Translator:
+    """A Responder (relay/upstream.py) that translates the relay's OpenAI answer for `out` as it goes.
+
+    A whole answer is encoded before anything goes out, so an answer that cannot be translated is the
+    client's error with its own status, never an error body under a 200 already sent."""
+
+    __slots__ = ("out", "codec", "model", "request_id", "request", "stream", "encoder", "parser", "native", "framer",
+                 "held", "parts")
 
     def __init__(self, out, codec: Codec, *, model: str, request_id: str):
         self.out = out
@@ -85,16 +101,19 @@ class Translator:
         self.model = model
         self.request_id = request_id
         self.request: dict | None = None  # the client's request, as it came (set once it is read)
+        self.stream = False  # whether the client asked for a stream (set with the request)
         self.encoder: StreamEncoder | None = None
         self.parser: SSEParser | None = None
         # The channel called speaks the client's protocol: its answer is already the client's (relay/upstream.py
         # says so before each call, so a failover between both kinds of channel is translated as it should be).
         self.native = False
         self.framer: NativeFramer | None = None
+        self.held: tuple[int, list[tuple[bytes, bytes]]] | None = None  # a whole answer's status and headers
+        self.parts: list[bytes] = []  # a whole answer's bytes written before its end
 
     @property
     def started(self) -> bool:
-        return self.out.started
+        return self.out.started or self.held is not None
 
     def pass_through(self, native: bool) -> None:
         self.native = native
@@ -111,13 +130,11 @@ class Translator:
             await self.out.start(status, headers)
             return
         if streamed:
-            self.encoder = self.codec.stream_encoder(model=self.model, request_id=self.request_id,
-                                                     request=self.request)
+            self.encoder = self._stream_encoder()
             self.parser = SSEParser()
-            content_type = getattr(self.encoder, "content_type", None)
-            if content_type is not None:
-                headers = [(name, content_type if name == b"content-type" else value) for name, value in headers]
-        await self.out.start(status, headers)
+            await self.out.start(status, _stream_headers(headers, self.encoder))
+        else:
+            self.held = (status, headers)
 
     async def write(self, data: bytes) -> None:
         if self.framer is not None:
@@ -125,8 +142,11 @@ class Translator:
             if data:
                 await self.out.write(data)
             return
-        if self.encoder is None:  # a whole answer, or a native one
+        if self.native:
             await self.out.write(data)
+            return
+        if self.encoder is None:
+            self.parts.append(data)
             return
         events = self._events(self.parser.feed(data))
         if events:
@@ -137,12 +157,38 @@ class Translator:
             await self.out.finish(data if self.framer is None else self.framer.feed(data) + self.framer.close())
             return
         if self.encoder is None:
-            await self.out.finish(self.codec.encode_answer(orjson.loads(data), model=self.model,
-                                                           request_id=self.request_id, request=self.request)
-                                  if data else b"")
+            status, headers = self.held or (200, [])
+            try:
+                status, headers, body = self._whole(status, headers, b"".join(self.parts) + data)
+            except Exception:
+                # A fault of the codec's: logged to be fixed, and answered as the client's error (the caller
+                # renders it), since nothing has gone out yet.
+                log.exception("the answer could not be translated for the %s client (request id %s)",
+                              self.codec.protocol, self.request_id)
+                raise RelayError(500, "The gateway failed to translate the upstream's answer.",
+                                 type="one_api_panic", code="internal_error") from None
+            self.held = None
+            await self.out.start(status, headers)
+            await self.out.finish(body)
             return
         events = self._events(self.parser.feed(data)) + self._events(self.parser.close())
         await self.out.finish(events + self.encoder.close())
+
+    def _whole(self, status: int, headers: list, data: bytes) -> tuple[int, list, bytes]:
+        """A whole answer in the client's protocol: its answer, or its events when it asked for a stream and
+        the upstream answered whole all the same (as some vendors do)."""
+        if not data:
+            return status, headers, b""
+        answer = orjson.loads(data)
+        if self.stream:
+            encoder = self._stream_encoder()
+            events = encoder.feed(chat_answer.as_chunk(answer)) + encoder.close()
+            return status, _stream_headers(SSE_HEADERS, encoder), events
+        return status, headers, self.codec.encode_answer(answer, model=self.model, request_id=self.request_id,
+                                                         request=self.request)
+
+    def _stream_encoder(self) -> StreamEncoder:
+        return self.codec.stream_encoder(model=self.model, request_id=self.request_id, request=self.request)
 
     async def error(self, err: RelayError) -> None:
         """Answer a failure: the client's error, or on a started stream, its error event."""
@@ -154,6 +200,7 @@ class Translator:
         if self.encoder is not None:
             await self.out.finish(self.encoder.fail(err))
             return
+        self.held = None
         status, payload = self.codec.render_error(err, self.request_id)
         if self.out.started:
             await self.out.finish(payload)
@@ -175,7 +222,8 @@ class Translator:
             error = chunk.get("error")
             if error is not None and not chunk.get("choices"):
                 # The relay's or the vendor's error chunk ends the stream for the client.
-                message = error.get("message") if isinstance(error, dict) else str(error)
+                # Its message as a vendor wrote it may be of any type, or none.
+                message = chat_answer.text(error.get("message")) if isinstance(error, dict) else str(error)
                 parts.append(encoder.fail(RelayError(502, message or "The upstream stream failed.")))
                 continue
             parts.append(encoder.feed(chunk))

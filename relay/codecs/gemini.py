@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from relay.codecs.anthropic import REASONING_FIELDS
+from relay.codecs import chat_answer as vendor
 from relay.codecs.gemini_request import decode_count, decode_embed, decode_generate
 from relay.errors import RelayError
 from relay.streaming import SSEParser
@@ -85,17 +85,15 @@ def _error(err: RelayError, request_id: str) -> bytes:
 
 def usage_metadata(usage: dict | None) -> dict | None:
     """Gemini's usageMetadata: its prompt count includes what was read from the cache, and its candidates
-    count leaves out the thinking, which is counted apart."""
+    count leaves out the thinking, which is counted apart. Counts are read as billing reads them."""
     if not isinstance(usage, dict):
         return None
-    prompt = usage.get("prompt_tokens") or 0
-    completion = usage.get("completion_tokens") or 0
-    details = usage.get("completion_tokens_details")
-    thoughts = (details.get("reasoning_tokens") or 0) if isinstance(details, dict) else 0
-    details = usage.get("prompt_tokens_details")
-    cached = (details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
-    out = {"promptTokenCount": prompt, "candidatesTokenCount": max(completion - thoughts, 0),
-           "totalTokenCount": usage.get("total_tokens") or prompt + completion}
+    prompt = vendor.tokens(usage, "prompt_tokens")
+    completion = vendor.tokens(usage, "completion_tokens")
+    thoughts = min(vendor.tokens(usage.get("completion_tokens_details"), "reasoning_tokens"), completion)
+    cached = min(vendor.tokens(usage.get("prompt_tokens_details"), "cached_tokens"), prompt)
+    out = {"promptTokenCount": prompt, "candidatesTokenCount": completion - thoughts,
+           "totalTokenCount": vendor.tokens(usage, "total_tokens") or prompt + completion}
     if thoughts:
         out["thoughtsTokenCount"] = thoughts
     if cached:
@@ -103,24 +101,14 @@ def usage_metadata(usage: dict | None) -> dict | None:
     return out
 
 
-def _args(arguments) -> dict:
-    """A tool call's arguments as the object Gemini's `args` is; a vendor's broken JSON becomes {}."""
-    if isinstance(arguments, dict):
-        return arguments
-    try:
-        value = orjson.loads(arguments or "{}")
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _function_call(call: dict, fallback_id: str) -> dict:
-    function = call.get("function") or {}
-    part = {"functionCall": {"name": function.get("name") or "", "args": _args(function.get("arguments")),
-                             "id": call.get("id") or fallback_id}}
+    function = vendor.obj(call.get("function"))
+    part = {"functionCall": {"name": vendor.text(function.get("name")),
+                             "args": vendor.arguments_object(function.get("arguments")),
+                             "id": vendor.text(call.get("id")) or fallback_id}}
     # A Gemini channel's signature (providers/adapters/gemini/answers.py keeps it where Google's OpenAI
     # endpoint does), which Gemini 3 wants back with the call in the next turn.
-    signature = ((call.get("extra_content") or {}).get("google") or {}).get("thought_signature")
+    signature = vendor.text(vendor.obj(vendor.obj(call.get("extra_content")).get("google")).get("thought_signature"))
     if signature:
         part["thoughtSignature"] = signature
     return part
@@ -206,30 +194,30 @@ class GeminiCall(GeminiCodec):
         return orjson.dumps({"totalTokens": tokens})
 
     def encode_answer(self, answer: dict, *, model: str, request_id: str, request: dict | None = None) -> bytes:
-        if self.route.method == "embedContent":
-            data = answer.get("data") or [{}]
-            return orjson.dumps({"embedding": {"values": data[0].get("embedding") or []}})
-        if self.route.method == "batchEmbedContents":
-            items = sorted(answer.get("data") or (), key=lambda item: item.get("index", 0))
-            return orjson.dumps({"embeddings": [{"values": item.get("embedding") or []} for item in items]})
-        choices = answer.get("choices") or [{}]
-        choice = choices[0] if isinstance(choices[0], dict) else {}
-        message = choice.get("message") or {}
+        if self.route.method in EMBED:
+            # An embedding that is no list of numbers (a vendor's odd answer) is an empty one.
+            items = [item for item in vendor.items(vendor.obj(answer).get("data")) if isinstance(item, dict)]
+            items.sort(key=vendor.call_index)
+            embeddings = [{"values": [value for value in vendor.items(item.get("embedding"))
+                                      if isinstance(value, int | float) and not isinstance(value, bool)]}
+                          for item in items]
+            if self.route.method == "embedContent":
+                return orjson.dumps({"embedding": embeddings[0] if embeddings else {"values": []}})
+            return orjson.dumps({"embeddings": embeddings})
+        choice = vendor.first_choice(answer)
+        message = vendor.obj(choice.get("message"))
         parts: list[dict] = []
-        thought = next((message[name] for name in REASONING_FIELDS
-                        if isinstance(message.get(name), str) and message[name]), "")
+        thought = vendor.reasoning(message)
         if thought:
             parts.append({"text": thought, "thought": True})
-        text = message.get("content")
-        if isinstance(text, list):  # a vendor answering in content parts
-            text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
-        if isinstance(text, str) and text:
+        text = vendor.content_text(message.get("content"))
+        if text:
             parts.append({"text": text})
-        for index, call in enumerate(message.get("tool_calls") or ()):
+        for index, call in enumerate(vendor.tool_calls(message)):
             parts.append(_function_call(call, f"call_{request_id}_{index}"))
         payload: dict = {"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0,
-                                         "finishReason": _finish_reason(choice.get("finish_reason"))}]}
-        usage = usage_metadata(answer.get("usage"))
+                                         "finishReason": _finish_reason(vendor.finish_reason(choice))}]}
+        usage = usage_metadata(vendor.obj(answer).get("usage"))
         if usage is not None:
             payload["usageMetadata"] = usage
         payload["modelVersion"] = model
@@ -327,37 +315,38 @@ class GenerateStream:
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
         out: list[bytes] = []
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+        for choice in vendor.items(chunk.get("choices")):
+            if not vendor.is_first(choice):
                 continue  # one candidate is all this gateway asks for
-            delta = choice.get("delta") or {}
+            delta = vendor.obj(choice.get("delta"))
             parts: list[dict] = []
-            for name in REASONING_FIELDS:
-                if isinstance(delta.get(name), str) and delta[name]:
-                    parts.append({"text": delta[name], "thought": True})
-                    break
-            if isinstance(delta.get("content"), str) and delta["content"]:
-                parts.append({"text": delta["content"]})
+            thought = vendor.reasoning(delta)
+            if thought:
+                parts.append({"text": thought, "thought": True})
+            text = vendor.text(delta.get("content"))
+            if text:
+                parts.append({"text": text})
             if parts:
                 out.append(self._chunk(parts))
-            for call in delta.get("tool_calls") or ():
+            for call in vendor.tool_calls(delta):
                 self._tool_call(call)
-            if choice.get("finish_reason"):
-                self.finish = choice["finish_reason"]
+            self.finish = vendor.finish_reason(choice) or self.finish
         return b"".join(out)
 
     def _tool_call(self, call: dict) -> None:
-        position = call.get("index", 0)
-        function = call.get("function") or {}
-        held = self.calls.setdefault(position, {"id": "", "name": "", "arguments": ""})
-        if call.get("id"):
+        function = vendor.obj(call.get("function"))
+        held = self.calls.setdefault(vendor.call_index(call), {"id": "", "name": "", "arguments": ""})
+        if vendor.text(call.get("id")):
             held["id"] = call["id"]
         if call.get("extra_content"):
             held["extra_content"] = call["extra_content"]
-        if function.get("name"):
+        if vendor.text(function.get("name")):
             held["name"] = function["name"]
-        if isinstance(function.get("arguments"), str):
-            held["arguments"] += function["arguments"]
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):  # a vendor that sends the whole object at once
+            held["arguments"] = arguments
+        elif isinstance(arguments, str) and isinstance(held["arguments"], str):
+            held["arguments"] += arguments
 
     def close(self) -> bytes:
         if self.ended:

@@ -13,7 +13,7 @@ import time
 
 import orjson
 
-from relay.codecs.anthropic import REASONING_FIELDS
+from relay.codecs import chat_answer as vendor
 from relay.codecs.responses_request import NATIVE_ONLY, STORED_HINT, decode, namespaced_names
 from relay.errors import RelayError
 
@@ -38,21 +38,7 @@ def _item_id(prefix: str, request_id: str, index: int) -> str:
     return f"{prefix}_{request_id}_{index}"
 
 
-def _text_of(value) -> str:
-    """A string a vendor's answer should hold, or nothing when it holds something else."""
-    return value if isinstance(value, str) else ""
-
-
-def _list(value) -> list:
-    return value if isinstance(value, list) else []
-
-
-def _reasoning(message: dict) -> str:
-    for name in REASONING_FIELDS:
-        value = message.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return ""
+_text_of, _list, _reasoning = vendor.text, vendor.items, vendor.reasoning
 
 
 def _arguments(value) -> str:
@@ -65,9 +51,7 @@ def _arguments(value) -> str:
         return "{}"
 
 
-def _count(where: dict, name: str) -> int:
-    value = where.get(name) if isinstance(where, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0  # a vendor's junk counts 0
+_count = vendor.tokens  # a vendor's junk counts nothing, as billing counts it
 
 
 def usage(chat_usage: dict | None) -> dict | None:
@@ -78,7 +62,7 @@ def usage(chat_usage: dict | None) -> dict | None:
     cached = chat_usage.get("prompt_tokens_details")
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": _count(cached, "cached_tokens"),
+        "input_tokens_details": {"cached_tokens": min(_count(cached, "cached_tokens"), prompt),
                                  "cache_write_tokens": _count(cached, "cache_write_tokens")},
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": _count(chat_usage.get("completion_tokens_details"),
@@ -218,8 +202,7 @@ class ResponsesCodec:
     def encode_answer(self, answer: dict, *, model: str, request_id: str, request: dict | None = None) -> bytes:
         request = request or {}
         answer = answer if isinstance(answer, dict) else {}
-        choices = _list(answer.get("choices")) or [{}]
-        choice = choices[0] if isinstance(choices[0], dict) else {}
+        choice = vendor.first_choice(answer)
         message = choice.get("message")
         message = message if isinstance(message, dict) else {}
         finish = _text_of(choice.get("finish_reason"))
@@ -365,8 +348,7 @@ class ResponseStream:
                 "item_id": item_id, "output_index": self.open, "content_index": 0, "delta": delta, "logprobs": []})
 
     def _tool_call(self, out: list[bytes], call: dict) -> None:
-        position = call.get("index", 0)
-        position = position if isinstance(position, int) else 0
+        position = vendor.call_index(call)
         function = call.get("function") if isinstance(call.get("function"), dict) else {}
         index = self.tools.get(position)
         if index is None:
@@ -381,6 +363,8 @@ class ResponseStream:
                                       _text_of(function.get("name")), "", "in_progress", self.namespaced))
             self.tools[position] = index
         arguments = function.get("arguments")
+        if isinstance(arguments, dict):  # a vendor that sends the whole object at once
+            arguments = _arguments(arguments)
         if isinstance(arguments, str) and arguments:
             item = self.output[index]
             item["arguments"] += arguments
@@ -396,7 +380,7 @@ class ResponseStream:
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
         for choice in _list(chunk.get("choices")):
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+            if not vendor.is_first(choice):
                 continue  # a Response has one answer
             delta = choice.get("delta")
             delta = delta if isinstance(delta, dict) else {}

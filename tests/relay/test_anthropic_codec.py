@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from anthropic.types import Message
 
 from relay.codecs import ANTHROPIC, for_path
 from relay.codecs.base import Translator
 from relay.errors import RelayError
+from tests.fuzz.checks import anthropic_message_of
 
 WEATHER = {"name": "get_weather", "description": "Weather for a place",
            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
@@ -208,6 +210,58 @@ def test_prompt_tokens_written_to_the_cache_are_reported_apart_too():
                                                               "cache_creation_input_tokens": 30}
 
 
+JUNK = (None, 5, 2.5, "x", "20", [1], {"a": [1]}, True, -3)
+
+
+def message_of(raw: bytes) -> Message:
+    """The answer as the client's SDK reads it: a Message it would refuse fails the test."""
+    return Message.model_validate(orjson.loads(raw))
+
+
+@pytest.mark.parametrize("junk", JUNK)
+def test_a_vendors_answer_in_the_wrong_shapes_is_answered_not_failed(junk):
+    for odd in (junk, {"choices": junk}, {"choices": [junk]}, {"choices": [{"message": junk, "finish_reason": junk}]},
+                {"choices": [{"message": {"content": junk, "tool_calls": junk, "reasoning_content": junk}}]},
+                {"choices": [{"message": {"content": [{"text": junk}, junk], "tool_calls": [
+                    junk, {"id": junk, "function": junk}]}}]},
+                {"choices": [{"message": {"tool_calls": [{"function": {"name": junk, "arguments": junk}}]}}]},
+                {"choices": [{"delta": {"content": "a chunk for an answer"}}]}, {"choices": [], "usage": junk},
+                {"choices": [{"message": {"content": "x"}}], "usage": {
+                    "prompt_tokens": junk, "completion_tokens": junk, "prompt_tokens_details": junk}},
+                {"choices": [{"message": {"content": "x"}}], "usage": {
+                    "prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": junk}}}):
+        message = message_of(ANTHROPIC.encode_answer(odd, model="claude-x", request_id="R1"))
+        assert message.usage.input_tokens >= 0 and message.usage.output_tokens >= 0
+
+
+@pytest.mark.parametrize("usage, expected", [
+    ({"prompt_tokens": "20", "completion_tokens": 9}, {"input_tokens": 0, "output_tokens": 9}),
+    ({"prompt_tokens": 20.0, "completion_tokens": -1}, {"input_tokens": 20, "output_tokens": 0}),
+    ({"prompt_tokens": 20, "completion_tokens": 9, "prompt_tokens_details": {"cached_tokens": 50}},
+     {"input_tokens": 0, "output_tokens": 9, "cache_read_input_tokens": 20}),
+    ({"prompt_tokens": 2**70, "completion_tokens": True}, {"input_tokens": 0, "output_tokens": 0}),
+])
+def test_usage_counts_are_read_as_billing_reads_them(usage, expected):
+    assert answer({"content": "x"}, usage=usage)["usage"] == expected
+
+
+def test_of_several_choices_the_first_is_the_message():
+    raw = ANTHROPIC.encode_answer({"choices": [{"index": 0, "message": {"content": "one"}, "finish_reason": "stop"},
+                                               {"index": 1, "message": {"content": "two"}, "finish_reason": "length"}]},
+                                  model="claude-x", request_id="R1")
+    message = message_of(raw)
+    assert [block.text for block in message.content] == ["one"] and message.stop_reason == "end_turn"
+
+
+def test_tool_calls_without_ids_or_names_get_ids_and_empty_names():
+    message = message_of(ANTHROPIC.encode_answer({"choices": [{"message": {"tool_calls": [
+        {"function": {"arguments": {"city": "Paris"}}}, {"id": 7, "function": {"name": ["f"], "arguments": "[1]"}}]}}]},
+        model="claude-x", request_id="R1"))
+    assert [(b.id, b.name, b.input) for b in message.content] == [("toolu_R1_0", "", {"city": "Paris"}),
+                                                                  ("toolu_R1_1", "", {})]
+    assert message.stop_reason == "tool_use"
+
+
 # --- streams ---------------------------------------------------------------------------------------------------
 
 def chunk(delta: dict | None = None, finish: str | None = None, usage: dict | None = None) -> dict:
@@ -264,28 +318,62 @@ def test_thinking_then_text_are_two_blocks():
         ("content_block_stop", 1, None)]
 
 
-def test_tool_calls_stream_as_tool_use_blocks_with_json_deltas_by_index():
-    def call(index, **fields):
-        return chunk({"tool_calls": [{"index": index, **fields}]})
+def tool_call(index, **fields) -> dict:
+    return chunk({"tool_calls": [{"index": index, **fields}]})
 
+
+def blocks_of(got) -> list[tuple]:
+    return [(kind, p.get("index"), p.get("content_block", p.get("delta"))) for kind, p in got[2:-2] if kind != "ping"]
+
+
+def test_tool_calls_stream_as_whole_tool_use_blocks_once_their_run_ends():
     got = streamed(chunk({"content": "Checking."}),
-                   call(0, id="call_a", type="function", function={"name": "get_weather", "arguments": ""}),
-                   call(0, function={"arguments": '{"city":'}), call(0, function={"arguments": '"Paris"}'}),
-                   call(1, id="call_b", type="function", function={"name": "get_time", "arguments": "{}"}),
+                   tool_call(0, id="call_a", type="function", function={"name": "get_weather", "arguments": ""}),
+                   tool_call(0, function={"arguments": '{"city":'}),
+                   tool_call(1, id="call_b", type="function", function={"name": "get_time", "arguments": "{}"}),
+                   tool_call(0, function={"arguments": '"Paris"}'}),  # a vendor interleaving parallel calls
                    chunk(finish="tool_calls"))
-    blocks = [(kind, p.get("index"), p.get("content_block", p.get("delta"))) for kind, p in got[2:-2]]
-    assert blocks == [
+    assert blocks_of(got) == [
         ("content_block_start", 0, {"type": "text", "text": ""}),
         ("content_block_delta", 0, {"type": "text_delta", "text": "Checking."}),
         ("content_block_stop", 0, None),
         ("content_block_start", 1, {"type": "tool_use", "id": "call_a", "name": "get_weather", "input": {}}),
-        ("content_block_delta", 1, {"type": "input_json_delta", "partial_json": '{"city":'}),
-        ("content_block_delta", 1, {"type": "input_json_delta", "partial_json": '"Paris"}'}),
+        ("content_block_delta", 1, {"type": "input_json_delta", "partial_json": '{"city":"Paris"}'}),
         ("content_block_stop", 1, None),
         ("content_block_start", 2, {"type": "tool_use", "id": "call_b", "name": "get_time", "input": {}}),
         ("content_block_delta", 2, {"type": "input_json_delta", "partial_json": "{}"}),
         ("content_block_stop", 2, None)]
     assert got[-2][1]["delta"]["stop_reason"] == "tool_use"
+
+
+@pytest.mark.parametrize("pieces, expected", [
+    (['{"city":', ' "Par'], {}),  # cut short
+    (["not json"], {}), (["[1, 2]"], {}), (['"Paris"'], {}),
+    ([{"city": "Paris"}], {"city": "Paris"}),  # a vendor sending the object itself
+    (["[" * 300 + "]" * 300], {}),  # more than can be written back out
+])
+def test_streamed_arguments_that_make_no_json_object_arrive_as_an_empty_input(pieces, expected):
+    got = streamed(tool_call(0, id="call_a", function={"name": "f"}),
+                   *(tool_call(0, function={"arguments": piece}) for piece in pieces), chunk(finish="tool_calls"))
+    deltas = [p["delta"]["partial_json"] for kind, p in got if kind == "content_block_delta"]
+    assert len(deltas) == 1 and orjson.loads(deltas[0]) == expected
+
+
+def test_held_tool_calls_go_out_before_the_text_after_them_and_their_late_pieces_are_dropped():
+    got = streamed(tool_call(0, id="call_a", function={"name": "f", "arguments": '{"a": 1}'}),
+                   chunk({"content": "Done."}), tool_call(0, function={"arguments": "}"}), chunk(finish="stop"))
+    assert [(kind, index) for kind, index, _ in blocks_of(got)] == [
+        ("content_block_start", 0), ("content_block_delta", 0), ("content_block_stop", 0),
+        ("content_block_start", 1), ("content_block_delta", 1), ("content_block_stop", 1)]
+    assert blocks_of(got)[1][2]["partial_json"] == '{"a":1}' and blocks_of(got)[4][2]["text"] == "Done."
+
+
+def test_pings_keep_the_connection_busy_while_tool_calls_are_held(monkeypatch):
+    monkeypatch.setattr("relay.codecs.anthropic.PING_EVERY", 0.0)
+    encoder = ANTHROPIC.stream_encoder(model="claude-x", request_id="R1")
+    encoder.feed(chunk({"content": "Hi"}))
+    held = [encoder.feed(tool_call(0, id="c", function={"name": "f", "arguments": p})) for p in ("{", "}")]
+    assert [kind for raw in held for kind, _ in events(raw)] == ["content_block_stop", "ping"]
 
 
 def test_a_stream_that_fails_ends_with_an_error_event_and_no_message_stop():
@@ -299,6 +387,33 @@ def test_a_stream_that_fails_ends_with_an_error_event_and_no_message_stop():
 
 def test_an_empty_stream_is_still_a_whole_message():
     assert [kind for kind, _ in streamed()] == ["message_start", "ping", "message_delta", "message_stop"]
+
+
+def assert_well_formed(got: list[tuple[str, dict]]) -> Message:
+    """Anthropic's event grammar, and the Message the client's SDK builds from the events."""
+    assert got[0][0] == "message_start" and got[-1][0] == "message_stop", [kind for kind, _ in got]
+    return anthropic_message_of([payload for _, payload in got])
+
+
+@pytest.mark.parametrize("junk", JUNK)
+def test_chunks_in_the_wrong_shapes_are_streamed_past_not_failed(junk):
+    got = streamed({"choices": junk}, {"choices": [junk]}, {"choices": [{"delta": junk, "finish_reason": junk}]},
+                   {"choices": [{"index": 0, "delta": {"content": "kept", "reasoning_content": junk}}]},
+                   {"choices": [{"index": junk, "delta": {"content": junk}}]},
+                   {"choices": [{"delta": {"content": junk, "tool_calls": junk}}]},
+                   {"choices": [{"delta": {"tool_calls": [junk, {"index": junk, "id": junk, "function": junk}]}}]},
+                   {"choices": [{"delta": {"tool_calls": [{"function": {"name": junk, "arguments": junk}}]}}]},
+                   {"usage": junk}, {"usage": {"prompt_tokens": junk, "completion_tokens": junk}})
+    message = assert_well_formed(got)
+    assert "kept" in "".join(block.text for block in message.content if block.type == "text")
+    assert message.usage.output_tokens >= 0
+
+
+def test_the_chunks_of_other_choices_are_left_out():
+    got = streamed(chunk({"content": "one"}), {"choices": [{"index": 1, "delta": {"content": "two"}}]},
+                   {"choices": [{"index": 1, "delta": {}, "finish_reason": "length"}]}, chunk(finish="stop"))
+    message = assert_well_formed(got)
+    assert [b.text for b in message.content] == ["one"] and message.stop_reason == "end_turn"
 
 
 # --- errors and the responder ------------------------------------------------------------------------------------
@@ -368,7 +483,77 @@ async def test_the_translator_turns_an_error_chunk_into_the_error_event():
     assert events(out.body)[-1][1]["error"]["message"] == "cut off (request id: R1)"
 
 
+@pytest.mark.parametrize("error", [{"message": 5}, {"message": None}, {}, [1], "plain"])
+async def test_an_error_chunk_with_a_message_of_any_type_ends_the_stream_with_an_error_event(error):
+    out = Capture()
+    translator = Translator(out, ANTHROPIC, model="claude-x", request_id="R1")
+    await translator.start(200, [(b"content-type", b"text/event-stream")])
+    await translator.write(frame(chunk({"content": "Hi"})))
+    await translator.finish(frame({"error": error}) + b"data: [DONE]\n\n")
+    kind, payload = events(out.body)[-1]
+    assert kind == "error" and payload["error"]["message"].endswith("(request id: R1)")
+
+
 async def test_the_translator_answers_errors_before_the_answer_in_anthropics_shape():
     out = Capture()
     await Translator(out, ANTHROPIC, model="", request_id="R1").error(RelayError(401, "Invalid API key."))
     assert out.status == 401 and orjson.loads(out.body)["error"]["type"] == "authentication_error"
+
+
+class Broken:
+    """The Messages codec with an encoder that fails, as a codec's bug would."""
+
+    protocol = "anthropic"
+
+    def __getattr__(self, name):
+        return getattr(ANTHROPIC, name)
+
+    def encode_answer(self, *args, **kwargs):
+        raise KeyError("a field the codec expected")
+
+
+JSON = [(b"content-type", b"application/json")]
+
+
+async def test_an_answer_the_codec_cannot_encode_is_an_error_with_its_status_not_under_a_200(caplog):
+    out = Capture()
+    translator = Translator(out, Broken(), model="claude-x", request_id="R1")
+    await translator.start(200, JSON)
+    assert not out.started  # nothing goes out before the answer is encoded
+    with pytest.raises(RelayError) as failed:
+        await translator.finish(orjson.dumps({"choices": [{"message": {"content": "Hi"}}]}))
+    await translator.error(failed.value)  # as relay/asgi.py answers it
+    assert out.status == 500 and orjson.loads(out.body)["error"]["type"] == "api_error"
+    assert "could not be translated" in caplog.text and "KeyError" in caplog.text
+
+
+async def test_a_whole_answer_that_is_not_json_is_an_error_too():
+    out = Capture()
+    translator = Translator(out, ANTHROPIC, model="claude-x", request_id="R1")
+    await translator.start(200, JSON)
+    with pytest.raises(RelayError):
+        await translator.finish(b"<html>not json</html>")
+    assert not out.started
+
+
+async def test_a_whole_answer_starts_with_its_status_once_encoded():
+    out = Capture()
+    translator = Translator(out, ANTHROPIC, model="claude-x", request_id="R1")
+    await translator.start(200, JSON)
+    await translator.write(b'{"choices": [{"message": {"con')
+    assert not out.started and translator.started
+    await translator.finish(b'tent": "Hi"}}]}')
+    assert out.status == 200 and message_of(out.body).content[0].text == "Hi"
+
+
+async def test_a_stream_asked_for_and_answered_whole_reaches_the_client_as_events():
+    out = Capture()
+    translator = Translator(out, ANTHROPIC, model="claude-x", request_id="R1")
+    translator.stream = True
+    await translator.start(200, JSON)
+    await translator.finish(orjson.dumps({"choices": [{"message": {"content": "Hi", "tool_calls": [
+        {"id": "c1", "function": {"name": "f", "arguments": '{"a": 1}'}}]}, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2}}))
+    message = assert_well_formed(events(out.body))
+    assert [b.type for b in message.content] == ["text", "tool_use"] and message.content[1].input == {"a": 1}
+    assert (message.stop_reason, message.usage.output_tokens) == ("tool_use", 2)

@@ -414,3 +414,62 @@ def test_the_model_list_and_one_model_are_in_geminis_shape():
     assert GEMINI.encode_models(["gpt-4o"], "gpt-4o")[0] == 200
     status, body = GEMINI.encode_models(["gpt-4o"], "gemini-2.5-pro")
     assert status == 404 and orjson.loads(body)["error"]["status"] == "NOT_FOUND"
+
+
+JUNK = (None, 5, 2.5, "x", "20", [1], {"a": [1]}, True, -3)
+
+
+def generate_response(answer: bytes | dict):
+    """The answer (or a stream's chunk) as the google-genai SDK reads it: one it would refuse fails the test."""
+    from google.genai import types
+
+    return types.GenerateContentResponse.model_validate(orjson.loads(answer) if isinstance(answer, bytes) else answer)
+
+
+@pytest.mark.parametrize("junk", JUNK)
+def test_a_vendors_answer_in_the_wrong_shapes_is_answered_not_failed(junk):
+    for odd in (junk, {"choices": junk}, {"choices": [junk]}, {"choices": [{"message": junk, "finish_reason": junk}]},
+                {"choices": [{"message": {"content": junk, "tool_calls": junk, "reasoning_content": junk}}]},
+                {"choices": [{"message": {"content": [{"text": junk}, junk], "tool_calls": [
+                    junk, {"id": junk, "function": junk, "extra_content": junk}]}}]},
+                {"choices": [{"message": {"tool_calls": [{"function": {"name": junk, "arguments": junk},
+                                                          "extra_content": {"google": junk}}]}}]},
+                {"choices": [{"message": {"content": "x"}}], "usage": {
+                    "prompt_tokens": junk, "completion_tokens": junk, "total_tokens": junk,
+                    "prompt_tokens_details": junk, "completion_tokens_details": {"reasoning_tokens": junk}}}):
+        response = generate_response(GENERATE.encode_answer(odd, model=MODEL, request_id="r"))
+        usage = response.usage_metadata
+        assert usage is None or min(usage.prompt_token_count, usage.candidates_token_count) >= 0
+
+
+@pytest.mark.parametrize("junk", JUNK)
+def test_embeddings_in_the_wrong_shapes_are_answered_not_failed(junk):
+    for method in ("embedContent", "batchEmbedContents"):
+        codec = GEMINI.bind(Route(method, "e"))
+        for odd in (junk, {"data": junk}, {"data": [junk, {"index": junk, "embedding": junk}]},
+                    {"data": [{"embedding": [0.5, junk]}]}):
+            body = orjson.loads(codec.encode_answer(odd, model="e", request_id="r"))
+            values = [body["embedding"]] if method == "embedContent" else body["embeddings"]
+            assert all(all(isinstance(v, float | int) for v in item["values"]) for item in values)
+
+
+@pytest.mark.parametrize("junk", JUNK)
+def test_chunks_in_the_wrong_shapes_are_streamed_past_not_failed(junk):
+    chunks = [{"choices": junk}, {"choices": [junk]}, {"choices": [{"delta": junk, "finish_reason": junk}]},
+              {"choices": [{"index": 0, "delta": {"content": "kept", "reasoning_content": junk}}]},
+              {"choices": [{"delta": {"content": junk, "tool_calls": junk}}]},
+              {"choices": [{"delta": {"tool_calls": [junk, {"index": junk, "id": junk, "function": junk}]}}]},
+              {"choices": [{"delta": {"tool_calls": [{"function": {"name": junk, "arguments": junk}}]}}]},
+              {"usage": junk}, {"usage": {"prompt_tokens": junk, "completion_tokens": junk}}]
+    responses = [generate_response(chunk) for chunk in orjson.loads(run_stream(False, chunks))]
+    assert "kept" in "".join(part.text or "" for response in responses
+                             for part in response.candidates[0].content.parts)
+
+
+def test_usage_counts_are_read_as_billing_reads_them():
+    usage = {"prompt_tokens": "20", "completion_tokens": 9.0, "total_tokens": -1,
+             "prompt_tokens_details": {"cached_tokens": 50}, "completion_tokens_details": {"reasoning_tokens": 12}}
+    body = orjson.loads(GENERATE.encode_answer(chat_completion({"content": "x"}, "stop", usage), model=MODEL,
+                                               request_id="r"))
+    assert body["usageMetadata"] == {"promptTokenCount": 0, "candidatesTokenCount": 0, "totalTokenCount": 9,
+                                     "thoughtsTokenCount": 9}

@@ -91,6 +91,16 @@ async def test_a_streamed_message_arrives_as_text_and_as_a_final_message(claude,
     assert world.upstream.requests[-1].body["stream_options"] == {"include_usage": True}
 
 
+async def test_a_stream_the_channel_answers_whole_still_arrives_as_events(claude, world):
+    world.upstream.then(raw=chat_answer({"content": "Whole."}, "stop"))  # a vendor ignoring `stream: true`
+    async with claude.messages.stream(model=MODEL, max_tokens=256, messages=HELLO) as stream:
+        text = "".join([piece async for piece in stream.text_stream])
+        final = await stream.get_final_message()
+    assert text == "Whole." and final.stop_reason == "end_turn" and final.usage.output_tokens == 9
+    [log] = await consume_logs()
+    assert (log.prompt_tokens, log.completion_tokens) == (20, 9)
+
+
 async def test_a_tool_use_round_trip(claude, world):
     world.upstream.then(raw=chat_answer({"content": None, "tool_calls": [
         {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
@@ -129,6 +139,18 @@ async def test_streamed_thinking_and_tool_calls_reach_the_sdk_as_blocks(claude, 
     assert (paris.id, paris.input) == ("call_a", {"city": "Paris"})
     assert (rome.id, rome.input) == ("call_b", {"city": "Rome"})
     assert final.stop_reason == "tool_use" and final.usage.output_tokens == 9
+
+
+async def test_streamed_tool_arguments_that_are_no_json_reach_the_sdk_as_an_empty_input(claude, world):
+    world.upstream.then(content_type="text/event-stream", raw=chat_stream(
+        {"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
+                         "function": {"name": "get_weather", "arguments": '{"city": Par'}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": "is}"}}]}, finish="tool_calls"))
+    async with claude.messages.stream(model=MODEL, max_tokens=256, tools=[WEATHER], messages=HELLO) as stream:
+        final = await stream.get_final_message()  # the SDK fails on an input_json_delta that is no JSON
+    [call] = final.content
+    assert (call.id, call.name, call.input) == ("call_a", "get_weather", {})
+    assert final.stop_reason == "tool_use"
 
 
 async def test_count_tokens_is_answered_locally_and_costs_nothing(claude, world):

@@ -105,6 +105,16 @@ async def test_a_streamed_response_arrives_as_responses_events(sdk, world):
     assert world.upstream.requests[-1].body["stream_options"] == {"include_usage": True}
 
 
+async def test_a_stream_the_channel_answers_whole_still_arrives_as_events(sdk, world):
+    world.upstream.then(raw=chat_answer({"content": "Whole."}, "stop"))  # a vendor ignoring `stream: true`
+    async with sdk.responses.stream(model=MODEL, input="Say hello") as stream:
+        text = "".join([event.delta async for event in stream if event.type == "response.output_text.delta"])
+        final = await stream.get_final_response()
+    assert text == "Whole." and final.status == "completed" and final.usage.output_tokens == 9
+    [log] = await consume_logs()
+    assert (log.prompt_tokens, log.completion_tokens) == (20, 9)
+
+
 async def test_the_stream_helper_gives_the_final_response(sdk, world):
     async with sdk.responses.stream(model=MODEL, input="Say hello") as stream:
         text = "".join([event.delta async for event in stream if event.type == "response.output_text.delta"])

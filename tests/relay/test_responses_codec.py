@@ -339,6 +339,33 @@ def test_chunks_in_the_wrong_shapes_are_streamed_past_not_failed(junk):
     assert found[-1]["type"] in ("response.completed", "response.incomplete")
 
 
+@pytest.mark.parametrize("usage, expected", [
+    ({"prompt_tokens": -5, "completion_tokens": 9.0}, (0, 9, 0)),
+    ({"prompt_tokens": 20, "completion_tokens": 2**70, "prompt_tokens_details": {"cached_tokens": 50}}, (20, 0, 20)),
+    ({"prompt_tokens": True, "completion_tokens": "9"}, (0, 0, 0)),
+])
+def test_usage_counts_are_read_as_billing_reads_them(usage, expected):
+    found = encode(chat_answer({"content": "Hi"}, usage=usage))["usage"]
+    assert (found["input_tokens"], found["output_tokens"], found["input_tokens_details"]["cached_tokens"]) == expected
+
+
+def test_of_several_choices_the_first_is_the_response():
+    response = encode({"choices": [5, {"index": 0, "message": {"content": "one"}, "finish_reason": "stop"},
+                                   {"index": 1, "message": {"content": "two"}, "finish_reason": "length"}]})
+    assert response["output_text"] == "one" and response["status"] == "completed"
+    found = stream([chunk({"content": "one"}), {"choices": [{"index": 1, "delta": {"content": "two"}}]},
+                    {"choices": [{"index": None, "delta": {"content": " more"}}]}, chunk(finish="stop")])
+    assert found[-1]["response"]["output"][0]["content"][0]["text"] == "one more"
+
+
+def test_streamed_arguments_sent_as_an_object_are_written_as_json():
+    found = stream([chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f",
+                                                                              "arguments": {"city": "Paris"}}}]}),
+                    chunk(finish="tool_calls")])
+    [call] = found[-1]["response"]["output"]
+    assert orjson.loads(call["arguments"]) == {"city": "Paris"}
+
+
 @pytest.mark.parametrize("item", [{"type": [1], "role": "user"}, {"role": [1], "content": "x"},
                                   {"type": "function_call_output", "call_id": [1], "output": "x"}])
 def test_items_with_unhashable_fields_are_refused_not_failed(item):

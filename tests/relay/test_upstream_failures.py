@@ -83,6 +83,33 @@ async def test_a_200_that_is_not_an_answer_is_a_502_that_costs_nothing(client, w
     assert await channel_status(world.channel.pk, Channel.Status.AUTO_DISABLED) == Channel.Status.AUTO_DISABLED
 
 
+@pytest.mark.parametrize("choices", [
+    [None, "x", {"message": "x"}, {"message": {"content": "Hi", "tool_calls": "x"}}],
+    [{"message": {"content": [{"type": "text", "text": "Hi"}, 5], "tool_calls": [
+        5, {"function": "x"}, {"function": {"name": 5, "arguments": {"a": 1}}}]}}],
+])
+async def test_an_odd_answer_without_usage_is_delivered_and_its_text_counted(client, world, choices):
+    world.upstream.then(raw=orjson.dumps({"choices": choices}))
+    response = await client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
+    assert response.status_code == 200 and response.json()["choices"] == choices
+    log = await consume_log()
+    assert log.completion_tokens == 1  # "Hi", counted locally; what is not text in OpenAI's shape counts nothing
+
+
+async def test_a_stream_of_odd_chunks_is_delivered_and_its_text_counted(client, world):
+    chunks = [{"choices": [None, "x", {"delta": "x"}]},
+              {"choices": [{"delta": {"content": "Hi", "tool_calls": [5, {"function": "x"}, {"function": {
+                  "name": 5, "arguments": {"a": 1}}}]}}]},
+              {"choices": [{"delta": {}, "finish_reason": "stop"}]}]
+    world.upstream.then(content_type="text/event-stream",
+                        raw=b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n")
+    response = await client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=world.auth)
+    assert response.status_code == 200
+    assert [orjson.loads(e) for e in events_of(response.content)[:-1]] == chunks
+    log = await consume_log()
+    assert log.completion_tokens == 1  # "Hi", counted locally
+
+
 async def test_embeddings_that_are_not_an_answer_fail_over_too(client, world, backup):
     await _options(RetryTimes="1")
     await sync_to_async(ChannelFactory)(name="healthy", base_url=backup.url, models="text-embedding-3-small",
