@@ -14,7 +14,14 @@ import time
 import orjson
 
 from relay.codecs.anthropic import REASONING_FIELDS
-from relay.codecs.responses_request import NATIVE_ONLY, STORED_HINT, decode, namespaced_names
+from relay.codecs.responses_request import (
+    CUSTOM_INPUT,
+    NATIVE_ONLY,
+    STORED_HINT,
+    custom_names,
+    decode,
+    namespaced_names,
+)
 from relay.errors import RelayError
 
 # Chat's finish reasons that leave a Response incomplete, with the reason OpenAI gives.
@@ -146,6 +153,22 @@ def _call_item(item_id: str, call_id: str, name: str, arguments: str, status: st
     return item
 
 
+def custom_input(arguments: str) -> str:
+    """A custom tool's input from the arguments of the chat function it became; arguments that are not the
+    one-string object (a model that wrote the input bare) are the input as they are."""
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return arguments
+    if isinstance(value, dict) and isinstance(value.get(CUSTOM_INPUT), str):
+        return value[CUSTOM_INPUT]
+    return value if isinstance(value, str) else arguments
+
+
+def _custom_item(item_id: str, call_id: str, name: str, text: str) -> dict:
+    return {"id": item_id, "type": "custom_tool_call", "call_id": call_id, "name": name, "input": text}
+
+
 def output_text(output: list[dict]) -> str:
     return "".join(part["text"] for item in output if item["type"] == "message"
                    for part in item["content"] if part["type"] == "output_text")
@@ -236,12 +259,14 @@ class ResponsesCodec:
             output.append(_message_item(_item_id("msg", request_id, len(output)),
                                         text if isinstance(text, str) else "", status))
         namespaced = namespaced_names(request.get("tools")) if calls else {}
+        customs = custom_names(request.get("tools")) if calls else frozenset()
         for position, call in enumerate(calls):
             function = call.get("function") if isinstance(call.get("function"), dict) else {}
-            output.append(_call_item(_item_id("fc", request_id, len(output)),
-                                     _text_of(call.get("id")) or f"call_{request_id}_{position}",
-                                     _text_of(function.get("name")), _arguments(function.get("arguments")),
-                                     "completed", namespaced))
+            name, arguments = _text_of(function.get("name")), _arguments(function.get("arguments"))
+            item_id = _item_id("ctc" if name in customs else "fc", request_id, len(output))
+            call_id = _text_of(call.get("id")) or f"call_{request_id}_{position}"
+            output.append(_custom_item(item_id, call_id, name, custom_input(arguments)) if name in customs
+                          else _call_item(item_id, call_id, name, arguments, "completed", namespaced))
         response = envelope(echoed(request), request_id=request_id, model=model,
                             created_at=int(time.time()), status=status)
         _finish(response, finish)
@@ -267,7 +292,7 @@ class ResponseStream:
     or tool call (added, its deltas, done), then response.completed (or incomplete) with the whole Response."""
 
     __slots__ = ("request", "echo", "model", "request_id", "created_at", "sequence", "begun", "ended", "output", "kind",
-                 "open", "pieces", "tools", "namespaced", "finish", "usage")
+                 "open", "pieces", "tools", "namespaced", "customs", "raw", "finish", "usage")
 
     def __init__(self, *, model: str, request_id: str, request: dict):
         self.request = request
@@ -284,6 +309,10 @@ class ResponseStream:
         self.pieces: list[str] = []  # its text so far
         self.tools: dict[int, int] = {}  # an open tool call's chat index -> its output index
         self.namespaced: dict[str, tuple[str, str]] | None = None
+        self.customs: frozenset[str] = frozenset()
+        # A custom tool call's chat arguments so far, by output index: its input is only known once they are
+        # whole (a JSON string cut anywhere), so its input goes out in one delta when the call ends.
+        self.raw: dict[int, str] = {}
         self.finish: str | None = None
         self.usage: dict | None = None
 
@@ -345,9 +374,15 @@ class ResponseStream:
             self._emit(out, "response.output_item.done", {"output_index": index, "item": item})
         for index in self.tools.values():
             item = self.output[index]
-            item["status"] = status
-            self._emit(out, "response.function_call_arguments.done", {
-                "item_id": item["id"], "output_index": index, "arguments": item["arguments"]})
+            where = {"item_id": item["id"], "output_index": index}
+            if index in self.raw:
+                item["input"] = custom_input(self.raw.pop(index))
+                if item["input"]:
+                    self._emit(out, "response.custom_tool_call_input.delta", {**where, "delta": item["input"]})
+                self._emit(out, "response.custom_tool_call_input.done", {**where, "input": item["input"]})
+            else:
+                item["status"] = status
+                self._emit(out, "response.function_call_arguments.done", {**where, "arguments": item["arguments"]})
             self._emit(out, "response.output_item.done", {"output_index": index, "item": item})
         self.tools = {}
         self.kind = ""
@@ -375,13 +410,22 @@ class ResponseStream:
                 self.kind = "tools"
             if self.namespaced is None:
                 self.namespaced = namespaced_names(self.request.get("tools"))
+                self.customs = custom_names(self.request.get("tools"))
             index = len(self.output)
-            self._add(out, _call_item(_item_id("fc", self.request_id, index),
-                                      _text_of(call.get("id")) or f"call_{self.request_id}_{position}",
-                                      _text_of(function.get("name")), "", "in_progress", self.namespaced))
+            call_id = _text_of(call.get("id")) or f"call_{self.request_id}_{position}"
+            name = _text_of(function.get("name"))
+            if name in self.customs:
+                self.raw[index] = ""
+                self._add(out, _custom_item(_item_id("ctc", self.request_id, index), call_id, name, ""))
+            else:
+                self._add(out, _call_item(_item_id("fc", self.request_id, index), call_id, name, "", "in_progress",
+                                          self.namespaced))
             self.tools[position] = index
         arguments = function.get("arguments")
-        if isinstance(arguments, str) and arguments:
+        if index in self.raw:
+            if isinstance(arguments, str):
+                self.raw[index] += arguments
+        elif isinstance(arguments, str) and arguments:
             item = self.output[index]
             item["arguments"] += arguments
             self._emit(out, "response.function_call_arguments.delta", {
@@ -442,7 +486,10 @@ class ResponseStream:
             self.output[self.open] = (_reasoning_item(item_id, text) if self.kind == "reasoning"
                                       else _message_item(item_id, text, "incomplete"))
         for index in self.tools.values():
-            self.output[index]["status"] = "incomplete"
+            if index in self.raw:  # what arrived of its input
+                self.output[index]["input"] = custom_input(self.raw[index])
+            else:
+                self.output[index]["status"] = "incomplete"
         response = self._response("failed")
         response["error"] = _error(err, self.request_id)
         response["output"] = self.output
