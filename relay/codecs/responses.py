@@ -14,8 +14,8 @@ import time
 import orjson
 
 from relay.codecs.anthropic import REASONING_FIELDS
+from relay.codecs.responses_custom import StreamedInput, custom_input
 from relay.codecs.responses_request import (
-    CUSTOM_INPUT,
     NATIVE_ONLY,
     STORED_HINT,
     custom_names,
@@ -151,18 +151,6 @@ def _call_item(item_id: str, call_id: str, name: str, arguments: str, status: st
     if name in namespaced:  # a namespace's function: Codex finds it by the two names apart
         item["namespace"], item["name"] = namespaced[name]
     return item
-
-
-def custom_input(arguments: str) -> str:
-    """A custom tool's input from the arguments of the chat function it became; arguments that are not the
-    one-string object (a model that wrote the input bare) are the input as they are."""
-    try:
-        value = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        return arguments
-    if isinstance(value, dict) and isinstance(value.get(CUSTOM_INPUT), str):
-        return value[CUSTOM_INPUT]
-    return value if isinstance(value, str) else arguments
 
 
 def _custom_item(item_id: str, call_id: str, name: str, text: str) -> dict:
@@ -310,9 +298,7 @@ class ResponseStream:
         self.tools: dict[int, int] = {}  # an open tool call's chat index -> its output index
         self.namespaced: dict[str, tuple[str, str]] | None = None
         self.customs: frozenset[str] = frozenset()
-        # A custom tool call's chat arguments so far, by output index: its input is only known once they are
-        # whole (a JSON string cut anywhere), so its input goes out in one delta when the call ends.
-        self.raw: dict[int, str] = {}
+        self.raw: dict[int, StreamedInput] = {}  # a custom tool call's input as it arrives, by output index
         self.finish: str | None = None
         self.usage: dict | None = None
 
@@ -376,9 +362,9 @@ class ResponseStream:
             item = self.output[index]
             where = {"item_id": item["id"], "output_index": index}
             if index in self.raw:
-                item["input"] = custom_input(self.raw.pop(index))
-                if item["input"]:
-                    self._emit(out, "response.custom_tool_call_input.delta", {**where, "delta": item["input"]})
+                item["input"], rest = self.raw.pop(index).finish()
+                if rest:
+                    self._emit(out, "response.custom_tool_call_input.delta", {**where, "delta": rest})
                 self._emit(out, "response.custom_tool_call_input.done", {**where, "input": item["input"]})
             else:
                 item["status"] = status
@@ -415,7 +401,7 @@ class ResponseStream:
             call_id = _text_of(call.get("id")) or f"call_{self.request_id}_{position}"
             name = _text_of(function.get("name"))
             if name in self.customs:
-                self.raw[index] = ""
+                self.raw[index] = StreamedInput()
                 self._add(out, _custom_item(_item_id("ctc", self.request_id, index), call_id, name, ""))
             else:
                 self._add(out, _call_item(_item_id("fc", self.request_id, index), call_id, name, "", "in_progress",
@@ -423,8 +409,11 @@ class ResponseStream:
             self.tools[position] = index
         arguments = function.get("arguments")
         if index in self.raw:
-            if isinstance(arguments, str):
-                self.raw[index] += arguments
+            text = self.raw[index].feed(arguments) if isinstance(arguments, str) else ""
+            if text:
+                item = self.output[index]
+                self._emit(out, "response.custom_tool_call_input.delta", {
+                    "item_id": item["id"], "output_index": index, "delta": text})
         elif isinstance(arguments, str) and arguments:
             item = self.output[index]
             item["arguments"] += arguments
@@ -487,7 +476,7 @@ class ResponseStream:
                                       else _message_item(item_id, text, "incomplete"))
         for index in self.tools.values():
             if index in self.raw:  # what arrived of its input
-                self.output[index]["input"] = custom_input(self.raw[index])
+                self.output[index]["input"] = self.raw[index].sent
             else:
                 self.output[index]["status"] = "incomplete"
         response = self._response("failed")

@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from relay.codecs import RESPONSES, for_path
+from relay.codecs.responses_custom import StreamedInput
 from relay.errors import RelayError
 
 WEATHER = {"type": "function", "name": "get_weather", "description": "Weather for a place", "strict": True,
@@ -426,33 +427,59 @@ def test_a_function_named_like_no_custom_tool_stays_a_function_call():
     assert response["output"][0]["type"] == "function_call"
 
 
-def test_a_streamed_custom_tool_call_has_its_input_events():
+def test_a_streamed_custom_tool_call_has_its_input_events_as_it_arrives():
     arguments = orjson.dumps({"input": PATCH}).decode()
     found = stream([chunk({"content": "Patching."}),
                     chunk({"tool_calls": [{"index": 0, "id": "call_p", "type": "function",
-                                           "function": {"name": "apply_patch", "arguments": arguments[:20]}}]}),
-                    chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[20:]}}]}),
+                                           "function": {"name": "apply_patch", "arguments": arguments[:30]}}]}),
+                    chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[30:]}}]}),
                     chunk(finish="tool_calls")], {"input": "Hi", "tools": [APPLY_PATCH]})
     kinds = [e["type"] for e in found]
-    assert kinds[-5:] == ["response.output_item.added", "response.custom_tool_call_input.delta",
-                          "response.custom_tool_call_input.done", "response.output_item.done",
-                          "response.completed"]
+    assert kinds[-6:] == ["response.output_item.added", "response.custom_tool_call_input.delta",
+                          "response.custom_tool_call_input.delta", "response.custom_tool_call_input.done",
+                          "response.output_item.done", "response.completed"]
     assert "response.function_call_arguments.delta" not in kinds
-    added, delta, done, item_done = found[-5:-1]
+    added, first, second, done, item_done = found[-6:-1]
     assert added["item"] == {"id": "ctc_r1_1", "type": "custom_tool_call", "call_id": "call_p",
                              "name": "apply_patch", "input": ""}
     where = {"item_id": "ctc_r1_1", "output_index": 1}
-    assert {k: delta[k] for k in ("item_id", "output_index", "delta")} == {**where, "delta": PATCH}
-    assert {k: done[k] for k in ("item_id", "output_index", "input")} == {**where, "input": PATCH}
-    assert item_done["item"] == {**added["item"], "input": PATCH}
+    assert {k: first[k] for k in where} == where == {k: done[k] for k in where}
+    assert first["delta"] and first["delta"] + second["delta"] == PATCH
+    assert done["input"] == PATCH and item_done["item"] == {**added["item"], "input": PATCH}
     message, call = found[-1]["response"]["output"]
     assert call == item_done["item"] and message["content"][0]["text"] == "Patching."
+
+
+TRICKY = 'a "quote", a back\\slash\n\ttab, é, 雪, 😀 and \u0001.'
+
+
+@pytest.mark.parametrize("arguments", [orjson.dumps({"input": TRICKY}).decode(),
+                                       '{ "input" : "' + TRICKY.replace("😀", "\\ud83d\\ude00")
+                                       .replace("é", "\\u00e9").replace("\u0001", "\\u0001")
+                                       .replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+                                       .replace("\t", "\\t") + '"}'])
+def test_an_input_cut_anywhere_is_decoded_whole_in_order(arguments):
+    whole = orjson.loads(arguments)["input"]
+    for cut in range(1, len(arguments)):
+        decoder = StreamedInput()
+        sent = decoder.feed(arguments[:cut]) + decoder.feed(arguments[cut:])
+        assert decoder.finish() == (whole, "") and sent == whole, cut
+    one_by_one = StreamedInput()
+    assert "".join(one_by_one.feed(char) for char in arguments) == whole
+
+
+@pytest.mark.parametrize("arguments, whole", [(PATCH, PATCH), ('{"patch": "x"}', '{"patch": "x"}'),
+                                              ('"bare"', "bare"), ('{"input": "a\nb"}', "a\nb")])
+def test_arguments_that_are_not_the_one_string_object_are_read_when_whole(arguments, whole):
+    decoder = StreamedInput()
+    sent = "".join(decoder.feed(char) for char in arguments)
+    assert sent + decoder.finish()[1] == whole and decoder.finish()[0] == whole
 
 
 def test_a_failed_stream_shows_what_arrived_of_a_custom_tool_calls_input():
     encoder = RESPONSES.stream_encoder(model="alias", request_id="r1", request={"input": "Hi",
                                                                               "tools": [APPLY_PATCH]})
     data = encoder.feed(chunk({"tool_calls": [{"index": 0, "id": "call_p", "type": "function", "function": {
-        "name": "apply_patch", "arguments": '{"input":"*** Begin'}}]})) + encoder.fail(RelayError(502, "broke"))
+        "name": "apply_patch", "arguments": '{"input":"*** Begin\\'}}]})) + encoder.fail(RelayError(502, "broke"))
     [call] = events(data)[-1]["response"]["output"]
-    assert (call["type"], call["input"]) == ("custom_tool_call", '{"input":"*** Begin')
+    assert (call["type"], call["input"]) == ("custom_tool_call", "*** Begin")
