@@ -215,8 +215,8 @@ class ResponsesCodec:
         except RelayError as refusal:
             # What builds on a response the vendor stored (previous_response_id, a conversation, a stored prompt,
             # a background run) goes as it is to a channel that serves Responses; any other refuses it with this.
-            if not any(body.get(name) not in (None, False) for name in NATIVE_ONLY):
-                raise
+            if not any(body.get(name) not in (None, False) for name in NATIVE_ONLY) or refusal.param == "model":
+                raise  # a request with no model is refused whatever channel might serve it
             return _native_only(body, counting=counting), refusal
 
     def decode_count(self, body: dict) -> dict:

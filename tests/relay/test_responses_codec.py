@@ -483,3 +483,12 @@ def test_a_failed_stream_shows_what_arrived_of_a_custom_tool_calls_input():
         "name": "apply_patch", "arguments": '{"input":"*** Begin\\'}}]})) + encoder.fail(RelayError(502, "broke"))
     [call] = events(data)[-1]["response"]["output"]
     assert (call["type"], call["input"]) == ("custom_tool_call", "*** Begin")
+
+
+@pytest.mark.parametrize("model", [None, "", 5])
+def test_a_request_for_a_native_channel_without_a_model_is_refused_for_it(model):
+    body = {"input": "Hi", "previous_response_id": "resp_1", **({} if model is None else {"model": model})}
+    for counting in (False, True):
+        with pytest.raises(RelayError) as refused:
+            RESPONSES.decode_native(body, counting=counting)
+        assert (refused.value.status, refused.value.param) == (400, "model")
