@@ -14,7 +14,14 @@ import time
 import orjson
 
 from relay.codecs import chat_answer as vendor
-from relay.codecs.responses_request import NATIVE_ONLY, STORED_HINT, decode, namespaced_names
+from relay.codecs.responses_custom import StreamedInput, custom_input
+from relay.codecs.responses_request import (
+    NATIVE_ONLY,
+    STORED_HINT,
+    custom_names,
+    decode,
+    namespaced_names,
+)
 from relay.errors import RelayError
 
 # Chat's finish reasons that leave a Response incomplete, with the reason OpenAI gives.
@@ -130,6 +137,10 @@ def _call_item(item_id: str, call_id: str, name: str, arguments: str, status: st
     return item
 
 
+def _custom_item(item_id: str, call_id: str, name: str, text: str) -> dict:
+    return {"id": item_id, "type": "custom_tool_call", "call_id": call_id, "name": name, "input": text}
+
+
 def output_text(output: list[dict]) -> str:
     return "".join(part["text"] for item in output if item["type"] == "message"
                    for part in item["content"] if part["type"] == "output_text")
@@ -188,8 +199,8 @@ class ResponsesCodec:
         except RelayError as refusal:
             # What builds on a response the vendor stored (previous_response_id, a conversation, a stored prompt,
             # a background run) goes as it is to a channel that serves Responses; any other refuses it with this.
-            if not any(body.get(name) not in (None, False) for name in NATIVE_ONLY):
-                raise
+            if not any(body.get(name) not in (None, False) for name in NATIVE_ONLY) or refusal.param == "model":
+                raise  # a request with no model is refused whatever channel might serve it
             return _native_only(body, counting=counting), refusal
 
     def decode_count(self, body: dict) -> dict:
@@ -219,12 +230,14 @@ class ResponsesCodec:
             output.append(_message_item(_item_id("msg", request_id, len(output)),
                                         text if isinstance(text, str) else "", status))
         namespaced = namespaced_names(request.get("tools")) if calls else {}
+        customs = custom_names(request.get("tools")) if calls else frozenset()
         for position, call in enumerate(calls):
             function = call.get("function") if isinstance(call.get("function"), dict) else {}
-            output.append(_call_item(_item_id("fc", request_id, len(output)),
-                                     _text_of(call.get("id")) or f"call_{request_id}_{position}",
-                                     _text_of(function.get("name")), _arguments(function.get("arguments")),
-                                     "completed", namespaced))
+            name, arguments = _text_of(function.get("name")), _arguments(function.get("arguments"))
+            item_id = _item_id("ctc" if name in customs else "fc", request_id, len(output))
+            call_id = _text_of(call.get("id")) or f"call_{request_id}_{position}"
+            output.append(_custom_item(item_id, call_id, name, custom_input(arguments)) if name in customs
+                          else _call_item(item_id, call_id, name, arguments, "completed", namespaced))
         response = envelope(echoed(request), request_id=request_id, model=model,
                             created_at=int(time.time()), status=status)
         _finish(response, finish)
@@ -250,7 +263,7 @@ class ResponseStream:
     or tool call (added, its deltas, done), then response.completed (or incomplete) with the whole Response."""
 
     __slots__ = ("request", "echo", "model", "request_id", "created_at", "sequence", "begun", "ended", "output", "kind",
-                 "open", "pieces", "tools", "namespaced", "finish", "usage")
+                 "open", "pieces", "tools", "namespaced", "customs", "raw", "finish", "usage")
 
     def __init__(self, *, model: str, request_id: str, request: dict):
         self.request = request
@@ -267,6 +280,8 @@ class ResponseStream:
         self.pieces: list[str] = []  # its text so far
         self.tools: dict[int, int] = {}  # an open tool call's chat index -> its output index
         self.namespaced: dict[str, tuple[str, str]] | None = None
+        self.customs: frozenset[str] = frozenset()
+        self.raw: dict[int, StreamedInput] = {}  # a custom tool call's input as it arrives, by output index
         self.finish: str | None = None
         self.usage: dict | None = None
 
@@ -328,9 +343,15 @@ class ResponseStream:
             self._emit(out, "response.output_item.done", {"output_index": index, "item": item})
         for index in self.tools.values():
             item = self.output[index]
-            item["status"] = status
-            self._emit(out, "response.function_call_arguments.done", {
-                "item_id": item["id"], "output_index": index, "arguments": item["arguments"]})
+            where = {"item_id": item["id"], "output_index": index}
+            if index in self.raw:
+                item["input"], rest = self.raw.pop(index).finish()
+                if rest:
+                    self._emit(out, "response.custom_tool_call_input.delta", {**where, "delta": rest})
+                self._emit(out, "response.custom_tool_call_input.done", {**where, "input": item["input"]})
+            else:
+                item["status"] = status
+                self._emit(out, "response.function_call_arguments.done", {**where, "arguments": item["arguments"]})
             self._emit(out, "response.output_item.done", {"output_index": index, "item": item})
         self.tools = {}
         self.kind = ""
@@ -357,15 +378,27 @@ class ResponseStream:
                 self.kind = "tools"
             if self.namespaced is None:
                 self.namespaced = namespaced_names(self.request.get("tools"))
+                self.customs = custom_names(self.request.get("tools"))
             index = len(self.output)
-            self._add(out, _call_item(_item_id("fc", self.request_id, index),
-                                      _text_of(call.get("id")) or f"call_{self.request_id}_{position}",
-                                      _text_of(function.get("name")), "", "in_progress", self.namespaced))
+            call_id = _text_of(call.get("id")) or f"call_{self.request_id}_{position}"
+            name = _text_of(function.get("name"))
+            if name in self.customs:
+                self.raw[index] = StreamedInput()
+                self._add(out, _custom_item(_item_id("ctc", self.request_id, index), call_id, name, ""))
+            else:
+                self._add(out, _call_item(_item_id("fc", self.request_id, index), call_id, name, "", "in_progress",
+                                          self.namespaced))
             self.tools[position] = index
         arguments = function.get("arguments")
         if isinstance(arguments, dict):  # a vendor that sends the whole object at once
             arguments = _arguments(arguments)
-        if isinstance(arguments, str) and arguments:
+        if index in self.raw:
+            text = self.raw[index].feed(arguments) if isinstance(arguments, str) else ""
+            if text:
+                item = self.output[index]
+                self._emit(out, "response.custom_tool_call_input.delta", {
+                    "item_id": item["id"], "output_index": index, "delta": text})
+        elif isinstance(arguments, str) and arguments:
             item = self.output[index]
             item["arguments"] += arguments
             self._emit(out, "response.function_call_arguments.delta", {
@@ -426,7 +459,10 @@ class ResponseStream:
             self.output[self.open] = (_reasoning_item(item_id, text) if self.kind == "reasoning"
                                       else _message_item(item_id, text, "incomplete"))
         for index in self.tools.values():
-            self.output[index]["status"] = "incomplete"
+            if index in self.raw:  # what arrived of its input
+                self.output[index]["input"] = self.raw[index].sent
+            else:
+                self.output[index]["status"] = "incomplete"
         response = self._response("failed")
         response["error"] = _error(err, self.request_id)
         response["output"] = self.output

@@ -1,17 +1,19 @@
 """OpenAI's Responses request as the relay's internal chat body (relay/codecs/responses.py answers it).
 
-The bridge carries what chat can: input messages and items, instructions, function tools, tool choice,
-sampling, the output limit, reasoning effort and a JSON-schema format. What chat cannot carry and that
-changes nothing of the answer's meaning is dropped: reasoning items a client sends back, OpenAI's hosted
-tools (web search, file search...), `include`, `prompt_cache_key`, `client_metadata`, `metadata`. Codex CLI
-sends all of these on every turn and must never be refused for them. What needs a response stored at
-OpenAI (`previous_response_id`, conversations, stored prompts, background runs) cannot be bridged: a 400
-that says so.
+The bridge carries what chat can: input messages and items, instructions, function tools, custom (free-form)
+tools as functions of one string, tool choice, sampling, the output limit, reasoning effort and a JSON-schema
+format. What chat cannot carry and that changes nothing of the answer's meaning is dropped: reasoning items a
+client sends back, OpenAI's hosted tools (web search, file search...), `include`, `prompt_cache_key`,
+`client_metadata`, `metadata`. Codex CLI sends all of these on every turn and must never be refused for them.
+What needs a response stored at OpenAI (`previous_response_id`, conversations, stored prompts, background runs)
+cannot be bridged: a 400 that says so.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
 
 from relay.errors import bad_request
 
@@ -24,13 +26,18 @@ DROPPED_ITEMS = frozenset({
     "reasoning", "compaction", "web_search_call", "file_search_call", "computer_call", "computer_call_output",
     "code_interpreter_call", "image_generation_call", "local_shell_call", "local_shell_call_output",
     "shell_call", "shell_call_output", "apply_patch_call", "apply_patch_call_output", "mcp_call",
-    "mcp_list_tools", "mcp_approval_request", "mcp_approval_response", "custom_tool_call",
-    "custom_tool_call_output", "tool_search_call", "tool_search_output",
+    "mcp_list_tools", "mcp_approval_request", "mcp_approval_response", "tool_search_call",
+    "tool_search_output",
 })
 # Fields that name something OpenAI stored; a gateway bridging through chat keeps nothing.
 STORED = ("previous_response_id", "conversation", "prompt")
 # What only a channel that serves Responses natively can take (relay/codecs/responses.py, decode_native).
 NATIVE_ONLY = (*STORED, "background")
+# A custom tool is a chat function with this one string parameter; its answer's `input` is that string.
+CUSTOM_INPUT = "input"
+# A grammar longer than this is named, not quoted: the description would crowd the prompt (Codex's
+# apply_patch grammar is about 700 characters).
+GRAMMAR_QUOTED = 4000
 STORED_HINT = ("this gateway answers /v1/responses through chat completions and stores no responses; "
                "it needs a channel that serves the Responses API natively")
 
@@ -132,6 +139,17 @@ def _call(item: dict, where: str) -> dict:
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
+def _custom_call(item: dict, where: str) -> dict:
+    """A custom_tool_call as the call of the chat function its tool became (its input as that one string)."""
+    call_id, name, text = item.get("call_id"), item.get("name"), item.get("input")
+    if not isinstance(call_id, str) or not isinstance(name, str):
+        raise _refuse(where, "a custom_tool_call item needs a call_id and a name")
+    if not isinstance(text, str):
+        raise _refuse(f"{where}.input", "Input should be a valid string")
+    arguments = orjson.dumps({CUSTOM_INPUT: text}).decode()
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
 def _call_output(item: dict, where: str) -> tuple[dict, list[dict]]:
     """The chat `tool` message for a function_call_output, and the images it held (a tool message is text)."""
     call_id = item.get("call_id")
@@ -172,7 +190,7 @@ def _input(value: Any) -> list[dict]:
             if isinstance(item.get("call_id"), str):
                 dropped.add(item["call_id"])
             continue
-        if kind == "function_call_output":
+        if kind in ("function_call_output", "custom_tool_call_output"):
             if isinstance(item.get("call_id"), str) and item["call_id"] in dropped:
                 continue  # Codex answers a local shell call with a function_call_output
             message, images = _call_output(item, where)
@@ -182,8 +200,8 @@ def _input(value: Any) -> list[dict]:
         release()
         if kind is None or kind == "message":
             messages.append(_message(item, where))
-        elif kind == "function_call":
-            call = _call(item, where)
+        elif kind in ("function_call", "custom_tool_call"):
+            call = _call(item, where) if kind == "function_call" else _custom_call(item, where)
             last = messages[-1] if messages else None
             # Chat has the calls of one turn on one assistant message, right before their results.
             if last is not None and last["role"] == "assistant":
@@ -217,6 +235,32 @@ def _function(tool: dict, where: str, namespace: str | None = None) -> dict:
     return {"type": "function", "function": function}
 
 
+def _grammar_note(fmt: Any) -> str:
+    """What a custom tool's input must look like, for the model that sees only a string parameter."""
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind != "grammar":
+        return "The tool's whole input, as free-form text."
+    syntax = fmt.get("syntax") if isinstance(fmt.get("syntax"), str) else "grammar"
+    definition = fmt.get("definition")
+    if isinstance(definition, str) and len(definition) <= GRAMMAR_QUOTED:
+        return f"The tool's whole input as raw text (not JSON), matching this {syntax} grammar:\n{definition}"
+    return f"The tool's whole input as raw text (not JSON), in the {syntax} grammar the tool describes."
+
+
+def _custom(tool: dict, where: str) -> dict:
+    """A custom tool as a chat function of one string: chat has no free-form tools, every vendor has functions."""
+    name = tool.get("name")
+    if not isinstance(name, str) or not name:
+        raise _refuse(f"{where}.name", "Field required")
+    function: dict = {"name": name}
+    if isinstance(tool.get("description"), str):
+        function["description"] = tool["description"]
+    function["parameters"] = {
+        "type": "object", "additionalProperties": False, "required": [CUSTOM_INPUT],
+        "properties": {CUSTOM_INPUT: {"type": "string", "description": _grammar_note(tool.get("format"))}}}
+    return {"type": "function", "function": function}
+
+
 def _tools(tools: Any) -> list[dict]:
     """Chat's function tools for a Responses request's tools."""
     if not isinstance(tools, list):
@@ -229,6 +273,8 @@ def _tools(tools: Any) -> list[dict]:
         kind = tool.get("type")
         if kind == "function":
             out.append(_function(tool, where))
+        elif kind == "custom":
+            out.append(_custom(tool, where))
         elif kind == "namespace":
             namespace, members = tool.get("name"), tool.get("tools")
             if not isinstance(namespace, str) or not isinstance(members, list):
@@ -236,8 +282,8 @@ def _tools(tools: Any) -> list[dict]:
             for position, member in enumerate(members):
                 if isinstance(member, dict) and member.get("type") == "function":
                     out.append(_function(member, f"{where}.tools[{position}]", namespace))
-        # Hosted tools (web_search, file_search, code_interpreter, image_generation, mcp...) run at OpenAI,
-        # and custom (grammar) tools have no chat shape: no other vendor can take them.
+        # Hosted tools (web_search, file_search, code_interpreter, image_generation, mcp...) run at OpenAI:
+        # no other vendor can take them.
     return out
 
 
@@ -253,12 +299,18 @@ def namespaced_names(tools: Any) -> dict[str, tuple[str, str]]:
     return names
 
 
+def custom_names(tools: Any) -> frozenset[str]:
+    """The names of the request's custom tools, whose chat calls go back as custom_tool_call items."""
+    return frozenset(tool["name"] for tool in tools if isinstance(tool, dict) and tool.get("type") == "custom"
+                     and isinstance(tool.get("name"), str)) if isinstance(tools, list) else frozenset()
+
+
 def _tool_choice(choice: Any, names: set[str]) -> str | dict | None:
     """Chat's tool_choice; None where the chosen tool was dropped (the model then chooses, as with auto)."""
     if choice in TOOL_CHOICES:
         return choice
     kind = choice.get("type") if isinstance(choice, dict) else None
-    if kind == "function" and isinstance(choice.get("name"), str):
+    if kind in ("function", "custom") and isinstance(choice.get("name"), str):
         name = choice["name"]
         if isinstance(choice.get("namespace"), str):
             name = flat_name(choice["namespace"], name)

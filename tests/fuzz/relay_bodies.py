@@ -184,6 +184,10 @@ response_items = st.lists(st.one_of(
                           optional={"arguments": st.one_of(strings, json_values), "namespace": json_values}),
     st.fixed_dictionaries({"type": st.just("function_call_output"), "call_id": st.one_of(strings, json_values),
                            "output": st.one_of(strings, st.lists(response_parts, max_size=2), json_values)}),
+    st.fixed_dictionaries({"type": st.just("custom_tool_call"), "call_id": st.one_of(strings, json_values),
+                           "name": st.one_of(strings, json_values), "input": st.one_of(strings, json_values)}),
+    st.fixed_dictionaries({"type": st.just("custom_tool_call_output"), "call_id": st.one_of(strings, json_values),
+                           "output": st.one_of(strings, st.lists(response_parts, max_size=2), json_values)}),
     st.fixed_dictionaries({"type": st.sampled_from(("reasoning", "item_reference", "web_search_call"))},
                           optional={"id": json_values, "summary": json_values, "encrypted_content": json_values}),
     json_values), max_size=5)
@@ -194,7 +198,12 @@ response_tools = st.one_of(st.lists(st.one_of(
     response_functions,
     st.fixed_dictionaries({"type": st.just("namespace"), "name": st.one_of(strings, json_values),
                            "tools": st.one_of(st.lists(response_functions, max_size=2), json_values)}),
-    st.fixed_dictionaries({"type": st.sampled_from(("web_search", "file_search", "custom"))}),
+    st.fixed_dictionaries({"type": st.sampled_from(("web_search", "file_search"))}),
+    st.fixed_dictionaries({"type": st.just("custom"), "name": st.one_of(strings, json_values)},
+                          optional={"description": json_values, "format": st.one_of(st.fixed_dictionaries(
+                              {"type": st.sampled_from(("text", "grammar"))},
+                              optional={"syntax": json_values, "definition": st.one_of(strings, json_values)}),
+                              json_values)}),
     json_values), max_size=3), json_values)
 
 RESPONSES = {"model": "gpt-4o-mini", "instructions": "Be brief.", "input": "Say hello", "max_output_tokens": 16,
@@ -203,7 +212,7 @@ RESPONSES_LIKELY = {
     "model": models, "input": st.one_of(strings, response_items, json_values), "instructions": json_values,
     "stream": st.one_of(st.booleans(), json_values), "tools": response_tools,
     "tool_choice": st.one_of(st.sampled_from(("auto", "none", "required")),
-                             st.fixed_dictionaries({"type": st.sampled_from(("function", "allowed_tools"))},
+                             st.fixed_dictionaries({"type": st.sampled_from(("function", "custom", "allowed_tools"))},
                                                    optional={"name": json_values, "mode": json_values}),
                              json_values),
     "reasoning": st.one_of(st.fixed_dictionaries({}, optional={"effort": json_values, "summary": json_values}),

@@ -144,6 +144,47 @@ async def test_a_function_call_round_trip(sdk, world):
     assert sent[2] == {"role": "tool", "tool_call_id": "call_1", "content": "Sunny, 21 C"}
 
 
+APPLY_PATCH = {"type": "custom", "name": "apply_patch", "description": "Edit files with a patch.",
+               "format": {"type": "grammar", "syntax": "lark", "definition": 'start: "*** Begin Patch" LF'}}
+PATCH = "*** Begin Patch\n*** Add File: a.txt\n+one\n*** End Patch\n"
+
+
+async def test_a_custom_tool_call_round_trip(sdk, world):
+    arguments = orjson.dumps({"input": PATCH}).decode()
+    world.upstream.then(raw=chat_answer({"content": None, "tool_calls": [
+        {"id": "call_p", "type": "function", "function": {"name": "apply_patch", "arguments": arguments}}]},
+        "tool_calls"))
+    asked = [{"role": "user", "content": "Add a.txt"}]
+    first = await sdk.responses.create(model=MODEL, input=asked, tools=[APPLY_PATCH])
+    [call] = first.output
+    assert (call.type, call.call_id, call.name, call.input) == ("custom_tool_call", "call_p", "apply_patch", PATCH)
+    [tool] = world.upstream.requests[-1].body["tools"]
+    assert tool["function"]["parameters"]["properties"]["input"]["type"] == "string"
+
+    second = await sdk.responses.create(model=MODEL, tools=[APPLY_PATCH], input=[
+        *asked, *[item.model_dump(exclude_none=True) for item in first.output],
+        {"type": "custom_tool_call_output", "call_id": "call_p", "output": "Done: A a.txt"}])
+    assert second.output_text == REPLY
+    sent = world.upstream.requests[-1].body["messages"]
+    assert sent[1]["tool_calls"] == [{"id": "call_p", "type": "function",
+                                      "function": {"name": "apply_patch", "arguments": arguments}}]
+    assert sent[2] == {"role": "tool", "tool_call_id": "call_p", "content": "Done: A a.txt"}
+
+
+async def test_a_streamed_custom_tool_call_reaches_the_stream_helper(sdk, world):
+    arguments = orjson.dumps({"input": PATCH}).decode()
+    world.upstream.then(content_type="text/event-stream", raw=chat_stream(
+        {"tool_calls": [{"index": 0, "id": "call_p", "type": "function",
+                         "function": {"name": "apply_patch", "arguments": arguments[:12]}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": arguments[12:]}}]}, finish="tool_calls"))
+    async with sdk.responses.stream(model=MODEL, input="Add a.txt", tools=[APPLY_PATCH]) as stream:
+        deltas = [event.delta async for event in stream if event.type == "response.custom_tool_call_input.delta"]
+        final = await stream.get_final_response()
+    [call] = final.output
+    assert (call.type, call.call_id, call.input) == ("custom_tool_call", "call_p", PATCH)
+    assert "".join(deltas) == PATCH
+
+
 async def test_streamed_reasoning_and_function_calls_reach_the_stream_helper(sdk, world):
     world.upstream.then(content_type="text/event-stream", raw=chat_stream(
         {"role": "assistant", "reasoning_content": "Paris, "}, {"reasoning_content": "then Rome."},

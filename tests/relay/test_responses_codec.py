@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from relay.codecs import RESPONSES, for_path
+from relay.codecs.responses_custom import StreamedInput
 from relay.errors import RelayError
 
 WEATHER = {"type": "function", "name": "get_weather", "description": "Weather for a place", "strict": True,
@@ -379,3 +380,142 @@ def test_the_output_of_a_dropped_call_is_dropped_with_it():
                          {"type": "function_call_output", "call_id": "ls1", "output": "a.txt"},
                          {"role": "user", "content": "and then?"}])
     assert chat["messages"] == [{"role": "user", "content": "ls"}, {"role": "user", "content": "and then?"}]
+
+
+# Codex's apply_patch as it sends it (a custom tool: free-form input with a Lark grammar), its grammar cut short.
+PATCH_GRAMMAR = 'start: begin_patch hunk+ end_patch\nbegin_patch: "*** Begin Patch" LF\n'
+APPLY_PATCH = {"type": "custom", "name": "apply_patch", "description": "Edit files with a patch.",
+               "format": {"type": "grammar", "syntax": "lark", "definition": PATCH_GRAMMAR}}
+PATCH = "*** Begin Patch\n*** Add File: hello.txt\n+Hello \"world\"\n*** End Patch\n"
+
+
+def test_a_custom_tool_becomes_a_function_of_one_string_described_by_its_grammar():
+    chat = decode(tools=[WEATHER, APPLY_PATCH, {"type": "custom", "name": "note"}],
+                  tool_choice={"type": "custom", "name": "apply_patch"})
+    weather, patch, note = chat["tools"]
+    assert patch["function"]["name"] == "apply_patch"
+    assert patch["function"]["description"] == "Edit files with a patch."
+    parameters = patch["function"]["parameters"]
+    assert (parameters["required"], parameters["additionalProperties"]) == (["input"], False)
+    described = parameters["properties"]["input"]
+    assert described["type"] == "string" and "lark grammar" in described["description"]
+    assert PATCH_GRAMMAR in described["description"]
+    assert note["function"] == {"name": "note", "parameters": {
+        "type": "object", "additionalProperties": False, "required": ["input"],
+        "properties": {"input": {"type": "string", "description": "The tool's whole input, as free-form text."}}}}
+    assert chat["tool_choice"] == {"type": "function", "function": {"name": "apply_patch"}}
+
+
+def test_a_long_grammar_is_named_not_quoted():
+    long = {**APPLY_PATCH, "format": {"type": "grammar", "syntax": "regex", "definition": "a" * 5000}}
+    [tool] = decode(tools=[long])["tools"]
+    described = tool["function"]["parameters"]["properties"]["input"]["description"]
+    assert "regex grammar" in described and "aaaa" not in described
+
+
+def test_custom_tool_calls_and_their_outputs_become_tool_calls_and_tool_messages():
+    chat = decode(tools=[APPLY_PATCH], input=[
+        {"role": "user", "content": "Add hello.txt"},
+        {"type": "custom_tool_call", "id": "ctc_1", "call_id": "call_p", "name": "apply_patch", "input": PATCH},
+        {"type": "custom_tool_call_output", "call_id": "call_p", "output": "Success. Updated: A hello.txt"}])
+    assert chat["messages"][1:] == [
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_p", "type": "function", "function": {
+            "name": "apply_patch", "arguments": orjson.dumps({"input": PATCH}).decode()}}]},
+        {"role": "tool", "tool_call_id": "call_p", "content": "Success. Updated: A hello.txt"}]
+
+
+@pytest.mark.parametrize("item", [
+    {"type": "custom_tool_call", "call_id": "c", "name": "apply_patch", "input": {"patch": "x"}},
+    {"type": "custom_tool_call", "name": "apply_patch", "input": "x"},
+    {"type": "custom_tool_call_output", "output": "x"}])
+def test_a_malformed_custom_tool_item_is_a_bad_request(item):
+    assert refusal(input=[item]).param == "input"
+
+
+def patch_call(arguments) -> dict:
+    return {"id": "call_p", "type": "function", "function": {"name": "apply_patch", "arguments": arguments}}
+
+
+@pytest.mark.parametrize("arguments, given", [
+    (orjson.dumps({"input": PATCH}).decode(), PATCH),
+    ({"input": PATCH}, PATCH),  # a vendor that sends arguments as an object
+    (PATCH, PATCH),  # a model that wrote the input bare instead of as the one-string object
+    ('"just a string"', "just a string")])
+def test_a_call_of_a_custom_tool_becomes_a_custom_tool_call_item(arguments, given):
+    response = encode(chat_answer({"content": None, "tool_calls": [patch_call(arguments)]}, "tool_calls"),
+                      {"model": "alias", "input": "Hi", "tools": [APPLY_PATCH]})
+    assert response["output"] == [{"id": "ctc_r1_0", "type": "custom_tool_call", "call_id": "call_p",
+                                   "name": "apply_patch", "input": given}]
+
+
+def test_a_function_named_like_no_custom_tool_stays_a_function_call():
+    response = encode(chat_answer({"content": None, "tool_calls": [patch_call('{"input":"x"}')]}, "tool_calls"),
+                      {"model": "alias", "input": "Hi", "tools": [{**WEATHER, "name": "apply_patch"}]})
+    assert response["output"][0]["type"] == "function_call"
+
+
+def test_a_streamed_custom_tool_call_has_its_input_events_as_it_arrives():
+    arguments = orjson.dumps({"input": PATCH}).decode()
+    found = stream([chunk({"content": "Patching."}),
+                    chunk({"tool_calls": [{"index": 0, "id": "call_p", "type": "function",
+                                           "function": {"name": "apply_patch", "arguments": arguments[:30]}}]}),
+                    chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[30:]}}]}),
+                    chunk(finish="tool_calls")], {"input": "Hi", "tools": [APPLY_PATCH]})
+    kinds = [e["type"] for e in found]
+    assert kinds[-6:] == ["response.output_item.added", "response.custom_tool_call_input.delta",
+                          "response.custom_tool_call_input.delta", "response.custom_tool_call_input.done",
+                          "response.output_item.done", "response.completed"]
+    assert "response.function_call_arguments.delta" not in kinds
+    added, first, second, done, item_done = found[-6:-1]
+    assert added["item"] == {"id": "ctc_r1_1", "type": "custom_tool_call", "call_id": "call_p",
+                             "name": "apply_patch", "input": ""}
+    where = {"item_id": "ctc_r1_1", "output_index": 1}
+    assert {k: first[k] for k in where} == where == {k: done[k] for k in where}
+    assert first["delta"] and first["delta"] + second["delta"] == PATCH
+    assert done["input"] == PATCH and item_done["item"] == {**added["item"], "input": PATCH}
+    message, call = found[-1]["response"]["output"]
+    assert call == item_done["item"] and message["content"][0]["text"] == "Patching."
+
+
+TRICKY = 'a "quote", a back\\slash\n\ttab, é, 雪, 😀 and \u0001.'
+
+
+@pytest.mark.parametrize("arguments", [orjson.dumps({"input": TRICKY}).decode(),
+                                       '{ "input" : "' + TRICKY.replace("😀", "\\ud83d\\ude00")
+                                       .replace("é", "\\u00e9").replace("\u0001", "\\u0001")
+                                       .replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+                                       .replace("\t", "\\t") + '"}'])
+def test_an_input_cut_anywhere_is_decoded_whole_in_order(arguments):
+    whole = orjson.loads(arguments)["input"]
+    for cut in range(1, len(arguments)):
+        decoder = StreamedInput()
+        sent = decoder.feed(arguments[:cut]) + decoder.feed(arguments[cut:])
+        assert decoder.finish() == (whole, "") and sent == whole, cut
+    one_by_one = StreamedInput()
+    assert "".join(one_by_one.feed(char) for char in arguments) == whole
+
+
+@pytest.mark.parametrize("arguments, whole", [(PATCH, PATCH), ('{"patch": "x"}', '{"patch": "x"}'),
+                                              ('"bare"', "bare"), ('{"input": "a\nb"}', "a\nb")])
+def test_arguments_that_are_not_the_one_string_object_are_read_when_whole(arguments, whole):
+    decoder = StreamedInput()
+    sent = "".join(decoder.feed(char) for char in arguments)
+    assert sent + decoder.finish()[1] == whole and decoder.finish()[0] == whole
+
+
+def test_a_failed_stream_shows_what_arrived_of_a_custom_tool_calls_input():
+    encoder = RESPONSES.stream_encoder(model="alias", request_id="r1", request={"input": "Hi",
+                                                                              "tools": [APPLY_PATCH]})
+    data = encoder.feed(chunk({"tool_calls": [{"index": 0, "id": "call_p", "type": "function", "function": {
+        "name": "apply_patch", "arguments": '{"input":"*** Begin\\'}}]})) + encoder.fail(RelayError(502, "broke"))
+    [call] = events(data)[-1]["response"]["output"]
+    assert (call["type"], call["input"]) == ("custom_tool_call", "*** Begin")
+
+
+@pytest.mark.parametrize("model", [None, "", 5])
+def test_a_request_for_a_native_channel_without_a_model_is_refused_for_it(model):
+    body = {"input": "Hi", "previous_response_id": "resp_1", **({} if model is None else {"model": model})}
+    for counting in (False, True):
+        with pytest.raises(RelayError) as refused:
+            RESPONSES.decode_native(body, counting=counting)
+        assert (refused.value.status, refused.value.param) == (400, "model")

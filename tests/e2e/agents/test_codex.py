@@ -1,12 +1,15 @@
 """Codex CLI (`codex exec`) through the gateway's Responses route (a model provider whose base_url is the
 gateway, wire_api = "responses") to an OpenAI-protocol channel, against a mock vendor that answers as the
-conversation goes: a one-turn prompt, and a turn where the model has Codex run a shell command. And a turn
+conversation goes: a one-turn prompt, a turn where the model has Codex run a shell command, and one where it
+has Codex edit a file with apply_patch (a custom tool, which chat carries as a function of one string). And a turn
 through a channel that serves the Responses API itself, which gets Codex's request as Codex sent it (its
 `store: false` included, so nothing is recorded as stored).
 
 Skipped while this tree has no /v1/responses (the relay answers 501 there); it runs once the route lands."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -22,6 +25,10 @@ pytestmark = pytest.mark.skipif(not_served("/v1/responses"), reason="no /v1/resp
 
 MODEL = "gpt-agents-codex"  # mapped to gpt-4o-mini; a name of its own so the session's gateway routes it here
 SECRET = "HERON-17"
+# Codex gives apply_patch as a custom (free-form) tool only to the models its catalog says take one, and it
+# finds a model in its catalog by prefix: this name is gpt-5.5's to Codex and the channel's own to the gateway.
+PATCH_MODEL = "gpt-5.5-agents-codex-patch"
+PATCH = "*** Begin Patch\n*** Add File: greeting.txt\n+Hello from apply_patch.\n+Second line.\n*** End Patch\n"
 NATIVE_MODEL = "gpt-agents-codex-native"  # on an OpenAI channel whose host serves /v1/responses
 
 vendor_server = serve(ScriptedOpenAI)
@@ -31,8 +38,9 @@ native_server = serve(NativeStub)
 @pytest.fixture(scope="module", autouse=True)
 def channel(admin, vendor_server):
     # The mock vendor speaks chat only, so the channel says it serves no Responses API: Codex is bridged.
-    add_channel(admin, type=1, name="agents-codex", base_url=vendor_server.url, models=MODEL,
-                model_mapping={MODEL: "gpt-4o-mini"}, config={"responses_api": "false"})
+    add_channel(admin, type=1, name="agents-codex", base_url=vendor_server.url, models=f"{MODEL},{PATCH_MODEL}",
+                model_mapping={MODEL: "gpt-4o-mini", PATCH_MODEL: "gpt-4o-mini"},
+                config={"responses_api": "false"})
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,18 +54,18 @@ def vendor(vendor_server):
     return vendor_server
 
 
-def codex_exec(agent, gateway, home, key, prompt: str, model: str = MODEL):
+def codex_exec(agent, gateway, home, key, prompt: str, model: str = MODEL, *options: str):
     codex_config(home, base_url=f"{gateway.url}/v1", model=model, key_variable="ONEAPI_KEY")
-    run = agent.run("exec", "--skip-git-repo-check", prompt, home=home, env={"ONEAPI_KEY": key.secret})
+    run = agent.run("exec", "--skip-git-repo-check", *options, prompt, home=home, env={"ONEAPI_KEY": key.secret})
     assert run.returncode == 0, str(run)
     return run
 
 
-def assert_logs_match(key, vendor) -> None:
+def assert_logs_match(key, vendor, model: str = MODEL) -> None:
     logs = key.consume_logs(len(vendor.turns))
     assert len(logs) == len(vendor.turns) == len(vendor.requests)
     assert [(log["prompt_tokens"], log["completion_tokens"]) for log in logs] == [t.usage for t in vendor.turns]
-    assert {(log["model_name"], log["client_protocol"]) for log in logs} == {(MODEL, "responses")}
+    assert {(log["model_name"], log["client_protocol"]) for log in logs} == {(model, "responses")}
     assert [log["quota"] for log in logs] == [gpt_4o_mini_quota(*turn.usage) for turn in vendor.turns]
     assert key.used_quota() == sum(log["quota"] for log in logs)
 
@@ -84,6 +92,27 @@ def test_a_turn_that_runs_a_shell_command(codex, gateway, tmp_path, vendor, key)
     results = [m for m in second.body["messages"] if m["role"] == "tool"]
     assert len(results) == 1 and results[0]["tool_call_id"] == "call_scripted" and SECRET in str(results[0])
     assert_logs_match(key, vendor)
+
+
+def test_a_turn_that_edits_a_file_with_apply_patch(codex, gateway, tmp_path, vendor, key):
+    vendor.policy = tool_then_answer("ADD-THE-GREETING", "apply_patch", {"input": PATCH},
+                                     final="I added greeting.txt.", reply="Hi.")
+    run = codex_exec(codex, gateway, tmp_path, key, "ADD-THE-GREETING file, please", PATCH_MODEL,
+                     "--sandbox", "workspace-write")
+    assert "I added greeting.txt." in run.stdout
+    # Codex applied the patch the model wrote: the file is in its working directory with the patch's lines.
+    assert (tmp_path / "greeting.txt").read_text() == "Hello from apply_patch.\nSecond line.\n"
+    first, second = vendor.requests
+    [tool] = [tool["function"] for tool in first.body["tools"] if tool["function"]["name"] == "apply_patch"]
+    assert list(tool["parameters"]["properties"]) == ["input"]
+    assert "*** Begin Patch" in tool["parameters"]["properties"]["input"]["description"]  # its grammar, quoted
+    # The call went back to the model as chat's tool call, and Codex's custom_tool_call_output as its result.
+    [call] = [c for m in second.body["messages"] if m["role"] == "assistant" for c in m.get("tool_calls") or []]
+    assert (call["id"], call["function"]["name"]) == ("call_scripted", "apply_patch")
+    assert json.loads(call["function"]["arguments"]) == {"input": PATCH}
+    results = [m for m in second.body["messages"] if m["role"] == "tool"]
+    assert len(results) == 1 and results[0]["tool_call_id"] == "call_scripted" and "greeting.txt" in str(results[0])
+    assert_logs_match(key, vendor, PATCH_MODEL)
 
 
 def test_a_turn_through_a_channel_that_serves_responses(codex, gateway, tmp_path, native_server, key):
