@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -98,6 +100,18 @@ def test_an_admin_cannot_edit_root_or_other_admins(staff_client, root):
         assert response.status_code == 302 and response["Location"] == reverse("admin:index")
         target.refresh_from_db()
         assert target.display_name != "hacked"
+
+
+def test_an_admin_posting_to_their_own_user_page_gets_a_403_logged_as_one_line(staff_client, staff, caplog):
+    """Their page is theirs to read, not to change. The refusal is the client's doing: a warning line,
+    no traceback (one is for what failed, and every refused click would add one)."""
+    with caplog.at_level(logging.INFO):
+        response = staff_client.post(change_url(staff), edit_data(staff, role="100"))
+    assert response.status_code == 403
+    refused = [r for r in caplog.records if r.name == "django.request"]
+    assert refused and all(r.levelno == logging.WARNING and not r.exc_info for r in refused)
+    staff.refresh_from_db()
+    assert staff.role == User.Role.ADMIN
 
 
 def test_add_user_with_password(root_client):
