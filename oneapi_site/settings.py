@@ -277,9 +277,11 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "django.request": {"filters": ["refusal_without_traceback"]},
-        # Requests Django refuses with a 400 (oversized forms, a Host outside ALLOWED_HOSTS) are the client's
-        # doing, yet Django logs them at ERROR with a traceback; a warning line says enough.
+        # Requests Django refuses with a 400 (oversized forms, a Host outside ALLOWED_HOSTS, a console URL asking
+        # for a field or lookup the page does not offer) are the client's doing, yet Django logs them at ERROR
+        # with a traceback; a warning line says enough.
         **{f"django.security.{name}": {"filters": ["refused_request"]}
-           for name in ("RequestDataTooBig", "TooManyFieldsSent", "TooManyFilesSent", "DisallowedHost")},
+           for name in ("RequestDataTooBig", "TooManyFieldsSent", "TooManyFilesSent", "DisallowedHost",
+                        "DisallowedModelAdminToField", "DisallowedModelAdminLookup")},
     },
 }

@@ -114,6 +114,21 @@ def test_an_admin_posting_to_their_own_user_page_gets_a_403_logged_as_one_line(s
     assert staff.role == User.Role.ADMIN
 
 
+@pytest.mark.parametrize("url, query, logger", [
+    (CHANGELIST, {"_to_field": "password"}, "django.security.DisallowedModelAdminToField"),
+    (reverse("admin:accounts_token_changelist"), {"user__password__startswith": "pbkdf2"},
+     "django.security.DisallowedModelAdminLookup"),
+], ids=["to_field", "lookup"])
+def test_a_changelist_asked_for_a_field_it_does_not_offer_is_a_400_and_a_warning_line(root_client, caplog,
+                                                                                       url, query, logger):
+    with caplog.at_level(logging.INFO):
+        response = root_client.get(url, query)
+    assert response.status_code == 400
+    refused = [r for r in caplog.records if r.name == logger]
+    assert refused and all(r.levelno == logging.WARNING and not r.exc_info for r in refused)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
 def test_add_user_with_password(root_client):
     response = root_client.post(ADD, {
         "username": "bob", "display_name": "", "email": "", "password1": "correct-horse-9",
