@@ -13,6 +13,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from billing import money
+from oneapi_site.lib import numbers
 from oneapi_site.lib.admin import ServiceErrorsMixin, mask_secret, unix_text
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
@@ -35,7 +36,11 @@ class TypeFilter(admin.SimpleListFilter):
                 for t in sorted(used)]
 
     def queryset(self, request, queryset):
-        return queryset.filter(type=self.value()) if self.value() else queryset
+        if not self.value():
+            return queryset
+        # The query string is typed by anyone: a value that is no type number matches nothing, never a 500.
+        channel_type = numbers.int_or_none(self.value(), minimum=numbers.INT[0], maximum=numbers.INT[1])
+        return queryset.none() if channel_type is None else queryset.filter(type=channel_type)
 
 
 class GroupFilter(admin.SimpleListFilter):

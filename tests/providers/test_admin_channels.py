@@ -212,6 +212,13 @@ def test_filters_and_search(root_client, secret_channel):
     assert root_client.get(CHANGELIST, {"type": "1", "status__exact": "1"}).status_code == 200
 
 
+@pytest.mark.parametrize("typed", ["-0.0", "1.5", "abc", "9" * 30, "٢٤"])
+def test_a_type_filter_that_is_no_channel_type_lists_nothing(root_client, secret_channel, typed):
+    response = root_client.get(CHANGELIST, {"type": typed})
+    assert response.status_code == 200
+    assert "secret-one" not in response.content.decode()
+
+
 def test_an_admin_manages_channels(staff_client, secret_channel):
     assert staff_client.get(CHANGELIST).status_code == 200
 
