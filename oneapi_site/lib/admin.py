@@ -1,8 +1,11 @@
 """Helpers the admin modules of every app share: times and secrets as the console writes them,
-and a service's refusal shown on the form."""
+a service's refusal shown on the form, and an action's selection read as row ids."""
 
 from __future__ import annotations
 
+from django.contrib.admin import helpers
+
+from oneapi_site.lib import numbers
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.timeutil import ts_text
 
@@ -52,3 +55,22 @@ class ServiceErrorsMixin:
                 return cleaned
 
         return Rejected
+
+
+class SelectedIdsMixin:
+    """An action runs on the rows whose ids were ticked; a posted value that is no row id selects nothing.
+
+    Django passes the posted values to pk__in as they are, and "abc", "1.5" or 30 digits raise there (a 500).
+    They are dropped before the action reads them; with nothing left, Django says no items were selected.
+    """
+
+    def response_action(self, request, queryset):
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        low, high = numbers.column_range(self.model._meta.pk)
+        ids = [str(pk) for pk in (numbers.int_or_none(value, minimum=low, maximum=high) for value in selected)
+               if pk is not None]
+        if ids != selected:
+            post = request.POST.copy()
+            post.setlist(helpers.ACTION_CHECKBOX_NAME, ids)
+            request.POST = post
+        return super().response_action(request, queryset)

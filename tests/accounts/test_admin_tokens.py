@@ -1,9 +1,11 @@
 import re
 import time
 
+import pytest
 from django.urls import reverse
 
 from accounts.models import Token
+from tests.admin_fixtures import action
 from tests.factories import TokenFactory
 
 CHANGELIST = reverse("admin:accounts_token_changelist")
@@ -79,6 +81,12 @@ def test_re_enabling_an_exhausted_token_is_refused_on_the_field(root_client, ali
     assert "no quota left" in response.content.decode()
     alice_token.refresh_from_db()
     assert alice_token.status == Token.Status.EXHAUSTED
+
+
+@pytest.mark.parametrize("selected", ["abc", "1.5", "-0.0", "9" * 30, "", "\u0661"])
+def test_deleting_a_selection_that_is_no_token_id_deletes_nothing(root_client, alice_token, selected):
+    assert action(root_client, CHANGELIST, "delete_selected", [selected], post="yes").status_code == 200
+    assert Token.objects.filter(pk=alice_token.pk).exists()
 
 
 def test_delete_removes_the_token(root_client, alice_token):

@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from billing.models import Log
+from tests.admin_fixtures import action
 from tests.factories import UserFactory
 
 CHANGELIST = reverse("admin:accounts_user_changelist")
@@ -127,6 +128,13 @@ def test_a_changelist_asked_for_a_field_it_does_not_offer_is_a_400_and_a_warning
     refused = [r for r in caplog.records if r.name == logger]
     assert refused and all(r.levelno == logging.WARNING and not r.exc_info for r in refused)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+@pytest.mark.parametrize("selected", ["abc", "1.5", "-0.0", "9" * 30, "", "\u0661"])
+def test_deleting_a_selection_that_is_no_user_id_deletes_nothing(root_client, alice, selected):
+    assert action(root_client, CHANGELIST, "delete_selected", [selected], post="yes").status_code == 200
+    alice.refresh_from_db()
+    assert alice.status == User.Status.ENABLED
 
 
 def test_add_user_with_password(root_client):

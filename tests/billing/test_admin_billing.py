@@ -75,6 +75,13 @@ def test_export_selected_as_csv(root_client):
     assert [row[1] for row in rows[1:]] == [codes[0].key]
 
 
+@pytest.mark.parametrize("selected", ["abc", "1.5", "-0.0", "9" * 30, "", "\u0661"])
+def test_an_action_on_a_selection_that_is_no_code_id_exports_nothing(root_client, selected):
+    code = RedemptionFactory(name="c0")
+    response = action(root_client, CODES, "export_csv", [selected])
+    assert response.status_code == 200 and code.key not in response.content.decode()
+
+
 # --- Logs ----------------------------------------------------------------------------
 
 def _log(**fields):
@@ -97,6 +104,13 @@ def test_logs_are_read_only(root_client, staff_client):
     assert entry.content == "used"
     # Only root prunes the ledger.
     assert staff_client.post(reverse("admin:billing_log_delete", args=[entry.pk]), {"post": "yes"}).status_code == 403
+
+
+@pytest.mark.parametrize("selected", ["abc", "1.5", "-0.0", "9" * 30, "", "\u0661"])
+def test_deleting_a_selection_that_is_no_log_id_deletes_nothing(root_client, selected):
+    entry = _log()
+    assert action(root_client, LOGS, "delete_selected", [selected], post="yes").status_code == 200
+    assert Log.objects.filter(pk=entry.pk).exists()
 
 
 @pytest.mark.parametrize("language, title", [("en", "Log #{id}: consume at 2024-03-01 12:30:05"),

@@ -171,6 +171,20 @@ def test_disable_and_enable_actions_move_status_and_abilities(root_client, secre
     assert not Ability.objects.filter(channel=secret_channel, enabled=False).exists()
 
 
+@pytest.mark.parametrize("selected", ["abc", "1.5", "-0.0", "9" * 30, "", "\u0661"])
+def test_an_action_on_a_selection_that_is_no_channel_id_changes_nothing(root_client, secret_channel, selected):
+    response = action(root_client, CHANGELIST, "disable_channels", [selected])
+    assert response.status_code == 200
+    secret_channel.refresh_from_db()
+    assert secret_channel.status == Channel.Status.ENABLED
+
+
+def test_an_action_keeps_the_ids_among_values_that_are_none(root_client, secret_channel):
+    action(root_client, CHANGELIST, "disable_channels", ["abc", str(secret_channel.pk)])
+    secret_channel.refresh_from_db()
+    assert secret_channel.status == Channel.Status.MANUALLY_DISABLED
+
+
 def test_test_action_reports_each_result(root_client, secret_channel, monkeypatch):
     calls = []
 
