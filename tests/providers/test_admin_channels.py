@@ -1,4 +1,5 @@
 import re
+from html import unescape
 from types import SimpleNamespace
 
 import pytest
@@ -104,6 +105,24 @@ def test_bad_model_mapping_json_is_reported_by_name(root_client, secret_channel)
     assert SECRET not in html
     secret_channel.refresh_from_db()
     assert secret_channel.model_mapping == {}
+
+
+@pytest.mark.parametrize("field", ["model_mapping", "config"])
+@pytest.mark.parametrize("typed, message", [
+    ('{"gpt-4o": ' + "9" * 5000 + "}", "is not valid JSON: a number has too many digits"),
+    ('{"gpt-4o": "\\ud800"}', "holds a lone UTF-16 surrogate"),
+    ('{"\\udfff": "x"}', "holds a lone UTF-16 surrogate"),
+    ('["\\ud800"]', "must be a JSON object"),
+], ids=["5000-digits", "surrogate-value", "surrogate-key", "surrogate-in-a-list"])
+def test_json_that_python_reads_but_no_column_holds_is_reported_by_name(root_client, secret_channel, field, typed,
+                                                                        message):
+    response = root_client.post(change_url(secret_channel), form_data(key="", **{field: typed}))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f"{field} {message}" in html
+    assert unescape(_textarea(html, field)) == typed  # shown as typed, to correct
+    secret_channel.refresh_from_db()
+    assert secret_channel.model_mapping == {} and secret_channel.config == {}
 
 
 def _textarea(html: str, name: str) -> str:
