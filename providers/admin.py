@@ -163,7 +163,11 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, SelectedIdsMixin,
         """Start testing every channel (or the disabled ones) in the background, then back to the list."""
         if request.method != "POST" or not self.has_change_permission(request):
             raise PermissionDenied
-        progress = probe.channels_test_all(scope=request.POST.get("scope", "all"))
+        try:
+            progress = probe.channels_test_all(scope=request.POST.get("scope", "all"))
+        except ServiceError as exc:  # a scope the console's buttons never post
+            self.message_user(request, str(exc), messages.ERROR)
+            return redirect("admin:providers_channel_changelist")
         total = progress.get("total", 0)
         self.message_user(request, ngettext("Testing %(count)d channel in the background.",
                                             "Testing %(count)d channels in the background.", total)

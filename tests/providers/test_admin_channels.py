@@ -228,6 +228,14 @@ def test_test_action_survives_a_crashing_test(root_client, secret_channel, monke
     assert "Secret-one: the test could not run: adapter exploded" in response.content.decode()
 
 
+@pytest.mark.parametrize("scope", ["everything", "", "\u0000"])
+def test_test_all_with_an_unknown_scope_says_so_and_tests_nothing(root_client, secret_channel, scope, monkeypatch):
+    monkeypatch.setattr(probe, "channel_test", lambda **kw: pytest.fail("no channel is tested"))
+    response = root_client.post(reverse("admin:providers_channel_test_all"), {"scope": scope}, follow=True)
+    assert response.status_code == 200
+    assert "Scope must be all or disabled" in response.content.decode()
+
+
 def test_delete_goes_through_the_service(root_client, secret_channel):
     response = root_client.post(reverse("admin:providers_channel_delete", args=[secret_channel.pk]), {"post": "yes"})
     assert response.status_code == 302
