@@ -14,7 +14,7 @@ from accounts.models import Token, User
 from accounts.services.tokens import token_create, token_delete, token_update
 from accounts.services.users import user_create, user_delete, user_update
 from billing import money
-from oneapi_site.lib.admin import SelectedIdsMixin, ServiceErrorsMixin, unix_text
+from oneapi_site.lib.admin import IdAutocompleteSelect, SelectedIdsMixin, ServiceErrorsMixin, unix_text
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 
 admin.site.unregister(Group)  # roles, not groups, grant access here
@@ -162,6 +162,7 @@ class TokenAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, SelectedIdsMixin, a
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "user":  # whose quota a new token spends: the form accepts no one else
             kwargs["queryset"] = permissions.users_within_reach(request.user)
+            kwargs["widget"] = IdAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_change_permission(self, request, obj=None):

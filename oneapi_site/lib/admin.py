@@ -1,9 +1,10 @@
 """Helpers the admin modules of every app share: times and secrets as the console writes them,
-a service's refusal shown on the form, and an action's selection read as row ids."""
+a service's refusal shown on the form, and an action's selection or an autocomplete's value read as row ids."""
 
 from __future__ import annotations
 
 from django.contrib.admin import helpers
+from django.contrib.admin.widgets import AutocompleteSelect
 
 from oneapi_site.lib import numbers
 from oneapi_site.lib.errors import ServiceError
@@ -74,3 +75,18 @@ class SelectedIdsMixin:
             post.setlist(helpers.ACTION_CHECKBOX_NAME, ids)
             request.POST = post
         return super().response_action(request, queryset)
+
+
+class IdAutocompleteSelect(AutocompleteSelect):
+    """The autocomplete box of a foreign key, shown again after an error with what was posted.
+
+    Django looks the posted value up to show its label, and a value that is no id ("abc", "0.0", 5,000
+    digits) raises there: a 500 instead of the field's "select a valid choice". Such a value shows as
+    nothing selected.
+    """
+
+    def optgroups(self, name, value, attr=None):
+        low, high = numbers.column_range(self.field.remote_field.model._meta.pk)
+        ids = [str(pk) for pk in (numbers.int_or_none(item, minimum=low, maximum=high) for item in value or ())
+               if pk is not None]
+        return super().optgroups(name, ids, attr)

@@ -54,6 +54,15 @@ def test_creating_a_token_shows_its_key_once(root_client, alice):
     assert token.key not in root_client.get(change_url(token)).content.decode()
 
 
+@pytest.mark.parametrize("owner", ["abc", "0.0", "1e999999", "9" * 5000], ids=["abc", "0.0", "1e999999", "5000-digits"])
+def test_an_owner_that_is_no_user_id_is_refused_on_the_field(root_client, alice, owner):
+    response = root_client.post(ADD, {"user": owner, "name": "ci", "remain_quota": "1000", "expired_time": "",
+                                      "models": "", "subnet": ""})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["user"]
+    assert not Token.objects.filter(name="ci").exists()
+
+
 def test_service_validation_shows_on_the_field(root_client, alice):
     response = root_client.post(ADD, {"user": str(alice.pk), "name": "bad", "remain_quota": "1000",
                                       "expired_time": "", "models": "", "subnet": "10.0.0.0/33"})
