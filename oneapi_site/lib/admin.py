@@ -1,5 +1,6 @@
 """Helpers the admin modules of every app share: times and secrets as the console writes them,
-a service's refusal shown on the form, and an action's selection or an autocomplete's value read as row ids."""
+a service's refusal shown on the form, and row ids read from a request (an action's selection, an object
+page's lookup field, an autocomplete's value)."""
 
 from __future__ import annotations
 
@@ -58,12 +59,19 @@ class ServiceErrorsMixin:
         return Rejected
 
 
-class SelectedIdsMixin:
-    """An action runs on the rows whose ids were ticked; a posted value that is no row id selects nothing.
+class RowIdsMixin:
+    """Row ids the console reads from a request, read so that any text is at worst no row, never a 500.
 
-    Django passes the posted values to pk__in as they are, and "abc", "1.5" or 30 digits raise there (a 500).
+    An action runs on the rows whose ids were ticked; a posted value that is no row id selects nothing.
+    Django passes the posted values to pk__in as they are, and "abc", "1.5" or 30 digits raise there.
     They are dropped before the action reads them; with nothing left, Django says no items were selected.
+
+    An object page's ?_to_field= names the field its id is looked up by; Django refuses a field the console
+    does not offer, but looks an empty one up as a field named "" and fails. Empty means the primary key.
     """
+
+    def get_object(self, request, object_id, from_field=None):
+        return super().get_object(request, object_id, from_field or None)
 
     def response_action(self, request, queryset):
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)

@@ -137,6 +137,15 @@ def test_deleting_a_selection_that_is_no_user_id_deletes_nothing(root_client, al
     assert alice.status == User.Status.ENABLED
 
 
+def test_an_empty_to_field_on_a_user_page_means_the_id(root_client, alice):
+    # ?_to_field= names the field an object page looks its id up by; empty, Django looked up a field named "".
+    assert root_client.get(change_url(alice), {"_to_field": ""}).status_code == 200
+    response = root_client.post(change_url(alice), {**edit_data(alice, display_name="Al"), "_to_field": ""})
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert alice.display_name == "Al"
+
+
 def test_add_user_with_password(root_client):
     response = root_client.post(ADD, {
         "username": "bob", "display_name": "", "email": "", "password1": "correct-horse-9",

@@ -82,6 +82,14 @@ def test_an_action_on_a_selection_that_is_no_code_id_exports_nothing(root_client
     assert response.status_code == 200 and code.key not in response.content.decode()
 
 
+def test_an_empty_to_field_on_a_codes_delete_page_means_the_id(root_client):
+    code = RedemptionFactory(name="c0")
+    url = reverse("admin:billing_redemptioncode_delete", args=[code.pk])
+    assert root_client.get(url, {"_to_field": ""}).status_code == 200
+    assert root_client.post(url, {"post": "yes", "_to_field": ""}).status_code == 302
+    assert not RedemptionCode.objects.filter(pk=code.pk).exists()
+
+
 # --- Logs ----------------------------------------------------------------------------
 
 def _log(**fields):
