@@ -14,7 +14,13 @@ from accounts.models import Token, User
 from accounts.services.tokens import token_create, token_delete, token_update
 from accounts.services.users import user_create, user_delete, user_update
 from billing import money
-from oneapi_site.lib.admin import IdAutocompleteSelect, RowIdsMixin, ServiceErrorsMixin, unix_text
+from oneapi_site.lib.admin import (
+    IdAutocompleteSelect,
+    OfferedFiltersMixin,
+    RowIdsMixin,
+    ServiceErrorsMixin,
+    unix_text,
+)
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 
 admin.site.unregister(Group)  # roles, not groups, grant access here
@@ -23,7 +29,7 @@ admin.site.unregister(Group)  # roles, not groups, grant access here
 # --- Users ----------------------------------------------------------------------
 
 @admin.register(User)
-class UserAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, admin.ModelAdmin):
+class UserAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, OfferedFiltersMixin, admin.ModelAdmin):
     list_display = ("id", "username", "display_name", "role", "status", "group", "quota_display",
                     "used_quota_display", "request_count")
     list_display_links = ("id", "username")
@@ -119,7 +125,7 @@ class UserAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, admin.M
 # --- Tokens ---------------------------------------------------------------------
 
 @admin.register(Token)
-class TokenAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, admin.ModelAdmin):
+class TokenAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, OfferedFiltersMixin, admin.ModelAdmin):
     form = TokenForm
     list_display = ("id", "name", "user", "status", "remain_display", "unlimited_quota", "used_display",
                     "expiry", "key_display")

@@ -25,7 +25,7 @@ from billing.log_text import describe
 from billing.models import Log, Option, RedemptionCode
 from oneapi_site import options
 from oneapi_site.lib import numbers
-from oneapi_site.lib.admin import RowIdsMixin, ServiceErrorsMixin, mask_secret, unix_text
+from oneapi_site.lib.admin import OfferedFiltersMixin, RowIdsMixin, ServiceErrorsMixin, mask_secret, unix_text
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 
@@ -44,7 +44,8 @@ def redemption_csv(codes) -> HttpResponse:
 
 
 @admin.register(RedemptionCode)
-class RedemptionCodeAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, admin.ModelAdmin):
+class RedemptionCodeAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, OfferedFiltersMixin,
+                          admin.ModelAdmin):
     list_display = ("id", "name", "key_masked", "status", "quota_display", "created", "redeemed", "redeemed_by")
     list_display_links = ("id", "name")
     list_filter = ("status",)
@@ -244,7 +245,7 @@ class UsernameFilter(ExactFilter):
 
 
 @admin.register(Log)
-class LogAdmin(RowIdsMixin, admin.ModelAdmin):
+class LogAdmin(RowIdsMixin, OfferedFiltersMixin, admin.ModelAdmin):
     # Token counts share a column, and so do time and streaming: the list fits a 1280 px console.
     list_display = ("id", "created", "type", "username", "token_name", "model_name", "channel_id", "quota_display",
                     "token_counts", "elapsed", "content_short")

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from billing import money
 from oneapi_site.lib import numbers
-from oneapi_site.lib.admin import RowIdsMixin, ServiceErrorsMixin, mask_secret, unix_text
+from oneapi_site.lib.admin import OfferedFiltersMixin, RowIdsMixin, ServiceErrorsMixin, mask_secret, unix_text
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 from providers import labels, services
@@ -64,7 +64,8 @@ class GroupFilter(admin.SimpleListFilter):
 
 
 @admin.register(Channel)
-class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, admin.ModelAdmin):
+class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, OfferedFiltersMixin,
+                   admin.ModelAdmin):
     form = ChannelForm
     list_display = ("id", "name", "type_label", "status", "priority", "weight", "response", "used_display",
                     "balance_display", "group", "models_short", "key_masked")

@@ -1,11 +1,13 @@
 """Helpers the admin modules of every app share: times and secrets as the console writes them,
-a service's refusal shown on the form, and row ids read from a request (an action's selection, an object
-page's lookup field, an autocomplete's value)."""
+a service's refusal shown on the form, row ids read from a request (an action's selection, an object page's
+lookup field, an autocomplete's value), and changelists that filter only as their sidebar offers."""
 
 from __future__ import annotations
 
 from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AutocompleteSelect
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models.constants import LOOKUP_SEP
 
 from oneapi_site.lib import numbers
 from oneapi_site.lib.errors import ServiceError
@@ -98,3 +100,37 @@ class IdAutocompleteSelect(AutocompleteSelect):
         ids = [str(pk) for pk in (numbers.int_or_none(item, minimum=low, maximum=high) for item in value or ())
                if pk is not None]
         return super().optgroups(name, ids, attr)
+
+
+class OfferedFiltersMixin:
+    """A changelist filters by the columns its sidebar offers, and by no other.
+
+    Django lets a changelist's query string filter by any column of the model: ?key__startswith=sk-a
+    answered whether a masked credential starts so, and an admin read a channel's vendor key or a token's key
+    whole by bisection; a JSON column's lookups (?config__contains=) failed on SQLite, a 500. A lookup on any
+    other column is refused (a 400, logged as one warning line); a parameter that is no column is left to
+    Django, which ignores it or says the filter is wrong.
+    """
+
+    def lookup_allowed(self, lookup, value, request):
+        name = lookup.split(LOOKUP_SEP)[0]
+        if name not in self._offered(request):
+            try:
+                self.model._meta.get_field(name)
+            except FieldDoesNotExist:
+                pass
+            else:
+                return False
+        return super().lookup_allowed(lookup, value, request)
+
+    def _offered(self, request) -> set[str]:
+        offered = set()
+        for spec in self.get_list_filter(request):
+            if isinstance(spec, str):
+                offered.add(spec)
+            elif isinstance(spec, (tuple, list)):
+                offered.add(spec[0])
+            else:  # a filter class: its own parameters (an InputFilter has one per input box)
+                offered.add(getattr(spec, "parameter_name", None))
+                offered.update(name for name, *_rest in getattr(spec, "inputs", ()))
+        return offered

@@ -90,6 +90,12 @@ def test_an_empty_to_field_on_a_codes_delete_page_means_the_id(root_client):
     assert not RedemptionCode.objects.filter(pk=code.pk).exists()
 
 
+def test_the_code_list_filters_by_no_column_its_sidebar_does_not_offer(staff_client):
+    code = RedemptionFactory(name="c0")
+    assert staff_client.get(CODES, {"key__startswith": code.key[:3]}).status_code == 400
+    assert staff_client.get(CODES, {"status__exact": "1"}).context["cl"].result_count == 1
+
+
 # --- Logs ----------------------------------------------------------------------------
 
 def _log(**fields):
