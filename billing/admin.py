@@ -99,6 +99,12 @@ class RedemptionCodeAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixi
         # Codes are made in batches, with random keys: one form for one or a hundred.
         return HttpResponseRedirect(reverse("admin:billing_redemptioncode_batch"))
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # No button posts "save as new", yet Django honours it on any change form: it would be an add.
+        if "_saveasnew" in request.POST:
+            return self.add_view(request, form_url, extra_context)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     def batch_view(self, request):
         if not self.has_add_permission(request):
             raise PermissionDenied

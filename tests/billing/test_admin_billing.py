@@ -273,3 +273,12 @@ def test_editing_a_code_goes_through_the_service(root_client):
     assert "its quota cannot change" in response.content.decode()
     code.refresh_from_db()
     assert code.quota == 777
+
+
+def test_save_as_new_on_a_code_leads_to_the_batch_page_and_makes_nothing(root_client):
+    # Codes are made in batches with random keys; Django honours "_saveasnew" though no button posts it.
+    code = RedemptionFactory(name="card", quota=100)
+    url = reverse("admin:billing_redemptioncode_change", args=[code.pk])
+    response = root_client.post(url, {"name": "copy", "quota": "777", "status": "1", "_saveasnew": "1"})
+    assert response.status_code == 302 and response["Location"] == BATCH
+    assert list(RedemptionCode.objects.values_list("name", "quota")) == [("card", 100)]
