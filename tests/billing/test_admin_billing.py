@@ -223,6 +223,16 @@ def test_options_reject_invalid_model_ratio_naming_the_key(root_client):
     assert options.get("SystemName") == "One API"
 
 
+@pytest.mark.parametrize("key", sorted(options.JSON_KEYS))
+@pytest.mark.parametrize("typed", ['{"\\ud800": 1}', '{"\\ud800": 1e20}', '{"m\\udfff": -1}'])
+def test_options_refuse_a_ratio_named_with_a_lone_surrogate(root_client, key, typed):
+    # Python reads "\ud800" out of JSON; no page or UTF-8 column holds it (the error naming it was a 500).
+    response = _options_post(root_client, **{key: typed})
+    assert response.status_code == 200
+    assert f"{key} holds a lone UTF-16 surrogate" in response.content.decode()
+    assert not Option.objects.filter(key=key).exists()
+
+
 def test_options_save_changed_values(root_client):
     response = _options_post(root_client, ModelRatio='{"gpt-4o": 2.5, "my-model": 1}', QuotaPerUnit="1000",
                              LogConsumeEnabled=None, SystemName="Acme")
