@@ -14,7 +14,13 @@ from accounts.models import Token, User
 from accounts.services.tokens import token_create, token_delete, token_update
 from accounts.services.users import user_create, user_delete, user_update
 from billing import money
-from oneapi_site.lib.admin import ServiceErrorsMixin, unix_text
+from oneapi_site.lib.admin import (
+    IdAutocompleteSelect,
+    OfferedFiltersMixin,
+    RowIdsMixin,
+    ServiceErrorsMixin,
+    unix_text,
+)
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 
 admin.site.unregister(Group)  # roles, not groups, grant access here
@@ -23,7 +29,7 @@ admin.site.unregister(Group)  # roles, not groups, grant access here
 # --- Users ----------------------------------------------------------------------
 
 @admin.register(User)
-class UserAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
+class UserAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, OfferedFiltersMixin, admin.ModelAdmin):
     list_display = ("id", "username", "display_name", "role", "status", "group", "quota_display",
                     "used_quota_display", "request_count")
     list_display_links = ("id", "username")
@@ -119,7 +125,7 @@ class UserAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
 # --- Tokens ---------------------------------------------------------------------
 
 @admin.register(Token)
-class TokenAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
+class TokenAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, OfferedFiltersMixin, admin.ModelAdmin):
     form = TokenForm
     list_display = ("id", "name", "user", "status", "remain_display", "unlimited_quota", "used_display",
                     "expiry", "key_display")
@@ -162,6 +168,7 @@ class TokenAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "user":  # whose quota a new token spends: the form accepts no one else
             kwargs["queryset"] = permissions.users_within_reach(request.user)
+            kwargs["widget"] = IdAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_change_permission(self, request, obj=None):

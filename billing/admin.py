@@ -26,7 +26,7 @@ from billing.log_text import describe
 from billing.models import Log, Option, RedemptionCode
 from oneapi_site import options
 from oneapi_site.lib import numbers
-from oneapi_site.lib.admin import ServiceErrorsMixin, mask_secret, unix_text
+from oneapi_site.lib.admin import OfferedFiltersMixin, RowIdsMixin, ServiceErrorsMixin, mask_secret, unix_text
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 
@@ -45,7 +45,8 @@ def redemption_csv(codes) -> HttpResponse:
 
 
 @admin.register(RedemptionCode)
-class RedemptionCodeAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
+class RedemptionCodeAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, OfferedFiltersMixin,
+                          admin.ModelAdmin):
     list_display = ("id", "name", "key_masked", "status", "quota_display", "created", "redeemed", "redeemed_by")
     list_display_links = ("id", "name")
     list_filter = ("status",)
@@ -98,6 +99,12 @@ class RedemptionCodeAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.Mode
     def add_view(self, request, form_url="", extra_context=None):
         # Codes are made in batches, with random keys: one form for one or a hundred.
         return HttpResponseRedirect(reverse("admin:billing_redemptioncode_batch"))
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # No button posts "save as new", yet Django honours it on any change form: it would be an add.
+        if "_saveasnew" in request.POST:
+            return self.add_view(request, form_url, extra_context)
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def batch_view(self, request):
         if not self.has_add_permission(request):
@@ -245,7 +252,7 @@ class UsernameFilter(ExactFilter):
 
 
 @admin.register(Log)
-class LogAdmin(admin.ModelAdmin):
+class LogAdmin(RowIdsMixin, OfferedFiltersMixin, admin.ModelAdmin):
     # Token counts share a column, and so do time and streaming: the list fits a 1280 px console.
     list_display = ("id", "created", "type", "username", "token_name", "model_with_protocol", "channel_id",
                     "quota_display", "token_counts", "elapsed", "content_short")

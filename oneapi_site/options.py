@@ -189,6 +189,9 @@ def _ratios(key: str, text: str) -> dict[str, float]:
     ):
         raise ServiceError(gettext("%(key)s must be a JSON object of names to non-negative numbers")
                            % {"key": key}, field=key)
+    if json_depth.holds_lone_surrogate(value):  # Python reads "\ud800" from JSON; no page or column holds it
+        raise ServiceError(gettext("%(key)s holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text")
+                           % {"key": key}, field=key)
     for name, ratio in value.items():
         field = f'{key} "{name[:NAME_MAX_LENGTH]}"'
         if len(name) > NAME_MAX_LENGTH:

@@ -6,14 +6,13 @@ the parser may not live beside the views' helpers in oneapi_site/api.py (a circu
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 from rest_framework.utils import json as drf_json
 
 from oneapi_site.lib import json_depth
+from oneapi_site.lib.json_depth import holds_lone_surrogate
 
 
 class JSONParser(parsers.JSONParser):
@@ -32,20 +31,3 @@ class JSONParser(parsers.JSONParser):
         if holds_lone_surrogate(data):
             raise ParseError("a string holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text")
         return data
-
-
-def holds_lone_surrogate(data: Any) -> bool:
-    pending = [data]  # iterative, though json_depth already bounds the nesting
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return True
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False

@@ -270,14 +270,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"refused_request": {"()": "oneapi_site.lib.log_filters.RefusedRequest"}},
+    "filters": {"refused_request": {"()": "oneapi_site.lib.log_filters.RefusedRequest"},
+                "refusal_without_traceback": {"()": "oneapi_site.lib.log_filters.RefusalWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "DEBUG" if DEBUG else "INFO"},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
-        # Requests Django refuses with a 400 (oversized forms, a Host outside ALLOWED_HOSTS) are the client's
-        # doing, yet Django logs them at ERROR with a traceback; a warning line says enough.
+        "django.request": {"filters": ["refusal_without_traceback"]},
+        # Requests Django refuses with a 400 (oversized forms, a Host outside ALLOWED_HOSTS, a console URL asking
+        # for a field or lookup the page does not offer) are the client's doing, yet Django logs them at ERROR
+        # with a traceback; a warning line says enough.
         **{f"django.security.{name}": {"filters": ["refused_request"]}
-           for name in ("RequestDataTooBig", "TooManyFieldsSent", "TooManyFilesSent", "DisallowedHost")},
+           for name in ("RequestDataTooBig", "TooManyFieldsSent", "TooManyFilesSent", "DisallowedHost",
+                        "DisallowedModelAdminToField", "DisallowedModelAdminLookup")},
     },
 }

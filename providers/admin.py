@@ -13,7 +13,8 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from billing import money
-from oneapi_site.lib.admin import ServiceErrorsMixin, mask_secret, unix_text
+from oneapi_site.lib import numbers
+from oneapi_site.lib.admin import OfferedFiltersMixin, RowIdsMixin, ServiceErrorsMixin, mask_secret, unix_text
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 from providers import labels, services
@@ -35,7 +36,11 @@ class TypeFilter(admin.SimpleListFilter):
                 for t in sorted(used)]
 
     def queryset(self, request, queryset):
-        return queryset.filter(type=self.value()) if self.value() else queryset
+        if not self.value():
+            return queryset
+        # The query string is typed by anyone: a value that is no type number matches nothing, never a 500.
+        channel_type = numbers.int_or_none(self.value(), minimum=numbers.INT[0], maximum=numbers.INT[1])
+        return queryset.none() if channel_type is None else queryset.filter(type=channel_type)
 
 
 class GroupFilter(admin.SimpleListFilter):
@@ -59,7 +64,8 @@ class GroupFilter(admin.SimpleListFilter):
 
 
 @admin.register(Channel)
-class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin):
+class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, OfferedFiltersMixin,
+                   admin.ModelAdmin):
     form = ChannelForm
     list_display = ("id", "name", "type_label", "status", "priority", "weight", "response", "used_display",
                     "balance_display", "group", "models_short", "key_masked")
@@ -158,7 +164,11 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, admin.ModelAdmin)
         """Start testing every channel (or the disabled ones) in the background, then back to the list."""
         if request.method != "POST" or not self.has_change_permission(request):
             raise PermissionDenied
-        progress = probe.channels_test_all(scope=request.POST.get("scope", "all"))
+        try:
+            progress = probe.channels_test_all(scope=request.POST.get("scope", "all"))
+        except ServiceError as exc:  # a scope the console's buttons never post
+            self.message_user(request, str(exc), messages.ERROR)
+            return redirect("admin:providers_channel_changelist")
         total = progress.get("total", 0)
         self.message_user(request, ngettext("Testing %(count)d channel in the background.",
                                             "Testing %(count)d channels in the background.", total)

@@ -101,9 +101,16 @@ class JSONObjectField(forms.JSONField):
                 gettext("%(name)s is not valid JSON: %(error)s at line %(line)d, column %(column)d.")
                 % {"name": self.name, "error": exc.msg, "line": exc.lineno, "column": exc.colno},
                 code="invalid") from None
+        except ValueError:  # a number of more than 4,300 digits: Python refuses to read it
+            raise forms.ValidationError(gettext("%(name)s is not valid JSON: a number has too many digits.")
+                                        % {"name": self.name}, code="invalid") from None
         if not isinstance(parsed, dict):
             raise forms.ValidationError(gettext('%(name)s must be a JSON object, like {"a": "b"}.')
                                         % {"name": self.name}, code="invalid")
+        if json_depth.holds_lone_surrogate(parsed):
+            raise forms.ValidationError(
+                gettext("%(name)s holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text.")
+                % {"name": self.name}, code="invalid")
         return parsed
 
     def bound_data(self, data, initial):
@@ -111,9 +118,11 @@ class JSONObjectField(forms.JSONField):
         if self.disabled or data is None:
             return super().bound_data(data, initial)
         try:
-            return json_depth.loads(data)
-        except json.JSONDecodeError:
+            parsed = json_depth.loads(data)
+        except ValueError:  # bad JSON, or a number Python refuses to read
             return forms.fields.InvalidJSONInput(data)
+        # Shown again as typed: a lone surrogate parsed out of "\\ud800" cannot be written into the page.
+        return forms.fields.InvalidJSONInput(data) if json_depth.holds_lone_surrogate(parsed) else parsed
 
     def prepare_value(self, value):
         if isinstance(value, forms.fields.InvalidJSONInput):

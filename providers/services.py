@@ -45,8 +45,13 @@ def _as_json_object(value: Any, field: str) -> dict:
             value = json_depth.loads(value)
         except json.JSONDecodeError as exc:
             raise ServiceError(f"{field} is not valid JSON: {exc.msg}", field=field) from None
+        except ValueError:  # a number of more than 4,300 digits: Python refuses to read it
+            raise ServiceError(f"{field} is not valid JSON: a number has too many digits", field=field) from None
     if not isinstance(value, dict):
         raise ServiceError(f"{field} must be a JSON object", field=field)
+    if json_depth.holds_lone_surrogate(value):  # Python reads "\ud800" from JSON, but it is no text a column holds
+        raise ServiceError(f"{field} holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text",
+                           field=field)
     return value
 
 

@@ -50,3 +50,22 @@ def loads(doc: str | bytes, **kwargs: Any) -> Any:
     """json.loads for text from outside: too deep a document is a JSONDecodeError, not a RecursionError."""
     check_depth(doc)
     return json.loads(doc, **kwargs)
+
+
+def holds_lone_surrogate(data: Any) -> bool:
+    """Whether a parsed document holds a string (or key) with an unpaired UTF-16 surrogate: Python's json module
+    reads "\\ud800" into one, yet it is no Unicode text, and no UTF-8 column or page can hold it."""
+    pending = [data]  # iterative, though check_depth already bounds the nesting
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False

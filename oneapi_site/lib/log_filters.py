@@ -14,3 +14,14 @@ class RefusedRequest(logging.Filter):
         record.levelno, record.levelname = logging.WARNING, "WARNING"
         record.exc_info = record.exc_text = None
         return True
+
+
+class RefusalWithoutTraceback(logging.Filter):
+    """Django logs every 4xx it answers for an exception (a PermissionDenied, a Http404) with that exception's
+    traceback. A refusal is not a failure: its warning line says what was refused; tracebacks stay for 5xx."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        status = getattr(record, "status_code", None)
+        if status is not None and status < 500:
+            record.exc_info = record.exc_text = None
+        return True

@@ -1,9 +1,11 @@
 import re
 import time
 
+import pytest
 from django.urls import reverse
 
 from accounts.models import Token
+from tests.admin_fixtures import action
 from tests.factories import TokenFactory
 
 CHANGELIST = reverse("admin:accounts_token_changelist")
@@ -33,6 +35,11 @@ def test_changelist_masks_keys_and_shows_expiry(root_client, alice_token):
     assert root_client.get(CHANGELIST, {"status__exact": "1", "unlimited_quota__exact": "1"}).status_code == 200
 
 
+@pytest.mark.parametrize("query", [{"key__startswith": "a"}, {"remain_quota__gt": "0"}], ids=str)
+def test_the_token_list_filters_by_no_column_its_sidebar_does_not_offer(staff_client, alice_token, query):
+    assert staff_client.get(CHANGELIST, query).status_code == 400
+
+
 def test_change_form_never_renders_the_key(root_client, alice_token):
     response = root_client.get(change_url(alice_token))
     assert response.status_code == 200
@@ -50,6 +57,15 @@ def test_creating_a_token_shows_its_key_once(root_client, alice):
     # Shown once: the next page masks it.
     assert token.key not in root_client.get(CHANGELIST).content.decode()
     assert token.key not in root_client.get(change_url(token)).content.decode()
+
+
+@pytest.mark.parametrize("owner", ["abc", "0.0", "1e999999", "9" * 5000], ids=["abc", "0.0", "1e999999", "5000-digits"])
+def test_an_owner_that_is_no_user_id_is_refused_on_the_field(root_client, alice, owner):
+    response = root_client.post(ADD, {"user": owner, "name": "ci", "remain_quota": "1000", "expired_time": "",
+                                      "models": "", "subnet": ""})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["user"]
+    assert not Token.objects.filter(name="ci").exists()
 
 
 def test_service_validation_shows_on_the_field(root_client, alice):
@@ -79,6 +95,12 @@ def test_re_enabling_an_exhausted_token_is_refused_on_the_field(root_client, ali
     assert "no quota left" in response.content.decode()
     alice_token.refresh_from_db()
     assert alice_token.status == Token.Status.EXHAUSTED
+
+
+@pytest.mark.parametrize("selected", ["abc", "1.5", "-0.0", "9" * 30, "", "\u0661"])
+def test_deleting_a_selection_that_is_no_token_id_deletes_nothing(root_client, alice_token, selected):
+    assert action(root_client, CHANGELIST, "delete_selected", [selected], post="yes").status_code == 200
+    assert Token.objects.filter(pk=alice_token.pk).exists()
 
 
 def test_delete_removes_the_token(root_client, alice_token):

@@ -1,9 +1,12 @@
+import logging
+
 import pytest
 from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
 from billing.models import Log
+from tests.admin_fixtures import action
 from tests.factories import UserFactory
 
 CHANGELIST = reverse("admin:accounts_user_changelist")
@@ -98,6 +101,56 @@ def test_an_admin_cannot_edit_root_or_other_admins(staff_client, root):
         assert response.status_code == 302 and response["Location"] == reverse("admin:index")
         target.refresh_from_db()
         assert target.display_name != "hacked"
+
+
+def test_an_admin_posting_to_their_own_user_page_gets_a_403_logged_as_one_line(staff_client, staff, caplog):
+    """Their page is theirs to read, not to change. The refusal is the client's doing: a warning line,
+    no traceback (one is for what failed, and every refused click would add one)."""
+    with caplog.at_level(logging.INFO):
+        response = staff_client.post(change_url(staff), edit_data(staff, role="100"))
+    assert response.status_code == 403
+    refused = [r for r in caplog.records if r.name == "django.request"]
+    assert refused and all(r.levelno == logging.WARNING and not r.exc_info for r in refused)
+    staff.refresh_from_db()
+    assert staff.role == User.Role.ADMIN
+
+
+@pytest.mark.parametrize("url, query, logger", [
+    (CHANGELIST, {"_to_field": "password"}, "django.security.DisallowedModelAdminToField"),
+    (reverse("admin:accounts_token_changelist"), {"user__password__startswith": "pbkdf2"},
+     "django.security.DisallowedModelAdminLookup"),
+], ids=["to_field", "lookup"])
+def test_a_changelist_asked_for_a_field_it_does_not_offer_is_a_400_and_a_warning_line(root_client, caplog,
+                                                                                       url, query, logger):
+    with caplog.at_level(logging.INFO):
+        response = root_client.get(url, query)
+    assert response.status_code == 400
+    refused = [r for r in caplog.records if r.name == logger]
+    assert refused and all(r.levelno == logging.WARNING and not r.exc_info for r in refused)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+@pytest.mark.parametrize("selected", ["abc", "1.5", "-0.0", "9" * 30, "", "\u0661"])
+def test_deleting_a_selection_that_is_no_user_id_deletes_nothing(root_client, alice, selected):
+    assert action(root_client, CHANGELIST, "delete_selected", [selected], post="yes").status_code == 200
+    alice.refresh_from_db()
+    assert alice.status == User.Status.ENABLED
+
+
+def test_an_empty_to_field_on_a_user_page_means_the_id(root_client, alice):
+    # ?_to_field= names the field an object page looks its id up by; empty, Django looked up a field named "".
+    assert root_client.get(change_url(alice), {"_to_field": ""}).status_code == 200
+    response = root_client.post(change_url(alice), {**edit_data(alice, display_name="Al"), "_to_field": ""})
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert alice.display_name == "Al"
+
+
+@pytest.mark.parametrize("query", [{"password__startswith": "md5"}, {"access_token__isnull": "false"},
+                                   {"quota__gt": "0"}], ids=str)
+def test_the_user_list_filters_by_no_column_its_sidebar_does_not_offer(staff_client, alice, query):
+    assert staff_client.get(CHANGELIST, query).status_code == 400
+    assert staff_client.get(CHANGELIST, {"role__exact": "1", "status__exact": "1"}).context["cl"].result_count == 1
 
 
 def test_add_user_with_password(root_client):

@@ -75,6 +75,27 @@ def test_export_selected_as_csv(root_client):
     assert [row[1] for row in rows[1:]] == [codes[0].key]
 
 
+@pytest.mark.parametrize("selected", ["abc", "1.5", "-0.0", "9" * 30, "", "\u0661"])
+def test_an_action_on_a_selection_that_is_no_code_id_exports_nothing(root_client, selected):
+    code = RedemptionFactory(name="c0")
+    response = action(root_client, CODES, "export_csv", [selected])
+    assert response.status_code == 200 and code.key not in response.content.decode()
+
+
+def test_an_empty_to_field_on_a_codes_delete_page_means_the_id(root_client):
+    code = RedemptionFactory(name="c0")
+    url = reverse("admin:billing_redemptioncode_delete", args=[code.pk])
+    assert root_client.get(url, {"_to_field": ""}).status_code == 200
+    assert root_client.post(url, {"post": "yes", "_to_field": ""}).status_code == 302
+    assert not RedemptionCode.objects.filter(pk=code.pk).exists()
+
+
+def test_the_code_list_filters_by_no_column_its_sidebar_does_not_offer(staff_client):
+    code = RedemptionFactory(name="c0")
+    assert staff_client.get(CODES, {"key__startswith": code.key[:3]}).status_code == 400
+    assert staff_client.get(CODES, {"status__exact": "1"}).context["cl"].result_count == 1
+
+
 # --- Logs ----------------------------------------------------------------------------
 
 def _log(**fields):
@@ -97,6 +118,13 @@ def test_logs_are_read_only(root_client, staff_client):
     assert entry.content == "used"
     # Only root prunes the ledger.
     assert staff_client.post(reverse("admin:billing_log_delete", args=[entry.pk]), {"post": "yes"}).status_code == 403
+
+
+@pytest.mark.parametrize("selected", ["abc", "1.5", "-0.0", "9" * 30, "", "\u0661"])
+def test_deleting_a_selection_that_is_no_log_id_deletes_nothing(root_client, selected):
+    entry = _log()
+    assert action(root_client, LOGS, "delete_selected", [selected], post="yes").status_code == 200
+    assert Log.objects.filter(pk=entry.pk).exists()
 
 
 @pytest.mark.parametrize("language, title", [("en", "Log #{id}: consume at 2024-03-01 12:30:05"),
@@ -195,6 +223,16 @@ def test_options_reject_invalid_model_ratio_naming_the_key(root_client):
     assert options.get("SystemName") == "One API"
 
 
+@pytest.mark.parametrize("key", sorted(options.JSON_KEYS))
+@pytest.mark.parametrize("typed", ['{"\\ud800": 1}', '{"\\ud800": 1e20}', '{"m\\udfff": -1}'])
+def test_options_refuse_a_ratio_named_with_a_lone_surrogate(root_client, key, typed):
+    # Python reads "\ud800" out of JSON; no page or UTF-8 column holds it (the error naming it was a 500).
+    response = _options_post(root_client, **{key: typed})
+    assert response.status_code == 200
+    assert f"{key} holds a lone UTF-16 surrogate" in response.content.decode()
+    assert not Option.objects.filter(key=key).exists()
+
+
 def test_options_save_changed_values(root_client):
     response = _options_post(root_client, ModelRatio='{"gpt-4o": 2.5, "my-model": 1}', QuotaPerUnit="1000",
                              LogConsumeEnabled=None, SystemName="Acme")
@@ -279,3 +317,12 @@ def test_the_log_list_names_the_protocol_its_client_spoke(root_client):
     assert ">Responses</div>" in html and html.count("client-protocol") == 2
     zh = root_client.get(LOGS, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert 'title="客户端协议">Responses 格式</div>' in zh
+
+
+def test_save_as_new_on_a_code_leads_to_the_batch_page_and_makes_nothing(root_client):
+    # Codes are made in batches with random keys; Django honours "_saveasnew" though no button posts it.
+    code = RedemptionFactory(name="card", quota=100)
+    url = reverse("admin:billing_redemptioncode_change", args=[code.pk])
+    response = root_client.post(url, {"name": "copy", "quota": "777", "status": "1", "_saveasnew": "1"})
+    assert response.status_code == 302 and response["Location"] == BATCH
+    assert list(RedemptionCode.objects.values_list("name", "quota")) == [("card", 100)]

@@ -1,4 +1,5 @@
 import re
+from html import unescape
 from types import SimpleNamespace
 
 import pytest
@@ -149,6 +150,24 @@ def test_re_enabling_an_auto_disabled_channel_from_its_page_is_written(root_clie
     assert not Ability.objects.filter(channel=secret_channel, enabled=False).exists()
 
 
+@pytest.mark.parametrize("field", ["model_mapping", "config"])
+@pytest.mark.parametrize("typed, message", [
+    ('{"gpt-4o": ' + "9" * 5000 + "}", "is not valid JSON: a number has too many digits"),
+    ('{"gpt-4o": "\\ud800"}', "holds a lone UTF-16 surrogate"),
+    ('{"\\udfff": "x"}', "holds a lone UTF-16 surrogate"),
+    ('["\\ud800"]', "must be a JSON object"),
+], ids=["5000-digits", "surrogate-value", "surrogate-key", "surrogate-in-a-list"])
+def test_json_that_python_reads_but_no_column_holds_is_reported_by_name(root_client, secret_channel, field, typed,
+                                                                        message):
+    response = root_client.post(change_url(secret_channel), form_data(key="", **{field: typed}))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f"{field} {message}" in html
+    assert unescape(_textarea(html, field)) == typed  # shown as typed, to correct
+    secret_channel.refresh_from_db()
+    assert secret_channel.model_mapping == {} and secret_channel.config == {}
+
+
 def _textarea(html: str, name: str) -> str:
     return re.search(rf'<textarea name="{name}"[^>]*>(.*?)</textarea>', html, re.S).group(1).strip()
 
@@ -214,6 +233,20 @@ def test_disable_and_enable_actions_move_status_and_abilities(root_client, secre
     assert not Ability.objects.filter(channel=secret_channel, enabled=False).exists()
 
 
+@pytest.mark.parametrize("selected", ["abc", "1.5", "-0.0", "9" * 30, "", "\u0661"])
+def test_an_action_on_a_selection_that_is_no_channel_id_changes_nothing(root_client, secret_channel, selected):
+    response = action(root_client, CHANGELIST, "disable_channels", [selected])
+    assert response.status_code == 200
+    secret_channel.refresh_from_db()
+    assert secret_channel.status == Channel.Status.ENABLED
+
+
+def test_an_action_keeps_the_ids_among_values_that_are_none(root_client, secret_channel):
+    action(root_client, CHANGELIST, "disable_channels", ["abc", str(secret_channel.pk)])
+    secret_channel.refresh_from_db()
+    assert secret_channel.status == Channel.Status.MANUALLY_DISABLED
+
+
 def test_test_action_reports_each_result(root_client, secret_channel, monkeypatch):
     calls = []
 
@@ -238,6 +271,14 @@ def test_test_action_survives_a_crashing_test(root_client, secret_channel, monke
     assert "Secret-one: the test could not run: adapter exploded" in response.content.decode()
 
 
+@pytest.mark.parametrize("scope", ["everything", "", "\u0000"])
+def test_test_all_with_an_unknown_scope_says_so_and_tests_nothing(root_client, secret_channel, scope, monkeypatch):
+    monkeypatch.setattr(probe, "channel_test", lambda **kw: pytest.fail("no channel is tested"))
+    response = root_client.post(reverse("admin:providers_channel_test_all"), {"scope": scope}, follow=True)
+    assert response.status_code == 200
+    assert "Scope must be all or disabled" in response.content.decode()
+
+
 def test_delete_goes_through_the_service(root_client, secret_channel):
     response = root_client.post(reverse("admin:providers_channel_delete", args=[secret_channel.pk]), {"post": "yes"})
     assert response.status_code == 302
@@ -253,6 +294,27 @@ def test_filters_and_search(root_client, secret_channel):
     assert "secret-one" in html
     assert root_client.get(CHANGELIST, {"q": "abc"}).status_code == 200
     assert root_client.get(CHANGELIST, {"type": "1", "status__exact": "1"}).status_code == 200
+
+
+@pytest.mark.parametrize("typed", ["-0.0", "1.5", "abc", "9" * 30, "٢٤"])
+def test_a_type_filter_that_is_no_channel_type_lists_nothing(root_client, secret_channel, typed):
+    response = root_client.get(CHANGELIST, {"type": typed})
+    assert response.status_code == 200
+    assert "secret-one" not in response.content.decode()
+
+
+@pytest.mark.parametrize("query", [{"key__startswith": "sk-"}, {"key": SECRET}, {"config__contains": "x"},
+                                   {"base_url__regex": "(a+)+$"}, {"weight__gt": "0"}], ids=str)
+def test_the_list_filters_by_no_column_its_sidebar_does_not_offer(staff_client, secret_channel, query):
+    """Else ?key__startswith= answered whether the masked vendor key starts so: the whole key by bisection."""
+    assert staff_client.get(CHANGELIST, query).status_code == 400
+
+
+def test_the_sidebars_own_filters_still_filter(staff_client, secret_channel):
+    response = staff_client.get(CHANGELIST, {"status__exact": "2"})
+    assert response.status_code == 200 and response.context["cl"].result_count == 0
+    response = staff_client.get(CHANGELIST, {"status__exact": "1", "group": "default", "type": "1"})
+    assert response.context["cl"].result_count == 1
 
 
 def test_an_admin_manages_channels(staff_client, secret_channel):

@@ -52,6 +52,8 @@ def test_a_multi_line_key_creates_one_channel_per_line(staff_api):
     ({"type": 9999, "name": "n", "key": "k"}, "type"),
     ({"type": "openai", "name": "n", "key": "k"}, "type"),
     ({"type": 1, "name": "n", "key": "k", "model_mapping": "{oops"}, "model_mapping"),
+    ({"type": 1, "name": "n", "key": "k", "model_mapping": '{"a": ' + "9" * 5000 + "}"}, "model_mapping"),
+    ({"type": 1, "name": "n", "key": "k", "config": '{"region": "\\ud800"}'}, "config"),
     ({"type": 1, "name": "n", "key": "k", "base_url": "ftp://x"}, "base_url"),
 ])
 def test_create_validation_names_the_field(staff_api, body, field):

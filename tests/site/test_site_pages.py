@@ -1,5 +1,6 @@
 """The site as a whole: favicon, the 404/500/429 pages in the site's frame and both languages, About and Chat."""
 
+import logging
 import re
 import struct
 
@@ -81,6 +82,16 @@ def test_a_failing_page_answers_a_500_page_in_the_sites_frame(crashing_site, lan
     assert response.status_code == 500
     html = text(response)
     assert framed(html) and heading in html and "boom" not in html and "Traceback" not in html
+
+
+def test_a_failing_page_keeps_its_traceback_in_the_log_while_a_404_logs_a_line(crashing_site, caplog):
+    # Refusals drop their traceback (oneapi_site.lib.log_filters); what failed keeps it.
+    with caplog.at_level(logging.INFO):
+        crashing_site.get("/crash/")
+        crashing_site.get("/api/missing/")
+    logged = {r.status_code: r for r in caplog.records if r.name == "django.request"}
+    assert logged[500].levelno == logging.ERROR and logged[500].exc_info
+    assert logged[404].levelno == logging.WARNING and not logged[404].exc_info
 
 
 def test_a_failing_api_route_answers_the_envelope(crashing_site):
