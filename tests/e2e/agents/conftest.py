@@ -39,10 +39,23 @@ def admin(gateway):
         yield client
 
 
+# The gateway serves the whole session, and other tests list its models: what a module adds, it takes away.
+_added: list[int] = []
+
+
 def add_channel(admin: httpx.Client, **fields) -> dict:
     created = admin.post("/api/channel/", json={"group": "default", "key": "sk-upstream-agents", **fields}).json()
     assert created["success"], created
+    _added.extend(channel["id"] for channel in created["data"])
     return created
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _channels_removed_after_the_module(admin):
+    yield
+    while _added:
+        channel_id = _added.pop()
+        assert admin.delete(f"/api/channel/{channel_id}").json()["success"]
 
 
 def gpt_4o_mini_quota(prompt: int, completion: int) -> int:
