@@ -25,6 +25,12 @@ async def consume_log() -> Log:
     return await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
 
 
+async def consume_logs() -> list[Log]:
+    """Every consume log written so far, oldest first."""
+    await flush()
+    return await sync_to_async(lambda: list(Log.objects.filter(type=Log.Type.CONSUME).order_by("id")))()
+
+
 def events_of(raw: bytes) -> list[bytes]:
     """The data of each server-sent event in a relayed stream, [DONE] included."""
     return [e[6:] for e in raw.split(b"\n\n") if e.startswith(b"data: ")]

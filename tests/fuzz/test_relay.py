@@ -106,15 +106,19 @@ async def test_json_bodies_reach_the_parser_of_every_route(relay_client, fuzz_wo
                  headers={**fuzz_world.auth, "Content-Type": body.content_type})
 
 
+def near_or_any(base: dict, likely: dict) -> st.SearchStrategy[Body]:
+    """JSON bodies, half of them near a valid request, to reach the conversion of answers and streams too."""
+    near = mutated(base, likely, values=plain_values).map(lambda value: Body(encode(to_json(value)),
+                                                                             "application/json"))
+    return st.one_of(near, json_only(bodies(base, likely)))
+
+
 @pytest.mark.parametrize("path", sorted(MESSAGES_ROUTES))
 @given(data=st.data())
 async def test_any_messages_body_is_answered_or_refused_with_anthropic_error_json(relay_client, fuzz_world,
                                                                                    log_watch, path, data):
     base, likely = MESSAGES_ROUTES[path]
-    # Half of them near a valid request, to reach the conversion of answers and streams too.
-    near = mutated(base, likely, values=plain_values).map(lambda value: Body(encode(to_json(value)),
-                                                                             "application/json"))
-    body = data.draw(st.one_of(near, json_only(bodies(base, likely))), label="body")
+    body = data.draw(near_or_any(base, likely), label="body")
     fuzz_world.upstream.default = data.draw(upstream_behaviours, label="upstream")
     await _check(relay_client, fuzz_world, log_watch, "POST", path + "?beta=true", content=body.data,
                  headers={"x-api-key": f"sk-{fuzz_world.token.key}", "Content-Type": body.content_type},
@@ -126,10 +130,7 @@ async def test_any_messages_body_is_answered_or_refused_with_anthropic_error_jso
 async def test_any_responses_body_is_answered_or_refused_with_openai_error_json(relay_client, fuzz_world,
                                                                                  log_watch, path, data):
     base, likely = RESPONSES_ROUTES[path]
-    # Half of them near a valid request, to reach the conversion of answers and streams too.
-    near = mutated(base, likely, values=plain_values).map(lambda value: Body(encode(to_json(value)),
-                                                                             "application/json"))
-    body = data.draw(st.one_of(near, json_only(bodies(base, likely))), label="body")
+    body = data.draw(near_or_any(base, likely), label="body")
     fuzz_world.upstream.default = data.draw(upstream_behaviours, label="upstream")
     await _check(relay_client, fuzz_world, log_watch, "POST", path, content=body.data,
                  headers={**fuzz_world.auth, "Content-Type": body.content_type})
@@ -140,9 +141,7 @@ async def test_any_responses_body_is_answered_or_refused_with_openai_error_json(
 async def test_any_gemini_body_is_answered_or_refused_with_googles_error_json(relay_client, fuzz_world, log_watch,
                                                                               path, data):
     base, likely = GEMINI_ROUTES[path]
-    near = mutated(base, likely, values=plain_values).map(lambda value: Body(encode(to_json(value)),
-                                                                             "application/json"))
-    body = data.draw(st.one_of(near, json_only(bodies(base, likely))), label="body")
+    body = data.draw(near_or_any(base, likely), label="body")
     fuzz_world.upstream.default = data.draw(upstream_behaviours, label="upstream")
     await _check(relay_client, fuzz_world, log_watch, "POST", path, content=body.data,
                  headers={"x-goog-api-key": f"sk-{fuzz_world.token.key}", "Content-Type": body.content_type},

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import orjson
 
 from tests.mock_upstream import REPLY
+from tests.relay.chat_answers import WEATHER_IN_PARIS, chat_answer, chat_stream
 
 THOUGHT = "The capital of France is Paris."
 GEMINI_TOOL_CHOICES = {"ANY": "required", "AUTO": "auto"}
@@ -123,19 +124,17 @@ class OpenAITarget(Target):
 
     def script(self, scene: str) -> None:
         if scene == "tools":
-            self.mock.then(raw=_chat_answer({"content": None, "tool_calls": [
-                {"id": "call_1", "type": "function",
-                 "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]}, "tool_calls", (20, 9)))
+            self.mock.then(raw=WEATHER_IN_PARIS)
         elif scene == "stream_tools":
-            self.mock.then(content_type="text/event-stream", raw=_chat_stream(
+            self.mock.then(content_type="text/event-stream", raw=chat_stream(
                 {"role": "assistant", "content": None, "tool_calls": [
                     {"index": 0, "id": "call_1", "type": "function",
                      "function": {"name": "get_weather", "arguments": '{"ci'}}]},
-                {"tool_calls": [{"index": 0, "function": {"arguments": 'ty":"Paris"}'}}]}))
+                {"tool_calls": [{"index": 0, "function": {"arguments": 'ty":"Paris"}'}}]}, finish="tool_calls"))
         elif scene == "thinking":
-            self.mock.then(raw=_chat_answer({"content": ANSWER, "reasoning_content": THOUGHT}, "stop", (30, 41)))
+            self.mock.then(raw=chat_answer({"content": ANSWER, "reasoning_content": THOUGHT}, "stop", (30, 41)))
         elif scene == "stream_thinking":
-            self.mock.then(content_type="text/event-stream", raw=_chat_stream(
+            self.mock.then(content_type="text/event-stream", raw=chat_stream(
                 {"role": "assistant", "reasoning_content": "The capital of France"},
                 {"reasoning_content": " is Paris."}, {"content": ANSWER}, finish="stop", usage=(30, 41)))
         elif scene in ("cached", "stream_cached"):
@@ -161,23 +160,6 @@ class OpenAITarget(Target):
                         data = _data_url_bytes(url)
                         out.images.append(data) if data is not None else out.image_urls.append(url)
         return out
-
-
-def _chat_answer(message: dict, finish: str, usage: tuple[int, int]) -> bytes:
-    return orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
-                         "choices": [{"index": 0, "message": {"role": "assistant", **message},
-                                      "finish_reason": finish}],
-                         "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                                   "total_tokens": sum(usage)}})
-
-
-def _chat_stream(*deltas: dict, finish: str = "tool_calls", usage: tuple[int, int] = (20, 9)) -> bytes:
-    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
-    frames = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
-    frames += [{**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]},
-               {**base, "choices": [], "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                                                 "total_tokens": sum(usage)}}]
-    return b"".join(b"data: " + orjson.dumps(f) + b"\n\n" for f in frames) + b"data: [DONE]\n\n"
 
 
 class AnthropicTarget(Target):

@@ -12,10 +12,8 @@ import dataclasses
 import re
 from pathlib import Path
 
-import httpx2
 import pytest
 
-from relay import http
 from tests.providers.mock_anthropic import MockAnthropic
 from tests.providers.mock_bedrock import MockBedrock
 from tests.providers.mock_gemini import MockGemini
@@ -34,15 +32,6 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 anthropic_server = serve(MockAnthropic)
 gemini_server = serve(MockGemini)
 bedrock_server = serve(lambda: MockBedrock(access_key=AK, secret_key=SK, region=REGION))
-
-
-@pytest.fixture
-async def sdk_http(asgi_app):
-    """The SDKs' own HTTP client (httpx2) against the ASGI application, in process."""
-    transport = httpx2.ASGITransport(app=asgi_app, client=("127.0.0.1", 12345))
-    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
-        yield client
-    await http.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 
-import httpx2
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
@@ -16,10 +15,10 @@ from google import genai
 from google.genai import errors, types
 
 from accounts.models import Token
-from relay import http
+from tests.helpers import consume_logs
 from tests.providers.mock_gemini import MockGemini
 from tests.providers.vendor_harness import serve
-from tests.relay.test_messages import chat_answer, chat_stream, consume_logs
+from tests.relay.chat_answers import THINKING_THEN_TWO_CALLS, WEATHER_IN_PARIS
 from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,15 +27,6 @@ MODEL = "gpt-4o-mini"
 WEATHER = types.FunctionDeclaration(
     name="get_weather", description="Weather for a place",
     parameters=types.Schema(type="OBJECT", properties={"city": types.Schema(type="STRING")}, required=["city"]))
-
-
-@pytest.fixture
-async def sdk_http(asgi_app):
-    """The SDK's own HTTP client (httpx2) against the ASGI application, in process."""
-    transport = httpx2.ASGITransport(app=asgi_app, client=("127.0.0.1", 12345))
-    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
-        yield client
-    await http.close()
 
 
 def gemini_client(key: str, sdk_http, api_version: str = "v1beta") -> genai.Client:
@@ -82,9 +72,7 @@ async def test_a_stream_arrives_as_chunks_ending_with_the_finish_reason_and_usag
 
 
 async def test_a_function_calling_round_trip(gemini, world):
-    world.upstream.then(raw=chat_answer({"content": None, "tool_calls": [
-        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
-        "tool_calls"))
+    world.upstream.then(raw=WEATHER_IN_PARIS)
     config = types.GenerateContentConfig(
         tools=[types.Tool(function_declarations=[WEATHER])],
         tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode="ANY")),
@@ -110,14 +98,7 @@ async def test_a_function_calling_round_trip(gemini, world):
 
 
 async def test_streamed_thoughts_and_function_calls_reach_the_sdk_as_parts(gemini, world):
-    world.upstream.then(content_type="text/event-stream", raw=chat_stream(
-        {"role": "assistant", "reasoning_content": "Paris, "}, {"reasoning_content": "then Rome."},
-        {"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
-                         "function": {"name": "get_weather", "arguments": '{"ci'}}]},
-        {"tool_calls": [{"index": 0, "function": {"arguments": 'ty":"Paris"}'}}]},
-        {"tool_calls": [{"index": 1, "id": "call_b", "type": "function",
-                         "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}}]},
-        finish="tool_calls"))
+    world.upstream.then(content_type="text/event-stream", raw=THINKING_THEN_TWO_CALLS)
     chunks = [chunk async for chunk in await gemini.aio.models.generate_content_stream(
         model=MODEL, contents="Weather?", config=types.GenerateContentConfig(
             tools=[types.Tool(function_declarations=[WEATHER])],

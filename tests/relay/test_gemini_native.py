@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 
-import httpx2
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
@@ -20,13 +19,12 @@ from google.genai import errors, types
 from accounts.models import Token
 from billing.services import option_set
 from providers.adapters import vertex
-from relay import http
 from tests.factories import ChannelFactory
+from tests.helpers import consume_logs
 from tests.mock_upstream import REPLY
 from tests.providers.mock_gemini import COUNT, MockGemini, fixture
 from tests.providers.mock_vertex import MockVertex
 from tests.providers.vendor_harness import serve
-from tests.relay.test_messages import consume_logs
 from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -87,14 +85,6 @@ def vertex_world(transactional_db, vertex_server):
                     models=f"{MODEL},{EMBEDDER}", model_mapping={MODEL: UPSTREAM_MODEL, EMBEDDER: "text-embedding-005"},
                     config={"region": "us-central1", "vertex_ai_adc": json.dumps(adc)})
     vertex._tokens.clear()
-
-
-@pytest.fixture
-async def sdk_http(asgi_app):
-    transport = httpx2.ASGITransport(app=asgi_app, client=("127.0.0.1", 12345))
-    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
-        yield client
-    await http.close()
 
 
 def sdk(world, sdk_http) -> genai.Client:
@@ -334,11 +324,6 @@ async def test_a_json_array_stream_broken_off_ends_with_googles_error_as_its_las
 
 
 # --- failover between a channel that speaks Gemini and one that does not ----------------------------------
-
-
-@pytest.fixture
-async def retries():
-    await sync_to_async(option_set)(key="RetryTimes", value="1")
 
 
 @pytest.mark.parametrize("stream", [False, True])

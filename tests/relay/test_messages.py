@@ -14,11 +14,10 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from accounts.models import Token
-from billing.models import Log
-from relay import http
-from tests.helpers import flush
+from tests.helpers import consume_logs
 from tests.providers.mock_anthropic import MockAnthropic
 from tests.providers.vendor_harness import serve
+from tests.relay.chat_answers import THINKING_THEN_TWO_CALLS, WEATHER_IN_PARIS, chat_answer, chat_stream
 from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,41 +32,10 @@ anthropic_server = serve(MockAnthropic)
 
 
 @pytest.fixture
-async def sdk_http(asgi_app):
-    """The SDK's own HTTP client (httpx2) against the ASGI application, in process."""
-    transport = httpx2.ASGITransport(app=asgi_app, client=("127.0.0.1", 12345))
-    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
-        yield client
-    await http.close()
-
-
-@pytest.fixture
 def claude(world, sdk_http):
     """The official SDK with alice's key, sent as x-api-key."""
     return anthropic.AsyncAnthropic(base_url="http://testserver", api_key=f"sk-{world.token.key}",
                                     http_client=sdk_http, max_retries=0)
-
-
-def chat_answer(message: dict, finish: str, usage=(20, 9)) -> bytes:
-    return orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": MODEL,
-                         "choices": [{"index": 0, "message": {"role": "assistant", **message},
-                                      "finish_reason": finish}],
-                         "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                                   "total_tokens": sum(usage)}})
-
-
-def chat_stream(*deltas: dict, finish: str, usage=(20, 9)) -> bytes:
-    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
-    frames = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
-    frames.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
-    frames.append({**base, "choices": [], "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                                                    "total_tokens": sum(usage)}})
-    return b"".join(b"data: " + orjson.dumps(f) + b"\n\n" for f in frames) + b"data: [DONE]\n\n"
-
-
-async def consume_logs() -> list[Log]:
-    await flush()
-    return await sync_to_async(lambda: list(Log.objects.filter(type=Log.Type.CONSUME).order_by("id")))()
 
 
 async def test_a_message_is_answered_through_an_openai_channel(claude, world):
@@ -102,9 +70,7 @@ async def test_a_stream_the_channel_answers_whole_still_arrives_as_events(claude
 
 
 async def test_a_tool_use_round_trip(claude, world):
-    world.upstream.then(raw=chat_answer({"content": None, "tool_calls": [
-        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
-        "tool_calls"))
+    world.upstream.then(raw=WEATHER_IN_PARIS)
     asked = [{"role": "user", "content": "Weather in Paris?"}]
     first = await claude.messages.create(model=MODEL, max_tokens=256, tools=[WEATHER], messages=asked)
     assert first.stop_reason == "tool_use"
@@ -124,14 +90,7 @@ async def test_a_tool_use_round_trip(claude, world):
 
 
 async def test_streamed_thinking_and_tool_calls_reach_the_sdk_as_blocks(claude, world):
-    world.upstream.then(content_type="text/event-stream", raw=chat_stream(
-        {"role": "assistant", "reasoning_content": "Paris, "}, {"reasoning_content": "then Rome."},
-        {"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
-                         "function": {"name": "get_weather", "arguments": '{"ci'}}]},
-        {"tool_calls": [{"index": 0, "function": {"arguments": 'ty":"Paris"}'}}]},
-        {"tool_calls": [{"index": 1, "id": "call_b", "type": "function",
-                         "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}}]},
-        finish="tool_calls"))
+    world.upstream.then(content_type="text/event-stream", raw=THINKING_THEN_TWO_CALLS)
     async with claude.messages.stream(model=MODEL, max_tokens=256, tools=[WEATHER], messages=HELLO) as stream:
         final = await stream.get_final_message()
     thinking, paris, rome = final.content

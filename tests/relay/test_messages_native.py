@@ -6,7 +6,6 @@ one (converted) goes both ways."""
 from __future__ import annotations
 
 import anthropic
-import httpx2
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
@@ -14,10 +13,8 @@ from asgiref.testing import ApplicationCommunicator
 
 from accounts.models import Token
 from billing.models import Log
-from billing.services import option_set
-from relay import http
 from tests.factories import ChannelFactory
-from tests.helpers import flush
+from tests.helpers import consume_logs
 from tests.mock_upstream import REPLY
 from tests.providers.mock_anthropic import MockAnthropic, fixture
 from tests.providers.vendor_harness import serve
@@ -53,14 +50,6 @@ def claude_world(transactional_db, anthropic_server):
 
 
 @pytest.fixture
-async def sdk_http(asgi_app):
-    transport = httpx2.ASGITransport(app=asgi_app, client=("127.0.0.1", 12345))
-    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
-        yield client
-    await http.close()
-
-
-@pytest.fixture
 def claude(claude_world, sdk_http):
     return anthropic.AsyncAnthropic(base_url="http://testserver", api_key=f"sk-{claude_world.token.key}",
                                     http_client=sdk_http, max_retries=0)
@@ -76,11 +65,6 @@ def sent_as_the_client_sent_it(recorded, body: dict) -> None:
     assert recorded.path == "/v1/messages"
     assert list(orjson.loads(recorded.raw).items()) == list({**body, "model": UPSTREAM_MODEL}.items())
     assert recorded.raw == orjson.dumps({**body, "model": UPSTREAM_MODEL})
-
-
-async def consume_logs() -> list[Log]:
-    await flush()
-    return await sync_to_async(lambda: list(Log.objects.filter(type=Log.Type.CONSUME).order_by("id")))()
 
 
 async def token_used(world) -> int:
@@ -249,11 +233,6 @@ async def test_message_starts_usage_alone_does_not_begin_the_answer(claude, clau
 
 
 # --- failover between a channel that speaks Messages and one that does not ---------------------------
-
-
-@pytest.fixture
-async def retries():
-    await sync_to_async(option_set)(key="RetryTimes", value="1")
 
 
 @pytest.fixture

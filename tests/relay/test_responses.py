@@ -5,18 +5,16 @@ reasoning) are served as raw bodies in chat's shape."""
 
 from __future__ import annotations
 
-import httpx2
 import openai
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
 
 from accounts.models import Token
-from billing.models import Log
-from relay import http
-from tests.helpers import flush
+from tests.helpers import consume_logs
 from tests.providers.mock_anthropic import MockAnthropic
 from tests.providers.vendor_harness import serve
+from tests.relay.chat_answers import THINKING_THEN_TWO_CALLS, WEATHER_IN_PARIS, chat_answer, chat_stream
 from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,44 +36,13 @@ def world(transactional_db, upstream):
 
 
 @pytest.fixture
-async def sdk_http(asgi_app):
-    """The SDK's own HTTP client (httpx2) against the ASGI application, in process."""
-    transport = httpx2.ASGITransport(app=asgi_app, client=("127.0.0.1", 12345))
-    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
-        yield client
-    await http.close()
-
-
-@pytest.fixture
 def sdk(world, sdk_http):
     return openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=f"sk-{world.token.key}",
                               http_client=sdk_http, max_retries=0)
 
 
-def chat_answer(message: dict, finish: str, usage=(20, 9)) -> bytes:
-    return orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": MODEL,
-                         "choices": [{"index": 0, "message": {"role": "assistant", **message},
-                                      "finish_reason": finish}],
-                         "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                                   "total_tokens": sum(usage)}})
-
-
-def chat_stream(*deltas: dict, finish: str, usage=(20, 9)) -> bytes:
-    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
-    frames = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
-    frames.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
-    frames.append({**base, "choices": [], "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                                                    "total_tokens": sum(usage)}})
-    return b"".join(b"data: " + orjson.dumps(f) + b"\n\n" for f in frames) + b"data: [DONE]\n\n"
-
-
 def sse_events(content: bytes) -> list[dict]:
     return [orjson.loads(frame.split(b"data: ", 1)[1]) for frame in content.split(b"\n\n") if b"data: " in frame]
-
-
-async def consume_logs() -> list[Log]:
-    await flush()
-    return await sync_to_async(lambda: list(Log.objects.filter(type=Log.Type.CONSUME).order_by("id")))()
 
 
 async def test_a_response_is_created_through_an_openai_channel(sdk, world):
@@ -123,9 +90,7 @@ async def test_the_stream_helper_gives_the_final_response(sdk, world):
 
 
 async def test_a_function_call_round_trip(sdk, world):
-    world.upstream.then(raw=chat_answer({"content": None, "tool_calls": [
-        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
-        "tool_calls"))
+    world.upstream.then(raw=WEATHER_IN_PARIS)
     asked = [{"role": "user", "content": "Weather in Paris?"}]
     first = await sdk.responses.create(model=MODEL, input=asked, tools=[WEATHER])
     [call] = first.output
@@ -186,14 +151,7 @@ async def test_a_streamed_custom_tool_call_reaches_the_stream_helper(sdk, world)
 
 
 async def test_streamed_reasoning_and_function_calls_reach_the_stream_helper(sdk, world):
-    world.upstream.then(content_type="text/event-stream", raw=chat_stream(
-        {"role": "assistant", "reasoning_content": "Paris, "}, {"reasoning_content": "then Rome."},
-        {"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
-                         "function": {"name": "get_weather", "arguments": '{"ci'}}]},
-        {"tool_calls": [{"index": 0, "function": {"arguments": 'ty":"Paris"}'}}]},
-        {"tool_calls": [{"index": 1, "id": "call_b", "type": "function",
-                         "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}}]},
-        finish="tool_calls"))
+    world.upstream.then(content_type="text/event-stream", raw=THINKING_THEN_TWO_CALLS)
     async with sdk.responses.stream(model=MODEL, input="Weather?", tools=[WEATHER],
                                     reasoning={"effort": "low"}) as stream:
         final = await stream.get_final_response()

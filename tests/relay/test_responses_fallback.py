@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import logging
 
-import httpx2
 import openai
 import pytest
 from asgiref.sync import sync_to_async
 
-from billing.models import Log
-from relay import http, native_fallback
-from tests.helpers import flush
+from relay import native_fallback
+from tests.helpers import consume_logs
 from tests.mock_upstream import REPLY
 from tests.world import new_world
 
@@ -30,14 +28,6 @@ def world(transactional_db, upstream):
 
 
 @pytest.fixture
-async def sdk_http(asgi_app):
-    transport = httpx2.ASGITransport(app=asgi_app, client=("127.0.0.1", 12345))
-    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
-        yield client
-    await http.close()
-
-
-@pytest.fixture
 def sdk(world, sdk_http):
     return openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=f"sk-{world.token.key}",
                               http_client=sdk_http, max_retries=0)
@@ -45,11 +35,6 @@ def sdk(world, sdk_http):
 
 def paths(world) -> list[str]:
     return [recorded.path for recorded in world.upstream.requests]
-
-
-async def consume_logs() -> list[Log]:
-    await flush()
-    return await sync_to_async(lambda: list(Log.objects.filter(type=Log.Type.CONSUME).order_by("id")))()
 
 
 async def test_a_channel_without_responses_answers_over_the_bridge_and_is_remembered(sdk, world, caplog):

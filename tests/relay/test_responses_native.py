@@ -6,7 +6,6 @@ again (retrieve, delete, input items, previous_response_id) on the channel that 
 
 from __future__ import annotations
 
-import httpx2
 import openai
 import orjson
 import pytest
@@ -14,15 +13,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import caches
 
-from billing.models import Log
-from billing.services import option_set
 from providers.models import Channel
 from providers.services import channel_update
-from relay import http
 from relay.models import StoredResponse
 from relay.stored import KEY, stored
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
-from tests.helpers import flush
+from tests.helpers import consume_logs
 from tests.mock_upstream import REPLY as CHAT_REPLY
 from tests.providers.mock_openai_responses import REPLY, MockOpenAIResponses
 from tests.providers.vendor_harness import serve
@@ -58,14 +54,6 @@ def native(transactional_db, responses_server):
                      models=MODEL, model_mapping={MODEL: UPSTREAM_MODEL})
 
 
-@pytest.fixture
-async def sdk_http(asgi_app):
-    transport = httpx2.ASGITransport(app=asgi_app, client=("127.0.0.1", 12345))
-    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
-        yield client
-    await http.close()
-
-
 def sdk_for(token, sdk_http) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=f"sk-{token.key}", http_client=sdk_http,
                               max_retries=0)
@@ -74,16 +62,6 @@ def sdk_for(token, sdk_http) -> openai.AsyncOpenAI:
 @pytest.fixture
 def sdk(native, sdk_http):
     return sdk_for(native.token, sdk_http)
-
-
-@pytest.fixture
-async def retries():
-    await sync_to_async(option_set)(key="RetryTimes", value="1")
-
-
-async def consume_logs() -> list[Log]:
-    await flush()
-    return await sync_to_async(lambda: list(Log.objects.filter(type=Log.Type.CONSUME).order_by("id")))()
 
 
 def posts(mock) -> list:

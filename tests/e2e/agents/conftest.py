@@ -89,6 +89,17 @@ class Key:
                              f"and used quota {self.used_quota()}")
 
 
+def assert_turns_billed(key: Key, vendor, model: str, protocol: str) -> None:
+    """One consume log per vendor turn, with the tokens the vendor reported, priced as gpt-4o-mini (what the
+    agents' models map to) and charged to the key."""
+    logs = key.consume_logs(len(vendor.turns))
+    assert len(logs) == len(vendor.turns) == len(vendor.requests)
+    assert [(log["prompt_tokens"], log["completion_tokens"]) for log in logs] == [t.usage for t in vendor.turns]
+    assert {(log["model_name"], log["client_protocol"]) for log in logs} == {(model, protocol)}
+    assert [log["quota"] for log in logs] == [gpt_4o_mini_quota(*turn.usage) for turn in vendor.turns]
+    assert key.used_quota() == sum(log["quota"] for log in logs)
+
+
 @pytest.fixture
 def key(admin) -> Key:
     name = "agent-" + uuid.uuid4().hex[:8]

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from tests.e2e.agents.conftest import add_channel, gpt_4o_mini_quota
+from tests.e2e.agents.conftest import add_channel, assert_turns_billed
 from tests.e2e.agents.harness import codex_config
 from tests.e2e.agents.native_stub import REPLY as NATIVE_REPLY
 from tests.e2e.agents.native_stub import USAGE_IN, USAGE_OUT, NativeStub
@@ -61,15 +61,6 @@ def codex_exec(agent, gateway, home, key, prompt: str, model: str = MODEL, *opti
     return run
 
 
-def assert_logs_match(key, vendor, model: str = MODEL) -> None:
-    logs = key.consume_logs(len(vendor.turns))
-    assert len(logs) == len(vendor.turns) == len(vendor.requests)
-    assert [(log["prompt_tokens"], log["completion_tokens"]) for log in logs] == [t.usage for t in vendor.turns]
-    assert {(log["model_name"], log["client_protocol"]) for log in logs} == {(model, "responses")}
-    assert [log["quota"] for log in logs] == [gpt_4o_mini_quota(*turn.usage) for turn in vendor.turns]
-    assert key.used_quota() == sum(log["quota"] for log in logs)
-
-
 def test_a_one_turn_prompt(codex, gateway, tmp_path, vendor, key):
     vendor.policy = lambda seen: Turn(text="Hello through the gateway.", usage=(31, 6))
     run = codex_exec(codex, gateway, tmp_path, key, "Say hello")
@@ -77,7 +68,7 @@ def test_a_one_turn_prompt(codex, gateway, tmp_path, vendor, key):
     [sent] = vendor.requests
     assert (sent.path, sent.body["model"]) == ("/v1/chat/completions", "gpt-4o-mini")
     assert "Say hello" in str(sent.body["messages"])
-    assert_logs_match(key, vendor)
+    assert_turns_billed(key, vendor, MODEL, "responses")
 
 
 def test_a_turn_that_runs_a_shell_command(codex, gateway, tmp_path, vendor, key):
@@ -91,7 +82,7 @@ def test_a_turn_that_runs_a_shell_command(codex, gateway, tmp_path, vendor, key)
     # The command really ran: the file's content came back to the model as the tool's result.
     results = [m for m in second.body["messages"] if m["role"] == "tool"]
     assert len(results) == 1 and results[0]["tool_call_id"] == "call_scripted" and SECRET in str(results[0])
-    assert_logs_match(key, vendor)
+    assert_turns_billed(key, vendor, MODEL, "responses")
 
 
 def test_a_turn_that_edits_a_file_with_apply_patch(codex, gateway, tmp_path, vendor, key):
@@ -112,7 +103,7 @@ def test_a_turn_that_edits_a_file_with_apply_patch(codex, gateway, tmp_path, ven
     assert json.loads(call["function"]["arguments"]) == {"input": PATCH}
     results = [m for m in second.body["messages"] if m["role"] == "tool"]
     assert len(results) == 1 and results[0]["tool_call_id"] == "call_scripted" and "greeting.txt" in str(results[0])
-    assert_logs_match(key, vendor, PATCH_MODEL)
+    assert_turns_billed(key, vendor, PATCH_MODEL, "responses")
 
 
 def test_a_turn_through_a_channel_that_serves_responses(codex, gateway, tmp_path, native_server, key):

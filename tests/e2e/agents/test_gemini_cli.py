@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.agents.conftest import add_channel, gpt_4o_mini_quota
+from tests.e2e.agents.conftest import add_channel, assert_turns_billed
 from tests.e2e.agents.harness import gemini_settings
 from tests.e2e.agents.routes import not_served
 from tests.e2e.agents.scripted_upstream import ScriptedGemini, ScriptedOpenAI, Turn, tool_then_answer
@@ -54,15 +54,6 @@ def gemini(agent, gateway, home, key, prompt: str, model: str = MODEL):
     return run
 
 
-def assert_logs_match(key, vendor) -> None:
-    logs = key.consume_logs(len(vendor.turns))
-    assert len(logs) == len(vendor.turns) == len(vendor.requests)
-    assert [(log["prompt_tokens"], log["completion_tokens"]) for log in logs] == [t.usage for t in vendor.turns]
-    assert {(log["model_name"], log["client_protocol"]) for log in logs} == {(MODEL, "gemini")}
-    assert [log["quota"] for log in logs] == [gpt_4o_mini_quota(*turn.usage) for turn in vendor.turns]
-    assert key.used_quota() == sum(log["quota"] for log in logs)
-
-
 def test_a_one_turn_prompt(gemini_cli, gateway, tmp_path, vendor, key):
     vendor.policy = lambda seen: Turn(text="Hello through the gateway.", usage=(31, 6))
     run = gemini(gemini_cli, gateway, tmp_path, key, "Say hello")
@@ -70,7 +61,7 @@ def test_a_one_turn_prompt(gemini_cli, gateway, tmp_path, vendor, key):
     [sent] = vendor.requests
     assert (sent.path, sent.body["model"]) == ("/v1/chat/completions", "gpt-4o-mini")
     assert "Say hello" in str(sent.body["messages"])
-    assert_logs_match(key, vendor)
+    assert_turns_billed(key, vendor, MODEL, "gemini")
 
 
 def test_a_turn_that_reads_a_file(gemini_cli, gateway, tmp_path, vendor, key):
@@ -85,7 +76,7 @@ def test_a_turn_that_reads_a_file(gemini_cli, gateway, tmp_path, vendor, key):
     # The tool really ran: the file's content came back to the model as the tool's result.
     results = [m for m in second.body["messages"] if m["role"] == "tool"]
     assert len(results) == 1 and SECRET in str(results[0])
-    assert_logs_match(key, vendor)
+    assert_turns_billed(key, vendor, MODEL, "gemini")
 
 
 def test_a_tool_turn_through_a_gemini_channel_is_passed_through(gemini_cli, gateway, tmp_path, gemini_server, key):
