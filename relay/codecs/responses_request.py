@@ -11,10 +11,13 @@ cannot be bridged: a 400 that says so.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 import orjson
 
+from providers.adapters.anthropic import signed_blocks
 from relay.errors import bad_request
 
 ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
@@ -40,6 +43,26 @@ CUSTOM_INPUT = "input"
 GRAMMAR_QUOTED = 4000
 STORED_HINT = ("this gateway answers /v1/responses through chat completions and stores no responses; "
                "it needs a channel that serves the Responses API natively")
+
+
+# A reasoning item's encrypted_content, when the bridge made it: the signed thinking blocks of a Claude channel
+# (chat's `thinking_blocks`), so that Codex, which sends its reasoning items back, keeps thinking in tool loops.
+SIGNED_PREFIX = "oneapi-thinking:"
+
+
+def encrypted_content(blocks: list[dict]) -> str:
+    return SIGNED_PREFIX + base64.b64encode(orjson.dumps(blocks)).decode()
+
+
+def thinking_blocks(encrypted: Any) -> list[dict]:
+    """The signed thinking blocks in an encrypted_content this bridge wrote; [] for anything else (OpenAI's own
+    encrypted reasoning, which no chat channel can read)."""
+    if not isinstance(encrypted, str) or not encrypted.startswith(SIGNED_PREFIX):
+        return []
+    try:
+        return signed_blocks(orjson.loads(base64.b64decode(encrypted[len(SIGNED_PREFIX):], validate=True)))
+    except (binascii.Error, ValueError):  # orjson's decode error is a ValueError
+        return []
 
 
 def _refuse(where: str, message: str):
@@ -173,6 +196,7 @@ def _input(value: Any) -> list[dict]:
     messages: list[dict] = []
     held: list[dict] = []  # images returned by tools, sent once the tool messages of that turn are done
     dropped: set[str] = set()  # the call ids of dropped calls, whose outputs go with them
+    signed: list[dict] = []  # signed thinking from reasoning items, for the assistant turn they came before
 
     def release() -> None:
         if held:
@@ -186,6 +210,8 @@ def _input(value: Any) -> list[dict]:
         kind = item.get("type")
         if kind is not None and not isinstance(kind, str):
             raise _refuse(f"{where}.type", "Input should be a valid string")
+        if kind == "reasoning":
+            signed.extend(thinking_blocks(item.get("encrypted_content")))
         if kind in DROPPED_ITEMS:
             if isinstance(item.get("call_id"), str):
                 dropped.add(item["call_id"])
@@ -199,7 +225,12 @@ def _input(value: Any) -> list[dict]:
             continue
         release()
         if kind is None or kind == "message":
-            messages.append(_message(item, where))
+            message = _message(item, where)
+            if message["role"] == "assistant" and signed:
+                message["thinking_blocks"], signed = signed, []
+            elif message["role"] != "system":
+                signed = []  # thinking belongs to the assistant turn right after it
+            messages.append(message)
         elif kind in ("function_call", "custom_tool_call"):
             call = _call(item, where) if kind == "function_call" else _custom_call(item, where)
             last = messages[-1] if messages else None
@@ -210,6 +241,8 @@ def _input(value: Any) -> list[dict]:
                     last["content"] = None
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            if signed:
+                messages[-1]["thinking_blocks"], signed = signed, []
         elif kind == "item_reference":
             raise stored_refusal(f"{where}.id")
         else:
