@@ -21,9 +21,9 @@ from relay.codecs.responses_request import (
     STORED_HINT,
     custom_names,
     decode,
-    encrypted_content,
     namespaced_names,
 )
+from relay.codecs.signed_thinking import seal
 from relay.errors import RelayError
 
 # Chat's finish reasons that leave a Response incomplete, with the reason OpenAI gives.
@@ -120,7 +120,7 @@ def _finish(response: dict, finish: str | None) -> None:
 def _reasoning_item(item_id: str, text: str, signed: list[dict] | None = None) -> dict:
     item = {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
     if signed:  # only when the client asked for it, as OpenAI gives encrypted_content
-        item["encrypted_content"] = encrypted_content(signed)
+        item["encrypted_content"] = seal(signed)
     return item
 
 

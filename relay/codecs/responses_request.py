@@ -2,7 +2,8 @@
 
 The bridge carries what chat can: input messages and items, instructions, function tools, custom (free-form)
 tools as functions of one string, tool choice, sampling, the output limit, reasoning effort and a JSON-schema
-format. What chat cannot carry and that changes nothing of the answer's meaning is dropped: reasoning items a
+format, and Claude's signed thinking sealed in a reasoning item's encrypted_content (relay/codecs/signed_thinking.py).
+What chat cannot carry and that changes nothing of the answer's meaning is dropped: other reasoning items a
 client sends back, OpenAI's hosted tools (web search, file search...), `include`, `prompt_cache_key`,
 `client_metadata`, `metadata`. Codex CLI sends all of these on every turn and must never be refused for them.
 What needs a response stored at OpenAI (`previous_response_id`, conversations, stored prompts, background runs)
@@ -11,13 +12,11 @@ cannot be bridged: a 400 that says so.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 import orjson
 
-from providers.adapters.anthropic import signed_blocks
+from relay.codecs.signed_thinking import unseal
 from relay.errors import bad_request
 
 ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
@@ -43,26 +42,6 @@ CUSTOM_INPUT = "input"
 GRAMMAR_QUOTED = 4000
 STORED_HINT = ("this gateway answers /v1/responses through chat completions and stores no responses; "
                "it needs a channel that serves the Responses API natively")
-
-
-# A reasoning item's encrypted_content, when the bridge made it: the signed thinking blocks of a Claude channel
-# (chat's `thinking_blocks`), so that Codex, which sends its reasoning items back, keeps thinking in tool loops.
-SIGNED_PREFIX = "oneapi-thinking:"
-
-
-def encrypted_content(blocks: list[dict]) -> str:
-    return SIGNED_PREFIX + base64.b64encode(orjson.dumps(blocks)).decode()
-
-
-def thinking_blocks(encrypted: Any) -> list[dict]:
-    """The signed thinking blocks in an encrypted_content this bridge wrote; [] for anything else (OpenAI's own
-    encrypted reasoning, which no chat channel can read)."""
-    if not isinstance(encrypted, str) or not encrypted.startswith(SIGNED_PREFIX):
-        return []
-    try:
-        return signed_blocks(orjson.loads(base64.b64decode(encrypted[len(SIGNED_PREFIX):], validate=True)))
-    except (binascii.Error, ValueError):  # orjson's decode error is a ValueError
-        return []
 
 
 def _refuse(where: str, message: str):
@@ -211,7 +190,9 @@ def _input(value: Any) -> list[dict]:
         if kind is not None and not isinstance(kind, str):
             raise _refuse(f"{where}.type", "Input should be a valid string")
         if kind == "reasoning":
-            signed.extend(thinking_blocks(item.get("encrypted_content")))
+            # The signed thinking of a Claude channel, sealed by relay/codecs/responses.py; OpenAI's own
+            # encrypted reasoning, which no chat channel reads, is dropped with the item.
+            signed.extend(unseal(item.get("encrypted_content")))
         if kind in DROPPED_ITEMS:
             if isinstance(item.get("call_id"), str):
                 dropped.add(item["call_id"])

@@ -1,18 +1,23 @@
 """Claude's signed thinking carried through chat and Responses history, so a converted Claude channel keeps
-thinking in a tool loop: the openai SDK as client (chat, then Responses) against the Anthropic mock.
+thinking in a tool loop: the openai SDK (chat, then Responses) and google-genai as clients against the
+Anthropic mock.
 
 Anthropic refuses tool results after thinking unless the assistant turn starts with the signed thinking block
-it answered; the gateway hands that block out (chat's `thinking_blocks`, a reasoning item's encrypted_content)
-and rebuilds it from what the client sends back."""
+it answered; the gateway hands that block out (chat's `thinking_blocks`, a reasoning item's encrypted_content,
+a functionCall's thoughtSignature) and rebuilds it from what the client sends back."""
 
 from __future__ import annotations
+
+import base64
 
 import httpx2
 import openai
 import pytest
+from google import genai
+from google.genai import types
 
 from relay import http
-from relay.codecs.responses_request import encrypted_content, thinking_blocks
+from relay.codecs.signed_thinking import MARKER, SEALED, seal, unseal
 from tests.providers.mock_anthropic import MockAnthropic
 from tests.providers.vendor_harness import serve
 from tests.world import new_world
@@ -128,7 +133,7 @@ async def test_a_responses_tool_loop_round_trips_the_signature_in_encrypted_cont
         first = await sdk.responses.create(input=question, **ask)
     reasoning, call = first.output[0], first.output[-1]
     assert reasoning.type == "reasoning" and reasoning.encrypted_content
-    assert thinking_blocks(reasoning.encrypted_content) == (STREAM_SIGNED if streamed else [SIGNED])
+    assert unseal(reasoning.encrypted_content) == (STREAM_SIGNED if streamed else [SIGNED])
     assert call.type == "function_call"
 
     # Codex sends back every output item, its reasoning with the encrypted_content, then the call's output.
@@ -149,9 +154,46 @@ async def test_encrypted_content_is_given_only_to_a_client_that_asks(sdk, claude
     assert answer.output[0].type == "reasoning" and answer.output[0].encrypted_content is None
 
 
-def test_encrypted_content_the_bridge_did_not_write_carries_no_thinking():
-    assert thinking_blocks(encrypted_content([SIGNED])) == [SIGNED]
-    assert thinking_blocks("gAAAAABo-openai-encrypted-reasoning") == []
-    assert thinking_blocks("oneapi-thinking:not base64!") == []
-    assert thinking_blocks("oneapi-thinking:" + "e30=") == []  # {} is not a list of blocks
-    assert thinking_blocks(encrypted_content([{"type": "thinking", "thinking": "unsigned"}])) == []
+def test_a_seal_the_gateway_did_not_write_carries_no_thinking():
+    assert unseal(seal([SIGNED])) == [SIGNED]
+    assert unseal("gAAAAABo-openai-encrypted-reasoning") == []
+    assert unseal(seal([SIGNED]).replace("+", "-").replace("/", "_")) == [SIGNED]  # as Google's SDKs write it
+    assert unseal(SEALED + "not base64!") == []
+    assert unseal(base64.b64encode(MARKER + b"{}").decode()) == []  # {} is not a list of blocks
+    assert unseal(seal([{"type": "thinking", "thinking": "unsigned"}])) == []
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_gemini_tool_loop_round_trips_the_signature_in_thought_signature(claude, asgi_app, streamed):
+    claude.upstream.then(answer="thinking_tool")
+    transport = httpx2.ASGITransport(app=asgi_app, client=("127.0.0.1", 12345))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
+        gemini = genai.Client(api_key=f"sk-{claude.token.key}", http_options=types.HttpOptions(
+            base_url="http://testserver", api_version="v1beta", httpx_async_client=client,
+            retry_options=types.HttpRetryOptions(attempts=1)))
+        config = types.GenerateContentConfig(
+            tools=[types.Tool(function_declarations=[types.FunctionDeclaration(
+                name="get_weather", description="Weather for a place",
+                parameters_json_schema=WEATHER["parameters"])])],
+            thinking_config=types.ThinkingConfig(thinking_budget=2048, include_thoughts=True),
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+        asked = types.Content(role="user", parts=[types.Part(text="Weather in Paris?")])
+        if streamed:
+            parts = [part async for chunk in await gemini.aio.models.generate_content_stream(
+                model=MODEL, contents=[asked], config=config) for part in chunk.candidates[0].content.parts]
+            answered = types.Content(role="model", parts=parts)
+        else:
+            answered = (await gemini.aio.models.generate_content(model=MODEL, contents=[asked],
+                                                                 config=config)).candidates[0].content
+        [call] = [part for part in answered.parts if part.function_call]
+        assert call.thought_signature  # bytes to the SDK, as Gemini's own signatures are
+
+        result = types.Part.from_function_response(name="get_weather", response={"output": "18C"})
+        await gemini.aio.models.generate_content(model=MODEL, config=config, contents=[
+            asked, answered, types.Content(role="user", parts=[result])])
+    await http.close()
+    sent = second_request(claude)
+    assert sent["thinking"]["type"] == "enabled"
+    assistant = sent["messages"][1]
+    assert assistant["content"][0] == (STREAM_SIGNED if streamed else [SIGNED])[0]
+    assert assistant["content"][-1]["type"] == "tool_use"
