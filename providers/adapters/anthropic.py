@@ -65,6 +65,8 @@ MIN_THINKING_BUDGET = 1024  # https://docs.anthropic.com/en/docs/build-with-clau
 # effort with every request, so for those it is dropped.
 NO_THINKING = re.compile(r"claude-(?:instant|2|3-(?!7))")
 
+THINKING_BLOCKS = ("thinking", "redacted_thinking")
+
 # https://docs.anthropic.com/en/api/errors: these clear up by themselves, so another channel may answer.
 RETRYABLE_ERRORS = {"overloaded_error", "rate_limit_error", "api_error", "timeout_error"}
 
@@ -150,9 +152,10 @@ def signed_blocks(value: Any) -> list[dict]:
     return blocks
 
 
-def convert_messages(messages: list) -> tuple[str, list[dict]]:
+def convert_messages(messages: list, *, signed: bool = False) -> tuple[str, list[dict]]:
     """The system prompt and the turns. Anthropic has no system role and wants user and assistant
-    to alternate, so system messages go on top and neighbours of one role are merged."""
+    to alternate, so system messages go on top and neighbours of one role are merged. With `signed`, the
+    assistant turns start with the signed thinking their messages carry (for a request that thinks)."""
     system: list[str] = []
     turns: list[dict] = []
     for message in messages:
@@ -170,8 +173,8 @@ def convert_messages(messages: list) -> tuple[str, list[dict]]:
                                      "content": result}]
         elif role == "assistant":
             # Anthropic wants the signed thinking first, before the text and the calls it led to.
-            blocks = (signed_blocks(message.get("thinking_blocks")) + content_blocks(message.get("content"))
-                      + tool_use_blocks(message.get("tool_calls")))
+            thought = signed_blocks(message.get("thinking_blocks")) if signed else []
+            blocks = thought + content_blocks(message.get("content")) + tool_use_blocks(message.get("tool_calls"))
         else:
             role, blocks = "user", content_blocks(message.get("content"))
         if not blocks:
@@ -222,15 +225,19 @@ def thinking_refused(body: dict, turns: list[dict]) -> bool:
         return True
     returning = bool(turns) and turns[-1]["role"] == "user" and any(
         block.get("type") == "tool_result" for block in turns[-1]["content"])
-    return returning and not all(turn["content"][0]["type"] in ("thinking", "redacted_thinking")
+    return returning and not all(turn["content"][0]["type"] in THINKING_BLOCKS
                                  for turn in turns if turn["role"] == "assistant")
 
 
 def to_messages_request(body: dict, stream: bool) -> dict:
-    system, turns = convert_messages(body.get("messages") or [])
+    system, turns = convert_messages(body.get("messages") or [], signed=True)
     asked_max = body.get("max_tokens") or body.get("max_completion_tokens")
     think = None if thinking_refused(body, turns) else thinking(body.get("reasoning_effort"), asked_max,
                                                                 body.get("model"))
+    if not think and any(turn["content"][0]["type"] in THINKING_BLOCKS for turn in turns):
+        # Without thinking the history goes without it, as before signatures were kept: Anthropic refuses
+        # thinking in a final (prefilled) assistant turn then, and models that do not think know no such block.
+        system, turns = convert_messages(body.get("messages") or [])
     request: dict[str, Any] = {
         "model": body.get("model"),
         "messages": turns,

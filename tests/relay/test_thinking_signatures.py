@@ -120,6 +120,17 @@ async def test_a_tool_loop_whose_history_lost_the_signature_goes_without_thinkin
     assert "thinking" not in sent and sent["messages"][1]["content"][0]["type"] == "tool_use"
 
 
+async def test_a_turn_that_does_not_think_sends_the_history_without_its_thinking(sdk, claude):
+    """Anthropic refuses thinking blocks in a prefilled assistant turn when thinking is off, and the models that
+    do not think know no such block: a request without thinking sends none, as before signatures were kept."""
+    history = [{"role": "user", "content": "Weather in Paris?"},
+               {"role": "assistant", "content": "Checking.", "thinking_blocks": [SIGNED]}]
+    await sdk.chat.completions.create(model=MODEL, messages=history)
+    sent = second_request(claude)
+    assert "thinking" not in sent
+    assert sent["messages"][1] == {"role": "assistant", "content": [{"type": "text", "text": "Checking."}]}
+
+
 @pytest.mark.parametrize("streamed", [False, True])
 async def test_a_responses_tool_loop_round_trips_the_signature_in_encrypted_content(sdk, claude, streamed):
     claude.upstream.then(answer="thinking_tool")
