@@ -65,6 +65,8 @@ MIN_THINKING_BUDGET = 1024  # https://docs.anthropic.com/en/docs/build-with-clau
 # effort with every request, so for those it is dropped.
 NO_THINKING = re.compile(r"claude-(?:instant|2|3-(?!7))")
 
+THINKING_BLOCKS = ("thinking", "redacted_thinking")
+
 # https://docs.anthropic.com/en/api/errors: these clear up by themselves, so another channel may answer.
 RETRYABLE_ERRORS = {"overloaded_error", "rate_limit_error", "api_error", "timeout_error"}
 
@@ -134,9 +136,26 @@ def tool_use_blocks(tool_calls: Any) -> list[dict]:
     return blocks
 
 
-def convert_messages(messages: list) -> tuple[str, list[dict]]:
+def signed_blocks(value: Any) -> list[dict]:
+    """The signed thinking blocks a chat message carries in `thinking_blocks` (LiteLLM's field for them,
+    https://docs.litellm.ai/docs/reasoning_content), kept as Anthropic wants them back: a thinking block with
+    its signature, or a redacted one with its data. Unsigned thinking is of no use to Anthropic and is left out."""
+    blocks = []
+    for block in value if isinstance(value, list) else ():
+        if not isinstance(block, dict):
+            continue
+        if (block.get("type") == "thinking" and isinstance(block.get("thinking"), str)
+                and isinstance(block.get("signature"), str) and block["signature"]):
+            blocks.append({"type": "thinking", "thinking": block["thinking"], "signature": block["signature"]})
+        elif block.get("type") == "redacted_thinking" and isinstance(block.get("data"), str) and block["data"]:
+            blocks.append({"type": "redacted_thinking", "data": block["data"]})
+    return blocks
+
+
+def convert_messages(messages: list, *, signed: bool = False) -> tuple[str, list[dict]]:
     """The system prompt and the turns. Anthropic has no system role and wants user and assistant
-    to alternate, so system messages go on top and neighbours of one role are merged."""
+    to alternate, so system messages go on top and neighbours of one role are merged. With `signed`, the
+    assistant turns start with the signed thinking their messages carry (for a request that thinks)."""
     system: list[str] = []
     turns: list[dict] = []
     for message in messages:
@@ -153,7 +172,9 @@ def convert_messages(messages: list) -> tuple[str, list[dict]]:
             role, blocks = "user", [{"type": "tool_result", "tool_use_id": message.get("tool_call_id") or "",
                                      "content": result}]
         elif role == "assistant":
-            blocks = content_blocks(message.get("content")) + tool_use_blocks(message.get("tool_calls"))
+            # Anthropic wants the signed thinking first, before the text and the calls it led to.
+            thought = signed_blocks(message.get("thinking_blocks")) if signed else []
+            blocks = thought + content_blocks(message.get("content")) + tool_use_blocks(message.get("tool_calls"))
         else:
             role, blocks = "user", content_blocks(message.get("content"))
         if not blocks:
@@ -196,20 +217,27 @@ def thinking(effort: Any, max_tokens: Any, model: Any) -> dict | None:
 def thinking_refused(body: dict, turns: list[dict]) -> bool:
     """Whether Anthropic would refuse thinking on this request
     (https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking): when a tool call is forced, and
-    when tool results go back, for which it wants the signed thinking block that came before the calls, which
-    chat's history does not keep. Such requests go without thinking, which Anthropic accepts."""
+    when tool results go back without the signed thinking block that came before the calls. The answers give
+    that block to chat clients in `thinking_blocks`; a client that sends it back on every assistant turn keeps
+    thinking in its tool loop, one that drops it (most do) gets answers without thinking, which Anthropic accepts."""
     choice = body.get("tool_choice")
     if body.get("tools") and (choice == "required" or isinstance(choice, dict)):
         return True
-    return bool(turns) and turns[-1]["role"] == "user" and any(
+    returning = bool(turns) and turns[-1]["role"] == "user" and any(
         block.get("type") == "tool_result" for block in turns[-1]["content"])
+    return returning and not all(turn["content"][0]["type"] in THINKING_BLOCKS
+                                 for turn in turns if turn["role"] == "assistant")
 
 
 def to_messages_request(body: dict, stream: bool) -> dict:
-    system, turns = convert_messages(body.get("messages") or [])
+    system, turns = convert_messages(body.get("messages") or [], signed=True)
     asked_max = body.get("max_tokens") or body.get("max_completion_tokens")
     think = None if thinking_refused(body, turns) else thinking(body.get("reasoning_effort"), asked_max,
                                                                 body.get("model"))
+    if not think and any(turn["content"][0]["type"] in THINKING_BLOCKS for turn in turns):
+        # Without thinking the history goes without it, as before signatures were kept: Anthropic refuses
+        # thinking in a final (prefilled) assistant turn then, and models that do not think know no such block.
+        system, turns = convert_messages(body.get("messages") or [])
     request: dict[str, Any] = {
         "model": body.get("model"),
         "messages": turns,
@@ -293,7 +321,8 @@ def error_from(status: int, error: Any) -> UpstreamError:
 
 def to_chat_completion(payload: dict) -> tuple[dict, Usage]:
     texts, thinking, calls = [], [], []
-    for block in payload.get("content") or ():
+    content = payload.get("content") or ()
+    for block in content:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
             texts.append(block.get("text") or "")
@@ -304,6 +333,8 @@ def to_chat_completion(payload: dict) -> tuple[dict, Usage]:
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if thinking:
         message["reasoning_content"] = "".join(thinking)
+    if signed := signed_blocks(content if isinstance(content, list) else None):
+        message["thinking_blocks"] = signed  # for the client to send back in a tool loop
     if calls:
         message["tool_calls"] = calls
     usage = usage_from(payload.get("usage"))
@@ -484,6 +515,7 @@ class AnthropicStreamDecoder(StreamDecoder):
         self.created = int(time.time())
         self.input_usage: dict = {}
         self.tools: dict[int, int] = {}  # Anthropic content block index → OpenAI tool call index
+        self.thoughts: dict[int, list[str]] = {}  # a thinking block's text so far, by content block index
 
     def chunk(self, delta: dict, finish: str | None = None) -> bytes:
         return chat_chunk(id=self.id, created=self.created, model=self.model, choices=[delta_choice(delta, finish)])
@@ -512,6 +544,8 @@ class AnthropicStreamDecoder(StreamDecoder):
             return [StreamEvent(data=self.chunk({"tool_calls": [call]}), text=block.get("name") or "")]
         if block.get("type") == "text" and block.get("text"):
             return [StreamEvent(data=self.chunk({"content": block["text"]}), text=block["text"])]
+        if block.get("type") == "redacted_thinking" and (signed := signed_blocks([block])):
+            return [StreamEvent(data=self.chunk({"thinking_blocks": signed}))]
         return []
 
     def on_content_block_delta(self, payload: dict) -> list[StreamEvent]:
@@ -529,8 +563,15 @@ class AnthropicStreamDecoder(StreamDecoder):
             return [StreamEvent(data=self.chunk({"tool_calls": [call]}), text=piece)]
         if kind == "thinking_delta":
             text = delta.get("thinking") or ""
+            self.thoughts.setdefault(payload.get("index", 0), []).append(text)
             return [StreamEvent(data=self.chunk({"reasoning_content": text}), text=text, reasoning=True)]
-        return []  # signature_delta, citations_delta
+        if kind == "signature_delta":
+            # The signature closes its thinking block: the whole signed block goes out in one delta, for a
+            # client that keeps it to send back (its text already went out as reasoning_content).
+            thought = "".join(self.thoughts.pop(payload.get("index", 0), ()))
+            signed = signed_blocks([{"type": "thinking", "thinking": thought, "signature": delta.get("signature")}])
+            return [StreamEvent(data=self.chunk({"thinking_blocks": signed}))] if signed else []
+        return []  # citations_delta
 
     def on_message_delta(self, payload: dict) -> list[StreamEvent]:
         # message_delta's usage is cumulative; newer API versions repeat the input counts there too.

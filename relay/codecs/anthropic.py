@@ -10,6 +10,7 @@ import time
 
 import orjson
 
+from providers.adapters.anthropic import signed_blocks
 from relay.codecs import chat_answer as vendor
 from relay.codecs.anthropic_request import decode_request
 from relay.errors import RelayError
@@ -97,7 +98,10 @@ class AnthropicCodec:
         message = vendor.obj(choice.get("message"))
         content: list[dict] = []
         thinking = vendor.reasoning(message)
-        if thinking:
+        signed = signed_blocks(message.get("thinking_blocks"))
+        if signed:  # a channel that signs its thinking (Claude behind chat): the blocks as Claude wrote them
+            content.extend(signed)
+        elif thinking:
             content.append({"type": "thinking", "thinking": thinking, "signature": ""})
         text = vendor.content_text(message.get("content"))
         if text:
@@ -210,6 +214,8 @@ class MessageStream:
                 if self.kind != "thinking":
                     self._open(out, "thinking", {"type": "thinking", "thinking": "", "signature": ""})
                 self._delta(out, self.block, {"type": "thinking_delta", "thinking": thinking})
+            if "thinking_blocks" in delta:
+                self._signed(out, signed_blocks(delta["thinking_blocks"]))
             text = vendor.text(delta.get("content"))
             if text:
                 if self.kind != "text":
@@ -224,6 +230,19 @@ class MessageStream:
                 out.append(_event("ping", {"type": "ping"}))
                 self.quiet_since = now
         return b"".join(out)
+
+    def _signed(self, out: list[bytes], blocks: list[dict]) -> None:
+        """A signed block ends the thinking that streamed before it (chat streams the signature after the
+        text); a redacted one is a block of its own."""
+        for block in blocks:
+            if block["type"] == "thinking":
+                if self.kind != "thinking":
+                    self._open(out, "thinking", {"type": "thinking", "thinking": "", "signature": ""})
+                    self._delta(out, self.block, {"type": "thinking_delta", "thinking": block["thinking"]})
+                self._delta(out, self.block, {"type": "signature_delta", "signature": block["signature"]})
+            else:
+                self._open(out, "redacted_thinking", block)
+            self._close_block(out)
 
     def _hold_call(self, out: list[bytes], call: dict) -> None:
         position = vendor.call_index(call)

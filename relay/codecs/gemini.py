@@ -16,8 +16,10 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from providers.adapters.anthropic import signed_blocks
 from relay.codecs import chat_answer as vendor
 from relay.codecs.gemini_request import decode_count, decode_embed, decode_generate
+from relay.codecs.signed_thinking import seal
 from relay.errors import RelayError
 from relay.streaming import SSEParser
 
@@ -99,6 +101,18 @@ def usage_metadata(usage: dict | None) -> dict | None:
     if cached:
         out["cachedContentTokenCount"] = cached
     return out
+
+
+def _signed_calls(parts: list[dict], signed: list[dict]) -> list[dict]:
+    """A Claude channel's signed thinking, sealed as the thoughtSignature of the answer's first call: Gemini's
+    clients send that signature back with the call, as Gemini 3 wants its own, and Claude wants its signed
+    thinking back before the tool results (relay/codecs/signed_thinking.py)."""
+    if signed:
+        for part in parts:
+            if "functionCall" in part and "thoughtSignature" not in part:
+                part["thoughtSignature"] = seal(signed)
+                break
+    return parts
 
 
 def _function_call(call: dict, fallback_id: str) -> dict:
@@ -215,6 +229,7 @@ class GeminiCall(GeminiCodec):
             parts.append({"text": text})
         for index, call in enumerate(vendor.tool_calls(message)):
             parts.append(_function_call(call, f"call_{request_id}_{index}"))
+        _signed_calls(parts, signed_blocks(message.get("thinking_blocks")))
         payload: dict = {"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0,
                                          "finishReason": _finish_reason(vendor.finish_reason(choice))}]}
         usage = usage_metadata(vendor.obj(answer).get("usage"))
@@ -275,7 +290,7 @@ class GenerateStream:
     comes; tool calls, whose arguments chat streams in pieces, whole in the last chunk (Gemini sends a
     functionCall complete), with the finishReason and the usageMetadata."""
 
-    __slots__ = ("model", "request_id", "sse", "content_type", "begun", "ended", "calls", "finish", "usage")
+    __slots__ = ("model", "request_id", "sse", "content_type", "begun", "ended", "calls", "finish", "usage", "signed")
 
     def __init__(self, *, model: str, request_id: str, sse: bool):
         self.model = model
@@ -286,6 +301,7 @@ class GenerateStream:
         self.begun = False
         self.ended = False
         self.calls: dict[int, dict] = {}  # a tool call's chat index -> {id, name, arguments so far}
+        self.signed: list[dict] = []  # a Claude channel's signed thinking, for the first call
         self.finish: str | None = None
         self.usage: dict | None = None
 
@@ -328,6 +344,8 @@ class GenerateStream:
                 parts.append({"text": text})
             if parts:
                 out.append(self._chunk(parts))
+            if "thinking_blocks" in delta:
+                self.signed += signed_blocks(delta["thinking_blocks"])
             for call in vendor.tool_calls(delta):
                 self._tool_call(call)
             self.finish = vendor.finish_reason(choice) or self.finish
@@ -352,8 +370,8 @@ class GenerateStream:
         if self.ended:
             return b""
         self.ended = True
-        parts = [_function_call({**held, "function": held}, f"call_{self.request_id}_{position}")
-                 for position, held in sorted(self.calls.items())]
+        parts = _signed_calls([_function_call({**held, "function": held}, f"call_{self.request_id}_{position}")
+                               for position, held in sorted(self.calls.items())], self.signed)
         last = self._chunk(parts, _finish_reason(self.finish), usage_metadata(self.usage))
         return last + (b"" if self.sse else b"]")
 

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from relay.codecs.anthropic_request import EFFORT_BUDGETS, WRITE_NESTING
+from relay.codecs.signed_thinking import is_sealed, unseal
 from relay.errors import bad_request
 
 ROLES = {"user": "user", "model": "model", "function": "user", "tool": "user", "": "user"}
@@ -126,6 +127,7 @@ def _turn(content: Any, where: str, ids: _CallIds) -> list[dict]:
     media: list[dict] = []
     calls: list[dict] = []
     results: list[dict] = []
+    signed: list[dict] = []
     for index, part in enumerate(parts):
         at = f"{where}.parts[{index}]"
         if not isinstance(part, dict):
@@ -151,7 +153,9 @@ def _turn(content: Any, where: str, ids: _CallIds) -> list[dict]:
             calls.append({"id": ids.call(name, call.get("id")), "type": "function", "function": {
                 "name": name, "arguments": _dumps(args if args is not None else {}, f"{at}.functionCall.args")}})
             signature = field(part, "thoughtSignature")
-            if isinstance(signature, str) and signature:
+            if is_sealed(signature):  # a Claude channel's signed thinking, sealed by relay/codecs/gemini.py
+                signed.extend(unseal(signature))
+            elif isinstance(signature, str) and signature:
                 # Where a Gemini channel's adapter looks for it (providers/adapters/gemini/convert.py).
                 calls[-1]["extra_content"] = {"google": {"thought_signature": signature}}
         elif isinstance(response, dict):
@@ -165,6 +169,8 @@ def _turn(content: Any, where: str, ids: _CallIds) -> list[dict]:
         if not texts and not calls:
             return []
         message: dict = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+        if signed:
+            message["thinking_blocks"] = signed
         if calls:
             message["tool_calls"] = calls
         return [message]

@@ -13,6 +13,7 @@ import time
 
 import orjson
 
+from providers.adapters.anthropic import signed_blocks
 from relay.codecs import chat_answer as vendor
 from relay.codecs.responses_custom import StreamedInput, custom_input
 from relay.codecs.responses_request import (
@@ -22,6 +23,7 @@ from relay.codecs.responses_request import (
     decode,
     namespaced_names,
 )
+from relay.codecs.signed_thinking import seal
 from relay.errors import RelayError
 
 # Chat's finish reasons that leave a Response incomplete, with the reason OpenAI gives.
@@ -115,8 +117,16 @@ def _finish(response: dict, finish: str | None) -> None:
     response["completed_at"] = int(time.time())
 
 
-def _reasoning_item(item_id: str, text: str) -> dict:
-    return {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
+def _reasoning_item(item_id: str, text: str, signed: list[dict] | None = None) -> dict:
+    item = {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
+    if signed:  # only when the client asked for it, as OpenAI gives encrypted_content
+        item["encrypted_content"] = seal(signed)
+    return item
+
+
+def _wants_signed(request: dict) -> bool:
+    include = request.get("include")
+    return isinstance(include, list) and "reasoning.encrypted_content" in include
 
 
 def _text_part(text: str) -> dict:
@@ -220,8 +230,9 @@ class ResponsesCodec:
         status = "incomplete" if finish in INCOMPLETE else "completed"
         output: list[dict] = []
         thinking = _reasoning(message)
-        if thinking:
-            output.append(_reasoning_item(_item_id("rs", request_id, len(output)), thinking))
+        signed = signed_blocks(message.get("thinking_blocks")) if _wants_signed(request) else []
+        if thinking or signed:
+            output.append(_reasoning_item(_item_id("rs", request_id, len(output)), thinking, signed))
         text = message.get("content")
         if isinstance(text, list):  # a vendor answering in content parts
             text = "".join(_text_of(p.get("text")) for p in text if isinstance(p, dict))
@@ -263,7 +274,7 @@ class ResponseStream:
     or tool call (added, its deltas, done), then response.completed (or incomplete) with the whole Response."""
 
     __slots__ = ("request", "echo", "model", "request_id", "created_at", "sequence", "begun", "ended", "output", "kind",
-                 "open", "pieces", "tools", "namespaced", "customs", "raw", "finish", "usage")
+                 "open", "pieces", "tools", "namespaced", "customs", "raw", "finish", "usage", "signed")
 
     def __init__(self, *, model: str, request_id: str, request: dict):
         self.request = request
@@ -284,6 +295,8 @@ class ResponseStream:
         self.raw: dict[int, StreamedInput] = {}  # a custom tool call's input as it arrives, by output index
         self.finish: str | None = None
         self.usage: dict | None = None
+        # The open reasoning item's signed thinking blocks, when the client asked for encrypted_content.
+        self.signed: list[dict] | None = [] if _wants_signed(request) else None
 
     def _emit(self, out: list[bytes], kind: str, fields: dict) -> None:
         payload = {"type": kind, **fields, "sequence_number": self.sequence}
@@ -333,7 +346,9 @@ class ResponseStream:
                 self._emit(out, "response.reasoning_summary_text.done", {**where, "text": text})
                 self._emit(out, "response.reasoning_summary_part.done", {
                     **where, "part": {"type": "summary_text", "text": text}})
-                item = _reasoning_item(item_id, text)
+                item = _reasoning_item(item_id, text, self.signed)
+                if self.signed:
+                    self.signed = []
             else:
                 where = {"item_id": item_id, "output_index": index, "content_index": 0}
                 self._emit(out, "response.output_text.done", {**where, "text": text, "logprobs": []})
@@ -420,6 +435,11 @@ class ResponseStream:
             thinking = _reasoning(delta)
             if thinking:
                 self._text(out, "reasoning", thinking)
+            if self.signed is not None and "thinking_blocks" in delta and (signed := signed_blocks(
+                    delta["thinking_blocks"])):
+                if self.kind != "reasoning":  # redacted thinking, which has no text
+                    self._open(out, "reasoning")
+                self.signed.extend(signed)
             text = delta.get("content")
             if isinstance(text, str) and text:
                 self._text(out, "message", text)

@@ -2,7 +2,8 @@
 
 The bridge carries what chat can: input messages and items, instructions, function tools, custom (free-form)
 tools as functions of one string, tool choice, sampling, the output limit, reasoning effort and a JSON-schema
-format. What chat cannot carry and that changes nothing of the answer's meaning is dropped: reasoning items a
+format, and Claude's signed thinking sealed in a reasoning item's encrypted_content (relay/codecs/signed_thinking.py).
+What chat cannot carry and that changes nothing of the answer's meaning is dropped: other reasoning items a
 client sends back, OpenAI's hosted tools (web search, file search...), `include`, `prompt_cache_key`,
 `client_metadata`, `metadata`. Codex CLI sends all of these on every turn and must never be refused for them.
 What needs a response stored at OpenAI (`previous_response_id`, conversations, stored prompts, background runs)
@@ -15,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from relay.codecs.signed_thinking import unseal
 from relay.errors import bad_request
 
 ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
@@ -173,6 +175,7 @@ def _input(value: Any) -> list[dict]:
     messages: list[dict] = []
     held: list[dict] = []  # images returned by tools, sent once the tool messages of that turn are done
     dropped: set[str] = set()  # the call ids of dropped calls, whose outputs go with them
+    signed: list[dict] = []  # signed thinking from reasoning items, for the assistant turn they came before
 
     def release() -> None:
         if held:
@@ -186,6 +189,10 @@ def _input(value: Any) -> list[dict]:
         kind = item.get("type")
         if kind is not None and not isinstance(kind, str):
             raise _refuse(f"{where}.type", "Input should be a valid string")
+        if kind == "reasoning":
+            # The signed thinking of a Claude channel, sealed by relay/codecs/responses.py; OpenAI's own
+            # encrypted reasoning, which no chat channel reads, is dropped with the item.
+            signed.extend(unseal(item.get("encrypted_content")))
         if kind in DROPPED_ITEMS:
             if isinstance(item.get("call_id"), str):
                 dropped.add(item["call_id"])
@@ -199,7 +206,12 @@ def _input(value: Any) -> list[dict]:
             continue
         release()
         if kind is None or kind == "message":
-            messages.append(_message(item, where))
+            message = _message(item, where)
+            if message["role"] == "assistant" and signed:
+                message["thinking_blocks"], signed = signed, []
+            elif message["role"] != "system":
+                signed = []  # thinking belongs to the assistant turn right after it
+            messages.append(message)
         elif kind in ("function_call", "custom_tool_call"):
             call = _call(item, where) if kind == "function_call" else _custom_call(item, where)
             last = messages[-1] if messages else None
@@ -210,6 +222,8 @@ def _input(value: Any) -> list[dict]:
                     last["content"] = None
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            if signed:
+                messages[-1]["thinking_blocks"], signed = signed, []
         elif kind == "item_reference":
             raise stored_refusal(f"{where}.id")
         else:

@@ -289,3 +289,35 @@ async def test_a_claude_channel_gets_the_message_as_sent_and_answers_with_its_to
     assert sent.path == "/v1/messages" and sent.body == {
         "model": "claude-sonnet-4-5-20250929", "max_tokens": 256, "tools": [WEATHER], "messages": HELLO,
         "stream": True}
+
+
+SIGNED = {"type": "thinking", "thinking": "Paris first.", "signature": "EqQBCkYIBxgCKkA3sig=="}
+REDACTED = {"type": "redacted_thinking", "data": "EmwKAhgBEgy3redacted=="}
+PARIS_CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_signed_thinking_from_a_chat_channel_reaches_the_sdk_signed(claude, world, streamed):
+    """A chat channel that fronts Claude (a LiteLLM proxy) gives its signed thinking in `thinking_blocks`: Claude
+    clients get real signed blocks. What they send back stays out of the chat request, as all thinking does:
+    strict OpenAI-compatible servers refuse message fields they do not know."""
+    if streamed:
+        world.upstream.then(content_type="text/event-stream", raw=chat_stream(
+            {"role": "assistant", "reasoning_content": "Paris "}, {"reasoning_content": "first."},
+            {"thinking_blocks": [SIGNED]}, {"thinking_blocks": [REDACTED]},
+            {"tool_calls": [{"index": 0, **PARIS_CALL}]}, finish="tool_calls"))
+        async with claude.messages.stream(model=MODEL, max_tokens=256, tools=[WEATHER], messages=HELLO) as stream:
+            first = await stream.get_final_message()
+    else:
+        world.upstream.then(raw=chat_answer({"content": None, "reasoning_content": "Paris first.",
+                                             "thinking_blocks": [SIGNED, REDACTED], "tool_calls": [PARIS_CALL]},
+                                            "tool_calls"))
+        first = await claude.messages.create(model=MODEL, max_tokens=256, tools=[WEATHER], messages=HELLO)
+    assert [block.model_dump() for block in first.content[:2]] == [SIGNED, REDACTED]
+    assert first.content[2].type == "tool_use"
+
+    await claude.messages.create(model=MODEL, max_tokens=256, tools=[WEATHER], messages=[
+        *HELLO, {"role": "assistant", "content": first.content},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "Sunny"}]}])
+    sent = world.upstream.requests[-1].body["messages"]
+    assert sent[1] == {"role": "assistant", "content": None, "tool_calls": [PARIS_CALL]}
