@@ -8,9 +8,11 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from billing.services import option_set
+from providers.adapters import baidu
 from tests.helpers import consume_log
 from tests.providers.mock_anthropic import MockAnthropic
 from tests.providers.mock_anthropic import fixture as anthropic_fixture
+from tests.providers.mock_baidu import MockBaidu
 from tests.providers.mock_bedrock import MockBedrock
 from tests.providers.mock_gemini import MockGemini
 from tests.providers.vendor_harness import serve, stream_chunks
@@ -24,6 +26,7 @@ AK, SK, REGION = "AKIAIOSFODNN7EXAMPLE", "bedrock-test-secret/key+with/slashes",
 anthropic_server = serve(MockAnthropic)
 gemini_server = serve(MockGemini)
 bedrock_server = serve(lambda: MockBedrock(access_key=AK, secret_key=SK, region=REGION))
+baidu_server = serve(lambda: MockBaidu(keys={"bdApiKey123": "bdSecretKey456"}))
 
 
 async def prices(model: str, *, ratio: float, completion: float) -> None:
@@ -164,6 +167,44 @@ async def test_deepseek_cache_hits_are_billed_and_shown_as_cached_tokens(relay_c
     assert usage["prompt_tokens_details"] == {"cached_tokens": 800}
     # (200 + 800 x 0.1 + 100 x 2) x 0.5 = 240
     await logged(prompt=1000, completion=100, cached=800, written=0, written_1h=0, reasoning=0, quota=240)
+
+
+# --- Baidu: ERNIE's cached_tokens beside the counts (v1), the same field on Qianfan v2's OpenAI shape -----------
+
+ERNIE = "ERNIE-4.0-Turbo-8K"
+
+
+@pytest.fixture
+def ernie(transactional_db, baidu_server):
+    baidu._tokens.clear()
+    return new_world(baidu_server, username="alice", type=15, name="baidu", key="bdApiKey123|bdSecretKey456",
+                     models=ERNIE)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_ernie_cache_hits_are_billed_at_baidus_cache_price(relay_client, ernie, stream):
+    await prices(ERNIE, ratio=1, completion=2)
+    ernie.upstream.then(fixture="stream_cached.sse" if stream else "chat_cached.json")
+    usage = await ask(relay_client, ernie, ERNIE, stream=stream)
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (1200, 40)
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 1000}
+    # 200 + 1000 x 0.4 + 40 x 2 = 680 (at the full input price it would be 1280)
+    await logged(prompt=1200, completion=40, cached=1000, written=0, written_1h=0, reasoning=0, quota=680,
+                 content_has=("cache read ratio 0.4",))
+
+
+@pytest.fixture
+def qianfan(transactional_db, upstream):
+    return new_world(upstream, username="alice", type=47, name="qianfan", models="ernie-4.0-turbo-8k")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_qianfan_v2_cache_hits_are_billed_at_baidus_cache_price(relay_client, qianfan, stream):
+    await prices("ernie-4.0-turbo-8k", ratio=1, completion=2)
+    qianfan.upstream.then(prompt_tokens=1200, completion_tokens=40, usage_extra={"cached_tokens": 1000})
+    usage = await ask(relay_client, qianfan, "ernie-4.0-turbo-8k", stream=stream)
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 1000}
+    await logged(prompt=1200, completion=40, cached=1000, written=0, written_1h=0, reasoning=0, quota=680)
 
 
 # --- Gemini: cachedContentTokenCount inside the prompt; thoughts billed as output ---------------------------
