@@ -15,6 +15,7 @@ from tests.providers.mock_anthropic import fixture as anthropic_fixture
 from tests.providers.mock_baidu import MockBaidu
 from tests.providers.mock_bedrock import MockBedrock
 from tests.providers.mock_gemini import MockGemini
+from tests.providers.mock_tencent import SECRET_ID, SECRET_KEY, MockTencent
 from tests.providers.vendor_harness import serve, stream_chunks
 from tests.world import new_world
 
@@ -27,6 +28,7 @@ anthropic_server = serve(MockAnthropic)
 gemini_server = serve(MockGemini)
 bedrock_server = serve(lambda: MockBedrock(access_key=AK, secret_key=SK, region=REGION))
 baidu_server = serve(lambda: MockBaidu(keys={"bdApiKey123": "bdSecretKey456"}))
+tencent_server = serve(MockTencent)
 
 
 async def prices(model: str, *, ratio: float, completion: float) -> None:
@@ -205,6 +207,27 @@ async def test_qianfan_v2_cache_hits_are_billed_at_baidus_cache_price(relay_clie
     usage = await ask(relay_client, qianfan, "ernie-4.0-turbo-8k", stream=stream)
     assert usage["prompt_tokens_details"] == {"cached_tokens": 1000}
     await logged(prompt=1200, completion=40, cached=1000, written=0, written_1h=0, reasoning=0, quota=680)
+
+
+# --- Tencent Hunyuan: Usage.PromptTokensDetails.CachedTokens, a string in Tencent's schema -------------------
+
+@pytest.fixture
+def hunyuan(transactional_db, tencent_server):
+    return new_world(tencent_server, username="alice", type=23, name="hunyuan",
+                     key=f"1300000000|{SECRET_ID}|{SECRET_KEY}", models="hunyuan-turbos-latest")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_hunyuan_cache_hits_are_billed_at_the_cache_ratio(relay_client, hunyuan, stream):
+    await prices("hunyuan-turbos-latest", ratio=1, completion=2)
+    await sync_to_async(option_set)(key="CacheRatio", value={"hunyuan-turbos-latest": 0.4})
+    hunyuan.upstream.then(fixture="stream_cached.sse" if stream else "chat_cached.json")
+    usage = await ask(relay_client, hunyuan, "hunyuan-turbos-latest", stream=stream)
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (1200, 40)
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 1000}
+    # 200 + 1000 x 0.4 + 40 x 2 = 680
+    await logged(prompt=1200, completion=40, cached=1000, written=0, written_1h=0, reasoning=0, quota=680,
+                 content_has=("cache read ratio 0.4",))
 
 
 # --- Gemini: cachedContentTokenCount inside the prompt; thoughts billed as output ---------------------------
