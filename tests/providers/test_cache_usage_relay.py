@@ -14,6 +14,7 @@ from tests.providers.mock_anthropic import MockAnthropic
 from tests.providers.mock_anthropic import fixture as anthropic_fixture
 from tests.providers.mock_baidu import MockBaidu
 from tests.providers.mock_bedrock import MockBedrock
+from tests.providers.mock_cohere import MockCohere
 from tests.providers.mock_gemini import MockGemini
 from tests.providers.mock_tencent import SECRET_ID, SECRET_KEY, MockTencent
 from tests.providers.vendor_harness import serve, stream_chunks
@@ -29,6 +30,7 @@ gemini_server = serve(MockGemini)
 bedrock_server = serve(lambda: MockBedrock(access_key=AK, secret_key=SK, region=REGION))
 baidu_server = serve(lambda: MockBaidu(keys={"bdApiKey123": "bdSecretKey456"}))
 tencent_server = serve(MockTencent)
+cohere_server = serve(MockCohere)
 
 
 async def prices(model: str, *, ratio: float, completion: float) -> None:
@@ -228,6 +230,27 @@ async def test_hunyuan_cache_hits_are_billed_at_the_cache_ratio(relay_client, hu
     # 200 + 1000 x 0.4 + 40 x 2 = 680
     await logged(prompt=1200, completion=40, cached=1000, written=0, written_1h=0, reasoning=0, quota=680,
                  content_has=("cache read ratio 0.4",))
+
+
+# --- Cohere: usage.cached_tokens beside the actual and billed counts (a float in its v2 schema) ------------------
+
+@pytest.fixture
+def command(transactional_db, cohere_server):
+    return new_world(cohere_server, username="alice", type=35, name="cohere", key="co-test-secret-key",
+                     models="command-a-03-2025")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_cohere_cache_hits_are_billed_at_the_cache_ratio(relay_client, command, stream):
+    await prices("command-a-03-2025", ratio=1, completion=2)
+    await sync_to_async(option_set)(key="CacheRatio", value={"command-a-03-2025": 0.5})
+    command.upstream.then(fixture="stream_cached.sse" if stream else "chat_cached.json")
+    usage = await ask(relay_client, command, "command-a-03-2025", stream=stream)
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (1200, 40)
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 1000}
+    # 200 + 1000 x 0.5 + 40 x 2 = 780
+    await logged(prompt=1200, completion=40, cached=1000, written=0, written_1h=0, reasoning=0, quota=780,
+                 content_has=("cache read ratio 0.5",))
 
 
 # --- Gemini: cachedContentTokenCount inside the prompt; thoughts billed as output ---------------------------
