@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 from billing.services import option_set
 from providers.adapters import baidu
 from tests.helpers import consume_log
+from tests.providers.mock_ali import MockAli
 from tests.providers.mock_anthropic import MockAnthropic
 from tests.providers.mock_anthropic import fixture as anthropic_fixture
 from tests.providers.mock_baidu import MockBaidu
@@ -31,6 +32,7 @@ bedrock_server = serve(lambda: MockBedrock(access_key=AK, secret_key=SK, region=
 baidu_server = serve(lambda: MockBaidu(keys={"bdApiKey123": "bdSecretKey456"}))
 tencent_server = serve(MockTencent)
 cohere_server = serve(MockCohere)
+ali_server = serve(lambda: MockAli(keys={"sk-dashscope-mock-key"}))
 
 
 async def prices(model: str, *, ratio: float, completion: float) -> None:
@@ -251,6 +253,51 @@ async def test_cohere_cache_hits_are_billed_at_the_cache_ratio(relay_client, com
     # 200 + 1000 x 0.5 + 40 x 2 = 780
     await logged(prompt=1200, completion=40, cached=1000, written=0, written_1h=0, reasoning=0, quota=780,
                  content_has=("cache read ratio 0.5",))
+
+
+# --- Alibaba (Qwen): reads as cached_tokens, an explicit cache's writes as cache_creation_input_tokens -----------
+
+QWEN_WRITE = {"text_tokens": 1200, "cached_tokens": 0, "cache_type": "ephemeral",
+              "cache_creation": {"ephemeral_5m_input_tokens": 1000}, "cache_creation_input_tokens": 1000}
+
+
+@pytest.fixture
+def bailian(transactional_db, upstream):
+    return new_world(upstream, username="alice", type=49, name="bailian", key="sk-bailian", models="qwen-plus")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize(("details", "cached", "written", "quota"), [
+    # 200 + 1000 x 0.2 (Qwen's implicit cache) + 40 x 2 = 480
+    ({"cached_tokens": 1000}, 1000, 0, 480),
+    # 200 + 1000 x 1.25 (an explicit cache's writes) + 40 x 2 = 1530
+    (QWEN_WRITE, 0, 1000, 1530),
+], ids=["read", "written"])
+async def test_bailian_compatible_mode_cache_reads_and_writes(relay_client, bailian, stream, details, cached,
+                                                              written, quota):
+    await prices("qwen-plus", ratio=1, completion=2)
+    bailian.upstream.then(prompt_tokens=1200, completion_tokens=40, usage_extra={"prompt_tokens_details": details})
+    usage = await ask(relay_client, bailian, "qwen-plus", stream=stream)
+    assert usage["prompt_tokens_details"] == details  # the vendor's own usage, passed through
+    await logged(prompt=1200, completion=40, cached=cached, written=written, written_1h=0, reasoning=0,
+                 quota=quota)
+
+
+@pytest.fixture
+def dashscope(transactional_db, ali_server):
+    return new_world(ali_server, username="alice", type=17, name="ali", key="sk-dashscope-mock-key",
+                     models="qwen-plus")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_dashscope_explicit_cache_writes_are_billed_at_the_create_cache_ratio(relay_client, dashscope, stream):
+    await prices("qwen-plus", ratio=1, completion=2)
+    dashscope.upstream.then(fixture="stream_cache_write.sse" if stream else "chat_cache_write.json")
+    usage = await ask(relay_client, dashscope, "qwen-plus", stream=stream)
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (1200, 40)
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 0, "cache_write_tokens": 1000}
+    await logged(prompt=1200, completion=40, cached=0, written=1000, written_1h=0, reasoning=0, quota=1530,
+                 content_has=("cache write ratio 1.25",))
 
 
 # --- Gemini: cachedContentTokenCount inside the prompt; thoughts billed as output ---------------------------
