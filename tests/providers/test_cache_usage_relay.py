@@ -8,7 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from billing.services import option_set
-from providers.adapters import baidu
+from providers.adapters import baidu, zhipu
 from tests.helpers import consume_log
 from tests.providers.mock_ali import MockAli
 from tests.providers.mock_anthropic import MockAnthropic
@@ -18,6 +18,7 @@ from tests.providers.mock_bedrock import MockBedrock
 from tests.providers.mock_cohere import MockCohere
 from tests.providers.mock_gemini import MockGemini
 from tests.providers.mock_tencent import SECRET_ID, SECRET_KEY, MockTencent
+from tests.providers.mock_zhipu import MockZhipu
 from tests.providers.vendor_harness import serve, stream_chunks
 from tests.world import new_world
 
@@ -33,6 +34,7 @@ baidu_server = serve(lambda: MockBaidu(keys={"bdApiKey123": "bdSecretKey456"}))
 tencent_server = serve(MockTencent)
 cohere_server = serve(MockCohere)
 ali_server = serve(lambda: MockAli(keys={"sk-dashscope-mock-key"}))
+zhipu_server = serve(lambda: MockZhipu(keys={"zkeyid": "zsecretvalue"}))
 
 
 async def prices(model: str, *, ratio: float, completion: float) -> None:
@@ -298,6 +300,27 @@ async def test_dashscope_explicit_cache_writes_are_billed_at_the_create_cache_ra
     assert usage["prompt_tokens_details"] == {"cached_tokens": 0, "cache_write_tokens": 1000}
     await logged(prompt=1200, completion=40, cached=0, written=1000, written_1h=0, reasoning=0, quota=1530,
                  content_has=("cache write ratio 1.25",))
+
+
+# --- Zhipu (GLM): OpenAI's prompt_tokens_details.cached_tokens, the stream's in its last chunk ----------------
+
+@pytest.fixture
+def glm(transactional_db, zhipu_server):
+    zhipu._tokens.clear()
+    return new_world(zhipu_server, username="alice", type=16, name="zhipu", key="zkeyid.zsecretvalue",
+                     models="glm-4-plus")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_zhipu_cache_hits_are_billed_at_the_cache_ratio(relay_client, glm, stream):
+    await prices("glm-4-plus", ratio=1, completion=2)
+    await sync_to_async(option_set)(key="CacheRatio", value={"glm-4-plus": 0.5})
+    glm.upstream.then(fixture="stream_cached.sse" if stream else "chat_cached.json")
+    usage = await ask(relay_client, glm, "glm-4-plus", stream=stream)
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 1000}
+    # 200 + 1000 x 0.5 + 40 x 2 = 780
+    await logged(prompt=1200, completion=40, cached=1000, written=0, written_1h=0, reasoning=0, quota=780,
+                 content_has=("cache read ratio 0.5",))
 
 
 # --- Gemini: cachedContentTokenCount inside the prompt; thoughts billed as output ---------------------------
