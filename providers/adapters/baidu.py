@@ -41,10 +41,11 @@ from providers.adapters.base import (
     retryable_status,
     text_only,
 )
-from providers.adapters.openai import PATHS, OpenAIAdapter
+from providers.adapters.openai import PATHS, CacheHitsOwnFieldMixin, OpenAIAdapter
 from providers.adapters.openai_shapes import (
     chat_chunk,
     chat_completion,
+    count,
     delta_choice,
     embedding,
     embeddings_list,
@@ -362,13 +363,16 @@ def _finish(payload: dict) -> str:
 
 
 def usage_from(raw) -> Usage | None:
+    """ERNIE's usage. A prompt-cache hit adds `cached_tokens` beside the counts (part of prompt_tokens, billed
+    at 40% of the input price: https://ai.baidu.com/ai-doc/WENXINWORKSHOP/Rm6uq7jy9); it is left out on a miss."""
     if not isinstance(raw, dict):
         return None
     prompt = int(raw.get("prompt_tokens") or 0)
     completion = raw.get("completion_tokens")
     if completion is None and raw.get("total_tokens"):
         completion = int(raw["total_tokens"]) - prompt
-    return Usage(prompt_tokens=prompt, completion_tokens=int(completion or 0))
+    return Usage(prompt_tokens=prompt, completion_tokens=int(completion or 0),
+                 cached_tokens=min(count(raw.get("cached_tokens")), prompt))
 
 
 class BaiduAdapter(Adapter):
@@ -499,8 +503,9 @@ class BaiduStreamDecoder(StreamDecoder):
         return events
 
 
-class QianfanAdapter(OpenAIAdapter):
-    """Qianfan v2: OpenAI's protocol at /v2, with the console's Bearer API key."""
+class QianfanAdapter(CacheHitsOwnFieldMixin, OpenAIAdapter):
+    """Qianfan v2: OpenAI's protocol at /v2, with the console's Bearer API key. Its prompt-cache hits come as
+    `usage.cached_tokens` (as ERNIE v1 tells them), so answers get OpenAI's detail too."""
 
     channel_type = 47
     label = "Baidu Qianfan v2"

@@ -34,6 +34,7 @@ from providers.adapters.openai_shapes import (
     call_id,
     chat_chunk,
     chat_completion,
+    count,
     delta_choice,
     embedding,
     embeddings_list,
@@ -230,14 +231,16 @@ def to_embed_request(body: dict) -> dict:
 
 
 def usage_from(usage: Any) -> Usage | None:
-    """Actual tokens (`tokens`), else the billed ones."""
+    """Actual tokens (`tokens`), else the billed ones; `cached_tokens` beside them counts the prompt tokens
+    that hit Cohere's inference cache (a number, sent as a float: cohere-python's v2 Usage)."""
     if not isinstance(usage, dict):
         return None
     counts = usage.get("tokens") if isinstance(usage.get("tokens"), dict) else usage.get("billed_units")
     if not isinstance(counts, dict):
         return None
-    return Usage(prompt_tokens=int(counts.get("input_tokens") or 0),
-                 completion_tokens=int(counts.get("output_tokens") or 0))
+    prompt = int(counts.get("input_tokens") or 0)
+    return Usage(prompt_tokens=prompt, completion_tokens=int(counts.get("output_tokens") or 0),
+                 cached_tokens=min(count(usage.get("cached_tokens")), prompt))
 
 
 def _json(body: bytes) -> dict:

@@ -47,7 +47,9 @@ def usage_from(payload: dict) -> Usage | None:
     The breakdown as OpenAI's clones report it: `prompt_tokens_details.cached_tokens` (OpenAI, xAI, Zhipu,
     Qwen; `input_tokens_details` on the image and audio models), DeepSeek's `prompt_cache_hit_tokens`
     (https://api-docs.deepseek.com/guides/kv_cache), Moonshot's `cached_tokens` beside the counts;
-    `completion_tokens_details.reasoning_tokens` and the audio tokens of both sides."""
+    `completion_tokens_details.reasoning_tokens` and the audio tokens of both sides. Writes as Qwen's explicit
+    cache tells them, `prompt_tokens_details.cache_creation_input_tokens` (within prompt_tokens, as its reads
+    are: https://help.aliyun.com/zh/model-studio/user-guide/context-cache)."""
     usage = payload.get("usage")
     if not isinstance(usage, dict):
         return None
@@ -59,7 +61,9 @@ def usage_from(payload: dict) -> Usage | None:
     answered = _details(usage, "completion_tokens_details", "output_tokens_details")
     cached = (count(asked.get("cached_tokens")) or count(usage.get("prompt_cache_hit_tokens"))
               or count(usage.get("cached_tokens")))
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=min(cached, prompt),
+    cached = min(cached, prompt)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached,
+                 cache_write_tokens=min(count(asked.get("cache_creation_input_tokens")), prompt - cached),
                  reasoning_tokens=min(count(answered.get("reasoning_tokens")), completion),
                  input_audio_tokens=count(asked.get("audio_tokens")),
                  output_audio_tokens=count(answered.get("audio_tokens")))

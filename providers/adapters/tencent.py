@@ -36,6 +36,7 @@ from providers.adapters.openai_shapes import (
     call_id,
     chat_chunk,
     chat_completion,
+    count,
     delta_choice,
     embedding,
     embeddings_list,
@@ -262,13 +263,23 @@ def to_embedding_request(body: dict) -> dict:
 # --- answers -------------------------------------------------------------------------------------
 
 
+def _cached(usage: dict) -> int:
+    """`PromptTokensDetails.CachedTokens`, the prompt tokens read from Hunyuan's cache. Tencent's API schema
+    types it as a string (tencentcloud-sdk hunyuan v20230901 PromptTokensDetails), so a numeric string counts."""
+    details = usage.get("PromptTokensDetails")
+    value = details.get("CachedTokens") if isinstance(details, dict) else None
+    if isinstance(value, str):
+        value = int(value) if value.strip().isdecimal() else 0
+    return count(value)
+
+
 def usage_from(usage: Any) -> Usage | None:
     if not isinstance(usage, dict):
         return None
     prompt, completion = int(usage.get("PromptTokens") or 0), int(usage.get("CompletionTokens") or 0)
     if not prompt and not completion and usage.get("TotalTokens"):
         prompt = int(usage["TotalTokens"])  # embeddings report the input only
-    return Usage(prompt_tokens=prompt, completion_tokens=completion)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=min(_cached(usage), prompt))
 
 
 def error_from(error: dict, request_id: Any = None) -> UpstreamError:

@@ -25,7 +25,7 @@ import orjson
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from providers.adapters import anthropic
+from providers.adapters import anthropic, vertex_claude_count
 from providers.adapters.anthropic import (
     AnthropicAdapter,
     AnthropicStreamDecoder,
@@ -46,6 +46,7 @@ from providers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+    check_answer,
     json_or_none,
     unexpected_answer,
 )
@@ -325,8 +326,12 @@ class VertexAdapter(Adapter):
         if protocol == "gemini":
             # Vertex embeds with `predict`, not Gemini's embedContent: a Gemini client's embeddings are converted.
             return mode in ("chat", "count_tokens") and not is_claude(model) and not is_imagen(model)
-        # Vertex has a count-tokens endpoint for Claude too, but not on every model and region: counted locally.
-        return protocol == "anthropic" and mode == "chat" and is_claude(model)
+        if protocol != "anthropic" or not is_claude(model):
+            return False
+        # Vertex counts Claude's tokens too, but not for every model and region: those it lately refused are
+        # counted locally for a while (vertex_claude_count).
+        return mode == "chat" or (mode == "count_tokens" and not (
+            channel is not None and vertex_claude_count.refused(channel.id, model)))
 
     def build_native_request(self, ctx: RequestContext) -> UpstreamRequest:
         if ctx.protocol == "gemini":
@@ -350,24 +355,31 @@ class VertexAdapter(Adapter):
 
     def _claude_native_request(self, ctx: RequestContext) -> UpstreamRequest:
         """Claude's Messages body as the client sent it, with Vertex's two differences: the model in the URL,
-        and `anthropic_version` in the body instead of the header."""
-        body = dict(native_body(ctx.body, ctx.channel.system_prompt))
+        and `anthropic_version` in the body instead of the header. A token count names its model in the body,
+        at the one count-tokens model of Anthropic's publisher."""
+        counting = ctx.mode == "count_tokens"
+        body = dict(ctx.body if counting else native_body(ctx.body, ctx.channel.system_prompt))
         token = body.pop(TOKEN_FIELD, None)
         if token is None:
             raise credentials_error("No Vertex AI access token: open() was not run.")
-        model = str(body.pop("model", "") or "")
+        model = claude_model(str(body.pop("model", "") or ""))
+        if counting:
+            body["model"] = model
         body["anthropic_version"] = ANTHROPIC_VERSION
         headers = native_headers(ctx, default_version=None)
         headers.pop("anthropic-version", None)
         headers["Authorization"] = f"Bearer {token}"
         headers["Accept"] = "text/event-stream" if ctx.stream else "application/json"
         action = "streamRawPredict" if ctx.stream else "rawPredict"
-        url = self.endpoint(ctx.channel, "anthropic", claude_model(model), action)
+        url = self.endpoint(ctx.channel, "anthropic", "count-tokens" if counting else model, action)
         return UpstreamRequest("POST", url, headers, orjson.dumps(body))
 
     def read_native_answer(self, ctx: RequestContext, *, body: bytes) -> tuple[Usage | None, str]:
         if ctx.protocol == "gemini":
             return gemini_native.read_answer(ctx, body, "Vertex AI")
+        if ctx.mode == "count_tokens":
+            check_answer(json_or_none(body), "Vertex AI", "input_tokens", what="a token count")
+            return None, ""
         return read_message(body)
 
     def native_stream(self, ctx: RequestContext) -> NativeStream:
@@ -404,6 +416,10 @@ class VertexAdapter(Adapter):
             err = anthropic.error_from(status, payload["error"])
         else:
             err = gemini_error(status, body) or super().parse_error(ctx, status=status, body=body, headers=headers)
+        if ctx.protocol == "anthropic" and ctx.mode == "count_tokens" and status in vertex_claude_count.UNSUPPORTED:
+            # No count-tokens for this model or region: remembered, and retryable, so the count is made locally.
+            vertex_claude_count.remember(ctx.channel.id, ctx.model)
+            return dataclasses.replace(err, retryable=True)
         if status == 401 or err.code == "unauthenticated":
             try:  # revoked or expired early: the next request mints a new one
                 forget_token(service_account(ctx.channel).client_email)

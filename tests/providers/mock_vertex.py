@@ -158,6 +158,8 @@ class MockVertex(VendorMock):
                 {"embeddings": {"values": [0.1 * (i + 1), 0.2],
                                 "statistics": {"token_count": 3 + i, "truncated": False}}}
                 for i in range(len(instances))], "metadata": {"billableCharacterCount": 10}})
+        if path.endswith("/publishers/anthropic/models/count-tokens:rawPredict"):
+            return web.json_response({"input_tokens": 2095})  # Anthropic's count, as count_tokens answers
         if "/publishers/anthropic/" in path and path.endswith(":rawPredict"):
             name = b.fixture or ("anthropic/tool_call.json" if tools else "anthropic/chat.json")
             return web.Response(body=fixture(name), content_type="application/json")

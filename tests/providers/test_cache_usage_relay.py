@@ -8,11 +8,17 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from billing.services import option_set
+from providers.adapters import baidu, zhipu
 from tests.helpers import consume_log
+from tests.providers.mock_ali import MockAli
 from tests.providers.mock_anthropic import MockAnthropic
 from tests.providers.mock_anthropic import fixture as anthropic_fixture
+from tests.providers.mock_baidu import MockBaidu
 from tests.providers.mock_bedrock import MockBedrock
+from tests.providers.mock_cohere import MockCohere
 from tests.providers.mock_gemini import MockGemini
+from tests.providers.mock_tencent import SECRET_ID, SECRET_KEY, MockTencent
+from tests.providers.mock_zhipu import MockZhipu
 from tests.providers.vendor_harness import serve, stream_chunks
 from tests.world import new_world
 
@@ -24,6 +30,11 @@ AK, SK, REGION = "AKIAIOSFODNN7EXAMPLE", "bedrock-test-secret/key+with/slashes",
 anthropic_server = serve(MockAnthropic)
 gemini_server = serve(MockGemini)
 bedrock_server = serve(lambda: MockBedrock(access_key=AK, secret_key=SK, region=REGION))
+baidu_server = serve(lambda: MockBaidu(keys={"bdApiKey123": "bdSecretKey456"}))
+tencent_server = serve(MockTencent)
+cohere_server = serve(MockCohere)
+ali_server = serve(lambda: MockAli(keys={"sk-dashscope-mock-key"}))
+zhipu_server = serve(lambda: MockZhipu(keys={"zkeyid": "zsecretvalue"}))
 
 
 async def prices(model: str, *, ratio: float, completion: float) -> None:
@@ -164,6 +175,152 @@ async def test_deepseek_cache_hits_are_billed_and_shown_as_cached_tokens(relay_c
     assert usage["prompt_tokens_details"] == {"cached_tokens": 800}
     # (200 + 800 x 0.1 + 100 x 2) x 0.5 = 240
     await logged(prompt=1000, completion=100, cached=800, written=0, written_1h=0, reasoning=0, quota=240)
+
+
+# --- Baidu: ERNIE's cached_tokens beside the counts (v1), the same field on Qianfan v2's OpenAI shape -----------
+
+ERNIE = "ERNIE-4.0-Turbo-8K"
+
+
+@pytest.fixture
+def ernie(transactional_db, baidu_server):
+    baidu._tokens.clear()
+    return new_world(baidu_server, username="alice", type=15, name="baidu", key="bdApiKey123|bdSecretKey456",
+                     models=ERNIE)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_ernie_cache_hits_are_billed_at_baidus_cache_price(relay_client, ernie, stream):
+    await prices(ERNIE, ratio=1, completion=2)
+    ernie.upstream.then(fixture="stream_cached.sse" if stream else "chat_cached.json")
+    usage = await ask(relay_client, ernie, ERNIE, stream=stream)
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (1200, 40)
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 1000}
+    # 200 + 1000 x 0.4 + 40 x 2 = 680 (at the full input price it would be 1280)
+    await logged(prompt=1200, completion=40, cached=1000, written=0, written_1h=0, reasoning=0, quota=680,
+                 content_has=("cache read ratio 0.4",))
+
+
+@pytest.fixture
+def qianfan(transactional_db, upstream):
+    return new_world(upstream, username="alice", type=47, name="qianfan", models="ernie-4.0-turbo-8k")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_qianfan_v2_cache_hits_are_billed_at_baidus_cache_price(relay_client, qianfan, stream):
+    await prices("ernie-4.0-turbo-8k", ratio=1, completion=2)
+    qianfan.upstream.then(prompt_tokens=1200, completion_tokens=40, usage_extra={"cached_tokens": 1000})
+    usage = await ask(relay_client, qianfan, "ernie-4.0-turbo-8k", stream=stream)
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 1000}
+    await logged(prompt=1200, completion=40, cached=1000, written=0, written_1h=0, reasoning=0, quota=680)
+
+
+# --- Tencent Hunyuan: Usage.PromptTokensDetails.CachedTokens, a string in Tencent's schema -------------------
+
+@pytest.fixture
+def hunyuan(transactional_db, tencent_server):
+    return new_world(tencent_server, username="alice", type=23, name="hunyuan",
+                     key=f"1300000000|{SECRET_ID}|{SECRET_KEY}", models="hunyuan-turbos-latest")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_hunyuan_cache_hits_are_billed_at_the_cache_ratio(relay_client, hunyuan, stream):
+    await prices("hunyuan-turbos-latest", ratio=1, completion=2)
+    await sync_to_async(option_set)(key="CacheRatio", value={"hunyuan-turbos-latest": 0.4})
+    hunyuan.upstream.then(fixture="stream_cached.sse" if stream else "chat_cached.json")
+    usage = await ask(relay_client, hunyuan, "hunyuan-turbos-latest", stream=stream)
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (1200, 40)
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 1000}
+    # 200 + 1000 x 0.4 + 40 x 2 = 680
+    await logged(prompt=1200, completion=40, cached=1000, written=0, written_1h=0, reasoning=0, quota=680,
+                 content_has=("cache read ratio 0.4",))
+
+
+# --- Cohere: usage.cached_tokens beside the actual and billed counts (a float in its v2 schema) ------------------
+
+@pytest.fixture
+def command(transactional_db, cohere_server):
+    return new_world(cohere_server, username="alice", type=35, name="cohere", key="co-test-secret-key",
+                     models="command-a-03-2025")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_cohere_cache_hits_are_billed_at_the_cache_ratio(relay_client, command, stream):
+    await prices("command-a-03-2025", ratio=1, completion=2)
+    await sync_to_async(option_set)(key="CacheRatio", value={"command-a-03-2025": 0.5})
+    command.upstream.then(fixture="stream_cached.sse" if stream else "chat_cached.json")
+    usage = await ask(relay_client, command, "command-a-03-2025", stream=stream)
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (1200, 40)
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 1000}
+    # 200 + 1000 x 0.5 + 40 x 2 = 780
+    await logged(prompt=1200, completion=40, cached=1000, written=0, written_1h=0, reasoning=0, quota=780,
+                 content_has=("cache read ratio 0.5",))
+
+
+# --- Alibaba (Qwen): reads as cached_tokens, an explicit cache's writes as cache_creation_input_tokens -----------
+
+QWEN_WRITE = {"text_tokens": 1200, "cached_tokens": 0, "cache_type": "ephemeral",
+              "cache_creation": {"ephemeral_5m_input_tokens": 1000}, "cache_creation_input_tokens": 1000}
+
+
+@pytest.fixture
+def bailian(transactional_db, upstream):
+    return new_world(upstream, username="alice", type=49, name="bailian", key="sk-bailian", models="qwen-plus")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize(("details", "cached", "written", "quota"), [
+    # 200 + 1000 x 0.2 (Qwen's implicit cache) + 40 x 2 = 480
+    ({"cached_tokens": 1000}, 1000, 0, 480),
+    # 200 + 1000 x 1.25 (an explicit cache's writes) + 40 x 2 = 1530
+    (QWEN_WRITE, 0, 1000, 1530),
+], ids=["read", "written"])
+async def test_bailian_compatible_mode_cache_reads_and_writes(relay_client, bailian, stream, details, cached,
+                                                              written, quota):
+    await prices("qwen-plus", ratio=1, completion=2)
+    bailian.upstream.then(prompt_tokens=1200, completion_tokens=40, usage_extra={"prompt_tokens_details": details})
+    usage = await ask(relay_client, bailian, "qwen-plus", stream=stream)
+    assert usage["prompt_tokens_details"] == details  # the vendor's own usage, passed through
+    await logged(prompt=1200, completion=40, cached=cached, written=written, written_1h=0, reasoning=0,
+                 quota=quota)
+
+
+@pytest.fixture
+def dashscope(transactional_db, ali_server):
+    return new_world(ali_server, username="alice", type=17, name="ali", key="sk-dashscope-mock-key",
+                     models="qwen-plus")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_dashscope_explicit_cache_writes_are_billed_at_the_create_cache_ratio(relay_client, dashscope, stream):
+    await prices("qwen-plus", ratio=1, completion=2)
+    dashscope.upstream.then(fixture="stream_cache_write.sse" if stream else "chat_cache_write.json")
+    usage = await ask(relay_client, dashscope, "qwen-plus", stream=stream)
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (1200, 40)
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 0, "cache_write_tokens": 1000}
+    await logged(prompt=1200, completion=40, cached=0, written=1000, written_1h=0, reasoning=0, quota=1530,
+                 content_has=("cache write ratio 1.25",))
+
+
+# --- Zhipu (GLM): OpenAI's prompt_tokens_details.cached_tokens, the stream's in its last chunk ----------------
+
+@pytest.fixture
+def glm(transactional_db, zhipu_server):
+    zhipu._tokens.clear()
+    return new_world(zhipu_server, username="alice", type=16, name="zhipu", key="zkeyid.zsecretvalue",
+                     models="glm-4-plus")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_zhipu_cache_hits_are_billed_at_the_cache_ratio(relay_client, glm, stream):
+    await prices("glm-4-plus", ratio=1, completion=2)
+    await sync_to_async(option_set)(key="CacheRatio", value={"glm-4-plus": 0.5})
+    glm.upstream.then(fixture="stream_cached.sse" if stream else "chat_cached.json")
+    usage = await ask(relay_client, glm, "glm-4-plus", stream=stream)
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 1000}
+    # 200 + 1000 x 0.5 + 40 x 2 = 780
+    await logged(prompt=1200, completion=40, cached=1000, written=0, written_1h=0, reasoning=0, quota=780,
+                 content_has=("cache read ratio 0.5",))
 
 
 # --- Gemini: cachedContentTokenCount inside the prompt; thoughts billed as output ---------------------------

@@ -8,7 +8,7 @@ import pytest
 
 from providers.adapters import ADAPTERS, adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
-from providers.adapters.tencent import TencentAdapter, tc3_authorization
+from providers.adapters.tencent import TencentAdapter, tc3_authorization, usage_from
 from relay.streaming import ChunkGatherer, SSEParser
 from tests.providers.mock_tencent import expected_authorization
 from tests.providers.vendor_harness import call_context
@@ -168,6 +168,15 @@ def test_plain_answer_becomes_a_chat_completion_with_hunyuans_usage():
     assert answer["usage"] == {"prompt_tokens": 9, "completion_tokens": 17, "total_tokens": 26}
     assert (usage.prompt_tokens, usage.completion_tokens) == (9, 17)
     assert adapter_for(23).completion_text(mode="chat", body=data).startswith("你好")
+
+
+@pytest.mark.parametrize(("cached", "expected"), [("1000", 1000), (1000, 1000), ("", 0), ("lots", 0), (None, 0),
+                                                  ("99999", 1200)])
+def test_cached_tokens_are_read_as_the_string_tencents_schema_gives_or_a_number(cached, expected):
+    # Tencent's schema types CachedTokens as a string; anything not a count is no cache hit, and a count above
+    # the prompt is held to the prompt, so a bill never goes below zero input.
+    usage = usage_from({"PromptTokens": 1200, "CompletionTokens": 40, "PromptTokensDetails": {"CachedTokens": cached}})
+    assert (usage.prompt_tokens, usage.cached_tokens) == (1200, expected)
 
 
 def test_tool_call_answer_becomes_openai_tool_calls():

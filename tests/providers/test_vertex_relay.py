@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from billing.services import option_set
-from providers.adapters import vertex
+from providers.adapters import vertex, vertex_claude_count
 from tests.helpers import consume_log, flush
 from tests.providers.mock_gemini import MockGemini
 from tests.providers.mock_vertex import MockVertex, fixture
@@ -41,6 +41,7 @@ vertex_server = serve(lambda: MockVertex().trust(PRIVATE_KEY.public_key()))
 @pytest.fixture
 def gcp(transactional_db, vertex_server):
     vertex._tokens.clear()
+    vertex_claude_count.forget_all()
     adc = {"type": "service_account", "project_id": "demo-project", "private_key_id": "kid-1",
            "private_key": PEM, "client_email": EMAIL, "token_uri": vertex_server.token_uri}
     yield new_world(vertex_server, username="alice", type=42, name="vertex", key="unused",
@@ -127,6 +128,62 @@ async def test_a_claude_message_through_vertex_bills_its_cache_at_the_cache_rati
 
 
 image_server = serve(MockGemini)  # it serves test images too
+
+
+# --- Claude's count_tokens: Vertex's count-tokens endpoint where the model and region have it -------------------
+
+COUNT = {"model": CLAUDE, "system": "Be brief.", "messages": [{"role": "user", "content": "Say hello"}]}
+NO_COUNT = {404: {"error": {"code": 404, "status": "NOT_FOUND",
+                            "message": "Publisher Model `count-tokens` was not found or your project does not have "
+                                       "access to it."}},
+            400: {"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                            "message": "Token counting is not supported for this model in this region."}}}
+
+
+async def count(client, world) -> int:
+    response = await client.post("/v1/messages/count_tokens", json=COUNT,
+                                 headers={"x-api-key": f"sk-{world.token.key}", "anthropic-version": "2023-06-01",
+                                          "anthropic-beta": "token-counting-2024-11-01"})
+    assert response.status_code == 200, response.text
+    return response.json()["input_tokens"]
+
+
+async def test_a_claude_count_goes_to_vertexs_count_tokens_and_costs_nothing(relay_client, gcp):
+    assert await count(relay_client, gcp) == 2095  # Vertex's count, not the local one
+    [sent] = [r for r in gcp.upstream.requests if r.path != "/token"]
+    assert sent.path == f"{PREFIX}/anthropic/models/count-tokens:rawPredict"
+    # The model is named in the body, in Vertex's spelling, with Vertex's API version beside it.
+    assert sent.body == {**COUNT, "model": "claude-sonnet-4-5@20250929", "anthropic_version": "vertex-2023-10-16"}
+    assert sent.headers["anthropic-beta"] == "token-counting-2024-11-01"
+    assert sent.headers["Authorization"] == "Bearer ya29.mock-1" and "anthropic-version" not in sent.headers
+    assert await no_consume_log()
+
+
+@pytest.mark.parametrize("status", [404, 400])
+async def test_a_model_without_vertexs_count_is_counted_locally_and_not_asked_again_for_a_while(
+        relay_client, gcp, status, monkeypatch):
+    gcp.upstream.then(status=status, error=NO_COUNT[status])
+    local = await count(relay_client, gcp)
+    assert 0 < local < 100  # the local count of a short prompt, not Vertex's refusal
+    asked = [r for r in gcp.upstream.requests if r.path.endswith("count-tokens:rawPredict")]
+    assert len(asked) == 1
+    # Remembered for this channel and model: the next count is local without a round trip.
+    assert await count(relay_client, gcp) == local
+    assert len([r for r in gcp.upstream.requests if r.path.endswith("count-tokens:rawPredict")]) == 1
+    # Until the memory lapses: then Vertex is asked again (a region may have gained the endpoint).
+    later = vertex_claude_count.clock() + vertex_claude_count.REMEMBER_SECONDS + 1
+    monkeypatch.setattr(vertex_claude_count, "clock", lambda: later)
+    assert await count(relay_client, gcp) == 2095
+    assert await no_consume_log()
+
+
+async def test_a_refused_count_leaves_claude_messages_on_vertex_as_they_were(relay_client, gcp):
+    gcp.upstream.then(status=404, error=NO_COUNT[404])
+    await count(relay_client, gcp)
+    response = await relay_client.post("/v1/messages", json={**MESSAGE, "thinking": {"type": "disabled"}},
+                                       headers={"x-api-key": f"sk-{gcp.token.key}"})
+    assert response.status_code == 200, response.text
+    assert gcp.upstream.requests[-1].path == f"{PREFIX}/anthropic/models/claude-sonnet-4-5@20250929:rawPredict"
 
 
 async def test_a_claude_clients_url_image_is_fetched_and_sent_inline(relay_client, gcp, image_server):

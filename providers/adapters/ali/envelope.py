@@ -46,7 +46,8 @@ def ali_error(payload: dict, status: int = 200) -> UpstreamError:
 
 def usage_from(raw) -> Usage | None:
     """DashScope's usage: input/output tokens, the cached part of the input under prompt_tokens_details
-    (its context cache, https://help.aliyun.com/zh/model-studio/context-cache), the thinking under
+    (its context cache, https://help.aliyun.com/zh/model-studio/context-cache: reads as cached_tokens, an
+    explicit cache's writes as cache_creation_input_tokens, both within the input), the thinking under
     output_tokens_details."""
     if not isinstance(raw, dict):
         return None
@@ -56,6 +57,7 @@ def usage_from(raw) -> Usage | None:
         prompt = count(raw["total_tokens"])  # embeddings report a total only
     asked = raw.get("prompt_tokens_details") if isinstance(raw.get("prompt_tokens_details"), dict) else {}
     answered = raw.get("output_tokens_details") if isinstance(raw.get("output_tokens_details"), dict) else {}
-    return Usage(prompt_tokens=prompt, completion_tokens=completion,
-                 cached_tokens=min(count(asked.get("cached_tokens")), prompt),
+    cached = min(count(asked.get("cached_tokens")), prompt)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached,
+                 cache_write_tokens=min(count(asked.get("cache_creation_input_tokens")), prompt - cached),
                  reasoning_tokens=min(count(answered.get("reasoning_tokens")), completion))
