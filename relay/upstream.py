@@ -59,7 +59,10 @@ TOO_DEEP = (orjson.JSONEncodeError, RecursionError)
 
 
 class Responder(Protocol):
-    """Where an answer goes: the client's connection (relay/asgi.py), or the channel test's capture."""
+    """Where an answer goes: the client's connection (relay/asgi.py), or the channel test's capture.
+
+    A responder with `write_events(events)` and `finish_events(events)` (a codec's Translator) gets a translated
+    stream's StreamEvents in place of their `data:` bytes, [DONE] left implied."""
 
     started: bool
 
