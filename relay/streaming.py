@@ -33,6 +33,11 @@ class SSEParser:
         for line in lines:
             yield from self._line(line.rstrip(b"\r"))
 
+    @property
+    def idle(self) -> bool:
+        """Whether nothing of an event is pending (what comes next starts a new one)."""
+        return not self._buffer and not self._data and not self._event
+
     def close(self) -> Iterator[tuple[bytes, bytes]]:
         """The stream ended: a last event without its blank line still counts."""
         if self._buffer:

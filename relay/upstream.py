@@ -59,7 +59,10 @@ TOO_DEEP = (orjson.JSONEncodeError, RecursionError)
 
 
 class Responder(Protocol):
-    """Where an answer goes: the client's connection (relay/asgi.py), or the channel test's capture."""
+    """Where an answer goes: the client's connection (relay/asgi.py), or the channel test's capture.
+
+    A responder with `write_events(events)` and `finish_events(events)` (a codec's Translator) gets a translated
+    stream's StreamEvents in place of their `data:` bytes, [DONE] left implied."""
 
     started: bool
 
@@ -529,11 +532,14 @@ async def _stream(call: Call, batches, out: Responder, outcome: Outcome, channel
     shape is a retryable 502. Events held till then (a role chunk, a malformed one) go out with it.
     A failure after that is raised too; call_channel ends the client's stream with an error event.
     """
-    held: list[bytes] = []
+    held: list = []
     answered = False  # an event in the vendor's shape came: an empty answer is still an answer
     secrets: tuple[str, ...] | None = None
+    # A codec's translator takes the events themselves, so it reads the chunks the decoder parsed instead of
+    # parsing the bytes again; every other responder gets the bytes.
+    parsed = hasattr(out, "write_events")
     async for events in batches:
-        chunks: list[bytes] = []
+        chunks: list = []
         content = False
         for decoded in events:
             if decoded.done:
@@ -546,7 +552,7 @@ async def _stream(call: Call, batches, out: Responder, outcome: Outcome, channel
                 if secrets is None:
                     secrets = adapter_for(channel.type).secrets(channel)
                 outcome.interrupted = masking.mask_error(decoded.error, secrets)
-                decoded = dataclasses.replace(decoded, data=masking.mask_bytes(decoded.data, secrets))
+                decoded = dataclasses.replace(decoded, data=masking.mask_bytes(decoded.data, secrets), chunk=None)
             elif not decoded.malformed:
                 answered = True
             if decoded.usage is not None:
@@ -561,7 +567,7 @@ async def _stream(call: Call, batches, out: Responder, outcome: Outcome, channel
                 content = True  # the model thinks aloud: the answer has begun, though not its words
             if decoded.data is None or (decoded.usage_only and not call.client_wants_usage):
                 continue
-            chunks.append(b"data: " + decoded.data + b"\n\n")
+            chunks.append(decoded if parsed else b"data: " + decoded.data + b"\n\n")
         if not outcome.started:
             held.extend(chunks)
             if not content:
@@ -571,13 +577,13 @@ async def _stream(call: Call, batches, out: Responder, outcome: Outcome, channel
             await out.start(200, SSE_HEADERS)
             outcome.started = True
         if chunks:
-            await out.write(b"".join(chunks))
+            await (out.write_events(chunks) if parsed else out.write(b"".join(chunks)))
     if not outcome.started:
         if not answered:
             raise _no_answer()
         await out.start(200, SSE_HEADERS)
         outcome.started = True
-    await out.finish(b"".join(held) + DONE)
+    await (out.finish_events(held) if parsed else out.finish(b"".join(held) + DONE))
 
 
 async def _gather(call: Call, batches, out: Responder, outcome: Outcome, channel: ChannelInfo) -> None:

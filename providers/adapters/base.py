@@ -134,6 +134,9 @@ class StreamEvent:
     # `text`, yet starts the client's stream as words do: a reasoning model may think for minutes before
     # its first word, and a client or proxy waiting that long for the headers gives up.
     reasoning: bool = False
+    # The chunk `data` holds, when the decoder parsed it whole (OpenAI's): a codec's translator reads this
+    # instead of parsing the same bytes again (relay/upstream.py hands it the events).
+    chunk: dict | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass

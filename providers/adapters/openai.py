@@ -236,7 +236,7 @@ def parse_chunk(data: bytes) -> StreamEvent:
                     text += "".join(value for value in (function.get("name"), function.get("arguments"))
                                     if isinstance(value, str))
     return StreamEvent(data=data, usage=usage, text=text, reasoning=reasoning,
-                       usage_only=usage is not None and not payload.get("choices"))
+                       usage_only=usage is not None and not payload.get("choices"), chunk=payload)
 
 
 class AzureAdapter(OpenAIAdapter):

@@ -129,6 +129,16 @@ def _event(kind: str, payload: dict) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
+PING = _event("ping", {"type": "ping"})
+
+
+def _text_delta(index: int, kind: str, text: str) -> bytes:
+    """A thinking or text delta event, the form most of a stream's events take, written without a dict."""
+    head = (b"event: content_block_delta\ndata: "
+            b'{"type":"content_block_delta","index":%d,"delta":{"type":"%s_delta","%s":')
+    return head % (index, kind.encode(), kind.encode()) + orjson.dumps(text) + b"}}\n\n"
+
+
 class MessageStream:
     """Chat chunks to Anthropic's events: message_start and ping, a content block per thinking, text or tool
     call (started, deltas, stopped), then message_delta with the stop reason and usage, and message_stop.
@@ -162,7 +172,7 @@ class MessageStream:
             "id": message_id(self.request_id), "type": "message", "role": "assistant", "model": self.model,
             "content": [], "stop_reason": None, "stop_sequence": None,
             "usage": {"input_tokens": 0, "output_tokens": 0}}}))
-        out.append(_event("ping", {"type": "ping"}))
+        out.append(PING)
 
     def _start(self, out: list[bytes], block: dict) -> None:
         self.block += 1
@@ -213,21 +223,21 @@ class MessageStream:
             if thinking:
                 if self.kind != "thinking":
                     self._open(out, "thinking", {"type": "thinking", "thinking": "", "signature": ""})
-                self._delta(out, self.block, {"type": "thinking_delta", "thinking": thinking})
+                out.append(_text_delta(self.block, "thinking", thinking))
             if "thinking_blocks" in delta:
                 self._signed(out, signed_blocks(delta["thinking_blocks"]))
             text = vendor.text(delta.get("content"))
             if text:
                 if self.kind != "text":
                     self._open(out, "text", {"type": "text", "text": ""})
-                self._delta(out, self.block, {"type": "text_delta", "text": text})
+                out.append(_text_delta(self.block, "text", text))
             for call in vendor.tool_calls(delta):
                 self._hold_call(out, call)
             self.finish = vendor.finish_reason(choice) or self.finish
         if self.calls and not out:
             now = time.monotonic()
             if now - self.quiet_since >= PING_EVERY:
-                out.append(_event("ping", {"type": "ping"}))
+                out.append(PING)
                 self.quiet_since = now
         return b"".join(out)
 

@@ -21,7 +21,7 @@ import orjson
 
 from relay.codecs import chat_answer
 from relay.errors import RelayError
-from relay.streaming import SSE_HEADERS, SSEParser
+from relay.streaming import DONE, SSE_HEADERS, SSEParser
 
 log = logging.getLogger("oneapi.relay")
 
@@ -86,6 +86,10 @@ def _stream_headers(headers: list[tuple[bytes, bytes]], encoder: StreamEncoder) 
     return [(name, content_type if name == b"content-type" else value) for name, value in headers]
 
 
+def _sse(events: list) -> bytes:
+    return b"".join(b"data: " + event.data + b"\n\n" for event in events)
+
+
 class Translator:
     """A Responder (relay/upstream.py) that translates the relay's OpenAI answer for `out` as it goes.
 
@@ -148,9 +152,25 @@ class Translator:
         if self.encoder is None:
             self.parts.append(data)
             return
-        events = self._events(self.parser.feed(data))
+        events = self._chunks(self._frames(data))
         if events:
             await self.out.write(events)
+
+    async def write_events(self, events: list) -> None:
+        """The relay's stream events (relay/upstream.py), as `write` would get them written out."""
+        if self.encoder is None or self.native:
+            await self.write(_sse(events))
+            return
+        data = self._chunks(events)
+        if data:
+            await self.out.write(data)
+
+    async def finish_events(self, events: list) -> None:
+        if self.encoder is None or self.native:
+            await self.finish(_sse(events) + DONE)
+            return
+        await self.out.finish(self._chunks(events) + self._chunks(data for _, data in self.parser.close())
+                              + self.encoder.close())
 
     async def finish(self, data: bytes = b"") -> None:
         if self.native:
@@ -171,7 +191,7 @@ class Translator:
             await self.out.start(status, headers)
             await self.out.finish(body)
             return
-        events = self._events(self.parser.feed(data)) + self._events(self.parser.close())
+        events = self._chunks(self._frames(data)) + self._chunks(data for _, data in self.parser.close())
         await self.out.finish(events + self.encoder.close())
 
     def _whole(self, status: int, headers: list, data: bytes) -> tuple[int, list, bytes]:
@@ -207,18 +227,36 @@ class Translator:
         else:
             await self.out.json(status, payload)
 
-    def _events(self, frames) -> bytes:
+    def _frames(self, data: bytes):
+        """The data of each event in `data`. The relay writes whole one-line `data: ...` events (relay/upstream.py),
+        so they are cut apart here without the line-by-line parser, which reads anything else."""
+        if data.startswith(b"data: ") and data.endswith(b"\n\n") and self.parser.idle:
+            body = data[:-2]
+            gaps = body.count(b"\n\ndata: ")
+            # Every line break is one of the gaps between events, each followed by the next event's data.
+            if body.count(b"\n") == 2 * gaps:
+                return [frame[6:] for frame in body.split(b"\n\n")]
+        return [data for _, data in self.parser.feed(data)]
+
+    def _chunks(self, events) -> bytes:
+        """The client's bytes for the relay's events: each the data of a `data:` line, or a StreamEvent, whose
+        chunk the decoder may have parsed already."""
         encoder = self.encoder
         parts: list[bytes] = []
-        for _, data in frames:
-            if data == b"[DONE]":
-                continue
-            try:
-                chunk = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                continue  # a vendor's malformed event: an OpenAI client skips it too
-            if not isinstance(chunk, dict):
-                continue
+        for event in events:
+            if isinstance(event, bytes):
+                chunk, data = None, event
+            else:
+                chunk, data = event.chunk, event.data
+            if chunk is None:
+                if data == b"[DONE]":
+                    continue
+                try:
+                    chunk = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    continue  # a vendor's malformed event: an OpenAI client skips it too
+                if not isinstance(chunk, dict):
+                    continue
             error = chunk.get("error")
             if error is not None and not chunk.get("choices"):
                 # The relay's or the vendor's error chunk ends the stream for the client.

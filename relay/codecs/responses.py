@@ -269,12 +269,23 @@ class ResponsesCodec:
         return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
+_HEADS: dict[str, bytes] = {}
+
+
+def _head(kind: str) -> bytes:
+    """An event's lines up to its data's type field: `event: kind`, then `data: {"type":"kind"` (left open)."""
+    head = _HEADS.get(kind)
+    if head is None:
+        head = _HEADS[kind] = b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind})[:-1]
+    return head
+
+
 class ResponseStream:
     """Chat chunks to Responses events: response.created and in_progress, an output item per reasoning, text
     or tool call (added, its deltas, done), then response.completed (or incomplete) with the whole Response."""
 
     __slots__ = ("request", "echo", "model", "request_id", "created_at", "sequence", "begun", "ended", "output", "kind",
-                 "open", "pieces", "tools", "namespaced", "customs", "raw", "finish", "usage", "signed")
+                 "open", "where", "pieces", "tools", "namespaced", "customs", "raw", "finish", "usage", "signed")
 
     def __init__(self, *, model: str, request_id: str, request: dict):
         self.request = request
@@ -288,6 +299,7 @@ class ResponseStream:
         self.output: list[dict] = []  # every item so far, by output index
         self.kind = ""  # what the open reasoning or message item is ("reasoning", "message"), or "tools"
         self.open = -1  # the output index of the open reasoning or message item
+        self.where = b""  # the open item's place in its delta events, as JSON fields
         self.pieces: list[str] = []  # its text so far
         self.tools: dict[int, int] = {}  # an open tool call's chat index -> its output index
         self.namespaced: dict[str, tuple[str, str]] | None = None
@@ -303,14 +315,21 @@ class ResponseStream:
         self.sequence += 1
         out.append(b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n")
 
+    def _emit_raw(self, out: list[bytes], kind: str, body: bytes) -> None:
+        """An event whose fields after its type are `body`, JSON written ahead (ending with a comma)."""
+        out.append(_head(kind) + b"," + body + b'"sequence_number":%d}\n\n' % self.sequence)
+        self.sequence += 1
+
     def _response(self, status: str) -> dict:
         return envelope(self.echo, request_id=self.request_id, model=self.model, created_at=self.created_at,
                         status=status)
 
     def _begin(self, out: list[bytes]) -> None:
         self.begun = True
-        self._emit(out, "response.created", {"response": self._response("in_progress")})
-        self._emit(out, "response.in_progress", {"response": self._response("in_progress")})
+        # Both events carry the same Response: written once.
+        response = b'"response":' + orjson.dumps(self._response("in_progress")) + b","
+        self._emit_raw(out, "response.created", response)
+        self._emit_raw(out, "response.in_progress", response)
 
     def _add(self, out: list[bytes], item: dict) -> int:
         index = len(self.output)
@@ -325,12 +344,14 @@ class ResponseStream:
         index = len(self.output)
         if kind == "reasoning":
             item_id = _item_id("rs", self.request_id, index)
+            self.where = b'"item_id":' + orjson.dumps(item_id) + b',"output_index":%d,"summary_index":0,' % index
             self.open = self._add(out, {"id": item_id, "type": "reasoning", "summary": []})
             self._emit(out, "response.reasoning_summary_part.added", {
                 "item_id": item_id, "output_index": index, "summary_index": 0,
                 "part": {"type": "summary_text", "text": ""}})
         else:
             item_id = _item_id("msg", self.request_id, index)
+            self.where = b'"item_id":' + orjson.dumps(item_id) + b',"output_index":%d,"content_index":0,' % index
             self.open = self._add(out, _message_item(item_id, None, "in_progress"))
             self._emit(out, "response.content_part.added", {
                 "item_id": item_id, "output_index": index, "content_index": 0, "part": _text_part("")})
@@ -375,13 +396,12 @@ class ResponseStream:
         if self.kind != kind:
             self._open(out, kind)
         self.pieces.append(delta)
-        item_id = self.output[self.open]["id"]
         if kind == "reasoning":
-            self._emit(out, "response.reasoning_summary_text.delta", {
-                "item_id": item_id, "output_index": self.open, "summary_index": 0, "delta": delta})
+            self._emit_raw(out, "response.reasoning_summary_text.delta",
+                           self.where + b'"delta":' + orjson.dumps(delta) + b",")
         else:
-            self._emit(out, "response.output_text.delta", {
-                "item_id": item_id, "output_index": self.open, "content_index": 0, "delta": delta, "logprobs": []})
+            self._emit_raw(out, "response.output_text.delta",
+                           self.where + b'"delta":' + orjson.dumps(delta) + b',"logprobs":[],')
 
     def _tool_call(self, out: list[bytes], call: dict) -> None:
         position = vendor.call_index(call)
