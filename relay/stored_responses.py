@@ -34,6 +34,15 @@ async def pinned_channel(body: dict, caller: Caller) -> int | None:
     channel_id = await stored.channel_of(previous, user_id=caller.user.id)
     if channel_id is None:
         raise previous_not_found(previous)
+    model = body.get("model")
+    if isinstance(model, str) and not caller.pinned_channel:
+        # Pinning skips routing, so routing's check is made here: else one stored id would let a caller send any
+        # model name to that channel, whatever its group may use.
+        tiers = (await cache.get_routes()).by_group_model.get((caller.user.group, model), ())
+        if not any(channel.id == channel_id for tier in tiers for channel in tier.channels):
+            raise bad_request(f"The channel that stored response {previous!r} does not serve model {model!r} for "
+                              f"your group: continue it with a model it serves.", param="previous_response_id",
+                              code="model_not_available")
     return channel_id
 
 

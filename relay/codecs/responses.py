@@ -19,6 +19,7 @@ from relay.codecs.responses_custom import StreamedInput, custom_input
 from relay.codecs.responses_request import (
     NATIVE_ONLY,
     STORED_HINT,
+    background_refusal,
     custom_names,
     decode,
     namespaced_names,
@@ -204,11 +205,13 @@ class ResponsesCodec:
         return decode(body)
 
     def decode_native(self, body: dict, *, counting: bool = False) -> tuple[dict, RelayError | None]:
+        if body.get("background") is True:
+            raise background_refusal()  # on every channel, native ones too
         try:
             return decode(body, counting=counting), None
         except RelayError as refusal:
             # What builds on a response the vendor stored (previous_response_id, a conversation, a stored prompt,
-            # a background run) goes as it is to a channel that serves Responses; any other refuses it with this.
+            # ...) goes as it is to a channel that serves Responses; any other refuses it with this.
             if not any(body.get(name) not in (None, False) for name in NATIVE_ONLY) or refusal.param == "model":
                 raise  # a request with no model is refused whatever channel might serve it
             return _native_only(body, counting=counting), refusal

@@ -34,7 +34,7 @@ DROPPED_ITEMS = frozenset({
 # Fields that name something OpenAI stored; a gateway bridging through chat keeps nothing.
 STORED = ("previous_response_id", "conversation", "prompt")
 # What only a channel that serves Responses natively can take (relay/codecs/responses.py, decode_native).
-NATIVE_ONLY = (*STORED, "background")
+NATIVE_ONLY = STORED
 # A custom tool is a chat function with this one string parameter; its answer's `input` is that string.
 CUSTOM_INPUT = "input"
 # A grammar longer than this is named, not quoted: the description would crowd the prompt (Codex's
@@ -46,6 +46,13 @@ STORED_HINT = ("this gateway answers /v1/responses through chat completions and 
 
 def _refuse(where: str, message: str):
     return bad_request(f"{where}: {message}", param=where.split(".")[0].split("[")[0])
+
+
+def background_refusal():
+    # A background run answers "queued" with no usage and is fetched later through GET /v1/responses/{id}, which
+    # is not billed: passed through, its whole answer would cost a local count of the prompt.
+    return _refuse("background", "not available through this gateway: a background run is billed when it "
+                                 "finishes, which the gateway does not see; send the request without it")
 
 
 def stored_refusal(where: str):
@@ -376,7 +383,7 @@ def decode(body: dict, *, counting: bool = False) -> dict:
         if body.get(name) is not None:
             raise stored_refusal(name)
     if body.get("background") is True:
-        raise stored_refusal("background")
+        raise background_refusal()
     messages = _instructions(body.get("instructions")) + _input(body.get("input", []))
     if not messages:
         raise _refuse("input", "Field required")

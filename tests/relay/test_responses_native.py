@@ -230,6 +230,29 @@ async def test_previous_response_id_goes_to_the_channel_that_stored_it_and_no_ot
     assert [log.channel_id for log in logs] == [native.channel.pk, native.channel.pk] != [second.pk] * 2
 
 
+@pytest.mark.parametrize("count", [False, True], ids=["create", "input_tokens"])
+async def test_a_continuation_may_not_name_a_model_its_channel_does_not_serve(sdk, native, count):
+    """The stored id pins its channel, past routing's check of the model: one id must not open the channel to
+    any model name (an expensive one the operator never offered, priced at the fallback ratio)."""
+    made = await sdk.responses.create(model=MODEL, input="Say hello")
+    with pytest.raises(openai.BadRequestError) as refused:
+        if count:
+            await sdk.responses.input_tokens.count(model="o1-pro", input="And then?", previous_response_id=made.id)
+        else:
+            await sdk.responses.create(model="o1-pro", input="And then?", previous_response_id=made.id)
+    assert refused.value.body["param"] == "previous_response_id" and "o1-pro" in refused.value.body["message"]
+    assert len(native.upstream.requests) == 1 and len(await consume_logs()) == 1
+
+
+async def test_a_background_run_is_refused_before_any_channel_is_asked(sdk, native):
+    """A background run answers "queued" without usage and is fetched later by unbilled GETs: passed through, its
+    whole answer would be billed as a locally counted prompt."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        await sdk.responses.create(model=MODEL, input="Think long", background=True)
+    assert refused.value.body["param"] == "background" and "billed" in refused.value.body["message"]
+    assert native.upstream.requests == [] and await consume_logs() == []
+
+
 async def test_input_tokens_of_a_continuation_are_asked_of_the_channel_that_stored_it(sdk, native, retries):
     made = await sdk.responses.create(model=MODEL, input="Say hello")
     await sync_to_async(ChannelFactory)(name="openai-second", type=50, base_url=native.upstream.url + "/b",
@@ -291,9 +314,9 @@ async def test_what_only_a_native_channel_can_take_skips_a_bridged_one(sdk, nati
     made = await sdk.responses.create(model=MODEL, input="Say hello")
     await sync_to_async(ChannelFactory)(name="chat-only", base_url=upstream.url, models=MODEL, priority=1,
                                         config=CHAT_ONLY)
-    background = await sdk.responses.create(model=MODEL, input="Think long", background=True)
-    assert background.id != made.id and upstream.requests == []
-    assert posts(native.upstream)[-1].body["background"] is True
+    prompted = await sdk.responses.create(model=MODEL, input="Think long", prompt={"id": "pmpt_1"})
+    assert prompted.id != made.id and upstream.requests == []
+    assert posts(native.upstream)[-1].body["prompt"] == {"id": "pmpt_1"}
 
 
 # --- Azure and compatible channels --------------------------------------------------------------------------
