@@ -25,12 +25,17 @@ from providers.adapters.base import StreamEvent, UpstreamError, Usage
 # --- usage -------------------------------------------------------------------------------------------
 
 
+# The most tokens one request may be said to have used: the consume log's token columns are 32-bit integers
+# (one-api's), and no request comes near it; a count past it is junk, or the log row could not be written.
+MAX_COUNT = 2**31 - 1
+
+
 def count(value: Any) -> int:
     """A token count from a vendor's JSON: a non-negative whole number, or 0 for anything else (a missing
-    field, null, a string), so one odd field never fails an answer that was delivered."""
+    field, null, a string, a count past MAX_COUNT), so one odd field never fails an answer that was delivered."""
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value < 0:
         return 0
-    return int(value) if value < 2**62 else 0
+    return int(value) if value <= MAX_COUNT else 0
 
 
 def _details(usage: dict, *names: str) -> dict:

@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 from accounts.models import Token, User
 from billing.models import Log
 from tests.helpers import flush
+from tests.relay.chat_answers import chat_answer, chat_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -150,3 +151,18 @@ async def test_any_text_is_billed_by_a_local_count_when_the_upstream_reports_no_
     await flush()
     log = await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
     assert log.prompt_tokens > 1000 and log.completion_tokens > 0
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_a_usage_count_no_log_row_can_hold_is_junk_and_counts_nothing(client, world, stream):
+    """A vendor that says it read 3 billion tokens: the log's 32-bit columns refuse the row on MariaDB, and the
+    ledger would retry that batch for ever (found by tests/fuzz/test_codec_answers.py on MariaDB)."""
+    usage = (3_000_000_000, 9)
+    world.upstream.then(content_type="text/event-stream", raw=chat_stream({"content": "Hi."}, finish="stop",
+                                                                         usage=usage)) if stream else \
+        world.upstream.then(raw=chat_answer({"content": "Hi."}, "stop", usage=usage))
+    response = await client.post("/v1/chat/completions", json={**CHAT, "stream": stream}, headers=world.auth)
+    assert response.status_code == 200, response.text
+    await flush()
+    log = await sync_to_async(Log.objects.get)(type=Log.Type.CONSUME)
+    assert (log.prompt_tokens, log.completion_tokens) == (0, 9)  # as any other junk count
