@@ -6,6 +6,7 @@ from django.db.models.functions import Lower
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from oneapi_site.lib.limit_fields import Budget, RateLimits
 from oneapi_site.lib.timeutil import now_ts
 
 DEFAULT_ROOT_PASSWORD = "123456"  # one-api's seeded root password, refused as a new password
@@ -26,7 +27,7 @@ class UserManager(BaseUserManager):
         return self.create_user(username, password, **fields)
 
 
-class User(AbstractBaseUser):
+class User(AbstractBaseUser, RateLimits, Budget):
     """An account, with one-api's fields and codes so its data imports as is."""
 
     class Role(models.IntegerChoices):
@@ -56,6 +57,10 @@ class User(AbstractBaseUser):
     github_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
     oidc_id = models.CharField(max_length=255, blank=True, default="", db_index=True,
                                help_text="The OIDC subject (`sub`), at most 255 characters by the spec.")
+    # A negotiated price: multiplies the group ratio in every charge (billing/pricing.py).
+    price_ratio = models.FloatField(_("price ratio"), default=1,
+                                    help_text=_("Multiplies the group's ratio for this user; 1 is the list price."))
+    # Rate limits and budget: oneapi_site/lib/limit_fields.py.
 
     objects = UserManager()
 
@@ -113,7 +118,7 @@ class User(AbstractBaseUser):
         return self.is_active and self.is_staff
 
 
-class Token(models.Model):
+class Token(RateLimits, Budget):
     """An `sk-` key a user hands to clients; the key is stored without the prefix."""
 
     class Status(models.IntegerChoices):

@@ -3,10 +3,11 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from oneapi_site.lib.limit_fields import RateLimits
 from oneapi_site.lib.timeutil import now_ts
 
 
-class Channel(models.Model):
+class Channel(RateLimits):
     """An upstream account: one vendor key with its models, groups and routing weight."""
 
     class Status(models.IntegerChoices):
