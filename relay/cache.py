@@ -64,6 +64,7 @@ class UserInfo:
     status: int
     quota: int
     used_quota: int
+    price_ratio: float = 1  # multiplies the group ratio in every charge (billing/pricing.py)
 
 
 def _token_info(row: dict) -> TokenInfo:
@@ -92,7 +93,7 @@ def _load_user(user_id: int) -> UserInfo | None:
     close_old_connections()
     with ledger.flush_lock:
         row = User.objects.filter(pk=user_id).values(
-            "id", "username", "group", "role", "status", "quota", "used_quota").first()
+            "id", "username", "group", "role", "status", "quota", "used_quota", "price_ratio").first()
         if row is not None:
             ledger.rebase_user(row["id"])
     return UserInfo(**row) if row else None
