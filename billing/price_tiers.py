@@ -50,8 +50,8 @@ class Tier:
     def label(self) -> str:
         """The prompts it holds, as the log line and the models page say it."""
         if self.max_tokens is None:
-            return f"{self.min_tokens}+"
-        return f"{self.min_tokens} to {self.max_tokens - 1}"
+            return f"from {self.min_tokens} tokens"
+        return f"{self.min_tokens} to {self.max_tokens - 1} tokens"
 
 
 def select(tiers: tuple[Tier, ...], prompt_tokens: int) -> Tier | None:

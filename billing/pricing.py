@@ -1,12 +1,20 @@
 """What a request costs: the one place that decides prices, from facts the relay passes.
 
-Prices as one-api expresses them: quota = ceil((prompt + completion x CR) x MR x GR), where the prompt's
-tokens read from the vendor's cache cost CacheRatio and those written to it CreateCacheRatio of an input
-token (new-api's options): ceil((uncached + read x CacheRatio + written x CreateCacheRatio + completion x CR)
-x MR x GR). Reasoning tokens are completion tokens. A model ratio of 1 is US$0.002 per 1K prompt tokens,
-and QuotaPerUnit (500000) quota is US$1, so at ratio 1 one token costs one quota. Images are priced per
-image and speech per character, both known before the call. Arithmetic is decimal so a charge never drifts
-by one from float rounding (1000 x 0.001 must be 1, not 2).
+Prices as one-api expresses them: quota = ceil((prompt + completion x CR) x MR x GR x UR), UR being the user's
+negotiated ratio (User.price_ratio), where parts of the prompt and completion cost their own multiples of an
+input token (new-api's options): tokens read from the vendor's cache CacheRatio, those written to it
+CreateCacheRatio, image input tokens ImageRatio, audio input tokens AudioRatio, audio output tokens AudioRatio x
+AudioCompletionRatio (text output tokens CR):
+ceil((plain + read x CacheRatio + written x CreateCacheRatio + image x ImageRatio + audio x AudioRatio
++ text out x CR + audio out x AudioRatio x AudioCompletionRatio) x MR x GR x UR). Reasoning tokens are completion
+tokens. A model ratio of 1 is US$0.002 per 1K prompt tokens, and QuotaPerUnit (500000) quota is US$1, so at
+ratio 1 one token costs one quota. Images are priced per image and speech per character, both known before the
+call. Arithmetic is decimal so a charge never drifts by one from float rounding (1000 x 0.001 must be 1, not 2).
+
+Two of new-api's forms replace the ratios: ModelPrice, a US$ price per call (per image for images),
+ceil(price x QuotaPerUnit x GR x UR), reserved whole before the call; and ModelTierPricing (billing/price_tiers.py),
+US$ input and output prices per 1M tokens by the size of the prompt, the tier chosen by the prompt the vendor
+counted (the reservation by the estimate). A model in both is priced per call, as new-api does.
 
 The relay tells what was asked (an Order: mode, model, counts) and what came back (the vendor's usage,
 or counters for the words when it gave none, the images made); `quote` and `charge` decide the rest:
@@ -227,9 +235,10 @@ def text_quota(*, prompt_tokens: int, completion_tokens: int, model_ratio: float
     return token_quota(tokens, rates, multiplier=_dec(group_ratio) * _dec(user_ratio))
 
 
-def is_priced(model: str, ratios: dict[str, float]) -> bool:
-    """Whether the operator's ratios or the defaults name `model`; any other is charged UNKNOWN_MODEL_RATIO."""
-    return model in ratios or model in DEFAULT_MODEL_RATIO
+def is_priced(model: str, ratios: dict[str, float], *others: Container[str]) -> bool:
+    """Whether the operator's ratios or the defaults name `model`, or `others` do (per-call prices, tiers); any
+    other is charged UNKNOWN_MODEL_RATIO."""
+    return model in ratios or model in DEFAULT_MODEL_RATIO or any(model in names for names in others)
 
 
 def list_price(*, model_ratio: float, group_ratio: float, completion_ratio: float = 1.0,
@@ -296,12 +305,12 @@ class Quote:
     per_call: Decimal | None = None  # ModelPrice: US$ a call (an image, for images)
     per: str = "call"  # what per_call is the price of: "call", or "image"
     tiers: tuple[Tier, ...] = ()  # ModelTierPricing: prices by the prompt's size
-    tier: Tier | None = None  # the tier these prices are of
+    tier: Tier | None = None  # the tier these prices are of (set by at_prompt only)
 
     def at_prompt(self, prompt_tokens: int) -> Quote:
         """These prices for a prompt of `prompt_tokens`: the tier that holds it, when the model has tiers."""
         tier = price_tiers.select(self.tiers, prompt_tokens)
-        if tier is None or tier is self.tier:
+        if tier is None:
             return self
         input_price = tier.input_price
         return replace(self, tier=tier, model_ratio=float(input_price / USD_PER_1M_AT_RATIO_1),
@@ -441,15 +450,17 @@ def quote(order: Order, *, channel_type: int, mapped_model: str | None = None) -
         count = order.images if order.mode == "images" else 1
         return replace(base, per_call=price, per="image" if order.mode == "images" else "call",
                        fixed=each * count, reserve=each * count, images=count, tiers=())
-    estimate = estimate_prompt_tokens(order.body_size)
-    priced = base.at_prompt(estimate)  # the tier the estimated prompt falls in; the bill's may differ
-    fixed = _fixed_price(order, model_ratio=priced.model_ratio, group_ratio=priced.multiplier)
+    fixed = _fixed_price(order, model_ratio=base.model_ratio, group_ratio=base.multiplier)
     if fixed is not None:
-        return replace(priced, fixed=fixed, reserve=fixed, tiers=(), tier=None)
+        return replace(base, fixed=fixed, reserve=fixed, tiers=())
+    # Held at the tier the estimated prompt falls in; the bill is at the tier of the prompt the vendor counted.
+    # The quote keeps the model's own prices: a tier's replace them only for the bill (Quote.at_prompt), so a
+    # tier without a cache price falls back on the model's CacheRatio, not on another tier's.
+    estimate = estimate_prompt_tokens(order.body_size)
     reserve = pre_consume_quota(base=options.get("PreConsumedQuota"), prompt_tokens=estimate,
-                                max_tokens=order.max_tokens, model_ratio=priced.rates.input,
+                                max_tokens=order.max_tokens, model_ratio=base.at_prompt(estimate).rates.input,
                                 group_ratio=group, user_ratio=user)
-    return replace(priced, reserve=reserve)
+    return replace(base, reserve=reserve)
 
 
 def _fixed_price(order: Order, *, model_ratio: float, group_ratio: float | Decimal) -> int | None:
