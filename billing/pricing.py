@@ -178,14 +178,19 @@ class Rates:
     audio_input: Decimal
     audio_output: Decimal
 
+    @property
+    def free(self) -> bool:
+        return not any((self.input, self.output, self.cache_read, self.cache_write, self.image_input,
+                        self.audio_input, self.audio_output))
+
 
 def token_quota(tokens: Tokens, rates: Rates, *, multiplier: Decimal) -> int:
     """The charge for `tokens` at `rates` times `multiplier` (the group ratio x the user's ratio), rounded up, at
-    least 1 when any token is priced (one-api's postConsumeQuota); 0 for nothing, or a free model."""
+    least 1 for a priced model (one-api's postConsumeQuota); 0 for nothing, a free model or a free group."""
     prompt_tokens, completion_tokens = max(tokens.prompt, 0), max(tokens.completion, 0)
     if prompt_tokens <= 0 and completion_tokens <= 0:
         return 0
-    if rates.input * multiplier == 0:
+    if multiplier == 0 or rates.free:
         return 0
     # A vendor's parts never add up to more than its count: what is not read, written, image or audio is plain.
     read = min(max(tokens.cached, 0), prompt_tokens)

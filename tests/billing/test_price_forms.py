@@ -123,6 +123,14 @@ def test_a_tier_is_exact_where_its_completion_ratio_is_not():
     assert pricing.charge(quote, pricing.Tokens(prompt=2, completion=0)) == 3  # 2 x 3 / 2
 
 
+def test_a_tier_with_free_input_still_charges_its_output():
+    load_options(ModelTierPricing={"m": {"tiers": [{"min_tokens": 0, "input_price": 0, "completion_price": 10}]}})
+    quote = pricing.quote(chat(), channel_type=1)
+    assert pricing.charge(quote, pricing.Tokens(prompt=1000, completion=20)) == 20 * 10 / 2
+    load_options(ModelTierPricing={"m": {"tiers": [{"min_tokens": 0, "input_price": 0, "completion_price": 0}]}})
+    assert pricing.charge(pricing.quote(chat(), channel_type=1), pricing.Tokens(prompt=1000, completion=20)) == 0
+
+
 def test_the_reservation_uses_the_tier_of_the_estimated_prompt():
     load_options(ModelTierPricing=GEMINI_TIERS, PreConsumedQuota="500")
     body = 3 * 250000  # BODY_BYTES_PER_PROMPT_TOKEN bytes a token: an estimate of 250000 prompt tokens
@@ -230,6 +238,23 @@ def test_a_user_ratio_that_is_no_price_is_the_list_price(stored):
     quote = pricing.quote(chat(user_ratio=stored), channel_type=1)
     assert quote.user_ratio == 1
     assert pricing.charge(quote, pricing.Tokens(prompt=100)) == 100
+
+
+def test_charges_are_the_same_computed_at_once_on_many_threads():
+    """Quotes are frozen and the arithmetic decimal in each thread's own context: nothing shared to race on."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    load_options(ModelPrice={"per-call": 0.07}, ModelTierPricing=GEMINI_TIERS, GroupRatio={"vip": 1.1},
+                 AudioRatio={"gpt-4o-audio-preview": 16})
+    cases = [(pricing.quote(chat(model, group="vip", user_ratio=ratio), channel_type=1),
+              pricing.Tokens(prompt=prompt, completion=prompt // 7, cached=prompt // 3, audio_in=prompt // 5,
+                             audio_out=prompt // 70))
+             for model in ("per-call", "long-model", "gpt-4o-audio-preview", "gpt-4o-mini")
+             for ratio in (1, 0.9, 0.33) for prompt in (1, 999, 199999, 200000, 777777)]
+    alone = [pricing.charge(q, t) for q, t in cases]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(20):
+            assert list(pool.map(lambda case: pricing.charge(*case), cases)) == alone
 
 
 # --- The options, checked when saved ------------------------------------------------------------------------------
