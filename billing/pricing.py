@@ -214,6 +214,7 @@ def token_quota(tokens: Tokens, rates: Rates, *, multiplier: Decimal) -> int:
     return max(1, math.ceil(exact * multiplier))
 
 
+@lru_cache(maxsize=4096)  # a few models and groups: the same rates for request after request
 def ratio_rates(*, model_ratio: float, completion_ratio: float, cache_ratio: float = 1, create_cache_ratio: float = 1,
                 image_ratio: float = 1, audio_ratio: float = 1, audio_completion_ratio: float | None = None) -> Rates:
     """The rates the ratios give. Audio output tokens cost AudioRatio x AudioCompletionRatio input tokens (new-api's
@@ -436,36 +437,38 @@ def quote(order: Order, *, channel_type: int, mapped_model: str | None = None) -
     name = priced_model(order.model, mapped_model, channel_type, model_ratios, per_call_prices, tier_table)
     group = group_ratio(order.group, options.get("GroupRatio"))
     user = user_ratio_of(order.user_ratio)
+    multiplier = _dec(group) * _dec(user)
     audio_completion = options.get("AudioCompletionRatio")
-    base = Quote(model_ratio=model_ratio(name, channel_type, model_ratios),
-                 completion_ratio=completion_ratio(name, options.get("CompletionRatio")),
-                 group_ratio=group, user_ratio=user, reserve=0, images=order.images,
-                 cache_ratio=cache_ratio(name, options.get("CacheRatio")),
-                 create_cache_ratio=create_cache_ratio(name, options.get("CreateCacheRatio")),
-                 image_ratio=named_ratio(name, options.get("ImageRatio"), DEFAULT_IMAGE_RATIO, 1),
-                 audio_ratio=named_ratio(name, options.get("AudioRatio"), DEFAULT_AUDIO_RATIO, 1),
-                 audio_completion_ratio=audio_completion[name] if name in audio_completion
-                 else DEFAULT_AUDIO_COMPLETION_RATIO.get(name),
-                 tiers=tier_table.get(name, ()))
+    ratio = model_ratio(name, channel_type, model_ratios)
+    prices = {"model_ratio": ratio, "completion_ratio": completion_ratio(name, options.get("CompletionRatio")),
+              "group_ratio": group, "user_ratio": user,
+              "cache_ratio": cache_ratio(name, options.get("CacheRatio")),
+              "create_cache_ratio": create_cache_ratio(name, options.get("CreateCacheRatio")),
+              "image_ratio": named_ratio(name, options.get("ImageRatio"), DEFAULT_IMAGE_RATIO, 1),
+              "audio_ratio": named_ratio(name, options.get("AudioRatio"), DEFAULT_AUDIO_RATIO, 1),
+              "audio_completion_ratio": audio_completion[name] if name in audio_completion
+              else DEFAULT_AUDIO_COMPLETION_RATIO.get(name)}
     if name in per_call_prices:
         # new-api's ModelPrice: the price overrides every ratio but the group's (and here the user's); an images
         # request pays it per image, and is paid per image delivered as the ratio-priced ones are.
         price = _dec(per_call_prices[name])
-        each = math.ceil(price * options.quota_per_unit() * base.multiplier)
+        each = math.ceil(price * options.quota_per_unit() * multiplier)
         count = order.images if order.mode == "images" else 1
-        return replace(base, per_call=price, per="image" if order.mode == "images" else "call",
-                       fixed=each * count, reserve=each * count, images=count, tiers=())
-    fixed = _fixed_price(order, model_ratio=base.model_ratio, group_ratio=base.multiplier)
+        return Quote(**prices, per_call=price, per="image" if order.mode == "images" else "call",
+                     fixed=each * count, reserve=each * count, images=count)
+    fixed = _fixed_price(order, model_ratio=ratio, group_ratio=multiplier)
     if fixed is not None:
-        return replace(base, fixed=fixed, reserve=fixed, tiers=())
+        return Quote(**prices, fixed=fixed, reserve=fixed, images=order.images)
     # Held at the tier the estimated prompt falls in; the bill is at the tier of the prompt the vendor counted.
     # The quote keeps the model's own prices: a tier's replace them only for the bill (Quote.at_prompt), so a
     # tier without a cache price falls back on the model's CacheRatio, not on another tier's.
+    tiers = tier_table.get(name, ())
     estimate = estimate_prompt_tokens(order.body_size)
+    tier = price_tiers.select(tiers, estimate)
     reserve = pre_consume_quota(base=options.get("PreConsumedQuota"), prompt_tokens=estimate,
-                                max_tokens=order.max_tokens, model_ratio=base.at_prompt(estimate).rates.input,
-                                group_ratio=group, user_ratio=user)
-    return replace(base, reserve=reserve)
+                                max_tokens=order.max_tokens, group_ratio=group, user_ratio=user,
+                                model_ratio=ratio if tier is None else tier.input_price / USD_PER_1M_AT_RATIO_1)
+    return Quote(**prices, reserve=reserve, images=order.images, tiers=tiers)
 
 
 def _fixed_price(order: Order, *, model_ratio: float, group_ratio: float | Decimal) -> int | None:
