@@ -57,13 +57,11 @@ def budget_text(status: BudgetStatus) -> str:
     return gettext("%(spent)s of %(budget)s spent this month, resets at %(resets)s") % values
 
 
-def budget_short(holder) -> str:
-    """The budget alone, for a list column: "$10 a day"; "" when there is none."""
-    if not holder.budget_quota or not holder.budget_period:
-        return ""
-    values = {"budget": money.quota_text(holder.budget_quota)}
-    if holder.budget_period == BudgetPeriod.DAY:
-        return gettext("%(budget)s a day") % values
-    if holder.budget_period == BudgetPeriod.WEEK:
-        return gettext("%(budget)s a week") % values
-    return gettext("%(budget)s a month") % values
+def budget_brief(status: BudgetStatus) -> str:
+    """For a list column: "$3.2 of $10 today"."""
+    values = {"spent": money.quota_text(status.spent), "budget": money.quota_text(status.budget)}
+    if status.period == BudgetPeriod.DAY:
+        return gettext("%(spent)s of %(budget)s today") % values
+    if status.period == BudgetPeriod.WEEK:
+        return gettext("%(spent)s of %(budget)s this week") % values
+    return gettext("%(spent)s of %(budget)s this month") % values
