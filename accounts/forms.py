@@ -155,8 +155,8 @@ class UserChangeForm(_LimitsMixin, _RoleRulesMixin, forms.ModelForm):
     budget_quota = _budget_amount_field()
     price_ratio = PriceRatioField(
         label=_("Price ratio"), required=False,
-        help_text=_("Multiplies the group's ratio in every charge of this user: 0.8 is 20% off, 1 the list "
-                    "price; 0 to 10,000."))
+        help_text=_("Multiplies the group's ratio in every charge of this user: 0.8 charges four fifths of the "
+                    "list price, 1 the list price; 0 to 10,000."))
 
     class Meta:
         model = User
