@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.auth.models import Group
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -33,7 +34,9 @@ class LimitsDisplayMixin:
 
     @admin.display(description=_("limits"))
     def limits_display(self, obj) -> str:
-        return ", ".join(limits_summary(obj)) or "-"
+        # One per line: the lists fit a 1280 px window (tests/e2e/test_browser.py).
+        phrases = limits_summary(obj)
+        return format_html_join(mark_safe("<br>"), "{}", ((p,) for p in phrases)) if phrases else "-"
 
     @admin.display(description=_("budget"), ordering="budget_quota")
     def budget_display(self, obj) -> str:

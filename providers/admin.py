@@ -16,7 +16,7 @@ from billing import money
 from oneapi_site.lib import numbers
 from oneapi_site.lib.admin import OfferedFiltersMixin, RowIdsMixin, ServiceErrorsMixin, mask_secret, unix_text
 from oneapi_site.lib.errors import ServiceError
-from oneapi_site.lib.limit_values import LIMIT_FIELDS, limits_summary
+from oneapi_site.lib.limit_values import LIMIT_FIELDS
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 from providers import labels, services
 from providers.adapters import ADAPTERS
@@ -69,7 +69,7 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
                    admin.ModelAdmin):
     form = ChannelForm
     list_display = ("id", "name", "type_label", "status", "priority", "weight", "response", "used_display",
-                    "balance_display", "group", "models_short", "limits_display", "key_masked")
+                    "balance_display", "group", "models_short", "key_masked")
     list_display_links = ("id", "name")
     list_filter = (TypeFilter, "status", GroupFilter)
     search_fields = ("name", "=id")
@@ -103,10 +103,6 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
         models = obj.model_list
         text = ", ".join(models[:4])
         return f"{text} (+{len(models) - 4})" if len(models) > 4 else text
-
-    @admin.display(description=_("limits"))
-    def limits_display(self, obj: Channel) -> str:
-        return ", ".join(limits_summary(obj)) or "-"
 
     @admin.display(description=_("key"))
     def key_masked(self, obj: Channel) -> str:
