@@ -223,3 +223,10 @@ def test_a_bad_channel_cap_is_a_form_error(root_client, typed):
     channel.refresh_from_db()
     assert channel.tpm_limit == 0
     assert Channel.objects.count() == 1
+
+
+def test_an_admins_own_page_shows_their_limits_read_only(staff_client, staff):
+    User.objects.filter(pk=staff.pk).update(rpm_limit=12, price_ratio=0.5)
+    html = staff_client.get(user_url(staff)).content.decode()
+    assert 'name="rpm_limit"' not in html and 'name="price_ratio"' not in html
+    assert "12" in html.split("field-rpm_limit")[1][:400]
