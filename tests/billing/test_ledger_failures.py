@@ -1,0 +1,185 @@
+"""A charge the database refuses never holds back the others (billing/ledger.py).
+
+The ledger writes its queue in batches of one transaction each. A batch the database refuses for what it holds
+(a value past its column, an integrity error) would fail the same way on every retry: it is written in parts,
+every good charge once; a refused charge is written again with its log row cut to the columns, and only
+one that fails even so is parked. A database that is down keeps every charge queued, in order.
+"""
+
+import logging
+from unittest import mock
+
+import pytest
+from django.db import DataError, IntegrityError, OperationalError, connection
+from django.db.models import Sum
+
+from accounts.models import Token, User
+from billing import ledger as ledger_module
+from billing.ledger import Ledger
+from billing.models import Log
+from billing.services import Charge, charges_apply
+from tests.factories import TokenFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+USER_QUOTA = 10**9
+TOKEN_QUOTA = 10**8
+INT_MAX = 2**31 - 1
+UNPAYABLE = 2**63  # no balance column moves by it: every database refuses the UPDATE (SQLite's driver first)
+
+
+@pytest.fixture
+def token(db):
+    return TokenFactory(user=UserFactory(username="payer", quota=USER_QUOTA), name="key", remain_quota=TOKEN_QUOTA)
+
+
+def charge(token: Token, n: int, *, quota: int = 0, **fields) -> Charge:
+    values = dict(user_id=token.user_id, username="payer", token_id=token.pk, token_name=token.name, unlimited=False,
+                  channel_id=0, model_name="gpt-4o", quota=quota or 10 + n, prompt_tokens=3, completion_tokens=4,
+                  request_id=f"req-{n}", elapsed_ms=5, is_stream=False, content="", created_at=1_700_000_000)
+    return Charge(**(values | fields))
+
+
+def settled(ledger: Ledger, charges: list[Charge]) -> list[Charge]:
+    for c in charges:
+        ledger.settle(c, reserved=0)
+    return charges
+
+
+def logged_request_ids() -> list[str]:
+    return list(Log.objects.filter(type=Log.Type.CONSUME).order_by("id").values_list("request_id", flat=True))
+
+
+def assert_balances_are_the_written_charges(ledger: Ledger, token: Token) -> None:
+    """The user's and the token's balances moved by what the logs hold, and the relay's view (the balance it
+    cached before these charges, minus what the ledger counts as spent since) is the database's."""
+    written = Log.objects.filter(type=Log.Type.CONSUME).aggregate(s=Sum("quota"))["s"] or 0
+    user = User.objects.get(pk=token.user_id)
+    remain = Token.objects.get(pk=token.pk).remain_quota
+    assert (user.quota, remain) == (USER_QUOTA - written, TOKEN_QUOTA - written)
+    assert user.request_count == Log.objects.filter(type=Log.Type.CONSUME).count()
+    assert USER_QUOTA - ledger.user_spent(token.user_id) == user.quota
+    assert TOKEN_QUOTA - ledger.token_spent(token.pk) == remain
+    assert ledger.unflushed_user[token.user_id] == 0 and ledger.unflushed_token[token.pk] == 0
+
+
+def parked_lines(caplog, request_id: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno == logging.ERROR and "parked" in r.getMessage()
+            and repr(request_id) in r.getMessage()]
+
+
+def test_a_charge_no_balance_can_take_is_parked_and_every_other_is_written_once(token, caplog):
+    ledger = Ledger()
+    charges = settled(ledger, [charge(token, n) for n in range(5)] + [charge(token, 5, quota=UNPAYABLE)]
+                      + [charge(token, n) for n in range(6, 11)])
+    ledger.flush_all()
+    assert logged_request_ids() == [f"req-{n}" for n in range(11) if n != 5]
+    assert_balances_are_the_written_charges(ledger, token)
+    assert list(ledger.parked) == [charges[5]] and ledger.parked_count == 1 and ledger.pending == []
+    [line] = parked_lines(caplog, "req-5")
+    message = line.getMessage()
+    assert f"user {token.user_id}" in message and "'gpt-4o'" in message and str(UNPAYABLE) in message
+    # Later charges flow, and the parked one is neither retried nor logged again.
+    settled(ledger, [charge(token, 11), charge(token, 12)])
+    assert ledger.flush_all() == 2
+    assert logged_request_ids()[-2:] == ["req-11", "req-12"]
+    assert len(parked_lines(caplog, "req-5")) == 1 and ledger.parked_count == 1
+    assert_balances_are_the_written_charges(ledger, token)
+
+
+def test_a_log_row_past_its_columns_is_written_cut_to_fit_and_the_user_pays(token, caplog):
+    """A count past the log's 32-bit column (2**63 fails on SQLite too) and a model name past its 255 characters:
+    the request was answered, so the charge is written, its row fitted."""
+    ledger = Ledger()
+    long_model = "m" * 300
+    settled(ledger, [charge(token, 0), charge(token, 1, prompt_tokens=2**63, model_name=long_model,
+                                               request_id="r" * 100, quota=777), charge(token, 2)])
+    assert ledger.flush_all() == 3
+    assert logged_request_ids() == ["req-0", "r" * 64, "req-2"]
+    row = Log.objects.get(quota=777)
+    assert (row.prompt_tokens, row.model_name, row.completion_tokens) == (INT_MAX, long_model[:255], 4)
+    assert ledger.parked_count == 0 and not parked_lines(caplog, "r" * 80 + "…")
+    assert_balances_are_the_written_charges(ledger, token)
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite stores any 64-bit count in an INTEGER column")
+def test_an_anthropic_prompt_summed_past_int_is_written_with_the_count_clamped(token):
+    """Anthropic's prompt is input + cache reads + cache writes, each under the vendor parser's 2**31 - 1 cap,
+    so their sum can pass the log's INT column: MariaDB (strict) and PostgreSQL refuse the row."""
+    ledger = Ledger()
+    settled(ledger, [charge(token, 0, prompt_tokens=3 * INT_MAX, cached_tokens=INT_MAX, quota=9_000),
+                     charge(token, 1)])
+    assert ledger.flush_all() == 2
+    assert Log.objects.get(request_id="req-0").prompt_tokens == INT_MAX
+    assert_balances_are_the_written_charges(ledger, token)
+
+
+def refusing(request_id: str, error=IntegrityError):
+    """charges_apply, refusing every batch that holds the charge of `request_id`, fitted or not."""
+
+    def write(charges):
+        charges = list(charges)
+        if any(c.request_id == request_id for c in charges):
+            raise error("refused")
+        return charges_apply(charges)
+
+    return mock.patch.object(ledger_module, "charges_apply", side_effect=write)
+
+
+@pytest.mark.parametrize("error", [IntegrityError, DataError, ValueError])
+def test_a_charge_refused_even_fitted_is_parked_once(token, caplog, error):
+    ledger = Ledger()
+    settled(ledger, [charge(token, n) for n in range(7)])
+    with refusing("req-3", error):
+        assert ledger.flush_all() == 6
+        assert ledger.flush_all() == 0
+    assert logged_request_ids() == ["req-0", "req-1", "req-2", "req-4", "req-5", "req-6"]
+    assert [c.request_id for c in ledger.parked] == ["req-3"] and ledger.pending == []
+    assert len(parked_lines(caplog, "req-3")) == 1
+    assert_balances_are_the_written_charges(ledger, token)
+
+
+def test_several_refused_charges_in_a_full_batch_leave_every_good_one_written_once_in_order(token):
+    ledger = Ledger()
+    poison = {0, 17, 18, 63, ledger_module.MAX_BATCH - 1}
+    settled(ledger, [charge(token, n, quota=UNPAYABLE if n in poison else 0)
+                     for n in range(ledger_module.MAX_BATCH + 20)])
+    ledger.flush_all()
+    assert logged_request_ids() == [f"req-{n}" for n in range(ledger_module.MAX_BATCH + 20) if n not in poison]
+    assert sorted(int(c.request_id[4:]) for c in ledger.parked) == sorted(poison)
+    assert_balances_are_the_written_charges(ledger, token)
+
+
+def test_a_database_that_goes_down_while_a_refused_batch_is_split_keeps_the_rest_queued_in_order(token, caplog):
+    ledger = Ledger()
+    charges = settled(ledger, [charge(token, n, quota=UNPAYABLE if n == 6 else 0) for n in range(8)])
+    calls = []
+
+    def write(batch):
+        calls.append(len(batch))
+        if len(calls) >= 3:  # the whole batch was refused, its first half written: then the database went
+            raise OperationalError(2006, "MySQL server has gone away")
+        return charges_apply(batch)
+
+    with mock.patch.object(ledger_module, "charges_apply", side_effect=write):
+        assert ledger.flush_all() == 4
+    assert calls == [8, 4, 4, 4]  # the rest tried once more as a batch of its own, then left for later
+    assert logged_request_ids() == ["req-0", "req-1", "req-2", "req-3"]
+    assert ledger.pending == charges[4:] and ledger.parked_count == 0 and ledger.failures == 2
+    ledger.flush_all()  # back up
+    assert logged_request_ids() == [f"req-{n}" for n in range(8) if n != 6]
+    assert [c.request_id for c in ledger.parked] == ["req-6"]
+    assert_balances_are_the_written_charges(ledger, token)
+
+
+def test_a_database_that_is_down_keeps_every_charge_queued_and_parks_none(token):
+    ledger = Ledger()
+    charges = settled(ledger, [charge(token, n) for n in range(5)])
+    down = mock.patch.object(ledger_module, "charges_apply", side_effect=OperationalError(2003, "can't connect"))
+    with down:
+        assert ledger.flush_all() == 0
+        assert ledger.flush_all() == 0
+    assert ledger.pending == charges and ledger.parked_count == 0 and ledger.failures == 2
+    assert logged_request_ids() == []
+    assert ledger.flush_all() == 5
+    assert_balances_are_the_written_charges(ledger, token)
