@@ -26,6 +26,9 @@ replaced, token counts and times clamped to their integer columns); the quota is
 never changed. Only a charge refused even so (its quota cannot move the balance) is
 parked: logged once at ERROR, kept in `parked` (bounded, counted in `parked_count`),
 its counters released so the relay's balances match the database, never retried.
+
+After a batch is written the owners' balances are checked against
+QuotaRemindThreshold (billing/reminders.py), outside `flush_lock`.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from dataclasses import replace
 from django.conf import settings
 from django.db import DataError, IntegrityError, OperationalError, close_old_connections
 
+from billing import reminders
 from billing.models import Log
 from billing.services import Charge, charges_apply
 from oneapi_site.lib import numbers
@@ -181,6 +185,8 @@ class Ledger:
             if left:
                 with self.lock:
                     self.pending[:0] = left
+        if written:
+            self._after_write(written)
         return len(written), len(left) < len(batch)
 
     def _write(self, batch: list[Charge]) -> tuple[list[Charge], list[Charge]]:
@@ -271,6 +277,12 @@ class Ledger:
         log.error("charge of request %s parked: the database refuses it (%s: %s); user %s, token %s, model %s, "
                   "quota %s not taken", _short(charge.request_id), type(exc).__name__, exc, charge.user_id,
                   charge.token_id, _short(charge.model_name), charge.quota)
+
+    def _after_write(self, charges: list[Charge]) -> None:
+        try:
+            reminders.quota_reminders_send(user_ids={c.user_id for c in charges})
+        except Exception:  # a reminder is worth less than the next batch: never raised into the writer
+            log.exception("checking balances for low-quota reminders failed")
 
     def _run(self) -> None:
         interval = settings.BATCH_UPDATE_INTERVAL if settings.BATCH_UPDATE_ENABLED else None
