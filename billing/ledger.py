@@ -16,16 +16,20 @@ A failed write is one of two things. The database may be unreachable, locked or
 misconfigured (OperationalError, InterfaceError, a missing table): every charge of
 the batch goes back to the head of the queue, in order, and is retried until it is
 written. Or the database refused what the batch holds (DataError, IntegrityError,
-MySQL's value refusals, a value the driver cannot send): the same batch would fail
-for ever, and hold back every charge queued behind it. It is then written in
-halves, each half in its own transaction, down to the charge the database refuses,
-so every other charge is written once. A request whose charge is refused was
-answered, so its user still pays: the charge is written again with its log row
-cut to what the columns hold (text cut to the column, NUL and unpaired surrogates
-replaced, token counts and times clamped to their integer columns); the quota is
-never changed. Only a charge refused even so (its quota cannot move the balance) is
-parked: logged once at ERROR, kept in `parked` (bounded, counted in `parked_count`),
-its counters released so the relay's balances match the database, never retried.
+MySQL's value refusals, a value the driver cannot send): that batch would fail the
+same way for ever and hold back every charge queued behind it. It is written in
+halves instead, each half its own transaction, down to the charges the database
+refuses alone, so every other charge is written exactly once.
+
+A refused charge is still a request that was answered, so its user pays: it is
+written again with its log row fitted to the columns (text cut to the column, NUL
+and unpaired surrogates replaced, token counts and times clamped to their integer
+columns), logged at ERROR since the log row lost what did not fit; its quota is
+never changed. Only a charge refused even so (its quota cannot move the balances)
+is parked: logged once at ERROR with its request id, user, token, model and quota,
+kept in `parked` (bounded; `parked_count` goes on counting), never retried. Its
+quota is not taken, and the relay stops counting it (unflushed and spent), so the
+balances it sees stay those of the database, where the charge never arrived.
 
 After a batch is written the owners' balances are checked against
 QuotaRemindThreshold (billing/reminders.py), outside `flush_lock`.
@@ -240,9 +244,11 @@ class Ledger:
                     return None
                 exc = again
             else:
-                log.warning("charge of request %s (user %s) did not fit the log's columns (%s: %s); written "
-                            "with its log row cut to fit", _short(charge.request_id), charge.user_id,
-                            type(exc).__name__, exc)
+                # ERROR although nothing is lost from the balances: the log row lost what did not fit, and a
+                # value got this far past the clamps meant to stop it (the fuzz tests watch for ERROR).
+                log.error("charge of request %s (user %s) did not fit the log's columns (%s: %s); written "
+                          "with its log row cut to fit", _short(charge.request_id), charge.user_id,
+                          type(exc).__name__, exc)
                 return True
         self._park(charge, exc)
         return False

@@ -9,7 +9,9 @@ one that fails even so is parked. A database that is down keeps every charge que
 import logging
 from unittest import mock
 
+import orjson
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import DataError, IntegrityError, OperationalError, connection
 from django.db.models import Sum
 
@@ -19,6 +21,10 @@ from billing.ledger import Ledger
 from billing.models import Log
 from billing.services import Charge, charges_apply
 from tests.factories import TokenFactory, UserFactory
+from tests.helpers import flush
+from tests.providers.mock_anthropic import MockAnthropic
+from tests.providers.vendor_harness import serve, stream_chunks
+from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -98,7 +104,9 @@ def test_a_log_row_past_its_columns_is_written_cut_to_fit_and_the_user_pays(toke
     assert logged_request_ids() == ["req-0", "r" * 64, "req-2"]
     row = Log.objects.get(quota=777)
     assert (row.prompt_tokens, row.model_name, row.completion_tokens) == (INT_MAX, long_model[:255], 4)
-    assert ledger.parked_count == 0 and not parked_lines(caplog, "r" * 80 + "…")
+    assert ledger.parked_count == 0
+    [line] = [r for r in caplog.records if "did not fit" in r.getMessage()]
+    assert line.levelno == logging.ERROR and repr("r" * 80 + "…") in line.getMessage()
     assert_balances_are_the_written_charges(ledger, token)
 
 
@@ -112,6 +120,50 @@ def test_an_anthropic_prompt_summed_past_int_is_written_with_the_count_clamped(t
     assert ledger.flush_all() == 2
     assert Log.objects.get(request_id="req-0").prompt_tokens == INT_MAX
     assert_balances_are_the_written_charges(ledger, token)
+
+
+anthropic_server = serve(MockAnthropic)
+
+
+def claude_stream(usage: dict) -> bytes:
+    events = [("message_start", {"type": "message_start", "message": {
+                  "id": "msg_big", "type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4-5",
+                  "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}}),
+              ("content_block_start", {"type": "content_block_start", "index": 0,
+                                       "content_block": {"type": "text", "text": ""}}),
+              ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                       "delta": {"type": "text_delta", "text": "Read."}}),
+              ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+              ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                 "usage": {**usage, "output_tokens": 2}}),
+              ("message_stop", {"type": "message_stop"})]
+    return b"".join(b"event: %s\ndata: %s\n\n" % (name.encode(), orjson.dumps(data)) for name, data in events)
+
+
+async def test_a_relayed_answer_whose_prompt_no_log_row_holds_is_billed_and_logged(relay_client, anthropic_server):
+    """Through the relay: a Claude channel says it read 2 billion tokens and 2 billion more from its cache. Each
+    count passes the vendor parser's cap, their sum (the prompt) does not fit the log's INT column: on MariaDB
+    the charge was retried for ever, holding back every later one; now it is written, the count clamped."""
+    world = await sync_to_async(new_world)(anthropic_server, username="reader", type=14, name="claude",
+                                           key="sk-ant-test-key-123456", models="claude-sonnet-4-5", quota=10**12)
+    usage = {"input_tokens": 2_000_000_000, "cache_read_input_tokens": 2_000_000_000}
+    world.upstream.then(raw_stream=claude_stream(usage))
+    response = await relay_client.post("/v1/chat/completions", headers=world.auth, json={
+        "model": "claude-sonnet-4-5", "stream": True, "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "Read the corpus."}]})
+    assert response.status_code == 200, response.text
+    [reported] = [c["usage"] for c in stream_chunks(response.content) if c.get("usage")]
+    assert reported["prompt_tokens"] == 4_000_000_000
+    world.upstream.then(answer="chat")
+    later = await relay_client.post("/v1/chat/completions", headers=world.auth, json={
+        "model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "Hello"}]})
+    assert later.status_code == 200, later.text
+    await flush()
+    big, small = await sync_to_async(lambda: list(Log.objects.filter(type=Log.Type.CONSUME).order_by("id")))()
+    assert big.prompt_tokens == (4_000_000_000 if connection.vendor == "sqlite" else INT_MAX)
+    assert big.cached_tokens == 2_000_000_000 and big.quota > 4_000_000_000
+    user = await sync_to_async(User.objects.get)(pk=world.user.pk)
+    assert user.quota == 10**12 - big.quota - small.quota
 
 
 def refusing(request_id: str, error=IntegrityError):
