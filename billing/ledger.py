@@ -31,6 +31,12 @@ kept in `parked` (bounded; `parked_count` goes on counting), never retried. Its
 quota is not taken, and the relay stops counting it (unflushed and spent), so the
 balances it sees stay those of the database, where the charge never arrived.
 
+When every charge is refused (PARKED_IN_A_ROW_MAX parked and nothing written since)
+the fault is the writer's (a bug, a schema out of step), not the charges': what is
+left stays queued, as for a database that is down, until a charge is written again.
+The held charge goes behind the rest of its batch, so a run of refused charges
+never keeps the good ones queued after it from being written.
+
 After a batch is written the owners' balances are checked against
 QuotaRemindThreshold (billing/reminders.py), outside `flush_lock`.
 """
@@ -56,6 +62,9 @@ log = logging.getLogger(__name__)
 COALESCE_SECONDS = 0.1
 MAX_BATCH = 500  # charges per transaction: bounds how long one flush holds the GIL and row locks
 PARKED_KEPT = 1000  # parked charges kept for an operator to inspect; the count goes on past it
+# Charges parked with nothing written since: past this, a refusal is taken for the writer's fault (a bug, a
+# schema out of step), not the charge's, and what is left stays queued instead of being parked in turn.
+PARKED_IN_A_ROW_MAX = 3
 
 # MySQL reports these refusals of a value as OperationalError (mysqlclient maps only some codes to DataError):
 # data truncated, incorrect value, incorrect string value, illegal value for the type.
@@ -75,9 +84,9 @@ def refused(exc: BaseException) -> bool:
         return True
     if isinstance(exc, OperationalError):
         return bool(exc.args) and exc.args[0] in MYSQL_VALUE_REFUSALS
-    # Raised by the driver before the database saw the row: an int past 64 bits for SQLite, NUL for
-    # PostgreSQL, a string that is not Unicode. Django's own database errors subclass none of these.
-    return isinstance(exc, ValueError | OverflowError | TypeError)
+    # Raised by the driver before the database saw the row: an int past 64 bits for SQLite, a string that is
+    # not Unicode. Django's own database errors subclass neither.
+    return isinstance(exc, ValueError | OverflowError)
 
 
 def _clean(text: str) -> str:
@@ -112,6 +121,7 @@ class Ledger:
         self.pending: list[Charge] = []
         self.parked: deque[Charge] = deque(maxlen=PARKED_KEPT)  # charges the database refused for good
         self.parked_count = 0
+        self._parked_in_a_row = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -194,54 +204,64 @@ class Ledger:
         return len(written), len(left) < len(batch)
 
     def _write(self, batch: list[Charge]) -> tuple[list[Charge], list[Charge]]:
-        """(written, left to retry) of `batch`, in its order; what is in neither was parked."""
+        """(written, left to retry) of `batch`; what is in neither was parked."""
         try:
             self._apply(batch)
         except Exception as exc:
             if not refused(exc):
                 return [], self._unreachable(batch, exc)
-            if len(batch) == 1:
-                outcome = self._write_alone(batch[0], exc)
-                return ([], self._unreachable(batch, exc)) if outcome is None else (batch if outcome else [], [])
-            log.warning("the database refused a batch of %d charges (%s: %s); writing it in parts", len(batch),
-                        type(exc).__name__, exc)
-            return self._write_apart(batch)
+            if len(batch) > 1:
+                log.warning("the database refused a batch of %d charges (%s: %s); writing it in parts",
+                            len(batch), type(exc).__name__, exc)
+            return self._write_apart(batch, exc)
         return batch, []
 
-    def _write_apart(self, batch: list[Charge]) -> tuple[list[Charge], list[Charge]]:
+    def _write_apart(self, batch: list[Charge], exc: BaseException) -> tuple[list[Charge], list[Charge]]:
         """Halve a refused batch until every charge is written or stands alone (then written fitted, or
-        parked); a part the database cannot take at all goes back to the queue with every part after it."""
+        parked). A part the database cannot take at all goes back to the queue with every part after it, in
+        order. A charge held because every charge is refused goes to the back, so the charges behind it are
+        tried (one written lets the next refusal be parked again); until one is, parts are held whole."""
         written: list[Charge] = []
-        parts = deque(_halves(batch))
+        held: list[Charge] = []
+        parts: deque[tuple[list[Charge], BaseException | None]] = deque([(batch, exc)])
         while parts:
-            part = parts.popleft()
-            try:
-                self._apply(part)
-            except Exception as exc:
-                if not refused(exc):
-                    return written, self._unreachable([c for p in (part, *parts) for c in p], exc)
-                if len(part) > 1:
-                    parts.extendleft(reversed(_halves(part)))
-                    continue
-                outcome = self._write_alone(part[0], exc)
-                if outcome is None:
-                    return written, self._unreachable([c for p in (part, *parts) for c in p], exc)
-                if outcome:
+            part, exc = parts.popleft()
+            if exc is None:  # not tried yet
+                try:
+                    self._apply(part)
+                except Exception as error:
+                    exc = error
+                else:
                     written += part
-                continue
-            written += part
+                    continue
+                if not refused(exc):
+                    return written, self._unreachable(part + _joined(parts) + held, exc)
+            if held and self._parked_in_a_row >= PARKED_IN_A_ROW_MAX:
+                held += part
+            elif len(part) > 1:
+                parts.extendleft((half, None) for half in reversed(_halves(part)))
+            else:
+                outcome = self._write_alone(part[0], exc)
+                if outcome is _DOWN:
+                    return written, self._unreachable(part + _joined(parts) + held, exc)
+                if outcome is _WRITTEN:
+                    written += part
+                elif outcome is _HELD:
+                    held += part
+        if held:
+            return written, self._unreachable(held, exc)
         return written, []
 
-    def _write_alone(self, charge: Charge, exc: BaseException) -> bool | None:
-        """Write a refused charge with its log row fitted to the columns: True when written, False when parked,
-        None when the database could not take the write at all."""
+    def _write_alone(self, charge: Charge, exc: BaseException) -> object:
+        """Write a refused charge with its log row fitted to the columns, or park it: _WRITTEN, _PARKED,
+        _DOWN (the database could not take the write at all) or _HELD (it refuses every charge)."""
         fit = fitted(charge)
         if fit != charge:
             try:
                 self._apply([fit])
             except Exception as again:
                 if not refused(again):
-                    return None
+                    return _DOWN
                 exc = again
             else:
                 # ERROR although nothing is lost from the balances: the log row lost what did not fit, and a
@@ -249,15 +269,18 @@ class Ledger:
                 log.error("charge of request %s (user %s) did not fit the log's columns (%s: %s); written "
                           "with its log row cut to fit", _short(charge.request_id), charge.user_id,
                           type(exc).__name__, exc)
-                return True
+                return _WRITTEN
+        if self._parked_in_a_row >= PARKED_IN_A_ROW_MAX:
+            return _HELD
         self._park(charge, exc)
-        return False
+        return _PARKED
 
     def _apply(self, charges: list[Charge]) -> None:
         """Write `charges` in one transaction, then stop counting them as unflushed (still under flush_lock,
         so a cache load sees either both or neither)."""
         close_old_connections()
         charges_apply(charges)
+        self._parked_in_a_row = 0
         with self.lock:
             for c in charges:
                 self.unflushed_user[c.user_id] -= c.quota
@@ -280,6 +303,7 @@ class Ledger:
                 self.spent_token[charge.token_id] -= charge.quota
             self.parked.append(charge)
             self.parked_count += 1
+            self._parked_in_a_row += 1
         log.error("charge of request %s parked: the database refuses it (%s: %s); user %s, token %s, model %s, "
                   "quota %s not taken", _short(charge.request_id), type(exc).__name__, exc, charge.user_id,
                   charge.token_id, _short(charge.model_name), charge.quota)
@@ -329,6 +353,14 @@ class Ledger:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.flush_all()
+
+
+# What became of a charge written alone.
+_WRITTEN, _PARKED, _DOWN, _HELD = object(), object(), object(), object()
+
+
+def _joined(parts) -> list[Charge]:
+    return [c for part, _exc in parts for c in part]
 
 
 def _halves(charges: list[Charge]) -> tuple[list[Charge], list[Charge]]:

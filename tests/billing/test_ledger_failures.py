@@ -235,3 +235,27 @@ def test_a_database_that_is_down_keeps_every_charge_queued_and_parks_none(token)
     assert logged_request_ids() == []
     assert ledger.flush_all() == 5
     assert_balances_are_the_written_charges(ledger, token)
+
+
+def test_a_writer_that_refuses_every_charge_parks_a_few_and_keeps_the_rest_queued(token):
+    """A refusal of everything is the writer's fault (a bug, a schema out of step), not the charges': after
+    PARKED_IN_A_ROW_MAX parked with nothing written, the rest waits in the queue for the fix."""
+    ledger = Ledger()
+    charges = settled(ledger, [charge(token, n) for n in range(10)])
+    with mock.patch.object(ledger_module, "charges_apply", side_effect=ValueError("a bug in the writer")):
+        assert ledger.flush_all() == 0
+    assert ledger.parked_count == ledger_module.PARKED_IN_A_ROW_MAX
+    assert ledger.pending == charges[ledger_module.PARKED_IN_A_ROW_MAX:]
+    assert ledger.flush_all() == 10 - ledger_module.PARKED_IN_A_ROW_MAX  # fixed: everything left is written
+    assert_balances_are_the_written_charges(ledger, token)
+
+
+def test_refused_charges_in_a_row_past_the_limit_still_let_the_good_ones_behind_them_through(token):
+    ledger = Ledger()
+    many = ledger_module.PARKED_IN_A_ROW_MAX + 2
+    settled(ledger, [charge(token, n, quota=UNPAYABLE) for n in range(many)]
+            + [charge(token, n) for n in range(many, many + 3)])
+    ledger.flush_all()
+    assert logged_request_ids() == [f"req-{n}" for n in range(many, many + 3)]
+    assert ledger.parked_count == many and ledger.pending == []
+    assert_balances_are_the_written_charges(ledger, token)
