@@ -172,3 +172,11 @@ async def test_a_relayed_request_that_crosses_the_threshold_mails_its_user(relay
         await flush()
     [message] = mail.outbox
     assert message.to == ["alice@example.com"] and "running low" in message.subject
+
+
+def test_the_mail_is_in_the_sites_language(token, settings):
+    settings.LANGUAGE_CODE = "zh-hans"
+    spend(token, 4500)
+    [message] = mail.outbox
+    assert message.subject == "Gateway：你的额度即将用尽"
+    assert "bob，你好" in message.body and "https://gw.example.com/topup/" in message.body
