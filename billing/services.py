@@ -16,7 +16,7 @@ from django.utils.translation import gettext
 
 from accounts import permissions
 from accounts.models import Token, User
-from billing import money
+from billing import money, reminders
 from billing.models import Log, Option, RedemptionCode
 from oneapi_site import options
 from oneapi_site.lib import changes, numbers
@@ -47,7 +47,10 @@ def _user_credit(*, user_id: int, quota: int) -> bool:
     """Add `quota` to the balance in one guarded statement, unless the sum would pass BALANCE_MAX
     (SQLite would store a float, MySQL and PostgreSQL would fail). False when nothing was added."""
     ceiling = BALANCE_MAX - max(quota, 0)
-    return User.objects.filter(pk=user_id, quota__lte=ceiling).update(quota=F("quota") + quota) == 1
+    credited = User.objects.filter(pk=user_id, quota__lte=ceiling).update(quota=F("quota") + quota) == 1
+    if credited:
+        reminders.quota_reminder_rearm(user_id=user_id)
+    return credited
 
 
 def _balance_full_error(field: str) -> ServiceError:
@@ -148,6 +151,7 @@ def user_quota_set(*, user_id: int, quota: int, by: User | None = None) -> None:
         raise ServiceError(gettext("This change is too large to record in one step: change the balance "
                                       "in two smaller steps."), field="quota")
     User.objects.filter(pk=user_id).update(quota=quota)
+    reminders.quota_reminder_rearm(user_id=user_id)
     who = f" by {by.username}" if by else ""
     log_record(user_id=user_id, type=Log.Type.MANAGE, quota=quota - old,
                content=f"Quota changed{who} from {money.log_amount(old)} to {money.log_amount(quota)}")
