@@ -68,7 +68,7 @@ class GroupFilter(admin.SimpleListFilter):
 class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, OfferedFiltersMixin,
                    admin.ModelAdmin):
     form = ChannelForm
-    list_display = ("id", "name", "type_label", "status", "priority", "weight", "response", "used_display",
+    list_display = ("id", "name", "type_label", "status_text", "priority", "weight", "response", "used_display",
                     "balance_display", "group", "models_short", "key_masked")
     list_display_links = ("id", "name")
     list_filter = (TypeFilter, "status", GroupFilter)
@@ -76,11 +76,17 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
     ordering = ("-priority", "id")
     actions = ("test_channels", "update_balances", "enable_channels", "disable_channels")
     change_list_template = "admin/providers/channel/change_list.html"
-    readonly_fields = ("key_masked", "response", "tested", "used_display", "balance_display", "created")
+    readonly_fields = ("key_masked", "response", "tested", "used_display", "balance_display", "created",
+                       "status_reason")
 
     @admin.display(description=_("type"), ordering="type")
     def type_label(self, obj: Channel) -> str:
         return labels.type_label(obj.type)
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_text(self, obj: Channel) -> str:
+        label = obj.get_status_display()
+        return f"{label}: {obj.status_reason}" if obj.status_reason else label
 
     @admin.display(description=_("response"), ordering="response_time")
     def response(self, obj: Channel) -> str:
@@ -122,6 +128,8 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
                                                  "0 is no limit.")}),
             (_("Config"), {"fields": [*config_fields, "config"]}),
         ]
+        if obj is not None and obj.status_reason:
+            fieldsets[0][1]["fields"].insert(3, "status_reason")
         if obj is not None:
             fieldsets.append((_("Health"), {"fields": ["key_masked", "response", "tested", "used_display",
                                                        "balance_display", "created"]}))

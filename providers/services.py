@@ -179,6 +179,8 @@ def channel_update(*, channel: Channel, **fields: Any) -> Channel:
         for name in secret_config_fields():
             if stored.get(name) and not cleaned["config"].get(name):
                 cleaned["config"][name] = stored[name]
+    if cleaned.get("status") == Channel.Status.ENABLED and channel.status_reason:
+        cleaned["status_reason"] = ""  # enabled by the operator: the reason it was set aside goes
     for name, value in cleaned.items():
         setattr(channel, name, value)
     if not channel.name:
@@ -193,7 +195,9 @@ def channel_update(*, channel: Channel, **fields: Any) -> Channel:
 
 @transaction.atomic
 def channel_set_status(*, channel_id: int, status: int) -> bool:
-    updated = Channel.objects.filter(pk=channel_id).exclude(status=status).update(status=status)
+    # Enabling is the operator's answer to whatever set the channel aside: its reason goes.
+    reason = {"status_reason": ""} if status == Channel.Status.ENABLED else {}
+    updated = Channel.objects.filter(pk=channel_id).exclude(status=status).update(status=status, **reason)
     Ability.objects.filter(channel_id=channel_id).update(enabled=status == Channel.Status.ENABLED)
     if updated:
         changes.publish("channels")

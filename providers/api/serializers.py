@@ -30,6 +30,7 @@ def channel_json(channel: Channel) -> dict:
         "type": channel.type,
         "name": channel.name,
         "status": channel.status,
+        "status_reason": channel.status_reason,
         "base_url": channel.base_url,
         "models": channel.models,
         "group": channel.group,

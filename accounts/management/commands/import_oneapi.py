@@ -1,0 +1,42 @@
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+
+from oneapi_site.importer.run import import_database
+from oneapi_site.importer.source import SourceError, open_source
+
+
+class Command(BaseCommand):
+    help = ("Import a one-api or new-api database: users (with their passwords), tokens (keys unchanged), "
+            "channels, redemption codes, options and, with --logs, the logs. Run again to bring changes over.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("source", help="one-api's SQL_DSN (user:pass@tcp(host:3306)/db), a postgres:// URL, "
+                                           "or the path of its SQLite file")
+        parser.add_argument("--dry-run", action="store_true", help="say what would be carried, write nothing")
+        parser.add_argument("--logs", action="store_true", help="carry the logs too (in batches)")
+
+    def handle(self, *args, **opts):
+        try:
+            source = open_source(opts["source"])
+        except SourceError as exc:
+            raise CommandError(str(exc)) from None
+        try:
+            report = import_database(source, dry_run=opts["dry_run"], logs=opts["logs"], progress=self._progress)
+        except SourceError as exc:
+            raise CommandError(str(exc)) from None
+        except DatabaseError as exc:  # the source's or ours: either way one line, never a traceback
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CommandError(f"the import stopped and wrote nothing of its current step: {detail}") from None
+        finally:
+            source.close()
+        self.stdout.write("\n".join(report.lines()))
+
+    def _progress(self, done: int, total: int) -> None:
+        percent = done * 100 // total if total else 100
+        line = f"logs: {done} of {total} ({percent}%)"
+        if sys.stderr.isatty():  # one line redrawn on a terminal; a line per batch into a file
+            self.stderr.write(f"\r{line}", ending="\n" if done >= total else "")
+        else:
+            self.stderr.write(line)
