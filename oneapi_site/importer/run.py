@@ -4,7 +4,7 @@ Ids are the source's, so foreign keys (token.user_id, log.channel_id) stay right
 rows: a row that differs is updated to the source's values, one that does not is left alone, nothing is made
 twice. Balances (quotas, used quotas, request counts, channel balances) are the source's at import time.
 Two things are kept from here: a user whose id here belongs to someone else (another name) is not imported,
-and a password changed or upgraded here (no longer one-api's bcrypt) is kept.
+and a password changed or upgraded here (no longer one-api's bcrypt, nor the seeded root's) is kept.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.contrib.auth.hashers import make_password
+from django.contrib.auth.hashers import check_password, make_password
 from django.core.management.color import no_style
 from django.db import connection, transaction
 from django.db.models import Model
 
-from accounts.models import Token, User
+from accounts.hashers import OneAPIBCryptPasswordHasher
+from accounts.models import DEFAULT_ROOT_PASSWORD, Token, User
 from billing.models import Log, Option, RedemptionCode
 from oneapi_site import options
 from oneapi_site.importer import mapping
@@ -93,12 +94,19 @@ def _users(source: Source, report: Report) -> list[dict[str, Any]]:
             if user[column] and index.get(user[column], user["id"]) != user["id"]:
                 report.note("users", f"{column} is another user's here: not carried", example)
                 user[column] = None
-        if mine is not None and (user["password"] is None or not mine.password.startswith("bcrypt$")):
+        if mine is not None and (user["password"] is None or _chosen_here(mine)):
             del user["password"]  # set or upgraded here: the password people use now
         elif user["password"] is None:
             user["password"] = make_password(None)
         kept.append(user)
     return kept
+
+
+def _chosen_here(user: User) -> bool:
+    """A password set or upgraded here, so not one-api's bcrypt, and not the seeded root's 123456 either."""
+    if user.password.startswith(f"{OneAPIBCryptPasswordHasher.algorithm}$") or not user.has_usable_password():
+        return False
+    return not (user.role == User.Role.ROOT and check_password(DEFAULT_ROOT_PASSWORD, user.password))
 
 
 def _tokens(source: Source, report: Report, user_ids: set[int]) -> list[dict[str, Any]]:
@@ -192,14 +200,20 @@ def _logs(source: Source, report: Report, *, dry_run: bool, progress: Progress |
         for row in batch:
             mapping.report_dropped("logs", row, report)
         mapped = [mapping.log_fields(row) for row in batch]
-        here = set(Log.objects.filter(pk__in=[m["id"] for m in mapped]).values_list("id", flat=True))
+        here = {pk: (user, at) for pk, user, at in
+                Log.objects.filter(pk__in=[m["id"] for m in mapped]).values_list("id", "user_id", "created_at")}
         new = [Log(**m) for m in mapped if m["id"] not in here]
+        # A log is never changed: one here with the same id, user and time is this one; another is kept.
+        for m in mapped:
+            if m["id"] in here and here[m["id"]] != (m["user_id"], m["created_at"]):
+                report.skip("logs", "the id is another log's here", f"log {m['id']}")
+            elif m["id"] in here:
+                result.unchanged += 1
         if not dry_run:
             with transaction.atomic():
                 Log.objects.bulk_create(new, batch_size=LOG_BATCH)
         result.read += len(batch)
         result.created += len(new)
-        result.unchanged += len(batch) - len(new)  # a log is never changed: one already here stays as it is
         done += len(batch)
         if progress:
             progress(done, total)

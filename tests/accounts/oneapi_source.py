@@ -1,5 +1,5 @@
 """A real one-api database to import: the tables as one-api's GORM models create them (model/user.go,
-token.go, channel.go, ability.go, redemption.go, option.go, log.go at v0.6.x), on SQLite or MariaDB, holding
+token.go, channel.go, ability.go, redemption.go, option.go, log.go at v0.6.x), on SQLite, MariaDB or PostgreSQL, holding
 bcrypt hashes made as Go makes them ($2a$10$) and 48-character keys. new_api=True adds new-api's columns."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ TYPES = {
                "bool": "numeric", "float": "real"},
     "mysql": {"pk": "bigint AUTO_INCREMENT PRIMARY KEY", "text": "longtext", "itext": "varchar(191)",
               "int": "bigint", "bool": "boolean", "float": "double"},
+    "postgresql": {"pk": "bigserial PRIMARY KEY", "text": "text", "itext": "text", "int": "bigint",
+                   "bool": "boolean", "float": "decimal"},
 }
 
 SCHEMA = """
@@ -158,8 +160,13 @@ def _create(connection, dialect: str, *, new_api: bool) -> None:
     cursor = connection.cursor()
     for statement in SCHEMA.format(**TYPES[dialect], **extra).split(";"):
         if statement.strip():
-            cursor.execute(statement)
+            cursor.execute(_quoted(statement, dialect))
     cursor.close()
+
+
+def _quoted(sql: str, dialect: str) -> str:
+    """GORM quotes names with backticks on SQLite and MySQL, with double quotes on PostgreSQL."""
+    return sql.replace("`", '"') if dialect == "postgresql" else sql
 
 
 def _fill(connection, dialect: str, tables: dict[str, list[dict]]) -> None:
@@ -171,7 +178,7 @@ def _fill(connection, dialect: str, tables: dict[str, list[dict]]) -> None:
         columns = list(rows[0])
         sql = (f"INSERT INTO `{table}` ({', '.join(f'`{c}`' for c in columns)}) "
                f"VALUES ({', '.join([mark] * len(columns))})")
-        cursor.executemany(sql, [tuple(row[c] for c in columns) for row in rows])
+        cursor.executemany(_quoted(sql, dialect), [tuple(row[c] for c in columns) for row in rows])
     connection.commit()
     cursor.close()
 
@@ -209,3 +216,26 @@ def drop_mariadb(name: str) -> None:
     server = MySQLdb.connect(charset="utf8mb4", connect_timeout=3, **MARIADB)
     server.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
     server.close()
+
+
+POSTGRES = "postgres://postgres@127.0.0.1:5432"
+
+
+def build_postgres(name: str, data: OneAPIData) -> str:
+    """A scratch database `name` on the local PostgreSQL; its postgres:// URL."""
+    import psycopg
+
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True, connect_timeout=3) as server:
+        server.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        server.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(f"{POSTGRES}/{name}", connect_timeout=3) as db:
+        _create(db, "postgresql", new_api=False)
+        _fill(db, "postgresql", data.tables())
+    return f"{POSTGRES}/{name}"
+
+
+def drop_postgres(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True, connect_timeout=3) as server:
+        server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -18,7 +18,14 @@ from billing.ledger import ledger
 from billing.models import Log, Option, RedemptionCode
 from providers.adapters import ADAPTERS
 from providers.models import Ability, Channel
-from tests.accounts.oneapi_source import OneAPIData, build_mariadb, build_sqlite, drop_mariadb
+from tests.accounts.oneapi_source import (
+    OneAPIData,
+    build_mariadb,
+    build_postgres,
+    build_sqlite,
+    drop_mariadb,
+    drop_postgres,
+)
 
 BCRYPT = "accounts.hashers.OneAPIBCryptPasswordHasher"
 # A type one-api's table may hold that no adapter serves, whatever adapters this gateway gains.
@@ -42,15 +49,19 @@ def data(upstream):
     return OneAPIData(upstream_url=upstream.url, unserved_type=UNSERVED)
 
 
-@pytest.fixture(params=["sqlite", "mariadb"])
+SERVERS = {"mariadb": (build_mariadb, drop_mariadb), "postgresql": (build_postgres, drop_postgres)}
+
+
+@pytest.fixture(params=["sqlite", "mariadb", "postgresql"])
 def source(request, tmp_path, data):
     if request.param == "sqlite":
         return build_sqlite(tmp_path / "one-api.db", data)
+    build, drop = SERVERS[request.param]
     try:
-        dsn = build_mariadb("oneapi_importer_src", data)
-    except Exception as exc:  # no MariaDB here (or no driver): the SQLite case still runs
-        pytest.skip(f"MariaDB is not reachable: {exc}")
-    request.addfinalizer(lambda: drop_mariadb("oneapi_importer_src"))
+        dsn = build("oneapi_importer_src", data)
+    except Exception as exc:  # no such server here (or no driver): the SQLite case still runs
+        pytest.skip(f"{request.param} is not reachable: {exc}")
+    request.addfinalizer(lambda: drop("oneapi_importer_src"))
     return dsn
 
 

@@ -8,6 +8,8 @@ from io import StringIO
 import bcrypt
 import pytest
 from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts.hashers import OneAPIBCryptPasswordHasher, from_oneapi
@@ -55,6 +57,17 @@ def test_the_hasher_checks_a_go_hash_and_refuses_long_passwords_without_an_error
     assert from_oneapi(bcrypt.hashpw(b"p", bcrypt.gensalt(4)).decode()).startswith("bcrypt$$2b$04$")
 
 
+def test_imported_passwords_sign_in_on_the_pages_and_the_console(source, client):
+    run_import(source)
+    signed = client.post(reverse("login"), {"username": "alice", "password": "alice-pass-01"})
+    assert signed.status_code == 302 and client.get("/api/user/self").json()["data"]["username"] == "alice"
+    console = Client()
+    answer = console.post("/admin/login/?next=/admin/", {"username": "root", "password": "root-pass-0001"})
+    assert answer.status_code == 302 and answer["Location"] == "/admin/"
+    assert console.get("/admin/providers/channel/").status_code == 200
+    assert not User.objects.get(pk=1).password.startswith("bcrypt$")
+
+
 def test_a_long_password_against_an_imported_hash_is_a_failed_sign_in(source):
     run_import(source)
     answer = APIClient().post("/api/user/login", {"username": "alice", "password": "é" * 40}, format="json")
@@ -85,6 +98,22 @@ def test_unique_values_another_user_holds_here_are_left_out(source):
     report = run_import(source)
     assert User.objects.get(pk=2).aff_code is None
     assert "aff_code is another user's here: not carried: user 2 (alice)" in report
+
+
+def test_rows_made_after_an_import_take_fresh_ids(source):
+    run_import(source, "--logs")
+    user = UserFactory(username="erin")
+    assert user.pk > 5
+    assert Token.objects.create(user=user, key="k" * 48).pk > 8
+    assert Log.objects.create(user_id=user.pk).pk > 3
+
+
+def test_a_log_whose_id_is_another_log_here_is_named_not_overwritten(source):
+    Log.objects.create(id=2, user_id=99, created_at=5, content="written here")
+    report = run_import(source, "--logs")
+    assert Log.objects.get(pk=2).content == "written here"
+    assert Log.objects.count() == 3
+    assert "logs: skipped: the id is another log's here: log 2" in report
 
 
 def _make_new_api(path) -> str:
