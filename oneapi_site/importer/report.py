@@ -9,6 +9,17 @@ from dataclasses import dataclass, field
 EXAMPLES_SHOWN = 5
 
 
+# Why a column is not carried, where an operator would ask ("users.wechat_id: 3 (no WeChat sign-in here)").
+WHY_DROPPED = {
+    "wechat_id": "no WeChat sign-in here", "lark_id": "no Lark sign-in here",
+    "linux_do_id": "no LinuxDO sign-in here", "telegram_id": "no Telegram sign-in here",
+    "discord_id": "no Discord sign-in here", "tag": "no channel tags here",
+    "param_override": "no per-channel parameter overrides here",
+    "header_override": "no per-channel header overrides here",
+    "tokens.group": "a token uses its user's group here", "logs.group": "logs keep no group here",
+}
+
+
 @dataclass
 class TableResult:
     read: int = 0
@@ -48,7 +59,9 @@ class Report:
                        f"{result.unchanged} unchanged, {result.skipped} skipped")
         if self.dropped:
             out.append("Columns not carried (rows where they held a value):")
-            out += [f"  {table}.{column}: {count}" for (table, column), count in sorted(self.dropped.items())]
+            for (table, column), count in sorted(self.dropped.items()):
+                why = WHY_DROPPED.get(column) or WHY_DROPPED.get(f"{table}.{column}")
+                out.append(f"  {table}.{column}: {count}" + (f" ({why})" if why else ""))
         if self.notes:
             out.append("Notes:")
             for (table, text), examples in self.notes.items():

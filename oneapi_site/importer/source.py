@@ -44,7 +44,7 @@ class Source:
 
     def _tables(self) -> set[str]:
         if self.engine == "sqlite":
-            sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+            sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         elif self.engine == "mysql":
             sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
         else:

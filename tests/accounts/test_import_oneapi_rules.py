@@ -100,6 +100,13 @@ def test_unique_values_another_user_holds_here_are_left_out(source):
     assert "aff_code is another user's here: not carried: user 2 (alice)" in report
 
 
+def test_the_logs_progress_goes_to_stderr_and_without_logs_the_report_says_how_many_stayed(source):
+    err = StringIO()
+    call_command("import_oneapi", source, "--logs", stdout=StringIO(), stderr=err)
+    assert err.getvalue().strip().splitlines()[-1] == "logs: 3 of 3 (100%)"
+    assert "logs: 3 rows not read: add --logs to carry them" in run_import(source, "--dry-run")
+
+
 def test_rows_made_after_an_import_take_fresh_ids(source):
     run_import(source, "--logs")
     user = UserFactory(username="erin")
@@ -129,6 +136,7 @@ def _make_new_api(path) -> str:
         db.execute("UPDATE channels SET `key` = 'k1\nk2\nk3' WHERE id = 11")
         db.execute("UPDATE redemptions SET used_user_id = 2, expired_time = 1900000000 WHERE id = 2")
         db.execute("UPDATE logs SET token_id = 3, `group` = 'vip', other = '{\"x\":1}'")
+        db.execute("CREATE TABLE vendors (id integer PRIMARY KEY, name text)")
     return str(path)
 
 
@@ -143,6 +151,8 @@ def test_a_new_api_database_imports_what_it_can_and_names_the_rest(tmp_path):
     assert multi.status == Channel.Status.MANUALLY_DISABLED and "several keys" in multi.status_reason
     assert RedemptionCode.objects.get(pk=2).redeemed_by_id == 2
     assert set(Log.objects.values_list("token_id", flat=True)) == {3}
+    assert "users.linux_do_id: 1 (no LinuxDO sign-in here)" in report
+    assert "tables: not read: vendors" in report
     for dropped in ("users.setting: 1", "users.linux_do_id: 1", "tokens.group: 1", "channels.tag: 1",
                     "channels.param_override: 1", "redemptions.expired_time: 1", "logs.group: 3", "logs.other: 3"):
         assert dropped in report, dropped

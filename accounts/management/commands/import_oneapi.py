@@ -33,10 +33,15 @@ class Command(BaseCommand):
             source.close()
         self.stdout.write("\n".join(report.lines()))
 
+    _shown = -1
+
     def _progress(self, done: int, total: int) -> None:
-        percent = done * 100 // total if total else 100
+        percent = min(done * 100 // total, 100) if total else 100
+        if percent == self._shown and done < total:  # a line per percent at most, whatever the table's size
+            return
+        self._shown = percent
         line = f"logs: {done} of {total} ({percent}%)"
-        if sys.stderr.isatty():  # one line redrawn on a terminal; a line per batch into a file
+        if sys.stderr.isatty():  # one line redrawn on a terminal; a line each into a file
             self.stderr.write(f"\r{line}", ending="\n" if done >= total else "")
         else:
             self.stderr.write(line)
