@@ -220,7 +220,8 @@ def _logs(source: Source, report: Report, *, dry_run: bool, progress: Progress |
 
 
 def import_database(source: Source, *, dry_run: bool = False, logs: bool = False,
-                    progress: Progress | None = None) -> Report:
+                    log_source: Source | None = None, progress: Progress | None = None) -> Report:
+    """Import `source`; with `logs`, its logs too, or those of `log_source` (one-api's LOG_SQL_DSN)."""
     report = Report(source=source.label, flavour=source.flavour, dry_run=dry_run)
     with transaction.atomic():
         users = _users(source, report)
@@ -237,7 +238,7 @@ def import_database(source: Source, *, dry_run: bool = False, logs: bool = False
         if not dry_run:
             _reset_sequences()
     if logs:
-        _logs(source, report, dry_run=dry_run, progress=progress)
+        _logs(log_source or source, report, dry_run=dry_run, progress=progress)
         if not dry_run:
             _reset_sequences()
     elif "logs" in source.tables:

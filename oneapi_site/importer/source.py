@@ -26,13 +26,13 @@ class SourceError(Exception):
 
 
 class Source:
-    def __init__(self, connection, *, engine: str, label: str):
+    def __init__(self, connection, *, engine: str, label: str, required: tuple[str, ...] = REQUIRED_TABLES):
         self.connection = connection
         self.engine = engine  # "sqlite", "mysql" or "postgresql"
         self.label = label
         self.placeholder = "?" if engine == "sqlite" else "%s"
         self.tables = self._tables()
-        missing = [t for t in REQUIRED_TABLES if t not in self.tables]
+        missing = [t for t in required if t not in self.tables]
         if missing:
             raise SourceError(f"{label} is not a one-api database: it has no {', '.join(missing)} table")
         self._columns: dict[str, list[str]] = {}
@@ -121,8 +121,9 @@ def _first_line(exc: Exception) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def open_source(text: str) -> Source:
-    """Connect to SOURCE read-only where the driver can; a SourceError says why not, in one line."""
+def open_source(text: str, *, required: tuple[str, ...] = REQUIRED_TABLES) -> Source:
+    """Connect to SOURCE read-only where the driver can; a SourceError says why not, in one line.
+    `required`: the tables it must have (one-api's LOG_SQL_DSN database has only logs)."""
     text = (text or "").strip()
     if not text:
         raise SourceError("SOURCE is empty: give one-api's SQL_DSN, a postgres:// URL or a SQLite file")
@@ -135,7 +136,7 @@ def open_source(text: str) -> Source:
                               "(user:pass@tcp(host:3306)/db or postgres://user:pass@host/db)")
         try:
             connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-            return Source(connection, engine="sqlite", label=str(path))
+            return Source(connection, engine="sqlite", label=str(path), required=required)
         except sqlite3.DatabaseError as exc:
             raise SourceError(f"{text} cannot be read as SQLite: {_first_line(exc)}") from None
     try:
@@ -150,7 +151,7 @@ def open_source(text: str) -> Source:
             connection = psycopg.connect(host=db.host or None, port=db.port or None, user=db.user or None,
                                          password=db.password or None, dbname=db.name, connect_timeout=10)
             connection.read_only = True
-            return Source(connection, engine="postgresql", label=label)
+            return Source(connection, engine="postgresql", label=label, required=required)
         try:
             import MySQLdb
         except ImportError:
@@ -159,7 +160,7 @@ def open_source(text: str) -> Source:
         socket = {"unix_socket": db.host} if db.host.startswith("/") else {"host": db.host, "port": int(db.port)}
         connection = MySQLdb.connect(user=db.user, passwd=db.password, db=db.name, charset="utf8mb4",
                                      connect_timeout=10, **socket)
-        return Source(connection, engine="mysql", label=label)
+        return Source(connection, engine="mysql", label=label, required=required)
     except SourceError:
         raise
     except Exception as exc:  # each driver has its own error classes; the operator needs the first line

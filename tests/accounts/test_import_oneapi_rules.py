@@ -7,7 +7,7 @@ from io import StringIO
 
 import bcrypt
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -105,6 +105,20 @@ def test_the_logs_progress_goes_to_stderr_and_without_logs_the_report_says_how_m
     call_command("import_oneapi", source, "--logs", stdout=StringIO(), stderr=err)
     assert err.getvalue().strip().splitlines()[-1] == "logs: 3 of 3 (100%)"
     assert "logs: 3 rows not read: add --logs to carry them" in run_import(source, "--dry-run")
+
+
+def test_logs_kept_in_their_own_database_are_read_from_there(source, tmp_path):
+    with sqlite3.connect(tmp_path / "logs.db") as db:  # one-api's LOG_SQL_DSN: a database of logs alone
+        db.execute("CREATE TABLE logs (id integer PRIMARY KEY, user_id integer, created_at integer, type integer, "
+                   "content text, quota integer, channel_id integer)")
+        db.executemany("INSERT INTO logs VALUES (?, ?, ?, 2, 'x', 5, 4)", [(i, 2, 1_700_000_000 + i)
+                                                                        for i in range(1, 11)])
+    report = run_import(source, "--log-source", str(tmp_path / "logs.db"))
+    assert "logs: 10 read, 10 new" in report and Log.objects.count() == 10
+    with sqlite3.connect(tmp_path / "other.db") as db:
+        db.execute("CREATE TABLE notes (id integer)")
+    with pytest.raises(CommandError, match="other.db is not a one-api database: it has no logs table"):
+        run_import(source, "--log-source", str(tmp_path / "other.db"))
 
 
 def test_rows_made_after_an_import_take_fresh_ids(source):

@@ -16,21 +16,29 @@ class Command(BaseCommand):
                                            "or the path of its SQLite file")
         parser.add_argument("--dry-run", action="store_true", help="say what would be carried, write nothing")
         parser.add_argument("--logs", action="store_true", help="carry the logs too (in batches)")
+        parser.add_argument("--log-source", default="", metavar="LOG_SQL_DSN",
+                            help="read the logs from this database instead (one-api's LOG_SQL_DSN); implies --logs")
 
     def handle(self, *args, **opts):
+        log_source = None
         try:
             source = open_source(opts["source"])
+            if opts["log_source"]:
+                log_source = open_source(opts["log_source"], required=("logs",))
         except SourceError as exc:
             raise CommandError(str(exc)) from None
         try:
-            report = import_database(source, dry_run=opts["dry_run"], logs=opts["logs"], progress=self._progress)
+            report = import_database(source, dry_run=opts["dry_run"], logs=opts["logs"] or log_source is not None,
+                                     log_source=log_source, progress=self._progress)
         except SourceError as exc:
             raise CommandError(str(exc)) from None
         except DatabaseError as exc:  # the source's or ours: either way one line, never a traceback
             detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise CommandError(f"the import stopped and wrote nothing of its current step: {detail}") from None
         finally:
-            source.close()
+            for opened in (source, log_source):
+                if opened is not None:
+                    opened.close()
         self.stdout.write("\n".join(report.lines()))
 
     _shown = -1
