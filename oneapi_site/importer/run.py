@@ -9,6 +9,7 @@ and a password changed or upgraded here (no longer one-api's bcrypt, nor the see
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -223,7 +224,8 @@ def import_database(source: Source, *, dry_run: bool = False, logs: bool = False
                     log_source: Source | None = None, progress: Progress | None = None) -> Report:
     """Import `source`; with `logs`, its logs too, or those of `log_source` (one-api's LOG_SQL_DSN)."""
     report = Report(source=source.label, flavour=source.flavour, dry_run=dry_run)
-    with transaction.atomic():
+    # No transaction for a dry run: on SQLite one would hold the write lock a serving gateway needs.
+    with contextlib.nullcontext() if dry_run else transaction.atomic():
         users = _users(source, report)
         new, changed = _plan(User, "users", users, report)
         _write(User, new, changed, dry_run=dry_run)
