@@ -299,14 +299,15 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
         return PATHS[mode].removeprefix("/v1")
 
 
-def _vendor(type_id: int, name: str, base: str, *, strip_v1: bool = False, prefix: str = "") -> type[OpenAIAdapter]:
-    """An OpenAI-protocol vendor that differs only in its default URL."""
+def _vendor(type_id: int, name: str, base: str, *, strip_v1: bool = False, prefix: str = "",
+            models: tuple[str, ...] = ()) -> type[OpenAIAdapter]:
+    """An OpenAI-protocol vendor that differs only in its default URL (and the models a new channel offers)."""
 
     def path(self, mode, model, channel):
         p = PATHS[mode].removeprefix("/v1") if strip_v1 else PATHS[mode]
         return prefix + p
 
-    attrs = {"channel_type": type_id, "label": name, "default_base_url": base}
+    attrs = {"channel_type": type_id, "label": name, "default_base_url": base, "default_models": models}
     if strip_v1 or prefix:
         attrs["path"] = path
     return type(f"{name.replace('.', '').replace(' ', '')}Adapter", (OpenAIAdapter,), attrs)
