@@ -7,6 +7,7 @@ contract, openai_shapes.py the OpenAI answers they all write.
 
 from __future__ import annotations
 
+from providers.adapters.aiproxy_library import AIProxyLibraryAdapter
 from providers.adapters.ali.adapter import AliAdapter, BailianAdapter
 from providers.adapters.anthropic import AnthropicAdapter
 from providers.adapters.baidu import BaiduAdapter, QianfanAdapter
@@ -15,6 +16,7 @@ from providers.adapters.bedrock.adapter import BedrockAdapter
 from providers.adapters.cloudflare import CloudflareAdapter
 from providers.adapters.cohere import CohereAdapter
 from providers.adapters.coze import CozeAdapter
+from providers.adapters.deepl import DeepLAdapter
 from providers.adapters.gemini.adapter import GeminiAdapter, GeminiOpenAIAdapter, PaLMAdapter
 from providers.adapters.ollama import OllamaAdapter
 from providers.adapters.openai import (
@@ -77,6 +79,7 @@ ADAPTERS: dict[int, type[Adapter]] = {
     18: XunfeiSparkAdapter,
     19: AI360Adapter,
     20: OpenRouterAdapter,
+    21: AIProxyLibraryAdapter,
     22: FastGPTAdapter,
     23: TencentAdapter,
     24: GeminiAdapter,
@@ -93,6 +96,7 @@ ADAPTERS: dict[int, type[Adapter]] = {
     35: CohereAdapter,
     36: DeepSeekAdapter,
     37: CloudflareAdapter,
+    38: DeepLAdapter,
     39: TogetherAdapter,
     40: DoubaoAdapter,
     41: NovitaAdapter,
