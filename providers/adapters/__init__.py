@@ -52,6 +52,7 @@ from providers.adapters.openai_vendors import (
     OhMyGPTAdapter,
     OpenAIMaxAdapter,
 )
+from providers.adapters.replicate import ReplicateAdapter
 from providers.adapters.tencent import TencentAdapter
 from providers.adapters.vertex import VertexAdapter
 from providers.adapters.xunfei.spark_http import XunfeiAdapter
@@ -103,6 +104,7 @@ ADAPTERS: dict[int, type[Adapter]] = {
     42: VertexAdapter,
     44: SiliconFlowAdapter,
     45: XAIAdapter,
+    46: ReplicateAdapter,
     47: QianfanAdapter,
     48: XunfeiAdapter,
     49: BailianAdapter,
