@@ -36,6 +36,21 @@ def type_label(type_id: int | None) -> str:
     return gettext(adapter.label) if adapter.label else adapter.label
 
 
+def unsupported_reason(type_id: int | None) -> str:
+    """Why a channel of this type is kept out of routing ("" when its type has an adapter): a channel imported
+    from one-api or new-api, or written into the table, may carry a type this gateway cannot speak."""
+    if type_id in ADAPTERS:
+        return ""
+    return gettext("Channel type %(type)s has no adapter in this gateway: the channel is kept out of routing. "
+                   "Change its type to a supported one, or delete it.") % {"type": type_id}
+
+
+def unsupported_type_refusal(type_id: object) -> str:
+    """The refusal of a save that would leave a channel with a type no adapter serves."""
+    return gettext("Channel type %(type)s is not supported: no adapter serves it, so a channel of it could "
+                   "never route. Choose one of the listed types.") % {"type": type_id}
+
+
 def type_choices() -> list[tuple[int, str]]:
     """The channel type choices of the form, named in the active language."""
     return [(type_id, f"{type_label(type_id)} ({type_id})") for type_id in sorted(ADAPTERS)]

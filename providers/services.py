@@ -27,6 +27,7 @@ from oneapi_site.lib.timeutil import now_ts
 from providers import masking
 from providers.adapters import ADAPTERS, adapter_for, secret_config_fields
 from providers.adapters.base import ChannelInfo, RequestContext, UpstreamError
+from providers.labels import unsupported_type_refusal
 from providers.models import Ability, Channel, split_list
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
             low, high = numbers.column_range(Channel._meta.get_field(name))
             value = numbers.parse_int(value, field=name, minimum=low, maximum=high)
         if name == "type" and value not in ADAPTERS:
-            raise ServiceError(f"channel type {value} is not supported", field="type")
+            raise ServiceError(unsupported_type_refusal(value), field="type")
         if name == "status" and value not in Channel.Status.values:
             raise ServiceError("status must be 1, 2 or 3", field=name)
         if name == "base_url":
@@ -181,6 +182,8 @@ def channel_update(*, channel: Channel, **fields: Any) -> Channel:
                 cleaned["config"][name] = stored[name]
     for name, value in cleaned.items():
         setattr(channel, name, value)
+    if channel.type not in ADAPTERS:  # a stored type no adapter serves (imported): it must change to save
+        raise ServiceError(unsupported_type_refusal(channel.type), field="type")
     if not channel.name:
         raise ServiceError("name is required", field="name")
     # The given fields only: the ledger adds to used_quota meanwhile, and tests and balance checks write

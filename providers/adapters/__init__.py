@@ -52,6 +52,7 @@ from providers.adapters.openai_vendors import (
     OhMyGPTAdapter,
     OpenAIMaxAdapter,
 )
+from providers.adapters.proxy import ProxyAdapter
 from providers.adapters.replicate import ReplicateAdapter
 from providers.adapters.tencent import TencentAdapter
 from providers.adapters.vertex import VertexAdapter
@@ -102,6 +103,7 @@ ADAPTERS: dict[int, type[Adapter]] = {
     40: DoubaoAdapter,
     41: NovitaAdapter,
     42: VertexAdapter,
+    43: ProxyAdapter,
     44: SiliconFlowAdapter,
     45: XAIAdapter,
     46: ReplicateAdapter,

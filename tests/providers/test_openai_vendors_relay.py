@@ -97,3 +97,18 @@ async def test_a_minimax_rate_limit_fails_over_to_the_next_channel(relay_client,
                                        headers=world.auth)
     assert response.status_code == 200, response.text
     assert len(upstream.requests) == 2
+
+
+async def test_a_proxy_channel_sends_the_request_as_it_came_with_its_key_as_the_header(relay_client, upstream):
+    world = await sync_to_async(new_world)(upstream, username="proxy", type=43, key="Token raw-proxy-credential",
+                                           models="vendor-model,text-embedding-3-small", base_path="/gateway")
+    body = {**CHAT, "temperature": 0.3, "user": "someone"}
+    response = await relay_client.post("/v1/chat/completions", json=body, headers=world.auth)
+    assert response.status_code == 200, response.text
+    sent = upstream.requests[-1]
+    assert sent.path == "/gateway/v1/chat/completions" and sent.body == body
+    assert sent.headers["Authorization"] == "Token raw-proxy-credential"
+    response = await relay_client.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "hi"},
+                                       headers=world.auth)
+    assert response.status_code == 200 and upstream.requests[-1].path == "/gateway/v1/embeddings"
+    assert "raw-proxy-credential" not in response.text
