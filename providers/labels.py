@@ -26,6 +26,12 @@ TRANSLATED_TYPE_LABELS = (
     gettext_noop("SiliconFlow"),
     gettext_noop("OpenAI-compatible"),
     gettext_noop("Google Gemini (OpenAI-compatible)"),
+    gettext_noop("360 AI Brain"),
+    gettext_noop("Baichuan"),
+    gettext_noop("LingYiWanWu"),
+    gettext_noop("Google PaLM (via Gemini)"),
+    gettext_noop("AIProxy Library"),
+    gettext_noop("Proxy"),
 )
 
 
