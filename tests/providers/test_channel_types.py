@@ -1,5 +1,6 @@
-"""A channel type without an adapter: never saved (console, /api), and a stored one (imported, or written into
-the table) kept out of routing with the reason shown in the console and /api/channel/."""
+"""Channel types in the console and /api: every one-api type is offered with its base URL placeholder and saved;
+a type without an adapter is never saved, and a stored one (imported, or written into the table) is kept out of
+routing with the reason shown in the console and /api/channel/."""
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -89,3 +90,38 @@ async def test_an_enabled_channel_of_an_unknown_type_never_routes(relay_client, 
                                        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
     assert response.status_code == 503
     assert upstream.requests == []
+
+
+NEW_TYPES = {2: "https://oa.api2d.net", 6: "https://api.openaimax.com", 7: "https://api.ohmygpt.com",
+             9: "https://api.caipacity.com", 11: "https://generativelanguage.googleapis.com",
+             19: "https://ai.360.cn", 21: "https://api.aiproxy.io", 22: "https://fastgpt.run/api/openapi",
+             26: "https://api.baichuan-ai.com", 27: "https://api.minimax.chat", 31: "https://api.lingyiwanwu.com",
+             38: "https://api-free.deepl.com", 43: "", 46: "https://api.replicate.com"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("type_id, default", NEW_TYPES.items())
+def test_console_offers_each_new_type_with_its_base_url_placeholder(root_client, type_id, default):
+    page = root_client.get(f"{ADD}?type={type_id}").content.decode()
+    assert f'<option value="{type_id}" selected>' in page
+    assert f'placeholder="{default or "https://..."}"' in page
+
+
+@pytest.mark.django_db
+def test_console_saves_a_new_type_and_a_proxy_needs_its_address(root_client):
+    response = root_client.post(ADD, form_data(type="38", name="deepl", models="deepl-zh"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Channel.objects.get(name="deepl").type == 38
+    response = root_client.post(ADD, form_data(type="43", name="proxy"))
+    assert response.status_code == 200 and "Proxy has no default address" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_api_creates_channels_of_the_new_types_and_lists_their_models(staff_api):
+    for type_id in NEW_TYPES:
+        fields = {"type": type_id, "name": f"t{type_id}", "key": "k",
+                  "base_url": "https://proxy.example" if type_id == 43 else ""}
+        envelope(staff_api.post("/api/channel/", fields, format="json"))
+    assert set(Channel.objects.values_list("type", flat=True)) == set(NEW_TYPES)
+    models = envelope(staff_api.get("/api/models"))
+    assert models["38"] == ["deepl-zh", "deepl-en", "deepl-ja"] and "abab6.5s-chat" in models["27"]
