@@ -125,3 +125,11 @@ def test_api_creates_channels_of_the_new_types_and_lists_their_models(staff_api)
     assert set(Channel.objects.values_list("type", flat=True)) == set(NEW_TYPES)
     models = envelope(staff_api.get("/api/models"))
     assert models["38"] == ["deepl-zh", "deepl-en", "deepl-ja"] and "abab6.5s-chat" in models["27"]
+
+
+@pytest.mark.django_db
+def test_testing_or_asking_the_balance_of_a_stored_unknown_type_says_why_it_cannot(staff_api):
+    imported = stored(key=SECRET, name="imported")
+    for path in (f"/api/channel/test/{imported.pk}", f"/api/channel/update_balance/{imported.pk}"):
+        error = envelope(staff_api.get(path), success=False)
+        assert f"Channel type {UNKNOWN} has no adapter" in error["message"], path
