@@ -38,6 +38,7 @@ from providers.adapters.openai_shapes import (
 )
 
 DEFAULT_LANGUAGE = "ZH"
+PRO_URL = "https://api.deepl.com"
 
 
 def target_language(model: str) -> str:
@@ -62,8 +63,13 @@ class DeepLAdapter(Adapter):
     modes: ClassVar[tuple[str, ...]] = ("chat",)
     default_models: ClassVar[tuple[str, ...]] = ("deepl-zh", "deepl-en", "deepl-ja")
 
+    def default_host(self, key: str) -> str:
+        """Without a base URL, the API the key belongs to: DeepL's free keys end in ":fx" and work only on
+        api-free.deepl.com, its paid ones only on api.deepl.com (one-api sends every key to the free one)."""
+        return self.default_base_url if key.strip().endswith(":fx") else PRO_URL
+
     def build_request(self, ctx: RequestContext) -> UpstreamRequest:
-        base = (ctx.channel.base_url or self.default_base_url).rstrip("/")
+        base = (ctx.channel.base_url or self.default_host(ctx.channel.key)).rstrip("/")
         body = {"text": [source_text(ctx.body)], "target_lang": target_language(ctx.model)}
         headers = {"Content-Type": "application/json", "Accept": "application/json",
                    "Authorization": f"DeepL-Auth-Key {ctx.channel.key}"}

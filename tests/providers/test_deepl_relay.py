@@ -1,12 +1,15 @@
 """DeepL end to end: a chat through the ASGI app becomes a translation at a mock DeepL, as one-api serves it."""
 
+import dataclasses
+
 import orjson
 import pytest
 
+from providers.adapters import adapter_for
 from providers.adapters.deepl import target_language
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_deepl import MockDeepL
-from tests.providers.vendor_harness import no_consume_log, serve
+from tests.providers.vendor_harness import TEST_CHANNEL, call_context, no_consume_log, serve
 from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -71,3 +74,11 @@ async def test_a_request_without_a_user_message_is_refused_before_deepl(relay_cl
 def test_the_model_name_gives_the_target_language():
     assert [target_language(m) for m in ("deepl-zh", "deepl-en-gb", "deepl", "deepl-JA")] == ["ZH", "EN-GB", "ZH",
                                                                                              "JA"]
+
+
+@pytest.mark.parametrize("key, url", [("free-key:fx", "https://api-free.deepl.com/v2/translate"),
+                                      ("paid-key", "https://api.deepl.com/v2/translate")])
+def test_without_a_base_url_the_key_picks_deepls_free_or_paid_api(key, url):
+    channel = dataclasses.replace(TEST_CHANNEL, type=38, key=key)
+    request = adapter_for(38).build_request(call_context(channel, body=CHAT, model="deepl-zh"))
+    assert request.url == url
