@@ -13,6 +13,7 @@ sends the request to another channel: Replicate bills the prediction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 import uuid
@@ -51,11 +52,15 @@ from providers.adapters.openai_shapes import (
 TASK_WAIT = 300.0  # how long a prediction is asked after before it is given up (RELAY_TIMEOUT when set)
 POLL_INTERVAL = 2.0
 REQUEST_TIMEOUT = 70.0  # one request: `Prefer: wait` holds the create up to 60 s
+CANCEL_TIMEOUT = 3.0  # a prediction given up on is cancelled on the way out, never waited on long
 DEFAULT_MAX_TOKENS = 500  # one-api's, for a chat that sets none
 ENDED = ("failed", "canceled")
 # Sizes as Replicate's image models take them (aspect_ratio); one-api asks for a square.
 ASPECT_RATIOS = {"1024x1024": "1:1", "1792x1024": "16:9", "1024x1792": "9:16", "1536x1024": "3:2",
                  "1024x1536": "2:3", "512x512": "1:1", "256x256": "1:1"}
+
+
+_cancels: set[asyncio.Task] = set()  # cancels under way, held so they are not collected before they run
 
 
 def invalid(message: str) -> UpstreamError:
@@ -176,13 +181,32 @@ class ReplicateAdapter(Adapter):
                                         code="prediction_failed")
                 url = (prediction.get("urls") or {}).get("get")
                 if not url or loop.time() >= deadline:
+                    await self.cancel(ctx, prediction, session=session)
                     raise UpstreamError(status=504, code="task_timeout",
                                         message=f"The Replicate prediction did not finish within {wait:g} s.")
                 await asyncio.sleep(POLL_INTERVAL)
                 prediction = await self.call(ctx, "GET", url, session=session)
         except UpstreamError as err:
             raise dataclasses.replace(err, retryable=False) from None
+        except asyncio.CancelledError:
+            self.cancel_later(ctx, prediction, session=session)  # the client left: stop paying for the run
+            raise
         return prediction
+
+    async def cancel(self, ctx: RequestContext, prediction: dict, *, session) -> None:
+        """Cancel a prediction given up on, best effort: Replicate bills a prediction for the time it runs."""
+        url = (prediction.get("urls") or {}).get("cancel")
+        if url:
+            with contextlib.suppress(Exception):
+                async with session.post(url, headers=self.headers(ctx),
+                                        timeout=aiohttp.ClientTimeout(total=CANCEL_TIMEOUT)):
+                    pass
+
+    def cancel_later(self, ctx: RequestContext, prediction: dict, *, session) -> None:
+        """The cancel from a task of its own: the call it ends is being cancelled, and must not wait for it."""
+        task = asyncio.get_running_loop().create_task(self.cancel(ctx, prediction, session=session))
+        _cancels.add(task)
+        task.add_done_callback(_cancels.discard)
 
     async def open(self, ctx: RequestContext, *, session) -> Opened:
         if ctx.mode == "chat" and ctx.stream:
@@ -236,6 +260,9 @@ class ReplicateAdapter(Adapter):
             raise dataclasses.replace(network_failure(exc, read_timeout=timeout), retryable=False) from None
         except UpstreamError as err:
             raise dataclasses.replace(err, retryable=False) from None
+        except (asyncio.CancelledError, GeneratorExit):
+            self.cancel_later(ctx, prediction, session=session)  # the client left mid-answer
+            raise
         yield StreamEvent(data=chat_chunk(id=id, created=created, model=ctx.client_model,
                                           choices=[delta_choice({}, "stop")]))
 

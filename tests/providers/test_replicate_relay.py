@@ -106,3 +106,16 @@ async def test_an_error_event_mid_stream_ends_the_stream_with_an_openai_error(re
     assert events[-1] == b"[DONE]"
     assert orjson.loads(events[0])["choices"][0]["delta"]["content"] == "Hello"
     assert "The model crashed" in orjson.loads(events[-2])["error"]["message"]
+
+
+async def test_a_prediction_that_outlasts_the_wait_is_cancelled_and_costs_nothing(relay_client, rw, monkeypatch,
+                                                                                  settings):
+    settings.RELAY_TIMEOUT = 0
+    monkeypatch.setattr(replicate, "TASK_WAIT", 0.05)
+    rw.upstream.then(polls=1000)
+    response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=rw.auth)
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "task_timeout"
+    assert rw.upstream.requests[-1].method == "POST"
+    assert rw.upstream.requests[-1].path == "/v1/predictions/p1/cancel"
+    assert await no_consume_log()
