@@ -8,19 +8,19 @@ path (chatcompletion_v2) and tells its errors in `base_resp`, often with a 200.
 from __future__ import annotations
 
 from providers.adapters.base import RequestContext, UpstreamError, json_or_none
-from providers.adapters.openai import OpenAIAdapter, _vendor
+from providers.adapters.openai import OpenAIAdapter, vendor_adapter
 
-API2DAdapter = _vendor(2, "API2D", "https://oa.api2d.net")
-OpenAIMaxAdapter = _vendor(6, "OpenAIMax", "https://api.openaimax.com")
-OhMyGPTAdapter = _vendor(7, "OhMyGPT", "https://api.ohmygpt.com")
-AILSAdapter = _vendor(9, "AI.LS", "https://api.caipacity.com")
-AI360Adapter = _vendor(19, "360 AI Brain", "https://ai.360.cn", models=(
+API2DAdapter = vendor_adapter(2, "API2D", "https://oa.api2d.net")
+OpenAIMaxAdapter = vendor_adapter(6, "OpenAIMax", "https://api.openaimax.com")
+OhMyGPTAdapter = vendor_adapter(7, "OhMyGPT", "https://api.ohmygpt.com")
+AILSAdapter = vendor_adapter(9, "AI.LS", "https://api.caipacity.com")
+AI360Adapter = vendor_adapter(19, "360 AI Brain", "https://ai.360.cn", models=(
     "360GPT_S2_V9", "embedding-bert-512-v1", "embedding_s1_v1", "semantic_similarity_s1_v1"))
 # FastGPT's OpenAPI: an app's key, the chat path under /api/openapi (https://doc.fastgpt.in, "API 调用").
-FastGPTAdapter = _vendor(22, "FastGPT", "https://fastgpt.run/api/openapi")
-BaichuanAdapter = _vendor(26, "Baichuan", "https://api.baichuan-ai.com", models=(
+FastGPTAdapter = vendor_adapter(22, "FastGPT", "https://fastgpt.run/api/openapi")
+BaichuanAdapter = vendor_adapter(26, "Baichuan", "https://api.baichuan-ai.com", models=(
     "Baichuan2-Turbo", "Baichuan2-Turbo-192k", "Baichuan-Text-Embedding"))
-LingYiWanWuAdapter = _vendor(31, "LingYiWanWu", "https://api.lingyiwanwu.com", models=(
+LingYiWanWuAdapter = vendor_adapter(31, "LingYiWanWu", "https://api.lingyiwanwu.com", models=(
     "yi-34b-chat-0205", "yi-34b-chat-200k", "yi-vl-plus"))
 
 # MiniMax's base_resp.status_code (https://platform.minimaxi.com/document/ChatCompletion v2, "错误码"), as
