@@ -3,11 +3,11 @@ as one-api's adaptor runs them (relay/adaptor/replicate).
 
 A prediction is created at {base}/v1/models/{owner}/{name}/predictions with the model's `input`, answered 201
 with its urls. A chat's prompt is the messages as `role: content` lines (one-api's); a streaming client gets
-the prediction's event stream (`urls.stream`: `output` events, then `done`) as OpenAI chunks, any other is
-answered when the prediction has succeeded, asked after at `urls.get` (the create asks Replicate to wait
-first, `Prefer: wait`, so a quick model needs no poll). An image prediction's output (one link or a list) is
-OpenAI's images answer, links or, when asked, the images themselves. Once a prediction exists, no failure
-sends the request to another channel: Replicate bills the prediction.
+the prediction's event stream (`urls.stream`: `output` events, then `done`) as OpenAI chunks, then the counts
+the ended prediction tells; any other is answered when the prediction has succeeded, asked after at
+`urls.get` (the create asks Replicate to wait first, `Prefer: wait`, so a quick model needs no poll). An image
+prediction's output (one link or a list) is OpenAI's images answer, links or, when asked, the images
+themselves. Once a prediction exists, no failure sends the request to another channel: Replicate bills it.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from providers.adapters.openai_shapes import (
     delta_choice,
     images_answer,
     message_choice,
+    usage_event,
     usage_json,
 )
 
@@ -265,6 +266,20 @@ class ReplicateAdapter(Adapter):
             raise
         yield StreamEvent(data=chat_chunk(id=id, created=created, model=ctx.client_model,
                                           choices=[delta_choice({}, "stop")]))
+        usage = await self.final_usage(ctx, prediction, session=session)
+        if usage is not None:
+            yield usage_event(id=id, created=created, model=ctx.client_model, usage=usage)
+
+    async def final_usage(self, ctx: RequestContext, prediction: dict, *, session) -> Usage | None:
+        """The counts of a streamed prediction, which its events never tell: read from the prediction once
+        it has ended (None when it cannot be read, or tells none: the relay then counts the text)."""
+        url = (prediction.get("urls") or {}).get("get")
+        if not url:
+            return None
+        try:
+            return prediction_usage(await self.call(ctx, "GET", url, session=session))
+        except (UpstreamError, *NETWORK_ERRORS):
+            return None
 
 
 async def sse_events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str, str]]:

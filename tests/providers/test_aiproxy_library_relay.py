@@ -5,7 +5,7 @@ import pytest
 
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_aiproxy_library import ANSWER, MockAIProxyLibrary
-from tests.providers.vendor_harness import no_consume_log, serve
+from tests.providers.vendor_harness import no_consume_log, sdk_chat_both_ways, serve
 from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,3 +55,10 @@ async def test_an_err_code_is_the_vendors_message_unbilled(relay_client, lw):
     assert response.json()["error"]["message"].startswith("library not found")
     assert KEY not in response.text
     assert await no_consume_log()
+
+
+async def test_the_openai_sdk_asks_the_library_plain_and_streamed(relay_client, lw):
+    answer, (text, usage, finish) = await sdk_chat_both_ways(lw.sdk(relay_client), "gpt-3.5-turbo", CHAT["messages"])
+    assert answer.choices[0].message.content == text == ANSWER + SOURCES
+    assert finish == "stop"
+    assert usage is None  # the library counts nothing to tell; the gateway bills its own count (above)

@@ -9,7 +9,7 @@ from providers.adapters import adapter_for
 from providers.adapters.deepl import target_language
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_deepl import MockDeepL
-from tests.providers.vendor_harness import TEST_CHANNEL, call_context, no_consume_log, serve
+from tests.providers.vendor_harness import TEST_CHANNEL, call_context, no_consume_log, sdk_chat_both_ways, serve
 from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -82,3 +82,9 @@ def test_without_a_base_url_the_key_picks_deepls_free_or_paid_api(key, url):
     channel = dataclasses.replace(TEST_CHANNEL, type=38, key=key)
     request = adapter_for(38).build_request(call_context(channel, body=CHAT, model="deepl-zh"))
     assert request.url == url
+
+
+async def test_the_openai_sdk_translates_plain_and_streamed(relay_client, dw):
+    answer, (text, usage, finish) = await sdk_chat_both_ways(dw.sdk(relay_client), "deepl-zh", CHAT["messages"])
+    assert answer.choices[0].message.content == text == "你好，世界"
+    assert answer.usage.prompt_tokens == usage.prompt_tokens == len("Hello, world") and finish == "stop"

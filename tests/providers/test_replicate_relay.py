@@ -10,7 +10,7 @@ from providers.adapters import replicate
 from providers.adapters.base import UpstreamError
 from tests.helpers import consume_log, events_of
 from tests.providers.mock_replicate import MockReplicate
-from tests.providers.vendor_harness import TEST_CHANNEL, call_context, no_consume_log, serve
+from tests.providers.vendor_harness import TEST_CHANNEL, call_context, no_consume_log, sdk_chat_both_ways, serve
 from tests.world import new_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,9 +54,11 @@ async def test_a_stream_is_the_predictions_output_events_as_chunks(relay_client,
     chunks = [orjson.loads(e) for e in events[:-1]]
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "Hello from Replicate."
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
-    create, stream = rw.upstream.requests
+    create, stream, ended = rw.upstream.requests
     assert create.body["stream"] is True and stream.path == "/stream/p1"
-    assert (await consume_log()).completion_tokens > 0  # counted by the gateway: a stream tells no metrics
+    assert ended.path == "/v1/predictions/p1"  # the events tell no counts: the ended prediction does
+    log = await consume_log()
+    assert (log.prompt_tokens, log.completion_tokens) == (12, 3)
 
 
 async def test_an_image_is_a_prediction_whose_links_are_openais_answer_billed_per_image(relay_client, rw):
@@ -119,3 +121,9 @@ async def test_a_prediction_that_outlasts_the_wait_is_cancelled_and_costs_nothin
     assert rw.upstream.requests[-1].method == "POST"
     assert rw.upstream.requests[-1].path == "/v1/predictions/p1/cancel"
     assert await no_consume_log()
+
+
+async def test_the_openai_sdk_chats_plain_and_streamed(relay_client, rw):
+    answer, (text, usage, finish) = await sdk_chat_both_ways(rw.sdk(relay_client), LLAMA, CHAT["messages"])
+    assert answer.choices[0].message.content == text == "Hello from Replicate."
+    assert answer.usage.completion_tokens == usage.completion_tokens == 3 and finish == "stop"
