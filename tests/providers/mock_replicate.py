@@ -12,6 +12,7 @@ from tests.mock_upstream import Behaviour, Recorded
 from tests.providers.vendor_harness import VendorMock
 
 WORDS = ["Hello", " from", " Replicate."]
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\x00" * 40
 
 
 @dataclass
@@ -55,6 +56,8 @@ class MockReplicate(VendorMock):
         return "failed" if b.failed else "succeeded"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path == "/images/cat.png":  # replicate.delivery: a link that needs no key
+            return web.Response(body=PNG, content_type="image/png")
         raw, body = await self.read_body(request)
         self.requests.append(Recorded(request.method, request.path, request.query_string, dict(request.headers), body))
         if request.headers.get("Authorization") != "Bearer r8_mock_key_secret":

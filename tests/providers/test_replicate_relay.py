@@ -1,5 +1,6 @@
 """Replicate end to end: chats and images through the ASGI app as predictions at a mock Replicate."""
 
+import base64
 import dataclasses
 
 import orjson
@@ -9,7 +10,7 @@ from asgiref.sync import sync_to_async
 from providers.adapters import replicate
 from providers.adapters.base import UpstreamError
 from tests.helpers import consume_log, events_of
-from tests.providers.mock_replicate import MockReplicate
+from tests.providers.mock_replicate import PNG, MockReplicate
 from tests.providers.vendor_harness import TEST_CHANNEL, call_context, no_consume_log, sdk_chat_both_ways, serve
 from tests.world import new_world
 
@@ -127,3 +128,12 @@ async def test_the_openai_sdk_chats_plain_and_streamed(relay_client, rw):
     answer, (text, usage, finish) = await sdk_chat_both_ways(rw.sdk(relay_client), LLAMA, CHAT["messages"])
     assert answer.choices[0].message.content == text == "Hello from Replicate."
     assert answer.usage.completion_tokens == usage.completion_tokens == 3 and finish == "stop"
+
+
+async def test_an_image_asked_for_as_b64_json_is_fetched_from_its_link(relay_client, rw):
+    rw.upstream.then(output=[f"{rw.upstream.url}/images/cat.png"])
+    response = await relay_client.post("/v1/images/generations", headers=rw.auth, json={
+        "model": FLUX, "prompt": "a cat", "response_format": "b64_json"})
+    assert response.status_code == 200, response.text
+    [item] = response.json()["data"]
+    assert base64.b64decode(item["b64_json"]) == PNG and "url" not in item
