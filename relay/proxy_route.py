@@ -54,6 +54,9 @@ async def proxy_channel(caller: Caller, channel_id: int):
 async def forward(*, scope, body: bytes, response, caller: Caller) -> None:
     channel_id, rest = target(scope["path"])
     channel = await proxy_channel(caller, channel_id)
+    if not channel.base_url.startswith(("http://", "https://")):  # saved through /api, which does not ask
+        raise RelayError(502, f"Proxy channel #{channel_id} has no base URL to send the request to.",
+                         type="upstream_error", code="channel_base_url_missing")
     url = channel.base_url.rstrip("/") + rest
     if scope.get("query_string"):
         url += "?" + scope["query_string"].decode("latin-1")

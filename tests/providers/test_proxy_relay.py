@@ -3,6 +3,8 @@
 import pytest
 from asgiref.sync import sync_to_async
 
+from providers.models import Channel
+from relay.cache import cache
 from tests.factories import ChannelFactory
 from tests.providers.vendor_harness import no_consume_log
 from tests.world import new_world
@@ -54,3 +56,12 @@ async def test_a_caller_without_a_valid_token_is_refused(relay_client, pw):
                                        headers={"Authorization": "Bearer sk-nope"})
     assert response.status_code == 401
     assert pw.upstream.requests == []
+
+
+async def test_a_proxy_channel_without_a_base_url_says_so(relay_client, pw):
+    await sync_to_async(Channel.objects.filter(pk=pw.channel.pk).update)(base_url="")
+    cache.clear()
+    response = await relay_client.post(f"/v1/oneapi/proxy/{pw.channel.pk}/v1/chat/completions", json={},
+                                       headers=pw.auth)
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "channel_base_url_missing"
