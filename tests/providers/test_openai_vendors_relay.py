@@ -62,6 +62,20 @@ async def test_a_stream_comes_back_as_the_vendor_sent_it(relay_client, upstream,
     assert (log.prompt_tokens, log.completion_tokens) == (11, 7)
 
 
+@pytest.mark.parametrize("type_id, base_path, path", CASES)
+async def test_a_vendor_refusal_keeps_its_message_and_costs_nothing(relay_client, upstream, type_id, base_path,
+                                                                    path):
+    world = await sync_to_async(new_world)(upstream, username=f"e{type_id}", type=type_id, key=KEY,
+                                           models="vendor-model", base_path=base_path)
+    upstream.then(status=401, error={"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
+                                               "code": "invalid_api_key"}})
+    response = await relay_client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
+    assert response.status_code == 401
+    assert response.json()["error"]["message"].startswith("Incorrect API key provided")
+    assert KEY not in response.text
+    assert await no_consume_log()
+
+
 def test_each_type_defaults_to_one_apis_base_url():
     assert {t: adapter_for(t).default_base_url for t, _, _ in CASES} == {
         2: "https://oa.api2d.net", 6: "https://api.openaimax.com", 7: "https://api.ohmygpt.com",
