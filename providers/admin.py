@@ -212,6 +212,10 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
         for channel in queryset.only("id", "name"):
             try:
                 result = channel_test(channel_id=channel.pk, model=None)
+            except ServiceError as exc:  # the channel cannot be tested (a type without an adapter): it says why
+                self.message_user(request, gettext("%(name)s: the test could not run: %(error)s")
+                                  % {"name": channel.name, "error": exc}, messages.ERROR)
+                continue
             except Exception as exc:  # a broken vendor or adapter must not take the page down
                 log.exception("channel test failed to run for channel %s", channel.pk)
                 self.message_user(request, gettext("%(name)s: the test could not run: %(error)s")

@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 
 from providers.adapters import ADAPTERS
 from providers.models import Channel
+from tests.admin_fixtures import action
 from tests.api_fixtures import envelope
 from tests.factories import ChannelFactory
 from tests.providers.test_admin_channels import ADD, CHANGELIST, change_url, form_data
@@ -133,3 +134,11 @@ def test_testing_or_asking_the_balance_of_a_stored_unknown_type_says_why_it_cann
     for path in (f"/api/channel/test/{imported.pk}", f"/api/channel/update_balance/{imported.pk}"):
         error = envelope(staff_api.get(path), success=False)
         assert f"Channel type {UNKNOWN} has no adapter" in error["message"], path
+
+
+@pytest.mark.django_db
+def test_the_console_test_action_says_why_a_stored_unknown_type_cannot_be_tested(root_client, caplog):
+    imported = stored(key=SECRET, name="imported")
+    response = action(root_client, CHANGELIST, "test_channels", [imported.pk])
+    assert f"Imported: the test could not run: Channel type {UNKNOWN} has no adapter" in response.content.decode()
+    assert "Traceback" not in caplog.text
