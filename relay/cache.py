@@ -104,16 +104,22 @@ def _load_routes() -> Routes:
     options.reload_from_db()
     channels: dict[int, ChannelInfo] = {}
     status: dict[int, int] = {}
+    unsupported: list[int] = []
     for ch in Channel.objects.all().only(
             "id", "type", "name", "key", "base_url", "models", "model_mapping", "config", "system_prompt",
             "priority", "weight", "status"):
         status[ch.id] = ch.status
+        if ch.status == Channel.Status.ENABLED and ch.type not in ADAPTERS:
+            unsupported.append(ch.id)
         if ch.status != Channel.Status.ENABLED or ch.type not in ADAPTERS:
             continue
         channels[ch.id] = ChannelInfo(
             id=ch.id, type=ch.type, name=ch.name, key=ch.key, base_url=ch.base_url, models=tuple(ch.model_list),
             model_mapping=dict(ch.model_mapping or {}), config=dict(ch.config or {}),
             system_prompt=ch.system_prompt, priority=ch.priority, weight=ch.weight)
+    if unsupported:  # the console and /api/channel/ say why (providers/labels.unsupported_reason)
+        log.warning("channels %s are enabled but of types without an adapter: kept out of routing",
+                    ", ".join(f"#{i}" for i in unsupported))
     grouped: dict[tuple[str, str], dict[int, list[tuple[ChannelInfo, int]]]] = defaultdict(lambda: defaultdict(list))
     group_models: dict[str, set[str]] = defaultdict(set)
     model_owner: dict[str, str] = {}
