@@ -8,7 +8,9 @@ A failed request only releases its reservation, so it costs nothing and
 nothing needs refunding; a write that fails stays queued and is retried.
 
 Balances the relay sees are "database value when cached, minus what this
-instance settled since". Cache loads take `flush_lock` so that a load and a
+instance settled since"; budget spending likewise, per budget period. With Redis
+(billing/shared_quota.py) admission happens there and this ledger only writes,
+and counts in case Redis goes away. Cache loads take `flush_lock` so that a load and a
 flush cannot interleave and count a charge twice or not at all.
 """
 
@@ -40,6 +42,10 @@ class Ledger:
         self.spent_token: dict[int, int] = defaultdict(int)
         self.unflushed_user: dict[int, int] = defaultdict(int)
         self.unflushed_token: dict[int, int] = defaultdict(int)
+        # Budget spending settled since the cached value was read, and not yet written: (kind, id) ->
+        # {period_start: quota}, kind "u" or "t".
+        self.spent_budget: dict[tuple[str, int], dict[int, int]] = {}
+        self.unflushed_budget: dict[tuple[str, int], dict[int, int]] = {}
         self.pending: list[Charge] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -49,8 +55,11 @@ class Ledger:
     # --- request path (event loop; no I/O) ---------------------------------
 
     def reserve(self, *, user_id: int, user_quota: int, token_id: int, token_quota: int | None,
-                amount: int) -> str | None:
-        """Hold `amount` for a request; returns None, or "user"/"token" naming who cannot cover it."""
+                amount: int, user_budget: tuple[int, int, int] | None = None,
+                token_budget: tuple[int, int, int] | None = None) -> str | None:
+        """Hold `amount` for a request; returns None, or "user"/"token" naming whose balance cannot cover it,
+        or "user_budget"/"token_budget". A budget is (limit, period_start, spent in the database when cached);
+        its reservations are the subject's, as every reservation is spent in the current period."""
         with self.lock:
             if user_quota - self.spent_user[user_id] - self.reserved_user[user_id] < amount:
                 return "user"
@@ -58,6 +67,12 @@ class Ledger:
                 token_quota - self.spent_token[token_id] - self.reserved_token[token_id] < amount
             ):
                 return "token"
+            if user_budget is not None and self._over_budget(("u", user_id), user_budget,
+                                                             self.reserved_user[user_id] + amount):
+                return "user_budget"
+            if token_budget is not None and self._over_budget(("t", token_id), token_budget,
+                                                              self.reserved_token[token_id] + amount):
+                return "token_budget"
             self.reserved_user[user_id] += amount
             if token_quota is not None:
                 self.reserved_token[token_id] += amount
@@ -69,10 +84,32 @@ class Ledger:
             if limited:
                 self.reserved_token[token_id] -= amount
 
+    def _over_budget(self, subject: tuple[str, int], budget: tuple[int, int, int], wanted: int) -> bool:
+        limit, period_start, cached_spent = budget
+        spent = cached_spent + self.spent_budget.get(subject, {}).get(period_start, 0)
+        return spent + wanted > limit
+
+    def budget_spent(self, kind: str, subject_id: int, period_start: int) -> int:
+        """What this instance settled in the period since the subject was cached."""
+        return self.spent_budget.get((kind, subject_id), {}).get(period_start, 0)
+
+    def _count_budget(self, charge: Charge, sign: int) -> None:
+        for subject, period_start in ((("u", charge.user_id), charge.user_period_start),
+                                      (("t", charge.token_id), charge.token_period_start)):
+            if period_start and charge.quota:
+                if sign > 0:
+                    spent = self.spent_budget.setdefault(subject, {})
+                    spent[period_start] = spent.get(period_start, 0) + charge.quota
+                unflushed = self.unflushed_budget.setdefault(subject, {})
+                unflushed[period_start] = unflushed.get(period_start, 0) + sign * charge.quota
+                if not unflushed[period_start]:
+                    del unflushed[period_start]
+
     def settle(self, charge: Charge, *, reserved: int) -> None:
         """Swap the reservation for the real charge and queue its write. Never raises, never awaits."""
         limited = not charge.unlimited
         with self.lock:
+            self._count_budget(charge, 1)
             self.reserved_user[charge.user_id] -= reserved
             self.spent_user[charge.user_id] += charge.quota
             self.unflushed_user[charge.user_id] += charge.quota
@@ -95,10 +132,12 @@ class Ledger:
         """Call while holding flush_lock, right after reading the user's quota from the database."""
         with self.lock:
             self.spent_user[user_id] = self.unflushed_user.get(user_id, 0)
+            self.spent_budget[("u", user_id)] = dict(self.unflushed_budget.get(("u", user_id), {}))
 
     def rebase_token(self, token_id: int) -> None:
         with self.lock:
             self.spent_token[token_id] = self.unflushed_token.get(token_id, 0)
+            self.spent_budget[("t", token_id)] = dict(self.unflushed_budget.get(("t", token_id), {}))
 
     # --- writer -------------------------------------------------------------
 
@@ -120,6 +159,7 @@ class Ledger:
                 return 0
             with self.lock:
                 for c in batch:
+                    self._count_budget(c, -1)
                     self.unflushed_user[c.user_id] -= c.quota
                     if not c.unlimited:
                         self.unflushed_token[c.token_id] -= c.quota

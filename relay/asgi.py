@@ -88,7 +88,8 @@ class Response:
             if not self.finished:  # mid-stream: the client can only get an error event now
                 await self.finish(b"data: " + err.to_json(self.request_id) + b"\n\n")
             return
-        await self.json(err.status, err.to_json(self.request_id))
+        await self.start(err.status, [(b"content-type", b"application/json"), *err.headers])
+        await self.finish(err.to_json(self.request_id))
 
 
 def _header(scope, name: bytes) -> str:

@@ -10,6 +10,7 @@ from django.utils.translation import gettext
 
 from accounts import permissions
 from accounts.models import Token, User
+from billing.shared_quota import shared
 from oneapi_site.lib import changes, numbers
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.keys import random_key
@@ -121,6 +122,9 @@ def token_update(*, token: Token, status_only: bool = False, by: User | None = N
             # other order, a rename and a batch of charges deadlock on MariaDB.
             list(User.objects.select_for_update().filter(pk=token.user_id).values_list("pk", flat=True))
             token.save(update_fields=changed)
+            if "remain_quota" in changed:  # the shared balance moves by what this write moved
+                shared.adjust_on_commit(kind="t", subject_id=token.pk,
+                                        delta=token.remain_quota - before["remain_quota"])
     changes.publish("tokens")
     return token
 
