@@ -67,18 +67,21 @@ RETRY_SECONDS = 5.0
 TIMEOUT = 2.0  # seconds: an unresponsive Redis costs a request this much once, then the fallback is used
 
 # KEYS: user hash, user leases, token hash, token leases.
-# ARGV: lease, lease_ms, ttl, amount, then per subject: limited, budget, period_start, seed_bal, seed_bs.
+# ARGV: lease, lease_ms, ttl, amount, then per subject: limited, budget, period_start, seed_bal, seed_bs,
+# period (its kind: a change of kind starts the spending afresh, as it is another budget).
 # Returns {0} when admitted; {1, i, bal} used up; {2, i, bal - res} short; {3, i, bs, bp} budget spent.
 ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease, lease_ms, ttl, amount = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 for i = 1, 2 do
-  local h, l, a = KEYS[2 * i - 1], KEYS[2 * i], 4 + (i - 1) * 5
-  local limited, budget, ps = ARGV[a + 1] == '1', tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local h, l, a = KEYS[2 * i - 1], KEYS[2 * i], 4 + (i - 1) * 6
+  local limited, budget, ps, kind = ARGV[a + 1] == '1', tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 6]
   if redis.call('HSETNX', h, 'bal', ARGV[a + 4]) == 1 then
-    redis.call('HSET', h, 'res', 0, 'bs', ARGV[a + 5], 'bp', ps)
+    redis.call('HSET', h, 'res', 0, 'bs', ARGV[a + 5], 'bp', ps, 'bk', kind)
     redis.call('EXPIRE', h, ttl)
+  elseif redis.call('HGET', h, 'bk') ~= kind then
+    redis.call('HSET', h, 'bs', 0, 'bp', ps, 'bk', kind)
   end
   local dead = redis.call('ZRANGEBYSCORE', l, '-inf', now)
   if #dead > 0 then
@@ -160,6 +163,7 @@ class Subject:
     limited: bool  # whether its balance is checked and moved (an unlimited token's is not)
     budget: int  # 0: none
     period_start: int  # the current budget period's start; 0 without a period
+    period: str  # "", "day", "week" or "month"
     seed_balance: int  # the balance to start from if Redis holds none (the cached database value)
     seed_spent: int  # the current period's spending to start from
 
@@ -257,7 +261,7 @@ class SharedQuota:
             lease = f"{_INSTANCE}.{next(_lease_ids)}"
             args = [lease, LEASE_SECONDS * 1000, TTL, amount]
             for s in (user, token):
-                args += [int(s.limited), s.budget, s.period_start, s.seed_balance, s.seed_spent]
+                args += [int(s.limited), s.budget, s.period_start, s.seed_balance, s.seed_spent, s.period]
             answer = await scripts["admit"](
                 keys=[key("u", user.id), key("u", user.id) + ":leases", key("t", token.id),
                       key("t", token.id) + ":leases"], args=args, client=client)

@@ -40,7 +40,7 @@ class Hold:
     token: Subject
 
 
-_pending: set[asyncio.Task] = set()
+_pending: dict[int, set[asyncio.Task]] = {}  # user id -> Redis settlements under way
 
 
 def _period_start(period: str, ts: int) -> int:
@@ -55,10 +55,11 @@ def _subjects(caller: Caller, ts: int) -> tuple[Subject, Subject]:
     # settled since they were read (the ledger's count), as the in-process admission sees them.
     return (
         Subject(kind="u", id=user.id, limited=True, budget=user.budget_quota if user_ps else 0,
-                period_start=user_ps, seed_balance=user.quota - ledger.user_spent(user.id),
+                period_start=user_ps, period=user.budget_period, seed_balance=user.quota - ledger.user_spent(user.id),
                 seed_spent=_cached_spent(user, user_ps) + ledger.budget_spent("u", user.id, user_ps)),
         Subject(kind="t", id=token.id, limited=not token.unlimited, budget=token.budget_quota if token_ps else 0,
-                period_start=token_ps, seed_balance=token.remain_quota - ledger.token_spent(token.id),
+                period_start=token_ps, period=token.budget_period,
+                seed_balance=token.remain_quota - ledger.token_spent(token.id),
                 seed_spent=_cached_spent(token, token_ps) + ledger.budget_spent("t", token.id, token_ps)),
     )
 
@@ -71,6 +72,10 @@ async def hold(caller: Caller, amount: int) -> Hold:
     """Reserve `amount` for the caller's request, or raise the client's refusal."""
     ts = now()
     user, token = _subjects(caller, ts)
+    if caller.user.id in _pending:
+        # This user's last settlement first: a client's next request must see its previous one's charge, not
+        # its reservation (which may be larger), or a budget with room for it refuses.
+        await asyncio.gather(*[asyncio.shield(t) for t in _pending[caller.user.id]], return_exceptions=True)
     if shared.enabled():
         answer = await shared.admit(user=user, token=token, amount=amount)
         if answer is not None:
@@ -124,11 +129,12 @@ def periods(hold: Hold) -> dict[str, int]:
 
 def settle(hold: Hold, charge: Charge) -> None:
     """Charge the request (queued for the database) and give back its reservation. Never raises, never awaits:
-    the Redis settlement runs as a task of its own, so a client that left cannot cancel it."""
+    the Redis settlement runs as a task of its own, so a client that left cannot cancel it; the user's next
+    admission on this instance waits for it."""
     ledger.settle(charge, reserved=0 if hold.lease else hold.amount)
     if hold.lease:
-        _spawn(shared.settle(lease=hold.lease, reserved=hold.amount, user=hold.user, token=hold.token,
-                             charge=charge.quota))
+        _spawn(hold.user.id, shared.settle(lease=hold.lease, reserved=hold.amount, user=hold.user,
+                                           token=hold.token, charge=charge.quota))
     else:
         shared.owe_charge(user=hold.user, token=hold.token, charge=charge.quota)
 
@@ -136,18 +142,26 @@ def settle(hold: Hold, charge: Charge) -> None:
 def release(hold: Hold) -> None:
     """The request failed before any charge: its reservation is free again."""
     if hold.lease:
-        _spawn(shared.settle(lease=hold.lease, reserved=hold.amount, user=hold.user, token=hold.token, charge=0))
+        _spawn(hold.user.id, shared.settle(lease=hold.lease, reserved=hold.amount, user=hold.user,
+                                           token=hold.token, charge=0))
     else:
         ledger.release(user_id=hold.user.id, token_id=hold.token.id, amount=hold.amount, limited=hold.token.limited)
 
 
-def _spawn(coro) -> None:
+def _spawn(user_id: int, coro) -> None:
     task = asyncio.get_running_loop().create_task(coro)
-    _pending.add(task)  # held, or the loop may drop the task before it runs
-    task.add_done_callback(_pending.discard)
+    tasks = _pending.setdefault(user_id, set())
+    tasks.add(task)  # held, or the loop may drop the task before it runs
+
+    def done(task: asyncio.Task) -> None:
+        tasks.discard(task)
+        if not tasks and _pending.get(user_id) is tasks:
+            del _pending[user_id]
+
+    task.add_done_callback(done)
 
 
 async def drain() -> None:
     """Wait for the Redis settlements under way (tests, shutdown)."""
     while _pending:
-        await asyncio.gather(*list(_pending), return_exceptions=True)
+        await asyncio.gather(*[t for tasks in list(_pending.values()) for t in tasks], return_exceptions=True)
