@@ -220,13 +220,13 @@ class SharedQuota:
         if not self._down:
             self._down = True
             # The error names host and port at most, never REDIS_CONN_STRING's password.
-            log.warning("Redis is unreachable for quota (%s: %s); each instance admits requests against its own "
+            log.warning("Shared quota cannot reach Redis (%s: %s); each instance admits requests against its own "
                         "ledger until it is back", type(exc).__name__, exc)
 
     def _succeeded(self) -> None:
         if self._down:
             self._down = False
-            log.warning("Redis is reachable again; quota is shared by all instances again")
+            log.warning("Shared quota reaches Redis again; all instances admit against one balance again")
 
     def _owe(self, hash_key: str, balance: int, budget: int, period_start: int) -> None:
         with self._lock:

@@ -125,12 +125,12 @@ async def test_redis_down_falls_back_and_owes_its_charges(quota, r, settings, ca
         assert not quota.enabled()  # not tried again on every request
         quota.owe_charge(user=user, token=token, charge=7)  # settled by the ledger meanwhile
         await quota.settle(lease="admitted-before", reserved=0, user=user, token=token, charge=3)  # owed too
-    assert sum("Redis is unreachable for quota" in rec.message for rec in caplog.records) == 1
+    assert sum("Shared quota cannot reach Redis" in rec.message for rec in caplog.records) == 1
     settings.REDIS_CONN_STRING = URL  # Redis is back (at its address again) and the retry time has come
     quota._aclient, quota._down_until = None, 0
     with caplog.at_level(logging.WARNING, logger="billing.shared_quota"):
         assert (await quota.admit(user=user, token=token, amount=10))[1] is None
-    assert "reachable again" in caplog.text
+    assert "Shared quota reaches Redis again" in caplog.text
     assert held(r, "t", 1)["bal"] == 80 and held(r, "u", 1)["bal"] == 980
     assert quota.owed == {}
 

@@ -157,3 +157,30 @@ async def test_failed_request_gives_its_budget_reservation_back(client, world, s
     await flush()
     # Nothing was spent and nothing stays held: the whole budget admits one request again.
     assert (await post(client, token)).status_code == 200
+
+
+async def test_a_key_another_instance_used_up_is_refused_as_used_up(client, world, store):
+    """This instance's cache still holds the key's balance; the shared one (Redis) knows it is spent."""
+    if store != "redis":
+        pytest.skip("one instance alone knows what it spent")
+    assert (await post(client, world.token)).status_code == 200  # cached here, and seeded in Redis
+    await flush()
+    shared = redis.Redis.from_url(os.environ["REDIS_CONN_STRING"])
+    shared.hset(key("t", world.token.pk), "bal", 0)  # as another instance's charges would leave it
+    shared.close()
+    refused = await post(client, world.token)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "token_quota_exhausted"
+
+
+async def test_requests_keep_flowing_while_redis_is_down(client, world, settings, caplog):
+    from tests.e2e.servers import closed_port_url
+
+    settings.REDIS_CONN_STRING = closed_port_url("redis", "/0")
+    with caplog.at_level("WARNING", logger="billing.shared_quota"):
+        codes = [(await post(client, world.token)).status_code for _ in range(3)]
+    assert codes == [200] * 3
+    assert sum("Shared quota cannot reach Redis" in r.message for r in caplog.records) == 1
+    logs = await consume_logs()
+    token = await sync_to_async(Token.objects.get)(pk=world.token.pk)
+    assert world.token.remain_quota - token.remain_quota == sum(log.quota for log in logs) > 0
