@@ -39,7 +39,8 @@ still running past it loses its reservation (its charge is still taken at settle
 
 Redis unreachable: admission falls back to this process's ledger (as without Redis) for RETRY_SECONDS,
 with one log line when the outage starts and one when it ends. Charges settled and balance deltas made
-meanwhile are remembered per hash and applied to Redis before the next admission that reaches it.
+meanwhile are remembered per hash, and settlements that could not be sent are kept whole (their leases
+freed, not left to expire); all are sent before the next admission that reaches Redis.
 """
 
 from __future__ import annotations
@@ -188,6 +189,7 @@ class SharedQuota:
         self._lock = threading.Lock()
         # hash -> [balance delta, {period_start: budget delta}] not yet applied in Redis (made during an outage)
         self.owed: dict[str, list] = {}
+        self.owed_settlements: list[tuple[list[str], list]] = []  # SETTLE calls that did not reach Redis
         self._aclient: tuple[asyncio.AbstractEventLoop, aredis.Redis, dict] | None = None
         self._client: redis.Redis | None = None
 
@@ -256,7 +258,7 @@ class SharedQuota:
         None when Redis cannot be reached (the caller falls back to its own ledger)."""
         try:
             client, scripts = self._async()
-            if self.owed:
+            if self.owed or self.owed_settlements:
                 await self._replay(client, scripts)
             lease = f"{_INSTANCE}.{next(_lease_ids)}"
             args = [lease, LEASE_SECONDS * 1000, TTL, amount]
@@ -278,22 +280,26 @@ class SharedQuota:
         return "", Refusal("exhausted" if code == 1 else "quota", kind)
 
     async def settle(self, *, lease: str, reserved: int, user: Subject, token: Subject, charge: int) -> None:
-        """Swap the lease for the charge (charge 0: a release). On failure the charge is owed to Redis."""
+        """Swap the lease for the charge (charge 0: a release). When Redis cannot be reached the settlement is
+        kept and sent again before the next admission that reaches it (so the lease does not wait for its
+        expiry); when Redis ran it but its answer was lost, sending it again takes the charge twice there
+        (never in the database), which only makes admission stricter until the hash expires."""
         args = [lease, reserved, TTL]
         for s in (user, token):
             args += [int(s.limited), charge, s.period_start]
+        keys = [key("u", user.id), key("u", user.id) + ":leases", key("t", token.id), key("t", token.id) + ":leases"]
         try:
             client, scripts = self._async()
-            await scripts["settle"](keys=[key("u", user.id), key("u", user.id) + ":leases", key("t", token.id),
-                                          key("t", token.id) + ":leases"], args=args, client=client)
+            await scripts["settle"](keys=keys, args=args, client=client)
         except redis.RedisError as exc:
             self._failed(exc)
-            self.owe_charge(user=user, token=token, charge=charge)
+            with self._lock:
+                self.owed_settlements.append((keys, args))
             return
         self._succeeded()
 
     def owe_charge(self, *, user: Subject, token: Subject, charge: int) -> None:
-        """A charge settled while Redis was away: applied to Redis once it is back."""
+        """A charge settled by this instance's ledger while Redis was away: applied to Redis once it is back."""
         if not charge or not settings.REDIS_CONN_STRING:
             return
         for s in (user, token):
@@ -301,13 +307,19 @@ class SharedQuota:
 
     async def _replay(self, client, scripts) -> None:
         calls = self._take_owed()
+        with self._lock:
+            settlements, self.owed_settlements = self.owed_settlements, []
         try:
             async with client.pipeline(transaction=False) as pipe:
                 for hash_key, balance, budget, ps in calls:
                     await scripts["adjust"](keys=[hash_key], args=[balance, budget, ps], client=pipe)
+                for keys, args in settlements:
+                    await scripts["settle"](keys=keys, args=args, client=pipe)
                 await pipe.execute()
         except BaseException:
             self._restore_owed(calls)
+            with self._lock:
+                self.owed_settlements[:0] = settlements
             raise
 
     # --- balance changes outside the relay (services, worker threads) --------------
@@ -332,6 +344,7 @@ class SharedQuota:
         self._aclient = None
         self._client = None
         self.owed = {}
+        self.owed_settlements = []
         self._down_until = 0.0
         self._down = False
 

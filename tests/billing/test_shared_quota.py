@@ -118,13 +118,14 @@ async def test_redis_down_falls_back_and_owes_its_charges(quota, r, settings, ca
     user, token = subjects(token_balance=100)
     lease, _ = await quota.admit(user=user, token=token, amount=10)  # the hash exists
     await quota.settle(lease=lease, reserved=10, user=user, token=token, charge=10)
+    admitted, _ = await quota.admit(user=user, token=token, amount=5)  # a request in flight when Redis goes
     settings.REDIS_CONN_STRING = closed_port_url("redis", "/0")
     quota.forget()
     with caplog.at_level(logging.WARNING, logger="billing.shared_quota"):
         assert await quota.admit(user=user, token=token, amount=10) is None
         assert not quota.enabled()  # not tried again on every request
         quota.owe_charge(user=user, token=token, charge=7)  # settled by the ledger meanwhile
-        await quota.settle(lease="admitted-before", reserved=0, user=user, token=token, charge=3)  # owed too
+        await quota.settle(lease=admitted, reserved=5, user=user, token=token, charge=3)  # kept, sent later
     assert sum("Shared quota cannot reach Redis" in rec.message for rec in caplog.records) == 1
     settings.REDIS_CONN_STRING = URL  # Redis is back (at its address again) and the retry time has come
     quota._aclient, quota._down_until = None, 0
@@ -132,7 +133,8 @@ async def test_redis_down_falls_back_and_owes_its_charges(quota, r, settings, ca
         assert (await quota.admit(user=user, token=token, amount=10))[1] is None
     assert "Shared quota reaches Redis again" in caplog.text
     assert held(r, "t", 1)["bal"] == 80 and held(r, "u", 1)["bal"] == 980
-    assert quota.owed == {}
+    assert held(r, "t", 1)["res"] == 10  # the lease of the request settled during the outage is free
+    assert quota.owed == {} and quota.owed_settlements == []
 
 
 @pytest.mark.django_db(transaction=True)
