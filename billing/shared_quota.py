@@ -70,7 +70,8 @@ TIMEOUT = 2.0  # seconds: an unresponsive Redis costs a request this much once, 
 # KEYS: user hash, user leases, token hash, token leases.
 # ARGV: lease, lease_ms, ttl, amount, then per subject: limited, budget, period_start, seed_bal, seed_bs,
 # period (its kind: a change of kind starts the spending afresh, as it is another budget).
-# Returns {0} when admitted; {1, i, bal} used up; {2, i, bal - res} short; {3, i, bs, bp} budget spent.
+# Returns {0} when admitted; {1, 2, bal} the token used up; {2, i, bal - res} short; {3, i, bs, bp} budget spent
+# (i: 1 the user, 2 the token).
 ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -100,7 +101,8 @@ for i = 1, 2 do
     redis.call('HSET', h, 'bs', 0, 'bp', ps)
   end
   if limited then
-    if bal <= 0 then return {1, i, bal} end
+    -- A used-up key is refused whatever the request costs (relay/auth.py's 401); an account only when short.
+    if i == 2 and bal <= 0 then return {1, i, bal} end
     if bal - res < amount then return {2, i, bal - res} end
   end
   if budget > 0 and bs + res + amount > budget then return {3, i, bs, bp} end

@@ -82,6 +82,9 @@ async def test_used_up_token_is_told_apart_from_a_short_one(quota):
     assert (await quota.admit(user=user, token=token, amount=1))[1].reason == "exhausted"
     user, unlimited = subjects(token_balance=0, token_limited=False, token_id=2)
     assert (await quota.admit(user=user, token=unlimited, amount=1))[1] is None
+    broke, unlimited = subjects(balance=0, token_limited=False, user_id=2, token_id=3)
+    assert (await quota.admit(user=broke, token=unlimited, amount=0))[1] is None  # a free request, as one-api
+    assert (await quota.admit(user=broke, token=unlimited, amount=1))[1].reason == "quota"
 
 
 async def test_an_expired_lease_is_freed_once(quota, r, monkeypatch):
