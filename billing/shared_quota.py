@@ -333,13 +333,17 @@ class SharedQuota:
         transaction.on_commit(lambda: self._adjust(key(kind, subject_id), delta))
 
     def _adjust(self, hash_key: str, delta: int) -> None:
+        if not self.enabled():  # known down: no connection attempt per edit
+            self._owe(hash_key, delta, 0, 0)
+            return
         try:
             client = self._sync()
             client.eval(ADJUST, 1, hash_key, delta, 0, 0)
         except redis.RedisError as exc:
-            log.warning("could not move the shared balance of %s (%s); it is applied when Redis is back",
-                        hash_key, type(exc).__name__)
+            self._failed(exc)
             self._owe(hash_key, delta, 0, 0)
+            return
+        self._succeeded()
 
     def forget(self) -> None:
         """Drop connections and remembered deltas (tests)."""

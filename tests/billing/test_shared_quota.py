@@ -161,3 +161,21 @@ async def test_services_move_an_existing_shared_balance_by_what_they_wrote(quota
     assert held(r, "t", token.pk)["bal"] == 500 - 100
     await sync_to_async(user_topup)(user_id=other.pk, quota=50)
     assert not r.exists(key("u", other.pk))  # seeded from the database (which holds the top-up) when first used
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_top_up_made_while_redis_is_down_reaches_it_when_back(quota, r, settings, monkeypatch):
+    monkeypatch.setattr("billing.services.shared", quota)
+    user = await sync_to_async(UserFactory)(quota=1000)
+    u, t = subjects(balance=1000, user_id=user.pk, token_limited=False)
+    lease, _ = await quota.admit(user=u, token=t, amount=0)
+    await quota.settle(lease=lease, reserved=0, user=u, token=t, charge=0)
+    settings.REDIS_CONN_STRING = closed_port_url("redis", "/0")
+    quota.forget()
+    await sync_to_async(user_topup)(user_id=user.pk, quota=250)
+    await sync_to_async(user_topup)(user_id=user.pk, quota=50)  # known down: kept without another attempt
+    assert quota.owed[key("u", user.pk)][0] == 300
+    settings.REDIS_CONN_STRING = URL
+    quota._aclient, quota._down_until = None, 0
+    assert (await quota.admit(user=u, token=t, amount=1300))[1] is None
+    assert held(r, "u", user.pk)["bal"] == 1300
