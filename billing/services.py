@@ -16,7 +16,7 @@ from django.utils.translation import gettext
 
 from accounts import permissions
 from accounts.models import Token, User
-from billing import money
+from billing import money, reminders
 from billing.models import Log, Option, RedemptionCode
 from billing.shared_quota import shared
 from oneapi_site import options
@@ -48,7 +48,10 @@ def _user_credit(*, user_id: int, quota: int) -> bool:
     """Add `quota` to the balance in one guarded statement, unless the sum would pass BALANCE_MAX
     (SQLite would store a float, MySQL and PostgreSQL would fail). False when nothing was added."""
     ceiling = BALANCE_MAX - max(quota, 0)
-    return User.objects.filter(pk=user_id, quota__lte=ceiling).update(quota=F("quota") + quota) == 1
+    credited = User.objects.filter(pk=user_id, quota__lte=ceiling).update(quota=F("quota") + quota) == 1
+    if credited:
+        reminders.quota_reminder_rearm(user_id=user_id)
+    return credited
 
 
 def _balance_full_error(field: str) -> ServiceError:
@@ -153,6 +156,7 @@ def user_quota_set(*, user_id: int, quota: int, by: User | None = None) -> None:
     User.objects.filter(pk=user_id).update(quota=quota)
     # `old` is the row's value under its lock, so the difference is exactly what this write moved.
     shared.adjust_on_commit(kind="u", subject_id=user_id, delta=quota - old)
+    reminders.quota_reminder_rearm(user_id=user_id)
     who = f" by {by.username}" if by else ""
     log_record(user_id=user_id, type=Log.Type.MANAGE, quota=quota - old,
                content=f"Quota changed{who} from {money.log_amount(old)} to {money.log_amount(quota)}")

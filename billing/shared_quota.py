@@ -146,7 +146,7 @@ if d ~= 0 then redis.call('HINCRBY', KEYS[1], 'bal', d) end
 if ps > 0 and bd ~= 0 then
   local bp = tonumber(redis.call('HGET', KEYS[1], 'bp'))
   if ps == bp then redis.call('HINCRBY', KEYS[1], 'bs', bd)
-  elseif ps > bp then redis.call('HSET', KEYS[1], 'bs', bd, 'bp', ps) end
+  elseif ps > bp and bd > 0 then redis.call('HSET', KEYS[1], 'bs', bd, 'bp', ps) end
 end
 return 1
 """
@@ -332,16 +332,25 @@ class SharedQuota:
             return
         transaction.on_commit(lambda: self._adjust(key(kind, subject_id), delta))
 
-    def _adjust(self, hash_key: str, delta: int) -> None:
+    def refund(self, *, user_id: int, token_id: int, limited: bool, quota: int, user_period_start: int,
+               token_period_start: int) -> None:
+        """Give back a settled charge the database refused for good (the ledger parked it), so Redis's balances
+        stay the database's."""
+        if not quota or not settings.REDIS_CONN_STRING:
+            return
+        self._adjust(key("u", user_id), quota, -quota, user_period_start)
+        self._adjust(key("t", token_id), quota if limited else 0, -quota, token_period_start)
+
+    def _adjust(self, hash_key: str, delta: int, budget: int = 0, period_start: int = 0) -> None:
         if not self.enabled():  # known down: no connection attempt per edit
-            self._owe(hash_key, delta, 0, 0)
+            self._owe(hash_key, delta, budget, period_start)
             return
         try:
             client = self._sync()
-            client.eval(ADJUST, 1, hash_key, delta, 0, 0)
+            client.eval(ADJUST, 1, hash_key, delta, budget, period_start)
         except redis.RedisError as exc:
             self._failed(exc)
-            self._owe(hash_key, delta, 0, 0)
+            self._owe(hash_key, delta, budget, period_start)
             return
         self._succeeded()
 

@@ -16,6 +16,7 @@ from billing import money
 from oneapi_site.lib import numbers
 from oneapi_site.lib.admin import OfferedFiltersMixin, RowIdsMixin, ServiceErrorsMixin, mask_secret, unix_text
 from oneapi_site.lib.errors import ServiceError
+from oneapi_site.lib.limit_values import LIMIT_FIELDS
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 from providers import labels, services
 from providers.adapters import ADAPTERS
@@ -116,6 +117,9 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
         fieldsets = [
             (None, {"fields": ["name", "type", "status", "key", "base_url", "models", "group"]}),
             (_("Routing"), {"fields": ["priority", "weight", "model_mapping", "system_prompt"]}),
+            (_("Rate limits"), {"fields": list(LIMIT_FIELDS),
+                                "description": _("The channel's own cap: at it, requests go to the next channel. "
+                                                 "0 is no limit.")}),
             (_("Config"), {"fields": [*config_fields, "config"]}),
         ]
         if obj is not None:

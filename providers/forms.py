@@ -10,6 +10,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from oneapi_site.lib import json_depth, numbers
+from oneapi_site.lib.limit_values import LIMIT_FIELDS
 from providers.adapters import ADAPTERS, secret_config_fields
 from providers.labels import type_choices, type_label
 from providers.models import Channel
@@ -156,10 +157,14 @@ class ChannelForm(forms.ModelForm):
     class Meta:
         model = Channel
         fields = ("name", "type", "status", "key", "base_url", "models", "group", "model_mapping",
-                  "priority", "weight", "config", "system_prompt")
+                  "priority", "weight", "config", "system_prompt", *LIMIT_FIELDS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for name in LIMIT_FIELDS:
+            # Empty is no limit; a post without the input (a page saved before it existed) keeps the value.
+            if name in self.fields:
+                self.fields[name].required = False
         if self.instance.pk:
             # Health may auto-disable the channel while its page is open; the status the page showed travels
             # with the post, so saving other edits leaves a status the operator did not touch alone.
@@ -216,6 +221,9 @@ class ChannelForm(forms.ModelForm):
             if value:
                 config[name] = value
         cleaned["config"] = config
+        for name in LIMIT_FIELDS:
+            if cleaned.get(name) is None and name in self.data:
+                cleaned[name] = 0
         return cleaned
 
     def channel_fields(self) -> dict:

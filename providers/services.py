@@ -19,7 +19,7 @@ from django.utils.translation import gettext
 from accounts.models import User
 from billing.models import Log
 from billing.services import log_record
-from oneapi_site.lib import changes, json_depth, numbers
+from oneapi_site.lib import changes, json_depth, limit_values, numbers
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.lengths import items_bounded, text_bounded
 from oneapi_site.lib.mail import mail_send
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL_FIELDS = (
     "type", "name", "key", "status", "base_url", "models", "group", "model_mapping", "priority",
-    "weight", "config", "system_prompt",
+    "weight", "config", "system_prompt", *limit_values.LIMIT_FIELDS,
 )
 
 
@@ -99,6 +99,8 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
                           item_maximum=Ability._meta.get_field("model").max_length)
         if name == "config":
             value = _as_json_object(value, name)
+        if name in limit_values.LIMIT_FIELDS:
+            value = limit_values.limit_clean(name, value)
         if name in _INTEGER_FIELDS:
             low, high = numbers.column_range(Channel._meta.get_field(name))
             value = numbers.parse_int(value, field=name, minimum=low, maximum=high)
