@@ -350,9 +350,7 @@ class Ledger:
             self.parked.append(charge)
             self.parked_count += 1
             self._parked_in_a_row += 1
-        shared.refund(user_id=charge.user_id, token_id=charge.token_id, limited=not charge.unlimited,
-                      quota=charge.quota, user_period_start=charge.user_period_start,
-                      token_period_start=charge.token_period_start)
+        shared.refund(charge)
         log.error("charge of request %s parked: the database refuses it (%s: %s); user %s, token %s, model %s, "
                   "quota %s not taken", _short(charge.request_id), type(exc).__name__, exc, charge.user_id,
                   charge.token_id, _short(charge.model_name), charge.quota)

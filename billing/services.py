@@ -191,27 +191,31 @@ class Charge:
     cache_write_tokens: int = 0
     cache_write_1h_tokens: int = 0
     reasoning_tokens: int = 0
-    # The budget period the charge counts in (billing/budgets.py), for a user or token with a budget period;
-    # 0 for none.
+    # The budget period the charge counts in (billing/budgets.py), for a user or token with a budget period:
+    # its kind ("day", "week", "month"; "" for none) and start.
     user_period_start: int = 0
     token_period_start: int = 0
+    user_budget_period: str = ""
+    token_budget_period: str = ""
 
 
-def _budget_updates(spending: dict[tuple[int, int], int]) -> list[tuple[int, int, int, int, int, int, int]]:
-    """Parameters of _BUDGET_SQL per (row, period), oldest period first."""
-    return [(ps, amount, ps, amount, ps, ps, row) for (row, ps), amount in sorted(spending.items())]
+def _budget_updates(spending: dict[tuple[int, int, str], int]) -> list[tuple]:
+    """Parameters of _budget_sql per (row, period start, period kind), oldest period first."""
+    return [(ps, amount, ps, amount, ps, ps, row, kind) for (row, ps, kind), amount in sorted(spending.items())]
 
 
 def _budget_sql(table: str) -> str:
     """Add a charge to the spending of its period, or restart the spending from it when a newer period began;
-    a charge for an older period than the row's does not count (its period is over). Relative, so exact
-    under concurrent batches. budget_spent is assigned first: MySQL evaluates SET left to right, so its
-    CASE still reads the old budget_period_start."""
+    a charge for an older period than the row's does not count (its period is over), nor one of another kind
+    of period than the row's (made before its period was changed, which restarts the spending: token_update,
+    user_update). Relative, so exact under concurrent batches. budget_spent is assigned first: MySQL evaluates
+    SET left to right, so its CASE still reads the old budget_period_start."""
     q = connection.ops.quote_name
     spent, start = q("budget_spent"), q("budget_period_start")
     return (f"UPDATE {q(table)} SET {spent} = CASE WHEN {start} = %s THEN {spent} + %s "
             f"WHEN {start} < %s THEN %s ELSE {spent} END, "
-            f"{start} = CASE WHEN {start} < %s THEN %s ELSE {start} END WHERE {q('id')} = %s")
+            f"{start} = CASE WHEN {start} < %s THEN %s ELSE {start} END "
+            f"WHERE {q('id')} = %s AND {q('budget_period')} = %s")
 
 
 def charges_apply(charges: Iterable[Charge]) -> int:
@@ -227,13 +231,13 @@ def charges_apply(charges: Iterable[Charge]) -> int:
     per_user: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     per_token: dict[int, int] = defaultdict(int)
     per_channel: dict[int, int] = defaultdict(int)
-    user_budget: dict[tuple[int, int], int] = defaultdict(int)
-    token_budget: dict[tuple[int, int], int] = defaultdict(int)
+    user_budget: dict[tuple[int, int, str], int] = defaultdict(int)
+    token_budget: dict[tuple[int, int, str], int] = defaultdict(int)
     for c in charges:
         if c.user_period_start and c.quota:
-            user_budget[(c.user_id, c.user_period_start)] += c.quota
+            user_budget[(c.user_id, c.user_period_start, c.user_budget_period)] += c.quota
         if c.token_period_start and c.quota and c.token_id:
-            token_budget[(c.token_id, c.token_period_start)] += c.quota
+            token_budget[(c.token_id, c.token_period_start, c.token_budget_period)] += c.quota
         per_user[c.user_id][0] += c.quota
         per_user[c.user_id][1] += 1
         if c.token_id and not c.unlimited:

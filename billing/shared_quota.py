@@ -116,18 +116,18 @@ end
 return {0}
 """
 
-# KEYS as ADMIT. ARGV: lease, reserved, ttl, then per subject: limited, charge, period_start (0: no budget).
-# A release is a settlement of nothing.
+# KEYS as ADMIT. ARGV: lease, reserved, ttl, then per subject: limited, charge, period_start (0: no budget),
+# period kind (a charge counts in a budget of its kind only). A release is a settlement of nothing.
 SETTLE = """
 local member = ARGV[1] .. ':' .. ARGV[2]
 for i = 1, 2 do
-  local h, l, a = KEYS[2 * i - 1], KEYS[2 * i], 3 + (i - 1) * 3
+  local h, l, a = KEYS[2 * i - 1], KEYS[2 * i], 3 + (i - 1) * 4
   local held = redis.call('ZREM', l, member) == 1
   if redis.call('HEXISTS', h, 'bal') == 1 then
     if held then redis.call('HINCRBY', h, 'res', -tonumber(ARGV[2])) end
     local charge, ps = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
     if ARGV[a + 1] == '1' and charge ~= 0 then redis.call('HINCRBY', h, 'bal', -charge) end
-    if ps > 0 and charge ~= 0 then
+    if ps > 0 and charge ~= 0 and redis.call('HGET', h, 'bk') == ARGV[a + 4] then
       local bp = tonumber(redis.call('HGET', h, 'bp'))
       if ps == bp then redis.call('HINCRBY', h, 'bs', charge)
       elseif ps > bp then redis.call('HSET', h, 'bs', charge, 'bp', ps) end
@@ -138,12 +138,13 @@ end
 return 0
 """
 
-# KEYS: one hash. ARGV: balance delta, budget delta, period_start (0: none). Only a hash that exists moves.
+# KEYS: one hash. ARGV: balance delta, budget delta, period_start (0: none), period kind. Only a hash that
+# exists moves.
 ADJUST = """
 if redis.call('HEXISTS', KEYS[1], 'bal') == 0 then return 0 end
 local d, bd, ps = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if d ~= 0 then redis.call('HINCRBY', KEYS[1], 'bal', d) end
-if ps > 0 and bd ~= 0 then
+if ps > 0 and bd ~= 0 and redis.call('HGET', KEYS[1], 'bk') == ARGV[4] then
   local bp = tonumber(redis.call('HGET', KEYS[1], 'bp'))
   if ps == bp then redis.call('HINCRBY', KEYS[1], 'bs', bd)
   elseif ps > bp and bd > 0 then redis.call('HSET', KEYS[1], 'bs', bd, 'bp', ps) end
@@ -232,26 +233,26 @@ class SharedQuota:
             self._down = False
             log.warning("Shared quota reaches Redis again; all instances admit against one balance again")
 
-    def _owe(self, hash_key: str, balance: int, budget: int, period_start: int) -> None:
+    def _owe(self, hash_key: str, balance: int, budget: int = 0, period_start: int = 0, period: str = "") -> None:
         with self._lock:
             entry = self.owed.setdefault(hash_key, [0, defaultdict(int)])
             entry[0] += balance
             if period_start and budget:
-                entry[1][period_start] += budget
+                entry[1][(period_start, period)] += budget
 
-    def _take_owed(self) -> list[tuple[str, int, int, int]]:
+    def _take_owed(self) -> list[tuple[str, int, int, int, str]]:
         """The owed amounts as ADJUST calls, emptied; put back with _restore_owed if they cannot be sent."""
         with self._lock:
             owed, self.owed = self.owed, {}
         calls = []
         for hash_key, (balance, budgets) in owed.items():
-            calls.append((hash_key, balance, 0, 0))
-            calls.extend((hash_key, 0, amount, ps) for ps, amount in sorted(budgets.items()))
+            calls.append((hash_key, balance, 0, 0, ""))
+            calls.extend((hash_key, 0, amount, ps, kind) for (ps, kind), amount in sorted(budgets.items()))
         return calls
 
-    def _restore_owed(self, calls: list[tuple[str, int, int, int]]) -> None:
-        for hash_key, balance, budget, ps in calls:
-            self._owe(hash_key, balance, budget, ps)
+    def _restore_owed(self, calls: list[tuple[str, int, int, int, str]]) -> None:
+        for hash_key, balance, budget, ps, kind in calls:
+            self._owe(hash_key, balance, budget, ps, kind)
 
     # --- the relay (event loop) ---------------------------------------------
 
@@ -288,7 +289,7 @@ class SharedQuota:
         (never in the database), which only makes admission stricter until the hash expires."""
         args = [lease, reserved, TTL]
         for s in (user, token):
-            args += [int(s.limited), charge, s.period_start]
+            args += [int(s.limited), charge, s.period_start, s.period]
         keys = [key("u", user.id), key("u", user.id) + ":leases", key("t", token.id), key("t", token.id) + ":leases"]
         try:
             client, scripts = self._async()
@@ -305,7 +306,7 @@ class SharedQuota:
         if not charge or not settings.REDIS_CONN_STRING:
             return
         for s in (user, token):
-            self._owe(key(s.kind, s.id), -charge if s.limited else 0, charge, s.period_start)
+            self._owe(key(s.kind, s.id), -charge if s.limited else 0, charge, s.period_start, s.period)
 
     async def _replay(self, client, scripts) -> None:
         calls = self._take_owed()
@@ -313,8 +314,8 @@ class SharedQuota:
             settlements, self.owed_settlements = self.owed_settlements, []
         try:
             async with client.pipeline(transaction=False) as pipe:
-                for hash_key, balance, budget, ps in calls:
-                    await scripts["adjust"](keys=[hash_key], args=[balance, budget, ps], client=pipe)
+                for hash_key, balance, budget, ps, kind in calls:
+                    await scripts["adjust"](keys=[hash_key], args=[balance, budget, ps, kind], client=pipe)
                 for keys, args in settlements:
                     await scripts["settle"](keys=keys, args=args, client=pipe)
                 await pipe.execute()
@@ -332,25 +333,26 @@ class SharedQuota:
             return
         transaction.on_commit(lambda: self._adjust(key(kind, subject_id), delta))
 
-    def refund(self, *, user_id: int, token_id: int, limited: bool, quota: int, user_period_start: int,
-               token_period_start: int) -> None:
-        """Give back a settled charge the database refused for good (the ledger parked it), so Redis's balances
-        stay the database's."""
-        if not quota or not settings.REDIS_CONN_STRING:
+    def refund(self, charge) -> None:
+        """Give back a settled charge (billing.services.Charge) the database refused for good (the ledger parked
+        it), so Redis's balances stay the database's."""
+        if not charge.quota or not settings.REDIS_CONN_STRING:
             return
-        self._adjust(key("u", user_id), quota, -quota, user_period_start)
-        self._adjust(key("t", token_id), quota if limited else 0, -quota, token_period_start)
+        self._adjust(key("u", charge.user_id), charge.quota, -charge.quota, charge.user_period_start,
+                     charge.user_budget_period)
+        self._adjust(key("t", charge.token_id), 0 if charge.unlimited else charge.quota, -charge.quota,
+                     charge.token_period_start, charge.token_budget_period)
 
-    def _adjust(self, hash_key: str, delta: int, budget: int = 0, period_start: int = 0) -> None:
+    def _adjust(self, hash_key: str, delta: int, budget: int = 0, period_start: int = 0, period: str = "") -> None:
         if not self.enabled():  # known down: no connection attempt per edit
-            self._owe(hash_key, delta, budget, period_start)
+            self._owe(hash_key, delta, budget, period_start, period)
             return
         try:
             client = self._sync()
-            client.eval(ADJUST, 1, hash_key, delta, budget, period_start)
+            client.eval(ADJUST, 1, hash_key, delta, budget, period_start, period)
         except redis.RedisError as exc:
             self._failed(exc)
-            self._owe(hash_key, delta, budget, period_start)
+            self._owe(hash_key, delta, budget, period_start, period)
             return
         self._succeeded()
 

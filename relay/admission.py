@@ -124,7 +124,8 @@ def _refused(caller: Caller, refusal: Refusal, ts: int) -> RelayError:
 
 def periods(hold: Hold) -> dict[str, int]:
     """The budget periods a charge made now counts in, as Charge's fields."""
-    return {"user_period_start": hold.user.period_start, "token_period_start": hold.token.period_start}
+    return {"user_period_start": hold.user.period_start, "token_period_start": hold.token.period_start,
+            "user_budget_period": hold.user.period, "token_budget_period": hold.token.period}
 
 
 def settle(hold: Hold, charge: Charge) -> None:

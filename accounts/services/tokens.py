@@ -167,6 +167,11 @@ def token_update(*, token: Token, status_only: bool = False, by: User | None = N
         if not token.unlimited_quota and token.remain_quota <= 0:
             raise ServiceError("the token has no quota left: add quota before enabling it", field="remain_quota")
     changed = [name for name in TOKEN_EDITABLE if getattr(token, name) != before[name]]
+    if "budget_period" in changed:
+        # Another kind of period is another budget: its spending starts from nothing, and the ledger no longer
+        # counts charges of the old kind in it (billing.services.charges_apply).
+        token.budget_spent = token.budget_period_start = 0
+        changed += ["budget_spent", "budget_period_start"]
     if changed:
         with transaction.atomic():
             # The owner's row first, as charges_apply locks users before tokens. A rename rewrites the

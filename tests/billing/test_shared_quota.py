@@ -111,10 +111,16 @@ async def test_budget_counts_per_period_and_restarts(quota, r):
     # A charge of the period before, settled late, does not count in the new one.
     await quota.settle(lease="gone", reserved=0, user=user, token=token, charge=30)
     assert held(r, "t", 1)["bs"] == 0 and held(r, "t", 1)["bp"] == 2000
-    # Another kind of period is another budget: its spending starts afresh.
+    # Another kind of period is another budget: its spending starts afresh, and the old kind's charges
+    # settled after the change do not count in it.
     await quota.settle(lease=lease, reserved=60, user=user, token=tomorrow, charge=40)
     user, monthly = subjects(token_balance=10**6, budget=100, period_start=1500, period="month")
-    assert (await quota.admit(user=user, token=monthly, amount=100))[1] is None
+    lease, refusal = await quota.admit(user=user, token=monthly, amount=100)
+    assert refusal is None
+    await quota.settle(lease="admitted-daily", reserved=0, user=user, token=tomorrow, charge=30)
+    assert held(r, "t", 1)["bs"] == 0 and held(r, "t", 1)["bp"] == 1500
+    await quota.settle(lease=lease, reserved=100, user=user, token=monthly, charge=20)
+    assert held(r, "t", 1)["bs"] == 20
 
 
 async def test_redis_down_falls_back_and_owes_its_charges(quota, r, settings, caplog):
