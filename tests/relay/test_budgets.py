@@ -184,3 +184,17 @@ async def test_requests_keep_flowing_while_redis_is_down(client, world, settings
     logs = await consume_logs()
     token = await sync_to_async(Token.objects.get)(pk=world.token.pk)
     assert world.token.remain_quota - token.remain_quota == sum(log.quota for log in logs) > 0
+
+
+async def test_a_claude_client_gets_the_budget_refusal_in_anthropics_shape(client, world, store, monkeypatch):
+    Clock(monkeypatch, at("2026-03-10T23:30:00"))
+    token = await sync_to_async(TokenFactory)(user=world.user, remain_quota=10**9, budget_quota=1,
+                                              budget_period="day")
+    refused = await client.post("/v1/messages", headers={"x-api-key": f"sk-{token.key}"}, json={
+        "model": "gpt-4o-mini", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]})
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["type"] == "error"
+    assert refused.json()["error"]["type"] == "rate_limit_error"
+    assert "daily budget" in refused.json()["error"]["message"]
+    assert refused.headers["retry-after"] == "1800"
+    assert world.upstream.requests == []
