@@ -25,8 +25,14 @@ adds it to `bs` of the charge's period. So at any moment the admitted-but-unsett
 
 Seeding from a cached value is safe because a hash is missing only when nobody touched it for TTL seconds
 (far longer than SYNC_FREQUENCY, so no cached value predates a charge the hash would have held) or when
-Redis lost its data; in that last case other instances' charges not yet in the database or this
-instance's cache are missed until the hash next expires (documented limitation).
+Redis lost it (a restart without persistence, or eviction: run Redis with maxmemory-policy noeviction, as
+these keys carry a TTL that volatile-* policies would let it drop); then the charges of other instances
+made since this one's cache was loaded are missed until the hash next expires.
+
+A settlement still in flight when its process stops (milliseconds after the answer) is lost to Redis
+while the ledger writes it to the database: Redis then holds that charge less than the database, and its
+lease frees the reservation after LEASE_SECONDS. A charge the database refuses for good (the ledger parks
+it) is given back in Redis too.
 
 Balance changes outside the relay (top-ups, redemptions, admin edits of a balance) are applied to `bal` as
 the same relative delta they wrote to the database, after their transaction commits, and only to a hash

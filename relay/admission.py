@@ -122,7 +122,7 @@ def _refused(caller: Caller, refusal: Refusal, ts: int) -> RelayError:
                       headers=((b"retry-after", retry_after),))
 
 
-def periods(hold: Hold) -> dict[str, int]:
+def periods(hold: Hold) -> dict[str, int | str]:
     """The budget periods a charge made now counts in, as Charge's fields."""
     return {"user_period_start": hold.user.period_start, "token_period_start": hold.token.period_start,
             "user_budget_period": hold.user.period, "token_budget_period": hold.token.period}
