@@ -185,3 +185,33 @@ async def test_a_top_up_made_while_redis_is_down_reaches_it_when_back(quota, r, 
     quota._aclient, quota._down_until = None, 0
     assert (await quota.admit(user=u, token=t, amount=1300))[1] is None
     assert held(r, "u", user.pk)["bal"] == 1300
+
+
+async def test_admission_and_settlement_are_one_round_trip_each(settings, tmp_path):
+    """Counted by a Redis of the test's own: the shared one serves other tests' commands meanwhile."""
+    from tests.e2e.servers import RedisServer
+
+    if not RedisServer.available():
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(tmp_path).start()
+    try:
+        settings.REDIS_CONN_STRING = server.url
+        quota = SharedQuota()
+        user, token = subjects(budget=500, period_start=1000, period="day")
+        first, _ = await quota.admit(user=user, token=token, amount=10)  # loads the scripts
+        await quota.settle(lease=first, reserved=10, user=user, token=token, charge=10)
+        counter = redis.Redis.from_url(server.url)
+        counter.config_resetstat()
+        lease, _ = await quota.admit(user=user, token=token, amount=10)
+        await quota.settle(lease=lease, reserved=10, user=user, token=token, charge=7)
+        stats = counter.info("commandstats")
+        counter.close()
+        sent = {name: value["calls"] for name, value in stats.items() if name.startswith("cmdstat_")
+                and value["calls"] and not name.startswith(("cmdstat_config", "cmdstat_info"))}
+        assert sent.get("cmdstat_evalsha") == 2
+        # Inside the scripts Redis counts their own calls too; nothing else came from the client.
+        assert set(sent) - {"cmdstat_evalsha"} <= {
+            "cmdstat_time", "cmdstat_hsetnx", "cmdstat_hget", "cmdstat_hset", "cmdstat_zrangebyscore",
+            "cmdstat_hmget", "cmdstat_hincrby", "cmdstat_zadd", "cmdstat_expire", "cmdstat_zrem", "cmdstat_hexists"}
+    finally:
+        server.stop()
