@@ -69,6 +69,7 @@ class UserInfo:
     status: int
     quota: int
     used_quota: int
+    price_ratio: float = 1  # multiplies the group ratio in every charge (billing/pricing.py)
     budget_quota: int = 0
     budget_period: str = ""
     budget_spent: int = 0
@@ -105,7 +106,8 @@ def _load_user(user_id: int) -> UserInfo | None:
     close_old_connections()
     with ledger.flush_lock:
         row = User.objects.filter(pk=user_id).values(
-            "id", "username", "group", "role", "status", "quota", "used_quota", *BUDGET_FIELDS).first()
+            "id", "username", "group", "role", "status", "quota", "used_quota", "price_ratio",
+            *BUDGET_FIELDS).first()
         if row is not None:
             ledger.rebase_user(row["id"])
     return UserInfo(**row) if row else None

@@ -159,16 +159,17 @@ async def count_natively(*, caller: Caller, body: dict, native: NativeRequest, r
 
 def _order(call: Call, caller: Caller, *, body_size: int) -> pricing.Order:
     """The request's facts its price depends on."""
-    body = call.body
+    body, user = call.body, caller.user
     if call.mode == "images":
-        return pricing.Order(mode=call.mode, model=call.model, group=caller.user.group, images=body.get("n", 1),
+        return pricing.Order(mode=call.mode, model=call.model, group=user.group, images=body.get("n", 1),
                              image_size=body.get("size", pricing.DEFAULT_IMAGE_SIZE),
-                             image_quality=body.get("quality"))
+                             image_quality=body.get("quality"), user_ratio=user.price_ratio)
     if call.mode == "speech":
-        return pricing.Order(mode=call.mode, model=call.model, group=caller.user.group,
-                             characters=len(body["input"]))
-    return pricing.Order(mode=call.mode, model=call.model, group=caller.user.group, body_size=body_size,
-                         max_tokens=body.get("max_tokens") or body.get("max_completion_tokens") or 0)
+        return pricing.Order(mode=call.mode, model=call.model, group=user.group,
+                             characters=len(body["input"]), user_ratio=user.price_ratio)
+    return pricing.Order(mode=call.mode, model=call.model, group=user.group, body_size=body_size,
+                         max_tokens=body.get("max_tokens") or body.get("max_completion_tokens") or 0,
+                         user_ratio=user.price_ratio)
 
 
 def _quote(order: pricing.Order, channel: ChannelInfo) -> pricing.Quote:
@@ -221,13 +222,15 @@ def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInf
     reported = None if usage is None else pricing.Tokens(
         prompt=usage.prompt_tokens, completion=usage.completion_tokens, cached=usage.cached_tokens,
         cache_write=usage.cache_write_tokens, cache_write_1h=usage.cache_write_1h_tokens,
-        reasoning=usage.reasoning_tokens)
+        reasoning=usage.reasoning_tokens, image_in=usage.input_image_tokens, audio_in=usage.input_audio_tokens,
+        audio_out=usage.output_audio_tokens)
     prompt = outcome.prompt_usage
     tokens = pricing.billed_tokens(
         mode=call.mode, reported=reported,
         reported_prompt=None if prompt is None else pricing.Tokens(
             prompt=prompt.prompt_tokens, cached=prompt.cached_tokens, cache_write=prompt.cache_write_tokens,
-            cache_write_1h=prompt.cache_write_1h_tokens),
+            cache_write_1h=prompt.cache_write_1h_tokens, image_in=prompt.input_image_tokens,
+            audio_in=prompt.input_audio_tokens),
         count_prompt=lambda: tokenizer.count_request(call.mode, call.body, call.model),
         count_answer=lambda: _count_answer(outcome, call.model))
     quota = pricing.charge(quote, tokens, images_made=outcome.images)
