@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.shortcuts import redirect
 from django.urls import path
+from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -68,7 +69,7 @@ class GroupFilter(admin.SimpleListFilter):
 class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, OfferedFiltersMixin,
                    admin.ModelAdmin):
     form = ChannelForm
-    list_display = ("id", "name", "type_label", "status_text", "priority", "weight", "response", "used_display",
+    list_display = ("id", "name", "type_label", "status", "priority", "weight", "response", "used_display",
                     "balance_display", "group", "models_short", "key_masked")
     list_display_links = ("id", "name")
     list_filter = (TypeFilter, "status", GroupFilter)
@@ -77,16 +78,19 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
     actions = ("test_channels", "update_balances", "enable_channels", "disable_channels")
     change_list_template = "admin/providers/channel/change_list.html"
     readonly_fields = ("key_masked", "response", "tested", "used_display", "balance_display", "created",
-                       "status_reason")
+                       "unsupported")
 
     @admin.display(description=_("type"), ordering="type")
     def type_label(self, obj: Channel) -> str:
+        reason = labels.unsupported_reason(obj.type)
+        if reason:  # kept out of routing whatever its status says: the list shows why
+            return format_html('{} <span class="errornote" title="{}">{}</span>', labels.type_label(obj.type),
+                               reason, gettext("not routed"))
         return labels.type_label(obj.type)
 
-    @admin.display(description=_("status"), ordering="status")
-    def status_text(self, obj: Channel) -> str:
-        label = obj.get_status_display()
-        return f"{label}: {obj.status_reason}" if obj.status_reason else label
+    @admin.display(description=_("routing"))
+    def unsupported(self, obj: Channel) -> str:
+        return labels.unsupported_reason(obj.type) or gettext("Routed by its status.")
 
     @admin.display(description=_("response"), ordering="response_time")
     def response(self, obj: Channel) -> str:
@@ -128,8 +132,8 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
                                                  "0 is no limit.")}),
             (_("Config"), {"fields": [*config_fields, "config"]}),
         ]
-        if obj is not None and obj.status_reason:
-            fieldsets[0][1]["fields"].insert(3, "status_reason")
+        if obj is not None and labels.unsupported_reason(obj.type):
+            fieldsets.insert(0, (_("Not routed"), {"fields": ["unsupported"]}))
         if obj is not None:
             fieldsets.append((_("Health"), {"fields": ["key_masked", "response", "tested", "used_display",
                                                        "balance_display", "created"]}))
@@ -208,6 +212,10 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
         for channel in queryset.only("id", "name"):
             try:
                 result = channel_test(channel_id=channel.pk, model=None)
+            except ServiceError as exc:  # the channel cannot be tested (a type without an adapter): it says why
+                self.message_user(request, gettext("%(name)s: the test could not run: %(error)s")
+                                  % {"name": channel.name, "error": exc}, messages.ERROR)
+                continue
             except Exception as exc:  # a broken vendor or adapter must not take the page down
                 log.exception("channel test failed to run for channel %s", channel.pk)
                 self.message_user(request, gettext("%(name)s: the test could not run: %(error)s")

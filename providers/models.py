@@ -29,10 +29,6 @@ class Channel(RateLimits):
                                          help_text=_("Share within its priority; 0 counts as 1."))
     config = models.JSONField(_("config"), blank=True, default=dict)
     system_prompt = models.TextField(_("system prompt"), blank=True, default="")
-    # Why a channel was set aside where it could not be served as it came (an import of a type without an
-    # adapter); the console and /api/channel/ show it. A database default lets one-api insert without it.
-    status_reason = models.CharField(_("status reason"), max_length=255, blank=True, default="", db_default="",
-                                     editable=False)
     response_time = models.IntegerField(_("response time"), default=0, help_text=_("Last test, in milliseconds."))
     test_time = models.BigIntegerField(_("last test"), default=0)
     balance = models.FloatField(_("balance"), default=0)

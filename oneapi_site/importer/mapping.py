@@ -14,7 +14,7 @@ from accounts.models import Token, User
 from billing.models import Log, RedemptionCode
 from oneapi_site.importer.report import Report
 from oneapi_site.lib import numbers
-from providers.adapters import ADAPTERS
+from providers.labels import unsupported_reason
 from providers.models import Channel, split_list
 
 # one-api's ChannelConfig (model/channel.go): the keys our adapters read by the same names.
@@ -210,15 +210,15 @@ def channel_fields(row: dict[str, Any], report: Report) -> dict[str, Any]:
     status = whole(row.get("status"), 1)
     if status not in Channel.Status.values:
         status = Channel.Status.MANUALLY_DISABLED
-    reason = ""
-    if channel_type not in ADAPTERS:
-        reason = f"Imported disabled: this gateway has no adapter for one-api channel type {channel_type}."
+    # Kept out of routing, whatever the source said: a type no adapter serves (the console and /api/channel/
+    # say why, providers/labels.py), or new-api's several keys in one channel, which would go out as one key.
+    if reason := unsupported_reason(channel_type):
+        report.note("channels", f"kept disabled: {reason}", example)
     elif len([line for line in key.splitlines() if line.strip()]) > 1:
-        reason = ("Imported disabled: the key holds several keys (new-api's multi-key channel); "
-                  "put one key per channel.")
+        reason = "kept disabled: the key holds several keys (new-api's multi-key channel); give each its channel"
+        report.note("channels", reason, example)
     if reason:
         status = Channel.Status.MANUALLY_DISABLED
-        report.note("channels", reason.removeprefix("Imported disabled: ").rstrip("."), example)
     group = _comma_list(row.get("group")) or "default"
     return {
         "id": whole(row["id"]),
@@ -226,7 +226,6 @@ def channel_fields(row: dict[str, Any], report: Report) -> dict[str, Any]:
         "name": _bounded(row.get("name"), Channel, "name", report, "channels", example) or f"channel {row['id']}",
         "key": key.strip(),
         "status": status,
-        "status_reason": reason,
         "base_url": _bounded(text(row.get("base_url")).strip().rstrip("/"), Channel, "base_url", report,
                              "channels", example),
         "models": _comma_list(row.get("models")),

@@ -10,6 +10,7 @@ from accounts.api.serializers import CommaListField
 from oneapi_site.lib import limit_values
 from oneapi_site.lib.number_fields import WholeNumberInput, column
 from providers.adapters import secret_config_fields
+from providers.labels import unsupported_reason
 from providers.models import Channel
 
 
@@ -30,7 +31,6 @@ def channel_json(channel: Channel) -> dict:
         "type": channel.type,
         "name": channel.name,
         "status": channel.status,
-        "status_reason": channel.status_reason,
         "base_url": channel.base_url,
         "models": channel.models,
         "group": channel.group,
@@ -46,6 +46,8 @@ def channel_json(channel: Channel) -> dict:
         "used_quota": channel.used_quota,
         "created_time": channel.created_time,
         **{name: getattr(channel, name) for name in limit_values.LIMIT_FIELDS},
+        # Why the channel cannot route whatever its status says ("" when it can): a type without an adapter.
+        "unsupported_reason": unsupported_reason(channel.type),
     }
 
 

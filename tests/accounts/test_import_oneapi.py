@@ -17,6 +17,7 @@ from accounts.models import Token, User
 from billing.ledger import ledger
 from billing.models import Log, Option, RedemptionCode
 from providers.adapters import ADAPTERS
+from providers.adapters.openai import OpenAIAdapter
 from providers.models import Ability, Channel
 from tests.accounts.oneapi_source import (
     OneAPIData,
@@ -163,7 +164,7 @@ def test_a_dry_run_writes_nothing_and_says_what_it_would_do(source):
     assert snapshot() == before
     assert "dry run: nothing written" in report
     assert "tokens: 2 read, 2 new, 0 changed, 0 unchanged, 0 skipped" in report
-    assert f"no adapter for one-api channel type {UNSERVED}" in report
+    assert f"kept disabled: Channel type {UNSERVED} has no adapter in this gateway" in report
     assert "logs: 2500 read, 2500 new" in report
 
 
@@ -202,23 +203,26 @@ def test_an_unserved_channel_type_is_disabled_with_its_reason_in_the_api_and_con
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=data.root_access_token)  # root's access token came over too
     listed = {c["id"]: c for c in api.get("/api/channel/", {"p": 0}).json()["data"]}
-    assert f"no adapter for one-api channel type {UNSERVED}" in listed[12]["status_reason"]
-    assert listed[4]["status_reason"] == "" and listed[4]["status"] == 1
+    assert f"Channel type {UNSERVED} has no adapter" in listed[12]["unsupported_reason"]
+    assert listed[4]["unsupported_reason"] == "" and listed[4]["status"] == 1
     console = Client()
     console.force_login(User.objects.get(pk=1))
     page = console.get("/admin/providers/channel/").content.decode()
-    assert f"no adapter for one-api channel type {UNSERVED}" in page
+    assert f"Channel type {UNSERVED} has no adapter" in page
     change = console.get(f"/admin/providers/channel/{channel.pk}/change/").content.decode()
-    assert f"no adapter for one-api channel type {UNSERVED}" in change
+    assert f"Channel type {UNSERVED} has no adapter" in change
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_served_type_imports_enabled_and_an_operator_enabling_one_clears_the_reason(tmp_path, data):
-    run_import(build_sqlite(tmp_path / "one-api.db", data))
-    from providers.services import channel_set_status
-
-    channel_set_status(channel_id=12, status=Channel.Status.ENABLED)
-    assert Channel.objects.get(pk=12).status_reason == ""
+def test_once_the_type_has_an_adapter_the_next_import_brings_the_channel_enabled(tmp_path, data, monkeypatch):
+    source = build_sqlite(tmp_path / "one-api.db", data)
+    run_import(source)
+    assert Channel.objects.get(pk=12).status == Channel.Status.MANUALLY_DISABLED
+    monkeypatch.setitem(ADAPTERS, UNSERVED, OpenAIAdapter)  # as when an adapter for it lands
+    report = run_import(source)
+    assert Channel.objects.get(pk=12).status == Channel.Status.ENABLED  # the source's status
+    assert Ability.objects.filter(channel_id=12, model="some-model", enabled=True).exists()
+    assert "channels: 4 read, 0 new, 1 changed, 3 unchanged" in report
 
 
 @pytest.mark.django_db

@@ -47,15 +47,15 @@ def test_a_mapping_that_is_not_json_is_dropped_and_said_and_so_are_entries_that_
     assert "model_mapping entries that are not model name to model name" in "\n".join(report.lines())
 
 
-def test_a_channel_of_an_unserved_type_or_with_several_keys_is_set_aside_with_its_reason():
-    unserved = mapping.channel_fields(channel_row(type=UNSERVED), Report())
-    assert unserved["status"] == Channel.Status.MANUALLY_DISABLED
-    assert unserved["status_reason"] == (f"Imported disabled: this gateway has no adapter for one-api channel type "
-                                         f"{UNSERVED}.")
-    several = mapping.channel_fields(channel_row(key="k1\nk2"), Report())
-    assert several["status"] == Channel.Status.MANUALLY_DISABLED and "several keys" in several["status_reason"]
-    served = mapping.channel_fields(channel_row(status=3), Report())
-    assert (served["status"], served["status_reason"]) == (Channel.Status.AUTO_DISABLED, "")
+def test_a_channel_of_an_unserved_type_or_with_several_keys_is_kept_disabled_and_said():
+    report = Report()
+    assert mapping.channel_fields(channel_row(type=UNSERVED), report)["status"] == Channel.Status.MANUALLY_DISABLED
+    several = mapping.channel_fields(channel_row(key="k1\nk2"), report)
+    assert several["status"] == Channel.Status.MANUALLY_DISABLED and several["key"] == "k1\nk2"
+    lines = "\n".join(report.lines())
+    assert f"kept disabled: Channel type {UNSERVED} has no adapter in this gateway" in lines
+    assert "kept disabled: the key holds several keys (new-api's multi-key channel)" in lines
+    assert mapping.channel_fields(channel_row(status=3), Report())["status"] == Channel.Status.AUTO_DISABLED
 
 
 def test_nulls_and_odd_values_become_our_defaults():

@@ -162,7 +162,8 @@ def test_a_new_api_database_imports_what_it_can_and_names_the_rest(tmp_path):
     assert (token.models, token.subnet) == ("gpt-4o-mini,gpt-4o", "10.1.1.1,10.2.2.2")
     assert not Token.objects.filter(pk=8).exists() and "tokens: skipped: deleted in new-api" in report
     multi = Channel.objects.get(pk=11)
-    assert multi.status == Channel.Status.MANUALLY_DISABLED and "several keys" in multi.status_reason
+    assert multi.status == Channel.Status.MANUALLY_DISABLED and multi.key == "k1\nk2\nk3"
+    assert "several keys (new-api's multi-key channel); give each its channel: channel 11 (coze)" in report
     assert RedemptionCode.objects.get(pk=2).redeemed_by_id == 2
     assert set(Log.objects.values_list("token_id", flat=True)) == {3}
     assert "users.linux_do_id: 1 (no LinuxDO sign-in here)" in report
