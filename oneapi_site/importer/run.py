@@ -2,7 +2,8 @@
 
 Ids are the source's, so foreign keys (token.user_id, log.channel_id) stay right, and a second run finds its
 rows: a row that differs is updated to the source's values, one that does not is left alone, nothing is made
-twice. Balances (quotas, used quotas, request counts, channel balances) are the source's at import time.
+twice. Balances (quotas, used quotas, request counts, channel balances) are the source's at import time; the
+balances instances share in Redis move by the same difference.
 Two things are kept from here: a user whose id here belongs to someone else (another name) is not imported,
 and a password changed or upgraded here (no longer one-api's bcrypt, nor the seeded root's) is kept.
 """
@@ -21,6 +22,7 @@ from django.db.models import Model
 from accounts.hashers import OneAPIBCryptPasswordHasher
 from accounts.models import DEFAULT_ROOT_PASSWORD, Token, User
 from billing.models import Log, Option, RedemptionCode
+from billing.shared_quota import shared
 from oneapi_site import options
 from oneapi_site.importer import mapping
 from oneapi_site.importer.report import Report
@@ -47,20 +49,28 @@ def _plan(model: type[Model], table: str, rows: list[dict[str, Any]], report: Re
         if not names:
             report.tables[table].unchanged += 1
             continue
+        before = {name: getattr(obj, name) for name in names}
         for name in names:
             setattr(obj, name, fields[name])
-        changed.append((obj, names))
+        changed.append((obj, names, before))
     report.tables[table].created += len(new)
     report.tables[table].updated += len(changed)
     return new, changed
+
+
+# The balance each model shares across instances in Redis (billing/shared_quota.py), by its hash's kind.
+SHARED_BALANCES = {User: ("u", "quota"), Token: ("t", "remain_quota")}
 
 
 def _write(model: type[Model], new: list, changed: list, *, dry_run: bool) -> None:
     if dry_run:
         return
     model.objects.bulk_create(new, batch_size=500)
-    for obj, names in changed:
+    kind, balance = SHARED_BALANCES.get(model, ("", ""))
+    for obj, names, before in changed:
         obj.save(update_fields=names)
+        if balance in names:  # Redis holds the balance less unwritten charges: move it as the database moved
+            shared.adjust_on_commit(kind=kind, subject_id=obj.pk, delta=getattr(obj, balance) - before[balance])
 
 
 def _users(source: Source, report: Report) -> list[dict[str, Any]]:
@@ -145,7 +155,7 @@ def _channels(source: Source, report: Report, *, dry_run: bool) -> None:
     new, changed = _plan(Channel, "channels", mapped, report)
     _write(Channel, new, changed, dry_run=dry_run)
     if not dry_run:  # the routes of new and changed channels, built by our own rules (providers/services.py)
-        for channel in [*new, *(obj for obj, _ in changed)]:
+        for channel in [*new, *(obj for obj, _, _ in changed)]:
             abilities_rebuild(channel=channel)
     if "abilities" in source.tables:
         report.note("abilities", "rebuilt from the channels, not copied")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from io import StringIO
 
 import bcrypt
 import pytest
+import redis
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
@@ -15,9 +17,11 @@ from rest_framework.test import APIClient
 from accounts.hashers import OneAPIBCryptPasswordHasher, from_oneapi
 from accounts.models import Token, User
 from billing.models import Log, RedemptionCode
+from billing.shared_quota import SharedQuota, key
 from providers.models import Channel
 from tests.accounts.oneapi_source import OneAPIData, build_sqlite, go_bcrypt
 from tests.accounts.test_import_oneapi import BCRYPT, UNSERVED
+from tests.conftest import shared_quota_clear
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -171,3 +175,28 @@ def test_a_new_api_database_imports_what_it_can_and_names_the_rest(tmp_path):
     for dropped in ("users.setting: 1", "users.linux_do_id: 1", "tokens.group: 1", "channels.tag: 1",
                     "channels.param_override: 1", "redemptions.expired_time: 1", "logs.group: 3", "logs.other: 3"):
         assert dropped in report, dropped
+
+
+REDIS = os.environ.get("REDIS_CONN_STRING", "")
+
+
+@pytest.mark.skipif(not REDIS, reason="needs REDIS_CONN_STRING")
+@pytest.mark.django_db(transaction=True)
+def test_a_balance_the_next_run_changes_moves_the_shared_balance_in_redis_too(source, settings, monkeypatch):
+    settings.REDIS_CONN_STRING = REDIS
+    monkeypatch.setattr("oneapi_site.importer.run.shared", SharedQuota())
+    shared_quota_clear()
+    run_import(source)
+    client = redis.Redis.from_url(REDIS)
+    # instances charged 100 to alice and her key since, not yet written to the database
+    client.hset(key("u", 2), "bal", 1_234_567 - 100)
+    client.hset(key("t", 3), "bal", 400_000 - 100)
+    with sqlite3.connect(source) as db:
+        db.execute("UPDATE users SET quota = 5000 WHERE id = 2")
+        db.execute("UPDATE tokens SET remain_quota = 3000 WHERE id = 3")
+    run_import(source)
+    assert int(client.hget(key("u", 2), "bal")) == 5000 - 100
+    assert int(client.hget(key("t", 3), "bal")) == 3000 - 100
+    assert not client.exists(key("u", 5))  # nobody used bob's: seeded from the database when first needed
+    shared_quota_clear()
+    client.close()
