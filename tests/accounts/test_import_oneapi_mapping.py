@@ -7,6 +7,7 @@ import pytest
 from accounts.models import User
 from oneapi_site.importer import mapping
 from oneapi_site.importer.report import Report
+from providers.adapters import ADAPTERS
 from providers.models import Channel
 from tests.accounts.test_import_oneapi import UNSERVED
 
@@ -96,3 +97,16 @@ def test_dropped_columns_count_only_rows_that_held_something():
         mapping.report_dropped("users", {"id": 1, "wechat_id": value}, report)
     assert report.dropped[("users", "wechat_id")] == 2
     assert "  users.wechat_id: 2 (no WeChat sign-in here)" in report.lines()
+
+
+# What one-api's adaptors read from a channel's config (relay/adaptor/*, middleware/distributor.go), by type.
+ONE_API_CONFIG_READS = {3: {"api_version"}, 17: {"plugin"}, 18: {"api_version"}, 21: {"library_id"},
+                        24: {"api_version"}, 33: {"region", "ak", "sk"}, 34: {"user_id"}, 37: {"user_id"},
+                        42: {"region", "vertex_ai_project_id", "vertex_ai_adc"}}
+
+
+@pytest.mark.parametrize("channel_type, keys", ONE_API_CONFIG_READS.items())
+def test_each_config_key_one_api_reads_is_one_our_adapter_for_the_type_reads_by_the_same_name(channel_type, keys):
+    adapter = ADAPTERS[channel_type]
+    assert keys <= set(adapter.config_fields) | set(adapter.secret_config_fields)
+    assert keys <= set(mapping.CONFIG_KEYS)  # and the importer carries them
