@@ -165,6 +165,7 @@ def _redemptions(source: Source, report: Report, user_ids: set[int]) -> list[dic
     rows = source.rows("redemptions")
     report.tables["redemptions"].read = len(rows)
     by_key = {key: pk for pk, key in RedemptionCode.objects.values_list("id", "key")}
+    by_id = {pk: key for key, pk in by_key.items()}
     kept, seen = [], set()
     for row in rows:
         mapping.report_dropped("redemptions", row, report)
@@ -173,6 +174,9 @@ def _redemptions(source: Source, report: Report, user_ids: set[int]) -> list[dic
             continue
         if code["key"] in seen or by_key.get(code["key"], code["id"]) != code["id"]:
             report.skip("redemptions", "the key is another code's", f"redemption {code['id']}")
+            continue
+        if by_id.get(code["id"], code["key"]) != code["key"]:  # a code made here: its holder may redeem it
+            report.skip("redemptions", "the id is another code's here", f"redemption {code['id']}")
             continue
         seen.add(code["key"])
         kept.append(code)

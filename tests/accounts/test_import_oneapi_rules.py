@@ -97,6 +97,14 @@ def test_a_password_changed_here_is_kept_by_the_next_run(source):
     assert User.objects.get(pk=2).check_password("a-new-password-1")
 
 
+def test_a_code_made_here_under_a_source_id_is_kept(source):
+    RedemptionCode.objects.create(id=1, key="k" * 32, name="made here", quota=7)
+    report = run_import(source)
+    assert RedemptionCode.objects.get(pk=1).key == "k" * 32
+    assert RedemptionCode.objects.get(pk=2).status == RedemptionCode.Status.USED
+    assert "redemptions: skipped: the id is another code's here: redemption 1" in report
+
+
 def test_unique_values_another_user_holds_here_are_left_out(source):
     UserFactory(id=40, username="dave", aff_code="Ab1x")
     report = run_import(source)
