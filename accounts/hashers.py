@@ -21,6 +21,11 @@ class OneAPIBCryptPasswordHasher(BCryptPasswordHasher):
             return False
         return super().verify(password, encoded)
 
+    def harden_runtime(self, password, encoded):
+        # Django calls this after a wrong password when bcrypt is the preferred hasher; it hashes again.
+        if password is not None and len(password.encode()) <= BCRYPT_MAX_BYTES:
+            super().harden_runtime(password, encoded)
+
 
 def from_oneapi(stored: str) -> str | None:
     """The password column's value as this site stores it; None when it is no bcrypt hash one-api made."""
