@@ -123,7 +123,14 @@ def _stored_value(channel: Channel, name: str, wanted: Any) -> Any:
     return stored
 
 
+# Enabled and auto-disabled are both "in service": which of them holds is health's call (channel tests, failures),
+# so a file applied at every start neither revives a dead channel nor disables a recovered one.
+HEALTH_STATUSES = frozenset({Channel.Status.ENABLED, Channel.Status.AUTO_DISABLED})
+
+
 def _same(name: str, stored: Any, wanted: Any) -> bool:
+    if name == "status" and {stored, wanted} <= HEALTH_STATUSES:
+        return True
     if name in document.LIST_FIELDS:
         return split_list(stored) == split_list(wanted)
     return stored == wanted

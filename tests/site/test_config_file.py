@@ -251,3 +251,17 @@ def test_two_stored_channels_of_one_name_and_type_are_refused_as_ambiguous(db, t
 def test_a_missing_file_is_named(db, tmp_path):
     message = refused(tmp_path / "absent.yaml")
     assert message.startswith(f"{tmp_path / 'absent.yaml'}: cannot be read")
+
+
+def test_enabled_and_auto_disabled_are_left_to_health_but_a_manual_disable_is_applied(configured, tmp_path):
+    main = Channel.objects.get(name="openai-main")
+    Channel.objects.filter(pk=main.pk).update(status=Channel.Status.AUTO_DISABLED)  # as health leaves it
+    document = yaml.safe_load(export())
+    document["channels"][0]["status"] = 1
+    assert import_file(write(tmp_path, yaml.safe_dump(document)))[-1].startswith("no changes")
+    assert Channel.objects.get(pk=main.pk).status == Channel.Status.AUTO_DISABLED
+    document["channels"][0]["status"] = 2
+    lines = import_file(write(tmp_path, yaml.safe_dump(document)))
+    assert 'changed channel "openai-main" (type 1): status 3 -> 2' in lines
+    assert Channel.objects.get(pk=main.pk).status == Channel.Status.MANUALLY_DISABLED
+    assert not Ability.objects.filter(channel=main, enabled=True).exists()
