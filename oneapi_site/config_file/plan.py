@@ -228,6 +228,8 @@ def _wanted_options(path: str, data: dict) -> dict[str, str]:
                     raise ConfigFileError(f"{where}: {name}: not a group setting (they are "
                                           f"{', '.join(group_fields)})")
                 key = group_fields[name]
+                if key == "GroupRatio" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                    raise ConfigFileError(f"{where}: {name}: must be a non-negative number")
                 _checked_text(f"{where}: {name}", key, {group: value})
                 maps[key][group] = value
         for key, value in maps.items():
