@@ -34,6 +34,11 @@ def write(tmp_path, text: str, name: str = "config.yaml"):
     return path
 
 
+TIERS = {"gemini-2.5-pro": {"enabled": True, "basis": "prompt_tokens", "tiers": [
+    {"min_tokens": 0, "max_tokens": 200000, "input_price": 1.25, "completion_price": 10},
+    {"min_tokens": 200000, "input_price": 2.5, "completion_price": 15}]}}
+
+
 @pytest.fixture
 def configured(db):
     """Channels with every kind of field, and options of every section changed from their defaults."""
@@ -46,6 +51,7 @@ def configured(db):
     option_set(key="GroupRatio", value={"default": 1, "vip": 1.5})
     option_set(key="ModelRatio", value={"gpt-4o": 2.5, "my-model": 0.75})
     option_set(key="ModelPrice", value={"dall-e-3": 0.04})
+    option_set(key="ModelTierPricing", value=TIERS)
     option_set(key="RetryTimes", value="2")
     option_set(key="SMTPToken", value="smtp-password")
     option_set(key="Notice", value="Maintenance\non Sunday")
@@ -72,6 +78,8 @@ def test_export_imported_into_an_empty_database_exports_the_same(configured, tmp
     assert set(Ability.objects.filter(channel=main).values_list("group", "model")) == {
         ("default", "gpt-4o"), ("default", "gpt-4o-mini"), ("vip", "gpt-4o"), ("vip", "gpt-4o-mini")}
     assert options.get("GroupRatio") == {"default": 1, "vip": 1.5} and options.get("RetryTimes") == 2
+    assert yaml.safe_load(first)["prices"]["ModelTierPricing"] == TIERS
+    assert Option.objects.get(key="ModelTierPricing").value.startswith('{"gemini-2.5-pro"')
 
 
 def test_the_export_puts_each_thing_in_its_section(configured):
