@@ -50,10 +50,11 @@ def apply_config_file() -> None:
     django.setup()
     from django.db import connections
 
-    from oneapi_site.config_file import ConfigFileError, config_import
+    from oneapi_site.config_file import ConfigFileError
+    from oneapi_site.config_file.startup import config_apply_at_start
 
     try:
-        result = config_import(path=path)
+        result = config_apply_at_start(path=path, say=lambda text: print(f"oneapi: {text}", flush=True))
     except ConfigFileError as exc:
         raise SystemExit(f"oneapi: CONFIG_FILE: {exc}") from None
     finally:

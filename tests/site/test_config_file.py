@@ -274,3 +274,35 @@ def test_enabled_and_auto_disabled_are_left_to_health_but_a_manual_disable_is_ap
     assert 'changed channel "openai-main" (type 1): status 3 -> 2' in lines
     assert Channel.objects.get(pk=main.pk).status == Channel.Status.MANUALLY_DISABLED
     assert not Ability.objects.filter(channel=main, enabled=True).exists()
+
+
+def test_at_start_an_instance_waits_while_another_applies_the_file(db, tmp_path):
+    from django.core.cache import cache
+
+    from oneapi_site.config_file.startup import LOCK, config_apply_at_start
+
+    path = write(tmp_path, "channels:\n  - {name: shared, type: 1, key: sk-shared}\n")
+    cache.set(LOCK, "another instance", 60)
+    said, waits = [], []
+
+    def sleep(seconds):  # the other instance finishes after this instance's first wait
+        waits.append(seconds)
+        assert not Channel.objects.exists()  # nothing applied while the other holds the turn
+        cache.delete(LOCK)
+
+    result = config_apply_at_start(path=path, say=said.append, sleep=sleep)
+    assert len(waits) == 1 and said == ["another instance is applying CONFIG_FILE; waiting for it"]
+    assert result.added == 1 and cache.get(LOCK) is None  # the turn is given back
+    assert config_apply_at_start(path=path, say=said.append, sleep=sleep).summary().startswith("no changes")
+    assert len(waits) == 1
+
+
+def test_the_turn_is_given_back_when_the_file_is_refused(db, tmp_path):
+    from django.core.cache import cache
+
+    from oneapi_site.config_file import ConfigFileError
+    from oneapi_site.config_file.startup import LOCK, config_apply_at_start
+
+    with pytest.raises(ConfigFileError):
+        config_apply_at_start(path=write(tmp_path, "version: 9\n"))
+    assert cache.get(LOCK) is None
