@@ -141,6 +141,10 @@ def _plan_channels(path: str, entries: Any, plan: Plan, *, prune: bool) -> None:
         raise ConfigFileError(f"{path}: channels: must be a list of channels")
     matched: set[int] = set()
     seen: dict[str, int] = {}
+    # Compared in Python: MySQL's default collation would match "Main" to "main" and ignore trailing spaces.
+    by_name: dict[tuple[str, int], list[Channel]] = {}
+    for channel in Channel.objects.order_by("id"):
+        by_name.setdefault((channel.name, channel.type), []).append(channel)
     for number, entry in enumerate(entries, start=1):
         where, fields = _channel_fields(path, number, entry)
         name, type_ = fields["name"], fields["type"]
@@ -148,7 +152,7 @@ def _plan_channels(path: str, entries: Any, plan: Plan, *, prune: bool) -> None:
             raise ConfigFileError(f"{where}: name: also the name of channels #{seen[name]}; channels are matched "
                                   f"by name, so a name appears once in the file")
         seen[name] = number
-        stored = list(Channel.objects.filter(name=name, type=type_).order_by("id"))
+        stored = by_name.get((name, type_), [])
         if len(stored) > 1:
             raise ConfigFileError(f"{where}: {len(stored)} stored channels are named {name!r} with type {type_}; "
                                   f"rename all but one so the file names one channel")
@@ -170,7 +174,7 @@ def _plan_channels(path: str, entries: Any, plan: Plan, *, prune: bool) -> None:
             plan.channels.append(step)
         else:
             plan.unchanged_channels += 1
-    for channel in Channel.objects.exclude(pk__in=matched).order_by("id"):
+    for channel in (channel for group in by_name.values() for channel in group if channel.pk not in matched):
         label = channel_label(channel.name, channel.type)
         if prune:
             plan.deletes.append((channel.pk, label))

@@ -306,3 +306,19 @@ def test_the_turn_is_given_back_when_the_file_is_refused(db, tmp_path):
     with pytest.raises(ConfigFileError):
         config_apply_at_start(path=write(tmp_path, "version: 9\n"))
     assert cache.get(LOCK) is None
+
+
+def test_a_channel_of_a_type_without_an_adapter_is_left_out_of_the_export_and_kept(configured, tmp_path):
+    Channel.objects.create(name="carried-over", type=999, key="k", status=Channel.Status.MANUALLY_DISABLED)
+    out, err = StringIO(), StringIO()
+    call_command("export_config", stdout=out, stderr=err)
+    assert "carried-over" not in out.getvalue()
+    assert err.getvalue().strip() == 'left out channel "carried-over" (type 999): no adapter serves its type'
+    lines = import_file(write(tmp_path, out.getvalue()))
+    assert 'kept    channel "carried-over" (type 999): not in the file (--prune removes it)' in lines
+
+
+def test_names_are_matched_exactly_whatever_the_database_collation(configured, tmp_path):
+    lines = import_file(write(tmp_path, "channels:\n  - {name: OpenAI-Main, type: 1, key: sk-other}\n"))
+    assert lines[0] == 'added   channel "OpenAI-Main" (type 1)'
+    assert Channel.objects.get(name="openai-main", type=1, key="sk-main-secret")

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 
 from oneapi_site.config_file import config_export
 from oneapi_site.config_file.document import dump
+from oneapi_site.config_file.export import channels_left_out
 
 
 class Command(BaseCommand):
@@ -17,6 +18,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         text = dump(config_export(with_keys=opts["with_keys"]))
+        for channel in channels_left_out():
+            self.stderr.write(f'left out channel "{channel.name}" (type {channel.type}): no adapter serves its type')
         if opts["output"]:
             Path(opts["output"]).write_text(text, encoding="utf-8")
             self.stderr.write(f"wrote {opts['output']}")
