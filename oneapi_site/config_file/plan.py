@@ -118,7 +118,7 @@ def _stored_value(channel: Channel, name: str, wanted: Any) -> Any:
     if name == "config" and isinstance(wanted, dict):
         # An export without keys leaves secret config values out; the update keeps the stored ones.
         for secret in secret_config_fields():
-            if stored.get(secret) and not wanted.get(secret):
+            if (stored or {}).get(secret) and not wanted.get(secret):
                 wanted[secret] = stored[secret]
     return stored
 
