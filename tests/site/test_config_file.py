@@ -322,3 +322,12 @@ def test_names_are_matched_exactly_whatever_the_database_collation(configured, t
     lines = import_file(write(tmp_path, "channels:\n  - {name: OpenAI-Main, type: 1, key: sk-other}\n"))
     assert lines[0] == 'added   channel "OpenAI-Main" (type 1)'
     assert Channel.objects.get(name="openai-main", type=1, key="sk-main-secret")
+
+
+def test_a_changed_secret_channel_setting_is_named_and_never_shown(configured, tmp_path):
+    document = yaml.safe_load(export())
+    document["channels"][1]["config"].update({"region": "eu-west-1", "sk": "rotated-secret-sk"})
+    lines = import_file(write(tmp_path, yaml.safe_dump(document)))
+    assert 'changed channel "bedrock" (type 33): config region "us-east-1" -> "eu-west-1", sk' in lines
+    assert "rotated-secret-sk" not in "\n".join(lines) and "bedrock-secret-sk" not in "\n".join(lines)
+    assert Channel.objects.get(name="bedrock").config["sk"] == "rotated-secret-sk"
