@@ -111,7 +111,24 @@ def read(path: str | Path) -> dict:
     return data
 
 
+class _Dumper(yaml.SafeDumper):
+    """Texts of several lines as literal blocks and lists of names on one line, as a person would write them."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+def _list(dumper: yaml.SafeDumper, value: list) -> yaml.Node:
+    flat = all(isinstance(item, (str, int, float)) for item in value)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flat)
+
+
+_Dumper.add_representer(str, _text)
+_Dumper.add_representer(list, _list)
+
+
 def dump(document: dict) -> str:
     header = ("# oneapi configuration (manage.py export_config); apply with manage.py import_config FILE or\n"
               "# CONFIG_FILE=FILE at start. Channels are matched by name and type.\n")
-    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120)
+    return header + yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)

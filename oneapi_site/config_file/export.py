@@ -28,7 +28,9 @@ def stored_options() -> dict[str, str]:
 
 
 def channel_entry(channel: Channel, *, with_keys: bool) -> dict[str, Any]:
-    entry: dict[str, Any] = {}
+    entry: dict[str, Any] = {"name": channel.name, "type": channel.type}
+    if with_keys:
+        entry["key"] = channel.key
     for name in document.CHANNEL_FILE_FIELDS:
         value = getattr(channel, name)
         if name in document.LIST_FIELDS:
@@ -37,8 +39,6 @@ def channel_entry(channel: Channel, *, with_keys: bool) -> dict[str, Any]:
             secrets = secret_config_fields()
             value = {k: v for k, v in (value or {}).items() if k not in secrets}
         entry[name] = value
-        if name == "type" and with_keys:
-            entry["key"] = channel.key
     return entry
 
 

@@ -83,7 +83,11 @@ def test_export_imported_into_an_empty_database_exports_the_same(configured, tmp
 
 
 def test_the_export_puts_each_thing_in_its_section(configured):
-    document = yaml.safe_load(export())
+    text = export()
+    document = yaml.safe_load(text)
+    # Written as a person would: name first, lists of names on one line, texts of several lines as blocks.
+    assert "- name: openai-main\n  type: 1\n" in text and "  models: [gpt-4o, gpt-4o-mini]\n" in text
+    assert "  Notice: |-\n    Maintenance\n    on Sunday\n" in text
     assert document["groups"] == {"default": {"ratio": 1}, "vip": {"ratio": 1.5}}
     assert document["prices"]["ModelRatio"] == {"gpt-4o": 2.5, "my-model": 0.75}
     assert document["prices"]["ModelPrice"] == {"dall-e-3": 0.04}
