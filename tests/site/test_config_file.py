@@ -335,3 +335,14 @@ def test_a_changed_secret_channel_setting_is_named_and_never_shown(configured, t
     assert 'changed channel "bedrock" (type 33): config region "us-east-1" -> "eu-west-1", sk' in lines
     assert "rotated-secret-sk" not in "\n".join(lines) and "bedrock-secret-sk" not in "\n".join(lines)
     assert Channel.objects.get(name="bedrock").config["sk"] == "rotated-secret-sk"
+
+
+def test_the_readme_example_imports(db, tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Configuration as code", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0].replace("sk-...", "sk-example")
+    lines = import_file(write(tmp_path, example))
+    assert lines[-1].startswith("1 added, ")
+    assert Channel.objects.get(name="openai-main").rpm_limit == 600
