@@ -38,7 +38,7 @@ from providers.adapters.base import (
 )
 from providers.adapters.multipart import FormError
 from providers.adapters.uploads import Upload
-from relay import media, native_fallback
+from relay import http, media, native_fallback
 from relay.errors import RelayError, bad_request
 from relay.streaming import DONE, SSE_HEADERS, ChunkGatherer, Frames, SSEParser
 
@@ -137,6 +137,7 @@ async def call_channel(*, session: aiohttp.ClientSession, channel: ChannelInfo, 
         outcome = Outcome()
     outcome.channel = channel
     outcome.prompt_usage = None  # a channel that failed before its answer said it of its own prompt
+    session = http.routed(session, channel)  # through the channel's proxy, or RELAY_PROXY, when set
     adapter = adapter_for(channel.type)
     native = call.native
     if native is not None:
