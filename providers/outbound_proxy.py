@@ -68,15 +68,36 @@ def secret(url: str) -> str:
         return ""
 
 
+_socks_connector_class = None
+
+
 def socks_connector(url: str, **pool):
-    """An aiohttp connector through a SOCKS5 proxy (socks5h: the proxy resolves names)."""
-    from aiohttp_socks import ProxyConnector, ProxyType
+    """An aiohttp connector through a SOCKS5 proxy (socks5h: the proxy resolves names). aiohttp-socks is
+    imported the first time a channel needs it, so a gateway without SOCKS proxies never loads it."""
+    global _socks_connector_class
+    if _socks_connector_class is None:
+        from aiohttp_socks import ProxyConnectionError, ProxyConnector, ProxyError, ProxyTimeoutError
+
+        class SocksConnector(ProxyConnector):
+            """Its failures as the OSError and TimeoutError every network failure is (the relay's 502, which
+            another channel may answer), not aiohttp-socks' own exceptions."""
+
+            async def _wrap_create_connection(self, *args, **kwargs):
+                try:
+                    return await super()._wrap_create_connection(*args, **kwargs)
+                except ProxyTimeoutError as exc:
+                    raise TimeoutError(f"SOCKS proxy: {exc}") from None
+                except (ProxyConnectionError, ProxyError) as exc:
+                    raise ConnectionError(f"SOCKS proxy: {exc}") from None
+
+        _socks_connector_class = SocksConnector
+    from aiohttp_socks import ProxyType
 
     parts = urlsplit(url)
-    return ProxyConnector(proxy_type=ProxyType.SOCKS5, host=parts.hostname, port=parts.port or 1080,
-                          username=unquote(parts.username) if parts.username else None,
-                          password=unquote(parts.password) if parts.password else None,
-                          rdns=parts.scheme.lower() == "socks5h", **pool)
+    return _socks_connector_class(proxy_type=ProxyType.SOCKS5, host=parts.hostname, port=parts.port or 1080,
+                                  username=unquote(parts.username) if parts.username else None,
+                                  password=unquote(parts.password) if parts.password else None,
+                                  rdns=parts.scheme.lower() == "socks5h", **pool)
 
 
 def httpx_proxy(url: str) -> str | None:

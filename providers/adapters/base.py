@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 import aiohttp
-import aiohttp_socks
 import orjson
 
 from oneapi_site.lib.modes import TRANSCRIPT_MODES
@@ -357,9 +356,8 @@ def error_excerpt(body: bytes | None, status: int, vendor: str = "The upstream")
 
 # What a request that went wrong on the network raises, before or during its answer: network_failure turns
 # each into the "upstream unreachable" 502, which another channel may answer.
-# A channel's SOCKS proxy refusing or unreachable (aiohttp-socks raises its own errors) is a network failure too.
-NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError, aiohttp_socks.ProxyError,
-                  aiohttp_socks.ProxyConnectionError, aiohttp_socks.ProxyTimeoutError)
+# (A SOCKS proxy's failures arrive as OSError or TimeoutError too: providers/outbound_proxy.py.)
+NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 
 
 def network_failure(exc: BaseException, *, read_timeout: float | None, started: bool = False,
@@ -419,6 +417,17 @@ def header(headers: Mapping[str, str] | None, name: str) -> str:
         lowered = name.lower()
         value = next((v for k, v in headers.items() if k.lower() == lowered), "")
     return str(value)
+
+
+def override_secrets(channel: ChannelInfo) -> list[str]:
+    """The credentials a channel's overrides hold: its proxy's password, credential-like override headers."""
+    found = []
+    if channel.config and channel.config.get("proxy"):
+        found.append(outbound_proxy.secret(str(channel.config["proxy"])))
+    overrides = channel_overrides.for_channel(channel)
+    if overrides is not None:
+        found += overrides.secrets((channel.key or "").strip())
+    return found
 
 
 class Adapter:
@@ -588,11 +597,7 @@ class Adapter:
         key = (channel.key or "").strip()
         found = [key, *(part.strip() for part in key.split("|"))]
         found += [str((channel.config or {}).get(name) or "").strip() for name in self.secret_config_fields]
-        if channel.config and channel.config.get("proxy"):
-            found.append(outbound_proxy.secret(str(channel.config["proxy"])))
-        overrides = channel_overrides.for_channel(channel)
-        if overrides is not None:
-            found += overrides.secrets(key)
+        found += override_secrets(channel)
         return tuple(dict.fromkeys(s for s in found if len(s) >= SECRET_MIN_CHARS))
 
     def override_body(self, ctx: RequestContext, body: bytes | None) -> bytes | None:

@@ -120,3 +120,14 @@ async def test_an_unreachable_proxy_is_the_usual_upstream_failure_without_its_pa
     assert response.status_code == 502, response.text
     assert "hunter2-secret-pw" not in response.text
     assert world.upstream.requests == []
+
+
+async def test_a_socks_proxy_refusing_the_credentials_fails_the_call_over_to_the_usual_502(relay_client, world,
+                                                                                          socks_proxy):
+    await sync_to_async(_set_proxy)(world.channel.pk, socks_proxy.url(userinfo="relay:wrong-password-1"))
+    response = await relay_client.post("/v1/chat/completions", headers=world.auth, json={
+        "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 502, response.text
+    assert response.json()["error"]["code"] == "do_request_failed"
+    assert "wrong-password-1" not in response.text
+    assert socks_proxy.log.connections >= 1 and world.upstream.requests == []

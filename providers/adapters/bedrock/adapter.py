@@ -49,6 +49,7 @@ from providers.adapters.base import (
     error_excerpt,
     header,
     json_or_none,
+    override_secrets,
     retryable_status,
 )
 from providers.adapters.bedrock.converse import ConverseEvents, anthropic_message, converse_request
@@ -253,7 +254,8 @@ class BedrockAdapter(Adapter):
         # missing from every error text that names an endpoint. So the parts, never the whole key.
         parts = [p.strip() for p in (channel.key or "").split("|")][:2]
         config = channel.config or {}
-        found = [*parts, *(str(config.get(name) or "").strip() for name in ("ak", "sk", "session_token"))]
+        found = [*parts, *(str(config.get(name) or "").strip() for name in ("ak", "sk", "session_token")),
+                 *override_secrets(channel)]
         return tuple(dict.fromkeys(s for s in found if len(s) >= SECRET_MIN_CHARS))
 
     native_protocols: ClassVar[tuple[str, ...]] = ("anthropic",)  # for Claude models
