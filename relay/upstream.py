@@ -419,12 +419,14 @@ async def call_stored(*, session: aiohttp.ClientSession, channel: ChannelInfo, m
     status. Nothing is billed. A vendor's refusal is raised as an UpstreamError, masked (the pipeline makes it
     the client's error); a network failure is the "upstream unreachable" 502."""
     adapter = adapter_for(channel.type)
-    request = adapter.build_stored_request(channel, method=method, path=path, query=query)
+    ctx = RequestContext(channel=channel, mode="stored", body={}, stream=False, client_model="")
+    # The channel's headers go with it (a bodiless request: nothing for param_override).
+    request = adapter.outgoing(ctx, adapter.build_stored_request(channel, method=method, path=path, query=query))
+    session = http.routed(session, channel)
     timeout = read_timeout(session)
     try:
         async with session.request(request.method, request.url, headers=request.headers) as response:
             if response.status >= 300:
-                ctx = RequestContext(channel=channel, mode="stored", body={}, stream=False, client_model="")
                 raise masking.mask_error(adapter.parse_error(ctx, status=response.status,
                                                              body=await _read_error(response),
                                                              headers=response.headers), adapter.secrets(channel))

@@ -131,3 +131,14 @@ async def test_a_socks_proxy_refusing_the_credentials_fails_the_call_over_to_the
     assert response.json()["error"]["code"] == "do_request_failed"
     assert "wrong-password-1" not in response.text
     assert socks_proxy.log.connections >= 1 and world.upstream.requests == []
+
+
+async def test_the_openai_sdk_streams_through_a_channel_behind_a_socks5_proxy(relay_client, world, socks_proxy):
+    await sync_to_async(_set_proxy)(world.channel.pk, socks_proxy.url("socks5h", "relay:p%40ss%20word"))
+    stream = await world.sdk(relay_client).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True,
+        stream_options={"include_usage": True})
+    chunks = [chunk async for chunk in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == world.upstream.default.reply and chunks[-1].usage.total_tokens == 18
+    assert socks_proxy.log.connections == 1 and socks_proxy.log.address_types == ["ipv4"]
