@@ -52,7 +52,7 @@ class ChannelOverrides:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
             return body
-        return orjson.dumps(apply(self.param, parsed))
+        return orjson.dumps(apply(self.param, parsed, in_place=True))
 
     def apply_headers(self, headers: dict[str, str], key: str) -> None:
         """Add or replace the override's headers in `headers` (in place), {api_key} filled with `key`."""

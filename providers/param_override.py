@@ -232,12 +232,14 @@ def _is_number(value: Any) -> bool:
 
 # --- applying ----------------------------------------------------------------------------------------------
 
-def apply(override: Override, body: dict) -> dict:
-    """The body with the override applied (a new object: the caller's body is reused on failover). Raises
-    Refused for a return_error or block operation whose conditions hold."""
+def apply(override: Override, body: dict, *, in_place: bool = False) -> dict:
+    """The body with the override applied: a new object unless `in_place` (a body the caller has just parsed
+    for it), since a body may be reused on failover. Raises Refused for a return_error or block operation
+    whose conditions hold."""
     if override.merge is not None:
         return {**body, **copy.deepcopy(override.merge)}
-    body = copy.deepcopy(body)
+    if not in_place:
+        body = copy.deepcopy(body)
     for op in override.operations:
         if not _holds(body, op):
             continue

@@ -142,3 +142,11 @@ async def test_the_openai_sdk_streams_through_a_channel_behind_a_socks5_proxy(re
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == world.upstream.default.reply and chunks[-1].usage.total_tokens == 18
     assert socks_proxy.log.connections == 1 and socks_proxy.log.address_types == ["ipv4"]
+
+
+async def test_the_balance_query_goes_through_a_socks5_proxy_with_its_credentials(world, socks_proxy):
+    await sync_to_async(_set_proxy)(world.channel.pk, socks_proxy.url("socks5h", "relay:p%40ss%20word"))
+    balance = await sync_to_async(channel_update_balance)(channel_id=world.channel.pk)
+    assert balance == pytest.approx(100.0 - 12.34)
+    assert socks_proxy.log.credentials and set(socks_proxy.log.credentials) == {"relay:p@ss word"}
+    assert socks_proxy.log.targets[0] == f"127.0.0.1:{world.upstream.port}"
