@@ -29,6 +29,7 @@ from providers.adapters import ADAPTERS
 from providers.adapters.base import ChannelInfo
 from providers.models import Ability, Channel
 from relay.errors import RelayError
+from relay.limits.caps import NO_LIMITS, Caps
 from relay.routing import Routes, Tier
 
 log = logging.getLogger("oneapi.relay")
@@ -53,6 +54,7 @@ class TokenInfo:
     expired_time: int
     models: frozenset[str] | None
     subnets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None
+    limits: Caps = NO_LIMITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,7 @@ class UserInfo:
     status: int
     quota: int
     used_quota: int
+    limits: Caps = NO_LIMITS
 
 
 def _token_info(row: dict) -> TokenInfo:
@@ -74,7 +77,15 @@ def _token_info(row: dict) -> TokenInfo:
     return TokenInfo(id=row["id"], key=row["key"], user_id=row["user_id"], name=row["name"], status=row["status"],
                      remain_quota=row["remain_quota"], used_quota=row["used_quota"],
                      unlimited=row["unlimited_quota"],
-                     expired_time=row["expired_time"], models=models, subnets=subnets)
+                     expired_time=row["expired_time"], models=models, subnets=subnets, limits=_caps(row))
+
+
+LIMIT_COLUMNS = ("rpm_limit", "tpm_limit", "concurrency_limit", "rpd_limit")
+
+
+def _caps(row: dict) -> Caps:
+    caps = Caps(*(row.pop(column) for column in LIMIT_COLUMNS))
+    return caps if any(caps) else NO_LIMITS
 
 
 def _load_token(key: str) -> TokenInfo | None:
@@ -82,7 +93,7 @@ def _load_token(key: str) -> TokenInfo | None:
     with ledger.flush_lock:
         row = Token.objects.filter(key=key).values(
             "id", "key", "user_id", "name", "status", "remain_quota", "used_quota", "unlimited_quota", "expired_time",
-            "models", "subnet").first()
+            "models", "subnet", *LIMIT_COLUMNS).first()
         if row is not None:
             ledger.rebase_token(row["id"])
     return _token_info(row) if row else None
@@ -92,10 +103,13 @@ def _load_user(user_id: int) -> UserInfo | None:
     close_old_connections()
     with ledger.flush_lock:
         row = User.objects.filter(pk=user_id).values(
-            "id", "username", "group", "role", "status", "quota", "used_quota").first()
+            "id", "username", "group", "role", "status", "quota", "used_quota", *LIMIT_COLUMNS).first()
         if row is not None:
             ledger.rebase_user(row["id"])
-    return UserInfo(**row) if row else None
+    if row is None:
+        return None
+    limits = _caps(row)
+    return UserInfo(**row, limits=limits)
 
 
 def _load_routes() -> Routes:
@@ -105,14 +119,15 @@ def _load_routes() -> Routes:
     status: dict[int, int] = {}
     for ch in Channel.objects.all().only(
             "id", "type", "name", "key", "base_url", "models", "model_mapping", "config", "system_prompt",
-            "priority", "weight", "status"):
+            "priority", "weight", "status", *LIMIT_COLUMNS):
         status[ch.id] = ch.status
         if ch.status != Channel.Status.ENABLED or ch.type not in ADAPTERS:
             continue
         channels[ch.id] = ChannelInfo(
             id=ch.id, type=ch.type, name=ch.name, key=ch.key, base_url=ch.base_url, models=tuple(ch.model_list),
             model_mapping=dict(ch.model_mapping or {}), config=dict(ch.config or {}),
-            system_prompt=ch.system_prompt, priority=ch.priority, weight=ch.weight)
+            system_prompt=ch.system_prompt, priority=ch.priority, weight=ch.weight,
+            limits=_caps({column: getattr(ch, column) for column in LIMIT_COLUMNS}))
     grouped: dict[tuple[str, str], dict[int, list[tuple[ChannelInfo, int]]]] = defaultdict(lambda: defaultdict(list))
     group_models: dict[str, set[str]] = defaultdict(set)
     model_owner: dict[str, str] = {}

@@ -7,6 +7,7 @@ from accounts.models import User
 from billing.ledger import ledger
 from relay import native_fallback
 from relay.cache import cache
+from relay.limits import limiter
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import logged_in
 from tests.mock_upstream import MockUpstream
@@ -85,6 +86,7 @@ def fresh_relay_state():
     cache.clear()
     native_fallback.forget_all()
     ledger.__init__()
+    limiter.reset()
     yield
     ledger.flush_all()
 

@@ -1,0 +1,350 @@
+"""Rate limits on `/v1`: requests and tokens per minute, requests in flight and requests per day, per API key,
+user, group (option GroupRateLimit), model in a group (GroupModelRateLimit) and channel.
+
+Exact, not approximate: RPM and TPM are sliding window logs, so "60 RPM" never admits a 61st request in any
+60 s (a request counts in (now - 60 s, now]; a fixed window admits twice the limit across its edge, a sliding
+window counter estimates, and GCRA admits a burst on top of its steady rate). The log costs one entry per
+request in the window, which a limit sized for an upstream keeps small. TPM reserves the request's estimate
+(its body's prompt estimate plus max_tokens) and is corrected to the tokens billed when it ends. RPD counts
+per calendar day in the gateway's time zone (TZ), as budgets do (billing/budgets.py): an operator's
+"1000 a day" starts again at midnight, and the count is one number rather than a day-long log.
+Concurrency counts leases, which in Redis expire LEASE_MS after their last renewal, so a dead instance's
+requests stop counting.
+
+With REDIS_CONN_STRING every instance counts in Redis (relay/limits/cluster.py), all of a request's scopes in
+one script call; without it, or while Redis does not answer, in this process (relay/limits/local.py). A
+request to which no limit applies costs nothing here: the pipeline asks `applies` first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from redis.exceptions import RedisError
+
+from billing import budgets
+from oneapi_site import options
+from oneapi_site.lib.limit_fields import BudgetPeriod
+from relay.errors import RelayError
+from relay.limits.caps import KIND_TEXT, NO_LIMITS, Caps, Refusal, Scope, Usage
+from relay.limits.cluster import LEASE_MS, ClusterCounts
+from relay.limits.local import LocalCounts
+
+__all__ = ["Caps", "Limiter", "NO_LIMITS", "Scope", "Ticket", "channel_scope", "limiter", "scopes_for"]
+
+log = logging.getLogger("oneapi.relay")
+
+RETRY_SECONDS = 5.0  # while Redis is down it is tried again this often, not on every request
+_UNAVAILABLE = (RedisError, OSError, asyncio.TimeoutError)
+
+
+class Ticket:
+    """One request's admission: what it holds and where, until `Limiter.finish`."""
+
+    __slots__ = ("rid", "scopes", "channel", "tokens", "backend", "requests", "token_usage")
+
+    def __init__(self, rid: str) -> None:
+        self.rid = rid
+        self.scopes: tuple[Scope, ...] = ()  # the request's own scopes (key, user, group, model)
+        self.channel: Scope | None = None  # the admitted channel's scope, when it has caps
+        self.tokens = 0  # reserved by the admission
+        self.backend: LocalCounts | ClusterCounts | None = None  # None: nothing held
+        self.requests: Usage | None = None
+        self.token_usage: Usage | None = None
+
+    def held(self) -> tuple[Scope, ...]:
+        return self.scopes if self.channel is None else (*self.scopes, self.channel)
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """OpenAI's x-ratelimit-* headers for the tightest limits; none for a kind without a limit."""
+        headers: list[tuple[bytes, bytes]] = []
+        for name, usage in (("requests", self.requests), ("tokens", self.token_usage)):
+            if usage is not None:
+                headers += ((f"x-ratelimit-limit-{name}".encode(), str(usage.limit).encode()),
+                            (f"x-ratelimit-remaining-{name}".encode(), str(usage.remaining).encode()),
+                            (f"x-ratelimit-reset-{name}".encode(), duration(usage.reset_ms).encode()))
+        return headers
+
+
+def duration(ms: int) -> str:
+    """A span as OpenAI's reset headers write it (Go's duration format): "20ms", "1s", "6m0s", "1h2m3.5s"."""
+    if ms <= 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds = f"{rest / 1000:.3f}".rstrip("0").rstrip(".")
+    return (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "") + f"{seconds}s"
+
+
+def _wait_text(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{math.ceil(seconds / 60)} min"
+    return f"{seconds // 3600} h {math.ceil(seconds % 3600 / 60)} min"
+
+
+def retry_seconds(refusal: Refusal) -> int:
+    return max(1, math.ceil(refusal.retry_ms / 1000))
+
+
+def refused(refusal: Refusal, *, model: str, tokens: int) -> RelayError:
+    """The client's 429, naming the scope and its limit."""
+    wait = _wait_text(retry_seconds(refusal))
+    kind = "tokens" if refusal.kind == "tpm" else "requests"  # OpenAI's error type for its own rate limits
+    limit = f"{refusal.limit} {KIND_TEXT[refusal.kind]}"
+    if refusal.scope is None:
+        message = (f"The model {model} is at capacity: every channel serving it is at its limit of {limit}; "
+                   f"retry in {wait}.")
+        return RelayError(429, message, type=kind, code="model_capacity_exceeded")
+    owner = refusal.scope.owner
+    if refusal.too_large:
+        message = (f"This request's estimated {tokens} tokens are more than {owner} limit of {limit}; "
+                   f"send a smaller request or a lower max_tokens.")
+    else:
+        message = f"{owner[0].upper()}{owner[1:]} limit of {limit} is reached; retry in {wait}."
+    return RelayError(429, message, type=kind, code="rate_limit_exceeded")
+
+
+# --- where limits come from
+
+_option_caps: dict[str, tuple[object, dict]] = {}
+
+
+def _caps_option(key: str) -> dict:
+    """A limits option as Caps, converted once per stored value (the options snapshot swaps its dicts)."""
+    raw = options.get(key)
+    hit = _option_caps.get(key)
+    if hit is not None and hit[0] is raw:
+        return hit[1]
+
+    def caps(entry: dict) -> Caps:
+        found = Caps(*(int(entry.get(kind) or 0) for kind in options.LIMIT_KINDS))
+        return found if any(found) else NO_LIMITS
+
+    if key == "GroupRateLimit":
+        converted = {group: caps(entry) for group, entry in raw.items()}
+    else:
+        converted = {group: {model: caps(entry) for model, entry in models.items()} for group, models in raw.items()}
+    _option_caps[key] = (raw, converted)
+    return converted
+
+
+def scopes_for(*, token, user, model: str) -> tuple[Scope, ...]:
+    """The scopes with limits that a request of this key's, for `model`, counts in; () when none has one."""
+    found: tuple[Scope, ...] = ()
+    if token.limits is not NO_LIMITS:
+        found += (Scope(f"t:{token.id}", "this API key's", token.limits),)
+    if user.limits is not NO_LIMITS:
+        found += (Scope(f"u:{user.id}", "your account's", user.limits),)
+    group = user.group
+    by_group = _caps_option("GroupRateLimit")
+    if by_group:
+        caps = by_group.get(group, NO_LIMITS)
+        if caps is not NO_LIMITS:
+            found += (Scope(f"g:{group}", f"the group {group}'s", caps),)
+    by_model = _caps_option("GroupModelRateLimit")
+    if by_model:
+        caps = by_model.get(group, {}).get(model, NO_LIMITS)
+        if caps is not NO_LIMITS:
+            found += (Scope(f"m:{len(group)}:{group}:{model}", f"the group {group}'s {model}", caps),)
+    return found
+
+
+def channel_scope(channel) -> Scope | None:
+    """A channel's own caps as a scope; None for a channel without any."""
+    if not any(channel.limits):
+        return None
+    return Scope(f"c:{channel.id}", f"channel {channel.id}'s", Caps(*channel.limits))
+
+
+# --- the limiter
+
+
+class Limiter:
+    def __init__(self) -> None:
+        self.local = LocalCounts()
+        # Tests set a clock (seconds); without one, Redis's own clock times its windows (instances' clocks
+        # may differ) and this process's clock the local ones.
+        self.clock: Callable[[], float] | None = None
+        self._cluster: ClusterCounts | None = None
+        self._down = False
+        self._retry_at = 0.0
+        self._day = (0, 0)  # the current day's start (s) and end (ms)
+        self._leases: dict[str, tuple[str, ...]] = {}  # request id -> scope keys of its Redis leases
+        self._renewer: asyncio.Task | None = None
+
+    def reset(self) -> None:
+        """Forget every count (tests)."""
+        self.__init__()
+
+    # ---- backends and outages
+
+    def _backend(self) -> LocalCounts | ClusterCounts:
+        url = settings.REDIS_CONN_STRING
+        if not url or (self._down and time.monotonic() < self._retry_at):
+            return self.local
+        if self._cluster is None or self._cluster.url != url:
+            self._cluster = ClusterCounts(url)
+        return self._cluster
+
+    def _failed(self, exc: BaseException) -> None:
+        self._retry_at = time.monotonic() + RETRY_SECONDS
+        if not self._down:
+            self._down = True
+            # redis-py's message names host and port at most, never the password of REDIS_CONN_STRING.
+            log.warning("Redis is unreachable for rate limits (%s: %s); counting them in this process until it is "
+                        "back", type(exc).__name__, exc)
+
+    def _succeeded(self) -> None:
+        if self._down:
+            self._down = False
+            log.warning("Redis is reachable again; rate limits are counted there again")
+
+    def _now(self) -> tuple[int | None, int]:
+        """(now for Redis: None to use its clock; now here), in ms."""
+        if self.clock is not None:
+            now = int(self.clock() * 1000)
+            return now, now
+        return None, int(time.time() * 1000)
+
+    def _today(self, now_ms: int) -> tuple[int, int]:
+        start, end = self._day
+        if now_ms >= end or now_ms < start * 1000:
+            ts = now_ms // 1000
+            start, end = budgets.period_start(BudgetPeriod.DAY, ts), budgets.period_end(BudgetPeriod.DAY, ts) * 1000
+            self._day = (start, end)
+        return start, end
+
+    # ---- admission and its end
+
+    async def admit(self, ticket: Ticket, *, scopes: tuple[Scope, ...], channels: tuple[Scope | None, ...],
+                    tokens: int, model: str) -> int:
+        """Count the request in `scopes` and in the first of `channels` with room (None: a channel without caps,
+        which always has room); the index of that channel. A RelayError (429) when a limit is reached, with
+        its `retry_after` seconds and its `headers`."""
+        capped: tuple[Scope, ...] = ()
+        for scope in channels:
+            if scope is None:
+                break
+            capped += (scope,)
+        spare = len(capped) < len(channels)  # a channel without caps follows the capped ones
+        backend, answer = await self._admit(scopes, capped, spare, ticket.rid, tokens)
+        if isinstance(answer, Refusal):
+            raise self._refusal(answer, model=model, tokens=tokens)
+        index, ticket.requests, ticket.token_usage = answer
+        ticket.scopes, ticket.tokens, ticket.backend = scopes, tokens, backend
+        ticket.channel = capped[index] if 0 <= index < len(capped) else None
+        self._track(ticket)
+        return max(index, 0)
+
+    async def _admit(self, scopes, channels, spare, rid, tokens):
+        redis_now, now = self._now()
+        day, day_end = self._today(now)
+        backend = self._backend()
+        if backend is not self.local:
+            try:
+                answer = await backend.admit(scopes=scopes, channels=channels, spare=spare, rid=rid, tokens=tokens,
+                                             now=redis_now, day=day, day_end=day_end)
+            except _UNAVAILABLE as exc:
+                self._failed(exc)
+            else:
+                self._succeeded()
+                return backend, answer
+        return self.local, self.local.admit(scopes=scopes, channels=channels, spare=spare, rid=rid, tokens=tokens,
+                                            now=now, day=day, day_end=day_end)
+
+    def _refusal(self, refusal: Refusal, *, model: str, tokens: int) -> RelayError:
+        err = refused(refusal, model=model, tokens=tokens)
+        err.retry_after = retry_seconds(refusal)
+        usage = Usage(refusal.limit, 0, refusal.retry_ms)
+        ticket = Ticket("")
+        if refusal.kind in ("rpm", "rpd"):
+            ticket.requests = usage
+        elif refusal.kind == "tpm":
+            ticket.token_usage = usage
+        err.headers = [(b"retry-after", str(err.retry_after).encode()), *ticket.headers()]
+        return err
+
+    async def switch_channel(self, ticket: Ticket, channels: tuple[Scope | None, ...], *, model: str) -> int | None:
+        """Failover: the failed channel's lease goes, and the next channel with room (index in `channels`) is
+        counted; None when every one is at its cap."""
+        if ticket.channel is not None:
+            failed, ticket.channel = ticket.channel, None
+            await self._finish(ticket.backend, ticket.rid, (failed,), ticket.tokens, 0)
+        if not channels or channels[0] is None:
+            return 0
+        sub = Ticket(ticket.rid)
+        try:
+            index = await self.admit(sub, scopes=(), channels=channels, tokens=ticket.tokens, model=model)
+        except RelayError:
+            return None
+        if sub.channel is None:
+            return index
+        if ticket.backend is not None and sub.backend is not ticket.backend:
+            # Redis went away (or came back) between the admissions: one ticket holds counts in one place, so
+            # this channel's goes at once (its request counted; its lease not held).
+            await self._finish(sub.backend, sub.rid, (sub.channel,), sub.tokens, None)
+        else:
+            ticket.channel, ticket.backend = sub.channel, sub.backend
+        self._untrack(ticket)
+        self._track(ticket)
+        return index
+
+    async def finish(self, ticket: Ticket, *, tokens: int | None) -> None:
+        """The request ended: leases released, TPM corrected to `tokens` (None: as reserved)."""
+        held = ticket.held()
+        if ticket.backend is None or not held:
+            return
+        self._untrack(ticket)
+        await self._finish(ticket.backend, ticket.rid, held, ticket.tokens, tokens)
+        ticket.backend = None
+
+    async def _finish(self, backend, rid: str, scopes: tuple[Scope, ...], reserved: int, tokens: int | None) -> None:
+        if backend is self.local:
+            self.local.finish(rid=rid, scopes=scopes, tokens=tokens)
+            return
+        redis_now, _ = self._now()
+        try:
+            # Shielded: a client that leaves must not leave its lease behind (it would lapse, but late).
+            await asyncio.shield(backend.finish(rid=rid, scopes=scopes, reserved=reserved, tokens=tokens,
+                                                now=redis_now))
+        except _UNAVAILABLE as exc:
+            self._failed(exc)  # the lease lapses within LEASE_MS
+
+    # ---- lease renewal for long requests
+
+    def _track(self, ticket: Ticket) -> None:
+        if ticket.backend is self.local:
+            return
+        keys = tuple(scope.key for scope in ticket.held() if scope.caps.concurrency)
+        if not keys:
+            return
+        self._leases[ticket.rid] = keys
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.get_running_loop().create_task(self._renew_leases())
+
+    def _untrack(self, ticket: Ticket) -> None:
+        self._leases.pop(ticket.rid, None)
+
+    async def _renew_leases(self) -> None:
+        while self._leases:
+            await asyncio.sleep(LEASE_MS / 3000)
+            leases = [(key, rid) for rid, keys in list(self._leases.items()) for key in keys]
+            if not leases or self._cluster is None:
+                continue
+            try:
+                await self._cluster.renew(leases, self._now()[0])
+            except _UNAVAILABLE as exc:
+                self._failed(exc)
+
+
+limiter = Limiter()
+

@@ -1,0 +1,194 @@
+"""The limiter's counters, in this process and in Redis (the same cases on both), on an injected clock."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from relay.limits import Limiter, Ticket
+from relay.limits.caps import WINDOW_MS, Caps, Refusal, Scope
+from relay.limits.cluster import LEASE_MS, PREFIX, ClusterCounts
+from relay.limits.local import LocalCounts
+
+DAY_END = 86_400_000
+REDIS = os.environ.get("REDIS_CONN_STRING", "")
+
+
+class Counts:
+    """One backend behind one synchronous-looking face: `admit` and `finish` at a given time (ms)."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+
+    async def admit(self, *scopes: Scope, at: int, rid: str, tokens: int = 1, channels: tuple[Scope, ...] = (),
+                    spare: bool = False, day: int = 0, day_end: int = DAY_END):
+        answer = self.backend.admit(scopes=scopes, channels=channels, spare=spare, rid=rid, tokens=tokens, now=at,
+                                    day=day, day_end=day_end)
+        return await answer if isinstance(self.backend, ClusterCounts) else answer
+
+    async def finish(self, *scopes: Scope, rid: str, at: int, reserved: int, tokens: int | None) -> None:
+        if isinstance(self.backend, ClusterCounts):
+            await self.backend.finish(rid=rid, scopes=scopes, reserved=reserved, tokens=tokens, now=at)
+        else:
+            self.backend.finish(rid=rid, scopes=scopes, tokens=tokens)
+
+
+@pytest.fixture(params=["local", "redis"])
+async def counts(request):
+    if request.param == "local":
+        yield Counts(LocalCounts())
+        return
+    if not REDIS:
+        pytest.skip("REDIS_CONN_STRING is not set")
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    for key in client.scan_iter(f"{PREFIX}*"):
+        client.delete(key)
+    yield Counts(ClusterCounts(REDIS))
+    for key in client.scan_iter(f"{PREFIX}*"):
+        client.delete(key)
+    client.close()
+
+
+def key_scope(caps: Caps, name: str = "t:1") -> Scope:
+    return Scope(name, "this API key's", caps)
+
+
+async def test_rpm_admits_the_limit_and_refuses_one_more_until_the_oldest_leaves(counts):
+    scope = key_scope(Caps(rpm=3))
+    for i, at in enumerate((0, 10_000, 20_000)):
+        admitted = await counts.admit(scope, at=at, rid=f"r{i}")
+        assert not isinstance(admitted, Refusal)
+    refused = await counts.admit(scope, at=59_999, rid="r3")
+    assert isinstance(refused, Refusal) and (refused.kind, refused.limit, refused.retry_ms) == ("rpm", 3, 1)
+    # At 60 s the first request is 60 s old: it no longer counts (the window is (now - 60 s, now]).
+    index, requests, _ = await counts.admit(scope, at=60_000, rid="r4")
+    assert (requests.limit, requests.remaining) == (3, 0)
+    refused = await counts.admit(scope, at=60_001, rid="r5")
+    assert isinstance(refused, Refusal) and refused.retry_ms == 10_000 + WINDOW_MS - 60_001
+
+
+async def test_rpm_never_admits_more_than_the_limit_in_any_window(counts):
+    scope = key_scope(Caps(rpm=5))
+    rng = random.Random(11)
+    at, admitted = 0, []
+    for i in range(300):
+        at += rng.randrange(0, 4_000)
+        if not isinstance(await counts.admit(scope, at=at, rid=f"r{i}"), Refusal):
+            admitted.append(at)
+    assert len(admitted) > 20
+    for start in admitted:  # every window that starts at an admission holds at most the limit
+        assert sum(start <= t < start + WINDOW_MS for t in admitted) <= 5
+
+
+async def test_remaining_and_reset_count_down_in_the_window(counts):
+    scope = key_scope(Caps(rpm=3, tpm=100))
+    _, requests, tokens = await counts.admit(scope, at=1_000, rid="a", tokens=30)
+    assert (requests.limit, requests.remaining, requests.reset_ms) == (3, 2, WINDOW_MS)
+    assert (tokens.limit, tokens.remaining, tokens.reset_ms) == (100, 70, WINDOW_MS)
+    _, requests, tokens = await counts.admit(scope, at=21_000, rid="b", tokens=30)
+    assert (requests.remaining, requests.reset_ms) == (1, WINDOW_MS - 20_000)  # until the first one leaves
+    assert (tokens.remaining, tokens.reset_ms) == (40, WINDOW_MS - 20_000)
+
+
+async def test_tpm_reserves_the_estimate_and_is_corrected_to_what_was_billed(counts):
+    scope = key_scope(Caps(tpm=100))
+    assert not isinstance(await counts.admit(scope, at=0, rid="a", tokens=40), Refusal)
+    assert not isinstance(await counts.admit(scope, at=1_000, rid="b", tokens=40), Refusal)
+    refused = await counts.admit(scope, at=2_000, rid="c", tokens=40)
+    assert isinstance(refused, Refusal) and refused.kind == "tpm" and refused.retry_ms == WINDOW_MS - 2_000
+    await counts.finish(scope, rid="a", at=2_500, reserved=40, tokens=10)  # it used 10 of its 40
+    _, _, tokens = await counts.admit(scope, at=3_000, rid="c", tokens=40)
+    assert tokens.remaining == 100 - 10 - 40 - 40
+    await counts.finish(scope, rid="b", at=3_500, reserved=40, tokens=55)  # and this one more than its estimate
+    refused = await counts.admit(scope, at=4_000, rid="d", tokens=1)
+    assert isinstance(refused, Refusal)
+    # Once "a" (10) leaves, 10 + 55 + 40 - 10 = 95 leaves room for 5.
+    assert not isinstance(await counts.admit(scope, at=WINDOW_MS, rid="e", tokens=5), Refusal)
+
+
+async def test_a_request_larger_than_the_tpm_limit_is_refused_as_too_large(counts):
+    refused = await counts.admit(key_scope(Caps(tpm=100)), at=0, rid="a", tokens=101)
+    assert isinstance(refused, Refusal) and refused.too_large
+
+
+async def test_concurrency_counts_requests_in_flight(counts):
+    scope = key_scope(Caps(concurrency=2))
+    await counts.admit(scope, at=0, rid="a")
+    await counts.admit(scope, at=0, rid="b")
+    refused = await counts.admit(scope, at=5, rid="c")
+    assert isinstance(refused, Refusal) and (refused.kind, refused.limit) == ("concurrency", 2)
+    await counts.finish(scope, rid="a", at=6, reserved=1, tokens=None)
+    assert not isinstance(await counts.admit(scope, at=7, rid="c"), Refusal)
+
+
+async def test_rpd_counts_per_day_and_starts_again_the_next(counts):
+    scope = key_scope(Caps(rpd=2))
+    await counts.admit(scope, at=1_000, rid="a", day=0, day_end=DAY_END)
+    _, requests, _ = await counts.admit(scope, at=2_000, rid="b", day=0, day_end=DAY_END)
+    assert (requests.limit, requests.remaining, requests.reset_ms) == (2, 0, DAY_END - 2_000)
+    refused = await counts.admit(scope, at=3_000, rid="c", day=0, day_end=DAY_END)
+    assert isinstance(refused, Refusal) and (refused.kind, refused.retry_ms) == ("rpd", DAY_END - 3_000)
+    admitted = await counts.admit(scope, at=DAY_END, rid="d", day=86_400, day_end=2 * DAY_END)
+    assert not isinstance(admitted, Refusal)
+
+
+async def test_nothing_is_counted_when_one_scope_refuses(counts):
+    key, user = key_scope(Caps(rpm=5)), Scope("u:1", "your account's", Caps(rpm=1))
+    await counts.admit(key, user, at=0, rid="a")
+    for i in range(3):
+        assert isinstance(await counts.admit(key, user, at=1 + i, rid=f"x{i}"), Refusal)
+    _, requests, _ = await counts.admit(key, at=10, rid="b")
+    assert requests.remaining == 3  # the key counted "a" and "b" only
+
+
+async def test_the_first_channel_with_room_is_taken(counts):
+    first, second = Scope("c:1", "channel 1's", Caps(rpm=1)), Scope("c:2", "channel 2's", Caps(rpm=1))
+    assert (await counts.admit(at=0, rid="a", channels=(first, second)))[0] == 0
+    assert (await counts.admit(at=1, rid="b", channels=(first, second)))[0] == 1
+    refused = await counts.admit(at=2, rid="c", channels=(first, second))
+    assert isinstance(refused, Refusal) and refused.scope is None and refused.retry_ms == WINDOW_MS - 2
+    # With a channel without caps after them, that one takes it.
+    assert (await counts.admit(at=3, rid="d", channels=(first, second), spare=True))[0] == 2
+
+
+async def test_a_channel_refusal_leaves_the_requests_own_scopes_uncounted(counts):
+    key, full = key_scope(Caps(rpm=2)), Scope("c:1", "channel 1's", Caps(rpm=1))
+    await counts.admit(at=0, rid="a", channels=(full,))
+    assert isinstance(await counts.admit(key, at=1, rid="b", channels=(full,)), Refusal)
+    _, requests, _ = await counts.admit(key, at=2, rid="c")
+    assert requests.remaining == 1
+
+
+async def test_a_lease_in_redis_lapses_unless_renewed():
+    if not REDIS:
+        pytest.skip("REDIS_CONN_STRING is not set")
+    counts = Counts(ClusterCounts(REDIS))
+    import redis
+
+    redis.Redis.from_url(REDIS).delete(*[f"{PREFIX}t:lease:c", f"{PREFIX}t:kept:c"])
+    lapsing, kept = key_scope(Caps(concurrency=1), "t:lease"), key_scope(Caps(concurrency=1), "t:kept")
+    await counts.admit(lapsing, at=0, rid="dead-instance")
+    await counts.admit(kept, at=0, rid="long-stream")
+    await counts.backend.renew([("t:kept", "long-stream")], LEASE_MS // 2)
+    assert isinstance(await counts.admit(lapsing, at=LEASE_MS - 1, rid="b"), Refusal)
+    assert not isinstance(await counts.admit(lapsing, at=LEASE_MS, rid="b"), Refusal)
+    assert isinstance(await counts.admit(kept, at=LEASE_MS, rid="c"), Refusal)
+
+
+async def test_failover_releases_the_failed_channels_lease():
+    limiter = Limiter()
+    limiter.clock = lambda: 1.0
+    first, second = Scope("c:1", "channel 1's", Caps(concurrency=1)), Scope("c:2", "channel 2's", Caps(concurrency=1))
+    ticket = Ticket("a")
+    assert await limiter.admit(ticket, scopes=(), channels=(first,), tokens=1, model="m") == 0
+    assert await limiter.switch_channel(ticket, (second,), model="m") == 0
+    assert ticket.channel is second
+    # While "a" runs on channel 2, channel 1 has room again and channel 2 has none.
+    other = Ticket("b")
+    assert await limiter.admit(other, scopes=(), channels=(second, first), tokens=1, model="m") == 1
+    await limiter.finish(ticket, tokens=None)
+    assert await limiter.admit(Ticket("c"), scopes=(), channels=(second,), tokens=1, model="m") == 0
