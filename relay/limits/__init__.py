@@ -200,13 +200,13 @@ class Limiter:
         if not self._down:
             self._down = True
             # redis-py's message names host and port at most, never the password of REDIS_CONN_STRING.
-            log.warning("Redis is unreachable for rate limits (%s: %s); counting them in this process until it is "
-                        "back", type(exc).__name__, exc)
+            log.warning("Rate limits are counted in this process until Redis answers again (%s: %s)",
+                        type(exc).__name__, exc)
 
     def _succeeded(self) -> None:
         if self._down:
             self._down = False
-            log.warning("Redis is reachable again; rate limits are counted there again")
+            log.warning("Rate limits are counted in Redis again")
 
     def _now(self) -> tuple[int | None, int]:
         """(now for Redis: None to use its clock; now here), in ms."""
