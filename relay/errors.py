@@ -9,8 +9,10 @@ class RelayError(Exception):
     """A refusal or failure to report to the client as OpenAI's error object."""
 
     def __init__(self, status: int, message: str, *, type: str = "one_api_error", code: str | None = None,
-                 param: str | None = None, body: dict | None = None):
+                 param: str | None = None, body: dict | None = None,
+                 headers: tuple[tuple[bytes, bytes], ...] = ()):
         super().__init__(message)
+        self.headers = headers  # more response headers (a rate limit's Retry-After and x-ratelimit-*)
         self.status = status
         self.message = message
         self.type = type

@@ -165,7 +165,7 @@ async def _admit(ticket: limits.Ticket, call: Call, caller: Caller, routes: Rout
                                     tokens=tokens, model=call.model)
     except RelayError as err:
         if headers is not None:
-            headers.extend(getattr(err, "headers", ()))
+            headers.extend(err.headers)
         raise
     if headers is not None:
         headers.extend(ticket.headers())

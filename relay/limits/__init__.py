@@ -13,7 +13,8 @@ requests stop counting.
 
 With REDIS_CONN_STRING every instance counts in Redis (relay/limits/cluster.py), all of a request's scopes in
 one script call; without it, or while Redis does not answer, in this process (relay/limits/local.py). A
-request to which no limit applies costs nothing here: the pipeline asks `applies` first.
+request to which no limit applies costs nothing here: the pipeline admits only a request with a scope that has
+limits, or a channel that has caps (`scopes_for`, ChannelInfo.limits).
 """
 
 from __future__ import annotations
@@ -63,12 +64,16 @@ class Ticket:
     def headers(self) -> list[tuple[bytes, bytes]]:
         """OpenAI's x-ratelimit-* headers for the tightest limits; none for a kind without a limit."""
         headers: list[tuple[bytes, bytes]] = []
-        for name, usage in (("requests", self.requests), ("tokens", self.token_usage)):
+        for names, usage in ((REQUEST_HEADERS, self.requests), (TOKEN_HEADERS, self.token_usage)):
             if usage is not None:
-                headers += ((f"x-ratelimit-limit-{name}".encode(), str(usage.limit).encode()),
-                            (f"x-ratelimit-remaining-{name}".encode(), str(usage.remaining).encode()),
-                            (f"x-ratelimit-reset-{name}".encode(), duration(usage.reset_ms).encode()))
+                limit, remaining, reset = names
+                headers += ((limit, b"%d" % usage.limit), (remaining, b"%d" % usage.remaining),
+                            (reset, duration(usage.reset_ms).encode()))
         return headers
+
+
+REQUEST_HEADERS = (b"x-ratelimit-limit-requests", b"x-ratelimit-remaining-requests", b"x-ratelimit-reset-requests")
+TOKEN_HEADERS = (b"x-ratelimit-limit-tokens", b"x-ratelimit-remaining-tokens", b"x-ratelimit-reset-tokens")
 
 
 def duration(ms: int) -> str:
@@ -77,6 +82,8 @@ def duration(ms: int) -> str:
         return "0s"
     if ms < 1000:
         return f"{ms}ms"
+    if ms == 60_000:  # a window's full length: most answers' reset
+        return "1m0s"
     hours, rest = divmod(ms, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
     seconds = f"{rest / 1000:.3f}".rstrip("0").rstrip(".")
@@ -140,9 +147,9 @@ def _caps_option(key: str) -> dict:
 def scopes_for(*, token, user, model: str) -> tuple[Scope, ...]:
     """The scopes with limits that a request of this key's, for `model`, counts in; () when none has one."""
     found: tuple[Scope, ...] = ()
-    if token.limits is not NO_LIMITS:
+    if any(token.limits):
         found += (Scope(f"t:{token.id}", "this API key's", token.limits),)
-    if user.limits is not NO_LIMITS:
+    if any(user.limits):
         found += (Scope(f"u:{user.id}", "your account's", user.limits),)
     group = user.group
     by_group = _caps_option("GroupRateLimit")
@@ -180,6 +187,10 @@ class Limiter:
         self._day = (0, 0)  # the current day's start (s) and end (ms)
         self._leases: dict[str, tuple[str, ...]] = {}  # request id -> scope keys of its Redis leases
         self._renewer: asyncio.Task | None = None
+        # Ends of requests waiting for the Redis call under way, then sent together in the next (under load
+        # one call ends many requests; one at a time, each goes at once).
+        self._ended: list[tuple[ClusterCounts, tuple, asyncio.Future]] = []
+        self._ender: asyncio.Task | None = None
 
     def reset(self) -> None:
         """Forget every count (tests)."""
@@ -229,7 +240,7 @@ class Limiter:
                     tokens: int, model: str) -> int:
         """Count the request in `scopes` and in the first of `channels` with room (None: a channel without caps,
         which always has room); the index of that channel. A RelayError (429) when a limit is reached, with
-        its `retry_after` seconds and its `headers`."""
+        its Retry-After and x-ratelimit-* `headers`."""
         capped: tuple[Scope, ...] = ()
         for scope in channels:
             if scope is None:
@@ -263,14 +274,13 @@ class Limiter:
 
     def _refusal(self, refusal: Refusal, *, model: str, tokens: int) -> RelayError:
         err = refused(refusal, model=model, tokens=tokens)
-        err.retry_after = retry_seconds(refusal)
         usage = Usage(refusal.limit, 0, refusal.retry_ms)
         ticket = Ticket("")
         if refusal.kind in ("rpm", "rpd"):
             ticket.requests = usage
         elif refusal.kind == "tpm":
             ticket.token_usage = usage
-        err.headers = [(b"retry-after", str(err.retry_after).encode()), *ticket.headers()]
+        err.headers = ((b"retry-after", b"%d" % retry_seconds(refusal)), *ticket.headers())
         return err
 
     async def switch_channel(self, ticket: Ticket, channels: tuple[Scope | None, ...], *, model: str) -> int | None:
@@ -311,13 +321,31 @@ class Limiter:
         if backend is self.local:
             self.local.finish(rid=rid, scopes=scopes, tokens=tokens)
             return
-        redis_now, _ = self._now()
-        try:
-            # Shielded: a client that leaves must not leave its lease behind (it would lapse, but late).
-            await asyncio.shield(backend.finish(rid=rid, scopes=scopes, reserved=reserved, tokens=tokens,
-                                                now=redis_now))
-        except _UNAVAILABLE as exc:
-            self._failed(exc)  # the lease lapses within LEASE_MS
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._ended.append((backend, (rid, scopes, reserved, tokens), done))
+        if self._ender is None or self._ender.done():
+            self._ender = loop.create_task(self._send_ends())
+        # Shielded: a client that leaves must not leave its lease behind (it would lapse, but late); the call
+        # is the background task's, and this request waits for it so that its lease is gone when it returns.
+        await asyncio.shield(done)
+
+    async def _send_ends(self) -> None:
+        while self._ended:
+            ended, self._ended = self._ended, []
+            backends = {id(backend): backend for backend, _, _ in ended}
+            try:
+                for key, backend in backends.items():
+                    try:
+                        await backend.finish([item for b, item, _ in ended if id(b) == key], self._now()[0])
+                    except _UNAVAILABLE as exc:
+                        self._failed(exc)  # the leases lapse within LEASE_MS
+                    except Exception:  # a bug of ours must not leave the requests waiting for ever
+                        log.exception("rate limits: releasing requests' leases failed")
+            finally:
+                for _, _, done in ended:
+                    if not done.done():
+                        done.set_result(None)
 
     # ---- lease renewal for long requests
 

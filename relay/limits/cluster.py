@@ -57,11 +57,15 @@ class ClusterCounts:
         scope = scopes[index] if index >= 0 else None
         return Refusal(scope, kind.decode() if isinstance(kind, bytes) else kind, limit, retry, bool(too_large))
 
-    async def finish(self, *, rid: str, scopes: tuple[Scope, ...], reserved: int, tokens: int | None,
-                     now: int | None) -> None:
+    async def finish(self, ended: list[tuple[str, tuple[Scope, ...], int, int | None]], now: int | None) -> None:
+        """Requests that ended, each (request id, scopes, tokens reserved, tokens billed or None: as reserved):
+        their leases released and their TPM entries corrected, in one call."""
         self._bind()
-        await self._finish(args=[PREFIX, "" if now is None else now, rid, max(reserved, 1),
-                                 -1 if tokens is None else tokens, *(scope.key for scope in scopes)])
+        args: list = [PREFIX, "" if now is None else now]
+        for rid, scopes, reserved, tokens in ended:
+            args += (rid, max(reserved, 1), -1 if tokens is None else tokens, len(scopes))
+            args.extend(scope.key for scope in scopes)
+        await self._finish(args=args)
 
     async def renew(self, leases: list[tuple[str, str]], now: int | None) -> None:
         """Push back the expiry of these (scope key, request id) leases."""

@@ -157,23 +157,30 @@ if chosen >= 0 then index = chosen - fixed end
 return {1, index, r[1], r[2], r[3], t[1], t[2], t[3]}
 """
 
-# ARGV: prefix, now ('' = server time), request id, tokens reserved, tokens billed (-1: as reserved), then
-# scope keys. Ends a request: its leases go, and its TPM entries hold the tokens it was billed for.
+# ARGV: prefix, now ('' = server time), then per request that ended: request id, tokens reserved, tokens
+# billed (-1: as reserved), number of scopes, the scopes' keys. Its leases go, and its TPM entries hold the
+# tokens it was billed for. Several requests in one call: the relay sends the ends that queued up while the
+# last call was under way together.
 FINISH = COMMON + r"""
-local prefix, now, rid, reserved, tokens = ARGV[1], clock(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
-for i = 6, #ARGV do
-  local base = prefix .. ARGV[i]
-  redis.call('ZREM', base .. ':c', rid)
-  if tokens >= 0 then
-    local k, member = base .. ':t', rid .. ':' .. reserved
-    local at = redis.call('ZSCORE', k, member)
-    -- Once out of the window an entry counts no more; the next admission prunes it with what it holds.
-    if at and tonumber(at) > now - WINDOW then
-      redis.call('ZREM', k, member)
-      redis.call('ZADD', k, at, rid .. ':' .. tokens)
-      redis.call('INCRBY', base .. ':tt', tokens - tonumber(reserved))
+local prefix, now = ARGV[1], clock(ARGV[2])
+local i = 3
+while i <= #ARGV do
+  local rid, reserved, tokens, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  for j = i + 4, i + 3 + count do
+    local base = prefix .. ARGV[j]
+    redis.call('ZREM', base .. ':c', rid)
+    if tokens >= 0 then
+      local k, member = base .. ':t', rid .. ':' .. reserved
+      local at = redis.call('ZSCORE', k, member)
+      -- Once out of the window an entry counts no more; the next admission prunes it with what it holds.
+      if at and tonumber(at) > now - WINDOW then
+        redis.call('ZREM', k, member)
+        redis.call('ZADD', k, at, rid .. ':' .. tokens)
+        redis.call('INCRBY', base .. ':tt', tokens - tonumber(reserved))
+      end
     end
   end
+  i = i + 4 + count
 end
 return 1
 """

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 
 import pytest
 
+from relay.errors import RelayError
 from relay.limits import Limiter, Ticket
 from relay.limits.caps import WINDOW_MS, Caps, Refusal, Scope
 from relay.limits.cluster import LEASE_MS, PREFIX, ClusterCounts
@@ -30,7 +32,7 @@ class Counts:
 
     async def finish(self, *scopes: Scope, rid: str, at: int, reserved: int, tokens: int | None) -> None:
         if isinstance(self.backend, ClusterCounts):
-            await self.backend.finish(rid=rid, scopes=scopes, reserved=reserved, tokens=tokens, now=at)
+            await self.backend.finish([(rid, scopes, reserved, tokens)], at)
         else:
             self.backend.finish(rid=rid, scopes=scopes, tokens=tokens)
 
@@ -192,3 +194,44 @@ async def test_failover_releases_the_failed_channels_lease():
     assert await limiter.admit(other, scopes=(), channels=(second, first), tokens=1, model="m") == 1
     await limiter.finish(ticket, tokens=None)
     assert await limiter.admit(Ticket("c"), scopes=(), channels=(second,), tokens=1, model="m") == 0
+
+
+@pytest.fixture
+def redis_limiter(settings):
+    if not REDIS:
+        pytest.skip("REDIS_CONN_STRING is not set")
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    for key in client.scan_iter(f"{PREFIX}*"):
+        client.delete(key)
+    client.close()
+    settings.REDIS_CONN_STRING = REDIS
+    limiter = Limiter()
+    limiter.clock = lambda: 1_800_000_000.0
+    return limiter
+
+
+async def test_requests_ending_together_release_their_leases_in_redis(redis_limiter):
+    scope = key_scope(Caps(concurrency=20), "t:together")
+    tickets = [Ticket(f"r{i}") for i in range(20)]
+    for ticket in tickets:
+        await redis_limiter.admit(ticket, scopes=(scope,), channels=(), tokens=1, model="m")
+    with pytest.raises(RelayError):
+        await redis_limiter.admit(Ticket("over"), scopes=(scope,), channels=(), tokens=1, model="m")
+    await asyncio.gather(*(redis_limiter.finish(ticket, tokens=None) for ticket in tickets))
+    for i in range(20):
+        await redis_limiter.admit(Ticket(f"again{i}"), scopes=(scope,), channels=(), tokens=1, model="m")
+
+
+async def test_a_request_cancelled_while_it_ends_still_releases_its_lease(redis_limiter):
+    scope = key_scope(Caps(concurrency=1), "t:cancelled")
+    ticket = Ticket("a")
+    await redis_limiter.admit(ticket, scopes=(scope,), channels=(), tokens=1, model="m")
+    ending = asyncio.ensure_future(redis_limiter.finish(ticket, tokens=None))
+    await asyncio.sleep(0)
+    ending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await ending
+    await redis_limiter._ender  # the call goes on without the request
+    await redis_limiter.admit(Ticket("b"), scopes=(scope,), channels=(), tokens=1, model="m")
