@@ -32,7 +32,7 @@ from billing import budgets
 from oneapi_site import options
 from oneapi_site.lib.limit_fields import BudgetPeriod
 from relay.errors import RelayError
-from relay.limits.caps import KIND_TEXT, NO_LIMITS, Caps, Refusal, Scope, Usage
+from relay.limits.caps import NO_LIMITS, Caps, Refusal, Scope, Usage, limit_text
 from relay.limits.cluster import LEASE_MS, ClusterCounts
 from relay.limits.local import LocalCounts
 
@@ -106,7 +106,7 @@ def refused(refusal: Refusal, *, model: str, tokens: int) -> RelayError:
     """The client's 429, naming the scope and its limit."""
     wait = _wait_text(retry_seconds(refusal))
     kind = "tokens" if refusal.kind == "tpm" else "requests"  # OpenAI's error type for its own rate limits
-    limit = f"{refusal.limit} {KIND_TEXT[refusal.kind]}"
+    limit = limit_text(refusal.kind, refusal.limit)
     if refusal.scope is None:
         message = (f"The model {model} is at capacity: every channel serving it is at its limit of {limit}; "
                    f"retry in {wait}.")

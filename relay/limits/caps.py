@@ -20,11 +20,16 @@ class Caps(NamedTuple):
 NO_LIMITS = Caps()
 
 KIND_TEXT = {
-    "rpm": "requests per minute",
-    "tpm": "tokens per minute",
-    "concurrency": "concurrent requests",
-    "rpd": "requests per day",
+    "rpm": ("request per minute", "requests per minute"),
+    "tpm": ("token per minute", "tokens per minute"),
+    "concurrency": ("concurrent request", "concurrent requests"),
+    "rpd": ("request per day", "requests per day"),
 }
+
+
+def limit_text(kind: str, limit: int) -> str:
+    """'60 requests per minute', '1 request per day'."""
+    return f"{limit} {KIND_TEXT[kind][limit != 1]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ class _Counters:
         self.tokens_total = 0
         self.by_request: dict[str, list] = {}  # request id -> its entry in `tokens`, for the correction
         self.leases: set[str] = set()
-        self.day = 0
+        self.day = -1  # the day (its start) that day_count counts; none yet
         self.day_count = 0
 
     def prune(self, now: int) -> None:
@@ -36,15 +36,34 @@ class _Counters:
             self.by_request.pop(entry[2], None)
 
 
+SWEEP_EVERY = 10_000  # admissions between sweeps of the counters of scopes that hold nothing any more
+
+
 class LocalCounts:
     def __init__(self) -> None:
         self.scopes: dict[str, _Counters] = {}
+        self._until_sweep = SWEEP_EVERY
+
+    def _sweep(self, now: int, day: int) -> None:
+        """Forget scopes with nothing in their windows, nothing in flight and no count today, so that the
+        counters of keys used once do not pile up."""
+        idle = []
+        for key, counters in self.scopes.items():
+            counters.prune(now)
+            if not (counters.requests or counters.tokens or counters.leases or counters.day == day):
+                idle.append(key)
+        for key in idle:
+            del self.scopes[key]
 
     def admit(self, *, scopes: tuple[Scope, ...], channels: tuple[Scope, ...], spare: bool, rid: str, tokens: int,
               now: int, day: int, day_end: int) -> tuple[int, Usage | None, Usage | None] | Refusal:
         """(index of the channel admitted: -1 without channel scopes, len(channels) for the `spare` channel
         without caps that follows them when all are full; the tightest requests and tokens limits), or the
         refusal. Nothing is counted unless every scope has room."""
+        self._until_sweep -= 1
+        if not self._until_sweep:
+            self._until_sweep = SWEEP_EVERY
+            self._sweep(now, day)
         usage: list[Usage | None] = [None, None]
         for scope in scopes:
             refusal = self._check(scope, tokens, now, day, day_end, usage)

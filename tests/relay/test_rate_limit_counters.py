@@ -235,3 +235,16 @@ async def test_a_request_cancelled_while_it_ends_still_releases_its_lease(redis_
         await ending
     await redis_limiter._ender  # the call goes on without the request
     await redis_limiter.admit(Ticket("b"), scopes=(scope,), channels=(), tokens=1, model="m")
+
+
+def test_the_process_forgets_scopes_that_hold_nothing(monkeypatch):
+    from relay.limits import local
+
+    monkeypatch.setattr(local, "SWEEP_EVERY", 3)
+    counts = LocalCounts()
+    busy, done = key_scope(Caps(concurrency=1), "t:busy"), key_scope(Caps(rpm=5), "t:done")
+    counts.admit(scopes=(busy,), channels=(), spare=False, rid="a", tokens=1, now=0, day=0, day_end=DAY_END)
+    counts.admit(scopes=(done,), channels=(), spare=False, rid="b", tokens=1, now=0, day=0, day_end=DAY_END)
+    assert set(counts.scopes) == {"t:busy", "t:done"}
+    counts.admit(scopes=(), channels=(), spare=False, rid="c", tokens=1, now=WINDOW_MS, day=0, day_end=DAY_END)
+    assert set(counts.scopes) == {"t:busy"}  # "b" left the window; "a" is still in flight

@@ -71,7 +71,7 @@ async def test_channels_of_one_priority_share_the_load_until_all_are_full(client
     error = refused.json()["error"]
     assert error["code"] == "model_capacity_exceeded"
     assert error["message"].startswith("The model gpt-4o-mini is at capacity: every channel serving it is at its "
-                                       "limit of 1 requests per minute")
+                                       "limit of 1 request per minute")
 
 
 async def test_a_concurrency_cap_skips_the_channel_only_while_its_requests_run(client, world, second_upstream):

@@ -18,6 +18,7 @@ from billing.services import option_set
 from relay.cache import cache
 from relay.limits import limiter
 from relay.limits.cluster import PREFIX
+from tests.e2e.servers import closed_port_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -125,7 +126,7 @@ async def test_a_groups_limit_holds_over_all_its_users(client, world, backend, c
     assert (await chat(client, world)).status_code == 200
     refused = await chat(client, world)
     assert refused.status_code == 429
-    assert refused.json()["error"]["message"].startswith("The group default's limit of 1 requests per minute")
+    assert refused.json()["error"]["message"].startswith("The group default's limit of 1 request per minute")
 
 
 async def test_a_models_limit_in_a_group_leaves_its_other_models_alone(client, world, backend, clock):
@@ -133,7 +134,7 @@ async def test_a_models_limit_in_a_group_leaves_its_other_models_alone(client, w
     assert (await chat(client, world)).status_code == 200
     refused = await chat(client, world)
     assert refused.status_code == 429
-    assert "The group default's gpt-4o-mini limit of 1 requests per minute" in refused.json()["error"]["message"]
+    assert "The group default's gpt-4o-mini limit of 1 request per minute" in refused.json()["error"]["message"]
     assert (await chat(client, world, {**CHAT, "model": "gpt-3.5-turbo"})).status_code == 200
 
 
@@ -145,7 +146,7 @@ async def test_requests_per_day_start_again_the_next_day(client, world, backend,
     assert first.headers["x-ratelimit-reset-requests"] == "16h0m0s"  # until midnight
     refused = await chat(client, world)
     assert refused.status_code == 429 and refused.headers["retry-after"] == str(16 * 3600)
-    assert "limit of 1 requests per day is reached; retry in 16 h 0 min" in refused.json()["error"]["message"]
+    assert "limit of 1 request per day is reached; retry in 16 h 0 min" in refused.json()["error"]["message"]
     clock[0] += 16 * 3600
     assert (await chat(client, world)).status_code == 200
 
@@ -158,7 +159,7 @@ async def test_concurrency_refuses_while_the_limit_is_in_flight(client, world, b
         await asyncio.sleep(0.01)
     refused = await chat(client, world)
     assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
-    assert "This API key's limit of 1 concurrent requests is reached" in refused.json()["error"]["message"]
+    assert "This API key's limit of 1 concurrent request is reached" in refused.json()["error"]["message"]
     assert (await slow).status_code == 200
     assert (await chat(client, world)).status_code == 200
 
@@ -216,8 +217,25 @@ async def test_other_protocols_get_the_429_in_their_shape_with_retry_after(clien
     error = refused.json()
     if route == "messages":
         assert error["type"] == "error" and error["error"]["type"] == "rate_limit_error"
-        assert error["error"]["message"].startswith("This API key's limit of 1 requests per minute")
+        assert error["error"]["message"].startswith("This API key's limit of 1 request per minute")
     elif route == "responses":
         assert error["error"]["code"] == "rate_limit_exceeded"
     else:
         assert error["error"]["code"] == 429 and error["error"]["status"] == "RESOURCE_EXHAUSTED"
+
+
+async def test_without_any_limit_redis_is_never_asked(client, world, settings, caplog):
+    """No limit anywhere: not one call to Redis (here an address where nothing answers, which a call would log)."""
+    settings.REDIS_CONN_STRING = closed_port_url("redis", "/0")
+    for _ in range(3):
+        assert (await chat(client, world)).status_code == 200
+    assert limiter._cluster is None
+    assert "Rate limits are counted in this process" not in caplog.text
+
+
+async def test_with_redis_unreachable_limits_hold_in_the_process(client, world, settings, clock, caplog):
+    settings.REDIS_CONN_STRING = closed_port_url("redis", "/0")
+    await limit(Token, world.token.pk, rpm_limit=2)
+    codes = [(await chat(client, world)).status_code for _ in range(4)]
+    assert codes == [200, 200, 429, 429]
+    assert caplog.text.count("Rate limits are counted in this process until Redis answers again") == 1
