@@ -75,6 +75,11 @@ local function check(i, usage)
     else
       total = tonumber(redis.call('GET', tk) or '0')
     end
+    if total < 0 then  -- the total outlived its log (never, while both expire together): count it again
+      total = 0
+      for _, m in ipairs(redis.call('ZRANGE', k, 0, -1)) do total = total + tokens_of(m) end
+      redis.call('SET', tk, total, 'PX', WINDOW)
+    end
     if need > tpm then return 'tpm', tpm, WINDOW, 1 end
     if total + need > tpm then
       local entries = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
@@ -174,9 +179,11 @@ while i <= #ARGV do
       local at = redis.call('ZSCORE', k, member)
       -- Once out of the window an entry counts no more; the next admission prunes it with what it holds.
       if at and tonumber(at) > now - WINDOW then
-        redis.call('ZREM', k, member)
+        redis.call('ZREM', k, member)  -- the key goes with its last member, and ZADD makes it anew:
         redis.call('ZADD', k, at, rid .. ':' .. tokens)
         redis.call('INCRBY', base .. ':tt', tokens - tonumber(reserved))
+        redis.call('PEXPIRE', k, WINDOW)  -- both keys keep expiring together, the log and its total
+        redis.call('PEXPIRE', base .. ':tt', WINDOW)
       end
     end
   end

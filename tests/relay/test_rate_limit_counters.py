@@ -248,3 +248,19 @@ def test_the_process_forgets_scopes_that_hold_nothing(monkeypatch):
     assert set(counts.scopes) == {"t:busy", "t:done"}
     counts.admit(scopes=(), channels=(), spare=False, rid="c", tokens=1, now=WINDOW_MS, day=0, day_end=DAY_END)
     assert set(counts.scopes) == {"t:busy"}  # "b" left the window; "a" is still in flight
+
+
+async def test_a_corrected_tpm_log_in_redis_still_expires_with_its_total():
+    if not REDIS:
+        pytest.skip("REDIS_CONN_STRING is not set")
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    client.delete(f"{PREFIX}t:expiring:t", f"{PREFIX}t:expiring:tt")
+    counts = Counts(ClusterCounts(REDIS))
+    scope = key_scope(Caps(tpm=100), "t:expiring")
+    await counts.admit(scope, at=0, rid="only", tokens=40)
+    await counts.finish(scope, rid="only", at=10, reserved=40, tokens=10)  # its only entry, replaced
+    assert client.pttl(f"{PREFIX}t:expiring:t") > 0 and client.pttl(f"{PREFIX}t:expiring:tt") > 0
+    assert int(client.get(f"{PREFIX}t:expiring:tt")) == 10
+    client.close()
