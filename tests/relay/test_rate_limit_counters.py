@@ -181,9 +181,18 @@ async def test_a_lease_in_redis_lapses_unless_renewed():
     assert isinstance(await counts.admit(kept, at=LEASE_MS, rid="c"), Refusal)
 
 
-async def test_failover_releases_the_failed_channels_lease():
+@pytest.fixture(params=["local", "redis"])
+def any_limiter(request, settings):
+    if request.param == "redis":
+        return request.getfixturevalue("redis_limiter")
+    settings.REDIS_CONN_STRING = ""
     limiter = Limiter()
-    limiter.clock = lambda: 1.0
+    limiter.clock = lambda: 1_800_000_000.0
+    return limiter
+
+
+async def test_failover_releases_the_failed_channels_lease(any_limiter):
+    limiter = any_limiter
     first, second = Scope("c:1", "channel 1's", Caps(concurrency=1)), Scope("c:2", "channel 2's", Caps(concurrency=1))
     ticket = Ticket("a")
     assert await limiter.admit(ticket, scopes=(), channels=(first,), tokens=1, model="m") == 0
