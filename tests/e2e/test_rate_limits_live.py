@@ -3,7 +3,6 @@ moves the counting into each process without failing a request."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from contextlib import ExitStack
@@ -11,6 +10,7 @@ from contextlib import ExitStack
 import httpx
 import pytest
 import redis
+from django.conf import settings
 
 from tests.e2e.servers import RedisServer, manage, prepare_database, running_gateway
 
@@ -42,9 +42,9 @@ def forget_counts(url: str) -> None:
     client.close()
 
 
-@pytest.mark.skipif(not os.environ.get("REDIS_CONN_STRING"), reason="REDIS_CONN_STRING is not set")
+@pytest.mark.skipif(not settings.REDIS_CONN_STRING, reason="REDIS_CONN_STRING is not set")
 def test_two_instances_on_one_redis_hold_one_limit(tmp_path, upstream):
-    url = os.environ["REDIS_CONN_STRING"]
+    url = settings.REDIS_CONN_STRING
     forget_counts(url)
     with ExitStack() as stack:
         env = stack.enter_context(prepare_database(tmp_path, REDIS_CONN_STRING=url,

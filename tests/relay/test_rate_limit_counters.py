@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 
 import pytest
+from django.conf import settings
 
 from relay.errors import RelayError
 from relay.limits import Limiter, Ticket
@@ -15,7 +15,7 @@ from relay.limits.cluster import LEASE_MS, PREFIX, ClusterCounts
 from relay.limits.local import LocalCounts
 
 DAY_END = 86_400_000
-REDIS = os.environ.get("REDIS_CONN_STRING", "")
+REDIS = settings.REDIS_CONN_STRING  # as the run configures it (the environment or .env)
 
 
 class Counts:

@@ -6,11 +6,11 @@ Time is the limiter's injected clock: a test moves it past a window instead of s
 from __future__ import annotations
 
 import asyncio
-import os
 
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from accounts.models import Token, User
 from billing import pricing
@@ -23,7 +23,7 @@ from tests.e2e.servers import closed_port_url
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-REDIS = os.environ.get("REDIS_CONN_STRING", "")
+REDIS = settings.REDIS_CONN_STRING  # as the run configures it (the environment or .env)
 START = 1_800_000_000.0  # a Friday, 08:00 UTC
 
 
