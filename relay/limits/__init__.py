@@ -365,13 +365,17 @@ class Limiter:
     async def _renew_leases(self) -> None:
         while self._leases:
             await asyncio.sleep(LEASE_MS / 3000)
-            leases = [(key, rid) for rid, keys in list(self._leases.items()) for key in keys]
-            if not leases or self._cluster is None:
-                continue
-            try:
-                await self._cluster.renew(leases, self._now()[0])
-            except _UNAVAILABLE as exc:
-                self._failed(exc)
+            await self.renew_leases()
+
+    async def renew_leases(self) -> None:
+        """Push back the expiry of the Redis leases of this process's requests still running."""
+        leases = [(key, rid) for rid, keys in list(self._leases.items()) for key in keys]
+        if not leases or self._cluster is None:
+            return
+        try:
+            await self._cluster.renew(leases, self._now()[0])
+        except _UNAVAILABLE as exc:
+            self._failed(exc)
 
 
 limiter = Limiter()

@@ -273,3 +273,18 @@ async def test_a_corrected_tpm_log_in_redis_still_expires_with_its_total():
     assert client.pttl(f"{PREFIX}t:expiring:t") > 0 and client.pttl(f"{PREFIX}t:expiring:tt") > 0
     assert int(client.get(f"{PREFIX}t:expiring:tt")) == 10
     client.close()
+
+
+async def test_the_leases_of_running_requests_are_renewed_and_lapse_once_their_instance_stops(redis_limiter):
+    now = [1_800_000_000.0]
+    redis_limiter.clock = lambda: now[0]
+    scope = key_scope(Caps(concurrency=1), "t:renewed")
+    await redis_limiter.admit(Ticket("long-stream"), scopes=(scope,), channels=(), tokens=1, model="m")
+    now[0] += LEASE_MS / 2000
+    await redis_limiter.renew_leases()  # what the running process does every LEASE_MS / 3
+    now[0] += LEASE_MS / 2000 + 1
+    with pytest.raises(RelayError):  # past the first expiry, the renewed lease still holds
+        await redis_limiter.admit(Ticket("b"), scopes=(scope,), channels=(), tokens=1, model="m")
+    # The process died: nobody renews; a lease's length after its last renewal the slot is free.
+    now[0] += LEASE_MS / 2000
+    await redis_limiter.admit(Ticket("c"), scopes=(scope,), channels=(), tokens=1, model="m")
