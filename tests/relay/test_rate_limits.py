@@ -239,3 +239,56 @@ async def test_with_redis_unreachable_limits_hold_in_the_process(client, world, 
     codes = [(await chat(client, world)).status_code for _ in range(4)]
     assert codes == [200, 200, 429, 429]
     assert caplog.text.count("Rate limits are counted in this process until Redis answers again") == 1
+
+
+SCOPES = {  # how each scope is given a limit, and how a refusal names it
+    "key": "This API key's",
+    "user": "Your account's",
+    "group": "The group default's",
+    "model": "The group default's gpt-4o-mini",
+}
+
+
+async def set_limit(world, scope: str, kind: str, value: int) -> None:
+    if scope == "key":
+        await limit(Token, world.token.pk, **{f"{kind}_limit": value})
+    elif scope == "user":
+        await limit(User, world.user.pk, **{f"{kind}_limit": value})
+    elif scope == "group":
+        await sync_to_async(option_set)(key="GroupRateLimit", value=orjson.dumps({"default": {kind: value}}).decode())
+    else:
+        await sync_to_async(option_set)(key="GroupModelRateLimit",
+                                        value=orjson.dumps({"default": {"gpt-4o-mini": {kind: value}}}).decode())
+
+
+@pytest.mark.parametrize("kind", ["rpm", "tpm", "concurrency", "rpd"])
+@pytest.mark.parametrize("scope", list(SCOPES))
+async def test_every_scope_and_kind_refuses_over_its_limit_and_admits_again(client, world, backend, clock, settings,
+                                                                            scope, kind):
+    settings.TIME_ZONE = "UTC"
+    body = {**CHAT, "max_tokens": 50}
+    value = {"tpm": estimate(body) + 10}.get(kind, 1)  # one request's estimate fits, a second's does not
+    await set_limit(world, scope, kind, value)
+    slow = None
+    if kind == "concurrency":
+        world.upstream.then(delay=0.5)
+        slow = asyncio.ensure_future(chat(client, world, body))
+        while not world.upstream.requests:
+            await asyncio.sleep(0.01)
+    else:
+        assert (await chat(client, world, body)).status_code == 200
+    refused = await chat(client, world, body)
+    assert refused.status_code == 429, refused.text
+    assert int(refused.headers["retry-after"]) >= 1
+    message = refused.json()["error"]["message"]
+    assert message.startswith(f"{SCOPES[scope]} limit of {value} "), message
+    if kind in ("rpm", "rpd"):
+        assert refused.headers["x-ratelimit-limit-requests"] == "1"
+        assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    elif kind == "tpm":
+        assert refused.headers["x-ratelimit-limit-tokens"] == str(value)
+    if slow is not None:
+        assert (await slow).status_code == 200
+    else:
+        clock[0] += 16 * 3600 if kind == "rpd" else 60  # the next window; for RPD, the next day (midnight UTC)
+    assert (await chat(client, world, body)).status_code == 200
