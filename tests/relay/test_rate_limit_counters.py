@@ -288,3 +288,13 @@ async def test_the_leases_of_running_requests_are_renewed_and_lapse_once_their_i
     # The process died: nobody renews; a lease's length after its last renewal the slot is free.
     now[0] += LEASE_MS / 2000
     await redis_limiter.admit(Ticket("c"), scopes=(scope,), channels=(), tokens=1, model="m")
+
+
+@pytest.mark.parametrize(("ms", "text"), [
+    (0, "0s"), (20, "20ms"), (999, "999ms"), (1000, "1s"), (1500, "1.5s"), (46_500, "46.5s"), (60_000, "1m0s"),
+    (360_000, "6m0s"), (3_723_500, "1h2m3.5s"), (57_600_000, "16h0m0s"),
+])
+def test_reset_times_are_written_as_openai_writes_them(ms, text):
+    from relay.limits import duration
+
+    assert duration(ms) == text
