@@ -12,6 +12,8 @@ The scopes' keys are built here from their names: every scope's key lives on the
 """
 
 COMMON = r"""
+-- Redis before 5 refuses writes after TIME unless told to replicate the script's effects (later ones always do).
+if redis.replicate_commands then redis.replicate_commands() end
 local WINDOW = 60000
 local function clock(given)
   if given ~= '' then return tonumber(given) end
