@@ -10,6 +10,7 @@ import asyncio
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
+from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
 
 from accounts.models import Token, User
@@ -292,3 +293,32 @@ async def test_every_scope_and_kind_refuses_over_its_limit_and_admits_again(clie
     else:
         clock[0] += 16 * 3600 if kind == "rpd" else 60  # the next window; for RPD, the next day (midnight UTC)
     assert (await chat(client, world, body)).status_code == 200
+
+
+@pytest.mark.parametrize("when", ["mid-stream", "before the answer"])
+async def test_a_client_that_leaves_releases_its_lease(asgi_app, client, world, backend, clock, when):
+    await limit(Token, world.token.pk, concurrency_limit=1)
+    if when == "mid-stream":
+        world.upstream.then(reply=" ".join(f"word{i}" for i in range(200)), chunk_delay=0.02)
+    else:
+        world.upstream.then(delay=1.0)
+    body = {**CHAT, "stream": when == "mid-stream"}
+    app = ApplicationCommunicator(asgi_app, {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions", "query_string": b"", "root_path": "",
+        "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+        "headers": [(b"authorization", f"Bearer sk-{world.token.key}".encode()),
+                    (b"content-type", b"application/json")]})
+    await app.send_input({"type": "http.request", "body": orjson.dumps(body), "more_body": False})
+    if when == "mid-stream":
+        start = await app.receive_output(5)
+        assert start["status"] == 200
+        await app.receive_output(5)
+    else:
+        while not world.upstream.requests:
+            await asyncio.sleep(0.01)
+    assert (await chat(client, world)).status_code == 429  # the lease is held while it runs
+    await app.send_input({"type": "http.disconnect"})
+    await app.wait(5)
+    world.upstream.reset()
+    assert (await chat(client, world)).status_code == 200
