@@ -41,6 +41,10 @@ __all__ = ["Caps", "Limiter", "NO_LIMITS", "Scope", "Ticket", "channel_scope", "
 log = logging.getLogger("oneapi.relay")
 
 RETRY_SECONDS = 5.0  # while Redis is down it is tried again this often, not on every request
+# How long the end of a request (its lease released, its tokens corrected) waits to go to Redis with the next
+# admission of this process, which then costs no call of its own; a sequential client's next request comes
+# within it. Until then the lease counts, so a limit is never exceeded by the wait, only held a little longer.
+END_DELAY = 0.002
 _UNAVAILABLE = (RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -187,10 +191,12 @@ class Limiter:
         self._day = (0, 0)  # the current day's start (s) and end (ms)
         self._leases: dict[str, tuple[str, ...]] = {}  # request id -> scope keys of its Redis leases
         self._renewer: asyncio.Task | None = None
-        # Ends of requests waiting for the Redis call under way, then sent together in the next (under load
-        # one call ends many requests; one at a time, each goes at once).
+        # Ends of requests not yet sent to Redis: the next admission carries them, or after END_DELAY a call of
+        # their own, which takes all that queued up meanwhile.
         self._ended: list[tuple[ClusterCounts, tuple, asyncio.Future]] = []
         self._ender: asyncio.Task | None = None
+        self._end_timer: asyncio.TimerHandle | None = None
+        self._orphans: set[asyncio.Future] = set()  # admissions still under way for clients that left
 
     def reset(self) -> None:
         """Forget every count (tests)."""
@@ -261,16 +267,41 @@ class Limiter:
         day, day_end = self._today(now)
         backend = self._backend()
         if backend is not self.local:
+            carried = [end for end in self._ended if end[0] is backend]
+            if carried:
+                self._ended = [end for end in self._ended if end[0] is not backend]
+            call = asyncio.ensure_future(backend.admit(
+                scopes=scopes, channels=channels, spare=spare, rid=rid, tokens=tokens, now=redis_now, day=day,
+                day_end=day_end, ended=[item for _, item, _ in carried]))
             try:
-                answer = await backend.admit(scopes=scopes, channels=channels, spare=spare, rid=rid, tokens=tokens,
-                                             now=redis_now, day=day, day_end=day_end)
+                # Shielded: the call also carries other requests' ends, and what Redis admits for a client that
+                # left meanwhile must be undone once it answers, not held until its lease lapses.
+                answer = await asyncio.shield(call)
+            except asyncio.CancelledError:
+                self._orphans.add(call)
+                call.add_done_callback(self._orphans.discard)
+                call.add_done_callback(lambda done: self._undo(done, backend, rid, scopes, channels, tokens))
+                raise
             except _UNAVAILABLE as exc:
-                self._failed(exc)
+                self._failed(exc)  # the carried requests' leases lapse within LEASE_MS
             else:
                 self._succeeded()
                 return backend, answer
+            finally:
+                _done(carried)
         return self.local, self.local.admit(scopes=scopes, channels=channels, spare=spare, rid=rid, tokens=tokens,
                                             now=now, day=day, day_end=day_end)
+
+    def _undo(self, call: asyncio.Future, backend: ClusterCounts, rid: str, scopes: tuple[Scope, ...],
+              channels: tuple[Scope, ...], tokens: int) -> None:
+        """An admission whose request was gone by the time Redis answered: its lease goes with the next call."""
+        if call.cancelled() or call.exception() is not None or isinstance(call.result(), Refusal):
+            return
+        index = call.result()[0]
+        held = scopes + ((channels[index],) if 0 <= index < len(channels) else ())
+        self._ended.append((backend, (rid, held, tokens, 0), asyncio.get_running_loop().create_future()))
+        if self._end_timer is None:
+            self._end_timer = asyncio.get_running_loop().call_later(END_DELAY, self._send_ends_soon)
 
     def _refusal(self, refusal: Refusal, *, model: str, tokens: int) -> RelayError:
         err = refused(refusal, model=model, tokens=tokens)
@@ -324,11 +355,28 @@ class Limiter:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._ended.append((backend, (rid, scopes, reserved, tokens), done))
-        if self._ender is None or self._ender.done():
-            self._ender = loop.create_task(self._send_ends())
+        if self._end_timer is None:
+            self._end_timer = loop.call_later(END_DELAY, self._send_ends_soon)
         # Shielded: a client that leaves must not leave its lease behind (it would lapse, but late); the call
-        # is the background task's, and this request waits for it so that its lease is gone when it returns.
+        # is another task's, and this request waits for it so that its lease is gone when it returns.
         await asyncio.shield(done)
+
+    async def drain(self) -> None:
+        """Send the ends of requests still waiting for a call, and wait for the calls under way (tests, shutdown)."""
+        if self._orphans:
+            await asyncio.gather(*self._orphans, return_exceptions=True)
+        if self._end_timer is not None:
+            self._end_timer.cancel()
+            self._end_timer = None
+        while self._ended or (self._ender is not None and not self._ender.done()):
+            if self._ender is None or self._ender.done():
+                self._ender = asyncio.get_running_loop().create_task(self._send_ends())
+            await asyncio.shield(self._ender)
+
+    def _send_ends_soon(self) -> None:
+        self._end_timer = None
+        if self._ended and (self._ender is None or self._ender.done()):
+            self._ender = asyncio.get_running_loop().create_task(self._send_ends())
 
     async def _send_ends(self) -> None:
         while self._ended:
@@ -343,9 +391,7 @@ class Limiter:
                     except Exception:  # a bug of ours must not leave the requests waiting for ever
                         log.exception("rate limits: releasing requests' leases failed")
             finally:
-                for _, _, done in ended:
-                    if not done.done():
-                        done.set_result(None)
+                _done(ended)
 
     # ---- lease renewal for long requests
 
@@ -376,6 +422,12 @@ class Limiter:
             await self._cluster.renew(leases, self._now()[0])
         except _UNAVAILABLE as exc:
             self._failed(exc)
+
+
+def _done(ended: list[tuple[ClusterCounts, tuple, asyncio.Future]]) -> None:
+    for _, _, done in ended:
+        if not done.done():
+            done.set_result(None)
 
 
 limiter = Limiter()

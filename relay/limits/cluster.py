@@ -21,6 +21,16 @@ CONNECT_TIMEOUT = 0.5  # seconds: a Redis that does not answer soon is treated a
 READ_TIMEOUT = 1.0  # is counted in this process instead
 
 
+# A request that ended: its id, scopes, tokens reserved and tokens billed (None: as reserved).
+Ended = tuple[str, tuple[Scope, ...], int, int | None]
+
+
+def _ends(args: list, ended: list[Ended]) -> None:
+    for rid, scopes, reserved, tokens in ended:
+        args += (rid, max(reserved, 1), -1 if tokens is None else tokens, len(scopes))
+        args.extend(scope.key for scope in scopes)
+
+
 class ClusterCounts:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -39,15 +49,16 @@ class ClusterCounts:
             self._loop = loop
 
     async def admit(self, *, scopes: tuple[Scope, ...], channels: tuple[Scope, ...], spare: bool, rid: str,
-                    tokens: int,
-                    now: int | None, day: int, day_end: int) -> tuple[int, Usage | None, Usage | None] | Refusal:
-        """As LocalCounts.admit, in one round trip."""
+                    tokens: int, now: int | None, day: int, day_end: int,
+                    ended: list[Ended] = ()) -> tuple[int, Usage | None, Usage | None] | Refusal:
+        """As LocalCounts.admit, in one round trip, which also ends the requests in `ended` (as `finish`) first."""
         self._bind()
         args: list = [PREFIX, "" if now is None else now, rid, tokens, day, day_end, LEASE_MS, len(scopes),
                       len(channels), int(spare)]
         for scope in (*scopes, *channels):
             args.append(scope.key)
             args.extend(scope.caps)
+        _ends(args, ended)
         answer = await self._admit(args=args)
         if answer[0] == 1:
             index, r_limit, r_left, r_reset, t_limit, t_left, t_reset = answer[1:]
@@ -57,14 +68,11 @@ class ClusterCounts:
         scope = scopes[index] if index >= 0 else None
         return Refusal(scope, kind.decode() if isinstance(kind, bytes) else kind, limit, retry, bool(too_large))
 
-    async def finish(self, ended: list[tuple[str, tuple[Scope, ...], int, int | None]], now: int | None) -> None:
-        """Requests that ended, each (request id, scopes, tokens reserved, tokens billed or None: as reserved):
-        their leases released and their TPM entries corrected, in one call."""
+    async def finish(self, ended: list[Ended], now: int | None) -> None:
+        """Requests that ended: their leases released and their TPM entries corrected, in one call."""
         self._bind()
         args: list = [PREFIX, "" if now is None else now]
-        for rid, scopes, reserved, tokens in ended:
-            args += (rid, max(reserved, 1), -1 if tokens is None else tokens, len(scopes))
-            args.extend(scope.key for scope in scopes)
+        _ends(args, ended)
         await self._finish(args=args)
 
     async def renew(self, leases: list[tuple[str, str]], now: int | None) -> None:

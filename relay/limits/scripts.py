@@ -23,11 +23,36 @@ end
 local function tokens_of(member)
   return tonumber(string.match(member, ':(%d+)$'))
 end
+-- The requests that ended, from ARGV[i] on: per request its id, tokens reserved, tokens billed (-1: as
+-- reserved), number of scopes and the scopes' keys. Its leases go, and its TPM entries hold what it was billed.
+local function finish_from(prefix, now, i)
+  while i <= #ARGV do
+    local rid, reserved, tokens, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+    for j = i + 4, i + 3 + count do
+      local base = prefix .. ARGV[j]
+      redis.call('ZREM', base .. ':c', rid)
+      if tokens >= 0 then
+        local k, member = base .. ':t', rid .. ':' .. reserved
+        local at = redis.call('ZSCORE', k, member)
+        -- Once out of the window an entry counts no more; the next admission prunes it with what it holds.
+        if at and tonumber(at) > now - WINDOW then
+          redis.call('ZREM', k, member)  -- the key goes with its last member, and ZADD makes it anew:
+          redis.call('ZADD', k, at, rid .. ':' .. tokens)
+          redis.call('INCRBY', base .. ':tt', tokens - tonumber(reserved))
+          redis.call('PEXPIRE', k, WINDOW)  -- both keys keep expiring together, the log and its total
+          redis.call('PEXPIRE', base .. ':tt', WINDOW)
+        end
+      end
+    end
+    i = i + 4 + count
+  end
+end
 """
 
 # ARGV: prefix, now ('' = server time), request id, tokens, day start, day end (ms), lease ttl (ms),
 # number of fixed scopes, number of channel scopes, spare (1: a channel without caps follows them), then per
-# scope: key, rpm, tpm, concurrency, rpd.
+# scope: key, rpm, tpm, concurrency, rpd; then the requests of this instance that ended since its last call, as
+# FINISH takes them, ended first (so an admission never waits for a lease its own instance has let go).
 # Returns {1, channel index (0-based; -1: no channel scopes; their count: the spare one), requests limit,
 # remaining, reset, tokens limit, remaining, reset} (limit 0: no such limit) or {0, scope index (0-based;
 # -1: every channel), kind, limit, retry ms, too large (0/1)}.
@@ -36,6 +61,7 @@ local prefix, now, rid, tokens = ARGV[1], clock(ARGV[2]), ARGV[3], tonumber(ARGV
 local day, day_end, lease_ttl = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local fixed, channels, spare = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10] == '1'
 local need = math.max(tokens, 1)
+finish_from(prefix, now, 11 + (fixed + channels) * 5)
 
 local function scope(i)
   local at = 11 + i * 5
@@ -164,33 +190,10 @@ if chosen >= 0 then index = chosen - fixed end
 return {1, index, r[1], r[2], r[3], t[1], t[2], t[3]}
 """
 
-# ARGV: prefix, now ('' = server time), then per request that ended: request id, tokens reserved, tokens
-# billed (-1: as reserved), number of scopes, the scopes' keys. Its leases go, and its TPM entries hold the
-# tokens it was billed for. Several requests in one call: the relay sends the ends that queued up while the
-# last call was under way together.
+# ARGV: prefix, now ('' = server time), then the requests that ended (finish_from). Several in one call: the
+# relay sends the ends that no admission has carried within END_DELAY together.
 FINISH = COMMON + r"""
-local prefix, now = ARGV[1], clock(ARGV[2])
-local i = 3
-while i <= #ARGV do
-  local rid, reserved, tokens, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-  for j = i + 4, i + 3 + count do
-    local base = prefix .. ARGV[j]
-    redis.call('ZREM', base .. ':c', rid)
-    if tokens >= 0 then
-      local k, member = base .. ':t', rid .. ':' .. reserved
-      local at = redis.call('ZSCORE', k, member)
-      -- Once out of the window an entry counts no more; the next admission prunes it with what it holds.
-      if at and tonumber(at) > now - WINDOW then
-        redis.call('ZREM', k, member)  -- the key goes with its last member, and ZADD makes it anew:
-        redis.call('ZADD', k, at, rid .. ':' .. tokens)
-        redis.call('INCRBY', base .. ':tt', tokens - tonumber(reserved))
-        redis.call('PEXPIRE', k, WINDOW)  -- both keys keep expiring together, the log and its total
-        redis.call('PEXPIRE', base .. ':tt', WINDOW)
-      end
-    end
-  end
-  i = i + 4 + count
-end
+finish_from(ARGV[1], clock(ARGV[2]), 3)
 return 1
 """
 

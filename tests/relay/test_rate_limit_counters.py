@@ -242,7 +242,7 @@ async def test_a_request_cancelled_while_it_ends_still_releases_its_lease(redis_
     ending.cancel()
     with pytest.raises(asyncio.CancelledError):
         await ending
-    await redis_limiter._ender  # the call goes on without the request
+    await redis_limiter.drain()  # the call goes on without the request
     await redis_limiter.admit(Ticket("b"), scopes=(scope,), channels=(), tokens=1, model="m")
 
 
@@ -298,3 +298,22 @@ def test_reset_times_are_written_as_openai_writes_them(ms, text):
     from relay.limits import duration
 
     assert duration(ms) == text
+
+
+async def test_a_client_that_leaves_while_redis_admits_it_holds_no_lease(redis_limiter):
+    import redis
+
+    scope = key_scope(Caps(rpm=10, concurrency=1), "t:left")
+    admitting = asyncio.ensure_future(
+        redis_limiter.admit(Ticket("gone"), scopes=(scope,), channels=(), tokens=1, model="m"))
+    await asyncio.sleep(0)  # the script call is on its way
+    admitting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await admitting
+    await redis_limiter.drain()
+    client = redis.Redis.from_url(REDIS)
+    # Redis admitted it all the same (the call, which may carry other requests' ends, is not cut off), and its
+    # lease is gone again.
+    assert client.zcard(f"{PREFIX}t:left:r") == 1 and client.zcard(f"{PREFIX}t:left:c") == 0
+    client.close()
+    await redis_limiter.admit(Ticket("next"), scopes=(scope,), channels=(), tokens=1, model="m")
