@@ -42,8 +42,9 @@ log = logging.getLogger("oneapi.relay")
 
 RETRY_SECONDS = 5.0  # while Redis is down it is tried again this often, not on every request
 # How long the end of a request (its lease released, its tokens corrected) waits to go to Redis with the next
-# admission of this process, which then costs no call of its own; a sequential client's next request comes
-# within it. Until then the lease counts, so a limit is never exceeded by the wait, only held a little longer.
+# admission of this process, which then costs no call of its own: a client sending one request after another
+# gets one call per request. Until then the lease counts, so the wait never lets a limit be exceeded; another
+# instance may refuse for those few milliseconds what it would have admitted.
 END_DELAY = 0.002
 _UNAVAILABLE = (RedisError, OSError, asyncio.TimeoutError)
 
@@ -193,7 +194,7 @@ class Limiter:
         self._renewer: asyncio.Task | None = None
         # Ends of requests not yet sent to Redis: the next admission carries them, or after END_DELAY a call of
         # their own, which takes all that queued up meanwhile.
-        self._ended: list[tuple[ClusterCounts, tuple, asyncio.Future]] = []
+        self._ended: list[tuple[ClusterCounts, tuple]] = []
         self._ender: asyncio.Task | None = None
         self._end_timer: asyncio.TimerHandle | None = None
         self._orphans: set[asyncio.Future] = set()  # admissions still under way for clients that left
@@ -272,7 +273,7 @@ class Limiter:
                 self._ended = [end for end in self._ended if end[0] is not backend]
             call = asyncio.ensure_future(backend.admit(
                 scopes=scopes, channels=channels, spare=spare, rid=rid, tokens=tokens, now=redis_now, day=day,
-                day_end=day_end, ended=[item for _, item, _ in carried]))
+                day_end=day_end, ended=[item for _, item in carried]))
             try:
                 # Shielded: the call also carries other requests' ends, and what Redis admits for a client that
                 # left meanwhile must be undone once it answers, not held until its lease lapses.
@@ -287,8 +288,6 @@ class Limiter:
             else:
                 self._succeeded()
                 return backend, answer
-            finally:
-                _done(carried)
         return self.local, self.local.admit(scopes=scopes, channels=channels, spare=spare, rid=rid, tokens=tokens,
                                             now=now, day=day, day_end=day_end)
 
@@ -299,7 +298,7 @@ class Limiter:
             return
         index = call.result()[0]
         held = scopes + ((channels[index],) if 0 <= index < len(channels) else ())
-        self._ended.append((backend, (rid, held, tokens, 0), asyncio.get_running_loop().create_future()))
+        self._ended.append((backend, (rid, held, tokens, 0)))
         if self._end_timer is None:
             self._end_timer = asyncio.get_running_loop().call_later(END_DELAY, self._send_ends_soon)
 
@@ -352,14 +351,12 @@ class Limiter:
         if backend is self.local:
             self.local.finish(rid=rid, scopes=scopes, tokens=tokens)
             return
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        self._ended.append((backend, (rid, scopes, reserved, tokens), done))
+        # Not waited for: the answer has gone, and the request is done with; the next admission of this process
+        # carries its end, or a call of its own does after END_DELAY (a task of the limiter's, which a client
+        # that leaves cannot cut off).
+        self._ended.append((backend, (rid, scopes, reserved, tokens)))
         if self._end_timer is None:
-            self._end_timer = loop.call_later(END_DELAY, self._send_ends_soon)
-        # Shielded: a client that leaves must not leave its lease behind (it would lapse, but late); the call
-        # is another task's, and this request waits for it so that its lease is gone when it returns.
-        await asyncio.shield(done)
+            self._end_timer = asyncio.get_running_loop().call_later(END_DELAY, self._send_ends_soon)
 
     async def drain(self) -> None:
         """Send the ends of requests still waiting for a call, and wait for the calls under way (tests, shutdown)."""
@@ -381,17 +378,14 @@ class Limiter:
     async def _send_ends(self) -> None:
         while self._ended:
             ended, self._ended = self._ended, []
-            backends = {id(backend): backend for backend, _, _ in ended}
-            try:
-                for key, backend in backends.items():
-                    try:
-                        await backend.finish([item for b, item, _ in ended if id(b) == key], self._now()[0])
-                    except _UNAVAILABLE as exc:
-                        self._failed(exc)  # the leases lapse within LEASE_MS
-                    except Exception:  # a bug of ours must not leave the requests waiting for ever
-                        log.exception("rate limits: releasing requests' leases failed")
-            finally:
-                _done(ended)
+            backends = {id(backend): backend for backend, _ in ended}
+            for key, backend in backends.items():
+                try:
+                    await backend.finish([item for b, item in ended if id(b) == key], self._now()[0])
+                except _UNAVAILABLE as exc:
+                    self._failed(exc)  # the leases lapse within LEASE_MS
+                except Exception:  # a bug of ours: logged, and the leases lapse within LEASE_MS
+                    log.exception("rate limits: releasing requests' leases failed")
 
     # ---- lease renewal for long requests
 
@@ -422,12 +416,6 @@ class Limiter:
             await self._cluster.renew(leases, self._now()[0])
         except _UNAVAILABLE as exc:
             self._failed(exc)
-
-
-def _done(ended: list[tuple[ClusterCounts, tuple, asyncio.Future]]) -> None:
-    for _, _, done in ended:
-        if not done.done():
-            done.set_result(None)
 
 
 limiter = Limiter()

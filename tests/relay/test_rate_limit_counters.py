@@ -233,17 +233,33 @@ async def test_requests_ending_together_release_their_leases_in_redis(redis_limi
         await redis_limiter.admit(Ticket(f"again{i}"), scopes=(scope,), channels=(), tokens=1, model="m")
 
 
-async def test_a_request_cancelled_while_it_ends_still_releases_its_lease(redis_limiter):
-    scope = key_scope(Caps(concurrency=1), "t:cancelled")
+async def test_a_requests_end_goes_to_redis_with_the_next_admission(redis_limiter):
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    scope = key_scope(Caps(concurrency=1), "t:carried")
     ticket = Ticket("a")
     await redis_limiter.admit(ticket, scopes=(scope,), channels=(), tokens=1, model="m")
-    ending = asyncio.ensure_future(redis_limiter.finish(ticket, tokens=None))
-    await asyncio.sleep(0)
-    ending.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await ending
-    await redis_limiter.drain()  # the call goes on without the request
+    await redis_limiter.finish(ticket, tokens=None)
+    assert client.zcard(f"{PREFIX}t:carried:c") == 1  # not sent yet: the next admission carries it
     await redis_limiter.admit(Ticket("b"), scopes=(scope,), channels=(), tokens=1, model="m")
+    assert client.zrange(f"{PREFIX}t:carried:c", 0, -1) == [b"b"]
+    await redis_limiter.finish(Ticket("b"), tokens=None)
+    client.close()
+
+
+async def test_an_end_no_admission_carries_goes_on_its_own(redis_limiter):
+    import redis
+
+    scope = key_scope(Caps(concurrency=1), "t:alone")
+    ticket = Ticket("a")
+    await redis_limiter.admit(ticket, scopes=(scope,), channels=(), tokens=1, model="m")
+    await redis_limiter.finish(ticket, tokens=None)
+    assert redis_limiter._end_timer is not None  # due in END_DELAY
+    await redis_limiter.drain()  # what the timer does then
+    client = redis.Redis.from_url(REDIS)
+    assert client.zcard(f"{PREFIX}t:alone:c") == 0
+    client.close()
 
 
 def test_the_process_forgets_scopes_that_hold_nothing(monkeypatch):
