@@ -12,7 +12,9 @@ Concurrency counts leases, which in Redis expire LEASE_MS after their last renew
 requests stop counting.
 
 With REDIS_CONN_STRING every instance counts in Redis (relay/limits/cluster.py), all of a request's scopes in
-one script call; without it, or while Redis does not answer, in this process (relay/limits/local.py). A
+one script call, which also carries the ends of this process's requests that finished since its last call (so
+one call per request, unless none follows within END_DELAY); without Redis, or while it does not answer, each
+process counts in itself (relay/limits/local.py). A
 request to which no limit applies costs nothing here: the pipeline admits only a request with a scope that has
 limits, or a channel that has caps (`scopes_for`, ChannelInfo.limits).
 """
