@@ -6,8 +6,16 @@ import sys
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oneapi_site.settings")
     from django.core.management import execute_from_command_line
+    from django.db import OperationalError
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except OperationalError as exc:
+        # A database that is missing or down is the operator's to fix: say what and how, not where it broke.
+        from oneapi_site.config import database_problem
+
+        sys.stderr.write(database_problem(exc) + "\n")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

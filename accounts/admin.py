@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.auth.models import Group
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -14,6 +15,7 @@ from accounts.models import Token, User
 from accounts.services.tokens import token_create, token_delete, token_update
 from accounts.services.users import user_create, user_delete, user_update
 from billing import money
+from billing.budget_status import budget_brief, budget_status, budget_text
 from oneapi_site.lib.admin import (
     IdAutocompleteSelect,
     OfferedFiltersMixin,
@@ -21,26 +23,52 @@ from oneapi_site.lib.admin import (
     ServiceErrorsMixin,
     unix_text,
 )
+from oneapi_site.lib.limit_values import LIMIT_FIELDS, limits_summary
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 
 admin.site.unregister(Group)  # roles, not groups, grant access here
 
 
+class LimitsDisplayMixin:
+    """The columns and read-only lines of a user's or token's rate limits and budget (issue 11)."""
+
+    @admin.display(description=_("limits"))
+    def limits_display(self, obj) -> str:
+        # One per line: the lists fit a 1280 px window (tests/e2e/test_browser.py).
+        phrases = limits_summary(obj)
+        return format_html_join(mark_safe("<br>"), "{}", ((p,) for p in phrases)) if phrases else "-"
+
+    @admin.display(description=_("budget"), ordering="budget_quota")
+    def budget_display(self, obj) -> str:
+        status = budget_status(obj)
+        return budget_brief(status) if status else "-"
+
+    @admin.display(description=_("budget this period"))
+    def budget_status_display(self, obj) -> str:
+        status = budget_status(obj) if obj.pk else None
+        return budget_text(status) if status else gettext("No budget.")
+
+
 # --- Users ----------------------------------------------------------------------
 
 @admin.register(User)
-class UserAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, OfferedFiltersMixin, admin.ModelAdmin):
+class UserAdmin(LimitsDisplayMixin, WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, OfferedFiltersMixin,
+                admin.ModelAdmin):
     list_display = ("id", "username", "display_name", "role", "status", "group", "quota_display",
-                    "used_quota_display", "request_count")
+                    "used_quota_display", "request_count", "limits_display", "budget_display")
     list_display_links = ("id", "username")
     list_filter = ("role", "status", "group")
     search_fields = ("username", "display_name", "email", "=id")
     ordering = ("-id",)
-    readonly_fields = ("username", "used_quota_display", "request_count", "created")
+    readonly_fields = ("username", "used_quota_display", "request_count", "created", "budget_status_display")
     change_fieldsets = (
         (None, {"fields": ("username", "display_name", "email")}),
         (_("Access"), {"fields": ("role", "status", "group", "new_password")}),
-        (_("Quota"), {"fields": ("quota", "used_quota_display", "request_count", "created")}),
+        (_("Quota"), {"fields": ("quota", "price_ratio", "used_quota_display", "request_count", "created")}),
+        (_("Rate limits"), {"fields": LIMIT_FIELDS,
+                            "description": _("Over all of the user's tokens; 0 is no limit.")}),
+        (_("Budget"), {"fields": ("budget_quota", "budget_period", "budget_status_display"),
+                       "description": _("Spending allowed per period on top of the balance; 0 is no budget.")}),
     )
     add_fieldsets = (
         (None, {"fields": ("username", "display_name", "email", "password1", "password2")}),
@@ -111,7 +139,9 @@ class UserAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offered
             user=User.objects.get(pk=obj.pk), by=request.user,
             display_name=data["display_name"], email=data["email"], group=data["group"], role=data["role"],
             status=data["status"], password=data.get("new_password") or None,
-            quota=data["quota"] if "quota" in form.changed_data else None)
+            quota=data["quota"] if "quota" in form.changed_data else None,
+            price_ratio=data.get("price_ratio") if "price_ratio" in form.changed_data else None,
+            **form.limit_fields())
 
     def delete_model(self, request, obj):
         # one-api deletes softly: status 3 and a freed username; tokens and logs stay.
@@ -125,17 +155,18 @@ class UserAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offered
 # --- Tokens ---------------------------------------------------------------------
 
 @admin.register(Token)
-class TokenAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, OfferedFiltersMixin, admin.ModelAdmin):
+class TokenAdmin(LimitsDisplayMixin, WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, OfferedFiltersMixin,
+                 admin.ModelAdmin):
     form = TokenForm
     list_display = ("id", "name", "user", "status", "remain_display", "unlimited_quota", "used_display",
-                    "expiry", "key_display")
+                    "expiry", "limits_display", "budget_display", "key_display")
     list_display_links = ("id", "name")
     list_filter = ("status", "unlimited_quota")
     list_select_related = ("user",)
     search_fields = ("name", "user__username", "=id")
     autocomplete_fields = ("user",)
     ordering = ("-id",)
-    readonly_fields = ("key_display", "used_display", "created", "accessed")
+    readonly_fields = ("key_display", "used_display", "created", "accessed", "budget_status_display")
 
     @admin.display(description=_("remain"), ordering="remain_quota")
     def remain_display(self, obj: Token) -> str:
@@ -183,9 +214,12 @@ class TokenAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offere
 
     def get_fieldsets(self, request, obj=None):
         main = ["user", "name", "remain_quota", "unlimited_quota", "expired_time", "models", "subnet"]
+        limits = (_("Rate limits"), {"fields": LIMIT_FIELDS, "description": _("0 is no limit.")})
+        budget = ["budget_quota", "budget_period"]
         if obj is None:
-            return ((None, {"fields": main}),)
-        return ((None, {"fields": [*main, "status"]}),
+            return ((None, {"fields": main}), limits, (_("Budget"), {"fields": budget}))
+        return ((None, {"fields": [*main, "status"]}), limits,
+                (_("Budget"), {"fields": [*budget, "budget_status_display"]}),
                 (_("Usage"), {"fields": ["key_display", "used_display", "created", "accessed"]}))
 
     def get_readonly_fields(self, request, obj=None):

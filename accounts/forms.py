@@ -13,7 +13,11 @@ from accounts import permissions
 from accounts.models import Token, User
 from accounts.services.tokens import TOKEN_MODELS_MAX_LENGTH, TOKEN_SUBNET_MAX_LENGTH
 from accounts.services.users import password_validate
+from billing.amount_fields import QuotaAmountField
+from oneapi_site.lib import limit_values, numbers
 from oneapi_site.lib.errors import ServiceError
+from oneapi_site.lib.limit_values import BUDGET_FIELDS, LIMIT_FIELDS
+from oneapi_site.lib.number_fields import form_error
 
 # Columns the ledger moves while a change form is open. Whether the operator changed them is judged against
 # the value the form showed (a hidden initial input), not against the row at save time, which has moved since:
@@ -60,6 +64,61 @@ class _RoleRulesMixin:
         return instance if instance is not None and instance.pk else None
 
 
+class PriceRatioField(forms.CharField):
+    """A user's price ratio, 0 to 10,000 with up to six decimals, through the bounded parser."""
+
+    def to_python(self, value) -> float | None:
+        if isinstance(value, float):
+            return value
+        text = (super().to_python(value) or "").strip()
+        if not text:
+            return None
+        try:
+            return float(numbers.parse_decimal(text, field=str(self.label), minimum=0,
+                                               maximum=limit_values.PRICE_RATIO_MAX,
+                                               places=limit_values.PRICE_RATIO_PLACES))
+        except ServiceError as exc:
+            raise form_error(exc) from None
+
+    def prepare_value(self, value):
+        return limit_values.ratio_text(value) if isinstance(value, float) else value
+
+
+class _LimitsMixin:
+    """The rate limit and budget inputs of a user or token change form. An input the post does not carry
+    is left as it is (a console page saved from before these fields existed sends none)."""
+
+    def _set_up_limits(self) -> None:
+        budget = self.fields.get("budget_quota")
+        if budget is not None:
+            budget.help_text = budget.help()
+        for name in LIMIT_FIELDS:
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in LIMIT_FIELDS:
+            if name in cleaned and cleaned[name] is None:
+                cleaned[name] = 0
+        if "budget_quota" in cleaned and cleaned["budget_quota"] is None:
+            cleaned["budget_quota"] = 0
+        if cleaned.get("budget_quota") and not cleaned.get("budget_period") and "budget_period" in self.fields:
+            self.add_error("budget_period", gettext("Choose the period the budget is spent over."))
+        return cleaned
+
+    def limit_fields(self) -> dict:
+        """The limit and budget values posted: for an existing row, only those the operator changed."""
+        names = [name for name in (*LIMIT_FIELDS, *BUDGET_FIELDS) if name in self.fields and name in self.data]
+        if self.instance.pk:
+            names = [name for name in names if name in self.changed_data]
+        return {name: self.cleaned_data[name] for name in names if name in self.cleaned_data}
+
+
+def _budget_amount_field() -> QuotaAmountField:
+    return QuotaAmountField(label=_("Budget"), required=False, maximum=limit_values.BUDGET_MAX)
+
+
 class UserCreationForm(_RoleRulesMixin, forms.ModelForm):
     password1 = forms.CharField(label=_("Password"), strip=False, widget=forms.PasswordInput(render_value=False))
     password2 = forms.CharField(label=_("Password again"), strip=False,
@@ -87,20 +146,27 @@ class UserCreationForm(_RoleRulesMixin, forms.ModelForm):
         return cleaned
 
 
-class UserChangeForm(_RoleRulesMixin, forms.ModelForm):
+class UserChangeForm(_LimitsMixin, _RoleRulesMixin, forms.ModelForm):
     new_password = forms.CharField(
         label=_("New password"), required=False, strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text=_("Leave empty to keep the current password."),
     )
+    budget_quota = _budget_amount_field()
+    price_ratio = PriceRatioField(
+        label=_("Price ratio"), required=False,
+        help_text=_("Multiplies the group's ratio in every charge of this user: 0.8 charges four fifths of the "
+                    "list price, 1 the list price; 0 to 10,000."))
 
     class Meta:
         model = User
-        fields = ("display_name", "email", "role", "status", "group", "quota")
+        fields = ("display_name", "email", "role", "status", "group", "quota", *LIMIT_FIELDS, *BUDGET_FIELDS,
+                  "price_ratio")
 
     def __init__(self, *args, actor: User, **kwargs):
         self.actor = actor
         super().__init__(*args, **kwargs)
+        self._set_up_limits()
         _compare_with_shown(self, LEDGER_MOVED_USER_FIELDS)
         self._limit_role(self.instance)
         if "status" in self.fields:
@@ -133,8 +199,10 @@ def _to_datetime(ts: int) -> datetime | None:
     return datetime.fromtimestamp(ts, tz=timezone.get_current_timezone())
 
 
-class TokenForm(forms.ModelForm):
+class TokenForm(_LimitsMixin, forms.ModelForm):
     """Never carries the key: it is shown once on creation and masked afterwards."""
+
+    budget_quota = _budget_amount_field()
 
     expired_time = forms.DateTimeField(
         label=_("Expires"), required=False,
@@ -149,10 +217,12 @@ class TokenForm(forms.ModelForm):
 
     class Meta:
         model = Token
-        fields = ("user", "name", "remain_quota", "unlimited_quota", "expired_time", "models", "subnet", "status")
+        fields = ("user", "name", "remain_quota", "unlimited_quota", "expired_time", "models", "subnet", "status",
+                  *LIMIT_FIELDS, *BUDGET_FIELDS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._set_up_limits()
         if self.instance.pk:
             self.initial["expired_time"] = _to_datetime(self.instance.expired_time)
             _compare_with_shown(self, LEDGER_MOVED_TOKEN_FIELDS)
@@ -166,4 +236,5 @@ class TokenForm(forms.ModelForm):
         names = ("name", "remain_quota", "unlimited_quota", "expired_time", "models", "subnet", "status")
         if self.instance.pk:
             names = tuple(name for name in names if name in self.changed_data)
-        return {name: self.cleaned_data[name] for name in names if name in self.cleaned_data}
+        return {**{name: self.cleaned_data[name] for name in names if name in self.cleaned_data},
+                **self.limit_fields()}

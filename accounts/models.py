@@ -60,6 +60,12 @@ class User(AbstractBaseUser, RateLimits, Budget):
     # A negotiated price: multiplies the group ratio in every charge (billing/pricing.py).
     price_ratio = models.FloatField(_("price ratio"), default=1,
                                     help_text=_("Multiplies the group's ratio for this user; 1 is the list price."))
+    # When the low-balance mail went out (billing/reminders.py); 0 until the balance next falls below
+    # QuotaRemindThreshold. In the database, so instances share it and a restart does not mail again. A
+    # database default lets one-api, sharing the database, insert users without it.
+    quota_reminded_at = models.BigIntegerField(
+        _("low-balance reminder sent"), default=0, db_default=0, editable=False,
+        help_text=_("Unix seconds; 0: not since the balance was last above QuotaRemindThreshold."))
     # Rate limits and budget: oneapi_site/lib/limit_fields.py.
 
     objects = UserManager()

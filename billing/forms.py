@@ -32,6 +32,11 @@ OPTION_LABELS = {
     "CacheRatio": _("Cache read ratios (of the input price)"),
     "CreateCacheRatio": _("Cache write ratios (of the input price; 1-hour writes cost 1.6 times this)"),
     "GroupRatio": _("Group ratios"),
+    "ModelPrice": _("Prices per call (US$; a model listed here is not priced by its ratios)"),
+    "ModelTierPricing": _("Prices by prompt size (US$ per 1M tokens, new-api's tiers)"),
+    "AudioRatio": _("Audio input ratios (of the input price)"),
+    "AudioCompletionRatio": _("Audio output ratios (of the audio input price)"),
+    "ImageRatio": _("Image input ratios (of the input price)"),
     "PreConsumedQuota": _("Quota held back before a request"),
     "QuotaForNewUser": _("Quota for a new user"),
     "QuotaForInviter": _("Quota rewarded to the inviter"),
@@ -103,7 +108,7 @@ def _field_for(key: str) -> forms.Field:
             widget=forms.TextInput(attrs={"class": "vIntegerField", "inputmode": "decimal"}),
             help_text=_("From %(minimum)s to %(maximum)s.") % {"minimum": numbers.plain(low),
                                                                 "maximum": numbers.plain(high)})
-    if key in options.JSON_KEYS:
+    if key in options.JSON_TEXT_KEYS:
         return forms.CharField(required=False, label=label, strip=False, widget=forms.Textarea(
             attrs={"rows": 10, "class": "vLargeTextField", "spellcheck": "false"}))
     if options.is_secret(key):
@@ -120,7 +125,7 @@ def display_value(key: str, value):
     """The current value as its field shows it; secrets are never sent back."""
     if options.is_secret(key):
         return ""
-    if key in options.JSON_KEYS:
+    if key in options.JSON_TEXT_KEYS:
         return json.dumps(value, ensure_ascii=False, indent=2)
     if key in options.FLOAT_KEYS:
         return numbers.plain(Decimal(str(value)))  # 500000, not 500000.0
@@ -145,7 +150,7 @@ class OptionsForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         numeric = options.INT_KEYS | options.FLOAT_KEYS
-        for key in options.JSON_KEYS | numeric:
+        for key in options.JSON_TEXT_KEYS | numeric:
             if key not in self.fields or key in self.errors:
                 continue
             text = cleaned.get(key) or ""

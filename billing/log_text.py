@@ -33,13 +33,28 @@ _PATTERNS = (
                 r"(?P<cache>(?:, .+)?)$", re.S),
      lambda m: _("model ratio %(model)s × group ratio %(group)s × completion ratio %(completion)s")
      + _cache_prices(m["cache"])),
+    (re.compile(r"^price per (?P<per>call|image) (?P<price>\$[\d.,]+) x group ratio (?P<group>[^\s,]+)"
+                r"(?P<cache>(?:, .+)?)$", re.S),
+     lambda m: (_("price per call %(price)s × group ratio %(group)s") if m["per"] == "call"
+                else _("price per image %(price)s × group ratio %(group)s")) + _cache_prices(m["cache"])),
 )
 
-# The prompt cache's prices, which pricing.Quote.explain adds when a prompt read or wrote the vendor's cache.
+# The prices pricing.Quote.explain adds after the ratios: the user's ratio, the prompt's tier, and the prices of
+# the parts the prompt and answer had (the vendor's cache, image and audio tokens).
 _CACHE_PRICES = (
-    (re.compile(r"^cache read ratio (?P<ratio>\S+)$"), lambda ratio: _("cache read ratio %(ratio)s")),
-    (re.compile(r"^cache write ratio (?P<ratio>\S+)$"), lambda ratio: _("cache write ratio %(ratio)s")),
-    (re.compile(r"^1-hour cache write ratio (?P<ratio>\S+)$"), lambda ratio: _("1-hour cache write ratio %(ratio)s")),
+    (re.compile(r"^cache read ratio (?P<ratio>\S+)$"), lambda m: _("cache read ratio %(ratio)s")),
+    (re.compile(r"^cache write ratio (?P<ratio>\S+)$"), lambda m: _("cache write ratio %(ratio)s")),
+    (re.compile(r"^1-hour cache write ratio (?P<ratio>\S+)$"), lambda m: _("1-hour cache write ratio %(ratio)s")),
+    (re.compile(r"^user ratio (?P<ratio>\S+)$"), lambda m: _("user ratio %(ratio)s")),
+    (re.compile(r"^prompt tier from (?P<low>\d+) tokens$"), lambda m: _("prompt tier from %(low)s tokens")),
+    (re.compile(r"^prompt tier (?P<low>\d+) to (?P<high>\d+) tokens$"),
+     lambda m: _("prompt tier %(low)s to %(high)s tokens")),
+    (re.compile(r"^image input ratio (?P<ratio>\S+) \((?P<tokens>\d+) tokens\)$"),
+     lambda m: _("image input ratio %(ratio)s (%(tokens)s tokens)")),
+    (re.compile(r"^audio input ratio (?P<ratio>\S+) \((?P<tokens>\d+) tokens\)$"),
+     lambda m: _("audio input ratio %(ratio)s (%(tokens)s tokens)")),
+    (re.compile(r"^audio output ratio (?P<ratio>\S+) \((?P<tokens>\d+) tokens\)$"),
+     lambda m: _("audio output ratio %(ratio)s (%(tokens)s tokens)")),
 )
 
 
@@ -49,7 +64,7 @@ def _cache_prices(text: str) -> str:
         for pattern, template in _CACHE_PRICES:
             match = pattern.match(part)
             if match:
-                parts.append(template(match["ratio"]) % {"ratio": match["ratio"]})
+                parts.append(template(match) % match.groupdict())
                 break
         else:
             parts.append(part)

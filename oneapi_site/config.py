@@ -194,3 +194,16 @@ def parse_allowed_hosts(text: str) -> list[str]:
         if "/" in host or " " in host or (":" in host and not bracketed_ipv6):
             raise ConfigError(f"ALLOWED_HOSTS: {host!r} is not a host name (no scheme, port or path)")
     return [*hosts, *(h for h in LOOPBACK_HOSTS if h not in hosts)]
+
+
+def database_problem(exc: Exception) -> str:
+    """What an operator reads when a management command cannot reach the database (SQL_DSN): the driver's first
+    line and what to do, instead of a traceback through Django's internals. Drivers never echo the password."""
+    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    text = f"The database in SQL_DSN cannot be used: {detail}"
+    if "1049" in detail or "does not exist" in detail:
+        text += ("\nCreate it first, for example: CREATE DATABASE <name> CHARACTER SET utf8mb4; (MySQL/MariaDB) "
+                 "or createdb <name> (PostgreSQL), then run the command again.")
+    elif "refused" in detail or "2002" in detail or "2003" in detail or "2005" in detail:
+        text += "\nIs the database server running, and do the host and port in SQL_DSN point at it?"
+    return text

@@ -17,12 +17,16 @@ from typing import Any
 from django.conf import settings
 from django.utils.translation import gettext
 
+from billing import price_tiers
 from billing.models import Option
 from billing.ratios import (
+    DEFAULT_AUDIO_COMPLETION_RATIO,
+    DEFAULT_AUDIO_RATIO,
     DEFAULT_CACHE_RATIO,
     DEFAULT_COMPLETION_RATIO,
     DEFAULT_CREATE_CACHE_RATIO,
     DEFAULT_GROUP_RATIO,
+    DEFAULT_IMAGE_RATIO,
     DEFAULT_MODEL_RATIO,
 )
 from oneapi_site.lib import changes, json_depth, numbers
@@ -84,6 +88,13 @@ DEFAULTS: dict[str, str] = {
     # new-api's prompt-cache prices, per model, as fractions of the input price (billing/pricing.py).
     "CacheRatio": json.dumps(DEFAULT_CACHE_RATIO, indent=2),
     "CreateCacheRatio": json.dumps(DEFAULT_CREATE_CACHE_RATIO, indent=2),
+    # new-api's other price forms (billing/pricing.py): a US$ price per call ({"model": 0.04}), prices by prompt
+    # size (billing/price_tiers.py), and audio and image tokens as multiples of the input price.
+    "ModelPrice": "{}",
+    "ModelTierPricing": "{}",
+    "AudioRatio": json.dumps(DEFAULT_AUDIO_RATIO, indent=2),
+    "AudioCompletionRatio": json.dumps(DEFAULT_AUDIO_COMPLETION_RATIO, indent=2),
+    "ImageRatio": json.dumps(DEFAULT_IMAGE_RATIO, indent=2),
     # Channels
     "RetryTimes": "0",
     "AutomaticDisableChannelEnabled": "false",
@@ -126,13 +137,18 @@ FLOAT_KEYS = set(DECIMAL_RANGES)
 LIMIT_KEYS = {"GroupRateLimit", "GroupModelRateLimit"}
 LIMIT_KINDS = ("rpm", "tpm", "concurrency", "rpd")
 LIMIT_MAX = 10**9  # far above any upstream's capacity; keeps a typo from being read as "no limit" by overflow
-JSON_KEYS = {"ModelRatio", "CompletionRatio", "GroupRatio", "CacheRatio", "CreateCacheRatio"} | LIMIT_KEYS
+# Names to non-negative numbers; ModelPrice's are US$ a call, up to RATIO_MAX as well.
+JSON_KEYS = {"ModelRatio", "CompletionRatio", "GroupRatio", "CacheRatio", "CreateCacheRatio", "ModelPrice",
+             "AudioRatio", "AudioCompletionRatio", "ImageRatio"}
+# Edited as JSON text, as the ratio maps are: those, the tier table and the rate limits.
+JSON_TEXT_KEYS = JSON_KEYS | {"ModelTierPricing"} | LIMIT_KEYS
 BOOL_KEYS = {k for k, v in DEFAULTS.items() if v in ("true", "false")}
 
 # Grouped as one-api's settings pages group them.
 GROUPS: dict[str, tuple[str, ...]] = {
     "operation": (
         "QuotaPerUnit", "ModelRatio", "CompletionRatio", "CacheRatio", "CreateCacheRatio", "GroupRatio",
+        "ModelPrice", "ModelTierPricing", "AudioRatio", "AudioCompletionRatio", "ImageRatio",
         "PreConsumedQuota",
         "QuotaForNewUser", "QuotaForInviter", "QuotaForInvitee", "QuotaRemindThreshold",
         "RetryTimes", "AutomaticDisableChannelEnabled", "AutomaticEnableChannelEnabled",
@@ -181,6 +197,8 @@ def parse(key: str, raw: str) -> Any:
         return _rate_limits(key, text)
     if key in JSON_KEYS:
         return _ratios(key, text)
+    if key == "ModelTierPricing":
+        return price_tiers.parse(text, key=key)
     return text
 
 

@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.shortcuts import redirect
 from django.urls import path
+from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -16,6 +17,7 @@ from billing import money
 from oneapi_site.lib import numbers
 from oneapi_site.lib.admin import OfferedFiltersMixin, RowIdsMixin, ServiceErrorsMixin, mask_secret, unix_text
 from oneapi_site.lib.errors import ServiceError
+from oneapi_site.lib.limit_values import LIMIT_FIELDS
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 from providers import labels, services
 from providers.adapters import ADAPTERS
@@ -75,11 +77,20 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
     ordering = ("-priority", "id")
     actions = ("test_channels", "update_balances", "enable_channels", "disable_channels")
     change_list_template = "admin/providers/channel/change_list.html"
-    readonly_fields = ("key_masked", "response", "tested", "used_display", "balance_display", "created")
+    readonly_fields = ("key_masked", "response", "tested", "used_display", "balance_display", "created",
+                       "unsupported")
 
     @admin.display(description=_("type"), ordering="type")
     def type_label(self, obj: Channel) -> str:
+        reason = labels.unsupported_reason(obj.type)
+        if reason:  # kept out of routing whatever its status says: the list shows why
+            return format_html('{} <span class="errornote" title="{}">{}</span>', labels.type_label(obj.type),
+                               reason, gettext("not routed"))
         return labels.type_label(obj.type)
+
+    @admin.display(description=_("routing"))
+    def unsupported(self, obj: Channel) -> str:
+        return labels.unsupported_reason(obj.type) or gettext("Routed by its status.")
 
     @admin.display(description=_("response"), ordering="response_time")
     def response(self, obj: Channel) -> str:
@@ -116,8 +127,13 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
         fieldsets = [
             (None, {"fields": ["name", "type", "status", "key", "base_url", "models", "group"]}),
             (_("Routing"), {"fields": ["priority", "weight", "model_mapping", "system_prompt"]}),
+            (_("Rate limits"), {"fields": list(LIMIT_FIELDS),
+                                "description": _("The channel's own cap: at it, requests go to the next channel. "
+                                                 "0 is no limit.")}),
             (_("Config"), {"fields": [*config_fields, "config"]}),
         ]
+        if obj is not None and labels.unsupported_reason(obj.type):
+            fieldsets.insert(0, (_("Not routed"), {"fields": ["unsupported"]}))
         if obj is not None:
             fieldsets.append((_("Health"), {"fields": ["key_masked", "response", "tested", "used_display",
                                                        "balance_display", "created"]}))
@@ -196,6 +212,10 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
         for channel in queryset.only("id", "name"):
             try:
                 result = channel_test(channel_id=channel.pk, model=None)
+            except ServiceError as exc:  # the channel cannot be tested (a type without an adapter): it says why
+                self.message_user(request, gettext("%(name)s: the test could not run: %(error)s")
+                                  % {"name": channel.name, "error": exc}, messages.ERROR)
+                continue
             except Exception as exc:  # a broken vendor or adapter must not take the page down
                 log.exception("channel test failed to run for channel %s", channel.pk)
                 self.message_user(request, gettext("%(name)s: the test could not run: %(error)s")

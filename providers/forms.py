@@ -10,8 +10,9 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from oneapi_site.lib import json_depth, numbers
+from oneapi_site.lib.limit_values import LIMIT_FIELDS
 from providers.adapters import ADAPTERS, secret_config_fields
-from providers.labels import type_choices, type_label
+from providers.labels import type_choices, type_label, unsupported_type_refusal
 from providers.models import Channel
 
 # What each adapter config field means; adapters name the fields, the form names and explains them.
@@ -133,7 +134,9 @@ class JSONObjectField(forms.JSONField):
 
 
 class ChannelForm(forms.ModelForm):
-    type = forms.TypedChoiceField(label=_("Type"), coerce=int, choices=type_choices, initial=1)
+    type = forms.TypedChoiceField(label=_("Type"), coerce=int, choices=type_choices, initial=1, error_messages={
+        "invalid_choice": _("Channel type %(value)s is not supported: no adapter serves it, so a channel of it "
+                            "could never route. Choose one of the listed types.")})
     key = WriteOnlyField(
         required=False, strip=True, label=_("Key"),
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false",
@@ -156,15 +159,23 @@ class ChannelForm(forms.ModelForm):
     class Meta:
         model = Channel
         fields = ("name", "type", "status", "key", "base_url", "models", "group", "model_mapping",
-                  "priority", "weight", "config", "system_prompt")
+                  "priority", "weight", "config", "system_prompt", *LIMIT_FIELDS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for name in LIMIT_FIELDS:
+            # Empty is no limit; a post without the input (a page saved before it existed) keeps the value.
+            if name in self.fields:
+                self.fields[name].required = False
         if self.instance.pk:
             # Health may auto-disable the channel while its page is open; the status the page showed travels
             # with the post, so saving other edits leaves a status the operator did not touch alone.
             self.fields["status"].show_hidden_initial = True
         instance_type = self.instance.type if self.instance.pk else None
+        if instance_type is not None and instance_type not in ADAPTERS:
+            # Shown as it is stored, never as the first choice the browser would pick instead, and refused on
+            # save (clean) until the operator picks a supported type.
+            self.fields["type"].choices = [(instance_type, type_label(instance_type)), *type_choices()]
         channel_type = instance_type or numbers.int_or_none(self.initial.get("type")) or 1
         self._config_names = config_field_types()
         stored = dict(self.instance.config or {}) if self.instance.pk else {}
@@ -204,6 +215,8 @@ class ChannelForm(forms.ModelForm):
         if not self.instance.pk and not cleaned.get("key"):
             self.add_error("key", gettext("Enter the vendor key (one per line to create several channels)."))
         channel_type = cleaned.get("type")
+        if channel_type is not None and channel_type not in ADAPTERS:
+            self.add_error("type", unsupported_type_refusal(channel_type))
         adapter = ADAPTERS.get(channel_type) if channel_type is not None else None
         if adapter is not None and not adapter.default_base_url and not (cleaned.get("base_url") or "").strip():
             self.add_error("base_url", gettext("%(type)s has no default address: enter the base URL.")
@@ -216,6 +229,9 @@ class ChannelForm(forms.ModelForm):
             if value:
                 config[name] = value
         cleaned["config"] = config
+        for name in LIMIT_FIELDS:
+            if cleaned.get(name) is None and name in self.data:
+                cleaned[name] = 0
         return cleaned
 
     def channel_fields(self) -> dict:

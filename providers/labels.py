@@ -26,6 +26,12 @@ TRANSLATED_TYPE_LABELS = (
     gettext_noop("SiliconFlow"),
     gettext_noop("OpenAI-compatible"),
     gettext_noop("Google Gemini (OpenAI-compatible)"),
+    gettext_noop("360 AI Brain"),
+    gettext_noop("Baichuan"),
+    gettext_noop("LingYiWanWu"),
+    gettext_noop("Google PaLM (via Gemini)"),
+    gettext_noop("AIProxy Library"),
+    gettext_noop("Proxy"),
 )
 
 
@@ -34,6 +40,21 @@ def type_label(type_id: int | None) -> str:
     if adapter is None:
         return gettext("unknown (%(type)s)") % {"type": type_id}
     return gettext(adapter.label) if adapter.label else adapter.label
+
+
+def unsupported_reason(type_id: int | None) -> str:
+    """Why a channel of this type is kept out of routing ("" when its type has an adapter): a channel imported
+    from one-api or new-api, or written into the table, may carry a type this gateway cannot speak."""
+    if type_id in ADAPTERS:
+        return ""
+    return gettext("Channel type %(type)s has no adapter in this gateway: the channel is kept out of routing. "
+                   "Change its type to a supported one, or delete it.") % {"type": type_id}
+
+
+def unsupported_type_refusal(type_id: object) -> str:
+    """The refusal of a save that would leave a channel with a type no adapter serves."""
+    return gettext("Channel type %(type)s is not supported: no adapter serves it, so a channel of it could "
+                   "never route. Choose one of the listed types.") % {"type": type_id}
 
 
 def type_choices() -> list[tuple[int, str]]:

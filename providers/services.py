@@ -19,7 +19,7 @@ from django.utils.translation import gettext
 from accounts.models import User
 from billing.models import Log
 from billing.services import log_record
-from oneapi_site.lib import changes, json_depth, numbers
+from oneapi_site.lib import changes, json_depth, limit_values, numbers
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.lengths import items_bounded, text_bounded
 from oneapi_site.lib.mail import mail_send
@@ -27,13 +27,14 @@ from oneapi_site.lib.timeutil import now_ts
 from providers import masking
 from providers.adapters import ADAPTERS, adapter_for, secret_config_fields
 from providers.adapters.base import ChannelInfo, RequestContext, UpstreamError
+from providers.labels import unsupported_reason, unsupported_type_refusal
 from providers.models import Ability, Channel, split_list
 
 log = logging.getLogger(__name__)
 
 CHANNEL_FIELDS = (
     "type", "name", "key", "status", "base_url", "models", "group", "model_mapping", "priority",
-    "weight", "config", "system_prompt",
+    "weight", "config", "system_prompt", *limit_values.LIMIT_FIELDS,
 )
 
 
@@ -99,11 +100,13 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
                           item_maximum=Ability._meta.get_field("model").max_length)
         if name == "config":
             value = _as_json_object(value, name)
+        if name in limit_values.LIMIT_FIELDS:
+            value = limit_values.limit_clean(name, value)
         if name in _INTEGER_FIELDS:
             low, high = numbers.column_range(Channel._meta.get_field(name))
             value = numbers.parse_int(value, field=name, minimum=low, maximum=high)
         if name == "type" and value not in ADAPTERS:
-            raise ServiceError(f"channel type {value} is not supported", field="type")
+            raise ServiceError(unsupported_type_refusal(value), field="type")
         if name == "status" and value not in Channel.Status.values:
             raise ServiceError("status must be 1, 2 or 3", field=name)
         if name == "base_url":
@@ -179,6 +182,8 @@ def channel_update(*, channel: Channel, **fields: Any) -> Channel:
                 cleaned["config"][name] = stored[name]
     for name, value in cleaned.items():
         setattr(channel, name, value)
+    if channel.type not in ADAPTERS:  # a stored type no adapter serves (imported): it must change to save
+        raise ServiceError(unsupported_type_refusal(channel.type), field="type")
     if not channel.name:
         raise ServiceError("name is required", field="name")
     # The given fields only: the ledger adds to used_quota meanwhile, and tests and balance checks write
@@ -235,11 +240,18 @@ def _test_model(channel: Channel, requested: str | None) -> str:
     return "gpt-3.5-turbo" if not models or "gpt-3.5-turbo" in models else models[0]
 
 
+def _require_adapter(channel: Channel) -> None:
+    """A channel of a type without an adapter (imported) cannot be tested or asked its balance: say why."""
+    if channel.type not in ADAPTERS:
+        raise ServiceError(unsupported_reason(channel.type), field="type")
+
+
 def channel_test_subject(*, channel_id: int, model: str | None = None) -> tuple[ChannelInfo, str]:
     """What a channel test sends to (relay/probe.py): the channel as the relay sees it, and the model to ask."""
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
         raise ServiceError("no such channel", field="id")
+    _require_adapter(channel)
     model = _test_model(channel, model)
     info = ChannelInfo(id=channel.id, type=channel.type, name=channel.name, key=channel.key,
                        base_url=channel.base_url, models=tuple(channel.model_list),
@@ -360,6 +372,7 @@ def channel_update_balance(*, channel_id: int) -> float:
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
         raise ServiceError("no such channel", field="id")
+    _require_adapter(channel)
     info = ChannelInfo(id=channel.id, type=channel.type, name=channel.name, key=channel.key,
                        base_url=channel.base_url, models=tuple(channel.model_list), model_mapping={},
                        config=dict(channel.config or {}), system_prompt="", priority=0, weight=0)

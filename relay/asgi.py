@@ -20,7 +20,7 @@ from billing.ledger import ledger
 from oneapi_site.lib import tokenizer
 from oneapi_site.lib.ids import new_request_id
 from oneapi_site.lib.modes import TRANSCRIPT_MODES
-from relay import codecs, info, media, stored_responses
+from relay import codecs, info, media, proxy_route, stored_responses
 from relay.auth import authenticate, check_model_allowed
 from relay.cache import cache
 from relay.codecs import gemini
@@ -86,8 +86,8 @@ class Response:
         self.finished = True
         await self.send({"type": "http.response.body", "body": data, "more_body": False})
 
-    async def json(self, status: int, payload: bytes) -> None:
-        await self.start(status, [(b"content-type", b"application/json")])
+    async def json(self, status: int, payload: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        await self.start(status, [(b"content-type", b"application/json"), *headers])
         await self.finish(payload)
 
     async def error(self, err: RelayError) -> None:
@@ -95,7 +95,7 @@ class Response:
             if not self.finished:  # mid-stream: the client can only get an error event now
                 await self.finish(b"data: " + err.to_json(self.request_id) + b"\n\n")
             return
-        await self.json(err.status, err.to_json(self.request_id))
+        await self.json(err.status, err.to_json(self.request_id), err.headers)
 
 
 def _header(scope, name: bytes) -> str:
@@ -179,6 +179,12 @@ class RelayApp:
             await response.finish()
             return
 
+        if path.startswith(proxy_route.PREFIX):  # one-api's raw pass-through to a Proxy channel
+            caller = await self._caller(scope)
+            body = await _read_body(receive)
+            if body is not None:
+                await proxy_route.forward(scope=scope, body=body, response=response, caller=caller)
+            return
         mode = TEXT_ROUTES.get(path) or media.ROUTES.get(path)
         path_model = None
         if mode is None and (match := ENGINE_EMBEDDINGS.match(path)):

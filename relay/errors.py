@@ -19,6 +19,7 @@ class RelayError(Exception):
         self.code = code
         self.param = param
         self.body = body  # an upstream's own error object, kept whole (one-api does)
+        self.headers = headers  # sent with the error (Retry-After)
 
     def to_json(self, request_id: str) -> bytes:
         error = dict(self.body) if self.body else {"type": self.type, "param": self.param, "code": self.code}

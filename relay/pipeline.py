@@ -15,7 +15,6 @@ import time
 import orjson
 
 from billing import pricing
-from billing.ledger import ledger
 from billing.services import Charge
 from oneapi_site import options
 from oneapi_site.lib import tokenizer
@@ -23,7 +22,7 @@ from providers import health
 from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.uploads import Upload
-from relay import http, limits, media, native_fallback, routing, shapes
+from relay import admission, http, limits, media, native_fallback, routing, shapes
 from relay.auth import Caller, check_model_allowed
 from relay.cache import cache
 from relay.errors import RelayError, bad_request
@@ -117,16 +116,7 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
         channel = await _admit(ticket, call, caller, routes, channel, scopes, order, headers)
     try:
         quote = _quote(order, channel)
-        reserved = quote.reserve
-        token = caller.token
-        refused = ledger.reserve(user_id=caller.user.id, user_quota=caller.user.quota, token_id=token.id,
-                                 token_quota=None if token.unlimited else token.remain_quota, amount=reserved)
-        if refused == "user":
-            raise RelayError(403, "Your account's quota is not enough for this request.",
-                             code="insufficient_user_quota")
-        if refused == "token":
-            raise RelayError(403, "This API key's quota is not enough for this request.",
-                             code="pre_consume_token_quota_failed")
+        reserved = await admission.hold(caller, quote.reserve)
     except BaseException:
         await limiter.finish(ticket, tokens=0)
         raise
@@ -148,7 +138,7 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
         raise
     finally:
         if not settled:
-            ledger.release(user_id=caller.user.id, token_id=token.id, amount=reserved, limited=not token.unlimited)
+            admission.release(reserved)
         await limiter.finish(ticket, tokens=billed)
 
 
@@ -160,13 +150,9 @@ async def _admit(ticket: limits.Ticket, call: Call, caller: Caller, routes: Rout
     choices = routing.with_alternatives(routes, first=channel, group=caller.user.group, model=call.model,
                                         mode=call.mode, pinned=caller.pinned_channel, exclude=set())
     tokens = pricing.estimate_prompt_tokens(order.body_size) + order.max_tokens
-    try:
-        index = await limiter.admit(ticket, scopes=scopes, channels=tuple(map(limits.channel_scope, choices)),
-                                    tokens=tokens, model=call.model)
-    except RelayError as err:
-        if headers is not None:
-            headers.extend(err.headers)
-        raise
+    # A refusal carries its Retry-After and x-ratelimit-* headers itself (RelayError.headers).
+    index = await limiter.admit(ticket, scopes=scopes, channels=tuple(map(limits.channel_scope, choices)),
+                                tokens=tokens, model=call.model)
     if headers is not None:
         headers.extend(ticket.headers())
     return choices[index]
@@ -201,16 +187,17 @@ async def count_natively(*, caller: Caller, body: dict, native: NativeRequest, r
 
 def _order(call: Call, caller: Caller, *, body_size: int) -> pricing.Order:
     """The request's facts its price depends on."""
-    body = call.body
+    body, user = call.body, caller.user
     if call.mode == "images":
-        return pricing.Order(mode=call.mode, model=call.model, group=caller.user.group, images=body.get("n", 1),
+        return pricing.Order(mode=call.mode, model=call.model, group=user.group, images=body.get("n", 1),
                              image_size=body.get("size", pricing.DEFAULT_IMAGE_SIZE),
-                             image_quality=body.get("quality"))
+                             image_quality=body.get("quality"), user_ratio=user.price_ratio)
     if call.mode == "speech":
-        return pricing.Order(mode=call.mode, model=call.model, group=caller.user.group,
-                             characters=len(body["input"]))
-    return pricing.Order(mode=call.mode, model=call.model, group=caller.user.group, body_size=body_size,
-                         max_tokens=body.get("max_tokens") or body.get("max_completion_tokens") or 0)
+        return pricing.Order(mode=call.mode, model=call.model, group=user.group,
+                             characters=len(body["input"]), user_ratio=user.price_ratio)
+    return pricing.Order(mode=call.mode, model=call.model, group=user.group, body_size=body_size,
+                         max_tokens=body.get("max_tokens") or body.get("max_completion_tokens") or 0,
+                         user_ratio=user.price_ratio)
 
 
 def _quote(order: pricing.Order, channel: ChannelInfo) -> pricing.Quote:
@@ -263,7 +250,7 @@ def _to_relay_error(err: UpstreamError) -> RelayError:
 
 
 def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInfo, quote: pricing.Quote,
-            outcome: Outcome, reserved: int, started_at: float, client_protocol: str) -> int:
+            outcome: Outcome, reserved: admission.Hold, started_at: float, client_protocol: str) -> int:
     """Charge what the answer held, on the channel that gave it; the tokens billed (prompt and completion)."""
     channel = outcome.channel
     if channel.id != quoted.id:  # another channel answered: its prices apply
@@ -272,18 +259,20 @@ def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInf
     reported = None if usage is None else pricing.Tokens(
         prompt=usage.prompt_tokens, completion=usage.completion_tokens, cached=usage.cached_tokens,
         cache_write=usage.cache_write_tokens, cache_write_1h=usage.cache_write_1h_tokens,
-        reasoning=usage.reasoning_tokens)
+        reasoning=usage.reasoning_tokens, image_in=usage.input_image_tokens, audio_in=usage.input_audio_tokens,
+        audio_out=usage.output_audio_tokens)
     prompt = outcome.prompt_usage
     tokens = pricing.billed_tokens(
         mode=call.mode, reported=reported,
         reported_prompt=None if prompt is None else pricing.Tokens(
             prompt=prompt.prompt_tokens, cached=prompt.cached_tokens, cache_write=prompt.cache_write_tokens,
-            cache_write_1h=prompt.cache_write_1h_tokens),
+            cache_write_1h=prompt.cache_write_1h_tokens, image_in=prompt.input_image_tokens,
+            audio_in=prompt.input_audio_tokens),
         count_prompt=lambda: tokenizer.count_request(call.mode, call.body, call.model),
         count_answer=lambda: _count_answer(outcome, call.model))
     quota = pricing.charge(quote, tokens, images_made=outcome.images)
     token = caller.token
-    ledger.settle(Charge(
+    admission.settle(reserved, Charge(
         user_id=caller.user.id, username=caller.user.username, token_id=token.id, token_name=token.name,
         unlimited=token.unlimited, channel_id=channel.id, model_name=call.model, quota=quota,
         prompt_tokens=tokens.prompt, completion_tokens=tokens.completion, request_id=call.request_id,
@@ -291,7 +280,7 @@ def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInf
         content=quote.explain(tokens), created_at=int(time.time()), system_prompt_reset=outcome.prompt_reset,
         client_protocol=client_protocol, cached_tokens=tokens.cached, cache_write_tokens=tokens.cache_write,
         cache_write_1h_tokens=tokens.cache_write_1h, reasoning_tokens=tokens.reasoning,
-    ), reserved=reserved)
+        **admission.periods(reserved)))
     return tokens.prompt + tokens.completion
 
 

@@ -5,7 +5,23 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.models import Token, User
+from billing.budget_status import budget_status
+from oneapi_site.lib import limit_values
+from oneapi_site.lib.limit_fields import BudgetPeriod
 from oneapi_site.lib.number_fields import WholeNumberInput, column
+
+
+def limits_json(holder) -> dict:
+    """The rate limits and budget (issue 11) beside one-api's fields; budget_spent is this period's and
+    budget_reset_time when it starts again (0 without a budget)."""
+    status = budget_status(holder)
+    return {
+        **{name: getattr(holder, name) for name in limit_values.LIMIT_FIELDS},
+        "budget_quota": holder.budget_quota,
+        "budget_period": holder.budget_period,
+        "budget_spent": status.spent if status else 0,
+        "budget_reset_time": status.resets_at if status else 0,
+    }
 
 
 def user_json(user: User) -> dict:
@@ -28,6 +44,8 @@ def user_json(user: User) -> dict:
         "aff_code": user.aff_code or "",
         "inviter_id": user.inviter_id,
         "created_time": user.created_time,
+        **limits_json(user),
+        "price_ratio": user.price_ratio,
     }
 
 
@@ -52,7 +70,29 @@ def token_json(token: Token) -> dict:
         "used_quota": token.used_quota,
         "models": token.models,
         "subnet": token.subnet,
+        **limits_json(token),
     }
+
+
+class PriceRatioInput(serializers.Field):
+    """A decimal ratio, read by the bounded parser; its error goes out naming the key, as WholeNumberInput's."""
+
+    def to_internal_value(self, data) -> float:
+        return limit_values.price_ratio_clean(data)
+
+    def to_representation(self, value):
+        return value
+
+
+class LimitsInput(serializers.Serializer):
+    """The limit and budget keys of a token or user body; each may be left out (kept, or the default)."""
+
+    rpm_limit = WholeNumberInput(minimum=0, maximum=limit_values.LIMIT_MAX, required=False)
+    tpm_limit = WholeNumberInput(minimum=0, maximum=limit_values.LIMIT_MAX, required=False)
+    concurrency_limit = WholeNumberInput(minimum=0, maximum=limit_values.LIMIT_MAX, required=False)
+    rpd_limit = WholeNumberInput(minimum=0, maximum=limit_values.LIMIT_MAX, required=False)
+    budget_quota = WholeNumberInput(minimum=0, maximum=limit_values.BUDGET_MAX, required=False)
+    budget_period = serializers.ChoiceField(choices=BudgetPeriod.values, required=False, allow_blank=True)
 
 
 class CommaListField(serializers.Field):
@@ -97,7 +137,7 @@ class UserCreateInput(serializers.Serializer):
     role = WholeNumberInput(column=column(User, "role"), required=False, default=User.Role.COMMON)
 
 
-class UserUpdateInput(serializers.Serializer):
+class UserUpdateInput(LimitsInput):
     id = WholeNumberInput(column=column(User, "id"))
     username = serializers.CharField(required=False, allow_blank=True)
     display_name = serializers.CharField(required=False, allow_blank=True, allow_null=True)
@@ -107,6 +147,7 @@ class UserUpdateInput(serializers.Serializer):
     role = WholeNumberInput(column=column(User, "role"), required=False, allow_null=True)
     status = WholeNumberInput(column=column(User, "status"), required=False, allow_null=True)
     quota = WholeNumberInput(column=column(User, "quota"), required=False, allow_null=True)
+    price_ratio = PriceRatioInput(required=False)
 
 
 class UserManageInput(serializers.Serializer):
@@ -119,7 +160,7 @@ class RedeemInput(serializers.Serializer):
     key = serializers.CharField(allow_blank=True)
 
 
-class TokenInput(serializers.Serializer):
+class TokenInput(LimitsInput):
     id = WholeNumberInput(column=column(Token, "id"), required=False)
     name = serializers.CharField(required=False, allow_blank=True)
     expired_time = WholeNumberInput(column=column(Token, "expired_time"), required=False)

@@ -9,6 +9,7 @@ from accounts.api.authentication import IsUser
 from accounts.api.serializers import TokenInput, token_json
 from accounts.services.tokens import token_create, token_delete, token_update
 from oneapi_site.api import SEARCH_LIMIT, fail, ok, page_window
+from oneapi_site.lib.limit_values import BUDGET_FIELDS, LIMIT_FIELDS
 
 NOT_FOUND = "token not found"
 
@@ -36,6 +37,7 @@ class TokensView(TokenView):
             user=request.user, by=request.user, name=(data.get("name") or "").strip(),
             remain_quota=data.get("remain_quota", 0), unlimited_quota=data.get("unlimited_quota", False),
             expired_time=data.get("expired_time", -1), models=data.get("models") or "", subnet=data.get("subnet") or "",
+            **{name: data[name] for name in (*LIMIT_FIELDS, *BUDGET_FIELDS) if name in data},
         )
         return ok(token_json(token))
 

@@ -19,8 +19,10 @@ from accounts.models import Token
 from accounts.pages.redirects import local_url
 from accounts.pages.token_forms import SERVICE_FIELDS, TokenForm, service_message, timestamp_to_local
 from accounts.services import tokens as token_services
+from billing.budget_status import budget_status, budget_text
 from oneapi_site.lib import numbers
 from oneapi_site.lib.errors import ServiceError
+from oneapi_site.lib.limit_values import limits_summary
 from providers.selectors import group_models
 
 PER_PAGE = 10
@@ -58,10 +60,18 @@ def _state(token: Token) -> tuple[str, str, str]:
     return labels.get(status, ("unknown", str(status), ""))
 
 
+def budget_line(holder) -> str:
+    """"$3.2 of $10 spent today, resets at 2026-12-06 00:00", or "" without a budget."""
+    status = budget_status(holder)
+    return budget_text(status) if status else ""
+
+
 def _row(token: Token) -> dict:
     code, label, badge = _state(token)
     models = token.model_list
     return {
+        "limits": limits_summary(token),
+        "budget": budget_line(token),
         "token": token,
         "state": code,
         "state_label": label,
@@ -114,7 +124,7 @@ def _save(request, form: TokenForm, token: Token | None) -> Token | None:
 @require_http_methods(["GET", "POST"])
 def token_create(request):
     models = group_models(group=request.user.group)
-    form = TokenForm(request.POST or None, group_models=models)
+    form = TokenForm(request.POST or None, group_models=models, owner=request.user)
     if request.method == "POST" and form.is_valid():
         token = _save(request, form, None)
         if token is not None:
@@ -128,13 +138,14 @@ def token_create(request):
 def token_edit(request, token_id: int):
     token = _own_token(request, token_id)
     models = group_models(group=request.user.group)
-    form = TokenForm(request.POST or None, group_models=models, token=token)
+    form = TokenForm(request.POST or None, group_models=models, owner=request.user, token=token)
     if request.method == "POST" and form.is_valid():
         if _save(request, form, token) is not None:
             messages.success(request, _("Token “%(name)s” saved.") % {"name": token.name})
             return redirect("tokens")
         token.refresh_from_db()  # the refused values were set on the instance
-    return render(request, "accounts/token_form.html", {"form": form, "token": token, "group_models": models})
+    return render(request, "accounts/token_form.html", {"form": form, "token": token, "group_models": models,
+                                                        "budget_line": budget_line(token)})
 
 
 def _back(request):

@@ -15,7 +15,7 @@ from accounts import permissions, selectors
 from accounts.models import DEFAULT_ROOT_PASSWORD, Token, User
 from accounts.services.tokens import token_create
 from billing.services import user_quota_set
-from oneapi_site.lib import changes
+from oneapi_site.lib import changes, limit_values
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.keys import random_key, uuid_hex
 
@@ -184,10 +184,35 @@ def _check_can_manage(*, by: User, user: User) -> None:
 @transaction.atomic
 def user_update(*, user: User, by: User, username: str | None = None, display_name: str | None = None,
                 password: str | None = None, email: str | None = None, group: str | None = None,
-                role: int | None = None, status: int | None = None, quota: int | None = None) -> User:
-    """An admin edits a user (one-api's PUT /api/user/); a quota change is logged by billing."""
+                role: int | None = None, status: int | None = None, quota: int | None = None,
+                price_ratio: float | None = None, **limits) -> User:
+    """An admin edits a user (one-api's PUT /api/user/); a quota change is logged by billing.
+
+    `limits`: rpm_limit, tpm_limit, concurrency_limit, rpd_limit, budget_quota, budget_period. Tokens the
+    user made under older, higher limits keep theirs: the user's own limit holds over all of them anyway.
+    """
     _check_can_manage(by=by, user=user)
+    unknown = set(limits) - set(limit_values.LIMIT_FIELDS) - set(limit_values.BUDGET_FIELDS)
+    if unknown:
+        raise TypeError(f"user_update() got unexpected fields {sorted(unknown)}")
     update_fields = _apply_profile(user=user, username=username, display_name=display_name, password=password)
+    given = limit_values.values_clean(limits)
+    for name, value in given.items():
+        if value != getattr(user, name):
+            setattr(user, name, value)
+            update_fields.append(name)
+    if given.keys() & set(limit_values.BUDGET_FIELDS):
+        limit_values.budget_check(quota=user.budget_quota, period=user.budget_period)
+    if "budget_period" in update_fields:
+        # Another kind of period is another budget: its spending starts from nothing, and the ledger no longer
+        # counts charges of the old kind in it (billing.services.charges_apply).
+        user.budget_spent = user.budget_period_start = 0
+        update_fields += ["budget_spent", "budget_period_start"]
+    if price_ratio is not None:
+        price_ratio = limit_values.price_ratio_clean(price_ratio)
+        if price_ratio != user.price_ratio:
+            user.price_ratio = price_ratio
+            update_fields.append("price_ratio")
     if email is not None and email.strip() != user.email:
         user.email = email_clean(email, user_id=user.pk)
         update_fields.append("email")

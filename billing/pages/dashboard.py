@@ -6,7 +6,9 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
 from billing import money, selectors
+from billing.budget_status import budget_status, budget_text
 from billing.pages import chart
+from oneapi_site.lib.limit_values import limits_summary
 from oneapi_site.lib.timeutil import now_ts
 
 
@@ -25,8 +27,11 @@ def dashboard(request):
         "prompt": sum(r["PromptTokens"] for r in rows),
         "completion": sum(r["CompletionTokens"] for r in rows),
     }
+    budget = budget_status(request.user, ts=now)
     return render(request, "billing/dashboard.html", {
         "account": request.user,
+        "budget_line": budget_text(budget) if budget else "",
+        "limits": limits_summary(request.user),
         "chart": usage,
         "chart_narrow": usage_narrow,   # drawn for phones instead of the wide one (site.css)
         # Newest day first, models by name within a day (sorted is stable).

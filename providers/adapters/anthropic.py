@@ -31,6 +31,7 @@ from providers.adapters.base import (
     retryable_status,
 )
 from providers.adapters.openai_shapes import (
+    MAX_COUNT,
     chat_chunk,
     chat_completion,
     count,
@@ -296,7 +297,12 @@ def usage_from(usage: Any) -> Usage:
     # The total, or the split where only the split is given.
     written = max(count(usage.get("cache_creation_input_tokens")),
                   count(split.get("ephemeral_5m_input_tokens")) + hour)
-    return Usage(prompt_tokens=count(usage.get("input_tokens")) + read + written,
+    prompt = count(usage.get("input_tokens")) + read + written
+    if prompt > MAX_COUNT:
+        # Each part passed the cap, their sum does not: junk as a single count past it is, so the request is
+        # counted locally instead of billed for billions of tokens nobody sent.
+        return Usage()
+    return Usage(prompt_tokens=prompt,
                  completion_tokens=count(usage.get("output_tokens")),
                  cached_tokens=read, cache_write_tokens=written, cache_write_1h_tokens=min(hour, written))
 

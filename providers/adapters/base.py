@@ -100,6 +100,8 @@ class Usage:
     reasoning_tokens: int = 0  # of the completion: spent thinking
     input_audio_tokens: int = 0  # of the prompt
     output_audio_tokens: int = 0  # of the completion
+    input_image_tokens: int = 0  # of the prompt
+    output_image_tokens: int = 0  # of the completion (images a model drew): billed as completion tokens
 
     @property
     def total_tokens(self) -> int:

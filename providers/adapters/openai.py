@@ -299,14 +299,15 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
         return PATHS[mode].removeprefix("/v1")
 
 
-def _vendor(type_id: int, name: str, base: str, *, strip_v1: bool = False, prefix: str = "") -> type[OpenAIAdapter]:
-    """An OpenAI-protocol vendor that differs only in its default URL."""
+def vendor_adapter(type_id: int, name: str, base: str, *, strip_v1: bool = False, prefix: str = "",
+            models: tuple[str, ...] = ()) -> type[OpenAIAdapter]:
+    """An OpenAI-protocol vendor that differs only in its default URL (and the models a new channel offers)."""
 
     def path(self, mode, model, channel):
         p = PATHS[mode].removeprefix("/v1") if strip_v1 else PATHS[mode]
         return prefix + p
 
-    attrs = {"channel_type": type_id, "label": name, "default_base_url": base}
+    attrs = {"channel_type": type_id, "label": name, "default_base_url": base, "default_models": models}
     if strip_v1 or prefix:
         attrs["path"] = path
     return type(f"{name.replace('.', '').replace(' ', '')}Adapter", (OpenAIAdapter,), attrs)
@@ -465,9 +466,9 @@ class MoonshotAdapter(CacheHitsOwnFieldMixin, YuanOnCnHostAdapter):
         return float(orjson.loads(bodies[0])["data"]["available_balance"])
 
 
-MistralAdapter = _vendor(28, "Mistral", "https://api.mistral.ai")
-GroqAdapter = _vendor(29, "Groq", "https://api.groq.com/openai")
-StepFunAdapter = _vendor(32, "StepFun", "https://api.stepfun.com")
+MistralAdapter = vendor_adapter(28, "Mistral", "https://api.mistral.ai")
+GroqAdapter = vendor_adapter(29, "Groq", "https://api.groq.com/openai")
+StepFunAdapter = vendor_adapter(32, "StepFun", "https://api.stepfun.com")
 class DeepSeekAdapter(CacheHitsOwnFieldMixin, OpenAIAdapter):
     channel_type = 36
     label = "DeepSeek"
@@ -491,9 +492,9 @@ class DeepSeekAdapter(CacheHitsOwnFieldMixin, OpenAIAdapter):
         if infos:
             raise ValueError(f"DeepSeek gave a balance in {', '.join(map(str, infos))} only")
         return 0.0
-TogetherAdapter = _vendor(39, "together.ai", "https://api.together.xyz")
-DoubaoAdapter = _vendor(40, "Doubao", "https://ark.cn-beijing.volces.com", strip_v1=True, prefix="/api/v3")
-NovitaAdapter = _vendor(41, "Novita", "https://api.novita.ai/v3/openai", strip_v1=True)
+TogetherAdapter = vendor_adapter(39, "together.ai", "https://api.together.xyz")
+DoubaoAdapter = vendor_adapter(40, "Doubao", "https://ark.cn-beijing.volces.com", strip_v1=True, prefix="/api/v3")
+NovitaAdapter = vendor_adapter(41, "Novita", "https://api.novita.ai/v3/openai", strip_v1=True)
 class SiliconFlowAdapter(YuanOnCnHostAdapter):
     channel_type = 44
     label = "SiliconFlow"
@@ -506,4 +507,4 @@ class SiliconFlowAdapter(YuanOnCnHostAdapter):
 
     def parse_balance(self, bodies):
         return float(orjson.loads(bodies[0])["data"]["totalBalance"])
-XAIAdapter = _vendor(45, "xAI", "https://api.x.ai")
+XAIAdapter = vendor_adapter(45, "xAI", "https://api.x.ai")

@@ -52,7 +52,9 @@ def usage_from(payload: dict) -> Usage | None:
     The breakdown as OpenAI's clones report it: `prompt_tokens_details.cached_tokens` (OpenAI, xAI, Zhipu,
     Qwen; `input_tokens_details` on the image and audio models), DeepSeek's `prompt_cache_hit_tokens`
     (https://api-docs.deepseek.com/guides/kv_cache), Moonshot's `cached_tokens` beside the counts;
-    `completion_tokens_details.reasoning_tokens` and the audio tokens of both sides. Writes as Qwen's explicit
+    `completion_tokens_details.reasoning_tokens`, the audio tokens of both sides and the image tokens
+    (`input_tokens_details.image_tokens` of gpt-image-1, `output_tokens_details.image_tokens` of its newer
+    answers). Writes as Qwen's explicit
     cache tells them, `prompt_tokens_details.cache_creation_input_tokens` (within prompt_tokens, as its reads
     are: https://help.aliyun.com/zh/model-studio/user-guide/context-cache)."""
     usage = payload.get("usage")
@@ -70,8 +72,10 @@ def usage_from(payload: dict) -> Usage | None:
     return Usage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached,
                  cache_write_tokens=min(count(asked.get("cache_creation_input_tokens")), prompt - cached),
                  reasoning_tokens=min(count(answered.get("reasoning_tokens")), completion),
-                 input_audio_tokens=count(asked.get("audio_tokens")),
-                 output_audio_tokens=count(answered.get("audio_tokens")))
+                 input_audio_tokens=min(count(asked.get("audio_tokens")), prompt),
+                 output_audio_tokens=min(count(answered.get("audio_tokens")), completion),
+                 input_image_tokens=min(count(asked.get("image_tokens")), prompt),
+                 output_image_tokens=min(count(answered.get("image_tokens")), completion))
 
 
 def usage_json(usage: Usage, *, cached: bool = False, reasoning: bool = False) -> dict:
@@ -80,17 +84,22 @@ def usage_json(usage: Usage, *, cached: bool = False, reasoning: bool = False) -
     say so: a vendor whose answers always carry the field)."""
     out: dict[str, Any] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
                            "total_tokens": usage.total_tokens}
-    if reasoning or usage.reasoning_tokens or usage.output_audio_tokens:
+    if reasoning or usage.reasoning_tokens or usage.output_audio_tokens or usage.output_image_tokens:
         out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
         if usage.output_audio_tokens:
             out["completion_tokens_details"]["audio_tokens"] = usage.output_audio_tokens
-    if cached or usage.cached_tokens or usage.cache_write_tokens or usage.input_audio_tokens:
+        if usage.output_image_tokens:
+            out["completion_tokens_details"]["image_tokens"] = usage.output_image_tokens
+    if cached or usage.cached_tokens or usage.cache_write_tokens or usage.input_audio_tokens \
+            or usage.input_image_tokens:
         out["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
         if usage.cache_write_tokens:
             # The name OpenAI's newer usage objects give it; the Messages and Responses codecs read it here.
             out["prompt_tokens_details"]["cache_write_tokens"] = usage.cache_write_tokens
         if usage.input_audio_tokens:
             out["prompt_tokens_details"]["audio_tokens"] = usage.input_audio_tokens
+        if usage.input_image_tokens:
+            out["prompt_tokens_details"]["image_tokens"] = usage.input_image_tokens
     return out
 
 

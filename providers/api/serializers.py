@@ -7,8 +7,10 @@ import json
 from rest_framework import serializers
 
 from accounts.api.serializers import CommaListField
+from oneapi_site.lib import limit_values
 from oneapi_site.lib.number_fields import WholeNumberInput, column
 from providers.adapters import secret_config_fields
+from providers.labels import unsupported_reason
 from providers.models import Channel
 
 
@@ -43,6 +45,9 @@ def channel_json(channel: Channel) -> dict:
         "balance_updated_time": channel.balance_updated_time,
         "used_quota": channel.used_quota,
         "created_time": channel.created_time,
+        **{name: getattr(channel, name) for name in limit_values.LIMIT_FIELDS},
+        # Why the channel cannot route whatever its status says ("" when it can): a type without an adapter.
+        "unsupported_reason": unsupported_reason(channel.type),
     }
 
 
@@ -62,3 +67,7 @@ class ChannelInput(serializers.Serializer):
     weight = WholeNumberInput(column=column(Channel, "weight"), required=False, allow_null=True)
     config = serializers.JSONField(required=False, allow_null=True)
     system_prompt = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    rpm_limit = WholeNumberInput(column=column(Channel, "rpm_limit"), required=False)
+    tpm_limit = WholeNumberInput(column=column(Channel, "tpm_limit"), required=False)
+    concurrency_limit = WholeNumberInput(column=column(Channel, "concurrency_limit"), required=False)
+    rpd_limit = WholeNumberInput(column=column(Channel, "rpd_limit"), required=False)

@@ -245,6 +245,21 @@ def test_options_save_changed_values(root_client):
     assert not Option.objects.filter(key="CompletionRatio").exists()
 
 
+def test_options_page_saves_a_tier_table_and_refuses_a_bad_one_naming_the_tier(root_client):
+    table = ('{"gemini-2.5-pro": {"enabled": true, "basis": "prompt_tokens", "tiers": ['
+             '{"min_tokens": 0, "max_tokens": 200000, "input_price": 1.25, "completion_price": 10}, '
+             '{"min_tokens": 200000, "input_price": 2.5, "completion_price": 15}]}}')
+    response = _options_post(root_client, ModelTierPricing=table)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert set(options.get("ModelTierPricing").tiers) == {"gemini-2.5-pro"}
+    assert not Option.objects.filter(key="ModelPrice").exists()  # unchanged, not written
+    gap = table.replace('"min_tokens": 200000', '"min_tokens": 200001')
+    response = _options_post(root_client, ModelTierPricing=gap)
+    assert response.status_code == 200
+    assert "no gap, no overlap" in response.content.decode()
+    assert options.get("ModelTierPricing").tiers["gemini-2.5-pro"][1].min_tokens == 200000
+
+
 def test_secrets_are_write_only(root_client):
     from billing.services import option_set
 

@@ -91,3 +91,29 @@ def test_cache_ratios_are_listed_and_set_under_new_apis_names(root_api):
                                  format="json"), success=False)
     assert body["field"] == "CreateCacheRatio"
     assert not Option.objects.filter(key="CreateCacheRatio").exists()
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("ModelPrice", '{"dall-e-3": -0.04}', 'ModelPrice "dall-e-3" must be at least 0'),
+    ("ModelPrice", "not json", "ModelPrice is not valid JSON"),
+    ("ModelTierPricing", '{"m": {"tiers": [{"min_tokens": 100, "input_price": 1, "completion_price": 1}]}}',
+     "the first tier must start at 0 tokens"),
+    ("ModelTierPricing", {"m": {"tiers": [{"input_price": 1, "completion_price": -2}]}},
+     "completion_price must be at least 0"),
+    ("AudioRatio", '{"m": "16"}', "AudioRatio must be a JSON object of names to non-negative numbers"),
+])
+def test_option_put_refuses_bad_prices_naming_the_key_and_keeps_the_old_value(root_api, key, value, says):
+    body = envelope(root_api.put("/api/option/", {"key": key, "value": value}, format="json"), success=False)
+    assert body["field"] == key and says in body["message"]
+    assert not Option.objects.filter(key=key).exists()
+
+
+def test_option_put_stores_new_api_price_tables_as_they_are(root_api):
+    tiers = {"gemini-2.5-pro": {"enabled": True, "basis": "prompt_tokens", "tiers": [
+        {"min_tokens": 0, "max_tokens": 200000, "input_price": 1.25, "completion_price": 10},
+        {"min_tokens": 200000, "input_price": 2.5, "completion_price": 15}]}}
+    envelope(root_api.put("/api/option/", {"key": "ModelTierPricing", "value": json.dumps(tiers)}, format="json"))
+    envelope(root_api.put("/api/option/", {"key": "ModelPrice", "value": {"dall-e-3": 0.04}}, format="json"))
+    values = {o["key"]: o["value"] for o in envelope(root_api.get("/api/option/"))}
+    assert json.loads(values["ModelTierPricing"]) == tiers and json.loads(values["ModelPrice"]) == {"dall-e-3": 0.04}
+    assert options.get("ModelTierPricing").tiers["gemini-2.5-pro"][1].min_tokens == 200000

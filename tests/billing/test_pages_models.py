@@ -110,3 +110,54 @@ def test_the_cached_input_price_follows_the_cache_ratio():
     p = model_price("gpt-4o-mini", group_ratio=2, model_ratios={"gpt-4o-mini": 0.075}, completion_ratios={},
                     cache_ratios={"gpt-4o-mini": 0.1})
     assert p.cached_quota == Decimal(15)
+
+
+def other_prices(response, model: str) -> list[str]:
+    html = response.content.decode()
+    row = re.search(rf'<tr data-model="{re.escape(model)}".*?</tr>', html, re.DOTALL).group(0)
+    cell = re.search(r'<td class="other-prices"[^>]*>(.*?)</td>', row, re.DOTALL)
+    return re.findall(r"<div[^>]*>([^<]*)</div>", cell.group(1)) if cell else []
+
+
+def test_a_per_call_price_is_listed_instead_of_token_prices(vip, alice_client, set_option):
+    set_option("DisplayInCurrencyEnabled", True)
+    set_option("ModelPrice", {"my-custom-model": 0.04})
+    response = alice_client.get(URL)
+    assert prices(response)["my-custom-model"] == ("—", "—")
+    assert other_prices(response, "my-custom-model") == ["$0.08 per call"]  # 0.04 x the group's 2
+    assert "no price set" not in response.content.decode()  # a per-call price is a price
+
+
+def test_tiers_by_prompt_size_are_listed_the_first_as_the_token_prices(vip, alice_client, set_option):
+    set_option("DisplayInCurrencyEnabled", True)
+    set_option("ModelTierPricing", {"my-custom-model": {"enabled": True, "tiers": [
+        {"min_tokens": 0, "max_tokens": 200000, "input_price": 1.25, "completion_price": 10},
+        {"min_tokens": 200000, "input_price": 2.5, "completion_price": 15}]}})
+    response = alice_client.get(URL)
+    # US$ per 1M x the group's 2 / 1000: 1.25 -> $0.0025 per 1K.
+    assert prices(response)["my-custom-model"] == ("$0.0025", "$0.02")
+    assert other_prices(response, "my-custom-model") == [
+        "Prompts from 200,000 tokens: input $0.005, output $0.03 per 1K tokens"]
+
+
+def test_audio_and_image_prices_are_listed_where_they_differ_from_text(vip, alice_client, set_option):
+    set_option("DisplayInCurrencyEnabled", False)
+    set_option("ModelRatio", {"gpt-4o": 1.25})
+    set_option("AudioRatio", {"gpt-4o": 16})
+    set_option("AudioCompletionRatio", {"gpt-4o": 2})
+    set_option("ImageRatio", {"gpt-4o-mini": 2})
+    response = alice_client.get(URL)
+    # gpt-4o: 1.25 x 2 (group) x 1000 per 1K = 2,500; audio in x16, out x16 x2.
+    assert other_prices(response, "gpt-4o") == ["Audio input 40,000 per 1K tokens",
+                                                "Audio output 80,000 per 1K tokens"]
+    assert other_prices(response, "gpt-4o-mini") == ["Image input 300 per 1K tokens"]  # 0.075 x 2 x 2 x 1000
+    assert other_prices(response, "my-custom-model") == []
+
+
+def test_the_users_price_ratio_is_shown_and_included(vip, alice_client, set_option):
+    set_option("DisplayInCurrencyEnabled", True)
+    User.objects.filter(pk=vip.pk).update(price_ratio=0.5)
+    response = alice_client.get(URL)
+    assert prices(response)["gpt-4o"] == ("$0.0025", "$0.01")  # 1.25 x 2 x 0.5 x 0.002
+    assert re.search(r'data-testid="models-user-ratio">.*?<div class="value">0.5</div>', response.content.decode(),
+                     re.DOTALL)

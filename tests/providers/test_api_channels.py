@@ -120,7 +120,8 @@ def test_get_by_id_has_one_api_fields(staff_api):
     data = envelope(staff_api.get(f"/api/channel/{channel.pk}"))
     assert set(data) == {"id", "type", "name", "status", "base_url", "models", "group", "model_mapping", "priority",
                          "weight", "config", "system_prompt", "response_time", "test_time", "balance",
-                         "balance_updated_time", "used_quota", "created_time"}
+                         "balance_updated_time", "used_quota", "created_time",
+                         "rpm_limit", "tpm_limit", "concurrency_limit", "rpd_limit", "unsupported_reason"}
     assert data["model_mapping"] == "" and data["config"] == ""
 
 

@@ -470,6 +470,19 @@ def test_usage_tells_the_cached_content_thoughts_and_audio():
                                          input_audio_tokens=100, output_audio_tokens=40)
 
 
+def test_usage_tells_the_image_tokens_of_the_prompt_and_of_images_drawn():
+    from providers.adapters.gemini.answers import usage_from
+
+    # gemini-2.5-flash-image: a photo in (258 tokens), an image out (1290 tokens).
+    metadata = {"promptTokenCount": 270, "candidatesTokenCount": 1300,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 12},
+                                        {"modality": "IMAGE", "tokenCount": 258}],
+                "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 10},
+                                            {"modality": "IMAGE", "tokenCount": 1290}]}
+    usage = usage_from(metadata)
+    assert (usage.input_image_tokens, usage.output_image_tokens, usage.input_audio_tokens) == (258, 1290, 0)
+
+
 # --- Gemini's own requests, passed through (gemini/native.py) ------------------------------------
 
 

@@ -61,6 +61,24 @@ def test_the_breakdown_is_read_from_each_clones_fields():
     assert usage_from({"usage": image}).cached_tokens == 10
 
 
+def test_image_tokens_are_read_from_both_sides_and_told_to_the_client():
+    # gpt-image-1's edits (https://platform.openai.com/docs/api-reference/images/object): the input image's tokens,
+    # and in newer answers the output's kinds too.
+    edit = {"input_tokens": 1250, "output_tokens": 4160, "total_tokens": 5410,
+            "input_tokens_details": {"text_tokens": 50, "image_tokens": 1200},
+            "output_tokens_details": {"text_tokens": 0, "image_tokens": 4160}}
+    usage = usage_from({"usage": edit})
+    assert (usage.input_image_tokens, usage.output_image_tokens) == (1200, 4160)
+    told = usage_json(usage)
+    assert told["prompt_tokens_details"] == {"cached_tokens": 0, "image_tokens": 1200}
+    assert told["completion_tokens_details"] == {"reasoning_tokens": 0, "image_tokens": 4160}
+    # A part said to be larger than its count is held to it, so no price is paid on tokens that were not used.
+    odd = {"prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_details": {"image_tokens": 99,
+           "audio_tokens": 50}, "completion_tokens_details": {"audio_tokens": 6}}
+    assert usage_from({"usage": odd}) == Usage(10, 5, input_image_tokens=10, input_audio_tokens=10,
+                                               output_audio_tokens=5)
+
+
 def test_odd_breakdowns_never_fail_the_answer_nor_pass_the_counts():
     odd = {"prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 99},
            "completion_tokens_details": {"reasoning_tokens": "lots"}}

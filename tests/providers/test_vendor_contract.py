@@ -318,6 +318,16 @@ VENDORS = [
                               vectors=((0.013168523, -0.008711934, -0.046782676, 0.00069968984),
                                        (-0.0125, 0.25, 0.5, -1.0))),
     ),
+    # one-api's PaLM (11) routes through Gemini's API (providers/adapters/gemini/adapter.py, PaLMAdapter).
+    Vendor(
+        "palm", 11, MockGemini, "AIzaSy-upstream-palm-secret", "gemini-2.5-flash", "Hello from Gemini.", (9, 17),
+        usage_details={"completion_tokens_details": {"reasoning_tokens": 12}},
+        cut=Cut({"cut_after": 1}, text="Hello", completion=1),
+        refusals=(
+            Refusal("api-key", 400, "API key not valid. Please pass a valid API key.",
+                    script={"status": 400, "error": "error_api_key.json"}, fields={"code": "invalid_api_key"}),
+        ),
+    ),
     Vendor(
         "ollama", 30, mock_ollama.MockOllama, "sk-ollama-proxy", "llama3.2", mock_ollama.REPLY, (26, 10),
         cut=Cut({"reply": WORDS, "cut_after": 5}, below=50),

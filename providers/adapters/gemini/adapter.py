@@ -151,6 +151,16 @@ class GeminiAdapter(Adapter):
         return gemini_error(status, body) or super().parse_error(ctx, status=status, body=body, headers=headers)
 
 
+class PaLMAdapter(GeminiAdapter):
+    """Type 11, one-api's PaLM: served by Gemini's API. one-api's adaptor speaks PaLM's generateMessage
+    (v1beta2, chat-bison-001), which Google has shut down; a PaLM key is a Google AI Studio key of the same
+    service (generativelanguage.googleapis.com, `x-goog-api-key`), and that key and base URL serve Gemini's
+    generateContent. So a PaLM channel routes as a Gemini one; its models must be Gemini's (PaLM-2 is gone)."""
+
+    channel_type = 11
+    label = "Google PaLM (via Gemini)"
+
+
 class GeminiOpenAIAdapter(OpenAIAdapter):
     """Type 51: Gemini's OpenAI-compatible endpoint (https://ai.google.dev/gemini-api/docs/openai).
     The base is SDK-style, so paths lose their /v1. Besides chat and embeddings, Google documents

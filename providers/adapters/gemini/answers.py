@@ -60,8 +60,10 @@ def usage_from(metadata: Any) -> Usage | None:
     return Usage(prompt_tokens=prompt, completion_tokens=completion,
                  cached_tokens=min(count(metadata.get("cachedContentTokenCount")), prompt),
                  reasoning_tokens=thoughts,
-                 input_audio_tokens=_modality(metadata.get("promptTokensDetails"), "AUDIO"),
-                 output_audio_tokens=_modality(metadata.get("candidatesTokensDetails"), "AUDIO"))
+                 input_audio_tokens=min(_modality(metadata.get("promptTokensDetails"), "AUDIO"), prompt),
+                 output_audio_tokens=min(_modality(metadata.get("candidatesTokensDetails"), "AUDIO"), completion),
+                 input_image_tokens=min(_modality(metadata.get("promptTokensDetails"), "IMAGE"), prompt),
+                 output_image_tokens=min(_modality(metadata.get("candidatesTokensDetails"), "IMAGE"), completion))
 
 
 def function_call(part: dict, index: int) -> dict:

@@ -17,11 +17,8 @@ from tests.e2e.agents.conftest import add_channel, assert_turns_billed
 from tests.e2e.agents.harness import codex_config
 from tests.e2e.agents.native_stub import REPLY as NATIVE_REPLY
 from tests.e2e.agents.native_stub import USAGE_IN, USAGE_OUT, NativeStub
-from tests.e2e.agents.routes import not_served
 from tests.e2e.agents.scripted_upstream import ScriptedOpenAI, Turn, tool_then_answer
 from tests.providers.vendor_harness import serve
-
-pytestmark = pytest.mark.skipif(not_served("/v1/responses"), reason="no /v1/responses on this tree yet")
 
 MODEL = "gpt-agents-codex"  # mapped to gpt-4o-mini; a name of its own so the session's gateway routes it here
 SECRET = "HERON-17"

@@ -12,7 +12,6 @@ import pytest
 
 from tests.e2e.agents.conftest import add_channel, assert_turns_billed
 from tests.e2e.agents.harness import gemini_settings
-from tests.e2e.agents.routes import not_served
 from tests.e2e.agents.scripted_upstream import ScriptedGemini, ScriptedOpenAI, Turn, tool_then_answer
 from tests.providers.vendor_harness import serve
 
@@ -20,9 +19,6 @@ from tests.providers.vendor_harness import serve
 MODEL = "gemini-agents-cli"  # mapped to gpt-4o-mini; a name of its own so the session's gateway routes it here
 NATIVE_MODEL = "gemini-agents-native"  # on a Gemini channel, mapped to gemini-2.5-flash
 SECRET = "PUFFIN-8"
-
-pytestmark = pytest.mark.skipif(not_served(f"/v1beta/models/{MODEL}:streamGenerateContent"),
-                                reason="no Gemini routes on this tree yet")
 
 vendor_server = serve(ScriptedOpenAI)
 gemini_server = serve(ScriptedGemini)

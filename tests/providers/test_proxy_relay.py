@@ -1,0 +1,67 @@
+"""one-api's raw pass-through (/v1/oneapi/proxy/{channel id}/{path}) to a Proxy (43) channel, end to end."""
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from providers.models import Channel
+from relay.cache import cache
+from tests.factories import ChannelFactory
+from tests.providers.vendor_harness import no_consume_log
+from tests.world import new_world
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+KEY = "Basic cHJveHk6c2VjcmV0LXByb3h5LWtleQ=="
+
+
+@pytest.fixture
+def pw(transactional_db, upstream):
+    return new_world(upstream, username="proxy-user", type=43, key=KEY, models="any-model", base_path="/service")
+
+
+async def test_the_request_goes_to_the_base_url_as_it_came_with_the_channels_key(relay_client, pw):
+    body = b'{"anything": ["the", "service", "reads"], "model": "gpt-4o-mini", "messages": []}'
+    response = await relay_client.post(
+        f"/v1/oneapi/proxy/{pw.channel.pk}/v1/chat/completions?trace=1",
+        content=body, headers={**pw.auth, "Content-Type": "application/json", "X-Custom": "kept"})
+    assert response.status_code == 200, response.text
+    assert response.json()["object"] == "chat.completion"  # the service's answer, as it sent it
+    sent = pw.upstream.requests[-1]
+    assert (sent.method, sent.path, sent.query) == ("POST", "/service/v1/chat/completions", "trace=1")
+    headers = {name.lower(): value for name, value in sent.headers.items()}
+    assert headers["authorization"] == KEY and headers["x-custom"] == "kept"
+    assert pw.token.key not in str(headers)  # the gateway's credential stays here
+    assert await no_consume_log()  # not billed, as in one-api
+
+
+async def test_the_services_error_status_and_body_come_back_as_they_are(relay_client, pw):
+    pw.upstream.then(status=418, error={"teapot": True})
+    response = await relay_client.post(f"/v1/oneapi/proxy/{pw.channel.pk}/brew", json={}, headers=pw.auth)
+    assert (response.status_code, response.json()) == (418, {"teapot": True})
+
+
+async def test_a_channel_that_is_no_proxy_or_serves_another_group_is_not_found(relay_client, pw, upstream):
+    openai_channel = await sync_to_async(ChannelFactory)(type=1, base_url=upstream.url, models="m")
+    other_group = await sync_to_async(ChannelFactory)(type=43, base_url=upstream.url, models="m", group="vip")
+    for channel_id in (openai_channel.pk, other_group.pk, 999999):
+        response = await relay_client.post(f"/v1/oneapi/proxy/{channel_id}/v1/chat/completions", json={},
+                                           headers=pw.auth)
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["code"] == "channel_not_found"
+    assert upstream.requests == []
+
+
+async def test_a_caller_without_a_valid_token_is_refused(relay_client, pw):
+    response = await relay_client.post(f"/v1/oneapi/proxy/{pw.channel.pk}/v1/chat/completions", json={},
+                                       headers={"Authorization": "Bearer sk-nope"})
+    assert response.status_code == 401
+    assert pw.upstream.requests == []
+
+
+async def test_a_proxy_channel_without_a_base_url_says_so(relay_client, pw):
+    await sync_to_async(Channel.objects.filter(pk=pw.channel.pk).update)(base_url="")
+    cache.clear()
+    response = await relay_client.post(f"/v1/oneapi/proxy/{pw.channel.pk}/v1/chat/completions", json={},
+                                       headers=pw.auth)
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "channel_base_url_missing"
