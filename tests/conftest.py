@@ -162,6 +162,7 @@ async def relay_client(asgi_app):
         yield c
     from relay import http
 
+    await limiter.drain()  # requests' ends still on their way to Redis go before the test's loop closes
     await http.close()
 
 
