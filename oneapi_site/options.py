@@ -29,7 +29,7 @@ from billing.ratios import (
     DEFAULT_IMAGE_RATIO,
     DEFAULT_MODEL_RATIO,
 )
-from oneapi_site.lib import changes, json_depth, numbers
+from oneapi_site.lib import changes, json_depth, limit_values, numbers
 from oneapi_site.lib.errors import ServiceError
 
 log = logging.getLogger("oneapi")
@@ -136,7 +136,7 @@ INT_KEYS = set(INT_RANGES)
 FLOAT_KEYS = set(DECIMAL_RANGES)
 LIMIT_KEYS = {"GroupRateLimit", "GroupModelRateLimit"}
 LIMIT_KINDS = ("rpm", "tpm", "concurrency", "rpd")
-LIMIT_MAX = 10**9  # far above any upstream's capacity; keeps a typo from being read as "no limit" by overflow
+LIMIT_MAX = limit_values.LIMIT_MAX  # what a token's or user's own limit may be
 # Names to non-negative numbers; ModelPrice's are US$ a call, up to RATIO_MAX as well.
 JSON_KEYS = {"ModelRatio", "CompletionRatio", "GroupRatio", "CacheRatio", "CreateCacheRatio", "ModelPrice",
              "AudioRatio", "AudioCompletionRatio", "ImageRatio"}

@@ -31,7 +31,7 @@ def test_limits_are_stored_and_applied(root_api):
     ("GroupRateLimit", "[1, 2]", "must be a JSON object"),
     ("GroupRateLimit", '{"vip": 60}', 'GroupRateLimit "vip" must be an object such as'),
     ("GroupRateLimit", '{"vip": {"rps": 60}}', 'unknown limit "rps"'),
-    ("GroupRateLimit", '{"vip": {"rpm": -1}}', "rpm must be a whole number from 0 to 1000000000"),
+    ("GroupRateLimit", '{"vip": {"rpm": -1}}', "rpm must be a whole number from 0 to 2147483647"),
     ("GroupRateLimit", '{"vip": {"rpm": 1.5}}', "rpm must be a whole number"),
     ("GroupRateLimit", '{"vip": {"tpm": "100"}}', "tpm must be a whole number"),
     ("GroupRateLimit", '{"vip": {"concurrency": true}}', "concurrency must be a whole number"),
