@@ -77,7 +77,14 @@ async def hold(caller: Caller, amount: int) -> Hold:
         # its reservation (which may be larger), or a budget with room for it refuses.
         await asyncio.gather(*[asyncio.shield(t) for t in _pending[caller.user.id]], return_exceptions=True)
     if shared.enabled():
-        answer = await shared.admit(user=user, token=token, amount=amount)
+        call = asyncio.ensure_future(shared.admit(user=user, token=token, amount=amount))
+        try:
+            # Shielded: Redis may have reserved by the time a client that left cancels us, and that
+            # reservation must be given back once it answers, not held until its lease lapses.
+            answer = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            call.add_done_callback(lambda done: _release_orphan(done, user, token, amount))
+            raise
         if answer is not None:
             lease, refusal = answer
             if refusal is not None:
@@ -93,6 +100,14 @@ async def hold(caller: Caller, amount: int) -> Hold:
         reason = "budget" if refused.endswith("budget") else "quota"
         raise _refused(caller, Refusal(reason, kind, period_start=subject.period_start), ts)
     return Hold(amount=amount, lease=None, user=user, token=token)
+
+
+def _release_orphan(call: asyncio.Future, user: Subject, token: Subject, amount: int) -> None:
+    if call.cancelled() or call.exception() is not None:
+        return
+    answer = call.result()
+    if answer is not None and answer[1] is None:
+        release(Hold(amount=amount, lease=answer[0], user=user, token=token))
 
 
 def _local_budget(subject: Subject, info) -> tuple[int, int, int] | None:
