@@ -260,10 +260,14 @@ def estimate_prompt_tokens(body_size: int) -> int:
 
 
 def pre_consume_quota(*, base: int, prompt_tokens: int, max_tokens: int, model_ratio: float | Decimal,
-                      group_ratio: float, user_ratio: float = 1) -> int:
-    """What to reserve before the call: (PreConsumedQuota + prompt + max_tokens) x MR x GR x the user's ratio."""
-    exact = Decimal(base + prompt_tokens + max(0, max_tokens)) * _dec(model_ratio) * _dec(group_ratio) \
-        * _dec(user_ratio)
+                      group_ratio: float, user_ratio: float = 1, output_ratio: float | Decimal | None = None) -> int:
+    """What to reserve before the call: ((PreConsumedQuota + prompt) x MR + max_tokens x the answer's ratio)
+    x GR x the user's ratio. The answer's ratio (MR x CR, `output_ratio`) and not MR: held at the prompt's
+    price, a request that uses its max_tokens would cost several times what it held, and requests in flight
+    together would spend past the balance (one-api holds max_tokens at MR)."""
+    output = model_ratio if output_ratio is None else output_ratio
+    exact = (Decimal(base + prompt_tokens) * _dec(model_ratio) + Decimal(max(0, max_tokens)) * _dec(output)) \
+        * _dec(group_ratio) * _dec(user_ratio)
     return math.ceil(exact)
 
 
@@ -467,7 +471,9 @@ def quote(order: Order, *, channel_type: int, mapped_model: str | None = None) -
     tier = price_tiers.select(tiers, estimate)
     reserve = pre_consume_quota(base=options.get("PreConsumedQuota"), prompt_tokens=estimate,
                                 max_tokens=order.max_tokens, group_ratio=group, user_ratio=user,
-                                model_ratio=ratio if tier is None else tier.input_price / USD_PER_1M_AT_RATIO_1)
+                                model_ratio=ratio if tier is None else tier.input_price / USD_PER_1M_AT_RATIO_1,
+                                output_ratio=_dec(ratio) * _dec(prices["completion_ratio"]) if tier is None
+                                else tier.completion_price / USD_PER_1M_AT_RATIO_1)
     return Quote(**prices, reserve=reserve, images=order.images, tiers=tiers)
 
 

@@ -135,9 +135,9 @@ def test_the_reservation_uses_the_tier_of_the_estimated_prompt():
     load_options(ModelTierPricing=GEMINI_TIERS, PreConsumedQuota="500")
     body = 3 * 250000  # BODY_BYTES_PER_PROMPT_TOKEN bytes a token: an estimate of 250000 prompt tokens
     quote = pricing.quote(chat("long-model", body_size=body, max_tokens=100), channel_type=1)
-    assert quote.reserve == (500 + 250000 + 100) * 4 / 2
+    assert quote.reserve == (500 + 250000) * 4 / 2 + 100 * 18 / 2  # max_tokens at the tier's completion price
     small = pricing.quote(chat("long-model", body_size=300, max_tokens=100), channel_type=1)
-    assert small.reserve == (500 + 100 + 100) * 2 / 2
+    assert small.reserve == (500 + 100) * 2 / 2 + 100 * 12 / 2
 
 
 def test_a_tier_without_a_cache_price_reads_the_cache_at_the_models_cache_ratio():
@@ -216,7 +216,7 @@ def test_the_users_ratio_multiplies_the_group_ratio_in_the_reservation_and_the_b
     load_options(ModelRatio={"m": 0.3}, CompletionRatio={"m": 3}, GroupRatio={"vip": 1.1},
                  PreConsumedQuota="500")
     quote = pricing.quote(chat(group="vip", user_ratio=0.7, body_size=3000, max_tokens=200), channel_type=1)
-    assert quote.reserve == math.ceil((500 + 1000 + 200) * D("0.3") * D("1.1") * D("0.7"))
+    assert quote.reserve == math.ceil(((500 + 1000) * D("0.3") + 200 * D("0.3") * 3) * D("1.1") * D("0.7"))
     tokens = pricing.Tokens(prompt=1000, completion=300)
     assert pricing.charge(quote, tokens) == math.ceil((1000 + 300 * 3) * D("0.3") * D("1.1") * D("0.7"))
     assert quote.explain(tokens).endswith("completion ratio 3, user ratio 0.7")

@@ -74,14 +74,14 @@ print(json.dumps({{
 
 
 def body() -> bytes:
-    """A chat request whose reservation, (prompt estimate + max_tokens) x 1, equals CHARGE."""
-    max_tokens = 0
-    for _ in range(5):  # max_tokens' own digits change the body's size: settle on a fixed point
-        raw = orjson.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}],
+    """A chat request whose reservation, prompt estimate x 1 + max_tokens x COMPLETION_RATIO, equals CHARGE."""
+    max_tokens, content = COMPLETION - 2, "hi"
+    raw = b""
+    while len(raw) // BODY_BYTES_PER_PROMPT_TOKEN + max_tokens * COMPLETION_RATIO < CHARGE:
+        raw = orjson.dumps({"model": MODEL, "messages": [{"role": "user", "content": content}],
                             "max_tokens": max_tokens})
-        max_tokens = CHARGE - len(raw) // BODY_BYTES_PER_PROMPT_TOKEN
-    raw = orjson.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens})
-    assert max_tokens > 0 and len(raw) // BODY_BYTES_PER_PROMPT_TOKEN + max_tokens == CHARGE
+        content += "."
+    assert len(raw) // BODY_BYTES_PER_PROMPT_TOKEN + max_tokens * COMPLETION_RATIO == CHARGE
     return raw
 
 
