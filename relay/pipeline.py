@@ -149,7 +149,8 @@ async def _admit(ticket: limits.Ticket, call: Call, caller: Caller, routes: Rout
     offers after it, the first not at its cap; the client's 429 when a limit is reached."""
     choices = routing.with_alternatives(routes, first=channel, group=caller.user.group, model=call.model,
                                         mode=call.mode, pinned=caller.pinned_channel, exclude=set())
-    tokens = pricing.estimate_prompt_tokens(order.body_size) + order.max_tokens
+    # A negative max_completion_tokens (only max_tokens is checked) takes nothing off the prompt's estimate.
+    tokens = pricing.estimate_prompt_tokens(order.body_size) + max(0, order.max_tokens)
     # A refusal carries its Retry-After and x-ratelimit-* headers itself (RelayError.headers).
     index = await limiter.admit(ticket, scopes=scopes, channels=tuple(map(limits.channel_scope, choices)),
                                 tokens=tokens, model=call.model)

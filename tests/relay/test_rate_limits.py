@@ -122,6 +122,14 @@ async def test_a_request_larger_than_a_tpm_limit_says_so(client, world, backend,
     assert "are more than this API key's limit of 50 tokens per minute" in refused.json()["error"]["message"]
 
 
+async def test_a_negative_max_completion_tokens_takes_nothing_off_the_tpm_estimate(client, world, backend, clock):
+    await limit(Token, world.token.pk, tpm_limit=50)
+    long = {**CHAT, "messages": [{"role": "user", "content": "word " * 100}]}  # some 170 tokens estimated
+    refused = await chat(client, world, {**long, "max_tokens": 0, "max_completion_tokens": -10_000})
+    assert refused.status_code == 429
+    assert "are more than this API key's limit of 50 tokens per minute" in refused.json()["error"]["message"]
+
+
 async def test_a_groups_limit_holds_over_all_its_users(client, world, backend, clock):
     await sync_to_async(option_set)(key="GroupRateLimit", value='{"default": {"rpm": 1}}')
     assert (await chat(client, world)).status_code == 200
