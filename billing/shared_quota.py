@@ -46,7 +46,8 @@ still running past it loses its reservation (its charge is still taken at settle
 Redis unreachable: admission falls back to this process's ledger (as without Redis) for RETRY_SECONDS,
 with one log line when the outage starts and one when it ends. Charges settled and balance deltas made
 meanwhile are remembered per hash, and settlements that could not be sent are kept whole (their leases
-freed, not left to expire); all are sent before the next admission that reaches Redis.
+freed, not left to expire), as is the release of an admission whose answer was lost (Redis may have reserved);
+all are sent before the next admission that reaches Redis.
 """
 
 from __future__ import annotations
@@ -265,6 +266,7 @@ class SharedQuota:
     async def admit(self, *, user: Subject, token: Subject, amount: int) -> tuple[str, Refusal | None] | None:
         """Reserve `amount` for user and token: (lease, None) when admitted, ("", refusal) when refused,
         None when Redis cannot be reached (the caller falls back to its own ledger)."""
+        lease = ""
         try:
             client, scripts = self._async()
             if self.owed or self.owed_settlements:
@@ -278,6 +280,13 @@ class SharedQuota:
                       key("t", token.id) + ":leases"], args=args, client=client)
         except redis.RedisError as exc:
             self._failed(exc)
+            if lease:
+                # Redis may have run the script and lost only its answer (a timeout): the lease is released
+                # with the next call that reaches it, instead of holding the amount for LEASE_SECONDS. Releasing a
+                # lease Redis never took frees nothing.
+                keys, args = self._settle_call(lease=lease, reserved=amount, user=user, token=token, charge=0)
+                with self._lock:
+                    self.owed_settlements.append((keys, args))
             return None
         self._succeeded()
         code = int(answer[0])
@@ -293,10 +302,7 @@ class SharedQuota:
         kept and sent again before the next admission that reaches it (so the lease does not wait for its
         expiry); when Redis ran it but its answer was lost, sending it again takes the charge twice there
         (never in the database), which only makes admission stricter until the hash expires."""
-        args = [lease, reserved, TTL]
-        for s in (user, token):
-            args += [int(s.limited), charge, s.period_start, s.period]
-        keys = [key("u", user.id), key("u", user.id) + ":leases", key("t", token.id), key("t", token.id) + ":leases"]
+        keys, args = self._settle_call(lease=lease, reserved=reserved, user=user, token=token, charge=charge)
         try:
             client, scripts = self._async()
             await scripts["settle"](keys=keys, args=args, client=client)
@@ -306,6 +312,15 @@ class SharedQuota:
                 self.owed_settlements.append((keys, args))
             return
         self._succeeded()
+
+    @staticmethod
+    def _settle_call(*, lease: str, reserved: int, user: Subject, token: Subject, charge: int) -> tuple[list, list]:
+        """SETTLE's keys and arguments."""
+        args = [lease, reserved, TTL]
+        for s in (user, token):
+            args += [int(s.limited), charge, s.period_start, s.period]
+        keys = [key("u", user.id), key("u", user.id) + ":leases", key("t", token.id), key("t", token.id) + ":leases"]
+        return keys, args
 
     def owe_charge(self, *, user: Subject, token: Subject, charge: int) -> None:
         """A charge settled by this instance's ledger while Redis was away: applied to Redis once it is back."""
