@@ -286,7 +286,14 @@ class Limiter:
                 call.add_done_callback(lambda done: self._undo(done, backend, rid, scopes, channels, tokens))
                 raise
             except _UNAVAILABLE as exc:
-                self._failed(exc)  # the carried requests' leases lapse within LEASE_MS
+                self._failed(exc)
+                # Redis may have run the script and lost only its answer (a timeout): the carried ends go again,
+                # and so does this request's (over every channel it may have been given), so a lease it took
+                # there does not hold a place for LEASE_MS. Ending what Redis never took changes nothing.
+                self._ended += carried
+                self._ended.append((backend, (rid, scopes + channels, tokens, 0)))
+                if self._end_timer is None:
+                    self._end_timer = asyncio.get_running_loop().call_later(END_DELAY, self._send_ends_soon)
             else:
                 self._succeeded()
                 return backend, answer

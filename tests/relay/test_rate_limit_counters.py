@@ -333,3 +333,25 @@ async def test_a_client_that_leaves_while_redis_admits_it_holds_no_lease(redis_l
     assert client.zcard(f"{PREFIX}t:left:r") == 1 and client.zcard(f"{PREFIX}t:left:c") == 0
     client.close()
     await redis_limiter.admit(Ticket("next"), scopes=(scope,), channels=(), tokens=1, model="m")
+
+
+async def test_an_admission_whose_answer_from_redis_is_lost_holds_no_lease_there(redis_limiter, monkeypatch):
+    import redis
+
+    scope = key_scope(Caps(concurrency=1), "t:lost")
+    backend = redis_limiter._backend()
+    real = backend.admit
+
+    async def answer_lost(**kwargs):
+        await real(**kwargs)  # Redis has run the script and taken a lease
+        raise redis.TimeoutError("Timeout reading from socket")  # and its answer never came
+
+    monkeypatch.setattr(backend, "admit", answer_lost)
+    ticket = Ticket("lost")
+    await redis_limiter.admit(ticket, scopes=(scope,), channels=(), tokens=1, model="m")
+    assert ticket.backend is redis_limiter.local  # counted in this process instead
+    await redis_limiter.finish(ticket, tokens=1)
+    await redis_limiter.drain()
+    client = redis.Redis.from_url(REDIS)
+    assert client.zcard(f"{PREFIX}t:lost:c") == 0
+    client.close()
