@@ -88,7 +88,7 @@ async def hold(caller: Caller, amount: int) -> Hold:
         if answer is not None:
             lease, refusal = answer
             if refusal is not None:
-                raise _refused(caller, refusal, ts)
+                raise _refused(caller, refusal, ts, amount)
             return Hold(amount=amount, lease=lease, user=user, token=token)
     refused = ledger.reserve(
         user_id=user.id, user_quota=caller.user.quota, token_id=token.id,
@@ -98,7 +98,7 @@ async def hold(caller: Caller, amount: int) -> Hold:
         kind = "u" if refused.startswith("user") else "t"
         subject = user if kind == "u" else token
         reason = "budget" if refused.endswith("budget") else "quota"
-        raise _refused(caller, Refusal(reason, kind, period_start=subject.period_start), ts)
+        raise _refused(caller, Refusal(reason, kind, period_start=subject.period_start), ts, amount)
     return Hold(amount=amount, lease=None, user=user, token=token)
 
 
@@ -116,7 +116,7 @@ def _local_budget(subject: Subject, info) -> tuple[int, int, int] | None:
     return subject.budget, subject.period_start, _cached_spent(info, subject.period_start)
 
 
-def _refused(caller: Caller, refusal: Refusal, ts: int) -> RelayError:
+def _refused(caller: Caller, refusal: Refusal, ts: int, amount: int = 0) -> RelayError:
     if refusal.reason == "exhausted" and refusal.kind == "t":
         return RelayError(401, "This API key has used up its quota.", type="invalid_request_error",
                           code="token_quota_exhausted")
@@ -129,9 +129,14 @@ def _refused(caller: Caller, refusal: Refusal, ts: int) -> RelayError:
     info = caller.user if refusal.kind == "u" else caller.token
     whose = "Your account's" if refusal.kind == "u" else "This API key's"
     resets = budgets.period_end(info.budget_period, max(refusal.period_start, ts))
-    message = (f"{whose} {PERIOD_WORDS.get(info.budget_period, info.budget_period)} budget of "
-               f"{money.usd_text(info.budget_quota)} is spent; it resets at {ts_text(resets)} "
-               f"({settings.TIME_ZONE}).")
+    period = PERIOD_WORDS.get(info.budget_period, info.budget_period)
+    if amount > info.budget_quota:  # no period has room for it: saying the budget is spent would mislead
+        message = (f"This request may cost up to {money.usd_text(amount)}, more than {whose[0].lower()}{whose[1:]} "
+                   f"{period} budget of {money.usd_text(info.budget_quota)}: send a smaller request or a lower "
+                   f"max_tokens.")
+    else:
+        message = (f"{whose} {period} budget of {money.usd_text(info.budget_quota)} is spent; it resets at "
+                   f"{ts_text(resets)} ({settings.TIME_ZONE}).")
     retry_after = str(max(1, resets - ts)).encode()
     return RelayError(429, message, type="insufficient_quota", code="budget_exceeded",
                       headers=((b"retry-after", retry_after),))

@@ -198,3 +198,15 @@ async def test_a_claude_client_gets_the_budget_refusal_in_anthropics_shape(clien
     assert "daily budget" in refused.json()["error"]["message"]
     assert refused.headers["retry-after"] == "1800"
     assert world.upstream.requests == []
+
+
+async def test_a_request_that_alone_may_cost_more_than_the_budget_is_told_so(client, world, store, monkeypatch):
+    Clock(monkeypatch, at("2026-03-10T23:30:00"))
+    token = await sync_to_async(TokenFactory)(user=world.user, remain_quota=10**9, budget_quota=100,
+                                              budget_period="day")
+    refused = await post(client, token, {**CHAT, "max_tokens": 10_000})
+    assert refused.status_code == 429, refused.text
+    message = refused.json()["error"]["message"]
+    assert "more than this API key's daily budget of" in message and "lower max_tokens" in message
+    assert "is spent" not in message  # nothing is
+    assert world.upstream.requests == []
