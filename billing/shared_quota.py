@@ -47,7 +47,7 @@ Redis unreachable: admission falls back to this process's ledger (as without Red
 with one log line when the outage starts and one when it ends. Charges settled and balance deltas made
 meanwhile are remembered per hash, and settlements that could not be sent are kept whole (their leases
 freed, not left to expire), as is the release of an admission whose answer was lost (Redis may have reserved);
-all are sent before the next admission that reaches Redis.
+all are sent before the next admission that reaches Redis, or by a retry every RETRY_SECONDS when none comes.
 """
 
 from __future__ import annotations
@@ -202,6 +202,7 @@ class SharedQuota:
         self.owed_settlements: list[tuple[list[str], list]] = []  # SETTLE calls that did not reach Redis
         self._aclient: tuple[asyncio.AbstractEventLoop, aredis.Redis, dict] | None = None
         self._client: redis.Redis | None = None
+        self._replayer: asyncio.Task | None = None  # sends what is owed when no admission comes to carry it
 
     def enabled(self) -> bool:
         """Redis is configured and not known to be down (it is tried again RETRY_SECONDS after a failure)."""
@@ -287,6 +288,7 @@ class SharedQuota:
                 keys, args = self._settle_call(lease=lease, reserved=amount, user=user, token=token, charge=0)
                 with self._lock:
                     self.owed_settlements.append((keys, args))
+                self._replay_soon()
             return None
         self._succeeded()
         code = int(answer[0])
@@ -310,6 +312,7 @@ class SharedQuota:
             self._failed(exc)
             with self._lock:
                 self.owed_settlements.append((keys, args))
+            self._replay_soon()
             return
         self._succeeded()
 
@@ -328,6 +331,31 @@ class SharedQuota:
             return
         for s in (user, token):
             self._owe(key(s.kind, s.id), -charge if s.limited else 0, charge, s.period_start, s.period)
+        self._replay_soon()
+
+    def _replay_soon(self) -> None:
+        """Send what Redis is owed after RETRY_SECONDS, also when no admission of this instance comes to carry it
+        (an idle instance): else its leases would free their reservations and its charges never reach Redis,
+        whose balances the other instances admit against."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._replayer is None or self._replayer.done() or self._replayer.get_loop() is not loop:
+            self._replayer = loop.create_task(self._replay_later())
+
+    async def _replay_later(self) -> None:
+        while self.owed or self.owed_settlements:
+            await asyncio.sleep(RETRY_SECONDS)
+            if not settings.REDIS_CONN_STRING or not (self.owed or self.owed_settlements):
+                return
+            try:
+                client, scripts = self._async()
+                await self._replay(client, scripts)
+            except redis.RedisError as exc:
+                self._failed(exc)
+            else:
+                self._succeeded()
 
     async def _replay(self, client, scripts) -> None:
         calls = self._take_owed()
@@ -383,6 +411,7 @@ class SharedQuota:
         self._client = None
         self.owed = {}
         self.owed_settlements = []
+        self._replayer = None
         self._down_until = 0.0
         self._down = False
 

@@ -215,3 +215,20 @@ async def test_admission_and_settlement_are_one_round_trip_each(settings, tmp_pa
             "cmdstat_hmget", "cmdstat_hincrby", "cmdstat_zadd", "cmdstat_expire", "cmdstat_zrem", "cmdstat_hexists"}
     finally:
         server.stop()
+
+
+async def test_a_settlement_redis_missed_reaches_it_without_another_admission(quota, r, settings, monkeypatch):
+    """An instance that gets no request after Redis came back still sends what it owes: else the lease would free
+    the reservation after an hour and the charge never reach Redis, which other instances admit against."""
+    monkeypatch.setattr(shared_quota, "RETRY_SECONDS", 0)
+    user, token = subjects(token_balance=100)
+    lease, _ = await quota.admit(user=user, token=token, amount=10)
+    settings.REDIS_CONN_STRING = closed_port_url("redis", "/0")
+    quota._aclient = None
+    await quota.settle(lease=lease, reserved=10, user=user, token=token, charge=7)  # Redis away: kept
+    settings.REDIS_CONN_STRING = URL  # back, at its address again
+    quota._aclient = None
+    await quota._replayer
+    assert held(r, "t", 1)["bal"] == 93 and held(r, "t", 1)["res"] == 0
+    assert held(r, "u", 1)["bal"] == 993 and r.zcard(key("u", 1) + ":leases") == 0
+    assert quota.owed_settlements == []
