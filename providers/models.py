@@ -24,6 +24,8 @@ class Channel(RateLimits):
                              help_text=_("Comma-separated user groups."))
     model_mapping = models.JSONField(_("model mapping"), blank=True, default=dict,
                                      help_text=_('{"client model": "upstream model"}'))
+    tag = models.CharField(_("tag"), max_length=64, blank=True, default="", db_index=True,
+                           help_text=_("A label to find and edit channels together (new-api's tag)."))
     priority = models.BigIntegerField(_("priority"), default=0)
     weight = models.PositiveIntegerField(_("weight"), default=0,
                                          help_text=_("Share within its priority; 0 counts as 1."))

@@ -33,7 +33,7 @@ from providers.models import Ability, Channel, split_list
 log = logging.getLogger(__name__)
 
 CHANNEL_FIELDS = (
-    "type", "name", "key", "status", "base_url", "models", "group", "model_mapping", "priority",
+    "type", "name", "key", "status", "base_url", "models", "group", "tag", "model_mapping", "priority",
     "weight", "config", "system_prompt", *limit_values.LIMIT_FIELDS,
 )
 
@@ -86,7 +86,9 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
             value = ",".join(str(v) for v in value)
         if name in ("models", "group"):
             value = _bounded_list(name, value)
-        if name in ("name", "base_url"):
+        if name == "tag":
+            value = str(value).strip()
+        if name in ("name", "base_url", "tag"):
             value = text_bounded(value, field=name, maximum=_column_max(name))
         if name == "system_prompt":
             value = text_bounded(value, field=name, maximum=CHANNEL_TEXT_MAX_LENGTH)
@@ -117,6 +119,11 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+def channel_fields_clean(fields: dict[str, Any]) -> dict[str, Any]:
+    """Channel fields checked and normalised as a create or update stores them (a batch edit's values)."""
+    return _clean(fields)
+
+
 def _abilities(channel: Channel) -> list[Ability]:
     """The channel's routes: one per (group, model), as one-api builds them on every save."""
     enabled = channel.status == Channel.Status.ENABLED
@@ -129,6 +136,14 @@ def abilities_rebuild(*, channel: Channel) -> None:
     """Replace the channel's routes with the ones its fields give now."""
     Ability.objects.filter(channel=channel).delete()
     Ability.objects.bulk_create(_abilities(channel))
+
+
+def abilities_rebuild_many(*, channel_ids: list[int]) -> None:
+    """Replace the routes of many channels at once (a batch edit): one delete and a few inserts."""
+    channels = list(Channel.objects.filter(pk__in=channel_ids))
+    Ability.objects.filter(channel_id__in=channel_ids).delete()
+    Ability.objects.bulk_create([ability for channel in channels for ability in _abilities(channel)],
+                                batch_size=1000)
 
 
 def channel_keys(text: str) -> list[str]:

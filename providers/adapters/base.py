@@ -574,6 +574,15 @@ class Adapter:
         on the channel (a host that bills in yuan)."""
         return balance
 
+    def model_list_request(self, channel: ChannelInfo) -> UpstreamRequest | None:
+        """The GET that lists the models the vendor offers the channel's key; None when it has no such list.
+        (Sent by providers/fleet.py, off the relay's path.)"""
+        return None
+
+    def parse_model_list(self, body: bytes) -> list[str]:
+        """The model names in model_list_request's answer: OpenAI's `{"data": [{"id": ...}]}` by default."""
+        return [str(item["id"]) for item in orjson.loads(body)["data"]]
+
     def secrets(self, channel: ChannelInfo) -> tuple[str, ...]:
         """What of the channel's credentials must never reach a client or a log (providers/masking.py):
         the key, each part of a multi-part key (Baidu's `ak|sk`, Xunfei's `appid|secret|key`), and the

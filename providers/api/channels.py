@@ -25,7 +25,8 @@ class AdminView(APIView):
 class ChannelsView(AdminView):
     def get(self, request):
         offset, limit = page_window(request)
-        return ok([channel_json(c) for c in selectors.channel_list(offset=offset, limit=limit)])
+        tag = request.query_params.get("tag", "").strip() or None
+        return ok([channel_json(c) for c in selectors.channel_list(offset=offset, limit=limit, tag=tag)])
 
     def post(self, request):
         """A key of several lines makes one channel per line (one-api's batch add)."""

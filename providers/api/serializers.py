@@ -34,6 +34,7 @@ def channel_json(channel: Channel) -> dict:
         "base_url": channel.base_url,
         "models": channel.models,
         "group": channel.group,
+        "tag": channel.tag,
         "model_mapping": _json_text(channel.model_mapping),
         "priority": channel.priority,
         "weight": channel.weight,
@@ -62,6 +63,7 @@ class ChannelInput(serializers.Serializer):
     base_url = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     models = CommaListField(required=False, allow_null=True)
     group = CommaListField(required=False, allow_null=True)
+    tag = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     model_mapping = serializers.JSONField(required=False, allow_null=True)
     priority = WholeNumberInput(column=column(Channel, "priority"), required=False, allow_null=True)
     weight = WholeNumberInput(column=column(Channel, "weight"), required=False, allow_null=True)
