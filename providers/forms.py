@@ -158,7 +158,7 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = Channel
-        fields = ("name", "type", "status", "key", "base_url", "models", "group", "model_mapping",
+        fields = ("name", "type", "status", "key", "base_url", "models", "group", "tag", "model_mapping",
                   "priority", "weight", "config", "system_prompt", *LIMIT_FIELDS)
 
     def __init__(self, *args, **kwargs):
