@@ -6,14 +6,16 @@ import json
 
 from django import forms
 from django.forms.boundfield import BoundField
+from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from oneapi_site.lib import json_depth, numbers
 from oneapi_site.lib.limit_values import LIMIT_FIELDS
+from providers import form_hints
 from providers.adapters import ADAPTERS, secret_config_fields
 from providers.labels import type_choices, type_label, unsupported_type_refusal
-from providers.models import Channel
+from providers.models import Channel, split_list
 
 # What each adapter config field means; adapters name the fields, the form names and explains them.
 # A field missing here shows its config key as its label.
@@ -133,6 +135,28 @@ class JSONObjectField(forms.JSONField):
         return json.dumps(value, ensure_ascii=False, indent=2)
 
 
+class ModelPickerField(forms.MultipleChoiceField):
+    """The type's known models to tick; any name is accepted, since the page's script swaps the choices for
+    another type's and a picked name only joins the free-text Models."""
+
+    def valid_value(self, value):
+        return isinstance(value, str)
+
+
+def apply_type_hints(form: forms.Form, channel_type: int) -> None:
+    """The form as the type it opens with: its key format, its known models in the picker, and every type's
+    hints for the page's script (static/oneapi/channel_form.js) to switch to."""
+    form.fields["type"].widget.attrs["data-hints"] = json.dumps(form_hints.type_hints(), ensure_ascii=False)
+    form.fields["key"].help_text = format_html('{} <span id="channel-key-format">{}</span>',
+                                               form.fields["key"].help_text, form_hints.key_format(channel_type))
+    models = form_hints.type_hints().get(str(channel_type), {}).get("models", [])
+    form.fields["model_picker"].choices = [(m, m) for m in models]
+    form.fields["model_picker"].help_text = format_html(
+        '{} <a href="#" id="channel-models-fill">{}</a>',
+        gettext("The type's known models: the ticked ones join Models on save."),
+        gettext("Add the ticked (or all) to Models now"))
+
+
 class ChannelForm(forms.ModelForm):
     type = forms.TypedChoiceField(label=_("Type"), coerce=int, choices=type_choices, initial=1, error_messages={
         "invalid_choice": _("Channel type %(value)s is not supported: no adapter serves it, so a channel of it "
@@ -146,6 +170,9 @@ class ChannelForm(forms.ModelForm):
     )
     models = forms.CharField(label=_("Models"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
                              help_text=_("Comma-separated models this channel serves (the names clients ask for)."))
+    model_picker = ModelPickerField(
+        label=_("Known models"), required=False,
+        widget=forms.SelectMultiple(attrs={"size": 8}))
     group = forms.CharField(label=_("Group"), initial="default", help_text=_("Comma-separated user groups."))
     model_mapping = JSONObjectField(
         name="model_mapping", required=False, label=_("Model mapping"),
@@ -155,6 +182,9 @@ class ChannelForm(forms.ModelForm):
         help_text=_("Other config keys as a JSON object; the fields above take precedence for their keys."))
     system_prompt = forms.CharField(label=_("System prompt"), required=False,
                                     widget=forms.Textarea(attrs={"rows": 2}))
+
+    class Media:
+        js = ("oneapi/channel_form.js",)
 
     class Meta:
         model = Channel
@@ -200,7 +230,8 @@ class ChannelForm(forms.ModelForm):
         adapter = ADAPTERS.get(channel_type)
         default = adapter.default_base_url if adapter else ""
         base_url = self.fields["base_url"]
-        base_url.widget.attrs["placeholder"] = default or "https://..."
+        base_url.widget.attrs["placeholder"] = form_hints.base_url_placeholder(channel_type)
+        apply_type_hints(self, channel_type)
         if not self.instance.pk:
             base_url.help_text = gettext("Empty uses the type's default address, where it has one.")
         elif default:
@@ -229,6 +260,9 @@ class ChannelForm(forms.ModelForm):
             if value:
                 config[name] = value
         cleaned["config"] = config
+        if cleaned.get("model_picker"):
+            cleaned["models"] = ",".join(split_list(",".join([cleaned.get("models") or "",
+                                                               *cleaned["model_picker"]])))
         for name in LIMIT_FIELDS:
             if cleaned.get(name) is None and name in self.data:
                 cleaned[name] = 0

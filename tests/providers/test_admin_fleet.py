@@ -1,6 +1,9 @@
 """The console's fleet tools: the tag field and filter, batch actions that ask for a value, copies, deleting
 the auto-disabled channels, and the page that applies the models an upstream lists."""
 
+import json
+import re
+from html import unescape
 from unittest import mock
 
 import pytest
@@ -140,3 +143,48 @@ def test_common_users_reach_no_fleet_tool(common_client, fleet):
     action(common_client, CHANGELIST, "set_priority", [fleet[0].pk], apply="1", value="9")
     action(common_client, CHANGELIST, "delete_selected", [fleet[0].pk], post="yes")
     assert Channel.objects.count() == 3 and set(Channel.objects.values_list("priority", flat=True)) == {0}
+
+
+# --- the form follows the channel's type ---------------------------------------------------------------
+
+ADD = reverse("admin:providers_channel_add")
+
+
+def type_hints(page: str) -> dict:
+    return json.loads(unescape(re.search(r'data-hints="([^"]*)"', page).group(1)))
+
+
+@pytest.mark.parametrize(("type_id", "key_format", "placeholder"), [
+    (15, "APIKey|SecretKey", "https://aip.baidubce.com"),
+    (23, "AppId|SecretId|SecretKey", "https://hunyuan.tencentcloudapi.com"),
+    (33, "AK|SK|REGION", "https://..."),
+    (3, "resource", "https://{resource}.openai.azure.com"),
+])
+def test_the_form_tells_the_types_key_format_and_base_url(root_client, type_id, key_format, placeholder):
+    page = root_client.get(f"{ADD}?type={type_id}").content.decode()
+    key_hint = re.search(r'<span id="channel-key-format">([^<]*)</span>', page).group(1)
+    assert key_format in unescape(key_hint)
+    assert f'placeholder="{placeholder}"' in page
+    assert "oneapi/channel_form.js" in page
+
+
+def test_the_page_carries_every_types_hints_for_its_script(root_client):
+    hints = type_hints(root_client.get(ADD).content.decode())
+    assert hints["33"]["config"] == ["region", "ak", "sk", "session_token"] and hints["1"]["config"] == [
+        "responses_api"]
+    assert "claude-sonnet-4-6" in hints["14"]["models"] and "AK|SK|REGION" in hints["33"]["key"]
+    assert hints["15"]["key"].startswith("APIKey|SecretKey")
+
+
+def test_the_model_picker_offers_the_types_models_and_adds_the_ticked(root_client):
+    page = root_client.get(f"{ADD}?type=14").content.decode()
+    assert '<option value="claude-sonnet-4-6">' in page
+    response = root_client.post(ADD, {
+        "name": "claude", "type": "14", "status": "1", "key": "sk-ant-key-0123456789", "base_url": "",
+        "models": "claude-opus-4-6", "model_picker": ["claude-sonnet-4-6", "claude-opus-4-6"], "group": "default",
+        "tag": "", "model_mapping": "", "priority": "0", "weight": "0", "config": "", "system_prompt": ""})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    channel = Channel.objects.get(name="claude")
+    assert channel.models == "claude-opus-4-6,claude-sonnet-4-6"
+    assert set(Ability.objects.filter(channel=channel).values_list("model", flat=True)) == {
+        "claude-opus-4-6", "claude-sonnet-4-6"}
