@@ -16,7 +16,7 @@ import orjson
 from django.db import transaction
 from django.utils.translation import gettext
 
-from oneapi_site.lib import changes
+from oneapi_site.lib import changes, numbers
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.lengths import text_bounded
 from oneapi_site.lib.timeutil import now_ts
@@ -41,6 +41,8 @@ def channel_ids_select(*, ids: Any = None, tag: Any = None) -> list[int]:
     if ids is not None:
         if not isinstance(ids, list | tuple) or not all(type(i) is int for i in ids):
             raise ServiceError(gettext("ids must be a list of channel ids"), field="ids")
+        # An id past the column's range is no channel; the database would fail on it rather than say so.
+        ids = [i for i in ids if numbers.BIGINT[0] <= i <= numbers.BIGINT[1]]
         if len(ids) > BATCH_MAX_IDS:
             raise ServiceError(gettext("a batch may name at most %(max)d channels") % {"max": BATCH_MAX_IDS},
                                field="ids")
@@ -104,7 +106,9 @@ def _apply(ids: list[int], action: str, value: Any, mode: str) -> int:
         services.abilities_rebuild_many(channel_ids=ids)
         return len(ids)
     if action == "tag":
-        tag = services.channel_fields_clean({"tag": value if value is not None else ""})["tag"]
+        if value is not None and not isinstance(value, str):
+            raise ServiceError(gettext("the tag must be text"), field="value")
+        tag = services.channel_fields_clean({"tag": value or ""})["tag"]
         return channels.update(tag=tag)
     if action == "delete":
         return channels.delete()[1].get(Channel._meta.label, 0)
@@ -212,6 +216,24 @@ def model_list_diff(*, upstream: Iterable[str], current: list[str], mapping: dic
                          missing=[m for m in current if (mapping or {}).get(m, m) not in listed])
 
 
+# A model list is kilobytes (OpenRouter's, the longest, about a megabyte with its descriptions); past this the
+# upstream is not sending one, and reading on would only fill the memory.
+MODEL_LIST_MAX_BYTES = 16 * 1024 * 1024
+
+
+def _get_bounded(request) -> tuple[int, httpx.Headers, bytes]:
+    with httpx.Client(timeout=httpx.Timeout(30, connect=10)) as client, \
+            client.stream(request.method, request.url, headers=request.headers) as response:
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MODEL_LIST_MAX_BYTES:
+                raise ServiceError(gettext("the vendor's model list is larger than %(mb)d MB")
+                                   % {"mb": MODEL_LIST_MAX_BYTES // (1024 * 1024)})
+            chunks.append(chunk)
+        return response.status_code, response.headers, b"".join(chunks)
+
+
 def channel_fetch_models(*, channel_id: int) -> ModelListDiff:
     """Ask the vendor which models the channel's key may use, and set them beside the channel's list."""
     info, _ = services.channel_test_subject(channel_id=channel_id)
@@ -221,13 +243,13 @@ def channel_fetch_models(*, channel_id: int) -> ModelListDiff:
         raise ServiceError(gettext("%(type)s channels do not list their models") % {"type": adapter.label},
                            field="type")
     try:
-        with httpx.Client(timeout=httpx.Timeout(30, connect=10)) as client:
-            response = client.request(request.method, request.url, headers=request.headers)
-        if response.status_code != 200:
+        status, headers, body = _get_bounded(request)
+        if status != 200:
             ctx = RequestContext(channel=info, mode="models", body={}, stream=False, client_model="")
-            raise adapter.parse_error(ctx, status=response.status_code, body=response.content,
-                                      headers=response.headers)
-        names = adapter.parse_model_list(response.content)
+            raise adapter.parse_error(ctx, status=status, body=body, headers=headers)
+        names = adapter.parse_model_list(body)
+    except ServiceError:  # said already (a ValueError, so ahead of the clause that reads a bad list)
+        raise
     except httpx.HTTPError as exc:
         raise ServiceError(gettext("could not reach the vendor: %(error)s") % {"error": type(exc).__name__}) \
             from None

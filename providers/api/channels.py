@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from accounts.api.authentication import IsAdmin
 from oneapi_site.api import SEARCH_LIMIT, fail, ok, page_window
-from providers import selectors, services
+from providers import fleet, selectors, services
 from providers.api.serializers import ChannelInput, channel_json
 from providers.models import Channel
 from relay import probe
@@ -70,6 +70,9 @@ class ChannelDetailView(AdminView):
 
 class DisabledChannelsView(AdminView):
     def delete(self, request):
+        """one-api deletes every disabled channel; `?status=3` only those health disabled (the console's)."""
+        if request.query_params.get("status") == str(Channel.Status.AUTO_DISABLED):
+            return ok(fleet.channels_delete_auto_disabled())
         return ok(services.channels_delete_disabled())
 
 

@@ -115,10 +115,26 @@ def test_new_apis_batch_delete_takes_ids_alone(staff_api, fleet):
     ({"tag": "eu", "action": "priority", "value": "high"}, "priority"),
     ({"tag": "eu", "action": "models", "mode": "merge", "value": "x"}, "mode"),
     ({"tag": "eu", "action": "models", "value": {"a": 1}}, "value"),
+    ({"tag": "eu", "action": "tag", "value": {"a": 1}}, "value"),
 ])
 def test_bad_batches_are_refused_by_name_and_change_nothing(staff_api, fleet, body, field):
     assert envelope(staff_api.post("/api/channel/batch", body, format="json"), success=False)["field"] == field
     assert set(Channel.objects.values_list("status", "priority")) == {(1, 0)}
+
+
+def test_ids_past_the_columns_range_are_no_channels(staff_api, fleet):
+    assert envelope(staff_api.post("/api/channel/batch", {"ids": [2**63, -2**70, fleet[0].pk], "action": "disable"},
+                                   format="json")) == 1
+
+
+def test_delete_disabled_deletes_both_kinds_as_one_api_or_only_the_auto_disabled(staff_api, fleet):
+    a1, a2, b1 = fleet
+    Channel.objects.filter(pk=a1.pk).update(status=Channel.Status.AUTO_DISABLED)
+    Channel.objects.filter(pk=a2.pk).update(status=Channel.Status.MANUALLY_DISABLED)
+    assert envelope(staff_api.delete("/api/channel/disabled?status=3")) == 1
+    assert sorted(Channel.objects.values_list("name", flat=True)) == ["a2", "b1"]
+    assert envelope(staff_api.delete("/api/channel/disabled")) == 1
+    assert list(Channel.objects.values_list("name", flat=True)) == ["b1"]
 
 
 def test_a_body_that_is_no_object_is_refused(staff_api):

@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from oneapi_site.lib.errors import ServiceError
+from providers import fleet
 from providers.adapters import adapter_for
 from providers.fleet import channel_fetch_models, model_list_diff
 from tests.e2e.servers import free_port
@@ -58,6 +59,13 @@ def test_an_unreachable_vendor_is_reported_without_its_url():
     with pytest.raises(ServiceError, match="could not reach the vendor: ConnectError") as caught:
         channel_fetch_models(channel_id=channel.pk)
     assert "pw" not in str(caught.value)
+
+
+def test_an_answer_too_large_to_be_a_model_list_is_cut_off(lists, monkeypatch):
+    monkeypatch.setattr(fleet, "MODEL_LIST_MAX_BYTES", 64)
+    channel = ChannelFactory(type=1, base_url=lists.url, key=KEY)
+    with pytest.raises(ServiceError, match="model list is larger than"):
+        channel_fetch_models(channel_id=channel.pk)
 
 
 def test_the_gemini_key_goes_in_its_header_never_the_url():
