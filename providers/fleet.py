@@ -22,7 +22,7 @@ from oneapi_site.lib.lengths import text_bounded
 from oneapi_site.lib.timeutil import now_ts
 from providers import masking, services
 from providers.adapters import ADAPTERS, adapter_for
-from providers.adapters.base import RequestContext, UpstreamError
+from providers.adapters.base import ChannelInfo, RequestContext, UpstreamError
 from providers.labels import unsupported_type_refusal
 from providers.models import Ability, Channel, split_list
 
@@ -237,6 +237,23 @@ def _get_bounded(request) -> tuple[int, httpx.Headers, bytes]:
 def channel_fetch_models(*, channel_id: int) -> ModelListDiff:
     """Ask the vendor which models the channel's key may use, and set them beside the channel's list."""
     info, _ = services.channel_test_subject(channel_id=channel_id)
+    names = _upstream_models(info)
+    return model_list_diff(upstream=names, current=list(info.models), mapping=info.model_mapping)
+
+
+def models_fetch(*, type: Any, key: Any, base_url: Any = "", config: Any = None) -> list[str]:
+    """The models an upstream lists for a channel not saved yet (new-api's POST /api/channel/fetch_models)."""
+    fields = services.channel_fields_clean({"type": type, "base_url": base_url or "", "config": config or {}})
+    if "type" not in fields:
+        raise ServiceError(gettext("type is required"), field="type")
+    if not isinstance(key, str) or not key.strip():
+        raise ServiceError(gettext("key is required"), field="key")
+    info = ChannelInfo(id=0, type=fields["type"], name="", key=key.strip(), base_url=fields["base_url"], models=(),
+                       model_mapping={}, config=fields["config"], system_prompt="", priority=0, weight=0)
+    return _upstream_models(info)
+
+
+def _upstream_models(info: ChannelInfo) -> list[str]:
     adapter = adapter_for(info.type)
     request = adapter.model_list_request(info)
     if request is None:
@@ -247,7 +264,7 @@ def channel_fetch_models(*, channel_id: int) -> ModelListDiff:
         if status != 200:
             ctx = RequestContext(channel=info, mode="models", body={}, stream=False, client_model="")
             raise adapter.parse_error(ctx, status=status, body=body, headers=headers)
-        names = adapter.parse_model_list(body)
+        return list(dict.fromkeys(adapter.parse_model_list(body)))
     except ServiceError:  # said already (a ValueError, so ahead of the clause that reads a bad list)
         raise
     except httpx.HTTPError as exc:
@@ -257,7 +274,6 @@ def channel_fetch_models(*, channel_id: int) -> ModelListDiff:
         raise ServiceError(masking.mask_error(err, adapter.secrets(info)).message) from None
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, orjson.JSONDecodeError):
         raise ServiceError(gettext("the vendor's model list was not understood")) from None
-    return model_list_diff(upstream=names, current=list(info.models), mapping=info.model_mapping)
 
 
 @transaction.atomic

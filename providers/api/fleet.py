@@ -95,6 +95,14 @@ class ChannelCopyView(AdminView):
         return ok({"id": copy.pk})
 
 
+class FetchModelsPreviewView(AdminView):
+    def post(self, request):
+        """new-api's preview for a channel not saved yet: {type, key, base_url, config} -> the upstream's models."""
+        body = _body(request)
+        return ok(fleet.models_fetch(type=body.get("type"), key=body.get("key"), base_url=body.get("base_url"),
+                                     config=body.get("config")))
+
+
 class FetchModelsView(AdminView):
     def get(self, request, channel_id: int):
         """The upstream's models as data (new-api), with what they add to and miss from the channel's list."""

@@ -15,6 +15,7 @@ urlpatterns = [
     *api_path("channel/tag", fleet.TagView.as_view()),
     *api_path("channel/copy/<int:channel_id>", fleet.ChannelCopyView.as_view()),
     *api_path("channel/fetch_models/<int:channel_id>", fleet.FetchModelsView.as_view()),
+    *api_path("channel/fetch_models", fleet.FetchModelsPreviewView.as_view()),
     *api_path("channel/test/<int:channel_id>", channels.ChannelTestView.as_view()),
     *api_path("channel/test", channels.ChannelTestAllView.as_view()),
     *api_path("channel/update_balance/<int:channel_id>", channels.ChannelBalanceView.as_view()),

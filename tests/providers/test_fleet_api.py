@@ -9,7 +9,7 @@ from oneapi_site.lib import changes
 from providers.models import Ability, Channel
 from tests.api_fixtures import envelope
 from tests.factories import ChannelFactory
-from tests.providers.mock_model_lists import KEY, OPENAI_MODELS, MockModelLists
+from tests.providers.mock_model_lists import ANTHROPIC_MODELS, KEY, OPENAI_MODELS, MockModelLists
 from tests.providers.vendor_harness import serve
 
 pytestmark = pytest.mark.django_db
@@ -191,6 +191,19 @@ def test_fetch_models_lists_the_upstream_and_the_difference(staff_api, lists):
     assert {r[1] for r in routes(channel)} == {"gpt-4o", "mine", "gpt-4o-mini"}
 
 
+def test_fetch_models_previews_a_channel_not_saved_yet(staff_api, lists):
+    body = {"type": 14, "key": KEY, "base_url": lists.url}
+    assert envelope(staff_api.post("/api/channel/fetch_models", body, format="json")) == ANTHROPIC_MODELS
+    refused = envelope(staff_api.post("/api/channel/fetch_models", {**body, "key": "sk-ant-wrong-0123456789"},
+                                      format="json"), success=False)
+    assert "Incorrect API key" in refused["message"] and "sk-ant-wrong" not in refused["message"]
+    for bad, field in (({**body, "type": 9999}, "type"), ({**body, "key": ""}, "key"),
+                       ({**body, "base_url": "ftp://x"}, "base_url"), ({"key": KEY}, "type")):
+        assert envelope(staff_api.post("/api/channel/fetch_models", bad, format="json"),
+                        success=False)["field"] == field
+    assert not Channel.objects.exists()
+
+
 def test_fetch_models_reports_a_refused_key_without_it(staff_api, lists):
     channel = ChannelFactory(type=1, base_url=lists.url, key="sk-wrong-key-abcdefgh", models="gpt-4o")
     response = staff_api.get(f"/api/channel/fetch_models/{channel.pk}")
@@ -211,6 +224,7 @@ def test_fetch_models_of_a_type_without_a_list_says_so(staff_api):
     ("post", "/api/channel/copy/1", {}),
     ("get", "/api/channel/fetch_models/1", None),
     ("get", "/api/channel/tag/models?tag=eu", None),
+    ("post", "/api/channel/fetch_models", {"type": 1, "key": "k"}),
 ])
 def test_fleet_routes_are_for_admins_only(alice_api, anon, fleet, method, path, body):
     for client in (alice_api, anon):
