@@ -106,7 +106,15 @@ class FleetAdminMixin:
 
     @admin.action(description=_("Copy selected channels"), permissions=["add"])
     def copy_channels(self, request, queryset):
-        copies = [fleet.channel_copy(channel_id=pk) for pk in queryset.values_list("id", flat=True)]
+        copies = []
+        for channel in queryset.only("id", "name"):
+            try:
+                copies.append(fleet.channel_copy(channel_id=channel.pk))
+            except ServiceError as exc:  # a type without an adapter, a name with no room for the suffix
+                self.message_user(request, gettext("%(name)s was not copied: %(error)s")
+                                  % {"name": channel.name, "error": exc}, messages.ERROR)
+        if not copies:
+            return
         self.message_user(request, ngettext("%(count)d channel copied; the copy is named with %(suffix)s.",
                                             "%(count)d channels copied; each copy is named with %(suffix)s.",
                                             len(copies)) % {"count": len(copies), "suffix": fleet.COPY_SUFFIX},
@@ -140,8 +148,13 @@ class FleetAdminMixin:
             raise PermissionDenied
         change_url = reverse("admin:providers_channel_change", args=[channel_id])
         if request.method == "POST":
-            models = fleet.channel_models_apply(channel_id=channel_id, add=request.POST.getlist("add"),
-                                                remove=request.POST.getlist("remove"))
+            try:
+                models = fleet.channel_models_apply(channel_id=channel_id, add=request.POST.getlist("add"),
+                                                    remove=request.POST.getlist("remove"))
+            except ServiceError as exc:  # a name the routes cannot hold: nothing changed, and the page says why
+                self.message_user(request, gettext("The models were not applied: %(error)s") % {"error": exc},
+                                  messages.ERROR)
+                return redirect(change_url)
             self.message_user(request, ngettext("The channel serves %(count)d model now.",
                                                 "The channel serves %(count)d models now.", len(models))
                               % {"count": len(models)}, messages.SUCCESS)

@@ -104,6 +104,14 @@ def test_copy_action_makes_fresh_copies(root_client, fleet):
     assert Ability.objects.filter(channel=copy).count() == 2
 
 
+def test_a_channel_that_cannot_be_copied_says_why_and_the_others_are(root_client, fleet):
+    Channel.objects.filter(pk=fleet[0].pk).update(name="n" * 128)
+    response = action(root_client, CHANGELIST, "copy_channels", [fleet[0].pk, fleet[2].pk])
+    html = response.content.decode()
+    assert response.status_code == 200 and "was not copied" in html and "1 channel copied" in html
+    assert Channel.objects.filter(name="us-1_copy").exists() and Channel.objects.count() == 4
+
+
 def test_delete_auto_disabled_keeps_the_ones_an_operator_parked(root_client, fleet):
     Channel.objects.filter(pk=fleet[0].pk).update(status=Channel.Status.AUTO_DISABLED)
     Channel.objects.filter(pk=fleet[1].pk).update(status=Channel.Status.MANUALLY_DISABLED)
@@ -127,6 +135,15 @@ def test_fetch_models_page_shows_the_difference_and_applies_the_ticked(root_clie
     channel.refresh_from_db()
     assert channel.models == "gpt-4o,o3"
     assert set(Ability.objects.filter(channel=channel).values_list("model", flat=True)) == {"gpt-4o", "o3"}
+
+
+def test_applying_a_name_too_long_for_a_route_changes_nothing_and_says_why(root_client):
+    channel = ChannelFactory(name="up", models="gpt-4o")
+    response = root_client.post(fetch_url(channel), {"add": ["m" * 300]}, follow=True)
+    assert response.status_code == 200
+    assert "The models were not applied" in response.content.decode()
+    channel.refresh_from_db()
+    assert channel.models == "gpt-4o"
 
 
 def test_fetch_models_failure_goes_back_to_the_channel_with_the_reason(root_client, lists):
