@@ -109,7 +109,6 @@ ROUTES = [
                                               "models": "gpt-4o", "groups": "default", "model_mapping": ""}),
     Route("GET", "/api/channel/tag/models", ADMINS, query={"tag": "eu"}),
     Route("POST", "/api/channel/copy/{channel}", ADMINS, query={"suffix": "-2", "reset_balance": "false"}),
-    Route("POST", "/api/channel/fetch_models", ADMINS, {"type": 1, "key": "sk-x", "base_url": "http://127.0.0.1:9"}),
     Route("POST", "/api/channel/fetch_models/{channel}", ADMINS, {"add": ["gpt-4o"], "remove": ["gpt-4o-mini"]}),
     Route("PUT", "/api/option", ROOT, {"key": "SystemName", "value": "Gateway"}),
 ]
