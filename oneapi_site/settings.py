@@ -19,6 +19,7 @@ from oneapi_site.config import (
     parse_trusted_proxies,
     read_dotenv,
 )
+from providers import outbound_proxy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 log = logging.getLogger("oneapi")
@@ -38,6 +39,8 @@ try:
     INITIAL_ROOT_TOKEN = env.str("INITIAL_ROOT_TOKEN", "")
     INITIAL_ROOT_ACCESS_TOKEN = env.str("INITIAL_ROOT_ACCESS_TOKEN", "")
     RELAY_TIMEOUT = env.int("RELAY_TIMEOUT", 0)
+    # Upstream calls go through this proxy (http://, https://, socks5://, socks5h://) unless a channel has its own.
+    RELAY_PROXY = outbound_proxy.check(env.str("RELAY_PROXY", ""), name="RELAY_PROXY")
     GLOBAL_API_RATE_LIMIT = env.int("GLOBAL_API_RATE_LIMIT", 480, minimum=1)
     GLOBAL_WEB_RATE_LIMIT = env.int("GLOBAL_WEB_RATE_LIMIT", 240, minimum=1)
     # Request bodies, in MB, refused by the server before they are buffered (oneapi_site/body_limit.py).
@@ -77,7 +80,7 @@ try:
     ALLOWED_HOSTS = parse_allowed_hosts(env.str("ALLOWED_HOSTS", ""))
     if SESSION_SECRET == "random_string":
         raise ConfigError("SESSION_SECRET must not be the placeholder 'random_string'")
-except ConfigError as exc:
+except (ConfigError, outbound_proxy.ProxyInvalid) as exc:
     raise ImproperlyConfigured(str(exc)) from None
 
 
@@ -228,6 +231,17 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_NAME = "session"
 SESSION_COOKIE_AGE = 30 * 24 * 3600
+
+# Django's hashers, the first making new hashes, and last the bcrypt of passwords imported from one-api
+# (accounts/hashers.py): such a hash is replaced by the first hasher's on its first successful sign-in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "accounts.hashers.OneAPIBCryptPasswordHasher",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},

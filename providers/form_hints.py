@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from providers import selectors
+from providers import channel_overrides, selectors
 from providers.adapters import ADAPTERS
 
 # Keys that are not one plain token, as the vendors' consoles hand them out (one-api's forms ask the same).
@@ -47,6 +47,7 @@ def type_hints() -> dict[str, dict]:
     models = selectors.models_by_channel_type()
     return {str(type_id): {"base_url": base_url_placeholder(type_id),
                            "key": key_format(type_id) or gettext("The vendor's API key."),
-                           "config": list(adapter.config_fields),
+                           # Overrides and the proxy apply to every type (providers/channel_overrides.py).
+                           "config": [*adapter.config_fields, *channel_overrides.CONFIG_KEYS],
                            "models": models.get(type_id, [])}
             for type_id, adapter in sorted(ADAPTERS.items())}

@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 
 from oneapi_site.lib import changes
+from providers import channel_overrides
 from providers.models import Ability, Channel
 from tests.admin_fixtures import action
 from tests.factories import ChannelFactory
@@ -187,8 +188,9 @@ def test_the_form_tells_the_types_key_format_and_base_url(root_client, type_id, 
 
 def test_the_page_carries_every_types_hints_for_its_script(root_client):
     hints = type_hints(root_client.get(ADD).content.decode())
-    assert hints["33"]["config"] == ["region", "ak", "sk", "session_token"] and hints["1"]["config"] == [
-        "responses_api"]
+    every_type = list(channel_overrides.CONFIG_KEYS)
+    assert hints["33"]["config"] == ["region", "ak", "sk", "session_token", *every_type]
+    assert hints["1"]["config"] == ["responses_api", *every_type]
     assert "claude-sonnet-4-6" in hints["14"]["models"] and "AK|SK|REGION" in hints["33"]["key"]
     assert hints["15"]["key"].startswith("APIKey|SecretKey")
 

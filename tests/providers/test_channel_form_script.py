@@ -34,7 +34,7 @@ document.addEventListener("DOMContentLoaded", function () {
   document.body.setAttribute("data-probe", JSON.stringify({
     placeholder: document.getElementById("id_base_url").placeholder,
     key: document.getElementById("channel-key-format").textContent,
-    shown: ["region", "ak", "sk", "session_token", "responses_api", "api_version"].filter(function (n) {
+    shown: ["region", "ak", "sk", "session_token", "responses_api", "api_version", "proxy"].filter(function (n) {
       return !hidden(n); }),
     picked: picked, models: document.getElementById("id_models").value}));
 });
@@ -52,6 +52,6 @@ def test_switching_the_type_switches_hints_config_fields_and_picker(root_client,
                          capture_output=True, text=True, timeout=120).stdout
     probe = json.loads(unescape(dom.split('data-probe="', 1)[1].split('"', 1)[0]))
     assert probe["placeholder"] == "https://..." and probe["key"].startswith("AK|SK|REGION")
-    assert probe["shown"] == ["region", "ak", "sk", "session_token"]
+    assert probe["shown"] == ["region", "ak", "sk", "session_token", "proxy"]
     first_bedrock_model = selectors.models_by_channel_type()[33][0]
     assert probe["picked"] == first_bedrock_model == probe["models"]
