@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import orjson
+from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext
 
@@ -20,7 +21,7 @@ from oneapi_site.lib import changes, numbers
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.lengths import text_bounded
 from oneapi_site.lib.timeutil import now_ts
-from providers import masking, services
+from providers import masking, outbound_proxy, services
 from providers.adapters import ADAPTERS, adapter_for
 from providers.adapters.base import ChannelInfo, RequestContext, UpstreamError
 from providers.labels import unsupported_type_refusal
@@ -221,8 +222,8 @@ def model_list_diff(*, upstream: Iterable[str], current: list[str], mapping: dic
 MODEL_LIST_MAX_BYTES = 16 * 1024 * 1024
 
 
-def _get_bounded(request) -> tuple[int, httpx.Headers, bytes]:
-    with httpx.Client(timeout=httpx.Timeout(30, connect=10)) as client, \
+def _get_bounded(request, *, proxy: str) -> tuple[int, httpx.Headers, bytes]:
+    with httpx.Client(timeout=httpx.Timeout(30, connect=10), proxy=outbound_proxy.httpx_proxy(proxy)) as client, \
             client.stream(request.method, request.url, headers=request.headers) as response:
         chunks, size = [], 0
         for chunk in response.iter_bytes():
@@ -260,7 +261,9 @@ def _upstream_models(info: ChannelInfo) -> list[str]:
         raise ServiceError(gettext("%(type)s channels do not list their models") % {"type": adapter.label},
                            field="type")
     try:
-        status, headers, body = _get_bounded(request)
+        # The channel's way out, as its requests and balance queries take it (providers/outbound_proxy.py).
+        status, headers, body = _get_bounded(request, proxy=str(info.config.get("proxy") or "")
+                                             or settings.RELAY_PROXY)
         if status != 200:
             ctx = RequestContext(channel=info, mode="models", body={}, stream=False, client_model="")
             raise adapter.parse_error(ctx, status=status, body=body, headers=headers)
