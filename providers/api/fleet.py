@@ -30,9 +30,8 @@ class ChannelBatchView(AdminView):
 
     def post(self, request):
         body = _body(request)
-        action = body.get("action")
-        if action is None and "ids" in body and "tag" not in body:
-            action = "delete"
+        # Only a body that names no action at all is new-api's delete: a null or empty one is a mistake.
+        action = body["action"] if "action" in body else "delete" if set(body) == {"ids"} else None
         if not isinstance(action, str):
             raise ServiceError(gettext("action is required"), field="action")
         mode = body.get("mode") or "replace"

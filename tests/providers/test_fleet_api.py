@@ -107,6 +107,9 @@ def test_new_apis_batch_delete_takes_ids_alone(staff_api, fleet):
 
 @pytest.mark.parametrize(("body", "field"), [
     ({"action": "enable"}, "ids"),
+    ({"ids": [1], "action": None}, "action"),
+    ({"ids": [1], "action": ""}, "action"),
+    ({"ids": [1], "value": 3}, "action"),
     ({"ids": [1], "tag": "eu", "action": "enable"}, "ids"),
     ({"ids": "1,2", "action": "enable"}, "ids"),
     ({"ids": [True], "action": "enable"}, "ids"),
