@@ -71,7 +71,7 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
                    admin.ModelAdmin):
     form = ChannelForm
     list_display = ("id", "name", "type_label", "status", "priority", "weight", "response", "used_display",
-                    "balance_display", "group", "tag", "models_short", "key_masked")
+                    "balance_display", "group_and_tag", "models_short", "key_masked")
     list_display_links = ("id", "name")
     list_filter = (TypeFilter, "status", GroupFilter, TagFilter)
     search_fields = ("name", "=id")

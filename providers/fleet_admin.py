@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -70,6 +71,13 @@ class FleetAdminMixin:
     set_groups = _value_action("set_groups")
     set_models = _value_action("set_models")
     set_tag = _value_action("set_tag")
+
+    @admin.display(description=_("group"), ordering="group")
+    def group_and_tag(self, obj: Channel) -> str:
+        # The tag under the groups, not a column of its own: the list already fills a laptop's width.
+        if not obj.tag:
+            return obj.group
+        return format_html('{}<br><span class="channel-tag" title="{}">{}</span>', obj.group, gettext("tag"), obj.tag)
 
     def batch_with_value(self, request, queryset, *, name, label, batch_action, help_text, edits_list):
         """First the page that asks for the value; its submit runs the batch on the same selection."""

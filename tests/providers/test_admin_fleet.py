@@ -47,6 +47,7 @@ def test_the_tag_is_edited_in_the_form_and_filters_the_list(root_client, fleet):
     assert 'name="tag"' in page
     html = root_client.get(CHANGELIST, {"tag": "eu"}).content.decode()
     assert "eu-1" in html and "eu-2" in html and "us-1" not in html
+    assert html.count('<span class="channel-tag" title="tag">eu</span>') == 2  # under the groups
 
 
 def test_a_value_action_asks_first_then_applies_to_the_selection(root_client, fleet):
