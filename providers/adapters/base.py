@@ -53,6 +53,8 @@ class ChannelInfo:
     system_prompt: str
     priority: int
     weight: int
+    # The channel's own caps (rpm, tpm, concurrency, rpd; 0: none), enforced by the relay's limiter.
+    limits: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
