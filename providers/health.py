@@ -19,7 +19,9 @@ from django.db import Error as DatabaseError
 from django.db import close_old_connections
 
 from oneapi_site import options
+from providers import key_health
 from providers.adapters.base import UpstreamError
+from providers.channel_keys import fingerprint
 from providers.models import Channel
 from providers.services import channel_auto_switch
 
@@ -110,13 +112,49 @@ def _disable_quietly(channel_id: int, reason: str) -> None:
         log.exception("could not auto-disable channel %s", channel_id)
 
 
+def key_is_dead(err: UpstreamError) -> bool:
+    """The vendor refused the key itself: another key of the channel may still answer."""
+    return not err.local and is_fatal(err)
+
+
+def report_dead_key(channel_id: int, index: int, key: str, err: UpstreamError) -> bool:
+    """A key of a multi-key channel was refused: disable it alone (the channel goes only with its last key),
+    written in a worker thread. Whether it is being disabled (AutomaticDisableChannelEnabled)."""
+    if not options.get("AutomaticDisableChannelEnabled"):
+        return False
+    reason = f"the vendor refused the key: {err.message[:200]}"
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(None, _disable_key_quietly, channel_id, index, fingerprint(key), reason)
+    future.add_done_callback(lambda f: f.exception())
+    return True
+
+
+def _disable_key_quietly(channel_id: int, index: int, key_fingerprint: str, reason: str) -> None:
+    close_old_connections()
+    try:
+        key_health.key_auto_disable(channel_id=channel_id, index=index, key_fingerprint=key_fingerprint,
+                                    reason=reason)
+    except DatabaseError as exc:
+        log.warning("could not auto-disable key %s of channel %s: the database is unavailable (%s)", index + 1,
+                    channel_id, type(exc).__name__)
+    except Exception:
+        log.exception("could not auto-disable key %s of channel %s", index + 1, channel_id)
+
+
 def report_success(channel_id: int) -> None:
     failures.succeeded(channel_id)
 
 
-def channel_tested(*, channel_id: int, success: bool, error: UpstreamError | None) -> None:
+def channel_tested(*, channel_id: int, success: bool, error: UpstreamError | None,
+                   key: tuple[int, str] | None = None) -> None:
     """A channel test's verdict (relay/probe.py): a pass brings a channel the gateway disabled back; a
-    refused key, or the last of too many failures, takes an enabled one out."""
+    refused key, or the last of too many failures, takes an enabled one out. `key` is the (line, key) a
+    multi-key channel was tested with: refused, that key alone goes."""
+    if key is not None and not success and error is not None and key_is_dead(error):
+        if options.get("AutomaticDisableChannelEnabled"):
+            key_health.key_auto_disable(channel_id=channel_id, index=key[0], key_fingerprint=fingerprint(key[1]),
+                                        reason=f"channel test: the vendor refused the key: {error.message[:200]}")
+        return
     status = Channel.objects.filter(pk=channel_id).values_list("status", flat=True).first()
     if success:
         report_success(channel_id)

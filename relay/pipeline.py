@@ -23,7 +23,7 @@ from providers import health
 from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.uploads import Upload
-from relay import http, media, native_fallback, routing, shapes
+from relay import http, keys, media, native_fallback, routing, shapes
 from relay.auth import Caller, check_model_allowed
 from relay.cache import cache
 from relay.errors import RelayError, bad_request
@@ -191,15 +191,28 @@ async def _call_with_failover(call: Call, caller: Caller, routes: Routes, channe
     pinned = caller.pinned_channel is not None
     retries = 0 if pinned or call.upload is not None else max(0, options.get("RetryTimes"))
     tried: set[int] = set()
+    refused: set[tuple[int, int]] = set()  # (channel, key line) of a multi-key channel's keys refused here
     session = http.session()
     while True:
+        picked = keys.ring.pick(channel, refused=refused)
+        sending, key_index = picked if picked is not None else (channel, None)
         try:
-            await call_channel(session=session, channel=channel, call=call, out=out, outcome=outcome)
+            await call_channel(session=session, channel=sending, call=call, out=out, outcome=outcome)
         except UpstreamError as err:
-            health.report_failure(channel.id, err)
+            dead_key = key_index is not None and health.key_is_dead(err)
+            if dead_key:
+                # That key alone is dead: another of the channel's keys (never this one) or another channel.
+                if health.report_dead_key(channel.id, key_index, sending.key, err):
+                    keys.ring.mark_down(channel.id, key_index)
+                refused.add((channel.id, key_index))
+                if not outcome.started and call.upload is None and len(refused) <= MAX_DEAD_KEYS and \
+                        keys.ring.has_live(channel, refused=refused):
+                    continue
+            else:
+                health.report_failure(channel.id, err)
             tried.add(channel.id)
             # Retry only what another channel may answer; never the channel that just failed.
-            if not err.retryable or outcome.started or len(tried) > retries:
+            if not (err.retryable or dead_key) or outcome.started or len(tried) > retries:
                 raise _to_relay_error(err) from None
             following = routing.choose_channel(routes, group=caller.user.group, model=call.model, mode=call.mode,
                                                pinned=caller.pinned_channel, exclude=tried)
@@ -212,6 +225,11 @@ async def _call_with_failover(call: Call, caller: Caller, routes: Routes, channe
         else:
             health.report_success(channel.id)
         return
+
+
+# Keys of multi-key channels one request may find dead before it gives up: a channel whose keys all died
+# at once costs a client a few refusals, not one upstream call per key.
+MAX_DEAD_KEYS = 3
 
 
 def _to_relay_error(err: UpstreamError) -> RelayError:

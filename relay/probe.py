@@ -17,8 +17,9 @@ import aiohttp
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
+from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.ids import new_request_id
-from providers import health, services
+from providers import health, key_health, services
 from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
 from relay import http
@@ -80,11 +81,33 @@ def channel_test(*, channel_id: int, model: str | None = None) -> services.Chann
 
     It goes through the relay's own call (adapters' signing, token fetches and stream gathering
     included), on a session of its own."""
-    channel, model = services.channel_test_subject(channel_id=channel_id, model=model)
+    probe_keys(channel_id=channel_id)
+    try:
+        channel, model, key_index = services.channel_test_subject(channel_id=channel_id, model=model)
+    except services.NoLiveKey as exc:
+        return services.channel_test_record(channel_id=channel_id, model=model or "", success=False,
+                                            message=str(exc), seconds=0)
     result = async_to_sync(probe)(channel=channel, model=model, prompt=settings.TEST_PROMPT)
-    health.channel_tested(channel_id=channel_id, success=result.success, error=result.error)
+    health.channel_tested(channel_id=channel_id, success=result.success, error=result.error,
+                          key=None if key_index is None else (key_index, channel.key))
     return services.channel_test_record(channel_id=channel_id, model=model, success=result.success,
                                         message=result.message, seconds=result.seconds)
+
+
+def probe_keys(*, channel_id: int | None = None) -> int:
+    """The half-open probes of multi-key channels (of one, or of all): each auto-disabled key past its
+    cooldown is sent one real test request, alone, and comes back if it answers (providers/key_health.py).
+    How many came back."""
+    back = 0
+    for row in key_health.keys_due_for_probe(channel_id=channel_id):
+        try:
+            channel, model, _ = services.channel_test_subject(channel_id=row.channel_id, key_index=row.index)
+        except ServiceError:  # edited meanwhile, or of a type without an adapter: nothing to probe
+            continue
+        result = async_to_sync(probe)(channel=channel, model=model, prompt=settings.TEST_PROMPT)
+        back += key_health.key_probed(channel_id=row.channel_id, index=row.index, key_fingerprint=row.fingerprint,
+                                      success=result.success, message=result.message)
+    return back
 
 
 def channels_test_all(*, scope: str = "all", background: bool = True) -> dict:

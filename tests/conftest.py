@@ -5,7 +5,7 @@ import pytest
 
 from accounts.models import User
 from billing.ledger import ledger
-from relay import native_fallback
+from relay import keys, native_fallback
 from relay.cache import cache
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import logged_in
@@ -84,6 +84,7 @@ def fresh_relay_state():
     ledger.flush_all()
     cache.clear()
     native_fallback.forget_all()
+    keys.ring.forget_all()
     ledger.__init__()
     yield
     ledger.flush_all()

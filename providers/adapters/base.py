@@ -52,6 +52,10 @@ class ChannelInfo:
     system_prompt: str
     priority: int
     weight: int
+    # A multi-key channel's live keys as (line, key), and how the relay takes turns over them
+    # (relay/keys.py); `key` is then the first live one. Empty for a channel of one key.
+    keys: tuple[tuple[int, str], ...] = field(default=(), repr=False)
+    key_mode: str = ""
 
 
 @dataclass(frozen=True, slots=True)

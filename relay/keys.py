@@ -1,0 +1,67 @@
+"""Which key of a multi-key channel a request is sent with: in turn (round-robin) or at random, in memory.
+
+The channel's live keys come with its snapshot (relay/cache.py); a per-channel counter takes turns over
+them, so choosing costs no query. A key this instance has just seen refused is passed over at once, before
+the write that disables it has come back as a new snapshot; any channel change (that write, or an operator
+enabling the key again) forgets those marks, since the new snapshot then says which keys live.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+import threading
+
+from oneapi_site.lib import changes
+from providers.adapters.base import ChannelInfo
+
+
+class KeyRing:
+    def __init__(self) -> None:
+        self._turns: dict[int, itertools.count] = {}
+        self._down: set[tuple[int, int]] = set()
+        self._lock = threading.Lock()
+        changes.subscribe(self._changed)
+
+    def _changed(self, kind: str) -> None:
+        if kind == "channels" and self._down:
+            with self._lock:
+                self._down = set()
+
+    def forget_all(self) -> None:
+        with self._lock:
+            self._turns, self._down = {}, set()
+
+    def mark_down(self, channel_id: int, index: int) -> None:
+        with self._lock:
+            self._down = self._down | {(channel_id, index)}
+
+    def _live(self, channel: ChannelInfo, refused: set[tuple[int, int]]) -> list[tuple[int, str]]:
+        down = self._down
+        return [(i, k) for i, k in channel.keys if (channel.id, i) not in refused and (channel.id, i) not in down]
+
+    def has_live(self, channel: ChannelInfo, *, refused: set[tuple[int, int]]) -> bool:
+        """Whether a key of the channel is left to try (a one-key channel always has its key)."""
+        return not channel.keys or bool(self._live(channel, refused))
+
+    def pick(self, channel: ChannelInfo, *,
+             refused: set[tuple[int, int]]) -> tuple[ChannelInfo, int | None] | None:
+        """The channel as it is sent to, holding one key, and that key's line (None for a one-key channel);
+        None when every live key of it was refused."""
+        if not channel.keys:
+            return channel, None
+        live = self._live(channel, refused)
+        if not live:
+            return None
+        if channel.key_mode == "random":
+            index, key = random.choice(live)
+        else:
+            turns = self._turns.get(channel.id)
+            if turns is None:
+                turns = self._turns.setdefault(channel.id, itertools.count())
+            index, key = live[next(turns) % len(live)]
+        return (channel if key == channel.key else dataclasses.replace(channel, key=key)), index
+
+
+ring = KeyRing()
