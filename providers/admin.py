@@ -22,6 +22,7 @@ from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 from providers import labels, services
 from providers.adapters import ADAPTERS
 from providers.forms import ChannelForm, config_field_types
+from providers.key_admin import ChannelKeyInline
 from providers.models import Channel, split_list
 from relay import probe
 
@@ -125,7 +126,7 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
     def get_fieldsets(self, request, obj=None):
         config_fields = [f"config_{name}" for name in config_field_types()]
         fieldsets = [
-            (None, {"fields": ["name", "type", "status", "key", "base_url", "models", "group"]}),
+            (None, {"fields": ["name", "type", "status", "key", "key_mode", "base_url", "models", "group"]}),
             (_("Routing"), {"fields": ["priority", "weight", "model_mapping", "system_prompt"]}),
             (_("Rate limits"), {"fields": list(LIMIT_FIELDS),
                                 "description": _("The channel's own cap: at it, requests go to the next channel. "
@@ -138,6 +139,10 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
             fieldsets.append((_("Health"), {"fields": ["key_masked", "response", "tested", "used_display",
                                                        "balance_display", "created"]}))
         return fieldsets
+
+    def get_inlines(self, request, obj):
+        # Each key's state, on a multi-key channel's page only (a one-key channel's health is the channel's).
+        return (ChannelKeyInline,) if obj is not None and obj.multi_key else ()
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else ()

@@ -77,7 +77,7 @@ def snapshot_keys(channel: Channel, rows: dict[int, list[tuple[int, str, int]]])
 
 def key_json(row: ChannelKey) -> dict:
     """A key's state as /api shows it: masked, never the key."""
-    return {"index": row.index, "key": row.masked, "status": row.status, "failures": row.failures,
+    return {"index": row.index, "masked_key": row.masked, "status": row.status, "failures": row.failures,
             "last_error": row.last_error, "disabled_at": row.disabled_at, "probe_after": row.probe_after}
 
 

@@ -141,8 +141,8 @@ class ChannelForm(forms.ModelForm):
         required=False, strip=True, label=_("Key"),
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false",
                                         "placeholder": _("Never shown back once saved.")}),
-        help_text=_("Write-only. On edit, leave empty to keep the stored key. "
-                    "On create, one key per line creates one channel per key."),
+        help_text=_("Write-only. On edit, leave empty to keep the stored key. On create, one key per line "
+                    "creates one channel per key, unless the key mode holds several keys in this channel."),
     )
     models = forms.CharField(label=_("Models"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
                              help_text=_("Comma-separated models this channel serves (the names clients ask for)."))
@@ -158,7 +158,7 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = Channel
-        fields = ("name", "type", "status", "key", "base_url", "models", "group", "model_mapping",
+        fields = ("name", "type", "status", "key", "key_mode", "base_url", "models", "group", "model_mapping",
                   "priority", "weight", "config", "system_prompt", *LIMIT_FIELDS)
 
     def __init__(self, *args, **kwargs):
