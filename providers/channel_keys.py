@@ -10,7 +10,9 @@ the channel only when no key is left (providers/key_health.py).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
+from typing import Any
 
 from oneapi_site.lib.admin import mask_secret
 from providers.models import Channel, ChannelKey
@@ -89,3 +91,40 @@ def key_text(channel: Channel, index: int) -> str | None:
     """The key on line `index` of a multi-key channel, for a probe or test; None past its last line."""
     keys = split_keys(channel.key)
     return keys[index] if 0 <= index < len(keys) else None
+
+
+# new-api keeps a multi-key channel's state in channels.channel_info: {"is_multi_key": true,
+# "multi_key_mode": "polling" | "random", "multi_key_status_list": {"<line>": 1|2|3}, "multi_key_disabled_reason":
+# {"<line>": text}, "multi_key_disabled_time": {"<line>": unix seconds}, ...}, the keys one per line of `key`;
+# its statuses are ours (1 enabled, 2 manually disabled, 3 auto-disabled).
+NEW_API_MODES = {"polling": Channel.KeyMode.ROUND_ROBIN, "random": Channel.KeyMode.RANDOM}
+
+
+def new_api_key_states(channel_info: Any) -> tuple[str, dict[int, tuple[int, str, int]]]:
+    """A new-api channel's channel_info (JSON text or object) as our key mode and each listed line's
+    (status, last error, disabled at); ("", {}) for a channel of one key or an unreadable value."""
+    if isinstance(channel_info, (str, bytes)):
+        try:
+            channel_info = json.loads(channel_info or "{}")
+        except ValueError:
+            return "", {}
+    if not isinstance(channel_info, dict) or not channel_info.get("is_multi_key"):
+        return "", {}
+    mode = NEW_API_MODES.get(str(channel_info.get("multi_key_mode") or "polling"), Channel.KeyMode.ROUND_ROBIN)
+
+    def by_line(name: str) -> dict[int, Any]:
+        value = channel_info.get(name)
+        if isinstance(value, list):  # some writers keep the status list as an array
+            return dict(enumerate(value))
+        if not isinstance(value, dict):
+            return {}
+        return {int(k): v for k, v in value.items() if str(k).isdigit()}
+
+    reasons, times = by_line("multi_key_disabled_reason"), by_line("multi_key_disabled_time")
+    states = {}
+    for line, status in by_line("multi_key_status_list").items():
+        if status in ChannelKey.Status.values and status != ChannelKey.Status.ENABLED:
+            disabled_at = times.get(line)
+            states[line] = (status, str(reasons.get(line) or "")[:500],
+                            disabled_at if isinstance(disabled_at, int) and disabled_at > 0 else 0)
+    return mode, states

@@ -108,3 +108,20 @@ def key_probed(*, channel_id: int, index: int, key_fingerprint: str, success: bo
     return True
 
 
+
+
+@transaction.atomic
+def keys_restore(*, channel_id: int, states: dict[int, tuple[int, str, int]]) -> int:
+    """Carry keys' states over from another gateway (new-api's channel_info, providers/channel_keys.py): each
+    line's (status, last error, disabled at). An auto-disabled key is probed after the usual cooldown from
+    when it was disabled. How many keys were set."""
+    now = now_ts()
+    done = 0
+    for index, (status, reason, disabled_at) in states.items():
+        disabled_at = disabled_at or now
+        done += ChannelKey.objects.filter(channel_id=channel_id, index=index).update(
+            status=status, last_error=reason[:LAST_ERROR_MAX], disabled_at=disabled_at,
+            probe_after=disabled_at + PROBE_COOLDOWN if status == ChannelKey.Status.AUTO_DISABLED else 0)
+    if done:
+        changes.publish("channels")
+    return done

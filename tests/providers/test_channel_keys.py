@@ -5,7 +5,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from providers.channel_keys import fingerprint, keys_sync, live_keys
+from providers.channel_keys import fingerprint, keys_sync, live_keys, new_api_key_states
+from providers.key_health import PROBE_COOLDOWN, keys_restore
 from providers.models import Channel, ChannelKey
 from providers.services import channel_update
 from tests.admin_fixtures import action
@@ -153,3 +154,22 @@ def test_console_edits_a_multi_key_channel_with_its_key_rows_as_the_page_sent_th
     # A new key list, posted from the page that showed the old rows.
     assert root_client.post(url, {**base, "key": "\n".join(KEYS[:2])}).status_code == 302
     assert Channel.objects.get(pk=channel.pk).key == "\n".join(KEYS[:2]) and len(states(channel)) == 2
+
+
+def test_a_new_api_multi_key_channel_carries_its_mode_and_each_keys_state():
+    info = ('{"is_multi_key": true, "multi_key_size": 3, "multi_key_mode": "random", "multi_key_polling_index": 1,'
+            ' "multi_key_status_list": {"1": 3, "2": 2}, "multi_key_disabled_reason": {"1": "insufficient quota"},'
+            ' "multi_key_disabled_time": {"1": 1700000000}}')
+    mode, key_states = new_api_key_states(info)
+    assert mode == "random"
+    assert key_states == {1: (3, "insufficient quota", 1700000000), 2: (2, "", 0)}
+    channel = ChannelFactory(key="\n".join(KEYS), key_mode=mode, models="gpt-4o")
+    assert keys_restore(channel_id=channel.pk, states=key_states) == 2
+    rows = list(ChannelKey.objects.filter(channel=channel).order_by("index"))
+    assert [(r.status, r.last_error, r.disabled_at) for r in rows] == [
+        (1, "", 0), (3, "insufficient quota", 1700000000), (2, "", rows[2].disabled_at)]
+    assert rows[1].probe_after == 1700000000 + PROBE_COOLDOWN and rows[2].probe_after == 0
+    # polling is our round-robin; a channel of one key, or junk, has no key mode.
+    assert new_api_key_states({"is_multi_key": True, "multi_key_mode": "polling"}) == ("round_robin", {})
+    assert new_api_key_states('{"is_multi_key": false}') == ("", {})
+    assert new_api_key_states("not json") == ("", {})
