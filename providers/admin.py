@@ -126,7 +126,8 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
     def get_fieldsets(self, request, obj=None):
         config_fields = [f"config_{name}" for name in config_field_types()]
         fieldsets = [
-            (None, {"fields": ["name", "type", "status", "key", "key_mode", "base_url", "models", "group"]}),
+            (None, {"fields": ["name", "type", "status", "key", "key_mode", "key_rpm_limit", "base_url", "models",
+                               "group"]}),
             (_("Routing"), {"fields": ["priority", "weight", "model_mapping", "system_prompt"]}),
             (_("Rate limits"), {"fields": list(LIMIT_FIELDS),
                                 "description": _("The channel's own cap: at it, requests go to the next channel. "

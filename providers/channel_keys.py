@@ -74,7 +74,7 @@ def snapshot_keys(channel: Channel, rows: dict[int, list[tuple[int, str, int]]])
     live = live_keys(key_text=channel.key, states=rows.get(channel.id, ()))
     if not live:
         return None
-    return {"key": live[0][1], "keys": live, "key_mode": channel.key_mode}
+    return {"key": live[0][1], "keys": live, "key_mode": channel.key_mode, "key_rpm": channel.key_rpm_limit}
 
 
 def key_json(row: ChannelKey) -> dict:

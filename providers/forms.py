@@ -158,12 +158,12 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = Channel
-        fields = ("name", "type", "status", "key", "key_mode", "base_url", "models", "group", "model_mapping",
-                  "priority", "weight", "config", "system_prompt", *LIMIT_FIELDS)
+        fields = ("name", "type", "status", "key", "key_mode", "key_rpm_limit", "base_url", "models", "group",
+                  "model_mapping", "priority", "weight", "config", "system_prompt", *LIMIT_FIELDS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name in LIMIT_FIELDS:
+        for name in (*LIMIT_FIELDS, "key_rpm_limit"):
             # Empty is no limit; a post without the input (a page saved before it existed) keeps the value.
             if name in self.fields:
                 self.fields[name].required = False
@@ -229,7 +229,7 @@ class ChannelForm(forms.ModelForm):
             if value:
                 config[name] = value
         cleaned["config"] = config
-        for name in LIMIT_FIELDS:
+        for name in (*LIMIT_FIELDS, "key_rpm_limit"):
             if cleaned.get(name) is None and name in self.data:
                 cleaned[name] = 0
         return cleaned

@@ -27,6 +27,10 @@ class Channel(RateLimits):
     key_mode = models.CharField(
         _("key mode"), max_length=16, blank=True, default=KeyMode.SINGLE, choices=KeyMode.choices,
         help_text=_("With several keys, the key field holds one key per line, each with its own health."))
+    key_rpm_limit = models.PositiveIntegerField(
+        _("requests per minute per key"), default=0,
+        help_text=_("Several keys: a key that has had this many requests this minute is passed over until the "
+                    "next; 0: no limit. Counted by each gateway instance."))
     base_url = models.CharField(_("base URL"), max_length=512, blank=True, default="")
     group = models.CharField(_("group"), max_length=256, default="default",
                              help_text=_("Comma-separated user groups."))

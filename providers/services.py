@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL_FIELDS = (
     "type", "name", "key", "status", "base_url", "models", "group", "model_mapping", "priority",
-    "weight", "config", "system_prompt", "key_mode", *limit_values.LIMIT_FIELDS,
+    "weight", "config", "system_prompt", "key_mode", "key_rpm_limit", *limit_values.LIMIT_FIELDS,
 )
 
 
@@ -101,7 +101,7 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
                           item_maximum=Ability._meta.get_field("model").max_length)
         if name == "config":
             value = _as_json_object(value, name)
-        if name in limit_values.LIMIT_FIELDS:
+        if name in limit_values.LIMIT_FIELDS or name == "key_rpm_limit":
             value = limit_values.limit_clean(name, value)
         if name in _INTEGER_FIELDS:
             low, high = numbers.column_range(Channel._meta.get_field(name))

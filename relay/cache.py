@@ -109,7 +109,7 @@ def _load_routes() -> Routes:
     key_rows = channel_keys.key_rows_by_channel()
     for ch in Channel.objects.all().only(
             "id", "type", "name", "key", "base_url", "models", "model_mapping", "config", "system_prompt",
-            "priority", "weight", "status", "key_mode"):
+            "priority", "weight", "status", "key_mode", "key_rpm_limit"):
         status[ch.id] = ch.status
         if ch.status == Channel.Status.ENABLED and ch.type not in ADAPTERS:
             unsupported.append(ch.id)

@@ -1,9 +1,11 @@
 """Which key of a multi-key channel a request is sent with: in turn (round-robin) or at random, in memory.
 
 The channel's live keys come with its snapshot (relay/cache.py); a per-channel counter takes turns over
-them, so choosing costs no query. A key this instance has just seen refused is passed over at once, before
-the write that disables it has come back as a new snapshot; any channel change (that write, or an operator
-enabling the key again) forgets those marks, since the new snapshot then says which keys live.
+them, so choosing costs no query. A channel's per-key cap (requests per minute) is counted here, per
+instance, in the current minute: a key at it is passed over until the next. A key this instance has just
+seen refused is passed over at once, before the write that disables it has come back as a new snapshot;
+any channel change (that write, or an operator enabling the key again) forgets those marks, since the new
+snapshot then says which keys live.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import dataclasses
 import itertools
 import random
 import threading
+import time
 
 from oneapi_site.lib import changes
 from providers.adapters.base import ChannelInfo
@@ -21,6 +24,9 @@ class KeyRing:
     def __init__(self) -> None:
         self._turns: dict[int, itertools.count] = {}
         self._down: set[tuple[int, int]] = set()
+        self._minute = 0
+        self._used: dict[tuple[int, int], int] = {}  # requests per (channel, key line) in self._minute
+        self.clock = time.time
         self._lock = threading.Lock()
         changes.subscribe(self._changed)
 
@@ -31,7 +37,7 @@ class KeyRing:
 
     def forget_all(self) -> None:
         with self._lock:
-            self._turns, self._down = {}, set()
+            self._turns, self._down, self._used = {}, set(), {}
 
     def mark_down(self, channel_id: int, index: int) -> None:
         with self._lock:
@@ -40,6 +46,18 @@ class KeyRing:
     def _live(self, channel: ChannelInfo, refused: set[tuple[int, int]]) -> list[tuple[int, str]]:
         down = self._down
         return [(i, k) for i, k in channel.keys if (channel.id, i) not in refused and (channel.id, i) not in down]
+
+    def _uncapped(self, channel: ChannelInfo, live: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        minute = int(self.clock() // 60)
+        if minute != self._minute:
+            self._minute, self._used = minute, {}
+        used, cap = self._used, channel.key_rpm
+        return [(i, k) for i, k in live if used.get((channel.id, i), 0) < cap]
+
+    def at_cap(self, channel: ChannelInfo) -> bool:
+        """Every live key of the channel has had its requests this minute."""
+        live = self._live(channel, set())
+        return bool(channel.key_rpm and live and not self._uncapped(channel, live))
 
     def has_live(self, channel: ChannelInfo, *, refused: set[tuple[int, int]]) -> bool:
         """Whether a key of the channel is left to try (a one-key channel always has its key)."""
@@ -52,6 +70,8 @@ class KeyRing:
         if not channel.keys:
             return channel, None
         live = self._live(channel, refused)
+        if channel.key_rpm:
+            live = self._uncapped(channel, live)
         if not live:
             return None
         if channel.key_mode == "random":
@@ -61,6 +81,8 @@ class KeyRing:
             if turns is None:
                 turns = self._turns.setdefault(channel.id, itertools.count())
             index, key = live[next(turns) % len(live)]
+        if channel.key_rpm:  # one event loop per process: no other pick runs between the check and this
+            self._used[(channel.id, index)] = self._used.get((channel.id, index), 0) + 1
         return (channel if key == channel.key else dataclasses.replace(channel, key=key)), index
 
 

@@ -195,7 +195,15 @@ async def _call_with_failover(call: Call, caller: Caller, routes: Routes, channe
     session = http.session()
     while True:
         picked = keys.ring.pick(channel, refused=refused)
-        sending, key_index = picked if picked is not None else (channel, None)
+        if picked is None:  # no key of this channel is free (at its per-key cap, or just refused): another one
+            tried.add(channel.id)
+            following = routing.choose_channel(routes, group=caller.user.group, model=call.model, mode=call.mode,
+                                               pinned=caller.pinned_channel, exclude=tried)
+            if following is None:
+                raise _no_free_key(channel)
+            channel = following
+            continue
+        sending, key_index = picked
         try:
             await call_channel(session=session, channel=sending, call=call, out=out, outcome=outcome)
         except UpstreamError as err:
@@ -230,6 +238,14 @@ async def _call_with_failover(call: Call, caller: Caller, routes: Routes, channe
 # Keys of multi-key channels one request may find dead before it gives up: a channel whose keys all died
 # at once costs a client a few refusals, not one upstream call per key.
 MAX_DEAD_KEYS = 3
+
+
+def _no_free_key(channel: ChannelInfo) -> RelayError:
+    if keys.ring.at_cap(channel):
+        return RelayError(429, "Every key of the channel has had its requests for this minute; try again shortly.",
+                          code="key_rate_limit_exceeded", type="rate_limit_error")
+    return RelayError(503, "No key of the channel is available right now; try again shortly.",
+                      code="model_not_available")
 
 
 def _to_relay_error(err: UpstreamError) -> RelayError:

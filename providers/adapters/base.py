@@ -56,6 +56,7 @@ class ChannelInfo:
     # (relay/keys.py); `key` is then the first live one. Empty for a channel of one key.
     keys: tuple[tuple[int, str], ...] = field(default=(), repr=False)
     key_mode: str = ""
+    key_rpm: int = 0  # requests a key may take per minute on this instance; 0: no cap
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,7 +122,7 @@ def test_get_by_id_has_one_api_fields(staff_api):
                          "weight", "config", "system_prompt", "response_time", "test_time", "balance",
                          "balance_updated_time", "used_quota", "created_time",
                          "rpm_limit", "tpm_limit", "concurrency_limit", "rpd_limit", "unsupported_reason",
-                         "key_mode", "keys"}
+                         "key_mode", "key_rpm_limit", "keys"}
     assert data["model_mapping"] == "" and data["config"] == ""
     assert data["key_mode"] == "single" and data["keys"] == []
 

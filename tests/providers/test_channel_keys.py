@@ -26,8 +26,9 @@ def states(channel) -> list[tuple[int, int]]:
 def test_api_creates_one_channel_holding_every_key_line_when_it_has_a_key_mode(staff_api):
     data = envelope(staff_api.post("/api/channel/", {
         "type": 1, "name": "pool", "key": "\n".join(KEYS) + "\n\n", "models": "gpt-4o", "key_mode": "round_robin",
+        "key_rpm_limit": 60,
     }, format="json"))
-    assert len(data) == 1 and data[0]["key_mode"] == "round_robin"
+    assert len(data) == 1 and data[0]["key_mode"] == "round_robin" and data[0]["key_rpm_limit"] == 60
     channel = Channel.objects.get(pk=data[0]["id"])
     assert channel.key == "\n".join(KEYS)
     assert states(channel) == [(0, 1), (1, 1), (2, 1)]

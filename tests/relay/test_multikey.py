@@ -12,6 +12,8 @@ from oneapi_site.lib.timeutil import now_ts
 from providers import key_health
 from providers.channel_keys import fingerprint
 from providers.models import Channel, ChannelKey
+from relay import keys
+from relay.cache import cache
 from relay.probe import channel_test, probe_keys
 from tests.factories import ChannelFactory
 from tests.helpers import channel_status
@@ -158,3 +160,29 @@ def test_a_channel_test_that_finds_a_dead_key_disables_that_key_alone(upstream):
     assert Channel.objects.get(pk=channel.pk).status == Channel.Status.ENABLED
     assert channel_test(channel_id=channel.pk).success  # the next test takes the first live key
     assert sent_keys(upstream) == [KEYS[0], KEYS[1]]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_key_at_its_requests_per_minute_is_passed_over_until_the_next_minute(relay_client, fleet,
+                                                                                     monkeypatch):
+    now = [6000.0]
+    monkeypatch.setattr(keys.ring, "clock", lambda: now[0])
+    await sync_to_async(Channel.objects.filter(pk=fleet.channel.pk).update)(key_rpm_limit=2)
+    cache.clear()  # the update above bypassed the service, which would have told the relay
+    for _ in range(6):
+        assert (await relay_client.post("/v1/chat/completions", json=CHAT, headers=fleet.auth)).status_code == 200
+    assert Counter(sent_keys(fleet.upstream)) == {key: 2 for key in KEYS}
+    capped = await relay_client.post("/v1/chat/completions", json=CHAT, headers=fleet.auth)
+    assert capped.status_code == 429 and capped.json()["error"]["code"] == "key_rate_limit_exceeded"
+    assert len(fleet.upstream.requests) == 6
+    # Another channel of the model (a lower priority: tried only when the first is passed over) takes the
+    # request the capped keys cannot.
+    await sync_to_async(ChannelFactory)(base_url=fleet.upstream.url, key="sk-spare-key-00000000000009",
+                                        models="gpt-4o-mini", priority=-1)
+    assert (await relay_client.post("/v1/chat/completions", json=CHAT, headers=fleet.auth)).status_code == 200
+    assert sent_keys(fleet.upstream)[-1] == "sk-spare-key-00000000000009"
+    now[0] += 60
+    fleet.upstream.requests.clear()
+    for _ in range(3):
+        assert (await relay_client.post("/v1/chat/completions", json=CHAT, headers=fleet.auth)).status_code == 200
+    assert sorted(sent_keys(fleet.upstream)) == sorted(KEYS)  # a new minute: every key free again
