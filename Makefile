@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint requirements requirements-upgrade install install-test install-browser messages mysql-headers install-mysql db-driver migrate seed serve conformance bench bench-quick bench-litellm-install clean
+.PHONY: run test lint requirements requirements-upgrade install install-test install-browser messages mysql-headers install-mysql db-driver migrate seed import-oneapi serve conformance bench bench-quick bench-litellm-install clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,15 @@ migrate: install db-driver
 
 seed: migrate
 	$(PY) manage.py seed
+
+# one-api's (or new-api's) database into this one: `make import-oneapi SOURCE='user:pass@tcp(host:3306)/one-api'`
+# (or a postgres:// URL, or the SQLite file); ARGS='--dry-run --logs' passes options. A MySQL SOURCE needs the
+# driver, installed as for SQL_DSN.
+import-oneapi: migrate
+	@if [ -z "$(SOURCE)" ]; then echo "SOURCE is required: make import-oneapi SOURCE=..."; exit 2; fi
+	@if echo '$(SOURCE)' | grep -qE '@(tcp|unix)?\(|^mysql://' && ! $(PY) -c "import MySQLdb" 2>/dev/null; then \
+		$(MAKE) install-mysql; fi
+	$(PY) manage.py import_oneapi '$(SOURCE)' $(ARGS)
 
 # Daphne with uvloop on 0.0.0.0:$(PORT); ACCESS_LOG=true adds a line per request.
 serve:

@@ -37,6 +37,10 @@ left stays queued, as for a database that is down, until a charge is written aga
 The held charge goes behind the rest of its batch, so a run of refused charges
 never keeps the good ones queued after it from being written.
 
+Budget spending is counted the same way, per budget period. With Redis
+(billing/shared_quota.py) admission happens there and this ledger only writes,
+and counts in case Redis goes away; a parked charge is given back there too.
+
 After a batch is written the owners' balances are checked against
 QuotaRemindThreshold (billing/reminders.py), outside `flush_lock`.
 """
@@ -55,6 +59,7 @@ from django.db import DataError, IntegrityError, OperationalError, close_old_con
 from billing import reminders
 from billing.models import Log
 from billing.services import Charge, charges_apply
+from billing.shared_quota import shared
 from oneapi_site.lib import numbers
 
 log = logging.getLogger(__name__)
@@ -118,6 +123,10 @@ class Ledger:
         self.spent_token: dict[int, int] = defaultdict(int)
         self.unflushed_user: dict[int, int] = defaultdict(int)
         self.unflushed_token: dict[int, int] = defaultdict(int)
+        # Budget spending settled since the cached value was read, and not yet written: (kind, id) ->
+        # {period_start: quota}, kind "u" or "t".
+        self.spent_budget: dict[tuple[str, int], dict[int, int]] = {}
+        self.unflushed_budget: dict[tuple[str, int], dict[int, int]] = {}
         self.pending: list[Charge] = []
         self.parked: deque[Charge] = deque(maxlen=PARKED_KEPT)  # charges the database refused for good
         self.parked_count = 0
@@ -129,8 +138,11 @@ class Ledger:
     # --- request path (event loop; no I/O) ---------------------------------
 
     def reserve(self, *, user_id: int, user_quota: int, token_id: int, token_quota: int | None,
-                amount: int) -> str | None:
-        """Hold `amount` for a request; returns None, or "user"/"token" naming who cannot cover it."""
+                amount: int, user_budget: tuple[int, int, int] | None = None,
+                token_budget: tuple[int, int, int] | None = None) -> str | None:
+        """Hold `amount` for a request; returns None, or "user"/"token" naming whose balance cannot cover it,
+        or "user_budget"/"token_budget". A budget is (limit, period_start, spent in the database when cached);
+        its reservations are the subject's, as every reservation is spent in the current period."""
         with self.lock:
             if user_quota - self.spent_user[user_id] - self.reserved_user[user_id] < amount:
                 return "user"
@@ -138,6 +150,12 @@ class Ledger:
                 token_quota - self.spent_token[token_id] - self.reserved_token[token_id] < amount
             ):
                 return "token"
+            if user_budget is not None and self._over_budget(("u", user_id), user_budget,
+                                                             self.reserved_user[user_id] + amount):
+                return "user_budget"
+            if token_budget is not None and self._over_budget(("t", token_id), token_budget,
+                                                              self.reserved_token[token_id] + amount):
+                return "token_budget"
             self.reserved_user[user_id] += amount
             if token_quota is not None:
                 self.reserved_token[token_id] += amount
@@ -149,10 +167,34 @@ class Ledger:
             if limited:
                 self.reserved_token[token_id] -= amount
 
+    def _over_budget(self, subject: tuple[str, int], budget: tuple[int, int, int], wanted: int) -> bool:
+        limit, period_start, cached_spent = budget
+        spent = cached_spent + self.spent_budget.get(subject, {}).get(period_start, 0)
+        return spent + wanted > limit
+
+    def budget_spent(self, kind: str, subject_id: int, period_start: int) -> int:
+        """What this instance settled in the period since the subject was cached."""
+        return self.spent_budget.get((kind, subject_id), {}).get(period_start, 0)
+
+    def _count_budget(self, charge: Charge, sign: int, *, spent: bool) -> None:
+        """Count a charge's budget spending (sign 1, at settlement), or stop counting it as unflushed (sign -1,
+        written) and as spent too (`spent`, parked). Call holding `lock`."""
+        for subject, period_start in ((("u", charge.user_id), charge.user_period_start),
+                                      (("t", charge.token_id), charge.token_period_start)):
+            if period_start and charge.quota:
+                if spent:
+                    counts = self.spent_budget.setdefault(subject, {})
+                    counts[period_start] = counts.get(period_start, 0) + sign * charge.quota
+                unflushed = self.unflushed_budget.setdefault(subject, {})
+                unflushed[period_start] = unflushed.get(period_start, 0) + sign * charge.quota
+                if not unflushed[period_start]:
+                    del unflushed[period_start]
+
     def settle(self, charge: Charge, *, reserved: int) -> None:
         """Swap the reservation for the real charge and queue its write. Never raises, never awaits."""
         limited = not charge.unlimited
         with self.lock:
+            self._count_budget(charge, 1, spent=True)
             self.reserved_user[charge.user_id] -= reserved
             self.spent_user[charge.user_id] += charge.quota
             self.unflushed_user[charge.user_id] += charge.quota
@@ -175,10 +217,12 @@ class Ledger:
         """Call while holding flush_lock, right after reading the user's quota from the database."""
         with self.lock:
             self.spent_user[user_id] = self.unflushed_user.get(user_id, 0)
+            self.spent_budget[("u", user_id)] = dict(self.unflushed_budget.get(("u", user_id), {}))
 
     def rebase_token(self, token_id: int) -> None:
         with self.lock:
             self.spent_token[token_id] = self.unflushed_token.get(token_id, 0)
+            self.spent_budget[("t", token_id)] = dict(self.unflushed_budget.get(("t", token_id), {}))
 
     # --- writer -------------------------------------------------------------
 
@@ -283,6 +327,7 @@ class Ledger:
         self._parked_in_a_row = 0
         with self.lock:
             for c in charges:
+                self._count_budget(c, -1, spent=False)
                 self.unflushed_user[c.user_id] -= c.quota
                 if not c.unlimited:
                     self.unflushed_token[c.token_id] -= c.quota
@@ -296,6 +341,7 @@ class Ledger:
         """Drop a charge the database refuses for good. It never reaches the balances, so neither counter of
         the relay's balances keeps it (spent includes it whether settled or rebased since: unflushed did)."""
         with self.lock:
+            self._count_budget(charge, -1, spent=True)
             self.unflushed_user[charge.user_id] -= charge.quota
             self.spent_user[charge.user_id] -= charge.quota
             if not charge.unlimited:
@@ -304,6 +350,7 @@ class Ledger:
             self.parked.append(charge)
             self.parked_count += 1
             self._parked_in_a_row += 1
+        shared.refund(charge)
         log.error("charge of request %s parked: the database refuses it (%s: %s); user %s, token %s, model %s, "
                   "quota %s not taken", _short(charge.request_id), type(exc).__name__, exc, charge.user_id,
                   charge.token_id, _short(charge.model_name), charge.quota)

@@ -18,6 +18,7 @@ from accounts import permissions
 from accounts.models import Token, User
 from billing import money, reminders
 from billing.models import Log, Option, RedemptionCode
+from billing.shared_quota import shared
 from oneapi_site import options
 from oneapi_site.lib import changes, numbers
 from oneapi_site.lib.errors import ServiceError
@@ -97,6 +98,7 @@ def redemption_redeem(*, user_id: int, key: str) -> int:
         raise ServiceError(gettext("This redemption code has already been used."), field="key")
     if not _user_credit(user_id=user_id, quota=code["quota"]):
         raise _balance_full_error("key")  # the claim above rolls back with this transaction
+    shared.adjust_on_commit(kind="u", subject_id=user_id, delta=code["quota"])
     log_record(user_id=user_id, type=Log.Type.TOPUP, quota=code["quota"],
                content=f"Redeemed a code for {money.log_amount(code['quota'])}")
     changes.publish("users")
@@ -130,6 +132,7 @@ def user_topup(*, user_id: int, quota: int, remark: str = "", by: User | None = 
         if not User.objects.filter(pk=user_id).exists():
             raise ServiceError("no such user", field="user_id")
         raise _balance_full_error("quota")
+    shared.adjust_on_commit(kind="u", subject_id=user_id, delta=quota)
     note = f" ({remark})" if remark else ""
     log_record(user_id=user_id, type=Log.Type.TOPUP, quota=quota,
                content=f"Top-up by an administrator: {money.log_amount(quota)}{note}")
@@ -151,6 +154,8 @@ def user_quota_set(*, user_id: int, quota: int, by: User | None = None) -> None:
         raise ServiceError(gettext("This change is too large to record in one step: change the balance "
                                       "in two smaller steps."), field="quota")
     User.objects.filter(pk=user_id).update(quota=quota)
+    # `old` is the row's value under its lock, so the difference is exactly what this write moved.
+    shared.adjust_on_commit(kind="u", subject_id=user_id, delta=quota - old)
     reminders.quota_reminder_rearm(user_id=user_id)
     who = f" by {by.username}" if by else ""
     log_record(user_id=user_id, type=Log.Type.MANAGE, quota=quota - old,
@@ -186,6 +191,31 @@ class Charge:
     cache_write_tokens: int = 0
     cache_write_1h_tokens: int = 0
     reasoning_tokens: int = 0
+    # The budget period the charge counts in (billing/budgets.py), for a user or token with a budget period:
+    # its kind ("day", "week", "month"; "" for none) and start.
+    user_period_start: int = 0
+    token_period_start: int = 0
+    user_budget_period: str = ""
+    token_budget_period: str = ""
+
+
+def _budget_updates(spending: dict[tuple[int, int, str], int]) -> list[tuple]:
+    """Parameters of _budget_sql per (row, period start, period kind), oldest period first."""
+    return [(ps, amount, ps, amount, ps, ps, row, kind) for (row, ps, kind), amount in sorted(spending.items())]
+
+
+def _budget_sql(table: str) -> str:
+    """Add a charge to the spending of its period, or restart the spending from it when a newer period began;
+    a charge for an older period than the row's does not count (its period is over), nor one of another kind
+    of period than the row's (made before its period was changed, which restarts the spending: token_update,
+    user_update). Relative, so exact under concurrent batches. budget_spent is assigned first: MySQL evaluates
+    SET left to right, so its CASE still reads the old budget_period_start."""
+    q = connection.ops.quote_name
+    spent, start = q("budget_spent"), q("budget_period_start")
+    return (f"UPDATE {q(table)} SET {spent} = CASE WHEN {start} = %s THEN {spent} + %s "
+            f"WHEN {start} < %s THEN %s ELSE {spent} END, "
+            f"{start} = CASE WHEN {start} < %s THEN %s ELSE {start} END "
+            f"WHERE {q('id')} = %s AND {q('budget_period')} = %s")
 
 
 def charges_apply(charges: Iterable[Charge]) -> int:
@@ -201,7 +231,13 @@ def charges_apply(charges: Iterable[Charge]) -> int:
     per_user: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     per_token: dict[int, int] = defaultdict(int)
     per_channel: dict[int, int] = defaultdict(int)
+    user_budget: dict[tuple[int, int, str], int] = defaultdict(int)
+    token_budget: dict[tuple[int, int, str], int] = defaultdict(int)
     for c in charges:
+        if c.user_period_start and c.quota:
+            user_budget[(c.user_id, c.user_period_start, c.user_budget_period)] += c.quota
+        if c.token_period_start and c.quota and c.token_id:
+            token_budget[(c.token_id, c.token_period_start, c.token_budget_period)] += c.quota
         per_user[c.user_id][0] += c.quota
         per_user[c.user_id][1] += 1
         if c.token_id and not c.unlimited:
@@ -219,11 +255,15 @@ def charges_apply(charges: Iterable[Charge]) -> int:
             f"{q('used_quota')} = {q('used_quota')} + %s, {q('request_count')} = {q('request_count')} + %s "
             f"WHERE {q('id')} = %s",
             [(per_user[u][0], per_user[u][0], per_user[u][1], u) for u in sorted(per_user)])
+        if user_budget:
+            cursor.executemany(_budget_sql(User._meta.db_table), _budget_updates(user_budget))
         if touched:
             cursor.executemany(
                 f"UPDATE {q(Token._meta.db_table)} SET {q('remain_quota')} = {q('remain_quota')} - %s, "
                 f"{q('used_quota')} = {q('used_quota')} + %s, {q('accessed_time')} = %s WHERE {q('id')} = %s",
                 [(per_token.get(t, 0), per_token.get(t, 0), now, t) for t in sorted(touched)])
+        if token_budget:
+            cursor.executemany(_budget_sql(Token._meta.db_table), _budget_updates(token_budget))
         if per_channel:
             cursor.executemany(
                 f"UPDATE {q(Channel._meta.db_table)} SET {q('used_quota')} = {q('used_quota')} + %s "
@@ -322,6 +362,7 @@ def user_signup_gifts(*, user_id: int, inviter_id: int = 0) -> None:
             continue
         if not _user_credit(user_id=target, quota=quota):
             continue  # a balance that cannot hold the gift (or a user deleted meanwhile) goes without it
+        shared.adjust_on_commit(kind="u", subject_id=target, delta=quota)
         log_record(user_id=target, type=Log.Type.SYSTEM, quota=quota, content=f"{reason}: {money.log_amount(quota)}")
     changes.publish("users")
 

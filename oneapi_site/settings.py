@@ -229,6 +229,17 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_NAME = "session"
 SESSION_COOKIE_AGE = 30 * 24 * 3600
 
+# Django's hashers, the first making new hashes, and last the bcrypt of passwords imported from one-api
+# (accounts/hashers.py): such a hash is replaced by the first hasher's on its first successful sign-in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "accounts.hashers.OneAPIBCryptPasswordHasher",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

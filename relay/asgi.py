@@ -79,8 +79,8 @@ class Response:
         self.finished = True
         await self.send({"type": "http.response.body", "body": data, "more_body": False})
 
-    async def json(self, status: int, payload: bytes) -> None:
-        await self.start(status, [(b"content-type", b"application/json")])
+    async def json(self, status: int, payload: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        await self.start(status, [(b"content-type", b"application/json"), *headers])
         await self.finish(payload)
 
     async def error(self, err: RelayError) -> None:
@@ -88,7 +88,7 @@ class Response:
             if not self.finished:  # mid-stream: the client can only get an error event now
                 await self.finish(b"data: " + err.to_json(self.request_id) + b"\n\n")
             return
-        await self.json(err.status, err.to_json(self.request_id))
+        await self.json(err.status, err.to_json(self.request_id), err.headers)
 
 
 def _header(scope, name: bytes) -> str:

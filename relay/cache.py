@@ -54,6 +54,11 @@ class TokenInfo:
     expired_time: int
     models: frozenset[str] | None
     subnets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None
+    # Budget (oneapi_site/lib/limit_fields.py), spending as the database held it when cached.
+    budget_quota: int = 0
+    budget_period: str = ""
+    budget_spent: int = 0
+    budget_period_start: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,13 @@ class UserInfo:
     quota: int
     used_quota: int
     price_ratio: float = 1  # multiplies the group ratio in every charge (billing/pricing.py)
+    budget_quota: int = 0
+    budget_period: str = ""
+    budget_spent: int = 0
+    budget_period_start: int = 0
+
+
+BUDGET_FIELDS = ("budget_quota", "budget_period", "budget_spent", "budget_period_start")
 
 
 def _token_info(row: dict) -> TokenInfo:
@@ -76,7 +88,8 @@ def _token_info(row: dict) -> TokenInfo:
     return TokenInfo(id=row["id"], key=row["key"], user_id=row["user_id"], name=row["name"], status=row["status"],
                      remain_quota=row["remain_quota"], used_quota=row["used_quota"],
                      unlimited=row["unlimited_quota"],
-                     expired_time=row["expired_time"], models=models, subnets=subnets)
+                     expired_time=row["expired_time"], models=models, subnets=subnets,
+                     **{f: row[f] for f in BUDGET_FIELDS})
 
 
 def _load_token(key: str) -> TokenInfo | None:
@@ -84,7 +97,7 @@ def _load_token(key: str) -> TokenInfo | None:
     with ledger.flush_lock:
         row = Token.objects.filter(key=key).values(
             "id", "key", "user_id", "name", "status", "remain_quota", "used_quota", "unlimited_quota", "expired_time",
-            "models", "subnet").first()
+            "models", "subnet", *BUDGET_FIELDS).first()
         if row is not None:
             ledger.rebase_token(row["id"])
     return _token_info(row) if row else None
@@ -94,7 +107,8 @@ def _load_user(user_id: int) -> UserInfo | None:
     close_old_connections()
     with ledger.flush_lock:
         row = User.objects.filter(pk=user_id).values(
-            "id", "username", "group", "role", "status", "quota", "used_quota", "price_ratio").first()
+            "id", "username", "group", "role", "status", "quota", "used_quota", "price_ratio",
+            *BUDGET_FIELDS).first()
         if row is not None:
             ledger.rebase_user(row["id"])
     return UserInfo(**row) if row else None

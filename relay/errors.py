@@ -9,7 +9,8 @@ class RelayError(Exception):
     """A refusal or failure to report to the client as OpenAI's error object."""
 
     def __init__(self, status: int, message: str, *, type: str = "one_api_error", code: str | None = None,
-                 param: str | None = None, body: dict | None = None):
+                 param: str | None = None, body: dict | None = None,
+                 headers: tuple[tuple[bytes, bytes], ...] = ()):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -17,6 +18,7 @@ class RelayError(Exception):
         self.code = code
         self.param = param
         self.body = body  # an upstream's own error object, kept whole (one-api does)
+        self.headers = headers  # sent with the error (Retry-After)
 
     def to_json(self, request_id: str) -> bytes:
         error = dict(self.body) if self.body else {"type": self.type, "param": self.param, "code": self.code}

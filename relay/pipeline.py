@@ -15,7 +15,6 @@ import time
 import orjson
 
 from billing import pricing
-from billing.ledger import ledger
 from billing.services import Charge
 from oneapi_site import options
 from oneapi_site.lib import tokenizer
@@ -23,7 +22,7 @@ from providers import health
 from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.uploads import Upload
-from relay import http, keys, media, native_fallback, routing, shapes
+from relay import admission, http, keys, media, native_fallback, routing, shapes
 from relay.auth import Caller, check_model_allowed
 from relay.cache import cache
 from relay.errors import RelayError, bad_request
@@ -110,15 +109,7 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
 
     order = _order(call, caller, body_size=len(raw_body))
     quote = _quote(order, channel)
-    reserved = quote.reserve
-    token = caller.token
-    refused = ledger.reserve(user_id=caller.user.id, user_quota=caller.user.quota, token_id=token.id,
-                             token_quota=None if token.unlimited else token.remain_quota, amount=reserved)
-    if refused == "user":
-        raise RelayError(403, "Your account's quota is not enough for this request.", code="insufficient_user_quota")
-    if refused == "token":
-        raise RelayError(403, "This API key's quota is not enough for this request.",
-                         code="pre_consume_token_quota_failed")
+    reserved = await admission.hold(caller, quote.reserve)
 
     outcome = Outcome()
     settled = False
@@ -136,7 +127,7 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
         raise
     finally:
         if not settled:
-            ledger.release(user_id=caller.user.id, token_id=token.id, amount=reserved, limited=not token.unlimited)
+            admission.release(reserved)
 
 
 async def count_natively(*, caller: Caller, body: dict, native: NativeRequest, request_id: str,
@@ -256,7 +247,7 @@ def _to_relay_error(err: UpstreamError) -> RelayError:
 
 
 def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInfo, quote: pricing.Quote,
-            outcome: Outcome, reserved: int, started_at: float, client_protocol: str) -> None:
+            outcome: Outcome, reserved: admission.Hold, started_at: float, client_protocol: str) -> None:
     """Charge what the answer held, on the channel that gave it."""
     channel = outcome.channel
     if channel.id != quoted.id:  # another channel answered: its prices apply
@@ -278,7 +269,7 @@ def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInf
         count_answer=lambda: _count_answer(outcome, call.model))
     quota = pricing.charge(quote, tokens, images_made=outcome.images)
     token = caller.token
-    ledger.settle(Charge(
+    admission.settle(reserved, Charge(
         user_id=caller.user.id, username=caller.user.username, token_id=token.id, token_name=token.name,
         unlimited=token.unlimited, channel_id=channel.id, model_name=call.model, quota=quota,
         prompt_tokens=tokens.prompt, completion_tokens=tokens.completion, request_id=call.request_id,
@@ -286,7 +277,7 @@ def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInf
         content=quote.explain(tokens), created_at=int(time.time()), system_prompt_reset=outcome.prompt_reset,
         client_protocol=client_protocol, cached_tokens=tokens.cached, cache_write_tokens=tokens.cache_write,
         cache_write_1h_tokens=tokens.cache_write_1h, reasoning_tokens=tokens.reasoning,
-    ), reserved=reserved)
+        **admission.periods(reserved)))
 
 
 def _count_answer(outcome: Outcome, model: str) -> int:

@@ -5,6 +5,7 @@ import pytest
 
 from accounts.models import User
 from billing.ledger import ledger
+from billing.shared_quota import shared
 from relay import keys, native_fallback
 from relay.cache import cache
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
@@ -86,8 +87,28 @@ def fresh_relay_state():
     native_fallback.forget_all()
     keys.ring.forget_all()
     ledger.__init__()
+    shared.forget()
+    shared_quota_clear()
     yield
     ledger.flush_all()
+
+
+def shared_quota_clear() -> None:
+    """With Redis, the shared balances of the last test's users and tokens, whose ids the next test reuses."""
+    from django.conf import settings
+
+    if settings.REDIS_CONN_STRING:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_CONN_STRING)
+        try:
+            keys = list(client.scan_iter("oneapi:quota:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        except redis.RedisError:
+            pass  # a test of Redis being down
+        finally:
+            client.close()
 
 
 @pytest.fixture(autouse=True)

@@ -12,10 +12,12 @@ from asgiref.sync import sync_to_async
 from billing.ledger import ledger
 from billing.models import Log
 from providers.models import Channel
+from relay import admission
 
 
 async def flush() -> None:
     """Write what the ledger holds (the relay writes charges off the request path)."""
+    await admission.drain()
     await sync_to_async(ledger.flush_all, thread_sensitive=False)()
 
 

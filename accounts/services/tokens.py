@@ -10,6 +10,7 @@ from django.utils.translation import gettext
 
 from accounts import permissions
 from accounts.models import Token, User
+from billing.shared_quota import shared
 from oneapi_site.lib import changes, limit_values, numbers
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.keys import random_key
@@ -166,6 +167,11 @@ def token_update(*, token: Token, status_only: bool = False, by: User | None = N
         if not token.unlimited_quota and token.remain_quota <= 0:
             raise ServiceError("the token has no quota left: add quota before enabling it", field="remain_quota")
     changed = [name for name in TOKEN_EDITABLE if getattr(token, name) != before[name]]
+    if "budget_period" in changed:
+        # Another kind of period is another budget: its spending starts from nothing, and the ledger no longer
+        # counts charges of the old kind in it (billing.services.charges_apply).
+        token.budget_spent = token.budget_period_start = 0
+        changed += ["budget_spent", "budget_period_start"]
     if changed:
         with transaction.atomic():
             # The owner's row first, as charges_apply locks users before tokens. A rename rewrites the
@@ -173,6 +179,9 @@ def token_update(*, token: Token, status_only: bool = False, by: User | None = N
             # other order, a rename and a batch of charges deadlock on MariaDB.
             list(User.objects.select_for_update().filter(pk=token.user_id).values_list("pk", flat=True))
             token.save(update_fields=changed)
+            if "remain_quota" in changed:  # the shared balance moves by what this write moved
+                shared.adjust_on_commit(kind="t", subject_id=token.pk,
+                                        delta=token.remain_quota - before["remain_quota"])
     changes.publish("tokens")
     return token
 

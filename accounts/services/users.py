@@ -203,6 +203,11 @@ def user_update(*, user: User, by: User, username: str | None = None, display_na
             update_fields.append(name)
     if given.keys() & set(limit_values.BUDGET_FIELDS):
         limit_values.budget_check(quota=user.budget_quota, period=user.budget_period)
+    if "budget_period" in update_fields:
+        # Another kind of period is another budget: its spending starts from nothing, and the ledger no longer
+        # counts charges of the old kind in it (billing.services.charges_apply).
+        user.budget_spent = user.budget_period_start = 0
+        update_fields += ["budget_spent", "budget_period_start"]
     if price_ratio is not None:
         price_ratio = limit_values.price_ratio_clean(price_ratio)
         if price_ratio != user.price_ratio:

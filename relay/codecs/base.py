@@ -225,7 +225,7 @@ class Translator:
         if self.out.started:
             await self.out.finish(payload)
         else:
-            await self.out.json(status, payload)
+            await self.out.json(status, payload, err.headers)
 
     def _frames(self, data: bytes):
         """The data of each event in `data`. The relay writes whole one-line `data: ...` events (relay/upstream.py),

@@ -450,8 +450,8 @@ class Capture:
         self.finished = True
         self.body += data
 
-    async def json(self, status, payload):
-        await self.start(status, [])
+    async def json(self, status, payload, headers=()):
+        await self.start(status, list(headers))
         await self.finish(payload)
 
 

@@ -107,3 +107,22 @@ def test_make_requirements_compiles_the_runtime_pins_first_as_the_others_are_con
         f"pip-compile {args} -o requirements-test.txt requirements-test.in",
         f"pip-compile {args} -o requirements-mysql.txt requirements-mysql.in",
     ]
+
+
+def test_make_import_oneapi_installs_the_mysql_driver_for_a_mysql_source_then_imports(tmp_path):
+    calls = run_make("import-oneapi", tmp_path, SOURCE=MYSQL, ARGS="--dry-run")
+    assert index_of(calls, "requirements-mysql.txt") < index_of(calls, "manage.py import_oneapi")
+    assert index_of(calls, "manage.py migrate") < index_of(calls, "manage.py import_oneapi")
+    assert calls[-1] == f"python manage.py import_oneapi {MYSQL} --dry-run"
+
+
+def test_make_import_oneapi_reads_a_sqlite_file_without_the_mysql_driver(tmp_path):
+    calls = run_make("import-oneapi", tmp_path, SOURCE="/data/one-api.db")
+    assert not any("requirements-mysql.txt" in call for call in calls)
+    assert calls[-1] == "python manage.py import_oneapi /data/one-api.db"
+
+
+def test_make_import_oneapi_wants_a_source(tmp_path):
+    # run_make's lint_passes=False only says that make must fail here
+    calls = run_make("import-oneapi", tmp_path, lint_passes=False)
+    assert not any("import_oneapi" in call for call in calls)

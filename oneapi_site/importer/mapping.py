@@ -1,0 +1,298 @@
+"""One source row into our model's fields: pure functions, each noting in the report what it could not carry.
+
+Column names and meanings are one-api's GORM models (model/user.go, token.go, channel.go, redemption.go,
+log.go) and new-api's additions to them; ids are kept so token.user_id and log.channel_id stay right.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from accounts.hashers import from_oneapi
+from accounts.models import Token, User
+from billing.models import Log, RedemptionCode
+from oneapi_site.importer.report import Report
+from oneapi_site.lib import numbers
+from providers.labels import unsupported_reason
+from providers.models import Channel, split_list
+
+# one-api's ChannelConfig (model/channel.go): the keys our adapters read by the same names.
+CONFIG_KEYS = ("region", "sk", "ak", "user_id", "api_version", "library_id", "plugin", "vertex_ai_project_id",
+               "vertex_ai_adc")
+# Before `config`, one-api kept one setting in `other`; its distributor still copies it (middleware/distributor.go).
+OTHER_AS_CONFIG = {3: "api_version", 18: "api_version", 24: "api_version", 21: "library_id", 17: "plugin"}
+
+# Columns each table carries (or reads to decide); any other column holding a value is reported as dropped.
+CARRIED = {
+    "users": {"id", "username", "password", "display_name", "role", "status", "email", "github_id", "oidc_id",
+              "access_token", "quota", "used_quota", "request_count", "group", "aff_code", "inviter_id",
+              "deleted_at"},
+    "tokens": {"id", "user_id", "key", "status", "name", "created_time", "accessed_time", "expired_time",
+               "remain_quota", "unlimited_quota", "used_quota", "models", "subnet", "model_limits_enabled",
+               "model_limits", "allow_ips", "deleted_at"},
+    "channels": {"id", "type", "key", "status", "name", "weight", "created_time", "test_time", "response_time",
+                 "base_url", "other", "balance", "balance_updated_time", "models", "group", "used_quota",
+                 "model_mapping", "priority", "config", "system_prompt"},
+    "redemptions": {"id", "user_id", "key", "status", "name", "quota", "created_time", "redeemed_time",
+                    "used_user_id", "deleted_at"},
+    "logs": {"id", "user_id", "created_at", "type", "content", "username", "token_name", "model_name", "quota",
+             "prompt_tokens", "completion_tokens", "channel_id", "request_id", "elapsed_time", "is_stream",
+             "system_prompt_reset", "token_id", "use_time"},
+}
+
+
+def text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+def whole(value: Any, default: int = 0, *, bounds: tuple[int, int] = numbers.BIGINT) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return default
+    return min(max(number, bounds[0]), bounds[1])
+
+
+def flag(value: Any) -> bool:
+    if isinstance(value, (bytes, bytearray)):  # MySQL's bit(1)
+        return any(value)
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "t")
+    return bool(value)
+
+
+def _max(model, name: str) -> int:
+    return model._meta.get_field(name).max_length
+
+
+def _bounded(value: Any, model, name: str, report: Report, table: str, example: str) -> str:
+    value = text(value).strip()
+    limit = _max(model, name)
+    if len(value) > limit:
+        report.note(table, f"{name} cut to {limit} characters", example)
+        value = value[:limit]
+    return value
+
+
+def report_dropped(table: str, row: dict[str, Any], report: Report) -> None:
+    for column, value in row.items():
+        if column in CARRIED[table] or value in (None, "", 0, False, b"", "{}", "[]", "null"):
+            continue
+        report.drop(table, column)
+
+
+def _role(value: Any) -> int:
+    role = whole(value, 1)
+    if role >= User.Role.ROOT:
+        return User.Role.ROOT
+    return User.Role.ADMIN if role >= User.Role.ADMIN else User.Role.COMMON
+
+
+def user_fields(row: dict[str, Any], report: Report) -> dict[str, Any]:
+    example = f"user {row['id']} ({text(row.get('username'))})"
+    status = whole(row.get("status"), 1)
+    if status not in User.Status.values:
+        status = User.Status.DISABLED
+    if row.get("deleted_at"):  # new-api deletes softly
+        status = User.Status.DELETED
+    password = from_oneapi(text(row.get("password")))
+    if password is None:
+        report.note("users", "no bcrypt password hash: signs in by another way or resets the password", example)
+    aff_code = text(row.get("aff_code")).strip() or None
+    if aff_code and len(aff_code) > _max(User, "aff_code"):
+        report.note("users", "aff code longer than 16 characters: not carried", example)
+        aff_code = None
+    access_token = text(row.get("access_token")).strip() or None
+    return {
+        "id": whole(row["id"]),
+        "username": _bounded(row.get("username"), User, "username", report, "users", example),
+        "password": password,
+        "display_name": _bounded(row.get("display_name"), User, "display_name", report, "users", example),
+        "email": _bounded(row.get("email"), User, "email", report, "users", example),
+        "role": _role(row.get("role")),
+        "status": status,
+        "group": _bounded(row.get("group") or "default", User, "group", report, "users", example),
+        "quota": whole(row.get("quota")),
+        "used_quota": whole(row.get("used_quota")),
+        "request_count": whole(row.get("request_count")),
+        "access_token": access_token if access_token and len(access_token) <= _max(User, "access_token") else None,
+        "aff_code": aff_code,
+        "inviter_id": whole(row.get("inviter_id")),
+        "github_id": _bounded(row.get("github_id"), User, "github_id", report, "users", example),
+        "oidc_id": _bounded(row.get("oidc_id"), User, "oidc_id", report, "users", example),
+    }
+
+
+def _comma_list(value: Any) -> str:
+    return ",".join(split_list(text(value).replace("\n", ",")))
+
+
+def token_fields(row: dict[str, Any], report: Report) -> dict[str, Any] | None:
+    example = f"token {row['id']} ({text(row.get('name'))})"
+    if row.get("deleted_at"):
+        report.skip("tokens", "deleted in new-api", example)
+        return None
+    key = text(row.get("key")).strip().removeprefix("sk-")
+    if not key or len(key) > _max(Token, "key"):
+        report.skip("tokens", "no key, or a key longer than 64 characters", example)
+        return None
+    status = whole(row.get("status"), 1)
+    models = text(row.get("models"))
+    if "model_limits_enabled" in row:  # new-api: an allow-list that is on or off
+        models = text(row.get("model_limits")) if flag(row.get("model_limits_enabled")) else ""
+    subnet = text(row.get("subnet")) or text(row.get("allow_ips"))
+    return {
+        "id": whole(row["id"]),
+        "user_id": whole(row.get("user_id")),
+        "key": key,
+        "status": status if status in Token.Status.values else Token.Status.DISABLED,
+        "name": _bounded(row.get("name"), Token, "name", report, "tokens", example),
+        "created_time": whole(row.get("created_time")),
+        "accessed_time": whole(row.get("accessed_time")),
+        "expired_time": whole(row.get("expired_time"), -1),
+        "remain_quota": whole(row.get("remain_quota")),
+        "unlimited_quota": flag(row.get("unlimited_quota")),
+        "used_quota": whole(row.get("used_quota")),
+        "models": _comma_list(models),
+        "subnet": _comma_list(subnet),
+    }
+
+
+def _json_object(value: Any, column: str, report: Report, example: str) -> dict:
+    raw = text(value).strip()
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        report.note("channels", f"{column} is not JSON: not carried", example)
+        return {}
+    if not isinstance(parsed, dict):
+        report.note("channels", f"{column} is not a JSON object: not carried", example)
+        return {}
+    return parsed
+
+
+def _model_mapping(row: dict[str, Any], report: Report, example: str) -> dict[str, str]:
+    mapping = _json_object(row.get("model_mapping"), "model_mapping", report, example)
+    limit = Log._meta.get_field("model_name").max_length
+    kept = {k: v for k, v in mapping.items() if isinstance(v, str) and v and len(k) <= limit and len(v) <= limit}
+    if len(kept) != len(mapping):
+        report.note("channels", "model_mapping entries that are not model name to model name: dropped", example)
+    return kept
+
+
+def _config(row: dict[str, Any], channel_type: int, report: Report, example: str) -> dict[str, str]:
+    raw = _json_object(row.get("config"), "config", report, example)
+    config = {k: str(v) for k, v in raw.items() if k in CONFIG_KEYS and v not in (None, "")}
+    for name in raw.keys() - set(CONFIG_KEYS):
+        if raw[name] not in (None, "", False, 0):
+            report.drop("channels", f"config.{name}")
+    other = text(row.get("other")).strip()
+    if other:
+        name = OTHER_AS_CONFIG.get(channel_type)
+        if name:
+            config.setdefault(name, other)
+        else:
+            report.drop("channels", "other")
+    return config
+
+
+def channel_fields(row: dict[str, Any], report: Report) -> dict[str, Any]:
+    example = f"channel {row['id']} ({text(row.get('name'))})"
+    channel_type = whole(row.get("type"), 0, bounds=numbers.INT)
+    key = text(row.get("key"))
+    status = whole(row.get("status"), 1)
+    if status not in Channel.Status.values:
+        status = Channel.Status.MANUALLY_DISABLED
+    # Kept out of routing, whatever the source said: a type no adapter serves (the console and /api/channel/
+    # say why, providers/labels.py), or new-api's several keys in one channel, which would go out as one key.
+    if reason := unsupported_reason(channel_type):
+        report.note("channels", f"kept disabled: {reason}", example)
+    elif len([line for line in key.splitlines() if line.strip()]) > 1:
+        reason = "kept disabled: the key holds several keys (new-api's multi-key channel); give each its channel"
+        report.note("channels", reason, example)
+    if reason:
+        status = Channel.Status.MANUALLY_DISABLED
+    group = _comma_list(row.get("group")) or "default"
+    return {
+        "id": whole(row["id"]),
+        "type": channel_type,
+        "name": _bounded(row.get("name"), Channel, "name", report, "channels", example) or f"channel {row['id']}",
+        "key": key.strip(),
+        "status": status,
+        "base_url": _bounded(text(row.get("base_url")).strip().rstrip("/"), Channel, "base_url", report,
+                             "channels", example),
+        "models": _comma_list(row.get("models")),
+        "group": group[:_max(Channel, "group")],
+        "model_mapping": _model_mapping(row, report, example),
+        "priority": whole(row.get("priority")),
+        "weight": whole(row.get("weight"), bounds=(0, numbers.INT[1])),
+        "config": _config(row, channel_type, report, example),
+        "system_prompt": text(row.get("system_prompt")),
+        "response_time": whole(row.get("response_time"), bounds=numbers.INT),
+        "test_time": whole(row.get("test_time")),
+        "balance": float(row.get("balance") or 0),
+        "balance_updated_time": whole(row.get("balance_updated_time")),
+        "used_quota": whole(row.get("used_quota")),
+        "created_time": whole(row.get("created_time")),
+    }
+
+
+def redemption_fields(row: dict[str, Any], report: Report, user_ids: set[int]) -> dict[str, Any] | None:
+    example = f"redemption {row['id']} ({text(row.get('name'))})"
+    if row.get("deleted_at"):
+        report.skip("redemptions", "deleted in new-api", example)
+        return None
+    key = text(row.get("key")).strip()
+    if not key or len(key) > _max(RedemptionCode, "key"):
+        report.skip("redemptions", "no key, or a key longer than 32 characters", example)
+        return None
+    status = whole(row.get("status"), 1)
+    creator, redeemer = whole(row.get("user_id")), whole(row.get("used_user_id"))
+    return {
+        "id": whole(row["id"]),
+        "user_id": creator if creator in user_ids else None,
+        "key": key,
+        "status": status if status in RedemptionCode.Status.values else RedemptionCode.Status.DISABLED,
+        "name": _bounded(row.get("name"), RedemptionCode, "name", report, "redemptions", example),
+        "quota": whole(row.get("quota")),
+        "created_time": whole(row.get("created_time")),
+        "redeemed_time": whole(row.get("redeemed_time")),
+        "redeemed_by_id": redeemer if redeemer in user_ids else None,
+    }
+
+
+def _cut(value: Any, name: str) -> str:
+    return text(value)[:_max(Log, name)]
+
+
+def log_fields(row: dict[str, Any]) -> dict[str, Any]:
+    elapsed = row.get("elapsed_time")
+    if elapsed is None and row.get("use_time") is not None:  # new-api counts whole seconds
+        elapsed = whole(row.get("use_time")) * 1000
+    log_type = whole(row.get("type"))
+    return {
+        "id": whole(row["id"]),
+        "user_id": whole(row.get("user_id")),
+        "created_at": whole(row.get("created_at")),
+        "type": log_type if log_type in Log.Type.values else Log.Type.UNKNOWN,
+        "content": text(row.get("content")),
+        "username": _cut(row.get("username"), "username"),
+        "token_id": whole(row.get("token_id")),
+        "token_name": _cut(row.get("token_name"), "token_name"),
+        "model_name": _cut(row.get("model_name"), "model_name"),
+        "quota": whole(row.get("quota")),
+        "prompt_tokens": whole(row.get("prompt_tokens"), bounds=numbers.INT),
+        "completion_tokens": whole(row.get("completion_tokens"), bounds=numbers.INT),
+        "channel_id": whole(row.get("channel_id")),
+        "request_id": _cut(row.get("request_id"), "request_id"),
+        "elapsed_time": whole(elapsed, bounds=numbers.INT),
+        "is_stream": flag(row.get("is_stream")),
+        "system_prompt_reset": flag(row.get("system_prompt_reset")),
+    }
