@@ -15,12 +15,26 @@ from collections.abc import Iterable
 from typing import Any
 
 from oneapi_site.lib.admin import mask_secret
+from oneapi_site.lib.errors import ServiceError
 from providers.models import Channel, ChannelKey
 
 
 def split_keys(text: str) -> list[str]:
     """A multi-key channel's keys, one per line, blank lines skipped."""
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def check_key_lines(text: str) -> None:
+    """A multi-key channel's key field must be keys, one per line: a JSON document spread over lines (a Vertex
+    AI key file) would be cut into nonsense, so it is refused (one such file per line, each on one line, is fine)."""
+    lines = split_keys(text)
+    if len(lines) > 1:
+        try:
+            json.loads(text)
+        except ValueError:
+            return
+        raise ServiceError("with several keys the key field holds one key per line; this is one JSON document "
+                           "over several lines: write each key file on a line of its own", field="key")
 
 
 def fingerprint(key: str) -> str:

@@ -27,7 +27,7 @@ from oneapi_site.lib.timeutil import now_ts
 from providers import masking
 from providers.adapters import ADAPTERS, adapter_for, secret_config_fields
 from providers.adapters.base import ChannelInfo, RequestContext, UpstreamError
-from providers.channel_keys import keys_sync, live_keys, split_keys
+from providers.channel_keys import check_key_lines, keys_sync, live_keys, split_keys
 from providers.labels import unsupported_reason, unsupported_type_refusal
 from providers.models import Ability, Channel, split_list
 
@@ -160,6 +160,7 @@ def channel_create(**fields: Any) -> list[Channel]:
     if not keys:
         raise ServiceError("key is required", field="key")
     if cleaned.get("key_mode"):
+        check_key_lines(cleaned["key"])
         keys = ["\n".join(keys)]
     created = []
     for key in keys:
@@ -195,10 +196,15 @@ def channel_update(*, channel: Channel, **fields: Any) -> Channel:
         raise ServiceError(unsupported_type_refusal(channel.type), field="type")
     if not channel.name:
         raise ServiceError("name is required", field="name")
+    was_multi_key = bool(Channel.objects.filter(pk=channel.pk).values_list("key_mode", flat=True).first())
+    if channel.multi_key and ("key" in cleaned or "key_mode" in cleaned):
+        check_key_lines(channel.key)
+        channel.key = "\n".join(channel_keys(channel.key))
+        cleaned.setdefault("key", channel.key)
+    elif was_multi_key and "key" not in cleaned and len(split_keys(channel.key)) > 1:
+        raise ServiceError("a channel of one key cannot keep several keys: give the key it keeps", field="key")
     # The given fields only: the ledger adds to used_quota meanwhile, and tests and balance checks write
     # their own columns; a whole-row save would put back the values this instance was read with.
-    if channel.multi_key and "key" in cleaned:
-        channel.key = "\n".join(channel_keys(channel.key))
     channel.save(update_fields=list(cleaned))
     if "key" in cleaned or "key_mode" in cleaned:
         keys_sync(channel=channel)  # each key's health row follows its line

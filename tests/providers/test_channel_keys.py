@@ -174,3 +174,24 @@ def test_a_new_api_multi_key_channel_carries_its_mode_and_each_keys_state():
     assert new_api_key_states({"is_multi_key": True, "multi_key_mode": "polling"}) == ("round_robin", {})
     assert new_api_key_states('{"is_multi_key": false}') == ("", {})
     assert new_api_key_states("not json") == ("", {})
+
+
+def test_a_key_file_over_several_lines_is_refused_as_several_keys_and_a_channel_of_one_key_keeps_one(staff_api):
+    key_file = '{\n  "type": "service_account",\n  "project_id": "p"\n}'
+    refused = envelope(staff_api.post("/api/channel/", {"type": 42, "name": "vertex", "key": key_file,
+                                                        "models": "gemini-pro", "key_mode": "round_robin"},
+                                      format="json"), success=False)
+    assert refused["field"] == "key" and "one key per line" in refused["message"]
+    assert not Channel.objects.filter(name="vertex").exists()
+    # One compact key file per line is several keys.
+    files = '{"type": "service_account", "project_id": "a"}\n{"type": "service_account", "project_id": "b"}'
+    made = envelope(staff_api.post("/api/channel/", {"type": 42, "name": "vertex", "key": files,
+                                                     "models": "gemini-pro", "key_mode": "random"}, format="json"))
+    channel = Channel.objects.get(pk=made[0]["id"])
+    assert len(states(channel)) == 2
+    back = envelope(staff_api.put("/api/channel/", {"id": channel.pk, "key_mode": "single"}, format="json"),
+                    success=False)
+    assert back["field"] == "key" and Channel.objects.get(pk=channel.pk).key_mode == "random"
+    envelope(staff_api.put("/api/channel/", {"id": channel.pk, "key_mode": "single",
+                                             "key": '{"type": "service_account", "project_id": "a"}'}, format="json"))
+    assert Channel.objects.get(pk=channel.pk).key_mode == "" and states(channel) == []
