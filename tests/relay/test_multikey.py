@@ -84,7 +84,10 @@ async def test_a_refused_key_is_disabled_alone_and_the_others_keep_answering_in_
 async def test_random_mode_uses_only_live_keys(relay_client, upstream):
     world = await sync_to_async(new_world)(upstream, username="bob", key="\n".join(KEYS), key_mode="random",
                                            models="gpt-4o-mini")
+    assert (await relay_client.post("/v1/chat/completions", json=CHAT, headers=world.auth)).status_code == 200
+    # Switched while the relay holds the channel's snapshot: the change notification makes it reload.
     await sync_to_async(key_health.key_set_status)(channel_id=world.channel.pk, index=0, enabled=False)
+    upstream.requests.clear()
     for _ in range(30):
         assert (await relay_client.post("/v1/chat/completions", json=CHAT, headers=world.auth)).status_code == 200
     used = Counter(sent_keys(upstream))
@@ -186,3 +189,28 @@ async def test_a_key_at_its_requests_per_minute_is_passed_over_until_the_next_mi
     for _ in range(3):
         assert (await relay_client.post("/v1/chat/completions", json=CHAT, headers=fleet.auth)).status_code == 200
     assert sorted(sent_keys(fleet.upstream)) == sorted(KEYS)  # a new minute: every key free again
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_three_keys_keep_serving_when_one_dies_and_take_it_back_when_it_recovers(relay_client, fleet, caplog):
+    """The issue's promise, through the openai SDK: a dead key costs no client an error, and comes back."""
+    caplog.set_level("DEBUG")
+    await sync_to_async(option_set)(key="AutomaticDisableChannelEnabled", value="true")
+    await sync_to_async(option_set)(key="AutomaticEnableChannelEnabled", value="true")
+    sdk = fleet.sdk(relay_client)
+    fleet.upstream.refused_keys = {KEYS[2]}
+    for _ in range(6):
+        answer = await sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        assert answer.choices[0].message.content
+    assert await key_status(fleet.channel.pk, 2, ChannelKey.Status.AUTO_DISABLED) == ChannelKey.Status.AUTO_DISABLED
+
+    fleet.upstream.refused_keys = set()  # the operator topped the account up
+    await sync_to_async(_cooled)(fleet.channel, 2)
+    assert await sync_to_async(probe_keys)() == 1  # what the scheduled channel test runs
+    fleet.upstream.requests.clear()
+    for _ in range(6):
+        await sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert Counter(sent_keys(fleet.upstream)) == {key: 2 for key in KEYS}
+    assert await sync_to_async(lambda: Channel.objects.get(pk=fleet.channel.pk).status)() == Channel.Status.ENABLED
+    logged = caplog.text + "".join(await sync_to_async(lambda: list(Log.objects.values_list("content", flat=True)))())
+    assert "key 3" in logged and not any(key in logged or key[-12:] in logged for key in KEYS)
