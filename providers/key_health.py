@@ -18,12 +18,19 @@ from oneapi_site import options
 from oneapi_site.lib import changes
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.timeutil import now_ts
-from providers.models import ChannelKey
+from providers.models import Channel, ChannelKey
 from providers.services import channel_auto_switch
 
 PROBE_COOLDOWN = 5 * 60  # seconds before an auto-disabled key is probed the first time
 PROBE_COOLDOWN_MAX = 24 * 3600  # the doubling stops here: a dead key is probed at least once a day
 LAST_ERROR_MAX = 500
+
+
+def _lock_channel(channel_id: int) -> None:
+    """Key changes of one channel one at a time: two keys dying at once must not each see the other alive
+    (and leave the channel up with no key). Taken before any other read, so what follows reads what the
+    other change committed (InnoDB's snapshot starts at the first plain read)."""
+    Channel.objects.select_for_update().filter(pk=channel_id).values_list("id", flat=True).first()
 
 
 def _live_count(channel_id: int) -> int:
@@ -38,6 +45,7 @@ def _system_log(channel_id: int, text: str) -> None:
 def key_set_status(*, channel_id: int, index: int, enabled: bool) -> ChannelKey:
     """An operator's switch of one key. Enabling a key of an auto-disabled channel brings the channel back;
     disabling the last live key takes it out."""
+    _lock_channel(channel_id)
     row = ChannelKey.objects.select_for_update().filter(channel_id=channel_id, index=index).first()
     if row is None:
         raise ServiceError(f"channel {channel_id} has no key number {index}", field="index")
@@ -60,6 +68,7 @@ def key_set_status(*, channel_id: int, index: int, enabled: bool) -> ChannelKey:
 def key_auto_disable(*, channel_id: int, index: int, key_fingerprint: str, reason: str) -> bool:
     """The gateway takes a dead key out (the vendor refused it); the channel too when it was the last.
     False when the key is not an enabled one any more (another request, or an edit, got there first)."""
+    _lock_channel(channel_id)
     now = now_ts()
     updated = ChannelKey.objects.filter(channel_id=channel_id, index=index, fingerprint=key_fingerprint,
                                         status=ChannelKey.Status.ENABLED).update(
@@ -86,6 +95,7 @@ def keys_due_for_probe(*, channel_id: int | None = None, now: int | None = None)
 def key_probed(*, channel_id: int, index: int, key_fingerprint: str, success: bool, message: str) -> bool:
     """A half-open probe's verdict: a pass brings the key back (and its channel, if the gateway had disabled
     it for lack of keys); a failure doubles the wait before the next probe. Whether the key is back."""
+    _lock_channel(channel_id)
     row = ChannelKey.objects.select_for_update().filter(
         channel_id=channel_id, index=index, fingerprint=key_fingerprint,
         status=ChannelKey.Status.AUTO_DISABLED).first()

@@ -1,6 +1,7 @@
 """Multi-key channels as operators make and run them: /api and the console, each key's state, masked."""
 
 import re
+import threading
 
 import pytest
 from django.urls import reverse
@@ -195,3 +196,37 @@ def test_a_key_file_over_several_lines_is_refused_as_several_keys_and_a_channel_
     envelope(staff_api.put("/api/channel/", {"id": channel.pk, "key_mode": "single",
                                              "key": '{"type": "service_account", "project_id": "a"}'}, format="json"))
     assert Channel.objects.get(pk=channel.pk).key_mode == "" and states(channel) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_keys_dying_at_once_take_their_channel_out_with_them():
+    """On MariaDB, without one lock per channel, each death saw the other key alive and the channel stayed up."""
+    from django.db import connection, transaction
+
+    from providers import key_health
+
+    channel = ChannelFactory(key="\n".join(KEYS[:2]), key_mode="round_robin", models="gpt-4o")
+    first_written, release = threading.Event(), threading.Event()
+
+    def die(index: int, *, hold: bool) -> None:
+        try:
+            with transaction.atomic():
+                key_health.key_auto_disable(channel_id=channel.pk, index=index,
+                                            key_fingerprint=fingerprint(KEYS[index]), reason="refused")
+                if hold:  # the first death is written but not committed while the second one runs
+                    first_written.set()
+                    release.wait(5)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=die, args=(0,), kwargs={"hold": True})
+    first.start()
+    assert first_written.wait(5)
+    second = threading.Thread(target=die, args=(1,), kwargs={"hold": False})
+    second.start()
+    second.join(0.5)  # on MariaDB it waits for the first's lock; on SQLite for its write lock
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert states(channel) == [(0, 3), (1, 3)]
+    assert Channel.objects.get(pk=channel.pk).status == Channel.Status.AUTO_DISABLED
