@@ -36,6 +36,34 @@ def daphne_args(extra: list[str]) -> list[str]:
     return ["-b", host, "-p", str(port), "-v", "1" if access_log else "0", *extra, application]
 
 
+def apply_config_file() -> None:
+    """CONFIG_FILE: applied once per start, before anything is served, so GitOps deployments start from the
+    file; one that cannot be applied stops the start with the message naming the file, entry and field."""
+    try:
+        path = env.str("CONFIG_FILE", "").strip()
+    except ConfigError as exc:
+        raise SystemExit(f"oneapi: {exc}") from None
+    if not path:
+        return
+    import django
+
+    django.setup()
+    from django.db import connections
+
+    from oneapi_site.config_file import ConfigFileError
+    from oneapi_site.config_file.startup import config_apply_at_start
+
+    try:
+        result = config_apply_at_start(path=path, say=lambda text: print(f"oneapi: {text}", flush=True))
+    except ConfigFileError as exc:
+        raise SystemExit(f"oneapi: CONFIG_FILE: {exc}") from None
+    finally:
+        connections.close_all()  # Daphne serves from other threads; this one's connection is done
+    for line in result.lines:
+        print(f"oneapi: CONFIG_FILE: {line}", flush=True)
+    print(f"oneapi: CONFIG_FILE {path}: {result.summary()}", flush=True)
+
+
 def main() -> None:
     try:
         import uvloop  # optional, and here so that a machine without it still serves
@@ -46,6 +74,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oneapi_site.settings")
     # Before PORT, ACCESS_LOG and HOST are read: `.env` may set them (the settings read it again, to no effect).
     read_dotenv(BASE_DIR / ".env")
+    apply_config_file()
     # Only now: importing Daphne installs Twisted's asyncio reactor on a loop of the policy just chosen.
     from daphne.cli import CommandLineInterface
 

@@ -122,6 +122,12 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+def channel_fields_clean(fields: dict[str, Any]) -> dict[str, Any]:
+    """The given channel fields as a create or update would store them (unknown names and None dropped),
+    or a ServiceError naming the field; for callers that compare before they write (import_config)."""
+    return _clean(fields)
+
+
 def _abilities(channel: Channel) -> list[Ability]:
     """The channel's routes: one per (group, model), as one-api builds them on every save."""
     enabled = channel.status == Channel.Status.ENABLED
