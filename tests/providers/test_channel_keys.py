@@ -230,3 +230,23 @@ def test_two_keys_dying_at_once_take_their_channel_out_with_them():
     second.join(5)
     assert states(channel) == [(0, 3), (1, 3)]
     assert Channel.objects.get(pk=channel.pk).status == Channel.Status.AUTO_DISABLED
+
+
+def test_a_multi_key_channel_round_trips_through_the_configuration_file(tmp_path):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    ChannelFactory(name="pool", key="\n".join(KEYS), key_mode="random", key_rpm_limit=30, models="gpt-4o")
+    out = StringIO()
+    call_command("export_config", "--with-keys", stdout=out, stderr=StringIO())
+    path = tmp_path / "config.yaml"
+    path.write_text(out.getvalue())
+    Channel.objects.all().delete()
+    call_command("import_config", str(path), stdout=StringIO())
+    channel = Channel.objects.get(name="pool")
+    assert (channel.key, channel.key_mode, channel.key_rpm_limit) == ("\n".join(KEYS), "random", 30)
+    assert states(channel) == [(0, 1), (1, 1), (2, 1)]
+    again = StringIO()
+    call_command("import_config", str(path), stdout=again)
+    assert again.getvalue().splitlines()[-1].startswith("no changes")
