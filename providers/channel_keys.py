@@ -1,4 +1,5 @@
-"""The keys of a multi-key channel and their health: which key lives, which is down, when one is tried again.
+"""The keys of a multi-key channel: the lines of its key field, the rows that hold each one's health, and
+what the relay and /api see of them.
 
 A multi-key channel (Channel.key_mode set) keeps its keys as text, one per line of Channel.key (a key of
 `|` parts, Baidu's `APIKey|SecretKey`, is one line). Each line has a ChannelKey row with its own status,

@@ -28,9 +28,9 @@ class KeyRing:
         self._used: dict[tuple[int, int], int] = {}  # requests per (channel, key line) in self._minute
         self.clock = time.time
         self._lock = threading.Lock()
-        changes.subscribe(self._changed)
 
-    def _changed(self, kind: str) -> None:
+    def changed(self, kind: str) -> None:
+        """A change notification (oneapi_site.lib.changes): a channel change brings a snapshot of live keys."""
         if kind == "channels" and self._down:
             with self._lock:
                 self._down = set()
@@ -66,10 +66,11 @@ class KeyRing:
     def pick(self, channel: ChannelInfo, *,
              refused: set[tuple[int, int]]) -> tuple[ChannelInfo, int | None] | None:
         """The channel as it is sent to, holding one key, and that key's line (None for a one-key channel);
-        None when every live key of it was refused."""
+        None when every live key of it was refused or is at its cap."""
         if not channel.keys:
             return channel, None
-        live = self._live(channel, refused)
+        # The usual request (nothing refused, no cap) takes its turn without copying a long key list.
+        live = channel.keys if not refused and not self._down else self._live(channel, refused)
         if channel.key_rpm:
             live = self._uncapped(channel, live)
         if not live:
@@ -87,3 +88,4 @@ class KeyRing:
 
 
 ring = KeyRing()
+changes.subscribe(ring.changed)
