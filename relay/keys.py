@@ -47,17 +47,17 @@ class KeyRing:
         down = self._down
         return [(i, k) for i, k in channel.keys if (channel.id, i) not in refused and (channel.id, i) not in down]
 
-    def _uncapped(self, channel: ChannelInfo, live: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    def _used_now(self) -> dict[tuple[int, int], int]:
         minute = int(self.clock() // 60)
         if minute != self._minute:
             self._minute, self._used = minute, {}
-        used, cap = self._used, channel.key_rpm
-        return [(i, k) for i, k in live if used.get((channel.id, i), 0) < cap]
+        return self._used
 
     def at_cap(self, channel: ChannelInfo) -> bool:
         """Every live key of the channel has had its requests this minute."""
-        live = self._live(channel, set())
-        return bool(channel.key_rpm and live and not self._uncapped(channel, live))
+        live, used = self._live(channel, set()), self._used_now()
+        return bool(channel.key_rpm and live and all(used.get((channel.id, i), 0) >= channel.key_rpm
+                                                     for i, _ in live))
 
     def has_live(self, channel: ChannelInfo, *, refused: set[tuple[int, int]]) -> bool:
         """Whether a key of the channel is left to try (a one-key channel always has its key)."""
@@ -67,23 +67,32 @@ class KeyRing:
              refused: set[tuple[int, int]]) -> tuple[ChannelInfo, int | None] | None:
         """The channel as it is sent to, holding one key, and that key's line (None for a one-key channel);
         None when every live key of it was refused or is at its cap."""
-        if not channel.keys:
+        keys = channel.keys
+        if not keys:
             return channel, None
-        # The usual request (nothing refused, no cap) takes its turn without copying a long key list.
-        live = channel.keys if not refused and not self._down else self._live(channel, refused)
-        if channel.key_rpm:
-            live = self._uncapped(channel, live)
-        if not live:
-            return None
+        count = len(keys)
         if channel.key_mode == "random":
-            index, key = random.choice(live)
+            start = random.randrange(count)
         else:
             turns = self._turns.get(channel.id)
             if turns is None:
                 turns = self._turns.setdefault(channel.id, itertools.count())
-            index, key = live[next(turns) % len(live)]
-        if channel.key_rpm:  # one event loop per process: no other pick runs between the check and this
-            self._used[(channel.id, index)] = self._used.get((channel.id, index), 0) + 1
+            start = next(turns) % count
+        # From its turn on, the first key not refused, marked down or at its cap: one step as a rule, so a
+        # channel of thousands of keys costs no more than one of three.
+        down, cap = self._down, channel.key_rpm
+        used = self._used_now() if cap else None
+        for step in range(count):
+            index, key = keys[(start + step) % count]
+            if (refused or down) and ((channel.id, index) in refused or (channel.id, index) in down):
+                continue
+            if cap and used.get((channel.id, index), 0) >= cap:
+                continue
+            break
+        else:
+            return None
+        if cap:  # one event loop per process: no other pick runs between the check and this
+            used[(channel.id, index)] = used.get((channel.id, index), 0) + 1
         return (channel if key == channel.key else dataclasses.replace(channel, key=key)), index
 
 
