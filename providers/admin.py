@@ -21,6 +21,7 @@ from oneapi_site.lib.limit_values import LIMIT_FIELDS
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 from providers import labels, services
 from providers.adapters import ADAPTERS
+from providers.channel_keys import split_keys
 from providers.forms import ChannelForm, config_field_types
 from providers.key_admin import ChannelKeyInline
 from providers.models import Channel, split_list
@@ -117,6 +118,9 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
 
     @admin.display(description=_("key"))
     def key_masked(self, obj: Channel) -> str:
+        if obj.pk and obj.multi_key:  # each key's state is on the channel's page
+            count = len(split_keys(obj.key))
+            return ngettext("%(count)d key", "%(count)d keys", count) % {"count": count}
         return mask_secret(obj.key) if obj.pk else "-"
 
     @admin.display(description=_("created"))

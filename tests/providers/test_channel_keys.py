@@ -115,6 +115,9 @@ def test_console_shows_key_states_masked_and_switches_them(root_client):
     assert page.status_code == 200 and "sk-b...0002" in html and "the vendor refused the key" in html
     assert not any(key in html for key in KEYS)
 
+    listing = root_client.get(reverse("admin:providers_channel_changelist")).content.decode()
+    assert "3 keys" in listing and not any(key in listing for key in KEYS)
+
     keys_url = reverse("admin:providers_channelkey_changelist")
     listing = root_client.get(keys_url, {"channel__id__exact": channel.pk})
     assert listing.status_code == 200 and not any(key in listing.content.decode() for key in KEYS)

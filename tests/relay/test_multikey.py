@@ -81,6 +81,15 @@ async def test_a_refused_key_is_disabled_alone_and_the_others_keep_answering_in_
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_stream_refused_for_its_key_starts_again_with_another_key(relay_client, fleet):
+    fleet.upstream.refused_keys = {KEYS[0]}
+    body = {**CHAT, "stream": True}
+    answer = await relay_client.post("/v1/chat/completions", json=body, headers=fleet.auth)
+    assert answer.status_code == 200 and "data: [DONE]" in answer.text and "Incorrect API key" not in answer.text
+    assert sent_keys(fleet.upstream) == [KEYS[0], KEYS[1]]
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_random_mode_uses_only_live_keys(relay_client, upstream):
     world = await sync_to_async(new_world)(upstream, username="bob", key="\n".join(KEYS), key_mode="random",
                                            models="gpt-4o-mini")
