@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import aiohttp
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.core.cache import cache as django_cache
+from django.db import close_old_connections
 
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.ids import new_request_id
@@ -119,11 +121,13 @@ _scheduler: threading.Thread | None = None
 
 
 def start_scheduler() -> None:
-    """Test every channel each CHANNEL_TEST_FREQUENCY minutes (one-api's scheduled test).
+    """Test every channel each CHANNEL_TEST_FREQUENCY minutes (one-api's scheduled test), and probe dead
+    keys of multi-key channels each minute whether or not it is set.
 
-    Every instance runs the timer; the run lock in the shared cache lets only one test at a time.
+    Every instance runs the timers; the run locks in the shared cache let only one test at a time.
     """
     global _scheduler
+    start_key_prober()
     minutes = settings.CHANNEL_TEST_FREQUENCY
     if not minutes or (_scheduler is not None and _scheduler.is_alive()):
         return
@@ -138,3 +142,40 @@ def start_scheduler() -> None:
 
     _scheduler = threading.Thread(target=loop, daemon=True, name="oneapi-channel-tests")
     _scheduler.start()
+
+
+KEY_PROBE_LOCK = "oneapi:key-probe:lock"
+_key_prober: threading.Thread | None = None
+key_prober_stop = threading.Event()
+
+
+def probe_keys_once() -> int:
+    """One round of key probes, unless another instance is running one (a lock in the shared cache)."""
+    if not django_cache.add(KEY_PROBE_LOCK, 1, timeout=max(settings.KEY_PROBE_INTERVAL, 60) * 10):
+        return 0
+    try:
+        return probe_keys()
+    finally:
+        django_cache.delete(KEY_PROBE_LOCK)
+
+
+def start_key_prober() -> None:
+    """Half-open probes of dead keys each KEY_PROBE_INTERVAL seconds: the channel test may be off
+    (CHANNEL_TEST_FREQUENCY 0, the default), and a key whose account was topped up should not wait for an
+    operator. A round with no key due costs one query."""
+    global _key_prober
+    seconds = settings.KEY_PROBE_INTERVAL
+    if not seconds or (_key_prober is not None and _key_prober.is_alive()):
+        return
+
+    def loop() -> None:
+        while not key_prober_stop.wait(seconds):
+            try:
+                probe_keys_once()
+            except Exception:
+                log.exception("probing dead keys failed")
+            finally:
+                close_old_connections()
+
+    _key_prober = threading.Thread(target=loop, daemon=True, name="oneapi-key-probes")
+    _key_prober.start()

@@ -223,3 +223,31 @@ async def test_three_keys_keep_serving_when_one_dies_and_take_it_back_when_it_re
     assert await sync_to_async(lambda: Channel.objects.get(pk=fleet.channel.pk).status)() == Channel.Status.ENABLED
     logged = caplog.text + "".join(await sync_to_async(lambda: list(Log.objects.values_list("content", flat=True)))())
     assert "key 3" in logged and not any(key in logged or key[-12:] in logged for key in KEYS)
+
+
+@pytest.mark.django_db
+def test_the_key_prober_runs_one_round_at_a_time_and_only_when_configured(upstream, settings):
+    from django.core.cache import cache as django_cache
+
+    from oneapi_site import asgi  # noqa: F401 (starting the app starts the schedulers)
+    from relay import probe
+
+    assert probe._key_prober is None or not probe._key_prober.is_alive()  # KEY_PROBE_INTERVAL 0 in tests
+    channel = ChannelFactory(base_url=upstream.url, key="\n".join(KEYS), key_mode="round_robin", models="gpt-4o")
+    _dead(channel, 0)
+    _cooled(channel, 0)
+    django_cache.set(probe.KEY_PROBE_LOCK, 1)  # another instance is probing
+    assert probe.probe_keys_once() == 0 and upstream.requests == []
+    django_cache.delete(probe.KEY_PROBE_LOCK)
+    assert probe.probe_keys_once() == 1 and sent_keys(upstream) == [KEYS[0]]
+    assert django_cache.get(probe.KEY_PROBE_LOCK) is None
+
+    settings.KEY_PROBE_INTERVAL = 3600
+    probe.key_prober_stop.clear()
+    probe.start_key_prober()
+    try:
+        assert probe._key_prober.is_alive()
+    finally:
+        probe.key_prober_stop.set()
+        probe._key_prober.join(5)
+    assert not probe._key_prober.is_alive()
