@@ -198,17 +198,16 @@ async def _call_with_failover(call: Call, caller: Caller, routes: Routes, channe
         try:
             await call_channel(session=session, channel=sending, call=call, out=out, outcome=outcome)
         except UpstreamError as err:
-            dead_key = key_index is not None and health.key_is_dead(err)
+            key = None if key_index is None else (key_index, sending.key)
+            if health.report_failure(channel.id, err, key=key) and key is not None:
+                keys.ring.mark_down(channel.id, key_index)  # being disabled: passed over from now on
+            dead_key = key is not None and health.key_is_dead(err)
             if dead_key:
                 # That key alone is dead: another of the channel's keys (never this one) or another channel.
-                if health.report_dead_key(channel.id, key_index, sending.key, err):
-                    keys.ring.mark_down(channel.id, key_index)
                 refused.add((channel.id, key_index))
                 if not outcome.started and call.upload is None and len(refused) <= MAX_DEAD_KEYS and \
                         keys.ring.has_live(channel, refused=refused):
                     continue
-            else:
-                health.report_failure(channel.id, err)
             tried.add(channel.id)
             # Retry only what another channel may answer; never the channel that just failed.
             if not (err.retryable or dead_key) or outcome.started or len(tried) > retries:
@@ -220,9 +219,10 @@ async def _call_with_failover(call: Call, caller: Caller, routes: Routes, channe
             channel = following
             continue
         if outcome.interrupted is not None:
-            health.report_failure(channel.id, outcome.interrupted)
+            health.report_failure(channel.id, outcome.interrupted,
+                                  key=None if key_index is None else (key_index, sending.key))
         else:
-            health.report_success(channel.id)
+            health.report_success(channel.id, key_index=key_index)
         return
 
 

@@ -58,6 +58,7 @@ class MockUpstream:
         self.port = 0
         self.streams_cancelled = 0
         self.refused_keys: set[str] = set()  # keys answered 401 invalid_api_key, as OpenAI refuses a revoked key
+        self.failing_keys: set[str] = set()  # keys answered 503, as an overloaded account behind one key is
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -78,6 +79,7 @@ class MockUpstream:
         self.default = Behaviour()
         self.streams_cancelled = 0
         self.refused_keys = set()
+        self.failing_keys = set()
 
     # --- server -------------------------------------------------------------
 
@@ -126,6 +128,9 @@ class MockUpstream:
         if request.method == "GET":
             return self._account(request)
         key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if key in self.failing_keys:
+            return web.json_response({"error": {"message": "The server is overloaded.", "type": "server_error",
+                                                "param": None, "code": None}}, status=503)
         if key in self.refused_keys:
             return web.json_response({"error": {
                 "message": f"Incorrect API key provided: {key[:3]}***{key[-4:]}. You can find your API key at "

@@ -90,6 +90,24 @@ async def test_a_stream_refused_for_its_key_starts_again_with_another_key(relay_
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_key_that_keeps_failing_goes_alone_after_the_configured_count(relay_client, fleet):
+    await sync_to_async(option_set)(key="AutomaticDisableChannelEnabled", value="true")
+    await sync_to_async(option_set)(key="ChannelDisableFailureCount", value="2")
+    fleet.upstream.failing_keys = {KEYS[1]}
+    answers = [(await relay_client.post("/v1/chat/completions", json=CHAT, headers=fleet.auth)).status_code
+               for _ in range(6)]
+    assert answers == [200, 503, 200, 200, 503, 200]  # no retry (RetryTimes 0): the failure is the client's
+    assert await key_status(fleet.channel.pk, 1, ChannelKey.Status.AUTO_DISABLED) == ChannelKey.Status.AUTO_DISABLED
+    row = await sync_to_async(ChannelKey.objects.get)(channel=fleet.channel, index=1)
+    assert "2 failures in a row" in row.last_error
+    assert await channel_status(fleet.channel.pk, Channel.Status.ENABLED) == Channel.Status.ENABLED
+    fleet.upstream.requests.clear()
+    for _ in range(4):
+        assert (await relay_client.post("/v1/chat/completions", json=CHAT, headers=fleet.auth)).status_code == 200
+    assert Counter(sent_keys(fleet.upstream)) == {KEYS[0]: 2, KEYS[2]: 2}
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_random_mode_uses_only_live_keys(relay_client, upstream):
     world = await sync_to_async(new_world)(upstream, username="bob", key="\n".join(KEYS), key_mode="random",
                                            models="gpt-4o-mini")
