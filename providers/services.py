@@ -192,6 +192,8 @@ def channel_update(*, channel: Channel, **fields: Any) -> Channel:
     cleaned = _clean(fields, stored_config=channel.config or {})
     if not cleaned.get("key", "").strip():
         cleaned.pop("key", None)
+    elif cleaned.get("key_mode", channel.key_mode):
+        channel_keys(cleaned["key"])  # several keys: each bounded as a key, as on create
     else:
         text_bounded(cleaned["key"], field="key", maximum=CHANNEL_TEXT_MAX_LENGTH)
     if "config" in cleaned:

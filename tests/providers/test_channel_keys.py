@@ -253,3 +253,15 @@ def test_a_multi_key_channel_round_trips_through_the_configuration_file(tmp_path
     again = StringIO()
     call_command("import_config", str(path), stdout=again)
     assert again.getvalue().splitlines()[-1].startswith("no changes")
+
+
+def test_a_multi_key_channel_of_more_keys_than_one_key_may_hold_characters_can_be_edited(staff_api):
+    many = [f"sk-fleet-{i:05d}-{'x' * 40}" for i in range(1500)]  # 90,000 characters in all
+    made = envelope(staff_api.post("/api/channel/", {"type": 1, "name": "fleet", "key": "\n".join(many),
+                                                     "models": "gpt-4o", "key_mode": "round_robin"}, format="json"))
+    channel_id = made[0]["id"]
+    envelope(staff_api.put("/api/channel/", {"id": channel_id, "key": "\n".join(many[1:])}, format="json"))
+    assert ChannelKey.objects.filter(channel_id=channel_id).count() == 1499
+    too_long = envelope(staff_api.put("/api/channel/", {"id": channel_id, "key": "sk-" + "y" * 70_000},
+                                      format="json"), success=False)
+    assert too_long["field"] == "key" and "key number 1" in too_long["message"]
