@@ -21,8 +21,10 @@ from oneapi_site.lib.limit_values import LIMIT_FIELDS
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
 from providers import fleet, labels, services
 from providers.adapters import ADAPTERS
+from providers.channel_keys import split_keys
 from providers.fleet_admin import FleetAdminMixin, TagFilter
 from providers.forms import ChannelForm, config_field_types
+from providers.key_admin import ChannelKeyInline
 from providers.models import Channel, split_list
 from relay import probe
 
@@ -118,6 +120,9 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
 
     @admin.display(description=_("key"))
     def key_masked(self, obj: Channel) -> str:
+        if obj.pk and obj.multi_key:  # each key's state is on the channel's page
+            count = len(split_keys(obj.key))
+            return ngettext("%(count)d key", "%(count)d keys", count) % {"count": count}
         return mask_secret(obj.key) if obj.pk else "-"
 
     @admin.display(description=_("created"))
@@ -127,8 +132,8 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
     def get_fieldsets(self, request, obj=None):
         config_fields = [f"config_{name}" for name in config_field_types()]
         fieldsets = [
-            (None, {"fields": ["name", "type", "status", "key", "base_url", "models", "model_picker", "group",
-                               "tag"]}),
+            (None, {"fields": ["name", "type", "status", "key", "key_mode", "key_rpm_limit", "base_url", "models",
+                               "model_picker", "group", "tag"]}),
             (_("Routing"), {"fields": ["priority", "weight", "model_mapping", "system_prompt"]}),
             (_("Rate limits"), {"fields": list(LIMIT_FIELDS),
                                 "description": _("The channel's own cap: at it, requests go to the next channel. "
@@ -141,6 +146,10 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
             fieldsets.append((_("Health"), {"fields": ["key_masked", "response", "tested", "used_display",
                                                        "balance_display", "created"]}))
         return fieldsets
+
+    def get_inlines(self, request, obj):
+        # Each key's state, on a multi-key channel's page only (a one-key channel's health is the channel's).
+        return (ChannelKeyInline,) if obj is not None and obj.multi_key else ()
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else ()

@@ -178,8 +178,8 @@ class ChannelForm(forms.ModelForm):
         required=False, strip=True, label=_("Key"),
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false",
                                         "placeholder": _("Never shown back once saved.")}),
-        help_text=_("Write-only. On edit, leave empty to keep the stored key. "
-                    "On create, one key per line creates one channel per key."),
+        help_text=_("Write-only. On edit, leave empty to keep the stored key. On create, one key per line "
+                    "creates one channel per key, unless the key mode holds several keys in this channel."),
     )
     models = forms.CharField(label=_("Models"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
                              help_text=_("Comma-separated models this channel serves (the names clients ask for)."))
@@ -201,12 +201,12 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = Channel
-        fields = ("name", "type", "status", "key", "base_url", "models", "group", "tag", "model_mapping",
-                  "priority", "weight", "config", "system_prompt", *LIMIT_FIELDS)
+        fields = ("name", "type", "status", "key", "key_mode", "key_rpm_limit", "base_url", "models", "group",
+                  "tag", "model_mapping", "priority", "weight", "config", "system_prompt", *LIMIT_FIELDS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name in LIMIT_FIELDS:
+        for name in (*LIMIT_FIELDS, "key_rpm_limit"):
             # Empty is no limit; a post without the input (a page saved before it existed) keeps the value.
             if name in self.fields:
                 self.fields[name].required = False
@@ -291,7 +291,7 @@ class ChannelForm(forms.ModelForm):
         if cleaned.get("model_picker"):
             cleaned["models"] = ",".join(split_list(",".join([cleaned.get("models") or "",
                                                                *cleaned["model_picker"]])))
-        for name in LIMIT_FIELDS:
+        for name in (*LIMIT_FIELDS, "key_rpm_limit"):
             if cleaned.get(name) is None and name in self.data:
                 cleaned[name] = 0
         return cleaned

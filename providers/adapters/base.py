@@ -55,6 +55,11 @@ class ChannelInfo:
     weight: int
     # The channel's own caps (rpm, tpm, concurrency, rpd; 0: none), enforced by the relay's limiter.
     limits: tuple[int, int, int, int] = (0, 0, 0, 0)
+    # A multi-key channel's live keys as (line, key), and how the relay takes turns over them
+    # (relay/keys.py); `key` is then the first live one. Empty for a channel of one key.
+    keys: tuple[tuple[int, str], ...] = field(default=(), repr=False)
+    key_mode: str = ""
+    key_rpm: int = 0  # requests a key may take per minute on this instance; 0: no cap
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from accounts.api.authentication import IsAdmin
 from oneapi_site.api import SEARCH_LIMIT, fail, ok, page_window
-from providers import fleet, selectors, services
+from providers import channel_keys, fleet, key_health, selectors, services
 from providers.api.serializers import ChannelInput, channel_json
 from providers.models import Channel
 from relay import probe
@@ -57,15 +57,29 @@ class ChannelSearchView(AdminView):
 
 class ChannelDetailView(AdminView):
     def get(self, request, channel_id: int):
+        """A multi-key channel's answer carries each key's state (masked) as `keys`."""
         channel = Channel.objects.filter(pk=channel_id).first()
         if channel is None:
             return fail(NOT_FOUND)
-        return ok(channel_json(channel))
+        return ok({**channel_json(channel), "keys": channel_keys.key_states(channel_id=channel.pk)})
 
     def delete(self, request, channel_id: int):
         if not services.channel_delete(channel_id=channel_id):
             return fail(NOT_FOUND)
         return ok()
+
+
+class ChannelKeyView(AdminView):
+    """POST /api/channel/:id/keys/:index/enable or /disable: one key of a multi-key channel (index from 0,
+    as `keys` lists them)."""
+
+    def post(self, request, channel_id: int, index: int, action: str):
+        if action not in ("enable", "disable"):
+            return fail("the action must be enable or disable", field="action")
+        if not Channel.objects.filter(pk=channel_id).exists():
+            return fail(NOT_FOUND)
+        row = key_health.key_set_status(channel_id=channel_id, index=index, enabled=action == "enable")
+        return ok(channel_keys.key_json(row))
 
 
 class DisabledChannelsView(AdminView):

@@ -20,6 +20,7 @@ urlpatterns = [
     *api_path("channel/test", channels.ChannelTestAllView.as_view()),
     *api_path("channel/update_balance/<int:channel_id>", channels.ChannelBalanceView.as_view()),
     *api_path("channel/update_balance", channels.ChannelBalanceAllView.as_view()),
+    *api_path("channel/<int:channel_id>/keys/<int:index>/<str:action>", channels.ChannelKeyView.as_view()),
     *api_path("channel/<int:channel_id>", channels.ChannelDetailView.as_view()),
     *api_path("channel", channels.ChannelsView.as_view()),
     *api_path("group", catalogue.GroupsView.as_view()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from io import StringIO
@@ -18,7 +19,7 @@ from accounts.hashers import OneAPIBCryptPasswordHasher, from_oneapi
 from accounts.models import Token, User
 from billing.models import Log, RedemptionCode
 from billing.shared_quota import SharedQuota, key
-from providers.models import Channel
+from providers.models import Channel, ChannelKey
 from tests.accounts.oneapi_source import OneAPIData, build_sqlite, go_bcrypt
 from tests.accounts.test_import_oneapi import BCRYPT, UNSERVED
 from tests.conftest import shared_quota_clear
@@ -210,3 +211,25 @@ def test_a_balance_the_next_run_changes_moves_the_shared_balance_in_redis_too(so
     assert not client.exists(key("u", 5))  # nobody used bob's: seeded from the database when first needed
     shared_quota_clear()
     client.close()
+
+
+def test_a_new_api_multi_key_channel_keeps_its_keys_its_mode_and_each_keys_state(tmp_path):
+    path = _make_new_api(tmp_path / "new-api.db")
+    info = {"is_multi_key": True, "multi_key_size": 3, "multi_key_mode": "polling", "multi_key_polling_index": 2,
+            "multi_key_status_list": {"1": 3, "2": 2}, "multi_key_disabled_reason": {"1": "insufficient quota"},
+            "multi_key_disabled_time": {"1": 1_700_000_000}}
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE channels SET `key` = ?, channel_info = ? WHERE id = 4",
+                   ("sk-pool-one-0001\nsk-pool-two-0002\n\nsk-pool-three-0003", json.dumps(info)))
+    report = run_import(path)
+    pool = Channel.objects.get(pk=4)
+    assert (pool.status, pool.key_mode) == (Channel.Status.ENABLED, "round_robin")
+    assert pool.key == "sk-pool-one-0001\nsk-pool-two-0002\nsk-pool-three-0003"
+    keys = list(ChannelKey.objects.filter(channel=pool).order_by("index").values_list(
+        "status", "last_error", "disabled_at"))
+    assert keys[:2] == [(1, "", 0), (3, "insufficient quota", 1_700_000_000)] and keys[2][0] == 2
+    assert "give each its channel: channel 4" not in report
+    # A second run changes nothing: the keys keep the states they have here by then.
+    ChannelKey.objects.filter(channel=pool, index=2).update(status=1)
+    run_import(path)
+    assert ChannelKey.objects.get(channel=pool, index=2).status == 1
