@@ -237,7 +237,7 @@ def _get_bounded(request, *, proxy: str) -> tuple[int, httpx.Headers, bytes]:
 
 def channel_fetch_models(*, channel_id: int) -> ModelListDiff:
     """Ask the vendor which models the channel's key may use, and set them beside the channel's list."""
-    info, _ = services.channel_test_subject(channel_id=channel_id)
+    info, _, _ = services.channel_test_subject(channel_id=channel_id)
     names = _upstream_models(info)
     return model_list_diff(upstream=names, current=list(info.models), mapping=info.model_mapping)
 
