@@ -64,6 +64,10 @@ class FailureCounter:
             self._counts[channel_id] += 1
             return self._counts[channel_id]
 
+    def snapshot(self) -> dict[int, int]:
+        with self._lock:
+            return dict(self._counts)
+
     def succeeded(self, channel_id: int) -> None:
         if channel_id in self._counts:
             with self._lock:
