@@ -91,6 +91,19 @@ class _Request:
 _current: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("oneapi_metrics_request", default=None)
 
 
+_children: dict[tuple, object] = {}
+
+
+def _child(metric, *labels):
+    """The series of `metric` for `labels`; prometheus_client's labels() costs about as much as the
+    increment itself (it locks and checks), so each series is looked up once."""
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def _status_class(status: int) -> str:
     return f"{status // 100}xx"
 
@@ -116,7 +129,7 @@ def recorded(relay):
             code = getattr(exc, "status", 500)
             status = _status_class(code if isinstance(code, int) else 500)
             if code == 429 and getattr(exc, "code", None) in REFUSAL_CODES and exposed:
-                REFUSALS.labels(exc.code, request.refusal_scope).inc()
+                _child(REFUSALS, exc.code, request.refusal_scope).inc()
             if request.span is not None:
                 tracing.failed(request.span, exc)
             raise
@@ -132,7 +145,7 @@ def _finish(request: _Request, status: str) -> None:
         tracing.end(request.span, status)
     if not exposed:
         return
-    REQUESTS.labels(request.model, request.channel, request.group, request.protocol, status).inc()
+    _child(REQUESTS, request.model, request.channel, request.group, request.protocol, status).inc()
     if request.attempts:
         OVERHEAD.observe(max(0.0, time.perf_counter() - request.started - request.upstream))
 
@@ -162,7 +175,7 @@ async def attempt(call_channel, *, channel, **kwargs):
     if request is None:
         return await call_channel(channel=channel, **kwargs)
     if request.attempts and exposed:
-        FAILOVERS.labels(request.model, request.channel).inc()
+        _child(FAILOVERS, request.model, request.channel).inc()
     request.attempts += 1
     request.channel = str(channel.id)
     if request.span is not None:
@@ -187,9 +200,9 @@ async def attempt(call_channel, *, channel, **kwargs):
             tracing.end(request.attempt_span, result)
             request.attempt_span = None
         if exposed:
-            ATTEMPTS.labels(request.channel, result).inc()
+            _child(ATTEMPTS, request.channel, result).inc()
             if result != "retryable":
-                UPSTREAM_LATENCY.labels(request.model, request.channel).observe(elapsed)
+                _child(UPSTREAM_LATENCY, request.model, request.channel).observe(elapsed)
 
 
 def answer_started() -> None:
@@ -199,7 +212,7 @@ def answer_started() -> None:
         return
     request.first_byte_seen = True
     if request.stream and exposed:
-        FIRST_TOKEN.labels(request.model, request.channel).observe(time.perf_counter() - request.attempt_at)
+        _child(FIRST_TOKEN, request.model, request.channel).observe(time.perf_counter() - request.attempt_at)
 
 
 def charged(*, channel_id: int, tokens, quota: int) -> None:
@@ -212,10 +225,11 @@ def charged(*, channel_id: int, tokens, quota: int) -> None:
     if not exposed:
         return
     channel = str(channel_id)
-    TOKENS.labels(request.model, channel, "prompt").inc(tokens.prompt)
-    TOKENS.labels(request.model, channel, "completion").inc(tokens.completion)
-    TOKENS.labels(request.model, channel, "cached").inc(tokens.cached)
-    QUOTA.labels(request.model, channel).inc(quota)
+    _child(TOKENS, request.model, channel, "prompt").inc(tokens.prompt)
+    _child(TOKENS, request.model, channel, "completion").inc(tokens.completion)
+    if tokens.cached:
+        _child(TOKENS, request.model, channel, "cached").inc(tokens.cached)
+    _child(QUOTA, request.model, channel).inc(quota)
 
 
 def ledger_flushed(started: float, written: int) -> None:
@@ -228,10 +242,10 @@ def ledger_flushed(started: float, written: int) -> None:
 def ledger_failed(kind: str) -> None:
     """'unreachable': a batch stays queued for the next try; 'parked': a charge the database refuses."""
     if exposed:
-        LEDGER_FAILURES.labels(kind).inc()
+        _child(LEDGER_FAILURES, kind).inc()
 
 
 def cache_loaded(kind: str, ok: bool = True) -> None:
     """The relay cache read channels, a token or a user from the database."""
     if exposed:
-        CACHE_RELOADS.labels(kind, "ok" if ok else "failed").inc()
+        _child(CACHE_RELOADS, kind, "ok" if ok else "failed").inc()
