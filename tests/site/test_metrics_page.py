@@ -1,9 +1,15 @@
 """GET /metrics answers a scraper with the bearer token or from an allowed address, refuses anyone else, and
 is not there at all while neither is set."""
 
-import pytest
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-from oneapi_site.config import parse_trusted_proxies
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
+from oneapi_site.config import ConfigError, parse_trusted_proxies
 from tests.metrics_scrape import TOKEN, Scrape
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,7 +45,22 @@ async def test_an_allowed_address_needs_no_token(relay_client, settings):
 
 
 def test_a_bad_address_list_stops_the_start_with_its_name():
-    from oneapi_site.config import ConfigError, parse_trusted_proxies
-
     with pytest.raises(ConfigError, match="METRICS_ALLOWED_IPS: 'not-an-ip'"):
         parse_trusted_proxies("10.0.0.1, not-an-ip", name="METRICS_ALLOWED_IPS")
+
+
+def test_several_processes_add_up_in_multiprocess_mode(tmp_path):
+    """With PROMETHEUS_MULTIPROC_DIR each serving process writes its series there and a scrape sums them."""
+    script = ("import django; django.setup(); from oneapi_site import metrics; "
+              "metrics._child(metrics.REQUESTS, 'gpt-4o-mini', '1', 'default', 'openai', '2xx').inc(); "
+              "metrics._child(metrics.UPSTREAM_LATENCY, 'gpt-4o-mini', '1').observe(0.2)")
+    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+                   "DJANGO_SETTINGS_MODULE": "oneapi_site.settings"}
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2], env=environment,
+                       check=True, timeout=120)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+    found = Scrape(generate_latest(registry).decode())
+    assert found.value("oneapi_requests_total", model="gpt-4o-mini", status="2xx") == 2
+    assert found.value("oneapi_upstream_latency_seconds_count", channel="1") == 2
