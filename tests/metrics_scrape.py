@@ -21,10 +21,10 @@ class Scrape:
     def __init__(self, text: str) -> None:
         self.samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
-    def value(self, name: str, **labels) -> float:
-        """The sum of the samples of `name` whose labels include `labels` (0 when none)."""
+    def value(self, series: str, /, **labels) -> float:
+        """The sum of the samples of `series` whose labels include `labels` (0 when none)."""
         return sum(s.value for s in self.samples
-                   if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+                   if s.name == series and all(s.labels.get(k) == v for k, v in labels.items()))
 
     def labels(self, name: str) -> list[dict]:
         return [s.labels for s in self.samples if s.name == name]
