@@ -60,7 +60,7 @@ LEDGER_FAILURES = Counter("oneapi_ledger_write_failures",
 CACHE_RELOADS = Counter("oneapi_cache_reloads", "Relay cache loads from the database.", ("kind", "result"),
                         registry=registry)
 
-REFUSAL_CODES = frozenset({"rate_limit_exceeded", "budget_exceeded"})
+REFUSAL_CODES = frozenset({"rate_limit_exceeded", "budget_exceeded", "model_capacity_exceeded"})
 
 # Whether a scrape can read the series (set from the settings; tests switch it).
 exposed = bool(settings.METRICS_TOKEN or settings.METRICS_ALLOWED_IPS)

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from oneapi_site.lib import json_depth, numbers
 from oneapi_site.lib.limit_values import LIMIT_FIELDS
+from providers import channel_overrides
 from providers.adapters import ADAPTERS, secret_config_fields
 from providers.labels import type_choices, type_label, unsupported_type_refusal
 from providers.models import Channel
@@ -30,6 +31,9 @@ CONFIG_LABELS = {
     "vertex_ai_adc": _("Application default credentials"),
     "num_ctx": _("Context window"),
     "responses_api": _("Serves the Responses API"),
+    "param_override": _("Parameter override"),
+    "header_override": _("Header override"),
+    "proxy": _("Proxy"),
 }
 CONFIG_HELP = {
     "api_version": _("API version sent as ?api-version=, e.g. 2024-03-01-preview (Azure's default when empty)."),
@@ -45,14 +49,24 @@ CONFIG_HELP = {
     "num_ctx": _("Ollama's context length in tokens (num_ctx) for requests that do not set one."),
     "responses_api": _("true or false: whether the host serves /v1/responses, which then gets Responses clients' "
                        "requests as they are (empty: OpenAI and Azure do, other types do not)."),
+    "param_override": _('new-api\'s format: a JSON object merged into the body sent upstream, or {"operations": '
+                        '[{"path", "mode", "value", "from", "to", "conditions", "logic"}]} (modes set, delete, move, '
+                        'copy, append, prepend, trim_prefix, trim_suffix, ensure_prefix, ensure_suffix, trim_space, '
+                        'to_lower, to_upper, replace, regex_replace, return_error). Applied to the vendor\'s body.'),
+    "header_override": _('A JSON object of headers added to (or replacing) those sent upstream; {api_key} in a '
+                         'value is the channel key.'),
+    "proxy": _("Outbound proxy for this channel's upstream calls: http://, https://, socks5:// or "
+               "socks5h://[user:password@]host:port (empty: RELAY_PROXY, if set). The password is shown masked."),
 }
+# Config keys every type takes (providers/channel_overrides.py), and those typed as JSON.
+JSON_CONFIG_FIELDS = ("param_override", "header_override")
 
 
 def config_field_types() -> dict[str, list[int]]:
     """Each config field any adapter declares, with the channel types that use it."""
     fields: dict[str, list[int]] = {}
     for type_id, adapter in sorted(ADAPTERS.items()):
-        for name in adapter.config_fields:
+        for name in (*adapter.config_fields, *channel_overrides.CONFIG_KEYS):
             fields.setdefault(name, []).append(type_id)
     return fields
 
@@ -182,9 +196,17 @@ class ChannelForm(forms.ModelForm):
         secrets = secret_config_fields()
         for name, types in self._config_names.items():
             label = CONFIG_LABELS.get(name, name)
-            help_parts = [str(CONFIG_HELP.get(name, "")),
-                          gettext("Used by %(types)s; config key %(key)s.")
-                          % {"types": ", ".join(type_label(t) for t in types), "key": name}]
+            used_by = (gettext("Every type; config key %(key)s.") % {"key": name}
+                       if name in channel_overrides.CONFIG_KEYS else
+                       gettext("Used by %(types)s; config key %(key)s.")
+                       % {"types": ", ".join(type_label(t) for t in types), "key": name})
+            help_parts = [str(CONFIG_HELP.get(name, "")), used_by]
+            if name in JSON_CONFIG_FIELDS:
+                self.fields[f"config_{name}"] = JSONObjectField(name=name, required=False, label=label,
+                                                                help_text=" ".join(p for p in help_parts if p))
+                if name in stored:
+                    self.initial[f"config_{name}"] = stored.pop(name)
+                continue
             if name in secrets:
                 help_parts.append(gettext("Write-only: leave empty to keep the stored value."))
                 self.fields[f"config_{name}"] = WriteOnlyField(
@@ -195,7 +217,8 @@ class ChannelForm(forms.ModelForm):
             self.fields[f"config_{name}"] = forms.CharField(required=False, label=label,
                                                             help_text=" ".join(p for p in help_parts if p))
             if name in stored:
-                self.initial[f"config_{name}"] = stored.pop(name)
+                value = stored.pop(name)
+                self.initial[f"config_{name}"] = channel_overrides.shown({name: value})[name]
         self.initial["config"] = stored
         adapter = ADAPTERS.get(channel_type)
         default = adapter.default_base_url if adapter else ""
@@ -225,9 +248,15 @@ class ChannelForm(forms.ModelForm):
         for name in self._config_names:
             # A named field wins when filled; an empty one leaves whatever the raw JSON says
             # (stored values were moved out of the JSON into their fields, so clearing works).
-            value = (cleaned.get(f"config_{name}") or "").strip()
+            value = cleaned.get(f"config_{name}")
+            value = value.strip() if isinstance(value, str) else value
             if value:
                 config[name] = value
+        try:
+            config = channel_overrides.clean_config(config, stored=self.instance.config if self.instance.pk else None)
+        except ValueError as exc:
+            name = next((key for key in channel_overrides.CONFIG_KEYS if str(exc).startswith(key)), None)
+            self.add_error(f"config_{name}" if name else "config", str(exc))
         cleaned["config"] = config
         for name in LIMIT_FIELDS:
             if cleaned.get(name) is None and name in self.data:

@@ -24,7 +24,7 @@ from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.lengths import items_bounded, text_bounded
 from oneapi_site.lib.mail import mail_send
 from oneapi_site.lib.timeutil import now_ts
-from providers import masking
+from providers import channel_overrides, masking, outbound_proxy
 from providers.adapters import ADAPTERS, adapter_for, secret_config_fields
 from providers.adapters.base import ChannelInfo, RequestContext, UpstreamError
 from providers.labels import unsupported_reason, unsupported_type_refusal
@@ -77,7 +77,7 @@ def _bounded_list(name: str, value: str) -> str:
     return text_bounded(joined, field=name, maximum=_column_max("group")) if name == "group" else joined
 
 
-def _clean(fields: dict[str, Any]) -> dict[str, Any]:
+def _clean(fields: dict[str, Any], *, stored_config: dict | None = None) -> dict[str, Any]:
     cleaned: dict[str, Any] = {}
     for name, value in fields.items():
         if name not in CHANNEL_FIELDS or value is None:
@@ -100,6 +100,10 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
                           item_maximum=Ability._meta.get_field("model").max_length)
         if name == "config":
             value = _as_json_object(value, name)
+            try:
+                value = channel_overrides.clean_config(value, stored=stored_config)
+            except ValueError as exc:  # the message names the config key and what is wrong
+                raise ServiceError(str(exc), field="config") from None
         if name in limit_values.LIMIT_FIELDS:
             value = limit_values.limit_clean(name, value)
         if name in _INTEGER_FIELDS:
@@ -175,7 +179,7 @@ def channel_create(**fields: Any) -> list[Channel]:
 def channel_update(*, channel: Channel, **fields: Any) -> Channel:
     """Apply the given fields; an omitted or empty key keeps the stored one (one-api)."""
     channel.refresh_from_db()  # the routes rebuilt below follow the status health has left, not a stale one
-    cleaned = _clean(fields)
+    cleaned = _clean(fields, stored_config=channel.config or {})
     if not cleaned.get("key", "").strip():
         cleaned.pop("key", None)
     else:
@@ -388,7 +392,8 @@ def channel_update_balance(*, channel_id: int) -> float:
         raise ServiceError(f"{adapter.label} channels expose no balance", field="type")
     bodies = []
     try:
-        with httpx.Client(timeout=httpx.Timeout(30, connect=10)) as client:
+        proxy = str(info.config.get("proxy") or "") or settings.RELAY_PROXY
+        with httpx.Client(timeout=httpx.Timeout(30, connect=10), proxy=outbound_proxy.httpx_proxy(proxy)) as client:
             for request in requests:
                 response = client.request(request.method, request.url, headers=request.headers)
                 if response.status_code != 200:

@@ -13,7 +13,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-import aiohttp
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
@@ -61,7 +60,7 @@ async def probe(*, channel: ChannelInfo, model: str, prompt: str) -> ProbeResult
     capture = _Capture()
     started = time.monotonic()
     # A session of its own: the test may run on a short-lived event loop, not the server's.
-    async with aiohttp.ClientSession(timeout=http.timeout()) as session:
+    async with http.own_session(channel) as session:
         try:
             outcome = await call_channel(session=session, channel=channel, call=call, out=capture)
         except UpstreamError as err:  # its text masked by call_channel

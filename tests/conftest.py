@@ -8,6 +8,7 @@ from billing.ledger import ledger
 from billing.shared_quota import shared
 from relay import native_fallback
 from relay.cache import cache
+from relay.limits import limiter
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import logged_in
 from tests.mock_upstream import MockUpstream
@@ -88,6 +89,7 @@ def fresh_relay_state():
     ledger.__init__()
     shared.forget()
     shared_quota_clear()
+    limiter.reset()
     yield
     ledger.flush_all()
 
@@ -160,6 +162,7 @@ async def relay_client(asgi_app):
         yield c
     from relay import http
 
+    await limiter.drain()  # requests' ends still on their way to Redis go before the test's loop closes
     await http.close()
 
 

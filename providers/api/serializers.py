@@ -9,6 +9,7 @@ from rest_framework import serializers
 from accounts.api.serializers import CommaListField
 from oneapi_site.lib import limit_values
 from oneapi_site.lib.number_fields import WholeNumberInput, column
+from providers import channel_overrides
 from providers.adapters import secret_config_fields
 from providers.labels import unsupported_reason
 from providers.models import Channel
@@ -20,9 +21,10 @@ def _json_text(value: dict) -> str:
 
 
 def _masked(config: dict) -> dict:
-    """Credentials kept in config (Bedrock's sk, Vertex's key file) are write-only, like the key."""
+    """Credentials kept in config (Bedrock's sk, Vertex's key file) are write-only, like the key; a proxy's
+    password is shown masked (sent back as shown, it keeps the stored one)."""
     secrets = secret_config_fields()
-    return {k: ("" if k in secrets and v else v) for k, v in (config or {}).items()}
+    return channel_overrides.shown({k: ("" if k in secrets and v else v) for k, v in (config or {}).items()})
 
 
 def channel_json(channel: Channel) -> dict:

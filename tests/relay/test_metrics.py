@@ -5,12 +5,13 @@ ledger's writes and the channels' health, all read from GET /metrics as a scrape
 import pytest
 from asgiref.sync import sync_to_async
 
+from accounts.models import Token
 from billing import ledger as ledger_module
 from billing.models import Log
 from billing.services import option_set
 from oneapi_site import metrics
 from providers.models import Channel
-from relay.errors import RelayError
+from relay.cache import cache
 from tests.factories import ChannelFactory
 from tests.helpers import consume_log, flush
 from tests.metrics_scrape import metrics_on, scrape  # noqa: F401 (fixture)
@@ -103,22 +104,31 @@ async def test_a_failover_is_counted_on_the_channel_that_failed(client, world, b
     assert after.value("oneapi_channel_consecutive_failures", channel=failed) == 1
 
 
-async def test_a_rate_limit_refusal_is_counted_by_code_and_scope(client, world, monkeypatch):
-    from relay import admission
-
-    async def refuse(caller, amount):
-        metrics.record_refusal("token")
-        raise RelayError(429, "Too many requests for this key.", code="rate_limit_exceeded")
-
-    monkeypatch.setattr(admission, "hold", refuse)
+async def test_a_rate_limit_refusal_is_counted_by_code_and_scope(client, world, settings):
+    settings.REDIS_CONN_STRING = ""  # counted in this process
+    await sync_to_async(Token.objects.filter(pk=world.token.pk).update)(rpm_limit=1)
+    cache.clear()
     before = await scrape(client)
+    assert (await client.post("/v1/chat/completions", json=CHAT, headers=world.auth)).status_code == 200
     response = await client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
-    assert response.status_code == 429
+    assert response.status_code == 429 and response.json()["error"]["code"] == "rate_limit_exceeded"
     after = await scrape(client)
     labels = {"code": "rate_limit_exceeded", "scope": "token"}
     assert after.value("oneapi_refusals_total", **labels) - before.value("oneapi_refusals_total", **labels) == 1
-    assert after.value("oneapi_requests_total", status="4xx") - before.value("oneapi_requests_total",
-                                                                             status="4xx") == 1
+    assert after.value("oneapi_requests_total", model="gpt-4o-mini", status="4xx") - \
+        before.value("oneapi_requests_total", model="gpt-4o-mini", status="4xx") == 1
+
+
+async def test_a_spent_budget_is_counted_as_a_refusal_of_its_scope(client, world):
+    await sync_to_async(Token.objects.filter(pk=world.token.pk).update)(budget_quota=1, budget_period="day",
+                                                                        budget_spent=1)
+    cache.clear()
+    before = await scrape(client)
+    response = await client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
+    assert response.status_code == 429 and response.json()["error"]["code"] == "budget_exceeded", response.text
+    after = await scrape(client)
+    labels = {"code": "budget_exceeded", "scope": "token_budget"}
+    assert after.value("oneapi_refusals_total", **labels) - before.value("oneapi_refusals_total", **labels) == 1
 
 
 async def test_channel_health_is_read_at_scrape_time(client, world):
@@ -158,8 +168,6 @@ async def test_the_ledger_queue_and_its_write_failures_show(client, world, monke
 
 async def test_cache_loads_are_counted(client, world):
     before = await scrape(client)
-    from relay.cache import cache
-
     cache.clear()
     response = await client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
     assert response.status_code == 200
