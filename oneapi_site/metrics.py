@@ -66,10 +66,6 @@ REFUSAL_CODES = frozenset({"rate_limit_exceeded", "budget_exceeded", "model_capa
 exposed = bool(settings.METRICS_TOKEN or settings.METRICS_ALLOWED_IPS)
 
 
-def recording() -> bool:
-    return exposed or tracing.active
-
-
 class _Request:
     """One relay request's labels and timings, as its steps learn them."""
 

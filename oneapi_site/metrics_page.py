@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import os
 
 from django.conf import settings
+from django.db import Error as DatabaseError
 from django.http import Http404, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -20,6 +22,8 @@ from billing.ledger import ledger
 from oneapi_site import metrics
 from providers import health
 from providers.models import Channel
+
+log = logging.getLogger("oneapi")
 
 
 def allowed(request) -> bool:
@@ -80,7 +84,12 @@ class _State:
         balance = GaugeMetricFamily("oneapi_channel_balance", "The vendor account's balance as last read.",
                                     labels=("channel",))
         in_a_row = health.failures.snapshot()
-        for row in Channel.objects.values("id", "name", "type", "status", "test_time", "balance"):
+        try:
+            rows = list(Channel.objects.values("id", "name", "type", "status", "test_time", "balance"))
+        except DatabaseError as exc:  # the relay's own series still go out; the channels' wait for the database
+            log.warning("/metrics: the channels could not be read (%s)", type(exc).__name__)
+            rows = []
+        for row in rows:
             channel = str(row["id"])
             enabled.add_metric((channel, row["name"], str(row["type"])),
                                int(row["status"] == Channel.Status.ENABLED))

@@ -64,3 +64,20 @@ def test_several_processes_add_up_in_multiprocess_mode(tmp_path):
     found = Scrape(generate_latest(registry).decode())
     assert found.value("oneapi_requests_total", model="gpt-4o-mini", status="2xx") == 2
     assert found.value("oneapi_upstream_latency_seconds_count", channel="1") == 2
+
+
+async def test_a_scrape_while_the_database_is_down_still_answers_with_the_relays_series(relay_client, settings,
+                                                                                       monkeypatch):
+    from django.db import OperationalError
+
+    from providers.models import Channel
+
+    def down(*args, **kwargs):
+        raise OperationalError("the database went away")
+
+    settings.METRICS_TOKEN, settings.METRICS_ALLOWED_IPS = TOKEN, ()
+    monkeypatch.setattr(Channel.objects, "values", down)
+    response = await relay_client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200
+    found = Scrape(response.text)
+    assert found.labels("oneapi_ledger_queue_depth") == [{}] and found.labels("oneapi_channel_enabled") == []
