@@ -65,6 +65,7 @@ try:
         raise ConfigError(f"USER_CONTENT_PROCESS_MAX_BYTES ({USER_CONTENT_PROCESS_MAX_BYTES}) must be at least "
                           f"USER_CONTENT_MAX_BYTES ({USER_CONTENT_MAX_BYTES})")
     CHANNEL_TEST_FREQUENCY = env.int("CHANNEL_TEST_FREQUENCY", 0)  # minutes; 0 = off
+    KEY_PROBE_INTERVAL = env.int("KEY_PROBE_INTERVAL", 60, minimum=0)  # seconds between dead-key probes; 0 = off
     POLLING_INTERVAL = env.int("POLLING_INTERVAL", 0)  # seconds between channels in test-all
     TEST_PROMPT = env.str(
         "TEST_PROMPT", "Output only your specific model name with no additional text."

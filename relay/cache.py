@@ -25,6 +25,7 @@ from accounts.models import Token, User
 from billing.ledger import ledger
 from oneapi_site import metrics, options
 from oneapi_site.lib import changes
+from providers import channel_keys
 from providers.adapters import ADAPTERS
 from providers.adapters.base import ChannelInfo
 from providers.models import Ability, Channel
@@ -133,16 +134,20 @@ def _load_routes() -> Routes:
     channels: dict[int, ChannelInfo] = {}
     status: dict[int, int] = {}
     unsupported: list[int] = []
+    key_rows = channel_keys.key_rows_by_channel()
     for ch in Channel.objects.all().only(
             "id", "type", "name", "key", "base_url", "models", "model_mapping", "config", "system_prompt",
-            "priority", "weight", "status", *LIMIT_COLUMNS):
+            "priority", "weight", "status", "key_mode", "key_rpm_limit", *LIMIT_COLUMNS):
         status[ch.id] = ch.status
         if ch.status == Channel.Status.ENABLED and ch.type not in ADAPTERS:
             unsupported.append(ch.id)
         if ch.status != Channel.Status.ENABLED or ch.type not in ADAPTERS:
             continue
+        keys = channel_keys.snapshot_keys(ch, key_rows)
+        if keys is None:  # a multi-key channel whose keys are all down
+            continue
         channels[ch.id] = ChannelInfo(
-            id=ch.id, type=ch.type, name=ch.name, key=ch.key, base_url=ch.base_url, models=tuple(ch.model_list),
+            id=ch.id, type=ch.type, name=ch.name, **keys, base_url=ch.base_url, models=tuple(ch.model_list),
             model_mapping=dict(ch.model_mapping or {}), config=dict(ch.config or {}),
             system_prompt=ch.system_prompt, priority=ch.priority, weight=ch.weight,
             limits=_caps({column: getattr(ch, column) for column in LIMIT_COLUMNS}))
