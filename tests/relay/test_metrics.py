@@ -2,8 +2,10 @@
 and quota, upstream latency and time to first token, the gateway's overhead, failovers, refusals, the
 ledger's writes and the channels' health, all read from GET /metrics as a scraper reads them."""
 
+import orjson
 import pytest
 from asgiref.sync import sync_to_async
+from asgiref.testing import ApplicationCommunicator
 
 from accounts.models import Token
 from billing import ledger as ledger_module
@@ -17,6 +19,7 @@ from tests.helpers import consume_log, flush
 from tests.metrics_scrape import metrics_on, scrape  # noqa: F401 (fixture)
 from tests.mock_upstream import MockUpstream
 from tests.providers.vendor_harness import serve
+from tests.relay.test_disconnect import scope as stream_scope
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("metrics_on")]
 
@@ -185,3 +188,37 @@ async def test_nothing_is_recorded_while_metrics_are_off(client, world, monkeypa
     monkeypatch.setattr(metrics, "exposed", True)
     after = await scrape(client)
     assert after.value("oneapi_requests_total") == before.value("oneapi_requests_total")
+
+
+async def test_a_claude_client_is_counted_under_its_protocol(client, world):
+    before = await scrape(client)
+    response = await client.post("/v1/messages", headers={"x-api-key": f"sk-{world.token.key}"}, json={
+        "model": "gpt-4o-mini", "max_tokens": 50, "messages": [{"role": "user", "content": "Say hello"}]})
+    assert response.status_code == 200, response.text
+    after = await scrape(client)
+    labels = {"model": "gpt-4o-mini", "protocol": "anthropic", "status": "2xx"}
+    assert after.value("oneapi_requests_total", **labels) - before.value("oneapi_requests_total", **labels) == 1
+
+
+async def test_a_client_that_leaves_mid_stream_is_counted_as_cancelled_and_its_tokens_as_billed(
+        client, asgi_app, world):
+    world.upstream.then(reply=" ".join(f"word{i}" for i in range(200)), chunk_delay=0.02)
+    body = {**CHAT, "stream": True}
+    before = await scrape(client)
+    app = ApplicationCommunicator(asgi_app, stream_scope(world.token.key))
+    await app.send_input({"type": "http.request", "body": orjson.dumps(body), "more_body": False})
+    assert (await app.receive_output(5))["status"] == 200
+    received = b""
+    while received.count(b"data: ") < 6:
+        received += (await app.receive_output(5))["body"]
+    await app.send_input({"type": "http.disconnect"})
+    await app.wait(5)
+    log = await consume_log()
+    after = await scrape(client)
+    channel = str(world.channel.pk)
+    assert after.value("oneapi_requests_total", channel=channel, status="cancelled") - \
+        before.value("oneapi_requests_total", channel=channel, status="cancelled") == 1
+    assert after.value("oneapi_tokens_total", channel=channel, kind="completion") - \
+        before.value("oneapi_tokens_total", channel=channel, kind="completion") == log.completion_tokens > 0
+    assert after.value("oneapi_time_to_first_token_seconds_count", channel=channel) - \
+        before.value("oneapi_time_to_first_token_seconds_count", channel=channel) == 1
