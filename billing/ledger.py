@@ -50,6 +50,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections import defaultdict, deque
 from dataclasses import replace
 
@@ -60,6 +61,7 @@ from billing import reminders
 from billing.models import Log
 from billing.services import Charge, charges_apply
 from billing.shared_quota import shared
+from oneapi_site import metrics
 from oneapi_site.lib import numbers
 
 log = logging.getLogger(__name__)
@@ -239,7 +241,9 @@ class Ledger:
                 batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
             if not batch:
                 return 0, True
+            started = time.perf_counter()
             written, left = self._write(batch)
+            metrics.ledger_flushed(started, len(written))
             if left:
                 with self.lock:
                     self.pending[:0] = left
@@ -334,6 +338,7 @@ class Ledger:
 
     def _unreachable(self, charges: list[Charge], exc: BaseException) -> list[Charge]:
         self.failures += 1
+        metrics.ledger_failed("unreachable")
         log.error("writing %d charges failed; they stay queued and are retried", len(charges), exc_info=exc)
         return charges
 
@@ -350,6 +355,7 @@ class Ledger:
             self.parked.append(charge)
             self.parked_count += 1
             self._parked_in_a_row += 1
+        metrics.ledger_failed("parked")
         shared.refund(charge)
         log.error("charge of request %s parked: the database refuses it (%s: %s); user %s, token %s, model %s, "
                   "quota %s not taken", _short(charge.request_id), type(exc).__name__, exc, charge.user_id,

@@ -74,6 +74,10 @@ try:
     # Peers whose X-Forwarded-For names the client (oneapi_site/proxy.py); per-IP limits and token IP
     # allow-lists key on that address. Empty by default (no proxy believed): set it to the proxy's address.
     TRUSTED_PROXIES = parse_trusted_proxies(env.str("TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES))
+    # GET /metrics (oneapi_site/metrics_page.py): a scraper sends METRICS_TOKEN as a bearer token, or comes
+    # from METRICS_ALLOWED_IPS (IPs or CIDRs); with neither the page is not there and nothing is recorded.
+    METRICS_TOKEN = env.str("METRICS_TOKEN", "").strip()
+    METRICS_ALLOWED_IPS = parse_trusted_proxies(env.str("METRICS_ALLOWED_IPS", ""), name="METRICS_ALLOWED_IPS")
     # Cloudflare Turnstile's siteverify (accounts/turnstile.py); tests point it at a local mock.
     TURNSTILE_VERIFY_URL = env.str("TURNSTILE_VERIFY_URL",
                                    "https://challenges.cloudflare.com/turnstile/v0/siteverify")

@@ -71,6 +71,15 @@ class FailureCounter:
             self._counts[subject] += 1
             return self._counts[subject]
 
+    def snapshot(self) -> dict[int, int]:
+        """Each channel's failures in a row (a multi-key channel's: those of its key that failed most)."""
+        found: dict[int, int] = {}
+        with self._lock:
+            for subject, count in self._counts.items():
+                channel_id = subject if isinstance(subject, int) else subject[0]
+                found[channel_id] = max(found.get(channel_id, 0), count)
+        return found
+
     def succeeded(self, subject: Subject) -> None:
         if subject in self._counts:
             with self._lock:

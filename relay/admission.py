@@ -18,6 +18,7 @@ from billing import budgets, money
 from billing.ledger import ledger
 from billing.services import Charge
 from billing.shared_quota import Refusal, Subject, shared
+from oneapi_site import metrics
 from oneapi_site.lib.timeutil import ts_text
 from relay.auth import Caller
 from relay.errors import RelayError
@@ -112,6 +113,7 @@ def _refused(caller: Caller, refusal: Refusal, ts: int) -> RelayError:
         return RelayError(403, "This API key's quota is not enough for this request.",
                           code="pre_consume_token_quota_failed")
     info = caller.user if refusal.kind == "u" else caller.token
+    metrics.record_refusal("user_budget" if refusal.kind == "u" else "token_budget")
     whose = "Your account's" if refusal.kind == "u" else "This API key's"
     resets = budgets.period_end(info.budget_period, max(refusal.period_start, ts))
     message = (f"{whose} {PERIOD_WORDS.get(info.budget_period, info.budget_period)} budget of "

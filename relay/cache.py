@@ -23,7 +23,7 @@ from django.db import close_old_connections
 
 from accounts.models import Token, User
 from billing.ledger import ledger
-from oneapi_site import options
+from oneapi_site import metrics, options
 from oneapi_site.lib import changes
 from providers import channel_keys
 from providers.adapters import ADAPTERS
@@ -242,12 +242,14 @@ class RelayCache:
                 try:
                     routes = await sync_to_async(_load_routes, thread_sensitive=False)()
                 except DatabaseError as exc:
+                    metrics.cache_loaded("routes", ok=False)
                     _database_failed("the channels", exc, stale=self.routes is not None)
                     if self.routes is None:
                         raise _unavailable("load its channels") from None
                     self.routes_loaded, self._loaded_generation = _retry_soon(settings.SYNC_FREQUENCY), generation
                     return self.routes
                 self.routes, self.routes_loaded, self._loaded_generation = routes, time.monotonic(), generation
+                metrics.cache_loaded("routes")
         return self.routes
 
     async def get_token(self, key: str) -> TokenInfo | None:
@@ -261,6 +263,7 @@ class RelayCache:
         try:
             info = await sync_to_async(_load_token, thread_sensitive=False)(key)
         except DatabaseError as exc:
+            metrics.cache_loaded("token", ok=False)
             _database_failed("an API key", exc, stale=hit is not None)
             if hit is None:
                 raise _unavailable("check this API key") from None
@@ -269,6 +272,7 @@ class RelayCache:
         if info is None and len(self.tokens) > MAX_NEGATIVE:
             self.tokens = {k: v for k, v in self.tokens.items() if v[0] is not None}
         self.tokens[key] = (info, now)
+        metrics.cache_loaded("token")
         return info
 
     async def get_user(self, user_id: int) -> UserInfo | None:
@@ -279,12 +283,14 @@ class RelayCache:
         try:
             info = await sync_to_async(_load_user, thread_sensitive=False)(user_id)
         except DatabaseError as exc:
+            metrics.cache_loaded("user", ok=False)
             _database_failed("a user", exc, stale=hit is not None)
             if hit is None:
                 raise _unavailable("check the account of this API key") from None
             self.users[user_id] = (hit[0], _retry_soon(settings.SYNC_FREQUENCY))
             return hit[0]
         self.users[user_id] = (info, now)
+        metrics.cache_loaded("user")
         return info
 
     def start_listener(self) -> None:

@@ -16,7 +16,7 @@ import orjson
 
 from billing import pricing
 from billing.services import Charge
-from oneapi_site import options
+from oneapi_site import metrics, options
 from oneapi_site.lib import tokenizer
 from providers import health
 from providers.adapters import adapter_for
@@ -75,6 +75,7 @@ def check_body(body: dict, *, mode: str, path_model: str | None = None) -> dict:
     return body
 
 
+@metrics.recorded
 async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_id: str, out: Responder,
                         path_model: str | None = None, upload: Upload | None = None,
                         body: dict | None = None, client_protocol: str = "openai",
@@ -108,6 +109,7 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
     routes = await cache.get_routes()
     channel = routing.first_channel(routes, group=caller.user.group, model=model, mode=mode,
                                     pinned=caller.pinned_channel)
+    metrics.routed(known_models=routes.model_owner, model=model, stream=stream, mode=mode)
 
     order = _order(call, caller, body_size=len(raw_body))
     ticket = limits.Ticket(request_id)
@@ -223,7 +225,8 @@ async def _call_with_failover(call: Call, caller: Caller, routes: Routes, channe
             continue
         sending, key_index = picked
         try:
-            await call_channel(session=session, channel=sending, call=call, out=out, outcome=outcome)
+            await metrics.attempt(call_channel, session=session, channel=sending, call=call, out=out,
+                                  outcome=outcome)
         except UpstreamError as err:
             key = None if key_index is None else (key_index, sending.key)
             if health.report_failure(channel.id, err, key=key) and key is not None:
@@ -312,6 +315,7 @@ def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInf
         count_prompt=lambda: tokenizer.count_request(call.mode, call.body, call.model),
         count_answer=lambda: _count_answer(outcome, call.model))
     quota = pricing.charge(quote, tokens, images_made=outcome.images)
+    metrics.charged(channel_id=channel.id, tokens=tokens, quota=quota)
     token = caller.token
     admission.settle(reserved, Charge(
         user_id=caller.user.id, username=caller.user.username, token_id=token.id, token_name=token.name,
