@@ -387,6 +387,10 @@ class Ledger:
             written += done
         return written
 
+    def writer_stopped(self) -> bool:
+        """The writer thread was started and is no longer running (nothing queued would be written)."""
+        return self._thread is not None and not self._thread.is_alive()
+
     def start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()

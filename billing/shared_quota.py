@@ -331,6 +331,18 @@ class SharedQuota:
                 self.owed_settlements[:0] = settlements
             raise
 
+    async def send_owed(self) -> None:
+        """Send what an outage left owed now, not before a next admission (a stopping instance has none)."""
+        if not settings.REDIS_CONN_STRING or not (self.owed or self.owed_settlements):
+            return
+        try:
+            client, scripts = self._async()
+            await self._replay(client, scripts)
+        except redis.RedisError as exc:
+            self._failed(exc)
+            return
+        self._succeeded()
+
     # --- balance changes outside the relay (services, worker threads) --------------
 
     def adjust_on_commit(self, *, kind: str, subject_id: int, delta: int) -> None:
