@@ -56,7 +56,7 @@ from dataclasses import replace
 from django.conf import settings
 from django.db import DataError, IntegrityError, OperationalError, close_old_connections
 
-from billing import reminders
+from billing import journal, reminders
 from billing.models import Log
 from billing.services import Charge, charges_apply
 from billing.shared_quota import shared
@@ -325,6 +325,7 @@ class Ledger:
         close_old_connections()
         charges_apply(charges)
         self._parked_in_a_row = 0
+        journal.forget([c.charge_id for c in charges])
         with self.lock:
             for c in charges:
                 self._count_budget(c, -1, spent=False)
@@ -351,6 +352,7 @@ class Ledger:
             self.parked_count += 1
             self._parked_in_a_row += 1
         shared.refund(charge)
+        journal.forget([charge.charge_id])
         log.error("charge of request %s parked: the database refuses it (%s: %s); user %s, token %s, model %s, "
                   "quota %s not taken", _short(charge.request_id), type(exc).__name__, exc, charge.user_id,
                   charge.token_id, _short(charge.model_name), charge.quota)
@@ -396,6 +398,7 @@ class Ledger:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="oneapi-ledger", daemon=True)
             self._thread.start()
+            journal.keeper.start(refused=refused)
             atexit.register(self.stop)
 
     def stop(self) -> None:

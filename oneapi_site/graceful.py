@@ -36,7 +36,12 @@ class GracefulServer(Server):
     grace_seconds: float = 30.0
 
     def run(self):
+        from billing import journal
+        from billing.ledger import refused
+
         self.ports = []
+        # Now, not at the first /v1 request: a restarted instance writes what a killed one left in Redis.
+        journal.keeper.start(refused=refused)
         super().run()
 
     def listen_success(self, port):
@@ -94,6 +99,7 @@ def _end(protocol) -> None:
 
 
 async def _settle_everything() -> None:
+    from billing import journal
     from billing.ledger import ledger
     from billing.shared_quota import shared
     from relay import admission
@@ -104,8 +110,11 @@ async def _settle_everything() -> None:
     except Exception:  # Redis away: the database still gets every charge, Redis's leases expire on their own
         log.exception("sending the last settlements to Redis failed")
     await asyncio.to_thread(ledger.stop)
-    if ledger.pending:
+    if ledger.pending:  # they stay in Redis's journal (if configured), for another instance to write
         log.error("shutting down with %d charges unwritten: the database cannot take them", len(ledger.pending))
+        return
+    journal.keeper.stop()
+    await asyncio.to_thread(journal.drop_own)
 
 
 def _say(text: str) -> None:
