@@ -142,3 +142,28 @@ def test_a_bad_grace_setting_stops_the_start_with_its_name(tmp_path):
                           env={**os.environ, "SHUTDOWN_GRACE_SECONDS": "soon", "SQLITE_PATH": str(tmp_path / "x.db")},
                           timeout=60)
     assert done.returncode != 0 and "SHUTDOWN_GRACE_SECONDS" in done.stderr
+
+
+def test_a_request_not_yet_answered_past_the_grace_gets_503_and_costs_nothing(tmp_path, gateway_env, upstream):
+    upstream.default.delay = 8  # past the grace; short, as the mock upstream waits for its handlers to stop
+    key = uuid.uuid4().hex
+    ids = setup(gateway_env, upstream, user_quota=10**9, token_quota=10**8, key=key)
+    with running_gateway(tmp_path, {**gateway_env, "SHUTDOWN_GRACE_SECONDS": "1"}) as gateway:
+        async def scenario():
+            async with httpx.AsyncClient(timeout=120) as client:
+                waiting = [asyncio.create_task(client.post(
+                    f"{gateway.url}/v1/chat/completions", content=body(),
+                    headers={"Authorization": f"Bearer sk-{key}", "Content-Type": "application/json"}))
+                    for _ in range(3)]
+                await wait_for(lambda: len(upstream.requests) >= 3, "every request at the upstream")
+                gateway.proc.send_signal(signal.SIGTERM)
+                return await asyncio.gather(*waiting)
+
+        answers = asyncio.run(scenario())
+        code = exit_code(gateway.proc)
+        log = gateway.log_text()
+    assert [r.status_code for r in answers] == [503] * 3
+    assert {r.json()["error"]["code"] for r in answers} == {"server_shutting_down"}
+    assert code == 0, log
+    state = read(gateway_env, ids)
+    assert state["logs"] == 0 and state["user"][1] == 0

@@ -63,7 +63,7 @@ def test_sigkill_under_load_loses_no_answered_charge_and_the_restart_writes_each
                     assert [r.status_code for r in answered] == [200] * ANSWERED
                     # Settled: each in the journal (the answer goes out just before its charge is settled).
                     eventually(lambda: sum(journal_sizes(client).values()) == ANSWERED, "30 charges journaled")
-                    upstream.default.delay = 30
+                    upstream.default.delay = 8  # long enough to be in flight at the kill
                     seen = len(upstream.requests)
                     slow = [asyncio.create_task(http.post(url, content=raw, headers=headers))
                             for _ in range(IN_FLIGHT)]
