@@ -21,10 +21,10 @@ BATCH_UPDATE_INTERVAL seconds of them.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import threading
 
+import orjson
 import redis
 from django.conf import settings
 from django.db import close_old_connections
@@ -46,13 +46,16 @@ WRITTEN_KEPT_SECONDS = 7 * 24 * 3600  # ids of written charges kept this long
 REPLAY_MAX_AGE = 6 * 24 * 3600
 
 
-def encode(charge: Charge) -> str:
-    return json.dumps(dataclasses.asdict(charge), separators=(",", ":"))
+_FIELDS = tuple(f.name for f in dataclasses.fields(Charge))
+
+
+def encode(charge: Charge) -> bytes:
+    """On the request path: field by field, as dataclasses.asdict's deep copies cost five times as much."""
+    return orjson.dumps({name: getattr(charge, name) for name in _FIELDS})
 
 
 def decode(raw: bytes | str) -> Charge:
-    fields = {f.name for f in dataclasses.fields(Charge)}
-    return Charge(**{k: v for k, v in json.loads(raw).items() if k in fields})
+    return Charge(**{k: v for k, v in orjson.loads(raw).items() if k in _FIELDS})
 
 
 def enabled() -> bool:

@@ -303,7 +303,7 @@ class SharedQuota:
         return "", Refusal("exhausted" if code == 1 else "quota", kind)
 
     async def settle(self, *, lease: str, reserved: int, user: Subject, token: Subject, charge: int,
-                     journal: str = "") -> None:
+                     journal: bytes = b"") -> None:
         """Swap the lease for the charge (charge 0: a release). When Redis cannot be reached the settlement is
         kept and sent again before the next admission that reaches it (so the lease does not wait for its
         expiry); when Redis ran it but its answer was lost, sending it again takes the charge twice there

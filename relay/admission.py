@@ -132,7 +132,7 @@ def settle(hold: Hold, charge: Charge) -> None:
     """Charge the request (queued for the database) and give back its reservation. Never raises, never awaits:
     the Redis settlement runs as a task of its own, so a client that left cannot cancel it; the user's next
     admission on this instance waits for it."""
-    entry = ""
+    entry = b""
     if hold.lease:  # kept in Redis until written, by the lease's id (billing/journal.py)
         charge = replace(charge, charge_id=hold.lease)
         entry = journal.encode(charge)
