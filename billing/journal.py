@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 
 import orjson
 import redis
@@ -41,6 +42,7 @@ BEAT_SECONDS = 3
 REPLAY_BATCH = 500
 LOCK_SECONDS = 300  # a replay holds a journal's lock at most this long (then another instance may take it)
 WRITTEN_KEPT_SECONDS = 7 * 24 * 3600  # ids of written charges kept this long
+PRUNE_EVERY = 600  # seconds between prunings of those ids, by each instance
 # A journal entry older than this may have been written with its id since pruned: dropped, never replayed (an
 # entry the ledger wrote before its own journal write reached Redis can outlive its instance's clean stop).
 REPLAY_MAX_AGE = 6 * 24 * 3600
@@ -119,11 +121,14 @@ class Keeper:
             self._stop.wait(BEAT_SECONDS)
 
     def _replay(self) -> None:
+        pruned = 0.0
         while not self._stop.is_set():
             try:
                 close_old_connections()  # this thread's: a connection the database dropped is not reused
                 replay_orphans(refused=self.refused)
-                prune_written()
+                if time.monotonic() - pruned > PRUNE_EVERY:
+                    pruned = time.monotonic()
+                    prune_written()
             except redis.RedisError as exc:
                 log.warning("replaying the Redis journals of stopped instances: Redis is unreachable (%s)",
                             type(exc).__name__)
