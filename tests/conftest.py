@@ -109,7 +109,7 @@ def shared_quota_clear() -> None:
 
         client = redis.Redis.from_url(settings.REDIS_CONN_STRING)
         try:
-            keys = list(client.scan_iter("oneapi:quota:*", count=1000))
+            keys = [*client.scan_iter("oneapi:quota:*", count=1000), *client.scan_iter("oneapi:ledger:*", count=1000)]
             if keys:
                 client.delete(*keys)
         except redis.RedisError:
