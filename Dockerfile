@@ -28,8 +28,9 @@ USER oneapi
 VOLUME /data
 EXPOSE 3000
 
+# /readyz: 200 when the database, Redis, the channels and the ledger are all right (README, "Health checks").
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
-    CMD python -c "import os, sys, urllib.request; r = urllib.request.urlopen('http://127.0.0.1:%s/api/status' % os.environ.get('PORT', '3000'), timeout=5); sys.exit(0 if b'\"success\":true' in r.read() else 1)"
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('PORT', '3000'), timeout=8)"
 
 # Migrations and the root seed are idempotent, so every start runs them (one-api migrates at start too).
 CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py seed && exec python -m oneapi_site.serve"]

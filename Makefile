@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint requirements requirements-upgrade install install-test install-browser messages mysql-headers install-mysql db-driver migrate seed import-oneapi serve conformance bench bench-quick bench-litellm-install clean
+.PHONY: run test lint requirements requirements-upgrade install install-test install-otel install-browser messages mysql-headers install-mysql db-driver migrate seed import-oneapi serve conformance bench bench-quick bench-litellm-install clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ messages: install-browser
 mysql-headers:
 	@if ! pkg-config --exists mysqlclient 2>/dev/null && ! pkg-config --exists libmariadb 2>/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-libmysqlclient-dev pkg-config >/dev/null; fi
+
+# OpenTelemetry's SDK and OTLP exporter, for traces (OTEL_EXPORTER_OTLP_ENDPOINT; oneapi_site/tracing.py).
+install-otel: $(VENV)/.installed
+	$(PIP) install --quiet -r requirements-otel.txt
 
 install-mysql: $(VENV)/.installed mysql-headers
 	$(PIP) install --quiet -r requirements-mysql.txt
@@ -73,6 +77,7 @@ requirements: install-test mysql-headers
 	$(PIP_COMPILE) -o requirements.txt requirements.in
 	$(PIP_COMPILE) -o requirements-test.txt requirements-test.in
 	$(PIP_COMPILE) -o requirements-mysql.txt requirements-mysql.in
+	$(PIP_COMPILE) -o requirements-otel.txt requirements-otel.in
 
 requirements-upgrade:
 	$(MAKE) requirements COMPILE_ARGS=--upgrade

@@ -252,6 +252,32 @@ def start_gateway(procs: Processes, workdir: Path, mock_url: str, *, redis_url: 
     return proc, url
 
 
+# The series a scrape after the load should show moving (oneapi_site/metrics.py), summed over their labels.
+SCRAPED = ("oneapi_requests_total", "oneapi_tokens_total", "oneapi_quota_charged_total",
+           "oneapi_upstream_latency_seconds_count", "oneapi_time_to_first_token_seconds_count",
+           "oneapi_gateway_overhead_seconds_count", "oneapi_gateway_overhead_seconds_sum",
+           "oneapi_ledger_charges_written_total", "oneapi_ledger_flush_seconds_count", "oneapi_ledger_queue_depth")
+
+
+def scrape_metrics(url: str, token: str) -> dict[str, float]:
+    """GET /metrics with the bearer token, as Prometheus would; the SCRAPED series' totals, logged."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    request = urllib.request.Request(url + "/metrics", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read().decode()
+    totals = dict.fromkeys(SCRAPED, 0.0)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in totals:
+                totals[sample.name] += sample.value
+    overhead = totals["oneapi_gateway_overhead_seconds_sum"] / max(1, totals["oneapi_gateway_overhead_seconds_count"])
+    log("scraped /metrics: " + ", ".join(f"{name} {value:,.0f}" for name, value in totals.items()
+                                         if not name.endswith("_sum"))
+        + f"; mean gateway overhead {overhead * 1000:.2f} ms")
+    return totals
+
+
 def start_redis(procs: Processes, workdir: Path) -> str | None:
     """A redis-server of the bench's own, or None when none is installed."""
     binary = shutil.which("redis-server")
@@ -797,6 +823,8 @@ async def run(opts: argparse.Namespace, procs: Processes, workdir: Path) -> dict
                      counts_queries=True)
     results["targets"]["oneapi"] = await measure(gateway, opts, workdir, use_wrk)
     results["targets"]["oneapi"]["rss_idle_note"] = "VmRSS of the daphne process after the load"
+    if os.environ.get("METRICS_TOKEN"):  # recording on: what a Prometheus scrape saw of the load
+        results["metrics"] = scrape_metrics(gw_url, os.environ["METRICS_TOKEN"])
     if opts.skip_codecs:
         log("client protocols other than chat skipped (--skip-codecs)")
     else:

@@ -50,16 +50,18 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections import defaultdict, deque
 from dataclasses import replace
 
 from django.conf import settings
 from django.db import DataError, IntegrityError, OperationalError, close_old_connections
 
-from billing import reminders
+from billing import journal, reminders
 from billing.models import Log
 from billing.services import Charge, charges_apply
 from billing.shared_quota import shared
+from oneapi_site import metrics
 from oneapi_site.lib import numbers
 
 log = logging.getLogger(__name__)
@@ -239,7 +241,9 @@ class Ledger:
                 batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
             if not batch:
                 return 0, True
+            started = time.perf_counter()
             written, left = self._write(batch)
+            metrics.ledger_flushed(started, len(written))
             if left:
                 with self.lock:
                     self.pending[:0] = left
@@ -325,6 +329,7 @@ class Ledger:
         close_old_connections()
         charges_apply(charges)
         self._parked_in_a_row = 0
+        journal.forget([c.charge_id for c in charges])
         with self.lock:
             for c in charges:
                 self._count_budget(c, -1, spent=False)
@@ -334,6 +339,7 @@ class Ledger:
 
     def _unreachable(self, charges: list[Charge], exc: BaseException) -> list[Charge]:
         self.failures += 1
+        metrics.ledger_failed("unreachable")
         log.error("writing %d charges failed; they stay queued and are retried", len(charges), exc_info=exc)
         return charges
 
@@ -350,7 +356,9 @@ class Ledger:
             self.parked.append(charge)
             self.parked_count += 1
             self._parked_in_a_row += 1
+        metrics.ledger_failed("parked")
         shared.refund(charge)
+        journal.forget([charge.charge_id])
         log.error("charge of request %s parked: the database refuses it (%s: %s); user %s, token %s, model %s, "
                   "quota %s not taken", _short(charge.request_id), type(exc).__name__, exc, charge.user_id,
                   charge.token_id, _short(charge.model_name), charge.quota)
@@ -387,11 +395,16 @@ class Ledger:
             written += done
         return written
 
+    def writer_stopped(self) -> bool:
+        """The writer thread was started and is no longer running (nothing queued would be written)."""
+        return self._thread is not None and not self._thread.is_alive()
+
     def start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="oneapi-ledger", daemon=True)
             self._thread.start()
+            journal.keeper.start(refused=refused)
             atexit.register(self.stop)
 
     def stop(self) -> None:

@@ -106,6 +106,17 @@ class Log(models.Model):
         return str(CLIENT_PROTOCOL_LABELS.get(self.client_protocol, self.client_protocol))
 
 
+class WrittenCharge(models.Model):
+    """The id of a charge that was also kept in Redis until written (billing/journal.py), recorded in the
+    transaction that wrote it: a replay after a crash skips it, so no charge is taken twice. Pruned after a day."""
+
+    charge_id = models.CharField(max_length=64, unique=True)
+    created_at = models.BigIntegerField(db_index=True)
+
+    class Meta:
+        db_table = "written_charges"
+
+
 class Option(models.Model):
     """A run-time setting, stored as text as in one-api's `options` table."""
 

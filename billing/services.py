@@ -17,7 +17,7 @@ from django.utils.translation import gettext
 from accounts import permissions
 from accounts.models import Token, User
 from billing import money, reminders
-from billing.models import Log, Option, RedemptionCode
+from billing.models import Log, Option, RedemptionCode, WrittenCharge
 from billing.shared_quota import shared
 from oneapi_site import options
 from oneapi_site.lib import changes, numbers
@@ -197,6 +197,8 @@ class Charge:
     token_period_start: int = 0
     user_budget_period: str = ""
     token_budget_period: str = ""
+    # Set when the charge is also kept in Redis until written (billing/journal.py): written once, by this id.
+    charge_id: str = ""
 
 
 def _budget_updates(spending: dict[tuple[int, int, str], int]) -> list[tuple]:
@@ -228,6 +230,29 @@ def charges_apply(charges: Iterable[Charge]) -> int:
     charges = list(charges)
     if not charges:
         return 0
+    if not any(c.charge_id for c in charges):
+        _charges_write(charges)
+        return len(charges)
+    with transaction.atomic():
+        charges = _not_yet_written(charges)
+        if charges:
+            _charges_write(charges)
+    return len(charges)
+
+
+def _not_yet_written(charges: list[Charge]) -> list[Charge]:
+    """The charges whose id (if they have one) was never written, the ids recorded in the same transaction, so
+    a charge replayed from Redis after a crash (billing/journal.py) is taken once whoever writes it first."""
+    ids = [c.charge_id for c in charges if c.charge_id]
+    if not ids:
+        return charges
+    done = set(WrittenCharge.objects.filter(charge_id__in=ids).values_list("charge_id", flat=True))
+    now = now_ts()
+    WrittenCharge.objects.bulk_create([WrittenCharge(charge_id=i, created_at=now) for i in ids if i not in done])
+    return [c for c in charges if c.charge_id not in done]
+
+
+def _charges_write(charges: list[Charge]) -> None:
     per_user: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     per_token: dict[int, int] = defaultdict(int)
     per_channel: dict[int, int] = defaultdict(int)
@@ -278,7 +303,6 @@ def charges_apply(charges: Iterable[Charge]) -> int:
             _consume_logs_insert(charges, cursor)
         if exhausted:
             changes.publish("tokens")
-    return len(charges)
 
 
 _LOG_COLUMNS = ("user_id", "created_at", "type", "content", "username", "token_id", "token_name", "model_name",

@@ -53,6 +53,7 @@ all are sent before the next admission that reaches Redis, or by a retry every R
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
 import os
@@ -64,7 +65,7 @@ from dataclasses import dataclass
 import redis
 import redis.asyncio as aredis
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,19 @@ _lease_ids = itertools.count(1)
 _INSTANCE = os.urandom(6).hex()
 
 
+def journal_prefix() -> str:
+    """Where the journals of settled charges (billing/journal.py) of instances on this database are: one Redis
+    shared by gateways on other databases (test runs, staging) must never replay their charges into this one."""
+    db = connection.settings_dict
+    tag = hashlib.sha1(f"{connection.vendor}|{db.get('HOST')}|{db.get('PORT')}|{db.get('NAME')}".encode())
+    return f"oneapi:ledger:{tag.hexdigest()[:10]}:"
+
+
+def journal_key() -> str:
+    """This process's journal: its charges settled and not yet written."""
+    return journal_prefix() + _INSTANCE
+
+
 class SharedQuota:
     def __init__(self) -> None:
         self._down_until = 0.0
@@ -299,15 +313,23 @@ class SharedQuota:
             return "", Refusal("budget", kind, spent=int(answer[2]), period_start=int(answer[3]))
         return "", Refusal("exhausted" if code == 1 else "quota", kind)
 
-    async def settle(self, *, lease: str, reserved: int, user: Subject, token: Subject, charge: int) -> None:
+    async def settle(self, *, lease: str, reserved: int, user: Subject, token: Subject, charge: int,
+                     journal: bytes = b"") -> None:
         """Swap the lease for the charge (charge 0: a release). When Redis cannot be reached the settlement is
         kept and sent again before the next admission that reaches it (so the lease does not wait for its
         expiry); when Redis ran it but its answer was lost, sending it again takes the charge twice there
-        (never in the database), which only makes admission stricter until the hash expires."""
+        (never in the database), which only makes admission stricter until the hash expires. `journal`, the
+        charge as billing/journal.py keeps it, goes into this instance's journal in the same round trip."""
         keys, args = self._settle_call(lease=lease, reserved=reserved, user=user, token=token, charge=charge)
         try:
             client, scripts = self._async()
-            await scripts["settle"](keys=keys, args=args, client=client)
+            if journal:
+                async with client.pipeline(transaction=False) as pipe:
+                    await scripts["settle"](keys=keys, args=args, client=pipe)
+                    pipe.hset(journal_key(), lease, journal)
+                    await pipe.execute()
+            else:
+                await scripts["settle"](keys=keys, args=args, client=client)
         except redis.RedisError as exc:
             self._failed(exc)
             with self._lock:
@@ -373,6 +395,18 @@ class SharedQuota:
             with self._lock:
                 self.owed_settlements[:0] = settlements
             raise
+
+    async def send_owed(self) -> None:
+        """Send what an outage left owed now, not before a next admission (a stopping instance has none)."""
+        if not settings.REDIS_CONN_STRING or not (self.owed or self.owed_settlements):
+            return
+        try:
+            client, scripts = self._async()
+            await self._replay(client, scripts)
+        except redis.RedisError as exc:
+            self._failed(exc)
+            return
+        self._succeeded()
 
     # --- balance changes outside the relay (services, worker threads) --------------
 

@@ -71,12 +71,15 @@ start_session_cleaner()
 # At start, not at the first /v1 request: an instance serving only pages must hear option changes too.
 relay_cache.start_listener()
 
+from oneapi_site import health  # noqa: E402
 from oneapi_site.proxy import ForwardedClientMiddleware  # noqa: E402
 
 # Outermost: the relay (token IP allow-lists) and Django (per-IP limits) both see the real client.
 application = ForwardedClientMiddleware(ProtocolTypeRouter({
     "http": URLRouter([
         re_path(r"^v1/", relay_app),
+        re_path(r"^healthz$", health.healthz),
+        re_path(r"^readyz$", health.readyz),
         re_path(r"^v1beta/", relay_app),  # Gemini's API (relay/codecs/gemini.py)
         # Chat UIs call these without the /v1 prefix, as one-api allows.
         re_path(r"^dashboard/billing/", relay_app),

@@ -165,8 +165,10 @@ def parse_sql_dsn(dsn: str, *, sqlite_path: str) -> Database:
 DEFAULT_TRUSTED_PROXIES = ""
 
 
-def parse_trusted_proxies(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """`TRUSTED_PROXIES`: comma-separated IPs or CIDRs whose X-Forwarded-For is believed; empty trusts none."""
+def parse_trusted_proxies(text: str, *, name: str = "TRUSTED_PROXIES",
+                          ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """`TRUSTED_PROXIES`: comma-separated IPs or CIDRs whose X-Forwarded-For is believed; empty trusts none.
+    Other lists of addresses (METRICS_ALLOWED_IPS) are read the same way under their own `name`."""
     networks = []
     for item in (part.strip() for part in text.split(",")):
         if not item:
@@ -174,7 +176,7 @@ def parse_trusted_proxies(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.
         try:
             networks.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
-            raise ConfigError(f"TRUSTED_PROXIES: {item!r} is not an IP address or CIDR range") from None
+            raise ConfigError(f"{name}: {item!r} is not an IP address or CIDR range") from None
     return tuple(networks)
 
 

@@ -28,12 +28,18 @@ def daphne_args(extra: list[str]) -> list[str]:
     try:
         port = env.int("PORT", 3000, minimum=1)
         access_log = env.bool("ACCESS_LOG", False)
+        shutdown_grace_seconds()
     except ConfigError as exc:
         raise SystemExit(f"oneapi: {exc}") from None
     host = env.str("HOST", "0.0.0.0")
     # No --proxy-headers: Daphne would believe any client's X-Forwarded-For. oneapi_site.proxy reads it,
     # from TRUSTED_PROXIES only.
     return ["-b", host, "-p", str(port), "-v", "1" if access_log else "0", *extra, application]
+
+
+def shutdown_grace_seconds() -> int:
+    """SHUTDOWN_GRACE_SECONDS: how long a SIGTERM lets requests in flight run on (oneapi_site/graceful.py)."""
+    return env.int("SHUTDOWN_GRACE_SECONDS", 30, minimum=0)
 
 
 def apply_config_file() -> None:
@@ -78,7 +84,11 @@ def main() -> None:
     # Only now: importing Daphne installs Twisted's asyncio reactor on a loop of the policy just chosen.
     from daphne.cli import CommandLineInterface
 
-    sys.argv = ["daphne", *daphne_args(sys.argv[1:])]
+    from oneapi_site.graceful import GracefulServer
+
+    sys.argv = ["daphne", *daphne_args(sys.argv[1:])]  # exits on a bad setting, SHUTDOWN_GRACE_SECONDS included
+    GracefulServer.grace_seconds = shutdown_grace_seconds()
+    CommandLineInterface.server_class = GracefulServer
     CommandLineInterface.entrypoint()
 
 

@@ -65,6 +65,7 @@ try:
         raise ConfigError(f"USER_CONTENT_PROCESS_MAX_BYTES ({USER_CONTENT_PROCESS_MAX_BYTES}) must be at least "
                           f"USER_CONTENT_MAX_BYTES ({USER_CONTENT_MAX_BYTES})")
     CHANNEL_TEST_FREQUENCY = env.int("CHANNEL_TEST_FREQUENCY", 0)  # minutes; 0 = off
+    KEY_PROBE_INTERVAL = env.int("KEY_PROBE_INTERVAL", 60, minimum=0)  # seconds between dead-key probes; 0 = off
     POLLING_INTERVAL = env.int("POLLING_INTERVAL", 0)  # seconds between channels in test-all
     TEST_PROMPT = env.str(
         "TEST_PROMPT", "Output only your specific model name with no additional text."
@@ -73,6 +74,10 @@ try:
     # Peers whose X-Forwarded-For names the client (oneapi_site/proxy.py); per-IP limits and token IP
     # allow-lists key on that address. Empty by default (no proxy believed): set it to the proxy's address.
     TRUSTED_PROXIES = parse_trusted_proxies(env.str("TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES))
+    # GET /metrics (oneapi_site/metrics_page.py): a scraper sends METRICS_TOKEN as a bearer token, or comes
+    # from METRICS_ALLOWED_IPS (IPs or CIDRs); with neither the page is not there and nothing is recorded.
+    METRICS_TOKEN = env.str("METRICS_TOKEN", "").strip()
+    METRICS_ALLOWED_IPS = parse_trusted_proxies(env.str("METRICS_ALLOWED_IPS", ""), name="METRICS_ALLOWED_IPS")
     # Cloudflare Turnstile's siteverify (accounts/turnstile.py); tests point it at a local mock.
     TURNSTILE_VERIFY_URL = env.str("TURNSTILE_VERIFY_URL",
                                    "https://challenges.cloudflare.com/turnstile/v0/siteverify")

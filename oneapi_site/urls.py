@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts import limits, turnstile
-from oneapi_site import pages
+from oneapi_site import metrics_page, pages
 
 # The console's login is no side door: it shares the sign-in pages' budgets (per address and per account),
 # and while Turnstile is asked it sends people to the sign-in page, which shows the widget.
@@ -16,6 +16,7 @@ handler500 = "oneapi_site.pages.server_error"
 
 urlpatterns = [
     path("favicon.ico", pages.favicon, name="favicon"),
+    path("metrics", metrics_page.page, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("oneapi_site.api_urls")),
     path("i18n/", include("django.conf.urls.i18n")),

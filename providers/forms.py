@@ -6,15 +6,16 @@ import json
 
 from django import forms
 from django.forms.boundfield import BoundField
+from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from oneapi_site.lib import json_depth, numbers
 from oneapi_site.lib.limit_values import LIMIT_FIELDS
-from providers import channel_overrides
+from providers import channel_overrides, form_hints
 from providers.adapters import ADAPTERS, secret_config_fields
 from providers.labels import type_choices, type_label, unsupported_type_refusal
-from providers.models import Channel
+from providers.models import Channel, split_list
 
 # What each adapter config field means; adapters name the fields, the form names and explains them.
 # A field missing here shows its config key as its label.
@@ -147,6 +148,28 @@ class JSONObjectField(forms.JSONField):
         return json.dumps(value, ensure_ascii=False, indent=2)
 
 
+class ModelPickerField(forms.MultipleChoiceField):
+    """The type's known models to tick; any name is accepted, since the page's script swaps the choices for
+    another type's and a picked name only joins the free-text Models."""
+
+    def valid_value(self, value):
+        return isinstance(value, str)
+
+
+def apply_type_hints(form: forms.Form, channel_type: int) -> None:
+    """The form as the type it opens with: its key format, its known models in the picker, and every type's
+    hints for the page's script (static/oneapi/channel_form.js) to switch to."""
+    form.fields["type"].widget.attrs["data-hints"] = json.dumps(form_hints.type_hints(), ensure_ascii=False)
+    form.fields["key"].help_text = format_html('{} <span id="channel-key-format">{}</span>',
+                                               form.fields["key"].help_text, form_hints.key_format(channel_type))
+    models = form_hints.type_hints().get(str(channel_type), {}).get("models", [])
+    form.fields["model_picker"].choices = [(m, m) for m in models]
+    form.fields["model_picker"].help_text = format_html(
+        '{} <a href="#" id="channel-models-fill">{}</a>',
+        gettext("The type's known models: the ticked ones join Models on save."),
+        gettext("Add the ticked (or all) to Models now"))
+
+
 class ChannelForm(forms.ModelForm):
     type = forms.TypedChoiceField(label=_("Type"), coerce=int, choices=type_choices, initial=1, error_messages={
         "invalid_choice": _("Channel type %(value)s is not supported: no adapter serves it, so a channel of it "
@@ -155,11 +178,14 @@ class ChannelForm(forms.ModelForm):
         required=False, strip=True, label=_("Key"),
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false",
                                         "placeholder": _("Never shown back once saved.")}),
-        help_text=_("Write-only. On edit, leave empty to keep the stored key. "
-                    "On create, one key per line creates one channel per key."),
+        help_text=_("Write-only. On edit, leave empty to keep the stored key. On create, one key per line "
+                    "creates one channel per key, unless the key mode holds several keys in this channel."),
     )
     models = forms.CharField(label=_("Models"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
                              help_text=_("Comma-separated models this channel serves (the names clients ask for)."))
+    model_picker = ModelPickerField(
+        label=_("Known models"), required=False,
+        widget=forms.SelectMultiple(attrs={"size": 8}))
     group = forms.CharField(label=_("Group"), initial="default", help_text=_("Comma-separated user groups."))
     model_mapping = JSONObjectField(
         name="model_mapping", required=False, label=_("Model mapping"),
@@ -170,14 +196,17 @@ class ChannelForm(forms.ModelForm):
     system_prompt = forms.CharField(label=_("System prompt"), required=False,
                                     widget=forms.Textarea(attrs={"rows": 2}))
 
+    class Media:
+        js = ("oneapi/channel_form.js",)
+
     class Meta:
         model = Channel
-        fields = ("name", "type", "status", "key", "base_url", "models", "group", "model_mapping",
-                  "priority", "weight", "config", "system_prompt", *LIMIT_FIELDS)
+        fields = ("name", "type", "status", "key", "key_mode", "key_rpm_limit", "base_url", "models", "group",
+                  "tag", "model_mapping", "priority", "weight", "config", "system_prompt", *LIMIT_FIELDS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name in LIMIT_FIELDS:
+        for name in (*LIMIT_FIELDS, "key_rpm_limit"):
             # Empty is no limit; a post without the input (a page saved before it existed) keeps the value.
             if name in self.fields:
                 self.fields[name].required = False
@@ -223,7 +252,8 @@ class ChannelForm(forms.ModelForm):
         adapter = ADAPTERS.get(channel_type)
         default = adapter.default_base_url if adapter else ""
         base_url = self.fields["base_url"]
-        base_url.widget.attrs["placeholder"] = default or "https://..."
+        base_url.widget.attrs["placeholder"] = form_hints.base_url_placeholder(channel_type)
+        apply_type_hints(self, channel_type)
         if not self.instance.pk:
             base_url.help_text = gettext("Empty uses the type's default address, where it has one.")
         elif default:
@@ -258,7 +288,10 @@ class ChannelForm(forms.ModelForm):
             name = next((key for key in channel_overrides.CONFIG_KEYS if str(exc).startswith(key)), None)
             self.add_error(f"config_{name}" if name else "config", str(exc))
         cleaned["config"] = config
-        for name in LIMIT_FIELDS:
+        if cleaned.get("model_picker"):
+            cleaned["models"] = ",".join(split_list(",".join([cleaned.get("models") or "",
+                                                               *cleaned["model_picker"]])))
+        for name in (*LIMIT_FIELDS, "key_rpm_limit"):
             if cleaned.get(name) is None and name in self.data:
                 cleaned[name] = 0
         return cleaned

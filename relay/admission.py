@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 
-from billing import budgets, money
+from billing import budgets, journal, money
 from billing.ledger import ledger
 from billing.services import Charge
 from billing.shared_quota import Refusal, Subject, shared
+from oneapi_site import metrics
 from oneapi_site.lib.timeutil import ts_text
 from relay.auth import Caller
 from relay.errors import RelayError
@@ -127,6 +128,7 @@ def _refused(caller: Caller, refusal: Refusal, ts: int, amount: int = 0) -> Rela
         return RelayError(403, "This API key's quota is not enough for this request.",
                           code="pre_consume_token_quota_failed")
     info = caller.user if refusal.kind == "u" else caller.token
+    metrics.record_refusal("user_budget" if refusal.kind == "u" else "token_budget")
     whose = "Your account's" if refusal.kind == "u" else "This API key's"
     resets = budgets.period_end(info.budget_period, max(refusal.period_start, ts))
     period = PERIOD_WORDS.get(info.budget_period, info.budget_period)
@@ -152,10 +154,14 @@ def settle(hold: Hold, charge: Charge) -> None:
     """Charge the request (queued for the database) and give back its reservation. Never raises, never awaits:
     the Redis settlement runs as a task of its own, so a client that left cannot cancel it; the user's next
     admission on this instance waits for it."""
+    entry = b""
+    if hold.lease:  # kept in Redis until written, by the lease's id (billing/journal.py)
+        charge = replace(charge, charge_id=hold.lease)
+        entry = journal.encode(charge)
     ledger.settle(charge, reserved=0 if hold.lease else hold.amount)
     if hold.lease:
         _spawn(hold.user.id, shared.settle(lease=hold.lease, reserved=hold.amount, user=hold.user,
-                                           token=hold.token, charge=charge.quota))
+                                           token=hold.token, charge=charge.quota, journal=entry))
     else:
         shared.owe_charge(user=hold.user, token=hold.token, charge=charge.quota)
 

@@ -17,6 +17,7 @@ import orjson
 from django.conf import settings
 
 from billing.ledger import ledger
+from oneapi_site import metrics
 from oneapi_site.lib import tokenizer
 from oneapi_site.lib.ids import new_request_id
 from oneapi_site.lib.modes import TRANSCRIPT_MODES
@@ -75,6 +76,7 @@ class Response:
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.started = True
+        metrics.answer_started()
         await self.send({"type": "http.response.start", "status": status,
                          "headers": [*headers, *self.extra, (b"x-oneapi-request-id", self.request_id.encode()),
                                      *CORS]})

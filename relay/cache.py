@@ -23,8 +23,9 @@ from django.db import close_old_connections
 
 from accounts.models import Token, User
 from billing.ledger import ledger
-from oneapi_site import options
+from oneapi_site import metrics, options
 from oneapi_site.lib import changes
+from providers import channel_keys
 from providers.adapters import ADAPTERS
 from providers.adapters.base import ChannelInfo
 from providers.models import Ability, Channel
@@ -133,16 +134,20 @@ def _load_routes() -> Routes:
     channels: dict[int, ChannelInfo] = {}
     status: dict[int, int] = {}
     unsupported: list[int] = []
+    key_rows = channel_keys.key_rows_by_channel()
     for ch in Channel.objects.all().only(
             "id", "type", "name", "key", "base_url", "models", "model_mapping", "config", "system_prompt",
-            "priority", "weight", "status", *LIMIT_COLUMNS):
+            "priority", "weight", "status", "key_mode", "key_rpm_limit", *LIMIT_COLUMNS):
         status[ch.id] = ch.status
         if ch.status == Channel.Status.ENABLED and ch.type not in ADAPTERS:
             unsupported.append(ch.id)
         if ch.status != Channel.Status.ENABLED or ch.type not in ADAPTERS:
             continue
+        keys = channel_keys.snapshot_keys(ch, key_rows)
+        if keys is None:  # a multi-key channel whose keys are all down
+            continue
         channels[ch.id] = ChannelInfo(
-            id=ch.id, type=ch.type, name=ch.name, key=ch.key, base_url=ch.base_url, models=tuple(ch.model_list),
+            id=ch.id, type=ch.type, name=ch.name, **keys, base_url=ch.base_url, models=tuple(ch.model_list),
             model_mapping=dict(ch.model_mapping or {}), config=dict(ch.config or {}),
             system_prompt=ch.system_prompt, priority=ch.priority, weight=ch.weight,
             limits=_caps({column: getattr(ch, column) for column in LIMIT_COLUMNS}))
@@ -237,12 +242,14 @@ class RelayCache:
                 try:
                     routes = await sync_to_async(_load_routes, thread_sensitive=False)()
                 except DatabaseError as exc:
+                    metrics.cache_loaded("routes", ok=False)
                     _database_failed("the channels", exc, stale=self.routes is not None)
                     if self.routes is None:
                         raise _unavailable("load its channels") from None
                     self.routes_loaded, self._loaded_generation = _retry_soon(settings.SYNC_FREQUENCY), generation
                     return self.routes
                 self.routes, self.routes_loaded, self._loaded_generation = routes, time.monotonic(), generation
+                metrics.cache_loaded("routes")
         return self.routes
 
     async def get_token(self, key: str) -> TokenInfo | None:
@@ -256,6 +263,7 @@ class RelayCache:
         try:
             info = await sync_to_async(_load_token, thread_sensitive=False)(key)
         except DatabaseError as exc:
+            metrics.cache_loaded("token", ok=False)
             _database_failed("an API key", exc, stale=hit is not None)
             if hit is None:
                 raise _unavailable("check this API key") from None
@@ -264,6 +272,7 @@ class RelayCache:
         if info is None and len(self.tokens) > MAX_NEGATIVE:
             self.tokens = {k: v for k, v in self.tokens.items() if v[0] is not None}
         self.tokens[key] = (info, now)
+        metrics.cache_loaded("token")
         return info
 
     async def get_user(self, user_id: int) -> UserInfo | None:
@@ -274,12 +283,14 @@ class RelayCache:
         try:
             info = await sync_to_async(_load_user, thread_sensitive=False)(user_id)
         except DatabaseError as exc:
+            metrics.cache_loaded("user", ok=False)
             _database_failed("a user", exc, stale=hit is not None)
             if hit is None:
                 raise _unavailable("check the account of this API key") from None
             self.users[user_id] = (hit[0], _retry_soon(settings.SYNC_FREQUENCY))
             return hit[0]
         self.users[user_id] = (info, now)
+        metrics.cache_loaded("user")
         return info
 
     def start_listener(self) -> None:

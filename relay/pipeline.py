@@ -16,13 +16,13 @@ import orjson
 
 from billing import pricing
 from billing.services import Charge
-from oneapi_site import options
+from oneapi_site import metrics, options
 from oneapi_site.lib import tokenizer
 from providers import health
 from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.uploads import Upload
-from relay import admission, http, limits, media, native_fallback, routing, shapes
+from relay import admission, http, keys, limits, media, native_fallback, routing, shapes
 from relay.auth import Caller, check_model_allowed
 from relay.cache import cache
 from relay.errors import RelayError, bad_request
@@ -75,6 +75,7 @@ def check_body(body: dict, *, mode: str, path_model: str | None = None) -> dict:
     return body
 
 
+@metrics.recorded
 async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_id: str, out: Responder,
                         path_model: str | None = None, upload: Upload | None = None,
                         body: dict | None = None, client_protocol: str = "openai",
@@ -108,6 +109,7 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
     routes = await cache.get_routes()
     channel = routing.first_channel(routes, group=caller.user.group, model=model, mode=mode,
                                     pinned=caller.pinned_channel)
+    metrics.routed(known_models=routes.model_owner, model=model, stream=stream, mode=mode)
 
     order = _order(call, caller, body_size=len(raw_body))
     ticket = limits.Ticket(request_id)
@@ -211,36 +213,78 @@ async def _call_with_failover(call: Call, caller: Caller, routes: Routes, channe
     pinned = caller.pinned_channel is not None
     retries = 0 if pinned or call.upload is not None else max(0, options.get("RetryTimes"))
     tried: set[int] = set()
+    refused: set[tuple[int, int]] = set()  # (channel, key line) of a multi-key channel's keys refused here
     session = http.session()
     while True:
+        picked = keys.ring.pick(channel, refused=refused)
+        if picked is None:  # no key of this channel is free (at its per-key cap, or just refused): another one
+            tried.add(channel.id)
+            following = await _next_channel(routes, caller, call, ticket, tried)
+            if following is None:
+                raise _no_free_key(channel)
+            channel = following
+            continue
+        sending, key_index = picked
         try:
-            await call_channel(session=session, channel=channel, call=call, out=out, outcome=outcome)
+            await metrics.attempt(call_channel, session=session, channel=sending, call=call, out=out,
+                                  outcome=outcome)
         except UpstreamError as err:
-            health.report_failure(channel.id, err)
+            key = None if key_index is None else (key_index, sending.key)
+            if health.report_failure(channel.id, err, key=key) and key is not None:
+                keys.ring.mark_down(channel.id, key_index)  # being disabled: passed over from now on
+            dead_key = key is not None and health.key_is_dead(err)
+            if dead_key:
+                # That key alone is dead: another of the channel's keys (never this one) or another channel.
+                refused.add((channel.id, key_index))
+                if not outcome.started and call.upload is None and len(refused) <= MAX_DEAD_KEYS and \
+                        keys.ring.has_live(channel, refused=refused):
+                    continue
             tried.add(channel.id)
             # Retry only what another channel may answer; never the channel that just failed.
-            if not err.retryable or outcome.started or len(tried) > retries:
+            if not (err.retryable or dead_key) or outcome.started or len(tried) > retries:
                 raise _to_relay_error(err) from None
-            following = routing.choose_channel(routes, group=caller.user.group, model=call.model, mode=call.mode,
-                                               pinned=caller.pinned_channel, exclude=tried)
+            following = await _next_channel(routes, caller, call, ticket, tried)
             if following is None:
                 raise _to_relay_error(err) from None
-            if ticket.channel is not None or any(following.limits):
-                # The failed channel's lease goes; the next one must have room under its caps.
-                choices = routing.with_alternatives(routes, first=following, group=caller.user.group,
-                                                    model=call.model, mode=call.mode, pinned=None, exclude=tried)
-                index = await limiter.switch_channel(ticket, tuple(map(limits.channel_scope, choices)),
-                                                     model=call.model)
-                if index is None:
-                    raise _to_relay_error(err) from None
-                following = choices[index]
             channel = following
             continue
         if outcome.interrupted is not None:
-            health.report_failure(channel.id, outcome.interrupted)
+            health.report_failure(channel.id, outcome.interrupted,
+                                  key=None if key_index is None else (key_index, sending.key))
         else:
-            health.report_success(channel.id)
+            health.report_success(channel.id, key_index=key_index)
         return
+
+
+async def _next_channel(routes: Routes, caller: Caller, call: Call, ticket: limits.Ticket,
+                        tried: set[int]) -> ChannelInfo | None:
+    """The channel to go on with, past those tried, and with room under its caps; None when there is none."""
+    following = routing.choose_channel(routes, group=caller.user.group, model=call.model, mode=call.mode,
+                                       pinned=caller.pinned_channel, exclude=tried)
+    if following is None:
+        return None
+    if ticket.channel is not None or any(following.limits):
+        # The failed channel's lease goes; the next one must have room under its caps.
+        choices = routing.with_alternatives(routes, first=following, group=caller.user.group,
+                                            model=call.model, mode=call.mode, pinned=None, exclude=tried)
+        index = await limiter.switch_channel(ticket, tuple(map(limits.channel_scope, choices)), model=call.model)
+        if index is None:
+            return None
+        following = choices[index]
+    return following
+
+
+# Keys of multi-key channels one request may find dead before it gives up: a channel whose keys all died
+# at once costs a client a few refusals, not one upstream call per key.
+MAX_DEAD_KEYS = 3
+
+
+def _no_free_key(channel: ChannelInfo) -> RelayError:
+    if keys.ring.at_cap(channel):
+        return RelayError(429, "Every key of the channel has had its requests for this minute; try again shortly.",
+                          code="key_rate_limit_exceeded", type="rate_limit_error")
+    return RelayError(503, "No key of the channel is available right now; try again shortly.",
+                      code="model_not_available")
 
 
 def _to_relay_error(err: UpstreamError) -> RelayError:
@@ -272,6 +316,7 @@ def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInf
         count_prompt=lambda: tokenizer.count_request(call.mode, call.body, call.model),
         count_answer=lambda: _count_answer(outcome, call.model))
     quota = pricing.charge(quote, tokens, images_made=outcome.images)
+    metrics.charged(channel_id=channel.id, tokens=tokens, quota=quota)
     token = caller.token
     admission.settle(reserved, Charge(
         user_id=caller.user.id, username=caller.user.username, token_id=token.id, token_name=token.name,

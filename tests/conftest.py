@@ -2,17 +2,22 @@ import functools
 
 import httpx
 import pytest
+from django.conf import settings
 
 from accounts.models import User
 from billing.ledger import ledger
 from billing.shared_quota import shared
-from relay import native_fallback
+from relay import keys, native_fallback
 from relay.cache import cache
 from relay.limits import limiter
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import logged_in
 from tests.mock_upstream import MockUpstream
 from tests.world import new_world
+
+# No dead-key prober thread in the test process (relay/probe.start_key_prober, started with the ASGI app): it
+# would query the database between and during tests; tests run its round (probe_keys) themselves.
+settings.KEY_PROBE_INTERVAL = 0
 
 # Shared fixtures live in these modules; test modules use them by name, without importing them.
 pytest_plugins = ["tests.api_fixtures", "tests.admin_fixtures", "tests.billing.pages_fixtures"]
@@ -86,6 +91,7 @@ def fresh_relay_state():
     ledger.flush_all()
     cache.clear()
     native_fallback.forget_all()
+    keys.ring.forget_all()
     ledger.__init__()
     shared.forget()
     shared_quota_clear()
@@ -103,7 +109,7 @@ def shared_quota_clear() -> None:
 
         client = redis.Redis.from_url(settings.REDIS_CONN_STRING)
         try:
-            keys = list(client.scan_iter("oneapi:quota:*", count=1000))
+            keys = [*client.scan_iter("oneapi:quota:*", count=1000), *client.scan_iter("oneapi:ledger:*", count=1000)]
             if keys:
                 client.delete(*keys)
         except redis.RedisError:

@@ -55,6 +55,11 @@ class ChannelInfo:
     weight: int
     # The channel's own caps (rpm, tpm, concurrency, rpd; 0: none), enforced by the relay's limiter.
     limits: tuple[int, int, int, int] = (0, 0, 0, 0)
+    # A multi-key channel's live keys as (line, key), and how the relay takes turns over them
+    # (relay/keys.py); `key` is then the first live one. Empty for a channel of one key.
+    keys: tuple[tuple[int, str], ...] = field(default=(), repr=False)
+    key_mode: str = ""
+    key_rpm: int = 0  # requests a key may take per minute on this instance; 0: no cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,6 +596,15 @@ class Adapter:
         """parse_balance's figure in US$, the gateway's unit: as it is, unless the vendor's currency depends
         on the channel (a host that bills in yuan)."""
         return balance
+
+    def model_list_request(self, channel: ChannelInfo) -> UpstreamRequest | None:
+        """The GET that lists the models the vendor offers the channel's key; None when it has no such list.
+        (Sent by providers/fleet.py, off the relay's path.)"""
+        return None
+
+    def parse_model_list(self, body: bytes) -> list[str]:
+        """The model names in model_list_request's answer: OpenAI's `{"data": [{"id": ...}]}` by default."""
+        return [str(item["id"]) for item in orjson.loads(body)["data"]]
 
     def secrets(self, channel: ChannelInfo) -> tuple[str, ...]:
         """What of the channel's credentials must never reach a client or a log (providers/masking.py):

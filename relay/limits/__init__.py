@@ -31,7 +31,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from billing import budgets
-from oneapi_site import options
+from oneapi_site import metrics, options
 from oneapi_site.lib.limit_fields import BudgetPeriod
 from relay.errors import RelayError
 from relay.limits.caps import NO_LIMITS, Caps, Refusal, Scope, Usage, limit_text
@@ -107,6 +107,10 @@ def _wait_text(seconds: int) -> str:
 
 def retry_seconds(refusal: Refusal) -> int:
     return max(1, math.ceil(refusal.retry_ms / 1000))
+
+
+# A scope's kind by the first letter of its key (caps.Scope.key), as /metrics labels its refusals.
+SCOPE_NAMES = {"t": "token", "u": "user", "g": "group", "m": "group_model", "c": "channel"}
 
 
 def refused(refusal: Refusal, *, model: str, tokens: int) -> RelayError:
@@ -313,6 +317,7 @@ class Limiter:
 
     def _refusal(self, refusal: Refusal, *, model: str, tokens: int) -> RelayError:
         err = refused(refusal, model=model, tokens=tokens)
+        metrics.record_refusal(SCOPE_NAMES[refusal.scope.key[0]] if refusal.scope else "model_channels")
         usage = Usage(refusal.limit, 0, refusal.retry_ms)
         ticket = Ticket("")
         if refusal.kind in ("rpm", "rpd"):

@@ -106,6 +106,7 @@ def test_make_requirements_compiles_the_runtime_pins_first_as_the_others_are_con
         f"pip-compile {args} -o requirements.txt requirements.in",
         f"pip-compile {args} -o requirements-test.txt requirements-test.in",
         f"pip-compile {args} -o requirements-mysql.txt requirements-mysql.in",
+        f"pip-compile {args} -o requirements-otel.txt requirements-otel.in",
     ]
 
 

@@ -9,7 +9,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPILED = {"requirements.in": "requirements.txt", "requirements-test.in": "requirements-test.txt",
-            "requirements-mysql.in": "requirements-mysql.txt"}
+            "requirements-mysql.in": "requirements-mysql.txt", "requirements-otel.in": "requirements-otel.txt"}
 
 
 def requirement_lines(name: str) -> list[str]:
@@ -49,7 +49,7 @@ def test_every_direct_requirement_is_pinned_within_its_range(source, compiled):
             f"outside {source}'s {requirement.specifier}: run `make requirements`"
 
 
-@pytest.mark.parametrize("compiled", ["requirements-test.txt", "requirements-mysql.txt"])
+@pytest.mark.parametrize("compiled", ["requirements-test.txt", "requirements-mysql.txt", "requirements-otel.txt"])
 def test_the_other_files_pin_what_the_gateway_uses_at_its_version(compiled):
     runtime = pins("requirements.txt")
     shared = {name: version for name, version in pins(compiled).items() if name in runtime}
