@@ -114,12 +114,15 @@ def test_login_honours_password_login_enabled(alice, anon):
     assert "turned off" in body["message"]
 
 
-def test_login_needs_no_csrf_token_but_session_writes_do(alice):
+def test_login_and_session_writes_need_no_csrf_token_but_refuse_another_site(alice):
+    """The whole rule is in test_api_cross_site.py; a script's cookie writes (no browser headers) go through."""
     client = APIClient(enforce_csrf_checks=True)
     envelope(client.post("/api/user/login", {"username": "alice", "password": "password123"}, format="json"))
-    response = client.post("/api/token/", {"name": "x"}, format="json")
+    envelope(client.post("/api/token/", {"name": "x"}, format="json"))
+    response = client.post("/api/token/", {"name": "y"}, format="json", HTTP_SEC_FETCH_SITE="cross-site")
     assert response.status_code == 403
-    assert "CSRF" in response.json()["message"]
+    assert "another site" in response.json()["message"]
+    assert list(Token.objects.filter(user=alice, name__in=["x", "y"]).values_list("name", flat=True)) == ["x"]
 
 
 def test_access_token_writes_need_no_csrf_token(alice):
