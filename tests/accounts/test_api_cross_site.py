@@ -214,3 +214,10 @@ async def test_behind_a_trusted_https_proxy_the_https_origin_is_this_site(alice,
 async def test_anyone_elses_forwarded_proto_does_not_make_an_https_origin_this_site(alice, trusted_proxy):
     assert await _login_and_post("203.0.113.9", "https://testserver") == 403
     assert await _login_and_post("203.0.113.9", "http://testserver") == 200
+
+
+def test_a_patch_is_a_write_too(session):
+    """No /api route takes PATCH; from another site it is refused before the route is even asked."""
+    body = {"display_name": "Patched"}
+    assert _send(session, "PATCH", "/api/user/self", body, {"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert _send(session, "PATCH", "/api/user/self", body, {"Sec-Fetch-Site": "same-origin"}).status_code == 405
