@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.auth import logout
-from django.utils.translation import gettext
 from rest_framework import authentication, exceptions
 from rest_framework import permissions as drf_permissions
 
 from accounts import permissions
+from accounts.api import origin_check
 from accounts.models import User
 
 
@@ -32,7 +31,7 @@ class AccessTokenAuthentication(authentication.BaseAuthentication):
 
 
 class SessionAuthentication(authentication.SessionAuthentication):
-    """The session cookie of the web pages; disabled users lose it at once."""
+    """The session cookie of the web pages (and of one-api's front end); disabled users lose it at once."""
 
     def authenticate(self, request):
         user = getattr(request._request, "user", None)
@@ -43,6 +42,10 @@ class SessionAuthentication(authentication.SessionAuthentication):
             raise exceptions.AuthenticationFailed("this user has been disabled")
         self.enforce_csrf(request)
         return user, None
+
+    def enforce_csrf(self, request):
+        # One rule for one-api's front end, scripts and the console: see accounts/api/origin_check.py.
+        origin_check.check_write(request._request)
 
 
 class _RoleAtLeast(drf_permissions.BasePermission):
@@ -70,21 +73,6 @@ class IsRoot(_RoleAtLeast):
     message = "this needs the root user"
 
 
-def cross_site(request) -> bool:
-    """Whether the browser says another site sent this request: Fetch Metadata, else the Origin header.
-
-    `same-site` counts as another site too: a sibling subdomain is someone else's origin, and SameSite=Lax
-    cookies go along even with its scripts' requests. No such header: not a browser, or an old one.
-    """
-    site = request.META.get("HTTP_SEC_FETCH_SITE", "").strip().lower()
-    if site:
-        return site not in ("same-origin", "none")
-    origin = request.META.get("HTTP_ORIGIN", "").strip()
-    if not origin:
-        return False
-    return origin != f"{request.scheme}://{request.get_host()}" and origin not in settings.CSRF_TRUSTED_ORIGINS
-
-
 class SameSiteSession(drf_permissions.BasePermission):
     """A GET that changes something must not work from another site's link, which carries the session
     cookie (SameSite=Lax). Access-token callers are no browser riding on a cookie, and pass."""
@@ -92,7 +80,7 @@ class SameSiteSession(drf_permissions.BasePermission):
     message = "refused: this request came from another site"
 
     def has_permission(self, request, view):
-        if request.auth is None and cross_site(request._request):
-            self.message = gettext("This request came from another site. Open this site itself to do this.")
+        if request.auth is None and origin_check.cross_site(request._request):
+            self.message = origin_check.refusal().detail
             return False
         return True

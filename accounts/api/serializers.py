@@ -115,13 +115,26 @@ class LoginInput(serializers.Serializer):
     password = serializers.CharField(allow_blank=True, trim_whitespace=False)
 
 
+class TextOrNull(serializers.CharField):
+    """Optional text that one-api's pages send as null when it is unset (the register page's `aff_code` without
+    an invite), read as "" as one-api's Go decoder reads a null string."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, allow_blank=True, allow_null=True, default="", **kwargs)
+
+    def validate_empty_values(self, data):
+        if data is None:
+            return True, ""
+        return super().validate_empty_values(data)
+
+
 class RegisterInput(serializers.Serializer):
     username = serializers.CharField(allow_blank=True)
     password = serializers.CharField(allow_blank=True, trim_whitespace=False)
-    display_name = serializers.CharField(required=False, allow_blank=True, default="")
-    email = serializers.CharField(required=False, allow_blank=True, default="")
-    verification_code = serializers.CharField(required=False, allow_blank=True, default="")
-    aff_code = serializers.CharField(required=False, allow_blank=True, default="")
+    display_name = TextOrNull()
+    email = TextOrNull()
+    verification_code = TextOrNull()
+    aff_code = TextOrNull()
 
 
 class SelfUpdateInput(serializers.Serializer):

@@ -8,6 +8,7 @@ from rest_framework import status
 from rest_framework.views import APIView
 
 from accounts import limits, selectors, turnstile
+from accounts.api import origin_check
 from accounts.api.serializers import LoginInput, RegisterInput, login_json
 from accounts.limits import critical_limited
 from accounts.services.signup import user_signup
@@ -16,7 +17,7 @@ from oneapi_site.api import fail, ok
 
 
 class PublicView(APIView):
-    """No authentication, hence no CSRF check: a login form has no session yet."""
+    """No authentication, hence no session to check the origin of; a login checks it itself."""
 
     authentication_classes: list = []
     permission_classes: list = []
@@ -42,6 +43,9 @@ def turnstile_refused(request):
 
 class LoginView(PublicView):
     def post(self, request):
+        # No session to ride on yet, but another site's page could sign a visitor in as someone else
+        # (login CSRF): the same rule as a session's writes.
+        origin_check.check_write(request._request)
         if critical_limited(request._request):
             return rate_limited()
         if refused := turnstile_refused(request):

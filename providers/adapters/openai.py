@@ -89,6 +89,7 @@ class OpenAIAdapter(Adapter):
     config_fields: ClassVar[tuple[str, ...]] = (RESPONSES_SETTING,)
     # A Responses client's request goes as it is to a channel that serves the API (serves_responses).
     native_protocols: ClassVar[tuple[str, ...]] = ("responses",)
+    billing_path: ClassVar[str] = "/v1/dashboard/billing"  # OpenAI's balance pair (balance_requests)
 
     def base_url(self, channel: ChannelInfo) -> str:
         return (channel.base_url or self.default_base_url).rstrip("/")
@@ -169,8 +170,8 @@ class OpenAIAdapter(Adapter):
         # OpenAI's (and its clones') billing endpoints: the hard limit minus the last 100 days' usage.
         today = datetime.date.today()
         start, end = today - datetime.timedelta(days=99), today + datetime.timedelta(days=1)
-        return [self._get(channel, "/v1/dashboard/billing/subscription"),
-                self._get(channel, f"/v1/dashboard/billing/usage?start_date={start}&end_date={end}")]
+        return [self._get(channel, f"{self.billing_path}/subscription"),
+                self._get(channel, f"{self.billing_path}/usage?start_date={start}&end_date={end}")]
 
     def parse_balance(self, bodies: list[bytes]) -> float:
         subscription, usage = (orjson.loads(b) for b in bodies)
@@ -304,9 +305,14 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
     channel_type = 50
     label = "OpenAI-compatible"
     default_base_url = ""
+    # Beside the chat endpoint, as the requests: https://host/v1 asks https://host/v1/dashboard/billing/...,
+    # not /v1/v1/. one-api says "not implemented" for this type, but one-api, new-api and this gateway all
+    # answer there, so a channel in front of one of them gets its balance.
+    billing_path = "/dashboard/billing"
 
     def path(self, mode, model, channel):
         return PATHS[mode].removeprefix("/v1")
+
 
 
 def vendor_adapter(type_id: int, name: str, base: str, *, strip_v1: bool = False, prefix: str = "",

@@ -114,12 +114,15 @@ def test_login_honours_password_login_enabled(alice, anon):
     assert "turned off" in body["message"]
 
 
-def test_login_needs_no_csrf_token_but_session_writes_do(alice):
+def test_login_and_session_writes_need_no_csrf_token_but_refuse_another_site(alice):
+    """The whole rule is in test_api_cross_site.py; a script's cookie writes (no browser headers) go through."""
     client = APIClient(enforce_csrf_checks=True)
     envelope(client.post("/api/user/login", {"username": "alice", "password": "password123"}, format="json"))
-    response = client.post("/api/token/", {"name": "x"}, format="json")
+    envelope(client.post("/api/token/", {"name": "x"}, format="json"))
+    response = client.post("/api/token/", {"name": "y"}, format="json", HTTP_SEC_FETCH_SITE="cross-site")
     assert response.status_code == 403
-    assert "CSRF" in response.json()["message"]
+    assert "another site" in response.json()["message"]
+    assert list(Token.objects.filter(user=alice, name__in=["x", "y"]).values_list("name", flat=True)) == ["x"]
 
 
 def test_access_token_writes_need_no_csrf_token(alice):
@@ -193,3 +196,33 @@ def test_an_unknown_api_path_is_a_json_404(anon):
 def test_routes_answer_with_and_without_a_trailing_slash(root_api):
     assert envelope(root_api.get("/api/user")) == envelope(root_api.get("/api/user/"))
     envelope(root_api.get("/api/user/self/"))
+
+
+def test_register_takes_the_body_one_apis_register_page_sends_without_an_invite(anon):
+    """web/default's RegisterForm posts its inputs (password2 too) and `aff_code: null` when there is no invite."""
+    envelope(anon.post("/api/user/register?turnstile=", {
+        "username": "gina", "password": "s3cret-pass", "password2": "s3cret-pass", "email": "",
+        "verification_code": "", "aff_code": None}, format="json"))
+    gina = User.objects.get(username="gina")
+    assert gina.inviter_id == 0 and gina.check_password("s3cret-pass")
+
+
+def test_register_reads_every_optional_text_sent_as_null_as_empty(anon):
+    envelope(anon.post("/api/user/register", {"username": "hank", "password": "s3cret-pass", "display_name": None,
+                                              "email": None, "verification_code": None, "aff_code": None},
+                       format="json"))
+    hank = User.objects.get(username="hank")
+    assert hank.email == "" and hank.display_name in ("", "hank")
+
+
+def test_register_still_refuses_a_null_username(anon):
+    body = envelope(anon.post("/api/user/register", {"username": None, "password": "s3cret-pass"}, format="json"),
+                    success=False)
+    assert body["field"] == "username"
+    assert not User.objects.filter(username="").exists()
+
+
+def test_a_bad_access_token_is_401_and_a_missing_role_403_each_with_the_envelope(anon, alice_api):
+    anon.credentials(HTTP_AUTHORIZATION="not-a-real-token")
+    assert envelope(anon.get("/api/user/self"), success=False, status=401)["message"] == "invalid access token"
+    assert envelope(alice_api.get("/api/channel/"), success=False, status=403)["message"]

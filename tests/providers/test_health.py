@@ -162,3 +162,12 @@ def test_credentials_in_config_are_write_only(client, root):
     channel_update(channel=channel, config={"region": "eu-west-1", "ak": "AKIDEXAMPLE", "sk": ""})
     channel.refresh_from_db()
     assert channel.config["sk"] == "wJalrXUtnFEMI-secret" and channel.config["region"] == "eu-west-1"
+
+
+@pytest.mark.django_db
+def test_an_openai_compatible_channels_balance_is_asked_beside_its_v1_base(upstream):
+    """Type 50's base URL ends in /v1 (as an SDK's): the billing pair is /v1/dashboard/billing/..., not /v1/v1/."""
+    channel = ChannelFactory(type=50, base_url=upstream.url + "/v1/", models="gpt-4o")
+    assert channel_update_balance(channel_id=channel.pk) == pytest.approx(100 - 12.34)
+    assert [r.path for r in upstream.requests] == ["/v1/dashboard/billing/subscription",
+                                                   "/v1/dashboard/billing/usage"]
