@@ -82,6 +82,7 @@ def root(gateway):
 
 @pytest.fixture(scope="module")
 def upstream_url(upstream_server):
+    upstream_server.reset()  # the session's mock: another module may have left it refusing or failing
     return upstream_server.url
 
 
