@@ -119,3 +119,29 @@ class Option(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class UsageDaily(models.Model):
+    """Consumption summed per local day, group, model, channel, user and token: what the operator dashboard
+    reads, so it never scans the logs. The ledger writer adds each batch in the transaction that writes its
+    charges (billing.services.charges_apply), with relative upserts, so concurrent instances stay exact."""
+
+    day = models.DateField(_("day"))
+    group = models.CharField(_("group"), max_length=64, blank=True, default="")
+    model_name = models.CharField(_("model name"), max_length=255, blank=True, default="")
+    channel_id = models.BigIntegerField(_("channel id"), default=0)
+    user_id = models.BigIntegerField(_("user id"), default=0)
+    token_id = models.BigIntegerField(_("token id"), default=0)
+    requests = models.BigIntegerField(_("requests"), default=0)
+    quota = models.BigIntegerField(_("quota"), default=0)
+    prompt_tokens = models.BigIntegerField(_("prompt tokens"), default=0)
+    completion_tokens = models.BigIntegerField(_("completion tokens"), default=0)
+    cached_tokens = models.BigIntegerField(_("cached tokens"), default=0)
+    elapsed_ms = models.BigIntegerField(_("elapsed time"), default=0, help_text=_("Summed milliseconds."))
+
+    class Meta:
+        db_table = "usage_daily"
+        verbose_name = _("daily usage")
+        verbose_name_plural = _("daily usage")
+        constraints = [models.UniqueConstraint(
+            fields=["day", "group", "model_name", "channel_id", "user_id", "token_id"], name="usage_daily_key")]

@@ -16,7 +16,7 @@ from django.utils.translation import gettext
 
 from accounts import permissions
 from accounts.models import Token, User
-from billing import money, reminders
+from billing import money, reminders, rollup
 from billing.models import Log, Option, RedemptionCode
 from billing.shared_quota import shared
 from oneapi_site import options
@@ -197,6 +197,8 @@ class Charge:
     token_period_start: int = 0
     user_budget_period: str = ""
     token_budget_period: str = ""
+    # The user's group when the request was made, for the daily roll-up (billing/rollup.py).
+    group: str = ""
 
 
 def _budget_updates(spending: dict[tuple[int, int, str], int]) -> list[tuple]:
@@ -276,6 +278,8 @@ def charges_apply(charges: Iterable[Charge]) -> int:
                                              status=Token.Status.ENABLED).update(status=Token.Status.EXHAUSTED)
         if options.get("LogConsumeEnabled"):
             _consume_logs_insert(charges, cursor)
+        # Written whether or not consume logs are: the operator dashboard reads only the roll-up.
+        rollup.rollup_add(rollup.charge_rows(charges), cursor)
         if exhausted:
             changes.publish("tokens")
     return len(charges)

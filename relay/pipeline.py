@@ -242,7 +242,7 @@ def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInf
         elapsed_ms=int((time.monotonic() - started_at) * 1000), is_stream=call.stream,
         content=quote.explain(tokens), created_at=int(time.time()), system_prompt_reset=outcome.prompt_reset,
         client_protocol=client_protocol, cached_tokens=tokens.cached, cache_write_tokens=tokens.cache_write,
-        cache_write_1h_tokens=tokens.cache_write_1h, reasoning_tokens=tokens.reasoning,
+        cache_write_1h_tokens=tokens.cache_write_1h, reasoning_tokens=tokens.reasoning, group=caller.user.group,
         **admission.periods(reserved)))
 
 
