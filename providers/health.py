@@ -64,6 +64,11 @@ class FailureCounter:
             self._counts[channel_id] += 1
             return self._counts[channel_id]
 
+    def snapshot(self) -> dict[int, int]:
+        """The current counts, for the operator dashboard."""
+        with self._lock:
+            return dict(self._counts)
+
     def succeeded(self, channel_id: int) -> None:
         if channel_id in self._counts:
             with self._lock:
