@@ -6,6 +6,7 @@ import csv
 from datetime import datetime, timedelta
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection, transaction
@@ -20,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import permissions
 from accounts.models import User
-from billing import money, services
+from billing import log_export, money, services
 from billing.forms import OptionsForm, RedemptionBatchForm
 from billing.log_text import describe
 from billing.models import Log, Option, RedemptionCode
@@ -308,6 +309,20 @@ class LogAdmin(RowIdsMixin, OfferedFiltersMixin, admin.ModelAdmin):
     def content_short(self, obj: Log) -> str:
         text = describe(obj.content)  # billing's own sentences in the reader's language
         return text if len(text) <= 80 else text[:77] + "..."
+
+    def get_urls(self):
+        export = path("export/", self.admin_site.admin_view(self.export_view), name="billing_log_export")
+        return [export, *super().get_urls()]
+
+    def export_view(self, request):
+        """The logs the list shows (its filters and search), every page of them, as a streamed CSV file."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseRedirect(reverse("admin:billing_log_changelist"))
+        return log_export.csv_response(request, changelist.get_queryset(request))
 
     def has_add_permission(self, request):
         return False
