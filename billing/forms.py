@@ -51,6 +51,7 @@ OPTION_LABELS = {
     "DisplayTokenStatEnabled": _("Billing API reports the token's quota, not the user's"),
     "ApproximateTokenEnabled": _("Estimate token counts approximately (less work)"),
     "LogConsumeEnabled": _("Record consume logs"),
+    "LogRetentionDays": _("Keep logs for this many days (0: for ever)"),
     "TopUpLink": _("Top-up link"),
     "ChatLink": _("Chat page link"),
     "PasswordLoginEnabled": _("Allow sign-in with a password"),

@@ -407,6 +407,20 @@ def redemption_delete(*, code_id: int) -> int:
     return deleted
 
 
+def logs_prune(*, before: int, batch: int = 5000) -> int:
+    """Delete the logs made before `before` (unix seconds), `batch` at a time; returns how many went.
+
+    Each DELETE takes an id range of at most `batch` old rows and commits on its own, so no statement holds
+    locks on the logs long enough to stall the ledger's inserts, however many rows go."""
+    deleted = 0
+    while True:
+        ids = list(Log.objects.filter(created_at__lt=before).order_by("id").values_list("id", flat=True)[:batch])
+        if not ids:
+            return deleted
+        gone, _ = Log.objects.filter(id__gte=ids[0], id__lte=ids[-1], created_at__lt=before).delete()
+        deleted += gone
+
+
 def logs_delete_before(*, timestamp: int) -> int:
     """Drop logs older than `timestamp` (unix seconds); one DELETE, since logs have no dependants."""
     if timestamp <= 0:

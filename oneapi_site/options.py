@@ -82,6 +82,8 @@ DEFAULTS: dict[str, str] = {
     "DisplayTokenStatEnabled": "true",
     "ApproximateTokenEnabled": "false",
     "LogConsumeEnabled": "true",
+    # Logs older than this many days are pruned daily (billing/retention.py); 0 keeps them for ever.
+    "LogRetentionDays": "0",
     "ModelRatio": json.dumps(DEFAULT_MODEL_RATIO, indent=2),
     "CompletionRatio": json.dumps(DEFAULT_COMPLETION_RATIO, indent=2),
     "GroupRatio": json.dumps(DEFAULT_GROUP_RATIO, indent=2),
@@ -117,6 +119,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "PreConsumedQuota": QUOTA_RANGE,
     "RetryTimes": (0, 100),  # each retry is one more upstream call the client waits for
     "ChannelDisableFailureCount": (1, 10_000),
+    "LogRetentionDays": (0, 36_500),
 }
 # (minimum, maximum, decimal places). QuotaPerUnit divides every amount shown, so it must be above 0.
 DECIMAL_RANGES: dict[str, tuple[Decimal, Decimal, int]] = {
@@ -146,7 +149,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "QuotaForNewUser", "QuotaForInviter", "QuotaForInvitee", "QuotaRemindThreshold",
         "RetryTimes", "AutomaticDisableChannelEnabled", "AutomaticEnableChannelEnabled",
         "ChannelDisableThreshold", "ChannelDisableFailureCount", "DisplayInCurrencyEnabled", "DisplayTokenStatEnabled",
-        "ApproximateTokenEnabled", "LogConsumeEnabled", "TopUpLink", "ChatLink",
+        "ApproximateTokenEnabled", "LogConsumeEnabled", "LogRetentionDays", "TopUpLink", "ChatLink",
     ),
     "system": (
         "PasswordLoginEnabled", "PasswordRegisterEnabled", "RegisterEnabled",
