@@ -24,7 +24,7 @@ from accounts.models import User
 from billing import log_export, money, services
 from billing.forms import OptionsForm, RedemptionBatchForm
 from billing.log_text import describe
-from billing.models import Log, Option, RedemptionCode
+from billing.models import BodyCapture, Log, Option, RedemptionCode
 from oneapi_site import options
 from oneapi_site.lib import numbers
 from oneapi_site.lib.admin import OfferedFiltersMixin, RowIdsMixin, ServiceErrorsMixin, mask_secret, unix_text
@@ -333,6 +333,34 @@ class LogAdmin(RowIdsMixin, OfferedFiltersMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         # Logs are the ledger: only root prunes them.
         return permissions.role_at_least(request.user, User.Role.ROOT)
+
+
+# --- Captured bodies ------------------------------------------------------------
+
+
+@admin.register(BodyCapture)
+class BodyCaptureAdmin(admin.ModelAdmin):
+    """Read-only: what the relay captured for the tokens in BodyCaptureTokenIds (billing/body_capture.py)."""
+
+    list_display = ("id", "created", "request_id", "token_id", "user_id", "path", "status", "request_truncated",
+                    "response_truncated")
+    list_filter = ("status",)
+    search_fields = ("=request_id", "=token_id")
+    ordering = ("-id",)
+    show_full_result_count = False
+    fields = ("created", "request_id", "user_id", "token_id", "path", "status", "request_body",
+              "request_truncated", "response_body", "response_truncated")
+    readonly_fields = fields
+
+    @admin.display(description=_("time"), ordering="created_at")
+    def created(self, obj: BodyCapture) -> str:
+        return unix_text(obj.created_at)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 # --- Options ------------------------------------------------------------------

@@ -52,6 +52,8 @@ OPTION_LABELS = {
     "ApproximateTokenEnabled": _("Estimate token counts approximately (less work)"),
     "LogConsumeEnabled": _("Record consume logs"),
     "LogRetentionDays": _("Keep logs for this many days (0: for ever)"),
+    "BodyCaptureTokenIds": _("Capture the request and response bodies of these token ids (comma-separated)"),
+    "BodyCaptureRetentionHours": _("Keep captured bodies for this many hours"),
     "TopUpLink": _("Top-up link"),
     "ChatLink": _("Chat page link"),
     "PasswordLoginEnabled": _("Allow sign-in with a password"),

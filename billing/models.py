@@ -145,3 +145,30 @@ class UsageDaily(models.Model):
         verbose_name_plural = _("daily usage")
         constraints = [models.UniqueConstraint(
             fields=["day", "group", "model_name", "channel_id", "user_id", "token_id"], name="usage_daily_key")]
+
+
+class BodyCapture(models.Model):
+    """A /v1 request and its answer as sent, kept for debugging a token listed in BodyCaptureTokenIds.
+
+    Each side is cut to CAPTURE_LIMIT bytes, known secret fields of the request are masked, and rows older
+    than BodyCaptureRetentionHours are deleted (billing/retention.py)."""
+
+    created_at = models.BigIntegerField(_("time"), default=now_ts, db_index=True)
+    request_id = models.CharField(_("request id"), max_length=64, blank=True, default="")
+    user_id = models.BigIntegerField(_("user id"), default=0)
+    token_id = models.BigIntegerField(_("token id"), default=0, db_index=True)
+    path = models.CharField(_("path"), max_length=255, blank=True, default="")
+    status = models.IntegerField(_("status"), default=0)
+    request_body = models.TextField(_("request body"), blank=True, default="")
+    response_body = models.TextField(_("response body"), blank=True, default="")
+    request_truncated = models.BooleanField(_("request cut"), default=False)
+    response_truncated = models.BooleanField(_("response cut"), default=False)
+
+    class Meta:
+        db_table = "body_captures"
+        verbose_name = _("captured body")
+        verbose_name_plural = _("captured bodies")
+
+    def __str__(self) -> str:
+        return gettext("Capture #%(id)s: %(path)s at %(time)s") % {
+            "id": self.pk, "path": self.path, "time": ts_text(self.created_at)}

@@ -1,4 +1,5 @@
-"""Old logs leave the database once a day (the LogRetentionDays option; 0 keeps them for ever).
+"""Old logs leave the database once a day (the LogRetentionDays option; 0 keeps them for ever), and old
+captured bodies (billing/body_capture.py, BodyCaptureRetentionHours) every hour.
 
 Every instance runs the timer; a lock in the shared cache lets one instance prune a given day, and another
 lock keeps a manual `manage.py prune_logs` from running beside it. Without Redis the cache is per process, so
@@ -13,7 +14,7 @@ import threading
 from django.core.cache import cache
 from django.db import close_old_connections
 
-from billing import rollup, services
+from billing import body_capture, rollup, services
 from oneapi_site import options
 from oneapi_site.lib.timeutil import now_ts
 
@@ -68,6 +69,8 @@ def start_log_pruner() -> None:
         stop = threading.Event()
         while not stop.wait(CHECK_EVERY):
             try:
+                # Hourly on every instance: captures are few, and deleting rows already gone costs nothing.
+                body_capture.captures_prune()
                 daily_prune()
             except Exception:
                 log.exception("pruning old logs failed")

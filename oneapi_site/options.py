@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from decimal import Decimal
@@ -84,6 +85,10 @@ DEFAULTS: dict[str, str] = {
     "LogConsumeEnabled": "true",
     # Logs older than this many days are pruned daily (billing/retention.py); 0 keeps them for ever.
     "LogRetentionDays": "0",
+    # Token ids (comma-separated) whose /v1 bodies are captured for debugging (billing/body_capture.py),
+    # and how many hours captures are kept.
+    "BodyCaptureTokenIds": "",
+    "BodyCaptureRetentionHours": "24",
     "ModelRatio": json.dumps(DEFAULT_MODEL_RATIO, indent=2),
     "CompletionRatio": json.dumps(DEFAULT_COMPLETION_RATIO, indent=2),
     "GroupRatio": json.dumps(DEFAULT_GROUP_RATIO, indent=2),
@@ -120,6 +125,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "RetryTimes": (0, 100),  # each retry is one more upstream call the client waits for
     "ChannelDisableFailureCount": (1, 10_000),
     "LogRetentionDays": (0, 36_500),
+    "BodyCaptureRetentionHours": (1, 24 * 30),
 }
 # (minimum, maximum, decimal places). QuotaPerUnit divides every amount shown, so it must be above 0.
 DECIMAL_RANGES: dict[str, tuple[Decimal, Decimal, int]] = {
@@ -149,7 +155,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "QuotaForNewUser", "QuotaForInviter", "QuotaForInvitee", "QuotaRemindThreshold",
         "RetryTimes", "AutomaticDisableChannelEnabled", "AutomaticEnableChannelEnabled",
         "ChannelDisableThreshold", "ChannelDisableFailureCount", "DisplayInCurrencyEnabled", "DisplayTokenStatEnabled",
-        "ApproximateTokenEnabled", "LogConsumeEnabled", "LogRetentionDays", "TopUpLink", "ChatLink",
+        "ApproximateTokenEnabled", "LogConsumeEnabled", "LogRetentionDays", "BodyCaptureTokenIds",
+        "BodyCaptureRetentionHours", "TopUpLink", "ChatLink",
     ),
     "system": (
         "PasswordLoginEnabled", "PasswordRegisterEnabled", "RegisterEnabled",
@@ -192,6 +199,8 @@ def parse(key: str, raw: str) -> Any:
         return _ratios(key, text)
     if key == "ModelTierPricing":
         return price_tiers.parse(text, key=key)
+    if key == "BodyCaptureTokenIds" and not re.fullmatch(r"\s*(\d+\s*(,\s*\d+\s*)*)?,?\s*", text):
+        raise ServiceError(gettext("%(key)s must be token ids separated by commas") % {"key": key}, field=key)
     return text
 
 
