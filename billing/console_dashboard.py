@@ -2,9 +2,8 @@
 channel or group, the top users and tokens, the slowest and failing channels, and the ledger's state.
 
 Every figure of usage comes from the daily roll-up (billing/rollup.py), never from the logs, so the page costs
-the same on a million logs as on ten. Errors are not in the roll-up (they are not charges): the failing
-channels are shown by their health state (auto-disabled, consecutive failures on this instance), and error
-rates belong to the metrics endpoint.
+the same on a million logs as on ten. Failed upstream attempts are counted into it apart from the charges
+(billing/usage_errors.py); a channel's error rate is its failed attempts over all its attempts.
 """
 
 from __future__ import annotations
@@ -24,7 +23,8 @@ from providers.models import Channel
 SERIES = len(chart.PALETTE) - 1   # the rest share one colour as "other"
 PERIODS = (7, 30)
 DIMENSION_LABELS = {"model": _("model"), "channel": _("channel"), "group": _("group")}
-MEASURE_LABELS = {"quota": _("quota"), "requests": _("requests"), "tokens": _("tokens")}
+MEASURE_LABELS = {"quota": _("quota"), "requests": _("requests"), "tokens": _("tokens"),
+                  "errors": _("failed attempts")}
 
 
 def _choice(value: str | None, allowed, default):
@@ -70,11 +70,11 @@ def dashboard_context(request) -> dict:
     drawn = chart.usage_chart(_series(rows, by=by, measure=measure), days=[d.isoformat() for d in window],
                               unit=unit, fmt=fmt)
 
-    per_day = {d: {"day": d, "requests": 0, "tokens": 0, "quota": 0} for d in window}
+    per_day = {d: {"day": d, "requests": 0, "tokens": 0, "quota": 0, "errors": 0} for d in window}
     for r in rows:
         day = per_day.get(r["day"])
         if day is not None:
-            for field in ("requests", "tokens", "quota"):
+            for field in ("requests", "tokens", "quota", "errors"):
                 day[field] += r[field]
 
     top_users = selectors.usage_top(since=since, by="user_id")
@@ -94,7 +94,7 @@ def dashboard_context(request) -> dict:
             "chart": drawn, "unit_name": money.unit_name() if in_money else MEASURE_LABELS[measure],
             "first_day": window[0].isoformat(), "last_day": window[-1].isoformat(),
             "per_day": sorted(per_day.values(), key=lambda d: d["day"], reverse=True),
-            "totals": {f: sum(d[f] for d in per_day.values()) for f in ("requests", "tokens", "quota")},
+            "totals": {f: sum(d[f] for d in per_day.values()) for f in ("requests", "tokens", "quota", "errors")},
             "top_users": top_users, "top_tokens": top_tokens,
             "channels": _channels(since),
             "ledger": _ledger_state(),
@@ -103,18 +103,22 @@ def dashboard_context(request) -> dict:
 
 
 def _channels(since) -> dict:
-    """The channels that need a look: not serving, failing in a row here, or the slowest to answer."""
-    latency = selectors.usage_latency(since=since)
+    """The channels that need a look: not serving or failing in a row here, failing most often, slowest."""
+    usage = selectors.usage_channels(since=since)
     failing = health.failures.snapshot()
     rows = list(Channel.objects.values("id", "name", "status", "response_time", "test_time"))
     for row in rows:
-        row["requests"], row["latency"] = latency.get(row["id"], (0, 0))
+        row["requests"], row["latency"], row["errors"] = usage.get(row["id"], (0, 0, 0))
+        attempts = row["requests"] + row["errors"]
+        row["error_rate"] = f"{100 * row['errors'] / attempts:.1f}%" if attempts else "-"
         row["failures"] = failing.get(row["id"], 0)
         row["status_label"] = Channel.Status(row["status"]).label if row["status"] in Channel.Status.values else ""
     down = [r for r in rows if r["status"] != Channel.Status.ENABLED or r["failures"]]
     down.sort(key=lambda r: (r["status"] == Channel.Status.ENABLED, -r["failures"], r["id"]))
+    erring = sorted((r for r in rows if r["errors"]),
+                    key=lambda r: (-r["errors"] / (r["requests"] + r["errors"]), -r["errors"], r["id"]))[:10]
     slow = sorted((r for r in rows if r["requests"]), key=lambda r: (-r["latency"], r["id"]))[:10]
-    return {"down": down[:20], "slow": slow}
+    return {"down": down[:20], "erring": erring, "slow": slow}
 
 
 def _ledger_state() -> dict:

@@ -124,7 +124,8 @@ class Option(models.Model):
 class UsageDaily(models.Model):
     """Consumption summed per local day, group, model, channel, user and token: what the operator dashboard
     reads, so it never scans the logs. The ledger writer adds each batch in the transaction that writes its
-    charges (billing.services.charges_apply), with relative upserts, so concurrent instances stay exact."""
+    charges (billing.services.charges_apply), with relative upserts, so concurrent instances stay exact;
+    failed upstream attempts are added the same way by billing/usage_errors.py."""
 
     day = models.DateField(_("day"))
     group = models.CharField(_("group"), max_length=64, blank=True, default="")
@@ -138,6 +139,8 @@ class UsageDaily(models.Model):
     completion_tokens = models.BigIntegerField(_("completion tokens"), default=0)
     cached_tokens = models.BigIntegerField(_("cached tokens"), default=0)
     elapsed_ms = models.BigIntegerField(_("elapsed time"), default=0, help_text=_("Summed milliseconds."))
+    # Upstream attempts that failed (billing/usage_errors.py): not charges, counted apart from requests.
+    errors = models.BigIntegerField(_("errors"), default=0)
 
     class Meta:
         db_table = "usage_daily"

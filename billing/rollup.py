@@ -21,7 +21,7 @@ from accounts.models import User
 from billing.models import Log, UsageDaily
 
 KEY = ("day", "group", "model_name", "channel_id", "user_id", "token_id")
-SUMS = ("requests", "quota", "prompt_tokens", "completion_tokens", "cached_tokens", "elapsed_ms")
+SUMS = ("requests", "quota", "prompt_tokens", "completion_tokens", "cached_tokens", "elapsed_ms", "errors")
 
 
 @lru_cache(maxsize=1)
@@ -53,7 +53,7 @@ def summed(entries: Iterable[tuple]) -> list[tuple]:
 def charge_rows(charges) -> list[tuple]:
     """The roll-up rows of a batch of billing.services.Charge."""
     return summed((c.created_at, c.group, c.model_name, c.channel_id, c.user_id, c.token_id, 1, c.quota,
-                   c.prompt_tokens, c.completion_tokens, c.cached_tokens, c.elapsed_ms) for c in charges)
+                   c.prompt_tokens, c.completion_tokens, c.cached_tokens, c.elapsed_ms, 0) for c in charges)
 
 
 def upsert_sql() -> str:
@@ -89,7 +89,8 @@ def rollup_rebuild(*, since: dt.date, until: dt.date) -> int:
     For logs written before the roll-up existed (or with consume logs on, to repair it). The days are replaced
     in one transaction; charges the ledger writes into them meanwhile would be counted twice or not at all,
     so by default it stops before today (see the rollup_logs command). A log's group is its user's group now:
-    logs do not record the group they were charged in.
+    logs do not record the group they were charged in. Failed attempts are not in the logs: the days rebuilt
+    lose their error counts.
     """
     low, high = local_midnight(since), local_midnight(until)
     groups = dict(User.objects.values_list("id", "group"))
@@ -103,7 +104,7 @@ def rollup_rebuild(*, since: dt.date, until: dt.date) -> int:
         if not chunk:
             break
         last_id = chunk[-1][0]
-        for row in summed((created, groups.get(user_id, ""), model, channel_id, user_id, token_id, 1, *sums)
+        for row in summed((created, groups.get(user_id, ""), model, channel_id, user_id, token_id, 1, *sums, 0)
                           for _id, created, user_id, model, channel_id, token_id, *sums in chunk):
             key, values = row[:len(KEY)], row[len(KEY):]
             kept = totals.setdefault(key, [0] * len(SUMS))

@@ -17,7 +17,7 @@ import orjson
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from billing import body_capture
+from billing import body_capture, usage_errors
 from billing.ledger import ledger
 from oneapi_site.lib import tokenizer
 from oneapi_site.lib.ids import new_request_id
@@ -133,6 +133,7 @@ class RelayApp:
     def _start(self) -> None:
         self._started = True
         ledger.start()
+        usage_errors.errors.start()
         cache.start_listener()
         # Django's import-time objects never die: keep them out of the collector's scans, and
         # collect young objects less often, so collections stop showing in the relay's p99.

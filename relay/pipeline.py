@@ -14,7 +14,7 @@ import time
 
 import orjson
 
-from billing import pricing
+from billing import pricing, usage_errors
 from billing.services import Charge
 from oneapi_site import options
 from oneapi_site.lib import tokenizer
@@ -188,6 +188,8 @@ async def _call_with_failover(call: Call, caller: Caller, routes: Routes, channe
             await call_channel(session=session, channel=channel, call=call, out=out, outcome=outcome)
         except UpstreamError as err:
             health.report_failure(channel.id, err)
+            usage_errors.errors.count(created_at=int(time.time()), group=caller.user.group, model=call.model,
+                                      channel_id=channel.id, user_id=caller.user.id, token_id=caller.token.id)
             tried.add(channel.id)
             # Retry only what another channel may answer; never the channel that just failed.
             if not err.retryable or outcome.started or len(tried) > retries:

@@ -6,6 +6,7 @@ import pytest
 from accounts.models import User
 from billing.ledger import ledger
 from billing.shared_quota import shared
+from billing.usage_errors import errors as _usage_errors
 from relay import native_fallback
 from relay.cache import cache
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
@@ -86,6 +87,7 @@ def fresh_relay_state():
     cache.clear()
     native_fallback.forget_all()
     ledger.__init__()
+    _usage_errors.clear()
     shared.forget()
     shared_quota_clear()
     yield

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from billing import rollup
+from billing import rollup, usage_errors
 from billing.ledger import ledger
 from billing.models import Log, UsageDaily
 from billing.services import Charge, charges_apply
@@ -112,3 +112,18 @@ def test_days_in_the_rollup_follow_the_chart_days(settings):
     settings.TIME_ZONE = "Asia/Kolkata"
     assert rollup.local_day(1_773_100_800 - 5 * 3600 - 1800) == dt.date(2026, 3, 10)
     assert rollup.local_day(1_773_100_800 - 5 * 3600 - 1801) == dt.date(2026, 3, 9)
+
+
+def test_failed_attempts_show_per_day_and_as_the_channels_error_rate(root_client, usage):
+    counter = usage_errors.ErrorCounter()
+    for _ in range(2):
+        counter.count(created_at=now_ts(), group="default", model="gpt-4o", channel_id=usage["slow"].pk,
+                      user_id=usage["big"].user_id, token_id=usage["big"].pk)
+    counter.flush()
+    page = root_client.get(INDEX).content.decode()
+    assert re.search(r'data-testid="operator-errors-total">2<', page)
+    erring = page[page.index("operator-channels-erring"):page.index("operator-channels-slow")]
+    # slow-one answered 1 request and failed 2 attempts: 2 of 3.
+    assert "slow-one" in erring and "66.7%" in erring and "fast-one" not in erring
+    page = root_client.get(INDEX, {"measure": "errors"}).content.decode()
+    assert re.findall(r'data-quota="(\d+)"', page) == ["2"]

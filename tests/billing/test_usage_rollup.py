@@ -12,6 +12,7 @@ from django.db import close_old_connections, connection
 from django.db.models import Count, Sum
 
 from billing import rollup as rollup_module
+from billing import usage_errors
 from billing.models import Log, UsageDaily
 from billing.services import Charge, charges_apply, option_set
 from tests.factories import TokenFactory, UserFactory
@@ -32,7 +33,7 @@ def charge(token, *, quota=10, created_at=MAR10, model="m", channel_id=1, group=
 
 def rollup() -> dict:
     return {(r.day.isoformat(), r.group, r.model_name, r.channel_id, r.user_id, r.token_id):
-            (r.requests, r.quota, r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.elapsed_ms)
+            (r.requests, r.quota, r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.elapsed_ms, r.errors)
             for r in UsageDaily.objects.all()}
 
 
@@ -43,10 +44,10 @@ def test_a_batch_is_summed_per_day_model_channel_and_group_and_the_next_adds_to_
                    charge(token, channel_id=2, group="vip"), charge(token, created_at=MAR10 + 86_400)])
     charges_apply([charge(token, quota=1)])
     assert rollup() == {
-        ("2026-03-10", "default", "m", 1, u, t): (3, 16, 300, 15, 30, 600),
-        ("2026-03-10", "default", "other", 1, u, t): (1, 10, 100, 5, 0, 200),
-        ("2026-03-10", "vip", "m", 2, u, t): (1, 10, 100, 5, 0, 200),
-        ("2026-03-11", "default", "m", 1, u, t): (1, 10, 100, 5, 0, 200),
+        ("2026-03-10", "default", "m", 1, u, t): (3, 16, 300, 15, 30, 600, 0),
+        ("2026-03-10", "default", "other", 1, u, t): (1, 10, 100, 5, 0, 200, 0),
+        ("2026-03-10", "vip", "m", 2, u, t): (1, 10, 100, 5, 0, 200, 0),
+        ("2026-03-11", "default", "m", 1, u, t): (1, 10, 100, 5, 0, 200, 0),
     }
 
 
@@ -135,6 +136,37 @@ def test_rollup_logs_rebuilds_the_days_asked_from_the_consume_logs():
     UsageDaily.objects.create(day=dt.date(2026, 3, 9), model_name="kept", requests=9)
     call_command("rollup_logs", "--since", "2026-03-10", "--until", "2026-03-11", stdout=open("/dev/null", "w"))
     assert rollup() == {
-        ("2026-03-09", "", "kept", 0, 0, 0): (9, 0, 0, 0, 0, 0),
-        ("2026-03-10", "vip", "m", 3, user.pk, 7): (5, 15, 50, 10, 5, 250),
+        ("2026-03-09", "", "kept", 0, 0, 0): (9, 0, 0, 0, 0, 0, 0),
+        ("2026-03-10", "vip", "m", 3, user.pk, 7): (5, 15, 50, 10, 5, 250, 0),
     }
+
+
+async def test_a_failed_upstream_attempt_is_counted_as_an_error_not_a_request(relay_client, world):
+    world.upstream.then(status=500, error={"error": {"message": "boom"}})
+    response = await relay_client.post(
+        "/v1/chat/completions", headers={"Authorization": f"Bearer sk-{world.token.key}"},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code >= 500
+    assert await sync_to_async(usage_errors.errors.flush)() == 1
+    row = await sync_to_async(UsageDaily.objects.get)()
+    assert (row.channel_id, row.model_name, row.user_id, row.errors, row.requests, row.quota) == (
+        world.channel.pk, "gpt-4o-mini", world.user.pk, 1, 0, 0)
+
+
+def test_error_counts_add_to_the_days_row_and_survive_a_failed_flush(monkeypatch):
+    token = TokenFactory(user=UserFactory(quota=10**6), remain_quota=10**6)
+    charges_apply([charge(token)])
+    counter = usage_errors.ErrorCounter()
+    for _ in range(3):
+        counter.count(created_at=MAR10, group="default", model="m", channel_id=1, user_id=token.user_id,
+                      token_id=token.pk)
+
+    def down(rows, cursor):
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(rollup_module, "rollup_add", down)
+    with pytest.raises(RuntimeError):
+        counter.flush()
+    monkeypatch.undo()
+    assert counter.flush() == 3
+    assert list(rollup().values()) == [(1, 10, 100, 5, 0, 200, 3)]
