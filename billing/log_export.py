@@ -16,6 +16,7 @@ Chinese names and contents; other readers skip it (Python's utf-8-sig, pandas, L
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from collections.abc import AsyncIterator, Iterator
 
@@ -26,7 +27,6 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from billing.models import Log
-from oneapi_site.lib.timeutil import ts_text
 
 CHUNK = 2000
 BOM = "\ufeff".encode()
@@ -34,6 +34,7 @@ COLUMNS = ("id", "created_at", "time", "type", "user_id", "username", "token_id"
            "channel_id", "quota", "prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens",
            "reasoning_tokens", "elapsed_time", "is_stream", "client_protocol", "request_id", "content")
 _FIELDS = tuple(c for c in COLUMNS if c != "time")
+_TEXT_COLUMNS = ("username", "token_name", "model_name", "client_protocol", "request_id", "content")
 _UNSAFE_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -52,11 +53,14 @@ def _chunk(logs: QuerySet[Log], below: int | None) -> list[tuple]:
 def _encoded(rows: list[tuple]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
+    zone = timezone.get_current_timezone()  # once a chunk: looking it up cost a third of the export's time
     for row in rows:
         values = dict(zip(_FIELDS, row, strict=True))
-        values["time"] = ts_text(values["created_at"])
+        values["time"] = dt.datetime.fromtimestamp(values["created_at"], tz=zone).strftime("%Y-%m-%d %H:%M:%S")
         values["is_stream"] = int(values["is_stream"])
-        writer.writerow([safe_cell(values[c]) for c in COLUMNS])
+        for column in _TEXT_COLUMNS:
+            values[column] = safe_cell(values[column])
+        writer.writerow([values[c] for c in COLUMNS])
     return out.getvalue().encode()
 
 
