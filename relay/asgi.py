@@ -313,6 +313,10 @@ class RelayApp:
             await relay_request(caller=caller, mode=mode, raw_body=raw, request_id=response.request_id,
                                 out=out, path_model=path_model, body=body, client_protocol=protocol,
                                 native=native, stored_at=stored_at)
+        except RelayError as err:
+            if tee is None:
+                raise
+            await out.error(err)  # here rather than in __call__, so the capture below holds the error sent
         except asyncio.CancelledError:
             if watcher.done() and not watcher.cancelled():
                 task.uncancel()

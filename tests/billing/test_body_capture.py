@@ -88,3 +88,14 @@ def test_admins_read_captures_in_the_console(staff_client, db):
     assert "req-1" in listing
     page = staff_client.get(reverse("admin:billing_bodycapture_change", args=[capture.pk])).content.decode()
     assert "answer" in page
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_error_answer_is_captured_as_the_client_got_it(relay_client, world):
+    await sync_to_async(set_option)("BodyCaptureTokenIds", str(world.token.pk))
+    world.upstream.then(status=400, error={"error": {"message": "bad thing", "type": "invalid_request_error"}})
+    response = await relay_client.post("/v1/chat/completions", json=CHAT,
+                                       headers={"Authorization": f"Bearer sk-{world.token.key}"})
+    assert response.status_code == 400
+    capture = await sync_to_async(BodyCapture.objects.get)()
+    assert capture.status == 400 and capture.response_body == response.text and "bad thing" in response.text
