@@ -4,11 +4,13 @@ import asyncio
 import csv
 import io
 import tracemalloc
+import warnings
 
 import httpx
 import pytest
 from django.urls import reverse
 
+from accounts.services.users import user_access_token_reset
 from billing import log_export
 from billing.models import Log
 from tests.api_fixtures import envelope
@@ -92,22 +94,22 @@ def test_console_export_needs_log_access(common_client, logs):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_under_asgi_the_export_streams_from_an_async_iterator(root, logs):
-    """Through the real ASGI app: Django buffers a sync iterator into a list there, so it must be async."""
-    from accounts.services.users import user_access_token_reset
-    from oneapi_site.asgi import application
-
+def test_under_asgi_the_export_streams_from_an_async_iterator(root, logs, asgi_app):
+    """Through the real ASGI app: Django buffers a sync iterator into a list there (and warns), so it must be
+    async."""
     token = user_access_token_reset(user=root)
 
     async def fetch():
-        transport = httpx.ASGITransport(app=application)
+        transport = httpx.ASGITransport(app=asgi_app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             return await client.get("/api/log/export", headers={"Authorization": token})
 
-    response = asyncio.run(fetch())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="StreamingHttpResponse must consume")
+        response = asyncio.run(fetch())
     assert response.status_code == 200, response.text
     rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
-    assert len(rows) == 4
+    assert [r["id"] for r in rows] == [str(x.pk) for x in reversed(logs)]
 
 
 def export_peak() -> tuple[int, int]:
