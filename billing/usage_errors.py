@@ -77,8 +77,8 @@ class ErrorCounter:
     def _flush_quietly(self) -> None:
         try:
             self.flush()
-        except Exception:
-            log.exception("adding failed attempts to the usage roll-up at exit failed")
+        except Exception as exc:  # the database may be gone at exit; these are statistics, not charges
+            log.warning("adding failed attempts to the usage roll-up at exit failed: %s", exc)
 
 
 errors = ErrorCounter()
