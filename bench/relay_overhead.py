@@ -12,6 +12,11 @@ and then, on the same oneapi process and channel, the same call in the other cli
 converts to chat (relay/codecs): an Anthropic Messages request and an OpenAI Responses request, plain and
 streamed, reported beside the plain chat call (skip them with --skip-codecs).
 
+Rate limits (relay/limits): the same chat with an API key that has RPM, TPM and concurrency limits (high
+enough never to refuse, so every request is counted in full) beside root's key without any, on the same
+process counting in memory, and on a second process counting in Redis (its own redis-server, when installed);
+skip them with --skip-limits.
+
 For each: sequential latency over one keep-alive connection, requests/s at 50
 connections for plain and streamed chats, streaming time to first byte, CPU
 per request and resident memory after the load. Prints a table with the
@@ -57,6 +62,9 @@ LITELLM_SPEC = "litellm[proxy]==1.106.12"
 LITELLM_KEY = "sk-bench-litellm-master-key-0123456789"
 MODEL = "gpt-4o-mini"
 ROOT_KEY = "benchroottoken0123456789abcdef"  # sk-KEY-N would pin channel N: no dashes
+LIMITED_KEY = "benchlimitedtoken0123456789abcd"  # root's too, with rate limits that never refuse
+LIMITS = {"rpm_limit": 2_000_000_000, "tpm_limit": 2_000_000_000, "concurrency_limit": 10_000}
+TARGET_LIMITS_ADDED_P50_MS = 0.1
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 PLAIN_BODY = json.dumps({"model": MODEL, "messages": MESSAGES}, separators=(",", ":"))
 STREAM_BODY = json.dumps({"model": MODEL, "messages": MESSAGES, "stream": True}, separators=(",", ":"))
@@ -215,27 +223,51 @@ def gateway_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def start_gateway(procs: Processes, workdir: Path, mock_url: str) -> tuple[subprocess.Popen, str]:
-    env = gateway_env(workdir)
+def start_gateway(procs: Processes, workdir: Path, mock_url: str, *, redis_url: str = "",
+                  name: str = "daphne") -> tuple[subprocess.Popen, str]:
+    workdir = workdir / name
+    workdir.mkdir(exist_ok=True)
+    env = {**gateway_env(workdir), "REDIS_CONN_STRING": redis_url}
     manage = [sys.executable, str(ROOT / "manage.py")]
     # The mock serves chat only: a Responses request is converted to chat for it, as the codec rows measure
     # (an OpenAI channel would otherwise be sent Responses requests as they are).
     setup = (f"from providers.services import channel_create; "
              f"channel_create(type=1, name='mock', key='k', base_url={mock_url!r}, models={MODEL!r}, "
-             f"config={{'responses_api': 'false'}})")
+             f"config={{'responses_api': 'false'}}); "
+             f"from accounts.models import Token, User; "
+             f"Token.objects.create(user=User.objects.get(username='root'), key={LIMITED_KEY!r}, name='limited', "
+             f"unlimited_quota=True, **{LIMITS!r})")
     for args in (["migrate", "--noinput", "-v", "0"], ["seed"], ["shell", "-c", setup]):
         done = subprocess.run(manage + args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
                               check=False)
         if done.returncode:
             raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}")
     port = free_port()
-    log_path = workdir / "daphne.log"
+    log_path = workdir / f"{name}.log"
     # bench/gateway_asgi.py is oneapi_site.asgi plus a database-query counter.
     proc = procs.start([sys.executable, "-m", "oneapi_site.serve", "--application", "bench.gateway_asgi:application"],
                        log_path=log_path, cwd=ROOT, env={**env, "HOST": "127.0.0.1", "PORT": str(port)})
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/api/status", proc, timeout=60, log_path=log_path)
     return proc, url
+
+
+def start_redis(procs: Processes, workdir: Path) -> str | None:
+    """A redis-server of the bench's own, or None when none is installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    procs.start([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--dir", str(workdir)], log_path=workdir / "redis.log")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("redis-server did not start")
 
 
 def litellm_ready(install: bool) -> Path | None:
@@ -353,6 +385,22 @@ async def sequential(target: Target, n: int) -> list[float]:
                     raise RuntimeError(f"{target.name}: status {resp.status}")
             out.append((time.perf_counter() - start) * 1000)
     return out
+
+
+async def interleaved(off: Target, on: Target, n: int) -> tuple[list[float], list[float]]:
+    """Sequential latency of two keys on one server, alternating request by request over one connection,
+    so a burst of other work on the machine lands on both alike: (off's, on's) milliseconds."""
+    times: tuple[list[float], list[float]] = ([], [])
+    async with session(1) as http:
+        for i in range(2 * n):
+            target = (off, on)[i % 2]
+            start = time.perf_counter()
+            async with http.post(target.chat_url, data=target.plain_body, headers=target.headers) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"{target.name}: status {resp.status}")
+            times[i % 2].append((time.perf_counter() - start) * 1000)
+    return times
 
 
 async def first_byte(target: Target, n: int) -> list[float]:
@@ -564,6 +612,7 @@ def report(results: dict) -> str:
         lines.append(f"{'db queries / req on request path':{width}}{fmt(db['request_path_per_request'], 3):>14}")
         lines.append(f"{'db queries / req by ledger thread':{width}}{fmt(db['ledger_per_request'], 3):>14}")
     lines.extend(codec_report(results))
+    lines.extend(limits_report(results))
     lines.append("")
     for name, ok, detail in results["targets_check"]:
         lines.append(f"{'PASS' if ok else 'MISS' if ok is False else 'n/a '}  {name}: {detail}")
@@ -609,6 +658,37 @@ def codec_report(results: dict) -> list[str]:
     return lines
 
 
+def limits_report(results: dict) -> list[str]:
+    """The chat call with a key without limits beside one with RPM, TPM and concurrency limits."""
+    limits = results.get("limits")
+    if not limits:
+        return []
+    rows = [
+        ("sequential p50 (ms)", lambda f: f.get("seq_p50_ms"), 3),
+        ("sequential p99 (ms)", lambda f: f.get("seq_p99_ms"), 3),
+        ("alternating off/on p50 (ms)", lambda f: f.get("alternating_p50_ms"), 3),
+        ("alternating off/on p99 (ms)", lambda f: f.get("alternating_p99_ms"), 3),
+        ("stream first byte p50 (ms)", lambda f: f.get("ttfb_p50_ms"), 3),
+        ("plain req/s @conc", lambda f: f["plain"]["rps"], 0),
+        ("stream req/s @conc", lambda f: f["stream"]["rps"], 0),
+        ("server CPU ms / plain req", lambda f: f["plain"].get("server_cpu_ms_per_req"), 3),
+        ("server CPU ms / stream req", lambda f: f["stream"].get("server_cpu_ms_per_req"), 3),
+        ("errors (plain + stream)", lambda f: f["plain"]["errors"] + f["stream"]["errors"], 0),
+    ]
+    width = 34
+    lines = ["", "rate limits: a key without limits (off) and with RPM, TPM and concurrency limits (on)",
+             f"{'':{width}}" + "".join(f"{n:>16}" for n in limits)]
+    for label, get, digits in rows:
+        cells = []
+        for figures in limits.values():
+            try:
+                cells.append(fmt(get(figures), digits))
+            except (KeyError, TypeError):
+                cells.append("-")
+        lines.append(f"{label:{width}}" + "".join(f"{c:>16}" for c in cells))
+    return lines
+
+
 def ratios_and_checks(results: dict) -> None:
     t = results["targets"]
     r: dict[str, float] = {}
@@ -645,6 +725,15 @@ def ratios_and_checks(results: dict) -> None:
                            f"{ratio:.2f}x"))
         queries = figures["db_queries"]["request_path_per_request"]
         checks.append((f"{name}: no database query per request", queries == 0, f"{queries:.3f} / req"))
+    limits = results.get("limits") or {}
+    for where in ("memory", "redis"):
+        off, on = limits.get(f"off, {where}"), limits.get(f"on, {where}")
+        if off and on:
+            # From the alternating run: the separate runs are seconds apart, and a shared machine moves them more.
+            added = on["alternating_p50_ms"] - off["alternating_p50_ms"]
+            r[f"limits_added_p50_ms_{where}"] = added
+            checks.append((f"limits on, counted in {where}: p50 within 0.1 ms of off",
+                           added <= TARGET_LIMITS_ADDED_P50_MS, f"{added:+.3f} ms"))
     results["ratios"] = r
     results["targets_check"] = checks
 
@@ -658,6 +747,8 @@ def options() -> argparse.Namespace:
     parser.add_argument("--skip-litellm", action="store_true", help="do not install or measure LiteLLM")
     parser.add_argument("--skip-codecs", action="store_true",
                         help="do not measure Messages and Responses requests converted to chat")
+    parser.add_argument("--skip-limits", action="store_true",
+                        help="do not measure keys with rate limits (in memory and in Redis)")
     parser.add_argument("--no-install", action="store_true", help="do not install wrk or LiteLLM when missing")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
                         help="throughput load generator (default: wrk when available)")
@@ -689,7 +780,7 @@ async def run(opts: argparse.Namespace, procs: Processes, workdir: Path) -> dict
         "loadavg_before": load,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "options": {"quick": opts.quick, "concurrency": opts.concurrency, "seconds": opts.seconds,
-                    "codecs": not opts.skip_codecs,
+                    "codecs": not opts.skip_codecs, "limits": not opts.skip_limits,
                     "sequential_requests": opts.requests, "ttfb_requests": opts.ttfb_requests,
                     "loadgen": "wrk" if use_wrk else "python"},
         "targets": {},
@@ -711,6 +802,10 @@ async def run(opts: argparse.Namespace, procs: Processes, workdir: Path) -> dict
     else:
         results["codecs"] = {name: await measure(codec_target(name, gateway), opts, workdir, use_wrk)
                              for name in CODECS}
+    if opts.skip_limits:
+        log("rate limits skipped (--skip-limits)")
+    else:
+        results["limits"] = await measure_limits(gateway, procs, workdir, mock_url, opts, use_wrk)
     procs.stop(gw)
 
     if opts.skip_litellm:
@@ -736,6 +831,38 @@ async def run(opts: argparse.Namespace, procs: Processes, workdir: Path) -> dict
     results["loadavg_after"] = loadavg()
     ratios_and_checks(results)
     return results
+
+
+async def measure_limits(gateway: Target, procs: Processes, workdir: Path, mock_url: str, opts: argparse.Namespace,
+                         use_wrk: bool) -> dict:
+    """Root's key (no limits) and the limited key, on `gateway` (in memory) and on a gateway counting in Redis;
+    each pair measured back to back, off first, so both see the same machine."""
+
+    def key(name: str, chat_url: str, pid: int, secret: str) -> Target:
+        return Target(f"limits {name}", chat_url, {**gateway.headers, "Authorization": f"Bearer sk-{secret}"},
+                      pid=pid)
+
+    async def pair(where: str, chat_url: str, pid: int) -> None:
+        off, on = key(f"off, {where}", chat_url, pid, ROOT_KEY), key(f"on, {where}", chat_url, pid, LIMITED_KEY)
+        figures[f"off, {where}"] = await measure(off, opts, workdir, use_wrk)
+        figures[f"on, {where}"] = await measure(on, opts, workdir, use_wrk)
+        log(f"[limits, {where}] sequential latency, {opts.requests} plain chats each, off and on alternating")
+        times = await interleaved(off, on, opts.requests)
+        for name, measured in zip((off, on), times, strict=True):
+            figures[name.name.removeprefix("limits ")]["alternating_p50_ms"] = percentile(measured, 50)
+            figures[name.name.removeprefix("limits ")]["alternating_p99_ms"] = percentile(measured, 99)
+
+    figures: dict = {}
+    await pair("memory", gateway.chat_url, gateway.pid)
+    redis_url = start_redis(procs, workdir)
+    if redis_url is None:
+        log("redis-server is not installed: rate limits in Redis not measured")
+        return figures
+    log("starting a second oneapi counting rate limits in Redis")
+    proc, url = start_gateway(procs, workdir, mock_url, redis_url=redis_url, name="daphne-redis")
+    await pair("redis", f"{url}/v1/chat/completions", proc.pid)
+    procs.stop(proc)
+    return figures
 
 
 def _interrupt(*_) -> None:

@@ -30,7 +30,7 @@ from billing.ratios import (
     DEFAULT_IMAGE_RATIO,
     DEFAULT_MODEL_RATIO,
 )
-from oneapi_site.lib import changes, json_depth, numbers
+from oneapi_site.lib import changes, json_depth, limit_values, numbers
 from oneapi_site.lib.errors import ServiceError
 
 log = logging.getLogger("oneapi")
@@ -109,6 +109,10 @@ DEFAULTS: dict[str, str] = {
     "ChannelDisableThreshold": "5",
     # Consecutive transient failures (5xx, timeouts, 429) before a channel is disabled; one is never enough.
     "ChannelDisableFailureCount": "5",
+    # Aggregate rate limits over all of a group's requests, and over one model's in a group (relay/limits):
+    # {"<group>": {"rpm": n, "tpm": n, "concurrency": n, "rpd": n}}, {"<group>": {"<model>": {...}}}.
+    "GroupRateLimit": "{}",
+    "GroupModelRateLimit": "{}",
 }
 
 # The range each number option must hold, both ends included: a value outside is refused when saved, and a
@@ -139,11 +143,14 @@ NAME_MAX_LENGTH = 255  # a model or group name longer than Log.model_name holds 
 TEXT_MAX_LENGTH = 65_535  # one-api's options.value is TEXT; a page or a URL needs far less
 INT_KEYS = set(INT_RANGES)
 FLOAT_KEYS = set(DECIMAL_RANGES)
+LIMIT_KEYS = {"GroupRateLimit", "GroupModelRateLimit"}
+LIMIT_KINDS = ("rpm", "tpm", "concurrency", "rpd")
+LIMIT_MAX = limit_values.LIMIT_MAX  # what a token's or user's own limit may be
 # Names to non-negative numbers; ModelPrice's are US$ a call, up to RATIO_MAX as well.
 JSON_KEYS = {"ModelRatio", "CompletionRatio", "GroupRatio", "CacheRatio", "CreateCacheRatio", "ModelPrice",
              "AudioRatio", "AudioCompletionRatio", "ImageRatio"}
-# Edited as JSON text, as the ratio maps are: those and the tier table.
-JSON_TEXT_KEYS = JSON_KEYS | {"ModelTierPricing"}
+# Edited as JSON text, as the ratio maps are: those, the tier table and the rate limits.
+JSON_TEXT_KEYS = JSON_KEYS | {"ModelTierPricing"} | LIMIT_KEYS
 BOOL_KEYS = {k for k, v in DEFAULTS.items() if v in ("true", "false")}
 
 # Grouped as one-api's settings pages group them.
@@ -154,7 +161,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "PreConsumedQuota",
         "QuotaForNewUser", "QuotaForInviter", "QuotaForInvitee", "QuotaRemindThreshold",
         "RetryTimes", "AutomaticDisableChannelEnabled", "AutomaticEnableChannelEnabled",
-        "ChannelDisableThreshold", "ChannelDisableFailureCount", "DisplayInCurrencyEnabled", "DisplayTokenStatEnabled",
+        "ChannelDisableThreshold", "ChannelDisableFailureCount", "GroupRateLimit", "GroupModelRateLimit",
+        "DisplayInCurrencyEnabled", "DisplayTokenStatEnabled",
         "ApproximateTokenEnabled", "LogConsumeEnabled", "LogRetentionDays", "BodyCaptureTokenIds",
         "BodyCaptureRetentionHours", "TopUpLink", "ChatLink",
     ),
@@ -195,6 +203,8 @@ def parse(key: str, raw: str) -> Any:
     if key in DECIMAL_RANGES:
         low, high, places = DECIMAL_RANGES[key]
         return float(numbers.parse_decimal(text, field=key, minimum=low, maximum=high, places=places))
+    if key in LIMIT_KEYS:
+        return _rate_limits(key, text)
     if key in JSON_KEYS:
         return _ratios(key, text)
     if key == "ModelTierPricing":
@@ -202,6 +212,52 @@ def parse(key: str, raw: str) -> Any:
     if key == "BodyCaptureTokenIds" and not re.fullmatch(r"\s*(\d+\s*(,\s*\d+\s*)*)?,?\s*", text):
         raise ServiceError(gettext("%(key)s must be token ids separated by commas") % {"key": key}, field=key)
     return text
+
+
+def _json_object(key: str, text: str) -> dict:
+    try:
+        value = json_depth.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ServiceError(gettext("%(key)s is not valid JSON: %(error)s at line %(line)d column %(column)d")
+                           % {"key": key, "error": exc.msg, "line": exc.lineno, "column": exc.colno},
+                           field=key) from None
+    except ValueError:  # a number of more than 4,300 digits: Python refuses to read it
+        value = None
+    if not isinstance(value, dict):
+        raise ServiceError(gettext("%(key)s must be a JSON object") % {"key": key}, field=key)
+    if json_depth.holds_lone_surrogate(value):
+        raise ServiceError(gettext("%(key)s holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text")
+                           % {"key": key}, field=key)
+    return value
+
+
+def _rate_limits(key: str, text: str) -> dict:
+    """GroupRateLimit ({group: limits}) or GroupModelRateLimit ({group: {model: limits}}), each `limits` an
+    object of rpm, tpm, concurrency and rpd, whole numbers from 0 (no limit) to LIMIT_MAX."""
+    value = _json_object(key, text)
+    for group, entry in value.items():
+        if key == "GroupModelRateLimit":
+            if not isinstance(entry, dict):
+                raise ServiceError(gettext('%(key)s "%(group)s" must be an object of model names to limits')
+                                   % {"key": key, "group": group[:NAME_MAX_LENGTH]}, field=key)
+            for model, limits in entry.items():
+                _check_limits(key, f"{group[:NAME_MAX_LENGTH]}/{model[:NAME_MAX_LENGTH]}", limits)
+        else:
+            _check_limits(key, group[:NAME_MAX_LENGTH], entry)
+    return value
+
+
+def _check_limits(key: str, name: str, limits: Any) -> None:
+    if not isinstance(limits, dict):
+        raise ServiceError(gettext('%(key)s "%(name)s" must be an object such as {"rpm": 60, "tpm": 100000}')
+                           % {"key": key, "name": name}, field=key)
+    for kind, number in limits.items():
+        if kind not in LIMIT_KINDS:
+            raise ServiceError(gettext('%(key)s "%(name)s": unknown limit "%(kind)s" (use rpm, tpm, concurrency '
+                                       'or rpd)') % {"key": key, "name": name, "kind": kind[:40]}, field=key)
+        if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number <= LIMIT_MAX:
+            raise ServiceError(gettext('%(key)s "%(name)s": %(kind)s must be a whole number from 0 to %(max)d')
+                               % {"key": key, "name": name, "kind": kind, "max": LIMIT_MAX}, field=key)
 
 
 def _ratios(key: str, text: str) -> dict[str, float]:

@@ -19,6 +19,7 @@ from oneapi_site.config import (
     parse_trusted_proxies,
     read_dotenv,
 )
+from providers import outbound_proxy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 log = logging.getLogger("oneapi")
@@ -38,6 +39,8 @@ try:
     INITIAL_ROOT_TOKEN = env.str("INITIAL_ROOT_TOKEN", "")
     INITIAL_ROOT_ACCESS_TOKEN = env.str("INITIAL_ROOT_ACCESS_TOKEN", "")
     RELAY_TIMEOUT = env.int("RELAY_TIMEOUT", 0)
+    # Upstream calls go through this proxy (http://, https://, socks5://, socks5h://) unless a channel has its own.
+    RELAY_PROXY = outbound_proxy.check(env.str("RELAY_PROXY", ""), name="RELAY_PROXY")
     GLOBAL_API_RATE_LIMIT = env.int("GLOBAL_API_RATE_LIMIT", 480, minimum=1)
     GLOBAL_WEB_RATE_LIMIT = env.int("GLOBAL_WEB_RATE_LIMIT", 240, minimum=1)
     # Request bodies, in MB, refused by the server before they are buffered (oneapi_site/body_limit.py).
@@ -62,6 +65,7 @@ try:
         raise ConfigError(f"USER_CONTENT_PROCESS_MAX_BYTES ({USER_CONTENT_PROCESS_MAX_BYTES}) must be at least "
                           f"USER_CONTENT_MAX_BYTES ({USER_CONTENT_MAX_BYTES})")
     CHANNEL_TEST_FREQUENCY = env.int("CHANNEL_TEST_FREQUENCY", 0)  # minutes; 0 = off
+    KEY_PROBE_INTERVAL = env.int("KEY_PROBE_INTERVAL", 60, minimum=0)  # seconds between dead-key probes; 0 = off
     POLLING_INTERVAL = env.int("POLLING_INTERVAL", 0)  # seconds between channels in test-all
     TEST_PROMPT = env.str(
         "TEST_PROMPT", "Output only your specific model name with no additional text."
@@ -77,7 +81,7 @@ try:
     ALLOWED_HOSTS = parse_allowed_hosts(env.str("ALLOWED_HOSTS", ""))
     if SESSION_SECRET == "random_string":
         raise ConfigError("SESSION_SECRET must not be the placeholder 'random_string'")
-except ConfigError as exc:
+except (ConfigError, outbound_proxy.ProxyInvalid) as exc:
     raise ImproperlyConfigured(str(exc)) from None
 
 

@@ -19,9 +19,12 @@ from oneapi_site.lib.admin import OfferedFiltersMixin, RowIdsMixin, ServiceError
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.limit_values import LIMIT_FIELDS
 from oneapi_site.lib.number_fields import WholeNumbersAdminMixin
-from providers import labels, services
+from providers import fleet, labels, services
 from providers.adapters import ADAPTERS
+from providers.channel_keys import split_keys
+from providers.fleet_admin import FleetAdminMixin, TagFilter
 from providers.forms import ChannelForm, config_field_types
+from providers.key_admin import ChannelKeyInline
 from providers.models import Channel, split_list
 from relay import probe
 
@@ -66,16 +69,17 @@ class GroupFilter(admin.SimpleListFilter):
 
 
 @admin.register(Channel)
-class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, OfferedFiltersMixin,
+class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, OfferedFiltersMixin, FleetAdminMixin,
                    admin.ModelAdmin):
     form = ChannelForm
     list_display = ("id", "name", "type_label", "status", "priority", "weight", "response", "used_display",
-                    "balance_display", "group", "models_short", "key_masked")
+                    "balance_display", "group_and_tag", "models_short", "key_masked")
     list_display_links = ("id", "name")
-    list_filter = (TypeFilter, "status", GroupFilter)
+    list_filter = (TypeFilter, "status", GroupFilter, TagFilter)
     search_fields = ("name", "=id")
     ordering = ("-priority", "id")
-    actions = ("test_channels", "update_balances", "enable_channels", "disable_channels")
+    actions = ("test_channels", "update_balances", "enable_channels", "disable_channels",
+               *FleetAdminMixin.fleet_actions)
     change_list_template = "admin/providers/channel/change_list.html"
     readonly_fields = ("key_masked", "response", "tested", "used_display", "balance_display", "created",
                        "unsupported")
@@ -116,6 +120,9 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
 
     @admin.display(description=_("key"))
     def key_masked(self, obj: Channel) -> str:
+        if obj.pk and obj.multi_key:  # each key's state is on the channel's page
+            count = len(split_keys(obj.key))
+            return ngettext("%(count)d key", "%(count)d keys", count) % {"count": count}
         return mask_secret(obj.key) if obj.pk else "-"
 
     @admin.display(description=_("created"))
@@ -125,7 +132,8 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
     def get_fieldsets(self, request, obj=None):
         config_fields = [f"config_{name}" for name in config_field_types()]
         fieldsets = [
-            (None, {"fields": ["name", "type", "status", "key", "base_url", "models", "group"]}),
+            (None, {"fields": ["name", "type", "status", "key", "key_mode", "key_rpm_limit", "base_url", "models",
+                               "model_picker", "group", "tag"]}),
             (_("Routing"), {"fields": ["priority", "weight", "model_mapping", "system_prompt"]}),
             (_("Rate limits"), {"fields": list(LIMIT_FIELDS),
                                 "description": _("The channel's own cap: at it, requests go to the next channel. "
@@ -138,6 +146,10 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
             fieldsets.append((_("Health"), {"fields": ["key_masked", "response", "tested", "used_display",
                                                        "balance_display", "created"]}))
         return fieldsets
+
+    def get_inlines(self, request, obj):
+        # Each key's state, on a multi-key channel's page only (a one-key channel's health is the channel's).
+        return (ChannelKeyInline,) if obj is not None and obj.multi_key else ()
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else ()
@@ -167,8 +179,7 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
         services.channel_delete(channel_id=obj.pk)
 
     def delete_queryset(self, request, queryset):
-        for channel_id in list(queryset.values_list("id", flat=True)):
-            services.channel_delete(channel_id=channel_id)
+        fleet.channels_batch(action="delete", ids=list(queryset.values_list("id", flat=True)))
 
     # --- Actions -----------------------------------------------------------------
 
@@ -192,7 +203,8 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
         return redirect("admin:providers_channel_changelist")
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "test_progress": services.channels_test_progress()}
+        extra_context = {**(extra_context or {}), "test_progress": services.channels_test_progress(),
+                         "has_delete_permission": self.has_delete_permission(request)}
         return super().changelist_view(request, extra_context)
 
     @admin.action(description=_("Update balance of selected channels"), permissions=["change"])
@@ -242,5 +254,5 @@ class ChannelAdmin(WholeNumbersAdminMixin, ServiceErrorsMixin, RowIdsMixin, Offe
                           % {"count": changed}, messages.SUCCESS)
 
     def _set_status(self, queryset, status: int) -> int:
-        return sum(services.channel_set_status(channel_id=pk, status=status)
-                   for pk in queryset.values_list("id", flat=True))
+        action = "enable" if status == Channel.Status.ENABLED else "disable"
+        return fleet.channels_batch(action=action, ids=list(queryset.values_list("id", flat=True)))

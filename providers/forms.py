@@ -6,14 +6,16 @@ import json
 
 from django import forms
 from django.forms.boundfield import BoundField
+from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from oneapi_site.lib import json_depth, numbers
 from oneapi_site.lib.limit_values import LIMIT_FIELDS
+from providers import channel_overrides, form_hints
 from providers.adapters import ADAPTERS, secret_config_fields
 from providers.labels import type_choices, type_label, unsupported_type_refusal
-from providers.models import Channel
+from providers.models import Channel, split_list
 
 # What each adapter config field means; adapters name the fields, the form names and explains them.
 # A field missing here shows its config key as its label.
@@ -30,6 +32,9 @@ CONFIG_LABELS = {
     "vertex_ai_adc": _("Application default credentials"),
     "num_ctx": _("Context window"),
     "responses_api": _("Serves the Responses API"),
+    "param_override": _("Parameter override"),
+    "header_override": _("Header override"),
+    "proxy": _("Proxy"),
 }
 CONFIG_HELP = {
     "api_version": _("API version sent as ?api-version=, e.g. 2024-03-01-preview (Azure's default when empty)."),
@@ -45,14 +50,24 @@ CONFIG_HELP = {
     "num_ctx": _("Ollama's context length in tokens (num_ctx) for requests that do not set one."),
     "responses_api": _("true or false: whether the host serves /v1/responses, which then gets Responses clients' "
                        "requests as they are (empty: OpenAI and Azure do, other types do not)."),
+    "param_override": _('new-api\'s format: a JSON object merged into the body sent upstream, or {"operations": '
+                        '[{"path", "mode", "value", "from", "to", "conditions", "logic"}]} (modes set, delete, move, '
+                        'copy, append, prepend, trim_prefix, trim_suffix, ensure_prefix, ensure_suffix, trim_space, '
+                        'to_lower, to_upper, replace, regex_replace, return_error). Applied to the vendor\'s body.'),
+    "header_override": _('A JSON object of headers added to (or replacing) those sent upstream; {api_key} in a '
+                         'value is the channel key.'),
+    "proxy": _("Outbound proxy for this channel's upstream calls: http://, https://, socks5:// or "
+               "socks5h://[user:password@]host:port (empty: RELAY_PROXY, if set). The password is shown masked."),
 }
+# Config keys every type takes (providers/channel_overrides.py), and those typed as JSON.
+JSON_CONFIG_FIELDS = ("param_override", "header_override")
 
 
 def config_field_types() -> dict[str, list[int]]:
     """Each config field any adapter declares, with the channel types that use it."""
     fields: dict[str, list[int]] = {}
     for type_id, adapter in sorted(ADAPTERS.items()):
-        for name in adapter.config_fields:
+        for name in (*adapter.config_fields, *channel_overrides.CONFIG_KEYS):
             fields.setdefault(name, []).append(type_id)
     return fields
 
@@ -133,6 +148,28 @@ class JSONObjectField(forms.JSONField):
         return json.dumps(value, ensure_ascii=False, indent=2)
 
 
+class ModelPickerField(forms.MultipleChoiceField):
+    """The type's known models to tick; any name is accepted, since the page's script swaps the choices for
+    another type's and a picked name only joins the free-text Models."""
+
+    def valid_value(self, value):
+        return isinstance(value, str)
+
+
+def apply_type_hints(form: forms.Form, channel_type: int) -> None:
+    """The form as the type it opens with: its key format, its known models in the picker, and every type's
+    hints for the page's script (static/oneapi/channel_form.js) to switch to."""
+    form.fields["type"].widget.attrs["data-hints"] = json.dumps(form_hints.type_hints(), ensure_ascii=False)
+    form.fields["key"].help_text = format_html('{} <span id="channel-key-format">{}</span>',
+                                               form.fields["key"].help_text, form_hints.key_format(channel_type))
+    models = form_hints.type_hints().get(str(channel_type), {}).get("models", [])
+    form.fields["model_picker"].choices = [(m, m) for m in models]
+    form.fields["model_picker"].help_text = format_html(
+        '{} <a href="#" id="channel-models-fill">{}</a>',
+        gettext("The type's known models: the ticked ones join Models on save."),
+        gettext("Add the ticked (or all) to Models now"))
+
+
 class ChannelForm(forms.ModelForm):
     type = forms.TypedChoiceField(label=_("Type"), coerce=int, choices=type_choices, initial=1, error_messages={
         "invalid_choice": _("Channel type %(value)s is not supported: no adapter serves it, so a channel of it "
@@ -141,11 +178,14 @@ class ChannelForm(forms.ModelForm):
         required=False, strip=True, label=_("Key"),
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false",
                                         "placeholder": _("Never shown back once saved.")}),
-        help_text=_("Write-only. On edit, leave empty to keep the stored key. "
-                    "On create, one key per line creates one channel per key."),
+        help_text=_("Write-only. On edit, leave empty to keep the stored key. On create, one key per line "
+                    "creates one channel per key, unless the key mode holds several keys in this channel."),
     )
     models = forms.CharField(label=_("Models"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
                              help_text=_("Comma-separated models this channel serves (the names clients ask for)."))
+    model_picker = ModelPickerField(
+        label=_("Known models"), required=False,
+        widget=forms.SelectMultiple(attrs={"size": 8}))
     group = forms.CharField(label=_("Group"), initial="default", help_text=_("Comma-separated user groups."))
     model_mapping = JSONObjectField(
         name="model_mapping", required=False, label=_("Model mapping"),
@@ -156,14 +196,17 @@ class ChannelForm(forms.ModelForm):
     system_prompt = forms.CharField(label=_("System prompt"), required=False,
                                     widget=forms.Textarea(attrs={"rows": 2}))
 
+    class Media:
+        js = ("oneapi/channel_form.js",)
+
     class Meta:
         model = Channel
-        fields = ("name", "type", "status", "key", "base_url", "models", "group", "model_mapping",
-                  "priority", "weight", "config", "system_prompt", *LIMIT_FIELDS)
+        fields = ("name", "type", "status", "key", "key_mode", "key_rpm_limit", "base_url", "models", "group",
+                  "tag", "model_mapping", "priority", "weight", "config", "system_prompt", *LIMIT_FIELDS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name in LIMIT_FIELDS:
+        for name in (*LIMIT_FIELDS, "key_rpm_limit"):
             # Empty is no limit; a post without the input (a page saved before it existed) keeps the value.
             if name in self.fields:
                 self.fields[name].required = False
@@ -182,9 +225,17 @@ class ChannelForm(forms.ModelForm):
         secrets = secret_config_fields()
         for name, types in self._config_names.items():
             label = CONFIG_LABELS.get(name, name)
-            help_parts = [str(CONFIG_HELP.get(name, "")),
-                          gettext("Used by %(types)s; config key %(key)s.")
-                          % {"types": ", ".join(type_label(t) for t in types), "key": name}]
+            used_by = (gettext("Every type; config key %(key)s.") % {"key": name}
+                       if name in channel_overrides.CONFIG_KEYS else
+                       gettext("Used by %(types)s; config key %(key)s.")
+                       % {"types": ", ".join(type_label(t) for t in types), "key": name})
+            help_parts = [str(CONFIG_HELP.get(name, "")), used_by]
+            if name in JSON_CONFIG_FIELDS:
+                self.fields[f"config_{name}"] = JSONObjectField(name=name, required=False, label=label,
+                                                                help_text=" ".join(p for p in help_parts if p))
+                if name in stored:
+                    self.initial[f"config_{name}"] = stored.pop(name)
+                continue
             if name in secrets:
                 help_parts.append(gettext("Write-only: leave empty to keep the stored value."))
                 self.fields[f"config_{name}"] = WriteOnlyField(
@@ -195,12 +246,14 @@ class ChannelForm(forms.ModelForm):
             self.fields[f"config_{name}"] = forms.CharField(required=False, label=label,
                                                             help_text=" ".join(p for p in help_parts if p))
             if name in stored:
-                self.initial[f"config_{name}"] = stored.pop(name)
+                value = stored.pop(name)
+                self.initial[f"config_{name}"] = channel_overrides.shown({name: value})[name]
         self.initial["config"] = stored
         adapter = ADAPTERS.get(channel_type)
         default = adapter.default_base_url if adapter else ""
         base_url = self.fields["base_url"]
-        base_url.widget.attrs["placeholder"] = default or "https://..."
+        base_url.widget.attrs["placeholder"] = form_hints.base_url_placeholder(channel_type)
+        apply_type_hints(self, channel_type)
         if not self.instance.pk:
             base_url.help_text = gettext("Empty uses the type's default address, where it has one.")
         elif default:
@@ -225,11 +278,20 @@ class ChannelForm(forms.ModelForm):
         for name in self._config_names:
             # A named field wins when filled; an empty one leaves whatever the raw JSON says
             # (stored values were moved out of the JSON into their fields, so clearing works).
-            value = (cleaned.get(f"config_{name}") or "").strip()
+            value = cleaned.get(f"config_{name}")
+            value = value.strip() if isinstance(value, str) else value
             if value:
                 config[name] = value
+        try:
+            config = channel_overrides.clean_config(config, stored=self.instance.config if self.instance.pk else None)
+        except ValueError as exc:
+            name = next((key for key in channel_overrides.CONFIG_KEYS if str(exc).startswith(key)), None)
+            self.add_error(f"config_{name}" if name else "config", str(exc))
         cleaned["config"] = config
-        for name in LIMIT_FIELDS:
+        if cleaned.get("model_picker"):
+            cleaned["models"] = ",".join(split_list(",".join([cleaned.get("models") or "",
+                                                               *cleaned["model_picker"]])))
+        for name in (*LIMIT_FIELDS, "key_rpm_limit"):
             if cleaned.get(name) is None and name in self.data:
                 cleaned[name] = 0
         return cleaned

@@ -19,7 +19,9 @@ from django.db import Error as DatabaseError
 from django.db import close_old_connections
 
 from oneapi_site import options
+from providers import key_health
 from providers.adapters.base import UpstreamError
+from providers.channel_keys import fingerprint
 from providers.models import Channel
 from providers.services import channel_auto_switch
 
@@ -52,34 +54,43 @@ def is_transient(err: UpstreamError) -> bool:
     return err.retryable
 
 
+# What transient failures are counted against: a channel (its id), or one key of a multi-key channel
+# (channel id, key line), so a key that keeps failing goes alone.
+Subject = int | tuple[int, int]
+
+
 class FailureCounter:
-    """Consecutive transient failures per channel, on this instance."""
+    """Consecutive transient failures per channel (or key of a channel), on this instance."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[int, int] = defaultdict(int)
+        self._counts: dict[Subject, int] = defaultdict(int)
 
-    def failed(self, channel_id: int) -> int:
+    def failed(self, subject: Subject) -> int:
         with self._lock:
-            self._counts[channel_id] += 1
-            return self._counts[channel_id]
+            self._counts[subject] += 1
+            return self._counts[subject]
 
     def snapshot(self) -> dict[int, int]:
-        """The current counts, for the operator dashboard."""
+        """Per channel, its own count or, when its keys are counted apart, its worst key's: for the dashboard."""
+        worst: dict[int, int] = {}
         with self._lock:
-            return dict(self._counts)
+            for subject, count in self._counts.items():
+                channel_id = subject[0] if isinstance(subject, tuple) else subject
+                worst[channel_id] = max(worst.get(channel_id, 0), count)
+        return worst
 
-    def succeeded(self, channel_id: int) -> None:
-        if channel_id in self._counts:
+    def succeeded(self, subject: Subject) -> None:
+        if subject in self._counts:
             with self._lock:
-                self._counts.pop(channel_id, None)
+                self._counts.pop(subject, None)
 
 
 failures = FailureCounter()
 
 
-def verdict(channel_id: int, err: UpstreamError) -> str | None:
-    """The reason to disable the channel now, or None. Counts the failure either way."""
+def verdict(channel_id: Subject, err: UpstreamError) -> str | None:
+    """The reason to disable the channel (or the key) now, or None. Counts the failure either way."""
     if err.local:
         return None
     if is_fatal(err):
@@ -91,17 +102,24 @@ def verdict(channel_id: int, err: UpstreamError) -> str | None:
     return None
 
 
-def report_failure(channel_id: int, err: UpstreamError) -> None:
-    """Called by the relay on the event loop: decide now, write in a worker thread."""
+def report_failure(channel_id: int, err: UpstreamError, *, key: tuple[int, str] | None = None) -> bool:
+    """Called by the relay on the event loop: decide now, write in a worker thread. `key` is the (line, key) a
+    multi-key channel was called with: its failures are that key's, and it goes alone (the channel with its
+    last key). Whether the channel, or the key, is being disabled."""
     if not options.get("AutomaticDisableChannelEnabled"):
-        return
-    reason = verdict(channel_id, err)
+        return False
+    subject = channel_id if key is None else (channel_id, key[0])
+    reason = verdict(subject, err)
     if reason is None:
-        return
-    failures.succeeded(channel_id)  # start counting afresh if it is ever re-enabled
+        return False
+    failures.succeeded(subject)  # start counting afresh if it is ever re-enabled
     loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(None, _disable_quietly, channel_id, reason)
+    if key is None:
+        future = loop.run_in_executor(None, _disable_quietly, channel_id, reason)
+    else:
+        future = loop.run_in_executor(None, _disable_key_quietly, channel_id, key[0], fingerprint(key[1]), reason)
     future.add_done_callback(lambda f: f.exception())  # never "exception was never retrieved"
+    return True
 
 
 def _disable_quietly(channel_id: int, reason: str) -> None:
@@ -115,20 +133,48 @@ def _disable_quietly(channel_id: int, reason: str) -> None:
         log.exception("could not auto-disable channel %s", channel_id)
 
 
-def report_success(channel_id: int) -> None:
-    failures.succeeded(channel_id)
+def key_is_dead(err: UpstreamError) -> bool:
+    """The vendor refused the key itself: another key of the channel may still answer."""
+    return not err.local and is_fatal(err)
 
 
-def channel_tested(*, channel_id: int, success: bool, error: UpstreamError | None) -> None:
+def _disable_key_quietly(channel_id: int, index: int, key_fingerprint: str, reason: str) -> None:
+    close_old_connections()
+    try:
+        key_health.key_auto_disable(channel_id=channel_id, index=index, key_fingerprint=key_fingerprint,
+                                    reason=reason)
+    except DatabaseError as exc:
+        log.warning("could not auto-disable key %s of channel %s: the database is unavailable (%s)", index + 1,
+                    channel_id, type(exc).__name__)
+    except Exception:
+        log.exception("could not auto-disable key %s of channel %s", index + 1, channel_id)
+
+
+def report_success(channel_id: int, *, key_index: int | None = None) -> None:
+    failures.succeeded(channel_id if key_index is None else (channel_id, key_index))
+
+
+def channel_tested(*, channel_id: int, success: bool, error: UpstreamError | None,
+                   key: tuple[int, str] | None = None) -> None:
     """A channel test's verdict (relay/probe.py): a pass brings a channel the gateway disabled back; a
-    refused key, or the last of too many failures, takes an enabled one out."""
+    refused key, or the last of too many failures, takes an enabled one out. `key` is the (line, key) a
+    multi-key channel was tested with: its failures are that key's, and it goes alone."""
     status = Channel.objects.filter(pk=channel_id).values_list("status", flat=True).first()
     if success:
-        report_success(channel_id)
+        report_success(channel_id, key_index=None if key is None else key[0])
         if status == Channel.Status.AUTO_DISABLED and options.get("AutomaticEnableChannelEnabled"):
             channel_auto_switch(channel_id=channel_id, enabled=True, reason="it passed a channel test")
         return
-    if status == Channel.Status.ENABLED and options.get("AutomaticDisableChannelEnabled") and error is not None:
+    if not options.get("AutomaticDisableChannelEnabled") or error is None:
+        return
+    if key is not None:
+        reason = verdict((channel_id, key[0]), error)
+        if reason is not None:
+            failures.succeeded((channel_id, key[0]))
+            key_health.key_auto_disable(channel_id=channel_id, index=key[0], key_fingerprint=fingerprint(key[1]),
+                                        reason=f"channel test: {reason}")
+        return
+    if status == Channel.Status.ENABLED:
         reason = verdict(channel_id, error)
         if reason is not None:
             failures.succeeded(channel_id)

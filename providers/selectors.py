@@ -11,8 +11,11 @@ from providers.adapters import ADAPTERS
 from providers.models import Ability, Channel
 
 
-def channel_list(*, offset: int, limit: int) -> list[Channel]:
-    return list(Channel.objects.order_by("-id")[offset:offset + limit])
+def channel_list(*, offset: int, limit: int, tag: str | None = None) -> list[Channel]:
+    channels = Channel.objects.order_by("-id")
+    if tag is not None:
+        channels = channels.filter(tag=tag)
+    return list(channels[offset:offset + limit])
 
 
 def channel_search(*, keyword: str, limit: int) -> list[Channel]:

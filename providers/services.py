@@ -24,17 +24,18 @@ from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.lengths import items_bounded, text_bounded
 from oneapi_site.lib.mail import mail_send
 from oneapi_site.lib.timeutil import now_ts
-from providers import masking
+from providers import channel_overrides, masking, outbound_proxy
 from providers.adapters import ADAPTERS, adapter_for, secret_config_fields
 from providers.adapters.base import ChannelInfo, RequestContext, UpstreamError
+from providers.channel_keys import check_key_lines, keys_sync, live_keys, split_keys
 from providers.labels import unsupported_reason, unsupported_type_refusal
 from providers.models import Ability, Channel, split_list
 
 log = logging.getLogger(__name__)
 
 CHANNEL_FIELDS = (
-    "type", "name", "key", "status", "base_url", "models", "group", "model_mapping", "priority",
-    "weight", "config", "system_prompt", *limit_values.LIMIT_FIELDS,
+    "type", "name", "key", "status", "base_url", "models", "group", "tag", "model_mapping", "priority",
+    "weight", "config", "system_prompt", "key_mode", "key_rpm_limit", *limit_values.LIMIT_FIELDS,
 )
 
 
@@ -77,7 +78,7 @@ def _bounded_list(name: str, value: str) -> str:
     return text_bounded(joined, field=name, maximum=_column_max("group")) if name == "group" else joined
 
 
-def _clean(fields: dict[str, Any]) -> dict[str, Any]:
+def _clean(fields: dict[str, Any], *, stored_config: dict | None = None) -> dict[str, Any]:
     cleaned: dict[str, Any] = {}
     for name, value in fields.items():
         if name not in CHANNEL_FIELDS or value is None:
@@ -86,7 +87,9 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
             value = ",".join(str(v) for v in value)
         if name in ("models", "group"):
             value = _bounded_list(name, value)
-        if name in ("name", "base_url"):
+        if name == "tag":
+            value = str(value).strip()
+        if name in ("name", "base_url", "tag"):
             value = text_bounded(value, field=name, maximum=_column_max(name))
         if name == "system_prompt":
             value = text_bounded(value, field=name, maximum=CHANNEL_TEXT_MAX_LENGTH)
@@ -100,13 +103,21 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
                           item_maximum=Ability._meta.get_field("model").max_length)
         if name == "config":
             value = _as_json_object(value, name)
-        if name in limit_values.LIMIT_FIELDS:
+            try:
+                value = channel_overrides.clean_config(value, stored=stored_config)
+            except ValueError as exc:  # the message names the config key and what is wrong
+                raise ServiceError(str(exc), field="config") from None
+        if name in limit_values.LIMIT_FIELDS or name == "key_rpm_limit":
             value = limit_values.limit_clean(name, value)
         if name in _INTEGER_FIELDS:
             low, high = numbers.column_range(Channel._meta.get_field(name))
             value = numbers.parse_int(value, field=name, minimum=low, maximum=high)
         if name == "type" and value not in ADAPTERS:
             raise ServiceError(unsupported_type_refusal(value), field="type")
+        if name == "key_mode":
+            value = "" if value in ("single", "") else str(value)
+            if value not in Channel.KeyMode.values:
+                raise ServiceError("key_mode must be single, round_robin or random", field=name)
         if name == "status" and value not in Channel.Status.values:
             raise ServiceError("status must be 1, 2 or 3", field=name)
         if name == "base_url":
@@ -119,7 +130,7 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
 
 def channel_fields_clean(fields: dict[str, Any]) -> dict[str, Any]:
     """The given channel fields as a create or update would store them (unknown names and None dropped),
-    or a ServiceError naming the field; for callers that compare before they write (import_config)."""
+    or a ServiceError naming the field; for callers that compare before they write (import_config, batch edits)."""
     return _clean(fields)
 
 
@@ -137,6 +148,14 @@ def abilities_rebuild(*, channel: Channel) -> None:
     Ability.objects.bulk_create(_abilities(channel))
 
 
+def abilities_rebuild_many(*, channel_ids: list[int]) -> None:
+    """Replace the routes of many channels at once (a batch edit): one delete and a few inserts."""
+    channels = list(Channel.objects.filter(pk__in=channel_ids))
+    Ability.objects.filter(channel_id__in=channel_ids).delete()
+    Ability.objects.bulk_create([ability for channel in channels for ability in _abilities(channel)],
+                                batch_size=1000)
+
+
 def channel_keys(text: str) -> list[str]:
     """The keys of a create's key field, one per line (blank lines skipped), each bounded as a key."""
     keys = [line.strip() for line in (text or "").splitlines() if line.strip()]
@@ -152,17 +171,22 @@ def channel_keys(text: str) -> list[str]:
 
 @transaction.atomic
 def channel_create(**fields: Any) -> list[Channel]:
-    """Create a channel; a key field of several lines creates one channel per line (one-api's batch)."""
+    """Create a channel; a key field of several lines creates one channel per line (one-api's batch), or
+    one channel holding them all when it has a key mode (round-robin or random)."""
     cleaned = _clean(fields)
     if not cleaned.get("name"):
         raise ServiceError("name is required", field="name")
     keys = channel_keys(cleaned.get("key", ""))
     if not keys:
         raise ServiceError("key is required", field="key")
+    if cleaned.get("key_mode"):
+        check_key_lines(cleaned["key"])
+        keys = ["\n".join(keys)]
     created = []
     for key in keys:
         channel = Channel(**{**cleaned, "key": key})
         channel.save()
+        keys_sync(channel=channel)  # each key's health row follows its line
         created.append(channel)
     # New channels have no routes to replace: all of them in a few inserts, not a delete and an insert each.
     Ability.objects.bulk_create([ability for channel in created for ability in _abilities(channel)],
@@ -175,9 +199,11 @@ def channel_create(**fields: Any) -> list[Channel]:
 def channel_update(*, channel: Channel, **fields: Any) -> Channel:
     """Apply the given fields; an omitted or empty key keeps the stored one (one-api)."""
     channel.refresh_from_db()  # the routes rebuilt below follow the status health has left, not a stale one
-    cleaned = _clean(fields)
+    cleaned = _clean(fields, stored_config=channel.config or {})
     if not cleaned.get("key", "").strip():
         cleaned.pop("key", None)
+    elif cleaned.get("key_mode", channel.key_mode):
+        channel_keys(cleaned["key"])  # several keys: each bounded as a key, as on create
     else:
         text_bounded(cleaned["key"], field="key", maximum=CHANNEL_TEXT_MAX_LENGTH)
     if "config" in cleaned:
@@ -192,9 +218,18 @@ def channel_update(*, channel: Channel, **fields: Any) -> Channel:
         raise ServiceError(unsupported_type_refusal(channel.type), field="type")
     if not channel.name:
         raise ServiceError("name is required", field="name")
+    was_multi_key = bool(Channel.objects.filter(pk=channel.pk).values_list("key_mode", flat=True).first())
+    if channel.multi_key and ("key" in cleaned or "key_mode" in cleaned):
+        check_key_lines(channel.key)
+        channel.key = "\n".join(channel_keys(channel.key))
+        cleaned.setdefault("key", channel.key)
+    elif was_multi_key and "key" not in cleaned and len(split_keys(channel.key)) > 1:
+        raise ServiceError("a channel of one key cannot keep several keys: give the key it keeps", field="key")
     # The given fields only: the ledger adds to used_quota meanwhile, and tests and balance checks write
     # their own columns; a whole-row save would put back the values this instance was read with.
     channel.save(update_fields=list(cleaned))
+    if "key" in cleaned or "key_mode" in cleaned:
+        keys_sync(channel=channel)  # each key's health row follows its line
     abilities_rebuild(channel=channel)
     changes.publish("channels")
     return channel
@@ -252,18 +287,42 @@ def _require_adapter(channel: Channel) -> None:
         raise ServiceError(unsupported_reason(channel.type), field="type")
 
 
-def channel_test_subject(*, channel_id: int, model: str | None = None) -> tuple[ChannelInfo, str]:
-    """What a channel test sends to (relay/probe.py): the channel as the relay sees it, and the model to ask."""
+class NoLiveKey(ServiceError):
+    """A multi-key channel has no enabled key to test with: the test fails, saying so."""
+
+
+def _test_key(channel: Channel, key_index: int | None) -> tuple[str, int | None]:
+    """The key a test sends with: a one-key channel's key; of a multi-key channel, line `key_index`, or
+    else its first enabled key."""
+    if not channel.multi_key:
+        return channel.key, None
+    keys = split_keys(channel.key)
+    if key_index is None:
+        live = live_keys(key_text=channel.key, states=channel.key_states.values_list("index", "fingerprint", "status"))
+        if not live:
+            raise NoLiveKey(gettext("every key of this channel is disabled; disabled keys are tried again "
+                                    "one by one after their cooldown"), field="key")
+        key_index = live[0][0]
+    if not 0 <= key_index < len(keys):
+        raise ServiceError(f"the channel has no key number {key_index}", field="index")
+    return keys[key_index], key_index
+
+
+def channel_test_subject(*, channel_id: int, model: str | None = None,
+                         key_index: int | None = None) -> tuple[ChannelInfo, str, int | None]:
+    """What a channel test sends to (relay/probe.py): the channel as the relay sees it holding one key, the
+    model to ask, and the key's line for a multi-key channel (see _test_key)."""
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
         raise ServiceError("no such channel", field="id")
     _require_adapter(channel)
     model = _test_model(channel, model)
-    info = ChannelInfo(id=channel.id, type=channel.type, name=channel.name, key=channel.key,
+    key, key_index = _test_key(channel, key_index)
+    info = ChannelInfo(id=channel.id, type=channel.type, name=channel.name, key=key,
                        base_url=channel.base_url, models=tuple(channel.model_list),
                        model_mapping=dict(channel.model_mapping or {}), config=dict(channel.config or {}),
                        system_prompt="", priority=channel.priority, weight=channel.weight)
-    return info, model
+    return info, model, key_index
 
 
 def channel_test_record(*, channel_id: int, model: str, success: bool, message: str,
@@ -379,7 +438,9 @@ def channel_update_balance(*, channel_id: int) -> float:
     if channel is None:
         raise ServiceError("no such channel", field="id")
     _require_adapter(channel)
-    info = ChannelInfo(id=channel.id, type=channel.type, name=channel.name, key=channel.key,
+    # A multi-key channel's keys are one account's keys, as a rule: its first key tells the balance.
+    key = (split_keys(channel.key) or [""])[0] if channel.multi_key else channel.key
+    info = ChannelInfo(id=channel.id, type=channel.type, name=channel.name, key=key,
                        base_url=channel.base_url, models=tuple(channel.model_list), model_mapping={},
                        config=dict(channel.config or {}), system_prompt="", priority=0, weight=0)
     adapter = adapter_for(channel.type)
@@ -388,7 +449,8 @@ def channel_update_balance(*, channel_id: int) -> float:
         raise ServiceError(f"{adapter.label} channels expose no balance", field="type")
     bodies = []
     try:
-        with httpx.Client(timeout=httpx.Timeout(30, connect=10)) as client:
+        proxy = str(info.config.get("proxy") or "") or settings.RELAY_PROXY
+        with httpx.Client(timeout=httpx.Timeout(30, connect=10), proxy=outbound_proxy.httpx_proxy(proxy)) as client:
             for request in requests:
                 response = client.request(request.method, request.url, headers=request.headers)
                 if response.status_code != 200:

@@ -54,25 +54,32 @@ NOT_IMPLEMENTED = re.compile(
 )
 CORS = [
     (b"access-control-allow-origin", b"*"),
-    (b"access-control-expose-headers", b"x-oneapi-request-id"),
+    # A browser's script may read these of a cross-origin answer only when they are listed.
+    (b"access-control-expose-headers", b"x-oneapi-request-id, retry-after, x-ratelimit-limit-requests, "
+                                       b"x-ratelimit-remaining-requests, x-ratelimit-reset-requests, "
+                                       b"x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, "
+                                       b"x-ratelimit-reset-tokens"),
 ]
 
 
 class Response:
-    """Sends one HTTP response; every response carries the request id and CORS headers."""
+    """Sends one HTTP response; every response carries the request id and CORS headers, and a relayed
+    one the rate-limit headers the pipeline put in `extra` (an answer, a stream's start or a refusal)."""
 
-    __slots__ = ("send", "request_id", "started", "finished")
+    __slots__ = ("send", "request_id", "started", "finished", "extra")
 
     def __init__(self, send, request_id: str):
         self.send = send
         self.request_id = request_id
         self.started = False
         self.finished = False
+        self.extra: list[tuple[bytes, bytes]] = []
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.started = True
         await self.send({"type": "http.response.start", "status": status,
-                         "headers": [*headers, (b"x-oneapi-request-id", self.request_id.encode()), *CORS]})
+                         "headers": [*headers, *self.extra, (b"x-oneapi-request-id", self.request_id.encode()),
+                                     *CORS]})
 
     async def write(self, data: bytes) -> None:
         await self.send({"type": "http.response.body", "body": data, "more_body": True})
@@ -289,7 +296,7 @@ class RelayApp:
             # The upload streams through `receive`, so no disconnect watcher may read it too.
             upload = await media.read_upload(receive, _header(scope, b"content-type"))
             await relay_request(caller=caller, mode=mode, raw_body=b"", request_id=response.request_id,
-                             out=response, upload=upload)
+                                out=response, upload=upload, headers=response.extra)
             return
         raw = await _read_body(receive)
         if raw is None:
@@ -312,7 +319,7 @@ class RelayApp:
         try:
             await relay_request(caller=caller, mode=mode, raw_body=raw, request_id=response.request_id,
                                 out=out, path_model=path_model, body=body, client_protocol=protocol,
-                                native=native, stored_at=stored_at)
+                                native=native, stored_at=stored_at, headers=response.extra)
         except RelayError as err:
             if tee is None:
                 raise

@@ -25,10 +25,12 @@ from accounts.models import Token, User
 from billing.ledger import ledger
 from oneapi_site import options
 from oneapi_site.lib import changes
+from providers import channel_keys
 from providers.adapters import ADAPTERS
 from providers.adapters.base import ChannelInfo
 from providers.models import Ability, Channel
 from relay.errors import RelayError
+from relay.limits.caps import NO_LIMITS, Caps
 from relay.routing import Routes, Tier
 
 log = logging.getLogger("oneapi.relay")
@@ -58,6 +60,7 @@ class TokenInfo:
     budget_period: str = ""
     budget_spent: int = 0
     budget_period_start: int = 0
+    limits: Caps = NO_LIMITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,7 @@ class UserInfo:
     budget_period: str = ""
     budget_spent: int = 0
     budget_period_start: int = 0
+    limits: Caps = NO_LIMITS
 
 
 BUDGET_FIELDS = ("budget_quota", "budget_period", "budget_spent", "budget_period_start")
@@ -88,7 +92,15 @@ def _token_info(row: dict) -> TokenInfo:
                      remain_quota=row["remain_quota"], used_quota=row["used_quota"],
                      unlimited=row["unlimited_quota"],
                      expired_time=row["expired_time"], models=models, subnets=subnets,
-                     **{f: row[f] for f in BUDGET_FIELDS})
+                     **{f: row[f] for f in BUDGET_FIELDS}, limits=_caps(row))
+
+
+LIMIT_COLUMNS = ("rpm_limit", "tpm_limit", "concurrency_limit", "rpd_limit")
+
+
+def _caps(row: dict) -> Caps:
+    caps = Caps(*(row.pop(column) for column in LIMIT_COLUMNS))
+    return caps if any(caps) else NO_LIMITS
 
 
 def _load_token(key: str) -> TokenInfo | None:
@@ -96,7 +108,7 @@ def _load_token(key: str) -> TokenInfo | None:
     with ledger.flush_lock:
         row = Token.objects.filter(key=key).values(
             "id", "key", "user_id", "name", "status", "remain_quota", "used_quota", "unlimited_quota", "expired_time",
-            "models", "subnet", *BUDGET_FIELDS).first()
+            "models", "subnet", *BUDGET_FIELDS, *LIMIT_COLUMNS).first()
         if row is not None:
             ledger.rebase_token(row["id"])
     return _token_info(row) if row else None
@@ -107,10 +119,13 @@ def _load_user(user_id: int) -> UserInfo | None:
     with ledger.flush_lock:
         row = User.objects.filter(pk=user_id).values(
             "id", "username", "group", "role", "status", "quota", "used_quota", "price_ratio",
-            *BUDGET_FIELDS).first()
+            *BUDGET_FIELDS, *LIMIT_COLUMNS).first()
         if row is not None:
             ledger.rebase_user(row["id"])
-    return UserInfo(**row) if row else None
+    if row is None:
+        return None
+    limits = _caps(row)
+    return UserInfo(**row, limits=limits)
 
 
 def _load_routes() -> Routes:
@@ -119,18 +134,23 @@ def _load_routes() -> Routes:
     channels: dict[int, ChannelInfo] = {}
     status: dict[int, int] = {}
     unsupported: list[int] = []
+    key_rows = channel_keys.key_rows_by_channel()
     for ch in Channel.objects.all().only(
             "id", "type", "name", "key", "base_url", "models", "model_mapping", "config", "system_prompt",
-            "priority", "weight", "status"):
+            "priority", "weight", "status", "key_mode", "key_rpm_limit", *LIMIT_COLUMNS):
         status[ch.id] = ch.status
         if ch.status == Channel.Status.ENABLED and ch.type not in ADAPTERS:
             unsupported.append(ch.id)
         if ch.status != Channel.Status.ENABLED or ch.type not in ADAPTERS:
             continue
+        keys = channel_keys.snapshot_keys(ch, key_rows)
+        if keys is None:  # a multi-key channel whose keys are all down
+            continue
         channels[ch.id] = ChannelInfo(
-            id=ch.id, type=ch.type, name=ch.name, key=ch.key, base_url=ch.base_url, models=tuple(ch.model_list),
+            id=ch.id, type=ch.type, name=ch.name, **keys, base_url=ch.base_url, models=tuple(ch.model_list),
             model_mapping=dict(ch.model_mapping or {}), config=dict(ch.config or {}),
-            system_prompt=ch.system_prompt, priority=ch.priority, weight=ch.weight)
+            system_prompt=ch.system_prompt, priority=ch.priority, weight=ch.weight,
+            limits=_caps({column: getattr(ch, column) for column in LIMIT_COLUMNS}))
     if unsupported:  # the console and /api/channel/ say why (providers/labels.unsupported_reason)
         log.warning("channels %s are enabled but of types without an adapter: kept out of routing",
                     ", ".join(f"#{i}" for i in unsupported))

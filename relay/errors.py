@@ -12,6 +12,7 @@ class RelayError(Exception):
                  param: str | None = None, body: dict | None = None,
                  headers: tuple[tuple[bytes, bytes], ...] = ()):
         super().__init__(message)
+        self.headers = headers  # more response headers (a rate limit's Retry-After and x-ratelimit-*)
         self.status = status
         self.message = message
         self.type = type

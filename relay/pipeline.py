@@ -22,10 +22,11 @@ from providers import health
 from providers.adapters import adapter_for
 from providers.adapters.base import ChannelInfo, UpstreamError
 from providers.adapters.uploads import Upload
-from relay import admission, http, media, native_fallback, routing, shapes
+from relay import admission, http, keys, limits, media, native_fallback, routing, shapes
 from relay.auth import Caller, check_model_allowed
 from relay.cache import cache
 from relay.errors import RelayError, bad_request
+from relay.limits import limiter
 from relay.routing import Routes
 from relay.stored import stored
 from relay.upstream import Call, NativeRequest, Outcome, Responder, call_channel
@@ -77,13 +78,14 @@ def check_body(body: dict, *, mode: str, path_model: str | None = None) -> dict:
 async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_id: str, out: Responder,
                         path_model: str | None = None, upload: Upload | None = None,
                         body: dict | None = None, client_protocol: str = "openai",
-                        native: NativeRequest | None = None, stored_at: int | None = None) -> None:
+                        native: NativeRequest | None = None, stored_at: int | None = None,
+                        headers: list[tuple[bytes, bytes]] | None = None) -> None:
     """Answer one `/v1` request of any kind (chat, completions, embeddings, images, speech, uploads...).
 
     `body` is the request already decoded from the client's protocol (relay/codecs), `raw_body` as it came;
     `client_protocol` names that protocol for the consume log; `native` is the client's request as it came,
     for channels that speak its protocol; `stored_at` the channel that holds an answer the request builds on
-    (relay/stored.py), which alone may answer it."""
+    (relay/stored.py), which alone may answer it; `headers` gets the rate-limit headers the answer carries."""
     started_at = time.monotonic()
     if stored_at is not None:
         caller = dataclasses.replace(caller, pinned_channel=stored_at)
@@ -108,26 +110,52 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
                                     pinned=caller.pinned_channel)
 
     order = _order(call, caller, body_size=len(raw_body))
-    quote = _quote(order, channel)
-    reserved = await admission.hold(caller, quote.reserve)
+    ticket = limits.Ticket(request_id)
+    scopes = limits.scopes_for(token=caller.token, user=caller.user, model=model)
+    if scopes or any(channel.limits):  # else no limit applies: nothing to count, no Redis call
+        channel = await _admit(ticket, call, caller, routes, channel, scopes, order, headers)
+    try:
+        quote = _quote(order, channel)
+        reserved = await admission.hold(caller, quote.reserve)
+    except BaseException:
+        await limiter.finish(ticket, tokens=0)
+        raise
 
     outcome = Outcome()
     settled = False
+    billed = 0  # the tokens TPM counts: none for a request that got no answer
     try:
-        await _call_with_failover(call, caller, routes, channel, out, outcome)
-        _settle(call, caller, order, channel, quote, outcome, reserved, started_at, client_protocol)
+        await _call_with_failover(call, caller, routes, channel, out, outcome, ticket)
+        billed = _settle(call, caller, order, channel, quote, outcome, reserved, started_at, client_protocol)
         settled = True
         if outcome.answer_id and native is not None and native.body.get("store") is not False:
             stored.remember(outcome.answer_id, channel_id=outcome.channel.id, user_id=caller.user.id)
     except asyncio.CancelledError:
         # The client left. A stream that started is billed for what it produced.
         if outcome.started:
-            _settle(call, caller, order, channel, quote, outcome, reserved, started_at, client_protocol)
+            billed = _settle(call, caller, order, channel, quote, outcome, reserved, started_at, client_protocol)
             settled = True
         raise
     finally:
         if not settled:
             admission.release(reserved)
+        await limiter.finish(ticket, tokens=billed)
+
+
+async def _admit(ticket: limits.Ticket, call: Call, caller: Caller, routes: Routes, channel: ChannelInfo,
+                 scopes: tuple[limits.Scope, ...], order: pricing.Order,
+                 headers: list[tuple[bytes, bytes]] | None) -> ChannelInfo:
+    """Count the request against its limits (relay/limits) and pick, among `channel` and the channels routing
+    offers after it, the first not at its cap; the client's 429 when a limit is reached."""
+    choices = routing.with_alternatives(routes, first=channel, group=caller.user.group, model=call.model,
+                                        mode=call.mode, pinned=caller.pinned_channel, exclude=set())
+    tokens = pricing.estimate_prompt_tokens(order.body_size) + order.max_tokens
+    # A refusal carries its Retry-After and x-ratelimit-* headers itself (RelayError.headers).
+    index = await limiter.admit(ticket, scopes=scopes, channels=tuple(map(limits.channel_scope, choices)),
+                                tokens=tokens, model=call.model)
+    if headers is not None:
+        headers.extend(ticket.headers())
+    return choices[index]
 
 
 async def count_natively(*, caller: Caller, body: dict, native: NativeRequest, request_id: str,
@@ -177,34 +205,84 @@ def _quote(order: pricing.Order, channel: ChannelInfo) -> pricing.Quote:
 
 
 async def _call_with_failover(call: Call, caller: Caller, routes: Routes, channel: ChannelInfo, out: Responder,
-                              outcome: Outcome) -> None:
+                              outcome: Outcome, ticket: limits.Ticket) -> None:
     # A pinned channel is never swapped; an upload has streamed away and cannot be sent again.
     pinned = caller.pinned_channel is not None
     retries = 0 if pinned or call.upload is not None else max(0, options.get("RetryTimes"))
     tried: set[int] = set()
+    refused: set[tuple[int, int]] = set()  # (channel, key line) of a multi-key channel's keys refused here
     session = http.session()
     while True:
+        picked = keys.ring.pick(channel, refused=refused)
+        if picked is None:  # no key of this channel is free (at its per-key cap, or just refused): another one
+            tried.add(channel.id)
+            following = await _next_channel(routes, caller, call, ticket, tried)
+            if following is None:
+                raise _no_free_key(channel)
+            channel = following
+            continue
+        sending, key_index = picked
         try:
-            await call_channel(session=session, channel=channel, call=call, out=out, outcome=outcome)
+            await call_channel(session=session, channel=sending, call=call, out=out, outcome=outcome)
         except UpstreamError as err:
-            health.report_failure(channel.id, err)
             usage_errors.errors.count(created_at=int(time.time()), group=caller.user.group, model=call.model,
                                       channel_id=channel.id, user_id=caller.user.id, token_id=caller.token.id)
+            key = None if key_index is None else (key_index, sending.key)
+            if health.report_failure(channel.id, err, key=key) and key is not None:
+                keys.ring.mark_down(channel.id, key_index)  # being disabled: passed over from now on
+            dead_key = key is not None and health.key_is_dead(err)
+            if dead_key:
+                # That key alone is dead: another of the channel's keys (never this one) or another channel.
+                refused.add((channel.id, key_index))
+                if not outcome.started and call.upload is None and len(refused) <= MAX_DEAD_KEYS and \
+                        keys.ring.has_live(channel, refused=refused):
+                    continue
             tried.add(channel.id)
             # Retry only what another channel may answer; never the channel that just failed.
-            if not err.retryable or outcome.started or len(tried) > retries:
+            if not (err.retryable or dead_key) or outcome.started or len(tried) > retries:
                 raise _to_relay_error(err) from None
-            following = routing.choose_channel(routes, group=caller.user.group, model=call.model, mode=call.mode,
-                                               pinned=caller.pinned_channel, exclude=tried)
+            following = await _next_channel(routes, caller, call, ticket, tried)
             if following is None:
                 raise _to_relay_error(err) from None
             channel = following
             continue
         if outcome.interrupted is not None:
-            health.report_failure(channel.id, outcome.interrupted)
+            health.report_failure(channel.id, outcome.interrupted,
+                                  key=None if key_index is None else (key_index, sending.key))
         else:
-            health.report_success(channel.id)
+            health.report_success(channel.id, key_index=key_index)
         return
+
+
+async def _next_channel(routes: Routes, caller: Caller, call: Call, ticket: limits.Ticket,
+                        tried: set[int]) -> ChannelInfo | None:
+    """The channel to go on with, past those tried, and with room under its caps; None when there is none."""
+    following = routing.choose_channel(routes, group=caller.user.group, model=call.model, mode=call.mode,
+                                       pinned=caller.pinned_channel, exclude=tried)
+    if following is None:
+        return None
+    if ticket.channel is not None or any(following.limits):
+        # The failed channel's lease goes; the next one must have room under its caps.
+        choices = routing.with_alternatives(routes, first=following, group=caller.user.group,
+                                            model=call.model, mode=call.mode, pinned=None, exclude=tried)
+        index = await limiter.switch_channel(ticket, tuple(map(limits.channel_scope, choices)), model=call.model)
+        if index is None:
+            return None
+        following = choices[index]
+    return following
+
+
+# Keys of multi-key channels one request may find dead before it gives up: a channel whose keys all died
+# at once costs a client a few refusals, not one upstream call per key.
+MAX_DEAD_KEYS = 3
+
+
+def _no_free_key(channel: ChannelInfo) -> RelayError:
+    if keys.ring.at_cap(channel):
+        return RelayError(429, "Every key of the channel has had its requests for this minute; try again shortly.",
+                          code="key_rate_limit_exceeded", type="rate_limit_error")
+    return RelayError(503, "No key of the channel is available right now; try again shortly.",
+                      code="model_not_available")
 
 
 def _to_relay_error(err: UpstreamError) -> RelayError:
@@ -215,8 +293,8 @@ def _to_relay_error(err: UpstreamError) -> RelayError:
 
 
 def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInfo, quote: pricing.Quote,
-            outcome: Outcome, reserved: admission.Hold, started_at: float, client_protocol: str) -> None:
-    """Charge what the answer held, on the channel that gave it."""
+            outcome: Outcome, reserved: admission.Hold, started_at: float, client_protocol: str) -> int:
+    """Charge what the answer held, on the channel that gave it; the tokens billed (prompt and completion)."""
     channel = outcome.channel
     if channel.id != quoted.id:  # another channel answered: its prices apply
         quote = _quote(order, channel)
@@ -246,6 +324,7 @@ def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInf
         client_protocol=client_protocol, cached_tokens=tokens.cached, cache_write_tokens=tokens.cache_write,
         cache_write_1h_tokens=tokens.cache_write_1h, reasoning_tokens=tokens.reasoning, group=caller.user.group,
         **admission.periods(reserved)))
+    return tokens.prompt + tokens.completion
 
 
 def _count_answer(outcome: Outcome, model: str) -> int:

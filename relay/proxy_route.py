@@ -63,7 +63,7 @@ async def forward(*, scope, body: bytes, response, caller: Caller) -> None:
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ())
                if k not in DROPPED_REQUEST]
     headers.append(("Authorization", channel.key))
-    session = http.session()
+    session = http.routed(http.session(), channel)  # the channel's proxy, or RELAY_PROXY
     try:
         async with session.request(scope["method"], url, headers=headers, data=body or None,
                                    allow_redirects=False) as upstream:

@@ -75,3 +75,24 @@ def first_channel(routes: Routes, *, group: str, model: str, mode: str, pinned: 
         raise RelayError(503, f"No available channel for model {model} in group {group}.",
                          code="model_not_available")
     return channel
+
+
+MAX_CAPPED = 8  # channels at their cap tried in one admission before the request is refused
+
+
+def with_alternatives(routes: Routes, *, first: ChannelInfo, group: str, model: str, mode: str, pinned: int | None,
+                      exclude: set[int]) -> tuple[ChannelInfo, ...]:
+    """`first`, and while the last one has caps (relay/limits) the channel routing would offer next if it were
+    full (the same priority by weight, then the next priority), up to the first channel without caps, which
+    always has room. A pinned request has no alternative."""
+    chosen = (first,)
+    if pinned is not None:
+        return chosen
+    exclude = {*exclude, first.id}
+    while any(chosen[-1].limits) and len(chosen) < MAX_CAPPED:
+        following = choose_channel(routes, group=group, model=model, mode=mode, pinned=None, exclude=exclude)
+        if following is None:
+            break
+        chosen += (following,)
+        exclude.add(following.id)
+    return chosen

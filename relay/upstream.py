@@ -38,7 +38,7 @@ from providers.adapters.base import (
 )
 from providers.adapters.multipart import FormError
 from providers.adapters.uploads import Upload
-from relay import media, native_fallback
+from relay import http, media, native_fallback
 from relay.errors import RelayError, bad_request
 from relay.streaming import DONE, SSE_HEADERS, ChunkGatherer, Frames, SSEParser
 
@@ -137,6 +137,7 @@ async def call_channel(*, session: aiohttp.ClientSession, channel: ChannelInfo, 
         outcome = Outcome()
     outcome.channel = channel
     outcome.prompt_usage = None  # a channel that failed before its answer said it of its own prompt
+    session = http.routed(session, channel)  # through the channel's proxy, or RELAY_PROXY, when set
     adapter = adapter_for(channel.type)
     native = call.native
     if native is not None:
@@ -418,12 +419,14 @@ async def call_stored(*, session: aiohttp.ClientSession, channel: ChannelInfo, m
     status. Nothing is billed. A vendor's refusal is raised as an UpstreamError, masked (the pipeline makes it
     the client's error); a network failure is the "upstream unreachable" 502."""
     adapter = adapter_for(channel.type)
-    request = adapter.build_stored_request(channel, method=method, path=path, query=query)
+    ctx = RequestContext(channel=channel, mode="stored", body={}, stream=False, client_model="")
+    # The channel's headers go with it (a bodiless request: nothing for param_override).
+    request = adapter.outgoing(ctx, adapter.build_stored_request(channel, method=method, path=path, query=query))
+    session = http.routed(session, channel)
     timeout = read_timeout(session)
     try:
         async with session.request(request.method, request.url, headers=request.headers) as response:
             if response.status >= 300:
-                ctx = RequestContext(channel=channel, mode="stored", body={}, stream=False, client_model="")
                 raise masking.mask_error(adapter.parse_error(ctx, status=response.status,
                                                              body=await _read_error(response),
                                                              headers=response.headers), adapter.secrets(channel))

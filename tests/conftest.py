@@ -2,17 +2,23 @@ import functools
 
 import httpx
 import pytest
+from django.conf import settings
 
 from accounts.models import User
 from billing.ledger import ledger
 from billing.shared_quota import shared
 from billing.usage_errors import errors as _usage_errors
-from relay import native_fallback
+from relay import keys, native_fallback
 from relay.cache import cache
+from relay.limits import limiter
 from tests.factories import ChannelFactory, TokenFactory, UserFactory
 from tests.helpers import logged_in
 from tests.mock_upstream import MockUpstream
 from tests.world import new_world
+
+# No dead-key prober thread in the test process (relay/probe.start_key_prober, started with the ASGI app): it
+# would query the database between and during tests; tests run its round (probe_keys) themselves.
+settings.KEY_PROBE_INTERVAL = 0
 
 # Shared fixtures live in these modules; test modules use them by name, without importing them.
 pytest_plugins = ["tests.api_fixtures", "tests.admin_fixtures", "tests.billing.pages_fixtures"]
@@ -86,10 +92,12 @@ def fresh_relay_state():
     ledger.flush_all()
     cache.clear()
     native_fallback.forget_all()
+    keys.ring.forget_all()
     ledger.__init__()
     _usage_errors.clear()
     shared.forget()
     shared_quota_clear()
+    limiter.reset()
     yield
     ledger.flush_all()
 
@@ -162,6 +170,7 @@ async def relay_client(asgi_app):
         yield c
     from relay import http
 
+    await limiter.drain()  # requests' ends still on their way to Redis go before the test's loop closes
     await http.close()
 
 

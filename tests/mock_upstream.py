@@ -57,6 +57,8 @@ class MockUpstream:
         self.default = Behaviour()
         self.port = 0
         self.streams_cancelled = 0
+        self.refused_keys: set[str] = set()  # keys answered 401 invalid_api_key, as OpenAI refuses a revoked key
+        self.failing_keys: set[str] = set()  # keys answered 503, as an overloaded account behind one key is
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -76,6 +78,8 @@ class MockUpstream:
         self.script.clear()
         self.default = Behaviour()
         self.streams_cancelled = 0
+        self.refused_keys = set()
+        self.failing_keys = set()
 
     # --- server -------------------------------------------------------------
 
@@ -123,6 +127,15 @@ class MockUpstream:
                                           dict(request.headers), body))
         if request.method == "GET":
             return self._account(request)
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if key in self.failing_keys:
+            return web.json_response({"error": {"message": "The server is overloaded.", "type": "server_error",
+                                                "param": None, "code": None}}, status=503)
+        if key in self.refused_keys:
+            return web.json_response({"error": {
+                "message": f"Incorrect API key provided: {key[:3]}***{key[-4:]}. You can find your API key at "
+                           "https://platform.openai.com/account/api-keys.",
+                "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}, status=401)
         behaviour = self.script.popleft() if self.script else self.default
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from oneapi_site import options
+from providers.adapters import secret_config_fields
 from providers.services import CHANNEL_FIELDS
 
 VERSION = 1
@@ -40,6 +41,12 @@ PRICE_KEYS_ALL = ("QuotaPerUnit", "ModelRatio", "CompletionRatio", "CacheRatio",
 # What a create or an update accepts; the key is written only when asked (export --with-keys).
 CHANNEL_FILE_FIELDS = tuple(name for name in CHANNEL_FIELDS if name != "key")
 LIST_FIELDS = ("models", "group")
+
+
+def secret_config_keys() -> frozenset[str]:
+    """Channel config values a file holds only with --with-keys: the adapters' credentials, and the overrides
+    that may carry one (a header with a token in it, a proxy URL with its password)."""
+    return secret_config_fields() | {"header_override", "proxy"}
 
 
 class ConfigFileError(Exception):

@@ -8,7 +8,7 @@ from billing.models import Option
 from oneapi_site import options
 from oneapi_site.config_file import document
 from oneapi_site.lib.errors import ServiceError
-from providers.adapters import ADAPTERS, secret_config_fields
+from providers.adapters import ADAPTERS
 from providers.models import Channel, split_list
 
 
@@ -36,7 +36,7 @@ def channel_entry(channel: Channel, *, with_keys: bool) -> dict[str, Any]:
         if name in document.LIST_FIELDS:
             value = split_list(value)
         if name == "config" and not with_keys:
-            secrets = secret_config_fields()
+            secrets = document.secret_config_keys()
             value = {k: v for k, v in (value or {}).items() if k not in secrets}
         entry[name] = value
     return entry

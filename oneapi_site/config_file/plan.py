@@ -15,7 +15,6 @@ from oneapi_site.config_file import document
 from oneapi_site.config_file.document import ConfigFileError
 from oneapi_site.config_file.export import stored_options
 from oneapi_site.lib.errors import ServiceError
-from providers.adapters import secret_config_fields
 from providers.models import Channel, split_list
 from providers.services import CHANNEL_FIELDS, channel_fields_clean
 
@@ -83,7 +82,7 @@ def _field_change(name: str, old: Any, new: Any) -> str:
     if name in document.LIST_FIELDS:
         return f"{name} {_list_difference(split_list(old), split_list(new))}"
     if isinstance(new, dict):
-        secret = secret_config_fields() if name == "config" else frozenset()
+        secret = document.secret_config_keys() if name == "config" else frozenset()
         return f"{name} {map_difference(old or {}, new, secret=secret)}"
     if name == "system_prompt":
         return name
@@ -117,7 +116,7 @@ def _stored_value(channel: Channel, name: str, wanted: Any) -> Any:
     stored = getattr(channel, name)
     if name == "config" and isinstance(wanted, dict):
         # An export without keys leaves secret config values out; the update keeps the stored ones.
-        for secret in secret_config_fields():
+        for secret in document.secret_config_keys():
             if (stored or {}).get(secret) and not wanted.get(secret):
                 wanted[secret] = stored[secret]
     return stored

@@ -14,6 +14,7 @@ from accounts.models import Token, User
 from billing.models import Log, RedemptionCode
 from oneapi_site.importer.report import Report
 from oneapi_site.lib import numbers
+from providers.channel_keys import new_api_key_states, split_keys
 from providers.labels import unsupported_reason
 from providers.models import Channel, split_list
 
@@ -33,7 +34,7 @@ CARRIED = {
                "model_limits", "allow_ips", "deleted_at"},
     "channels": {"id", "type", "key", "status", "name", "weight", "created_time", "test_time", "response_time",
                  "base_url", "other", "balance", "balance_updated_time", "models", "group", "used_quota",
-                 "model_mapping", "priority", "config", "system_prompt"},
+                 "model_mapping", "priority", "config", "system_prompt", "tag", "channel_info"},
     "redemptions": {"id", "user_id", "key", "status", "name", "quota", "created_time", "redeemed_time",
                     "used_user_id", "deleted_at"},
     "logs": {"id", "user_id", "created_at", "type", "content", "username", "token_name", "model_name", "quota",
@@ -210,11 +211,14 @@ def channel_fields(row: dict[str, Any], report: Report) -> dict[str, Any]:
     status = whole(row.get("status"), 1)
     if status not in Channel.Status.values:
         status = Channel.Status.MANUALLY_DISABLED
+    # new-api's multi-key channel is one of ours: its mode, and each key's state after the write (run.py).
+    key_mode, _ = new_api_key_states(row.get("channel_info"))
     # Kept out of routing, whatever the source said: a type no adapter serves (the console and /api/channel/
-    # say why, providers/labels.py), or new-api's several keys in one channel, which would go out as one key.
+    # say why, providers/labels.py), or several keys in one channel that does not say it holds several, which
+    # would go out as one key.
     if reason := unsupported_reason(channel_type):
         report.note("channels", f"kept disabled: {reason}", example)
-    elif len([line for line in key.splitlines() if line.strip()]) > 1:
+    elif not key_mode and len([line for line in key.splitlines() if line.strip()]) > 1:
         reason = "kept disabled: the key holds several keys (new-api's multi-key channel); give each its channel"
         report.note("channels", reason, example)
     if reason:
@@ -224,12 +228,14 @@ def channel_fields(row: dict[str, Any], report: Report) -> dict[str, Any]:
         "id": whole(row["id"]),
         "type": channel_type,
         "name": _bounded(row.get("name"), Channel, "name", report, "channels", example) or f"channel {row['id']}",
-        "key": key.strip(),
+        "key": "\n".join(split_keys(key)) if key_mode else key.strip(),
+        "key_mode": key_mode,
         "status": status,
         "base_url": _bounded(text(row.get("base_url")).strip().rstrip("/"), Channel, "base_url", report,
                              "channels", example),
         "models": _comma_list(row.get("models")),
         "group": group[:_max(Channel, "group")],
+        "tag": _bounded(row.get("tag"), Channel, "tag", report, "channels", example),  # new-api's
         "model_mapping": _model_mapping(row, report, example),
         "priority": whole(row.get("priority")),
         "weight": whole(row.get("weight"), bounds=(0, numbers.INT[1])),

@@ -29,6 +29,8 @@ from oneapi_site.importer.report import Report
 from oneapi_site.importer.source import TABLES, Source
 from oneapi_site.lib import changes
 from oneapi_site.lib.errors import ServiceError
+from providers.channel_keys import keys_sync, new_api_key_states
+from providers.key_health import keys_restore
 from providers.models import Ability, Channel
 from providers.services import abilities_rebuild
 
@@ -155,8 +157,12 @@ def _channels(source: Source, report: Report, *, dry_run: bool) -> None:
     new, changed = _plan(Channel, "channels", mapped, report)
     _write(Channel, new, changed, dry_run=dry_run)
     if not dry_run:  # the routes of new and changed channels, built by our own rules (providers/services.py)
+        key_states = {mapping.whole(row["id"]): new_api_key_states(row.get("channel_info"))[1] for row in rows}
         for channel in [*new, *(obj for obj, _, _ in changed)]:
             abilities_rebuild(channel=channel)
+            keys_sync(channel=channel)  # a multi-key channel's key rows, then the states new-api kept
+            if channel.key_mode and key_states.get(channel.pk):
+                keys_restore(channel_id=channel.pk, states=key_states[channel.pk])
     if "abilities" in source.tables:
         report.note("abilities", "rebuilt from the channels, not copied")
 

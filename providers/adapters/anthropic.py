@@ -19,6 +19,7 @@ import orjson
 
 from providers.adapters.base import (
     Adapter,
+    ChannelInfo,
     NativeStream,
     RequestContext,
     StreamDecoder,
@@ -463,6 +464,13 @@ class AnthropicAdapter(Adapter):
         }
         url = (channel.base_url or self.default_base_url).rstrip("/") + "/v1/messages"
         return UpstreamRequest("POST", url, headers, orjson.dumps(to_messages_request(ctx.body, ctx.stream)))
+
+    def model_list_request(self, channel: ChannelInfo) -> UpstreamRequest:
+        # https://docs.anthropic.com/en/api/models-list: pages of 20 unless asked for up to 1000.
+        headers = {"x-api-key": channel.key,
+                   "anthropic-version": channel.config.get("api_version") or DEFAULT_VERSION}
+        base = (channel.base_url or self.default_base_url).rstrip("/")
+        return UpstreamRequest("GET", base + "/v1/models?limit=1000", headers)
 
     def speaks_natively(self, protocol: str, *, mode: str, model: str, channel=None) -> bool:
         return protocol == "anthropic" and mode in ("chat", "count_tokens")

@@ -35,6 +35,7 @@ import aiohttp
 import orjson
 
 from oneapi_site.lib.modes import TRANSCRIPT_MODES
+from providers import channel_overrides, outbound_proxy
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,13 @@ class ChannelInfo:
     system_prompt: str
     priority: int
     weight: int
+    # The channel's own caps (rpm, tpm, concurrency, rpd; 0: none), enforced by the relay's limiter.
+    limits: tuple[int, int, int, int] = (0, 0, 0, 0)
+    # A multi-key channel's live keys as (line, key), and how the relay takes turns over them
+    # (relay/keys.py); `key` is then the first live one. Empty for a channel of one key.
+    keys: tuple[tuple[int, str], ...] = field(default=(), repr=False)
+    key_mode: str = ""
+    key_rpm: int = 0  # requests a key may take per minute on this instance; 0: no cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +363,7 @@ def error_excerpt(body: bytes | None, status: int, vendor: str = "The upstream")
 
 # What a request that went wrong on the network raises, before or during its answer: network_failure turns
 # each into the "upstream unreachable" 502, which another channel may answer.
+# (A SOCKS proxy's failures arrive as OSError or TimeoutError too: providers/outbound_proxy.py.)
 NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 
 
@@ -417,6 +426,17 @@ def header(headers: Mapping[str, str] | None, name: str) -> str:
     return str(value)
 
 
+def override_secrets(channel: ChannelInfo) -> list[str]:
+    """The credentials a channel's overrides hold: its proxy's password, credential-like override headers."""
+    found = []
+    if channel.config and channel.config.get("proxy"):
+        found.append(outbound_proxy.secret(str(channel.config["proxy"])))
+    overrides = channel_overrides.for_channel(channel)
+    if overrides is not None:
+        found += overrides.secrets((channel.key or "").strip())
+    return found
+
+
 class Adapter:
     """One vendor's adapter. The relay makes one instance per channel type (providers/adapters/__init__.py)
     and shares it between requests: an adapter keeps no per-request state (RequestContext carries it), and
@@ -443,6 +463,9 @@ class Adapter:
     # Client protocols other than OpenAI's that the vendor speaks itself ("anthropic"): a request in one goes
     # as the client sent it (the native hooks below), its answer back as the vendor sent it.
     native_protocols: ClassVar[tuple[str, ...]] = ()
+    # build_request signs the body (SigV4, TC3): it applies the channel's param_override itself, before
+    # signing (override_body), and `open` leaves the signed body alone.
+    signs_body: ClassVar[bool] = False
 
     # --- pure hooks: bytes in, bytes out, no I/O ---------------------------------------------------------
 
@@ -574,6 +597,15 @@ class Adapter:
         on the channel (a host that bills in yuan)."""
         return balance
 
+    def model_list_request(self, channel: ChannelInfo) -> UpstreamRequest | None:
+        """The GET that lists the models the vendor offers the channel's key; None when it has no such list.
+        (Sent by providers/fleet.py, off the relay's path.)"""
+        return None
+
+    def parse_model_list(self, body: bytes) -> list[str]:
+        """The model names in model_list_request's answer: OpenAI's `{"data": [{"id": ...}]}` by default."""
+        return [str(item["id"]) for item in orjson.loads(body)["data"]]
+
     def secrets(self, channel: ChannelInfo) -> tuple[str, ...]:
         """What of the channel's credentials must never reach a client or a log (providers/masking.py):
         the key, each part of a multi-part key (Baidu's `ak|sk`, Xunfei's `appid|secret|key`), and the
@@ -581,7 +613,32 @@ class Adapter:
         key = (channel.key or "").strip()
         found = [key, *(part.strip() for part in key.split("|"))]
         found += [str((channel.config or {}).get(name) or "").strip() for name in self.secret_config_fields]
+        found += override_secrets(channel)
         return tuple(dict.fromkeys(s for s in found if len(s) >= SECRET_MIN_CHARS))
+
+    def override_body(self, ctx: RequestContext, body: bytes | None) -> bytes | None:
+        """The vendor's body with the channel's param_override applied (providers/channel_overrides.py); a
+        return_error operation that fires refuses the call here, before anything is sent."""
+        overrides = channel_overrides.for_channel(ctx.channel)
+        if overrides is None or ctx.upload is not None:
+            return body
+        try:
+            return overrides.body(body)
+        except channel_overrides.Refused as refused:
+            why = refused.refusal
+            raise UpstreamError(status=why.status, message=why.message, type=why.type, code=why.code,
+                                retryable=why.retryable, local=True) from None
+
+    def outgoing(self, ctx: RequestContext, request: UpstreamRequest) -> UpstreamRequest:
+        """`request` as it goes out: the channel's param_override on its body (unless build_request signed
+        it, having applied it already) and its header_override on its headers."""
+        overrides = channel_overrides.for_channel(ctx.channel)
+        if overrides is None:
+            return request
+        if not self.signs_body:
+            request.body = self.override_body(ctx, request.body)
+        overrides.apply_headers(request.headers, ctx.channel.key)
+        return request
 
     # --- the I/O hook, and its helpers ---------------------------------------------------------------------
     # `open` gets the relay's shared aiohttp session. A failure is an UpstreamError (`retryable` only while
@@ -594,6 +651,7 @@ class Adapter:
         its I/O first (an access token, images inlined: into a copy of the body, in the context it returns),
         or answers whole (WholeAnswer), or with events (EventAnswer)."""
         request = self.build_request(ctx) if ctx.protocol == "openai" else self.build_native_request(ctx)
+        request = self.outgoing(ctx, request)
         data = request.body
         if ctx.upload is not None:  # streamed as it arrives, so never replayed to another channel
             data = ctx.upload.with_model(ctx.model).chunks()
@@ -613,6 +671,7 @@ class Adapter:
         """One request of an `open` that reads the answer itself: the body of a 200 answer, else the vendor's
         error as parse_error reads it; a network failure is a retryable 502."""
         extra = {"timeout": aiohttp.ClientTimeout(total=timeout)} if timeout else {}
+        request = self.outgoing(ctx, request)
         try:
             async with session.request(request.method, request.url, headers=request.headers, data=request.body,
                                        **extra) as response:

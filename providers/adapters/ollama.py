@@ -210,6 +210,14 @@ class OllamaAdapter(Adapter):
     def base_url(self, channel: ChannelInfo) -> str:
         return (channel.base_url or self.default_base_url).rstrip("/")
 
+    def model_list_request(self, channel: ChannelInfo) -> UpstreamRequest:
+        # https://github.com/ollama/ollama/blob/main/docs/api.md#list-local-models
+        headers = {"Authorization": f"Bearer {channel.key.strip()}"} if channel.key.strip() else {}
+        return UpstreamRequest("GET", self.base_url(channel) + "/api/tags", headers)
+
+    def parse_model_list(self, body: bytes) -> list[str]:
+        return [str(item["name"]) for item in orjson.loads(body).get("models") or ()]
+
     def build_request(self, ctx: RequestContext) -> UpstreamRequest:
         channel, mode, body, stream = ctx.channel, ctx.mode, ctx.body, ctx.stream
         headers = {"Content-Type": "application/json"}

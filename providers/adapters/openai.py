@@ -158,6 +158,13 @@ class OpenAIAdapter(Adapter):
     def _get(self, channel: ChannelInfo, path: str) -> UpstreamRequest:
         return UpstreamRequest("GET", self.base_url(channel) + path, self.auth_headers(channel))
 
+    def model_list_request(self, channel: ChannelInfo) -> UpstreamRequest | None:
+        # GET /v1/models beside the chat endpoint, so a vendor's prefix or SDK-style base applies as well.
+        chat = self.path("chat", "", channel)
+        if not chat.endswith("/chat/completions"):
+            return None
+        return self._get(channel, chat.removesuffix("/chat/completions") + "/models")
+
     def balance_requests(self, channel: ChannelInfo) -> list[UpstreamRequest]:
         # OpenAI's (and its clones') billing endpoints: the hard limit minus the last 100 days' usage.
         today = datetime.date.today()
@@ -275,6 +282,9 @@ class AzureAdapter(OpenAIAdapter):
 
     def responses_model(self, model: str) -> str:
         return model.replace(".", "")  # a deployment's name, as in the chat URL
+
+    def model_list_request(self, channel: ChannelInfo) -> None:
+        return None  # an Azure channel serves its deployments, which no endpoint of the key lists
 
     def balance_requests(self, channel: ChannelInfo) -> list:
         return []  # Azure bills through the Azure portal; there is no balance endpoint

@@ -24,6 +24,7 @@ import aiohttp
 import orjson
 from django.conf import settings
 
+from providers import channel_overrides
 from providers.adapters.base import (
     NETWORK_ERRORS,
     Adapter,
@@ -129,7 +130,11 @@ class ReplicateAdapter(Adapter):
         return base.removesuffix("/v1/models").removesuffix("/v1")
 
     def headers(self, ctx: RequestContext) -> dict[str, str]:
-        return {"Authorization": f"Bearer {ctx.channel.key}", "Content-Type": "application/json"}
+        headers = {"Authorization": f"Bearer {ctx.channel.key}", "Content-Type": "application/json"}
+        overrides = channel_overrides.for_channel(ctx.channel)
+        if overrides is not None:
+            overrides.apply_headers(headers, ctx.channel.key)
+        return headers
 
     def parse_error(self, ctx, *, status, body, headers=None):
         # Errors are problem details: {"title", "detail", "status"}.
@@ -165,6 +170,8 @@ class ReplicateAdapter(Adapter):
             raise invalid(f"Replicate models are named owner/name; {model!r} is not.")
         payload = chat_input(ctx.body) if ctx.mode == "chat" else image_input(ctx.body)
         body = {"input": payload, **({"stream": True} if ctx.stream else {})}
+        # The prediction's body is the vendor's request the channel's param_override edits.
+        body = orjson.loads(self.override_body(ctx, orjson.dumps(body)) or b"{}")
         return await self.call(ctx, "POST", f"{self.base_url(ctx)}/v1/models/{model}/predictions", session=session,
                                body=body, headers={"Prefer": "wait"} if wait else None)
 

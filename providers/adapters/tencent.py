@@ -357,6 +357,8 @@ class TencentAdapter(Adapter):
         "hunyuan-embedding",
     )
 
+    signs_body: ClassVar[bool] = True
+
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock  # the signature covers the time: tests pin it
 
@@ -370,7 +372,7 @@ class TencentAdapter(Adapter):
             raise bad_input(f"Tencent Hunyuan channels do not serve {ctx.mode}.", param="model")
         secret_id, secret_key = credentials(channel.key)
         url = (channel.base_url or self.default_base_url).rstrip("/") + "/"
-        data = orjson.dumps(payload)
+        data = self.override_body(ctx, orjson.dumps(payload))  # before signing: the signature covers the body
         timestamp = int(self.clock())
         headers = {
             "Content-Type": CONTENT_TYPE,

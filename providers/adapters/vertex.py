@@ -48,6 +48,7 @@ from providers.adapters.base import (
     Usage,
     check_answer,
     json_or_none,
+    override_secrets,
     unexpected_answer,
 )
 from providers.adapters.gemini import native as gemini_native
@@ -261,7 +262,7 @@ class VertexAdapter(Adapter):
             return super().secrets(channel)
         pem = "".join(line.strip() for line in account.private_key.splitlines()
                       if line.strip() and not line.startswith("-----"))
-        return tuple(s for s in (pem, account.private_key_id) if len(s) >= SECRET_MIN_CHARS)
+        return tuple(s for s in (pem, account.private_key_id, *override_secrets(channel)) if len(s) >= SECRET_MIN_CHARS)
 
     async def open(self, ctx: RequestContext, *, session) -> Opened:
         """An access token minted first (and the chat's remote images inlined), then Gemini's speech is

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from accounts.api.authentication import IsAdmin
 from oneapi_site.api import SEARCH_LIMIT, fail, ok, page_window
-from providers import selectors, services
+from providers import channel_keys, fleet, key_health, selectors, services
 from providers.api.serializers import ChannelInput, channel_json
 from providers.models import Channel
 from relay import probe
@@ -25,7 +25,8 @@ class AdminView(APIView):
 class ChannelsView(AdminView):
     def get(self, request):
         offset, limit = page_window(request)
-        return ok([channel_json(c) for c in selectors.channel_list(offset=offset, limit=limit)])
+        tag = request.query_params.get("tag", "").strip() or None
+        return ok([channel_json(c) for c in selectors.channel_list(offset=offset, limit=limit, tag=tag)])
 
     def post(self, request):
         """A key of several lines makes one channel per line (one-api's batch add)."""
@@ -56,10 +57,11 @@ class ChannelSearchView(AdminView):
 
 class ChannelDetailView(AdminView):
     def get(self, request, channel_id: int):
+        """A multi-key channel's answer carries each key's state (masked) as `keys`."""
         channel = Channel.objects.filter(pk=channel_id).first()
         if channel is None:
             return fail(NOT_FOUND)
-        return ok(channel_json(channel))
+        return ok({**channel_json(channel), "keys": channel_keys.key_states(channel_id=channel.pk)})
 
     def delete(self, request, channel_id: int):
         if not services.channel_delete(channel_id=channel_id):
@@ -67,8 +69,24 @@ class ChannelDetailView(AdminView):
         return ok()
 
 
+class ChannelKeyView(AdminView):
+    """POST /api/channel/:id/keys/:index/enable or /disable: one key of a multi-key channel (index from 0,
+    as `keys` lists them)."""
+
+    def post(self, request, channel_id: int, index: int, action: str):
+        if action not in ("enable", "disable"):
+            return fail("the action must be enable or disable", field="action")
+        if not Channel.objects.filter(pk=channel_id).exists():
+            return fail(NOT_FOUND)
+        row = key_health.key_set_status(channel_id=channel_id, index=index, enabled=action == "enable")
+        return ok(channel_keys.key_json(row))
+
+
 class DisabledChannelsView(AdminView):
     def delete(self, request):
+        """one-api deletes every disabled channel; `?status=3` only those health disabled (the console's)."""
+        if request.query_params.get("status") == str(Channel.Status.AUTO_DISABLED):
+            return ok(fleet.channels_delete_auto_disabled())
         return ok(services.channels_delete_disabled())
 
 

@@ -9,6 +9,7 @@ from rest_framework import serializers
 from accounts.api.serializers import CommaListField
 from oneapi_site.lib import limit_values
 from oneapi_site.lib.number_fields import WholeNumberInput, column
+from providers import channel_overrides
 from providers.adapters import secret_config_fields
 from providers.labels import unsupported_reason
 from providers.models import Channel
@@ -20,9 +21,10 @@ def _json_text(value: dict) -> str:
 
 
 def _masked(config: dict) -> dict:
-    """Credentials kept in config (Bedrock's sk, Vertex's key file) are write-only, like the key."""
+    """Credentials kept in config (Bedrock's sk, Vertex's key file) are write-only, like the key; a proxy's
+    password is shown masked (sent back as shown, it keeps the stored one)."""
     secrets = secret_config_fields()
-    return {k: ("" if k in secrets and v else v) for k, v in (config or {}).items()}
+    return channel_overrides.shown({k: ("" if k in secrets and v else v) for k, v in (config or {}).items()})
 
 
 def channel_json(channel: Channel) -> dict:
@@ -34,11 +36,14 @@ def channel_json(channel: Channel) -> dict:
         "base_url": channel.base_url,
         "models": channel.models,
         "group": channel.group,
+        "tag": channel.tag,
         "model_mapping": _json_text(channel.model_mapping),
         "priority": channel.priority,
         "weight": channel.weight,
         "config": _json_text(_masked(channel.config)),
         "system_prompt": channel.system_prompt,
+        "key_mode": channel.key_mode or "single",
+        "key_rpm_limit": channel.key_rpm_limit,
         "response_time": channel.response_time,
         "test_time": channel.test_time,
         "balance": channel.balance,
@@ -62,11 +67,15 @@ class ChannelInput(serializers.Serializer):
     base_url = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     models = CommaListField(required=False, allow_null=True)
     group = CommaListField(required=False, allow_null=True)
+    tag = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     model_mapping = serializers.JSONField(required=False, allow_null=True)
     priority = WholeNumberInput(column=column(Channel, "priority"), required=False, allow_null=True)
     weight = WholeNumberInput(column=column(Channel, "weight"), required=False, allow_null=True)
     config = serializers.JSONField(required=False, allow_null=True)
     system_prompt = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    # single (the default: several key lines make a channel each), round_robin or random (one channel).
+    key_mode = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    key_rpm_limit = WholeNumberInput(column=column(Channel, "key_rpm_limit"), required=False)
     rpm_limit = WholeNumberInput(column=column(Channel, "rpm_limit"), required=False)
     tpm_limit = WholeNumberInput(column=column(Channel, "tpm_limit"), required=False)
     concurrency_limit = WholeNumberInput(column=column(Channel, "concurrency_limit"), required=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from io import StringIO
@@ -18,7 +19,7 @@ from accounts.hashers import OneAPIBCryptPasswordHasher, from_oneapi
 from accounts.models import Token, User
 from billing.models import Log, RedemptionCode
 from billing.shared_quota import SharedQuota, key
-from providers.models import Channel
+from providers.models import Channel, ChannelKey
 from tests.accounts.oneapi_source import OneAPIData, build_sqlite, go_bcrypt
 from tests.accounts.test_import_oneapi import BCRYPT, UNSERVED
 from tests.conftest import shared_quota_clear
@@ -174,6 +175,7 @@ def test_a_new_api_database_imports_what_it_can_and_names_the_rest(tmp_path):
     token = Token.objects.get(pk=3)
     assert (token.models, token.subnet) == ("gpt-4o-mini,gpt-4o", "10.1.1.1,10.2.2.2")
     assert not Token.objects.filter(pk=8).exists() and "tokens: skipped: deleted in new-api" in report
+    assert Channel.objects.get(pk=4).tag == "fleet" and "channels.tag" not in report  # new-api's tag carried
     multi = Channel.objects.get(pk=11)
     assert multi.status == Channel.Status.MANUALLY_DISABLED and multi.key == "k1\nk2\nk3"
     assert "several keys (new-api's multi-key channel); give each its channel: channel 11 (coze)" in report
@@ -181,7 +183,7 @@ def test_a_new_api_database_imports_what_it_can_and_names_the_rest(tmp_path):
     assert set(Log.objects.values_list("token_id", flat=True)) == {3}
     assert "users.linux_do_id: 1 (no LinuxDO sign-in here)" in report
     assert "tables: not read: vendors" in report
-    for dropped in ("users.setting: 1", "users.linux_do_id: 1", "tokens.group: 1", "channels.tag: 1",
+    for dropped in ("users.setting: 1", "users.linux_do_id: 1", "tokens.group: 1",
                     "channels.param_override: 1", "redemptions.expired_time: 1", "logs.group: 3", "logs.other: 3"):
         assert dropped in report, dropped
 
@@ -209,3 +211,25 @@ def test_a_balance_the_next_run_changes_moves_the_shared_balance_in_redis_too(so
     assert not client.exists(key("u", 5))  # nobody used bob's: seeded from the database when first needed
     shared_quota_clear()
     client.close()
+
+
+def test_a_new_api_multi_key_channel_keeps_its_keys_its_mode_and_each_keys_state(tmp_path):
+    path = _make_new_api(tmp_path / "new-api.db")
+    info = {"is_multi_key": True, "multi_key_size": 3, "multi_key_mode": "polling", "multi_key_polling_index": 2,
+            "multi_key_status_list": {"1": 3, "2": 2}, "multi_key_disabled_reason": {"1": "insufficient quota"},
+            "multi_key_disabled_time": {"1": 1_700_000_000}}
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE channels SET `key` = ?, channel_info = ? WHERE id = 4",
+                   ("sk-pool-one-0001\nsk-pool-two-0002\n\nsk-pool-three-0003", json.dumps(info)))
+    report = run_import(path)
+    pool = Channel.objects.get(pk=4)
+    assert (pool.status, pool.key_mode) == (Channel.Status.ENABLED, "round_robin")
+    assert pool.key == "sk-pool-one-0001\nsk-pool-two-0002\nsk-pool-three-0003"
+    keys = list(ChannelKey.objects.filter(channel=pool).order_by("index").values_list(
+        "status", "last_error", "disabled_at"))
+    assert keys[:2] == [(1, "", 0), (3, "insufficient quota", 1_700_000_000)] and keys[2][0] == 2
+    assert "give each its channel: channel 4" not in report
+    # A second run changes nothing: the keys keep the states they have here by then.
+    ChannelKey.objects.filter(channel=pool, index=2).update(status=1)
+    run_import(path)
+    assert ChannelKey.objects.get(channel=pool, index=2).status == 1

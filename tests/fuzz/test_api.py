@@ -100,6 +100,16 @@ ROUTES = [
     Route("GET", "/api/channel/search", ADMINS, query={"keyword": "open"}),
     Route("GET", "/api/channel/test/{channel}", ADMINS, query={"model": "gpt-4o-mini"}),
     Route("GET", "/api/channel/test", ADMINS, query={"scope": "all"}),
+    Route("POST", "/api/channel/batch", ADMINS, lambda w: {"ids": [w.channel_id], "action": "models", "mode": "add",
+                                                           "value": "gpt-4o"}),
+    Route("POST", "/api/channel/batch", ADMINS, {"tag": "eu", "action": "priority", "value": 3}),
+    Route("POST", "/api/channel/batch/tag", ADMINS, lambda w: {"ids": [w.channel_id], "tag": "eu"}),
+    Route("POST", "/api/channel/tag/enabled", ADMINS, {"tag": "eu"}),
+    Route("PUT", "/api/channel/tag", ADMINS, {"tag": "eu", "new_tag": "us", "priority": 1, "weight": 2,
+                                              "models": "gpt-4o", "groups": "default", "model_mapping": ""}),
+    Route("GET", "/api/channel/tag/models", ADMINS, query={"tag": "eu"}),
+    Route("POST", "/api/channel/copy/{channel}", ADMINS, query={"suffix": "-2", "reset_balance": "false"}),
+    Route("POST", "/api/channel/fetch_models/{channel}", ADMINS, {"add": ["gpt-4o"], "remove": ["gpt-4o-mini"]}),
     Route("PUT", "/api/option", ROOT, {"key": "SystemName", "value": "Gateway"}),
 ]
 
@@ -160,7 +170,8 @@ ID_ROUTES = [("GET", "/api/token/{}", USER), ("DELETE", "/api/token/{}", USER), 
              ("DELETE", "/api/user/{}", ADMINS), ("GET", "/api/redemption/{}", ADMINS),
              ("DELETE", "/api/redemption/{}", ADMINS), ("GET", "/api/channel/{}", ADMINS),
              ("DELETE", "/api/channel/{}", ADMINS), ("GET", "/api/channel/test/{}", ADMINS),
-             ("GET", "/api/channel/update_balance/{}", ADMINS)]
+             ("GET", "/api/channel/update_balance/{}", ADMINS), ("POST", "/api/channel/copy/{}", ADMINS),
+             ("GET", "/api/channel/fetch_models/{}", ADMINS)]
 
 
 @pytest.mark.parametrize("method, path, roles", ID_ROUTES, ids=[f"{m} {p}" for m, p, _ in ID_ROUTES])

@@ -108,6 +108,8 @@ FORMS = [
             json_fields=CHANNEL_JSON),
     Console("/providers/channel/{channel}/delete/", ROOT, DELETE),
     Console("/providers/channel/test-all/", ROOT, {"scope": "all"}),
+    Console("/providers/channel/delete-auto-disabled/", ROOT, {}),
+    Console("/providers/channel/{channel}/fetch-models/", STAFF, {"add": "gpt-4o", "remove": "gpt-4o-mini"}),
     Console("/billing/redemptioncode/batch/", ROOT, {"name": "card", "quota": "10000", "count": "3"}, expect=200),
     Console("/billing/redemptioncode/batch/", STAFF, {"name": "card", "quota": "10000", "count": "1"}, expect=200),
     Console("/billing/redemptioncode/{code}/change/", ROOT, CODE_CHANGE),
@@ -135,6 +137,12 @@ ACTIONS = [
 ] + [
     Console("/billing/redemptioncode/", role, _action(name, "{code}")) for role in (ROOT, STAFF)
     for name in ("export_csv", "delete_selected")
+] + [
+    Console("/providers/channel/", role, {**_action(name, "{channel}"), "apply": "1", **value})
+    for role in (ROOT, STAFF) for name, value in (
+        ("set_priority", {"value": "5"}), ("set_weight", {"value": "2"}), ("set_tag", {"value": "eu"}),
+        ("set_groups", {"value": "default,vip", "mode": "add"}), ("set_models", {"value": "gpt-4o", "mode": "remove"}),
+        ("copy_channels", {}))
 ] + [Console("/billing/log/", ROOT, _action("delete_selected", "{log}"))]
 for _console in ACTIONS:
     _console.expect = 200 if "export_csv" in _console.form["action"] else 302
@@ -146,6 +154,7 @@ CHANGELISTS = [
     Console("/accounts/user/", STAFF, {**_LIST, "_to_field": "id", "_popup": "1", "all": ""}),
     Console("/accounts/token/", STAFF, {**_LIST, "status__exact": "1", "unlimited_quota__exact": "0"}),
     Console("/providers/channel/", ROOT, {**_LIST, "type": "1", "status__exact": "1", "group": "default"}),
+    Console("/providers/channel/", STAFF, {**_LIST, "tag": "eu"}),
     Console("/billing/redemptioncode/", STAFF, {**_LIST, "status__exact": "1"}),
     Console("/billing/log/", ROOT, {**_LIST, "q": "gpt-4o", "type__exact": "2", "created_from": "2024-01-01",
                                     "created_to": "2030-12-31", "model_name": "gpt-4o-mini", "channel_id": "1",

@@ -121,8 +121,10 @@ def test_get_by_id_has_one_api_fields(staff_api):
     assert set(data) == {"id", "type", "name", "status", "base_url", "models", "group", "model_mapping", "priority",
                          "weight", "config", "system_prompt", "response_time", "test_time", "balance",
                          "balance_updated_time", "used_quota", "created_time",
-                         "rpm_limit", "tpm_limit", "concurrency_limit", "rpd_limit", "unsupported_reason"}
+                         "rpm_limit", "tpm_limit", "concurrency_limit", "rpd_limit", "unsupported_reason", "tag",
+                         "key_mode", "key_rpm_limit", "keys"}
     assert data["model_mapping"] == "" and data["config"] == ""
+    assert data["key_mode"] == "single" and data["keys"] == []
 
 
 def test_delete_removes_channel_and_abilities(staff_api):

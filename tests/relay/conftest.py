@@ -4,6 +4,7 @@ from asgiref.sync import sync_to_async
 
 from billing.services import option_set
 from relay import http
+from relay.limits import limiter
 
 
 @pytest.fixture
@@ -18,6 +19,7 @@ async def sdk_http(asgi_app):
     transport = httpx2.ASGITransport(app=asgi_app, client=("127.0.0.1", 12345))
     async with httpx2.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
         yield client
+    await limiter.drain()  # requests' ends still on their way to Redis go before the test's loop closes
     await http.close()
 
 

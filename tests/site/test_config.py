@@ -36,7 +36,8 @@ def test_bad_number_names_the_variable(monkeypatch):
 
 
 @pytest.mark.parametrize("name, value", [("SYNC_FREQUENCY", "often"), ("DEBUG", "maybe"), ("PORT", "0"),
-                                         ("SESSION_SECRET", "random_string")])
+                                         ("SESSION_SECRET", "random_string"), ("RELAY_PROXY", "ftp://proxy:21"),
+                                         ("RELAY_PROXY", "socks5://no-port")])
 def test_start_up_stops_on_a_bad_value_naming_it(name, value, tmp_path):
     env = {**os.environ, name: value, "SQLITE_PATH": str(tmp_path / "x.db")}
     result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,

@@ -117,6 +117,21 @@ def test_the_export_leaves_keys_and_secrets_out_and_the_import_keeps_them(config
     assert Option.objects.get(key="SMTPToken").value == "smtp-password"
 
 
+def test_overrides_that_may_hold_credentials_are_left_out_and_kept(configured, tmp_path):
+    """A header override can carry a token and a proxy URL its password: both are secrets to a file."""
+    channel = Channel.objects.get(name="openai-main")
+    channel.config = {**channel.config, "header_override": {"X-Upstream-Auth": "Bearer hdr-secret-123"},
+                      "proxy": "http://bob:proxy-pw-456@127.0.0.1:3128"}
+    channel.save()
+    text = export()
+    assert "hdr-secret-123" not in text and "proxy-pw-456" not in text
+    assert import_file(write(tmp_path, text))[-1].startswith("no changes")
+    config = Channel.objects.get(name="openai-main").config
+    assert config["header_override"] == {"X-Upstream-Auth": "Bearer hdr-secret-123"}
+    assert config["proxy"] == "http://bob:proxy-pw-456@127.0.0.1:3128"
+    assert "proxy-pw-456" in export("--with-keys")
+
+
 def test_with_keys_the_export_holds_keys_and_secrets(configured):
     document = yaml.safe_load(export("--with-keys"))
     assert document["channels"][0]["key"] == "sk-main-secret"

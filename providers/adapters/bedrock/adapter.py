@@ -49,6 +49,7 @@ from providers.adapters.base import (
     error_excerpt,
     header,
     json_or_none,
+    override_secrets,
     retryable_status,
 )
 from providers.adapters.bedrock.converse import ConverseEvents, anthropic_message, converse_request
@@ -253,10 +254,12 @@ class BedrockAdapter(Adapter):
         # missing from every error text that names an endpoint. So the parts, never the whole key.
         parts = [p.strip() for p in (channel.key or "").split("|")][:2]
         config = channel.config or {}
-        found = [*parts, *(str(config.get(name) or "").strip() for name in ("ak", "sk", "session_token"))]
+        found = [*parts, *(str(config.get(name) or "").strip() for name in ("ak", "sk", "session_token")),
+                 *override_secrets(channel)]
         return tuple(dict.fromkeys(s for s in found if len(s) >= SECRET_MIN_CHARS))
 
     native_protocols: ClassVar[tuple[str, ...]] = ("anthropic",)  # for Claude models
+    signs_body: ClassVar[bool] = True
 
     async def open(self, ctx: RequestContext, *, session) -> Opened:
         """A chat's remote images fetched and sent inline first (Bedrock takes no image URLs)."""
@@ -296,6 +299,7 @@ class BedrockAdapter(Adapter):
     def _signed(self, ctx: RequestContext, model_id: str, action: str, payload: bytes) -> UpstreamRequest:
         """The request to one of the model's actions, signed."""
         channel, stream = ctx.channel, ctx.stream
+        payload = self.override_body(ctx, payload)  # before signing: the signature covers the body
         ak, sk, region, session_token = credentials(channel)
         base = (channel.base_url or f"https://bedrock-runtime.{region}.amazonaws.com").rstrip("/")
         # The id is one path segment: its colon (and an ARN's slashes) percent-encoded, as the AWS SDKs send it.

@@ -103,6 +103,15 @@ class GeminiAdapter(Adapter):
             return UpstreamRequest("POST", f"{base}:streamGenerateContent?alt=sse", headers, orjson.dumps(payload))
         return UpstreamRequest("POST", f"{base}:generateContent", headers, orjson.dumps(payload))
 
+    def model_list_request(self, channel: ChannelInfo) -> UpstreamRequest:
+        # https://ai.google.dev/api/models#method:-models.list; the key in its header, as for requests.
+        url = self.model_url(channel, "").removesuffix("/") + "?pageSize=1000"
+        return UpstreamRequest("GET", url, {"x-goog-api-key": channel.key})
+
+    def parse_model_list(self, body: bytes) -> list[str]:
+        # {"models": [{"name": "models/gemini-2.5-pro", ...}]}: clients ask for the name without "models/".
+        return [str(item["name"]).removeprefix("models/") for item in orjson.loads(body).get("models") or ()]
+
     def speaks_natively(self, protocol: str, *, mode: str, model: str, channel=None) -> bool:
         return protocol == "gemini" and mode in ("chat", "count_tokens", "embeddings") and not is_imagen(model)
 

@@ -1,0 +1,84 @@
+"""The limits counted in Redis, shared by every instance: one script call admits a request for all its scopes.
+
+The client is redis-py's asyncio one (one per event loop: a loop's connections cannot serve another), and
+the scripts go by EVALSHA, loaded once. Errors reach the caller (relay/limits/__init__.py), which counts in
+this process while Redis is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+
+from relay.limits import scripts
+from relay.limits.caps import Refusal, Scope, Usage
+
+PREFIX = "oneapi:rl:"
+# A lease outlives its instance by at most this long; a running request renews it every LEASE_MS / 3.
+LEASE_MS = 60_000
+CONNECT_TIMEOUT = 0.5  # seconds: a Redis that does not answer soon is treated as down, and the request
+READ_TIMEOUT = 1.0  # is counted in this process instead
+
+
+# A request that ended: its id, scopes, tokens reserved and tokens billed (None: as reserved).
+Ended = tuple[str, tuple[Scope, ...], int, int | None]
+
+
+def _ends(args: list, ended: list[Ended]) -> None:
+    for rid, scopes, reserved, tokens in ended:
+        args += (rid, max(reserved, 1), -1 if tokens is None else tokens, len(scopes))
+        args.extend(scope.key for scope in scopes)
+
+
+class ClusterCounts:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: aioredis.Redis | None = None
+        self._admit = self._finish = self._renew = None
+
+    def _bind(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._client = aioredis.Redis.from_url(self.url, socket_connect_timeout=CONNECT_TIMEOUT,
+                                                   socket_timeout=READ_TIMEOUT)
+            self._admit = self._client.register_script(scripts.ADMIT)
+            self._finish = self._client.register_script(scripts.FINISH)
+            self._renew = self._client.register_script(scripts.RENEW)
+            self._loop = loop
+
+    async def admit(self, *, scopes: tuple[Scope, ...], channels: tuple[Scope, ...], spare: bool, rid: str,
+                    tokens: int, now: int | None, day: int, day_end: int,
+                    ended: list[Ended] = ()) -> tuple[int, Usage | None, Usage | None] | Refusal:
+        """As LocalCounts.admit, in one round trip, which also ends the requests in `ended` (as `finish`) first."""
+        self._bind()
+        args: list = [PREFIX, "" if now is None else now, rid, tokens, day, day_end, LEASE_MS, len(scopes),
+                      len(channels), int(spare)]
+        for scope in (*scopes, *channels):
+            args.append(scope.key)
+            args.extend(scope.caps)
+        _ends(args, ended)
+        answer = await self._admit(args=args)
+        if answer[0] == 1:
+            index, r_limit, r_left, r_reset, t_limit, t_left, t_reset = answer[1:]
+            return (index, Usage(r_limit, r_left, r_reset) if r_limit else None,
+                    Usage(t_limit, t_left, t_reset) if t_limit else None)
+        _, index, kind, limit, retry, too_large = answer
+        scope = scopes[index] if index >= 0 else None
+        return Refusal(scope, kind.decode() if isinstance(kind, bytes) else kind, limit, retry, bool(too_large))
+
+    async def finish(self, ended: list[Ended], now: int | None) -> None:
+        """Requests that ended: their leases released and their TPM entries corrected, in one call."""
+        self._bind()
+        args: list = [PREFIX, "" if now is None else now]
+        _ends(args, ended)
+        await self._finish(args=args)
+
+    async def renew(self, leases: list[tuple[str, str]], now: int | None) -> None:
+        """Push back the expiry of these (scope key, request id) leases."""
+        self._bind()
+        args: list = [PREFIX, "" if now is None else now, LEASE_MS]
+        for key, rid in leases:
+            args += (key, rid)
+        await self._renew(args=args)

@@ -1,0 +1,103 @@
+"""Rate limits on real servers: two instances sharing Redis hold one limit between them, and a Redis outage
+moves the counting into each process without failing a request."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from contextlib import ExitStack
+
+import httpx
+import pytest
+import redis
+from django.conf import settings
+
+from tests.e2e.servers import RedisServer, manage, prepare_database, running_gateway
+
+ACCESS_TOKEN = "e2e-access-" + uuid.uuid4().hex
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+OUTAGE = "Rate limits are counted in this process until Redis answers again"
+BACK = "Rate limits are counted in Redis again"
+WAIT = 60  # seconds a failing test may wait for the server to notice Redis is back; a bound, not a check
+
+
+def limited_key(gateway, upstream_url: str, **limits: int) -> str:
+    """A channel at the mock upstream and a new API key with `limits` (set in the database before first use)."""
+    admin = httpx.Client(base_url=gateway.url, headers={"Authorization": ACCESS_TOKEN}, timeout=10)
+    created = admin.post("/api/channel/", json={"type": 1, "name": "mock", "key": "sk-upstream", "group": "default",
+                                                "base_url": upstream_url, "models": "gpt-4o-mini"}).json()
+    assert created["success"], created
+    token = admin.post("/api/token/", json={"name": "limited", "remain_quota": 10_000_000,
+                                            "expired_time": -1}).json()["data"]
+    fields = ", ".join(f"{name}={value}" for name, value in limits.items())
+    manage(gateway.env, "shell", "-v", "0", "-c",
+           f"from accounts.models import Token; Token.objects.filter(pk={token['id']}).update({fields})")
+    return f"sk-{token['key']}"
+
+
+def forget_counts(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter("oneapi:rl:*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.mark.skipif(not settings.REDIS_CONN_STRING, reason="REDIS_CONN_STRING is not set")
+def test_two_instances_on_one_redis_hold_one_limit(tmp_path, upstream):
+    url = settings.REDIS_CONN_STRING
+    forget_counts(url)
+    with ExitStack() as stack:
+        env = stack.enter_context(prepare_database(tmp_path, REDIS_CONN_STRING=url,
+                                                   INITIAL_ROOT_ACCESS_TOKEN=ACCESS_TOKEN))
+        first = stack.enter_context(running_gateway(tmp_path, env, name="first"))
+        second = stack.enter_context(running_gateway(tmp_path, env, name="second"))
+        key = limited_key(first, upstream.url, rpm_limit=5)
+        codes = []
+        for i in range(16):
+            gateway = (first, second)[i % 2]
+            response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=30,
+                                  headers={"Authorization": f"Bearer {key}"})
+            codes.append(response.status_code)
+            if response.status_code == 200:
+                assert response.headers["x-ratelimit-limit-requests"] == "5"
+            else:
+                assert int(response.headers["retry-after"]) >= 1
+        # Five between them, not five each: both count in the same window.
+        assert codes == [200] * 5 + [429] * 11
+        assert len(upstream.requests) == 5
+    forget_counts(url)
+
+
+@pytest.mark.skipif(not RedisServer.available(), reason="redis-server is not installed")
+def test_a_redis_outage_moves_the_counting_into_the_process_and_back(tmp_path, upstream):
+    server = RedisServer(tmp_path).start()
+    try:
+        with prepare_database(tmp_path, REDIS_CONN_STRING=server.url, INITIAL_ROOT_ACCESS_TOKEN=ACCESS_TOKEN) as env, \
+                running_gateway(tmp_path, env) as gateway:
+            key = limited_key(gateway, upstream.url, rpm_limit=1000)
+            chat = httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+            assert chat.post("/v1/chat/completions", json=CHAT).status_code == 200
+            shared = redis.Redis.from_url(server.url)
+            assert shared.keys("oneapi:rl:*")  # counted in Redis
+            shared.close()
+
+            server.stop()
+            for left in range(998, 988, -1):
+                response = chat.post("/v1/chat/completions", json=CHAT)
+                assert response.status_code == 200, response.text
+                assert int(response.headers["x-ratelimit-remaining-requests"]) >= left  # counted here now
+            log = gateway.log_text()
+            assert log.count(OUTAGE) == 1 and "Traceback" not in log
+
+            server.start()  # empty: what it counted before is gone, as after any Redis restart
+            deadline = time.monotonic() + WAIT
+            while BACK not in gateway.log_text() and time.monotonic() < deadline:
+                assert chat.post("/v1/chat/completions", json=CHAT).status_code == 200
+                time.sleep(0.2)
+            assert BACK in gateway.log_text()
+            shared = redis.Redis.from_url(server.url)
+            assert shared.keys("oneapi:rl:*")
+            shared.close()
+            assert gateway.log_text().count(OUTAGE) == 1 and "Traceback" not in gateway.log_text()
+    finally:
+        server.stop()
