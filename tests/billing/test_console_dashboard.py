@@ -127,3 +127,10 @@ def test_failed_attempts_show_per_day_and_as_the_channels_error_rate(root_client
     assert "slow-one" in erring and "66.7%" in erring and "fast-one" not in erring
     page = root_client.get(INDEX, {"measure": "errors"}).content.decode()
     assert re.findall(r'data-quota="(\d+)"', page) == ["2"]
+
+
+def test_a_channels_failures_in_a_row_are_its_worst_keys_when_keys_are_counted_apart():
+    counter = health.FailureCounter()
+    for subject in (7, (8, 0), (8, 1), (8, 1), (8, 1)):
+        counter.failed(subject)
+    assert counter.snapshot() == {7: 1, 8: 3}
