@@ -6,6 +6,7 @@ import csv
 from datetime import datetime, timedelta
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection, transaction
@@ -20,10 +21,10 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import permissions
 from accounts.models import User
-from billing import money, services
+from billing import log_export, money, services
 from billing.forms import OptionsForm, RedemptionBatchForm
 from billing.log_text import describe
-from billing.models import Log, Option, RedemptionCode
+from billing.models import BodyCapture, Log, Option, RedemptionCode
 from oneapi_site import options
 from oneapi_site.lib import numbers
 from oneapi_site.lib.admin import OfferedFiltersMixin, RowIdsMixin, ServiceErrorsMixin, mask_secret, unix_text
@@ -309,6 +310,20 @@ class LogAdmin(RowIdsMixin, OfferedFiltersMixin, admin.ModelAdmin):
         text = describe(obj.content)  # billing's own sentences in the reader's language
         return text if len(text) <= 80 else text[:77] + "..."
 
+    def get_urls(self):
+        export = path("export/", self.admin_site.admin_view(self.export_view), name="billing_log_export")
+        return [export, *super().get_urls()]
+
+    def export_view(self, request):
+        """The logs the list shows (its filters and search), every page of them, as a streamed CSV file."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseRedirect(reverse("admin:billing_log_changelist"))
+        return log_export.csv_response(request, changelist.get_queryset(request))
+
     def has_add_permission(self, request):
         return False
 
@@ -318,6 +333,34 @@ class LogAdmin(RowIdsMixin, OfferedFiltersMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         # Logs are the ledger: only root prunes them.
         return permissions.role_at_least(request.user, User.Role.ROOT)
+
+
+# --- Captured bodies ------------------------------------------------------------
+
+
+@admin.register(BodyCapture)
+class BodyCaptureAdmin(admin.ModelAdmin):
+    """Read-only: what the relay captured for the tokens in BodyCaptureTokenIds (billing/body_capture.py)."""
+
+    list_display = ("id", "created", "request_id", "token_id", "user_id", "path", "status", "request_truncated",
+                    "response_truncated")
+    list_filter = ("status",)
+    search_fields = ("=request_id", "=token_id")
+    ordering = ("-id",)
+    show_full_result_count = False
+    fields = ("created", "request_id", "user_id", "token_id", "path", "status", "request_body",
+              "request_truncated", "response_body", "response_truncated")
+    readonly_fields = fields
+
+    @admin.display(description=_("time"), ordering="created_at")
+    def created(self, obj: BodyCapture) -> str:
+        return unix_text(obj.created_at)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 # --- Options ------------------------------------------------------------------

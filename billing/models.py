@@ -130,3 +130,59 @@ class Option(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class UsageDaily(models.Model):
+    """Consumption summed per local day, group, model, channel, user and token: what the operator dashboard
+    reads, so it never scans the logs. The ledger writer adds each batch in the transaction that writes its
+    charges (billing.services.charges_apply), with relative upserts, so concurrent instances stay exact;
+    failed upstream attempts are added the same way by billing/usage_errors.py."""
+
+    day = models.DateField(_("day"))
+    group = models.CharField(_("group"), max_length=64, blank=True, default="")
+    model_name = models.CharField(_("model name"), max_length=255, blank=True, default="")
+    channel_id = models.BigIntegerField(_("channel id"), default=0)
+    user_id = models.BigIntegerField(_("user id"), default=0)
+    token_id = models.BigIntegerField(_("token id"), default=0)
+    requests = models.BigIntegerField(_("requests"), default=0)
+    quota = models.BigIntegerField(_("quota"), default=0)
+    prompt_tokens = models.BigIntegerField(_("prompt tokens"), default=0)
+    completion_tokens = models.BigIntegerField(_("completion tokens"), default=0)
+    cached_tokens = models.BigIntegerField(_("cached tokens"), default=0)
+    elapsed_ms = models.BigIntegerField(_("elapsed time"), default=0, help_text=_("Summed milliseconds."))
+    # Upstream attempts that failed (billing/usage_errors.py): not charges, counted apart from requests.
+    errors = models.BigIntegerField(_("errors"), default=0)
+
+    class Meta:
+        db_table = "usage_daily"
+        verbose_name = _("daily usage")
+        verbose_name_plural = _("daily usage")
+        constraints = [models.UniqueConstraint(
+            fields=["day", "group", "model_name", "channel_id", "user_id", "token_id"], name="usage_daily_key")]
+
+
+class BodyCapture(models.Model):
+    """A /v1 request and its answer as sent, kept for debugging a token listed in BodyCaptureTokenIds.
+
+    Each side is cut to CAPTURE_LIMIT bytes, known secret fields of the request are masked, and rows older
+    than BodyCaptureRetentionHours are deleted (billing/retention.py)."""
+
+    created_at = models.BigIntegerField(_("time"), default=now_ts, db_index=True)
+    request_id = models.CharField(_("request id"), max_length=64, blank=True, default="")
+    user_id = models.BigIntegerField(_("user id"), default=0)
+    token_id = models.BigIntegerField(_("token id"), default=0, db_index=True)
+    path = models.CharField(_("path"), max_length=255, blank=True, default="")
+    status = models.IntegerField(_("status"), default=0)
+    request_body = models.TextField(_("request body"), blank=True, default="")
+    response_body = models.TextField(_("response body"), blank=True, default="")
+    request_truncated = models.BooleanField(_("request cut"), default=False)
+    response_truncated = models.BooleanField(_("response cut"), default=False)
+
+    class Meta:
+        db_table = "body_captures"
+        verbose_name = _("captured body")
+        verbose_name_plural = _("captured bodies")
+
+    def __str__(self) -> str:
+        return gettext("Capture #%(id)s: %(path)s at %(time)s") % {
+            "id": self.pk, "path": self.path, "time": ts_text(self.created_at)}

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db.models import Case, CharField, Count, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce
 
-from billing.models import Log, RedemptionCode
+from billing.models import Log, RedemptionCode, UsageDaily
 from oneapi_site.lib import numbers
 from oneapi_site.lib.search import prefix
 from oneapi_site.lib.timeutil import now_ts
@@ -199,3 +199,43 @@ def log_keyset_page(*, f: LogFilter, before: int | None = None, after: int | Non
         newer=rows[0].pk if has_newer else None,
         older=rows[-1].pk if has_older else None,
     )
+
+
+# --- the operator dashboard: reads of the daily roll-up (billing/rollup.py), never of the logs -------------
+
+USAGE_DIMENSIONS = {"model": "model_name", "channel": "channel_id", "group": "group"}
+USAGE_MEASURES = ("requests", "quota", "tokens", "errors")
+
+
+def usage_days(*, days: int, now: int | None = None) -> list[dt.date]:
+    """The last `days` local days, today included, oldest first."""
+    today = dt.datetime.fromtimestamp(now or now_ts(), ZoneInfo(settings.TIME_ZONE)).date()
+    return [today - dt.timedelta(days=back) for back in range(days - 1, -1, -1)]
+
+
+def usage_by_day(*, since: dt.date, by: str) -> list[dict]:
+    """Sums per (day, `by`), `by` one of USAGE_DIMENSIONS: day, key, requests, quota, prompt, completion,
+    cached, tokens (prompt + completion), errors (failed upstream attempts)."""
+    column = USAGE_DIMENSIONS[by]
+    rows = (UsageDaily.objects.filter(day__gte=since).values("day", column)
+            .annotate(n=Sum("requests"), q=Sum("quota"), p=Sum("prompt_tokens"), c=Sum("completion_tokens"),
+                      k=Sum("cached_tokens"), e=Sum("errors"))
+            .order_by("day", column))
+    return [{"day": r["day"], "key": r[column], "requests": int(r["n"]), "quota": int(r["q"]),
+             "prompt": int(r["p"]), "completion": int(r["c"]), "cached": int(r["k"]),
+             "tokens": int(r["p"]) + int(r["c"]), "errors": int(r["e"])} for r in rows]
+
+
+def usage_top(*, since: dt.date, by: str, limit: int = 10) -> list[dict]:
+    """The `limit` users or tokens (`by` "user_id" or "token_id") that spent the most quota since `since`."""
+    rows = (UsageDaily.objects.filter(day__gte=since, requests__gt=0).exclude(**{by: 0}).values(by)
+            .annotate(n=Sum("requests"), q=Sum("quota"), t=Sum("prompt_tokens") + Sum("completion_tokens"))
+            .order_by("-q", by)[:limit])
+    return [{"id": r[by], "requests": int(r["n"]), "quota": int(r["q"]), "tokens": int(r["t"])} for r in rows]
+
+
+def usage_channels(*, since: dt.date) -> dict[int, tuple[int, int, int]]:
+    """Per channel id since `since`: (answered requests, their mean milliseconds, failed attempts)."""
+    rows = (UsageDaily.objects.filter(day__gte=since).exclude(channel_id=0).values("channel_id")
+            .annotate(n=Sum("requests"), ms=Sum("elapsed_ms"), e=Sum("errors")))
+    return {r["channel_id"]: (int(r["n"]), int(r["ms"]) // max(int(r["n"]), 1), int(r["e"])) for r in rows}

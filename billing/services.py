@@ -16,7 +16,7 @@ from django.utils.translation import gettext
 
 from accounts import permissions
 from accounts.models import Token, User
-from billing import money, reminders
+from billing import money, reminders, rollup
 from billing.models import Log, Option, RedemptionCode, WrittenCharge
 from billing.shared_quota import shared
 from oneapi_site import options
@@ -199,6 +199,8 @@ class Charge:
     token_budget_period: str = ""
     # Set when the charge is also kept in Redis until written (billing/journal.py): written once, by this id.
     charge_id: str = ""
+    # The user's group when the request was made, for the daily roll-up (billing/rollup.py).
+    group: str = ""
 
 
 def _budget_updates(spending: dict[tuple[int, int, str], int]) -> list[tuple]:
@@ -301,6 +303,8 @@ def _charges_write(charges: list[Charge]) -> None:
                                              status=Token.Status.ENABLED).update(status=Token.Status.EXHAUSTED)
         if options.get("LogConsumeEnabled"):
             _consume_logs_insert(charges, cursor)
+        # Written whether or not consume logs are: the operator dashboard reads only the roll-up.
+        rollup.rollup_add(rollup.charge_rows(charges), cursor)
         if exhausted:
             changes.publish("tokens")
 
@@ -425,6 +429,20 @@ def redemption_update(*, code: RedemptionCode, status_only: bool = False, name: 
 def redemption_delete(*, code_id: int) -> int:
     deleted, _ = RedemptionCode.objects.filter(pk=code_id).delete()
     return deleted
+
+
+def logs_prune(*, before: int, batch: int = 5000) -> int:
+    """Delete the logs made before `before` (unix seconds), `batch` at a time; returns how many went.
+
+    Each DELETE takes an id range of at most `batch` old rows and commits on its own, so no statement holds
+    locks on the logs long enough to stall the ledger's inserts, however many rows go."""
+    deleted = 0
+    while True:
+        ids = list(Log.objects.filter(created_at__lt=before).order_by("id").values_list("id", flat=True)[:batch])
+        if not ids:
+            return deleted
+        gone, _ = Log.objects.filter(id__gte=ids[0], id__lte=ids[-1], created_at__lt=before).delete()
+        deleted += gone
 
 
 def logs_delete_before(*, timestamp: int) -> int:

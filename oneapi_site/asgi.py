@@ -63,11 +63,13 @@ _import_cache_backends()
 relay_app = RelayApp()
 
 from accounts.sessions import start_session_cleaner  # noqa: E402
+from billing.retention import start_log_pruner  # noqa: E402
 from relay.cache import cache as relay_cache  # noqa: E402
 from relay.probe import start_scheduler  # noqa: E402
 
 start_scheduler()
 start_session_cleaner()
+start_log_pruner()
 # At start, not at the first /v1 request: an instance serving only pages must hear option changes too.
 relay_cache.start_listener()
 

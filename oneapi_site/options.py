@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from decimal import Decimal
@@ -82,6 +83,12 @@ DEFAULTS: dict[str, str] = {
     "DisplayTokenStatEnabled": "true",
     "ApproximateTokenEnabled": "false",
     "LogConsumeEnabled": "true",
+    # Logs older than this many days are pruned daily (billing/retention.py); 0 keeps them for ever.
+    "LogRetentionDays": "0",
+    # Token ids (comma-separated) whose /v1 bodies are captured for debugging (billing/body_capture.py),
+    # and how many hours captures are kept.
+    "BodyCaptureTokenIds": "",
+    "BodyCaptureRetentionHours": "24",
     "ModelRatio": json.dumps(DEFAULT_MODEL_RATIO, indent=2),
     "CompletionRatio": json.dumps(DEFAULT_COMPLETION_RATIO, indent=2),
     "GroupRatio": json.dumps(DEFAULT_GROUP_RATIO, indent=2),
@@ -121,6 +128,8 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "PreConsumedQuota": QUOTA_RANGE,
     "RetryTimes": (0, 100),  # each retry is one more upstream call the client waits for
     "ChannelDisableFailureCount": (1, 10_000),
+    "LogRetentionDays": (0, 36_500),
+    "BodyCaptureRetentionHours": (1, 24 * 30),
 }
 # (minimum, maximum, decimal places). QuotaPerUnit divides every amount shown, so it must be above 0.
 DECIMAL_RANGES: dict[str, tuple[Decimal, Decimal, int]] = {
@@ -154,7 +163,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "RetryTimes", "AutomaticDisableChannelEnabled", "AutomaticEnableChannelEnabled",
         "ChannelDisableThreshold", "ChannelDisableFailureCount", "GroupRateLimit", "GroupModelRateLimit",
         "DisplayInCurrencyEnabled", "DisplayTokenStatEnabled",
-        "ApproximateTokenEnabled", "LogConsumeEnabled", "TopUpLink", "ChatLink",
+        "ApproximateTokenEnabled", "LogConsumeEnabled", "LogRetentionDays", "BodyCaptureTokenIds",
+        "BodyCaptureRetentionHours", "TopUpLink", "ChatLink",
     ),
     "system": (
         "PasswordLoginEnabled", "PasswordRegisterEnabled", "RegisterEnabled",
@@ -199,6 +209,8 @@ def parse(key: str, raw: str) -> Any:
         return _ratios(key, text)
     if key == "ModelTierPricing":
         return price_tiers.parse(text, key=key)
+    if key == "BodyCaptureTokenIds" and not re.fullmatch(r"\s*(\d+\s*(,\s*\d+\s*)*)?,?\s*", text):
+        raise ServiceError(gettext("%(key)s must be token ids separated by commas") % {"key": key}, field=key)
     return text
 
 

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts import limits, turnstile
+from billing.console_dashboard import with_dashboard
 from oneapi_site import metrics_page, pages
 
 # The console's login is no side door: it shares the sign-in pages' budgets (per address and per account),
@@ -10,6 +11,9 @@ admin.site.login = turnstile.console_login(limits.console_login(admin.site.login
 # The console's lists (logs, channels) need the width: its five models are one click away on the index page
 # and in the breadcrumbs, so the side menu that took 300 px of a 1280 px screen goes.
 admin.site.enable_nav_sidebar = False
+# The front page shows the operator dashboard above the models (billing/console_dashboard.py).
+admin.site.index = with_dashboard(admin.site.index)
+admin.site.index_template = "admin/oneapi_index.html"
 
 handler404 = "oneapi_site.pages.not_found"
 handler500 = "oneapi_site.pages.server_error"

@@ -14,8 +14,10 @@ import re
 from urllib.parse import parse_qs
 
 import orjson
+from channels.db import database_sync_to_async
 from django.conf import settings
 
+from billing import body_capture, usage_errors
 from billing.ledger import ledger
 from oneapi_site import metrics
 from oneapi_site.lib import tokenizer
@@ -140,6 +142,7 @@ class RelayApp:
     def _start(self) -> None:
         self._started = True
         ledger.start()
+        usage_errors.errors.start()
         cache.start_listener()
         # Django's import-time objects never die: keep them out of the collector's scans, and
         # collect young objects less often, so collections stop showing in the relay's p99.
@@ -312,10 +315,17 @@ class RelayApp:
                 stored_at = await stored_responses.pinned_channel(sent, caller)
         task = asyncio.current_task()
         watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
+        tee = None
+        if body_capture.wanted(caller.token.id):  # opt-in debugging: the answer's bytes are copied as sent
+            tee = response.send = body_capture.Tee(response.send)
         try:
             await relay_request(caller=caller, mode=mode, raw_body=raw, request_id=response.request_id,
                                 out=out, path_model=path_model, body=body, client_protocol=protocol,
                                 native=native, stored_at=stored_at, headers=response.extra)
+        except RelayError as err:
+            if tee is None:
+                raise
+            await out.error(err)  # here rather than in __call__, so the capture below holds the error sent
         except asyncio.CancelledError:
             if watcher.done() and not watcher.cancelled():
                 task.uncancel()
@@ -323,6 +333,19 @@ class RelayApp:
             raise
         finally:
             watcher.cancel()
+            if tee is not None:
+                await _capture(tee, raw, response.request_id, caller, scope["path"])
+
+
+async def _capture(tee, raw: bytes, request_id: str, caller, path: str) -> None:
+    """Store a captured exchange; a failure here is logged, never the client's (the answer has gone)."""
+    try:
+        await database_sync_to_async(body_capture.body_capture_record)(
+            tee=tee, raw=raw, request_id=request_id, user_id=caller.user.id, token_id=caller.token.id, path=path)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("storing the captured bodies of request %s failed", request_id)
 
 
 def _query_key(scope) -> str:

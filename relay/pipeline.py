@@ -14,7 +14,7 @@ import time
 
 import orjson
 
-from billing import pricing
+from billing import pricing, usage_errors
 from billing.services import Charge
 from oneapi_site import metrics, options
 from oneapi_site.lib import tokenizer
@@ -229,6 +229,8 @@ async def _call_with_failover(call: Call, caller: Caller, routes: Routes, channe
             await metrics.attempt(call_channel, session=session, channel=sending, call=call, out=out,
                                   outcome=outcome)
         except UpstreamError as err:
+            usage_errors.errors.count(created_at=int(time.time()), group=caller.user.group, model=call.model,
+                                      channel_id=channel.id, user_id=caller.user.id, token_id=caller.token.id)
             key = None if key_index is None else (key_index, sending.key)
             if health.report_failure(channel.id, err, key=key) and key is not None:
                 keys.ring.mark_down(channel.id, key_index)  # being disabled: passed over from now on
@@ -325,7 +327,7 @@ def _settle(call: Call, caller: Caller, order: pricing.Order, quoted: ChannelInf
         elapsed_ms=int((time.monotonic() - started_at) * 1000), is_stream=call.stream,
         content=quote.explain(tokens), created_at=int(time.time()), system_prompt_reset=outcome.prompt_reset,
         client_protocol=client_protocol, cached_tokens=tokens.cached, cache_write_tokens=tokens.cache_write,
-        cache_write_1h_tokens=tokens.cache_write_1h, reasoning_tokens=tokens.reasoning,
+        cache_write_1h_tokens=tokens.cache_write_1h, reasoning_tokens=tokens.reasoning, group=caller.user.group,
         **admission.periods(reserved)))
     return tokens.prompt + tokens.completion
 

@@ -7,6 +7,7 @@ from django.conf import settings
 from accounts.models import User
 from billing.ledger import ledger
 from billing.shared_quota import shared
+from billing.usage_errors import errors as _usage_errors
 from relay import keys, native_fallback
 from relay.cache import cache
 from relay.limits import limiter
@@ -93,6 +94,7 @@ def fresh_relay_state():
     native_fallback.forget_all()
     keys.ring.forget_all()
     ledger.__init__()
+    _usage_errors.clear()
     shared.forget()
     shared_quota_clear()
     limiter.reset()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework.views import APIView
 
 from accounts.api.authentication import IsAdmin, IsUser
-from billing import selectors, services
+from billing import log_export, selectors, services
 from billing.api.serializers import log_json
 from billing.selectors import LogFilter
 from oneapi_site.api import SEARCH_LIMIT, int_param, ok, page_window
@@ -62,6 +62,23 @@ class SelfLogsView(APIView):
         offset, limit = page_window(request)
         logs = selectors.log_page(f=log_filter(request, user_id=request.user.pk), offset=offset, limit=limit)
         return ok([log_json(log) for log in logs])
+
+
+class LogExportView(APIView):
+    """All logs matching /api/log/'s filters, as a streamed CSV file."""
+
+    permission_classes = [IsAdmin]
+
+    def get(self, request):
+        return log_export.csv_response(request, selectors.logs_filtered(log_filter(request)))
+
+
+class SelfLogExportView(APIView):
+    permission_classes = [IsUser]
+
+    def get(self, request):
+        logs = selectors.logs_filtered(log_filter(request, user_id=request.user.pk))
+        return log_export.csv_response(request, logs, name="my-logs")
 
 
 class SelfLogStatView(APIView):

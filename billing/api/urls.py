@@ -9,6 +9,8 @@ urlpatterns = [
     *api_path("redemption/<int:code_id>", redemptions.RedemptionDetailView.as_view()),
     *api_path("redemption", redemptions.RedemptionsView.as_view()),
     *api_path("log/stat", logs.LogStatView.as_view()),
+    *api_path("log/export", logs.LogExportView.as_view()),
+    *api_path("log/self/export", logs.SelfLogExportView.as_view()),
     *api_path("log/search", logs.LogSearchView.as_view()),
     *api_path("log/self/stat", logs.SelfLogStatView.as_view()),
     *api_path("log/self/search", logs.SelfLogSearchView.as_view()),
