@@ -18,7 +18,8 @@ def gateway(tmp_path_factory):
     """A gateway of this module's own: its channels (at addresses nothing answers, serving gpt-4o-mini and gpt-4o)
     would otherwise take requests of the modules that share the session's gateway after it."""
     tmp = tmp_path_factory.mktemp("fleet")
-    tokens = {"INITIAL_ROOT_TOKEN": "fleet" + uuid.uuid4().hex, "INITIAL_ROOT_ACCESS_TOKEN": "fleet-access-" + uuid.uuid4().hex}
+    tokens = {"INITIAL_ROOT_TOKEN": "fleet" + uuid.uuid4().hex,
+              "INITIAL_ROOT_ACCESS_TOKEN": "fleet-access-" + uuid.uuid4().hex}
     with prepare_database(tmp, **tokens) as env, running_gateway(tmp, env) as server:
         yield server
 
