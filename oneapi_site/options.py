@@ -214,15 +214,21 @@ def parse(key: str, raw: str) -> Any:
     return text
 
 
-def _json_object(key: str, text: str) -> dict:
+def _load(key: str, text: str) -> Any:
+    """The option's JSON, or a ServiceError naming the key and where the JSON breaks; None for a number of more
+    than 4,300 digits (Python refuses to read it), which no option holds."""
     try:
-        value = json_depth.loads(text)
+        return json_depth.loads(text)
     except json.JSONDecodeError as exc:
         raise ServiceError(gettext("%(key)s is not valid JSON: %(error)s at line %(line)d column %(column)d")
                            % {"key": key, "error": exc.msg, "line": exc.lineno, "column": exc.colno},
                            field=key) from None
-    except ValueError:  # a number of more than 4,300 digits: Python refuses to read it
-        value = None
+    except ValueError:
+        return None
+
+
+def _json_object(key: str, text: str) -> dict:
+    value = _load(key, text)
     if not isinstance(value, dict):
         raise ServiceError(gettext("%(key)s must be a JSON object") % {"key": key}, field=key)
     if json_depth.holds_lone_surrogate(value):
@@ -261,15 +267,7 @@ def _check_limits(key: str, name: str, limits: Any) -> None:
 
 
 def _ratios(key: str, text: str) -> dict[str, float]:
-    try:
-        value = json_depth.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ServiceError(gettext("%(key)s is not valid JSON: %(error)s at line %(line)d column %(column)d")
-                           % {"key": key, "error": exc.msg, "line": exc.lineno, "column": exc.colno},
-                           field=key) from None
-    except ValueError:  # a number of more than 4,300 digits: Python refuses to read it
-        raise ServiceError(gettext("%(key)s must be a JSON object of names to non-negative numbers")
-                           % {"key": key}, field=key) from None
+    value = _load(key, text)
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in value.items()
     ):
