@@ -3,7 +3,9 @@ openai SDK, its passwords accepted at /api/user/login, its unserved channel show
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import uuid
 from io import StringIO
 
 import openai
@@ -32,6 +34,9 @@ BCRYPT = "accounts.hashers.OneAPIBCryptPasswordHasher"
 # A type one-api's table may hold that no adapter serves, whatever adapters this gateway gains.
 UNSERVED = next(t for t in range(52, 1000) if t not in ADAPTERS)
 
+# The source database on a server: a name of this run's own, so two runs on one server never share it.
+SOURCE_NAME = f"oneapi_importer_src_{uuid.uuid4().hex[:8]}"
+
 
 @pytest.fixture(autouse=True)
 def bcrypt_accepted(settings):
@@ -59,10 +64,10 @@ def source(request, tmp_path, data):
         return build_sqlite(tmp_path / "one-api.db", data)
     build, drop = SERVERS[request.param]
     try:
-        dsn = build("oneapi_importer_src", data)
+        dsn = build(SOURCE_NAME, data)
     except Exception as exc:  # no such server here (or no driver): the SQLite case still runs
         pytest.skip(f"{request.param} is not reachable: {exc}")
-    request.addfinalizer(lambda: drop("oneapi_importer_src"))
+    request.addfinalizer(lambda: drop(SOURCE_NAME))
     return dsn
 
 
@@ -225,9 +230,15 @@ def test_once_the_type_has_an_adapter_the_next_import_brings_the_channel_enabled
     assert "channels: 4 read, 0 new, 1 changed, 3 unchanged" in report
 
 
+# A MySQL source needs the driver, which only `make install-mysql` installs (CI's SQLite leg runs without it).
+MYSQL_DRIVER = importlib.util.find_spec("MySQLdb") is not None
+UNREADABLE_MYSQL = ("cannot read mysql database 'nope' at 127.0.0.1:1" if MYSQL_DRIVER
+                    else "reading a MySQL/MariaDB source needs the mysqlclient driver: run make install-mysql")
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("source, message", [
-    ("root:@tcp(127.0.0.1:1)/nope", "cannot read mysql database 'nope' at 127.0.0.1:1"),
+    ("root:@tcp(127.0.0.1:1)/nope", UNREADABLE_MYSQL),
     ("postgres://u:secret-pass@127.0.0.1:1/nope", "cannot read postgresql database 'nope' at 127.0.0.1:1"),
     ("/no/such/one-api.db", "/no/such/one-api.db is no SQLite file"),
 ])

@@ -10,9 +10,21 @@ import openai
 import pytest
 
 from tests.e2e.conftest import screenshot
+from tests.e2e.servers import prepare_database, running_gateway
 from tests.e2e.test_browser import PASSWORD, eventually, log_in
 
 MODEL = "gpt-4o-mini"
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    """A gateway of this module's own: on the session's, the other modules' usage fills the dashboard's top models
+    and this module's model falls into "(other)"."""
+    tmp = tmp_path_factory.mktemp("operator")
+    tokens = {"INITIAL_ROOT_TOKEN": "ops" + uuid.uuid4().hex,
+              "INITIAL_ROOT_ACCESS_TOKEN": "ops-access-" + uuid.uuid4().hex}
+    with prepare_database(tmp, **tokens) as env, running_gateway(tmp, env) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
