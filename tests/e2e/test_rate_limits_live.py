@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -101,3 +103,48 @@ def test_a_redis_outage_moves_the_counting_into_the_process_and_back(tmp_path, u
             assert gateway.log_text().count(OUTAGE) == 1 and "Traceback" not in gateway.log_text()
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(not settings.REDIS_CONN_STRING, reason="REDIS_CONN_STRING is not set")
+def test_a_key_with_60_rpm_100k_tpm_5_concurrent_and_10_dollars_a_day_holds_across_two_instances(tmp_path, upstream):
+    """The issue's operator: one key with every limit and a daily budget, used through two instances at once.
+    Each call costs US$1 (ModelPrice), so the budget admits ten; the upstream is slow, so five are in flight."""
+    url = settings.REDIS_CONN_STRING
+    forget_counts(url)
+    upstream.default = replace(upstream.default, delay=1.5)
+    with ExitStack() as stack:
+        env = stack.enter_context(prepare_database(tmp_path, REDIS_CONN_STRING=url,
+                                                   INITIAL_ROOT_ACCESS_TOKEN=ACCESS_TOKEN))
+        manage(env, "shell", "-v", "0", "-c",
+               "from billing.services import option_set; option_set(key='ModelPrice', value='{\"gpt-4o-mini\": 1}')")
+        first = stack.enter_context(running_gateway(tmp_path, env, name="first"))
+        second = stack.enter_context(running_gateway(tmp_path, env, name="second"))
+        dollar = 500_000  # QuotaPerUnit
+        key = limited_key(first, upstream.url, rpm_limit=60, tpm_limit=100_000, concurrency_limit=5,
+                          budget_quota=10 * dollar, budget_period="'day'")
+
+        def ask(i: int) -> httpx.Response:
+            gateway = (first, second)[i % 2]
+            return httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=30,
+                              headers={"Authorization": f"Bearer {key}"})
+
+        with ThreadPoolExecutor(12) as pool:
+            burst = list(pool.map(ask, range(12)))
+        answered = [r for r in burst if r.status_code == 200]
+        refused = [r for r in burst if r.status_code != 200]
+        assert len(answered) == 5, [r.status_code for r in burst]  # five in flight between both instances
+        assert {r.status_code for r in refused} == {429}
+        assert all("concurrent" in r.json()["error"]["message"] and int(r.headers["retry-after"]) >= 1
+                   for r in refused)
+        assert answered[0].headers["x-ratelimit-limit-requests"] == "60"
+        assert answered[0].headers["x-ratelimit-limit-tokens"] == "100000"
+
+        upstream.default = replace(upstream.default, delay=0)
+        later = [ask(i) for i in range(8)]
+        # US$5 spent in the burst: five more calls reach the budget, the next is refused until tomorrow.
+        assert [r.status_code for r in later] == [200] * 5 + [429] * 3
+        spent = later[5].json()["error"]
+        assert spent["code"] == "budget_exceeded" and "resets" in spent["message"]
+        assert int(later[5].headers["retry-after"]) >= 1
+        assert len(upstream.requests) == 10
+    forget_counts(url)
