@@ -233,3 +233,23 @@ def test_a_new_api_multi_key_channel_keeps_its_keys_its_mode_and_each_keys_state
     ChannelKey.objects.filter(channel=pool, index=2).update(status=1)
     run_import(path)
     assert ChannelKey.objects.get(channel=pool, index=2).status == 1
+
+
+@pytest.mark.parametrize("stored", [
+    "$2a$10$" + "!" * 53,  # not bcrypt's alphabet: bcrypt raises "Invalid salt"
+    "$2a$03$" + "a" * 53,  # a cost bcrypt refuses
+    "$2a$31$" + "a" * 53,  # a cost that would hold a worker for days at each sign-in
+])
+def test_a_hash_bcrypt_cannot_or_should_not_check_is_not_imported_and_sign_in_fails_cleanly(source, stored):
+    connection = sqlite3.connect(source)
+    connection.execute("UPDATE users SET password = ? WHERE username = 'alice'", (stored,))
+    connection.commit()
+    connection.close()
+    assert from_oneapi(stored) is None
+    run_import(source)
+    answer = APIClient().post("/api/user/login", {"username": "alice", "password": "alice-pass-01"}, format="json")
+    assert answer.status_code in (200, 400) and answer.json()["success"] is False
+
+
+def test_a_garbled_bcrypt_hash_already_stored_is_a_failed_sign_in_not_an_error():
+    assert OneAPIBCryptPasswordHasher().verify("alice-pass-01", "bcrypt$$2a$10$" + "!" * 53) is False
