@@ -19,10 +19,11 @@ from relay.errors import RelayError
 PREFIX = "/v1/oneapi/proxy/"
 PROXY_TYPE = 43
 # Not forwarded: hop-by-hop headers, what the HTTP client sets itself (one-api drops these too), and the
-# credentials the caller gave this gateway.
+# credentials the caller gave this gateway, its cookies included (a console session, sent to this host).
 DROPPED_REQUEST = frozenset({
     b"host", b"content-length", b"accept-encoding", b"connection", b"keep-alive", b"te", b"trailer",
     b"transfer-encoding", b"upgrade", b"proxy-authorization", b"authorization", b"x-api-key", b"x-goog-api-key",
+    b"cookie",
 })
 # The gateway's own CORS headers go on every answer instead of the service's (access-control-*).
 DROPPED_RESPONSE = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",

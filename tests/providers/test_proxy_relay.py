@@ -65,3 +65,13 @@ async def test_a_proxy_channel_without_a_base_url_says_so(relay_client, pw):
                                        headers=pw.auth)
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "channel_base_url_missing"
+
+
+async def test_the_gateways_cookies_stay_here(relay_client, pw):
+    # A cookie sent to this host is this site's (a console session), never the service's.
+    response = await relay_client.post(f"/v1/oneapi/proxy/{pw.channel.pk}/v1/chat/completions", json={},
+                                       headers={**pw.auth, "Cookie": "sessionid=s3ssion-of-root; csrftoken=c"})
+    assert response.status_code == 200, response.text
+    headers = {name.lower(): value for name, value in pw.upstream.requests[-1].headers.items()}
+    assert "cookie" not in headers and "s3ssion-of-root" not in str(headers)
+
