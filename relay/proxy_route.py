@@ -25,9 +25,10 @@ DROPPED_REQUEST = frozenset({
     b"transfer-encoding", b"upgrade", b"proxy-authorization", b"authorization", b"x-api-key", b"x-goog-api-key",
     b"cookie",
 })
-# The gateway's own CORS headers go on every answer instead of the service's (access-control-*).
+# The gateway's own CORS headers go on every answer instead of the service's (access-control-*). A cookie the
+# service sets would be this site's (it could fix a console session or CSRF cookie): dropped too.
 DROPPED_RESPONSE = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
-                              "content-encoding", "upgrade", "trailer"})
+                              "content-encoding", "upgrade", "trailer", "set-cookie", "set-cookie2"})
 
 
 def target(path: str) -> tuple[int, str]:
