@@ -37,6 +37,10 @@ def target(path: str) -> tuple[int, str]:
     if not channel.isdigit():
         raise RelayError(404, "The proxy route is /v1/oneapi/proxy/{channel id}/{path}.",
                          type="invalid_request_error", code="unknown_url")
+    if any(segment in (".", "..") for segment in rest.split("/")):
+        # The HTTP client resolves them: "../" would leave the channel's base path for others on its host.
+        raise RelayError(400, "The proxy route's path may not hold . or .. segments.",
+                         type="invalid_request_error", code="invalid_path")
     return int(channel), "/" + rest
 
 

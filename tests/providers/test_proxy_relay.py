@@ -92,3 +92,12 @@ async def test_the_service_sets_no_cookie_for_this_site(relay_client, pw):
         response = await relay_client.post(f"/v1/oneapi/proxy/{pw.channel.pk}/x", json={}, headers=pw.auth)
     assert response.status_code == 200 and response.json() == {"ok": True}
     assert response.headers["x-service"] == "kept" and "set-cookie" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["%2e%2e/admin", "v1/%2e%2e/%2e%2e/admin", "./%2E%2E/admin"])
+async def test_a_path_that_climbs_out_of_the_base_url_is_refused(relay_client, pw, path):
+    # The channel's base URL may be one tenant's part of a service: dot segments would reach past it.
+    response = await relay_client.post(f"/v1/oneapi/proxy/{pw.channel.pk}/{path}", json={}, headers=pw.auth)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert pw.upstream.requests == []
