@@ -56,6 +56,8 @@ def whole(value: Any, default: int = 0, *, bounds: tuple[int, int] = numbers.BIG
         number = int(value)
     except (TypeError, ValueError):
         return default
+    except OverflowError:  # an infinity, which a SQLite column may hold: as far as the bounds go
+        return bounds[1] if value > 0 else bounds[0]
     return min(max(number, bounds[0]), bounds[1])
 
 

@@ -253,3 +253,16 @@ def test_a_hash_bcrypt_cannot_or_should_not_check_is_not_imported_and_sign_in_fa
 
 def test_a_garbled_bcrypt_hash_already_stored_is_a_failed_sign_in_not_an_error():
     assert OneAPIBCryptPasswordHasher().verify("alice-pass-01", "bcrypt$$2a$10$" + "!" * 53) is False
+
+
+def test_an_infinite_number_in_the_source_is_bounded_like_a_huge_one(source):
+    # SQLite keeps whatever a column is given: 9e999 reads back as float('inf'), which int() cannot take.
+    connection = sqlite3.connect(source)
+    connection.execute("UPDATE users SET quota = 9e999 WHERE username = 'alice'")
+    connection.execute("UPDATE tokens SET remain_quota = -9e999")
+    connection.commit()
+    connection.close()
+    run_import(source)
+    alice = User.objects.get(username="alice")
+    assert alice.quota == 2**63 - 1
+    assert set(Token.objects.values_list("remain_quota", flat=True)) == {-(2**63)}
