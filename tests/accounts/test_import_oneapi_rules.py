@@ -266,3 +266,20 @@ def test_an_infinite_number_in_the_source_is_bounded_like_a_huge_one(source):
     alice = User.objects.get(username="alice")
     assert alice.quota == 2**63 - 1
     assert set(Token.objects.values_list("remain_quota", flat=True)) == {-(2**63)}
+
+
+def test_a_model_or_group_name_too_long_for_a_route_is_left_out_and_said(source):
+    # SQLite keeps any length: names past the routes' columns would stop the import on MariaDB or PostgreSQL.
+    long_model, long_group = "m" * 300, "g" * 40
+    connection = sqlite3.connect(source)
+    connection.execute("UPDATE channels SET models = ?, `group` = ? WHERE id = (SELECT MIN(id) FROM channels)",
+                       (f"gpt-4o-mini,{long_model}", f"default,{long_group}"))
+    connection.commit()
+    connection.close()
+    report = run_import(source)
+    from providers.models import Ability
+
+    assert not Ability.objects.filter(model=long_model).exists()
+    assert not Ability.objects.filter(group=long_group).exists()
+    assert Ability.objects.filter(model="gpt-4o-mini", group="default").exists()
+    assert "too long" in report
