@@ -7,9 +7,14 @@ re-hashes the password with the default on the first sign-in that succeeds, and 
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.hashers import BCryptPasswordHasher
 
 BCRYPT_MAX_BYTES = 72  # bcrypt reads no further; Go refuses to hash longer passwords, and bcrypt 5 to check them
+# one-api hashes at cost 10. A hash bcrypt cannot read raises at every sign-in, and one of cost 15 or more holds a
+# worker for seconds to days per attempt (31 is Go's maximum): a copied database is not trusted with either.
+ONEAPI_HASH = re.compile(r"\$2[aby]\$(0[4-9]|1[0-4])\$[./A-Za-z0-9]{53}")
 
 
 class OneAPIBCryptPasswordHasher(BCryptPasswordHasher):
@@ -19,6 +24,8 @@ class OneAPIBCryptPasswordHasher(BCryptPasswordHasher):
     def verify(self, password, encoded):
         if password is None or len(password.encode()) > BCRYPT_MAX_BYTES:
             return False
+        if not ONEAPI_HASH.fullmatch(encoded.partition("$")[2]):
+            return False  # stored before the importer checked hashes
         return super().verify(password, encoded)
 
     def harden_runtime(self, password, encoded):
@@ -30,6 +37,6 @@ class OneAPIBCryptPasswordHasher(BCryptPasswordHasher):
 def from_oneapi(stored: str) -> str | None:
     """The password column's value as this site stores it; None when it is no bcrypt hash one-api made."""
     stored = (stored or "").strip()
-    if stored.startswith(("$2a$", "$2b$", "$2y$")) and len(stored) == 60:
+    if ONEAPI_HASH.fullmatch(stored):
         return f"{OneAPIBCryptPasswordHasher.algorithm}${stored}"
     return None

@@ -34,6 +34,8 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Headers the transport sets from the request itself: overriding them would break the request.
 _TRANSPORT_HEADERS = frozenset({"content-length", "transfer-encoding", "host", "connection"})
 _CREDENTIAL_WORDS = ("auth", "key", "token", "secret", "cookie", "signature")
+# A credential header's value that names only the channel key ("{api_key}", "Bearer {api_key}") holds no secret.
+_ONLY_API_KEY = re.compile(r"^\s*(\w+\s+)?\{api_key\}\s*$")
 
 __all__ = ["CONFIG_KEYS", "ChannelOverrides", "OverrideInvalid", "Refused", "clean_config", "for_channel"]
 
@@ -129,7 +131,7 @@ def clean_config(config: dict, *, stored: dict | None = None) -> dict:
         else:
             config.pop("param_override")
     if "header_override" in config:
-        headers = _headers(config["header_override"])
+        headers = _headers_restored(_headers(config["header_override"]), (stored or {}).get("header_override"))
         if headers:
             config["header_override"] = headers
         else:
@@ -146,8 +148,29 @@ def clean_config(config: dict, *, stored: dict | None = None) -> dict:
     return config
 
 
+def _credential(name: str, value: Any) -> bool:
+    return (any(word in name.lower() for word in _CREDENTIAL_WORDS) and isinstance(value, str)
+            and not _ONLY_API_KEY.match(value))
+
+
+def _headers_restored(submitted: dict, stored: Any) -> dict:
+    """A credential header sent back as shown (masked) keeps its stored value."""
+    if not isinstance(stored, dict):
+        return submitted
+    return {name: stored[name] if value == outbound_proxy.MASK and _credential(name, stored.get(name)) else value
+            for name, value in submitted.items()}
+
+
 def shown(config: dict) -> dict:
-    """The config as shown back: the proxy's password masked."""
-    if config and config.get("proxy"):
-        return {**config, "proxy": outbound_proxy.mask(str(config["proxy"]))}
+    """The config as shown back: the proxy's password and credential headers' values masked, as a key is
+    never shown (export_config holds both for secrets too)."""
+    if not config:
+        return config
+    config = dict(config)
+    if config.get("proxy"):
+        config["proxy"] = outbound_proxy.mask(str(config["proxy"]))
+    headers = config.get("header_override")
+    if isinstance(headers, dict):
+        config["header_override"] = {name: outbound_proxy.MASK if _credential(name, value) else value
+                                     for name, value in headers.items()}
     return config

@@ -21,7 +21,7 @@ from oneapi_site.lib import changes, numbers
 from oneapi_site.lib.errors import ServiceError
 from oneapi_site.lib.lengths import text_bounded
 from oneapi_site.lib.timeutil import now_ts
-from providers import masking, outbound_proxy, services
+from providers import channel_keys, masking, outbound_proxy, services
 from providers.adapters import ADAPTERS, adapter_for
 from providers.adapters.base import ChannelInfo, RequestContext, UpstreamError
 from providers.labels import unsupported_type_refusal
@@ -184,6 +184,7 @@ def channel_copy(*, channel_id: int, suffix: str = COPY_SUFFIX, reset_balance: b
     fields["name"] = text_bounded(source.name + (suffix or ""), field="name",
                                   maximum=Channel._meta.get_field("name").max_length)
     copy = Channel.objects.create(**fields)
+    channel_keys.keys_sync(channel=copy)  # each key's own state: without it a dead key never goes alone
     services.abilities_rebuild(channel=copy)
     changes.publish("channels")
     return copy

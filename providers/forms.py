@@ -234,7 +234,7 @@ class ChannelForm(forms.ModelForm):
                 self.fields[f"config_{name}"] = JSONObjectField(name=name, required=False, label=label,
                                                                 help_text=" ".join(p for p in help_parts if p))
                 if name in stored:
-                    self.initial[f"config_{name}"] = stored.pop(name)
+                    self.initial[f"config_{name}"] = channel_overrides.shown({name: stored.pop(name)})[name]
                 continue
             if name in secrets:
                 help_parts.append(gettext("Write-only: leave empty to keep the stored value."))

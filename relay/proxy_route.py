@@ -19,14 +19,16 @@ from relay.errors import RelayError
 PREFIX = "/v1/oneapi/proxy/"
 PROXY_TYPE = 43
 # Not forwarded: hop-by-hop headers, what the HTTP client sets itself (one-api drops these too), and the
-# credentials the caller gave this gateway.
+# credentials the caller gave this gateway, its cookies included (a console session, sent to this host).
 DROPPED_REQUEST = frozenset({
     b"host", b"content-length", b"accept-encoding", b"connection", b"keep-alive", b"te", b"trailer",
     b"transfer-encoding", b"upgrade", b"proxy-authorization", b"authorization", b"x-api-key", b"x-goog-api-key",
+    b"cookie",
 })
-# The gateway's own CORS headers go on every answer instead of the service's (access-control-*).
+# The gateway's own CORS headers go on every answer instead of the service's (access-control-*). A cookie the
+# service sets would be this site's (it could fix a console session or CSRF cookie): dropped too.
 DROPPED_RESPONSE = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
-                              "content-encoding", "upgrade", "trailer"})
+                              "content-encoding", "upgrade", "trailer", "set-cookie", "set-cookie2"})
 
 
 def target(path: str) -> tuple[int, str]:
@@ -35,6 +37,10 @@ def target(path: str) -> tuple[int, str]:
     if not channel.isdigit():
         raise RelayError(404, "The proxy route is /v1/oneapi/proxy/{channel id}/{path}.",
                          type="invalid_request_error", code="unknown_url")
+    if any(segment in (".", "..") for segment in rest.split("/")):
+        # The HTTP client resolves them: "../" would leave the channel's base path for others on its host.
+        raise RelayError(400, "The proxy route's path may not hold . or .. segments.",
+                         type="invalid_request_error", code="invalid_path")
     return int(channel), "/" + rest
 
 

@@ -16,7 +16,7 @@ from oneapi_site.importer.report import Report
 from oneapi_site.lib import numbers
 from providers.channel_keys import new_api_key_states, split_keys
 from providers.labels import unsupported_reason
-from providers.models import Channel, split_list
+from providers.models import Ability, Channel, split_list
 
 # one-api's ChannelConfig (model/channel.go): the keys our adapters read by the same names.
 CONFIG_KEYS = ("region", "sk", "ak", "user_id", "api_version", "library_id", "plugin", "vertex_ai_project_id",
@@ -56,6 +56,8 @@ def whole(value: Any, default: int = 0, *, bounds: tuple[int, int] = numbers.BIG
         number = int(value)
     except (TypeError, ValueError):
         return default
+    except OverflowError:  # an infinity, which a SQLite column may hold: as far as the bounds go
+        return bounds[1] if value > 0 else bounds[0]
     return min(max(number, bounds[0]), bounds[1])
 
 
@@ -204,6 +206,17 @@ def _config(row: dict[str, Any], channel_type: int, report: Report, example: str
     return config
 
 
+def _route_names(value: Any, column: str, report: Report, example: str) -> str:
+    """A comma list of models or groups without the names too long for a route (Ability's column): SQLite
+    sources hold any length, and one such name stopped the import on MariaDB and PostgreSQL."""
+    limit = _max(Ability, column)
+    names = split_list(text(value).replace("\n", ","))
+    kept = [name for name in names if len(name) <= limit]
+    if len(kept) < len(names):
+        report.note("channels", f"{column} names too long for a route (over {limit} characters): left out", example)
+    return ",".join(kept)
+
+
 def channel_fields(row: dict[str, Any], report: Report) -> dict[str, Any]:
     example = f"channel {row['id']} ({text(row.get('name'))})"
     channel_type = whole(row.get("type"), 0, bounds=numbers.INT)
@@ -223,7 +236,7 @@ def channel_fields(row: dict[str, Any], report: Report) -> dict[str, Any]:
         report.note("channels", reason, example)
     if reason:
         status = Channel.Status.MANUALLY_DISABLED
-    group = _comma_list(row.get("group")) or "default"
+    group = _route_names(row.get("group"), "group", report, example) or "default"
     return {
         "id": whole(row["id"]),
         "type": channel_type,
@@ -233,7 +246,7 @@ def channel_fields(row: dict[str, Any], report: Report) -> dict[str, Any]:
         "status": status,
         "base_url": _bounded(text(row.get("base_url")).strip().rstrip("/"), Channel, "base_url", report,
                              "channels", example),
-        "models": _comma_list(row.get("models")),
+        "models": _route_names(row.get("models"), "model", report, example),
         "group": group[:_max(Channel, "group")],
         "tag": _bounded(row.get("tag"), Channel, "tag", report, "channels", example),  # new-api's
         "model_mapping": _model_mapping(row, report, example),

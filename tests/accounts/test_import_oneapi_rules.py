@@ -233,3 +233,53 @@ def test_a_new_api_multi_key_channel_keeps_its_keys_its_mode_and_each_keys_state
     ChannelKey.objects.filter(channel=pool, index=2).update(status=1)
     run_import(path)
     assert ChannelKey.objects.get(channel=pool, index=2).status == 1
+
+
+@pytest.mark.parametrize("stored", [
+    "$2a$10$" + "!" * 53,  # not bcrypt's alphabet: bcrypt raises "Invalid salt"
+    "$2a$03$" + "a" * 53,  # a cost bcrypt refuses
+    "$2a$31$" + "a" * 53,  # a cost that would hold a worker for days at each sign-in
+])
+def test_a_hash_bcrypt_cannot_or_should_not_check_is_not_imported_and_sign_in_fails_cleanly(source, stored):
+    connection = sqlite3.connect(source)
+    connection.execute("UPDATE users SET password = ? WHERE username = 'alice'", (stored,))
+    connection.commit()
+    connection.close()
+    assert from_oneapi(stored) is None
+    run_import(source)
+    answer = APIClient().post("/api/user/login", {"username": "alice", "password": "alice-pass-01"}, format="json")
+    assert answer.status_code in (200, 400) and answer.json()["success"] is False
+
+
+def test_a_garbled_bcrypt_hash_already_stored_is_a_failed_sign_in_not_an_error():
+    assert OneAPIBCryptPasswordHasher().verify("alice-pass-01", "bcrypt$$2a$10$" + "!" * 53) is False
+
+
+def test_an_infinite_number_in_the_source_is_bounded_like_a_huge_one(source):
+    # SQLite keeps whatever a column is given: 9e999 reads back as float('inf'), which int() cannot take.
+    connection = sqlite3.connect(source)
+    connection.execute("UPDATE users SET quota = 9e999 WHERE username = 'alice'")
+    connection.execute("UPDATE tokens SET remain_quota = -9e999")
+    connection.commit()
+    connection.close()
+    run_import(source)
+    alice = User.objects.get(username="alice")
+    assert alice.quota == 2**63 - 1
+    assert set(Token.objects.values_list("remain_quota", flat=True)) == {-(2**63)}
+
+
+def test_a_model_or_group_name_too_long_for_a_route_is_left_out_and_said(source):
+    # SQLite keeps any length: names past the routes' columns would stop the import on MariaDB or PostgreSQL.
+    long_model, long_group = "m" * 300, "g" * 40
+    connection = sqlite3.connect(source)
+    connection.execute("UPDATE channels SET models = ?, `group` = ? WHERE id = (SELECT MIN(id) FROM channels)",
+                       (f"gpt-4o-mini,{long_model}", f"default,{long_group}"))
+    connection.commit()
+    connection.close()
+    report = run_import(source)
+    from providers.models import Ability
+
+    assert not Ability.objects.filter(model=long_model).exists()
+    assert not Ability.objects.filter(group=long_group).exists()
+    assert Ability.objects.filter(model="gpt-4o-mini", group="default").exists()
+    assert "too long" in report

@@ -91,3 +91,31 @@ def test_the_console_form_offers_the_overrides_and_names_a_bad_one(root_client):
     assert response.status_code == 302
     channel.refresh_from_db()
     assert channel.config["proxy"] == PROXY
+
+
+def test_a_credential_in_a_header_override_is_masked_when_shown_and_kept_when_saved_back_masked(staff_api):
+    # export_config holds header overrides for secrets; /api must not hand them out while the key is write-only
+    channel = ChannelFactory(config={"header_override": {"Authorization": "Bearer sk-vendor-s3cret",
+                                                         "X-Api-Key": "{api_key}", "X-Team": "ml"}})
+    text = envelope(staff_api.get(f"/api/channel/{channel.pk}"))["config"]
+    assert "sk-vendor-s3cret" not in text
+    shown = json.loads(text)
+    assert shown["header_override"] == {"Authorization": "***", "X-Api-Key": "{api_key}", "X-Team": "ml"}
+    envelope(staff_api.put("/api/channel/", {"id": channel.pk, "config": json.dumps(shown)}, format="json"))
+    channel.refresh_from_db()
+    assert channel.config["header_override"]["Authorization"] == "Bearer sk-vendor-s3cret"
+    shown["header_override"]["Authorization"] = "Bearer sk-new"
+    envelope(staff_api.put("/api/channel/", {"id": channel.pk, "config": shown}, format="json"))
+    channel.refresh_from_db()
+    assert channel.config["header_override"]["Authorization"] == "Bearer sk-new"
+
+
+def test_the_console_form_does_not_show_a_credential_in_a_header_override(root_client):
+    channel = ChannelFactory(config={"header_override": {"Authorization": "Bearer sk-vendor-s3cret"}})
+    change = reverse("admin:providers_channel_change", args=[channel.pk])
+    page = root_client.get(change)
+    assert page.status_code == 200 and b"sk-vendor-s3cret" not in page.content
+    response = root_client.post(change, _form(key="", config_header_override='{"Authorization": "***"}'))
+    assert response.status_code == 302
+    channel.refresh_from_db()
+    assert channel.config["header_override"] == {"Authorization": "Bearer sk-vendor-s3cret"}

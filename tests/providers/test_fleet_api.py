@@ -235,3 +235,19 @@ def test_fleet_routes_are_for_admins_only(alice_api, anon, fleet, method, path, 
         assert response.status_code in (401, 403)
         assert response.json()["success"] is False
     assert Channel.objects.count() == 3 and set(Channel.objects.values_list("status", flat=True)) == {1}
+
+
+def test_a_copy_of_a_multi_key_channel_has_a_state_for_each_key_so_a_dead_one_can_go_alone(staff_api):
+    from providers.channel_keys import fingerprint
+    from providers.key_health import key_auto_disable
+    from providers.models import ChannelKey
+
+    keys = ["sk-pool-key-0000000000001", "sk-pool-key-0000000000002", "sk-pool-key-0000000000003"]
+    source = ChannelFactory(key="\n".join(keys), key_mode="round_robin", models="gpt-4o")
+    copy_id = envelope(staff_api.post(f"/api/channel/copy/{source.pk}", format="json"))["id"]
+    rows = ChannelKey.objects.filter(channel_id=copy_id).order_by("index")
+    assert [(row.index, row.status) for row in rows] == [(0, 1), (1, 1), (2, 1)]
+    assert [key["index"] for key in envelope(staff_api.get(f"/api/channel/{copy_id}"))["keys"]] == [0, 1, 2]
+    key_auto_disable(channel_id=copy_id, index=1, key_fingerprint=fingerprint(keys[1]), reason="revoked")
+    assert ChannelKey.objects.get(channel_id=copy_id, index=1).status == ChannelKey.Status.AUTO_DISABLED
+    assert Channel.objects.get(pk=copy_id).status == Channel.Status.ENABLED

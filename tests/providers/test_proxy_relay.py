@@ -1,6 +1,8 @@
 """one-api's raw pass-through (/v1/oneapi/proxy/{channel id}/{path}) to a Proxy (43) channel, end to end."""
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from asgiref.sync import sync_to_async
 
 from providers.models import Channel
@@ -65,3 +67,37 @@ async def test_a_proxy_channel_without_a_base_url_says_so(relay_client, pw):
                                        headers=pw.auth)
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "channel_base_url_missing"
+
+
+async def test_the_gateways_cookies_stay_here(relay_client, pw):
+    # A cookie sent to this host is this site's (a console session), never the service's.
+    response = await relay_client.post(f"/v1/oneapi/proxy/{pw.channel.pk}/v1/chat/completions", json={},
+                                       headers={**pw.auth, "Cookie": "sessionid=s3ssion-of-root; csrftoken=c"})
+    assert response.status_code == 200, response.text
+    headers = {name.lower(): value for name, value in pw.upstream.requests[-1].headers.items()}
+    assert "cookie" not in headers and "s3ssion-of-root" not in str(headers)
+
+
+async def test_the_service_sets_no_cookie_for_this_site(relay_client, pw):
+    # A Set-Cookie passed on would be this host's: the service could fix the console's session or CSRF cookie.
+    async def answer(request):
+        return web.json_response({"ok": True}, headers={"Set-Cookie": "sessionid=fixed-by-the-service; Path=/",
+                                                        "X-Service": "kept"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    async with TestServer(app, host="127.0.0.1") as server:
+        await sync_to_async(Channel.objects.filter(pk=pw.channel.pk).update)(base_url=str(server.make_url("")))
+        cache.clear()
+        response = await relay_client.post(f"/v1/oneapi/proxy/{pw.channel.pk}/x", json={}, headers=pw.auth)
+    assert response.status_code == 200 and response.json() == {"ok": True}
+    assert response.headers["x-service"] == "kept" and "set-cookie" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["%2e%2e/admin", "v1/%2e%2e/%2e%2e/admin", "./%2E%2E/admin"])
+async def test_a_path_that_climbs_out_of_the_base_url_is_refused(relay_client, pw, path):
+    # The channel's base URL may be one tenant's part of a service: dot segments would reach past it.
+    response = await relay_client.post(f"/v1/oneapi/proxy/{pw.channel.pk}/{path}", json={}, headers=pw.auth)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert pw.upstream.requests == []
