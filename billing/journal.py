@@ -176,7 +176,7 @@ def prune_written(limit: int = 5000) -> int:
 def _replay(client, name: str, refused) -> int:
     written = 0
     for fields in _chunks(client, name):
-        charges = [decode(raw) for raw in fields.values()]
+        charges = _readable(client, name, fields)
         too_old = [c for c in charges if c.created_at < now_ts() - REPLAY_MAX_AGE]
         if too_old:
             log.error("%d charges in the Redis journal %s are too old to replay safely; dropped", len(too_old),
@@ -193,6 +193,23 @@ def _replay(client, name: str, refused) -> int:
         log.warning("wrote %d charges an instance that stopped without writing them kept in Redis (%s)",
                     written, name.rsplit(":", 1)[-1])
     return written
+
+
+def _readable(client, name: str, fields: dict) -> list[Charge]:
+    """The chunk's charges; an entry that cannot be read (another version's, or damaged) is moved aside to
+    `name:unreadable`, which no replay scans, and said once, so it neither blocks the journal nor is lost."""
+    charges, unreadable = [], {}
+    for field, raw in fields.items():
+        try:
+            charges.append(decode(raw))
+        except (ValueError, TypeError) as exc:  # orjson's JSONDecodeError is a ValueError
+            unreadable[field] = raw
+            reason = type(exc).__name__
+    if unreadable:
+        client.hset(f"{name}:unreadable", mapping=unreadable)
+        log.error("%d charges in the Redis journal %s cannot be read (%s); kept apart in %s:unreadable for an "
+                  "operator", len(unreadable), name, reason, name)
+    return charges
 
 
 def _replay_alone(charges: list[Charge], refused) -> int:

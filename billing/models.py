@@ -108,7 +108,8 @@ class Log(models.Model):
 
 class WrittenCharge(models.Model):
     """The id of a charge that was also kept in Redis until written (billing/journal.py), recorded in the
-    transaction that wrote it: a replay after a crash skips it, so no charge is taken twice. Pruned after a day."""
+    transaction that wrote it: a replay after a crash skips it, so no charge is taken twice. Pruned after 7 days
+    (billing/journal.py WRITTEN_KEPT_SECONDS), past the longest a journal entry is replayed."""
 
     charge_id = models.CharField(max_length=64, unique=True)
     created_at = models.BigIntegerField(db_index=True)

@@ -118,3 +118,17 @@ def test_ids_of_charges_written_long_ago_are_pruned(alice_token):
         created_at=now_ts() - journal.WRITTEN_KEPT_SECONDS - 1)
     assert journal.prune_written() == 1
     assert list(WrittenCharge.objects.values_list("charge_id", flat=True)) == ["deadbeef0000.2"]
+
+
+def test_an_entry_that_cannot_be_read_is_kept_apart_and_the_rest_is_written(alice_token, own_redis, caplog):
+    dead = journal_prefix() + "deadbeef0001"
+    own_redis.hset(dead, "deadbeef0001.1", journal.encode(charge(alice_token, 1)))
+    own_redis.hset(dead, "deadbeef0001.2", b'{"user_id": 1, "a field of another version": true}')
+    own_redis.hset(dead, "deadbeef0001.3", b"not json")
+
+    assert journal.replay_orphans(refused=refused) == 1
+    assert balances(alice_token) == (100, 100, 1)
+    assert not own_redis.exists(dead)
+    assert set(own_redis.hgetall(f"{dead}:unreadable")) == {b"deadbeef0001.2", b"deadbeef0001.3"}
+    assert [r.levelname for r in caplog.records if "cannot be read" in r.getMessage()] == ["ERROR"]
+    assert journal.replay_orphans(refused=refused) == 0
