@@ -4,17 +4,19 @@ Authorization header, and the answer comes back as the service sent it.
 
 As in one-api it is not billed (nothing in it is a model's answer to count), so it is held closer than
 one-api holds it: the caller's token must be valid, and the channel an enabled Proxy channel that serves the
-caller's group (one-api lets any token use any channel id). The gateway's own credential headers never reach
-the service behind it.
+caller's group (one-api lets any token use any channel id). The key's, the user's and the group's rate limits
+and the channel's caps count it as any request (relay/limits), so an unbilled route is no way around them. The
+gateway's own credential headers never reach the service behind it.
 """
 
 from __future__ import annotations
 
 from providers.adapters.base import NETWORK_ERRORS, network_failure, read_timeout
-from relay import http
+from relay import http, limits
 from relay.auth import Caller
 from relay.cache import cache
 from relay.errors import RelayError
+from relay.limits import limiter
 
 PREFIX = "/v1/oneapi/proxy/"
 PROXY_TYPE = 43
@@ -63,6 +65,18 @@ async def forward(*, scope, body: bytes, response, caller: Caller) -> None:
     if not channel.base_url.startswith(("http://", "https://")):  # saved through /api, which does not ask
         raise RelayError(502, f"Proxy channel #{channel_id} has no base URL to send the request to.",
                          type="upstream_error", code="channel_base_url_missing")
+    ticket = limits.Ticket(response.request_id)
+    scopes = limits.scopes_for(token=caller.token, user=caller.user, model="")
+    if scopes or any(channel.limits):  # else nothing to count: no Redis call
+        await limiter.admit(ticket, scopes=scopes, channels=(limits.channel_scope(channel),), tokens=0,
+                            model=f"behind Proxy channel #{channel_id}")
+    try:
+        await _send(scope, body, response, channel, rest, ticket.headers())
+    finally:
+        await limiter.finish(ticket, tokens=0)
+
+
+async def _send(scope, body: bytes, response, channel, rest: str, extra: list[tuple[bytes, bytes]]) -> None:
     url = channel.base_url.rstrip("/") + rest
     if scope.get("query_string"):
         url += "?" + scope["query_string"].decode("latin-1")
@@ -74,8 +88,9 @@ async def forward(*, scope, body: bytes, response, caller: Caller) -> None:
         async with session.request(scope["method"], url, headers=headers, data=body or None,
                                    allow_redirects=False) as upstream:
             await response.start(upstream.status, [
-                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in upstream.headers.items()
-                if k.lower() not in DROPPED_RESPONSE and not k.lower().startswith("access-control-")])
+                *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in upstream.headers.items()
+                  if k.lower() not in DROPPED_RESPONSE and not k.lower().startswith("access-control-")
+                  and not (extra and k.lower().startswith("x-ratelimit-"))), *extra])
             async for chunk in upstream.content.iter_any():
                 await response.write(chunk)
             await response.finish()

@@ -5,6 +5,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from asgiref.sync import sync_to_async
 
+from accounts.models import Token
 from providers.models import Channel
 from relay.cache import cache
 from tests.factories import ChannelFactory
@@ -101,3 +102,17 @@ async def test_a_path_that_climbs_out_of_the_base_url_is_refused(relay_client, p
     assert response.status_code == 400, response.text
     assert response.json()["error"]["type"] == "invalid_request_error"
     assert pw.upstream.requests == []
+
+
+async def test_the_keys_rate_limit_counts_the_route_as_any_request(relay_client, pw):
+    """Unbilled is no way around a limit: a key of 2 requests a minute gets its third proxied request refused."""
+    await sync_to_async(Token.objects.filter(pk=pw.token.pk).update)(rpm_limit=2)
+    cache.clear()
+    url = f"/v1/oneapi/proxy/{pw.channel.pk}/v1/chat/completions"
+    answers = [await relay_client.post(url, json={}, headers=pw.auth) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[0].headers["x-ratelimit-limit-requests"] == "2"
+    assert answers[1].headers["x-ratelimit-remaining-requests"] == "0"
+    assert int(answers[2].headers["retry-after"]) >= 1
+    assert answers[2].json()["error"]["code"] == "rate_limit_exceeded"
+    assert len(pw.upstream.requests) == 2
