@@ -371,13 +371,7 @@ class SharedQuota:
             await asyncio.sleep(RETRY_SECONDS)
             if not settings.REDIS_CONN_STRING or not (self.owed or self.owed_settlements):
                 return
-            try:
-                client, scripts = self._async()
-                await self._replay(client, scripts)
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._succeeded()
+            await self.send_owed()
 
     async def _replay(self, client, scripts) -> None:
         calls = self._take_owed()
