@@ -116,7 +116,7 @@ class Keeper:
         while not self._stop.is_set():
             try:
                 shared._sync().set(f"{journal_key()}:alive", "1", ex=ALIVE_SECONDS)
-            except redis.RedisError as exc:
+            except (redis.RedisError, ValueError) as exc:  # ValueError: REDIS_CONN_STRING is no Redis URL
                 log.warning("this instance cannot mark itself alive in Redis (%s)", type(exc).__name__)
             self._stop.wait(BEAT_SECONDS)
 
