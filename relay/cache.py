@@ -25,6 +25,7 @@ from accounts.models import Token, User
 from billing.ledger import ledger
 from oneapi_site import metrics, options
 from oneapi_site.lib import changes
+from oneapi_site.lib.limit_fields import LIMIT_FIELDS
 from providers import channel_keys
 from providers.adapters import ADAPTERS
 from providers.adapters.base import ChannelInfo
@@ -95,11 +96,8 @@ def _token_info(row: dict) -> TokenInfo:
                      **{f: row[f] for f in BUDGET_FIELDS}, limits=_caps(row))
 
 
-LIMIT_COLUMNS = ("rpm_limit", "tpm_limit", "concurrency_limit", "rpd_limit")
-
-
 def _caps(row: dict) -> Caps:
-    caps = Caps(*(row.pop(column) for column in LIMIT_COLUMNS))
+    caps = Caps(*(row.pop(column) for column in LIMIT_FIELDS))
     return caps if any(caps) else NO_LIMITS
 
 
@@ -108,7 +106,7 @@ def _load_token(key: str) -> TokenInfo | None:
     with ledger.flush_lock:
         row = Token.objects.filter(key=key).values(
             "id", "key", "user_id", "name", "status", "remain_quota", "used_quota", "unlimited_quota", "expired_time",
-            "models", "subnet", *BUDGET_FIELDS, *LIMIT_COLUMNS).first()
+            "models", "subnet", *BUDGET_FIELDS, *LIMIT_FIELDS).first()
         if row is not None:
             ledger.rebase_token(row["id"])
     return _token_info(row) if row else None
@@ -119,7 +117,7 @@ def _load_user(user_id: int) -> UserInfo | None:
     with ledger.flush_lock:
         row = User.objects.filter(pk=user_id).values(
             "id", "username", "group", "role", "status", "quota", "used_quota", "price_ratio",
-            *BUDGET_FIELDS, *LIMIT_COLUMNS).first()
+            *BUDGET_FIELDS, *LIMIT_FIELDS).first()
         if row is not None:
             ledger.rebase_user(row["id"])
     if row is None:
@@ -137,7 +135,7 @@ def _load_routes() -> Routes:
     key_rows = channel_keys.key_rows_by_channel()
     for ch in Channel.objects.all().only(
             "id", "type", "name", "key", "base_url", "models", "model_mapping", "config", "system_prompt",
-            "priority", "weight", "status", "key_mode", "key_rpm_limit", *LIMIT_COLUMNS):
+            "priority", "weight", "status", "key_mode", "key_rpm_limit", *LIMIT_FIELDS):
         status[ch.id] = ch.status
         if ch.status == Channel.Status.ENABLED and ch.type not in ADAPTERS:
             unsupported.append(ch.id)
@@ -150,7 +148,7 @@ def _load_routes() -> Routes:
             id=ch.id, type=ch.type, name=ch.name, **keys, base_url=ch.base_url, models=tuple(ch.model_list),
             model_mapping=dict(ch.model_mapping or {}), config=dict(ch.config or {}),
             system_prompt=ch.system_prompt, priority=ch.priority, weight=ch.weight,
-            limits=_caps({column: getattr(ch, column) for column in LIMIT_COLUMNS}))
+            limits=_caps({column: getattr(ch, column) for column in LIMIT_FIELDS}))
     if unsupported:  # the console and /api/channel/ say why (providers/labels.unsupported_reason)
         log.warning("channels %s are enabled but of types without an adapter: kept out of routing",
                     ", ".join(f"#{i}" for i in unsupported))

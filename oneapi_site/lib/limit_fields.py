@@ -10,6 +10,9 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+# The four limits' field names, in the order relay/limits/caps.Caps holds them.
+LIMIT_FIELDS = ("rpm_limit", "tpm_limit", "concurrency_limit", "rpd_limit")
+
 
 class RateLimits(models.Model):
     rpm_limit = models.PositiveIntegerField(_("requests per minute"), default=0, help_text=_("0: no limit."))

@@ -14,9 +14,8 @@ from django.utils.translation import gettext
 
 from oneapi_site.lib import numbers
 from oneapi_site.lib.errors import ServiceError
-from oneapi_site.lib.limit_fields import BudgetPeriod
+from oneapi_site.lib.limit_fields import LIMIT_FIELDS, BudgetPeriod
 
-LIMIT_FIELDS = ("rpm_limit", "tpm_limit", "concurrency_limit", "rpd_limit")
 BUDGET_FIELDS = ("budget_quota", "budget_period")
 LIMIT_MAX = numbers.INT[1]  # PositiveIntegerField on every database
 BUDGET_MAX = numbers.BIGINT[1]
