@@ -250,7 +250,12 @@ def _not_yet_written(charges: list[Charge]) -> list[Charge]:
         return charges
     done = set(WrittenCharge.objects.filter(charge_id__in=ids).values_list("charge_id", flat=True))
     now = now_ts()
-    WrittenCharge.objects.bulk_create([WrittenCharge(charge_id=i, created_at=now) for i in ids if i not in done])
+    new = [(i, now) for i in ids if i not in done]
+    if new:  # one executemany, as the logs: a model instance per charge cost the writer thread's CPU
+        quote = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.executemany(f"INSERT INTO {quote(WrittenCharge._meta.db_table)} ({quote('charge_id')}, "
+                               f"{quote('created_at')}) VALUES (%s, %s)", new)
     return [c for c in charges if c.charge_id not in done]
 
 
