@@ -102,16 +102,18 @@ def verdict(channel_id: Subject, err: UpstreamError) -> str | None:
     return None
 
 
-def report_failure(channel_id: int, err: UpstreamError, *, key: tuple[int, str] | None = None) -> bool:
+def report_failure(channel_id: int, err: UpstreamError, *,
+                   key: tuple[int, str] | None = None) -> asyncio.Future | None:
     """Called by the relay on the event loop: decide now, write in a worker thread. `key` is the (line, key) a
     multi-key channel was called with: its failures are that key's, and it goes alone (the channel with its
-    last key). Whether the channel, or the key, is being disabled."""
+    last key). When the channel, or the key, is being disabled: the write, done when it has landed (its
+    result says whether it disabled anything); None otherwise."""
     if not options.get("AutomaticDisableChannelEnabled"):
-        return False
+        return None
     subject = channel_id if key is None else (channel_id, key[0])
     reason = verdict(subject, err)
     if reason is None:
-        return False
+        return None
     failures.succeeded(subject)  # start counting afresh if it is ever re-enabled
     loop = asyncio.get_running_loop()
     if key is None:
@@ -119,7 +121,7 @@ def report_failure(channel_id: int, err: UpstreamError, *, key: tuple[int, str] 
     else:
         future = loop.run_in_executor(None, _disable_key_quietly, channel_id, key[0], fingerprint(key[1]), reason)
     future.add_done_callback(lambda f: f.exception())  # never "exception was never retrieved"
-    return True
+    return future
 
 
 def _disable_quietly(channel_id: int, reason: str) -> None:
@@ -138,16 +140,17 @@ def key_is_dead(err: UpstreamError) -> bool:
     return not err.local and is_fatal(err)
 
 
-def _disable_key_quietly(channel_id: int, index: int, key_fingerprint: str, reason: str) -> None:
+def _disable_key_quietly(channel_id: int, index: int, key_fingerprint: str, reason: str) -> bool:
     close_old_connections()
     try:
-        key_health.key_auto_disable(channel_id=channel_id, index=index, key_fingerprint=key_fingerprint,
-                                    reason=reason)
+        return key_health.key_auto_disable(channel_id=channel_id, index=index, key_fingerprint=key_fingerprint,
+                                           reason=reason)
     except DatabaseError as exc:
         log.warning("could not auto-disable key %s of channel %s: the database is unavailable (%s)", index + 1,
                     channel_id, type(exc).__name__)
     except Exception:
         log.exception("could not auto-disable key %s of channel %s", index + 1, channel_id)
+    return False
 
 
 def report_success(channel_id: int, *, key_index: int | None = None) -> None:

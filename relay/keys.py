@@ -3,9 +3,10 @@
 The channel's live keys come with its snapshot (relay/cache.py); a per-channel counter takes turns over
 them, so choosing costs no query. A channel's per-key cap (requests per minute) is counted here, per
 instance, in the current minute: a key at it is passed over until the next. A key this instance has just
-seen refused is passed over at once, before the write that disables it has come back as a new snapshot;
-any channel change (that write, or an operator enabling the key again) forgets those marks, since the new
-snapshot then says which keys live.
+seen refused is passed over at once, before the write that disables it has come back as a new snapshot.
+A mark is kept until that write has landed, then forgotten with the next channel change (an operator
+enabling the key again), since a snapshot loaded after the write says which keys live; a channel change
+that comes first (another instance's, or an edit's) must not bring the dead key back meanwhile.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class KeyRing:
     def __init__(self) -> None:
         self._turns: dict[int, itertools.count] = {}
         self._down: set[tuple[int, int]] = set()
+        self._writing: set[tuple[int, int]] = set()  # marks whose disabling write has not landed yet
         self._minute = 0
         self._used: dict[tuple[int, int], int] = {}  # requests per (channel, key line) in self._minute
         self.clock = time.time
@@ -33,15 +35,27 @@ class KeyRing:
         """A change notification (oneapi_site.lib.changes): a channel change brings a snapshot of live keys."""
         if kind == "channels" and self._down:
             with self._lock:
-                self._down = set()
+                self._down = self._down & self._writing
 
     def forget_all(self) -> None:
         with self._lock:
-            self._turns, self._down, self._used = {}, set(), {}
+            self._turns, self._down, self._writing, self._used = {}, set(), set(), {}
 
     def mark_down(self, channel_id: int, index: int) -> None:
+        """The key is being disabled: passed over from now on, until written() and a channel change."""
         with self._lock:
             self._down = self._down | {(channel_id, index)}
+            self._writing = self._writing | {(channel_id, index)}
+
+    def written(self, channel_id: int, index: int, *, disabled: bool) -> None:
+        """The disabling write has landed (its own change notification has already come); when it did not
+        disable the key (an edit or another request got there first, or the database is down) the mark
+        goes now, and the snapshot decides."""
+        mark = (channel_id, index)
+        with self._lock:
+            self._writing = self._writing - {mark}
+            if not disabled:
+                self._down = self._down - {mark}
 
     def _live(self, channel: ChannelInfo, refused: set[tuple[int, int]]) -> list[tuple[int, str]]:
         down = self._down

@@ -232,8 +232,9 @@ async def _call_with_failover(call: Call, caller: Caller, routes: Routes, channe
             usage_errors.errors.count(created_at=int(time.time()), group=caller.user.group, model=call.model,
                                       channel_id=channel.id, user_id=caller.user.id, token_id=caller.token.id)
             key = None if key_index is None else (key_index, sending.key)
-            if health.report_failure(channel.id, err, key=key) and key is not None:
-                keys.ring.mark_down(channel.id, key_index)  # being disabled: passed over from now on
+            disabling = health.report_failure(channel.id, err, key=key)
+            if disabling is not None and key is not None:
+                _pass_over_until_written(channel.id, key_index, disabling)
             dead_key = key is not None and health.key_is_dead(err)
             if dead_key:
                 # That key alone is dead: another of the channel's keys (never this one) or another channel.
@@ -274,6 +275,12 @@ async def _next_channel(routes: Routes, caller: Caller, call: Call, ticket: limi
             return None
         following = choices[index]
     return following
+
+
+def _pass_over_until_written(channel_id: int, key_index: int, disabling: asyncio.Future) -> None:
+    keys.ring.mark_down(channel_id, key_index)
+    disabling.add_done_callback(lambda done: keys.ring.written(
+        channel_id, key_index, disabled=not done.cancelled() and done.exception() is None and done.result() is True))
 
 
 # Keys of multi-key channels one request may find dead before it gives up: a channel whose keys all died

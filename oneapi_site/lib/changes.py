@@ -22,7 +22,7 @@ from django.db import transaction
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "oneapi:changes"
+CHANNEL_PREFIX = "oneapi:changes"
 RETRY_SECONDS = 5.0
 # Messages carry the sender, so an instance does not reload for its own writes twice.
 INSTANCE = os.urandom(8).hex()
@@ -51,7 +51,7 @@ def publish(kind: str) -> None:
         _notify_local(kind)
         if settings.REDIS_CONN_STRING:
             try:
-                _redis().publish(CHANNEL, f"{INSTANCE}:{kind}")
+                _redis().publish(channel_name(), f"{INSTANCE}:{kind}")
             except Exception:
                 log.warning("could not publish %s change to Redis; other instances catch up by timer", kind)
 
@@ -60,6 +60,14 @@ def publish(kind: str) -> None:
 
 _client = None
 _client_lock = threading.Lock()
+
+
+def channel_name() -> str:
+    """Pub/sub channels are one namespace for the whole Redis server, whatever the database number: the
+    number goes in the name, so deployments sharing a server on different databases do not hear (and
+    reload for) each other's writes."""
+    db = redis.connection.parse_url(settings.REDIS_CONN_STRING).get("db") or 0 if settings.REDIS_CONN_STRING else 0
+    return f"{CHANNEL_PREFIX}:{db}"
 
 
 def _redis():
@@ -95,7 +103,7 @@ def _listen(stop: threading.Event, *, after_loss: bool) -> None:
     pubsub = redis.Redis.from_url(settings.REDIS_CONN_STRING, socket_connect_timeout=5).pubsub(
         ignore_subscribe_messages=True)
     try:
-        pubsub.subscribe(CHANNEL)
+        pubsub.subscribe(channel_name())
         if after_loss:
             log.info("Redis change feed restored; reloading cached data")
             for kind in KINDS:

@@ -50,7 +50,8 @@ async def test_option_change_reaches_the_relay_by_the_next_request(client, world
 
 @pytest.mark.skipif(not settings.REDIS_CONN_STRING, reason="needs REDIS_CONN_STRING")
 def test_changes_reach_other_instances_through_redis():
-    """Another instance publishes; this one's listener hears it at once."""
+    """Another instance publishes; this one's listener hears it at once, and not a deployment on another
+    database of the same Redis server (pub/sub channels are server-wide)."""
     heard = []
     changes.subscribe(heard.append)
     stop = threading.Event()
@@ -58,8 +59,10 @@ def test_changes_reach_other_instances_through_redis():
     listener.start()
     time.sleep(0.5)
     try:
-        changes._redis().publish(changes.CHANNEL, f"{changes.INSTANCE}:tokens")  # our own echo: ignored
-        changes._redis().publish(changes.CHANNEL, "another-instance:channels")
+        changes._redis().publish(changes.channel_name(), f"{changes.INSTANCE}:tokens")  # our own echo: ignored
+        other_db = (int(changes.channel_name().rpartition(":")[2]) + 1) % 16
+        changes._redis().publish(f"{changes.CHANNEL_PREFIX}:{other_db}", "other-deployment:users")  # not ours
+        changes._redis().publish(changes.channel_name(), "another-instance:channels")
         deadline = time.monotonic() + 5
         while "channels" not in heard and time.monotonic() < deadline:
             time.sleep(0.05)

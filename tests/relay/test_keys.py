@@ -38,6 +38,7 @@ def test_refused_and_marked_keys_are_passed_over_until_a_channel_change():
     assert ring.has_live(channel(), refused={(7, 0)}) and not ring.has_live(channel(), refused={(7, 0), (7, 3)})
     ring.changed("tokens")
     assert ring.pick(channel(), refused={(7, 0), (7, 3)}) is None
+    ring.written(7, 2, disabled=True)
     ring.changed("channels")  # the new snapshot says which keys live
     assert ring.pick(channel(), refused={(7, 0), (7, 3)})[1] == 2
 
@@ -57,3 +58,23 @@ def test_a_key_at_its_cap_waits_for_the_next_minute():
     assert ring.pick(capped, refused=set()) is None and ring.at_cap(capped)
     now[0] += 60
     assert ring.pick(capped, refused=set()) is not None and not ring.at_cap(capped)
+
+
+def test_a_mark_outlives_a_channel_change_that_comes_before_its_write_lands():
+    # Another instance's change (or any edit) reloads a snapshot still listing the key live: before the
+    # fix it forgot the mark, and the dead key was sent to again (MariaDB + Redis CI, test_multikey).
+    ring = KeyRing()
+    ring.mark_down(7, 2)
+    ring.changed("channels")
+    assert {key for key, _ in picks(ring, channel(), 4)} == {"sk-a", "sk-d"}
+    ring.written(7, 2, disabled=True)
+    assert {key for key, _ in picks(ring, channel(), 4)} == {"sk-a", "sk-d"}
+    ring.changed("channels")  # a change after the write: the snapshot now says whether the key lives
+    assert {key for key, _ in picks(ring, channel(), 6)} == {"sk-a", "sk-c", "sk-d"}
+
+
+def test_a_mark_whose_write_disabled_nothing_goes_at_once():
+    ring = KeyRing()
+    ring.mark_down(7, 2)
+    ring.written(7, 2, disabled=False)  # an edit got there first, or the database is down
+    assert {key for key, _ in picks(ring, channel(), 6)} == {"sk-a", "sk-c", "sk-d"}

@@ -20,7 +20,7 @@ class FakePubSub:
         self.feed = feed
 
     def subscribe(self, channel):
-        assert channel == changes.CHANNEL
+        assert channel == changes.channel_name()
         if self.feed.fail_subscribe:
             raise self.feed.fail_subscribe.pop(0)
 
