@@ -62,11 +62,12 @@ _client = None
 _client_lock = threading.Lock()
 
 
-def channel_name() -> str:
+def channel_name(url: str | None = None) -> str:
     """Pub/sub channels are one namespace for the whole Redis server, whatever the database number: the
     number goes in the name, so deployments sharing a server on different databases do not hear (and
-    reload for) each other's writes."""
-    db = redis.connection.parse_url(settings.REDIS_CONN_STRING).get("db") or 0 if settings.REDIS_CONN_STRING else 0
+    reload for) each other's writes. `url`: that of another instance, else this one's REDIS_CONN_STRING."""
+    url = settings.REDIS_CONN_STRING if url is None else url
+    db = redis.connection.parse_url(url).get("db") or 0 if url else 0
     return f"{CHANNEL_PREFIX}:{db}"
 
 

@@ -63,7 +63,8 @@ def test_health_checks_during_start_up_all_pass_and_the_instance_hears_other_ins
             announcer = redis.Redis.from_url(redis_server.url)
             deadline = time.monotonic() + WAIT
             while time.monotonic() < deadline:
-                announcer.publish(changes.CHANNEL, "another-instance:tokens")  # again, in case it is not subscribed yet
+                # Again each time, in case it is not subscribed yet.
+                announcer.publish(changes.channel_name(redis_server.url), "another-instance:tokens")
                 if httpx.get(f"{gateway.url}/v1/models", headers=auth).status_code == 401:
                     break
                 time.sleep(0.1)
