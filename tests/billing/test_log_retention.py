@@ -101,3 +101,16 @@ def test_the_option_is_bounded(db):
 
     with pytest.raises(ServiceError):
         option_set(key="LogRetentionDays", value="-1")
+
+
+def test_prune_logs_command_reads_the_stored_option(db, capsys, monkeypatch):
+    """manage.py prune_logs runs in a process of its own, where no page or request has read the options yet:
+    LogRetentionDays as the console or /api stored it decides, not its default of 0 (found from a fresh
+    clone: "LogRetentionDays is 0" with the option set to 1)."""
+    now = now_ts()
+    Log.objects.bulk_create([Log(user_id=1, created_at=now - 40 * DAY), Log(user_id=1, created_at=now - DAY)])
+    option_set(key="LogRetentionDays", value="30")
+    monkeypatch.setattr(options, "snapshot", options._Snapshot())  # a new process: the options never read
+    call_command("prune_logs")
+    assert "1 logs deleted" in capsys.readouterr().out
+    assert list(Log.objects.values_list("created_at", flat=True)) == [now - DAY]
