@@ -25,10 +25,16 @@ import time
 
 from daphne.server import Server
 from twisted.internet import defer
+from twisted.web import http as twisted_http
 
 from oneapi_site import health
 
 log = logging.getLogger("oneapi")
+
+# Twisted names no reason for RFC 6585's statuses: every rate-limit refusal went out as "429 Unknown Status".
+for _code, _reason in ((428, b"Precondition Required"), (429, b"Too Many Requests"),
+                       (431, b"Request Header Fields Too Large"), (511, b"Network Authentication Required")):
+    twisted_http.RESPONSES.setdefault(_code, _reason)
 
 POLL = 0.1  # seconds between looks at the requests still running
 
