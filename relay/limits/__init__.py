@@ -324,7 +324,12 @@ class Limiter:
             ticket.requests = usage
         elif refusal.kind == "tpm":
             ticket.token_usage = usage
-        err.headers = ((b"retry-after", b"%d" % retry_seconds(refusal)), *ticket.headers())
+        if refusal.too_large:
+            # No wait lets it through: the SDKs honour x-should-retry (a Retry-After of 60 s had the openai
+            # SDK wait two minutes for it).
+            err.headers = ((b"x-should-retry", b"false"), *ticket.headers())
+        else:
+            err.headers = ((b"retry-after", b"%d" % retry_seconds(refusal)), *ticket.headers())
         return err
 
     async def switch_channel(self, ticket: Ticket, channels: tuple[Scope | None, ...], *, model: str) -> int | None:

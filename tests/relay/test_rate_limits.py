@@ -120,6 +120,11 @@ async def test_a_request_larger_than_a_tpm_limit_says_so(client, world, backend,
     refused = await chat(client, world, {**CHAT, "max_tokens": 100})
     assert refused.status_code == 429
     assert "are more than this API key's limit of 50 tokens per minute" in refused.json()["error"]["message"]
+    # No wait makes it pass: the SDKs (openai, anthropic) must not retry it. Before, its Retry-After of 60 s had
+    # the openai SDK wait twice, two minutes, before failing (found with the SDK from a fresh clone).
+    assert refused.headers["x-should-retry"] == "false"
+    assert "x-should-retry" in refused.headers["access-control-expose-headers"]  # the SDKs in a browser too
+    assert "retry-after" not in refused.headers
 
 
 async def test_a_negative_max_completion_tokens_takes_nothing_off_the_tpm_estimate(client, world, backend, clock):
