@@ -105,6 +105,10 @@ def _wait_text(seconds: int) -> str:
     return f"{seconds // 3600} h {math.ceil(seconds % 3600 / 60)} min"
 
 
+# The longest Retry-After the openai SDK waits for; past it, it retries after its own short backoff.
+SDK_MAX_WAIT = 60
+
+
 def retry_seconds(refusal: Refusal) -> int:
     return max(1, math.ceil(refusal.retry_ms / 1000))
 
@@ -328,8 +332,11 @@ class Limiter:
             # No wait lets it through: the SDKs honour x-should-retry (a Retry-After of 60 s had the openai
             # SDK wait two minutes for it).
             err.headers = ((b"x-should-retry", b"false"), *ticket.headers())
-        else:
-            err.headers = ((b"retry-after", b"%d" % retry_seconds(refusal)), *ticket.headers())
+            return err
+        wait = retry_seconds(refusal)
+        err.headers = ((b"retry-after", b"%d" % wait), *ticket.headers())
+        if wait > SDK_MAX_WAIT:  # a day's limit: the SDKs would retry within seconds instead, to be refused again
+            err.headers = ((b"x-should-retry", b"false"), *err.headers)
         return err
 
     async def switch_channel(self, ticket: Ticket, channels: tuple[Scope | None, ...], *, model: str) -> int | None:

@@ -84,6 +84,7 @@ async def test_a_keys_rpm_refuses_the_request_over_it_then_the_next_window_admit
     refused = await chat(client, world)
     assert refused.status_code == 429
     assert refused.headers.get_list("retry-after") == ["47"]  # 46.5 s, rounded up; once
+    assert "x-should-retry" not in refused.headers  # the SDKs wait the Retry-After and send it again
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
     assert refused.headers["x-ratelimit-reset-requests"] == "46.5s"
     error = refused.json()["error"]
@@ -161,6 +162,8 @@ async def test_requests_per_day_start_again_the_next_day(client, world, backend,
     refused = await chat(client, world)
     assert refused.status_code == 429 and refused.headers["retry-after"] == str(16 * 3600)
     assert "limit of 1 request per day is reached; retry in 16 h 0 min" in refused.json()["error"]["message"]
+    # The openai SDK ignores a Retry-After over 60 s and retries within seconds, to be refused again.
+    assert refused.headers["x-should-retry"] == "false"
     clock[0] += 16 * 3600
     assert (await chat(client, world)).status_code == 200
 
