@@ -105,8 +105,9 @@ def _wait_text(seconds: int) -> str:
     return f"{seconds // 3600} h {math.ceil(seconds % 3600 / 60)} min"
 
 
-# The longest Retry-After the openai SDK waits for; past it, it retries after its own short backoff.
-SDK_MAX_WAIT = 60
+# The longest Retry-After the openai SDK waits for (its MAX_RETRY_AFTER_DELAY); past it, it retries after its
+# own backoff of a second or so.
+SDK_MAX_WAIT = 120
 
 
 def retry_seconds(refusal: Refusal) -> int:

@@ -162,7 +162,7 @@ async def test_requests_per_day_start_again_the_next_day(client, world, backend,
     refused = await chat(client, world)
     assert refused.status_code == 429 and refused.headers["retry-after"] == str(16 * 3600)
     assert "limit of 1 request per day is reached; retry in 16 h 0 min" in refused.json()["error"]["message"]
-    # The openai SDK ignores a Retry-After over 60 s and retries within seconds, to be refused again.
+    # The openai SDK ignores a Retry-After over 2 minutes and retries within seconds, to be refused again.
     assert refused.headers["x-should-retry"] == "false"
     clock[0] += 16 * 3600
     assert (await chat(client, world)).status_code == 200
