@@ -116,7 +116,7 @@ class _LimitsMixin:
 
 
 def _budget_amount_field() -> QuotaAmountField:
-    return QuotaAmountField(label=_("Budget"), required=False, maximum=limit_values.BUDGET_MAX)
+    return QuotaAmountField(label=_("Budget"), required=False, maximum=limit_values.BUDGET_MAX, zero_is_none=True)
 
 
 class UserCreationForm(_RoleRulesMixin, forms.ModelForm):

@@ -32,8 +32,10 @@ def _split_dollars(text: str) -> tuple[str, bool]:
 class QuotaAmountField(forms.CharField):
     default_error_messages = {"min_value": gettext_lazy("The amount must not be negative.")}
 
-    def __init__(self, *, minimum: int = 0, maximum: int = numbers.BIGINT[1], **kwargs):
-        self.minimum, self.maximum = minimum, maximum
+    def __init__(self, *, minimum: int = 0, maximum: int = numbers.BIGINT[1], zero_is_none: bool = False,
+                 **kwargs):
+        # zero_is_none: 0 means "none" (a budget), so US$ too few to make one quota unit are refused, not 0.
+        self.minimum, self.maximum, self.zero_is_none = minimum, maximum, zero_is_none
         kwargs.setdefault("widget", forms.TextInput(attrs={"class": "vIntegerField", "inputmode": "decimal"}))
         super().__init__(**kwargs)
 
@@ -46,6 +48,9 @@ class QuotaAmountField(forms.CharField):
         number, in_usd = _split_dollars(text)
         label = str(self.label or gettext("Amount"))
         try:
+            if in_usd and self.zero_is_none and self.minimum == 0:
+                return numbers.parse_budget_in_usd(number, field=label, per_unit=options.quota_per_unit(),
+                                                   maximum=self.maximum)
             if in_usd:
                 return numbers.parse_quota_in_usd(number, field=label, per_unit=options.quota_per_unit(),
                                                   minimum=self.minimum, maximum=self.maximum)

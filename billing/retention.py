@@ -57,7 +57,14 @@ def daily_prune(*, now: int | None = None) -> int | None:
     day_lock = f"oneapi:logs-prune:{rollup.local_day(now).isoformat()}"
     if not cache.add(day_lock, now, timeout=DAY + 3600):
         return None
-    return logs_prune_run(now=now)
+    try:
+        pruned = logs_prune_run(now=now)
+    except BaseException:
+        cache.delete(day_lock)  # the database was away: the next hourly check, here or elsewhere, tries again
+        raise
+    if pruned is None:
+        cache.delete(day_lock)  # a manual prune was running: the day is not done until one of ours has run
+    return pruned
 
 
 def start_log_pruner() -> None:

@@ -10,7 +10,8 @@ which first runs the "before shutdown" triggers and waits for the Deferreds they
 3. whatever still runs then is cancelled as a client disconnect is (the relay settles what was used, and the
    client's stream ends where it was);
 4. the shared quota's settlements under way reach Redis, and those Redis could not take are tried once more;
-5. the ledger's writer stops and every settled charge is written (billing/ledger.py `stop`).
+5. the upstream sessions close, the ledger's writer stops and every settled charge is written
+   (billing/ledger.py `stop`).
 
 Only then does the reactor stop and the process exit. A second SIGTERM changes nothing; SIGKILL ends it at once.
 What a SIGKILL loses is in the README ("Stopping and restarting").
@@ -24,10 +25,16 @@ import time
 
 from daphne.server import Server
 from twisted.internet import defer
+from twisted.web import http as twisted_http
 
 from oneapi_site import health
 
 log = logging.getLogger("oneapi")
+
+# Twisted names no reason for RFC 6585's statuses: every rate-limit refusal went out as "429 Unknown Status".
+for _code, _reason in ((428, b"Precondition Required"), (429, b"Too Many Requests"),
+                       (431, b"Request Header Fields Too Large"), (511, b"Network Authentication Required")):
+    twisted_http.RESPONSES.setdefault(_code, _reason)
 
 POLL = 0.1  # seconds between looks at the requests still running
 
@@ -74,6 +81,7 @@ class GracefulServer(Server):
                 _end(protocol)
                 instance.cancel()
             await asyncio.gather(*left.values(), return_exceptions=True)
+        await _close_upstream_sessions()
         await _settle_everything()
         _say("shutting down: every settled charge is written")
 
@@ -96,6 +104,17 @@ def _end(protocol) -> None:
         protocol.handle_reply({"type": "http.response.body", "body": SHUTTING_DOWN})
     except Exception:  # the connection went in the meantime: nothing to end
         log.debug("ending a response at shutdown failed", exc_info=True)
+
+
+async def _close_upstream_sessions() -> None:
+    """Every request is done: left open, the loop's end logged "ERROR asyncio Unclosed client session" at
+    every stop."""
+    from relay import http
+
+    try:
+        await http.close()
+    except Exception:  # a connection that fails to close must not keep the charges from being written
+        log.debug("closing the upstream sessions at shutdown failed", exc_info=True)
 
 
 async def _settle_everything() -> None:

@@ -1,7 +1,8 @@
 """OpenTelemetry traces of relay requests, when the operator asks for them.
 
 On only when the standard variables ask (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
-or OTEL_TRACES_EXPORTER other than "none") and the packages of requirements-otel.txt are installed. Off, the
+or OTEL_TRACES_EXPORTER other than "none") and the packages of requirements-otel.txt are installed;
+OTEL_TRACES_EXPORTER picks OTLP/HTTP (the default) or the console. Off, the
 opentelemetry packages are never imported and oneapi_site/metrics.py skips every call here.
 
 A relay request is one span named as the GenAI semantic conventions name it ("chat gpt-4o"), with
@@ -33,17 +34,43 @@ def wanted() -> bool:
 
 
 def start() -> None:
-    """Export spans over OTLP/HTTP when the environment asks; a missing package is said once, not raised."""
+    """Export spans when the environment asks; a missing package or an exporter not shipped here is said once,
+    not raised."""
     if not wanted():
         return
+    chosen = exporter()
+    if chosen is None:
+        return
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    use(BatchSpanProcessor(chosen))
+
+
+# OTEL_TRACES_EXPORTER's values this gateway ships (the SDK's own autoconfiguration is not used: it would
+# load every installed exporter's entry point at start).
+EXPORTERS = ("otlp", "console")
+
+
+def exporter():
+    """The span exporter OTEL_TRACES_EXPORTER names (otlp when unset), or None after a warning."""
+    names = [n.strip().lower() for n in os.environ.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
+    name = names[0] if names else "otlp"
+    if name not in EXPORTERS or len(names) > 1:
+        log.warning("OTEL_TRACES_EXPORTER=%s is not supported here (one of: %s); no traces are exported",
+                    ",".join(names), ", ".join(EXPORTERS))
+        return None
     try:
+        if name == "console":
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            return ConsoleSpanExporter()
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        return OTLPSpanExporter()
     except ImportError:
         log.warning("OpenTelemetry is configured (OTEL_*) but its packages are not installed: "
                     "pip install -r requirements-otel.txt; no traces are exported")
-        return
-    use(BatchSpanProcessor(OTLPSpanExporter()))
+        return None
 
 
 def use(processor) -> None:

@@ -108,9 +108,13 @@ def report_failure(channel_id: int, err: UpstreamError, *,
     multi-key channel was called with: its failures are that key's, and it goes alone (the channel with its
     last key). When the channel, or the key, is being disabled: the write, done when it has landed (its
     result says whether it disabled anything); None otherwise."""
-    if not options.get("AutomaticDisableChannelEnabled"):
-        return None
     subject = channel_id if key is None else (channel_id, key[0])
+    if not options.get("AutomaticDisableChannelEnabled"):
+        # Counted all the same: /metrics and the console's dashboard show failures in a row with the option
+        # off (its default), they only disable nothing.
+        if not err.local and not is_fatal(err) and is_transient(err):
+            failures.failed(subject)
+        return None
     reason = verdict(subject, err)
     if reason is None:
         return None

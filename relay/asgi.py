@@ -59,7 +59,7 @@ CORS = [
     (b"access-control-expose-headers", b"x-oneapi-request-id, retry-after, x-ratelimit-limit-requests, "
                                        b"x-ratelimit-remaining-requests, x-ratelimit-reset-requests, "
                                        b"x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, "
-                                       b"x-ratelimit-reset-tokens"),
+                                       b"x-ratelimit-reset-tokens, x-should-retry"),
 ]
 
 

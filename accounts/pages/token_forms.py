@@ -54,13 +54,15 @@ PERIOD_PHRASES = {  # "at most $10 a day"
 }
 
 
-def _amount(text: str, *, label: str, maximum: int, messages: dict) -> int | None:
+def _amount(text: str, *, label: str, maximum: int, messages: dict, budget: bool = False) -> int | None:
     """An amount typed in the unit the user reads quota in: US$ (rounded half up to whole quota) or quota units,
     through the bounded parser: the text's shape is checked before any arithmetic, so 1e500000 costs nothing."""
     text = (text or "").strip().replace(",", "")  # 1,000 as people write it
     if not text:
         return None
     try:
+        if options.in_currency() and budget:  # a budget of 0 is none: US$ too few for one quota unit are refused
+            return numbers.parse_budget_in_usd(text, field=label, per_unit=options.quota_per_unit(), maximum=maximum)
         if options.in_currency():
             return numbers.parse_quota_in_usd(text, field=label, per_unit=options.quota_per_unit(), minimum=0,
                                               maximum=maximum)
@@ -208,7 +210,7 @@ class TokenForm(forms.Form):
 
     def clean_budget(self) -> int:
         return _amount(self.cleaned_data.get("budget"), label=str(self.fields["budget"].label), maximum=BUDGET_MAX,
-                       messages=BUDGET_MESSAGES) or 0
+                       messages=BUDGET_MESSAGES, budget=True) or 0
 
     def _changed(self, name: str) -> bool:
         """Judged against what the page showed: a stored limit above a since-lowered account limit, left

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
 
 from django.utils.translation import gettext
 
@@ -168,6 +168,19 @@ def parse_quota_in_usd(value: object, *, field: str, per_unit: Decimal, minimum:
         if quota > maximum:
             raise _above(field, (Decimal(maximum) / per_unit).quantize(step, rounding=ROUND_DOWN))
     return int(quota)
+
+
+def parse_budget_in_usd(value: object, *, field: str, per_unit: Decimal, maximum: int) -> int:
+    """A budget in US$, as parse_quota_in_usd; but an amount above 0 too small to make one quota unit is
+    refused, since a budget of 0 is no budget at all (US$0.0000001 a day was no limit)."""
+    quota = parse_quota_in_usd(value, field=field, per_unit=per_unit, minimum=0, maximum=maximum)
+    if quota == 0 and _decimal(value, field=field) > 0:
+        with localcontext() as context:
+            context.prec = _EXACT
+            least = (Decimal("0.5") / per_unit).quantize(Decimal("0.000001"), rounding=ROUND_UP)
+        raise _error(gettext("%(field)s is less than one quota unit: give at least $%(least)s, or 0 for none"),
+                     field, "below_one_unit", least=plain(least))
+    return quota
 
 
 def int_or_none(value: object, *, minimum: int = BIGINT[0], maximum: int = BIGINT[1]) -> int | None:

@@ -105,6 +105,11 @@ def _wait_text(seconds: int) -> str:
     return f"{seconds // 3600} h {math.ceil(seconds % 3600 / 60)} min"
 
 
+# The longest Retry-After the openai SDK waits for (its MAX_RETRY_AFTER_DELAY); past it, it retries after its
+# own backoff of a second or so.
+SDK_MAX_WAIT = 120
+
+
 def retry_seconds(refusal: Refusal) -> int:
     return max(1, math.ceil(refusal.retry_ms / 1000))
 
@@ -324,7 +329,15 @@ class Limiter:
             ticket.requests = usage
         elif refusal.kind == "tpm":
             ticket.token_usage = usage
-        err.headers = ((b"retry-after", b"%d" % retry_seconds(refusal)), *ticket.headers())
+        if refusal.too_large:
+            # No wait lets it through: the SDKs honour x-should-retry (a Retry-After of 60 s had the openai
+            # SDK wait two minutes for it).
+            err.headers = ((b"x-should-retry", b"false"), *ticket.headers())
+            return err
+        wait = retry_seconds(refusal)
+        err.headers = ((b"retry-after", b"%d" % wait), *ticket.headers())
+        if wait > SDK_MAX_WAIT:  # a day's limit: the SDKs would retry within seconds instead, to be refused again
+            err.headers = ((b"x-should-retry", b"false"), *err.headers)
         return err
 
     async def switch_channel(self, ticket: Ticket, channels: tuple[Scope | None, ...], *, model: str) -> int | None:

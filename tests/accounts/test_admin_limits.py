@@ -80,6 +80,8 @@ def test_a_budget_is_typed_in_quota_units_or_us_dollars(root_client, alice, type
 @pytest.mark.parametrize("field,typed", [
     ("rpm_limit", "-1"), ("tpm_limit", "1.5"), ("concurrency_limit", str(2**31)), ("rpd_limit", "many"),
     ("budget_quota", "-5"), ("budget_quota", "$-1"), ("budget_quota", "1e9"), ("budget_quota", "9" * 30),
+    # Less than one quota unit: it rounded to 0, no budget at all (found in the console from a fresh clone).
+    ("budget_quota", "$0.0000001"),
     ("budget_period", "year"), ("price_ratio", "10001"), ("price_ratio", "-1"), ("price_ratio", "cheap"),
     ("price_ratio", "nan"), ("price_ratio", "0.1234567"),
 ])

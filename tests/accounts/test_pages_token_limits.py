@@ -104,6 +104,8 @@ def test_a_budget_of_another_period_is_not_compared(alice_client, limited):
     ({"budget": "-2", "budget_period": "day"}, "budget", "The budget must not be negative."),
     ({"budget": "1e9", "budget_period": "day"}, "budget", "without an exponent"),
     ({"budget": "lots", "budget_period": "day"}, "budget", "Enter a number."),
+    # US$ that round to no quota would be no budget at all.
+    ({"budget": "0.0000001", "budget_period": "day"}, "budget", "less than one quota unit"),
     ({"budget": "5"}, "budget_period", "Choose the period the budget is spent over."),
     ({"budget": "5", "budget_period": "year"}, "budget_period", "year"),
 ])

@@ -3,7 +3,7 @@
 import pytest
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 
 from billing import retention
@@ -101,3 +101,42 @@ def test_the_option_is_bounded(db):
 
     with pytest.raises(ServiceError):
         option_set(key="LogRetentionDays", value="-1")
+
+
+def test_prune_logs_command_reads_the_stored_option(db, capsys, monkeypatch):
+    """manage.py prune_logs runs in a process of its own, where no page or request has read the options yet:
+    LogRetentionDays as the console or /api stored it decides, not its default of 0 (found from a fresh
+    clone: "LogRetentionDays is 0" with the option set to 1)."""
+    now = now_ts()
+    Log.objects.bulk_create([Log(user_id=1, created_at=now - 40 * DAY), Log(user_id=1, created_at=now - DAY)])
+    option_set(key="LogRetentionDays", value="30")
+    monkeypatch.setattr(options, "snapshot", options._Snapshot())  # a new process: the options never read
+    call_command("prune_logs")
+    assert "1 logs deleted" in capsys.readouterr().out
+    assert list(Log.objects.values_list("created_at", flat=True)) == [now - DAY]
+
+
+def test_a_days_prune_that_failed_is_tried_again_the_same_day(logs, monkeypatch):
+    """The day's lock was taken before the prune ran: a database away at that moment (or a manual prune
+    running) skipped the whole day, on every instance."""
+    retain(30)
+
+    def down(**kwargs):
+        raise DatabaseError("the database is away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(retention.services, "logs_prune", down)
+        with pytest.raises(DatabaseError):
+            retention.daily_prune(now=NOW)
+    assert retention.daily_prune(now=NOW + 3600) == 3       # the next hourly check, the same day
+    assert retention.daily_prune(now=NOW + 7200) is None    # done for the day
+
+
+def test_a_day_skipped_for_a_manual_prune_is_tried_again(logs):
+    retain(30)
+    cache.add(retention.RUNNING_LOCK, 1, timeout=60)
+    try:
+        assert retention.daily_prune(now=NOW) is None
+    finally:
+        cache.delete(retention.RUNNING_LOCK)
+    assert retention.daily_prune(now=NOW + 3600) == 3

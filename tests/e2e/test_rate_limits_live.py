@@ -148,3 +148,15 @@ def test_a_key_with_60_rpm_100k_tpm_5_concurrent_and_10_dollars_a_day_holds_acro
         assert int(later[5].headers["retry-after"]) >= 1
         assert len(upstream.requests) == 10
     forget_counts(url)
+
+
+def test_a_refusal_has_its_status_line_reason(tmp_path, upstream):
+    """Twisted knows no reason phrase for 429, so every refusal went out as "HTTP/1.1 429 Unknown Status"
+    (found with curl from a fresh clone); clients and proxies that log the status line showed that."""
+    with prepare_database(tmp_path, REDIS_CONN_STRING="", INITIAL_ROOT_ACCESS_TOKEN=ACCESS_TOKEN) as env, \
+            running_gateway(tmp_path, env) as gateway:
+        key = limited_key(gateway, upstream.url, rpm_limit=1)
+        answers = [httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=30,
+                              headers={"Authorization": f"Bearer {key}"}) for _ in range(2)]
+    assert [r.status_code for r in answers] == [200, 429]
+    assert answers[1].reason_phrase == "Too Many Requests"

@@ -107,6 +107,22 @@ async def test_a_failover_is_counted_on_the_channel_that_failed(client, world, b
     assert after.value("oneapi_channel_consecutive_failures", channel=failed) == 1
 
 
+
+async def test_failures_in_a_row_are_counted_with_automatic_disabling_off(client, world, backup):
+    """AutomaticDisableChannelEnabled is off by default (as on one-api): a channel failing every request still
+    shows its failures in a row on /metrics and the console's dashboard (they showed 0, found from a fresh
+    clone with a dead channel), it is only never disabled for them."""
+    await sync_to_async(option_set)(key="RetryTimes", value="1")
+    await sync_to_async(ChannelFactory)(name="healthy", base_url=backup.url, models="gpt-4o-mini", priority=-1)
+    for _ in range(2):
+        world.upstream.then(status=500, error={"error": {"message": "down", "type": "server_error"}})
+        response = await client.post("/v1/chat/completions", json=CHAT, headers=world.auth)
+        assert response.status_code == 200, response.text
+    after = await scrape(client)
+    assert after.value("oneapi_channel_consecutive_failures", channel=str(world.channel.pk)) == 2
+    await world.channel.arefresh_from_db()
+    assert world.channel.status == Channel.Status.ENABLED
+
 async def test_a_rate_limit_refusal_is_counted_by_code_and_scope(client, world, settings):
     settings.REDIS_CONN_STRING = ""  # counted in this process
     await sync_to_async(Token.objects.filter(pk=world.token.pk).update)(rpm_limit=1)

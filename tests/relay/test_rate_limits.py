@@ -84,6 +84,7 @@ async def test_a_keys_rpm_refuses_the_request_over_it_then_the_next_window_admit
     refused = await chat(client, world)
     assert refused.status_code == 429
     assert refused.headers.get_list("retry-after") == ["47"]  # 46.5 s, rounded up; once
+    assert "x-should-retry" not in refused.headers  # the SDKs wait the Retry-After and send it again
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
     assert refused.headers["x-ratelimit-reset-requests"] == "46.5s"
     error = refused.json()["error"]
@@ -120,6 +121,11 @@ async def test_a_request_larger_than_a_tpm_limit_says_so(client, world, backend,
     refused = await chat(client, world, {**CHAT, "max_tokens": 100})
     assert refused.status_code == 429
     assert "are more than this API key's limit of 50 tokens per minute" in refused.json()["error"]["message"]
+    # No wait makes it pass: the SDKs (openai, anthropic) must not retry it. Before, its Retry-After of 60 s had
+    # the openai SDK wait twice, two minutes, before failing (found with the SDK from a fresh clone).
+    assert refused.headers["x-should-retry"] == "false"
+    assert "x-should-retry" in refused.headers["access-control-expose-headers"]  # the SDKs in a browser too
+    assert "retry-after" not in refused.headers
 
 
 async def test_a_negative_max_completion_tokens_takes_nothing_off_the_tpm_estimate(client, world, backend, clock):
@@ -156,6 +162,8 @@ async def test_requests_per_day_start_again_the_next_day(client, world, backend,
     refused = await chat(client, world)
     assert refused.status_code == 429 and refused.headers["retry-after"] == str(16 * 3600)
     assert "limit of 1 request per day is reached; retry in 16 h 0 min" in refused.json()["error"]["message"]
+    # The openai SDK ignores a Retry-After over 2 minutes and retries within seconds, to be refused again.
+    assert refused.headers["x-should-retry"] == "false"
     clock[0] += 16 * 3600
     assert (await chat(client, world)).status_code == 200
 

@@ -146,3 +146,32 @@ def test_off_by_default_the_gateway_never_loads_the_tracing_sdk():
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.fixture
+def otel_env(monkeypatch):
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER",
+                 "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    yield monkeypatch
+    tracing.stop()
+
+
+def test_the_console_exporter_prints_spans_instead_of_sending_them_over_otlp(otel_env):
+    """OTEL_TRACES_EXPORTER=console is a standard value: it went to OTLP at localhost:4318 all the same, with
+    an export error in the log every few seconds (found from a fresh clone)."""
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    otel_env.setenv("OTEL_TRACES_EXPORTER", "console")
+    otel_env.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)  # not needed
+    assert isinstance(tracing.exporter(), ConsoleSpanExporter)
+    tracing.start()
+    assert tracing.active
+
+
+def test_an_exporter_this_gateway_does_not_ship_is_said_and_tracing_stays_off(otel_env, caplog):
+    otel_env.setenv("OTEL_TRACES_EXPORTER", "zipkin")
+    with caplog.at_level(logging.WARNING, logger="oneapi"):
+        tracing.start()
+    assert not tracing.active
+    assert "OTEL_TRACES_EXPORTER" in caplog.text and "zipkin" in caplog.text

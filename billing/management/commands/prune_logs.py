@@ -18,6 +18,8 @@ class Command(BaseCommand):
             raise CommandError("--days must be at least 1")
         if batch < 1:
             raise CommandError("--batch must be at least 1")
+        # A process of its own: nothing has read the stored options yet, and LogRetentionDays would be its default.
+        options.reload_from_db()
         deleted = retention.logs_prune_run(days=days, batch=batch)
         if deleted is None:
             raise CommandError("another prune is running; try again when it has finished")
