@@ -20,6 +20,7 @@ from billing.services import Charge
 from billing.shared_quota import Refusal, Subject, shared
 from oneapi_site import metrics
 from oneapi_site.lib.timeutil import ts_text
+from relay import limits
 from relay.auth import Caller
 from relay.errors import RelayError
 
@@ -136,12 +137,18 @@ def _refused(caller: Caller, refusal: Refusal, ts: int, amount: int = 0) -> Rela
         message = (f"This request may cost up to {money.usd_text(amount)}, more than {whose[0].lower()}{whose[1:]} "
                    f"{period} budget of {money.usd_text(info.budget_quota)}: send a smaller request or a lower "
                    f"max_tokens.")
-    else:
+    elif refusal.spent >= info.budget_quota:
         message = (f"{whose} {period} budget of {money.usd_text(info.budget_quota)} is spent; it resets at "
                    f"{ts_text(resets)} ({settings.TIME_ZONE}).")
-    retry_after = str(max(1, resets - ts)).encode()
-    return RelayError(429, message, type="insufficient_quota", code="budget_exceeded",
-                      headers=((b"retry-after", retry_after),))
+    else:  # what is left (less what requests in flight hold) is less than this one may cost
+        message = (f"{whose} {period} budget of {money.usd_text(info.budget_quota)} has too little left for this "
+                   f"request, which may cost up to {money.usd_text(amount)}; it resets at {ts_text(resets)} "
+                   f"({settings.TIME_ZONE}).")
+    wait = max(1, resets - ts)
+    headers: tuple[tuple[bytes, bytes], ...] = ((b"retry-after", str(wait).encode()),)
+    if wait > limits.SDK_MAX_WAIT:  # the SDKs would retry within seconds, to be refused again
+        headers = ((b"x-should-retry", b"false"), *headers)
+    return RelayError(429, message, type="insufficient_quota", code="budget_exceeded", headers=headers)
 
 
 def periods(hold: Hold) -> dict[str, int | str]:

@@ -89,9 +89,12 @@ async def test_token_budget_refuses_until_the_next_day(client, world, store, mon
     assert refused.status_code == 429, refused.text
     error = refused.json()["error"]
     assert error["code"] == "budget_exceeded"
-    assert f"This API key's daily budget of {money.usd_text(budget)} is spent" in error["message"]
+    # Not all of it is spent: what is left is less than this request may cost.
+    assert (f"This API key's daily budget of {money.usd_text(budget)} has too little left for this request, "
+            f"which may cost up to {money.usd_text(reserve)}") in error["message"]
     assert f"resets at 2026-03-11 00:00:00 ({ZONE})" in error["message"]
     assert refused.headers["retry-after"] == "3600"
+    assert refused.headers["x-should-retry"] == "false"  # the openai SDK retries within seconds otherwise
     assert len(world.upstream.requests) == 2  # the probe and the one admitted
 
     clock.now = at("2026-03-11T00:00:01")
