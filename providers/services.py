@@ -223,7 +223,7 @@ def channel_update(*, channel: Channel, **fields: Any) -> Channel:
         check_key_lines(channel.key)
         channel.key = "\n".join(channel_keys(channel.key))
         cleaned.setdefault("key", channel.key)
-    elif was_multi_key and "key" not in cleaned and len(split_keys(channel.key)) > 1:
+    elif was_multi_key and not channel.multi_key and "key" not in cleaned and len(split_keys(channel.key)) > 1:
         raise ServiceError("a channel of one key cannot keep several keys: give the key it keeps", field="key")
     # The given fields only: the ledger adds to used_quota meanwhile, and tests and balance checks write
     # their own columns; a whole-row save would put back the values this instance was read with.
