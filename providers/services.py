@@ -54,6 +54,8 @@ def _as_json_object(value: Any, field: str) -> dict:
     if json_depth.holds_lone_surrogate(value):  # Python reads "\ud800" from JSON, but it is no text a column holds
         raise ServiceError(f"{field} holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text",
                            field=field)
+    if json_depth.holds_nul(value):  # a YAML file's "\0" (the /api parser refuses it first): no jsonb holds it
+        raise ServiceError(f"{field} holds a NUL character, which is not text", field=field)
     return value
 
 

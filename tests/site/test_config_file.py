@@ -357,6 +357,19 @@ def test_channels_an_import_kept_that_no_file_could_create_are_left_out_of_the_e
     assert export("--with-keys") == first
 
 
+@pytest.mark.parametrize("field, value", [("name", "a\0b"), ("models", ["m\0"]), ("tag", "t\0"),
+                                          ("system_prompt", "p\0"), ("model_mapping", {"a": "b\0"}),
+                                          ("config", {"x": "\0"})])
+def test_a_nul_character_in_a_file_is_refused_with_the_field(db, tmp_path, field, value):
+    # YAML writes a NUL character as "\0": PostgreSQL refuses it in text, so applying the file was a DataError.
+    entry = {"name": "c", "type": 1, "key": "sk-x", "models": ["m"], field: value}
+    text = yaml.safe_dump({"version": 1, "channels": [entry]})
+    assert "\\0" in text
+    with pytest.raises(CommandError, match="NUL"):
+        import_file(write(tmp_path, text))
+    assert not Channel.objects.exists()
+
+
 def test_names_are_matched_exactly_whatever_the_database_collation(configured, tmp_path):
     lines = import_file(write(tmp_path, "channels:\n  - {name: OpenAI-Main, type: 1, key: sk-other}\n"))
     assert lines[0] == 'added   channel "OpenAI-Main" (type 1)'
