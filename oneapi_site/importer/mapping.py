@@ -13,7 +13,8 @@ from accounts.hashers import from_oneapi
 from accounts.models import Token, User
 from billing.models import Log, RedemptionCode
 from oneapi_site.importer.report import Report
-from oneapi_site.lib import numbers
+from oneapi_site.lib import json_depth, numbers
+from providers import channel_overrides
 from providers.channel_keys import new_api_key_states, split_keys
 from providers.labels import unsupported_reason
 from providers.models import Ability, Channel, split_list
@@ -23,6 +24,9 @@ CONFIG_KEYS = ("region", "sk", "ak", "user_id", "api_version", "library_id", "pl
                "vertex_ai_adc")
 # Before `config`, one-api kept one setting in `other`; its distributor still copies it (middleware/distributor.go).
 OTHER_AS_CONFIG = {3: "api_version", 18: "api_version", 24: "api_version", 21: "library_id", 17: "plugin"}
+
+# new-api's channel columns the channel's config takes by the same names (with its setting's proxy).
+NEW_API_OVERRIDES = ("param_override", "header_override")
 
 # Columns each table carries (or reads to decide); any other column holding a value is reported as dropped.
 CARRIED = {
@@ -34,7 +38,8 @@ CARRIED = {
                "model_limits", "allow_ips", "deleted_at"},
     "channels": {"id", "type", "key", "status", "name", "weight", "created_time", "test_time", "response_time",
                  "base_url", "other", "balance", "balance_updated_time", "models", "group", "used_quota",
-                 "model_mapping", "priority", "config", "system_prompt", "tag", "channel_info"},
+                 "model_mapping", "priority", "config", "system_prompt", "tag", "channel_info", "setting",
+                 *NEW_API_OVERRIDES},
     "redemptions": {"id", "user_id", "key", "status", "name", "quota", "created_time", "redeemed_time",
                     "used_user_id", "deleted_at"},
     "logs": {"id", "user_id", "created_at", "type", "content", "username", "token_name", "model_name", "quota",
@@ -190,7 +195,32 @@ def _model_mapping(row: dict[str, Any], report: Report, example: str) -> dict[st
     return kept
 
 
-def _config(row: dict[str, Any], channel_type: int, report: Report, example: str) -> dict[str, str]:
+def _new_api_overrides(row: dict[str, Any], report: Report, example: str) -> dict[str, Any]:
+    """new-api's param_override and header_override columns and its setting's proxy, which the channel's config
+    takes by the same names and in the same format (providers/channel_overrides.py), checked as a save checks
+    them: one this gateway would refuse is left out and named, rather than failing every request of the channel."""
+    found: dict[str, Any] = {name: text(row.get(name)).strip() for name in NEW_API_OVERRIDES}
+    setting = _json_object(row.get("setting"), "setting", report, example)
+    for name, value in setting.items():
+        if name != "proxy" and value not in (None, "", False, 0):
+            report.drop("channels", f"setting.{name}")
+    found["proxy"] = setting.get("proxy")
+    carried: dict[str, Any] = {}
+    for name, value in found.items():
+        if value in (None, ""):
+            continue
+        try:
+            checked = channel_overrides.clean_config({name: value})
+        except ValueError:  # OverrideInvalid, ProxyInvalid
+            checked = None
+        if checked is None or json_depth.holds_nul(checked):  # no jsonb column holds a NUL
+            report.note("channels", f"{name} left out, as this gateway would refuse it", example)
+            continue
+        carried.update(checked)
+    return carried
+
+
+def _config(row: dict[str, Any], channel_type: int, report: Report, example: str) -> dict[str, Any]:
     raw = _json_object(row.get("config"), "config", report, example)
     config = {k: str(v) for k, v in raw.items() if k in CONFIG_KEYS and v not in (None, "")}
     for name in raw.keys() - set(CONFIG_KEYS):
@@ -203,6 +233,7 @@ def _config(row: dict[str, Any], channel_type: int, report: Report, example: str
             config.setdefault(name, other)
         else:
             report.drop("channels", "other")
+    config.update(_new_api_overrides(row, report, example))
     return config
 
 

@@ -184,8 +184,33 @@ def test_a_new_api_database_imports_what_it_can_and_names_the_rest(tmp_path):
     assert "users.linux_do_id: 1 (no LinuxDO sign-in here)" in report
     assert "tables: not read: vendors" in report
     for dropped in ("users.setting: 1", "users.linux_do_id: 1", "tokens.group: 1",
-                    "channels.param_override: 1", "redemptions.expired_time: 1", "logs.group: 3", "logs.other: 3"):
+                    "redemptions.expired_time: 1", "logs.group: 3", "logs.other: 3"):
         assert dropped in report, dropped
+    assert Channel.objects.get(pk=4).config["param_override"] == {"temperature": 0}
+
+
+def test_new_api_overrides_and_proxy_move_into_the_channel_config(tmp_path):
+    # They were reported as "no per-channel overrides here" and dropped, though the channel's config takes
+    # them in new-api's own format (so that they move).
+    path = _make_new_api(tmp_path / "new-api.db")
+    with sqlite3.connect(path) as db:
+        db.execute("""UPDATE channels SET header_override = '{"X-Api-Key": "{api_key}", "X-Team": "t1"}',
+                      setting = '{"proxy": "socks5://u:p@127.0.0.1:1080", "force_format": true}',
+                      param_override = '{"operations": [{"path": "temperature", "mode": "set", "value": 0.2}]}'
+                      WHERE id = 4""")
+        db.execute("""UPDATE channels SET param_override = '{"operations": [{"path": "x", "mode": "nonsense"}]}',
+                      header_override = 'not json', setting = '{"proxy": "ftp://x"}' WHERE id = 6""")
+    report = run_import(path)
+    config = Channel.objects.get(pk=4).config
+    assert config["param_override"] == {"operations": [{"path": "temperature", "mode": "set", "value": 0.2}]}
+    assert config["header_override"] == {"X-Api-Key": "{api_key}", "X-Team": "t1"}
+    assert config["proxy"] == "socks5://u:p@127.0.0.1:1080"
+    assert "channels.setting.force_format: 1" in report
+    for column in ("param_override", "header_override", "proxy"):
+        assert column not in Channel.objects.get(pk=6).config
+        assert f"channels: {column} left out, as this gateway would refuse it" in report, column
+    assert "no per-channel" not in report
+    assert "channels: 4 read, 0 new, 0 changed" in run_import(path)  # carried the same way again
 
 
 REDIS = os.environ.get("REDIS_CONN_STRING", "")
