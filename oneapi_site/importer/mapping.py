@@ -51,9 +51,21 @@ CARRIED = {
 def text(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, (bytes, bytearray, memoryview)):  # source.py's rows replace NUL in str values only
+        return bytes(value).decode("utf-8", "replace").replace("\x00", "\ufffd")
     return str(value)
+
+
+def without_nul(value: Any) -> Any:
+    """Parsed JSON with each NUL ("\\u0000") in its strings as U+FFFD, as source.py does for the columns'
+    text: PostgreSQL stores none in text or jsonb."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
 
 
 def whole(value: Any, default: int = 0, *, bounds: tuple[int, int] = numbers.BIGINT) -> int:
@@ -171,13 +183,24 @@ def token_fields(row: dict[str, Any], report: Report) -> dict[str, Any] | None:
     }
 
 
+def channel_info(row: dict[str, Any]) -> Any:
+    """new-api's channel_info, parsed, for new_api_key_states (None when it is no JSON)."""
+    raw = row.get("channel_info")
+    if isinstance(raw, (str, bytes)):
+        try:
+            return without_nul(json.loads(raw or "{}"))
+        except (ValueError, RecursionError):
+            return None
+    return without_nul(raw)
+
+
 def _json_object(value: Any, column: str, report: Report, example: str) -> dict:
     raw = text(value).strip()
     if not raw:
         return {}
     try:
-        parsed = json.loads(raw)
-    except ValueError:
+        parsed = without_nul(json.loads(raw))
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past Python's limit
         report.note("channels", f"{column} is not JSON: not carried", example)
         return {}
     if not isinstance(parsed, dict):
@@ -256,7 +279,7 @@ def channel_fields(row: dict[str, Any], report: Report) -> dict[str, Any]:
     if status not in Channel.Status.values:
         status = Channel.Status.MANUALLY_DISABLED
     # new-api's multi-key channel is one of ours: its mode, and each key's state after the write (run.py).
-    key_mode, _ = new_api_key_states(row.get("channel_info"))
+    key_mode, _ = new_api_key_states(channel_info(row))
     # Kept out of routing, whatever the source said: a type no adapter serves (the console and /api/channel/
     # say why, providers/labels.py), or several keys in one channel that does not say it holds several, which
     # would go out as one key.

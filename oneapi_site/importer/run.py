@@ -157,7 +157,7 @@ def _channels(source: Source, report: Report, *, dry_run: bool) -> None:
     new, changed = _plan(Channel, "channels", mapped, report)
     _write(Channel, new, changed, dry_run=dry_run)
     if not dry_run:  # the routes of new and changed channels, built by our own rules (providers/services.py)
-        key_states = {mapping.whole(row["id"]): new_api_key_states(row.get("channel_info"))[1] for row in rows}
+        key_states = {mapping.whole(row["id"]): new_api_key_states(mapping.channel_info(row))[1] for row in rows}
         for channel in [*new, *(obj for obj, _, _ in changed)]:
             abilities_rebuild(channel=channel)
             keys_sync(channel=channel)  # a multi-key channel's key rows, then the states new-api kept

@@ -308,3 +308,23 @@ def test_a_model_or_group_name_too_long_for_a_route_is_left_out_and_said(source)
     assert not Ability.objects.filter(group=long_group).exists()
     assert Ability.objects.filter(model="gpt-4o-mini", group="default").exists()
     assert "too long" in report
+
+
+def test_a_nul_character_in_the_source_is_carried_as_a_replacement_character(tmp_path):
+    # SQLite and MySQL keep a NUL in text; PostgreSQL refuses it, so one such character stopped the import's
+    # step into a PostgreSQL gateway ("PostgreSQL text fields cannot contain NUL"). The ledger writes U+FFFD too.
+    path = _make_new_api(tmp_path / "new-api.db")
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE channels SET name = 'a' || char(0) || 'b', system_prompt = 'p' || char(0),"
+                   " model_mapping = '{\"m\\u0000\": \"n\"}', config = '{\"user_id\": \"u\\u0000\"}',"
+                   " channel_info = '{\"is_multi_key\": true, \"multi_key_status_list\": {\"1\": 3},"
+                   " \"multi_key_disabled_reason\": {\"1\": \"dead\\u0000\"}}', `key` = 'k1\nk2' WHERE id = 11")
+        db.execute("UPDATE users SET display_name = 'Bo' || char(0) || 'b' WHERE id = 1")
+        db.execute("UPDATE logs SET content = 'c' || char(0) || 'x'")
+    run_import(path, "--logs")
+    channel = Channel.objects.get(pk=11)
+    assert (channel.name, channel.system_prompt) == ("a\ufffdb", "p\ufffd")
+    assert channel.model_mapping == {"m\ufffd": "n"} and channel.config["user_id"] == "u\ufffd"
+    assert ChannelKey.objects.get(channel=channel, index=1).last_error == "dead\ufffd"
+    assert User.objects.get(pk=1).display_name == "Bo\ufffdb"
+    assert set(Log.objects.values_list("content", flat=True)) == {"c\ufffdx"}
