@@ -18,12 +18,11 @@ from providers import channel_overrides
 from providers.channel_keys import new_api_key_states, split_keys
 from providers.labels import unsupported_reason
 from providers.models import Ability, Channel, split_list
+from providers.oneapi_other import OTHER_AS_CONFIG
 
 # one-api's ChannelConfig (model/channel.go): the keys our adapters read by the same names.
 CONFIG_KEYS = ("region", "sk", "ak", "user_id", "api_version", "library_id", "plugin", "vertex_ai_project_id",
                "vertex_ai_adc")
-# Before `config`, one-api kept one setting in `other`; its distributor still copies it (middleware/distributor.go).
-OTHER_AS_CONFIG = {3: "api_version", 18: "api_version", 24: "api_version", 21: "library_id", 17: "plugin"}
 
 # new-api's channel columns the channel's config takes by the same names (with its setting's proxy).
 NEW_API_OVERRIDES = ("param_override", "header_override")
