@@ -394,3 +394,13 @@ def test_the_readme_example_imports(db, tmp_path):
     lines = import_file(write(tmp_path, example))
     assert lines[-1].startswith("1 added, ")
     assert Channel.objects.get(name="openai-main").rpm_limit == 600
+
+
+def test_a_file_without_keys_edits_a_multi_key_channel(db, tmp_path):
+    # The GitOps file is written without keys; a changed priority of a multi-key channel was refused ("a channel
+    # of one key cannot keep several keys") and with it the whole file.
+    channel_create(name="pool", type=1, key="sk-a\nsk-b", key_mode="round_robin", models="m")
+    text = export().replace("priority: 0", "priority: 4")
+    assert import_file(write(tmp_path, text))[-1].startswith("0 added, 1 changed")
+    pool = Channel.objects.get(name="pool")
+    assert (pool.priority, pool.key, pool.key_mode) == (4, "sk-a\nsk-b", "round_robin")
