@@ -84,8 +84,10 @@ def _users(source: Source, report: Report) -> list[dict[str, Any]]:
         mapped.append(mapping.user_fields(row, report))
     here = User.objects.in_bulk([u["id"] for u in mapped])
     by_name = {name.lower(): pk for pk, name in User.objects.values_list("id", "username")}
-    by_token = {t: pk for pk, t in User.objects.exclude(access_token=None).values_list("id", "access_token")}
-    by_aff = {c: pk for pk, c in User.objects.exclude(aff_code=None).values_list("id", "aff_code")}
+    # In any letter case: MySQL's collation takes "BoB9" and "BOB9" for one code, which one-api on SQLite kept
+    # apart (its 4-character invite codes meet so among a few thousand users) and the unique index refused.
+    by_token = {t.lower(): pk for pk, t in User.objects.exclude(access_token=None).values_list("id", "access_token")}
+    by_aff = {c.lower(): pk for pk, c in User.objects.exclude(aff_code=None).values_list("id", "aff_code")}
     kept, seen = [], set()
     for user in mapped:
         example = f"user {user['id']} ({user['username']})"
@@ -104,8 +106,8 @@ def _users(source: Source, report: Report) -> list[dict[str, Any]]:
             continue
         seen.add(name)
         for column, index in (("access_token", by_token), ("aff_code", by_aff)):
-            if user[column] and index.get(user[column], user["id"]) != user["id"]:
-                report.note("users", f"{column} is another user's here: not carried", example)
+            if user[column] and index.setdefault(user[column].lower(), user["id"]) != user["id"]:
+                report.note("users", f"{column} is another user's here (in any letter case): not carried", example)
                 user[column] = None
         if mine is not None and (user["password"] is None or _chosen_here(mine)):
             del user["password"]  # set or upgraded here: the password people use now
