@@ -76,8 +76,24 @@ def _bounded_list(name: str, value: str) -> str:
     column it becomes a route in, and the group list fitting its own column."""
     value = text_bounded(value, field=name, maximum=CHANNEL_TEXT_MAX_LENGTH)
     item_max = Ability._meta.get_field("model" if name == "models" else "group").max_length
-    joined = ",".join(items_bounded(split_list(value), field=name, item_maximum=item_max))
+    items = items_bounded(split_list(value), field=name, item_maximum=item_max)
+    if (twin := case_twin(items)) is not None:
+        # MySQL's collation takes them for one route: the second route was a duplicate key there (a 500).
+        raise ServiceError(gettext("%(field)s: “%(first)s” and “%(second)s” differ only in letter case; "
+                                   "give one of them") % {"field": name, "first": twin[0], "second": twin[1]},
+                           field=name)
+    joined = ",".join(items)
     return text_bounded(joined, field=name, maximum=_column_max("group")) if name == "group" else joined
+
+
+def case_twin(names: list[str]) -> tuple[str, str] | None:
+    """The first two names that differ only in letter case, if any."""
+    seen: dict[str, str] = {}
+    for item in names:
+        first = seen.setdefault(item.lower(), item)
+        if first != item:
+            return first, item
+    return None
 
 
 def _clean(fields: dict[str, Any], *, stored_config: dict | None = None) -> dict[str, Any]:

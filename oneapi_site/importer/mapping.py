@@ -267,7 +267,15 @@ def _route_names(value: Any, column: str, report: Report, example: str) -> str:
     kept = [name for name in names if len(name) <= limit]
     if len(kept) < len(names):
         report.note("channels", f"{column} names too long for a route (over {limit} characters): left out", example)
-    return ",".join(kept)
+    # MySQL's collation takes "gpt-4o" and "GPT-4o" for one route (a duplicate key); the channel checks refuse them.
+    once, folded = [], set()
+    for name in kept:
+        if name.lower() not in folded:
+            folded.add(name.lower())
+            once.append(name)
+    if len(once) < len(kept):
+        report.note("channels", f"{column} names that differ only in letter case from one before: left out", example)
+    return ",".join(once)
 
 
 def channel_fields(row: dict[str, Any], report: Report) -> dict[str, Any]:

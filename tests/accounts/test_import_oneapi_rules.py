@@ -343,3 +343,16 @@ def test_invite_codes_that_differ_only_in_letter_case_are_carried_once(source):
     assert User.objects.get(pk=5).aff_code is None and User.objects.get(pk=2).aff_code is None
     assert ("users: aff_code is another user's here (in any letter case): not carried (2 rows): user 2 (alice), "
             "user 5 (bob)") in report
+
+
+def test_route_names_that_differ_only_in_letter_case_are_carried_once(source):
+    # A channel's models "gpt-4o-mini,GPT-4o-mini" make two routes on SQLite and one on MySQL, where the second
+    # stopped the channels step (a duplicate ability); the channel checks refuse such a list now.
+    with sqlite3.connect(source) as db:
+        db.execute("UPDATE channels SET models = 'gpt-4o-mini,GPT-4o-mini,gpt-3.5-turbo',"
+                   " `group` = 'default,Default,vip' WHERE id = 4")
+    report = run_import(source)
+    channel = Channel.objects.get(pk=4)
+    assert (channel.models, channel.group) == ("gpt-4o-mini,gpt-3.5-turbo", "default,vip")
+    assert "channels: model names that differ only in letter case from one before: left out: channel 4" in report
+    assert "channels: group names that differ only in letter case from one before: left out: channel 4" in report
