@@ -293,7 +293,8 @@ def channel_fields(row: dict[str, Any], report: Report) -> dict[str, Any]:
     if reason := unsupported_reason(channel_type):
         report.note("channels", f"kept disabled: {reason}", example)
     elif not key_mode and len([line for line in key.splitlines() if line.strip()]) > 1:
-        reason = "kept disabled: the key holds several keys (new-api's multi-key channel); give each its channel"
+        reason = ("kept disabled: the key holds several keys in a channel of one key; set its key_mode to "
+                  "round_robin (or random) to take them in turn, or give each its channel")
         report.note("channels", reason, example)
     if reason:
         status = Channel.Status.MANUALLY_DISABLED

@@ -178,7 +178,8 @@ def test_a_new_api_database_imports_what_it_can_and_names_the_rest(tmp_path):
     assert Channel.objects.get(pk=4).tag == "fleet" and "channels.tag" not in report  # new-api's tag carried
     multi = Channel.objects.get(pk=11)
     assert multi.status == Channel.Status.MANUALLY_DISABLED and multi.key == "k1\nk2\nk3"
-    assert "several keys (new-api's multi-key channel); give each its channel: channel 11 (coze)" in report
+    assert ("the key holds several keys in a channel of one key; set its key_mode to round_robin (or random) to "
+            "take them in turn, or give each its channel: channel 11 (coze)") in report
     assert RedemptionCode.objects.get(pk=2).redeemed_by_id == 2
     assert set(Log.objects.values_list("token_id", flat=True)) == {3}
     assert "users.linux_do_id: 1 (no LinuxDO sign-in here)" in report
