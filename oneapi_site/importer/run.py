@@ -4,8 +4,9 @@ Ids are the source's, so foreign keys (token.user_id, log.channel_id) stay right
 rows: a row that differs is updated to the source's values, one that does not is left alone, nothing is made
 twice. Balances (quotas, used quotas, request counts, channel balances) are the source's at import time; the
 balances instances share in Redis move by the same difference.
-Two things are kept from here: a user whose id here belongs to someone else (another name) is not imported,
-and a password changed or upgraded here (no longer one-api's bcrypt, nor the seeded root's) is kept.
+Kept from here: a user whose id here belongs to someone else (another name) is not imported,
+and a password changed or upgraded here (no longer one-api's bcrypt, nor the seeded root's) is kept, as is an
+access token set here.
 """
 
 from __future__ import annotations
@@ -109,6 +110,11 @@ def _users(source: Source, report: Report) -> list[dict[str, Any]]:
             if user[column] and index.setdefault(user[column].lower(), user["id"]) != user["id"]:
                 report.note("users", f"{column} is another user's here (in any letter case): not carried", example)
                 user[column] = None
+        if mine is not None and mine.access_token and mine.access_token != user["access_token"]:
+            # Rotated here (or seeded): as a password changed here, the one people use now, and one retired here
+            # (perhaps leaked) must not work again because the source still holds it.
+            report.note("users", "access_token set here: kept", example)
+            del user["access_token"]
         if mine is not None and (user["password"] is None or _chosen_here(mine)):
             del user["password"]  # set or upgraded here: the password people use now
         elif user["password"] is None:

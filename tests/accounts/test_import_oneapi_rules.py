@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from accounts.hashers import OneAPIBCryptPasswordHasher, from_oneapi
 from accounts.models import Token, User
+from accounts.services.users import user_access_token_reset
 from billing.models import Log, RedemptionCode
 from billing.shared_quota import SharedQuota, key
 from providers.models import Channel, ChannelKey
@@ -357,3 +358,17 @@ def test_route_names_that_differ_only_in_letter_case_are_carried_once(source):
     assert (channel.models, channel.group) == ("gpt-4o-mini,gpt-3.5-turbo", "default,vip")
     assert "channels: model names that differ only in letter case from one before: left out: channel 4" in report
     assert "channels: group names that differ only in letter case from one before: left out: channel 4" in report
+
+
+def test_an_access_token_set_here_is_kept_as_a_password_is(source):
+    # A token rotated here (GET /api/user/token, the console) went back to the source's on the next run: the
+    # scripts given the new one stopped, and the one retired (perhaps leaked) worked again.
+    run_import(source)
+    alice = User.objects.get(pk=2)
+    imported = alice.access_token
+    user_access_token_reset(user=alice)
+    rotated = User.objects.get(pk=2).access_token
+    assert rotated != imported
+    report = run_import(source)
+    assert User.objects.get(pk=2).access_token == rotated
+    assert "users: access_token set here: kept: user 2 (alice)" in report
