@@ -79,7 +79,7 @@ def _bounded_list(name: str, value: str) -> str:
     items = items_bounded(split_list(value), field=name, item_maximum=item_max)
     if (twin := case_twin(items)) is not None:
         # MySQL's collation takes them for one route: the second route was a duplicate key there (a 500).
-        raise ServiceError(gettext("%(field)s: “%(first)s” and “%(second)s” differ only in letter case; "
+        raise ServiceError(gettext("“%(first)s” and “%(second)s” in %(field)s differ only in letter case; "
                                    "give one of them") % {"field": name, "first": twin[0], "second": twin[1]},
                            field=name)
     joined = ",".join(items)
