@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponseBadRequest, JsonResponse
 from django_ratelimit.core import is_ratelimited
 
 from oneapi_site import options
@@ -32,6 +32,23 @@ class GlobalRateLimitMiddleware:
             return rate_limited_page(request)
         return self.get_response(request)
 
+
+
+class NulQueryMiddleware:
+    """A query parameter holding a NUL character (`%00`) is refused with 400: PostgreSQL refuses the statement
+    that compares or stores it (DataError), so every search, filter and `?suffix=` that met one was a 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "%00" in request.META.get("QUERY_STRING", "") and any(
+                "\x00" in text for name, values in request.GET.lists() for text in (name, *values)):
+            message = "a query parameter holds a NUL character (%00), which is not text this site keeps"
+            if request.path.startswith(("/api/", "/dashboard/")):
+                return JsonResponse({"success": False, "message": message}, status=400)
+            return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
 
 
 class FreshOptionsMiddleware:

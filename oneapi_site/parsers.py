@@ -12,7 +12,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.utils import json as drf_json
 
 from oneapi_site.lib import json_depth
-from oneapi_site.lib.json_depth import holds_lone_surrogate
+from oneapi_site.lib.json_depth import holds_lone_surrogate, holds_nul
 
 
 class JSONParser(parsers.JSONParser):
@@ -30,4 +30,6 @@ class JSONParser(parsers.JSONParser):
             raise ParseError(f"JSON parse error - {exc}") from None
         if holds_lone_surrogate(data):
             raise ParseError("a string holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text")
+        if holds_nul(data):  # PostgreSQL refuses it in any text it stores or compares: a 500 there
+            raise ParseError("a string holds a NUL character (\\u0000), which is not text this site keeps")
         return data

@@ -54,6 +54,8 @@ def _as_json_object(value: Any, field: str) -> dict:
     if json_depth.holds_lone_surrogate(value):  # Python reads "\ud800" from JSON, but it is no text a column holds
         raise ServiceError(f"{field} holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text",
                            field=field)
+    if json_depth.holds_nul(value):  # a YAML file's "\0" (the /api parser refuses it first): no jsonb holds it
+        raise ServiceError(f"{field} holds a NUL character, which is not text", field=field)
     return value
 
 
@@ -74,8 +76,24 @@ def _bounded_list(name: str, value: str) -> str:
     column it becomes a route in, and the group list fitting its own column."""
     value = text_bounded(value, field=name, maximum=CHANNEL_TEXT_MAX_LENGTH)
     item_max = Ability._meta.get_field("model" if name == "models" else "group").max_length
-    joined = ",".join(items_bounded(split_list(value), field=name, item_maximum=item_max))
+    items = items_bounded(split_list(value), field=name, item_maximum=item_max)
+    if (twin := case_twin(items)) is not None:
+        # MySQL's collation takes them for one route: the second route was a duplicate key there (a 500).
+        raise ServiceError(gettext("“%(first)s” and “%(second)s” in %(field)s differ only in letter case; "
+                                   "give one of them") % {"field": name, "first": twin[0], "second": twin[1]},
+                           field=name)
+    joined = ",".join(items)
     return text_bounded(joined, field=name, maximum=_column_max("group")) if name == "group" else joined
+
+
+def case_twin(names: list[str]) -> tuple[str, str] | None:
+    """The first two names that differ only in letter case, if any."""
+    seen: dict[str, str] = {}
+    for item in names:
+        first = seen.setdefault(item.lower(), item)
+        if first != item:
+            return first, item
+    return None
 
 
 def _clean(fields: dict[str, Any], *, stored_config: dict | None = None) -> dict[str, Any]:
@@ -223,7 +241,7 @@ def channel_update(*, channel: Channel, **fields: Any) -> Channel:
         check_key_lines(channel.key)
         channel.key = "\n".join(channel_keys(channel.key))
         cleaned.setdefault("key", channel.key)
-    elif was_multi_key and "key" not in cleaned and len(split_keys(channel.key)) > 1:
+    elif was_multi_key and not channel.multi_key and "key" not in cleaned and len(split_keys(channel.key)) > 1:
         raise ServiceError("a channel of one key cannot keep several keys: give the key it keeps", field="key")
     # The given fields only: the ledger adds to used_quota meanwhile, and tests and balance checks write
     # their own columns; a whole-row save would put back the values this instance was read with.

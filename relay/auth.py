@@ -44,6 +44,8 @@ async def authenticate(*, authorization: str, client_ip: str) -> Caller:
     key, channel_id = parse_authorization(authorization)
     if not key:
         raise missing_api_key()
+    if "\x00" in key:  # (Gemini's ?key=%00...) PostgreSQL refuses it in a query: an outage to the cache, a 503
+        raise _unauthorized("Invalid API key.", "invalid_api_key")
     token = await cache.get_token(key)
     if token is None:
         raise _unauthorized("Invalid API key.", "invalid_api_key")

@@ -9,6 +9,7 @@ from oneapi_site import options
 from oneapi_site.config_file import document
 from oneapi_site.lib.errors import ServiceError
 from providers.adapters import ADAPTERS
+from providers.channel_keys import split_keys
 from providers.models import Channel, split_list
 
 
@@ -42,14 +43,28 @@ def channel_entry(channel: Channel, *, with_keys: bool) -> dict[str, Any]:
     return entry
 
 
-def channels_left_out() -> list[Channel]:
-    """Stored channels of a type no adapter serves (carried over from one-api, disabled): a file holding them
-    could not be imported, so the export leaves them out and says so."""
-    return list(Channel.objects.exclude(type__in=list(ADAPTERS)).order_by("id"))
+def left_out_reason(channel: Channel) -> str | None:
+    """Why a file could not create this stored channel again, if it could not. import_oneapi carries such
+    channels (kept disabled) as one-api held them; the channel checks refuse each of them on create, so a file
+    holding one would be refused whole."""
+    if channel.type not in ADAPTERS:
+        return "no adapter serves its type"
+    if not channel.key.strip():
+        return "it has no key, and a channel is created with one"
+    if not channel.key_mode and len(split_keys(channel.key)) > 1:
+        return ("its key holds several keys and no key_mode, so a file would make a channel of each; "
+                "set its key_mode or give each key a channel")
+    return None
+
+
+def channels_left_out() -> list[tuple[Channel, str]]:
+    """The stored channels the export leaves out, each with the reason it says."""
+    return [(channel, reason) for channel in Channel.objects.order_by("id")
+            if (reason := left_out_reason(channel))]
 
 
 def config_export(*, with_keys: bool = False) -> dict[str, Any]:
-    """The document export_config writes: every channel (by id) of a served type, group, price and option."""
+    """The document export_config writes: every channel (by id) a file can create, group, price and option."""
     texts = stored_options()
     groups: dict[str, dict[str, Any]] = {}
     for field, key in document.group_fields().items():
@@ -60,7 +75,7 @@ def config_export(*, with_keys: bool = False) -> dict[str, Any]:
     return {
         "version": document.VERSION,
         "channels": [channel_entry(channel, with_keys=with_keys)
-                     for channel in Channel.objects.filter(type__in=list(ADAPTERS)).order_by("id")],
+                     for channel in Channel.objects.order_by("id") if not left_out_reason(channel)],
         "groups": groups,
         "prices": {key: document.option_value(key, texts[key]) for key in document.price_keys()},
         "options": plain,

@@ -13,16 +13,19 @@ from accounts.hashers import from_oneapi
 from accounts.models import Token, User
 from billing.models import Log, RedemptionCode
 from oneapi_site.importer.report import Report
-from oneapi_site.lib import numbers
+from oneapi_site.lib import json_depth, numbers
+from providers import channel_overrides
 from providers.channel_keys import new_api_key_states, split_keys
 from providers.labels import unsupported_reason
 from providers.models import Ability, Channel, split_list
+from providers.oneapi_other import OTHER_AS_CONFIG
 
 # one-api's ChannelConfig (model/channel.go): the keys our adapters read by the same names.
 CONFIG_KEYS = ("region", "sk", "ak", "user_id", "api_version", "library_id", "plugin", "vertex_ai_project_id",
                "vertex_ai_adc")
-# Before `config`, one-api kept one setting in `other`; its distributor still copies it (middleware/distributor.go).
-OTHER_AS_CONFIG = {3: "api_version", 18: "api_version", 24: "api_version", 21: "library_id", 17: "plugin"}
+
+# new-api's channel columns the channel's config takes by the same names (with its setting's proxy).
+NEW_API_OVERRIDES = ("param_override", "header_override")
 
 # Columns each table carries (or reads to decide); any other column holding a value is reported as dropped.
 CARRIED = {
@@ -34,7 +37,8 @@ CARRIED = {
                "model_limits", "allow_ips", "deleted_at"},
     "channels": {"id", "type", "key", "status", "name", "weight", "created_time", "test_time", "response_time",
                  "base_url", "other", "balance", "balance_updated_time", "models", "group", "used_quota",
-                 "model_mapping", "priority", "config", "system_prompt", "tag", "channel_info"},
+                 "model_mapping", "priority", "config", "system_prompt", "tag", "channel_info", "setting",
+                 *NEW_API_OVERRIDES},
     "redemptions": {"id", "user_id", "key", "status", "name", "quota", "created_time", "redeemed_time",
                     "used_user_id", "deleted_at"},
     "logs": {"id", "user_id", "created_at", "type", "content", "username", "token_name", "model_name", "quota",
@@ -46,9 +50,21 @@ CARRIED = {
 def text(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, (bytes, bytearray, memoryview)):  # source.py's rows replace NUL in str values only
+        return bytes(value).decode("utf-8", "replace").replace("\x00", "\ufffd")
     return str(value)
+
+
+def without_nul(value: Any) -> Any:
+    """Parsed JSON with each NUL ("\\u0000") in its strings as U+FFFD, as source.py does for the columns'
+    text: PostgreSQL stores none in text or jsonb."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
 
 
 def whole(value: Any, default: int = 0, *, bounds: tuple[int, int] = numbers.BIGINT) -> int:
@@ -166,13 +182,24 @@ def token_fields(row: dict[str, Any], report: Report) -> dict[str, Any] | None:
     }
 
 
+def channel_info(row: dict[str, Any]) -> Any:
+    """new-api's channel_info, parsed, for new_api_key_states (None when it is no JSON)."""
+    raw = row.get("channel_info")
+    if isinstance(raw, (str, bytes)):
+        try:
+            return without_nul(json.loads(raw or "{}"))
+        except (ValueError, RecursionError):
+            return None
+    return without_nul(raw)
+
+
 def _json_object(value: Any, column: str, report: Report, example: str) -> dict:
     raw = text(value).strip()
     if not raw:
         return {}
     try:
-        parsed = json.loads(raw)
-    except ValueError:
+        parsed = without_nul(json.loads(raw))
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past Python's limit
         report.note("channels", f"{column} is not JSON: not carried", example)
         return {}
     if not isinstance(parsed, dict):
@@ -190,7 +217,32 @@ def _model_mapping(row: dict[str, Any], report: Report, example: str) -> dict[st
     return kept
 
 
-def _config(row: dict[str, Any], channel_type: int, report: Report, example: str) -> dict[str, str]:
+def _new_api_overrides(row: dict[str, Any], report: Report, example: str) -> dict[str, Any]:
+    """new-api's param_override and header_override columns and its setting's proxy, which the channel's config
+    takes by the same names and in the same format (providers/channel_overrides.py), checked as a save checks
+    them: one this gateway would refuse is left out and named, rather than failing every request of the channel."""
+    found: dict[str, Any] = {name: text(row.get(name)).strip() for name in NEW_API_OVERRIDES}
+    setting = _json_object(row.get("setting"), "setting", report, example)
+    for name, value in setting.items():
+        if name != "proxy" and value not in (None, "", False, 0):
+            report.drop("channels", f"setting.{name}")
+    found["proxy"] = setting.get("proxy")
+    carried: dict[str, Any] = {}
+    for name, value in found.items():
+        if value in (None, ""):
+            continue
+        try:
+            checked = channel_overrides.clean_config({name: value})
+        except ValueError:  # OverrideInvalid, ProxyInvalid
+            checked = None
+        if checked is None or json_depth.holds_nul(checked):  # no jsonb column holds a NUL
+            report.note("channels", f"{name} left out, as this gateway would refuse it", example)
+            continue
+        carried.update(checked)
+    return carried
+
+
+def _config(row: dict[str, Any], channel_type: int, report: Report, example: str) -> dict[str, Any]:
     raw = _json_object(row.get("config"), "config", report, example)
     config = {k: str(v) for k, v in raw.items() if k in CONFIG_KEYS and v not in (None, "")}
     for name in raw.keys() - set(CONFIG_KEYS):
@@ -203,6 +255,7 @@ def _config(row: dict[str, Any], channel_type: int, report: Report, example: str
             config.setdefault(name, other)
         else:
             report.drop("channels", "other")
+    config.update(_new_api_overrides(row, report, example))
     return config
 
 
@@ -214,7 +267,15 @@ def _route_names(value: Any, column: str, report: Report, example: str) -> str:
     kept = [name for name in names if len(name) <= limit]
     if len(kept) < len(names):
         report.note("channels", f"{column} names too long for a route (over {limit} characters): left out", example)
-    return ",".join(kept)
+    # MySQL's collation takes "gpt-4o" and "GPT-4o" for one route (a duplicate key); the channel checks refuse them.
+    once, folded = [], set()
+    for name in kept:
+        if name.lower() not in folded:
+            folded.add(name.lower())
+            once.append(name)
+    if len(once) < len(kept):
+        report.note("channels", f"{column} names that differ only in letter case from one before: left out", example)
+    return ",".join(once)
 
 
 def channel_fields(row: dict[str, Any], report: Report) -> dict[str, Any]:
@@ -225,14 +286,15 @@ def channel_fields(row: dict[str, Any], report: Report) -> dict[str, Any]:
     if status not in Channel.Status.values:
         status = Channel.Status.MANUALLY_DISABLED
     # new-api's multi-key channel is one of ours: its mode, and each key's state after the write (run.py).
-    key_mode, _ = new_api_key_states(row.get("channel_info"))
+    key_mode, _ = new_api_key_states(channel_info(row))
     # Kept out of routing, whatever the source said: a type no adapter serves (the console and /api/channel/
     # say why, providers/labels.py), or several keys in one channel that does not say it holds several, which
     # would go out as one key.
     if reason := unsupported_reason(channel_type):
         report.note("channels", f"kept disabled: {reason}", example)
     elif not key_mode and len([line for line in key.splitlines() if line.strip()]) > 1:
-        reason = "kept disabled: the key holds several keys (new-api's multi-key channel); give each its channel"
+        reason = ("kept disabled: the key holds several keys in a channel of one key; set its key_mode to "
+                  "round_robin (or random) to take them in turn, or give each its channel")
         report.note("channels", reason, example)
     if reason:
         status = Channel.Status.MANUALLY_DISABLED

@@ -13,9 +13,7 @@ EXAMPLES_SHOWN = 5
 WHY_DROPPED = {
     "wechat_id": "no WeChat sign-in here", "lark_id": "no Lark sign-in here",
     "linux_do_id": "no LinuxDO sign-in here", "telegram_id": "no Telegram sign-in here",
-    "discord_id": "no Discord sign-in here", "tag": "no channel tags here",
-    "param_override": "no per-channel parameter overrides here",
-    "header_override": "no per-channel header overrides here",
+    "discord_id": "no Discord sign-in here",
     "tokens.group": "a token uses its user's group here", "logs.group": "logs keep no group here",
 }
 

@@ -4,8 +4,9 @@ Ids are the source's, so foreign keys (token.user_id, log.channel_id) stay right
 rows: a row that differs is updated to the source's values, one that does not is left alone, nothing is made
 twice. Balances (quotas, used quotas, request counts, channel balances) are the source's at import time; the
 balances instances share in Redis move by the same difference.
-Two things are kept from here: a user whose id here belongs to someone else (another name) is not imported,
-and a password changed or upgraded here (no longer one-api's bcrypt, nor the seeded root's) is kept.
+Kept from here: a user whose id here belongs to someone else (another name) is not imported,
+and a password changed or upgraded here (no longer one-api's bcrypt, nor the seeded root's) is kept, as is an
+access token set here.
 """
 
 from __future__ import annotations
@@ -84,8 +85,10 @@ def _users(source: Source, report: Report) -> list[dict[str, Any]]:
         mapped.append(mapping.user_fields(row, report))
     here = User.objects.in_bulk([u["id"] for u in mapped])
     by_name = {name.lower(): pk for pk, name in User.objects.values_list("id", "username")}
-    by_token = {t: pk for pk, t in User.objects.exclude(access_token=None).values_list("id", "access_token")}
-    by_aff = {c: pk for pk, c in User.objects.exclude(aff_code=None).values_list("id", "aff_code")}
+    # In any letter case: MySQL's collation takes "BoB9" and "BOB9" for one code, which one-api on SQLite kept
+    # apart (its 4-character invite codes meet so among a few thousand users) and the unique index refused.
+    by_token = {t.lower(): pk for pk, t in User.objects.exclude(access_token=None).values_list("id", "access_token")}
+    by_aff = {c.lower(): pk for pk, c in User.objects.exclude(aff_code=None).values_list("id", "aff_code")}
     kept, seen = [], set()
     for user in mapped:
         example = f"user {user['id']} ({user['username']})"
@@ -104,9 +107,14 @@ def _users(source: Source, report: Report) -> list[dict[str, Any]]:
             continue
         seen.add(name)
         for column, index in (("access_token", by_token), ("aff_code", by_aff)):
-            if user[column] and index.get(user[column], user["id"]) != user["id"]:
-                report.note("users", f"{column} is another user's here: not carried", example)
+            if user[column] and index.setdefault(user[column].lower(), user["id"]) != user["id"]:
+                report.note("users", f"{column} is another user's here (in any letter case): not carried", example)
                 user[column] = None
+        if mine is not None and mine.access_token and mine.access_token != user["access_token"]:
+            # Rotated here (or seeded): as a password changed here, the one people use now, and one retired here
+            # (perhaps leaked) must not work again because the source still holds it.
+            report.note("users", "access_token set here: kept", example)
+            del user["access_token"]
         if mine is not None and (user["password"] is None or _chosen_here(mine)):
             del user["password"]  # set or upgraded here: the password people use now
         elif user["password"] is None:
@@ -157,7 +165,7 @@ def _channels(source: Source, report: Report, *, dry_run: bool) -> None:
     new, changed = _plan(Channel, "channels", mapped, report)
     _write(Channel, new, changed, dry_run=dry_run)
     if not dry_run:  # the routes of new and changed channels, built by our own rules (providers/services.py)
-        key_states = {mapping.whole(row["id"]): new_api_key_states(row.get("channel_info"))[1] for row in rows}
+        key_states = {mapping.whole(row["id"]): new_api_key_states(mapping.channel_info(row))[1] for row in rows}
         for channel in [*new, *(obj for obj, _, _ in changed)]:
             abilities_rebuild(channel=channel)
             keys_sync(channel=channel)  # a multi-key channel's key rows, then the states new-api kept

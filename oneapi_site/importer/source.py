@@ -81,7 +81,7 @@ class Source:
         with self._cursor() as cursor:
             cursor.execute(f"SELECT * FROM {table}{order}")
             names = [d[0].lower() for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            return [_row(names, row) for row in cursor.fetchall()]
 
     def batches(self, table: str, *, size: int) -> Iterator[list[dict[str, Any]]]:
         """A large table (logs) in batches of `size` rows by id: nothing holds the whole table."""
@@ -91,7 +91,7 @@ class Source:
             with self._cursor() as cursor:
                 cursor.execute(sql, (last,))
                 names = [d[0].lower() for d in cursor.description]
-                batch = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+                batch = [_row(names, row) for row in cursor.fetchall()]
             if not batch:
                 return
             yield batch
@@ -114,6 +114,13 @@ class _Closing:
         self.cursor.close()
         if exc is not None and not isinstance(exc, SourceError) and isinstance(exc, Exception):
             raise SourceError(f"cannot read {self.label}: {_first_line(exc)}") from None
+
+
+def _row(names: list[str], values) -> dict[str, Any]:
+    """A source row with each NUL in its text as U+FFFD, as the ledger writes one: SQLite and MySQL keep a NUL in
+    text, PostgreSQL refuses it, so one such character stopped the import's step into a PostgreSQL gateway."""
+    return {name: value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+            for name, value in zip(names, values, strict=True)}
 
 
 def _first_line(exc: Exception) -> str:

@@ -69,3 +69,20 @@ def holds_lone_surrogate(data: Any) -> bool:
         elif isinstance(item, list):
             pending.extend(item)
     return False
+
+
+def holds_nul(data: Any) -> bool:
+    """Whether a parsed document holds a string (or key) with a NUL character ("\\u0000"): JSON allows it, but
+    PostgreSQL stores no NUL in text or jsonb and refuses the statement, so saving it or querying with it was a 500."""
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False

@@ -13,6 +13,7 @@ from oneapi_site.api import SEARCH_LIMIT, fail, ok, page_window
 from providers import channel_keys, fleet, key_health, selectors, services
 from providers.api.serializers import ChannelInput, channel_json
 from providers.models import Channel
+from providers.oneapi_other import config_with_other
 from relay import probe
 
 NOT_FOUND = "channel not found"
@@ -34,6 +35,9 @@ class ChannelsView(AdminView):
         body.is_valid(raise_exception=True)
         fields = dict(body.validated_data)
         fields.pop("id", None)
+        other = fields.pop("other", None)
+        if other:
+            fields["config"] = config_with_other(fields.get("config"), channel_type=fields.get("type"), other=other)
         channels = services.channel_create(**fields)
         return ok([channel_json(c) for c in channels])
 
@@ -45,6 +49,10 @@ class ChannelsView(AdminView):
         channel = Channel.objects.filter(pk=fields.pop("id", 0) or 0).first()
         if channel is None:
             return fail(NOT_FOUND, field="id")
+        other = fields.pop("other", None)
+        if other:
+            fields["config"] = config_with_other(fields.get("config", channel.config), other=other,
+                                                 channel_type=fields.get("type", channel.type))
         channel = services.channel_update(channel=channel, **fields)
         return ok(channel_json(channel))
 

@@ -13,6 +13,7 @@ from providers import channel_overrides
 from providers.adapters import secret_config_fields
 from providers.labels import unsupported_reason
 from providers.models import Channel
+from providers.oneapi_other import other_shown
 
 
 def _json_text(value: dict) -> str:
@@ -41,6 +42,7 @@ def channel_json(channel: Channel) -> dict:
         "priority": channel.priority,
         "weight": channel.weight,
         "config": _json_text(_masked(channel.config)),
+        "other": other_shown(channel.type, channel.config),  # one-api's page edits these settings there
         "system_prompt": channel.system_prompt,
         "key_mode": channel.key_mode or "single",
         "key_rpm_limit": channel.key_rpm_limit,
@@ -73,6 +75,7 @@ class ChannelInput(serializers.Serializer):
     weight = WholeNumberInput(column=column(Channel, "weight"), required=False, allow_null=True)
     config = serializers.JSONField(required=False, allow_null=True)
     system_prompt = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    other = serializers.CharField(required=False, allow_blank=True, allow_null=True)  # providers/oneapi_other.py
     # single (the default: several key lines make a channel each), round_robin or random (one channel).
     key_mode = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     key_rpm_limit = WholeNumberInput(column=column(Channel, "key_rpm_limit"), required=False)

@@ -59,8 +59,8 @@ NEW_API_EXTRA = {
     "users_extra": ", `setting` {text}, `aff_count` {int} DEFAULT 0, `deleted_at` datetime, `linux_do_id` {itext}",
     "tokens_extra": ", `model_limits_enabled` {bool} DEFAULT false, `model_limits` varchar(1024) DEFAULT '',"
                     " `allow_ips` {text}, `group` {itext} DEFAULT '', `deleted_at` datetime",
-    "channels_extra": ", `tag` {itext}, `setting` {text}, `param_override` {text}, `auto_ban` {int} DEFAULT 1,"
-                      " `channel_info` {text}",
+    "channels_extra": ", `tag` {itext}, `setting` {text}, `param_override` {text}, `header_override` {text},"
+                      " `auto_ban` {int} DEFAULT 1, `channel_info` {text}",
     "redemptions_extra": ", `used_user_id` {int}, `expired_time` {int}, `deleted_at` datetime",
     "logs_extra": ", `token_id` {int} DEFAULT 0, `group` {itext}, `other` {text}",
 }

@@ -193,6 +193,16 @@ def test_an_unknown_api_path_is_a_json_404(anon):
     assert response.json()["error"]["message"] == "Invalid URL (GET /api/no/such/route)"
 
 
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_an_unknown_api_path_is_a_json_404_for_writes_too(method):
+    # Django's CSRF check ran before the catch-all and answered its HTML 403 page to a POST on an unknown
+    # /api path, a script's access token or not; one-api answers the same 404 as for a GET.
+    client = APIClient(enforce_csrf_checks=True)
+    response = getattr(client, method)("/api/channel/25/keys/abc/enable", HTTP_AUTHORIZATION="some-token")
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == f"Invalid URL ({method.upper()} /api/channel/25/keys/abc/enable)"
+
+
 def test_routes_answer_with_and_without_a_trailing_slash(root_api):
     assert envelope(root_api.get("/api/user")) == envelope(root_api.get("/api/user/"))
     envelope(root_api.get("/api/user/self/"))

@@ -55,7 +55,7 @@ def test_a_channel_of_an_unserved_type_or_with_several_keys_is_kept_disabled_and
     assert several["status"] == Channel.Status.MANUALLY_DISABLED and several["key"] == "k1\nk2"
     lines = "\n".join(report.lines())
     assert f"kept disabled: Channel type {UNSERVED} has no adapter in this gateway" in lines
-    assert "kept disabled: the key holds several keys (new-api's multi-key channel)" in lines
+    assert "kept disabled: the key holds several keys in a channel of one key" in lines
     assert mapping.channel_fields(channel_row(status=3), Report())["status"] == Channel.Status.AUTO_DISABLED
 
 

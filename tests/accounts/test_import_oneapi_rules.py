@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from accounts.hashers import OneAPIBCryptPasswordHasher, from_oneapi
 from accounts.models import Token, User
+from accounts.services.users import user_access_token_reset
 from billing.models import Log, RedemptionCode
 from billing.shared_quota import SharedQuota, key
 from providers.models import Channel, ChannelKey
@@ -111,7 +112,7 @@ def test_unique_values_another_user_holds_here_are_left_out(source):
     UserFactory(id=40, username="dave", aff_code="Ab1x")
     report = run_import(source)
     assert User.objects.get(pk=2).aff_code is None
-    assert "aff_code is another user's here: not carried: user 2 (alice)" in report
+    assert "aff_code is another user's here (in any letter case): not carried: user 2 (alice)" in report
 
 
 def test_the_logs_progress_goes_to_stderr_and_without_logs_the_report_says_how_many_stayed(source):
@@ -178,14 +179,40 @@ def test_a_new_api_database_imports_what_it_can_and_names_the_rest(tmp_path):
     assert Channel.objects.get(pk=4).tag == "fleet" and "channels.tag" not in report  # new-api's tag carried
     multi = Channel.objects.get(pk=11)
     assert multi.status == Channel.Status.MANUALLY_DISABLED and multi.key == "k1\nk2\nk3"
-    assert "several keys (new-api's multi-key channel); give each its channel: channel 11 (coze)" in report
+    assert ("the key holds several keys in a channel of one key; set its key_mode to round_robin (or random) to "
+            "take them in turn, or give each its channel: channel 11 (coze)") in report
     assert RedemptionCode.objects.get(pk=2).redeemed_by_id == 2
     assert set(Log.objects.values_list("token_id", flat=True)) == {3}
     assert "users.linux_do_id: 1 (no LinuxDO sign-in here)" in report
     assert "tables: not read: vendors" in report
     for dropped in ("users.setting: 1", "users.linux_do_id: 1", "tokens.group: 1",
-                    "channels.param_override: 1", "redemptions.expired_time: 1", "logs.group: 3", "logs.other: 3"):
+                    "redemptions.expired_time: 1", "logs.group: 3", "logs.other: 3"):
         assert dropped in report, dropped
+    assert Channel.objects.get(pk=4).config["param_override"] == {"temperature": 0}
+
+
+def test_new_api_overrides_and_proxy_move_into_the_channel_config(tmp_path):
+    # They were reported as "no per-channel overrides here" and dropped, though the channel's config takes
+    # them in new-api's own format (so that they move).
+    path = _make_new_api(tmp_path / "new-api.db")
+    with sqlite3.connect(path) as db:
+        db.execute("""UPDATE channels SET header_override = '{"X-Api-Key": "{api_key}", "X-Team": "t1"}',
+                      setting = '{"proxy": "socks5://u:p@127.0.0.1:1080", "force_format": true}',
+                      param_override = '{"operations": [{"path": "temperature", "mode": "set", "value": 0.2}]}'
+                      WHERE id = 4""")
+        db.execute("""UPDATE channels SET param_override = '{"operations": [{"path": "x", "mode": "nonsense"}]}',
+                      header_override = 'not json', setting = '{"proxy": "ftp://x"}' WHERE id = 6""")
+    report = run_import(path)
+    config = Channel.objects.get(pk=4).config
+    assert config["param_override"] == {"operations": [{"path": "temperature", "mode": "set", "value": 0.2}]}
+    assert config["header_override"] == {"X-Api-Key": "{api_key}", "X-Team": "t1"}
+    assert config["proxy"] == "socks5://u:p@127.0.0.1:1080"
+    assert "channels.setting.force_format: 1" in report
+    for column in ("param_override", "header_override", "proxy"):
+        assert column not in Channel.objects.get(pk=6).config
+        assert f"channels: {column} left out, as this gateway would refuse it" in report, column
+    assert "no per-channel" not in report
+    assert "channels: 4 read, 0 new, 0 changed" in run_import(path)  # carried the same way again
 
 
 REDIS = os.environ.get("REDIS_CONN_STRING", "")
@@ -283,3 +310,65 @@ def test_a_model_or_group_name_too_long_for_a_route_is_left_out_and_said(source)
     assert not Ability.objects.filter(group=long_group).exists()
     assert Ability.objects.filter(model="gpt-4o-mini", group="default").exists()
     assert "too long" in report
+
+
+def test_a_nul_character_in_the_source_is_carried_as_a_replacement_character(tmp_path):
+    # SQLite and MySQL keep a NUL in text; PostgreSQL refuses it, so one such character stopped the import's
+    # step into a PostgreSQL gateway ("PostgreSQL text fields cannot contain NUL"). The ledger writes U+FFFD too.
+    path = _make_new_api(tmp_path / "new-api.db")
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE channels SET name = 'a' || char(0) || 'b', system_prompt = 'p' || char(0),"
+                   " model_mapping = '{\"m\\u0000\": \"n\"}', config = '{\"user_id\": \"u\\u0000\"}',"
+                   " channel_info = '{\"is_multi_key\": true, \"multi_key_status_list\": {\"1\": 3},"
+                   " \"multi_key_disabled_reason\": {\"1\": \"dead\\u0000\"}}', `key` = 'k1\nk2' WHERE id = 11")
+        db.execute("UPDATE users SET display_name = 'Bo' || char(0) || 'b' WHERE id = 1")
+        db.execute("UPDATE logs SET content = 'c' || char(0) || 'x'")
+    run_import(path, "--logs")
+    channel = Channel.objects.get(pk=11)
+    assert (channel.name, channel.system_prompt) == ("a\ufffdb", "p\ufffd")
+    assert channel.model_mapping == {"m\ufffd": "n"} and channel.config["user_id"] == "u\ufffd"
+    assert ChannelKey.objects.get(channel=channel, index=1).last_error == "dead\ufffd"
+    assert User.objects.get(pk=1).display_name == "Bo\ufffdb"
+    assert set(Log.objects.values_list("content", flat=True)) == {"c\ufffdx"}
+
+
+def test_invite_codes_that_differ_only_in_letter_case_are_carried_once(source):
+    # one-api on SQLite keeps "BoB9" and "BOB9" apart (4 characters: common among a few thousand users); MySQL's
+    # collation makes them one, so the second stopped the import there ("Duplicate entry 'BOB9' for key 'aff_code'").
+    UserFactory(id=900, username="here", aff_code="ALIC")
+    with sqlite3.connect(source) as db:
+        codes = dict(db.execute("SELECT id, aff_code FROM users"))
+        db.execute("UPDATE users SET aff_code = ? WHERE id = 5", (codes[1].swapcase() or "x",))
+        db.execute("UPDATE users SET aff_code = 'alic' WHERE id = 2")
+    report = run_import(source)
+    assert User.objects.get(pk=1).aff_code == codes[1]
+    assert User.objects.get(pk=5).aff_code is None and User.objects.get(pk=2).aff_code is None
+    assert ("users: aff_code is another user's here (in any letter case): not carried (2 rows): user 2 (alice), "
+            "user 5 (bob)") in report
+
+
+def test_route_names_that_differ_only_in_letter_case_are_carried_once(source):
+    # A channel's models "gpt-4o-mini,GPT-4o-mini" make two routes on SQLite and one on MySQL, where the second
+    # stopped the channels step (a duplicate ability); the channel checks refuse such a list now.
+    with sqlite3.connect(source) as db:
+        db.execute("UPDATE channels SET models = 'gpt-4o-mini,GPT-4o-mini,gpt-3.5-turbo',"
+                   " `group` = 'default,Default,vip' WHERE id = 4")
+    report = run_import(source)
+    channel = Channel.objects.get(pk=4)
+    assert (channel.models, channel.group) == ("gpt-4o-mini,gpt-3.5-turbo", "default,vip")
+    assert "channels: model names that differ only in letter case from one before: left out: channel 4" in report
+    assert "channels: group names that differ only in letter case from one before: left out: channel 4" in report
+
+
+def test_an_access_token_set_here_is_kept_as_a_password_is(source):
+    # A token rotated here (GET /api/user/token, the console) went back to the source's on the next run: the
+    # scripts given the new one stopped, and the one retired (perhaps leaked) worked again.
+    run_import(source)
+    alice = User.objects.get(pk=2)
+    imported = alice.access_token
+    user_access_token_reset(user=alice)
+    rotated = User.objects.get(pk=2).access_token
+    assert rotated != imported
+    report = run_import(source)
+    assert User.objects.get(pk=2).access_token == rotated
+    assert "users: access_token set here: kept: user 2 (alice)" in report

@@ -122,7 +122,7 @@ def test_get_by_id_has_one_api_fields(staff_api):
                          "weight", "config", "system_prompt", "response_time", "test_time", "balance",
                          "balance_updated_time", "used_quota", "created_time",
                          "rpm_limit", "tpm_limit", "concurrency_limit", "rpd_limit", "unsupported_reason", "tag",
-                         "key_mode", "key_rpm_limit", "keys"}
+                         "key_mode", "key_rpm_limit", "keys", "other"}
     assert data["model_mapping"] == "" and data["config"] == ""
     assert data["key_mode"] == "single" and data["keys"] == []
 
@@ -204,3 +204,32 @@ def test_channel_test_of_a_model_name_past_the_column_is_refused_before_any_call
     assert body["field"] == "model" and "255" in body["message"]
     probe.assert_not_called()
     assert not Log.objects.filter(type=Log.Type.TEST).exists()
+
+
+def test_one_api_s_other_field_is_the_setting_its_web_ui_writes_there(staff_api):
+    # one-api's EditChannel writes Azure's API version, Spark's version, the AIProxy knowledge library and Ali's
+    # plugin in `other` (its distributor copies it into config); ignored here, a library channel made from its
+    # page had no library and Azure lost the chosen version.
+    ui = {"other": "", "model_mapping": "", "system_prompt": "", "base_url": "",
+          "config": json.dumps({"region": "", "sk": "", "ak": "", "user_id": "", "vertex_ai_project_id": "",
+                                "vertex_ai_adc": ""})}
+    made = envelope(staff_api.post("/api/channel/", {**ui, "type": 21, "name": "kb", "key": "k", "models": "gpt-4o",
+                                                     "group": "default", "other": "lib-42"}, format="json"))
+    library = Channel.objects.get(pk=made[0]["id"])
+    assert library.config["library_id"] == "lib-42" and made[0]["other"] == "lib-42"
+    made = envelope(staff_api.post("/api/channel/", {**ui, "type": 3, "name": "az", "key": "k", "models": "gpt-4o",
+                                                     "group": "default", "other": "2024-10-21"}, format="json"))
+    azure_id = made[0]["id"]
+    shown = envelope(staff_api.get(f"/api/channel/{azure_id}"))
+    assert shown["other"] == "2024-10-21" and json.loads(shown["config"])["api_version"] == "2024-10-21"
+    # The page sends back what it showed, with the field edited.
+    envelope(staff_api.put("/api/channel/", {**shown, "other": "2025-01-01", "key": "", "id": azure_id},
+                           format="json"))
+    assert Channel.objects.get(pk=azure_id).config["api_version"] == "2025-01-01"
+    # A script's partial edit without `other` keeps it; `other` on a type that has no such setting is nothing.
+    envelope(staff_api.put("/api/channel/", {"id": azure_id, "priority": 2}, format="json"))
+    envelope(staff_api.put("/api/channel/", {"id": azure_id, "other": "2025-02-02"}, format="json"))
+    assert Channel.objects.get(pk=azure_id).config["api_version"] == "2025-02-02"
+    plain = envelope(staff_api.post("/api/channel/", {"type": 1, "name": "o", "key": "k", "models": "m",
+                                                      "other": "ignored"}, format="json"))[0]
+    assert Channel.objects.get(pk=plain["id"]).config == {} and plain["other"] == ""

@@ -265,3 +265,18 @@ def test_a_multi_key_channel_of_more_keys_than_one_key_may_hold_characters_can_b
     too_long = envelope(staff_api.put("/api/channel/", {"id": channel_id, "key": "sk-" + "y" * 70_000},
                                       format="json"), success=False)
     assert too_long["field"] == "key" and "key number 1" in too_long["message"]
+
+
+def test_a_multi_key_channel_takes_an_edit_that_leaves_its_keys_alone(staff_api):
+    # An edit without the key (one-api's form sends "" for a key it never shows; a priority alone; the models a
+    # fetch chose) was refused as "going back to one key" since the multi-key channel's check on key changes.
+    made = envelope(staff_api.post("/api/channel/", {"type": 1, "name": "pool", "key": "sk-a\nsk-b\nsk-c",
+                                                     "models": "gpt-4o", "key_mode": "round_robin"}, format="json"))
+    channel_id = made[0]["id"]
+    envelope(staff_api.put("/api/channel/", {"id": channel_id, "priority": 3}, format="json"))
+    envelope(staff_api.put("/api/channel/", {"id": channel_id, "key": "", "name": "pool", "weight": 2},
+                           format="json"))
+    envelope(staff_api.post(f"/api/channel/fetch_models/{channel_id}", {"add": ["gpt-4o-mini"]}, format="json"))
+    channel = Channel.objects.get(pk=channel_id)
+    assert (channel.priority, channel.weight, channel.models) == (3, 2, "gpt-4o,gpt-4o-mini")
+    assert channel.key == "sk-a\nsk-b\nsk-c" and channel.key_mode == "round_robin" and len(states(channel)) == 3

@@ -31,3 +31,32 @@ def test_a_surrogate_pair_is_text(root_api):
     body = rb'{"name": "\ud83d\ude00 key"}'
     response = root_api.generic("POST", "/api/token/", body, content_type="application/json")
     assert envelope(response)["name"] == "😀 key"
+
+
+# PostgreSQL refuses a NUL character in text (DataError), so each of these was a 500 there: bodies and query
+# parameters of /api that reach a query or a column.
+@pytest.mark.parametrize("method, path, body", [
+    ("POST", "/api/channel/batch", rb'{"ids": [1], "action": "tag", "value": "t\u0000"}'),
+    ("PUT", "/api/channel/tag", rb'{"tag": "t", "new_tag": "n\u0000"}'),
+    ("POST", "/api/channel/", rb'{"type": 1, "name": "c", "key": "sk-x", "models": "a", "config": {"a": "\u0000"}}'),
+    ("PUT", "/api/option/", rb'{"key": "Notice", "value": "a\u0000"}'),
+    ("POST", "/api/user/login", rb'{"username": "\u0000", "password": "x"}'),
+])
+def test_a_nul_character_in_a_body_is_refused_and_nothing_is_stored(root_api, method, path, body):
+    response = root_api.generic(method, path, body, content_type="application/json")
+    assert "NUL" in envelope(response, success=False, status=400)["message"]
+    assert not Channel.objects.exists() and not Option.objects.exists()
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/api/channel/search?keyword=%00"),
+    ("GET", "/api/channel/?tag=a%00"),
+    ("GET", "/api/user/search?keyword=%00"),
+    ("GET", "/api/log/?model_name=%00"),
+    ("POST", "/api/channel/copy/1?suffix=%00"),
+])
+def test_a_nul_character_in_a_query_parameter_is_refused(root_api, method, path):
+    Channel.objects.create(name="c", type=1, key="sk-x")
+    response = root_api.generic(method, path)
+    assert "NUL" in envelope(response, success=False, status=400)["message"]
+    assert Channel.objects.count() == 1

@@ -337,6 +337,39 @@ def test_a_channel_of_a_type_without_an_adapter_is_left_out_of_the_export_and_ke
     assert 'kept    channel "carried-over" (type 999): not in the file (--prune removes it)' in lines
 
 
+def test_channels_an_import_kept_that_no_file_could_create_are_left_out_of_the_export(configured, tmp_path):
+    # import_oneapi carries these as they were (kept disabled when their key would go out wrong); a file holding
+    # them was refused whole on a fresh database, so one-api's data broke the export's round trip.
+    Channel.objects.create(name="keyless", type=33, key="", status=Channel.Status.MANUALLY_DISABLED,
+                           config={"region": "us-east-1", "ak": "AKIA", "sk": "sk-secret"})
+    Channel.objects.create(name="three-keys", type=1, key="sk-a\nsk-b\nsk-c", status=Channel.Status.MANUALLY_DISABLED)
+    out, err = StringIO(), StringIO()
+    call_command("export_config", "--with-keys", stdout=out, stderr=err)
+    assert "keyless" not in out.getvalue() and "three-keys" not in out.getvalue()
+    assert err.getvalue().strip().splitlines() == [
+        'left out channel "keyless" (type 33): it has no key, and a channel is created with one',
+        'left out channel "three-keys" (type 1): its key holds several keys and no key_mode, so a file would '
+        'make a channel of each; set its key_mode or give each key a channel',
+    ]
+    first = out.getvalue()
+    wipe()
+    assert import_file(write(tmp_path, first))[-1].startswith("2 added, ")
+    assert export("--with-keys") == first
+
+
+@pytest.mark.parametrize("field, value", [("name", "a\0b"), ("models", ["m\0"]), ("tag", "t\0"),
+                                          ("system_prompt", "p\0"), ("model_mapping", {"a": "b\0"}),
+                                          ("config", {"x": "\0"})])
+def test_a_nul_character_in_a_file_is_refused_with_the_field(db, tmp_path, field, value):
+    # YAML writes a NUL character as "\0": PostgreSQL refuses it in text, so applying the file was a DataError.
+    entry = {"name": "c", "type": 1, "key": "sk-x", "models": ["m"], field: value}
+    text = yaml.safe_dump({"version": 1, "channels": [entry]})
+    assert "\\0" in text
+    with pytest.raises(CommandError, match="NUL"):
+        import_file(write(tmp_path, text))
+    assert not Channel.objects.exists()
+
+
 def test_names_are_matched_exactly_whatever_the_database_collation(configured, tmp_path):
     lines = import_file(write(tmp_path, "channels:\n  - {name: OpenAI-Main, type: 1, key: sk-other}\n"))
     assert lines[0] == 'added   channel "OpenAI-Main" (type 1)'
@@ -361,3 +394,13 @@ def test_the_readme_example_imports(db, tmp_path):
     lines = import_file(write(tmp_path, example))
     assert lines[-1].startswith("1 added, ")
     assert Channel.objects.get(name="openai-main").rpm_limit == 600
+
+
+def test_a_file_without_keys_edits_a_multi_key_channel(db, tmp_path):
+    # The GitOps file is written without keys; a changed priority of a multi-key channel was refused ("a channel
+    # of one key cannot keep several keys") and with it the whole file.
+    channel_create(name="pool", type=1, key="sk-a\nsk-b", key_mode="round_robin", models="m")
+    text = export().replace("priority: 0", "priority: 4")
+    assert import_file(write(tmp_path, text))[-1].startswith("0 added, 1 changed")
+    pool = Channel.objects.get(name="pool")
+    assert (pool.priority, pool.key, pool.key_mode) == (4, "sk-a\nsk-b", "round_robin")

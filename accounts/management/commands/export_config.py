@@ -18,8 +18,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         text = dump(config_export(with_keys=opts["with_keys"]))
-        for channel in channels_left_out():
-            self.stderr.write(f'left out channel "{channel.name}" (type {channel.type}): no adapter serves its type')
+        for channel, reason in channels_left_out():
+            self.stderr.write(f'left out channel "{channel.name}" (type {channel.type}): {reason}')
         if opts["output"]:
             Path(opts["output"]).write_text(text, encoding="utf-8")
             self.stderr.write(f"wrote {opts['output']}")
