@@ -63,9 +63,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import redis
-import redis.asyncio as aredis
 from django.conf import settings
 from django.db import connection, transaction
+
+from oneapi_site.lib import resp
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,8 @@ end
 return 1
 """
 
+SCRIPTS = {"admit": resp.Script(ADMIT), "settle": resp.Script(SETTLE), "adjust": resp.Script(ADJUST)}
+
 
 def key(kind: str, subject_id: int) -> str:
     """The hash of a user ("u") or token ("t")."""
@@ -214,7 +217,7 @@ class SharedQuota:
         # hash -> [balance delta, {period_start: budget delta}] not yet applied in Redis (made during an outage)
         self.owed: dict[str, list] = {}
         self.owed_settlements: list[tuple[list[str], list]] = []  # SETTLE calls that did not reach Redis
-        self._aclient: tuple[asyncio.AbstractEventLoop, aredis.Redis, dict] | None = None
+        self._aclient: tuple[resp.Client | resp.RedisPyClient, dict] | None = None
         self._client: redis.Redis | None = None
         self._replayer: asyncio.Task | None = None  # sends what is owed when no admission comes to carry it
 
@@ -224,16 +227,18 @@ class SharedQuota:
 
     # --- connections ---------------------------------------------------------
 
-    def _async(self) -> tuple[aredis.Redis, dict]:
-        # redis.asyncio connections belong to the event loop that opened them (tests run one loop each).
-        loop = asyncio.get_running_loop()
-        if self._aclient is None or self._aclient[0] is not loop:
-            client = aredis.Redis.from_url(settings.REDIS_CONN_STRING, socket_timeout=TIMEOUT,
-                                           socket_connect_timeout=TIMEOUT)
-            scripts = {name: client.register_script(text) for name, text in
-                       (("admit", ADMIT), ("settle", SETTLE), ("adjust", ADJUST))}
-            self._aclient = (loop, client, scripts)
-        return self._aclient[1], self._aclient[2]
+    def _async(self) -> tuple[resp.Client | resp.RedisPyClient, dict]:
+        # The event loop's connection (oneapi_site/lib/resp.py), which the rate limits' calls share: a request's
+        # two admissions go out in one send. `scripts` call one script each, in a round trip of its own.
+        client = resp.client_for(settings.REDIS_CONN_STRING)
+        if self._aclient is None or self._aclient[0] is not client:
+            def caller(script: resp.Script):
+                async def call(*, keys: list, args: list):
+                    return await client.script(script, keys, args, timeout=TIMEOUT, connect_timeout=TIMEOUT)
+                return call
+
+            self._aclient = (client, {name: caller(script) for name, script in SCRIPTS.items()})
+        return self._aclient
 
     def _sync(self) -> redis.Redis:
         with self._lock:
@@ -292,7 +297,7 @@ class SharedQuota:
                 args += [int(s.limited), s.budget, s.period_start, s.seed_balance, s.seed_spent, s.period]
             answer = await scripts["admit"](
                 keys=[key("u", user.id), key("u", user.id) + ":leases", key("t", token.id),
-                      key("t", token.id) + ":leases"], args=args, client=client)
+                      key("t", token.id) + ":leases"], args=args)
         except redis.RedisError as exc:
             self._failed(exc)
             if lease:
@@ -324,12 +329,10 @@ class SharedQuota:
         try:
             client, scripts = self._async()
             if journal:
-                async with client.pipeline(transaction=False) as pipe:
-                    await scripts["settle"](keys=keys, args=args, client=pipe)
-                    pipe.hset(journal_key(), lease, journal)
-                    await pipe.execute()
+                await client.run([(SCRIPTS["settle"], keys, args), ("HSET", journal_key(), lease, journal)],
+                                 timeout=TIMEOUT, connect_timeout=TIMEOUT)
             else:
-                await scripts["settle"](keys=keys, args=args, client=client)
+                await scripts["settle"](keys=keys, args=args)
         except redis.RedisError as exc:
             self._failed(exc)
             with self._lock:
@@ -378,12 +381,10 @@ class SharedQuota:
         with self._lock:
             settlements, self.owed_settlements = self.owed_settlements, []
         try:
-            async with client.pipeline(transaction=False) as pipe:
-                for hash_key, balance, budget, ps, kind in calls:
-                    await scripts["adjust"](keys=[hash_key], args=[balance, budget, ps, kind], client=pipe)
-                for keys, args in settlements:
-                    await scripts["settle"](keys=keys, args=args, client=pipe)
-                await pipe.execute()
+            await client.run([(SCRIPTS["adjust"], [hash_key], [balance, budget, ps, kind])
+                              for hash_key, balance, budget, ps, kind in calls]
+                             + [(SCRIPTS["settle"], keys, args) for keys, args in settlements],
+                             timeout=TIMEOUT, connect_timeout=TIMEOUT)
         except BaseException:
             self._restore_owed(calls)
             with self._lock:
