@@ -44,6 +44,11 @@ class Hold:
 _pending: dict[int, set[asyncio.Task]] = {}  # user id -> Redis settlements under way
 
 
+def in_redis() -> bool:
+    """Whether holds are made in Redis now (configured and not known to be down)."""
+    return shared.enabled()
+
+
 def _period_start(period: str, ts: int) -> int:
     return budgets.period_start(period, ts) if period else 0
 

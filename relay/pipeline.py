@@ -114,14 +114,20 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
     order = _order(call, caller, body_size=len(raw_body))
     ticket = limits.Ticket(request_id)
     scopes = limits.scopes_for(token=caller.token, user=caller.user, model=model)
-    if scopes or any(channel.limits):  # else no limit applies: nothing to count, no Redis call
-        channel = await _admit(ticket, call, caller, routes, channel, scopes, order, headers)
-    try:
+    if scopes and not any(channel.limits) and admission.in_redis():
+        # The channel is the first one whatever the limits say (it has no cap to be at), so its quote is known
+        # and both admissions go to Redis together: one send and one round trip, as without limits.
         quote = _quote(order, channel)
-        reserved = await admission.hold(caller, quote.reserve)
-    except BaseException:
-        await limiter.finish(ticket, tokens=0)
-        raise
+        reserved = await _admit_and_hold(ticket, call, caller, routes, channel, scopes, order, headers, quote)
+    else:
+        if scopes or any(channel.limits):  # else no limit applies: nothing to count, no Redis call
+            channel = await _admit(ticket, call, caller, routes, channel, scopes, order, headers)
+        try:
+            quote = _quote(order, channel)
+            reserved = await admission.hold(caller, quote.reserve)
+        except BaseException:
+            await limiter.finish(ticket, tokens=0)
+            raise
 
     outcome = Outcome()
     settled = False
@@ -159,6 +165,33 @@ async def _admit(ticket: limits.Ticket, call: Call, caller: Caller, routes: Rout
     if headers is not None:
         headers.extend(ticket.headers())
     return choices[index]
+
+
+async def _admit_and_hold(ticket: limits.Ticket, call: Call, caller: Caller, routes: Routes, channel: ChannelInfo,
+                          scopes: tuple[limits.Scope, ...], order: pricing.Order,
+                          headers: list[tuple[bytes, bytes]] | None, quote: pricing.Quote) -> admission.Hold:
+    """`_admit` and the quota's hold at once; a request refused by either holds nothing in the other (a rate
+    limit's refusal comes first, as when they run one after the other)."""
+    counted = asyncio.ensure_future(_admit(ticket, call, caller, routes, channel, scopes, order, headers))
+    held = asyncio.ensure_future(admission.hold(caller, quote.reserve))
+    try:
+        await asyncio.wait((counted, held))
+    except asyncio.CancelledError:
+        # The client left: what either has taken is given back (one still under way gives back its own).
+        for task in (counted, held):
+            task.cancel()
+        if held.done() and not held.cancelled() and held.exception() is None:
+            admission.release(held.result())
+        if counted.done() and not counted.cancelled() and counted.exception() is None:
+            await limiter.finish(ticket, tokens=0)
+        raise
+    if counted.exception() is not None or held.exception() is not None:
+        if held.exception() is None:
+            admission.release(held.result())
+        if counted.exception() is None:
+            await limiter.finish(ticket, tokens=0)
+        raise counted.exception() or held.exception()
+    return held.result()
 
 
 async def count_natively(*, caller: Caller, body: dict, native: NativeRequest, request_id: str,
