@@ -64,7 +64,7 @@ from dataclasses import dataclass
 
 import redis
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
 from oneapi_site.lib import resp
 
@@ -196,12 +196,21 @@ _lease_ids = itertools.count(1)
 _INSTANCE = os.urandom(6).hex()
 
 
+_prefix: tuple[tuple, str] = ((), "")  # the database the last prefix was made for, and that prefix
+
+
 def journal_prefix() -> str:
     """Where the journals of settled charges (billing/journal.py) of instances on this database are: one Redis
     shared by gateways on other databases (test runs, staging) must never replay their charges into this one."""
-    db = connection.settings_dict
-    tag = hashlib.sha1(f"{connection.vendor}|{db.get('HOST')}|{db.get('PORT')}|{db.get('NAME')}".encode())
-    return f"oneapi:ledger:{tag.hexdigest()[:10]}:"
+    global _prefix
+    # Read from the settings dict, not the connection (an async-local lookup), and hashed once per database:
+    # this runs on every settlement. Tests switch databases (the test database's NAME), so the key is checked.
+    db = connections.settings[DEFAULT_DB_ALIAS]
+    where = (db.get("ENGINE"), db.get("HOST"), db.get("PORT"), db.get("NAME"))
+    if _prefix[0] != where:
+        tag = hashlib.sha1(f"{connection.vendor}|{where[1]}|{where[2]}|{where[3]}".encode())
+        _prefix = (where, f"oneapi:ledger:{tag.hexdigest()[:10]}:")
+    return _prefix[1]
 
 
 def journal_key() -> str:
