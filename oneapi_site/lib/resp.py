@@ -205,9 +205,6 @@ class Client:
         self._opening: asyncio.Future | None = None
 
     async def _connection(self, connect_timeout: float) -> _Protocol:
-        proto = self._proto
-        if proto is not None and proto.closed is None:
-            return proto
         if self._opening is None or self._opening.done():
             self._opening = asyncio.ensure_future(self._open(connect_timeout))
         # Shielded: one caller leaving must not cut the connection the others wait for.
@@ -244,13 +241,16 @@ class Client:
         connection could be opened in `connect_timeout`)."""
         if not commands:
             return []
-        proto = await self._connection(connect_timeout)
+        proto = self._proto
+        if proto is None or proto.closed is not None:
+            proto = await self._connection(connect_timeout)
         futures = proto.send([encode(command) for command in commands])
         last = futures[-1]
         timer = proto.loop.call_later(timeout, _expire, proto, last, timeout)
         try:
-            # Shielded: a caller that leaves must not cancel a future the reply stream will still resolve.
-            await asyncio.shield(last)
+            # A caller that leaves cancels `last`; its reply, when it comes, is read and dropped (a future that
+            # is done is skipped), so the replies stay matched to their calls.
+            await last
         finally:
             timer.cancel()
         return [future.result() for future in futures]
