@@ -6,6 +6,7 @@ Time is the limiter's injected clock: a test moves it past a window instead of s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import orjson
 import pytest
@@ -222,8 +223,8 @@ async def test_a_client_leaving_during_admission_holds_neither_a_place_nor_quota
     await holding.wait()
     for _ in range(turns):  # cut off at a different step of the admissions each time
         await asyncio.sleep(0)
-    app.future.cancel()
-    with pytest.raises(asyncio.CancelledError):
+    app.future.cancel()  # (a request counted in this process may be answered by then: the same must hold)
+    with contextlib.suppress(asyncio.CancelledError):
         await app.future
     await limiter.drain()
     await admission.drain()
