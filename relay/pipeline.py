@@ -172,26 +172,39 @@ async def _admit_and_hold(ticket: limits.Ticket, call: Call, caller: Caller, rou
                           headers: list[tuple[bytes, bytes]] | None, quote: pricing.Quote) -> admission.Hold:
     """`_admit` and the quota's hold at once; a request refused by either holds nothing in the other (a rate
     limit's refusal comes first, as when they run one after the other)."""
+    # One task, not two and a wait: the limits' call is started first and the hold's runs here, and both reach
+    # the Redis connection within the same turns of the loop, so they share its send (oneapi_site/lib/resp.py).
     counted = asyncio.ensure_future(_admit(ticket, call, caller, routes, channel, scopes, order, headers))
-    held = asyncio.ensure_future(admission.hold(caller, quote.reserve))
     try:
-        await asyncio.wait((counted, held))
+        reserved = await admission.hold(caller, quote.reserve)
     except asyncio.CancelledError:
-        # The client left: what either has taken is given back (one still under way gives back its own).
-        for task in (counted, held):
-            task.cancel()
-        if held.done() and not held.cancelled() and held.exception() is None:
-            admission.release(held.result())
-        if counted.done() and not counted.cancelled() and counted.exception() is None:
-            await limiter.finish(ticket, tokens=0)
+        _let_go(counted, ticket)  # the client left: what the limits took is given back
         raise
-    if counted.exception() is not None or held.exception() is not None:
-        if held.exception() is None:
-            admission.release(held.result())
-        if counted.exception() is None:
-            await limiter.finish(ticket, tokens=0)
-        raise counted.exception() or held.exception()
-    return held.result()
+    except BaseException:
+        try:
+            await counted  # a rate limit's refusal, if there is one, is the client's answer
+        except asyncio.CancelledError:
+            _let_go(counted, ticket)
+            raise
+        await limiter.finish(ticket, tokens=0)
+        raise
+    try:
+        await counted
+    except BaseException:
+        admission.release(reserved)
+        if not counted.done():  # this request was cancelled while the limits' call was under way
+            _let_go(counted, ticket)
+        raise
+    return reserved
+
+
+def _let_go(counted: asyncio.Future, ticket: limits.Ticket) -> None:
+    """The limits' admission of a request that is gone: cancelled while under way (the limiter then undoes what
+    Redis took once it answers), or its place given back when it was admitted already."""
+    if not counted.done():
+        counted.cancel()
+    elif not counted.cancelled() and counted.exception() is None:
+        asyncio.ensure_future(limiter.finish(ticket, tokens=0))
 
 
 async def count_natively(*, caller: Caller, body: dict, native: NativeRequest, request_id: str,
