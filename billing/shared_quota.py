@@ -60,6 +60,7 @@ import os
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Coroutine
 from dataclasses import dataclass
 
 import redis
@@ -327,28 +328,45 @@ class SharedQuota:
             return "", Refusal("budget", kind, spent=int(answer[2]), period_start=int(answer[3]))
         return "", Refusal("exhausted" if code == 1 else "quota", kind)
 
-    async def settle(self, *, lease: str, reserved: int, user: Subject, token: Subject, charge: int,
-                     journal: bytes = b"") -> None:
-        """Swap the lease for the charge (charge 0: a release). When Redis cannot be reached the settlement is
-        kept and sent again before the next admission that reaches it (so the lease does not wait for its
-        expiry); when Redis ran it but its answer was lost, sending it again takes the charge twice there
-        (never in the database), which only makes admission stricter until the hash expires. `journal`, the
-        charge as billing/journal.py keeps it, goes into this instance's journal in the same round trip."""
+    def settle_now(self, *, lease: str, reserved: int, user: Subject, token: Subject, charge: int,
+                   journal: bytes = b"") -> tuple[bool, Coroutine]:
+        """Swap the lease for the charge (charge 0: a release): (queued, the coroutine that completes it). Queued
+        (True): the settlement is on Redis's connection already, so every admission sent after it, on this
+        instance, sees it (one connection runs its commands in order; the exception, a script Redis lost, is
+        sent again after the reply); else it goes when the coroutine runs, and an admission that must see it
+        waits for that. When Redis cannot be reached the settlement is kept and sent again before the next
+        admission that reaches it (so the lease does not wait for its expiry); when Redis ran it but its answer
+        was lost, sending it again takes the charge twice there (never in the database), which only makes
+        admission stricter until the hash expires. `journal`, the charge as billing/journal.py keeps it, goes
+        into this instance's journal in the same round trip."""
         keys, args = self._settle_call(lease=lease, reserved=reserved, user=user, token=token, charge=charge)
+        calls = [(SCRIPTS["settle"], keys, args)]
+        if journal:
+            calls.append(("HSET", journal_key(), lease, journal))
         try:
-            client, scripts = self._async()
-            if journal:
-                await client.run([(SCRIPTS["settle"], keys, args), ("HSET", journal_key(), lease, journal)],
-                                 timeout=TIMEOUT, connect_timeout=TIMEOUT)
-            else:
-                await scripts["settle"](keys=keys, args=args)
+            client, _ = self._async()
         except redis.RedisError as exc:
-            self._failed(exc)
-            with self._lock:
-                self.owed_settlements.append((keys, args))
-            self._replay_soon()
+            return False, self._unsent(exc, keys, args)
+        queued, reply = client.start(calls, timeout=TIMEOUT, connect_timeout=TIMEOUT)
+        return queued, self._settled(reply, keys, args)
+
+    async def settle(self, **kwargs) -> None:
+        """settle_now's settlement, done when this returns."""
+        await self.settle_now(**kwargs)[1]
+
+    async def _settled(self, reply: Coroutine, keys: list, args: list) -> None:
+        try:
+            await reply
+        except redis.RedisError as exc:
+            await self._unsent(exc, keys, args)
             return
         self._succeeded()
+
+    async def _unsent(self, exc: Exception, keys: list, args: list) -> None:
+        self._failed(exc)
+        with self._lock:
+            self.owed_settlements.append((keys, args))
+        self._replay_soon()
 
     @staticmethod
     def _settle_call(*, lease: str, reserved: int, user: Subject, token: Subject, charge: int) -> tuple[list, list]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
+from collections.abc import Coroutine
 
 import redis.asyncio as aredis
 from redis import exceptions as rex
@@ -244,27 +245,36 @@ class Client:
         proto = self._proto
         if proto is None or proto.closed is not None:
             proto = await self._connection(connect_timeout)
-        futures = proto.send([encode(command) for command in commands])
-        last = futures[-1]
-        timer = proto.loop.call_later(timeout, _expire, proto, last, timeout)
-        try:
-            # A caller that leaves cancels `last`; its reply, when it comes, is read and dropped (a future that
-            # is done is skipped), so the replies stay matched to their calls.
-            await last
-        finally:
-            timer.cancel()
-        return [future.result() for future in futures]
+        return await _replies(proto, proto.send([encode(command) for command in commands]), timeout)
 
     async def run(self, calls: list[tuple], *, timeout: float, connect_timeout: float = CONNECT_TIMEOUT) -> list:
         """Scripts as (Script, keys, args) and plain commands as tuples, in one round trip (two when Redis
         lacks a script); their replies in order. The first error reply is raised, as redis-py's pipelines do."""
         replies = await self.call([_command(call) for call in calls], timeout=timeout,
                                   connect_timeout=connect_timeout)
+        return await self._checked(calls, replies, timeout, connect_timeout)
+
+    def start(self, calls: list[tuple], *, timeout: float,
+              connect_timeout: float = CONNECT_TIMEOUT) -> tuple[bool, Coroutine[None, None, list]]:
+        """As `run`, but the commands are queued on the connection at once when it is open (True): Redis runs
+        them before any command sent after this returns (one connection answers in order), even if the
+        returned coroutine, which waits for the replies, runs later or never. Else (False) they go when it runs."""
+        proto = self._proto
+        if not calls or proto is None or proto.closed is not None:
+            return False, self.run(calls, timeout=timeout, connect_timeout=connect_timeout)
+        futures = proto.send([encode(_command(call)) for call in calls])
+        return True, self._started(calls, proto, futures, timeout, connect_timeout)
+
+    async def _started(self, calls, proto, futures, timeout, connect_timeout) -> list:
+        return await self._checked(calls, await _replies(proto, futures, timeout), timeout, connect_timeout)
+
+    async def _checked(self, calls: list[tuple], replies: list, timeout: float, connect_timeout: float) -> list:
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)
                    and isinstance(calls[i][0], Script)]
         if missing:
             # Redis restarted or its scripts were flushed: EVAL runs the script and caches it again.
-            again = await self.call([_command(calls[i], by_sha=False) for i in missing], timeout=timeout)
+            again = await self.call([_command(calls[i], by_sha=False) for i in missing], timeout=timeout,
+                                    connect_timeout=connect_timeout)
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         for reply in replies:
@@ -279,6 +289,18 @@ class Client:
         if self._proto is not None:
             self._proto.fail(rex.ConnectionError("closed"))
             self._proto = None
+
+
+async def _replies(proto: _Protocol, futures: list[asyncio.Future], timeout: float) -> list:
+    last = futures[-1]
+    timer = proto.loop.call_later(timeout, _expire, proto, last, timeout)
+    try:
+        # A caller that leaves cancels `last`; its reply, when it comes, is read and dropped (a future that is
+        # done is skipped), so the replies stay matched to their calls.
+        await last
+    finally:
+        timer.cancel()
+    return [future.result() for future in futures]
 
 
 def _expire(proto: _Protocol, future: asyncio.Future, timeout: float) -> None:
@@ -317,6 +339,10 @@ class RedisPyClient:
                 return await pipe.execute()
         except TimeoutError as exc:  # asyncio's (redis-py's is no OSError)
             raise rex.TimeoutError(f"Timeout reading from Redis ({timeout:g} s)") from exc
+
+    def start(self, calls: list[tuple], *, timeout: float,
+              connect_timeout: float = CONNECT_TIMEOUT) -> tuple[bool, Coroutine[None, None, list]]:
+        return False, self.run(calls, timeout=timeout, connect_timeout=connect_timeout)
 
     async def script(self, script: Script, keys, args, *, timeout: float, connect_timeout: float = CONNECT_TIMEOUT):
         return (await self.run([(script, keys, args)], timeout=timeout, connect_timeout=connect_timeout))[0]

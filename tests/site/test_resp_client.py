@@ -121,6 +121,24 @@ async def test_calls_made_together_go_in_one_send_and_are_answered_in_order():
         await server.stop()
 
 
+async def test_commands_started_on_an_open_connection_go_before_any_sent_after_them():
+    server = Server(echo_numbers)
+    url = await server.start()
+    client = resp.Client(url)
+    try:
+        queued, cold = client.start([("ECHO", 0)], timeout=5)
+        assert not queued  # no connection yet: sent when awaited
+        assert await cold == [0]
+        queued, started = client.start([("ECHO", 1)], timeout=5)
+        assert queued
+        assert await client.call([("ECHO", 2)], timeout=5) == [2]
+        assert await started == [1]
+        assert [command[1] for command in server.commands] == [b"0", b"1", b"2"]
+    finally:
+        client.close()
+        await server.stop()
+
+
 async def test_auth_and_select_come_from_the_url_before_any_call():
     server = Server(lambda command: b"+OK\r\n" if command[0] != b"ECHO" else b":1\r\n")
     url = await server.start()
