@@ -49,8 +49,10 @@ def _arg(value) -> bytes:
         return value.encode()
     if isinstance(value, bool):  # redis-py refuses booleans; so do we, rather than send "True"
         raise TypeError("a boolean is no Redis argument: send 0 or 1")
-    if isinstance(value, int | float):
-        return repr(value).encode()
+    if isinstance(value, int):
+        return b"%d" % value
+    if isinstance(value, float):
+        return repr(float(value)).encode()
     raise TypeError(f"a {type(value).__name__} is no Redis argument")
 
 
@@ -58,10 +60,9 @@ def encode(command) -> bytes:
     """A command (a sequence of arguments) as RESP: an array of bulk strings."""
     parts = [b"*%d\r\n" % len(command)]
     for value in command:
-        data = _arg(value)
-        parts.append(b"$%d\r\n" % len(data))
-        parts.append(data)
-        parts.append(b"\r\n")
+        kind = type(value)  # the common types first, without isinstance's walk
+        data = value.encode() if kind is str else b"%d" % value if kind is int else _arg(value)
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(parts)
 
 

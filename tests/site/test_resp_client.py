@@ -4,6 +4,7 @@ and failures raised as redis-py's exceptions, against a scripted server and, wit
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 
 import pytest
@@ -13,6 +14,11 @@ from redis.exceptions import ConnectionError, NoScriptError, ResponseError, Time
 from oneapi_site.lib import resp
 
 REDIS = os.environ.get("REDIS_CONN_STRING", "")
+
+
+class Kind(enum.IntEnum):
+    ADMIT = 1
+    SETTLE = 2
 
 
 # --- replies -------------------------------------------------------------------
@@ -50,6 +56,7 @@ def test_a_reply_split_anywhere_is_read_once_complete():
 def test_commands_are_sent_as_arrays_of_bulk_strings():
     assert resp.encode(("EVALSHA", "ab", 1, b"k\r\n", -3, 1.5)) == (
         b"*6\r\n$7\r\nEVALSHA\r\n$2\r\nab\r\n$1\r\n1\r\n$3\r\nk\r\n\r\n$2\r\n-3\r\n$3\r\n1.5\r\n")
+    assert resp.encode((Kind.SETTLE, "é")) == b"*2\r\n$1\r\n2\r\n$2\r\n\xc3\xa9\r\n"  # an int's value, not its name
     with pytest.raises(TypeError):
         resp.encode(("SET", "k", True))
     with pytest.raises(TypeError):
