@@ -60,12 +60,14 @@ import os
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Coroutine
 from dataclasses import dataclass
 
 import redis
-import redis.asyncio as aredis
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+
+from oneapi_site.lib import resp
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +162,8 @@ end
 return 1
 """
 
+SCRIPTS = {"admit": resp.Script(ADMIT), "settle": resp.Script(SETTLE), "adjust": resp.Script(ADJUST)}
+
 
 def key(kind: str, subject_id: int) -> str:
     """The hash of a user ("u") or token ("t")."""
@@ -193,12 +197,21 @@ _lease_ids = itertools.count(1)
 _INSTANCE = os.urandom(6).hex()
 
 
+_prefix: tuple[tuple, str] = ((), "")  # the database the last prefix was made for, and that prefix
+
+
 def journal_prefix() -> str:
     """Where the journals of settled charges (billing/journal.py) of instances on this database are: one Redis
     shared by gateways on other databases (test runs, staging) must never replay their charges into this one."""
-    db = connection.settings_dict
-    tag = hashlib.sha1(f"{connection.vendor}|{db.get('HOST')}|{db.get('PORT')}|{db.get('NAME')}".encode())
-    return f"oneapi:ledger:{tag.hexdigest()[:10]}:"
+    global _prefix
+    # Read from the settings dict, not the connection (an async-local lookup), and hashed once per database:
+    # this runs on every settlement. Tests switch databases (the test database's NAME), so the key is checked.
+    db = connections.settings[DEFAULT_DB_ALIAS]
+    where = (db.get("ENGINE"), db.get("HOST"), db.get("PORT"), db.get("NAME"))
+    if _prefix[0] != where:
+        tag = hashlib.sha1(f"{connection.vendor}|{where[1]}|{where[2]}|{where[3]}".encode())
+        _prefix = (where, f"oneapi:ledger:{tag.hexdigest()[:10]}:")
+    return _prefix[1]
 
 
 def journal_key() -> str:
@@ -214,7 +227,7 @@ class SharedQuota:
         # hash -> [balance delta, {period_start: budget delta}] not yet applied in Redis (made during an outage)
         self.owed: dict[str, list] = {}
         self.owed_settlements: list[tuple[list[str], list]] = []  # SETTLE calls that did not reach Redis
-        self._aclient: tuple[asyncio.AbstractEventLoop, aredis.Redis, dict] | None = None
+        self._aclient: tuple[resp.Client | resp.RedisPyClient, dict] | None = None
         self._client: redis.Redis | None = None
         self._replayer: asyncio.Task | None = None  # sends what is owed when no admission comes to carry it
 
@@ -224,16 +237,18 @@ class SharedQuota:
 
     # --- connections ---------------------------------------------------------
 
-    def _async(self) -> tuple[aredis.Redis, dict]:
-        # redis.asyncio connections belong to the event loop that opened them (tests run one loop each).
-        loop = asyncio.get_running_loop()
-        if self._aclient is None or self._aclient[0] is not loop:
-            client = aredis.Redis.from_url(settings.REDIS_CONN_STRING, socket_timeout=TIMEOUT,
-                                           socket_connect_timeout=TIMEOUT)
-            scripts = {name: client.register_script(text) for name, text in
-                       (("admit", ADMIT), ("settle", SETTLE), ("adjust", ADJUST))}
-            self._aclient = (loop, client, scripts)
-        return self._aclient[1], self._aclient[2]
+    def _async(self) -> tuple[resp.Client | resp.RedisPyClient, dict]:
+        # The event loop's connection (oneapi_site/lib/resp.py), which the rate limits' calls share: a request's
+        # two admissions go out in one send. `scripts` call one script each, in a round trip of its own.
+        client = resp.client_for(settings.REDIS_CONN_STRING)
+        if self._aclient is None or self._aclient[0] is not client:
+            def caller(script: resp.Script):
+                async def call(*, keys: list, args: list):
+                    return await client.script(script, keys, args, timeout=TIMEOUT, connect_timeout=TIMEOUT)
+                return call
+
+            self._aclient = (client, {name: caller(script) for name, script in SCRIPTS.items()})
+        return self._aclient
 
     def _sync(self) -> redis.Redis:
         with self._lock:
@@ -292,7 +307,7 @@ class SharedQuota:
                 args += [int(s.limited), s.budget, s.period_start, s.seed_balance, s.seed_spent, s.period]
             answer = await scripts["admit"](
                 keys=[key("u", user.id), key("u", user.id) + ":leases", key("t", token.id),
-                      key("t", token.id) + ":leases"], args=args, client=client)
+                      key("t", token.id) + ":leases"], args=args)
         except redis.RedisError as exc:
             self._failed(exc)
             if lease:
@@ -313,30 +328,45 @@ class SharedQuota:
             return "", Refusal("budget", kind, spent=int(answer[2]), period_start=int(answer[3]))
         return "", Refusal("exhausted" if code == 1 else "quota", kind)
 
-    async def settle(self, *, lease: str, reserved: int, user: Subject, token: Subject, charge: int,
-                     journal: bytes = b"") -> None:
-        """Swap the lease for the charge (charge 0: a release). When Redis cannot be reached the settlement is
-        kept and sent again before the next admission that reaches it (so the lease does not wait for its
-        expiry); when Redis ran it but its answer was lost, sending it again takes the charge twice there
-        (never in the database), which only makes admission stricter until the hash expires. `journal`, the
-        charge as billing/journal.py keeps it, goes into this instance's journal in the same round trip."""
+    def settle_now(self, *, lease: str, reserved: int, user: Subject, token: Subject, charge: int,
+                   journal: bytes = b"") -> tuple[bool, Coroutine]:
+        """Swap the lease for the charge (charge 0: a release): (queued, the coroutine that completes it). Queued
+        (True): the settlement is on Redis's connection already, so every admission sent after it, on this
+        instance, sees it (one connection runs its commands in order; the exception, a script Redis lost, is
+        sent again after the reply); else it goes when the coroutine runs, and an admission that must see it
+        waits for that. When Redis cannot be reached the settlement is kept and sent again before the next
+        admission that reaches it (so the lease does not wait for its expiry); when Redis ran it but its answer
+        was lost, sending it again takes the charge twice there (never in the database), which only makes
+        admission stricter until the hash expires. `journal`, the charge as billing/journal.py keeps it, goes
+        into this instance's journal in the same round trip."""
         keys, args = self._settle_call(lease=lease, reserved=reserved, user=user, token=token, charge=charge)
+        calls = [(SCRIPTS["settle"], keys, args)]
+        if journal:
+            calls.append(("HSET", journal_key(), lease, journal))
         try:
-            client, scripts = self._async()
-            if journal:
-                async with client.pipeline(transaction=False) as pipe:
-                    await scripts["settle"](keys=keys, args=args, client=pipe)
-                    pipe.hset(journal_key(), lease, journal)
-                    await pipe.execute()
-            else:
-                await scripts["settle"](keys=keys, args=args, client=client)
+            client, _ = self._async()
         except redis.RedisError as exc:
-            self._failed(exc)
-            with self._lock:
-                self.owed_settlements.append((keys, args))
-            self._replay_soon()
+            return False, self._unsent(exc, keys, args)
+        queued, reply = client.start(calls, timeout=TIMEOUT, connect_timeout=TIMEOUT)
+        return queued, self._settled(reply, keys, args)
+
+    async def settle(self, **kwargs) -> None:
+        """settle_now's settlement, done when this returns."""
+        await self.settle_now(**kwargs)[1]
+
+    async def _settled(self, reply: Coroutine, keys: list, args: list) -> None:
+        try:
+            await reply
+        except redis.RedisError as exc:
+            await self._unsent(exc, keys, args)
             return
         self._succeeded()
+
+    async def _unsent(self, exc: Exception, keys: list, args: list) -> None:
+        self._failed(exc)
+        with self._lock:
+            self.owed_settlements.append((keys, args))
+        self._replay_soon()
 
     @staticmethod
     def _settle_call(*, lease: str, reserved: int, user: Subject, token: Subject, charge: int) -> tuple[list, list]:
@@ -378,12 +408,10 @@ class SharedQuota:
         with self._lock:
             settlements, self.owed_settlements = self.owed_settlements, []
         try:
-            async with client.pipeline(transaction=False) as pipe:
-                for hash_key, balance, budget, ps, kind in calls:
-                    await scripts["adjust"](keys=[hash_key], args=[balance, budget, ps, kind], client=pipe)
-                for keys, args in settlements:
-                    await scripts["settle"](keys=keys, args=args, client=pipe)
-                await pipe.execute()
+            await client.run([(SCRIPTS["adjust"], [hash_key], [balance, budget, ps, kind])
+                              for hash_key, balance, budget, ps, kind in calls]
+                             + [(SCRIPTS["settle"], keys, args) for keys, args in settlements],
+                             timeout=TIMEOUT, connect_timeout=TIMEOUT)
         except BaseException:
             self._restore_owed(calls)
             with self._lock:

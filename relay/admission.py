@@ -42,7 +42,15 @@ class Hold:
     token: Subject
 
 
-_pending: dict[int, set[asyncio.Task]] = {}  # user id -> Redis settlements under way
+# user id -> Redis settlements under way that its next admission waits for: those not queued on Redis's connection
+# at once (SharedQuota.settle_now); a queued one runs in Redis before any later admission anyway.
+_pending: dict[int, set[asyncio.Task]] = {}
+_settling: set[asyncio.Task] = set()  # every Redis settlement under way (drain)
+
+
+def in_redis() -> bool:
+    """Whether holds are made in Redis now (configured and not known to be down)."""
+    return shared.enabled()
 
 
 def _period_start(period: str, ts: int) -> int:
@@ -76,7 +84,8 @@ async def hold(caller: Caller, amount: int) -> Hold:
     user, token = _subjects(caller, ts)
     if caller.user.id in _pending:
         # This user's last settlement first: a client's next request must see its previous one's charge, not
-        # its reservation (which may be larger), or a budget with room for it refuses.
+        # its reservation (which may be larger), or a budget with room for it refuses. (Only one that was not
+        # queued on Redis's connection at once is waited for: a queued one runs there before this admission.)
         await asyncio.gather(*[asyncio.shield(t) for t in _pending[caller.user.id]], return_exceptions=True)
     if shared.enabled():
         call = asyncio.ensure_future(shared.admit(user=user, token=token, amount=amount))
@@ -167,8 +176,8 @@ def settle(hold: Hold, charge: Charge) -> None:
         entry = journal.encode(charge)
     ledger.settle(charge, reserved=0 if hold.lease else hold.amount)
     if hold.lease:
-        _spawn(hold.user.id, shared.settle(lease=hold.lease, reserved=hold.amount, user=hold.user,
-                                           token=hold.token, charge=charge.quota, journal=entry))
+        _spawn(hold.user.id, *shared.settle_now(lease=hold.lease, reserved=hold.amount, user=hold.user,
+                                                token=hold.token, charge=charge.quota, journal=entry))
     else:
         shared.owe_charge(user=hold.user, token=hold.token, charge=charge.quota)
 
@@ -176,16 +185,20 @@ def settle(hold: Hold, charge: Charge) -> None:
 def release(hold: Hold) -> None:
     """The request failed before any charge: its reservation is free again."""
     if hold.lease:
-        _spawn(hold.user.id, shared.settle(lease=hold.lease, reserved=hold.amount, user=hold.user,
-                                           token=hold.token, charge=0))
+        _spawn(hold.user.id, *shared.settle_now(lease=hold.lease, reserved=hold.amount, user=hold.user,
+                                                token=hold.token, charge=0))
     else:
         ledger.release(user_id=hold.user.id, token_id=hold.token.id, amount=hold.amount, limited=hold.token.limited)
 
 
-def _spawn(user_id: int, coro) -> None:
+def _spawn(user_id: int, queued: bool, coro) -> None:
     task = asyncio.get_running_loop().create_task(coro)
+    _settling.add(task)  # held, or the loop may drop the task before it runs
+    task.add_done_callback(_settling.discard)
+    if queued:
+        return
     tasks = _pending.setdefault(user_id, set())
-    tasks.add(task)  # held, or the loop may drop the task before it runs
+    tasks.add(task)
 
     def done(task: asyncio.Task) -> None:
         tasks.discard(task)
@@ -197,5 +210,5 @@ def _spawn(user_id: int, coro) -> None:
 
 async def drain() -> None:
     """Wait for the Redis settlements under way (tests, shutdown)."""
-    while _pending:
-        await asyncio.gather(*[t for tasks in list(_pending.values()) for t in tasks], return_exceptions=True)
+    while _settling:
+        await asyncio.gather(*_settling, return_exceptions=True)

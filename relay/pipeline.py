@@ -114,14 +114,20 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
     order = _order(call, caller, body_size=len(raw_body))
     ticket = limits.Ticket(request_id)
     scopes = limits.scopes_for(token=caller.token, user=caller.user, model=model)
-    if scopes or any(channel.limits):  # else no limit applies: nothing to count, no Redis call
-        channel = await _admit(ticket, call, caller, routes, channel, scopes, order, headers)
-    try:
+    if scopes and not any(channel.limits) and admission.in_redis():
+        # The channel is the first one whatever the limits say (it has no cap to be at), so its quote is known
+        # and both admissions go to Redis together: one send and one round trip, as without limits.
         quote = _quote(order, channel)
-        reserved = await admission.hold(caller, quote.reserve)
-    except BaseException:
-        await limiter.finish(ticket, tokens=0)
-        raise
+        reserved = await _admit_and_hold(ticket, call, caller, routes, channel, scopes, order, headers, quote)
+    else:
+        if scopes or any(channel.limits):  # else no limit applies: nothing to count, no Redis call
+            channel = await _admit(ticket, call, caller, routes, channel, scopes, order, headers)
+        try:
+            quote = _quote(order, channel)
+            reserved = await admission.hold(caller, quote.reserve)
+        except BaseException:
+            await limiter.finish(ticket, tokens=0)
+            raise
 
     outcome = Outcome()
     settled = False
@@ -159,6 +165,46 @@ async def _admit(ticket: limits.Ticket, call: Call, caller: Caller, routes: Rout
     if headers is not None:
         headers.extend(ticket.headers())
     return choices[index]
+
+
+async def _admit_and_hold(ticket: limits.Ticket, call: Call, caller: Caller, routes: Routes, channel: ChannelInfo,
+                          scopes: tuple[limits.Scope, ...], order: pricing.Order,
+                          headers: list[tuple[bytes, bytes]] | None, quote: pricing.Quote) -> admission.Hold:
+    """`_admit` and the quota's hold at once; a request refused by either holds nothing in the other (a rate
+    limit's refusal comes first, as when they run one after the other)."""
+    # One task, not two and a wait: the limits' call is started first and the hold's runs here, and both reach
+    # the Redis connection within the same turns of the loop, so they share its send (oneapi_site/lib/resp.py).
+    counted = asyncio.ensure_future(_admit(ticket, call, caller, routes, channel, scopes, order, headers))
+    try:
+        reserved = await admission.hold(caller, quote.reserve)
+    except asyncio.CancelledError:
+        _let_go(counted, ticket)  # the client left: what the limits took is given back
+        raise
+    except BaseException:
+        try:
+            await counted  # a rate limit's refusal, if there is one, is the client's answer
+        except asyncio.CancelledError:
+            _let_go(counted, ticket)
+            raise
+        await limiter.finish(ticket, tokens=0)
+        raise
+    try:
+        await counted
+    except BaseException:
+        admission.release(reserved)
+        if not counted.done():  # this request was cancelled while the limits' call was under way
+            _let_go(counted, ticket)
+        raise
+    return reserved
+
+
+def _let_go(counted: asyncio.Future, ticket: limits.Ticket) -> None:
+    """The limits' admission of a request that is gone: cancelled while under way (the limiter then undoes what
+    Redis took once it answers), or its place given back when it was admitted already."""
+    if not counted.done():
+        counted.cancel()
+    elif not counted.cancelled() and counted.exception() is None:
+        asyncio.ensure_future(limiter.finish(ticket, tokens=0))
 
 
 async def count_natively(*, caller: Caller, body: dict, native: NativeRequest, request_id: str,

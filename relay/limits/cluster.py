@@ -1,16 +1,14 @@
 """The limits counted in Redis, shared by every instance: one script call admits a request for all its scopes.
 
-The client is redis-py's asyncio one (one per event loop: a loop's connections cannot serve another), and
-the scripts go by EVALSHA, loaded once. Errors reach the caller (relay/limits/__init__.py), which counts in
+The client is oneapi_site/lib/resp.py's (one connection per event loop, shared with the shared quota's calls,
+so a request's limits and quota admissions go out in one send), and the scripts go by EVALSHA. Errors (redis-py's
+exceptions) reach the caller (relay/limits/__init__.py), which counts in
 this process while Redis is away.
 """
 
 from __future__ import annotations
 
-import asyncio
-
-import redis.asyncio as aioredis
-
+from oneapi_site.lib import resp
 from relay.limits import scripts
 from relay.limits.caps import Refusal, Scope, Usage
 
@@ -31,35 +29,28 @@ def _ends(args: list, ended: list[Ended]) -> None:
         args.extend(scope.key for scope in scopes)
 
 
+ADMIT, FINISH, RENEW = resp.Script(scripts.ADMIT), resp.Script(scripts.FINISH), resp.Script(scripts.RENEW)
+
+
 class ClusterCounts:
     def __init__(self, url: str) -> None:
         self.url = url
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: aioredis.Redis | None = None
-        self._admit = self._finish = self._renew = None
 
-    def _bind(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._client = aioredis.Redis.from_url(self.url, socket_connect_timeout=CONNECT_TIMEOUT,
-                                                   socket_timeout=READ_TIMEOUT)
-            self._admit = self._client.register_script(scripts.ADMIT)
-            self._finish = self._client.register_script(scripts.FINISH)
-            self._renew = self._client.register_script(scripts.RENEW)
-            self._loop = loop
+    async def _run(self, script: resp.Script, args: list):
+        return await resp.client_for(self.url).script(script, (), args, timeout=READ_TIMEOUT,
+                                                      connect_timeout=CONNECT_TIMEOUT)
 
     async def admit(self, *, scopes: tuple[Scope, ...], channels: tuple[Scope, ...], spare: bool, rid: str,
                     tokens: int, now: int | None, day: int, day_end: int,
                     ended: list[Ended] = ()) -> tuple[int, Usage | None, Usage | None] | Refusal:
         """As LocalCounts.admit, in one round trip, which also ends the requests in `ended` (as `finish`) first."""
-        self._bind()
         args: list = [PREFIX, "" if now is None else now, rid, tokens, day, day_end, LEASE_MS, len(scopes),
                       len(channels), int(spare)]
         for scope in (*scopes, *channels):
             args.append(scope.key)
             args.extend(scope.caps)
         _ends(args, ended)
-        answer = await self._admit(args=args)
+        answer = await self._run(ADMIT, args)
         if answer[0] == 1:
             index, r_limit, r_left, r_reset, t_limit, t_left, t_reset = answer[1:]
             return (index, Usage(r_limit, r_left, r_reset) if r_limit else None,
@@ -70,15 +61,13 @@ class ClusterCounts:
 
     async def finish(self, ended: list[Ended], now: int | None) -> None:
         """Requests that ended: their leases released and their TPM entries corrected, in one call."""
-        self._bind()
         args: list = [PREFIX, "" if now is None else now]
         _ends(args, ended)
-        await self._finish(args=args)
+        await self._run(FINISH, args)
 
     async def renew(self, leases: list[tuple[str, str]], now: int | None) -> None:
         """Push back the expiry of these (scope key, request id) leases."""
-        self._bind()
         args: list = [PREFIX, "" if now is None else now, LEASE_MS]
         for key, rid in leases:
             args += (key, rid)
-        await self._renew(args=args)
+        await self._run(RENEW, args)

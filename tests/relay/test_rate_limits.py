@@ -6,6 +6,7 @@ Time is the limiter's injected clock: a test moves it past a window instead of s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import orjson
 import pytest
@@ -14,8 +15,9 @@ from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
 
 from accounts.models import Token, User
-from billing import pricing
+from billing import pricing, shared_quota
 from billing.services import option_set
+from relay import admission
 from relay.cache import cache
 from relay.limits import limiter
 from relay.limits.cluster import PREFIX
@@ -179,6 +181,73 @@ async def test_concurrency_refuses_while_the_limit_is_in_flight(client, world, b
     assert "This API key's limit of 1 concurrent request is reached" in refused.json()["error"]["message"]
     assert (await slow).status_code == 200
     assert (await chat(client, world)).status_code == 200
+
+
+async def test_a_request_refused_for_its_quota_holds_no_place_under_a_concurrency_limit(client, world, backend, clock):
+    # With Redis both admissions go at once: the one the balance refuses must give back its lease.
+    await limit(Token, world.token.pk, concurrency_limit=1, unlimited_quota=False, remain_quota=1)
+    for _ in range(3):
+        refused = await chat(client, world)
+        assert refused.status_code == 403, refused.json()  # not the 429 of a lease still held
+    await admission.drain()
+
+
+async def test_a_request_refused_by_a_rate_limit_holds_no_quota(client, world, backend, clock):
+    await limit(Token, world.token.pk, rpm_limit=1)
+    assert (await chat(client, world)).status_code == 200
+    assert (await chat(client, world)).status_code == 429
+    await admission.drain()
+    if backend == "redis":
+        import redis
+
+        r = redis.Redis.from_url(REDIS)
+        try:
+            for kind, subject in (("u", world.user.id), ("t", world.token.id)):
+                assert int(r.hget(shared_quota.key(kind, subject), "res")) == 0
+                assert r.zcard(shared_quota.key(kind, subject) + ":leases") == 0
+        finally:
+            r.close()
+
+
+@pytest.mark.parametrize("turns", range(8))
+async def test_a_client_leaving_during_admission_holds_neither_a_place_nor_quota(asgi_app, client, world, backend,
+                                                                                clock, turns, monkeypatch):
+    await limit(Token, world.token.pk, concurrency_limit=1)
+    holding = asyncio.Event()
+    hold = admission.hold
+
+    async def hold_and_tell(*args):
+        holding.set()
+        return await hold(*args)
+
+    monkeypatch.setattr(admission, "hold", hold_and_tell)
+    app = ApplicationCommunicator(asgi_app, {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions", "query_string": b"", "root_path": "",
+        "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+        "headers": [(b"authorization", f"Bearer sk-{world.token.key}".encode()),
+                    (b"content-type", b"application/json")]})
+    await app.send_input({"type": "http.request", "body": orjson.dumps(CHAT), "more_body": False})
+    await holding.wait()
+    for _ in range(turns):  # cut off at a different step of the admissions each time
+        await asyncio.sleep(0)
+    app.future.cancel()  # (a request counted in this process may be answered by then: the same must hold)
+    with contextlib.suppress(asyncio.CancelledError):
+        await app.future
+    await limiter.drain()
+    await admission.drain()
+    await limiter.drain()
+    assert (await chat(client, world)).status_code == 200
+    await admission.drain()
+    if backend == "redis":
+        import redis
+
+        r = redis.Redis.from_url(REDIS)
+        try:
+            for kind, subject in (("u", world.user.id), ("t", world.token.id)):
+                assert int(r.hget(shared_quota.key(kind, subject), "res") or 0) == 0
+        finally:
+            r.close()
 
 
 async def test_a_failing_upstream_releases_its_lease(client, world, backend, clock):
