@@ -160,6 +160,9 @@ class UsageDaily(models.Model):
         verbose_name_plural = _("daily usage")
         constraints = [models.UniqueConstraint(
             fields=["day", "group", "model_name", "channel_id", "user_id", "token_id"], name="usage_daily_key")]
+        # A user's dashboard reads their own days (billing.selectors.user_dashboard); the key's leading day
+        # alone would walk every user's rows of the week.
+        indexes = [models.Index(fields=["user_id", "day"], name="usage_daily_user_day")]
 
 
 class BodyCapture(models.Model):

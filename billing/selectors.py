@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Case, CharField, Count, Q, QuerySet, Sum, Value, When
+from django.db.models import Case, CharField, Count, Min, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce
 
 from billing.models import Log, RedemptionCode, UsageDaily
@@ -82,31 +82,58 @@ DASHBOARD_DAYS = 7
 
 
 def user_dashboard(*, user_id: int, now: int | None = None) -> list[dict]:
-    """Consume logs of the last 7 days, today included, by (day, model), as one-api's untagged Go struct
-    names them (one-api also starts at the local midnight six days before today).
+    """The user's consumption of the last 7 days, today included, by (day, model), as one-api's untagged Go
+    struct names them (one-api also starts at the local midnight six days before today), oldest day first.
 
-    Days are bucketed in the database with CASE over local midnights, so only the
-    grouped rows come back however many logs there are.
+    Read from the daily roll-up (billing/rollup.py) on its user_id index, so the cost does not grow with the
+    user's logs. Days before the roll-up's first day (a site upgraded within the week, not backfilled with
+    `manage.py rollup_logs`) are counted from the consume logs, as they were before the roll-up existed.
     """
     days, midnights = _dashboard_window(now or now_ts())
+    first = UsageDaily.objects.aggregate(first=Min("day"))["first"]
+    if first is None or first > days[-1]:
+        return _dashboard_from_logs(user_id=user_id, days=days, midnights=midnights, until=None)
+    rows = []
+    if first > days[0]:
+        rows = _dashboard_from_logs(user_id=user_id, days=days, midnights=midnights,
+                                    until=midnights[days.index(first)])
+    return rows + _dashboard_from_rollup(user_id=user_id, since=max(first, days[0]))
+
+
+def _dashboard_from_rollup(*, user_id: int, since: dt.date) -> list[dict]:
+    # requests > 0: rows holding only failed upstream attempts (billing/usage_errors.py) are not usage, and
+    # the logs never had them.
+    rows = (UsageDaily.objects.filter(user_id=user_id, day__gte=since, requests__gt=0)
+            .values("day", "model_name")
+            .annotate(requests=Sum("requests"), quota=Sum("quota"), prompt=Sum("prompt_tokens"),
+                      completion=Sum("completion_tokens"))
+            .order_by("day", "model_name"))
+    return [_dashboard_row(r["day"].isoformat(), r) for r in rows]
+
+
+def _dashboard_from_logs(*, user_id: int, days: list[dt.date], midnights: list[int],
+                         until: int | None) -> list[dict]:
+    """The same rows from the consume logs before `until` (a local midnight), bucketed into days in the
+    database with CASE over local midnights, so only the grouped rows come back."""
     newest_first = reversed(list(zip(days, midnights, strict=True)))
     day_bucket = Case(
         *[When(created_at__gte=ts, then=Value(day.isoformat())) for day, ts in newest_first],
         default=Value(days[0].isoformat()), output_field=CharField(),
     )
-    rows = (
-        Log.objects.filter(user_id=user_id, type=Log.Type.CONSUME, created_at__gte=midnights[0])
-        .annotate(day=day_bucket)
-        .values("day", "model_name")
-        .annotate(requests=Count("id"), quota=Sum("quota"), prompt=Sum("prompt_tokens"),
-                  completion=Sum("completion_tokens"))
-        .order_by("day", "model_name")
-    )
-    return [
-        {"Day": r["day"], "ModelName": r["model_name"], "RequestCount": r["requests"], "Quota": int(r["quota"] or 0),
-         "PromptTokens": int(r["prompt"] or 0), "CompletionTokens": int(r["completion"] or 0)}
-        for r in rows
-    ]
+    logs = Log.objects.filter(user_id=user_id, type=Log.Type.CONSUME, created_at__gte=midnights[0])
+    if until is not None:
+        logs = logs.filter(created_at__lt=until)
+    rows = (logs.annotate(day=day_bucket).values("day", "model_name")
+            .annotate(requests=Count("id"), quota=Sum("quota"), prompt=Sum("prompt_tokens"),
+                      completion=Sum("completion_tokens"))
+            .order_by("day", "model_name"))
+    return [_dashboard_row(r["day"], r) for r in rows]
+
+
+def _dashboard_row(day: str, r: dict) -> dict:
+    return {"Day": day, "ModelName": r["model_name"], "RequestCount": int(r["requests"]),
+            "Quota": int(r["quota"] or 0), "PromptTokens": int(r["prompt"] or 0),
+            "CompletionTokens": int(r["completion"] or 0)}
 
 
 def redemption_list(*, offset: int, limit: int) -> list[RedemptionCode]:

@@ -11,7 +11,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from oneapi_site.lib import numbers
+from oneapi_site.lib import database_down, numbers
 from oneapi_site.lib.errors import ServiceError
 
 
@@ -30,6 +30,11 @@ def fail(message: str, *, http_status: int = status.HTTP_200_OK, field: str | No
 
 
 def envelope_exception_handler(exc, context):
+    if database_down.database_unreachable(exc):
+        database_down.log_unreachable(exc, context["request"].path)
+        response = fail(database_down.unreachable_message(), http_status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        response["Retry-After"] = database_down.RETRY_AFTER
+        return response
     if isinstance(exc, ServiceError):
         return fail(str(exc), field=exc.field)
     if isinstance(exc, exceptions.ValidationError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 
 from django.contrib.staticfiles import finders
 from django.http import HttpResponse, JsonResponse
@@ -17,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import cache_control
 
 from oneapi_site.context import site
+from oneapi_site.lib import database_down
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,13 @@ def _bare_page(request, template: str, status: int) -> HttpResponse:
 
 
 def server_error(request):
-    """handler500: the frame if it can be drawn, else a line of text (and the reason in the log)."""
+    """handler500: the frame if it can be drawn, else a line of text (and the reason in the log).
+
+    A database that cannot be reached is an outage, not a bug: 503, in /api's envelope or as a plain page. It
+    is told by the exception being handled: Django calls this inside its `except` (its async handler hands
+    the exception to the thread that calls this, asgiref re-raising it there)."""
+    if database_down.database_unreachable(sys.exc_info()[1]):
+        return database_unavailable(request)
     if _is_api(request):
         return JsonResponse({"success": False, "message": _("Internal server error.")}, status=500)
     try:
@@ -62,6 +70,15 @@ def server_error(request):
     except Exception:
         log.exception("the error page itself failed")
         return HttpResponse(_("Server error. Try again in a moment."), status=500, content_type="text/plain")
+
+
+def database_unavailable(request) -> HttpResponse:
+    """503 while the database cannot be reached: no frame (its context may read the database), no details."""
+    message = database_down.unreachable_message()
+    retry = {"Retry-After": database_down.RETRY_AFTER}
+    if _is_api(request):
+        return JsonResponse({"success": False, "message": message}, status=503, headers=retry)
+    return HttpResponse(message, status=503, content_type="text/plain; charset=utf-8", headers=retry)
 
 
 def rate_limited(request) -> HttpResponse:
