@@ -113,15 +113,23 @@ class Keeper:
         self._threads = []
 
     def _beat(self) -> None:
+        down = False  # one line when an outage starts and one when it ends, not one per beat
         while not self._stop.is_set():
             try:
                 shared._sync().set(f"{journal_key()}:alive", "1", ex=ALIVE_SECONDS)
             except (redis.RedisError, ValueError) as exc:  # ValueError: REDIS_CONN_STRING is no Redis URL
-                log.warning("this instance cannot mark itself alive in Redis (%s)", type(exc).__name__)
+                if not down:
+                    log.warning("this instance cannot mark itself alive in Redis (%s)", type(exc).__name__)
+                down = True
+            else:
+                if down:
+                    log.info("this instance marks itself alive in Redis again")
+                down = False
             self._stop.wait(BEAT_SECONDS)
 
     def _replay(self) -> None:
         pruned = 0.0
+        down = False  # one line per outage, as the beat
         while not self._stop.is_set():
             try:
                 close_old_connections()  # this thread's: a connection the database dropped is not reused
@@ -129,9 +137,12 @@ class Keeper:
                 if time.monotonic() - pruned > PRUNE_EVERY:
                     pruned = time.monotonic()
                     prune_written()
+                down = False
             except redis.RedisError as exc:
-                log.warning("replaying the Redis journals of stopped instances: Redis is unreachable (%s)",
-                            type(exc).__name__)
+                if not down:
+                    log.warning("the Redis journals of stopped instances cannot be replayed while Redis cannot be "
+                                "reached (%s); tried again every %d s", type(exc).__name__, BEAT_SECONDS)
+                down = True
             except Exception:
                 log.exception("replaying the Redis journals of stopped instances failed")
             self._stop.wait(BEAT_SECONDS)

@@ -132,3 +132,37 @@ def test_an_entry_that_cannot_be_read_is_kept_apart_and_the_rest_is_written(alic
     assert set(own_redis.hgetall(f"{dead}:unreadable")) == {b"deadbeef0001.2", b"deadbeef0001.3"}
     assert [r.levelname for r in caplog.records if "cannot be read" in r.getMessage()] == ["ERROR"]
     assert journal.replay_orphans(refused=refused) == 0
+
+
+def test_an_outage_is_one_line_per_thread_however_many_beats_it_lasts(monkeypatch, caplog, settings):
+    # Before, each beat (every 3 s) logged again, and the replay's line said "Redis is unreachable", as the
+    # cache's one-per-outage line does: a test counting that line failed (MariaDB + Redis CI).
+    settings.REDIS_CONN_STRING = "redis://127.0.0.1:1/0"
+    tries = {"beat": 0, "replay": 0}
+
+    class Down:
+        def set(self, *args, **kwargs):
+            tries["beat"] += 1
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:1")
+
+    def replay_down(**kwargs):
+        tries["replay"] += 1
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:1")
+
+    monkeypatch.setattr(shared, "_sync", lambda: Down())
+    monkeypatch.setattr(journal, "replay_orphans", replay_down)
+    monkeypatch.setattr(journal, "BEAT_SECONDS", 0.01)
+    keeper = journal.Keeper()
+    keeper.start(refused=refused)
+    try:
+        for _ in range(500):
+            if min(tries.values()) >= 5:
+                break
+            keeper._stop.wait(0.01)
+    finally:
+        keeper.stop()
+    assert min(tries.values()) >= 5
+    lines = [r.getMessage() for r in caplog.records if r.name == "billing.journal"]
+    assert sum("cannot mark itself alive" in line for line in lines) == 1, lines
+    assert sum("journals of stopped instances cannot be replayed" in line for line in lines) == 1, lines
+    assert not any("Redis is unreachable" in line for line in lines)
