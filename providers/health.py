@@ -89,16 +89,22 @@ class FailureCounter:
 failures = FailureCounter()
 
 
+def _count(subject: Subject, err: UpstreamError) -> int:
+    """The subject's failures in a row after this one; 0 when this one does not count (ours, or the key's)."""
+    if err.local or is_fatal(err) or not is_transient(err):
+        return 0
+    return failures.failed(subject)
+
+
 def verdict(channel_id: Subject, err: UpstreamError) -> str | None:
     """The reason to disable the channel (or the key) now, or None. Counts the failure either way."""
     if err.local:
         return None
     if is_fatal(err):
         return f"the vendor refused the key: {err.message[:200]}"
-    if is_transient(err):
-        count = failures.failed(channel_id)
-        if count >= max(1, options.get("ChannelDisableFailureCount")):
-            return f"{count} failures in a row, the last: {err.message[:200]}"
+    count = _count(channel_id, err)
+    if count and count >= max(1, options.get("ChannelDisableFailureCount")):
+        return f"{count} failures in a row, the last: {err.message[:200]}"
     return None
 
 
@@ -112,8 +118,7 @@ def report_failure(channel_id: int, err: UpstreamError, *,
     if not options.get("AutomaticDisableChannelEnabled"):
         # Counted all the same: /metrics and the console's dashboard show failures in a row with the option
         # off (its default), they only disable nothing.
-        if not err.local and not is_fatal(err) and is_transient(err):
-            failures.failed(subject)
+        _count(subject, err)
         return None
     reason = verdict(subject, err)
     if reason is None:
