@@ -126,7 +126,7 @@ async def relay_request(*, caller: Caller, mode: str, raw_body: bytes, request_i
             quote = _quote(order, channel)
             reserved = await admission.hold(caller, quote.reserve)
         except BaseException:
-            await limiter.finish(ticket, tokens=0)
+            await limiter.undo(ticket)  # refused before any upstream call: counts in no limit
             raise
 
     outcome = Outcome()
@@ -186,7 +186,7 @@ async def _admit_and_hold(ticket: limits.Ticket, call: Call, caller: Caller, rou
         except asyncio.CancelledError:
             _let_go(counted, ticket)
             raise
-        await limiter.finish(ticket, tokens=0)
+        await limiter.undo(ticket)  # the quota or a budget refused it: nothing was served, nothing counts
         raise
     try:
         await counted
@@ -200,11 +200,11 @@ async def _admit_and_hold(ticket: limits.Ticket, call: Call, caller: Caller, rou
 
 def _let_go(counted: asyncio.Future, ticket: limits.Ticket) -> None:
     """The limits' admission of a request that is gone: cancelled while under way (the limiter then undoes what
-    Redis took once it answers), or its place given back when it was admitted already."""
+    Redis took once it answers), or undone when it was admitted already."""
     if not counted.done():
         counted.cancel()
     elif not counted.cancelled() and counted.exception() is None:
-        asyncio.ensure_future(limiter.finish(ticket, tokens=0))
+        asyncio.ensure_future(limiter.undo(ticket))
 
 
 async def count_natively(*, caller: Caller, body: dict, native: NativeRequest, request_id: str,

@@ -54,7 +54,7 @@ _UNAVAILABLE = (RedisError, OSError, asyncio.TimeoutError)
 class Ticket:
     """One request's admission: what it holds and where, until `Limiter.finish`."""
 
-    __slots__ = ("rid", "scopes", "channel", "tokens", "backend", "requests", "token_usage")
+    __slots__ = ("rid", "scopes", "channel", "tokens", "backend", "requests", "token_usage", "at", "day")
 
     def __init__(self, rid: str) -> None:
         self.rid = rid
@@ -64,6 +64,8 @@ class Ticket:
         self.backend: LocalCounts | ClusterCounts | None = None  # None: nothing held
         self.requests: Usage | None = None
         self.token_usage: Usage | None = None
+        self.at = 0  # when it was admitted (ms, this process's clock) and the day (its start, s) it counts in
+        self.day = 0
 
     def held(self) -> tuple[Scope, ...]:
         return self.scopes if self.channel is None else (*self.scopes, self.channel)
@@ -265,18 +267,18 @@ class Limiter:
                 break
             capped += (scope,)
         spare = len(capped) < len(channels)  # a channel without caps follows the capped ones
-        backend, answer = await self._admit(scopes, capped, spare, ticket.rid, tokens)
+        redis_now, now = self._now()
+        day, day_end = self._today(now)
+        backend, answer = await self._admit(scopes, capped, spare, ticket.rid, tokens, redis_now, now, day, day_end)
         if isinstance(answer, Refusal):
             raise self._refusal(answer, model=model, tokens=tokens)
         index, ticket.requests, ticket.token_usage = answer
-        ticket.scopes, ticket.tokens, ticket.backend = scopes, tokens, backend
+        ticket.scopes, ticket.tokens, ticket.backend, ticket.at, ticket.day = scopes, tokens, backend, now, day
         ticket.channel = capped[index] if 0 <= index < len(capped) else None
         self._track(ticket)
         return max(index, 0)
 
-    async def _admit(self, scopes, channels, spare, rid, tokens):
-        redis_now, now = self._now()
-        day, day_end = self._today(now)
+    async def _admit(self, scopes, channels, spare, rid, tokens, redis_now, now, day, day_end):
         backend = self._backend()
         if backend is not self.local:
             carried = [end for end in self._ended if end[0] is backend]
@@ -292,7 +294,7 @@ class Limiter:
             except asyncio.CancelledError:
                 self._orphans.add(call)
                 call.add_done_callback(self._orphans.discard)
-                call.add_done_callback(lambda done: self._undo(done, backend, rid, scopes, channels, tokens))
+                call.add_done_callback(lambda done: self._undo(done, backend, rid, scopes, channels, tokens, day))
                 raise
             except _UNAVAILABLE as exc:
                 self._failed(exc)
@@ -300,9 +302,7 @@ class Limiter:
                 # and so does this request's (over every channel it may have been given), so a lease it took
                 # there does not hold a place for LEASE_MS. Ending what Redis never took changes nothing.
                 self._ended += carried
-                self._ended.append((backend, (rid, scopes + channels, tokens, 0)))
-                if self._end_timer is None:
-                    self._end_timer = asyncio.get_running_loop().call_later(END_DELAY, self._send_ends_soon)
+                self._queue_end(backend, (rid, scopes + channels, tokens, 0, None))
             else:
                 self._succeeded()
                 return backend, answer
@@ -310,20 +310,18 @@ class Limiter:
                                             now=now, day=day, day_end=day_end)
 
     def _undo(self, call: asyncio.Future, backend: ClusterCounts, rid: str, scopes: tuple[Scope, ...],
-              channels: tuple[Scope, ...], tokens: int) -> None:
-        """An admission whose request was gone by the time Redis answered: its lease goes with the next call."""
+              channels: tuple[Scope, ...], tokens: int, day: int) -> None:
+        """An admission whose request was gone by the time Redis answered: undone with the next call."""
         if call.cancelled() or call.exception() is not None or isinstance(call.result(), Refusal):
             return
         index = call.result()[0]
         held = scopes + ((channels[index],) if 0 <= index < len(channels) else ())
-        self._ended.append((backend, (rid, held, tokens, 0)))
-        if self._end_timer is None:
-            self._end_timer = asyncio.get_running_loop().call_later(END_DELAY, self._send_ends_soon)
+        self._queue_end(backend, (rid, held, tokens, 0, day))
 
     def _refusal(self, refusal: Refusal, *, model: str, tokens: int) -> RelayError:
         err = refused(refusal, model=model, tokens=tokens)
         metrics.record_refusal(SCOPE_NAMES[refusal.scope.key[0]] if refusal.scope else "model_channels")
-        usage = Usage(refusal.limit, 0, refusal.retry_ms)
+        usage = Usage(refusal.limit, refusal.remaining, refusal.retry_ms)
         ticket = Ticket("")
         if refusal.kind in ("rpm", "rpd"):
             ticket.requests = usage
@@ -374,6 +372,19 @@ class Limiter:
         await self._finish(ticket.backend, ticket.rid, held, ticket.tokens, tokens)
         ticket.backend = None
 
+    async def undo(self, ticket: Ticket) -> None:
+        """The request never reached an upstream (the quota or a budget refused it, or its client left first):
+        it leaves every count, requests per minute and per day too, as if it had never been admitted."""
+        held = ticket.held()
+        backend, ticket.backend = ticket.backend, None
+        if backend is None or not held:
+            return
+        self._untrack(ticket)
+        if backend is self.local:
+            self.local.undo(rid=ticket.rid, scopes=held, at=ticket.at, day=ticket.day)
+        else:
+            self._queue_end(backend, (ticket.rid, held, ticket.tokens, 0, ticket.day))
+
     async def _finish(self, backend, rid: str, scopes: tuple[Scope, ...], reserved: int, tokens: int | None) -> None:
         if backend is self.local:
             self.local.finish(rid=rid, scopes=scopes, tokens=tokens)
@@ -381,7 +392,10 @@ class Limiter:
         # Not waited for: the answer has gone, and the request is done with; the next admission of this process
         # carries its end, or a call of its own does after END_DELAY (a task of the limiter's, which a client
         # that leaves cannot cut off).
-        self._ended.append((backend, (rid, scopes, reserved, tokens)))
+        self._queue_end(backend, (rid, scopes, reserved, tokens, None))
+
+    def _queue_end(self, backend: ClusterCounts, end: tuple) -> None:
+        self._ended.append((backend, end))
         if self._end_timer is None:
             self._end_timer = asyncio.get_running_loop().call_later(END_DELAY, self._send_ends_soon)
 

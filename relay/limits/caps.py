@@ -48,6 +48,7 @@ class Refusal:
     limit: int
     retry_ms: int
     too_large: bool = False  # the request alone asks for more tokens than the limit allows in a window
+    remaining: int = 0  # tokens the window has left, when too_large (else none for this request)
 
 
 @dataclass(frozen=True, slots=True)

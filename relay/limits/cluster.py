@@ -19,13 +19,17 @@ CONNECT_TIMEOUT = 0.5  # seconds: a Redis that does not answer soon is treated a
 READ_TIMEOUT = 1.0  # is counted in this process instead
 
 
-# A request that ended: its id, scopes, tokens reserved and tokens billed (None: as reserved).
-Ended = tuple[str, tuple[Scope, ...], int, int | None]
+# A request that ended: its id, scopes, tokens reserved, tokens billed (None: as reserved) and, for a request
+# undone (it never reached an upstream: it leaves every count), the day start it was admitted in, else None.
+Ended = tuple[str, tuple[Scope, ...], int, int | None, int | None]
 
 
 def _ends(args: list, ended: list[Ended]) -> None:
-    for rid, scopes, reserved, tokens in ended:
-        args += (rid, max(reserved, 1), -1 if tokens is None else tokens, len(scopes))
+    for rid, scopes, reserved, tokens, undone in ended:
+        if undone is None:
+            args += (rid, max(reserved, 1), -1 if tokens is None else tokens, len(scopes))
+        else:
+            args += (rid, max(reserved, 1), -2, undone, len(scopes))
         args.extend(scope.key for scope in scopes)
 
 
@@ -55,12 +59,14 @@ class ClusterCounts:
             index, r_limit, r_left, r_reset, t_limit, t_left, t_reset = answer[1:]
             return (index, Usage(r_limit, r_left, r_reset) if r_limit else None,
                     Usage(t_limit, t_left, t_reset) if t_limit else None)
-        _, index, kind, limit, retry, too_large = answer
+        _, index, kind, limit, retry, too_large, remaining = answer
         scope = scopes[index] if index >= 0 else None
-        return Refusal(scope, kind.decode() if isinstance(kind, bytes) else kind, limit, retry, bool(too_large))
+        return Refusal(scope, kind.decode() if isinstance(kind, bytes) else kind, limit, retry, bool(too_large),
+                       remaining)
 
     async def finish(self, ended: list[Ended], now: int | None) -> None:
-        """Requests that ended: their leases released and their TPM entries corrected, in one call."""
+        """Requests that ended: their leases released and their TPM entries corrected (or, undone, out of every
+        count), in one call."""
         args: list = [PREFIX, "" if now is None else now]
         _ends(args, ended)
         await self._run(FINISH, args)

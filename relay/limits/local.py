@@ -7,6 +7,7 @@ concurrency is the set of requests in flight, RPD a count per calendar day.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 
 from relay.limits.caps import WINDOW_MS, Refusal, Scope, Usage, tighter
@@ -112,7 +113,7 @@ class LocalCounts:
             need = max(tokens, 1)
             total = counters.tokens_total
             if need > tpm:
-                return Refusal(scope, "tpm", tpm, WINDOW_MS, too_large=True)
+                return Refusal(scope, "tpm", tpm, WINDOW_MS, too_large=True, remaining=max(tpm - total, 0))
             if total + need > tpm:
                 freed = 0
                 for at, spent, _ in counters.tokens:
@@ -160,6 +161,25 @@ class LocalCounts:
                 if entry is not None:
                     counters.tokens_total += tokens - entry[1]
                     entry[1] = tokens
+
+    def undo(self, *, rid: str, scopes: tuple[Scope, ...], at: int, day: int) -> None:
+        """A request admitted at `at` (ms) on `day` that never reached an upstream: out of every count."""
+        for scope in scopes:
+            counters = self.scopes.get(scope.key)
+            if counters is None:
+                continue
+            rpm, _, _, rpd = scope.caps
+            counters.leases.discard(rid)
+            if rpm:
+                # Admission times alike are alike to remove; one gone already was out of the window.
+                with contextlib.suppress(ValueError):
+                    counters.requests.remove(at)
+            entry = counters.by_request.pop(rid, None)
+            if entry is not None:
+                counters.tokens.remove(entry)
+                counters.tokens_total -= entry[1]
+            if rpd and counters.day == day and counters.day_count > 0:
+                counters.day_count -= 1
 
     def release_lease(self, *, rid: str, scope: Scope) -> None:
         counters = self.scopes.get(scope.key)

@@ -23,14 +23,40 @@ end
 local function tokens_of(member)
   return tonumber(string.match(member, ':(%d+)$'))
 end
+-- A request the gateway refused (or whose client left) before any upstream call: it leaves every count, as if
+-- never admitted. An end may be sent twice (its call timed out after running), so the day's count, which has no
+-- member to remove, notes the requests taken off it.
+local function undo(base, rid, reserved, day)
+  redis.call('ZREM', base .. ':c', rid)
+  redis.call('ZREM', base .. ':r', rid)
+  if redis.call('ZREM', base .. ':t', rid .. ':' .. reserved) == 1 then  -- else pruned, its tokens with it
+    redis.call('DECRBY', base .. ':tt', reserved)
+  end
+  local k = base .. ':d:' .. day
+  if redis.call('EXISTS', k) == 1 and redis.call('SADD', k .. ':u', rid) == 1 then
+    redis.call('DECR', k)
+    redis.call('PEXPIRE', k .. ':u', redis.call('PTTL', k))
+  end
+end
 -- The requests that ended, from ARGV[i] on: per request its id, tokens reserved, tokens billed (-1: as
--- reserved), number of scopes and the scopes' keys. Its leases go, and its TPM entries hold what it was billed.
+-- reserved; -2: undone, followed by the day start it was admitted in), number of scopes and the scopes' keys.
+-- Its leases go, and its TPM entries hold what it was billed.
 local function finish_from(prefix, now, i)
   while i <= #ARGV do
-    local rid, reserved, tokens, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+    local rid, reserved, tokens = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+    local day = nil
+    if tokens == -2 then
+      day = ARGV[i + 3]
+      i = i + 1
+    end
+    local count = tonumber(ARGV[i + 3])
     for j = i + 4, i + 3 + count do
       local base = prefix .. ARGV[j]
-      redis.call('ZREM', base .. ':c', rid)
+      if day then
+        undo(base, rid, reserved, day)
+      else
+        redis.call('ZREM', base .. ':c', rid)
+      end
       if tokens >= 0 then
         local k, member = base .. ':t', rid .. ':' .. reserved
         local at = redis.call('ZSCORE', k, member)
@@ -55,7 +81,8 @@ end
 # FINISH takes them, ended first (so an admission never waits for a lease its own instance has let go).
 # Returns {1, channel index (0-based; -1: no channel scopes; their count: the spare one), requests limit,
 # remaining, reset, tokens limit, remaining, reset} (limit 0: no such limit) or {0, scope index (0-based;
-# -1: every channel), kind, limit, retry ms, too large (0/1)}.
+# -1: every channel), kind, limit, retry ms, too large (0/1), tokens remaining (of a request too large: what
+# the window has left, else 0)}.
 ADMIT = COMMON + r"""
 local prefix, now, rid, tokens = ARGV[1], clock(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local day, day_end, lease_ttl = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -75,7 +102,7 @@ local function tighter(u, limit, remaining, reset)
   return u
 end
 
--- nil and the usage when the scope has room, else kind, limit, retry ms, too large
+-- nil and the usage when the scope has room, else kind, limit, retry ms, too large (and then what is left)
 local function check(i, usage)
   local name, rpm, tpm, conc, rpd = scope(i)
   local base = prefix .. name
@@ -108,7 +135,7 @@ local function check(i, usage)
       for _, m in ipairs(redis.call('ZRANGE', k, 0, -1)) do total = total + tokens_of(m) end
       redis.call('SET', tk, total, 'PX', WINDOW)
     end
-    if need > tpm then return 'tpm', tpm, WINDOW, 1 end
+    if need > tpm then return 'tpm', tpm, WINDOW, 1, math.max(tpm - total, 0) end
     if total + need > tpm then
       local entries = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
       local freed = 0
@@ -162,8 +189,8 @@ end
 
 local usage = {}
 for i = 0, fixed - 1 do
-  local kind, limit, retry, large = check(i, usage)
-  if kind then return {0, i, kind, limit, retry, large} end
+  local kind, limit, retry, large, left = check(i, usage)
+  if kind then return {0, i, kind, limit, retry, large, left or 0} end
 end
 local chosen = -1
 if channels > 0 then
@@ -178,7 +205,7 @@ if channels > 0 then
     if soonest == nil or retry < soonest[3] then soonest = {kind, limit, retry} end
   end
   if chosen < 0 then
-    if not spare then return {0, -1, soonest[1], soonest[2], soonest[3], 0} end
+    if not spare then return {0, -1, soonest[1], soonest[2], soonest[3], 0, 0} end
     chosen = fixed + channels
   end
 end

@@ -32,9 +32,16 @@ class Counts:
 
     async def finish(self, *scopes: Scope, rid: str, at: int, reserved: int, tokens: int | None) -> None:
         if isinstance(self.backend, ClusterCounts):
-            await self.backend.finish([(rid, scopes, reserved, tokens)], at)
+            await self.backend.finish([(rid, scopes, reserved, tokens, None)], at)
         else:
             self.backend.finish(rid=rid, scopes=scopes, tokens=tokens)
+
+    async def undo(self, *scopes: Scope, rid: str, admitted: int, at: int, reserved: int, day: int = 0) -> None:
+        """The request admitted at `admitted` never reached an upstream: out of every count."""
+        if isinstance(self.backend, ClusterCounts):
+            await self.backend.finish([(rid, scopes, reserved, 0, day)], at)
+        else:
+            self.backend.undo(rid=rid, scopes=scopes, at=admitted, day=day)
 
 
 @pytest.fixture(params=["local", "redis"])
@@ -113,8 +120,38 @@ async def test_tpm_reserves_the_estimate_and_is_corrected_to_what_was_billed(cou
 
 
 async def test_a_request_larger_than_the_tpm_limit_is_refused_as_too_large(counts):
-    refused = await counts.admit(key_scope(Caps(tpm=100)), at=0, rid="a", tokens=101)
-    assert isinstance(refused, Refusal) and refused.too_large
+    scope = key_scope(Caps(tpm=100))
+    refused = await counts.admit(scope, at=0, rid="a", tokens=101)
+    assert isinstance(refused, Refusal) and refused.too_large and refused.remaining == 100
+    await counts.admit(scope, at=0, rid="b", tokens=30)
+    refused = await counts.admit(scope, at=1, rid="c", tokens=101)
+    assert refused.too_large and refused.remaining == 70  # what the window has left, not 0
+
+
+async def test_an_undone_request_counts_in_no_limit(counts):
+    scope = key_scope(Caps(rpm=3, tpm=100, concurrency=1, rpd=3))
+    await counts.admit(scope, at=0, rid="a", tokens=40)
+    await counts.undo(scope, rid="a", admitted=0, at=5, reserved=40)
+    _, requests, tokens = await counts.admit(scope, at=10, rid="b", tokens=40)  # the lease "a" held is free too
+    assert requests.remaining == 2  # "a" is in neither the minute's nor the day's count
+    assert tokens.remaining == 100 - 40
+    await counts.finish(scope, rid="b", at=20, reserved=40, tokens=None)
+    _, requests, tokens = await counts.admit(scope, at=30, rid="c", tokens=40)
+    assert requests.remaining == 1 and tokens.remaining == 100 - 80
+    refused = await counts.admit(scope, at=40, rid="d")
+    assert isinstance(refused, Refusal) and refused.kind == "concurrency"  # "c" is in flight
+
+
+async def test_an_undo_sent_twice_takes_the_request_off_the_days_count_once(counts):
+    # A call that timed out after Redis ran it is sent again with the ends it carried.
+    scope = key_scope(Caps(rpd=2))
+    await counts.admit(scope, at=0, rid="a")
+    await counts.admit(scope, at=1, rid="b")
+    await counts.undo(scope, rid="a", admitted=0, at=2, reserved=1)
+    if isinstance(counts.backend, ClusterCounts):
+        await counts.undo(scope, rid="a", admitted=0, at=3, reserved=1)
+    assert not isinstance(await counts.admit(scope, at=4, rid="c"), Refusal)
+    assert isinstance(await counts.admit(scope, at=5, rid="d"), Refusal)
 
 
 async def test_concurrency_counts_requests_in_flight(counts):
@@ -328,9 +365,10 @@ async def test_a_client_that_leaves_while_redis_admits_it_holds_no_lease(redis_l
         await admitting
     await redis_limiter.drain()
     client = redis.Redis.from_url(REDIS)
-    # Redis admitted it all the same (the call, which may carry other requests' ends, is not cut off), and its
-    # lease is gone again.
-    assert client.zcard(f"{PREFIX}t:left:r") == 1 and client.zcard(f"{PREFIX}t:left:c") == 0
+    # Redis admitted it all the same (the call, which may carry other requests' ends, is not cut off), and it is
+    # undone once the answer comes: it never reached an upstream, so it holds neither its lease nor its minute's
+    # request.
+    assert client.zcard(f"{PREFIX}t:left:r") == 0 and client.zcard(f"{PREFIX}t:left:c") == 0
     client.close()
     await redis_limiter.admit(Ticket("next"), scopes=(scope,), channels=(), tokens=1, model="m")
 

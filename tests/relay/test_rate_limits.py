@@ -17,6 +17,7 @@ from django.conf import settings
 from accounts.models import Token, User
 from billing import pricing, shared_quota
 from billing.services import option_set
+from providers.models import Channel
 from relay import admission
 from relay.cache import cache
 from relay.limits import limiter
@@ -130,6 +131,16 @@ async def test_a_request_larger_than_a_tpm_limit_says_so(client, world, backend,
     assert "retry-after" not in refused.headers
 
 
+async def test_a_request_larger_than_a_tpm_limit_is_told_what_is_really_left(client, world, backend, clock):
+    await limit(Token, world.token.pk, tpm_limit=100)
+    assert (await chat(client, world)).status_code == 200
+    refused = await chat(client, world, {**CHAT, "max_tokens": 200})
+    assert refused.status_code == 429
+    # Not 0: the window has the limit less the first request's tokens billed (the mock's usage) left.
+    assert refused.headers["x-ratelimit-remaining-tokens"] == str(100 - (11 + 7))
+    assert refused.headers["x-ratelimit-limit-tokens"] == "100"
+
+
 async def test_a_negative_max_completion_tokens_takes_nothing_off_the_tpm_estimate(client, world, backend, clock):
     await limit(Token, world.token.pk, tpm_limit=50)
     long = {**CHAT, "messages": [{"role": "user", "content": "word " * 100}]}  # some 170 tokens estimated
@@ -190,6 +201,38 @@ async def test_a_request_refused_for_its_quota_holds_no_place_under_a_concurrenc
         refused = await chat(client, world)
         assert refused.status_code == 403, refused.json()  # not the 429 of a lease still held
     await admission.drain()
+
+
+@pytest.mark.parametrize("path", ["joint", "limits then hold"])
+@pytest.mark.parametrize("refusal", ["budget", "quota"])
+async def test_a_request_the_quota_refuses_counts_in_no_limit(client, world, backend, clock, settings, path, refusal):
+    # Refused before any upstream call, it must use up no request of a minute's or a day's limit, no tokens and
+    # no place; before, a key with one request a day and a budget spent was told its day's request was used.
+    settings.TIME_ZONE = "UTC"
+    body = {**CHAT, "max_tokens": 50}
+    caps = {"rpm_limit": 1, "rpd_limit": 1, "tpm_limit": estimate(body), "concurrency_limit": 1}
+    if refusal == "budget":
+        await limit(Token, world.token.pk, budget_quota=1, budget_period="day", **caps)
+    else:
+        await limit(Token, world.token.pk, unlimited_quota=False, remain_quota=1, **caps)
+    if path == "limits then hold":  # a channel with caps: the limits are counted first, then the quota is held
+        await limit(Channel, world.channel.pk, **caps)
+    for _ in range(3):
+        refused = await chat(client, world, body)
+        await limiter.drain()
+        assert refused.status_code == (429 if refusal == "budget" else 403), refused.text
+        assert refused.json()["error"]["code"] == (
+            "budget_exceeded" if refusal == "budget" else "pre_consume_token_quota_failed")
+    await admission.drain()
+    assert not world.upstream.requests
+    if refusal == "budget":
+        await limit(Token, world.token.pk, budget_quota=0, budget_period="")
+        served = await chat(client, world, body)
+        assert served.status_code == 200, served.text
+        assert served.headers["x-ratelimit-remaining-requests"] == "0"  # this request is the one of its day
+        assert served.headers["x-ratelimit-remaining-tokens"] == "0"  # its estimate is the whole minute's
+        refused = await chat(client, world, body)
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limit_exceeded"
 
 
 async def test_a_request_refused_by_a_rate_limit_holds_no_quota(client, world, backend, clock):
