@@ -29,6 +29,14 @@ Redis lost it (a restart without persistence, or eviction: run Redis with maxmem
 these keys carry a TTL that volatile-* policies would let it drop); then the charges of other instances
 made since this one's cache was loaded are missed until the hash next expires.
 
+A settlement that failed (Redis unreachable, or its answer lost to a timeout after Redis ran it) is kept and
+sent again marked as a replay: the replay takes its charge only where its lease is still held (ZREM removed
+it), so a settlement Redis already ran is never charged twice. The flag rides in the replay's arguments,
+which costs the normal path nothing (no key per request to remember what was settled). The trade-off: a
+lease that expired before the replay came (an outage longer than LEASE_SECONDS, or an instance that
+replays after that long) is not charged in Redis at all - the database still takes it, exactly - so
+Redis's balance is then lenient by that charge until the hash expires, never charged twice.
+
 A settlement still in flight when its process stops (milliseconds after the answer) is lost to Redis
 while the ledger writes it to the database: Redis then holds that charge less than the database, and its
 lease frees the reservation after LEASE_SECONDS. A charge the database refuses for good (the ledger parks
@@ -127,13 +135,15 @@ return {0}
 """
 
 # KEYS as ADMIT. ARGV: lease, reserved, ttl, then per subject: limited, charge, period_start (0: no budget),
-# period kind (a charge counts in a budget of its kind only). A release is a settlement of nothing.
+# period kind (a charge counts in a budget of its kind only), then on a replay only '1': the charge is taken only
+# where the lease is still held (the first send may have run). A release is a settlement of nothing.
 SETTLE = """
 local member = ARGV[1] .. ':' .. ARGV[2]
+local replay = ARGV[12] == '1'
 for i = 1, 2 do
   local h, l, a = KEYS[2 * i - 1], KEYS[2 * i], 3 + (i - 1) * 4
   local held = redis.call('ZREM', l, member) == 1
-  if redis.call('HEXISTS', h, 'bal') == 1 then
+  if (held or not replay) and redis.call('HEXISTS', h, 'bal') == 1 then
     if held then redis.call('HINCRBY', h, 'res', -tonumber(ARGV[2])) end
     local charge, ps = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
     if ARGV[a + 1] == '1' and charge ~= 0 then redis.call('HINCRBY', h, 'bal', -charge) end
@@ -314,10 +324,7 @@ class SharedQuota:
                 # Redis may have run the script and lost only its answer (a timeout): the lease is released
                 # with the next call that reaches it, instead of holding the amount for LEASE_SECONDS. Releasing a
                 # lease Redis never took frees nothing.
-                keys, args = self._settle_call(lease=lease, reserved=amount, user=user, token=token, charge=0)
-                with self._lock:
-                    self.owed_settlements.append((keys, args))
-                self._replay_soon()
+                self._keep(*self._settle_call(lease=lease, reserved=amount, user=user, token=token, charge=0))
             return None
         self._succeeded()
         code = int(answer[0])
@@ -335,9 +342,9 @@ class SharedQuota:
         instance, sees it (one connection runs its commands in order; the exception, a script Redis lost, is
         sent again after the reply); else it goes when the coroutine runs, and an admission that must see it
         waits for that. When Redis cannot be reached the settlement is kept and sent again before the next
-        admission that reaches it (so the lease does not wait for its expiry); when Redis ran it but its answer
-        was lost, sending it again takes the charge twice there (never in the database), which only makes
-        admission stricter until the hash expires. `journal`, the charge as billing/journal.py keeps it, goes
+        admission that reaches it (so the lease does not wait for its expiry), as a replay: when Redis ran it but
+        its answer was lost, the lease it removed is gone and the replay takes no charge again (see the module
+        docstring for a lease that expired meanwhile). `journal`, the charge as billing/journal.py keeps it, goes
         into this instance's journal in the same round trip."""
         keys, args = self._settle_call(lease=lease, reserved=reserved, user=user, token=token, charge=charge)
         calls = [(SCRIPTS["settle"], keys, args)]
@@ -364,8 +371,12 @@ class SharedQuota:
 
     async def _unsent(self, exc: Exception, keys: list, args: list) -> None:
         self._failed(exc)
+        self._keep(keys, args)
+
+    def _keep(self, keys: list, args: list) -> None:
+        """A settlement to send again, as a replay (SETTLE's last argument): Redis may have run it already."""
         with self._lock:
-            self.owed_settlements.append((keys, args))
+            self.owed_settlements.append((keys, [*args, 1]))
         self._replay_soon()
 
     @staticmethod

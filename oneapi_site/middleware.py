@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpResponseBadRequest, JsonResponse
+from django.utils.translation import gettext
 from django_ratelimit.core import is_ratelimited
 
 from oneapi_site import options
@@ -44,7 +45,7 @@ class NulQueryMiddleware:
     def __call__(self, request):
         if "%00" in request.META.get("QUERY_STRING", "") and any(
                 "\x00" in text for name, values in request.GET.lists() for text in (name, *values)):
-            message = "a query parameter holds a NUL character (%00), which is not text this site keeps"
+            message = gettext("a query parameter holds a NUL character (%00), which is not text this site keeps")
             if request.path.startswith(("/api/", "/dashboard/")):
                 return JsonResponse({"success": False, "message": message}, status=400)
             return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from django.utils.translation import gettext
@@ -52,37 +53,35 @@ def loads(doc: str | bytes, **kwargs: Any) -> Any:
     return json.loads(doc, **kwargs)
 
 
-def holds_lone_surrogate(data: Any) -> bool:
-    """Whether a parsed document holds a string (or key) with an unpaired UTF-16 surrogate: Python's json module
-    reads "\\ud800" into one, yet it is no Unicode text, and no UTF-8 column or page can hold it."""
+def _strings(data: Any) -> Iterator[str]:
+    """Every string of a parsed document, keys included."""
     pending = [data]  # iterative, though check_depth already bounds the nesting
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return True
+            yield item
         elif isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
-    return False
+
+
+def _is_text(string: str) -> bool:
+    try:
+        string.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def holds_lone_surrogate(data: Any) -> bool:
+    """Whether a parsed document holds a string (or key) with an unpaired UTF-16 surrogate: Python's json module
+    reads "\\ud800" into one, yet it is no Unicode text, and no UTF-8 column or page can hold it."""
+    return not all(_is_text(string) for string in _strings(data))
 
 
 def holds_nul(data: Any) -> bool:
     """Whether a parsed document holds a string (or key) with a NUL character ("\\u0000"): JSON allows it, but
     PostgreSQL stores no NUL in text or jsonb and refuses the statement, so saving it or querying with it was a 500."""
-    pending = [data]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False
+    return any("\x00" in string for string in _strings(data))

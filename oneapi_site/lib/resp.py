@@ -8,8 +8,14 @@ requests, share a packet and a round trip) and matches the replies to the calls 
 
 Errors are redis-py's, so the callers' fallbacks stay as they are: ConnectionError when Redis cannot be
 reached or the connection drops (every call on it fails), TimeoutError when a reply takes longer than the
-call's timeout (the connection is then closed: a late reply would answer the wrong call), ResponseError
-(NoScriptError) for an error reply. A script goes by EVALSHA, and again by EVAL when Redis lacks it.
+call's timeout, ResponseError (NoScriptError) for an error reply, DataError for an argument Redis cannot
+take.
+
+Each call has its own deadline, and a call that times out fails alone: the relay's rate limits (1 s) and
+quota settlements (2 s) share the connection, and a settlement failed while Redis ran it would be sent again.
+The connection it timed out on is retired: new calls open another, and it is read on, its late replies
+dropped, until every call sent on it has its reply (then closed) or the last of their deadlines has passed.
+A script goes by EVALSHA, and again by EVAL when Redis lacks it.
 
 URLs redis:// and unix:// (with username, password and database) are served here; rediss:// (TLS) by
 redis-py behind the same interface (`client_for`).
@@ -48,12 +54,12 @@ def _arg(value) -> bytes:
     if isinstance(value, str):
         return value.encode()
     if isinstance(value, bool):  # redis-py refuses booleans; so do we, rather than send "True"
-        raise TypeError("a boolean is no Redis argument: send 0 or 1")
+        raise rex.DataError("a boolean is no Redis argument: send 0 or 1")
     if isinstance(value, int):
         return b"%d" % value
     if isinstance(value, float):
         return repr(float(value)).encode()
-    raise TypeError(f"a {type(value).__name__} is no Redis argument")
+    raise rex.DataError(f"a {type(value).__name__} is no Redis argument")
 
 
 def encode(command) -> bytes:
@@ -133,20 +139,25 @@ class _Protocol(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.parser = Parser()
+        # Every command sent and not yet answered, in order; a done future (its call timed out or left) still
+        # takes its reply, which is dropped, so the replies stay matched to their calls.
         self.waiting: deque[asyncio.Future] = deque()
         self.transport: asyncio.Transport | None = None
         self.closed: Exception | None = None
+        self.retired = False  # takes no new calls (closed, or a call on it timed out)
+        self.deadline = 0.0  # loop time by which every call sent on it has had its reply or failed
         self._out: list[bytes] = []
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
-    def send(self, commands: list[bytes]) -> list[asyncio.Future]:
-        if self.closed is not None:
-            raise rex.ConnectionError(str(self.closed))
+    def send(self, commands: list[bytes], timeout: float) -> list[asyncio.Future]:
+        if self.retired:
+            raise rex.ConnectionError(str(self.closed or "the connection is retired"))
         if not self._out:
             self.loop.call_soon(self._flush)
         self._out += commands
+        self.deadline = max(self.deadline, self.loop.time() + timeout)
         futures = [self.loop.create_future() for _ in commands]
         self.waiting.extend(futures)
         return futures
@@ -170,21 +181,43 @@ class _Protocol(asyncio.Protocol):
             future = waiting.popleft()
             if not future.done():
                 future.set_result(reply)
+        if self.retired and not waiting:
+            self.fail(rex.ConnectionError("retired"))  # every call sent on it is answered
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(rex.ConnectionError(f"Connection to Redis lost ({exc or 'closed by the server'})"))
+
+    def expire(self, futures: list[asyncio.Future], exc: Exception) -> None:
+        """One call's deadline passed: it fails alone, and the connection is retired (a late reply, read and
+        dropped, would otherwise delay every call sent after it)."""
+        for future in futures:
+            _settle(future, exc)
+        self.retire()
+
+    def retire(self) -> None:
+        if self.retired:
+            return
+        self.retired = True
+        if not self.waiting:
+            self.fail(rex.ConnectionError("retired"))
+        else:
+            self.loop.call_at(self.deadline, self.fail, rex.TimeoutError("Timeout reading from Redis"))
 
     def fail(self, exc: Exception) -> None:
         """Every waiting call fails with `exc`, and the connection is closed for good."""
         if self.closed is None:
             self.closed = exc
+        self.retired = True
         while self.waiting:
-            future = self.waiting.popleft()
-            if not future.done():
-                future.set_exception(exc)
-                future.exception()  # a caller that left does not leave "never retrieved" warnings
+            _settle(self.waiting.popleft(), exc)
         if self.transport is not None:
             self.transport.abort()
+
+
+def _settle(future: asyncio.Future, exc: Exception) -> None:
+    if not future.done():
+        future.set_exception(exc)
+        future.exception()  # a caller that left does not leave "never retrieved" warnings
 
 
 class Client:
@@ -205,32 +238,54 @@ class Client:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._proto: _Protocol | None = None
         self._opening: asyncio.Future | None = None
+        self._opening_deadline = 0.0  # loop time: the connection attempt's, that of its most patient caller
+        self._opening_until: asyncio.Timeout | None = None  # the attempt's timeout, once it runs
 
     async def _connection(self, connect_timeout: float) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + connect_timeout
         if self._opening is None or self._opening.done():
-            self._opening = asyncio.ensure_future(self._open(connect_timeout))
-        # Shielded: one caller leaving must not cut the connection the others wait for.
-        return await asyncio.shield(self._opening)
+            self._opening_deadline, self._opening_until = deadline, None
+            self._opening = asyncio.ensure_future(self._open())
+            # Its callers may all have left (their own timeouts) by the time it fails.
+            self._opening.add_done_callback(lambda opening: opening.cancelled() or opening.exception())
+        elif deadline > self._opening_deadline:
+            # Each caller waits its own connect timeout: the attempt lasts as long as its most patient caller.
+            self._opening_deadline = deadline
+            if self._opening_until is not None:
+                self._opening_until.reschedule(deadline)
+        try:
+            async with asyncio.timeout_at(deadline):
+                # Shielded: one caller leaving must not cut the connection the others wait for.
+                return await asyncio.shield(self._opening)
+        except TimeoutError as exc:
+            raise rex.TimeoutError(f"Timeout connecting to Redis at {self._where()}") from exc
 
-    async def _open(self, connect_timeout: float) -> _Protocol:
+    async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()
         self.loop = loop
+        proto = None
         try:
-            async with asyncio.timeout(connect_timeout):
+            async with asyncio.timeout_at(self._opening_deadline) as until:
+                self._opening_until = until
                 if self._path:
                     _, proto = await loop.create_unix_connection(lambda: _Protocol(loop), self._path)
                 else:
                     _, proto = await loop.create_connection(lambda: _Protocol(loop), self._host, self._port)
                 if self._hello:
-                    for reply in await asyncio.gather(*proto.send(self._hello)):
+                    for reply in await asyncio.gather(*proto.send(self._hello, until.when() - loop.time())):
                         if isinstance(reply, ResponseError):
-                            proto.fail(rex.ConnectionError("Redis refused the connection's setup"))
                             raise rex.ConnectionError(f"Redis refused the connection's setup: {reply}")
-        except TimeoutError as exc:
-            raise rex.TimeoutError(f"Timeout connecting to Redis at {self._where()}") from exc
-        except OSError as exc:
-            # The address only: the URL's password must never reach a log line.
-            raise rex.ConnectionError(f"Error connecting to Redis at {self._where()}: {exc.strerror or exc}") from exc
+        except BaseException as exc:
+            if proto is not None:  # connected, but not set up: closed, not left open per attempt
+                proto.fail(rex.ConnectionError("Redis connection setup failed"))
+            if isinstance(exc, TimeoutError):
+                raise rex.TimeoutError(f"Timeout connecting to Redis at {self._where()}") from exc
+            if isinstance(exc, OSError):
+                # The address only: the URL's password must never reach a log line.
+                raise rex.ConnectionError(
+                    f"Error connecting to Redis at {self._where()}: {exc.strerror or exc}") from exc
+            raise
         self._proto = proto
         return proto
 
@@ -244,9 +299,9 @@ class Client:
         if not commands:
             return []
         proto = self._proto
-        if proto is None or proto.closed is not None:
+        if proto is None or proto.retired:
             proto = await self._connection(connect_timeout)
-        return await _replies(proto, proto.send([encode(command) for command in commands]), timeout)
+        return await _replies(proto, proto.send([encode(command) for command in commands], timeout), timeout)
 
     async def run(self, calls: list[tuple], *, timeout: float, connect_timeout: float = CONNECT_TIMEOUT) -> list:
         """Scripts as (Script, keys, args) and plain commands as tuples, in one round trip (two when Redis
@@ -261,9 +316,9 @@ class Client:
         them before any command sent after this returns (one connection answers in order), even if the
         returned coroutine, which waits for the replies, runs later or never. Else (False) they go when it runs."""
         proto = self._proto
-        if not calls or proto is None or proto.closed is not None:
+        if not calls or proto is None or proto.retired:
             return False, self.run(calls, timeout=timeout, connect_timeout=connect_timeout)
-        futures = proto.send([encode(_command(call)) for call in calls])
+        futures = proto.send([encode(_command(call)) for call in calls], timeout)
         return True, self._started(calls, proto, futures, timeout, connect_timeout)
 
     async def _started(self, calls, proto, futures, timeout, connect_timeout) -> list:
@@ -294,7 +349,7 @@ class Client:
 
 async def _replies(proto: _Protocol, futures: list[asyncio.Future], timeout: float) -> list:
     last = futures[-1]
-    timer = proto.loop.call_later(timeout, _expire, proto, last, timeout)
+    timer = proto.loop.call_later(timeout, _expire, proto, futures, timeout)
     try:
         # A caller that leaves cancels `last`; its reply, when it comes, is read and dropped (a future that is
         # done is skipped), so the replies stay matched to their calls.
@@ -304,10 +359,9 @@ async def _replies(proto: _Protocol, futures: list[asyncio.Future], timeout: flo
     return [future.result() for future in futures]
 
 
-def _expire(proto: _Protocol, future: asyncio.Future, timeout: float) -> None:
-    if not future.done():
-        # A reply may still come, and would then answer the next call: the connection goes.
-        proto.fail(rex.TimeoutError(f"Timeout reading from Redis ({timeout:g} s)"))
+def _expire(proto: _Protocol, futures: list[asyncio.Future], timeout: float) -> None:
+    if not futures[-1].done():
+        proto.expire(futures, rex.TimeoutError(f"Timeout reading from Redis ({timeout:g} s)"))
 
 
 def _command(call: tuple, *, by_sha: bool = True) -> tuple:

@@ -14,6 +14,7 @@ from accounts.services.tokens import token_update
 from billing import shared_quota
 from billing.services import redemption_create_batch, redemption_redeem, user_quota_set, user_topup
 from billing.shared_quota import SharedQuota, Subject, key
+from oneapi_site.lib import resp
 from tests.conftest import shared_quota_clear
 from tests.e2e.servers import closed_port_url
 from tests.factories import TokenFactory, UserFactory
@@ -232,3 +233,51 @@ async def test_a_settlement_redis_missed_reaches_it_without_another_admission(qu
     assert held(r, "t", 1)["bal"] == 93 and held(r, "t", 1)["res"] == 0
     assert held(r, "u", 1)["bal"] == 993 and r.zcard(key("u", 1) + ":leases") == 0
     assert quota.owed_settlements == []
+
+
+# Redis busy for ARGV[1] microseconds after running what came before it in the same read (as a fork for BGSAVE
+# delays the replies of commands it has run): a stand-in for any slow moment.
+BUSY = resp.Script("local t = redis.call('TIME') local e = t[1] * 1e6 + t[2] + tonumber(ARGV[1]) "
+                   "repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] >= e return 1")
+
+
+async def test_a_settlement_redis_ran_is_not_charged_twice_when_another_call_times_out(quota, r):
+    user, token = subjects(balance=500, token_balance=100)
+    for script in (BUSY, *shared_quota.SCRIPTS.values()):  # Redis has them (no NOSCRIPT answer, no round trip)
+        r.script_load(script.text)
+    lease, _ = await quota.admit(user=user, token=token, amount=40)
+    queued, settling = quota.settle_now(lease=lease, reserved=40, user=user, token=token, charge=25)
+    assert queued  # on the open connection, before the next call
+    # A rate-limit call on the same connection (relay/limits/cluster.py READ_TIMEOUT, scaled down) times out:
+    with pytest.raises(redis.TimeoutError):
+        await resp.client_for(URL).script(BUSY, [], [400000], timeout=0.1)
+    await settling  # its own timeout (2 s) was far from over, and Redis ran it
+    assert quota.owed_settlements == []
+    await asyncio.sleep(0.5)
+    await quota.send_owed()  # what the next admission (or the retry timer) sends
+    assert held(r, "t", 1)["bal"] == 75, "the charge of 25 was taken twice"
+    assert held(r, "u", 1)["bal"] == 475
+
+
+async def test_a_settlement_whose_answer_was_lost_is_not_charged_again_when_replayed(quota, r, monkeypatch):
+    user, token = subjects(balance=500, token_balance=100, budget=1000, period_start=1000, period="day")
+    for script in (BUSY, *shared_quota.SCRIPTS.values()):
+        r.script_load(script.text)
+    lease, _ = await quota.admit(user=user, token=token, amount=40)
+    # Redis runs the settlement, then is busy past its timeout: the answer is lost, the settlement kept.
+    queued, busy = resp.client_for(URL).start([(BUSY, [], [400000])], timeout=5)
+    assert queued
+    monkeypatch.setattr(shared_quota, "TIMEOUT", 0.1)
+    await quota.settle(lease=lease, reserved=40, user=user, token=token, charge=25)
+    assert len(quota.owed_settlements) == 1
+    await busy
+    assert held(r, "t", 1)["bal"] == 75  # it ran
+    await quota.send_owed()
+    assert quota.owed_settlements == []
+    assert held(r, "t", 1) | {"bk": ""} == {"bal": 75, "res": 0, "bs": 25, "bp": 1000, "bk": ""}
+    assert held(r, "u", 1)["bal"] == 475 and held(r, "u", 1)["res"] == 0
+    # A settlement that never reached Redis still charges when replayed: its lease is still held.
+    lease, _ = await quota.admit(user=user, token=token, amount=10)
+    quota._keep(*quota._settle_call(lease=lease, reserved=10, user=user, token=token, charge=5))
+    await quota.send_owed()
+    assert held(r, "t", 1)["bal"] == 70 and held(r, "t", 1)["bs"] == 30 and held(r, "u", 1)["bal"] == 470

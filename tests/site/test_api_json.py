@@ -60,3 +60,10 @@ def test_a_nul_character_in_a_query_parameter_is_refused(root_api, method, path)
     response = root_api.generic(method, path)
     assert "NUL" in envelope(response, success=False, status=400)["message"]
     assert Channel.objects.count() == 1
+
+
+def test_the_refusal_of_a_nul_in_a_query_parameter_speaks_the_browsers_language(root_api):
+    response = root_api.get("/api/channel/search?keyword=%00", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert "查询参数含有 NUL 字符" in envelope(response, success=False, status=400)["message"]
+    response = root_api.get("/api/channel/search?keyword=%00", HTTP_ACCEPT_LANGUAGE="en")
+    assert "a query parameter holds a NUL" in envelope(response, success=False, status=400)["message"]

@@ -57,9 +57,9 @@ def test_commands_are_sent_as_arrays_of_bulk_strings():
     assert resp.encode(("EVALSHA", "ab", 1, b"k\r\n", -3, 1.5)) == (
         b"*6\r\n$7\r\nEVALSHA\r\n$2\r\nab\r\n$1\r\n1\r\n$3\r\nk\r\n\r\n$2\r\n-3\r\n$3\r\n1.5\r\n")
     assert resp.encode((Kind.SETTLE, "é")) == b"*2\r\n$1\r\n2\r\n$2\r\n\xc3\xa9\r\n"  # an int's value, not its name
-    with pytest.raises(TypeError):
+    with pytest.raises(redis.exceptions.DataError):
         resp.encode(("SET", "k", True))
-    with pytest.raises(TypeError):
+    with pytest.raises(redis.exceptions.DataError):
         resp.encode(("SET", "k", None))
 
 
@@ -232,16 +232,64 @@ async def test_a_connection_dropped_mid_call_fails_the_calls_on_it_and_the_next_
 
 
 async def test_a_reply_that_does_not_come_is_a_timeout_and_a_late_one_answers_no_other_call():
-    silent = [True]
-    server = Server(lambda command: None if silent[0] else b":2\r\n")
+    # Only the third call, on a connection of its own, is answered by the server; the first two by hand below.
+    server = Server(lambda command: b":3\r\n" if command[1] == b"3" else None)
     url = await server.start()
     client = resp.Client(url)
     try:
+        first = asyncio.ensure_future(client.call([("ECHO", 1)], timeout=0.05))
+        second = asyncio.ensure_future(client.call([("ECHO", 2)], timeout=5))  # the same connection
         with pytest.raises(TimeoutError):
-            await client.call([("ECHO", 1)], timeout=0.05)
-        silent[0] = False
-        assert await client.call([("ECHO", 2)], timeout=5) == [2]
-        assert server.connections == 2  # the timed-out connection was dropped, not reused
+            await first
+        assert not second.done()  # one call's timeout fails that call alone
+        assert await client.call([("ECHO", 3)], timeout=5) == [3]
+        assert server.connections == 2  # the timed-out connection takes no new calls
+        server.writers[0].write(b":1\r\n")  # the first call's late reply: read and dropped
+        await asyncio.sleep(0.05)
+        assert not second.done()
+        server.writers[0].write(b":2\r\n")
+        assert await second == [2]
+    finally:
+        client.close()
+        await server.stop()
+
+
+async def test_a_connection_whose_setup_times_out_is_closed():
+    # A Redis that accepts but does not answer AUTH/SELECT (stopped, overloaded): each attempt (every
+    # RETRY_SECONDS, limits and quota each) must not leave its socket open.
+    server = Server(lambda command: None)
+    url = await server.start()
+    client = resp.Client(url + "/15")
+    try:
+        with pytest.raises(TimeoutError):
+            await client.call([("PING",)], timeout=1, connect_timeout=0.1)
+        await asyncio.sleep(0.2)
+        # The server's side reads EOF once the client closes, and its _serve ends.
+        still_open = [task for task in asyncio.all_tasks() if "_serve" in repr(task.get_coro())]
+        assert server.connections == 1 and not still_open, "the timed-out connection is still open"
+    finally:
+        client.close()
+        await server.stop()
+
+
+async def test_one_calls_timeout_does_not_fail_another_call_answered_within_its_own():
+    # The limits' calls wait 1 s (relay/limits/cluster.py READ_TIMEOUT), the quota's 2 s (billing/shared_quota.py
+    # TIMEOUT), on the one shared connection. Redis runs both and answers 0.3 s later (a fork for BGSAVE between
+    # running commands and writing replies): the call that allowed 1 s must get its reply, not the other's
+    # TimeoutError (a settlement failed so is kept and sent again, and Redis takes its charge twice).
+    loop = asyncio.get_running_loop()
+    server = Server(lambda command: None)  # replies are written late, below
+    url = await server.start()
+    client = resp.Client(url)
+    try:
+        short = asyncio.ensure_future(client.call([("ECHO", 1)], timeout=0.1))
+        long = asyncio.ensure_future(client.call([("ECHO", 2)], timeout=2))
+        await asyncio.sleep(0.05)
+        loop.call_later(0.25, lambda: server.writers[0].write(b":1\r\n:2\r\n"))
+        with pytest.raises(TimeoutError):
+            await short
+        assert [c[1] for c in server.commands] == [b"1", b"2"]  # both reached (and ran in) Redis
+        assert await long == [2]
     finally:
         client.close()
         await server.stop()
