@@ -204,7 +204,12 @@ def _let_go(counted: asyncio.Future, ticket: limits.Ticket) -> None:
     if not counted.done():
         counted.cancel()
     elif not counted.cancelled() and counted.exception() is None:
-        asyncio.ensure_future(limiter.undo(ticket))
+        undo = asyncio.ensure_future(limiter.undo(ticket))
+        _undoing.add(undo)  # held: the loop keeps only a weak reference to a task
+        undo.add_done_callback(_undoing.discard)
+
+
+_undoing: set[asyncio.Future] = set()
 
 
 async def count_natively(*, caller: Caller, body: dict, native: NativeRequest, request_id: str,
