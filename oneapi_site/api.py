@@ -32,9 +32,7 @@ def fail(message: str, *, http_status: int = status.HTTP_200_OK, field: str | No
 def envelope_exception_handler(exc, context):
     if database_down.database_unreachable(exc):
         database_down.log_unreachable(exc, context["request"].path)
-        response = fail(database_down.unreachable_message(), http_status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        response["Retry-After"] = database_down.RETRY_AFTER
-        return response
+        return database_down.unavailable(api=True)
     if isinstance(exc, ServiceError):
         return fail(str(exc), field=exc.field)
     if isinstance(exc, exceptions.ValidationError):

@@ -62,7 +62,7 @@ def server_error(request):
     is told by the exception being handled: Django calls this inside its `except` (its async handler hands
     the exception to the thread that calls this, asgiref re-raising it there)."""
     if database_down.database_unreachable(sys.exc_info()[1]):
-        return database_unavailable(request)
+        return database_down.unavailable(api=_is_api(request))
     if _is_api(request):
         return JsonResponse({"success": False, "message": _("Internal server error.")}, status=500)
     try:
@@ -70,15 +70,6 @@ def server_error(request):
     except Exception:
         log.exception("the error page itself failed")
         return HttpResponse(_("Server error. Try again in a moment."), status=500, content_type="text/plain")
-
-
-def database_unavailable(request) -> HttpResponse:
-    """503 while the database cannot be reached: no frame (its context may read the database), no details."""
-    message = database_down.unreachable_message()
-    retry = {"Retry-After": database_down.RETRY_AFTER}
-    if _is_api(request):
-        return JsonResponse({"success": False, "message": message}, status=503, headers=retry)
-    return HttpResponse(message, status=503, content_type="text/plain; charset=utf-8", headers=retry)
 
 
 def rate_limited(request) -> HttpResponse:

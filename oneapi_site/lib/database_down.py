@@ -11,6 +11,7 @@ import logging
 from types import TracebackType
 
 from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, JsonResponse
 from django.utils.translation import gettext
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,14 @@ def database_unreachable(exc: BaseException | None) -> bool:
 
 def unreachable_message() -> str:
     return gettext("The database cannot be reached. Try again in a moment.")
+
+
+def unavailable(*, api: bool) -> HttpResponse:
+    """The 503: in /api's envelope, or as a plain page (no frame: its context may read the database)."""
+    message, retry = unreachable_message(), {"Retry-After": RETRY_AFTER}
+    if api:
+        return JsonResponse({"success": False, "message": message}, status=503, headers=retry)
+    return HttpResponse(message, status=503, content_type="text/plain; charset=utf-8", headers=retry)
 
 
 def log_unreachable(exc: BaseException, path: str) -> None:
